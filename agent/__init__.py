@@ -1,0 +1,1 @@
+"""camwarden agent: discovers and audits cameras, publishes signed status."""

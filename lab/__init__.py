@@ -1,0 +1,1 @@
+"""camwarden camera lab: simulated cameras for tests, demos and benchmarks."""

@@ -1,0 +1,83 @@
+"""Errors raised by the wire contract.
+
+ProtocolError                 every rejection of a message; ``reason`` is a stable metric label
+ +-- OversizedMessage         larger than the configured limit (checked before any parsing)
+ +-- MalformedMessage         not a compact JWS, not ASCII, bad base64 or JSON, wrong header
+ +-- UnknownKey               no approved key for the sender / key id
+ +-- RevokedKey               the sender's key was revoked
+ +-- BadSignature             the signature does not verify over the received bytes
+ +-- ReplayedMessage          the (agent, seq) pair or command nonce was seen before
+ +-- StaleMessage             issued_at outside the allowed window, or the message expired
+ +-- BrokenChain              ``prev`` does not match the hash of the previous report
+ +-- SchemaViolation          signed JSON that does not match the message schema
+ +-- MisaddressedMessage      fields disagree with the topic, or a command is for someone else
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """A message was rejected. ``reason`` is stable and used as a metric label."""
+
+    reason = "protocol"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class OversizedMessage(ProtocolError):
+    reason = "oversized"
+
+
+class MalformedMessage(ProtocolError):
+    reason = "malformed"
+
+
+class UnknownKey(ProtocolError):
+    reason = "unknown_key"
+
+
+class RevokedKey(ProtocolError):
+    reason = "revoked_key"
+
+
+class BadSignature(ProtocolError):
+    reason = "bad_signature"
+
+
+class ReplayedMessage(ProtocolError):
+    reason = "replay"
+
+
+class StaleMessage(ProtocolError):
+    reason = "stale"
+
+
+class BrokenChain(ProtocolError):
+    reason = "broken_chain"
+
+
+class SchemaViolation(ProtocolError):
+    reason = "schema"
+
+
+class MisaddressedMessage(ProtocolError):
+    reason = "misaddressed"
+
+
+REASONS: tuple[str, ...] = tuple(
+    cls.reason
+    for cls in (
+        OversizedMessage,
+        MalformedMessage,
+        UnknownKey,
+        RevokedKey,
+        BadSignature,
+        ReplayedMessage,
+        StaleMessage,
+        BrokenChain,
+        SchemaViolation,
+        MisaddressedMessage,
+    )
+)

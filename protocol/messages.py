@@ -1,0 +1,191 @@
+"""Versioned message types of ``camwarden/v1``.
+
+Every agent message carries ``agent_id``, ``site``, a per-agent monotonic ``seq`` shared by all its
+messages, ``issued_at`` (UTC), and the report hash chain: ``prev`` is the SHA-256 (hex) of the JWS
+of the agent's previous status report and ``prev_seq`` its seq (both zero before the first report).
+Only status reports are links of the chain; heartbeats may be dropped by a full outbox without
+breaking it. Commands travel the other way, signed by the collector's command key.
+
+Decoding is strict (unknown fields and wrong types are schema violations); the JSON Schemas in
+``protocol/schemas/`` are generated from these types and checked against them by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+from protocol.errors import SchemaViolation
+
+VERSION: Final = "camwarden/v1"
+GENESIS: Final = "0" * 64
+
+Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Sha256Hex = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$")]
+Seq = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
+ControlId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2,5}-[0-9]{2}$")]
+Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_.-]{1,80}$")]
+Text = Annotated[str, msgspec.Meta(max_length=512)]
+EvidenceValue = str | int | float | bool | None
+
+Status = Literal["pass", "fail", "not_applicable", "inconclusive"]
+Severity = Literal["critical", "high", "medium", "low", "info"]
+
+
+class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Finding(_Base, kw_only=True, frozen=True):
+    """The result of one check on one subject. Evidence never holds a password or secret."""
+
+    # stable finding code, the key of the message catalogue (e.g. "auth.default_credentials")
+    code: Code
+    check: Code  # id of the check that produced it
+    status: Status
+    severity: Severity
+    controls: list[ControlId]
+    reason: Text | None = None  # required in spirit for inconclusive / not_applicable
+    evidence: dict[Annotated[str, msgspec.Meta(max_length=64)], EvidenceValue] = {}
+
+
+class Identity(_Base, kw_only=True, frozen=True):
+    vendor: Text | None = None
+    model: Text | None = None
+    firmware: Text | None = None
+    build_date: Text | None = None  # ISO date when the vendor exposes it
+    serial: Text | None = None
+    hardware_id: Text | None = None
+    mac: Text | None = None
+    source: Text | None = None  # which adapter identified it
+
+
+class Camera(_Base, kw_only=True, frozen=True):
+    camera_id: Name
+    address: Text
+    reachable: bool
+    identity: Identity
+    findings: list[Finding] = []
+    audited_at: UtcTime | None = None
+
+
+class AgentInfo(_Base, kw_only=True, frozen=True):
+    version: Text
+    hostname: Text
+    platform: Text
+    feed_version: Text | None = None
+
+
+class HostHealth(_Base, kw_only=True, frozen=True):
+    cpu_percent: float
+    memory_percent: float
+    disk_free_bytes: int
+    uptime_s: float
+    load1: float
+    findings: list[Finding] = []
+
+
+class _AgentMessage(_Base, tag_field="type", kw_only=True, frozen=True):
+    agent_id: Name
+    site: Name
+    seq: Seq
+    issued_at: UtcTime
+    prev: Sha256Hex
+    prev_seq: Annotated[int, msgspec.Meta(ge=0)]
+    v: Literal["camwarden/v1"] = VERSION
+
+
+class Hello(_AgentMessage, tag="hello", kw_only=True, frozen=True):
+    agent: AgentInfo
+
+
+class StatusReport(_AgentMessage, tag="report", kw_only=True, frozen=True):
+    agent: AgentInfo
+    host: HostHealth
+    cameras: list[Camera]
+    outbox_dropped: int = 0  # heartbeats dropped by a full outbox since the last report
+
+
+class Heartbeat(_AgentMessage, tag="heartbeat", kw_only=True, frozen=True):
+    uptime_s: float
+    outbox_depth: int
+    cameras_known: int
+
+
+CommandStatus = Literal["accepted", "rejected", "in_progress", "succeeded", "failed"]
+
+
+class CommandResult(_AgentMessage, tag="cmd-result", kw_only=True, frozen=True):
+    command_id: Name
+    status: CommandStatus
+    step: Code | None = None
+    reason: Text | None = None
+    details: dict[Annotated[str, msgspec.Meta(max_length=64)], EvidenceValue] = {}
+
+
+class Command(_Base, tag_field="type", tag="command", kw_only=True, frozen=True):
+    """Collector to agent. Signed with the collector's command key pinned at enrollment."""
+
+    command_id: Name
+    agent_id: Name
+    site: Name
+    action: Code
+    issued_at: UtcTime
+    expires_at: UtcTime
+    nonce: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+    camera_id: Name | None = None
+    params: dict[Annotated[str, msgspec.Meta(max_length=64)], EvidenceValue] = {}
+    v: Literal["camwarden/v1"] = VERSION
+
+
+AgentMessage = Hello | StatusReport | Heartbeat | CommandResult
+Message = AgentMessage | Command
+
+MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
+    "hello": Hello,
+    "report": StatusReport,
+    "heartbeat": Heartbeat,
+    "cmd-result": CommandResult,
+    "command": Command,
+}
+
+_encoder = msgspec.json.Encoder()
+_agent_decoder: msgspec.json.Decoder[AgentMessage] = msgspec.json.Decoder(AgentMessage)
+_command_decoder = msgspec.json.Decoder(Command)
+
+
+def encode(message: Message) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_agent_message(payload: bytes) -> AgentMessage:
+    """Strictly decode a verified agent payload; raise SchemaViolation with the reason."""
+    try:
+        return _agent_decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise SchemaViolation(str(exc)) from exc
+
+
+def decode_command(payload: bytes) -> Command:
+    try:
+        return _command_decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise SchemaViolation(str(exc)) from exc
+
+
+def json_schema(kind: str) -> dict[str, object]:
+    """The JSON Schema of one message type, as shipped in ``protocol/schemas/<kind>.json``."""
+    schema: dict[str, object] = msgspec.json.schema(MESSAGE_TYPES[kind])
+    return schema
+
+
+def write_schemas(directory: Path) -> None:
+    """Regenerate ``protocol/schemas/*.json``: ``python -m protocol``."""
+    for kind in MESSAGE_TYPES:
+        text = json.dumps(json_schema(kind), indent=2, sort_keys=True) + "\n"
+        (directory / f"{kind}.json").write_text(text, encoding="utf-8")

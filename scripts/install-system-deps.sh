@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install the Debian packages camwarden's demo, lab and tests need, only when missing.
+# Usage: scripts/install-system-deps.sh [demo|test]
+set -euo pipefail
+profile="${1:-test}"
+
+pkgs_demo=(mosquitto mosquitto-clients python3-venv openssl iproute2
+           python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
+           gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-rtsp)
+pkgs_test=("${pkgs_demo[@]}" nmap ffmpeg curl chromium postgresql postgresql-client
+           libsystemd-dev pkg-config python3-systemd debootstrap dpkg-dev fakeroot
+           systemd nftables)
+
+case "$profile" in
+  demo) want=("${pkgs_demo[@]}") ;;
+  test) want=("${pkgs_test[@]}") ;;
+  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO=sudo; else
+    echo "missing Debian packages: ${missing[*]} (run as root or install them)" >&2; exit 1; fi
+else SUDO=""; fi
+echo "installing Debian packages: ${missing[*]}" >&2
+$SUDO apt-get update -qq
+# policy-rc.d keeps package scripts from starting services: runs start what they need themselves.
+pol=/usr/sbin/policy-rc.d; made_pol=0
+if [ ! -e "$pol" ]; then printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$pol" >/dev/null; $SUDO chmod +x "$pol"; made_pol=1; fi
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+[ "$made_pol" -eq 1 ] && $SUDO rm -f "$pol"
+exit 0

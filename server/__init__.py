@@ -1,0 +1,1 @@
+"""camwarden collector: verifies and stores signed reports, serves the dashboard."""

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from joserfc.jwk import OKPKey
+from jwcrypto import jwk as jc_jwk
+from jwcrypto import jws as jc_jws
+
+from protocol import (
+    BadSignature,
+    OversizedMessage,
+    ProtocolError,
+    UnknownKey,
+    decode_agent_message,
+    digest,
+    generate_private_key,
+    import_public_jwk,
+    public_jwk,
+    read_header,
+    sign,
+    verify,
+)
+from protocol.errors import MalformedMessage
+from tests.vectors import make_vectors
+
+VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "envelopes.json").read_text())
+AGENT_PUB = import_public_jwk(VECTORS["agent_public_jwk"])
+
+
+def resolve(kid: str) -> OKPKey:
+    if kid != AGENT_PUB.thumbprint():
+        raise UnknownKey(f"no approved key {kid}")
+    return AGENT_PUB
+
+
+def outcome(token: str) -> str:
+    try:
+        verified = verify(token.encode(), resolve)
+        decode_agent_message(verified.payload)
+    except ProtocolError as exc:
+        return exc.reason
+    return "valid"
+
+
+def test_vectors_are_reproducible() -> None:
+    path = Path(make_vectors.__file__).with_name("envelopes.json")
+    assert path.read_text() == make_vectors.render()
+
+
+@pytest.mark.parametrize("case", VECTORS["cases"], ids=lambda c: c["name"])
+def test_golden_vectors(case: dict[str, str]) -> None:
+    assert outcome(case["jws"]) == case["expect"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in VECTORS["cases"] if c["expect"] in ("valid", "schema")],
+    ids=lambda c: c["name"],
+)
+def test_independent_jose_implementation_verifies_our_envelopes(case: dict[str, str]) -> None:
+    key = jc_jwk.JWK(**{k: v for k, v in VECTORS["agent_public_jwk"].items() if k != "kid"})
+    token = jc_jws.JWS()
+    token.deserialize(case["jws"])
+    token.verify(key, alg="EdDSA")
+    assert json.loads(token.objects["protected"])["kid"] == key.thumbprint()
+
+
+def test_round_trip_and_kid_is_rfc7638_thumbprint() -> None:
+    key = generate_private_key()
+    jwk = public_jwk(key)
+    assert set(jwk) == {"kty", "crv", "x", "kid"}
+    assert jwk["kid"] == jc_jwk.JWK(kty="OKP", crv="Ed25519", x=jwk["x"]).thumbprint()
+    token = sign(b'{"a":1}', key).encode()
+    result = verify(token, lambda kid: import_public_jwk(jwk))
+    assert result.payload == b'{"a":1}'
+    assert result.kid == jwk["kid"]
+    assert result.digest == digest(token)
+
+
+def test_size_limit_is_enforced_before_parsing() -> None:
+    huge = b"A" * (10 * 1024 * 1024)
+    calls: list[str] = []
+
+    def never(kid: str) -> OKPKey:
+        calls.append(kid)
+        raise AssertionError("must not resolve keys of oversized input")
+
+    with pytest.raises(OversizedMessage):
+        verify(huge, never)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    [b"\xff\xfe.\x00.\x01", "é.a.b".encode(), b"a.b", b"!!!.a.b", b"e30.e30.AA"],
+)
+def test_garbage_is_malformed(token: bytes) -> None:
+    with pytest.raises(MalformedMessage):
+        read_header(token)
+
+
+def test_signature_with_right_kid_but_wrong_key_is_rejected() -> None:
+    victim, attacker = generate_private_key(), generate_private_key()
+    token = sign(b"{}", attacker)
+    _, payload, sig = token.split(".")
+    good_head = sign(b"{}", victim).split(".")[0]
+    with pytest.raises(BadSignature):
+        verify(
+            f"{good_head}.{payload}.{sig}".encode(),
+            lambda kid: import_public_jwk(public_jwk(victim)),
+        )
+
+
+def test_private_jwk_is_refused_as_public_key() -> None:
+    key = generate_private_key()
+    with pytest.raises(MalformedMessage):
+        import_public_jwk(key.as_dict(private=True))

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+import protocol
+from protocol import GENESIS, Heartbeat, SchemaViolation, decode_agent_message, encode
+from protocol.messages import MESSAGE_TYPES, decode_command, json_schema
+
+SCHEMAS = Path(protocol.__file__).with_name("schemas")
+
+
+def hb(**changes: object) -> Heartbeat:
+    fields: dict[str, object] = {
+        "agent_id": "pi-1",
+        "site": "site-a",
+        "seq": 5,
+        "issued_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "prev": GENESIS,
+        "prev_seq": 0,
+        "uptime_s": 1.5,
+        "outbox_depth": 0,
+        "cameras_known": 2,
+    }
+    fields.update(changes)
+    return Heartbeat(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", sorted(MESSAGE_TYPES))
+def test_shipped_schema_matches_the_types(kind: str) -> None:
+    shipped = json.loads((SCHEMAS / f"{kind}.json").read_text())
+    assert shipped == json_schema(kind), "run: python -m protocol"
+
+
+def test_round_trip() -> None:
+    message = hb()
+    assert decode_agent_message(encode(message)) == message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda d: d.update(seq=0), "$.seq"),
+        (lambda d: d.update(prev="x" * 64), "$.prev"),
+        (lambda d: d.update(agent_id="a/b"), "$.agent_id"),
+        (lambda d: d.update(issued_at="2026-01-01T00:00:00"), "$.issued_at"),
+        (lambda d: d.update(type="nope"), "type"),
+        (lambda d: d.update(extra=1), "extra"),
+        (lambda d: d.pop("site"), "site"),
+    ],
+)
+def test_strict_decoding_names_the_field(mutate: object, where: str) -> None:
+    data = json.loads(encode(hb()))
+    mutate(data)  # type: ignore[operator]
+    with pytest.raises(SchemaViolation, match=None) as info:
+        decode_agent_message(json.dumps(data).encode())
+    assert where in str(info.value)
+
+
+def test_invalid_utf8_is_a_schema_violation() -> None:
+    with pytest.raises(SchemaViolation):
+        decode_agent_message(b'{"type":"heartbeat","agent_id":"\xff"}')
+
+
+def test_command_is_not_an_agent_message() -> None:
+    command = {
+        "type": "command",
+        "command_id": "c1",
+        "agent_id": "pi-1",
+        "site": "s",
+        "action": "audit.run",
+        "issued_at": "2026-01-01T00:00:00Z",
+        "expires_at": "2026-01-01T00:10:00Z",
+        "nonce": "n" * 22,
+    }
+    raw = json.dumps(command).encode()
+    assert decode_command(raw).action == "audit.run"
+    with pytest.raises(SchemaViolation):
+        decode_agent_message(raw)
