@@ -1,0 +1,161 @@
+"""Layered TOML configuration into typed, frozen structs, with errors that name file, line and key.
+
+Both the agent and the collector load their config with this module so that every config error
+reads the same: ``/etc/camwarden/agent.toml:12: mqtt.port: Expected `int`, got `str```. Layers are
+merged in order (later files win key by key); command-line overrides win over every file.
+Pure: stdlib ``tomllib`` and msgspec only.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+_TABLE = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+_PATH = re.compile(r"at `\$((?:\.[A-Za-z0-9_\-]+|\[\d+\])*)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+
+
+class ConfigError(Exception):
+    """A config file or override is invalid; the message names where and what."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    source: str  # a file path or "command line"
+    line: int | None
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Map dotted keys to the line that sets them (tables and plain ``key = value`` lines)."""
+    lines: dict[str, int] = {}
+    table = ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if m := _TABLE.match(raw):
+            table = m.group(1).replace('"', "").replace("'", "").replace(" ", "")
+            lines.setdefault(table, number)
+        elif m := _KEY.match(raw):
+            key = m.group(1).replace('"', "").replace("'", "")
+            lines.setdefault(f"{table}.{key}" if table else key, number)
+    return lines
+
+
+def _merge(
+    into: dict[str, Any],
+    new: Mapping[str, Any],
+    origins: dict[str, Origin],
+    where: Origin,
+    lines: Mapping[str, int],
+    *,
+    prefix: str = "",
+) -> None:
+    for key, value in new.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value, origins, where, lines, prefix=f"{dotted}.")
+            continue
+        into[key] = dict(value) if isinstance(value, Mapping) else value
+        origins[dotted] = Origin(where.source, lines.get(dotted, where.line))
+        if isinstance(value, Mapping):
+            _record(value, origins, where, lines, f"{dotted}.")
+
+
+def _record(
+    value: Mapping[str, Any],
+    origins: dict[str, Origin],
+    where: Origin,
+    lines: Mapping[str, int],
+    prefix: str,
+) -> None:
+    for key, sub in value.items():
+        dotted = f"{prefix}{key}"
+        origins[dotted] = Origin(where.source, lines.get(dotted, where.line))
+        if isinstance(sub, Mapping):
+            _record(sub, origins, where, lines, f"{dotted}.")
+
+
+def _locate(dotted: str, origins: Mapping[str, Origin]) -> Origin | None:
+    parts = dotted.split(".")
+    while parts:
+        found = origins.get(".".join(parts))
+        if found:
+            return found
+        parts.pop()
+    return None
+
+
+def read_layers(paths: Sequence[Path]) -> tuple[dict[str, Any], dict[str, Origin]]:
+    merged: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text") from exc
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        _merge(merged, data, origins, Origin(str(path), None), _key_lines(text))
+    return merged, origins
+
+
+def apply_overrides(
+    merged: dict[str, Any], origins: dict[str, Origin], overrides: Mapping[str, Any]
+) -> None:
+    """Set dotted keys (``mqtt.port``) from the command line; they win over every file."""
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        node = merged
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+        origins[dotted] = Origin("command line", None)
+
+
+def build(cls: type[T], merged: Mapping[str, Any], origins: Mapping[str, Origin]) -> T:
+    try:
+        return msgspec.convert(merged, cls, strict=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        path = _PATH.search(message)
+        dotted = (path.group(1) if path else "").lstrip(".")
+        dotted = re.sub(r"\[(\d+)\]", r".\1", dotted)
+        unknown = _UNKNOWN.search(message)
+        if unknown:
+            dotted = f"{dotted}.{unknown.group(1)}" if dotted else unknown.group(1)
+            text = "unknown key"
+        else:
+            text = _PATH.sub("", message).rstrip(" -")
+        where = _locate(dotted, origins) if dotted else None
+        prefix = f"{where}: " if where else ""
+        raise ConfigError(f"{prefix}{dotted or '(top level)'}: {text}") from exc
+
+
+def load(cls: type[T], paths: Sequence[Path], overrides: Mapping[str, Any] | None = None) -> T:
+    merged, origins = read_layers(paths)
+    apply_overrides(merged, origins, overrides or {})
+    return build(cls, merged, origins)
+
+
+def layer_paths(main: Path) -> list[Path]:
+    """``main`` then ``<main stem>.d/*.toml`` in name order (``agent.toml``, ``agent.d/*.toml``)."""
+    paths = [main] if main.exists() else []
+    drop_in = main.with_name(f"{main.stem}.d")
+    if drop_in.is_dir():
+        paths.extend(sorted(drop_in.glob("*.toml")))
+    return paths
