@@ -6,7 +6,9 @@ ProtocolError                 every rejection of a message; ``reason`` is a stab
  +-- UnknownKey               no approved key for the sender / key id
  +-- RevokedKey               the sender's key was revoked
  +-- BadSignature             the signature does not verify over the received bytes
- +-- ReplayedMessage          the (agent, seq) pair or command nonce was seen before
+ +-- ReplayedMessage          the (agent, seq) pair or command nonce was used by other bytes
+ +-- DuplicateMessage         the exact same JWS was already stored (QoS 1 redelivery, or a
+                              replay of captured bytes): harmless, nothing changes
  +-- StaleMessage             issued_at outside the allowed window, or the message expired
  +-- BrokenChain              ``prev`` does not match the hash of the previous report
  +-- SchemaViolation          signed JSON that does not match the message schema
@@ -50,6 +52,10 @@ class ReplayedMessage(ProtocolError):
     reason = "replay"
 
 
+class DuplicateMessage(ProtocolError):
+    reason = "duplicate"
+
+
 class StaleMessage(ProtocolError):
     reason = "stale"
 
@@ -75,6 +81,7 @@ REASONS: tuple[str, ...] = tuple(
         RevokedKey,
         BadSignature,
         ReplayedMessage,
+        DuplicateMessage,
         StaleMessage,
         BrokenChain,
         SchemaViolation,
