@@ -7,6 +7,8 @@ import pytest
 
 from tests.support.mosquitto import Mosquitto
 
+pytest_plugins = ["lab.testing"]
+
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:

@@ -1,0 +1,229 @@
+"""The state of one simulated camera, shared by all of its interfaces.
+
+Users and roles, lockout counters (one set per camera: a failure on ONVIF counts against the
+web interface too), firmware version and build, online/offline during a reboot, the clock offset,
+seen WS-Security nonces, and a log of what clients sent (never their passwords).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from lab.config import CameraSpec, Faults, User
+from lab.firmware import ImageInfo, parse_image
+from lab.persona import Persona
+from lab.render import Flag, render
+
+__all__ = ["AuthScheme", "Camera", "RequestRecord"]
+
+log = logging.getLogger(__name__)
+
+AuthScheme = Literal["none", "basic", "digest", "wsse-digest", "wsse-text"]
+Clock = Callable[[], float]
+NONCE_MEMORY_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """What a client sent: interface, HTTP method, path or ONVIF operation, auth used, outcome."""
+
+    interface: str
+    method: str
+    target: str
+    auth: AuthScheme
+    user: str | None
+    status: int
+
+
+class Camera:
+    """One simulated camera. ``reboot_hook`` is set by the fleet that owns its listeners."""
+
+    def __init__(
+        self, spec: CameraSpec, host: str, ports: dict[str, int], clock: Clock = time.time
+    ) -> None:
+        self.spec = spec
+        self.persona: Persona = spec.persona
+        self.host = host
+        self.ports = ports
+        self.clock = clock
+        self.users: dict[str, User] = {u.name: u for u in spec.all_users}
+        self.version = spec.firmware
+        self.build = spec.build_date
+        self.online = True
+        self.faults: Faults = spec.faults
+        self.log: list[RequestRecord] = []
+        self.secret = hashlib.sha256(f"camwarden-lab/{spec.id}".encode()).digest()
+        self.uuid = str(uuid.UUID(bytes=self.secret[:16], version=4))
+        mac_tail = self.secret[16:19].hex()
+        self.mac = f"{self.persona.mac_prefix}:{mac_tail[0:2]}:{mac_tail[2:4]}:{mac_tail[4:6]}"
+        seed = {
+            "model": spec.model,
+            "n": spec.ordinal + 1,
+            "mac_plain": self.mac.replace(":", "").upper(),
+        }
+        self.serial = render(self.persona.serial_format, seed)
+        self.realm = render(
+            self.persona.realm, {"serial": self.serial, "serial_tail": self.serial[-5:]}
+        )
+        self.reboot_hook: Callable[[float], Awaitable[None]] | None = None
+        self.reboots = 0
+        self._failures: dict[str, deque[float]] = {}
+        self._locked_until: dict[str, float] = {}
+        self._nonces: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: tuple[str, dt.date] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def now(self) -> dt.datetime:
+        """The camera's own clock (UTC plus the seeded skew)."""
+        return dt.datetime.fromtimestamp(self.clock() + self.spec.clock_skew_s, dt.UTC)
+
+    # -- authentication ------------------------------------------------------------------
+
+    def locked(self, username: str) -> bool:
+        return self._locked_until.get(username, 0.0) > self.clock()
+
+    def login(self, username: str, check: Callable[[str], bool]) -> User | None:
+        """Check a password through ``check``; count failures and apply the lockout policy."""
+        if self.locked(username):
+            return None
+        user = self.users.get(username)
+        if user is not None and check(user.password):
+            self._failures.pop(username, None)
+            return user
+        policy = self.spec.lockout
+        if policy is not None:
+            now = self.clock()
+            fails = self._failures.setdefault(username, deque())
+            fails.append(now)
+            while fails and fails[0] < now - policy.window_s:
+                fails.popleft()
+            if len(fails) >= policy.threshold:
+                self._locked_until[username] = now + policy.lock_s
+                fails.clear()
+                log.info(
+                    "camera %s: account %s locked for %.0f s", self.id, username, policy.lock_s
+                )
+        return None
+
+    def fresh_nonce(self, nonce: str) -> bool:
+        """True the first time a WS-Security nonce is seen (within the memory window)."""
+        now = self.clock()
+        if len(self._nonces) > 10_000:
+            self._nonces = {n: t for n, t in self._nonces.items() if t > now - NONCE_MEMORY_S}
+        if nonce in self._nonces:
+            return False
+        self._nonces[nonce] = now
+        return True
+
+    def set_password(self, username: str, password: str, role: str | None = None) -> bool:
+        user = self.users.get(username)
+        if user is None:
+            return False
+        self.users[username] = replace(user, password=password, role=role or user.role)  # type: ignore[arg-type]
+        return True
+
+    def record(self, entry: RequestRecord) -> None:
+        self.log.append(entry)
+
+    # -- firmware and reboot -------------------------------------------------------------
+
+    def accept_image(self, image: bytes) -> ImageInfo:
+        """Validate an uploaded image (``BadImage`` if invalid) and schedule the reboot."""
+        info = parse_image(self.persona.name, image)
+        upgrade = self.spec.firmware_upgrade
+        if not upgrade.comes_back_old:
+            self._pending = (info.version, info.build)
+        self.schedule_reboot(upgrade.reboot_s)
+        return info
+
+    def schedule_reboot(self, seconds: float) -> None:
+        """Reboot shortly after the current answer is sent."""
+        task = asyncio.get_running_loop().create_task(self._reboot(seconds))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reboot(self, seconds: float) -> None:
+        await asyncio.sleep(0.05)  # let the answer to the upload leave first
+        self.online = False
+        log.info("camera %s: rebooting for %.1f s", self.id, seconds)
+        if self.reboot_hook is not None:
+            await self.reboot_hook(seconds)
+        else:
+            await asyncio.sleep(seconds)
+        if self._pending is not None:
+            self.version, self.build = self._pending
+            self._pending = None
+        self.reboots += 1
+        self.online = True
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- template context ----------------------------------------------------------------
+
+    def context(self) -> dict[str, object]:
+        spec = self.spec
+        users = list(self.users.values())
+        lock = spec.lockout
+
+        def holders(*allowed: str) -> str:
+            return ",".join(u.name for u in users if u.role in allowed)
+
+        return {
+            "model": spec.model,
+            "serial": self.serial,
+            "mac": self.mac,
+            "mac_plain": self.mac.replace(":", "").upper(),
+            "version": self.version,
+            "build": self.persona.build_string(self.build),
+            "device_name": f"{self.persona.vendor} {spec.model}",
+            "device_id": self.uuid,
+            "hostname": spec.id,
+            "host": self.host,
+            "now": self.now(),
+            "telnet": Flag(spec.telnet),
+            "ssh": Flag(spec.ssh),
+            "upnp": Flag(spec.upnp),
+            "p2p": Flag(spec.p2p),
+            "ddns": Flag(spec.ddns),
+            "ntp": Flag(not spec.manual_time),
+            "time_source": "None" if spec.manual_time else "NTP",
+            "ntp_server": "" if spec.manual_time else "pool.ntp.org",
+            "activated": Flag(not spec.not_activated),
+            "lockout": Flag(lock is not None),
+            "lock_threshold": lock.threshold if lock else 0,
+            "lock_s": int(lock.lock_s) if lock else 0,
+            "admins": holders("admin"),
+            "operators": holders("admin", "operator"),
+            "viewers": holders("admin", "operator", "user"),
+        }
+
+    def user_rows(self, row: str) -> str:
+        return "".join(
+            render(
+                row,
+                {
+                    "index": n + 1,
+                    "index0": n,
+                    "name": u.name,
+                    "role": self.persona.roles[u.role],
+                    "admin": Flag(u.role == "admin"),
+                },
+            )
+            for n, u in enumerate(self.users.values())
+        )

@@ -1,0 +1,426 @@
+"""LAB.toml: which cameras the lab runs and which weaknesses each one carries.
+
+Built once into frozen dataclasses. Unknown keys and bad values raise ``ConfigError`` naming
+the key, the file and the line. ``[[camera]]`` entries with ``count = N`` expand into N cameras
+``<id>-1`` .. ``<id>-N``. Anything a persona defines (model, firmware, users) is the default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast, get_args
+
+from lab.errors import ConfigError
+from lab.persona import ROLES, Persona, Role, load_persona
+
+__all__ = [
+    "CameraSpec",
+    "Faults",
+    "FirmwareUpgrade",
+    "LabConfig",
+    "LabSettings",
+    "Lockout",
+    "PortMapping",
+    "RouterSpec",
+    "TlsSpec",
+    "User",
+    "load_config",
+    "parse_config",
+]
+
+Mode = Literal["loopback", "netns"]
+RtspAuth = Literal["digest", "basic", "none"]
+Garbage = Literal["truncated", "content_type", "huge"]
+TlsVersion = Literal["TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+T = TypeVar("T")
+FLAGS = (
+    "anonymous_rtsp",
+    "anonymous_snapshot",
+    "basic_over_http",
+    "telnet",
+    "ftp",
+    "ssh",
+    "snmp_public",
+    "upnp",
+    "p2p",
+    "ddns",
+    "manual_time",
+    "https",
+    "hidden_admin",
+    "not_activated",
+)
+DEFAULT_SUBNET = ipaddress.IPv4Network("10.99.0.0/24")
+DEFAULT_LOOPBACK_BASE = ipaddress.IPv4Address("127.77.0.0")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    password: str
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSpec:
+    self_signed: bool = True
+    expired: bool = False
+    weak_key: bool = False
+    versions: tuple[TlsVersion, ...] = ("TLSv1.2", "TLSv1.3")
+    shared_key_group: str | None = None
+
+    @property
+    def weak(self) -> bool:
+        return self.expired or self.weak_key or bool({"TLSv1", "TLSv1.1"} & set(self.versions))
+
+
+@dataclass(frozen=True, slots=True)
+class Lockout:
+    threshold: int = 5
+    window_s: float = 30.0
+    lock_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    hang: bool = False
+    slow_ms: int = 0
+    drop: bool = False
+    garbage: Garbage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareUpgrade:
+    reboot_s: float = 5.0
+    fail_mid_upgrade: bool = False
+    comes_back_old: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CameraSpec:
+    id: str
+    persona: Persona
+    ordinal: int  # position in the lab, 0-based; gives the address, serial and MAC
+    model: str
+    firmware: str
+    build_date: dt.date
+    users: tuple[User, ...]
+    anonymous_rtsp: bool = False
+    rtsp_auth: RtspAuth = "digest"
+    onvif_noauth_ops: frozenset[str] = frozenset()
+    anonymous_snapshot: bool = False
+    basic_over_http: bool = False
+    telnet: bool = False
+    ftp: bool = False
+    ssh: bool = False
+    snmp_public: bool = False
+    upnp: bool = False
+    p2p: bool = False
+    ddns: bool = False
+    clock_skew_s: float = 0.0
+    manual_time: bool = False
+    https: bool = False
+    tls: TlsSpec = field(default_factory=TlsSpec)
+    hidden_admin: bool = False
+    not_activated: bool = False
+    lockout: Lockout | None = None
+    faults: Faults = field(default_factory=Faults)
+    firmware_upgrade: FirmwareUpgrade = field(default_factory=FirmwareUpgrade)
+
+    @property
+    def all_users(self) -> tuple[User, ...]:
+        """Users including the hidden admin, which the operator's inventory does not list."""
+        if not self.hidden_admin:
+            return self.users
+        name, password = self.persona.hidden_admin
+        return (*self.users, User(name, password, "admin"))
+
+
+@dataclass(frozen=True, slots=True)
+class PortMapping:
+    external_port: int
+    camera: str
+    internal_port: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSpec:
+    id: str
+    ordinal: int
+    external_ip: str
+    port_mappings: tuple[PortMapping, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LabSettings:
+    mode: Mode = "loopback"
+    subnet: ipaddress.IPv4Network = DEFAULT_SUBNET
+    loopback_base: ipaddress.IPv4Address = DEFAULT_LOOPBACK_BASE
+    port_shift: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class LabConfig:
+    lab: LabSettings
+    cameras: tuple[CameraSpec, ...]
+    routers: tuple[RouterSpec, ...] = ()
+
+    def camera(self, camera_id: str) -> CameraSpec:
+        for cam in self.cameras:
+            if cam.id == camera_id:
+                return cam
+        raise KeyError(camera_id)
+
+
+def load_config(path: str | Path) -> LabConfig:
+    path = Path(path)
+    return parse_config(path.read_text(encoding="utf-8"), source=str(path))
+
+
+def parse_config(text: str, *, source: str = "LAB.toml") -> LabConfig:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    doc = _Table(raw, _Where(source, text.splitlines()), "", 0)
+    lab = _lab(doc.table("lab"))
+    cameras: list[CameraSpec] = []
+    for entry in doc.tables("camera"):
+        cameras.extend(_cameras(entry, len(cameras)))
+    ids = [c.id for c in cameras]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"{source}: duplicate camera ids: {', '.join(dupes)}")
+    routers = tuple(
+        _router(entry, len(cameras) + n, set(ids)) for n, entry in enumerate(doc.tables("router"))
+    )
+    doc.done()
+    return LabConfig(lab, tuple(cameras), routers)
+
+
+def _lab(t: _Table) -> LabSettings:
+    mode = t.choice("mode", get_args(Mode), "loopback")
+    settings = LabSettings(
+        mode=cast(Mode, mode),
+        subnet=t.parsed("subnet", ipaddress.IPv4Network, DEFAULT_SUBNET),
+        loopback_base=t.parsed("loopback_base", ipaddress.IPv4Address, DEFAULT_LOOPBACK_BASE),
+        port_shift=t.get("port_shift", int, 10000),
+    )
+    if not settings.loopback_base.is_loopback:
+        t.fail("loopback_base", "must be inside 127.0.0.0/8")
+    t.done()
+    return settings
+
+
+def _cameras(t: _Table, first: int) -> list[CameraSpec]:
+    base_id = t.get("id", str)
+    count = t.get("count", int, 0)
+    persona_name = t.get("persona", str)
+    try:
+        persona = load_persona(persona_name)
+    except ConfigError as exc:
+        t.fail("persona", str(exc))
+    model = t.get("model", str, persona.models[0])
+    firmware = t.get("firmware", str, persona.firmware)
+    build_date = t.get("build_date", dt.date, persona.build_date)
+    users = tuple(_user(u) for u in t.tables("users")) or tuple(
+        User(name, password, "admin") for name, password in persona.default_credentials[:1]
+    )
+    noauth = frozenset(t.get("onvif_noauth_ops", list, []))
+    flags = {key: t.get(key, bool, False) for key in FLAGS}
+    rtsp_auth = t.choice(
+        "rtsp_auth", get_args(RtspAuth), "none" if flags["anonymous_rtsp"] else "digest"
+    )
+    tls = _tls(t.table("tls")) if "tls" in t.raw else TlsSpec()
+    lockout = _lockout(t.table("lockout")) if "lockout" in t.raw else None
+    faults = _faults(t.table("faults")) if "faults" in t.raw else Faults()
+    upgrade = _upgrade(t.table("firmware_upgrade")) if "firmware_upgrade" in t.raw else None
+    skew = t.get("clock_skew_s", float, 0.0)
+    t.done()
+    ids = [base_id] if count == 0 else [f"{base_id}-{n}" for n in range(1, count + 1)]
+    return [
+        CameraSpec(
+            id=cam_id,
+            persona=persona,
+            ordinal=first + n,
+            model=model,
+            firmware=firmware,
+            build_date=build_date,
+            users=users,
+            rtsp_auth=cast(RtspAuth, rtsp_auth),
+            onvif_noauth_ops=noauth,
+            clock_skew_s=skew,
+            tls=tls,
+            lockout=lockout,
+            faults=faults,
+            firmware_upgrade=upgrade or FirmwareUpgrade(),
+            **flags,
+        )
+        for n, cam_id in enumerate(ids)
+    ]
+
+
+def _user(t: _Table) -> User:
+    user = User(
+        t.get("name", str), t.get("password", str), cast(Role, t.choice("role", ROLES, "admin"))
+    )
+    t.done()
+    return user
+
+
+def _tls(t: _Table) -> TlsSpec:
+    versions = tuple(t.get("versions", list, ["TLSv1.2", "TLSv1.3"]))
+    for v in versions:
+        if v not in get_args(TlsVersion):
+            t.fail("versions", f"unknown TLS version {v!r}")
+    group = t.get("shared_key_group", str, "")
+    spec = TlsSpec(
+        self_signed=t.get("self_signed", bool, True),
+        expired=t.get("expired", bool, False),
+        weak_key=t.get("weak_key", bool, False),
+        versions=cast(tuple[TlsVersion, ...], versions),
+        shared_key_group=group or None,
+    )
+    t.done()
+    return spec
+
+
+def _lockout(t: _Table) -> Lockout:
+    spec = Lockout(
+        t.get("threshold", int, 5), t.get("window_s", float, 30.0), t.get("lock_s", float, 300.0)
+    )
+    t.done()
+    return spec
+
+
+def _faults(t: _Table) -> Faults:
+    garbage = t.choice("garbage", ("", *get_args(Garbage)), "")
+    spec = Faults(
+        hang=t.get("hang", bool, False),
+        slow_ms=t.get("slow_ms", int, 0),
+        drop=t.get("drop", bool, False),
+        garbage=cast(Garbage, garbage) if garbage else None,
+    )
+    t.done()
+    return spec
+
+
+def _upgrade(t: _Table) -> FirmwareUpgrade:
+    spec = FirmwareUpgrade(
+        reboot_s=t.get("reboot_s", float, 5.0),
+        fail_mid_upgrade=t.get("fail_mid_upgrade", bool, False),
+        comes_back_old=t.get("comes_back_old", bool, False),
+    )
+    t.done()
+    return spec
+
+
+def _router(t: _Table, ordinal: int, camera_ids: set[str]) -> RouterSpec:
+    router_id = t.get("id", str)
+    t.choice("persona", ("router",), "router")
+    mappings = []
+    for m in t.tables("port_mappings"):
+        camera = m.get("camera", str)
+        if camera not in camera_ids:
+            m.fail("camera", f"no camera with id {camera!r}")
+        mappings.append(
+            PortMapping(m.get("external_port", int), camera, m.get("internal_port", int))
+        )
+        m.done()
+    spec = RouterSpec(
+        router_id, ordinal, t.get("external_ip", str, "203.0.113.10"), tuple(mappings)
+    )
+    t.done()
+    return spec
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    source: str
+    lines: list[str]
+
+    def header_line(self, name: str, index: int) -> int:
+        """1-based line of the ``index``-th ``[name]`` or ``[[name]]`` header (0 if absent)."""
+        pattern = re.compile(rf"^\s*\[\[?\s*{re.escape(name)}\s*\]\]?\s*(#.*)?$")
+        hits = [n for n, line in enumerate(self.lines, 1) if pattern.match(line)]
+        return hits[index] if index < len(hits) else 0
+
+    def key_line(self, start: int, key: str) -> int:
+        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=|[{{,]\s*{re.escape(key)}\s*=")
+        for n in range(start, len(self.lines) + 1):
+            line = self.lines[n - 1] if n else ""
+            if n > start and line.lstrip().startswith("["):
+                break
+            if pattern.search(line):
+                return n
+        return start
+
+
+class _Table:
+    """A TOML table being consumed: typed getters, and unknown keys reported at ``done()``."""
+
+    def __init__(self, raw: dict[str, Any], where: _Where, path: str, line: int) -> None:
+        self.raw = raw
+        self.where = where
+        self.path = path
+        self.line = line
+        self.seen: set[str] = set()
+
+    def fail(self, key: str, message: str) -> Any:
+        line = self.where.key_line(self.line, key) if key in self.raw else self.line
+        raise ConfigError(f"{self.where.source}:{line}: {self.path}{key}: {message}")
+
+    def get(self, key: str, kind: type[T], default: T | None = None) -> T:
+        self.seen.add(key)
+        if key not in self.raw:
+            if default is None:
+                return cast(T, self.fail(key, "required key is missing"))
+            return default
+        value = self.raw[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.fail(key, f"expected {kind.__name__}, got {value!r}")
+        return cast(T, value)
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.get(key, str, default)
+        if value not in allowed:
+            self.fail(key, f"{value!r} is not one of {', '.join(a for a in allowed if a)}")
+        return value
+
+    def parsed(self, key: str, parse: type[T], default: T) -> T:
+        text = self.get(key, str, str(default))
+        try:
+            return parse(text)  # type: ignore[call-arg]
+        except ValueError as exc:
+            return cast(T, self.fail(key, str(exc)))
+
+    def table(self, key: str) -> _Table:
+        value = self.get(key, dict, {})
+        start = (
+            self.where.header_line(key, 0) if not self.path else self.where.key_line(self.line, key)
+        )
+        return _Table(value, self.where, f"{self.path}{key}.", start or self.line)
+
+    def tables(self, key: str) -> list[_Table]:
+        items = self.get(key, list, [])
+        out = []
+        for n, item in enumerate(items):
+            if not isinstance(item, dict):
+                self.fail(key, f"entry {n + 1} is not a table")
+            if self.path:
+                line = self.where.key_line(self.line, key)
+            else:
+                line = self.where.header_line(key, n)
+            out.append(_Table(item, self.where, f"{self.path}{key}[{n}].", line))
+        return out
+
+    def done(self) -> None:
+        unknown = sorted(set(self.raw) - self.seen)
+        if unknown:
+            self.fail(unknown[0], "unknown key")

@@ -1,0 +1,230 @@
+"""The HTTP side of a camera (port 80, and 443 when HTTPS is on): ONVIF plus the vendor API.
+
+One handler object per camera and scheme, served by aiohttp's low-level server. Faults seeded in
+the camera (hang, slow, drop, garbage) are applied here, to every HTTP interface of the camera.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from urllib.parse import parse_qsl
+
+from aiohttp import BodyPartReader, MultipartReader, web
+from multidict import CIMultiDict
+
+from lab import httpauth, onvif
+from lab.camera import AuthScheme, Camera, RequestRecord
+from lab.config import User
+from lab.errors import BadImage
+from lab.persona import ApiRoute
+from lab.render import render
+
+__all__ = ["HttpFrontend"]
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT = resources.files("lab").joinpath("snapshot.jpg").read_bytes()
+MAX_BODY = 64 * 1024 * 1024
+HUGE_BODY = 6 * 1024 * 1024
+ONVIF_PATHS = frozenset({"/onvif/device_service", "/onvif/media_service"})
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str
+    target: str
+    auth: AuthScheme = "none"
+    user: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class HttpFrontend:
+    """``web.Server`` handler for one camera on one scheme."""
+
+    def __init__(self, camera: Camera, *, secure: bool) -> None:
+        self.camera = camera
+        self.secure = secure
+        self.interface = "https" if secure else "http"
+
+    @property
+    def base(self) -> str:
+        port = self.camera.ports["https" if self.secure else "http"]
+        return f"{self.interface}://{self.camera.host}:{port}"
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        faults = self.camera.faults
+        if faults.hang:
+            await asyncio.Event().wait()  # accepted, never answered; cancelled at shutdown
+        if faults.slow_ms:
+            await asyncio.sleep(faults.slow_ms / 1000)
+        if faults.drop:
+            return self._drop(request, "drop")
+        reply = await self._dispatch(request)
+        if reply is None:  # the upload was dropped mid-way
+            return self._drop(request, "fail_mid_upgrade")
+        self.camera.record(
+            RequestRecord(
+                self.interface, request.method, reply.target, reply.auth, reply.user, reply.status
+            )
+        )
+        body, content_type = reply.body, reply.content_type
+        if faults.garbage == "truncated":
+            body = body[: len(body) // 2]
+        elif faults.garbage == "content_type":
+            content_type = "text/html"
+        elif faults.garbage == "huge":
+            body = body + b" " * HUGE_BODY
+        headers = CIMultiDict(reply.headers)
+        headers["Server"] = self.camera.persona.banners["http"]
+        headers["Content-Type"] = content_type
+        return web.Response(status=reply.status, body=body, headers=headers)
+
+    def _drop(self, request: web.BaseRequest, why: str) -> web.StreamResponse:
+        """Close the connection without an answer (what a crashing camera does)."""
+        self.camera.record(
+            RequestRecord(self.interface, request.method, request.path, "none", None, 0)
+        )
+        if request.transport is not None:
+            request.transport.abort()
+        log.debug(
+            "camera %s: dropped %s %s (%s)", self.camera.id, request.method, request.path, why
+        )
+        return web.Response(status=500)
+
+    def _http_login(self, request: web.BaseRequest) -> tuple[AuthScheme, User | None]:
+        header = request.headers.get("Authorization", "")
+        cam = self.camera
+        presented = httpauth.parse(header, request.method, cam.realm, cam.secret, cam.clock())
+        if presented is None:
+            return "none", None
+        if presented.scheme == "basic" and not cam.spec.basic_over_http:
+            return "basic", None  # Basic is refused unless the camera is seeded to accept it
+        return presented.scheme, cam.login(presented.username, presented.check)
+
+    def _challenge(self) -> dict[str, str]:
+        cam = self.camera
+        value = httpauth.challenge(
+            cam.realm, cam.secret, cam.clock(), basic=cam.spec.basic_over_http
+        )
+        return {"WWW-Authenticate": value}
+
+    async def _dispatch(self, request: web.BaseRequest) -> Reply | None:
+        path = request.path
+        if path in ONVIF_PATHS and request.method == "POST":
+            body = await request.content.read(MAX_BODY)
+            answer = onvif.handle_soap(
+                self.camera, body, self.base, lambda: self._http_login(request)
+            )
+            headers = self._challenge() if answer.challenge else {}
+            return Reply(
+                answer.status,
+                answer.body,
+                onvif.CONTENT_TYPE,
+                answer.op,
+                answer.auth,
+                answer.user,
+                headers,
+            )
+        if path.startswith(onvif.UPLOAD_PATH) and request.method == "POST":
+            if path.removeprefix(onvif.UPLOAD_PATH) != self.camera.secret.hex()[:16]:
+                return Reply(404, b"", "text/plain", path)
+            image = await request.content.read(MAX_BODY)
+            if self._fails_mid_upgrade():
+                return None
+            return Reply(
+                onvif.handle_upload(self.camera, image), b"", "text/plain", "FirmwareUpload"
+            )
+        return await self._vendor(request)
+
+    async def _vendor(self, request: web.BaseRequest) -> Reply | None:
+        cam = self.camera
+        target = request.path_qs
+        query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        json_method, payload = await self._read(request)
+        route = cam.persona.find_route(request.method, request.path, query, json_method)
+        if route is None:
+            return Reply(404, b"404 Not Found\n", "text/plain", target)
+        scheme, user, refusal = self._authorize(request, route, target)
+        if refusal is not None:
+            return refusal
+        name = user.name if user else None
+        if route.kind == "snapshot":
+            return Reply(200, SNAPSHOT, route.content_type, target, scheme, name)
+        context = cam.context()
+        if route.rows:
+            context["rows"] = cam.user_rows(route.row)
+        if route.kind == "firmware_upload":
+            if self._fails_mid_upgrade():
+                return None
+            try:
+                info = cam.accept_image(payload)
+            except BadImage:
+                body = route.error_body.encode()
+                return Reply(route.error_status, body, route.content_type, target, scheme, name)
+            context["new_version"] = info.version
+        body = render(route.body, context).encode()
+        return Reply(route.status, body, route.content_type, target, scheme, name)
+
+    def _authorize(
+        self, request: web.BaseRequest, route: ApiRoute, target: str
+    ) -> tuple[AuthScheme, User | None, Reply | None]:
+        """Who is calling, or the 401/403 the camera answers instead."""
+        cam = self.camera
+        if route.auth == "none" or (route.open_if and getattr(cam.spec, route.open_if)):
+            return "none", None, None
+        scheme, user = self._http_login(request)
+        if user is None:
+            body = b"401 Unauthorized\n"
+            return (
+                scheme,
+                None,
+                Reply(401, body, "text/plain", target, scheme, None, self._challenge()),
+            )
+        if route.auth == "admin" and user.role != "admin":
+            return (
+                scheme,
+                user,
+                Reply(403, b"403 Forbidden\n", "text/plain", target, scheme, user.name),
+            )
+        return scheme, user, None
+
+    async def _read(self, request: web.BaseRequest) -> tuple[str | None, bytes]:
+        """The JSON ``method`` (VAPIX style) and the payload (raw body or multipart file part)."""
+        if not request.content_type.startswith("multipart/"):
+            body = await request.content.read(MAX_BODY)
+            return (
+                _json_method(body) if request.content_type == "application/json" else None
+            ), body
+        method, payload = None, b""
+        reader = MultipartReader(request.headers, request.content)
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            data = await part.read(decode=False)
+            if part.headers.get("Content-Type", "").startswith("application/json"):
+                method = _json_method(data)
+            else:
+                payload = bytes(data)
+        return method, payload
+
+    def _fails_mid_upgrade(self) -> bool:
+        """``fail_mid_upgrade``: drop the upload and reboot into the old version."""
+        upgrade = self.camera.spec.firmware_upgrade
+        if upgrade.fail_mid_upgrade:
+            self.camera.schedule_reboot(upgrade.reboot_s)
+        return upgrade.fail_mid_upgrade
+
+
+def _json_method(data: bytes) -> str | None:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    method = doc.get("method") if isinstance(doc, dict) else None
+    return method if isinstance(method, str) else None

@@ -1,0 +1,1 @@
+"""Persona data files (one TOML per vendor persona)."""

@@ -1,0 +1,141 @@
+"""Ground truth: which baseline controls each lab camera fails, and why.
+
+Tests and the demo compare the agent's findings with this. Control IDs are those of the
+camwarden baseline (AUTH-01 default credentials, COM-01 no HTTPS, FW-01 known-exploited
+firmware, ...). Evidence strings never contain passwords.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from lab.config import CameraSpec, LabConfig
+from lab.onvif import PRE_AUTH
+
+__all__ = ["camera_findings", "lab_truth", "weak_password"]
+
+LOG_SKEW_TOLERANCE_S = 30.0
+
+
+def weak_password(password: str) -> bool:
+    """Decision 724: at least 8 characters with upper, lower, digit and special characters."""
+    classes = (string.ascii_uppercase, string.ascii_lowercase, string.digits)
+    has = [any(c in cls for c in password) for cls in classes]
+    special = any(not c.isalnum() for c in password)
+    return len(password) < 8 or not (all(has) and special)
+
+
+# seeded flag -> (control, evidence)
+FLAG_FINDINGS: tuple[tuple[str, str, str], ...] = (
+    ("not_activated", "AUTH-02", "device not activated"),
+    ("basic_over_http", "AUTH-07", "HTTP Basic accepted over plain HTTP"),
+    ("hidden_admin", "AUTH-12", "hidden admin account"),
+    ("snmp_public", "COM-05", "SNMP community public"),
+    ("telnet", "COM-06", "telnet open on 23"),
+    ("ftp", "COM-06", "ftp open on 21"),
+    ("telnet", "SVC-02", "telnet enabled"),
+    ("ssh", "SVC-03", "SSH enabled"),
+    ("upnp", "SVC-04", "UPnP enabled"),
+    ("p2p", "SVC-06", "vendor P2P cloud enabled"),
+    ("ddns", "SVC-07", "dynamic DNS enabled"),
+    ("manual_time", "LOG-01", "clock set manually (no NTP)"),
+)
+
+
+def camera_findings(spec: CameraSpec, config: LabConfig | None = None) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for control, evidence in (
+        *_accounts(spec),
+        *((control, text) for flag, control, text in FLAG_FINDINGS if getattr(spec, flag)),
+        *_transport(spec, config),
+        *_firmware(spec),
+    ):
+        found.setdefault(control, []).append(evidence)
+    return found
+
+
+def _accounts(spec: CameraSpec) -> list[tuple[str, str]]:
+    out = []
+    for user in spec.all_users:
+        if (user.name, user.password) in spec.persona.default_credentials:
+            out.append(("AUTH-01", f"{user.name} has the vendor default password"))
+        elif weak_password(user.password):
+            out.append(("AUTH-04", f"{user.name} has a weak password"))
+    if spec.lockout is None:
+        out.append(("AUTH-05", "no brute-force lockout"))
+    if spec.rtsp_auth == "none":
+        out.append(("AUTH-08", "RTSP stream without authentication"))
+    elif spec.rtsp_auth == "basic":
+        out.append(("AUTH-09", "RTSP uses Basic authentication"))
+    out.extend(
+        ("AUTH-10", f"ONVIF {op} answers without authentication")
+        for op in sorted(spec.onvif_noauth_ops - PRE_AUTH)
+    )
+    if spec.anonymous_snapshot and any(r.kind == "snapshot" for r in spec.persona.api):
+        out.append(("AUTH-11", "snapshot without authentication"))
+    return out
+
+
+def _transport(spec: CameraSpec, config: LabConfig | None) -> list[tuple[str, str]]:
+    out = []
+    tls = spec.tls
+    if not spec.https:
+        out.append(("COM-01", "no HTTPS; management over plain HTTP"))
+    else:
+        out.extend(
+            ("COM-02", text)
+            for bad, text in (
+                (tls.expired, "expired certificate"),
+                (tls.weak_key, "RSA-1024 key"),
+                (bool({"TLSv1", "TLSv1.1"} & set(tls.versions)), "TLS 1.0/1.1 accepted"),
+            )
+            if bad
+        )
+    cameras = config.cameras if config else ()
+    peers = [
+        c.id
+        for c in cameras
+        if spec.https
+        and tls.shared_key_group
+        and c.id != spec.id
+        and c.https
+        and c.tls.shared_key_group == tls.shared_key_group
+    ]
+    if peers:
+        out.append(("COM-03", f"TLS key shared with {len(peers)} other camera(s)"))
+    out.extend(
+        ("SVC-05", f"router {router.id} forwards {m.external_port} -> {m.internal_port}")
+        for router in (config.routers if config else ())
+        for m in router.port_mappings
+        if m.camera == spec.id
+    )
+    if abs(spec.clock_skew_s) > LOG_SKEW_TOLERANCE_S:
+        out.append(("LOG-01", f"clock off by {spec.clock_skew_s:+.0f} s"))
+    return out
+
+
+def _firmware(spec: CameraSpec) -> list[tuple[str, str]]:
+    return [
+        ("FW-01", f"{rule.cve}{' (KEV)' if rule.kev else ''}")
+        for rule in spec.persona.cves
+        if spec.build_date < rule.build_before
+    ]
+
+
+def lab_truth(config: LabConfig, addresses: dict[str, str] | None = None) -> dict[str, Any]:
+    """JSON-ready ground truth for every camera of the lab."""
+    return {
+        "cameras": {
+            spec.id: {
+                "vendor": spec.persona.vendor,
+                "persona": spec.persona.name,
+                "model": spec.model,
+                "firmware": spec.firmware,
+                "build_date": spec.build_date.isoformat(),
+                **({"address": addresses[spec.id]} if addresses else {}),
+                "findings": camera_findings(spec, config),
+            }
+            for spec in config.cameras
+        }
+    }

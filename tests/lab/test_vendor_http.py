@@ -1,0 +1,157 @@
+"""Vendor HTTP APIs against real clients: curl --digest and httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import httpx
+import pytest
+
+from lab.fleet import Fleet
+from lab.testing import LabFactory
+
+LAB = """
+[[camera]]
+id = "hik"
+persona = "hikvision"
+firmware = "V5.5.0"
+build_date = 2021-06-28
+not_activated = true
+hidden_admin = true
+[[camera]]
+id = "dahua"
+persona = "dahua"
+[[camera]]
+id = "dahua-basic"
+persona = "dahua"
+basic_over_http = true
+[[camera]]
+id = "axis"
+persona = "axis"
+anonymous_snapshot = true
+lockout = {threshold = 3, window_s = 5, lock_s = 1}
+"""
+
+
+@pytest.fixture
+async def fleet(lab_fleet: LabFactory) -> Fleet:
+    return await lab_fleet(LAB)
+
+
+async def curl(url: str, *args: str) -> tuple[int, str, str]:
+    """Run curl in a thread; return (HTTP status, headers, body)."""
+    cmd = ["curl", "-sS", "--max-time", "5", "-D", "-", "-w", "\n%{http_code}", *args, url]
+    out = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, check=True)
+    text, _, code = out.stdout.rpartition("\n")
+    headers, _, body = text.rpartition("\n\n")  # text mode turns CRLF into LF
+    return int(code), headers, body
+
+
+@pytest.mark.parametrize(
+    ("camera", "path", "user", "expect"),
+    [
+        ("hik", "/ISAPI/System/deviceInfo", "admin:12345", "<firmwareReleasedDate>build 210628"),
+        ("hik", "/ISAPI/Security/users", "admin:12345", "<userName>system</userName>"),
+        ("hik", "/ISAPI/System/Network/telnetd", "admin:12345", "<enabled>false</enabled>"),
+        (
+            "dahua",
+            "/cgi-bin/magicBox.cgi?action=getSoftwareVersion",
+            "admin:admin",
+            "version=2.800.0000000.25.R,build:2022-09-20",
+        ),
+        (
+            "dahua",
+            "/cgi-bin/userManager.cgi?action=getUserInfoAll",
+            "admin:admin",
+            "users[0].Name=admin",
+        ),
+        (
+            "dahua",
+            "/cgi-bin/configManager.cgi?action=getConfig&name=NTP",
+            "admin:admin",
+            "table.NTP.Enable=true",
+        ),
+        (
+            "axis",
+            "/axis-cgi/param.cgi?action=list&group=Properties",
+            "root:pass",
+            "root.Properties.Firmware.Version=10.12.182",
+        ),
+        ("axis", "/axis-cgi/pwdgrp.cgi?action=get", "root:pass", 'admin="root"'),
+    ],
+)
+async def test_curl_digest(fleet: Fleet, camera: str, path: str, user: str, expect: str) -> None:
+    node = fleet[camera]
+    status, headers, body = await curl(node.url(path), "--digest", "-u", user)
+    assert status == 200, body
+    assert expect in body
+    assert f"Server: {node.camera.persona.banners['http']}" in headers
+    status, headers, _ = await curl(
+        node.url(path), "--digest", "-u", user.split(":", maxsplit=1)[0] + ":bad"
+    )
+    assert status == 401
+
+
+async def test_basic_refused_unless_seeded(fleet: Fleet) -> None:
+    status, headers, _ = await curl(
+        fleet["hik"].url("/ISAPI/System/deviceInfo"), "--basic", "-u", "admin:12345"
+    )
+    assert status == 401
+    assert 'WWW-Authenticate: Digest realm="IP Camera(' in headers
+    status, headers, body = await curl(
+        fleet["dahua-basic"].url("/cgi-bin/magicBox.cgi?action=getDeviceType"),
+        "--basic",
+        "-u",
+        "admin:admin",
+    )
+    assert (status, body) == (200, "type=IPC-HFW2431S-S-S2\n")
+    assert fleet["dahua-basic"].camera.log[-1].auth == "basic"
+
+
+async def test_unauthenticated_endpoints(fleet: Fleet) -> None:
+    async with httpx.AsyncClient() as client:
+        activate = await client.get(fleet["hik"].url("/SDK/activateStatus"))
+        snap_axis = await client.get(fleet["axis"].url("/axis-cgi/jpg/image.cgi"))
+        snap_hik = await client.get(fleet["hik"].url("/ISAPI/Streaming/channels/101/picture"))
+        props = await client.post(
+            fleet["axis"].url("/axis-cgi/basicdeviceinfo.cgi"),
+            json={"apiVersion": "1.0", "method": "getAllUnrestrictedProperties"},
+        )
+        restricted = await client.post(
+            fleet["axis"].url("/axis-cgi/basicdeviceinfo.cgi"),
+            json={"apiVersion": "1.0", "method": "getAllProperties"},
+        )
+        missing = await client.get(fleet["hik"].url("/nothing/here"))
+    assert "<Activated>false</Activated>" in activate.text
+    assert (snap_axis.status_code, snap_axis.content[:2]) == (200, b"\xff\xd8")
+    assert snap_hik.status_code == 401
+    assert json.loads(props.text)["data"]["propertyList"]["Version"] == "10.12.182"
+    assert restricted.status_code == 401
+    assert missing.status_code == 404
+
+
+async def test_lockout_applies_across_interfaces(fleet: Fleet) -> None:
+    node = fleet["axis"]
+    url = node.url("/axis-cgi/pwdgrp.cgi?action=get")
+    async with httpx.AsyncClient() as client:
+        for _ in range(3):
+            bad = await client.get(url, auth=httpx.DigestAuth("root", "nope"))
+            assert bad.status_code == 401
+        locked = await client.get(url, auth=httpx.DigestAuth("root", "pass"))
+        assert locked.status_code == 401
+        assert node.camera.locked("root")
+        await asyncio.sleep(1.1)
+        unlocked = await client.get(url, auth=httpx.DigestAuth("root", "pass"))
+    assert unlocked.status_code == 200
+
+
+async def test_request_log_has_no_passwords(fleet: Fleet) -> None:
+    node = fleet["dahua"]
+    await curl(
+        node.url("/cgi-bin/magicBox.cgi?action=getSerialNo"), "--digest", "-u", "admin:admin"
+    )
+    assert node.camera.log[-1].user == "admin"
+    assert "admin:admin" not in repr(node.camera.log)
+    assert all(not hasattr(r, "password") for r in node.camera.log)
