@@ -7,8 +7,10 @@ bookkeeping below happens on the event loop thread.
 * MQTT v5, ``clean_start=False`` with a session expiry interval (a persistent session), QoS 1.
 * Entries are published in seq order, at most ``max_inflight`` unacknowledged at a time.
 * An entry is removed from the outbox only on a PUBACK with a success reason code. A failure
-  code (e.g. 135 Not authorized) keeps the entry, logs a WARNING, and the entry is retried after
-  the next reconnect or restart. paho itself resends unacknowledged messages after a reconnect.
+  code (e.g. 135 Not authorized) keeps the entry and logs a WARNING; the entry is retried at the
+  next start of the agent (after the operator fixed the broker ACL), not on every reconnect:
+  mosquitto 2.0 resets the connection after refusing a publish in a persistent session, so a
+  retry per reconnect would loop. paho itself resends unacknowledged messages after a reconnect.
 * After a restart everything still in the outbox is published again; the collector
   deduplicates by (agent_id, seq).
 """
@@ -46,6 +48,7 @@ class Publisher:
         self._cursor = 0  # highest seq handed to paho (or skipped) since the last (re)connect
         self._inflight: dict[int, int] = {}  # paho mid -> seq, until the PUBACK
         self._handed: set[int] = set()  # the seqs in _inflight
+        self._refused: set[int] = set()  # seqs the broker refused; retried at the next start
         self.acked = 0
         self.refused = 0
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=agent_id, protocol=mqtt.MQTTv5)
@@ -101,7 +104,7 @@ class Publisher:
         )
         self._connected = True
         self._connect_failures = 0
-        self._cursor = 0  # republish whatever is still in the outbox and not in flight
+        self._cursor = 0  # republish whatever is still in the outbox, not in flight or refused
         self._wake.set()
 
     def _on_connect_fail(self) -> None:
@@ -128,9 +131,10 @@ class Publisher:
         self._handed.discard(seq)
         if reason.is_failure:
             self.refused += 1
+            self._refused.add(seq)
             log.warning(
-                "broker refused message seq %d (%s); kept in the outbox, retried after the "
-                "next reconnect; check the broker ACL for %s",
+                "broker refused message seq %d (%s); kept in the outbox and retried at the next "
+                "start; check the broker ACL for %s",
                 seq,
                 reason.getName(),
                 self._agent_id,
@@ -150,7 +154,8 @@ class Publisher:
 
     @property
     def drained(self) -> bool:
-        return not self._inflight and len(self._outbox) == 0
+        """Nothing in flight and nothing left to publish (refused entries do not count)."""
+        return not self._inflight and len(self._outbox) == len(self._refused)
 
     def _fill(self) -> None:
         window = self._config.max_inflight
@@ -160,7 +165,7 @@ class Publisher:
                 return
             for entry in batch:
                 self._cursor = entry.seq
-                if entry.seq in self._handed:
+                if entry.seq in self._handed or entry.seq in self._refused:
                     continue
                 data = self._outbox.read(entry)
                 if data is None:  # a heartbeat dropped meanwhile
