@@ -1,0 +1,106 @@
+"""``camwarden-agent``: keygen, pubkey, enroll, run, report --once.
+
+``main(argv) -> int`` never raises for an operator error: it prints one clear line to stderr
+and returns 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.config import DEFAULT_PATH, AgentConfig, load_config
+from agent.errors import AgentError
+from agent.identity import enroll, keygen, load_key
+from protocol.configfile import ConfigError
+from protocol.keys import public_jwk
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="camwarden-agent", description=__doc__)
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help=f"config file (default {DEFAULT_PATH}, plus agent.d/*.toml beside it)",
+        )
+
+    p = sub.add_parser("keygen", help="create the agent's Ed25519 private key")
+    p.add_argument("--key", type=Path, required=True, help="where to write the key (mode 0600)")
+    p = sub.add_parser("pubkey", help="print the public JWK of a private key")
+    p.add_argument("--key", type=Path, required=True)
+    p = sub.add_parser("enroll", help="register the agent's public key with the collector")
+    p.add_argument("--server", help="collector base URL (default: collector_url of the config)")
+    p.add_argument("--token", required=True, help="one-time enrollment token")
+    with_config(p)
+    p = sub.add_parser("run", help="run the agent loop (hello, heartbeats, reports)")
+    with_config(p)
+    p = sub.add_parser("report", help="air-gapped sites: write pending messages to a file")
+    p.add_argument("--once", action="store_true", required=True, help="one report, then exit")
+    p.add_argument("--out", type=Path, required=True, help="file of JWS lines, seq order")
+    with_config(p)
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "keygen":
+        key = keygen(args.key)
+        print(f"wrote {args.key} (kid {key.thumbprint()})")
+        return 0
+    if args.command == "pubkey":
+        print(json.dumps(public_jwk(load_key(args.key)), sort_keys=True))
+        return 0
+    config: AgentConfig = load_config(args.config)
+    key = load_key(config.key_path)
+    if args.command == "enroll":
+        server = args.server or config.collector_url
+        if not server:
+            raise AgentError("no collector URL: pass --server or set collector_url")
+        answer = enroll(
+            server,
+            args.token,
+            agent_id=config.agent_id,
+            site=config.site,
+            key=key,
+            hostname=socket.gethostname(),
+            state_dir=config.state_path,
+        )
+        print(f"enrolled {config.agent_id} at site {config.site}: {answer['status']}")
+        return 0
+    if args.command == "run":
+        from agent.runner import Agent  # noqa: PLC0415  # keeps keygen/pubkey light
+
+        return asyncio.run(Agent(config, key).run())
+    from agent.runner import report_once  # noqa: PLC0415
+
+    return report_once(config, key, args.out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return _dispatch(args)
+    except (AgentError, ConfigError) as exc:
+        print(f"camwarden-agent: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Errors of the agent.
+
+AgentError                    every failure the agent reports to its operator
+ +-- KeyFileExists            ``keygen`` refuses to overwrite a key
+ +-- EnrollmentError          the collector refused enrollment, or could not be reached
+ +-- OutboxFull               the outbox cap is reached by messages that may not be dropped
+ +-- StorageError             the state directory cannot be written (e.g. the disk is full)
+ +-- AgentBusy                another agent process holds the state directory
+
+Config errors are ``protocol.configfile.ConfigError``; they name file, line and key.
+"""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """A failure with a message fit for the operator (no secrets, no stack trace needed)."""
+
+
+class KeyFileExists(AgentError):
+    pass
+
+
+class EnrollmentError(AgentError):
+    pass
+
+
+class OutboxFull(AgentError):
+    pass
+
+
+class StorageError(AgentError):
+    pass
+
+
+class AgentBusy(AgentError):
+    pass

@@ -1,0 +1,1 @@
+"""Getting signed messages off the box: the disk outbox and the MQTT publisher."""

@@ -1,0 +1,236 @@
+"""The basic agent loop: hello on start, heartbeats and status reports on a timer.
+
+Everything issued goes through ``agent.issuer`` into the outbox (fsync, off the event loop in a
+worker thread), and the publisher drains the outbox to the broker. SIGTERM/SIGINT stop the loop,
+give the publisher ``intervals.shutdown_grace_s`` to flush, and exit; whatever is left stays in
+the outbox for the next start. ``report_once`` is the air-gapped variant: it writes the outbox
+and one fresh report to a file instead of a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import platform
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import BinaryIO
+
+from joserfc.jwk import OKPKey
+
+from agent.config import AgentConfig, CameraConfig
+from agent.errors import AgentError, OutboxFull, StorageError
+from agent.health import host_health
+from agent.issuer import Header, Issued, Issuer
+from agent.publish.outbox import Outbox
+from agent.state import StateStore, exclusive, fsync_dir
+from protocol.messages import AgentInfo, Camera, Heartbeat, Hello, Identity, StatusReport
+
+log = logging.getLogger(__name__)
+
+
+def agent_info() -> AgentInfo:
+    return AgentInfo(
+        version=version("camwarden"),
+        hostname=socket.gethostname(),
+        platform=f"{platform.system()} {platform.release()} {platform.machine()}",
+    )
+
+
+async def reachable(host: str, port: int, wait_s: float) -> bool:
+    """A quick TCP connect to the camera's HTTP port."""
+    try:
+        async with asyncio.timeout(wait_s):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def probe_cameras(cameras: tuple[CameraConfig, ...], wait_s: float) -> list[Camera]:
+    results = await asyncio.gather(*(reachable(c.address, c.http_port, wait_s) for c in cameras))
+    return [
+        Camera(camera_id=c.id, address=c.address, reachable=ok, identity=Identity())
+        for c, ok in zip(cameras, results, strict=True)
+    ]
+
+
+def _open(config: AgentConfig, key: OKPKey) -> tuple[Outbox, Issuer]:
+    state_dir = config.state_path
+    outbox = Outbox(state_dir / "outbox", config.outbox.max_bytes, config.outbox.max_messages)
+    issuer = Issuer(config.agent_id, config.site, key, StateStore(state_dir), outbox)
+    return outbox, issuer
+
+
+def _report(
+    info: AgentInfo, config: AgentConfig, cameras: list[Camera]
+) -> Callable[[Header], StatusReport]:
+    host = host_health(config.state_path)
+
+    def build(h: Header) -> StatusReport:
+        return StatusReport(
+            **h.fields(), agent=info, host=host, cameras=cameras, outbox_dropped=h.outbox_dropped
+        )
+
+    return build
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, key: OKPKey) -> None:
+        self.config = config
+        self._key = key
+        self._info = agent_info()
+        self._started = time.monotonic()
+        self._full = False  # an "outbox full" episode is under way (logged once)
+        self._storage_failing = False  # a "cannot write" episode is under way (logged once)
+
+    async def run(self) -> int:
+        from agent.publish.mqtt import Publisher  # noqa: PLC0415  # paho only where it is used
+
+        with exclusive(self.config.state_path):
+            outbox, issuer = _open(self.config, self._key)
+            self._outbox, self._issuer = outbox, issuer
+            self._publisher = Publisher(
+                outbox,
+                agent_id=self.config.agent_id,
+                site=self.config.site,
+                config=self.config.mqtt,
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, stop.set)
+            log.info(
+                "agent %s (site %s) starting at seq %d, %d messages in the outbox",
+                self.config.agent_id,
+                self.config.site,
+                issuer.state.seq,
+                len(outbox),
+            )
+            publishing = asyncio.create_task(self._publisher.run())
+            await self._issue(lambda h: Hello(**h.fields(), agent=self._info))
+            timers = [
+                asyncio.create_task(self._every(self.config.intervals.report_s, self._status)),
+                asyncio.create_task(
+                    self._every(self.config.intervals.heartbeat_s, self._heartbeat, first=False)
+                ),
+            ]
+            await stop.wait()
+            grace = self.config.intervals.shutdown_grace_s
+            log.info("stopping; flushing the outbox for up to %ss", grace)
+            for task in timers:
+                task.cancel()
+            await asyncio.gather(*timers, return_exceptions=True)
+            try:
+                async with asyncio.timeout(grace):
+                    await self._publisher.wait_drained()
+            except TimeoutError:
+                log.info("%d messages stay in the outbox for the next start", len(outbox))
+            publishing.cancel()
+            await asyncio.gather(publishing, return_exceptions=True)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        return 0
+
+    @staticmethod
+    async def _every(
+        interval: float, action: Callable[[], Awaitable[None]], *, first: bool = True
+    ) -> None:
+        if first:
+            await action()
+        while True:
+            await asyncio.sleep(interval)
+            await action()
+
+    async def _heartbeat(self) -> None:
+        depth, known = len(self._outbox), len(self.config.cameras)
+        uptime = time.monotonic() - self._started
+        await self._issue(
+            lambda h: Heartbeat(
+                **h.fields(), uptime_s=uptime, outbox_depth=depth, cameras_known=known
+            )
+        )
+
+    async def _status(self) -> None:
+        cameras = await probe_cameras(
+            self.config.cameras, self.config.intervals.camera_connect_timeout_s
+        )
+        await self._issue(_report(self._info, self.config, cameras))
+
+    async def _issue(self, build: Callable[[Header], Hello | Heartbeat | StatusReport]) -> None:
+        try:
+            issued = await asyncio.to_thread(self._issuer.issue, build)
+        except OutboxFull as exc:
+            if not self._full:
+                log.error("%s; no new reports until the broker takes some", exc)
+            self._full = True
+            return
+        except StorageError as exc:
+            if not self._storage_failing:
+                log.error("%s; will retry at the next interval", exc)
+            self._storage_failing = True
+            return
+        self._recovered(issued)
+        self._publisher.wake()
+
+    def _recovered(self, issued: Issued | None) -> None:
+        if issued is None:
+            return  # a heartbeat dropped by a full outbox: the episode is not over
+        if self._full or self._storage_failing:
+            log.info("the outbox accepts messages again (seq %d)", issued.seq)
+        self._full = self._storage_failing = False
+
+
+def report_once(config: AgentConfig, key: OKPKey, out: Path) -> int:
+    """Write every pending message plus one fresh report to ``out``, one JWS per line.
+
+    Entries leave the outbox only after the file is fsynced. If the outbox is too full to take
+    the fresh report, the pending messages are written out first to make room.
+    """
+    info = agent_info()
+    cameras = asyncio.run(probe_cameras(config.cameras, config.intervals.camera_connect_timeout_s))
+    with exclusive(config.state_path):
+        outbox, issuer = _open(config, key)
+        try:
+            with out.open("wb") as fh:
+                issued = _try_issue(issuer, _report(info, config, cameras))
+                written = _export(outbox, fh, out.parent)
+                if not issued:
+                    if not _try_issue(issuer, _report(info, config, cameras)):
+                        raise AgentError("cannot issue a status report")
+                    written += _export(outbox, fh, out.parent)
+        except OSError as exc:
+            raise AgentError(f"cannot write {out}: {exc.strerror}") from exc
+    log.info("wrote %d messages to %s (last seq %d)", written, out, issuer.state.seq)
+    return 0
+
+
+def _try_issue(issuer: Issuer, build: Callable[[Header], StatusReport]) -> bool:
+    try:
+        issuer.issue(build)
+    except OutboxFull:
+        return False
+    return True
+
+
+def _export(outbox: Outbox, fh: BinaryIO, directory: Path) -> int:
+    entries = outbox.entries()
+    for entry in entries:
+        token = outbox.read(entry)
+        if token is not None:
+            fh.write(token + b"\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+    fsync_dir(directory)
+    for entry in entries:
+        outbox.remove(entry.seq)
+    return len(entries)

@@ -1,0 +1,128 @@
+"""Helpers for the agent tests: config files, a real MQTT subscriber, chain checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from joserfc.jwk import OKPKey
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from protocol.envelope import digest, verify
+from protocol.keys import generate_private_key, write_private_key
+from protocol.messages import GENESIS, AgentMessage, StatusReport, decode_agent_message
+
+AGENT = [sys.executable, "-m", "agent"]
+
+
+def make_home(tmp_path: Path, port: int, extra: str = "", **intervals: float) -> Path:
+    """A key and a config file for agent ``a1`` at site ``s1``; returns the config path."""
+    key = tmp_path / "agent.key"
+    if not key.exists():
+        write_private_key(key, generate_private_key())
+    timers = {"heartbeat_s": 0.2, "report_s": 1.0, "shutdown_grace_s": 3.0} | intervals
+    lines = [
+        'agent_id = "a1"',
+        'site = "s1"',
+        f'key_file = "{key}"',
+        f'state_dir = "{tmp_path / "state"}"',
+        "[mqtt]",
+        f"port = {port}",
+        "reconnect_max_s = 1",
+        "[intervals]",
+        *(f"{name} = {value}" for name, value in timers.items()),
+        extra,
+    ]
+    config = tmp_path / "agent.toml"
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def agent_key(config: Path) -> OKPKey:
+    return OKPKey.import_key((config.parent / "agent.key").read_bytes())
+
+
+def start_agent(config: Path, *args: str) -> subprocess.Popen[bytes]:
+    """``camwarden-agent run``; its log goes to ``agent.log`` beside the config."""
+    with (config.parent / "agent.log").open("ab") as log:
+        return subprocess.Popen(
+            [*AGENT, "run", "--config", str(config), *args],
+            stderr=log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+
+class Subscriber:
+    """A real MQTT v5 subscriber with a persistent session, collecting every agent message."""
+
+    def __init__(self, port: int, client_id: str = "test-sub") -> None:
+        self.received: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        client.on_connect = self._connected
+        client.on_message = self._message
+        client.reconnect_delay_set(1, 1)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        client.loop_start()
+        self.client = client
+        if not self._ready.wait(10):
+            raise TimeoutError("subscriber did not connect")
+
+    def _connected(self, c: mqtt.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        c.subscribe("camwarden/v1/#", qos=1)
+        self._ready.set()
+
+    def _message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.received.append((msg.topic, bytes(msg.payload)))
+
+    def snapshot(self) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return list(self.received)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(step)
+
+
+def decode_all(tokens: list[bytes], key: OKPKey) -> dict[int, tuple[AgentMessage, bytes]]:
+    """Verify every JWS against ``key``; map seq to (message, token); a reused seq fails."""
+    by_seq: dict[int, tuple[AgentMessage, bytes]] = {}
+    for token in tokens:
+        verified = verify(token, lambda _kid: key)
+        message = decode_agent_message(verified.payload)
+        if message.seq in by_seq:
+            assert by_seq[message.seq][1] == token, f"seq {message.seq} reused for other bytes"
+        by_seq[message.seq] = (message, token)
+    return by_seq
+
+
+def check_chain(by_seq: dict[int, tuple[AgentMessage, bytes]]) -> int:
+    """Every message points at the report before it; return the number of reports."""
+    head, head_seq, reports = GENESIS, 0, 0
+    for seq in sorted(by_seq):
+        message, token = by_seq[seq]
+        assert (message.prev, message.prev_seq) == (head, head_seq), f"chain broken at {seq}"
+        if isinstance(message, StatusReport):
+            head, head_seq, reports = digest(token), seq, reports + 1
+    return reports
