@@ -14,7 +14,7 @@ import socket
 from typing import Final, Literal
 
 from lab.services import Service
-from lab.services._tcp import TcpService
+from lab.services._net import TcpService
 
 # IAC DO ECHO, DO NAWS, DO LFLOW, WILL ECHO, WILL SUPPRESS-GO-AHEAD: what BusyBox telnetd sends.
 TELNET_NEGOTIATION: Final = b"\xff\xfd\x01\xff\xfd\x1f\xff\xfd\x21\xff\xfb\x01\xff\xfb\x03"

@@ -10,14 +10,14 @@ TimeTicks and the context-tagged PDUs and v2c exceptions.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final
 
 from lab.services import Service
+from lab.services._net import UdpService
 
 INTEGER: Final = 0x02
 OCTET_STRING: Final = 0x04
@@ -224,30 +224,6 @@ def answer(mib: SystemGroup, communities: frozenset[str], datagram: bytes) -> by
     return encode_response(request, binds, 0, 0)
 
 
-class _Agent(asyncio.DatagramProtocol):
-    def __init__(self, mib: SystemGroup, communities: frozenset[str]) -> None:
-        self._mib = mib
-        self._communities = communities
-        self._transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        reply = answer(self._mib, self._communities, data)
-        if reply is not None and self._transport is not None:
-            self._transport.sendto(reply, addr)
-
-
-class SnmpService:
-    def __init__(self, transport: asyncio.DatagramTransport) -> None:
-        self._transport = transport
-
-    async def close(self) -> None:
-        self._transport.close()
-        await asyncio.sleep(0)  # let the transport's deferred close run
-
-
 async def start_snmp(
     sock: socket.socket,
     communities: frozenset[str],
@@ -270,6 +246,4 @@ async def start_snmp(
             SYS_NAME: lambda: tlv(OCTET_STRING, sys_name.encode("utf-8")),
         }
     )
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Agent(mib, communities), sock=sock)
-    return SnmpService(transport)
+    return await UdpService.start(sock, lambda data, _: answer(mib, communities, data))
