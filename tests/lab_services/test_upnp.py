@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 
 import httpx
 import pytest
 from lxml import etree
 
+from lab import netns
 from lab.services.igd import CONTROL_PATH, WAN_IP, start_igd
 from lab.services.ssdp import search_target, start_ssdp
 from tests.lab_services.sockets import port_of, tcp, udp
@@ -153,3 +155,46 @@ async def test_igd_walks_port_mappings_until_713() -> None:
 )
 def test_ssdp_ignores_non_searches(junk: bytes) -> None:
     assert search_target(junk) is None
+
+
+CAMS = ["10.99.0.11", "10.99.0.12"]
+SEARCH = """
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.3)
+s.sendto(b'M-SEARCH * HTTP/1.1\\r\\nHOST: 239.255.255.250:1900\\r\\nMAN: "ssdp:discover"\\r\\n'
+         b'MX: 1\\r\\nST: upnp:rootdevice\\r\\n\\r\\n', ("239.255.255.250", 1900))
+end = time.monotonic() + 1.5
+while time.monotonic() < end:
+    try:
+        data, _ = s.recvfrom(4096)
+    except TimeoutError:
+        continue
+    print([l for l in data.decode().split("\\r\\n") if l.upper().startswith("LOCATION")][0])
+"""
+
+
+@pytest.mark.skipif(not netns.available(), reason="ip netns is not permitted here (needs root)")
+async def test_multicast_m_search_in_the_lab() -> None:
+    async with netns.NetnsLab(CAMS) as lab:
+        binder = lab.binder()
+        services = [
+            await start_ssdp(
+                binder.udp(ip, 1900),
+                binder.tcp(ip, 49152),
+                friendly_name=ip,
+                manufacturer="Dahua",
+                model="IPC-HDW",
+                uuid=f"00000000-0000-4000-8000-0000000000{ip[-2:]}",
+                server_banner="IPC",
+            )
+            for ip in CAMS
+        ]
+        try:
+            async with asyncio.timeout(20):
+                done = await netns.arun_in(lab.agent.namespace, [sys.executable, "-c", SEARCH])
+        finally:
+            for service in services:
+                await service.close()
+    locations = sorted(line.split(":", 1)[1].strip() for line in done.stdout.splitlines())
+    assert locations == [f"http://{ip}:49152/upnp/description.xml" for ip in CAMS], done.stderr
