@@ -9,7 +9,7 @@ pkgs_demo=(mosquitto mosquitto-clients python3-venv openssl iproute2
            gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-rtsp)
 pkgs_test=("${pkgs_demo[@]}" nmap ffmpeg curl chromium postgresql postgresql-client
            libsystemd-dev pkg-config python3-systemd debootstrap dpkg-dev fakeroot
-           systemd nftables)
+           systemd nftables snmp)
 
 case "$profile" in
   demo) want=("${pkgs_demo[@]}") ;;

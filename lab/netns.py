@@ -1,0 +1,350 @@
+"""Namespace mode: every simulated camera gets its own network namespace and 10.99.0.x address.
+
+Layout (the "switch namespace" design, nothing is added to the caller's namespace)::
+
+    <id>-sw      bridge br0 (no address), one veth port p<n> per host
+    <id>-agent   eth0 10.99.0.2/24: where the software under test runs
+    <id>-<ip>    eth0 10.99.0.11/24, ... one per camera
+
+Each host namespace has ``lo`` up and a 224.0.0.0/4 route on eth0, so multicast (SSDP,
+WS-Discovery) stays on the lab bridge. ``<id>`` is unique per run so parallel runs do not
+collide. Teardown kills every process left in the namespaces, deletes the veth ports (which
+removes both ends at once) and then the namespaces, also after a failed set-up.
+
+Without root, run the whole program inside a user namespace: ``python -m lab.netns -- CMD``
+re-executes CMD under ``unshare --user --map-root-user --net --mount --pid`` with a private
+``/run`` so that ``ip netns add`` works; everything dies with CMD.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import functools
+import ipaddress
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+log = logging.getLogger(__name__)
+
+CLONE_NEWNET: Final = 0x40000000
+NETNS_DIR: Final = Path("/run/netns")
+BRIDGE: Final = "br0"
+LAB_IFACE: Final = "eth0"
+MULTICAST: Final = "224.0.0.0/4"
+DEFAULT_SUBNET: Final = "10.99.0.0/24"
+IP_TIMEOUT: Final = 30.0
+UNSHARE: Final = ("unshare", "--user", "--map-root-user", "--net", "--mount", "--pid", "--fork")
+INSIDE_FLAG: Final = "--inside-userns"
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NetnsError(RuntimeError):
+    """A namespace command failed; the message carries ip's own error text."""
+
+
+def _ip(*args: str, batch: Sequence[str] = ()) -> str:
+    argv = ["ip", *args, *(["-batch", "-"] if batch else [])]
+    done = subprocess.run(  # noqa: S603  # fixed program, arguments built here
+        argv,
+        input="".join(f"{line}\n" for line in batch),
+        capture_output=True,
+        text=True,
+        timeout=IP_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise NetnsError(f"{' '.join(argv)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the body with the calling thread (only) inside network namespace ``name``."""
+    target = os.open(NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+def netns_argv(name: str, argv: Sequence[str]) -> list[str]:
+    """The command line that runs ``argv`` inside namespace ``name``."""
+    return ["ip", "netns", "exec", name, *argv]
+
+
+def run_in(
+    name: str, argv: Sequence[str], *, timeout: float | None = 60.0
+) -> subprocess.CompletedProcess[str]:
+    """Run a program (nmap, ffprobe, the agent) inside a lab namespace and wait for it."""
+    return subprocess.run(  # noqa: S603  # the caller chose the program on purpose
+        netns_argv(name, argv), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+async def arun_in(name: str, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """:func:`run_in` for event-loop code, which must keep serving while the program runs.
+
+    Bound it with ``asyncio.timeout``: on cancellation the program is killed and reaped.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *netns_argv(name, argv), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await process.communicate()
+    except BaseException:
+        process.kill()
+        await asyncio.shield(process.wait())
+        raise
+    assert process.returncode is not None
+    return subprocess.CompletedProcess(list(argv), process.returncode, out.decode(), err.decode())
+
+
+@functools.cache
+def available() -> bool:
+    """True when this process can create lab namespaces (root, or root inside a userns)."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return False
+    probe = f"cwprobe{os.getpid()}"
+    try:
+        _ip("netns", "add", probe)
+    except (NetnsError, OSError, subprocess.TimeoutExpired):
+        return False
+    _ip("netns", "del", probe)
+    return True
+
+
+@functools.cache
+def userns_available() -> bool:
+    """True when an unprivileged user namespace with its own network can be created."""
+    if shutil.which("unshare") is None:
+        return False
+    done = subprocess.run(  # noqa: S603  # fixed program
+        [*UNSHARE, "true"], capture_output=True, timeout=IP_TIMEOUT, check=False
+    )
+    return done.returncode == 0
+
+
+def rootless_argv(argv: Sequence[str], *, python: str = sys.executable) -> list[str]:
+    """The command line that runs ``argv`` as root of a fresh user+network namespace.
+
+    ``python`` (able to import ``lab``) prepares the namespace before running ``argv``.
+    """
+    return [*UNSHARE, "--kill-child", python, "-m", "lab.netns", INSIDE_FLAG, *argv]
+
+
+def _prepare_userns() -> None:
+    """Inside a fresh userns: a private /run (for /run/netns) and a working loopback."""
+    subprocess.run(["mount", "-t", "tmpfs", "lab-run", "/run"], check=True)  # noqa: S607
+    NETNS_DIR.mkdir(parents=True, exist_ok=True)
+    _ip("link", "set", "lo", "up")
+
+
+@dataclass(frozen=True, slots=True)
+class LabHost:
+    namespace: str
+    address: str
+    port: str  # the veth port in the switch namespace
+
+
+class NetnsLab:
+    """An isolated lab network: a switch namespace, an agent namespace and one per camera."""
+
+    def __init__(
+        self,
+        cameras: Sequence[str],
+        *,
+        subnet: str = DEFAULT_SUBNET,
+        agent_address: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        net = ipaddress.IPv4Network(subnet)
+        agent_ip = ipaddress.IPv4Address(agent_address) if agent_address else net[2]
+        addresses = [agent_ip, *(ipaddress.IPv4Address(a) for a in cameras)]
+        for address in addresses:
+            if address not in net or address in (net.network_address, net.broadcast_address):
+                raise ValueError(f"{address} is not a host address of {net}")
+        if len(set(addresses)) != len(addresses):
+            raise ValueError("lab addresses must be unique")
+        self.prefix = run_id or f"cw{secrets.token_hex(3)}"
+        self.prefixlen = net.prefixlen
+        self.switch = f"{self.prefix}-sw"
+        self.agent = LabHost(f"{self.prefix}-agent", str(agent_ip), "p0")
+        self.cameras = {
+            str(ip): LabHost(f"{self.prefix}-{str(ip).replace('.', '-')}", str(ip), f"p{n}")
+            for n, ip in enumerate(addresses[1:], start=1)
+        }
+        self._created: list[str] = []
+
+    @property
+    def hosts(self) -> list[LabHost]:
+        return [self.agent, *self.cameras.values()]
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [self.switch, *(h.namespace for h in self.hosts)]
+
+    def namespace_of(self, address: str) -> str:
+        if address == self.agent.address:
+            return self.agent.namespace
+        try:
+            return self.cameras[address].namespace
+        except KeyError:
+            raise ValueError(f"{address} is not an address of lab {self.prefix}") from None
+
+    def binder(self) -> NetnsBinder:
+        return NetnsBinder(self)
+
+    def create(self) -> Self:
+        try:
+            for name in self.namespaces:
+                _ip("netns", "add", name)
+                self._created.append(name)
+            switch = [
+                f"link add {BRIDGE} type bridge mcast_snooping 0",
+                f"link set {BRIDGE} up",
+                "link set lo up",
+            ]
+            for host in self.hosts:
+                switch += [
+                    f"link add {host.port} type veth peer name {LAB_IFACE} netns {host.namespace}",
+                    f"link set {host.port} master {BRIDGE} up",
+                ]
+            _ip("-n", self.switch, batch=switch)
+            for host in self.hosts:
+                _ip(
+                    "-n",
+                    host.namespace,
+                    batch=[
+                        "link set lo up",
+                        f"addr add {host.address}/{self.prefixlen} dev {LAB_IFACE}",
+                        f"link set {LAB_IFACE} up",
+                        f"route add {MULTICAST} dev {LAB_IFACE}",
+                    ],
+                )
+        except BaseException:
+            self.close()
+            raise
+        log.info("lab %s up: %d cameras", self.prefix, len(self.cameras))
+        return self
+
+    def close(self) -> None:
+        """Remove everything this lab created; safe to call twice or after a failed create."""
+        if not self._created:
+            return
+        for name in self._created:
+            with contextlib.suppress(NetnsError):
+                for pid in _ip("netns", "pids", name).split():
+                    if int(pid) != os.getpid():
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(int(pid), signal.SIGKILL)
+        if self.switch in self._created:
+            with contextlib.suppress(NetnsError):
+                _ip("-force", "-n", self.switch, batch=[f"link del {h.port}" for h in self.hosts])
+        errors = []
+        for name in self._created:
+            try:
+                _ip("netns", "del", name)
+            except NetnsError as exc:
+                errors.append(str(exc))
+        self._created = []
+        log.info("lab %s removed", self.prefix)
+        if errors:
+            raise NetnsError("; ".join(errors))
+
+    def __enter__(self) -> Self:
+        return self.create()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return await asyncio.to_thread(self.create)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.close)
+
+
+class NetnsBinder:
+    """The lab's Binder for namespace mode: sockets are created inside the host's namespace.
+
+    TCP listeners bind the host address. UDP sockets bind the namespace's wildcard address,
+    because a socket bound to a unicast address never receives multicast datagrams; the
+    namespace holds only that host's address, so the effect is the same for unicast.
+    """
+
+    def __init__(self, lab: NetnsLab) -> None:
+        self._lab = lab
+
+    def tcp(self, host: str, port: int) -> socket.socket:
+        with entered(self._lab.namespace_of(host)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def udp(self, host: str, port: int) -> socket.socket:
+        with entered(self._lab.namespace_of(host)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.bind(("0.0.0.0", port))  # noqa: S104  # the namespace's only address is host's
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m lab.netns -- CMD...``: run CMD where lab namespaces can be created."""
+    args = list(argv)
+    inside = bool(args) and args[0] == INSIDE_FLAG
+    args = args[1:] if inside else args
+    if args[:1] == ["--"]:
+        args = args[1:]
+    if not args:
+        print("usage: python -m lab.netns -- COMMAND [ARGS...]", file=sys.stderr)
+        return 2
+    if inside:
+        _prepare_userns()
+    elif os.geteuid() != 0:
+        return subprocess.call(rootless_argv(args))  # noqa: S603  # the user's own command
+    return subprocess.call(args)  # noqa: S603  # the user's own command
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
