@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,13 +13,13 @@ import msgspec
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,8 +39,6 @@ from server.ingest.pipeline import (
 )
 from server.storage import migrate
 from server.storage.models import Agent, Camera, EnrollmentToken, Finding, Message, Quarantine
-
-_CHUNK = 400  # bound on the pairs in one IN (...) lookup
 
 
 class EnrollmentError(Exception):
@@ -87,11 +85,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Repository:
@@ -142,22 +135,25 @@ class Repository:
             select(Agent.agent_id, Agent.kid, Agent.status).where(Agent.agent_id.in_(agents))
         ):
             view.agents[agent.agent_id] = (agent.kid, agent.status)
-        cols = (Message.agent_id, Message.seq, Message.type, Message.digest, Message.prev)
-        for chunk in _chunks(sorted(pairs)):
-            for row in conn.execute(
-                select(*cols, Message.prev_seq).where(
-                    tuple_(Message.agent_id, Message.seq).in_(chunk)
-                )
-            ):
-                ref = StoredRef(row.seq, row.type, row.digest, row.prev, row.prev_seq)
-                view.messages[(row.agent_id, row.seq)] = ref
-            for row in conn.execute(
-                select(*cols, Message.prev_seq).where(
-                    tuple_(Message.agent_id, Message.prev_seq).in_(chunk),
-                    Message.type == "report",
-                )
-            ):
-                ref = StoredRef(row.seq, row.type, row.digest, row.prev, row.prev_seq)
+        # two superset lookups with expanding parameters (cheap to compile), filtered here
+        cols = (Message.seq, Message.type, Message.digest, Message.prev, Message.prev_seq)
+        seqs = {seq for _, seq in pairs}
+        own = select(Message.agent_id, *cols).where(
+            Message.agent_id.in_(bindparam("agents", expanding=True)),
+            Message.seq.in_(bindparam("seqs", expanding=True)),
+        )
+        linking = select(Message.agent_id, *cols).where(
+            Message.agent_id.in_(bindparam("agents", expanding=True)),
+            Message.prev_seq.in_(bindparam("seqs", expanding=True)),
+            Message.type == "report",
+        )
+        params = {"agents": sorted(agents), "seqs": sorted(seqs)}
+        for row in conn.execute(own, params):
+            if (row.agent_id, row.seq) in pairs:
+                view.messages[(row.agent_id, row.seq)] = StoredRef(*row[1:])
+        for row in conn.execute(linking, params):
+            if (row.agent_id, row.prev_seq) in pairs:
+                ref = StoredRef(*row[1:])
                 view.successors.setdefault((row.agent_id, row.prev_seq), []).append(ref)
         return view
 
