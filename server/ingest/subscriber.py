@@ -62,6 +62,7 @@ class Subscriber:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(1, 5)
+        self._client.enable_logger(log)
 
     # -- paho callbacks (network thread) ---------------------------------------------------
 
