@@ -1,5 +1,5 @@
 """Tables of the collector. The schema is owned by the Alembic migrations shipped next to this
-module; these models describe it for queries (a test checks that both agree)."""
+module; these models describe it for queries and for ``alembic revision --autogenerate``."""
 
 from __future__ import annotations
 
