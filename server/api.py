@@ -1,0 +1,121 @@
+"""The collector's HTTP API: enrollment, offline report verification, metrics and health.
+
+``create_app`` is the one factory; later issues (dashboard, rollouts) add routers to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from protocol import MalformedMessage, import_public_jwk, public_jwk
+from server.config import ServerConfig
+from server.metrics import Metrics
+from server.storage import AgentConflict, Repository, TokenRejected
+from server.verify import InvalidReport, verify_file
+
+NamePattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Name = Annotated[str, Field(pattern=NamePattern)]
+
+
+class EnrollRequest(BaseModel):
+    token: Annotated[str, Field(min_length=1, max_length=256)]
+    agent_id: Name
+    site: Name
+    jwk: dict[str, Any]
+    hostname: Annotated[str, Field(max_length=255)] | None = None
+
+
+class EnrollResponse(BaseModel):
+    """Extended later with the collector's command key and the agent's MQTT certificate."""
+
+    agent_id: str
+    site: str
+    status: str
+
+
+class VerifyRequest(BaseModel):
+    jwk: dict[str, Any]
+    reports: str  # the report file: one JWS per line
+
+
+class VerifyResponse(BaseModel):
+    valid: bool
+    summary: str | None = None
+    line: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+
+
+def _public_key(jwk: dict[str, Any]) -> Any:
+    try:
+        return import_public_jwk(jwk)
+    except MalformedMessage as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.detail) from exc
+
+
+def create_app(
+    config: ServerConfig,
+    repo: Repository,
+    *,
+    metrics: Metrics | None = None,
+    healthy: Callable[[], bool] = lambda: True,
+) -> FastAPI:
+    app = FastAPI(title="camwarden collector", version="1")
+    app.state.config = config
+    app.state.repo = repo
+    app.state.metrics = metrics or Metrics()
+    api = APIRouter(prefix="/api/v1")
+
+    @api.post("/enroll", status_code=status.HTTP_201_CREATED)
+    def enroll(body: EnrollRequest) -> EnrollResponse:
+        key = _public_key(body.jwk)
+        try:
+            record = repo.enroll(
+                body.token,
+                agent_id=body.agent_id,
+                site=body.site,
+                jwk=public_jwk(key),
+                kid=key.thumbprint(),
+                hostname=body.hostname,
+                now=datetime.now(UTC),
+            )
+        except TokenRejected as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+        except AgentConflict as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return EnrollResponse(agent_id=record.agent_id, site=record.site, status=record.status)
+
+    @api.post("/verify-report")
+    def verify_report(body: VerifyRequest) -> VerifyResponse:
+        key = _public_key(body.jwk)
+        try:
+            summary = verify_file(body.reports.encode(), key, config.ingest.max_message_bytes)
+        except InvalidReport as exc:
+            return VerifyResponse(
+                valid=False, line=exc.line, reason=exc.error.reason, detail=exc.error.detail
+            )
+        return VerifyResponse(valid=True, summary=summary.text())
+
+    app.include_router(api)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_page(request: Request) -> Response:
+        registry = request.app.state.metrics.registry
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        ok = healthy()
+        return Response(
+            '{"status":"ok"}' if ok else '{"status":"mqtt disconnected"}',
+            status_code=200 if ok else 503,
+            media_type="application/json",
+        )
+
+    return app

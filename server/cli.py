@@ -1,0 +1,218 @@
+"""``camwarden-server``: run the collector, migrate, manage tokens and agents, verify and import.
+
+Exit codes: 0 success, 1 failure (invalid report, rejected lines, refused action), 2 usage or
+configuration error. SIGTERM and SIGINT stop ``run`` cleanly: the batch in progress is finished
+and acknowledged, then the MQTT session is left for the next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from protocol import MalformedMessage, import_public_jwk
+from protocol.configfile import ConfigError
+from server.api import create_app
+from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
+from server.ingest.ingestor import Ingestor, utcnow
+from server.ingest.pipeline import Incoming
+from server.ingest.subscriber import Subscriber
+from server.metrics import Metrics
+from server.storage import Repository
+from server.verify import InvalidReport, report_lines, topic_for, verify_file
+
+log = logging.getLogger(__name__)
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def duration(text: str) -> timedelta:
+    m = _DURATION.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m, 24h or 7d, got {text!r}")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="camwarden-server", description=__doc__.split("\n")[0])
+    p.add_argument("--config", type=Path, default=DEFAULT_PATH, help="main config file")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="migrate, then ingest from MQTT and serve the HTTP API")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    tokens = sub.add_parser("tokens").add_subparsers(dest="action", required=True)
+    create = tokens.add_parser("create", help="create an enrollment token (printed once)")
+    create.add_argument("--site", required=True)
+    create.add_argument("--approved", action="store_true", help="agents enrolled are approved")
+    create.add_argument("--ttl", type=duration, default=timedelta(hours=24))
+    create.add_argument("--uses", type=int, default=1, help="how many agents may use it")
+    agents = sub.add_parser("agents").add_subparsers(dest="action", required=True)
+    agents.add_parser("list")
+    for action in ("approve", "revoke"):
+        agents.add_parser(action).add_argument("agent_id")
+    verify = sub.add_parser("verify-report", help="verify a report file offline with one key")
+    verify.add_argument("--pubkey", type=Path, required=True, help="the agent's public JWK file")
+    verify.add_argument("report", type=Path)
+    imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
+    imp.add_argument("file", type=Path)
+    return p
+
+
+def _repo(config: ServerConfig) -> Repository:
+    if not config.database.url:
+        Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+    repo = Repository.open(config.database_url)
+    repo.migrate()
+    return repo
+
+
+class _Stop(Exception):
+    pass
+
+
+def run(config: ServerConfig) -> int:
+    repo = _repo(config)
+    ingestor = Ingestor(config, repo, Metrics())
+    subscriber = Subscriber(
+        config.mqtt, ingestor, config.ingest.batch_size, config.ingest.batch_latency_s
+    )
+    app = create_app(config, repo, metrics=ingestor.metrics, healthy=subscriber.connected.is_set)
+    http = uvicorn.Server(
+        uvicorn.Config(
+            app, host=config.http.bind, port=config.http.port, log_level="warning", lifespan="off"
+        )
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    web = threading.Thread(target=http.run, name="camwarden-http", daemon=True)
+    try:
+        subscriber.start()
+        web.start()
+        log.info("collector running; HTTP on %s:%d", config.http.bind, config.http.port)
+        while not stop.wait(0.5):
+            if not web.is_alive():
+                log.error("the HTTP server stopped")
+                return 1
+        return 0
+    finally:
+        http.should_exit = True
+        web.join(5)
+        subscriber.stop()
+        repo.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def import_file(config: ServerConfig, path: Path) -> int:
+    repo = _repo(config)
+    ingestor = Ingestor(config, repo, Metrics())
+    counts: Counter[str] = Counter()
+    try:
+        lines = [line for _, line in report_lines(path.read_bytes())]
+        size = config.ingest.batch_size
+        for start in range(0, len(lines), size):
+            batch = [Incoming(topic_for(t), t, utcnow()) for t in lines[start : start + size]]
+            for item in ingestor.process(batch):
+                counts[getattr(getattr(item, "error", None), "reason", "accepted")] += 1
+    finally:
+        ingestor.close()
+        repo.close()
+    print(f"accepted: {counts.pop('accepted', 0)}")
+    for reason, n in sorted(counts.items()):
+        print(f"rejected {reason}: {n}")
+    return 0 if set(counts) <= {"duplicate"} else 1
+
+
+def verify_report(config: ServerConfig, pubkey: Path, report: Path) -> int:
+    try:
+        key = import_public_jwk(pubkey.read_bytes())
+        data = report.read_bytes()
+    except (OSError, MalformedMessage) as exc:
+        print(f"camwarden-server: {exc}", file=sys.stderr)
+        return 2
+    try:
+        summary = verify_file(data, key, config.ingest.max_message_bytes)
+    except InvalidReport as exc:
+        print(f"invalid: {report}:{exc.line}: {exc.error.reason}: {exc.error.detail}")
+        return 1
+    print(summary.text())
+    return 0
+
+
+def agents_command(repo: Repository, action: str, agent_id: str | None) -> int:
+    if action == "list":
+        for a in repo.agents():
+            seen = a.last_seen.isoformat(timespec="seconds") if a.last_seen else "never"
+            print(f"{a.agent_id}\t{a.site}\t{a.status}\t{a.kid}\tlast seen {seen}")
+        return 0
+    assert agent_id is not None  # argparse requires it for approve/revoke
+    target = {"approve": "approved", "revoke": "revoked"}[action]
+    if not repo.set_status(agent_id, target, datetime.now(UTC)):
+        current = repo.agent(agent_id)
+        state = f"is {current.status}" if current else "is not enrolled"
+        print(f"camwarden-server: agent {agent_id} {state}; cannot {action}", file=sys.stderr)
+        return 1
+    print(f"agent {agent_id} {target}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(args.config, parse_overrides(args.set))
+    except (ConfigError, ValueError) as exc:
+        print(f"camwarden-server: {exc}", file=sys.stderr)
+        return 2
+    return dispatch(args, config)
+
+
+def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
+    if args.command == "run":
+        return run(config)
+    if args.command == "verify-report":
+        return verify_report(config, args.pubkey, args.report)
+    if args.command == "import":
+        return import_file(config, args.file)
+    repo = _repo(config)
+    try:
+        if args.command == "tokens":
+            token = repo.create_token(
+                args.site, approved=args.approved, ttl=args.ttl, uses=args.uses, now=utcnow()
+            )
+            print(token)
+            return 0
+        if args.command == "agents":
+            return agents_command(repo, args.action, getattr(args, "agent_id", None))
+        return 0  # migrate: done by _repo
+    finally:
+        repo.close()
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""The collector's configuration: frozen structs loaded with ``protocol.configfile``.
+
+Layers: ``/etc/camwarden/server.toml``, then ``server.d/*.toml`` in name order, then
+``--set key=value`` from the command line. Every key is explained in
+``configs/server.example.toml``; limits have safe defaults.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from protocol import DEFAULT_MAX_BYTES, Freshness
+from protocol.configfile import layer_paths, load
+
+DEFAULT_PATH = Path("/etc/camwarden/server.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/camwarden")
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class DatabaseConfig(_Section, frozen=True, kw_only=True):
+    url: str = ""  # empty: SQLite file ``collector.db`` under ``state_dir``
+
+
+class MqttConfig(_Section, frozen=True, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    client_id: str = "camwarden-collector-1"
+    session_expiry_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
+    keepalive_s: Positive = 30
+
+
+class HttpConfig(_Section, frozen=True, kw_only=True):
+    bind: str = "127.0.0.1"
+    port: Port = 8080
+
+
+class FreshnessConfig(_Section, frozen=True, kw_only=True):
+    max_clock_skew_s: Seconds = 300.0
+    max_age_s: Seconds = 30 * 24 * 3600.0
+
+    def rules(self) -> Freshness:
+        return Freshness(
+            max_clock_skew=timedelta(seconds=self.max_clock_skew_s),
+            max_age=timedelta(seconds=self.max_age_s),
+        )
+
+
+class IngestConfig(_Section, frozen=True, kw_only=True):
+    max_message_bytes: Positive = DEFAULT_MAX_BYTES
+    quarantine_size: Positive = 10_000
+    quarantine_sample_bytes: Annotated[int, msgspec.Meta(ge=0, le=4096)] = 256
+    batch_size: Positive = 500
+    batch_latency_s: Seconds = 0.2
+    verify_threads: Positive = 2
+
+
+class ServerConfig(_Section, frozen=True, kw_only=True):
+    state_dir: str = str(DEFAULT_STATE_DIR)
+    database: DatabaseConfig = DatabaseConfig()
+    mqtt: MqttConfig = MqttConfig()
+    http: HttpConfig = HttpConfig()
+    freshness: FreshnessConfig = FreshnessConfig()
+    ingest: IngestConfig = IngestConfig()
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{Path(self.state_dir) / 'collector.db'}"
+
+
+def load_config(
+    path: Path = DEFAULT_PATH, overrides: Mapping[str, Any] | None = None
+) -> ServerConfig:
+    """``path`` (if it exists) and its ``server.d/*.toml`` drop-ins, then ``overrides``."""
+    return load(ServerConfig, layer_paths(path), overrides)
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["mqtt.port=1884"]`` into ``{"mqtt.port": 1884}``; values are TOML scalars or text."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected KEY=VALUE, got {pair!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        result[key.strip()] = value
+    return result

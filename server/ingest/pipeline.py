@@ -1,0 +1,223 @@
+"""The ingest pipeline: bytes and topic in, an accepted message or a ProtocolError out.
+
+Stage 1 (``Pipeline.check``, CPU only, run on several threads): size, header, signature against
+the sender's key, strict decode, topic/payload consistency, issued_at window.
+Stage 2 (``sequence``, pure, run inside the batch transaction against a snapshot of what is
+stored): the sender's current key status, exact replay rule (same (agent_id, seq) with the same
+digest is a duplicate, with another digest a replay) and the report chain, both for the incoming
+report's predecessor and for stored reports that already name it as their predecessor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from joserfc.jwk import OKPKey
+
+from protocol import (
+    AgentMessage,
+    BrokenChain,
+    DuplicateMessage,
+    Freshness,
+    MisaddressedMessage,
+    ProtocolError,
+    ReplayedMessage,
+    RevokedKey,
+    UnknownKey,
+    check_issued_at,
+    check_link,
+    decode_agent_message,
+    parse,
+    verify,
+)
+
+Status = str  # "pending" | "approved" | "revoked"
+PENDING, APPROVED, REVOKED = "pending", "approved", "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    topic: str
+    payload: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentKey:
+    agent_id: str
+    site: str
+    status: Status
+    key: OKPKey
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """Passed stage 1: the signature holds and the payload is a well-formed, fresh message."""
+
+    incoming: Incoming
+    message: AgentMessage
+    kid: str
+    digest: str
+
+    @property
+    def type(self) -> str:
+        return type(self.message).__struct_config__.tag  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    incoming: Incoming
+    error: ProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRef:
+    seq: int
+    type: str
+    digest: str
+    prev: str
+    prev_seq: int
+
+
+@dataclass(slots=True)
+class StoredView:
+    """What stage 2 needs from the database, read inside the batch transaction."""
+
+    agents: dict[str, tuple[str, Status]] = field(default_factory=dict)  # id -> (kid, status)
+    messages: dict[tuple[str, int], StoredRef] = field(default_factory=dict)
+    # (agent_id, seq) -> stored reports whose prev_seq is seq
+    successors: dict[tuple[str, int], list[StoredRef]] = field(default_factory=dict)
+
+
+# the topic channel each message type travels on (hellos share the report channel)
+CHANNEL_OF: Mapping[str, str] = {
+    "hello": "report",
+    "report": "report",
+    "heartbeat": "heartbeat",
+    "cmd-result": "cmd-result",
+}
+
+KeyLookup = Callable[[str], AgentKey | None]
+
+
+class Pipeline:
+    """Stage 1. ``lookup`` maps a kid to the agent that enrolled it (any status), or None."""
+
+    def __init__(
+        self,
+        lookup: KeyLookup,
+        freshness: Freshness,
+        max_bytes: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._lookup = lookup
+        self._freshness = freshness
+        self._max_bytes = max_bytes
+        self._clock = clock
+
+    def _resolve(self, kid: str) -> OKPKey:
+        entry = self._lookup(kid)
+        if entry is None:
+            raise UnknownKey(f"no enrolled agent has key {kid}")
+        if entry.status == REVOKED:
+            raise RevokedKey(f"the key of agent {entry.agent_id} is revoked")
+        return entry.key
+
+    def check(self, incoming: Incoming) -> Checked:
+        verified = verify(incoming.payload, self._resolve, self._max_bytes)
+        message = decode_agent_message(verified.payload)
+        owner = self._lookup(verified.kid)
+        if owner is None or owner.agent_id != message.agent_id:
+            raise UnknownKey(f"key {verified.kid} is not a key of agent {message.agent_id}")
+        where = parse(incoming.topic)
+        channel = CHANNEL_OF[type(message).__struct_config__.tag]  # type: ignore[index]
+        if (where.site, where.agent_id, where.channel) != (message.site, message.agent_id, channel):
+            raise MisaddressedMessage(
+                f"{channel} of {message.site}/{message.agent_id} published on {incoming.topic}"
+            )
+        if owner.site != message.site:
+            raise MisaddressedMessage(f"agent {owner.agent_id} is enrolled for site {owner.site}")
+        check_issued_at(message.issued_at, self._clock(), self._freshness)
+        return Checked(incoming, message, verified.kid, verified.digest)
+
+    def check_all(self, batch: Sequence[Incoming]) -> list[Checked | Rejected]:
+        results: list[Checked | Rejected] = []
+        for incoming in batch:
+            try:
+                results.append(self.check(incoming))
+            except ProtocolError as exc:
+                results.append(Rejected(incoming, exc))
+        return results
+
+
+def _ref(item: Checked) -> StoredRef:
+    m = item.message
+    return StoredRef(m.seq, item.type, item.digest, m.prev, m.prev_seq)
+
+
+def _admit(item: Checked, view: StoredView) -> None:
+    m = item.message
+    kid, status = view.agents.get(m.agent_id, ("", ""))
+    if status == REVOKED:
+        raise RevokedKey(f"the key of agent {m.agent_id} is revoked")
+    if status != APPROVED or kid != item.kid:
+        detail = "is pending approval" if status == PENDING else "has no approved key"
+        raise UnknownKey(f"agent {m.agent_id} {detail}")
+    stored = view.messages.get((m.agent_id, m.seq))
+    if stored is not None:
+        if stored.digest == item.digest:
+            raise DuplicateMessage(f"{m.agent_id} seq {m.seq} is already stored")
+        raise ReplayedMessage(f"{m.agent_id} seq {m.seq} was stored with other bytes")
+    if item.type != "report":
+        return
+    predecessor = view.messages.get((m.agent_id, m.prev_seq)) if m.prev_seq else None
+    if predecessor is not None and predecessor.type != "report":
+        raise BrokenChain(f"prev_seq {m.prev_seq} names a {predecessor.type}, not a report")
+    check_link(m.prev, m.prev_seq, m.seq, predecessor.digest if predecessor else None)
+    for successor in view.successors.get((m.agent_id, m.seq), []):
+        if successor.type == "report" and successor.prev != item.digest:
+            raise BrokenChain(f"stored report {successor.seq} names other bytes as report {m.seq}")
+
+
+def sequence(batch: Sequence[Checked | Rejected], view: StoredView) -> list[Checked | Rejected]:
+    """Stage 2 over one batch, in order; accepted messages join ``view`` for the ones after."""
+    results: list[Checked | Rejected] = []
+    for item in batch:
+        if isinstance(item, Rejected):
+            results.append(item)
+            continue
+        try:
+            _admit(item, view)
+        except ProtocolError as exc:
+            results.append(Rejected(item.incoming, exc))
+            continue
+        m = item.message
+        ref = _ref(item)
+        view.messages[(m.agent_id, m.seq)] = ref
+        view.successors.setdefault((m.agent_id, m.prev_seq), []).append(ref)
+        results.append(item)
+    return results
+
+
+def needed_keys(batch: Sequence[Checked | Rejected]) -> tuple[set[str], set[tuple[str, int]]]:
+    """Agents and (agent_id, seq) pairs stage 2 must read: own seqs and report predecessors."""
+    agents: set[str] = set()
+    pairs: set[tuple[str, int]] = set()
+    for item in batch:
+        if isinstance(item, Checked):
+            m = item.message
+            agents.add(m.agent_id)
+            pairs.add((m.agent_id, m.seq))
+            if m.prev_seq:
+                pairs.add((m.agent_id, m.prev_seq))
+    return agents, pairs
+
+
+def by_reason(results: Sequence[Checked | Rejected]) -> Mapping[str, int]:
+    counts: dict[str, int] = {}
+    for item in results:
+        key = item.error.reason if isinstance(item, Rejected) else "accepted"
+        counts[key] = counts.get(key, 0) + 1
+    return counts

@@ -1,0 +1,147 @@
+"""Tables of the collector. The schema is owned by the Alembic migrations shipped next to this
+module; these models describe it for queries and for ``alembic revision --autogenerate``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    public_jwk: Mapped[dict[str, str]] = mapped_column(JSON)
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))  # pending | approved | revoked
+    enrolled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class EnrollmentToken(Base):
+    __tablename__ = "enrollment_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 hex
+    site: Mapped[str] = mapped_column(String(64))
+    pre_approved: Mapped[bool] = mapped_column(Boolean)
+    uses_left: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Message(Base):
+    """Every accepted agent message, once, with the exact JWS text."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("agent_id", "seq", name="uq_messages_agent_seq"),
+        Index("ix_messages_agent_prev_seq", "agent_id", "prev_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    agent_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    digest: Mapped[str] = mapped_column(String(64))
+    prev: Mapped[str] = mapped_column(String(64))
+    prev_seq: Mapped[int] = mapped_column(BigInteger)
+    jws: Mapped[str] = mapped_column(Text)
+
+
+class Camera(Base):
+    """Current state per camera: the newest report (highest seq) that mentioned it wins."""
+
+    __tablename__ = "cameras"
+
+    agent_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("agents.agent_id"), primary_key=True
+    )
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    report_seq: Mapped[int] = mapped_column(BigInteger)
+    address: Mapped[str] = mapped_column(String(512))
+    reachable: Mapped[bool] = mapped_column(Boolean)
+    identity: Mapped[dict[str, Any]] = mapped_column(JSON)
+    audited_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Finding(Base):
+    """Current findings per camera, replaced as a whole by a newer report."""
+
+    __tablename__ = "findings"
+    __table_args__ = (Index("ix_findings_camera", "agent_id", "camera_id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    agent_id: Mapped[str] = mapped_column(String(64))
+    camera_id: Mapped[str] = mapped_column(String(64))
+    report_seq: Mapped[int] = mapped_column(BigInteger)
+    code: Mapped[str] = mapped_column(String(80))
+    check: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    controls: Mapped[list[str]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(String(512))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class Quarantine(Base):
+    """Rejected messages, bounded: the oldest rows are pruned beyond the configured size."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    reason: Mapped[str] = mapped_column(String(32), index=True)
+    detail: Mapped[str] = mapped_column(String(512))
+    topic: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sample: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,112 @@
+"""A running collector on the real Mosquitto fixture: rejections, revocation, enrollment."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from protocol import sign
+from server.api import create_app
+from server.cli import main
+from server.storage import Repository
+from server.storage.models import Message, Quarantine
+from tests.server.conftest import Collector, Publisher, enroll, serve, wait_until
+from tests.support.agents import SimAgent
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_hostile_messages_are_counted_and_the_loop_goes_on(
+    collector: Collector, publisher: Publisher, repo: Repository
+) -> None:
+    agent, other = SimAgent("pi-1"), SimAgent("pi-2")
+    enroll(repo, agent)
+    enroll(repo, other)
+    good = agent.report()
+    publisher.publish(*good)
+    wait_until(lambda: repo.count(Message) == 1)
+    head, payload, _ = good[1].split(b".")
+    forged = head + b"." + payload + b"." + base64.urlsafe_b64encode(bytes(64)).rstrip(b"=")
+    report_topic = good[0]
+    hostile = {
+        "bad_signature": forged,
+        "unknown_key": agent.report(key=other.key)[1],
+        "duplicate": good[1],
+        "replay": SimAgent("pi-1", key=agent.key).report(cameras=4)[1],
+        "malformed": good[1][: len(good[1]) // 2],
+        "oversized": b"A" * (10 * 1024 * 1024),
+        "schema": sign(b'{"type":"report","agent_id":"pi-1"}', agent.key).encode(),
+    }
+    for payload_bytes in hostile.values():
+        publisher.publish(report_topic, payload_bytes)
+    publisher.publish(report_topic, b"\xc3\x28 not utf-8")  # malformed again
+    publisher.publish("camwarden/v1/site-1/pi-2/report", agent.report()[1])  # misaddressed
+    after = agent.report()
+    publisher.publish(*after)
+    wait_until(lambda: repo.count(Message) == 2)
+    with serve(create_app(collector.config, repo, metrics=collector.metrics)) as client:
+        text = client.get("/metrics").text
+        assert client.get("/healthz").status_code == 200
+    for reason in [*hostile, "misaddressed"]:
+        assert collector.rejected(reason) >= 1, reason
+        assert (
+            f'camwarden_ingest_rejected_total{{reason="{reason}"}} 1.0' in text
+            or reason == "malformed"
+        )
+    assert collector.rejected("malformed") == 2
+    assert repo.count(Quarantine) == 9
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_revocation_and_enrollment_over_http(
+    collector: Collector, publisher: Publisher, repo: Repository, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent = SimAgent("pi-7", site="hanoi")
+    app = create_app(collector.config, repo, metrics=collector.metrics)
+    db = ["--set", f'database.url="{repo.engine.url.render_as_string(hide_password=False)}"']
+    assert main([*db, "tokens", "create", "--site", "hanoi", "--ttl", "1h"]) == 0
+    token = capsys.readouterr().out.strip()
+    body = {"token": token, "agent_id": "pi-7", "site": "hanoi", "jwk": agent.jwk, "hostname": "h"}
+    with serve(app) as client:
+        response = client.post("/api/v1/enroll", json=body)
+        assert response.status_code == 201
+        assert response.json() == {"agent_id": "pi-7", "site": "hanoi", "status": "pending"}
+        assert client.post("/api/v1/enroll", json=body).status_code == 403  # single use
+    publisher.publish(*agent.report())
+    wait_until(lambda: collector.rejected("unknown_key") == 1)
+    assert main([*db, "agents", "approve", "pi-7"]) == 0
+    publisher.publish(*agent.report())
+    wait_until(lambda: repo.count(Message) == 1)
+    assert main([*db, "agents", "revoke", "pi-7"]) == 0
+    publisher.publish(*agent.report())
+    wait_until(lambda: collector.rejected("revoked_key") == 1)
+    assert repo.count(Message) == 1
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_enrollment_errors(collector: Collector, repo: Repository) -> None:
+    agent, other = SimAgent("pi-1"), SimAgent("pi-2")
+    enroll(repo, agent)
+
+    def token() -> str:
+        return repo.create_token(
+            "site-1", approved=True, ttl=timedelta(hours=1), uses=2, now=datetime.now(UTC)
+        )
+
+    def post(jwk: dict[str, str], agent_id: str = "pi-3", tok: str | None = None) -> int:
+        body = {"token": tok or token(), "agent_id": agent_id, "site": "site-1", "jwk": jwk}
+        return client.post("/api/v1/enroll", json=body).status_code
+
+    with serve(create_app(collector.config, repo)) as client:
+        statuses = [
+            post(other.jwk, agent_id="pi-1"),  # pi-1 has another key
+            post({k: str(v) for k, v in other.key.as_dict(private=True).items()}),
+            post({**other.jwk, "crv": "X25519"}),
+            post({**other.jwk, "kid": agent.jwk["kid"]}),
+            post(other.jwk, tok="not-a-token"),
+            post(other.jwk),
+        ]
+    assert statuses == [409, 422, 422, 422, 403, 201]

@@ -1,0 +1,153 @@
+"""The pipeline with real signatures, over SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from protocol import REASONS, generate_private_key, sign, topic
+from server.ingest.ingestor import Ingestor
+from server.ingest.pipeline import Checked, Incoming, Rejected
+from server.metrics import Metrics
+from server.storage import Repository
+from server.storage.models import Camera, Finding, Message, Quarantine
+from tests.server.conftest import enroll, make_config
+from tests.support.agents import SimAgent
+
+
+def incoming(msg: tuple[str, bytes], topic_name: str | None = None) -> Incoming:
+    return Incoming(topic_name or msg[0], msg[1], datetime.now(UTC))
+
+
+def reasons(results: list[Checked | Rejected]) -> list[str]:
+    return [r.error.reason if isinstance(r, Rejected) else "accepted" for r in results]
+
+
+@pytest.fixture
+def ingestor(repo: Repository, db_url: str) -> Ingestor:
+    return Ingestor(
+        make_config(db_url, quarantine_size=5, max_message_bytes=64 * 1024), repo, Metrics()
+    )
+
+
+def test_accepts_and_projects_the_newest_report(repo: Repository, ingestor: Ingestor) -> None:
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    first, second, beat = agent.report(cameras=2), agent.report(cameras=1), agent.heartbeat()
+    # out of order: the newer report first; the older one must not overwrite the projection
+    assert reasons(ingestor.process([incoming(second), incoming(beat)])) == ["accepted"] * 2
+    assert reasons(ingestor.process([incoming(first)])) == ["accepted"]
+    with repo.engine.connect() as conn:
+        cams = conn.execute(select(Camera.camera_id, Camera.report_seq)).all()
+        controls = conn.execute(select(Finding.camera_id, Finding.controls)).all()
+        stored = conn.execute(select(Message.seq, Message.type, Message.jws)).all()
+    assert sorted(cams) == [("cam-0", 2), ("cam-1", 1)]
+    assert ("cam-0", ["AUTH-01", "AUTH-02"]) in controls
+    assert sorted((s, t) for s, t, _ in stored) == [(1, "report"), (2, "report"), (3, "heartbeat")]
+    assert {j.encode() for _, _, j in stored} == {first[1], second[1], beat[1]}
+    record = repo.agent("pi-1")
+    assert record is not None
+    assert record.last_seen is not None
+
+
+def test_every_rejection_has_its_reason(repo: Repository, ingestor: Ingestor) -> None:
+    agent, other, stranger = SimAgent("pi-1"), SimAgent("pi-2"), SimAgent("pi-3")
+    enroll(repo, agent)
+    enroll(repo, other)
+    good = agent.report()
+    head, payload, _sig = good[1].split(b".")
+    forged_sig = base64.urlsafe_b64encode(bytes(64)).rstrip(b"=")
+    stale = agent.report(issued_at=datetime.now(UTC) - timedelta(days=60))
+    future = agent.report(issued_at=datetime.now(UTC) + timedelta(hours=1))
+    cases = [
+        (incoming(good), "accepted"),
+        (incoming(good), "duplicate"),
+        (incoming(agent.heartbeat()), "accepted"),
+        (incoming((good[0], SimAgent("pi-1", key=agent.key).report(cameras=5)[1])), "replay"),
+        (incoming((good[0], head + b"." + payload + b"." + forged_sig)), "bad_signature"),
+        (incoming(agent.report(key=other.key)), "unknown_key"),
+        (incoming(stranger.report()), "unknown_key"),
+        (incoming((good[0], good[1][:100])), "malformed"),
+        (incoming((good[0], b"x" * (64 * 1024 + 1))), "oversized"),
+        (incoming((good[0], b"\xff\xfe" + good[1])), "malformed"),
+        (incoming((good[0], sign(b'{"type":"report","seq":-1}', agent.key).encode())), "schema"),
+        (incoming(agent.report(), topic("site-1", "pi-2", "report")), "misaddressed"),
+        (incoming(agent.report(), topic("site-1", "pi-1", "heartbeat")), "misaddressed"),
+        (incoming(stale), "stale"),
+        (incoming(future), "stale"),
+    ]
+    results = ingestor.process([c for c, _ in cases])
+    assert reasons(results) == [expected for _, expected in cases]
+    assert repo.count(Message) == 2
+    assert repo.count(Quarantine) == 5  # bounded: only the newest rejections are kept
+    for reason in REASONS:  # every label exists, even at zero
+        assert (
+            ingestor.metrics.registry.get_sample_value(
+                "camwarden_ingest_rejected_total", {"reason": reason}
+            )
+            is not None
+        )
+    with repo.engine.connect() as conn:
+        newest = conn.execute(select(Quarantine.reason).order_by(Quarantine.id)).scalars().all()
+    assert newest == ["schema", "misaddressed", "misaddressed", "stale", "stale"]
+
+
+def test_replay_within_one_batch_and_key_status(repo: Repository, ingestor: Ingestor) -> None:
+    agent, pending = SimAgent("pi-1"), SimAgent("pi-9")
+    enroll(repo, agent)
+    enroll(repo, pending, approved=False)
+    one = agent.report()
+    again = SimAgent("pi-1", key=agent.key).report(cameras=4)
+    waiting = pending.report()
+    assert reasons(
+        ingestor.process([incoming(one), incoming(one), incoming(again), incoming(waiting)])
+    ) == [
+        "accepted",
+        "duplicate",
+        "replay",
+        "unknown_key",
+    ]
+    assert repo.set_status("pi-9", "approved", datetime.now(UTC))
+    assert reasons(ingestor.process([incoming(waiting)])) == ["accepted"]
+    assert repo.set_status("pi-1", "revoked", datetime.now(UTC))
+    assert reasons(ingestor.process([incoming(agent.report())])) == ["revoked_key"]
+    assert not repo.set_status("pi-1", "approved", datetime.now(UTC))  # revocation is final
+
+
+def test_chain_links_are_checked_in_both_directions(repo: Repository, ingestor: Ingestor) -> None:
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    r1 = agent.report()
+    r2 = agent.report()
+    # a report 3 that names bytes that are not the stored report 2 breaks the chain
+    fork = SimAgent("pi-1", key=agent.key)
+    fork.report(cameras=5)
+    fork.report(cameras=5)
+    bad3 = fork.report()  # seq 3, prev = digest of the fork's report 2, prev_seq 2
+    assert reasons(ingestor.process([incoming(r2)])) == ["accepted"]  # predecessor not here yet
+    assert reasons(ingestor.process([incoming(bad3)])) == ["broken_chain"]
+    assert reasons(ingestor.process([incoming(r1)])) == ["accepted"]
+
+    late = SimAgent("pi-2")
+    enroll(repo, late)
+    a1 = late.report()
+    a2 = late.report()
+    other1 = SimAgent("pi-2", key=late.key).report(cameras=7)
+    assert reasons(ingestor.process([incoming(a2)])) == ["accepted"]
+    # report 1 arrives after report 2, but it is not the report 2 was chained to
+    assert reasons(ingestor.process([incoming(other1)])) == ["broken_chain"]
+    assert reasons(ingestor.process([incoming(a1)])) == ["accepted"]
+    heartbeat = late.heartbeat()
+    after = late.report()  # prev_seq names report 2, the heartbeat is not a link
+    assert reasons(ingestor.process([incoming(heartbeat), incoming(after)])) == ["accepted"] * 2
+
+
+def test_generated_key_is_unknown_until_enrolled(repo: Repository, ingestor: Ingestor) -> None:
+    agent = SimAgent("pi-1", key=generate_private_key())
+    msg = agent.report()
+    assert reasons(ingestor.process([incoming(msg)])) == ["unknown_key"]
+    enroll(repo, agent)
+    assert reasons(ingestor.process([incoming(msg)])) == ["accepted"]
