@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from agent.advisories.match import Match, MatchResult
 from agent.checks.base import Check, CheckContext
-from agent.vendors.models import Capability
 from protocol.messages import EvidenceValue, Finding
 
 _FW01 = ("FW-01",)
@@ -33,7 +32,8 @@ def _remedy(match: Match) -> str:
 class FirmwareCheck(Check):
     id = "firmware"
     controls = _FW01_02
-    requires = frozenset({Capability.IDENTITY})
+    # No capability: the identity may come from an adapter or from discovery (ONVIF scopes,
+    # banners) before any adapter is chosen; an unknown identity is reported as inconclusive.
 
     async def run(self, ctx: CheckContext) -> list[Finding]:
         identity = ctx.identity

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ from protocol.keys import generate_private_key
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES = ROOT / "configs" / "advisories" / "vendor-rules.toml"
-# The shared fixture data sits next to the checkout during development; tests that need it skip
-# elsewhere. The product never reads it.
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# Third-party fixture data (KEV, SecLists, Cameradar, DefaultCreds) is not in the repository:
+# point CAMWARDEN_FIXTURE_DATA at it, or keep it in ../shared/data next to the checkout. Tests
+# that need it skip otherwise. The product never reads it.
+SHARED_DATA = Path(os.environ.get("CAMWARDEN_FIXTURE_DATA", ROOT.parent / "shared" / "data"))
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
