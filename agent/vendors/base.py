@@ -1,0 +1,248 @@
+"""The vendor-neutral adapter interface and the one place where vendor failures are translated.
+
+Errors raised towards the checks::
+
+    CameraError                 the camera did not give a usable answer; ``code`` is stable
+     +-- Unreachable            no connection (refused, reset, DNS, no route): retry later
+     +-- Timeout                no complete answer within the configured time
+     +-- AuthFailed             the camera rejected the credentials
+     +-- LockedOut              the camera signals a lock (account or source): stop guessing now
+     +-- Unsupported            the adapter or this firmware cannot do the operation
+     +-- BadResponse            garbage, wrong content type, oversized or unparsable answer
+
+Public methods live here and wrap the vendor hooks (``_identify`` ...) the way python-tuf's
+``fetch`` wraps ``_fetch``: each hook runs under ``asyncio.timeout(config.timeout_s)`` and any
+foreign exception (httpx, zeep, lxml, ``OSError``, ``TimeoutError``, ``ValueError`` from a parser)
+is translated into the tree above at exactly this edge, chained with ``from``. Hooks may raise a
+``CameraError`` themselves when they know better (e.g. a Hikvision 401 body that says the account
+is locked becomes ``LockedOut``); those pass through untouched.
+
+The translation table names foreign classes by module and qualified name, so this module needs
+neither httpx nor zeep at import time (zeep alone costs ~27 MB RSS on the agent box).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar, TypeVar
+
+from agent.vendors.models import (
+    Account,
+    Capability,
+    Credential,
+    DeviceIdentity,
+    Interface,
+    LockoutPolicy,
+    ServiceState,
+    StreamInfo,
+    Target,
+    TimeInfo,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class CameraError(Exception):
+    """The camera did not give a usable answer. ``code`` is stable (finding evidence, metrics)."""
+
+    code = "camera"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Unreachable(CameraError):
+    code = "unreachable"
+
+
+class Timeout(CameraError):
+    code = "timeout"
+
+
+class AuthFailed(CameraError):
+    code = "auth_failed"
+
+
+class LockedOut(CameraError):
+    code = "locked_out"
+
+
+class Unsupported(CameraError):
+    code = "unsupported"
+
+
+class BadResponse(CameraError):
+    code = "bad_response"
+
+
+def _http_status(exc: BaseException) -> CameraError:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if status in (401, 403):
+        return AuthFailed(f"HTTP {status}")
+    if status in (502, 503, 504):
+        return Unreachable(f"HTTP {status}")
+    return BadResponse(f"unexpected HTTP status {status}")
+
+
+def _soap_fault(exc: BaseException) -> CameraError:
+    text = str(exc)
+    if "NotAuthorized" in text or "not authorized" in text.lower():
+        return AuthFailed(f"SOAP fault: {text[:120]}")
+    return BadResponse(f"SOAP fault: {text[:120]}")
+
+
+def _soap_transport(exc: BaseException) -> CameraError:
+    status = getattr(exc, "status_code", None)
+    if status in (401, 403):
+        return AuthFailed(f"HTTP {status}")
+    return BadResponse(f"SOAP transport error, HTTP {status}")
+
+
+def _as(kind: type[CameraError]) -> Callable[[BaseException], CameraError]:
+    return lambda exc: kind(f"{type(exc).__name__}: {str(exc)[:160]}")
+
+
+# Foreign exception class ("module.QualName") -> translation. Looked up along the MRO, most
+# specific first, so a subclass we do not list falls back to its listed parent.
+TRANSLATIONS: Mapping[str, Callable[[BaseException], CameraError]] = {
+    "httpx.TimeoutException": _as(Timeout),
+    "httpx.NetworkError": _as(Unreachable),
+    "httpx.ProxyError": _as(Unreachable),
+    "httpx.HTTPStatusError": _http_status,
+    "httpx.DecodingError": _as(BadResponse),
+    "httpx.TooManyRedirects": _as(BadResponse),
+    "httpx.RemoteProtocolError": _as(BadResponse),
+    "httpx.HTTPError": _as(BadResponse),
+    "zeep.exceptions.Fault": _soap_fault,
+    "zeep.exceptions.TransportError": _soap_transport,
+    "zeep.exceptions.Error": _as(BadResponse),
+    "lxml.etree.Error": _as(BadResponse),
+    "builtins.TimeoutError": _as(Timeout),
+    "builtins.OSError": _as(Unreachable),
+    "builtins.UnicodeError": _as(BadResponse),
+    "builtins.ValueError": _as(BadResponse),
+    "builtins.LookupError": _as(BadResponse),
+}
+
+
+def translate(exc: BaseException) -> CameraError | None:
+    """The ``CameraError`` for a foreign exception, or None when it is not a camera failure."""
+    if isinstance(exc, CameraError):
+        return exc
+    for cls in type(exc).__mro__:
+        convert = TRANSLATIONS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if convert is not None:
+            return convert(exc)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterConfig:
+    """Safety limits of one adapter instance; defaults are safe for a slow camera."""
+
+    timeout_s: float = 10.0  # per public call, hook included
+    max_response_bytes: int = 1024 * 1024  # hooks refuse larger bodies with BadResponse
+
+
+class Adapter(ABC):
+    """One camera, one vendor API. Subclasses set ``vendor``/``capabilities`` and the hooks.
+
+    A hook for a capability the adapter does not declare is never called: the public method
+    raises ``Unsupported`` first.
+    """
+
+    vendor: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def __init__(
+        self, target: Target, config: AdapterConfig, credential: Credential | None = None
+    ) -> None:
+        self.target = target
+        self.config = config
+        self.credential = credential
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    async def _call(
+        self, capability: Capability, operation: str, hook: Callable[[], Awaitable[T]]
+    ) -> T:
+        if capability not in self.capabilities:
+            raise Unsupported(f"{self.vendor} adapter does not support {capability.value}")
+        try:
+            async with asyncio.timeout(self.config.timeout_s):
+                return await hook()
+        except CameraError:
+            raise
+        except Exception as exc:
+            translated = translate(exc)
+            if translated is None:
+                raise
+            logger.debug(
+                "%s %s on %s: %s", self.vendor, operation, self.target.camera_id, translated.code
+            )
+            raise translated from exc
+
+    async def identify(self) -> DeviceIdentity:
+        return await self._call(Capability.IDENTITY, "identify", self._identify)
+
+    async def accounts(self) -> tuple[Account, ...]:
+        return await self._call(Capability.ACCOUNTS, "accounts", self._accounts)
+
+    async def services(self) -> ServiceState:
+        return await self._call(Capability.SERVICES, "services", self._services)
+
+    async def lockout_policy(self) -> LockoutPolicy:
+        return await self._call(Capability.LOCKOUT_POLICY, "lockout_policy", self._lockout_policy)
+
+    async def time(self) -> TimeInfo:
+        return await self._call(Capability.TIME, "time", self._time)
+
+    async def streams(self) -> tuple[StreamInfo, ...]:
+        return await self._call(Capability.STREAMS, "streams", self._streams)
+
+    async def try_login(self, interface: Interface, username: str, password: str) -> bool:
+        """One authentication attempt: True if accepted, False if rejected.
+
+        ``LockedOut`` and the transport errors propagate: the guess planner must stop on them.
+        """
+
+        async def attempt() -> bool:
+            try:
+                return await self._try_login(interface, username, password)
+            except AuthFailed:
+                return False
+
+        return await self._call(Capability.LOGIN, f"try_login/{interface.value}", attempt)
+
+    # Vendor hooks. Each one is reached only through the public method above, and only when the
+    # capability is declared; the defaults make an undeclared capability impossible to reach.
+
+    @abstractmethod
+    async def _identify(self) -> DeviceIdentity: ...
+
+    async def _accounts(self) -> tuple[Account, ...]:
+        raise Unsupported("accounts")
+
+    async def _services(self) -> ServiceState:
+        raise Unsupported("services")
+
+    async def _lockout_policy(self) -> LockoutPolicy:
+        raise Unsupported("lockout_policy")
+
+    async def _time(self) -> TimeInfo:
+        raise Unsupported("time")
+
+    async def _streams(self) -> tuple[StreamInfo, ...]:
+        raise Unsupported("streams")
+
+    async def _try_login(self, interface: Interface, username: str, password: str) -> bool:
+        raise Unsupported("login")

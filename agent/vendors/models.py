@@ -1,0 +1,115 @@
+"""Vendor-neutral data the adapters return and the checks consume.
+
+Every type is a frozen, slotted dataclass: an adapter builds it once from a parsed vendor response
+and nothing downstream can change it. ``None`` always means "the camera did not tell us", never
+"off" or "zero"; checks turn unknowns into ``inconclusive`` findings, not passes.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+class Capability(enum.Enum):
+    """What an adapter can do for a check. A check declares the capabilities it requires."""
+
+    IDENTITY = "identity"
+    ACCOUNTS = "accounts"
+    SERVICES = "services"
+    LOCKOUT_POLICY = "lockout_policy"
+    TIME = "time"
+    STREAMS = "streams"
+    LOGIN = "login"  # try_login(): one authentication attempt, for default-credential checks
+    FIRMWARE_UPGRADE = "firmware_upgrade"
+    SET_PASSWORD = "set_password"  # noqa: S105 (a capability name, not a password)
+
+
+class Interface(enum.Enum):
+    """A way into the camera on which credentials can be tried (baseline AUTH-01)."""
+
+    HTTP = "http"  # web / ISAPI / CGI / VAPIX, digest against a protected URL
+    RTSP = "rtsp"  # DESCRIBE with digest
+    ONVIF = "onvif"  # GetDeviceInformation with WS-UsernameToken
+    SDK = "sdk"  # vendor binary SDK port (Hikvision 8000, Dahua 37777)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A username and password resolved from the agent's vault. The password is never printed."""
+
+    username: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A camera to audit, as the inventory knows it.
+
+    ``ports`` maps each interface to the TCP port it answers on; ``credential_ref`` names the vault
+    entry holding the agent's credential for this camera (the secret itself is not kept here).
+    """
+
+    camera_id: str
+    address: str
+    ports: Mapping[Interface, int] = field(default_factory=dict)
+    credential_ref: str | None = None
+    vendor_hint: str | None = None  # from discovery (WS-Discovery scopes, HTTP banner), unverified
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    build_date: date | None = None
+    serial: str | None = None
+    hardware_id: str | None = None
+    mac: str | None = None
+    source: str | None = None  # which adapter / method identified the camera
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: str
+    role: str | None = None  # vendor role mapped to "administrator", "operator", "user", ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """Optional services a camera may run; ``None`` = unknown (not reported by the vendor API)."""
+
+    telnet: bool | None = None
+    ssh: bool | None = None
+    upnp: bool | None = None
+    p2p: bool | None = None
+    ddns: bool | None = None
+    snmp: bool | None = None
+    ftp: bool | None = None
+    http: bool | None = None
+    https: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutPolicy:
+    """Brute-force lockout as configured on the camera (AUTH-05); read, never probed."""
+
+    enabled: bool | None = None
+    threshold: int | None = None  # failed attempts that trigger the lock
+    window_s: float | None = None  # period in which the failures are counted
+    lock_s: float | None = None  # how long the lock lasts
+
+
+@dataclass(frozen=True, slots=True)
+class TimeInfo:
+    camera_utc: datetime | None = None
+    ntp: bool | None = None  # True: NTP, False: set manually
+    ntp_servers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    rtsp_uri: str
+    profile: str | None = None
