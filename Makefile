@@ -39,5 +39,9 @@ unit: venv
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# Debian packages for amd64, arm64 and armhf into dist/deb (docs/adr/0004); DEB_ARGS="--arch amd64"
+deb: venv
+	$(BIN)/python packaging/deb/build.py $(DEB_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

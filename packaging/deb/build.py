@@ -1,0 +1,355 @@
+"""Build the camwarden-agent and camwarden-server .deb packages, one per Debian architecture.
+
+Each package carries its Python dependencies as PyPI wheels for that architecture in a private
+tree (``/opt/camwarden/<part>/lib``), run by Debian's ``/usr/bin/python3`` (3.11 in bookworm);
+see docs/adr/0004-debian-packaging.md for why. No debhelper: the tree is staged here and packed
+with ``dpkg-deb --root-owner-group``.
+
+Usage: python3 packaging/deb/build.py [--arch amd64 ...] [--part agent|server] [--out DIR]
+Exit status: 0 if every requested package was built, 1 if any could not be (reason printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = ROOT / "packaging"
+PY = "3.11"  # Debian bookworm's python3; wheels and .pyc files are made for exactly this
+GLIBC = (2, 36)  # bookworm's glibc: the newest manylinux tag the target can load
+MACHINE = {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l"}
+MAINTAINER = "camwarden developers <dev@camwarden.invalid>"
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    name: str  # agent | server
+    package: str
+    user: str
+    statedir: str
+    gecos: str
+    drop: tuple[str, ...]  # our top-level packages that this part does not ship
+    section: str
+    summary: str
+    description: str
+    recommends: str
+    suggests: str
+
+
+PARTS = {
+    "agent": Part(
+        "agent",
+        "camwarden-agent",
+        "camwarden",
+        "/var/lib/camwarden",
+        "camwarden agent",
+        ("server", "lab"),
+        "net",
+        "security agent for IP cameras and NVRs",
+        "Discovers the IP cameras on the local network, audits them (default credentials,\n"
+        "firmware, exposed services) and publishes signed status to a camwarden collector\n"
+        "over MQTT with mutual TLS. Runs as a hardened systemd service.",
+        "systemd",
+        "",
+    ),
+    "server": Part(
+        "server",
+        "camwarden-server",
+        "camwarden-server",
+        "/var/lib/camwarden-server",
+        "camwarden collector",
+        ("agent", "lab"),
+        "net",
+        "fleet collector for camwarden agents",
+        "Verifies and stores the signed reports of camwarden agents, sends them commands and\n"
+        "firmware rollouts, and serves the dashboard. Ships an example locked-down Mosquitto\n"
+        "configuration (mutual TLS, per-agent ACL).",
+        "systemd",
+        "mosquitto, postgresql",
+    ),
+}
+
+
+class Blocked(Exception):
+    """This package cannot be built for this architecture; the message says why."""
+
+
+def run(args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, check=True, text=True, **kw)  # type: ignore[call-overload,no-any-return]  # noqa: S603
+
+
+def project() -> dict[str, object]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]  # type: ignore[no-any-return]
+
+
+def platforms(arch: str) -> list[str]:
+    """manylinux tags the target's glibc accepts, newest first (pip does not expand them)."""
+    m = MACHINE[arch]
+    tags = [f"manylinux_2_{minor}_{m}" for minor in range(GLIBC[1], 16, -1)]
+    return [*tags, f"manylinux2014_{m}"]
+
+
+def our_wheel(work: Path) -> Path:
+    out = work / "wheel"
+    if out.exists():
+        shutil.rmtree(out)
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)])
+    (wheel,) = out.glob("camwarden-*.whl")
+    return wheel
+
+
+def install_lib(part: Part, arch: str, wheel: Path, lib: Path) -> None:
+    args = [sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--target", str(lib)]
+    args += ["--only-binary=:all:", "--python-version", PY, "--implementation", "cp"]
+    for tag in platforms(arch):
+        args += ["--platform", tag]
+    proc = subprocess.run(  # noqa: S603
+        [*args, f"{wheel}[{part.name}]"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        missing = sorted(set(re.findall(r"No matching distribution found for (\S+)", proc.stderr)))
+        raise Blocked(
+            f"no {MACHINE[arch]} wheel for CPython {PY} on PyPI: {', '.join(missing) or '?'}\n"
+            + proc.stderr.strip().splitlines()[-1]
+        )
+    shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts with the build's shebang
+    for name in part.drop:
+        shutil.rmtree(lib / name, ignore_errors=True)
+    for cache in lib.rglob("__pycache__"):
+        shutil.rmtree(cache)
+
+
+def glibc_needed(lib: Path) -> tuple[int, int]:
+    newest = (2, 17)
+    for wheel_file in lib.glob("*.dist-info/WHEEL"):
+        for major, minor in re.findall(r"manylinux_(\d+)_(\d+)_", wheel_file.read_text()):
+            newest = max(newest, (int(major), int(minor)))
+    return newest
+
+
+def compile_pyc(stage: Path, lib: Path) -> None:
+    """Byte-compile for the target: .pyc is architecture-independent for one CPython minor."""
+    python = sys.executable if sys.version_info[:2] == (3, 11) else shutil.which("python3.11")
+    if python is None:
+        raise Blocked("byte-compiling for the target needs a CPython 3.11 on the build machine")
+    run(
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-j0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(stage),
+            "-p",
+            "/",
+            str(lib),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def put(
+    src: Path | str, dest: Path, mode: int = 0o644, subst: dict[str, str] | None = None
+) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    text = src if isinstance(src, str) else src.read_text(encoding="utf-8")
+    for key, value in (subst or {}).items():
+        text = text.replace(f"@{key}@", value)
+    if "@" in text and re.search(r"@[A-Z]+@", text):
+        raise ValueError(f"unfilled placeholder in {dest}: {re.findall(r'@[A-Z]+@', text)}")
+    dest.write_text(text, encoding="utf-8")
+    dest.chmod(mode)
+
+
+def credential_snippet(part: Part) -> str:
+    if part.name != "agent":
+        return ""
+    return """\t# key of the camera-credential vault: 32 random bytes, sealed by systemd-creds with
+\t# the TPM2 if there is one, else the host key; the unit passes it to the agent as
+\t# $CREDENTIALS_DIRECTORY/vault.key
+\tcred=/etc/camwarden/credstore/vault.key.cred
+\tif [ ! -e "$cred" ] && command -v systemd-creds >/dev/null 2>&1; then
+\t\tinstall -d -m 0700 /etc/camwarden/credstore
+\t\tif ! (umask 077; head -c 32 /dev/urandom |
+\t\t\tsystemd-creds encrypt --name=vault.key - "$cred"); then
+\t\t\trm -f "$cred"
+\t\t\techo "@PACKAGE@: could not create $cred; see README.Debian" >&2
+\t\tfi
+\tfi"""
+
+
+def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path) -> str:
+    """Fill ``stage`` with the package tree; return the libc6 dependency."""
+    opt = f"/opt/camwarden/{part.name}"
+    lib = stage / opt.lstrip("/") / "lib"
+    install_lib(part, arch, wheel, lib)
+    compile_pyc(stage, lib)
+    scripts = project()["scripts"]
+    assert isinstance(scripts, dict)
+    module, function = str(scripts[part.package]).split(":")
+    subst = {
+        "PACKAGE": part.package,
+        "COMMAND": part.package,
+        "USER": part.user,
+        "GECOS": part.gecos,
+        "STATEDIR": part.statedir,
+        "UNIT": f"{part.package}.service",
+        "CONFIG": f"/etc/camwarden/{part.name}.toml",
+        "LIBDIR": f"{opt}/lib",
+        "MODULE": module,
+        "FUNCTION": function,
+        "PURGE": "/etc/camwarden/credstore/vault.key.cred" if part.name == "agent" else "",
+    }
+    subst["CREDENTIAL"] = credential_snippet(part).replace("@PACKAGE@", part.package)
+    put(HERE / "deb" / "launcher.in", stage / "usr/bin" / part.package, 0o755, subst)
+    put(
+        HERE / "systemd" / f"{part.package}.service",
+        stage / f"lib/systemd/system/{part.package}.service",
+    )
+    put(
+        HERE / "sysusers.d" / f"{part.package}.conf",
+        stage / f"usr/lib/sysusers.d/{part.package}.conf",
+    )
+    put(
+        HERE / "tmpfiles.d" / f"{part.package}.conf",
+        stage / f"usr/lib/tmpfiles.d/{part.package}.conf",
+    )
+    put(HERE / "config" / f"{part.name}.toml", stage / f"etc/camwarden/{part.name}.toml", 0o640)
+    doc = stage / "usr/share/doc" / part.package
+    examples = doc / "examples"
+    full_example = ROOT / "configs" / f"{part.name}.toml"
+    if full_example.exists():
+        put(full_example, examples / f"{part.name}.toml")
+    if part.name == "agent":
+        for example in sorted((HERE / "systemd" / "camwarden-agent.service.d").glob("*.example")):
+            put(example, examples / "camwarden-agent.service.d" / example.name)
+    else:
+        for name in ("camwarden.conf", "camwarden.acl", "README.md"):
+            put(HERE / "mosquitto" / name, examples / "mosquitto" / name)
+    put(HERE / "deb" / "README.Debian", doc / "README.Debian", subst=subst)
+    put(HERE / "deb" / "copyright", doc / "copyright")
+    changelog = (
+        f"{part.package} ({version}) unstable; urgency=medium\n\n"
+        "  * Built from the camwarden source tree; see CHANGELOG.md upstream.\n\n"
+        f" -- {MAINTAINER}  Thu, 01 Jan 1970 00:00:00 +0000\n"
+    )
+    (doc / "changelog.Debian.gz").write_bytes(gzip.compress(changelog.encode(), mtime=0))
+    debian = stage / "DEBIAN"
+    for script in ("postinst", "prerm", "postrm"):
+        put(HERE / "deb" / "maintscripts" / script, debian / script, 0o755, subst)
+    put(f"/etc/camwarden/{part.name}.toml\n", debian / "conffiles")
+    major, minor = glibc_needed(lib)
+    return f"libc6 (>= {major}.{minor})"
+
+
+def installed_size_kib(stage: Path) -> int:
+    total = 0
+    for path in stage.rglob("*"):
+        if "DEBIAN" in path.relative_to(stage).parts:
+            continue
+        if path.is_file() and not path.is_symlink():
+            total += (path.stat().st_size + 1023) // 1024
+        else:
+            total += 1
+    return total
+
+
+def write_control(part: Part, arch: str, version: str, libc: str, stage: Path) -> int:
+    md5 = []
+    for path in sorted(stage.rglob("*")):
+        rel = path.relative_to(stage)
+        if path.is_file() and rel.parts[0] not in ("DEBIAN", "etc"):
+            md5.append(f"{hashlib.md5(path.read_bytes()).hexdigest()}  {rel}")  # noqa: S324  # dpkg's format
+    (stage / "DEBIAN" / "md5sums").write_text("\n".join(md5) + "\n")
+    size = installed_size_kib(stage)
+    fields = {
+        "Package": part.package,
+        "Version": version,
+        "Architecture": arch,
+        "Maintainer": MAINTAINER,
+        "Installed-Size": str(size),
+        # procps: /bin/kill of ExecReload=; passwd: useradd when there is no systemd-sysusers
+        "Depends": "python3 (>= 3.11~), python3 (<< 3.12), python3-systemd, "
+        f"{libc}, passwd, procps",
+        "Recommends": part.recommends,
+        "Suggests": part.suggests,
+        "Section": part.section,
+        "Priority": "optional",
+        "Description": f"{part.summary}\n"
+        + "\n".join(f" {line}" for line in part.description.splitlines()),
+    }
+    control = "".join(f"{k}: {v}\n" for k, v in fields.items() if v)
+    (stage / "DEBIAN" / "control").write_text(control)
+    return size
+
+
+def build(part: Part, arch: str, wheel: Path, work: Path, out: Path) -> tuple[Path, int]:
+    version = f"{project()['version']}-1"
+    stage = work / f"{part.package}_{arch}"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    stage.chmod(0o755)  # the root directory of the package tree
+    libc = stage_part(part, arch, version, wheel, stage)
+    size = write_control(part, arch, version, libc, stage)
+    out.mkdir(parents=True, exist_ok=True)
+    deb = out / f"{part.package}_{version}_{arch}.deb"
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
+    run(
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(stage), str(deb)],
+        stdout=subprocess.DEVNULL,
+        env=env,
+    )
+    return deb, size
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", action="append", choices=sorted(MACHINE))
+    parser.add_argument("--part", action="append", choices=sorted(PARTS))
+    parser.add_argument("--out", type=Path, default=ROOT / "dist" / "deb")
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "deb")
+    args = parser.parse_args(argv)
+    if shutil.which("dpkg-deb") is None:
+        print("dpkg-deb is missing (Debian package dpkg)", file=sys.stderr)
+        return 1
+    os.umask(0o022)
+    work: Path = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    wheel = our_wheel(work)
+    failed = 0
+    print(f"{'package':<18} {'arch':<6} {'.deb KiB':>9} {'installed KiB':>14} {'seconds':>8}")
+    for arch in args.arch or ["amd64", "arm64", "armhf"]:
+        for name in args.part or ["agent", "server"]:
+            part = PARTS[name]
+            t0 = time.monotonic()
+            try:
+                deb, size = build(part, arch, wheel, work, args.out)
+            except Blocked as exc:
+                failed += 1
+                print(f"{part.package:<18} {arch:<6} BLOCKED: {exc}")
+                continue
+            took = time.monotonic() - t0
+            kib = deb.stat().st_size // 1024
+            print(f"{part.package:<18} {arch:<6} {kib:>9} {size:>14} {took:>8.1f}  {deb}")
+    print(f"total {time.monotonic() - started:.1f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
