@@ -68,8 +68,11 @@ async def _up(config_path: Path, state: Path, *, strict: bool) -> int:
             print(f"{router.spec.id:<20} {router.host:<28} router")
         for name in sorted(fleet.missing_services):
             print(f"note: lab.services.{name} is not installed; its listeners are not running")
-        addresses = {cam_id: node.host for cam_id, node in fleet.cameras.items()}
-        _write_state(state, {"pid": os.getpid(), "config": str(config_path), "cameras": addresses})
+        cameras = {
+            cam_id: {"address": node.host, "ports": node.ports, "vendor": node.vendor}
+            for cam_id, node in fleet.cameras.items()
+        }
+        _write_state(state, {"pid": os.getpid(), "config": str(config_path), "cameras": cameras})
         print(
             f"lab up: {len(fleet.cameras)} cameras in {time.monotonic() - started:.2f} s "
             f"(pid {os.getpid()}, state {state})",

@@ -29,6 +29,7 @@ from server.ingest.ingestor import Ingestor, utcnow
 from server.ingest.pipeline import Incoming
 from server.ingest.subscriber import Subscriber
 from server.metrics import Metrics
+from server.queries import fleet_summary
 from server.storage import Repository
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
 
@@ -67,6 +68,7 @@ def parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify-report", help="verify a report file offline with one key")
     verify.add_argument("--pubkey", type=Path, required=True, help="the agent's public JWK file")
     verify.add_argument("report", type=Path)
+    sub.add_parser("fleet", help="summary of agents, cameras and open findings")
     imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
     imp.add_argument("file", type=Path)
     return p
@@ -199,19 +201,24 @@ def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
         return verify_report(config, args.pubkey, args.report)
     if args.command == "import":
         return import_file(config, args.file)
-    repo = _repo(config)
+    repo = _repo(config)  # migrate is done by opening
     try:
-        if args.command == "tokens":
-            token = repo.create_token(
-                args.site, approved=args.approved, ttl=args.ttl, uses=args.uses, now=utcnow()
-            )
-            print(token)
-            return 0
-        if args.command == "agents":
-            return agents_command(repo, args.action, getattr(args, "agent_id", None))
-        return 0  # migrate: done by _repo
+        return repo_command(args, repo)
     finally:
         repo.close()
+
+
+def repo_command(args: argparse.Namespace, repo: Repository) -> int:
+    if args.command == "tokens":
+        token = repo.create_token(
+            args.site, approved=args.approved, ttl=args.ttl, uses=args.uses, now=utcnow()
+        )
+        print(token)
+    elif args.command == "agents":
+        return agents_command(repo, args.action, getattr(args, "agent_id", None))
+    elif args.command == "fleet":
+        print(fleet_summary(repo.engine).text(utcnow()))
+    return 0
 
 
 def entrypoint() -> None:

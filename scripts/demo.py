@@ -1,0 +1,179 @@
+"""``make demo``: a whole camwarden fleet on this machine, on loopback only.
+
+Starts, in order: a Mosquitto broker on a free loopback port (generated config), the collector on
+SQLite, the demo camera lab (``configs/lab/demo.toml``) and one agent enrolled with a pre-approved
+token. It prints where to look and a fleet summary now and then; Ctrl-C stops everything it
+started, in reverse order. Everything it writes stays in one work directory it names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from types import FrameType
+
+from lab.broker import Mosquitto, free_port, wait_port
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def cli(name: str) -> str:
+    return str(BIN / name)
+
+
+class Stop(Exception):
+    """Ctrl-C or SIGTERM: unwind and stop what was started."""
+
+
+def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_file(path: Path, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"start-up failed; see {log}:\n{log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
+def write_server_config(work: Path, broker: Mosquitto, http_port: int) -> Path:
+    path = work / "server.toml"
+    path.write_text(
+        f'state_dir = "{work / "collector"}"\n'
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        f'[http]\nbind = "127.0.0.1"\nport = {http_port}\n'
+    )
+    return path
+
+
+def write_agent_config(work: Path, broker: Mosquitto, http_port: int, lab_state: Path) -> Path:
+    cameras = json.loads(lab_state.read_text())["cameras"]
+    lines = [
+        'agent_id = "demo-agent-1"',
+        'site = "demo-site"',
+        f'key_file = "{work / "agent" / "agent.key"}"',
+        f'state_dir = "{work / "agent"}"',
+        f'collector_url = "http://127.0.0.1:{http_port}"',
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}',
+        "[intervals]\nheartbeat_s = 10\nreport_s = 30",
+    ]
+    for camera_id, cam in cameras.items():
+        lines.append(
+            f'[[cameras]]\nid = "{camera_id}"\naddress = "{cam["address"]}"\n'
+            f'http_port = {cam["ports"]["http"]}\nvendor = "{cam["vendor"].lower()}"'
+        )
+    path = work / "agent.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(argv: list[str]) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lab", type=Path, default=ROOT / "configs" / "lab" / "demo.toml")
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a new temp dir")
+    parser.add_argument("--summary-every", type=float, default=30.0)
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="camwarden-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    with ExitStack() as stack:
+        try:
+            return _run(args, work, stack)
+        except Stop as why:
+            print(f"\n{why}: stopping everything the demo started ...", flush=True)
+            return 0
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
+
+
+def _run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:
+    print(f"camwarden demo, work directory {work}", flush=True)
+    broker = Mosquitto(work / "broker")
+    broker.start()
+    stack.callback(broker.stop)
+    print(f"  broker     {broker.url}", flush=True)
+
+    http_port = free_port()
+    server_cfg = write_server_config(work, broker, http_port)
+    server = [cli("camwarden-server"), "--config", str(server_cfg)]
+    run([*server, "migrate"])
+    token = run([*server, "tokens", "create", "--site", "demo-site", "--approved"]).split()[-1]
+    log = work / "collector.log"
+    collector = start([*server, "run"], log)
+    stack.callback(stop, collector)
+    wait_port("127.0.0.1", http_port, timeout=30)
+    print(f"  collector  http://127.0.0.1:{http_port}/metrics  (log {log})", flush=True)
+
+    lab_state = work / "lab.json"
+    log = work / "lab.log"
+    lab = start(
+        [cli("camwarden-lab"), "up", "--config", str(args.lab), "--state", str(lab_state)], log
+    )
+    stack.callback(stop, lab)
+    wait_file(lab_state, lab, log)
+    count = len(json.loads(lab_state.read_text())["cameras"])
+    print(f"  camera lab {count} cameras from {args.lab.name}  (list: {log})", flush=True)
+
+    agent_cfg = write_agent_config(work, broker, http_port, lab_state)
+    agent = [cli("camwarden-agent"), "--config", str(agent_cfg)]
+    (work / "agent").mkdir(exist_ok=True)
+    run([cli("camwarden-agent"), "keygen", "--key", str(work / "agent" / "agent.key")])
+    run([cli("camwarden-agent"), "enroll", "--token", token, "--config", str(agent_cfg)])
+    log = work / "agent.log"
+    agent_proc = start([cli("camwarden-agent"), "run", "--config", str(agent_cfg)], log)
+    stack.callback(stop, agent_proc)
+    print(f"  agent      demo-agent-1 at site demo-site  (log {log})", flush=True)
+    print(
+        "\nWhere to look:\n"
+        f"  {' '.join(server)} fleet        the fleet as the collector sees it\n"
+        f"  {' '.join(server)} agents list  enrolled agents and their keys\n"
+        f"  http://127.0.0.1:{http_port}/metrics       ingest counters, rejections by reason\n"
+        f"  {' '.join(agent[:1])} report --once --out FILE --config {agent_cfg}\n"
+        "Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    while True:
+        time.sleep(args.summary_every)
+        for proc, name in ((collector, "collector"), (lab, "lab"), (agent_proc, "agent")):
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; see the logs in {work}", flush=True)
+                return 1
+        print(run([*server, "fleet"]), flush=True)
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main())
