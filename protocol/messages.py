@@ -13,6 +13,7 @@ Decoding is strict (unknown fields and wrong types are schema violations); the J
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Final, Literal
@@ -143,8 +144,26 @@ class Command(_Base, tag_field="type", tag="command", kw_only=True, frozen=True)
     v: Literal["camwarden/v1"] = VERSION
 
 
+class Ack(_Base, tag_field="type", tag="ack", kw_only=True, frozen=True):
+    """Collector to agent: the listed seqs are stored; the agent may drop them from its outbox.
+
+    A broker's PUBACK only says the broker took a message; some brokers lose queued messages
+    (Mosquitto 2.0 drops an offline session's shared subscription on restart). So the agent
+    keeps every message until the collector acknowledges it end to end, and republishes what
+    stays unacknowledged. Acks are idempotent: a replayed ack only repeats a true statement.
+    ``ranges`` are inclusive, sorted and disjoint.
+    """
+
+    agent_id: Name
+    site: Name
+    ranges: list[tuple[Seq, Seq]]
+    issued_at: UtcTime
+    v: Literal["camwarden/v1"] = VERSION
+
+
 AgentMessage = Hello | StatusReport | Heartbeat | CommandResult
-Message = AgentMessage | Command
+CollectorMessage = Command | Ack
+Message = AgentMessage | CollectorMessage
 
 MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
     "hello": Hello,
@@ -152,11 +171,12 @@ MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
     "heartbeat": Heartbeat,
     "cmd-result": CommandResult,
     "command": Command,
+    "ack": Ack,
 }
 
 _encoder = msgspec.json.Encoder()
 _agent_decoder: msgspec.json.Decoder[AgentMessage] = msgspec.json.Decoder(AgentMessage)
-_command_decoder = msgspec.json.Decoder(Command)
+_collector_decoder: msgspec.json.Decoder[CollectorMessage] = msgspec.json.Decoder(CollectorMessage)
 
 
 def encode(message: Message) -> bytes:
@@ -171,11 +191,27 @@ def decode_agent_message(payload: bytes) -> AgentMessage:
         raise SchemaViolation(str(exc)) from exc
 
 
-def decode_command(payload: bytes) -> Command:
+def decode_collector_message(payload: bytes) -> CollectorMessage:
+    """Strictly decode a verified collector payload (command or ack)."""
     try:
-        return _command_decoder.decode(payload)
+        return _collector_decoder.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise SchemaViolation(str(exc)) from exc
+
+
+def to_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, disjoint, inclusive ranges covering ``seqs`` (for acks)."""
+    ranges: list[tuple[int, int]] = []
+    for seq in sorted(set(seqs)):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
+
+
+def in_ranges(seq: int, ranges: Sequence[tuple[int, int]]) -> bool:
+    return any(low <= seq <= high for low, high in ranges)
 
 
 def json_schema(kind: str) -> dict[str, object]:

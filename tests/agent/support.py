@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -126,3 +128,18 @@ def check_chain(by_seq: dict[int, tuple[AgentMessage, bytes]]) -> int:
         if isinstance(message, StatusReport):
             head, head_seq, reports = digest(token), seq, reports + 1
     return reports
+
+
+def state_seq(config: Path) -> int:
+    return int(json.loads((config.parent / "state" / "state.json").read_text())["seq"])
+
+
+def outbox_files(config: Path) -> list[Path]:
+    return sorted((config.parent / "state" / "outbox").glob("*.jws"))
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> float:
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout) == 0
+    return time.monotonic() - start

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,27 +15,15 @@ from tests.agent.support import (
     check_chain,
     decode_all,
     make_home,
+    outbox_files,
     start_agent,
+    state_seq,
+    stop,
     wait_for,
 )
 from tests.support.mosquitto import Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
-
-
-def state_seq(config: Path) -> int:
-    return int(json.loads((config.parent / "state" / "state.json").read_text())["seq"])
-
-
-def outbox_files(config: Path) -> list[Path]:
-    return sorted((config.parent / "state" / "outbox").glob("*.jws"))
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> float:
-    start = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout) == 0
-    return time.monotonic() - start
 
 
 def test_outage_then_everything_delivered_signed_and_chained(

@@ -7,8 +7,22 @@ from pathlib import Path
 import pytest
 
 import protocol
-from protocol import GENESIS, Heartbeat, SchemaViolation, decode_agent_message, encode
-from protocol.messages import MESSAGE_TYPES, decode_command, json_schema
+from protocol import (
+    GENESIS,
+    Command,
+    Heartbeat,
+    SchemaViolation,
+    decode_agent_message,
+    encode,
+)
+from protocol.messages import (
+    MESSAGE_TYPES,
+    Ack,
+    decode_collector_message,
+    in_ranges,
+    json_schema,
+    to_ranges,
+)
 
 SCHEMAS = Path(protocol.__file__).with_name("schemas")
 
@@ -77,6 +91,18 @@ def test_command_is_not_an_agent_message() -> None:
         "nonce": "n" * 22,
     }
     raw = json.dumps(command).encode()
-    assert decode_command(raw).action == "audit.run"
+    decoded = decode_collector_message(raw)
+    assert isinstance(decoded, Command)
+    assert decoded.action == "audit.run"
     with pytest.raises(SchemaViolation):
         decode_agent_message(raw)
+
+
+def test_ack_ranges_round_trip() -> None:
+    ranges = to_ranges([5, 1, 2, 3, 9, 10, 3])
+    assert ranges == [(1, 3), (5, 5), (9, 10)]
+    assert [s for s in range(12) if in_ranges(s, ranges)] == [1, 2, 3, 5, 9, 10]
+    ack = Ack(agent_id="pi-1", site="s", ranges=ranges, issued_at=datetime(2026, 1, 1, tzinfo=UTC))
+    assert decode_collector_message(encode(ack)) == ack
+    with pytest.raises(SchemaViolation):
+        decode_collector_message(encode(ack).replace(b"[1,3]", b"[0,3]"))

@@ -1,0 +1,237 @@
+"""Agent, broker and collector as real processes, driven through their command lines.
+
+The foundation's loss test: enrol through the HTTP API, publish through a real Mosquitto, stop
+the broker mid-stream, kill -9 the agent mid-flush and the collector mid-ingest, restart them:
+every message the agent issued is stored exactly once, and an auditor holding only the agent's
+public key verifies the whole stored chain offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from server.storage import Repository
+from server.storage.models import Message
+from tests.agent.support import make_home, outbox_files, start_agent, state_seq, stop, wait_for
+from tests.support.mosquitto import Mosquitto, free_port, wait_port
+
+pytestmark = pytest.mark.integration
+
+SERVER = [sys.executable, "-m", "server"]
+AGENT = [sys.executable, "-m", "agent"]
+
+
+class Collector:
+    """``camwarden-server run`` on SQLite, restartable."""
+
+    def __init__(self, home: Path, broker_port: int) -> None:
+        self.home = home
+        self.http_port = free_port()
+        self.config = home / "server.toml"
+        self.config.write_text(
+            f'state_dir = "{home}"\n[mqtt]\nport = {broker_port}\n'
+            f'[http]\nbind = "127.0.0.1"\nport = {self.http_port}\n'
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [*SERVER, "--config", str(self.config), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def start(self) -> None:
+        with (self.home / "collector.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [*SERVER, "--config", str(self.config), "run"], stderr=log, stdout=log
+            )
+        wait_port("127.0.0.1", self.http_port, timeout=30)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def stored_seqs(self) -> list[int]:
+        repo = Repository.open(f"sqlite:///{self.home / 'collector.db'}")
+        try:
+            with repo.engine.connect() as conn:
+                return list(conn.scalars(select(Message.seq).where(Message.agent_id == "a1")))
+        finally:
+            repo.close()
+
+    def stored_jws(self) -> list[str]:
+        repo = Repository.open(f"sqlite:///{self.home / 'collector.db'}")
+        try:
+            with repo.engine.connect() as conn:
+                return list(conn.scalars(select(Message.jws).order_by(Message.seq)))
+        finally:
+            repo.close()
+
+    def metric(self, name: str, label: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.http_port}/metrics").text
+        for line in text.splitlines():
+            if line.startswith(f"{name}{{") and label in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+@pytest.fixture
+def collector(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Collector]:
+    home = tmp_path / "collector"
+    home.mkdir()
+    col = Collector(home, mosquitto.port)
+    col.cli("migrate")
+    col.start()
+    try:
+        yield col
+    finally:
+        if col.proc is not None and col.proc.poll() is None:
+            stop(col.proc, timeout=20)
+
+
+def enrol(collector: Collector, config: Path) -> None:
+    token = collector.cli("tokens", "create", "--site", "s1", "--approved").split()[-1]
+    done = subprocess.run(
+        [
+            *AGENT,
+            "enroll",
+            "--server",
+            f"http://127.0.0.1:{collector.http_port}",
+            "--token",
+            token,
+            "--config",
+            str(config),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert token not in done.stdout + done.stderr  # the token is a secret: never echoed
+    answer = json.loads((config.parent / "state" / "enrollment.json").read_text())
+    assert answer["status"] == "approved"
+
+
+def test_nothing_lost_through_broker_outage_and_kill_9(
+    mosquitto: Mosquitto, collector: Collector, tmp_path: Path
+) -> None:
+    home = tmp_path / "agent"
+    home.mkdir()
+    config = make_home(home, mosquitto.port, heartbeat_s=0.01, report_s=0.05, shutdown_grace_s=15)
+    enrol(collector, config)
+    agent = start_agent(config)
+    try:
+        wait_for(lambda: len(collector.stored_seqs()) >= 30, timeout=30)
+        mosquitto.stop()  # outage mid-stream: the agent buffers on disk
+        wait_for(lambda: len(outbox_files(config)) >= 300, timeout=30)
+        collector.kill()  # the collector dies too; its session keeps queueing at the broker
+        mosquitto.start()
+        buffered = len(outbox_files(config))
+        wait_for(lambda: len(outbox_files(config)) < buffered - 20, timeout=30, step=0.002)
+        agent.kill()  # kill -9 mid-flush
+        agent.wait()
+        assert outbox_files(config), "killed too late to be mid-flush"
+        collector.start()
+        agent = start_agent(config)
+        killed_at = state_seq(config)
+        wait_for(lambda: state_seq(config) > killed_at + 20, timeout=30)
+        stop(agent, timeout=30)  # SIGTERM: flushes what is left
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    issued = state_seq(config)
+    assert outbox_files(config) == []
+    wait_for(lambda: len(collector.stored_seqs()) >= issued, timeout=60)
+    seqs = collector.stored_seqs()
+    assert sorted(seqs) == list(range(1, issued + 1))  # every seq, each exactly once
+    assert collector.metric("camwarden_ingest_rejected_total", 'reason="replay"') == 0
+    assert collector.metric("camwarden_ingest_rejected_total", 'reason="broken_chain"') == 0
+
+    # An auditor with only the agent's public key walks the stored chain offline.
+    pubkey = home / "agent.jwk"
+    pubkey.write_text(
+        subprocess.run(
+            [*AGENT, "pubkey", "--key", str(home / "agent.key")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    export = home / "stored.jws"
+    export.write_text("\n".join(collector.stored_jws()) + "\n")
+    done = subprocess.run(
+        [
+            *SERVER,
+            "--config",
+            str(collector.config),
+            "verify-report",
+            "--pubkey",
+            str(pubkey),
+            str(export),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    tampered = export.read_text().replace("\n", "\nx", 1)
+    export.write_text(tampered)
+    bad = subprocess.run(
+        [
+            *SERVER,
+            "--config",
+            str(collector.config),
+            "verify-report",
+            "--pubkey",
+            str(pubkey),
+            str(export),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1
+    assert "line 2" in bad.stdout + bad.stderr
+
+
+def test_air_gapped_site_file_imports_through_the_same_checks(
+    mosquitto: Mosquitto, collector: Collector, tmp_path: Path
+) -> None:
+    home = tmp_path / "agent"
+    home.mkdir()
+    config = make_home(home, free_port())  # no broker reachable from this site
+    enrol(collector, config)
+    out = home / "site.jws"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for _ in range(2):
+        subprocess.run(
+            [*AGENT, "report", "--once", "--out", str(out), "--config", str(config)],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        first = collector.cli("import", str(out))
+        assert "accepted" in first
+    issued = state_seq(config)
+    assert sorted(collector.stored_seqs()) == list(range(1, issued + 1))
+    again = subprocess.run(
+        [*SERVER, "--config", str(collector.config), "import", str(out)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert "duplicate" in again.stdout  # the same file twice changes nothing
