@@ -126,6 +126,11 @@ def enrol(collector: Collector, config: Path) -> None:
     assert answer["status"] == "approved"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Mosquitto 2.0 loses shared-subscription messages across a restart until the "
+    "end-to-end acknowledgement lands on both sides",
+)
 def test_nothing_lost_through_broker_outage_and_kill_9(
     mosquitto: Mosquitto, collector: Collector, tmp_path: Path
 ) -> None:
