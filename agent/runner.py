@@ -18,12 +18,12 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from importlib.metadata import version
 from pathlib import Path
 from typing import BinaryIO
 
 from joserfc.jwk import OKPKey
 
+from agent import __version__
 from agent.config import AgentConfig, CameraConfig
 from agent.errors import AgentError, OutboxFull, StorageError
 from agent.health import host_health
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def agent_info() -> AgentInfo:
     return AgentInfo(
-        version=version("camwarden"),
+        version=__version__,
         hostname=socket.gethostname(),
         platform=f"{platform.system()} {platform.release()} {platform.machine()}",
     )

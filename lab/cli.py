@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from lab import __version__
 from lab.config import load_config
 from lab.errors import LabError
 from lab.fleet import Fleet
@@ -38,6 +39,7 @@ def default_state() -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="camwarden-lab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the lab and run until Ctrl-C / SIGTERM")
     up.add_argument("--config", required=True, type=Path)

@@ -23,6 +23,7 @@ import uvicorn
 
 from protocol import MalformedMessage, import_public_jwk
 from protocol.configfile import ConfigError
+from server import __version__
 from server.api import create_app
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.ingest.ingestor import Ingestor, utcnow
@@ -47,6 +48,7 @@ def duration(text: str) -> timedelta:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="camwarden-server", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", type=Path, default=DEFAULT_PATH, help="main config file")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"

@@ -101,7 +101,9 @@ def test_up_and_down(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert state.exists(), proc.stderr.read() if proc.stderr else ""
         cameras = json.loads(state.read_text())["cameras"]
-        reply = httpx.get(f"http://{cameras['hik-lobby']}:10080/SDK/activateStatus")
+        lobby = cameras["hik-lobby"]
+        assert lobby["vendor"] == "Hikvision"
+        reply = httpx.get(f"http://{lobby['address']}:{lobby['ports']['http']}/SDK/activateStatus")
         assert reply.headers["server"] == "webserver"
         down = subprocess.run(
             [CLI, "down", "--state", state], capture_output=True, text=True, check=False
