@@ -107,6 +107,14 @@ def _soap_transport(exc: BaseException) -> CameraError:
     return BadResponse(f"SOAP transport error, HTTP {status}")
 
 
+def _protocol_error(exc: BaseException) -> CameraError:
+    # A camera that accepts the connection and closes it without a word (crashing or
+    # overloaded firmware) is a "retry later"; a malformed answer is a bad response.
+    if "without sending" in str(exc) or "disconnected" in str(exc).lower():
+        return Unreachable(f"{type(exc).__name__}: {str(exc)[:160]}")
+    return BadResponse(f"{type(exc).__name__}: {str(exc)[:160]}")
+
+
 def _as(kind: type[CameraError]) -> Callable[[BaseException], CameraError]:
     return lambda exc: kind(f"{type(exc).__name__}: {str(exc)[:160]}")
 
@@ -120,7 +128,7 @@ TRANSLATIONS: Mapping[str, Callable[[BaseException], CameraError]] = {
     "httpx.HTTPStatusError": _http_status,
     "httpx.DecodingError": _as(BadResponse),
     "httpx.TooManyRedirects": _as(BadResponse),
-    "httpx.RemoteProtocolError": _as(BadResponse),
+    "httpx.RemoteProtocolError": _protocol_error,
     "httpx.HTTPError": _as(BadResponse),
     # aiohttp is onvif-zeep-async's transport; a timeout there is a timeout, not a lost link.
     "aiohttp.client_exceptions.ServerTimeoutError": _as(Timeout),

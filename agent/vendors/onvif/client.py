@@ -96,6 +96,8 @@ class OnvifClient:
 
     async def device(self, credential: Credential | None = None) -> Any:
         """The device service with ``credential`` (default: the agent's own)."""
+        if credential is None and self.credential is None:
+            raise AuthFailed("this ONVIF operation needs a credential and none is configured")
         await self._prepare_clock()
         if credential is not None:
             return await self._open(

@@ -82,6 +82,10 @@ FOREIGN: list[tuple[Callable[[], BaseException], type[CameraError]]] = [
     (lambda: _status(500), BadResponse),
     (lambda: httpx.DecodingError("gzip", request=_request()), BadResponse),
     (lambda: httpx.RemoteProtocolError("bad", request=_request()), BadResponse),
+    (
+        lambda: httpx.RemoteProtocolError("Server disconnected", request=_request()),
+        Unreachable,
+    ),
     (lambda: _zeep.Fault("Sender not authorized: ter:NotAuthorized"), AuthFailed),
     (lambda: _zeep.Fault("ter:ActionNotSupported"), BadResponse),
     (lambda: _zeep.TransportError("x", status_code=401), AuthFailed),
