@@ -14,6 +14,8 @@ authenticated call (cameras refuse tokens more than a few minutes off their own 
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,22 @@ from agent.vendors.models import Credential
 from agent.vendors.onvif import const, parsers
 
 __all__ = ["OnvifClient"]
+
+# onvif-zeep-async caches parsed WSDL documents per process but checks the cache without a
+# lock: N cameras opened at once each parse devicemgmt.wsdl (~9 MB) and media.wsdl (~5 MB) in
+# parallel, and the peak stays as fragmentation. Service set-up is serialised per event loop,
+# so the first camera parses and the others reuse (measured in bench/adapters_rss.py).
+_SETUP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _setup_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _SETUP_LOCKS.get(loop)
+    if lock is None:
+        lock = _SETUP_LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 def _wsdl(name: str) -> str:
@@ -61,7 +79,8 @@ class OnvifClient:
             binding_key=(wsdl, xaddr),
         )
         self._services.append(service)  # closed by close() even if setup() fails
-        await service.setup()
+        async with _setup_lock():
+            await service.setup()
         return service
 
     async def anonymous(self) -> Any:
