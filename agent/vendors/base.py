@@ -12,13 +12,14 @@ Errors raised towards the checks::
 
 Public methods live here and wrap the vendor hooks (``_identify`` ...) the way python-tuf's
 ``fetch`` wraps ``_fetch``: each hook runs under ``asyncio.timeout(config.timeout_s)`` and any
-foreign exception (httpx, zeep, lxml, ``OSError``, ``TimeoutError``, ``ValueError`` from a parser)
-is translated into the tree above at exactly this edge, chained with ``from``. Hooks may raise a
-``CameraError`` themselves when they know better (e.g. a Hikvision 401 body that says the account
-is locked becomes ``LockedOut``); those pass through untouched.
+foreign exception (httpx, aiohttp, onvif, zeep, lxml, ``OSError``, ``TimeoutError``,
+``ValueError`` from a parser) is translated into the tree above at exactly this edge, chained
+with ``from``. Hooks may raise a ``CameraError`` themselves when they know better (e.g. a
+Hikvision 401 body that says the account is locked becomes ``LockedOut``); those pass through
+untouched.
 
 The translation table names foreign classes by module and qualified name, so this module needs
-neither httpx nor zeep at import time (zeep alone costs ~27 MB RSS on the agent box).
+neither httpx, aiohttp nor zeep at import time (zeep alone costs ~27 MB RSS on the agent box).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Self, TypeVar
 
 from agent.vendors.models import (
     Account,
@@ -106,6 +107,14 @@ def _soap_transport(exc: BaseException) -> CameraError:
     return BadResponse(f"SOAP transport error, HTTP {status}")
 
 
+def _protocol_error(exc: BaseException) -> CameraError:
+    # A camera that accepts the connection and closes it without a word (crashing or
+    # overloaded firmware) is a "retry later"; a malformed answer is a bad response.
+    if "without sending" in str(exc) or "disconnected" in str(exc).lower():
+        return Unreachable(f"{type(exc).__name__}: {str(exc)[:160]}")
+    return BadResponse(f"{type(exc).__name__}: {str(exc)[:160]}")
+
+
 def _as(kind: type[CameraError]) -> Callable[[BaseException], CameraError]:
     return lambda exc: kind(f"{type(exc).__name__}: {str(exc)[:160]}")
 
@@ -119,8 +128,15 @@ TRANSLATIONS: Mapping[str, Callable[[BaseException], CameraError]] = {
     "httpx.HTTPStatusError": _http_status,
     "httpx.DecodingError": _as(BadResponse),
     "httpx.TooManyRedirects": _as(BadResponse),
-    "httpx.RemoteProtocolError": _as(BadResponse),
+    "httpx.RemoteProtocolError": _protocol_error,
     "httpx.HTTPError": _as(BadResponse),
+    # aiohttp is onvif-zeep-async's transport; a timeout there is a timeout, not a lost link.
+    "aiohttp.client_exceptions.ServerTimeoutError": _as(Timeout),
+    "aiohttp.client_exceptions.ClientConnectionError": _as(Unreachable),
+    "aiohttp.client_exceptions.ClientError": _as(BadResponse),
+    "onvif.exceptions.ONVIFTimeoutError": _as(Timeout),
+    "onvif.exceptions.ONVIFAuthError": _as(AuthFailed),
+    "onvif.exceptions.ONVIFError": _as(BadResponse),
     "zeep.exceptions.Fault": _soap_fault,
     "zeep.exceptions.TransportError": _soap_transport,
     "zeep.exceptions.Error": _as(BadResponse),
@@ -172,6 +188,15 @@ class Adapter(ABC):
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
+    async def close(self) -> None:  # noqa: B027  # a real default: most adapters own nothing
+        """Release the adapter's connections. Idempotent; adapters holding none keep this."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def _call(
         self, capability: Capability, operation: str, hook: Callable[[], Awaitable[T]]
     ) -> T:
@@ -218,8 +243,11 @@ class Adapter(ABC):
         async def attempt() -> bool:
             try:
                 return await self._try_login(interface, username, password)
-            except AuthFailed:
-                return False
+            except Exception as exc:
+                # A refusal may arrive foreign (zeep Fault NotAuthorized): translate it first.
+                if isinstance(translate(exc), AuthFailed):
+                    return False
+                raise
 
         return await self._call(Capability.LOGIN, f"try_login/{interface.value}", attempt)
 

@@ -31,6 +31,7 @@ class Interface(enum.Enum):
     """A way into the camera on which credentials can be tried (baseline AUTH-01)."""
 
     HTTP = "http"  # web / ISAPI / CGI / VAPIX, digest against a protected URL
+    HTTPS = "https"  # the same APIs over TLS (hardened cameras turn plain HTTP off, COM-01)
     RTSP = "rtsp"  # DESCRIBE with digest
     ONVIF = "onvif"  # GetDeviceInformation with WS-UsernameToken
     SDK = "sdk"  # vendor binary SDK port (Hikvision 8000, Dahua 37777)
@@ -90,6 +91,7 @@ class ServiceState:
     ftp: bool | None = None
     http: bool | None = None
     https: bool | None = None
+    discoverable: bool | None = None  # answers WS-Discovery probes (SVC-08)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ import pytest
 import zeep.exceptions
 from lxml import etree
 
-from agent.vendors import VENDORS, adapter_for
 from agent.vendors.base import (
     Adapter,
     AdapterConfig,
@@ -24,6 +23,7 @@ from agent.vendors.base import (
     translate,
 )
 from agent.vendors.models import Capability, Credential, DeviceIdentity, Interface, Target
+from agent.vendors.registry import VENDORS, adapter_for
 
 _zeep: Any = zeep.exceptions  # zeep's exception constructors are untyped
 
@@ -82,6 +82,10 @@ FOREIGN: list[tuple[Callable[[], BaseException], type[CameraError]]] = [
     (lambda: _status(500), BadResponse),
     (lambda: httpx.DecodingError("gzip", request=_request()), BadResponse),
     (lambda: httpx.RemoteProtocolError("bad", request=_request()), BadResponse),
+    (
+        lambda: httpx.RemoteProtocolError("Server disconnected", request=_request()),
+        Unreachable,
+    ),
     (lambda: _zeep.Fault("Sender not authorized: ter:NotAuthorized"), AuthFailed),
     (lambda: _zeep.Fault("ter:ActionNotSupported"), BadResponse),
     (lambda: _zeep.TransportError("x", status_code=401), AuthFailed),
@@ -166,7 +170,7 @@ def test_credential_repr_hides_the_password() -> None:
     assert "s3cret" not in repr(Credential("admin", "s3cret"))
 
 
-def test_registry_is_explicit_and_empty_until_adapters_land() -> None:
-    assert VENDORS == ()
+def test_registry_is_explicit() -> None:
+    assert [cls.vendor for cls in VENDORS] == ["hikvision", "dahua", "axis", "onvif"]
     assert adapter_for("scripted") is None
     assert adapter_for("scripted", (ScriptedAdapter,)) is ScriptedAdapter

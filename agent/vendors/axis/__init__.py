@@ -1,0 +1,1 @@
+"""Axis cameras over VAPIX (HTTP digest; JSON and ``param.cgi`` bodies)."""

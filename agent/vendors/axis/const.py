@@ -1,0 +1,22 @@
+"""VAPIX endpoints (public VAPIX documentation)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+VENDOR: Final = "axis"
+BASIC_DEVICE_INFO: Final = "/axis-cgi/basicdeviceinfo.cgi"
+BASIC_DEVICE_INFO_VERSION: Final = "1.3"
+PARAM: Final = "/axis-cgi/param.cgi?action=list&group="
+PWDGRP: Final = "/axis-cgi/pwdgrp.cgi?action=get"
+BRAND: Final = "Brand"  # readable by any user: the cheap protected URL for try_login
+SSH: Final = "Network.SSH"
+UPNP: Final = "Network.UPnP"
+REMOTE_SERVICE: Final = "RemoteService"  # O3C / AVHS one-click cloud connection
+TIME: Final = "Time"
+
+# AXIS OS 10-11 answers param.cgi as "text/plain"; basicdeviceinfo as "application/json".
+TEXT_TYPES: Final = frozenset({"text/plain"})
+
+# pwdgrp groups, most privileged first -> camwarden role.
+GROUPS: Final = (("admin", "administrator"), ("operator", "operator"), ("viewer", "user"))

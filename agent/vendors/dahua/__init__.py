@@ -1,0 +1,1 @@
+"""Dahua cameras over the HTTP CGI API (digest, ``key=value`` bodies)."""

@@ -1,0 +1,65 @@
+"""Dahua over the HTTP CGI API: identity, users, services, time, one-shot logins."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from agent.vendors.base import Unsupported
+from agent.vendors.dahua import const, parsers
+from agent.vendors.http import HttpAdapter
+from agent.vendors.models import Account, Capability, DeviceIdentity, ServiceState, TimeInfo
+
+
+class DahuaAdapter(HttpAdapter):
+    """No lockout-policy read: Dahua's ``LoginFailureAlarm`` only raises an alarm, and the lock
+    settings have no documented CGI name (baseline AUTH-05)."""
+
+    vendor = const.VENDOR
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.IDENTITY,
+            Capability.ACCOUNTS,
+            Capability.SERVICES,
+            Capability.TIME,
+            Capability.LOGIN,
+        }
+    )
+
+    async def _text(self, path: str) -> bytes:
+        return (await self.get(path, const.TEXT_TYPES)).body
+
+    async def _config(self, name: str) -> dict[str, str]:
+        try:
+            return parsers.parse_kv(await self._text(const.CONFIG + name))
+        except Unsupported:  # the firmware has no such config table: unknown, not off
+            return {}
+
+    async def _identify(self) -> DeviceIdentity:
+        return parsers.parse_identity(
+            await self._text(const.SOFTWARE_VERSION),
+            await self._text(const.DEVICE_TYPE),
+            await self._text(const.SERIAL_NO),
+            await self._text(const.SYSTEM_INFO),
+        )
+
+    async def _accounts(self) -> tuple[Account, ...]:
+        return parsers.parse_users(await self._text(const.USERS))
+
+    async def _services(self) -> ServiceState:
+        return ServiceState(
+            upnp=parsers.config_flag(await self._config(const.UPNP), const.UPNP),
+            p2p=parsers.config_flag(await self._config(const.P2P), const.P2P),
+            ssh=parsers.config_flag(await self._config(const.SSHD), const.SSHD),
+            ddns=parsers.config_flag(await self._config(const.DDNS), const.DDNS),
+        )
+
+    async def _time(self) -> TimeInfo:
+        clock = await self._text(const.CURRENT_TIME)
+        try:
+            ntp: bytes | None = await self._text(const.CONFIG + const.NTP)
+        except Unsupported:
+            ntp = None
+        return parsers.parse_time(clock, ntp)
+
+    async def login_probe(self, username: str, password: str) -> bool:
+        return await self.digest_login(const.DEVICE_TYPE, username, password, const.TEXT_TYPES)

@@ -1,0 +1,26 @@
+"""Dahua CGI endpoints (public Dahua HTTP API; † = seen in client code only)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+VENDOR: Final = "dahua"
+SOFTWARE_VERSION: Final = "/cgi-bin/magicBox.cgi?action=getSoftwareVersion"
+DEVICE_TYPE: Final = "/cgi-bin/magicBox.cgi?action=getDeviceType"
+SERIAL_NO: Final = "/cgi-bin/magicBox.cgi?action=getSerialNo"
+SYSTEM_INFO: Final = "/cgi-bin/magicBox.cgi?action=getSystemInfo"
+USERS: Final = "/cgi-bin/userManager.cgi?action=getUserInfoAll"
+CURRENT_TIME: Final = "/cgi-bin/global.cgi?action=getCurrentTime"
+CONFIG: Final = "/cgi-bin/configManager.cgi?action=getConfig&name="
+UPNP: Final = "UPnP"
+P2P: Final = "T2UServer"  # † Easy4ip / DMSS cloud relay
+SSHD: Final = "SSHD"  # †
+DDNS: Final = "DDNS"  # †
+NTP: Final = "NTP"  # †
+
+# IPC-HFW/HDW firmware 2.800 answers "text/plain;charset=utf-8"; some 2.6xx builds answer with
+# no content type at all [unverified]. Only text/plain is accepted until one is recorded.
+TEXT_TYPES: Final = frozenset({"text/plain"})
+
+# userManager Group -> camwarden role.
+ROLES: Final = {"admin": "administrator", "user": "user"}

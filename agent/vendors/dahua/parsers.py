@@ -1,0 +1,118 @@
+"""Pure parsers for Dahua CGI ``key=value`` bodies.
+
+Lines end in CRLF; keys are dotted paths (``table.NTP.Enable``, ``users[0].Name``); values run
+to the end of the line and may be empty or contain ``=``. Anything else raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+
+from agent.vendors.dahua.const import ROLES, VENDOR
+from agent.vendors.models import Account, DeviceIdentity, TimeInfo
+
+_VERSION = re.compile(r"(?P<version>[^,]+?)\s*,\s*build\s*:\s*(?P<build>\d{4}-\d{2}-\d{2})")
+_USER = re.compile(r"users\[(\d+)\]\.(\w+)")
+
+
+def parse_kv(body: bytes) -> dict[str, str]:
+    """``key=value`` lines -> dict; a line without ``=`` is a broken body."""
+    text = body.decode("utf-8")
+    pairs: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"Dahua CGI line is not key=value: {line[:64]!r}")
+        pairs[key.strip()] = value.strip()
+    if not pairs:
+        raise ValueError("empty Dahua CGI body")
+    return pairs
+
+
+def _one(body: bytes, key: str) -> str:
+    pairs = parse_kv(body)
+    if key not in pairs:
+        raise ValueError(f"Dahua CGI body without {key!r}")
+    return pairs[key]
+
+
+def parse_software_version(body: bytes) -> tuple[str, date | None]:
+    """``version=2.800.0000000.25.R,build:2022-09-20`` -> (version, build date)."""
+    value = _one(body, "version")
+    match = _VERSION.fullmatch(value)
+    if match is None:
+        return value, None  # some 2.4xx builds omit the build date [unverified]
+    return match["version"], date.fromisoformat(match["build"])
+
+
+def parse_identity(
+    version_body: bytes, type_body: bytes, serial_body: bytes, system_body: bytes
+) -> DeviceIdentity:
+    firmware, build = parse_software_version(version_body)
+    system = parse_kv(system_body)
+    return DeviceIdentity(
+        vendor=VENDOR,
+        model=_one(type_body, "type"),
+        firmware=firmware,
+        build_date=build,
+        serial=_one(serial_body, "sn"),
+        hardware_id=system.get("hardwareVersion") or None,
+        source="dahua/cgi",
+    )
+
+
+def parse_users(body: bytes) -> tuple[Account, ...]:
+    rows: dict[int, dict[str, str]] = {}
+    for key, value in parse_kv(body).items():
+        match = _USER.fullmatch(key)
+        if match is not None:
+            rows.setdefault(int(match[1]), {})[match[2]] = value
+    accounts = []
+    for _index, row in sorted(rows.items()):
+        if not row.get("Name"):
+            raise ValueError("Dahua user without Name")
+        group = row.get("Group", "").lower()
+        accounts.append(Account(name=row["Name"], role=ROLES.get(group, group or None)))
+    return tuple(accounts)
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    if value.lower() not in ("true", "false"):
+        raise ValueError(f"Dahua flag is {value!r}, not true/false")
+    return value.lower() == "true"
+
+
+def config_flag(pairs: Mapping[str, str], name: str) -> bool | None:
+    """``table.<name>.Enable``; for list configs (``DDNS[0]``...) True if any entry is on."""
+    single = pairs.get(f"table.{name}.Enable")
+    if single is not None:
+        return _flag(single)
+    entries = [
+        _flag(value)
+        for key, value in pairs.items()
+        if re.fullmatch(rf"table\.{re.escape(name)}\[\d+\]\.Enable", key)
+    ]
+    return any(entries) if entries else None
+
+
+def parse_time(time_body: bytes, ntp_body: bytes | None) -> TimeInfo:
+    """``result=YYYY-MM-DD HH:MM:SS`` plus the NTP config.
+
+    Quirk (IPC-HFW/HDW 2.800): getCurrentTime answers the wall clock of the camera's own time
+    zone, without naming it. It is read as UTC, which is right for cameras kept on UTC (the
+    lab's); a camera set to a local zone shows a whole-hour skew [unverified zone decoding].
+    """
+    local = datetime.strptime(_one(time_body, "result"), "%Y-%m-%d %H:%M:%S")
+    ntp = parse_kv(ntp_body) if ntp_body is not None else {}
+    server = ntp.get("table.NTP.Address")
+    return TimeInfo(
+        camera_utc=local.replace(tzinfo=UTC),
+        ntp=config_flag(ntp, "NTP") if ntp else None,
+        ntp_servers=(server,) if server else (),
+    )

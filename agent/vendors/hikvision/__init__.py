@@ -1,0 +1,1 @@
+"""Hikvision cameras over ISAPI (HTTP digest, XML bodies)."""

@@ -1,0 +1,84 @@
+"""Hikvision over ISAPI: identity, users, services, lockout policy, time, one-shot logins."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from agent.vendors.base import CameraError, LockedOut, Unsupported
+from agent.vendors.hikvision import const, parsers
+from agent.vendors.http import HttpAdapter, Reply
+from agent.vendors.models import (
+    Account,
+    Capability,
+    DeviceIdentity,
+    LockoutPolicy,
+    ServiceState,
+    TimeInfo,
+)
+
+
+class HikvisionAdapter(HttpAdapter):
+    vendor = const.VENDOR
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.IDENTITY,
+            Capability.ACCOUNTS,
+            Capability.SERVICES,
+            Capability.LOCKOUT_POLICY,
+            Capability.TIME,
+            Capability.LOGIN,
+        }
+    )
+
+    def detect_lock(self, reply: Reply) -> CameraError | None:
+        signal = parsers.lock_signal(reply.body)
+        return LockedOut(f"hikvision: {signal}") if signal else None
+
+    async def _xml(self, path: str) -> bytes:
+        return (await self.get(path, const.XML_TYPES)).body
+
+    async def _identify(self) -> DeviceIdentity:
+        return parsers.parse_device_info(await self._xml(const.DEVICE_INFO))
+
+    async def activated(self) -> bool:
+        """``/SDK/activateStatus``: False on a camera still waiting for its first password.
+
+        Pre-auth by design (the web page asks it before any login), so it also answers
+        without a credential; it is read with the client as configured.
+        """
+
+        async def read() -> bool:
+            return parsers.parse_activated(await self._xml(const.ACTIVATE_STATUS))
+
+        return await self._call(Capability.IDENTITY, "activated", read)
+
+    async def _accounts(self) -> tuple[Account, ...]:
+        return parsers.parse_users(await self._xml(const.USERS))
+
+    async def _service_flag(self, path: str, root: str) -> bool | None:
+        try:
+            return parsers.parse_enabled(await self._xml(path), root)
+        except Unsupported:  # the firmware has no such service (404): unknown, not off
+            return None
+
+    async def _services(self) -> ServiceState:
+        return ServiceState(
+            telnet=await self._service_flag(const.TELNETD, "Telnetd"),
+            ssh=await self._service_flag(const.SSH, "SSH"),
+            upnp=await self._service_flag(const.UPNP, "UPnP"),
+            p2p=await self._service_flag(const.EZVIZ, "EZVIZ"),
+        )
+
+    async def _lockout_policy(self) -> LockoutPolicy:
+        return parsers.parse_lockout(await self._xml(const.ILLEGAL_LOGIN_LOCK))
+
+    async def _time(self) -> TimeInfo:
+        clock = await self._xml(const.TIME)
+        try:
+            servers: bytes | None = await self._xml(const.NTP_SERVERS)
+        except Unsupported:
+            servers = None
+        return parsers.parse_time(clock, servers)
+
+    async def login_probe(self, username: str, password: str) -> bool:
+        return await self.digest_login(const.DEVICE_INFO, username, password, const.XML_TYPES)

@@ -1,0 +1,24 @@
+"""ISAPI endpoints and vocabularies (public ISAPI documentation; † = seen in client code only)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+VENDOR: Final = "hikvision"
+DEVICE_INFO: Final = "/ISAPI/System/deviceInfo"
+USERS: Final = "/ISAPI/Security/users"
+ACTIVATE_STATUS: Final = "/SDK/activateStatus"  # answers without credentials, by design
+TELNETD: Final = "/ISAPI/System/Network/telnetd"  # †
+SSH: Final = "/ISAPI/System/Network/ssh"  # †
+UPNP: Final = "/ISAPI/System/Network/UPnP"  # †
+EZVIZ: Final = "/ISAPI/System/Network/EZVIZ"  # † Hik-Connect / EZVIZ cloud relay
+ILLEGAL_LOGIN_LOCK: Final = "/ISAPI/Security/illegalLoginLock"
+TIME: Final = "/ISAPI/System/time"
+NTP_SERVERS: Final = "/ISAPI/System/time/ntpServers"
+
+# DS-2CD2xx3G2 firmware 5.5+ answers XML as "application/xml"; older 5.4 firmware (DS-2CD2x32)
+# sends "text/xml". Both are accepted.
+XML_TYPES: Final = frozenset({"application/xml", "text/xml"})
+
+# ISAPI userLevel -> camwarden role.
+ROLES: Final = {"administrator": "administrator", "operator": "operator", "viewer": "user"}

@@ -1,0 +1,162 @@
+"""Pure parsers for ISAPI XML bodies: bytes in, vendor-neutral models out.
+
+Every function raises ``ValueError`` (the base adapter turns it into ``BadResponse``) when the
+body is not the document it should be. Element names are matched without their namespace:
+firmware generations differ in the ``version`` and namespace they declare (ver10 / ver20).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, date, datetime
+
+from agent.vendors.hikvision.const import ROLES, VENDOR
+from agent.vendors.models import Account, DeviceIdentity, LockoutPolicy, TimeInfo
+
+_BUILD = re.compile(r"(?:build|b)\s*(\d{6})", re.IGNORECASE)
+
+
+def parse_xml(body: bytes, root: str) -> ET.Element:
+    """The document element, which must be ``root``. DTDs are refused (no entity expansion)."""
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise ValueError("ISAPI body carries a DTD")
+    try:
+        element = ET.fromstring(body)  # noqa: S314  # DTDs refused above
+    except ET.ParseError as exc:
+        raise ValueError(f"ISAPI body is not XML: {exc}") from exc
+    if _local(element.tag) != root:
+        raise ValueError(f"ISAPI body is <{_local(element.tag)}>, expected <{root}>")
+    return element
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _text(element: ET.Element, name: str) -> str | None:
+    for child in element:
+        if _local(child.tag) == name:
+            text = (child.text or "").strip()
+            return text or None
+    return None
+
+
+def _flag(element: ET.Element, name: str) -> bool | None:
+    text = _text(element, name)
+    if text is None:
+        return None
+    if text.lower() not in ("true", "false"):
+        raise ValueError(f"<{name}> is {text!r}, not a boolean")
+    return text.lower() == "true"
+
+
+def _int(element: ET.Element, name: str) -> int | None:
+    text = _text(element, name)
+    return None if text is None else int(text)
+
+
+def build_date(released: str | None) -> date | None:
+    """``firmwareReleasedDate``: ``build 221114`` (DS-2CD2xx3G2) or ``221114`` (older) -> date."""
+    if released is None:
+        return None
+    match = _BUILD.search(released) or re.fullmatch(r"\s*(\d{6})\s*", released)
+    if match is None:
+        raise ValueError(f"firmwareReleasedDate not understood: {released[:32]!r}")
+    return datetime.strptime(match.group(1), "%y%m%d").date()
+
+
+def parse_device_info(body: bytes) -> DeviceIdentity:
+    info = parse_xml(body, "DeviceInfo")
+    firmware = _text(info, "firmwareVersion")
+    model = _text(info, "model")
+    if firmware is None or model is None:
+        raise ValueError("DeviceInfo without model or firmwareVersion")
+    mac = _text(info, "macAddress")
+    return DeviceIdentity(
+        vendor=VENDOR,
+        model=model,
+        firmware=firmware,
+        build_date=build_date(_text(info, "firmwareReleasedDate")),
+        serial=_text(info, "serialNumber"),
+        hardware_id=_text(info, "telecontrolID") or _text(info, "hardwareVersion"),
+        mac=mac.lower() if mac else None,
+        source="hikvision/isapi",
+    )
+
+
+def parse_users(body: bytes) -> tuple[Account, ...]:
+    users = parse_xml(body, "UserList")
+    accounts = []
+    for user in users:
+        if _local(user.tag) != "User":
+            continue
+        name = _text(user, "userName")
+        if name is None:
+            raise ValueError("User without userName")
+        level = (_text(user, "userLevel") or "").lower()
+        accounts.append(Account(name=name, role=ROLES.get(level, level or None)))
+    return tuple(accounts)
+
+
+def parse_activated(body: bytes) -> bool:
+    value = _flag(parse_xml(body, "ActivateStatus"), "Activated")
+    if value is None:
+        raise ValueError("ActivateStatus without Activated")
+    return value
+
+
+def parse_enabled(body: bytes, root: str) -> bool | None:
+    """``<enabled>`` of a network service document (Telnetd, SSH, UPnP, EZVIZ)."""
+    return _flag(parse_xml(body, root), "enabled")
+
+
+def parse_lockout(body: bytes) -> LockoutPolicy:
+    lock = parse_xml(body, "IllegalLoginLock")
+    seconds = _int(lock, "lockTime")  # seconds on 5.5+ firmware [unverified for older builds]
+    return LockoutPolicy(
+        enabled=_flag(lock, "enabled"),
+        threshold=_int(lock, "maxIllegalLoginTimes"),
+        window_s=None,  # ISAPI does not expose the counting window
+        lock_s=None if seconds is None else float(seconds),
+    )
+
+
+def parse_time(time_body: bytes, ntp_body: bytes | None) -> TimeInfo:
+    """``/ISAPI/System/time`` (+ ``ntpServers``). Shape from the ISAPI documentation."""
+    clock = parse_xml(time_body, "Time")
+    mode = (_text(clock, "timeMode") or "").lower()
+    local = _text(clock, "localTime")
+    camera_utc = None
+    if local is not None:
+        parsed = datetime.fromisoformat(local.replace("Z", "+00:00"))
+        camera_utc = parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+    servers: list[str] = []
+    if ntp_body is not None:
+        for server in parse_xml(ntp_body, "NTPServerList"):
+            address = _text(server, "hostName") or _text(server, "ipAddress")
+            if address is not None:
+                servers.append(address)
+    return TimeInfo(
+        camera_utc=camera_utc,
+        ntp=mode == "ntp" if mode else None,
+        ntp_servers=tuple(servers),
+    )
+
+
+def lock_signal(body: bytes) -> str | None:
+    """The lock a 401 body announces, or None.
+
+    DS-2CD2xx3G2 firmware 5.5+ answers a refused digest with a ``userCheck`` document carrying
+    ``lockStatus`` (``lock``/``unlock``) and ``unlockTime`` in seconds [field names from
+    client code, unverified against a vendor document]. Older firmware sends a plain 401.
+    """
+    if b"userCheck" not in body:
+        return None
+    try:
+        check = parse_xml(body, "userCheck")
+    except ValueError:
+        return None
+    if (_text(check, "lockStatus") or "").lower() != "lock":
+        return None
+    return f"account locked, unlockTime={_text(check, 'unlockTime') or '?'} s"

@@ -1,0 +1,225 @@
+"""The one HTTP client factory for the vendor APIs (ISAPI, Dahua CGI, VAPIX).
+
+Every adapter that speaks HTTP builds its client here, so the safety limits live in one place:
+
+* digest authentication through ``httpx.DigestAuth`` (Basic is never offered by the agent);
+* the adapter's timeout on connect, read, write and pool, and a small connection pool;
+* bodies are streamed and refused over ``max_response_bytes`` (``BadResponse``), counted after
+  decompression and before they are parsed; a larger declared ``Content-Length`` is refused early;
+* the content type is checked against what the endpoint documents (``BadResponse``);
+* statuses are sorted the way the checks need them: 401 ``AuthFailed`` (or ``LockedOut`` when
+  the vendor's lock detector recognises the body), 403 ``AuthFailed``, 404/501 ``Unsupported``,
+  502-504 ``Unreachable``, anything else ``BadResponse``.
+
+TLS: cameras ship self-signed certificates, so the HTTPS client does not verify the chain
+(``TLS_VERIFY_REASON``). The adapters only read configuration through it; the TLS facts of a
+camera (versions, ciphers, certificate, shared keys: COM-02/COM-03) are collected by a separate
+handshake scan and never inferred from a connection that succeeded here.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Final
+
+import httpx
+
+from agent.vendors.base import (
+    Adapter,
+    AdapterConfig,
+    AuthFailed,
+    BadResponse,
+    CameraError,
+    Unreachable,
+    Unsupported,
+)
+from agent.vendors.models import Credential, Interface, Target
+
+__all__ = [
+    "JSON_TYPES",
+    "TLS_VERIFY_REASON",
+    "HttpAdapter",
+    "LockDetector",
+    "Reply",
+    "base_url",
+    "digest",
+    "fetch",
+    "make_client",
+]
+
+TLS_VERIFY_REASON: Final = (
+    "cameras present self-signed certificates; the chain is not verified for configuration "
+    "reads, and certificate and protocol facts are audited by the TLS scan, not assumed here"
+)
+_LIMITS: Final = httpx.Limits(max_connections=2, max_keepalive_connections=1, keepalive_expiry=5)
+_CHUNK: Final = 16 * 1024
+_NO_AUTH: Final = httpx.Auth()  # sends the request as it is: for pre-auth endpoints
+JSON_TYPES: Final = frozenset({"application/json"})
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A complete, size-checked HTTP answer."""
+
+    status: int
+    content_type: str  # media type only, lower case, without parameters
+    body: bytes
+    headers: httpx.Headers
+
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+LockDetector = Callable[[Reply], CameraError | None]
+"""Looks at a 401/403 answer and returns ``LockedOut`` when the vendor signals a lock."""
+
+
+def base_url(target: Target, *, https: bool = False) -> str:
+    if https:
+        return f"https://{target.address}:{target.ports.get(Interface.HTTPS, 443)}"
+    return f"http://{target.address}:{target.ports.get(Interface.HTTP, 80)}"
+
+
+def digest(credential: Credential | None) -> httpx.DigestAuth | None:
+    """A fresh digest state: no cached challenge, so a wrong password is sent exactly once."""
+    if credential is None:
+        return None
+    return httpx.DigestAuth(credential.username, credential.password)
+
+
+def make_client(
+    target: Target, config: AdapterConfig, credential: Credential | None, *, https: bool = False
+) -> httpx.AsyncClient:
+    """The HTTP client of one adapter instance; close it with ``aclose()``."""
+    return httpx.AsyncClient(
+        base_url=base_url(target, https=https),
+        auth=digest(credential),
+        timeout=httpx.Timeout(config.timeout_s),
+        limits=_LIMITS,
+        verify=False,  # noqa: S501  # TLS_VERIFY_REASON
+        follow_redirects=False,
+        trust_env=False,  # a proxy from the environment must never see camera credentials
+        headers={"User-Agent": "camwarden-agent"},
+    )
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    max_bytes: int,
+    accept: Collection[str],
+    auth: httpx.Auth | None = None,
+    json: object = None,
+    lock_detector: LockDetector | None = None,
+) -> Reply:
+    """One request; the complete answer if it is a 2xx of an ``accept``-ed type, else raises.
+
+    ``auth`` overrides the client's credential (``try_login``); by default the client's is used.
+    """
+    request = client.build_request(method, url, json=json)
+    response = await client.send(
+        request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
+    )
+    try:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise BadResponse(f"{url}: body of {declared} bytes exceeds {max_bytes}")
+        body = bytearray()
+        async for chunk in response.aiter_bytes(_CHUNK):
+            body += chunk
+            if len(body) > max_bytes:
+                raise BadResponse(f"{url}: body exceeds {max_bytes} bytes")
+    finally:
+        await response.aclose()
+    media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    reply = Reply(response.status_code, media, bytes(body), response.headers)
+    _check_status(url, reply, lock_detector)
+    if media not in accept:
+        raise BadResponse(f"{url}: content type {media or 'none'!r}, expected {sorted(accept)}")
+    return reply
+
+
+def _check_status(url: str, reply: Reply, lock_detector: LockDetector | None) -> None:
+    status = reply.status
+    if 200 <= status < 300:
+        return
+    if status in (401, 403):
+        locked = lock_detector(reply) if lock_detector is not None else None
+        raise locked or AuthFailed(f"{url}: HTTP {status}")
+    if status in (404, 501):
+        raise Unsupported(f"{url}: HTTP {status}")
+    if status in (502, 503, 504):
+        raise Unreachable(f"{url}: HTTP {status}")
+    raise BadResponse(f"{url}: unexpected HTTP {status}")
+
+
+class HttpAdapter(Adapter):
+    """An adapter whose vendor API is HTTP: one client per instance, digest with the agent's
+    credential, and one-shot digest attempts for ``try_login``."""
+
+    def __init__(
+        self, target: Target, config: AdapterConfig, credential: Credential | None = None
+    ) -> None:
+        super().__init__(target, config, credential)
+        self.http = make_client(target, config, credential)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    def detect_lock(self, reply: Reply) -> CameraError | None:
+        """``LockedOut`` if a refused answer says the account or source is locked."""
+        return None
+
+    async def get(self, path: str, accept: Collection[str]) -> Reply:
+        return await fetch(
+            self.http,
+            "GET",
+            path,
+            max_bytes=self.config.max_response_bytes,
+            accept=accept,
+            lock_detector=self.detect_lock,
+        )
+
+    async def post_json(self, path: str, payload: object, *, anonymous: bool = False) -> Reply:
+        return await fetch(
+            self.http,
+            "POST",
+            path,
+            max_bytes=self.config.max_response_bytes,
+            accept=JSON_TYPES,
+            json=payload,
+            auth=_NO_AUTH if anonymous else None,
+            lock_detector=self.detect_lock,
+        )
+
+    async def digest_login(
+        self, path: str, username: str, password: str, accept: Collection[str]
+    ) -> bool:
+        """One digest attempt on ``path``: True on 2xx; a refusal raises ``AuthFailed``.
+
+        A fresh ``DigestAuth`` has no cached challenge, so the wrong password reaches the camera
+        exactly once (a cached, stale nonce would make httpx send it a second time).
+        """
+        await fetch(
+            self.http,
+            "GET",
+            path,
+            max_bytes=self.config.max_response_bytes,
+            accept=accept,
+            auth=httpx.DigestAuth(username, password),
+            lock_detector=self.detect_lock,
+        )
+        return True
+
+    async def _try_login(self, interface: Interface, username: str, password: str) -> bool:
+        if interface is not Interface.HTTP:
+            raise Unsupported(f"{self.vendor} adapter tries credentials over HTTP only")
+        return await self.login_probe(username, password)
+
+    @abstractmethod
+    async def login_probe(self, username: str, password: str) -> bool:
+        """One authentication attempt against the vendor's cheapest protected URL."""

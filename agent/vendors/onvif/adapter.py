@@ -1,0 +1,133 @@
+"""Any ONVIF Profile S camera: identity, users, services, time, streams, one-shot logins,
+and the anonymous-access probe of AUTH-10."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from agent.vendors.base import (
+    Adapter,
+    AdapterConfig,
+    AuthFailed,
+    Unsupported,
+    translate,
+)
+from agent.vendors.models import (
+    Account,
+    Capability,
+    Credential,
+    DeviceIdentity,
+    Interface,
+    ServiceState,
+    StreamInfo,
+    Target,
+    TimeInfo,
+)
+from agent.vendors.onvif import const, parsers
+from agent.vendors.onvif.client import OnvifClient
+
+
+class OnvifAdapter(Adapter):
+    vendor = const.VENDOR
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.IDENTITY,
+            Capability.ACCOUNTS,
+            Capability.SERVICES,
+            Capability.TIME,
+            Capability.STREAMS,
+            Capability.LOGIN,
+        }
+    )
+
+    def __init__(
+        self, target: Target, config: AdapterConfig, credential: Credential | None = None
+    ) -> None:
+        super().__init__(target, config, credential)
+        port = target.ports.get(Interface.ONVIF) or target.ports.get(Interface.HTTP, 80)
+        self.client = OnvifClient(target.address, port, credential)
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def _identify(self) -> DeviceIdentity:
+        device = await self.client.device()
+        return parsers.parse_device_information(await device.GetDeviceInformation())
+
+    async def _accounts(self) -> tuple[Account, ...]:
+        device = await self.client.device()
+        return parsers.parse_users(await device.GetUsers())
+
+    async def _services(self) -> ServiceState:
+        device = await self.client.device()
+        return parsers.parse_services(
+            await device.GetNetworkProtocols(),
+            await device.GetDiscoveryMode(),
+            await device.GetDynamicDNS(),
+        )
+
+    async def _time(self) -> TimeInfo:
+        clock = await self.client.system_date_and_time()
+        ntp = await (await self.client.device()).GetNTP() if self.credential else None
+        return parsers.parse_time(clock, ntp)
+
+    async def _streams(self) -> tuple[StreamInfo, ...]:
+        media = await self.client.media()
+        streams = []
+        for profile, token in parsers.profile_tokens(await media.GetProfiles()):
+            uri = await media.GetStreamUri(_stream_request(token))
+            streams.append(parsers.parse_stream_uri(profile, uri))
+        return tuple(streams)
+
+    async def _try_login(self, interface: Interface, username: str, password: str) -> bool:
+        if interface is not Interface.ONVIF:
+            raise Unsupported("the ONVIF adapter tries credentials over ONVIF only")
+        device = await self.client.device(Credential(username, password))
+        try:
+            await device.GetDeviceInformation()
+        finally:
+            await self.client.discard(device)
+        return True
+
+    async def unauthenticated_operations(self) -> dict[str, bool]:
+        """AUTH-10: which protected operations answered a caller without credentials.
+
+        True: the camera ran the operation (an answer, or a fault other than NotAuthorized
+        such as ``ter:NoProfile``); False: it refused the anonymous caller.
+        """
+
+        async def probe() -> dict[str, bool]:
+            device = await self.client.anonymous()
+            media = await self.client.anonymous_media()
+            calls: dict[str, Any] = {
+                "GetProfiles": media.authless_GetProfiles,
+                "GetStreamUri": lambda: media.authless_GetStreamUri(
+                    _stream_request(const.PLACEHOLDER_PROFILE)
+                ),
+                "GetNetworkInterfaces": device.authless_GetNetworkInterfaces,
+                "GetUsers": device.authless_GetUsers,
+            }
+            return {op: await _answered(calls[op]) for op in const.PROTECTED_PROBES}
+
+        return await self._call(Capability.IDENTITY, "unauthenticated_operations", probe)
+
+
+def _stream_request(token: str) -> dict[str, Any]:
+    return {
+        "StreamSetup": {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}},
+        "ProfileToken": token,
+    }
+
+
+async def _answered(call: Any) -> bool:
+    from zeep.exceptions import Fault  # noqa: PLC0415  # loaded with onvif already
+
+    try:
+        await call()
+    except Fault as fault:
+        return not isinstance(translate(fault), AuthFailed)  # other faults: the operation ran
+    except Exception as exc:
+        if isinstance(translate(exc), AuthFailed):  # HTTP 401 without a SOAP body
+            return False
+        raise
+    return True

@@ -1,0 +1,161 @@
+"""The one wrapper around onvif-zeep-async.
+
+``ONVIFService`` objects are built directly rather than through ``ONVIFCamera``: the camera
+object opens an extra aiohttp session for snapshots in its constructor and clears the
+process's proxy variables, and the agent needs neither. What is shared per process is what
+onvif-zeep-async already keeps in module globals: the parsed WSDL documents (one per WSDL
+file, the expensive part). The SQLite WSDL cache is off (``no_cache``): every WSDL is read from
+the package, never fetched, so the cache would only add a file and a database handle.
+
+Clock offset: the pre-auth ``GetSystemDateAndTime`` is asked first, without credentials, and
+its offset from the agent's clock is added to the WS-UsernameToken ``Created`` of every
+authenticated call (cameras refuse tokens more than a few minutes off their own clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from agent.vendors.base import AuthFailed, translate
+from agent.vendors.models import Credential
+from agent.vendors.onvif import const, parsers
+
+__all__ = ["OnvifClient"]
+
+# onvif-zeep-async caches parsed WSDL documents per process but checks the cache without a
+# lock: N cameras opened at once each parse devicemgmt.wsdl (~9 MB) and media.wsdl (~5 MB) in
+# parallel, and the peak stays as fragmentation. Service set-up is serialised per event loop,
+# so the first camera parses and the others reuse (measured in bench/adapters_rss.py).
+_SETUP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _setup_lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _SETUP_LOCKS.get(loop)
+    if lock is None:
+        lock = _SETUP_LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
+def _wsdl(name: str) -> str:
+    import onvif  # noqa: PLC0415  # ~40 MB RSS: only when a camera is audited over ONVIF
+
+    return str(Path(onvif.__file__).parent / "wsdl" / name)
+
+
+class OnvifClient:
+    """ONVIF services of one camera. ``close()`` releases every session it opened."""
+
+    def __init__(self, address: str, port: int, credential: Credential | None) -> None:
+        self.device_xaddr = f"http://{address}:{port}{const.DEVICE_PATH}"
+        self.credential = credential
+        self._services: list[Any] = []
+        self._anonymous: Any = None
+        self._device: Any = None
+        self._media: Any = None
+        self._offset: timedelta | None = None
+        self._clock_read = False
+
+    async def _open(
+        self, xaddr: str, wsdl: str, binding: str, credential: Credential | None
+    ) -> Any:
+        from onvif import ONVIFService  # noqa: PLC0415  # see _wsdl
+
+        service = ONVIFService(
+            xaddr,
+            credential.username if credential else None,
+            credential.password if credential else None,
+            _wsdl(wsdl),
+            encrypt=True,  # PasswordDigest, never the clear-text PasswordText
+            no_cache=True,
+            dt_diff=self._offset,
+            binding_name=binding,
+            binding_key=(wsdl, xaddr),
+        )
+        self._services.append(service)  # closed by close() even if setup() fails
+        async with _setup_lock():
+            await service.setup()
+        return service
+
+    async def anonymous(self) -> Any:
+        """The device service without credentials: only ``authless_*`` calls go through it."""
+        if self._anonymous is None:
+            self._anonymous = await self._open(
+                self.device_xaddr, const.DEVICE_WSDL, const.DEVICE_BINDING, None
+            )
+        return self._anonymous
+
+    async def system_date_and_time(self) -> Any:
+        """Pre-auth GetSystemDateAndTime; also fixes the WS-UsernameToken clock offset."""
+        service = await self.anonymous()
+        answer = await service.authless_GetSystemDateAndTime()
+        when = parsers.camera_utc(answer)
+        if when is not None and not self._clock_read:
+            self._offset = when - datetime.now(UTC)
+        self._clock_read = True
+        return answer
+
+    async def _prepare_clock(self) -> None:
+        if self._clock_read:
+            return
+        try:
+            await self.system_date_and_time()
+        except Exception as exc:
+            # Quirk (AXIS OS): every ONVIF request needs credentials, GetSystemDateAndTime too;
+            # refused here, the token is sent with the agent's clock.
+            if not isinstance(translate(exc), AuthFailed):
+                raise
+            self._clock_read = True
+
+    async def device(self, credential: Credential | None = None) -> Any:
+        """The device service with ``credential`` (default: the agent's own)."""
+        if credential is None and self.credential is None:
+            raise AuthFailed("this ONVIF operation needs a credential and none is configured")
+        await self._prepare_clock()
+        if credential is not None:
+            return await self._open(
+                self.device_xaddr, const.DEVICE_WSDL, const.DEVICE_BINDING, credential
+            )
+        if self._device is None:
+            self._device = await self._open(
+                self.device_xaddr, const.DEVICE_WSDL, const.DEVICE_BINDING, self.credential
+            )
+        return self._device
+
+    async def media(self) -> Any:
+        if self._media is None:
+            device = await self.device()
+            capabilities = await device.GetCapabilities({"Category": "Media"})
+            xaddr = getattr(getattr(capabilities, "Media", None), "XAddr", None)
+            if not xaddr:
+                raise ValueError("GetCapabilities names no media service")
+            self._media = await self._open(
+                str(xaddr), const.MEDIA_WSDL, const.MEDIA_BINDING, self.credential
+            )
+        return self._media
+
+    async def anonymous_media(self) -> Any:
+        """The media service without credentials (AUTH-10); its address asked pre-auth."""
+        device = await self.anonymous()
+        capabilities = await device.authless_GetCapabilities({"Category": "Media"})
+        xaddr = getattr(getattr(capabilities, "Media", None), "XAddr", None)
+        if not xaddr:
+            raise ValueError("GetCapabilities names no media service")
+        return await self._open(str(xaddr), const.MEDIA_WSDL, const.MEDIA_BINDING, None)
+
+    async def discard(self, service: Any) -> None:
+        """Close one service now (the one-shot login services)."""
+        self._services.remove(service)
+        await service.close()
+
+    async def close(self) -> None:
+        services, self._services = self._services, []
+        self._anonymous = self._device = self._media = None
+        for service in services:
+            await service.close()

@@ -1,0 +1,123 @@
+"""Pure parsers: zeep response objects (as onvif-zeep-async returns them) -> models.
+
+zeep objects allow attribute access; every field is read with ``getattr(..., None)`` because
+``strict = False`` (onvif-zeep-async's setting) leaves missing elements as ``None``. A response
+without the fields an answer cannot do without raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from agent.vendors.models import Account, DeviceIdentity, ServiceState, StreamInfo, TimeInfo
+from agent.vendors.onvif.const import ROLES
+from agent.vendors.versions import UnparsableVersion, canonical_vendor, parse_firmware
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_device_information(info: Any) -> DeviceIdentity:
+    manufacturer = _str(getattr(info, "Manufacturer", None))
+    model = _str(getattr(info, "Model", None))
+    firmware = _str(getattr(info, "FirmwareVersion", None))
+    if model is None or firmware is None:
+        raise ValueError("GetDeviceInformation without Model or FirmwareVersion")
+    vendor = canonical_vendor(manufacturer)
+    try:
+        build = parse_firmware(vendor, firmware).build
+    except UnparsableVersion:  # e.g. "V2.1.4 build 20220301" (IPCAM OEM): no known scheme
+        build = None
+    return DeviceIdentity(
+        vendor=vendor,
+        model=model,
+        firmware=firmware,
+        build_date=build,
+        serial=_str(getattr(info, "SerialNumber", None)),
+        hardware_id=_str(getattr(info, "HardwareId", None)),
+        source="onvif",
+    )
+
+
+def camera_utc(system_date: Any) -> datetime | None:
+    """``UTCDateTime`` of GetSystemDateAndTime (None when the camera leaves it out)."""
+    utc = getattr(system_date, "UTCDateTime", None)
+    if utc is None:
+        return None
+    d, t = utc.Date, utc.Time
+    return datetime(
+        int(d.Year), int(d.Month), int(d.Day), int(t.Hour), int(t.Minute), int(t.Second), tzinfo=UTC
+    )
+
+
+def parse_time(system_date: Any, ntp: Any | None) -> TimeInfo:
+    kind = _str(getattr(system_date, "DateTimeType", None))
+    servers: list[str] = []
+    if ntp is not None:
+        entries = [
+            *(getattr(ntp, "NTPManual", None) or []),
+            *(getattr(ntp, "NTPFromDHCP", None) or []),
+        ]
+        for entry in entries:
+            name = (
+                _str(getattr(entry, "DNSname", None))
+                or _str(getattr(entry, "IPv4Address", None))
+                or _str(getattr(entry, "IPv6Address", None))
+            )
+            if name is not None:
+                servers.append(name)
+    return TimeInfo(
+        camera_utc=camera_utc(system_date),
+        ntp=None if kind is None else kind == "NTP",
+        ntp_servers=tuple(servers),
+    )
+
+
+def parse_users(users: Any) -> tuple[Account, ...]:
+    accounts = []
+    for user in users or []:
+        name = _str(getattr(user, "Username", None))
+        if name is None:
+            raise ValueError("GetUsers entry without Username")
+        level = _str(getattr(user, "UserLevel", None))
+        accounts.append(Account(name=name, role=ROLES.get(level or "", level)))
+    return tuple(accounts)
+
+
+def parse_services(protocols: Any, discovery_mode: Any, dynamic_dns: Any) -> ServiceState:
+    enabled: dict[str, bool] = {}
+    for protocol in protocols or []:
+        name = _str(getattr(protocol, "Name", None))
+        if name is not None:
+            enabled[name.upper()] = bool(getattr(protocol, "Enabled", False))
+    mode = _str(discovery_mode)
+    ddns_type = _str(getattr(dynamic_dns, "Type", None)) if dynamic_dns is not None else None
+    return ServiceState(
+        http=enabled.get("HTTP"),
+        https=enabled.get("HTTPS"),
+        ddns=None if ddns_type is None else ddns_type != "NoUpdate",
+        discoverable=None if mode is None else mode == "Discoverable",
+    )
+
+
+def parse_stream_uri(profile: Any, media_uri: Any) -> StreamInfo:
+    uri = _str(getattr(media_uri, "Uri", None))
+    if uri is None:
+        raise ValueError("GetStreamUri without Uri")
+    return StreamInfo(rtsp_uri=uri, profile=_str(getattr(profile, "Name", None)))
+
+
+def profile_tokens(profiles: Any) -> list[tuple[Any, str]]:
+    """(profile, token) of each media profile, in the camera's order."""
+    out = []
+    for profile in profiles or []:
+        token = _str(getattr(profile, "token", None))
+        if token is None:
+            raise ValueError("GetProfiles entry without token")
+        out.append((profile, token))
+    return out

@@ -1,0 +1,24 @@
+"""``VENDORS``, the explicit adapter registry: on a security device the code that runs is the
+code listed here. An adapter is added by importing its class and appending it to the tuple;
+nothing registers itself by import side effect.
+
+Order is preference: vendor APIs first (richest answers), then ONVIF. ``agent.identify`` tries
+them in this order.
+"""
+
+from __future__ import annotations
+
+from agent.vendors.axis.adapter import AxisAdapter
+from agent.vendors.base import Adapter
+from agent.vendors.dahua.adapter import DahuaAdapter
+from agent.vendors.hikvision.adapter import HikvisionAdapter
+from agent.vendors.onvif.adapter import OnvifAdapter
+
+__all__ = ["VENDORS", "adapter_for"]
+
+VENDORS: tuple[type[Adapter], ...] = (HikvisionAdapter, DahuaAdapter, AxisAdapter, OnvifAdapter)
+
+
+def adapter_for(vendor: str, registry: tuple[type[Adapter], ...] = VENDORS) -> type[Adapter] | None:
+    """The registered adapter class for a canonical vendor key (``hikvision``, ``dahua``, ...)."""
+    return next((cls for cls in registry if cls.vendor == vendor), None)
