@@ -17,9 +17,9 @@ import asyncio
 import logging
 import ssl
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -73,6 +73,29 @@ class _Plain:
     async def close(self) -> None:
         self.server.close()
         await self.server.wait_closed()
+
+
+class _BannerRequest(web.BaseRequest):
+    """A request whose every response carries the camera's ``Server`` banner.
+
+    Covers the answers aiohttp writes itself (400 to a malformed request such as nmap's
+    probes), which would otherwise name aiohttp and give the simulator away.
+    """
+
+    banner = ""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        response.headers["Server"] = self.banner
+
+
+def _request_factory(banner: str) -> Callable[..., web.BaseRequest]:
+    kind = type("CameraRequest", (_BannerRequest,), {"banner": banner})
+
+    def make(*args: Any) -> web.BaseRequest:
+        request: web.BaseRequest = kind(*args, loop=asyncio.get_running_loop())
+        return request
+
+    return make
 
 
 class _HoldOpen(asyncio.Protocol):
@@ -183,7 +206,11 @@ class CameraNode:
 
     async def _http(self, frontend: HttpFrontend, port: int, ctx: ssl.SSLContext | None) -> None:
         sock = self.binder.tcp(self.camera.host, port)
-        web_server = web.Server(frontend, handler_cancellation=True)
+        web_server = web.Server(
+            frontend,
+            handler_cancellation=True,
+            request_factory=_request_factory(self.camera.persona.banners["http"]),
+        )
         server = await asyncio.get_running_loop().create_server(web_server, sock=sock, ssl=ctx)
         self._listeners.append(_Listener(server, web_server))
 
