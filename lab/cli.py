@@ -1,6 +1,6 @@
 """``camwarden-lab``: run a lab from a LAB.toml, stop it, or print its ground truth.
 
-camwarden-lab up --config LAB.toml [--state PATH] [--strict-services]
+camwarden-lab up --config LAB.toml [--state PATH]
 camwarden-lab down [--state PATH]
 camwarden-lab truth --config LAB.toml
 """
@@ -44,9 +44,6 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the lab and run until Ctrl-C / SIGTERM")
     up.add_argument("--config", required=True, type=Path)
     up.add_argument("--state", type=Path, default=None, help="state file (pid, addresses)")
-    up.add_argument(
-        "--strict-services", action="store_true", help="fail if a lab service is missing"
-    )
     down = sub.add_parser("down", help="stop the lab started by `up`")
     down.add_argument("--state", type=Path, default=None)
     truth = sub.add_parser("truth", help="print the seeded weaknesses as JSON")
@@ -54,27 +51,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _up(config_path: Path, state: Path, *, strict: bool) -> int:
+async def _up(config_path: Path, state: Path) -> int:
     config = load_config(config_path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     started = time.monotonic()
-    fleet = await Fleet.start(config, strict_services=strict)
+    fleet = await Fleet.start(config)
     try:
         for node in fleet.cameras.values():
             weak = ",".join(sorted(node.weaknesses)) or "-"
             print(f"{node.id:<20} {node.url():<28} {node.vendor:<10} {node.spec.model:<20} {weak}")
         for router in fleet.routers.values():
             print(f"{router.spec.id:<20} {router.host:<28} router")
-        for name in sorted(fleet.missing_services):
-            print(f"note: lab.services.{name} is not installed; its listeners are not running")
+        if fleet.agent_namespace is not None:
+            print(
+                f"agent namespace {fleet.agent_namespace} ({fleet.agent_address}): "
+                f"ip netns exec {fleet.agent_namespace} COMMAND"
+            )
         cameras = {
             cam_id: {"address": node.host, "ports": node.ports, "vendor": node.vendor}
             for cam_id, node in fleet.cameras.items()
         }
-        _write_state(state, {"pid": os.getpid(), "config": str(config_path), "cameras": cameras})
+        _write_state(
+            state,
+            {
+                "pid": os.getpid(),
+                "config": str(config_path),
+                "cameras": cameras,
+                "agent_namespace": fleet.agent_namespace,
+                "namespaces": fleet.netlab.namespaces if fleet.netlab is not None else [],
+            },
+        )
         print(
             f"lab up: {len(fleet.cameras)} cameras in {time.monotonic() - started:.2f} s "
             f"(pid {os.getpid()}, state {state})",
@@ -122,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = getattr(args, "state", None) or default_state()
     try:
         if args.command == "up":
-            return asyncio.run(_up(args.config, state, strict=args.strict_services))
+            return asyncio.run(_up(args.config, state))
         if args.command == "down":
             return _down(state)
         print(json.dumps(lab_truth(load_config(args.config)), indent=2, sort_keys=True))

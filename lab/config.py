@@ -161,6 +161,7 @@ class LabSettings:
     subnet: ipaddress.IPv4Network = DEFAULT_SUBNET
     loopback_base: ipaddress.IPv4Address = DEFAULT_LOOPBACK_BASE
     port_shift: int = 10000
+    rtsp: bool = True  # false: no RTSP listeners (for machines without GStreamer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +210,7 @@ def _lab(t: _Table) -> LabSettings:
         subnet=t.parsed("subnet", ipaddress.IPv4Network, DEFAULT_SUBNET),
         loopback_base=t.parsed("loopback_base", ipaddress.IPv4Address, DEFAULT_LOOPBACK_BASE),
         port_shift=t.get("port_shift", int, 10000),
+        rtsp=t.get("rtsp", bool, True),
     )
     if not settings.loopback_base.is_loopback:
         t.fail("loopback_base", "must be inside 127.0.0.0/8")

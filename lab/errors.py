@@ -2,7 +2,7 @@
 
 LabError                  anything the lab refuses to do
  +-- ConfigError          a LAB.toml or persona file is invalid; the message names key, file, line
- +-- ServiceUnavailable   a camera needs a lab service module that is not installed
+ +-- ServiceUnavailable   a system dependency is missing (GStreamer for RTSP)
  +-- BadImage             a firmware image is not in the persona's format
 """
 
@@ -20,7 +20,7 @@ class ConfigError(LabError):
 
 
 class ServiceUnavailable(LabError):
-    """A camera needs a service module (RTSP, SNMP, ...) that this installation lacks."""
+    """A lab service needs a system package this machine lacks; the message names it."""
 
 
 class BadImage(LabError):

@@ -2,29 +2,39 @@
 
 Each camera gets an address (127.77.0.N in loopback mode, 10.99.0.N in its own namespace in netns
 mode) and its persona's ports (shifted by ``port_shift`` in loopback mode). The HTTP side (ONVIF
-and the vendor API) is served here; RTSP, banners, SNMP, SSDP, WS-Discovery and the router's
-UPnP-IGD come from ``lab.services``. A reboot closes every listener of the camera and re-opens it.
+and the vendor API) is served here; RTSP (one GStreamer worker process for the whole fleet),
+banners, SNMP, SSDP, WS-Discovery and the router's UPnP-IGD come from ``lab.services``. A reboot
+closes every listener of the camera and re-opens it.
+
+In netns mode the fleet owns a :class:`lab.netns.NetnsLab` (one namespace per camera and router,
+plus the agent's) and removes it on ``stop()``. Programs under test run in the agent namespace
+through :meth:`Fleet.run_in_agent`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import socket
 import ssl
+import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from lab import onvif
+from lab import netns, onvif
 from lab.binder import Binder, LoopbackBinder
 from lab.camera import Camera
 from lab.config import CameraSpec, LabConfig, RouterSpec
-from lab.errors import LabError, ServiceUnavailable
+from lab.errors import LabError
 from lab.http import HttpFrontend
+from lab.services.banners import start_banner
+from lab.services.igd import start_igd
+from lab.services.rtsp import RtspFleet, RtspStream
+from lab.services.snmp import start_snmp
+from lab.services.ssdp import start_ssdp
+from lab.services.wsdiscovery import start_wsdiscovery
 from lab.tls import TlsFactory
 from lab.truth import camera_findings
 
@@ -65,6 +75,29 @@ class _Plain:
         await self.server.wait_closed()
 
 
+class _BannerRequest(web.BaseRequest):
+    """A request whose every response carries the camera's ``Server`` banner.
+
+    Covers the answers aiohttp writes itself (400 to a malformed request such as nmap's
+    probes), which would otherwise name aiohttp and give the simulator away.
+    """
+
+    banner = ""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        response.headers["Server"] = self.banner
+
+
+def _request_factory(banner: str) -> Callable[..., web.BaseRequest]:
+    kind = type("CameraRequest", (_BannerRequest,), {"banner": banner})
+
+    def make(*args: Any) -> web.BaseRequest:
+        request: web.BaseRequest = kind(*args, loop=asyncio.get_running_loop())
+        return request
+
+    return make
+
+
 class _HoldOpen(asyncio.Protocol):
     """A vendor binary port (Hikvision SDK 8000, Dahua 37777): accepts, then hangs up on data."""
 
@@ -75,25 +108,6 @@ class _HoldOpen(asyncio.Protocol):
         self.transport.close()
 
 
-class _Services:
-    """Imports ``lab.services.<name>`` on first use; remembers what is missing."""
-
-    def __init__(self, strict: bool) -> None:
-        self.strict = strict
-        self.missing: set[str] = set()
-
-    def module(self, name: str) -> ModuleType | None:
-        try:
-            return importlib.import_module(f"lab.services.{name}")
-        except ModuleNotFoundError as exc:
-            if self.strict:
-                raise ServiceUnavailable(f"lab.services.{name} is not installed") from exc
-            if name not in self.missing:
-                log.warning("lab.services.%s is not installed: those listeners are skipped", name)
-            self.missing.add(name)
-            return None
-
-
 @dataclass(slots=True)
 class CameraNode:
     """One camera of a running fleet: its state, address, ports and listeners."""
@@ -101,9 +115,8 @@ class CameraNode:
     camera: Camera
     config: LabConfig
     binder: Binder
-    services: _Services
     tls: TlsFactory
-    rtsp: Any | None = None  # lab.services.rtsp.RtspFleet once started
+    rtsp: RtspFleet | None = None  # the fleet's RTSP worker, unless [lab] rtsp = false
     _listeners: list[Service] = field(default_factory=list)
 
     @property
@@ -149,17 +162,15 @@ class CameraNode:
         for kind in ("telnet", "ftp", "ssh"):
             if getattr(spec, kind):
                 sock = self.binder.tcp(cam.host, cam.ports[kind])
-                await self._service(
-                    "banners", "start_banner", sock, kind, cam.persona.banners[kind]
-                )
+                self._listeners.append(await start_banner(sock, kind, cam.persona.banners[kind]))
         if spec.snmp_public:
             sock = self.binder.udp(cam.host, cam.ports["snmp"])
             banner = cam.persona.banners["snmp"]
-            await self._service("snmp", "start_snmp", sock, frozenset({"public"}), banner)
+            self._listeners.append(
+                await start_snmp(sock, frozenset({"public"}), banner, sys_name=spec.id)
+            )
         if spec.upnp:
-            await self._service(
-                "ssdp",
-                "start_ssdp",
+            ssdp = await start_ssdp(
                 self.binder.udp(cam.host, cam.ports["ssdp"]),
                 self.binder.tcp(cam.host, cam.ports["upnp_http"]),
                 friendly_name=f"{cam.persona.vendor} {spec.model}",
@@ -168,14 +179,14 @@ class CameraNode:
                 uuid=cam.uuid,
                 server_banner=cam.persona.banners["http"],
             )
-        await self._service(
-            "wsdiscovery",
-            "start_wsdiscovery",
+            self._listeners.append(ssdp)
+        wsd = await start_wsdiscovery(
             self.binder.udp(cam.host, cam.ports["wsd"]),
             uuid=cam.uuid,
             xaddrs=[self.url("/onvif/device_service")],
             scopes=onvif.scopes(cam),
         )
+        self._listeners.append(wsd)
 
     async def close(self) -> None:
         listeners, self._listeners = self._listeners, []
@@ -195,18 +206,13 @@ class CameraNode:
 
     async def _http(self, frontend: HttpFrontend, port: int, ctx: ssl.SSLContext | None) -> None:
         sock = self.binder.tcp(self.camera.host, port)
-        web_server = web.Server(frontend, handler_cancellation=True)
+        web_server = web.Server(
+            frontend,
+            handler_cancellation=True,
+            request_factory=_request_factory(self.camera.persona.banners["http"]),
+        )
         server = await asyncio.get_running_loop().create_server(web_server, sock=sock, ssl=ctx)
         self._listeners.append(_Listener(server, web_server))
-
-    async def _service(self, module: str, starter: str, *args: Any, **kwargs: Any) -> None:
-        found = self.services.module(module)
-        if found is None:
-            for sock in (*args, *kwargs.values()):
-                if isinstance(sock, socket.socket):
-                    sock.close()
-            return
-        self._listeners.append(await getattr(found, starter)(*args, **kwargs))
 
 
 @dataclass(slots=True)
@@ -220,20 +226,18 @@ class RouterNode:
 class Fleet:
     """Start with ``await Fleet.start(config)``; always ``await fleet.stop()``."""
 
-    def __init__(self, config: LabConfig, binder: Binder, *, strict_services: bool) -> None:
+    def __init__(self, config: LabConfig) -> None:
         self.config = config
-        self.binder = binder
-        self.services = _Services(strict_services)
+        self.netlab: netns.NetnsLab | None = None
+        self.binder: Binder = LoopbackBinder()
         self.tls = TlsFactory()
         self.cameras: dict[str, CameraNode] = {}
         self.routers: dict[str, RouterNode] = {}
-        self.rtsp: Any | None = None
+        self.rtsp: RtspFleet | None = None
 
     @classmethod
-    async def start(
-        cls, config: LabConfig, *, binder: Binder | None = None, strict_services: bool = False
-    ) -> Fleet:
-        fleet = cls(config, binder or _binder_for(config), strict_services=strict_services)
+    async def start(cls, config: LabConfig) -> Fleet:
+        fleet = cls(config)
         try:
             await fleet._start()
         except BaseException:
@@ -241,12 +245,28 @@ class Fleet:
             raise
         return fleet
 
-    @property
-    def missing_services(self) -> frozenset[str]:
-        return frozenset(self.services.missing)
-
     def __getitem__(self, camera_id: str) -> CameraNode:
         return self.cameras[camera_id]
+
+    @property
+    def agent_namespace(self) -> str | None:
+        """The namespace where the software under test runs (netns mode); None on loopback."""
+        return self.netlab.agent.namespace if self.netlab is not None else None
+
+    @property
+    def agent_address(self) -> str:
+        """The agent's source address as the cameras see it."""
+        return self.netlab.agent.address if self.netlab is not None else "127.0.0.1"
+
+    async def run_in_agent(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        """Run a program where the agent under test runs and wait for it; the fleet keeps serving.
+
+        In netns mode that is the agent namespace, on loopback the caller's own namespace.
+        Bound it with ``asyncio.timeout``: on cancellation the program is killed.
+        """
+        if self.netlab is not None:
+            return await netns.arun_in(self.netlab.agent.namespace, argv)
+        return await netns.arun(argv)
 
     def address(self, ordinal: int) -> str:
         lab = self.config.lab
@@ -265,10 +285,15 @@ class Fleet:
         return port
 
     async def _start(self) -> None:
+        if self.config.lab.rtsp and self.config.cameras:
+            self.rtsp = RtspFleet()
+            await self.rtsp.start([])  # fails fast when GStreamer is missing
+        if self.config.lab.mode == "netns":
+            await self._create_netlab()
         for spec in self.config.cameras:
             ports = {k: self.port(v) for k, v in {**spec.persona.ports, **STANDARD_PORTS}.items()}
             camera = Camera(spec, self.address(spec.ordinal), ports)
-            node = CameraNode(camera, self.config, self.binder, self.services, self.tls)
+            node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp)
             camera.reboot_hook = node.reboot
             self.cameras[spec.id] = node
             await node.open()
@@ -277,16 +302,32 @@ class Fleet:
             await self._start_router(router)
         log.info("lab: %d cameras up", len(self.cameras))
 
+    async def _create_netlab(self) -> None:
+        lab = self.config.lab
+        cameras, routers = self.config.cameras, self.config.routers
+        ordinals = [c.ordinal for c in cameras] + [r.ordinal for r in routers]
+        hosts = [self.address(n) for n in ordinals]
+        try:
+            self.netlab = netns.NetnsLab(hosts, subnet=str(lab.subnet))
+        except ValueError as exc:
+            raise LabError(f"[lab] subnet {lab.subnet}: {exc}") from exc
+        try:
+            await asyncio.to_thread(self.netlab.create)
+        except (netns.NetnsError, OSError) as exc:
+            self.netlab = None  # create() removed what it had made
+            raise LabError(
+                f'mode = "netns" could not create the lab namespaces ({exc}); run as root, or '
+                "without root inside a user namespace: python -m lab.netns -- camwarden-lab up ..."
+            ) from exc
+        self.binder = self.netlab.binder()
+
     async def _start_rtsp(self) -> None:
-        if not self.cameras:
+        if self.rtsp is None:
             return
-        module = self.services.module("rtsp")
-        if module is None:
-            return
-        netns = self.config.lab.mode == "netns"
+        netlab = self.netlab
         streams = [
-            module.RtspStream(
-                netns=node.id if netns else None,
+            RtspStream(
+                netns=netlab.namespace_of(node.host) if netlab is not None else None,
                 host=node.host,
                 port=node.ports["rtsp"],
                 paths=node.spec.persona.rtsp_paths,
@@ -295,24 +336,18 @@ class Fleet:
             )
             for node in self.cameras.values()
         ]
-        self.rtsp = module.RtspFleet()
         await self.rtsp.start(streams)
-        for node in self.cameras.values():
-            node.rtsp = self.rtsp
 
     async def _start_router(self, spec: RouterSpec) -> None:
         host = self.address(spec.ordinal)
         ports = {k: self.port(v) for k, v in ROUTER_PORTS.items()}
         node = RouterNode(spec, host, ports)
         self.routers[spec.id] = node
-        module = self.services.module("igd")
-        if module is None:
-            return
         mappings = [
             (m.external_port, self.cameras[m.camera].host, self.port(m.internal_port))
             for m in spec.port_mappings
         ]
-        node.service = await module.start_igd(
+        node.service = await start_igd(
             self.binder.udp(host, ports["ssdp"]),
             self.binder.tcp(host, ports["igd_http"]),
             mappings=mappings,
@@ -320,27 +355,21 @@ class Fleet:
         )
 
     async def stop(self) -> None:
-        for node in self.cameras.values():
-            await node.camera.close()
-            await node.close()
-        for router in self.routers.values():
-            if router.service is not None:
-                await router.service.close()
-        if self.rtsp is not None:
-            await self.rtsp.close()
-            self.rtsp = None
-        self.tls.close()
-        closer = getattr(self.binder, "close", None)  # the netns binder owns namespaces
-        if closer is not None:
-            await closer()
-
-
-def _binder_for(config: LabConfig) -> Binder:
-    if config.lab.mode == "loopback":
-        return LoopbackBinder()
-    try:
-        netns = importlib.import_module("lab.netns")
-    except ModuleNotFoundError as exc:
-        raise ServiceUnavailable('mode = "netns" needs lab.netns, which is not installed') from exc
-    binder: Binder = netns.NetnsBinder(config.lab.subnet)
-    return binder
+        """Stop every listener, the RTSP worker and (netns mode) remove every namespace."""
+        try:
+            for node in self.cameras.values():
+                await node.camera.close()
+                await node.close()
+            for router in self.routers.values():
+                if router.service is not None:
+                    await router.service.close()
+        finally:
+            try:
+                if self.rtsp is not None:
+                    await self.rtsp.close()
+                    self.rtsp = None
+            finally:
+                self.tls.close()
+                if self.netlab is not None:
+                    netlab, self.netlab = self.netlab, None
+                    await asyncio.to_thread(netlab.close)

@@ -111,8 +111,13 @@ async def arun_in(name: str, argv: Sequence[str]) -> subprocess.CompletedProcess
 
     Bound it with ``asyncio.timeout``: on cancellation the program is killed and reaped.
     """
+    return await arun(netns_argv(name, argv))
+
+
+async def arun(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run a program from event-loop code, capturing its output (see :func:`arun_in`)."""
     process = await asyncio.create_subprocess_exec(
-        *netns_argv(name, argv), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     try:
         out, err = await process.communicate()

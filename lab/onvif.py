@@ -298,7 +298,7 @@ def _stream_uri(call: _Call) -> str:
     tokens = [f"Profile_{n}" for n in range(1, len(_RESOLUTIONS) + 1)]
     if token not in tokens:
         raise _Fault("Sender", "ter:InvalidArgVal", "ter:NoProfile", "No such profile")
-    paths = cam.persona.rtsp_paths
+    paths = cam.persona.stream_uris
     path = paths[min(tokens.index(token), len(paths) - 1)]
     uri = f"rtsp://{cam.host}:{cam.ports['rtsp']}{path}"
     return (

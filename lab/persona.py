@@ -89,7 +89,8 @@ class Persona:
     roles: dict[str, str]  # our role -> the vendor's word for it
     default_credentials: tuple[tuple[str, str], ...]
     hidden_admin: tuple[str, str]
-    rtsp_paths: tuple[str, ...]
+    rtsp_paths: tuple[str, ...]  # RTSP mount points (paths only: queries are not matched)
+    stream_uris: tuple[str, ...]  # what ONVIF GetStreamUri hands out, per profile (path?query)
     ports: dict[str, int]  # service -> documented port
     banners: dict[str, str]  # interface -> banner / Server header
     image_magic: bytes
@@ -145,6 +146,7 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
         default_credentials=creds,
         hidden_admin=(hidden["name"], hidden["password"]),
         rtsp_paths=tuple(raw["rtsp_paths"]),
+        stream_uris=tuple(raw.get("stream_uris", raw["rtsp_paths"])),
         ports={k: int(v) for k, v in raw["ports"].items()},
         banners=dict(raw["banners"]),
         image_magic=raw["firmware_image"]["magic"].encode("latin-1"),

@@ -11,6 +11,7 @@ import datetime as dt
 import ipaddress
 import ssl
 import tempfile
+import warnings
 from pathlib import Path
 
 from cryptography import x509
@@ -71,7 +72,10 @@ class TlsFactory:
         versions = sorted(_VERSIONS[v] for v in spec.versions)
         if versions[0] < ssl.TLSVersion.TLSv1_2 or spec.weak_key:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-        ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
+        with warnings.catch_warnings():
+            # TLS 1.0/1.1 are deprecated: accepting them is the weakness being seeded
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
         ctx.load_cert_chain(base.with_suffix(".crt"), base.with_suffix(".key"))
         return ctx
 

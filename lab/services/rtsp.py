@@ -18,16 +18,33 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from lab.errors import ServiceUnavailable
+
 log = logging.getLogger(__name__)
 
 WORKER: Final = Path(__file__).with_name("gst_rtsp_worker.py")
 SYSTEM_PYTHON: Final = "/usr/bin/python3"
 REPLY_TIMEOUT: Final = 30.0
 QUIT_TIMEOUT: Final = 5.0
+SYSTEM_PACKAGES: Final = (
+    "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good "
+    "gstreamer1.0-plugins-ugly gstreamer1.0-rtsp"
+)
 
 
 class RtspWorkerError(RuntimeError):
     """The GStreamer worker refused a command or died."""
+
+
+class GstreamerMissing(ServiceUnavailable):
+    """The worker cannot start: Debian's python3 with GStreamer's RTSP server is not installed."""
+
+    def __init__(self, python: str, reason: str) -> None:
+        super().__init__(
+            f"RTSP needs GStreamer for {python} ({reason}): install the Debian packages "
+            f"{SYSTEM_PACKAGES} (scripts/install-system-deps.sh does), "
+            "or set `rtsp = false` under [lab]"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,23 +64,46 @@ class RtspFleet:
         self._python = python
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
+        self._stderr: asyncio.Task[None] | None = None
         self.encoder = ""
 
     async def start(self, streams: Sequence[RtspStream]) -> None:
         """Serve ``streams`` (more can be added by later calls)."""
         async with self._lock:
             if self._process is None:
-                self._process = await asyncio.create_subprocess_exec(
-                    self._python,
-                    "-I",
-                    str(WORKER),
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                )
-                hello = await self._reply()
-                self.encoder = str(hello["encoder"])
-                log.info("RTSP worker %d started (%s)", self._process.pid, self.encoder)
+                await self._spawn()
             await self._call({"op": "add", "streams": [asdict(s) for s in streams]})
+
+    async def _spawn(self) -> None:
+        """Start the worker and wait for its hello; ``GstreamerMissing`` if it cannot run."""
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                self._python,
+                "-I",
+                str(WORKER),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise GstreamerMissing(self._python, exc.strerror or str(exc)) from exc
+        try:
+            hello = await self._reply()
+        except RtspWorkerError as exc:
+            assert self._process.stderr is not None
+            lines = (await self._process.stderr.read()).decode(errors="replace").splitlines()
+            self._process = None
+            raise GstreamerMissing(self._python, lines[-1] if lines else str(exc)) from exc
+        self.encoder = str(hello["encoder"])
+        self._stderr = asyncio.get_running_loop().create_task(self._relay_stderr())
+        log.info("RTSP worker %d started (%s)", self._process.pid, self.encoder)
+
+    async def _relay_stderr(self) -> None:
+        """Pass the worker's own diagnostics on to our log (GStreamer warnings, tracebacks)."""
+        assert self._process is not None
+        assert self._process.stderr is not None
+        async for line in self._process.stderr:
+            log.warning("RTSP worker: %s", line.decode(errors="replace").rstrip())
 
     async def set_online(self, host: str, port: int, online: bool) -> None:
         """Close (camera rebooting) or reopen the listener of the server at host:port."""
@@ -84,6 +124,9 @@ class RtspFleet:
             except TimeoutError:
                 process.kill()
                 await process.wait()
+            if self._stderr is not None:
+                await self._stderr
+                self._stderr = None
             log.info("RTSP worker %d stopped", process.pid)
 
     async def _call(self, command: dict[str, Any]) -> dict[str, Any]:
