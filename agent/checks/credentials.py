@@ -145,10 +145,9 @@ class DefaultCredentialCheck(Check):
                 if step.not_before > run.deadline:
                     run.stopped = "time"
                     return None
-                wait = step.not_before - self.monotonic()
-                if wait > 0:
-                    await self.sleep(wait)
-                at = max(self.monotonic(), step.not_before)
+                while (wait := step.not_before - self.monotonic()) > 0:
+                    await self.sleep(wait)  # looped: an early wake-up never sends early
+                at = self.monotonic()
                 plan.record(step, await _attempt(run.adapters[step.interface], step), at)
         finally:
             run.history = list(plan.attempts)
