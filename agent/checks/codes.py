@@ -44,4 +44,62 @@ CODES: Final[dict[str, str]] = {
         "strength score {score} of 4."
     ),
     "auth.password_unknown": "The agent holds no password for this camera.",
+    # INV-01 (agent.checks.identity); INV-02 is judged by the collector from this identity
+    "inv.identified": (
+        "Identified as {vendor} {model}, firmware {firmware}, serial {serial} (from {source})."
+    ),
+    "inv.unidentified": "The camera is not fully identified: {missing} unknown (from {source}).",
+    # AUTH-01 (agent.checks.credentials)
+    "auth.default_credential": (
+        "The default credential {entry} (account {account}) is accepted on {interface}."
+    ),
+    "auth.no_default_credential": (
+        "None of {tried} default credentials was accepted on {interfaces} ({attempts} attempts)."
+    ),
+    "auth.guessing_stopped": (
+        "Default-credential testing stopped ({stop_reason}) after {attempts} attempts; "
+        "{untried} of {planned} planned attempts were not made."
+    ),
+    "auth.guessing_not_authorised": (
+        "Default credentials are only tried on cameras of the configured inventory."
+    ),
+    "auth.no_login_interface": "No interface of the camera answered a login attempt.",
+    # AUTH-02 (agent.checks.accounts)
+    "auth.activated": "The camera is activated (its first password has been set).",
+    "auth.not_activated": (
+        "The camera is not activated: anyone on the network can set its first password."
+    ),
+    "auth.activation_unknown": "The {vendor} API does not report the activation state.",
+    # AUTH-05 (agent.checks.accounts)
+    "auth.lockout_policy": (
+        "Login lockout is on: {threshold} failures lock for {lock_s} s (window {window_s} s)."
+    ),
+    "auth.lockout_disabled": "Login lockout after failed attempts is disabled.",
+    "auth.lockout_weak": ("Login lockout is weaker than 5 failures / 30 s -> 5 min: {weakness}."),
+    "auth.lockout_unknown": "The {vendor} API does not report the login lockout policy.",
+    # AUTH-12 (agent.checks.accounts)
+    "auth.accounts_approved": "No unapproved account among the {count} on the camera.",
+    "auth.accounts_unapproved": (
+        "Accounts not on the approved list: {unapproved} ({admins} with administrator rights)."
+    ),
+    "auth.accounts_unreadable": "The accounts could not be read: {error}.",
+    # AUTH-10 (agent.checks.onvif_access)
+    "onvif.anonymous_refused": "ONVIF refused every probed protected operation without login.",
+    "onvif.anonymous_access": "ONVIF answers without authentication: {operations}.",
+    "onvif.not_answering": "The camera does not answer ONVIF ({error}).",
+    # SVC-06 / SVC-07 / SVC-08 (agent.checks.cloud)
+    "svc.p2p_enabled": "The vendor P2P cloud service is enabled (read from {source}).",
+    "svc.p2p_disabled": "The vendor P2P cloud service is disabled (read from {source}).",
+    "svc.ddns_enabled": "Dynamic DNS is enabled (read from {source}).",
+    "svc.ddns_disabled": "Dynamic DNS is disabled (read from {source}).",
+    "svc.discoverable": "The camera answers WS-Discovery probes (read from {source}).",
+    "svc.not_discoverable": "WS-Discovery is off (read from {source}).",
+    "svc.unknown": "The camera does not report {service}.",
+    # LOG-01 (agent.checks.clock)
+    "log.clock_ok": "The camera clock is {skew_s} s off the agent's clock.",
+    "log.clock_skew": "The camera clock is {skew_s} s off the agent's clock.",
+    "log.clock_unknown": "The camera does not report its clock.",
+    "log.time_ntp": "The camera takes its time from NTP ({servers}).",
+    "log.time_manual": "The camera clock is set manually, not by NTP.",
+    "log.time_source_unknown": "The camera does not report its time source.",
 }

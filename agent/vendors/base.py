@@ -234,6 +234,21 @@ class Adapter(ABC):
     async def streams(self) -> tuple[StreamInfo, ...]:
         return await self._call(Capability.STREAMS, "streams", self._streams)
 
+    async def activated(self) -> bool:
+        """AUTH-02: False while the camera waits for its first password (pre-auth read).
+
+        Optional: an adapter whose vendor exposes the activation state overrides this with a
+        read under ``_call``; the default says the vendor API cannot tell (``Unsupported``).
+        """
+        raise Unsupported(f"{self.vendor} adapter cannot read the activation state")
+
+    async def unauthenticated_operations(self) -> dict[str, bool]:
+        """AUTH-10: protected operations (name -> answered) probed without any credential.
+
+        Optional, like ``activated``: only an adapter that can probe anonymously overrides it.
+        """
+        raise Unsupported(f"{self.vendor} adapter cannot probe anonymous access")
+
     async def try_login(self, interface: Interface, username: str, password: str) -> bool:
         """One authentication attempt: True if accepted, False if rejected.
 

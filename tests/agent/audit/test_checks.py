@@ -150,12 +150,14 @@ async def test_missing_capability_is_not_applicable() -> None:
 
 
 async def test_run_checks_runs_the_registered_tuple() -> None:
-    assert [type(c) for c in CHECKS] == [FirmwareCheck, PasswordPolicyCheck]
+    assert [type(c) for c in CHECKS[:2]] == [FirmwareCheck, PasswordPolicyCheck]
     findings = await run_checks(CHECKS, ctx())
-    assert [(f.check, f.status) for f in findings] == [
+    assert [(f.check, f.status) for f in findings][:3] == [
         ("firmware", "inconclusive"),
         ("password-policy", "not_applicable"),
+        ("identity", "inconclusive"),  # no identity at all
     ]
+    assert {f.code for f in findings[3:]} == {"check.no_adapter"}
 
 
 def test_system_clock_is_utc() -> None:

@@ -1,0 +1,286 @@
+"""AUTH-01: vendor default credentials, tried without ever locking the camera.
+
+Only cameras of the configured inventory are tried (baseline AUTH-01 needs the owner's written
+authorisation; §5 limits scanning to enrolled cameras): the check is built with the inventory's
+``Target`` list and refuses any other target. Then:
+
+1. the lockout policy is read where the vendor exposes it (never probed);
+2. the interfaces are found: the identified adapter's own (vendor HTTP API or ONVIF) and ONVIF
+   beside a vendor API when its pre-auth clock answers (``agent.checks.interfaces``);
+3. ``GuessPlan`` (``agent.credentials.planner``) decides every step: the vendor's own defaults
+   first, then generic ones; one attempt per credential per interface; failures counted across
+   interfaces and never more than ``threshold - 2`` inside a lockout window (spacing beyond the
+   window plus a margin); a lock signal or two errors in a row end it; a per-run budget caps it;
+4. an accepted login is confirmed by a real authenticated call (``identify()`` with it) before it
+   counts as a hit;
+5. after a hit, the same credential is tried once on each other interface, so a camera on a
+   default password is reported on every interface it answers.
+
+The check keeps to its time limit (``CheckLimits.check_timeout_s``): an attempt that could not
+start in time is not made, and the finding says testing stopped. The clock and sleep are
+injectable; spacing uses the monotonic clock, so the window semantics are those of real time.
+
+Findings: ``auth.default_credential`` fail, critical, one per interface that accepted a default;
+``auth.no_default_credential`` pass when the plan ran out of candidates (or only generic ones
+were cut by the budget); ``auth.guessing_stopped`` inconclusive otherwise. Evidence names the
+catalogue entry, the interface and the account; the account is the entry id when the username
+equals the password (admin/admin), and passwords never appear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+from agent.checks.base import Check, CheckContext
+from agent.checks.interfaces import ONVIF, adapter_of, login_interface, onvif_adapter
+from agent.credentials.catalogue import DefaultCredential, candidates, load_catalogue
+from agent.credentials.planner import (
+    Attempt,
+    Confirm,
+    Done,
+    GuessLimits,
+    GuessPlan,
+    Outcome,
+)
+from agent.vendors.base import Adapter, AuthFailed, CameraError, LockedOut, Unsupported
+from agent.vendors.models import Capability, Credential, Interface, LockoutPolicy, Target
+from protocol.messages import EvidenceValue, Finding
+
+Sleep = Callable[[float], Awaitable[None]]
+Monotonic = Callable[[], float]
+
+DEFAULT_BUDGET = 12
+_DEADLINE_SLACK_S = 1.0  # kept free at the end of the time limit, beside one adapter timeout
+
+
+@dataclass
+class _Run:
+    """One camera's guessing: the plan history shared by every interface, and the hits."""
+
+    adapters: dict[Interface, Adapter]
+    deadline: float
+    history: list[tuple[float, Interface, str, Outcome]] = field(default_factory=list)
+    hits: list[Confirm] = field(default_factory=list)
+    stopped: str | None = None  # why a plan ended early: "time", or a planner reason
+
+
+class DefaultCredentialCheck(Check):
+    id = "default-credentials"
+    controls = ("AUTH-01",)
+    requires = frozenset({Capability.LOGIN})
+
+    def __init__(
+        self,
+        inventory: Collection[Target] = (),
+        *,
+        catalogue: Sequence[DefaultCredential] | None = None,
+        budget: int = DEFAULT_BUDGET,
+        limits: GuessLimits | None = None,
+        sleep: Sleep = asyncio.sleep,
+        monotonic: Monotonic = time.monotonic,
+    ) -> None:
+        self.inventory = tuple(inventory)
+        self.catalogue = tuple(catalogue) if catalogue is not None else load_catalogue()
+        self.budget = budget
+        self.limits = limits or GuessLimits()
+        self.sleep = sleep
+        self.monotonic = monotonic
+
+    async def run(self, ctx: CheckContext) -> list[Finding]:
+        adapter = adapter_of(ctx)
+        if ctx.target not in self.inventory or adapter.target != ctx.target:
+            return [
+                self.finding(
+                    ctx,
+                    "auth.guessing_not_authorised",
+                    "not_applicable",
+                    "info",
+                    reason="the camera is not in the configured inventory",
+                )
+            ]
+        start = self.monotonic()
+        deadline = start + ctx.limits.check_timeout_s - adapter.config.timeout_s
+        policy = await _lockout_policy(adapter)
+        async with onvif_adapter(ctx, None) as onvif:
+            adapters = {login_interface(adapter): adapter}
+            if onvif is not None and Interface.ONVIF not in adapters and await _answers(onvif):
+                adapters[Interface.ONVIF] = onvif
+            tried = candidates(self.catalogue, _vendor(ctx, adapter))
+            run = _Run(adapters, deadline - _DEADLINE_SLACK_S)
+            plan = GuessPlan(tried, list(adapters), policy, self.budget, start, self.limits)
+            done = await self._drive(plan, run)
+            if done is not None and done.hit is not None:
+                await self._everywhere(done.hit, policy, run)
+        return self._findings(ctx, run, done, tried, policy)
+
+    async def _everywhere(self, hit: Confirm, policy: LockoutPolicy | None, run: _Run) -> None:
+        """The hit's credential, once on each other interface (shared failure history)."""
+        for interface in run.adapters:
+            if interface is hit.interface or run.stopped is not None:
+                continue
+            plan = GuessPlan(
+                [hit.credential],
+                [interface],
+                policy,
+                len(run.history) + 1,
+                self.monotonic(),
+                self.limits,
+                attempts=list(run.history),
+            )
+            await self._drive(plan, run)
+
+    async def _drive(self, plan: GuessPlan, run: _Run) -> Done | None:
+        """Follow ``plan`` to its end; None if the time limit came first."""
+        try:
+            while not isinstance(step := plan.next_step(), Done):
+                if isinstance(step, Confirm):
+                    ok = await _confirm(run.adapters[step.interface], step.credential)
+                    plan.confirmed(step, ok)
+                    if ok:
+                        run.hits.append(step)
+                    continue
+                if step.not_before > run.deadline:
+                    run.stopped = "time"
+                    return None
+                while (wait := step.not_before - self.monotonic()) > 0:
+                    await self.sleep(wait)  # looped: an early wake-up never sends early
+                at = self.monotonic()
+                plan.record(step, await _attempt(run.adapters[step.interface], step), at)
+        finally:
+            run.history = list(plan.attempts)
+        if step.reason in ("locked_out", "unreachable", "threshold_too_low"):
+            run.stopped = step.reason
+        return step
+
+    def _findings(
+        self,
+        ctx: CheckContext,
+        run: _Run,
+        done: Done | None,
+        tried: Sequence[DefaultCredential],
+        policy: LockoutPolicy | None,
+    ) -> list[Finding]:
+        attempts = len(run.history)
+        per_interface = {
+            f"attempts_{i.value}": sum(1 for _at, j, *_ in run.history if j is i)
+            for i in run.adapters
+        }
+        base: dict[str, EvidenceValue] = {
+            "attempts": attempts,
+            **per_interface,
+            "interfaces": ",".join(i.value for i in run.adapters),
+            "policy_read": policy is not None,
+            "lock_threshold": policy.threshold if policy else None,
+        }
+        if run.hits:
+            return [
+                self.finding(
+                    ctx,
+                    "auth.default_credential",
+                    "fail",
+                    "critical",
+                    evidence={
+                        **base,
+                        "entry": hit.credential.id,
+                        "interface": hit.interface.value,
+                        "account": _account(hit.credential),
+                        "vendor_default": bool(hit.credential.vendors),
+                    },
+                    secrets=[hit.credential.password],
+                )
+                for hit in run.hits
+            ]
+        planned = len(tried) * len(run.adapters)
+        sent = {entry for _at, _i, entry, _o in run.history}
+        vendor = _vendor(ctx, ctx.adapter) if ctx.adapter is not None else None
+        own_all_sent = all(c.id in sent for c in tried if vendor in c.vendors)
+        covered = done is not None and (
+            done.reason == "exhausted" or (done.reason == "budget" and own_all_sent)
+        )
+        if run.stopped is None and covered:
+            return [
+                self.finding(
+                    ctx,
+                    "auth.no_default_credential",
+                    "pass",
+                    "info",
+                    evidence={**base, "tried": len(sent)},
+                )
+            ]
+        reason = run.stopped or (done.reason if done is not None else "time")
+        return [
+            self.finding(
+                ctx,
+                "auth.guessing_stopped",
+                "inconclusive",
+                "info",
+                reason=f"stopped: {reason}",
+                evidence={
+                    **base,
+                    "stop_reason": reason,
+                    "planned": planned,
+                    "untried": max(planned - attempts, 0),
+                },
+            )
+        ]
+
+
+def _vendor(ctx: CheckContext, adapter: Adapter) -> str | None:
+    """The camera's canonical vendor key: the vendor adapter's own, else ONVIF's manufacturer
+    (already canonical in the ONVIF identity)."""
+    if adapter.vendor != ONVIF:
+        return adapter.vendor
+    return ctx.identity.vendor if ctx.identity is not None else None
+
+
+def _account(credential: DefaultCredential) -> str:
+    """The username, unless it would disclose the password (admin/admin) or is empty."""
+    username, password = credential.username, credential.password
+    if not username or (password and password in username):
+        return credential.id
+    return credential.username
+
+
+async def _lockout_policy(adapter: Adapter) -> LockoutPolicy | None:
+    """The camera's configured policy, or None (the planner then assumes a strict one)."""
+    if not adapter.supports(Capability.LOCKOUT_POLICY):
+        return None
+    try:
+        return await adapter.lockout_policy()
+    except Unsupported:
+        return None
+
+
+async def _answers(onvif: Adapter) -> bool:
+    """True if the camera answers ONVIF: its pre-auth clock, or a refusal of it (AXIS OS)."""
+    try:
+        await onvif.time()
+    except AuthFailed:
+        return True
+    except CameraError:
+        return False
+    return True
+
+
+async def _attempt(adapter: Adapter, step: Attempt) -> Outcome:
+    try:
+        accepted = await adapter.try_login(step.interface, step.username, step.password)
+    except LockedOut:
+        return Outcome.LOCKED
+    except CameraError:
+        return Outcome.ERROR
+    return Outcome.ACCEPTED if accepted else Outcome.REJECTED
+
+
+async def _confirm(adapter: Adapter, credential: DefaultCredential) -> bool:
+    """A real authenticated read with the credential, on a fresh adapter of the same kind."""
+    login = Credential(credential.username, credential.password)
+    async with type(adapter)(adapter.target, adapter.config, login) as confirming:
+        try:
+            await confirming.identify()
+        except CameraError:
+            return False
+    return True
