@@ -72,6 +72,7 @@ class WebState:
         principal: Principal | None,
         template: str,
         status_code: int = 200,
+        csrf: str | None = None,  # the login form's token before its cookie is set
         **context: Any,
     ) -> HTMLResponse:
         lang = self.lang(request, principal)
@@ -89,7 +90,7 @@ class WebState:
             langs=LANGS,
             t=t,
             finding=finding,
-            csrf=principal.csrf if principal else request.cookies.get(LOGIN_COOKIE, ""),
+            csrf=csrf or (principal.csrf if principal else request.cookies.get(LOGIN_COOKIE, "")),
             **context,
         )
         response = HTMLResponse(html, status_code)

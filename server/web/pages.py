@@ -40,7 +40,7 @@ def router() -> APIRouter:
     @pages.get("/login")
     def login_form(request: Request, web: Web, next: str = "/") -> Response:
         token = request.cookies.get(LOGIN_COOKIE) or new_secret()
-        response = web.render(request, None, "login.html", next=_local(next), csrf_login=token)
+        response = web.render(request, None, "login.html", csrf=token, next=_local(next))
         response.set_cookie(
             LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=web.config.cookie_secure
         )
