@@ -1,6 +1,7 @@
 """The collector's HTTP API: enrollment, offline report verification, metrics and health.
 
-``create_app`` is the one factory; later issues (dashboard, rollouts) add routers to it.
+``create_app`` is the one factory; the dashboard and operator API (``server.web``) are mounted
+on it, and later issues (rollouts) add routers to it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from server.config import ServerConfig
 from server.metrics import Metrics
 from server.storage import AgentConflict, Repository, TokenRejected
 from server.verify import InvalidReport, verify_file
+from server.web import app as web
 
 NamePattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NamePattern)]
@@ -66,7 +68,13 @@ def create_app(
     metrics: Metrics | None = None,
     healthy: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
-    app = FastAPI(title="camwarden collector", version="1")
+    app = FastAPI(
+        title="camwarden collector",
+        version="1",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     app.state.config = config
     app.state.repo = repo
     app.state.metrics = metrics or Metrics()
@@ -103,6 +111,7 @@ def create_app(
         return VerifyResponse(valid=True, summary=summary.text())
 
     app.include_router(api)
+    web.mount(app, config, repo)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_page(request: Request) -> Response:

@@ -1,4 +1,6 @@
-"""``camwarden-server``: run the collector, migrate, manage tokens and agents, verify and import.
+"""``camwarden-server``: run the collector; manage agents, users and the organisation tree.
+
+Also: migrate, enrollment tokens, verify and import report files.
 
 Exit codes: 0 success, 1 failure (invalid report, rejected lines, refused action), 2 usage or
 configuration error. SIGTERM and SIGINT stop ``run`` cleanly: the batch in progress is finished
@@ -33,6 +35,7 @@ from server.metrics import Metrics
 from server.queries import fleet_summary
 from server.storage import Repository
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
+from server.web.cli import WEB_COMMANDS, run_web_command, web_commands
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -71,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("--pubkey", type=Path, required=True, help="the agent's public JWK file")
     verify.add_argument("report", type=Path)
     sub.add_parser("fleet", help="summary of agents, cameras and open findings")
+    web_commands(sub)
     imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
     imp.add_argument("file", type=Path)
     return p
@@ -211,6 +215,8 @@ def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
 
 
 def repo_command(args: argparse.Namespace, repo: Repository) -> int:
+    if args.command in WEB_COMMANDS:
+        return run_web_command(args, repo)
     if args.command == "tokens":
         token = repo.create_token(
             args.site, approved=args.approved, ttl=args.ttl, uses=args.uses, now=utcnow()

@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -67,6 +67,17 @@ class IngestConfig(_Section, frozen=True, kw_only=True):
     verify_threads: Positive = 2
 
 
+class WebConfig(_Section, frozen=True, kw_only=True):
+    """Dashboard and operator API. Sessions are server-side rows; the cookie holds a random id."""
+
+    session_ttl_s: Positive = 8 * 3600
+    cookie_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "cw_session"
+    cookie_secure: bool = False  # true when users reach the collector over HTTPS
+    default_lang: Literal["vi", "en"] = "vi"
+    silent_after_s: Positive = 900  # an agent unseen this long is shown as silent
+    page_size: Annotated[int, msgspec.Meta(ge=10, le=500)] = 50
+
+
 class ServerConfig(_Section, frozen=True, kw_only=True):
     state_dir: str = str(DEFAULT_STATE_DIR)
     database: DatabaseConfig = DatabaseConfig()
@@ -74,6 +85,7 @@ class ServerConfig(_Section, frozen=True, kw_only=True):
     http: HttpConfig = HttpConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     ingest: IngestConfig = IngestConfig()
+    web: WebConfig = WebConfig()
 
     @property
     def database_url(self) -> str:

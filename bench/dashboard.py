@@ -1,0 +1,188 @@
+"""Dashboard render times on a large fleet (prints figures; not a test).
+
+Seeds 10,000 cameras on 1,000 agents with 100,000 findings (direct inserts into the projection
+tables) under a province of 10 agencies, 20 information systems and 100 sites, then serves the
+collector's app on a loopback port and times full page requests (the server renders them; the
+loopback round trip is included, so the figures are upper bounds). Target: median <= 300 ms.
+Runs on SQLite, and on PostgreSQL when CAMWARDEN_TEST_PG (or the default local server) answers.
+
+    python bench/dashboard.py [ROUNDS]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.exc import OperationalError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from server.api import create_app
+from server.storage import Repository
+from server.storage.models import Agent, Camera, Finding
+from server.web.cli import CLI
+from server.web.scope import Scoped
+from tests.server.conftest import make_config, serve
+
+AGENCIES, SYSTEMS_PER_AGENCY, SITES_PER_SYSTEM = 10, 2, 5
+AGENTS_PER_SITE, CAMERAS_PER_AGENT, FINDINGS_PER_CAMERA = 10, 10, 10
+PASSWORD = "bench password 1"  # noqa: S105 - a throwaway user in a temporary database
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+STATUSES = ("fail", "fail", "pass", "inconclusive")
+CODES = ("auth.default_credentials", "auth.weak_password", "fw.vulnerable", "fw.known_exploited")
+VENDORS = (("Hikvision", "DS-2CD2143G2-I"), ("Dahua", "IPC-HFW2431S"), ("Axis", "P3245-LVE"))
+PAGES = {
+    "overview": "/",
+    "findings": "/findings",
+    "findings critical+vendor": "/findings?severity=critical&vendor=Dahua&status=fail",
+    "findings page 50": "/findings?page=50",
+}
+
+
+def seed(repo: Repository) -> None:
+    now = datetime.now(UTC)
+    root = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=now)
+    province = root.create_org(parent_id=None, kind="province", name="Province").id
+    sites: list[str] = []
+    first_agency = 0
+    for a in range(AGENCIES):
+        agency = root.create_org(parent_id=province, kind="agency", name=f"Agency {a}").id
+        first_agency = first_agency or agency
+        for s in range(SYSTEMS_PER_AGENCY):
+            system = root.create_org(parent_id=agency, kind="system", name=f"System {a}.{s}").id
+            for n in range(SITES_PER_SYSTEM):
+                site = f"site-{a}-{s}-{n}"
+                root.map_site(site, system)
+                sites.append(site)
+    root.create_user("fleet", PASSWORD, "viewer", None)
+    root.create_user("agency", PASSWORD, "viewer", first_agency)
+    agents, cameras, findings = [], [], []
+    for i, site in enumerate(sites):
+        for j in range(AGENTS_PER_SITE):
+            agent_id = f"agent-{i:03d}-{j}"
+            agents.append(
+                {
+                    "agent_id": agent_id, "site": site, "kid": uuid.uuid4().hex,
+                    "public_jwk": {}, "hostname": agent_id,
+                    "status": ("approved", "approved", "pending")[j % 3],
+                    "enrolled_at": now, "updated_at": now,
+                    "last_seen": now - timedelta(minutes=j * 5),
+                }
+            )  # fmt: skip
+            for c in range(CAMERAS_PER_AGENT):
+                vendor, model = VENDORS[(i + c) % len(VENDORS)]
+                cameras.append(
+                    {
+                        "agent_id": agent_id, "camera_id": f"cam-{c}", "site": site,
+                        "report_seq": 1, "address": f"10.{i % 250}.{j}.{c}", "reachable": c != 7,
+                        "identity": {"vendor": vendor, "model": model, "firmware": "V5.5.0"},
+                        "audited_at": now, "updated_at": now,
+                    }
+                )  # fmt: skip
+                for f in range(FINDINGS_PER_CAMERA):
+                    findings.append(
+                        {
+                            "agent_id": agent_id, "camera_id": f"cam-{c}", "report_seq": 1,
+                            "code": CODES[f % len(CODES)], "check": f"check-{f}",
+                            "status": STATUSES[(c + f) % len(STATUSES)],
+                            "severity": SEVERITIES[(j + f) % len(SEVERITIES)],
+                            "controls": [f"AUTH-0{f % 4 + 1}", "FW-01"], "reason": None,
+                            "evidence": {"username": "admin", "firmware": "V5.5.0"},
+                        }
+                    )  # fmt: skip
+    with repo.engine.begin() as conn:
+        for table, rows in ((Agent, agents), (Camera, cameras), (Finding, findings)):
+            for start in range(0, len(rows), 5000):
+                conn.execute(insert(table), rows[start : start + 5000])
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE"))
+    print(f"  seeded {len(agents)} agents, {len(cameras)} cameras, {len(findings)} findings")
+
+
+def login(client: httpx.Client, username: str) -> None:
+    client.cookies.clear()
+    token = client.get("/login").cookies["cw_login"]
+    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token})
+    assert r.status_code == 303, r.text
+
+
+def measure(repo: Repository, url: str, rounds: int) -> None:
+    with serve(create_app(make_config(url), repo)) as client:
+        for username in ("fleet", "agency"):
+            login(client, username)
+            for name, path in PAGES.items():
+                client.get(path).raise_for_status()  # warm-up
+                times = []
+                for _ in range(rounds):
+                    start = time.perf_counter()
+                    client.get(path).raise_for_status()
+                    times.append((time.perf_counter() - start) * 1000)
+                median = statistics.median(times)
+                verdict = "ok" if median <= 300 else "OVER TARGET"
+                print(
+                    f"  {username:<7} {name:<26} median {median:7.1f} ms"
+                    f"  max {max(times):7.1f} ms  {verdict}"
+                )
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str | None]:
+    base = os.environ.get(
+        "CAMWARDEN_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OperationalError:
+        admin.dispose()
+        yield None
+        return
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def run(url: str, rounds: int) -> None:
+    repo = Repository.open(url)
+    try:
+        repo.migrate()
+        started = time.perf_counter()
+        seed(repo)
+        print(f"  seeding took {time.perf_counter() - started:.1f} s")
+        measure(repo, url, rounds)
+    finally:
+        repo.close()
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    with tempfile.TemporaryDirectory() as tmp:
+        print("SQLite")
+        run(f"sqlite:///{Path(tmp) / 'bench.db'}", rounds)
+    with postgres_schema() as pg:
+        if pg is None:
+            print("PostgreSQL: not reachable, skipped")
+        else:
+            print("PostgreSQL")
+            run(pg, rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Tables of the dashboard: the organisation tree, users, sessions, API tokens, audit, retention.
+
+Registered on the same ``Base`` as the ingest tables; the schema is owned by migration 0002.
+
+The organisation tree is province or ministry -> agency -> information system -> site. Each node
+keeps a materialised ``path`` (``/1/4/9/``) so that "everything under this node" is one indexed
+prefix match; sites carry the ``site`` name agents enroll with, which ties agents and cameras
+into the tree without touching the ingest tables.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Final
+
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from server.storage.models import Base, UtcDateTime
+
+ROOT_KINDS: Final = ("province", "ministry")
+KINDS: Final = (*ROOT_KINDS, "agency", "system", "site")
+# which kinds a node of each kind may be placed under (None: a root)
+PARENT_KINDS: Final[dict[str, tuple[str | None, ...]]] = {
+    "province": (None,),
+    "ministry": (None,),
+    "agency": ("province", "ministry", "agency"),
+    "system": ("agency",),
+    "site": ("system",),
+}
+ROLES: Final = ("viewer", "operator", "admin")
+FRAMEWORKS: Final = ("ND85_TT12_TCVN11930", "ND331_TCVN14423")
+PLAN_STATUSES: Final = ("full", "partial", "none")
+LEVELS: Final = (1, 2, 3, 4, 5)
+# raw reports kept per security level unless an administrator changes it (days)
+DEFAULT_RETENTION_DAYS: Final[dict[int, int]] = {1: 30, 2: 30, 3: 90, 4: 180, 5: 365}
+
+
+class OrgUnit(Base):
+    __tablename__ = "org_units"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(String(512), index=True)
+    site: Mapped[str | None] = mapped_column(String(64), unique=True)  # kind "site" only
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InformationSystem(Base):
+    """The security-level record of an information system (an org unit of kind "system")."""
+
+    __tablename__ = "information_systems"
+
+    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), primary_key=True)
+    framework: Mapped[str] = mapped_column(String(32))
+    level: Mapped[int] = mapped_column(Integer)
+    decision_number: Mapped[str | None] = mapped_column(String(64))
+    decision_date: Mapped[date | None] = mapped_column(Date)
+    plan_status: Mapped[str] = mapped_column(String(16))
+    next_check_due: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id, PHC string
+    role: Mapped[str] = mapped_column(String(16))
+    # the root of what the user sees and acts on; None: the whole fleet, unmapped sites included
+    org_unit_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id"), index=True)
+    lang: Mapped[str | None] = mapped_column(String(8))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebSession(Base):
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ApiToken(Base):
+    """A bearer token for automation: acts as its user; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # first characters, to recognise it in lists
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    """Who did what, when, to which target, with which outcome. Append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(128))
+    # the org unit the target belongs to (scopes who may read the entry); None: fleet-wide
+    org_unit_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # ok | denied | failed
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RetentionPolicy(Base):
+    """How long raw reports of systems at a security level are kept (the pruning job reads it)."""
+
+    __tablename__ = "retention_policies"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    raw_reports_days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,241 @@
+"""The operator API under ``/api/v1`` (OpenAPI at ``/api/docs``): JSON over the scoped layer.
+
+Authentication: ``Authorization: Bearer <API token>``, or the dashboard's session cookie plus an
+``X-CSRF-Token`` header on writes. Errors: 401 not authenticated, 403 role too low or CSRF token
+missing, 404 unknown or outside the caller's organisation subtree, 422 invalid request.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+from pydantic import BaseModel, Field
+
+from server.config import WebConfig
+from server.queries import SEVERITIES
+from server.storage.org_models import FRAMEWORKS, PLAN_STATUSES, ROLES
+from server.web.deps import ApiScope as Scope
+from server.web.scope import (
+    AgentView,
+    AuditView,
+    CameraView,
+    Compliance,
+    FindingFilters,
+    FindingPage,
+    Fleet,
+    OrgNode,
+    Retention,
+    SecurityRecord,
+    SystemView,
+    TokenView,
+    UserView,
+)
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+CONTROL = r"^[A-Z]{2,5}-[0-9]{2}$"
+TEXT = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters (PostgreSQL refuses NUL)
+DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+AgentId = Annotated[str, Path(pattern=NAME)]
+CameraId = Annotated[str, Path(pattern=NAME)]
+Label = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT)]
+Password = Annotated[str, Field(min_length=10, max_length=256)]
+
+
+def _choice(values: tuple[str, ...]) -> str:
+    return "^(" + "|".join(values) + ")$"
+
+
+class Me(BaseModel):
+    user_id: int
+    username: str
+    role: str
+    org_unit_id: int | None
+    lang: str | None
+
+
+class OrgCreate(BaseModel):
+    parent_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None
+    kind: Annotated[str, Field(pattern=_choice(("province", "ministry", "agency", "system")))]
+    name: Label
+
+
+class SiteMap(BaseModel):
+    system_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    name: Label | None = None
+
+
+class SecurityRecordIn(BaseModel):
+    framework: Annotated[str, Field(pattern=_choice(FRAMEWORKS))]
+    level: Annotated[int, Field(ge=1, le=5)]
+    decision_number: Annotated[str, Field(max_length=64, pattern=TEXT)] | None = None
+    decision_date: date | None = None
+    plan_status: Annotated[str, Field(pattern=_choice(PLAN_STATUSES))]
+    next_check_due: date | None = None
+
+
+class UserCreate(BaseModel):
+    username: Annotated[str, Field(pattern=NAME)]
+    password: Password
+    role: Annotated[str, Field(pattern=_choice(ROLES))]
+    org_unit_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None
+
+
+class PasswordChange(BaseModel):
+    password: Password
+
+
+class TokenCreate(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT)]
+
+
+class TokenCreated(BaseModel):
+    token: str  # shown once; only its hash is stored
+    info: TokenView
+
+
+class RetentionIn(BaseModel):
+    raw_reports_days: Annotated[int, Field(ge=1, le=36500)]
+
+
+def router(config: WebConfig) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["dashboard"])
+    created = status.HTTP_201_CREATED
+
+    @api.get("/me")
+    def me(s: Scope) -> Me:
+        return Me(
+            user_id=s.p.user_id,
+            username=s.p.username,
+            role=s.p.role,
+            org_unit_id=s.p.org_unit_id,
+            lang=s.p.lang,
+        )
+
+    @api.get("/fleet")
+    def fleet(s: Scope) -> Fleet:
+        return s.fleet()
+
+    @api.get("/orgs")
+    def orgs(s: Scope) -> list[OrgNode]:
+        return s.org_tree()
+
+    @api.get("/orgs/{org_id}")
+    def org(s: Scope, org_id: DbId) -> OrgNode:
+        return s.org(org_id)
+
+    @api.post("/orgs", status_code=created)
+    def create_org(s: Scope, body: OrgCreate) -> OrgNode:
+        return s.create_org(parent_id=body.parent_id, kind=body.kind, name=body.name)
+
+    @api.put("/sites/{site}")
+    def map_site(s: Scope, site: Annotated[str, Path(pattern=NAME)], body: SiteMap) -> OrgNode:
+        return s.map_site(site, body.system_id, body.name)
+
+    @api.get("/compliance")
+    def compliance(s: Scope) -> Compliance:
+        return s.compliance()
+
+    @api.get("/systems")
+    def systems(s: Scope) -> list[SystemView]:
+        return s.systems()
+
+    @api.get("/systems/{system_id}")
+    def system(s: Scope, system_id: DbId) -> SystemView:
+        return s.system(system_id)
+
+    @api.put("/systems/{system_id}/security")
+    def set_security(s: Scope, system_id: DbId, body: SecurityRecordIn) -> SystemView:
+        return s.set_security_record(system_id, SecurityRecord(**body.model_dump()))
+
+    @api.get("/findings")
+    def findings(
+        s: Scope,
+        *,
+        severity: Annotated[str | None, Query(pattern=_choice(SEVERITIES))] = None,
+        control: Annotated[str | None, Query(pattern=CONTROL)] = None,
+        vendor: Annotated[str | None, Query(max_length=512, pattern=TEXT)] = None,
+        model: Annotated[str | None, Query(max_length=512, pattern=TEXT)] = None,
+        org: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+        status: Annotated[
+            str | None, Query(pattern=_choice(("pass", "fail", "not_applicable", "inconclusive")))
+        ] = None,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        per_page: Annotated[int, Query(ge=1, le=500)] = config.page_size,
+    ) -> FindingPage:
+        filters = FindingFilters(severity, control, vendor, model, org, status)
+        return s.findings(filters, page, per_page)
+
+    @api.get("/cameras/{agent_id}/{camera_id}")
+    def camera(s: Scope, agent_id: AgentId, camera_id: CameraId) -> CameraView:
+        return s.camera(agent_id, camera_id)
+
+    @api.get("/agents")
+    def agents(s: Scope) -> list[AgentView]:
+        return s.agents()
+
+    @api.get("/agents/{agent_id}")
+    def agent(s: Scope, agent_id: AgentId) -> AgentView:
+        return s.agent(agent_id)
+
+    @api.post("/agents/{agent_id}/approve")
+    def approve(s: Scope, agent_id: AgentId) -> AgentView:
+        return s.set_agent_status(agent_id, "approve")
+
+    @api.post("/agents/{agent_id}/revoke")
+    def revoke(s: Scope, agent_id: AgentId) -> AgentView:
+        return s.set_agent_status(agent_id, "revoke")
+
+    @api.get("/users")
+    def users(s: Scope) -> list[UserView]:
+        return s.users()
+
+    @api.post("/users", status_code=created)
+    def create_user(s: Scope, body: UserCreate) -> UserView:
+        return s.create_user(body.username, body.password, body.role, body.org_unit_id)
+
+    @api.get("/users/{user_id}")
+    def user(s: Scope, user_id: DbId) -> UserView:
+        return s.user(user_id)
+
+    @api.post("/users/{user_id}/disable")
+    def disable_user(s: Scope, user_id: DbId) -> UserView:
+        return s.set_user_disabled(user_id, True)
+
+    @api.post("/users/{user_id}/enable")
+    def enable_user(s: Scope, user_id: DbId) -> UserView:
+        return s.set_user_disabled(user_id, False)
+
+    @api.put("/users/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
+    def set_password(s: Scope, user_id: DbId, body: PasswordChange) -> None:
+        s.set_password(user_id, body.password)
+
+    @api.get("/tokens")
+    def tokens(s: Scope) -> list[TokenView]:
+        return s.tokens()
+
+    @api.post("/tokens", status_code=created)
+    def create_token(s: Scope, body: TokenCreate) -> TokenCreated:
+        info, secret = s.create_token(body.name)
+        return TokenCreated(token=secret, info=info)
+
+    @api.delete("/tokens/{token_id}")
+    def revoke_token(s: Scope, token_id: DbId) -> TokenView:
+        return s.revoke_token(token_id)
+
+    @api.get("/audit")
+    def audit(s: Scope, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AuditView]:
+        return s.audit(limit)
+
+    @api.get("/retention")
+    def retention(s: Scope) -> list[Retention]:
+        return s.retention()
+
+    @api.put("/retention/{level}")
+    def set_retention(
+        s: Scope, level: Annotated[int, Path(ge=1, le=5)], body: RetentionIn
+    ) -> Retention:
+        return s.set_retention(level, body.raw_reports_days)
+
+    return api

@@ -1,0 +1,204 @@
+"""Request state, dependencies and error handlers of the dashboard and operator API.
+
+The dependencies here turn a request into a ``Scoped`` (the one enforcement layer); routes in
+``server.web.api`` and ``server.web.pages`` receive nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Security, status
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from jinja2 import Environment
+
+from server.config import WebConfig
+from server.storage import Repository
+from server.web.auth import Authenticator
+from server.web.i18n import LANGS, Catalogue
+from server.web.scope import Forbidden, Invalid, NotVisible, Principal, Scoped
+from server.web.security import same
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LANG_COOKIE = "cw_lang"
+LOGIN_COOKIE = "cw_login"  # double-submit token of the login and language forms
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'none'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+class LoginRequired(Exception):
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+class CsrfRejected(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class WebState:
+    repo: Repository
+    config: WebConfig
+    auth: Authenticator
+    catalogue: Catalogue
+    templates: Environment
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def scoped(self, principal: Principal, now: datetime) -> Scoped:
+        return Scoped(
+            self.repo,
+            principal,
+            silent_after=timedelta(seconds=self.config.silent_after_s),
+            now=now,
+        )
+
+    def lang(self, request: Request, principal: Principal | None) -> str:
+        if principal is not None and principal.lang in LANGS:
+            return principal.lang
+        cookie = request.cookies.get(LANG_COOKIE)
+        return cookie if cookie in LANGS else self.config.default_lang
+
+    def render(
+        self,
+        request: Request,
+        principal: Principal | None,
+        template: str,
+        status_code: int = 200,
+        csrf: str | None = None,  # the login form's token before its cookie is set
+        **context: Any,
+    ) -> HTMLResponse:
+        lang = self.lang(request, principal)
+
+        def t(key: str, **values: Any) -> str:
+            return self.catalogue.t(lang, key, **values)
+
+        def finding(code: str, evidence: dict[str, Any], reason: str | None = None) -> Any:
+            return self.catalogue.finding(lang, code, evidence, reason)
+
+        html = self.templates.get_template(template).render(
+            request=request,
+            principal=principal,
+            lang=lang,
+            langs=LANGS,
+            t=t,
+            finding=finding,
+            csrf=csrf or (principal.csrf if principal else request.cookies.get(LOGIN_COOKIE, "")),
+            **context,
+        )
+        response = HTMLResponse(html, status_code)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+def web_state(request: Request) -> WebState:
+    state: WebState = request.app.state.web
+    return state
+
+
+Web = Annotated[WebState, Depends(web_state)]
+_bearer = HTTPBearer(auto_error=False, description="API token (camwarden-server tokens / UI)")
+_csrf_header = APIKeyHeader(
+    name="X-CSRF-Token", auto_error=False, description="needed with the session cookie on writes"
+)
+
+
+def api_scope(
+    request: Request,
+    web: Web,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    csrf: Annotated[str | None, Security(_csrf_header)],
+) -> Scoped:
+    """An API token, or the session cookie (plus the CSRF header on writes)."""
+    now = web.now()
+    if bearer is not None:
+        principal = web.auth.from_token(bearer.credentials, now)
+    else:
+        principal = session_principal(request, web)
+        unsafe = request.method not in SAFE_METHODS
+        if principal is not None and unsafe and not (principal.csrf and csrf):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing CSRF token")
+        if principal is not None and unsafe and not same(csrf or "", principal.csrf or ""):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "wrong CSRF token")
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "log in or send an API token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return web.scoped(principal, now)
+
+
+def session_principal(request: Request, web: WebState) -> Principal | None:
+    session = request.cookies.get(web.config.cookie_name)
+    return web.auth.from_session(session, web.now()) if session else None
+
+
+def page_scope(request: Request, web: Web) -> Scoped:
+    principal = session_principal(request, web)
+    if principal is None:
+        raise LoginRequired(request.url.path)
+    return web.scoped(principal, web.now())
+
+
+async def form_scope(request: Request, web: Web) -> Scoped:
+    """A page POST: logged in, and the form's ``csrf`` field matches the session's token."""
+    scoped = page_scope(request, web)
+    form = await request.form()
+    token = form.get("csrf")
+    if not (isinstance(token, str) and scoped.p.csrf and same(token, scoped.p.csrf)):
+        raise CsrfRejected
+    return scoped
+
+
+ApiScope = Annotated[Scoped, Depends(api_scope)]
+PageScope = Annotated[Scoped, Depends(page_scope)]
+FormScope = Annotated[Scoped, Depends(form_scope)]
+
+_STATUS: dict[type[Exception], int] = {NotVisible: 404, Forbidden: 403, Invalid: 422}
+_MESSAGE: dict[type[Exception], str] = {
+    NotVisible: "error.not_found",
+    Forbidden: "error.forbidden",
+    Invalid: "error.invalid",
+}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def install_handlers(app: FastAPI) -> None:
+    async def scope_error(request: Request, exc: Exception) -> Response:
+        kind = type(exc)
+        code = _STATUS[kind]
+        if _is_api(request):
+            return JSONResponse({"detail": str(exc)}, code)
+        web = web_state(request)
+        principal = session_principal(request, web)
+        message = web.catalogue.t(web.lang(request, principal), _MESSAGE[kind], detail=str(exc))
+        return web.render(request, principal, "error.html", code, message=message)
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, LoginRequired)
+        return RedirectResponse(f"/login?next={exc.path}", status.HTTP_303_SEE_OTHER)
+
+    async def csrf_rejected(request: Request, exc: Exception) -> Response:
+        web = web_state(request)
+        principal = session_principal(request, web)
+        message = web.catalogue.t(web.lang(request, principal), "error.csrf")
+        return web.render(request, principal, "error.html", 403, message=message)
+
+    for kind in (NotVisible, Forbidden, Invalid):
+        app.add_exception_handler(kind, scope_error)
+    app.add_exception_handler(LoginRequired, login_required)
+    app.add_exception_handler(CsrfRejected, csrf_rejected)

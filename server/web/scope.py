@@ -1,0 +1,1032 @@
+"""The scoped query and action layer: the ONE place where tenancy and roles are enforced.
+
+A ``Scoped`` is built per request from the authenticated ``Principal``. Every read restricts rows
+to the principal's organisation subtree (agents and cameras through the site their agent enrolled
+with); every lookup by id of something outside it raises ``NotVisible`` (shown as 404, so ids of
+other tenants are not even confirmed); every action checks the role first (``Forbidden``, 403)
+and is written to the audit log with its outcome. Routes never touch tables themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from server.queries import SEVERITIES
+from server.storage import Repository
+from server.storage.models import Agent, Camera, Finding, Message
+from server.storage.org_models import (
+    LEVELS,
+    PARENT_KINDS,
+    ROLES,
+    ApiToken,
+    AuditEntry,
+    InformationSystem,
+    OrgUnit,
+    RetentionPolicy,
+    User,
+    WebSession,
+)
+from server.web.security import hash_password, new_secret, secret_hash
+
+Role = Literal["viewer", "operator", "admin"]
+AgentState = Literal["online", "silent", "pending", "revoked"]
+HISTORY = 20  # reports shown in a camera's history
+
+
+class ScopeError(Exception):
+    pass
+
+
+class NotVisible(ScopeError):
+    """Unknown, or outside the principal's subtree (the two are indistinguishable on purpose)."""
+
+
+class Forbidden(ScopeError):
+    """The principal's role does not allow the action."""
+
+
+class Invalid(ScopeError):
+    """The request is well-formed but cannot be applied (wrong parent kind, duplicate name...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: int
+    username: str
+    role: str
+    org_unit_id: int | None
+    org_path: str | None  # None: the whole fleet, unmapped sites included
+    lang: str | None
+    csrf: str | None = None  # set for session logins; None for API tokens
+
+    def has(self, role: Role) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+
+# -- views returned to routes (also the API's response schemas) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrgNode:
+    id: int
+    parent_id: int | None
+    kind: str
+    name: str
+    site: str | None
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityRecord:
+    framework: str
+    level: int
+    decision_number: str | None
+    decision_date: date | None
+    plan_status: str
+    next_check_due: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    cameras: int = 0
+    cameras_failing: int = 0
+    failing: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+
+
+@dataclass(frozen=True, slots=True)
+class SystemView:
+    id: int
+    name: str
+    agency: str
+    record: SecurityRecord | None
+    overdue: bool
+    counts: Counts
+
+
+@dataclass(frozen=True, slots=True)
+class OrgCompliance:
+    node: OrgNode
+    counts: Counts
+
+
+@dataclass(frozen=True, slots=True)
+class Compliance:
+    orgs: list[OrgCompliance]
+    systems: list[SystemView]
+    unassigned: Counts | None  # cameras of sites not in the tree (whole-fleet users only)
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    cameras: int
+    reachable: int
+    cameras_failing: int
+    agents: dict[str, int]  # online, silent, pending, revoked
+    failing: dict[str, int]
+    overdue_systems: int
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    agent_id: str
+    site: str
+    system: str | None
+    hostname: str | None
+    status: str  # key status: pending | approved | revoked
+    state: AgentState
+    kid: str
+    enrolled_at: datetime
+    last_seen: datetime | None
+    cameras: int
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    id: int
+    agent_id: str
+    camera_id: str
+    site: str
+    vendor: str | None
+    model: str | None
+    code: str
+    check: str
+    status: str
+    severity: str
+    controls: list[str]
+    reason: str | None
+    evidence: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FindingPage:
+    items: list[FindingRow]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True, slots=True)
+class FindingFilters:
+    severity: str | None = None
+    control: str | None = None
+    vendor: str | None = None
+    model: str | None = None
+    org: int | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLine:
+    seq: int
+    issued_at: datetime
+    received_at: datetime
+    present: bool  # the report mentioned this camera
+    reachable: bool | None
+    failing: int
+
+
+@dataclass(frozen=True, slots=True)
+class CameraView:
+    agent_id: str
+    camera_id: str
+    site: str
+    address: str
+    reachable: bool
+    identity: dict[str, Any]
+    audited_at: datetime | None
+    updated_at: datetime
+    report_seq: int
+    findings: list[FindingRow]
+    history: list[ReportLine]
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    id: int
+    username: str
+    role: str
+    org_unit_id: int | None
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TokenView:
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    id: int
+    at: datetime
+    username: str
+    action: str
+    target_type: str
+    target_id: str
+    outcome: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    level: int
+    raw_reports_days: int
+    updated_at: datetime
+    updated_by: str | None
+
+
+@dataclass(slots=True)
+class _Act:
+    org_unit_id: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _severity_rank() -> ColumnElement[int]:
+    return case({s: i for i, s in enumerate(SEVERITIES)}, value=Finding.severity, else_=99)
+
+
+class Scoped:
+    def __init__(
+        self, repo: Repository, principal: Principal, *, silent_after: timedelta, now: datetime
+    ) -> None:
+        self.repo = repo
+        self.engine = repo.engine
+        self.p = principal
+        self.silent_after = silent_after
+        self.now = now
+
+    # -- the scope predicates: everything below builds on these four -----------------------
+
+    def _org_visible(self) -> ColumnElement[bool]:
+        return true() if self.p.org_path is None else OrgUnit.path.startswith(self.p.org_path)
+
+    def _sites_under(self, path: str | None) -> Select[Any]:
+        q = select(OrgUnit.site).where(OrgUnit.kind == "site")
+        return q if path is None else q.where(OrgUnit.path.startswith(path))
+
+    def _agent_visible(self, column: Any = Agent.agent_id) -> ColumnElement[bool]:
+        if self.p.org_path is None:
+            return true()
+        agents = select(Agent.agent_id).where(Agent.site.in_(self._sites_under(self.p.org_path)))
+        return column.in_(agents)  # type: ignore[no-any-return]
+
+    def _require(self, role: Role) -> None:
+        if not self.p.has(role):
+            raise Forbidden(f"needs the {role} role")
+
+    def _require_whole_fleet(self) -> None:
+        if self.p.org_path is not None:
+            raise Forbidden("only administrators of the whole fleet may change this")
+
+    # -- audit -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _action(self, action: str, target_type: str, target_id: object) -> Iterator[_Act]:
+        act = _Act()
+        outcome = "ok"
+        try:
+            yield act
+        except (Forbidden, NotVisible):
+            outcome = "denied"
+            raise
+        except Exception:
+            outcome = "failed"
+            raise
+        finally:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(AuditEntry).values(
+                        at=self.now,
+                        user_id=self.p.user_id,
+                        username=self.p.username,
+                        action=action,
+                        target_type=target_type,
+                        target_id=str(target_id)[:128],
+                        org_unit_id=act.org_unit_id,
+                        outcome=outcome,
+                        detail=act.detail,
+                    )
+                )
+
+    def audit(self, limit: int = 200) -> list[AuditView]:
+        self._require("admin")
+        q = select(AuditEntry.__table__).order_by(AuditEntry.id.desc()).limit(limit)
+        if self.p.org_path is not None:
+            orgs = select(OrgUnit.id).where(self._org_visible())
+            q = q.where(AuditEntry.org_unit_id.in_(orgs))
+        with self.engine.connect() as conn:
+            return [
+                AuditView(
+                    r.id,
+                    r.at,
+                    r.username,
+                    r.action,
+                    r.target_type,
+                    r.target_id,
+                    r.outcome,
+                    r.detail,
+                )
+                for r in conn.execute(q).all()
+            ]
+
+    # -- organisation tree -----------------------------------------------------------------
+
+    def org_tree(self) -> list[OrgNode]:
+        base = 0 if self.p.org_path is None else self.p.org_path.count("/") - 2
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(OrgUnit.__table__).where(self._org_visible()).order_by(OrgUnit.path)
+            ).all()
+            return [
+                OrgNode(o.id, o.parent_id, o.kind, o.name, o.site, o.path.count("/") - 2 - base)
+                for o in rows
+            ]
+
+    def _org(self, conn: Connection, org_id: int) -> Row[Any]:
+        org = conn.execute(
+            select(OrgUnit.__table__).where(OrgUnit.id == org_id, self._org_visible())
+        ).one_or_none()
+        if org is None:
+            raise NotVisible(f"organisation unit {org_id}")
+        return org
+
+    def org(self, org_id: int) -> OrgNode:
+        with self.engine.connect() as conn:
+            o = self._org(conn, org_id)
+        base = 0 if self.p.org_path is None else self.p.org_path.count("/") - 2
+        return OrgNode(o.id, o.parent_id, o.kind, o.name, o.site, o.path.count("/") - 2 - base)
+
+    def create_org(
+        self, *, parent_id: int | None, kind: str, name: str, site: str | None = None
+    ) -> OrgNode:
+        with self._action("org.create", "org", f"{kind}:{name}") as act:
+            self._require("admin")
+            if kind not in PARENT_KINDS:
+                raise Invalid(f"unknown kind {kind!r}")
+            if (kind == "site") != (site is not None):
+                raise Invalid("a site node needs the agents' site name; other nodes have none")
+            with self.engine.begin() as conn:
+                if parent_id is None:
+                    self._require_whole_fleet()
+                    parent_kind, parent_path = None, "/"
+                else:
+                    parent = self._org(conn, parent_id)
+                    parent_kind, parent_path = parent.kind, parent.path
+                    act.org_unit_id = parent.id
+                if parent_kind not in PARENT_KINDS[kind]:
+                    raise Invalid(f"a {kind} cannot be placed under {parent_kind or 'the top'}")
+                if (
+                    site is not None
+                    and conn.execute(select(OrgUnit.id).where(OrgUnit.site == site)).first()
+                ):
+                    raise Invalid(f"site {site} is already in the tree")
+                new_id = conn.execute(
+                    insert(OrgUnit)
+                    .values(
+                        parent_id=parent_id,
+                        kind=kind,
+                        name=name,
+                        path=parent_path,  # completed below once the id is known
+                        site=site,
+                        created_at=self.now,
+                    )
+                    .returning(OrgUnit.id)
+                ).scalar_one()
+                conn.execute(
+                    update(OrgUnit)
+                    .where(OrgUnit.id == new_id)
+                    .values(path=f"{parent_path}{new_id}/")
+                )
+            act.org_unit_id = new_id
+            act.detail = {"parent_id": parent_id, "kind": kind, "name": name, "site": site}
+        return self.org(new_id)
+
+    def map_site(self, site: str, system_id: int, name: str | None = None) -> OrgNode:
+        """Attach the agents' ``site`` under an information system (creating or moving it)."""
+        with self._action("site.map", "site", site) as act:
+            self._require("admin")
+            with self.engine.begin() as conn:
+                system = self._org(conn, system_id)
+                if system.kind != "system":
+                    raise Invalid("sites are attached to information systems")
+                act.org_unit_id = system.id
+                existing = conn.execute(
+                    select(OrgUnit.__table__).where(OrgUnit.site == site)
+                ).one_or_none()
+                if existing is not None:
+                    self._org(conn, existing.id)  # moving needs the current place in scope too
+                    conn.execute(
+                        update(OrgUnit)
+                        .where(OrgUnit.id == existing.id)
+                        .values(
+                            parent_id=system.id,
+                            path=f"{system.path}{existing.id}/",
+                            name=name or existing.name,
+                        )
+                    )
+                    act.detail = {"system_id": system_id, "moved_from": existing.parent_id}
+                    site_id = existing.id
+                else:
+                    if (
+                        self.p.org_path is not None
+                        and conn.execute(
+                            select(Agent.agent_id).where(Agent.site == site).limit(1)
+                        ).first()
+                    ):
+                        # agents of an unmapped site are visible to whole-fleet users only
+                        self._require_whole_fleet()
+                    site_id = conn.execute(
+                        insert(OrgUnit)
+                        .values(
+                            parent_id=system.id,
+                            kind="site",
+                            name=name or site,
+                            path=system.path,
+                            site=site,
+                            created_at=self.now,
+                        )
+                        .returning(OrgUnit.id)
+                    ).scalar_one()
+                    conn.execute(
+                        update(OrgUnit)
+                        .where(OrgUnit.id == site_id)
+                        .values(path=f"{system.path}{site_id}/")
+                    )
+                    act.detail = {"system_id": system_id}
+        return self.org(site_id)
+
+    # -- information systems and compliance ------------------------------------------------
+
+    def set_security_record(self, system_id: int, record: SecurityRecord) -> SystemView:
+        with self._action("system.security_record", "org", system_id) as act:
+            self._require("admin")
+            with self.engine.begin() as conn:
+                system = self._org(conn, system_id)
+                act.org_unit_id = system.id
+                if system.kind != "system":
+                    raise Invalid("security records belong to information systems")
+                values = {
+                    "framework": record.framework,
+                    "level": record.level,
+                    "decision_number": record.decision_number,
+                    "decision_date": record.decision_date,
+                    "plan_status": record.plan_status,
+                    "next_check_due": record.next_check_due,
+                    "updated_at": self.now,
+                }
+                done = conn.execute(
+                    update(InformationSystem)
+                    .where(InformationSystem.org_unit_id == system_id)
+                    .values(values)
+                ).rowcount
+                if not done:
+                    conn.execute(insert(InformationSystem).values(org_unit_id=system_id, **values))
+            act.detail = {
+                k: v.isoformat() if isinstance(v, date) else v
+                for k, v in values.items()
+                if k != "updated_at"
+            }
+        return self.system(system_id)
+
+    def _site_counts(self, conn: Connection) -> dict[str, Counts]:
+        """Cameras, failing cameras and failing findings per severity, per site in scope."""
+        cameras: dict[str, int] = {}
+        failing_cams: dict[str, int] = {}
+        by_sev: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SEVERITIES, 0))
+        visible = self._agent_visible()
+        for site, n in conn.execute(
+            select(Agent.site, func.count())
+            .join(Camera, Camera.agent_id == Agent.agent_id)
+            .where(visible)
+            .group_by(Agent.site)
+        ):
+            cameras[site] = n
+        fails = (
+            select(Agent.site, Finding.agent_id, Finding.camera_id, Finding.severity)
+            .join(Agent, Agent.agent_id == Finding.agent_id)
+            .where(Finding.status == "fail", visible)
+        ).subquery()
+        for site, sev, n in conn.execute(
+            select(fails.c.site, fails.c.severity, func.count()).group_by(
+                fails.c.site, fails.c.severity
+            )
+        ):
+            by_sev[site][sev] = n
+        distinct = select(fails.c.site, fails.c.agent_id, fails.c.camera_id).distinct().subquery()
+        for site, n in conn.execute(
+            select(distinct.c.site, func.count()).group_by(distinct.c.site)
+        ):
+            failing_cams[site] = n
+        return {
+            site: Counts(cameras.get(site, 0), failing_cams.get(site, 0), dict(by_sev[site]))
+            for site in cameras.keys() | by_sev.keys()
+        }
+
+    @staticmethod
+    def _sum(parts: list[Counts]) -> Counts:
+        failing = dict.fromkeys(SEVERITIES, 0)
+        for c in parts:
+            for sev, n in c.failing.items():
+                failing[sev] = failing.get(sev, 0) + n
+        return Counts(sum(c.cameras for c in parts), sum(c.cameras_failing for c in parts), failing)
+
+    def compliance(self) -> Compliance:
+        with self.engine.connect() as conn:
+            per_site = self._site_counts(conn)
+            nodes = conn.execute(
+                select(OrgUnit.__table__).where(self._org_visible()).order_by(OrgUnit.path)
+            ).all()
+            orgs = [(o.id, o.parent_id, o.kind, o.name, o.site, o.path) for o in nodes]
+            records = {
+                r.org_unit_id: r
+                for r in conn.execute(
+                    select(InformationSystem.__table__).where(
+                        InformationSystem.org_unit_id.in_([o[0] for o in orgs if o[2] == "system"])
+                    )
+                ).all()
+            }
+        base = 0 if self.p.org_path is None else self.p.org_path.count("/") - 2
+        site_paths = [(path, site) for _, _, kind, _, site, path in orgs if kind == "site"]
+        names = {oid: name for oid, _, _, name, _, _ in orgs}
+        result: list[OrgCompliance] = []
+        systems: list[SystemView] = []
+        for oid, parent, kind, name, site, path in orgs:
+            counts = self._sum(
+                [per_site[s] for p, s in site_paths if p.startswith(path) and s in per_site]
+            )
+            node = OrgNode(oid, parent, kind, name, site, path.count("/") - 2 - base)
+            result.append(OrgCompliance(node, counts))
+            if kind == "system":
+                agency = names.get(parent, "") if parent is not None else ""
+                systems.append(self._system_view(oid, name, agency, records.get(oid), counts))
+        unassigned = None
+        if self.p.org_path is None:
+            mapped = {s for _, s in site_paths}
+            unassigned = self._sum([c for s, c in per_site.items() if s not in mapped])
+        return Compliance(result, systems, unassigned)
+
+    def _system_view(
+        self, oid: int, name: str, agency: str, r: Row[Any] | None, counts: Counts
+    ) -> SystemView:
+        record = (
+            SecurityRecord(
+                r.framework,
+                r.level,
+                r.decision_number,
+                r.decision_date,
+                r.plan_status,
+                r.next_check_due,
+            )
+            if r
+            else None
+        )
+        overdue = bool(record and record.next_check_due and record.next_check_due < self.today)
+        return SystemView(oid, name, agency, record, overdue, counts)
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(UTC).date()
+
+    def systems(self) -> list[SystemView]:
+        return self.compliance().systems
+
+    def system(self, system_id: int) -> SystemView:
+        with self.engine.connect() as conn:
+            if self._org(conn, system_id).kind != "system":
+                raise NotVisible(f"information system {system_id}")
+        return next(s for s in self.compliance().systems if s.id == system_id)
+
+    # -- fleet -----------------------------------------------------------------------------
+
+    def fleet(self) -> Fleet:
+        visible = self._agent_visible()
+        silent_before = self.now - self.silent_after
+        with self.engine.connect() as conn:
+            cams = conn.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(case((Camera.reachable, 1), else_=0)), 0),
+                ).where(self._agent_visible(Camera.agent_id))
+            ).one()
+            states = dict.fromkeys(("online", "silent", "pending", "revoked"), 0)
+            state = case(
+                (Agent.status == "pending", "pending"),
+                (Agent.status == "revoked", "revoked"),
+                (Agent.last_seen >= silent_before, "online"),
+                else_="silent",
+            )
+            for s, n in conn.execute(select(state, func.count()).where(visible).group_by(state)):
+                states[s] = n
+            failing = dict.fromkeys(SEVERITIES, 0)
+            open_findings = and_(Finding.status == "fail", self._agent_visible(Finding.agent_id))
+            for sev, n in conn.execute(
+                select(Finding.severity, func.count())
+                .where(open_findings)
+                .group_by(Finding.severity)
+            ):
+                failing[sev] = n
+            cameras_failing = conn.execute(
+                select(func.count()).select_from(
+                    select(Finding.agent_id, Finding.camera_id)
+                    .where(open_findings)
+                    .distinct()
+                    .subquery()
+                )
+            ).scalar_one()
+            overdue = conn.execute(
+                select(func.count())
+                .select_from(InformationSystem)
+                .join(OrgUnit, OrgUnit.id == InformationSystem.org_unit_id)
+                .where(self._org_visible(), InformationSystem.next_check_due < self.today)
+            ).scalar_one()
+        return Fleet(cams[0], int(cams[1]), cameras_failing, states, failing, overdue)
+
+    # -- agents ----------------------------------------------------------------------------
+
+    def _agent_state(self, status: str, last_seen: datetime | None) -> AgentState:
+        if status in ("pending", "revoked"):
+            return status  # type: ignore[return-value]
+        if last_seen is not None and last_seen >= self.now - self.silent_after:
+            return "online"
+        return "silent"
+
+    def agents(self, agent_id: str | None = None) -> list[AgentView]:
+        cameras = (
+            select(Camera.agent_id, func.count().label("n")).group_by(Camera.agent_id).subquery()
+        )
+        system = OrgUnit.__table__.alias("system")
+        site = OrgUnit.__table__.alias("site_node")
+        q = (
+            select(
+                Agent.__table__,
+                func.coalesce(cameras.c.n, 0).label("n"),
+                system.c.name.label("system_name"),
+            )
+            .outerjoin(cameras, cameras.c.agent_id == Agent.agent_id)
+            .outerjoin(site, site.c.site == Agent.site)
+            .outerjoin(system, system.c.id == site.c.parent_id)
+            .where(self._agent_visible())
+            .order_by(Agent.site, Agent.agent_id)
+        )
+        if agent_id is not None:
+            q = q.where(Agent.agent_id == agent_id)
+        with self.engine.connect() as conn:
+            return [
+                AgentView(
+                    a.agent_id,
+                    a.site,
+                    a.system_name,
+                    a.hostname,
+                    a.status,
+                    self._agent_state(a.status, a.last_seen),
+                    a.kid,
+                    a.enrolled_at,
+                    a.last_seen,
+                    a.n,
+                )
+                for a in conn.execute(q)
+            ]
+
+    def agent(self, agent_id: str) -> AgentView:
+        found = self.agents(agent_id)
+        if not found:
+            raise NotVisible(f"agent {agent_id}")
+        return found[0]
+
+    def _site_org(self, conn: Connection, site: str) -> int | None:
+        return conn.execute(select(OrgUnit.id).where(OrgUnit.site == site)).scalar()
+
+    def set_agent_status(self, agent_id: str, action: Literal["approve", "revoke"]) -> AgentView:
+        with self._action(f"agent.{action}", "agent", agent_id) as act:
+            current = self.agent(agent_id)
+            with self.engine.connect() as conn:
+                act.org_unit_id = self._site_org(conn, current.site)
+            self._require("operator")
+            target = {"approve": "approved", "revoke": "revoked"}[action]
+            act.detail = {"from": current.status}
+            if not self.repo.set_status(agent_id, target, self.now):
+                raise Invalid(f"agent {agent_id} is {current.status}; cannot {action}")
+        return self.agent(agent_id)
+
+    # -- findings and cameras --------------------------------------------------------------
+
+    def _finding_query(self, f: FindingFilters) -> Select[Any]:
+        vendor = Camera.identity["vendor"].as_string()
+        model = Camera.identity["model"].as_string()
+        q = (
+            select(
+                Finding.id,
+                Finding.agent_id,
+                Finding.camera_id,
+                Camera.site,
+                vendor,
+                model,
+                Finding.code,
+                Finding.check,
+                Finding.status,
+                Finding.severity,
+                Finding.controls,
+                Finding.reason,
+                Finding.evidence,
+            )
+            .join(
+                Camera,
+                and_(Camera.agent_id == Finding.agent_id, Camera.camera_id == Finding.camera_id),
+            )
+            .where(self._agent_visible(Finding.agent_id))
+        )
+        if f.severity:
+            q = q.where(Finding.severity == f.severity)
+        if f.status:
+            q = q.where(Finding.status == f.status)
+        if f.control:
+            # control ids match ^[A-Z]{2,5}-[0-9]{2}$ (checked by the routes): no LIKE wildcards
+            q = q.where(cast(Finding.controls, String).like(f'%"{f.control}"%'))
+        if f.vendor:
+            q = q.where(vendor == f.vendor)
+        if f.model:
+            q = q.where(model == f.model)
+        if f.org is not None:
+            with self.engine.connect() as conn:
+                org = self._org(conn, f.org)
+            q = q.where(
+                Finding.agent_id.in_(
+                    select(Agent.agent_id).where(Agent.site.in_(self._sites_under(org.path)))
+                )
+            )
+        return q
+
+    def findings(self, f: FindingFilters, page: int = 1, per_page: int = 50) -> FindingPage:
+        q = self._finding_query(f)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            rows = conn.execute(
+                q.order_by(_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            )
+            return FindingPage([FindingRow(*r) for r in rows], total, page, per_page)
+
+    def facets(self) -> dict[str, list[str]]:
+        """Vendors and models present in scope, for the filter drop-downs."""
+        vendor = Camera.identity["vendor"].as_string()
+        model = Camera.identity["model"].as_string()
+        visible = self._agent_visible(Camera.agent_id)
+        with self.engine.connect() as conn:
+            vendors = conn.execute(
+                select(vendor).where(visible, vendor.is_not(None)).distinct().order_by(vendor)
+            ).scalars()
+            models = conn.execute(
+                select(model).where(visible, model.is_not(None)).distinct().order_by(model)
+            ).scalars()
+            return {"vendors": [v for v in vendors if v], "models": [m for m in models if m]}
+
+    def camera(self, agent_id: str, camera_id: str) -> CameraView:
+        with self.engine.connect() as conn:
+            cam = conn.execute(
+                select(Camera.__table__).where(
+                    Camera.agent_id == agent_id,
+                    Camera.camera_id == camera_id,
+                    self._agent_visible(Camera.agent_id),
+                )
+            ).one_or_none()
+            if cam is None:
+                raise NotVisible(f"camera {agent_id}/{camera_id}")
+            reports = conn.execute(
+                select(Message.seq, Message.issued_at, Message.received_at, Message.jws)
+                .where(Message.agent_id == agent_id, Message.type == "report")
+                .order_by(Message.seq.desc())
+                .limit(HISTORY)
+            ).all()
+        findings = self._camera_findings(agent_id, camera_id)
+        history = [self._history_line(camera_id, *r) for r in reports]
+        return CameraView(
+            cam.agent_id,
+            cam.camera_id,
+            cam.site,
+            cam.address,
+            cam.reachable,
+            cam.identity,
+            cam.audited_at,
+            cam.updated_at,
+            cam.report_seq,
+            findings,
+            history,
+        )
+
+    def _camera_findings(self, agent_id: str, camera_id: str) -> list[FindingRow]:
+        q = self._finding_query(FindingFilters()).where(
+            Finding.agent_id == agent_id, Finding.camera_id == camera_id
+        )
+        with self.engine.connect() as conn:
+            return [FindingRow(*r) for r in conn.execute(q.order_by(_severity_rank(), Finding.id))]
+
+    @staticmethod
+    def _history_line(
+        camera_id: str, seq: int, issued: datetime, received: datetime, jws: str
+    ) -> ReportLine:
+        """The camera's line in a stored report (verified at ingest; decoded, not re-verified)."""
+        payload = jws.split(".")[1]
+        report = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        for cam in report.get("cameras", []):
+            if cam.get("camera_id") == camera_id:
+                fails = sum(1 for f in cam.get("findings", []) if f.get("status") == "fail")
+                return ReportLine(seq, issued, received, True, cam.get("reachable"), fails)
+        return ReportLine(seq, issued, received, False, None, 0)
+
+    # -- users and tokens ------------------------------------------------------------------
+
+    def _user_visible(self) -> ColumnElement[bool]:
+        if self.p.org_path is None:
+            return true()
+        return User.org_unit_id.in_(select(OrgUnit.id).where(self._org_visible()))
+
+    def users(self) -> list[UserView]:
+        self._require("admin")
+        with self.engine.connect() as conn:
+            return [
+                UserView(u.id, u.username, u.role, u.org_unit_id, u.disabled, u.created_at)
+                for u in conn.execute(
+                    select(User.__table__).where(self._user_visible()).order_by(User.username)
+                ).all()
+            ]
+
+    def user(self, user_id: int) -> UserView:
+        found = [u for u in self.users() if u.id == user_id]
+        if not found:
+            raise NotVisible(f"user {user_id}")
+        return found[0]
+
+    def create_user(
+        self, username: str, password: str, role: str, org_unit_id: int | None
+    ) -> UserView:
+        with self._action("user.create", "user", username) as act:
+            self._require("admin")
+            if role not in ROLES:
+                raise Invalid(f"unknown role {role!r}")
+            with self.engine.begin() as conn:
+                if org_unit_id is None:
+                    self._require_whole_fleet()
+                else:
+                    self._org(conn, org_unit_id)
+                act.org_unit_id = org_unit_id
+                act.detail = {"role": role, "org_unit_id": org_unit_id}
+                try:
+                    new_id = conn.execute(
+                        insert(User)
+                        .values(
+                            username=username,
+                            password_hash=hash_password(password),
+                            role=role,
+                            org_unit_id=org_unit_id,
+                            disabled=False,
+                            created_at=self.now,
+                            password_changed_at=self.now,
+                        )
+                        .returning(User.id)
+                    ).scalar_one()
+                except IntegrityError as exc:
+                    raise Invalid(f"user {username} exists") from exc
+        return self.user(new_id)
+
+    def set_user_disabled(self, user_id: int, disabled: bool) -> UserView:
+        with self._action("user.disable" if disabled else "user.enable", "user", user_id) as act:
+            target = self.user(user_id)
+            act.org_unit_id = target.org_unit_id
+            if user_id == self.p.user_id:
+                raise Invalid("you cannot disable yourself")
+            with self.engine.begin() as conn:
+                conn.execute(update(User).where(User.id == user_id).values(disabled=disabled))
+                if disabled:
+                    self._end_sessions(conn, user_id)
+        return self.user(user_id)
+
+    def set_password(self, user_id: int, password: str) -> None:
+        with self._action("user.password", "user", user_id) as act:
+            if user_id != self.p.user_id:
+                act.org_unit_id = self.user(user_id).org_unit_id
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(User)
+                    .where(User.id == user_id)
+                    .values(password_hash=hash_password(password), password_changed_at=self.now)
+                )
+                self._end_sessions(conn, user_id)
+
+    @staticmethod
+    def _end_sessions(conn: Connection, user_id: int) -> None:
+        conn.execute(delete(WebSession).where(WebSession.user_id == user_id))
+
+    def set_language(self, lang: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(User).where(User.id == self.p.user_id).values(lang=lang))
+
+    def tokens(self) -> list[TokenView]:
+        with self.engine.connect() as conn:
+            return [
+                TokenView(
+                    t.id, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at is not None
+                )
+                for t in conn.execute(
+                    select(ApiToken.__table__)
+                    .where(ApiToken.user_id == self.p.user_id)
+                    .order_by(ApiToken.id)
+                ).all()
+            ]
+
+    def create_token(self, name: str) -> tuple[TokenView, str]:
+        """A new API token for the principal itself; the secret is returned once, never stored."""
+        with self._action("token.create", "token", name) as act:
+            act.org_unit_id = self.p.org_unit_id
+            secret = "cwt_" + new_secret()
+            with self.engine.begin() as conn:
+                token_id = conn.execute(
+                    insert(ApiToken)
+                    .values(
+                        user_id=self.p.user_id,
+                        name=name,
+                        token_hash=secret_hash(secret),
+                        prefix=secret[:12],
+                        created_at=self.now,
+                    )
+                    .returning(ApiToken.id)
+                ).scalar_one()
+            act.detail = {"id": token_id}
+        return next(t for t in self.tokens() if t.id == token_id), secret
+
+    def revoke_token(self, token_id: int) -> TokenView:
+        with self._action("token.revoke", "token", token_id) as act:
+            act.org_unit_id = self.p.org_unit_id
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    update(ApiToken)
+                    .where(
+                        ApiToken.id == token_id,
+                        ApiToken.user_id == self.p.user_id,
+                        ApiToken.revoked_at.is_(None),
+                    )
+                    .values(revoked_at=self.now)
+                ).rowcount
+            if not done:
+                raise NotVisible(f"token {token_id}")
+        return next(t for t in self.tokens() if t.id == token_id)
+
+    # -- retention -------------------------------------------------------------------------
+
+    def retention(self) -> list[Retention]:
+        with self.engine.connect() as conn:
+            return [
+                Retention(r.level, r.raw_reports_days, r.updated_at, r.updated_by)
+                for r in conn.execute(
+                    select(RetentionPolicy.__table__).order_by(RetentionPolicy.level)
+                ).all()
+            ]
+
+    def set_retention(self, level: int, days: int) -> Retention:
+        with self._action("retention.set", "retention", level) as act:
+            self._require("admin")
+            self._require_whole_fleet()
+            if level not in LEVELS or days < 1:
+                raise Invalid("level is 1 to 5 and days at least 1")
+            act.detail = {"raw_reports_days": days}
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(RetentionPolicy)
+                    .where(RetentionPolicy.level == level)
+                    .values(raw_reports_days=days, updated_at=self.now, updated_by=self.p.username)
+                )
+        return next(r for r in self.retention() if r.level == level)

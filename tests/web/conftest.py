@@ -1,0 +1,118 @@
+"""A two-agency world seeded through the real ingest path, served on a loopback port."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import httpx
+import pytest
+
+from server.api import create_app
+from server.config import WebConfig
+from server.ingest.ingestor import Ingestor
+from server.ingest.pipeline import Incoming
+from server.metrics import Metrics
+from server.storage import Repository
+from server.web.auth import Authenticator
+from server.web.cli import CLI
+from server.web.scope import Principal, Scoped, SecurityRecord
+from tests.server.conftest import db_url, enroll, make_config, repo, serve
+from tests.support.agents import SimAgent
+
+__all__ = ["db_url", "repo"]  # fixtures re-exported for the tests in this directory
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    province: int
+    agency_a: int
+    agency_b: int
+    system_a: int
+    system_b: int
+    users: dict[str, int]  # username -> id
+    tokens: dict[str, str]  # username -> API token secret
+    token_ids: dict[str, int]
+
+
+def scoped_as(repo: Repository, principal: Principal) -> Scoped:
+    return Scoped(repo, principal, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+
+
+def principal_of(repo: Repository, username: str) -> Principal:
+    auth = Authenticator(repo, WebConfig())
+    found = auth.login(username, PASSWORD, datetime.now(UTC))
+    assert found is not None
+    return found[1]
+
+
+def ingest(repo: Repository, db: str, agents: list[SimAgent], cameras: int = 3) -> None:
+    ingestor = Ingestor(make_config(db), repo, Metrics())
+    try:
+        batch = []
+        for agent in agents:
+            for _ in range(2):  # two reports each: a history to show
+                topic, payload = agent.report(cameras)
+                batch.append(Incoming(topic, payload, datetime.now(UTC)))
+        outcomes = ingestor.process(batch)
+        assert all(type(o).__name__ == "Checked" for o in outcomes), outcomes
+    finally:
+        ingestor.close()
+
+
+@pytest.fixture
+def world(repo: Repository, db_url: str) -> World:
+    root = scoped_as(repo, CLI)
+    province = root.create_org(parent_id=None, kind="province", name="Province P").id
+    agency_a = root.create_org(parent_id=province, kind="agency", name="Agency A").id
+    agency_b = root.create_org(parent_id=province, kind="agency", name="Agency B").id
+    system_a = root.create_org(parent_id=agency_a, kind="system", name="System A").id
+    system_b = root.create_org(parent_id=agency_b, kind="system", name="System B").id
+    root.map_site("site-a", system_a)
+    root.map_site("site-b", system_b)
+    root.set_security_record(
+        system_a,
+        SecurityRecord("ND331_TCVN14423", 3, "123/QD-A", date(2024, 5, 1), "partial",
+                       date(2020, 1, 1)),
+    )  # fmt: skip
+    root.set_security_record(
+        system_b, SecurityRecord("ND85_TT12_TCVN11930", 2, None, None, "full", None)
+    )
+    sims = {
+        "agent-a1": SimAgent("agent-a1", "site-a"),
+        "agent-a2": SimAgent("agent-a2", "site-a"),
+        "agent-b1": SimAgent("agent-b1", "site-b"),
+        "agent-b2": SimAgent("agent-b2", "site-b"),
+    }
+    for name, sim in sims.items():
+        enroll(repo, sim, approved=name.endswith("1"))
+    ingest(repo, db_url, [sims["agent-a1"], sims["agent-b1"]])
+    users: dict[str, int] = {}
+    for username, role, org in (
+        ("root", "admin", None),
+        ("admin-a", "admin", agency_a),
+        ("operator-a", "operator", agency_a),
+        ("viewer-a", "viewer", agency_a),
+        ("admin-b", "admin", agency_b),
+    ):
+        users[username] = root.create_user(username, PASSWORD, role, org).id
+    tokens: dict[str, str] = {}
+    token_ids: dict[str, int] = {}
+    for username in users:
+        info, secret = scoped_as(repo, principal_of(repo, username)).create_token("tests")
+        tokens[username], token_ids[username] = secret, info.id
+    return World(province, agency_a, agency_b, system_a, system_b, users, tokens, token_ids)
+
+
+@pytest.fixture
+def server(repo: Repository, db_url: str, world: World) -> Iterator[httpx.Client]:
+    """The collector's app (dashboard included) on a real uvicorn server on loopback."""
+    with serve(create_app(make_config(db_url), repo)) as client:
+        yield client
+
+
+def bearer(world: World, username: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {world.tokens[username]}"}

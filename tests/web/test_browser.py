@@ -1,0 +1,103 @@
+"""The dashboard in real headless Chromium (the distribution's browser, driven by Playwright)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.web.conftest import PASSWORD, World
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed"),
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_operator_walkthrough(browser: Browser, server: httpx.Client, world: World) -> None:
+    base = str(server.base_url).rstrip("/")
+    page = browser.new_page(base_url=base)
+    page.goto("/findings")  # not logged in: sent to the login page, then back
+    expect(page).to_have_url(f"{base}/login?next=/findings")
+    page.get_by_role("button", name="EN").click()
+    page.locator("input[name=username]").fill("operator-a")
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Findings")).to_be_visible()
+    shot(page, "1-findings-en")
+
+    # Vietnamese, remembered for the user
+    page.get_by_role("button", name="VI").click()
+    expect(page.get_by_role("heading", name="Phát hiện")).to_be_visible()
+    expect(page.locator("#findings")).to_contain_text("tài khoản mặc định")
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Tổng quan hệ thống camera")).to_be_visible()
+    expect(page.locator("#cameras")).to_have_text("3")  # agency A's cameras only
+    shot(page, "2-overview-vi")
+
+    # filter: critical findings of one control, then the ones that passed
+    page.goto("/findings")
+    page.locator("select[name=severity]").select_option("critical")
+    page.locator("input[name=control]").fill("AUTH-02")
+    page.get_by_role("button", name="Lọc").click()
+    expect(page.locator("#total")).to_have_text("3 phát hiện")
+    page.locator("select[name=status]").select_option("pass")
+    page.locator("select[name=severity]").select_option("")
+    page.locator("input[name=control]").fill("")
+    page.get_by_role("button", name="Lọc").click()
+    expect(page.locator("#findings")).to_contain_text("tls.disabled")  # untranslated: the code
+    shot(page, "3-findings-filtered")
+
+    # a camera: identity, findings with control ids, evidence, report history
+    page.get_by_role("link", name="agent-a1/cam-1").first.click()
+    expect(page.locator("#camera-findings")).to_contain_text("AUTH-01, AUTH-02")
+    expect(page.locator("#camera-findings")).to_contain_text("username=admin")
+    expect(page.locator("#history tbody tr")).to_have_count(2)
+    shot(page, "4-camera")
+
+    # approve the pending agent
+    page.goto("/agents")
+    row = page.locator("#agent-agent-a2")
+    expect(row).to_contain_text("chờ phê duyệt")
+    row.get_by_role("button", name="Phê duyệt").click()
+    expect(page.get_by_role("status")).to_contain_text("agent-a2")
+    expect(page.locator("#agent-agent-a2")).not_to_contain_text("chờ phê duyệt")
+    expect(page.locator("#agents")).not_to_contain_text("agent-b")
+    shot(page, "5-agents-approved")
+
+    page.goto("/compliance")
+    expect(page.locator("#systems tr.overdue")).to_contain_text("System A")
+    shot(page, "6-compliance")
+    page.get_by_role("button", name="Đăng xuất").click()
+    expect(page).to_have_url(f"{base}/login")

@@ -1,0 +1,203 @@
+"""Tenancy: a user of agency A can neither read nor change agency B's data through ANY API route.
+
+The routes are enumerated from the app itself (its OpenAPI document, which publishes all of
+/api); a new route without a case here fails the test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from server.api import create_app
+from server.storage import Repository
+from server.storage.models import Agent
+from server.storage.org_models import ApiToken, InformationSystem, OrgUnit, RetentionPolicy, User
+from tests.server.conftest import make_config
+from tests.web.conftest import PASSWORD, World, bearer
+
+PUBLIC = {("POST", "/api/v1/enroll"), ("POST", "/api/v1/verify-report")}  # agent-facing
+FOREIGN_MARKERS = ("agent-b", "site-b", "Agency B", "System B", "admin-b")
+
+
+def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]:
+    """Each route with B's ids in the path (or body): (concrete path, body)."""
+    new_user = {"username": "intruder", "password": PASSWORD, "role": "admin"}
+    record = {"framework": "ND331_TCVN14423", "level": 1, "plan_status": "none"}
+    return {
+        ("GET", "/api/v1/orgs/{org_id}"): (f"/api/v1/orgs/{w.agency_b}", None),
+        ("POST", "/api/v1/orgs"): (
+            "/api/v1/orgs",
+            {"parent_id": w.agency_b, "kind": "system", "name": "planted"},
+        ),
+        ("PUT", "/api/v1/sites/{site}"): ("/api/v1/sites/site-b", {"system_id": w.system_a}),
+        ("GET", "/api/v1/systems/{system_id}"): (f"/api/v1/systems/{w.system_b}", None),
+        ("PUT", "/api/v1/systems/{system_id}/security"): (
+            f"/api/v1/systems/{w.system_b}/security",
+            record,
+        ),
+        ("GET", "/api/v1/cameras/{agent_id}/{camera_id}"): ("/api/v1/cameras/agent-b1/cam-0", None),
+        ("GET", "/api/v1/agents/{agent_id}"): ("/api/v1/agents/agent-b1", None),
+        ("POST", "/api/v1/agents/{agent_id}/approve"): ("/api/v1/agents/agent-b2/approve", None),
+        ("POST", "/api/v1/agents/{agent_id}/revoke"): ("/api/v1/agents/agent-b1/revoke", None),
+        ("POST", "/api/v1/users"): ("/api/v1/users", {**new_user, "org_unit_id": w.agency_b}),
+        ("GET", "/api/v1/users/{user_id}"): (f"/api/v1/users/{w.users['admin-b']}", None),
+        ("POST", "/api/v1/users/{user_id}/disable"): (
+            f"/api/v1/users/{w.users['admin-b']}/disable",
+            None,
+        ),
+        ("POST", "/api/v1/users/{user_id}/enable"): (
+            f"/api/v1/users/{w.users['admin-b']}/enable",
+            None,
+        ),
+        ("PUT", "/api/v1/users/{user_id}/password"): (
+            f"/api/v1/users/{w.users['admin-b']}/password",
+            {"password": "taken over by A"},
+        ),
+        ("DELETE", "/api/v1/tokens/{token_id}"): (
+            f"/api/v1/tokens/{w.token_ids['admin-b']}",
+            None,
+        ),
+        # fleet-wide settings: an agency administrator may not change them for everybody
+        ("PUT", "/api/v1/retention/{level}"): ("/api/v1/retention/2", {"raw_reports_days": 1}),
+    }
+
+
+# routes without object ids: they answer, but never with B's data
+LISTS = {
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/fleet"),
+    ("GET", "/api/v1/orgs"),
+    ("GET", "/api/v1/compliance"),
+    ("GET", "/api/v1/systems"),
+    ("GET", "/api/v1/findings"),
+    ("GET", "/api/v1/agents"),
+    ("GET", "/api/v1/users"),
+    ("GET", "/api/v1/tokens"),
+    ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/retention"),
+    ("POST", "/api/v1/tokens"),  # creates a token for the caller only
+}
+
+
+def snapshot(repo: Repository) -> dict[str, Any]:
+    """Everything of agency B (and the fleet-wide settings) that an attack could change."""
+    with repo.engine.connect() as conn:
+        return {
+            "agents": conn.execute(select(Agent.agent_id, Agent.status)).all(),
+            "orgs": conn.execute(select(OrgUnit.id, OrgUnit.parent_id, OrgUnit.path)).all(),
+            "systems": conn.execute(select(InformationSystem.__table__)).all(),
+            "users": conn.execute(
+                select(User.id, User.username, User.password_hash, User.disabled)
+            ).all(),
+            "tokens": conn.execute(
+                select(ApiToken.id, ApiToken.revoked_at).where(ApiToken.name == "tests")
+            ).all(),
+            "retention": conn.execute(
+                select(RetentionPolicy.level, RetentionPolicy.raw_reports_days)
+            ).all(),
+        }
+
+
+def api_routes(repo: Repository) -> set[tuple[str, str]]:
+    """Every operation of the app's API, as the app publishes it (all of /api is published)."""
+    app = create_app(make_config("sqlite://"), repo)
+    return {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/")
+        for method in operations
+    }
+
+
+def test_every_api_route_is_classified(repo: Repository, world: World) -> None:
+    cases = foreign_cases(world)
+    assert api_routes(repo) == PUBLIC | LISTS | set(cases)
+
+
+@pytest.mark.parametrize("username", ["admin-a", "operator-a", "viewer-a"])
+def test_no_route_reaches_another_agency(
+    server: httpx.Client, repo: Repository, world: World, username: str
+) -> None:
+    headers = bearer(world, username)
+    for method, path in sorted(LISTS):
+        body = {"name": "mine"} if method == "POST" else None
+        r = server.request(method, path, headers=headers, json=body)
+        assert r.status_code in (200, 201, 403), (method, path, r.status_code, r.text)
+        leaked = [m for m in FOREIGN_MARKERS if m in r.text]
+        assert leaked == [], (method, path, leaked)
+    before = snapshot(repo)
+    for (method, template), (path, body) in sorted(foreign_cases(world).items()):
+        r = server.request(method, path, headers=headers, json=body)
+        assert r.status_code in (403, 404), (method, template, r.status_code, r.text)
+        leaked = [m for m in FOREIGN_MARKERS if m in r.text and m not in path]
+        assert leaked == [], (method, template, leaked)
+    # a filter naming B's organisation is refused too
+    r = server.get(f"/api/v1/findings?org={world.agency_b}", headers=headers)
+    assert r.status_code == 404
+    after = snapshot(repo)
+    assert after == before
+
+
+def test_the_same_requests_work_inside_the_agency(server: httpx.Client, world: World) -> None:
+    """The cases above fail for tenancy, not because they are malformed: B's admin succeeds."""
+    headers = bearer(world, "admin-b")
+    assert server.get(f"/api/v1/orgs/{world.agency_b}", headers=headers).status_code == 200
+    assert server.get("/api/v1/cameras/agent-b1/cam-0", headers=headers).status_code == 200
+    approved = server.post("/api/v1/agents/agent-b2/approve", headers=headers)
+    assert approved.status_code == 200
+    assert approved.json()["status"] == "approved"
+    record = {"framework": "ND331_TCVN14423", "level": 1, "plan_status": "none"}
+    put = server.put(f"/api/v1/systems/{world.system_b}/security", headers=headers, json=record)
+    assert put.status_code == 200
+    agents = server.get("/api/v1/agents", headers=headers).json()
+    assert {a["agent_id"] for a in agents} == {"agent-b1", "agent-b2"}
+
+
+def test_roles(server: httpx.Client, world: World) -> None:
+    viewer, operator = bearer(world, "viewer-a"), bearer(world, "operator-a")
+    assert server.post("/api/v1/agents/agent-a2/approve", headers=viewer).status_code == 403
+    assert server.get("/api/v1/users", headers=operator).status_code == 403
+    assert server.post("/api/v1/agents/agent-a2/approve", headers=operator).status_code == 200
+    audit = server.get("/api/v1/audit", headers=bearer(world, "admin-a")).json()
+    outcomes = [(e["action"], e["target_id"], e["outcome"]) for e in audit[:2]]
+    assert outcomes == [
+        ("agent.approve", "agent-a2", "ok"),
+        ("agent.approve", "agent-a2", "denied"),
+    ]
+
+
+def test_authentication_and_csrf(server: httpx.Client, world: World) -> None:
+    assert server.get("/api/v1/fleet").status_code == 401
+    assert server.get("/api/v1/fleet", headers={"Authorization": "Bearer nope"}).status_code == 401
+    page = server.get("/login")
+    form = {"username": "operator-a", "password": PASSWORD, "csrf": page.cookies["cw_login"]}
+    assert server.post("/login", data=form).status_code == 303
+    assert server.get("/api/v1/fleet").status_code == 200  # the session cookie
+    assert server.post("/api/v1/agents/agent-a2/approve").status_code == 403  # no CSRF header
+    me = server.get("/api/v1/me").json()
+    assert me["username"] == "operator-a"
+    wrong = server.post("/api/v1/agents/agent-a2/approve", headers={"X-CSRF-Token": "x"})
+    assert wrong.status_code == 403
+    # the page forms carry the token; the API takes it from the header
+    agents_page = server.get("/agents").text
+    token = agents_page.split('name="csrf" value="')[1].split('"')[0]
+    ok = server.post("/api/v1/agents/agent-a2/approve", headers={"X-CSRF-Token": token})
+    assert ok.status_code == 200
+    assert server.post("/logout", data={"csrf": token}).status_code == 303
+    assert server.get("/api/v1/fleet").status_code == 401
+
+
+def test_pages_hide_other_agencies(server: httpx.Client, world: World) -> None:
+    page = server.get("/login")
+    form = {"username": "admin-a", "password": PASSWORD, "csrf": page.cookies["cw_login"]}
+    server.post("/login", data=form)
+    token = server.get("/agents").text.split('name="csrf" value="')[1].split('"')[0]
+    assert server.get("/cameras/agent-b1/cam-0").status_code == 404
+    assert server.post("/agents/agent-b2/approve", data={"csrf": token}).status_code == 404
+    for path in ("/", "/compliance", "/findings", "/agents", "/findings?status="):
+        body = server.get(path).text
+        assert [m for m in FOREIGN_MARKERS if m in body] == [], path
