@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -92,8 +94,47 @@ def write_agent_config(work: Path, broker: Mosquitto, http_port: int, lab_state:
     return path
 
 
-def run(argv: list[str]) -> str:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+def setup_organisation(server: list[str]) -> str:
+    """A province, an agency and one information system at security level 2 holding the demo
+    site, and a whole-fleet admin; returns the admin's generated password."""
+    ids = []
+    for kind, name in (
+        ("province", "Tỉnh Demo"),
+        ("agency", "Sở Thông tin và Truyền thông"),
+        ("system", "Hệ thống camera giám sát đô thị"),
+    ):
+        parent = ["--parent", ids[-1]] if ids else []
+        ids.append(
+            run([*server, "orgs", "add", "--kind", kind, "--name", name, *parent]).split()[-1]
+        )
+    run(
+        [
+            *server,
+            "systems",
+            "set",
+            ids[-1],
+            "--framework",
+            "ND85_TT12_TCVN11930",
+            "--level",
+            "2",
+            "--plan",
+            "partial",
+            "--decision",
+            "123/QĐ-UBND",
+            "--decision-date",
+            "2025-03-01",
+            "--next-check",
+            (date.today() + timedelta(days=90)).isoformat(),
+        ]
+    )
+    run([*server, "orgs", "map-site", "demo-site", "--system", ids[-1]])
+    password = secrets.token_urlsafe(12)
+    run([*server, "users", "create", "admin", "--role", "admin"], stdin=password + "\n")
+    return password
+
+
+def run(argv: list[str], stdin: str | None = None) -> str:
+    done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv[:3])} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
@@ -130,12 +171,13 @@ def _run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:
     server_cfg = write_server_config(work, broker, http_port)
     server = [cli("camwarden-server"), "--config", str(server_cfg)]
     run([*server, "migrate"])
+    password = setup_organisation(server)
     token = run([*server, "tokens", "create", "--site", "demo-site", "--approved"]).split()[-1]
     log = work / "collector.log"
     collector = start([*server, "run"], log)
     stack.callback(stop, collector)
     wait_port("127.0.0.1", http_port, timeout=30)
-    print(f"  collector  http://127.0.0.1:{http_port}/metrics  (log {log})", flush=True)
+    print(f"  collector  http://127.0.0.1:{http_port}/  (log {log})", flush=True)
 
     lab_state = work / "lab.json"
     log = work / "lab.log"
@@ -158,6 +200,8 @@ def _run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:
     print(f"  agent      demo-agent-1 at site demo-site  (log {log})", flush=True)
     print(
         "\nWhere to look:\n"
+        f"  http://127.0.0.1:{http_port}/  dashboard, user admin, password {password}\n"
+        f"  http://127.0.0.1:{http_port}/api/docs  the API\n"
         f"  {' '.join(server)} fleet        the fleet as the collector sees it\n"
         f"  {' '.join(server)} agents list  enrolled agents and their keys\n"
         f"  http://127.0.0.1:{http_port}/metrics       ingest counters, rejections by reason\n"
