@@ -3,24 +3,32 @@ signed with the command key the enrollment answer hands out."""
 
 from __future__ import annotations
 
+import stat
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from protocol import Ack, decode_collector_message, import_public_jwk, read_header, verify
+from protocol import (
+    Ack,
+    decode_collector_message,
+    import_public_jwk,
+    load_private_key,
+    read_header,
+    verify,
+)
 from server.api import create_app
+from server.cli import main
 from server.storage import Repository
 from server.storage.models import Message
 from tests.server.conftest import Collector, Publisher, enroll, serve, wait_until
 from tests.support.agents import SimAgent
 from tests.support.mosquitto import Mosquitto
-
-pytestmark = pytest.mark.integration
 
 
 class AckListener:
@@ -65,6 +73,7 @@ def acked(acks: list[tuple[str, Ack]], agent_id: str = "pi-1") -> set[int]:
     }
 
 
+@pytest.mark.integration
 def test_acks_follow_the_commit_for_stored_and_duplicate_seqs_only(
     mosquitto: Mosquitto, collector: Collector, publisher: Publisher, repo: Repository
 ) -> None:
@@ -117,3 +126,15 @@ def test_acks_follow_the_commit_for_stored_and_duplicate_seqs_only(
         assert collector.rejected("duplicate") == 1
     finally:
         listener.close()
+
+
+def test_migrate_creates_the_command_key_once(tmp_path: Path) -> None:
+    state = ["--set", f'state_dir="{tmp_path}"']
+    assert main([*state, "migrate"]) == 0
+    path = tmp_path / "collector.key"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    kid = load_private_key(path).thumbprint()
+    assert main([*state, "migrate"]) == 0
+    assert load_private_key(path).thumbprint() == kid  # kept, never regenerated
+    path.write_text("not a key")
+    assert main([*state, "migrate"]) == 1
