@@ -258,7 +258,9 @@ class Publisher:
                 continue  # acknowledged, or rescheduled
             del self._sent[seq]
             entry = self._outbox.get(seq)
-            if entry is not None:
+            if entry is None:  # a heartbeat dropped by a full outbox meanwhile
+                self._attempts.pop(seq, None)
+            else:
                 self.republished += 1
                 self._publish(entry)
         window = self._config.max_inflight
