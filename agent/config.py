@@ -33,6 +33,8 @@ class MqttConfig(_Section, frozen=True, kw_only=True):
     max_inflight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
     reconnect_min_s: Annotated[int, msgspec.Meta(ge=1)] = 1
     reconnect_max_s: Annotated[int, msgspec.Meta(ge=1)] = 60
+    ack_timeout_s: Seconds = 60.0
+    ack_timeout_max_s: Seconds = 900.0
 
 
 class Intervals(_Section, frozen=True, kw_only=True):
@@ -61,6 +63,7 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     key_file: str = "/var/lib/camwarden/agent.key"
     state_dir: str = "/var/lib/camwarden"
     collector_url: str | None = None
+    collector_key_file: str | None = None  # the collector's public JWK; default: enrollment.json
     mqtt: MqttConfig = MqttConfig()
     intervals: Intervals = Intervals()
     outbox: OutboxCaps = OutboxCaps()
@@ -73,6 +76,10 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir)
+
+    @property
+    def collector_key_path(self) -> Path | None:
+        return Path(self.collector_key_file) if self.collector_key_file else None
 
 
 def load_config(path: Path | None = None) -> AgentConfig:

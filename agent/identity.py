@@ -3,6 +3,8 @@
 The private key never leaves the host: only the public JWK (kid = RFC 7638 thumbprint) is
 printed or sent. Enrollment POSTs ``{"token", "agent_id", "site", "jwk", "hostname"}`` to
 ``<server>/api/v1/enroll`` and stores the collector's answer in ``<state_dir>/enrollment.json``.
+The answer's ``collector_jwk`` is the collector's command key, pinned from then on: only what it
+signs (acknowledgements, later commands) is accepted from the collector.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from joserfc.jwk import OKPKey
 
 from agent.errors import AgentError, EnrollmentError, KeyFileExists
 from agent.state import atomic_write
-from protocol.keys import generate_private_key, load_private_key, public_jwk, write_private_key
+from protocol.errors import MalformedMessage
+from protocol.keys import (
+    generate_private_key,
+    import_public_jwk,
+    load_private_key,
+    public_jwk,
+    write_private_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +106,29 @@ def enroll(
     atomic_write(state_dir / ENROLLMENT_FILE, json.dumps(answer, indent=2).encode() + b"\n")
     log.info("enrolled %s at site %s with %s: %s", agent_id, site, url, answer["status"])
     return answer
+
+
+def collector_key(state_dir: Path, key_file: Path | None = None) -> OKPKey | None:
+    """The pinned collector command key: ``key_file`` (a public JWK) if given, else the
+    ``collector_jwk`` of ``<state_dir>/enrollment.json``; None when the agent is not enrolled
+    (or enrolled with a collector that sent no key). Raises AgentError for an unusable key."""
+    path = key_file or state_dir / ENROLLMENT_FILE
+    try:
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        if key_file is not None:
+            raise AgentError(f"collector_key_file {key_file} does not exist") from None
+        return None
+    except OSError as exc:
+        raise AgentError(f"cannot read {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise AgentError(f"{path} is not JSON: {exc}") from exc
+    if key_file is None and not isinstance(data, dict):
+        raise AgentError(f"{path} is not an enrollment answer")
+    jwk = data if key_file is not None else data.get("collector_jwk")
+    if jwk is None:
+        return None
+    try:
+        return import_public_jwk(jwk)
+    except MalformedMessage as exc:
+        raise AgentError(f"{path}: the collector key is unusable: {exc.detail}") from exc

@@ -1,10 +1,11 @@
 """The basic agent loop: hello on start, heartbeats and status reports on a timer.
 
 Everything issued goes through ``agent.issuer`` into the outbox (fsync, off the event loop in a
-worker thread), and the publisher drains the outbox to the broker. SIGTERM/SIGINT stop the loop,
-give the publisher ``intervals.shutdown_grace_s`` to flush, and exit; whatever is left stays in
-the outbox for the next start. ``report_once`` is the air-gapped variant: it writes the outbox
-and one fresh report to a file instead of a broker.
+worker thread), and the publisher drains the outbox to the broker; entries leave it when the
+collector acknowledges them (``agent.publish.mqtt``). SIGTERM/SIGINT stop the loop, give the
+publisher ``intervals.shutdown_grace_s`` to flush (publish, collect acks), and exit; whatever
+is left stays in the outbox for the next start. ``report_once`` is the air-gapped variant: it
+writes the outbox and one fresh report to a file instead of a broker.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from agent import __version__
 from agent.config import AgentConfig, CameraConfig
 from agent.errors import AgentError, OutboxFull, StorageError
 from agent.health import host_health
+from agent.identity import collector_key
 from agent.issuer import Header, Issued, Issuer
 from agent.publish.outbox import Outbox
 from agent.state import StateStore, exclusive, fsync_dir
@@ -96,6 +98,7 @@ class Agent:
     async def run(self) -> int:
         from agent.publish.mqtt import Publisher  # noqa: PLC0415  # paho only where it is used
 
+        collector = collector_key(self.config.state_path, self.config.collector_key_path)
         with exclusive(self.config.state_path):
             outbox, issuer = _open(self.config, self._key)
             self._outbox, self._issuer = outbox, issuer
@@ -104,6 +107,7 @@ class Agent:
                 agent_id=self.config.agent_id,
                 site=self.config.site,
                 config=self.config.mqtt,
+                collector_key=collector,
             )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from joserfc.jwk import OKPKey
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
@@ -34,11 +35,16 @@ class EnrollRequest(BaseModel):
 
 
 class EnrollResponse(BaseModel):
-    """Extended later with the collector's command key and the agent's MQTT certificate."""
+    """Extended later with the agent's MQTT certificate.
+
+    ``collector_jwk`` is the public JWK (with kid) of the collector's command key: the agent pins
+    it and accepts acknowledgements (later commands) only when signed with it.
+    """
 
     agent_id: str
     site: str
     status: str
+    collector_jwk: dict[str, str]
 
 
 class VerifyRequest(BaseModel):
@@ -65,6 +71,7 @@ def create_app(
     config: ServerConfig,
     repo: Repository,
     *,
+    command_key: OKPKey,
     metrics: Metrics | None = None,
     healthy: Callable[[], bool] = lambda: True,
 ) -> FastAPI:
@@ -79,6 +86,7 @@ def create_app(
     app.state.repo = repo
     app.state.metrics = metrics or Metrics()
     api = APIRouter(prefix="/api/v1")
+    collector_jwk = public_jwk(command_key)
 
     @api.post("/enroll", status_code=status.HTTP_201_CREATED)
     def enroll(body: EnrollRequest) -> EnrollResponse:
@@ -97,7 +105,12 @@ def create_app(
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except AgentConflict as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        return EnrollResponse(agent_id=record.agent_id, site=record.site, status=record.status)
+        return EnrollResponse(
+            agent_id=record.agent_id,
+            site=record.site,
+            status=record.status,
+            collector_jwk=collector_jwk,
+        )
 
     @api.post("/verify-report")
     def verify_report(body: VerifyRequest) -> VerifyResponse:

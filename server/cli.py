@@ -31,6 +31,7 @@ from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrid
 from server.ingest.ingestor import Ingestor, utcnow
 from server.ingest.pipeline import Incoming
 from server.ingest.subscriber import Subscriber
+from server.keys import CommandKeyError, load_or_create
 from server.metrics import Metrics
 from server.queries import fleet_summary
 from server.storage import Repository
@@ -93,12 +94,19 @@ class _Stop(Exception):
 
 
 def run(config: ServerConfig) -> int:
+    key = load_or_create(config.state_dir)
     repo = _repo(config)
     ingestor = Ingestor(config, repo, Metrics())
     subscriber = Subscriber(
-        config.mqtt, ingestor, config.ingest.batch_size, config.ingest.batch_latency_s
+        config.mqtt, ingestor, config.ingest.batch_size, config.ingest.batch_latency_s, key
     )
-    app = create_app(config, repo, metrics=ingestor.metrics, healthy=subscriber.connected.is_set)
+    app = create_app(
+        config,
+        repo,
+        command_key=key,
+        metrics=ingestor.metrics,
+        healthy=subscriber.connected.is_set,
+    )
     http = uvicorn.Server(
         uvicorn.Config(
             app, host=config.http.bind, port=config.http.port, log_level="warning", lifespan="off"
@@ -201,8 +209,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
-    if args.command == "run":
-        return run(config)
+    try:
+        if args.command == "run":
+            return run(config)
+        if args.command == "migrate":
+            load_or_create(config.state_dir)
+    except CommandKeyError as exc:
+        print(f"camwarden-server: {exc}", file=sys.stderr)
+        return 1
     if args.command == "verify-report":
         return verify_report(config, args.pubkey, args.report)
     if args.command == "import":

@@ -4,10 +4,12 @@ Layout: one file per message in ``<state_dir>/outbox/``, named ``<seq, 16 digits
 so that a sorted listing is seq order and the kind is known without reading the file. Each file
 holds exactly the JWS bytes that are published. Files are written atomically (temporary file,
 fsync, rename, fsync of the directory); leftover temporary files from a crash are removed when the
-outbox is opened. An entry is removed only after the broker acknowledged it (PUBACK with a
-success reason code) or after ``report --once`` wrote it to a file. Removal does not fsync the
-directory: a removal lost in a power cut only causes a duplicate delivery, which the collector
-discards by (agent_id, seq).
+outbox is opened. An entry is removed only after the collector acknowledged it end to end (a
+signed ``Ack``; without a pinned collector key, the broker's PUBACK: see
+``agent.publish.mqtt``) or after ``report --once`` wrote it to a file. Removal does not fsync
+the directory: a removal lost in a power cut only causes a duplicate delivery, which the
+collector discards by (agent_id, seq). Entries sent but not yet acknowledged count against the
+caps like any other.
 
 Cap policy (``[outbox] max_bytes`` and ``max_messages``):
 
@@ -16,8 +18,8 @@ Cap policy (``[outbox] max_bytes`` and ``max_messages``):
   ``outbox_dropped``. Heartbeats are not links of the report chain, so the chain stays intact.
 * Status reports, hellos and command results are never deleted to make room.
 * If the cap is reached by those non-droppable messages, ``put`` raises ``OutboxFull`` and
-  writes nothing: the agent issues no new report until the broker (or ``report --once``)
-  frees space, logs one ERROR per such episode, and keeps running. A heartbeat that cannot be
+  writes nothing: the agent issues no new report until acknowledgements (or ``report --once``)
+  free space, logs one ERROR per such episode, and keeps running. A heartbeat that cannot be
   stored is dropped and counted like the others.
 * A full disk (ENOSPC) raises ``StorageError`` with a clear message and writes nothing; the next
   attempt succeeds once space is back.
@@ -67,7 +69,8 @@ def entry_name(seq: int, kind: Kind) -> str:
 
 
 class Outbox:
-    """Thread-safe: the issuer writes from a worker thread, the publisher removes on PUBACK."""
+    """Thread-safe: the issuer writes from a worker thread, the publisher removes acknowledged
+    entries."""
 
     def __init__(self, directory: Path, max_bytes: int, max_messages: int) -> None:
         self.directory = directory
@@ -108,6 +111,14 @@ class Outbox:
 
     def __len__(self) -> int:
         return len(self._seqs)
+
+    def __contains__(self, seq: int) -> bool:
+        with self._lock:
+            return seq in self._entries
+
+    def get(self, seq: int) -> Entry | None:
+        with self._lock:
+            return self._entries.get(seq)
 
     @property
     def size_bytes(self) -> int:

@@ -70,6 +70,7 @@ class Checked:
 class Rejected:
     incoming: Incoming
     error: ProtocolError
+    message: AgentMessage | None = None  # set when stage 2 rejected a verified message
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +192,7 @@ def sequence(batch: Sequence[Checked | Rejected], view: StoredView) -> list[Chec
         try:
             _admit(item, view)
         except ProtocolError as exc:
-            results.append(Rejected(item.incoming, exc))
+            results.append(Rejected(item.incoming, exc, item.message))
             continue
         m = item.message
         ref = _ref(item)

@@ -3,7 +3,8 @@
 MQTT v5, persistent session (clean_start false, session expiry), shared subscriptions, QoS 1 and
 manual acknowledgement: a message is acknowledged only after the batch that holds its outcome
 (stored or quarantined) is committed. A crash or a database outage therefore loses nothing; the
-broker redelivers, and the replay rule turns a redelivery into a harmless duplicate.
+broker redelivers, and the replay rule turns a redelivery into a harmless duplicate. After the
+commit, the same client publishes the batch's end-to-end acks to the agents (``acks``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from joserfc.jwk import OKPKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -23,8 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from protocol import collector_subscriptions
 from server.config import MqttConfig
+from server.ingest.acks import AckSender
 from server.ingest.ingestor import Ingestor, utcnow
-from server.ingest.pipeline import Incoming
+from server.ingest.pipeline import Checked, Incoming, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,12 @@ class _Delivery:
 
 class Subscriber:
     def __init__(
-        self, config: MqttConfig, ingestor: Ingestor, batch_size: int, batch_latency_s: float
+        self,
+        config: MqttConfig,
+        ingestor: Ingestor,
+        batch_size: int,
+        batch_latency_s: float,
+        command_key: OKPKey,
     ) -> None:
         self._config = config
         self._ingestor = ingestor
@@ -63,6 +71,9 @@ class Subscriber:
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(1, 5)
         self._client.enable_logger(log)
+        self._acks = AckSender(
+            command_key, lambda name, payload: self._client.publish(name, payload, qos=1), utcnow
+        )
 
     # -- paho callbacks (network thread) ---------------------------------------------------
 
@@ -139,21 +150,21 @@ class Subscriber:
     def _run(self) -> None:
         while not self._stop.is_set():
             batch = self._collect()
-            if batch and self._commit(batch):
+            results = self._commit(batch) if batch else None
+            if results is not None:
                 for d in batch:
                     if d.qos > 0 and d.generation == self._generation:
                         self._client.ack(d.mid, d.qos)
+                self._acks.send(results)
 
-    def _commit(self, batch: list[_Delivery]) -> bool:
+    def _commit(self, batch: list[_Delivery]) -> list[Checked | Rejected] | None:
         backoff = 0.1
         while True:
             try:
-                self._ingestor.process([d.incoming for d in batch])
+                return self._ingestor.process([d.incoming for d in batch])
             except SQLAlchemyError as exc:
                 if self._stop.is_set():
-                    return False  # not acknowledged: the broker redelivers to the session
+                    return None  # not acknowledged: the broker redelivers to the session
                 log.warning("storing a batch of %d failed, retrying: %s", len(batch), exc)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
-            else:
-                return True

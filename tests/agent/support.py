@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,16 @@ from protocol.messages import GENESIS, AgentMessage, StatusReport, decode_agent_
 AGENT = [sys.executable, "-m", "agent"]
 
 
-def make_home(tmp_path: Path, port: int, extra: str = "", **intervals: float) -> Path:
-    """A key and a config file for agent ``a1`` at site ``s1``; returns the config path."""
+def make_home(
+    tmp_path: Path,
+    port: int,
+    extra: str = "",
+    mqtt: Mapping[str, float] | None = None,
+    **intervals: float,
+) -> Path:
+    """A key and a config file for agent ``a1`` at site ``s1``; returns the config path.
+
+    ``mqtt`` adds keys to the ``[mqtt]`` table, ``intervals`` to ``[intervals]``."""
     key = tmp_path / "agent.key"
     if not key.exists():
         write_private_key(key, generate_private_key())
@@ -40,6 +48,7 @@ def make_home(tmp_path: Path, port: int, extra: str = "", **intervals: float) ->
         "[mqtt]",
         f"port = {port}",
         "reconnect_max_s = 1",
+        *(f"{name} = {value}" for name, value in (mqtt or {}).items()),
         "[intervals]",
         *(f"{name} = {value}" for name, value in timers.items()),
         extra,

@@ -9,9 +9,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from joserfc.jwk import OKPKey
 
 from agent.cli import main
-from protocol.keys import import_public_jwk, load_private_key, thumbprint
+from agent.errors import AgentError
+from agent.identity import collector_key
+from protocol.keys import (
+    generate_private_key,
+    import_public_jwk,
+    load_private_key,
+    public_jwk,
+    thumbprint,
+)
 
 
 def test_keygen_writes_0600_pkcs8_and_refuses_overwrite(
@@ -154,3 +163,31 @@ def test_config_errors_name_the_file_and_key(
     assert main(["run", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert f"{config}:4: mqtt.prot: unknown key" in err
+
+
+def kid(key: OKPKey | None) -> str:
+    assert key is not None
+    return thumbprint(key)
+
+
+def test_the_collector_key_is_pinned_from_the_enrollment_answer_or_the_config(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "st"
+    assert collector_key(state) is None  # not enrolled
+    state.mkdir()
+    answer: dict[str, Any] = {"agent_id": "a1", "site": "s1", "status": "approved"}
+    (state / "enrollment.json").write_text(json.dumps(answer))
+    assert collector_key(state) is None  # an answer without a command key
+    enrolled, configured = generate_private_key(), generate_private_key()
+    answer["collector_jwk"] = public_jwk(enrolled)
+    (state / "enrollment.json").write_text(json.dumps(answer))
+    assert kid(collector_key(state)) == thumbprint(enrolled)
+    override = tmp_path / "collector.jwk"
+    override.write_text(json.dumps(public_jwk(configured)))
+    assert kid(collector_key(state, override)) == thumbprint(configured)
+    override.write_text(json.dumps({**public_jwk(configured), "kid": public_jwk(enrolled)["kid"]}))
+    with pytest.raises(AgentError, match="unusable"):
+        collector_key(state, override)
+    with pytest.raises(AgentError, match="does not exist"):
+        collector_key(state, tmp_path / "missing.jwk")

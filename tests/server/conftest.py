@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import create_engine, text
 
+from protocol import generate_private_key
 from server.config import DatabaseConfig, IngestConfig, MqttConfig, ServerConfig
 from server.ingest.ingestor import Ingestor
 from server.ingest.subscriber import Subscriber
@@ -92,8 +93,13 @@ class Collector:
         self.config = config
         self.metrics = Metrics()
         self.ingestor = Ingestor(config, repo, self.metrics)
+        self.command_key = generate_private_key()
         self.subscriber = Subscriber(
-            config.mqtt, self.ingestor, config.ingest.batch_size, config.ingest.batch_latency_s
+            config.mqtt,
+            self.ingestor,
+            config.ingest.batch_size,
+            config.ingest.batch_latency_s,
+            self.command_key,
         )
 
     def rejected(self, reason: str) -> float:

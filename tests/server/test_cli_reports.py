@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol import generate_private_key
 from server.api import create_app
 from server.cli import main
 from server.config import ServerConfig
@@ -64,7 +65,7 @@ def test_verify_report(
 
 def test_verify_report_over_http(repo: Repository, agent: SimAgent) -> None:
     lines = b"\n".join([agent.report()[1], agent.report()[1]]).decode()
-    with serve(create_app(ServerConfig(), repo)) as client:
+    with serve(create_app(ServerConfig(), repo, command_key=generate_private_key())) as client:
         ok = client.post("/api/v1/verify-report", json={"jwk": agent.jwk, "reports": lines})
         bad = client.post(
             "/api/v1/verify-report", json={"jwk": agent.jwk, "reports": lines[:-3] + "\n"}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from protocol import sign
+from protocol import public_jwk, sign
 from server.api import create_app
 from server.cli import main
 from server.storage import Repository
@@ -47,7 +47,11 @@ def test_hostile_messages_are_counted_and_the_loop_goes_on(
     after = agent.report()
     publisher.publish(*after)
     wait_until(lambda: repo.count(Message) == 2)
-    with serve(create_app(collector.config, repo, metrics=collector.metrics)) as client:
+    with serve(
+        create_app(
+            collector.config, repo, command_key=collector.command_key, metrics=collector.metrics
+        )
+    ) as client:
         text = client.get("/metrics").text
         assert client.get("/healthz").status_code == 200
     for reason in [*hostile, "misaddressed"]:
@@ -65,7 +69,9 @@ def test_revocation_and_enrollment_over_http(
     collector: Collector, publisher: Publisher, repo: Repository, capsys: pytest.CaptureFixture[str]
 ) -> None:
     agent = SimAgent("pi-7", site="hanoi")
-    app = create_app(collector.config, repo, metrics=collector.metrics)
+    app = create_app(
+        collector.config, repo, command_key=collector.command_key, metrics=collector.metrics
+    )
     db = ["--set", f'database.url="{repo.engine.url.render_as_string(hide_password=False)}"']
     assert main([*db, "tokens", "create", "--site", "hanoi", "--ttl", "1h"]) == 0
     token = capsys.readouterr().out.strip()
@@ -73,7 +79,12 @@ def test_revocation_and_enrollment_over_http(
     with serve(app) as client:
         response = client.post("/api/v1/enroll", json=body)
         assert response.status_code == 201
-        assert response.json() == {"agent_id": "pi-7", "site": "hanoi", "status": "pending"}
+        assert response.json() == {
+            "agent_id": "pi-7",
+            "site": "hanoi",
+            "status": "pending",
+            "collector_jwk": public_jwk(collector.command_key),
+        }
         assert client.post("/api/v1/enroll", json=body).status_code == 403  # single use
     publisher.publish(*agent.report())
     wait_until(lambda: collector.rejected("unknown_key") == 1)
@@ -100,7 +111,7 @@ def test_enrollment_errors(collector: Collector, repo: Repository) -> None:
         body = {"token": tok or token(), "agent_id": agent_id, "site": "site-1", "jwk": jwk}
         return client.post("/api/v1/enroll", json=body).status_code
 
-    with serve(create_app(collector.config, repo)) as client:
+    with serve(create_app(collector.config, repo, command_key=collector.command_key)) as client:
         statuses = [
             post(other.jwk, agent_id="pi-1"),  # pi-1 has another key
             post({k: str(v) for k, v in other.key.as_dict(private=True).items()}),

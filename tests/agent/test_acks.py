@@ -1,0 +1,218 @@
+"""End-to-end acknowledgement in the publisher: a real broker, a test collector signing acks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from joserfc.jwk import OKPKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.config import MqttConfig
+from agent.publish.mqtt import Publisher
+from agent.publish.outbox import Outbox
+from protocol.envelope import sign
+from protocol.keys import generate_private_key, import_public_jwk, public_jwk
+from protocol.messages import Ack, Command, encode, to_ranges
+from protocol.topics import topic
+from tests.agent.support import Subscriber, decode_all, wait_for
+from tests.agent.test_outbox import KEY, heartbeat, hello, make, report
+from tests.support.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+COLLECTOR = generate_private_key()
+PINNED = import_public_jwk(public_jwk(COLLECTOR))  # what the agent holds: the public half
+
+
+def ack(
+    seqs: Iterable[int], *, key: OKPKey = COLLECTOR, agent_id: str = "a1", site: str = "s1"
+) -> bytes:
+    message = Ack(agent_id=agent_id, site=site, ranges=to_ranges(seqs), issued_at=datetime.now(UTC))
+    return sign(encode(message), key, typ="camwarden-ack+jws").encode()
+
+
+class CollectorSide:
+    """Publishes to the agent's cmd topic, as the collector does."""
+
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"col-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, payload: bytes) -> None:
+        self.client.publish(topic("s1", "a1", "cmd"), payload, qos=1).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class TimedSubscriber(Subscriber):
+    """Records when each agent message arrived: seq -> arrival times."""
+
+    def __init__(self, port: int) -> None:
+        self.arrivals: dict[int, list[float]] = {}
+        self._times = threading.Lock()
+        super().__init__(port, client_id=f"sub-{uuid.uuid4().hex[:8]}")
+
+    def _message(self, c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        super()._message(c, u, msg)
+        if not msg.topic.endswith("/cmd"):
+            (seq,) = decode_all([bytes(msg.payload)], KEY)
+            with self._times:
+                self.arrivals.setdefault(seq, []).append(time.monotonic())
+
+    def count(self, seq: int) -> int:
+        with self._times:
+            return len(self.arrivals.get(seq, []))
+
+
+@contextlib.asynccontextmanager
+async def running(publisher: Publisher) -> AsyncIterator[Publisher]:
+    task = asyncio.create_task(publisher.run())
+    try:
+        yield publisher
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def publisher_for(outbox: Outbox, port: int, **mqtt_keys: Any) -> Publisher:
+    config = MqttConfig(port=port, **mqtt_keys)
+    return Publisher(outbox, agent_id="a1", site="s1", config=config, collector_key=PINNED)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    await asyncio.to_thread(wait_for, condition)
+
+
+async def test_acked_entries_leave_the_outbox_and_a_puback_alone_removes_nothing(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    issuer = make(tmp_path)
+    for build in (hello, heartbeat, heartbeat, report, heartbeat, report):
+        issuer.issue(build)
+    outbox = issuer._outbox
+    sub, col = TimedSubscriber(mosquitto.port), CollectorSide(mosquitto.port)
+    try:
+        async with running(publisher_for(outbox, mosquitto.port, ack_timeout_s=30)) as pub:
+            await until(lambda: all(sub.count(seq) for seq in range(1, 7)))
+            await asyncio.sleep(0.3)  # the PUBACKs are in; nothing leaves the outbox for them
+            assert len(outbox) == 6
+            assert not pub.drained
+            col.send(ack([1, 2, 3, 5]))
+            await until(lambda: len(outbox) == 2)
+            assert [e.seq for e in outbox.entries()] == [4, 6]
+            assert pub.acked == 4
+            col.send(ack([4, 5, 6, 99]))  # 5 again and 99 (not here): harmless
+            async with asyncio.timeout(10):
+                await pub.wait_drained()
+            assert pub.acked == 6
+            assert (pub.ignored, pub.republished) == (0, 0)
+    finally:
+        sub.close()
+        col.close()
+    assert not list((tmp_path / "outbox").iterdir())
+
+
+async def test_unacknowledged_entries_are_published_again_with_backoff(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    issuer = make(tmp_path)
+    for build in (hello, heartbeat, report):
+        issuer.issue(build)
+    outbox = issuer._outbox
+    sub, col = TimedSubscriber(mosquitto.port), CollectorSide(mosquitto.port)
+    try:
+        publisher = publisher_for(outbox, mosquitto.port, ack_timeout_s=0.3, ack_timeout_max_s=0.6)
+        async with running(publisher) as pub:
+            await until(lambda: all(sub.count(seq) >= 4 for seq in (1, 2, 3)))
+            col.send(ack([1, 2, 3]))
+            await until(lambda: len(outbox) == 0)
+            settled = {seq: sub.count(seq) for seq in (1, 2, 3)}
+            await asyncio.sleep(1.5)  # acknowledged: never published again
+            assert {seq: sub.count(seq) for seq in (1, 2, 3)} == settled
+            assert pub.republished >= 9
+    finally:
+        sub.close()
+        col.close()
+    gaps = [b - a for a, b in zip(sub.arrivals[1], sub.arrivals[1][1:], strict=False)]
+    assert gaps[0] >= 0.25  # ack_timeout_s
+    assert all(gap >= 0.55 for gap in gaps[1:3])  # doubled, capped at ack_timeout_max_s
+
+
+async def test_forged_misaddressed_and_garbage_cmd_messages_are_ignored_and_counted(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    issuer = make(tmp_path)
+    for build in (hello, heartbeat, report):
+        issuer.issue(build)
+    outbox = issuer._outbox
+    now = datetime.now(UTC)
+    command = Command(
+        command_id="c1",
+        agent_id="a1",
+        site="s1",
+        action="rotate-password",
+        issued_at=now,
+        expires_at=now + timedelta(minutes=5),
+        nonce="n" * 16,
+    )
+    hostile = [
+        ack([1, 2, 3], key=generate_private_key()),  # forged: another key
+        ack([1, 2, 3], agent_id="a2"),  # for another agent
+        ack([1, 2, 3], site="s2"),  # for the same agent id at another site
+        b"not a JWS at all",
+        sign(b'{"type":"ack","agent_id":"a1"}', COLLECTOR).encode(),  # signed, bad schema
+        b"A" * (2 * 1024 * 1024),  # over the size limit
+    ]
+    sub, col = TimedSubscriber(mosquitto.port), CollectorSide(mosquitto.port)
+    try:
+        async with running(publisher_for(outbox, mosquitto.port, ack_timeout_s=30)) as pub:
+            await until(lambda: all(sub.count(seq) for seq in (1, 2, 3)))
+            for payload in hostile:
+                col.send(payload)
+            col.send(sign(encode(command), COLLECTOR).encode())
+            await until(lambda: pub.ignored == len(hostile))
+            assert len(outbox) == 3  # nothing acted on
+            col.send(ack([2]))  # the loop goes on: a genuine ack still works
+            await until(lambda: len(outbox) == 2)
+    finally:
+        sub.close()
+        col.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for reason in ("unknown_key", "misaddressed", "malformed", "schema", "oversized"):
+        assert any(f": {reason}:" in w for w in warnings), reason
+    assert any("command c1" in w and "not supported yet" in w for w in warnings)
+
+
+async def test_without_a_collector_key_the_puback_removes_the_entry(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    issuer = make(tmp_path)
+    for build in (hello, heartbeat, report):
+        issuer.issue(build)
+    outbox = issuer._outbox
+    publisher = Publisher(outbox, agent_id="a1", site="s1", config=MqttConfig(port=mosquitto.port))
+    async with running(publisher):
+        async with asyncio.timeout(20):
+            await publisher.wait_drained()
+    assert publisher.acked == 3
+    assert len(outbox) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [w for w in warnings if "only broker-acknowledged" in w] == [warnings[0]]
