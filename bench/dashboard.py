@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from protocol.keys import generate_private_key
 from server.api import create_app
 from server.storage import Repository
 from server.storage.models import Agent, Camera, Finding
@@ -118,7 +119,7 @@ def login(client: httpx.Client, username: str) -> None:
 
 
 def measure(repo: Repository, url: str, rounds: int) -> None:
-    with serve(create_app(make_config(url), repo)) as client:
+    with serve(create_app(make_config(url), repo, command_key=generate_private_key())) as client:
         for username in ("fleet", "agency"):
             login(client, username)
             for name, path in PAGES.items():

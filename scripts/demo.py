@@ -97,7 +97,7 @@ def write_agent_config(work: Path, broker: Mosquitto, http_port: int, lab_state:
 def setup_organisation(server: list[str]) -> str:
     """A province, an agency and one information system at security level 2 holding the demo
     site, and a whole-fleet admin; returns the admin's generated password."""
-    ids = []
+    ids: list[str] = []
     for kind, name in (
         ("province", "Tỉnh Demo"),
         ("agency", "Sở Thông tin và Truyền thông"),

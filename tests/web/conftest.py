@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
+from protocol.keys import generate_private_key
 from server.api import create_app
 from server.config import WebConfig
 from server.ingest.ingestor import Ingestor
@@ -110,7 +111,7 @@ def world(repo: Repository, db_url: str) -> World:
 @pytest.fixture
 def server(repo: Repository, db_url: str, world: World) -> Iterator[httpx.Client]:
     """The collector's app (dashboard included) on a real uvicorn server on loopback."""
-    with serve(create_app(make_config(db_url), repo)) as client:
+    with serve(create_app(make_config(db_url), repo, command_key=generate_private_key())) as client:
         yield client
 
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from protocol.keys import generate_private_key
 from server.api import create_app
 from server.storage import Repository
 from server.storage.models import Agent
@@ -104,7 +105,7 @@ def snapshot(repo: Repository) -> dict[str, Any]:
 
 def api_routes(repo: Repository) -> set[tuple[str, str]]:
     """Every operation of the app's API, as the app publishes it (all of /api is published)."""
-    app = create_app(make_config("sqlite://"), repo)
+    app = create_app(make_config("sqlite://"), repo, command_key=generate_private_key())
     return {
         (method.upper(), path)
         for path, operations in app.openapi()["paths"].items()
