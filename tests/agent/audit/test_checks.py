@@ -150,8 +150,9 @@ async def test_missing_capability_is_not_applicable() -> None:
 
 
 async def test_run_checks_runs_the_registered_tuple() -> None:
-    assert [type(c) for c in CHECKS] == [FirmwareCheck, PasswordPolicyCheck]
-    findings = await run_checks(CHECKS, ctx())
+    # the network-probe checks that follow are tested against the lab (tests/agent/checks_net)
+    assert [type(c) for c in CHECKS[:2]] == [FirmwareCheck, PasswordPolicyCheck]
+    findings = await run_checks(CHECKS[:2], ctx())
     assert [(f.check, f.status) for f in findings] == [
         ("firmware", "inconclusive"),
         ("password-policy", "not_applicable"),
