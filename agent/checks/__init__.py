@@ -7,14 +7,26 @@ from agent.checks.base import Check
 from agent.checks.clock import ClockCheck
 from agent.checks.cloud import RemoteServicesCheck
 from agent.checks.credentials import DefaultCredentialCheck
+from agent.checks.exposure import RouterMappingCheck
 from agent.checks.firmware import FirmwareCheck
 from agent.checks.identity import IdentityCheck
 from agent.checks.onvif_access import AnonymousOnvifCheck
 from agent.checks.passwords import PasswordPolicyCheck
+from agent.checks.rtsp import RtspAuthCheck
+from agent.checks.services import (
+    CleartextCheck,
+    OpenPortsCheck,
+    SnmpCheck,
+    SshCheck,
+    UpnpCheck,
+)
+from agent.checks.tls import TlsCheck
+from agent.checks.web import HttpAuthCheck, HttpsCheck, SnapshotCheck
 
-# Reads first; default-credential guessing last. Built without configuration, the AUTH-01
-# check has no inventory and refuses to guess, and AUTH-12 approves only the agent's account:
-# the caller builds both from the configuration (inventory targets, approved accounts).
+# Reads first, then network probes, default-credential guessing last. Built without
+# configuration, the AUTH-01 check has no inventory and refuses to guess, AUTH-12 approves only
+# the agent's account, and the network probes have no camera subnets and send nothing: the
+# audit builds them from the site's configuration (targets, approved accounts, NetSettings).
 CHECKS: tuple[Check, ...] = (
     FirmwareCheck(),
     PasswordPolicyCheck(),
@@ -25,5 +37,16 @@ CHECKS: tuple[Check, ...] = (
     AnonymousOnvifCheck(),
     RemoteServicesCheck(),
     ClockCheck(),
+    HttpAuthCheck(),
+    SnapshotCheck(),
+    HttpsCheck(),
+    TlsCheck(),
+    RtspAuthCheck(),
+    OpenPortsCheck(),
+    CleartextCheck(),
+    SshCheck(),
+    SnmpCheck(),
+    UpnpCheck(),
+    RouterMappingCheck(),
     DefaultCredentialCheck(),
 )

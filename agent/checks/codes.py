@@ -102,4 +102,101 @@ CODES: Final[dict[str, str]] = {
     "log.time_ntp": "The camera takes its time from NTP ({servers}).",
     "log.time_manual": "The camera clock is set manually, not by NTP.",
     "log.time_source_unknown": "The camera does not report its time source.",
+    # every network-probe check (agent.checks.netprobe)
+    "net.out_of_scope": "{address} is outside the configured camera subnets; nothing was sent.",
+    # AUTH-07 / AUTH-11 / COM-01 (agent.checks.web)
+    "auth.http_basic": (
+        "Plain HTTP port {port} offers Basic authentication at {path} (schemes: {schemes}): "
+        "passwords would cross the network readable."
+    ),
+    "auth.http_digest": (
+        "Plain HTTP port {port} asks for {schemes} at {path} (algorithm {algorithm}); "
+        "Basic is not offered."
+    ),
+    "auth.http_no_challenge": (
+        "No protected URL on HTTP port {port} answered with an authentication challenge "
+        "(tried {paths})."
+    ),
+    "auth.http_closed": "Nothing listens on plain HTTP port {port}.",
+    "auth.snapshot_anonymous": (
+        "{path} on port {port} returns a camera image ({bytes} bytes) without credentials."
+    ),
+    "auth.snapshot_protected": "{path} on port {port} asks for credentials (HTTP {status}).",
+    "auth.snapshot_unclear": "{path} on port {port} answered {status} with {content_type}.",
+    "auth.snapshot_none": "None of the known snapshot URLs exists on port {port} ({paths}).",
+    "com.https_missing": (
+        "HTTPS does not answer on port {https_port}; management is over plain HTTP on port "
+        "{http_port}."
+    ),
+    "com.http_alongside": (
+        "HTTPS answers on port {https_port}, but plain HTTP on port {http_port} still serves "
+        "the interface (HTTP {http_status}) instead of redirecting to HTTPS."
+    ),
+    "com.https_only": (
+        "HTTPS answers on port {https_port}; plain HTTP on port {http_port}: {http_state}."
+    ),
+    # COM-02 / COM-03 (agent.checks.tls)
+    "com.tls_weak": "TLS on port {port}: {problems} (accepts {versions}; key {key}).",
+    "com.tls_ok": (
+        "TLS on port {port} accepts {versions}; key {key}; certificate valid until {not_after}."
+    ),
+    "com.tls_key_fingerprint": (
+        "TLS key on port {port} ({key}) has SPKI SHA-256 {spki_sha256}; the collector compares "
+        "it across the fleet to find shared keys."
+    ),
+    "com.tls_no_https": "Nothing listens on HTTPS port {port}; see COM-01.",
+    # AUTH-08 / AUTH-09 (agent.checks.rtsp)
+    "auth.rtsp_anonymous": "RTSP {uri} hands out the stream description without credentials.",
+    "auth.rtsp_no_scheme": "RTSP {uri} asks for no authentication at all (see AUTH-08).",
+    "auth.rtsp_protected": "RTSP {uri} asks for credentials ({schemes}).",
+    "auth.rtsp_basic": (
+        "RTSP {uri} offers Basic authentication ({schemes}): the password crosses the network "
+        "readable."
+    ),
+    "auth.rtsp_digest": "RTSP {uri} offers {schemes} only.",
+    "auth.rtsp_unclear": "RTSP {uri} answered DESCRIBE with status {status}.",
+    "auth.rtsp_no_stream": "No RTSP stream at any tried path on port {port} ({path_source}).",
+    "auth.rtsp_closed": "Nothing listens for RTSP on port {port}.",
+    # SVC-01 / COM-06 / SVC-02 / SVC-03 / COM-05 / SVC-04 (agent.checks.services)
+    "svc.unexpected_ports": (
+        "Open TCP ports {unexpected} are neither documented for {vendor} ({documented}) nor "
+        "allowed by the site."
+    ),
+    "svc.expected_ports": "Open TCP ports {open} are documented for {vendor} or allowed.",
+    "svc.no_open_ports": "None of the scanned TCP ports is open.",
+    "svc.telnet_open": "Telnet answers on port {port}: '{banner}'.",
+    "svc.ftp_open": "An FTP server answers on port {port}: '{banner}'.",
+    "svc.console_open": "A vendor console port {port} is open ({kind}): '{banner}'.",
+    "svc.cleartext_closed": "No telnet or FTP service answers (ports {ports}).",
+    "svc.console_closed": "No telnet or debug console answers (ports {ports}).",
+    "svc.ssh_open": "SSH answers on port {port}: '{banner}'.",
+    "svc.ssh_allowed": "SSH answers on port {port} ('{banner}'); the site allows it.",
+    "svc.ssh_closed": "SSH does not answer on port {port} ({state}).",
+    "com.snmp_community": (
+        "SNMP ({versions}) on UDP {port} answers community '{community}': '{sys_descr}'."
+    ),
+    "com.snmp_silent": "SNMP v1/v2c on UDP {port} answers none of {communities}.",
+    "svc.upnp_answers": (
+        "The camera answers SSDP M-SEARCH on UDP {port} ({count} answers, server '{server}')."
+    ),
+    "svc.upnp_silent": "The camera does not answer SSDP M-SEARCH on UDP {port}.",
+    # SVC-05 (agent.checks.exposure)
+    "exp.port_forward": (
+        "Router {router} forwards external {protocol} port {external_port} to this camera's "
+        "port {internal_port} (UPnP-IGD)."
+    ),
+    "exp.no_port_forward": (
+        "Router {router} lists {count} UPnP-IGD port mappings, none to this camera (static NAT "
+        "rules are not visible this way)."
+    ),
+    "exp.router_unanswered": "Router {router} gave no UPnP-IGD port-mapping table ({error}).",
+    "exp.no_router": "No site router is configured for UPnP-IGD queries.",
+    # the agent's own box (agent.checks.host)
+    "host.unexpected_listeners": (
+        "The agent's box listens on {unexpected}, outside the expected ports {expected}."
+    ),
+    "host.expected_listeners": "The agent's box listens on {listening} expected socket(s).",
+    "host.disk_low": "Only {free_bytes} bytes ({free_percent} %) are free under {path}.",
+    "host.disk_ok": "{free_bytes} bytes ({free_percent} %) are free under {path}.",
+    "host.system": "The agent runs on {os} {kernel} ({machine}), Python {python}.",
 }

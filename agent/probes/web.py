@@ -1,0 +1,87 @@
+"""One anonymous HTTP(S) request with a capped body, for the web checks (AUTH-07, AUTH-11,
+COM-01) and the router's UPnP control (SVC-05).
+
+No credentials are ever sent, redirects are not followed (they are facts to report), and the
+certificate is not verified (the TLS scan reports on it). httpx is imported on first use.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+from dataclasses import dataclass
+from typing import Final
+
+from agent.vendors.base import BadResponse, translate
+
+__all__ = ["WebReply", "request"]
+
+_CHUNK: Final = 16 * 1024
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One unverifying context for every request: building one per client loads the CA
+    bundle each time (about 1 MB of RSS per concurrent request)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # see module doc
+    return ctx
+
+
+@dataclass(frozen=True, slots=True)
+class WebReply:
+    status: int
+    content_type: str  # media type, lower case, no parameters
+    authenticate: tuple[str, ...]  # every WWW-Authenticate value
+    location: str
+    server: str
+    body: bytes
+
+
+async def request(
+    url: str,
+    *,
+    timeout_s: float,
+    max_bytes: int,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> WebReply:
+    """``BadResponse`` for a body over ``max_bytes``; transport failures as camera errors."""
+    import httpx  # noqa: PLC0415  # ~14 MB: only agents that run web checks pay for it
+
+    try:
+        async with (
+            httpx.AsyncClient(
+                timeout=httpx.Timeout(timeout_s),
+                verify=_tls(),
+                follow_redirects=False,
+                trust_env=False,
+                headers={"User-Agent": "camwarden-agent"},
+            ) as client,
+            client.stream(method, url, content=body, headers=headers) as response,
+        ):
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise BadResponse(f"{url}: body of {declared} bytes exceeds {max_bytes}")
+            data = bytearray()
+            async for chunk in response.aiter_bytes(_CHUNK):
+                data += chunk
+                if len(data) > max_bytes:
+                    raise BadResponse(f"{url}: body exceeds {max_bytes} bytes")
+    except BadResponse:
+        raise
+    except Exception as exc:
+        error = translate(exc)
+        if error is None:
+            raise
+        raise error from exc
+    return WebReply(
+        status=response.status_code,
+        content_type=response.headers.get("Content-Type", "").split(";")[0].strip().lower(),
+        authenticate=tuple(response.headers.get_list("WWW-Authenticate")),
+        location=response.headers.get("Location", "")[:256],
+        server=response.headers.get("Server", "")[:80],
+        body=bytes(data),
+    )
