@@ -4,6 +4,10 @@ MQTT v5, persistent session (clean_start false, session expiry), shared subscrip
 manual acknowledgement: a message is acknowledged only after the batch that holds its outcome
 (stored or quarantined) is committed. A crash or a database outage therefore loses nothing; the
 broker redelivers, and the replay rule turns a redelivery into a harmless duplicate.
+
+Three threads: paho's network thread queues deliveries; the ingest thread gathers them into
+batches and hands each to the verify threads; the store thread commits the verified batches in
+order and only then acknowledges them. While batch N is committed, batch N+1 is verified.
 """
 
 from __future__ import annotations
@@ -16,19 +20,61 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy.exc import SQLAlchemyError
 
 from protocol import collector_subscriptions
 from server.config import MqttConfig
-from server.ingest.ingestor import Ingestor, utcnow
+from server.ingest.ingestor import Ingestor, Verifying, utcnow
 from server.ingest.pipeline import Incoming
 
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 5.0
+# batches verified (or being verified) and waiting for the store thread
+_DEPTH = 2
+
+
+class _BufferedClient(mqtt.Client):
+    """paho's client reading the socket in large chunks.
+
+    paho reads each packet with several ``recv`` calls (type byte, each length byte, body): five
+    system calls, each dropping and retaking the GIL, per 2 KB report. Here one ``recv`` of up
+    to 256 KB feeds many packets; ``loop_read`` then drains what is buffered, since the
+    socket's readiness no longer tells whether packets are waiting. Relies on paho 2.x's
+    ``_sock_recv``/``_sock_close`` (the dependency is pinned below 3).
+    """
+
+    _CHUNK = 256 * 1024
+    _rbuf = b""
+    _rpos = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            buf = super()._sock_recv(max(bufsize, self._CHUNK))  # raises BlockingIOError
+            if len(buf) <= bufsize:
+                self._rbuf, self._rpos = b"", 0
+                return buf
+            pos = 0
+            self._rbuf = buf
+        self._rpos = pos + bufsize
+        return buf[pos : pos + bufsize]
+
+    def _buffered(self) -> bool:
+        return self._rpos < len(self._rbuf)
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._buffered() and self._sock is not None:
+            rc = super().loop_read(1)
+        return rc
+
+    def _sock_close(self) -> None:
+        self._rbuf, self._rpos = b"", 0  # bytes of a closed connection never reach the next one
+        super()._sock_close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +94,13 @@ class Subscriber:
         self._batch_size = batch_size
         self._latency = batch_latency_s
         self._queue: queue.SimpleQueue[_Delivery] = queue.SimpleQueue()
+        self._verified: queue.Queue[tuple[list[_Delivery], Verifying] | None] = queue.Queue(_DEPTH)
         self._stop = threading.Event()
         self._generation = 0
         self.connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="camwarden-ingest", daemon=True)
-        self._client = mqtt.Client(
+        self._storer = threading.Thread(target=self._store, name="camwarden-store", daemon=True)
+        self._client = _BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=config.client_id,
             protocol=mqtt.MQTTv5,
@@ -107,11 +155,14 @@ class Subscriber:
         )
         self._client.loop_start()
         self._thread.start()
+        self._storer.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish and acknowledge the batch in progress, then disconnect."""
+        """Finish and acknowledge the batches in progress, then disconnect."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         self._thread.join(timeout)
+        self._storer.join(max(0.0, deadline - time.monotonic()))
         self._client.disconnect()
         self._client.loop_stop()
         self._ingestor.close()
@@ -137,22 +188,32 @@ class Subscriber:
         return batch
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            batch = self._collect()
-            if batch and self._commit(batch):
+        try:
+            while not self._stop.is_set():
+                batch = self._collect()
+                if batch:
+                    verifying = self._ingestor.verify([d.incoming for d in batch])
+                    self._verified.put((batch, verifying))  # waits while the store thread is behind
+        finally:
+            self._verified.put(None)
+
+    def _store(self) -> None:
+        while (item := self._verified.get()) is not None:
+            batch, verifying = item
+            if self._commit(verifying, len(batch)):
                 for d in batch:
                     if d.qos > 0 and d.generation == self._generation:
                         self._client.ack(d.mid, d.qos)
 
-    def _commit(self, batch: list[_Delivery]) -> bool:
+    def _commit(self, verifying: Verifying, size: int) -> bool:
         backoff = 0.1
         while True:
             try:
-                self._ingestor.process([d.incoming for d in batch])
+                self._ingestor.store(verifying)
             except SQLAlchemyError as exc:
                 if self._stop.is_set():
                     return False  # not acknowledged: the broker redelivers to the session
-                log.warning("storing a batch of %d failed, retrying: %s", len(batch), exc)
+                log.warning("storing a batch of %d failed, retrying: %s", size, exc)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
             else:
