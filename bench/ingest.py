@@ -333,7 +333,14 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def _interrupted(signum: int, _frame: object) -> None:
+    # unwind through the finally blocks: collectors and brokers stopped, schemas dropped
+    raise SystemExit(f"interrupted by {signal.Signals(signum).name}")
+
+
 def main() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _interrupted)  # SIGINT too: a background job starts with it ignored
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("n", nargs="?", type=int, default=20_000, help="reports per run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from protocol import Camera as CameraReport
 from protocol import StatusReport, import_public_jwk
 from server.ingest.pipeline import (
     APPROVED,
@@ -257,50 +258,48 @@ class Repository:
             ],
         )
         last_seen: dict[str, datetime] = {}
-        newest: dict[str, StatusReport] = {}
+        reports: list[StatusReport] = []
         for c in accepted:
             m = c.message
             last_seen[m.agent_id] = max(
                 c.incoming.received_at, last_seen.get(m.agent_id, m.issued_at)
             )
-            if isinstance(m, StatusReport) and m.seq > getattr(newest.get(m.agent_id), "seq", 0):
-                newest[m.agent_id] = m
+            if isinstance(m, StatusReport):
+                reports.append(m)
         # rows in key order everywhere: concurrent collectors lock them in the same order
         conn.execute(
             self._sql.last_seen,
             [{"b_agent": agent, "b_seen": seen} for agent, seen in sorted(last_seen.items())],
         )
-        if newest:
-            self._project(conn, [newest[agent] for agent in sorted(newest)])
+        if reports:
+            self._project(conn, reports)
 
     def _project(self, conn: Connection, reports: Sequence[StatusReport]) -> None:
-        """Update the current-state projection from the newest report of each agent in the
-        batch, camera by camera, unless a newer report already did; set-wise, three statements.
-        """
-        rows: list[dict[str, Any]] = []
-        by_camera: dict[tuple[str, str], tuple[StatusReport, Any]] = {}
-        for report in reports:
-            for cam in sorted(report.cameras, key=lambda c: c.camera_id):
-                if (report.agent_id, cam.camera_id) in by_camera:
-                    continue  # a camera listed twice: the first entry counts, as before
-                by_camera[(report.agent_id, cam.camera_id)] = (report, cam)
-                rows.append(
-                    {
-                        "agent_id": report.agent_id,
-                        "camera_id": cam.camera_id,
-                        "site": report.site,
-                        "report_seq": report.seq,
-                        "address": cam.address,
-                        "reachable": cam.reachable,
-                        "identity": {
-                            k: v
-                            for k, v in msgspec.structs.asdict(cam.identity).items()
-                            if v is not None
-                        },
-                        "audited_at": cam.audited_at,
-                        "updated_at": report.issued_at,
-                    }
-                )
+        """Update the current-state projection: each camera from the newest report (highest
+        seq) that mentions it, unless a newer one is already stored. Once per camera per batch,
+        set-wise: one upsert that returns the cameras it won, one delete, one insert."""
+        by_camera: dict[tuple[str, str], tuple[StatusReport, CameraReport]] = {}
+        for report in sorted(reports, key=lambda r: (r.agent_id, -r.seq)):
+            for cam in report.cameras:
+                # the newest report first; within a report a camera listed twice: the first
+                by_camera.setdefault((report.agent_id, cam.camera_id), (report, cam))
+        rows: list[dict[str, Any]] = [
+            {
+                "agent_id": report.agent_id,
+                "camera_id": cam.camera_id,
+                "site": report.site,
+                "report_seq": report.seq,
+                "address": cam.address,
+                "reachable": cam.reachable,
+                "identity": {
+                    k: v for k, v in msgspec.structs.asdict(cam.identity).items() if v is not None
+                },
+                "audited_at": cam.audited_at,
+                "updated_at": report.issued_at,
+            }
+            # rows in key order: concurrent collectors lock them in the same order
+            for report, cam in (by_camera[key] for key in sorted(by_camera))
+        ]
         if not rows:
             return
         won = sorted(tuple(row) for row in conn.execute(self._sql.camera, rows))

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from protocol import sign
 from server.api import create_app
 from server.cli import main
 from server.storage import Repository
 from server.storage.models import Message, Quarantine
-from tests.server.conftest import Collector, Publisher, enroll, serve, wait_until
+from tests.server.conftest import Collector, Publisher, enroll, make_config, serve, wait_until
 from tests.support.agents import SimAgent
+from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +113,39 @@ def test_enrollment_errors(collector: Collector, repo: Repository) -> None:
             post(other.jwk),
         ]
     assert statuses == [409, 422, 422, 422, 403, 201]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_nothing_is_acknowledged_before_its_batch_is_committed(
+    mosquitto: Mosquitto,
+    publisher: Publisher,
+    repo: Repository,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    config = make_config(db_url, mosquitto.port, batch_size=20)
+    attempts: list[int] = []
+    commit_batch = Repository.commit_batch
+
+    def database_down(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        attempts.append(1)
+        raise OperationalError("INSERT", {}, Exception("database is down"))
+
+    monkeypatch.setattr(Repository, "commit_batch", database_down)
+    first = Collector(config, repo)
+    first.subscriber.start()
+    assert first.subscriber.connected.wait(10)
+    publisher.publish_all([agent.report() for _ in range(70)])  # several batches in flight
+    wait_until(lambda: len(attempts) >= 3)
+    first.subscriber.stop()  # verified, never committed: nothing may have been acknowledged
+    monkeypatch.setattr(Repository, "commit_batch", commit_batch)
+    assert repo.count(Message) == 0
+    second = Collector(config, repo)  # the same client id: the broker kept the session
+    second.subscriber.start()
+    try:
+        wait_until(lambda: repo.count(Message) == 70)
+    finally:
+        second.subscriber.stop()
+    assert second.rejected("duplicate") == 0
