@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import queue
+import struct
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,18 +35,21 @@ from server.ingest.pipeline import Incoming
 log = logging.getLogger(__name__)
 
 _MAX_BACKOFF_S = 5.0
+_PUBACK = struct.Struct("!BBH")  # fixed header (type, remaining length 2), packet identifier
 # batches verified (or being verified) and waiting for the store thread
 _DEPTH = 2
 
 
 class _BufferedClient(mqtt.Client):
-    """paho's client reading the socket in large chunks.
+    """paho's client reading the socket in large chunks and acknowledging a batch at once.
 
     paho reads each packet with several ``recv`` calls (type byte, each length byte, body): five
     system calls, each dropping and retaking the GIL, per 2 KB report. Here one ``recv`` of up
     to 256 KB feeds many packets; ``loop_read`` then drains what is buffered, since the
-    socket's readiness no longer tells whether packets are waiting. Relies on paho 2.x's
-    ``_sock_recv``/``_sock_close`` (the dependency is pinned below 3).
+    socket's readiness no longer tells whether packets are waiting. And ``ack`` queues one
+    PUBACK per call, each with two system calls (wake the network thread, send 4 bytes);
+    ``ack_all`` queues a batch's PUBACKs as one write. Relies on paho 2.x's ``_sock_recv``,
+    ``_sock_close`` and ``_packet_queue`` (the dependency is pinned below 3).
     """
 
     _CHUNK = 256 * 1024
@@ -75,6 +80,13 @@ class _BufferedClient(mqtt.Client):
     def _sock_close(self) -> None:
         self._rbuf, self._rpos = b"", 0  # bytes of a closed connection never reach the next one
         super()._sock_close()
+
+    def ack_all(self, mids: Sequence[int]) -> None:
+        """PUBACK (QoS 1) every message in ``mids``, in one write."""
+        if mids:
+            packets = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
+            # queued like paho's own PUBACK; as a plain write it carries no mid or QoS to track
+            self._packet_queue(mqtt.PUBACK, packets, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,8 +213,12 @@ class Subscriber:
         while (item := self._verified.get()) is not None:
             batch, verifying = item
             if self._commit(verifying, len(batch)):
+                generation = self._generation
+                self._client.ack_all(
+                    [d.mid for d in batch if d.qos == 1 and d.generation == generation]
+                )
                 for d in batch:
-                    if d.qos > 0 and d.generation == self._generation:
+                    if d.qos == 2 and d.generation == generation:  # not subscribed at QoS 2
                         self._client.ack(d.mid, d.qos)
 
     def _commit(self, verifying: Verifying, size: int) -> bool:
