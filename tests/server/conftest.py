@@ -93,7 +93,11 @@ class Collector:
         self.metrics = Metrics()
         self.ingestor = Ingestor(config, repo, self.metrics)
         self.subscriber = Subscriber(
-            config.mqtt, self.ingestor, config.ingest.batch_size, config.ingest.batch_latency_s
+            config.mqtt,
+            self.ingestor,
+            config.ingest.batch_size,
+            config.ingest.batch_latency_s,
+            tune_process_gc=False,  # process-wide: not in the test runner
         )
 
     def rejected(self, reason: str) -> float:
