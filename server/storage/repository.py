@@ -91,13 +91,13 @@ def token_hash(token: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # WAL with synchronous=NORMAL: a commit is durable once it returns against a process crash
-    # (kill -9), which is what acknowledging after commit relies on; a power loss may roll back
-    # the last transactions before a checkpoint, and the broker then redelivers what they held
-    # only if its own state survived. See docs/adr/0008-ingest-throughput.md.
+    # WAL with synchronous=FULL: the WAL is fsynced at every commit, so a batch acknowledged
+    # after its commit survives a power loss too, not only a crash of the collector (kill -9),
+    # which NORMAL already covers. One fsync per batch (up to 500 messages): no measurable cost
+    # on the development machine. See docs/adr/0008-ingest-throughput.md.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
     # transactions are begun explicitly (``_sqlite_begin``), not by the driver before the first
