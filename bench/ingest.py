@@ -398,8 +398,8 @@ def main() -> None:
         # no scheduling beats cores / CPU per message (collector + broker [+ database server])
         bound = CORES * 1e6 / (one.collector_us + one.broker_us + one.postgres_us)
         print(
-            f"{kind:10s} (c)/(b) = {c_b:.2f} (target 0.7: {verdict(c_b >= 0.7)})   "
-            f"(d)/(c) = {d_c:.2f} (target 1.5: {verdict(d_c >= 1.5)})   "
+            f"{kind:10s} (c)/(b) = {c_b:.3f} (target 0.7: {verdict(c_b >= 0.7)})   "
+            f"(d)/(c) = {d_c:.3f} (target 1.5: {verdict(d_c >= 1.5)})   "
             f"(c)/(a) = {one.rate / transport:.3f}"
         )
         print(
