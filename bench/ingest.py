@@ -10,8 +10,9 @@ process verifying and storing, (d) two collector processes sharing the subscript
 Every figure is the median of ``--repeat`` runs. The machine is shared, so next to each rate the
 bench prints what it cost and what else ran: CPU microseconds per stored message of the
 collector processes, of the broker and of the PostgreSQL server processes, and how busy the
-whole machine was (from /proc/stat, including other users' jobs). The CPU figures are much
-steadier than the rates and give the bound no scheduling can beat: cores / CPU per message.
+whole machine was (from /proc/stat), with the part of it that was none of these: other jobs
+(and this script's polling). The CPU figures are much steadier than the rates and give the
+bound no scheduling can beat: cores / CPU per message.
 
     python bench/ingest.py [N] [--repeat R] [--pg URL | --no-pg]
 
@@ -321,10 +322,14 @@ def describe(label: str, runs: list[Run]) -> Run:
     m = median(runs)
     spread = f"{min(r.rate for r in runs):.0f}-{max(r.rate for r in runs):.0f}"
     pg = f", postgres {m.postgres_us:4.0f}" if m.postgres_us else ""
+    others = max(
+        0.0, m.machine_busy - m.rate * (m.collector_us + m.broker_us + m.postgres_us) / 1e6
+    )
     print(
         f"{label:38s} {m.rate:8.0f} msg/s  [{spread}]  CPU us/msg: collectors "
         f"{m.collector_us:4.0f}, broker {m.broker_us:3.0f}{pg}; machine busy "
-        f"{m.machine_busy:.2f}/{CORES} cores, load {m.load:.1f}"
+        f"{m.machine_busy:.2f}/{CORES} cores, other jobs ~{others:.2f}"
+        f"; load {m.load:.1f}"
     )
     return m
 
@@ -404,7 +409,9 @@ def main() -> None:
         )
         print(
             f"{'':10s} CPU bound for any number of collectors at (c)'s cost per message: "
-            f"{bound:.0f} msg/s = {bound / one.rate:.2f} x (c)"
+            f"{bound:.0f} msg/s = {bound / one.rate:.2f} x (c), so (d) >= 1.5 x this (c) is "
+            f"{'possible' if bound >= 1.5 * one.rate else 'impossible'} on this machine "
+            "(docs/adr/0008-ingest-throughput.md)"
         )
 
 
