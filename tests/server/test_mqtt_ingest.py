@@ -149,3 +149,23 @@ def test_nothing_is_acknowledged_before_its_batch_is_committed(
     finally:
         second.subscriber.stop()
     assert second.rejected("duplicate") == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_broker_restart_mid_stream_loses_nothing(
+    mosquitto: Mosquitto, collector: Collector, repo: Repository
+) -> None:
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    before, after = [agent.report() for _ in range(150)], [agent.report() for _ in range(150)]
+    first = Publisher(mosquitto.port)
+    first.publish_all(before)
+    first.close()
+    mosquitto.restart()  # the collector may be mid-batch; its connection (and read buffer) go
+    wait_until(collector.subscriber.connected.is_set, timeout=30)
+    second = Publisher(mosquitto.port)
+    try:
+        second.publish_all(after)
+    finally:
+        second.close()
+    wait_until(lambda: repo.count(Message) == 300, timeout=30)
