@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from protocol.keys import generate_private_key
+from server.alerts.tracker import snapshot, sync
 from server.api import create_app
 from server.config import WebConfig
 from server.ingest.ingestor import Ingestor
@@ -18,7 +19,7 @@ from server.metrics import Metrics
 from server.storage import Repository
 from server.web.auth import Authenticator
 from server.web.cli import CLI
-from server.web.scope import Principal, Scoped, SecurityRecord
+from server.web.scope import ModelIn, Principal, Scoped, SecurityRecord
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
 
@@ -37,6 +38,8 @@ class World:
     users: dict[str, int]  # username -> id
     tokens: dict[str, str]  # username -> API token secret
     token_ids: dict[str, int]
+    route_b: int  # an alert route of agency B
+    model: int  # a register entry
 
 
 def scoped_as(repo: Repository, principal: Principal) -> Scoped:
@@ -105,7 +108,22 @@ def world(repo: Repository, db_url: str) -> World:
     for username in users:
         info, secret = scoped_as(repo, principal_of(repo, username)).create_token("tests")
         tokens[username], token_ids[username] = secret, info.id
-    return World(province, agency_a, agency_b, system_a, system_b, users, tokens, token_ids)
+    route_b = root.create_alert_route(
+        org_unit_id=agency_b,
+        name="Agency B hook",
+        channel="webhook",
+        target="http://127.0.0.1:9/agency-b",
+        kinds=["finding", "silent"],
+    )[0].id
+    model = root.save_model(
+        ModelIn("Hikvision", "DS-2CD2143G2-I", None, "QCVN-135/2024/0042", "Cuc Vien thong",
+                date(2024, 11, 4))
+    ).id  # fmt: skip
+    sync(repo.engine, datetime.now(UTC), timedelta(minutes=15))
+    snapshot(repo.engine, datetime.now(UTC).date())
+    return World(
+        province, agency_a, agency_b, system_a, system_b, users, tokens, token_ids, route_b, model
+    )
 
 
 @pytest.fixture
