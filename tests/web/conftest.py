@@ -9,6 +9,18 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
+from protocol import (
+    AgentInfo,
+    Camera,
+    Finding,
+    HostHealth,
+    Identity,
+    StatusReport,
+    digest,
+    encode,
+    sign,
+    topic,
+)
 from protocol.keys import generate_private_key
 from server.alerts.tracker import snapshot, sync
 from server.api import create_app
@@ -135,3 +147,46 @@ def server(repo: Repository, db_url: str, world: World) -> Iterator[httpx.Client
 
 def bearer(world: World, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.tokens[username]}"}
+
+
+def report_with(sim: SimAgent, cameras: list[Camera]) -> tuple[str, bytes]:
+    """A signed report of ``sim`` with the given cameras (chain kept like SimAgent.report)."""
+    sim.seq += 1
+    message = StatusReport(
+        agent_id=sim.agent_id,
+        site=sim.site,
+        seq=sim.seq,
+        issued_at=datetime.now(UTC),
+        prev=sim.prev,
+        prev_seq=sim.prev_seq,
+        agent=AgentInfo(version="0.1.0", hostname=sim.agent_id, platform="Linux-aarch64"),
+        host=HostHealth(
+            cpu_percent=1.0, memory_percent=1.0, disk_free_bytes=10**9, uptime_s=1.0, load1=0.1
+        ),
+        cameras=cameras,
+    )
+    token = sign(encode(message), sim.key).encode()
+    sim.prev, sim.prev_seq = digest(token), sim.seq
+    return topic(sim.site, sim.agent_id, "report"), token
+
+
+def camera(
+    camera_id: str, findings: list[Finding], vendor: str = "Hikvision", model: str = "X"
+) -> Camera:
+    return Camera(
+        camera_id=camera_id,
+        address="10.99.0.50",
+        reachable=True,
+        identity=Identity(vendor=vendor, model=model, firmware="V5.4.0"),
+        findings=findings,
+        audited_at=datetime.now(UTC),
+    )
+
+
+def process(repo: Repository, db: str, messages: list[tuple[str, bytes]]) -> None:
+    ingestor = Ingestor(make_config(db), repo, Metrics())
+    try:
+        outcomes = ingestor.process([Incoming(t, p, datetime.now(UTC)) for t, p in messages])
+        assert all(type(o).__name__ == "Checked" for o in outcomes), outcomes
+    finally:
+        ingestor.close()
