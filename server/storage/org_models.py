@@ -147,6 +147,14 @@ class RetentionPolicy(Base):
 # -- migration 0003: model register, alerts, daily trend, retention stubs -------------------------
 
 ALERT_KINDS: Final = ("finding", "silent")
+# the findings list's order (most severe first). Migration 0003 indexes this expression with
+# agent, camera and id on PostgreSQL (``ix_findings_list``); it is not declared on the model,
+# since SQLite can neither use it much nor reflect it.
+SEVERITY_RANK_SQL: Final = (
+    "CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 "
+    "WHEN 'low' THEN 3 WHEN 'info' THEN 4 ELSE 99 END"
+)
+
 ROUTE_CHANNELS: Final = ("webhook", "email")
 DELIVERY_STATES: Final = ("pending", "sent", "failed")
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Integer,
     Row,
     Select,
     String,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     true,
     update,
@@ -45,6 +47,7 @@ from server.storage.org_models import (
     PARENT_KINDS,
     ROLES,
     ROUTE_CHANNELS,
+    SEVERITY_RANK_SQL,
     AlertDelivery,
     AlertEvent,
     AlertRoute,
@@ -284,7 +287,8 @@ class _Act:
 
 
 def _severity_rank() -> ColumnElement[int]:
-    return case({s: i for i, s in enumerate(SEVERITIES)}, value=Finding.severity, else_=99)
+    """Rendered with literals so that PostgreSQL matches it to the index ``ix_findings_list``."""
+    return literal_column(SEVERITY_RANK_SQL.replace("severity", "findings.severity"), Integer)
 
 
 class Scoped:
