@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import date
 from typing import Annotated, Literal
 
@@ -26,6 +27,7 @@ from server.web.security import new_secret, same
 STATUSES = ("fail", "inconclusive", "not_applicable", "pass")
 INV02 = ("certified", "flagged", "uncertified")
 TREND_DAYS = 30
+KEV_SHOWN = 100  # cameras listed per CVE on the page (the API lists all)
 _CONTROL = re.compile(r"^[A-Z]{2,5}-[0-9]{2}$")
 _LOCAL = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.?=&%-]*$")
 
@@ -214,13 +216,16 @@ def _more_pages(pages: APIRouter) -> None:
     def models(request: Request, web: Web, s: PageScope) -> Response:
         devices = s.devices()
         counts = {k: sum(d.inv02 == k for d in devices) for k in INV02}
+        # one line per model as reported (the API lists every camera)
+        per_model = Counter((d.vendor, d.model, d.hardware_id, d.inv02) for d in devices)
         editable = s.p.has("admin") and s.p.org_path is None
         return web.render(
             request,
             s.p,
             "models.html",
             register=s.model_register(),
-            devices=devices,
+            total=len(devices),
+            per_model=sorted(per_model.items(), key=lambda kv: (INV02.index(kv[0][3]), -kv[1])),
             counts=counts,
             editable=editable,
         )
@@ -265,7 +270,7 @@ def _more_pages(pages: APIRouter) -> None:
     def kev(request: Request, web: Web, s: PageScope) -> Response:
         groups = s.kev()
         devices = len({(d.agent_id, d.camera_id) for g in groups for d in g.devices})
-        return web.render(request, s.p, "kev.html", groups=groups, devices=devices)
+        return web.render(request, s.p, "kev.html", groups=groups, devices=devices, shown=KEV_SHOWN)
 
     @pages.get("/alerts")
     def alerts(request: Request, web: Web, s: PageScope, secret: str = "") -> Response:

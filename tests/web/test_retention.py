@@ -112,3 +112,4 @@ def test_freshness_window_is_a_floor_and_the_cli_prunes(
     assert main([*args, "prune"]) == 0
     assert main([*args, "verify-chain", "agent-b3"]) == 0
     assert main([*args, "verify-chain", "nobody"]) == 1
+    assert main([*args, "alerts-once"]) == 0  # one round of the worker `run` starts
