@@ -48,6 +48,8 @@ PAGES = {
     "findings": "/findings",
     "findings critical+vendor": "/findings?severity=critical&vendor=Dahua&status=fail",
     "findings page 50": "/findings?page=50",
+    "known exploited (KEV)": "/kev",
+    "certified models": "/models",
 }
 
 

@@ -6,10 +6,10 @@ profile="${1:-test}"
 
 pkgs_demo=(mosquitto mosquitto-clients python3-venv openssl iproute2
            python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
-           gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-rtsp)
+           gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-rtsp fonts-dejavu-core)
 pkgs_test=("${pkgs_demo[@]}" nmap ffmpeg curl chromium postgresql postgresql-client
            libsystemd-dev pkg-config python3-systemd debootstrap dpkg-dev fakeroot
-           systemd nftables snmp)
+           systemd nftables snmp poppler-utils)
 
 case "$profile" in
   demo) want=("${pkgs_demo[@]}") ;;

@@ -1,6 +1,8 @@
 """``camwarden-server``: run the collector; manage agents, users and the organisation tree.
 
-Also: migrate, enrollment tokens, verify and import report files.
+Also: migrate, enrollment tokens, verify and import report files, compliance reports, pruning
+by retention policy and verifying an agent's stored chain. ``run`` also runs the alert worker
+and the retention job in background threads.
 
 Exit codes: 0 success, 1 failure (invalid report, rejected lines, refused action), 2 usage or
 configuration error. SIGTERM and SIGINT stop ``run`` cleanly: the batch in progress is finished
@@ -17,15 +19,17 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from sqlalchemy.exc import NoResultFound
 
 from protocol import MalformedMessage, import_public_jwk
 from protocol.configfile import ConfigError
 from server import __version__
+from server.alerts.worker import AlertWorker, Periodic
 from server.api import create_app
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.ingest.ingestor import Ingestor, utcnow
@@ -34,9 +38,13 @@ from server.ingest.subscriber import Subscriber
 from server.keys import CommandKeyError, load_or_create
 from server.metrics import Metrics
 from server.queries import fleet_summary
+from server.reports import compliance as reports
+from server.retention import ChainBroken, PruneResult, prune, verify_chain
 from server.storage import Repository
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
-from server.web.cli import WEB_COMMANDS, run_web_command, web_commands
+from server.web.cli import CLI, WEB_COMMANDS, run_web_command, web_commands
+from server.web.i18n import Catalogue
+from server.web.scope import Scoped, ScopeError
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -78,6 +86,17 @@ def parser() -> argparse.ArgumentParser:
     web_commands(sub)
     imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
     imp.add_argument("file", type=Path)
+    report = sub.add_parser("report", help="compliance report of an org subtree (CSV or PDF)")
+    report.add_argument("--org", type=int, required=True, help="org unit id")
+    report.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
+    report.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
+    report.add_argument("--format", choices=("csv", "pdf"), default="pdf")
+    report.add_argument("--lang", choices=("vi", "en"), default="vi")
+    report.add_argument("--out", type=Path, required=True)
+    sub.add_parser("prune", help="delete raw reports past their retention now (ADR 0009)")
+    chain = sub.add_parser("verify-chain", help="verify an agent's stored chain across pruning")
+    chain.add_argument("agent_id")
+    sub.add_parser("alerts-once", help="one round of the alert worker (sync and deliver)")
     return p
 
 
@@ -113,6 +132,7 @@ def run(config: ServerConfig) -> int:
         )
     )
     stop = threading.Event()
+    jobs = background_jobs(config, repo)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -123,6 +143,8 @@ def run(config: ServerConfig) -> int:
     try:
         subscriber.start()
         web.start()
+        for job in jobs:
+            job.start()
         log.info("collector running; HTTP on %s:%d", config.http.bind, config.http.port)
         while not stop.wait(0.5):
             if not web.is_alive():
@@ -132,10 +154,84 @@ def run(config: ServerConfig) -> int:
     finally:
         http.should_exit = True
         web.join(5)
+        for job in jobs:
+            job.stop()
         subscriber.stop()
         repo.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def background_jobs(config: ServerConfig, repo: Repository) -> list[Periodic]:
+    """The alert worker and the retention job, as configured."""
+    jobs = []
+    if config.alerts.enabled:
+        worker = AlertWorker(config.alerts, repo.engine)
+        jobs.append(Periodic("camwarden-alerts", config.alerts.interval_s, worker.run_once))
+    if config.retention.enabled:
+        jobs.append(
+            Periodic(
+                "camwarden-retention",
+                config.retention.interval_s,
+                lambda now: prune_now(config, repo, now),
+            )
+        )
+    return jobs
+
+
+def prune_now(config: ServerConfig, repo: Repository, now: datetime) -> PruneResult:
+    result = prune(
+        repo.engine,
+        now,
+        min_age=timedelta(seconds=config.freshness.max_age_s),
+        archive_dir=config.archive_dir if config.retention.archive else None,
+        batch_size=config.retention.batch_size,
+    )
+    if result.messages:
+        log.info(
+            "retention: pruned %d messages of %d agents (%d archive files)",
+            result.messages,
+            result.agents,
+            len(result.archives),
+        )
+    return result
+
+
+def report_command(args: argparse.Namespace, repo: Repository) -> int:
+    s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+    try:
+        built = reports.build(s.report_data(args.org, args.start, args.end))
+    except ScopeError as exc:
+        print(f"camwarden-server: {exc}", file=sys.stderr)
+        return 1
+    args.out.write_bytes(reports.render(built, Catalogue.load(), args.lang, args.format))
+    print(f"{args.out}: {built.total.systems} systems, {built.total.devices} cameras")
+    return 0
+
+
+def verify_chain_command(repo: Repository, agent_id: str) -> int:
+    try:
+        check = verify_chain(repo.engine, agent_id)
+    except NoResultFound:
+        print(f"camwarden-server: agent {agent_id} is not enrolled", file=sys.stderr)
+        return 1
+    except ChainBroken as exc:
+        print(f"invalid: {agent_id}: {exc}")
+        return 1
+    print(check.text())
+    return 0
+
+
+def housekeeping_command(command: str, repo: Repository, config: ServerConfig) -> int:
+    if command == "prune":
+        result = prune_now(config, repo, utcnow())
+        print(f"pruned {result.messages} messages of {result.agents} agents")
+        for path in result.archives:
+            print(f"archive: {path}")
+    else:
+        done = AlertWorker(config.alerts, repo.engine).run_once(utcnow())
+        print(f"opened {done.opened}, closed {done.closed}, sent {done.sent}, failed {done.failed}")
+    return 0
 
 
 def import_file(config: ServerConfig, path: Path) -> int:
@@ -223,14 +319,20 @@ def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
         return import_file(config, args.file)
     repo = _repo(config)  # migrate is done by opening
     try:
-        return repo_command(args, repo)
+        return repo_command(args, repo, config)
     finally:
         repo.close()
 
 
-def repo_command(args: argparse.Namespace, repo: Repository) -> int:
+def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfig) -> int:
     if args.command in WEB_COMMANDS:
         return run_web_command(args, repo)
+    if args.command == "report":
+        return report_command(args, repo)
+    if args.command == "verify-chain":
+        return verify_chain_command(repo, args.agent_id)
+    if args.command in ("prune", "alerts-once"):
+        return housekeeping_command(args.command, repo, config)
     if args.command == "tokens":
         token = repo.create_token(
             args.site, approved=args.approved, ttl=args.ttl, uses=args.uses, now=utcnow()

@@ -78,6 +78,41 @@ class WebConfig(_Section, frozen=True, kw_only=True):
     page_size: Annotated[int, msgspec.Meta(ge=10, le=500)] = 50
 
 
+class SmtpConfig(_Section, frozen=True, kw_only=True):
+    """The mail server alert e-mails go through (empty host: e-mail routes fail visibly)."""
+
+    host: str = ""
+    port: Port = 25
+    starttls: bool = False
+    ca_file: str = ""  # empty: the system's CA store (STARTTLS)
+    username: str = ""
+    password: str = ""
+    sender: str = "camwarden@localhost"
+    timeout_s: Seconds = 10.0
+
+
+class AlertsConfig(_Section, frozen=True, kw_only=True):
+    """The alert worker inside ``run``: new critical findings and silent agents, deduplicated."""
+
+    enabled: bool = True
+    interval_s: Seconds = 30.0
+    silent_after_s: Positive = 900  # an approved agent unseen this long opens a silent episode
+    max_attempts: Positive = 6
+    backoff_s: Seconds = 30.0  # doubled after each failed attempt
+    timeout_s: Seconds = 10.0  # per webhook request
+    smtp: SmtpConfig = SmtpConfig()
+
+
+class RetentionConfig(_Section, frozen=True, kw_only=True):
+    """The pruning job for raw reports (docs/adr/0009-retention.md)."""
+
+    enabled: bool = True
+    interval_s: Seconds = 3600.0
+    archive: bool = True  # write pruned JWS to archive files before deleting them
+    archive_dir: str = ""  # empty: ``archive`` under ``state_dir``
+    batch_size: Positive = 5000
+
+
 class ServerConfig(_Section, frozen=True, kw_only=True):
     state_dir: str = str(DEFAULT_STATE_DIR)
     database: DatabaseConfig = DatabaseConfig()
@@ -86,10 +121,16 @@ class ServerConfig(_Section, frozen=True, kw_only=True):
     freshness: FreshnessConfig = FreshnessConfig()
     ingest: IngestConfig = IngestConfig()
     web: WebConfig = WebConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{Path(self.state_dir) / 'collector.db'}"
+
+    @property
+    def archive_dir(self) -> Path:
+        return Path(self.retention.archive_dir or Path(self.state_dir) / "archive")
 
 
 def load_config(

@@ -1,6 +1,7 @@
 """Tables of the dashboard: the organisation tree, users, sessions, API tokens, audit, retention.
 
-Registered on the same ``Base`` as the ingest tables; the schema is owned by migration 0002.
+Registered on the same ``Base`` as the ingest tables; the schema is owned by migrations 0002 and
+0003 (model register, alerts, daily trend, retention stubs).
 
 The organisation tree is province or ministry -> agency -> information system -> site. Each node
 keeps a materialised ``path`` (``/1/4/9/``) so that "everything under this node" is one indexed
@@ -13,7 +14,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.storage.models import Base, UtcDateTime
@@ -131,3 +142,136 @@ class RetentionPolicy(Base):
     raw_reports_days: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
+# -- migration 0003: model register, alerts, daily trend, retention stubs -------------------------
+
+ALERT_KINDS: Final = ("finding", "silent")
+# the findings list's order (most severe first). Migration 0003 indexes this expression with
+# agent, camera and id on PostgreSQL (``ix_findings_list``); it is not declared on the model,
+# since SQLite can neither use it much nor reflect it.
+SEVERITY_RANK_SQL: Final = (
+    "CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 "
+    "WHEN 'low' THEN 3 WHEN 'info' THEN 4 ELSE 99 END"
+)
+
+ROUTE_CHANNELS: Final = ("webhook", "email")
+DELIVERY_STATES: Final = ("pending", "sent", "failed")
+
+
+class ModelEntry(Base):
+    """A camera model of the register: its QCVN 135:2024 certificate and/or an authority's flag.
+
+    Cameras match an entry by vendor and model (case-insensitive); an entry with a hardware id
+    matches only cameras reporting that hardware id, and wins over one without.
+    """
+
+    __tablename__ = "model_register"
+    __table_args__ = (
+        UniqueConstraint("vendor_key", "model_key", "hardware_key", name="uq_model_register"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    vendor: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(128))
+    hardware_id: Mapped[str | None] = mapped_column(String(128))
+    # lower-cased match keys ("" for no hardware id) so that the unique constraint holds
+    vendor_key: Mapped[str] = mapped_column(String(128))
+    model_key: Mapped[str] = mapped_column(String(128))
+    hardware_key: Mapped[str] = mapped_column(String(128))
+    certificate_number: Mapped[str | None] = mapped_column(String(64))
+    certificate_issuer: Mapped[str | None] = mapped_column(String(200))
+    certificate_date: Mapped[date | None] = mapped_column(Date)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_reason: Mapped[str | None] = mapped_column(String(512))
+    flag_reference: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class AlertEvent(Base):
+    """An alertable episode: a critical finding failing on a camera, or an agent gone silent.
+
+    Open while ``closed_at`` is None; at most one open event per (kind, agent, camera, code),
+    which is what deduplicates alerts. Closed critical findings stay as the findings history the
+    compliance report counts.
+    """
+
+    __tablename__ = "alert_events"
+    __table_args__ = (
+        Index("ix_alert_events_key", "kind", "agent_id", "camera_id", "code"),
+        Index("ix_alert_events_opened", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # finding | silent
+    agent_id: Mapped[str] = mapped_column(String(64))
+    camera_id: Mapped[str] = mapped_column(String(64))  # "" for silent agents
+    code: Mapped[str] = mapped_column(String(80))  # "" for silent agents
+    site: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AlertRoute(Base):
+    """Where alerts of an org subtree go; routes of every ancestor apply too (inherited)."""
+
+    __tablename__ = "alert_routes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_unit_id: Mapped[int | None] = mapped_column(ForeignKey("org_units.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | email
+    target: Mapped[str] = mapped_column(String(512))  # URL, or comma-separated addresses
+    secret: Mapped[str | None] = mapped_column(String(128))  # webhook HMAC-SHA256 key
+    kinds: Mapped[list[str]] = mapped_column(JSON)  # subset of ALERT_KINDS
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AlertDelivery(Base):
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "route_id", name="uq_alert_deliveries"),
+        Index("ix_alert_deliveries_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_events.id"))
+    route_id: Mapped[int] = mapped_column(ForeignKey("alert_routes.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class DailySnapshot(Base):
+    """Open (failing) findings per day, site and severity: the overview's trend chart."""
+
+    __tablename__ = "daily_snapshots"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    severity: Mapped[str] = mapped_column(String(16), primary_key=True)
+    open_findings: Mapped[int] = mapped_column(Integer)
+    cameras: Mapped[int] = mapped_column(Integer)
+
+
+class PrunedMessage(Base):
+    """What stays of a message whose raw JWS the retention job deleted (docs/adr/0009)."""
+
+    __tablename__ = "pruned_messages"
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    digest: Mapped[str] = mapped_column(String(64))
+    prev: Mapped[str] = mapped_column(String(64))
+    prev_seq: Mapped[int] = mapped_column(BigInteger)
+    pruned_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    archive: Mapped[str | None] = mapped_column(String(255))  # archive file name, if written

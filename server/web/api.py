@@ -7,29 +7,40 @@ missing, 404 unknown or outside the caller's organisation subtree, 422 invalid r
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
+from datetime import date, timedelta
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from server.config import WebConfig
 from server.queries import SEVERITIES
-from server.storage.org_models import FRAMEWORKS, PLAN_STATUSES, ROLES
+from server.reports import compliance as reports
+from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
 from server.web.deps import ApiScope as Scope
+from server.web.deps import web_state
 from server.web.scope import (
     AgentView,
+    AlertView,
     AuditView,
     CameraView,
     Compliance,
+    DeviceView,
     FindingFilters,
     FindingPage,
     Fleet,
+    Invalid,
+    KevGroup,
+    ModelIn,
+    ModelView,
     OrgNode,
     Retention,
+    RouteView,
+    Scoped,
     SecurityRecord,
     SystemView,
     TokenView,
+    TrendPoint,
     UserView,
 )
 
@@ -97,6 +108,34 @@ class TokenCreated(BaseModel):
 
 class RetentionIn(BaseModel):
     raw_reports_days: Annotated[int, Field(ge=1, le=36500)]
+
+
+class ModelEntryIn(BaseModel):
+    vendor: Annotated[str, Field(min_length=1, max_length=128, pattern=TEXT)]
+    model: Annotated[str, Field(min_length=1, max_length=128, pattern=TEXT)]
+    hardware_id: Annotated[str, Field(max_length=128, pattern=TEXT)] | None = None
+    certificate_number: Annotated[str, Field(max_length=64, pattern=TEXT)] | None = None
+    certificate_issuer: Annotated[str, Field(max_length=200, pattern=TEXT)] | None = None
+    certificate_date: date | None = None
+    flagged: bool = False
+    flag_reason: Annotated[str, Field(max_length=512, pattern=TEXT)] | None = None
+    flag_reference: Annotated[str, Field(max_length=200, pattern=TEXT)] | None = None
+
+
+class RouteIn(BaseModel):
+    org_unit_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT)]
+    channel: Literal["webhook", "email"]
+    # a http(s) URL, or comma-separated e-mail addresses
+    target: Annotated[str, Field(min_length=3, max_length=512, pattern=r"^[^\x00-\x20\x7f]+$")]
+    kinds: Annotated[list[Literal["finding", "silent"]], Field(min_length=1, max_length=2)] = list(
+        ALERT_KINDS
+    )
+
+
+class RouteCreated(BaseModel):
+    secret: str | None  # the webhook's HMAC-SHA256 key, shown once
+    info: RouteView
 
 
 def router(config: WebConfig) -> APIRouter:
@@ -238,4 +277,100 @@ def router(config: WebConfig) -> APIRouter:
     ) -> Retention:
         return s.set_retention(level, body.raw_reports_days)
 
+    @api.get("/models")
+    def models(s: Scope) -> list[ModelView]:
+        return s.model_register()
+
+    @api.post("/models", status_code=created)
+    def create_model(s: Scope, body: ModelEntryIn) -> ModelView:
+        return s.save_model(ModelIn(**body.model_dump()))
+
+    @api.put("/models/{model_id}")
+    def update_model(s: Scope, model_id: DbId, body: ModelEntryIn) -> ModelView:
+        return s.save_model(ModelIn(**body.model_dump()), model_id)
+
+    @api.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+    def delete_model(s: Scope, model_id: DbId) -> None:
+        s.delete_model(model_id)
+
+    @api.get("/devices")
+    def devices(s: Scope) -> list[DeviceView]:
+        return s.devices()
+
+    @api.get("/kev")
+    def kev(s: Scope) -> list[KevGroup]:
+        return s.kev()
+
+    @api.get("/trend")
+    def trend(s: Scope, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[TrendPoint]:
+        return s.trend(days)
+
+    @api.get("/alerts")
+    def alerts(s: Scope, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AlertView]:
+        return s.alerts(limit)
+
+    @api.get("/alert-routes")
+    def alert_routes(s: Scope) -> list[RouteView]:
+        return s.alert_routes()
+
+    @api.post("/alert-routes", status_code=created)
+    def create_alert_route(s: Scope, body: RouteIn) -> RouteCreated:
+        info, secret = s.create_alert_route(
+            org_unit_id=body.org_unit_id,
+            name=body.name,
+            channel=body.channel,
+            target=body.target,
+            kinds=list(body.kinds),
+        )
+        return RouteCreated(secret=secret, info=info)
+
+    @api.delete("/alert-routes/{route_id}", status_code=status.HTTP_204_NO_CONTENT)
+    def delete_alert_route(s: Scope, route_id: DbId) -> None:
+        s.delete_alert_route(route_id)
+
+    @api.get(
+        "/reports/compliance",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
+    )
+    def compliance_report(
+        request: Request,
+        s: Scope,
+        *,
+        org: Annotated[int, Query(ge=1, le=2**31 - 1)],
+        start: Annotated[date, Query(alias="from")],
+        end: Annotated[date, Query(alias="to")],
+        format: Literal["csv", "pdf"] = "pdf",
+        lang: Literal["vi", "en"] = "vi",
+    ) -> Response:
+        """The compliance report of an organisation unit's subtree for a period (UTC days)."""
+        return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
+
     return api
+
+
+MAX_PERIOD = timedelta(days=3660)
+
+
+def report_response(
+    request: Request,
+    s: Scoped,
+    *,
+    org: int,
+    start: date,
+    end: date,
+    fmt: reports.Format,
+    lang: str,
+) -> Response:
+    """Shared by the API and the dashboard's download links."""
+    if end - start > MAX_PERIOD:
+        raise Invalid("the period is longer than ten years")
+    report = reports.build(s.report_data(org, start, end))
+    body = reports.render(report, web_state(request).catalogue, lang, fmt)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/pdf"
+    name = reports.filename(report, fmt)
+    return Response(
+        body,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections import Counter
+from datetime import date
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server.queries import SEVERITIES
+from server.storage.org_models import ROLES
+from server.web.api import report_response
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -17,10 +21,13 @@ from server.web.deps import (
     Web,
     session_principal,
 )
-from server.web.scope import FindingFilters, Invalid
+from server.web.scope import FindingFilters, Invalid, ModelIn
 from server.web.security import new_secret, same
 
 STATUSES = ("fail", "inconclusive", "not_applicable", "pass")
+INV02 = ("certified", "flagged", "uncertified")
+TREND_DAYS = 30
+KEV_SHOWN = 100  # cameras listed per CVE on the page (the API lists all)
 _CONTROL = re.compile(r"^[A-Z]{2,5}-[0-9]{2}$")
 _LOCAL = re.compile(r"^/(?![/\\])[A-Za-z0-9/_.?=&%-]*$")
 
@@ -114,8 +121,17 @@ def router() -> APIRouter:
     def overview(request: Request, web: Web, s: PageScope) -> Response:
         fleet = s.fleet()
         peak = max([1, *fleet.failing.values()])
+        trend = s.trend(TREND_DAYS)
+        trend_peak = max([1, *(p.open_findings[v] for p in trend for v in ("critical", "high"))])
         return web.render(
-            request, s.p, "overview.html", fleet=fleet, peak=peak, severities=SEVERITIES
+            request,
+            s.p,
+            "overview.html",
+            fleet=fleet,
+            peak=peak,
+            severities=SEVERITIES,
+            trend=trend,
+            trend_peak=trend_peak,
         )
 
     @pages.get("/compliance")
@@ -183,4 +199,217 @@ def router() -> APIRouter:
         s.set_agent_status(agent_id, "approve" if action == "approve" else "revoke")
         return _see(f"/agents?changed={agent_id}")
 
+    _more_pages(pages)
     return pages
+
+
+def _opt(text: str) -> str | None:
+    return text.strip() or None
+
+
+def _org_id(text: str) -> int | None:
+    return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
+
+
+def _more_pages(pages: APIRouter) -> None:
+    @pages.get("/models")
+    def models(request: Request, web: Web, s: PageScope) -> Response:
+        devices = s.devices()
+        counts = {k: sum(d.inv02 == k for d in devices) for k in INV02}
+        # one line per model as reported (the API lists every camera)
+        per_model = Counter((d.vendor, d.model, d.hardware_id, d.inv02) for d in devices)
+        editable = s.p.has("admin") and s.p.org_path is None
+        return web.render(
+            request,
+            s.p,
+            "models.html",
+            register=s.model_register(),
+            total=len(devices),
+            per_model=sorted(per_model.items(), key=lambda kv: (INV02.index(kv[0][3]), -kv[1])),
+            counts=counts,
+            editable=editable,
+        )
+
+    @pages.post("/models")
+    def add_model(
+        s: FormScope,
+        *,
+        vendor: Annotated[str, Form(min_length=1, max_length=128)],
+        model: Annotated[str, Form(min_length=1, max_length=128)],
+        hardware_id: Annotated[str, Form(max_length=128)] = "",
+        certificate_number: Annotated[str, Form(max_length=64)] = "",
+        certificate_issuer: Annotated[str, Form(max_length=200)] = "",
+        certificate_date: Annotated[str, Form(max_length=10)] = "",
+        flagged: Annotated[str, Form(max_length=1)] = "",
+        flag_reason: Annotated[str, Form(max_length=512)] = "",
+    ) -> Response:
+        try:
+            cert_date = date.fromisoformat(certificate_date) if certificate_date else None
+        except ValueError as exc:
+            raise Invalid("the certificate date is not a date") from exc
+        s.save_model(
+            ModelIn(
+                vendor.strip(),
+                model.strip(),
+                _opt(hardware_id),
+                _opt(certificate_number),
+                _opt(certificate_issuer),
+                cert_date,
+                flagged == "1",
+                _opt(flag_reason),
+            )
+        )
+        return _see("/models")
+
+    @pages.post("/models/{model_id}/delete")
+    def delete_model(s: FormScope, model_id: int) -> Response:
+        s.delete_model(model_id)
+        return _see("/models")
+
+    @pages.get("/kev")
+    def kev(request: Request, web: Web, s: PageScope) -> Response:
+        groups = s.kev()
+        devices = len({(d.agent_id, d.camera_id) for g in groups for d in g.devices})
+        return web.render(request, s.p, "kev.html", groups=groups, devices=devices, shown=KEV_SHOWN)
+
+    @pages.get("/alerts")
+    def alerts(request: Request, web: Web, s: PageScope, secret: str = "") -> Response:
+        routes = s.alert_routes() if s.p.has("operator") else None
+        orgs = s.org_tree()
+        return web.render(
+            request,
+            s.p,
+            "alerts.html",
+            alerts=s.alerts(),
+            routes=routes,
+            orgs=orgs,
+            org_names={o.id: o.name for o in orgs},
+            secret=secret[:64],
+        )
+
+    @pages.post("/alert-routes")
+    async def add_route(request: Request, web: Web, s: FormScope) -> Response:
+        form = await request.form()
+        kinds = [k for k in form.getlist("kinds") if isinstance(k, str)]
+        fields = {k: str(form.get(k, ""))[:512] for k in ("name", "org", "channel", "target")}
+        if not fields["name"] or not fields["target"]:
+            raise Invalid("a route needs a name and a target")
+        _, secret = s.create_alert_route(
+            org_unit_id=_org_id(fields["org"]),
+            name=fields["name"][:64],
+            channel=fields["channel"],
+            target=fields["target"],
+            kinds=kinds,
+        )
+        # shown once on the page that follows, as with API tokens
+        return web.render(
+            request,
+            s.p,
+            "alerts.html",
+            alerts=s.alerts(),
+            routes=s.alert_routes(),
+            orgs=s.org_tree(),
+            org_names={o.id: o.name for o in s.org_tree()},
+            secret=secret,
+        )
+
+    @pages.post("/alert-routes/{route_id}/delete")
+    def delete_route(s: FormScope, route_id: int) -> Response:
+        s.delete_alert_route(route_id)
+        return _see("/alerts")
+
+    @pages.get("/reports")
+    def reports_page(request: Request, web: Web, s: PageScope) -> Response:
+        today = s.today
+        return web.render(
+            request,
+            s.p,
+            "reports.html",
+            orgs=[o for o in s.org_tree() if o.kind != "site"],
+            start=today.replace(day=1).isoformat(),
+            end=today.isoformat(),
+        )
+
+    @pages.get("/reports/compliance")
+    def report_download(
+        request: Request,
+        s: PageScope,
+        *,
+        org: Annotated[int, Query(ge=1, le=2**31 - 1)],
+        start: Annotated[date, Query(alias="from")],
+        end: Annotated[date, Query(alias="to")],
+        format: Literal["csv", "pdf"] = "pdf",
+        lang: Literal["vi", "en"] = "vi",
+    ) -> Response:
+        return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
+
+    @pages.get("/orgs")
+    def orgs(request: Request, web: Web, s: PageScope) -> Response:
+        return web.render(request, s.p, "orgs.html", orgs=s.org_tree())
+
+    @pages.post("/orgs")
+    def add_org(
+        s: FormScope,
+        *,
+        name: Annotated[str, Form(min_length=1, max_length=200)],
+        kind: Annotated[str, Form(pattern="^(province|ministry|agency|system)$")],
+        parent: Annotated[str, Form(max_length=12)] = "",
+    ) -> Response:
+        s.create_org(parent_id=_org_id(parent), kind=kind, name=name.strip())
+        return _see("/orgs")
+
+    @pages.get("/users")
+    def users(request: Request, web: Web, s: PageScope) -> Response:
+        listed = s.users()
+        orgs = s.org_tree()
+        return web.render(
+            request,
+            s.p,
+            "users.html",
+            users=listed,
+            orgs=[o for o in orgs if o.kind != "site"],
+            org_names={o.id: o.name for o in orgs},
+            roles=ROLES,
+        )
+
+    @pages.post("/users")
+    def add_user(
+        s: FormScope,
+        *,
+        username: Annotated[str, Form(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")],
+        password: Annotated[str, Form(min_length=10, max_length=256)],
+        role: Annotated[str, Form(pattern="^(viewer|operator|admin)$")],
+        org: Annotated[str, Form(max_length=12)] = "",
+    ) -> Response:
+        s.create_user(username, password, role, _org_id(org))
+        return _see("/users")
+
+    @pages.post("/users/{user_id}/{action}")
+    def user_action(s: FormScope, user_id: int, action: str) -> Response:
+        if action not in ("disable", "enable"):
+            raise Invalid(f"unknown action {action}")
+        s.set_user_disabled(user_id, action == "disable")
+        return _see("/users")
+
+    @pages.get("/tokens")
+    def tokens(request: Request, web: Web, s: PageScope) -> Response:
+        return web.render(request, s.p, "tokens.html", tokens=s.tokens(), secret=None)
+
+    @pages.post("/tokens")
+    def add_token(
+        request: Request,
+        web: Web,
+        s: FormScope,
+        name: Annotated[str, Form(min_length=1, max_length=64)],
+    ) -> Response:
+        _, secret = s.create_token(name.strip())
+        return web.render(request, s.p, "tokens.html", tokens=s.tokens(), secret=secret)
+
+    @pages.post("/tokens/{token_id}/revoke")
+    def revoke_token(s: FormScope, token_id: int) -> Response:
+        s.revoke_token(token_id)
+        return _see("/tokens")
+
+    @pages.get("/audit")
+    def audit(request: Request, web: Web, s: PageScope) -> Response:
+        return web.render(request, s.p, "audit.html", entries=s.audit())

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Integer,
     Row,
     Select,
     String,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     true,
     update,
@@ -40,13 +42,22 @@ from server.queries import SEVERITIES
 from server.storage import Repository
 from server.storage.models import Agent, Camera, Finding, Message
 from server.storage.org_models import (
+    ALERT_KINDS,
     LEVELS,
     PARENT_KINDS,
     ROLES,
+    ROUTE_CHANNELS,
+    SEVERITY_RANK_SQL,
+    AlertDelivery,
+    AlertEvent,
+    AlertRoute,
     ApiToken,
     AuditEntry,
+    DailySnapshot,
     InformationSystem,
+    ModelEntry,
     OrgUnit,
+    PrunedMessage,
     RetentionPolicy,
     User,
     WebSession,
@@ -276,7 +287,8 @@ class _Act:
 
 
 def _severity_rank() -> ColumnElement[int]:
-    return case({s: i for i, s in enumerate(SEVERITIES)}, value=Finding.severity, else_=99)
+    """Rendered with literals so that PostgreSQL matches it to the index ``ix_findings_list``."""
+    return literal_column(SEVERITY_RANK_SQL.replace("severity", "findings.severity"), Integer)
 
 
 class Scoped:
@@ -1030,3 +1042,561 @@ class Scoped:
                     .values(raw_reports_days=days, updated_at=self.now, updated_by=self.p.username)
                 )
         return next(r for r in self.retention() if r.level == level)
+
+    # -- certified-model register (QCVN 135:2024) and INV-02 -------------------------------
+
+    def _site_visible(self, column: Any) -> ColumnElement[bool]:
+        if self.p.org_path is None:
+            return true()
+        return column.in_(self._sites_under(self.p.org_path))  # type: ignore[no-any-return]
+
+    def model_register(self) -> list[ModelView]:
+        """The register is national reference data: every user reads all of it."""
+        with self.engine.connect() as conn:
+            return [
+                _model_view(r)
+                for r in conn.execute(
+                    select(ModelEntry.__table__).order_by(
+                        ModelEntry.vendor_key, ModelEntry.model_key, ModelEntry.hardware_key
+                    )
+                ).all()
+            ]
+
+    def save_model(self, entry: ModelIn, model_id: int | None = None) -> ModelView:
+        """Create (``model_id`` None) or replace a register entry: whole-fleet administrators."""
+        with self._action(
+            "model.save", "model", model_id or f"{entry.vendor}/{entry.model}"
+        ) as act:
+            self._require("admin")
+            self._require_whole_fleet()
+            values = {
+                "vendor": entry.vendor,
+                "model": entry.model,
+                "hardware_id": entry.hardware_id or None,
+                "vendor_key": model_key(entry.vendor),
+                "model_key": model_key(entry.model),
+                "hardware_key": model_key(entry.hardware_id),
+                "certificate_number": entry.certificate_number,
+                "certificate_issuer": entry.certificate_issuer,
+                "certificate_date": entry.certificate_date,
+                "flagged": entry.flagged,
+                "flag_reason": entry.flag_reason,
+                "flag_reference": entry.flag_reference,
+                "updated_at": self.now,
+                "updated_by": self.p.username,
+            }
+            act.detail = {
+                k: v.isoformat() if isinstance(v, date) else v
+                for k, v in values.items()
+                if k in ("vendor", "model", "hardware_id", "certificate_number", "flagged")
+            }
+            try:
+                with self.engine.begin() as conn:
+                    if model_id is None:
+                        model_id = conn.execute(
+                            insert(ModelEntry).values(values).returning(ModelEntry.id)
+                        ).scalar_one()
+                    elif not conn.execute(
+                        update(ModelEntry).where(ModelEntry.id == model_id).values(values)
+                    ).rowcount:
+                        raise NotVisible(f"register entry {model_id}")
+            except IntegrityError as exc:
+                raise Invalid("this vendor, model and hardware id are already registered") from exc
+        return next(m for m in self.model_register() if m.id == model_id)
+
+    def delete_model(self, model_id: int) -> None:
+        with self._action("model.delete", "model", model_id):
+            self._require("admin")
+            self._require_whole_fleet()
+            with self.engine.begin() as conn:
+                if not conn.execute(delete(ModelEntry).where(ModelEntry.id == model_id)).rowcount:
+                    raise NotVisible(f"register entry {model_id}")
+
+    def devices(self) -> list[DeviceView]:
+        """Every camera in scope with its register match and INV-02 verdict."""
+        matcher = ModelMatcher(self.model_register())
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Camera.agent_id, Camera.camera_id, Camera.site, Camera.identity)
+                .where(self._agent_visible(Camera.agent_id))
+                .order_by(Camera.agent_id, Camera.camera_id)
+            ).all()
+        result = []
+        for r in rows:
+            vendor, model = r.identity.get("vendor"), r.identity.get("model")
+            entry = matcher.match(vendor, model, r.identity.get("hardware_id"))
+            result.append(
+                DeviceView(
+                    r.agent_id,
+                    r.camera_id,
+                    r.site,
+                    vendor,
+                    model,
+                    r.identity.get("hardware_id"),
+                    r.identity.get("firmware"),
+                    entry.id if entry else None,
+                    inv02_status(entry),
+                )
+            )
+        return result
+
+    # -- CISA KEV --------------------------------------------------------------------------
+
+    def kev(self) -> list[KevGroup]:
+        """Cameras with a failing known-exploited finding, grouped by CVE (newest KEV first)."""
+        q = self._finding_query(FindingFilters(status="fail")).where(Finding.code == KEV_CODE)
+        groups: dict[str, list[FindingRow]] = defaultdict(list)
+        with self.engine.connect() as conn:
+            for r in conn.execute(q.order_by(Finding.agent_id, Finding.camera_id)):
+                row = FindingRow(*r)
+                groups[str(row.evidence.get("cve", "?"))].append(row)
+        return sorted(
+            (
+                KevGroup(
+                    cve,
+                    str(rows[0].evidence.get("kev_date_added", "")) or None,
+                    [
+                        KevDevice(
+                            f.agent_id,
+                            f.camera_id,
+                            f.site,
+                            f.vendor,
+                            f.model,
+                            _text(f.evidence.get("firmware")),
+                            _text(f.evidence.get("remedy")),
+                        )
+                        for f in rows
+                    ],
+                )
+                for cve, rows in groups.items()
+            ),
+            key=lambda g: (g.kev_date_added or "", g.cve),
+            reverse=True,
+        )
+
+    # -- trend -----------------------------------------------------------------------------
+
+    def trend(self, days: int = 30) -> list[TrendPoint]:
+        """Open findings per day and severity over the last ``days`` days (daily snapshots)."""
+        first = self.today - timedelta(days=days - 1)
+        per_day: dict[date, dict[str, int]] = {}
+        with self.engine.connect() as conn:
+            for day, sev, n in conn.execute(
+                select(
+                    DailySnapshot.day,
+                    DailySnapshot.severity,
+                    func.sum(DailySnapshot.open_findings),
+                )
+                .where(DailySnapshot.day >= first, self._site_visible(DailySnapshot.site))
+                .group_by(DailySnapshot.day, DailySnapshot.severity)
+            ):
+                per_day.setdefault(day, dict.fromkeys(SEVERITIES, 0))[sev] = int(n)
+        return [TrendPoint(day, counts) for day, counts in sorted(per_day.items())]
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def _route_visible(self) -> ColumnElement[bool]:
+        if self.p.org_path is None:
+            return true()
+        return AlertRoute.org_unit_id.in_(select(OrgUnit.id).where(self._org_visible()))
+
+    def alert_routes(self) -> list[RouteView]:
+        self._require("operator")
+        with self.engine.connect() as conn:
+            return [
+                RouteView(r.id, r.org_unit_id, r.name, r.channel, r.target, r.kinds, r.enabled)
+                for r in conn.execute(
+                    select(AlertRoute.__table__)
+                    .where(self._route_visible())
+                    .order_by(AlertRoute.id)
+                ).all()
+            ]
+
+    def create_alert_route(
+        self, *, org_unit_id: int | None, name: str, channel: str, target: str, kinds: list[str]
+    ) -> tuple[RouteView, str | None]:
+        """A route for alerts of ``org_unit_id``'s subtree; a webhook's HMAC secret is returned
+        once (it is stored to sign with, but never shown again)."""
+        with self._action("alert_route.create", "alert_route", name) as act:
+            self._require("admin")
+            if channel not in ROUTE_CHANNELS or not kinds or set(kinds) - set(ALERT_KINDS):
+                raise Invalid("channel is webhook or email; kinds are finding and/or silent")
+            with self.engine.begin() as conn:
+                if org_unit_id is None:
+                    self._require_whole_fleet()
+                else:
+                    self._org(conn, org_unit_id)
+                act.org_unit_id = org_unit_id
+                secret = new_secret() if channel == "webhook" else None
+                route_id = conn.execute(
+                    insert(AlertRoute)
+                    .values(
+                        org_unit_id=org_unit_id,
+                        name=name,
+                        channel=channel,
+                        target=target,
+                        secret=secret,
+                        kinds=sorted(set(kinds)),
+                        enabled=True,
+                        created_at=self.now,
+                    )
+                    .returning(AlertRoute.id)
+                ).scalar_one()
+            act.detail = {"id": route_id, "channel": channel, "target": target, "kinds": kinds}
+        return next(r for r in self.alert_routes() if r.id == route_id), secret
+
+    def delete_alert_route(self, route_id: int) -> None:
+        with (
+            self._action("alert_route.delete", "alert_route", route_id) as act,
+            self.engine.begin() as conn,
+        ):
+            route = conn.execute(
+                select(AlertRoute.__table__).where(AlertRoute.id == route_id, self._route_visible())
+            ).one_or_none()
+            if route is None:
+                raise NotVisible(f"alert route {route_id}")
+            act.org_unit_id = route.org_unit_id
+            self._require("admin")
+            if route.org_unit_id is None:
+                self._require_whole_fleet()
+            conn.execute(delete(AlertDelivery).where(AlertDelivery.route_id == route_id))
+            conn.execute(delete(AlertRoute).where(AlertRoute.id == route_id))
+
+    def alerts(self, limit: int = 200) -> list[AlertView]:
+        """The newest alert events in scope with how their deliveries went."""
+        with self.engine.connect() as conn:
+            events = conn.execute(
+                select(AlertEvent.__table__)
+                .where(self._site_visible(AlertEvent.site))
+                .order_by(AlertEvent.id.desc())
+                .limit(limit)
+            ).all()
+            deliveries: dict[int, list[DeliveryView]] = defaultdict(list)
+            for d in conn.execute(
+                select(AlertDelivery.__table__, AlertRoute.name)
+                .join(AlertRoute, AlertRoute.id == AlertDelivery.route_id)
+                .where(AlertDelivery.event_id.in_([e.id for e in events]))
+                .order_by(AlertDelivery.id)
+            ):
+                deliveries[d.event_id].append(
+                    DeliveryView(d.name, d.state, d.attempts, d.last_error, d.sent_at)
+                )
+        return [
+            AlertView(
+                e.id,
+                e.kind,
+                e.agent_id,
+                e.camera_id or None,
+                e.code or None,
+                e.site,
+                e.severity,
+                e.opened_at,
+                e.closed_at,
+                deliveries[e.id],
+            )
+            for e in events
+        ]
+
+    # -- compliance report -----------------------------------------------------------------
+
+    def report_data(self, org_id: int, start: date, end: date) -> ReportData:
+        if end < start:
+            raise Invalid("the period ends before it starts")
+        begin = datetime.combine(start, datetime.min.time(), UTC)
+        stop = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
+        with self.engine.connect() as conn:
+            root = self._org(conn, org_id)
+            nodes = [
+                ReportNode(o.id, o.parent_id, o.kind, o.name, o.path, o.site)
+                for o in conn.execute(
+                    select(OrgUnit.__table__)
+                    .where(OrgUnit.path.startswith(root.path))
+                    .order_by(OrgUnit.path)
+                )
+            ]
+            records = {
+                r.org_unit_id: SecurityRecord(
+                    r.framework,
+                    r.level,
+                    r.decision_number,
+                    r.decision_date,
+                    r.plan_status,
+                    r.next_check_due,
+                )
+                for r in conn.execute(
+                    select(InformationSystem.__table__).where(
+                        InformationSystem.org_unit_id.in_([n.id for n in nodes])
+                    )
+                )
+            }
+            sites = select(OrgUnit.site).where(
+                OrgUnit.kind == "site", OrgUnit.path.startswith(root.path)
+            )
+            in_org = Agent.agent_id.in_(select(Agent.agent_id).where(Agent.site.in_(sites)))
+            reporting = set(
+                conn.execute(
+                    select(Message.agent_id)
+                    .where(
+                        Message.type == "report",
+                        Message.received_at >= begin,
+                        Message.received_at < stop,
+                        Message.agent_id.in_(select(Agent.agent_id).where(in_org)),
+                    )
+                    .union(
+                        select(PrunedMessage.agent_id).where(
+                            PrunedMessage.type == "report",
+                            PrunedMessage.received_at >= begin,
+                            PrunedMessage.received_at < stop,
+                        )
+                    )
+                ).scalars()
+            )
+            kev = set(
+                conn.execute(
+                    select(Finding.agent_id, Finding.camera_id).where(
+                        Finding.code == KEV_CODE, Finding.status == "fail"
+                    )
+                ).all()
+            )
+            cameras = conn.execute(
+                select(
+                    Camera.agent_id, Camera.camera_id, Camera.site, Camera.identity,
+                    Camera.audited_at,
+                ).where(Camera.agent_id.in_(select(Agent.agent_id).where(in_org)))
+            ).all()  # fmt: skip
+            episodes = [
+                ReportEpisode(e.site, e.opened_at, e.closed_at)
+                for e in conn.execute(
+                    select(AlertEvent.site, AlertEvent.opened_at, AlertEvent.closed_at).where(
+                        AlertEvent.kind == "finding",
+                        AlertEvent.severity == "critical",
+                        AlertEvent.site.in_(sites),
+                        AlertEvent.opened_at < stop,
+                        (AlertEvent.closed_at.is_(None)) | (AlertEvent.closed_at >= begin),
+                    )
+                )
+            ]
+        matcher = ModelMatcher(self.model_register())
+        devices = [
+            ReportDevice(
+                c.site,
+                c.agent_id in reporting
+                or (c.audited_at is not None and begin <= c.audited_at < stop),
+                (c.agent_id, c.camera_id) in kev,
+                inv02_status(
+                    matcher.match(
+                        c.identity.get("vendor"),
+                        c.identity.get("model"),
+                        c.identity.get("hardware_id"),
+                    )
+                ),
+            )
+            for c in cameras
+        ]
+        org = next(n for n in nodes if n.id == root.id)
+        return ReportData(
+            org, start, end, self.now, self.p.username, nodes, records, devices, episodes
+        )
+
+
+KEV_CODE = "fw.known_exploited"
+_TEXT_LIMIT = 512
+
+
+def _text(value: object) -> str | None:
+    return str(value)[:_TEXT_LIMIT] if value is not None else None
+
+
+def model_key(text: str | None) -> str:
+    return " ".join((text or "").lower().split())
+
+
+@dataclass(frozen=True, slots=True)
+class ModelIn:
+    vendor: str
+    model: str
+    hardware_id: str | None = None
+    certificate_number: str | None = None
+    certificate_issuer: str | None = None
+    certificate_date: date | None = None
+    flagged: bool = False
+    flag_reason: str | None = None
+    flag_reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    id: int
+    vendor: str
+    model: str
+    hardware_id: str | None
+    certificate_number: str | None
+    certificate_issuer: str | None
+    certificate_date: date | None
+    flagged: bool
+    flag_reason: str | None
+    flag_reference: str | None
+    updated_at: datetime
+    updated_by: str | None
+
+    @property
+    def certified(self) -> bool:
+        return self.certificate_number is not None
+
+
+def _model_view(r: Row[Any]) -> ModelView:
+    return ModelView(
+        r.id,
+        r.vendor,
+        r.model,
+        r.hardware_id,
+        r.certificate_number,
+        r.certificate_issuer,
+        r.certificate_date,
+        r.flagged,
+        r.flag_reason,
+        r.flag_reference,
+        r.updated_at,
+        r.updated_by,
+    )
+
+
+Inv02 = Literal["certified", "flagged", "uncertified"]
+
+
+def inv02_status(entry: ModelView | None) -> Inv02:
+    """INV-02: compliant only when the model is certified and not flagged by the authorities."""
+    if entry is not None and entry.flagged:
+        return "flagged"
+    if entry is not None and entry.certified:
+        return "certified"
+    return "uncertified"
+
+
+class ModelMatcher:
+    """Vendor + model (+ hardware id) lookups; an entry with the camera's hardware id wins."""
+
+    def __init__(self, entries: list[ModelView]) -> None:
+        self._by_key = {
+            (model_key(e.vendor), model_key(e.model), model_key(e.hardware_id)): e for e in entries
+        }
+
+    def match(
+        self, vendor: str | None, model: str | None, hardware: str | None
+    ) -> ModelView | None:
+        v, m = model_key(vendor), model_key(model)
+        if not v or not m:
+            return None
+        specific = self._by_key.get((v, m, model_key(hardware))) if hardware else None
+        return specific or self._by_key.get((v, m, ""))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    agent_id: str
+    camera_id: str
+    site: str
+    vendor: str | None
+    model: str | None
+    hardware_id: str | None
+    firmware: str | None
+    register_id: int | None
+    inv02: Inv02
+
+
+@dataclass(frozen=True, slots=True)
+class KevDevice:
+    agent_id: str
+    camera_id: str
+    site: str
+    vendor: str | None
+    model: str | None
+    firmware: str | None
+    remedy: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KevGroup:
+    cve: str
+    kev_date_added: str | None
+    devices: list[KevDevice]
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    day: date
+    open_findings: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteView:
+    id: int
+    org_unit_id: int | None
+    name: str
+    channel: str
+    target: str
+    kinds: list[str]
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    route: str
+    state: str
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    id: int
+    kind: str
+    agent_id: str
+    camera_id: str | None
+    code: str | None
+    site: str
+    severity: str
+    opened_at: datetime
+    closed_at: datetime | None
+    deliveries: list[DeliveryView]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportNode:
+    id: int
+    parent_id: int | None
+    kind: str
+    name: str
+    path: str
+    site: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDevice:
+    site: str
+    checked: bool  # audited, or its agent reported, within the period
+    kev: bool  # a failing known-exploited finding now
+    inv02: Inv02
+
+
+@dataclass(frozen=True, slots=True)
+class ReportEpisode:
+    site: str
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportData:
+    """The raw facts of a compliance report for one org subtree and period (UTC days)."""
+
+    org: ReportNode
+    start: date
+    end: date  # inclusive
+    generated_at: datetime
+    generated_by: str
+    nodes: list[ReportNode]
+    records: dict[int, SecurityRecord]  # by system org unit id
+    devices: list[ReportDevice]
+    critical: list[ReportEpisode]  # critical-finding episodes touching the period

@@ -9,7 +9,20 @@ from datetime import UTC, date, datetime, timedelta
 import httpx
 import pytest
 
+from protocol import (
+    AgentInfo,
+    Camera,
+    Finding,
+    HostHealth,
+    Identity,
+    StatusReport,
+    digest,
+    encode,
+    sign,
+    topic,
+)
 from protocol.keys import generate_private_key
+from server.alerts.tracker import snapshot, sync
 from server.api import create_app
 from server.config import WebConfig
 from server.ingest.ingestor import Ingestor
@@ -18,7 +31,7 @@ from server.metrics import Metrics
 from server.storage import Repository
 from server.web.auth import Authenticator
 from server.web.cli import CLI
-from server.web.scope import Principal, Scoped, SecurityRecord
+from server.web.scope import ModelIn, Principal, Scoped, SecurityRecord
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
 
@@ -37,6 +50,8 @@ class World:
     users: dict[str, int]  # username -> id
     tokens: dict[str, str]  # username -> API token secret
     token_ids: dict[str, int]
+    route_b: int  # an alert route of agency B
+    model: int  # a register entry
 
 
 def scoped_as(repo: Repository, principal: Principal) -> Scoped:
@@ -105,7 +120,22 @@ def world(repo: Repository, db_url: str) -> World:
     for username in users:
         info, secret = scoped_as(repo, principal_of(repo, username)).create_token("tests")
         tokens[username], token_ids[username] = secret, info.id
-    return World(province, agency_a, agency_b, system_a, system_b, users, tokens, token_ids)
+    route_b = root.create_alert_route(
+        org_unit_id=agency_b,
+        name="Agency B hook",
+        channel="webhook",
+        target="http://127.0.0.1:9/agency-b",
+        kinds=["finding", "silent"],
+    )[0].id
+    model = root.save_model(
+        ModelIn("Hikvision", "DS-2CD2143G2-I", None, "QCVN-135/2024/0042", "Cuc Vien thong",
+                date(2024, 11, 4))
+    ).id  # fmt: skip
+    sync(repo.engine, datetime.now(UTC), timedelta(minutes=15))
+    snapshot(repo.engine, datetime.now(UTC).date())
+    return World(
+        province, agency_a, agency_b, system_a, system_b, users, tokens, token_ids, route_b, model
+    )
 
 
 @pytest.fixture
@@ -117,3 +147,46 @@ def server(repo: Repository, db_url: str, world: World) -> Iterator[httpx.Client
 
 def bearer(world: World, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {world.tokens[username]}"}
+
+
+def report_with(sim: SimAgent, cameras: list[Camera]) -> tuple[str, bytes]:
+    """A signed report of ``sim`` with the given cameras (chain kept like SimAgent.report)."""
+    sim.seq += 1
+    message = StatusReport(
+        agent_id=sim.agent_id,
+        site=sim.site,
+        seq=sim.seq,
+        issued_at=datetime.now(UTC),
+        prev=sim.prev,
+        prev_seq=sim.prev_seq,
+        agent=AgentInfo(version="0.1.0", hostname=sim.agent_id, platform="Linux-aarch64"),
+        host=HostHealth(
+            cpu_percent=1.0, memory_percent=1.0, disk_free_bytes=10**9, uptime_s=1.0, load1=0.1
+        ),
+        cameras=cameras,
+    )
+    token = sign(encode(message), sim.key).encode()
+    sim.prev, sim.prev_seq = digest(token), sim.seq
+    return topic(sim.site, sim.agent_id, "report"), token
+
+
+def camera(
+    camera_id: str, findings: list[Finding], vendor: str = "Hikvision", model: str = "X"
+) -> Camera:
+    return Camera(
+        camera_id=camera_id,
+        address="10.99.0.50",
+        reachable=True,
+        identity=Identity(vendor=vendor, model=model, firmware="V5.4.0"),
+        findings=findings,
+        audited_at=datetime.now(UTC),
+    )
+
+
+def process(repo: Repository, db: str, messages: list[tuple[str, bytes]]) -> None:
+    ingestor = Ingestor(make_config(db), repo, Metrics())
+    try:
+        outcomes = ingestor.process([Incoming(t, p, datetime.now(UTC)) for t, p in messages])
+        assert all(type(o).__name__ == "Checked" for o in outcomes), outcomes
+    finally:
+        ingestor.close()

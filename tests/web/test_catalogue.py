@@ -46,5 +46,11 @@ def test_finding_texts_and_fallbacks() -> None:
 def test_migrations_match_the_models(repo: Repository) -> None:
     assert OrgUnit.metadata is Base.metadata
     with repo.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+
+        def include(obj: object, name: str | None, kind: str, *_: object) -> bool:
+            # an expression index migration 0003 adds on PostgreSQL only, not on the models
+            return not (kind == "index" and name == "ix_findings_list")
+
+        context = MigrationContext.configure(conn, opts={"include_object": include})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []

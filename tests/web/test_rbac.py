@@ -16,7 +16,15 @@ from protocol.keys import generate_private_key
 from server.api import create_app
 from server.storage import Repository
 from server.storage.models import Agent
-from server.storage.org_models import ApiToken, InformationSystem, OrgUnit, RetentionPolicy, User
+from server.storage.org_models import (
+    AlertRoute,
+    ApiToken,
+    InformationSystem,
+    ModelEntry,
+    OrgUnit,
+    RetentionPolicy,
+    User,
+)
 from tests.server.conftest import make_config
 from tests.web.conftest import PASSWORD, World, bearer
 
@@ -64,6 +72,26 @@ def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, dict[str, Any] |
         ),
         # fleet-wide settings: an agency administrator may not change them for everybody
         ("PUT", "/api/v1/retention/{level}"): ("/api/v1/retention/2", {"raw_reports_days": 1}),
+        ("POST", "/api/v1/models"): ("/api/v1/models", {"vendor": "Acme", "model": "X1"}),
+        ("PUT", "/api/v1/models/{model_id}"): (
+            f"/api/v1/models/{w.model}",
+            {"vendor": "Hikvision", "model": "DS-2CD2143G2-I", "flagged": True},
+        ),
+        ("DELETE", "/api/v1/models/{model_id}"): (f"/api/v1/models/{w.model}", None),
+        ("POST", "/api/v1/alert-routes"): (
+            "/api/v1/alert-routes",
+            {
+                "org_unit_id": w.agency_b,
+                "name": "planted",
+                "channel": "webhook",
+                "target": "http://127.0.0.1:9/x",
+            },
+        ),
+        ("DELETE", "/api/v1/alert-routes/{route_id}"): (f"/api/v1/alert-routes/{w.route_b}", None),
+        ("GET", "/api/v1/reports/compliance"): (
+            f"/api/v1/reports/compliance?org={w.agency_b}&from=2025-01-01&to=2025-12-31&format=csv",
+            None,
+        ),
     }
 
 
@@ -81,6 +109,12 @@ LISTS = {
     ("GET", "/api/v1/audit"),
     ("GET", "/api/v1/retention"),
     ("POST", "/api/v1/tokens"),  # creates a token for the caller only
+    ("GET", "/api/v1/models"),  # the national register: the same for everybody
+    ("GET", "/api/v1/devices"),
+    ("GET", "/api/v1/kev"),
+    ("GET", "/api/v1/trend"),
+    ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/alert-routes"),
 }
 
 
@@ -100,6 +134,8 @@ def snapshot(repo: Repository) -> dict[str, Any]:
             "retention": conn.execute(
                 select(RetentionPolicy.level, RetentionPolicy.raw_reports_days)
             ).all(),
+            "register": conn.execute(select(ModelEntry.__table__)).all(),
+            "routes": conn.execute(select(AlertRoute.__table__)).all(),
         }
 
 
@@ -199,6 +235,8 @@ def test_pages_hide_other_agencies(server: httpx.Client, world: World) -> None:
     token = server.get("/agents").text.split('name="csrf" value="')[1].split('"')[0]
     assert server.get("/cameras/agent-b1/cam-0").status_code == 404
     assert server.post("/agents/agent-b2/approve", data={"csrf": token}).status_code == 404
-    for path in ("/", "/compliance", "/findings", "/agents", "/findings?status="):
+    pages = ("/", "/compliance", "/findings", "/agents", "/findings?status=", "/models", "/kev",
+             "/alerts", "/orgs", "/users", "/audit", "/tokens", "/reports")  # fmt: skip
+    for path in pages:
         body = server.get(path).text
         assert [m for m in FOREIGN_MARKERS if m in body] == [], path

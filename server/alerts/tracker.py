@@ -1,0 +1,201 @@
+"""From the current state to alert events and deliveries, and the daily trend snapshot.
+
+An event is an episode: a critical finding failing on a camera (key: agent, camera, code) or an
+approved agent silent for longer than the threshold (key: agent). ``sync`` opens an event when
+an episode starts and closes it when it ends; while it is open nothing new is created, which is
+what deduplicates alerts. Each new event gets one pending delivery per enabled route whose org
+node is the event's site or an ancestor of it (whole-fleet routes get every event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+
+from server.storage.models import Agent, Camera, Finding
+from server.storage.org_models import (
+    AlertDelivery,
+    AlertEvent,
+    AlertRoute,
+    DailySnapshot,
+    OrgUnit,
+)
+
+ALERT_SEVERITY = "critical"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    opened: int
+    closed: int
+    deliveries: int
+
+
+def sync(engine: Engine, now: datetime, silent_after: timedelta) -> SyncResult:
+    with engine.begin() as conn:
+        new_ids, closed = _sync_findings(conn, now)
+        silent_ids, back = _sync_silent(conn, now, silent_after)
+        deliveries = _route(conn, [*new_ids, *silent_ids], now)
+    return SyncResult(len(new_ids) + len(silent_ids), closed + back, deliveries)
+
+
+def _open(conn: Connection, kind: str) -> dict[tuple[str, str, str], int]:
+    return {
+        (r.agent_id, r.camera_id, r.code): r.id
+        for r in conn.execute(
+            select(AlertEvent.id, AlertEvent.agent_id, AlertEvent.camera_id, AlertEvent.code).where(
+                AlertEvent.kind == kind, AlertEvent.closed_at.is_(None)
+            )
+        )
+    }
+
+
+def _close(conn: Connection, ids: list[int], now: datetime) -> int:
+    if ids:
+        conn.execute(update(AlertEvent).where(AlertEvent.id.in_(ids)).values(closed_at=now))
+    return len(ids)
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+    return [
+        conn.execute(insert(AlertEvent).values(r).returning(AlertEvent.id)).scalar_one()
+        for r in rows
+    ]
+
+
+def _sync_findings(conn: Connection, now: datetime) -> tuple[list[int], int]:
+    current = {
+        (r.agent_id, r.camera_id, r.code): r
+        for r in conn.execute(
+            select(
+                Finding.agent_id,
+                Finding.camera_id,
+                Finding.code,
+                Finding.severity,
+                Finding.evidence,
+                Camera.site,
+                Camera.identity,
+            )
+            .join(
+                Camera,
+                and_(Camera.agent_id == Finding.agent_id, Camera.camera_id == Finding.camera_id),
+            )
+            .where(Finding.status == "fail", Finding.severity == ALERT_SEVERITY)
+        )
+    }
+    opened = _open(conn, "finding")
+    closed = _close(conn, [i for key, i in opened.items() if key not in current], now)
+    rows = [
+        {
+            "kind": "finding",
+            "agent_id": r.agent_id,
+            "camera_id": r.camera_id,
+            "code": r.code,
+            "site": r.site,
+            "severity": r.severity,
+            "detail": {"evidence": r.evidence, "identity": r.identity},
+            "opened_at": now,
+            "closed_at": None,
+        }
+        for key, r in sorted(current.items())
+        if key not in opened
+    ]
+    return _insert(conn, rows), closed
+
+
+def _sync_silent(conn: Connection, now: datetime, silent_after: timedelta) -> tuple[list[int], int]:
+    silent = {
+        r.agent_id: r
+        for r in conn.execute(
+            select(Agent.agent_id, Agent.site, Agent.last_seen).where(
+                Agent.status == "approved",
+                Agent.last_seen.is_not(None),
+                Agent.last_seen < now - silent_after,
+            )
+        )
+    }
+    opened = _open(conn, "silent")
+    closed = _close(conn, [i for (a, _, _), i in opened.items() if a not in silent], now)
+    known = {a for a, _, _ in opened}
+    rows = [
+        {
+            "kind": "silent",
+            "agent_id": r.agent_id,
+            "camera_id": "",
+            "code": "",
+            "site": r.site,
+            "severity": "high",
+            "detail": {"last_seen": r.last_seen.isoformat()},
+            "opened_at": now,
+            "closed_at": None,
+        }
+        for agent_id, r in sorted(silent.items())
+        if agent_id not in known
+    ]
+    return _insert(conn, rows), closed
+
+
+def _route(conn: Connection, event_ids: list[int], now: datetime) -> int:
+    """One pending delivery per (new event, matching route)."""
+    if not event_ids:
+        return 0
+    routes = conn.execute(
+        select(AlertRoute.id, AlertRoute.kinds, OrgUnit.path)
+        .outerjoin(OrgUnit, OrgUnit.id == AlertRoute.org_unit_id)
+        .where(AlertRoute.enabled.is_(True))
+    ).all()
+    if not routes:
+        return 0
+    site_paths = dict(
+        conn.execute(select(OrgUnit.site, OrgUnit.path).where(OrgUnit.kind == "site")).all()
+    )
+    rows = []
+    for event in conn.execute(
+        select(AlertEvent.id, AlertEvent.kind, AlertEvent.site).where(AlertEvent.id.in_(event_ids))
+    ):
+        site_path = site_paths.get(event.site)
+        for route_id, kinds, path in routes:
+            inherited = path is None or (site_path is not None and site_path.startswith(path))
+            if event.kind in kinds and inherited:
+                rows.append(
+                    {
+                        "event_id": event.id,
+                        "route_id": route_id,
+                        "state": "pending",
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                    }
+                )
+    if rows:
+        conn.execute(insert(AlertDelivery), rows)
+    return len(rows)
+
+
+def snapshot(engine: Engine, day: date) -> int:
+    """Replace ``day``'s trend rows with the current open findings per site and severity."""
+    fails = (
+        select(Camera.site, Finding.severity, Finding.agent_id, Finding.camera_id)
+        .join(
+            Camera,
+            and_(Camera.agent_id == Finding.agent_id, Camera.camera_id == Finding.camera_id),
+        )
+        .where(Finding.status == "fail")
+        .subquery()
+    )
+    cameras = func.count(func.distinct(fails.c.agent_id + "/" + fails.c.camera_id))
+    with engine.begin() as conn:
+        rows = [
+            {"day": day, "site": site, "severity": sev, "open_findings": n, "cameras": c}
+            for site, sev, n, c in conn.execute(
+                select(fails.c.site, fails.c.severity, func.count(), cameras).group_by(
+                    fails.c.site, fails.c.severity
+                )
+            )
+        ]
+        conn.execute(delete(DailySnapshot).where(DailySnapshot.day == day))
+        if rows:
+            conn.execute(insert(DailySnapshot), rows)
+    return len(rows)
