@@ -92,7 +92,7 @@ class Persona:
     rtsp_paths: tuple[str, ...]  # RTSP mount points (paths only: queries are not matched)
     stream_uris: tuple[str, ...]  # what ONVIF GetStreamUri hands out, per profile (path?query)
     ports: dict[str, int]  # service -> documented port
-    banners: dict[str, str]  # interface -> banner / Server header
+    banners: dict[str, str]  # interface -> banner / Server header (text only: no "220 ", "login: ")
     image_magic: bytes
     image_extension: str
     cves: tuple[CveRule, ...]
@@ -125,6 +125,15 @@ def load_persona(name: str) -> Persona:
         raise ConfigError(f"{source}: bad or missing key: {exc}") from exc
 
 
+def _banners(raw: dict[str, str]) -> dict[str, str]:
+    """Banner texts without the protocol framing the services add (``220 ``, ``login: ``)."""
+    if raw["ftp"].startswith("220"):
+        raise ValueError("banners.ftp: the FTP service sends the 220 code itself")
+    if raw["telnet"].rstrip().endswith("login:"):
+        raise ValueError("banners.telnet: the telnet service sends the login: prompt itself")
+    return dict(raw)
+
+
 def _persona(name: str, raw: dict[str, Any]) -> Persona:
     creds = tuple((c["name"], c["password"]) for c in raw["default_credentials"])
     hidden = raw["hidden_admin"]
@@ -148,7 +157,7 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
         rtsp_paths=tuple(raw["rtsp_paths"]),
         stream_uris=tuple(raw.get("stream_uris", raw["rtsp_paths"])),
         ports={k: int(v) for k, v in raw["ports"].items()},
-        banners=dict(raw["banners"]),
+        banners=_banners(raw["banners"]),
         image_magic=raw["firmware_image"]["magic"].encode("latin-1"),
         image_extension=raw["firmware_image"]["extension"],
         cves=tuple(

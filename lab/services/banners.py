@@ -1,6 +1,9 @@
 """Banner-only services of cheap cameras: telnet, FTP and SSH that never let anyone in.
 
-* telnet: BusyBox-style option negotiation, then ``banner`` verbatim and a ``login: `` prompt;
+Banners are text only; each service adds its own framing exactly once (personas must not).
+
+* telnet: BusyBox-style option negotiation, then ``banner`` verbatim and a ``login: `` prompt
+  (``banner`` is the issue text and host name before the prompt, e.g. ``"\\r\\nHikvision "``);
   every login fails with ``Login incorrect`` and the connection closes after three attempts.
 * ftp: ``220 <banner>``; ``USER`` gets 331, ``PASS`` always 530, ``QUIT`` 221, anything else 530.
 * ssh: the identification line ``banner`` (e.g. ``SSH-2.0-dropbear_2019.78``), then, after the

@@ -1,0 +1,62 @@
+"""What the lab's cameras say, checked against what the real devices say (one persona each)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ftplib
+
+import pytest
+
+from lab.fleet import CameraNode, Fleet
+from lab.persona import _banners, persona_names
+from lab.services.banners import TELNET_NEGOTIATION
+from lab.testing import LabFactory
+
+BANNER_LAB = "".join(
+    f'[[camera]]\nid = "{name}"\npersona = "{name}"\ntelnet = true\nftp = true\n'
+    for name in persona_names()
+)
+
+
+@pytest.fixture
+async def banner_fleet(lab_fleet: LabFactory) -> Fleet:
+    return await lab_fleet(BANNER_LAB)
+
+
+def ftp_welcome(node: CameraNode) -> str:
+    with ftplib.FTP() as client:  # noqa: S321  # the camera's FTP is the thing under test
+        return client.connect(node.host, node.ports["ftp"], timeout=5)
+
+
+async def telnet_greeting(node: CameraNode) -> bytes:
+    """Everything the camera sends before the client types anything."""
+    reader, writer = await asyncio.open_connection(node.host, node.ports["telnet"])
+    try:
+        data = await asyncio.wait_for(reader.readuntil(b"login: "), 5)
+        with contextlib.suppress(TimeoutError):  # more unasked (a second prompt) is the bug
+            data += await asyncio.wait_for(reader.read(256), 0.3)
+        return data
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_banners_carry_their_framing_exactly_once(banner_fleet: Fleet) -> None:
+    for node in banner_fleet.cameras.values():
+        welcome = await asyncio.to_thread(ftp_welcome, node)
+        assert welcome == f"220 {node.camera.persona.banners['ftp']}", node.id
+        assert welcome.count("220") == 1, welcome
+        greeting = await telnet_greeting(node)
+        assert greeting.startswith(TELNET_NEGOTIATION), node.id
+        assert greeting.count(b"login:") == 1, greeting
+        assert greeting.endswith(node.camera.persona.banners["telnet"].encode() + b"login: ")
+
+
+def test_persona_banners_with_protocol_framing_are_refused() -> None:
+    good = {"ftp": "FTP server ready.", "telnet": "\r\nIPC "}
+    assert _banners(good) == good
+    with pytest.raises(ValueError, match="220"):
+        _banners({**good, "ftp": "220 FTP server ready."})
+    with pytest.raises(ValueError, match="login"):
+        _banners({**good, "telnet": "\r\nIPC login: "})
