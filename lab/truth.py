@@ -83,12 +83,13 @@ def _transport(spec: CameraSpec, config: LabConfig | None) -> list[tuple[str, st
     if not spec.https:
         out.append(("COM-01", "no HTTPS; management over plain HTTP"))
     else:
+        old = [v for v in ("TLSv1", "TLSv1.1") if v in tls.versions]
         out.extend(
             ("COM-02", text)
             for bad, text in (
                 (tls.expired, "expired certificate"),
                 (tls.weak_key, "RSA-1024 key"),
-                (bool({"TLSv1", "TLSv1.1"} & set(tls.versions)), "TLS 1.0/1.1 accepted"),
+                (bool(old), f"{' and '.join(old)} accepted"),
             )
             if bad
         )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ftplib
+import socket
+import ssl
+import warnings
 
 import pytest
 
@@ -60,3 +63,58 @@ def test_persona_banners_with_protocol_framing_are_refused() -> None:
         _banners({**good, "ftp": "220 FTP server ready."})
     with pytest.raises(ValueError, match="login"):
         _banners({**good, "telnet": "\r\nIPC login: "})
+
+
+TLS_LAB = """
+[[camera]]
+id = "gap"
+persona = "dahua"
+https = true
+tls = { versions = ["TLSv1", "TLSv1.2"] }
+[[camera]]
+id = "ends"
+persona = "axis"
+https = true
+tls = { versions = ["TLSv1", "TLSv1.3"] }
+[[camera]]
+id = "one"
+persona = "hikvision"
+https = true
+tls = { versions = ["TLSv1.1"] }
+"""
+TLS_NAMES = {
+    ssl.TLSVersion.TLSv1: "TLSv1",
+    ssl.TLSVersion.TLSv1_1: "TLSv1.1",
+    ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+    ssl.TLSVersion.TLSv1_3: "TLSv1.3",
+}
+
+
+def handshakes(node: CameraNode) -> set[str]:
+    """The versions a Python ``ssl`` client pinned to one version at a time completes."""
+    done = set()
+    for version, name in TLS_NAMES.items():
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # probing TLS 1.0/1.1 on purpose
+            ctx.minimum_version = ctx.maximum_version = version
+        try:
+            with (
+                socket.create_connection((node.host, node.ports["https"]), 5) as raw,
+                ctx.wrap_socket(raw),
+            ):
+                done.add(name)
+        except (ssl.SSLError, ConnectionResetError):
+            pass
+    return done
+
+
+async def test_tls_accepts_exactly_the_listed_versions(lab_fleet: LabFactory) -> None:
+    fleet = await lab_fleet(TLS_LAB)
+    for node in fleet.cameras.values():
+        assert await asyncio.to_thread(handshakes, node) == set(node.spec.tls.versions), node.id
+    assert fleet["gap"].weaknesses["COM-02"] == ["TLSv1 accepted"]
+    assert fleet["one"].weaknesses["COM-02"] == ["TLSv1.1 accepted"]
