@@ -10,6 +10,8 @@ import ssl
 import warnings
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lab.fleet import CameraNode, Fleet
 from lab.persona import _banners, persona_names
@@ -118,3 +120,35 @@ async def test_tls_accepts_exactly_the_listed_versions(lab_fleet: LabFactory) ->
         assert await asyncio.to_thread(handshakes, node) == set(node.spec.tls.versions), node.id
     assert fleet["gap"].weaknesses["COM-02"] == ["TLSv1 accepted"]
     assert fleet["one"].weaknesses["COM-02"] == ["TLSv1.1 accepted"]
+
+
+async def test_a_shared_key_group_has_one_key_and_one_truth(lab_fleet: LabFactory) -> None:
+    fleet = await lab_fleet(
+        '[[camera]]\nid = "a"\npersona = "axis"\nhttps = true\n'
+        'tls = {weak_key = true, shared_key_group = "k"}\n'
+        '[[camera]]\nid = "b"\npersona = "hikvision"\nhttps = true\n'
+        'tls = {weak_key = true, shared_key_group = "k", versions = ["TLSv1.2"]}\n'
+    )
+    keys = [
+        x509.load_der_x509_certificate(await asyncio.to_thread(certificate, n)).public_key()
+        for n in fleet.cameras.values()
+    ]
+    assert all(isinstance(k, rsa.RSAPublicKey) and k.key_size == 1024 for k in keys)
+    assert keys[0] == keys[1]
+    for node in fleet.cameras.values():
+        assert "RSA-1024 key" in node.weaknesses["COM-02"]
+        assert node.weaknesses["COM-03"] == ["TLS key shared with 1 other camera(s)"]
+
+
+def certificate(node: CameraNode) -> bytes:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with (
+        socket.create_connection((node.host, node.ports["https"]), 5) as raw,
+        ctx.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
