@@ -53,6 +53,7 @@ FLAGS = (
     "https",
     "hidden_admin",
     "not_activated",
+    "http_redirect",
 )
 DEFAULT_SUBNET = ipaddress.IPv4Network("10.99.0.0/24")
 DEFAULT_LOOPBACK_BASE = ipaddress.IPv4Address("127.77.0.0")
@@ -127,6 +128,8 @@ class CameraSpec:
     tls: TlsSpec = field(default_factory=TlsSpec)
     hidden_admin: bool = False
     not_activated: bool = False
+    http_redirect: bool = False  # plain HTTP answers every request with a redirect to HTTPS
+    discoverable: bool = True  # ONVIF DiscoveryMode; false: no answer to WS-Discovery probes
     lockout: Lockout | None = None
     faults: Faults = field(default_factory=Faults)
     firmware_upgrade: FirmwareUpgrade = field(default_factory=FirmwareUpgrade)
@@ -243,6 +246,9 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
     faults = _faults(t.table("faults")) if "faults" in t.raw else Faults()
     upgrade = _upgrade(t.table("firmware_upgrade")) if "firmware_upgrade" in t.raw else None
     skew = t.get("clock_skew_s", float, 0.0)
+    discoverable = t.get("discoverable", bool, True)
+    if flags["http_redirect"] and not flags["https"]:
+        t.fail("http_redirect", "needs https = true (there is nothing to redirect to)")
     t.done()
     ids = [base_id] if count == 0 else [f"{base_id}-{n}" for n in range(1, count + 1)]
     return [
@@ -257,6 +263,7 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
             rtsp_auth=cast(RtspAuth, rtsp_auth),
             onvif_noauth_ops=noauth,
             clock_skew_s=skew,
+            discoverable=discoverable,
             tls=tls,
             lockout=lockout,
             faults=faults,

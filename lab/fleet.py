@@ -180,13 +180,14 @@ class CameraNode:
                 server_banner=cam.persona.banners["http"],
             )
             self._listeners.append(ssdp)
-        wsd = await start_wsdiscovery(
-            self.binder.udp(cam.host, cam.ports["wsd"]),
-            uuid=cam.uuid,
-            xaddrs=[self.url("/onvif/device_service")],
-            scopes=onvif.scopes(cam),
-        )
-        self._listeners.append(wsd)
+        if spec.discoverable:
+            wsd = await start_wsdiscovery(
+                self.binder.udp(cam.host, cam.ports["wsd"]),
+                uuid=cam.uuid,
+                xaddrs=[self.url("/onvif/device_service", https=spec.http_redirect)],
+                scopes=onvif.scopes(cam),
+            )
+            self._listeners.append(wsd)
 
     async def close(self) -> None:
         listeners, self._listeners = self._listeners, []

@@ -116,6 +116,10 @@ class HttpFrontend:
 
     async def _dispatch(self, request: web.BaseRequest) -> Reply | None:
         path = request.path
+        cam = self.camera
+        if not self.secure and cam.spec.http_redirect:
+            location = f"https://{cam.host}:{cam.ports['https']}{request.path_qs}"
+            return Reply(301, b"", "text/html", path, headers={"Location": location})
         if path in ONVIF_PATHS and request.method == "POST":
             body = await request.content.read(MAX_BODY)
             answer = onvif.handle_soap(

@@ -331,7 +331,11 @@ OPERATIONS: dict[str, tuple[str, Access, Handler]] = {
     "GetDiscoveryMode": (
         "tds",
         "read_system",
-        lambda _c: "<tds:DiscoveryMode>Discoverable</tds:DiscoveryMode>",
+        lambda c: (
+            "<tds:DiscoveryMode>"
+            f"{'Discoverable' if c.camera.spec.discoverable else 'NonDiscoverable'}"
+            "</tds:DiscoveryMode>"
+        ),
     ),
     "GetScopes": ("tds", "read_system", _scopes),
     "GetDynamicDNS": ("tds", "read_system", _dynamic_dns),

@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ftplib
+import os
 import socket
 import ssl
 import warnings
 
+import httpx
+import onvif
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from wsdiscovery.actions.probe import constructProbe
+from wsdiscovery.message import createSOAPMessage, parseSOAPMessage
 
 from lab.fleet import CameraNode, Fleet
 from lab.persona import _banners, persona_names
 from lab.services.banners import TELNET_NEGOTIATION
 from lab.testing import LabFactory
 
+WSDL = os.path.join(os.path.dirname(onvif.__file__), "wsdl")
 BANNER_LAB = "".join(
     f'[[camera]]\nid = "{name}"\npersona = "{name}"\ntelnet = true\nftp = true\n'
     for name in persona_names()
@@ -152,3 +158,70 @@ def certificate(node: CameraNode) -> bytes:
         der = tls.getpeercert(binary_form=True)
     assert der is not None
     return der
+
+
+BASELINE_LAB = """
+[[camera]]
+id = "open"
+persona = "onvif-generic"
+https = true
+lockout = { threshold = 10, window_s = 10, lock_s = 60 }
+[[camera]]
+id = "closed"
+persona = "onvif-generic"
+users = [{ name = "admin", password = "R00f!Onvif#2024", role = "admin" }]
+https = true
+http_redirect = true
+discoverable = false
+lockout = { threshold = 5, window_s = 30, lock_s = 300 }
+"""
+
+
+async def wsd_probe(node: CameraNode) -> list[object]:
+    """A unicast Probe built, and any reply parsed, by the WSDiscovery package."""
+    message = createSOAPMessage(constructProbe([], []))
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.setblocking(False)
+        client.bind(("127.0.0.1", 0))
+        await loop.sock_sendto(client, message.encode(), (node.host, node.ports["wsd"]))
+        try:
+            data = await asyncio.wait_for(loop.sock_recv(client, 65536), 0.5)
+        except TimeoutError:
+            return []
+    matches: list[object] = parseSOAPMessage(data, node.host).getProbeResolveMatches()
+    return matches
+
+
+async def discovery_mode(node: CameraNode, password: str) -> str:
+    cam = onvif.ONVIFCamera(node.host, node.ports["http"], "admin", password, wsdl_dir=WSDL)
+    try:
+        await cam.update_xaddrs()
+        dev = await cam.create_devicemgmt_service()
+        mode: str = await dev.GetDiscoveryMode()
+    finally:
+        await cam.close()
+    return mode
+
+
+async def test_discovery_redirect_and_lockout_follow_the_config_and_the_truth(
+    lab_fleet: LabFactory,
+) -> None:
+    fleet = await lab_fleet(BASELINE_LAB)
+    opened, closed = fleet["open"], fleet["closed"]
+    assert len(await wsd_probe(opened)) == 1
+    assert await wsd_probe(closed) == []
+    assert await discovery_mode(opened, "123456") == "Discoverable"
+    async with httpx.AsyncClient(verify=False, follow_redirects=True) as client:  # noqa: S501
+        plain = await client.get(opened.url("/"))
+        assert (plain.status_code, plain.history) == (404, [])
+        moved = await client.get(closed.url("/onvif/x?y=1"))
+        assert [r.status_code for r in moved.history] == [301]
+        assert str(moved.url) == closed.url("/onvif/x?y=1", https=True)
+    assert opened.weaknesses["SVC-08"] == ["answers WS-Discovery probes (low)"]
+    assert opened.weaknesses["COM-01"] == [
+        "plain HTTP management served alongside HTTPS, no redirect"
+    ]
+    assert opened.weaknesses["AUTH-04"] == ["admin has a publicly known (default) password"]
+    assert len(opened.weaknesses["AUTH-05"]) == 3
+    assert closed.weaknesses == {}
