@@ -203,6 +203,7 @@ class Camera:
             "ddns": Flag(spec.ddns),
             "ntp": Flag(not spec.manual_time),
             "time_source": "None" if spec.manual_time else "NTP",
+            "time_mode": "manual" if spec.manual_time else "NTP",
             "ntp_server": "" if spec.manual_time else "pool.ntp.org",
             "activated": Flag(not spec.not_activated),
             "lockout": Flag(lock is not None),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import subprocess
 
 import httpx
 import pytest
+from lxml import etree
 
 from lab.fleet import Fleet
 from lab.testing import LabFactory
@@ -155,3 +157,30 @@ async def test_request_log_has_no_passwords(fleet: Fleet) -> None:
     assert node.camera.log[-1].user == "admin"
     assert "admin:admin" not in repr(node.camera.log)
     assert all(not hasattr(r, "password") for r in node.camera.log)
+
+
+async def test_isapi_time_honours_skew_and_manual_time(lab_fleet: LabFactory) -> None:
+    fleet = await lab_fleet(
+        '[[camera]]\nid = "ntp"\npersona = "hikvision"\nclock_skew_s = -900\n'
+        '[[camera]]\nid = "manual"\npersona = "hikvision"\nmanual_time = true\n'
+    )
+    ns = {"h": "http://www.hikvision.com/ver20/XMLSchema"}
+    for camera_id, skew, mode, server in (
+        ("ntp", -900, "NTP", "pool.ntp.org"),
+        ("manual", 0, "manual", None),
+    ):
+        node = fleet[camera_id]
+        status, _, body = await curl(
+            node.url("/ISAPI/System/time"), "--digest", "-u", "admin:12345"
+        )
+        assert status == 200, body
+        clock = etree.fromstring(body.encode())
+        assert clock.findtext("h:timeMode", namespaces=ns) == mode
+        local = dt.datetime.fromisoformat(clock.findtext("h:localTime", "", namespaces=ns))
+        assert abs((local - dt.datetime.now(dt.UTC)).total_seconds() - skew) < 5
+        status, _, body = await curl(
+            node.url("/ISAPI/System/time/ntpServers"), "--digest", "-u", "admin:12345"
+        )
+        assert status == 200, body
+        servers = etree.fromstring(body.encode()).findall("h:NTPServer", namespaces=ns)
+        assert [s.findtext("h:hostName", namespaces=ns) or None for s in servers] == [server]
