@@ -19,6 +19,7 @@ from lab.errors import ConfigError
 
 __all__ = [
     "ApiRoute",
+    "AuthLocked",
     "CveRule",
     "Persona",
     "Role",
@@ -63,6 +64,20 @@ class ApiRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthLocked:
+    """How the vendor answers a login to a locked account (templates over ${user}, ${unlock_s}).
+
+    Without it (``Persona.auth_locked is None``) a lock looks exactly like a wrong password.
+    """
+
+    status: int
+    content_type: str
+    body: str
+    onvif_subcode: str  # the detail Subcode of the ONVIF NotAuthorized fault ("": none)
+    onvif_reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CveRule:
     """A known vulnerability that applies to this vendor's builds dated before ``build_before``."""
 
@@ -97,6 +112,7 @@ class Persona:
     image_extension: str
     cves: tuple[CveRule, ...]
     api: tuple[ApiRoute, ...]
+    auth_locked: AuthLocked | None = None
 
     def build_string(self, build: dt.date) -> str:
         return build.strftime(self.build_format)
@@ -165,6 +181,17 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
             for c in raw.get("cve", [])
         ),
         api=tuple(_route(r) for r in raw.get("api", [])),
+        auth_locked=_auth_locked(raw["auth_locked"]) if "auth_locked" in raw else None,
+    )
+
+
+def _auth_locked(raw: dict[str, Any]) -> AuthLocked:
+    return AuthLocked(
+        status=int(raw["status"]),
+        content_type=raw.get("content_type", "text/plain"),
+        body=raw["body"],
+        onvif_subcode=raw.get("onvif_subcode", ""),
+        onvif_reason=raw.get("onvif_reason", "Sender not Authorized"),
     )
 
 

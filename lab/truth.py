@@ -163,6 +163,8 @@ def lab_truth(config: LabConfig, addresses: dict[str, str] | None = None) -> dic
                 "firmware": spec.firmware,
                 "build_date": spec.build_date.isoformat(),
                 **({"address": addresses[spec.id]} if addresses else {}),
+                # whether a login to a locked account answers differently from a wrong password
+                "lock_signalled": spec.persona.auth_locked is not None,
                 "findings": camera_findings(spec, config),
             }
             for spec in config.cameras
