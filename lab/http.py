@@ -1,7 +1,8 @@
 """The HTTP side of a camera (port 80, and 443 when HTTPS is on): ONVIF plus the vendor API.
 
 One handler object per camera and scheme, served by aiohttp's low-level server. Faults seeded in
-the camera (hang, slow, drop, garbage) are applied here, to every HTTP interface of the camera.
+the camera (hang, slow, drop, garbage) are applied here per request, to every HTTP interface of
+the camera; the other interfaces get them from ``lab.faults``.
 """
 
 from __future__ import annotations
