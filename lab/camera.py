@@ -1,8 +1,9 @@
 """The state of one simulated camera, shared by all of its interfaces.
 
 Users and roles, lockout counters (one set per camera: a failure on ONVIF counts against the
-web interface too), firmware version and build, online/offline during a reboot, the clock offset,
-seen WS-Security nonces, and a log of what clients sent (never their passwords).
+web interface too) and the locks they caused (``lock_events``), firmware version and build,
+online/offline during a reboot, the clock offset, seen WS-Security nonces, and a log of what
+clients sent (never their passwords).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from lab.firmware import ImageInfo, parse_image
 from lab.persona import Persona
 from lab.render import Flag, render
 
-__all__ = ["AuthScheme", "Camera", "RequestRecord"]
+__all__ = ["AuthScheme", "Camera", "LockEvent", "RequestRecord"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,15 @@ class RequestRecord:
     auth: AuthScheme
     user: str | None
     status: int
+
+
+@dataclass(frozen=True, slots=True)
+class LockEvent:
+    """An account locked by the lockout policy: who, when (camera clock, POSIX s) and until."""
+
+    user: str
+    at: float
+    until: float
 
 
 class Camera:
@@ -76,6 +86,7 @@ class Camera:
         )
         self.reboot_hook: Callable[[float], Awaitable[None]] | None = None
         self.reboots = 0
+        self.lock_events: list[LockEvent] = []
         self._failures: dict[str, deque[float]] = {}
         self._locked_until: dict[str, float] = {}
         self._nonces: dict[str, float] = {}
@@ -93,7 +104,15 @@ class Camera:
     # -- authentication ------------------------------------------------------------------
 
     def locked(self, username: str) -> bool:
-        return self._locked_until.get(username, 0.0) > self.clock()
+        return self.unlock_in(username) > 0
+
+    def unlock_in(self, username: str) -> float:
+        """Seconds until ``username`` is unlocked (0: not locked)."""
+        return max(self._locked_until.get(username, 0.0) - self.clock(), 0.0)
+
+    def lock_context(self, username: str) -> dict[str, object]:
+        """Template context of the persona's ``auth_locked`` answer."""
+        return {"user": username, "unlock_s": int(self.unlock_in(username) + 0.999)}
 
     def login(self, username: str, check: Callable[[str], bool]) -> User | None:
         """Check a password through ``check``; count failures and apply the lockout policy."""
@@ -112,6 +131,7 @@ class Camera:
                 fails.popleft()
             if len(fails) >= policy.threshold:
                 self._locked_until[username] = now + policy.lock_s
+                self.lock_events.append(LockEvent(username, now, now + policy.lock_s))
                 fails.clear()
                 log.info(
                     "camera %s: account %s locked for %.0f s", self.id, username, policy.lock_s
@@ -203,6 +223,7 @@ class Camera:
             "ddns": Flag(spec.ddns),
             "ntp": Flag(not spec.manual_time),
             "time_source": "None" if spec.manual_time else "NTP",
+            "time_mode": "manual" if spec.manual_time else "NTP",
             "ntp_server": "" if spec.manual_time else "pool.ntp.org",
             "activated": Flag(not spec.not_activated),
             "lockout": Flag(lock is not None),

@@ -53,6 +53,7 @@ FLAGS = (
     "https",
     "hidden_admin",
     "not_activated",
+    "http_redirect",
 )
 DEFAULT_SUBNET = ipaddress.IPv4Network("10.99.0.0/24")
 DEFAULT_LOOPBACK_BASE = ipaddress.IPv4Address("127.77.0.0")
@@ -127,6 +128,8 @@ class CameraSpec:
     tls: TlsSpec = field(default_factory=TlsSpec)
     hidden_admin: bool = False
     not_activated: bool = False
+    http_redirect: bool = False  # plain HTTP answers every request with a redirect to HTTPS
+    discoverable: bool = True  # ONVIF DiscoveryMode; false: no answer to WS-Discovery probes
     lockout: Lockout | None = None
     faults: Faults = field(default_factory=Faults)
     firmware_upgrade: FirmwareUpgrade = field(default_factory=FirmwareUpgrade)
@@ -190,8 +193,9 @@ def parse_config(text: str, *, source: str = "LAB.toml") -> LabConfig:
     doc = _Table(raw, _Where(source, text.splitlines()), "", 0)
     lab = _lab(doc.table("lab"))
     cameras: list[CameraSpec] = []
+    key_groups: dict[str, tuple[bool, str]] = {}
     for entry in doc.tables("camera"):
-        cameras.extend(_cameras(entry, len(cameras)))
+        cameras.extend(_cameras(entry, len(cameras), key_groups))
     ids = [c.id for c in cameras]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -218,7 +222,7 @@ def _lab(t: _Table) -> LabSettings:
     return settings
 
 
-def _cameras(t: _Table, first: int) -> list[CameraSpec]:
+def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> list[CameraSpec]:
     base_id = t.get("id", str)
     count = t.get("count", int, 0)
     persona_name = t.get("persona", str)
@@ -237,11 +241,14 @@ def _cameras(t: _Table, first: int) -> list[CameraSpec]:
     rtsp_auth = t.choice(
         "rtsp_auth", get_args(RtspAuth), "none" if flags["anonymous_rtsp"] else "digest"
     )
-    tls = _tls(t.table("tls")) if "tls" in t.raw else TlsSpec()
+    tls = _tls(t.table("tls"), key_groups, base_id) if "tls" in t.raw else TlsSpec()
     lockout = _lockout(t.table("lockout")) if "lockout" in t.raw else None
     faults = _faults(t.table("faults")) if "faults" in t.raw else Faults()
     upgrade = _upgrade(t.table("firmware_upgrade")) if "firmware_upgrade" in t.raw else None
     skew = t.get("clock_skew_s", float, 0.0)
+    discoverable = t.get("discoverable", bool, True)
+    if flags["http_redirect"] and not flags["https"]:
+        t.fail("http_redirect", "needs https = true (there is nothing to redirect to)")
     t.done()
     ids = [base_id] if count == 0 else [f"{base_id}-{n}" for n in range(1, count + 1)]
     return [
@@ -256,6 +263,7 @@ def _cameras(t: _Table, first: int) -> list[CameraSpec]:
             rtsp_auth=cast(RtspAuth, rtsp_auth),
             onvif_noauth_ops=noauth,
             clock_skew_s=skew,
+            discoverable=discoverable,
             tls=tls,
             lockout=lockout,
             faults=faults,
@@ -274,7 +282,8 @@ def _user(t: _Table) -> User:
     return user
 
 
-def _tls(t: _Table) -> TlsSpec:
+def _tls(t: _Table, key_groups: dict[str, tuple[bool, str]], camera_id: str) -> TlsSpec:
+    """``key_groups``: shared key group -> (weak_key, first camera id), to keep one key type."""
     versions = tuple(t.get("versions", list, ["TLSv1.2", "TLSv1.3"]))
     for v in versions:
         if v not in get_args(TlsVersion):
@@ -287,6 +296,14 @@ def _tls(t: _Table) -> TlsSpec:
         versions=cast(tuple[TlsVersion, ...], versions),
         shared_key_group=group or None,
     )
+    if group:
+        weak, first = key_groups.setdefault(group, (spec.weak_key, camera_id))
+        if weak != spec.weak_key:
+            t.fail(
+                "shared_key_group",
+                f"cameras sharing key {group!r} must agree on weak_key: {first!r} has "
+                f"weak_key = {str(weak).lower()}, {camera_id!r} has {str(spec.weak_key).lower()}",
+            )
     t.done()
     return spec
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,8 +27,9 @@ from aiohttp import web
 from lab import netns, onvif
 from lab.binder import Binder, LoopbackBinder
 from lab.camera import Camera
-from lab.config import CameraSpec, LabConfig, RouterSpec
+from lab.config import CameraSpec, Faults, LabConfig, RouterSpec
 from lab.errors import LabError
+from lab.faults import FaultGate, RtspFaultProxy
 from lab.http import HttpFrontend
 from lab.services.banners import start_banner
 from lab.services.igd import start_igd
@@ -47,19 +49,26 @@ STANDARD_PORTS = {"telnet": 23, "ftp": 21, "ssh": 22, "snmp": 161, "ssdp": 1900,
 ROUTER_PORTS = {"ssdp": 1900, "igd_http": 5000}
 
 
+Connector = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
 class Service(Protocol):
     async def close(self) -> None: ...
 
 
 @dataclass(slots=True)
 class _Listener:
-    """An HTTP(S) listener: the asyncio server and aiohttp's connection tracker."""
+    """An HTTP(S) listener: the asyncio server, aiohttp's connection tracker, fault gates."""
 
     server: asyncio.AbstractServer
     web_server: web.Server
+    gates: set[asyncio.Task[None]] = field(default_factory=set)  # HTTPS: before the handshake
 
     async def close(self) -> None:
         self.server.close()
+        for task in list(self.gates):
+            task.cancel()
+        await asyncio.gather(*self.gates, return_exceptions=True)
         await self.web_server.shutdown(SHUTDOWN_TIMEOUT_S)
         await self.server.wait_closed()
 
@@ -117,6 +126,8 @@ class CameraNode:
     binder: Binder
     tls: TlsFactory
     rtsp: RtspFleet | None = None  # the fleet's RTSP worker, unless [lab] rtsp = false
+    connect: Connector = asyncio.open_connection  # reaches the camera's own addresses
+    rtsp_upstream: int | None = None  # seeded faults: the worker's port behind the fault proxy
     _listeners: list[Service] = field(default_factory=list)
 
     @property
@@ -162,7 +173,10 @@ class CameraNode:
         for kind in ("telnet", "ftp", "ssh"):
             if getattr(spec, kind):
                 sock = self.binder.tcp(cam.host, cam.ports[kind])
-                self._listeners.append(await start_banner(sock, kind, cam.persona.banners[kind]))
+                banner = cam.persona.banners[kind]
+                self._listeners.append(await start_banner(sock, kind, banner, self._faults))
+        if self.rtsp is not None and spec.faults != Faults():
+            await self._rtsp_proxy()
         if spec.snmp_public:
             sock = self.binder.udp(cam.host, cam.ports["snmp"])
             banner = cam.persona.banners["snmp"]
@@ -180,13 +194,14 @@ class CameraNode:
                 server_banner=cam.persona.banners["http"],
             )
             self._listeners.append(ssdp)
-        wsd = await start_wsdiscovery(
-            self.binder.udp(cam.host, cam.ports["wsd"]),
-            uuid=cam.uuid,
-            xaddrs=[self.url("/onvif/device_service")],
-            scopes=onvif.scopes(cam),
-        )
-        self._listeners.append(wsd)
+        if spec.discoverable:
+            wsd = await start_wsdiscovery(
+                self.binder.udp(cam.host, cam.ports["wsd"]),
+                uuid=cam.uuid,
+                xaddrs=[self.url("/onvif/device_service", https=spec.http_redirect)],
+                scopes=onvif.scopes(cam),
+            )
+            self._listeners.append(wsd)
 
     async def close(self) -> None:
         listeners, self._listeners = self._listeners, []
@@ -200,9 +215,27 @@ class CameraNode:
         await self.open()
         await self._set_rtsp(online=True)
 
+    @property
+    def rtsp_port(self) -> int:
+        """Where the GStreamer server of this camera listens (behind the proxy, if any)."""
+        return self.rtsp_upstream or self.ports["rtsp"]
+
+    async def _rtsp_proxy(self) -> None:
+        if self.rtsp_upstream is None:
+            probe = self.binder.tcp(self.host, 0)
+            self.rtsp_upstream = probe.getsockname()[1]
+            probe.close()
+        upstream = self.rtsp_upstream
+
+        async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await self.connect(self.host, upstream)
+
+        sock = self.binder.tcp(self.host, self.ports["rtsp"])
+        self._listeners.append(await RtspFaultProxy(self._faults, connect).start(sock))
+
     async def _set_rtsp(self, *, online: bool) -> None:
         if self.rtsp is not None:
-            await self.rtsp.set_online(self.host, self.ports["rtsp"], online)
+            await self.rtsp.set_online(self.host, self.rtsp_port, online)
 
     async def _http(self, frontend: HttpFrontend, port: int, ctx: ssl.SSLContext | None) -> None:
         sock = self.binder.tcp(self.camera.host, port)
@@ -211,8 +244,19 @@ class CameraNode:
             handler_cancellation=True,
             request_factory=_request_factory(self.camera.persona.banners["http"]),
         )
-        server = await asyncio.get_running_loop().create_server(web_server, sock=sock, ssl=ctx)
-        self._listeners.append(_Listener(server, web_server))
+        loop = asyncio.get_running_loop()
+        if ctx is None:
+            server = await loop.create_server(web_server, sock=sock)
+            self._listeners.append(_Listener(server, web_server))
+            return
+        gates: set[asyncio.Task[None]] = set()
+        server = await loop.create_server(
+            lambda: FaultGate(web_server, ctx, self._faults, gates), sock=sock
+        )
+        self._listeners.append(_Listener(server, web_server, gates))
+
+    def _faults(self) -> Faults:
+        return self.camera.faults
 
 
 @dataclass(slots=True)
@@ -268,6 +312,22 @@ class Fleet:
             return await netns.arun_in(self.netlab.agent.namespace, argv)
         return await netns.arun(argv)
 
+    async def _connect(
+        self, host: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to a lab address: from inside its namespace in netns mode."""
+        if self.netlab is None:
+            return await asyncio.open_connection(host, port)
+        with netns.entered(self.netlab.namespace_of(host)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        except OSError:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock)
+
     def address(self, ordinal: int) -> str:
         lab = self.config.lab
         if lab.mode == "loopback":
@@ -293,7 +353,7 @@ class Fleet:
         for spec in self.config.cameras:
             ports = {k: self.port(v) for k, v in {**spec.persona.ports, **STANDARD_PORTS}.items()}
             camera = Camera(spec, self.address(spec.ordinal), ports)
-            node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp)
+            node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp, self._connect)
             camera.reboot_hook = node.reboot
             self.cameras[spec.id] = node
             await node.open()
@@ -329,7 +389,7 @@ class Fleet:
             RtspStream(
                 netns=netlab.namespace_of(node.host) if netlab is not None else None,
                 host=node.host,
-                port=node.ports["rtsp"],
+                port=node.rtsp_port,
                 paths=node.spec.persona.rtsp_paths,
                 auth=node.spec.rtsp_auth,
                 users=tuple((u.name, u.password) for u in node.spec.all_users),

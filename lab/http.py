@@ -1,7 +1,8 @@
 """The HTTP side of a camera (port 80, and 443 when HTTPS is on): ONVIF plus the vendor API.
 
 One handler object per camera and scheme, served by aiohttp's low-level server. Faults seeded in
-the camera (hang, slow, drop, garbage) are applied here, to every HTTP interface of the camera.
+the camera (hang, slow, drop, garbage) are applied here per request, to every HTTP interface of
+the camera; the other interfaces get them from ``lab.faults``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from lab import httpauth, onvif
 from lab.camera import AuthScheme, Camera, RequestRecord
 from lab.config import User
 from lab.errors import BadImage
+from lab.onvif import Login
 from lab.persona import ApiRoute
 from lab.render import render
 
@@ -97,15 +99,16 @@ class HttpFrontend:
         )
         return web.Response(status=500)
 
-    def _http_login(self, request: web.BaseRequest) -> tuple[AuthScheme, User | None]:
+    def _http_login(self, request: web.BaseRequest) -> Login:
         header = request.headers.get("Authorization", "")
         cam = self.camera
         presented = httpauth.parse(header, request.method, cam.realm, cam.secret, cam.clock())
         if presented is None:
-            return "none", None
+            return Login("none", None, None)
         if presented.scheme == "basic" and not cam.spec.basic_over_http:
-            return "basic", None  # Basic is refused unless the camera is seeded to accept it
-        return presented.scheme, cam.login(presented.username, presented.check)
+            return Login("basic", None, None)  # Basic is refused unless seeded to be accepted
+        user = cam.login(presented.username, presented.check)
+        return Login(presented.scheme, user, presented.username)
 
     def _challenge(self) -> dict[str, str]:
         cam = self.camera
@@ -116,6 +119,10 @@ class HttpFrontend:
 
     async def _dispatch(self, request: web.BaseRequest) -> Reply | None:
         path = request.path
+        cam = self.camera
+        if not self.secure and cam.spec.http_redirect:
+            location = f"https://{cam.host}:{cam.ports['https']}{request.path_qs}"
+            return Reply(301, b"", "text/html", path, headers={"Location": location})
         if path in ONVIF_PATHS and request.method == "POST":
             body = await request.content.read(MAX_BODY)
             answer = onvif.handle_soap(
@@ -178,8 +185,14 @@ class HttpFrontend:
         cam = self.camera
         if route.auth == "none" or (route.open_if and getattr(cam.spec, route.open_if)):
             return "none", None, None
-        scheme, user = self._http_login(request)
+        scheme, user, name = self._http_login(request)
         if user is None:
+            locked = cam.persona.auth_locked
+            if locked is not None and name is not None and cam.locked(name):
+                body = render(locked.body, cam.lock_context(name)).encode()
+                refusal = Reply(locked.status, body, locked.content_type, target, scheme, None)
+                refusal.headers.update(self._challenge() if locked.status == 401 else {})
+                return scheme, None, refusal
             body = b"401 Unauthorized\n"
             return (
                 scheme,

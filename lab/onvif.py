@@ -15,7 +15,7 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -24,7 +24,7 @@ from lab.camera import AuthScheme, Camera
 from lab.config import User
 from lab.errors import BadImage
 
-__all__ = ["ACCESS", "PRE_AUTH", "OnvifReply", "handle_soap", "handle_upload"]
+__all__ = ["ACCESS", "PRE_AUTH", "Login", "OnvifReply", "handle_soap", "handle_upload"]
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -61,6 +61,14 @@ class OnvifReply:
     auth: AuthScheme
     user: str | None
     challenge: bool = False  # add a WWW-Authenticate header (401 personas)
+
+
+class Login(NamedTuple):
+    """The outcome of the credentials a request carried: scheme, user (None: refused), name."""
+
+    scheme: AuthScheme
+    user: User | None
+    name: str | None  # the user name presented, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +339,11 @@ OPERATIONS: dict[str, tuple[str, Access, Handler]] = {
     "GetDiscoveryMode": (
         "tds",
         "read_system",
-        lambda _c: "<tds:DiscoveryMode>Discoverable</tds:DiscoveryMode>",
+        lambda c: (
+            "<tds:DiscoveryMode>"
+            f"{'Discoverable' if c.camera.spec.discoverable else 'NonDiscoverable'}"
+            "</tds:DiscoveryMode>"
+        ),
     ),
     "GetScopes": ("tds", "read_system", _scopes),
     "GetDynamicDNS": ("tds", "read_system", _dynamic_dns),
@@ -375,35 +387,34 @@ def _envelope(prefix: str, op: str, inner: str) -> bytes:
     ).encode()
 
 
-def _wsse_login(camera: Camera, token: etree._Element) -> tuple[AuthScheme, User | None]:
+def _wsse_login(camera: Camera, token: etree._Element) -> Login:
     username = _arg_in(token, "Username")
     password = token.find("{*}Password")
     given = (password.text or "").strip() if password is not None else ""
     if password is None or not password.get("Type", "").endswith("#PasswordDigest"):
-        return "wsse-text", camera.login(
-            username, lambda stored: hmac.compare_digest(stored, given)
-        )
+        user = camera.login(username, lambda stored: hmac.compare_digest(stored, given))
+        return Login("wsse-text", user, username)
     nonce_text, created = _arg_in(token, "Nonce"), _arg_in(token, "Created")
     try:
         nonce = base64.b64decode(nonce_text, validate=True)
         when = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
     except (binascii.Error, ValueError):
-        return "wsse-digest", None
+        return Login("wsse-digest", None, None)
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     stale = abs((when - camera.now()).total_seconds()) > CREATED_TOLERANCE_S
     if stale or not camera.fresh_nonce(nonce_text):
-        return "wsse-digest", None
+        return Login("wsse-digest", None, None)
 
     def check(stored: str) -> bool:
         digest = hashlib.sha1(nonce + created.encode() + stored.encode()).digest()  # noqa: S324  # the WS-Security algorithm
         return hmac.compare_digest(base64.b64encode(digest).decode(), given)
 
-    return "wsse-digest", camera.login(username, check)
+    return Login("wsse-digest", camera.login(username, check), username)
 
 
 def handle_soap(
-    camera: Camera, body: bytes, base: str, http_login: Callable[[], tuple[AuthScheme, User | None]]
+    camera: Camera, body: bytes, base: str, http_login: Callable[[], Login]
 ) -> OnvifReply:
     """Answer one SOAP request. ``http_login`` checks an HTTP Authorization header, if any."""
     try:
@@ -419,14 +430,18 @@ def handle_soap(
         return OnvifReply(400, fault.xml(), "?", "none", None)
     op = etree.QName(request).localname
     token = root.find(".//{*}Security/{*}UsernameToken")
-    scheme, user = _wsse_login(camera, token) if token is not None else http_login()
+    scheme, user, name = _wsse_login(camera, token) if token is not None else http_login()
     if op not in OPERATIONS:
         fault = _Fault("Receiver", "ter:ActionNotSupported", "", "Optional Action Not Implemented")
         return OnvifReply(500, fault.xml(), op, scheme, user.name if user else None)
     prefix, access, build = OPERATIONS[op]
     open_op = access == "pre_auth" or op in camera.spec.onvif_noauth_ops
     if not open_op and (user is None or user.role not in ALLOWED_ROLES[access]):
-        fault = _Fault("Sender", "ter:NotAuthorized", "", "Sender not Authorized")
+        locked = camera.persona.auth_locked
+        if user is None and locked is not None and name is not None and camera.locked(name):
+            fault = _Fault("Sender", "ter:NotAuthorized", locked.onvif_subcode, locked.onvif_reason)
+        else:
+            fault = _Fault("Sender", "ter:NotAuthorized", "", "Sender not Authorized")
         status = camera.persona.onvif_unauthorized_status if user is None else 400
         return OnvifReply(
             status, fault.xml(), op, scheme, user.name if user else None, status == 401

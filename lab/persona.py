@@ -19,6 +19,7 @@ from lab.errors import ConfigError
 
 __all__ = [
     "ApiRoute",
+    "AuthLocked",
     "CveRule",
     "Persona",
     "Role",
@@ -63,6 +64,20 @@ class ApiRoute:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthLocked:
+    """How the vendor answers a login to a locked account (templates over ${user}, ${unlock_s}).
+
+    Without it (``Persona.auth_locked is None``) a lock looks exactly like a wrong password.
+    """
+
+    status: int
+    content_type: str
+    body: str
+    onvif_subcode: str  # the detail Subcode of the ONVIF NotAuthorized fault ("": none)
+    onvif_reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CveRule:
     """A known vulnerability that applies to this vendor's builds dated before ``build_before``."""
 
@@ -92,11 +107,12 @@ class Persona:
     rtsp_paths: tuple[str, ...]  # RTSP mount points (paths only: queries are not matched)
     stream_uris: tuple[str, ...]  # what ONVIF GetStreamUri hands out, per profile (path?query)
     ports: dict[str, int]  # service -> documented port
-    banners: dict[str, str]  # interface -> banner / Server header
+    banners: dict[str, str]  # interface -> banner / Server header (text only: no "220 ", "login: ")
     image_magic: bytes
     image_extension: str
     cves: tuple[CveRule, ...]
     api: tuple[ApiRoute, ...]
+    auth_locked: AuthLocked | None = None
 
     def build_string(self, build: dt.date) -> str:
         return build.strftime(self.build_format)
@@ -125,6 +141,15 @@ def load_persona(name: str) -> Persona:
         raise ConfigError(f"{source}: bad or missing key: {exc}") from exc
 
 
+def _banners(raw: dict[str, str]) -> dict[str, str]:
+    """Banner texts without the protocol framing the services add (``220 ``, ``login: ``)."""
+    if raw["ftp"].startswith("220"):
+        raise ValueError("banners.ftp: the FTP service sends the 220 code itself")
+    if raw["telnet"].rstrip().endswith("login:"):
+        raise ValueError("banners.telnet: the telnet service sends the login: prompt itself")
+    return dict(raw)
+
+
 def _persona(name: str, raw: dict[str, Any]) -> Persona:
     creds = tuple((c["name"], c["password"]) for c in raw["default_credentials"])
     hidden = raw["hidden_admin"]
@@ -148,7 +173,7 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
         rtsp_paths=tuple(raw["rtsp_paths"]),
         stream_uris=tuple(raw.get("stream_uris", raw["rtsp_paths"])),
         ports={k: int(v) for k, v in raw["ports"].items()},
-        banners=dict(raw["banners"]),
+        banners=_banners(raw["banners"]),
         image_magic=raw["firmware_image"]["magic"].encode("latin-1"),
         image_extension=raw["firmware_image"]["extension"],
         cves=tuple(
@@ -156,6 +181,17 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
             for c in raw.get("cve", [])
         ),
         api=tuple(_route(r) for r in raw.get("api", [])),
+        auth_locked=_auth_locked(raw["auth_locked"]) if "auth_locked" in raw else None,
+    )
+
+
+def _auth_locked(raw: dict[str, Any]) -> AuthLocked:
+    return AuthLocked(
+        status=int(raw["status"]),
+        content_type=raw.get("content_type", "text/plain"),
+        body=raw["body"],
+        onvif_subcode=raw.get("onvif_subcode", ""),
+        onvif_reason=raw.get("onvif_reason", "Sender not Authorized"),
     )
 
 

@@ -1,8 +1,9 @@
 """TLS for cameras with ``https = true``: certificates made with ``cryptography``.
 
 Seeded weaknesses: self-signed (default) or signed by the lab CA, expired, RSA-1024 key, old
-protocol versions (TLS 1.0/1.1 need OpenSSL security level 0), and one private key shared by every
-camera of a ``shared_key_group`` (a vendor-wide default key).
+protocol versions (exactly the listed set, gaps included; TLS 1.0/1.1 need OpenSSL security
+level 0), and one private key shared by every camera of a ``shared_key_group`` (a vendor-wide
+default key).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ _VERSIONS = {
     "TLSv1.1": ssl.TLSVersion.TLSv1_1,
     "TLSv1.2": ssl.TLSVersion.TLSv1_2,
     "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+# a version inside min..max but not listed is switched off on its own (the set is exact)
+_OP_NO = {
+    "TLSv1.1": ssl.OP_NO_TLSv1_1,
+    "TLSv1.2": ssl.OP_NO_TLSv1_2,
 }
 
 
@@ -73,9 +79,13 @@ class TlsFactory:
         if versions[0] < ssl.TLSVersion.TLSv1_2 or spec.weak_key:
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
         with warnings.catch_warnings():
-            # TLS 1.0/1.1 are deprecated: accepting them is the weakness being seeded
+            # TLS 1.0/1.1 and the OP_NO_* options are deprecated: accepting old versions, and
+            # refusing exactly the versions not listed, is the configuration being seeded
             warnings.simplefilter("ignore", DeprecationWarning)
             ctx.minimum_version, ctx.maximum_version = versions[0], versions[-1]
+            for name, version in _VERSIONS.items():
+                if versions[0] < version < versions[-1] and version not in versions:
+                    ctx.options |= _OP_NO[name]
         ctx.load_cert_chain(base.with_suffix(".crt"), base.with_suffix(".key"))
         return ctx
 

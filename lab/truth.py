@@ -2,7 +2,15 @@
 
 Tests and the demo compare the agent's findings with this. Control IDs are those of the
 camwarden baseline (AUTH-01 default credentials, COM-01 no HTTPS, FW-01 known-exploited
-firmware, ...). Evidence strings never contain passwords.
+firmware, ...). Evidence strings never contain passwords. Decisions that follow the baseline:
+
+* COM-01 ("plain HTTP management is off or redirects to HTTPS") fails without HTTPS, and also
+  with HTTPS while plain HTTP still serves the interface (``http_redirect = false``).
+* AUTH-04: a vendor default password is publicly known, hence weak: it gives AUTH-04 as well
+  as AUTH-01 (every persona's default also fails the Decision 724 rule).
+* AUTH-05 fails without a lockout and with one weaker than Decision 724's 5 failures counted
+  over 30 s locking for 5 min (a higher threshold, a shorter window or a shorter lock).
+* SVC-08 (low) fails while the camera is discoverable (the default).
 """
 
 from __future__ import annotations
@@ -16,6 +24,11 @@ from lab.onvif import PRE_AUTH
 __all__ = ["camera_findings", "lab_truth", "weak_password"]
 
 LOG_SKEW_TOLERANCE_S = 30.0
+# Decision 724 lockout: at most 5 failures counted over at least 30 s lock for at least 5 min
+MAX_FAILURES = 5
+MIN_WINDOW_S = 30.0
+MIN_LOCK_S = 300.0
+LOCKOUT_BASELINE = "5 failures / 30 s -> 5 min"
 
 
 def weak_password(password: str) -> bool:
@@ -40,6 +53,7 @@ FLAG_FINDINGS: tuple[tuple[str, str, str], ...] = (
     ("p2p", "SVC-06", "vendor P2P cloud enabled"),
     ("ddns", "SVC-07", "dynamic DNS enabled"),
     ("manual_time", "LOG-01", "clock set manually (no NTP)"),
+    ("discoverable", "SVC-08", "answers WS-Discovery probes (low)"),
 )
 
 
@@ -60,10 +74,22 @@ def _accounts(spec: CameraSpec) -> list[tuple[str, str]]:
     for user in spec.all_users:
         if (user.name, user.password) in spec.persona.default_credentials:
             out.append(("AUTH-01", f"{user.name} has the vendor default password"))
+            out.append(("AUTH-04", f"{user.name} has a publicly known (default) password"))
         elif weak_password(user.password):
             out.append(("AUTH-04", f"{user.name} has a weak password"))
-    if spec.lockout is None:
+    lock = spec.lockout
+    if lock is None:
         out.append(("AUTH-05", "no brute-force lockout"))
+    else:
+        out.extend(
+            ("AUTH-05", f"lockout weaker than {LOCKOUT_BASELINE}: {text}")
+            for weak, text in (
+                (lock.threshold > MAX_FAILURES, f"locks after {lock.threshold} failures"),
+                (lock.window_s < MIN_WINDOW_S, f"counts failures over {lock.window_s:.0f} s"),
+                (lock.lock_s < MIN_LOCK_S, f"locks for {lock.lock_s:.0f} s"),
+            )
+            if weak
+        )
     if spec.rtsp_auth == "none":
         out.append(("AUTH-08", "RTSP stream without authentication"))
     elif spec.rtsp_auth == "basic":
@@ -83,12 +109,15 @@ def _transport(spec: CameraSpec, config: LabConfig | None) -> list[tuple[str, st
     if not spec.https:
         out.append(("COM-01", "no HTTPS; management over plain HTTP"))
     else:
+        if not spec.http_redirect:
+            out.append(("COM-01", "plain HTTP management served alongside HTTPS, no redirect"))
+        old = [v for v in ("TLSv1", "TLSv1.1") if v in tls.versions]
         out.extend(
             ("COM-02", text)
             for bad, text in (
                 (tls.expired, "expired certificate"),
                 (tls.weak_key, "RSA-1024 key"),
-                (bool({"TLSv1", "TLSv1.1"} & set(tls.versions)), "TLS 1.0/1.1 accepted"),
+                (bool(old), f"{' and '.join(old)} accepted"),
             )
             if bad
         )
@@ -134,6 +163,8 @@ def lab_truth(config: LabConfig, addresses: dict[str, str] | None = None) -> dic
                 "firmware": spec.firmware,
                 "build_date": spec.build_date.isoformat(),
                 **({"address": addresses[spec.id]} if addresses else {}),
+                # whether a login to a locked account answers differently from a wrong password
+                "lock_signalled": spec.persona.auth_locked is not None,
                 "findings": camera_findings(spec, config),
             }
             for spec in config.cameras

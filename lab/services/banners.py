@@ -1,6 +1,9 @@
 """Banner-only services of cheap cameras: telnet, FTP and SSH that never let anyone in.
 
-* telnet: BusyBox-style option negotiation, then ``banner`` verbatim and a ``login: `` prompt;
+Banners are text only; each service adds its own framing exactly once (personas must not).
+
+* telnet: BusyBox-style option negotiation, then ``banner`` verbatim and a ``login: `` prompt
+  (``banner`` is the issue text and host name before the prompt, e.g. ``"\\r\\nHikvision "``);
   every login fails with ``Login incorrect`` and the connection closes after three attempts.
 * ftp: ``220 <banner>``; ``USER`` gets 331, ``PASS`` always 530, ``QUIT`` 221, anything else 530.
 * ssh: the identification line ``banner`` (e.g. ``SSH-2.0-dropbear_2019.78``), then, after the
@@ -13,6 +16,7 @@ import asyncio
 import socket
 from typing import Final, Literal
 
+from lab.faults import FaultSource, gate
 from lab.services import Service
 from lab.services._net import TcpService
 
@@ -116,12 +120,18 @@ async def _ssh(banner: bytes, reader: asyncio.StreamReader, writer: asyncio.Stre
 HANDLERS: Final = {"telnet": _telnet, "ftp": _ftp, "ssh": _ssh}
 
 
-async def start_banner(sock: socket.socket, kind: BannerKind, banner: str) -> Service:
-    """Serve the ``kind`` banner service on the bound, listening socket ``sock``."""
+async def start_banner(
+    sock: socket.socket, kind: BannerKind, banner: str, faults: FaultSource | None = None
+) -> Service:
+    """Serve the ``kind`` banner service on the bound, listening socket ``sock``.
+
+    ``faults`` (read at each connection) applies the camera's seeded faults before the banner.
+    """
     handler = HANDLERS[kind]
     text = banner.encode("utf-8")
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await handler(text, reader, writer)
+        if faults is None or await gate(faults(), writer.transport):
+            await handler(text, reader, writer)
 
     return await TcpService(serve).start(sock)

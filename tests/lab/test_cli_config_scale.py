@@ -53,6 +53,13 @@ def test_personas_load() -> None:
             'tls = {versions = ["SSLv3"]}\n',
             "LAB.toml:7: camera[1].tls.versions: unknown TLS",
         ),
+        (
+            '[[camera]]\nid = "a"\npersona = "axis"\ntls = {shared_key_group = "k"}\n'
+            '[[camera]]\nid = "b"\npersona = "axis"\n'
+            'tls = {weak_key = true, shared_key_group = "k"}\n',
+            "LAB.toml:8: camera[1].tls.shared_key_group: cameras sharing key 'k' must agree on "
+            "weak_key: 'a' has weak_key = false, 'b' has true",
+        ),
     ],
 )
 def test_config_errors_name_key_and_line(text: str, message: str) -> None:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
+import shutil
+import socket
+import ssl
 import time
 
 import httpx
 import pytest
 
+from lab import netns
 from lab.camera import Camera
 from lab.config import Faults
 from lab.errors import BadImage
+from lab.faults import GARBAGE
 from lab.firmware import make_image, parse_image
 from lab.fleet import CameraNode, Fleet
 from lab.testing import LabFactory
@@ -185,3 +191,96 @@ async def test_garbage(fault_node: CameraNode, garbage: str, check: object) -> N
         reply = await client.get(fault_node.url(URL))
     assert callable(check)
     assert check(reply)
+
+
+STREAM_FAULT_LAB = """
+[[camera]]
+id = "cam"
+persona = "hikvision"
+https = true
+ssh = true
+faults = { slow_ms = 1 }
+"""
+Outcome = str  # "answered", "silent", "closed" or "garbage"
+
+
+async def _first_bytes(node: CameraNode, kind: str, hello: bytes) -> Outcome:
+    """What a client sees on ``kind`` after sending ``hello`` (nothing for banners)."""
+    reader, writer = await asyncio.open_connection(node.host, node.ports[kind])
+    try:
+        if hello:
+            writer.write(hello)
+        try:
+            data = await asyncio.wait_for(reader.read(64), 1.0)
+        except TimeoutError:
+            return "silent"
+        except ConnectionResetError:
+            return "closed"
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    if not data:
+        return "closed"
+    return "garbage" if data.startswith(GARBAGE[:16]) else "answered"
+
+
+def _tls(node: CameraNode) -> Outcome:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection((node.host, node.ports["https"]), 1.0) as raw,
+            ctx.wrap_socket(raw),
+        ):
+            return "answered"
+    except TimeoutError:
+        return "silent"
+    except ssl.SSLError as exc:
+        return "garbage" if "WRONG_VERSION_NUMBER" in str(exc) else "closed"
+    except (ConnectionResetError, ssl.SSLEOFError):
+        return "closed"
+
+
+RTSP_OPTIONS = b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("faults", "seen"),
+    [
+        (Faults(), "answered"),
+        (Faults(slow_ms=400), "answered"),
+        (Faults(hang=True), "silent"),
+        (Faults(drop=True), "closed"),
+        (Faults(garbage="truncated"), "garbage"),
+    ],
+)
+async def test_faults_hit_banners_tls_and_rtsp(
+    lab_fleet: LabFactory, faults: Faults, seen: Outcome
+) -> None:
+    fleet = await lab_fleet(STREAM_FAULT_LAB)
+    node = fleet["cam"]
+    node.camera.faults = faults
+    started = time.monotonic()
+    outcomes = {
+        "ssh": await _first_bytes(node, "ssh", b""),
+        "rtsp": await _first_bytes(node, "rtsp", RTSP_OPTIONS),
+        "tls": await asyncio.to_thread(_tls, node),
+    }
+    assert outcomes == {"ssh": seen, "rtsp": seen, "tls": seen}
+    if faults.slow_ms:
+        assert time.monotonic() - started >= 3 * faults.slow_ms / 1000
+
+
+async def test_rtsp_streams_through_the_fault_proxy(lab_fleet: LabFactory) -> None:
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe is missing")
+    node = (await lab_fleet(STREAM_FAULT_LAB))["cam"]
+    assert node.rtsp_upstream not in (None, node.ports["rtsp"])
+    url = f"rtsp://admin:12345@{node.host}:{node.ports['rtsp']}/Streaming/Channels/101"
+    probe = ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_entries"]
+    probe += ["stream=codec_name", "-of", "csv=p=0", url]
+    async with asyncio.timeout(30):
+        done = await netns.arun(probe)
+    assert done.stdout.strip() in {"h264", "mjpeg"}, done.stderr

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
+import os
 import subprocess
 
 import httpx
+import onvif
 import pytest
+from lxml import etree
+from zeep.exceptions import Fault
 
 from lab.fleet import Fleet
 from lab.testing import LabFactory
+from lab.truth import lab_truth
+
+WSDL = os.path.join(os.path.dirname(onvif.__file__), "wsdl")
 
 LAB = """
 [[camera]]
@@ -155,3 +163,104 @@ async def test_request_log_has_no_passwords(fleet: Fleet) -> None:
     assert node.camera.log[-1].user == "admin"
     assert "admin:admin" not in repr(node.camera.log)
     assert all(not hasattr(r, "password") for r in node.camera.log)
+
+
+async def test_isapi_time_honours_skew_and_manual_time(lab_fleet: LabFactory) -> None:
+    fleet = await lab_fleet(
+        '[[camera]]\nid = "ntp"\npersona = "hikvision"\nclock_skew_s = -900\n'
+        '[[camera]]\nid = "manual"\npersona = "hikvision"\nmanual_time = true\n'
+    )
+    ns = {"h": "http://www.hikvision.com/ver20/XMLSchema"}
+    for camera_id, skew, mode, server in (
+        ("ntp", -900, "NTP", "pool.ntp.org"),
+        ("manual", 0, "manual", None),
+    ):
+        node = fleet[camera_id]
+        status, _, body = await curl(
+            node.url("/ISAPI/System/time"), "--digest", "-u", "admin:12345"
+        )
+        assert status == 200, body
+        clock = etree.fromstring(body.encode())
+        assert clock.findtext("h:timeMode", namespaces=ns) == mode
+        local = dt.datetime.fromisoformat(clock.findtext("h:localTime", "", namespaces=ns))
+        assert abs((local - dt.datetime.now(dt.UTC)).total_seconds() - skew) < 5
+        status, _, body = await curl(
+            node.url("/ISAPI/System/time/ntpServers"), "--digest", "-u", "admin:12345"
+        )
+        assert status == 200, body
+        servers = etree.fromstring(body.encode()).findall("h:NTPServer", namespaces=ns)
+        assert [s.findtext("h:hostName", namespaces=ns) or None for s in servers] == [server]
+
+
+LOCK_LAB = """
+[[camera]]
+id = "hik"
+persona = "hikvision"
+lockout = {threshold = 2, window_s = 30, lock_s = 60}
+[[camera]]
+id = "dahua"
+persona = "dahua"
+lockout = {threshold = 2, window_s = 30, lock_s = 60}
+[[camera]]
+id = "axis"
+persona = "axis"
+lockout = {threshold = 2, window_s = 30, lock_s = 60}
+"""
+PROTECTED = {
+    "hik": ("/ISAPI/System/deviceInfo", "admin"),
+    "dahua": ("/cgi-bin/magicBox.cgi?action=getDeviceType", "admin"),
+    "axis": ("/axis-cgi/param.cgi?action=list&group=Properties", "root"),
+}
+
+
+async def test_a_locked_account_answers_as_the_vendor_does(lab_fleet: LabFactory) -> None:
+    fleet = await lab_fleet(LOCK_LAB)
+    answers = {}
+    for camera_id, (path, user) in PROTECTED.items():
+        node = fleet[camera_id]
+        wrong = await curl(node.url(path), "--digest", "-u", f"{user}:wrong")
+        await curl(node.url(path), "--digest", "-u", f"{user}:wrong")  # the second locks
+        password = node.spec.users[0].password
+        locked = await curl(node.url(path), "--digest", "-u", f"{user}:{password}")
+        assert (wrong[0], locked[0]) == (401, 401), camera_id
+        answers[camera_id] = (wrong[2], locked[2])
+        [event] = node.camera.lock_events
+        assert (event.user, round(event.until - event.at)) == (user, 60)
+    check = etree.fromstring(answers["hik"][1].encode())
+    assert check.tag == "userCheck"
+    assert check.findtext("lockStatus") == "lock"
+    assert 55 <= int(check.findtext("unlockTime", "")) <= 60
+    assert "lock" not in answers["hik"][0]
+    assert "User locked" in answers["dahua"][1]
+    assert answers["axis"][0] == answers["axis"][1]  # AXIS OS does not tell
+    truth = lab_truth(fleet.config)["cameras"]
+    assert {c: truth[c]["lock_signalled"] for c in PROTECTED} == {
+        "hik": True,
+        "dahua": True,
+        "axis": False,
+    }
+
+
+async def test_a_locked_account_gets_the_onvif_lock_fault(lab_fleet: LabFactory) -> None:
+    fleet = await lab_fleet(
+        '[[camera]]\nid = "gen"\npersona = "onvif-generic"\n'
+        "lockout = {threshold = 2, window_s = 30, lock_s = 60}\n"
+    )
+    node = fleet["gen"]
+    faults = []
+    for password in ("wrong", "wrong", "123456"):
+        cam = onvif.ONVIFCamera(node.host, node.ports["http"], "admin", password, wsdl_dir=WSDL)
+        try:
+            dev = await cam.create_devicemgmt_service()
+            with pytest.raises(Fault) as caught:
+                await dev.GetDeviceInformation()
+            subcodes = [code.localname for code in caught.value.subcodes or []]
+            faults.append((caught.value.message, subcodes))
+        finally:
+            await cam.close()
+    assert node.camera.locked("admin")
+    assert faults == [
+        ("Sender not Authorized", ["NotAuthorized"]),
+        ("Account locked", ["NotAuthorized", "AccountLocked"]),  # the failure that locks
+        ("Account locked", ["NotAuthorized", "AccountLocked"]),  # the right password, locked
+    ]

@@ -4,8 +4,10 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -173,3 +175,21 @@ def test_rootless_scenario_as_nobody() -> None:
     assert open_ports(report["nmap"]) == {("10.99.0.11", 23)}, report["nmap"]
     assert report["outside"] == 101  # ENETUNREACH: the user namespace's own network has only lo
     assert report["left"] == ""
+
+
+def test_teardown_is_batched_and_kills_what_was_left_inside() -> None:
+    hosts = [f"10.99.{n // 250}.{n % 250 + 3}" for n in range(200)]
+    lab = netns.NetnsLab(hosts, subnet="10.99.0.0/16").create()
+    inside = lab.cameras[hosts[-1]].namespace
+    sleeper = subprocess.Popen(netns.netns_argv(inside, ["sleep", "60"]))
+    try:
+        while not ip("netns", "pids", inside).split():
+            time.sleep(0.01)
+        started = time.monotonic()
+        lab.close()
+        elapsed = time.monotonic() - started
+    finally:
+        lab.close()
+    assert sleeper.wait(5) == -signal.SIGKILL
+    assert not [n for n in ip("netns", "list").split() if n.startswith(lab.prefix)]
+    assert elapsed < 2, elapsed  # one ip call per namespace took ~6 s for 200
