@@ -2,8 +2,9 @@
 
 Ground truth is ``node.weaknesses`` (lab.truth). Two documented differences:
 
-* COM-01: the lab always serves the interface on plain HTTP too; the baseline counts that as a
-  (medium) fail even with HTTPS on, so cameras with HTTPS get ``com.http_alongside``.
+* COM-01: the lab's truth follows the baseline (plain HTTP alongside HTTPS without a redirect
+  fails); the agent tells the two failures apart by code (``com.https_missing`` and
+  ``com.http_alongside``).
 * SVC-01 is not in the lab's truth; it fails exactly where telnet, FTP or SSH is seeded (ports
   outside every vendor's documented set).
 """
@@ -117,7 +118,8 @@ async def test_fail_exactly_where_seeded(lab_fleet: LabFactory) -> None:
             assert expected in statuses, (cid, control, statuses, truth.get(control))
             assert statuses <= {expected}, (cid, control, statuses)
         com01 = _codes([f for f in findings if "COM-01" in f.controls])
-        assert com01 == ({"com.https_missing"} if "COM-01" in truth else {"com.http_alongside"})
+        assert "COM-01" in truth  # no camera of this lab redirects plain HTTP to HTTPS
+        assert com01 == ({"com.http_alongside"} if node.spec.https else {"com.https_missing"})
         svc01 = seen["SVC-01"]
         risky = node.spec.telnet or node.spec.ftp or node.spec.ssh
         assert svc01 == ({"fail"} if risky else {"pass"}), (cid, findings)
@@ -145,8 +147,7 @@ async def test_evidence_details(lab_fleet: LabFactory) -> None:
     assert one("hik-open", "auth.http_basic").evidence["schemes"] == "basic"
     assert one("hik-good", "auth.http_digest").evidence["algorithm"] == "MD5"
     weak = one("dahua-weak", "com.tls_weak").evidence["problems"]
-    # lab.tls serves the range min..max of the listed versions, so TLS 1.1 is on as well
-    assert weak == "TLSv1 accepted; TLSv1.1 accepted; certificate expired; RSA-1024 key"
+    assert weak == "TLSv1 accepted; certificate expired; RSA-1024 key"  # exactly the listed set
     assert one("dahua-weak", "svc.ftp_open").controls == ["COM-06"]
     assert one("dahua-weak", "auth.rtsp_basic").evidence["path_source"] == "vendor default"
     # COM-03: the SPKI hash is equal exactly where the lab shares one key
