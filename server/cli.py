@@ -28,6 +28,10 @@ from protocol.configfile import ConfigError
 from server import __version__
 from server.api import create_app
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
+from server.firmware import cli as firmware_cli
+from server.firmware import lifetimes
+from server.firmware.scheduler import Scheduler
+from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor, utcnow
 from server.ingest.pipeline import Incoming
 from server.ingest.subscriber import Subscriber
@@ -76,6 +80,7 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("report", type=Path)
     sub.add_parser("fleet", help="summary of agents, cameras and open findings")
     web_commands(sub)
+    firmware_cli.add_commands(sub)
     imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
     imp.add_argument("file", type=Path)
     return p
@@ -112,6 +117,14 @@ def run(config: ServerConfig) -> int:
             app, host=config.http.bind, port=config.http.port, log_level="warning", lifespan="off"
         )
     )
+    scheduler = Scheduler(
+        repo,
+        TufRepository.under(config.state_dir, lifetimes(config.firmware)),
+        key,
+        subscriber.publish,
+        clock=utcnow,
+        interval_s=config.firmware.scheduler_interval_s,
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -122,6 +135,7 @@ def run(config: ServerConfig) -> int:
     web = threading.Thread(target=http.run, name="camwarden-http", daemon=True)
     try:
         subscriber.start()
+        scheduler.start()
         web.start()
         log.info("collector running; HTTP on %s:%d", config.http.bind, config.http.port)
         while not stop.wait(0.5):
@@ -132,6 +146,7 @@ def run(config: ServerConfig) -> int:
     finally:
         http.should_exit = True
         web.join(5)
+        scheduler.stop()
         subscriber.stop()
         repo.close()
         for sig, handler in previous.items():
@@ -196,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    offline = firmware_cli.offline(args)  # firmware keygen/sign: no config, no database
+    if offline is not None:
+        return offline
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -223,6 +241,8 @@ def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
         return import_file(config, args.file)
     repo = _repo(config)  # migrate is done by opening
     try:
+        if args.command in firmware_cli.FIRMWARE_COMMANDS:
+            return firmware_cli.run_command(args, repo, config)
         return repo_command(args, repo)
     finally:
         repo.close()

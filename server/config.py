@@ -78,6 +78,18 @@ class WebConfig(_Section, frozen=True, kw_only=True):
     page_size: Annotated[int, msgspec.Meta(ge=10, le=500)] = 50
 
 
+class FirmwareConfig(_Section, frozen=True, kw_only=True):
+    """Firmware distribution (TUF) and rollouts; see docs/adr/0010-firmware-distribution.md."""
+
+    max_image_bytes: Positive = 512 * 1024 * 1024
+    timestamp_expiry_s: Positive = 24 * 3600
+    snapshot_expiry_s: Positive = 7 * 24 * 3600
+    targets_expiry_s: Positive = 180 * 24 * 3600
+    root_expiry_s: Positive = 365 * 24 * 3600
+    command_ttl_s: Positive = 2 * 3600
+    scheduler_interval_s: Seconds = 2.0
+
+
 class ServerConfig(_Section, frozen=True, kw_only=True):
     state_dir: str = str(DEFAULT_STATE_DIR)
     database: DatabaseConfig = DatabaseConfig()
@@ -86,6 +98,7 @@ class ServerConfig(_Section, frozen=True, kw_only=True):
     freshness: FreshnessConfig = FreshnessConfig()
     ingest: IngestConfig = IngestConfig()
     web: WebConfig = WebConfig()
+    firmware: FirmwareConfig = FirmwareConfig()
 
     @property
     def database_url(self) -> str:
