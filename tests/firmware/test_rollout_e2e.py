@@ -4,59 +4,23 @@ results, and the campaign moves canary -> promotion -> batches -> completed (or 
 
 from __future__ import annotations
 
-import datetime as dt
-import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from lab.firmware import make_image
 from protocol import import_public_jwk, public_jwk
 from server.firmware.scheduler import Scheduler
-from server.firmware.service import FirmwareScoped, Selector, catalogue_targets, receive
-from server.firmware.tuf_repo import TufRepository, generate_key, load_public, load_signer
-from server.firmware.tuf_repo import sign_bundle as sign
+from server.firmware.service import FirmwareScoped, Selector
+from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.storage.firmware_models import CommandRecord
-from server.web.scope import Forbidden, Invalid, Principal, Scoped
-from tests.firmware.fleet import SimFleet
+from server.web.scope import Forbidden, Invalid, Principal
+from tests.firmware.fleet import ADMIN, SimFleet, published_repo, scope
 from tests.server.conftest import Collector, Publisher, enroll, wait_until
 from tests.support.agents import SimAgent
 from tests.support.mosquitto import Mosquitto
-
-ADMIN = Principal(1, "alice", "admin", None, None, None)
-
-
-def published_repo(state: Path, repo: Repository, version: str = "V5.7.3") -> int:
-    """A TUF repository with one signed image; returns the image id."""
-    tuf = TufRepository.under(state)
-    now = datetime.now(UTC)
-    keys = {n: generate_key(state / f"{n}.key") for n in ("root", "targets")}
-    tuf.prepare_root([keys["root"]], 1, [keys["targets"]], 1, now)
-    s = FirmwareScoped(scope(repo, ADMIN), tuf)
-    image = make_image("hikvision", version, dt.date(2024, 5, 1), 4096, model="DS-2CD2143G2-I")
-    got = s.upload(
-        receive(tuf, io.BytesIO(image), 10**6),
-        filename="fw.bin",
-        vendor="hikvision",
-        models=["DS-2CD2143G2-I"],
-        version=version,
-        build_date=dt.date(2024, 5, 1),
-        vendor_sha256=None,
-        release_notes="fixes",
-    )
-    bundle = tuf.export_bundle(catalogue_targets(repo), now)
-    for n in ("root", "targets"):
-        bundle, _ = sign(bundle, load_signer(state / f"{n}.key"))
-    tuf.import_signed(bundle, now)
-    assert load_public(state / "root.key.pub").keyid == keys["root"].keyid
-    return got.id
-
-
-def scope(repo: Repository, p: Principal) -> Scoped:
-    return Scoped(repo, p, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
 
 
 @pytest.fixture
