@@ -40,6 +40,23 @@ _REGISTRY.algorithms = {ALG: _Ed25519Only()}  # this instance only; the library 
 
 KeyResolver = Callable[[str], OKPKey]
 
+# RFC 7638 thumbprints of the key objects resolvers returned, by object identity: a key object is
+# immutable, and resolvers return the same object for a kid again and again (the collector caches
+# them), so the hash is computed once per key instead of once per message. Bounded.
+_THUMBPRINTS: dict[int, tuple[OKPKey, str]] = {}
+_THUMBPRINTS_MAX = 4096
+
+
+def _thumbprint(key: OKPKey) -> str:
+    cached = _THUMBPRINTS.get(id(key))
+    if cached is not None and cached[0] is key:
+        return cached[1]
+    value = key.thumbprint()
+    if len(_THUMBPRINTS) >= _THUMBPRINTS_MAX:
+        _THUMBPRINTS.clear()
+    _THUMBPRINTS[id(key)] = (key, value)  # holding the key keeps its id from being reused
+    return value
+
 
 @dataclass(frozen=True, slots=True)
 class Verified:
@@ -107,7 +124,7 @@ def verify(token: bytes, resolve: KeyResolver, max_bytes: int = DEFAULT_MAX_BYTE
     obj = _extract(token)
     kid = _check_header(obj.headers())
     key = resolve(kid)
-    if key.thumbprint() != kid:
+    if _thumbprint(key) != kid:
         raise BadSignature("kid does not name the key it was checked against")
     try:
         valid = validate_compact(obj, key, registry=_REGISTRY)

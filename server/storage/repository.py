@@ -13,17 +13,20 @@ import msgspec
 from sqlalchemy import (
     Connection,
     Engine,
+    Executable,
     bindparam,
     create_engine,
     delete,
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from protocol import Camera as CameraReport
 from protocol import StatusReport, import_public_jwk
 from server.ingest.pipeline import (
     APPROVED,
@@ -38,7 +41,15 @@ from server.ingest.pipeline import (
     sequence,
 )
 from server.storage import migrate
-from server.storage.models import Agent, Camera, EnrollmentToken, Finding, Message, Quarantine
+from server.storage.models import (
+    Agent,
+    Camera,
+    EnrollmentToken,
+    Finding,
+    Message,
+    Quarantine,
+    UtcDateTime,
+)
 
 
 class EnrollmentError(Exception):
@@ -80,23 +91,70 @@ def token_hash(token: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL with synchronous=FULL: the WAL is fsynced at every commit, so a batch acknowledged
+    # after its commit survives a power loss too, not only a crash of the collector (kill -9),
+    # which NORMAL already covers. One fsync per batch (up to 500 messages): no measurable cost
+    # on the development machine. See docs/adr/0008-ingest-throughput.md.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+    # transactions are begun explicitly (``_sqlite_begin``), not by the driver before the first
+    # write, so that the reads of a batch and its writes see one snapshot
+    dbapi_connection.isolation_level = None
+
+
+_BEGIN_IMMEDIATE = "camwarden_begin_immediate"
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # the ingest transaction reads the stored view and then writes: it takes the write lock up
+    # front, so a second collector waits for it instead of failing on a stale snapshot
+    immediate = conn.get_execution_options().get(_BEGIN_IMMEDIATE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class _Statements:
+    """The ingest statements, built once per dialect (their compiled forms are cached)."""
+
+    def __init__(self, dialect_name: str) -> None:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        self.message = insert(Message)
+        seen = bindparam("b_seen", type_=UtcDateTime())
+        self.last_seen = (
+            update(Agent)
+            .where(Agent.agent_id == bindparam("b_agent"))
+            .where(or_(Agent.last_seen.is_(None), Agent.last_seen < seen))
+            .values(last_seen=seen)
+        )
+        upsert = dialect.insert(Camera)
+        keep = ("agent_id", "camera_id")
+        self.camera: Executable = upsert.on_conflict_do_update(
+            index_elements=[Camera.agent_id, Camera.camera_id],
+            set_={
+                c.name: upsert.excluded[c.name] for c in Camera.__table__.c if c.name not in keep
+            },
+            where=Camera.report_seq < upsert.excluded.report_seq,
+        ).returning(Camera.agent_id, Camera.camera_id)
+        self.clear_findings = delete(Finding).where(
+            Finding.agent_id == bindparam("b_agent"), Finding.camera_id == bindparam("b_camera")
+        )
+        self.finding = insert(Finding)
 
 
 class Repository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._keys: dict[str, AgentKey] = {}
+        self._sql = _Statements(engine.dialect.name)
 
     @classmethod
     def open(cls, url: str) -> Repository:
         engine = create_engine(url, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
         return cls(engine)
 
     def migrate(self) -> None:
@@ -169,19 +227,21 @@ class Repository:
         Raises SQLAlchemy errors (nothing is stored then); the caller retries the batch, and
         the retry sees any concurrent collector's commit as duplicates or replays.
         """
-        with self.engine.begin() as conn:
-            results = sequence(batch, self._view(conn, batch))
-            accepted = [r for r in results if isinstance(r, Checked)]
-            rejected = [r for r in results if isinstance(r, Rejected)]
-            if accepted:
-                self._store(conn, accepted)
-            if rejected:
-                self._quarantine(conn, rejected, quarantine_size, sample_bytes)
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_BEGIN_IMMEDIATE: True})  # SQLite only; modifies conn
+            with conn.begin():
+                results = sequence(batch, self._view(conn, batch))
+                accepted = [r for r in results if isinstance(r, Checked)]
+                rejected = [r for r in results if isinstance(r, Rejected)]
+                if accepted:
+                    self._store(conn, accepted)
+                if rejected:
+                    self._quarantine(conn, rejected, quarantine_size, sample_bytes)
         return results
 
     def _store(self, conn: Connection, accepted: Sequence[Checked]) -> None:
         conn.execute(
-            insert(Message),
+            self._sql.message,
             [
                 {
                     "agent_id": c.message.agent_id,
@@ -198,30 +258,33 @@ class Repository:
             ],
         )
         last_seen: dict[str, datetime] = {}
-        newest: dict[str, StatusReport] = {}
+        reports: list[StatusReport] = []
         for c in accepted:
             m = c.message
             last_seen[m.agent_id] = max(
                 c.incoming.received_at, last_seen.get(m.agent_id, m.issued_at)
             )
-            if isinstance(m, StatusReport) and m.seq > getattr(newest.get(m.agent_id), "seq", 0):
-                newest[m.agent_id] = m
-        for agent_id, seen in last_seen.items():
-            conn.execute(
-                update(Agent)
-                .where(Agent.agent_id == agent_id)
-                .where((Agent.last_seen.is_(None)) | (Agent.last_seen < seen))
-                .values(last_seen=seen)
-            )
-        for report in newest.values():
-            self._project(conn, report)
+            if isinstance(m, StatusReport):
+                reports.append(m)
+        # rows in key order everywhere: concurrent collectors lock them in the same order
+        conn.execute(
+            self._sql.last_seen,
+            [{"b_agent": agent, "b_seen": seen} for agent, seen in sorted(last_seen.items())],
+        )
+        if reports:
+            self._project(conn, reports)
 
-    def _project(self, conn: Connection, report: StatusReport) -> None:
-        """Update the current-state projection unless a newer report already did."""
-        now = report.issued_at
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        for cam in report.cameras:
-            row = {
+    def _project(self, conn: Connection, reports: Sequence[StatusReport]) -> None:
+        """Update the current-state projection: each camera from the newest report (highest
+        seq) that mentions it, unless a newer one is already stored. Once per camera per batch,
+        set-wise: one upsert that returns the cameras it won, one delete, one insert."""
+        by_camera: dict[tuple[str, str], tuple[StatusReport, CameraReport]] = {}
+        for report in sorted(reports, key=lambda r: (r.agent_id, -r.seq)):
+            for cam in report.cameras:
+                # the newest report first; within a report a camera listed twice: the first
+                by_camera.setdefault((report.agent_id, cam.camera_id), (report, cam))
+        rows: list[dict[str, Any]] = [
+            {
                 "agent_id": report.agent_id,
                 "camera_id": cam.camera_id,
                 "site": report.site,
@@ -232,42 +295,35 @@ class Repository:
                     k: v for k, v in msgspec.structs.asdict(cam.identity).items() if v is not None
                 },
                 "audited_at": cam.audited_at,
-                "updated_at": now,
+                "updated_at": report.issued_at,
             }
-            stmt = dialect.insert(Camera).values(row)
-            won = conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[Camera.agent_id, Camera.camera_id],
-                    set_={k: stmt.excluded[k] for k in row if k not in ("agent_id", "camera_id")},
-                    where=Camera.report_seq < stmt.excluded.report_seq,
-                ).returning(Camera.camera_id)
-            ).first()
-            if won is None:
-                continue
-            conn.execute(
-                delete(Finding).where(
-                    Finding.agent_id == report.agent_id, Finding.camera_id == cam.camera_id
-                )
-            )
-            if cam.findings:
-                conn.execute(
-                    insert(Finding),
-                    [
-                        {
-                            "agent_id": report.agent_id,
-                            "camera_id": cam.camera_id,
-                            "report_seq": report.seq,
-                            "code": f.code,
-                            "check": f.check,
-                            "status": f.status,
-                            "severity": f.severity,
-                            "controls": list(f.controls),
-                            "reason": f.reason,
-                            "evidence": dict(f.evidence),
-                        }
-                        for f in cam.findings
-                    ],
-                )
+            # rows in key order: concurrent collectors lock them in the same order
+            for report, cam in (by_camera[key] for key in sorted(by_camera))
+        ]
+        if not rows:
+            return
+        won = sorted(tuple(row) for row in conn.execute(self._sql.camera, rows))
+        if not won:
+            return
+        conn.execute(self._sql.clear_findings, [{"b_agent": a, "b_camera": c} for a, c in won])
+        findings = [
+            {
+                "agent_id": report.agent_id,
+                "camera_id": cam.camera_id,
+                "report_seq": report.seq,
+                "code": f.code,
+                "check": f.check,
+                "status": f.status,
+                "severity": f.severity,
+                "controls": list(f.controls),
+                "reason": f.reason,
+                "evidence": dict(f.evidence),
+            }
+            for report, cam in (by_camera[key] for key in won)
+            for f in cam.findings
+        ]
+        if findings:
+            conn.execute(self._sql.finding, findings)
 
     def _quarantine(
         self, conn: Connection, rejected: Sequence[Rejected], size: int, sample_bytes: int

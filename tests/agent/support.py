@@ -7,17 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 from joserfc.jwk import OKPKey
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from protocol.envelope import digest, verify
 from protocol.keys import generate_private_key, write_private_key
@@ -29,6 +23,7 @@ AGENT = [sys.executable, "-m", "agent"]
 def make_home(
     tmp_path: Path,
     port: int,
+    *,
     extra: str = "",
     mqtt: Mapping[str, float] | None = None,
     **intervals: float,
@@ -70,42 +65,6 @@ def start_agent(config: Path, *args: str) -> subprocess.Popen[bytes]:
             stderr=log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-
-
-class Subscriber:
-    """A real MQTT v5 subscriber with a persistent session, collecting every agent message."""
-
-    def __init__(self, port: int, client_id: str = "test-sub") -> None:
-        self.received: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        client.on_connect = self._connected
-        client.on_message = self._message
-        client.reconnect_delay_set(1, 1)
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 3600
-        client.connect("127.0.0.1", port, clean_start=False, properties=props)
-        client.loop_start()
-        self.client = client
-        if not self._ready.wait(10):
-            raise TimeoutError("subscriber did not connect")
-
-    def _connected(self, c: mqtt.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
-        c.subscribe("camwarden/v1/#", qos=1)
-        self._ready.set()
-
-    def _message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.received.append((msg.topic, bytes(msg.payload)))
-
-    def snapshot(self) -> list[tuple[str, bytes]]:
-        with self._lock:
-            return list(self.received)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0, step: float = 0.05) -> None:

@@ -25,9 +25,10 @@ from protocol.envelope import sign
 from protocol.keys import generate_private_key, import_public_jwk, public_jwk
 from protocol.messages import Ack, Command, encode, to_ranges
 from protocol.topics import topic
-from tests.agent.support import Subscriber, decode_all, wait_for
+from tests.agent.support import decode_all, wait_for
 from tests.agent.test_outbox import KEY, heartbeat, hello, make, report
 from tests.support.mosquitto import Mosquitto
+from tests.support.mqtt import Subscriber
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ import pytest
 
 from agent.cli import main
 from tests.agent.support import (
-    Subscriber,
     agent_key,
     check_chain,
     decode_all,
@@ -22,6 +21,7 @@ from tests.agent.support import (
     wait_for,
 )
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.mqtt import Subscriber
 
 pytestmark = pytest.mark.integration
 

@@ -23,16 +23,9 @@ from sqlalchemy import select
 
 from server.storage import Repository
 from server.storage.models import Message
-from tests.agent.support import (
-    Subscriber,
-    make_home,
-    outbox_files,
-    start_agent,
-    state_seq,
-    stop,
-    wait_for,
-)
+from tests.agent.support import make_home, outbox_files, start_agent, state_seq, stop, wait_for
 from tests.support.mosquitto import Mosquitto, free_port, wait_port
+from tests.support.mqtt import Subscriber
 
 pytestmark = pytest.mark.integration
 
@@ -139,20 +132,34 @@ def enrol(collector: Collector, config: Path) -> None:
 ACK_TIMEOUTS = {"ack_timeout_s": 1, "ack_timeout_max_s": 2}
 
 
-def test_nothing_lost_through_broker_outage_and_kill_9(
-    mosquitto: Mosquitto, collector: Collector, tmp_path: Path
-) -> None:
+def enrolled_agent(
+    collector: Collector,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    *,
+    heartbeat_s: float,
+    report_s: float,
+) -> Path:
+    """An enrolled agent's config with short ack timeouts; returns the config path."""
     home = tmp_path / "agent"
     home.mkdir()
     config = make_home(
         home,
         mosquitto.port,
         mqtt=ACK_TIMEOUTS,
-        heartbeat_s=0.01,
-        report_s=0.05,
-        shutdown_grace_s=15,
+        shutdown_grace_s=20,
+        heartbeat_s=heartbeat_s,
+        report_s=report_s,
     )
     enrol(collector, config)
+    return config
+
+
+def test_nothing_lost_through_broker_outage_and_kill_9(
+    mosquitto: Mosquitto, collector: Collector, tmp_path: Path
+) -> None:
+    config = enrolled_agent(collector, mosquitto, tmp_path, heartbeat_s=0.01, report_s=0.05)
+    home = config.parent
     agent = start_agent(config)
     watcher = Subscriber(mosquitto.port)  # a plain persistent subscription: sees the flush
     try:
@@ -236,17 +243,7 @@ def test_broker_restart_while_the_collector_is_down_loses_nothing(
     """Mosquitto 2.0 forgets an offline session's shared subscription when it restarts: what it
     had queued for the collector, and what agents publish until the collector subscribes again,
     is PUBACKed and dropped. The agent republishes until the collector acknowledges."""
-    home = tmp_path / "agent"
-    home.mkdir()
-    config = make_home(
-        home,
-        mosquitto.port,
-        mqtt=ACK_TIMEOUTS,
-        heartbeat_s=0.05,
-        report_s=0.25,
-        shutdown_grace_s=20,
-    )
-    enrol(collector, config)
+    config = enrolled_agent(collector, mosquitto, tmp_path, heartbeat_s=0.05, report_s=0.25)
     agent = start_agent(config)
     try:
         wait_for(lambda: len(collector.stored_seqs()) >= 10, timeout=30)

@@ -100,6 +100,7 @@ class Collector:
             config.ingest.batch_size,
             config.ingest.batch_latency_s,
             self.command_key,
+            tune_process_gc=False,  # process-wide: not in the test runner
         )
 
     def rejected(self, reason: str) -> float:

@@ -4,15 +4,10 @@ signed with the command key the enrollment answer hands out."""
 from __future__ import annotations
 
 import stat
-import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from protocol import (
     Ack,
@@ -29,38 +24,7 @@ from server.storage.models import Message
 from tests.server.conftest import Collector, Publisher, enroll, serve, wait_until
 from tests.support.agents import SimAgent
 from tests.support.mosquitto import Mosquitto
-
-
-class AckListener:
-    """Every message on any agent's cmd topic, as (topic, JWS)."""
-
-    def __init__(self, port: int) -> None:
-        self.received: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        subscribed = threading.Event()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"acks-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
-        self.client.on_message = self._message
-        self.client.on_subscribe = lambda *_: subscribed.set()
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        self.client.subscribe("camwarden/v1/+/+/cmd", qos=1)
-        assert subscribed.wait(10)
-
-    def _message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._lock:
-            self.received.append((msg.topic, bytes(msg.payload)))
-
-    def snapshot(self) -> list[tuple[str, bytes]]:
-        with self._lock:
-            return list(self.received)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+from tests.support.mqtt import Subscriber
 
 
 def acked(acks: list[tuple[str, Ack]], agent_id: str = "pi-1") -> set[int]:
@@ -89,7 +53,7 @@ def test_acks_follow_the_commit_for_stored_and_duplicate_seqs_only(
     pinned = import_public_jwk(answer["collector_jwk"])  # what the agent keeps
     assert "d" not in answer["collector_jwk"]
 
-    listener = AckListener(mosquitto.port)
+    listener = Subscriber(mosquitto.port, client_id="ack-listener", topic="camwarden/v1/+/+/cmd")
     acks: list[tuple[str, Ack]] = []
 
     def read_acks() -> list[tuple[str, Ack]]:

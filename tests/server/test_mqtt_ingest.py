@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from protocol import public_jwk, sign
 from server.api import create_app
 from server.cli import main
 from server.storage import Repository
 from server.storage.models import Message, Quarantine
-from tests.server.conftest import Collector, Publisher, enroll, serve, wait_until
+from tests.server.conftest import Collector, Publisher, enroll, make_config, serve, wait_until
 from tests.support.agents import SimAgent
+from tests.support.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.integration
 
@@ -121,3 +124,59 @@ def test_enrollment_errors(collector: Collector, repo: Repository) -> None:
             post(other.jwk),
         ]
     assert statuses == [409, 422, 422, 422, 403, 201]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_nothing_is_acknowledged_before_its_batch_is_committed(
+    mosquitto: Mosquitto,
+    publisher: Publisher,
+    repo: Repository,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    config = make_config(db_url, mosquitto.port, batch_size=20)
+    attempts: list[int] = []
+    commit_batch = Repository.commit_batch
+
+    def database_down(self: Repository, *args: Any, **kwargs: Any) -> Any:
+        attempts.append(1)
+        raise OperationalError("INSERT", {}, Exception("database is down"))
+
+    monkeypatch.setattr(Repository, "commit_batch", database_down)
+    first = Collector(config, repo)
+    first.subscriber.start()
+    assert first.subscriber.connected.wait(10)
+    publisher.publish_all([agent.report() for _ in range(70)])  # several batches in flight
+    wait_until(lambda: len(attempts) >= 3)
+    first.subscriber.stop()  # verified, never committed: nothing may have been acknowledged
+    monkeypatch.setattr(Repository, "commit_batch", commit_batch)
+    assert repo.count(Message) == 0
+    second = Collector(config, repo)  # the same client id: the broker kept the session
+    second.subscriber.start()
+    try:
+        wait_until(lambda: repo.count(Message) == 70)
+    finally:
+        second.subscriber.stop()
+    assert second.rejected("duplicate") == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_broker_restart_mid_stream_loses_nothing(
+    mosquitto: Mosquitto, collector: Collector, repo: Repository
+) -> None:
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    before, after = [agent.report() for _ in range(150)], [agent.report() for _ in range(150)]
+    first = Publisher(mosquitto.port)
+    first.publish_all(before)
+    first.close()
+    mosquitto.restart()  # the collector may be mid-batch; its connection (and read buffer) go
+    wait_until(collector.subscriber.connected.is_set, timeout=30)
+    second = Publisher(mosquitto.port)
+    try:
+        second.publish_all(after)
+    finally:
+        second.close()
+    wait_until(lambda: repo.count(Message) == 300, timeout=30)

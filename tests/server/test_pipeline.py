@@ -151,3 +151,44 @@ def test_generated_key_is_unknown_until_enrolled(repo: Repository, ingestor: Ing
     assert reasons(ingestor.process([incoming(msg)])) == ["unknown_key"]
     enroll(repo, agent)
     assert reasons(ingestor.process([incoming(msg)])) == ["accepted"]
+
+
+def projection(repo: Repository) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
+    with repo.engine.connect() as conn:
+        cams = conn.execute(select(Camera.agent_id, Camera.camera_id, Camera.report_seq)).all()
+        found = conn.execute(select(Finding.agent_id, Finding.camera_id, Finding.report_seq)).all()
+    return (
+        sorted((a, c, int(seq)) for a, c, seq in cams),
+        sorted((a, c, int(seq)) for a, c, seq in found),
+    )
+
+
+def test_projection_does_not_depend_on_batch_boundaries(
+    repo: Repository, ingestor: Ingestor
+) -> None:
+    a, b = SimAgent("pi-1"), SimAgent("pi-2")
+    enroll(repo, a)
+    enroll(repo, b)
+    a1, a2, a3 = a.report(cameras=3), a.report(cameras=1), a.report(cameras=2)
+    b1, b2 = b.report(cameras=2), b.report(cameras=0)
+    # one batch, several agents, out of order: each camera from the newest report naming it
+    assert (
+        reasons(ingestor.process([incoming(m) for m in (a3, b1, a1, b2, a2)])) == ["accepted"] * 5
+    )
+    cams, found = projection(repo)
+    assert cams == [
+        ("pi-1", "cam-0", 3),
+        ("pi-1", "cam-1", 3),
+        ("pi-1", "cam-2", 1),
+        ("pi-2", "cam-0", 1),
+        ("pi-2", "cam-1", 1),
+    ]
+    assert found == sorted([(agent, cam, seq) for agent, cam, seq in cams for _ in range(2)])
+    # an older report in a later batch changes nothing; a newer one replaces its cameras only
+    a4 = a.report(cameras=1)
+    assert reasons(ingestor.process([incoming(a4)])) == ["accepted"]
+    cams_after, found_after = projection(repo)
+    assert ("pi-1", "cam-0", 4) in cams_after
+    assert ("pi-1", "cam-1", 3) in cams_after
+    assert found_after.count(("pi-1", "cam-0", 4)) == 2
+    assert not [f for f in found_after if f[:2] == ("pi-1", "cam-0") and f[2] != 4]
