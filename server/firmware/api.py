@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Request, UploadFile
 from fastapi import status as http
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, Field
 
@@ -32,7 +32,7 @@ from server.firmware.service import (
     Selector,
     receive,
 )
-from server.firmware.tuf_repo import RoleStatus, TufRepository
+from server.firmware.tuf_repo import NotInitialised, RoleStatus, TufRepository
 from server.web.deps import ApiScope, FormScope, PageScope, Web, WebState
 from server.web.i18n import LANGS, Catalogue
 from server.web.scope import Invalid, Scoped
@@ -281,3 +281,9 @@ def mount(app: FastAPI, config: ServerConfig, tuf: TufRepository) -> None:
     app.include_router(tuf_router(tuf))
     app.include_router(api_router())
     app.include_router(pages_router(templates))
+    app.add_exception_handler(NotInitialised, _not_initialised)
+
+
+async def _not_initialised(_request: Request, exc: Exception) -> Response:
+    """Before ``firmware init`` and the first signed import there is nothing to serve: say so."""
+    return JSONResponse({"detail": str(exc)}, status_code=http.HTTP_409_CONFLICT)
