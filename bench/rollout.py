@@ -23,9 +23,10 @@ from server.firmware.service import FirmwareScoped, Selector
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.web.scope import Principal
-from tests.firmware.fleet import ADMIN, SimFleet, published_repo, scope
+from tests.firmware.fleet import SimFleet
 from tests.server.conftest import Collector, Publisher, enroll, make_config, wait_until
 from tests.support.agents import SimAgent
+from tests.support.firmware import ADMIN, published_repo, scope
 from tests.support.mosquitto import Mosquitto
 
 SITES, AGENTS_PER_SITE, CAMERAS_PER_AGENT = 5, 2, 10

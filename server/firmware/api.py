@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from server.config import ServerConfig
 from server.firmware import campaign
 from server.firmware.service import (
+    NOTES_PATTERN,
     FirmwareScoped,
     ImageView,
     RolloutDetail,
@@ -151,7 +152,7 @@ def api_router() -> APIRouter:
         version: Annotated[str, Form(pattern=NAME)],
         build_date: Annotated[date | None, Form()] = None,
         vendor_sha256: Annotated[str | None, Form(pattern=r"^[0-9a-fA-F]{64}$")] = None,
-        release_notes: Annotated[str, Form(max_length=20_000)] = "",
+        release_notes: Annotated[str, Form(max_length=20_000, pattern=NOTES_PATTERN)] = "",
     ) -> ImageView:
         """Upload an image (multipart). ``models``: comma-separated models it fits."""
         s._require("admin")  # before reading a large body into the repository

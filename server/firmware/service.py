@@ -44,6 +44,10 @@ from server.web.scope import Invalid, NotVisible, Scoped
 CHUNK: Final = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DIGITS = re.compile(r"\d+")
+# text that may span lines: no control characters but tab, newline and carriage return (and
+# never NUL, which PostgreSQL cannot store in a text column)
+NOTES_PATTERN: Final = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+_NOTES = re.compile(NOTES_PATTERN)
 
 
 _OPERATIONS: Final = {"promote": campaign.promote, "halt": campaign.halt, "resume": campaign.resume}
@@ -257,6 +261,8 @@ class FirmwareScoped(Scoped):
                     raise Invalid(f"vendor, version and file name must be plain names: {target}")
                 if not models:
                     raise Invalid("name at least one model the image fits")
+                if not _NOTES.match(release_notes):
+                    raise Invalid("release notes may hold no control characters but line breaks")
                 if vendor_sha256 is not None:
                     expected = vendor_sha256.strip().lower()
                     if not _SHA256.match(expected) or expected != upload.sha256:
@@ -371,6 +377,15 @@ class FirmwareScoped(Scoped):
             ]
         return RolloutDetail(found[0], row.policy, row.selector, targets, events)
 
+    def _site_visible(self, conn: Connection, site: str) -> None:
+        """A site outside the caller's subtree is not found, like any object of another agency
+        (not "no camera matches", which would confirm that it exists)."""
+        if self.p.org_path is None:
+            return  # the whole fleet, unmapped sites included
+        if conn.execute(self._sites_under(self.p.org_path).where(OrgUnit.site == site)).first():
+            return
+        raise NotVisible(f"site {site}")
+
     def _candidates(
         self, conn: Connection, image: Any, sel: Selector
     ) -> list[tuple[str, str, str, str | None]]:
@@ -427,6 +442,7 @@ class FirmwareScoped(Scoped):
                 if selector.org_id is not None:
                     act.org_unit_id = self._org(conn, selector.org_id).id
                 elif selector.site is not None:
+                    self._site_visible(conn, selector.site)
                     act.org_unit_id = self._site_org(conn, selector.site)
                 else:
                     act.org_unit_id = self.p.org_unit_id

@@ -8,20 +8,16 @@ signed with their own keys, so the collector's ingest stores them like any agent
 
 from __future__ import annotations
 
-import datetime as dt
-import io
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
 from joserfc.jwk import OKPKey
 from paho.mqtt.enums import CallbackAPIVersion
 
-from lab.firmware import make_image
 from protocol import (
     Command,
     CommandResult,
@@ -34,10 +30,6 @@ from protocol import (
 )
 from protocol.messages import EvidenceValue
 from server.firmware.commands import CMD_TYP, STEPS
-from server.firmware.service import FirmwareScoped, catalogue_targets, receive
-from server.firmware.tuf_repo import TufRepository, generate_key, load_signer, sign_bundle
-from server.storage import Repository
-from server.web.scope import Principal, Scoped
 from tests.support.agents import SimAgent
 
 
@@ -137,35 +129,3 @@ class SimFleet:
                 return
         version = command.params.get("version")
         self._result(agent, command, "succeeded", step="verifying", details={"version": version})
-
-
-ADMIN = Principal(1, "alice", "admin", None, None, None)
-
-
-def published_repo(state: Path, repo: Repository, version: str = "V5.7.3") -> int:
-    """A TUF repository with one signed image; returns the image id."""
-    tuf = TufRepository.under(state)
-    now = datetime.now(UTC)
-    keys = {n: generate_key(state / f"{n}.key") for n in ("root", "targets")}
-    tuf.prepare_root([keys["root"]], 1, [keys["targets"]], 1, now)
-    s = FirmwareScoped(scope(repo, ADMIN), tuf)
-    image = make_image("hikvision", version, dt.date(2024, 5, 1), 4096, model="DS-2CD2143G2-I")
-    got = s.upload(
-        receive(tuf, io.BytesIO(image), 10**6),
-        filename="fw.bin",
-        vendor="hikvision",
-        models=["DS-2CD2143G2-I"],
-        version=version,
-        build_date=dt.date(2024, 5, 1),
-        vendor_sha256=None,
-        release_notes="fixes",
-    )
-    bundle = tuf.export_bundle(catalogue_targets(repo), now)
-    for n in ("root", "targets"):
-        bundle, _ = sign_bundle(bundle, load_signer(state / f"{n}.key"))
-    tuf.import_signed(bundle, now)
-    return got.id
-
-
-def scope(repo: Repository, p: Principal) -> Scoped:
-    return Scoped(repo, p, silent_after=timedelta(minutes=15), now=datetime.now(UTC))

@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from server.web.scope import Principal, Scoped
+import pytest
+
+from protocol import generate_private_key
+from server.api import create_app
+from server.config import DatabaseConfig, ServerConfig
+from server.firmware.service import FirmwareScoped, receive
+from server.firmware.tuf_repo import TufRepository
+from server.storage import Repository
+from server.web.scope import Invalid, Principal, Scoped
 from tests.firmware.conftest import Site
+from tests.server.conftest import serve
+from tests.support.firmware import published_repo
 
 CLI = Principal(0, "cli", "admin", None, None, None)
 
 
 def token(site: Site, username: str, role: str) -> dict[str, str]:
-    s = Scoped(site.repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+    return token_in(site.repo, username, role)
+
+
+def token_in(repo: Repository, username: str, role: str) -> dict[str, str]:
+    s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     user = s.create_user(username, "a long password 1", role, None)
     mine = Scoped(
-        site.repo,
+        repo,
         Principal(user.id, username, role, None, None, None),
         silent_after=timedelta(minutes=15),
         now=datetime.now(UTC),
@@ -73,3 +88,39 @@ def test_rollout_pages_render(signed_site: tuple[Site, dict[str, Path]]) -> None
     assert page.status_code == 200
     assert 'http-equiv="refresh"' in page.text
     assert site.http.get("/rollouts/1").status_code == 404
+
+
+def test_release_notes_refuse_control_characters(
+    repo: Repository, db_url: str, tmp_path: Path
+) -> None:
+    """A NUL in the notes was a 500 on PostgreSQL (no NUL in text columns): now a 422 on every
+    database, while line breaks and tabs stay allowed."""
+    published_repo(tmp_path, repo)
+    config = ServerConfig(state_dir=str(tmp_path), database=DatabaseConfig(url=db_url))
+    admin = token_in(repo, "ann", "admin")
+    form = {"vendor": "axis", "models": "P3245", "version": "10.12.1"}
+    files = {"file": ("axis.bin", b"\x01" * 300, "application/octet-stream")}
+    with serve(create_app(config, repo, command_key=generate_private_key())) as http:
+        for notes in ("a\x00b", "bell \x07", "esc \x1b[31m"):
+            bad = form | {"release_notes": notes}
+            r = http.post("/api/v1/firmware", data=bad, files=files, headers=admin)
+            assert r.status_code == 422, (notes, r.status_code, r.text)
+        good = form | {"release_notes": "Fixes:\n\t- CVE-2021-36260\r\n"}
+        made = http.post("/api/v1/firmware", data=good, files=files, headers=admin)
+        assert made.status_code == 201, made.text
+        assert made.json()["release_notes"] == good["release_notes"]
+    # the same rule below the API, for the CLI's `firmware upload --notes`
+    tuf = TufRepository.under(tmp_path)
+    s = FirmwareScoped(Scoped(repo, CLI, silent_after=timedelta(1), now=datetime.now(UTC)), tuf)
+    with pytest.raises(Invalid, match="control characters"):
+        s.upload(
+            receive(tuf, io.BytesIO(b"\x02" * 300), 10**6),
+            filename="axis.bin",
+            vendor="axis",
+            models=["P3245"],
+            version="10.12.2",
+            build_date=None,
+            vendor_sha256=None,
+            release_notes="a\x00b",
+        )
+    assert not list(tuf.incoming_dir.iterdir())  # the refused upload is not left behind

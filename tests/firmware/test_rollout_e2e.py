@@ -17,9 +17,10 @@ from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.storage.firmware_models import CommandRecord
 from server.web.scope import Forbidden, Invalid, Principal
-from tests.firmware.fleet import ADMIN, SimFleet, published_repo, scope
+from tests.firmware.fleet import SimFleet
 from tests.server.conftest import Collector, Publisher, enroll, wait_until
 from tests.support.agents import SimAgent
+from tests.support.firmware import ADMIN, published_repo, scope
 from tests.support.mosquitto import Mosquitto
 
 
