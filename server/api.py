@@ -6,6 +6,7 @@ on it, and later issues (rollouts) add routers to it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -17,6 +18,9 @@ from pydantic import BaseModel, Field
 
 from protocol import MalformedMessage, import_public_jwk, public_jwk
 from server.config import ServerConfig
+from server.firmware import api as firmware
+from server.firmware import lifetimes
+from server.firmware.tuf_repo import TufRepository
 from server.metrics import Metrics
 from server.storage import AgentConflict, Repository, TokenRejected
 from server.verify import InvalidReport, verify_file
@@ -45,6 +49,9 @@ class EnrollResponse(BaseModel):
     site: str
     status: str
     collector_jwk: dict[str, str]
+    # the newest TUF root of the firmware repository (absent before it is set up): the agent
+    # keeps it as its trusted root and passes it to ngclient as ``bootstrap``
+    tuf_root: dict[str, Any] | None = None
 
 
 class VerifyRequest(BaseModel):
@@ -87,8 +94,9 @@ def create_app(
     app.state.metrics = metrics or Metrics()
     api = APIRouter(prefix="/api/v1")
     collector_jwk = public_jwk(command_key)
+    tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))
 
-    @api.post("/enroll", status_code=status.HTTP_201_CREATED)
+    @api.post("/enroll", status_code=status.HTTP_201_CREATED, response_model_exclude_none=True)
     def enroll(body: EnrollRequest) -> EnrollResponse:
         key = _public_key(body.jwk)
         try:
@@ -110,6 +118,7 @@ def create_app(
             site=record.site,
             status=record.status,
             collector_jwk=collector_jwk,
+            tuf_root=json.loads(root) if (root := tuf.trusted_root()) else None,
         )
 
     @api.post("/verify-report")
@@ -125,6 +134,7 @@ def create_app(
 
     app.include_router(api)
     web.mount(app, config, repo)
+    firmware.mount(app, config, tuf)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_page(request: Request) -> Response:

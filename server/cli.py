@@ -32,6 +32,10 @@ from server import __version__
 from server.alerts.worker import AlertWorker, Periodic
 from server.api import create_app
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
+from server.firmware import cli as firmware_cli
+from server.firmware import lifetimes
+from server.firmware.scheduler import Scheduler
+from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor, utcnow
 from server.ingest.pipeline import Incoming
 from server.ingest.subscriber import Subscriber
@@ -84,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("report", type=Path)
     sub.add_parser("fleet", help="summary of agents, cameras and open findings")
     web_commands(sub)
+    firmware_cli.add_commands(sub)
     imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
     imp.add_argument("file", type=Path)
     report = sub.add_parser("report", help="compliance report of an org subtree (CSV or PDF)")
@@ -131,6 +136,14 @@ def run(config: ServerConfig) -> int:
             app, host=config.http.bind, port=config.http.port, log_level="warning", lifespan="off"
         )
     )
+    scheduler = Scheduler(
+        repo,
+        TufRepository.under(config.state_dir, lifetimes(config.firmware)),
+        key,
+        subscriber.publish,
+        clock=utcnow,
+        interval_s=config.firmware.scheduler_interval_s,
+    )
     stop = threading.Event()
     jobs = background_jobs(config, repo)
 
@@ -142,6 +155,7 @@ def run(config: ServerConfig) -> int:
     web = threading.Thread(target=http.run, name="camwarden-http", daemon=True)
     try:
         subscriber.start()
+        scheduler.start()
         web.start()
         for job in jobs:
             job.start()
@@ -156,6 +170,7 @@ def run(config: ServerConfig) -> int:
         web.join(5)
         for job in jobs:
             job.stop()
+        scheduler.stop()
         subscriber.stop()
         repo.close()
         for sig, handler in previous.items():
@@ -292,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    offline = firmware_cli.offline(args)  # firmware keygen/sign: no config, no database
+    if offline is not None:
+        return offline
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -319,6 +337,8 @@ def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
         return import_file(config, args.file)
     repo = _repo(config)  # migrate is done by opening
     try:
+        if args.command in firmware_cli.FIRMWARE_COMMANDS:
+            return firmware_cli.run_command(args, repo, config)
         return repo_command(args, repo, config)
     finally:
         repo.close()

@@ -113,6 +113,18 @@ class RetentionConfig(_Section, frozen=True, kw_only=True):
     batch_size: Positive = 5000
 
 
+class FirmwareConfig(_Section, frozen=True, kw_only=True):
+    """Firmware distribution (TUF) and rollouts; see docs/adr/0010-firmware-distribution.md."""
+
+    max_image_bytes: Positive = 512 * 1024 * 1024
+    timestamp_expiry_s: Positive = 24 * 3600
+    snapshot_expiry_s: Positive = 7 * 24 * 3600
+    targets_expiry_s: Positive = 180 * 24 * 3600
+    root_expiry_s: Positive = 365 * 24 * 3600
+    command_ttl_s: Positive = 2 * 3600
+    scheduler_interval_s: Seconds = 2.0
+
+
 class ServerConfig(_Section, frozen=True, kw_only=True):
     state_dir: str = str(DEFAULT_STATE_DIR)
     database: DatabaseConfig = DatabaseConfig()
@@ -123,6 +135,7 @@ class ServerConfig(_Section, frozen=True, kw_only=True):
     web: WebConfig = WebConfig()
     alerts: AlertsConfig = AlertsConfig()
     retention: RetentionConfig = RetentionConfig()
+    firmware: FirmwareConfig = FirmwareConfig()
 
     @property
     def database_url(self) -> str:

@@ -183,6 +183,10 @@ class Subscriber:
         incoming = Incoming(msg.topic, bytes(msg.payload), utcnow())
         self._queue.put(_Delivery(msg.mid, msg.qos, self._generation, incoming))
 
+    def publish(self, name: str, payload: bytes) -> None:
+        """Publish QoS 1 through this client (signed commands from ``server.firmware``)."""
+        self._client.publish(name, payload, qos=1)
+
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:

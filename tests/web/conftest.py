@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
+from joserfc.jwk import OKPKey
 
 from protocol import (
     AgentInfo,
@@ -25,6 +28,8 @@ from protocol.keys import generate_private_key
 from server.alerts.tracker import snapshot, sync
 from server.api import create_app
 from server.config import WebConfig
+from server.firmware.service import FirmwareScoped, Selector
+from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor
 from server.ingest.pipeline import Incoming
 from server.metrics import Metrics
@@ -34,6 +39,7 @@ from server.web.cli import CLI
 from server.web.scope import ModelIn, Principal, Scoped, SecurityRecord
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
+from tests.support.firmware import published_repo
 
 __all__ = ["db_url", "repo"]  # fixtures re-exported for the tests in this directory
 
@@ -52,6 +58,25 @@ class World:
     token_ids: dict[str, int]
     route_b: int  # an alert route of agency B
     model: int  # a register entry
+    firmware: Firmware
+
+
+@dataclass(frozen=True, slots=True)
+class Firmware:
+    """A signed repository under ``state_dir`` with one published image (fleet-wide), a rollout
+    of each agency on its own site, and a queued password rotation on agent-b1/cam-0."""
+
+    state_dir: Path
+    image_id: int
+    rollout_a: int
+    rollout_b: int
+    command_b: str
+
+
+def escrow_jwk() -> dict[str, str]:
+    """A fresh X25519 public key, as a password rotation needs it."""
+    public = OKPKey.generate_key("X25519").as_dict(private=False)
+    return {k: str(v) for k, v in public.items()}
 
 
 def scoped_as(repo: Repository, principal: Principal) -> Scoped:
@@ -80,7 +105,7 @@ def ingest(repo: Repository, db: str, agents: list[SimAgent], cameras: int = 3) 
 
 
 @pytest.fixture
-def world(repo: Repository, db_url: str) -> World:
+def world(repo: Repository, db_url: str, tmp_path: Path) -> World:
     root = scoped_as(repo, CLI)
     province = root.create_org(parent_id=None, kind="province", name="Province P").id
     agency_a = root.create_org(parent_id=province, kind="agency", name="Agency A").id
@@ -133,15 +158,62 @@ def world(repo: Repository, db_url: str) -> World:
     ).id  # fmt: skip
     sync(repo.engine, datetime.now(UTC), timedelta(minutes=15))
     snapshot(repo.engine, datetime.now(UTC).date())
+    firmware = seed_firmware(repo, tmp_path / "state")
     return World(
-        province, agency_a, agency_b, system_a, system_b, users, tokens, token_ids, route_b, model
+        province,
+        agency_a,
+        agency_b,
+        system_a,
+        system_b,
+        users,
+        tokens,
+        token_ids,
+        route_b,
+        model,
+        firmware,
     )
+
+
+def seed_firmware(repo: Repository, state_dir: Path) -> Firmware:
+    """Published by the whole fleet's CLI; each agency's campaign made by its own people."""
+    state_dir.mkdir()
+    image_id = published_repo(state_dir, repo, uploader=CLI)
+    tuf = TufRepository.under(state_dir)
+    rollouts: dict[str, int] = {}
+    for user, site in (("operator-a", "site-a"), ("admin-b", "site-b")):
+        fw = FirmwareScoped(scoped_as(repo, principal_of(repo, user)), tuf)
+        made = fw.create_rollout(
+            name=f"{site} canary",
+            image_id=image_id,
+            selector=Selector(site=site),
+            canary_count=1,
+            canary_percent=None,
+            batch_size=10,
+            max_parallel_per_site=2,
+            failure_threshold=1,
+            windows={},
+        )
+        rollouts[site] = made.rollout.id
+    as_b = FirmwareScoped(scoped_as(repo, principal_of(repo, "admin-b")), tuf)
+    command_b = as_b.rotate_password("agent-b1", "cam-0", escrow_jwk(), "admin")
+    return Firmware(state_dir, image_id, rollouts["site-a"], rollouts["site-b"], command_b)
 
 
 @pytest.fixture
 def server(repo: Repository, db_url: str, world: World) -> Iterator[httpx.Client]:
     """The collector's app (dashboard included) on a real uvicorn server on loopback."""
-    with serve(create_app(make_config(db_url), repo, command_key=generate_private_key())) as client:
+    config = msgspec.structs.replace(make_config(db_url), state_dir=str(world.firmware.state_dir))
+    with serve(create_app(config, repo, command_key=generate_private_key())) as client:
+        yield client
+
+
+@pytest.fixture
+def server_before_firmware_init(
+    repo: Repository, db_url: str, world: World, tmp_path: Path
+) -> Iterator[httpx.Client]:
+    """The same world served from a state directory where ``firmware init`` has not run."""
+    config = msgspec.structs.replace(make_config(db_url), state_dir=str(tmp_path / "bare"))
+    with serve(create_app(config, repo, command_key=generate_private_key())) as client:
         yield client
 
 

@@ -6,15 +6,17 @@ The routes are enumerated from the app itself (its OpenAPI document, which publi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from protocol.keys import generate_private_key
 from server.api import create_app
 from server.storage import Repository
+from server.storage.firmware_models import CommandRecord, FirmwareImage, Rollout, RolloutTarget
 from server.storage.models import Agent
 from server.storage.org_models import (
     AlertRoute,
@@ -26,13 +28,32 @@ from server.storage.org_models import (
     User,
 )
 from tests.server.conftest import make_config
-from tests.web.conftest import PASSWORD, World, bearer
+from tests.web.conftest import PASSWORD, World, bearer, escrow_jwk
 
 PUBLIC = {("POST", "/api/v1/enroll"), ("POST", "/api/v1/verify-report")}  # agent-facing
 FOREIGN_MARKERS = ("agent-b", "site-b", "Agency B", "System B", "admin-b")
 
 
-def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, dict[str, Any] | None]]:
+@dataclass(frozen=True, slots=True)
+class Multipart:
+    """A form body with one file, for the routes that take uploads."""
+
+    fields: dict[str, str]
+    files: dict[str, tuple[str, bytes, str]]
+
+
+Body = dict[str, Any] | Multipart | None
+
+
+def send(
+    server: httpx.Client, method: str, path: str, headers: dict[str, str], body: Body
+) -> httpx.Response:
+    if isinstance(body, Multipart):
+        return server.request(method, path, headers=headers, data=body.fields, files=body.files)
+    return server.request(method, path, headers=headers, json=body)
+
+
+def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, Body]]:
     """Each route with B's ids in the path (or body): (concrete path, body)."""
     new_user = {"username": "intruder", "password": PASSWORD, "role": "admin"}
     record = {"framework": "ND331_TCVN14423", "level": 1, "plan_status": "none"}
@@ -92,7 +113,55 @@ def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, dict[str, Any] |
             f"/api/v1/reports/compliance?org={w.agency_b}&from=2025-01-01&to=2025-12-31&format=csv",
             None,
         ),
+        **firmware_cases(w),
     }
+
+
+def firmware_cases(w: World) -> dict[tuple[str, str], tuple[str, Body]]:
+    """Firmware: campaigns and commands belong to the agency of the cameras they target (B's
+    real rollout and queued command here); the catalogue is fleet-wide, so changing it takes an
+    administrator of the whole fleet (upload, retire: 403 even for an agency's admin)."""
+    fw = w.firmware
+    rollout = {"name": "planted", "image_id": fw.image_id, "site": "site-b", "canary_count": 1}
+    rotation = {
+        "agent_id": "agent-b1",
+        "camera_id": "cam-0",
+        "username": "admin",
+        "escrow_jwk": escrow_jwk(),
+    }
+    return {
+        ("POST", "/api/v1/firmware"): ("/api/v1/firmware", UPLOAD),
+        ("POST", "/api/v1/firmware/{image_id}/retire"): (
+            f"/api/v1/firmware/{fw.image_id}/retire",
+            None,
+        ),
+        ("POST", "/api/v1/rollouts"): ("/api/v1/rollouts", rollout),
+        ("POST", "/api/v1/rollouts/password-rotations"): (
+            "/api/v1/rollouts/password-rotations",
+            rotation,
+        ),
+        ("GET", "/api/v1/rollouts/commands/{command_id}"): (
+            f"/api/v1/rollouts/commands/{fw.command_b}",
+            None,
+        ),
+        ("GET", "/api/v1/rollouts/{rollout_id}"): (f"/api/v1/rollouts/{fw.rollout_b}", None),
+        ("POST", "/api/v1/rollouts/{rollout_id}/{action}"): (
+            f"/api/v1/rollouts/{fw.rollout_b}/halt",
+            None,
+        ),
+    }
+
+
+UPLOAD = Multipart(
+    {"vendor": "axis", "models": "P3245", "version": "10.12.1"},
+    {"file": ("axis.bin", b"\x01" * 300, "application/octet-stream")},
+)
+
+
+def fleet_wide_reads(w: World) -> dict[tuple[str, str], str]:
+    """Routes with an object id whose objects belong to the whole fleet by design: every user
+    reads them (200), and they carry nothing of any agency."""
+    return {("GET", "/api/v1/firmware/{image_id}"): f"/api/v1/firmware/{w.firmware.image_id}"}
 
 
 # routes without object ids: they answer, but never with B's data
@@ -115,6 +184,11 @@ LISTS = {
     ("GET", "/api/v1/trend"),
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/alert-routes"),
+    # the firmware catalogue and its signed repository are fleet-wide by design (one repository
+    # serves every agency): every user may read them; they hold no agency data
+    ("GET", "/api/v1/firmware"),
+    ("GET", "/api/v1/firmware/tuf"),
+    ("GET", "/api/v1/rollouts"),  # the caller's agency's campaigns only
 }
 
 
@@ -136,7 +210,19 @@ def snapshot(repo: Repository) -> dict[str, Any]:
             ).all(),
             "register": conn.execute(select(ModelEntry.__table__)).all(),
             "routes": conn.execute(select(AlertRoute.__table__)).all(),
+            **firmware_snapshot(conn),
         }
+
+
+def firmware_snapshot(conn: Connection) -> dict[str, Any]:
+    """The catalogue, every campaign with its targets, and every queued or sent command."""
+    tables = {
+        "firmware_images": FirmwareImage,
+        "rollouts": Rollout,
+        "rollout_targets": RolloutTarget,
+        "commands": CommandRecord,
+    }
+    return {name: conn.execute(select(t.__table__)).all() for name, t in tables.items()}
 
 
 def api_routes(repo: Repository) -> set[tuple[str, str]]:
@@ -152,7 +238,7 @@ def api_routes(repo: Repository) -> set[tuple[str, str]]:
 
 def test_every_api_route_is_classified(repo: Repository, world: World) -> None:
     cases = foreign_cases(world)
-    assert api_routes(repo) == PUBLIC | LISTS | set(cases)
+    assert api_routes(repo) == PUBLIC | LISTS | set(fleet_wide_reads(world)) | set(cases)
 
 
 @pytest.mark.parametrize("username", ["admin-a", "operator-a", "viewer-a"])
@@ -167,10 +253,11 @@ def test_no_route_reaches_another_agency(
         leaked = [m for m in FOREIGN_MARKERS if m in r.text]
         assert leaked == [], (method, path, leaked)
     before = snapshot(repo)
-    for (method, template), (path, body) in sorted(foreign_cases(world).items()):
-        r = server.request(method, path, headers=headers, json=body)
+    for (method, template), (path, payload) in sorted(foreign_cases(world).items()):
+        r = send(server, method, path, headers, payload)
         assert r.status_code in (403, 404), (method, template, r.status_code, r.text)
-        leaked = [m for m in FOREIGN_MARKERS if m in r.text and m not in path]
+        # what the request itself names (B's ids in the path or body) may be echoed back
+        leaked = [m for m in FOREIGN_MARKERS if m in r.text and m not in f"{path} {payload!r}"]
         assert leaked == [], (method, template, leaked)
     # a filter naming B's organisation is refused too
     r = server.get(f"/api/v1/findings?org={world.agency_b}", headers=headers)
@@ -240,3 +327,89 @@ def test_pages_hide_other_agencies(server: httpx.Client, world: World) -> None:
     for path in pages:
         body = server.get(path).text
         assert [m for m in FOREIGN_MARKERS if m in body] == [], path
+
+
+@pytest.mark.parametrize("username", ["admin-a", "operator-a", "viewer-a"])
+def test_firmware_across_agencies(
+    server: httpx.Client, repo: Repository, world: World, username: str
+) -> None:
+    headers, fw = bearer(world, username), world.firmware
+    for path in fleet_wide_reads(world).values():
+        r = server.get(path, headers=headers)
+        assert r.status_code == 200, (path, r.status_code, r.text)
+        assert [m for m in FOREIGN_MARKERS if m in r.text] == [], path
+    # the list answers with A's own campaign, and without B's
+    assert [r["id"] for r in server.get("/api/v1/rollouts", headers=headers).json()] == [
+        fw.rollout_a
+    ]
+    assert server.get(f"/api/v1/rollouts/{fw.rollout_a}", headers=headers).status_code == 200
+    before = snapshot(repo)
+    # a campaign selecting B's organisation (rather than B's site) is refused too
+    planted = {"name": "planted", "image_id": fw.image_id, "org_id": world.agency_b}
+    r = server.post("/api/v1/rollouts", headers=headers, json=planted | {"canary_count": 1})
+    assert r.status_code == (403 if username == "viewer-a" else 404), r.text
+    # the catalogue is the whole fleet's: forbidden to an agency's administrator, not "not found"
+    assert send(server, "POST", "/api/v1/firmware", headers, UPLOAD).status_code == 403
+    retire = server.post(f"/api/v1/firmware/{fw.image_id}/retire", headers=headers)
+    assert retire.status_code == 403
+    assert snapshot(repo) == before
+
+
+def test_firmware_requests_work_inside_the_agency(server: httpx.Client, world: World) -> None:
+    """The firmware cases fail for tenancy, not because they are malformed: B's admin succeeds
+    with the same requests, and the catalogue writes succeed for the whole fleet's admin only."""
+    cases, fw = firmware_cases(world), world.firmware
+    catalogue = {("POST", "/api/v1/firmware"), ("POST", "/api/v1/firmware/{image_id}/retire")}
+    admin_b, root = bearer(world, "admin-b"), bearer(world, "root")
+    answers: dict[tuple[str, str], Any] = {}
+    for route in sorted(set(cases) - catalogue):
+        path, body = cases[route]
+        r = send(server, route[0], path, admin_b, body)
+        assert r.status_code in (200, 201, 202), (route, r.status_code, r.text)
+        answers[route] = r.json()
+    assert answers[("GET", "/api/v1/rollouts/{rollout_id}")]["rollout"]["created_by"] == "admin-b"
+    assert answers[("GET", "/api/v1/rollouts/commands/{command_id}")]["agent_id"] == "agent-b1"
+    assert answers[("POST", "/api/v1/rollouts")]["rollout"]["total"] == 3  # agent-b1's cameras
+    assert answers[("POST", "/api/v1/rollouts/{rollout_id}/{action}")]["rollout"]["phase"] == (
+        "halted"
+    )
+    listed = server.get("/api/v1/rollouts", headers=admin_b).json()
+    assert fw.rollout_b in [r["id"] for r in listed]
+    assert fw.rollout_a not in [r["id"] for r in listed]
+    for route in sorted(catalogue):
+        path, body = cases[route]
+        assert send(server, route[0], path, admin_b, body).status_code == 403, route
+    uploaded = send(server, "POST", "/api/v1/firmware", root, UPLOAD)
+    assert uploaded.status_code == 201, uploaded.text
+    retired = server.post(f"/api/v1/firmware/{fw.image_id}/retire", headers=root)
+    assert retired.status_code == 200, retired.text
+    assert retired.json()["retired_by"] == "root"
+
+
+def login(server: httpx.Client, username: str) -> str:
+    """A dashboard session for ``username``; returns the CSRF token of its forms."""
+    page = server.get("/login")
+    form = {"username": username, "password": PASSWORD, "csrf": page.cookies["cw_login"]}
+    assert server.post("/login", data=form).status_code == 303
+    return server.get("/agents").text.split('name="csrf" value="')[1].split('"')[0]
+
+
+def test_rollout_pages_hide_other_agencies(server: httpx.Client, world: World) -> None:
+    fw = world.firmware
+    token = login(server, "operator-a")
+    page = server.get("/rollouts").text
+    assert f'href="/rollouts/{fw.rollout_a}"' in page
+    assert f'href="/rollouts/{fw.rollout_b}"' not in page
+    assert [m for m in FOREIGN_MARKERS if m in page] == []
+    assert server.get(f"/rollouts/{fw.rollout_b}").status_code == 404
+    halt = server.post(f"/rollouts/{fw.rollout_b}/halt", data={"csrf": token})
+    assert halt.status_code == 404
+    assert server.get(f"/rollouts/{fw.rollout_a}").status_code == 200
+
+
+@pytest.mark.parametrize(("username", "shown"), [("operator-a", True), ("viewer-a", False)])
+def test_rollouts_in_the_navigation(
+    server: httpx.Client, world: World, username: str, shown: bool
+) -> None:
+    login(server, username)
+    assert ('href="/rollouts"' in server.get("/").text) is shown

@@ -1,0 +1,290 @@
+"""HTTP surface of firmware distribution, mounted by ``server.api.create_app``.
+
+* ``/tuf/metadata/<name>`` and ``/tuf/targets/<path>``: the TUF repository, unauthenticated
+  (everything is signed; agents verify with ngclient from the root given at enrollment).
+* ``/api/v1/firmware/...`` and ``/api/v1/rollouts/...``: the operator API, through the scoped
+  layer (``FirmwareScoped``) like every other ``/api/v1`` route.
+* ``/rollouts`` and ``/rollouts/<id>``: dashboard pages with progress bars, refreshed every
+  few seconds by a ``<meta http-equiv=refresh>`` (the CSP allows no script).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from datetime import date, time, timedelta
+from importlib.resources import files
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Request, UploadFile
+from fastapi import status as http
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel, Field
+
+from server.config import ServerConfig
+from server.firmware import campaign
+from server.firmware.service import (
+    NOTES_PATTERN,
+    FirmwareScoped,
+    ImageView,
+    RolloutDetail,
+    RolloutView,
+    Selector,
+    receive,
+)
+from server.firmware.tuf_repo import NotInitialised, RoleStatus, TufRepository
+from server.web.deps import ApiScope, FormScope, PageScope, Web, WebState
+from server.web.i18n import LANGS, Catalogue
+from server.web.scope import Invalid, Scoped
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+TEXT = r"^[^\x00-\x1f\x7f]+$"
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Action = Literal["promote", "halt", "resume"]
+REFRESH_S = 5
+
+
+class WindowIn(BaseModel):
+    start: Annotated[str, Field(pattern=HHMM)]
+    end: Annotated[str, Field(pattern=HHMM)]
+    utc_offset_min: Annotated[int, Field(ge=-720, le=840)] = 420
+
+
+class RolloutCreate(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT)]
+    image_id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    org_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    site: Annotated[str, Field(pattern=NAME)] | None = None
+    model: Annotated[str, Field(max_length=512, pattern=TEXT)] | None = None
+    firmware: Annotated[str, Field(max_length=512, pattern=TEXT)] | None = None
+    canary_count: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    canary_percent: Annotated[float, Field(gt=0, le=100)] | None = None
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 10
+    max_parallel_per_site: Annotated[int, Field(ge=1, le=1000)] = 2
+    failure_threshold: Annotated[int, Field(ge=1, le=100_000)] = 1
+    windows: dict[Annotated[str, Field(pattern=NAME)], WindowIn] = {}
+    allow_downgrade: bool = False
+
+
+class PasswordRotation(BaseModel):
+    agent_id: Annotated[str, Field(pattern=NAME)]
+    camera_id: Annotated[str, Field(pattern=NAME)]
+    username: Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT)]
+    escrow_jwk: dict[str, str]
+
+
+class Queued(BaseModel):
+    command_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FirmwareState:
+    tuf: TufRepository
+    max_image_bytes: int
+    command_ttl: timedelta
+
+
+def windows_of(body: RolloutCreate) -> dict[str, campaign.Window]:
+    return {
+        site: campaign.Window(
+            time.fromisoformat(w.start), time.fromisoformat(w.end), w.utc_offset_min
+        )
+        for site, w in body.windows.items()
+    }
+
+
+def _state(request: Request) -> FirmwareState:
+    state: FirmwareState = request.app.state.firmware
+    return state
+
+
+def scoped(request: Request, s: Scoped) -> FirmwareScoped:
+    fw = _state(request)
+    return FirmwareScoped(s, fw.tuf, command_ttl=fw.command_ttl)
+
+
+def _api_scope(request: Request, s: ApiScope) -> FirmwareScoped:
+    return scoped(request, s)
+
+
+Fw = Annotated[FirmwareScoped, Depends(_api_scope)]
+
+
+def tuf_router(tuf: TufRepository) -> APIRouter:
+    router = APIRouter(prefix="/tuf", include_in_schema=False)
+
+    @router.get("/metadata/{name}")
+    def metadata(name: str) -> Response:
+        path = tuf.metadata_file(name)
+        if path is None:
+            raise HTTPException(http.HTTP_404_NOT_FOUND)
+        return FileResponse(
+            path, media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
+
+    @router.get("/targets/{target:path}")
+    def target(target: str) -> Response:
+        path = tuf.target_file(target)
+        if path is None:
+            raise HTTPException(http.HTTP_404_NOT_FOUND)
+        return FileResponse(path, media_type="application/octet-stream")
+
+    return router
+
+
+def api_router() -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["firmware"])
+
+    @api.get("/firmware")
+    def images(s: Fw) -> list[ImageView]:
+        return s.images()
+
+    @api.post("/firmware", status_code=http.HTTP_201_CREATED)
+    def upload(
+        request: Request,
+        s: Fw,
+        file: UploadFile,
+        *,
+        vendor: Annotated[str, Form(pattern=NAME)],
+        models: Annotated[str, Form(max_length=2000, pattern=TEXT)],
+        version: Annotated[str, Form(pattern=NAME)],
+        build_date: Annotated[date | None, Form()] = None,
+        vendor_sha256: Annotated[str | None, Form(pattern=r"^[0-9a-fA-F]{64}$")] = None,
+        release_notes: Annotated[str, Form(max_length=20_000, pattern=NOTES_PATTERN)] = "",
+    ) -> ImageView:
+        """Upload an image (multipart). ``models``: comma-separated models it fits."""
+        s._require("admin")  # before reading a large body into the repository
+        s._require_whole_fleet()
+        fw = _state(request)
+        received = receive(fw.tuf, file.file, fw.max_image_bytes)
+        return s.upload(
+            received,
+            filename=file.filename or "firmware.bin",
+            vendor=vendor,
+            models=[m.strip() for m in models.split(",") if m.strip()],
+            version=version,
+            build_date=build_date,
+            vendor_sha256=vendor_sha256,
+            release_notes=release_notes,
+        )
+
+    @api.get("/firmware/tuf")
+    def tuf_status(s: Fw) -> list[RoleStatus]:
+        return s.tuf.status()
+
+    @api.get("/firmware/{image_id}")
+    def image(s: Fw, image_id: DbId) -> ImageView:
+        return s.image(image_id)
+
+    @api.post("/firmware/{image_id}/retire")
+    def retire(s: Fw, image_id: DbId) -> ImageView:
+        return s.retire(image_id)
+
+    @api.get("/rollouts")
+    def rollouts(s: Fw) -> list[RolloutView]:
+        return s.rollouts()
+
+    @api.post("/rollouts", status_code=http.HTTP_201_CREATED)
+    def create(s: Fw, body: RolloutCreate) -> RolloutDetail:
+        return s.create_rollout(
+            name=body.name,
+            image_id=body.image_id,
+            selector=Selector(body.org_id, body.site, body.model, body.firmware),
+            canary_count=body.canary_count,
+            canary_percent=body.canary_percent,
+            batch_size=body.batch_size,
+            max_parallel_per_site=body.max_parallel_per_site,
+            failure_threshold=body.failure_threshold,
+            windows=windows_of(body),
+            allow_downgrade=body.allow_downgrade,
+        )
+
+    @api.post("/rollouts/password-rotations", status_code=http.HTTP_202_ACCEPTED)
+    def rotate(s: Fw, body: PasswordRotation) -> Queued:
+        cid = s.rotate_password(body.agent_id, body.camera_id, dict(body.escrow_jwk), body.username)
+        return Queued(command_id=cid)
+
+    @api.get("/rollouts/commands/{command_id}")
+    def command(s: Fw, command_id: Annotated[str, Path(pattern=NAME)]) -> dict[str, Any]:
+        return s.command(command_id)
+
+    @api.get("/rollouts/{rollout_id}")
+    def rollout(s: Fw, rollout_id: DbId) -> RolloutDetail:
+        return s.rollout(rollout_id)
+
+    @api.post("/rollouts/{rollout_id}/{action}")
+    def act(s: Fw, rollout_id: DbId, action: Action) -> RolloutDetail:
+        return s.act(rollout_id, action)
+
+    return api
+
+
+def catalogue() -> Catalogue:
+    """The dashboard's texts with the rollout pages' texts added."""
+    data: dict[str, dict[str, Any]] = {}
+    for lang in LANGS:
+        base = tomllib.loads((files("server.web") / "i18n" / f"{lang}.toml").read_text("utf-8"))
+        own = tomllib.loads((files("server.firmware") / "i18n" / f"{lang}.toml").read_text("utf-8"))
+        base["ui"] = base.get("ui", {}) | own["ui"]
+        data[lang] = base
+    return Catalogue(data)
+
+
+def pages_router(templates: Environment) -> APIRouter:
+    pages = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
+    texts = catalogue()
+
+    def web_of(web: WebState) -> WebState:
+        return dataclasses.replace(web, templates=templates, catalogue=texts)
+
+    @pages.get("/rollouts")
+    def rollouts(request: Request, web: Web, s: PageScope) -> Response:
+        fw = scoped(request, s)
+        return web_of(web).render(
+            request, s.p, "rollouts.html", rollouts=fw.rollouts(), refresh=REFRESH_S
+        )
+
+    @pages.get("/rollouts/{rollout_id}")
+    def rollout(request: Request, web: Web, s: PageScope, rollout_id: DbId) -> Response:
+        fw = scoped(request, s)
+        return web_of(web).render(
+            request, s.p, "rollout.html", d=fw.rollout(rollout_id), refresh=REFRESH_S
+        )
+
+    @pages.post("/rollouts/{rollout_id}/{action}")
+    def act(request: Request, s: FormScope, rollout_id: DbId, action: str) -> Response:
+        if action not in ("promote", "halt", "resume"):
+            raise Invalid(f"unknown action {action}")
+        scoped(request, s).act(rollout_id, action)  # type: ignore[arg-type]  # checked above
+        return RedirectResponse(f"/rollouts/{rollout_id}", http.HTTP_303_SEE_OTHER)
+
+    return pages
+
+
+def mount(app: FastAPI, config: ServerConfig, tuf: TufRepository) -> None:
+    """Called by ``server.api.create_app`` after the dashboard is mounted."""
+    app.state.firmware = FirmwareState(
+        tuf, config.firmware.max_image_bytes, timedelta(seconds=config.firmware.command_ttl_s)
+    )
+    templates = Environment(
+        loader=ChoiceLoader(
+            [
+                PackageLoader("server.firmware", "templates"),
+                PackageLoader("server.web", "templates"),
+            ]
+        ),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    app.include_router(tuf_router(tuf))
+    app.include_router(api_router())
+    app.include_router(pages_router(templates))
+    app.add_exception_handler(NotInitialised, _not_initialised)
+
+
+async def _not_initialised(_request: Request, exc: Exception) -> Response:
+    """Before ``firmware init`` and the first signed import there is nothing to serve: say so."""
+    return JSONResponse({"detail": str(exc)}, status_code=http.HTTP_409_CONFLICT)

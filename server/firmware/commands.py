@@ -1,0 +1,115 @@
+"""Signed commands to agents: the action/param contract and the result steps (pure).
+
+A command is a ``protocol.Command`` signed with the collector's command key (the key agents
+pinned at enrollment as ``collector_jwk``), protected header ``typ`` = ``camwarden-cmd+jws``,
+published QoS 1 on ``camwarden/v1/<site>/<agent_id>/cmd``. Agents must verify the signature,
+that ``agent_id``/``site`` are their own, ``issued_at <= now < expires_at`` and that the
+``nonce`` was never seen before expiry (replay), and answer with ``CommandResult`` messages on
+their ``cmd-result`` channel carrying the same ``command_id``.
+
+Actions (params are flat scalars, ``protocol.EvidenceValue``):
+
+``firmware.apply`` (``camera_id`` set)
+    ``target``   TUF target path to fetch with ngclient (``/tuf/metadata/``, ``/tuf/targets/``)
+    ``version``  the version the camera must report afterwards
+    ``sha256``, ``length``   what the signed targets metadata says (informational; TUF decides)
+    ``rollout_id``   the campaign
+    ``downgrade_approved_by``   the administrator who approved installing an older version;
+                 absent otherwise, and an agent refuses a downgrade without it
+
+``password.rotate`` (``camera_id`` set)
+    ``escrow_kid``  RFC 7638 thumbprint of the escrow public key
+    ``escrow_jwk``  the escrow public key (X25519 OKP JWK as compact JSON text); the agent seals
+                    the new password to it (JWE ECDH-ES) and returns only the sealed text
+    ``username``    the camera account to rotate
+    ``min_length``  the length of the generated password
+
+Results: ``status`` ``accepted`` (first, after the checks above), then ``in_progress`` with
+``step`` one of ``STEPS[action]`` in order, then ``succeeded`` or ``failed`` (``reason`` a stable
+code such as ``version_mismatch``, ``download_rejected``, ``camera_refused``, ``timeout``); or
+``rejected`` (never started: bad signature, expired, replayed, unknown action, downgrade not
+approved). ``firmware.apply`` succeeds with ``details.version`` = the version the camera reports
+after reboot; ``password.rotate`` succeeds with ``details.sealed`` (JWE compact) and
+``details.escrow_kid``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Final
+
+from joserfc.jwk import OKPKey
+
+from protocol import Command, CommandResult, encode, sign
+from protocol.messages import EvidenceValue
+
+CMD_TYP: Final = "camwarden-cmd+jws"
+FIRMWARE_APPLY: Final = "firmware.apply"
+PASSWORD_ROTATE: Final = "password.rotate"  # noqa: S105  # an action name, not a secret
+STEPS: Final[dict[str, tuple[str, ...]]] = {
+    FIRMWARE_APPLY: ("preflight", "downloading", "uploading", "rebooting", "verifying"),
+    PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "sealing"),
+}
+FINAL: Final = frozenset({"succeeded", "failed", "rejected"})
+
+
+def new_command(
+    action: str,
+    *,
+    agent_id: str,
+    site: str,
+    camera_id: str,
+    params: dict[str, EvidenceValue],
+    now: datetime,
+    ttl: timedelta,
+) -> Command:
+    return Command(
+        command_id=f"cmd-{secrets.token_hex(12)}",
+        agent_id=agent_id,
+        site=site,
+        action=action,
+        issued_at=now,
+        expires_at=now + ttl,
+        nonce=secrets.token_urlsafe(24),
+        camera_id=camera_id,
+        params=params,
+    )
+
+
+def firmware_params(
+    *,
+    target: str,
+    version: str,
+    sha256: str,
+    length: int,
+    rollout_id: int,
+    downgrade_approved_by: str | None,
+) -> dict[str, EvidenceValue]:
+    params: dict[str, EvidenceValue] = {
+        "target": target,
+        "version": version,
+        "sha256": sha256,
+        "length": length,
+        "rollout_id": rollout_id,
+    }
+    if downgrade_approved_by:
+        params["downgrade_approved_by"] = downgrade_approved_by
+    return params
+
+
+def signed(command: Command, key: OKPKey) -> bytes:
+    return sign(encode(command), key, typ=CMD_TYP).encode("ascii")
+
+
+def outcome(result: CommandResult, params: dict[str, object]) -> tuple[bool, str | None] | None:
+    """For a final result: (succeeded, reason). A firmware success whose reported version is
+    not the expected one counts as a failure (``version_mismatch``). None while in progress."""
+    if result.status not in FINAL:
+        return None
+    if result.status != "succeeded":
+        return False, result.reason or result.status
+    expected = params.get("version")
+    if expected is not None and result.details.get("version") != expected:
+        return False, "version_mismatch"
+    return True, None

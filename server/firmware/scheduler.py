@@ -1,0 +1,283 @@
+"""The firmware scheduler inside ``camwarden-server run``: one thread, one tick per interval.
+
+Each tick: (1) re-sign TUF snapshot/timestamp when due; (2) read the ``cmd-result`` messages the
+ingest pipeline stored (already verified there; decoded here, never re-trusted for anything but
+their own command) and apply them to their command and campaign; (3) tick every unfinished
+campaign and queue a command per dispatched target, in the same transaction as the campaign's
+new state; (4) sign and publish queued commands (the ``commands`` table is the outbox, so a
+command queued by the CLI or the API is published by the running collector).
+
+Results are matched to a command by ``command_id`` AND the sending agent, and applied only when
+their seq is newer than the last applied one, so re-reading messages is harmless.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from joserfc.jwk import OKPKey
+from sqlalchemy import Connection, insert, select, update
+
+from protocol import Command, CommandResult, ProtocolError, decode_agent_message, topic
+from server.firmware import campaign, store
+from server.firmware.commands import FIRMWARE_APPLY, firmware_params, new_command, outcome, signed
+from server.firmware.tuf_repo import RepositoryError, TufRepository
+from server.storage import Repository
+from server.storage.firmware_models import (
+    CommandRecord,
+    FirmwareImage,
+    Rollout,
+    RolloutTarget,
+    SchedulerCursor,
+)
+from server.storage.models import Message
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
+LOOKBACK = 100  # re-read this many message ids behind the cursor (out-of-order commits)
+_UNFINISHED = ("canary", "awaiting_promotion", "rolling", "paused", "halted")
+
+
+def _payload(jws: str) -> bytes:
+    part = jws.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+class Scheduler:
+    def __init__(
+        self,
+        repo: Repository,
+        tuf: TufRepository,
+        key: OKPKey,
+        publish: Publish,
+        *,
+        clock: Callable[[], datetime],
+        interval_s: float = 1.0,
+    ) -> None:
+        self._engine = repo.engine
+        self._tuf = tuf
+        self._key = key
+        self._publish = publish
+        self._clock = clock
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="camwarden-firmware", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.run_once()
+            except Exception:  # a bad tick must not end the collector; the next one retries
+                log.exception("firmware scheduler tick failed")
+
+    def run_once(self) -> int:
+        """One tick; returns how many commands were published."""
+        now = self._clock()
+        try:
+            if self._tuf.refresh(now):
+                log.info("re-signed TUF snapshot and timestamp")
+        except RepositoryError as exc:
+            log.warning("cannot refresh TUF metadata: %s", exc)
+        self.consume_results()
+        with self._engine.connect() as conn:
+            active = (
+                conn.execute(
+                    select(Rollout.id).where(Rollout.phase.in_(_UNFINISHED)).order_by(Rollout.id)
+                )
+                .scalars()
+                .all()
+            )
+        for rollout_id in active:
+            self.drive(rollout_id, now)
+        return self.publish_queued(now)
+
+    # -- results ---------------------------------------------------------------------------
+
+    def consume_results(self) -> None:
+        with store.LOCK, self._engine.begin() as conn:
+            cursor = conn.execute(
+                select(SchedulerCursor.last_id).where(SchedulerCursor.name == "results")
+            ).scalar()
+            rows = conn.execute(
+                select(Message.id, Message.agent_id, Message.seq, Message.jws)
+                .where(Message.type == "cmd-result", Message.id > (cursor or 0) - LOOKBACK)
+                .order_by(Message.id)
+            ).all()
+            for row in rows:
+                try:
+                    message = decode_agent_message(_payload(row.jws))
+                except (ProtocolError, ValueError):
+                    continue  # stored by ingest, so well-formed; a decoder change is no crash
+                if isinstance(message, CommandResult):
+                    self._apply(conn, row.agent_id, row.seq, message)
+            if rows:
+                last = max(cursor or 0, rows[-1].id)
+                if cursor is None:
+                    conn.execute(insert(SchedulerCursor).values(name="results", last_id=last))
+                else:
+                    conn.execute(
+                        update(SchedulerCursor)
+                        .where(SchedulerCursor.name == "results")
+                        .values(last_id=last)
+                    )
+
+    def _apply(self, conn: Connection, agent_id: str, seq: int, result: CommandResult) -> None:
+        cmd = conn.execute(
+            select(CommandRecord.__table__).where(
+                CommandRecord.command_id == result.command_id,
+                CommandRecord.agent_id == agent_id,
+                CommandRecord.last_seq < seq,
+            )
+        ).one_or_none()
+        if cmd is None:
+            return  # unknown, someone else's, or already applied
+        now = self._clock()
+        conn.execute(
+            update(CommandRecord)
+            .where(CommandRecord.command_id == cmd.command_id)
+            .values(
+                status=result.status,
+                step=result.step,
+                reason=result.reason,
+                details=dict(result.details),
+                last_seq=seq,
+                updated_at=now,
+            )
+        )
+        if cmd.rollout_id is None or cmd.camera_id is None:
+            return
+        conn.execute(
+            update(RolloutTarget)
+            .where(
+                RolloutTarget.rollout_id == cmd.rollout_id,
+                RolloutTarget.command_id == cmd.command_id,
+            )
+            .values(step=result.step or result.status, updated_at=now)
+        )
+        final = outcome(result, cmd.params)
+        if final is None:
+            return
+        loaded = store.load(conn, cmd.rollout_id)
+        assert loaded is not None  # commands reference existing rollouts
+        step = campaign.record_result(loaded.campaign, (agent_id, cmd.camera_id), *final)
+        store.save(conn, cmd.rollout_id, loaded.campaign, step, now)
+
+    # -- campaigns -------------------------------------------------------------------------
+
+    def drive(self, rollout_id: int, now: datetime) -> None:
+        with store.LOCK, self._engine.begin() as conn:
+            loaded = store.load(conn, rollout_id)
+            if loaded is None or loaded.campaign.phase == "completed":
+                return
+            image = conn.execute(
+                select(FirmwareImage.__table__).where(FirmwareImage.id == loaded.row.image_id)
+            ).one()
+            c = loaded.campaign
+            if image.retired_at is not None and c.phase != "halted":
+                step = campaign.halt(c, campaign.SYSTEM)
+                store.save(conn, rollout_id, c, step, now)
+                store.record(
+                    conn,
+                    rollout_id,
+                    (campaign.Event("image_retired", campaign.SYSTEM, {"image": image.id}),),
+                    now,
+                )
+                return
+            step = campaign.tick(c, now)
+            commands: dict[tuple[str, str], str] = {}
+            for t in step.dispatched:
+                cmd = new_command(
+                    FIRMWARE_APPLY,
+                    agent_id=t.agent_id,
+                    site=t.site,
+                    camera_id=t.camera_id,
+                    params=firmware_params(
+                        target=image.target_path,
+                        version=image.version,
+                        sha256=image.sha256,
+                        length=image.length,
+                        rollout_id=rollout_id,
+                        downgrade_approved_by=loaded.row.downgrade_approved_by,
+                    ),
+                    now=now,
+                    ttl=c.policy.command_ttl,
+                )
+                queue(conn, cmd, issued_by=campaign.SYSTEM, rollout_id=rollout_id, now=now)
+                commands[t.key] = cmd.command_id
+            if step.campaign != c or step.events:
+                store.save(conn, rollout_id, c, step, now, commands=commands)
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    def publish_queued(self, now: datetime) -> int:
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                select(CommandRecord.__table__)
+                .where(CommandRecord.status == "queued")
+                .order_by(CommandRecord.issued_at)
+            ).all()
+            sent = 0
+            for r in rows:
+                if r.expires_at <= now:
+                    status = "expired"
+                else:
+                    command = Command(
+                        command_id=r.command_id,
+                        agent_id=r.agent_id,
+                        site=r.site,
+                        action=r.action,
+                        issued_at=r.issued_at,
+                        expires_at=r.expires_at,
+                        nonce=r.nonce,
+                        camera_id=r.camera_id,
+                        params=r.params,
+                    )
+                    self._publish(topic(r.site, r.agent_id, "cmd"), signed(command, self._key))
+                    status, sent = "sent", sent + 1
+                conn.execute(
+                    update(CommandRecord)
+                    .where(CommandRecord.command_id == r.command_id)
+                    .values(status=status, updated_at=now)
+                )
+        if sent:
+            log.info("published %d signed command(s)", sent)
+        return sent
+
+
+def queue(
+    conn: Connection, cmd: Command, *, issued_by: str, rollout_id: int | None, now: datetime
+) -> None:
+    """Put a command in the outbox; the running collector signs and publishes it."""
+    conn.execute(
+        insert(CommandRecord).values(
+            command_id=cmd.command_id,
+            agent_id=cmd.agent_id,
+            site=cmd.site,
+            camera_id=cmd.camera_id,
+            action=cmd.action,
+            nonce=cmd.nonce,
+            params=dict(cmd.params),
+            issued_at=cmd.issued_at,
+            expires_at=cmd.expires_at,
+            issued_by=issued_by,
+            rollout_id=rollout_id,
+            status="queued",
+            step=None,
+            reason=None,
+            details={},
+            last_seq=0,
+            updated_at=now,
+        )
+    )
