@@ -1,13 +1,15 @@
-"""``camwarden-agent``: keygen, pubkey, enroll, run, report --once.
+"""``camwarden-agent``: keygen, pubkey, enroll, run, report --once, scan --once, vault.
 
 ``main(argv) -> int`` never raises for an operator error: it prints one clear line to stderr
-and returns 1.
+and returns 1 (``scan``: 2, so that 1 keeps meaning "high or critical findings").
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import getpass
 import json
 import logging
 import socket
@@ -15,12 +17,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
+
 from agent import __version__
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
-from agent.errors import AgentError
+from agent.errors import AgentBusy, AgentError
 from agent.identity import enroll, keygen, load_key
+from agent.state import exclusive
 from protocol.configfile import ConfigError
 from protocol.keys import public_jwk
+from protocol.messages import Camera, Finding
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,24 @@ def _parser() -> argparse.ArgumentParser:
     with_config(p)
     p = sub.add_parser("run", help="run the agent loop (hello, heartbeats, reports)")
     with_config(p)
+    p = sub.add_parser("scan", help="audit the cameras now and print the findings")
+    p.add_argument("--once", action="store_true", required=True, help="one audit, then exit")
+    p.add_argument("--camera", action="append", metavar="ID", help="only this camera (repeatable)")
+    p.add_argument("--json", action="store_true", help="JSON: cameras and host findings")
+    with_config(p)
+    p = sub.add_parser("vault", help="camera credentials in the encrypted vault")
+    vault = p.add_subparsers(dest="vault_command", required=True)
+    v = vault.add_parser("set", help="store a credential (password from the terminal or stdin)")
+    v.add_argument("ref", help="the name cameras use in credentials_ref")
+    v.add_argument("--username", help="default: the entry's current username, else admin")
+    with_config(v)
+    v = vault.add_parser("list", help="references and usernames (never passwords)")
+    with_config(v)
+    v = vault.add_parser("delete", help="remove a credential")
+    v.add_argument("ref")
+    with_config(v)
+    v = vault.add_parser("import-site-key", help="the site's fingerprint key, hex, from stdin")
+    with_config(v)
     p = sub.add_parser("report", help="air-gapped sites: write pending messages to a file")
     p.add_argument("--once", action="store_true", required=True, help="one report, then exit")
     p.add_argument("--out", type=Path, required=True, help="file of JWS lines, seq order")
@@ -67,6 +91,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(public_jwk(load_key(args.key)), sort_keys=True))
         return 0
     config: AgentConfig = load_config(args.config)
+    if args.command == "scan":
+        return _scan(config, cameras=args.camera, as_json=args.json)
+    if args.command == "vault":
+        return _vault(config, args)
+    return _signed(args, config)
+
+
+def _signed(args: argparse.Namespace, config: AgentConfig) -> int:
+    """The commands that need the agent's key: enroll, run, report."""
     key = load_key(config.key_path)
     if args.command == "enroll":
         server = args.server or config.collector_url
@@ -92,16 +125,134 @@ def _dispatch(args: argparse.Namespace) -> int:
     return report_once(config, key, args.out)
 
 
+SEVERITIES = ("critical", "high", "medium", "low")
+BLOCKING = frozenset({"critical", "high"})  # scan exits 1 when a failed finding has one
+
+
+def _scan(config: AgentConfig, *, cameras: list[str] | None, as_json: bool) -> int:
+    from agent.audit import Auditor, vault_secrets  # noqa: PLC0415  # heavy: only for scans
+
+    unknown = sorted(set(cameras or ()) - {c.id for c in config.cameras})
+    if unknown:
+        raise AgentError(f"no camera {', '.join(unknown)} in the config")
+    credentials, site_key = vault_secrets(config)
+    bar = sys.stdout.isatty() and not as_json
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(exclusive(config.state_path))
+            running = False
+        except AgentBusy:
+            running = True
+            log.info("the agent is running: no default-credential guessing, inventory not saved")
+        auditor = Auditor(
+            config,
+            credentials=credentials,
+            site_key=site_key,
+            guessing=False if running else None,
+            persist_inventory=not running,
+        )
+        result = asyncio.run(auditor.run(cameras, progress=_progress_bar if bar else None))
+    if bar:
+        print("\r\033[K", end="", flush=True)
+    if as_json:
+        document = {
+            "cameras": result.cameras,
+            "host_findings": result.host_findings,
+            "started_at": result.started_at,
+            "duration_s": round(result.duration_s, 3),
+        }
+        print(msgspec.json.format(msgspec.json.encode(document)).decode())
+    else:
+        print(_table(result.cameras, result.host_findings))
+    failed = [f for c in result.cameras for f in c.findings] + list(result.host_findings)
+    return 1 if any(f.status == "fail" and f.severity in BLOCKING for f in failed) else 0
+
+
+def _progress_bar(camera: Camera, done: int, total: int) -> None:
+    width = 30
+    filled = width * done // max(total, 1)
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {camera.camera_id}"
+    print(f"\r\033[K{line[:100]}", end="", flush=True)
+
+
+def _failed_controls(findings: Sequence[Finding]) -> str:
+    by_severity: dict[str, set[str]] = {}
+    for finding in findings:
+        if finding.status == "fail":
+            by_severity.setdefault(finding.severity, set()).update(finding.controls)
+    parts = [
+        f"{severity}: {','.join(sorted(by_severity[severity]))}"
+        for severity in SEVERITIES
+        if severity in by_severity
+    ]
+    return "; ".join(parts) or "none"
+
+
+def _table(cameras: Sequence[Camera], host: Sequence[Finding]) -> str:
+    rows = [("CAMERA", "ADDRESS", "VENDOR / MODEL / FIRMWARE", "FAILED CONTROLS")]
+    for camera in cameras:
+        who = camera.identity
+        device = " / ".join(v or "?" for v in (who.vendor, who.model, who.firmware))
+        if not camera.reachable:
+            device = "(not answering)"
+        rows.append((camera.camera_id, camera.address, device, _failed_controls(camera.findings)))
+    rows.append(("(agent host)", "", "", _failed_controls(host)))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(row[i].ljust(widths[i]) for i in range(3)) + "  " + row[3] for row in rows]
+    return "\n".join(lines)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise AgentError("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _vault(config: AgentConfig, args: argparse.Namespace) -> int:
+    from agent.vault import Vault, load_vault_key  # noqa: PLC0415  # cryptography
+
+    vault = Vault(config.state_path, load_vault_key(config.vault_key_path))
+    if args.vault_command == "list":
+        for ref, username, set_at in vault.listing():
+            print(f"{ref}\t{username}\t{set_at}")
+        return 0
+    if args.vault_command == "delete":
+        if not vault.delete(args.ref):
+            raise AgentError(f"no vault entry {args.ref!r}")
+        print(f"deleted {args.ref}")
+        return 0
+    if args.vault_command == "import-site-key":
+        text = sys.stdin.readline().strip()
+        try:
+            vault.set_site_key(bytes.fromhex(text))
+        except ValueError as exc:
+            raise AgentError("a site key is at least 32 bytes, given as hex on stdin") from exc
+        print("site key imported")
+        return 0
+    current = {ref: user for ref, user, _at in vault.listing()} if vault.exists() else {}
+    username = args.username or current.get(args.ref, "admin")
+    password = _read_password()
+    if not password:
+        raise AgentError("empty password: nothing stored")
+    vault.set(args.ref, username, password)
+    print(f"stored {args.ref} (user {username})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
     try:
         return _dispatch(args)
     except (AgentError, ConfigError) as exc:
         print(f"camwarden-agent: error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if args.command == "scan" else 1
 
 
 def entrypoint() -> None:

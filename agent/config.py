@@ -7,6 +7,7 @@ in name order; later files win key by key. Every key is explained in
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -49,12 +50,60 @@ class OutboxCaps(_Section, frozen=True, kw_only=True):
     max_messages: Annotated[int, msgspec.Meta(ge=2)] = 20_000
 
 
+class Lockout(_Section, frozen=True, kw_only=True):
+    threshold: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
+    window_s: Seconds = 30.0
+    lock_s: Seconds = 300.0
+    margin_s: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+
+
+class AuditConfig(_Section, frozen=True, kw_only=True):
+    enabled: bool = True
+    interval_s: Seconds = 86400.0
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    tls_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    camera_timeout_s: Seconds = 1800.0
+    check_timeout_s: Seconds = 60.0
+    guess_timeout_s: Seconds = 900.0
+    request_timeout_s: Seconds = 10.0
+    max_response_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 1024 * 1024
+    guess_default_credentials: bool = False
+    guess_budget: Annotated[int, msgspec.Meta(ge=1, le=100)] = 12
+    assumed_lockout: Lockout = Lockout()
+    approved_accounts: tuple[str, ...] = ()
+    min_password_score: Annotated[int, msgspec.Meta(ge=0, le=4)] = 3
+    host_expected_ports: tuple[Port, ...] = (22,)
+
+
+class NetworkConfig(_Section, frozen=True, kw_only=True):
+    camera_subnets: tuple[str, ...] = ()
+    routers: tuple[str, ...] = ()
+    allowed_ports: tuple[Port, ...] = ()
+    port_offset: Annotated[int, msgspec.Meta(ge=0, le=60000)] = 0
+    probe_timeout_s: Seconds = 5.0
+    udp_window_s: Seconds = 1.0
+    scan_concurrency: Annotated[int, msgspec.Meta(ge=1, le=256)] = 8
+    snmp_communities: tuple[str, ...] = ("public", "private")
+    ws_discovery: bool = False
+    ssdp: bool = False
+    sweep: bool = False
+    multicast: bool = False
+    sweep_timeout_s: Seconds = 1.0
+
+    @property
+    def subnets(self) -> tuple[ipaddress.IPv4Network, ...]:
+        return tuple(ipaddress.IPv4Network(net) for net in self.camera_subnets)
+
+
 class CameraConfig(_Section, frozen=True, kw_only=True):
     id: Name
     address: Annotated[str, msgspec.Meta(min_length=1, max_length=253)]
-    http_port: Port = 80
+    http_port: Port | None = None  # default 80 + [network] port_offset
+    https_port: Port | None = None  # default 443 + [network] port_offset
+    rtsp_port: Port | None = None  # default 554 + [network] port_offset
     vendor: str | None = None
     credentials_ref: str | None = None  # a name in the credential store, never a password
+    approved_accounts: tuple[str, ...] | None = None  # None: [audit] approved_accounts
 
 
 class AgentConfig(_Section, frozen=True, kw_only=True):
@@ -64,9 +113,12 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     state_dir: str = "/var/lib/camwarden"
     collector_url: str | None = None
     collector_key_file: str | None = None  # the collector's public JWK; default: enrollment.json
+    vault_key_file: str | None = None  # when no systemd credential vault.key is given
     mqtt: MqttConfig = MqttConfig()
     intervals: Intervals = Intervals()
     outbox: OutboxCaps = OutboxCaps()
+    audit: AuditConfig = AuditConfig()
+    network: NetworkConfig = NetworkConfig()
     cameras: tuple[CameraConfig, ...] = ()
 
     @property
@@ -81,6 +133,13 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     def collector_key_path(self) -> Path | None:
         return Path(self.collector_key_file) if self.collector_key_file else None
 
+    @property
+    def vault_key_path(self) -> Path | None:
+        return Path(self.vault_key_file) if self.vault_key_file else None
+
+    def http_port(self, camera: CameraConfig) -> int:
+        return camera.http_port or 80 + self.network.port_offset
+
 
 def load_config(path: Path | None = None) -> AgentConfig:
     """Load ``path`` (default ``/etc/camwarden/agent.toml``) plus its ``.d`` drop-ins."""
@@ -94,4 +153,8 @@ def load_config(path: Path | None = None) -> AgentConfig:
     ids = [camera.id for camera in config.cameras]
     if len(ids) != len(set(ids)):
         raise ConfigError(f"{main}: cameras: duplicate camera id")
+    try:
+        config.network.subnets  # noqa: B018  # validated once here, used later
+    except ValueError as exc:
+        raise ConfigError(f"{main}: network.camera_subnets: {exc}") from exc
     return config

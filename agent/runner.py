@@ -1,4 +1,9 @@
-"""The basic agent loop: hello on start, heartbeats and status reports on a timer.
+"""The basic agent loop: hello on start, heartbeats, audits and status reports on timers.
+
+Audits (``agent.audit``) run every ``[audit] interval_s`` (the first at start); each finished
+audit is sent at once in a status report (cameras with identity and findings, host findings),
+and later reports repeat the last audit until the next one. Before the first audit finishes,
+reports carry the cameras' TCP reachability only.
 
 Everything issued goes through ``agent.issuer`` into the outbox (fsync, off the event loop in a
 worker thread), and the publisher drains the outbox to the broker; entries leave it when the
@@ -18,21 +23,33 @@ import platform
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+import msgspec
 from joserfc.jwk import OKPKey
 
 from agent import __version__
-from agent.config import AgentConfig, CameraConfig
+from agent.config import AgentConfig
 from agent.errors import AgentError, OutboxFull, StorageError
 from agent.health import host_health
 from agent.identity import collector_key
 from agent.issuer import Header, Issued, Issuer
 from agent.publish.outbox import Outbox
 from agent.state import StateStore, exclusive, fsync_dir
-from protocol.messages import AgentInfo, Camera, Heartbeat, Hello, Identity, StatusReport
+from protocol.messages import (
+    AgentInfo,
+    Camera,
+    Finding,
+    Heartbeat,
+    Hello,
+    Identity,
+    StatusReport,
+)
+
+if TYPE_CHECKING:
+    from agent.audit import AuditResult
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +75,12 @@ async def reachable(host: str, port: int, wait_s: float) -> bool:
     return True
 
 
-async def probe_cameras(cameras: tuple[CameraConfig, ...], wait_s: float) -> list[Camera]:
-    results = await asyncio.gather(*(reachable(c.address, c.http_port, wait_s) for c in cameras))
+async def probe_cameras(config: AgentConfig) -> list[Camera]:
+    """Reachability only: what reports carry until the first audit has finished."""
+    cameras, wait_s = config.cameras, config.intervals.camera_connect_timeout_s
+    results = await asyncio.gather(
+        *(reachable(c.address, config.http_port(c), wait_s) for c in cameras)
+    )
     return [
         Camera(camera_id=c.id, address=c.address, reachable=ok, identity=Identity())
         for c, ok in zip(cameras, results, strict=True)
@@ -74,9 +95,14 @@ def _open(config: AgentConfig, key: OKPKey) -> tuple[Outbox, Issuer]:
 
 
 def _report(
-    info: AgentInfo, config: AgentConfig, cameras: list[Camera]
+    info: AgentInfo,
+    config: AgentConfig,
+    cameras: list[Camera],
+    host_findings: Sequence[Finding] = (),
 ) -> Callable[[Header], StatusReport]:
     host = host_health(config.state_path)
+    if host_findings:
+        host = msgspec.structs.replace(host, findings=list(host_findings))
 
     def build(h: Header) -> StatusReport:
         return StatusReport(
@@ -94,6 +120,7 @@ class Agent:
         self._started = time.monotonic()
         self._full = False  # an "outbox full" episode is under way (logged once)
         self._storage_failing = False  # a "cannot write" episode is under way (logged once)
+        self._audit: AuditResult | None = None  # the last finished audit
 
     async def run(self) -> int:
         from agent.publish.mqtt import Publisher  # noqa: PLC0415  # paho only where it is used
@@ -128,6 +155,10 @@ class Agent:
                     self._every(self.config.intervals.heartbeat_s, self._heartbeat, first=False)
                 ),
             ]
+            if self.config.audit.enabled:
+                timers.append(
+                    asyncio.create_task(self._every(self.config.audit.interval_s, self._audit_now))
+                )
             await stop.wait()
             grace = self.config.intervals.shutdown_grace_s
             log.info("stopping; flushing the outbox for up to %ss", grace)
@@ -165,10 +196,32 @@ class Agent:
         )
 
     async def _status(self) -> None:
-        cameras = await probe_cameras(
-            self.config.cameras, self.config.intervals.camera_connect_timeout_s
+        if self._audit is not None:
+            cameras, host = list(self._audit.cameras), self._audit.host_findings
+        else:
+            cameras, host = await probe_cameras(self.config), ()
+        await self._issue(_report(self._info, self.config, cameras, host))
+
+    async def _audit_now(self) -> None:
+        """One scheduled audit; its findings go out at once in a status report."""
+        from agent.audit import Auditor, vault_secrets  # noqa: PLC0415  # heavy, lazily
+
+        try:
+            credentials, site_key = vault_secrets(self.config)
+        except AgentError as exc:
+            log.error("audit skipped: %s", exc)
+            return
+        auditor = Auditor(self.config, credentials=credentials, site_key=site_key)
+        result = await auditor.run()
+        failed = sum(1 for c in result.cameras for f in c.findings if f.status == "fail")
+        log.info(
+            "audit of %d cameras finished in %.1f s: %d failed findings",
+            len(result.cameras),
+            result.duration_s,
+            failed,
         )
-        await self._issue(_report(self._info, self.config, cameras))
+        self._audit = result
+        await self._status()
 
     async def _issue(self, build: Callable[[Header], Hello | Heartbeat | StatusReport]) -> None:
         try:
@@ -201,7 +254,7 @@ def report_once(config: AgentConfig, key: OKPKey, out: Path) -> int:
     the fresh report, the pending messages are written out first to make room.
     """
     info = agent_info()
-    cameras = asyncio.run(probe_cameras(config.cameras, config.intervals.camera_connect_timeout_s))
+    cameras = asyncio.run(probe_cameras(config))
     with exclusive(config.state_path):
         outbox, issuer = _open(config, key)
         try:

@@ -67,6 +67,8 @@ class CheckLimits:
 
     check_timeout_s: float = 60.0
     min_password_score: int = 3  # zxcvbn score 0-4 below which a password is weak
+    # default-credential guessing spaces its attempts over minutes; None: check_timeout_s
+    guess_timeout_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,10 @@ class Check(ABC):
 
     @abstractmethod
     async def run(self, ctx: CheckContext) -> list[Finding]: ...
+
+    def timeout_s(self, limits: CheckLimits) -> float:
+        """This check's time limit; the runner enforces it."""
+        return limits.check_timeout_s
 
     def finding(
         self,
@@ -198,6 +204,21 @@ def _validated(check: Check, ctx: CheckContext, findings: list[Finding]) -> list
     return findings
 
 
+def camera_error_finding(
+    check: Check, ctx: CheckContext, exc: CameraError, context: str = ""
+) -> Finding:
+    """``check`` could not judge the camera because of ``exc`` (inconclusive, with the reason)."""
+    reason = f"{context}{exc.detail}"
+    return _framework(check, ctx, "check.camera_error", "inconclusive", reason, error=exc.code)
+
+
+def timeout_finding(check: Check, ctx: CheckContext, timeout_s: float, what: str) -> Finding:
+    """``check`` had no result within ``timeout_s`` (``what``: which limit ran out)."""
+    timeout = str(timeout_s)
+    reason = f"no result within {timeout} s ({what})"
+    return _framework(check, ctx, "check.timeout", "inconclusive", reason, timeout_s=timeout)
+
+
 async def run_check(check: Check, ctx: CheckContext) -> list[Finding]:
     """Run one check; every outcome, including a bug in the check, becomes findings."""
     missing = check.requires - ctx.capabilities
@@ -206,17 +227,14 @@ async def run_check(check: Check, ctx: CheckContext) -> list[Finding]:
         code = "check.no_adapter" if ctx.adapter is None else "check.capability_missing"
         reason = f"needs {names}"
         return [_framework(check, ctx, code, "not_applicable", reason, missing=names)]
+    limit = check.timeout_s(ctx.limits)
     try:
-        async with asyncio.timeout(ctx.limits.check_timeout_s):
+        async with asyncio.timeout(limit):
             return _validated(check, ctx, await check.run(ctx))
     except CameraError as exc:
-        return [
-            _framework(check, ctx, "check.camera_error", "inconclusive", exc.detail, error=exc.code)
-        ]
+        return [camera_error_finding(check, ctx, exc)]
     except TimeoutError:
-        timeout = str(ctx.limits.check_timeout_s)
-        reason = f"no result within {timeout} s"
-        return [_framework(check, ctx, "check.timeout", "inconclusive", reason, timeout_s=timeout)]
+        return [timeout_finding(check, ctx, limit, "the check's time limit")]
     except Exception as exc:
         logger.exception("check %s failed on %s", check.id, ctx.target.camera_id)
         name = type(exc).__name__

@@ -63,6 +63,7 @@ CODES: Final[dict[str, str]] = {
     "auth.guessing_not_authorised": (
         "Default credentials are only tried on cameras of the configured inventory."
     ),
+    "auth.guessing_disabled": "Default-credential testing is not enabled for this site.",
     "auth.no_login_interface": "No interface of the camera answered a login attempt.",
     # AUTH-02 (agent.checks.accounts)
     "auth.activated": "The camera is activated (its first password has been set).",
@@ -140,6 +141,10 @@ CODES: Final[dict[str, str]] = {
     "com.tls_ok": (
         "TLS on port {port} accepts {versions}; key {key}; certificate valid until {not_after}."
     ),
+    "com.tls_key_shared": (
+        "The camera's TLS key (SPKI {spki_sha256}) is also used by {peers} other camera(s) of "
+        "this site."
+    ),
     "com.tls_key_fingerprint": (
         "TLS key on port {port} ({key}) has SPKI SHA-256 {spki_sha256}; the collector compares "
         "it across the fleet to find shared keys."
@@ -199,4 +204,13 @@ CODES: Final[dict[str, str]] = {
     "host.disk_low": "Only {free_bytes} bytes ({free_percent} %) are free under {path}.",
     "host.disk_ok": "{free_bytes} bytes ({free_percent} %) are free under {path}.",
     "host.system": "The agent runs on {os} {kernel} ({machine}), Python {python}.",
+    # INV-04 (agent.audit): the inventory against the configuration and the last inventory
+    "inv.registered": "Camera {address} is in the configured inventory ({change}).",
+    "inv.unregistered": (
+        "Host {address} answers on the camera segment ({sources}; ports {open_ports}) but is "
+        "not in the configured inventory."
+    ),
+    "inv.changed": "Camera {address} changed since the last inventory: {changed}.",
+    "inv.vanished": "Host {address} of the last inventory ({sources}) no longer answers.",
+    "inv.discovery_failed": "Discovery by {method} failed ({error}); the inventory may be short.",
 }

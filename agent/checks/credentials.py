@@ -16,9 +16,10 @@ authorisation; §5 limits scanning to enrolled cameras): the check is built with
 5. after a hit, the same credential is tried once on each other interface, so a camera on a
    default password is reported on every interface it answers.
 
-The check keeps to its time limit (``CheckLimits.check_timeout_s``): an attempt that could not
-start in time is not made, and the finding says testing stopped. The clock and sleep are
-injectable; spacing uses the monotonic clock, so the window semantics are those of real time.
+The check keeps to its time limit (``CheckLimits.guess_timeout_s``, else ``check_timeout_s``):
+an attempt that could not start in time is not made, and the finding says testing stopped. The
+clock and sleep are injectable; spacing uses the monotonic clock, so the window semantics are
+those of real time.
 
 Findings: ``auth.default_credential`` fail, critical, one per interface that accepted a default;
 ``auth.no_default_credential`` pass when the plan ran out of candidates (or only generic ones
@@ -34,7 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from agent.checks.base import Check, CheckContext
+from agent.checks.base import Check, CheckContext, CheckLimits
 from agent.checks.interfaces import ONVIF, adapter_of, login_interface, onvif_adapter
 from agent.credentials.catalogue import DefaultCredential, candidates, load_catalogue
 from agent.credentials.planner import (
@@ -76,6 +77,7 @@ class DefaultCredentialCheck(Check):
         self,
         inventory: Collection[Target] = (),
         *,
+        enabled: bool = True,
         catalogue: Sequence[DefaultCredential] | None = None,
         budget: int = DEFAULT_BUDGET,
         limits: GuessLimits | None = None,
@@ -83,6 +85,7 @@ class DefaultCredentialCheck(Check):
         monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.inventory = tuple(inventory)
+        self.enabled = enabled  # the site's owner allows guessing (audit.guess_default_credentials)
         self.catalogue = tuple(catalogue) if catalogue is not None else load_catalogue()
         self.budget = budget
         self.limits = limits or GuessLimits()
@@ -91,6 +94,16 @@ class DefaultCredentialCheck(Check):
 
     async def run(self, ctx: CheckContext) -> list[Finding]:
         adapter = adapter_of(ctx)
+        if not self.enabled:
+            return [
+                self.finding(
+                    ctx,
+                    "auth.guessing_disabled",
+                    "not_applicable",
+                    "info",
+                    reason="default-credential testing is not enabled for this site",
+                )
+            ]
         if ctx.target not in self.inventory or adapter.target != ctx.target:
             return [
                 self.finding(
@@ -102,7 +115,7 @@ class DefaultCredentialCheck(Check):
                 )
             ]
         start = self.monotonic()
-        deadline = start + ctx.limits.check_timeout_s - adapter.config.timeout_s
+        deadline = start + self.timeout_s(ctx.limits) - adapter.config.timeout_s
         policy = await _lockout_policy(adapter)
         async with onvif_adapter(ctx, None) as onvif:
             adapters = {login_interface(adapter): adapter}
@@ -115,6 +128,9 @@ class DefaultCredentialCheck(Check):
             if done is not None and done.hit is not None:
                 await self._everywhere(done.hit, policy, run)
         return self._findings(ctx, run, done, tried, policy)
+
+    def timeout_s(self, limits: CheckLimits) -> float:
+        return limits.guess_timeout_s or limits.check_timeout_s
 
     async def _everywhere(self, hit: Confirm, policy: LockoutPolicy | None, run: _Run) -> None:
         """The hit's credential, once on each other interface (shared failure history)."""

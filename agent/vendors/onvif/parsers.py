@@ -49,7 +49,9 @@ def camera_utc(system_date: Any) -> datetime | None:
     utc = getattr(system_date, "UTCDateTime", None)
     if utc is None:
         return None
-    d, t = utc.Date, utc.Time
+    d, t = getattr(utc, "Date", None), getattr(utc, "Time", None)
+    if d is None or t is None:  # a garbled answer; ValueError becomes BadResponse at the edge
+        raise ValueError("UTCDateTime without Date or Time")
     return datetime(
         int(d.Year), int(d.Month), int(d.Day), int(t.Hour), int(t.Minute), int(t.Second), tzinfo=UTC
     )

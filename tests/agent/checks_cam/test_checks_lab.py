@@ -288,6 +288,9 @@ def default_credentials_on_every_interface(audits: dict[str, Audit]) -> None:
         "dahua-weak": ["http", "onvif"],
         "axis-weak": ["http", "onvif"],
         "gen-weak": ["onvif"],
+        # truncated bodies, but its digest login is real: the lab seeds AUTH-01 on it too (its
+        # ONVIF clock answer does not parse, so ONVIF is not tried there)
+        "garbage": ["http"],
     }
     entries = {
         cam: {str(f.evidence["entry"]) for f in a.by_control("AUTH-01") if f.status == "fail"}
@@ -345,8 +348,10 @@ def discovery_mode_reads_the_lab(audits: dict[str, Audit]) -> None:
 
 def fault_cameras_are_never_judged(audits: dict[str, Audit]) -> None:
     for cam in FAULTS:
-        # AUTH-04 judges the vault's password, not the camera: it needs no answer
-        statuses = {f.status for f in audits[cam].findings if f.controls != ["AUTH-04"]}
+        # AUTH-04 judges the vault's password, not the camera: it needs no answer; AUTH-01 is
+        # decided by a real login, which the garbage camera still answers (see above)
+        judged = [f for f in audits[cam].findings if f.controls not in (["AUTH-04"], ["AUTH-01"])]
+        statuses = {f.status for f in judged}
         assert statuses <= {"inconclusive", "not_applicable"}, (cam, audits[cam].findings)
         assert "inconclusive" in statuses
 

@@ -1,0 +1,570 @@
+"""One audit of the site: inventory, identification, the checks, findings per camera.
+
+::
+
+    inventory   static cameras of the config + WS-Discovery / SSDP / sweep when switched on,
+                only inside [network] camera_subnets (agent.inventory refuses anything else)
+    per camera  (at most [audit] concurrency at once, each within camera_timeout_s)
+                identify (agent.identify, with the vault's credential)
+                -> CheckContext (credential, advisory feed, site key, limits)
+                -> the checks of ``build_checks`` one after another (one camera is never hit
+                   in parallel); TLS scans hold one of tls_concurrency slots
+    the site    COM-03 keys shared between cameras of this audit, INV-04 from the inventory diff
+                against the last inventory (<state_dir>/inventory.json, written atomically),
+                host findings about the agent's own box
+
+A camera that hangs, resets or answers garbage never stops the audit: identification errors
+become inconclusive findings naming the error, each check has its time limit, and a camera
+whose whole audit overruns ``camera_timeout_s`` gets an inconclusive ``check.timeout`` for
+every check that had not finished. Heavy libraries (httpx, zeep, onvif, zxcvbn) load only when
+a camera is audited, inside ``run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from agent.checks.base import (
+    Check,
+    CheckContext,
+    CheckLimits,
+    Clock,
+    SystemClock,
+    camera_error_finding,
+    make_finding,
+    run_check,
+    timeout_finding,
+)
+from agent.checks.host import HostSettings, host_findings
+from agent.checks.netprobe import NetSettings
+from agent.checks.tls import TlsCheck
+from agent.config import AgentConfig, CameraConfig
+from agent.errors import StorageError
+from agent.inventory.diff import InventoryDiff, diff, key
+from agent.inventory.discover import Host, Scope, merge
+from agent.state import atomic_write
+from agent.vendors.base import AdapterConfig, CameraError, Timeout, Unreachable
+from agent.vendors.models import Credential, DeviceIdentity, Interface, Target
+from protocol.messages import Camera, EvidenceValue, Finding, Identity
+
+if TYPE_CHECKING:
+    from agent.advisories.feed import AdvisoryFeed
+    from agent.credentials.passwords import SiteKey
+
+__all__ = [
+    "AuditResult",
+    "Auditor",
+    "Progress",
+    "net_settings",
+    "targets",
+    "vault_secrets",
+]
+
+logger = logging.getLogger(__name__)
+
+INVENTORY_FILE: Final = "inventory.json"
+DISCOVERED_PREFIX: Final = "found-"
+Progress = Callable[[Camera, int, int], None]  # (camera done, how many done, how many in all)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditResult:
+    cameras: tuple[Camera, ...]
+    host_findings: tuple[Finding, ...]
+    started_at: datetime
+    duration_s: float
+
+
+def net_settings(config: AgentConfig) -> NetSettings:
+    net = config.network
+    return NetSettings(
+        timeout_s=net.probe_timeout_s,
+        window_s=net.udp_window_s,
+        port_offset=net.port_offset,
+        scan_concurrency=net.scan_concurrency,
+        site_allowed_ports=frozenset(net.allowed_ports),
+        snmp_communities=net.snmp_communities,
+        routers=net.routers,
+        camera_subnets=net.subnets,
+    )
+
+
+def _target(config: AgentConfig, camera: CameraConfig) -> Target:
+    offset = config.network.port_offset
+    return Target(
+        camera_id=camera.id,
+        address=camera.address,
+        ports={
+            Interface.HTTP: config.http_port(camera),
+            Interface.HTTPS: camera.https_port or 443 + offset,
+            Interface.RTSP: camera.rtsp_port or 554 + offset,
+        },
+        credential_ref=camera.credentials_ref,
+        vendor_hint=camera.vendor,
+    )
+
+
+def targets(config: AgentConfig) -> list[Target]:
+    """The configured cameras as audit targets (ports shifted by ``port_offset`` unless set)."""
+    return [_target(config, camera) for camera in config.cameras]
+
+
+def vault_secrets(config: AgentConfig) -> tuple[dict[str, Credential], SiteKey | None]:
+    """The vault's credentials and site key. Without a vault key this is an error only when a
+    camera names a credential (``VaultError``); a missing entry is logged and left out."""
+    from agent.vault import Vault, VaultError, load_vault_key  # noqa: PLC0415  # cryptography
+
+    refs = {c.credentials_ref for c in config.cameras if c.credentials_ref}
+    try:
+        key = load_vault_key(config.vault_key_path)
+    except VaultError:
+        if refs:
+            raise
+        return {}, None
+    vault = Vault(config.state_path, key)
+    credentials = vault.credentials()
+    for ref in sorted(refs - credentials.keys()):
+        logger.warning("no vault entry %r: cameras naming it are audited without credential", ref)
+    return credentials, vault.site_key()
+
+
+def _identity(found: DeviceIdentity | None) -> Identity:
+    if found is None:
+        return Identity()
+    return Identity(
+        vendor=found.vendor,
+        model=found.model,
+        firmware=found.firmware,
+        build_date=found.build_date.isoformat() if found.build_date else None,
+        serial=found.serial,
+        hardware_id=found.hardware_id,
+        mac=found.mac,
+        source=found.source,
+    )
+
+
+def _load_feed(clock: Clock) -> AdvisoryFeed | None:
+    from agent.advisories.feed import (  # noqa: PLC0415
+        FeedError,
+        load_feed,
+        shipped_feed,
+        shipped_feed_keys,
+    )
+
+    try:
+        return load_feed(shipped_feed(), shipped_feed_keys(), now=clock.now(), last=None)
+    except FeedError as exc:
+        logger.warning("advisory feed rejected (%s): FW-01 findings are inconclusive", exc.reason)
+        return None
+
+
+@dataclass(slots=True)
+class _Outcome:
+    camera: Camera
+    seen: bool  # answered this time (for the inventory)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What one camera's audit learnt so far; kept when its time limit cuts it short."""
+
+    findings: list[Finding]
+    identity: DeviceIdentity | None = None
+    seen: bool = True
+
+
+class Auditor:
+    """Audits the site described by ``config``; build once, ``run`` as often as scheduled."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        credentials: Mapping[str, Credential],
+        site_key: SiteKey | None,
+        clock: Clock | None = None,
+        guessing: bool | None = None,
+        persist_inventory: bool = True,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.persist_inventory = persist_inventory
+        audit = config.audit
+        self._credentials = dict(credentials)
+        self._site_key = site_key
+        self._settings = net_settings(config)
+        self._scope = Scope(self._settings.camera_subnets, port_offset=config.network.port_offset)
+        self._targets = targets(config)
+        self._adapter_config = AdapterConfig(
+            timeout_s=audit.request_timeout_s, max_response_bytes=audit.max_response_bytes
+        )
+        self._limits = CheckLimits(
+            check_timeout_s=audit.check_timeout_s,
+            min_password_score=audit.min_password_score,
+            guess_timeout_s=audit.guess_timeout_s,
+        )
+        self._guessing = audit.guess_default_credentials if guessing is None else guessing
+
+    def checks(self) -> tuple[Check, ...]:
+        from agent.checks import build_checks  # noqa: PLC0415
+        from agent.credentials.planner import GuessLimits  # noqa: PLC0415
+
+        audit = self.config.audit
+        approved: dict[str, tuple[str, ...]] = {}
+        for camera in self.config.cameras:
+            listed = camera.approved_accounts
+            if listed is None and audit.approved_accounts:
+                listed = audit.approved_accounts
+            if listed is not None:
+                approved[camera.id] = listed
+        assumed = audit.assumed_lockout
+        return build_checks(
+            self._settings,
+            approved_accounts=approved,
+            inventory=self._targets,
+            guessing=self._guessing,
+            guess_budget=audit.guess_budget,
+            guess_limits=GuessLimits(
+                threshold=assumed.threshold,
+                window_s=assumed.window_s,
+                lock_s=assumed.lock_s,
+                margin_s=assumed.margin_s,
+            ),
+        )
+
+    # the whole run
+
+    async def run(
+        self, camera_ids: Collection[str] | None = None, progress: Progress | None = None
+    ) -> AuditResult:
+        """Audit every configured camera (or only ``camera_ids``) plus discovered hosts."""
+        started_at, started = self.clock.now(), time.monotonic()
+        wanted = [t for t in self._targets if camera_ids is None or t.camera_id in camera_ids]
+        partial = camera_ids is not None
+        discovered, discovery_findings = ([], []) if partial else await self._discover()
+        configured = {t.address for t in self._targets}
+        extra = [h for h in discovered if h.address not in configured]
+        found_targets = [self._discovered_target(h) for h in extra]
+        checks = self.checks()
+        feed = _load_feed(self.clock)
+        gate = asyncio.Semaphore(self.config.audit.concurrency)
+        tls_gate = asyncio.Semaphore(self.config.audit.tls_concurrency)
+        everything = [*wanted, *found_targets]
+        done: list[_Outcome] = []
+
+        async def one(target: Target) -> _Outcome:
+            async with gate:
+                outcome = await self._camera(target, checks, feed, tls_gate)
+            done.append(outcome)
+            if progress is not None:
+                progress(outcome.camera, len(done), len(everything))
+            return outcome
+
+        outcomes = await asyncio.gather(*(one(t) for t in everything))
+        cameras = _shared_tls_keys([o.camera for o in outcomes])
+        host = [*discovery_findings]
+        if not partial:
+            cameras, inventory_findings = self._inventory(cameras, outcomes, discovered)
+            host += inventory_findings
+        host += await asyncio.to_thread(
+            host_findings,
+            self.config.state_path,
+            HostSettings(expected_ports=frozenset(self.config.audit.host_expected_ports)),
+        )
+        return AuditResult(tuple(cameras), tuple(host), started_at, time.monotonic() - started)
+
+    # discovery and the inventory (INV-04)
+
+    async def _discover(self) -> tuple[list[Host], list[Finding]]:
+        from agent.inventory.discover import (  # noqa: PLC0415
+            OutOfScope,
+            ssdp_hosts,
+            sweep,
+            ws_discovery_hosts,
+        )
+
+        net = self.config.network
+        if not self._scope.subnets:
+            return [], []
+        unicast = [t.address for t in self._targets if self._scope.contains(t.address)]
+        groups: list[list[Host]] = []
+        problems: list[Finding] = []
+
+        async def attempt(method: str, work: Callable[[], Awaitable[list[Host]]]) -> None:
+            try:
+                groups.append(await work())
+            except (CameraError, OutOfScope, OSError, ValueError) as exc:
+                logger.warning("discovery by %s failed: %s", method, exc)
+                problems.append(
+                    make_finding(
+                        check="inventory",
+                        code="inv.discovery_failed",
+                        status="inconclusive",
+                        severity="info",
+                        controls=("INV-04",),
+                        reason=f"{method}: {type(exc).__name__}",
+                        evidence={"method": method, "error": type(exc).__name__},
+                    )
+                )
+
+        if net.ws_discovery:
+            await attempt(
+                "ws-discovery",
+                lambda: ws_discovery_hosts(
+                    self._scope, window_s=net.udp_window_s, unicast=unicast, multicast=net.multicast
+                ),
+            )
+        if net.ssdp:
+            await attempt(
+                "ssdp",
+                lambda: ssdp_hosts(
+                    self._scope, window_s=net.udp_window_s, unicast=unicast, multicast=net.multicast
+                ),
+            )
+        if net.sweep:
+            for network in self._scope.subnets:
+                swept = functools.partial(
+                    sweep, network, self._scope, timeout_s=net.sweep_timeout_s
+                )
+                await attempt(f"sweep {network}", swept)
+        return list(merge(*groups).values()), problems
+
+    def _discovered_target(self, host: Host) -> Target:
+        offset = self.config.network.port_offset
+        return Target(
+            camera_id=f"{DISCOVERED_PREFIX}{host.address}",
+            address=host.address,
+            ports={
+                Interface.HTTP: 80 + offset,
+                Interface.HTTPS: 443 + offset,
+                Interface.RTSP: 554 + offset,
+            },
+            vendor_hint=host.vendor_hint,
+        )
+
+    def _inventory_path(self) -> Path:
+        return self.config.state_path / INVENTORY_FILE
+
+    def _previous(self) -> list[Host]:
+        try:
+            return msgspec.json.decode(self._inventory_path().read_bytes(), type=list[Host])
+        except FileNotFoundError:
+            return []
+        except (OSError, msgspec.DecodeError) as exc:
+            logger.warning("the last inventory is unreadable (%s); every host counts as new", exc)
+            return []
+
+    def _inventory(
+        self, cameras: list[Camera], outcomes: Sequence[_Outcome], discovered: Iterable[Host]
+    ) -> tuple[list[Camera], list[Finding]]:
+        seen_static = [
+            Host(o.camera.address, frozenset({"static"}))
+            for o in outcomes
+            if o.seen and not o.camera.camera_id.startswith(DISCOVERED_PREFIX)
+        ]
+        current = merge(seen_static, discovered)
+        previous = self._previous()
+        change = diff(previous, current.values())
+        if self.persist_inventory:
+            try:
+                atomic_write(self._inventory_path(), msgspec.json.encode(list(current.values())))
+            except StorageError as exc:
+                logger.warning("%s; INV-04 compares with an older inventory next time", exc)
+        configured = {t.address for t in self._targets}
+        out = []
+        for camera in cameras:
+            host = current.get(camera.address)
+            extra = _inv04(camera, host, change, registered=camera.address in configured)
+            out.append(msgspec.structs.replace(camera, findings=[*camera.findings, *extra]))
+        vanished = [_vanished(h) for h in change.vanished if h.address not in current]
+        return out, vanished
+
+    # one camera
+
+    async def _camera(
+        self,
+        target: Target,
+        checks: Sequence[Check],
+        feed: AdvisoryFeed | None,
+        tls_gate: asyncio.Semaphore,
+    ) -> _Outcome:
+        state = _Progress([])
+        findings = state.findings
+        credential = self._credentials.get(target.credential_ref or "")
+        limit = self.config.audit.camera_timeout_s
+        ctx = CheckContext(
+            target, None, None, self._limits, self.clock, feed, credential, self._site_key
+        )
+        try:
+            async with asyncio.timeout(limit):
+                await self._audit_camera(ctx, checks, tls_gate, state)
+        except TimeoutError:
+            logger.warning("%s: audit stopped after %s s", target.camera_id, limit)
+            finished = {f.check for f in findings}
+            findings += [
+                timeout_finding(c, ctx, limit, "the camera's time limit")
+                for c in checks
+                if c.id not in finished
+            ]
+        camera = Camera(
+            camera_id=target.camera_id,
+            address=target.address,
+            reachable=state.seen,
+            identity=_identity(state.identity),
+            findings=findings,
+            audited_at=self.clock.now(),
+        )
+        return _Outcome(camera, state.seen)
+
+    async def _audit_camera(
+        self,
+        base: CheckContext,
+        checks: Sequence[Check],
+        tls_gate: asyncio.Semaphore,
+        state: _Progress,
+    ) -> None:
+        from agent.identify import identify  # noqa: PLC0415  # httpx: only when auditing
+
+        target = base.target
+        try:
+            found = await identify(target, self._adapter_config, base.credential)
+        except CameraError as exc:
+            down = isinstance(exc, Unreachable | Timeout)
+            state.seen = not down
+            logger.info("%s: identification failed (%s)", target.camera_id, exc.code)
+            context = "identification failed: "
+            for check in checks:
+                if down or check.requires:
+                    state.findings.append(camera_error_finding(check, base, exc, context))
+                else:
+                    state.findings.extend(await self._check(check, base, tls_gate))
+            return
+        state.identity = found.identity
+        ctx = CheckContext(
+            target,
+            found.adapter,
+            found.identity,
+            base.limits,
+            base.clock,
+            base.advisories,
+            base.credential,
+            base.site_key,
+        )
+        try:
+            for check in checks:
+                state.findings.extend(await self._check(check, ctx, tls_gate))
+        finally:
+            if found.adapter is not None:
+                await found.adapter.close()
+
+    @staticmethod
+    async def _check(check: Check, ctx: CheckContext, tls_gate: asyncio.Semaphore) -> list[Finding]:
+        if isinstance(check, TlsCheck):  # ~20 MB of OpenSSL buffers per scan in flight
+            async with tls_gate:
+                return await run_check(check, ctx)
+        return await run_check(check, ctx)
+
+
+def _inv04(
+    camera: Camera, host: Host | None, change: InventoryDiff, *, registered: bool
+) -> list[Finding]:
+    if host is None:  # a configured camera that did not answer: judged by its other findings
+        return []
+    evidence: dict[str, EvidenceValue] = {
+        "address": camera.address,
+        "sources": ",".join(sorted(host.sources)),
+        "open_ports": ",".join(str(p) for p in host.open_ports) or "none",
+    }
+    is_new = any(key(h) == key(host) for h in change.new)
+    moved = [fields for before, after, fields in change.changed if key(after) == key(host)]
+    if not registered:
+        return [
+            make_finding(
+                check="inventory",
+                code="inv.unregistered",
+                status="fail",
+                severity="high",
+                controls=("INV-04",),
+                evidence={**evidence, "new": is_new, "vendor_hint": host.vendor_hint},
+            )
+        ]
+    if moved:
+        return [
+            make_finding(
+                check="inventory",
+                code="inv.changed",
+                status="fail",
+                severity="medium",
+                controls=("INV-04",),
+                evidence={**evidence, "changed": ",".join(moved[0])},
+            )
+        ]
+    return [
+        make_finding(
+            check="inventory",
+            code="inv.registered",
+            status="pass",
+            severity="info",
+            controls=("INV-04",),
+            evidence={**evidence, "change": "new" if is_new else "unchanged"},
+        )
+    ]
+
+
+def _vanished(host: Host) -> Finding:
+    return make_finding(
+        check="inventory",
+        code="inv.vanished",
+        status="fail",
+        severity="medium",
+        controls=("INV-04",),
+        evidence={
+            "address": host.address,
+            "sources": ",".join(sorted(host.sources)),
+            "endpoint": host.endpoint,
+        },
+    )
+
+
+def _shared_tls_keys(cameras: list[Camera]) -> list[Camera]:
+    """COM-03 within this site: a TLS key that more than one audited camera presents fails.
+
+    A key unique here stays inconclusive: the collector compares keys across sites."""
+    holders: dict[str, list[str]] = {}
+    for camera in cameras:
+        for finding in camera.findings:
+            if finding.code == "com.tls_key_fingerprint":
+                holders.setdefault(str(finding.evidence["spki_sha256"]), []).append(
+                    camera.camera_id
+                )
+    out = []
+    for camera in cameras:
+        extra = []
+        for finding in camera.findings:
+            if finding.code != "com.tls_key_fingerprint":
+                continue
+            spki = str(finding.evidence["spki_sha256"])
+            peers = [c for c in holders[spki] if c != camera.camera_id]
+            if peers:
+                extra.append(
+                    make_finding(
+                        check=finding.check,
+                        code="com.tls_key_shared",
+                        status="fail",
+                        severity="high",
+                        controls=("COM-03",),
+                        evidence={"spki_sha256": spki, "peers": len(peers)},
+                    )
+                )
+        out.append(msgspec.structs.replace(camera, findings=[*camera.findings, *extra]))
+    return out

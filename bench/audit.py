@@ -1,0 +1,169 @@
+"""Full audit of 100 lab cameras (configs/lab/mixed-100.toml) against ``nmap -sT`` of the same
+TCP ports on the same addresses, and the auditing process's peak RSS.
+
+Three processes: the lab (``camwarden-lab up``), the audit (``camwarden-agent scan --once
+--json``, what an operator runs; its peak RSS is read with ``wait4``, so only the agent's own
+memory counts) and nmap. Default-credential guessing is off: it is lockout-safe by spacing
+(with the default assumed policy, one failed guess per camera every 32 s), so its wall time is
+set by the spacing, not by the agent; every other check runs with the config defaults.
+Prints figures; exits 0 (the targets are reported, not enforced).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from agent.checks.netprobe import STANDARD_PORTS
+from agent.probes.ports import CAMERA_PORTS
+from agent.vault import Vault
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB = ROOT / "configs" / "lab" / "mixed-100.toml"
+BIN = Path(sys.executable).parent
+PORT_SHIFT = 10000  # the lab's default
+RSS_TARGET_MIB = 60
+# the lab personas' factory accounts, which mixed-100's cameras keep (as bench/adapters_rss.py)
+DEFAULTS = {
+    "Hikvision": ("admin", "12345"),
+    "Dahua": ("admin", "admin"),
+    "Axis": ("root", "pass"),
+    "Generic": ("admin", "123456"),
+}
+
+
+def start_lab(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, tuple[str, str]]]:
+    state = workdir / "lab.json"
+    proc = subprocess.Popen(
+        [BIN / "camwarden-lab", "up", "--config", LAB, "--state", state],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    started = time.monotonic()
+    while not state.exists():
+        if proc.poll() is not None or time.monotonic() - started > 120:
+            raise RuntimeError("the lab did not start")
+        time.sleep(0.05)
+    cameras = json.loads(state.read_text())["cameras"]
+    return proc, {cid: (cam["address"], cam["vendor"]) for cid, cam in cameras.items()}
+
+
+def agent_config(workdir: Path, hosts: dict[str, tuple[str, str]], concurrency: int) -> Path:
+    workdir.mkdir()
+    key = workdir / "vault.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    first = next(iter(hosts.values()))[0]
+    subnet = first.rsplit(".", 1)[0] + ".0/24"
+    lines = [
+        'agent_id = "bench"',
+        'site = "bench"',
+        f'state_dir = "{workdir / "state"}"',
+        f'vault_key_file = "{key}"',
+        "[audit]",
+        f"concurrency = {concurrency}",
+        "guess_default_credentials = false",
+        "[network]",
+        f'camera_subnets = ["{subnet}"]',
+        f"port_offset = {PORT_SHIFT}",
+    ]
+    vault = Vault(workdir / "state", key.read_bytes())
+    for cid, (address, vendor) in hosts.items():
+        vault.set(cid, *DEFAULTS[vendor])
+        lines += ["[[cameras]]", f'id = "{cid}"', f'address = "{address}"']
+        lines += [f'credentials_ref = "{cid}"']
+    path = workdir / "agent.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def audit(config: Path) -> tuple[float, float, dict[str, int]]:
+    """(wall s, peak RSS MiB, counts) of one ``scan --once --json`` in its own process."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [
+            BIN / "camwarden-agent",
+            "--log-level",
+            "ERROR",
+            "scan",
+            "--once",
+            "--json",
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"scan exited {proc.returncode}")
+    cameras = json.loads(output)["cameras"]
+    counts = {
+        "cameras": len(cameras),
+        "identified": sum(1 for c in cameras if c["identity"]["vendor"]),
+        "findings": sum(len(c["findings"]) for c in cameras),
+        "failed": sum(1 for c in cameras for f in c["findings"] if f["status"] == "fail"),
+        "inconclusive": sum(
+            1 for c in cameras for f in c["findings"] if f["status"] == "inconclusive"
+        ),
+    }
+    return wall, usage.ru_maxrss / 1024, counts
+
+
+def nmap(addresses: list[str], ports: list[int]) -> float:
+    started = time.monotonic()
+    subprocess.run(  # nmap with arguments built here
+        [
+            shutil.which("nmap") or "nmap",
+            "-sT",
+            "-n",
+            "-Pn",
+            "-p",
+            ",".join(map(str, ports)),
+            *addresses,
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.monotonic() - started
+
+
+def main() -> int:
+    tcp = sorted(
+        {*CAMERA_PORTS, *(p for s, p in STANDARD_PORTS.items() if s not in ("snmp", "ssdp", "wsd"))}
+    )
+    ports = [p + PORT_SHIFT for p in tcp]
+    print(f"lab: {LAB.name}; TCP ports per camera: {len(ports)} (standard + {PORT_SHIFT})")
+    with tempfile.TemporaryDirectory(prefix="camwarden-audit-bench-") as tmp:
+        workdir = Path(tmp)
+        lab, hosts = start_lab(workdir)
+        try:
+            addresses = [address for address, _vendor in hosts.values()]
+            for concurrency in (4, 8):
+                config = agent_config(workdir / f"c{concurrency}", hosts, concurrency)
+                wall, peak, counts = audit(config)
+                scan_s = nmap(addresses, ports)
+                print(
+                    f"audit concurrency {concurrency}: {wall:6.1f} s, peak RSS {peak:5.1f} MiB"
+                    f" (target <= {RSS_TARGET_MIB}); nmap -sT same ports: {scan_s:6.3f} s;"
+                    f" audit/nmap {wall / scan_s:.0f}x"
+                )
+                print(f"  {counts}")
+        finally:
+            lab.terminate()
+            lab.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The audit's plumbing against the lab: INV-04 from the inventory diff, per-camera time limits,
+the checks built from config, and ``scan --once --json`` as an operator runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from agent.audit import Auditor
+from agent.checks.credentials import DefaultCredentialCheck
+from agent.checks.netprobe import NetCheck
+from agent.config import load_config
+from lab.testing import LabFactory
+from protocol.messages import Camera, Finding
+from tests.agent.audit_lab import AUDIT, audit, prepare, write_config
+
+pytestmark = pytest.mark.integration
+
+STRONG = "Kq7!vR2#mZ9x"
+LAB = f"""
+[lab]
+rtsp = false  # RTSP is one shared server: with it, a closed camera would keep answering 554
+[[camera]]
+id = "cam-a"
+persona = "hikvision"
+users = [{{name = "admin", password = "{STRONG}", role = "admin"}}]
+lockout = {{threshold = 5, window_s = 1, lock_s = 300}}
+[[camera]]
+id = "cam-b"
+persona = "axis"
+users = [{{name = "root", password = "{STRONG}", role = "admin"}}]
+[[camera]]
+id = "rogue"
+persona = "dahua"
+"""
+NO_GUESSING = AUDIT.replace("guess_default_credentials = true", "guess_default_credentials = false")
+
+
+def inv04(camera: Camera) -> list[Finding]:
+    return [f for f in camera.findings if f.controls == ["INV-04"]]
+
+
+async def test_inventory_new_unregistered_and_vanished(
+    lab_fleet: LabFactory, tmp_path: Path
+) -> None:
+    fleet = await lab_fleet(LAB)
+    config = prepare(fleet, tmp_path, audit=NO_GUESSING, skip=frozenset({"rogue"}))
+    first = await audit(config)
+    cameras = {c.camera_id: c for c in first.cameras}
+    rogue = f"found-{fleet['rogue'].host}"
+    assert set(cameras) == {"cam-a", "cam-b", rogue}
+    [a] = inv04(cameras["cam-a"])
+    assert (a.code, a.status, a.evidence["change"]) == ("inv.registered", "pass", "new")
+    [found] = inv04(cameras[rogue])
+    assert (found.code, found.status, found.severity) == ("inv.unregistered", "fail", "high")
+    assert found.evidence["new"] is True
+    assert "sweep" in str(found.evidence["sources"])
+    # an unconfigured host is audited, but never guessed at
+    [guess] = [f for f in cameras[rogue].findings if f.controls == ["AUTH-01"]]
+    assert guess.status == "not_applicable"
+    assert (tmp_path / "state" / "inventory.json").exists()
+
+    await fleet["cam-b"].close()
+    second = await audit(config)
+    cameras = {c.camera_id: c for c in second.cameras}
+    assert cameras["cam-b"].reachable is False
+    assert inv04(cameras["cam-b"]) == []
+    [a] = inv04(cameras["cam-a"])
+    assert a.evidence["change"] == "unchanged"
+    [found] = inv04(cameras[rogue])
+    assert found.evidence["new"] is False
+    vanished = [f for f in second.host_findings if f.code == "inv.vanished"]
+    assert [f.evidence["address"] for f in vanished] == [fleet["cam-b"].host]
+
+
+async def test_a_hanging_camera_never_stalls_the_audit(
+    lab_fleet: LabFactory, tmp_path: Path
+) -> None:
+    fleet = await lab_fleet(
+        LAB.split('[[camera]]\nid = "cam-b"', maxsplit=1)[0]
+        + '[[camera]]\nid = "hang"\npersona = "hikvision"\nfaults = {hang = true}\n'
+    )
+    limits = NO_GUESSING.replace("camera_timeout_s = 240", "camera_timeout_s = 3").replace(
+        "request_timeout_s = 1.5", "request_timeout_s = 30"
+    )
+    config = prepare(fleet, tmp_path, audit=limits, discovery=False)
+    started = time.monotonic()
+    result = await audit(config)
+    elapsed = time.monotonic() - started
+    cameras = {c.camera_id: c for c in result.cameras}
+    hang = [f for f in cameras["hang"].findings if f.controls != ["INV-04"]]  # it takes TCP
+    assert {f.code for f in hang} == {"check.timeout"}
+    assert all(f.status == "inconclusive" and f.reason for f in hang)
+    assert "the camera's time limit" in str(hang[0].reason)
+    assert len(hang) == len(Auditor(config, credentials={}, site_key=None).checks())
+    assert cameras["cam-a"].identity.vendor == "hikvision"
+    assert elapsed < 30, elapsed
+
+
+def test_checks_are_built_from_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        'agent_id = "a"\nsite = "s"\n'
+        '[audit]\napproved_accounts = ["admin"]\nguess_default_credentials = true\n'
+        '[network]\ncamera_subnets = ["192.0.2.0/24"]\nrouters = ["192.0.2.1"]\n'
+        "port_offset = 5\nallowed_ports = [8080]\n"
+        '[[cameras]]\nid = "one"\naddress = "192.0.2.10"\napproved_accounts = ["root"]\n'
+        '[[cameras]]\nid = "two"\naddress = "192.0.2.11"\n'
+    )
+    config = load_config(path)
+    checks = Auditor(config, credentials={}, site_key=None).checks()
+    net = [c for c in checks if isinstance(c, NetCheck)]
+    assert net
+    assert all(c.settings.in_scope("192.0.2.10") for c in net)
+    assert not any(c.settings.in_scope("198.51.100.1") for c in net)
+    assert {c.settings.routers for c in net} == {("192.0.2.1",)}
+    assert {c.settings.port_offset for c in net} == {5}
+    [guess] = [c for c in checks if isinstance(c, DefaultCredentialCheck)]
+    assert guess.enabled
+    assert [t.camera_id for t in guess.inventory] == ["one", "two"]
+    assert guess.inventory[0].ports  # HTTP, HTTPS, RTSP, shifted by port_offset
+    accounts = next(c for c in checks if "AUTH-12" in c.controls)
+    assert accounts.approved == {"one": ("root",), "two": ("admin",)}  # type: ignore[attr-defined]
+    assert type(checks[-1]) is DefaultCredentialCheck  # guessing last
+
+
+async def test_scan_once_json(lab_fleet: LabFactory, tmp_path: Path) -> None:
+    fleet = await lab_fleet(LAB)
+    config = write_config(fleet, tmp_path, discovery=False)
+    prepare(fleet, tmp_path, discovery=False)
+
+    async def scan(*extra: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "agent",
+            "--log-level",
+            "WARNING",
+            "scan",
+            "--once",
+            "--config",
+            str(config),
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await scan("--json", "--camera", "rogue")
+    assert code == 1, err  # the rogue camera is on its factory password: critical
+    document = json.loads(out)
+    [camera] = msgspec.convert(document["cameras"], list[Camera])
+    assert camera.camera_id == "rogue"
+    assert camera.identity.vendor == "dahua"
+    failed = {c for f in camera.findings if f.status == "fail" for c in f.controls}
+    assert {"AUTH-01", "AUTH-04"} <= failed
+    assert msgspec.convert(document["host_findings"], list[Finding])
+    assert "admin" not in json.dumps(
+        [
+            f["evidence"]
+            for f in document["cameras"][0]["findings"]
+            if f["check"] == "default-credentials"
+        ]
+    )
+
+    code, out, _err = await scan("--camera", "cam-a")
+    assert code in (0, 1)
+    assert out.splitlines()[0].split()[:2] == ["CAMERA", "ADDRESS"]
+    assert "cam-a" in out
+
+    code, _out, err = await scan("--camera", "nope")
+    assert code == 2
+    assert "no camera nope" in err

@@ -1,0 +1,170 @@
+"""The whole audit against 45 lab cameras of all four personas (configs/lab/accuracy-40.toml):
+per camera, the failed control IDs equal the lab's seeded weaknesses (``node.weaknesses``, the
+same truth ``camwarden-lab truth`` prints), with the differences below, each deliberate:
+
+* COM-01: the lab always serves the interface on plain HTTP too; the baseline counts plain HTTP
+  beside HTTPS as a (medium) fail, so every HTTPS camera fails COM-01 (``com.http_alongside``).
+* SVC-01 is not in the lab's truth; it fails exactly where telnet, FTP or SSH is seeded (ports
+  outside every vendor's documented set).
+* SVC-08: every lab camera answers GetDiscoveryMode "Discoverable" and the lab has no knob, so
+  it fails (low) on every camera the agent can read it from (lab gap, not a false positive).
+* AUTH-04 judges the password the vault holds. A camera left on its vendor default has a weak
+  password too; the truth lists that account under AUTH-01 only, the audit under both. A hidden
+  account's weak password (truth) cannot be seen: the agent never learns its password.
+* AUTH-05 and AUTH-02 are readable from Hikvision's ISAPI only; SVC-06 is not readable from a
+  generic ONVIF camera: there the audit says not_applicable, never pass or fail. A camera that
+  offers only Basic over plain HTTP (``basic_over_http``) is audited over ONVIF, because the
+  agent never sends a password in clear: its vendor-API readings are not_applicable too.
+* FW-02 (not the latest firmware) fails beside FW-01 where the lab seeds an old build; the truth
+  lists the old build under FW-01 only.
+* AUTH-07 on a generic ONVIF camera: the check knows no protected web URL of that persona, so
+  Basic over HTTP there stays inconclusive (a gap in the check, reported here, not hidden).
+* The cameras that hang or reset are never judged: inconclusive, with the reason. The garbage
+  camera truncates its HTTP bodies: reads whose answer does not parse are inconclusive with the
+  reason, and what it does answer properly (digest login, RTSP, ports) is judged; it may miss
+  seeded weaknesses, but nothing it reports as failed is outside its truth.
+
+Default credentials are tried only over HTTP (vendor API, digest) and ONVIF: the AUTH-01 check
+does not try RTSP or the SDK ports, so "every interface it answers" means those two here. A
+camera that accepts only Basic over plain HTTP is reached over ONVIF alone: the agent sends no
+credential, not even a public default, with Basic over plain HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from agent.checks.codes import CODES
+from lab.config import parse_config
+from lab.fleet import CameraNode
+from lab.testing import LabFactory
+from lab.truth import weak_password
+from protocol.messages import Camera
+from tests.agent.audit_lab import audit, by_control, failed_controls, never_locked, prepare
+
+pytestmark = [
+    pytest.mark.integration,
+    # lab.tls sets TLS 1.0 as a server minimum, which Python deprecates (the seeded weakness)
+    pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning"),
+]
+
+LAB = Path(__file__).resolve().parents[2] / "configs" / "lab" / "accuracy-40.toml"
+SILENT = frozenset({"fault-hang", "fault-drop"})
+GARBAGE = "fault-garbage"
+FAULTS = SILENT | {GARBAGE}
+READABLE_ONLY_FROM_HIKVISION = frozenset({"AUTH-02", "AUTH-05"})
+PERSONAS = frozenset({"Hikvision", "Dahua", "Axis", "Generic"})
+
+
+def isapi(node: CameraNode) -> bool:
+    return node.spec.persona.vendor == "Hikvision" and not node.spec.basic_over_http
+
+
+def expected_failures(node: CameraNode) -> set[str]:
+    spec, truth = node.spec, node.weaknesses
+    expected = set(truth)
+    vendor = spec.persona.vendor
+    if not isapi(node):
+        expected -= READABLE_ONLY_FROM_HIKVISION
+    if vendor == "Generic":
+        expected.discard("AUTH-07")
+    if "FW-01" in truth:
+        expected.add("FW-02")
+    if spec.https:
+        expected.add("COM-01")
+    if spec.telnet or spec.ftp or spec.ssh:
+        expected.add("SVC-01")
+    expected.add("SVC-08")
+    vault_password = spec.users[0].password
+    if weak_password(vault_password):
+        expected.add("AUTH-04")
+    else:
+        expected.discard("AUTH-04")  # a hidden account's password, unknown to the agent
+    return expected
+
+
+def not_applicable(node: CameraNode) -> set[str]:
+    out = set() if isapi(node) else set(READABLE_ONLY_FROM_HIKVISION)
+    if node.spec.persona.vendor == "Generic":
+        out.add("SVC-06")
+    return out
+
+
+async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_path: Path) -> None:
+    lab = parse_config(LAB.read_text(encoding="utf-8"))
+    assert len(lab.cameras) >= 40
+    assert {c.persona.vendor for c in lab.cameras} == PERSONAS
+    fleet = await lab_fleet(lab)
+    config = prepare(fleet, tmp_path)
+    result = await audit(config)
+    cameras = {c.camera_id: c for c in result.cameras}
+    assert set(cameras) == set(fleet.cameras)  # the sweep found no host outside the config
+
+    mismatches = {}
+    for cid, node in fleet.cameras.items():
+        camera = cameras[cid]
+        for finding in camera.findings:
+            CODES[finding.code].format(**finding.evidence)  # every placeholder is evidence
+        if cid in FAULTS:
+            continue
+        got, want = failed_controls(camera), expected_failures(node)
+        if got != want:
+            mismatches[cid] = {"extra": sorted(got - want), "missed": sorted(want - got)}
+        for control in not_applicable(node):
+            statuses = {f.status for f in by_control(camera, control)}
+            assert statuses == {"not_applicable"}, (cid, control, statuses)
+    assert mismatches == {}
+    [generic_basic] = [n for n in fleet.cameras.values() if n.id == "gen-weakpw"]
+    assert {f.status for f in by_control(cameras["gen-weakpw"], "AUTH-07")} == {"inconclusive"}
+    assert "AUTH-07" in generic_basic.weaknesses
+
+    default_password_on_every_interface(fleet.cameras, cameras)
+    for cid, node in fleet.cameras.items():
+        assert never_locked(node), cid
+    faults_are_never_judged(cameras)
+    garbage = cameras[GARBAGE]
+    assert failed_controls(garbage) <= expected_failures(fleet[GARBAGE])
+    unparsed = [f for f in garbage.findings if f.evidence.get("error") == "bad_response"]
+    assert unparsed, garbage.findings
+    assert all(f.status == "inconclusive" and f.reason for f in unparsed)
+    no_password_anywhere(fleet.cameras.values(), result.cameras)
+
+
+def default_password_on_every_interface(
+    nodes: dict[str, CameraNode], cameras: dict[str, Camera]
+) -> None:
+    for cid, node in nodes.items():
+        hits = sorted(
+            str(f.evidence["interface"])
+            for f in by_control(cameras[cid], "AUTH-01")
+            if f.status == "fail"
+        )
+        if cid in SILENT or "AUTH-01" not in node.weaknesses:
+            assert hits == [], cid
+        elif cid == GARBAGE:  # its ONVIF answers are truncated too: only HTTP confirms the hit
+            assert hits == ["http"], cid
+        elif node.spec.persona.vendor == "Generic" or node.spec.basic_over_http:
+            assert hits == ["onvif"], cid
+        else:
+            assert hits == ["http", "onvif"], cid
+
+
+def faults_are_never_judged(cameras: dict[str, Camera]) -> None:
+    for cid in SILENT:
+        camera = cameras[cid]
+        judged = [f for f in camera.findings if f.controls not in (["AUTH-04"], ["INV-04"])]
+        assert {f.status for f in judged} <= {"inconclusive", "not_applicable"}, cid
+        undecided = [f for f in judged if f.status == "inconclusive"]
+        assert undecided, cid
+        assert all(f.reason for f in undecided), cid
+
+
+def no_password_anywhere(nodes: object, cameras: tuple[Camera, ...]) -> None:
+    dump = msgspec.json.encode(cameras).decode()
+    passwords = {u.password for node in nodes for u in node.spec.all_users}  # type: ignore[attr-defined]
+    leaked = [p for p in passwords if len(p) >= 6 and p in dump]
+    assert leaked == [], json.dumps(leaked)
