@@ -41,7 +41,9 @@ def needs_rehash(stored: str) -> bool:
 
 
 def new_secret() -> str:
-    return secrets.token_urlsafe(32)
+    """An API token secret; the prefix keeps it from looking like an option and lets secret
+    scanners recognise it."""
+    return f"cwa_{secrets.token_urlsafe(32)}"
 
 
 def secret_hash(secret: str) -> str:

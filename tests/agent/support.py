@@ -111,3 +111,9 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> float:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout) == 0
     return time.monotonic() - start
+
+
+def lockout_window_only(reasons: list[str]) -> bool:
+    """True when the lab's only AUTH-05 reason is a failure window shorter than 30 s: Hikvision
+    exposes the threshold and lock time but not the window, so the agent cannot see it."""
+    return bool(reasons) and all("counts failures over" in reason for reason in reasons)

@@ -108,6 +108,7 @@ def collector(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Collector]:
 
 def enrol(collector: Collector, config: Path) -> None:
     token = collector.cli("tokens", "create", "--site", "s1", "--approved").split()[-1]
+    assert token.startswith("cwe_")  # never "-...", which --token would take for an option
     done = subprocess.run(
         [
             *AGENT,

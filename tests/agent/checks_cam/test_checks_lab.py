@@ -40,6 +40,7 @@ from lab.fleet import CameraNode, Fleet
 from lab.testing import LabFactory
 from lab.truth import weak_password
 from protocol.messages import Finding
+from tests.agent.support import lockout_window_only
 
 pytestmark = pytest.mark.integration
 
@@ -252,10 +253,6 @@ def max_in_window(times: list[float], window: float) -> int:
     )
 
 
-def _only_window_is_weak(reasons: list[str]) -> bool:
-    return bool(reasons) and all("counts failures over" in reason for reason in reasons)
-
-
 def findings_match_the_seeded_weaknesses(audits: dict[str, Audit]) -> None:
     for cam, result in audits.items():
         for finding in result.findings:
@@ -268,7 +265,7 @@ def findings_match_the_seeded_weaknesses(audits: dict[str, Audit]) -> None:
             statuses = result.statuses(control)
             if control in gaps:
                 assert statuses == {"not_applicable"}, (cam, control, statuses)
-            elif control == "AUTH-05" and _only_window_is_weak(truth.get(control, [])):
+            elif control == "AUTH-05" and lockout_window_only(truth.get(control, [])):
                 assert statuses == {"pass"}, (cam, control, statuses)  # WINDOW_NOT_EXPOSED
             elif control in truth:
                 assert "fail" in statuses, (cam, control, statuses, truth[control])
