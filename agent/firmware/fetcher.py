@@ -63,17 +63,19 @@ class ResumableFetcher(FetcherInterface):
     def _fetch(self, url: str) -> Iterator[bytes]:
         response = self._get(url, {})
         if response.status != 200:
-            response.release_conn()
+            _finish(response, complete=False)
             raise exceptions.DownloadHTTPError(f"HTTP {response.status} for {url}", response.status)
         return self._chunks(response)
 
     def _chunks(self, response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+        complete = False
         try:
             yield from response.stream(self.chunk_size)
+            complete = True
         except urllib3.exceptions.HTTPError as exc:
             raise exceptions.DownloadError(f"download interrupted: {exc}") from exc
         finally:
-            response.release_conn()
+            _finish(response, complete=complete)
 
     def partial_path(self, url: str) -> Path:
         return self.partial_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.part"
@@ -107,6 +109,7 @@ class ResumableFetcher(FetcherInterface):
             return  # complete; ngclient verifies the hashes
         headers = {"Range": f"bytes={have}-"} if have else {}
         response = self._get(url, headers)
+        complete = False
         try:
             if response.status == 416 and have:
                 return
@@ -139,8 +142,20 @@ class ResumableFetcher(FetcherInterface):
                 raise exceptions.DownloadError(f"download of {url} interrupted: {exc}") from exc
             part.flush()
             os.fsync(part.fileno())
+            complete = True
         finally:
-            response.release_conn()
+            _finish(response, complete=complete)
 
     def discard(self, url: str) -> None:
         self.partial_path(url).unlink(missing_ok=True)
+
+
+def _finish(response: urllib3.BaseHTTPResponse, *, complete: bool) -> None:
+    """Give the connection back only when its response was read to the end; an unread body
+    (an error page, an endless stream we cut off) must never reach the next request."""
+    if not complete:
+        response.close()
+        conn = getattr(response, "connection", None)
+        if conn is not None:
+            conn.close()
+    response.release_conn()
