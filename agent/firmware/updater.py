@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuf.api import exceptions
-from tuf.api.metadata import TargetFile
+from tuf.api.metadata import Metadata, Root, TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
 from agent.commands.errors import StepFailed
@@ -115,16 +115,24 @@ class FirmwareUpdater:
 
     def download(self, facts: ImageFacts) -> Downloaded:
         """Download (resuming) and verify the image ``find`` returned; retry once from zero
-        when a resumed download does not verify (the kept prefix may be the culprit)."""
-        if self._updater is None or self._info is None or self._info.path != facts.path:
+        when a resumed download does not verify (the kept prefix may be the culprit).
+
+        Same steps as ``Updater.download_target`` (the fetcher's ``download_file`` with the
+        signed length as limit, then ``TargetFile.verify_length_and_hashes`` over the whole
+        file), except that the verified partial file is renamed into place instead of copied:
+        one pass less over hundreds of megabytes on an SD card.
+        """
+        info = self._info
+        if self._updater is None or info is None or info.path != facts.path:
             raise ValueError("download() needs the facts of the last find()")
         dest = self.image_path(facts)
         if dest.exists():
             return Downloaded(dest, facts, facts.length)
-        partial = dest.with_suffix(".verifying")
+        url = self._url(facts)
         for attempt in (1, 2):
             try:
-                self._updater.download_target(self._info, str(partial))
+                with self.fetcher.download_file(url, info.length) as part:
+                    info.verify_length_and_hashes(part)
             except exceptions.DownloadError as exc:
                 if isinstance(exc, exceptions.DownloadLengthMismatchError):
                     self._discard(facts)
@@ -133,22 +141,25 @@ class FirmwareUpdater:
             except exceptions.RepositoryError as exc:  # LengthOrHashMismatchError
                 resumed = self.fetcher.resumed_from
                 self._discard(facts)
-                partial.unlink(missing_ok=True)
                 if resumed and attempt == 1:
                     log.warning("resumed download of %s did not verify; restarting", facts.path)
                     continue
                 raise StepFailed("download_rejected", f"{type(exc).__name__}: {exc}") from exc
             break
-        partial.replace(dest)
-        resumed = self.fetcher.resumed_from
-        self._discard(facts)
-        return Downloaded(dest, facts, resumed)
+        self.fetcher.partial_path(url).replace(dest)
+        return Downloaded(dest, facts, self.fetcher.resumed_from)
+
+    def _url(self, facts: ImageFacts) -> str:
+        """The target URL as ngclient forms it: hash-prefixed under consistent snapshots
+        (read from the root ngclient verified and stored)."""
+        root = Metadata[Root].from_bytes((self.metadata_dir / "root.json").read_bytes())
+        if root.signed.consistent_snapshot:
+            dirname, sep, basename = facts.path.rpartition("/")
+            return f"{self.target_url}{dirname}{sep}{facts.sha256}.{basename}"
+        return f"{self.target_url}{facts.path}"
 
     def _discard(self, facts: ImageFacts) -> None:
-        path = facts.path
-        dirname, sep, basename = path.rpartition("/")
-        self.fetcher.discard(f"{self.target_url}{dirname}{sep}{facts.sha256}.{basename}")
-        self.fetcher.discard(f"{self.target_url}{path}")
+        self.fetcher.discard(self._url(facts))
 
     def remove(self, facts: ImageFacts) -> None:
         self.image_path(facts).unlink(missing_ok=True)

@@ -60,7 +60,6 @@ __all__ = [
 ]
 
 
-
 def new_command(
     action: str,
     *,
