@@ -40,6 +40,7 @@ async def test_update_end_to_end(
     final = w.results()[-1]
     assert final.details["version"] == "V5.7.3"
     assert final.details["previous"] == "V5.5.0"
+    assert final.details["rtsp"] is True  # DESCRIBE with the credential answered 200
     uploads = [r for r in w.log if r.target == "/ISAPI/System/updateFirmware"]
     assert [(r.method, r.status) for r in uploads] == [("PUT", 200)]
     assert list(ex.journal.pending()) == []
