@@ -48,7 +48,7 @@ from agent.checks.base import (
 from agent.checks.host import HostSettings, host_findings
 from agent.checks.netprobe import NetSettings
 from agent.checks.tls import TlsCheck
-from agent.config import AgentConfig, CameraConfig
+from agent.config import AgentConfig
 from agent.errors import StorageError
 from agent.inventory.diff import InventoryDiff, diff, key
 from agent.inventory.discover import Host, Scope, merge
@@ -99,39 +99,22 @@ def net_settings(config: AgentConfig) -> NetSettings:
     )
 
 
-def _target(config: AgentConfig, camera: CameraConfig) -> Target:
-    offset = config.network.port_offset
-    return Target(
-        camera_id=camera.id,
-        address=camera.address,
-        ports={
-            Interface.HTTP: config.http_port(camera),
-            Interface.HTTPS: camera.https_port or 443 + offset,
-            Interface.RTSP: camera.rtsp_port or 554 + offset,
-        },
-        credential_ref=camera.credentials_ref,
-        vendor_hint=camera.vendor,
-    )
-
-
 def targets(config: AgentConfig) -> list[Target]:
     """The configured cameras as audit targets (ports shifted by ``port_offset`` unless set)."""
-    return [_target(config, camera) for camera in config.cameras]
+    return [config.target(camera) for camera in config.cameras]
 
 
 def vault_secrets(config: AgentConfig) -> tuple[dict[str, Credential], SiteKey | None]:
     """The vault's credentials and site key. Without a vault key this is an error only when a
     camera names a credential (``VaultError``); a missing entry is logged and left out."""
-    from agent.vault import Vault, VaultError, load_vault_key  # noqa: PLC0415  # cryptography
+    from agent.vault import VaultError, open_vault  # noqa: PLC0415  # cryptography
 
     refs = {c.credentials_ref for c in config.cameras if c.credentials_ref}
-    try:
-        key = load_vault_key(config.vault_key_path)
-    except VaultError:
+    vault = open_vault(config.state_path, config.vault_key_path)
+    if vault is None:
         if refs:
-            raise
+            raise VaultError("cameras name credentials (credentials_ref) but no vault key is set")
         return {}, None
-    vault = Vault(config.state_path, key)
     credentials = vault.credentials()
     for ref in sorted(refs - credentials.keys()):
         logger.warning("no vault entry %r: cameras naming it are audited without credential", ref)

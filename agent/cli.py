@@ -118,8 +118,10 @@ def _signed(args: argparse.Namespace, config: AgentConfig) -> int:
         return 0
     if args.command == "run":
         from agent.runner import Agent  # noqa: PLC0415  # keeps keygen/pubkey light
+        from agent.vault import open_vault  # noqa: PLC0415  # cryptography
 
-        return asyncio.run(Agent(config, key).run())
+        vault = open_vault(config.state_path, config.vault_key_path)
+        return asyncio.run(Agent(config, key, credentials=vault).run())
     from agent.runner import report_once  # noqa: PLC0415
 
     return report_once(config, key, args.out)

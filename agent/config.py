@@ -13,6 +13,7 @@ from typing import Annotated
 
 import msgspec
 
+from agent.vendors.models import Interface, Target
 from protocol.configfile import ConfigError, layer_paths, load
 
 DEFAULT_PATH = Path("/etc/camwarden/agent.toml")
@@ -106,6 +107,33 @@ class CameraConfig(_Section, frozen=True, kw_only=True):
     approved_accounts: tuple[str, ...] | None = None  # None: [audit] approved_accounts
 
 
+class FirmwareConfig(_Section, frozen=True, kw_only=True):
+    """``[firmware]``: limits of the update executor (see agent.firmware)."""
+
+    max_image_bytes: Annotated[int, msgspec.Meta(ge=1)] = 512 * 1024 * 1024
+    min_free_bytes: Annotated[int, msgspec.Meta(ge=0)] = 64 * 1024 * 1024  # kept free after it
+    download_timeout_s: Seconds = 30.0  # per connect / read, not the whole download
+    download_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 3  # resumed each time
+    upload_timeout_s: Seconds = 900.0
+    reboot_timeout_s: Seconds = 600.0  # how long the camera may stay away after the upload
+    poll_interval_s: Seconds = 5.0
+    camera_timeout_s: Seconds = 10.0  # per camera call
+    max_clock_skew_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0  # command issued_at
+
+
+class RotationConfig(_Section, frozen=True, kw_only=True):
+    """``[rotation]``: camera password rotation (see agent.rotation)."""
+
+    # RFC 7638 thumbprint of the organisation's X25519 escrow key: a password.rotate command
+    # sealing to any other key is refused. Unset: any key whose thumbprint is escrow_kid.
+    escrow_kid: str | None = None
+    escrow_jwk_file: str | None = None  # the organisation's public escrow JWK (scheduled runs)
+    interval_days: Annotated[float, msgspec.Meta(gt=0)] | None = None  # scheduled; off if unset
+    min_length: Annotated[int, msgspec.Meta(ge=12, le=128)] = 20
+    hook: tuple[str, ...] = ()  # argv of a program given the new credential on stdin (JSON)
+    hook_timeout_s: Seconds = 30.0
+
+
 class AgentConfig(_Section, frozen=True, kw_only=True):
     agent_id: Name
     site: Name
@@ -120,6 +148,8 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     audit: AuditConfig = AuditConfig()
     network: NetworkConfig = NetworkConfig()
     cameras: tuple[CameraConfig, ...] = ()
+    firmware: FirmwareConfig = FirmwareConfig()
+    rotation: RotationConfig = RotationConfig()
 
     @property
     def key_path(self) -> Path:
@@ -139,6 +169,24 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
 
     def http_port(self, camera: CameraConfig) -> int:
         return camera.http_port or 80 + self.network.port_offset
+
+    def target(self, camera: CameraConfig) -> Target:
+        """How adapters and probes reach ``camera``: standard ports shifted by ``port_offset``
+        unless the camera sets its own (ONVIF answers on the HTTP port)."""
+        offset = self.network.port_offset
+        http = self.http_port(camera)
+        return Target(
+            camera_id=camera.id,
+            address=camera.address,
+            ports={
+                Interface.HTTP: http,
+                Interface.ONVIF: http,
+                Interface.HTTPS: camera.https_port or 443 + offset,
+                Interface.RTSP: camera.rtsp_port or 554 + offset,
+            },
+            credential_ref=camera.credentials_ref,
+            vendor_hint=camera.vendor,
+        )
 
 
 def load_config(path: Path | None = None) -> AgentConfig:

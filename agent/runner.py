@@ -31,6 +31,7 @@ import msgspec
 from joserfc.jwk import OKPKey
 
 from agent import __version__
+from agent.commands.executor import CredentialStore, Executor
 from agent.config import AgentConfig
 from agent.errors import AgentError, OutboxFull, StorageError
 from agent.health import host_health
@@ -113,8 +114,12 @@ def _report(
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, key: OKPKey) -> None:
+    def __init__(
+        self, config: AgentConfig, key: OKPKey, credentials: CredentialStore | None = None
+    ) -> None:
         self.config = config
+        self._credentials = credentials  # commands run only with a credential store (vault)
+        self._commands: set[asyncio.Task[object]] = set()
         self._key = key
         self._info = agent_info()
         self._started = time.monotonic()
@@ -129,12 +134,14 @@ class Agent:
         with exclusive(self.config.state_path):
             outbox, issuer = _open(self.config, self._key)
             self._outbox, self._issuer = outbox, issuer
+            executor = self._executor(issuer, collector)
             self._publisher = Publisher(
                 outbox,
                 agent_id=self.config.agent_id,
                 site=self.config.site,
                 config=self.config.mqtt,
                 collector_key=collector,
+                on_command=self._command_hook(executor),
             )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -148,6 +155,8 @@ class Agent:
                 len(outbox),
             )
             publishing = asyncio.create_task(self._publisher.run())
+            if executor is not None:
+                self._spawn(executor.resume())
             await self._issue(lambda h: Hello(**h.fields(), agent=self._info))
             timers = [
                 asyncio.create_task(self._every(self.config.intervals.report_s, self._status)),
@@ -162,9 +171,9 @@ class Agent:
             await stop.wait()
             grace = self.config.intervals.shutdown_grace_s
             log.info("stopping; flushing the outbox for up to %ss", grace)
-            for task in timers:
+            for task in [*timers, *self._commands]:  # a command stopped here resumes next start
                 task.cancel()
-            await asyncio.gather(*timers, return_exceptions=True)
+            await asyncio.gather(*timers, *self._commands, return_exceptions=True)
             try:
                 async with asyncio.timeout(grace):
                     await self._publisher.wait_drained()
@@ -175,6 +184,26 @@ class Agent:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
         return 0
+
+    def _executor(self, issuer: Issuer, collector: OKPKey | None) -> Executor | None:
+        if collector is None or self._credentials is None:
+            return None
+        # the publisher is built after the executor: look it up when a result is issued
+        wake = lambda: self._publisher.wake()  # noqa: E731, PLW0108
+        return Executor(self.config, issuer, collector, self._credentials, wake=wake)
+
+    def _spawn(self, work: Awaitable[object]) -> None:
+        async def run() -> object:
+            return await work
+
+        task = asyncio.create_task(run())
+        self._commands.add(task)
+        task.add_done_callback(self._commands.discard)
+
+    def _command_hook(self, executor: Executor | None) -> Callable[[bytes], None] | None:
+        if executor is None:
+            return None
+        return lambda token: self._spawn(executor.submit(token))
 
     @staticmethod
     async def _every(

@@ -243,3 +243,17 @@ class Vault:
             contents = self._read() or self._fresh()
             encoded = base64.b64encode(secret).decode()
             self._write(msgspec.structs.replace(contents, site_key=encoded))
+
+
+def open_vault(state_dir: Path, key_file: Path | None) -> Vault | None:
+    """The agent's vault, or None when no vault key is configured at all (then the agent runs
+    without camera credentials). A key that is configured but unusable is a ``VaultError``."""
+    if key_file is None and not os.environ.get("CREDENTIALS_DIRECTORY"):
+        return None
+    try:
+        key = load_vault_key(key_file)
+    except VaultError:
+        if key_file is None:  # a credentials directory without vault.key: none configured
+            return None
+        raise
+    return Vault(state_dir, key)

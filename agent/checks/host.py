@@ -46,6 +46,16 @@ def _listeners(include_loopback: bool) -> list[tuple[str, int]]:
     return sorted(found)
 
 
+def _first_entries(entries: list[str], limit: int) -> str:
+    """Whole entries, space-separated, within ``limit`` characters (evidence stays bounded)."""
+    text = ""
+    for entry in entries:
+        if len(text) + len(entry) + 1 > limit:
+            break
+        text = f"{text} {entry}" if text else entry
+    return text
+
+
 def host_findings(state_dir: Path, settings: HostSettings | None = None) -> list[Finding]:
     import psutil  # noqa: PLC0415
 
@@ -63,7 +73,11 @@ def host_findings(state_dir: Path, settings: HostSettings | None = None) -> list
             status="fail",
             severity="medium",
             controls=("SVC-11",),
-            evidence={**listen_evidence, "unexpected": " ".join(unexpected)[:400]},
+            evidence={
+                **listen_evidence,
+                "unexpected_count": len(unexpected),
+                "unexpected": _first_entries(unexpected, 400),
+            },
         )
     else:
         services = make_finding(

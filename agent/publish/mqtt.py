@@ -16,7 +16,8 @@ bookkeeping below happens on the event loop thread.
   offline session's shared subscription on restart). Every message on the ``cmd`` topic is
   verified against the pinned key (size limit, signature, strict schema) before anything reads
   it; one that fails, or an ack for another agent, is counted and logged at WARNING, never
-  acted on. Commands are not supported yet: logged at WARNING and ignored.
+  acted on. A verified command's JWS is handed to ``on_command`` (the executor of
+  ``agent.commands``, which checks it again in full: typ, expiry, replay, camera).
 * Without a pinned collector key (the agent is not enrolled) an entry is removed on its
   PUBACK, as delivery can then only be broker-acknowledged; one WARNING at start says so.
 * A PUBACK failure code (e.g. 135 Not authorized) keeps the entry and logs a WARNING; the entry
@@ -34,6 +35,7 @@ import asyncio
 import heapq
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -62,7 +64,9 @@ class Publisher:
         site: str,
         config: MqttConfig,
         collector_key: OKPKey | None = None,
+        on_command: Callable[[bytes], None] | None = None,
     ) -> None:
+        self._on_command = on_command  # gets the JWS of each verified command (agent.commands)
         self._outbox = outbox
         self._agent_id = agent_id
         self._site = site
@@ -213,9 +217,10 @@ class Publisher:
             log.warning("ignored a message on %s: %s: %s", self._cmd_topic, exc.reason, exc)
             return
         if not isinstance(message, Ack):
-            log.warning(
-                "ignored command %s (%s): not supported yet", message.command_id, message.action
-            )
+            if self._on_command is not None:
+                self._on_command(payload)  # verified again, in full, by the executor
+            else:
+                log.warning("ignored command %s: no executor", message.command_id)
             return
         for low, high in message.ranges:
             for entry in self._outbox.after(low - 1, high - low + 1):

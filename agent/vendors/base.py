@@ -29,6 +29,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Self, TypeVar
 
 from agent.vendors.models import (
@@ -198,12 +199,17 @@ class Adapter(ABC):
         await self.close()
 
     async def _call(
-        self, capability: Capability, operation: str, hook: Callable[[], Awaitable[T]]
+        self,
+        capability: Capability,
+        operation: str,
+        hook: Callable[[], Awaitable[T]],
+        *,
+        timeout_s: float | None = None,
     ) -> T:
         if capability not in self.capabilities:
             raise Unsupported(f"{self.vendor} adapter does not support {capability.value}")
         try:
-            async with asyncio.timeout(self.config.timeout_s):
+            async with asyncio.timeout(timeout_s or self.config.timeout_s):
                 return await hook()
         except CameraError:
             raise
@@ -266,6 +272,29 @@ class Adapter(ABC):
 
         return await self._call(Capability.LOGIN, f"try_login/{interface.value}", attempt)
 
+    async def upload_firmware(self, image: Path, length: int, *, timeout_s: float) -> None:
+        """Send a verified image to the camera, streamed from disk; the camera reboots after.
+
+        ``timeout_s`` bounds the whole upload (images are large). A camera that refuses the
+        image raises ``BadResponse`` (or ``AuthFailed``); nothing is retried here.
+        """
+        await self._call(
+            Capability.FIRMWARE_UPGRADE,
+            "upload_firmware",
+            lambda: self._upload_firmware(image, length),
+            timeout_s=timeout_s,
+        )
+
+    async def set_password(self, username: str, password: str) -> None:
+        """Set ``username``'s password (the password is never logged)."""
+        await self._call(
+            Capability.SET_PASSWORD, "set_password", lambda: self._set_password(username, password)
+        )
+
+    async def network_settings(self) -> tuple[str, ...]:
+        """What a change must leave alone: addresses, prefixes, DHCP, MAC, ports (as text)."""
+        return await self._call(Capability.NETWORK, "network_settings", self._network_settings)
+
     # Vendor hooks. Each one is reached only through the public method above, and only when the
     # capability is declared; the defaults make an undeclared capability impossible to reach.
 
@@ -289,3 +318,12 @@ class Adapter(ABC):
 
     async def _try_login(self, interface: Interface, username: str, password: str) -> bool:
         raise Unsupported("login")
+
+    async def _upload_firmware(self, image: Path, length: int) -> None:
+        raise Unsupported("firmware_upgrade")
+
+    async def _set_password(self, username: str, password: str) -> None:
+        raise Unsupported("set_password")
+
+    async def _network_settings(self) -> tuple[str, ...]:
+        raise Unsupported("network")

@@ -20,8 +20,9 @@ handshake scan and never inferred from a connection that succeeded here.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import httpx
@@ -40,6 +41,7 @@ from agent.vendors.models import Credential, Interface, Target
 __all__ = [
     "JSON_TYPES",
     "TLS_VERIFY_REASON",
+    "FileBody",
     "HttpAdapter",
     "LockDetector",
     "Reply",
@@ -114,13 +116,15 @@ async def fetch(
     accept: Collection[str],
     auth: httpx.Auth | None = None,
     json: object = None,
+    content: AsyncIterable[bytes] | None = None,
+    headers: Mapping[str, str] | None = None,
     lock_detector: LockDetector | None = None,
 ) -> Reply:
     """One request; the complete answer if it is a 2xx of an ``accept``-ed type, else raises.
 
     ``auth`` overrides the client's credential (``try_login``); by default the client's is used.
     """
-    request = client.build_request(method, url, json=json)
+    request = client.build_request(method, url, json=json, content=content, headers=headers)
     response = await client.send(
         request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
     )
@@ -155,6 +159,30 @@ def _check_status(url: str, reply: Reply, lock_detector: LockDetector | None) ->
     if status in (502, 503, 504):
         raise Unreachable(f"{url}: HTTP {status}")
     raise BadResponse(f"{url}: unexpected HTTP {status}")
+
+
+class FileBody:
+    """A request body streamed from a file in chunks, between an optional head and tail
+    (multipart framing). Iterable again from the start, so a digest challenge answered with a
+    401 can be met by sending the body a second time (httpx refuses to replay a generator)."""
+
+    def __init__(self, path: Path, *, head: bytes = b"", tail: bytes = b"", chunk: int = 64 * 1024):
+        self.path, self.head, self.tail, self.chunk = path, head, tail, chunk
+
+    def __len__(self) -> int:
+        return len(self.head) + self.path.stat().st_size + len(self.tail)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        if self.head:
+            yield self.head
+        with self.path.open("rb") as fh:  # local disk: short blocking reads
+            while data := fh.read(self.chunk):
+                yield data
+        if self.tail:
+            yield self.tail
 
 
 class HttpAdapter(Adapter):
@@ -193,6 +221,32 @@ class HttpAdapter(Adapter):
             accept=JSON_TYPES,
             json=payload,
             auth=_NO_AUTH if anonymous else None,
+            lock_detector=self.detect_lock,
+        )
+
+    async def send_body(
+        self,
+        method: str,
+        path: str,
+        body: FileBody,
+        *,
+        content_type: str,
+        accept: Collection[str],
+        timeout_s: float | None = None,
+    ) -> Reply:
+        """Stream ``body`` (e.g. a firmware image) with the adapter's credential."""
+        headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+        client = self.http
+        if timeout_s is not None:
+            client.timeout = httpx.Timeout(timeout_s)
+        return await fetch(
+            client,
+            method,
+            path,
+            max_bytes=self.config.max_response_bytes,
+            accept=accept,
+            content=body,
+            headers=headers,
             lock_detector=self.detect_lock,
         )
 

@@ -25,6 +25,7 @@ class Capability(enum.Enum):
     LOGIN = "login"  # try_login(): one authentication attempt, for default-credential checks
     FIRMWARE_UPGRADE = "firmware_upgrade"
     SET_PASSWORD = "set_password"  # noqa: S105 (a capability name, not a password)
+    NETWORK = "network"  # network_settings(): what a firmware update must not change
 
 
 class Interface(enum.Enum):

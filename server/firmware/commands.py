@@ -1,5 +1,8 @@
 """Signed commands to agents: the action/param contract and the result steps (pure).
 
+The wire constants (action names, steps, final statuses, ``typ``, reason codes) live in
+``protocol.commands``, shared with the agent; they are re-exported here.
+
 A command is a ``protocol.Command`` signed with the collector's command key (the key agents
 pinned at enrollment as ``collector_jwk``), protected header ``typ`` = ``camwarden-cmd+jws``,
 published QoS 1 on ``camwarden/v1/<site>/<agent_id>/cmd``. Agents must verify the signature,
@@ -37,21 +40,24 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Final
 
 from joserfc.jwk import OKPKey
 
 from protocol import Command, CommandResult, encode, sign
+from protocol.commands import CMD_TYP, FINAL, FIRMWARE_APPLY, PASSWORD_ROTATE, STEPS
 from protocol.messages import EvidenceValue
 
-CMD_TYP: Final = "camwarden-cmd+jws"
-FIRMWARE_APPLY: Final = "firmware.apply"
-PASSWORD_ROTATE: Final = "password.rotate"  # noqa: S105  # an action name, not a secret
-STEPS: Final[dict[str, tuple[str, ...]]] = {
-    FIRMWARE_APPLY: ("preflight", "downloading", "uploading", "rebooting", "verifying"),
-    PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "sealing"),
-}
-FINAL: Final = frozenset({"succeeded", "failed", "rejected"})
+__all__ = [
+    "CMD_TYP",
+    "FINAL",
+    "FIRMWARE_APPLY",
+    "PASSWORD_ROTATE",
+    "STEPS",
+    "firmware_params",
+    "new_command",
+    "outcome",
+    "signed",
+]
 
 
 def new_command(

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lab.firmware import make_image
-from server.firmware.service import FirmwareScoped, catalogue_targets, receive
+from server.firmware.service import FirmwareScoped, ImageView, catalogue_targets, receive
 from server.firmware.tuf_repo import TufRepository, generate_key, load_signer, sign_bundle
 from server.storage import Repository
 from server.web.scope import Principal, Scoped
@@ -50,3 +50,34 @@ def published_repo(
         bundle, _ = sign_bundle(bundle, load_signer(state / f"{n}.key"))
     tuf.import_signed(bundle, now)
     return got.id
+
+
+def publish_image(
+    state: Path,
+    repo: Repository,
+    image: bytes,
+    *,
+    version: str,
+    vendor: str = "hikvision",
+    models: tuple[str, ...] = (MODEL,),
+    now: datetime | None = None,
+    uploader: Principal = ADMIN,
+) -> ImageView:
+    """Add ``image`` to a repository made by ``published_repo`` and publish a new targets
+    version signed with its targets key (root unchanged)."""
+    tuf = TufRepository.under(state)
+    when = now or datetime.now(UTC)
+    got = FirmwareScoped(scope(repo, uploader), tuf).upload(
+        receive(tuf, io.BytesIO(image), 2**31),
+        filename=f"fw-{version}.bin",
+        vendor=vendor,
+        models=list(models),
+        version=version,
+        build_date=dt.date(2024, 5, 1),
+        vendor_sha256=None,
+        release_notes="",
+    )
+    bundle = tuf.export_bundle(catalogue_targets(repo), when)
+    bundle, _ = sign_bundle(bundle, load_signer(state / "targets.key"))
+    tuf.import_signed(bundle, when)
+    return got

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+from pathlib import Path
 from typing import ClassVar
 
 from agent.vendors.axis import const, parsers
-from agent.vendors.http import HttpAdapter
+from agent.vendors.base import BadResponse
+from agent.vendors.http import JSON_TYPES, FileBody, HttpAdapter
 from agent.vendors.models import Account, Capability, DeviceIdentity, ServiceState, TimeInfo
 
 
@@ -20,6 +24,7 @@ class AxisAdapter(HttpAdapter):
             Capability.SERVICES,
             Capability.TIME,
             Capability.LOGIN,
+            Capability.FIRMWARE_UPGRADE,
         }
     )
 
@@ -53,3 +58,24 @@ class AxisAdapter(HttpAdapter):
     async def login_probe(self, username: str, password: str) -> bool:
         path = const.PARAM + const.BRAND
         return await self.digest_login(path, username, password, const.TEXT_TYPES)
+
+    async def _upload_firmware(self, image: Path, length: int) -> None:
+        """VAPIX firmware management ``upgrade``: multipart, a JSON part then the image."""
+        boundary = f"camwarden{secrets.token_hex(12)}"
+        call = json.dumps({"apiVersion": const.FIRMWARE_API_VERSION, "method": "upgrade"})
+        head = (
+            f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{call}\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="fw.bin"'
+            "\r\nContent-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        reply = await self.send_body(
+            "POST",
+            const.FIRMWARE_MANAGEMENT,
+            FileBody(image, head=head, tail=tail),
+            content_type=f"multipart/form-data; boundary={boundary}",
+            accept=JSON_TYPES,
+        )
+        answer = json.loads(reply.body)
+        if not isinstance(answer, dict) or "error" in answer or "data" not in answer:
+            raise BadResponse("axis: firmware upgrade refused")

@@ -20,3 +20,5 @@ TEXT_TYPES: Final = frozenset({"text/plain"})
 
 # pwdgrp groups, most privileged first -> camwarden role.
 GROUPS: Final = (("admin", "administrator"), ("operator", "operator"), ("viewer", "user"))
+FIRMWARE_MANAGEMENT: Final = "/axis-cgi/firmwaremanagement.cgi"
+FIRMWARE_API_VERSION: Final = "1.4"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
-from agent.vendors.base import Unsupported
+from agent.vendors.base import BadResponse, Unsupported
 from agent.vendors.dahua import const, parsers
-from agent.vendors.http import HttpAdapter
+from agent.vendors.http import FileBody, HttpAdapter
 from agent.vendors.models import Account, Capability, DeviceIdentity, ServiceState, TimeInfo
 
 
@@ -22,6 +23,7 @@ class DahuaAdapter(HttpAdapter):
             Capability.SERVICES,
             Capability.TIME,
             Capability.LOGIN,
+            Capability.FIRMWARE_UPGRADE,
         }
     )
 
@@ -63,3 +65,15 @@ class DahuaAdapter(HttpAdapter):
 
     async def login_probe(self, username: str, password: str) -> bool:
         return await self.digest_login(const.DEVICE_TYPE, username, password, const.TEXT_TYPES)
+
+    async def _upload_firmware(self, image: Path, length: int) -> None:
+        """``POST /cgi-bin/upgrader.cgi?action=uploadFirmware``; the camera answers ``OK``."""
+        reply = await self.send_body(
+            "POST",
+            const.UPLOAD_FIRMWARE,
+            FileBody(image),
+            content_type="application/octet-stream",
+            accept=const.TEXT_TYPES,
+        )
+        if reply.body.strip() != b"OK":
+            raise BadResponse("dahua: uploadFirmware did not answer OK")

@@ -24,3 +24,4 @@ TEXT_TYPES: Final = frozenset({"text/plain"})
 
 # userManager Group -> camwarden role.
 ROLES: Final = {"admin": "administrator", "user": "user"}
+UPLOAD_FIRMWARE: Final = "/cgi-bin/upgrader.cgi?action=uploadFirmware"

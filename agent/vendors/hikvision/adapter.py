@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
-from agent.vendors.base import CameraError, LockedOut, Unsupported
+from agent.vendors.base import BadResponse, CameraError, LockedOut, Unsupported
 from agent.vendors.hikvision import const, parsers
-from agent.vendors.http import HttpAdapter, Reply
+from agent.vendors.http import FileBody, HttpAdapter, Reply
 from agent.vendors.models import (
     Account,
     Capability,
@@ -27,6 +28,7 @@ class HikvisionAdapter(HttpAdapter):
             Capability.LOCKOUT_POLICY,
             Capability.TIME,
             Capability.LOGIN,
+            Capability.FIRMWARE_UPGRADE,
         }
     )
 
@@ -82,3 +84,16 @@ class HikvisionAdapter(HttpAdapter):
 
     async def login_probe(self, username: str, password: str) -> bool:
         return await self.digest_login(const.DEVICE_INFO, username, password, const.XML_TYPES)
+
+    async def _upload_firmware(self, image: Path, length: int) -> None:
+        """``PUT /ISAPI/System/updateFirmware`` with the image as the body; the camera answers
+        a ResponseStatus (statusCode 1 OK or 7 Reboot Required) and reboots."""
+        reply = await self.send_body(
+            "PUT",
+            const.UPDATE_FIRMWARE,
+            FileBody(image),
+            content_type="application/octet-stream",
+            accept=const.XML_TYPES,
+        )
+        if b"<statusCode>1<" not in reply.body and b"<statusCode>7<" not in reply.body:
+            raise BadResponse("hikvision: updateFirmware did not answer OK or Reboot Required")

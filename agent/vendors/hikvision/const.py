@@ -22,3 +22,4 @@ XML_TYPES: Final = frozenset({"application/xml", "text/xml"})
 
 # ISAPI userLevel -> camwarden role.
 ROLES: Final = {"administrator": "administrator", "operator": "operator", "viewer": "user"}
+UPDATE_FIRMWARE: Final = "/ISAPI/System/updateFirmware"

@@ -3,6 +3,7 @@ and the anonymous-access probe of AUTH-10."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from agent.vendors.base import (
@@ -37,6 +38,9 @@ class OnvifAdapter(Adapter):
             Capability.TIME,
             Capability.STREAMS,
             Capability.LOGIN,
+            Capability.FIRMWARE_UPGRADE,
+            Capability.SET_PASSWORD,
+            Capability.NETWORK,
         }
     )
 
@@ -88,6 +92,53 @@ class OnvifAdapter(Adapter):
         finally:
             await self.client.discard(device)
         return True
+
+    async def _upload_firmware(self, image: Path, length: int) -> None:
+        """ONVIF Core ``StartFirmwareUpgrade``, then an HTTP POST of the image to the
+        ``UploadUri`` it names (on the camera's own address only); 200 means accepted."""
+        import httpx  # noqa: PLC0415  # loaded by the HTTP adapters already
+
+        from agent.vendors.http import FileBody, fetch  # noqa: PLC0415
+
+        device = await self.client.device()
+        answer = await device.StartFirmwareUpgrade()
+        uri = parsers.upload_uri(answer, self.target.address)
+        async with httpx.AsyncClient(
+            auth=httpx.DigestAuth(self.credential.username, self.credential.password)
+            if self.credential
+            else None,
+            timeout=httpx.Timeout(self.config.timeout_s * 6),  # per operation; the whole
+            # upload is bounded by upload_firmware's timeout
+            trust_env=False,
+            follow_redirects=False,
+        ) as http:
+            body = FileBody(image)
+            await fetch(
+                http,
+                "POST",
+                uri,
+                max_bytes=self.config.max_response_bytes,
+                accept=frozenset({"text/plain", "", "application/octet-stream"}),
+                content=body,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(len(body)),
+                },
+            )
+
+    async def _set_password(self, username: str, password: str) -> None:
+        """``SetUser`` with the account's current level (read with ``GetUsers``)."""
+        device = await self.client.device()
+        level = parsers.user_level(await device.GetUsers(), username)
+        await device.SetUser(
+            {"User": [{"Username": username, "Password": password, "UserLevel": level}]}
+        )
+
+    async def _network_settings(self) -> tuple[str, ...]:
+        device = await self.client.device()
+        return parsers.network_fingerprint(
+            await device.GetNetworkInterfaces(), await device.GetNetworkProtocols()
+        )
 
     async def unauthenticated_operations(self) -> dict[str, bool]:
         """AUTH-10: which protected operations answered a caller without credentials.

@@ -123,3 +123,50 @@ def profile_tokens(profiles: Any) -> list[tuple[Any, str]]:
             raise ValueError("GetProfiles entry without token")
         out.append((profile, token))
     return out
+
+
+def user_level(users: Any, username: str) -> str:
+    """The ``UserLevel`` of ``username`` in a GetUsers answer (SetUser must repeat it)."""
+    for user in users or []:
+        if _str(getattr(user, "Username", None)) == username:
+            return _str(getattr(user, "UserLevel", None)) or "User"
+    raise LookupError(f"no account {username!r} on the camera")
+
+
+def upload_uri(answer: Any, address: str) -> str:
+    """The ``UploadUri`` of StartFirmwareUpgrade, refused unless it is on the camera itself
+    (an image is never sent anywhere else)."""
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    uri = _str(getattr(answer, "UploadUri", None))
+    if uri is None:
+        raise ValueError("StartFirmwareUpgrade names no UploadUri")
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or parts.hostname != address:
+        raise ValueError("UploadUri is not on the camera's own address")
+    return uri
+
+
+def network_fingerprint(interfaces: Any, protocols: Any) -> tuple[str, ...]:
+    """Interfaces (token, MAC, IPv4 manual addresses and DHCP) and enabled protocol ports,
+    as sorted text lines: equal before and after a firmware update, or something changed."""
+    lines = []
+    for item in interfaces or []:
+        info = getattr(item, "Info", None)
+        ipv4 = getattr(item, "IPv4", None)
+        config = getattr(ipv4, "Config", None)
+        manual = [
+            f"{_str(getattr(a, 'Address', None))}/{_str(getattr(a, 'PrefixLength', None))}"
+            for a in (getattr(config, "Manual", None) or [])
+        ]
+        lines.append(
+            f"if {_str(getattr(item, 'token', None))} mac={_str(getattr(info, 'HwAddress', None))}"
+            f" ipv4={','.join(manual)} dhcp={_str(getattr(config, 'DHCP', None))}"
+        )
+    for proto in protocols or []:
+        ports = ",".join(str(p) for p in (getattr(proto, "Port", None) or []))
+        lines.append(
+            f"proto {_str(getattr(proto, 'Name', None))}"
+            f" on={_str(getattr(proto, 'Enabled', None))} ports={ports}"
+        )
+    return tuple(sorted(lines))

@@ -1,0 +1,17 @@
+"""Signed commands from the collector: verification, replay store, journal and execution.
+
+Errors::
+
+    AgentError
+     +-- CommandRefused     the command is not carried out; ``reason`` is a stable code
+     |                      (``protocol.commands.REASONS`` or a ``ProtocolError`` reason) and
+     |                      ``answer`` says whether a signed ``rejected`` result is sent: not for
+     |                      bytes the collector did not sign, nor for another agent, nor for a
+     |                      replay (the original was answered already)
+     +-- StepFailed         a started command stopped cleanly at a step; ``reason`` as above,
+                            ``status`` is ``failed`` (or ``rejected`` for a refusal found in
+                            preflight, e.g. a downgrade without approval)
+
+Nothing is sent to a camera before the command verified, was claimed in the replay store and
+its journal entry was written.
+"""

@@ -1,0 +1,301 @@
+"""Runs verified commands: one state machine per command, journaled at every step.
+
+::
+
+    token --verify--> [refused: no answer, or a signed ``rejected``]
+          --claim nonce (persisted)--> journal(accepted) --> ``accepted``
+          --> step_1 ... step_n (journal, then an ``in_progress`` result, then the work)
+          --> ``succeeded`` | ``failed`` (reason) | ``rejected`` (refusal found in preflight)
+
+Each step is written to the journal before its work starts; on start ``resume()`` hands every
+unfinished entry back to its action, which knows per step whether to resume (e.g. a download
+continues where it stopped) or to stop cleanly (``failed``, reason ``interrupted``). Results go
+through ``agent.issuer.Issuer`` (signed, chained, outbox first); the publisher sends them.
+One command per camera at a time. Actions are the explicit table ``ACTIONS``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from joserfc.jwk import OKPKey
+
+from agent.commands.errors import CommandRefused, StepFailed
+from agent.commands.journal import Entry, Journal
+from agent.commands.replay import NonceStore
+from agent.commands.verify import verify_command
+from agent.config import AgentConfig, CameraConfig
+from agent.issuer import Header, Issued, utc_now
+from agent.vendors.base import AuthFailed, CameraError, Timeout, Unreachable
+from agent.vendors.models import Credential
+from protocol.commands import FIRMWARE_APPLY, PASSWORD_ROTATE
+from protocol.envelope import verify
+from protocol.errors import ProtocolError, UnknownKey
+from protocol.messages import (
+    AgentMessage,
+    Command,
+    CommandResult,
+    EvidenceValue,
+    decode_collector_message,
+)
+
+log = logging.getLogger(__name__)
+
+Status = Literal["accepted", "rejected", "in_progress", "succeeded", "failed"]
+Details = dict[str, EvidenceValue]
+
+
+class CredentialStore(Protocol):
+    """The camera credentials (``agent.vault.Vault`` has this shape)."""
+
+    def credential(self, ref: str) -> Credential | None: ...
+
+    def set(self, ref: str, username: str, password: str) -> None: ...
+
+    def delete(self, ref: str) -> bool: ...
+
+
+class ResultIssuer(Protocol):
+    def issue(self, build: Callable[[Header], AgentMessage]) -> Issued | None: ...
+
+
+@dataclass(slots=True)
+class Run:
+    """One command being carried out: what actions see."""
+
+    command: Command
+    camera: CameraConfig
+    entry: Entry
+    executor: Executor
+
+    async def step(self, name: str, **data: str) -> None:
+        self.entry.step = name
+        self.entry.status = "in_progress"
+        self.entry.data.update(data)
+        await asyncio.to_thread(self.executor.journal.save, self.entry)
+        log.info("command %s: %s", self.command.command_id, name)
+        await self.executor.answer(self.command.command_id, "in_progress", step=name)
+
+    async def note(self, **data: str) -> None:
+        self.entry.data.update(data)
+        await asyncio.to_thread(self.executor.journal.save, self.entry)
+
+
+Action = Callable[[Run], Awaitable[Details]]
+
+
+@dataclass
+class Executor:
+    config: AgentConfig
+    issuer: ResultIssuer
+    collector_key: OKPKey
+    credentials: CredentialStore
+    clock: Callable[[], datetime] = utc_now
+    wake: Callable[[], None] = lambda: None
+    refused: dict[str, int] = field(default_factory=dict)  # reason -> count (metrics, tests)
+    _busy: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        base = self.config.state_path / "commands"
+        self.nonces = NonceStore(base / "nonces.json")
+        self.journal = Journal(base / "journal")
+
+    @property
+    def cameras(self) -> dict[str, CameraConfig]:
+        return {c.id: c for c in self.config.cameras}
+
+    async def answer(
+        self,
+        command_id: str,
+        status: Status,
+        *,
+        step: str | None = None,
+        reason: str | None = None,
+        details: Details | None = None,
+    ) -> None:
+        def build(h: Header) -> CommandResult:
+            return CommandResult(
+                **h.fields(),
+                command_id=command_id,
+                status=status,
+                step=step,
+                reason=reason,
+                details=details or {},
+            )
+
+        await asyncio.to_thread(self.issuer.issue, build)
+        self.wake()
+
+    def _refuse(self, exc: CommandRefused, token_hint: str) -> None:
+        self.refused[exc.reason] = self.refused.get(exc.reason, 0) + 1
+        log.warning("refused command %s: %s: %s", token_hint, exc.reason, exc.detail)
+
+    async def submit(self, token: bytes) -> str:
+        """Verify and carry out one command; return its final status or refusal reason."""
+        now = self.clock()
+        try:
+            command = verify_command(
+                token,
+                self.collector_key,
+                agent_id=self.config.agent_id,
+                site=self.config.site,
+                cameras=self.cameras,
+                now=now,
+                max_skew=timedelta(seconds=self.config.firmware.max_clock_skew_s),
+            )
+        except CommandRefused as exc:
+            hint = _command_id(token, self.collector_key) or "(unverified)"
+            self._refuse(exc, hint)
+            if exc.answer and hint != "(unverified)":
+                # a signed, addressed command that is expired, unknown or for a foreign camera:
+                # its nonce is claimed too, so a replay of it is refused without an answer
+                try:
+                    await asyncio.to_thread(self._claim_raw, token, now)
+                except CommandRefused as again:
+                    self._refuse(again, hint)
+                    return again.reason
+                await self.answer(hint, "rejected", reason=exc.reason)
+            return exc.reason
+        try:
+            await asyncio.to_thread(
+                self.nonces.claim, command.nonce, command.command_id, command.expires_at, now
+            )
+        except CommandRefused as exc:
+            self._refuse(exc, command.command_id)
+            return exc.reason
+        assert command.camera_id is not None  # verify_command checked it
+        if command.camera_id in self._busy:
+            self._refuse(CommandRefused("busy", "camera busy"), command.command_id)
+            await self.answer(command.command_id, "rejected", reason="busy")
+            return "busy"
+        entry = Entry(command_id=command.command_id, token=token.decode("ascii"))
+        await asyncio.to_thread(self.journal.save, entry)
+        await self.answer(command.command_id, "accepted")
+        return await self._run(command, entry)
+
+    def _claim_raw(self, token: bytes, now: datetime) -> None:
+        command = _decode(token, self.collector_key)
+        if command is not None:
+            expires = max(command.expires_at, now + timedelta(hours=1))
+            self.nonces.claim(command.nonce, command.command_id, expires, now)
+
+    async def run_local(self, command: Command) -> str:
+        """A command the agent made itself (scheduled rotation): journaled, answered alike."""
+        from protocol.messages import encode  # noqa: PLC0415
+
+        entry = Entry(
+            command_id=command.command_id, token=encode(command).decode("utf-8"), local=True
+        )
+        await asyncio.to_thread(self.journal.save, entry)
+        return await self._run(command, entry)
+
+    async def resume(self) -> list[tuple[str, str]]:
+        """Finish every command the journal holds (after a crash); returns (id, status)."""
+        out = []
+        for entry in await asyncio.to_thread(self.journal.pending):
+            command = _decode(entry.token.encode(), self.collector_key, local=entry.local)
+            if command is None or command.camera_id not in self.cameras:
+                log.warning("journal entry %s unusable; dropped", entry.command_id)
+                self.journal.remove(entry.command_id)
+                continue
+            if entry.status in ("succeeded", "failed", "rejected"):
+                await self.answer(command.command_id, entry.status, reason=entry.reason)  # type: ignore[arg-type]
+                self.journal.remove(entry.command_id)
+                out.append((entry.command_id, entry.status))
+                continue
+            log.info("resuming command %s at step %s", entry.command_id, entry.step)
+            out.append((entry.command_id, await self._run(command, entry)))
+        return out
+
+    async def _run(self, command: Command, entry: Entry) -> str:
+        assert command.camera_id is not None
+        camera = self.cameras[command.camera_id]
+        run = Run(command, camera, entry, self)
+        action = ACTIONS[command.action]
+        self._busy.add(camera.id)
+        status: Status
+        reason: str | None = None
+        details: Details = {}
+        try:
+            details = await action(run)
+            status = "succeeded"
+        except StepFailed as exc:
+            status, reason = exc.status, exc.reason
+            log.warning(
+                "command %s %s at %s: %s", command.command_id, status, entry.step, exc.detail
+            )
+        except CameraError as exc:
+            status, reason = "failed", _camera_reason(exc)
+            log.warning("command %s failed at %s: %s", command.command_id, entry.step, exc)
+        except Exception:
+            log.exception("command %s failed at %s", command.command_id, entry.step)
+            status, reason = "failed", "internal"
+        finally:
+            self._busy.discard(camera.id)
+        entry.status, entry.reason = status, reason
+        await asyncio.to_thread(self.journal.save, entry)
+        await self.answer(command.command_id, status, reason=reason, details=details)
+        await asyncio.to_thread(self.journal.remove, command.command_id)
+        log.info("command %s %s%s", command.command_id, status, f" ({reason})" if reason else "")
+        return status if reason is None else f"{status}:{reason}"
+
+    def credential(self, camera: CameraConfig) -> Credential:
+        if camera.credentials_ref is None:
+            raise StepFailed("preflight_failed", f"camera {camera.id} has no credentials_ref")
+        found = self.credentials.credential(camera.credentials_ref)
+        if found is None:
+            raise StepFailed("preflight_failed", f"no credential {camera.credentials_ref!r}")
+        return found
+
+
+def _camera_reason(exc: CameraError) -> str:
+    if isinstance(exc, Unreachable):
+        return "camera_unreachable"
+    if isinstance(exc, Timeout):
+        return "timeout"
+    if isinstance(exc, AuthFailed):
+        return "camera_refused"
+    return "camera_refused"
+
+
+def _decode(token: bytes, key: OKPKey, *, local: bool = False) -> Command | None:
+    """A command whose signature holds (journal, rejected answers); expiry not checked."""
+    try:
+        if local:
+            message = decode_collector_message(token)
+        else:
+
+            def resolve(kid: str) -> OKPKey:
+                if kid != key.thumbprint():
+                    raise UnknownKey(kid)
+                return key
+
+            message = decode_collector_message(verify(token, resolve).payload)
+    except ProtocolError:
+        return None
+    return message if isinstance(message, Command) else None
+
+
+def _command_id(token: bytes, key: OKPKey) -> str | None:
+    command = _decode(token, key)
+    return command.command_id if command is not None else None
+
+
+async def _firmware(run: Run) -> Details:
+    from agent.firmware.apply import apply_firmware  # noqa: PLC0415  # tuf: ~25 MB, on use
+
+    return await apply_firmware(run)
+
+
+async def _rotate(run: Run) -> Details:
+    from agent.rotation import rotate_password  # noqa: PLC0415  # zxcvbn: ~14 MB, on use
+
+    return await rotate_password(run)
+
+
+ACTIONS: dict[str, Action] = {FIRMWARE_APPLY: _firmware, PASSWORD_ROTATE: _rotate}

@@ -1,0 +1,285 @@
+"""The ``password.rotate`` action, the escrow seal, the NVR hook and scheduled rotation.
+
+::
+
+    preflight   escrow key: an X25519 public JWK whose RFC 7638 thumbprint is ``escrow_kid``
+                and, when ``[rotation] escrow_kid`` pins the organisation's key, that key
+                (refusals before any camera contact); the current credential from the vault;
+                the camera answers with it
+    generating  a random password (``secrets``) of ``max(min_length, [rotation] min_length)``
+                meeting Decision 724 (all four classes) with zxcvbn score 4; kept in the vault
+                as ``<ref>.pending`` *before* the camera is changed, so a crash never loses it
+    applying    ONVIF ``SetUser`` with the account's current level
+    verifying   the new password is accepted and the old one refused (one attempt each);
+                then the vault entry is replaced and the pending one removed
+    sealing     JWE (ECDH-ES+A256KW, A256GCM) of ``{camera_id, username, password, ...}`` to
+                the escrow key, returned as ``details.sealed``; then the hook, if configured,
+                gets the same JSON on stdin (never in argv or the environment)
+
+Resume: before ``applying`` the rotation starts over (the camera was not touched); at
+``applying``/``verifying`` the pending password is tried: accepted -> continue verifying;
+refused -> the camera kept the old one: failed cleanly (``interrupted``); at ``sealing`` the
+vault holds the new password: seal it again. Passwords are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import string
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import msgspec
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from agent.commands.errors import StepFailed
+from agent.commands.verify import RotateParams, rotate_params
+from agent.credentials.passwords import assess_password
+from agent.state import atomic_write
+from agent.vendors.base import AdapterConfig, CameraError
+from agent.vendors.models import Credential, Interface
+from agent.vendors.onvif.adapter import OnvifAdapter
+from protocol.commands import PASSWORD_ROTATE
+from protocol.messages import Command
+
+if TYPE_CHECKING:
+    from agent.commands.executor import Details, Executor, Run
+
+log = logging.getLogger(__name__)
+
+ALG, ENC = "ECDH-ES+A256KW", "A256GCM"
+# no quotes, backslash, angle brackets, ampersand or space: vendor web UIs and XML stacks of
+# some cameras mangle them; 74 symbols still give > 6 bits per character
+_SPECIALS = "!#%+-.:=?@_~^*"
+_ALPHABET = string.ascii_letters + string.digits + _SPECIALS
+_EARLY = (None, "preflight", "generating")
+
+
+def escrow_key(params: RotateParams, pinned_kid: str | None) -> OKPKey:
+    """The escrow public key of the command, checked (pure; see module doc)."""
+    try:
+        key = OKPKey.import_key(json.loads(params.escrow_jwk))
+    except (ValueError, JoseError, TypeError) as exc:
+        raise StepFailed(
+            "escrow_key_mismatch", "escrow_jwk is not a JWK", status="rejected"
+        ) from exc
+    if key.as_dict().get("crv") != "X25519" or key.is_private:
+        raise StepFailed(
+            "escrow_key_mismatch", "escrow_jwk is not an X25519 public key", status="rejected"
+        )
+    if key.thumbprint() != params.escrow_kid:
+        raise StepFailed(
+            "escrow_key_mismatch", "escrow_jwk's thumbprint is not escrow_kid", status="rejected"
+        )
+    if pinned_kid is not None and params.escrow_kid != pinned_kid:
+        raise StepFailed(
+            "escrow_key_not_pinned",
+            f"escrow key {params.escrow_kid} is not the organisation's {pinned_kid}",
+            status="rejected",
+        )
+    return key
+
+
+def generate_password(length: int, user_inputs: list[str]) -> str:
+    """Random, all four classes (Decision 724), zxcvbn score 4."""
+    while True:
+        password = "".join(secrets.choice(_ALPHABET) for _ in range(length))
+        verdict = assess_password(password, user_inputs=user_inputs)
+        if verdict.meets_724 and verdict.score >= 4 and verdict.length >= length:
+            return password
+
+
+def seal(key: OKPKey, payload: dict[str, str]) -> str:
+    header = {"alg": ALG, "enc": ENC, "kid": key.thumbprint(), "cty": "camwarden-credential"}
+    return jwe.encrypt_compact(header, json.dumps(payload).encode(), key)
+
+
+async def run_hook(argv: tuple[str, ...], payload: dict[str, str], timeout_s: float) -> bool:
+    """The site's hook gets the credential as JSON on stdin; True if it exited 0."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+    except OSError as exc:
+        log.warning("rotation hook %s cannot start: %s", argv[0], exc.strerror)
+        return False
+    try:
+        async with asyncio.timeout(timeout_s):
+            await proc.communicate(json.dumps(payload).encode() + b"\n")
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        log.warning("rotation hook %s timed out after %s s", argv[0], timeout_s)
+        return False
+    if proc.returncode != 0:
+        log.warning("rotation hook %s exited with %s", argv[0], proc.returncode)
+    return proc.returncode == 0
+
+
+async def _login(onvif: OnvifAdapter, username: str, password: str) -> bool:
+    return await onvif.try_login(Interface.ONVIF, username, password)
+
+
+async def rotate_password(run: Run) -> Details:
+    params = rotate_params(run.command.params)
+    ex, camera, entry = run.executor, run.camera, run.entry
+    rot = ex.config.rotation
+    ref = camera.credentials_ref
+    if entry.step in _EARLY:
+        await run.step("preflight")
+    key = escrow_key(params, rot.escrow_kid)
+    current = ex.credential(camera)
+    assert ref is not None  # ex.credential checked it
+    target_ref = ref if params.username == current.username else f"{ref}/{params.username}"
+    pending_ref = f"{target_ref}.pending"
+    old = ex.credentials.credential(target_ref)
+    config = AdapterConfig(timeout_s=ex.config.firmware.camera_timeout_s)
+    async with OnvifAdapter(ex.config.target(camera), config, current) as onvif:
+        if entry.step in _EARLY:
+            try:
+                ident = await onvif.identify()
+            except CameraError as exc:
+                raise StepFailed("preflight_failed", f"camera: {exc.code}") from exc
+            await run.step("generating")
+            length = max(params.min_length, rot.min_length)
+            inputs = [w for w in (ident.vendor, ident.model, params.username, camera.id) if w]
+            new = await asyncio.to_thread(generate_password, length, inputs)
+            if old is not None and new == old.password:  # cannot happen; checked anyway
+                raise StepFailed("internal", "generated password equals the current one")
+            await asyncio.to_thread(ex.credentials.set, pending_ref, params.username, new)
+            await run.step("applying")
+            try:
+                await onvif.set_password(params.username, new)
+            except CameraError as exc:
+                ex.credentials.delete(pending_ref)
+                raise StepFailed("camera_refused", f"SetUser: {exc.code}") from exc
+            await run.step("verifying")
+        elif entry.step in ("applying", "verifying"):
+            pending = ex.credentials.credential(pending_ref)
+            if pending is None or not await _login(onvif, params.username, pending.password):
+                ex.credentials.delete(pending_ref)
+                raise StepFailed("interrupted", "stopped before the camera took the password")
+            new = pending.password
+            if entry.step == "applying":
+                await run.step("verifying")
+        if entry.step == "verifying":
+            await _confirm(run, onvif, params.username, (new, old), target_ref)
+    return await _seal_and_hand_over(run, key, params.escrow_kid, target_ref)
+
+
+async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) -> Details:
+    ex, rot = run.executor, run.executor.config.rotation
+    stored = ex.credentials.credential(target_ref)
+    if stored is None:
+        raise StepFailed("vault_failed", f"{target_ref} missing after the rotation")
+    payload = {
+        "camera_id": run.camera.id,
+        "username": stored.username,
+        "password": stored.password,
+        "command_id": run.command.command_id,
+        "rotated_at": ex.clock().isoformat(),
+    }
+    details: Details = {"sealed": seal(key, payload), "escrow_kid": kid}
+    if rot.hook:
+        details["hook"] = (
+            "ok" if await run_hook(rot.hook, payload, rot.hook_timeout_s) else "failed"
+        )
+    log.info("camera %s: password of %s rotated", run.camera.id, stored.username)
+    return details
+
+
+async def _confirm(
+    run: Run,
+    onvif: OnvifAdapter,
+    username: str,
+    passwords: tuple[str, Credential | None],
+    target_ref: str,
+) -> None:
+    """New accepted, old refused; then the vault takes the new one and the pending goes."""
+    new, old = passwords
+    store = run.executor.credentials
+    if not await _login(onvif, username, new):
+        raise StepFailed("verify_failed", "the camera refuses the new password")
+    if old is not None and await _login(onvif, username, old.password):
+        raise StepFailed("verify_failed", "the camera still accepts the old password")
+    try:
+        await asyncio.to_thread(store.set, target_ref, username, new)
+    except Exception as exc:
+        raise StepFailed("vault_failed", f"{type(exc).__name__}") from exc
+    await asyncio.to_thread(store.delete, f"{target_ref}.pending")
+    await run.step("sealing")
+
+
+class _Last(msgspec.Struct, forbid_unknown_fields=True):
+    rotated: dict[str, datetime] = {}
+
+
+class RotationSchedule:
+    """Scheduled rotation (``[rotation] interval_days``): the agent rotates each camera's own
+    credential when due, sealing to the organisation's pinned escrow key, through the same
+    executor and journal as a collector's command (a local command, no signature)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.path = executor.config.state_path / "rotation.json"
+
+    def _load(self) -> _Last:
+        try:
+            return msgspec.json.decode(self.path.read_bytes(), type=_Last)
+        except FileNotFoundError:
+            return _Last()
+
+    def escrow_jwk(self) -> str:
+        rot = self.executor.config.rotation
+        if rot.escrow_jwk_file is None or rot.escrow_kid is None:
+            raise StepFailed("escrow_key_not_pinned", "no [rotation] escrow_jwk_file/escrow_kid")
+        return Path(rot.escrow_jwk_file).read_text(encoding="utf-8").strip()
+
+    async def run_due(self, now: datetime) -> list[str]:
+        rot = self.executor.config.rotation
+        if rot.interval_days is None:
+            return []
+        interval = timedelta(days=rot.interval_days)
+        last = self._load()
+        out = []
+        for camera in self.executor.config.cameras:
+            if camera.credentials_ref is None:
+                continue
+            when = last.rotated.get(camera.id)
+            if when is not None and now - when < interval:
+                continue
+            credential = self.executor.credentials.credential(camera.credentials_ref)
+            if credential is None:
+                continue
+            command = Command(
+                command_id=f"rot-{camera.id[:40]}-{int(now.timestamp())}",
+                agent_id=self.executor.config.agent_id,
+                site=self.executor.config.site,
+                action=PASSWORD_ROTATE,
+                issued_at=now,
+                expires_at=now + timedelta(hours=1),
+                nonce=secrets.token_urlsafe(24),
+                camera_id=camera.id,
+                params={
+                    "escrow_kid": rot.escrow_kid,
+                    "escrow_jwk": self.escrow_jwk(),
+                    "username": credential.username,
+                    "min_length": rot.min_length,
+                },
+            )
+            status = await self.executor.run_local(command)
+            out.append(status)
+            if status == "succeeded":
+                last.rotated[camera.id] = now
+                atomic_write(self.path, msgspec.json.encode(last))
+        return out

@@ -1,0 +1,129 @@
+"""password.rotate against a lab camera: the new password works and the old one fails, the
+vault holds it, the escrow decrypts it, the hook gets it on stdin; a foreign escrow key is
+refused before the camera is touched."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from joserfc import jwe
+from joserfc.jwk import OKPKey
+
+from agent.config import RotationConfig
+from agent.credentials.passwords import assess_password
+from agent.rotation import RotationSchedule
+from lab.testing import LabFactory
+from protocol.commands import PASSWORD_ROTATE
+from tests.agent.firmware.conftest import Collector
+from tests.agent.firmware.world import LAB, PASSWORD, World, writes
+
+pytestmark = pytest.mark.integration
+
+
+def escrow() -> tuple[OKPKey, dict[str, object]]:
+    key = OKPKey.generate_key("X25519")
+    public = key.as_dict(private=False)
+    return key, {
+        "escrow_kid": key.thumbprint(),
+        "escrow_jwk": json.dumps(public),
+        "username": "admin",
+        "min_length": 24,
+    }
+
+
+async def test_rotation_end_to_end(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    org, params = escrow()
+    received = tmp_path / "hook.json"
+    hook = (
+        sys.executable,
+        "-c",
+        f"import sys; open({str(received)!r}, 'w').write(sys.stdin.read())",
+    )
+    fleet = await lab_fleet(LAB)
+    w = World.make(
+        tmp_path, collector_tuf.state, collector_tuf.base_url, fleet["hik"],
+        rotation=RotationConfig(escrow_kid=org.thumbprint(), hook=hook),
+    )  # fmt: skip
+    command = w.command(PASSWORD_ROTATE, params=params)
+    assert await w.executor().submit(w.sign(command)) == "succeeded"
+    assert w.trail(command.command_id) == [
+        "accepted", "preflight", "generating", "applying", "verifying", "sealing", "succeeded",
+    ]  # fmt: skip
+    final = w.results()[-1]
+    assert final.details["escrow_kid"] == org.thumbprint()
+    assert final.details["hook"] == "ok"
+    sealed = final.details["sealed"]
+    assert isinstance(sealed, str)
+    opened = json.loads(jwe.decrypt_compact(sealed, org).plaintext or b"")
+    new = opened["password"]
+    stored = w.credentials.credential("hik")
+    assert stored is not None
+    assert stored.password == new != PASSWORD
+    assert w.credentials.credential("hik.pending") is None
+    assert w.node.camera.users["admin"].password == new
+    verdict = assess_password(new)
+    assert verdict.meets_724
+    assert verdict.length >= 24
+    assert json.loads(received.read_text())["password"] == new
+    for path in w.state.rglob("*"):
+        if path.is_file():
+            assert new.encode() not in path.read_bytes(), path  # only the vault has it
+
+
+@pytest.mark.parametrize("attack", ["not_the_org_key", "kid_mismatch", "private_key_sent"])
+async def test_foreign_escrow_keys_are_refused_before_the_camera(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path, attack: str
+) -> None:
+    org, _ = escrow()
+    attacker, params = escrow()
+    if attack == "kid_mismatch":
+        params["escrow_kid"] = org.thumbprint()  # claims the org's kid, carries another key
+    if attack == "private_key_sent":
+        params["escrow_jwk"] = json.dumps(attacker.as_dict(private=True))
+    fleet = await lab_fleet(LAB)
+    w = World.make(
+        tmp_path, collector_tuf.state, collector_tuf.base_url, fleet["hik"],
+        rotation=RotationConfig(escrow_kid=org.thumbprint()),
+    )  # fmt: skip
+    command = w.command(PASSWORD_ROTATE, params=params)
+    reason = await w.executor().submit(w.sign(command))
+    assert (
+        reason
+        == {
+            "not_the_org_key": "rejected:escrow_key_not_pinned",
+            "kid_mismatch": "rejected:escrow_key_mismatch",
+            "private_key_sent": "rejected:escrow_key_mismatch",
+        }[attack]
+    )
+    assert w.log == []
+    assert w.node.camera.users["admin"].password == PASSWORD
+
+
+async def test_scheduled_rotation_seals_to_the_pinned_key(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    org, _ = escrow()
+    jwk_file = tmp_path / "org-escrow.jwk"
+    jwk_file.write_text(json.dumps(org.as_dict(private=False)))
+    fleet = await lab_fleet(LAB)
+    w = World.make(
+        tmp_path, collector_tuf.state, collector_tuf.base_url, fleet["hik"],
+        rotation=RotationConfig(
+            escrow_kid=org.thumbprint(), escrow_jwk_file=str(jwk_file), interval_days=30
+        ),
+    )  # fmt: skip
+    schedule = RotationSchedule(w.executor())
+    now = datetime.now(UTC)
+    assert await schedule.run_due(now) == ["succeeded"]
+    assert await schedule.run_due(now) == []  # not due again for 30 days
+    sealed = w.results()[-1].details["sealed"]
+    assert isinstance(sealed, str)
+    new = json.loads(jwe.decrypt_compact(sealed, org).plaintext or b"")["password"]
+    assert w.node.camera.users["admin"].password == new
+    assert [r for r in writes(w.log) if r.target == "SetUser"]
