@@ -1,7 +1,8 @@
-"""``camwarden-agent``: keygen, pubkey, enroll, run, report --once.
+"""``camwarden-agent``: keygen, pubkey, enroll, run, report --once, check-config.
 
 ``main(argv) -> int`` never raises for an operator error: it prints one clear line to stderr
-and returns 1.
+and returns 1 (2 for an invalid config in ``check-config``). Under systemd the log goes to the
+journal with structured fields (``agent.daemon``), else to stderr.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -17,9 +19,10 @@ from pathlib import Path
 
 from agent import __version__
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
+from agent.daemon import log_handler
 from agent.errors import AgentError
 from agent.identity import enroll, keygen, load_key
-from protocol.configfile import ConfigError
+from protocol.configfile import ConfigError, dumps
 from protocol.keys import public_jwk
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", required=True, help="one report, then exit")
     p.add_argument("--out", type=Path, required=True, help="file of JWS lines, seq order")
     with_config(p)
+    p = sub.add_parser(
+        "check-config", help="print the effective config, secrets redacted; exit 2 if invalid"
+    )
+    with_config(p)
     return parser
+
+
+def check_config(path: Path | None) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"camwarden-agent: invalid config: {exc}", file=sys.stderr)
+        return 2
+    print(dumps(config), end="")
+    return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -66,6 +83,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "pubkey":
         print(json.dumps(public_jwk(load_key(args.key)), sort_keys=True))
         return 0
+    if args.command == "check-config":
+        return check_config(args.config)
     config: AgentConfig = load_config(args.config)
     key = load_key(config.key_path)
     if args.command == "enroll":
@@ -86,7 +105,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from agent.runner import Agent  # noqa: PLC0415  # keeps keygen/pubkey light
 
-        return asyncio.run(Agent(config, key).run())
+        return asyncio.run(Agent(config, key, reload=lambda: load_config(args.config)).run())
     from agent.runner import report_once  # noqa: PLC0415
 
     return report_once(config, key, args.out)
@@ -95,7 +114,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=args.log_level, handlers=[log_handler("camwarden-agent", os.environ, sys.stderr)]
     )
     try:
         return _dispatch(args)

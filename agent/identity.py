@@ -17,6 +17,7 @@ from typing import Any
 from joserfc.jwk import OKPKey
 
 from agent.errors import AgentError, EnrollmentError, KeyFileExists
+from agent.secrets import check_private_file
 from agent.state import atomic_write
 from protocol.errors import MalformedMessage
 from protocol.keys import (
@@ -53,6 +54,8 @@ def keygen(path: Path) -> OKPKey:
 
 
 def load_key(path: Path) -> OKPKey:
+    """The agent's private key; refused if other users can read it (``agent.secrets``)."""
+    check_private_file(path, "private key")
     try:
         return load_private_key(path)
     except OSError as exc:

@@ -27,7 +27,7 @@ import uvicorn
 from sqlalchemy.exc import NoResultFound
 
 from protocol import MalformedMessage, import_public_jwk
-from protocol.configfile import ConfigError
+from protocol.configfile import ConfigError, dumps
 from server import __version__
 from server.alerts.worker import AlertWorker, Periodic
 from server.api import create_app
@@ -68,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, then ingest from MQTT and serve the HTTP API")
+    sub.add_parser(
+        "check-config", help="print the effective config, secrets redacted; exit 2 if invalid"
+    )
     sub.add_parser("migrate", help="bring the database schema up to date")
     tokens = sub.add_parser("tokens").add_subparsers(dest="action", required=True)
     create = tokens.add_parser("create", help="create an enrollment token (printed once)")
@@ -301,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"camwarden-server: {exc}", file=sys.stderr)
         return 2
+    if args.command == "check-config":
+        print(dumps(config), end="")
+        return 0
     return dispatch(args, config)
 
 
