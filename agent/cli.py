@@ -17,7 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__
+from joserfc.jwk import OKPKey
+
+from agent import __version__, certificate
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import log_handler
 from agent.errors import AgentError
@@ -51,6 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("enroll", help="register the agent's public key with the collector")
     p.add_argument("--server", help="collector base URL (default: collector_url of the config)")
     p.add_argument("--token", required=True, help="one-time enrollment token")
+    p.add_argument(
+        "--wait", action="store_true", help="then wait for approval and the MQTT certificate"
+    )
+    p.add_argument("--poll-s", type=float, default=10.0, help="with --wait: seconds between asks")
+    p.add_argument("--wait-s", type=float, default=3600.0, help="with --wait: give up after")
+    with_config(p)
+    p = sub.add_parser("certificate", help="fetch the MQTT certificate (after approval, renewal)")
+    p.add_argument("--server", help="collector base URL (default: collector_url of the config)")
     with_config(p)
     p = sub.add_parser("run", help="run the agent loop (hello, heartbeats, reports)")
     with_config(p)
@@ -87,21 +97,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return check_config(args.config)
     config: AgentConfig = load_config(args.config)
     key = load_key(config.key_path)
-    if args.command == "enroll":
-        server = args.server or config.collector_url
-        if not server:
-            raise AgentError("no collector URL: pass --server or set collector_url")
-        answer = enroll(
-            server,
-            args.token,
-            agent_id=config.agent_id,
-            site=config.site,
-            key=key,
-            hostname=socket.gethostname(),
-            state_dir=config.state_path,
-        )
-        print(f"enrolled {config.agent_id} at site {config.site}: {answer['status']}")
-        return 0
+    if args.command in ("enroll", "certificate"):
+        return enroll_command(args, config, key)
     if args.command == "run":
         from agent.runner import Agent  # noqa: PLC0415  # keeps keygen/pubkey light
 
@@ -109,6 +106,43 @@ def _dispatch(args: argparse.Namespace) -> int:
     from agent.runner import report_once  # noqa: PLC0415
 
     return report_once(config, key, args.out)
+
+
+def enroll_command(args: argparse.Namespace, config: AgentConfig, key: OKPKey) -> int:
+    """``enroll`` (with the MQTT TLS public key when ``[mqtt] tls``) and ``certificate``."""
+    server = args.server or config.collector_url
+    if not server:
+        raise AgentError("no collector URL: pass --server or set collector_url")
+    files = config.mqtt_tls
+    if args.command == "certificate":
+        if files is None:
+            raise AgentError("[mqtt] tls is off: no certificate to fetch")
+        found = certificate.fetch(server, config.agent_id, key)
+        if found is None:
+            raise AgentError(f"no certificate for {config.agent_id} yet: is it approved?")
+        certificate.store(files, *found)
+        print(f"stored {files.cert}")
+        return 0
+    answer = enroll(
+        server,
+        args.token,
+        agent_id=config.agent_id,
+        site=config.site,
+        key=key,
+        hostname=socket.gethostname(),
+        state_dir=config.state_path,
+        mqtt_public_key=certificate.tls_key(files.key) if files else None,
+    )
+    print(f"enrolled {config.agent_id} at site {config.site}: {answer['status']}")
+    if files is not None and answer.get("mqtt_certificate"):
+        certificate.store(files, answer["mqtt_certificate"], answer["mqtt_ca"])
+    elif files is not None and args.wait:
+        print("waiting for approval and the MQTT certificate")
+        certificate.wait(server, config, key, files, poll_s=args.poll_s, limit_s=args.wait_s)
+    if files is not None:
+        done = files.cert.exists()
+        print(f"MQTT certificate: {files.cert if done else 'not yet (enroll --wait)'}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

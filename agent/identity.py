@@ -74,6 +74,7 @@ def enroll(
     hostname: str,
     state_dir: Path,
     timeout: float = 10.0,
+    mqtt_public_key: str | None = None,
 ) -> dict[str, Any]:
     """Enroll with the collector; return and store its answer. Raises EnrollmentError."""
     import httpx  # noqa: PLC0415  # only enrollment needs it; keeps the daemon small
@@ -86,6 +87,8 @@ def enroll(
         "jwk": public_jwk(key),
         "hostname": hostname,
     }
+    if mqtt_public_key is not None:
+        body["mqtt_public_key"] = mqtt_public_key
     try:
         response = httpx.post(url, json=body, timeout=timeout)
     except httpx.HTTPError as exc:

@@ -25,6 +25,7 @@ from typing import BinaryIO
 from joserfc.jwk import OKPKey
 
 from agent import __version__
+from agent.certificate import tls_files
 from agent.config import AgentConfig, CameraConfig
 from agent.daemon import Notifier, Service, reloadable, status_line
 from agent.errors import AgentError, OutboxFull, StorageError
@@ -121,6 +122,7 @@ class Agent:
                 site=self.config.site,
                 config=self.config.mqtt,
                 collector_key=collector,
+                tls=tls_files(self.config),
             )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

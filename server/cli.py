@@ -31,6 +31,7 @@ from protocol.configfile import ConfigError, dumps
 from server import __version__
 from server.alerts.worker import AlertWorker, Periodic
 from server.api import create_app
+from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.ingest.ingestor import Ingestor, utcnow
 from server.ingest.pipeline import Incoming
@@ -345,6 +346,8 @@ def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfi
         )
         print(token)
     elif args.command == "agents":
+        if config.pki.ca_dir:  # approving issues the agent's MQTT certificate
+            repo.status_listeners.append(AgentCertificates(Path(config.pki.ca_dir)).on_status)
         return agents_command(repo, args.action, getattr(args, "agent_id", None))
     elif args.command == "fleet":
         print(fleet_summary(repo.engine).text(utcnow()))
