@@ -8,6 +8,7 @@ in name order; later files win key by key. Every key is explained in
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,14 @@ from agent.vendors.models import Interface, Target
 from protocol.configfile import ConfigError, layer_paths, load
 
 DEFAULT_PATH = Path("/etc/camwarden/agent.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
 
 Name = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
@@ -37,6 +46,11 @@ class MqttConfig(_Section, frozen=True, kw_only=True):
     reconnect_max_s: Annotated[int, msgspec.Meta(ge=1)] = 60
     ack_timeout_s: Seconds = 60.0
     ack_timeout_max_s: Seconds = 900.0
+    # mutual TLS; empty paths: mqtt-ca.crt, mqtt.crt and mqtt.key in state_dir (enroll)
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
 
 
 class Intervals(_Section, frozen=True, kw_only=True):
@@ -186,6 +200,18 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
             },
             credential_ref=camera.credentials_ref,
             vendor_hint=camera.vendor,
+        )
+
+    @property
+    def mqtt_tls(self) -> TlsFiles | None:
+        """The broker CA, this agent's certificate and key; None without ``[mqtt] tls``."""
+        if not self.mqtt.tls:
+            return None
+        state = self.state_path
+        return TlsFiles(
+            ca=Path(self.mqtt.ca_file or state / "mqtt-ca.crt"),
+            cert=Path(self.mqtt.cert_file or state / "mqtt.crt"),
+            key=Path(self.mqtt.key_file or state / "mqtt.key"),
         )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from joserfc.jwk import OKPKey
 
 from agent.errors import AgentError, EnrollmentError, KeyFileExists
+from agent.secrets import check_private_file
 from agent.state import atomic_write
 from protocol.errors import MalformedMessage
 from protocol.keys import (
@@ -53,6 +54,8 @@ def keygen(path: Path) -> OKPKey:
 
 
 def load_key(path: Path) -> OKPKey:
+    """The agent's private key; refused if other users can read it (``agent.secrets``)."""
+    check_private_file(path, "private key")
     try:
         return load_private_key(path)
     except OSError as exc:
@@ -71,6 +74,7 @@ def enroll(
     hostname: str,
     state_dir: Path,
     timeout: float = 10.0,
+    mqtt_public_key: str | None = None,
 ) -> dict[str, Any]:
     """Enroll with the collector; return and store its answer. Raises EnrollmentError."""
     import httpx  # noqa: PLC0415  # only enrollment needs it; keeps the daemon small
@@ -83,6 +87,8 @@ def enroll(
         "jwk": public_jwk(key),
         "hostname": hostname,
     }
+    if mqtt_public_key is not None:
+        body["mqtt_public_key"] = mqtt_public_key
     try:
         response = httpx.post(url, json=body, timeout=timeout)
     except httpx.HTTPError as exc:

@@ -31,14 +31,17 @@ import msgspec
 from joserfc.jwk import OKPKey
 
 from agent import __version__
+from agent.certificate import tls_files
 from agent.commands.executor import CredentialStore, Executor
 from agent.config import AgentConfig
+from agent.daemon import Notifier, Service, reloadable, status_line
 from agent.errors import AgentError, OutboxFull, StorageError
 from agent.health import host_health
 from agent.identity import collector_key
 from agent.issuer import Header, Issued, Issuer
 from agent.publish.outbox import Outbox
 from agent.state import StateStore, exclusive, fsync_dir
+from protocol.configfile import ConfigError
 from protocol.messages import (
     AgentInfo,
     Camera,
@@ -115,11 +118,21 @@ def _report(
 
 class Agent:
     def __init__(
-        self, config: AgentConfig, key: OKPKey, credentials: CredentialStore | None = None
+        self,
+        config: AgentConfig,
+        key: OKPKey,
+        credentials: CredentialStore | None = None,
+        *,
+        reload: Callable[[], AgentConfig] | None = None,
     ) -> None:
         self.config = config
         self._credentials = credentials  # commands run only with a credential store (vault)
         self._commands: set[asyncio.Task[object]] = set()
+        self._load = reload  # SIGHUP: load the config again (None: SIGHUP is ignored)
+        self._service = Service(Notifier(os.environ), self._status_line)
+        self._last_audit: float | None = None  # monotonic time of the last audit
+        self._timers: list[asyncio.Task[None]] = []
+        self._reloading: asyncio.Task[None] | None = None
         self._key = key
         self._info = agent_info()
         self._started = time.monotonic()
@@ -142,11 +155,13 @@ class Agent:
                 config=self.config.mqtt,
                 collector_key=collector,
                 on_command=self._command_hook(executor),
+                tls=tls_files(self.config),
             )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
             log.info(
                 "agent %s (site %s) starting at seq %d, %d messages in the outbox",
                 self.config.agent_id,
@@ -158,17 +173,14 @@ class Agent:
             if executor is not None:
                 self._spawn(executor.resume())
             await self._issue(lambda h: Hello(**h.fields(), agent=self._info))
-            timers = [
-                asyncio.create_task(self._every(self.config.intervals.report_s, self._status)),
-                asyncio.create_task(
-                    self._every(self.config.intervals.heartbeat_s, self._heartbeat, first=False)
-                ),
-            ]
-            if self.config.audit.enabled:
-                timers.append(
-                    asyncio.create_task(self._every(self.config.audit.interval_s, self._audit_now))
-                )
+            self._start_timers()
+            self._service.ready()
             await stop.wait()
+            await self._service.stopping()
+            if self._reloading is not None:
+                self._reloading.cancel()
+                await asyncio.gather(self._reloading, return_exceptions=True)
+            timers = self._timers
             grace = self.config.intervals.shutdown_grace_s
             log.info("stopping; flushing the outbox for up to %ss", grace)
             for task in [*timers, *self._commands]:  # a command stopped here resumes next start
@@ -181,7 +193,7 @@ class Agent:
                 log.info("%d messages stay in the outbox for the next start", len(outbox))
             publishing.cancel()
             await asyncio.gather(publishing, return_exceptions=True)
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
         return 0
 
@@ -204,6 +216,50 @@ class Agent:
         if executor is None:
             return None
         return lambda token: self._spawn(executor.submit(token))
+
+    def _start_timers(self, *, first: bool = True) -> None:
+        intervals = self.config.intervals
+        self._timers = [
+            asyncio.create_task(self._every(intervals.report_s, self._status, first=first)),
+            asyncio.create_task(self._every(intervals.heartbeat_s, self._heartbeat, first=False)),
+        ]
+        if self.config.audit.enabled:
+            audits = self._every(self.config.audit.interval_s, self._audit_now, first=first)
+            self._timers.append(asyncio.create_task(audits))
+
+    def _status_line(self) -> str:
+        return status_line(
+            cameras=len(self.config.cameras),
+            last_audit=self._last_audit,
+            outbox=len(self._outbox),
+            connected=self._publisher.connected,
+            now=time.monotonic(),
+        )
+
+    def _on_sighup(self) -> None:
+        if self._load is None or (self._reloading and not self._reloading.done()):
+            return
+        self._reloading = asyncio.create_task(self._reload())
+
+    async def _reload(self) -> None:
+        """The new config replaces the old only if it loads and validates."""
+        assert self._load is not None
+        self._service.reloading()
+        try:
+            new = await asyncio.to_thread(self._load)
+        except ConfigError as exc:
+            log.error("reload failed, still running with the previous config: %s", exc)
+        else:
+            config, pending = reloadable(self.config, new)
+            if pending:
+                log.warning("changed keys take effect at the next start: %s", ", ".join(pending))
+            for task in self._timers:
+                task.cancel()
+            await asyncio.gather(*self._timers, return_exceptions=True)
+            self.config = config
+            self._start_timers(first=False)
+            log.info("config reloaded: %d cameras", len(config.cameras))
+        self._service.reloaded()
 
     @staticmethod
     async def _every(
@@ -250,6 +306,7 @@ class Agent:
             failed,
         )
         self._audit = result
+        self._last_audit = time.monotonic()
         await self._status()
 
     async def _issue(self, build: Callable[[Header], Hello | Heartbeat | StatusReport]) -> None:

@@ -8,6 +8,7 @@ Pure: stdlib ``tomllib`` and msgspec only.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -159,3 +160,63 @@ def layer_paths(main: Path) -> list[Path]:
     if drop_in.is_dir():
         paths.extend(sorted(drop_in.glob("*.toml")))
     return paths
+
+
+REDACTED = "<redacted>"
+# keys whose value is itself a secret; key material is configured as file paths, which stay
+_SECRET_KEY = re.compile(r"(^|_)(password|passphrase|secret|token|psk)$")
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*:)[^@/\s]*@")
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """``value`` with every secret replaced: values of keys named like a password or token
+    (non-empty ones), and the password of a URL's user information."""
+    if isinstance(value, Mapping):
+        return {k: redact(v, k) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, key) for v in value]
+    if isinstance(value, str):
+        if value and _SECRET_KEY.search(key):
+            return REDACTED
+        return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", value)
+    return value
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # ASCII JSON strings are TOML basic strings
+    if isinstance(value, list):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _is_tables(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _table(data: Mapping[str, Any], name: str, out: list[str]) -> None:
+    for key, value in data.items():
+        if value is None:
+            out.append(f"# {key}: not set")
+        elif not isinstance(value, dict) and not _is_tables(value):
+            out.append(f"{key} = {_scalar(value)}")
+    for key, value in data.items():
+        dotted = f"{name}.{key}" if name else key
+        if isinstance(value, dict):
+            out.extend(["", f"[{dotted}]"])
+            _table(value, dotted, out)
+        elif _is_tables(value):
+            for item in value:
+                out.extend(["", f"[[{dotted}]]"])
+                _table(item, dotted, out)
+
+
+def dumps(config: Any) -> str:
+    """A config struct as TOML, secrets redacted (see :func:`redact`); unset keys as comments."""
+    out: list[str] = []
+    _table(redact(msgspec.to_builtins(config)), "", out)
+    return "\n".join(out).lstrip("\n") + "\n"

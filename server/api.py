@@ -1,4 +1,10 @@
-"""The collector's HTTP API: enrollment, offline report verification, metrics and health.
+"""The collector's HTTP API: enrollment, agent certificates, offline report verification,
+metrics and health.
+
+Agent certificates (``server.certs``): ``POST /api/v1/agents/{id}/challenge`` returns a random
+challenge, valid once for ``CHALLENGE_TTL_S``; ``POST /api/v1/agents/{id}/certificate`` with
+``{"jws": ...}``, the challenge signed by the agent's enrolled Ed25519 key, returns the agent's
+MQTT certificate and the broker CA (409 while the agent is pending or has no certificate yet).
 
 ``create_app`` is the one factory; the dashboard and operator API (``server.web``) are mounted
 on it, and later issues (rollouts) add routers to it.
@@ -7,8 +13,11 @@ on it, and later issues (rollouts) add routers to it.
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
@@ -16,7 +25,16 @@ from joserfc.jwk import OKPKey
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from protocol import MalformedMessage, import_public_jwk, public_jwk
+from protocol import (
+    MalformedMessage,
+    ProtocolError,
+    RevokedKey,
+    UnknownKey,
+    import_public_jwk,
+    public_jwk,
+)
+from protocol.envelope import verify
+from server.certs import AgentCertificates, BadPublicKey, parse_public_key
 from server.config import ServerConfig
 from server.firmware import api as firmware
 from server.firmware import lifetimes
@@ -28,6 +46,9 @@ from server.web import app as web
 
 NamePattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NamePattern)]
+CHALLENGE_TTL_S = 60.0
+MAX_CHALLENGES = 10_000
+CERTIFICATE_PURPOSE = "camwarden-mqtt-certificate"
 
 
 class EnrollRequest(BaseModel):
@@ -36,10 +57,13 @@ class EnrollRequest(BaseModel):
     site: Name
     jwk: dict[str, Any]
     hostname: Annotated[str, Field(max_length=255)] | None = None
+    # the agent's MQTT TLS public key (EC P-256, PEM); its private key stays on the agent
+    mqtt_public_key: Annotated[str, Field(max_length=1024)] | None = None
 
 
 class EnrollResponse(BaseModel):
-    """Extended later with the agent's MQTT certificate.
+    """``mqtt_certificate`` and ``mqtt_ca`` (PEM) when the agent is approved at once and sent
+    an MQTT public key; else it fetches them once approved.
 
     ``collector_jwk`` is the public JWK (with kid) of the collector's command key: the agent pins
     it and accepts acknowledgements (later commands) only when signed with it.
@@ -52,6 +76,22 @@ class EnrollResponse(BaseModel):
     # the newest TUF root of the firmware repository (absent before it is set up): the agent
     # keeps it as its trusted root and passes it to ngclient as ``bootstrap``
     tuf_root: dict[str, Any] | None = None
+    mqtt_certificate: str | None = None
+    mqtt_ca: str | None = None
+
+
+class SignedChallenge(BaseModel):
+    jws: Annotated[str, Field(max_length=4096)]
+
+
+class Challenge(BaseModel):
+    challenge: str
+    expires_in_s: float
+
+
+class CertificateResponse(BaseModel):
+    certificate: str
+    ca: str
 
 
 class VerifyRequest(BaseModel):
@@ -96,9 +136,24 @@ def create_app(
     collector_jwk = public_jwk(command_key)
     tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))
 
+    certs = AgentCertificates(Path(config.pki.ca_dir)) if config.pki.ca_dir else None
+    if certs is not None:
+        repo.status_listeners.append(certs.on_status)
+    challenges: dict[str, tuple[str, float]] = {}  # challenge -> (agent_id, expiry)
+
+    def issued(agent_id: str) -> CertificateResponse | None:
+        pem = certs.certificate(agent_id) if certs else None
+        if certs is None or pem is None:
+            return None
+        return CertificateResponse(certificate=pem.decode(), ca=certs.ca_certificate().decode())
+
     @api.post("/enroll", status_code=status.HTTP_201_CREATED, response_model_exclude_none=True)
     def enroll(body: EnrollRequest) -> EnrollResponse:
         key = _public_key(body.jwk)
+        try:
+            mqtt_key = parse_public_key(body.mqtt_public_key) if body.mqtt_public_key else None
+        except BadPublicKey as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
         try:
             record = repo.enroll(
                 body.token,
@@ -113,13 +168,22 @@ def create_app(
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
         except AgentConflict as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        cert = None
+        if certs is not None and mqtt_key is not None and record.status != "revoked":
+            certs.request(record.agent_id, mqtt_key)
+            if record.status == "approved" and certs.issue(record.agent_id):
+                cert = issued(record.agent_id)
         return EnrollResponse(
             agent_id=record.agent_id,
             site=record.site,
             status=record.status,
             collector_jwk=collector_jwk,
             tuf_root=json.loads(root) if (root := tuf.trusted_root()) else None,
+            mqtt_certificate=cert.certificate if cert else None,
+            mqtt_ca=cert.ca if cert else None,
         )
+
+    certificate_routes(api, repo, challenges, issued)
 
     @api.post("/verify-report")
     def verify_report(body: VerifyRequest) -> VerifyResponse:
@@ -151,3 +215,53 @@ def create_app(
         )
 
     return app
+
+
+def certificate_routes(
+    api: APIRouter,
+    repo: Repository,
+    challenges: dict[str, tuple[str, float]],
+    issued: Callable[[str], CertificateResponse | None],
+) -> None:
+    """The challenge and the certificate endpoints (see the module docstring)."""
+
+    @api.post("/agents/{agent_id}/challenge")
+    def challenge(agent_id: Name) -> Challenge:
+        now = time.monotonic()
+        for value, (_, expiry) in list(challenges.items()):
+            if expiry < now:
+                del challenges[value]
+        if len(challenges) >= MAX_CHALLENGES:
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many open challenges")
+        value = secrets.token_urlsafe(32)
+        challenges[value] = (agent_id, now + CHALLENGE_TTL_S)
+        return Challenge(challenge=value, expires_in_s=CHALLENGE_TTL_S)
+
+    @api.post("/agents/{agent_id}/certificate")
+    def certificate(agent_id: Name, body: SignedChallenge) -> CertificateResponse:
+        def resolve(kid: str) -> OKPKey:
+            entry = repo.key_for(kid)
+            if entry is None or entry.agent_id != agent_id:
+                raise UnknownKey(f"{kid} is not the key of agent {agent_id}")
+            if entry.status == "revoked":
+                raise RevokedKey(f"agent {agent_id} is revoked")
+            return entry.key
+
+        try:
+            claims = json.loads(verify(body.jws.encode(), resolve).payload)
+        except (ProtocolError, ValueError) as exc:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "signature not accepted") from exc
+        value = claims.get("challenge") if isinstance(claims, dict) else None
+        pending = challenges.pop(value, None) if isinstance(value, str) else None
+        if (
+            pending is None
+            or pending != (agent_id, pending[1])
+            or pending[1] < time.monotonic()
+            or claims.get("purpose") != CERTIFICATE_PURPOSE
+            or claims.get("agent_id") != agent_id
+        ):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "unknown or expired challenge")
+        found = issued(agent_id)
+        if found is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "no certificate yet (not approved?)")
+        return found

@@ -27,10 +27,11 @@ import uvicorn
 from sqlalchemy.exc import NoResultFound
 
 from protocol import MalformedMessage, import_public_jwk
-from protocol.configfile import ConfigError
+from protocol.configfile import ConfigError, dumps
 from server import __version__
 from server.alerts.worker import AlertWorker, Periodic
 from server.api import create_app
+from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.firmware import cli as firmware_cli
 from server.firmware import lifetimes
@@ -72,6 +73,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, then ingest from MQTT and serve the HTTP API")
+    sub.add_parser(
+        "check-config", help="print the effective config, secrets redacted; exit 2 if invalid"
+    )
     sub.add_parser("migrate", help="bring the database schema up to date")
     tokens = sub.add_parser("tokens").add_subparsers(dest="action", required=True)
     create = tokens.add_parser("create", help="create an enrollment token (printed once)")
@@ -319,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"camwarden-server: {exc}", file=sys.stderr)
         return 2
+    if args.command == "check-config":
+        print(dumps(config), end="")
+        return 0
     return dispatch(args, config)
 
 
@@ -359,6 +366,8 @@ def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfi
         )
         print(token)
     elif args.command == "agents":
+        if config.pki.ca_dir:  # approving issues the agent's MQTT certificate
+            repo.status_listeners.append(AgentCertificates(Path(config.pki.ca_dir)).on_status)
         return agents_command(repo, args.action, getattr(args, "agent_id", None))
     elif args.command == "fleet":
         print(fleet_summary(repo.engine).text(utcnow()))

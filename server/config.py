@@ -40,6 +40,12 @@ class MqttConfig(_Section, frozen=True, kw_only=True):
     client_id: str = "camwarden-collector-1"
     session_expiry_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
     keepalive_s: Positive = 30
+    # mutual TLS (packaging/mosquitto/camwarden.conf): the collector's certificate names it
+    # camwarden-collector, which the broker ACL lets read every agent's status
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
 
 
 class HttpConfig(_Section, frozen=True, kw_only=True):
@@ -125,6 +131,13 @@ class FirmwareConfig(_Section, frozen=True, kw_only=True):
     scheduler_interval_s: Seconds = 2.0
 
 
+class PkiConfig(_Section, frozen=True, kw_only=True):
+    """The broker CA (``server.pki``): ``ca.crt`` and ``ca.key`` in ``ca_dir``; agent
+    certificates are issued from it when an agent is approved. Empty: none are issued."""
+
+    ca_dir: str = ""
+
+
 class ServerConfig(_Section, frozen=True, kw_only=True):
     state_dir: str = str(DEFAULT_STATE_DIR)
     database: DatabaseConfig = DatabaseConfig()
@@ -136,6 +149,7 @@ class ServerConfig(_Section, frozen=True, kw_only=True):
     alerts: AlertsConfig = AlertsConfig()
     retention: RetentionConfig = RetentionConfig()
     firmware: FirmwareConfig = FirmwareConfig()
+    pki: PkiConfig = PkiConfig()
 
     @property
     def database_url(self) -> str:

@@ -45,7 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.config import MqttConfig
+from agent.config import MqttConfig, TlsFiles
 from agent.publish.outbox import Entry, Outbox
 from protocol.envelope import DEFAULT_MAX_BYTES, verify
 from protocol.errors import MisaddressedMessage, ProtocolError, UnknownKey
@@ -65,6 +65,7 @@ class Publisher:
         config: MqttConfig,
         collector_key: OKPKey | None = None,
         on_command: Callable[[bytes], None] | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._on_command = on_command  # gets the JWS of each verified command (agent.commands)
         self._outbox = outbox
@@ -97,6 +98,8 @@ class Publisher:
         client.on_disconnect = self._paho_disconnect
         client.on_publish = self._paho_publish
         client.on_message = self._paho_message
+        if tls is not None:  # mutual TLS: the certificate's CN (agent_id) is the MQTT username
+            client.tls_set(ca_certs=str(tls.ca), certfile=str(tls.cert), keyfile=str(tls.key))
         self._client = client
         if collector_key is None:
             log.warning(

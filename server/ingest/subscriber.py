@@ -150,6 +150,10 @@ class Subscriber:
         self._client.on_message = self._on_message
         self._client.reconnect_delay_set(1, 5)
         self._client.enable_logger(log)
+        if config.tls:  # mutual TLS; the certificate's CN (camwarden-collector) is the username
+            self._client.tls_set(
+                ca_certs=config.ca_file, certfile=config.cert_file, keyfile=config.key_file
+            )
         self._acks = AckSender(
             command_key, lambda name, payload: self._client.publish(name, payload, qos=1), utcnow
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -147,6 +147,8 @@ class Repository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._keys: dict[str, AgentKey] = {}
+        # called with (agent_id, status) after a status change commits (agent certificates)
+        self.status_listeners: list[Callable[[str, str], None]] = []
         self._sql = _Statements(engine.dialect.name)
 
     @classmethod
@@ -442,6 +444,9 @@ class Repository:
                 .values(status=status, updated_at=now)
             ).rowcount
         self._keys.clear()
+        if done:
+            for listener in self.status_listeners:
+                listener(agent_id, status)
         return bool(done)
 
     # -- reads for the API, tests and tools ------------------------------------------------
