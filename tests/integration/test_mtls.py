@@ -12,6 +12,7 @@ is unknown_key.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -23,9 +24,12 @@ from typing import TypeVar
 
 import httpx
 import pytest
+from joserfc.jwk import OKPKey
 from sqlalchemy import func, select
 
+from agent.certificate import PURPOSE
 from agent.cli import main as agent_main
+from protocol.envelope import sign
 from protocol.keys import load_private_key
 from server.cli import main as server_main
 from server.pki import CertificateAuthority, write_pem
@@ -181,6 +185,7 @@ def test_enrolled_and_approved_agents_on_the_locked_broker(
     assert waiting.returncode == 0
     assert b"MQTT certificate:" in out
     b_state = b1.parent / "state"
+    certificate_requests_are_bound_to_the_agent_key(site)
 
     with (site.tmp / "a1.log").open("wb") as log:
         agent = subprocess.Popen([*AGENT, "run", "--config", str(a1)], stderr=log)
@@ -220,3 +225,24 @@ def stored(site: Site, agent_id: str) -> int:
             return int(conn.execute(query).scalar_one())
 
     return site.read(count)
+
+
+def certificate_requests_are_bound_to_the_agent_key(site: Site) -> None:
+    """Only a1's enrolled key, over a fresh single-use challenge for a1 and this purpose,
+    fetches a1's certificate."""
+    base = f"{site.url()}/api/v1/agents/a1"
+    a_key = load_private_key(site.tmp / "a1" / "agent.key")
+    b_key = load_private_key(site.tmp / "b1" / "agent.key")
+
+    def ask(key: OKPKey, purpose: str = PURPOSE, challenge: str | None = None) -> httpx.Response:
+        value = challenge or httpx.post(f"{base}/challenge").json()["challenge"]
+        claims = {"purpose": purpose, "agent_id": "a1", "challenge": value}
+        return httpx.post(
+            f"{base}/certificate", json={"jws": sign(json.dumps(claims).encode(), key)}
+        )
+
+    assert ask(b_key).status_code == 403  # another agent's key
+    assert ask(a_key, purpose="something else").status_code == 403
+    used = httpx.post(f"{base}/challenge").json()["challenge"]
+    assert ask(a_key, challenge=used).status_code == 200
+    assert ask(a_key, challenge=used).status_code == 403  # a challenge serves once

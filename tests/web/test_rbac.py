@@ -30,7 +30,14 @@ from server.storage.org_models import (
 from tests.server.conftest import make_config
 from tests.web.conftest import PASSWORD, World, bearer, escrow_jwk
 
-PUBLIC = {("POST", "/api/v1/enroll"), ("POST", "/api/v1/verify-report")}  # agent-facing
+# agent-facing: authenticated by the enrollment token or the agent's enrolled key, not by users
+# (the certificate routes' refusals are tested in tests/integration/test_mtls.py)
+PUBLIC = {
+    ("POST", "/api/v1/enroll"),
+    ("POST", "/api/v1/verify-report"),
+    ("POST", "/api/v1/agents/{agent_id}/challenge"),
+    ("POST", "/api/v1/agents/{agent_id}/certificate"),
+}
 FOREIGN_MARKERS = ("agent-b", "site-b", "Agency B", "System B", "admin-b")
 
 
