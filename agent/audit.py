@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -138,6 +139,14 @@ def vault_secrets(config: AgentConfig) -> tuple[dict[str, Credential], SiteKey |
     return credentials, vault.site_key()
 
 
+def _without_httpx_cli() -> None:
+    """Keep httpx's command-line client out: ``import httpx`` loads it (click, rich, pygments:
+    ~7 MiB RSS) whenever those happen to be installed, and falls back to a stub without it. The
+    agent never runs it. A ``None`` entry in ``sys.modules`` makes that import fail as absent."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+
 def _identity(found: DeviceIdentity | None) -> Identity:
     if found is None:
         return Identity()
@@ -249,6 +258,7 @@ class Auditor:
     ) -> AuditResult:
         """Audit every configured camera (or only ``camera_ids``) plus discovered hosts."""
         started_at, started = self.clock.now(), time.monotonic()
+        _without_httpx_cli()
         wanted = [t for t in self._targets if camera_ids is None or t.camera_id in camera_ids]
         partial = camera_ids is not None
         discovered, discovery_findings = ([], []) if partial else await self._discover()
