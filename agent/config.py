@@ -75,7 +75,7 @@ class Lockout(_Section, frozen=True, kw_only=True):
 class AuditConfig(_Section, frozen=True, kw_only=True):
     enabled: bool = True
     interval_s: Seconds = 86400.0
-    concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
     tls_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     camera_timeout_s: Seconds = 1800.0
     check_timeout_s: Seconds = 60.0

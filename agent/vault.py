@@ -6,9 +6,9 @@
 
 The 8-byte header is the associated data, so a file of another format or version never
 decrypts. The plaintext is JSON: the per-site fingerprint key (AUTH-03) and the entries
-(``credentials_ref`` -> username, password, when set). A fresh nonce is drawn for every write;
-writes are rare (an operator command), far below the 2^32 messages per key of the NIST limit
-for random 96-bit nonces.
+(``credentials_ref`` -> username, password, when set, the password's zxcvbn scores). A fresh
+nonce is drawn for every write; writes are rare (an operator command), far below the 2^32
+messages per key of the NIST limit for random 96-bit nonces.
 
 Why AES-256-GCM and not Fernet: Fernet is AES-128-CBC with an HMAC-SHA256 tag, uses half of
 its 32-byte key for each, and has no associated data; GCM gives a 256-bit key, one primitive
@@ -42,7 +42,7 @@ from typing import Final
 
 import msgspec
 
-from agent.credentials.passwords import MIN_SITE_KEY_BYTES, SiteKey
+from agent.credentials.passwords import MIN_SITE_KEY_BYTES, SiteKey, remember, stored_scores
 from agent.errors import AgentError
 from agent.state import atomic_write
 from agent.vendors.models import Credential
@@ -71,6 +71,9 @@ class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     username: str
     password: str
     set_at: str  # ISO 8601 UTC: the password's age for AUTH-04 rotation policies
+    # zxcvbn scores computed at ``set`` time (agent.credentials.passwords.stored_scores), so
+    # that an audit does not load zxcvbn (~11 MiB RSS); absent in vaults written before them
+    scores: tuple[int, ...] | None = None
 
     def __repr__(self) -> str:  # never print the password
         return f"Entry(username={self.username!r}, set_at={self.set_at!r})"
@@ -179,6 +182,9 @@ class Vault:
         contents = self._read()
         if contents is None:
             return {}
+        for entry in contents.entries.values():
+            if entry.scores is not None:
+                remember(entry.username, entry.password, entry.scores)
         return {ref: Credential(e.username, e.password) for ref, e in contents.entries.items()}
 
     def listing(self) -> list[tuple[str, str, str]]:
@@ -218,11 +224,12 @@ class Vault:
         if not ref or not password:
             raise VaultError("a vault entry needs a reference and a non-empty password")
         when = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+        scores = stored_scores(password, username)  # zxcvbn here, in the short `vault set`
         with self._locked():
             contents = self._read() or self._fresh()
             entries = {
                 **contents.entries,
-                ref: Entry(username=username, password=password, set_at=when),
+                ref: Entry(username=username, password=password, set_at=when, scores=scores),
             }
             self._write(msgspec.structs.replace(contents, entries=entries))
 

@@ -11,6 +11,7 @@ Prints figures; exits 0 (the targets are reported, not enforced).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -139,6 +140,9 @@ def nmap(addresses: list[str], ports: list[int]) -> float:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 8])
+    args = parser.parse_args()
     tcp = sorted(
         {*CAMERA_PORTS, *(p for s, p in STANDARD_PORTS.items() if s not in ("snmp", "ssdp", "wsd"))}
     )
@@ -149,7 +153,7 @@ def main() -> int:
         lab, hosts = start_lab(workdir)
         try:
             addresses = [address for address, _vendor in hosts.values()]
-            for concurrency in (4, 8):
+            for concurrency in args.concurrency:
                 config = agent_config(workdir / f"c{concurrency}", hosts, concurrency)
                 wall, peak, counts = audit(config)
                 scan_s = nmap(addresses, ports)

@@ -2,7 +2,9 @@
 
 The check needs no camera call: it assesses the credential from the vault. Evidence holds the
 length, which classes are present, the zxcvbn score and, when a site key is configured, the
-keyed fingerprint the collector compares across cameras (AUTH-03 is decided there).
+keyed fingerprint the collector compares across cameras (AUTH-03 is decided there). The score
+comes from the vault when the vendor and model cannot change it (no zxcvbn in the audit; see
+``agent.credentials.passwords``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class PasswordPolicyCheck(Check):
                 identity.model if identity else None,
                 ctx.credential.username,
             ),
+            username=ctx.credential.username,
         )
         evidence: dict[str, EvidenceValue] = {
             "length": assessment.length,

@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from agent.credentials import passwords
 from agent.credentials.build import (
     GENERIC_PAIRS,
     VENDOR_DEFAULTS,
@@ -105,6 +106,32 @@ def test_user_inputs_lower_the_score() -> None:
     plain = assess_password("Hikvision2143!").score  # the vendor name is what gives it away
     informed = assess_password("Hikvision2143!", user_inputs=["hikvision", "DS-2CD2143G2-I", None])
     assert (plain, informed.score) == (4, 2)
+
+
+@pytest.mark.parametrize(
+    ("password", "username", "words"),
+    [
+        ("Hikvision2143!", "admin", ("Hikvision", "DS-2CD2143G2-I")),  # the vendor occurs
+        ("H1kv1s10n2143!", "admin", ("Hikvision", None)),  # in l33t
+        ("noisivkih2143!", "admin", ("Hikvision", "x")),  # reversed
+        ("admin2024!Q", "admin", ("Dahua", "IPC-HDW2431T")),  # the username occurs
+        ("Tr0ub4dor&3xyz", "root", ("Axis", "M3045-V")),
+        ("Abcdef1!", "admin", (None, None)),
+        ("xK9#mQ2vLp", "", ("ONVIF", "Generic")),
+        ("12345", "admin", ("Hikvision", None)),
+    ],
+)
+def test_stored_scores_equal_zxcvbn(
+    password: str, username: str, words: tuple[str | None, str | None]
+) -> None:
+    """The vault's scores stand in for zxcvbn only when they give the very same score."""
+    inputs = (*words, username)
+    live = assess_password(password, user_inputs=inputs).score
+    passwords.remember(username, password, passwords.stored_scores(password, username))
+    try:
+        assert assess_password(password, user_inputs=inputs, username=username).score == live
+    finally:
+        passwords._STORED.clear()
 
 
 def test_fingerprint_is_keyed_hmac() -> None:
