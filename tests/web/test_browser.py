@@ -99,5 +99,24 @@ def test_operator_walkthrough(browser: Browser, server: httpx.Client, world: Wor
     page.goto("/compliance")
     expect(page.locator("#systems tr.overdue")).to_contain_text("System A")
     shot(page, "6-compliance")
+
+    page.goto("/reports")  # the compliance report, as the agency's operator may export it
+    form = page.locator("#report-form")
+    form.locator("select[name=format]").select_option("csv")
+    with page.expect_download() as csv_download:
+        form.get_by_role("button", name="Tải về").click()
+    csv_file = ARTIFACTS / "7-report.csv"
+    csv_download.value.save_as(csv_file)
+    text = csv_file.read_text(encoding="utf-8-sig")  # UTF-8 with a BOM, for spreadsheets
+    assert "System A" in text
+    assert "Agency B" not in text
+    assert "System B" not in text
+    form.locator("select[name=format]").select_option("pdf")
+    with page.expect_download() as pdf_download:
+        form.get_by_role("button", name="Tải về").click()
+    pdf_file = ARTIFACTS / "7-report.pdf"
+    pdf_download.value.save_as(pdf_file)
+    assert pdf_file.read_bytes().startswith(b"%PDF-")
+    shot(page, "7-reports")
     page.get_by_role("button", name="Đăng xuất").click()
     expect(page).to_have_url(f"{base}/login")
