@@ -41,6 +41,7 @@ from agent.checks.base import (
     Clock,
     SystemClock,
     camera_error_finding,
+    internal_error_finding,
     make_finding,
     run_check,
     timeout_finding,
@@ -398,6 +399,14 @@ class Auditor:
                 timeout_finding(c, ctx, limit, "the camera's time limit")
                 for c in checks
                 if c.id not in finished
+            ]
+        except Exception as exc:
+            # one camera's unexpected failure (a bug, ours or a library's) is that camera's
+            # inconclusive result, never the end of the whole audit
+            logger.exception("%s: audit failed", target.camera_id)
+            finished = {f.check for f in findings}
+            findings += [
+                internal_error_finding(c, ctx, exc) for c in checks if c.id not in finished
             ]
         camera = Camera(
             camera_id=target.camera_id,

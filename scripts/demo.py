@@ -9,6 +9,7 @@ started, in reverse order. Everything it writes stays in one work directory it n
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import secrets
@@ -22,7 +23,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
 
+from agent.vault import Vault, load_vault_key
 from lab.broker import Mosquitto, free_port, wait_port
+from lab.config import LabConfig
+from lab.config import load_config as load_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -73,22 +77,40 @@ def write_server_config(work: Path, broker: Mosquitto, http_port: int) -> Path:
     return path
 
 
-def write_agent_config(work: Path, broker: Mosquitto, http_port: int, lab_state: Path) -> Path:
+def write_agent_config(
+    work: Path, broker: Mosquitto, http_port: int, lab_state: Path, lab: LabConfig
+) -> Path:
+    """The agent as a site would configure it: the camera subnet, each camera's configured
+    credential in the encrypted vault (AES-GCM, owner-only key file), an audit every 5 minutes.
+    Default-credential guessing stays off here: its spaced attempts take minutes per camera."""
     cameras = json.loads(lab_state.read_text())["cameras"]
+    home = work / "agent"
+    key = home / "vault.key"
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    first = next(iter(cameras.values()))["address"]
     lines = [
         'agent_id = "demo-agent-1"',
         'site = "demo-site"',
-        f'key_file = "{work / "agent" / "agent.key"}"',
-        f'state_dir = "{work / "agent"}"',
+        f'key_file = "{home / "agent.key"}"',
+        f'state_dir = "{home}"',
+        f'vault_key_file = "{key}"',
         f'collector_url = "http://127.0.0.1:{http_port}"',
         f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}',
         "[intervals]\nheartbeat_s = 10\nreport_s = 30",
+        "[audit]\ninterval_s = 300",
+        f'[network]\ncamera_subnets = ["{ipaddress.ip_network(f"{first}/24", strict=False)}"]',
+        f"port_offset = {lab.lab.port_shift}",
     ]
+    users = {spec.id: spec.users[0] for spec in lab.cameras}
     for camera_id, cam in cameras.items():
         lines.append(
             f'[[cameras]]\nid = "{camera_id}"\naddress = "{cam["address"]}"\n'
-            f'http_port = {cam["ports"]["http"]}\nvendor = "{cam["vendor"].lower()}"'
+            f'vendor = "{cam["vendor"].lower()}"\ncredentials_ref = "{camera_id}"'
         )
+    vault = Vault(home, load_vault_key(key))
+    for camera_id in cameras:
+        vault.set(camera_id, users[camera_id].name, users[camera_id].password)
     path = work / "agent.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -189,9 +211,9 @@ def _run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:
     count = len(json.loads(lab_state.read_text())["cameras"])
     print(f"  camera lab {count} cameras from {args.lab.name}  (list: {log})", flush=True)
 
-    agent_cfg = write_agent_config(work, broker, http_port, lab_state)
-    agent = [cli("camwarden-agent"), "--config", str(agent_cfg)]
     (work / "agent").mkdir(exist_ok=True)
+    agent_cfg = write_agent_config(work, broker, http_port, lab_state, load_lab(args.lab))
+    agent = [cli("camwarden-agent"), "--config", str(agent_cfg)]
     run([cli("camwarden-agent"), "keygen", "--key", str(work / "agent" / "agent.key")])
     run([cli("camwarden-agent"), "enroll", "--token", token, "--config", str(agent_cfg)])
     log = work / "agent.log"

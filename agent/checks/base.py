@@ -237,9 +237,14 @@ async def run_check(check: Check, ctx: CheckContext) -> list[Finding]:
         return [timeout_finding(check, ctx, limit, "the check's time limit")]
     except Exception as exc:
         logger.exception("check %s failed on %s", check.id, ctx.target.camera_id)
-        name = type(exc).__name__
-        reason = f"internal error {name}"
-        return [_framework(check, ctx, "check.internal_error", "inconclusive", reason, error=name)]
+        return [internal_error_finding(check, ctx, exc)]
+
+
+def internal_error_finding(check: Check, ctx: CheckContext, exc: Exception) -> Finding:
+    """``check`` has no result because of a bug (ours or a library's), not the camera."""
+    name = type(exc).__name__
+    reason = f"internal error {name}"
+    return _framework(check, ctx, "check.internal_error", "inconclusive", reason, error=name)
 
 
 async def run_checks(checks: Sequence[Check], ctx: CheckContext) -> list[Finding]:

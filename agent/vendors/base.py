@@ -150,6 +150,21 @@ TRANSLATIONS: Mapping[str, Callable[[BaseException], CameraError]] = {
 }
 
 
+# Libraries that fail on a camera's garbage with a programming-error type instead of their own:
+# zeep raises AttributeError from ``parse_xml`` when a SOAP reply is empty or not XML (seen on
+# the lab's garbage and locked-account answers). Only an error raised inside these is a camera
+# failure; the same type raised in our code stays a bug and propagates.
+_PARSING_LIBRARIES = ("zeep.",)
+
+
+def _raised_inside(exc: BaseException, prefixes: tuple[str, ...]) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    return isinstance(module, str) and module.startswith(prefixes)
+
+
 def translate(exc: BaseException) -> CameraError | None:
     """The ``CameraError`` for a foreign exception, or None when it is not a camera failure."""
     if isinstance(exc, CameraError):
@@ -158,6 +173,8 @@ def translate(exc: BaseException) -> CameraError | None:
         convert = TRANSLATIONS.get(f"{cls.__module__}.{cls.__qualname__}")
         if convert is not None:
             return convert(exc)
+    if isinstance(exc, AttributeError) and _raised_inside(exc, _PARSING_LIBRARIES):
+        return BadResponse(f"unparsable answer: {exc}")
     return None
 
 
