@@ -10,13 +10,10 @@ from __future__ import annotations
 import functools
 import ssl
 from dataclasses import dataclass
-from typing import Final
 
 from agent.vendors.base import BadResponse, translate
 
 __all__ = ["WebReply", "request"]
-
-_CHUNK: Final = 16 * 1024
 
 
 @functools.cache
@@ -51,6 +48,8 @@ async def request(
     """``BadResponse`` for a body over ``max_bytes``; transport failures as camera errors."""
     import httpx  # noqa: PLC0415  # ~14 MB: only agents that run web checks pay for it
 
+    from agent.vendors.http import read_capped  # noqa: PLC0415  # imports httpx too
+
     try:
         async with (
             httpx.AsyncClient(
@@ -62,14 +61,7 @@ async def request(
             ) as client,
             client.stream(method, url, content=body, headers=headers) as response,
         ):
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise BadResponse(f"{url}: body of {declared} bytes exceeds {max_bytes}")
-            data = bytearray()
-            async for chunk in response.aiter_bytes(_CHUNK):
-                data += chunk
-                if len(data) > max_bytes:
-                    raise BadResponse(f"{url}: body exceeds {max_bytes} bytes")
+            data = await read_capped(response, url, max_bytes)
     except BadResponse:
         raise
     except Exception as exc:
@@ -83,5 +75,5 @@ async def request(
         authenticate=tuple(response.headers.get_list("WWW-Authenticate")),
         location=response.headers.get("Location", "")[:256],
         server=response.headers.get("Server", "")[:80],
-        body=bytes(data),
+        body=data,
     )

@@ -107,6 +107,20 @@ def make_client(
     )
 
 
+async def read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
+    """The whole body of a streamed response; ``BadResponse`` past ``max_bytes`` (a declared
+    length is refused before reading, then the bytes are counted as they arrive, decoded)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BadResponse(f"{url}: body of {declared} bytes exceeds {max_bytes}")
+    body = bytearray()
+    async for chunk in response.aiter_bytes(_CHUNK):
+        body += chunk
+        if len(body) > max_bytes:
+            raise BadResponse(f"{url}: body exceeds {max_bytes} bytes")
+    return bytes(body)
+
+
 async def fetch(
     client: httpx.AsyncClient,
     method: str,
@@ -129,18 +143,11 @@ async def fetch(
         request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
     )
     try:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            raise BadResponse(f"{url}: body of {declared} bytes exceeds {max_bytes}")
-        body = bytearray()
-        async for chunk in response.aiter_bytes(_CHUNK):
-            body += chunk
-            if len(body) > max_bytes:
-                raise BadResponse(f"{url}: body exceeds {max_bytes} bytes")
+        body = await read_capped(response, url, max_bytes)
     finally:
         await response.aclose()
     media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    reply = Reply(response.status_code, media, bytes(body), response.headers)
+    reply = Reply(response.status_code, media, body, response.headers)
     _check_status(url, reply, lock_detector)
     if media not in accept:
         raise BadResponse(f"{url}: content type {media or 'none'!r}, expected {sorted(accept)}")
