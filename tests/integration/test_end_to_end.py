@@ -46,13 +46,17 @@ class Collector:
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def cli(self, *args: str) -> str:
-        done = subprocess.run(
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``camwarden-server --config ... ARGS``, whatever its exit code."""
+        return subprocess.run(
             [*SERVER, "--config", str(self.config), *args],
             check=False,
             capture_output=True,
             text=True,
         )
+
+    def cli(self, *args: str) -> str:
+        done = self.run(*args)
         assert done.returncode == 0, done.stderr
         return done.stdout
 
@@ -203,37 +207,11 @@ def test_nothing_lost_through_broker_outage_and_kill_9(
     )
     export = home / "stored.jws"
     export.write_text("\n".join(collector.stored_jws()) + "\n")
-    done = subprocess.run(
-        [
-            *SERVER,
-            "--config",
-            str(collector.config),
-            "verify-report",
-            "--pubkey",
-            str(pubkey),
-            str(export),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
+    done = collector.run("verify-report", "--pubkey", str(pubkey), str(export))
     assert done.returncode == 0, done.stdout + done.stderr
     tampered = export.read_text().replace("\n", "\nx", 1)
     export.write_text(tampered)
-    bad = subprocess.run(
-        [
-            *SERVER,
-            "--config",
-            str(collector.config),
-            "verify-report",
-            "--pubkey",
-            str(pubkey),
-            str(export),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
+    bad = collector.run("verify-report", "--pubkey", str(pubkey), str(export))
     assert bad.returncode == 1
     assert f"{export}:2: malformed" in bad.stdout  # the CLI's file:line: reason format
 
@@ -288,10 +266,5 @@ def test_air_gapped_site_file_imports_through_the_same_checks(
         assert "accepted" in first
     issued = state_seq(config)
     assert sorted(collector.stored_seqs()) == list(range(1, issued + 1))
-    again = subprocess.run(
-        [*SERVER, "--config", str(collector.config), "import", str(out)],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
+    again = collector.run("import", str(out))
     assert "duplicate" in again.stdout  # the same file twice changes nothing
