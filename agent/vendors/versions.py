@@ -11,7 +11,7 @@ hikvision  ``V5.5.0 build 200101``, ``V5.4.0 b160530``  (5, 5, 0) / 2020-01-01 (
 dahua      ``2.800.0000000.25.R``, ``..., build:2021-05-18``  (2, 800, 0, 25) / the ``Build Date``
 axis       ``10.12.114``                                (10, 12, 114) / none
 reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDDHH``)
-generic    ``1.0.227``, ``v2.1``                        dotted numbers / none
+generic    ``1.0.227``, ``V2.1.4 build 20220301``       dotted numbers / ``build YYYYMMDD`` if given
 =========  ===========================================  ============================================
 
 Dahua reports the build date separately (``magicBox.cgi?action=getSoftwareVersion`` answers
@@ -59,7 +59,11 @@ _SCHEMES: Final[dict[str, _Scheme]] = {
             re.compile(r"[Vv]?(?P<ver>\d+(?:\.\d+){1,4})(?:_(?P<build>\d{8}))?"),
             "%y%m%d%H",
         ),
-        _Scheme("generic", re.compile(r"[Vv]?(?P<ver>\d+(?:\.\d+)*)"), None),
+        _Scheme(
+            "generic",
+            re.compile(r"[Vv]?(?P<ver>\d+(?:\.\d+)*)(?:\s*,?\s*build\s*(?P<build>\d{8}))?"),
+            "%Y%m%d",
+        ),
     )
 }
 

@@ -35,6 +35,7 @@ from agent.vendors.versions import (
         ("Reolink", "1.0.227", "reolink", (1, 0, 227), None),
         ("Acme", "v2.1", "generic", (2, 1), None),
         (None, "1.0.227", "generic", (1, 0, 227), None),
+        ("onvif", "V2.1.4 build 20220301", "generic", (2, 1, 4), date(2022, 3, 1)),
     ],
 )
 def test_parse_table(

@@ -29,22 +29,30 @@ PASSWORD = "Adm1n!pass"
 MODEL = "DS-2CD2143G2-I"
 TARGET = "hikvision/V5.7.3/fw.bin"
 
-LAB = f"""
+
+
+def lab_config(
+    *,
+    persona: str = "hikvision",
+    camera_id: str = "hik",
+    model: str = MODEL,
+    firmware: str = "V5.5.0",
+    **upgrade: object,
+) -> str:
+    """One lab camera of ``persona`` with the agent's admin account and the upgrade faults."""
+    fields = ", ".join(f"{k} = {json.dumps(v)}" for k, v in (upgrade or {"reboot_s": 1.0}).items())
+    return f"""
 [[camera]]
-id = "hik"
-persona = "hikvision"
-model = "{MODEL}"
-firmware = "V5.5.0"
-firmware_upgrade = {{reboot_s = 1.0}}
+id = "{camera_id}"
+persona = "{persona}"
+model = "{model}"
+firmware = "{firmware}"
+firmware_upgrade = {{{fields}}}
 users = [{{name = "admin", password = "{PASSWORD}", role = "admin"}}]
 """
 
 
-def lab_config(**upgrade: object) -> str:
-    if not upgrade:
-        return LAB
-    fields = ", ".join(f"{k} = {json.dumps(v)}" for k, v in upgrade.items())
-    return LAB.replace("firmware_upgrade = {reboot_s = 1.0}", f"firmware_upgrade = {{{fields}}}")
+LAB = lab_config()
 
 
 @dataclass
