@@ -55,7 +55,8 @@ class LockEvent:
 
 
 class Camera:
-    """One simulated camera. ``reboot_hook`` is set by the fleet that owns its listeners."""
+    """One simulated camera. ``reboot_hook`` and ``credentials_hook`` are set by the fleet that
+    owns its listeners (the RTSP server keeps its own copy of the accounts)."""
 
     def __init__(
         self, spec: CameraSpec, host: str, ports: dict[str, int], clock: Clock = time.time
@@ -85,6 +86,8 @@ class Camera:
             self.persona.realm, {"serial": self.serial, "serial_tail": self.serial[-5:]}
         )
         self.reboot_hook: Callable[[float], Awaitable[None]] | None = None
+        self.credentials_hook: Callable[[], Awaitable[None]] | None = None
+        self._credentials_changed = False
         self.reboots = 0
         self.lock_events: list[LockEvent] = []
         self._failures: dict[str, deque[float]] = {}
@@ -153,7 +156,15 @@ class Camera:
         if user is None:
             return False
         self.users[username] = replace(user, password=password, role=role or user.role)  # type: ignore[arg-type]
+        self._credentials_changed = True
         return True
+
+    async def sync_credentials(self) -> None:
+        """After a password change: every interface (RTSP too) sees the new one before the
+        change is answered."""
+        if self._credentials_changed and self.credentials_hook is not None:
+            await self.credentials_hook()
+        self._credentials_changed = False
 
     def record(self, entry: RequestRecord) -> None:
         self.log.append(entry)

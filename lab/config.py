@@ -130,6 +130,7 @@ class CameraSpec:
     not_activated: bool = False
     http_redirect: bool = False  # plain HTTP answers every request with a redirect to HTTPS
     discoverable: bool = True  # ONVIF DiscoveryMode; false: no answer to WS-Discovery probes
+    onvif_user_management: bool = True  # false: ONVIF SetUser refused (vendor API only)
     lockout: Lockout | None = None
     faults: Faults = field(default_factory=Faults)
     firmware_upgrade: FirmwareUpgrade = field(default_factory=FirmwareUpgrade)
@@ -247,6 +248,7 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
     upgrade = _upgrade(t.table("firmware_upgrade")) if "firmware_upgrade" in t.raw else None
     skew = t.get("clock_skew_s", float, 0.0)
     discoverable = t.get("discoverable", bool, True)
+    onvif_user_management = t.get("onvif_user_management", bool, True)
     if flags["http_redirect"] and not flags["https"]:
         t.fail("http_redirect", "needs https = true (there is nothing to redirect to)")
     t.done()
@@ -264,6 +266,7 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
             onvif_noauth_ops=noauth,
             clock_skew_s=skew,
             discoverable=discoverable,
+            onvif_user_management=onvif_user_management,
             tls=tls,
             lockout=lockout,
             faults=faults,

@@ -233,6 +233,15 @@ class CameraNode:
         sock = self.binder.tcp(self.host, self.ports["rtsp"])
         self._listeners.append(await RtspFaultProxy(self._faults, connect).start(sock))
 
+    @property
+    def rtsp_users(self) -> tuple[tuple[str, str], ...]:
+        return tuple((u.name, u.password) for u in self.camera.users.values())
+
+    async def push_credentials(self) -> None:
+        """The camera's accounts as they are now, to its RTSP server."""
+        if self.rtsp is not None and self.spec.rtsp_auth != "none":
+            await self.rtsp.set_users(self.host, self.rtsp_port, self.rtsp_users)
+
     async def _set_rtsp(self, *, online: bool) -> None:
         if self.rtsp is not None:
             await self.rtsp.set_online(self.host, self.rtsp_port, online)
@@ -355,6 +364,7 @@ class Fleet:
             camera = Camera(spec, self.address(spec.ordinal), ports)
             node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp, self._connect)
             camera.reboot_hook = node.reboot
+            camera.credentials_hook = node.push_credentials
             self.cameras[spec.id] = node
             await node.open()
         await self._start_rtsp()
@@ -392,7 +402,7 @@ class Fleet:
                 port=node.rtsp_port,
                 paths=node.spec.persona.rtsp_paths,
                 auth=node.spec.rtsp_auth,
-                users=tuple((u.name, u.password) for u in node.spec.all_users),
+                users=node.rtsp_users,
             )
             for node in self.cameras.values()
         ]

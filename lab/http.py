@@ -15,6 +15,7 @@ from importlib import resources
 from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from lxml import etree
 from multidict import CIMultiDict
 
 from lab import httpauth, onvif
@@ -68,6 +69,7 @@ class HttpFrontend:
         if faults.drop:
             return self._drop(request, "drop")
         reply = await self._dispatch(request)
+        await self.camera.sync_credentials()  # a changed password reaches RTSP first
         if reply is None:  # the upload was dropped mid-way
             return self._drop(request, "fail_mid_upgrade")
         self.camera.record(
@@ -151,10 +153,11 @@ class HttpFrontend:
 
     async def _vendor(self, request: web.BaseRequest) -> Reply | None:
         cam = self.camera
-        target = request.path_qs
         query = dict(parse_qsl(request.query_string, keep_blank_values=True))
         json_method, payload = await self._read(request)
         route = cam.persona.find_route(request.method, request.path, query, json_method)
+        secret = route.secret_query_keys if route else cam.persona.secret_query_keys
+        target = _logged_target(request, secret)
         if route is None:
             return Reply(404, b"404 Not Found\n", "text/plain", target)
         scheme, user, refusal = self._authorize(request, route, target)
@@ -166,17 +169,24 @@ class HttpFrontend:
         context = cam.context()
         if route.rows:
             context["rows"] = cam.user_rows(route.row)
-        if route.kind == "firmware_upload":
+        status, template = route.status, route.body
+        if route.kind == "set_password":
+            assert user is not None  # set_password routes are never open
+            account = _set_password(
+                cam, route, path=request.path, query=query, body=payload, caller=user
+            )
+            context["account"] = account or ""
+            if account is None:
+                status, template = route.error_status, route.error_body
+        elif route.kind == "firmware_upload":
             if self._fails_mid_upgrade():
                 return None
             try:
-                info = cam.accept_image(payload)
+                context["new_version"] = cam.accept_image(payload).version
             except BadImage:
-                body = route.error_body.encode()
-                return Reply(route.error_status, body, route.content_type, target, scheme, name)
-            context["new_version"] = info.version
-        body = render(route.body, context).encode()
-        return Reply(route.status, body, route.content_type, target, scheme, name)
+                status, template = route.error_status, route.error_body
+        body = render(template, context).encode()
+        return Reply(status, body, route.content_type, target, scheme, name)
 
     def _authorize(
         self, request: web.BaseRequest, route: ApiRoute, target: str
@@ -232,6 +242,61 @@ class HttpFrontend:
         if upgrade.fail_mid_upgrade:
             self.camera.schedule_reboot(upgrade.reboot_s)
         return upgrade.fail_mid_upgrade
+
+
+def _logged_target(request: web.BaseRequest, secret: frozenset[str]) -> str:
+    """``path?query`` as the request log keeps it: password parameters left out."""
+    if not secret or not request.query_string:
+        return request.path_qs
+    pairs = parse_qsl(request.query_string, keep_blank_values=True)
+    query = "&".join(f"{k}={v}" for k, v in pairs if k not in secret)
+    return f"{request.path}?{query}" if query else request.path
+
+
+def _set_password(
+    cam: Camera,
+    route: ApiRoute,
+    *,
+    path: str,
+    query: dict[str, str],
+    body: bytes,
+    caller: User,
+) -> str | None:
+    """The vendor's password change: the account, the new password and, where the vendor asks
+    for it, proof of the current one (the account's old password or the caller's own).
+    Returns the account changed, or None when the camera refuses."""
+
+    def value(source: str) -> str | None:
+        kind, _, key = source.partition(":")
+        if kind == "query":
+            return query.get(key)
+        if kind == "xml":
+            return _xml_text(body, key)
+        if kind == "path":
+            index = path.rsplit("/", 1)[-1]
+            users = list(cam.users.values())
+            number = int(index) if index.isdigit() else 0
+            return users[number - 1].name if 0 < number <= len(users) else None
+        return None
+
+    name, new = value(route.user_from), value(route.password_from)
+    account = cam.users.get(name or "")
+    if account is None or not new:
+        return None
+    if route.old_from:
+        expected = caller.password if route.old_is_callers else account.password
+        if value(route.old_from) != expected:
+            return None
+    return account.name if cam.set_password(account.name, new) else None
+
+
+def _xml_text(body: bytes, tag: str) -> str | None:
+    try:
+        root = etree.fromstring(body, onvif.PARSER)
+    except etree.XMLSyntaxError:
+        return None
+    found = root.find(f".//{{*}}{tag}") if root is not None else None
+    return found.text if found is not None else None
 
 
 def _json_method(data: bytes) -> str | None:

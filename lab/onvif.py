@@ -24,7 +24,15 @@ from lab.camera import AuthScheme, Camera
 from lab.config import User
 from lab.errors import BadImage
 
-__all__ = ["ACCESS", "PRE_AUTH", "Login", "OnvifReply", "handle_soap", "handle_upload"]
+__all__ = [
+    "ACCESS",
+    "PARSER",
+    "PRE_AUTH",
+    "Login",
+    "OnvifReply",
+    "handle_soap",
+    "handle_upload",
+]
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -50,7 +58,7 @@ ALLOWED_ROLES: dict[Access, frozenset[str]] = {
     "write_system": frozenset({"admin"}),
     "unrecoverable": frozenset({"admin"}),
 }
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
+PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +216,8 @@ def _users(call: _Call) -> str:
 
 
 def _set_user(call: _Call) -> str:
+    if not call.camera.spec.onvif_user_management:  # turned off: the vendor API only
+        raise _Fault("Receiver", "ter:ActionNotSupported", "", "User management is disabled")
     roles = {"Administrator": "admin", "Operator": "operator", "User": "user"}
     for item in call.request.findall("{*}User"):
         name = _arg_in(item, "Username")
@@ -418,7 +428,7 @@ def handle_soap(
 ) -> OnvifReply:
     """Answer one SOAP request. ``http_login`` checks an HTTP Authorization header, if any."""
     try:
-        root = etree.fromstring(body, _PARSER)
+        root = etree.fromstring(body, PARSER)
         soap_body = root.find(f"{{{NS['s']}}}Body")
         if soap_body is None:
             soap_body = root.find(f"{{{SOAP11}}}Body")

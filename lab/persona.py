@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from lab.errors import ConfigError
 
@@ -30,7 +30,10 @@ __all__ = [
 Role = Literal["admin", "operator", "user"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "user")
 RouteAuth = Literal["none", "user", "admin"]
-RouteKind = Literal["template", "snapshot", "firmware_upload"]
+RouteKind = Literal["template", "snapshot", "firmware_upload", "set_password"]
+ROUTE_KINDS: tuple[RouteKind, ...] = get_args(RouteKind)
+# Where a set_password route finds a value: "query:<key>", "xml:<tag>" (of the request body)
+# or "path" (the segment a request path ending in "/*" matched: a 1-based user id).
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +52,33 @@ class ApiRoute:
     body: str
     rows: str | None  # "users": ``row`` is rendered once per user into ``{rows}``
     row: str
-    error_status: int  # for firmware uploads: answer to an image that is not valid
+    error_status: int  # firmware uploads: an image that is not valid; set_password: refused
     error_body: str
+    # set_password: where the account, the new password and the proof of the current one are
+    # (the old password of that account, or the caller's own login password; "" for none)
+    user_from: str = ""
+    password_from: str = ""
+    old_from: str = ""
+    old_is_callers: bool = False
+
+    @property
+    def secret_query_keys(self) -> frozenset[str]:
+        """Query parameters carrying passwords: never written to the request log."""
+        sources = (self.password_from, self.old_from)
+        return frozenset(s.removeprefix("query:") for s in sources if s.startswith("query:"))
 
     def matches(
         self, method: str, path: str, query: dict[str, str], json_method: str | None
     ) -> bool:
+        if self.path.endswith("/*"):
+            prefix = self.path[:-1]
+            segment = path[len(prefix) :]
+            same_path = path.startswith(prefix) and segment != "" and "/" not in segment
+        else:
+            same_path = path == self.path
         return (
             method == self.method
-            and path == self.path
+            and same_path
             and all(query.get(k) == v for k, v in self.query)
             and (self.json_method is None or self.json_method == json_method)
         )
@@ -113,6 +134,11 @@ class Persona:
     cves: tuple[CveRule, ...]
     api: tuple[ApiRoute, ...]
     auth_locked: AuthLocked | None = None
+
+    @property
+    def secret_query_keys(self) -> frozenset[str]:
+        """Every query parameter a route of this persona takes a password in."""
+        return frozenset().union(*(r.secret_query_keys for r in self.api))
 
     def build_string(self, build: dt.date) -> str:
         return build.strftime(self.build_format)
@@ -201,11 +227,7 @@ def _route(raw: dict[str, Any]) -> ApiRoute:
     query = tuple(_pair(item) for item in qs.split("&") if item)
     auth = raw.get("auth", "user")
     kind = raw.get("kind", "template")
-    if auth not in ("none", "user", "admin") or kind not in (
-        "template",
-        "snapshot",
-        "firmware_upload",
-    ):
+    if auth not in ("none", "user", "admin") or kind not in ROUTE_KINDS:
         raise ValueError(f"api {raw['request']!r}: auth={auth!r} kind={kind!r}")
     return ApiRoute(
         method=method,
@@ -222,6 +244,10 @@ def _route(raw: dict[str, Any]) -> ApiRoute:
         row=raw.get("row", ""),
         error_status=int(raw.get("error_status", 400)),
         error_body=raw.get("error_body", ""),
+        user_from=raw.get("user_from", ""),
+        password_from=raw.get("password_from", ""),
+        old_from=raw.get("old_from", ""),
+        old_is_callers=bool(raw.get("old_is_callers", False)),
     )
 
 

@@ -6,6 +6,7 @@ per line on stdin, one JSON reply per line on stdout::
 
     {"op": "add", "streams": [{"netns", "host", "port", "paths", "auth", "users"}, ...]}
     {"op": "online", "host": "127.77.0.11", "port": 18554, "online": false}
+    {"op": "users", "host": "127.77.0.11", "port": 18554, "users": [["admin", "..."], ...]}
     {"op": "quit"}                   (or EOF)
     -> {"ok": true, ...} | {"ok": false, "error": "..."}
 
@@ -66,14 +67,14 @@ class Camera:
         self.server.set_address(spec["host"])
         self.server.set_service(str(spec["port"]))
         self.source: GLib.Source | None = None
-        auth = spec["auth"]
+        self.auth = auth = spec["auth"]
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch)
         factory.set_shared(True)
         if self.netns is not None:
             factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
         if auth != "none":
-            self.server.set_auth(self._auth(auth, spec["users"]))
+            self.server.set_auth(self.make_auth(auth, spec["users"]))
             factory.add_role_from_structure(
                 Gst.Structure.new_from_string(
                     f"{VIEWER}, media.factory.access=(boolean)true, "
@@ -85,7 +86,7 @@ class Camera:
             mounts.add_factory(path, factory)
 
     @staticmethod
-    def _auth(method: str, users: list[list[str]]) -> GstRtspServer.RTSPAuth:
+    def make_auth(method: str, users: list[list[str]]) -> GstRtspServer.RTSPAuth:
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER)
@@ -163,6 +164,11 @@ class Worker:
                 camera.up()
             else:
                 camera.down()
+            return {"ok": True}
+        if op == "users":
+            camera = self.cameras[(command["host"], int(command["port"]))]
+            if camera.auth != "none":
+                camera.server.set_auth(camera.make_auth(camera.auth, command["users"]))
             return {"ok": True}
         if op == "quit":
             self.loop.quit()

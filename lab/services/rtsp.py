@@ -110,6 +110,11 @@ class RtspFleet:
         async with self._lock:
             await self._call({"op": "online", "host": host, "port": port, "online": online})
 
+    async def set_users(self, host: str, port: int, users: tuple[tuple[str, str], ...]) -> None:
+        """Replace the accounts of the server at host:port (a password was changed)."""
+        async with self._lock:
+            await self._call({"op": "users", "host": host, "port": port, "users": users})
+
     async def close(self) -> None:
         async with self._lock:
             process, self._process = self._process, None
