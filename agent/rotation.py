@@ -5,21 +5,29 @@
     preflight   escrow key: an X25519 public JWK whose RFC 7638 thumbprint is ``escrow_kid``
                 and, when ``[rotation] escrow_kid`` pins the organisation's key, that key
                 (refusals before any camera contact); the current credential from the vault;
-                the camera answers with it
+                the camera answers with it (identity through the vendor API, or ONVIF for an
+                ONVIF-only camera); noted: whether the account also logs in over ONVIF
     generating  a random password (``secrets``) of ``max(min_length, [rotation] min_length)``
                 meeting Decision 724 (all four classes) with zxcvbn score 4; kept in the vault
                 as ``<ref>.pending`` *before* the camera is changed, so a crash never loses it
-    applying    ONVIF ``SetUser`` with the account's current level
-    verifying   the new password is accepted and the old one refused (one attempt each);
-                then the vault entry is replaced and the pending one removed
+    applying    the vendor API first (ISAPI ``PUT /ISAPI/Security/users/<id>``, Dahua
+                ``userManager.cgi?action=modifyPassword``, VAPIX ``pwdgrp.cgi?action=update``);
+                when it is missing or refuses, ONVIF ``SetUser`` with the account's level (an
+                ONVIF-only camera gets ``SetUser`` directly); ``via`` notes which one took it
+    verifying   through the API that took it, and ONVIF when the account logged in there in
+                preflight: the new password is accepted and the old one refused (one attempt
+                each); then the vault entry is replaced and the pending one removed
     sealing     JWE (ECDH-ES+A256KW, A256GCM) of ``{camera_id, username, password, ...}`` to
                 the escrow key, returned as ``details.sealed``; then the hook, if configured,
                 gets the same JSON on stdin (never in argv or the environment)
 
 Resume: before ``applying`` the rotation starts over (the camera was not touched); at
-``applying``/``verifying`` the pending password is tried: accepted -> continue verifying;
-refused -> the camera kept the old one: failed cleanly (``interrupted``); at ``sealing`` the
-vault holds the new password: seal it again. Passwords are never logged.
+``applying`` (and after a lost answer to the change itself) the pending password is tried,
+vendor API first, then ONVIF: accepted -> continue verifying through that API; refused
+everywhere -> the camera kept the old one: failed cleanly (``interrupted``); a camera that does
+not answer fails the command and leaves ``<ref>.pending`` in the vault. At ``verifying`` the
+checks run again; at ``sealing`` the vault holds the new password: seal it again. Passwords are
+never logged (Dahua and VAPIX take them in the query string: see ``agent.vendors.http``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import json
 import logging
 import secrets
 import string
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,9 +51,10 @@ from agent.commands.errors import StepFailed
 from agent.commands.verify import RotateParams, rotate_params
 from agent.credentials.passwords import assess_password
 from agent.state import atomic_write
-from agent.vendors.base import AdapterConfig, CameraError
+from agent.vendors.base import Adapter, CameraError, LockedOut, Timeout, Unreachable
 from agent.vendors.models import Credential, Interface
 from agent.vendors.onvif.adapter import OnvifAdapter
+from agent.vendors.registry import adapter_pair
 from protocol.commands import PASSWORD_ROTATE
 from protocol.messages import Command
 
@@ -126,8 +136,28 @@ async def run_hook(argv: tuple[str, ...], payload: dict[str, str], timeout_s: fl
     return proc.returncode == 0
 
 
-async def _login(onvif: OnvifAdapter, username: str, password: str) -> bool:
-    return await onvif.try_login(Interface.ONVIF, username, password)
+def _channel(pair: tuple[Adapter, OnvifAdapter], via: str) -> tuple[Adapter, Interface]:
+    """The adapter named by ``via`` (a vendor key) and the interface its logins go over."""
+    vendor, onvif = pair
+    return (onvif, Interface.ONVIF) if via == onvif.vendor else (vendor, Interface.HTTP)
+
+
+def _checked_on(pair: tuple[Adapter, OnvifAdapter], data: dict[str, str]) -> list[str]:
+    """Where the passwords are verified: the API that took the new one, and ONVIF when the
+    account worked there before (``onvif`` noted in preflight)."""
+    via = [data["via"]]
+    onvif = pair[1].vendor
+    return via if onvif in via or data.get("onvif") != "yes" else [*via, onvif]
+
+
+async def _answers(adapter: Adapter, interface: Interface, username: str, password: str) -> bool:
+    """One login; a camera that cannot be asked this way counts as a refusal."""
+    try:
+        return await adapter.try_login(interface, username, password)
+    except (Unreachable, Timeout, LockedOut):
+        raise
+    except CameraError:
+        return False
 
 
 async def rotate_password(run: Run) -> Details:
@@ -143,38 +173,92 @@ async def rotate_password(run: Run) -> Details:
     target_ref = ref if params.username == current.username else f"{ref}/{params.username}"
     pending_ref = f"{target_ref}.pending"
     old = ex.credentials.credential(target_ref)
-    config = AdapterConfig(timeout_s=ex.config.firmware.camera_timeout_s)
-    async with OnvifAdapter(ex.config.target(camera), config, current) as onvif:
+    pair = adapter_pair(ex.config.target(camera), current, ex.config.firmware.camera_timeout_s)
+    async with AsyncExitStack() as stack:
+        for adapter in dict.fromkeys(pair):  # one object for an ONVIF-only camera
+            stack.push_async_callback(adapter.close)
         if entry.step in _EARLY:
-            try:
-                ident = await onvif.identify()
-            except CameraError as exc:
-                raise StepFailed("preflight_failed", f"camera: {exc.code}") from exc
+            inputs = await _preflight(run, pair, params.username, old)
             await run.step("generating")
             length = max(params.min_length, rot.min_length)
-            inputs = [w for w in (ident.vendor, ident.model, params.username, camera.id) if w]
             new = await asyncio.to_thread(generate_password, length, inputs)
             if old is not None and new == old.password:  # cannot happen; checked anyway
                 raise StepFailed("internal", "generated password equals the current one")
             await asyncio.to_thread(ex.credentials.set, pending_ref, params.username, new)
             await run.step("applying")
-            try:
-                await onvif.set_password(params.username, new)
-            except CameraError as exc:
-                ex.credentials.delete(pending_ref)
-                raise StepFailed("camera_refused", f"SetUser: {exc.code}") from exc
-            await run.step("verifying")
+            via = await _apply(run, pair, params.username, (new, old), pending_ref)
+            await run.step("verifying", via=via)
         elif entry.step in ("applying", "verifying"):
             pending = ex.credentials.credential(pending_ref)
-            if pending is None or not await _login(onvif, params.username, pending.password):
-                ex.credentials.delete(pending_ref)
+            if pending is None:
                 raise StepFailed("interrupted", "stopped before the camera took the password")
             new = pending.password
             if entry.step == "applying":
-                await run.step("verifying")
+                via = await _taken(run, pair, params.username, pending_ref, "stopped")
+                await run.step("verifying", via=via)
         if entry.step == "verifying":
-            await _confirm(run, onvif, params.username, (new, old), target_ref)
+            await _confirm(run, pair, params.username, (new, old), target_ref)
     return await _seal_and_hand_over(run, key, params.escrow_kid, target_ref)
+
+
+async def _preflight(
+    run: Run, pair: tuple[Adapter, OnvifAdapter], username: str, old: Credential | None
+) -> list[str]:
+    """The camera answers with the agent's credential; notes whether the account also works
+    over ONVIF (then ONVIF is verified too). Returns the words the password must not echo."""
+    vendor, onvif = pair
+    try:
+        ident = await vendor.identify()
+    except CameraError as exc:
+        raise StepFailed("preflight_failed", f"camera: {exc.code}") from exc
+    on_onvif = vendor is onvif or (
+        old is not None and await _answers(onvif, Interface.ONVIF, username, old.password)
+    )
+    await run.note(onvif="yes" if on_onvif else "")
+    return [w for w in (ident.vendor, ident.model, username, run.camera.id) if w]
+
+
+async def _apply(
+    run: Run,
+    pair: tuple[Adapter, OnvifAdapter],
+    username: str,
+    passwords: tuple[str, Credential | None],
+    pending_ref: str,
+) -> str:
+    """The richest API that takes the password: the vendor's, then ONVIF ``SetUser``.
+    Returns the vendor key of the adapter that took it."""
+    new, old = passwords
+    refusals = []
+    for adapter in dict.fromkeys(pair):
+        try:
+            await adapter.set_password(username, new, current=old.password if old else None)
+        except (Unreachable, Timeout) as exc:  # the camera may have taken it: ask it
+            return await _taken(run, pair, username, pending_ref, f"{adapter.vendor}: {exc.code}")
+        except CameraError as exc:
+            refusals.append(f"{adapter.vendor}: {exc.code}")
+            log.info("camera %s: %s refused the password change", run.camera.id, refusals[-1])
+            if isinstance(exc, LockedOut):
+                break
+        else:
+            return adapter.vendor
+    await asyncio.to_thread(run.executor.credentials.delete, pending_ref)
+    raise StepFailed("camera_refused", "; ".join(refusals))
+
+
+async def _taken(
+    run: Run, pair: tuple[Adapter, OnvifAdapter], username: str, pending_ref: str, why: str
+) -> str:
+    """After an interruption: the API whose login takes the pending password (vendor first).
+    Refused everywhere: the camera kept the old one, failed cleanly. A camera that does not
+    answer raises and the pending password stays in the vault."""
+    pending = run.executor.credentials.credential(pending_ref)
+    if pending is not None:
+        for adapter in dict.fromkeys(pair):
+            via = adapter.vendor
+            if await _answers(*_channel(pair, via), username, pending.password):
+                return via
+    await asyncio.to_thread(run.executor.credentials.delete, pending_ref)
+    raise StepFailed("interrupted", f"{why}; the camera kept the old password")
 
 
 async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) -> Details:
@@ -189,7 +273,12 @@ async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) 
         "command_id": run.command.command_id,
         "rotated_at": ex.clock().isoformat(),
     }
-    details: Details = {"sealed": seal(key, payload), "escrow_kid": kid}
+    details: Details = {
+        "sealed": seal(key, payload),
+        "escrow_kid": kid,
+        "via": run.entry.data.get("via", ""),
+        "verified": run.entry.data.get("verified", ""),
+    }
     if rot.hook:
         details["hook"] = (
             "ok" if await run_hook(rot.hook, payload, rot.hook_timeout_s) else "failed"
@@ -200,24 +289,28 @@ async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) 
 
 async def _confirm(
     run: Run,
-    onvif: OnvifAdapter,
+    pair: tuple[Adapter, OnvifAdapter],
     username: str,
     passwords: tuple[str, Credential | None],
     target_ref: str,
 ) -> None:
-    """New accepted, old refused; then the vault takes the new one and the pending goes."""
+    """New accepted, old refused, on every interface checked; then the vault takes the new one
+    and the pending goes."""
     new, old = passwords
     store = run.executor.credentials
-    if not await _login(onvif, username, new):
-        raise StepFailed("verify_failed", "the camera refuses the new password")
-    if old is not None and await _login(onvif, username, old.password):
-        raise StepFailed("verify_failed", "the camera still accepts the old password")
+    checked = _checked_on(pair, run.entry.data)
+    for via in checked:
+        channel = _channel(pair, via)
+        if not await _answers(*channel, username, new):
+            raise StepFailed("verify_failed", f"{via} refuses the new password")
+        if old is not None and await _answers(*channel, username, old.password):
+            raise StepFailed("verify_failed", f"{via} still accepts the old password")
     try:
         await asyncio.to_thread(store.set, target_ref, username, new)
     except Exception as exc:
         raise StepFailed("vault_failed", f"{type(exc).__name__}") from exc
     await asyncio.to_thread(store.delete, f"{target_ref}.pending")
-    await run.step("sealing")
+    await run.step("sealing", verified=",".join(checked))
 
 
 class _Last(msgspec.Struct, forbid_unknown_fields=True):

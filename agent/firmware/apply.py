@@ -35,10 +35,10 @@ from agent.commands.verify import FirmwareParams, firmware_params
 from agent.firmware.manifest import ImageFacts, check_camera, check_image
 from agent.firmware.updater import FirmwareUpdater, enrollment_root
 from agent.probes.rtsp import describe
-from agent.vendors.base import Adapter, AdapterConfig, CameraError, Unsupported
-from agent.vendors.models import Credential, DeviceIdentity, Target
+from agent.vendors.base import Adapter, CameraError, Unsupported
+from agent.vendors.models import Credential, DeviceIdentity
 from agent.vendors.onvif.adapter import OnvifAdapter
-from agent.vendors.registry import adapter_for
+from agent.vendors.registry import adapter_pair
 from agent.vendors.versions import UnparsableVersion, parse_firmware
 
 if TYPE_CHECKING:
@@ -47,19 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _EARLY = (None, "preflight", "downloading")
-
-
-def adapters(
-    target: Target, credential: Credential, timeout_s: float
-) -> tuple[Adapter, OnvifAdapter]:
-    """The vendor adapter (firmware upload, identity) and the ONVIF one (network, streams,
-    accounts); the same object for an ONVIF-only camera."""
-    config = AdapterConfig(timeout_s=timeout_s)
-    onvif = OnvifAdapter(target, config, credential)
-    cls = adapter_for(target.vendor_hint or "onvif")
-    if cls is None or cls is OnvifAdapter:
-        return onvif, onvif
-    return cls(target, config, credential), onvif
 
 
 def same_version(vendor: str, reported: str | None, wanted: str) -> bool:
@@ -111,7 +98,7 @@ async def apply_firmware(run: Run) -> Details:
         timeout_s=fw.download_timeout_s,
     )
     async with AsyncExitStack() as stack:
-        vendor, onvif = adapters(ex.config.target(camera), credential, fw.camera_timeout_s)
+        vendor, onvif = adapter_pair(ex.config.target(camera), credential, fw.camera_timeout_s)
         stack.push_async_callback(vendor.close)
         if onvif is not vendor:
             stack.push_async_callback(onvif.close)

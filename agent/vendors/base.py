@@ -302,10 +302,15 @@ class Adapter(ABC):
             timeout_s=timeout_s,
         )
 
-    async def set_password(self, username: str, password: str) -> None:
-        """Set ``username``'s password (the password is never logged)."""
+    async def set_password(
+        self, username: str, password: str, *, current: str | None = None
+    ) -> None:
+        """Set ``username``'s password; ``current`` is that account's password now, when known
+        (some vendor APIs ask for it). No password is ever logged or put in an error."""
         await self._call(
-            Capability.SET_PASSWORD, "set_password", lambda: self._set_password(username, password)
+            Capability.SET_PASSWORD,
+            "set_password",
+            lambda: self._set_password(username, password, current),
         )
 
     async def network_settings(self) -> tuple[str, ...]:
@@ -339,7 +344,7 @@ class Adapter(ABC):
     async def _upload_firmware(self, image: Path, length: int) -> None:
         raise Unsupported("firmware_upgrade")
 
-    async def _set_password(self, username: str, password: str) -> None:
+    async def _set_password(self, username: str, password: str, current: str | None) -> None:
         raise Unsupported("set_password")
 
     async def _network_settings(self) -> tuple[str, ...]:

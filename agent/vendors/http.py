@@ -9,7 +9,10 @@ Every adapter that speaks HTTP builds its client here, so the safety limits live
 * the content type is checked against what the endpoint documents (``BadResponse``);
 * statuses are sorted the way the checks need them: 401 ``AuthFailed`` (or ``LockedOut`` when
   the vendor's lock detector recognises the body), 403 ``AuthFailed``, 404/501 ``Unsupported``,
-  502-504 ``Unreachable``, anything else ``BadResponse``.
+  502-504 ``Unreachable``, anything else ``BadResponse``;
+* passwords some vendor APIs take in the query string (Dahua ``modifyPassword``, VAPIX
+  ``pwdgrp.cgi``) are passed as ``secret_params``: they are added to the request only, never to
+  the path our errors name, and httpx's own request log line shows them as ``***``.
 
 TLS: cameras ship self-signed certificates, so the HTTPS client does not verify the chain
 (``TLS_VERIFY_REASON``). The adapters only read configuration through it; the TLS facts of a
@@ -19,6 +22,7 @@ handshake scan and never inferred from a connection that succeeded here.
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -40,6 +44,7 @@ from agent.vendors.models import Credential, Interface, Target
 
 __all__ = [
     "JSON_TYPES",
+    "SECRET_QUERY_KEYS",
     "TLS_VERIFY_REASON",
     "FileBody",
     "HttpAdapter",
@@ -59,6 +64,30 @@ _LIMITS: Final = httpx.Limits(max_connections=2, max_keepalive_connections=1, ke
 _CHUNK: Final = 16 * 1024
 _NO_AUTH: Final = httpx.Auth()  # sends the request as it is: for pre-auth endpoints
 JSON_TYPES: Final = frozenset({"application/json"})
+# Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only).
+SECRET_QUERY_KEYS: Final = frozenset({"pwd", "pwdOld"})
+
+
+class _SecretQueryFilter(logging.Filter):
+    """httpx logs every request with its full URL (INFO): mask the password parameters, whatever
+    level the site configures for the ``httpx`` logger."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _masked(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+def _masked(url: httpx.URL) -> httpx.URL:
+    if SECRET_QUERY_KEYS.isdisjoint(url.params.keys()):
+        return url
+    pairs = [(k, "***" if k in SECRET_QUERY_KEYS else v) for k, v in url.params.multi_items()]
+    return url.copy_with(params=pairs)
+
+
+_SECRET_QUERY_FILTER: Final = _SecretQueryFilter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +124,7 @@ def make_client(
     target: Target, config: AdapterConfig, credential: Credential | None, *, https: bool = False
 ) -> httpx.AsyncClient:
     """The HTTP client of one adapter instance; close it with ``aclose()``."""
+    logging.getLogger("httpx").addFilter(_SECRET_QUERY_FILTER)  # once: filters are a set
     return httpx.AsyncClient(
         base_url=base_url(target, https=https),
         auth=digest(credential),
@@ -130,15 +160,23 @@ async def fetch(
     accept: Collection[str],
     auth: httpx.Auth | None = None,
     json: object = None,
-    content: AsyncIterable[bytes] | None = None,
+    content: bytes | AsyncIterable[bytes] | None = None,
     headers: Mapping[str, str] | None = None,
     lock_detector: LockDetector | None = None,
+    secret_params: Mapping[str, str] | None = None,
 ) -> Reply:
     """One request; the complete answer if it is a 2xx of an ``accept``-ed type, else raises.
 
     ``auth`` overrides the client's credential (``try_login``); by default the client's is used.
+    ``secret_params`` (keys in ``SECRET_QUERY_KEYS``) join the query of the request sent and
+    nothing else: errors name ``url`` as given.
     """
-    request = client.build_request(method, url, json=json, content=content, headers=headers)
+    target: str | httpx.URL = url
+    if secret_params:
+        if not SECRET_QUERY_KEYS.issuperset(secret_params):
+            raise ValueError(f"not a password parameter: {sorted(secret_params)}")
+        target = httpx.URL(url).copy_merge_params(secret_params)  # params= would replace
+    request = client.build_request(method, target, json=json, content=content, headers=headers)
     response = await client.send(
         request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
     )
@@ -209,13 +247,30 @@ class HttpAdapter(Adapter):
         """``LockedOut`` if a refused answer says the account or source is locked."""
         return None
 
-    async def get(self, path: str, accept: Collection[str]) -> Reply:
+    async def get(
+        self, path: str, accept: Collection[str], *, secret_params: Mapping[str, str] | None = None
+    ) -> Reply:
         return await fetch(
             self.http,
             "GET",
             path,
             max_bytes=self.config.max_response_bytes,
             accept=accept,
+            lock_detector=self.detect_lock,
+            secret_params=secret_params,
+        )
+
+    async def put(
+        self, path: str, body: bytes, content_type: str, accept: Collection[str]
+    ) -> Reply:
+        return await fetch(
+            self.http,
+            "PUT",
+            path,
+            max_bytes=self.config.max_response_bytes,
+            accept=accept,
+            content=body,
+            headers={"Content-Type": content_type, "Content-Length": str(len(body))},
             lock_detector=self.detect_lock,
         )
 

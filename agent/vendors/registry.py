@@ -9,12 +9,13 @@ them in this order.
 from __future__ import annotations
 
 from agent.vendors.axis.adapter import AxisAdapter
-from agent.vendors.base import Adapter
+from agent.vendors.base import Adapter, AdapterConfig
 from agent.vendors.dahua.adapter import DahuaAdapter
 from agent.vendors.hikvision.adapter import HikvisionAdapter
+from agent.vendors.models import Credential, Target
 from agent.vendors.onvif.adapter import OnvifAdapter
 
-__all__ = ["VENDORS", "adapter_for"]
+__all__ = ["VENDORS", "adapter_for", "adapter_pair"]
 
 VENDORS: tuple[type[Adapter], ...] = (HikvisionAdapter, DahuaAdapter, AxisAdapter, OnvifAdapter)
 
@@ -22,3 +23,17 @@ VENDORS: tuple[type[Adapter], ...] = (HikvisionAdapter, DahuaAdapter, AxisAdapte
 def adapter_for(vendor: str, registry: tuple[type[Adapter], ...] = VENDORS) -> type[Adapter] | None:
     """The registered adapter class for a canonical vendor key (``hikvision``, ``dahua``, ...)."""
     return next((cls for cls in registry if cls.vendor == vendor), None)
+
+
+def adapter_pair(
+    target: Target, credential: Credential, timeout_s: float
+) -> tuple[Adapter, OnvifAdapter]:
+    """The vendor adapter of ``target.vendor_hint`` (firmware upload, identity, password change)
+    and the ONVIF one (network, streams, SetUser); the same object for an ONVIF-only camera.
+    The caller closes both."""
+    config = AdapterConfig(timeout_s=timeout_s)
+    onvif = OnvifAdapter(target, config, credential)
+    cls = adapter_for(target.vendor_hint or "onvif")
+    if cls is None or cls is OnvifAdapter:
+        return onvif, onvif
+    return cls(target, config, credential), onvif

@@ -6,6 +6,7 @@ import json
 import secrets
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import quote
 
 from agent.vendors.axis import const, parsers
 from agent.vendors.base import BadResponse
@@ -25,6 +26,7 @@ class AxisAdapter(HttpAdapter):
             Capability.TIME,
             Capability.LOGIN,
             Capability.FIRMWARE_UPGRADE,
+            Capability.SET_PASSWORD,
         }
     )
 
@@ -79,3 +81,13 @@ class AxisAdapter(HttpAdapter):
         answer = json.loads(reply.body)
         if not isinstance(answer, dict) or "error" in answer or "data" not in answer:
             raise BadResponse("axis: firmware upgrade refused")
+
+    async def _set_password(self, username: str, password: str, current: str | None) -> None:
+        """``pwdgrp.cgi?action=update&user=..&pwd=..``; the password as a secret parameter."""
+        reply = await self.get(
+            f"{const.PWDGRP_UPDATE}&user={quote(username, safe='')}",
+            const.TEXT_TYPES,
+            secret_params={"pwd": password},
+        )
+        if not reply.body.strip().startswith(f"Modified account {username}".encode()):
+            raise BadResponse("axis: pwdgrp update did not answer 'Modified account'")

@@ -22,3 +22,5 @@ TEXT_TYPES: Final = frozenset({"text/plain"})
 GROUPS: Final = (("admin", "administrator"), ("operator", "operator"), ("viewer", "user"))
 FIRMWARE_MANAGEMENT: Final = "/axis-cgi/firmwaremanagement.cgi"
 FIRMWARE_API_VERSION: Final = "1.4"
+# + user (query) and pwd (secret query parameter); answers "Modified account <user>."
+PWDGRP_UPDATE: Final = "/axis-cgi/pwdgrp.cgi?action=update"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import quote
 
 from agent.vendors.base import BadResponse, Unsupported
 from agent.vendors.dahua import const, parsers
@@ -24,6 +25,7 @@ class DahuaAdapter(HttpAdapter):
             Capability.TIME,
             Capability.LOGIN,
             Capability.FIRMWARE_UPGRADE,
+            Capability.SET_PASSWORD,
         }
     )
 
@@ -77,3 +79,18 @@ class DahuaAdapter(HttpAdapter):
         )
         if reply.body.strip() != b"OK":
             raise BadResponse("dahua: uploadFirmware did not answer OK")
+
+    async def _set_password(self, username: str, password: str, current: str | None) -> None:
+        """``userManager.cgi?action=modifyPassword&name=..&pwd=..&pwdOld=..``: the API wants the
+        account's current password; the passwords go as secret parameters (never logged)."""
+        if current is None and self.credential and self.credential.username == username:
+            current = self.credential.password
+        if current is None:
+            raise Unsupported("dahua: modifyPassword needs the account's current password")
+        reply = await self.get(
+            f"{const.MODIFY_PASSWORD}&name={quote(username, safe='')}",
+            const.TEXT_TYPES,
+            secret_params={"pwd": password, "pwdOld": current},
+        )
+        if reply.body.strip() != b"OK":
+            raise BadResponse("dahua: modifyPassword did not answer OK")

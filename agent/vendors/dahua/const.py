@@ -25,3 +25,5 @@ TEXT_TYPES: Final = frozenset({"text/plain"})
 # userManager Group -> camwarden role.
 ROLES: Final = {"admin": "administrator", "user": "user"}
 UPLOAD_FIRMWARE: Final = "/cgi-bin/upgrader.cgi?action=uploadFirmware"
+# + name (query), pwd and pwdOld (secret query parameters); answers "OK"
+MODIFY_PASSWORD: Final = "/cgi-bin/userManager.cgi?action=modifyPassword"  # noqa: S105 (a URL)

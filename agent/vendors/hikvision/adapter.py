@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from agent.vendors.base import BadResponse, CameraError, LockedOut, Unsupported
+from agent.vendors.base import AuthFailed, BadResponse, CameraError, LockedOut, Unsupported
 from agent.vendors.hikvision import const, parsers
 from agent.vendors.http import FileBody, HttpAdapter, Reply
 from agent.vendors.models import (
@@ -29,6 +29,7 @@ class HikvisionAdapter(HttpAdapter):
             Capability.TIME,
             Capability.LOGIN,
             Capability.FIRMWARE_UPGRADE,
+            Capability.SET_PASSWORD,
         }
     )
 
@@ -95,5 +96,16 @@ class HikvisionAdapter(HttpAdapter):
             content_type="application/octet-stream",
             accept=const.XML_TYPES,
         )
-        if b"<statusCode>1<" not in reply.body and b"<statusCode>7<" not in reply.body:
+        if not parsers.status_ok(reply.body):
             raise BadResponse("hikvision: updateFirmware did not answer OK or Reboot Required")
+
+    async def _set_password(self, username: str, password: str, current: str | None) -> None:
+        """``PUT /ISAPI/Security/users/<id>`` with a ``User`` document (the id read from the
+        user list); ``loginPassword`` carries the agent's own password."""
+        if self.credential is None:
+            raise AuthFailed("hikvision: a password change needs the agent's credential")
+        user = parsers.user_id(await self._xml(const.USERS), username)
+        document = parsers.user_document(user, username, password, self.credential.password)
+        reply = await self.put(const.USER + user, document, "application/xml", const.XML_TYPES)
+        if not parsers.status_ok(reply.body):
+            raise BadResponse("hikvision: the password change was not answered OK")

@@ -23,3 +23,5 @@ XML_TYPES: Final = frozenset({"application/xml", "text/xml"})
 # ISAPI userLevel -> camwarden role.
 ROLES: Final = {"administrator": "administrator", "operator": "operator", "viewer": "user"}
 UPDATE_FIRMWARE: Final = "/ISAPI/System/updateFirmware"
+USER: Final = "/ISAPI/Security/users/"  # + the id from USERS: PUT a User document
+NAMESPACE: Final = "http://www.hikvision.com/ver20/XMLSchema"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
+from xml.sax.saxutils import escape
 
-from agent.vendors.hikvision.const import ROLES, VENDOR
+from agent.vendors.hikvision.const import NAMESPACE, ROLES, VENDOR
 from agent.vendors.models import Account, DeviceIdentity, LockoutPolicy, TimeInfo
 
 _BUILD = re.compile(r"(?:build|b)\s*(\d{6})", re.IGNORECASE)
@@ -97,6 +98,38 @@ def parse_users(body: bytes) -> tuple[Account, ...]:
         level = (_text(user, "userLevel") or "").lower()
         accounts.append(Account(name=name, role=ROLES.get(level, level or None)))
     return tuple(accounts)
+
+
+def user_id(body: bytes, username: str) -> str:
+    """The ``id`` of ``username`` in a ``UserList`` (the key of ``/ISAPI/Security/users/<id>``)."""
+    for user in parse_xml(body, "UserList"):
+        if _local(user.tag) == "User" and _text(user, "userName") == username:
+            found = _text(user, "id")
+            if found is None or not found.isdigit():
+                raise ValueError(f"User {username!r} without a numeric id")
+            return found
+    raise LookupError(f"no user {username!r}")
+
+
+def user_document(user: str, username: str, password: str, login_password: str) -> bytes:
+    """The ``User`` document of a password change; ``loginPassword`` is the caller's own
+    password, which 5.5+ firmware asks for before it changes an administrator's."""
+    fields = {
+        "id": user,
+        "userName": username,
+        "password": password,
+        "loginPassword": login_password,
+    }
+    inner = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items())
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<User version="2.0" xmlns="{NAMESPACE}">{inner}</User>'
+    ).encode()
+
+
+def status_ok(body: bytes) -> bool:
+    """A ``ResponseStatus`` with statusCode 1 (OK) or 7 (Reboot Required)."""
+    return _text(parse_xml(body, "ResponseStatus"), "statusCode") in ("1", "7")
 
 
 def parse_activated(body: bytes) -> bool:

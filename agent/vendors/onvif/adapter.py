@@ -126,7 +126,7 @@ class OnvifAdapter(Adapter):
                 },
             )
 
-    async def _set_password(self, username: str, password: str) -> None:
+    async def _set_password(self, username: str, password: str, current: str | None) -> None:
         """``SetUser`` with the account's current level (read with ``GetUsers``)."""
         device = await self.client.device()
         level = parsers.user_level(await device.GetUsers(), username)

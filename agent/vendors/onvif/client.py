@@ -10,11 +10,15 @@ the package, never fetched, so the cache would only add a file and a database ha
 Clock offset: the pre-auth ``GetSystemDateAndTime`` is asked first, without credentials, and
 its offset from the agent's clock is added to the WS-UsernameToken ``Created`` of every
 authenticated call (cameras refuse tokens more than a few minutes off their own clock).
+
+Logs: onvif-zeep-async and zeep write every SOAP envelope to their DEBUG log, and ``SetUser``
+carries the new password in clear; the envelopes are withheld from those log records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +39,24 @@ _SETUP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
 )
 
 
+_SOAP_LOGGERS = ("onvif.zeep_aiohttp", "zeep.transports")
+
+
+class _NoEnvelopes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_withheld(arg) for arg in record.args)
+        return True
+
+
+def _withheld(arg: object) -> object:
+    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else arg
+    return "(SOAP envelope withheld)" if isinstance(text, str) and "Envelope" in text else arg
+
+
+_NO_ENVELOPES = _NoEnvelopes()
+
+
 def _setup_lock() -> asyncio.Lock:
     loop = asyncio.get_running_loop()
     lock = _SETUP_LOCKS.get(loop)
@@ -53,6 +75,8 @@ class OnvifClient:
     """ONVIF services of one camera. ``close()`` releases every session it opened."""
 
     def __init__(self, address: str, port: int, credential: Credential | None) -> None:
+        for name in _SOAP_LOGGERS:  # once each: a logger's filters are a set
+            logging.getLogger(name).addFilter(_NO_ENVELOPES)
         self.device_xaddr = f"http://{address}:{port}{const.DEVICE_PATH}"
         self.credential = credential
         self._services: list[Any] = []

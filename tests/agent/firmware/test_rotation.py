@@ -126,4 +126,4 @@ async def test_scheduled_rotation_seals_to_the_pinned_key(
     assert isinstance(sealed, str)
     new = json.loads(jwe.decrypt_compact(sealed, org).plaintext or b"")["password"]
     assert w.node.camera.users["admin"].password == new
-    assert [r for r in writes(w.log) if r.target == "SetUser"]
+    assert [r for r in writes(w.log) if r.target == "/ISAPI/Security/users/1"]  # ISAPI first

@@ -30,7 +30,6 @@ MODEL = "DS-2CD2143G2-I"
 TARGET = "hikvision/V5.7.3/fw.bin"
 
 
-
 def lab_config(
     *,
     persona: str = "hikvision",
