@@ -32,8 +32,10 @@ Results: ``status`` ``accepted`` (first, after the checks above), then ``in_prog
 code such as ``version_mismatch``, ``download_rejected``, ``camera_refused``, ``timeout``); or
 ``rejected`` (never started: bad signature, expired, replayed, unknown action, downgrade not
 approved). ``firmware.apply`` succeeds with ``details.version`` = the version the camera reports
-after reboot; ``password.rotate`` succeeds with ``details.sealed`` (JWE compact) and
-``details.escrow_kid``.
+after reboot; ``password.rotate`` succeeds with ``details.sealed`` (JWE compact),
+``details.escrow_kid``, ``details.via`` (the API that took the password: ``hikvision``,
+``dahua``, ``axis`` or ``onvif``) and ``details.verified`` (where new-works/old-fails was
+checked, comma-separated).
 """
 
 from __future__ import annotations
