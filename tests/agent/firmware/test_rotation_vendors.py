@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from joserfc import jwe
 
+from agent.commands.journal import Entry
 from agent.probes.rtsp import describe
 from agent.vendors.models import Credential
 from lab.fleet import CameraNode
@@ -135,3 +136,37 @@ async def test_refused_everywhere_fails_cleanly(
     assert w.node.camera.users["op"].password == "Op-pass.3"
     assert w.credentials.credential("cam/op.pending") is None
     assert w.credentials.credential("cam/op") is None
+
+
+@pytest.mark.parametrize("taken", [True, False])
+async def test_resume_at_applying_asks_the_camera(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path, taken: bool
+) -> None:
+    """Killed after the change was sent: the pending password decides. Taken (the vendor API
+    accepts it) -> verified and sealed; not taken -> failed cleanly, camera and vault as before."""
+    org, params = escrow()
+    fleet = await lab_fleet(lab("axis", onvif_user_management=False))
+    w = World.make(tmp_path, collector_tuf.state, collector_tuf.base_url, fleet["cam"])
+    command = w.command(PASSWORD_ROTATE, params=params)
+    token = w.sign(command)
+    pending = "Pending-pass.4-xyzXYZ"
+    w.credentials.set("cam.pending", "admin", pending)
+    if taken:
+        w.node.camera.set_password("admin", pending)
+        await w.node.camera.sync_credentials()
+    entry = Entry(command_id=command.command_id, token=token.decode(), step="applying")
+    entry.data["onvif"] = "yes"
+    ex = w.executor()
+    ex.journal.save(entry)
+    assert await ex.resume() == [
+        (command.command_id, "succeeded" if taken else "failed:interrupted")
+    ]
+    assert w.credentials.credential("cam.pending") is None
+    stored = w.credentials.credential("cam")
+    assert stored is not None
+    if taken:
+        assert stored.password == pending == opened(w, org)["password"]
+        assert w.results()[-1].details["verified"] == "axis,onvif"
+    else:
+        assert stored.password == PASSWORD == w.node.camera.users["admin"].password
+    assert list(ex.journal.pending()) == []
