@@ -145,8 +145,8 @@ def _channel(pair: tuple[Adapter, OnvifAdapter], via: str) -> tuple[Adapter, Int
 def _checked_on(pair: tuple[Adapter, OnvifAdapter], data: dict[str, str]) -> list[str]:
     """Where the passwords are verified: the API that took the new one, and ONVIF when the
     account worked there before (``onvif`` noted in preflight)."""
-    via = [data["via"]]
     onvif = pair[1].vendor
+    via = [data.get("via", onvif)]  # a journal from before vendor APIs: ONVIF took it
     return via if onvif in via or data.get("onvif") != "yes" else [*via, onvif]
 
 
@@ -211,9 +211,14 @@ async def _preflight(
         ident = await vendor.identify()
     except CameraError as exc:
         raise StepFailed("preflight_failed", f"camera: {exc.code}") from exc
-    on_onvif = vendor is onvif or (
-        old is not None and await _answers(onvif, Interface.ONVIF, username, old.password)
-    )
+    on_onvif = vendor is onvif
+    if not on_onvif and old is not None:
+        try:
+            on_onvif = await onvif.try_login(Interface.ONVIF, username, old.password)
+        except LockedOut:
+            raise
+        except CameraError:  # no ONVIF on this camera: the vendor API alone is checked
+            on_onvif = False
     await run.note(onvif="yes" if on_onvif else "")
     return [w for w in (ident.vendor, ident.model, username, run.camera.id) if w]
 
