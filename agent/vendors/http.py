@@ -174,7 +174,7 @@ async def fetch(
     target: str | httpx.URL = url
     if secret_params:
         if not SECRET_QUERY_KEYS.issuperset(secret_params):
-            raise ValueError(f"not a password parameter: {sorted(secret_params)}")
+            raise TypeError(f"not a password parameter: {sorted(secret_params)}")  # a bug
         target = httpx.URL(url).copy_merge_params(secret_params)  # params= would replace
     request = client.build_request(method, target, json=json, content=content, headers=headers)
     response = await client.send(
