@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from agent.checks.netprobe import STANDARD_PORTS
@@ -39,10 +40,13 @@ DEFAULTS = {
 }
 
 
-def start_lab(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, tuple[str, str]]]:
+def start_lab(
+    workdir: Path, lab: Path = LAB
+) -> tuple[subprocess.Popen[bytes], dict[str, tuple[str, str]]]:
+    """``camwarden-lab up`` of ``lab``; the cameras' (address, vendor) by camera id."""
     state = workdir / "lab.json"
     proc = subprocess.Popen(
-        [BIN / "camwarden-lab", "up", "--config", LAB, "--state", state],
+        [BIN / "camwarden-lab", "up", "--config", lab, "--state", state],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -55,7 +59,17 @@ def start_lab(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, tuple[s
     return proc, {cid: (cam["address"], cam["vendor"]) for cid, cam in cameras.items()}
 
 
-def agent_config(workdir: Path, hosts: dict[str, tuple[str, str]], concurrency: int) -> Path:
+def agent_config(
+    workdir: Path,
+    hosts: dict[str, tuple[str, str]],
+    concurrency: int,
+    *,
+    top: Sequence[str] = (),
+    audit: Sequence[str] = (),
+) -> Path:
+    """An agent config auditing ``hosts`` with their factory accounts in the vault. ``top``:
+    lines before ``[audit]`` (top-level keys, then whole tables); ``audit``: more ``[audit]``
+    keys."""
     workdir.mkdir()
     key = workdir / "vault.key"
     key.write_bytes(os.urandom(32))
@@ -67,9 +81,11 @@ def agent_config(workdir: Path, hosts: dict[str, tuple[str, str]], concurrency: 
         'site = "bench"',
         f'state_dir = "{workdir / "state"}"',
         f'vault_key_file = "{key}"',
+        *top,
         "[audit]",
         f"concurrency = {concurrency}",
         "guess_default_credentials = false",
+        *audit,
         "[network]",
         f'camera_subnets = ["{subnet}"]',
         f"port_offset = {PORT_SHIFT}",
