@@ -1,12 +1,12 @@
 """Scheduled audits in a short-lived worker process (docs/adr/0013-audit-worker.md).
 
 ``camwarden-agent run`` never audits in its own process: for each scheduled audit it starts
-``python -m agent.worker`` (the same interpreter), writes the effective config to the worker's
-stdin as one JSON line, and reads the result from the worker's stdout as JSON. The worker opens
-the vault itself (it runs as the same user; secrets never travel on the command line, in the
-environment or over the pipe), audits, answers and exits, so the ONVIF, zeep and httpx memory
-goes back to the operating system with it. The daemon keeps the private key and builds, signs
-and sends the report as before.
+:data:`WORKER` (the same interpreter, running :func:`main`), writes the effective config to the
+worker's stdin as one JSON line, and reads the result from the worker's stdout as JSON. The worker
+opens the vault itself (it runs as the same user; secrets never travel on the command line, in the
+environment or over the pipe), audits, answers and exits, so the ONVIF, zeep and httpx memory goes
+back to the operating system with it. The daemon keeps the private key and builds, signs and sends
+the report as before.
 
 A worker that is still running after ``[audit] worker_timeout_s`` is killed; one that exits
 without a readable answer (a crash, a signal) is a failure too. Either way that audit's cameras
@@ -26,6 +26,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import msgspec
 
@@ -37,7 +38,19 @@ from protocol.messages import Camera, Finding
 
 log = logging.getLogger(__name__)
 
-WORKER: tuple[str, ...] = (sys.executable, "-m", "agent.worker")
+# isolated (-I: no PYTHON* variables, no user site-packages, no current directory), with the
+# directory this package was imported from first on sys.path: the Debian package keeps it in a
+# private tree that its launcher adds, so ``-m agent.worker`` alone would not find it
+_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); import agent.worker as w; sys.exit(w.main())"
+)
+WORKER: tuple[str, ...] = (
+    sys.executable,
+    "-I",
+    "-c",
+    _BOOTSTRAP,
+    str(Path(__file__).resolve().parents[1]),
+)
 
 
 class AuditRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -167,7 +180,3 @@ def main() -> int:
     with answer:
         answer.write(msgspec.json.encode(reply))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

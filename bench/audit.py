@@ -3,11 +3,11 @@ TCP ports on the same addresses, and the auditing process's peak RSS.
 
 Three processes: the lab (``camwarden-lab up``), the audit and nmap. The audit runs twice per
 concurrency: ``camwarden-agent scan --once --json`` (what an operator runs, in-process) and the
-audit worker of ``camwarden-agent run`` (``python -m agent.worker``, given the config on stdin
-as the daemon gives it); peak RSS is read with ``wait4``, so only the auditing process counts. Default-credential guessing is off: it is lockout-safe by spacing
-(with the default assumed policy, one failed guess per camera every 32 s), so its wall time is
-set by the spacing, not by the agent; every other check runs with the config defaults.
-Prints figures; exits 0 (the targets are reported, not enforced).
+audit worker of ``camwarden-agent run`` (``agent.worker``, given the config on stdin as the daemon
+gives it); peak RSS is read with ``wait4``, so only the auditing process counts. Default-credential
+guessing is off: it is lockout-safe by spacing (with the default assumed policy, one failed guess
+per camera every 32 s), so its wall time is set by the spacing, not by the agent; every other check
+runs with the config defaults. Prints figures; exits 0 (the targets are reported, not enforced).
 """
 
 from __future__ import annotations
