@@ -28,7 +28,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -53,6 +52,7 @@ from agent.config import AgentConfig
 from agent.errors import StorageError
 from agent.inventory.diff import InventoryDiff, diff, key
 from agent.inventory.discover import Host, Scope, merge
+from agent.results import AuditResult
 from agent.state import atomic_write
 from agent.vendors.base import AdapterConfig, CameraError, Timeout, Unreachable
 from agent.vendors.models import Credential, DeviceIdentity, Interface, Target
@@ -76,14 +76,6 @@ logger = logging.getLogger(__name__)
 INVENTORY_FILE: Final = "inventory.json"
 DISCOVERED_PREFIX: Final = "found-"
 Progress = Callable[[Camera, int, int], None]  # (camera done, how many done, how many in all)
-
-
-@dataclass(frozen=True, slots=True)
-class AuditResult:
-    cameras: tuple[Camera, ...]
-    host_findings: tuple[Finding, ...]
-    started_at: datetime
-    duration_s: float
 
 
 def net_settings(config: AgentConfig) -> NetSettings:

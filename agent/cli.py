@@ -15,7 +15,6 @@ import contextlib
 import getpass
 import json
 import logging
-import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from joserfc.jwk import OKPKey
 
 from agent import __version__, certificate
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
-from agent.daemon import log_handler
+from agent.daemon import setup_logging
 from agent.errors import AgentBusy, AgentError
 from agent.identity import enroll, keygen, load_key
 from agent.state import exclusive
@@ -301,10 +300,7 @@ def enroll_command(args: argparse.Namespace, config: AgentConfig, key: OKPKey) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, handlers=[log_handler("camwarden-agent", os.environ, sys.stderr)]
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise
+    setup_logging(args.log_level)
     try:
         return _dispatch(args)
     except (AgentError, ConfigError) as exc:

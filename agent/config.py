@@ -78,6 +78,7 @@ class AuditConfig(_Section, frozen=True, kw_only=True):
     concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8
     tls_concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     camera_timeout_s: Seconds = 1800.0
+    worker_timeout_s: Seconds = 14400.0  # a scheduled audit's worker process is killed after it
     check_timeout_s: Seconds = 60.0
     guess_timeout_s: Seconds = 900.0
     request_timeout_s: Seconds = 10.0

@@ -205,3 +205,14 @@ def log_handler(identifier: str, env: Mapping[str, str], stream: TextIO) -> logg
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     return handler
+
+
+def setup_logging(level: int | str) -> None:
+    """The agent's logging, for the CLI and the audit worker alike: the journal or stderr.
+
+    It must run before the first ONVIF use: importing ``onvif.client`` configures the root
+    logger at INFO when nothing else has."""
+    logging.basicConfig(
+        level=level, handlers=[log_handler("camwarden-agent", os.environ, sys.stderr)]
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request otherwise

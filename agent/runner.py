@@ -1,9 +1,10 @@
 """The basic agent loop: hello on start, heartbeats, audits and status reports on timers.
 
-Audits (``agent.audit``) run every ``[audit] interval_s`` (the first at start); each finished
-audit is sent at once in a status report (cameras with identity and findings, host findings),
-and later reports repeat the last audit until the next one. Before the first audit finishes,
-reports carry the cameras' TCP reachability only.
+Audits (``agent.audit``) run every ``[audit] interval_s`` (the first at start), each in a
+short-lived worker process (``agent.worker``); each finished audit is sent at once in a status
+report (cameras with identity and findings, host findings), and later reports repeat the last
+audit until the next one. Before the first audit finishes, reports carry the cameras' TCP
+reachability only.
 
 Everything issued goes through ``agent.issuer`` into the outbox (fsync, off the event loop in a
 worker thread), and the publisher drains the outbox to the broker; entries leave it when the
@@ -24,8 +25,9 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 import msgspec
 from joserfc.jwk import OKPKey
@@ -40,7 +42,9 @@ from agent.health import host_health
 from agent.identity import collector_key
 from agent.issuer import Header, Issued, Issuer
 from agent.publish.outbox import Outbox
+from agent.results import AuditResult
 from agent.state import StateStore, exclusive, fsync_dir
+from agent.worker import AuditSkipped, WorkerFailed, audit_in_worker, failed_result
 from protocol.configfile import ConfigError
 from protocol.messages import (
     AgentInfo,
@@ -51,9 +55,6 @@ from protocol.messages import (
     Identity,
     StatusReport,
 )
-
-if TYPE_CHECKING:
-    from agent.audit import AuditResult
 
 log = logging.getLogger(__name__)
 
@@ -288,23 +289,27 @@ class Agent:
         await self._issue(_report(self._info, self.config, cameras, host))
 
     async def _audit_now(self) -> None:
-        """One scheduled audit; its findings go out at once in a status report."""
-        from agent.audit import Auditor, vault_secrets  # noqa: PLC0415  # heavy, lazily
-
+        """One scheduled audit, in a worker process; its findings go out at once in a report."""
+        started_at, started = datetime.now(UTC), time.monotonic()
         try:
-            credentials, site_key = vault_secrets(self.config)
-        except AgentError as exc:
+            result = await audit_in_worker(
+                self.config, timeout_s=self.config.audit.worker_timeout_s
+            )
+        except AuditSkipped as exc:
             log.error("audit skipped: %s", exc)
             return
-        auditor = Auditor(self.config, credentials=credentials, site_key=site_key)
-        result = await auditor.run()
-        failed = sum(1 for c in result.cameras for f in c.findings if f.status == "fail")
-        log.info(
-            "audit of %d cameras finished in %.1f s: %d failed findings",
-            len(result.cameras),
-            result.duration_s,
-            failed,
-        )
+        except WorkerFailed as exc:
+            log.error("audit failed: %s; its cameras are reported inconclusive", exc)
+            cameras = await probe_cameras(self.config)
+            result = failed_result(cameras, exc, started_at, time.monotonic() - started)
+        else:
+            failed = sum(1 for c in result.cameras for f in c.findings if f.status == "fail")
+            log.info(
+                "audit of %d cameras finished in %.1f s: %d failed findings",
+                len(result.cameras),
+                result.duration_s,
+                failed,
+            )
         self._audit = result
         self._last_audit = time.monotonic()
         await self._status()

@@ -1,29 +1,37 @@
 """Full audit of 100 lab cameras (configs/lab/mixed-100.toml) against ``nmap -sT`` of the same
 TCP ports on the same addresses, and the auditing process's peak RSS.
 
-Three processes: the lab (``camwarden-lab up``), the audit (``camwarden-agent scan --once
---json``, what an operator runs; its peak RSS is read with ``wait4``, so only the agent's own
-memory counts) and nmap. Default-credential guessing is off: it is lockout-safe by spacing
-(with the default assumed policy, one failed guess per camera every 32 s), so its wall time is
-set by the spacing, not by the agent; every other check runs with the config defaults.
-Prints figures; exits 0 (the targets are reported, not enforced).
+Three processes: the lab (``camwarden-lab up``), the audit and nmap. The audit runs twice per
+concurrency: ``camwarden-agent scan --once --json`` (what an operator runs, in-process) and the
+audit worker of ``camwarden-agent run`` (``agent.worker``, given the config on stdin as the daemon
+gives it); peak RSS is read with ``wait4``, so only the auditing process counts. Default-credential
+guessing is off: it is lockout-safe by spacing (with the default assumed policy, one failed guess
+per camera every 32 s), so its wall time is set by the spacing, not by the agent; every other check
+runs with the config defaults. Prints figures; exits 0 (the targets are reported, not enforced).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from agent.checks.netprobe import STANDARD_PORTS
+from agent.config import load_config
 from agent.probes.ports import CAMERA_PORTS
 from agent.vault import Vault
+from agent.worker import WORKER, AuditRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "configs" / "lab" / "mixed-100.toml"
@@ -39,10 +47,13 @@ DEFAULTS = {
 }
 
 
-def start_lab(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, tuple[str, str]]]:
+def start_lab(
+    workdir: Path, lab: Path = LAB
+) -> tuple[subprocess.Popen[bytes], dict[str, tuple[str, str]]]:
+    """``camwarden-lab up`` of ``lab``; the cameras' (address, vendor) by camera id."""
     state = workdir / "lab.json"
     proc = subprocess.Popen(
-        [BIN / "camwarden-lab", "up", "--config", LAB, "--state", state],
+        [BIN / "camwarden-lab", "up", "--config", lab, "--state", state],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -55,7 +66,17 @@ def start_lab(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, tuple[s
     return proc, {cid: (cam["address"], cam["vendor"]) for cid, cam in cameras.items()}
 
 
-def agent_config(workdir: Path, hosts: dict[str, tuple[str, str]], concurrency: int) -> Path:
+def agent_config(
+    workdir: Path,
+    hosts: dict[str, tuple[str, str]],
+    concurrency: int,
+    *,
+    top: Sequence[str] = (),
+    audit: Sequence[str] = (),
+) -> Path:
+    """An agent config auditing ``hosts`` with their factory accounts in the vault. ``top``:
+    lines before ``[audit]`` (top-level keys, then whole tables); ``audit``: more ``[audit]``
+    keys."""
     workdir.mkdir()
     key = workdir / "vault.key"
     key.write_bytes(os.urandom(32))
@@ -67,9 +88,11 @@ def agent_config(workdir: Path, hosts: dict[str, tuple[str, str]], concurrency: 
         'site = "bench"',
         f'state_dir = "{workdir / "state"}"',
         f'vault_key_file = "{key}"',
+        *top,
         "[audit]",
         f"concurrency = {concurrency}",
         "guess_default_credentials = false",
+        *audit,
         "[network]",
         f'camera_subnets = ["{subnet}"]',
         f"port_offset = {PORT_SHIFT}",
@@ -84,32 +107,44 @@ def agent_config(workdir: Path, hosts: dict[str, tuple[str, str]], concurrency: 
     return path
 
 
-def audit(config: Path) -> tuple[float, float, dict[str, int]]:
-    """(wall s, peak RSS MiB, counts) of one ``scan --once --json`` in its own process."""
+def measured(argv: list[str], request: bytes | None = None) -> tuple[float, float, bytes]:
+    """(wall s, peak RSS MiB, stdout) of one program in its own process (``wait4``); with
+    ``request``, that is written to its stdin, which stays open until it exits."""
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [
-            BIN / "camwarden-agent",
-            "--log-level",
-            "ERROR",
-            "scan",
-            "--once",
-            "--json",
-            "--config",
-            str(config),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    stdin = subprocess.PIPE if request is not None else subprocess.DEVNULL
+    proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
+    if proc.stdin is not None and request is not None:
+        proc.stdin.write(request)
+        proc.stdin.flush()
     output = proc.stdout.read()
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
+    if proc.stdin is not None:
+        proc.stdin.close()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"scan exited {proc.returncode}")
-    cameras = json.loads(output)["cameras"]
-    counts = {
+    if proc.returncode not in (0, 1):  # scan: 1 for high or critical findings
+        raise RuntimeError(f"{argv[-1]} exited {proc.returncode}")
+    return wall, usage.ru_maxrss / 1024, output
+
+
+def scan(config: Path) -> tuple[float, float, list[dict[str, Any]]]:
+    """``camwarden-agent scan --once --json``: what an operator runs, auditing in-process."""
+    argv = [str(BIN / "camwarden-agent"), "--log-level", "ERROR", "scan", "--once", "--json"]
+    wall, peak, output = measured([*argv, "--config", str(config)])
+    return wall, peak, json.loads(output)["cameras"]
+
+
+def worker(config: Path) -> tuple[float, float, list[dict[str, Any]]]:
+    """The audit worker of ``camwarden-agent run`` (agent.worker), given the config as the
+    daemon gives it."""
+    request = AuditRequest(load_config(config), logging.ERROR)
+    wall, peak, output = measured(list(WORKER), msgspec.json.encode(request) + b"\n")
+    return wall, peak, json.loads(output)["result"]["cameras"]
+
+
+def counts(cameras: list[dict[str, Any]]) -> dict[str, int]:
+    return {
         "cameras": len(cameras),
         "identified": sum(1 for c in cameras if c["identity"]["vendor"]),
         "findings": sum(len(c["findings"]) for c in cameras),
@@ -118,7 +153,6 @@ def audit(config: Path) -> tuple[float, float, dict[str, int]]:
             1 for c in cameras for f in c["findings"] if f["status"] == "inconclusive"
         ),
     }
-    return wall, usage.ru_maxrss / 1024, counts
 
 
 def nmap(addresses: list[str], ports: list[int]) -> float:
@@ -155,14 +189,16 @@ def main() -> int:
             addresses = [address for address, _vendor in hosts.values()]
             for concurrency in args.concurrency:
                 config = agent_config(workdir / f"c{concurrency}", hosts, concurrency)
-                wall, peak, counts = audit(config)
-                scan_s = nmap(addresses, ports)
-                print(
-                    f"audit concurrency {concurrency}: {wall:6.1f} s, peak RSS {peak:5.1f} MiB"
-                    f" (target <= {RSS_TARGET_MIB}); nmap -sT same ports: {scan_s:6.3f} s;"
-                    f" audit/nmap {wall / scan_s:.0f}x"
-                )
-                print(f"  {counts}")
+                for name, run in (("scan --once", scan), ("audit worker", worker)):
+                    wall, peak, cameras = run(config)
+                    scan_s = nmap(addresses, ports)
+                    print(
+                        f"{name}, concurrency {concurrency}: {wall:6.1f} s, peak RSS"
+                        f" {peak:5.1f} MiB (target <= {RSS_TARGET_MIB}); nmap -sT same ports:"
+                        f" {scan_s:6.3f} s; audit/nmap {wall / scan_s:.0f}x"
+                    )
+                    print(f"  {counts(cameras)}")
+            print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
         finally:
             lab.terminate()
             lab.wait(timeout=30)

@@ -81,7 +81,7 @@ COMMON = {
             {
                 "ExecStart": ["/usr/bin/camwarden-agent run --config /etc/camwarden/agent.toml"],
                 "StateDirectory": ["camwarden"],
-                "MemoryMax": ["128M"],
+                "MemoryMax": ["160M"],
                 "RestrictAddressFamilies": ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"],
                 "LoadCredentialEncrypted": ["vault.key:/etc/camwarden/credstore/vault.key.cred"],
             },
