@@ -20,7 +20,6 @@ Memory: two reusable buffers of ``chunk_size`` bytes, whatever the file size.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
 import itertools
 import logging
@@ -249,14 +248,15 @@ def _update(digests: list[_Hash], chunk: memoryview) -> None:
 
 def _verify(target: TargetFile, length: int, digests: list[_Hash]) -> None:
     """``TargetFile.verify_length_and_hashes`` on digests taken while the file was written:
-    the same checks, same order, same exception, without reading the file again."""
+    the same checks and exception, without reading the file again (an unknown algorithm
+    already failed in ``_digests``, before the download)."""
     if length != target.length:
         raise exceptions.LengthOrHashMismatchError(
             f"Observed length {length} does not match expected length {target.length}"
         )
     for (algo, expected), digest in zip(target.hashes.items(), digests, strict=True):
         observed = digest.hexdigest()
-        if not hmac.compare_digest(observed, expected):
+        if observed != expected:  # public values: no constant-time need (nor its ASCII limit)
             raise exceptions.LengthOrHashMismatchError(
                 f"Observed {algo} hash {observed} does not match expected hash {expected}"
             )
