@@ -7,6 +7,9 @@ partial file, ngclient's length and SHA-256 verification over the whole file, pe
 each in its own process. Printed: median throughput of each (MB/s) and their ratio (target
 >= 0.9), and the peak RSS growth of the agent's downloading process over its RSS once its
 imports are loaded (target <= 15 MB; ``/proc/self/clear_refs`` resets the peak first).
+Also printed, because wall-clock rates on a shared machine follow its load: the CPU seconds
+per download of the client (curl, the agent's process) and of the server (the uvicorn thread
+in this process), and the load average.
 
     python bench/download.py [--mb 200] [--rounds 3]
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,18 +39,24 @@ def _status(field: str) -> int:
     raise LookupError(field)
 
 
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(base_url: str, root_file: str, cache: str, target: str) -> None:
     from agent.firmware.updater import FirmwareUpdater  # noqa: PLC0415
 
     updater = FirmwareUpdater(Path(cache), base_url, Path(root_file).read_bytes())
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
     before = _status("VmRSS")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
     facts = updater.find(target)
     got = updater.download(facts)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _cpu(resource.RUSAGE_SELF) - cpu
     growth = _status("VmHWM") - before
-    print(json.dumps({"s": elapsed, "bytes": got.path.stat().st_size, "rss_growth": growth}))
+    size = got.path.stat().st_size
+    print(json.dumps({"s": elapsed, "cpu": cpu, "bytes": size, "rss_growth": growth}))
 
 
 def main() -> int:  # noqa: PLR0915  # set-up, rounds and report in one readable place
@@ -86,28 +97,36 @@ def main() -> int:  # noqa: PLR0915  # set-up, rounds and report in one readable
             store,
             command_key=generate_private_key(),
         )
-        curl_s, agent_s, growth = [], [], []
+        curl_s, agent_s, growth, load = [], [], [], [os.getloadavg()[0]]
+        cpu: dict[str, list[float]] = {k: [] for k in ("curl", "agent", "srv-curl", "srv-agent")}
         with serve(app) as http:
             base = str(http.base_url).rstrip("/")
             file_url = f"{base}/tuf/targets/{view.target_path.rsplit('/', 1)[0]}/{stored.name}"
             for n in range(args.rounds):
                 out = tmp / f"curl-{n}.bin"
-                start = time.perf_counter()
+                start, server = time.perf_counter(), time.process_time()
+                client = _cpu(resource.RUSAGE_CHILDREN)
                 subprocess.run(["curl", "-sSf", "-o", str(out), file_url], check=True)
                 curl_s.append(time.perf_counter() - start)
+                cpu["srv-curl"].append(time.process_time() - server)
+                cpu["curl"].append(_cpu(resource.RUSAGE_CHILDREN) - client)
                 assert out.stat().st_size == view.length
                 out.unlink()
                 cache = tmp / f"agent-{n}"
+                server = time.process_time()
                 run = subprocess.run(
                     [sys.executable, __file__, "--child", base, str(root), str(cache),
                      view.target_path],
                     check=True, capture_output=True, text=True,
                 )  # fmt: skip
+                cpu["srv-agent"].append(time.process_time() - server)  # incl. its start-up
                 result = json.loads(run.stdout.strip().splitlines()[-1])
+                cpu["agent"].append(result["cpu"])
                 assert result["bytes"] == view.length
                 agent_s.append(result["s"])
                 growth.append(result["rss_growth"])
                 subprocess.run(["rm", "-rf", str(cache)], check=True)
+                load.append(os.getloadavg()[0])
         store.close()
     mb = view.length / 10**6
     curl_rate, agent_rate = mb / statistics.median(curl_s), mb / statistics.median(agent_s)
@@ -116,6 +135,11 @@ def main() -> int:  # noqa: PLR0915  # set-up, rounds and report in one readable
     print(f"agent updater        {agent_rate:8.1f} MB/s  (incl. TUF refresh + SHA-256 verify)")
     print(f"ratio agent/curl     {agent_rate / curl_rate:8.2f}  (target >= 0.90)")
     print(f"peak RSS growth      {max(growth) / 2**20:8.1f} MB  (target <= 15 MB)")
+    print(
+        "CPU s per download   "
+        + "  ".join(f"{k} {statistics.median(v):.2f}" for k, v in cpu.items())
+    )
+    print(f"load average (1 min) {min(load):.2f} .. {max(load):.2f}  ({os.cpu_count()} CPUs)")
     return 0
 
 

@@ -1,35 +1,47 @@
-"""A ngclient fetcher that resumes target downloads with HTTP Range and never buffers a file.
+"""A ngclient fetcher that resumes target downloads with HTTP Range and verifies them in one pass.
 
-Metadata goes the usual ngclient way (a temporary file, ``max_length`` enforced). A target URL
-(under ``target_base_url``; hash-prefixed, so the URL names the content) is downloaded into a
-partial file ``<partial_dir>/<sha256(url)>.part`` that survives the process: a later attempt
-asks for ``Range: bytes=<size>-`` and appends. ``download_file`` yields that file to ngclient,
-which verifies length and hashes over the *whole* file, resumed prefix included, before it is
-used (``Updater.download_target``). Limits: the declared ``Content-Length``, the bytes received
-and the partial file never exceed ``max_length`` (the signed length): more is
-``DownloadLengthMismatchError`` and the partial file is deleted (endless-data attack). A 200
+Metadata goes the usual ngclient way (``download_file``: a temporary file, ``max_length``
+enforced). A target (its URL is hash-prefixed, so it names the content) is fetched with
+``fetch_target`` into a partial file ``<partial_dir>/<sha256(url)>.part`` that survives the
+process: a later attempt asks for ``Range: bytes=<size>-`` and appends. Every byte of the file
+goes once through the hashes the signed target metadata lists: the resumed prefix is read back
+from the partial file, the rest is hashed as it is written. The length and every hash are then
+compared with the signed ``TargetFile`` (the checks of its ``verify_length_and_hashes``, which
+would read the whole file a second time) before the file is used. Limits: the declared
+``Content-Length``, the bytes received and the partial file never exceed the signed length: more
+is ``DownloadLengthMismatchError`` and the partial file is deleted (endless-data attack). A 200
 answer to a Range request restarts from zero; a 416 means the partial file is complete.
 
-Memory: one chunk (``chunk_size``) at a time, whatever the file size.
+Time: SHA-256 costs about as much CPU as the server spends sending the bytes, so a worker thread
+hashes one chunk while the next one is received and written (hashlib releases the GIL).
+Memory: two reusable buffers of ``chunk_size`` bytes, whatever the file size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import io
+import itertools
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO
+from typing import Protocol
 
 import urllib3
 from tuf.api import exceptions
+from tuf.api.metadata import TargetFile
 from tuf.ngclient.fetcher import FetcherInterface
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+
+
+class _Hash(Protocol):
+    def update(self, data: memoryview, /) -> None: ...
+    def hexdigest(self) -> str: ...
 
 
 class ResumableFetcher(FetcherInterface):
@@ -80,39 +92,49 @@ class ResumableFetcher(FetcherInterface):
     def partial_path(self, url: str) -> Path:
         return self.partial_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:32]}.part"
 
-    @contextlib.contextmanager
-    def download_file(self, url: str, max_length: int) -> Iterator[IO[bytes]]:
-        if not url.startswith(self.target_base_url):
-            with super().download_file(url, max_length) as temp:
-                yield temp
-            return
+    def fetch_target(self, url: str, target: TargetFile) -> Path:
+        """Download ``url`` into its partial file, resuming, and verify the whole file against
+        ``target`` (the signed length and every signed hash); return the verified partial file.
+
+        Raises ``DownloadLengthMismatchError`` (partial file deleted) for more bytes than
+        signed, ``DownloadError`` (partial file kept) when the transport fails and
+        ``LengthOrHashMismatchError`` when the complete file does not verify.
+        """
+        digests = _digests(target)
         self.partial_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.partial_path(url)
         with open(path, "a+b") as part:
             try:
-                self._complete(url, part, max_length)
+                length = self._complete(url, part, target.length, digests)
             except exceptions.DownloadLengthMismatchError:
                 part.close()
                 path.unlink(missing_ok=True)
                 raise
-            part.seek(0)
-            yield part
+        _verify(target, length, digests)
+        return path
 
-    def _complete(self, url: str, part: IO[bytes], max_length: int) -> None:
+    def _complete(
+        self, url: str, part: io.BufferedRandom, max_length: int, digests: list[_Hash]
+    ) -> int:
+        """Bring the partial file to its end, feeding every byte of it to ``digests`` once;
+        return its length."""
         have = part.seek(0, os.SEEK_END)
         self.resumed_from = have
         if have > max_length:
             raise exceptions.DownloadLengthMismatchError(
                 f"partial file of {have} bytes exceeds the signed length {max_length}"
             )
+        buffers = (memoryview(bytearray(self.chunk_size)), memoryview(bytearray(self.chunk_size)))
         if have == max_length:
-            return  # complete; ngclient verifies the hashes
+            _hash_prefix(part, have, buffers[0], digests)
+            return have  # complete
         headers = {"Range": f"bytes={have}-"} if have else {}
         response = self._get(url, headers)
         complete = False
         try:
             if response.status == 416 and have:
-                return
+                _hash_prefix(part, have, buffers[0], digests)
+                return have
             if response.status == 200 and have:
                 log.info("server ignored the range request; downloading %s from the start", url)
                 part.truncate(0)
@@ -128,15 +150,11 @@ class ResumableFetcher(FetcherInterface):
                 raise exceptions.DownloadLengthMismatchError(
                     f"server announces {have + int(declared)} bytes, signed length {max_length}"
                 )
-            part.seek(0, os.SEEK_END)
+            _hash_prefix(part, have, buffers[0], digests)
             try:
-                for chunk in response.stream(self.chunk_size):
-                    have += len(chunk)
-                    if have > max_length:
-                        raise exceptions.DownloadLengthMismatchError(
-                            f"received more than the signed length {max_length}"
-                        )
-                    part.write(chunk)
+                have = _receive(
+                    response, part, have, max_length=max_length, buffers=buffers, digests=digests
+                )
             except urllib3.exceptions.HTTPError as exc:
                 part.flush()
                 raise exceptions.DownloadError(f"download of {url} interrupted: {exc}") from exc
@@ -144,6 +162,7 @@ class ResumableFetcher(FetcherInterface):
             complete = True
         finally:
             _finish(response, complete=complete)
+        return have
 
     def discard(self, url: str) -> None:
         self.partial_path(url).unlink(missing_ok=True)
@@ -158,3 +177,86 @@ def _finish(response: urllib3.BaseHTTPResponse, *, complete: bool) -> None:
         if conn is not None:
             conn.close()
     response.release_conn()
+
+
+def _digests(target: TargetFile) -> list[_Hash]:
+    """One hash object per algorithm the signed metadata lists (TUF's names: hashlib's, and
+    ``blake2b-256``); an algorithm this Python lacks fails verification, as in ngclient."""
+    try:
+        return [
+            hashlib.blake2b(digest_size=32) if algo == "blake2b-256" else hashlib.new(algo)
+            for algo in target.hashes
+        ]
+    except (ValueError, TypeError) as exc:
+        raise exceptions.LengthOrHashMismatchError(f"unsupported hash algorithm: {exc}") from exc
+
+
+def _hash_prefix(
+    part: io.BufferedRandom, length: int, buffer: memoryview, digests: list[_Hash]
+) -> None:
+    """Feed the first ``length`` bytes of the partial file (what an earlier attempt wrote)
+    to ``digests``; leaves the file position at its end."""
+    part.seek(0)
+    left = length
+    while left:
+        got = part.readinto(buffer[: min(left, len(buffer))])
+        if not got:
+            raise exceptions.DownloadError("partial file shrank while resuming")
+        left -= got
+        _update(digests, buffer[:got])
+    part.seek(0, os.SEEK_END)
+
+
+def _receive(
+    response: urllib3.BaseHTTPResponse,
+    part: io.BufferedRandom,
+    have: int,
+    *,
+    max_length: int,
+    buffers: tuple[memoryview, memoryview],
+    digests: list[_Hash],
+) -> int:
+    """Append the body to the partial file and to ``digests``, never beyond ``max_length``;
+    return the file's length. Chunks alternate between the two buffers: one is hashed by the
+    worker while the next is received into the other."""
+    with ThreadPoolExecutor(1, thread_name_prefix="firmware-hash") as hasher:
+        hashing: Future[None] | None = None
+        for turn in itertools.count():
+            buffer = buffers[turn % 2]  # the other one may still be being hashed
+            got = response.readinto(buffer)
+            if not got:
+                break
+            have += got
+            if have > max_length:
+                raise exceptions.DownloadLengthMismatchError(
+                    f"received more than the signed length {max_length}"
+                )
+            chunk = buffer[:got]
+            part.write(chunk)
+            if hashing is not None:
+                hashing.result()  # frees the buffer the next turn receives into
+            hashing = hasher.submit(_update, digests, chunk)
+        if hashing is not None:
+            hashing.result()
+    return have
+
+
+def _update(digests: list[_Hash], chunk: memoryview) -> None:
+    for digest in digests:
+        digest.update(chunk)
+
+
+def _verify(target: TargetFile, length: int, digests: list[_Hash]) -> None:
+    """``TargetFile.verify_length_and_hashes`` on digests taken while the file was written:
+    the same checks and exception, without reading the file again (an unknown algorithm
+    already failed in ``_digests``, before the download)."""
+    if length != target.length:
+        raise exceptions.LengthOrHashMismatchError(
+            f"Observed length {length} does not match expected length {target.length}"
+        )
+    for (algo, expected), digest in zip(target.hashes.items(), digests, strict=True):
+        observed = digest.hexdigest()
+        if observed != expected:  # public values: no constant-time need (nor its ASCII limit)
+            raise exceptions.LengthOrHashMismatchError(
+                f"Observed {algo} hash {observed} does not match expected hash {expected}"
+            )

@@ -117,10 +117,11 @@ class FirmwareUpdater:
         """Download (resuming) and verify the image ``find`` returned; retry once from zero
         when a resumed download does not verify (the kept prefix may be the culprit).
 
-        Same steps as ``Updater.download_target`` (the fetcher's ``download_file`` with the
-        signed length as limit, then ``TargetFile.verify_length_and_hashes`` over the whole
-        file), except that the verified partial file is renamed into place instead of copied:
-        one pass less over hundreds of megabytes on an SD card.
+        Same checks as ``Updater.download_target`` (the signed length as the download's limit,
+        then the signed length and hashes over the whole file), but in one pass: the fetcher
+        hashes while it writes (``ResumableFetcher.fetch_target``) instead of reading the file
+        again, and the verified partial file is renamed into place instead of copied. Two
+        passes less over hundreds of megabytes on an SD card.
         """
         info = self._info
         if self._updater is None or info is None or info.path != facts.path:
@@ -131,8 +132,7 @@ class FirmwareUpdater:
         url = self._url(facts)
         for attempt in (1, 2):
             try:
-                with self.fetcher.download_file(url, info.length) as part:
-                    info.verify_length_and_hashes(part)
+                verified = self.fetcher.fetch_target(url, info)
             except exceptions.DownloadError as exc:
                 if isinstance(exc, exceptions.DownloadLengthMismatchError):
                     self._discard(facts)
@@ -146,7 +146,7 @@ class FirmwareUpdater:
                     continue
                 raise StepFailed("download_rejected", f"{type(exc).__name__}: {exc}") from exc
             break
-        self.fetcher.partial_path(url).replace(dest)
+        verified.replace(dest)
         return Downloaded(dest, facts, self.fetcher.resumed_from)
 
     def _url(self, facts: ImageFacts) -> str:
