@@ -240,6 +240,8 @@ def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path) ->
     else:
         for name in ("camwarden.conf", "camwarden.acl", "README.md"):
             put(HERE / "mosquitto" / name, examples / "mosquitto" / name)
+        for unit in ("camwarden-broker-crl.path", "camwarden-broker-crl.service"):
+            put(HERE / "systemd" / unit, stage / "lib/systemd/system" / unit)  # not enabled
     put(HERE / "deb" / "README.Debian", doc / "README.Debian", subst=subst)
     put(HERE / "deb" / "copyright", doc / "copyright")
     changelog = (

@@ -143,3 +143,17 @@ def test_raw_scan_drop_in_adds_only_cap_net_raw(tmp_path: Path) -> None:
     with_raw = exposure(AGENT.name, root=tmp_path)
     print(f"exposure with raw-scan drop-in: {with_raw}")
     assert exposure(AGENT.name, unit=AGENT) < with_raw <= 2.0
+
+
+def test_crl_units_agree_with_the_broker_config() -> None:
+    """The path unit watches the file the service copies; the copy is the broker's crlfile."""
+    path = settings(SYSTEMD / "camwarden-broker-crl.path")
+    service = SYSTEMD / "camwarden-broker-crl.service"
+    found = settings(service)
+    env = dict(value.split("=", 1) for value in found["Environment"])
+    assert path["PathChanged"] == [env["CRL"]]
+    assert path["Unit"] == [service.name]
+    conf = (ROOT / "packaging" / "mosquitto" / "camwarden.conf").read_text()
+    assert f"crlfile {env['DEST']}\n" in conf
+    assert found["ExecStart"][-1] == "/bin/systemctl try-reload-or-restart mosquitto.service"
+    print(f"exposure: camwarden-broker-crl.service {exposure(service.name, unit=service)}")
