@@ -4,7 +4,7 @@ vault, check-config.
 ``main(argv) -> int`` never raises for an operator error: it prints one clear line to stderr
 and returns 1 (``scan``: 2, so that 1 keeps meaning "high or critical findings"; 2 as well for
 an invalid config in ``check-config``). Under systemd the log goes to the journal with
-structured fields (``agent.daemon``), else to stderr.
+structured fields (``service.systemd``), else to stderr.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from joserfc.jwk import OKPKey
 
 from agent import __version__, certificate
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
-from agent.daemon import log_handler
 from agent.errors import AgentBusy, AgentError
 from agent.identity import enroll, keygen, load_key
 from agent.state import exclusive
 from protocol.configfile import ConfigError, dumps
 from protocol.keys import public_jwk
 from protocol.messages import Camera, Finding
+from service.systemd import log_handler
 
 log = logging.getLogger(__name__)
 
