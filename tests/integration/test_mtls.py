@@ -40,6 +40,7 @@ from tests.packaging.test_broker_acl import (
     make_pki,
     peer,
     run_broker,
+    stop_broker,
 )
 from tests.support.agents import SimAgent
 from tests.support.mosquitto import free_port
@@ -96,9 +97,9 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         wait_for(lambda: healthy(http_port), timeout=30)
         yield Site(tmp_path, broker, config, http_port, collector, request.param)
     finally:
-        for proc in (collector, broker_proc):
-            proc.terminate()
-            proc.wait(10)
+        collector.terminate()
+        collector.wait(10)
+        stop_broker(broker_proc)
         log.close()
 
 
