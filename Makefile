@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv sysdeps-demo sysdeps-test bench clean deb
+.PHONY: demo test lint typecheck unit venv sysdeps-demo sysdeps-test sysdeps-deb bench clean deb
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,6 +19,9 @@ sysdeps-demo:
 
 sysdeps-test:
 	bash scripts/install-system-deps.sh test
+
+sysdeps-deb:
+	bash scripts/install-system-deps.sh deb
 
 demo: sysdeps-demo venv
 	$(BIN)/python scripts/demo.py
@@ -39,8 +42,8 @@ unit: venv
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# Debian packages for amd64, arm64 and armhf into dist/deb (docs/adr/0004); DEB_ARGS="--arch amd64"
-deb: venv
+# Debian packages for amd64, arm64 and armhf (agent) into dist/deb (docs/adr/0004); DEB_ARGS="--arch amd64"
+deb: sysdeps-deb venv
 	$(BIN)/python packaging/deb/build.py $(DEB_ARGS)
 
 clean:

@@ -4,7 +4,7 @@ vault, check-config.
 ``main(argv) -> int`` never raises for an operator error: it prints one clear line to stderr
 and returns 1 (``scan``: 2, so that 1 keeps meaning "high or critical findings"; 2 as well for
 an invalid config in ``check-config``). Under systemd the log goes to the journal with
-structured fields (``agent.daemon``), else to stderr.
+structured fields (``service.systemd``), else to stderr.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from agent import __version__
 from agent.certificate import tls_files
 from agent.commands.executor import CredentialStore, Executor
 from agent.config import AgentConfig
-from agent.daemon import Notifier, Service, reloadable, status_line
+from agent.daemon import Service, reloadable, status_line
 from agent.errors import AgentError, OutboxFull, StorageError
 from agent.health import host_health
 from agent.identity import collector_key
@@ -55,6 +55,7 @@ from protocol.messages import (
     Identity,
     StatusReport,
 )
+from service.systemd import Notifier
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages camwarden's demo, lab and tests need, only when missing.
-# Usage: scripts/install-system-deps.sh [demo|test]
+# Usage: scripts/install-system-deps.sh [demo|test|deb]
+# deb: what `make deb` needs; for armhf, Debian's cross compiler builds the C extensions PyPI
+# has no armv7l wheel for against an armhf sysroot made by debootstrap, and qemu-user-static
+# imports them once built (docs/adr/0004-debian-packaging.md). No foreign dpkg architecture.
 set -euo pipefail
 profile="${1:-test}"
 
@@ -10,11 +13,13 @@ pkgs_demo=(mosquitto mosquitto-clients python3-venv openssl iproute2
 pkgs_test=("${pkgs_demo[@]}" nmap ffmpeg curl chromium postgresql postgresql-client
            libsystemd-dev pkg-config python3-systemd debootstrap dpkg-dev fakeroot
            systemd nftables snmp poppler-utils)
+pkgs_deb=(dpkg-dev fakeroot python3-venv debootstrap crossbuild-essential-armhf qemu-user-static)
 
 case "$profile" in
   demo) want=("${pkgs_demo[@]}") ;;
   test) want=("${pkgs_test[@]}") ;;
-  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
+  deb) want=("${pkgs_deb[@]}") ;;
+  *) echo "usage: $0 [demo|test|deb]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -28,10 +33,10 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "missing Debian packages: ${missing[*]} (run as root or install them)" >&2; exit 1; fi
 else SUDO=""; fi
 echo "installing Debian packages: ${missing[*]}" >&2
-$SUDO apt-get update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
 # policy-rc.d keeps package scripts from starting services: runs start what they need themselves.
 pol=/usr/sbin/policy-rc.d; made_pol=0
 if [ ! -e "$pol" ]; then printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$pol" >/dev/null; $SUDO chmod +x "$pol"; made_pol=1; fi
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
 [ "$made_pol" -eq 1 ] && $SUDO rm -f "$pol"
 exit 0

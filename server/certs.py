@@ -5,10 +5,13 @@ The agent makes its MQTT TLS key (EC P-256) itself and sends only the public key
 (CLI ``agents approve``, the operator API or the dashboard: all go through
 ``Repository.set_status``), a certificate with CN = agent_id is issued from the CA in
 ``[pki] ca_dir`` (``server.pki``); the agent fetches it with a fresh challenge signed by its
-enrolled Ed25519 key (``server.api``). Revoking removes the stored certificate, so no copy is
-handed out again (the broker accepts an issued one until it expires: ``AGENT_VALIDITY``).
+enrolled Ed25519 key (``server.api``). Revoking puts every certificate issued to the agent on
+the CA's revocation list ``<ca_dir>/crl.pem`` (the broker's ``crlfile``, in force once the broker
+reloads: packaging/mosquitto/README.md) and removes the stored one, so no copy is handed out
+again.
 
-Files, in ``<ca_dir>/agents/``: ``<agent_id>.pub.pem`` (the request) and ``<agent_id>.crt``.
+Files, in ``<ca_dir>/agents/``: ``<agent_id>.pub.pem`` (the request), ``<agent_id>.crt`` and
+``<agent_id>.serials`` (the serial number of every certificate issued to it, hex, one a line).
 They are files beside the CA rather than database rows so that the issuing stays next to the
 CA key; a fleet with several collectors shares ``ca_dir``.
 """
@@ -21,7 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from server.pki import CertificateAuthority, write_pem
+from server.pki import CRL_FILE, CertificateAuthority, write_pem
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +71,40 @@ class AgentCertificates:
             return False
         ca = CertificateAuthority.load(self.ca_dir)
         issued = ca.issue_agent_certificate(agent_id, public_key=parse_public_key(pem))
+        with (self._dir / f"{agent_id}.serials").open("a") as log_file:
+            log_file.write(f"{issued.certificate.serial_number:x}\n")  # before it is handed out
         write_pem(issued, self._dir / agent_id)
         log.info("issued the MQTT certificate of agent %s", agent_id)
         return True
 
+    def revoke(self, agent_id: str) -> int:
+        """Put every certificate issued to the agent on the CRL and withdraw the stored one.
+
+        Returns how many serial numbers were revoked (0: none was ever issued, the CRL stays).
+        """
+        try:
+            lines = (self._dir / f"{agent_id}.serials").read_text().split()
+        except FileNotFoundError:
+            lines = []
+        serials = [int(line, 16) for line in lines]
+        if serials:
+            CertificateAuthority.load(self.ca_dir).update_crl(self.ca_dir, serials)
+            log.warning(
+                "revoked %d MQTT certificate(s) of agent %s in %s; the broker refuses them "
+                "once it reloads (camwarden-broker-crl.path)",
+                len(serials),
+                agent_id,
+                self.ca_dir / CRL_FILE,
+            )
+        (self._dir / f"{agent_id}.crt").unlink(missing_ok=True)
+        return len(serials)
+
     def on_status(self, agent_id: str, status: str) -> None:
-        """``Repository.status_listeners``: issue on approval, withdraw on revocation."""
+        """``Repository.status_listeners``: issue on approval, revoke on revocation."""
         if status == "approved":
             self.issue(agent_id)
         elif status == "revoked":
-            (self._dir / f"{agent_id}.crt").unlink(missing_ok=True)
+            self.revoke(agent_id)
 
     def certificate(self, agent_id: str) -> bytes | None:
         try:

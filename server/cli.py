@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -50,6 +52,7 @@ from server.verify import InvalidReport, report_lines, topic_for, verify_file
 from server.web.cli import CLI, WEB_COMMANDS, run_web_command, web_commands
 from server.web.i18n import Catalogue
 from server.web.scope import Scoped, ScopeError
+from service.systemd import Notifier, log_handler
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -150,6 +153,12 @@ def run(config: ServerConfig) -> int:
     )
     stop = threading.Event()
     jobs = background_jobs(config, repo)
+    notifier = Notifier(os.environ)
+
+    def status() -> str:
+        stored, rejected = ingestor.metrics.totals()
+        broker = "connected" if subscriber.connected.is_set() else "disconnected"
+        return f"broker {broker}, {stored} messages stored, {rejected} rejected"
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
@@ -163,13 +172,26 @@ def run(config: ServerConfig) -> int:
         web.start()
         for job in jobs:
             job.start()
+        while not (http.started or stop.is_set()):  # READY once the HTTP port listens
+            if not web.is_alive():
+                log.error("the HTTP server did not start")
+                return 1
+            stop.wait(0.05)
         log.info("collector running; HTTP on %s:%d", config.http.bind, config.http.port)
-        while not stop.wait(0.5):
+        notifier.send("READY=1", f"STATUS={status()}")
+        # this loop pings the watchdog: if it stalls, or the HTTP server dies, systemd restarts us
+        tick = min(0.5, notifier.ping_every_s)
+        due = time.monotonic() + notifier.ping_every_s
+        while not stop.wait(tick):
             if not web.is_alive():
                 log.error("the HTTP server stopped")
                 return 1
+            if notifier.enabled and time.monotonic() >= due:
+                notifier.ping(status())
+                due = time.monotonic() + notifier.ping_every_s
         return 0
     finally:
+        notifier.send("STOPPING=1", "STATUS=stopping")
         http.should_exit = True
         web.join(5)
         for job in jobs:
@@ -316,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return offline
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[log_handler("camwarden-server", os.environ, sys.stderr)],
     )
     try:
         config = load_config(args.config, parse_overrides(args.set))

@@ -46,3 +46,18 @@ class Metrics:
             else:
                 self.accepted.labels(item.type).inc()
             self.latency.observe((committed_at - item.incoming.received_at).total_seconds())
+
+    def totals(self) -> tuple[int, int]:
+        """Messages stored and rejected since the start, over every type and reason."""
+
+        def total(counter: Counter) -> int:
+            return int(
+                sum(
+                    s.value
+                    for m in counter.collect()
+                    for s in m.samples
+                    if s.name.endswith("_total")
+                )
+            )
+
+        return total(self.accepted), total(self.rejected)

@@ -15,6 +15,13 @@ Typical use, by the collector::
     ...
     ca = CertificateAuthority.load(pki_dir)
     issued = ca.issue_agent_certificate("cam-gw-0042", public_key=key_from_enrolment)
+    ...
+    ca.update_crl(pki_dir, [issued.certificate.serial_number])   # revoked
+
+The certificate revocation list ``crl.pem`` (made empty by :meth:`CertificateAuthority.save`)
+is the broker's ``crlfile``: Mosquitto refuses a client whose certificate it lists, and every
+client when it has no CRL of this CA. Mosquitto 2.0 rereads it on SIGHUP (a reload); connections
+made before stay up (packaging/mosquitto/README.md).
 
 Keys are written with mode 0600 and every file is replaced atomically. Errors::
 
@@ -24,11 +31,13 @@ Keys are written with mode 0600 and every file is replaced atomically. Errors::
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +52,7 @@ __all__ = [
     "AGENT_VALIDITY",
     "CA_VALIDITY",
     "COLLECTOR_IDENTITY",
+    "CRL_FILE",
     "SERVER_VALIDITY",
     "CertificateAuthority",
     "InvalidIdentity",
@@ -56,6 +66,8 @@ CA_VALIDITY: Final = timedelta(days=3650)
 SERVER_VALIDITY: Final = timedelta(days=397)
 AGENT_VALIDITY: Final = timedelta(days=30)
 """Short: an agent renews through enrolment, and a revoked agent's access ends by itself."""
+CRL_FILE: Final = "crl.pem"
+"""The CA's revocation list, beside ``ca.crt``; the broker's ``crlfile``."""
 _CLOCK_SKEW: Final = timedelta(minutes=5)
 # the same rule as a topic level in protocol.topics: no '/', '+', '#' or '%' can reach the ACL
 _IDENTITY: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -144,8 +156,59 @@ class CertificateAuthority:
         return cls(cert, key)
 
     def save(self, directory: Path) -> None:
-        """Write ``ca.crt`` (0644) and ``ca.key`` (0600) into ``directory``."""
+        """Write ``ca.crt`` (0644) and ``ca.key`` (0600) into ``directory``, and an empty
+        ``crl.pem`` (0644) unless there is one: the broker refuses every client without it."""
         write_pem(Issued(self.certificate, self.key), directory / "ca")
+        if not (directory / CRL_FILE).exists():
+            self.update_crl(directory, ())
+
+    def issue_crl(
+        self, revoked: Mapping[int, datetime], *, number: int, now: datetime | None = None
+    ) -> x509.CertificateRevocationList:
+        """A CRL of these serial numbers (with their revocation times), number ``number``.
+
+        Its nextUpdate is the CA's own expiry: OpenSSL refuses every client once the CRL it
+        loaded is past nextUpdate, and Mosquitto reads it only at start and reload, so a CRL that
+        expires before the next revocation would lock the whole fleet out.
+        """
+        start = _now(now)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.certificate.subject)
+            .last_update(start)
+            .next_update(self.certificate.not_valid_after_utc)
+            .add_extension(x509.CRLNumber(number), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
+                critical=False,
+            )
+        )
+        for serial, when in sorted(revoked.items()):
+            entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
+            builder = builder.add_revoked_certificate(entry.build())
+        return builder.sign(self.key, hashes.SHA256())
+
+    def update_crl(
+        self, directory: Path, serials: Iterable[int], *, now: datetime | None = None
+    ) -> x509.CertificateRevocationList:
+        """Add ``serials`` to ``<directory>/crl.pem`` (created if missing), replacing the file
+        atomically with the next CRL number; concurrent callers are serialised by a lock."""
+        path = directory / CRL_FILE
+        start = _now(now)
+        with _locked(directory / ".crl.lock"):
+            revoked: dict[int, datetime] = {}
+            number = 0
+            if path.exists():
+                old = x509.load_pem_x509_crl(path.read_bytes())
+                if not old.is_signature_valid(self.key.public_key()):
+                    raise ValueError(f"{path} is not a CRL of this CA")
+                revoked = {r.serial_number: r.revocation_date_utc for r in old}
+                number = old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+            for serial in serials:
+                revoked.setdefault(serial, start)
+            crl = self.issue_crl(revoked, number=number + 1, now=start)
+            _atomic_write(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+        return crl
 
     def issue_server_certificate(
         self,
@@ -293,6 +356,17 @@ def _atomic_write(path: Path, data: bytes, mode: int) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _check_identity(name: str) -> None:

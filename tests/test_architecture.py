@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = ("protocol", "agent", "server", "lab")
+OURS = ("protocol", "service", "agent", "server", "lab")
 
 
 def modules(package: str) -> Iterator[tuple[Path, set[str]]]:
@@ -29,10 +29,11 @@ def top(name: str) -> str:
 
 
 FORBIDDEN = {
-    "protocol": {"agent", "server", "lab"},
+    "protocol": {"service", "agent", "server", "lab"},
+    "service": {"protocol", "agent", "server", "lab"},
     "agent": {"server", "lab"},
     "server": {"agent", "lab"},
-    "lab": {"agent", "server"},
+    "lab": {"service", "agent", "server"},
 }
 PURE_PROTOCOL_BANNED = {"paho", "sqlalchemy", "fastapi", "starlette", "uvicorn", "httpx", "socket"}
 

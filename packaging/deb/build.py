@@ -6,6 +6,8 @@ see docs/adr/0004-debian-packaging.md for why. No debhelper: the tree is staged 
 with ``dpkg-deb --root-owner-group``.
 
 Usage: python3 packaging/deb/build.py [--arch amd64 ...] [--part agent|server] [--out DIR]
+armhf (the agent only, unless --part server) cross-compiles the C extensions PyPI has no armv7l
+wheel of and needs `scripts/install-system-deps.sh deb` (cross compiler, debootstrap, qemu).
 Exit status: 0 if every requested package was built, 1 if any could not be (reason printed).
 """
 
@@ -30,6 +32,15 @@ PY = "3.11"  # Debian bookworm's python3; wheels and .pyc files are made for exa
 GLIBC = (2, 36)  # bookworm's glibc: the newest manylinux tag the target can load
 MACHINE = {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l"}
 MAINTAINER = "camwarden developers <dev@camwarden.invalid>"
+# Architectures where PyPI lacks CPython 3.11 wheels of some C extensions: those are cross-compiled
+# from their sdists with Debian's cross compiler against a debootstrapped sysroot (ADR 0004).
+CROSS = {"armhf": "arm-linux-gnueabihf"}
+CROSS_BUILT = ("msgspec", "psutil", "cffi", "ciso8601")
+CROSS_TOOLS = ("setuptools>=80", "setuptools-scm>=8", "wheel")  # the sdists' build backends
+MIRROR = "http://deb.debian.org/debian"
+# no collector for these by default: psycopg-binary has no wheel and the collector's hosts are
+# servers; `--arch armhf --part server` still tries and reports why it cannot
+SERVERLESS = frozenset({"armhf"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +120,88 @@ def our_wheel(work: Path) -> Path:
     return wheel
 
 
-def install_lib(part: Part, arch: str, wheel: Path, lib: Path) -> None:
+def sysroot(arch: str, work: Path) -> Path:
+    """A bookworm tree of ``arch`` with CPython's headers and libffi, unpacked, never run
+    (``debootstrap --foreign`` plus the packages it only downloads); made once per work dir."""
+    root = work / f"sysroot-{arch}"
+    if (root / "usr/bin" / f"python{PY}").exists():
+        return root
+    if shutil.which("debootstrap") is None or shutil.which(f"{CROSS[arch]}-gcc") is None:
+        raise Blocked(f"{arch} needs debootstrap and {CROSS[arch]}-gcc: install-system-deps.sh deb")
+    shutil.rmtree(root, ignore_errors=True)
+    include = f"libpython{PY}-dev,libffi-dev,python{PY}-minimal"
+    run(
+        [
+            *("debootstrap", f"--arch={arch}", "--foreign", "--variant=minbase"),
+            *(f"--include={include}", "bookworm", str(root), MIRROR),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    for deb in sorted((root / "var/cache/apt/archives").glob("*.deb")):
+        run(["dpkg-deb", "-x", str(deb), str(root)])
+    return root
+
+
+def cross_wheels(arch: str, work: Path) -> Path:
+    """Wheels of :data:`CROSS_BUILT` for ``arch``, cross-compiled from PyPI's sdists: the build
+    runs on this machine's CPython 3.11 with the target's sysconfig data (extension suffix,
+    flags), the target's headers and Debian's cross compiler, as Debian's own cross builds do."""
+    root = sysroot(arch, work)
+    house = work / f"wheels-{arch}"
+    if all(any(house.glob(f"{name}-*.whl")) for name in CROSS_BUILT):
+        return house
+    tools = work / "cross-venv"
+    if not (tools / "bin/python").exists():
+        run([sys.executable, "-m", "venv", str(tools)])
+        run([str(tools / "bin/python"), "-m", "pip", "install", "-q", *CROSS_TOOLS])
+    triplet = CROSS[arch]
+    data = f"_sysconfigdata__linux_{triplet}"
+    config = work / f"sysconfig-{arch}"
+    config.mkdir(exist_ok=True)
+    shutil.copy(root / f"usr/lib/python{PY}/{data}.py", config)
+    cc = f"{triplet}-gcc --sysroot={root}"
+    include = root / "usr/include"
+    env = {
+        **os.environ,
+        "_PYTHON_HOST_PLATFORM": f"linux-{MACHINE[arch]}",
+        "_PYTHON_SYSCONFIGDATA_NAME": data,
+        "PYTHONPATH": str(config),
+        "CC": cc,
+        "LDSHARED": f"{cc} -shared",
+        "CFLAGS": f"-I{include}/python{PY} -I{include}/{triplet}/python{PY}",
+        "PKG_CONFIG_LIBDIR": str(root / "usr/lib" / triplet / "pkgconfig"),
+        "PKG_CONFIG_SYSROOT_DIR": str(root),
+    }
+    args = [str(tools / "bin/python"), "-m", "pip", "wheel", "-q", "--no-deps"]
+    args += ["--no-build-isolation", "--no-binary", ":all:", "-w", str(house), *CROSS_BUILT]
+    run(args, env=env, stdout=subprocess.DEVNULL)
+    return house
+
+
+def check_imports(arch: str, work: Path, lib: Path) -> None:
+    """Import the compiled dependencies with the target's python3.11 under qemu-user."""
+    qemu = shutil.which("qemu-arm-static")
+    if qemu is None:
+        raise Blocked("qemu-arm-static is missing, so the armhf build cannot be checked")
+    root = work / f"sysroot-{arch}"
+    code = (
+        f"import sys; sys.path.insert(0, {str(lib)!r}); "
+        "import msgspec, psutil, ciso8601, _cffi_backend, lxml.etree; "
+        "from cryptography.hazmat.primitives.asymmetric import ed25519; "
+        "ed25519.Ed25519PrivateKey.generate().sign(b'x'); "
+        "msgspec.json.decode(b'[1]'); psutil.cpu_count()"
+    )
+    run([qemu, "-L", str(root), str(root / "usr/bin" / f"python{PY}"), "-I", "-c", code])
+
+
+def install_lib(part: Part, arch: str, wheel: Path, lib: Path, work: Path) -> None:
     args = [sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--target", str(lib)]
     args += ["--only-binary=:all:", "--python-version", PY, "--implementation", "cp"]
     for tag in platforms(arch):
         args += ["--platform", tag]
+    if arch in CROSS:
+        args += ["--find-links", str(cross_wheels(arch, work))]
+        args += ["--platform", f"linux_{MACHINE[arch]}"]
     proc = subprocess.run(  # noqa: S603
         [*args, f"{wheel}[{part.name}]"], capture_output=True, text=True, check=False
     )
@@ -128,13 +216,18 @@ def install_lib(part: Part, arch: str, wheel: Path, lib: Path) -> None:
         shutil.rmtree(lib / name, ignore_errors=True)
     for cache in lib.rglob("__pycache__"):
         shutil.rmtree(cache)
+    if arch in CROSS:
+        check_imports(arch, work, lib)
 
 
 def glibc_needed(lib: Path) -> tuple[int, int]:
     newest = (2, 17)
     for wheel_file in lib.glob("*.dist-info/WHEEL"):
-        for major, minor in re.findall(r"manylinux_(\d+)_(\d+)_", wheel_file.read_text()):
+        text = wheel_file.read_text()
+        for major, minor in re.findall(r"manylinux_(\d+)_(\d+)_", text):
             newest = max(newest, (int(major), int(minor)))
+        if re.search(r"^Tag: .*-linux_", text, re.MULTILINE):  # built here, against bookworm
+            newest = max(newest, GLIBC)
     return newest
 
 
@@ -192,11 +285,11 @@ def credential_snippet(part: Part) -> str:
 \tfi"""
 
 
-def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path) -> str:
+def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path, *, work: Path) -> str:
     """Fill ``stage`` with the package tree; return the libc6 dependency."""
     opt = f"/opt/camwarden/{part.name}"
     lib = stage / opt.lstrip("/") / "lib"
-    install_lib(part, arch, wheel, lib)
+    install_lib(part, arch, wheel, lib, work)
     compile_pyc(stage, lib)
     scripts = project()["scripts"]
     assert isinstance(scripts, dict)
@@ -240,6 +333,8 @@ def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path) ->
     else:
         for name in ("camwarden.conf", "camwarden.acl", "README.md"):
             put(HERE / "mosquitto" / name, examples / "mosquitto" / name)
+        for unit in ("camwarden-broker-crl.path", "camwarden-broker-crl.service"):
+            put(HERE / "systemd" / unit, stage / "lib/systemd/system" / unit)  # not enabled
     put(HERE / "deb" / "README.Debian", doc / "README.Debian", subst=subst)
     put(HERE / "deb" / "copyright", doc / "copyright")
     changelog = (
@@ -304,7 +399,7 @@ def build(part: Part, arch: str, wheel: Path, work: Path, out: Path) -> tuple[Pa
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
     stage.chmod(0o755)  # the root directory of the package tree
-    libc = stage_part(part, arch, version, wheel, stage)
+    libc = stage_part(part, arch, version, wheel, stage, work=work)
     size = write_control(part, arch, version, libc, stage)
     out.mkdir(parents=True, exist_ok=True)
     deb = out / f"{part.package}_{version}_{arch}.deb"
@@ -336,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'package':<18} {'arch':<6} {'.deb KiB':>9} {'installed KiB':>14} {'seconds':>8}")
     for arch in args.arch or ["amd64", "arm64", "armhf"]:
         for name in args.part or ["agent", "server"]:
+            if arch in SERVERLESS and name == "server" and not args.part:
+                continue  # not asked for by name: see SERVERLESS
             part = PARTS[name]
             t0 = time.monotonic()
             try:

@@ -12,58 +12,17 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from agent.daemon import (
-    JournalHandler,
-    Notifier,
-    Service,
-    encode_journal,
-    log_handler,
-    under_journal,
-)
+from agent.daemon import Service
+from service.systemd import JournalHandler, Notifier, encode_journal, log_handler, under_journal
 from tests.agent.support import AGENT, make_home, wait_for
 from tests.support.mosquitto import free_port
+from tests.support.notify import NotifySocket
 
 CAMERA = '[[cameras]]\nid = "cam-{n}"\naddress = "127.0.0.1"\nhttp_port = {port}\n'
-
-
-class NotifySocket:
-    """The systemd side: a bound datagram socket collecting every notification."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
-        self.sock.settimeout(0.05)
-        self.messages: list[list[str]] = []
-
-    def poll(self) -> list[list[str]]:
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                return self.messages
-            self.messages.append(data.decode().split("\n"))
-
-    def lines(self) -> list[str]:
-        return [line for message in self.poll() for line in message]
-
-    def count(self, line: str) -> int:
-        return self.lines().count(line)
-
-    def statuses(self) -> list[str]:
-        return [line[7:] for line in self.lines() if line.startswith("STATUS=")]
-
-
-@pytest.fixture
-def notify() -> Iterator[NotifySocket]:
-    sock = NotifySocket(f"@camwarden-test-{os.getpid()}-{time.monotonic_ns()}")
-    yield sock
-    sock.sock.close()
 
 
 def cameras(n: int, port: int) -> str:

@@ -11,9 +11,7 @@ is unknown_key.
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,13 +30,20 @@ from agent.cli import main as agent_main
 from protocol.envelope import sign
 from protocol.keys import load_private_key
 from server.cli import main as server_main
-from server.pki import CertificateAuthority, write_pem
 from server.storage import Repository
 from server.storage.models import Message
 from tests.agent.support import AGENT, wait_for
-from tests.packaging.test_broker_acl import CONF, HOST, NOT_AUTHORIZED, Broker, peer, render
+from tests.packaging.test_broker_acl import (
+    NOT_AUTHORIZED,
+    Broker,
+    configure_broker,
+    make_pki,
+    peer,
+    run_broker,
+    stop_broker,
+)
 from tests.support.agents import SimAgent
-from tests.support.mosquitto import free_port, wait_port
+from tests.support.mosquitto import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -69,35 +74,12 @@ class Site:
             repo.close()
 
 
-def start_broker(work: Path, pki: Path, *, acl: bool) -> tuple[subprocess.Popen[bytes], Broker]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        pytest.skip("mosquitto is not installed (scripts/install-system-deps.sh)")
-    port = free_port(HOST)
-    acl_file = work / "camwarden.acl"
-    shutil.copy(CONF.with_suffix(".acl"), acl_file)
-    conf = render(CONF.read_text(), pki, acl_file, port)
-    if not acl:  # the misconfiguration: certificates required, but every topic open to all
-        conf = conf.replace(f"acl_file {acl_file}\n", "")
-    extra = [f"persistence_location {work}/", f"log_dest file {work}/mosquitto.log"]
-    if os.geteuid() == 0:
-        extra.append("user root")
-    (work / "mosquitto.conf").write_text("\n".join(extra) + "\n" + conf)
-    proc = subprocess.Popen([binary, "-c", str(work / "mosquitto.conf")])
-    wait_port(HOST, port)
-    return proc, Broker(port, pki, work / "mosquitto.log")
-
-
 @pytest.fixture(params=[True, False], ids=["acl", "no-acl"])
 def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
     pki = tmp_path / "pki"
-    ca = CertificateAuthority.create()
-    ca.save(pki)
-    write_pem(
-        ca.issue_server_certificate(["localhost"], [ipaddress.ip_address(HOST)]), pki / "server"
-    )
-    write_pem(ca.issue_collector_certificate(), pki / "collector")
-    broker_proc, broker = start_broker(tmp_path, pki, acl=request.param)
+    make_pki(pki)
+    broker = configure_broker(tmp_path, pki, acl=request.param)
+    broker_proc = run_broker(broker)
     http_port = free_port()
     config = tmp_path / "server.toml"
     config.write_text(
@@ -115,9 +97,9 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         wait_for(lambda: healthy(http_port), timeout=30)
         yield Site(tmp_path, broker, config, http_port, collector, request.param)
     finally:
-        for proc in (collector, broker_proc):
-            proc.terminate()
-            proc.wait(10)
+        collector.terminate()
+        collector.wait(10)
+        stop_broker(broker_proc)
         log.close()
 
 

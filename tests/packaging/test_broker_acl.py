@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import signal
+import socket
 import ssl
 import subprocess
 import threading
@@ -21,10 +23,14 @@ from typing import TypeVar
 
 import paho.mqtt.client as mqtt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from server.pki import CertificateAuthority, write_pem
+from server.certs import AgentCertificates
+from server.pki import CertificateAuthority, Issued, write_pem
+from tests.agent.support import wait_for
 from tests.support.mosquitto import free_port, wait_port
 
 pytestmark = pytest.mark.integration
@@ -33,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "packaging" / "mosquitto" / "camwarden.conf"
 ACL = ROOT / "packaging" / "mosquitto" / "camwarden.acl"
 NOT_AUTHORIZED = 135
+REVOKED = "SSLV3_ALERT_CERTIFICATE_REVOKED"  # TLS alert 44, as OpenSSL names it
 HOST = "127.0.0.1"
 T = TypeVar("T")
 
@@ -42,6 +49,7 @@ class Broker:
     port: int
     pki: Path
     log: Path
+    config: Path
 
 
 def render(conf: str, pki: Path, acl: Path, port: int) -> str:
@@ -51,51 +59,76 @@ def render(conf: str, pki: Path, acl: Path, port: int) -> str:
         .replace("/etc/mosquitto/camwarden.acl", str(acl))
         .replace("listener 8883\n", f"listener {port} {HOST}\n")
     )
-    assert replaced.count(str(pki)) == 3
+    assert replaced.count(str(pki)) == 4
     assert f"acl_file {acl}" in replaced
     assert f"listener {port} {HOST}" in replaced
     return replaced
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+def configure_broker(work: Path, pki: Path, *, acl: bool = True) -> Broker:
+    """The shipped config, PKI from ``pki``, on a free loopback port, in ``work``; with
+    ``acl=False`` the misconfiguration of certificates required but every topic open to all."""
+    acl_file = work / "camwarden.acl"
+    shutil.copy(ACL, acl_file)
+    port = free_port(HOST)
+    conf = render(CONF.read_text(), pki, acl_file, port)
+    if not acl:
+        conf = conf.replace(f"acl_file {acl_file}\n", "")
+    log = work / "mosquitto.log"
+    extra = [f"persistence_location {work}/", f"log_dest file {log}", "log_type all"]
+    if os.geteuid() == 0:
+        extra.append("user root")  # the broker keeps the caller's user, to read the temp dir
+    config = work / "mosquitto.conf"
+    config.write_text("\n".join(extra) + "\n" + conf)
+    return Broker(port, pki, log, config)
+
+
+def run_broker(broker: Broker) -> subprocess.Popen[bytes]:
+    """Start (or restart, after :func:`stop_broker`) the configured broker."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         pytest.skip("mosquitto is not installed (scripts/install-system-deps.sh)")
-    work = tmp_path_factory.mktemp("broker")
-    pki = work / "pki"
+    proc = subprocess.Popen([binary, "-c", str(broker.config)], stderr=subprocess.PIPE)
+    wait_port(HOST, broker.port)
+    return proc
+
+
+def stop_broker(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
+def make_pki(pki: Path) -> CertificateAuthority:
+    """A CA (with its empty CRL), the broker's certificate and the collector's."""
     ca = CertificateAuthority.create()
     ca.save(pki)
     write_pem(
         ca.issue_server_certificate(["localhost"], [ipaddress.ip_address(HOST)]), pki / "server"
     )
     write_pem(ca.issue_collector_certificate(), pki / "collector")
+    return ca
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    work = tmp_path_factory.mktemp("broker")
+    pki = work / "pki"
+    ca = make_pki(pki)
     for agent in ("agent-a", "agent-b", "camwarden-collector.evil"):
         write_pem(ca.issue_agent_certificate(agent), pki / agent)
     stranger = CertificateAuthority.create("some other CA")
     write_pem(stranger.issue_agent_certificate("agent-a"), pki / "stranger-agent-a")
     write_pem(stranger.issue_collector_certificate(), pki / "stranger-collector")
-
-    acl = work / "camwarden.acl"
-    shutil.copy(ACL, acl)
-    port = free_port(HOST)
-    log = work / "mosquitto.log"
-    extra = [f"persistence_location {work}/", f"log_dest file {log}", "log_type all"]
-    if os.geteuid() == 0:
-        extra.append("user root")  # the broker keeps the caller's user, to read the temp dir
-    config = work / "mosquitto.conf"
-    config.write_text("\n".join(extra) + "\n" + render(CONF.read_text(), pki, acl, port))
-    proc = subprocess.Popen([binary, "-c", str(config)], stderr=subprocess.PIPE)
+    configured = configure_broker(work, pki)
+    proc = run_broker(configured)
     try:
-        wait_port(HOST, port)
-        yield Broker(port, pki, log)
+        yield configured
     finally:
-        proc.terminate()
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+        stop_broker(proc)
 
 
 @dataclass
@@ -217,6 +250,20 @@ def refused(broker: Broker, name: str | None, *, ca: Path | None = None) -> str:
     return outcome[0]
 
 
+def tls_alert(broker: Broker, name: str) -> str:
+    """The alert the broker answers this client's certificate with ("" if it is accepted), in
+    TLS 1.2, where the verdict is part of the handshake (TLS 1.3 gives it after, as an EOF)."""
+    context = ssl.create_default_context(cafile=broker.pki / "ca.crt")
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(broker.pki / f"{name}.crt", broker.pki / f"{name}.key")
+    with socket.create_connection((HOST, broker.port), timeout=5) as raw:
+        try:
+            context.wrap_socket(raw, server_hostname="localhost").close()
+        except ssl.SSLError as exc:
+            return str(exc.reason)
+    return ""
+
+
 def topic(agent: str, channel: str, site: str = "site1") -> str:
     return f"camwarden/v1/{site}/{agent}/{channel}"
 
@@ -316,3 +363,54 @@ def test_client_without_certificate_is_refused(broker: Broker) -> None:
 def test_certificate_from_another_ca_is_refused(broker: Broker, name: str) -> None:
     assert refused(broker, name)
     assert refused(broker, "agent-a") == ""  # the same client with our CA's cert gets in
+
+
+def revocable(work: Path) -> tuple[Broker, AgentCertificates]:
+    """A broker whose CA issues as the collector does on approval: agent-r (twice: its first
+    certificate is kept as agent-r-old) and agent-s, each with its own key."""
+    pki = work / "pki"
+    make_pki(pki)
+    certs = AgentCertificates(pki)
+    for name, agent in (("agent-r-old", "agent-r"), ("agent-r", "agent-r"), ("agent-s", "agent-s")):
+        key = ec.generate_private_key(ec.SECP256R1())
+        certs.request(agent, key.public_key())
+        assert certs.issue(agent)
+        pem = certs.certificate(agent)
+        assert pem is not None
+        write_pem(Issued(x509.load_pem_x509_certificate(pem), key), pki / name)
+    return configure_broker(work, pki), certs
+
+
+def test_revoked_agent_is_refused_after_the_broker_reloads(tmp_path: Path) -> None:
+    """Revoking (the status listener the CLI, the API and the dashboard share) puts every
+    certificate of the agent on the CRL; Mosquitto 2.0.11 rereads ``crlfile`` on SIGHUP and then
+    refuses them, while other agents get in. A connection made before stays up."""
+    broker, certs = revocable(tmp_path)
+    proc = run_broker(broker)
+    try:
+        assert [tls_alert(broker, n) for n in ("agent-r", "agent-r-old", "agent-s")] == [""] * 3
+        with peer(broker, "agent-r") as live:
+            certs.on_status("agent-r", "revoked")
+            assert certs.certificate("agent-r") is None
+            proc.send_signal(signal.SIGHUP)  # what camwarden-broker-crl.service has systemd do
+            wait_for(lambda: "Reloading config" in broker.log.read_text())
+            assert tls_alert(broker, "agent-r") == REVOKED
+            assert tls_alert(broker, "agent-r-old") == REVOKED
+            assert tls_alert(broker, "agent-s") == ""
+            assert refused(broker, "agent-s") == ""
+            assert not live.publish(topic("agent-r", "report")).is_failure
+        # a second revocation replaces the CRL rather than piling up beside the first
+        certs.on_status("agent-s", "revoked")
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: broker.log.read_text().count("Reloading config") == 2)
+        assert tls_alert(broker, "agent-s") == REVOKED
+        assert refused(broker, "agent-s").startswith("disconnected")  # TLS 1.3, paho's view
+        stop_broker(proc)
+        proc = run_broker(broker)  # and the CRL holds from the start
+        assert [tls_alert(broker, n) for n in ("agent-r", "agent-s", "collector")] == [
+            REVOKED,
+            REVOKED,
+            "",
+        ]
+    finally:
+        stop_broker(proc)

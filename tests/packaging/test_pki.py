@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from server.pki import (
     AGENT_VALIDITY,
     COLLECTOR_IDENTITY,
+    CRL_FILE,
     CertificateAuthority,
     InvalidIdentity,
     write_pem,
@@ -112,10 +113,12 @@ def test_files_are_atomic_with_private_keys(tmp_path: Path, ca: CertificateAutho
     write_pem(ca.issue_agent_certificate("a1"), tmp_path / "pki" / "a1")  # replaces in place
     assert cert_path.read_bytes() != first
     assert sorted(p.name for p in (tmp_path / "pki").iterdir()) == [
+        ".crl.lock",
         "a1.crt",
         "a1.key",
         "ca.crt",
         "ca.key",
+        "crl.pem",
     ]
     mismatched = CertificateAuthority.create()
     with pytest.raises(ValueError, match="does not belong"):
@@ -144,3 +147,57 @@ def test_openssl_agrees_on_purposes(tmp_path: Path) -> None:
     assert verify("sslserver", "server.crt")
     assert not verify("sslserver", "agent.crt")
     assert not verify("sslclient", "server.crt")
+
+
+def test_revocation_list(tmp_path: Path) -> None:
+    ca = CertificateAuthority.create(now=NOW)
+    ca.save(tmp_path)
+    path = tmp_path / CRL_FILE
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # the broker reads it as its own user
+
+    def crl() -> x509.CertificateRevocationList:
+        return x509.load_pem_x509_crl(path.read_bytes())
+
+    def number(c: x509.CertificateRevocationList) -> int:
+        return c.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+    empty = crl()
+    assert (len(empty), number(empty)) == (0, 1)
+    assert empty.is_signature_valid(ca.key.public_key())
+    assert empty.issuer == ca.certificate.subject
+    assert empty.next_update_utc == ca.certificate.not_valid_after_utc  # never stale at a broker
+    first = ca.issue_agent_certificate("a1", now=NOW).certificate.serial_number
+    second = ca.issue_agent_certificate("a1", now=NOW).certificate.serial_number
+    ca.update_crl(tmp_path, [first], now=NOW)
+    ca.update_crl(tmp_path, [first, second], now=NOW + timedelta(days=1))
+    ca.save(tmp_path)  # keeps the list it finds
+    revoked = crl()
+    assert number(revoked) == 3
+    assert {r.serial_number: r.revocation_date_utc for r in revoked} == {
+        first: NOW,
+        second: NOW + timedelta(days=1),
+    }
+    assert revoked.is_signature_valid(ca.key.public_key())
+    with pytest.raises(ValueError, match="not a CRL of this CA"):
+        CertificateAuthority.create().update_crl(tmp_path, [1])
+
+
+def test_openssl_refuses_a_revoked_certificate(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    ca = CertificateAuthority.create()  # valid now, for openssl's clock
+    ca.save(tmp_path)
+    revoked = ca.issue_agent_certificate("a1")
+    write_pem(revoked, tmp_path / "revoked")
+    write_pem(ca.issue_agent_certificate("a2"), tmp_path / "kept")
+    ca.update_crl(tmp_path, [revoked.certificate.serial_number])
+
+    def verify(name: str) -> str:
+        args = [openssl, "verify", "-crl_check", "-CRLfile", str(tmp_path / CRL_FILE)]
+        args += ["-CAfile", str(tmp_path / "ca.crt"), str(tmp_path / name)]
+        proc = subprocess.run(args, capture_output=True, text=True, check=False)
+        return "OK" if proc.returncode == 0 else proc.stderr
+
+    assert "certificate revoked" in verify("revoked.crt")
+    assert verify("kept.crt") == "OK"

@@ -46,7 +46,6 @@ def exposure(unit_name: str, root: Path | None = None, unit: Path | None = None)
 COMMON = {
     "Type": ["notify"],
     "NotifyAccess": ["main"],
-    "ExecReload": ["/bin/kill -HUP $MAINPID"],
     "ProtectSystem": ["strict"],
     "ProtectHome": ["yes"],
     "PrivateTmp": ["yes"],
@@ -80,6 +79,7 @@ COMMON = {
             "camwarden",
             {
                 "ExecStart": ["/usr/bin/camwarden-agent run --config /etc/camwarden/agent.toml"],
+                "ExecReload": ["/bin/kill -HUP $MAINPID"],
                 "StateDirectory": ["camwarden"],
                 "MemoryMax": ["160M"],
                 "RestrictAddressFamilies": ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"],
@@ -92,6 +92,7 @@ COMMON = {
             {
                 "ExecStart": ["/usr/bin/camwarden-server run --config /etc/camwarden/server.toml"],
                 "StateDirectory": ["camwarden-server"],
+                "ExecReload": [],
             },
         ),
     ],
@@ -99,7 +100,7 @@ COMMON = {
 def test_unit_declares_the_hardening(unit: Path, user: str, specific: dict[str, list[str]]) -> None:
     found = settings(unit)
     for key, value in (COMMON | specific).items():
-        assert found.get(key) == value, key
+        assert found.get(key, []) == value, key
     assert found["User"] == [user]
     assert found["SystemCallFilter"][0] == "@system-service"
     assert found["WatchdogSec"]
@@ -143,3 +144,17 @@ def test_raw_scan_drop_in_adds_only_cap_net_raw(tmp_path: Path) -> None:
     with_raw = exposure(AGENT.name, root=tmp_path)
     print(f"exposure with raw-scan drop-in: {with_raw}")
     assert exposure(AGENT.name, unit=AGENT) < with_raw <= 2.0
+
+
+def test_crl_units_agree_with_the_broker_config() -> None:
+    """The path unit watches the file the service copies; the copy is the broker's crlfile."""
+    path = settings(SYSTEMD / "camwarden-broker-crl.path")
+    service = SYSTEMD / "camwarden-broker-crl.service"
+    found = settings(service)
+    env = dict(value.split("=", 1) for value in found["Environment"])
+    assert path["PathChanged"] == [env["CRL"]]
+    assert path["Unit"] == [service.name]
+    conf = (ROOT / "packaging" / "mosquitto" / "camwarden.conf").read_text()
+    assert f"crlfile {env['DEST']}\n" in conf
+    assert found["ExecStart"][-1] == "/bin/systemctl try-reload-or-restart mosquitto.service"
+    print(f"exposure: camwarden-broker-crl.service {exposure(service.name, unit=service)}")

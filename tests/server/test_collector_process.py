@@ -17,11 +17,14 @@ from server.storage.models import Message
 from tests.server.conftest import Publisher, enroll, wait_until
 from tests.support.agents import SimAgent
 from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.notify import NotifySocket
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def start(tmp: Path, broker: Mosquitto, db_url: str, client_id: str) -> subprocess.Popen[bytes]:
+def start(
+    tmp: Path, broker: Mosquitto, db_url: str, client_id: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a collector and wait until it reports MQTT connected on /healthz."""
     port = free_port()
     config = tmp / f"{client_id}.toml"
@@ -38,6 +41,7 @@ def start(tmp: Path, broker: Mosquitto, db_url: str, client_id: str) -> subproce
             [sys.executable, "-m", "server", "--config", str(config), "run"],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
     wait_until(lambda: proc.poll() is None and healthy(port), timeout=30)
     return proc
@@ -105,3 +109,35 @@ def test_two_collectors_share_the_subscription(
     assert all("Traceback" not in log for log in logs), logs
     assert repo.quarantine_reasons() == {}
     repo.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_run_speaks_the_notify_protocol(
+    tmp_path: Path, mosquitto: Mosquitto, publisher: Publisher, db_url: str, notify: NotifySocket
+) -> None:
+    """READY once the HTTP port listens, WATCHDOG at half of WATCHDOG_USEC with a STATUS line
+    that follows the broker session and the ingest, STOPPING and exit 0 on SIGTERM."""
+    repo = Repository.open(db_url)
+    repo.migrate()
+    agent = SimAgent("pi-notify")
+    enroll(repo, agent)
+    env = {**os.environ, "NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "400000"}
+    proc = start(tmp_path, mosquitto, db_url, "collector-notify", env)
+    try:
+        assert notify.count("READY=1") == 1  # start() saw /healthz answer: READY came first
+        before, started = notify.count("WATCHDOG=1"), time.monotonic()
+        wait_until(lambda: notify.count("WATCHDOG=1") >= before + 6)
+        pings = (notify.count("WATCHDOG=1") - before) / (time.monotonic() - started)
+        assert 3 <= pings <= 8, pings  # every 0.2 s: half of the 0.4 s watchdog
+        wait_until(lambda: notify.statuses()[-1].startswith("broker connected, 0 messages"))
+        publisher.publish_all([agent.report(cameras=1) for _ in range(3)])
+        wait_until(
+            lambda: notify.statuses()[-1] == "broker connected, 3 messages stored, 0 rejected"
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        repo.close()
+    assert notify.lines()[-2:] == ["STOPPING=1", "STATUS=stopping"]
