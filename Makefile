@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -34,6 +34,8 @@ typecheck: venv
 	$(BIN)/mypy
 
 test: sysdeps-test venv lint typecheck
+	@# byte-compile our packages once: tests start many agent and collector processes
+	$(BIN)/python -m compileall -q protocol service agent server lab tests
 	bash scripts/with-services.sh $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: venv
