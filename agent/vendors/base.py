@@ -203,6 +203,13 @@ class Adapter(ABC):
         self.config = config
         self.credential = credential
 
+    @property
+    def https(self) -> bool:
+        """True once the adapter found plain HTTP closed or redirecting and moved to HTTPS
+        (hardened cameras). The certificate is not verified for these reads
+        (``agent.vendors.http.TLS_VERIFY_REASON``); ``agent.identify`` records that."""
+        return False
+
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 

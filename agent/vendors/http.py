@@ -11,10 +11,16 @@ Every adapter that speaks HTTP builds its client here, so the safety limits live
   the vendor's lock detector recognises the body), 403 ``AuthFailed``, 404/501 ``Unsupported``,
   502-504 ``Unreachable``, anything else ``BadResponse``.
 
+HTTPS: hardened cameras close plain HTTP or answer every request on it with a redirect to
+HTTPS (baseline COM-01). Redirects are never followed; instead ``https_only`` asks plain HTTP
+once, without credentials, and an adapter that finds it closed or redirecting to ``https://``
+talks to the target's HTTPS port from then on (``HttpAdapter``, and the ONVIF client).
+
 TLS: cameras ship self-signed certificates, so the HTTPS client does not verify the chain
-(``TLS_VERIFY_REASON``). The adapters only read configuration through it; the TLS facts of a
-camera (versions, ciphers, certificate, shared keys: COM-02/COM-03) are collected by a separate
-handshake scan and never inferred from a connection that succeeded here.
+(``TLS_VERIFY_REASON``); ``agent.identify`` records it in the identity's source. The adapters
+only read configuration through it; the TLS facts of a camera (versions, ciphers, certificate,
+shared keys: COM-02/COM-03) are collected by a separate handshake scan and never inferred from a
+connection that succeeded here.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ __all__ = [
     "base_url",
     "digest",
     "fetch",
+    "https_only",
     "make_client",
 ]
 
@@ -105,6 +112,22 @@ def make_client(
         trust_env=False,  # a proxy from the environment must never see camera credentials
         headers={"User-Agent": "camwarden-agent"},
     )
+
+
+async def https_only(target: Target, config: AdapterConfig, url: str) -> bool:
+    """True when plain HTTP at ``url`` (a path on the target, or a full ``http://`` URL)
+    refuses the connection or redirects to ``https://``: the camera's web interface is on
+    HTTPS only. One ``GET`` without credentials, redirect not followed, body not read; any
+    other answer or failure (a hang, a reset) is left to the real request to report."""
+    async with make_client(target, config, None) as client:
+        try:
+            async with client.stream("GET", url) as response:
+                location = response.headers.get("Location", "")
+                return response.is_redirect and location.lower().startswith("https://")
+        except httpx.ConnectError:
+            return True
+        except httpx.HTTPError:
+            return False
 
 
 async def read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
@@ -201,9 +224,31 @@ class HttpAdapter(Adapter):
     ) -> None:
         super().__init__(target, config, credential)
         self.http = make_client(target, config, credential)
+        self._transport_known = False
+        self._https = False
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    async def client(self) -> httpx.AsyncClient:
+        """The client to use: plain HTTP, or HTTPS once ``https_only`` said so (asked on the
+        first request of this adapter)."""
+        if not self._transport_known:
+            self._transport_known = True
+            if await https_only(self.target, self.config, "/"):
+                await self.http.aclose()
+                self.http = make_client(self.target, self.config, self.credential, https=True)
+                self._https = True
+        return self.http
+
+    @property
+    def https(self) -> bool:
+        return self._https
+
+    @property
+    def interface(self) -> Interface:
+        """Where this adapter's requests (and login attempts) go: HTTP or HTTPS."""
+        return Interface.HTTPS if self.https else Interface.HTTP
 
     def detect_lock(self, reply: Reply) -> CameraError | None:
         """``LockedOut`` if a refused answer says the account or source is locked."""
@@ -211,7 +256,7 @@ class HttpAdapter(Adapter):
 
     async def get(self, path: str, accept: Collection[str]) -> Reply:
         return await fetch(
-            self.http,
+            await self.client(),
             "GET",
             path,
             max_bytes=self.config.max_response_bytes,
@@ -221,7 +266,7 @@ class HttpAdapter(Adapter):
 
     async def post_json(self, path: str, payload: object, *, anonymous: bool = False) -> Reply:
         return await fetch(
-            self.http,
+            await self.client(),
             "POST",
             path,
             max_bytes=self.config.max_response_bytes,
@@ -243,7 +288,7 @@ class HttpAdapter(Adapter):
     ) -> Reply:
         """Stream ``body`` (e.g. a firmware image) with the adapter's credential."""
         headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
-        client = self.http
+        client = await self.client()
         if timeout_s is not None:
             client.timeout = httpx.Timeout(timeout_s)
         return await fetch(
@@ -266,7 +311,7 @@ class HttpAdapter(Adapter):
         exactly once (a cached, stale nonce would make httpx send it a second time).
         """
         await fetch(
-            self.http,
+            await self.client(),
             "GET",
             path,
             max_bytes=self.config.max_response_bytes,
@@ -277,8 +322,11 @@ class HttpAdapter(Adapter):
         return True
 
     async def _try_login(self, interface: Interface, username: str, password: str) -> bool:
-        if interface is not Interface.HTTP:
-            raise Unsupported(f"{self.vendor} adapter tries credentials over HTTP only")
+        await self.client()
+        if interface is not self.interface:
+            raise Unsupported(
+                f"{self.vendor} adapter tries credentials over {self.interface.value} only"
+            )
         return await self.login_probe(username, password)
 
     @abstractmethod

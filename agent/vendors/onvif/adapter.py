@@ -48,11 +48,14 @@ class OnvifAdapter(Adapter):
         self, target: Target, config: AdapterConfig, credential: Credential | None = None
     ) -> None:
         super().__init__(target, config, credential)
-        port = target.ports.get(Interface.ONVIF) or target.ports.get(Interface.HTTP, 80)
-        self.client = OnvifClient(target.address, port, credential)
+        self.client = OnvifClient(target, config, credential)
 
     async def close(self) -> None:
         await self.client.close()
+
+    @property
+    def https(self) -> bool:
+        return self.client.https
 
     async def _identify(self) -> DeviceIdentity:
         device = await self.client.device()

@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.vendors.base import AuthFailed, translate
-from agent.vendors.models import Credential
+from agent.vendors.base import AdapterConfig, AuthFailed, translate
+from agent.vendors.http import base_url, https_only
+from agent.vendors.models import Credential, Interface, Target
 from agent.vendors.onvif import const, parsers
 
 __all__ = ["OnvifClient"]
@@ -52,9 +53,16 @@ def _wsdl(name: str) -> str:
 class OnvifClient:
     """ONVIF services of one camera. ``close()`` releases every session it opened."""
 
-    def __init__(self, address: str, port: int, credential: Credential | None) -> None:
-        self.device_xaddr = f"http://{address}:{port}{const.DEVICE_PATH}"
+    def __init__(
+        self, target: Target, config: AdapterConfig, credential: Credential | None
+    ) -> None:
+        port = target.ports.get(Interface.ONVIF) or target.ports.get(Interface.HTTP, 80)
+        self.device_xaddr = f"http://{target.address}:{port}{const.DEVICE_PATH}"
         self.credential = credential
+        self.https = False  # the device service answered on HTTPS only (agent.vendors.http)
+        self._target = target
+        self._config = config
+        self._transport_known = False
         self._services: list[Any] = []
         self._anonymous: Any = None
         self._device: Any = None
@@ -83,11 +91,21 @@ class OnvifClient:
             await service.setup()
         return service
 
+    async def _device_xaddr(self) -> str:
+        """The device service's address: on plain HTTP unless that is closed or redirects to
+        HTTPS, then on the target's HTTPS port (asked once)."""
+        if not self._transport_known:
+            self._transport_known = True
+            if await https_only(self._target, self._config, self.device_xaddr):
+                self.device_xaddr = base_url(self._target, https=True) + const.DEVICE_PATH
+                self.https = True
+        return self.device_xaddr
+
     async def anonymous(self) -> Any:
         """The device service without credentials: only ``authless_*`` calls go through it."""
         if self._anonymous is None:
             self._anonymous = await self._open(
-                self.device_xaddr, const.DEVICE_WSDL, const.DEVICE_BINDING, None
+                await self._device_xaddr(), const.DEVICE_WSDL, const.DEVICE_BINDING, None
             )
         return self._anonymous
 
@@ -120,11 +138,14 @@ class OnvifClient:
         await self._prepare_clock()
         if credential is not None:
             return await self._open(
-                self.device_xaddr, const.DEVICE_WSDL, const.DEVICE_BINDING, credential
+                await self._device_xaddr(), const.DEVICE_WSDL, const.DEVICE_BINDING, credential
             )
         if self._device is None:
             self._device = await self._open(
-                self.device_xaddr, const.DEVICE_WSDL, const.DEVICE_BINDING, self.credential
+                await self._device_xaddr(),
+                const.DEVICE_WSDL,
+                const.DEVICE_BINDING,
+                self.credential,
             )
         return self._device
 
