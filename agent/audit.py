@@ -256,6 +256,10 @@ class Auditor:
                 progress(outcome.camera, len(done), len(everything))
             return outcome
 
+        if everything:
+            from agent.identify import prepare  # noqa: PLC0415  # zeep: only when auditing
+
+            await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
         outcomes = await asyncio.gather(*(one(t) for t in everything))
         cameras = _shared_tls_keys([o.camera for o in outcomes])
         host = [*discovery_findings]

@@ -37,7 +37,7 @@ from agent.vendors.models import Credential, DeviceIdentity, Target
 from agent.vendors.registry import VENDORS
 from agent.vendors.versions import canonical_vendor
 
-__all__ = ["UNVERIFIED_HTTPS", "Identification", "identify"]
+__all__ = ["UNVERIFIED_HTTPS", "Identification", "identify", "prepare"]
 
 logger = logging.getLogger(__name__)
 # appended to the source of an identity read over HTTPS: the certificate was not verified
@@ -57,6 +57,13 @@ class Identification:
 def _order(target: Target, registry: tuple[type[Adapter], ...]) -> list[type[Adapter]]:
     hint = canonical_vendor(target.vendor_hint)
     return sorted(registry, key=lambda cls: cls.vendor != hint)  # stable: registry order kept
+
+
+async def prepare(registry: tuple[type[Adapter], ...] = VENDORS) -> None:
+    """Let every registered adapter load what it needs before cameras are timed
+    (``Adapter.prepare``)."""
+    for cls in registry:
+        await cls.prepare()
 
 
 async def identify(

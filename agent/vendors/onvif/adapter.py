@@ -25,7 +25,7 @@ from agent.vendors.models import (
     TimeInfo,
 )
 from agent.vendors.onvif import const, parsers
-from agent.vendors.onvif.client import OnvifClient
+from agent.vendors.onvif.client import OnvifClient, load_documents
 
 
 class OnvifAdapter(Adapter):
@@ -49,6 +49,10 @@ class OnvifAdapter(Adapter):
     ) -> None:
         super().__init__(target, config, credential)
         self.client = OnvifClient(target, config, credential)
+
+    @classmethod
+    async def prepare(cls) -> None:
+        await load_documents()
 
     async def close(self) -> None:
         await self.client.close()

@@ -18,14 +18,14 @@ import asyncio
 import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from agent.vendors.base import AdapterConfig, AuthFailed, translate
 from agent.vendors.http import base_url, https_only
 from agent.vendors.models import Credential, Interface, Target
 from agent.vendors.onvif import const, parsers
 
-__all__ = ["OnvifClient"]
+__all__ = ["OnvifClient", "load_documents"]
 
 # onvif-zeep-async caches parsed WSDL documents per process but checks the cache without a
 # lock: N cameras opened at once each parse devicemgmt.wsdl (~9 MB) and media.wsdl (~5 MB) in
@@ -48,6 +48,36 @@ def _wsdl(name: str) -> str:
     import onvif  # noqa: PLC0415  # ~40 MB RSS: only when a camera is audited over ONVIF
 
     return str(Path(onvif.__file__).parent / "wsdl" / name)
+
+
+_NEVER_CONTACTED: Final = "http://preload.invalid" + const.DEVICE_PATH  # setup() sends nothing
+
+
+async def load_documents() -> None:
+    """Parse the device and media WSDL documents now, once per process, outside any camera's
+    time limit: ~14 MB of XML takes seconds on a small or busy box, which would otherwise be
+    charged to the first ONVIF call of whichever cameras come first (and time them out).
+    onvif-zeep-async keeps the parsed documents for every later service."""
+    from onvif import ONVIFService  # noqa: PLC0415  # see _wsdl
+
+    for wsdl, binding in (
+        (const.DEVICE_WSDL, const.DEVICE_BINDING),
+        (const.MEDIA_WSDL, const.MEDIA_BINDING),
+    ):
+        service = ONVIFService(
+            _NEVER_CONTACTED,
+            None,
+            None,
+            _wsdl(wsdl),
+            no_cache=True,
+            binding_name=binding,
+            binding_key=(wsdl, _NEVER_CONTACTED),
+        )
+        try:
+            async with _setup_lock():
+                await service.setup()
+        finally:
+            await service.close()
 
 
 class OnvifClient:
