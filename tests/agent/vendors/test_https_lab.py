@@ -78,7 +78,7 @@ async def test_hardened_camera_is_identified_over_https(fleet: Fleet, cid: str) 
         assert identity.serial == node.camera.serial
         assert identity.source == f"{PERSONAS[cid][2]} over {UNVERIFIED_HTTPS}"
         # the reads the checks make go over HTTPS too, with the agent's credential
-        assert [a.name for a in await found.adapter.accounts()][0] == PERSONAS[cid][1]
+        assert next(a.name for a in await found.adapter.accounts()) == PERSONAS[cid][1]
     finally:
         await found.adapter.close()
 
