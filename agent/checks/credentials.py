@@ -27,8 +27,9 @@ an attempt that could not start in time is not made, and the finding says testin
 clock and sleep are injectable; spacing uses the monotonic clock, so the window semantics are
 those of real time.
 
-RTSP has no standard lock signal: after an authenticated DESCRIBE, 401 is a rejection and any
-other refusal (403, 503, ...) is taken as the first sign of a lock, which ends the guessing. The
+RTSP has no standard lock signal: after an authenticated DESCRIBE, 401 is a rejection, a 5xx
+an error (a 503 is sent again once: the credential passed, the stream was not ready), and any
+other refusal (403, ...) is taken as the first sign of a lock, which ends the guessing. The
 vendor SDK ports (Hikvision 8000, Dahua 37777) speak proprietary binary protocols and are not
 tried.
 
@@ -69,6 +70,7 @@ Monotonic = Callable[[], float]
 
 DEFAULT_BUDGET = 12
 _DEADLINE_SLACK_S = 1.0  # kept free at the end of the time limit, beside one adapter timeout
+_RTSP_RETRY_S = 0.5  # pause before the one repeat of an RTSP exchange answered 503
 
 
 class _Login(Protocol):
@@ -117,14 +119,23 @@ class _RtspLogin:
     timeout_s: float
 
     async def _describe(self, username: str, password: str) -> rtsp.RtspReply:
-        return await rtsp.describe(
-            self.host,
-            self.port,
-            self.path,
-            timeout_s=self.timeout_s,
-            credential=Credential(username, password),
-            basic=self.basic,
-        )
+        """The exchange, sent again once after a 503: the server accepted the credential (a
+        wrong one gets 401 first) but could not prepare the stream yet (seen on busy
+        gst-rtsp-server), so the repeat adds no failed login."""
+        credential = Credential(username, password)
+        for pause in (_RTSP_RETRY_S, None):
+            reply = await rtsp.describe(
+                self.host,
+                self.port,
+                self.path,
+                timeout_s=self.timeout_s,
+                credential=credential,
+                basic=self.basic,
+            )
+            if reply.status != 503 or pause is None:
+                break
+            await asyncio.sleep(pause)
+        return reply
 
     async def attempt(self, step: Attempt) -> Outcome:
         try:
@@ -137,6 +148,8 @@ class _RtspLogin:
             return Outcome.ACCEPTED
         if reply.status == 401:
             return Outcome.REJECTED
+        if reply.status >= 500:  # the server, not the credential: counted as an error
+            return Outcome.ERROR
         return Outcome.LOCKED  # another refusal after the credential: stop (module doc)
 
     async def confirm(self, credential: DefaultCredential) -> bool:
@@ -211,7 +224,9 @@ class DefaultCredentialCheck(Check):
             logins: dict[Interface, _Login] = {login_interface(adapter): _AdapterLogin(adapter)}
             if onvif is not None and Interface.ONVIF not in logins and await _answers(onvif):
                 logins[Interface.ONVIF] = _AdapterLogin(onvif)
-            stream = await _rtsp_login(ctx, adapter.config.timeout_s)
+            # OPTIONS, DESCRIBE and the authenticated DESCRIBE (after which the camera prepares
+            # the stream for its SDP) share one exchange: one request timeout for each
+            stream = await _rtsp_login(ctx, 3 * adapter.config.timeout_s)
             if stream is not None:
                 logins[Interface.RTSP] = stream
             tried = candidates(self.catalogue, _vendor(ctx, adapter))
