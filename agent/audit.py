@@ -129,16 +129,18 @@ def _identity(found: DeviceIdentity | None) -> Identity:
     )
 
 
-def _load_feed(clock: Clock) -> AdvisoryFeed | None:
+def _load_feed(clock: Clock, state_dir: Path) -> AdvisoryFeed | None:
     from agent.advisories.feed import (  # noqa: PLC0415
         FeedError,
-        load_feed,
+        FeedStateStore,
+        load_remembered,
         shipped_feed,
         shipped_feed_keys,
     )
 
+    store = FeedStateStore(state_dir)
     try:
-        return load_feed(shipped_feed(), shipped_feed_keys(), now=clock.now(), last=None)
+        return load_remembered(shipped_feed(), shipped_feed_keys(), store, now=clock.now())
     except FeedError as exc:
         logger.warning("advisory feed rejected (%s): FW-01 findings are inconclusive", exc.reason)
         return None
@@ -232,7 +234,7 @@ class Auditor:
         extra = [h for h in discovered if h.address not in configured]
         found_targets = [self._discovered_target(h) for h in extra]
         checks = self.checks()
-        feed = _load_feed(self.clock)
+        feed = _load_feed(self.clock, self.config.state_path)
         gate = asyncio.Semaphore(self.config.audit.concurrency)
         tls_gate = asyncio.Semaphore(self.config.audit.tls_concurrency)
         everything = [*wanted, *found_targets]
@@ -246,6 +248,10 @@ class Auditor:
                 progress(outcome.camera, len(done), len(everything))
             return outcome
 
+        if everything:
+            from agent.identify import prepare  # noqa: PLC0415  # zeep: only when auditing
+
+            await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
         outcomes = await asyncio.gather(*(one(t) for t in everything))
         cameras = _shared_tls_keys([o.camera for o in outcomes])
         host = [*discovery_findings]

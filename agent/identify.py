@@ -6,7 +6,9 @@ credential is used, once per adapter: identification never guesses credentials.
 
 Outcomes::
 
-    a vendor API or ONVIF answers      -> Identification(adapter, identity with its source)
+    a vendor API or ONVIF answers      -> Identification(adapter, identity with its source;
+                                          "... over https (certificate not verified)" when
+                                          plain HTTP was closed or redirected to HTTPS)
     only an HTTP banner answers        -> Identification(None, DeviceIdentity(source="banner:..."))
     no connection / no answer in time  -> Unreachable / Timeout, at the first adapter that saw it
     nothing usable                     -> the most telling error seen: AuthFailed (the camera
@@ -17,7 +19,8 @@ Outcomes::
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Final
 
 from agent.vendors.base import (
     Adapter,
@@ -34,9 +37,12 @@ from agent.vendors.models import Credential, DeviceIdentity, Target
 from agent.vendors.registry import VENDORS
 from agent.vendors.versions import canonical_vendor
 
-__all__ = ["Identification", "identify"]
+__all__ = ["UNVERIFIED_HTTPS", "Identification", "identify", "prepare"]
 
 logger = logging.getLogger(__name__)
+# appended to the source of an identity read over HTTPS: the certificate was not verified
+# (agent.vendors.http.TLS_VERIFY_REASON); the TLS checks judge it (COM-02, COM-03)
+UNVERIFIED_HTTPS: Final = "https (certificate not verified)"
 _RANK: dict[type[CameraError], int] = {AuthFailed: 3, BadResponse: 2, Unsupported: 1}
 
 
@@ -51,6 +57,13 @@ class Identification:
 def _order(target: Target, registry: tuple[type[Adapter], ...]) -> list[type[Adapter]]:
     hint = canonical_vendor(target.vendor_hint)
     return sorted(registry, key=lambda cls: cls.vendor != hint)  # stable: registry order kept
+
+
+async def prepare(registry: tuple[type[Adapter], ...] = VENDORS) -> None:
+    """Let every registered adapter load what it needs before cameras are timed
+    (``Adapter.prepare``)."""
+    for cls in registry:
+        await cls.prepare()
 
 
 async def identify(
@@ -73,6 +86,8 @@ async def identify(
             if worst is None or _RANK.get(type(exc), 0) > _RANK.get(type(worst), 0):
                 worst = exc
             continue
+        if adapter.https:
+            identity = replace(identity, source=f"{identity.source} over {UNVERIFIED_HTTPS}")
         logger.info("%s identified by %s", target.camera_id, identity.source)
         return Identification(adapter, identity)
     banner = await _banner(target, config)

@@ -14,32 +14,43 @@ Errors::
      +-- FeedMalformed         signed, but the payload or a rule is invalid
      +-- FeedExpired           ``expires_at`` has passed, or ``issued_at`` is in the future
      +-- FeedRollback          older than the last accepted feed, or same version, other bytes
+     +-- FeedStateUnreadable   the remembered state cannot be read: refused, never forgotten
 
-The caller persists ``FeedState`` (version and digest of the last accepted feed) and passes it
-back on the next load; the state is small, public and written atomically by the caller.
+``FeedState`` (version and digest of the newest accepted feed) is remembered across restarts:
+``load_remembered`` reads it from ``<state_dir>/advisory-feed.json`` (``FeedStateStore``), loads
+the feed against it and writes the new state atomically when the feed moved forward, so an older
+signed feed is refused after a restart too. The state is small and public.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Final
 
 import msgspec
 from joserfc.jwk import OKPKey
 
 from agent.advisories.match import MatchResult, Rule, compile_rule, match_identity
 from agent.advisories.model import Feed, decode
+from agent.errors import StorageError
+from agent.state import atomic_write
 from agent.vendors.models import DeviceIdentity
 from protocol.envelope import read_header, verify
 from protocol.errors import MalformedMessage, ProtocolError, UnknownKey
 from protocol.keys import import_public_jwk
 
+logger = logging.getLogger(__name__)
+
 FEED_TYP = "camwarden-feed+jws"
 MAX_FEED_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_SKEW = timedelta(minutes=5)
+FEED_STATE_FILE: Final = "advisory-feed.json"
 
 
 class FeedError(Exception):
@@ -64,6 +75,10 @@ class FeedExpired(FeedError):
 
 class FeedRollback(FeedError):
     reason = "rollback"
+
+
+class FeedStateUnreadable(FeedError):
+    reason = "state"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +160,50 @@ def shipped_feed_keys() -> dict[str, OKPKey]:
     text = importlib.resources.files("agent").joinpath("data/feed-keys.json").read_text("utf-8")
     keys = [import_public_jwk(jwk) for jwk in json.loads(text)["keys"]]
     return {key.thumbprint(): key for key in keys}
+
+
+class FeedStateStore:
+    """``<state_dir>/advisory-feed.json``: the newest feed this agent accepted."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / FEED_STATE_FILE
+
+    def load(self) -> FeedState | None:
+        """The remembered state, None before the first feed; ``FeedStateUnreadable`` if the
+        file exists but cannot be read or decoded (anti-rollback must not silently reset)."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise FeedStateUnreadable(f"cannot read {self.path}: {exc.strerror}") from exc
+        try:
+            return msgspec.json.decode(data, type=FeedState, strict=True)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise FeedStateUnreadable(f"{self.path} is corrupt: {exc}") from exc
+
+    def save(self, state: FeedState) -> None:
+        atomic_write(self.path, msgspec.json.encode(state), mode=0o644)
+
+
+def load_remembered(
+    token: bytes,
+    trusted: Mapping[str, OKPKey],
+    store: FeedStateStore,
+    *,
+    now: datetime,
+    max_skew: timedelta = DEFAULT_MAX_SKEW,
+) -> AdvisoryFeed:
+    """``load_feed`` against the remembered state; a feed that moved forward is remembered.
+
+    A state that cannot be written is logged: the feed verified against the previous state is
+    still used, and the next start compares with that previous state.
+    """
+    last = store.load()
+    feed = load_feed(token, trusted, now=now, last=last, max_skew=max_skew)
+    if feed.state != last:
+        try:
+            store.save(feed.state)
+        except StorageError as exc:
+            logger.warning("advisory feed %d not remembered: %s", feed.version, exc)
+    return feed

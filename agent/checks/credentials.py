@@ -5,14 +5,20 @@ authorisation; §5 limits scanning to enrolled cameras): the check is built with
 ``Target`` list and refuses any other target. Then:
 
 1. the lockout policy is read where the vendor exposes it (never probed);
-2. the interfaces are found: the identified adapter's own (vendor HTTP API or ONVIF) and ONVIF
-   beside a vendor API when its pre-auth clock answers (``agent.checks.interfaces``);
+2. the interfaces are found: the identified adapter's own (vendor API over HTTP, or HTTPS on a
+   hardened camera, or ONVIF), ONVIF beside a vendor API when its pre-auth clock answers
+   (``agent.checks.interfaces``), and RTSP when the target has an RTSP port and a stream path
+   there asks for credentials (401): Digest when offered, else Basic (only catalogue
+   passwords, which are public, are ever sent with it);
 3. ``GuessPlan`` (``agent.credentials.planner``) decides every step: the vendor's own defaults
    first, then generic ones; one attempt per credential per interface; failures counted across
    interfaces and never more than ``threshold - 2`` inside a lockout window (spacing beyond the
-   window plus a margin); a lock signal or two errors in a row end it; a per-run budget caps it;
-4. an accepted login is confirmed by a real authenticated call (``identify()`` with it) before it
-   counts as a hit;
+   window plus a margin); a lock signal or two errors in a row end it; a per-run budget caps it.
+   The vendor API and ONVIF are planned first; RTSP (whose accounts are the web's on most
+   cameras) gets the candidates only when they found none, with what is left of the budget;
+4. an accepted login is confirmed by a real authenticated call before it counts as a hit:
+   ``identify()`` with it on a fresh adapter, or on RTSP a second authenticated DESCRIBE that
+   returns the stream's SDP;
 5. after a hit, the same credential is tried once on each other interface, so a camera on a
    default password is reported on every interface it answers.
 
@@ -20,6 +26,12 @@ The check keeps to its time limit (``CheckLimits.guess_timeout_s``, else ``check
 an attempt that could not start in time is not made, and the finding says testing stopped. The
 clock and sleep are injectable; spacing uses the monotonic clock, so the window semantics are
 those of real time.
+
+RTSP has no standard lock signal: after an authenticated DESCRIBE, 401 is a rejection, a 5xx
+an error (a 503 is sent again once: the credential passed, the stream was not ready), and any
+other refusal (403, ...) is taken as the first sign of a lock, which ends the guessing. The
+vendor SDK ports (Hikvision 8000, Dahua 37777) speak proprietary binary protocols and are not
+tried.
 
 Findings: ``auth.default_credential`` fail, critical, one per interface that accepted a default;
 ``auth.no_default_credential`` pass when the plan ran out of candidates (or only generic ones
@@ -34,9 +46,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from agent.checks.base import Check, CheckContext, CheckLimits
 from agent.checks.interfaces import ONVIF, adapter_of, login_interface, onvif_adapter
+from agent.checks.rtsp import first_stream, stream_paths
 from agent.credentials.catalogue import DefaultCredential, candidates, load_catalogue
 from agent.credentials.planner import (
     Attempt,
@@ -46,6 +60,7 @@ from agent.credentials.planner import (
     GuessPlan,
     Outcome,
 )
+from agent.probes import rtsp
 from agent.vendors.base import Adapter, AuthFailed, CameraError, LockedOut, Unsupported
 from agent.vendors.models import Capability, Credential, Interface, LockoutPolicy, Target
 from protocol.messages import EvidenceValue, Finding
@@ -55,13 +70,101 @@ Monotonic = Callable[[], float]
 
 DEFAULT_BUDGET = 12
 _DEADLINE_SLACK_S = 1.0  # kept free at the end of the time limit, beside one adapter timeout
+_RTSP_RETRY_S = 0.5  # pause before the one repeat of an RTSP exchange answered 503
+
+
+class _Login(Protocol):
+    """One interface of the camera on which credentials are tried."""
+
+    async def attempt(self, step: Attempt) -> Outcome: ...
+
+    async def confirm(self, credential: DefaultCredential) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _AdapterLogin:
+    """A vendor API or ONVIF: ``try_login``, confirmed by ``identify()`` on a fresh adapter."""
+
+    adapter: Adapter
+
+    async def attempt(self, step: Attempt) -> Outcome:
+        try:
+            accepted = await self.adapter.try_login(step.interface, step.username, step.password)
+        except LockedOut:
+            return Outcome.LOCKED
+        except CameraError:
+            return Outcome.ERROR
+        return Outcome.ACCEPTED if accepted else Outcome.REJECTED
+
+    async def confirm(self, credential: DefaultCredential) -> bool:
+        adapter = self.adapter
+        login = Credential(credential.username, credential.password)
+        async with type(adapter)(adapter.target, adapter.config, login) as confirming:
+            try:
+                await confirming.identify()
+            except CameraError:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class _RtspLogin:
+    """A DESCRIBE of a protected stream path with the credential (Digest, or Basic when the
+    camera offers nothing else); confirmed by a second one that returns the stream's SDP."""
+
+    host: str
+    port: int
+    path: str
+    basic: bool
+    timeout_s: float
+
+    async def _describe(self, username: str, password: str) -> rtsp.RtspReply:
+        """The exchange, sent again once after a 503: the server accepted the credential (a
+        wrong one gets 401 first) but could not prepare the stream yet (seen on busy
+        gst-rtsp-server), so the repeat adds no failed login."""
+        credential = Credential(username, password)
+        for pause in (_RTSP_RETRY_S, None):
+            reply = await rtsp.describe(
+                self.host,
+                self.port,
+                self.path,
+                timeout_s=self.timeout_s,
+                credential=credential,
+                basic=self.basic,
+            )
+            if reply.status != 503 or pause is None:
+                break
+            await asyncio.sleep(pause)
+        return reply
+
+    async def attempt(self, step: Attempt) -> Outcome:
+        try:
+            reply = await self._describe(step.username, step.password)
+        except CameraError:
+            return Outcome.ERROR
+        if not reply.authenticated:  # the path stopped asking for credentials: no answer
+            return Outcome.ERROR
+        if reply.status == 200:
+            return Outcome.ACCEPTED
+        if reply.status == 401:
+            return Outcome.REJECTED
+        if reply.status >= 500:  # the server, not the credential: counted as an error
+            return Outcome.ERROR
+        return Outcome.LOCKED  # another refusal after the credential: stop (module doc)
+
+    async def confirm(self, credential: DefaultCredential) -> bool:
+        try:
+            reply = await self._describe(credential.username, credential.password)
+        except CameraError:
+            return False
+        return reply.authenticated and reply.status == 200 and reply.sdp.startswith(b"v=0")
 
 
 @dataclass
 class _Run:
     """One camera's guessing: the plan history shared by every interface, and the hits."""
 
-    adapters: dict[Interface, Adapter]
+    logins: dict[Interface, _Login]
     deadline: float
     history: list[tuple[float, Interface, str, Outcome]] = field(default_factory=list)
     hits: list[Confirm] = field(default_factory=list)
@@ -118,23 +221,47 @@ class DefaultCredentialCheck(Check):
         deadline = start + self.timeout_s(ctx.limits) - adapter.config.timeout_s
         policy = await _lockout_policy(adapter)
         async with onvif_adapter(ctx, None) as onvif:
-            adapters = {login_interface(adapter): adapter}
-            if onvif is not None and Interface.ONVIF not in adapters and await _answers(onvif):
-                adapters[Interface.ONVIF] = onvif
+            logins: dict[Interface, _Login] = {login_interface(adapter): _AdapterLogin(adapter)}
+            if onvif is not None and Interface.ONVIF not in logins and await _answers(onvif):
+                logins[Interface.ONVIF] = _AdapterLogin(onvif)
+            # OPTIONS, DESCRIBE and the authenticated DESCRIBE (after which the camera prepares
+            # the stream for its SDP) share one exchange: one request timeout for each
+            stream = await _rtsp_login(ctx, 3 * adapter.config.timeout_s)
+            if stream is not None:
+                logins[Interface.RTSP] = stream
             tried = candidates(self.catalogue, _vendor(ctx, adapter))
-            run = _Run(adapters, deadline - _DEADLINE_SLACK_S)
-            plan = GuessPlan(tried, list(adapters), policy, self.budget, start, self.limits)
+            run = _Run(logins, deadline - _DEADLINE_SLACK_S)
+            apis = [i for i in logins if i is not Interface.RTSP]
+            plan = GuessPlan(tried, apis, policy, self.budget, start, self.limits)
             done = await self._drive(plan, run)
             if done is not None and done.hit is not None:
                 await self._everywhere(done.hit, policy, run)
+            elif done is not None and stream is not None and run.stopped is None:
+                await self._rtsp_after(tried, policy, run)
         return self._findings(ctx, run, done, tried, policy)
+
+    async def _rtsp_after(
+        self, tried: Sequence[DefaultCredential], policy: LockoutPolicy | None, run: _Run
+    ) -> None:
+        """No default on the APIs: the candidates on RTSP, with what is left of the budget and
+        the failures counted so far (an RTSP account may differ from the web's)."""
+        plan = GuessPlan(
+            tried,
+            [Interface.RTSP],
+            policy,
+            self.budget,
+            self.monotonic(),
+            self.limits,
+            attempts=list(run.history),
+        )
+        await self._drive(plan, run)
 
     def timeout_s(self, limits: CheckLimits) -> float:
         return limits.guess_timeout_s or limits.check_timeout_s
 
     async def _everywhere(self, hit: Confirm, policy: LockoutPolicy | None, run: _Run) -> None:
         """The hit's credential, once on each other interface (shared failure history)."""
-        for interface in run.adapters:
+        for interface in run.logins:
             if interface is hit.interface or run.stopped is not None:
                 continue
             plan = GuessPlan(
@@ -153,7 +280,7 @@ class DefaultCredentialCheck(Check):
         try:
             while not isinstance(step := plan.next_step(), Done):
                 if isinstance(step, Confirm):
-                    ok = await _confirm(run.adapters[step.interface], step.credential)
+                    ok = await run.logins[step.interface].confirm(step.credential)
                     plan.confirmed(step, ok)
                     if ok:
                         run.hits.append(step)
@@ -163,8 +290,11 @@ class DefaultCredentialCheck(Check):
                     return None
                 while (wait := step.not_before - self.monotonic()) > 0:
                     await self.sleep(wait)  # looped: an early wake-up never sends early
-                at = self.monotonic()
-                plan.record(step, await _attempt(run.adapters[step.interface], step), at)
+                outcome = await run.logins[step.interface].attempt(step)
+                # counted from when the attempt finished: the camera saw the credential at some
+                # point in between (after a queued ONVIF set-up, after RTSP's OPTIONS and
+                # anonymous DESCRIBE), never later, so the spacing errs on the safe side
+                plan.record(step, outcome, self.monotonic())
         finally:
             run.history = list(plan.attempts)
         if step.reason in ("locked_out", "unreachable", "threshold_too_low"):
@@ -182,12 +312,12 @@ class DefaultCredentialCheck(Check):
         attempts = len(run.history)
         per_interface = {
             f"attempts_{i.value}": sum(1 for _at, j, *_ in run.history if j is i)
-            for i in run.adapters
+            for i in run.logins
         }
         base: dict[str, EvidenceValue] = {
             "attempts": attempts,
             **per_interface,
-            "interfaces": ",".join(i.value for i in run.adapters),
+            "interfaces": ",".join(i.value for i in run.logins),
             "policy_read": policy is not None,
             "lock_threshold": policy.threshold if policy else None,
         }
@@ -209,7 +339,7 @@ class DefaultCredentialCheck(Check):
                 )
                 for hit in run.hits
             ]
-        planned = len(tried) * len(run.adapters)
+        planned = len(tried) * len(run.logins)
         sent = {entry for _at, _i, entry, _o in run.history}
         vendor = _vendor(ctx, ctx.adapter) if ctx.adapter is not None else None
         own_all_sent = all(c.id in sent for c in tried if vendor in c.vendors)
@@ -281,22 +411,22 @@ async def _answers(onvif: Adapter) -> bool:
     return True
 
 
-async def _attempt(adapter: Adapter, step: Attempt) -> Outcome:
+async def _rtsp_login(ctx: CheckContext, timeout_s: float) -> _RtspLogin | None:
+    """RTSP as a login interface: the first existing stream path, if it asks for Digest or
+    Basic credentials. None without an RTSP port, with an anonymous stream (AUTH-08 judges
+    that; no credential can be confirmed there) or when RTSP does not answer."""
+    port = ctx.target.ports.get(Interface.RTSP)
+    if port is None:
+        return None
+    paths, _source = await stream_paths(ctx)
     try:
-        accepted = await adapter.try_login(step.interface, step.username, step.password)
-    except LockedOut:
-        return Outcome.LOCKED
+        found = await first_stream(ctx.target.address, port, paths, timeout_s=timeout_s)
     except CameraError:
-        return Outcome.ERROR
-    return Outcome.ACCEPTED if accepted else Outcome.REJECTED
-
-
-async def _confirm(adapter: Adapter, credential: DefaultCredential) -> bool:
-    """A real authenticated read with the credential, on a fresh adapter of the same kind."""
-    login = Credential(credential.username, credential.password)
-    async with type(adapter)(adapter.target, adapter.config, login) as confirming:
-        try:
-            await confirming.identify()
-        except CameraError:
-            return False
-    return True
+        return None
+    if found is None or found[1].status != 401:
+        return None
+    path, reply = found
+    if "digest" not in reply.schemes and "basic" not in reply.schemes:
+        return None
+    basic = "digest" not in reply.schemes
+    return _RtspLogin(ctx.target.address, port, path, basic, timeout_s)

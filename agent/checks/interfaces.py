@@ -8,7 +8,8 @@ target: the identified one when the camera was identified over ONVIF, otherwise 
 built from the registry (closed when the block ends). Checks never import a vendor module.
 
 Which interface an adapter tries credentials on: the ONVIF adapter tries them over ONVIF; the
-vendor adapters try them over their HTTP API (``agent.vendors.http.HttpAdapter``).
+vendor adapters try them over their HTTP API (``agent.vendors.http.HttpAdapter``), on HTTPS
+when the camera closes plain HTTP or redirects it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ def adapter_of(ctx: CheckContext) -> Adapter:
 
 
 def login_interface(adapter: Adapter) -> Interface:
-    """The interface on which ``adapter.try_login`` sends its attempts."""
-    return Interface.ONVIF if adapter.vendor == ONVIF else Interface.HTTP
+    """The interface on which ``adapter.try_login`` sends its attempts (a vendor API on a
+    camera with HTTPS only: HTTPS)."""
+    if adapter.vendor == ONVIF:
+        return Interface.ONVIF
+    return Interface.HTTPS if adapter.https else Interface.HTTP
 
 
 def adapter_config(ctx: CheckContext) -> AdapterConfig:

@@ -19,7 +19,7 @@ from agent.vendors.base import CameraError, Unreachable
 from agent.vendors.models import Capability
 from protocol.messages import EvidenceValue, Finding
 
-__all__ = ["RtspAuthCheck"]
+__all__ = ["RtspAuthCheck", "first_stream", "stream_paths"]
 
 _AUTH08 = ("AUTH-08",)
 _AUTH09 = ("AUTH-09",)
@@ -45,6 +45,18 @@ async def stream_paths(ctx: CheckContext) -> tuple[list[str], str]:
     return list(rtsp.GENERIC_PATHS), "generic list"
 
 
+async def first_stream(
+    host: str, port: int, paths: list[str], *, timeout_s: float
+) -> tuple[str, rtsp.RtspReply] | None:
+    """The first of ``paths`` that exists (any answer but "no such stream") and its
+    unauthenticated DESCRIBE; None if none does."""
+    for path in paths:
+        reply = await rtsp.describe(host, port, path, timeout_s=timeout_s)
+        if reply.status not in _MISSING:
+            return path, reply
+    return None
+
+
 class RtspAuthCheck(NetCheck):
     id = "rtsp_auth"
     controls = ("AUTH-08", "AUTH-09")
@@ -53,24 +65,23 @@ class RtspAuthCheck(NetCheck):
         host, port = ctx.target.address, self.settings.port(ctx, "rtsp")
         paths, source = await stream_paths(ctx)
         timeout = self.settings.timeout_s
-        for path in paths:
-            try:
-                reply = await rtsp.describe(host, port, path, timeout_s=timeout)
-            except Unreachable:
-                if (await ports.scan(host, [port], timeout_s=timeout))[port] != "closed":
-                    raise
-                return [
-                    self.finding(
-                        ctx,
-                        "auth.rtsp_closed",
-                        "not_applicable",
-                        "info",
-                        reason=f"nothing listens for RTSP on port {port}",
-                        evidence={"port": port},
-                    )
-                ]
-            if reply.status in _MISSING:
-                continue
+        try:
+            found = await first_stream(host, port, paths, timeout_s=timeout)
+        except Unreachable:
+            if (await ports.scan(host, [port], timeout_s=timeout))[port] != "closed":
+                raise
+            return [
+                self.finding(
+                    ctx,
+                    "auth.rtsp_closed",
+                    "not_applicable",
+                    "info",
+                    reason=f"nothing listens for RTSP on port {port}",
+                    evidence={"port": port},
+                )
+            ]
+        if found is not None:
+            path, reply = found
             return await self._judge(ctx, reply, source, path)
         return [
             self.finding(

@@ -2,13 +2,16 @@
 
 ``describe`` sends OPTIONS and DESCRIBE without credentials on one connection and returns the
 status, the offered ``WWW-Authenticate`` schemes and the SDP if the camera handed it out. Given
-a credential it answers a Digest challenge once (RFC 2617 MD5, as RTSP cameras do); Basic is
-never answered, so a password never crosses the network in the clear.
+a credential it answers a Digest challenge once (RFC 2617 MD5, as RTSP cameras do). Basic is
+answered only when the caller allows it (``basic=True``) and the camera offers no Digest: the
+default-credential check does, for the public catalogue passwords it guesses (AUTH-01); the
+agent's own credential is never sent with Basic, so it never crosses the network in the clear.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import re
 import secrets
@@ -152,6 +155,11 @@ def _digest(challenge: Challenge, credential: Credential, method: str, uri: str)
     return {"Authorization": f"Digest {text}"}
 
 
+def _basic(credential: Credential) -> dict[str, str]:
+    token = base64.b64encode(f"{credential.username}:{credential.password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
 async def describe(
     host: str,
     port: int,
@@ -160,8 +168,11 @@ async def describe(
     timeout_s: float,
     max_bytes: int = 64 * 1024,
     credential: Credential | None = None,
+    basic: bool = False,
 ) -> RtspReply:
-    """OPTIONS + DESCRIBE of ``rtsp://host:port{path}`` without credentials (see module doc)."""
+    """OPTIONS + DESCRIBE of ``rtsp://host:port{path}`` without credentials, then once with
+    ``credential`` if the camera asks for it (Digest; Basic only with ``basic``, see module
+    doc)."""
     uri = f"rtsp://{host}:{port}{path}"
     try:
         async with asyncio.timeout(timeout_s), connected(host, port, timeout_s) as streams:
@@ -172,10 +183,16 @@ async def describe(
             challenges = parse_challenges(headers.get("www-authenticate", []))
             authenticated = False
             digest = next((c for c in challenges if c.scheme == "digest"), None)
-            if status == 401 and credential is not None and digest is not None:
-                auth = _digest(digest, credential, "DESCRIBE", uri)
-                status, headers, body = await session.request("DESCRIBE", uri, accept | auth)
-                authenticated = True
+            offered_basic = any(c.scheme == "basic" for c in challenges)
+            if status == 401 and credential is not None:
+                auth: dict[str, str] | None = None
+                if digest is not None:
+                    auth = _digest(digest, credential, "DESCRIBE", uri)
+                elif basic and offered_basic:
+                    auth = _basic(credential)
+                if auth is not None:
+                    status, headers, body = await session.request("DESCRIBE", uri, accept | auth)
+                    authenticated = True
     except (OSError, TimeoutError, UnicodeError) as exc:
         raise camera_error(exc) from exc
     content_type = (headers.get("content-type") or [""])[0].split(";")[0].strip().lower()

@@ -1,10 +1,9 @@
 """SNMP v1/v2c ``GetRequest sysDescr.0`` with a community string (COM-05).
 
-A minimal BER codec of our own (X.690 definite lengths; INTEGER, OCTET STRING, NULL, OID,
-SEQUENCE and the GetResponse PDU), about 100 lines, instead of pysnmp: the check needs one
-request and one reply, and pysnmp (with pyasn1) costs several MB of RSS and an import of tens
-of modules on a 60 MB agent. Every length is bounded by the datagram; anything else is
-``BadResponse``.
+The BER encoding is pyasn1's, with the SNMP message and PDU types of pyasn1-modules (RFC 1901
+message, RFC 1905 PDUs; an SNMPv1 GetRequest/GetResponse has the same shape). pyasn1 costs about
+6 MB of RSS, so it is imported when a camera is probed, not with the checks. Every length is
+bounded by the datagram; anything else is ``BadResponse``.
 """
 
 from __future__ import annotations
@@ -20,13 +19,6 @@ from agent.vendors.base import BadResponse
 
 __all__ = ["SnmpReply", "decode_response", "encode_get", "get_sys_descr", "probe"]
 
-INTEGER: Final = 0x02
-OCTET_STRING: Final = 0x04
-NULL: Final = 0x05
-OID: Final = 0x06
-SEQUENCE: Final = 0x30
-GET: Final = 0xA0
-RESPONSE: Final = 0xA2
 SYS_DESCR: Final = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 MAX_DATAGRAM: Final = 4096
 Version = Literal["v1", "v2c"]
@@ -41,84 +33,58 @@ class SnmpReply:
     sys_descr: str
 
 
-def _length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
-def _tlv(tag: int, value: bytes) -> bytes:
-    return bytes([tag]) + _length(len(value)) + value
-
-
-def _integer(value: int) -> bytes:
-    return _tlv(INTEGER, value.to_bytes((value.bit_length() + 8) // 8 or 1, "big", signed=True))
-
-
-def _oid(oid: tuple[int, ...]) -> bytes:
-    body = bytearray([40 * oid[0] + oid[1]])
-    for arc in oid[2:]:
-        chunk, rest = [arc & 0x7F], arc >> 7
-        while rest:
-            chunk.append(0x80 | (rest & 0x7F))
-            rest >>= 7
-        body += bytes(reversed(chunk))
-    return _tlv(OID, bytes(body))
-
-
 def encode_get(version: Version, community: str, request_id: int) -> bytes:
-    varbind = _tlv(SEQUENCE, _oid(SYS_DESCR) + _tlv(NULL, b""))
-    pdu = _tlv(GET, _integer(request_id) + _integer(0) + _integer(0) + _tlv(SEQUENCE, varbind))
-    head = _integer(_VERSION_NUMBER[version]) + _tlv(OCTET_STRING, community.encode())
-    return _tlv(SEQUENCE, head + pdu)
+    from pyasn1.codec.ber import encoder  # noqa: PLC0415  # ~6 MB: only when probing
+    from pyasn1_modules import rfc1901, rfc1905  # noqa: PLC0415
 
-
-def _read(data: bytes, pos: int, tag: int | None = None) -> tuple[int, bytes, int]:
-    """(tag, value, next position) of the TLV at ``pos``."""
-    if pos + 2 > len(data):
-        raise BadResponse("SNMP reply truncated")
-    found, first = data[pos], data[pos + 1]
-    pos += 2
-    if first & 0x80:
-        count = first & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise BadResponse("SNMP reply has a bad length")
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    else:
-        length = first
-    if pos + length > len(data):
-        raise BadResponse("SNMP reply truncated")
-    if tag is not None and found != tag:
-        raise BadResponse(f"SNMP reply: tag 0x{found:02x} where 0x{tag:02x} was expected")
-    return found, data[pos : pos + length], pos + length
+    pdu = rfc1905.GetRequestPDU()
+    pdu["request-id"] = request_id
+    pdu["error-status"] = 0
+    pdu["error-index"] = 0
+    bind = rfc1905.VarBind()
+    bind["name"] = SYS_DESCR
+    bind[""]["unSpecified"] = ""
+    pdu["variable-bindings"].append(bind)
+    pdus = rfc1905.PDUs()
+    pdus["get-request"] = pdu
+    message = rfc1901.Message()
+    message["version"] = _VERSION_NUMBER[version]
+    message["community"] = community.encode()
+    message["data"] = encoder.encode(pdus)
+    return bytes(encoder.encode(message))
 
 
 def decode_response(data: bytes, request_id: int) -> tuple[int, str, str]:
     """(version number, community, sysDescr) of a GetResponse to ``request_id``."""
-    _, message, _ = _read(data, 0, SEQUENCE)
-    _, version, pos = _read(message, 0, INTEGER)
-    _, community, pos = _read(message, pos, OCTET_STRING)
-    _, pdu, _ = _read(message, pos, RESPONSE)
-    _, rid, pos = _read(pdu, 0, INTEGER)
-    if int.from_bytes(rid, "big", signed=True) != request_id:
-        raise BadResponse("SNMP reply to another request")
-    _, error, pos = _read(pdu, pos, INTEGER)
-    _, _, pos = _read(pdu, pos, INTEGER)
-    if int.from_bytes(error, "big") != 0:
-        raise BadResponse(f"SNMP error-status {int.from_bytes(error, 'big')}")
-    _, varbinds, _ = _read(pdu, pos, SEQUENCE)
-    _, varbind, _ = _read(varbinds, 0, SEQUENCE)
-    _, _, pos = _read(varbind, 0, OID)
-    tag, value, _ = _read(varbind, pos)
-    if tag != OCTET_STRING:
-        raise BadResponse(f"sysDescr.0 came back as tag 0x{tag:02x}")
-    return (
-        int.from_bytes(version, "big"),
-        community.decode("utf-8", "replace"),
-        value.decode("utf-8", "replace"),
-    )
+    from pyasn1.codec.ber import decoder  # noqa: PLC0415  # see encode_get
+    from pyasn1.error import PyAsn1Error  # noqa: PLC0415
+    from pyasn1_modules import rfc1901, rfc1905  # noqa: PLC0415
+
+    try:
+        message, rest = decoder.decode(data, asn1Spec=rfc1901.Message())
+        pdus, _ = decoder.decode(message["data"].asOctets(), asn1Spec=rfc1905.PDUs())
+        if rest or pdus.getName() != "response":
+            raise BadResponse("not an SNMP GetResponse")
+        pdu = pdus.getComponent()
+        if int(pdu["request-id"]) != request_id:
+            raise BadResponse("SNMP reply to another request")
+        if int(pdu["error-status"]) != 0:
+            raise BadResponse(f"SNMP error-status {int(pdu['error-status'])}")
+        binds = pdu["variable-bindings"]
+        if len(binds) != 1:
+            raise BadResponse(f"SNMP reply with {len(binds)} variable bindings")
+        value = binds[0][""]
+        syntax = value.getComponent() if value.getName() == "value" else None
+        if syntax is None or syntax.getComponent().getName() != "string-value":
+            raise BadResponse(f"sysDescr.0 came back as {value.prettyPrint()[:60]!r}")
+        text = bytes(syntax.getComponent().getComponent())
+        return (
+            int(message["version"]),
+            bytes(message["community"]).decode("utf-8", "replace"),
+            text.decode("utf-8", "replace"),
+        )
+    except PyAsn1Error as exc:
+        raise BadResponse(f"SNMP reply does not decode: {exc}") from exc
 
 
 class _Client(asyncio.DatagramProtocol):

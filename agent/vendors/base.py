@@ -203,6 +203,18 @@ class Adapter(ABC):
         self.config = config
         self.credential = credential
 
+    @property
+    def https(self) -> bool:
+        """True once the adapter found plain HTTP closed or redirecting and moved to HTTPS
+        (hardened cameras). The certificate is not verified for these reads
+        (``agent.vendors.http.TLS_VERIFY_REASON``); ``agent.identify`` records that."""
+        return False
+
+    @classmethod  # noqa: B027  # a real default: most adapters load nothing
+    async def prepare(cls) -> None:
+        """Load, once per process and before any camera's time limit starts, what every
+        instance needs (the ONVIF adapter parses its WSDL documents). Idempotent."""
+
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities
 

@@ -14,10 +14,16 @@ Every adapter that speaks HTTP builds its client here, so the safety limits live
   ``pwdgrp.cgi``) are passed as ``secret_params``: they are added to the request only, never to
   the path our errors name, and httpx's own request log line shows them as ``***``.
 
+HTTPS: hardened cameras close plain HTTP or answer every request on it with a redirect to
+HTTPS (baseline COM-01). Redirects are never followed; instead ``https_only`` asks plain HTTP
+once, without credentials, and an adapter that finds it closed or redirecting to ``https://``
+talks to the target's HTTPS port from then on (``HttpAdapter``, and the ONVIF client).
+
 TLS: cameras ship self-signed certificates, so the HTTPS client does not verify the chain
-(``TLS_VERIFY_REASON``). The adapters only read configuration through it; the TLS facts of a
-camera (versions, ciphers, certificate, shared keys: COM-02/COM-03) are collected by a separate
-handshake scan and never inferred from a connection that succeeded here.
+(``TLS_VERIFY_REASON``); ``agent.identify`` records it in the identity's source. The adapters
+only read configuration through it; the TLS facts of a camera (versions, ciphers, certificate,
+shared keys: COM-02/COM-03) are collected by a separate handshake scan and never inferred from a
+connection that succeeded here.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ __all__ = [
     "base_url",
     "digest",
     "fetch",
+    "https_only",
     "make_client",
 ]
 
@@ -135,6 +142,22 @@ def make_client(
         trust_env=False,  # a proxy from the environment must never see camera credentials
         headers={"User-Agent": "camwarden-agent"},
     )
+
+
+async def https_only(target: Target, config: AdapterConfig, url: str) -> bool:
+    """True when plain HTTP at ``url`` (a path on the target, or a full ``http://`` URL)
+    refuses the connection or redirects to ``https://``: the camera's web interface is on
+    HTTPS only. One ``GET`` without credentials, redirect not followed, body not read; any
+    other answer or failure (a hang, a reset) is left to the real request to report."""
+    async with make_client(target, config, None) as client:
+        try:
+            async with client.stream("GET", url) as response:
+                location = response.headers.get("Location", "")
+                return response.is_redirect and location.lower().startswith("https://")
+        except httpx.ConnectError:
+            return True
+        except httpx.HTTPError:
+            return False
 
 
 async def read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
@@ -239,9 +262,31 @@ class HttpAdapter(Adapter):
     ) -> None:
         super().__init__(target, config, credential)
         self.http = make_client(target, config, credential)
+        self._transport_known = False
+        self._https = False
 
     async def close(self) -> None:
         await self.http.aclose()
+
+    async def client(self) -> httpx.AsyncClient:
+        """The client to use: plain HTTP, or HTTPS once ``https_only`` said so (asked on the
+        first request of this adapter)."""
+        if not self._transport_known:
+            self._transport_known = True
+            if await https_only(self.target, self.config, "/"):
+                await self.http.aclose()
+                self.http = make_client(self.target, self.config, self.credential, https=True)
+                self._https = True
+        return self.http
+
+    @property
+    def https(self) -> bool:
+        return self._https
+
+    @property
+    def interface(self) -> Interface:
+        """Where this adapter's requests (and login attempts) go: HTTP or HTTPS."""
+        return Interface.HTTPS if self.https else Interface.HTTP
 
     def detect_lock(self, reply: Reply) -> CameraError | None:
         """``LockedOut`` if a refused answer says the account or source is locked."""
@@ -251,7 +296,7 @@ class HttpAdapter(Adapter):
         self, path: str, accept: Collection[str], *, secret_params: Mapping[str, str] | None = None
     ) -> Reply:
         return await fetch(
-            self.http,
+            await self.client(),
             "GET",
             path,
             max_bytes=self.config.max_response_bytes,
@@ -276,7 +321,7 @@ class HttpAdapter(Adapter):
 
     async def post_json(self, path: str, payload: object, *, anonymous: bool = False) -> Reply:
         return await fetch(
-            self.http,
+            await self.client(),
             "POST",
             path,
             max_bytes=self.config.max_response_bytes,
@@ -298,7 +343,7 @@ class HttpAdapter(Adapter):
     ) -> Reply:
         """Stream ``body`` (e.g. a firmware image) with the adapter's credential."""
         headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
-        client = self.http
+        client = await self.client()
         if timeout_s is not None:
             client.timeout = httpx.Timeout(timeout_s)
         return await fetch(
@@ -321,7 +366,7 @@ class HttpAdapter(Adapter):
         exactly once (a cached, stale nonce would make httpx send it a second time).
         """
         await fetch(
-            self.http,
+            await self.client(),
             "GET",
             path,
             max_bytes=self.config.max_response_bytes,
@@ -332,8 +377,11 @@ class HttpAdapter(Adapter):
         return True
 
     async def _try_login(self, interface: Interface, username: str, password: str) -> bool:
-        if interface is not Interface.HTTP:
-            raise Unsupported(f"{self.vendor} adapter tries credentials over HTTP only")
+        await self.client()
+        if interface is not self.interface:
+            raise Unsupported(
+                f"{self.vendor} adapter tries credentials over {self.interface.value} only"
+            )
         return await self.login_probe(username, password)
 
     @abstractmethod

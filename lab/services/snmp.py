@@ -4,8 +4,8 @@ Answers ``GetRequest`` and ``GetNextRequest`` for sysDescr.0, sysObjectID.0, sys
 sysName.0. A request with a community outside ``communities``, an SNMPv3 message or anything
 malformed gets no answer at all, exactly like a camera whose community string was guessed wrong.
 
-BER subset (X.690): definite lengths, INTEGER, OCTET STRING, NULL, OBJECT IDENTIFIER, SEQUENCE,
-TimeTicks and the context-tagged PDUs and v2c exceptions.
+BER comes from pyasn1 with the SNMP types of pyasn1-modules (RFC 1901 message, RFC 1902 values,
+RFC 1905 PDUs and v2c exceptions), the same library the agent's probe uses.
 """
 
 from __future__ import annotations
@@ -14,22 +14,17 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+from pyasn1.codec.ber import decoder, encoder
+from pyasn1.error import PyAsn1Error
+from pyasn1_modules import rfc1901, rfc1902, rfc1905
 
 from lab.services import Service
 from lab.services._net import UdpService
 
-INTEGER: Final = 0x02
-OCTET_STRING: Final = 0x04
-NULL: Final = 0x05
-OID: Final = 0x06
-SEQUENCE: Final = 0x30
-TIMETICKS: Final = 0x43
-GET: Final = 0xA0
-GET_NEXT: Final = 0xA1
-RESPONSE: Final = 0xA2
-NO_SUCH_OBJECT: Final = 0x80
-END_OF_MIB_VIEW: Final = 0x82
+GET: Final = "get-request"
+GET_NEXT: Final = "get-next-request"
 V1, V2C = 0, 1
 NO_SUCH_NAME: Final = 2  # SNMPv1 error-status
 
@@ -40,157 +35,99 @@ SYS_NAME: Final = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 NET_SNMP_LINUX: Final = "1.3.6.1.4.1.8072.3.2.10"
 
 Oid = tuple[int, ...]
+Value = tuple[str, str, object]  # (ObjectSyntax alternative, its alternative, value)
+Missing = str  # a v2c exception of the binding: "noSuchObject", "endOfMibView", "unSpecified"
 
 
 class BerError(ValueError):
-    """The datagram is not the BER we understand; the agent stays silent."""
+    """The datagram is not an SNMP v1/v2c request we answer; the agent stays silent."""
 
 
-def encode_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
+def string_value(text: str) -> Value:
+    return ("simple", "string-value", text.encode("utf-8"))
 
 
-def tlv(tag: int, value: bytes) -> bytes:
-    return bytes([tag]) + encode_length(len(value)) + value
+def oid_value(oid: Oid) -> Value:
+    return ("simple", "objectID-value", oid)
 
 
-def encode_integer(value: int, tag: int = INTEGER) -> bytes:
-    size = max(1, (value + (value < 0)).bit_length() // 8 + 1)
-    return tlv(tag, value.to_bytes(size, "big", signed=True))
-
-
-def encode_unsigned(value: int, tag: int) -> bytes:
-    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
-    return tlv(tag, body)
-
-
-def encode_oid(oid: Oid) -> bytes:
-    if len(oid) < 2:
-        raise BerError(f"OID {oid} is too short")
-    body = bytearray([oid[0] * 40 + oid[1]])
-    for arc in oid[2:]:
-        chunk = [arc & 0x7F]
-        rest = arc >> 7
-        while rest:
-            chunk.append(0x80 | (rest & 0x7F))
-            rest >>= 7
-        body += bytes(reversed(chunk))
-    return tlv(OID, bytes(body))
+def timeticks_value(ticks: int) -> Value:
+    return ("application-wide", "timeticks-value", ticks & 0xFFFFFFFF)
 
 
 def parse_oid(text: str) -> Oid:
     return tuple(int(arc) for arc in text.strip(".").split("."))
 
 
-def decode_tlv(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
-    """Returns (tag, value, offset after the element)."""
-    if offset + 2 > len(data):
-        raise BerError("truncated header")
-    tag, first = data[offset], data[offset + 1]
-    offset += 2
-    if first & 0x80:
-        count = first & 0x7F
-        if count == 0 or count > 4 or offset + count > len(data):
-            raise BerError("unsupported length")
-        length = int.from_bytes(data[offset : offset + count], "big")
-        offset += count
-    else:
-        length = first
-    if offset + length > len(data):
-        raise BerError("truncated value")
-    return tag, data[offset : offset + length], offset + length
-
-
-def decode_sequence(data: bytes) -> list[tuple[int, bytes]]:
-    items = []
-    offset = 0
-    while offset < len(data):
-        tag, value, offset = decode_tlv(data, offset)
-        items.append((tag, value))
-    return items
-
-
-def decode_integer(value: bytes) -> int:
-    if not value:
-        raise BerError("empty INTEGER")
-    return int.from_bytes(value, "big", signed=True)
-
-
-def decode_oid(value: bytes) -> Oid:
-    if not value:
-        raise BerError("empty OID")
-    arcs = [value[0] // 40, value[0] % 40] if value[0] < 80 else [2, value[0] - 80]
-    arc = 0
-    for byte in value[1:]:
-        arc = (arc << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(arc)
-            arc = 0
-    return tuple(arcs)
-
-
 @dataclass(frozen=True, slots=True)
 class Request:
     version: int
     community: str
-    pdu: int
+    pdu: str  # GET or GET_NEXT
     request_id: int
     oids: tuple[Oid, ...]
 
 
 def decode_request(datagram: bytes) -> Request:
-    tag, body, end = decode_tlv(datagram)
-    if tag != SEQUENCE or end != len(datagram):
-        raise BerError("not an SNMP message")
-    fields = decode_sequence(body)
-    if len(fields) != 3 or fields[0][0] != INTEGER or fields[1][0] != OCTET_STRING:
-        raise BerError("not an SNMP v1/v2c message")
-    version = decode_integer(fields[0][1])
-    pdu, pdu_body = fields[2]
-    if version not in (V1, V2C) or pdu not in (GET, GET_NEXT):
-        raise BerError(f"unsupported version {version} or PDU {pdu:#x}")
-    parts = decode_sequence(pdu_body)
-    if len(parts) != 4 or parts[0][0] != INTEGER or parts[3][0] != SEQUENCE:
-        raise BerError("malformed PDU")
-    oids = []
-    for bind_tag, bind in decode_sequence(parts[3][1]):
-        name = decode_sequence(bind)
-        if bind_tag != SEQUENCE or not name or name[0][0] != OID:
-            raise BerError("malformed varbind")
-        oids.append(decode_oid(name[0][1]))
-    community = fields[1][1].decode("utf-8", "replace")
-    return Request(version, community, pdu, decode_integer(parts[0][1]), tuple(oids))
+    try:
+        message, rest = decoder.decode(datagram, asn1Spec=rfc1901.Message())
+        if rest:
+            raise BerError("bytes after the message")
+        version = int(message["version"])
+        pdus, rest = decoder.decode(message["data"].asOctets(), asn1Spec=rfc1905.PDUs())
+        kind = pdus.getName()
+        if rest or version not in (V1, V2C) or kind not in (GET, GET_NEXT):
+            raise BerError(f"unsupported version {version} or PDU {kind}")
+        pdu = pdus.getComponent()
+        oids = tuple(tuple(int(arc) for arc in bind["name"]) for bind in pdu["variable-bindings"])
+        community = bytes(message["community"]).decode("utf-8", "replace")
+        return Request(version, community, kind, int(pdu["request-id"]), oids)
+    except PyAsn1Error as exc:
+        raise BerError(str(exc)) from exc
+
+
+def _bind(oid: Oid, value: Value | Missing) -> Any:
+    bind = rfc1905.VarBind()
+    bind["name"] = oid
+    if isinstance(value, str):
+        bind[""][value] = ""
+    else:
+        syntax = rfc1902.ObjectSyntax()
+        group, alternative, raw = value
+        syntax[group][alternative] = raw
+        bind[""]["value"] = syntax
+    return bind
 
 
 def encode_response(
-    request: Request, binds: list[tuple[Oid, bytes]], error: int, index: int
+    request: Request, binds: list[tuple[Oid, Value | Missing]], error: int, index: int
 ) -> bytes:
-    varbinds = b"".join(tlv(SEQUENCE, encode_oid(oid) + value) for oid, value in binds)
-    pdu = tlv(
-        RESPONSE,
-        encode_integer(request.request_id)
-        + encode_integer(error)
-        + encode_integer(index)
-        + tlv(SEQUENCE, varbinds),
-    )
-    community = tlv(OCTET_STRING, request.community.encode("utf-8"))
-    return tlv(SEQUENCE, encode_integer(request.version) + community + pdu)
+    pdu = rfc1905.ResponsePDU()
+    pdu["request-id"] = request.request_id
+    pdu["error-status"] = error
+    pdu["error-index"] = index
+    for oid, value in binds:
+        pdu["variable-bindings"].append(_bind(oid, value))
+    pdus = rfc1905.PDUs()
+    pdus["response"] = pdu
+    message = rfc1901.Message()
+    message["version"] = request.version
+    message["community"] = request.community.encode("utf-8")
+    message["data"] = encoder.encode(pdus)
+    return bytes(encoder.encode(message))
 
 
 class SystemGroup:
     """The read-only MIB this agent serves, ordered by OID for GetNext."""
 
-    def __init__(self, values: dict[Oid, Callable[[], bytes]]) -> None:
+    def __init__(self, values: dict[Oid, Callable[[], Value]]) -> None:
         self._values = dict(sorted(values.items()))
 
-    def get(self, oid: Oid) -> bytes | None:
+    def get(self, oid: Oid) -> Value | None:
         value = self._values.get(oid)
         return None if value is None else value()
 
-    def next(self, oid: Oid) -> tuple[Oid, bytes] | None:
+    def next(self, oid: Oid) -> tuple[Oid, Value] | None:
         for candidate, value in self._values.items():
             if candidate > oid:
                 return candidate, value()
@@ -205,19 +142,21 @@ def answer(mib: SystemGroup, communities: frozenset[str], datagram: bytes) -> by
         return None
     if request.community not in communities:
         return None
-    binds: list[tuple[Oid, bytes]] = []
+    binds: list[tuple[Oid, Value | Missing]] = []
     for position, oid in enumerate(request.oids, start=1):
         if request.pdu == GET:
             value = mib.get(oid)
             found = None if value is None else (oid, value)
-            missing = tlv(NO_SUCH_OBJECT, b"")
+            missing = "noSuchObject"
         else:
             found = mib.next(oid)
-            missing = tlv(END_OF_MIB_VIEW, b"")
+            missing = "endOfMibView"
         if found is not None:
             binds.append(found)
         elif request.version == V1:
-            nulls = [(name, tlv(NULL, b"")) for name in request.oids]
+            nulls: list[tuple[Oid, Value | Missing]] = [
+                (name, "unSpecified") for name in request.oids
+            ]
             return encode_response(request, nulls, NO_SUCH_NAME, position)
         else:
             binds.append((oid, missing))
@@ -235,15 +174,15 @@ async def start_snmp(
     """Answer SNMP v1/v2c system-group gets on the bound UDP socket ``sock``."""
     started = time.monotonic()
 
-    def uptime() -> bytes:
-        return encode_unsigned(int((time.monotonic() - started) * 100) & 0xFFFFFFFF, TIMETICKS)
+    def uptime() -> Value:
+        return timeticks_value(int((time.monotonic() - started) * 100))
 
     mib = SystemGroup(
         {
-            SYS_DESCR: lambda: tlv(OCTET_STRING, sys_descr.encode("utf-8")),
-            SYS_OBJECT_ID: lambda: encode_oid(parse_oid(sys_object_id)),
+            SYS_DESCR: lambda: string_value(sys_descr),
+            SYS_OBJECT_ID: lambda: oid_value(parse_oid(sys_object_id)),
             SYS_UPTIME: uptime,
-            SYS_NAME: lambda: tlv(OCTET_STRING, sys_name.encode("utf-8")),
+            SYS_NAME: lambda: string_value(sys_name),
         }
     )
     return await UdpService.start(sock, lambda data, _: answer(mib, communities, data))

@@ -1,4 +1,4 @@
-"""The whole audit against 45 lab cameras of all four personas (configs/lab/accuracy-40.toml):
+"""The whole audit against 46 lab cameras of all four personas (configs/lab/accuracy-40.toml):
 per camera, the failed control IDs equal the lab's seeded weaknesses (``node.weaknesses``, the
 same truth ``camwarden-lab truth`` prints), with the differences below, each deliberate:
 
@@ -21,10 +21,13 @@ same truth ``camwarden-lab truth`` prints), with the differences below, each del
   reason, and what it does answer properly (digest login, RTSP, ports) is judged; it may miss
   seeded weaknesses, but nothing it reports as failed is outside its truth.
 
-Default credentials are tried only over HTTP (vendor API, digest) and ONVIF: the AUTH-01 check
-does not try RTSP or the SDK ports, so "every interface it answers" means those two here. A
-camera that accepts only Basic over plain HTTP is reached over ONVIF alone: the agent sends no
-credential, not even a public default, with Basic over plain HTTP.
+Default credentials are tried over HTTP (vendor API, digest), ONVIF and RTSP (Digest, or
+Basic where the stream offers only Basic); the SDK ports speak proprietary binary protocols (the
+lab's only accept and hang up) and are not tried, so "every interface it answers" means those
+three here. A camera that accepts only Basic over plain HTTP is reached over ONVIF and RTSP: the
+agent sends no credential, not even a public default, with Basic over plain HTTP. An anonymous
+stream (``anonymous_rtsp``) takes no credential, so RTSP cannot confirm one there (AUTH-08
+judges it).
 """
 
 from __future__ import annotations
@@ -134,6 +137,7 @@ async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_pa
 def default_password_on_every_interface(
     nodes: dict[str, CameraNode], cameras: dict[str, Camera]
 ) -> None:
+    rtsp_interfaces = 0
     for cid, node in nodes.items():
         hits = sorted(
             str(f.evidence["interface"])
@@ -142,12 +146,17 @@ def default_password_on_every_interface(
         )
         if cid in SILENT or "AUTH-01" not in node.weaknesses:
             assert hits == [], cid
-        elif cid == GARBAGE:  # its ONVIF answers are truncated too: only HTTP confirms the hit
-            assert hits == ["http"], cid
+            continue
+        want = {"rtsp"} if node.spec.rtsp_auth != "none" else set()
+        if cid == GARBAGE:  # its ONVIF and RTSP answers are garbage too: only HTTP confirms
+            want = {"http"}
         elif node.spec.persona.vendor == "Generic" or node.spec.basic_over_http:
-            assert hits == ["onvif"], cid
-        else:
-            assert hits == ["http", "onvif"], cid
+            want.add("onvif")
+        else:  # a hardened camera's vendor API answers on HTTPS only
+            want |= {"https" if node.spec.http_redirect else "http", "onvif"}
+        assert hits == sorted(want), cid
+        rtsp_interfaces += "rtsp" in want
+    assert rtsp_interfaces >= 4  # RTSP is really covered, Basic-only streams among them
 
 
 def faults_are_never_judged(cameras: dict[str, Camera]) -> None:

@@ -7,17 +7,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pyasn1.codec.ber import decoder
+from pyasn1_modules import rfc1901, rfc1905
 
+from agent.probes import snmp as probe
 from lab.services import Service
 from lab.services.snmp import (
     SYS_DESCR,
+    SYS_OBJECT_ID,
     SystemGroup,
     answer,
-    decode_oid,
-    decode_tlv,
-    encode_integer,
-    encode_oid,
+    oid_value,
     start_snmp,
+    string_value,
 )
 from tests.lab_services.sockets import port_of, udp
 
@@ -53,16 +55,29 @@ async def net_snmp(tool: str, *args: str) -> tuple[int, str]:
     return process.returncode, out.decode()
 
 
-@pytest.mark.parametrize("value", [0, 1, 127, 128, 255, 256, -1, -128, -129, 2**31 - 1, -(2**31)])
-def test_integer_round_trip(value: int) -> None:
-    tag, body, _ = decode_tlv(encode_integer(value))
-    assert tag == 2
-    assert int.from_bytes(body, "big", signed=True) == value
+def test_the_agents_probe_reads_the_lab() -> None:
+    """The agent's request and the lab's answer, both through pyasn1, meet in the middle."""
+    mib = SystemGroup({SYS_DESCR: lambda: string_value(DESCR)})
+    versions: tuple[tuple[probe.Version, int], ...] = (("v2c", 1), ("v1", 0))
+    for version, number in versions:
+        reply = answer(mib, frozenset({"public"}), probe.encode_get(version, "public", 2**31 - 1))
+        assert reply is not None
+        assert probe.decode_response(reply, 2**31 - 1) == (number, "public", DESCR)
+    assert answer(mib, frozenset({"public"}), probe.encode_get("v2c", "private", 7)) is None
 
 
-def test_oid_round_trip() -> None:
+def test_large_oid_arcs_are_encoded() -> None:
     oid = (1, 3, 6, 1, 4, 1, 39165, 1, 2**32 - 1)
-    assert decode_oid(decode_tlv(encode_oid(oid))[1]) == oid
+    mib = SystemGroup({SYS_OBJECT_ID: lambda: oid_value(oid)})
+    request = probe.encode_get("v2c", "public", 1).replace(
+        bytes.fromhex("2b06010201010100"), bytes.fromhex("2b06010201010200")
+    )  # sysDescr.0 -> sysObjectID.0 in the agent's request
+    reply = answer(mib, frozenset({"public"}), request)
+    assert reply is not None
+    message, _ = decoder.decode(reply, asn1Spec=rfc1901.Message())
+    pdus, _ = decoder.decode(message["data"].asOctets(), asn1Spec=rfc1905.PDUs())
+    [bind] = pdus.getComponent()["variable-bindings"]
+    assert tuple(bind[""]["value"]["simple"]["objectID-value"]) == oid
 
 
 @pytest.mark.parametrize(
@@ -70,7 +85,7 @@ def test_oid_round_trip() -> None:
 )
 def test_garbage_gets_no_answer(datagram: bytes) -> None:
     assert (
-        answer(SystemGroup({SYS_DESCR: lambda: b"\x04\x00"}), frozenset({"public"}), datagram)
+        answer(SystemGroup({SYS_DESCR: lambda: string_value("")}), frozenset({"public"}), datagram)
         is None
     )
 

@@ -25,7 +25,7 @@ from agent.vendors.models import (
     TimeInfo,
 )
 from agent.vendors.onvif import const, parsers
-from agent.vendors.onvif.client import OnvifClient
+from agent.vendors.onvif.client import OnvifClient, load_documents
 
 
 class OnvifAdapter(Adapter):
@@ -48,11 +48,18 @@ class OnvifAdapter(Adapter):
         self, target: Target, config: AdapterConfig, credential: Credential | None = None
     ) -> None:
         super().__init__(target, config, credential)
-        port = target.ports.get(Interface.ONVIF) or target.ports.get(Interface.HTTP, 80)
-        self.client = OnvifClient(target.address, port, credential)
+        self.client = OnvifClient(target, config, credential)
+
+    @classmethod
+    async def prepare(cls) -> None:
+        await load_documents()
 
     async def close(self) -> None:
         await self.client.close()
+
+    @property
+    def https(self) -> bool:
+        return self.client.https
 
     async def _identify(self) -> DeviceIdentity:
         device = await self.client.device()

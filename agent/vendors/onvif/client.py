@@ -22,13 +22,14 @@ import logging
 import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from agent.vendors.base import AuthFailed, translate
-from agent.vendors.models import Credential
+from agent.vendors.base import AdapterConfig, AuthFailed, translate
+from agent.vendors.http import base_url, https_only
+from agent.vendors.models import Credential, Interface, Target
 from agent.vendors.onvif import const, parsers
 
-__all__ = ["OnvifClient"]
+__all__ = ["OnvifClient", "load_documents"]
 
 # onvif-zeep-async caches parsed WSDL documents per process but checks the cache without a
 # lock: N cameras opened at once each parse devicemgmt.wsdl (~9 MB) and media.wsdl (~5 MB) in
@@ -71,14 +72,51 @@ def _wsdl(name: str) -> str:
     return str(Path(onvif.__file__).parent / "wsdl" / name)
 
 
+_NEVER_CONTACTED: Final = "http://preload.invalid" + const.DEVICE_PATH  # setup() sends nothing
+
+
+async def load_documents() -> None:
+    """Parse the device and media WSDL documents now, once per process, outside any camera's
+    time limit: ~14 MB of XML takes seconds on a small or busy box, which would otherwise be
+    charged to the first ONVIF call of whichever cameras come first (and time them out).
+    onvif-zeep-async keeps the parsed documents for every later service."""
+    from onvif import ONVIFService  # noqa: PLC0415  # see _wsdl
+
+    for wsdl, binding in (
+        (const.DEVICE_WSDL, const.DEVICE_BINDING),
+        (const.MEDIA_WSDL, const.MEDIA_BINDING),
+    ):
+        service = ONVIFService(
+            _NEVER_CONTACTED,
+            None,
+            None,
+            _wsdl(wsdl),
+            no_cache=True,
+            binding_name=binding,
+            binding_key=(wsdl, _NEVER_CONTACTED),
+        )
+        try:
+            async with _setup_lock():
+                await service.setup()
+        finally:
+            await service.close()
+
+
 class OnvifClient:
     """ONVIF services of one camera. ``close()`` releases every session it opened."""
 
-    def __init__(self, address: str, port: int, credential: Credential | None) -> None:
+    def __init__(
+        self, target: Target, config: AdapterConfig, credential: Credential | None
+    ) -> None:
         for name in _SOAP_LOGGERS:  # once each: a logger's filters are a set
             logging.getLogger(name).addFilter(_NO_ENVELOPES)
-        self.device_xaddr = f"http://{address}:{port}{const.DEVICE_PATH}"
+        port = target.ports.get(Interface.ONVIF) or target.ports.get(Interface.HTTP, 80)
+        self.device_xaddr = f"http://{target.address}:{port}{const.DEVICE_PATH}"
         self.credential = credential
+        self.https = False  # the device service answered on HTTPS only (agent.vendors.http)
+        self._target = target
+        self._config = config
+        self._transport_known = False
         self._services: list[Any] = []
         self._anonymous: Any = None
         self._device: Any = None
@@ -107,11 +145,21 @@ class OnvifClient:
             await service.setup()
         return service
 
+    async def _device_xaddr(self) -> str:
+        """The device service's address: on plain HTTP unless that is closed or redirects to
+        HTTPS, then on the target's HTTPS port (asked once)."""
+        if not self._transport_known:
+            self._transport_known = True
+            if await https_only(self._target, self._config, self.device_xaddr):
+                self.device_xaddr = base_url(self._target, https=True) + const.DEVICE_PATH
+                self.https = True
+        return self.device_xaddr
+
     async def anonymous(self) -> Any:
         """The device service without credentials: only ``authless_*`` calls go through it."""
         if self._anonymous is None:
             self._anonymous = await self._open(
-                self.device_xaddr, const.DEVICE_WSDL, const.DEVICE_BINDING, None
+                await self._device_xaddr(), const.DEVICE_WSDL, const.DEVICE_BINDING, None
             )
         return self._anonymous
 
@@ -144,11 +192,14 @@ class OnvifClient:
         await self._prepare_clock()
         if credential is not None:
             return await self._open(
-                self.device_xaddr, const.DEVICE_WSDL, const.DEVICE_BINDING, credential
+                await self._device_xaddr(), const.DEVICE_WSDL, const.DEVICE_BINDING, credential
             )
         if self._device is None:
             self._device = await self._open(
-                self.device_xaddr, const.DEVICE_WSDL, const.DEVICE_BINDING, self.credential
+                await self._device_xaddr(),
+                const.DEVICE_WSDL,
+                const.DEVICE_BINDING,
+                self.credential,
             )
         return self._device
 

@@ -16,7 +16,10 @@ from agent.advisories.feed import (
     FeedRollback,
     FeedSignatureError,
     FeedState,
+    FeedStateStore,
+    FeedStateUnreadable,
     load_feed,
+    load_remembered,
     shipped_feed,
     shipped_feed_keys,
 )
@@ -299,6 +302,36 @@ def test_anti_rollback(feed_payload: Feed, feed_key: OKPKey) -> None:
         load_feed(changed, keys, now=NOW, last=v5.state)
     newer = load_feed(_resign(feed_payload, feed_key, version=6), keys, now=NOW, last=v5.state)
     assert newer.state == FeedState(6, newer.state.digest)
+
+
+def test_anti_rollback_survives_a_restart(
+    feed_payload: Feed, feed_key: OKPKey, tmp_path: Path
+) -> None:
+    keys = {feed_key.thumbprint(): feed_key}
+    v4, v5 = (_resign(feed_payload, feed_key, version=v) for v in (4, 5))
+    first_run = FeedStateStore(tmp_path)
+    assert load_remembered(v4, keys, first_run, now=NOW).version == 4
+    assert load_remembered(v5, keys, first_run, now=NOW).version == 5
+    remembered = json.loads((tmp_path / "advisory-feed.json").read_text(encoding="utf-8"))
+    assert remembered["version"] == 5
+    assert [p.name for p in tmp_path.iterdir()] == ["advisory-feed.json"]  # no temporary left
+
+    after_restart = FeedStateStore(tmp_path)  # a new process: only the file carries over
+    with pytest.raises(FeedRollback, match="older than the accepted 5"):
+        load_remembered(v4, keys, after_restart, now=NOW)
+    assert load_remembered(v5, keys, after_restart, now=NOW).version == 5
+    changed = _resign(feed_payload, feed_key, version=5, advisories=feed_payload.advisories[:1])
+    with pytest.raises(FeedRollback, match="differs"):
+        load_remembered(changed, keys, after_restart, now=NOW)
+
+
+def test_unreadable_feed_state_refuses_the_feed(
+    feed_payload: Feed, feed_key: OKPKey, tmp_path: Path
+) -> None:
+    (tmp_path / "advisory-feed.json").write_text('{"version": "five"}', encoding="utf-8")
+    keys = {feed_key.thumbprint(): feed_key}
+    with pytest.raises(FeedStateUnreadable, match="corrupt"):
+        load_remembered(_resign(feed_payload, feed_key), keys, FeedStateStore(tmp_path), now=NOW)
 
 
 def test_rejects_feed_with_a_bad_rule(feed_payload: Feed, feed_key: OKPKey) -> None:

@@ -1,4 +1,5 @@
-"""Heavy libraries stay out until used (zxcvbn ~14 MB, zeep ~27 MB RSS on the agent box)."""
+"""Heavy libraries stay out until used (zxcvbn ~14 MB, zeep ~27 MB, pyasn1 ~6 MB RSS on the
+agent box)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import sys
 CODE = """
 import sys
 import agent.checks, agent.advisories.feed, agent.credentials.planner, agent.vendors
-heavy = sorted(m for m in ("zxcvbn", "zeep", "httpx", "lxml", "onvif") if m in sys.modules)
-print(",".join(heavy))
+heavy = ("zxcvbn", "zeep", "httpx", "lxml", "onvif", "pyasn1")
+print(",".join(sorted(m for m in heavy if m in sys.modules)))
 """
 
 

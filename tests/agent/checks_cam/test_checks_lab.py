@@ -29,7 +29,7 @@ from agent.checks.identity import IdentityCheck
 from agent.checks.onvif_access import AnonymousOnvifCheck
 from agent.checks.passwords import PasswordPolicyCheck
 from agent.credentials.planner import GuessLimits
-from agent.identify import identify
+from agent.identify import identify, prepare
 from agent.vendors.axis.adapter import AxisAdapter
 from agent.vendors.base import Adapter, AdapterConfig
 from agent.vendors.dahua.adapter import DahuaAdapter
@@ -235,6 +235,7 @@ async def test_audit_of_the_lab(lab_fleet: LabFactory) -> None:
     fleet = await lab_fleet(LAB)
     inventory = [target(node) for node in fleet.cameras.values()]
     suite = checks(fleet, inventory)
+    await prepare()  # as the audit does: the ONVIF documents before any camera is timed
     done = await asyncio.gather(*(audit(node, suite) for node in fleet.cameras.values()))
     audits = {a.node.id: a for a in done}
     findings_match_the_seeded_weaknesses(audits)

@@ -1,0 +1,106 @@
+"""Hardened lab cameras (``https = true`` with ``http_redirect = true``: every plain HTTP request
+gets a 301 to HTTPS) are identified over HTTPS, by their vendor API, with vendor, model and
+firmware; a camera whose plain HTTP port is closed too. Certificates are self-signed: the
+identity's source says they were not verified."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from agent.identify import UNVERIFIED_HTTPS, identify
+from agent.vendors.base import AdapterConfig
+from agent.vendors.models import Credential, Interface, Target
+from agent.vendors.versions import canonical_vendor
+from lab.fleet import CameraNode, Fleet
+from lab.testing import LabFactory
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "Hard3ned!cam"
+PERSONAS = {
+    "hik": ("hikvision", "admin", "hikvision/isapi"),
+    "dahua": ("dahua", "admin", "dahua/cgi"),
+    "axis": ("axis", "root", "axis/basicdeviceinfo.getAllProperties"),
+    "gen": ("onvif-generic", "admin", "onvif"),
+}
+LAB = "\n".join(
+    f"""
+[[camera]]
+id = "{cid}"
+persona = "{persona}"
+https = true
+http_redirect = true
+discoverable = false
+users = [{{name = "{user}", password = "{PASSWORD}", role = "admin"}}]
+"""
+    for cid, (persona, user, _source) in PERSONAS.items()
+)
+CONFIG = AdapterConfig(timeout_s=3.0)
+
+
+@pytest.fixture
+async def fleet(lab_fleet: LabFactory) -> Fleet:
+    return await lab_fleet(LAB)
+
+
+def target(node: CameraNode, http_port: int | None = None) -> Target:
+    http = node.ports["http"] if http_port is None else http_port
+    ports = {Interface.HTTP: http, Interface.ONVIF: http, Interface.HTTPS: node.ports["https"]}
+    return Target(node.id, node.host, ports)
+
+
+def credential(node: CameraNode) -> Credential:
+    return Credential(PERSONAS[node.id][1], PASSWORD)
+
+
+def closed_port(host: str) -> int:
+    """A port on ``host`` that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("cid", sorted(PERSONAS))
+async def test_hardened_camera_is_identified_over_https(fleet: Fleet, cid: str) -> None:
+    node = fleet[cid]
+    found = await identify(target(node), CONFIG, credential(node))
+    assert found.adapter is not None
+    try:
+        assert found.adapter.https
+        identity = found.identity
+        persona = node.spec.persona
+        assert canonical_vendor(identity.vendor) == canonical_vendor(persona.onvif_manufacturer)
+        assert identity.model == node.spec.model
+        assert identity.firmware is not None
+        assert identity.firmware.startswith(node.spec.firmware)
+        assert identity.serial == node.camera.serial
+        assert identity.source == f"{PERSONAS[cid][2]} over {UNVERIFIED_HTTPS}"
+        # the reads the checks make go over HTTPS too, with the agent's credential
+        assert next(a.name for a in await found.adapter.accounts()) == PERSONAS[cid][1]
+    finally:
+        await found.adapter.close()
+
+
+@pytest.mark.parametrize("cid", ["hik", "gen"])
+async def test_logins_go_over_https(fleet: Fleet, cid: str) -> None:
+    node = fleet[cid]
+    found = await identify(target(node), CONFIG, credential(node))
+    assert found.adapter is not None
+    interface = Interface.ONVIF if cid == "gen" else Interface.HTTPS
+    user = PERSONAS[cid][1]
+    try:
+        assert await found.adapter.try_login(interface, user, PASSWORD) is True
+        assert await found.adapter.try_login(interface, user, "not-the-password") is False
+    finally:
+        await found.adapter.close()
+
+
+async def test_closed_plain_http_falls_back_to_https(fleet: Fleet) -> None:
+    node = fleet["dahua"]
+    found = await identify(target(node, closed_port(node.host)), CONFIG, credential(node))
+    assert found.adapter is not None
+    await found.adapter.close()
+    assert found.identity.model == node.spec.model
+    assert found.identity.source == f"dahua/cgi over {UNVERIFIED_HTTPS}"
