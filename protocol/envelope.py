@@ -12,12 +12,14 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwa import EdDSAAlgorithm
 from joserfc.jwk import OKPKey
-from joserfc.jws import CompactSignature, JWSRegistry, extract_compact, validate_compact
+from joserfc.jws import CompactSignature, JWSRegistry, extract_compact
+from joserfc.util import urlsafe_b64decode
 
 from protocol.errors import BadSignature, MalformedMessage, OversizedMessage
 
@@ -36,25 +38,43 @@ class _Ed25519Only(EdDSAAlgorithm):
 
 
 _REGISTRY = JWSRegistry(algorithms=[ALG])
-_REGISTRY.algorithms = {ALG: _Ed25519Only()}  # this instance only; the library default is untouched
+_ALGORITHM = _Ed25519Only()
+_REGISTRY.algorithms = {ALG: _ALGORITHM}  # this instance only; the library default is untouched
 
 KeyResolver = Callable[[str], OKPKey]
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
-# RFC 7638 thumbprints of the key objects resolvers returned, by object identity: a key object is
-# immutable, and resolvers return the same object for a kid again and again (the collector caches
-# them), so the hash is computed once per key instead of once per message. Bounded.
-_THUMBPRINTS: dict[int, tuple[OKPKey, str]] = {}
-_THUMBPRINTS_MAX = 4096
+# What depends only on the key or only on the protected header is checked once and remembered;
+# the signature, over the exact received signing input, is checked for every message.
+# Both caches are bounded and cleared when full; a miss only costs the full check again.
+_CACHE_MAX = 4096
+# the key objects resolvers returned, by identity, that joserfc accepted for the algorithm, with
+# their RFC 7638 thumbprint: a key object is immutable, and resolvers return the same object for a
+# kid again and again (the collector caches them)
+_KEYS: dict[int, tuple[OKPKey, str]] = {}
+# exact protected header segments that joserfc parsed and accepted and our policy allowed, with
+# the kid they name: an agent sends the same header bytes with every message
+_HEADERS: dict[bytes, str] = {}
 
 
-def _thumbprint(key: OKPKey) -> str:
-    cached = _THUMBPRINTS.get(id(key))
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+
+
+def _checked_thumbprint(key: OKPKey) -> str:
+    """The kid of ``key`` once joserfc accepted it for EdDSA signatures (use, type, alg)."""
+    cached = _KEYS.get(id(key))
     if cached is not None and cached[0] is key:
         return cached[1]
+    try:
+        _ALGORITHM.check_key(key)
+    except JoseError as exc:
+        raise BadSignature(f"signature check failed: {exc}") from exc
     value = key.thumbprint()
-    if len(_THUMBPRINTS) >= _THUMBPRINTS_MAX:
-        _THUMBPRINTS.clear()
-    _THUMBPRINTS[id(key)] = (key, value)  # holding the key keeps its id from being reused
+    _remember(_KEYS, id(key), (key, value))  # holding the key keeps its id from being reused
     return value
 
 
@@ -96,6 +116,7 @@ def _extract(token: bytes) -> CompactSignature:
 
 
 def _check_header(header: Mapping[str, object]) -> str:
+    """Our header policy, then joserfc's header checks; returns the kid."""
     if not set(header) <= _ALLOWED_HEADER:
         raise MalformedMessage("unexpected protected header fields")
     if header.get("alg") != ALG:
@@ -103,6 +124,10 @@ def _check_header(header: Mapping[str, object]) -> str:
     kid = header.get("kid")
     if not isinstance(kid, str) or not 0 < len(kid) <= 64:
         raise MalformedMessage("kid missing or invalid")
+    try:
+        _REGISTRY.check_header(dict(header))
+    except JoseError as exc:
+        raise MalformedMessage(f"invalid JWS header: {exc}") from exc
     return kid
 
 
@@ -117,19 +142,31 @@ def read_header(token: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, s
 def verify(token: bytes, resolve: KeyResolver, max_bytes: int = DEFAULT_MAX_BYTES) -> Verified:
     """Verify ``token`` against the key ``resolve(kid)`` returns; return the signed payload.
 
-    ``resolve`` raises (UnknownKey, RevokedKey, ...) when the kid is not acceptable. The JWS is
-    parsed once by joserfc; its signature is checked over the exact received signing input.
+    ``resolve`` raises (UnknownKey, RevokedKey, ...) when the kid is not acceptable. A protected
+    header is parsed and checked by joserfc and our policy the first time its exact bytes are
+    seen; every message's sizes and payload are checked with joserfc's registry and decoder, and
+    its signature by joserfc's algorithm over the exact received signing input.
     """
     _check_shape(token, max_bytes)
-    obj = _extract(token)
-    kid = _check_header(obj.headers())
+    header_segment, payload_segment, signature_segment = token.split(b".")
+    kid = _HEADERS.get(header_segment)
+    if kid is None:
+        kid = _check_header(_extract(token).headers())
+        _remember(_HEADERS, header_segment, kid)
+    try:
+        _REGISTRY.validate_compact_value_size(token)
+        _REGISTRY.validate_payload_size(payload_segment)
+        payload = urlsafe_b64decode(payload_segment)
+    except (JoseError, ValueError) as exc:  # binascii.Error is a ValueError
+        raise MalformedMessage(f"invalid JWS: {exc}") from exc
     key = resolve(kid)
-    if _thumbprint(key) != kid:
+    if _checked_thumbprint(key) != kid:
         raise BadSignature("kid does not name the key it was checked against")
     try:
-        valid = validate_compact(obj, key, registry=_REGISTRY)
-    except JoseError as exc:
+        signature = urlsafe_b64decode(signature_segment)
+        valid = _ALGORITHM.verify(token[: -len(signature_segment) - 1], signature, key)
+    except (JoseError, ValueError) as exc:
         raise BadSignature(f"signature check failed: {exc}") from exc
     if not valid:
         raise BadSignature("signature does not verify")
-    return Verified(kid=kid, payload=obj.payload, digest=digest(token))
+    return Verified(kid=kid, payload=payload, digest=digest(token))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -117,3 +118,32 @@ def test_private_jwk_is_refused_as_public_key() -> None:
     key = generate_private_key()
     with pytest.raises(MalformedMessage):
         import_public_jwk(key.as_dict(private=True))
+
+
+def test_a_known_header_checks_every_message_in_full() -> None:
+    """Header bytes seen before skip only the header parsing: the key is resolved again, and the
+    payload and the signature of each message are checked."""
+    key = generate_private_key()
+    pub = import_public_jwk(public_jwk(key))
+    head, payload, sig = sign(b'{"a":1}', key).split(".")
+    assert verify(f"{head}.{payload}.{sig}".encode(), lambda kid: pub).payload == b'{"a":1}'
+    other = sign(b'{"a":2}', key).split(".")[1]
+    with pytest.raises(BadSignature):
+        verify(f"{head}.{other}.{sig}".encode(), lambda kid: pub)
+
+    def revoked(kid: str) -> OKPKey:
+        raise UnknownKey(kid)
+
+    with pytest.raises(UnknownKey):
+        verify(f"{head}.{payload}.{sig}".encode(), revoked)
+    with pytest.raises(MalformedMessage):  # one base64url character is no byte
+        verify(f"{head}.A.{sig}".encode(), lambda kid: pub)
+    with pytest.raises(BadSignature):  # same header, another agent's key
+        verify(f"{head}.{payload}.{sig}".encode(), lambda kid: AGENT_PUB)
+
+
+def test_joserfc_header_checks_apply() -> None:
+    header = {"alg": "EdDSA", "kid": AGENT_PUB.thumbprint(), "typ": 5}
+    head = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    with pytest.raises(MalformedMessage, match="typ"):
+        verify(f"{head}.e30.{'A' * 86}".encode(), resolve)
