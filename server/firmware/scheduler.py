@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from joserfc.jwk import OKPKey
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from protocol import Command, CommandResult, ProtocolError, decode_agent_message, topic
 from server.firmware import campaign, store
@@ -32,14 +32,14 @@ from server.storage.firmware_models import (
     FirmwareImage,
     Rollout,
     RolloutTarget,
-    SchedulerCursor,
 )
 from server.storage.models import Message
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
-LOOKBACK = 100  # re-read this many message ids behind the cursor (out-of-order commits)
+# a command in these states may still get results; queued ones are not published yet
+_OPEN = ("sent", "accepted", "in_progress")
 _UNFINISHED = ("canary", "awaiting_promotion", "rolling", "paused", "halted")
 
 
@@ -106,32 +106,33 @@ class Scheduler:
     # -- results ---------------------------------------------------------------------------
 
     def consume_results(self) -> None:
+        """Apply the results of open commands: per agent with a command not yet final, its
+        ``cmd-result`` messages after the oldest such command's last applied seq (the
+        ``(agent_id, seq)`` index). Seqs, not the table's ids, order them: ids are handed out
+        when a transaction inserts, so with several collectors they commit out of order."""
         with store.LOCK, self._engine.begin() as conn:
-            cursor = conn.execute(
-                select(SchedulerCursor.last_id).where(SchedulerCursor.name == "results")
-            ).scalar()
-            rows = conn.execute(
-                select(Message.id, Message.agent_id, Message.seq, Message.jws)
-                .where(Message.type == "cmd-result", Message.id > (cursor or 0) - LOOKBACK)
-                .order_by(Message.id)
+            agents = conn.execute(
+                select(CommandRecord.agent_id, func.min(CommandRecord.last_seq))
+                .where(CommandRecord.status.in_(_OPEN))
+                .group_by(CommandRecord.agent_id)
             ).all()
-            for row in rows:
-                try:
-                    message = decode_agent_message(_payload(row.jws))
-                except (ProtocolError, ValueError):
-                    continue  # stored by ingest, so well-formed; a decoder change is no crash
-                if isinstance(message, CommandResult):
-                    self._apply(conn, row.agent_id, row.seq, message)
-            if rows:
-                last = max(cursor or 0, rows[-1].id)
-                if cursor is None:
-                    conn.execute(insert(SchedulerCursor).values(name="results", last_id=last))
-                else:
-                    conn.execute(
-                        update(SchedulerCursor)
-                        .where(SchedulerCursor.name == "results")
-                        .values(last_id=last)
+            for agent_id, since in agents:
+                rows = conn.execute(
+                    select(Message.seq, Message.jws)
+                    .where(
+                        Message.agent_id == agent_id,
+                        Message.seq > since,
+                        Message.type == "cmd-result",
                     )
+                    .order_by(Message.seq)
+                ).all()
+                for row in rows:
+                    try:
+                        message = decode_agent_message(_payload(row.jws))
+                    except (ProtocolError, ValueError):
+                        continue  # stored by ingest, so well-formed; a decoder change is no crash
+                    if isinstance(message, CommandResult):
+                        self._apply(conn, agent_id, row.seq, message)
 
     def _apply(self, conn: Connection, agent_id: str, seq: int, result: CommandResult) -> None:
         cmd = conn.execute(
@@ -277,7 +278,10 @@ def queue(
             step=None,
             reason=None,
             details={},
-            last_seq=0,
+            # results come after the agent received the command: later than its newest message
+            last_seq=select(func.coalesce(func.max(Message.seq), 0))
+            .where(Message.agent_id == cmd.agent_id)
+            .scalar_subquery(),
             updated_at=now,
         )
     )

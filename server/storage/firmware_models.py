@@ -114,12 +114,3 @@ class CommandRecord(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     last_seq: Mapped[int] = mapped_column(BigInteger)  # seq of the last result applied
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-class SchedulerCursor(Base):
-    """How far the scheduler has read the stored ``cmd-result`` messages."""
-
-    __tablename__ = "firmware_cursor"
-
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    last_id: Mapped[int] = mapped_column(BigInteger)

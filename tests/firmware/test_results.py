@@ -1,0 +1,136 @@
+"""The scheduler applies command results by agent and seq, whatever order their rows committed in.
+
+With several collectors sharing the subscription, message ids are handed out when a transaction
+inserts, so a result can commit after rows with much higher ids; a cursor over ids skipped it.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, select, update
+
+from protocol import CommandResult, encode, generate_private_key
+from server.firmware.commands import new_command
+from server.firmware.scheduler import Scheduler, queue
+from server.firmware.tuf_repo import TufRepository
+from server.storage import Repository
+from server.storage.firmware_models import CommandRecord
+from server.storage.models import Message
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+PREV = "0" * 64
+
+
+def store_message(repo: Repository, *, row_id: int, seq: int, jws: str, kind: str) -> None:
+    with repo.engine.begin() as conn:
+        conn.execute(
+            insert(Message).values(
+                id=row_id,
+                agent_id="agent-a",
+                seq=seq,
+                type=kind,
+                issued_at=NOW,
+                received_at=NOW,
+                digest=f"{seq:064x}",
+                prev=PREV,
+                prev_seq=0,
+                jws=jws,
+            )
+        )
+
+
+def result_jws(command_id: str, seq: int, status: str) -> str:
+    payload = encode(
+        CommandResult(
+            agent_id="agent-a",
+            site="site-1",
+            seq=seq,
+            issued_at=NOW,
+            prev=PREV,
+            prev_seq=0,
+            command_id=command_id,
+            status=status,  # type: ignore[arg-type]  # the literal is checked by msgspec
+        )
+    )
+    return "e30." + base64.urlsafe_b64encode(payload).rstrip(b"=").decode() + ".sig"
+
+
+def command_state(repo: Repository, command_id: str) -> tuple[str, int]:
+    with repo.engine.connect() as conn:
+        row = conn.execute(
+            select(CommandRecord.status, CommandRecord.last_seq).where(
+                CommandRecord.command_id == command_id
+            )
+        ).one()
+    return row.status, row.last_seq
+
+
+def test_results_are_applied_in_seq_order_even_when_committed_below_newer_ids(
+    tmp_path: Path,
+) -> None:
+    repo = Repository.open(f"sqlite:///{tmp_path / 'c.db'}")
+    repo.migrate()
+    try:
+        # the agent's newest message before the command: results can only come after it
+        store_message(repo, row_id=5, seq=40, jws="x.e30.x", kind="heartbeat")
+        cmd = new_command(
+            "firmware.apply",
+            agent_id="agent-a",
+            site="site-1",
+            camera_id="cam-1",
+            params={},
+            now=NOW,
+            ttl=timedelta(hours=1),
+        )
+        with repo.engine.begin() as conn:
+            queue(conn, cmd, issued_by="admin", rollout_id=None, now=NOW)
+            conn.execute(update(CommandRecord).values(status="sent"))
+        assert command_state(repo, cmd.command_id) == ("sent", 40)
+        sched = Scheduler(
+            repo,
+            TufRepository.under(tmp_path),
+            generate_private_key(),
+            lambda *_: None,
+            clock=lambda: NOW,
+        )
+
+        store_message(
+            repo,
+            row_id=900,
+            seq=42,
+            jws=result_jws(cmd.command_id, 42, "in_progress"),
+            kind="cmd-result",
+        )
+        sched.consume_results()
+        assert command_state(repo, cmd.command_id) == ("in_progress", 42)
+
+        # seq 41 (accepted) commits late with a low id: older than what was applied, ignored
+        store_message(
+            repo,
+            row_id=10,
+            seq=41,
+            jws=result_jws(cmd.command_id, 41, "accepted"),
+            kind="cmd-result",
+        )
+        # seq 43 (succeeded) commits with an id far below the one already read
+        store_message(
+            repo,
+            row_id=11,
+            seq=43,
+            jws=result_jws(cmd.command_id, 43, "succeeded"),
+            kind="cmd-result",
+        )
+        sched.consume_results()
+        assert command_state(repo, cmd.command_id) == ("succeeded", 43)
+
+        # a final command is no longer read: a forged later row changes nothing
+        store_message(
+            repo, row_id=12, seq=44, jws=result_jws(cmd.command_id, 44, "failed"), kind="cmd-result"
+        )
+        sched.consume_results()
+        assert command_state(repo, cmd.command_id) == ("succeeded", 43)
+    finally:
+        repo.close()
