@@ -27,7 +27,10 @@ import asyncio
 import logging
 import shutil
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.commands.errors import StepFailed
@@ -120,11 +123,16 @@ async def apply_firmware(run: Run) -> Details:
             facts, current = await _preflight(run, params, updater, vendor, onvif)
             if facts is None:
                 return {"version": params.version, "reported": current, "changed": False}
-            await _download_and_upload(run, updater, facts, vendor)
+            image = await stack.enter_async_context(_sharing(updater.image_path(facts)))
+            await run.step("downloading")
+            async with image.download:
+                await _download(run, updater, facts)
+            await _upload(run, updater, facts, vendor)
             await run.step("rebooting")
             ident = await _wait_back(vendor, run, went_away=False)
         else:
             facts = _facts(entry.data)
+            image = await stack.enter_async_context(_sharing(updater.image_path(facts)))
             if resumed_at == "uploading":
                 ident = await _wait_back(vendor, run, went_away=True)
                 if not same_version(facts.vendor, ident.firmware, facts.version):
@@ -137,7 +145,8 @@ async def apply_firmware(run: Run) -> Details:
                 ident = await _wait_back(vendor, run, went_away=True)
         await run.step("verifying")
         details = await _verify(run, (vendor, onvif), facts, ident, credential)
-        updater.remove(facts)
+        if image.users == 1:  # no other camera of this agent is being given it
+            updater.remove(facts)
         return details
 
 
@@ -192,11 +201,33 @@ async def _preflight(
     return facts, ident.firmware
 
 
-async def _download_and_upload(
-    run: Run, updater: FirmwareUpdater, facts: ImageFacts, vendor: Adapter
-) -> None:
+@dataclass(slots=True)
+class _Shared:
+    """An image that commands of this agent are installing, one camera each: one downloads it
+    while the others wait for ``download`` and then find it verified in the cache; the last
+    one to succeed removes it."""
+
+    download: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+_IMAGES: dict[Path, _Shared] = {}  # by the image's path in the agent's cache
+
+
+@asynccontextmanager
+async def _sharing(path: Path) -> AsyncIterator[_Shared]:
+    shared = _IMAGES.setdefault(path, _Shared())
+    shared.users += 1
+    try:
+        yield shared
+    finally:
+        shared.users -= 1
+        if shared.users == 0:
+            del _IMAGES[path]
+
+
+async def _download(run: Run, updater: FirmwareUpdater, facts: ImageFacts) -> None:
     fw = run.executor.config.firmware
-    await run.step("downloading")
     image = None
     for attempt in range(1, fw.download_attempts + 1):
         try:
@@ -211,9 +242,13 @@ async def _download_and_upload(
         raise StepFailed("download_failed", "no attempt left")
     if image.resumed_from:
         log.info("download resumed from byte %d and verified", image.resumed_from)
+
+
+async def _upload(run: Run, updater: FirmwareUpdater, facts: ImageFacts, vendor: Adapter) -> None:
     await run.step("uploading")
+    timeout_s = run.executor.config.firmware.upload_timeout_s
     try:
-        await vendor.upload_firmware(image.path, facts.length, timeout_s=fw.upload_timeout_s)
+        await vendor.upload_firmware(updater.image_path(facts), facts.length, timeout_s=timeout_s)
     except CameraError as exc:
         # a refused image (HTTP 4xx, vendor error) leaves the camera as it was; a lost
         # connection may mean the camera took it and rebooted: the reboot wait finds out
