@@ -161,7 +161,8 @@ async def _preflight(
     ex, camera = run.executor, run.camera
     fw = ex.config.firmware
     await run.step("preflight")
-    facts = await asyncio.to_thread(updater.find, params.target)
+    async with _metadata_lock(updater.metadata_dir):
+        facts = await asyncio.to_thread(updater.find, params.target)
     check_image(facts, command_version=params.version, max_bytes=fw.max_image_bytes)
     free = shutil.disk_usage(ex.config.state_path).free
     if free - facts.length < fw.min_free_bytes:
@@ -212,6 +213,17 @@ class _Shared:
 
 
 _IMAGES: dict[Path, _Shared] = {}  # by the image's path in the agent's cache
+
+
+_METADATA: dict[Path, asyncio.Lock] = {}  # by TUF metadata directory: one per agent
+
+
+@asynccontextmanager
+async def _metadata_lock(directory: Path) -> AsyncIterator[None]:
+    """One TUF refresh at a time per metadata directory: ngclient's concurrent refreshes race
+    on its files (``root_history``: FileExistsError)."""
+    async with _METADATA.setdefault(directory, asyncio.Lock()):
+        yield
 
 
 @asynccontextmanager
@@ -301,16 +313,22 @@ async def _verify(
         if uri.hostname != camera.address:
             raise StepFailed("verify_failed", "the stream URI is not on the camera")
         path = uri.path + (f"?{uri.query}" if uri.query else "")
-        try:
-            reply = await describe(
-                camera.address,
-                uri.port or 554,
-                path,
-                timeout_s=run.executor.config.firmware.camera_timeout_s,
-                credential=credential,
-            )
-        except CameraError as exc:
-            raise StepFailed("verify_failed", f"RTSP: {exc.code}") from exc
+        fw = run.executor.config.firmware
+        deadline = time.monotonic() + fw.reboot_timeout_s
+        while True:  # a camera's RTSP server may come up after its web server
+            try:
+                reply = await describe(
+                    camera.address,
+                    uri.port or 554,
+                    path,
+                    timeout_s=fw.camera_timeout_s,
+                    credential=credential,
+                )
+                break
+            except CameraError as exc:
+                if exc.code not in ("unreachable", "timeout") or time.monotonic() > deadline:
+                    raise StepFailed("verify_failed", f"RTSP: {exc.code}") from exc
+            await asyncio.sleep(fw.poll_interval_s)
         if reply.status != 200:
             raise StepFailed("verify_failed", f"RTSP DESCRIBE answered {reply.status}")
     return {
