@@ -191,14 +191,18 @@ class Camera:
         self.online = False
         log.info("camera %s: rebooting for %.1f s", self.id, seconds)
         if self.reboot_hook is not None:
-            await self.reboot_hook(seconds)
+            await self.reboot_hook(seconds)  # calls boot() before anything answers again
         else:
             await asyncio.sleep(seconds)
+            self.boot()
+        self.online = True
+
+    def boot(self) -> None:
+        """The end of a reboot: an uploaded image runs from the first answer on."""
         if self._pending is not None:
             self.version, self.build = self._pending
             self._pending = None
         self.reboots += 1
-        self.online = True
 
     async def close(self) -> None:
         for task in list(self._tasks):

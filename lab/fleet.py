@@ -212,6 +212,7 @@ class CameraNode:
         await self.close()
         await self._set_rtsp(online=False)
         await asyncio.sleep(seconds)
+        self.camera.boot()  # before the listeners open: nothing answers with the old firmware
         await self.open()
         await self._set_rtsp(online=True)
 

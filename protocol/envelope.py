@@ -40,6 +40,10 @@ class _Ed25519Only(EdDSAAlgorithm):
 _REGISTRY = JWSRegistry(algorithms=[ALG])
 _ALGORITHM = _Ed25519Only()
 _REGISTRY.algorithms = {ALG: _ALGORITHM}  # this instance only; the library default is untouched
+# joserfc refuses payloads over 128000 bytes by default; the size limit is the caller's
+# ``max_bytes``, checked before joserfc sees the token (a status report of 20 audited cameras
+# is about 150 kB), so the library must not apply a smaller one of its own
+_REGISTRY.max_payload_length = 1 << 62
 
 KeyResolver = Callable[[str], OKPKey]
 _K = TypeVar("_K")

@@ -27,7 +27,10 @@ import asyncio
 import logging
 import shutil
 import time
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.commands.errors import StepFailed
@@ -107,11 +110,16 @@ async def apply_firmware(run: Run) -> Details:
             facts, current = await _preflight(run, params, updater, vendor, onvif)
             if facts is None:
                 return {"version": params.version, "reported": current, "changed": False}
-            await _download_and_upload(run, updater, facts, vendor)
+            image = await stack.enter_async_context(_sharing(updater.image_path(facts)))
+            await run.step("downloading")
+            async with image.download:
+                await _download(run, updater, facts)
+            await _upload(run, updater, facts, vendor)
             await run.step("rebooting")
             ident = await _wait_back(vendor, run, went_away=False)
         else:
             facts = _facts(entry.data)
+            image = await stack.enter_async_context(_sharing(updater.image_path(facts)))
             if resumed_at == "uploading":
                 ident = await _wait_back(vendor, run, went_away=True)
                 if not same_version(facts.vendor, ident.firmware, facts.version):
@@ -124,7 +132,8 @@ async def apply_firmware(run: Run) -> Details:
                 ident = await _wait_back(vendor, run, went_away=True)
         await run.step("verifying")
         details = await _verify(run, (vendor, onvif), facts, ident, credential)
-        updater.remove(facts)
+        if image.users == 1:  # no other camera of this agent is being given it
+            updater.remove(facts)
         return details
 
 
@@ -139,7 +148,8 @@ async def _preflight(
     ex, camera = run.executor, run.camera
     fw = ex.config.firmware
     await run.step("preflight")
-    facts = await asyncio.to_thread(updater.find, params.target)
+    async with _metadata_lock(updater.metadata_dir):
+        facts = await asyncio.to_thread(updater.find, params.target)
     check_image(facts, command_version=params.version, max_bytes=fw.max_image_bytes)
     free = shutil.disk_usage(ex.config.state_path).free
     if free - facts.length < fw.min_free_bytes:
@@ -179,11 +189,44 @@ async def _preflight(
     return facts, ident.firmware
 
 
-async def _download_and_upload(
-    run: Run, updater: FirmwareUpdater, facts: ImageFacts, vendor: Adapter
-) -> None:
+@dataclass(slots=True)
+class _Shared:
+    """An image that commands of this agent are installing, one camera each: one downloads it
+    while the others wait for ``download`` and then find it verified in the cache; the last
+    one to succeed removes it."""
+
+    download: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+_IMAGES: dict[Path, _Shared] = {}  # by the image's path in the agent's cache
+
+
+_METADATA: dict[Path, asyncio.Lock] = {}  # by TUF metadata directory: one per agent
+
+
+@asynccontextmanager
+async def _metadata_lock(directory: Path) -> AsyncIterator[None]:
+    """One TUF refresh at a time per metadata directory: ngclient's concurrent refreshes race
+    on its files (``root_history``: FileExistsError)."""
+    async with _METADATA.setdefault(directory, asyncio.Lock()):
+        yield
+
+
+@asynccontextmanager
+async def _sharing(path: Path) -> AsyncIterator[_Shared]:
+    shared = _IMAGES.setdefault(path, _Shared())
+    shared.users += 1
+    try:
+        yield shared
+    finally:
+        shared.users -= 1
+        if shared.users == 0:
+            del _IMAGES[path]
+
+
+async def _download(run: Run, updater: FirmwareUpdater, facts: ImageFacts) -> None:
     fw = run.executor.config.firmware
-    await run.step("downloading")
     image = None
     for attempt in range(1, fw.download_attempts + 1):
         try:
@@ -198,9 +241,13 @@ async def _download_and_upload(
         raise StepFailed("download_failed", "no attempt left")
     if image.resumed_from:
         log.info("download resumed from byte %d and verified", image.resumed_from)
+
+
+async def _upload(run: Run, updater: FirmwareUpdater, facts: ImageFacts, vendor: Adapter) -> None:
     await run.step("uploading")
+    timeout_s = run.executor.config.firmware.upload_timeout_s
     try:
-        await vendor.upload_firmware(image.path, facts.length, timeout_s=fw.upload_timeout_s)
+        await vendor.upload_firmware(updater.image_path(facts), facts.length, timeout_s=timeout_s)
     except CameraError as exc:
         # a refused image (HTTP 4xx, vendor error) leaves the camera as it was; a lost
         # connection may mean the camera took it and rebooted: the reboot wait finds out
@@ -253,16 +300,22 @@ async def _verify(
         if uri.hostname != camera.address:
             raise StepFailed("verify_failed", "the stream URI is not on the camera")
         path = uri.path + (f"?{uri.query}" if uri.query else "")
-        try:
-            reply = await describe(
-                camera.address,
-                uri.port or 554,
-                path,
-                timeout_s=run.executor.config.firmware.camera_timeout_s,
-                credential=credential,
-            )
-        except CameraError as exc:
-            raise StepFailed("verify_failed", f"RTSP: {exc.code}") from exc
+        fw = run.executor.config.firmware
+        deadline = time.monotonic() + fw.reboot_timeout_s
+        while True:  # a camera's RTSP server may come up after its web server
+            try:
+                reply = await describe(
+                    camera.address,
+                    uri.port or 554,
+                    path,
+                    timeout_s=fw.camera_timeout_s,
+                    credential=credential,
+                )
+                break
+            except CameraError as exc:
+                if exc.code not in ("unreachable", "timeout") or time.monotonic() > deadline:
+                    raise StepFailed("verify_failed", f"RTSP: {exc.code}") from exc
+            await asyncio.sleep(fw.poll_interval_s)
         if reply.status != 200:
             raise StepFailed("verify_failed", f"RTSP DESCRIBE answered {reply.status}")
     return {

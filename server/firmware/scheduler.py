@@ -26,7 +26,7 @@ from protocol import Command, CommandResult, ProtocolError, decode_agent_message
 from server.firmware import campaign, store
 from server.firmware.commands import FIRMWARE_APPLY, firmware_params, new_command, outcome, signed
 from server.firmware.tuf_repo import RepositoryError, TufRepository
-from server.storage import Repository
+from server.storage import Repository, read_then_write
 from server.storage.firmware_models import (
     CommandRecord,
     FirmwareImage,
@@ -110,7 +110,7 @@ class Scheduler:
         ``cmd-result`` messages after the oldest such command's last applied seq (the
         ``(agent_id, seq)`` index). Seqs, not the table's ids, order them: ids are handed out
         when a transaction inserts, so with several collectors they commit out of order."""
-        with store.LOCK, self._engine.begin() as conn:
+        with store.LOCK, read_then_write(self._engine) as conn:
             agents = conn.execute(
                 select(CommandRecord.agent_id, func.min(CommandRecord.last_seq))
                 .where(CommandRecord.status.in_(_OPEN))
@@ -178,7 +178,7 @@ class Scheduler:
     # -- campaigns -------------------------------------------------------------------------
 
     def drive(self, rollout_id: int, now: datetime) -> None:
-        with store.LOCK, self._engine.begin() as conn:
+        with store.LOCK, read_then_write(self._engine) as conn:
             loaded = store.load(conn, rollout_id)
             if loaded is None or loaded.campaign.phase == "completed":
                 return
@@ -223,7 +223,7 @@ class Scheduler:
     # -- the outbox ------------------------------------------------------------------------
 
     def publish_queued(self, now: datetime) -> int:
-        with self._engine.begin() as conn:
+        with read_then_write(self._engine) as conn:
             rows = conn.execute(
                 select(CommandRecord.__table__)
                 .where(CommandRecord.status == "queued")

@@ -29,7 +29,7 @@ from server.firmware import campaign, store
 from server.firmware.commands import PASSWORD_ROTATE, new_command
 from server.firmware.scheduler import queue
 from server.firmware.tuf_repo import TargetSpec, TufRepository, valid_target_path
-from server.storage import Repository
+from server.storage import Repository, read_then_write
 from server.storage.firmware_models import (
     CommandRecord,
     FirmwareImage,
@@ -438,7 +438,7 @@ class FirmwareScoped(Scoped):
             act.detail = {"image_id": image_id, "version": image.version, "downgrade": False}
             if image.retired_at is not None or not image.published:
                 raise Invalid("only published images that are not retired can be rolled out")
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 if selector.org_id is not None:
                     act.org_unit_id = self._org(conn, selector.org_id).id
                 elif selector.site is not None:
@@ -550,7 +550,7 @@ class FirmwareScoped(Scoped):
                     select(Rollout.org_unit_id).where(Rollout.id == rollout_id)
                 ).scalar()
             act.detail = {"from": view.rollout.phase}
-            with store.LOCK, self.engine.begin() as conn:
+            with store.LOCK, read_then_write(self.engine) as conn:
                 loaded = store.load(conn, rollout_id)
                 assert loaded is not None  # visible above
                 try:

@@ -6,6 +6,14 @@ from server.storage.repository import (
     EnrollmentError,
     Repository,
     TokenRejected,
+    read_then_write,
 )
 
-__all__ = ["AgentConflict", "AgentRecord", "EnrollmentError", "Repository", "TokenRejected"]
+__all__ = [
+    "AgentConflict",
+    "AgentRecord",
+    "EnrollmentError",
+    "Repository",
+    "TokenRejected",
+    "read_then_write",
+]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -113,6 +114,18 @@ def _sqlite_begin(conn: Connection) -> None:
     # front, so a second collector waits for it instead of failing on a stale snapshot
     immediate = conn.get_execution_options().get(_BEGIN_IMMEDIATE, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def read_then_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that reads and then writes. On SQLite it takes the write lock up front
+    (BEGIN IMMEDIATE), so it waits (busy_timeout) while another writer, such as the ingest,
+    holds it; a deferred transaction would instead fail with "database is locked" at its first
+    write whenever another writer committed after its first read. A plain one on PostgreSQL."""
+    with engine.connect() as conn:
+        conn.execution_options(**{_BEGIN_IMMEDIATE: True})  # SQLite only; modifies conn
+        with conn.begin():
+            yield conn
 
 
 class _Statements:
@@ -229,16 +242,14 @@ class Repository:
         Raises SQLAlchemy errors (nothing is stored then); the caller retries the batch, and
         the retry sees any concurrent collector's commit as duplicates or replays.
         """
-        with self.engine.connect() as conn:
-            conn.execution_options(**{_BEGIN_IMMEDIATE: True})  # SQLite only; modifies conn
-            with conn.begin():
-                results = sequence(batch, self._view(conn, batch))
-                accepted = [r for r in results if isinstance(r, Checked)]
-                rejected = [r for r in results if isinstance(r, Rejected)]
-                if accepted:
-                    self._store(conn, accepted)
-                if rejected:
-                    self._quarantine(conn, rejected, quarantine_size, sample_bytes)
+        with read_then_write(self.engine) as conn:
+            results = sequence(batch, self._view(conn, batch))
+            accepted = [r for r in results if isinstance(r, Checked)]
+            rejected = [r for r in results if isinstance(r, Rejected)]
+            if accepted:
+                self._store(conn, accepted)
+            if rejected:
+                self._quarantine(conn, rejected, quarantine_size, sample_bytes)
         return results
 
     def _store(self, conn: Connection, accepted: Sequence[Checked]) -> None:

@@ -4,6 +4,11 @@ results, and the campaign moves canary -> promotion -> batches -> completed (or 
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -154,3 +159,57 @@ def test_failures_pause_the_campaign_until_resumed(
         fw.act(rid, "promote")
     assert fw.act(rid, "resume").rollout.phase == "awaiting_promotion"
     assert [e.actor for e in fw.rollout(rid).events if e.action == "resume"] == ["alice"]
+
+
+@contextmanager
+def another_writer(db_url: str, hold_s: float = 1.0) -> Iterator[None]:
+    """Another process's write transaction (the ingest's, say) holds SQLite's write lock for
+    ``hold_s`` from the moment the block starts, then commits."""
+    holding = threading.Event()
+
+    def write() -> None:
+        conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE IF NOT EXISTS scratch (x INTEGER)")
+            conn.execute("INSERT INTO scratch VALUES (1)")
+            holding.set()
+            time.sleep(hold_s)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert holding.wait(10)
+    try:
+        yield
+    finally:
+        writer.join()
+
+
+def test_operator_actions_wait_for_a_concurrent_writer(
+    tmp_path: Path, db_url: str, repo: Repository, fleet_agents: list[SimAgent]
+) -> None:
+    """Creating and halting a rollout read, then write: on SQLite they wait for the lock the
+    running collector's ingest or scheduler holds instead of failing "database is locked"."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite's single writer")
+    image_id = published_repo(tmp_path, repo)
+    fw = FirmwareScoped(scope(repo, ADMIN), TufRepository.under(tmp_path))
+    with another_writer(db_url):
+        created = fw.create_rollout(
+            name="busy",
+            image_id=image_id,
+            selector=Selector(),
+            canary_count=2,
+            canary_percent=None,
+            batch_size=4,
+            max_parallel_per_site=1,
+            failure_threshold=2,
+            windows={},
+        )
+    assert created.rollout.total == 12
+    with another_writer(db_url):
+        halted = fw.act(created.rollout.id, "halt")
+    assert halted.rollout.phase == "halted"

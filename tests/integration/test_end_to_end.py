@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,53 +23,16 @@ from sqlalchemy import select
 from server.storage import Repository
 from server.storage.models import Message
 from tests.agent.support import make_home, outbox_files, start_agent, state_seq, stop, wait_for
-from tests.support.mosquitto import Mosquitto, free_port, wait_port
+from tests.support import stack
+from tests.support.mosquitto import Mosquitto, free_port
 from tests.support.mqtt import Subscriber
+from tests.support.stack import AGENT
 
 pytestmark = pytest.mark.integration
 
-SERVER = [sys.executable, "-m", "server"]
-AGENT = [sys.executable, "-m", "agent"]
 
-
-class Collector:
-    """``camwarden-server run`` on SQLite, restartable."""
-
-    def __init__(self, home: Path, broker_port: int) -> None:
-        self.home = home
-        self.http_port = free_port()
-        self.config = home / "server.toml"
-        self.config.write_text(
-            f'state_dir = "{home}"\n[mqtt]\nport = {broker_port}\n'
-            f'[http]\nbind = "127.0.0.1"\nport = {self.http_port}\n'
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """``camwarden-server --config ... ARGS``, whatever its exit code."""
-        return subprocess.run(
-            [*SERVER, "--config", str(self.config), *args],
-            check=False,
-            capture_output=True,
-            text=True,
-        )
-
-    def cli(self, *args: str) -> str:
-        done = self.run(*args)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def start(self) -> None:
-        with (self.home / "collector.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*SERVER, "--config", str(self.config), "run"], stderr=log, stdout=log
-            )
-        wait_port("127.0.0.1", self.http_port, timeout=30)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait()
+class Collector(stack.Collector):
+    """``camwarden-server run`` on SQLite, restartable; what it stored."""
 
     def stored_seqs(self) -> list[int]:
         repo = Repository.open(f"sqlite:///{self.home / 'collector.db'}")
@@ -111,7 +73,7 @@ def collector(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Collector]:
 
 
 def enrol(collector: Collector, config: Path) -> None:
-    token = collector.cli("tokens", "create", "--site", "s1", "--approved").split()[-1]
+    token = collector.token("s1")
     assert token.startswith("cwe_")  # never "-...", which --token would take for an option
     done = subprocess.run(
         [

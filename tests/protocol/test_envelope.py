@@ -10,6 +10,7 @@ from jwcrypto import jwk as jc_jwk
 from jwcrypto import jws as jc_jws
 
 from protocol import (
+    DEFAULT_MAX_BYTES,
     BadSignature,
     OversizedMessage,
     ProtocolError,
@@ -91,6 +92,19 @@ def test_size_limit_is_enforced_before_parsing() -> None:
     with pytest.raises(OversizedMessage):
         verify(huge, never)
     assert calls == []
+
+
+def test_payloads_up_to_the_size_limit_verify() -> None:
+    """joserfc's own default (128000 bytes of payload) is not a second, smaller limit: a status
+    report of 20 audited cameras is about 150 kB."""
+    key = generate_private_key()
+    payload = json.dumps({"cameras": ["x" * 1000] * 600}).encode()
+    token = sign(payload, key).encode()
+    assert len(payload) > 128000
+    assert len(token) < DEFAULT_MAX_BYTES
+    assert verify(token, lambda _kid: key).payload == payload
+    with pytest.raises(OversizedMessage):
+        verify(token, lambda _kid: key, max_bytes=len(token) - 1)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ agent's executor; and every attack refused with nothing written to the camera.""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -170,3 +171,25 @@ async def test_frozen_metadata_is_refused_without_touching_the_camera(
     publish_image(w.tuf_state, collector_tuf.repo, newer, version="V5.8.0", now=old)
     assert await w.executor().submit(w.sign(w.command())) == "failed:metadata_rejected"
     assert w.log == []
+
+
+async def test_cameras_of_one_agent_take_the_same_image_at_once(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """A rollout sends one agent several commands for the same image (one per camera, up to
+    the per-site cap): they share one verified download, and the image is kept until the last
+    of them is done with it."""
+    fleet = await lab_fleet(LAB.replace('id = "hik"', 'id = "hik"\ncount = 4'))
+    nodes = [fleet[f"hik-{n}"] for n in range(1, 5)]
+    w = World.make(
+        tmp_path, collector_tuf.state, collector_tuf.base_url, nodes[0], others=nodes[1:]
+    )
+    image = make_image("hikvision", "V5.8.0", dt.date(2024, 6, 1), 4 * 2**20, model=MODEL)
+    publish_image(w.tuf_state, collector_tuf.repo, image, version="V5.8.0")
+    params = w.firmware("hikvision/V5.8.0/fw-V5.8.0.bin", "V5.8.0")
+    ex = w.executor()
+    tokens = [w.sign(w.command(camera_id=n.id, params=params)) for n in nodes]
+    assert await asyncio.gather(*(ex.submit(t) for t in tokens)) == ["succeeded"] * 4
+    assert [n.camera.version for n in nodes] == ["V5.8.0"] * 4
+    assert not any((w.state / "firmware" / "images").iterdir())  # removed once all are done
+    assert not any((w.state / "firmware" / "partial").iterdir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,7 +75,9 @@ class World:
         node: CameraNode,
         *,
         rotation: RotationConfig | None = None,
+        others: Sequence[CameraNode] = (),
     ) -> World:
+        """The agent's config lists ``node`` and ``others``, all with the same credential."""
         state = tmp / "agent"
         state.mkdir(mode=0o700)
         command_key = generate_private_key()
@@ -91,26 +94,30 @@ class World:
                 }
             )
         )
-        camera = CameraConfig(
-            id=node.id,
-            address=node.host,
-            http_port=node.ports["http"],
-            vendor=vendor if (vendor := canonical_vendor(node.vendor)) in KNOWN else "onvif",
-            credentials_ref=node.id,
+        cameras = tuple(
+            CameraConfig(
+                id=n.id,
+                address=n.host,
+                http_port=n.ports["http"],
+                vendor=vendor if (vendor := canonical_vendor(n.vendor)) in KNOWN else "onvif",
+                credentials_ref=n.id,
+            )
+            for n in (node, *others)
         )
         config = AgentConfig(
             agent_id=AGENT,
             site=SITE,
             state_dir=str(state),
             collector_url=base_url,
-            cameras=(camera,),
+            cameras=cameras,
             firmware=FirmwareConfig(
                 poll_interval_s=0.2, reboot_timeout_s=20.0, camera_timeout_s=5.0
             ),
             rotation=rotation or RotationConfig(),
         )
         credentials = FileCredentials(tmp / "vault.json")
-        credentials.set(node.id, "admin", PASSWORD)
+        for camera in cameras:
+            credentials.set(camera.id, "admin", PASSWORD)
         return cls(
             state, tuf_state, base_url, node, command_key, generate_private_key(), config,
             credentials,
