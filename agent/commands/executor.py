@@ -77,9 +77,11 @@ class Run:
         self.entry.step = name
         self.entry.status = "in_progress"
         self.entry.data.update(data)
-        await asyncio.to_thread(self.executor.journal.save, self.entry)
+        # the announcement reaches the outbox first: killed between the two, the agent resumes
+        # at the step before, which every action can repeat; the other order lost the step
         log.info("command %s: %s", self.command.command_id, name)
         await self.executor.answer(self.command.command_id, "in_progress", step=name)
+        await asyncio.to_thread(self.executor.journal.save, self.entry)
 
     async def note(self, **data: str) -> None:
         self.entry.data.update(data)
@@ -222,6 +224,9 @@ class Executor:
         reason: str | None = None
         details: Details = {}
         try:
+            from agent.identify import prepare  # noqa: PLC0415  # zeep: only when acting
+
+            await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
             details = await action(run)
             status = "succeeded"
         except StepFailed as exc:

@@ -144,20 +144,30 @@ def make_client(
     )
 
 
-async def https_only(target: Target, config: AdapterConfig, url: str) -> bool:
-    """True when plain HTTP at ``url`` (a path on the target, or a full ``http://`` URL)
-    refuses the connection or redirects to ``https://``: the camera's web interface is on
-    HTTPS only. One ``GET`` without credentials, redirect not followed, body not read; any
-    other answer or failure (a hang, a reset) is left to the real request to report."""
+async def https_only(target: Target, config: AdapterConfig, url: str) -> bool | None:
+    """Whether the camera's web interface is on HTTPS only: True when plain HTTP at ``url`` (a
+    path on the target, or a full ``http://`` URL) redirects to ``https://``, or refuses the
+    connection while the HTTPS port takes one; None when neither port takes a connection (the
+    camera is down or rebooting: ask again on the next request); False otherwise, any other
+    answer or failure (a hang, a reset) being left to the real request to report. One ``GET``
+    without credentials, redirect not followed, body not read."""
     async with make_client(target, config, None) as client:
         try:
             async with client.stream("GET", url) as response:
                 location = response.headers.get("Location", "")
                 return response.is_redirect and location.lower().startswith("https://")
         except httpx.ConnectError:
-            return True
+            pass
         except httpx.HTTPError:
             return False
+    async with make_client(target, config, None, https=True) as client:
+        try:
+            async with client.stream("GET", "/"):
+                return True
+        except httpx.ConnectError:
+            return None
+        except httpx.HTTPError:
+            return True  # the port took the connection; the real request reports the rest
 
 
 async def read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
@@ -270,10 +280,11 @@ class HttpAdapter(Adapter):
 
     async def client(self) -> httpx.AsyncClient:
         """The client to use: plain HTTP, or HTTPS once ``https_only`` said so (asked on the
-        first request of this adapter)."""
+        adapter's first request, and again while neither port takes a connection)."""
         if not self._transport_known:
-            self._transport_known = True
-            if await https_only(self.target, self.config, "/"):
+            only = await https_only(self.target, self.config, "/")
+            self._transport_known = only is not None
+            if only:
                 await self.http.aclose()
                 self.http = make_client(self.target, self.config, self.credential, https=True)
                 self._https = True

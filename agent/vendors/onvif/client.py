@@ -147,10 +147,11 @@ class OnvifClient:
 
     async def _device_xaddr(self) -> str:
         """The device service's address: on plain HTTP unless that is closed or redirects to
-        HTTPS, then on the target's HTTPS port (asked once)."""
+        HTTPS, then on the target's HTTPS port (asked until one of them takes a connection)."""
         if not self._transport_known:
-            self._transport_known = True
-            if await https_only(self._target, self._config, self.device_xaddr):
+            only = await https_only(self._target, self._config, self.device_xaddr)
+            self._transport_known = only is not None
+            if only:
                 self.device_xaddr = base_url(self._target, https=True) + const.DEVICE_PATH
                 self.https = True
         return self.device_xaddr

@@ -11,6 +11,7 @@ import pytest
 
 from agent.identify import UNVERIFIED_HTTPS, identify
 from agent.vendors.base import AdapterConfig
+from agent.vendors.http import https_only
 from agent.vendors.models import Credential, Interface, Target
 from agent.vendors.versions import canonical_vendor
 from lab.fleet import CameraNode, Fleet
@@ -104,3 +105,22 @@ async def test_closed_plain_http_falls_back_to_https(fleet: Fleet) -> None:
     await found.adapter.close()
     assert found.identity.model == node.spec.model
     assert found.identity.source == f"dahua/cgi over {UNVERIFIED_HTTPS}"
+
+
+async def test_a_camera_down_on_both_ports_is_asked_again_when_it_is_back(fleet: Fleet) -> None:
+    """A rebooting camera refuses plain HTTP and HTTPS alike: that is no reason to move to HTTPS
+    for good (a plain-HTTP camera would be unreachable after its reboot)."""
+    node = fleet["hik"]
+    down = Target(
+        node.id,
+        node.host,
+        {Interface.HTTP: closed_port(node.host), Interface.HTTPS: closed_port(node.host)},
+    )
+    assert await https_only(down, CONFIG, "/") is None
+    plain = Target(
+        node.id,
+        node.host,
+        {Interface.HTTP: node.ports["http"], Interface.HTTPS: closed_port(node.host)},
+    )
+    assert await https_only(plain, CONFIG, "/") is True  # redirects to https://
+    assert await https_only(target(node, closed_port(node.host)), CONFIG, "/") is True
