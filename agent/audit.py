@@ -54,7 +54,7 @@ from agent.inventory.diff import InventoryDiff, diff, key
 from agent.inventory.discover import Host, Scope, merge
 from agent.results import AuditResult
 from agent.state import atomic_write
-from agent.vendors.base import AdapterConfig, CameraError, Timeout, Unreachable
+from agent.vendors.base import Adapter, AdapterConfig, CameraError, Timeout, Unreachable
 from agent.vendors.models import Credential, DeviceIdentity, Interface, Target
 from protocol.messages import Camera, EvidenceValue, Finding, Identity
 
@@ -440,6 +440,7 @@ class Auditor:
                     state.findings.extend(await self._check(check, base, tls_gate))
             return
         state.identity = found.identity
+        companions: dict[Credential | None, Adapter] = {}
         ctx = CheckContext(
             target,
             found.adapter,
@@ -449,13 +450,15 @@ class Auditor:
             base.advisories,
             base.credential,
             base.site_key,
+            companions,
         )
         try:
             for check in checks:
                 state.findings.extend(await self._check(check, ctx, tls_gate))
         finally:
-            if found.adapter is not None:
-                await found.adapter.close()
+            for adapter in [*companions.values(), found.adapter]:
+                if adapter is not None:
+                    await adapter.close()
 
     @staticmethod
     async def _check(check: Check, ctx: CheckContext, tls_gate: asyncio.Semaphore) -> list[Finding]:

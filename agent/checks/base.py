@@ -83,6 +83,9 @@ class CheckContext:
     advisories: AdvisoryFeed | None = None
     credential: Credential | None = None  # the agent's credential for this camera (vault)
     site_key: SiteKey | None = None  # keys password fingerprints (AUTH-03)
+    # ONVIF companions of a vendor-identified camera, by credential, shared by its checks for
+    # one audit and closed by whoever passed the dict (the audit); None: one per check
+    companions: dict[Credential | None, Adapter] | None = None
 
     @property
     def capabilities(self) -> frozenset[Capability]:

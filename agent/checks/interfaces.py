@@ -50,7 +50,9 @@ async def onvif_adapter(
 ) -> AsyncIterator[Adapter | None]:
     """The ONVIF adapter of ``ctx.target`` holding ``credential``; None without one registered.
 
-    The identified adapter is reused when it is the ONVIF one with the same credential.
+    The identified adapter is reused when it is the ONVIF one with the same credential; a
+    companion is kept in ``ctx.companions`` when the caller gave one (one ONVIF session set-up
+    and clock read per camera and credential for the whole audit, not one per check).
     """
     current = ctx.adapter
     if current is not None and current.vendor == ONVIF and current.credential == credential:
@@ -62,8 +64,14 @@ async def onvif_adapter(
     if cls is None:
         yield None
         return
-    companion = cls(ctx.target, adapter_config(ctx), credential)
-    try:
-        yield companion
-    finally:
-        await companion.close()
+    if ctx.companions is None:
+        companion = cls(ctx.target, adapter_config(ctx), credential)
+        try:
+            yield companion
+        finally:
+            await companion.close()
+        return
+    shared = ctx.companions.get(credential)
+    if shared is None:
+        shared = ctx.companions[credential] = cls(ctx.target, adapter_config(ctx), credential)
+    yield shared

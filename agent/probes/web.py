@@ -7,23 +7,11 @@ certificate is not verified (the TLS scan reports on it). httpx is imported on f
 
 from __future__ import annotations
 
-import functools
-import ssl
 from dataclasses import dataclass
 
 from agent.vendors.base import BadResponse, translate
 
 __all__ = ["WebReply", "request"]
-
-
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One unverifying context for every request: building one per client loads the CA
-    bundle each time (about 1 MB of RSS per concurrent request)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE  # see module doc
-    return ctx
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +36,13 @@ async def request(
     """``BadResponse`` for a body over ``max_bytes``; transport failures as camera errors."""
     import httpx  # noqa: PLC0415  # ~14 MB: only agents that run web checks pay for it
 
-    from agent.vendors.http import read_capped  # noqa: PLC0415  # imports httpx too
+    from agent.vendors.http import read_capped, unverified_tls  # noqa: PLC0415  # httpx too
 
     try:
         async with (
             httpx.AsyncClient(
                 timeout=httpx.Timeout(timeout_s),
-                verify=_tls(),
+                verify=unverified_tls(),
                 follow_redirects=False,
                 trust_env=False,
                 headers={"User-Agent": "camwarden-agent"},

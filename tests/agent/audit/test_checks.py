@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 from datetime import UTC, date, datetime
@@ -24,6 +25,7 @@ from agent.checks.base import (
 from agent.checks.codes import CODES
 from agent.checks.firmware import FirmwareCheck
 from agent.checks.identity import IdentityCheck
+from agent.checks.interfaces import onvif_adapter
 from agent.checks.passwords import PasswordPolicyCheck
 from agent.credentials.passwords import SiteKey
 from agent.vendors.base import Adapter, AdapterConfig, Unreachable
@@ -356,3 +358,29 @@ async def test_password_rule_table(password: str, code: str, classes: int) -> No
 async def test_password_unknown() -> None:
     [finding] = await run_check(PasswordPolicyCheck(), ctx())
     assert (finding.code, finding.status) == ("auth.password_unknown", "not_applicable")
+
+
+async def test_onvif_companions_are_shared_per_camera_when_the_audit_keeps_them() -> None:
+    """A vendor-identified camera's checks share one ONVIF companion per credential for the
+    audit (nothing is sent here: building an adapter opens no connection)."""
+    vendor, agent_account = IdentityOnly(TARGET, AdapterConfig()), Credential("admin", "pw")
+    companions: dict[Credential | None, Adapter] = {}
+    shared = dataclasses.replace(
+        ctx(adapter=vendor, credential=agent_account), companions=companions
+    )
+    async with onvif_adapter(shared, agent_account) as first:
+        pass
+    async with onvif_adapter(shared, agent_account) as again:
+        pass
+    async with onvif_adapter(shared, None) as anonymous:
+        pass
+    assert first is again is companions[agent_account]
+    assert anonymous is companions[None]
+    assert anonymous is not first
+    # without a dict from the caller, each block builds (and closes) its own
+    alone = ctx(adapter=vendor, credential=agent_account)
+    async with onvif_adapter(alone, agent_account) as one:
+        pass
+    async with onvif_adapter(alone, agent_account) as other:
+        pass
+    assert one is not other
