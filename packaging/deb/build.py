@@ -66,6 +66,7 @@ class Part:
     drop: tuple[str, ...]  # our top-level packages that this part does not ship
     cross_built: tuple[str, ...]  # requirements on sdists compiled for the CROSS architectures
     imports: str  # Python run under qemu to check the cross-built tree (ADR 0004)
+    cross_depends: str  # Debian libraries those cross-built extensions link against
     section: str
     summary: str
     description: str
@@ -83,6 +84,7 @@ PARTS = {
         ("server", "lab"),
         ("msgspec", "psutil", "cffi", "ciso8601"),
         "import psutil, ciso8601, lxml.etree; psutil.cpu_count()",
+        "libffi8",
         "net",
         "security agent for IP cameras and NVRs",
         "Discovers the IP cameras on the local network, audits them (default credentials,\n"
@@ -105,6 +107,7 @@ PARTS = {
         "assert psycopg.pq.__impl__ == 'python', psycopg.pq.__impl__; "
         "assert psycopg.pq.version() >= 150000, psycopg.pq.version(); "
         "argon2.PasswordHasher().hash('x'); PIL.Image.new('RGB', (2, 2)).tobytes()",
+        "libffi8, libjpeg62-turbo",
         "net",
         "fleet collector for camwarden agents",
         "Verifies and stores the signed reports of camwarden agents, sends them commands and\n"
@@ -420,6 +423,16 @@ def libpq(part: Part, arch: str) -> bool:
     )
 
 
+def depends(part: Part, arch: str, libc: str) -> list[str]:
+    # procps: /bin/kill of ExecReload=; passwd: useradd when there is no systemd-sysusers
+    found = ["python3 (>= 3.11~)", "python3 (<< 3.12)", "python3-systemd", libc, "passwd", "procps"]
+    if arch in CROSS:
+        found += part.cross_depends.split(", ")
+    if libpq(part, arch):
+        found.append("libpq5")
+    return found
+
+
 def write_control(part: Part, arch: str, version: str, libc: str, stage: Path) -> int:
     md5 = []
     for path in sorted(stage.rglob("*")):
@@ -434,9 +447,7 @@ def write_control(part: Part, arch: str, version: str, libc: str, stage: Path) -
         "Architecture": arch,
         "Maintainer": MAINTAINER,
         "Installed-Size": str(size),
-        # procps: /bin/kill of ExecReload=; passwd: useradd when there is no systemd-sysusers
-        "Depends": "python3 (>= 3.11~), python3 (<< 3.12), python3-systemd, "
-        f"{libc}, passwd, procps" + (", libpq5" if libpq(part, arch) else ""),
+        "Depends": ", ".join(depends(part, arch, libc)),
         "Recommends": part.recommends,
         "Suggests": part.suggests,
         "Section": part.section,

@@ -50,3 +50,12 @@ def test_cross_built_names_match_wheel_files(build: ModuleType) -> None:
     assert build.wheel_name("SQLAlchemy") == "sqlalchemy"
     for part in build.PARTS.values():
         assert "cffi" in part.cross_built  # cryptography's dependency, no armv7l wheel
+
+
+def test_armhf_depends_on_the_debian_libraries_its_extensions_link(build: ModuleType) -> None:
+    server, agent = build.PARTS["server"], build.PARTS["agent"]
+    armhf = build.depends(server, "armhf", "libc6 (>= 2.36)")
+    assert {"libpq5", "libjpeg62-turbo", "libffi8", "libc6 (>= 2.36)"} <= set(armhf)
+    assert "libffi8" in build.depends(agent, "armhf", "libc6 (>= 2.36)")
+    amd64 = build.depends(server, "amd64", "libc6 (>= 2.34)")
+    assert not {"libpq5", "libjpeg62-turbo", "libffi8"} & set(amd64)
