@@ -44,7 +44,7 @@ unit: venv
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# Debian packages for amd64, arm64 and armhf (agent) into dist/deb (docs/adr/0004); DEB_ARGS="--arch amd64"
+# Debian packages (agent and collector) for amd64, arm64 and armhf into dist/deb (docs/adr/0004); DEB_ARGS="--arch amd64"
 deb: sysdeps-deb venv
 	$(BIN)/python packaging/deb/build.py $(DEB_ARGS)
 

@@ -6,8 +6,8 @@ see docs/adr/0004-debian-packaging.md for why. No debhelper: the tree is staged 
 with ``dpkg-deb --root-owner-group``.
 
 Usage: python3 packaging/deb/build.py [--arch amd64 ...] [--part agent|server] [--out DIR]
-armhf (the agent only, unless --part server) cross-compiles the C extensions PyPI has no armv7l
-wheel of and needs `scripts/install-system-deps.sh deb` (cross compiler, debootstrap, qemu).
+armhf cross-compiles the C extensions PyPI has no armv7l wheel of and needs
+`scripts/install-system-deps.sh deb` (cross compiler, debootstrap, qemu).
 Exit status: 0 if every requested package was built, 1 if any could not be (reason printed).
 """
 
@@ -35,12 +35,25 @@ MAINTAINER = "camwarden developers <dev@camwarden.invalid>"
 # Architectures where PyPI lacks CPython 3.11 wheels of some C extensions: those are cross-compiled
 # from their sdists with Debian's cross compiler against a debootstrapped sysroot (ADR 0004).
 CROSS = {"armhf": "arm-linux-gnueabihf"}
-CROSS_BUILT = ("msgspec", "psutil", "cffi", "ciso8601")
-CROSS_TOOLS = ("setuptools>=80", "setuptools-scm>=8", "wheel")  # the sdists' build backends
+# the sdists' build backends and what they import at build time (cffi: argon2-cffi-bindings'
+# FFI builder; pybind11: Pillow's parallel compile; cython: SQLAlchemy's C extension)
+CROSS_TOOLS = ("setuptools>=80", "setuptools-scm>=8", "wheel", "cffi>=2", "pybind11", "cython>=3.1")
+CROSS_ENV = {
+    "ARGON2_CFFI_USE_SSE2": "0",  # its build would ask the build machine for SSE2
+    "REQUIRE_SQLALCHEMY_CEXT": "1",  # fail rather than fall back to a pure-Python wheel
+}
+# Pillow: take zlib and libjpeg from the sysroot's pkg-config files, never the build machine's
+CROSS_CONFIG = ("platform-guessing=disable",)
+# Architectures where psycopg-binary has no wheel: the collector uses psycopg's pure-Python
+# binding, which loads Debian's libpq5 with ctypes
+SYSTEM_LIBPQ = frozenset({"armhf"})
 MIRROR = "http://deb.debian.org/debian"
-# no collector for these by default: psycopg-binary has no wheel and the collector's hosts are
-# servers; `--arch armhf --part server` still tries and reports why it cannot
-SERVERLESS = frozenset({"armhf"})
+# the sysroot: headers and libraries the cross builds link against (Python, libffi for cffi,
+# zlib and libjpeg for Pillow) and libpq5, which the collector's import check loads
+SYSROOT = (
+    *(f"libpython{PY}-dev", "libffi-dev", f"python{PY}-minimal"),
+    *("zlib1g-dev", "libjpeg62-turbo-dev", "libpq5"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,9 @@ class Part:
     statedir: str
     gecos: str
     drop: tuple[str, ...]  # our top-level packages that this part does not ship
+    cross_built: tuple[str, ...]  # requirements on sdists compiled for the CROSS architectures
+    imports: str  # Python run under qemu to check the cross-built tree (ADR 0004)
+    cross_depends: str  # Debian libraries those cross-built extensions link against
     section: str
     summary: str
     description: str
@@ -66,6 +82,9 @@ PARTS = {
         "/var/lib/camwarden",
         "camwarden agent",
         ("server", "lab"),
+        ("msgspec", "psutil", "cffi", "ciso8601"),
+        "import psutil, ciso8601, lxml.etree; psutil.cpu_count()",
+        "libffi8",
         "net",
         "security agent for IP cameras and NVRs",
         "Discovers the IP cameras on the local network, audits them (default credentials,\n"
@@ -81,6 +100,14 @@ PARTS = {
         "/var/lib/camwarden-server",
         "camwarden collector",
         ("agent", "lab"),
+        # argon2-cffi-bindings 26 builds with scikit-build-core and CMake; 25.1 with setuptools
+        ("msgspec", "cffi", "argon2-cffi-bindings<26", "pillow", "sqlalchemy"),
+        "import argon2, psycopg, pydantic_core, PIL.Image, fpdf, sqlalchemy.util; "
+        "assert sqlalchemy.util.has_compiled_ext(); "
+        "assert psycopg.pq.__impl__ == 'python', psycopg.pq.__impl__; "
+        "assert psycopg.pq.version() >= 150000, psycopg.pq.version(); "
+        "argon2.PasswordHasher().hash('x'); PIL.Image.new('RGB', (2, 2)).tobytes()",
+        "libffi8, libjpeg62-turbo",
         "net",
         "fleet collector for camwarden agents",
         "Verifies and stores the signed reports of camwarden agents, sends them commands and\n"
@@ -121,15 +148,16 @@ def our_wheel(work: Path) -> Path:
 
 
 def sysroot(arch: str, work: Path) -> Path:
-    """A bookworm tree of ``arch`` with CPython's headers and libffi, unpacked, never run
-    (``debootstrap --foreign`` plus the packages it only downloads); made once per work dir."""
+    """A bookworm tree of ``arch`` with :data:`SYSROOT` unpacked, never run (``debootstrap
+    --foreign`` plus the packages it only downloads); made again when that list changes."""
     root = work / f"sysroot-{arch}"
-    if (root / "usr/bin" / f"python{PY}").exists():
+    include = ",".join(SYSROOT)
+    stamp = root / "debootstrap-include"
+    if stamp.exists() and stamp.read_text() == include:
         return root
     if shutil.which("debootstrap") is None or shutil.which(f"{CROSS[arch]}-gcc") is None:
         raise Blocked(f"{arch} needs debootstrap and {CROSS[arch]}-gcc: install-system-deps.sh deb")
     shutil.rmtree(root, ignore_errors=True)
-    include = f"libpython{PY}-dev,libffi-dev,python{PY}-minimal"
     run(
         [
             *("debootstrap", f"--arch={arch}", "--foreign", "--variant=minbase"),
@@ -139,21 +167,33 @@ def sysroot(arch: str, work: Path) -> Path:
     )
     for deb in sorted((root / "var/cache/apt/archives").glob("*.deb")):
         run(["dpkg-deb", "-x", str(deb), str(root)])
+    for link in root.joinpath("usr/lib").rglob("*.so"):  # e.g. libz.so -> /lib/...
+        target = link.readlink() if link.is_symlink() else None
+        if target is not None and target.is_absolute():
+            link.unlink()
+            link.symlink_to(os.path.relpath(root / target.relative_to("/"), link.parent))
+    stamp.write_text(include)
     return root
 
 
-def cross_wheels(arch: str, work: Path) -> Path:
-    """Wheels of :data:`CROSS_BUILT` for ``arch``, cross-compiled from PyPI's sdists: the build
+def wheel_name(requirement: str) -> str:
+    """The distribution name as a wheel's file name spells it (PEP 427)."""
+    return re.split(r"[<>=!~;\[ ]", requirement)[0].replace("-", "_").lower()
+
+
+def cross_wheels(arch: str, work: Path, names: tuple[str, ...]) -> Path:
+    """Wheels of ``names`` for ``arch``, cross-compiled from PyPI's sdists: the build
     runs on this machine's CPython 3.11 with the target's sysconfig data (extension suffix,
     flags), the target's headers and Debian's cross compiler, as Debian's own cross builds do."""
     root = sysroot(arch, work)
     house = work / f"wheels-{arch}"
-    if all(any(house.glob(f"{name}-*.whl")) for name in CROSS_BUILT):
+    missing = [n for n in names if not any(house.glob(f"{wheel_name(n)}-*.whl"))]
+    if not missing:
         return house
     tools = work / "cross-venv"
     if not (tools / "bin/python").exists():
         run([sys.executable, "-m", "venv", str(tools)])
-        run([str(tools / "bin/python"), "-m", "pip", "install", "-q", *CROSS_TOOLS])
+    run([str(tools / "bin/python"), "-m", "pip", "install", "-q", *CROSS_TOOLS])
     triplet = CROSS[arch]
     data = f"_sysconfigdata__linux_{triplet}"
     config = work / f"sysconfig-{arch}"
@@ -163,6 +203,7 @@ def cross_wheels(arch: str, work: Path) -> Path:
     include = root / "usr/include"
     env = {
         **os.environ,
+        **CROSS_ENV,
         "_PYTHON_HOST_PLATFORM": f"linux-{MACHINE[arch]}",
         "_PYTHON_SYSCONFIGDATA_NAME": data,
         "PYTHONPATH": str(config),
@@ -173,12 +214,13 @@ def cross_wheels(arch: str, work: Path) -> Path:
         "PKG_CONFIG_SYSROOT_DIR": str(root),
     }
     args = [str(tools / "bin/python"), "-m", "pip", "wheel", "-q", "--no-deps"]
-    args += ["--no-build-isolation", "--no-binary", ":all:", "-w", str(house), *CROSS_BUILT]
+    args += ["--no-build-isolation", "--no-binary", ":all:", "-w", str(house), *missing]
+    args += [f"--config-settings={setting}" for setting in CROSS_CONFIG]
     run(args, env=env, stdout=subprocess.DEVNULL)
     return house
 
 
-def check_imports(arch: str, work: Path, lib: Path) -> None:
+def check_imports(part: Part, arch: str, work: Path, lib: Path) -> None:
     """Import the compiled dependencies with the target's python3.11 under qemu-user."""
     qemu = shutil.which("qemu-arm-static")
     if qemu is None:
@@ -186,12 +228,23 @@ def check_imports(arch: str, work: Path, lib: Path) -> None:
     root = work / f"sysroot-{arch}"
     code = (
         f"import sys; sys.path.insert(0, {str(lib)!r}); "
-        "import msgspec, psutil, ciso8601, _cffi_backend, lxml.etree; "
+        "import msgspec, _cffi_backend; "
         "from cryptography.hazmat.primitives.asymmetric import ed25519; "
         "ed25519.Ed25519PrivateKey.generate().sign(b'x'); "
-        "msgspec.json.decode(b'[1]'); psutil.cpu_count()"
+        f"msgspec.json.decode(b'[1]'); {part.imports}"
     )
     run([qemu, "-L", str(root), str(root / "usr/bin" / f"python{PY}"), "-I", "-c", code])
+
+
+def requirements(part: Part, arch: str) -> list[str]:
+    """The part's extra as requirements: pip decides markers for the build machine, not the
+    target, so the architecture's choice of psycopg is made here."""
+    extras = project()["optional-dependencies"]
+    assert isinstance(extras, dict)
+    reqs = [str(req) for req in extras[part.name]]
+    if arch in SYSTEM_LIBPQ:
+        reqs = [re.sub(r"^psycopg\[binary\]", "psycopg", req) for req in reqs]
+    return reqs
 
 
 def install_lib(part: Part, arch: str, wheel: Path, lib: Path, work: Path) -> None:
@@ -200,10 +253,10 @@ def install_lib(part: Part, arch: str, wheel: Path, lib: Path, work: Path) -> No
     for tag in platforms(arch):
         args += ["--platform", tag]
     if arch in CROSS:
-        args += ["--find-links", str(cross_wheels(arch, work))]
+        args += ["--find-links", str(cross_wheels(arch, work, part.cross_built))]
         args += ["--platform", f"linux_{MACHINE[arch]}"]
     proc = subprocess.run(  # noqa: S603
-        [*args, f"{wheel}[{part.name}]"], capture_output=True, text=True, check=False
+        [*args, str(wheel), *requirements(part, arch)], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         missing = sorted(set(re.findall(r"No matching distribution found for (\S+)", proc.stderr)))
@@ -217,7 +270,7 @@ def install_lib(part: Part, arch: str, wheel: Path, lib: Path, work: Path) -> No
     for cache in lib.rglob("__pycache__"):
         shutil.rmtree(cache)
     if arch in CROSS:
-        check_imports(arch, work, lib)
+        check_imports(part, arch, work, lib)
 
 
 def glibc_needed(lib: Path) -> tuple[int, int]:
@@ -363,6 +416,23 @@ def installed_size_kib(stage: Path) -> int:
     return total
 
 
+def libpq(part: Part, arch: str) -> bool:
+    """Whether the package loads Debian's libpq instead of carrying psycopg-binary's."""
+    return any(req.startswith("psycopg") for req in requirements(part, arch)) and (
+        arch in SYSTEM_LIBPQ
+    )
+
+
+def depends(part: Part, arch: str, libc: str) -> list[str]:
+    # procps: /bin/kill of ExecReload=; passwd: useradd when there is no systemd-sysusers
+    found = ["python3 (>= 3.11~)", "python3 (<< 3.12)", "python3-systemd", libc, "passwd", "procps"]
+    if arch in CROSS:
+        found += part.cross_depends.split(", ")
+    if libpq(part, arch):
+        found.append("libpq5")
+    return found
+
+
 def write_control(part: Part, arch: str, version: str, libc: str, stage: Path) -> int:
     md5 = []
     for path in sorted(stage.rglob("*")):
@@ -377,9 +447,7 @@ def write_control(part: Part, arch: str, version: str, libc: str, stage: Path) -
         "Architecture": arch,
         "Maintainer": MAINTAINER,
         "Installed-Size": str(size),
-        # procps: /bin/kill of ExecReload=; passwd: useradd when there is no systemd-sysusers
-        "Depends": "python3 (>= 3.11~), python3 (<< 3.12), python3-systemd, "
-        f"{libc}, passwd, procps",
+        "Depends": ", ".join(depends(part, arch, libc)),
         "Recommends": part.recommends,
         "Suggests": part.suggests,
         "Section": part.section,
@@ -431,8 +499,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'package':<18} {'arch':<6} {'.deb KiB':>9} {'installed KiB':>14} {'seconds':>8}")
     for arch in args.arch or ["amd64", "arm64", "armhf"]:
         for name in args.part or ["agent", "server"]:
-            if arch in SERVERLESS and name == "server" and not args.part:
-                continue  # not asked for by name: see SERVERLESS
             part = PARTS[name]
             t0 = time.monotonic()
             try:
