@@ -34,7 +34,7 @@ from agent.config import AgentConfig
 from agent.daemon import setup_logging
 from agent.errors import AgentError
 from agent.results import AuditResult
-from protocol.messages import Camera, Finding
+from protocol.messages import Camera
 
 log = logging.getLogger(__name__)
 
@@ -127,23 +127,14 @@ def failed_result(
 ) -> AuditResult:
     """``cameras`` (reachability only) with every check inconclusive because of ``error``."""
     from agent.checks import CHECKS  # noqa: PLC0415  # only after a failure
-    from agent.checks.base import make_finding  # noqa: PLC0415
+    from agent.checks.base import framework_finding  # noqa: PLC0415
 
     if error.timeout_s is not None:
         code, evidence = "check.timeout", {"timeout_s": f"{error.timeout_s:g}"}
     else:
         code, evidence = "check.internal_error", {"error": "audit worker failed"}
-    findings: list[Finding] = [
-        make_finding(
-            check=check.id,
-            code=code,
-            status="inconclusive",
-            severity="info",
-            controls=check.controls,
-            reason=error.reason,
-            evidence=evidence,
-        )
-        for check in CHECKS
+    findings = [
+        framework_finding(check, code, "inconclusive", error.reason, **evidence) for check in CHECKS
     ]
     failed = tuple(msgspec.structs.replace(c, findings=list(findings)) for c in cameras)
     return AuditResult(failed, (), started_at, duration_s)
