@@ -4,14 +4,14 @@ A 200 MB image is published in a TUF repository served by the collector's HTTP a
 on loopback). Each round downloads it once with ``curl -o`` and once with
 ``agent.firmware.updater.FirmwareUpdater`` (metadata refresh, streaming download into the
 partial file, ngclient's length and SHA-256 verification over the whole file, persisted),
-each in its own process. Printed: median throughput of each (MB/s) and their ratio (target
->= 0.9), and the peak RSS growth of the agent's downloading process over its RSS once its
+each in its own process, the two in alternating order from round to round. Printed: median throughput of each (MB/s) and their ratio (target
+>= 0.9), with the median of the per-round ratios next to it, and the peak RSS growth of the agent's downloading process over its RSS once its
 imports are loaded (target <= 15 MB; ``/proc/self/clear_refs`` resets the peak first).
 Also printed, because wall-clock rates on a shared machine follow its load: the CPU seconds
 per download of the client (curl, the agent's process) and of the server (the uvicorn thread
 in this process), and the load average.
 
-    python bench/download.py [--mb 200] [--rounds 3]
+    python bench/download.py [--mb 200] [--rounds 9]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def child(base_url: str, root_file: str, cache: str, target: str) -> None:
 def main() -> int:  # noqa: PLR0915  # set-up, rounds and report in one readable place
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--child", nargs=4)
     args = parser.parse_args()
     if args.child:
@@ -102,7 +102,8 @@ def main() -> int:  # noqa: PLR0915  # set-up, rounds and report in one readable
         with serve(app) as http:
             base = str(http.base_url).rstrip("/")
             file_url = f"{base}/tuf/targets/{view.target_path.rsplit('/', 1)[0]}/{stored.name}"
-            for n in range(args.rounds):
+
+            def run_curl(n: int) -> None:
                 out = tmp / f"curl-{n}.bin"
                 start, server = time.perf_counter(), time.process_time()
                 client = _cpu(resource.RUSAGE_CHILDREN)
@@ -112,6 +113,8 @@ def main() -> int:  # noqa: PLR0915  # set-up, rounds and report in one readable
                 cpu["curl"].append(_cpu(resource.RUSAGE_CHILDREN) - client)
                 assert out.stat().st_size == view.length
                 out.unlink()
+
+            def run_agent(n: int) -> None:
                 cache = tmp / f"agent-{n}"
                 server = time.process_time()
                 run = subprocess.run(
@@ -126,6 +129,10 @@ def main() -> int:  # noqa: PLR0915  # set-up, rounds and report in one readable
                 agent_s.append(result["s"])
                 growth.append(result["rss_growth"])
                 subprocess.run(["rm", "-rf", str(cache)], check=True)
+
+            for n in range(args.rounds):  # alternate who goes first: no order bias
+                for run_one in (run_curl, run_agent) if n % 2 == 0 else (run_agent, run_curl):
+                    run_one(n)
                 load.append(os.getloadavg()[0])
         store.close()
     mb = view.length / 10**6
@@ -134,6 +141,8 @@ def main() -> int:  # noqa: PLR0915  # set-up, rounds and report in one readable
     print(f"curl                 {curl_rate:8.1f} MB/s")
     print(f"agent updater        {agent_rate:8.1f} MB/s  (incl. TUF refresh + SHA-256 verify)")
     print(f"ratio agent/curl     {agent_rate / curl_rate:8.2f}  (target >= 0.90)")
+    paired = statistics.median(c / a for c, a in zip(curl_s, agent_s, strict=True))
+    print(f"  per round, median  {paired:8.2f}  (curl's time / agent's time in the same round)")
     print(f"peak RSS growth      {max(growth) / 2**20:8.1f} MB  (target <= 15 MB)")
     print(
         "CPU s per download   "
