@@ -4,12 +4,13 @@ A 200 MB image is published in a TUF repository served by the collector's HTTP a
 on loopback). Each round downloads it once with ``curl -o`` and once with
 ``agent.firmware.updater.FirmwareUpdater`` (metadata refresh, streaming download into the
 partial file, ngclient's length and SHA-256 verification over the whole file, persisted),
-each in its own process, the two in alternating order from round to round. Printed: median throughput of each (MB/s) and their ratio (target
->= 0.9), with the median of the per-round ratios next to it, and the peak RSS growth of the agent's downloading process over its RSS once its
-imports are loaded (target <= 15 MB; ``/proc/self/clear_refs`` resets the peak first).
-Also printed, because wall-clock rates on a shared machine follow its load: the CPU seconds
-per download of the client (curl, the agent's process) and of the server (the uvicorn thread
-in this process), and the load average.
+each in its own process, the two in alternating order from round to round. Printed: median
+throughput of each (MB/s) and their ratio (target >= 0.9), with the median of the per-round
+ratios next to it, and the peak RSS growth of the agent's downloading process over its RSS
+once its imports are loaded (target <= 15 MB; ``/proc/self/clear_refs`` resets the peak
+first). Also printed, because wall-clock rates on a shared machine follow its load: the CPU
+seconds per download of the client (curl, the agent's process) and of the server (the uvicorn
+thread in this process), and the load average.
 
     python bench/download.py [--mb 200] [--rounds 9]
 """

@@ -15,44 +15,30 @@ import argparse
 import logging
 import os
 import re
-import signal
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 
-import uvicorn
 from sqlalchemy.exc import NoResultFound
 
 from protocol import MalformedMessage, import_public_jwk
 from protocol.configfile import ConfigError, dumps
 from server import __version__
-from server.alerts.worker import AlertWorker, Periodic
-from server.api import create_app
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.firmware import cli as firmware_cli
-from server.firmware import lifetimes
-from server.firmware.scheduler import Scheduler
-from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor, utcnow
 from server.ingest.pipeline import Incoming
-from server.ingest.subscriber import Subscriber
 from server.keys import CommandKeyError, load_or_create
 from server.metrics import Metrics
 from server.queries import fleet_summary
-from server.reports import compliance as reports
-from server.retention import ChainBroken, PruneResult, prune, verify_chain
+from server.retention import ChainBroken, prune_now, verify_chain
 from server.storage import Repository
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
-from server.web.cli import CLI, WEB_COMMANDS, run_web_command, web_commands
-from server.web.i18n import Catalogue
-from server.web.scope import Scoped, ScopeError
-from service.systemd import Notifier, log_handler
+from server.web.cli import WEB_COMMANDS, run_web_command, web_commands
+from service.systemd import log_handler
 
 log = logging.getLogger(__name__)
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -112,133 +98,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _repo(config: ServerConfig) -> Repository:
-    if not config.database.url:
-        Path(config.state_dir).mkdir(parents=True, exist_ok=True)
-    repo = Repository.open(config.database_url)
-    repo.migrate()
-    return repo
-
-
-class _Stop(Exception):
-    pass
-
-
-def run(config: ServerConfig) -> int:
-    key = load_or_create(config.state_dir)
-    repo = _repo(config)
-    ingestor = Ingestor(config, repo, Metrics())
-    subscriber = Subscriber(
-        config.mqtt, ingestor, config.ingest.batch_size, config.ingest.batch_latency_s, key
-    )
-    app = create_app(
-        config,
-        repo,
-        command_key=key,
-        metrics=ingestor.metrics,
-        healthy=subscriber.connected.is_set,
-    )
-    http = uvicorn.Server(
-        uvicorn.Config(
-            app, host=config.http.bind, port=config.http.port, log_level="warning", lifespan="off"
-        )
-    )
-    scheduler = Scheduler(
-        repo,
-        TufRepository.under(config.state_dir, lifetimes(config.firmware)),
-        key,
-        subscriber.publish,
-        clock=utcnow,
-        interval_s=config.firmware.scheduler_interval_s,
-    )
-    stop = threading.Event()
-    jobs = background_jobs(config, repo)
-    notifier = Notifier(os.environ)
-
-    def status() -> str:
-        stored, rejected = ingestor.metrics.totals()
-        broker = "connected" if subscriber.connected.is_set() else "disconnected"
-        return f"broker {broker}, {stored} messages stored, {rejected} rejected"
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    web = threading.Thread(target=http.run, name="camwarden-http", daemon=True)
-    try:
-        subscriber.start()
-        scheduler.start()
-        web.start()
-        for job in jobs:
-            job.start()
-        while not (http.started or stop.is_set()):  # READY once the HTTP port listens
-            if not web.is_alive():
-                log.error("the HTTP server did not start")
-                return 1
-            stop.wait(0.05)
-        log.info("collector running; HTTP on %s:%d", config.http.bind, config.http.port)
-        notifier.send("READY=1", f"STATUS={status()}")
-        # this loop pings the watchdog: if it stalls, or the HTTP server dies, systemd restarts us
-        tick = min(0.5, notifier.ping_every_s)
-        due = time.monotonic() + notifier.ping_every_s
-        while not stop.wait(tick):
-            if not web.is_alive():
-                log.error("the HTTP server stopped")
-                return 1
-            if notifier.enabled and time.monotonic() >= due:
-                notifier.ping(status())
-                due = time.monotonic() + notifier.ping_every_s
-        return 0
-    finally:
-        notifier.send("STOPPING=1", "STATUS=stopping")
-        http.should_exit = True
-        web.join(5)
-        for job in jobs:
-            job.stop()
-        scheduler.stop()
-        subscriber.stop()
-        repo.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def background_jobs(config: ServerConfig, repo: Repository) -> list[Periodic]:
-    """The alert worker and the retention job, as configured."""
-    jobs = []
-    if config.alerts.enabled:
-        worker = AlertWorker(config.alerts, repo.engine)
-        jobs.append(Periodic("camwarden-alerts", config.alerts.interval_s, worker.run_once))
-    if config.retention.enabled:
-        jobs.append(
-            Periodic(
-                "camwarden-retention",
-                config.retention.interval_s,
-                lambda now: prune_now(config, repo, now),
-            )
-        )
-    return jobs
-
-
-def prune_now(config: ServerConfig, repo: Repository, now: datetime) -> PruneResult:
-    result = prune(
-        repo.engine,
-        now,
-        min_age=timedelta(seconds=config.freshness.max_age_s),
-        archive_dir=config.archive_dir if config.retention.archive else None,
-        batch_size=config.retention.batch_size,
-    )
-    if result.messages:
-        log.info(
-            "retention: pruned %d messages of %d agents (%d archive files)",
-            result.messages,
-            result.agents,
-            len(result.archives),
-        )
-    return result
-
-
 def report_command(args: argparse.Namespace, repo: Repository) -> int:
+    from server.reports import compliance as reports  # noqa: PLC0415  # fpdf2: only here
+    from server.web.i18n import Catalogue  # noqa: PLC0415
+    from server.web.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
+
     s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:
         built = reports.build(s.report_data(args.org, args.start, args.end))
@@ -265,18 +129,20 @@ def verify_chain_command(repo: Repository, agent_id: str) -> int:
 
 def housekeeping_command(command: str, repo: Repository, config: ServerConfig) -> int:
     if command == "prune":
-        result = prune_now(config, repo, utcnow())
+        result = prune_now(config, repo.engine, utcnow())
         print(f"pruned {result.messages} messages of {result.agents} agents")
         for path in result.archives:
             print(f"archive: {path}")
     else:
+        from server.alerts.worker import AlertWorker  # noqa: PLC0415  # httpx, smtplib
+
         done = AlertWorker(config.alerts, repo.engine).run_once(utcnow())
         print(f"opened {done.opened}, closed {done.closed}, sent {done.sent}, failed {done.failed}")
     return 0
 
 
 def import_file(config: ServerConfig, path: Path) -> int:
-    repo = _repo(config)
+    repo = Repository.open_migrated(config)
     ingestor = Ingestor(config, repo, Metrics())
     counts: Counter[str] = Counter()
     try:
@@ -354,6 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
     try:
         if args.command == "run":
+            from server.collector import run  # noqa: PLC0415  # the web stack: only to serve
+
             return run(config)
         if args.command == "migrate":
             load_or_create(config.state_dir)
@@ -364,7 +232,7 @@ def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
         return verify_report(config, args.pubkey, args.report)
     if args.command == "import":
         return import_file(config, args.file)
-    repo = _repo(config)  # migrate is done by opening
+    repo = Repository.open_migrated(config)  # migrate is done by opening
     try:
         if args.command in firmware_cli.FIRMWARE_COMMANDS:
             return firmware_cli.run_command(args, repo, config)

@@ -15,12 +15,13 @@ alone, every kept message's signature and digest and every report link, across p
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joserfc.jwk import OKPKey
 from sqlalchemy import Engine, delete, func, insert, select
@@ -33,6 +34,11 @@ from server.storage.org_models import (
     PrunedMessage,
     RetentionPolicy,
 )
+
+if TYPE_CHECKING:
+    from server.config import ServerConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -126,6 +132,25 @@ def prune(
             if len(rows) < batch_size:
                 break
         result.agents += result.messages > before
+    return result
+
+
+def prune_now(config: ServerConfig, engine: Engine, now: datetime) -> PruneResult:
+    """``prune`` as the collector's config asks, logged when it pruned anything."""
+    result = prune(
+        engine,
+        now,
+        min_age=timedelta(seconds=config.freshness.max_age_s),
+        archive_dir=config.archive_dir if config.retention.archive else None,
+        batch_size=config.retention.batch_size,
+    )
+    if result.messages:
+        log.info(
+            "retention: pruned %d messages of %d agents (%d archive files)",
+            result.messages,
+            result.agents,
+            len(result.archives),
+        )
     return result
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
+from server.storage import read_then_write
 from server.storage.models import Agent, Camera, Finding
 from server.storage.org_models import (
     AlertDelivery,
@@ -35,7 +36,7 @@ class SyncResult:
 
 
 def sync(engine: Engine, now: datetime, silent_after: timedelta) -> SyncResult:
-    with engine.begin() as conn:
+    with read_then_write(engine) as conn:
         new_ids, closed = _sync_findings(conn, now)
         silent_ids, back = _sync_silent(conn, now, silent_after)
         deliveries = _route(conn, [*new_ids, *silent_ids], now)
@@ -186,7 +187,7 @@ def snapshot(engine: Engine, day: date) -> int:
         .subquery()
     )
     cameras = func.count(func.distinct(fails.c.agent_id + "/" + fails.c.camera_id))
-    with engine.begin() as conn:
+    with read_then_write(engine) as conn:
         rows = [
             {"day": day, "site": site, "severity": sev, "open_findings": n, "cameras": c}
             for site, sev, n, c in conn.execute(

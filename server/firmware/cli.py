@@ -20,11 +20,10 @@ import re
 import sys
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from server.config import ServerConfig
 from server.firmware import campaign, lifetimes
-from server.firmware.service import FirmwareScoped, Selector, catalogue_targets, receive
 from server.firmware.tuf_repo import (
     RepositoryError,
     TufRepository,
@@ -35,8 +34,10 @@ from server.firmware.tuf_repo import (
     public_path,
     sign_bundle,
 )
-from server.storage import Repository
-from server.web.scope import Principal, Scoped, ScopeError
+
+if TYPE_CHECKING:
+    from server.firmware.service import FirmwareScoped
+    from server.storage import Repository
 
 FIRMWARE_COMMANDS: Final = ("firmware", "rollout", "password")
 _WINDOW = re.compile(r"^([^=]+)=(\d\d:\d\d)-(\d\d:\d\d)(?:@([+-]?\d+))?$")
@@ -146,6 +147,10 @@ def offline(args: argparse.Namespace) -> int | None:
 
 
 def run_command(args: argparse.Namespace, repo: Repository, config: ServerConfig) -> int:
+    # the scoped layer (dashboard queries, password hashing): only when a command runs
+    from server.firmware.service import FirmwareScoped  # noqa: PLC0415
+    from server.web.scope import Principal, Scoped, ScopeError  # noqa: PLC0415
+
     now = datetime.now(UTC)
     tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))
     principal = Principal(0, args.by, "admin", None, None, None)
@@ -181,6 +186,8 @@ def _json(path: Path) -> dict[str, Any]:
 def _firmware(  # noqa: PLR0911  # one branch per subcommand
     args: argparse.Namespace, s: FirmwareScoped, repo: Repository, config: ServerConfig
 ) -> int:
+    from server.firmware.service import catalogue_targets, receive  # noqa: PLC0415
+
     tuf, now = s.tuf, s.now
     if args.action in ("init", "rotate-root"):
         exists = tuf.root_version() > 0
@@ -238,6 +245,8 @@ def _firmware(  # noqa: PLR0911  # one branch per subcommand
 
 
 def _rollout(args: argparse.Namespace, s: FirmwareScoped) -> int:
+    from server.firmware.service import Selector  # noqa: PLC0415
+
     if args.action == "create":
         d = s.create_rollout(
             name=args.name,

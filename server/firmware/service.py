@@ -571,7 +571,7 @@ class FirmwareScoped(Scoped):
             self._require("operator")
             cam = self.camera(agent_id, camera_id)
             escrow = escrow_key(escrow_jwk)
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 act.org_unit_id = self._site_org(conn, cam.site)
                 cmd = new_command(
                     PASSWORD_ROTATE,

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import (
@@ -51,6 +52,9 @@ from server.storage.models import (
     Quarantine,
     UtcDateTime,
 )
+
+if TYPE_CHECKING:
+    from server.config import ServerConfig
 
 
 class EnrollmentError(Exception):
@@ -171,6 +175,16 @@ class Repository:
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
         return cls(engine)
+
+    @classmethod
+    def open_migrated(cls, config: ServerConfig) -> Repository:
+        """The collector's database as ``config`` names it, its schema brought up to date (the
+        default SQLite file is created under ``state_dir``)."""
+        if not config.database.url:
+            Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+        repo = cls.open(config.database_url)
+        repo.migrate()
+        return repo
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)

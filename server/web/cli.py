@@ -11,14 +11,15 @@ import argparse
 import getpass
 import sys
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from server.storage import Repository
 from server.storage.org_models import FRAMEWORKS, KINDS, PLAN_STATUSES, ROLES
-from server.web.scope import Principal, Scoped, ScopeError, SecurityRecord
+
+if TYPE_CHECKING:
+    from server.storage import Repository
+    from server.web.scope import Scoped
 
 WEB_COMMANDS: Final = ("users", "orgs", "systems", "retention")
-CLI = Principal(0, "cli", "admin", None, None, None)
 
 
 def web_commands(sub: Any) -> None:
@@ -62,6 +63,8 @@ def web_commands(sub: Any) -> None:
 
 
 def _password() -> str:
+    from server.web.scope import ScopeError  # noqa: PLC0415  # see run_web_command
+
     if sys.stdin.isatty():
         first = getpass.getpass("password: ")
         if getpass.getpass("again: ") != first:
@@ -74,10 +77,13 @@ def _user_id(s: Scoped, username: str) -> int:
     for user in s.users():
         if user.username == username:
             return user.id
-    raise ScopeError(f"no user {username}")
+    raise ValueError(f"no user {username}")
 
 
 def run_web_command(args: argparse.Namespace, repo: Repository) -> int:
+    # the scoped layer pulls in the dashboard's queries and password hashing: only when run
+    from server.web.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
+
     s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:
         return _dispatch(args, s)
@@ -114,6 +120,8 @@ def _dispatch(args: argparse.Namespace, s: Scoped) -> int:  # noqa: PLR0912
                 print(f"{'  ' * o.depth}{o.id}\t{o.kind}\t{o.name}{site}")
     elif args.command == "systems":
         if args.action == "set":
+            from server.web.scope import SecurityRecord  # noqa: PLC0415
+
             record = SecurityRecord(
                 args.framework, args.level, args.decision, args.decision_date, args.plan,
                 args.next_check,

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from server.queries import SEVERITIES
-from server.storage import Repository
+from server.storage import Repository, read_then_write
 from server.storage.models import Agent, Camera, Finding, Message
 from server.storage.org_models import (
     ALERT_KINDS,
@@ -97,6 +97,10 @@ class Principal:
 
     def has(self, role: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
+
+
+# the command line: a whole-fleet administrator named ``cli``, checked and audited as the web is
+CLI = Principal(0, "cli", "admin", None, None, None)
 
 
 # -- views returned to routes (also the API's response schemas) --------------------------------
@@ -339,7 +343,7 @@ class Scoped:
             outcome = "failed"
             raise
         finally:
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 conn.execute(
                     insert(AuditEntry).values(
                         at=self.now,
@@ -411,7 +415,7 @@ class Scoped:
                 raise Invalid(f"unknown kind {kind!r}")
             if (kind == "site") != (site is not None):
                 raise Invalid("a site node needs the agents' site name; other nodes have none")
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 if parent_id is None:
                     self._require_whole_fleet()
                     parent_kind, parent_path = None, "/"
@@ -451,7 +455,7 @@ class Scoped:
         """Attach the agents' ``site`` under an information system (creating or moving it)."""
         with self._action("site.map", "site", site) as act:
             self._require("admin")
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 system = self._org(conn, system_id)
                 if system.kind != "system":
                     raise Invalid("sites are attached to information systems")
@@ -506,7 +510,7 @@ class Scoped:
     def set_security_record(self, system_id: int, record: SecurityRecord) -> SystemView:
         with self._action("system.security_record", "org", system_id) as act:
             self._require("admin")
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 system = self._org(conn, system_id)
                 act.org_unit_id = system.id
                 if system.kind != "system":
@@ -910,7 +914,7 @@ class Scoped:
             self._require("admin")
             if role not in ROLES:
                 raise Invalid(f"unknown role {role!r}")
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 if org_unit_id is None:
                     self._require_whole_fleet()
                 else:
@@ -941,7 +945,7 @@ class Scoped:
             act.org_unit_id = target.org_unit_id
             if user_id == self.p.user_id:
                 raise Invalid("you cannot disable yourself")
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 conn.execute(update(User).where(User.id == user_id).values(disabled=disabled))
                 if disabled:
                     self._end_sessions(conn, user_id)
@@ -951,7 +955,7 @@ class Scoped:
         with self._action("user.password", "user", user_id) as act:
             if user_id != self.p.user_id:
                 act.org_unit_id = self.user(user_id).org_unit_id
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 conn.execute(
                     update(User)
                     .where(User.id == user_id)
@@ -964,7 +968,7 @@ class Scoped:
         conn.execute(delete(WebSession).where(WebSession.user_id == user_id))
 
     def set_language(self, lang: str) -> None:
-        with self.engine.begin() as conn:
+        with read_then_write(self.engine) as conn:
             conn.execute(update(User).where(User.id == self.p.user_id).values(lang=lang))
 
     def tokens(self) -> list[TokenView]:
@@ -985,7 +989,7 @@ class Scoped:
         with self._action("token.create", "token", name) as act:
             act.org_unit_id = self.p.org_unit_id
             secret = "cwt_" + new_secret()
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 token_id = conn.execute(
                     insert(ApiToken)
                     .values(
@@ -1003,7 +1007,7 @@ class Scoped:
     def revoke_token(self, token_id: int) -> TokenView:
         with self._action("token.revoke", "token", token_id) as act:
             act.org_unit_id = self.p.org_unit_id
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 done = conn.execute(
                     update(ApiToken)
                     .where(
@@ -1035,7 +1039,7 @@ class Scoped:
             if level not in LEVELS or days < 1:
                 raise Invalid("level is 1 to 5 and days at least 1")
             act.detail = {"raw_reports_days": days}
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 conn.execute(
                     update(RetentionPolicy)
                     .where(RetentionPolicy.level == level)
@@ -1091,7 +1095,7 @@ class Scoped:
                 if k in ("vendor", "model", "hardware_id", "certificate_number", "flagged")
             }
             try:
-                with self.engine.begin() as conn:
+                with read_then_write(self.engine) as conn:
                     if model_id is None:
                         model_id = conn.execute(
                             insert(ModelEntry).values(values).returning(ModelEntry.id)
@@ -1108,7 +1112,7 @@ class Scoped:
         with self._action("model.delete", "model", model_id):
             self._require("admin")
             self._require_whole_fleet()
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 if not conn.execute(delete(ModelEntry).where(ModelEntry.id == model_id)).rowcount:
                     raise NotVisible(f"register entry {model_id}")
 
@@ -1221,7 +1225,7 @@ class Scoped:
             self._require("admin")
             if channel not in ROUTE_CHANNELS or not kinds or set(kinds) - set(ALERT_KINDS):
                 raise Invalid("channel is webhook or email; kinds are finding and/or silent")
-            with self.engine.begin() as conn:
+            with read_then_write(self.engine) as conn:
                 if org_unit_id is None:
                     self._require_whole_fleet()
                 else:
@@ -1248,7 +1252,7 @@ class Scoped:
     def delete_alert_route(self, route_id: int) -> None:
         with (
             self._action("alert_route.delete", "alert_route", route_id) as act,
-            self.engine.begin() as conn,
+            read_then_write(self.engine) as conn,
         ):
             route = conn.execute(
                 select(AlertRoute.__table__).where(AlertRoute.id == route_id, self._route_visible())

@@ -4,11 +4,6 @@ results, and the campaign moves canary -> promotion -> batches -> completed (or 
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +22,7 @@ from tests.server.conftest import Collector, Publisher, enroll, wait_until
 from tests.support.agents import SimAgent
 from tests.support.firmware import ADMIN, published_repo, scope
 from tests.support.mosquitto import Mosquitto
+from tests.support.sqlite import another_writer
 
 
 @pytest.fixture
@@ -159,33 +155,6 @@ def test_failures_pause_the_campaign_until_resumed(
         fw.act(rid, "promote")
     assert fw.act(rid, "resume").rollout.phase == "awaiting_promotion"
     assert [e.actor for e in fw.rollout(rid).events if e.action == "resume"] == ["alice"]
-
-
-@contextmanager
-def another_writer(db_url: str, hold_s: float = 1.0) -> Iterator[None]:
-    """Another process's write transaction (the ingest's, say) holds SQLite's write lock for
-    ``hold_s`` from the moment the block starts, then commits."""
-    holding = threading.Event()
-
-    def write() -> None:
-        conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), isolation_level=None)
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("CREATE TABLE IF NOT EXISTS scratch (x INTEGER)")
-            conn.execute("INSERT INTO scratch VALUES (1)")
-            holding.set()
-            time.sleep(hold_s)
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    assert holding.wait(10)
-    try:
-        yield
-    finally:
-        writer.join()
 
 
 def test_operator_actions_wait_for_a_concurrent_writer(

@@ -35,8 +35,7 @@ from server.ingest.pipeline import Incoming
 from server.metrics import Metrics
 from server.storage import Repository
 from server.web.auth import Authenticator
-from server.web.cli import CLI
-from server.web.scope import ModelIn, Principal, Scoped, SecurityRecord
+from server.web.scope import CLI, ModelIn, Principal, Scoped, SecurityRecord
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
 from tests.support.firmware import published_repo

@@ -27,7 +27,7 @@ from protocol import Finding
 from server.alerts.worker import AlertWorker
 from server.config import AlertsConfig, SmtpConfig
 from server.storage import Repository
-from server.web.cli import CLI
+from server.web.scope import CLI
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent
 from tests.support.mosquitto import free_port
