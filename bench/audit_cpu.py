@@ -12,6 +12,8 @@ connections (TCP, or TLS handshakes on HTTPS) the cameras accepted.
     python bench/audit_cpu.py [--runs 3] [--top 25] [--prefix "py-spy record -o x.raw --"]
 
 ``--prefix`` runs each measured worker under another program (a profiler: its CPU is counted).
+``--tree`` runs the worker from another source tree holding ``agent`` and ``protocol`` (e.g.
+``git archive`` of an older commit), first on its ``sys.path``: before/after on the same lab.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--top", type=int, default=25, help="request kinds listed")
     parser.add_argument("--prefix", default="", help="command line the workers run under")
+    parser.add_argument("--tree", type=Path, help="source tree the worker imports agent from")
     args = parser.parse_args()
     count_connections()
     cpus: list[float] = []
@@ -95,14 +98,17 @@ def main() -> int:
             Path(tmp) / "agent", hosts, concurrency=8, audit=[f"interval_s = {AUDIT_S}"]
         )
         request = msgspec.json.encode(AuditRequest(load_config(path), logging.ERROR)) + b"\n"
+        worker = [*shlex.split(args.prefix), *WORKER]
+        if args.tree is not None:
+            worker[-1] = str(args.tree.resolve())  # WORKER ends with the directory to import
         # one run first: the venv's bytecode and the page cache, as a running daemon has them
-        measured(list(WORKER), request)
+        measured(worker, request)
         for run in range(args.runs):
             for node in fleet.cameras.values():
                 node.camera.log.clear()
             CONNECTIONS.clear()
             load = os.getloadavg()[0]
-            wall, _peak, output, cpu = measured([*shlex.split(args.prefix), *WORKER], request)
+            wall, _peak, output, cpu = measured(worker, request)
             cpus.append(cpu)
             answer = next(line for line in output.splitlines() if line.startswith(b"{"))
             cameras = msgspec.json.decode(answer)["result"]["cameras"]
