@@ -23,6 +23,7 @@ a camera is audited, inside ``run``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -385,7 +386,15 @@ class Auditor:
         credential = self._credentials.get(target.credential_ref or "")
         limit = self.config.audit.camera_timeout_s
         ctx = CheckContext(
-            target, None, None, self._limits, self.clock, feed, credential, self._site_key
+            target,
+            None,
+            None,
+            self._limits,
+            self.clock,
+            feed,
+            credential,
+            self._site_key,
+            port_states={},
         )
         try:
             async with asyncio.timeout(limit):
@@ -426,8 +435,11 @@ class Auditor:
         from agent.identify import identify  # noqa: PLC0415  # httpx: only when auditing
 
         target = base.target
+        # this camera's adapters (identification's, the checks' ONVIF companions) share what
+        # they learn about its transport for this audit only
+        config = dataclasses.replace(self._adapter_config, https_answers={})
         try:
-            found = await identify(target, self._adapter_config, base.credential)
+            found = await identify(target, config, base.credential)
         except CameraError as exc:
             down = isinstance(exc, Unreachable | Timeout)
             state.seen = not down
@@ -451,6 +463,7 @@ class Auditor:
             base.credential,
             base.site_key,
             companions,
+            base.port_states,
         )
         try:
             for check in checks:

@@ -107,8 +107,9 @@ def agent_config(
     return path
 
 
-def measured(argv: list[str], request: bytes | None = None) -> tuple[float, float, bytes]:
-    """(wall s, peak RSS MiB, stdout) of one program in its own process (``wait4``); with
+def measured(argv: list[str], request: bytes | None = None) -> tuple[float, float, bytes, float]:
+    """(wall s, peak RSS MiB, stdout, CPU s: user + system) of one program in its own process
+    (``wait4``); with
     ``request``, that is written to its stdin, which stays open until it exits."""
     started = time.monotonic()
     stdin = subprocess.PIPE if request is not None else subprocess.DEVNULL
@@ -125,13 +126,13 @@ def measured(argv: list[str], request: bytes | None = None) -> tuple[float, floa
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):  # scan: 1 for high or critical findings
         raise RuntimeError(f"{argv[-1]} exited {proc.returncode}")
-    return wall, usage.ru_maxrss / 1024, output
+    return wall, usage.ru_maxrss / 1024, output, usage.ru_utime + usage.ru_stime
 
 
 def scan(config: Path) -> tuple[float, float, list[dict[str, Any]]]:
     """``camwarden-agent scan --once --json``: what an operator runs, auditing in-process."""
     argv = [str(BIN / "camwarden-agent"), "--log-level", "ERROR", "scan", "--once", "--json"]
-    wall, peak, output = measured([*argv, "--config", str(config)])
+    wall, peak, output, _cpu = measured([*argv, "--config", str(config)])
     return wall, peak, json.loads(output)["cameras"]
 
 
@@ -139,7 +140,7 @@ def worker(config: Path) -> tuple[float, float, list[dict[str, Any]]]:
     """The audit worker of ``camwarden-agent run`` (agent.worker), given the config as the
     daemon gives it."""
     request = AuditRequest(load_config(config), logging.ERROR)
-    wall, peak, output = measured(list(WORKER), msgspec.json.encode(request) + b"\n")
+    wall, peak, output, _cpu = measured(list(WORKER), msgspec.json.encode(request) + b"\n")
     return wall, peak, json.loads(output)["result"]["cameras"]
 
 

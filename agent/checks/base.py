@@ -37,6 +37,7 @@ from protocol.messages import EvidenceValue, Finding, Severity, Status
 if TYPE_CHECKING:
     from agent.advisories.feed import AdvisoryFeed
     from agent.credentials.passwords import SiteKey
+    from agent.probes.ports import PortState
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,9 @@ class CheckContext:
     # ONVIF companions of a vendor-identified camera, by credential, shared by its checks for
     # one audit and closed by whoever passed the dict (the audit); None: one per check
     companions: dict[Credential | None, Adapter] | None = None
+    # TCP port states this camera's network checks saw in this audit (``NetCheck.scan``), kept
+    # by the audit per camera; None: every check connects for itself
+    port_states: dict[int, PortState] | None = None
 
     @property
     def capabilities(self) -> frozenset[Capability]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from agent.checks.base import Check, CheckContext
-from agent.probes.ports import CAMERA_PORTS
+from agent.probes import ports
+from agent.probes.ports import CAMERA_PORTS, PortState
 from agent.vendors.models import Interface
 from protocol.messages import Finding
 
@@ -107,3 +108,20 @@ class NetCheck(Check):
 
     @abstractmethod
     async def probe(self, ctx: CheckContext) -> list[Finding]: ...
+
+    async def scan(self, ctx: CheckContext, wanted: Collection[int]) -> dict[int, PortState]:
+        """The TCP state of each port in ``wanted``; a port another check of this camera's
+        audit scanned already (``ctx.port_states``) is not connected to again."""
+        known = ctx.port_states if ctx.port_states is not None else {}
+        missing = [p for p in wanted if p not in known]
+        if missing:
+            s = self.settings
+            known.update(
+                await ports.scan(
+                    ctx.target.address,
+                    missing,
+                    timeout_s=s.timeout_s,
+                    concurrency=s.scan_concurrency,
+                )
+            )
+        return {p: known[p] for p in wanted}

@@ -17,7 +17,7 @@ from typing import Final
 
 from agent.checks.base import CheckContext
 from agent.checks.netprobe import VENDOR_PORTS, NetCheck, vendor_of
-from agent.probes import banners, ports, snmp, ssdp
+from agent.probes import banners, snmp, ssdp
 from protocol.messages import EvidenceValue, Finding, Severity
 
 __all__ = ["CleartextCheck", "OpenPortsCheck", "SnmpCheck", "SshCheck", "UpnpCheck"]
@@ -36,9 +36,7 @@ class OpenPortsCheck(NetCheck):
     async def probe(self, ctx: CheckContext) -> list[Finding]:
         s = self.settings
         standard = {s.shifted(p): p for p in s.scan_ports}
-        states = await ports.scan(
-            ctx.target.address, standard, timeout_s=s.timeout_s, concurrency=s.scan_concurrency
-        )
+        states = await self.scan(ctx, standard)
         open_ports = sorted(standard[p] for p, state in states.items() if state == "open")
         filtered = sum(1 for state in states.values() if state == "filtered")
         vendor = vendor_of(ctx) or "generic"
@@ -74,7 +72,7 @@ class CleartextCheck(NetCheck):
 
     async def _banner(self, ctx: CheckContext, port: int) -> banners.Banner | None:
         s = self.settings
-        state = await ports.scan(ctx.target.address, [port], timeout_s=s.timeout_s)
+        state = await self.scan(ctx, [port])
         if state[port] != "open":
             return None
         return await banners.grab(ctx.target.address, port, timeout_s=s.timeout_s)
@@ -137,7 +135,7 @@ class SshCheck(NetCheck):
     async def probe(self, ctx: CheckContext) -> list[Finding]:
         s = self.settings
         port = s.port(ctx, "ssh")
-        state = await ports.scan(ctx.target.address, [port], timeout_s=s.timeout_s)
+        state = await self.scan(ctx, [port])
         if state[port] != "open":
             evidence: dict[str, EvidenceValue] = {"port": port, "state": state[port]}
             return [self.finding(ctx, "svc.ssh_closed", "pass", "info", evidence=evidence)]

@@ -28,7 +28,7 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Self, TypeVar
 
@@ -184,6 +184,10 @@ class AdapterConfig:
 
     timeout_s: float = 10.0  # per public call, hook included
     max_response_bytes: int = 1024 * 1024  # hooks refuse larger bodies with BadResponse
+    # ``agent.vendors.http.https_only``'s answers by URL, shared by every adapter built with
+    # this config: the audit gives each camera a config with an empty dict of its own, so the
+    # adapters of one camera's audit ask once, and the next audit asks afresh. None: ask always.
+    https_answers: dict[str, bool] | None = field(default=None, compare=False)
 
 
 class Adapter(ABC):

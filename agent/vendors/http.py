@@ -164,7 +164,18 @@ async def https_only(target: Target, config: AdapterConfig, url: str) -> bool | 
     connection while the HTTPS port takes one; None when neither port takes a connection (the
     camera is down or rebooting: ask again on the next request); False otherwise, any other
     answer or failure (a hang, a reset) being left to the real request to report. One ``GET``
-    without credentials, redirect not followed, body not read."""
+    without credentials, redirect not followed, body not read; a True or False answer is kept
+    in ``config.https_answers`` (one camera's audit) and given again for the same ``url``."""
+    known = config.https_answers
+    if known is not None and url in known:
+        return known[url]
+    answer = await _https_only(target, config, url)
+    if known is not None and answer is not None:
+        known[url] = answer
+    return answer
+
+
+async def _https_only(target: Target, config: AdapterConfig, url: str) -> bool | None:
     async with make_client(target, config, None) as client:
         try:
             async with client.stream("GET", url) as response:

@@ -90,8 +90,6 @@ class ServiceState:
     ddns: bool | None = None
     snmp: bool | None = None
     ftp: bool | None = None
-    http: bool | None = None
-    https: bool | None = None
     discoverable: bool | None = None  # answers WS-Discovery probes (SVC-08)
 
 

@@ -179,3 +179,27 @@ async def test_scan_once_json(lab_fleet: LabFactory, tmp_path: Path) -> None:
     code, _out, err = await scan("--camera", "nope")
     assert code == 2
     assert "no camera nope" in err
+
+
+async def test_each_audit_looks_at_the_camera_afresh(lab_fleet: LabFactory, tmp_path: Path) -> None:
+    """What one camera's adapters and checks share (``https_only``'s answers, the port states)
+    lives for one audit of that camera: the next audit asks the camera the same again, and
+    judges it the same."""
+    fleet = await lab_fleet(LAB)
+    config = prepare(fleet, tmp_path, audit=NO_GUESSING, discovery=False)
+    node = fleet["cam-b"]  # Axis: identified after the Hikvision and Dahua adapters
+
+    def plain_root() -> int:
+        return sum(1 for r in node.camera.log if r.target == "/" and r.interface == "http")
+
+    findings = []
+    asked = []
+    for _ in range(2):
+        before = plain_root()
+        result = await audit(config)
+        asked.append(plain_root() - before)
+        [camera] = [c for c in result.cameras if c.camera_id == "cam-b"]
+        findings.append(sorted((f.check, f.code, f.status) for f in camera.findings))
+    # once by identification's https_only for all three adapters, once by COM-01
+    assert asked == [2, 2]
+    assert findings[0] == findings[1]

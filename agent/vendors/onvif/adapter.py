@@ -71,11 +71,7 @@ class OnvifAdapter(Adapter):
 
     async def _services(self) -> ServiceState:
         device = await self.client.device()
-        return parsers.parse_services(
-            await device.GetNetworkProtocols(),
-            await device.GetDiscoveryMode(),
-            await device.GetDynamicDNS(),
-        )
+        return parsers.parse_services(await device.GetDiscoveryMode(), await device.GetDynamicDNS())
 
     async def _time(self) -> TimeInfo:
         clock = await self.client.system_date_and_time()

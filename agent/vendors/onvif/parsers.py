@@ -91,17 +91,11 @@ def parse_users(users: Any) -> tuple[Account, ...]:
     return tuple(accounts)
 
 
-def parse_services(protocols: Any, discovery_mode: Any, dynamic_dns: Any) -> ServiceState:
-    enabled: dict[str, bool] = {}
-    for protocol in protocols or []:
-        name = _str(getattr(protocol, "Name", None))
-        if name is not None:
-            enabled[name.upper()] = bool(getattr(protocol, "Enabled", False))
+def parse_services(discovery_mode: Any, dynamic_dns: Any) -> ServiceState:
+    """SVC-07 and SVC-08 from GetDiscoveryMode and GetDynamicDNS (None: not asked or empty)."""
     mode = _str(discovery_mode)
     ddns_type = _str(getattr(dynamic_dns, "Type", None)) if dynamic_dns is not None else None
     return ServiceState(
-        http=enabled.get("HTTP"),
-        https=enabled.get("HTTPS"),
         ddns=None if ddns_type is None else ddns_type != "NoUpdate",
         discoverable=None if mode is None else mode == "Discoverable",
     )

@@ -124,3 +124,41 @@ async def test_a_camera_down_on_both_ports_is_asked_again_when_it_is_back(fleet:
     )
     assert await https_only(plain, CONFIG, "/") is True  # redirects to https://
     assert await https_only(target(node, closed_port(node.host)), CONFIG, "/") is True
+
+
+def plain_gets(node: CameraNode) -> int:
+    return sum(1 for r in node.camera.log if r.interface == "http" and r.target == "/")
+
+
+async def test_one_cameras_adapters_ask_plain_http_once(fleet: Fleet) -> None:
+    """Identification tries adapter after adapter: with one camera's ``https_answers`` only the
+    first asks plain HTTP; a config without them (or the next audit's, with new ones) asks
+    again."""
+    node = fleet["gen"]  # identified by ONVIF, after the three vendor adapters
+    answers: dict[str, bool] = {}
+    config = AdapterConfig(timeout_s=3.0, https_answers=answers)
+    found = await identify(target(node), config, credential(node))
+    assert found.adapter is not None
+    await found.adapter.close()
+    assert found.identity.source == f"onvif over {UNVERIFIED_HTTPS}"
+    assert plain_gets(node) == 1
+    # "/" for the vendor adapters, the device service's URL for the ONVIF one
+    assert list(answers.values()) == [True, True]
+    assert await https_only(target(node), CONFIG, "/") is True  # no memo: asked
+    assert plain_gets(node) == 2
+    next_audit = AdapterConfig(timeout_s=3.0, https_answers={})
+    assert await https_only(target(node), next_audit, "/") is True
+    assert plain_gets(node) == 3
+
+
+async def test_a_camera_down_is_not_remembered_as_down(fleet: Fleet) -> None:
+    node = fleet["hik"]
+    answers: dict[str, bool] = {}
+    config = AdapterConfig(timeout_s=3.0, https_answers=answers)
+    down = Target(
+        node.id,
+        node.host,
+        {Interface.HTTP: closed_port(node.host), Interface.HTTPS: closed_port(node.host)},
+    )
+    assert await https_only(down, config, "/") is None
+    assert answers == {}

@@ -265,12 +265,10 @@ def test_onvif_users_time_services_streams() -> None:
         ntp_servers=("pool.ntp.org",),
     )
     services = onvif_parsers.parse_services(
-        soap("generic", "GetNetworkProtocols"),
-        soap("generic", "GetDiscoveryMode"),
-        soap("generic", "GetDynamicDNS"),
+        soap("generic", "GetDiscoveryMode"), soap("generic", "GetDynamicDNS")
     )
-    assert services == ServiceState(http=True, https=False, ddns=True, discoverable=True)
-    hik_ddns = onvif_parsers.parse_services([], None, soap("hikvision", "GetDynamicDNS"))
+    assert services == ServiceState(ddns=True, discoverable=True)
+    hik_ddns = onvif_parsers.parse_services(None, soap("hikvision", "GetDynamicDNS"))
     assert hik_ddns.ddns is False
     profiles = onvif_parsers.profile_tokens(soap("generic", "GetProfiles", media=True))
     assert [token for _, token in profiles] == ["Profile_1", "Profile_2"]
