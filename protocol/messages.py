@@ -12,6 +12,7 @@ Decoding is strict (unknown fields and wrong types are schema violations); the J
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -215,8 +216,17 @@ def in_ranges(seq: int, ranges: Sequence[tuple[int, int]]) -> bool:
 
 
 def json_schema(kind: str) -> dict[str, object]:
-    """The JSON Schema of one message type, as shipped in ``protocol/schemas/<kind>.json``."""
+    """The JSON Schema of one message type, as shipped in ``protocol/schemas/<kind>.json``.
+
+    Descriptions come from the types' docstrings, cleaned as ``inspect.cleandoc`` does: msgspec
+    0.23 started cleaning them itself, older releases kept the indentation, and the shipped
+    schemas must not depend on which one is installed.
+    """
     schema: dict[str, object] = msgspec.json.schema(MESSAGE_TYPES[kind])
+    definitions = schema.get("$defs")
+    for definition in definitions.values() if isinstance(definitions, dict) else ():
+        if isinstance(definition.get("description"), str):
+            definition["description"] = inspect.cleandoc(definition["description"])
     return schema
 
 
