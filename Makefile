@@ -4,15 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit venv sysdeps-demo sysdeps-test sysdeps-deb bench clean deb
+.PHONY: demo test lint typecheck unit venv constraints sysdeps-demo sysdeps-test sysdeps-deb bench clean deb
 
-$(STAMP): pyproject.toml
+# constraints.txt pins the versions the suite last passed with (refresh: make constraints)
+$(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# newest releases allowed by pyproject.toml; run `make test` before committing the new pins
+constraints:
+	$(BIN)/uv pip compile -q --python $(BIN)/python --extra dev --upgrade pyproject.toml \
+		--no-header --no-annotate -o constraints.txt
 
 sysdeps-demo:
 	bash scripts/install-system-deps.sh demo
