@@ -130,18 +130,13 @@ def _identity(found: DeviceIdentity | None) -> Identity:
     )
 
 
-def _load_feed(clock: Clock, state_dir: Path) -> AdvisoryFeed | None:
-    from agent.advisories.feed import (  # noqa: PLC0415
-        FeedError,
-        FeedStateStore,
-        load_remembered,
-        shipped_feed,
-        shipped_feed_keys,
-    )
+def _load_feed(clock: Clock, config: AgentConfig) -> AdvisoryFeed | None:
+    from agent.advisories.feed import FeedError, newest_feed, pinned_feed_keys  # noqa: PLC0415
 
-    store = FeedStateStore(state_dir)
+    keys_file = config.advisories.feed_keys_file
     try:
-        return load_remembered(shipped_feed(), shipped_feed_keys(), store, now=clock.now())
+        trusted = pinned_feed_keys(Path(keys_file) if keys_file else None)
+        return newest_feed(config.state_path, trusted, now=clock.now())
     except FeedError as exc:
         logger.warning("advisory feed rejected (%s): FW-01 findings are inconclusive", exc.reason)
         return None
@@ -235,7 +230,7 @@ class Auditor:
         extra = [h for h in discovered if h.address not in configured]
         found_targets = [self._discovered_target(h) for h in extra]
         checks = self.checks()
-        feed = _load_feed(self.clock, self.config.state_path)
+        feed = _load_feed(self.clock, self.config)
         gate = asyncio.Semaphore(self.config.audit.concurrency)
         tls_gate = asyncio.Semaphore(self.config.audit.tls_concurrency)
         everything = [*wanted, *found_targets]

@@ -149,6 +149,14 @@ class RotationConfig(_Section, frozen=True, kw_only=True):
     hook_timeout_s: Seconds = 30.0
 
 
+class AdvisoriesConfig(_Section, frozen=True, kw_only=True):
+    """``[advisories]``: where the signed advisory feed comes from (agent.advisories.refresh)."""
+
+    feed_url: Annotated[str, msgspec.Meta(pattern=r"^https?://")] | None = None
+    refresh_s: Seconds = 6 * 3600.0
+    feed_keys_file: str | None = None  # the organisation's feed keys (JWK Set), beside the shipped
+
+
 class AgentConfig(_Section, frozen=True, kw_only=True):
     agent_id: Name
     site: Name
@@ -165,6 +173,17 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     cameras: tuple[CameraConfig, ...] = ()
     firmware: FirmwareConfig = FirmwareConfig()
     rotation: RotationConfig = RotationConfig()
+    advisories: AdvisoriesConfig = AdvisoriesConfig()
+
+    @property
+    def feed_url(self) -> str | None:
+        """``[advisories] feed_url``, else the collector's ``/advisories/feed``; None without
+        either (the shipped feed only)."""
+        if self.advisories.feed_url:
+            return self.advisories.feed_url
+        if self.collector_url:
+            return f"{self.collector_url.rstrip('/')}/advisories/feed"
+        return None
 
     @property
     def key_path(self) -> Path:

@@ -225,6 +225,9 @@ class Agent:
             asyncio.create_task(self._every(intervals.report_s, self._status, first=first)),
             asyncio.create_task(self._every(intervals.heartbeat_s, self._heartbeat, first=False)),
         ]
+        if self.config.feed_url:  # before the first audit, which then uses a newer feed
+            feeds = self._every(self.config.advisories.refresh_s, self._refresh_feed, first=first)
+            self._timers.append(asyncio.create_task(feeds))
         if self.config.audit.enabled:
             audits = self._every(self.config.audit.interval_s, self._audit_now, first=first)
             self._timers.append(asyncio.create_task(audits))
@@ -288,6 +291,22 @@ class Agent:
         else:
             cameras, host = await probe_cameras(self.config), ()
         await self._issue(_report(self._info, self.config, cameras, host))
+
+    async def _refresh_feed(self) -> None:
+        """Fetch the collector's advisory feed; what verifies is used from the next audit on."""
+        from agent.advisories.feed import FeedError  # noqa: PLC0415  # loaded when used
+        from agent.advisories.refresh import refresh  # noqa: PLC0415
+
+        try:
+            got = await asyncio.to_thread(refresh, self.config, datetime.now(UTC))
+        except (FeedError, StorageError) as exc:
+            reason = getattr(exc, "reason", "storage")
+            log.warning("advisory feed not refreshed (%s): %s", reason, exc)
+            return
+        if got.version is None:
+            log.info("the collector publishes no advisory feed; using the shipped one")
+        elif got.installed:
+            log.info("advisory feed %d installed from %s", got.version, self.config.feed_url)
 
     async def _audit_now(self) -> None:
         """One scheduled audit, in a worker process; its findings go out at once in a report."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from fastapi.responses import FileResponse
 from joserfc.jwk import OKPKey
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -34,6 +35,7 @@ from protocol import (
     public_jwk,
 )
 from protocol.envelope import verify
+from server import advisories
 from server.certs import AgentCertificates, BadPublicKey, parse_public_key
 from server.config import ServerConfig
 from server.firmware import api as firmware
@@ -204,6 +206,16 @@ def create_app(
     def metrics_page(request: Request) -> Response:
         registry = request.app.state.metrics.registry
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/advisories/feed", include_in_schema=False)
+    def advisory_feed() -> Response:
+        """The published advisory feed, unauthenticated: agents verify it (server.advisories)."""
+        path = advisories.feed_path(config.state_dir)
+        if not path.exists():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no advisory feed published")
+        return FileResponse(
+            path, media_type=advisories.MEDIA_TYPE, headers={"Cache-Control": "no-store"}
+        )
 
     @app.get("/healthz")
     def healthz() -> Response:

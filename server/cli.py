@@ -25,7 +25,7 @@ from sqlalchemy.exc import NoResultFound
 
 from protocol import MalformedMessage, import_public_jwk
 from protocol.configfile import ConfigError, dumps
-from server import __version__
+from server import __version__, advisories
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.firmware import cli as firmware_cli
@@ -95,6 +95,12 @@ def parser() -> argparse.ArgumentParser:
     chain = sub.add_parser("verify-chain", help="verify an agent's stored chain across pruning")
     chain.add_argument("agent_id")
     sub.add_parser("alerts-once", help="one round of the alert worker (sync and deliver)")
+    advisories = sub.add_parser("advisories", help="the advisory feed served to agents")
+    feed = advisories.add_subparsers(dest="action", required=True)
+    feed.add_parser("publish", help="check a signed feed and serve it").add_argument(
+        "file", type=Path
+    )
+    feed.add_parser("status", help="the feed served now")
     return p
 
 
@@ -177,6 +183,34 @@ def verify_report(config: ServerConfig, pubkey: Path, report: Path) -> int:
     return 0
 
 
+def advisories_command(config: ServerConfig, action: str, file: Path | None) -> int:
+    keys_file = config.advisories.feed_keys_file
+    try:
+        keys = advisories.pinned_keys(Path(keys_file)) if keys_file else None
+        if action == "publish":
+            assert file is not None  # argparse requires it for publish
+            info = advisories.publish(config.state_dir, file.read_bytes(), keys)
+        else:
+            served = advisories.feed_path(config.state_dir)
+            if not served.exists():
+                print("no advisory feed published: agents use the feed their package ships")
+                return 1
+            info = advisories.inspect_feed(served.read_bytes(), keys)
+    except OSError as exc:
+        print(f"camwarden-server: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except advisories.FeedRefused as exc:
+        print(f"camwarden-server: feed refused: {exc}", file=sys.stderr)
+        return 1
+    checked = "signature checked" if info.signature_checked else "signature NOT checked"
+    print(
+        f"advisory feed {info.version} ({checked}, key {info.kid}), issued"
+        f" {info.issued_at.isoformat()}, expires {info.expires_at.isoformat()}"
+        + (", published" if action == "publish" else "")
+    )
+    return 0
+
+
 def agents_command(repo: Repository, action: str, agent_id: str | None) -> int:
     if action == "list":
         for a in repo.agents():
@@ -214,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(dumps(config), end="")
         return 0
+    if args.command == "advisories":  # files only: no database
+        return advisories_command(config, args.action, getattr(args, "file", None))
     return dispatch(args, config)
 
 

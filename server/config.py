@@ -138,6 +138,14 @@ class PkiConfig(_Section, frozen=True, kw_only=True):
     ca_dir: str = ""
 
 
+class AdvisoriesConfig(_Section, frozen=True, kw_only=True):
+    """The advisory feed served to agents (``server.advisories``)."""
+
+    # JWK Set of the organisation's feed keys (the agents pin the same): `advisories publish`
+    # then checks a feed's signature too. Empty: only its size, shape and typ are checked.
+    feed_keys_file: str = ""
+
+
 class ServerConfig(_Section, frozen=True, kw_only=True):
     state_dir: str = str(DEFAULT_STATE_DIR)
     database: DatabaseConfig = DatabaseConfig()
@@ -150,6 +158,7 @@ class ServerConfig(_Section, frozen=True, kw_only=True):
     retention: RetentionConfig = RetentionConfig()
     firmware: FirmwareConfig = FirmwareConfig()
     pki: PkiConfig = PkiConfig()
+    advisories: AdvisoriesConfig = AdvisoriesConfig()
 
     @property
     def database_url(self) -> str:

@@ -35,7 +35,6 @@ import fcntl
 import ipaddress
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +46,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from server.files import atomic_write
 
 __all__ = [
     "AGENT_VALIDITY",
@@ -207,7 +208,7 @@ class CertificateAuthority:
             for serial in serials:
                 revoked.setdefault(serial, start)
             crl = self.issue_crl(revoked, number=number + 1, now=start)
-            _atomic_write(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+            atomic_write(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
         return crl
 
     def issue_server_certificate(
@@ -332,30 +333,10 @@ def write_pem(issued: Issued, stem: Path) -> tuple[Path, Path | None]:
     key_path = None
     if issued.key is not None:
         key_path = stem.with_name(stem.name + ".key")
-        _atomic_write(key_path, issued.key_pem(), 0o600)
+        atomic_write(key_path, issued.key_pem(), 0o600)
     cert_path = stem.with_name(stem.name + ".crt")
-    _atomic_write(cert_path, issued.certificate_pem(), 0o644)
+    atomic_write(cert_path, issued.certificate_pem(), 0o644)
     return cert_path, key_path
-
-
-def _atomic_write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)  # before any byte of a key is written
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @contextmanager

@@ -16,18 +16,28 @@ Errors::
      +-- FeedRollback          older than the last accepted feed, or same version, other bytes
      +-- FeedStateUnreadable   the remembered state cannot be read: refused, never forgotten
 
-``FeedState`` (version and digest of the newest accepted feed) is remembered across restarts:
-``load_remembered`` reads it from ``<state_dir>/advisory-feed.json`` (``FeedStateStore``), loads
-the feed against it and writes the new state atomically when the feed moved forward, so an older
-signed feed is refused after a restart too. The state is small and public.
+``FeedState`` (version and digest of the newest accepted feed) is remembered across restarts in
+``<state_dir>/advisory-feed.json`` (``FeedStateStore``): each load is checked against it and a
+feed that moved forward is written back atomically, so an older signed feed is refused after a
+restart too. The state is small and public.
+
+Two feeds can be at hand: the one the package ships and the one last installed from the
+collector (``install_feed``, ``<state_dir>/advisories.jws``, see ``agent.advisories.refresh``).
+``newest_feed`` gives audits the newest of them that verifies: a package upgrade's newer feed
+wins over an older download, a newer download over the package's. Both hold
+``<state_dir>/advisory-feed.lock`` from reading the state to writing it, as the daemon's refresh
+and an audit worker may load at the same time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib.resources
 import json
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,6 +61,8 @@ FEED_TYP = "camwarden-feed+jws"
 MAX_FEED_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_SKEW = timedelta(minutes=5)
 FEED_STATE_FILE: Final = "advisory-feed.json"
+INSTALLED_FEED_FILE: Final = "advisories.jws"
+FEED_LOCK_FILE: Final = "advisory-feed.lock"
 
 
 class FeedError(Exception):
@@ -158,6 +170,22 @@ def shipped_feed() -> bytes:
 def shipped_feed_keys() -> dict[str, OKPKey]:
     """The feed keys shipped in the package: the development key only (see ADR 0006)."""
     text = importlib.resources.files("agent").joinpath("data/feed-keys.json").read_text("utf-8")
+    return _key_set(text)
+
+
+def pinned_feed_keys(keys_file: Path | None) -> dict[str, OKPKey]:
+    """The shipped feed keys plus the organisation's, from ``keys_file`` (a JWK Set, ``[advisories]
+    feed_keys_file``); ``FeedSignatureError`` if that file cannot be read as one."""
+    keys = shipped_feed_keys()
+    if keys_file is not None:
+        try:
+            keys.update(_key_set(keys_file.read_text("utf-8")))
+        except (OSError, ValueError, KeyError, TypeError, MalformedMessage) as exc:
+            raise FeedSignatureError(f"feed keys {keys_file}: {exc}") from exc
+    return keys
+
+
+def _key_set(text: str) -> dict[str, OKPKey]:
     keys = [import_public_jwk(jwk) for jwk in json.loads(text)["keys"]]
     return {key.thumbprint(): key for key in keys}
 
@@ -186,24 +214,75 @@ class FeedStateStore:
         atomic_write(self.path, msgspec.json.encode(state), mode=0o644)
 
 
-def load_remembered(
-    token: bytes,
-    trusted: Mapping[str, OKPKey],
-    store: FeedStateStore,
-    *,
-    now: datetime,
-    max_skew: timedelta = DEFAULT_MAX_SKEW,
-) -> AdvisoryFeed:
-    """``load_feed`` against the remembered state; a feed that moved forward is remembered.
-
-    A state that cannot be written is logged: the feed verified against the previous state is
-    still used, and the next start compares with that previous state.
-    """
-    last = store.load()
-    feed = load_feed(token, trusted, now=now, last=last, max_skew=max_skew)
+def _remember(store: FeedStateStore, feed: AdvisoryFeed, last: FeedState | None) -> None:
     if feed.state != last:
         try:
             store.save(feed.state)
         except StorageError as exc:
             logger.warning("advisory feed %d not remembered: %s", feed.version, exc)
+
+
+@contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """Hold ``<state_dir>/advisory-feed.lock``; without a state directory, go on unlocked (the
+    state is then not remembered either, as ``_remember`` logs)."""
+    try:
+        fd = os.open(state_dir / FEED_LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        logger.warning("advisory feed state not locked: %s", exc)
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def newest_feed(state_dir: Path, trusted: Mapping[str, OKPKey], *, now: datetime) -> AdvisoryFeed:
+    """The feed audits use: the newest that verifies of the installed and the shipped feed,
+    remembered; the installed one's error (else the shipped one's) when neither does."""
+    tokens = [shipped_feed()]
+    try:
+        tokens.insert(0, (state_dir / INSTALLED_FEED_FILE).read_bytes())
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        logger.warning("installed advisory feed unreadable, using the shipped one: %s", exc)
+    store = FeedStateStore(state_dir)
+    with _locked(state_dir):
+        last = store.load()
+        loaded: list[AdvisoryFeed] = []
+        errors: list[FeedError] = []
+        for token in tokens:
+            try:
+                loaded.append(load_feed(token, trusted, now=now, last=last))
+            except FeedError as exc:
+                errors.append(exc)
+        if not loaded:
+            raise errors[0]
+        feed = max(loaded, key=lambda f: f.version)
+        _remember(store, feed, last)
     return feed
+
+
+def install_feed(
+    token: bytes, state_dir: Path, trusted: Mapping[str, OKPKey], *, now: datetime
+) -> tuple[AdvisoryFeed, bool]:
+    """Verify ``token`` against the remembered state and keep it as the installed feed; return
+    it and whether the installed file changed. The file is written (atomically) before the state
+    moves forward, so a crash in between leaves a feed the next load accepts."""
+    store, path = FeedStateStore(state_dir), state_dir / INSTALLED_FEED_FILE
+    with _locked(state_dir):
+        last = store.load()
+        feed = load_feed(token, trusted, now=now, last=last)
+        try:
+            changed = path.read_bytes() != token
+        except FileNotFoundError:
+            changed = True
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror}") from exc
+        if changed:
+            atomic_write(path, token, mode=0o644)
+        _remember(store, feed, last)
+    return feed, changed

@@ -30,7 +30,6 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,6 +51,8 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
+
+from server.files import atomic_write
 
 BUNDLE_FORMAT: Final = "camwarden-tuf-bundle/1"
 ONLINE_ROLES: Final = (Snapshot.type, Timestamp.type)
@@ -257,24 +258,8 @@ class TufRepository:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    @staticmethod
-    def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
     def _write_md(self, md: Metadata[Any], name: str) -> None:
-        self._write(self.metadata_dir / name, md.to_bytes(_SERIALIZER))
+        atomic_write(self.metadata_dir / name, md.to_bytes(_SERIALIZER), 0o644)
 
     def _load(self, name: str) -> Metadata[Any] | None:
         path = self.metadata_dir / name
@@ -396,7 +381,7 @@ class TufRepository:
                 root.add_key(key, Targets.type)
             for role, key in online.items():
                 root.add_key(key, role)
-            self._write(self._pending_root, Metadata(root).to_bytes(_SERIALIZER))
+            atomic_write(self._pending_root, Metadata(root).to_bytes(_SERIALIZER), 0o644)
             return root.version
 
     def export_bundle(self, targets: Sequence[TargetSpec], now: datetime) -> bytes:

@@ -16,17 +16,18 @@ from agent.advisories.feed import (
     FeedRollback,
     FeedSignatureError,
     FeedState,
-    FeedStateStore,
     FeedStateUnreadable,
+    install_feed,
     load_feed,
-    load_remembered,
+    newest_feed,
+    pinned_feed_keys,
     shipped_feed,
     shipped_feed_keys,
 )
 from agent.advisories.model import Feed, decode, encode
 from agent.vendors.models import DeviceIdentity
 from protocol.envelope import sign
-from protocol.keys import generate_private_key
+from protocol.keys import generate_private_key, public_jwk
 from tests.agent.audit.conftest import MINI_KEV, NOW, RULES, SHARED_DATA
 
 KEV_JSON = SHARED_DATA / "cisa-kev" / "known_exploited_vulnerabilities.json"
@@ -309,20 +310,23 @@ def test_anti_rollback_survives_a_restart(
 ) -> None:
     keys = {feed_key.thumbprint(): feed_key}
     v4, v5 = (_resign(feed_payload, feed_key, version=v) for v in (4, 5))
-    first_run = FeedStateStore(tmp_path)
-    assert load_remembered(v4, keys, first_run, now=NOW).version == 4
-    assert load_remembered(v5, keys, first_run, now=NOW).version == 5
+    assert install_feed(v4, tmp_path, keys, now=NOW)[0].version == 4
+    assert install_feed(v5, tmp_path, keys, now=NOW)[1] is True  # installed
+    assert install_feed(v5, tmp_path, keys, now=NOW)[1] is False  # the same feed again
     remembered = json.loads((tmp_path / "advisory-feed.json").read_text(encoding="utf-8"))
     assert remembered["version"] == 5
-    assert [p.name for p in tmp_path.iterdir()] == ["advisory-feed.json"]  # no temporary left
+    assert (tmp_path / "advisories.jws").read_bytes() == v5
+    names = {p.name for p in tmp_path.iterdir()}  # no temporary file left
+    assert names == {"advisory-feed.json", "advisory-feed.lock", "advisories.jws"}
 
-    after_restart = FeedStateStore(tmp_path)  # a new process: only the file carries over
+    # a new process: only the files carry over
     with pytest.raises(FeedRollback, match="older than the accepted 5"):
-        load_remembered(v4, keys, after_restart, now=NOW)
-    assert load_remembered(v5, keys, after_restart, now=NOW).version == 5
+        install_feed(v4, tmp_path, keys, now=NOW)
+    assert (tmp_path / "advisories.jws").read_bytes() == v5  # a refused feed replaces nothing
     changed = _resign(feed_payload, feed_key, version=5, advisories=feed_payload.advisories[:1])
     with pytest.raises(FeedRollback, match="differs"):
-        load_remembered(changed, keys, after_restart, now=NOW)
+        install_feed(changed, tmp_path, keys, now=NOW)
+    assert newest_feed(tmp_path, keys, now=NOW).state.version == 5
 
 
 def test_unreadable_feed_state_refuses_the_feed(
@@ -331,7 +335,64 @@ def test_unreadable_feed_state_refuses_the_feed(
     (tmp_path / "advisory-feed.json").write_text('{"version": "five"}', encoding="utf-8")
     keys = {feed_key.thumbprint(): feed_key}
     with pytest.raises(FeedStateUnreadable, match="corrupt"):
-        load_remembered(_resign(feed_payload, feed_key), keys, FeedStateStore(tmp_path), now=NOW)
+        install_feed(_resign(feed_payload, feed_key), tmp_path, keys, now=NOW)
+    with pytest.raises(FeedStateUnreadable, match="corrupt"):
+        newest_feed(tmp_path, keys, now=NOW)
+    assert not (tmp_path / "advisories.jws").exists()
+
+
+def _shipped_version() -> int:
+    return load_feed(shipped_feed(), shipped_feed_keys(), now=NOW, last=None).version
+
+
+def test_newest_feed_prefers_a_newer_download_over_the_shipped_feed(
+    feed_payload: Feed, feed_key: OKPKey, tmp_path: Path
+) -> None:
+    keys = {**shipped_feed_keys(), feed_key.thumbprint(): feed_key}
+    assert newest_feed(tmp_path, keys, now=NOW).version == _shipped_version()  # nothing installed
+    newer = _resign(feed_payload, feed_key, version=_shipped_version() + 1)
+    install_feed(newer, tmp_path, keys, now=NOW)
+    feed = newest_feed(tmp_path, keys, now=NOW)
+    assert (feed.version, feed.kid) == (_shipped_version() + 1, feed_key.thumbprint())
+
+
+def test_newest_feed_prefers_a_newer_shipped_feed_after_a_package_upgrade(
+    feed_payload: Feed, feed_key: OKPKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = {feed_key.thumbprint(): feed_key}
+    downloaded = _resign(feed_payload, feed_key, version=7)
+    install_feed(downloaded, tmp_path, keys, now=NOW)
+    upgraded = _resign(feed_payload, feed_key, version=8)
+    monkeypatch.setattr("agent.advisories.feed.shipped_feed", lambda: upgraded)
+    assert newest_feed(tmp_path, keys, now=NOW).version == 8
+    # the shipped feed is remembered now: the older download is refused from here on
+    with pytest.raises(FeedRollback, match="older than the accepted 8"):
+        install_feed(downloaded, tmp_path, keys, now=NOW)
+
+
+def test_newest_feed_refuses_when_nothing_verifies(
+    feed_payload: Feed, feed_key: OKPKey, tmp_path: Path
+) -> None:
+    """Only the organisation's key pinned: the shipped feed (development key) does not verify,
+    and a forged download does not either; the download's error is the one raised."""
+    keys = {feed_key.thumbprint(): feed_key}
+    forged = _resign(feed_payload, generate_private_key())
+    (tmp_path / "advisories.jws").write_bytes(forged)
+    with pytest.raises(FeedSignatureError, match="not pinned"):
+        newest_feed(tmp_path, keys, now=NOW)
+
+
+def test_pinned_feed_keys_adds_the_organisations_keys(feed_key: OKPKey, tmp_path: Path) -> None:
+    jwks = tmp_path / "feed-keys.json"
+    jwks.write_text(json.dumps({"keys": [public_jwk(feed_key)]}), encoding="utf-8")
+    keys = pinned_feed_keys(jwks)
+    assert set(keys) == set(shipped_feed_keys()) | {feed_key.thumbprint()}
+    assert pinned_feed_keys(None) == shipped_feed_keys()
+    jwks.write_text('{"keys": [{"kty": "RSA"}]}', encoding="utf-8")
+    with pytest.raises(FeedSignatureError, match="feed keys"):
+        pinned_feed_keys(jwks)
+    with pytest.raises(FeedSignatureError, match="feed keys"):
+        pinned_feed_keys(tmp_path / "missing.json")
 
 
 def test_rejects_feed_with_a_bad_rule(feed_payload: Feed, feed_key: OKPKey) -> None:
