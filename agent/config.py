@@ -56,6 +56,7 @@ class MqttConfig(_Section, frozen=True, kw_only=True):
 class Intervals(_Section, frozen=True, kw_only=True):
     heartbeat_s: Seconds = 60.0
     report_s: Seconds = 900.0
+    liveness_s: Seconds = 60.0  # TCP reachability of every camera; a change is reported at once
     shutdown_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     camera_connect_timeout_s: Seconds = 2.0
 

@@ -133,6 +133,7 @@ class Agent:
         self._load = reload  # SIGHUP: load the config again (None: SIGHUP is ignored)
         self._service = Service(Notifier(os.environ), self._status_line)
         self._last_audit: float | None = None  # monotonic time of the last audit
+        self._reachable: dict[str, bool] = {}  # camera id -> up, as last seen (probe, audit)
         self._timers: list[asyncio.Task[None]] = []
         self._reloading: asyncio.Task[None] | None = None
         self._key = key
@@ -224,6 +225,7 @@ class Agent:
         self._timers = [
             asyncio.create_task(self._every(intervals.report_s, self._status, first=first)),
             asyncio.create_task(self._every(intervals.heartbeat_s, self._heartbeat, first=False)),
+            asyncio.create_task(self._every(intervals.liveness_s, self._liveness, first=False)),
         ]
         if self.config.feed_url:  # before the first audit, which then uses a newer feed
             feeds = self._every(self.config.advisories.refresh_s, self._refresh_feed, first=first)
@@ -286,11 +288,35 @@ class Agent:
         )
 
     async def _status(self) -> None:
+        """A status report: the last audit's cameras with their latest reachability."""
         if self._audit is not None:
-            cameras, host = list(self._audit.cameras), self._audit.host_findings
+            reachable = self._reachable
+            cameras = [
+                msgspec.structs.replace(c, reachable=reachable.get(c.camera_id, c.reachable))
+                for c in self._audit.cameras
+            ]
+            host = self._audit.host_findings
         else:
             cameras, host = await probe_cameras(self.config), ()
+            self._reachable = {c.camera_id: c.reachable for c in cameras}
         await self._issue(_report(self._info, self.config, cameras, host))
+
+    async def _liveness(self) -> None:
+        """Quick liveness: a TCP connect to each camera; a camera that went away or came back
+        since it was last seen (liveness, audit or report) is reported at once instead of at the
+        next report or audit."""
+        now = {c.camera_id: c.reachable for c in await probe_cameras(self.config)}
+        changed = {
+            camera: up for camera, up in now.items() if self._reachable.get(camera, up) != up
+        }
+        self._reachable = now
+        for camera, up in sorted(changed.items()):
+            if up:
+                log.info("camera %s is reachable again", camera, extra={"CAMERA": camera})
+            else:
+                log.warning("camera %s is unreachable", camera, extra={"CAMERA": camera})
+        if changed:
+            await self._status()
 
     async def _refresh_feed(self) -> None:
         """Fetch the collector's advisory feed; what verifies is used from the next audit on."""
@@ -332,6 +358,7 @@ class Agent:
             )
         self._audit = result
         self._last_audit = time.monotonic()
+        self._reachable = {c.camera_id: c.reachable for c in result.cameras}
         await self._status()
 
     async def _issue(self, build: Callable[[Header], Hello | Heartbeat | StatusReport]) -> None:

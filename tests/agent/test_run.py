@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import psutil
 import pytest
 
 from agent.cli import main
+from protocol.messages import StatusReport
 from tests.agent.support import (
     agent_key,
     check_chain,
@@ -137,3 +139,47 @@ def test_idle_agent_memory(mosquitto: Mosquitto, tmp_path: Path) -> None:
             agent.kill()
     print(f"\ncamwarden-agent run idle: RSS {rss:.1f} MiB, peak {peak:.1f} MiB")
     assert peak < 60
+
+
+def _door(reports: list[tuple[int, StatusReport]]) -> list[bool]:
+    """The door camera's reachability in each report, in seq order."""
+    return [c.reachable for _, r in sorted(reports) for c in r.cameras if c.camera_id == "door"]
+
+
+def test_quick_liveness_reports_a_camera_that_goes_away_and_comes_back(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    camera = socket.create_server(("127.0.0.1", 0))
+    port = camera.getsockname()[1]
+    config = make_home(
+        tmp_path,
+        mosquitto.port,
+        report_s=3600,
+        liveness_s=0.2,
+        extra=(
+            "[audit]\nenabled = false\n"
+            f'[[cameras]]\nid = "door"\naddress = "127.0.0.1"\nhttp_port = {port}'
+        ),
+    )
+    sub = Subscriber(mosquitto.port)
+    agent = start_agent(config)
+
+    def reports() -> list[tuple[int, StatusReport]]:
+        decoded = decode_all([p for _, p in sub.snapshot()], agent_key(config))
+        return [(s, m) for s, (m, _) in decoded.items() if isinstance(m, StatusReport)]
+
+    try:
+        wait_for(lambda: _door(reports()) == [True])  # the report at start
+        camera.close()
+        wait_for(lambda: _door(reports()) == [True, False])  # at once, not after report_s
+        camera = socket.create_server(("127.0.0.1", port))
+        wait_for(lambda: _door(reports()) == [True, False, True])
+        stop(agent)
+    finally:
+        camera.close()
+        if agent.poll() is None:
+            agent.kill()
+        sub.close()
+    log = (config.parent / "agent.log").read_text()
+    assert "camera door is unreachable" in log
+    assert "camera door is reachable again" in log
