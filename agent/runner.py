@@ -312,7 +312,7 @@ class Agent:
         self._reachable = now
         for camera, up in sorted(changed.items()):
             if up:
-                log.info("camera %s is reachable again", camera, extra={"CAMERA": camera})
+                log.info("camera %s is reachable now", camera, extra={"CAMERA": camera})
             else:
                 log.warning("camera %s is unreachable", camera, extra={"CAMERA": camera})
         if changed:

@@ -182,4 +182,4 @@ def test_quick_liveness_reports_a_camera_that_goes_away_and_comes_back(
         sub.close()
     log = (config.parent / "agent.log").read_text()
     assert "camera door is unreachable" in log
-    assert "camera door is reachable again" in log
+    assert "camera door is reachable now" in log
