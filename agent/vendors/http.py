@@ -17,7 +17,9 @@ Every adapter that speaks HTTP builds its client here, so the safety limits live
 HTTPS: hardened cameras close plain HTTP or answer every request on it with a redirect to
 HTTPS (baseline COM-01). Redirects are never followed; instead ``https_only`` asks plain HTTP
 once, without credentials, and an adapter that finds it closed or redirecting to ``https://``
-talks to the target's HTTPS port from then on (``HttpAdapter``, and the ONVIF client).
+talks to the target's HTTPS port from then on (``HttpAdapter``, and the ONVIF client). The same
+answer to ``GET /`` (``landing``) carries the web server's ``Server`` header: identification
+tries first the adapter whose vendor it names (``HttpAdapter.server_banners``).
 
 TLS: cameras ship self-signed certificates, so the HTTPS client does not verify the chain
 (``TLS_VERIFY_REASON``); ``agent.identify`` records it in the identity's source. The adapters
@@ -35,7 +37,7 @@ from abc import abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import ClassVar, Final
 
 import httpx
 
@@ -48,7 +50,7 @@ from agent.vendors.base import (
     Unreachable,
     Unsupported,
 )
-from agent.vendors.models import Credential, Interface, Target
+from agent.vendors.models import Credential, Interface, Landing, Target
 
 __all__ = [
     "JSON_TYPES",
@@ -62,6 +64,7 @@ __all__ = [
     "digest",
     "fetch",
     "https_only",
+    "landing",
     "make_client",
     "unverified_tls",
 ]
@@ -159,40 +162,48 @@ def make_client(
 
 
 async def https_only(target: Target, config: AdapterConfig, url: str) -> bool | None:
-    """Whether the camera's web interface is on HTTPS only: True when plain HTTP at ``url`` (a
-    path on the target, or a full ``http://`` URL) redirects to ``https://``, or refuses the
-    connection while the HTTPS port takes one; None when neither port takes a connection (the
-    camera is down or rebooting: ask again on the next request); False otherwise, any other
-    answer or failure (a hang, a reset) being left to the real request to report. One ``GET``
-    without credentials, redirect not followed, body not read; a True or False answer is kept
-    in ``config.https_answers`` (one camera's audit) and given again for the same ``url``."""
-    known = config.https_answers
+    """Whether the camera's web interface is on HTTPS only (``Landing.https_only`` of
+    ``landing``); None when neither port takes a connection."""
+    answer = await landing(target, config, url)
+    return None if answer is None else answer.https_only
+
+
+async def landing(target: Target, config: AdapterConfig, url: str) -> Landing | None:
+    """What plain HTTP answers at ``url`` (a path on the target, or a full ``http://`` URL):
+    HTTPS only when it redirects to ``https://``, or refuses the connection while the HTTPS port
+    takes one; None when neither port takes a connection (the camera is down or rebooting: ask
+    again on the next request); otherwise not HTTPS only, any other answer or failure (a hang, a
+    reset) being left to the real request to report. One ``GET`` without credentials, redirect
+    not followed, body not read; an answer is kept in ``config.web_answers`` (one camera's
+    audit) and given again for the same ``url``."""
+    known = config.web_answers
     if known is not None and url in known:
         return known[url]
-    answer = await _https_only(target, config, url)
+    answer = await _landing(target, config, url)
     if known is not None and answer is not None:
         known[url] = answer
     return answer
 
 
-async def _https_only(target: Target, config: AdapterConfig, url: str) -> bool | None:
+async def _landing(target: Target, config: AdapterConfig, url: str) -> Landing | None:
     async with make_client(target, config, None) as client:
         try:
             async with client.stream("GET", url) as response:
                 location = response.headers.get("Location", "")
-                return response.is_redirect and location.lower().startswith("https://")
+                redirect = response.is_redirect and location.lower().startswith("https://")
+                return Landing(redirect, response.headers.get("Server", "").strip())
         except httpx.ConnectError:
             pass
         except httpx.HTTPError:
-            return False
+            return Landing(https_only=False)
     async with make_client(target, config, None, https=True) as client:
         try:
             async with client.stream("GET", "/"):
-                return True
+                return Landing(https_only=True)
         except httpx.ConnectError:
             return None
         except httpx.HTTPError:
-            return True  # the port took the connection; the real request reports the rest
+            return Landing(https_only=True)  # the port took the connection; the request reports
 
 
 async def read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
@@ -292,6 +303,10 @@ class HttpAdapter(Adapter):
     """An adapter whose vendor API is HTTP: one client per instance, digest with the agent's
     credential, and one-shot digest attempts for ``try_login``."""
 
+    # ``Server`` header products (before any "/version", lower case) of the vendor's web
+    # servers: identification tries this adapter first on a camera that sends one
+    server_banners: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(
         self, target: Target, config: AdapterConfig, credential: Credential | None = None
     ) -> None:
@@ -299,6 +314,10 @@ class HttpAdapter(Adapter):
         self.http = make_client(target, config, credential)
         self._transport_known = False
         self._https = False
+
+    @classmethod
+    def recognises(cls, landing: Landing) -> bool:
+        return landing.server.split("/", 1)[0].strip().lower() in cls.server_banners
 
     async def close(self) -> None:
         await self.http.aclose()
