@@ -206,14 +206,17 @@ async def _landing(target: Target, config: AdapterConfig, url: str) -> Landing |
             return Landing(https_only=True)  # the port took the connection; the request reports
 
 
-async def read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
-    """The whole body of a streamed response; ``BadResponse`` past ``max_bytes`` (a declared
-    length is refused before reading, then the bytes are counted as they arrive, decoded)."""
-    declared = response.headers.get("Content-Length", "")
+async def read_capped(
+    chunks: AsyncIterable[bytes], declared: str, url: str, max_bytes: int
+) -> bytes:
+    """The whole body of a streamed response (its decoded ``chunks``, whichever client read
+    them); ``BadResponse`` past ``max_bytes``: a ``declared`` length (the ``Content-Length``
+    header, "" without one) is refused before reading, then the bytes are counted as they
+    arrive."""
     if declared.isdigit() and int(declared) > max_bytes:
         raise BadResponse(f"{url}: body of {declared} bytes exceeds {max_bytes}")
     body = bytearray()
-    async for chunk in response.aiter_bytes(_CHUNK):
+    async for chunk in chunks:
         body += chunk
         if len(body) > max_bytes:
             raise BadResponse(f"{url}: body exceeds {max_bytes} bytes")
@@ -250,7 +253,8 @@ async def fetch(
         request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
     )
     try:
-        body = await read_capped(response, url, max_bytes)
+        declared = response.headers.get("Content-Length", "")
+        body = await read_capped(response.aiter_bytes(_CHUNK), declared, url, max_bytes)
     finally:
         await response.aclose()
     media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
