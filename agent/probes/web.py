@@ -2,9 +2,8 @@
 COM-01) and the router's UPnP control (SVC-05).
 
 No credentials are ever sent, redirects are not followed (they are facts to report), and the
-certificate is not verified (the TLS scan reports on it). The client is aiohttp (the ONVIF
-library's transport, loaded for the audit anyway), imported on first use: one request on a new
-connection costs about a third of the CPU of httpx's (docs/adr/0013-audit-worker.md).
+certificate is not verified (the TLS scan reports on it): ``agent.vendors.http.anonymous_session``,
+imported on first use.
 """
 
 from __future__ import annotations
@@ -37,17 +36,11 @@ async def request(
 ) -> WebReply:
     """``BadResponse`` for a body over ``max_bytes``; transport failures as camera errors.
     ``timeout_s`` bounds the connect and each read, as the vendor clients' timeout does."""
-    import aiohttp  # noqa: PLC0415  # with the ONVIF library: only agents that audit load it
-
-    from agent.vendors.http import read_capped, unverified_tls  # noqa: PLC0415  # httpx
+    from agent.vendors.http import anonymous_session, read_capped  # noqa: PLC0415  # httpx
 
     try:
         async with (
-            aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=unverified_tls(), force_close=True),
-                timeout=aiohttp.ClientTimeout(sock_connect=timeout_s, sock_read=timeout_s),
-                headers={"User-Agent": "camwarden-agent"},
-            ) as session,
+            anonymous_session(timeout_s) as session,
             session.request(
                 method, url, data=body, headers=headers, allow_redirects=False
             ) as response,
