@@ -432,7 +432,7 @@ class Auditor:
         target = base.target
         # this camera's adapters (identification's, the checks' ONVIF companions) share what
         # they learn about its transport for this audit only
-        config = dataclasses.replace(self._adapter_config, https_answers={})
+        config = dataclasses.replace(self._adapter_config, web_answers={})
         try:
             found = await identify(target, config, base.credential)
         except CameraError as exc:

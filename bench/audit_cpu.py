@@ -5,7 +5,8 @@ request log can be read; the audit runs as the daemon of ``camwarden-agent run``
 audit worker (``agent.worker``) given the config on stdin, with the config of
 bench/agent_idle.py (concurrency 8, 5-minute interval, guessing off). Per run it prints the
 worker's CPU seconds (``wait4``: user + system), wall time and a digest of its findings
-(camera, check, code, status: equal digests, same findings); then, for the last run, the HTTP
+(camera, check, code, status: equal digests, same findings) and, when a run's findings differ
+from the run before, those that differ; then, for the last run, the HTTP
 requests per camera by interface and kind (vendor API paths, ONVIF operations) and the HTTP
 connections (TCP, or TLS handshakes on HTTPS) the cameras accepted.
 
@@ -92,6 +93,7 @@ def main() -> int:
     args = parser.parse_args()
     count_connections()
     cpus: list[float] = []
+    before: set[tuple[str, str, str, str]] | None = None
     with tempfile.TemporaryDirectory(prefix="camwarden-cpu-bench-") as tmp, running_lab() as fleet:
         hosts = {cid: (node.host, node.vendor) for cid, node in fleet.cameras.items()}
         path = agent_config(
@@ -112,6 +114,11 @@ def main() -> int:
             cpus.append(cpu)
             answer = next(line for line in output.splitlines() if line.startswith(b"{"))
             cameras = msgspec.json.decode(answer)["result"]["cameras"]
+            reasons = {
+                (c["camera_id"], f["check"], f["code"], f["status"]): f.get("reason") or ""
+                for c in cameras
+                for f in c["findings"]
+            }
             findings = sorted(
                 (c["camera_id"], f["check"], f["code"], f["status"])
                 for c in cameras
@@ -123,6 +130,11 @@ def main() -> int:
                 f" (digest {digest}),"
                 f" load (1 min) {load:.2f}"
             )
+            if before is not None:
+                for sign, changed in (("-", before - set(findings)), ("+", set(findings) - before)):
+                    for finding in sorted(changed):
+                        print(f"  {sign} {' '.join(finding)} {reasons.get(finding, '')}")
+            before = set(findings)
         records = [r for node in fleet.cameras.values() for r in node.camera.log]
     n = len(hosts)
     print(

@@ -71,6 +71,7 @@ class FaultGate(asyncio.Protocol):
         self._ctx = ctx
         self._faults = faults
         self._tasks = tasks
+        self._early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -96,9 +97,15 @@ class FaultGate(asyncio.Protocol):
         inner = self._inner()
         secure.set_protocol(inner)
         inner.connection_made(secure)
+        for data in self._early:
+            inner.data_received(data)
+        self._early.clear()
 
     def data_received(self, data: bytes) -> None:
-        """Nothing arrives here: reading is paused until the TLS layer takes over."""
+        """Before the gate opens nothing arrives (reading is paused); a client that sends its
+        request with the last flight of the handshake (aiohttp always, httpx at times) has it
+        decrypted before ``_open`` hands the connection to ``inner``: kept for ``inner``."""
+        self._early.append(data)
 
 
 Connect = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]

@@ -43,7 +43,8 @@ def _candidates(ctx: CheckContext, table: Mapping[str, str]) -> list[str]:
 
 
 async def _closed(host: str, port: int, timeout_s: float) -> bool:
-    """True when ``host`` refuses TCP on ``port`` (httpx does not say why a connect failed)."""
+    """True when ``host`` refuses TCP on ``port`` (the HTTP client does not say why a connect
+    failed)."""
     return (await ports.scan(host, [port], timeout_s=timeout_s))[port] == "closed"
 
 

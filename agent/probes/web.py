@@ -2,7 +2,8 @@
 COM-01) and the router's UPnP control (SVC-05).
 
 No credentials are ever sent, redirects are not followed (they are facts to report), and the
-certificate is not verified (the TLS scan reports on it). httpx is imported on first use.
+certificate is not verified (the TLS scan reports on it): ``agent.vendors.http.anonymous_session``,
+imported on first use.
 """
 
 from __future__ import annotations
@@ -33,23 +34,19 @@ async def request(
     body: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> WebReply:
-    """``BadResponse`` for a body over ``max_bytes``; transport failures as camera errors."""
-    import httpx  # noqa: PLC0415  # ~14 MB: only agents that run web checks pay for it
-
-    from agent.vendors.http import read_capped, unverified_tls  # noqa: PLC0415  # httpx too
+    """``BadResponse`` for a body over ``max_bytes``; transport failures as camera errors.
+    ``timeout_s`` bounds the connect and each read, as the vendor clients' timeout does."""
+    from agent.vendors.http import anonymous_session, read_capped  # noqa: PLC0415  # httpx
 
     try:
         async with (
-            httpx.AsyncClient(
-                timeout=httpx.Timeout(timeout_s),
-                verify=unverified_tls(),
-                follow_redirects=False,
-                trust_env=False,
-                headers={"User-Agent": "camwarden-agent"},
-            ) as client,
-            client.stream(method, url, content=body, headers=headers) as response,
+            anonymous_session(timeout_s) as session,
+            session.request(
+                method, url, data=body, headers=headers, allow_redirects=False
+            ) as response,
         ):
-            data = await read_capped(response, url, max_bytes)
+            declared = response.headers.get("Content-Length", "")
+            data = await read_capped(response.content.iter_any(), declared, url, max_bytes)
     except BadResponse:
         raise
     except Exception as exc:
@@ -58,9 +55,9 @@ async def request(
             raise
         raise error from exc
     return WebReply(
-        status=response.status_code,
+        status=response.status,
         content_type=response.headers.get("Content-Type", "").split(";")[0].strip().lower(),
-        authenticate=tuple(response.headers.get_list("WWW-Authenticate")),
+        authenticate=tuple(response.headers.getall("WWW-Authenticate", ())),
         location=response.headers.get("Location", "")[:256],
         server=response.headers.get("Server", "")[:80],
         body=data,

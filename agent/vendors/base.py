@@ -38,6 +38,7 @@ from agent.vendors.models import (
     Credential,
     DeviceIdentity,
     Interface,
+    Landing,
     LockoutPolicy,
     ServiceState,
     StreamInfo,
@@ -184,10 +185,10 @@ class AdapterConfig:
 
     timeout_s: float = 10.0  # per public call, hook included
     max_response_bytes: int = 1024 * 1024  # hooks refuse larger bodies with BadResponse
-    # ``agent.vendors.http.https_only``'s answers by URL, shared by every adapter built with
-    # this config: the audit gives each camera a config with an empty dict of its own, so the
+    # ``agent.vendors.http.landing``'s answers by URL, shared by every adapter built with this
+    # config: the audit gives each camera a config with an empty dict of its own, so the
     # adapters of one camera's audit ask once, and the next audit asks afresh. None: ask always.
-    https_answers: dict[str, bool] | None = field(default=None, compare=False)
+    web_answers: dict[str, Landing] | None = field(default=None, compare=False)
 
 
 class Adapter(ABC):
@@ -218,6 +219,13 @@ class Adapter(ABC):
     async def prepare(cls) -> None:
         """Load, once per process and before any camera's time limit starts, what every
         instance needs (the ONVIF adapter parses its WSDL documents). Idempotent."""
+
+    @classmethod
+    def recognises(cls, landing: Landing) -> bool:
+        """Whether the camera's answer to ``GET /`` without credentials names this adapter's
+        vendor (its ``Server`` header): ``agent.identify`` tries such adapters first. Only an
+        order: an adapter not recognised is still tried."""
+        return False
 
     def supports(self, capability: Capability) -> bool:
         return capability in self.capabilities

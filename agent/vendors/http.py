@@ -17,7 +17,13 @@ Every adapter that speaks HTTP builds its client here, so the safety limits live
 HTTPS: hardened cameras close plain HTTP or answer every request on it with a redirect to
 HTTPS (baseline COM-01). Redirects are never followed; instead ``https_only`` asks plain HTTP
 once, without credentials, and an adapter that finds it closed or redirecting to ``https://``
-talks to the target's HTTPS port from then on (``HttpAdapter``, and the ONVIF client).
+talks to the target's HTTPS port from then on (``HttpAdapter``, and the ONVIF client). The same
+answer to ``GET /`` (``landing``) carries the web server's ``Server`` header: identification
+tries first the adapter whose vendor it names (``HttpAdapter.server_banners``).
+
+Requests without credentials that need no session (``landing``, the web checks' probes) go
+through ``anonymous_session`` instead: aiohttp, loaded with the ONVIF library anyway, at about a
+third of httpx's CPU per request on a new connection, with the same limits.
 
 TLS: cameras ship self-signed certificates, so the HTTPS client does not verify the chain
 (``TLS_VERIFY_REASON``); ``agent.identify`` records it in the identity's source. The adapters
@@ -35,7 +41,7 @@ from abc import abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import httpx
 
@@ -48,7 +54,10 @@ from agent.vendors.base import (
     Unreachable,
     Unsupported,
 )
-from agent.vendors.models import Credential, Interface, Target
+from agent.vendors.models import Credential, Interface, Landing, Target
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "JSON_TYPES",
@@ -58,10 +67,12 @@ __all__ = [
     "HttpAdapter",
     "LockDetector",
     "Reply",
+    "anonymous_session",
     "base_url",
     "digest",
     "fetch",
     "https_only",
+    "landing",
     "make_client",
     "unverified_tls",
 ]
@@ -72,6 +83,7 @@ TLS_VERIFY_REASON: Final = (
 )
 _LIMITS: Final = httpx.Limits(max_connections=2, max_keepalive_connections=1, keepalive_expiry=5)
 _CHUNK: Final = 16 * 1024
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _NO_AUTH: Final = httpx.Auth()  # sends the request as it is: for pre-auth endpoints
 JSON_TYPES: Final = frozenset({"application/json"})
 # Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only).
@@ -158,51 +170,81 @@ def make_client(
     )
 
 
+def anonymous_session(timeout_s: float) -> aiohttp.ClientSession:
+    """An aiohttp session for one request without credentials (``landing``, the web checks'
+    probes): the unverifying TLS context (``TLS_VERIFY_REASON``), a new connection closed after
+    the answer, ``timeout_s`` on the connect and on each read, no proxy from the environment.
+    Such a request costs about a third of the CPU of httpx's (docs/adr/0013-audit-worker.md);
+    redirects are the caller's to refuse (``allow_redirects=False``)."""
+    import aiohttp  # noqa: PLC0415  # onvif-zeep-async's transport: loaded by every audit
+
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=unverified_tls(), force_close=True),
+        timeout=aiohttp.ClientTimeout(sock_connect=timeout_s, sock_read=timeout_s),
+        headers={"User-Agent": "camwarden-agent"},
+        trust_env=False,  # a proxy from the environment must never see a camera's answers
+    )
+
+
 async def https_only(target: Target, config: AdapterConfig, url: str) -> bool | None:
-    """Whether the camera's web interface is on HTTPS only: True when plain HTTP at ``url`` (a
-    path on the target, or a full ``http://`` URL) redirects to ``https://``, or refuses the
-    connection while the HTTPS port takes one; None when neither port takes a connection (the
-    camera is down or rebooting: ask again on the next request); False otherwise, any other
-    answer or failure (a hang, a reset) being left to the real request to report. One ``GET``
-    without credentials, redirect not followed, body not read; a True or False answer is kept
-    in ``config.https_answers`` (one camera's audit) and given again for the same ``url``."""
-    known = config.https_answers
+    """Whether the camera's web interface is on HTTPS only (``Landing.https_only`` of
+    ``landing``); None when neither port takes a connection."""
+    answer = await landing(target, config, url)
+    return None if answer is None else answer.https_only
+
+
+async def landing(target: Target, config: AdapterConfig, url: str) -> Landing | None:
+    """What plain HTTP answers at ``url`` (a path on the target, or a full ``http://`` URL):
+    HTTPS only when it redirects to ``https://``, or refuses the connection while the HTTPS port
+    takes one; None when neither port takes a connection (the camera is down or rebooting: ask
+    again on the next request); otherwise not HTTPS only, any other answer or failure (a hang, a
+    reset) being left to the real request to report. One ``GET`` without credentials, redirect
+    not followed, body not read; an answer is kept in ``config.web_answers`` (one camera's
+    audit) and given again for the same ``url``."""
+    known = config.web_answers
     if known is not None and url in known:
         return known[url]
-    answer = await _https_only(target, config, url)
+    answer = await _landing(target, config, url)
     if known is not None and answer is not None:
         known[url] = answer
     return answer
 
 
-async def _https_only(target: Target, config: AdapterConfig, url: str) -> bool | None:
-    async with make_client(target, config, None) as client:
+async def _landing(target: Target, config: AdapterConfig, url: str) -> Landing | None:
+    import aiohttp  # noqa: PLC0415  # see anonymous_session
+
+    plain = url if url.startswith("http://") else base_url(target) + url
+    async with anonymous_session(config.timeout_s) as session:
         try:
-            async with client.stream("GET", url) as response:
+            async with session.get(plain, allow_redirects=False) as response:
                 location = response.headers.get("Location", "")
-                return response.is_redirect and location.lower().startswith("https://")
-        except httpx.ConnectError:
+                redirect = response.status in _REDIRECTS and location.lower().startswith("https://")
+                return Landing(redirect, response.headers.get("Server", "").strip())
+        except aiohttp.ClientConnectorError:
             pass
-        except httpx.HTTPError:
-            return False
-    async with make_client(target, config, None, https=True) as client:
+        except (aiohttp.ClientError, TimeoutError):
+            return Landing(https_only=False)
+    async with anonymous_session(config.timeout_s) as session:
         try:
-            async with client.stream("GET", "/"):
-                return True
-        except httpx.ConnectError:
+            async with session.get(base_url(target, https=True) + "/", allow_redirects=False):
+                return Landing(https_only=True)
+        except aiohttp.ClientConnectorError:
             return None
-        except httpx.HTTPError:
-            return True  # the port took the connection; the real request reports the rest
+        except (aiohttp.ClientError, TimeoutError):
+            return Landing(https_only=True)  # the port took the connection; the request reports
 
 
-async def read_capped(response: httpx.Response, url: str, max_bytes: int) -> bytes:
-    """The whole body of a streamed response; ``BadResponse`` past ``max_bytes`` (a declared
-    length is refused before reading, then the bytes are counted as they arrive, decoded)."""
-    declared = response.headers.get("Content-Length", "")
+async def read_capped(
+    chunks: AsyncIterable[bytes], declared: str, url: str, max_bytes: int
+) -> bytes:
+    """The whole body of a streamed response (its decoded ``chunks``, whichever client read
+    them); ``BadResponse`` past ``max_bytes``: a ``declared`` length (the ``Content-Length``
+    header, "" without one) is refused before reading, then the bytes are counted as they
+    arrive."""
     if declared.isdigit() and int(declared) > max_bytes:
         raise BadResponse(f"{url}: body of {declared} bytes exceeds {max_bytes}")
     body = bytearray()
-    async for chunk in response.aiter_bytes(_CHUNK):
+    async for chunk in chunks:
         body += chunk
         if len(body) > max_bytes:
             raise BadResponse(f"{url}: body exceeds {max_bytes} bytes")
@@ -239,7 +281,8 @@ async def fetch(
         request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
     )
     try:
-        body = await read_capped(response, url, max_bytes)
+        declared = response.headers.get("Content-Length", "")
+        body = await read_capped(response.aiter_bytes(_CHUNK), declared, url, max_bytes)
     finally:
         await response.aclose()
     media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -292,6 +335,10 @@ class HttpAdapter(Adapter):
     """An adapter whose vendor API is HTTP: one client per instance, digest with the agent's
     credential, and one-shot digest attempts for ``try_login``."""
 
+    # ``Server`` header products (before any "/version", lower case) of the vendor's web
+    # servers: identification tries this adapter first on a camera that sends one
+    server_banners: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(
         self, target: Target, config: AdapterConfig, credential: Credential | None = None
     ) -> None:
@@ -299,6 +346,10 @@ class HttpAdapter(Adapter):
         self.http = make_client(target, config, credential)
         self._transport_known = False
         self._https = False
+
+    @classmethod
+    def recognises(cls, landing: Landing) -> bool:
+        return landing.server.split("/", 1)[0].strip().lower() in cls.server_banners
 
     async def close(self) -> None:
         await self.http.aclose()

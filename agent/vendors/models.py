@@ -47,6 +47,15 @@ class Credential:
 
 
 @dataclass(frozen=True, slots=True)
+class Landing:
+    """What a camera's plain HTTP answered at a URL to a request without credentials
+    (``agent.vendors.http.landing``)."""
+
+    https_only: bool  # it redirects to https://, or is closed while HTTPS takes connections
+    server: str = ""  # its ``Server`` header; "" when it sent none or plain HTTP did not answer
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """A camera to audit, as the inventory knows it.
 

@@ -18,6 +18,7 @@ class AxisAdapter(HttpAdapter):
     """Brute-force blocking is not read: its VAPIX parameter names are unverified (AUTH-05)."""
 
     vendor = const.VENDOR
+    server_banners = const.SERVER_BANNERS
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {
             Capability.IDENTITY,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 VENDOR: Final = "axis"
+SERVER_BANNERS: Final = frozenset({"apache"})  # AXIS OS 10-11 (Apache httpd, as the lab persona)
 BASIC_DEVICE_INFO: Final = "/axis-cgi/basicdeviceinfo.cgi"
 BASIC_DEVICE_INFO_VERSION: Final = "1.3"
 PARAM: Final = "/axis-cgi/param.cgi?action=list&group="

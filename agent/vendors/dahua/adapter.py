@@ -17,6 +17,7 @@ class DahuaAdapter(HttpAdapter):
     settings have no documented CGI name (baseline AUTH-05)."""
 
     vendor = const.VENDOR
+    server_banners = const.SERVER_BANNERS
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {
             Capability.IDENTITY,

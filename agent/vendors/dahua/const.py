@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 VENDOR: Final = "dahua"
+SERVER_BANNERS: Final = frozenset({"webs"})  # the Server header of the lab's Dahua persona
 SOFTWARE_VERSION: Final = "/cgi-bin/magicBox.cgi?action=getSoftwareVersion"
 DEVICE_TYPE: Final = "/cgi-bin/magicBox.cgi?action=getDeviceType"
 SERIAL_NO: Final = "/cgi-bin/magicBox.cgi?action=getSerialNo"

@@ -20,6 +20,7 @@ from agent.vendors.models import (
 
 class HikvisionAdapter(HttpAdapter):
     vendor = const.VENDOR
+    server_banners = const.SERVER_BANNERS
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {
             Capability.IDENTITY,

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Final
 
 VENDOR: Final = "hikvision"
+# Server headers: "webserver" (DS-2CD2xx3G2, 5.5+ firmware, as the lab persona), "App-webs/"
+# (older IP cameras), "DNVRS-Webs" (DVR/NVR web servers)
+SERVER_BANNERS: Final = frozenset({"webserver", "app-webs", "dnvrs-webs"})
 DEVICE_INFO: Final = "/ISAPI/System/deviceInfo"
 USERS: Final = "/ISAPI/Security/users"
 ACTIVATE_STATUS: Final = "/SDK/activateStatus"  # answers without credentials, by design

@@ -251,6 +251,50 @@ async def test_identify_picks_the_richest_adapter(fleet: Fleet) -> None:
         assert found.identity.serial == fleet[cam].camera.serial
 
 
+VENDOR_PATHS = {
+    "hikvision": "/ISAPI/System/deviceInfo",
+    "dahua": "/cgi-bin/magicBox.cgi",
+    "axis": "/axis-cgi/basicdeviceinfo.cgi",
+}
+
+
+def vendors_asked(node: CameraNode) -> list[str]:
+    """The vendor APIs the camera was asked on, in order (first request on each)."""
+    asked: list[str] = []
+    for record in node.camera.log:
+        for vendor, path in VENDOR_PATHS.items():
+            if record.target.startswith(path) and vendor not in asked:
+                asked.append(vendor)
+    return asked
+
+
+async def test_identify_asks_the_vendor_its_server_header_names(fleet: Fleet) -> None:
+    """The camera's ``Server`` header (the lab personas' web servers) picks the adapter tried
+    first; a banner no vendor adapter knows (gSOAP) keeps the registry order before ONVIF, and
+    a vendor hint still comes before the banner."""
+    for cam, asked in (
+        ("hik", ["hikvision"]),
+        ("dahua", ["dahua"]),
+        ("axis", ["axis"]),
+        ("gen", ["hikvision", "dahua", "axis"]),
+    ):
+        node = fleet[cam]
+        node.camera.log.clear()
+        found = await identify(target(node), CONFIG, admin(node))
+        assert found.adapter is not None
+        await found.adapter.close()
+        assert vendors_asked(node) == asked, cam
+        assert sum(1 for r in node.camera.log if r.target == "/") == 1, cam  # asked once
+    node = fleet["axis"]
+    node.camera.log.clear()
+    hinted = Target(node.id, node.host, {Interface.HTTP: node.ports["http"]}, vendor_hint="Dahua")
+    found = await identify(hinted, CONFIG, admin(node))
+    assert found.adapter is not None
+    await found.adapter.close()
+    assert found.identity.source == "axis/basicdeviceinfo.getAllProperties"
+    assert vendors_asked(node) == ["dahua", "axis"]
+
+
 async def test_identify_without_credentials(fleet: Fleet) -> None:
     axis = await identify(target(fleet["axis"]), CONFIG)
     assert axis.identity.source == "axis/basicdeviceinfo.getAllUnrestrictedProperties"

@@ -12,7 +12,7 @@ import pytest
 from agent.identify import UNVERIFIED_HTTPS, identify
 from agent.vendors.base import AdapterConfig
 from agent.vendors.http import https_only
-from agent.vendors.models import Credential, Interface, Target
+from agent.vendors.models import Credential, Interface, Landing, Target
 from agent.vendors.versions import canonical_vendor
 from lab.fleet import CameraNode, Fleet
 from lab.testing import LabFactory
@@ -131,30 +131,30 @@ def plain_gets(node: CameraNode) -> int:
 
 
 async def test_one_cameras_adapters_ask_plain_http_once(fleet: Fleet) -> None:
-    """Identification tries adapter after adapter: with one camera's ``https_answers`` only the
+    """Identification tries adapter after adapter: with one camera's ``web_answers`` only the
     first asks plain HTTP; a config without them (or the next audit's, with new ones) asks
     again."""
     node = fleet["gen"]  # identified by ONVIF, after the three vendor adapters
-    answers: dict[str, bool] = {}
-    config = AdapterConfig(timeout_s=3.0, https_answers=answers)
+    answers: dict[str, Landing] = {}
+    config = AdapterConfig(timeout_s=3.0, web_answers=answers)
     found = await identify(target(node), config, credential(node))
     assert found.adapter is not None
     await found.adapter.close()
     assert found.identity.source == f"onvif over {UNVERIFIED_HTTPS}"
     assert plain_gets(node) == 1
     # "/" for the vendor adapters, the device service's URL for the ONVIF one
-    assert list(answers.values()) == [True, True]
+    assert [answer.https_only for answer in answers.values()] == [True, True]
     assert await https_only(target(node), CONFIG, "/") is True  # no memo: asked
     assert plain_gets(node) == 2
-    next_audit = AdapterConfig(timeout_s=3.0, https_answers={})
+    next_audit = AdapterConfig(timeout_s=3.0, web_answers={})
     assert await https_only(target(node), next_audit, "/") is True
     assert plain_gets(node) == 3
 
 
 async def test_a_camera_down_is_not_remembered_as_down(fleet: Fleet) -> None:
     node = fleet["hik"]
-    answers: dict[str, bool] = {}
-    config = AdapterConfig(timeout_s=3.0, https_answers=answers)
+    answers: dict[str, Landing] = {}
+    config = AdapterConfig(timeout_s=3.0, web_answers=answers)
     down = Target(
         node.id,
         node.host,
