@@ -65,8 +65,11 @@ class _BufferedClient(mqtt.Client):
     to 256 KB feeds many packets; ``loop_read`` then drains what is buffered, since the
     socket's readiness no longer tells whether packets are waiting. And ``ack`` queues one
     PUBACK per call, each with two system calls (wake the network thread, send 4 bytes);
-    ``ack_all`` queues a batch's PUBACKs as one write. Relies on paho 2.x's ``_sock_recv``,
-    ``_sock_close`` and ``_packet_queue`` (the dependency is pinned below 3).
+    ``ack_all`` queues a batch's PUBACKs as one write. A QoS 1 PUBLISH without properties
+    skips paho's per-packet ``Properties`` object (``_handle_publish``). Relies on paho 2.x's
+    ``_sock_recv``, ``_sock_close``, ``_packet_queue``, ``_handle_publish``, ``_in_packet`` and
+    ``_handle_on_message`` (the dependency is pinned below 3; tests/server/test_paho_internals.py
+    fails if they change).
     """
 
     _CHUNK = 256 * 1024
@@ -93,6 +96,31 @@ class _BufferedClient(mqtt.Client):
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._buffered() and self._sock is not None:
             rc = super().loop_read(1)
         return rc
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        # a QoS 1 PUBLISH without properties, what agents send, goes straight to ``on_message``
+        # as the same ``MQTTMessage`` paho builds, minus the empty ``Properties`` object (about
+        # 40 % of paho's CPU per message: it fills several dicts per instance) and the debug
+        # line; anything else (QoS 0 or 2, properties, a short packet) goes through paho
+        command, packet = self._in_packet["command"], self._in_packet["packet"]
+        end = 2 + int.from_bytes(packet[:2], "big")  # after the topic
+        if (
+            command & 0x06 != 0x02
+            or len(packet) < end + 3
+            or packet[end + 2] != 0
+            or not self._manual_ack
+            or self._protocol != mqtt.MQTTv5
+        ):
+            return super()._handle_publish()
+        view = memoryview(packet)  # a bytearray; paho hands out bytes, copied once
+        message = mqtt.MQTTMessage(int.from_bytes(view[end : end + 2], "big"), bytes(view[2:end]))
+        message.qos = 1
+        message.dup = bool(command & 0x08)
+        message.retain = bool(command & 0x01)
+        message.payload = bytes(view[end + 3 :])
+        message.timestamp = mqtt.time_func()
+        self._handle_on_message(message)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS  # manual_ack: acknowledged after the commit
 
     def _sock_close(self) -> None:
         self._rbuf, self._rpos = b"", 0  # bytes of a closed connection never reach the next one
