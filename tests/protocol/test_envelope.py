@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -161,3 +162,10 @@ def test_joserfc_header_checks_apply() -> None:
     head = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
     with pytest.raises(MalformedMessage, match="typ"):
         verify(f"{head}.e30.{'A' * 86}".encode(), resolve)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2046, 2047, 2048, 4094, 4095, 150_000])
+def test_digest_is_sha256_of_the_exact_bytes_at_any_size(size: int) -> None:
+    data = (b"eyJhbGciOiJFZERTQSJ9." * (size // 21 + 1))[:size]
+    assert digest(data) == hashlib.sha256(data).hexdigest()
+    assert digest(data.decode("ascii")) == hashlib.sha256(data).hexdigest()
