@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,29 @@ def test_payloads_up_to_the_size_limit_verify() -> None:
 def test_garbage_is_malformed(token: bytes) -> None:
     with pytest.raises(MalformedMessage):
         read_header(token)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda h, p, s: b"." + p + b"." + s,  # empty header
+        lambda h, p, s: h + b".." + s,  # empty payload
+        lambda h, p, s: h + b"." + p + b"." + s + b".",  # four segments
+        lambda h, p, s: h + b"." + p + s,  # two segments
+        lambda h, p, s: h + b"." + p[:5] + b"=" + p[6:] + b"." + s,  # padding inside
+        lambda h, p, s: h + b"." + p[:5] + b"+" + p[6:] + b"." + s,  # base64, not base64url
+        lambda h, p, s: h + b"." + p + b"." + s + b"\n",  # a trailing newline
+        lambda h, p, s: b" " + h + b"." + p + b"." + s,
+    ],
+)
+def test_only_three_non_empty_base64url_segments_pass_the_shape_check(
+    mangle: Callable[[bytes, bytes, bytes], bytes],
+) -> None:
+    key = generate_private_key()
+    head, payload, sig = sign(b'{"a":1}', key).encode().split(b".")
+    assert verify(b".".join((head, payload, sig)), lambda _kid: key).payload == b'{"a":1}'
+    with pytest.raises(MalformedMessage, match="three base64url segments"):
+        verify(mangle(head, payload, sig), lambda _kid: key)
 
 
 def test_signature_with_right_kid_but_wrong_key_is_rejected() -> None:
