@@ -164,8 +164,8 @@ class Subscriber:
         self._ingestor = ingestor
         self._batch_size = batch_size
         self._latency = batch_latency_s
-        # deliveries go to the ingest thread a read at a time, not one by one: each hand-over
-        # may wake the ingest thread, and a wake-up per message cost more than the message
+        # deliveries go to the ingest thread a read at a time, not one by one: each put may
+        # wake the ingest thread, a thread switch (and GIL hand-over) per message otherwise
         self._received: list[_Delivery] = []  # network thread only
         self._queue: queue.SimpleQueue[list[_Delivery]] = queue.SimpleQueue()
         self._carry: list[_Delivery] = []  # ingest thread only: received beyond a full batch
