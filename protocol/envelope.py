@@ -9,7 +9,6 @@ holds.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -28,7 +27,7 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 _MAX_HEADER_BYTES = 512
 _ALLOWED_HEADER = frozenset({"alg", "kid", "typ"})
 _SIGNATURE_CHARS = 86  # 64 bytes of Ed25519 signature, base64url without padding
-_COMPACT = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_BASE64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 
 class _Ed25519Only(EdDSAAlgorithm):
@@ -96,19 +95,29 @@ def sign(payload: bytes, key: OKPKey, typ: str = "camwarden+jws") -> str:
     return jws.serialize_compact(header, payload, key, registry=_REGISTRY)
 
 
+_HASH_PIECE = 2047  # hashlib releases the GIL for 2048 bytes and more
+
+
 def digest(token: bytes | str) -> str:
     data = token.encode("ascii") if isinstance(token, str) else token
-    return hashlib.sha256(data).hexdigest()
+    h = hashlib.sha256()
+    view = memoryview(data)
+    for i in range(0, len(view), _HASH_PIECE):
+        h.update(view[i : i + _HASH_PIECE])
+    return h.hexdigest()
 
 
 def _check_shape(token: bytes, max_bytes: int) -> None:
     if len(token) > max_bytes:
         raise OversizedMessage(f"message of {len(token)} bytes exceeds the {max_bytes} byte limit")
-    if not _COMPACT.fullmatch(token):
+    # three non-empty base64url segments: deleting the alphabet leaves the two dots (a third
+    # of the CPU of the equivalent regular expression on a 2 KB report)
+    first, last = token.find(b"."), token.rfind(b".")
+    if token.translate(None, _BASE64URL) != b".." or first == 0 or last - first == 1:
         raise MalformedMessage("not a JWS compact serialization (three base64url segments)")
-    if token.index(b".") > _MAX_HEADER_BYTES:
+    if first > _MAX_HEADER_BYTES:
         raise MalformedMessage("protected header too large")
-    if len(token) - token.rindex(b".") - 1 != _SIGNATURE_CHARS:
+    if len(token) - last - 1 != _SIGNATURE_CHARS:
         raise MalformedMessage("an Ed25519 signature is 64 bytes (86 base64url characters)")
 
 

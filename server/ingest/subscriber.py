@@ -5,11 +5,11 @@ manual acknowledgement: a message is acknowledged only after the batch that hold
 (stored or quarantined) is committed. A crash or a database outage therefore loses nothing; the
 broker redelivers, and the replay rule turns a redelivery into a harmless duplicate.
 
-Three threads: paho's network thread queues deliveries; the ingest thread gathers them into
-batches and hands each to the verify threads; the store thread commits the verified batches in
-order and only then acknowledges them. While batch N is committed, batch N+1 is verified.
-After the commit, the store thread publishes the batch's end-to-end acks to the agents
-(``acks``) through the same client.
+Three threads: paho's network thread queues deliveries, those of one socket read together; the
+ingest thread gathers them into batches and hands each to the verify threads; the store thread
+commits the verified batches in order and only then acknowledges them. While batch N is
+committed, batch N+1 is verified. After the commit, the store thread publishes the batch's
+end-to-end acks to the agents (``acks``) through the same client.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import queue
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,13 +65,18 @@ class _BufferedClient(mqtt.Client):
     to 256 KB feeds many packets; ``loop_read`` then drains what is buffered, since the
     socket's readiness no longer tells whether packets are waiting. And ``ack`` queues one
     PUBACK per call, each with two system calls (wake the network thread, send 4 bytes);
-    ``ack_all`` queues a batch's PUBACKs as one write. Relies on paho 2.x's ``_sock_recv``,
-    ``_sock_close`` and ``_packet_queue`` (the dependency is pinned below 3).
+    ``ack_all`` queues a batch's PUBACKs as one write. A QoS 1 PUBLISH without properties
+    skips paho's per-packet ``Properties`` object (``_handle_publish``). Relies on paho 2.x's
+    ``_sock_recv``, ``_sock_close``, ``_packet_queue``, ``_handle_publish``, ``_in_packet`` and
+    ``_handle_on_message`` (the dependency is pinned below 3; tests/server/test_paho_internals.py
+    fails if they change).
     """
 
     _CHUNK = 256 * 1024
     _rbuf = b""
     _rpos = 0
+    # called on the network thread once the packets of a read were handled (after on_message)
+    on_read: Callable[[], None] | None = None
 
     def _sock_recv(self, bufsize: int) -> bytes:
         buf, pos = self._rbuf, self._rpos
@@ -92,7 +97,34 @@ class _BufferedClient(mqtt.Client):
         rc = super().loop_read(max_packets)
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._buffered() and self._sock is not None:
             rc = super().loop_read(1)
+        if self.on_read is not None:
+            self.on_read()
         return rc
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        # a QoS 1 PUBLISH without properties, what agents send, goes straight to ``on_message``
+        # as the same ``MQTTMessage`` paho builds, minus the empty ``Properties`` object (about
+        # 40 % of paho's CPU per message: it fills several dicts per instance) and the debug
+        # line; anything else (QoS 0 or 2, properties, a short packet) goes through paho
+        command, packet = self._in_packet["command"], self._in_packet["packet"]
+        end = 2 + int.from_bytes(packet[:2], "big")  # after the topic
+        if (
+            command & 0x06 != 0x02
+            or len(packet) < end + 3
+            or packet[end + 2] != 0
+            or not self._manual_ack
+            or self._protocol != mqtt.MQTTv5
+        ):
+            return super()._handle_publish()
+        view = memoryview(packet)  # a bytearray; paho hands out bytes, copied once
+        message = mqtt.MQTTMessage(int.from_bytes(view[end : end + 2], "big"), bytes(view[2:end]))
+        message.qos = 1
+        message.dup = bool(command & 0x08)
+        message.retain = bool(command & 0x01)
+        message.payload = bytes(view[end + 3 :])
+        message.timestamp = mqtt.time_func()
+        self._handle_on_message(message)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS  # manual_ack: acknowledged after the commit
 
     def _sock_close(self) -> None:
         self._rbuf, self._rpos = b"", 0  # bytes of a closed connection never reach the next one
@@ -132,7 +164,11 @@ class Subscriber:
         self._ingestor = ingestor
         self._batch_size = batch_size
         self._latency = batch_latency_s
-        self._queue: queue.SimpleQueue[_Delivery] = queue.SimpleQueue()
+        # deliveries go to the ingest thread a read at a time, not one by one: each put may
+        # wake the ingest thread, a thread switch (and GIL hand-over) per message otherwise
+        self._received: list[_Delivery] = []  # network thread only
+        self._queue: queue.SimpleQueue[list[_Delivery]] = queue.SimpleQueue()
+        self._carry: list[_Delivery] = []  # ingest thread only: received beyond a full batch
         self._verified: queue.Queue[tuple[list[_Delivery], Verifying] | None] = queue.Queue(_DEPTH)
         self._stop = threading.Event()
         self._generation = 0
@@ -148,6 +184,7 @@ class Subscriber:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_read = self._hand_over
         self._client.reconnect_delay_set(1, 5)
         self._client.enable_logger(log)
         if config.tls:  # mutual TLS; the certificate's CN (camwarden-collector) is the username
@@ -185,7 +222,12 @@ class Subscriber:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         incoming = Incoming(msg.topic, bytes(msg.payload), utcnow())
-        self._queue.put(_Delivery(msg.mid, msg.qos, self._generation, incoming))
+        self._received.append(_Delivery(msg.mid, msg.qos, self._generation, incoming))
+
+    def _hand_over(self) -> None:
+        if self._received:
+            self._queue.put(self._received)
+            self._received = []
 
     def publish(self, name: str, payload: bytes) -> None:
         """Publish QoS 1 through this client (signed commands from ``server.firmware``)."""
@@ -222,22 +264,25 @@ class Subscriber:
     # -- the batch loop (ingest thread) -----------------------------------------------------
 
     def _collect(self) -> list[_Delivery]:
-        try:
-            batch = [self._queue.get(timeout=self._latency)]
-        except queue.Empty:
-            return []
+        batch = self._carry
+        if not batch:
+            try:
+                batch = self._queue.get(timeout=self._latency)
+            except queue.Empty:
+                return []
         deadline = time.monotonic() + self._latency
         while len(batch) < self._batch_size:
             remaining = deadline - time.monotonic()
             try:
-                batch.append(
+                batch += (
                     self._queue.get_nowait()
                     if remaining <= 0
                     else self._queue.get(timeout=remaining)
                 )
             except queue.Empty:
                 break
-        return batch
+        self._carry = batch[self._batch_size :]
+        return batch[: self._batch_size]
 
     def _run(self) -> None:
         try:

@@ -174,6 +174,12 @@ class Repository:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
+            # executemany INSERTs as multi-row INSERTs (SQLAlchemy's "insertmanyvalues", which
+            # the SQLite dialect otherwise applies only with RETURNING): sqlite3 steps an
+            # executemany once per row and releases the GIL at every step, so storing a batch
+            # of 500 messages handed the GIL to the verify threads and took it back 500 times;
+            # now once per statement (docs/adr/0008-ingest-throughput.md)
+            engine.dialect.use_insertmanyvalues_wo_returning = True
         return cls(engine)
 
     @classmethod

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -116,6 +118,29 @@ def test_garbage_is_malformed(token: bytes) -> None:
         read_header(token)
 
 
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda h, p, s: b"." + p + b"." + s,  # empty header
+        lambda h, p, s: h + b".." + s,  # empty payload
+        lambda h, p, s: h + b"." + p + b"." + s + b".",  # four segments
+        lambda h, p, s: h + b"." + p + s,  # two segments
+        lambda h, p, s: h + b"." + p[:5] + b"=" + p[6:] + b"." + s,  # padding inside
+        lambda h, p, s: h + b"." + p[:5] + b"+" + p[6:] + b"." + s,  # base64, not base64url
+        lambda h, p, s: h + b"." + p + b"." + s + b"\n",  # a trailing newline
+        lambda h, p, s: b" " + h + b"." + p + b"." + s,
+    ],
+)
+def test_only_three_non_empty_base64url_segments_pass_the_shape_check(
+    mangle: Callable[[bytes, bytes, bytes], bytes],
+) -> None:
+    key = generate_private_key()
+    head, payload, sig = sign(b'{"a":1}', key).encode().split(b".")
+    assert verify(b".".join((head, payload, sig)), lambda _kid: key).payload == b'{"a":1}'
+    with pytest.raises(MalformedMessage, match="three base64url segments"):
+        verify(mangle(head, payload, sig), lambda _kid: key)
+
+
 def test_signature_with_right_kid_but_wrong_key_is_rejected() -> None:
     victim, attacker = generate_private_key(), generate_private_key()
     token = sign(b"{}", attacker)
@@ -161,3 +186,10 @@ def test_joserfc_header_checks_apply() -> None:
     head = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
     with pytest.raises(MalformedMessage, match="typ"):
         verify(f"{head}.e30.{'A' * 86}".encode(), resolve)
+
+
+@pytest.mark.parametrize("size", [0, 1, 2046, 2047, 2048, 4094, 4095, 150_000])
+def test_digest_is_sha256_of_the_exact_bytes_at_any_size(size: int) -> None:
+    data = (b"eyJhbGciOiJFZERTQSJ9." * (size // 21 + 1))[:size]
+    assert digest(data) == hashlib.sha256(data).hexdigest()
+    assert digest(data.decode("ascii")) == hashlib.sha256(data).hexdigest()

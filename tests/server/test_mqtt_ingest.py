@@ -127,6 +127,36 @@ def test_enrollment_errors(collector: Collector, repo: Repository) -> None:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_deliveries_of_one_read_are_split_into_batches_of_the_configured_size(
+    mosquitto: Mosquitto,
+    publisher: Publisher,
+    repo: Repository,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    sizes: list[int] = []
+    commit_batch = Repository.commit_batch
+
+    def recording(self: Repository, batch: Any, **kwargs: Any) -> Any:
+        sizes.append(len(batch))
+        return commit_batch(self, batch, **kwargs)
+
+    monkeypatch.setattr(Repository, "commit_batch", recording)
+    collector = Collector(make_config(db_url, mosquitto.port, batch_size=20), repo)
+    collector.subscriber.start()
+    try:
+        assert collector.subscriber.connected.wait(10)
+        publisher.publish_all([agent.report() for _ in range(130)])
+        wait_until(lambda: repo.count(Message) == 130)
+    finally:
+        collector.subscriber.stop()
+    assert sum(sizes) == 130
+    assert max(sizes) <= 20  # a socket read may carry more than a batch; the rest waits
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_nothing_is_acknowledged_before_its_batch_is_committed(
     mosquitto: Mosquitto,
     publisher: Publisher,

@@ -6,7 +6,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from protocol import REASONS, generate_private_key, sign, topic
 from server.ingest.ingestor import Ingestor
@@ -192,3 +192,29 @@ def test_projection_does_not_depend_on_batch_boundaries(
     assert ("pi-1", "cam-1", 3) in cams_after
     assert found_after.count(("pi-1", "cam-0", 4)) == 2
     assert not [f for f in found_after if f[:2] == ("pi-1", "cam-0") and f[2] != 4]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlite_stores_a_batch_of_messages_in_one_insert_statement(
+    repo: Repository, ingestor: Ingestor
+) -> None:
+    # sqlite3 would step an executemany once per row, handing the GIL to the verify threads at
+    # every row (docs/adr/0008-ingest-throughput.md)
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    batch = [incoming(agent.report()) for _ in range(40)]
+    inserts: list[tuple[str, bool]] = []
+
+    def record(*args: object) -> None:
+        statement, executemany = str(args[2]), bool(args[5])
+        if statement.startswith("INSERT INTO messages"):
+            inserts.append((statement, executemany))
+
+    event.listen(repo.engine, "before_cursor_execute", record)
+    try:
+        assert reasons(ingestor.process(batch)) == ["accepted"] * 40
+    finally:
+        event.remove(repo.engine, "before_cursor_execute", record)
+    [(statement, _)] = inserts
+    assert statement.count("(?, ?, ?, ?, ?, ?, ?, ?, ?)") == 40
+    assert repo.count(Message) == 40
