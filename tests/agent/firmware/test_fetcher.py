@@ -5,13 +5,17 @@ signed metadata lists is checked the way ``TargetFile.verify_length_and_hashes``
 from __future__ import annotations
 
 import logging
+import math
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tuf.api import exceptions
 from tuf.api.metadata import TargetFile
 
 from agent.commands.errors import StepFailed
+from agent.firmware import fetcher
 from agent.firmware.updater import FirmwareUpdater
 from server.firmware.tuf_repo import TufRepository
 from tests.agent.firmware.conftest import Collector
@@ -103,3 +107,33 @@ def test_every_listed_algorithm_is_checked_as_tuf_checks_it(
         up.fetcher.discard(url)
     with pytest.raises(exceptions.LengthOrHashMismatchError, match="length"):
         up.fetcher.fetch_target(url, TargetFile(len(data) + 1, signed.hashes, TARGET))
+
+
+@pytest.mark.parametrize(("rate", "where"), [(0.0, "inline"), (math.inf, "worker")])
+def test_the_first_chunk_decides_whether_hashing_moves_to_a_worker_thread(
+    collector_tuf: Collector,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rate: float,
+    where: str,
+) -> None:
+    """Hashing faster than ``INLINE_HASH_RATE`` stays inline; slower, every chunk after the
+    first is hashed by the worker. Either way every byte is hashed once, in order."""
+    data = _stored(collector_tuf).read_bytes()
+    up = _updater(collector_tuf, tmp_path)
+    up.fetcher.chunk_size = 256
+    threads: list[str] = []
+    update = fetcher._update
+
+    def recording(digests: list[Any], chunk: memoryview) -> None:
+        threads.append(threading.current_thread().name)
+        update(digests, chunk)
+
+    monkeypatch.setattr(fetcher, "INLINE_HASH_RATE", rate)
+    monkeypatch.setattr(fetcher, "_update", recording)
+    signed = TargetFile.from_data(TARGET, data, ["sha256", "sha512"])
+    assert up.fetcher.fetch_target(_url(up, collector_tuf), signed).read_bytes() == data
+    assert len(threads) == -(-len(data) // 256) > 2
+    workers = {n.startswith("firmware-hash") for n in threads[1:]}
+    assert workers == {where == "worker"}
+    assert threads[0] == threading.current_thread().name
