@@ -12,14 +12,14 @@ Errors raised towards the checks::
 
 Public methods live here and wrap the vendor hooks (``_identify`` ...) the way python-tuf's
 ``fetch`` wraps ``_fetch``: each hook runs under ``asyncio.timeout(config.timeout_s)`` and any
-foreign exception (httpx, aiohttp, onvif, zeep, lxml, ``OSError``, ``TimeoutError``,
+foreign exception (aiohttp, onvif, zeep, lxml, ``OSError``, ``TimeoutError``,
 ``ValueError`` from a parser) is translated into the tree above at exactly this edge, chained
 with ``from``. Hooks may raise a ``CameraError`` themselves when they know better (e.g. a
 Hikvision 401 body that says the account is locked becomes ``LockedOut``); those pass through
 untouched.
 
 The translation table names foreign classes by module and qualified name, so this module needs
-neither httpx, aiohttp nor zeep at import time (zeep alone costs ~27 MB RSS on the agent box).
+neither aiohttp nor zeep at import time (zeep alone costs ~27 MB RSS on the agent box).
 """
 
 from __future__ import annotations
@@ -85,16 +85,6 @@ class BadResponse(CameraError):
     code = "bad_response"
 
 
-def _http_status(exc: BaseException) -> CameraError:
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if status in (401, 403):
-        return AuthFailed(f"HTTP {status}")
-    if status in (502, 503, 504):
-        return Unreachable(f"HTTP {status}")
-    return BadResponse(f"unexpected HTTP status {status}")
-
-
 def _soap_fault(exc: BaseException) -> CameraError:
     text = str(exc)
     if "NotAuthorized" in text or "not authorized" in text.lower():
@@ -109,14 +99,6 @@ def _soap_transport(exc: BaseException) -> CameraError:
     return BadResponse(f"SOAP transport error, HTTP {status}")
 
 
-def _protocol_error(exc: BaseException) -> CameraError:
-    # A camera that accepts the connection and closes it without a word (crashing or
-    # overloaded firmware) is a "retry later"; a malformed answer is a bad response.
-    if "without sending" in str(exc) or "disconnected" in str(exc).lower():
-        return Unreachable(f"{type(exc).__name__}: {str(exc)[:160]}")
-    return BadResponse(f"{type(exc).__name__}: {str(exc)[:160]}")
-
-
 def _as(kind: type[CameraError]) -> Callable[[BaseException], CameraError]:
     return lambda exc: kind(f"{type(exc).__name__}: {str(exc)[:160]}")
 
@@ -124,15 +106,8 @@ def _as(kind: type[CameraError]) -> Callable[[BaseException], CameraError]:
 # Foreign exception class ("module.QualName") -> translation. Looked up along the MRO, most
 # specific first, so a subclass we do not list falls back to its listed parent.
 TRANSLATIONS: Mapping[str, Callable[[BaseException], CameraError]] = {
-    "httpx.TimeoutException": _as(Timeout),
-    "httpx.NetworkError": _as(Unreachable),
-    "httpx.ProxyError": _as(Unreachable),
-    "httpx.HTTPStatusError": _http_status,
-    "httpx.DecodingError": _as(BadResponse),
-    "httpx.TooManyRedirects": _as(BadResponse),
-    "httpx.RemoteProtocolError": _protocol_error,
-    "httpx.HTTPError": _as(BadResponse),
-    # aiohttp is onvif-zeep-async's transport; a timeout there is a timeout, not a lost link.
+    # aiohttp (the vendor APIs' and onvif-zeep-async's transport): a timeout is a timeout, not a
+    # lost link; a camera that closes the connection without a word is a "retry later".
     "aiohttp.client_exceptions.ServerTimeoutError": _as(Timeout),
     "aiohttp.client_exceptions.ClientConnectionError": _as(Unreachable),
     "aiohttp.client_exceptions.ClientError": _as(BadResponse),

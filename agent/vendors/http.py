@@ -1,9 +1,10 @@
 """The one HTTP client factory for the vendor APIs (ISAPI, Dahua CGI, VAPIX).
 
-Every adapter that speaks HTTP builds its client here, so the safety limits live in one place:
+Every adapter that speaks HTTP builds its session here, so the safety limits live in one place:
 
-* digest authentication through ``httpx.DigestAuth`` (Basic is never offered by the agent);
-* the adapter's timeout on connect, read, write and pool, and a small connection pool;
+* digest authentication through aiohttp's ``DigestAuthMiddleware`` (Basic is never offered by
+  the agent);
+* the adapter's timeout on connect and on each read, and a small connection pool;
 * bodies are streamed and refused over ``max_response_bytes`` (``BadResponse``), counted after
   decompression and before they are parsed; a larger declared ``Content-Length`` is refused early;
 * the content type is checked against what the endpoint documents (``BadResponse``);
@@ -12,7 +13,12 @@ Every adapter that speaks HTTP builds its client here, so the safety limits live
   502-504 ``Unreachable``, anything else ``BadResponse``;
 * passwords some vendor APIs take in the query string (Dahua ``modifyPassword``, VAPIX
   ``pwdgrp.cgi``) are passed as ``secret_params``: they are added to the request only, never to
-  the path our errors name, and httpx's own request log line shows them as ``***``.
+  the path our errors name (aiohttp's errors that carry the sent URL are re-raised naming the
+  path as given), and aiohttp logs no request lines.
+
+aiohttp rather than httpx: it is onvif-zeep-async's transport, loaded by every audit anyway,
+and costs about an eighth of httpx's CPU per request on a kept-alive connection
+(docs/adr/0013-audit-worker.md); the vendor reads are most of an audit's HTTP requests.
 
 HTTPS: hardened cameras close plain HTTP or answer every request on it with a redirect to
 HTTPS (baseline COM-01). Redirects are never followed; instead ``https_only`` asks plain HTTP
@@ -22,8 +28,7 @@ answer to ``GET /`` (``landing``) carries the web server's ``Server`` header: id
 tries first the adapter whose vendor it names (``HttpAdapter.server_banners``).
 
 Requests without credentials that need no session (``landing``, the web checks' probes) go
-through ``anonymous_session`` instead: aiohttp, loaded with the ONVIF library anyway, at about a
-third of httpx's CPU per request on a new connection, with the same limits.
+through ``anonymous_session``: a new connection closed after the answer, the same limits.
 
 TLS: cameras ship self-signed certificates, so the HTTPS client does not verify the chain
 (``TLS_VERIFY_REASON``); ``agent.identify`` records it in the identity's source. The adapters
@@ -35,15 +40,17 @@ connection that succeeded here.
 from __future__ import annotations
 
 import functools
-import logging
 import ssl
 from abc import abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Final
+from typing import Any, ClassVar, Final
 
-import httpx
+import aiohttp
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
+from aiohttp.payload import Payload
 
 from agent.vendors.base import (
     Adapter,
@@ -55,9 +62,6 @@ from agent.vendors.base import (
     Unsupported,
 )
 from agent.vendors.models import Credential, Interface, Landing, Target
-
-if TYPE_CHECKING:
-    import aiohttp
 
 __all__ = [
     "JSON_TYPES",
@@ -73,7 +77,7 @@ __all__ = [
     "fetch",
     "https_only",
     "landing",
-    "make_client",
+    "make_session",
     "unverified_tls",
 ]
 
@@ -81,35 +85,14 @@ TLS_VERIFY_REASON: Final = (
     "cameras present self-signed certificates; the chain is not verified for configuration "
     "reads, and certificate and protocol facts are audited by the TLS scan, not assumed here"
 )
-_LIMITS: Final = httpx.Limits(max_connections=2, max_keepalive_connections=1, keepalive_expiry=5)
 _CHUNK: Final = 16 * 1024
 _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
-_NO_AUTH: Final = httpx.Auth()  # sends the request as it is: for pre-auth endpoints
+_POOL: Final = 2  # connections per adapter session
+_KEEPALIVE_S: Final = 5.0
 JSON_TYPES: Final = frozenset({"application/json"})
 # Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only).
 SECRET_QUERY_KEYS: Final = frozenset({"pwd", "pwdOld"})
-
-
-class _SecretQueryFilter(logging.Filter):
-    """httpx logs every request with its full URL (INFO): mask the password parameters, whatever
-    level the site configures for the ``httpx`` logger."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                _masked(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args
-            )
-        return True
-
-
-def _masked(url: httpx.URL) -> httpx.URL:
-    if SECRET_QUERY_KEYS.isdisjoint(url.params.keys()):
-        return url
-    pairs = [(k, "***" if k in SECRET_QUERY_KEYS else v) for k, v in url.params.multi_items()]
-    return url.copy_with(params=pairs)
-
-
-_SECRET_QUERY_FILTER: Final = _SecretQueryFilter()
+NO_AUTH: Final[Sequence[ClientMiddlewareType]] = ()  # for pre-auth endpoints: sent as it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +102,7 @@ class Reply:
     status: int
     content_type: str  # media type only, lower case, without parameters
     body: bytes
-    headers: httpx.Headers
+    headers: Mapping[str, str]
 
     def text(self) -> str:
         return self.body.decode("utf-8")
@@ -135,55 +118,94 @@ def base_url(target: Target, *, https: bool = False) -> str:
     return f"http://{target.address}:{target.ports.get(Interface.HTTP, 80)}"
 
 
-def digest(credential: Credential | None) -> httpx.DigestAuth | None:
+class _Digest(aiohttp.DigestAuthMiddleware):
+    """aiohttp's digest middleware, which sends the request again after a 401 challenge without
+    releasing the 401: a challenge whose body is not read yet (a large or slow one, a garbage
+    answer) would hold its pooled connection until garbage collection. Released here, when the
+    request is sent again."""
+
+    async def __call__(
+        self, request: aiohttp.ClientRequest, handler: ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        sent: list[aiohttp.ClientResponse] = []
+
+        async def send(again: aiohttp.ClientRequest) -> aiohttp.ClientResponse:
+            for challenge in sent:
+                challenge.release()
+            sent[:] = [await handler(again)]
+            return sent[0]
+
+        return await super().__call__(request, send)
+
+
+def digest(credential: Credential | None) -> Sequence[ClientMiddlewareType]:
     """A fresh digest state: no cached challenge, so a wrong password is sent exactly once."""
     if credential is None:
-        return None
-    return httpx.DigestAuth(credential.username, credential.password)
+        return NO_AUTH
+    return (_Digest(credential.username, credential.password),)
 
 
 @functools.cache
 def unverified_tls() -> ssl.SSLContext:
-    """One unverifying context (``TLS_VERIFY_REASON``) for every client of the process: httpx
-    builds a new one per client otherwise (CPU per camera and adapter, and with the CA bundle
-    loaded about 1 MB of RSS per concurrent client)."""
+    """One unverifying context (``TLS_VERIFY_REASON``) for every session of the process
+    instead of one per session (CPU per camera and adapter, and with the CA bundle loaded about
+    1 MB of RSS per concurrent client)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # TLS_VERIFY_REASON
     return ctx
 
 
-def make_client(
-    target: Target, config: AdapterConfig, credential: Credential | None, *, https: bool = False
-) -> httpx.AsyncClient:
-    """The HTTP client of one adapter instance; close it with ``aclose()``."""
-    logging.getLogger("httpx").addFilter(_SECRET_QUERY_FILTER)  # once: filters are a set
-    return httpx.AsyncClient(
-        base_url=base_url(target, https=https),
-        auth=digest(credential),
-        timeout=httpx.Timeout(config.timeout_s),
-        limits=_LIMITS,
-        verify=unverified_tls(),
-        follow_redirects=False,
-        trust_env=False,  # a proxy from the environment must never see camera credentials
+def _timeout(timeout_s: float) -> aiohttp.ClientTimeout:
+    """``timeout_s`` on the connect and on each read; the whole call is bounded by the
+    adapter's ``asyncio.timeout``."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+
+
+def _session(
+    timeout_s: float,
+    connector: aiohttp.TCPConnector,
+    *,
+    base: str | None = None,
+    middlewares: Sequence[ClientMiddlewareType] = NO_AUTH,
+) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        base_url=base,
+        connector=connector,
+        middlewares=middlewares,
+        timeout=_timeout(timeout_s),
         headers={"User-Agent": "camwarden-agent"},
+        trust_env=False,  # a proxy from the environment must never see camera credentials
+    )
+
+
+def make_session(
+    target: Target,
+    config: AdapterConfig,
+    credential: Credential | None,
+    *,
+    https: bool = False,
+    timeout_s: float | None = None,
+) -> aiohttp.ClientSession:
+    """The session of one adapter instance (or of one upload: ``timeout_s``); close it with
+    ``close()``. Requests name a path on ``target``; the credential answers digest challenges."""
+    connector = aiohttp.TCPConnector(
+        limit=_POOL, keepalive_timeout=_KEEPALIVE_S, ssl=unverified_tls()
+    )
+    return _session(
+        config.timeout_s if timeout_s is None else timeout_s,
+        connector,
+        base=base_url(target, https=https),
+        middlewares=digest(credential),
     )
 
 
 def anonymous_session(timeout_s: float) -> aiohttp.ClientSession:
-    """An aiohttp session for one request without credentials (``landing``, the web checks'
-    probes): the unverifying TLS context (``TLS_VERIFY_REASON``), a new connection closed after
-    the answer, ``timeout_s`` on the connect and on each read, no proxy from the environment.
-    Such a request costs about a third of the CPU of httpx's (docs/adr/0013-audit-worker.md);
-    redirects are the caller's to refuse (``allow_redirects=False``)."""
-    import aiohttp  # noqa: PLC0415  # onvif-zeep-async's transport: loaded by every audit
-
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=unverified_tls(), force_close=True),
-        timeout=aiohttp.ClientTimeout(sock_connect=timeout_s, sock_read=timeout_s),
-        headers={"User-Agent": "camwarden-agent"},
-        trust_env=False,  # a proxy from the environment must never see a camera's answers
-    )
+    """A session for one request without credentials (``landing``, the web checks' probes): the
+    unverifying TLS context (``TLS_VERIFY_REASON``), a new connection closed after the answer,
+    ``timeout_s`` on the connect and on each read, no proxy from the environment. Redirects are
+    the caller's to refuse (``allow_redirects=False``)."""
+    return _session(timeout_s, aiohttp.TCPConnector(ssl=unverified_tls(), force_close=True))
 
 
 async def https_only(target: Target, config: AdapterConfig, url: str) -> bool | None:
@@ -211,8 +233,6 @@ async def landing(target: Target, config: AdapterConfig, url: str) -> Landing | 
 
 
 async def _landing(target: Target, config: AdapterConfig, url: str) -> Landing | None:
-    import aiohttp  # noqa: PLC0415  # see anonymous_session
-
     plain = url if url.startswith("http://") else base_url(target) + url
     async with anonymous_session(config.timeout_s) as session:
         try:
@@ -252,41 +272,50 @@ async def read_capped(
 
 
 async def fetch(
-    client: httpx.AsyncClient,
+    session: aiohttp.ClientSession,
     method: str,
     url: str,
     *,
     max_bytes: int,
     accept: Collection[str],
-    auth: httpx.Auth | None = None,
+    auth: Sequence[ClientMiddlewareType] | None = None,
     json: object = None,
-    content: bytes | AsyncIterable[bytes] | None = None,
+    content: bytes | FileBody | None = None,
     headers: Mapping[str, str] | None = None,
     lock_detector: LockDetector | None = None,
     secret_params: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
 ) -> Reply:
     """One request; the complete answer if it is a 2xx of an ``accept``-ed type, else raises.
 
-    ``auth`` overrides the client's credential (``try_login``); by default the client's is used.
-    ``secret_params`` (keys in ``SECRET_QUERY_KEYS``) join the query of the request sent and
-    nothing else: errors name ``url`` as given.
+    ``auth`` (``digest(...)`` or ``NO_AUTH``) replaces the session's credential for this request
+    (``try_login``, pre-auth endpoints); by default the session's is used. ``secret_params``
+    (keys in ``SECRET_QUERY_KEYS``) join the query of the request sent and nothing else: errors
+    name ``url`` as given. ``timeout_s`` replaces the session's timeout (uploads).
     """
-    target: str | httpx.URL = url
-    if secret_params:
-        if not SECRET_QUERY_KEYS.issuperset(secret_params):
-            raise TypeError(f"not a password parameter: {sorted(secret_params)}")  # a bug
-        target = httpx.URL(url).copy_merge_params(secret_params)  # params= would replace
-    request = client.build_request(method, target, json=json, content=content, headers=headers)
-    response = await client.send(
-        request, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT, stream=True
-    )
+    if secret_params and not SECRET_QUERY_KEYS.issuperset(secret_params):
+        raise TypeError(f"not a password parameter: {sorted(secret_params)}")  # a bug
+    extra: dict[str, Any] = {} if timeout_s is None else {"timeout": _timeout(timeout_s)}
     try:
-        declared = response.headers.get("Content-Length", "")
-        body = await read_capped(response.aiter_bytes(_CHUNK), declared, url, max_bytes)
-    finally:
-        await response.aclose()
+        async with session.request(
+            method,
+            url,
+            params=secret_params,  # merged into the query of ``url``
+            json=json,
+            data=content,
+            headers=headers,
+            middlewares=auth,
+            allow_redirects=False,
+            **extra,
+        ) as response:
+            declared = response.headers.get("Content-Length", "")
+            body = await read_capped(
+                response.content.iter_chunked(_CHUNK), declared, url, max_bytes
+            )
+    except aiohttp.ClientResponseError as exc:  # its text names the URL sent, secrets included
+        raise BadResponse(f"{url}: {type(exc).__name__}: {exc.message[:160]}") from None
     media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    reply = Reply(response.status_code, media, body, response.headers)
+    reply = Reply(response.status, media, body, response.headers)
     _check_status(url, reply, lock_detector)
     if media not in accept:
         raise BadResponse(f"{url}: content type {media or 'none'!r}, expected {sorted(accept)}")
@@ -307,32 +336,43 @@ def _check_status(url: str, reply: Reply, lock_detector: LockDetector | None) ->
     raise BadResponse(f"{url}: unexpected HTTP {status}")
 
 
-class FileBody:
+class FileBody(Payload):
     """A request body streamed from a file in chunks, between an optional head and tail
-    (multipart framing). Iterable again from the start, so a digest challenge answered with a
-    401 can be met by sending the body a second time (httpx refuses to replay a generator)."""
+    (multipart framing). Every write starts again from the beginning of the file, so a digest
+    challenge answered with a 401 is met by sending the body a second time (aiohttp replays
+    only payloads it can rewind)."""
 
     def __init__(self, path: Path, *, head: bytes = b"", tail: bytes = b"", chunk: int = 64 * 1024):
+        super().__init__(path)
         self.path, self.head, self.tail, self.chunk = path, head, tail, chunk
+        self.length = len(head) + path.stat().st_size + len(tail)
+        self._size = self.length  # aiohttp sends it as the Content-Length
 
     def __len__(self) -> int:
-        return len(self.head) + self.path.stat().st_size + len(self.tail)
+        return self.length
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a file body is streamed, not decoded")
 
-    async def _chunks(self) -> AsyncIterator[bytes]:
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        left = self.length if content_length is None else min(content_length, self.length)
         if self.head:
-            yield self.head
+            await writer.write(self.head[:left])
+            left -= min(left, len(self.head))
         with self.path.open("rb") as fh:  # local disk: short blocking reads
-            while data := fh.read(self.chunk):
-                yield data
-        if self.tail:
-            yield self.tail
+            while left and (data := fh.read(min(self.chunk, left))):
+                await writer.write(data)
+                left -= len(data)
+        await writer.write(self.tail[:left])
 
 
 class HttpAdapter(Adapter):
-    """An adapter whose vendor API is HTTP: one client per instance, digest with the agent's
+    """An adapter whose vendor API is HTTP: one session per instance, digest with the agent's
     credential, and one-shot digest attempts for ``try_login``."""
 
     # ``Server`` header products (before any "/version", lower case) of the vendor's web
@@ -343,7 +383,7 @@ class HttpAdapter(Adapter):
         self, target: Target, config: AdapterConfig, credential: Credential | None = None
     ) -> None:
         super().__init__(target, config, credential)
-        self.http = make_client(target, config, credential)
+        self._session: aiohttp.ClientSession | None = None  # made on the first request
         self._transport_known = False
         self._https = False
 
@@ -352,19 +392,24 @@ class HttpAdapter(Adapter):
         return landing.server.split("/", 1)[0].strip().lower() in cls.server_banners
 
     async def close(self) -> None:
-        await self.http.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    async def client(self) -> httpx.AsyncClient:
-        """The client to use: plain HTTP, or HTTPS once ``https_only`` said so (asked on the
+    async def session(self) -> aiohttp.ClientSession:
+        """The session to use: plain HTTP, or HTTPS once ``https_only`` said so (asked on the
         adapter's first request, and again while neither port takes a connection)."""
         if not self._transport_known:
             only = await https_only(self.target, self.config, "/")
             self._transport_known = only is not None
             if only:
-                await self.http.aclose()
-                self.http = make_client(self.target, self.config, self.credential, https=True)
+                await self.close()
                 self._https = True
-        return self.http
+        if self._session is None:
+            self._session = make_session(
+                self.target, self.config, self.credential, https=self._https
+            )
+        return self._session
 
     @property
     def https(self) -> bool:
@@ -379,44 +424,32 @@ class HttpAdapter(Adapter):
         """``LockedOut`` if a refused answer says the account or source is locked."""
         return None
 
-    async def get(
-        self, path: str, accept: Collection[str], *, secret_params: Mapping[str, str] | None = None
-    ) -> Reply:
+    async def _request(self, method: str, path: str, accept: Collection[str], **kw: Any) -> Reply:
         return await fetch(
-            await self.client(),
-            "GET",
+            await self.session(),
+            method,
             path,
             max_bytes=self.config.max_response_bytes,
             accept=accept,
             lock_detector=self.detect_lock,
-            secret_params=secret_params,
+            **kw,
         )
+
+    async def get(
+        self, path: str, accept: Collection[str], *, secret_params: Mapping[str, str] | None = None
+    ) -> Reply:
+        return await self._request("GET", path, accept, secret_params=secret_params)
 
     async def put(
         self, path: str, body: bytes, content_type: str, accept: Collection[str]
     ) -> Reply:
-        return await fetch(
-            self.http,
-            "PUT",
-            path,
-            max_bytes=self.config.max_response_bytes,
-            accept=accept,
-            content=body,
-            headers={"Content-Type": content_type, "Content-Length": str(len(body))},
-            lock_detector=self.detect_lock,
+        return await self._request(
+            "PUT", path, accept, content=body, headers={"Content-Type": content_type}
         )
 
     async def post_json(self, path: str, payload: object, *, anonymous: bool = False) -> Reply:
-        return await fetch(
-            await self.client(),
-            "POST",
-            path,
-            max_bytes=self.config.max_response_bytes,
-            accept=JSON_TYPES,
-            json=payload,
-            auth=_NO_AUTH if anonymous else None,
-            lock_detector=self.detect_lock,
-        )
+        auth = NO_AUTH if anonymous else None
+        return await self._request("POST", path, JSON_TYPES, json=payload, auth=auth)
 
     async def send_body(
         self,
@@ -428,20 +461,11 @@ class HttpAdapter(Adapter):
         accept: Collection[str],
         timeout_s: float | None = None,
     ) -> Reply:
-        """Stream ``body`` (e.g. a firmware image) with the adapter's credential."""
-        headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
-        client = await self.client()
-        if timeout_s is not None:
-            client.timeout = httpx.Timeout(timeout_s)
-        return await fetch(
-            client,
-            method,
-            path,
-            max_bytes=self.config.max_response_bytes,
-            accept=accept,
-            content=body,
-            headers=headers,
-            lock_detector=self.detect_lock,
+        """Stream ``body`` (e.g. a firmware image) with the adapter's credential; ``timeout_s``
+        on the connect and each read of this request instead of the adapter's."""
+        headers = {"Content-Type": content_type}
+        return await self._request(
+            method, path, accept, content=body, headers=headers, timeout_s=timeout_s
         )
 
     async def digest_login(
@@ -449,22 +473,14 @@ class HttpAdapter(Adapter):
     ) -> bool:
         """One digest attempt on ``path``: True on 2xx; a refusal raises ``AuthFailed``.
 
-        A fresh ``DigestAuth`` has no cached challenge, so the wrong password reaches the camera
-        exactly once (a cached, stale nonce would make httpx send it a second time).
+        A fresh digest middleware has no cached challenge, so the wrong password reaches the
+        camera exactly once (a cached, stale nonce would make it send it a second time).
         """
-        await fetch(
-            await self.client(),
-            "GET",
-            path,
-            max_bytes=self.config.max_response_bytes,
-            accept=accept,
-            auth=httpx.DigestAuth(username, password),
-            lock_detector=self.detect_lock,
-        )
+        await self._request("GET", path, accept, auth=digest(Credential(username, password)))
         return True
 
     async def _try_login(self, interface: Interface, username: str, password: str) -> bool:
-        await self.client()
+        await self.session()
         if interface is not self.interface:
             raise Unsupported(
                 f"{self.vendor} adapter tries credentials over {self.interface.value} only"

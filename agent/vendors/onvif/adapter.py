@@ -99,34 +99,24 @@ class OnvifAdapter(Adapter):
     async def _upload_firmware(self, image: Path, length: int) -> None:
         """ONVIF Core ``StartFirmwareUpgrade``, then an HTTP POST of the image to the
         ``UploadUri`` it names (on the camera's own address only); 200 means accepted."""
-        import httpx  # noqa: PLC0415  # loaded by the HTTP adapters already
-
-        from agent.vendors.http import FileBody, fetch  # noqa: PLC0415
+        from agent.vendors.http import FileBody, fetch, make_session  # noqa: PLC0415
 
         device = await self.client.device()
         answer = await device.StartFirmwareUpgrade()
         uri = parsers.upload_uri(answer, self.target.address)
-        async with httpx.AsyncClient(
-            auth=httpx.DigestAuth(self.credential.username, self.credential.password)
-            if self.credential
-            else None,
-            timeout=httpx.Timeout(self.config.timeout_s * 6),  # per operation; the whole
-            # upload is bounded by upload_firmware's timeout
-            trust_env=False,
-            follow_redirects=False,
+        # per operation; the whole upload is bounded by upload_firmware's timeout
+        timeout_s = self.config.timeout_s * 6
+        async with make_session(
+            self.target, self.config, self.credential, timeout_s=timeout_s
         ) as http:
-            body = FileBody(image)
             await fetch(
                 http,
                 "POST",
                 uri,
                 max_bytes=self.config.max_response_bytes,
                 accept=frozenset({"text/plain", "", "application/octet-stream"}),
-                content=body,
-                headers={
-                    "Content-Type": "application/octet-stream",
-                    "Content-Length": str(len(body)),
-                },
+                content=FileBody(image),
+                headers={"Content-Type": "application/octet-stream"},
             )
 
     async def _set_password(self, username: str, password: str, current: str | None) -> None:

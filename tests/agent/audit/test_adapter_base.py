@@ -5,9 +5,10 @@ import errno
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 import pytest
 import zeep.exceptions
+from aiohttp.client_reqrep import ConnectionKey
 from lxml import etree
 
 from agent.vendors.base import (
@@ -53,15 +54,12 @@ class ScriptedAdapter(Adapter):
         return password == "right"
 
 
-def _request() -> httpx.Request:
-    return httpx.Request("GET", "http://192.0.2.10/ISAPI/System/deviceInfo")
+def _connection_key() -> ConnectionKey:
+    return ConnectionKey("192.0.2.10", 80, False, True, None, None, None)
 
 
-def _status(code: int) -> httpx.HTTPStatusError:
-    request = _request()
-    return httpx.HTTPStatusError(
-        "status", request=request, response=httpx.Response(code, request=request)
-    )
+def _refused() -> BaseException:
+    return aiohttp.ClientConnectorError(_connection_key(), ConnectionRefusedError(111, "refused"))
 
 
 def _xml_error() -> Exception:
@@ -73,19 +71,12 @@ def _xml_error() -> Exception:
 
 
 FOREIGN: list[tuple[Callable[[], BaseException], type[CameraError]]] = [
-    (lambda: httpx.ConnectError("refused", request=_request()), Unreachable),
-    (lambda: httpx.ReadTimeout("slow", request=_request()), Timeout),
-    (lambda: httpx.ConnectTimeout("slow", request=_request()), Timeout),
-    (lambda: _status(401), AuthFailed),
-    (lambda: _status(403), AuthFailed),
-    (lambda: _status(503), Unreachable),
-    (lambda: _status(500), BadResponse),
-    (lambda: httpx.DecodingError("gzip", request=_request()), BadResponse),
-    (lambda: httpx.RemoteProtocolError("bad", request=_request()), BadResponse),
-    (
-        lambda: httpx.RemoteProtocolError("Server disconnected", request=_request()),
-        Unreachable,
-    ),
+    (_refused, Unreachable),
+    (lambda: aiohttp.SocketTimeoutError("Timeout on reading data from socket"), Timeout),
+    (lambda: aiohttp.ConnectionTimeoutError("Connection timeout"), Timeout),
+    (aiohttp.ServerDisconnectedError, Unreachable),
+    (lambda: aiohttp.ClientPayloadError("Response payload is not completed"), BadResponse),
+    (lambda: aiohttp.ClientError("bad"), BadResponse),
     (lambda: _zeep.Fault("Sender not authorized: ter:NotAuthorized"), AuthFailed),
     (lambda: _zeep.Fault("ter:ActionNotSupported"), BadResponse),
     (lambda: _zeep.TransportError("x", status_code=401), AuthFailed),

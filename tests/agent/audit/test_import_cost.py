@@ -9,7 +9,7 @@ import sys
 CODE = """
 import sys
 import agent.checks, agent.advisories.feed, agent.credentials.planner, agent.vendors
-heavy = ("zxcvbn", "zeep", "httpx", "lxml", "onvif", "pyasn1")
+heavy = ("zxcvbn", "zeep", "aiohttp", "httpx", "lxml", "onvif", "pyasn1")
 print(",".join(sorted(m for m in heavy if m in sys.modules)))
 """
 
