@@ -58,7 +58,9 @@ def child(base_url: str, root_file: str, cache: str, target: str) -> None:
     elapsed, cpu = time.perf_counter() - start, _cpu(resource.RUSAGE_SELF) - cpu
     growth = _status("VmHWM") - before
     size = got.path.stat().st_size
-    print(json.dumps({"s": elapsed, "find": found, "cpu": cpu, "bytes": size, "rss_growth": growth}))
+    print(
+        json.dumps({"s": elapsed, "find": found, "cpu": cpu, "bytes": size, "rss_growth": growth})
+    )
 
 
 def main() -> int:  # noqa: PLR0915  # set-up, rounds and report in one readable place
