@@ -346,9 +346,10 @@ class FileBody(Payload):
         super().__init__(path)
         self.path, self.head, self.tail, self.chunk = path, head, tail, chunk
         self.length = len(head) + path.stat().st_size + len(tail)
-        self._size = self.length  # aiohttp sends it as the Content-Length
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """Sent as the Content-Length."""
         return self.length
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
