@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, select
@@ -218,3 +218,21 @@ def test_sqlite_stores_a_batch_of_messages_in_one_insert_statement(
     [(statement, _)] = inserts
     assert statement.count("(?, ?, ?, ?, ?, ?, ?, ?, ?)") == 40
     assert repo.count(Message) == 40
+
+
+def test_times_sent_with_an_offset_are_stored_as_the_same_instant(
+    repo: Repository, ingestor: Ingestor
+) -> None:
+    # an agent in Vietnam may send its local time; SQLite keeps no offset, so the stored value
+    # must be the UTC clock reading or it comes back seven hours off
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    hanoi = timezone(timedelta(hours=7))
+    sent = datetime.now(hanoi).replace(microsecond=0)
+    assert reasons(ingestor.process([incoming(agent.report(issued_at=sent))])) == ["accepted"]
+    with repo.engine.connect() as conn:
+        [issued] = conn.execute(select(Message.issued_at)).scalars().all()
+        updated = set(conn.execute(select(Camera.updated_at)).scalars().all())
+    assert issued == sent
+    assert issued.utcoffset() == timedelta(0)
+    assert updated == {sent}
