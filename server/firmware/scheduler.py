@@ -90,8 +90,16 @@ class Scheduler:
                 log.info("re-signed TUF snapshot and timestamp")
         except RepositoryError as exc:
             log.warning("cannot refresh TUF metadata: %s", exc)
-        self.consume_results()
+        # a plain read first: the steps below write, and on SQLite their transactions take the
+        # database's one write lock, which an idle tick every second should leave to the ingest
         with self._engine.connect() as conn:
+            waiting = set(
+                conn.execute(
+                    select(CommandRecord.status)
+                    .where(CommandRecord.status.in_((*_OPEN, "queued")))
+                    .distinct()
+                ).scalars()
+            )
             active = (
                 conn.execute(
                     select(Rollout.id).where(Rollout.phase.in_(_UNFINISHED)).order_by(Rollout.id)
@@ -99,9 +107,11 @@ class Scheduler:
                 .scalars()
                 .all()
             )
+        if not waiting.isdisjoint(_OPEN):
+            self.consume_results()
         for rollout_id in active:
             self.drive(rollout_id, now)
-        return self.publish_queued(now)
+        return self.publish_queued(now) if active or "queued" in waiting else 0
 
     # -- results ---------------------------------------------------------------------------
 

@@ -2,17 +2,20 @@
 
 With several collectors sharing the subscription, message ids are handed out when a transaction
 inserts, so a result can commit after rows with much higher ids; a cursor over ids skipped it.
+An idle tick only reads, so it never waits for the ingest's write lock.
 """
 
 from __future__ import annotations
 
 import base64
+import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
-from protocol import CommandResult, encode, generate_private_key
+from protocol import CommandResult, encode, generate_private_key, topic
 from server.firmware.commands import new_command
 from server.firmware.scheduler import Scheduler, queue
 from server.firmware.tuf_repo import TufRepository
@@ -132,5 +135,54 @@ def test_results_are_applied_in_seq_order_even_when_committed_below_newer_ids(
         )
         sched.consume_results()
         assert command_state(repo, cmd.command_id) == ("succeeded", 43)
+    finally:
+        repo.close()
+
+
+def test_an_idle_tick_only_reads_and_a_busy_one_still_publishes_and_applies(
+    tmp_path: Path,
+) -> None:
+    repo = Repository.open(f"sqlite:///{tmp_path / 'c.db'}")
+    repo.migrate()
+    published: list[str] = []
+    sched = Scheduler(
+        repo,
+        TufRepository.under(tmp_path),
+        generate_private_key(),
+        lambda name, _payload: published.append(name),
+        clock=lambda: NOW,
+    )
+    try:
+        # another process (the ingest) holds SQLite's write lock: an idle tick does not queue
+        # behind it (busy_timeout is 10 s)
+        writer = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            start = time.monotonic()
+            assert sched.run_once() == 0
+            assert time.monotonic() - start < 2
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+
+        cmd = new_command(
+            "firmware.apply",
+            agent_id="agent-a",
+            site="site-1",
+            camera_id="cam-1",
+            params={},
+            now=NOW,
+            ttl=timedelta(hours=1),
+        )
+        with repo.engine.begin() as conn:
+            queue(conn, cmd, issued_by="admin", rollout_id=None, now=NOW)
+        assert sched.run_once() == 1
+        assert published == [topic("site-1", "agent-a", "cmd")]
+        assert command_state(repo, cmd.command_id) == ("sent", 0)
+        store_message(
+            repo, row_id=1, seq=3, jws=result_jws(cmd.command_id, 3, "accepted"), kind="cmd-result"
+        )
+        assert sched.run_once() == 0
+        assert command_state(repo, cmd.command_id) == ("accepted", 3)
     finally:
         repo.close()
