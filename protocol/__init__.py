@@ -47,12 +47,13 @@ from protocol.messages import (
     to_ranges,
 )
 from protocol.rules import Freshness, check_issued_at, check_link
-from protocol.topics import Topic, collector_subscriptions, parse, topic
+from protocol.topics import SHARE_GROUP, Topic, collector_subscriptions, parse, topic
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "GENESIS",
     "REASONS",
+    "SHARE_GROUP",
     "VERSION",
     "Ack",
     "AgentInfo",

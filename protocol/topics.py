@@ -43,6 +43,10 @@ def parse(name: str) -> Topic:
     return Topic(site, agent_id, channel)  # type: ignore[arg-type]  # checked against CHANNELS
 
 
-def collector_subscriptions() -> list[str]:
-    """Shared subscriptions so several collector processes split the agents' traffic."""
-    return [f"$share/{SHARE_GROUP}/{PREFIX}/+/+/{channel}" for channel in AGENT_CHANNELS]
+def collector_subscriptions(group: str = SHARE_GROUP) -> list[str]:
+    """Shared subscriptions so several collector processes split the agents' traffic. Every
+    collector of a fleet must name the same ``group``; a name agents do not know keeps them
+    out of the round robin on brokers that do not check SUBSCRIBE against their ACL."""
+    if not _NAME.match(group):
+        raise ValueError(f"share group {group!r} is not a valid topic level")
+    return [f"$share/{group}/{PREFIX}/+/+/{channel}" for channel in AGENT_CHANNELS]

@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from protocol import DEFAULT_MAX_BYTES, Freshness
+from protocol import DEFAULT_MAX_BYTES, SHARE_GROUP, Freshness
 from protocol.configfile import layer_paths, load
+from protocol.messages import Name
 
 DEFAULT_PATH = Path("/etc/camwarden/server.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/camwarden")
@@ -38,6 +39,7 @@ class MqttConfig(_Section, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Port = 1883
     client_id: str = "camwarden-collector-1"
+    share_group: Name = SHARE_GROUP  # a topic level, as agent ids and sites
     session_expiry_s: Annotated[int, msgspec.Meta(ge=0)] = 7 * 24 * 3600
     keepalive_s: Positive = 30
     # mutual TLS (packaging/mosquitto/camwarden.conf): the collector's certificate names it

@@ -204,7 +204,7 @@ class Subscriber:
             log.warning("MQTT connection refused: %s", reason)
             return
         self._generation += 1
-        client.subscribe([(name, 1) for name in collector_subscriptions()])
+        client.subscribe([(name, 1) for name in collector_subscriptions(self._config.share_group)])
         log.info(
             "connected to MQTT %s:%d as %s",
             self._config.host,

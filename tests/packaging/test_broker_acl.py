@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from protocol import collector_subscriptions
 from server.certs import AgentCertificates
 from server.pki import CertificateAuthority, Issued, write_pem
 from tests.agent.support import wait_for
@@ -330,6 +331,24 @@ def test_agent_cannot_divert_the_collectors_shared_subscription(broker: Broker) 
             assert not b.publish(topic("agent-b", "report"), str(i).encode()).is_failure
         assert a.messages() == []
         assert len(collector.messages(settle=0)) == 10
+
+
+def test_a_share_group_of_the_fleets_own_keeps_agents_out_of_the_round_robin(
+    broker: Broker,
+) -> None:
+    # the mitigation while the broker grants every SUBSCRIBE: [mqtt] share_group
+    [own] = [s for s in collector_subscriptions("ops-7f3a") if s.endswith("/report")]
+    with (
+        peer(broker, "collector") as collector,
+        peer(broker, "agent-a") as a,
+        peer(broker, "agent-b") as b,
+    ):
+        collector.subscribe(own)
+        a.subscribe("$share/collectors/camwarden/v1/+/+/report")
+        for i in range(10):
+            assert not b.publish(topic("agent-b", "report"), str(i).encode()).is_failure
+        assert len(collector.messages()) == 10
+        assert a.messages(settle=0) == []
 
 
 def test_collector_reads_through_the_shared_subscription(broker: Broker) -> None:

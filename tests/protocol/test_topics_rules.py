@@ -52,6 +52,13 @@ def test_collector_uses_shared_subscriptions() -> None:
     subs = collector_subscriptions()
     assert "$share/collectors/camwarden/v1/+/+/report" in subs
     assert all(s.startswith("$share/collectors/") for s in subs)
+    assert collector_subscriptions("ops-7f3a")[0] == "$share/ops-7f3a/camwarden/v1/+/+/report"
+
+
+@pytest.mark.parametrize("group", ["a/b", "+", "#", ""])
+def test_share_group_is_one_plain_topic_level(group: str) -> None:
+    with pytest.raises(ValueError, match="not a valid topic level"):
+        collector_subscriptions(group)
 
 
 def test_freshness_window() -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy.exc import OperationalError
 
@@ -210,3 +213,36 @@ def test_broker_restart_mid_stream_loses_nothing(
     finally:
         second.close()
     wait_until(lambda: repo.count(Message) == 300, timeout=30)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_collector_joins_the_configured_share_group(
+    mosquitto: Mosquitto, publisher: Publisher, repo: Repository, db_url: str
+) -> None:
+    config = make_config(db_url, mosquitto.port)
+    config = msgspec.structs.replace(
+        config, mqtt=msgspec.structs.replace(config.mqtt, share_group="ops-7f3a")
+    )
+    collector = Collector(config, repo)
+    collector.subscriber.start()
+    assert collector.subscriber.connected.wait(10)
+    # a second member of that group takes every other message: the collector is in it
+    member = Publisher(mosquitto.port)
+    got: list[bytes] = []
+    joined = threading.Event()
+    member.client.on_message = lambda _c, _u, msg: got.append(bytes(msg.payload))
+    member.client.on_subscribe = lambda *_: joined.set()
+    member.client.subscribe("$share/ops-7f3a/camwarden/v1/+/+/report", qos=1)
+    try:
+        assert joined.wait(10)
+        agent = SimAgent("pi-1")
+        enroll(repo, agent)
+        reports = [agent.report() for _ in range(10)]
+        publisher.publish_all(reports)
+        wait_until(lambda: repo.count(Message) + len(got) == 10)
+        time.sleep(0.5)  # nothing more arrives: each report went to one member only
+        assert repo.count(Message) + len(got) == 10
+        assert 0 < len(got) < 10
+    finally:
+        member.close()
+        collector.subscriber.stop()
