@@ -62,7 +62,9 @@ def write_config(
         f"port_offset = {PORT_SHIFT}",
         "probe_timeout_s = 2",
         "udp_window_s = 0.3",
-        "sweep_timeout_s = 0.5",
+        # on loopback a closed port refuses at once: the timeout only matters when the machine
+        # stalls the connect (a busy suite once did for 0.5 s and the sweep missed a camera)
+        "sweep_timeout_s = 2",
         f"ws_discovery = {switch}",
         f"ssdp = {switch}",
         f"sweep = {switch}",
