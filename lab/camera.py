@@ -89,6 +89,7 @@ class Camera:
         self.credentials_hook: Callable[[], Awaitable[None]] | None = None
         self._credentials_changed = False
         self.reboots = 0
+        self.upload_opens_at = 0.0  # time.monotonic() after which ONVIF accepts an upload
         self.lock_events: list[LockEvent] = []
         self._failures: dict[str, deque[float]] = {}
         self._locked_until: dict[str, float] = {}

@@ -97,6 +97,7 @@ class Faults:
 @dataclass(frozen=True, slots=True)
 class FirmwareUpgrade:
     reboot_s: float = 5.0
+    upload_delay_s: float = 0.0  # ONVIF UploadDelay: an upload sooner is refused (503)
     fail_mid_upgrade: bool = False
     comes_back_old: bool = False
 
@@ -334,9 +335,12 @@ def _faults(t: _Table) -> Faults:
 def _upgrade(t: _Table) -> FirmwareUpgrade:
     spec = FirmwareUpgrade(
         reboot_s=t.get("reboot_s", float, 5.0),
+        upload_delay_s=t.get("upload_delay_s", float, 0.0),
         fail_mid_upgrade=t.get("fail_mid_upgrade", bool, False),
         comes_back_old=t.get("comes_back_old", bool, False),
     )
+    if spec.upload_delay_s < 0:
+        t.fail("upload_delay_s", "must not be negative")
     t.done()
     return spec
 

@@ -13,6 +13,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -278,12 +279,13 @@ def _hostname(call: _Call) -> str:
 
 
 def _start_upgrade(call: _Call) -> str:
-    seconds = int(call.camera.spec.firmware_upgrade.reboot_s)
+    upgrade = call.camera.spec.firmware_upgrade
     token = call.camera.secret.hex()[:16]
+    call.camera.upload_opens_at = time.monotonic() + upgrade.upload_delay_s
     return (
         f"<tds:UploadUri>{call.base}{UPLOAD_PATH}{token}</tds:UploadUri>"
-        f"<tds:UploadDelay>PT0S</tds:UploadDelay><tds:ExpectedDownTime>PT{seconds}S"
-        "</tds:ExpectedDownTime>"
+        f"<tds:UploadDelay>PT{upgrade.upload_delay_s:g}S</tds:UploadDelay>"
+        f"<tds:ExpectedDownTime>PT{int(upgrade.reboot_s)}S</tds:ExpectedDownTime>"
     )
 
 
@@ -464,7 +466,10 @@ def handle_soap(
 
 
 def handle_upload(camera: Camera, image: bytes) -> int:
-    """POST of an image to the UploadUri: 200, or 415 if the image is not valid."""
+    """POST of an image to the UploadUri: 200, 415 if the image is not valid, 503 if it came
+    before the UploadDelay that StartFirmwareUpgrade named had passed."""
+    if time.monotonic() < camera.upload_opens_at:
+        return 503
     try:
         camera.accept_image(image)
     except BadImage:

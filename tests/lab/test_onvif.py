@@ -84,6 +84,7 @@ async def test_every_operation_parses(nodes: dict[str, CameraNode]) -> None:
         assert node.camera.users["view"].password == "N3w!pass"
         upgrade = await dev.StartFirmwareUpgrade()
         assert upgrade.UploadUri.startswith(node.url("/onvif/firmware/"))
+        assert upgrade.UploadDelay == dt.timedelta(0)
     finally:
         await cam.close()
     schemes = {r.auth for r in node.camera.log if r.target == "GetDeviceInformation"}

@@ -3,6 +3,7 @@ and the anonymous-access probe of AUTH-10."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -104,6 +105,7 @@ class OnvifAdapter(Adapter):
         device = await self.client.device()
         answer = await device.StartFirmwareUpgrade()
         uri = parsers.upload_uri(answer, self.target.address)
+        await asyncio.sleep(parsers.upload_delay(answer))
         # per operation; the whole upload is bounded by upload_firmware's timeout
         timeout_s = self.config.timeout_s * 6
         async with make_session(

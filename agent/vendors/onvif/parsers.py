@@ -7,7 +7,7 @@ without the fields an answer cannot do without raises ``ValueError``.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agent.vendors.models import Account, DeviceIdentity, ServiceState, StreamInfo, TimeInfo
@@ -139,6 +139,25 @@ def upload_uri(answer: Any, address: str) -> str:
     if parts.scheme not in ("http", "https") or parts.hostname != address:
         raise ValueError("UploadUri is not on the camera's own address")
     return uri
+
+
+MAX_UPLOAD_DELAY_S = 300.0
+
+
+def upload_delay(answer: Any) -> float:
+    """Seconds to wait between StartFirmwareUpgrade and the upload: its ``UploadDelay`` (ONVIF
+    Core: the client waits that long if the device names one), 0 if absent. ``ValueError`` for a
+    delay in months or years or longer than ``MAX_UPLOAD_DELAY_S``."""
+    value = getattr(answer, "UploadDelay", None)
+    if value is None:
+        return 0.0
+    if not isinstance(value, timedelta):
+        raise ValueError("UploadDelay is not a duration in days, hours, minutes or seconds")
+    seconds = value.total_seconds()
+    if seconds > MAX_UPLOAD_DELAY_S:
+        limit = f"{MAX_UPLOAD_DELAY_S:.0f} s"
+        raise ValueError(f"UploadDelay of {seconds:.0f} s is longer than {limit}")
+    return max(seconds, 0.0)
 
 
 def network_fingerprint(interfaces: Any, protocols: Any) -> tuple[str, ...]:

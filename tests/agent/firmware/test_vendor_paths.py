@@ -125,3 +125,16 @@ async def test_camera_back_on_its_old_version_fails_cleanly(
     assert await w.executor().submit(w.sign(command)) == "failed:version_mismatch"
     assert w.trail(command.command_id) == [*TRAIL, "failed:version_mismatch"]
     assert (w.node.camera.version, w.node.camera.reboots) == (p.old, 1)
+
+
+async def test_onvif_upload_waits_for_the_upload_delay_the_camera_names(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    # the lab camera answers an upload sent before its UploadDelay with 503
+    p = PATHS["onvif"]
+    w, params = await _world(
+        lab_fleet, collector_tuf, tmp_path, p, upgrade={"reboot_s": 0.5, "upload_delay_s": 1.0}
+    )
+    command = w.command(params=params)
+    assert await w.executor().submit(w.sign(command)) == "succeeded"
+    assert (w.node.camera.version, _uploads(w, p)) == (p.new, [200])

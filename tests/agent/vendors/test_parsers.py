@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import isodate
 import onvif
 import pytest
 import zeep
@@ -284,3 +285,19 @@ def test_onvif_broken_answers() -> None:
         onvif_parsers.parse_device_information(None)
     with pytest.raises(ValueError, match="without Uri"):
         onvif_parsers.parse_stream_uri(None, None)
+
+
+def test_onvif_upload_delay() -> None:
+    """``UploadDelay`` as zeep gives it: a timedelta, or isodate's Duration with months."""
+
+    def answer(duration: str | None) -> object:
+        value = None if duration is None else isodate.parse_duration(duration)  # as zeep does
+        return dataclasses.make_dataclass("Answer", [("UploadDelay", object)])(value)
+
+    assert onvif_parsers.upload_delay(answer(None)) == 0.0
+    assert onvif_parsers.upload_delay(answer("PT1.5S")) == 1.5
+    assert onvif_parsers.upload_delay(answer("PT5M")) == 300.0
+    with pytest.raises(ValueError, match="longer than 300 s"):
+        onvif_parsers.upload_delay(answer("PT5M1S"))
+    with pytest.raises(ValueError, match="not a duration in days"):
+        onvif_parsers.upload_delay(answer("P1M"))
