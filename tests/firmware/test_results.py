@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
-from protocol import CommandResult, encode, generate_private_key, topic
+from protocol import Command, CommandResult, encode, generate_private_key, topic
 from server.firmware.commands import new_command
-from server.firmware.scheduler import Scheduler, queue
+from server.firmware.scheduler import Publish, Scheduler, queue
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.storage.firmware_models import CommandRecord
@@ -71,6 +71,28 @@ def command_state(repo: Repository, command_id: str) -> tuple[str, int]:
     return row.status, row.last_seq
 
 
+def queue_command(repo: Repository) -> Command:
+    """A firmware command for agent-a, queued as the CLI or the API queues one."""
+    cmd = new_command(
+        "firmware.apply",
+        agent_id="agent-a",
+        site="site-1",
+        camera_id="cam-1",
+        params={},
+        now=NOW,
+        ttl=timedelta(hours=1),
+    )
+    with repo.engine.begin() as conn:
+        queue(conn, cmd, issued_by="admin", rollout_id=None, now=NOW)
+    return cmd
+
+
+def scheduler(repo: Repository, tmp_path: Path, publish: Publish) -> Scheduler:
+    return Scheduler(
+        repo, TufRepository.under(tmp_path), generate_private_key(), publish, clock=lambda: NOW
+    )
+
+
 def test_results_are_applied_in_seq_order_even_when_committed_below_newer_ids(
     tmp_path: Path,
 ) -> None:
@@ -79,26 +101,11 @@ def test_results_are_applied_in_seq_order_even_when_committed_below_newer_ids(
     try:
         # the agent's newest message before the command: results can only come after it
         store_message(repo, row_id=5, seq=40, jws="x.e30.x", kind="heartbeat")
-        cmd = new_command(
-            "firmware.apply",
-            agent_id="agent-a",
-            site="site-1",
-            camera_id="cam-1",
-            params={},
-            now=NOW,
-            ttl=timedelta(hours=1),
-        )
+        cmd = queue_command(repo)
         with repo.engine.begin() as conn:
-            queue(conn, cmd, issued_by="admin", rollout_id=None, now=NOW)
             conn.execute(update(CommandRecord).values(status="sent"))
         assert command_state(repo, cmd.command_id) == ("sent", 40)
-        sched = Scheduler(
-            repo,
-            TufRepository.under(tmp_path),
-            generate_private_key(),
-            lambda *_: None,
-            clock=lambda: NOW,
-        )
+        sched = scheduler(repo, tmp_path, lambda *_: None)
 
         store_message(
             repo,
@@ -145,13 +152,7 @@ def test_an_idle_tick_only_reads_and_a_busy_one_still_publishes_and_applies(
     repo = Repository.open(f"sqlite:///{tmp_path / 'c.db'}")
     repo.migrate()
     published: list[str] = []
-    sched = Scheduler(
-        repo,
-        TufRepository.under(tmp_path),
-        generate_private_key(),
-        lambda name, _payload: published.append(name),
-        clock=lambda: NOW,
-    )
+    sched = scheduler(repo, tmp_path, lambda name, _payload: published.append(name))
     try:
         # another process (the ingest) holds SQLite's write lock: an idle tick does not queue
         # behind it (busy_timeout is 10 s)
@@ -165,17 +166,7 @@ def test_an_idle_tick_only_reads_and_a_busy_one_still_publishes_and_applies(
             writer.execute("ROLLBACK")
             writer.close()
 
-        cmd = new_command(
-            "firmware.apply",
-            agent_id="agent-a",
-            site="site-1",
-            camera_id="cam-1",
-            params={},
-            now=NOW,
-            ttl=timedelta(hours=1),
-        )
-        with repo.engine.begin() as conn:
-            queue(conn, cmd, issued_by="admin", rollout_id=None, now=NOW)
+        cmd = queue_command(repo)
         assert sched.run_once() == 1
         assert published == [topic("site-1", "agent-a", "cmd")]
         assert command_state(repo, cmd.command_id) == ("sent", 0)
