@@ -57,7 +57,8 @@ from agent.results import AuditResult
 from agent.state import atomic_write
 from agent.vendors.base import Adapter, AdapterConfig, CameraError, Timeout, Unreachable
 from agent.vendors.models import Credential, DeviceIdentity, Interface, Target
-from protocol.messages import Camera, EvidenceValue, Finding, Identity
+from protocol.messages import AuditState, Camera, EvidenceValue, Finding, Identity
+from protocol.text import clean_text
 
 if TYPE_CHECKING:
     from agent.advisories.feed import AdvisoryFeed
@@ -148,6 +149,16 @@ class _Outcome:
     seen: bool  # answered this time (for the inventory)
 
 
+# the audit state of a camera whose identification failed, by the adapter's error code
+_STOPPED: Final[dict[str, AuditState]] = {
+    "unreachable": "unreachable",
+    "timeout": "unreachable",
+    "auth_failed": "login_failed",
+    "locked_out": "login_failed",
+    "unsupported": "unsupported",
+}
+
+
 @dataclass(slots=True)
 class _Progress:
     """What one camera's audit learnt so far; kept when its time limit cuts it short."""
@@ -155,6 +166,12 @@ class _Progress:
     findings: list[Finding]
     identity: DeviceIdentity | None = None
     seen: bool = True
+    # how far the audit got (protocol AuditState) and why it stopped short
+    state: AuditState = "audited"
+    reason: str | None = None
+
+    def stop(self, state: AuditState, reason: str) -> None:
+        self.state, self.reason = state, reason
 
 
 class Auditor:
@@ -396,6 +413,7 @@ class Auditor:
                 await self._audit_camera(ctx, checks, tls_gate, state)
         except TimeoutError:
             logger.warning("%s: audit stopped after %s s", target.camera_id, limit)
+            state.stop("partial", f"the audit stopped at the camera's time limit ({limit} s)")
             finished = {f.check for f in findings}
             findings += [
                 timeout_finding(c, ctx, limit, "the camera's time limit")
@@ -406,6 +424,7 @@ class Auditor:
             # one camera's unexpected failure (a bug, ours or a library's) is that camera's
             # inconclusive result, never the end of the whole audit
             logger.exception("%s: audit failed", target.camera_id)
+            state.stop("partial", f"internal error: {type(exc).__name__}")
             finished = {f.check for f in findings}
             findings += [
                 internal_error_finding(c, ctx, exc) for c in checks if c.id not in finished
@@ -417,6 +436,8 @@ class Auditor:
             identity=_identity(state.identity),
             findings=findings,
             audited_at=self.clock.now(),
+            audit=state.state,
+            audit_reason=None if state.reason is None else clean_text(state.reason),
         )
         return _Outcome(camera, state.seen)
 
@@ -438,6 +459,7 @@ class Auditor:
         except CameraError as exc:
             down = isinstance(exc, Unreachable | Timeout)
             state.seen = not down
+            state.stop(_STOPPED.get(exc.code, "partial"), f"identification failed: {exc}")
             logger.info("%s: identification failed (%s)", target.camera_id, exc.code)
             context = "identification failed: "
             for check in checks:

@@ -36,6 +36,13 @@ Text = Annotated[str, msgspec.Meta(max_length=512)]
 EvidenceValue = str | int | float | bool | None
 
 Status = Literal["pass", "fail", "not_applicable", "inconclusive"]
+# How far one camera's audit got. Only "audited" may ever count a camera as clean; a camera whose
+# audit stopped short (partial), whose login the camera refused (login_failed), that did not answer
+# (unreachable), that no adapter could speak to (unsupported) or that was not audited yet
+# (not_audited: reachability only) is shown and counted as not audited, with its reason.
+AuditState = Literal[
+    "audited", "partial", "login_failed", "unreachable", "unsupported", "not_audited"
+]
 Severity = Literal["critical", "high", "medium", "low", "info"]
 
 
@@ -74,6 +81,8 @@ class Camera(_Base, kw_only=True, frozen=True):
     identity: Identity
     findings: list[Finding] = []
     audited_at: UtcTime | None = None
+    audit: AuditState = "not_audited"
+    audit_reason: Text | None = None  # why the audit did not complete (any state but "audited")
 
 
 class AgentInfo(_Base, kw_only=True, frozen=True):
