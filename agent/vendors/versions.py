@@ -9,10 +9,17 @@ scheme     example                                      numbers / build date
 =========  ===========================================  ============================================
 hikvision  ``V5.5.0 build 200101``, ``V5.4.0 b160530``  (5, 5, 0) / 2020-01-01 (``build YYMMDD``)
 dahua      ``2.800.0000000.25.R``, ``..., build:2021-05-18``  (2, 800, 0, 25) / the ``Build Date``
+           ``2.420.AC00.17.R`` (Amcrest: letters)       (2, 420, 0, 17): a letter segment reads 0
 axis       ``10.12.114``                                (10, 12, 114) / none
 reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDDHH``)
-generic    ``1.0.227``, ``V2.1.4 build 20220301``       dotted numbers / ``build YYYYMMDD`` if given
+generic    ``1.0.227``, ``V2.1.4 build 20220301``       dotted numbers / ``build YYYYMMDD`` or
+                                                        ``build YYMMDD`` (OEM builds) if given
 =========  ===========================================  ============================================
+
+Hikvision, Dahua and generic strings may carry a longer build tag after the version and build
+date (``V5.5.82 build 190220_r1``, Xiongmai's ``V4.02.R11.00001906.10012.230100.00000``); it is
+kept in ``raw`` and not read. An OEM brand (Amcrest, KBVision, Imou; HiLook, EZVIZ, ANNKE) is
+read with its parent's scheme.
 
 Dahua reports the build date separately (``magicBox.cgi?action=getSoftwareVersion`` answers
 ``version=...,build:YYYY-MM-DD``; ONVIF gives only the version), so ``parse_firmware`` also takes
@@ -31,8 +38,14 @@ from typing import Final
 class _Scheme:
     name: str
     pattern: re.Pattern[str]
-    build_format: str | None  # strptime format of the ``build`` group
+    build_formats: tuple[str, ...]  # strptime formats of the ``build`` group, tried in order
 
+
+# What may follow the version and build date: a longer build tag (``_r1``, `` SP2``,
+# ``.230100.00000`` on Xiongmai boards, ``-r12``). Numbers and build date are read before it.
+_TAIL = r"(?:[\s_.,(/+-].*)?"
+# A Dahua version segment: digits, or a vendor letter segment (``AC00``, ``00AC000``) read as 0.
+_DAHUA_SEGMENT = r"(?:\d+|[0-9A-Z]*(?:[A-Z]\d|\d[A-Z])[0-9A-Z]*)"
 
 _SCHEMES: Final[dict[str, _Scheme]] = {
     scheme.name: scheme
@@ -40,29 +53,36 @@ _SCHEMES: Final[dict[str, _Scheme]] = {
         _Scheme(
             "hikvision",
             re.compile(
-                r"[Vv]?(?P<ver>\d+(?:\.\d+){1,3})(?:\s*,?\s*(?:build|b)\s*(?P<build>\d{6}))?"
+                r"[Vv]?(?P<ver>\d+(?:\.\d+){1,3})"
+                r"(?:\s*[,_]?\s*(?:build|b)\s*(?P<build>\d{6}))?" + _TAIL,
+                re.IGNORECASE,
             ),
-            "%y%m%d",
+            ("%y%m%d",),
         ),
         _Scheme(
             "dahua",
             re.compile(
-                r"[Vv]?(?P<ver>\d+(?:\.\d+){2,5})(?:\.[A-Z])?"
-                r"(?:\s*,?\s*build(?:\s*date)?\s*[:=]?\s*(?P<build>\d{4}-\d{2}-\d{2}))?",
+                rf"[Vv]?(?P<ver>\d+\.\d+(?:\.{_DAHUA_SEGMENT}){{1,4}})(?:\.[A-Z])?"
+                r"(?:\s*[,.]?\s*(?:build(?:\s*date)?\s*[:=]?\s*)?"
+                r"(?P<build>\d{4}-\d{2}-\d{2}|\d{8}))?" + _TAIL,
                 re.IGNORECASE,
             ),
-            "%Y-%m-%d",
+            ("%Y-%m-%d", "%Y%m%d"),
         ),
-        _Scheme("axis", re.compile(r"(?P<ver>\d+(?:\.\d+){1,4})"), None),
+        _Scheme("axis", re.compile(r"(?P<ver>\d+(?:\.\d+){1,4})"), ()),
         _Scheme(
             "reolink",
             re.compile(r"[Vv]?(?P<ver>\d+(?:\.\d+){1,4})(?:_(?P<build>\d{8}))?"),
-            "%y%m%d%H",
+            ("%y%m%d%H",),
         ),
         _Scheme(
             "generic",
-            re.compile(r"[Vv]?(?P<ver>\d+(?:\.\d+)*)(?:\s*,?\s*build\s*(?P<build>\d{8}))?"),
-            "%Y%m%d",
+            re.compile(
+                r"[Vv]?(?P<ver>\d+(?:\.\d+)*)"
+                r"(?:\s*[,_]?\s*(?:build|b)\s*[:.]?\s*(?P<build>\d{8}|\d{6}))?" + _TAIL,
+                re.IGNORECASE,
+            ),
+            ("%Y%m%d", "%y%m%d"),
         ),
     )
 }
@@ -74,6 +94,12 @@ _VENDOR_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "axis": ("axis", "axis communications"),
     "reolink": ("reolink",),
     "amcrest": ("amcrest",),
+    "kbvision": ("kbvision", "kb vision"),
+    "imou": ("imou", "lechange"),
+    "lorex": ("lorex",),
+    "uniview": ("uniview", "zhejiang uniview", "unv"),
+    "milesight": ("milesight", "xiamen milesight"),
+    "xiongmai": ("xiongmai", "hangzhou xiongmai", "xmeye"),
     "edimax": ("edimax",),
     "geovision": ("geovision",),
     "nuuo": ("nuuo",),
@@ -85,19 +111,73 @@ _VENDOR_ALIASES: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+# OEM brands whose firmware is the parent's build: the parent's version scheme reads it.
+_OEM_SCHEMES: Final[dict[str, str]] = {
+    "amcrest": "dahua",
+    "kbvision": "dahua",
+    "imou": "dahua",
+    "lorex": "dahua",
+    "hilook": "hikvision",
+    "ezviz": "hikvision",
+    "annke": "hikvision",
+}
+
+# Values cheap firmware puts where a manufacturer or model belongs: the SoC SDK's defaults
+# ("H264", "ONVIF", "NONE"), the device class ("IP Camera", "IPC", "NVR"). They name nothing.
+_PLACEHOLDERS: Final = frozenset(
+    {
+        "",
+        "none",
+        "null",
+        "n a",
+        "unknown",
+        "onvif",
+        "h264",
+        "h 264",
+        "h265",
+        "general",
+        "generic",
+        "default",
+        "manufacturer",
+        "model",
+        "ip camera",
+        "ipcamera",
+        "ip cam",
+        "ipc",
+        "camera",
+        "network camera",
+        "nvr",
+        "dvr",
+        "xvr",
+        "onvif camera",
+    }
+)
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
+
+
+def is_placeholder(name: str | None) -> bool:
+    """True for a missing or placeholder manufacturer or model (``NONE``, ``IP Camera``)."""
+    return name is None or _normal(name) in _PLACEHOLDERS
+
+
 def canonical_vendor(name: str | None) -> str | None:
-    """``"HIKVISION"`` -> ``"hikvision"``; unknown names -> their lower-case normal form."""
-    if not name:
+    """``"HIKVISION"`` -> ``"hikvision"``; unknown names -> their lower-case normal form;
+    placeholders (``NONE``, ``ONVIF``, ``H264``, empty) -> None."""
+    if name is None or is_placeholder(name):
         return None
-    normal = re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
+    normal = _normal(name)
     for key, aliases in _VENDOR_ALIASES.items():
         if any(normal == alias or normal.startswith(alias + " ") for alias in aliases):
             return key
-    return normal or None
+    return normal
 
 
 def scheme_for(vendor: str | None) -> str:
     key = canonical_vendor(vendor)
+    key = _OEM_SCHEMES.get(key or "", key)
     return key if key in _SCHEMES else "generic"
 
 
@@ -122,15 +202,22 @@ def parse_firmware(
     match = scheme.pattern.fullmatch(cleaned)
     if match is None:
         raise UnparsableVersion(f"{scheme.name} firmware version not understood: {cleaned[:64]!r}")
-    numbers = tuple(int(part) for part in match.group("ver").split("."))
+    numbers = tuple(int(part) if part.isdigit() else 0 for part in match.group("ver").split("."))
     build = build_date
     raw_build = match.groupdict().get("build")
-    if build is None and raw_build is not None and scheme.build_format is not None:
-        try:
-            build = datetime.strptime(raw_build, scheme.build_format).date()
-        except ValueError as exc:
-            raise UnparsableVersion(f"bad build date {raw_build!r} in {cleaned[:64]!r}") from exc
+    if build is None and raw_build is not None and scheme.build_formats:
+        build = _build_date(raw_build, scheme.build_formats, cleaned)
     return FirmwareVersion(scheme.name, cleaned, numbers, build)
+
+
+def _build_date(raw: str, formats: tuple[str, ...], text: str) -> date:
+    for fmt in formats:
+        if len(raw) == len(datetime(2000, 1, 1).strftime(fmt)):
+            try:
+                return datetime.strptime(raw, fmt).date()
+            except ValueError:
+                continue
+    raise UnparsableVersion(f"bad build date {raw!r} in {text[:64]!r}")
 
 
 def _pad(numbers: tuple[int, ...], width: int) -> tuple[int, ...]:

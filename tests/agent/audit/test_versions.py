@@ -29,6 +29,17 @@ from agent.vendors.versions import (
             (2, 800, 0, 25),
             date(2021, 5, 18),
         ),
+        ("dahua", "V2.420.AC00.18.R", "dahua", (2, 420, 0, 18), None),  # Amcrest letters
+        (
+            "Amcrest",
+            "V2.420.AC00.18.R, Build Date: 2020-02-17",
+            "dahua",
+            (2, 420, 0, 18),
+            date(2020, 2, 17),
+        ),
+        ("ANNKE", "V5.5.0 build 190416", "hikvision", (5, 5, 0), date(2019, 4, 16)),
+        ("IPCAM", "V5.5.0 build 190416", "generic", (5, 5, 0), date(2019, 4, 16)),
+        ("xiongmai", "V4.02.R11.00001906.10012.230100.00000", "generic", (4, 2), None),
         ("AXIS", "10.12.114", "axis", (10, 12, 114), None),
         ("Axis Communications AB", "9.80.3.8", "axis", (9, 80, 3, 8), None),
         ("Reolink", "v3.0.0.136_20121102", "reolink", (3, 0, 0, 136), date(2020, 12, 11)),
@@ -50,7 +61,6 @@ def test_parse_table(
     [
         ("hikvision", "build 200101"),
         ("hikvision", "V5.5.0 build 201301"),  # month 13
-        ("dahua", "V2.420.AC00.18.R"),  # OEM letters in the number: not guessed
         ("axis", "10.12.114-beta"),
         ("reolink", "v3.0.0.136_2012"),
         ("acme", ""),
@@ -60,6 +70,11 @@ def test_parse_table(
 def test_unparsable(vendor: str, text: str) -> None:
     with pytest.raises(UnparsableVersion):
         parse_firmware(vendor, text)
+
+
+@pytest.mark.parametrize("name", ["NONE", "ONVIF", "H264", "", "  ", "IP Camera", "ipc"])
+def test_placeholder_manufacturer_is_no_vendor(name: str) -> None:
+    assert canonical_vendor(name) is None
 
 
 def test_separate_build_date_wins() -> None:
