@@ -85,10 +85,21 @@ class BadResponse(CameraError):
     code = "bad_response"
 
 
+# SOAP fault codes and reasons meaning "this device lacks the operation" (ONVIF Core's
+# ter:ActionNotSupported; firmware that answers a Reason such as "Not Implemented" or
+# "Method not supported" instead): Unsupported, not a bad answer.
+_LACKS_OPERATION = ("actionnotsupported", "not implemented", "not supported", "notimplemented")
+
+
 def _soap_fault(exc: BaseException) -> CameraError:
     text = str(exc)
-    if "NotAuthorized" in text or "not authorized" in text.lower():
+    codes = [str(getattr(exc, "code", "") or "")]
+    codes += [str(code) for code in getattr(exc, "subcodes", None) or []]
+    everything = " ".join([text, *codes]).lower()
+    if "notauthorized" in everything or "not authorized" in everything:
         return AuthFailed(f"SOAP fault: {text[:120]}")
+    if any(marker in everything for marker in _LACKS_OPERATION):
+        return Unsupported(f"SOAP fault: {text[:120]}")
     return BadResponse(f"SOAP fault: {text[:120]}")
 
 

@@ -112,6 +112,20 @@ class LockoutPolicy:
     lock_s: float | None = None  # how long the lock lasts
 
 
+# NTP server values that name no server: firmware writes them where none is configured.
+_NO_SERVER = frozenset({"", "0.0.0.0", "::", "0:0:0:0:0:0:0:0", "none"})  # noqa: S104
+
+
+def ntp_servers(*names: str | None) -> tuple[str, ...]:
+    """The configured NTP servers among ``names``: placeholders (``0.0.0.0``, empty) dropped."""
+    found = []
+    for name in names:
+        text = (name or "").strip()
+        if text.lower() not in _NO_SERVER and text not in found:
+            found.append(text)
+    return tuple(found)
+
+
 @dataclass(frozen=True, slots=True)
 class TimeInfo:
     camera_utc: datetime | None = None

@@ -9,7 +9,7 @@ from typing import ClassVar
 from urllib.parse import quote
 
 from agent.vendors.axis import const, parsers
-from agent.vendors.base import BadResponse
+from agent.vendors.base import BadResponse, Unsupported
 from agent.vendors.http import JSON_TYPES, FileBody, HttpAdapter
 from agent.vendors.models import Account, Capability, DeviceIdentity, ServiceState, TimeInfo
 
@@ -39,9 +39,16 @@ class AxisAdapter(HttpAdapter):
         # Without a credential, getAllUnrestrictedProperties still names model and firmware.
         method = "getAllProperties" if self.credential else "getAllUnrestrictedProperties"
         payload = {"apiVersion": const.BASIC_DEVICE_INFO_VERSION, "method": method}
-        reply = await self.post_json(
-            const.BASIC_DEVICE_INFO, payload, anonymous=self.credential is None
-        )
+        try:
+            reply = await self.post_json(
+                const.BASIC_DEVICE_INFO, payload, anonymous=self.credential is None
+            )
+        except Unsupported:
+            # Quirk (firmware before 9.x, e.g. M3024-L 5.51): no basicdeviceinfo.cgi (404);
+            # param.cgi's Brand and Properties groups name model, firmware and serial.
+            brand = await self.get(const.PARAM + const.BRAND, const.TEXT_TYPES)
+            properties = await self.get(const.PARAM + const.PROPERTIES, const.TEXT_TYPES)
+            return parsers.parse_brand_properties(brand.body, properties.body)
         return parsers.parse_basic_device_info(reply.body, method)
 
     async def _accounts(self) -> tuple[Account, ...]:

@@ -11,6 +11,7 @@ BASIC_DEVICE_INFO_VERSION: Final = "1.3"
 PARAM: Final = "/axis-cgi/param.cgi?action=list&group="
 PWDGRP: Final = "/axis-cgi/pwdgrp.cgi?action=get"
 BRAND: Final = "Brand"  # readable by any user: the cheap protected URL for try_login
+PROPERTIES: Final = "Properties"  # Firmware.Version, System.SerialNumber (all firmware)
 SSH: Final = "Network.SSH"
 UPNP: Final = "Network.UPnP"
 REMOTE_SERVICE: Final = "RemoteService"  # O3C / AVHS one-click cloud connection

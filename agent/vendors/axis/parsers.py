@@ -1,4 +1,12 @@
-"""Pure parsers for VAPIX answers: basicdeviceinfo JSON, ``param.cgi`` and ``pwdgrp.cgi``."""
+"""Pure parsers for VAPIX answers: basicdeviceinfo JSON, ``param.cgi`` and ``pwdgrp.cgi``.
+
+Real cameras differ from the lab in ways each parser handles (answers in
+``tests/fixtures/real/axis``): ``pwdgrp.cgi`` lists the system's Unix groups, whose members are
+mostly services (``wwwa``, ``sdk``, ``streamer``), and the logins are only the ``digusers``;
+``param.cgi`` flags have values beyond yes/no (``RemoteService.Enabled=oneclick``) and old
+firmware answers in ISO-8859-1; firmware before 9.x has no ``basicdeviceinfo`` and names model
+and firmware in the ``Brand`` and ``Properties`` groups.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from agent.vendors.axis.const import GROUPS, VENDOR
-from agent.vendors.models import Account, DeviceIdentity, TimeInfo
+from agent.vendors.models import Account, DeviceIdentity, TimeInfo, ntp_servers
 
 
 def _properties(body: bytes, method: str) -> dict[str, Any]:
@@ -24,10 +32,11 @@ def _properties(body: bytes, method: str) -> dict[str, Any]:
 
 
 def build_date(text: str | None) -> date | None:
-    """``BuildDate``: ``Oct 25 2022 12:00`` (AXIS OS 10+)."""
+    """``BuildDate``: ``Oct 25 2022 12:00`` (AXIS OS 10+, ``Properties.Firmware.BuildDate``
+    since 5.x); ``Apr  1 2019 09:42`` pads the day with a space."""
     if not text:
         return None
-    return datetime.strptime(text.strip(), "%b %d %Y %H:%M").date()
+    return datetime.strptime(" ".join(text.split()), "%b %d %Y %H:%M").date()
 
 
 def _mac(serial: str | None) -> str | None:
@@ -61,11 +70,20 @@ def parse_basic_device_info(body: bytes, method: str) -> DeviceIdentity:
     )
 
 
+def decode(body: bytes) -> str:
+    """VAPIX text: UTF-8 on AXIS OS; ISO-8859-1 on firmware 5.x (a ``ProdFullName`` or a
+    ``FriendlyName`` with an accented letter is not valid UTF-8 there)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("iso-8859-1")
+
+
 def parse_params(body: bytes, group: str) -> dict[str, str]:
     """``root.<group>.<Name>=<value>`` lines -> ``{Name: value}``."""
     prefix = f"root.{group}."
     params: dict[str, str] = {}
-    for line in body.decode("utf-8").splitlines():
+    for line in decode(body).splitlines():
         if not line.strip():
             continue
         key, sep, value = line.partition("=")
@@ -77,40 +95,82 @@ def parse_params(body: bytes, group: str) -> dict[str, str]:
     return params
 
 
+# param.cgi flag values. Beyond yes/no: RemoteService.Enabled is "oneclick" (O3C one-click
+# connection, on) or "no" (M1065-LW 9.x); "off"/"on" and "0"/"1" occur in other groups.
+_ON = frozenset({"yes", "true", "on", "1", "oneclick", "enabled"})
+_OFF = frozenset({"no", "false", "off", "0", "disabled", "none"})
+
+
 def param_flag(params: dict[str, str], name: str) -> bool | None:
+    """The flag ``name``: None when absent; ``ValueError`` for a value that is no flag."""
     value = params.get(name)
     if value is None:
         return None
-    if value.lower() not in ("yes", "no", "true", "false"):
-        raise ValueError(f"param {name} is {value!r}, not yes/no")
-    return value.lower() in ("yes", "true")
+    if value.strip().lower() in _ON:
+        return True
+    if value.strip().lower() in _OFF:
+        return False
+    raise ValueError(f"param {name} is {value[:32]!r}, not a known on/off value")
+
+
+def parse_brand_properties(brand: bytes, properties: bytes) -> DeviceIdentity:
+    """Identity from ``param.cgi`` groups ``Brand`` and ``Properties``: firmware without
+    ``basicdeviceinfo`` (5.x to 8.x, e.g. M3024-L 5.51, M7001 5.20)."""
+    names, props = parse_params(brand, "Brand"), parse_params(properties, "Properties")
+    model = names.get("ProdNbr") or names.get("ProdShortName")
+    version = props.get("Firmware.Version")
+    if not model or not version:
+        raise ValueError("Brand/Properties without ProdNbr or Firmware.Version")
+    serial = props.get("System.SerialNumber") or None
+    return DeviceIdentity(
+        vendor=VENDOR,
+        model=model.removeprefix("AXIS ").strip(),
+        firmware=version,
+        build_date=build_date(props.get("Firmware.BuildDate")),
+        serial=serial,
+        hardware_id=props.get("System.HardwareID") or None,
+        mac=_mac(serial),
+        source="axis/param.Brand+Properties",
+    )
 
 
 def parse_pwdgrp(body: bytes) -> tuple[Account, ...]:
-    """``group="user1,user2"`` lines; a user's role is its most privileged group."""
+    """The login accounts of ``pwdgrp.cgi?action=get`` with their most privileged role.
+
+    The answer lists Unix groups as ``group="member1,member2"``. On AXIS OS the role groups
+    (``admin``, ``operator``, ``viewer``) also hold service accounts (``wwwa``, ``sdk``,
+    ``wwwaovp``...) that cannot log in: the logins are the members of ``digusers`` (digest
+    users) and of ``users`` (the group VAPIX ``pwdgrp.cgi?action=add`` puts accounts in), plus
+    ``root`` where only ``users`` is listed. A name in no role group is not an account: 9.x
+    firmware lists the group names ``operator`` and ``viewer`` among ``digusers``.
+    """
     groups: dict[str, list[str]] = {}
-    for line in body.decode("utf-8").splitlines():
+    for line in decode(body).splitlines():
         if not line.strip():
             continue
         name, sep, members = line.partition("=")
         if not sep:
             raise ValueError(f"pwdgrp line is not group=members: {line[:64]!r}")
-        groups[name.strip()] = [m for m in members.strip().strip('"').split(",") if m]
+        groups[name.strip()] = [m.strip() for m in members.strip().strip('"').split(",") if m]
     if "admin" not in groups:
         raise ValueError("pwdgrp answer without the admin group")
-    roles: dict[str, str] = {}
-    for group, role in GROUPS:
-        for user in groups.get(group, []):
-            roles.setdefault(user, role)
-    return tuple(Account(name=user, role=role) for user, role in roles.items())
+    if "digusers" not in groups and "users" not in groups:
+        raise ValueError("pwdgrp answer names no login accounts (no digusers, no users)")
+    logins = groups.get("digusers", ["root"]) + groups.get("users", [])
+    accounts: dict[str, Account] = {}
+    for user in logins:
+        role = next((role for group, role in GROUPS if user in groups.get(group, [])), None)
+        if role is not None:
+            accounts.setdefault(user, Account(name=user, role=role))
+    return tuple(accounts.values())
 
 
 def parse_time(body: bytes) -> TimeInfo:
-    """The ``Time`` group: sync source and NTP server; the clock itself is not in it."""
+    """The ``Time`` group: sync source and NTP server; the clock itself is not in it.
+    ``NTP.Server=0.0.0.0`` (M1065-LW 9.x, NTP from DHCP) names no server."""
     params = parse_params(body, "Time")
     source = params.get("SyncSource")
-    server = params.get("NTP.Server")
     return TimeInfo(
         ntp=None if source is None else source.upper() == "NTP",
-        ntp_servers=(server,) if server else (),
+        ntp_servers=ntp_servers(params.get("NTP.Server")),
     )

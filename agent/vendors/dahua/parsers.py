@@ -11,15 +11,22 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
 from agent.vendors.dahua.const import ROLES, VENDOR
-from agent.vendors.models import Account, DeviceIdentity, TimeInfo
+from agent.vendors.models import Account, DeviceIdentity, TimeInfo, ntp_servers
+from agent.vendors.versions import is_placeholder
 
-_VERSION = re.compile(r"(?P<version>[^,]+?)\s*,\s*build\s*:\s*(?P<build>\d{4}-\d{2}-\d{2})")
+_VERSION = re.compile(
+    r"(?P<version>[^,]+?)\s*,\s*build(?:\s*date)?\s*:\s*(?P<build>\d{4}-\d{2}-\d{2})",
+    re.IGNORECASE,
+)
 _USER = re.compile(r"users\[(\d+)\]\.(\w+)")
 
 
 def parse_kv(body: bytes) -> dict[str, str]:
     """``key=value`` lines -> dict; a line without ``=`` is a broken body."""
-    text = body.decode("utf-8")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:  # a machine name typed in a local code page on old firmware
+        text = body.decode("iso-8859-1")
     pairs: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
@@ -41,12 +48,33 @@ def _one(body: bytes, key: str) -> str:
 
 
 def parse_software_version(body: bytes) -> tuple[str, date | None]:
-    """``version=2.800.0000000.25.R,build:2022-09-20`` -> (version, build date)."""
-    value = _one(body, "version")
+    """``version=2.800.0000000.25.R,build:2022-09-20`` -> (version, build date).
+
+    Amcrest 2.420 firmware answers the date on a line of its own
+    (``version=2.420.AC00.15.R`` CRLF ``BuildDate=2016-09-08``); some builds give none.
+    """
+    pairs = parse_kv(body)
+    if "version" not in pairs:
+        raise ValueError("Dahua CGI body without 'version'")
+    value = pairs["version"]
+    separate = pairs.get("BuildDate")
     match = _VERSION.fullmatch(value)
-    if match is None:
-        return value, None  # some 2.4xx builds omit the build date [unverified]
-    return match["version"], date.fromisoformat(match["build"])
+    if match is not None:
+        return match["version"], date.fromisoformat(match["build"])
+    try:
+        return value, date.fromisoformat(separate) if separate else None
+    except ValueError:
+        return value, None
+
+
+def _model(device_type: str, system: Mapping[str, str]) -> str | None:
+    """``getDeviceType``'s type, unless it is a placeholder: some firmware answers
+    ``type=IP Camera``, Lorex NVRs ``deviceType=31``; then ``getSystemInfo``'s ``deviceType``
+    or ``updateSerial`` (the model the firmware was built for) names it."""
+    for candidate in (device_type, system.get("deviceType"), system.get("updateSerial")):
+        if candidate and not is_placeholder(candidate) and not candidate.isdigit():
+            return candidate
+    return None
 
 
 def parse_identity(
@@ -56,7 +84,7 @@ def parse_identity(
     system = parse_kv(system_body)
     return DeviceIdentity(
         vendor=VENDOR,
-        model=_one(type_body, "type"),
+        model=_model(_one(type_body, "type"), system),
         firmware=firmware,
         build_date=build,
         serial=_one(serial_body, "sn"),
@@ -110,9 +138,8 @@ def parse_time(time_body: bytes, ntp_body: bytes | None) -> TimeInfo:
     """
     local = datetime.strptime(_one(time_body, "result"), "%Y-%m-%d %H:%M:%S")
     ntp = parse_kv(ntp_body) if ntp_body is not None else {}
-    server = ntp.get("table.NTP.Address")
     return TimeInfo(
         camera_utc=local.replace(tzinfo=UTC),
         ntp=config_flag(ntp, "NTP") if ntp else None,
-        ntp_servers=(server,) if server else (),
+        ntp_servers=ntp_servers(ntp.get("table.NTP.Address")),
     )

@@ -13,9 +13,15 @@ from datetime import UTC, date, datetime
 from xml.sax.saxutils import escape
 
 from agent.vendors.hikvision.const import NAMESPACE, ROLES, VENDOR
-from agent.vendors.models import Account, DeviceIdentity, LockoutPolicy, TimeInfo
+from agent.vendors.models import Account, DeviceIdentity, LockoutPolicy, TimeInfo, ntp_servers
 
-_BUILD = re.compile(r"(?:build|b)\s*(\d{6})", re.IGNORECASE)
+# firmwareReleasedDate shapes: "build 221114" (5.5+), "221114" (older, and bootReleasedDate),
+# "build 20221114" and "2022-11-14" (OEM builds, access-control terminals).
+_RELEASED: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?:build|b)?\s*(\d{8})", re.IGNORECASE), "%Y%m%d"),
+    (re.compile(r"(?:build|b)?\s*(\d{6})", re.IGNORECASE), "%y%m%d"),
+    (re.compile(r"(\d{4}-\d{2}-\d{2})"), "%Y-%m-%d"),
+)
 
 
 def parse_xml(body: bytes, root: str) -> ET.Element:
@@ -58,13 +64,18 @@ def _int(element: ET.Element, name: str) -> int | None:
 
 
 def build_date(released: str | None) -> date | None:
-    """``firmwareReleasedDate``: ``build 221114`` (DS-2CD2xx3G2) or ``221114`` (older) -> date."""
+    """``firmwareReleasedDate`` -> date; None when absent or of a shape no table row reads
+    (an unknown date is left unknown, it does not spoil the rest of the identity)."""
     if released is None:
         return None
-    match = _BUILD.search(released) or re.fullmatch(r"\s*(\d{6})\s*", released)
-    if match is None:
-        raise ValueError(f"firmwareReleasedDate not understood: {released[:32]!r}")
-    return datetime.strptime(match.group(1), "%y%m%d").date()
+    for pattern, fmt in _RELEASED:
+        match = pattern.fullmatch(released.strip())
+        if match is not None:
+            try:
+                return datetime.strptime(match.group(1), fmt).date()
+            except ValueError:
+                return None
+    return None
 
 
 def parse_device_info(body: bytes) -> DeviceIdentity:
@@ -144,9 +155,14 @@ def parse_enabled(body: bytes, root: str) -> bool | None:
     return _flag(parse_xml(body, root), "enabled")
 
 
+# IllegalLoginLock's lock duration in seconds, by element name: "lockTime" (the lab's persona,
+# client code), "maxIllegalLoginLockTime" (recorded from a 5.x camera, 1800 = the 30 min default).
+_LOCK_SECONDS = ("lockTime", "maxIllegalLoginLockTime")
+
+
 def parse_lockout(body: bytes) -> LockoutPolicy:
     lock = parse_xml(body, "IllegalLoginLock")
-    seconds = _int(lock, "lockTime")  # seconds on 5.5+ firmware [unverified for older builds]
+    seconds = next((s for s in (_int(lock, name) for name in _LOCK_SECONDS) if s is not None), None)
     return LockoutPolicy(
         enabled=_flag(lock, "enabled"),
         threshold=_int(lock, "maxIllegalLoginTimes"),
@@ -164,16 +180,18 @@ def parse_time(time_body: bytes, ntp_body: bytes | None) -> TimeInfo:
     if local is not None:
         parsed = datetime.fromisoformat(local.replace("Z", "+00:00"))
         camera_utc = parsed.astimezone(UTC) if parsed.tzinfo is not None else None
-    servers: list[str] = []
+    servers: list[str | None] = []
     if ntp_body is not None:
         for server in parse_xml(ntp_body, "NTPServerList"):
-            address = _text(server, "hostName") or _text(server, "ipAddress")
-            if address is not None:
-                servers.append(address)
+            # addressingFormatType names the field in use; the other may hold a stale value
+            if (_text(server, "addressingFormatType") or "").lower() == "ipaddress":
+                servers.append(_text(server, "ipAddress") or _text(server, "ipv6Address"))
+            else:
+                servers.append(_text(server, "hostName") or _text(server, "ipAddress"))
     return TimeInfo(
         camera_utc=camera_utc,
         ntp=mode == "ntp" if mode else None,
-        ntp_servers=tuple(servers),
+        ntp_servers=ntp_servers(*servers),
     )
 
 

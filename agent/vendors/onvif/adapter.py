@@ -4,6 +4,7 @@ and the anonymous-access probe of AUTH-10."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,11 +73,13 @@ class OnvifAdapter(Adapter):
 
     async def _services(self) -> ServiceState:
         device = await self.client.device()
-        return parsers.parse_services(await device.GetDiscoveryMode(), await device.GetDynamicDNS())
+        return parsers.parse_services(
+            await _optional(device.GetDiscoveryMode), await _optional(device.GetDynamicDNS)
+        )
 
     async def _time(self) -> TimeInfo:
         clock = await self.client.system_date_and_time()
-        ntp = await (await self.client.device()).GetNTP() if self.credential else None
+        ntp = await _optional((await self.client.device()).GetNTP) if self.credential else None
         return parsers.parse_time(clock, ntp)
 
     async def _streams(self) -> tuple[StreamInfo, ...]:
@@ -156,6 +159,18 @@ class OnvifAdapter(Adapter):
             return {op: await _answered(calls[op]) for op in const.PROTECTED_PROBES}
 
         return await self._call(Capability.IDENTITY, "unauthenticated_operations", probe)
+
+
+async def _optional(call: Callable[[], Awaitable[Any]]) -> Any:
+    """The answer of an operation a device may lack, or None when it says it lacks it
+    (``ter:ActionNotSupported``, "not implemented": ``Unsupported``): one missing operation
+    leaves its field unknown instead of spoiling the others."""
+    try:
+        return await call()
+    except Exception as exc:
+        if isinstance(translate(exc), Unsupported):
+            return None
+        raise
 
 
 def _stream_request(token: str) -> dict[str, Any]:

@@ -10,9 +10,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.vendors.models import Account, DeviceIdentity, ServiceState, StreamInfo, TimeInfo
+from agent.vendors.models import (
+    Account,
+    DeviceIdentity,
+    ServiceState,
+    StreamInfo,
+    TimeInfo,
+    ntp_servers,
+)
 from agent.vendors.onvif.const import ROLES
-from agent.vendors.versions import UnparsableVersion, canonical_vendor, parse_firmware
+from agent.vendors.versions import (
+    UnparsableVersion,
+    canonical_vendor,
+    is_placeholder,
+    parse_firmware,
+)
 
 
 def _str(value: Any) -> str | None:
@@ -23,19 +35,24 @@ def _str(value: Any) -> str | None:
 
 
 def parse_device_information(info: Any) -> DeviceIdentity:
+    """GetDeviceInformation -> identity. Placeholder values are no vendor and no model: cheap
+    firmware answers ``Manufacturer`` ``NONE``, ``ONVIF``, ``H264`` or nothing, and ``Model``
+    ``IP Camera`` or ``IPC``; an answer with neither model nor firmware is no answer."""
     manufacturer = _str(getattr(info, "Manufacturer", None))
     model = _str(getattr(info, "Model", None))
     firmware = _str(getattr(info, "FirmwareVersion", None))
-    if model is None or firmware is None:
+    if model is None and firmware is None:
         raise ValueError("GetDeviceInformation without Model or FirmwareVersion")
     vendor = canonical_vendor(manufacturer)
-    try:
-        build = parse_firmware(vendor, firmware).build
-    except UnparsableVersion:  # e.g. "V2.1.4 build 20220301" (IPCAM OEM): no known scheme
-        build = None
+    build = None
+    if firmware is not None:
+        try:
+            build = parse_firmware(vendor, firmware).build
+        except UnparsableVersion:  # the string follows no scheme: no build date read from it
+            build = None
     return DeviceIdentity(
         vendor=vendor,
-        model=model,
+        model=None if is_placeholder(model) else model,
         firmware=firmware,
         build_date=build,
         serial=_str(getattr(info, "SerialNumber", None)),
@@ -59,24 +76,22 @@ def camera_utc(system_date: Any) -> datetime | None:
 
 def parse_time(system_date: Any, ntp: Any | None) -> TimeInfo:
     kind = _str(getattr(system_date, "DateTimeType", None))
-    servers: list[str] = []
+    servers: list[str | None] = []
     if ntp is not None:
         entries = [
             *(getattr(ntp, "NTPManual", None) or []),
             *(getattr(ntp, "NTPFromDHCP", None) or []),
         ]
         for entry in entries:
-            name = (
+            servers.append(
                 _str(getattr(entry, "DNSname", None))
                 or _str(getattr(entry, "IPv4Address", None))
                 or _str(getattr(entry, "IPv6Address", None))
             )
-            if name is not None:
-                servers.append(name)
     return TimeInfo(
         camera_utc=camera_utc(system_date),
         ntp=None if kind is None else kind == "NTP",
-        ntp_servers=tuple(servers),
+        ntp_servers=ntp_servers(*servers),
     )
 
 
