@@ -67,11 +67,13 @@ def parse_software_version(body: bytes) -> tuple[str, date | None]:
         return value, None
 
 
-def _model(device_type: str, system: Mapping[str, str]) -> str | None:
+def parse_model(type_body: bytes, system_body: bytes) -> str | None:
     """``getDeviceType``'s type, unless it is a placeholder: some firmware answers
     ``type=IP Camera``, Lorex NVRs ``deviceType=31``; then ``getSystemInfo``'s ``deviceType``
     or ``updateSerial`` (the model the firmware was built for) names it."""
-    for candidate in (device_type, system.get("deviceType"), system.get("updateSerial")):
+    system = parse_kv(system_body)
+    candidates = (_one(type_body, "type"), system.get("deviceType"), system.get("updateSerial"))
+    for candidate in candidates:
         if candidate and not is_placeholder(candidate) and not candidate.isdigit():
             return candidate
     return None
@@ -84,7 +86,7 @@ def parse_identity(
     system = parse_kv(system_body)
     return DeviceIdentity(
         vendor=VENDOR,
-        model=_model(_one(type_body, "type"), system),
+        model=parse_model(type_body, system_body),
         firmware=firmware,
         build_date=build,
         serial=_one(serial_body, "sn"),
