@@ -10,8 +10,11 @@ scheme     example                                      numbers / build date
 hikvision  ``V5.5.0 build 200101``, ``V5.4.0 b160530``  (5, 5, 0) / 2020-01-01 (``build YYMMDD``)
 dahua      ``2.800.0000000.25.R``, ``..., build:2021-05-18``  (2, 800, 0, 25) / the ``Build Date``
            ``2.420.AC00.17.R`` (Amcrest: letters)       (2, 420, 0, 17): a letter segment reads 0
+           ``V2.680.0000000.16.R.210406`` (Imou)        (2, 680, 0, 16) / 2021-04-06 (``.YYMMDD``)
 axis       ``10.12.114``                                (10, 12, 114) / none
-reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDDHH``)
+reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDD`` + a
+           ``v3.0.0.6460_2605211898`` (doorbells)        2-4 digit build counter: ``_22041566`` exists)
+uniview    ``IPC-B2202.7.11.230222``                    (2202, 7, 11) / 2023-02-22 (``.YYMMDD``)
 generic    ``1.0.227``, ``V2.1.4 build 20220301``       dotted numbers / ``build YYYYMMDD`` or
                                                         ``build YYMMDD`` (OEM builds) if given
 =========  ===========================================  ============================================
@@ -64,16 +67,21 @@ _SCHEMES: Final[dict[str, _Scheme]] = {
             re.compile(
                 rf"[Vv]?(?P<ver>\d+\.\d+(?:\.{_DAHUA_SEGMENT}){{1,4}})(?:\.[A-Z])?"
                 r"(?:\s*[,.]?\s*(?:build(?:\s*date)?\s*[:=]?\s*)?"
-                r"(?P<build>\d{4}-\d{2}-\d{2}|\d{8}))?" + _TAIL,
+                r"(?P<build>\d{4}-\d{2}-\d{2}|\d{8}|\d{6}))?" + _TAIL,
                 re.IGNORECASE,
             ),
-            ("%Y-%m-%d", "%Y%m%d"),
+            ("%Y-%m-%d", "%Y%m%d", "%y%m%d"),
         ),
         _Scheme("axis", re.compile(r"(?P<ver>\d+(?:\.\d+){1,4})"), ()),
         _Scheme(
             "reolink",
-            re.compile(r"[Vv]?(?P<ver>\d+(?:\.\d+){1,4})(?:_(?P<build>\d{8}))?"),
-            ("%y%m%d%H",),
+            re.compile(r"[Vv]?(?P<ver>\d+(?:\.\d+){1,4})(?:_(?P<build>\d{6})\d{2,4})?"),
+            ("%y%m%d",),
+        ),
+        _Scheme(
+            "uniview",
+            re.compile(r"(?:[A-Z]+[-_][A-Z]?)?(?P<ver>\d+(?:\.\d+){1,3}?)(?:\.(?P<build>\d{6}))?"),
+            ("%y%m%d",),
         ),
         _Scheme(
             "generic",

@@ -31,7 +31,7 @@ from agent.vendors.hikvision import parsers as hik
 from agent.vendors.models import Account, DeviceIdentity, TimeInfo
 from agent.vendors.onvif import const as onvif_const
 from agent.vendors.onvif import parsers as onvif_parsers
-from agent.vendors.versions import parse_firmware
+from agent.vendors.versions import canonical_vendor, parse_firmware
 
 REAL = Path(__file__).parents[2] / "fixtures" / "real"
 _zeep: Any = zeep  # zeep is untyped
@@ -106,12 +106,32 @@ def _params(answer: Answer) -> dict[str, Any]:
 
 
 def _firmware(answer: Answer) -> dict[str, Any]:
-    text = json.loads(answer.body())[answer.args["field"]]
+    """A firmware string: the whole body, or the field a dotted path names in a JSON body."""
+    if "field" in answer.args:
+        value: Any = json.loads(answer.body())
+        for key in answer.args["field"].split("."):
+            value = value[key]
+        text = str(value)
+    else:
+        text = answer.body().decode().strip()
     version = parse_firmware(answer.args["vendor"], text)
     return {
         "numbers": list(version.numbers),
         "build_date": _iso(version.build),
         "scheme": version.scheme,
+    }
+
+
+def _catalog(answer: Answer) -> dict[str, Any]:
+    """A GB/T 28181 catalog item: the identification's vendor, model and firmware reading."""
+    item = etree.fromstring(answer.body())
+    vendor = canonical_vendor(item.findtext("Manufacturer"))
+    version = parse_firmware(vendor, item.findtext("Owner") or "")
+    return {
+        "vendor": vendor,
+        "model": item.findtext("Model"),
+        "numbers": list(version.numbers),
+        "build_date": _iso(version.build),
     }
 
 
@@ -136,7 +156,10 @@ def _binding(media: bool) -> Any:
 def soap(answer: Answer, operation: str) -> Any:
     """The recorded SOAP answer decoded by zeep exactly as onvif-zeep-async does."""
     envelope = etree.fromstring(answer.body())
-    return _binding(bool(answer.args.get("media"))).get(operation).process_reply(envelope)
+    binding = _binding(bool(answer.args.get("media")))
+    if envelope.find("soap-env:Body/soap-env:Fault", namespaces=binding.nsmap) is not None:
+        binding.process_error(envelope, binding.get(operation))  # raises zeep's Fault
+    return binding.get(operation).process_reply(envelope)
 
 
 def _fault(answer: Answer) -> dict[str, Any]:
@@ -199,6 +222,7 @@ PARSERS: dict[str, Callable[[Answer], dict[str, Any]]] = {
     "dahua.config": lambda a: {"flag": dahua.config_flag(dahua.parse_kv(a.body()), a.args["name"])},
     "dahua.users": lambda a: _accounts(dahua.parse_users(a.body())),
     "versions.firmware": _firmware,
+    "identity.catalog": _catalog,
 }
 
 
