@@ -12,8 +12,8 @@ dahua      ``2.800.0000000.25.R``, ``..., build:2021-05-18``  (2, 800, 0, 25) / 
            ``2.420.AC00.17.R`` (Amcrest: letters)       (2, 420, 0, 17): a letter segment reads 0
            ``V2.680.0000000.16.R.210406`` (Imou)        (2, 680, 0, 16) / 2021-04-06 (``.YYMMDD``)
 axis       ``10.12.114``                                (10, 12, 114) / none
-reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDD`` + a
-           ``v3.0.0.6460_2605211898`` (doorbells)        2-4 digit build counter: ``_22041566`` exists)
+reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDD`` and
+           ``v3.0.0.6460_2605211898`` (doorbells)        a 2-4 digit counter: ``_22041566`` exists)
 uniview    ``IPC-B2202.7.11.230222``                    (2202, 7, 11) / 2023-02-22 (``.YYMMDD``)
 generic    ``1.0.227``, ``V2.1.4 build 20220301``       dotted numbers / ``build YYYYMMDD`` or
                                                         ``build YYMMDD`` (OEM builds) if given
