@@ -40,12 +40,14 @@ class DahuaAdapter(HttpAdapter):
             return {}
 
     async def _identify(self) -> DeviceIdentity:
-        return parsers.parse_identity(
-            await self._text(const.SOFTWARE_VERSION),
-            await self._text(const.DEVICE_TYPE),
-            await self._text(const.SERIAL_NO),
-            await self._text(const.SYSTEM_INFO),
-        )
+        version = await self._text(const.SOFTWARE_VERSION)
+        device_type = await self._text(const.DEVICE_TYPE)
+        system = await self._text(const.SYSTEM_INFO)
+        try:
+            serial: bytes | None = await self._text(const.SERIAL_NO)
+        except Unsupported:  # getSystemInfo's serialNumber names it too
+            serial = None
+        return parsers.parse_identity(version, device_type, serial, system)
 
     async def _accounts(self) -> tuple[Account, ...]:
         return parsers.parse_users(await self._text(const.USERS))

@@ -80,16 +80,19 @@ def parse_model(type_body: bytes, system_body: bytes) -> str | None:
 
 
 def parse_identity(
-    version_body: bytes, type_body: bytes, serial_body: bytes, system_body: bytes
+    version_body: bytes, type_body: bytes, serial_body: bytes | None, system_body: bytes
 ) -> DeviceIdentity:
+    """Identity from getSoftwareVersion, getDeviceType, getSerialNo and getSystemInfo; without a
+    getSerialNo answer (None) the serial is getSystemInfo's ``serialNumber``."""
     firmware, build = parse_software_version(version_body)
     system = parse_kv(system_body)
+    serial = _one(serial_body, "sn") if serial_body is not None else system.get("serialNumber")
     return DeviceIdentity(
         vendor=VENDOR,
         model=parse_model(type_body, system_body),
         firmware=firmware,
         build_date=build,
-        serial=_one(serial_body, "sn"),
+        serial=serial or None,
         hardware_id=system.get("hardwareVersion") or None,
         source="dahua/cgi",
     )

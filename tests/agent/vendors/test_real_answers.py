@@ -215,6 +215,7 @@ PARSERS: dict[str, Callable[[Answer], dict[str, Any]]] = {
     "hikvision.ntp": lambda a: _time(
         hik.parse_time(b"<Time><timeMode>NTP</timeMode></Time>", a.body())
     ),
+    "hikvision.lock_signal": lambda a: {"lock": hik.lock_signal(a.body())},
     "dahua.kv": lambda a: {"values": dahua.parse_kv(a.body())},
     "dahua.model": lambda a: {"model": dahua.parse_model(a.body(), a.companion(0))},
     "dahua.system_model": lambda a: {"model": dahua.parse_model(a.companion(0), a.body())},
