@@ -87,7 +87,7 @@ async def curl(url: str, *args: str) -> tuple[int, str, str]:
             "root:pass",
             "root.Properties.Firmware.Version=10.12.182",
         ),
-        ("axis", "/axis-cgi/pwdgrp.cgi?action=get", "root:pass", 'admin="root"'),
+        ("axis", "/axis-cgi/pwdgrp.cgi?action=get", "root:pass", 'digusers="root"'),
     ],
 )
 async def test_curl_digest(fleet: Fleet, camera: str, path: str, user: str, expect: str) -> None:
