@@ -78,7 +78,13 @@ FOREIGN: list[tuple[Callable[[], BaseException], type[CameraError]]] = [
     (lambda: aiohttp.ClientPayloadError("Response payload is not completed"), BadResponse),
     (lambda: aiohttp.ClientError("bad"), BadResponse),
     (lambda: _zeep.Fault("Sender not authorized: ter:NotAuthorized"), AuthFailed),
-    (lambda: _zeep.Fault("ter:ActionNotSupported"), BadResponse),
+    (lambda: _zeep.Fault("ter:ActionNotSupported"), Unsupported),  # the device lacks it
+    (lambda: _zeep.Fault("Optional Action Not Implemented"), Unsupported),
+    (
+        lambda: _zeep.Fault("x", code="env:Receiver", subcodes=["ter:ActionNotSupported"]),
+        Unsupported,
+    ),
+    (lambda: _zeep.Fault("ter:InvalidArgVal"), BadResponse),
     (lambda: _zeep.TransportError("x", status_code=401), AuthFailed),
     (lambda: _zeep.TransportError("x", status_code=500), BadResponse),
     (lambda: _zeep.XMLSyntaxError("bad"), BadResponse),

@@ -301,3 +301,25 @@ def test_onvif_upload_delay() -> None:
         onvif_parsers.upload_delay(answer("PT5M1S"))
     with pytest.raises(ValueError, match="not a duration in days"):
         onvif_parsers.upload_delay(answer("P1M"))
+
+
+def test_bodies_in_iso_8859_1() -> None:
+    """Axis 5.x-9.x firmware answers param.cgi in ISO-8859-1 without naming a charset
+    (home-assistant/core#116223: an AXIS P5534's PTZ preset names broke a UTF-8 decode); old
+    Dahua firmware does the same with a machine name. Bodies built after those reports."""
+    axis_body = "root.PTZ.Preset.P0.Position.P1.Name=Entrée\n".encode("iso-8859-1")
+    assert axis.parse_params(axis_body, "PTZ") == {"Preset.P0.Position.P1.Name": "Entrée"}
+    dahua_body = "table.General.MachineName=Café\r\n".encode("iso-8859-1")
+    assert dahua.parse_kv(dahua_body) == {"table.General.MachineName": "Café"}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("oneclick", True), ("no", False), ("ON", True), ("0", False)]
+)
+def test_axis_flags_beyond_yes_no(value: str, expected: bool) -> None:
+    assert axis.param_flag({"Enabled": value}, "Enabled") is expected
+
+
+def test_axis_flag_that_is_no_flag() -> None:
+    with pytest.raises(ValueError, match="not a known on/off value"):
+        axis.param_flag({"Enabled": "maybe"}, "Enabled")
