@@ -15,14 +15,14 @@ axis       ``10.12.114``                                (10, 12, 114) / none
 reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDD`` and
            ``v3.0.0.6460_2605211898`` (doorbells)        a 2-4 digit counter: ``_22041566`` exists)
 uniview    ``IPC-B2202.7.11.230222``                    (2202, 7, 11) / 2023-02-22 (``.YYMMDD``)
-generic    ``1.0.227``, ``V2.1.4 build 20220301``       dotted numbers / ``build YYYYMMDD`` or
-                                                        ``build YYMMDD`` (OEM builds) if given
+generic    ``1.0.227``, ``V2.1.4 build 20220301``       dotted numbers / ``build YYYYMMDD``,
+           ``V1.0.0014 - 20210517 15:00:00`` (Jovision) ``build YYMMDD`` (OEM) or ``- YYYYMMDD``
 =========  ===========================================  ============================================
 
 Hikvision, Dahua and generic strings may carry a longer build tag after the version and build
 date (``V5.5.82 build 190220_r1``, Xiongmai's ``V4.02.R11.00001906.10012.230100.00000``); it is
 kept in ``raw`` and not read. An OEM brand (Amcrest, KBVision, Imou; HiLook, EZVIZ, ANNKE) is
-read with its parent's scheme.
+read with its parent's scheme (HiWatch too).
 
 Dahua reports the build date separately (``magicBox.cgi?action=getSoftwareVersion`` answers
 ``version=...,build:YYYY-MM-DD``; ONVIF gives only the version), so ``parse_firmware`` also takes
@@ -87,7 +87,7 @@ _SCHEMES: Final[dict[str, _Scheme]] = {
             "generic",
             re.compile(
                 r"[Vv]?(?P<ver>\d+(?:\.\d+)*)"
-                r"(?:\s*[,_]?\s*(?:build|b)\s*[:.]?\s*(?P<build>\d{8}|\d{6}))?" + _TAIL,
+                r"(?:\s*(?:[,_]?\s*(?:build|b)\s*[:.]?|-)\s*(?P<build>\d{8}|\d{6}))?" + _TAIL,
                 re.IGNORECASE,
             ),
             ("%Y%m%d", "%y%m%d"),
@@ -103,6 +103,7 @@ _VENDOR_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "reolink": ("reolink",),
     "amcrest": ("amcrest",),
     "kbvision": ("kbvision", "kb vision"),
+    "hiwatch": ("hiwatch", "hi watch"),
     "imou": ("imou", "lechange"),
     "lorex": ("lorex",),
     "uniview": ("uniview", "zhejiang uniview", "unv"),
@@ -128,6 +129,7 @@ _OEM_SCHEMES: Final[dict[str, str]] = {
     "hilook": "hikvision",
     "ezviz": "hikvision",
     "annke": "hikvision",
+    "hiwatch": "hikvision",
 }
 
 # Values cheap firmware puts where a manufacturer or model belongs: the SoC SDK's defaults
