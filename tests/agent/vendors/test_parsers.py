@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import cache
@@ -323,3 +324,30 @@ def test_axis_flags_beyond_yes_no(value: str, expected: bool) -> None:
 def test_axis_flag_that_is_no_flag() -> None:
     with pytest.raises(ValueError, match="not a known on/off value"):
         axis.param_flag({"Enabled": "maybe"}, "Enabled")
+
+
+def test_onvif_placeholder_manufacturer_and_model() -> None:
+    """Values cheap firmware puts in GetDeviceInformation name no vendor and no model; the
+    firmware string is still read (a six-digit build date under no known vendor)."""
+    answer = types.SimpleNamespace(
+        Manufacturer="ONVIF", Model="IP Camera", FirmwareVersion="V5.5.0 build 190416"
+    )
+    identity = onvif_parsers.parse_device_information(answer)
+    assert (identity.vendor, identity.model) == (None, None)
+    assert identity.build_date == date(2019, 4, 16)
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"), [("hostname", ("time.windows.com",)), ("ipaddress", ())]
+)
+def test_hikvision_ntp_server_in_use(kind: str, expected: tuple[str, ...]) -> None:
+    """ISAPI NTPServer keeps both fields; addressingFormatType names the one in use, and an
+    ipAddress of 0.0.0.0 is no server (shape of the ISAPI documentation)."""
+    ntp = (
+        "<NTPServerList><NTPServer><id>1</id>"
+        f"<addressingFormatType>{kind}</addressingFormatType>"
+        "<hostName>time.windows.com</hostName><ipAddress>0.0.0.0</ipAddress>"
+        "<portNo>123</portNo></NTPServer></NTPServerList>"
+    ).encode()
+    clock = b"<Time><timeMode>NTP</timeMode></Time>"
+    assert hik.parse_time(clock, ntp).ntp_servers == expected
