@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from agent.identify import identify
 from agent.vendors.axis.adapter import AxisAdapter
 from agent.vendors.base import Adapter, AdapterConfig
 from agent.vendors.dahua.adapter import DahuaAdapter
@@ -148,3 +149,21 @@ async def test_onvif_lacking_operations_are_unknown_not_broken() -> None:
     )
     operations = {op for _, _, op in server.requests}
     assert {"GetDiscoveryMode", "GetDynamicDNS"} <= operations
+
+
+async def test_identification_of_a_brand_without_adapter() -> None:
+    """A Xiongmai board: every vendor API answers 404, ONVIF names the placeholder "H264" as
+    manufacturer. Identification ends at the ONVIF adapter with no vendor, never "h264"."""
+    soap = {
+        "GetSystemDateAndTime": Recorded("onvif/generic-GetSystemDateAndTime.xml", SOAP),
+        "GetDeviceInformation": Recorded("xiongmai/onvif-GetDeviceInformation-XM530.xml", SOAP),
+    }
+    async with replay({}, soap) as server:
+        found = await identify(_target(server.port), CONFIG, CREDENTIAL)
+        assert found.adapter is not None
+        await found.adapter.close()
+    assert found.adapter.vendor == "onvif"
+    assert (found.identity.vendor, found.identity.model) == (None, "XM530_50X50-WG_8M")
+    assert found.identity.source == "onvif"
+    paths = {path for _, path, _ in server.requests}
+    assert "/ISAPI/System/deviceInfo" in paths  # the vendor APIs were asked first
