@@ -22,6 +22,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from protocol.errors import SchemaViolation
+from protocol.text import TEXT_MAX, TEXT_PATTERN
 
 VERSION: Final = "camwarden/v1"
 GENESIS: Final = "0" * 64
@@ -32,8 +33,12 @@ Seq = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 ControlId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2,5}-[0-9]{2}$")]
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_.-]{1,80}$")]
-Text = Annotated[str, msgspec.Meta(max_length=512)]
-EvidenceValue = str | int | float | bool | None
+# free text (device strings, reasons): no control characters but tab, newline and carriage return
+# (protocol.text); a NUL or an escape sequence is a schema violation, never stored or shown
+Text = Annotated[str, msgspec.Meta(max_length=TEXT_MAX, pattern=TEXT_PATTERN)]
+# keys of evidence, details and command parameters
+Key = Annotated[str, msgspec.Meta(max_length=64, pattern=TEXT_PATTERN)]
+EvidenceValue = Annotated[str, msgspec.Meta(pattern=TEXT_PATTERN)] | int | float | bool | None
 
 Status = Literal["pass", "fail", "not_applicable", "inconclusive"]
 # How far one camera's audit got. Only "audited" may ever count a camera as clean; a camera whose
@@ -60,7 +65,7 @@ class Finding(_Base, kw_only=True, frozen=True):
     severity: Severity
     controls: list[ControlId]
     reason: Text | None = None  # required in spirit for inconclusive / not_applicable
-    evidence: dict[Annotated[str, msgspec.Meta(max_length=64)], EvidenceValue] = {}
+    evidence: dict[Key, EvidenceValue] = {}
 
 
 class Identity(_Base, kw_only=True, frozen=True):
@@ -136,7 +141,7 @@ class CommandResult(_AgentMessage, tag="cmd-result", kw_only=True, frozen=True):
     status: CommandStatus
     step: Code | None = None
     reason: Text | None = None
-    details: dict[Annotated[str, msgspec.Meta(max_length=64)], EvidenceValue] = {}
+    details: dict[Key, EvidenceValue] = {}
 
 
 class Command(_Base, tag_field="type", tag="command", kw_only=True, frozen=True):
@@ -150,7 +155,7 @@ class Command(_Base, tag_field="type", tag="command", kw_only=True, frozen=True)
     expires_at: UtcTime
     nonce: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
     camera_id: Name | None = None
-    params: dict[Annotated[str, msgspec.Meta(max_length=64)], EvidenceValue] = {}
+    params: dict[Key, EvidenceValue] = {}
     v: Literal["camwarden/v1"] = VERSION
 
 
