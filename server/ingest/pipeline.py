@@ -66,6 +66,14 @@ class Checked:
         return type(self.message).__struct_config__.tag  # type: ignore[return-value]
 
 
+class RefusedByDatabase(ProtocolError):
+    """The database refused to store a message that passed both stages (a value it cannot
+    hold, too long for its column, a constraint): quarantined with the database's reason, never
+    retried. Not part of the wire contract: only a collector's database can refuse."""
+
+    reason = "refused"
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     incoming: Incoming

@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from protocol import Camera as CameraReport
 from protocol import StatusReport, import_public_jwk
+from protocol.text import clean_text
 from server.ingest.pipeline import (
     APPROVED,
     PENDING,
@@ -43,6 +44,7 @@ from server.ingest.pipeline import (
     sequence,
 )
 from server.storage import migrate
+from server.storage.errors import translate
 from server.storage.models import (
     Agent,
     Camera,
@@ -259,10 +261,11 @@ class Repository:
     ) -> list[Checked | Rejected]:
         """Run stage 2 and store the outcome in one transaction; return the final outcomes.
 
-        Raises SQLAlchemy errors (nothing is stored then); the caller retries the batch, and
-        the retry sees any concurrent collector's commit as duplicates or replays.
+        Raises ``DatabaseUnavailable`` or ``RecordRefused`` with nothing stored: the caller
+        retries the batch in the first case (the retry sees any concurrent collector's commit as
+        duplicates or replays) and isolates the refused messages in the second.
         """
-        with read_then_write(self.engine) as conn:
+        with translate(), read_then_write(self.engine) as conn:
             results = sequence(batch, self._view(conn, batch))
             accepted = [r for r in results if isinstance(r, Checked)]
             rejected = [r for r in results if isinstance(r, Rejected)]
@@ -366,8 +369,10 @@ class Repository:
             [
                 {
                     "reason": r.error.reason,
-                    "detail": r.error.detail[:512],
-                    "topic": r.incoming.topic[:512],
+                    # texts that name what was refused, and may quote it: a NUL or other control
+                    # character would make the database refuse the quarantine row itself
+                    "detail": clean_text(r.error.detail),
+                    "topic": clean_text(r.incoming.topic),
                     "size": len(r.incoming.payload),
                     "received_at": r.incoming.received_at,
                     "sample": r.incoming.payload[:sample_bytes],
