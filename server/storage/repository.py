@@ -36,6 +36,7 @@ from server.ingest.pipeline import (
     PENDING,
     REVOKED,
     AgentKey,
+    ChainStart,
     Checked,
     Rejected,
     StoredRef,
@@ -222,7 +223,7 @@ class Repository:
     # -- ingest ---------------------------------------------------------------------------
 
     def _view(self, conn: Connection, batch: Sequence[Checked | Rejected]) -> StoredView:
-        agents, pairs = needed_keys(batch)
+        agents, pairs, starting = needed_keys(batch)
         view = StoredView()
         if not agents:
             return view
@@ -250,7 +251,24 @@ class Repository:
             if (row.agent_id, row.prev_seq) in pairs:
                 ref = StoredRef(*row[1:])
                 view.successors.setdefault((row.agent_id, row.prev_seq), []).append(ref)
+        if starting:  # rare: an agent's first report, or a chain that starts again
+            self._chains(conn, view, sorted(starting))
         return view
+
+    def _chains(self, conn: Connection, view: StoredView, agents: list[str]) -> None:
+        """Per agent: the lowest seq of its stored reports, and its stored chain starts."""
+        reports = (Message.agent_id.in_(agents), Message.type == "report")
+        view.chains = {agent: ChainStart() for agent in agents}
+        for agent, earliest in conn.execute(
+            select(Message.agent_id, func.min(Message.seq))
+            .where(*reports)
+            .group_by(Message.agent_id)
+        ):
+            view.chains[agent].earliest = earliest
+        for agent, seq in conn.execute(
+            select(Message.agent_id, Message.seq).where(*reports, Message.prev_seq == 0)
+        ):
+            view.chains[agent].starts.add(seq)
 
     def commit_batch(
         self,
