@@ -220,7 +220,7 @@ def test_a_good_agent_is_stored_within_seconds_while_a_poison_message_waits(
     publisher.publish(*bad.report(address="cam\x00"))
     sent = time.monotonic()
     publisher.publish(*good.report())
-    wait_until(lambda: repo.count(Message) == 2, timeout=30)
+    wait_until(lambda: repo.count(Message) == 2, timeout=10)  # about 0.2 s on a loaded machine
     elapsed = time.monotonic() - sent
     print(f"\ngood report stored {elapsed:.3f} s after it was sent, behind a poison message")
     wait_until(lambda: repo.count(Quarantine) == 2)
