@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from server.config import ServerConfig
 from server.ingest.pipeline import Checked, Incoming, Pipeline, RefusedByDatabase, Rejected
 from server.metrics import Metrics
-from server.storage import RecordRefused, Repository
+from server.storage import DatabaseUnavailable, RecordRefused, Repository
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +39,39 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Verifying:
-    """Stage 1 of one batch, in progress on the verify threads."""
+Outcomes = list[Checked | Rejected]
 
-    def __init__(self, parts: list[Future[list[Checked | Rejected]]]) -> None:
-        self._parts = parts
+
+class Verifying:
+    """Stage 1 of one batch, in progress on the verify threads: ``start`` begins checking a chunk.
+
+    Stage 1 reads the database too (an agent's key, the first time it is seen); a chunk whose
+    check failed with ``DatabaseUnavailable`` is started again, to be waited for on the next
+    attempt, instead of failing the same way forever."""
+
+    def __init__(
+        self,
+        chunks: Sequence[Sequence[Incoming]],
+        start: Callable[[Sequence[Incoming]], Future[Outcomes]],
+    ) -> None:
+        self._chunks = chunks
+        self._start = start
+        self._parts = [start(chunk) for chunk in chunks]
         # storing: the parts of the batch still to commit, in batch order, and the outcomes of
         # those committed (a retry after an outage goes on where the last attempt stopped)
         self._todo: deque[list[Checked | Rejected]] | None = None
         self.stored: list[Checked | Rejected] = []
 
-    def result(self) -> list[Checked | Rejected]:
-        """The stage 1 outcomes in batch order (waits for them)."""
-        return [item for part in self._parts for item in part.result()]
+    def result(self) -> Outcomes:
+        """The stage 1 outcomes in batch order (waits for them); raises DatabaseUnavailable."""
+        outcomes: Outcomes = []
+        for i, part in enumerate(self._parts):
+            try:
+                outcomes += part.result()
+            except DatabaseUnavailable:
+                self._parts[i] = self._start(self._chunks[i])
+                raise
+        return outcomes
 
     def todo(self) -> deque[list[Checked | Rejected]]:
         if self._todo is None:
@@ -81,7 +101,8 @@ class Ingestor:
         """Start stage 1 of ``batch`` on the verify threads; returns at once."""
         check = self.pipeline.check_all
         return Verifying(
-            [self._pool.submit(check, batch[i : i + CHUNK]) for i in range(0, len(batch), CHUNK)]
+            [batch[i : i + CHUNK] for i in range(0, len(batch), CHUNK)],
+            lambda chunk: self._pool.submit(check, chunk),
         )
 
     def store(self, verifying: Verifying) -> list[Checked | Rejected]:

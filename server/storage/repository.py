@@ -204,11 +204,12 @@ class Repository:
     # -- keys -----------------------------------------------------------------------------
 
     def key_for(self, kid: str) -> AgentKey | None:
-        """The agent that enrolled ``kid``, cached; pending entries are re-read each time."""
+        """The agent that enrolled ``kid``, cached; pending entries are re-read each time.
+        Raises ``DatabaseUnavailable`` when it cannot be read."""
         cached = self._keys.get(kid)
         if cached is not None and cached.status != PENDING:
             return cached
-        with self.engine.connect() as conn:
+        with translate(), self.engine.connect() as conn:
             row = conn.execute(
                 select(Agent.agent_id, Agent.site, Agent.status, Agent.public_jwk).where(
                     Agent.kid == kid

@@ -127,7 +127,8 @@ def test_a_nul_that_bypassed_the_schema_is_refused_by_postgresql(
     after = ingestor.pipeline.check(incoming(other.report()))
     done: Future[list[Checked | Rejected]] = Future()
     done.set_result([poisoned, after])
-    assert reasons(ingestor.store(Verifying([done]))) == ["refused", "accepted"]
+    verifying = Verifying([[checked.incoming, after.incoming]], lambda _chunk: done)
+    assert reasons(ingestor.store(verifying)) == ["refused", "accepted"]
     with repo.engine.connect() as conn:
         detail = conn.execute(select(Quarantine.detail)).scalar_one()
     assert "NUL" in detail
@@ -303,3 +304,30 @@ def test_a_blocked_database_stalls_the_ingest_visibly_and_loses_nothing(
             holder.join(10)
         collector.subscriber.stop()
     assert collector.rejected("duplicate") == 0
+
+
+@pytest.mark.integration
+def test_a_database_outage_in_the_key_lookup_is_retried_and_loses_nothing(
+    mosquitto: Mosquitto, publisher: Publisher, repo: Repository, db_url: str
+) -> None:
+    """Stage 1 reads an agent's key from the database the first time it sees it: with that read
+    failing (the agents table gone for a while), the batch is checked again once the database is
+    back, not failed the same way forever."""
+    (agent,) = enrolled(repo, "pi-1")  # never seen by this collector: its key is not cached
+    config = make_config(db_url, mosquitto.port, stall_after_s=0.5)
+    collector = Collector(config, repo)
+    collector.subscriber.start()
+    assert collector.subscriber.connected.wait(10)
+    try:
+        with repo.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE agents RENAME TO agents_away"))
+        publisher.publish_all([agent.report() for _ in range(3)])
+        wait_until(lambda: collector.subscriber.health() == "ingest stalled", timeout=20)
+        assert repo.count(Message) == 0
+        with repo.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE agents_away RENAME TO agents"))
+        wait_until(lambda: repo.count(Message) == 3, timeout=30)
+        wait_until(lambda: collector.subscriber.health() is None)
+    finally:
+        collector.subscriber.stop()
+    assert collector.rejected("unknown_key") == 0
