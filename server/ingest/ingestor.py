@@ -59,8 +59,8 @@ class Verifying:
         self._parts = [start(chunk) for chunk in chunks]
         # storing: the parts of the batch still to commit, in batch order, and the outcomes of
         # those committed (a retry after an outage goes on where the last attempt stopped)
-        self._todo: deque[list[Checked | Rejected]] | None = None
-        self.stored: list[Checked | Rejected] = []
+        self._todo: deque[Outcomes] | None = None
+        self.stored: Outcomes = []
 
     def result(self) -> Outcomes:
         """The stage 1 outcomes in batch order (waits for them); raises DatabaseUnavailable."""
@@ -73,7 +73,7 @@ class Verifying:
                 raise
         return outcomes
 
-    def todo(self) -> deque[list[Checked | Rejected]]:
+    def todo(self) -> deque[Outcomes]:
         if self._todo is None:
             self._todo = deque([self.result()])
         return self._todo
@@ -105,7 +105,7 @@ class Ingestor:
             lambda chunk: self._pool.submit(check, chunk),
         )
 
-    def store(self, verifying: Verifying) -> list[Checked | Rejected]:
+    def store(self, verifying: Verifying) -> Outcomes:
         """Stage 2 and storage of a verified batch, in one transaction unless the database
         refuses part of it (then bisected, see the module docstring). Raises
         ``DatabaseUnavailable``; the same ``verifying`` may then be stored again, and goes on
@@ -127,14 +127,14 @@ class Ingestor:
             self.metrics.record(results, self._clock())
         return verifying.stored
 
-    def _commit(self, part: Sequence[Checked | Rejected]) -> list[Checked | Rejected]:
+    def _commit(self, part: Sequence[Checked | Rejected]) -> Outcomes:
         return self._repo.commit_batch(
             part,
             quarantine_size=self._config.quarantine_size,
             sample_bytes=self._config.quarantine_sample_bytes,
         )
 
-    def _refuse(self, item: Checked | Rejected, exc: RecordRefused) -> list[Checked | Rejected]:
+    def _refuse(self, item: Checked | Rejected, exc: RecordRefused) -> Outcomes:
         """Quarantine the one message the database refused, with the database's reason."""
         refused = Rejected(item.incoming, RefusedByDatabase(exc.detail), item.message)
         log.warning("the database refused a message on %s: %s", item.incoming.topic, exc.detail)
@@ -144,7 +144,7 @@ class Ingestor:
             log.error("the database refused the quarantine row too: %s", again.detail)
             return [refused]
 
-    def process(self, batch: Sequence[Incoming]) -> list[Checked | Rejected]:
+    def process(self, batch: Sequence[Incoming]) -> Outcomes:
         """Check and store ``batch``; raises ``DatabaseUnavailable`` (see ``store``)."""
         return self.store(self.verify(batch))
 
