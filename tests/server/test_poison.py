@@ -247,6 +247,18 @@ def test_a_good_agent_is_stored_within_seconds_while_a_poison_message_waits(
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     assert "camwarden_ingest_stalled 0.0" in metrics
     assert 'camwarden_ingest_rejected_total{reason="refused"} 1.0' in metrics
+    # the poison was acknowledged to the broker: the session (same client id) holds nothing
+    # of it for the next collector, only what is published after
+    collector.subscriber.stop()
+    successor = Collector(collector.config, repo)
+    successor.subscriber.start()
+    try:
+        publisher.publish(*good.report())
+        wait_until(lambda: repo.count(Message) == 4)
+    finally:
+        successor.subscriber.stop()
+    assert successor.rejected("refused") == successor.rejected("schema") == 0
+    assert successor.rejected("duplicate") == 0
 
 
 @pytest.mark.integration
