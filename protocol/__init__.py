@@ -47,7 +47,7 @@ from protocol.messages import (
     in_ranges,
     to_ranges,
 )
-from protocol.rules import Freshness, check_issued_at, check_link
+from protocol.rules import Freshness, check_chain_start, check_issued_at, check_link
 from protocol.topics import SHARE_GROUP, Topic, collector_subscriptions, parse, topic
 
 __all__ = [
@@ -85,6 +85,7 @@ __all__ = [
     "Topic",
     "UnknownKey",
     "Verified",
+    "check_chain_start",
     "check_issued_at",
     "check_link",
     "collector_subscriptions",

@@ -1,14 +1,15 @@
 """The signed envelope: JWS compact, alg EdDSA over Ed25519, kid = RFC 7638 thumbprint.
 
-Verification order is fixed: size limit, ASCII/shape, protected header (small, bounded),
-signature over the exact received bytes, and only then is the payload decoded. Parsing the
-payload JSON is the caller's next step (``protocol.messages``), never done before the signature
-holds.
+Verification order is fixed: size limit, ASCII/shape, protected header (small, bounded, no key
+named twice), signature over the exact received bytes, and only then is the payload decoded.
+Parsing the payload JSON is the caller's next step (``protocol.messages``), never done before the
+signature holds.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -21,6 +22,7 @@ from joserfc.jws import CompactSignature, JWSRegistry, extract_compact
 from joserfc.util import urlsafe_b64decode
 
 from protocol.errors import BadSignature, MalformedMessage, OversizedMessage
+from protocol.messages import unique_object
 
 ALG = "EdDSA"
 DEFAULT_MAX_BYTES = 1024 * 1024
@@ -123,9 +125,13 @@ def _check_shape(token: bytes, max_bytes: int) -> None:
 
 def _extract(token: bytes) -> CompactSignature:
     try:
-        return extract_compact(token, None, _REGISTRY)
-    except (JoseError, ValueError) as exc:  # binascii.Error and JSON errors are ValueErrors
+        compact = extract_compact(token, None, _REGISTRY)
+        # joserfc's parser keeps the last of two equal keys: {"alg":"none","alg":"EdDSA"} would
+        # pass our policy while another reader sees "none"; such a header is refused
+        json.loads(urlsafe_b64decode(token[: token.index(b".")]), object_pairs_hook=unique_object)
+    except (JoseError, ValueError) as exc:  # binascii.Error, JSON errors, DuplicateKey
         raise MalformedMessage(f"invalid JWS: {exc}") from exc
+    return compact
 
 
 def _check_header(header: Mapping[str, object]) -> str:

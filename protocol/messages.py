@@ -6,8 +6,10 @@ of the agent's previous status report and ``prev_seq`` its seq (both zero before
 Only status reports are links of the chain; heartbeats may be dropped by a full outbox without
 breaking it. Commands travel the other way, signed by the collector's command key.
 
-Decoding is strict (unknown fields and wrong types are schema violations); the JSON Schemas in
-``protocol/schemas/`` are generated from these types and checked against them by the tests.
+Decoding is strict (unknown fields and wrong types are schema violations, and so is an object
+that names a key twice: msgspec, like most parsers, would silently keep the last, so two readers
+of the same signed bytes could see different messages); the JSON Schemas in ``protocol/schemas/``
+are generated from these types and checked against them by the tests.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from protocol.errors import SchemaViolation
+from protocol.text import TEXT_MAX, TEXT_PATTERN, clean_text
 
 VERSION: Final = "camwarden/v1"
 GENESIS: Final = "0" * 64
@@ -32,8 +35,12 @@ Seq = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
 ControlId = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2,5}-[0-9]{2}$")]
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_.-]{1,80}$")]
-Text = Annotated[str, msgspec.Meta(max_length=512)]
-EvidenceValue = str | int | float | bool | None
+# free text (device strings, reasons): no control characters but tab, newline and carriage return
+# (protocol.text); a NUL or an escape sequence is a schema violation, never stored or shown
+Text = Annotated[str, msgspec.Meta(max_length=TEXT_MAX, pattern=TEXT_PATTERN)]
+# keys of evidence, details and command parameters
+Key = Annotated[str, msgspec.Meta(max_length=64, pattern=TEXT_PATTERN)]
+EvidenceValue = Annotated[str, msgspec.Meta(pattern=TEXT_PATTERN)] | int | float | bool | None
 
 Status = Literal["pass", "fail", "not_applicable", "inconclusive"]
 # How far one camera's audit got. Only "audited" may ever count a camera as clean; a camera whose
@@ -60,7 +67,7 @@ class Finding(_Base, kw_only=True, frozen=True):
     severity: Severity
     controls: list[ControlId]
     reason: Text | None = None  # required in spirit for inconclusive / not_applicable
-    evidence: dict[Annotated[str, msgspec.Meta(max_length=64)], EvidenceValue] = {}
+    evidence: dict[Key, EvidenceValue] = {}
 
 
 class Identity(_Base, kw_only=True, frozen=True):
@@ -136,7 +143,7 @@ class CommandResult(_AgentMessage, tag="cmd-result", kw_only=True, frozen=True):
     status: CommandStatus
     step: Code | None = None
     reason: Text | None = None
-    details: dict[Annotated[str, msgspec.Meta(max_length=64)], EvidenceValue] = {}
+    details: dict[Key, EvidenceValue] = {}
 
 
 class Command(_Base, tag_field="type", tag="command", kw_only=True, frozen=True):
@@ -150,7 +157,7 @@ class Command(_Base, tag_field="type", tag="command", kw_only=True, frozen=True)
     expires_at: UtcTime
     nonce: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
     camera_id: Name | None = None
-    params: dict[Annotated[str, msgspec.Meta(max_length=64)], EvidenceValue] = {}
+    params: dict[Key, EvidenceValue] = {}
     v: Literal["camwarden/v1"] = VERSION
 
 
@@ -193,20 +200,51 @@ def encode(message: Message) -> bytes:
     return _encoder.encode(message)
 
 
+class DuplicateKey(ValueError):
+    """A JSON object names the same key twice."""
+
+
+def unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """``object_pairs_hook`` for the standard ``json`` module: refuse a key named twice."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for key in obj if keys.count(key) > 1)
+        raise DuplicateKey(f"key {clean_text(twice, 80)!r} appears twice in one object")
+    return obj
+
+
+def _refuse_duplicate_keys(payload: bytes, message: Message) -> None:
+    # what our own encoder writes (every agent and collector sends that) has one key per field;
+    # if the payload is byte for byte the encoding of what was decoded, no key was named twice.
+    # Re-encoding costs about a tenth of the decode; any other payload (an older peer that
+    # leaves out a field added since, other spacing or order) gets the exact, slower check.
+    if _encoder.encode(message) == payload:
+        return
+    try:
+        json.loads(payload, object_pairs_hook=unique_object)
+    except (ValueError, RecursionError) as exc:  # DuplicateKey, or a JSON limit of the stdlib
+        raise SchemaViolation(str(exc)) from None
+
+
 def decode_agent_message(payload: bytes) -> AgentMessage:
     """Strictly decode a verified agent payload; raise SchemaViolation with the reason."""
     try:
-        return _agent_decoder.decode(payload)
+        message = _agent_decoder.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise SchemaViolation(str(exc)) from exc
+    _refuse_duplicate_keys(payload, message)
+    return message
 
 
 def decode_collector_message(payload: bytes) -> CollectorMessage:
     """Strictly decode a verified collector payload (command or ack)."""
     try:
-        return _collector_decoder.decode(payload)
+        message = _collector_decoder.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise SchemaViolation(str(exc)) from exc
+    _refuse_duplicate_keys(payload, message)
+    return message
 
 
 def to_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:

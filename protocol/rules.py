@@ -1,6 +1,11 @@
 """Pure freshness, replay and chain rules shared by the collector and offline verification.
 
-Replay protection is exact: a (agent_id, seq) pair is accepted once. Because several collector
+Replay protection is exact: a (agent_id, seq) pair is accepted once. An agent id has one report
+chain: enrolling it with another key is refused and revocation is final, so there is no
+re-enrollment or key rotation after which a chain could legitimately begin again (a reinstalled
+agent enrolls under a new id). A report that starts a chain (``prev_seq`` 0) after other reports of
+its agent would let a sender disown everything it reported before; ``check_chain_start`` refuses
+it. Because several collector
 processes share one subscription, messages of one agent can be stored out of order, so "fresh"
 means "seq never stored" plus an issued_at window, not "seq above the last one processed";
 see docs/adr/0001-envelope-format.md.
@@ -8,6 +13,7 @@ see docs/adr/0001-envelope-format.md.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -42,3 +48,14 @@ def check_link(prev: str, prev_seq: int, seq: int, predecessor_digest: str | Non
         return
     if predecessor_digest is not None and predecessor_digest != prev:
         raise BrokenChain(f"prev does not match the digest of report {prev_seq}")
+
+
+def check_chain_start(seq: int, earliest: int | None, starts: Iterable[int]) -> None:
+    """Check a report that starts a chain (``prev_seq`` 0) against the other reports known of its
+    agent: ``earliest`` is the lowest seq among them (None if there are none), ``starts`` the seqs
+    of those that started a chain too. Only the agent's first report may start its chain."""
+    if earliest is not None and earliest < seq:
+        raise BrokenChain(f"report {seq} starts a new chain after report {earliest}")
+    for other in starts:
+        if other != seq:
+            raise BrokenChain(f"report {seq} starts a second chain; report {other} started one")

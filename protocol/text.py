@@ -16,7 +16,7 @@ __all__ = ["CUT_MARKER", "TEXT_MAX", "TEXT_PATTERN", "clean_text", "has_control"
 
 TEXT_MAX: Final = 512
 # C0 controls other than tab, newline and carriage return; DEL; the C1 controls
-_CONTROL: Final = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_CONTROL: Final = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # escapes: readable in errors and schemas
 TEXT_PATTERN: Final = f"^[^{_CONTROL}]*$"
 CUT_MARKER: Final = "…[cut]"
 _CONTROL_RE: Final = re.compile(f"[{_CONTROL}]")

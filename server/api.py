@@ -122,7 +122,7 @@ def create_app(
     *,
     command_key: OKPKey,
     metrics: Metrics | None = None,
-    healthy: Callable[[], bool] = lambda: True,
+    health: Callable[[], str | None] = lambda: None,
 ) -> FastAPI:
     app = FastAPI(
         title="camwarden collector",
@@ -219,10 +219,10 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> Response:
-        ok = healthy()
+        problem = health()  # None, "mqtt disconnected" or "ingest stalled"
         return Response(
-            '{"status":"ok"}' if ok else '{"status":"mqtt disconnected"}',
-            status_code=200 if ok else 503,
+            json.dumps({"status": problem or "ok"}),
+            status_code=200 if problem is None else 503,
             media_type="application/json",
         )
 

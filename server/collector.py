@@ -38,14 +38,19 @@ def run(config: ServerConfig) -> int:
     repo = Repository.open_migrated(config)
     ingestor = Ingestor(config, repo, Metrics())
     subscriber = Subscriber(
-        config.mqtt, ingestor, config.ingest.batch_size, config.ingest.batch_latency_s, key
+        config.mqtt,
+        ingestor,
+        config.ingest.batch_size,
+        config.ingest.batch_latency_s,
+        key,
+        stall_after_s=config.ingest.stall_after_s,
     )
     app = create_app(
         config,
         repo,
         command_key=key,
         metrics=ingestor.metrics,
-        healthy=subscriber.connected.is_set,
+        health=subscriber.health,
     )
     http = uvicorn.Server(
         uvicorn.Config(

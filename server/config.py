@@ -73,6 +73,8 @@ class IngestConfig(_Section, frozen=True, kw_only=True):
     batch_size: Positive = 500
     batch_latency_s: Seconds = 0.2
     verify_threads: Positive = 2
+    # /healthz answers 503 "ingest stalled" when messages wait and no batch committed for this long
+    stall_after_s: Seconds = 60.0
 
 
 class WebConfig(_Section, frozen=True, kw_only=True):

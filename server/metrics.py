@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from protocol import REASONS
-from server.ingest.pipeline import CHANNEL_OF, Checked, Rejected
+from server.ingest.pipeline import CHANNEL_OF, Checked, RefusedByDatabase, Rejected
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -34,7 +34,23 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        for reason in REASONS:
+        # set by the subscriber (server.ingest.subscriber.Progress)
+        self.waiting = Gauge(
+            "camwarden_ingest_waiting_messages",
+            "Agent messages received from the broker and not committed yet",
+            registry=self.registry,
+        )
+        self.stalled = Gauge(
+            "camwarden_ingest_stalled_seconds",
+            "Seconds since the ingest last committed while messages wait (0 when none wait)",
+            registry=self.registry,
+        )
+        self.stalled_flag = Gauge(
+            "camwarden_ingest_stalled",
+            "1 while the ingest is stalled (messages wait, no commit for ingest.stall_after_s)",
+            registry=self.registry,
+        )
+        for reason in (*REASONS, RefusedByDatabase.reason):
             self.rejected.labels(reason)
         for kind in CHANNEL_OF:
             self.accepted.labels(kind)

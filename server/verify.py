@@ -2,7 +2,9 @@
 
 Used by ``camwarden-server verify-report`` and ``POST /api/v1/verify-report``; it never reads the
 database. The chain is walked across the file: each report's ``prev``/``prev_seq`` must name a
-report in the file, except the first report, which may continue a chain that began outside it.
+report in the file, except the first report, which may continue a chain that began outside it;
+a report that starts a chain (``prev_seq`` 0) must be the agent's first (the collector's rule,
+``check_chain_start``), so it may only be the first report of the file.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from protocol import (
     ReplayedMessage,
     StatusReport,
     UnknownKey,
+    check_chain_start,
     check_link,
     decode_agent_message,
     topic,
@@ -79,6 +82,8 @@ def verify_file(data: bytes, key: OKPKey, max_bytes: int = DEFAULT_MAX_BYTES) ->
     summary = Summary()
     digests: dict[int, tuple[str, str]] = {}  # seq -> (type, digest)
     first_report = True
+    earliest: int | None = None  # the lowest seq of the reports before
+    starts: set[int] = set()  # the reports before that started a chain
     for number, token in report_lines(data):
         try:
             verified = verify(token, resolve, max_bytes)
@@ -106,6 +111,10 @@ def verify_file(data: bytes, key: OKPKey, max_bytes: int = DEFAULT_MAX_BYTES) ->
                     message.seq,
                     predecessor[1] if predecessor else None,
                 )
+                if not message.prev_seq:
+                    check_chain_start(message.seq, earliest, starts)
+                    starts.add(message.seq)
+                earliest = message.seq if earliest is None else min(earliest, message.seq)
                 if predecessor is None and message.prev_seq:
                     summary.notes.append(
                         f"line {number}: report {message.seq} continues report "

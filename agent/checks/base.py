@@ -33,6 +33,7 @@ from agent.checks.codes import CODES
 from agent.vendors.base import Adapter, CameraError
 from agent.vendors.models import Capability, Credential, DeviceIdentity, Target
 from protocol.messages import EvidenceValue, Finding, Severity, Status
+from protocol.text import clean_text
 
 if TYPE_CHECKING:
     from agent.advisories.feed import AdvisoryFeed
@@ -180,7 +181,9 @@ def make_finding(
         status=status,
         severity=severity,
         controls=list(controls),
-        reason=None if reason is None else reason[:_MAX_REASON],
+        # reasons may quote a camera's or a library's text: control characters would make the
+        # collector refuse the whole report (wire schema)
+        reason=None if reason is None else clean_text(reason, _MAX_REASON),
         evidence=check_evidence(evidence or {}, secrets),
     )
 

@@ -5,18 +5,30 @@ The two halves are separate calls so that the subscriber can overlap them: ``ver
 batch to the verify threads and returns at once, ``store`` waits for that batch's stage 1 and
 commits it. Ed25519 verification releases the GIL, and so does SQLite while it steps and
 commits, so batch N+1 is verified while batch N is stored.
+
+Poison isolation: when the database refuses a batch for its data (``RecordRefused``: a value it
+cannot hold, a constraint), the batch is bisected and each half stored in a transaction of its
+own, down to the single message the database refuses, which is quarantined with the database's
+reason (``refused``). A batch of n messages with one such message costs about 2 log2(n) extra
+transactions, and everything else in it is stored and acknowledged. A database that is down
+(``DatabaseUnavailable``) is the caller's to retry: the parts already committed stay committed
+and are not stored again (``Verifying`` remembers them).
 """
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from server.config import ServerConfig
-from server.ingest.pipeline import Checked, Incoming, Pipeline, Rejected
+from server.ingest.pipeline import Checked, Incoming, Pipeline, RefusedByDatabase, Rejected
 from server.metrics import Metrics
-from server.storage import Repository
+from server.storage import DatabaseUnavailable, RecordRefused, Repository
+
+log = logging.getLogger(__name__)
 
 # messages per verify task: small enough to spread a batch over the threads and start storing
 # soon, large enough that the task overhead stays negligible
@@ -27,15 +39,44 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+Outcomes = list[Checked | Rejected]
+
+
 class Verifying:
-    """Stage 1 of one batch, in progress on the verify threads."""
+    """Stage 1 of one batch, in progress on the verify threads: ``start`` begins checking a chunk.
 
-    def __init__(self, parts: list[Future[list[Checked | Rejected]]]) -> None:
-        self._parts = parts
+    Stage 1 reads the database too (an agent's key, the first time it is seen); a chunk whose
+    check failed with ``DatabaseUnavailable`` is started again, to be waited for on the next
+    attempt, instead of failing the same way forever."""
 
-    def result(self) -> list[Checked | Rejected]:
-        """The stage 1 outcomes in batch order (waits for them)."""
-        return [item for part in self._parts for item in part.result()]
+    def __init__(
+        self,
+        chunks: Sequence[Sequence[Incoming]],
+        start: Callable[[Sequence[Incoming]], Future[Outcomes]],
+    ) -> None:
+        self._chunks = chunks
+        self._start = start
+        self._parts = [start(chunk) for chunk in chunks]
+        # storing: the parts of the batch still to commit, in batch order, and the outcomes of
+        # those committed (a retry after an outage goes on where the last attempt stopped)
+        self._todo: deque[Outcomes] | None = None
+        self.stored: Outcomes = []
+
+    def result(self) -> Outcomes:
+        """The stage 1 outcomes in batch order (waits for them); raises DatabaseUnavailable."""
+        outcomes: Outcomes = []
+        for i, part in enumerate(self._parts):
+            try:
+                outcomes += part.result()
+            except DatabaseUnavailable:
+                self._parts[i] = self._start(self._chunks[i])
+                raise
+        return outcomes
+
+    def todo(self) -> deque[Outcomes]:
+        if self._todo is None:
+            self._todo = deque([self.result()])
+        return self._todo
 
 
 class Ingestor:
@@ -60,22 +101,51 @@ class Ingestor:
         """Start stage 1 of ``batch`` on the verify threads; returns at once."""
         check = self.pipeline.check_all
         return Verifying(
-            [self._pool.submit(check, batch[i : i + CHUNK]) for i in range(0, len(batch), CHUNK)]
+            [batch[i : i + CHUNK] for i in range(0, len(batch), CHUNK)],
+            lambda chunk: self._pool.submit(check, chunk),
         )
 
-    def store(self, verifying: Verifying) -> list[Checked | Rejected]:
-        """Stage 2 and storage of a verified batch in one transaction; raises SQLAlchemy errors
-        with nothing stored (the same ``verifying`` may then be stored again)."""
-        results = self._repo.commit_batch(
-            verifying.result(),
+    def store(self, verifying: Verifying) -> Outcomes:
+        """Stage 2 and storage of a verified batch, in one transaction unless the database
+        refuses part of it (then bisected, see the module docstring). Raises
+        ``DatabaseUnavailable``; the same ``verifying`` may then be stored again, and goes on
+        with what is not committed yet."""
+        todo = verifying.todo()
+        while todo:
+            part = todo[0]
+            try:
+                results = self._commit(part)
+            except RecordRefused as exc:
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    todo.popleft()
+                    todo.extendleft((part[middle:], part[:middle]))  # first half first
+                    continue
+                results = self._refuse(part[0], exc)
+            todo.popleft()
+            verifying.stored += results
+            self.metrics.record(results, self._clock())
+        return verifying.stored
+
+    def _commit(self, part: Sequence[Checked | Rejected]) -> Outcomes:
+        return self._repo.commit_batch(
+            part,
             quarantine_size=self._config.quarantine_size,
             sample_bytes=self._config.quarantine_sample_bytes,
         )
-        self.metrics.record(results, self._clock())
-        return results
 
-    def process(self, batch: Sequence[Incoming]) -> list[Checked | Rejected]:
-        """Check and store ``batch``; raises SQLAlchemy errors with nothing stored."""
+    def _refuse(self, item: Checked | Rejected, exc: RecordRefused) -> Outcomes:
+        """Quarantine the one message the database refused, with the database's reason."""
+        refused = Rejected(item.incoming, RefusedByDatabase(exc.detail), item.message)
+        log.warning("the database refused a message on %s: %s", item.incoming.topic, exc.detail)
+        try:
+            return self._commit([refused])
+        except RecordRefused as again:  # not even its quarantine row: counted, then dropped
+            log.error("the database refused the quarantine row too: %s", again.detail)
+            return [refused]
+
+    def process(self, batch: Sequence[Incoming]) -> Outcomes:
+        """Check and store ``batch``; raises ``DatabaseUnavailable`` (see ``store``)."""
         return self.store(self.verify(batch))
 
     def close(self) -> None:

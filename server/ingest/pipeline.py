@@ -5,7 +5,8 @@ the sender's key, strict decode, topic/payload consistency, issued_at window.
 Stage 2 (``sequence``, pure, run inside the batch transaction against a snapshot of what is
 stored): the sender's current key status, exact replay rule (same (agent_id, seq) with the same
 digest is a duplicate, with another digest a replay) and the report chain, both for the incoming
-report's predecessor and for stored reports that already name it as their predecessor.
+report's predecessor and for stored reports that already name it as their predecessor; a report
+that starts a chain (``prev_seq`` 0) must be its agent's first (``check_chain_start``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from protocol import (
     ReplayedMessage,
     RevokedKey,
     UnknownKey,
+    check_chain_start,
     check_issued_at,
     check_link,
     decode_agent_message,
@@ -66,6 +68,14 @@ class Checked:
         return type(self.message).__struct_config__.tag  # type: ignore[return-value]
 
 
+class RefusedByDatabase(ProtocolError):
+    """The database refused to store a message that passed both stages (a value it cannot
+    hold, too long for its column, a constraint): quarantined with the database's reason, never
+    retried. Not part of the wire contract: only a collector's database can refuse."""
+
+    reason = "refused"
+
+
 @dataclass(frozen=True, slots=True)
 class Rejected:
     incoming: Incoming
@@ -83,6 +93,14 @@ class StoredRef:
 
 
 @dataclass(slots=True)
+class ChainStart:
+    """For an agent with a report starting a chain in the batch: its other known reports."""
+
+    earliest: int | None = None  # the lowest seq of its stored (and accepted) reports
+    starts: set[int] = field(default_factory=set)  # those of them with prev_seq 0
+
+
+@dataclass(slots=True)
 class StoredView:
     """What stage 2 needs from the database, read inside the batch transaction."""
 
@@ -90,6 +108,8 @@ class StoredView:
     messages: dict[tuple[str, int], StoredRef] = field(default_factory=dict)
     # (agent_id, seq) -> stored reports whose prev_seq is seq
     successors: dict[tuple[str, int], list[StoredRef]] = field(default_factory=dict)
+    # agent_id -> its reports, for the agents with a report in the batch that starts a chain
+    chains: dict[str, ChainStart] = field(default_factory=dict)
 
 
 # the topic channel each message type travels on (hellos share the report channel)
@@ -177,6 +197,9 @@ def _admit(item: Checked, view: StoredView) -> None:
     if predecessor is not None and predecessor.type != "report":
         raise BrokenChain(f"prev_seq {m.prev_seq} names a {predecessor.type}, not a report")
     check_link(m.prev, m.prev_seq, m.seq, predecessor.digest if predecessor else None)
+    if not m.prev_seq:
+        chain = view.chains.get(m.agent_id, ChainStart())
+        check_chain_start(m.seq, chain.earliest, chain.starts)
     for successor in view.successors.get((m.agent_id, m.seq), []):
         if successor.type == "report" and successor.prev != item.digest:
             raise BrokenChain(f"stored report {successor.seq} names other bytes as report {m.seq}")
@@ -198,14 +221,23 @@ def sequence(batch: Sequence[Checked | Rejected], view: StoredView) -> list[Chec
         ref = _ref(item)
         view.messages[(m.agent_id, m.seq)] = ref
         view.successors.setdefault((m.agent_id, m.prev_seq), []).append(ref)
+        chain = view.chains.get(m.agent_id) if item.type == "report" else None
+        if chain is not None:
+            chain.earliest = m.seq if chain.earliest is None else min(chain.earliest, m.seq)
+            if not m.prev_seq:
+                chain.starts.add(m.seq)
         results.append(item)
     return results
 
 
-def needed_keys(batch: Sequence[Checked | Rejected]) -> tuple[set[str], set[tuple[str, int]]]:
-    """Agents and (agent_id, seq) pairs stage 2 must read: own seqs and report predecessors."""
+def needed_keys(
+    batch: Sequence[Checked | Rejected],
+) -> tuple[set[str], set[tuple[str, int]], set[str]]:
+    """Agents and (agent_id, seq) pairs stage 2 must read (own seqs and report predecessors),
+    and the agents with a report that starts a chain (their chains must be read)."""
     agents: set[str] = set()
     pairs: set[tuple[str, int]] = set()
+    starting: set[str] = set()
     for item in batch:
         if isinstance(item, Checked):
             m = item.message
@@ -213,7 +245,9 @@ def needed_keys(batch: Sequence[Checked | Rejected]) -> tuple[set[str], set[tupl
             pairs.add((m.agent_id, m.seq))
             if m.prev_seq:
                 pairs.add((m.agent_id, m.prev_seq))
-    return agents, pairs
+            elif item.type == "report":
+                starting.add(m.agent_id)
+    return agents, pairs, starting
 
 
 def by_reason(results: Sequence[Checked | Rejected]) -> Mapping[str, int]:

@@ -10,6 +10,12 @@ ingest thread gathers them into batches and hands each to the verify threads; th
 commits the verified batches in order and only then acknowledges them. While batch N is
 committed, batch N+1 is verified. After the commit, the store thread publishes the batch's
 end-to-end acks to the agents (``acks``) through the same client.
+
+Health (``health``, behind ``/healthz``): the broker connection, and whether the ingest moves.
+It is stalled when received messages wait and no batch was committed for ``stall_after_s``
+(the database down, or a store that never returns); the metrics say the same
+(``camwarden_ingest_stalled``, ``camwarden_ingest_waiting_messages``,
+``camwarden_ingest_stalled_seconds``).
 """
 
 from __future__ import annotations
@@ -29,13 +35,13 @@ from joserfc.jwk import OKPKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from sqlalchemy.exc import SQLAlchemyError
 
 from protocol import collector_subscriptions
 from server.config import MqttConfig
 from server.ingest.acks import AckSender
 from server.ingest.ingestor import Ingestor, Verifying, utcnow
 from server.ingest.pipeline import Checked, Incoming, Rejected
+from server.storage import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +144,37 @@ class _BufferedClient(mqtt.Client):
             self._packet_queue(mqtt.PUBACK, packets, 0, 0)
 
 
+class Progress:
+    """Messages received and not committed yet, and since when the ingest has not moved:
+    the last commit, or the moment messages began to wait after none did. Thread safe."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._since = clock()
+
+    def received(self, count: int) -> None:
+        with self._lock:
+            if not self._waiting:
+                self._since = self._clock()
+            self._waiting += count
+
+    def committed(self, count: int) -> None:
+        with self._lock:
+            self._waiting -= count
+            self._since = self._clock()
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    def stalled_for(self) -> float:
+        """Seconds without a commit while messages wait; 0 when none wait."""
+        with self._lock:
+            return self._clock() - self._since if self._waiting else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class _Delivery:
     mid: int
@@ -155,11 +192,19 @@ class Subscriber:
         batch_latency_s: float,
         command_key: OKPKey,
         *,
+        stall_after_s: float = 60.0,
         tune_process_gc: bool = True,
     ) -> None:
-        """``tune_process_gc``: call ``tune_gc`` on start (process-wide; the collector's ``run``
-        wants it, an embedding process such as the test suite may not)."""
+        """``stall_after_s``: see ``health``. ``tune_process_gc``: call ``tune_gc`` on start
+        (process-wide; the collector's ``run`` wants it, an embedding process such as the test
+        suite may not)."""
         self._config = config
+        self._stall_after_s = stall_after_s
+        self.progress = Progress()
+        metrics = ingestor.metrics
+        metrics.waiting.set_function(lambda: self.progress.waiting)
+        metrics.stalled.set_function(self.progress.stalled_for)
+        metrics.stalled_flag.set_function(lambda: float(self.stalled()))
         self._tune_gc = tune_process_gc
         self._ingestor = ingestor
         self._batch_size = batch_size
@@ -226,8 +271,20 @@ class Subscriber:
 
     def _hand_over(self) -> None:
         if self._received:
+            self.progress.received(len(self._received))
             self._queue.put(self._received)
             self._received = []
+
+    def health(self) -> str | None:
+        """None when healthy; else what is wrong, for ``/healthz``."""
+        if not self.connected.is_set():
+            return "mqtt disconnected"
+        if self.stalled():
+            return "ingest stalled"
+        return None
+
+    def stalled(self) -> bool:
+        return self.progress.stalled_for() > self._stall_after_s
 
     def publish(self, name: str, payload: bytes) -> None:
         """Publish QoS 1 through this client (signed commands from ``server.firmware``)."""
@@ -299,6 +356,7 @@ class Subscriber:
             batch, verifying = item
             results = self._commit(verifying, len(batch))
             if results is not None:
+                self.progress.committed(len(batch))
                 generation = self._generation
                 self._client.ack_all(
                     [d.mid for d in batch if d.qos == 1 and d.generation == generation]
@@ -313,9 +371,9 @@ class Subscriber:
         while True:
             try:
                 return self._ingestor.store(verifying)
-            except SQLAlchemyError as exc:
+            except DatabaseUnavailable as exc:
                 if self._stop.is_set():
                     return None  # not acknowledged: the broker redelivers to the session
-                log.warning("storing a batch of %d failed, retrying: %s", size, exc)
+                log.warning("storing a batch of %d failed, retrying: %s", size, exc.detail)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)

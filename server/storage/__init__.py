@@ -1,5 +1,6 @@
 """Storage: SQLAlchemy models, the repository and the shipped Alembic migrations."""
 
+from server.storage.errors import DatabaseUnavailable, RecordRefused, StorageError
 from server.storage.repository import (
     AgentConflict,
     AgentRecord,
@@ -12,8 +13,11 @@ from server.storage.repository import (
 __all__ = [
     "AgentConflict",
     "AgentRecord",
+    "DatabaseUnavailable",
     "EnrollmentError",
+    "RecordRefused",
     "Repository",
+    "StorageError",
     "TokenRejected",
     "read_then_write",
 ]

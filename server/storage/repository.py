@@ -30,11 +30,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from protocol import Camera as CameraReport
 from protocol import StatusReport, import_public_jwk
+from protocol.text import clean_text
 from server.ingest.pipeline import (
     APPROVED,
     PENDING,
     REVOKED,
     AgentKey,
+    ChainStart,
     Checked,
     Rejected,
     StoredRef,
@@ -43,6 +45,7 @@ from server.ingest.pipeline import (
     sequence,
 )
 from server.storage import migrate
+from server.storage.errors import translate
 from server.storage.models import (
     Agent,
     Camera,
@@ -201,11 +204,12 @@ class Repository:
     # -- keys -----------------------------------------------------------------------------
 
     def key_for(self, kid: str) -> AgentKey | None:
-        """The agent that enrolled ``kid``, cached; pending entries are re-read each time."""
+        """The agent that enrolled ``kid``, cached; pending entries are re-read each time.
+        Raises ``DatabaseUnavailable`` when it cannot be read."""
         cached = self._keys.get(kid)
         if cached is not None and cached.status != PENDING:
             return cached
-        with self.engine.connect() as conn:
+        with translate(), self.engine.connect() as conn:
             row = conn.execute(
                 select(Agent.agent_id, Agent.site, Agent.status, Agent.public_jwk).where(
                     Agent.kid == kid
@@ -220,7 +224,7 @@ class Repository:
     # -- ingest ---------------------------------------------------------------------------
 
     def _view(self, conn: Connection, batch: Sequence[Checked | Rejected]) -> StoredView:
-        agents, pairs = needed_keys(batch)
+        agents, pairs, starting = needed_keys(batch)
         view = StoredView()
         if not agents:
             return view
@@ -248,7 +252,24 @@ class Repository:
             if (row.agent_id, row.prev_seq) in pairs:
                 ref = StoredRef(*row[1:])
                 view.successors.setdefault((row.agent_id, row.prev_seq), []).append(ref)
+        if starting:  # rare: an agent's first report, or a chain that starts again
+            self._chains(conn, view, sorted(starting))
         return view
+
+    def _chains(self, conn: Connection, view: StoredView, agents: list[str]) -> None:
+        """Per agent: the lowest seq of its stored reports, and its stored chain starts."""
+        reports = (Message.agent_id.in_(agents), Message.type == "report")
+        view.chains = {agent: ChainStart() for agent in agents}
+        for agent, earliest in conn.execute(
+            select(Message.agent_id, func.min(Message.seq))
+            .where(*reports)
+            .group_by(Message.agent_id)
+        ):
+            view.chains[agent].earliest = earliest
+        for agent, seq in conn.execute(
+            select(Message.agent_id, Message.seq).where(*reports, Message.prev_seq == 0)
+        ):
+            view.chains[agent].starts.add(seq)
 
     def commit_batch(
         self,
@@ -259,10 +280,11 @@ class Repository:
     ) -> list[Checked | Rejected]:
         """Run stage 2 and store the outcome in one transaction; return the final outcomes.
 
-        Raises SQLAlchemy errors (nothing is stored then); the caller retries the batch, and
-        the retry sees any concurrent collector's commit as duplicates or replays.
+        Raises ``DatabaseUnavailable`` or ``RecordRefused`` with nothing stored: the caller
+        retries the batch in the first case (the retry sees any concurrent collector's commit as
+        duplicates or replays) and isolates the refused messages in the second.
         """
-        with read_then_write(self.engine) as conn:
+        with translate(), read_then_write(self.engine) as conn:
             results = sequence(batch, self._view(conn, batch))
             accepted = [r for r in results if isinstance(r, Checked)]
             rejected = [r for r in results if isinstance(r, Rejected)]
@@ -366,8 +388,10 @@ class Repository:
             [
                 {
                     "reason": r.error.reason,
-                    "detail": r.error.detail[:512],
-                    "topic": r.incoming.topic[:512],
+                    # texts that name what was refused, and may quote it: a NUL or other control
+                    # character would make the database refuse the quarantine row itself
+                    "detail": clean_text(r.error.detail),
+                    "topic": clean_text(r.incoming.topic),
                     "size": len(r.incoming.payload),
                     "received_at": r.incoming.received_at,
                     "sample": r.incoming.payload[:sample_bytes],

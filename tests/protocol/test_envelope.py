@@ -193,3 +193,21 @@ def test_digest_is_sha256_of_the_exact_bytes_at_any_size(size: int) -> None:
     data = (b"eyJhbGciOiJFZERTQSJ9." * (size // 21 + 1))[:size]
     assert digest(data) == hashlib.sha256(data).hexdigest()
     assert digest(data.decode("ascii")) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_header_naming_a_key_twice_is_malformed_before_any_key_lookup() -> None:
+    key = generate_private_key()
+    token = sign(b"{}", key)
+    _, payload, signature = token.split(".")
+    header = base64.urlsafe_b64encode(
+        json.dumps({"alg": "EdDSA", "kid": key.thumbprint()}).encode()[:-1] + b', "kid": "x"}'
+    )
+    forged = header.rstrip(b"=") + f".{payload}.{signature}".encode()
+    with pytest.raises(MalformedMessage, match="'kid' appears twice"):
+        read_header(forged)
+
+    def never(kid: str) -> OKPKey:
+        raise AssertionError(f"looked up {kid}")
+
+    with pytest.raises(MalformedMessage, match="appears twice"):
+        verify(forged, never)

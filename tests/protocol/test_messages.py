@@ -106,3 +106,35 @@ def test_ack_ranges_round_trip() -> None:
     assert decode_collector_message(encode(ack)) == ack
     with pytest.raises(SchemaViolation):
         decode_collector_message(encode(ack).replace(b"[1,3]", b"[0,3]"))
+
+
+def test_a_key_named_twice_is_a_schema_violation_at_any_depth() -> None:
+    canonical = encode(hb())
+    assert decode_agent_message(canonical) == hb()
+    twice_top = canonical[:-1] + b',"seq":6}'
+    with pytest.raises(SchemaViolation, match="'seq' appears twice"):
+        decode_agent_message(twice_top)
+    result = (
+        b'{"type":"cmd-result","agent_id":"pi-1","site":"s","seq":2,'
+        b'"issued_at":"2026-01-01T00:00:00Z","prev":"' + GENESIS.encode() + b'","prev_seq":0,'
+        b'"command_id":"c1","status":"failed","details":{"step":"a","step":"b"}}'
+    )
+    with pytest.raises(SchemaViolation, match="'step' appears twice"):
+        decode_agent_message(result)
+    ack = encode(
+        Ack(agent_id="pi-1", site="s", ranges=[(1, 2)], issued_at=datetime(2026, 1, 1, tzinfo=UTC))
+    )
+    with pytest.raises(SchemaViolation, match="appears twice"):
+        decode_collector_message(ack[:-1] + b',"agent_id":"pi-2"}')
+
+
+def test_payloads_in_another_spelling_without_a_repeated_key_still_decode() -> None:
+    """Not our encoder's bytes (spacing, order, a defaulted field left out by an older peer):
+    the exact check runs and lets them through."""
+    fields = json.loads(encode(hb()))
+    spaced = json.dumps(fields, indent=1).encode()
+    reordered = json.dumps(dict(reversed(fields.items()))).encode()
+    older = json.dumps({k: v for k, v in fields.items() if k != "v"}).encode()
+    for payload in (spaced, reordered, older):
+        assert payload != encode(hb())
+        assert decode_agent_message(payload) == hb()

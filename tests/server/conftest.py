@@ -100,6 +100,7 @@ class Collector:
             config.ingest.batch_size,
             config.ingest.batch_latency_s,
             self.command_key,
+            stall_after_s=config.ingest.stall_after_s,
             tune_process_gc=False,  # process-wide: not in the test runner
         )
 

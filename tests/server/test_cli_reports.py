@@ -59,6 +59,15 @@ def test_verify_report(
     )
     assert ":1: unknown_key" in capsys.readouterr().out
 
+    beat = agent.heartbeat()[1]  # seq 7
+    restarted = SimAgent("pi-1", key=agent.key)
+    restarted.seq = agent.seq  # the same agent, its chain forgotten: report 8 with prev_seq 0
+    again = write(tmp_path / "restart", [*good, beat, restarted.report()[1]])
+    assert main(["verify-report", "--pubkey", str(pubkey), str(again)]) == 1
+    assert f"{again}:5: broken_chain: report 8 starts a new chain after report 2" in (
+        capsys.readouterr().out
+    )
+
     assert main(["verify-report", "--pubkey", str(tmp_path / "missing"), str(bad)]) == 2
     assert main(["verify-report", str(bad)]) == 2
 

@@ -10,12 +10,11 @@ from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy.exc import OperationalError
 
 from protocol import public_jwk, sign
 from server.api import create_app
 from server.cli import main
-from server.storage import Repository
+from server.storage import DatabaseUnavailable, Repository
 from server.storage.models import Message, Quarantine
 from tests.server.conftest import Collector, Publisher, enroll, make_config, serve, wait_until
 from tests.support.agents import SimAgent
@@ -175,7 +174,7 @@ def test_nothing_is_acknowledged_before_its_batch_is_committed(
 
     def database_down(self: Repository, *args: Any, **kwargs: Any) -> Any:
         attempts.append(1)
-        raise OperationalError("INSERT", {}, Exception("database is down"))
+        raise DatabaseUnavailable("database is down")
 
     monkeypatch.setattr(Repository, "commit_batch", database_down)
     first = Collector(config, repo)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event, select
 
-from protocol import REASONS, generate_private_key, sign, topic
+from protocol import GENESIS, REASONS, generate_private_key, sign, topic
 from server.ingest.ingestor import Ingestor
 from server.ingest.pipeline import Checked, Incoming, Rejected
 from server.metrics import Metrics
@@ -143,6 +143,48 @@ def test_chain_links_are_checked_in_both_directions(repo: Repository, ingestor: 
     heartbeat = late.heartbeat()
     after = late.report()  # prev_seq names report 2, the heartbeat is not a link
     assert reasons(ingestor.process([incoming(heartbeat), incoming(after)])) == ["accepted"] * 2
+
+
+def restart(agent: SimAgent) -> None:
+    """The agent forgets its chain (not its seq) and starts a new one, as if from scratch."""
+    agent.prev, agent.prev_seq = GENESIS, 0
+
+
+def test_a_chain_that_starts_again_is_broken(repo: Repository, ingestor: Ingestor) -> None:
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    hello, r2, beat = agent.report(), agent.report(), agent.heartbeat()
+    assert (
+        reasons(ingestor.process([incoming(hello), incoming(r2), incoming(beat)]))
+        == ["accepted"] * 3
+    )
+    restart(agent)
+    again = agent.report()  # seq 4, prev_seq 0: would disown reports 1 and 2
+    assert reasons(ingestor.process([incoming(again)])) == ["broken_chain"]
+    with repo.engine.connect() as conn:
+        detail = conn.execute(select(Quarantine.detail)).scalar_one()
+    assert detail == "report 4 starts a new chain after report 1"
+    # heartbeats before the first report carry prev_seq 0 too: they start nothing
+    assert reasons(ingestor.process([incoming(agent.heartbeat())])) == ["accepted"]
+
+    # within one batch, and whatever the order of arrival: only the first report starts a chain
+    other = SimAgent("pi-2")
+    enroll(repo, other)
+    first, second = other.report(), other.report()
+    restart(other)
+    third = other.report()
+    assert reasons(ingestor.process([incoming(third), incoming(second), incoming(first)])) == [
+        "accepted",
+        "accepted",
+        "broken_chain",
+    ]
+    late = SimAgent("pi-3")
+    enroll(repo, late)
+    a1 = late.report()
+    restart(late)
+    a2 = late.report()
+    assert reasons(ingestor.process([incoming(a2)])) == ["accepted"]  # nothing known before it
+    assert reasons(ingestor.process([incoming(a1)])) == ["broken_chain"]  # a second start
 
 
 def test_generated_key_is_unknown_until_enrolled(repo: Repository, ingestor: Ingestor) -> None:

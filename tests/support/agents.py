@@ -40,14 +40,20 @@ class SimAgent:
         return public_jwk(self.key)
 
     def report(
-        self, cameras: int = 2, issued_at: datetime | None = None, key: OKPKey | None = None
+        self,
+        cameras: int = 2,
+        issued_at: datetime | None = None,
+        key: OKPKey | None = None,
+        address: str | None = None,
     ) -> tuple[str, bytes]:
+        """``address``: every camera's address (signed as given, even where the schema refuses
+        it), instead of one per camera."""
         self.seq += 1
         when = issued_at or datetime.now(UTC)
         cams = [
             Camera(
                 camera_id=f"cam-{n}",
-                address=f"10.99.0.{10 + n}",
+                address=f"10.99.0.{10 + n}" if address is None else address,
                 reachable=n % 3 != 2,
                 identity=Identity(vendor="Hikvision", model="DS-2CD2143G2-I", firmware="V5.5.0"),
                 findings=[

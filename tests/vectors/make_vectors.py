@@ -120,6 +120,15 @@ def build() -> dict[str, Any]:
     none_head = _b64(json.dumps({"alg": "none", "kid": "x"}).encode())
     hs_head = _b64(json.dumps({"alg": "HS256", "kid": AGENT_KEY.thumbprint()}).encode())
     forged_payload = _b64(encode(_report(2, GENESIS, 0)).replace(b"critical", b"low     "))
+    # a correctly signed header that names alg twice: a parser keeping the first sees "none"
+    twice_head = _b64(
+        b'{"alg":"none","kid":"' + AGENT_KEY.thumbprint().encode() + b'","alg":"EdDSA"}'
+    )
+    signer = AGENT_KEY.private_key
+    if not isinstance(signer, Ed25519PrivateKey):
+        raise TypeError("the vectors' agent key is Ed25519")
+    twice_sig = _b64(signer.sign(f"{twice_head}.{payload}".encode()))
+    nul_report = encode(_report(2, GENESIS, 0)).replace(b'"10.99.0.11"', b'"10.99.0.11\\u0000"')
     cases: list[dict[str, str]] = [
         {"name": "hello", "jws": sign(encode(hello), AGENT_KEY), "expect": "valid"},
         {"name": "report-first", "jws": r2, "expect": "valid"},
@@ -153,6 +162,18 @@ def build() -> dict[str, Any]:
             "jws": sign(b'{"type":"heartbeat","seq":-1}', AGENT_KEY),
             "expect": "schema",
         },
+        {
+            "name": "header-key-twice",
+            "jws": f"{twice_head}.{payload}.{twice_sig}",
+            "expect": "malformed",
+        },
+        {
+            # msgspec and most parsers keep the last: seq 4 here, while a first-wins reader sees 3
+            "name": "signed-key-twice",
+            "jws": sign(encode(hb)[:-1] + b',"seq":4}', AGENT_KEY),
+            "expect": "schema",
+        },
+        {"name": "signed-nul-in-text", "jws": sign(nul_report, AGENT_KEY), "expect": "schema"},
         {
             "name": "signed-unknown-field",
             "jws": sign(encode(hb)[:-1] + b',"extra":1}', AGENT_KEY),

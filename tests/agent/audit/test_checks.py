@@ -233,6 +233,21 @@ def test_finding_refuses_unknown_codes_and_secret_reasons() -> None:
         )
 
 
+def test_finding_reasons_hold_no_control_characters() -> None:
+    """The wire schema refuses them, and one such reason would cost the agent its whole report."""
+    finding = make_finding(
+        check="x",
+        code="check.timeout",
+        status="inconclusive",
+        severity="info",
+        controls=[],
+        reason="camera said \x00\x1b[31mno" + "!" * 600,
+    )
+    assert finding.reason is not None
+    assert finding.reason.startswith("camera said [31mno!")
+    assert len(finding.reason) == 512
+
+
 def test_catalogue_placeholders_are_evidence_keys() -> None:
     for code, text in CODES.items():
         assert re.fullmatch(r"[a-z0-9_.-]+", code)
