@@ -158,6 +158,7 @@ def lab_truth(config: LabConfig, addresses: dict[str, str] | None = None) -> dic
         "cameras": {
             spec.id: {
                 "vendor": spec.persona.vendor,
+                "family": spec.persona.family,
                 "persona": spec.persona.name,
                 "model": spec.model,
                 "firmware": spec.firmware,

@@ -24,7 +24,15 @@ DEMO = ROOT / "configs" / "lab" / "demo.toml"
 
 
 def test_personas_load() -> None:
-    assert persona_names() == ["axis", "dahua", "hikvision", "onvif-generic"]
+    assert persona_names() == [
+        "axis",
+        "dahua",
+        "hikvision",
+        "hilook",
+        "kbvision",
+        "onvif-generic",
+        "reolink",
+    ]
     for name in persona_names():
         persona = load_persona(name)
         assert persona.default_credentials
