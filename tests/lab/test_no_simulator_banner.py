@@ -15,15 +15,10 @@ from lab.fleet import CameraNode, Fleet
 from lab.services.rtsp import SYSTEM_PYTHON
 from lab.testing import LabFactory
 from lab.truth import camera_findings
+from tests.lab.test_rtsp_front import LAB as RTSP_LAB
 
 GIVEAWAYS = ("GStreamer", "aiohttp", "Python")
-LAB = """
-[[camera]]
-id = "hik"
-persona = "hikvision"
-[[camera]]
-id = "dahua"
-persona = "dahua"
+LAB = f"""{RTSP_LAB}
 [[camera]]
 id = "reo"
 persona = "reolink"
