@@ -164,8 +164,10 @@ class _Session:
         split = urlsplit(url)
         target = split.path + (f"?{split.query}" if split.query else "")
         cam, persona = self.camera, self.camera.persona
-        protected = method != "OPTIONS" or persona.rtsp.options_auth
-        if cam.spec.rtsp_auth != "none" and protected and self._known(split.path):
+        # OPTIONS (any path) as the vendor does; else the persona's streams only (an unknown
+        # path gets GStreamer's 404 before any login)
+        protected = persona.rtsp.options_auth if method == "OPTIONS" else self._known(split.path)
+        if cam.spec.rtsp_auth != "none" and protected:
             scheme, user, name = self._login(request, method)
             if user is None:
                 cam.record(RequestRecord("rtsp", method, target, scheme, None, 401))

@@ -112,6 +112,9 @@ async def test_options_answer_as_the_vendor_server_does(fleet: Fleet) -> None:
     assert dahua_head.startswith("RTSP/1.0 401 Unauthorized\r\n")  # Dahua: OPTIONS needs a login
     assert "Server: Rtsp Server/3.0\r\n" in dahua_head
     nmap_probe = await rtsp(hik.host, hik.ports["rtsp"], "OPTIONS / RTSP/1.0\r\n\r\n")
+    assert nmap_probe.startswith("RTSP/1.0 200 OK\r\n")
+    dahua_probe = await rtsp(dahua.host, dahua.ports["rtsp"], "OPTIONS / RTSP/1.0\r\n\r\n")
+    assert dahua_probe.startswith("RTSP/1.0 401 Unauthorized\r\n")
     http_probe = await rtsp(hik.host, hik.ports["rtsp"], "GET / HTTP/1.0\r\n\r\n")
     assert http_probe.startswith("RTSP/1.0 400 Bad Request\r\n")
     heads = hik_head + dahua_head + nmap_probe + http_probe
