@@ -12,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lab.camera import RequestRecord
 from lab.cli import main
 from lab.fleet import Fleet
+from lab.requestlog import RequestLog, read_log
 from lab.services.rtsp import SYSTEM_PYTHON
 from lab.testing import LabFactory
 from tests.lab_services.test_rtsp import ffprobe
@@ -196,3 +198,19 @@ async def test_lock_events_reach_the_request_log(fleet: Fleet, tmp_path: Path) -
     assert locks[0]["camera"] == "split"
     assert locks[0]["user"] == "admin"
     assert locks[0]["until"] - locks[0]["at"] == pytest.approx(2.0)
+
+
+def test_the_request_log_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    log = RequestLog(path, max_bytes=2000)
+    for n in range(100):
+        log.write("cam", float(n), RequestRecord("http", "GET", f"/x/{n}", "none", None, 200))
+    log.close()
+    assert path.stat().st_size <= 2200
+    assert (tmp_path / "requests.jsonl.1").stat().st_size <= 2200
+    targets = [entry["target"] for entry in read_log(path)]
+    assert targets == sorted(targets, key=lambda t: int(t.rsplit("/", 1)[1]))
+    assert targets[-1] == "/x/99"
+    fresh = RequestLog(path)  # a new lab run starts afresh
+    fresh.close()
+    assert path.stat().st_size == 0
