@@ -172,8 +172,9 @@ class HttpFrontend:
             else None
         )
         target = _logged_target(request, cam.persona.secret_query_keys)
-        if route is None:
-            return self._error(404, request.path, target)
+        if route is None:  # 405: the path is the API's, the method is not
+            known = self.serves_api and any(r.path == request.path for r in cam.persona.api)
+            return self._error(405 if known else 404, request.path, target)
         if route.kind == "token_login":
             return self._token_login(route, request.path, query, payload, target)
         scheme, user, refusal = self._authorize(request, route, target, query)

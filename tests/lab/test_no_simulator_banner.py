@@ -93,6 +93,13 @@ async def test_unknown_paths_and_refusals_are_worded_by_the_vendor(fleet: Fleet)
     )
     assert dahua.startswith(b"HTTP/1.1 401 ")
     assert b"Access Error: 401 -- Unauthorized" in dahua
+    wrong_method = await asyncio.to_thread(
+        raw_http,
+        fleet["hik"],
+        b"DELETE /ISAPI/System/deviceInfo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    assert wrong_method.startswith(b"HTTP/1.1 405 ")
+    assert b"<h2>Access Error: 405 -- Method Not Allowed</h2>" in wrong_method
 
 
 def test_a_default_password_on_the_rtsp_account_is_in_the_truth() -> None:
