@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 0.2
 STANDARD_PORTS = {"telnet": 23, "ftp": 21, "ssh": 22, "snmp": 161, "ssdp": 1900, "wsd": 3702}
 ROUTER_PORTS = {"ssdp": 1900, "igd_http": 5000}
-BACKSTAGE_HOST = "127.0.0.1"  # loopback mode: where GStreamer listens, behind the RTSP fronts
+BACKSTAGE_HOST = "127.0.0.1"  # where GStreamer listens, behind the RTSP fronts (in netns mode:
+# the camera namespace's own loopback, which nothing outside that namespace can reach)
 
 
 Connector = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -186,8 +187,9 @@ class CameraNode:
     binder: Binder
     tls: TlsFactory
     rtsp: RtspFleet | None = None  # the fleet's RTSP worker, unless [lab] rtsp = false
-    connect: Connector = asyncio.open_connection  # reaches the camera's own addresses
+    connect: Connector = asyncio.open_connection  # from where the camera is (its namespace)
     backstage: tuple[str, int] | None = None  # where GStreamer serves this camera's streams
+    netns: str | None = None  # the camera's namespace (netns mode)
     _listeners: list[Service] = field(default_factory=list)
 
     @property
@@ -288,12 +290,6 @@ class CameraNode:
         await self.open()
         await self._set_rtsp(online=True)
 
-    @property
-    def backstage_host(self) -> str:
-        """Where the GStreamer server of this camera listens, on a port no client is told about
-        (127.0.0.1 in loopback mode, the camera's address inside its namespace in netns mode)."""
-        return self.host if self.config.lab.mode == "netns" else BACKSTAGE_HOST
-
     async def _rtsp_front(self) -> None:
         async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
             if self.backstage is None:
@@ -316,7 +312,7 @@ class CameraNode:
 
     async def _set_rtsp(self, *, online: bool) -> None:
         if self.rtsp is not None and self.backstage is not None:
-            await self.rtsp.set_online(*self.backstage, online)
+            await self.rtsp.set_online(*self.backstage, online, netns=self.netns)
 
     async def _http(self, frontend: HttpFrontend, port: int, ctx: ssl.SSLContext | None) -> None:
         sock = self.binder.tcp(self.camera.host, port)
@@ -394,21 +390,25 @@ class Fleet:
             return await netns.arun_in(self.netlab.agent.namespace, argv)
         return await netns.arun(argv)
 
-    async def _connect(
-        self, host: str, port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A TCP connection to a lab address: from inside its namespace in netns mode."""
-        if self.netlab is None:
-            return await asyncio.open_connection(host, port)
-        with netns.entered(self.netlab.namespace_of(host)):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            await asyncio.get_running_loop().sock_connect(sock, (host, port))
-        except OSError:
-            sock.close()
-            raise
-        return await asyncio.open_connection(sock=sock)
+    def _connector(self, namespace: str | None) -> Connector:
+        """TCP connections made from inside ``namespace`` (None: this process's own)."""
+
+        async def connect(
+            host: str, port: int
+        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            if namespace is None:
+                return await asyncio.open_connection(host, port)
+            with netns.entered(namespace):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            except OSError:
+                sock.close()
+                raise
+            return await asyncio.open_connection(sock=sock)
+
+        return connect
 
     def address(self, ordinal: int) -> str:
         lab = self.config.lab
@@ -437,7 +437,10 @@ class Fleet:
         for spec in self.config.cameras:
             ports = {k: self.port(v) for k, v in {**spec.persona.ports, **STANDARD_PORTS}.items()}
             camera = Camera(spec, self.address(spec.ordinal), ports)
-            node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp, self._connect)
+            namespace = self.netlab.namespace_of(camera.host) if self.netlab else None
+            connect = self._connector(namespace)
+            node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp, connect)
+            node.netns = namespace
             camera.reboot_hook = node.reboot
             if self.request_log is not None:
                 camera.sink = self.request_log.write
@@ -470,20 +473,14 @@ class Fleet:
     async def _start_rtsp(self) -> None:
         if self.rtsp is None:
             return
-        netlab = self.netlab
         nodes = list(self.cameras.values())
         streams = [
-            RtspStream(
-                netns=netlab.namespace_of(node.host) if netlab is not None else None,
-                host=node.backstage_host,
-                port=0,
-                paths=node.spec.persona.rtsp_paths,
-            )
+            RtspStream(node.netns, BACKSTAGE_HOST, 0, node.spec.persona.rtsp_paths)
             for node in nodes
         ]
         ports = await self.rtsp.start(streams)
         for node, port in zip(nodes, ports, strict=True):
-            node.backstage = (node.backstage_host, port)
+            node.backstage = (BACKSTAGE_HOST, port)
 
     async def _start_router(self, spec: RouterSpec) -> None:
         host = self.address(spec.ordinal)

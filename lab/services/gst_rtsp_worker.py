@@ -5,7 +5,7 @@ Run as ``/usr/bin/python3 -I gst_rtsp_worker.py`` (python3-gi is built for Debia
 per line on stdin, one JSON reply per line on stdout::
 
     {"op": "add", "streams": [{"netns", "host", "port", "paths"}, ...]}  (port 0: any free)
-    {"op": "online", "host": "127.77.0.11", "port": 18554, "online": false}
+    {"op": "online", "netns": null, "host": "127.77.0.11", "port": 18554, "online": false}
     {"op": "quit"}                   (or EOF)
     -> {"ok": true, ...} | {"ok": false, "error": "..."}   ("add": {"ports": [bound, ...]})
 
@@ -107,7 +107,7 @@ class Camera:
 class Worker:
     def __init__(self) -> None:
         self.encoder, self.launch = launch_line()
-        self.cameras: dict[tuple[str, int], Camera] = {}
+        self.cameras: dict[tuple[str | None, str, int], Camera] = {}  # (netns, host, port)
         self.loop = GLib.MainLoop()
 
     def handle(self, line: str) -> bool:
@@ -125,18 +125,18 @@ class Worker:
         if op == "add":
             added = []
             for spec in command["streams"]:
-                key = (spec["host"], int(spec["port"]))
+                key = (spec["netns"], spec["host"], int(spec["port"]))
                 if key in self.cameras:
-                    raise ValueError(f"{key[0]}:{key[1]} is already served")
+                    raise ValueError(f"{key[1]}:{key[2]} is already served")
                 camera = Camera(spec, self.launch)
                 camera.up()
                 bound = camera.server.get_bound_port()
                 camera.server.set_service(str(bound))  # port 0: the same port after a reboot
-                self.cameras[(spec["host"], bound)] = camera
+                self.cameras[(spec["netns"], spec["host"], bound)] = camera
                 added.append(bound)
             return {"ok": True, "ports": added}
         if op == "online":
-            camera = self.cameras[(command["host"], int(command["port"]))]
+            camera = self.cameras[(command.get("netns"), command["host"], int(command["port"]))]
             if command["online"]:
                 camera.up()
             else:

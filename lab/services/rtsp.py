@@ -105,10 +105,14 @@ class RtspFleet:
         async for line in self._process.stderr:
             log.warning("RTSP worker: %s", line.decode(errors="replace").rstrip())
 
-    async def set_online(self, host: str, port: int, online: bool) -> None:
-        """Close (camera rebooting) or reopen the listener of the server at host:port."""
+    async def set_online(
+        self, host: str, port: int, online: bool, *, netns: str | None = None
+    ) -> None:
+        """Close (camera rebooting) or reopen the listener of the server at host:port (in
+        namespace ``netns``)."""
+        command = {"op": "online", "netns": netns, "host": host, "port": port, "online": online}
         async with self._lock:
-            await self._call({"op": "online", "host": host, "port": port, "online": online})
+            await self._call(command)
 
     async def close(self) -> None:
         async with self._lock:
