@@ -4,8 +4,10 @@ rest of the camera keeps working."""
 from __future__ import annotations
 
 import asyncio
+import os
 
 import httpx
+import onvif
 import pytest
 
 from lab.config import parse_config
@@ -13,6 +15,7 @@ from lab.errors import ConfigError
 from lab.fleet import CameraNode
 from lab.testing import LabFactory
 
+WSDL = os.path.join(os.path.dirname(onvif.__file__), "wsdl")
 SOAP = (
     '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
     'xmlns:tds="http://www.onvif.org/ver10/device/wsdl"><s:Body><tds:{op}/></s:Body></s:Envelope>'
@@ -32,6 +35,11 @@ hang = true
 drop = true
 [camera.onvif_faults.GetNTP]
 slow_ms = 400
+[[camera]]
+id = "hik"
+persona = "hikvision"
+[camera.onvif_faults.GetStreamUri]
+garbage = "truncated"
 [[camera]]
 id = "quiet"
 persona = "hikvision"
@@ -72,6 +80,25 @@ async def test_each_seeded_operation_fails_its_own_way(nodes: dict[str, CameraNo
     async with httpx.AsyncClient(timeout=0.5) as client:
         with pytest.raises(httpx.ReadTimeout):
             await soap(client, node, "GetHostname")
+
+
+async def test_a_real_client_fails_on_the_seeded_operation_only(
+    nodes: dict[str, CameraNode],
+) -> None:
+    node = nodes["hik"]
+    cam = onvif.ONVIFCamera(node.host, node.ports["http"], "admin", "12345", wsdl_dir=WSDL)
+    try:
+        await cam.update_xaddrs()
+        media = await cam.create_media_service()
+        profiles = await media.GetProfiles()
+        setup = {"Stream": "RTP-Unicast", "Transport": {"Protocol": "RTSP"}}
+        # zeep recovers what it can of the cut answer: no URI comes out of it
+        cut = await media.GetStreamUri({"StreamSetup": setup, "ProfileToken": profiles[0].token})
+        assert getattr(cut, "Uri", None) is None
+        info = await (await cam.create_devicemgmt_service()).GetDeviceInformation()
+    finally:
+        await cam.close()
+    assert info.Model == node.spec.model
 
 
 async def test_a_silent_port_accepts_and_never_answers(nodes: dict[str, CameraNode]) -> None:
