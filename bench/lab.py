@@ -120,7 +120,7 @@ def main() -> int:
         proc, state, _elapsed = start_lab(workdir, 100, 'loopback_base = "127.92.0.0"')
         try:
             hosts = json.loads(state.read_text())["cameras"]
-            hik = [f"http://{hosts[f'hikvision-{i}']}:10080" for i in range(1, 26)]
+            hik = [f"http://{hosts[f'hikvision-{i}']['address']}:10080" for i in range(1, 26)]
             isapi = [h + "/ISAPI/System/deviceInfo" for h in hik]
             onvif = [h + "/onvif/device_service" for h in hik]
             digest = httpx.DigestAuth("admin", "12345")

@@ -1,9 +1,10 @@
 """The state of one simulated camera, shared by all of its interfaces.
 
-Users and roles, lockout counters (one set per camera: a failure on ONVIF counts against the
-web interface too) and the locks they caused (``lock_events``), firmware version and build,
-online/offline during a reboot, the clock offset, seen WS-Security nonces, and a log of what
-clients sent (never their passwords).
+Users and roles (RTSP may have accounts of its own), lockout counters (one set per camera, as
+real cameras keep them: a failure on ONVIF or RTSP counts against the web interface too) and the
+locks they caused (``lock_events``), firmware version and build, online/offline during a reboot,
+the clock offset, seen WS-Security nonces, and a log of what clients sent (never their
+passwords), also handed to ``sink`` (the fleet's JSON-lines request log) as it happens.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from lab.firmware import ImageInfo, parse_image
 from lab.persona import Persona
 from lab.render import Flag, render
 
-__all__ = ["AuthScheme", "Camera", "LockEvent", "RequestRecord"]
+__all__ = ["AuthScheme", "Camera", "Interface", "LockEvent", "RequestRecord", "Sink"]
 
 log = logging.getLogger(__name__)
 
-AuthScheme = Literal["none", "basic", "digest", "wsse-digest", "wsse-text"]
+AuthScheme = Literal["none", "basic", "digest", "wsse-digest", "wsse-text", "token", "password"]
 Clock = Callable[[], float]
+Interface = Literal["web", "rtsp"]  # which accounts a login is checked against
 NONCE_MEMORY_S = 600.0
 
 
@@ -54,9 +56,12 @@ class LockEvent:
     until: float
 
 
+Sink = Callable[[str, float, RequestRecord | LockEvent], None]
+
+
 class Camera:
-    """One simulated camera. ``reboot_hook`` and ``credentials_hook`` are set by the fleet that
-    owns its listeners (the RTSP server keeps its own copy of the accounts)."""
+    """One simulated camera. ``reboot_hook`` and ``sink`` are set by the fleet that owns its
+    listeners."""
 
     def __init__(
         self, spec: CameraSpec, host: str, ports: dict[str, int], clock: Clock = time.time
@@ -67,10 +72,15 @@ class Camera:
         self.ports = ports
         self.clock = clock
         self.users: dict[str, User] = {u.name: u for u in spec.all_users}
+        # RTSP's own accounts where seeded; a password change on the web does not reach them
+        self.rtsp_users: dict[str, User] | None = (
+            {u.name: u for u in spec.rtsp_users} if spec.rtsp_users else None
+        )
         self.version = spec.firmware
         self.build = spec.build_date
         self.online = True
         self.faults: Faults = spec.faults
+        self.onvif_faults: dict[str, Faults] = dict(spec.onvif_faults)
         self.log: list[RequestRecord] = []
         self.secret = hashlib.sha256(f"camwarden-lab/{spec.id}".encode()).digest()
         self.uuid = str(uuid.UUID(bytes=self.secret[:16], version=4))
@@ -86,14 +96,14 @@ class Camera:
             self.persona.realm, {"serial": self.serial, "serial_tail": self.serial[-5:]}
         )
         self.reboot_hook: Callable[[float], Awaitable[None]] | None = None
-        self.credentials_hook: Callable[[], Awaitable[None]] | None = None
-        self._credentials_changed = False
+        self.sink: Sink | None = None
         self.reboots = 0
         self.upload_opens_at = 0.0  # time.monotonic() after which ONVIF accepts an upload
         self.lock_events: list[LockEvent] = []
         self._failures: dict[str, deque[float]] = {}
         self._locked_until: dict[str, float] = {}
         self._nonces: dict[str, float] = {}
+        self._tokens: dict[str, tuple[str, float]] = {}  # session token -> (user, expiry)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: tuple[str, dt.date] | None = None
 
@@ -118,11 +128,19 @@ class Camera:
         """Template context of the persona's ``auth_locked`` answer."""
         return {"user": username, "unlock_s": int(self.unlock_in(username) + 0.999)}
 
-    def login(self, username: str, check: Callable[[str], bool]) -> User | None:
-        """Check a password through ``check``; count failures and apply the lockout policy."""
+    def accounts(self, interface: Interface) -> dict[str, User]:
+        if interface == "rtsp" and self.rtsp_users is not None:
+            return self.rtsp_users
+        return self.users
+
+    def login(
+        self, username: str, check: Callable[[str], bool], interface: Interface = "web"
+    ) -> User | None:
+        """Check a password through ``check`` against the accounts of ``interface``; count
+        failures (of every interface together) and apply the lockout policy."""
         if self.locked(username):
             return None
-        user = self.users.get(username)
+        user = self.accounts(interface).get(username)
         if user is not None and check(user.password):
             self._failures.pop(username, None)
             return user
@@ -135,7 +153,10 @@ class Camera:
                 fails.popleft()
             if len(fails) >= policy.threshold:
                 self._locked_until[username] = now + policy.lock_s
-                self.lock_events.append(LockEvent(username, now, now + policy.lock_s))
+                event = LockEvent(username, now, now + policy.lock_s)
+                self.lock_events.append(event)
+                if self.sink is not None:
+                    self.sink(self.id, now, event)
                 fails.clear()
                 log.info(
                     "camera %s: account %s locked for %.0f s", self.id, username, policy.lock_s
@@ -152,23 +173,30 @@ class Camera:
         self._nonces[nonce] = now
         return True
 
+    def issue_token(self, user: User, lease_s: float) -> str:
+        """A session token for ``user`` (a vendor API that logs in once, then sends it)."""
+        now = self.clock()
+        self._tokens = {t: held for t, held in self._tokens.items() if held[1] > now}
+        token = hashlib.sha256(self.secret + f"{user.name}/{now}/{len(self._tokens)}".encode())
+        self._tokens[token.hexdigest()[:16]] = (user.name, now + lease_s)
+        return token.hexdigest()[:16]
+
+    def token_user(self, token: str) -> User | None:
+        """The user of a live session token (None: unknown or expired)."""
+        name, expiry = self._tokens.get(token, ("", 0.0))
+        return self.users.get(name) if expiry > self.clock() else None
+
     def set_password(self, username: str, password: str, role: str | None = None) -> bool:
         user = self.users.get(username)
         if user is None:
             return False
         self.users[username] = replace(user, password=password, role=role or user.role)  # type: ignore[arg-type]
-        self._credentials_changed = True
         return True
-
-    async def sync_credentials(self) -> None:
-        """After a password change: every interface (RTSP too) sees the new one before the
-        change is answered."""
-        if self._credentials_changed and self.credentials_hook is not None:
-            await self.credentials_hook()
-        self._credentials_changed = False
 
     def record(self, entry: RequestRecord) -> None:
         self.log.append(entry)
+        if self.sink is not None:
+            self.sink(self.id, self.clock(), entry)
 
     # -- firmware and reboot -------------------------------------------------------------
 

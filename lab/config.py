@@ -55,6 +55,7 @@ FLAGS = (
     "not_activated",
     "http_redirect",
 )
+TCP_SERVICES = ("telnet", "ftp", "ssh")  # besides the persona's ports
 DEFAULT_SUBNET = ipaddress.IPv4Network("10.99.0.0/24")
 DEFAULT_LOOPBACK_BASE = ipaddress.IPv4Address("127.77.0.0")
 
@@ -92,6 +93,7 @@ class Faults:
     slow_ms: int = 0
     drop: bool = False
     garbage: Garbage | None = None
+    soap_fault: str | None = None  # ``onvif_faults`` only: answer this SOAP fault subcode
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,7 @@ class CameraSpec:
     firmware: str
     build_date: dt.date
     users: tuple[User, ...]
+    rtsp_users: tuple[User, ...] = ()  # RTSP's own accounts (empty: the same as ``users``)
     anonymous_rtsp: bool = False
     rtsp_auth: RtspAuth = "digest"
     onvif_noauth_ops: frozenset[str] = frozenset()
@@ -134,6 +137,8 @@ class CameraSpec:
     onvif_user_management: bool = True  # false: ONVIF SetUser refused (vendor API only)
     lockout: Lockout | None = None
     faults: Faults = field(default_factory=Faults)
+    onvif_faults: dict[str, Faults] = field(default_factory=dict)  # ONVIF operation -> faults
+    silent_ports: frozenset[str] = frozenset()  # services that accept TCP and never answer
     firmware_upgrade: FirmwareUpgrade = field(default_factory=FirmwareUpgrade)
 
     @property
@@ -167,6 +172,7 @@ class LabSettings:
     loopback_base: ipaddress.IPv4Address = DEFAULT_LOOPBACK_BASE
     port_shift: int = 10000
     rtsp: bool = True  # false: no RTSP listeners (for machines without GStreamer)
+    request_log: Path | None = None  # JSON lines: every camera's requests and lock events
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +223,7 @@ def _lab(t: _Table) -> LabSettings:
         loopback_base=t.parsed("loopback_base", ipaddress.IPv4Address, DEFAULT_LOOPBACK_BASE),
         port_shift=t.get("port_shift", int, 10000),
         rtsp=t.get("rtsp", bool, True),
+        request_log=Path(t.get("request_log", str)) if "request_log" in t.raw else None,
     )
     if not settings.loopback_base.is_loopback:
         t.fail("loopback_base", "must be inside 127.0.0.0/8")
@@ -238,6 +245,7 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
     users = tuple(_user(u) for u in t.tables("users")) or tuple(
         User(name, password, "admin") for name, password in persona.default_credentials[:1]
     )
+    rtsp_users = tuple(_user(u) for u in t.tables("rtsp_users"))
     noauth = frozenset(t.get("onvif_noauth_ops", list, []))
     flags = {key: t.get(key, bool, False) for key in FLAGS}
     rtsp_auth = t.choice(
@@ -246,6 +254,14 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
     tls = _tls(t.table("tls"), key_groups, base_id) if "tls" in t.raw else TlsSpec()
     lockout = _lockout(t.table("lockout")) if "lockout" in t.raw else None
     faults = _faults(t.table("faults")) if "faults" in t.raw else Faults()
+    onvif_faults = {
+        op: _faults(t.table("onvif_faults").table(op), operation=True)
+        for op in t.get("onvif_faults", dict, {})
+    }
+    silent_ports = frozenset(t.get("silent_ports", list, []))
+    tcp_services = {*persona.ports, *TCP_SERVICES} - {"upnp_http"}  # UPnP: with SSDP
+    for name in sorted(silent_ports - tcp_services):
+        t.fail("silent_ports", f"{name!r} is not a TCP service of {persona_name!r}")
     upgrade = _upgrade(t.table("firmware_upgrade")) if "firmware_upgrade" in t.raw else None
     skew = t.get("clock_skew_s", float, 0.0)
     discoverable = t.get("discoverable", bool, True)
@@ -263,6 +279,7 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
             firmware=firmware,
             build_date=build_date,
             users=users,
+            rtsp_users=rtsp_users,
             rtsp_auth=cast(RtspAuth, rtsp_auth),
             onvif_noauth_ops=noauth,
             clock_skew_s=skew,
@@ -271,6 +288,8 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
             tls=tls,
             lockout=lockout,
             faults=faults,
+            onvif_faults=onvif_faults,
+            silent_ports=silent_ports,
             firmware_upgrade=upgrade or FirmwareUpgrade(),
             **flags,
         )
@@ -320,13 +339,16 @@ def _lockout(t: _Table) -> Lockout:
     return spec
 
 
-def _faults(t: _Table) -> Faults:
+def _faults(t: _Table, *, operation: bool = False) -> Faults:
+    """``[faults]`` of a camera, or (``operation``) one ONVIF operation's, which may also name
+    a SOAP fault subcode to answer with (e.g. ``ter:ActionNotSupported``)."""
     garbage = t.choice("garbage", ("", *get_args(Garbage)), "")
     spec = Faults(
         hang=t.get("hang", bool, False),
         slow_ms=t.get("slow_ms", int, 0),
         drop=t.get("drop", bool, False),
         garbage=cast(Garbage, garbage) if garbage else None,
+        soap_fault=(t.get("soap_fault", str, "") or None) if operation else None,
     )
     t.done()
     return spec

@@ -12,27 +12,23 @@ garbage    bytes that are not the protocol, then close (``huge``: 6 MiB of them)
 =========  ==================================================================================
 
 Interfaces: telnet, FTP and SSH banners (before the banner), HTTPS (before the TLS handshake; the
-HTTP faults apply after it), and RTSP through :class:`RtspFaultProxy` (cameras whose LAB.toml
-seeds faults get a proxy on their RTSP port in front of the GStreamer server).
+HTTP faults apply after it), and RTSP (before the camera's RTSP front reads a request:
+``lab.rtsp``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Final
 
 from lab.config import Faults
-from lab.services._net import TcpService
 
-__all__ = ["GARBAGE", "FaultGate", "RtspFaultProxy", "gate"]
+__all__ = ["GARBAGE", "FaultGate", "gate"]
 
 GARBAGE: Final = b"\x00\x8f\xfe\x13 not the protocol you expected \xff\x00\r\n"
 HUGE: Final = 6 * 1024 * 1024
-PIPE_CHUNK: Final = 64 * 1024
 FaultSource = Callable[[], Faults]
 
 
@@ -106,41 +102,3 @@ class FaultGate(asyncio.Protocol):
         request with the last flight of the handshake (aiohttp always, httpx at times) has it
         decrypted before ``_open`` hands the connection to ``inner``: kept for ``inner``."""
         self._early.append(data)
-
-
-Connect = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
-
-
-class RtspFaultProxy:
-    """The RTSP port of a camera seeded with faults: the gate, then a pipe to the real server."""
-
-    def __init__(self, faults: FaultSource, connect: Connect) -> None:
-        self._faults = faults
-        self._connect = connect
-        self._service = TcpService(self._serve)
-
-    async def start(self, sock: socket.socket) -> RtspFaultProxy:
-        await self._service.start(sock)
-        return self
-
-    async def close(self) -> None:
-        await self._service.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not await gate(self._faults(), writer.transport):
-            return
-        up_reader, up_writer = await self._connect()
-        try:
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        finally:
-            up_writer.close()
-            with contextlib.suppress(ConnectionError):
-                await up_writer.wait_closed()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while data := await reader.read(PIPE_CHUNK):
-        writer.write(data)
-        await writer.drain()
-    with contextlib.suppress(OSError):
-        writer.write_eof()

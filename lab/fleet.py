@@ -20,17 +20,21 @@ import ssl
 import subprocess
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from lab import netns, onvif
 from lab.binder import Binder, LoopbackBinder
 from lab.camera import Camera
 from lab.config import CameraSpec, Faults, LabConfig, RouterSpec
 from lab.errors import LabError
-from lab.faults import FaultGate, RtspFaultProxy
+from lab.faults import FaultGate
 from lab.http import HttpFrontend
+from lab.persona import Persona
+from lab.requestlog import RequestLog
+from lab.rtsp import RtspFront
 from lab.services.banners import start_banner
 from lab.services.igd import start_igd
 from lab.services.rtsp import RtspFleet, RtspStream
@@ -47,6 +51,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 0.2
 STANDARD_PORTS = {"telnet": 23, "ftp": 21, "ssh": 22, "snmp": 161, "ssdp": 1900, "wsd": 3702}
 ROUTER_PORTS = {"ssdp": 1900, "igd_http": 5000}
+BACKSTAGE_HOST = "127.0.0.1"  # where GStreamer listens, behind the RTSP fronts (in netns mode:
+# the camera namespace's own loopback, which nothing outside that namespace can reach)
 
 
 Connector = Callable[[str, int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -84,27 +90,82 @@ class _Plain:
         await self.server.wait_closed()
 
 
-class _BannerRequest(web.BaseRequest):
+class _CameraRequest(web.BaseRequest):
     """A request whose every response carries the camera's ``Server`` banner.
 
     Covers the answers aiohttp writes itself (400 to a malformed request such as nmap's
     probes), which would otherwise name aiohttp and give the simulator away.
     """
 
-    banner = ""
+    persona: Persona
 
     async def _prepare_hook(self, response: web.StreamResponse) -> None:
-        response.headers["Server"] = self.banner
+        response.headers["Server"] = self.persona.banners["http"]
 
 
-def _request_factory(banner: str) -> Callable[..., web.BaseRequest]:
-    kind = type("CameraRequest", (_BannerRequest,), {"banner": banner})
+def _request_factory(persona: Persona) -> Callable[..., web.BaseRequest]:
+    kind = type("CameraRequest", (_CameraRequest,), {"persona": persona})
 
     def make(*args: Any) -> web.BaseRequest:
         request: web.BaseRequest = kind(*args, loop=asyncio.get_running_loop())
         return request
 
     return make
+
+
+class _CameraProtocol(RequestHandler):
+    """aiohttp's HTTP protocol, answering what aiohttp answers itself (a malformed request, a
+    handler that failed) with the persona's error page instead of aiohttp's."""
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs; refuses if already sent
+        if not isinstance(request, _CameraRequest):
+            raise TypeError("camera HTTP servers make _CameraRequest requests only")
+        page = request.persona.error_page(status)
+        headers = {"Content-Type": page.content_type}
+        response = web.Response(status=status, body=page.render(status, "/"), headers=headers)
+        response.force_close()
+        return response
+
+
+class _CameraServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _CameraProtocol(self, loop=asyncio.get_running_loop())
+
+
+class _Silent:
+    """A port seeded in ``silent_ports``: accepts every connection, reads, never answers."""
+
+    def __init__(self) -> None:
+        self.transports: set[asyncio.Transport] = set()
+        self.server: asyncio.AbstractServer | None = None
+
+    def protocol(self) -> asyncio.Protocol:
+        silent = self
+
+        class Swallow(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = cast(asyncio.Transport, transport)
+                silent.transports.add(self.transport)
+
+            def connection_lost(self, exc: Exception | None) -> None:
+                silent.transports.discard(self.transport)
+
+        return Swallow()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for transport in list(self.transports):
+            transport.abort()
+        if self.server is not None:
+            await self.server.wait_closed()
 
 
 class _HoldOpen(asyncio.Protocol):
@@ -126,8 +187,9 @@ class CameraNode:
     binder: Binder
     tls: TlsFactory
     rtsp: RtspFleet | None = None  # the fleet's RTSP worker, unless [lab] rtsp = false
-    connect: Connector = asyncio.open_connection  # reaches the camera's own addresses
-    rtsp_upstream: int | None = None  # seeded faults: the worker's port behind the fault proxy
+    connect: Connector = asyncio.open_connection  # from where the camera is (its namespace)
+    backstage: tuple[str, int] | None = None  # where GStreamer serves this camera's streams
+    netns: str | None = None  # the camera's namespace (netns mode)
     _listeners: list[Service] = field(default_factory=list)
 
     @property
@@ -159,24 +221,36 @@ class CameraNode:
         scheme = "https" if https else "http"
         return f"{scheme}://{self.host}:{self.ports[scheme]}{path}"
 
+    @property
+    def onvif_url(self) -> str:
+        """The device service address the camera announces (WS-Discovery XAddrs)."""
+        if "onvif" in self.ports:
+            return f"http://{self.host}:{self.ports['onvif']}/onvif/device_service"
+        return self.url("/onvif/device_service", https=self.spec.http_redirect)
+
     async def open(self) -> None:
         cam, spec = self.camera, self.spec
-        await self._http(HttpFrontend(cam, secure=False), cam.ports["http"], None)
-        if spec.https:
+        if not await self._silent("http"):
+            await self._http(HttpFrontend(cam, secure=False), cam.ports["http"], None)
+        if spec.https and not await self._silent("https"):
             ctx = self.tls.context(spec.tls, cam.host, spec.id)
             await self._http(HttpFrontend(cam, secure=True), cam.ports["https"], ctx)
+        if "onvif" in cam.ports and not await self._silent("onvif"):
+            await self._http(
+                HttpFrontend(cam, secure=False, port="onvif"), cam.ports["onvif"], None
+            )
         for extra in ("sdk", "tcp"):
-            if extra in cam.ports:
+            if extra in cam.ports and not await self._silent(extra):
                 sock = self.binder.tcp(cam.host, cam.ports[extra])
                 loop = asyncio.get_running_loop()
                 self._listeners.append(_Plain(await loop.create_server(_HoldOpen, sock=sock)))
         for kind in ("telnet", "ftp", "ssh"):
-            if getattr(spec, kind):
+            if getattr(spec, kind) and not await self._silent(kind):
                 sock = self.binder.tcp(cam.host, cam.ports[kind])
                 banner = cam.persona.banners[kind]
                 self._listeners.append(await start_banner(sock, kind, banner, self._faults))
-        if self.rtsp is not None and spec.faults != Faults():
-            await self._rtsp_proxy()
+        if self.rtsp is not None and not await self._silent("rtsp"):
+            await self._rtsp_front()
         if spec.snmp_public:
             sock = self.binder.udp(cam.host, cam.ports["snmp"])
             banner = cam.persona.banners["snmp"]
@@ -198,7 +272,7 @@ class CameraNode:
             wsd = await start_wsdiscovery(
                 self.binder.udp(cam.host, cam.ports["wsd"]),
                 uuid=cam.uuid,
-                xaddrs=[self.url("/onvif/device_service", https=spec.http_redirect)],
+                xaddrs=[self.onvif_url],
                 scopes=onvif.scopes(cam),
             )
             self._listeners.append(wsd)
@@ -216,43 +290,36 @@ class CameraNode:
         await self.open()
         await self._set_rtsp(online=True)
 
-    @property
-    def rtsp_port(self) -> int:
-        """Where the GStreamer server of this camera listens (behind the proxy, if any)."""
-        return self.rtsp_upstream or self.ports["rtsp"]
-
-    async def _rtsp_proxy(self) -> None:
-        if self.rtsp_upstream is None:
-            probe = self.binder.tcp(self.host, 0)
-            self.rtsp_upstream = probe.getsockname()[1]
-            probe.close()
-        upstream = self.rtsp_upstream
-
+    async def _rtsp_front(self) -> None:
         async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-            return await self.connect(self.host, upstream)
+            if self.backstage is None:
+                raise ConnectionRefusedError("the camera's RTSP server is not up yet")
+            return await self.connect(*self.backstage)
 
         sock = self.binder.tcp(self.host, self.ports["rtsp"])
-        self._listeners.append(await RtspFaultProxy(self._faults, connect).start(sock))
+        self._listeners.append(await RtspFront(self.camera, connect).start(sock))
 
-    @property
-    def rtsp_users(self) -> tuple[tuple[str, str], ...]:
-        return tuple((u.name, u.password) for u in self.camera.users.values())
-
-    async def push_credentials(self) -> None:
-        """The camera's accounts as they are now, to its RTSP server."""
-        if self.rtsp is not None and self.spec.rtsp_auth != "none":
-            await self.rtsp.set_users(self.host, self.rtsp_port, self.rtsp_users)
+    async def _silent(self, kind: str) -> bool:
+        """Open ``kind``'s port as a silent one if the config says so (True: done)."""
+        if kind not in self.spec.silent_ports:
+            return False
+        silent = _Silent()
+        sock = self.binder.tcp(self.host, self.ports[kind])
+        loop = asyncio.get_running_loop()
+        silent.server = await loop.create_server(silent.protocol, sock=sock)
+        self._listeners.append(silent)
+        return True
 
     async def _set_rtsp(self, *, online: bool) -> None:
-        if self.rtsp is not None:
-            await self.rtsp.set_online(self.host, self.rtsp_port, online)
+        if self.rtsp is not None and self.backstage is not None:
+            await self.rtsp.set_online(*self.backstage, online, netns=self.netns)
 
     async def _http(self, frontend: HttpFrontend, port: int, ctx: ssl.SSLContext | None) -> None:
         sock = self.binder.tcp(self.camera.host, port)
-        web_server = web.Server(
+        web_server = _CameraServer(
             frontend,
             handler_cancellation=True,
-            request_factory=_request_factory(self.camera.persona.banners["http"]),
+            request_factory=_request_factory(self.camera.persona),
         )
         loop = asyncio.get_running_loop()
         if ctx is None:
@@ -288,6 +355,7 @@ class Fleet:
         self.cameras: dict[str, CameraNode] = {}
         self.routers: dict[str, RouterNode] = {}
         self.rtsp: RtspFleet | None = None
+        self.request_log: RequestLog | None = None
 
     @classmethod
     async def start(cls, config: LabConfig) -> Fleet:
@@ -322,21 +390,25 @@ class Fleet:
             return await netns.arun_in(self.netlab.agent.namespace, argv)
         return await netns.arun(argv)
 
-    async def _connect(
-        self, host: str, port: int
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A TCP connection to a lab address: from inside its namespace in netns mode."""
-        if self.netlab is None:
-            return await asyncio.open_connection(host, port)
-        with netns.entered(self.netlab.namespace_of(host)):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        try:
-            await asyncio.get_running_loop().sock_connect(sock, (host, port))
-        except OSError:
-            sock.close()
-            raise
-        return await asyncio.open_connection(sock=sock)
+    def _connector(self, namespace: str | None) -> Connector:
+        """TCP connections made from inside ``namespace`` (None: this process's own)."""
+
+        async def connect(
+            host: str, port: int
+        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            if namespace is None:
+                return await asyncio.open_connection(host, port)
+            with netns.entered(namespace):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            except OSError:
+                sock.close()
+                raise
+            return await asyncio.open_connection(sock=sock)
+
+        return connect
 
     def address(self, ordinal: int) -> str:
         lab = self.config.lab
@@ -360,12 +432,18 @@ class Fleet:
             await self.rtsp.start([])  # fails fast when GStreamer is missing
         if self.config.lab.mode == "netns":
             await self._create_netlab()
+        if self.config.lab.request_log is not None:
+            self.request_log = RequestLog(self.config.lab.request_log)
         for spec in self.config.cameras:
             ports = {k: self.port(v) for k, v in {**spec.persona.ports, **STANDARD_PORTS}.items()}
             camera = Camera(spec, self.address(spec.ordinal), ports)
-            node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp, self._connect)
+            namespace = self.netlab.namespace_of(camera.host) if self.netlab else None
+            connect = self._connector(namespace)
+            node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp, connect)
+            node.netns = namespace
             camera.reboot_hook = node.reboot
-            camera.credentials_hook = node.push_credentials
+            if self.request_log is not None:
+                camera.sink = self.request_log.write
             self.cameras[spec.id] = node
             await node.open()
         await self._start_rtsp()
@@ -395,19 +473,14 @@ class Fleet:
     async def _start_rtsp(self) -> None:
         if self.rtsp is None:
             return
-        netlab = self.netlab
+        nodes = list(self.cameras.values())
         streams = [
-            RtspStream(
-                netns=netlab.namespace_of(node.host) if netlab is not None else None,
-                host=node.host,
-                port=node.rtsp_port,
-                paths=node.spec.persona.rtsp_paths,
-                auth=node.spec.rtsp_auth,
-                users=node.rtsp_users,
-            )
-            for node in self.cameras.values()
+            RtspStream(node.netns, BACKSTAGE_HOST, 0, node.spec.persona.rtsp_paths)
+            for node in nodes
         ]
-        await self.rtsp.start(streams)
+        ports = await self.rtsp.start(streams)
+        for node, port in zip(nodes, ports, strict=True):
+            node.backstage = (BACKSTAGE_HOST, port)
 
     async def _start_router(self, spec: RouterSpec) -> None:
         host = self.address(spec.ordinal)
@@ -441,6 +514,9 @@ class Fleet:
                     self.rtsp = None
             finally:
                 self.tls.close()
+                if self.request_log is not None:
+                    self.request_log.close()
+                    self.request_log = None
                 if self.netlab is not None:
                     netlab, self.netlab = self.netlab, None
                     await asyncio.to_thread(netlab.close)

@@ -47,6 +47,8 @@ SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 CONTENT_TYPE = "application/soap+xml; charset=utf-8"
 CREATED_TOLERANCE_S = 300
 UPLOAD_PATH = "/onvif/firmware/"
+NOT_SUPPORTED = "ter:ActionNotSupported"
+SENDER_FAULTS = frozenset({"ter:NotAuthorized", "ter:InvalidArgVal", "ter:InvalidArgs"})
 
 Access = Literal[
     "pre_auth", "read_system", "read_secret", "write_system", "unrecoverable", "read_media"
@@ -443,9 +445,14 @@ def handle_soap(
     op = etree.QName(request).localname
     token = root.find(".//{*}Security/{*}UsernameToken")
     scheme, user, name = _wsse_login(camera, token) if token is not None else http_login()
-    if op not in OPERATIONS:
-        fault = _Fault("Receiver", "ter:ActionNotSupported", "", "Optional Action Not Implemented")
-        return OnvifReply(500, fault.xml(), op, scheme, user.name if user else None)
+    seeded = camera.onvif_faults.get(op)
+    if op not in OPERATIONS or (seeded is not None and seeded.soap_fault):
+        subcode = seeded.soap_fault if seeded is not None and seeded.soap_fault else NOT_SUPPORTED
+        code = "Sender" if subcode in SENDER_FAULTS else "Receiver"
+        reason = "Optional Action Not Implemented" if subcode == NOT_SUPPORTED else subcode
+        fault = _Fault(code, subcode, "", reason)
+        status = 400 if code == "Sender" else 500
+        return OnvifReply(status, fault.xml(), op, scheme, user.name if user else None)
     prefix, access, build = OPERATIONS[op]
     open_op = access == "pre_auth" or op in camera.spec.onvif_noauth_ops
     if not open_op and (user is None or user.role not in ALLOWED_ROLES[access]):

@@ -4,25 +4,35 @@ A persona file (``lab/personas/<name>.toml``) names the vendor, its models and f
 the ``Server`` banners, default credentials, RTSP paths, documented ports, the firmware image
 magic, the CVE rules that apply to its build dates and the vendor HTTP API as a table of
 response templates. Adding a camera model or vendor means adding data here, not code.
+
+A rebrand (an OEM selling a Hikvision or Dahua camera under its own name) is a persona file with
+``base = "<persona>"``: it names the brand's own strings (vendor, manufacturer, models,
+firmware, banners) and takes everything else from the base persona. Its ``family`` is the base's
+vendor: the API it really speaks.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
+from http import HTTPStatus
 from importlib import resources
 from typing import Any, Literal, get_args
 
 from lab.errors import ConfigError
+from lab.render import render
 
 __all__ = [
     "ApiRoute",
     "AuthLocked",
     "CveRule",
+    "ErrorPage",
     "Persona",
     "Role",
+    "RtspServer",
+    "TokenAuth",
     "load_persona",
     "persona_names",
 ]
@@ -30,10 +40,11 @@ __all__ = [
 Role = Literal["admin", "operator", "user"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "user")
 RouteAuth = Literal["none", "user", "admin"]
-RouteKind = Literal["template", "snapshot", "firmware_upload", "set_password"]
+RouteKind = Literal["template", "snapshot", "firmware_upload", "set_password", "token_login"]
 ROUTE_KINDS: tuple[RouteKind, ...] = get_args(RouteKind)
-# Where a set_password route finds a value: "query:<key>", "xml:<tag>" (of the request body)
-# or "path" (the segment a request path ending in "/*" matched: a 1-based user id).
+# Where a set_password or token_login route finds a value: "query:<key>", "xml:<tag>" (of the
+# request body), "json:<a.b.c>" (of the body's object, or of its first one if it is a list) or
+# "path" (the segment a request path ending in "/*" matched: a 1-based user id).
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,57 @@ class AuthLocked:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenAuth:
+    """Logins carried in the query instead of HTTP auth (Reolink's ``api.cgi``), from the
+    ``[token_auth]`` table: a ``token`` a ``token_login`` route issued, or the user name and
+    password themselves. A refusal is an answer with ``status`` (a JSON error, not a 401):
+    ``no_login_body`` without (valid) credentials, ``failed_body`` for a wrong password,
+    ``locked_body`` for a locked account; templates over ${cmd} (the query's ``cmd``)."""
+
+    token_query: str
+    user_query: str
+    password_query: str
+    lease_s: int
+    status: int
+    content_type: str
+    no_login_body: str
+    failed_body: str
+    locked_body: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPage:
+    """An HTTP error answer of the vendor's web server (``[http_errors]``: per status, or
+    ``default``); the body is a template over ${status}, ${reason} and ${path}."""
+
+    content_type: str = "text/plain"
+    body: str = "${status} ${reason}\n"
+
+    def render(self, status: int, path: str) -> bytes:
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = ""
+        context = {"status": status, "reason": reason, "path": path}
+        return render(self.body, context).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class RtspServer:
+    """How the vendor's RTSP server answers, from the ``[rtsp]`` table (recorded answers).
+
+    ``server``: the ``Server`` header ("": the vendor sends none); ``public``: the methods its
+    OPTIONS answer lists; ``options_auth``: OPTIONS needs a login too; ``realm``: the digest
+    realm (template over ${serial}, ${serial_tail}, ${token32}; "": the HTTP realm).
+    """
+
+    server: str = ""
+    public: str = "OPTIONS, DESCRIBE, SETUP, TEARDOWN, PLAY, PAUSE, GET_PARAMETER, SET_PARAMETER"
+    options_auth: bool = False
+    realm: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class CveRule:
     """A known vulnerability that applies to this vendor's builds dated before ``build_before``."""
 
@@ -111,6 +173,7 @@ class CveRule:
 class Persona:
     name: str
     vendor: str
+    family: str  # whose firmware and API the camera runs (an OEM's base vendor; else vendor)
     onvif_manufacturer: str
     models: tuple[str, ...]
     firmware: str
@@ -134,11 +197,19 @@ class Persona:
     cves: tuple[CveRule, ...]
     api: tuple[ApiRoute, ...]
     auth_locked: AuthLocked | None = None
+    rtsp: RtspServer = RtspServer()
+    http_errors: dict[str, ErrorPage] = field(default_factory=dict)
+    token_auth: TokenAuth | None = None
+
+    def error_page(self, status: int) -> ErrorPage:
+        return self.http_errors.get(str(status)) or self.http_errors.get("default") or ErrorPage()
 
     @property
     def secret_query_keys(self) -> frozenset[str]:
-        """Every query parameter a route of this persona takes a password in."""
-        return frozenset().union(*(r.secret_query_keys for r in self.api))
+        """Every query parameter a route of this persona takes a password or token in."""
+        tokens = self.token_auth
+        own = {tokens.password_query, tokens.token_query} if tokens is not None else set()
+        return frozenset(own).union(*(r.secret_query_keys for r in self.api))
 
     def build_string(self, build: dt.date) -> str:
         return build.strftime(self.build_format)
@@ -160,11 +231,29 @@ def load_persona(name: str) -> Persona:
     if name not in persona_names():
         raise ConfigError(f"unknown persona {name!r}; known: {', '.join(persona_names())}")
     source = f"personas/{name}.toml"
-    raw = tomllib.loads(resources.files("lab.personas").joinpath(f"{name}.toml").read_text("utf-8"))
     try:
-        return _persona(name, raw)
+        return _persona(name, _raw(name, ()))
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: bad or missing key: {exc}") from exc
+
+
+def _raw(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
+    """The persona's TOML, laid over its ``base`` persona's (tables merged one level deep)."""
+    if name in seen or name not in persona_names():
+        raise ValueError(f"base: {' -> '.join((*seen, name))} is not a persona chain")
+    text = resources.files("lab.personas").joinpath(f"{name}.toml").read_text("utf-8")
+    raw = tomllib.loads(text)
+    base_name = raw.pop("base", None)
+    if base_name is None:
+        raw.setdefault("family", raw["vendor"])
+        return raw
+    base = _raw(base_name, (*seen, name))
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return base
 
 
 def _banners(raw: dict[str, str]) -> dict[str, str]:
@@ -182,6 +271,7 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
     return Persona(
         name=name,
         vendor=raw["vendor"],
+        family=raw["family"],
         onvif_manufacturer=raw.get("onvif_manufacturer", raw["vendor"]),
         models=tuple(raw["models"]),
         firmware=raw["firmware"],
@@ -208,7 +298,18 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
         ),
         api=tuple(_route(r) for r in raw.get("api", [])),
         auth_locked=_auth_locked(raw["auth_locked"]) if "auth_locked" in raw else None,
+        rtsp=RtspServer(**raw.get("rtsp", {})),
+        http_errors={k: ErrorPage(**v) for k, v in raw.get("http_errors", {}).items()},
+        token_auth=_token_auth(raw, tuple(_route(r) for r in raw.get("api", []))),
     )
+
+
+def _token_auth(raw: dict[str, Any], api: tuple[ApiRoute, ...]) -> TokenAuth | None:
+    if "token_auth" in raw:
+        return TokenAuth(**raw["token_auth"])
+    if any(route.kind == "token_login" for route in api):
+        raise ValueError("a token_login route needs a [token_auth] table")
+    return None
 
 
 def _auth_locked(raw: dict[str, Any]) -> AuthLocked:

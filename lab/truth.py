@@ -71,12 +71,13 @@ def camera_findings(spec: CameraSpec, config: LabConfig | None = None) -> dict[s
 
 def _accounts(spec: CameraSpec) -> list[tuple[str, str]]:
     out = []
-    for user in spec.all_users:
+    accounts = [(u, "") for u in spec.all_users] + [(u, "RTSP account ") for u in spec.rtsp_users]
+    for user, where in accounts:
         if (user.name, user.password) in spec.persona.default_credentials:
-            out.append(("AUTH-01", f"{user.name} has the vendor default password"))
-            out.append(("AUTH-04", f"{user.name} has a publicly known (default) password"))
+            out.append(("AUTH-01", f"{where}{user.name} has the vendor default password"))
+            out.append(("AUTH-04", f"{where}{user.name} has a publicly known (default) password"))
         elif weak_password(user.password):
-            out.append(("AUTH-04", f"{user.name} has a weak password"))
+            out.append(("AUTH-04", f"{where}{user.name} has a weak password"))
     lock = spec.lockout
     if lock is None:
         out.append(("AUTH-05", "no brute-force lockout"))
@@ -158,6 +159,7 @@ def lab_truth(config: LabConfig, addresses: dict[str, str] | None = None) -> dic
         "cameras": {
             spec.id: {
                 "vendor": spec.persona.vendor,
+                "family": spec.persona.family,
                 "persona": spec.persona.name,
                 "model": spec.model,
                 "firmware": spec.firmware,

@@ -4,13 +4,14 @@ Run as ``/usr/bin/python3 -I gst_rtsp_worker.py`` (python3-gi is built for Debia
 :class:`lab.services.rtsp.RtspFleet` only. It imports nothing of ours. Protocol: one JSON object
 per line on stdin, one JSON reply per line on stdout::
 
-    {"op": "add", "streams": [{"netns", "host", "port", "paths", "auth", "users"}, ...]}
-    {"op": "online", "host": "127.77.0.11", "port": 18554, "online": false}
-    {"op": "users", "host": "127.77.0.11", "port": 18554, "users": [["admin", "..."], ...]}
+    {"op": "add", "streams": [{"netns", "host", "port", "paths"}, ...]}  (port 0: any free)
+    {"op": "online", "netns": null, "host": "127.77.0.11", "port": 18554, "online": false}
     {"op": "quit"}                   (or EOF)
-    -> {"ok": true, ...} | {"ok": false, "error": "..."}
+    -> {"ok": true, ...} | {"ok": false, "error": "..."}   ("add": {"ports": [bound, ...]})
 
 The first line written is ``{"ok": true, "encoder": "x264enc"}`` once GStreamer is ready.
+The servers ask for no login: each camera's RTSP front (``lab/rtsp.py``) checks logins, counts
+failures toward the camera's lockout and is the only address clients are given.
 A server in a network namespace creates its listening socket after ``setns`` into
 ``/run/netns/NAME`` on the main thread and switches straight back; such servers offer RTP over
 the RTSP connection only (TCP interleaved), because their RTP sockets would otherwise be
@@ -34,7 +35,6 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402  # after require_version
 
 CLONE_NEWNET = 0x40000000
-VIEWER = "viewer"
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -59,7 +59,7 @@ def launch_line() -> tuple[str, str]:
 
 
 class Camera:
-    """One RTSPServer for one (netns, host, port) with its mount points and auth."""
+    """One RTSPServer for one (netns, host, port) with its mount points."""
 
     def __init__(self, spec: dict[str, Any], launch: str) -> None:
         self.netns: str | None = spec["netns"]
@@ -67,39 +67,14 @@ class Camera:
         self.server.set_address(spec["host"])
         self.server.set_service(str(spec["port"]))
         self.source: GLib.Source | None = None
-        self.auth = auth = spec["auth"]
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(launch)
         factory.set_shared(True)
         if self.netns is not None:
             factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
-        if auth != "none":
-            self.server.set_auth(self.make_auth(auth, spec["users"]))
-            factory.add_role_from_structure(
-                Gst.Structure.new_from_string(
-                    f"{VIEWER}, media.factory.access=(boolean)true, "
-                    "media.factory.construct=(boolean)true"
-                )
-            )
         mounts = self.server.get_mount_points()
         for path in spec["paths"]:
             mounts.add_factory(path, factory)
-
-    @staticmethod
-    def make_auth(method: str, users: list[list[str]]) -> GstRtspServer.RTSPAuth:
-        auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken()
-        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER)
-        if method == "digest":
-            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
-            for user, password in users:
-                auth.add_digest(user, password, token)
-        elif method == "basic":
-            for user, password in users:
-                auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
-        else:
-            raise ValueError(f"unknown auth method {method!r}")
-        return auth
 
     def up(self) -> None:
         if self.source is not None:
@@ -132,7 +107,7 @@ class Camera:
 class Worker:
     def __init__(self) -> None:
         self.encoder, self.launch = launch_line()
-        self.cameras: dict[tuple[str, int], Camera] = {}
+        self.cameras: dict[tuple[str | None, str, int], Camera] = {}  # (netns, host, port)
         self.loop = GLib.MainLoop()
 
     def handle(self, line: str) -> bool:
@@ -150,25 +125,22 @@ class Worker:
         if op == "add":
             added = []
             for spec in command["streams"]:
-                key = (spec["host"], int(spec["port"]))
+                key = (spec["netns"], spec["host"], int(spec["port"]))
                 if key in self.cameras:
-                    raise ValueError(f"{key[0]}:{key[1]} is already served")
+                    raise ValueError(f"{key[1]}:{key[2]} is already served")
                 camera = Camera(spec, self.launch)
                 camera.up()
-                self.cameras[key] = camera
-                added.append(camera.server.get_bound_port())
+                bound = camera.server.get_bound_port()
+                camera.server.set_service(str(bound))  # port 0: the same port after a reboot
+                self.cameras[(spec["netns"], spec["host"], bound)] = camera
+                added.append(bound)
             return {"ok": True, "ports": added}
         if op == "online":
-            camera = self.cameras[(command["host"], int(command["port"]))]
+            camera = self.cameras[(command.get("netns"), command["host"], int(command["port"]))]
             if command["online"]:
                 camera.up()
             else:
                 camera.down()
-            return {"ok": True}
-        if op == "users":
-            camera = self.cameras[(command["host"], int(command["port"]))]
-            if camera.auth != "none":
-                camera.server.set_auth(camera.make_auth(camera.auth, command["users"]))
             return {"ok": True}
         if op == "quit":
             self.loop.quit()

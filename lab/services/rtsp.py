@@ -2,9 +2,9 @@
 
 The worker (``gst_rtsp_worker.py``, shipped next to this module) runs under Debian's
 ``/usr/bin/python3`` because PyGObject and gst-rtsp-server come from apt, not from the venv.
-It keeps one GstRtspServer per (netns, host, port): unknown paths get 404 even without
-credentials, known paths 401 until the client authenticates (basic or digest), and each path
-streams a live test pattern (H.264 from x264enc, or JPEG when x264enc is missing).
+It keeps one GstRtspServer per (netns, host, port), without any login (each camera's RTSP front,
+``lab.rtsp``, authenticates clients): unknown paths get 404, and each path streams a live test
+pattern (H.264 from x264enc, or JPEG when x264enc is missing).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from lab.errors import ServiceUnavailable
 
@@ -53,8 +53,6 @@ class RtspStream:
     host: str
     port: int
     paths: tuple[str, ...]
-    auth: Literal["none", "basic", "digest"]
-    users: tuple[tuple[str, str], ...]
 
 
 class RtspFleet:
@@ -67,12 +65,14 @@ class RtspFleet:
         self._stderr: asyncio.Task[None] | None = None
         self.encoder = ""
 
-    async def start(self, streams: Sequence[RtspStream]) -> None:
-        """Serve ``streams`` (more can be added by later calls)."""
+    async def start(self, streams: Sequence[RtspStream]) -> list[int]:
+        """Serve ``streams`` (more can be added by later calls); the ports they listen on
+        (a stream asking for port 0 gets a free one)."""
         async with self._lock:
             if self._process is None:
                 await self._spawn()
-            await self._call({"op": "add", "streams": [asdict(s) for s in streams]})
+            reply = await self._call({"op": "add", "streams": [asdict(s) for s in streams]})
+        return [int(port) for port in reply["ports"]]
 
     async def _spawn(self) -> None:
         """Start the worker and wait for its hello; ``GstreamerMissing`` if it cannot run."""
@@ -105,15 +105,14 @@ class RtspFleet:
         async for line in self._process.stderr:
             log.warning("RTSP worker: %s", line.decode(errors="replace").rstrip())
 
-    async def set_online(self, host: str, port: int, online: bool) -> None:
-        """Close (camera rebooting) or reopen the listener of the server at host:port."""
+    async def set_online(
+        self, host: str, port: int, online: bool, *, netns: str | None = None
+    ) -> None:
+        """Close (camera rebooting) or reopen the listener of the server at host:port (in
+        namespace ``netns``)."""
+        command = {"op": "online", "netns": netns, "host": host, "port": port, "online": online}
         async with self._lock:
-            await self._call({"op": "online", "host": host, "port": port, "online": online})
-
-    async def set_users(self, host: str, port: int, users: tuple[tuple[str, str], ...]) -> None:
-        """Replace the accounts of the server at host:port (a password was changed)."""
-        async with self._lock:
-            await self._call({"op": "users", "host": host, "port": port, "users": users})
+            await self._call(command)
 
     async def close(self) -> None:
         async with self._lock:

@@ -24,7 +24,15 @@ DEMO = ROOT / "configs" / "lab" / "demo.toml"
 
 
 def test_personas_load() -> None:
-    assert persona_names() == ["axis", "dahua", "hikvision", "onvif-generic"]
+    assert persona_names() == [
+        "axis",
+        "dahua",
+        "hikvision",
+        "hilook",
+        "kbvision",
+        "onvif-generic",
+        "reolink",
+    ]
     for name in persona_names():
         persona = load_persona(name)
         assert persona.default_credentials
@@ -112,6 +120,15 @@ def test_up_and_down(tmp_path: Path) -> None:
         assert lobby["vendor"] == "Hikvision"
         reply = httpx.get(f"http://{lobby['address']}:{lobby['ports']['http']}/SDK/activateStatus")
         assert reply.headers["server"] == "webserver"
+        logged = subprocess.run(
+            [CLI, "log", "--state", state, "--camera", "hik-lobby"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        entries = [json.loads(line) for line in logged.stdout.splitlines()]
+        assert entries[-1]["target"] == "/SDK/activateStatus"
+        assert entries[-1]["status"] == 200
         down = subprocess.run(
             [CLI, "down", "--state", state], capture_output=True, text=True, check=False
         )

@@ -273,11 +273,12 @@ async def test_faults_hit_banners_tls_and_rtsp(
         assert time.monotonic() - started >= 3 * faults.slow_ms / 1000
 
 
-async def test_rtsp_streams_through_the_fault_proxy(lab_fleet: LabFactory) -> None:
+async def test_rtsp_streams_through_the_cameras_rtsp_front(lab_fleet: LabFactory) -> None:
     if shutil.which("ffprobe") is None:
         pytest.skip("ffprobe is missing")
     node = (await lab_fleet(STREAM_FAULT_LAB))["cam"]
-    assert node.rtsp_upstream not in (None, node.ports["rtsp"])
+    assert node.backstage is not None
+    assert node.backstage != (node.host, node.ports["rtsp"])
     url = f"rtsp://admin:12345@{node.host}:{node.ports['rtsp']}/Streaming/Channels/101"
     probe = ["ffprobe", "-v", "error", "-rtsp_transport", "tcp", "-show_entries"]
     probe += ["stream=codec_name", "-of", "csv=p=0", url]

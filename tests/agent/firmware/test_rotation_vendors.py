@@ -152,8 +152,7 @@ async def test_resume_at_applying_asks_the_camera(
     pending = "Pending-pass.4-xyzXYZ"
     w.credentials.set("cam.pending", "admin", pending)
     if taken:
-        w.node.camera.set_password("admin", pending)
-        await w.node.camera.sync_credentials()
+        w.node.camera.set_password("admin", pending)  # every interface, RTSP too, at once
     entry = Entry(command_id=command.command_id, token=token.decode(), step="applying")
     entry.data["onvif"] = "yes"
     ex = w.executor()
