@@ -15,6 +15,7 @@ axis       ``10.12.114``                                (10, 12, 114) / none
 reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDD`` and
            ``v3.0.0.6460_2605211898`` (doorbells)        a 2-4 digit counter: ``_22041566`` exists)
 uniview    ``IPC-B2202.7.11.230222``                    (2202, 7, 11) / 2023-02-22 (``.YYMMDD``)
+           ``IPC_G6103-B0009P30D1803`` (IPC firmware)   (6103, 9, 30) / 2018-03-01 (``D`` YYMM)
 generic    ``1.0.227``, ``V2.1.4 build 20220301``       dotted numbers / ``build YYYYMMDD``,
            ``V1.0.0014 - 20210517 15:00:00`` (Jovision) ``build YYMMDD`` (OEM) or ``- YYYYMMDD``
 =========  ===========================================  ============================================
@@ -42,6 +43,8 @@ class _Scheme:
     name: str
     pattern: re.Pattern[str]
     build_formats: tuple[str, ...]  # strptime formats of the ``build`` group, tried in order
+    # What separates the numbers in the ``ver`` group (a dot, or Uniview's ``-B`` and ``P``).
+    separator: re.Pattern[str] = re.compile(r"\.")
 
 
 # What may follow the version and build date: a longer build tag (``_r1``, `` SP2``,
@@ -80,8 +83,15 @@ _SCHEMES: Final[dict[str, _Scheme]] = {
         ),
         _Scheme(
             "uniview",
-            re.compile(r"(?:[A-Z]+[-_][A-Z]?)?(?P<ver>\d+(?:\.\d+){1,3}?)(?:\.(?P<build>\d{6}))?"),
-            ("%y%m%d",),
+            # NVR-B1227.3.23.211124 (dotted, ``.YYMMDD``) or IPC_G6103-B0009P30D1803
+            # (platform, ``-B`` build, ``P`` patch, ``D`` YYMM); each form only with its own tail.
+            re.compile(
+                r"(?:[A-Z]+[-_][A-Z]?)?"
+                r"(?P<ver>\d+(?:\.\d+){1,3}?(?=\.\d{6}$|$)|\d+-B\d+P\d+(?=D\d{4}$))"
+                r"(?:[.D](?P<build>\d{6}|\d{4}))?"
+            ),
+            ("%y%m%d", "%y%m"),
+            re.compile(r"\.|-B|P"),
         ),
         _Scheme(
             "generic",
@@ -212,7 +222,8 @@ def parse_firmware(
     match = scheme.pattern.fullmatch(cleaned)
     if match is None:
         raise UnparsableVersion(f"{scheme.name} firmware version not understood: {cleaned[:64]!r}")
-    numbers = tuple(int(part) if part.isdigit() else 0 for part in match.group("ver").split("."))
+    parts = scheme.separator.split(match.group("ver"))
+    numbers = tuple(int(part) if part.isdigit() else 0 for part in parts)
     build = build_date
     raw_build = match.groupdict().get("build")
     if build is None and raw_build is not None and scheme.build_formats:
