@@ -10,6 +10,7 @@ scheme     example                                      numbers / build date
 hikvision  ``V5.5.0 build 200101``, ``V5.4.0 b160530``  (5, 5, 0) / 2020-01-01 (``build YYMMDD``)
 dahua      ``2.800.0000000.25.R``, ``..., build:2021-05-18``  (2, 800, 0, 25) / the ``Build Date``
            ``2.420.AC00.17.R`` (Amcrest: letters)       (2, 420, 0, 17): a letter segment reads 0
+           ``2.420.Dahua 00.14.R, build: 2016-06-18``   (2, 420, 0, 14) / 2016-06-18
            ``V2.680.0000000.16.R.210406`` (Imou)        (2, 680, 0, 16) / 2021-04-06 (``.YYMMDD``)
 axis       ``10.12.114``                                (10, 12, 114) / none
 reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDD`` and
@@ -50,8 +51,9 @@ class _Scheme:
 # What may follow the version and build date: a longer build tag (``_r1``, `` SP2``,
 # ``.230100.00000`` on Xiongmai boards, ``-r12``). Numbers and build date are read before it.
 _TAIL = r"(?:[\s_.,(/+-].*)?"
-# A Dahua version segment: digits, or a vendor letter segment (``AC00``, ``00AC000``) read as 0.
-_DAHUA_SEGMENT = r"(?:\d+|[0-9A-Z]*(?:[A-Z]\d|\d[A-Z])[0-9A-Z]*)"
+# A Dahua version segment: digits, or a vendor letter segment (``AC00``, ``00AC000``, or the
+# brand and a number, ``Dahua 00``, only before the next dot) read as 0.
+_DAHUA_SEGMENT = r"(?:\d+|[0-9A-Z]*(?:[A-Z]\d|\d[A-Z])[0-9A-Z]*|[A-Z]+ \d+(?=\.))"
 
 _SCHEMES: Final[dict[str, _Scheme]] = {
     scheme.name: scheme
