@@ -165,6 +165,7 @@ _PLACEHOLDERS: Final = frozenset(
         "ip camera",
         "ipcamera",
         "ip cam",
+        "ipcam",
         "ipc",
         "camera",
         "network camera",
