@@ -10,11 +10,13 @@ scheme     example                                      numbers / build date
 hikvision  ``V5.5.0 build 200101``, ``V5.4.0 b160530``  (5, 5, 0) / 2020-01-01 (``build YYMMDD``)
 dahua      ``2.800.0000000.25.R``, ``..., build:2021-05-18``  (2, 800, 0, 25) / the ``Build Date``
            ``2.420.AC00.17.R`` (Amcrest: letters)       (2, 420, 0, 17): a letter segment reads 0
+           ``2.420.Dahua 00.14.R, build: 2016-06-18``   (2, 420, 0, 14) / 2016-06-18
            ``V2.680.0000000.16.R.210406`` (Imou)        (2, 680, 0, 16) / 2021-04-06 (``.YYMMDD``)
 axis       ``10.12.114``                                (10, 12, 114) / none
 reolink    ``v3.0.0.136_20121102``                      (3, 0, 0, 136) / 2020-12-11 (``_YYMMDD`` and
            ``v3.0.0.6460_2605211898`` (doorbells)        a 2-4 digit counter: ``_22041566`` exists)
 uniview    ``IPC-B2202.7.11.230222``                    (2202, 7, 11) / 2023-02-22 (``.YYMMDD``)
+           ``IPC_G6103-B0009P30D1803`` (IPC firmware)   (6103, 9, 30) / 2018-03-01 (``D`` YYMM)
 generic    ``1.0.227``, ``V2.1.4 build 20220301``       dotted numbers / ``build YYYYMMDD``,
            ``V1.0.0014 - 20210517 15:00:00`` (Jovision) ``build YYMMDD`` (OEM) or ``- YYYYMMDD``
 =========  ===========================================  ============================================
@@ -42,13 +44,16 @@ class _Scheme:
     name: str
     pattern: re.Pattern[str]
     build_formats: tuple[str, ...]  # strptime formats of the ``build`` group, tried in order
+    # What separates the numbers in the ``ver`` group (a dot, or Uniview's ``-B`` and ``P``).
+    separator: re.Pattern[str] = re.compile(r"\.")
 
 
 # What may follow the version and build date: a longer build tag (``_r1``, `` SP2``,
 # ``.230100.00000`` on Xiongmai boards, ``-r12``). Numbers and build date are read before it.
 _TAIL = r"(?:[\s_.,(/+-].*)?"
-# A Dahua version segment: digits, or a vendor letter segment (``AC00``, ``00AC000``) read as 0.
-_DAHUA_SEGMENT = r"(?:\d+|[0-9A-Z]*(?:[A-Z]\d|\d[A-Z])[0-9A-Z]*)"
+# A Dahua version segment: digits, or a vendor letter segment (``AC00``, ``00AC000``, or the
+# brand and a number, ``Dahua 00``, only before the next dot) read as 0.
+_DAHUA_SEGMENT = r"(?:\d+|[0-9A-Z]*(?:[A-Z]\d|\d[A-Z])[0-9A-Z]*|[A-Z]+ \d+(?=\.))"
 
 _SCHEMES: Final[dict[str, _Scheme]] = {
     scheme.name: scheme
@@ -80,8 +85,15 @@ _SCHEMES: Final[dict[str, _Scheme]] = {
         ),
         _Scheme(
             "uniview",
-            re.compile(r"(?:[A-Z]+[-_][A-Z]?)?(?P<ver>\d+(?:\.\d+){1,3}?)(?:\.(?P<build>\d{6}))?"),
-            ("%y%m%d",),
+            # NVR-B1227.3.23.211124 (dotted, ``.YYMMDD``) or IPC_G6103-B0009P30D1803
+            # (platform, ``-B`` build, ``P`` patch, ``D`` YYMM); each form only with its own tail.
+            re.compile(
+                r"(?:[A-Z]+[-_][A-Z]?)?"
+                r"(?P<ver>\d+(?:\.\d+){1,3}?(?=\.\d{6}$|$)|\d+-B\d+P\d+(?=D\d{4}$))"
+                r"(?:[.D](?P<build>\d{6}|\d{4}))?"
+            ),
+            ("%y%m%d", "%y%m"),
+            re.compile(r"\.|-B|P"),
         ),
         _Scheme(
             "generic",
@@ -153,6 +165,7 @@ _PLACEHOLDERS: Final = frozenset(
         "ip camera",
         "ipcamera",
         "ip cam",
+        "ipcam",
         "ipc",
         "camera",
         "network camera",
@@ -212,7 +225,8 @@ def parse_firmware(
     match = scheme.pattern.fullmatch(cleaned)
     if match is None:
         raise UnparsableVersion(f"{scheme.name} firmware version not understood: {cleaned[:64]!r}")
-    numbers = tuple(int(part) if part.isdigit() else 0 for part in match.group("ver").split("."))
+    parts = scheme.separator.split(match.group("ver"))
+    numbers = tuple(int(part) if part.isdigit() else 0 for part in parts)
     build = build_date
     raw_build = match.groupdict().get("build")
     if build is None and raw_build is not None and scheme.build_formats:

@@ -245,10 +245,13 @@ def soap(vendor: str, op: str, *, media: bool = False) -> Any:
         ("hikvision", ("hikvision", "V5.7.3 build 221114", date(2022, 11, 14))),
         ("dahua", ("dahua", "2.800.0000000.25.R, build:2022-09-20", date(2022, 9, 20))),
         ("axis", ("axis", "10.12.182", None)),
-        ("generic", ("ipcam", "V2.1.4 build 20220301", date(2022, 3, 1))),
+        # IPCAM names the device class, not a brand (real no-name cameras answer it too)
+        ("generic", (None, "V2.1.4 build 20220301", date(2022, 3, 1))),
     ],
 )
-def test_onvif_device_information(vendor: str, expected: tuple[str, str, date | None]) -> None:
+def test_onvif_device_information(
+    vendor: str, expected: tuple[str | None, str, date | None]
+) -> None:
     identity = onvif_parsers.parse_device_information(soap(vendor, "GetDeviceInformation"))
     assert (identity.vendor, identity.firmware, identity.build_date) == expected
     assert identity.source == "onvif"

@@ -184,6 +184,8 @@ ONVIF: dict[str, Callable[[Any], dict[str, Any]]] = {
         "rtsp_uri": onvif_parsers.parse_stream_uri(None, r).rtsp_uri.strip()
     },
     "GetProfiles": lambda r: {"tokens": [t for _, t in onvif_parsers.profile_tokens(r)]},
+    "GetNetworkInterfaces": lambda r: {"lines": list(onvif_parsers.network_fingerprint(r, None))},
+    "GetNetworkProtocols": lambda r: {"lines": list(onvif_parsers.network_fingerprint(None, r))},
 }
 
 

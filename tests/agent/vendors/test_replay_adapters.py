@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
+
 from agent.identify import identify
 from agent.vendors.axis.adapter import AxisAdapter
-from agent.vendors.base import Adapter, AdapterConfig
+from agent.vendors.base import Adapter, AdapterConfig, AuthFailed
 from agent.vendors.dahua.adapter import DahuaAdapter
 from agent.vendors.hikvision.adapter import HikvisionAdapter
 from agent.vendors.models import (
@@ -167,3 +169,48 @@ async def test_identification_of_a_brand_without_adapter() -> None:
     assert found.identity.source == "onvif"
     paths = {path for _, path, _ in server.requests}
     assert "/ISAPI/System/deviceInfo" in paths  # the vendor APIs were asked first
+
+
+async def test_milesight_identified_over_onvif() -> None:
+    """A Milesight camera: no vendor adapter answers, ONVIF names "Milesight Technology
+    Co.,Ltd." with a firmware carrying a release tail (61.8.0.3-r8)."""
+    soap = {
+        "GetSystemDateAndTime": Recorded("axis/onvif-GetSystemDateAndTime-exonvif.xml", SOAP),
+        "GetDeviceInformation": Recorded(
+            "milesight/onvif-GetDeviceInformation-MS-C8165-PE.xml", SOAP
+        ),
+    }
+    async with replay({}, soap) as server:
+        found = await identify(_target(server.port), CONFIG, CREDENTIAL)
+        assert found.adapter is not None
+        await found.adapter.close()
+    assert found.adapter.vendor == "onvif"
+    identity = found.identity
+    assert (identity.vendor, identity.model) == ("milesight", "MS-C8165-PE")
+    assert (identity.firmware, identity.serial) == ("61.8.0.3-r8", "EM82V102329001403")
+
+
+async def test_onvif_clock_without_utc() -> None:
+    """A camera that answers GetSystemDateAndTime with only its local time (no UTCDateTime) and
+    names its NTP server by DNS name: the clock is unknown, NTP on, the server's name kept."""
+    soap = {
+        "GetSystemDateAndTime": Recorded("onvif/generic-GetSystemDateAndTime-local-only.xml", SOAP),
+        "GetNTP": Recorded("hikvision/onvif-GetNTP-exonvif.xml", SOAP),
+    }
+    async with replay({}, soap) as server:
+        (clock,) = await _reads(OnvifAdapter(_target(server.port), CONFIG, CREDENTIAL), "time")
+    assert clock == TimeInfo(camera_utc=None, ntp=True, ntp_servers=("time.windows.com",))
+
+
+async def test_onvif_refusal_recorded_from_a_camera_is_a_failed_login() -> None:
+    """A Hikvision PTZ's recorded ter:NotAuthorized fault (HTTP 400 on the camera; the replay
+    answers faults with 500) is a refused login at the ONVIF adapter's edge, not a bad answer."""
+    soap = {
+        "GetSystemDateAndTime": Recorded("onvif/generic-GetSystemDateAndTime.xml", SOAP),
+        "GetDeviceInformation": Recorded(
+            "hikvision/onvif-fault-NotAuthorized-DS-2DF7286-A.xml", SOAP
+        ),
+    }
+    async with replay({}, soap) as server:
+        with pytest.raises(AuthFailed):
+            await _reads(OnvifAdapter(_target(server.port), CONFIG, CREDENTIAL), "identify")
