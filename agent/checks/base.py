@@ -33,6 +33,7 @@ from agent.checks.codes import CODES
 from agent.vendors.base import Adapter, CameraError
 from agent.vendors.models import Capability, Credential, DeviceIdentity, Target
 from protocol.messages import EvidenceValue, Finding, Severity, Status
+from protocol.text import clean_text
 
 if TYPE_CHECKING:
     from agent.advisories.feed import AdvisoryFeed
@@ -169,6 +170,9 @@ def make_finding(
     evidence: Mapping[str, EvidenceValue] | None = None,
     secrets: Iterable[str] = (),
 ) -> Finding:
+    """Every finding is made here: secrets refused first, then the reason and each text of the
+    evidence (which may quote a camera) cleaned of control characters and cut with a marker to
+    the wire's limit, so one camera's odd answer never invalidates a report."""
     if code not in CODES:
         raise ValueError(f"finding code {code!r} is not in the catalogue")
     secrets = tuple(secrets)
@@ -180,8 +184,11 @@ def make_finding(
         status=status,
         severity=severity,
         controls=list(controls),
-        reason=None if reason is None else reason[:_MAX_REASON],
-        evidence=check_evidence(evidence or {}, secrets),
+        reason=None if reason is None else clean_text(reason, _MAX_REASON),
+        evidence={
+            key: clean_text(value) if isinstance(value, str) else value
+            for key, value in check_evidence(evidence or {}, secrets).items()
+        },
     )
 
 
