@@ -83,6 +83,36 @@ def test_xml_guards() -> None:
         parse(b"<a/>" * 100, max_bytes=10)
 
 
+BOMB = '<?xml version="1.0" encoding="{}"?><!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>'
+
+
+@pytest.mark.parametrize(
+    ("codec", "declared"),
+    [
+        ("utf-16", "UTF-16"),  # byte-order mark: no "<!DOCTYPE" among the bytes
+        ("utf-16-le", "UTF-16"),  # no mark: expat tells it from the first bytes
+        ("utf-16-be", "UTF-16"),
+        ("cp1252", "windows-1252"),
+        ("utf-8-sig", "UTF-8"),
+    ],
+)
+def test_a_dtd_is_refused_in_any_encoding(codec: str, declared: str) -> None:
+    with pytest.raises(BadResponse, match="DTD"):
+        parse(BOMB.format(declared).encode(codec))
+
+
+@pytest.mark.parametrize("codec", ["utf-32", "utf-32-le", "utf-32-be"])
+def test_an_encoding_the_check_cannot_read_is_refused(codec: str) -> None:
+    with pytest.raises(BadResponse):
+        parse('<?xml version="1.0" encoding="UTF-32"?><a/>'.encode(codec))
+
+
+def test_an_entity_declared_outside_a_doctype_is_refused_and_utf16_still_parses() -> None:
+    assert parse('<?xml version="1.0" encoding="UTF-16"?><a>x</a>'.encode("utf-16")).text == "x"
+    with pytest.raises(BadResponse):
+        parse(b"<!ENTITY x 'y'><a/>")
+
+
 def test_ws_discovery_ignores_foreign_replies() -> None:
     message = wsdiscovery.probe_message("urn:uuid:1")
     assert b"NetworkVideoTransmitter" in message
