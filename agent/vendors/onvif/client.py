@@ -11,8 +11,8 @@ Clock offset: the pre-auth ``GetSystemDateAndTime`` is asked first, without cred
 its offset from the agent's clock is added to the WS-UsernameToken ``Created`` of every
 authenticated call (cameras refuse tokens more than a few minutes off their own clock).
 
-Logs: onvif-zeep-async and zeep write every SOAP envelope to their DEBUG log, and ``SetUser``
-carries the new password in clear; the envelopes are withheld from those log records.
+Logs: onvif-zeep-async's own transport writes every SOAP envelope to its DEBUG log, and
+``SetUser`` carries the new password in clear; the transport that replaces it logs none.
 
 Transport: each service's aiohttp session is replaced by one of ``agent.vendors.http`` (its
 sockets made through the scope gate, ``agent.scope``; no proxy from the environment) and
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,24 +55,6 @@ __all__ = ["OnvifClient", "load_documents"]
 _SETUP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
-
-
-_SOAP_LOGGERS = ("onvif.zeep_aiohttp", "zeep.transports")
-
-
-class _NoEnvelopes(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_withheld(arg) for arg in record.args)
-        return True
-
-
-def _withheld(arg: object) -> object:
-    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else arg
-    return "(SOAP envelope withheld)" if isinstance(text, str) and "Envelope" in text else arg
-
-
-_NO_ENVELOPES = _NoEnvelopes()
 
 
 def _setup_lock() -> asyncio.Lock:
@@ -195,8 +176,6 @@ class OnvifClient:
     def __init__(
         self, target: Target, config: AdapterConfig, credential: Credential | None
     ) -> None:
-        for name in _SOAP_LOGGERS:  # once each: a logger's filters are a set
-            logging.getLogger(name).addFilter(_NO_ENVELOPES)
         port = target.ports.get(Interface.ONVIF) or target.ports.get(Interface.HTTP, 80)
         self.device_xaddr = f"http://{target.address}:{port}{const.DEVICE_PATH}"
         self.credential = credential
