@@ -314,7 +314,6 @@ class Auditor:
 
     async def _discover(self) -> tuple[list[Host], list[Finding]]:
         from agent.inventory.discover import (  # noqa: PLC0415
-            OutOfScope,
             ssdp_hosts,
             sweep,
             ws_discovery_hosts,
@@ -330,7 +329,7 @@ class Auditor:
         async def attempt(method: str, work: Callable[[], Awaitable[list[Host]]]) -> None:
             try:
                 groups.append(await work())
-            except (CameraError, OutOfScope, OSError, ValueError) as exc:
+            except (CameraError, OSError, ValueError) as exc:
                 logger.warning("discovery by %s failed: %s", method, exc)
                 problems.append(
                     make_finding(

@@ -12,10 +12,13 @@ import re
 import resource
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from agent.audit import Auditor
+from agent.config import load_config
 from agent.scope import ForeignUrl
 from agent.vendors.base import AdapterConfig, BadResponse
 from agent.vendors.models import Credential, Interface, Target
@@ -230,3 +233,31 @@ async def test_a_well_behaved_answer_still_parses(camera: tuple[Camera, OnvifAda
     _, adapter = camera
     identity = await adapter.identify()
     assert (identity.model, identity.serial) == ("M-1", "SN1")
+
+
+async def test_an_audit_of_the_camera_sends_nothing_to_the_host_it_names(
+    camera: tuple[Camera, OnvifAdapter], foreign: Foreign, tmp_path: Path
+) -> None:
+    """The whole audit, every check: the foreign media service is refused where it is named
+    (finding evidence ``foreign_url``) and the listener there sees no connection."""
+    _, adapter = camera
+    target = adapter.target
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'agent_id = "a"\nsite = "s"\nstate_dir = "{tmp_path / "state"}"\n'
+        "[audit]\nrequest_timeout_s = 5\ncheck_timeout_s = 30\ncamera_timeout_s = 120\n"
+        f'[network]\ncamera_subnets = ["{target.address}/32"]\n'
+        "probe_timeout_s = 1\nudp_window_s = 0.2\n"
+        f'[[cameras]]\nid = "hostile"\naddress = "{target.address}"\n'
+        f'http_port = {target.ports[Interface.HTTP]}\ncredentials_ref = "cam"\n'
+    )
+    config = load_config(path)
+    config.state_path.mkdir()
+    auditor = Auditor(config, credentials={"cam": CREDENTIAL}, site_key=None)
+    result = await auditor.run()
+    [audited] = result.cameras
+    assert audited.identity.model == "M-1"
+    refused = [f for f in audited.findings if f.evidence.get("error") == "foreign_url"]
+    assert refused, [(f.code, f.reason) for f in audited.findings]
+    assert all("not on the camera's address" in str(f.reason) for f in refused)
+    assert foreign.connections == 0
