@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from agent.probes import banners, snmp, ssdp, wsdiscovery
 from agent.probes._xml import parse
 from agent.probes.rtsp import parse_challenges
 from agent.vendors.base import BadResponse
+from agent.vendors.hikvision.parsers import parse_xml as hikvision_xml
 
 # GetRequest v2c, community "public", request-id 1, sysDescr.0 (as Net-SNMP's snmpget sends it)
 GET_PUBLIC = bytes.fromhex(
@@ -96,9 +99,14 @@ BOMB = '<?xml version="1.0" encoding="{}"?><!DOCTYPE a [<!ENTITY x "y">]><a>&x;<
         ("utf-8-sig", "UTF-8"),
     ],
 )
-def test_a_dtd_is_refused_in_any_encoding(codec: str, declared: str) -> None:
-    with pytest.raises(BadResponse, match="DTD"):
-        parse(BOMB.format(declared).encode(codec))
+@pytest.mark.parametrize(
+    "parser", [parse, lambda body: hikvision_xml(body, "a")], ids=["probes", "isapi"]
+)
+def test_a_dtd_is_refused_in_any_encoding(
+    codec: str, declared: str, parser: Callable[[bytes], object]
+) -> None:
+    with pytest.raises((BadResponse, ValueError), match="DTD"):  # ISAPI parsers: ValueError
+        parser(BOMB.format(declared).encode(codec))
 
 
 @pytest.mark.parametrize("codec", ["utf-32", "utf-32-le", "utf-32-be"])
