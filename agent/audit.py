@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
@@ -55,7 +54,7 @@ from agent.errors import StorageError
 from agent.inventory.diff import InventoryDiff, diff, key
 from agent.inventory.discover import Host, Scope, merge
 from agent.results import AuditResult
-from agent.scope import OutOfScope, admit, confined
+from agent.scope import OutOfScope, admit, confined, site_scope
 from agent.state import atomic_write
 from agent.vendors.base import Adapter, AdapterConfig, CameraError, Timeout, Unreachable
 from agent.vendors.models import Credential, DeviceIdentity, Interface, Target
@@ -138,21 +137,6 @@ def _identity(found: DeviceIdentity | None) -> Identity:
 
 def _text(value: str | None) -> str | None:
     return None if value is None else clean_text(value)
-
-
-def _scope(config: AgentConfig) -> tuple[ipaddress.IPv4Network, ...]:
-    """Where the audit may send packets (``agent.scope``): ``[network] camera_subnets``, or,
-    when none are configured, the configured cameras' own addresses (nothing is discovered
-    then: discovery needs subnets)."""
-    if config.network.subnets:
-        return config.network.subnets
-    hosts = []
-    for camera in config.cameras:
-        try:
-            hosts.append(ipaddress.IPv4Network(camera.address))
-        except ValueError:
-            continue  # a name: refused by the gate unless it resolves inside a subnet
-    return tuple(hosts)
 
 
 def _load_feed(clock: Clock, config: AgentConfig) -> AdvisoryFeed | None:
@@ -265,7 +249,8 @@ class Auditor:
     ) -> AuditResult:
         """Audit every configured camera (or only ``camera_ids``) plus discovered hosts; no
         packet leaves for an address outside the scope (``agent.scope``)."""
-        with confined(_scope(self.config)):
+        configured = [camera.address for camera in self.config.cameras]
+        with confined(await site_scope(self.config.network.subnets, configured)):
             return await self._run(camera_ids, progress)
 
     async def _run(

@@ -37,9 +37,18 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 from urllib.parse import urlsplit
 
-from agent.vendors.base import BadResponse, CameraError
+from agent.vendors.base import BadResponse, CameraError, Unreachable
 
-__all__ = ["ForeignUrl", "OutOfScope", "admit", "allows", "confined", "own_url", "socket_factory"]
+__all__ = [
+    "ForeignUrl",
+    "OutOfScope",
+    "admit",
+    "allows",
+    "confined",
+    "own_url",
+    "site_scope",
+    "socket_factory",
+]
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _SCOPE: Final[contextvars.ContextVar[tuple[Network, ...] | None]] = contextvars.ContextVar(
@@ -54,6 +63,31 @@ class OutOfScope(CameraError, OSError):
     happy-eyeballs connect) unchanged as the cause of their connection error."""
 
     code = "out_of_scope"
+
+
+async def site_scope(
+    subnets: Iterable[ipaddress.IPv4Network], cameras: Iterable[str]
+) -> tuple[Network, ...]:
+    """The scope of a site's audit: its ``camera_subnets``, or, when it has none, the configured
+    cameras' own addresses (a name as it resolves now; one that does not resolve adds nothing).
+    Without subnets nothing is discovered, and the network probes send nothing
+    (``agent.checks.netprobe``): the cameras are read through their APIs only."""
+    networks: list[Network] = list(subnets)
+    if networks:
+        return tuple(networks)
+    loop = asyncio.get_running_loop()
+    for address in cameras:
+        try:
+            networks.append(ipaddress.ip_network(address))
+            continue
+        except ValueError:
+            pass
+        try:
+            infos = await loop.getaddrinfo(address, None, type=socket.SOCK_STREAM)
+        except OSError:
+            continue  # the camera's audit reports it unreachable
+        networks += [ipaddress.ip_network(str(info[4][0])) for info in infos]
+    return tuple(networks)
 
 
 @contextlib.contextmanager
@@ -114,7 +148,8 @@ def _refuse(host: str) -> OutOfScope:
 
 async def admit(host: str) -> str:
     """The address to connect to for ``host``: ``host`` itself when it is allowed, else its
-    first resolved address inside the scope; ``OutOfScope`` when none is."""
+    first resolved address inside the scope; ``OutOfScope`` when none is, ``Unreachable``
+    when the name does not resolve."""
     if _SCOPE.get() is None or allows(host):
         return host
     try:
@@ -127,7 +162,7 @@ async def admit(host: str) -> str:
     try:
         infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise _refuse(host) from exc
+        raise Unreachable(f"{host}: the name does not resolve ({exc.strerror})") from exc
     for *_, sockaddr in infos:
         if allows(str(sockaddr[0])):
             return str(sockaddr[0])

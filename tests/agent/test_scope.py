@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from agent.probes import _net, _udp, ports, snmp
-from agent.scope import ForeignUrl, OutOfScope, admit, allows, confined, own_url
+from agent.scope import ForeignUrl, OutOfScope, admit, allows, confined, own_url, site_scope
 from agent.vendors.base import AdapterConfig, translate
 from agent.vendors.http import NO_AUTH, anonymous_session, fetch, landing
 from agent.vendors.models import Interface, Target
@@ -63,6 +63,18 @@ async def test_a_name_is_admitted_only_when_it_resolves_inside() -> None:
         assert await admit("localhost") == "127.0.0.1"
     with confined([ipaddress.IPv4Network("192.0.2.0/24")]), pytest.raises(OutOfScope):
         await admit("localhost")
+
+
+async def test_a_site_without_subnets_is_scoped_to_its_configured_cameras() -> None:
+    subnets = (ipaddress.IPv4Network("192.0.2.0/24"),)
+    assert await site_scope(subnets, ["198.51.100.1"]) == subnets
+    named = await site_scope((), ["198.51.100.1", "localhost"])  # /etc/hosts: no DNS query
+    assert ipaddress.ip_network("198.51.100.1/32") in named
+    assert ipaddress.ip_network("127.0.0.1/32") in named
+    with confined(named):
+        assert await admit("localhost") == "127.0.0.1"
+        with pytest.raises(OutOfScope):
+            await admit("198.51.100.2")
 
 
 @dataclass
