@@ -2,6 +2,8 @@
 
 Every adapter that speaks HTTP builds its session here, so the safety limits live in one place:
 
+* every socket made through the audit's scope gate (``gated_connector``, ``agent.scope``): no
+  connection to an address outside ``[network] camera_subnets``, the ONVIF sessions included;
 * digest authentication through aiohttp's ``DigestAuthMiddleware`` (Basic is never offered by
   the agent);
 * the adapter's timeout on connect and on each read, and a small connection pool;
