@@ -3,7 +3,7 @@
 No packet of an audit goes to an address outside ``[network] camera_subnets``, whatever the
 source of the address: a configured camera, a discovery answer, or a URL a camera supplied
 (ONVIF XAddrs, upload URIs, redirects). The audit enters the site's scope once
-(``confined``); every connection helper then asks this module before it opens a socket:
+(``confined``); every connection function then asks this module before it opens a socket:
 
 * the aiohttp sessions of the vendor APIs and of ONVIF: their connectors create each socket
   through ``socket_factory``, which sees the address after name resolution and before the

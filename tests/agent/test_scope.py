@@ -136,7 +136,7 @@ async def test_nothing_leaves_for_an_address_outside_the_scope(
     address, counts = listener
     with (
         confined([ipaddress.IPv4Network("192.0.2.0/24")]),
-        pytest.raises(Exception) as raised,  # noqa: PT011  # each helper raises its own type
+        pytest.raises(Exception) as raised,  # noqa: PT011  # each function raises its own type
     ):
         await PROBES[probe](address)
     assert isinstance(translate(raised.value), OutOfScope), raised.value

@@ -26,7 +26,7 @@ zeep's transport by ``_capped_transport()``, the same limits as the vendor APIs:
   bounded by ``timeout_s`` from its start to the last byte;
 * a body that declares a DTD or an entity, in whatever encoding, is refused before zeep parses
   it (``agent.probes._xml.refuse_dtd``), and zeep parses answers with DTDs, entities and
-  external fetches forbidden and lxml's size limits on (``_answer_settings``).
+  external documents forbidden and lxml's size limits on (``_answer_settings``).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ _KEEPALIVE_S: Final = 5.0
 def _answer_settings() -> Any:
     """zeep's parse settings for camera answers: onvif-zeep-async's lenient typing (cameras
     stray from the schema), without its ``xml_huge_tree`` and with DTDs, entities and external
-    fetches forbidden."""
+    documents forbidden."""
     from zeep import Settings  # noqa: PLC0415  # see _wsdl
 
     return Settings(
@@ -135,7 +135,7 @@ def _capped_transport() -> type[Any]:
             params: dict[str, Any] | None = None,
             headers: dict[str, str] | None = None,
         ) -> Any:
-            raise BadResponse(f"{address}: documents are read from the package, never fetched")
+            raise BadResponse(f"{address}: documents come from the package, not a camera")
 
     return CappedTransport
 
