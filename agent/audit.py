@@ -54,6 +54,7 @@ from agent.errors import StorageError
 from agent.inventory.diff import InventoryDiff, diff, key
 from agent.inventory.discover import Host, Scope, merge
 from agent.results import AuditResult
+from agent.scope import OutOfScope, admit, confined, site_scope
 from agent.state import atomic_write
 from agent.vendors.base import Adapter, AdapterConfig, CameraError, Timeout, Unreachable
 from agent.vendors.models import Credential, DeviceIdentity, Interface, Target
@@ -117,18 +118,25 @@ def vault_secrets(config: AgentConfig) -> tuple[dict[str, Credential], SiteKey |
 
 
 def _identity(found: DeviceIdentity | None) -> Identity:
+    """The wire identity of what the camera said, each field cleaned and cut to the wire's
+    limit here, where camera text enters a report: one camera's odd answer (a NUL, a model of
+    ten thousand characters) never invalidates the audit's other cameras."""
     if found is None:
         return Identity()
     return Identity(
-        vendor=found.vendor,
-        model=found.model,
-        firmware=found.firmware,
+        vendor=_text(found.vendor),
+        model=_text(found.model),
+        firmware=_text(found.firmware),
         build_date=found.build_date.isoformat() if found.build_date else None,
-        serial=found.serial,
-        hardware_id=found.hardware_id,
-        mac=found.mac,
-        source=found.source,
+        serial=_text(found.serial),
+        hardware_id=_text(found.hardware_id),
+        mac=_text(found.mac),
+        source=_text(found.source),
     )
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else clean_text(value)
 
 
 def _load_feed(clock: Clock, config: AgentConfig) -> AdvisoryFeed | None:
@@ -156,6 +164,7 @@ _STOPPED: Final[dict[str, AuditState]] = {
     "auth_failed": "login_failed",
     "locked_out": "login_failed",
     "unsupported": "unsupported",
+    "out_of_scope": "not_audited",
 }
 
 
@@ -238,7 +247,15 @@ class Auditor:
     async def run(
         self, camera_ids: Collection[str] | None = None, progress: Progress | None = None
     ) -> AuditResult:
-        """Audit every configured camera (or only ``camera_ids``) plus discovered hosts."""
+        """Audit every configured camera (or only ``camera_ids``) plus discovered hosts; no
+        packet leaves for an address outside the scope (``agent.scope``)."""
+        configured = [camera.address for camera in self.config.cameras]
+        with confined(await site_scope(self.config.network.subnets, configured)):
+            return await self._run(camera_ids, progress)
+
+    async def _run(
+        self, camera_ids: Collection[str] | None, progress: Progress | None
+    ) -> AuditResult:
         started_at, started = self.clock.now(), time.monotonic()
         wanted = [t for t in self._targets if camera_ids is None or t.camera_id in camera_ids]
         partial = camera_ids is not None
@@ -282,7 +299,6 @@ class Auditor:
 
     async def _discover(self) -> tuple[list[Host], list[Finding]]:
         from agent.inventory.discover import (  # noqa: PLC0415
-            OutOfScope,
             ssdp_hosts,
             sweep,
             ws_discovery_hosts,
@@ -298,7 +314,7 @@ class Auditor:
         async def attempt(method: str, work: Callable[[], Awaitable[list[Host]]]) -> None:
             try:
                 groups.append(await work())
-            except (CameraError, OutOfScope, OSError, ValueError) as exc:
+            except (CameraError, OSError, ValueError) as exc:
                 logger.warning("discovery by %s failed: %s", method, exc)
                 problems.append(
                     make_finding(
@@ -455,13 +471,14 @@ class Auditor:
         # they learn about its transport for this audit only
         config = dataclasses.replace(self._adapter_config, web_answers={})
         try:
+            await admit(target.address)  # OutOfScope: a configured camera outside the subnets
             found = await identify(target, config, base.credential)
         except CameraError as exc:
-            down = isinstance(exc, Unreachable | Timeout)
+            down = isinstance(exc, Unreachable | Timeout | OutOfScope)
             state.seen = not down
-            state.stop(_STOPPED.get(exc.code, "partial"), f"identification failed: {exc}")
+            context = "" if isinstance(exc, OutOfScope) else "identification failed: "
+            state.stop(_STOPPED.get(exc.code, "partial"), f"{context}{exc}")
             logger.info("%s: identification failed (%s)", target.camera_id, exc.code)
-            context = "identification failed: "
             for check in checks:
                 if down or check.requires:
                     state.findings.append(camera_error_finding(check, base, exc, context))

@@ -170,6 +170,9 @@ def make_finding(
     evidence: Mapping[str, EvidenceValue] | None = None,
     secrets: Iterable[str] = (),
 ) -> Finding:
+    """Every finding is made here: secrets refused first, then the reason and each text of the
+    evidence (which may quote a camera) cleaned of control characters and cut with a marker to
+    the wire's limit, so one camera's odd answer never invalidates a report."""
     if code not in CODES:
         raise ValueError(f"finding code {code!r} is not in the catalogue")
     secrets = tuple(secrets)
@@ -181,10 +184,11 @@ def make_finding(
         status=status,
         severity=severity,
         controls=list(controls),
-        # reasons may quote a camera's or a library's text: control characters would make the
-        # collector refuse the whole report (wire schema)
         reason=None if reason is None else clean_text(reason, _MAX_REASON),
-        evidence=check_evidence(evidence or {}, secrets),
+        evidence={
+            key: clean_text(value) if isinstance(value, str) else value
+            for key, value in check_evidence(evidence or {}, secrets).items()
+        },
     )
 
 

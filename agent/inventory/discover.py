@@ -15,6 +15,7 @@ from typing import Final
 
 from agent.probes import ports, ssdp, wsdiscovery
 from agent.probes._udp import MULTICAST_GROUP
+from agent.scope import OutOfScope
 from agent.vendors.base import CameraError
 
 __all__ = [
@@ -32,10 +33,6 @@ __all__ = [
 MAX_SWEEP_HOSTS: Final = 4096
 SWEEP_PORTS: Final = (80, 443, 554, 8000, 37777)  # baseline INV-04
 _VENDOR_WORDS: Final = (("hikvision", "Hikvision"), ("dahua", "Dahua"), ("axis", "Axis"))
-
-
-class OutOfScope(ValueError):
-    """A target outside the configured camera subnets; nothing was sent to it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 
+from agent import scope
 from agent.vendors.base import BadResponse, CameraError, Timeout, Unreachable, translate
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -27,7 +28,9 @@ def camera_error(exc: BaseException) -> CameraError:
 async def connected(
     host: str, port: int, timeout_s: float, *, tls: ssl.SSLContext | None = None
 ) -> AsyncIterator[Streams]:
-    """A TCP (or TLS) connection opened within ``timeout_s`` and always closed afterwards."""
+    """A TCP (or TLS) connection opened within ``timeout_s`` and always closed afterwards;
+    ``OutOfScope`` without a packet sent when ``host`` is outside the audit's scope."""
+    host = await scope.admit(host)
     try:
         async with asyncio.timeout(timeout_s):
             reader, writer = await asyncio.open_connection(

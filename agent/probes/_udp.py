@@ -10,6 +10,7 @@ import asyncio
 import socket
 from typing import Final
 
+from agent import scope
 from agent.probes._net import camera_error
 
 __all__ = ["MULTICAST_GROUP", "exchange"]
@@ -36,6 +37,8 @@ async def exchange(
     With ``multicast`` the datagram goes to ``host`` as a group address (TTL 1); unicast
     answers are taken from any sender, which is how multicast discovery replies arrive.
     """
+    if not multicast:  # the group address is the operator's choice (agent.scope)
+        host = await scope.admit(host)
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 from xml.etree.ElementTree import Element  # a type; parsing goes through _xml
 
 from agent.probes import ssdp, web
 from agent.probes._xml import parse
+from agent.scope import own_url
 from agent.vendors.base import BadResponse, Unsupported
 
 __all__ = ["PortMapping", "port_mappings"]
@@ -51,9 +52,7 @@ async def _control_url(router: str, port: int, *, timeout_s: float) -> tuple[str
     locations = [r.location for r in replies if r.sender == router and r.location]
     if not locations:
         raise Unsupported(f"{router} did not answer an M-SEARCH for {IGD}")
-    location = locations[0]
-    if urlsplit(location).hostname != router:
-        raise BadResponse(f"IGD description at {urlsplit(location).hostname}, not the router")
+    location = own_url(locations[0], router, "IGD description URL")
     reply = await web.request(location, timeout_s=timeout_s, max_bytes=128 * 1024)
     if reply.status != 200:
         raise BadResponse(f"IGD description: HTTP {reply.status}")
@@ -63,10 +62,7 @@ async def _control_url(router: str, port: int, *, timeout_s: float) -> tuple[str
         kind = (service.findtext(f"{{{DEVICE_NS}}}serviceType") or "").strip()
         control = (service.findtext(f"{{{DEVICE_NS}}}controlURL") or "").strip()
         if kind in WAN_SERVICES and control:
-            url = urljoin(base, control)
-            if urlsplit(url).hostname != router:
-                raise BadResponse("IGD control URL points away from the router")
-            return url, kind
+            return own_url(urljoin(base, control), router, "IGD control URL"), kind
     raise Unsupported("the IGD offers no WANIPConnection or WANPPPConnection service")
 
 

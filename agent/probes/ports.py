@@ -11,6 +11,8 @@ import contextlib
 from collections.abc import Iterable
 from typing import Final, Literal
 
+from agent import scope
+
 __all__ = ["CAMERA_PORTS", "PortState", "scan"]
 
 PortState = Literal["open", "closed", "filtered"]
@@ -40,7 +42,9 @@ async def _probe(host: str, port: int, timeout_s: float) -> PortState:
 async def scan(
     host: str, ports: Iterable[int], *, timeout_s: float, concurrency: int = 8
 ) -> dict[int, PortState]:
-    """The state of each of ``ports`` on ``host``."""
+    """The state of each of ``ports`` on ``host``; ``OutOfScope`` (nothing sent) when ``host``
+    is outside the audit's scope."""
+    host = await scope.admit(host)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(port: int) -> tuple[int, PortState]:

@@ -14,6 +14,7 @@ import socket
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from agent import scope
 from agent.probes._net import camera_error
 from agent.vendors.base import BadResponse
 
@@ -100,6 +101,7 @@ async def get_sys_descr(
 ) -> SnmpReply | None:
     """sysDescr.0 if the agent answers ``community`` within ``timeout_s``, else None."""
     request_id = secrets.randbelow(2**31 - 1) + 1
+    host = await scope.admit(host)  # OutOfScope: nothing sent
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_datagram_endpoint(
         _Client, remote_addr=(host, port), family=socket.AF_INET

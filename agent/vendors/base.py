@@ -156,6 +156,8 @@ def translate(exc: BaseException) -> CameraError | None:
     """The ``CameraError`` for a foreign exception, or None when it is not a camera failure."""
     if isinstance(exc, CameraError):
         return exc
+    if isinstance(exc.__cause__, CameraError):  # ours, wrapped by a library (agent.scope)
+        return exc.__cause__
     for cls in type(exc).__mro__:
         convert = TRANSLATIONS.get(f"{cls.__module__}.{cls.__qualname__}")
         if convert is not None:

@@ -2,6 +2,8 @@
 
 Every adapter that speaks HTTP builds its session here, so the safety limits live in one place:
 
+* every socket made through the audit's scope gate (``gated_connector``, ``agent.scope``): no
+  connection to an address outside ``[network] camera_subnets``, the ONVIF sessions included;
 * digest authentication through aiohttp's ``DigestAuthMiddleware`` (Basic is never offered by
   the agent);
 * the adapter's timeout on connect and on each read, and a small connection pool;
@@ -52,6 +54,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.client_middlewares import ClientHandlerType, ClientMiddlewareType
 from aiohttp.payload import Payload
 
+from agent import scope
 from agent.vendors.base import (
     Adapter,
     AdapterConfig,
@@ -73,8 +76,10 @@ __all__ = [
     "Reply",
     "anonymous_session",
     "base_url",
+    "client_session",
     "digest",
     "fetch",
+    "gated_connector",
     "https_only",
     "landing",
     "make_session",
@@ -162,7 +167,15 @@ def _timeout(timeout_s: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
 
 
-def _session(
+def gated_connector(**options: Any) -> aiohttp.TCPConnector:
+    """A connector of the agent's sessions: the unverifying TLS context
+    (``TLS_VERIFY_REASON``) and every socket made through the scope gate (``agent.scope``)."""
+    return aiohttp.TCPConnector(
+        ssl=unverified_tls(), socket_factory=scope.socket_factory, **options
+    )
+
+
+def client_session(
     timeout_s: float,
     connector: aiohttp.TCPConnector,
     *,
@@ -189,12 +202,9 @@ def make_session(
 ) -> aiohttp.ClientSession:
     """The session of one adapter instance (or of one upload: ``timeout_s``); close it with
     ``close()``. Requests name a path on ``target``; the credential answers digest challenges."""
-    connector = aiohttp.TCPConnector(
-        limit=_POOL, keepalive_timeout=_KEEPALIVE_S, ssl=unverified_tls()
-    )
-    return _session(
+    return client_session(
         config.timeout_s if timeout_s is None else timeout_s,
-        connector,
+        gated_connector(limit=_POOL, keepalive_timeout=_KEEPALIVE_S),
         base=base_url(target, https=https),
         middlewares=digest(credential),
     )
@@ -205,7 +215,7 @@ def anonymous_session(timeout_s: float) -> aiohttp.ClientSession:
     unverifying TLS context (``TLS_VERIFY_REASON``), a new connection closed after the answer,
     ``timeout_s`` on the connect and on each read, no proxy from the environment. Redirects are
     the caller's to refuse (``allow_redirects=False``)."""
-    return _session(timeout_s, aiohttp.TCPConnector(ssl=unverified_tls(), force_close=True))
+    return client_session(timeout_s, gated_connector(force_close=True))
 
 
 async def https_only(target: Target, config: AdapterConfig, url: str) -> bool | None:

@@ -12,6 +12,8 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
 from xml.sax.saxutils import escape
 
+from agent.probes._xml import refuse_dtd
+from agent.vendors.base import BadResponse
 from agent.vendors.hikvision.const import NAMESPACE, ROLES, VENDOR
 from agent.vendors.models import Account, DeviceIdentity, LockoutPolicy, TimeInfo, ntp_servers
 
@@ -25,11 +27,13 @@ _RELEASED: tuple[tuple[re.Pattern[str], str], ...] = (
 
 
 def parse_xml(body: bytes, root: str) -> ET.Element:
-    """The document element, which must be ``root``. DTDs are refused (no entity expansion)."""
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise ValueError("ISAPI body carries a DTD")
+    """The document element, which must be ``root``. DTDs and entities are refused in any
+    encoding (``refuse_dtd``: no entity expansion)."""
     try:
+        refuse_dtd(body)
         element = ET.fromstring(body)  # noqa: S314  # DTDs refused above
+    except BadResponse as exc:
+        raise ValueError(f"ISAPI body refused: {exc}") from None
     except ET.ParseError as exc:
         raise ValueError(f"ISAPI body is not XML: {exc}") from exc
     if _local(element.tag) != root:

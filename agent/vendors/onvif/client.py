@@ -11,20 +11,37 @@ Clock offset: the pre-auth ``GetSystemDateAndTime`` is asked first, without cred
 its offset from the agent's clock is added to the WS-UsernameToken ``Created`` of every
 authenticated call (cameras refuse tokens more than a few minutes off their own clock).
 
-Logs: onvif-zeep-async and zeep write every SOAP envelope to their DEBUG log, and ``SetUser``
-carries the new password in clear; the envelopes are withheld from those log records.
+Logs: onvif-zeep-async's own transport writes every SOAP envelope to its DEBUG log, and
+``SetUser`` carries the new password in clear; the transport that replaces it logs none.
+
+Transport: each service's aiohttp session is replaced by one of ``agent.vendors.http`` (its
+sockets made through the scope gate, ``agent.scope``; no proxy from the environment) and
+zeep's transport by ``_capped_transport()``, the same limits as the vendor APIs:
+
+* a request goes only to the camera's own address (``agent.scope.own_url``): a camera naming
+  another host as its media service (``GetCapabilities`` XAddr) gets nothing, credentials
+  included, and the operation fails with ``ForeignUrl``;
+* redirects are not followed; 401/403 are ``AuthFailed`` at once;
+* the body is streamed and refused past ``max_response_bytes`` (``BadResponse``), the request
+  bounded by ``timeout_s`` from its start to the last byte;
+* a body that declares a DTD or an entity, in whatever encoding, is refused before zeep parses
+  it (``agent.probes._xml.refuse_dtd``), and zeep parses answers with DTDs, entities and
+  external documents forbidden and lxml's size limits on (``_answer_settings``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import functools
 import weakref
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
-from agent.vendors.base import AdapterConfig, AuthFailed, translate
+from agent import scope
+from agent.probes._xml import refuse_dtd
+from agent.vendors import http
+from agent.vendors.base import AdapterConfig, AuthFailed, BadResponse, translate
 from agent.vendors.http import base_url, https_only
 from agent.vendors.models import Credential, Interface, Target
 from agent.vendors.onvif import const, parsers
@@ -40,24 +57,6 @@ _SETUP_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
 )
 
 
-_SOAP_LOGGERS = ("onvif.zeep_aiohttp", "zeep.transports")
-
-
-class _NoEnvelopes(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(_withheld(arg) for arg in record.args)
-        return True
-
-
-def _withheld(arg: object) -> object:
-    text = arg.decode("utf-8", "replace") if isinstance(arg, bytes) else arg
-    return "(SOAP envelope withheld)" if isinstance(text, str) and "Envelope" in text else arg
-
-
-_NO_ENVELOPES = _NoEnvelopes()
-
-
 def _setup_lock() -> asyncio.Lock:
     loop = asyncio.get_running_loop()
     lock = _SETUP_LOCKS.get(loop)
@@ -70,6 +69,75 @@ def _wsdl(name: str) -> str:
     import onvif  # noqa: PLC0415  # ~40 MB RSS: only when a camera is audited over ONVIF
 
     return str(Path(onvif.__file__).parent / "wsdl" / name)
+
+
+_POOL: Final = 2  # connections per ONVIF service
+_KEEPALIVE_S: Final = 5.0
+
+
+@functools.cache
+def _answer_settings() -> Any:
+    """zeep's parse settings for camera answers: onvif-zeep-async's lenient typing (cameras
+    stray from the schema), without its ``xml_huge_tree`` and with DTDs, entities and external
+    documents forbidden."""
+    from zeep import Settings  # noqa: PLC0415  # see _wsdl
+
+    return Settings(
+        strict=False,
+        xml_huge_tree=False,
+        forbid_dtd=True,
+        forbid_entities=True,
+        forbid_external=True,
+    )
+
+
+@functools.cache
+def _capped_transport() -> type[Any]:
+    """onvif-zeep-async's transport (it retries a request the camera dropped before it was
+    written) with the vendor APIs' limits (see the module docstring)."""
+    from aiohttp import ClientResponse, ClientSession  # noqa: PLC0415
+    from onvif.client import AsyncTransportProtocolErrorHandler  # noqa: PLC0415  # see _wsdl
+
+    class CappedTransport(AsyncTransportProtocolErrorHandler):  # type: ignore[misc]
+        def __init__(self, session: ClientSession, address: str, config: AdapterConfig) -> None:
+            super().__init__(session=session, verify_ssl=False, cache=None)
+            self.address = address
+            self.limits = config
+
+        async def _post_internal(
+            self, address: str, message: str | bytes, headers: dict[str, str]
+        ) -> tuple[ClientResponse, bytes]:
+            scope.own_url(address, self.address, "ONVIF service address")
+            headers = dict(headers or {})
+            headers.setdefault("Content-Type", 'text/xml; charset="utf-8"')
+            data = message.encode("utf-8") if isinstance(message, str) else message
+            async with (
+                asyncio.timeout(self.limits.timeout_s),
+                self.session.post(
+                    address, data=data, headers=headers, allow_redirects=False
+                ) as response,
+            ):
+                if response.status in (401, 403):
+                    raise AuthFailed(f"{address}: HTTP {response.status}")
+                body = await http.read_capped(
+                    response.content.iter_chunked(16 * 1024),
+                    response.headers.get("Content-Length", ""),
+                    address,
+                    self.limits.max_response_bytes,
+                )
+            if body and not response.content_type.startswith("multipart/"):  # MTOM: zeep's
+                refuse_dtd(body)  # settings still refuse a DTD in the SOAP part
+            return response, body
+
+        async def get(
+            self,
+            address: str,
+            params: dict[str, Any] | None = None,
+            headers: dict[str, str] | None = None,
+        ) -> Any:
+            raise BadResponse(f"{address}: documents come from the package, not a camera")
+
+    return CappedTransport
 
 
 _NEVER_CONTACTED: Final = "http://preload.invalid" + const.DEVICE_PATH  # setup() sends nothing
@@ -108,8 +176,6 @@ class OnvifClient:
     def __init__(
         self, target: Target, config: AdapterConfig, credential: Credential | None
     ) -> None:
-        for name in _SOAP_LOGGERS:  # once each: a logger's filters are a set
-            logging.getLogger(name).addFilter(_NO_ENVELOPES)
         port = target.ports.get(Interface.ONVIF) or target.ports.get(Interface.HTTP, 80)
         self.device_xaddr = f"http://{target.address}:{port}{const.DEVICE_PATH}"
         self.credential = credential
@@ -129,6 +195,8 @@ class OnvifClient:
     ) -> Any:
         from onvif import ONVIFService  # noqa: PLC0415  # see _wsdl
 
+        scope.own_url(xaddr, self._target.address, "ONVIF service address")
+
         service = ONVIFService(
             xaddr,
             credential.username if credential else None,
@@ -141,8 +209,19 @@ class OnvifClient:
             binding_key=(wsdl, xaddr),
         )
         self._services.append(service)  # closed by close() even if setup() fails
+        await service._session.close()  # replaced by ours (module docstring: Transport)
+        service._session = http.client_session(
+            self._config.timeout_s,
+            http.gated_connector(limit=_POOL, keepalive_timeout=_KEEPALIVE_S),
+        )
+        service._connector = service._session.connector
+        service.transport = _capped_transport()(
+            service._session, self._target.address, self._config
+        )
         async with _setup_lock():
             await service.setup()
+        for client in (service.zeep_client, service.zeep_client_authless):
+            client.settings = _answer_settings()
         return service
 
     async def _device_xaddr(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agent.scope import own_url
 from agent.vendors.models import (
     Account,
     DeviceIdentity,
@@ -145,15 +146,10 @@ def user_level(users: Any, username: str) -> str:
 def upload_uri(answer: Any, address: str) -> str:
     """The ``UploadUri`` of StartFirmwareUpgrade, refused unless it is on the camera itself
     (an image is never sent anywhere else)."""
-    from urllib.parse import urlsplit  # noqa: PLC0415
-
     uri = _str(getattr(answer, "UploadUri", None))
     if uri is None:
         raise ValueError("StartFirmwareUpgrade names no UploadUri")
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or parts.hostname != address:
-        raise ValueError("UploadUri is not on the camera's own address")
-    return uri
+    return own_url(uri, address, "UploadUri")
 
 
 MAX_UPLOAD_DELAY_S = 300.0

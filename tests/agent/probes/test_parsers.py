@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from agent.probes import banners, snmp, ssdp, wsdiscovery
 from agent.probes._xml import parse
 from agent.probes.rtsp import parse_challenges
 from agent.vendors.base import BadResponse
+from agent.vendors.hikvision.parsers import parse_xml as hikvision_xml
 
 # GetRequest v2c, community "public", request-id 1, sysDescr.0 (as Net-SNMP's snmpget sends it)
 GET_PUBLIC = bytes.fromhex(
@@ -81,6 +84,41 @@ def test_xml_guards() -> None:
         parse(b"<a><b></a>")
     with pytest.raises(BadResponse, match="exceeds"):
         parse(b"<a/>" * 100, max_bytes=10)
+
+
+BOMB = '<?xml version="1.0" encoding="{}"?><!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>'
+
+
+@pytest.mark.parametrize(
+    ("codec", "declared"),
+    [
+        ("utf-16", "UTF-16"),  # byte-order mark: no "<!DOCTYPE" among the bytes
+        ("utf-16-le", "UTF-16"),  # no mark: expat tells it from the first bytes
+        ("utf-16-be", "UTF-16"),
+        ("cp1252", "windows-1252"),
+        ("utf-8-sig", "UTF-8"),
+    ],
+)
+@pytest.mark.parametrize(
+    "parser", [parse, lambda body: hikvision_xml(body, "a")], ids=["probes", "isapi"]
+)
+def test_a_dtd_is_refused_in_any_encoding(
+    codec: str, declared: str, parser: Callable[[bytes], object]
+) -> None:
+    with pytest.raises((BadResponse, ValueError), match="DTD"):  # ISAPI parsers: ValueError
+        parser(BOMB.format(declared).encode(codec))
+
+
+@pytest.mark.parametrize("codec", ["utf-32", "utf-32-le", "utf-32-be"])
+def test_an_encoding_the_check_cannot_read_is_refused(codec: str) -> None:
+    with pytest.raises(BadResponse):
+        parse('<?xml version="1.0" encoding="UTF-32"?><a/>'.encode(codec))
+
+
+def test_an_entity_declared_outside_a_doctype_is_refused_and_utf16_still_parses() -> None:
+    assert parse('<?xml version="1.0" encoding="UTF-16"?><a>x</a>'.encode("utf-16")).text == "x"
+    with pytest.raises(BadResponse):
+        parse(b"<!ENTITY x 'y'><a/>")
 
 
 def test_ws_discovery_ignores_foreign_replies() -> None:
