@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.config import ServerConfig
 from server.storage import Repository
@@ -23,6 +24,8 @@ def mount(app: FastAPI, config: ServerConfig, repo: Repository) -> None:
     )
     install_handlers(app)
     app.add_middleware(SecurityHeaders)
+    if config.http.trusted_proxies:  # added last, so it runs first: before anything reads the peer
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=config.http.trusted_proxies)
     app.include_router(api.router(config.web))
     app.include_router(pages.router())
     app.mount("/static", StaticFiles(packages=[("server.web", "static")]), name="static")

@@ -60,6 +60,11 @@ class WebState:
             now=now,
         )
 
+    def secure(self, request: Request) -> bool:
+        """Whether cookies get ``Secure``: the request came over TLS (the scheme a trusted proxy
+        forwarded counts, see ``http.trusted_proxies``), or the config says so."""
+        return self.config.cookie_secure or request.url.scheme == "https"
+
     def lang(self, request: Request, principal: Principal | None) -> str:
         if principal is not None and principal.lang in LANGS:
             return principal.lang
