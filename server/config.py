@@ -57,8 +57,9 @@ class HttpConfig(_Section, frozen=True, kw_only=True):
     # reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are
     # believed; from anyone else those headers are ignored (throttling keys on the peer address)
     trusted_proxies: list[str] = []
-    # enrollment and certificate-challenge requests per source address per minute (token bucket)
-    enroll_per_minute: Positive = 30
+    # requests per source address and minute to the anonymous API (enroll, certificate
+    # challenge and fetch, verify-report), with bursts of as many
+    anonymous_per_minute: Positive = 30
 
     def __post_init__(self) -> None:
         for entry in self.trusted_proxies:

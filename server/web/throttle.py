@@ -7,11 +7,18 @@ unlock what the dashboard shows. A key (``account:NAME``, ``source:ADDRESS``) wi
 ``lock_max_s``; while locked, sign-in is refused before the password is checked (429 with
 Retry-After), so a locked account cannot be guessed at all. Failures older than ``forget_s``
 no longer count; a successful sign-in clears its account's count (not its source's).
+
+``RateLimiter`` is the other kind: requests per source address and minute, in memory, for the
+anonymous enrollment and certificate-challenge endpoints (``server.api``).
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -145,3 +152,34 @@ class SignInThrottle:
         keys += [source_key(source)] if source is not None else []
         result = conn.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys)))
         return bool(result.rowcount)
+
+
+class RateLimiter:
+    """A token bucket per source address in this process's memory: ``per_minute`` requests a
+    minute with bursts of as many. At most ``max_sources`` are tracked; the longest idle is
+    forgotten first (a forgotten source starts with a full bucket, never with more)."""
+
+    def __init__(
+        self,
+        per_minute: int,
+        max_sources: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.max_sources = max_sources
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+        self._lock = threading.Lock()
+
+    def take(self, source: str) -> float:
+        """0.0 when ``source`` may go on (one token taken), else the seconds until it may."""
+        now = self.clock()
+        with self._lock:
+            tokens, at = self._buckets.pop(source, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - at) * self.rate)
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+            self._buckets[source] = (tokens - 1.0 if wait == 0.0 else tokens, now)
+            while len(self._buckets) > self.max_sources:
+                self._buckets.popitem(last=False)
+        return wait
