@@ -147,7 +147,7 @@ def create_app(
     app = FastAPI(
         title="camwarden collector",
         version="1",
-        docs_url="/api/docs",
+        docs_url=None,  # served from local assets with a CSP: server.web.docs
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )

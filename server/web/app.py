@@ -8,7 +8,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.config import ServerConfig
 from server.storage import Repository
-from server.web import api, pages
+from server.web import api, docs, pages
 from server.web.auth import Authenticator
 from server.web.deps import WebState, install_handlers
 from server.web.display import environment
@@ -29,3 +29,4 @@ def mount(app: FastAPI, config: ServerConfig, repo: Repository) -> None:
     app.include_router(api.router(config.web))
     app.include_router(pages.router())
     app.mount("/static", StaticFiles(packages=[("server.web", "static")]), name="static")
+    docs.mount(app)

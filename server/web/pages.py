@@ -204,7 +204,7 @@ def _more_pages(pages: APIRouter) -> None:
         return web.render(request, s.p, "kev.html", groups=groups, devices=devices, shown=KEV_SHOWN)
 
     @pages.get("/alerts")
-    def alerts(request: Request, web: Web, s: PageScope, secret: str = "") -> Response:
+    def alerts(request: Request, web: Web, s: PageScope) -> Response:
         routes = s.alert_routes() if s.p.has("operator") else None
         orgs = s.org_tree()
         return web.render(
@@ -215,7 +215,7 @@ def _more_pages(pages: APIRouter) -> None:
             routes=routes,
             orgs=orgs,
             org_names={o.id: o.name for o in orgs},
-            secret=secret[:64],
+            secret=None,  # shown only on the answer to the POST that made it, never from a URL
         )
 
     @pages.post("/alert-routes")

@@ -7,6 +7,7 @@ The routes are enumerated from the app, so a new route is requested here without
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -270,3 +271,30 @@ def test_migration_cleans_stored_nul(db_url: str) -> None:
             }
     finally:
         engine.dispose()
+
+
+MARK = "cwa_Forged0123456789"
+
+
+def test_no_query_parameter_is_shown_as_trusted_text(
+    repo: Repository, world: World, server: httpx.Client
+) -> None:
+    """Every query parameter of every page, set to a marker: it may come back only as the value
+    of a form field (a filter the user typed), never as text of the page (a forged "secret
+    shown once", a notice)."""
+    login(server, "admin-a")
+    app = create_app(make_config("sqlite://"), repo, command_key=generate_private_key())
+    pages = 0
+    for route in iter_route_contexts(app.routes):
+        dependant = getattr(route, "dependant", None)
+        path = route.path
+        if "GET" not in (route.methods or ()) or not dependant or dependant.path_params or not path:
+            continue
+        names = [q.alias for q in dependant.query_params] + ["secret", "message", "changed"]
+        response = server.get(path, params=dict.fromkeys(names, MARK))
+        if not response.headers.get("content-type", "").startswith("text/html"):
+            continue
+        pages += 1
+        shown = re.sub(r'value="[^"]*"', "", response.text)
+        assert MARK not in shown, path
+    assert pages > 10
