@@ -16,7 +16,7 @@ from sqlalchemy import select
 from protocol.keys import generate_private_key
 from server.api import create_app
 from server.cli import main
-from server.config import HttpConfig, ServerConfig, WebConfig
+from server.config import HttpConfig, ServerConfig, WebConfig, load_config
 from server.storage import Repository
 from server.storage.org_models import AuditEntry
 from tests.server.conftest import make_config, serve
@@ -215,3 +215,8 @@ def test_the_cli_lists_and_unlocks(
     assert main([*base, "users", "unlock", "viewer-a"]) == 0
     assert main([*base, "users", "unlock", "viewer-a"]) == 1  # nothing left to unlock
     assert sign_in(client, "viewer-a", PASSWORD).status_code == 303
+
+
+def test_the_packaged_config_marks_cookies_secure() -> None:
+    packaged = Path(__file__).resolve().parents[2] / "packaging" / "config" / "server.toml"
+    assert load_config(packaged).web.cookie_secure
