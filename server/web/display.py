@@ -22,12 +22,16 @@ SHOWN_MAX: Final = TEXT_MAX
 _BIDI: Final = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
+def shown_text(text: str) -> str:
+    """``text`` as a page or an export may show it."""
+    return clean_text(_BIDI.sub("\ufffd", text), SHOWN_MAX)
+
+
 def shown(value: object) -> object:
     """``value`` as a page may show it (markup made by our own templates passes unchanged)."""
     if isinstance(value, Markup) or not isinstance(value, str | list | tuple | dict):
         return value
-    text = value if isinstance(value, str) else str(value)
-    return clean_text(_BIDI.sub("\ufffd", text), SHOWN_MAX)
+    return shown_text(value if isinstance(value, str) else str(value))
 
 
 def environment(*packages: str) -> Environment:

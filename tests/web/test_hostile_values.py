@@ -7,6 +7,8 @@ The routes are enumerated from the app, so a new route is requested here without
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -23,6 +25,7 @@ from server.api import create_app
 from server.storage import Repository
 from server.storage.migrate import upgrade
 from server.storage.models import Agent, Camera, Finding
+from server.storage.org_models import OrgUnit
 from tests.server.conftest import make_config
 from tests.web.conftest import PASSWORD, World, bearer
 
@@ -33,6 +36,7 @@ LONG = "W" * 10_000
 RLO = "\u202egnp.exe"
 SCRIPT = '<script>alert("cw")</script>'
 IMG = '"><img src=x onerror=alert(1)>'
+FORMULA = '=HYPERLINK("http://192.0.2.1/","x")'  # a spreadsheet runs a cell that starts with =
 AGENT = "agent-a1"  # agency A's approved agent: seen by the scoped users too
 IDENTITY = ("vendor", "model", "firmware", "build_date", "serial", "hardware_id", "mac", "source")
 
@@ -52,7 +56,7 @@ def fit(column: Any, value: str) -> str:
     return value[:length] if length else value
 
 
-def store(repo: Repository, db_url: str) -> list[str]:
+def store(repo: Repository, db_url: str, world: World) -> list[str]:
     """The hostile cameras of ``AGENT``, their findings and the agent's hostname."""
     now = datetime.now(UTC)
     ids = []
@@ -92,6 +96,11 @@ def store(repo: Repository, db_url: str) -> list[str]:
             update(Agent)
             .where(Agent.agent_id == AGENT)
             .values(hostname=fit(Agent.hostname, SCRIPT))
+        )
+        # the name of agency A's information system: in every export (CSV, PDF) of the agency
+        name = FORMULA + RLO + SCRIPT + (NUL if db_url.startswith("sqlite") else "") + LONG
+        conn.execute(
+            update(OrgUnit).where(OrgUnit.id == world.system_a).values(name=fit(OrgUnit.name, name))
         )
     return ids
 
@@ -185,7 +194,7 @@ def check(url: str, response: httpx.Response) -> list[str]:
 def test_every_route_survives_hostile_values(
     repo: Repository, db_url: str, world: World, server: httpx.Client, username: str
 ) -> None:
-    camera_ids = store(repo, db_url)
+    camera_ids = store(repo, db_url, world)
     login(server, username)
     problems: list[str] = []
     seen: dict[int, int] = {}
@@ -203,7 +212,7 @@ def test_every_route_survives_hostile_values(
 def test_the_camera_page_shows_hostile_values_harmlessly(
     repo: Repository, db_url: str, world: World, server: httpx.Client
 ) -> None:
-    store(repo, db_url)
+    store(repo, db_url, world)
     login(server, "viewer-a")
     page = server.get(f"/cameras/{AGENT}/hostile-script")
     assert page.status_code == 200
@@ -298,3 +307,26 @@ def test_no_query_parameter_is_shown_as_trusted_text(
         shown = re.sub(r'value="[^"]*"', "", response.text)
         assert MARK not in shown, path
     assert pages > 10
+
+
+def test_exports_hold_hostile_names(
+    repo: Repository, db_url: str, world: World, server: httpx.Client
+) -> None:
+    """The compliance report of agency A, whose system has a hostile name: a spreadsheet gets
+    it as text (no formula), the PDF renders."""
+    store(repo, db_url, world)
+    query = {"org": str(world.agency_a), "from": "2020-01-01", "to": date.today().isoformat()}
+    headers = bearer(world, "admin-a")
+    csv_file = server.get(
+        "/api/v1/reports/compliance", params={**query, "format": "csv"}, headers=headers
+    )
+    assert csv_file.status_code == 200
+    rows = list(csv.reader(io.StringIO(csv_file.content.decode("utf-8-sig"))))
+    cells = [cell for row in rows for cell in row]
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert any(c.startswith("'=HYPERLINK") for c in cells)
+    pdf = server.get(
+        "/api/v1/reports/compliance", params={**query, "format": "pdf"}, headers=headers
+    )
+    assert pdf.status_code == 200
+    assert pdf.content.startswith(b"%PDF-")
