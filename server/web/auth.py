@@ -98,7 +98,8 @@ class Authenticator:
                 )
             )
         principal = self.from_session(session_id, now)
-        assert principal is not None  # just created
+        if principal is None:  # just created: only a user disabled in between has none
+            return None
         return session_id, principal
 
     def from_session(self, session_id: str, now: datetime) -> Principal | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -194,8 +195,8 @@ def install_handlers(app: FastAPI) -> None:
         return web.render(request, principal, "error.html", code, message=message)
 
     async def login_required(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, LoginRequired)
-        return RedirectResponse(f"/login?next={exc.path}", status.HTTP_303_SEE_OTHER)
+        path = exc.path if isinstance(exc, LoginRequired) else "/"
+        return RedirectResponse(f"/login?next={quote(path)}", status.HTTP_303_SEE_OTHER)
 
     async def csrf_rejected(request: Request, exc: Exception) -> Response:
         web = web_state(request)
