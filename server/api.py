@@ -13,6 +13,7 @@ on it, and later issues (rollouts) add routers to it.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse
 from joserfc.jwk import OKPKey
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -45,11 +46,13 @@ from server.metrics import Metrics
 from server.storage import AgentConflict, Repository, TokenRejected
 from server.verify import InvalidReport, verify_file
 from server.web import app as web
+from server.web.throttle import RateLimiter
 
 NamePattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NamePattern)]
 CHALLENGE_TTL_S = 60.0
 MAX_CHALLENGES = 10_000
+CHALLENGES_PER_AGENT = 4
 CERTIFICATE_PURPOSE = "camwarden-mqtt-certificate"
 
 
@@ -116,6 +119,23 @@ def _public_key(jwk: dict[str, Any]) -> Any:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.detail) from exc
 
 
+def per_source(per_minute: int) -> list[Any]:
+    """Route dependencies that allow ``per_minute`` requests per source address (429 with
+    Retry-After beyond), counted in this process's memory."""
+    limiter = RateLimiter(per_minute)
+
+    def limit(request: Request) -> None:
+        wait = limiter.take(request.client.host if request.client else "")
+        if wait:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                "too many requests from this address",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+    return [Depends(limit)]
+
+
 def create_app(
     config: ServerConfig,
     repo: Repository,
@@ -127,14 +147,15 @@ def create_app(
     app = FastAPI(
         title="camwarden collector",
         version="1",
-        docs_url="/api/docs",
+        docs_url=None,  # served from local assets with a CSP: server.web.docs
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
     app.state.config = config
     app.state.repo = repo
     app.state.metrics = metrics or Metrics()
-    api = APIRouter(prefix="/api/v1")
+    # anonymous routes (enroll, challenge, certificate, verify-report): limited per address
+    api = APIRouter(prefix="/api/v1", dependencies=per_source(config.http.anonymous_per_minute))
     collector_jwk = public_jwk(command_key)
     tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))
 
@@ -235,14 +256,28 @@ def certificate_routes(
     challenges: dict[str, tuple[str, float]],
     issued: Callable[[str], CertificateResponse | None],
 ) -> None:
-    """The challenge and the certificate endpoints (see the module docstring)."""
+    """The challenge and the certificate endpoints (see the module docstring).
+
+    A challenge is given only to an enrolled agent that is not revoked (404 before it takes a
+    slot), each source address is rate-limited, and an agent holds at most
+    ``CHALLENGES_PER_AGENT`` open ones (a new one replaces its oldest): a flood under made-up
+    or real agent ids cannot fill the table and refuse a real agent.
+    """
 
     @api.post("/agents/{agent_id}/challenge")
     def challenge(agent_id: Name) -> Challenge:
+        known = repo.agent(agent_id)
+        if known is None or known.status == "revoked":
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such agent")
         now = time.monotonic()
-        for value, (_, expiry) in list(challenges.items()):
+        own = []
+        for value, (holder, expiry) in list(challenges.items()):
             if expiry < now:
                 del challenges[value]
+            elif holder == agent_id:
+                own.append((expiry, value))
+        for _, value in sorted(own)[: max(0, len(own) - CHALLENGES_PER_AGENT + 1)]:
+            del challenges[value]
         if len(challenges) >= MAX_CHALLENGES:
             raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many open challenges")
         value = secrets.token_urlsafe(32)

@@ -54,7 +54,13 @@ def run(config: ServerConfig) -> int:
     )
     http = uvicorn.Server(
         uvicorn.Config(
-            app, host=config.http.bind, port=config.http.port, log_level="warning", lifespan="off"
+            app,
+            host=config.http.bind,
+            port=config.http.port,
+            log_level="warning",
+            lifespan="off",
+            # forwarded headers are believed only from http.trusted_proxies (server.api)
+            proxy_headers=False,
         )
     )
     scheduler = Scheduler(

@@ -7,6 +7,7 @@ Layers: ``/etc/camwarden/server.toml``, then ``server.d/*.toml`` in name order, 
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -53,6 +54,19 @@ class MqttConfig(_Section, frozen=True, kw_only=True):
 class HttpConfig(_Section, frozen=True, kw_only=True):
     bind: str = "127.0.0.1"
     port: Port = 8080
+    # reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed; from anyone else those headers are ignored (throttling keys on the peer address)
+    trusted_proxies: list[str] = []
+    # requests per source address and minute to the anonymous API (enroll, certificate
+    # challenge and fetch, verify-report), with bursts of as many
+    anonymous_per_minute: Positive = 30
+
+    def __post_init__(self) -> None:
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"trusted_proxies: {entry!r} is no address or network") from exc
 
 
 class FreshnessConfig(_Section, frozen=True, kw_only=True):
@@ -82,10 +96,20 @@ class WebConfig(_Section, frozen=True, kw_only=True):
 
     session_ttl_s: Positive = 8 * 3600
     cookie_name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = "cw_session"
-    cookie_secure: bool = False  # true when users reach the collector over HTTPS
+    # session cookies are Secure when the request came over TLS (directly or from a trusted
+    # proxy's X-Forwarded-Proto), and always when this is true
+    cookie_secure: bool = False
     default_lang: Literal["vi", "en"] = "vi"
     silent_after_s: Positive = 900  # an agent unseen this long is shown as silent
     page_size: Annotated[int, msgspec.Meta(ge=10, le=500)] = 50
+    # sign-in throttling (server.web.throttle): after this many failures an account, or a source
+    # address, is locked for login_lock_s, doubled with each further failure up to
+    # login_lock_max_s; failures older than login_forget_s no longer count
+    login_free_failures: Positive = 5
+    login_source_free_failures: Positive = 20
+    login_lock_s: Seconds = 30.0
+    login_lock_max_s: Seconds = 900.0
+    login_forget_s: Seconds = 3600.0
 
 
 class SmtpConfig(_Section, frozen=True, kw_only=True):

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Request, UploadFile
 from fastapi import status as http
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+from jinja2 import Environment
 from pydantic import BaseModel, Field
 
 from server.config import ServerConfig
@@ -35,6 +35,7 @@ from server.firmware.service import (
 )
 from server.firmware.tuf_repo import NotInitialised, RoleStatus, TufRepository
 from server.web.deps import ApiScope, FormScope, PageScope, Web, WebState
+from server.web.display import environment
 from server.web.i18n import LANGS, Catalogue
 from server.web.scope import Invalid, Scoped
 
@@ -268,17 +269,7 @@ def mount(app: FastAPI, config: ServerConfig, tuf: TufRepository) -> None:
     app.state.firmware = FirmwareState(
         tuf, config.firmware.max_image_bytes, timedelta(seconds=config.firmware.command_ttl_s)
     )
-    templates = Environment(
-        loader=ChoiceLoader(
-            [
-                PackageLoader("server.firmware", "templates"),
-                PackageLoader("server.web", "templates"),
-            ]
-        ),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    templates = environment("server.firmware", "server.web")
     app.include_router(tuf_router(tuf))
     app.include_router(api_router())
     app.include_router(pages_router(templates))

@@ -21,6 +21,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
+from server.web.display import shown_text
 from server.web.i18n import Catalogue
 from server.web.scope import ReportData, ReportNode
 
@@ -133,7 +134,7 @@ def summary(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
 
 def _cells(f: Figures) -> list[str]:
     return [
-        f.name,
+        shown_text(f.name),
         str(f.systems),
         str(f.approved),
         f.levels(),
@@ -153,7 +154,7 @@ def _head(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
     d = report.data
     return [
         catalogue.t(lang, "report.title"),
-        f"{catalogue.t(lang, 'report.org')}: {d.org.name}",
+        f"{catalogue.t(lang, 'report.org')}: {shown_text(d.org.name)}",
         catalogue.t(lang, "report.period", start=d.start.isoformat(), end=d.end.isoformat()),
         catalogue.t(
             lang,
@@ -164,10 +165,30 @@ def _head(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
     ]
 
 
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: str) -> str:
+    """A cell a spreadsheet shows as text: what would start a formula gets a leading quote."""
+    text = shown_text(value)
+    return "'" + text if text[:1] in _FORMULA_START else text
+
+
+class _Cells:
+    """A csv writer whose every cell passes through ``_csv_cell``."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self._writer = csv.writer(out, lineterminator="\r\n")
+
+    def writerow(self, row: list[str]) -> None:
+        self._writer.writerow([_csv_cell(cell) for cell in row])
+
+
 def to_csv(report: Report, catalogue: Catalogue, lang: str) -> bytes:
-    """UTF-8 with a byte-order mark, so spreadsheet tools pick the encoding."""
+    """UTF-8 with a byte-order mark, so spreadsheet tools pick the encoding. Names come from
+    the organisation tree: a cell never starts a formula (=, +, -, @, tab, CR)."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\r\n")
+    w = _Cells(out)
     for line in _head(report, catalogue, lang):
         w.writerow([line])
     for line in summary(report, catalogue, lang):
@@ -200,7 +221,7 @@ class _Pdf(FPDF):
 
 def to_pdf(report: Report, catalogue: Catalogue, lang: str) -> bytes:
     head = _head(report, catalogue, lang)
-    pdf = _Pdf(f"camwarden · {report.data.org.name}")
+    pdf = _Pdf(f"camwarden · {shown_text(report.data.org.name)}")
     pdf.set_title(head[0])
     pdf.set_creator("camwarden")
     pdf.set_creation_date(report.data.generated_at)

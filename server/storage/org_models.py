@@ -99,6 +99,18 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class LoginThrottle(Base):
+    """Failed sign-ins counted per account (``account:NAME``) and per source address
+    (``source:ADDRESS``); a key locked until a future time is refused (server.web.throttle)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class ApiToken(Base):
     """A bearer token for automation: acts as its user; only its SHA-256 is stored."""
 

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, PackageLoader, select_autoescape
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.config import ServerConfig
 from server.storage import Repository
-from server.web import api, pages
+from server.web import api, docs, pages
 from server.web.auth import Authenticator
 from server.web.deps import WebState, install_handlers
+from server.web.display import environment
+from server.web.headers import SecurityHeaders
 from server.web.i18n import Catalogue
 
 
 def mount(app: FastAPI, config: ServerConfig, repo: Repository) -> None:
     """Called by ``server.api.create_app``: routes, static files, error handlers."""
-    templates = Environment(
-        loader=PackageLoader("server.web", "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    templates = environment("server.web")
     app.state.web = WebState(
         repo, config.web, Authenticator(repo, config.web), Catalogue.load(), templates
     )
     install_handlers(app)
+    app.add_middleware(SecurityHeaders)
+    if config.http.trusted_proxies:  # added last, so it runs first: before anything reads the peer
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=config.http.trusted_proxies)
     app.include_router(api.router(config.web))
     app.include_router(pages.router())
     app.mount("/static", StaticFiles(packages=[("server.web", "static")]), name="static")
+    docs.mount(app)

@@ -17,12 +17,14 @@ from server.storage import Repository
 from server.storage.org_models import ApiToken, AuditEntry, OrgUnit, User, WebSession
 from server.web.scope import Principal
 from server.web.security import needs_rehash, new_secret, rehash, secret_hash, verify_password
+from server.web.throttle import SignInThrottle, Throttled
 
 
 class Authenticator:
     def __init__(self, repo: Repository, config: WebConfig) -> None:
         self.engine = repo.engine
         self.config = config
+        self.throttle = SignInThrottle(repo.engine, config)
 
     def _principal(self, user_id: int, csrf: str | None) -> Principal | None:
         with self.engine.connect() as conn:
@@ -35,27 +37,48 @@ class Authenticator:
             return None
         return Principal(row.id, row.username, row.role, row.org_unit_id, row.path, row.lang, csrf)
 
-    def login(self, username: str, password: str, now: datetime) -> tuple[str, Principal] | None:
-        """A new session id (for the cookie) and its principal, or None; audited either way."""
+    def login(
+        self, username: str, password: str, now: datetime, source: str | None = None
+    ) -> tuple[str, Principal] | None:
+        """A new session id (for the cookie) and its principal, or None; audited either way.
+
+        Raises ``Throttled`` (audited, the password unchecked) while the account or the source
+        address is locked after repeated failures (``server.web.throttle``).
+        """
         with self.engine.connect() as conn:
             user = conn.execute(
                 select(User.__table__).where(User.username == username)
             ).one_or_none()
+        entry = {
+            "at": now,
+            "user_id": user.id if user else None,
+            "username": username[:64],
+            "action": "session.login",
+            "target_type": "user",
+            "target_id": username[:128],
+            "org_unit_id": user.org_unit_id if user else None,
+        }
+        detail: dict[str, object] = {"source": source} if source else {}
+        try:
+            self.throttle.check(username, source, now)
+        except Throttled as exc:
+            detail["retry_after_s"] = round(exc.retry_after_s)
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(AuditEntry).values({**entry, "outcome": "throttled", "detail": detail})
+                )
+            raise
         ok = verify_password(user.password_hash if user else None, password)
         ok = ok and user is not None and not user.disabled
         session_id = new_secret()
         with self.engine.begin() as conn:
+            if ok:
+                self.throttle.succeeded(conn, username)
+            elif locked_s := self.throttle.failed(conn, username, source, now):
+                detail["locked_s"] = locked_s
             conn.execute(
                 insert(AuditEntry).values(
-                    at=now,
-                    user_id=user.id if user else None,
-                    username=username[:64],
-                    action="session.login",
-                    target_type="user",
-                    target_id=username[:128],
-                    org_unit_id=user.org_unit_id if user else None,
-                    outcome="ok" if ok else "denied",
-                    detail={},
+                    {**entry, "outcome": "ok" if ok else "denied", "detail": detail}
                 )
             )
             if not ok or user is None:
@@ -75,7 +98,8 @@ class Authenticator:
                 )
             )
         principal = self.from_session(session_id, now)
-        assert principal is not None  # just created
+        if principal is None:  # just created: only a user disabled in between has none
+            return None
         return session_id, principal
 
     def from_session(self, session_id: str, now: datetime) -> Principal | None:

@@ -33,6 +33,11 @@ def web_commands(sub: Any) -> None:
     users.add_parser("list")
     for action in ("passwd", "disable", "enable"):
         users.add_parser(action).add_argument("username")
+    users.add_parser("locked", help="accounts and addresses locked after failed sign-ins")
+    unlock = users.add_parser("unlock", help="end the sign-in lock of an account or an address")
+    target = unlock.add_mutually_exclusive_group(required=True)
+    target.add_argument("username", nargs="?")
+    target.add_argument("--source", help="a source address instead of an account")
     orgs = sub.add_parser("orgs", help="the organisation tree").add_subparsers(
         dest="action", required=True
     )
@@ -92,6 +97,19 @@ def run_web_command(args: argparse.Namespace, repo: Repository) -> int:
         return 1
 
 
+def _locks(args: argparse.Namespace, s: Scoped) -> None:
+    if args.action == "locked":
+        for lock in s.sign_in_locks():
+            until = lock.locked_until.isoformat(timespec="seconds")
+            print(f"{lock.kind}\t{lock.name}\t{lock.failures} failures\tlocked until {until}")
+    elif args.source:
+        s.unlock_sign_in("source", args.source)
+        print(f"address {args.source} unlocked")
+    else:
+        s.unlock_sign_in("account", args.username)
+        print(f"account {args.username} unlocked")
+
+
 def _dispatch(args: argparse.Namespace, s: Scoped) -> int:  # noqa: PLR0912
     if args.command == "users":
         if args.action == "create":
@@ -101,6 +119,8 @@ def _dispatch(args: argparse.Namespace, s: Scoped) -> int:  # noqa: PLR0912
             for u in s.users():
                 state = "disabled" if u.disabled else "active"
                 print(f"{u.id}\t{u.username}\t{u.role}\torg {u.org_unit_id or 'all'}\t{state}")
+        elif args.action in ("locked", "unlock"):
+            _locks(args, s)
         elif args.action == "passwd":
             s.set_password(_user_id(s, args.username), _password())
             print(f"password of {args.username} changed; their sessions ended")

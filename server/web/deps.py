@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -59,6 +60,11 @@ class WebState:
             silent_after=timedelta(seconds=self.config.silent_after_s),
             now=now,
         )
+
+    def secure(self, request: Request) -> bool:
+        """Whether cookies get ``Secure``: the request came over TLS (the scheme a trusted proxy
+        forwarded counts, see ``http.trusted_proxies``), or the config says so."""
+        return self.config.cookie_secure or request.url.scheme == "https"
 
     def lang(self, request: Request, principal: Principal | None) -> str:
         if principal is not None and principal.lang in LANGS:
@@ -189,8 +195,8 @@ def install_handlers(app: FastAPI) -> None:
         return web.render(request, principal, "error.html", code, message=message)
 
     async def login_required(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, LoginRequired)
-        return RedirectResponse(f"/login?next={exc.path}", status.HTTP_303_SEE_OTHER)
+        path = exc.path if isinstance(exc, LoginRequired) else "/"
+        return RedirectResponse(f"/login?next={quote(path)}", status.HTTP_303_SEE_OTHER)
 
     async def csrf_rejected(request: Request, exc: Exception) -> Response:
         web = web_state(request)

@@ -23,6 +23,7 @@ from server.web.deps import (
 )
 from server.web.scope import FindingFilters, Invalid, ModelIn
 from server.web.security import new_secret, same
+from server.web.throttle import Throttled
 
 STATUSES = ("fail", "inconclusive", "not_applicable", "pass")
 INV02 = ("certified", "flagged", "uncertified")
@@ -44,78 +45,7 @@ def _see(url: str) -> RedirectResponse:
 def router() -> APIRouter:
     pages = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
-    @pages.get("/login")
-    def login_form(request: Request, web: Web, next: str = "/") -> Response:
-        token = request.cookies.get(LOGIN_COOKIE) or new_secret()
-        response = web.render(request, None, "login.html", csrf=token, next=_local(next))
-        response.set_cookie(
-            LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=web.config.cookie_secure
-        )
-        return response
-
-    @pages.post("/login")
-    def login(
-        request: Request,
-        web: Web,
-        *,
-        username: Annotated[str, Form(max_length=64)],
-        password: Annotated[str, Form(max_length=256)],
-        csrf: Annotated[str, Form()],
-        next: Annotated[str, Form()] = "/",
-    ) -> Response:
-        expected = request.cookies.get(LOGIN_COOKIE, "")
-        result = (
-            web.auth.login(username, password, web.now())
-            if expected and same(csrf, expected)
-            else None
-        )
-        if result is None:
-            return web.render(
-                request,
-                None,
-                "login.html",
-                401,
-                next=_local(next),
-                csrf_login=expected,
-                failed=True,
-            )
-        session_id, _ = result
-        response = _see(_local(next))
-        response.set_cookie(
-            web.config.cookie_name,
-            session_id,
-            max_age=web.config.session_ttl_s,
-            httponly=True,
-            samesite="lax",
-            secure=web.config.cookie_secure,
-        )
-        response.delete_cookie(LOGIN_COOKIE)
-        return response
-
-    @pages.post("/logout")
-    def logout(request: Request, web: Web, s: FormScope) -> Response:
-        web.auth.logout(request.cookies.get(web.config.cookie_name, ""))
-        response = _see("/login")
-        response.delete_cookie(web.config.cookie_name)
-        return response
-
-    @pages.post("/lang")
-    def set_lang(
-        request: Request,
-        web: Web,
-        lang: Annotated[str, Form(pattern="^(vi|en)$")],
-        csrf: Annotated[str, Form()],
-        next: Annotated[str, Form()] = "/",
-    ) -> Response:
-        principal = session_principal(request, web)
-        expected = principal.csrf if principal else request.cookies.get(LOGIN_COOKIE)
-        if not (expected and same(csrf, expected)):
-            raise Invalid("stale form")
-        if principal is not None:
-            web.scoped(principal, web.now()).set_language(lang)
-        response = _see(_local(next))
-        response.set_cookie(LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400)
-        return response
+    _session_pages(pages)
 
     @pages.get("/")
     def overview(request: Request, web: Web, s: PageScope) -> Response:
@@ -200,6 +130,7 @@ def router() -> APIRouter:
         return _see(f"/agents?changed={agent_id}")
 
     _more_pages(pages)
+    _admin_pages(pages)
     return pages
 
 
@@ -273,7 +204,7 @@ def _more_pages(pages: APIRouter) -> None:
         return web.render(request, s.p, "kev.html", groups=groups, devices=devices, shown=KEV_SHOWN)
 
     @pages.get("/alerts")
-    def alerts(request: Request, web: Web, s: PageScope, secret: str = "") -> Response:
+    def alerts(request: Request, web: Web, s: PageScope) -> Response:
         routes = s.alert_routes() if s.p.has("operator") else None
         orgs = s.org_tree()
         return web.render(
@@ -284,7 +215,7 @@ def _more_pages(pages: APIRouter) -> None:
             routes=routes,
             orgs=orgs,
             org_names={o.id: o.name for o in orgs},
-            secret=secret[:64],
+            secret=None,  # shown only on the answer to the POST that made it, never from a URL
         )
 
     @pages.post("/alert-routes")
@@ -358,6 +289,10 @@ def _more_pages(pages: APIRouter) -> None:
         s.create_org(parent_id=_org_id(parent), kind=kind, name=name.strip())
         return _see("/orgs")
 
+
+def _admin_pages(pages: APIRouter) -> None:
+    """Users, their sign-in locks, API tokens and the audit log."""
+
     @pages.get("/users")
     def users(request: Request, web: Web, s: PageScope) -> Response:
         listed = s.users()
@@ -370,6 +305,7 @@ def _more_pages(pages: APIRouter) -> None:
             orgs=[o for o in orgs if o.kind != "site"],
             org_names={o.id: o.name for o in orgs},
             roles=ROLES,
+            locks=s.sign_in_locks(),
         )
 
     @pages.post("/users")
@@ -382,6 +318,16 @@ def _more_pages(pages: APIRouter) -> None:
         org: Annotated[str, Form(max_length=12)] = "",
     ) -> Response:
         s.create_user(username, password, role, _org_id(org))
+        return _see("/users")
+
+    @pages.post("/sign-in-locks/unlock")
+    def unlock(
+        s: FormScope,
+        *,
+        kind: Annotated[Literal["account", "source"], Form()],
+        name: Annotated[str, Form(min_length=1, max_length=64)],
+    ) -> Response:
+        s.unlock_sign_in(kind, name)
         return _see("/users")
 
     @pages.post("/users/{user_id}/{action}")
@@ -413,3 +359,95 @@ def _more_pages(pages: APIRouter) -> None:
     @pages.get("/audit")
     def audit(request: Request, web: Web, s: PageScope) -> Response:
         return web.render(request, s.p, "audit.html", entries=s.audit())
+
+
+def _session_pages(pages: APIRouter) -> None:
+    """Sign-in (throttled: server.web.throttle), sign-out and the language choice."""
+
+    @pages.get("/login")
+    def login_form(request: Request, web: Web, next: str = "/") -> Response:
+        token = request.cookies.get(LOGIN_COOKIE) or new_secret()
+        response = web.render(request, None, "login.html", csrf=token, next=_local(next))
+        response.set_cookie(
+            LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=web.secure(request)
+        )
+        return response
+
+    @pages.post("/login")
+    def login(
+        request: Request,
+        web: Web,
+        *,
+        username: Annotated[str, Form(max_length=64)],
+        password: Annotated[str, Form(max_length=256)],
+        csrf: Annotated[str, Form()],
+        next: Annotated[str, Form()] = "/",
+    ) -> Response:
+        expected = request.cookies.get(LOGIN_COOKIE, "")
+        source = request.client.host if request.client else None
+        try:
+            result = (
+                web.auth.login(username, password, web.now(), source)
+                if expected and same(csrf, expected)
+                else None
+            )
+        except Throttled as exc:
+            refused = web.render(
+                request,
+                None,
+                "login.html",
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                next=_local(next),
+                throttled=exc.retry_after,
+            )
+            refused.headers["Retry-After"] = exc.retry_after
+            return refused
+        if result is None:
+            return web.render(
+                request,
+                None,
+                "login.html",
+                401,
+                next=_local(next),
+                csrf_login=expected,
+                failed=True,
+            )
+        session_id, _ = result
+        response = _see(_local(next))
+        response.set_cookie(
+            web.config.cookie_name,
+            session_id,
+            max_age=web.config.session_ttl_s,
+            httponly=True,
+            samesite="lax",
+            secure=web.secure(request),
+        )
+        response.delete_cookie(LOGIN_COOKIE)
+        return response
+
+    @pages.post("/logout")
+    def logout(request: Request, web: Web, s: FormScope) -> Response:
+        web.auth.logout(request.cookies.get(web.config.cookie_name, ""))
+        response = _see("/login")
+        response.delete_cookie(web.config.cookie_name)
+        return response
+
+    @pages.post("/lang")
+    def set_lang(
+        request: Request,
+        web: Web,
+        lang: Annotated[str, Form(pattern="^(vi|en)$")],
+        csrf: Annotated[str, Form()],
+        next: Annotated[str, Form()] = "/",
+    ) -> Response:
+        principal = session_principal(request, web)
+        expected = principal.csrf if principal else request.cookies.get(LOGIN_COOKIE)
+        if not (expected and same(csrf, expected)):
+            raise Invalid("stale form")
+        if principal is not None:
+            web.scoped(principal, web.now()).set_language(lang)
+        response = _see(_local(next))
+        response.set_cookie(
+            LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400, secure=web.secure(request)
+        )
+        return response

@@ -63,6 +63,7 @@ from server.storage.org_models import (
     WebSession,
 )
 from server.web.security import hash_password, new_secret, secret_hash
+from server.web.throttle import Lock, SignInThrottle
 
 Role = Literal["viewer", "operator", "admin"]
 AgentState = Literal["online", "silent", "pending", "revoked"]
@@ -962,6 +963,34 @@ class Scoped:
                     .values(password_hash=hash_password(password), password_changed_at=self.now)
                 )
                 self._end_sessions(conn, user_id)
+
+    def sign_in_locks(self) -> list[Lock]:
+        """Accounts and source addresses locked after failed sign-ins (server.web.throttle):
+        all for the whole fleet's admins; an agency's admins see their own users' accounts."""
+        self._require("admin")
+        with self.engine.connect() as conn:
+            locks = SignInThrottle.locks(conn, self.now)
+        if self.p.org_path is None:
+            return locks
+        mine = {u.username for u in self.users()}
+        return [lock for lock in locks if lock.kind == "account" and lock.name in mine]
+
+    def unlock_sign_in(self, kind: Literal["account", "source"], name: str) -> None:
+        """Forget an account's or a source's failed sign-ins, ending its lock (audited)."""
+        with self._action("session.unlock", kind, name) as act:
+            self._require("admin")
+            users = {u.username: u for u in self.users()}
+            if kind == "account" and name in users:
+                act.org_unit_id = users[name].org_unit_id
+            else:  # a source address, or an account name that no user has
+                self._require_whole_fleet()
+            with read_then_write(self.engine) as conn:
+                if kind == "account":
+                    found = SignInThrottle.unlock(conn, username=name)
+                else:
+                    found = SignInThrottle.unlock(conn, source=name)
+            if not found:
+                raise NotVisible(f"no failed sign-ins of {kind} {name}")
 
     @staticmethod
     def _end_sessions(conn: Connection, user_id: int) -> None:

@@ -172,7 +172,14 @@ def serve(app: FastAPI) -> Iterator[httpx.Client]:
     """``app`` on a real uvicorn server on a free loopback port, and a client for it."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,  # as the collector runs it: only http.trusted_proxies count
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

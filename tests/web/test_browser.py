@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.web.conftest import PASSWORD, World
 
@@ -120,3 +120,31 @@ def test_operator_walkthrough(browser: Browser, server: httpx.Client, world: Wor
     shot(page, "7-reports")
     page.get_by_role("button", name="Đăng xuất").click()
     expect(page).to_have_url(f"{base}/login")
+
+
+def test_api_docs_render_with_the_network_off(browser: Browser, server: httpx.Client) -> None:
+    """/api/docs from the collector's own assets: nothing leaves localhost, the CSP holds."""
+    base = str(server.base_url).rstrip("/")
+    page = browser.new_page(base_url=base)
+    outside: list[str] = []
+    problems: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(base + "/"):
+            route.continue_()
+        else:  # what a closed network does to it
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto("/api/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text(
+        "camwarden collector", timeout=30_000
+    )  # a 1.5 MB script on a loaded machine
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    expect(page.get_by_text("/api/v1/fleet", exact=True)).to_be_visible()
+    shot(page, "8-api-docs")
+    assert outside == []
+    assert problems == []
