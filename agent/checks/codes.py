@@ -44,6 +44,10 @@ CODES: Final[dict[str, str]] = {
         "strength score {score} of 4."
     ),
     "auth.password_unknown": "The agent holds no password for this camera.",
+    "auth.credential_rejected": (
+        "The camera refused the credential of vault entry '{vault_entry}': the vault holds "
+        "a wrong password, so the camera could not be audited. Update the vault entry."
+    ),
     # INV-01 (agent.checks.identity); INV-02 is judged by the collector from this identity
     "inv.identified": (
         "Identified as {vendor} {model}, firmware {firmware}, serial {serial} (from {source})."

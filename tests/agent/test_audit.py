@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import msgspec
@@ -16,6 +17,7 @@ from agent.audit import Auditor
 from agent.checks.credentials import DefaultCredentialCheck
 from agent.checks.netprobe import NetCheck
 from agent.config import load_config
+from agent.vault import Vault, load_vault_key
 from lab.testing import LabFactory
 from protocol.messages import Camera, Finding
 from tests.agent.audit_lab import AUDIT, audit, prepare, write_config
@@ -40,6 +42,27 @@ id = "rogue"
 persona = "dahua"
 """
 NO_GUESSING = AUDIT.replace("guess_default_credentials = true", "guess_default_credentials = false")
+
+
+async def scan_once(config: Path, *extra: str) -> tuple[int, str, str]:
+    """``camwarden-agent scan --once`` in its own process: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent",
+        "--log-level",
+        "WARNING",
+        "scan",
+        "--once",
+        "--config",
+        str(config),
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 def inv04(camera: Camera) -> list[Finding]:
@@ -135,24 +158,8 @@ async def test_scan_once_json(lab_fleet: LabFactory, tmp_path: Path) -> None:
     config = write_config(fleet, tmp_path, discovery=False)
     prepare(fleet, tmp_path, discovery=False)
 
-    async def scan(*extra: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "agent",
-            "--log-level",
-            "WARNING",
-            "scan",
-            "--once",
-            "--config",
-            str(config),
-            *extra,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+    def scan(*extra: str) -> Awaitable[tuple[int, str, str]]:
+        return scan_once(config, *extra)
 
     code, out, err = await scan("--json", "--camera", "rogue")
     assert code == 1, err  # the rogue camera is on its factory password: critical
@@ -203,3 +210,53 @@ async def test_each_audit_looks_at_the_camera_afresh(lab_fleet: LabFactory, tmp_
     # once by identification's https_only for all three adapters, once by COM-01
     assert asked == [2, 2]
     assert findings[0] == findings[1]
+
+
+async def test_a_camera_not_audited_is_never_clean(lab_fleet: LabFactory, tmp_path: Path) -> None:
+    """A wrong password in the vault and a configured camera that does not answer: each row says
+    so (LOGIN FAILED, UNREACHABLE), the JSON carries the state and its reason, the password
+    policy is not passed on a password the camera refused, and ``scan`` exits 3 when nothing else
+    is wrong."""
+    fleet = await lab_fleet(LAB)
+    config = write_config(fleet, tmp_path, audit=NO_GUESSING, discovery=False)
+    gone = str(fleet["cam-a"].host).rsplit(".", 1)[0] + ".250"  # in the subnet, nothing there
+    loaded = prepare(fleet, tmp_path, audit=NO_GUESSING, discovery=False)
+    vault = Vault(loaded.state_path, load_vault_key(loaded.vault_key_path))
+    vault.set("cam-b", "root", "Wrong-but-Strong-7!")  # the camera's password is STRONG
+    config.write_text(
+        config.read_text()
+        + f'[[cameras]]\nid = "gone"\naddress = "{gone}"\ncredentials_ref = "cam-a"\n'
+    )
+
+    def scan(*extra: str) -> Awaitable[tuple[int, str, str]]:
+        return scan_once(config, *extra)
+
+    code, out, err = await scan("--json", "--camera", "cam-b", "--camera", "gone")
+    assert code == 1, err  # cam-b has no HTTPS (high): a finding is never hidden behind 3
+    cameras = {c.camera_id: c for c in msgspec.convert(json.loads(out)["cameras"], list[Camera])}
+    wrong, down = cameras["cam-b"], cameras["gone"]
+    assert (wrong.audit, down.audit) == ("login_failed", "unreachable")
+    assert wrong.audit_reason
+    assert wrong.audit_reason.startswith("identification failed")
+    assert down.audit_reason
+    [rejected] = [f for f in wrong.findings if "AUTH-04" in f.controls]
+    assert (rejected.code, rejected.status) == ("auth.credential_rejected", "fail")
+    assert rejected.evidence == {"vault_entry": "cam-b"}
+    # what needs the login is left undecided with the reason; network probes still judge
+    needs_login = [f for f in wrong.findings if f.code == "check.camera_error"]
+    assert needs_login
+    assert {f.evidence["error"] for f in needs_login} == {"auth_failed"}
+
+    code, out, _err = await scan("--camera", "cam-b", "--camera", "gone")
+    assert code == 1
+    rows = {line.split()[0]: line for line in out.splitlines()}
+    assert rows["CAMERA"].split()[:2] == ["CAMERA", "ADDRESS"]
+    assert "AUDIT" in rows["CAMERA"]
+    assert "LOGIN FAILED" in rows["cam-b"]
+    assert "AUTH-04" in rows["cam-b"]
+    assert "UNREACHABLE" in rows["gone"]
+    assert "(not answering)" in rows["gone"]
+
+    code, out, _err = await scan("--camera", "gone")
+    assert code == 3  # nothing failed, but nothing was audited either
+    assert "UNREACHABLE" in out.splitlines()[1]
