@@ -237,6 +237,12 @@ class Auditor:
             guess_timeout_s=audit.guess_timeout_s,
         )
         self._guessing = audit.guess_default_credentials if guessing is None else guessing
+        # a camera's own switch wins over the site's, unless the caller forbids guessing
+        self._guessing_per_camera = {
+            c.id: c.guess_default_credentials
+            for c in config.cameras
+            if c.guess_default_credentials is not None and guessing is not False
+        }
 
     def checks(self) -> tuple[Check, ...]:
         from agent.checks import build_checks  # noqa: PLC0415
@@ -256,6 +262,7 @@ class Auditor:
             approved_accounts=approved,
             inventory=self._targets,
             guessing=self._guessing,
+            guessing_per_camera=self._guessing_per_camera,
             guess_budget=audit.guess_budget,
             guess_limits=GuessLimits(
                 threshold=assumed.threshold,

@@ -61,13 +61,17 @@ CODES: Final[dict[str, str]] = {
         "None of {tried} default credentials was accepted on {interfaces} ({attempts} attempts)."
     ),
     "auth.guessing_stopped": (
-        "Default-credential testing stopped ({stop_reason}) after {attempts} attempts; "
-        "{untried} of {planned} planned attempts were not made."
+        "Default credentials were not tested on {untested} ({stop_reason}): {attempts} attempts "
+        "made, {untried} of {planned} planned attempts were not."
+    ),
+    "auth.login_not_enforced": (
+        "{interface} accepted a wrong password as well: it checks no login at all, so no default "
+        "password can be proven there (see AUTH-10 for ONVIF, AUTH-08 for RTSP)."
     ),
     "auth.guessing_not_authorised": (
         "Default credentials are only tried on cameras of the configured inventory."
     ),
-    "auth.guessing_disabled": "Default-credential testing is not enabled for this site.",
+    "auth.guessing_disabled": "Default-credential testing is turned off for this {switch}.",
     "auth.no_login_interface": "No interface of the camera answered a login attempt.",
     # AUTH-02 (agent.checks.accounts)
     "auth.activated": "The camera is activated (its first password has been set).",

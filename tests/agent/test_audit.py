@@ -14,10 +14,13 @@ import msgspec
 import pytest
 
 from agent.audit import Auditor
+from agent.checks.base import CheckContext, CheckLimits, SystemClock
 from agent.checks.credentials import DefaultCredentialCheck
 from agent.checks.netprobe import NetCheck
+from agent.cli import main as agent_main
 from agent.config import load_config
 from agent.vault import Vault, load_vault_key
+from agent.vendors.base import CameraError
 from lab.testing import LabFactory
 from protocol.messages import Camera, Finding
 from tests.agent.audit_lab import AUDIT, audit, prepare, write_config
@@ -151,6 +154,50 @@ def test_checks_are_built_from_the_config(tmp_path: Path) -> None:
     accounts = next(c for c in checks if "AUTH-12" in c.controls)
     assert accounts.approved == {"one": ("root",), "two": ("admin",)}  # type: ignore[attr-defined]
     assert type(checks[-1]) is DefaultCredentialCheck  # guessing last
+
+
+async def test_default_credential_testing_is_on_unless_turned_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ADR 0018: on by default; a site or a single camera turns it off (or a camera back on),
+    the finding names which switch; a scan beside the running daemon never guesses."""
+    path = tmp_path / "agent.toml"
+    head = 'agent_id = "a"\nsite = "s"\n[network]\ncamera_subnets = ["192.0.2.0/24"]\n'
+    cameras = (
+        '[[cameras]]\nid = "on"\naddress = "192.0.2.10"\n'
+        '[[cameras]]\nid = "off"\naddress = "192.0.2.11"\nguess_default_credentials = false\n'
+    )
+    path.write_text(head + cameras)
+    config = load_config(path)
+    assert config.audit.guess_default_credentials is True
+
+    async def verdict(auditor: Auditor, camera: str) -> list[tuple[str, object]]:
+        [guess] = [c for c in auditor.checks() if isinstance(c, DefaultCredentialCheck)]
+        [target] = [t for t in guess.inventory if t.camera_id == camera]
+        ctx = CheckContext(target, None, None, CheckLimits(), SystemClock())
+        try:
+            findings = await guess.run(ctx)
+        except CameraError:  # got past the switch: it asks for the camera's adapter
+            return []
+        return [(f.code, f.evidence.get("switch")) for f in findings]
+
+    auditor = Auditor(config, credentials={}, site_key=None)
+    assert await verdict(auditor, "on") == []
+    assert await verdict(auditor, "off") == [("auth.guessing_disabled", "camera")]
+    busy = Auditor(config, credentials={}, site_key=None, guessing=False)
+    assert await verdict(busy, "on") == [("auth.guessing_disabled", "site")]
+
+    path.write_text(
+        head.replace("[network]", "[audit]\nguess_default_credentials = false\n[network]")
+        + cameras.replace("false", "true")
+    )
+    site_off = Auditor(load_config(path), credentials={}, site_key=None)
+    assert await verdict(site_off, "on") == [("auth.guessing_disabled", "site")]
+    assert await verdict(site_off, "off") == []  # the camera's own switch wins
+
+    path.write_text(head + cameras.replace("false", '"no"'))
+    assert agent_main(["check-config", "--config", str(path)]) == 2
+    assert "guess_default_credentials" in capsys.readouterr().err
 
 
 async def test_scan_once_json(lab_fleet: LabFactory, tmp_path: Path) -> None:

@@ -146,6 +146,7 @@ class OnvifAdapter(Adapter):
             device = await self.client.anonymous()
             media = await self.client.anonymous_media()
             calls: dict[str, Any] = {
+                "GetDeviceInformation": device.authless_GetDeviceInformation,
                 "GetProfiles": media.authless_GetProfiles,
                 "GetStreamUri": lambda: media.authless_GetStreamUri(
                     _stream_request(const.PLACEHOLDER_PROFILE)
