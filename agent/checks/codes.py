@@ -171,6 +171,10 @@ CODES: Final[dict[str, str]] = {
     "auth.rtsp_no_stream": "No RTSP stream at any tried path on port {port} ({path_source}).",
     "auth.rtsp_closed": "Nothing listens for RTSP on port {port}.",
     # SVC-01 / COM-06 / SVC-02 / SVC-03 / COM-05 / SVC-04 (agent.checks.services)
+    "svc.ports_vendor_unknown": (
+        "Ports {undetermined} are open; the camera is not identified, so whether its vendor "
+        "documents them is unknown."
+    ),
     "svc.unexpected_ports": (
         "Open TCP ports {unexpected} are neither documented for {vendor} ({documented}) nor "
         "allowed by the site."

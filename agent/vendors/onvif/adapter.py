@@ -156,7 +156,12 @@ class OnvifAdapter(Adapter):
             }
             return {op: await _answered(calls[op]) for op in const.PROTECTED_PROBES}
 
-        return await self._call(Capability.IDENTITY, "unauthenticated_operations", probe)
+        # one request timeout per operation probed: a loaded camera answering each in time must
+        # not turn the whole probe into a timeout
+        limit = self.config.timeout_s * len(const.PROTECTED_PROBES)
+        return await self._call(
+            Capability.IDENTITY, "unauthenticated_operations", probe, timeout_s=limit
+        )
 
 
 def _stream_request(token: str) -> dict[str, Any]:
