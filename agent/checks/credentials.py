@@ -66,7 +66,7 @@ from agent.credentials.planner import (
     Outcome,
 )
 from agent.probes import rtsp
-from agent.vendors.base import Adapter, AuthFailed, CameraError, LockedOut, Unsupported
+from agent.vendors.base import Adapter, AuthFailed, CameraError, LockedOut
 from agent.vendors.models import Capability, Credential, Interface, LockoutPolicy, Target
 from protocol.messages import EvidenceValue, Finding
 
@@ -420,12 +420,13 @@ def _account(credential: DefaultCredential) -> str:
 
 
 async def _lockout_policy(adapter: Adapter) -> LockoutPolicy | None:
-    """The camera's configured policy, or None (the planner then assumes a strict one)."""
+    """The camera's configured policy, or None when it cannot be read (not exposed, or a bad
+    answer): the planner then assumes a strict one."""
     if not adapter.supports(Capability.LOCKOUT_POLICY):
         return None
     try:
         return await adapter.lockout_policy()
-    except Unsupported:
+    except CameraError:
         return None
 
 
