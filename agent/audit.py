@@ -509,7 +509,9 @@ class Auditor:
                     state.findings.extend(await self._check(check, refused, tls_gate))
             return
         state.identity = found.identity
-        if found.adapter is None:
+        if found.adapter is None and base.credential is None:
+            state.stop("login_failed", "no vault credential for this camera: only its banner read")
+        elif found.adapter is None:
             state.stop("unsupported", f"no vendor API or ONVIF answered ({found.identity.source})")
         companions: dict[Credential | None, Adapter] = {}
         ctx = CheckContext(

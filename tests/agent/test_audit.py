@@ -273,6 +273,7 @@ async def test_a_camera_not_audited_is_never_clean(lab_fleet: LabFactory, tmp_pa
     config.write_text(
         config.read_text()
         + f'[[cameras]]\nid = "gone"\naddress = "{gone}"\ncredentials_ref = "cam-a"\n'
+        + f'[[cameras]]\nid = "nocred"\naddress = "{fleet["cam-a"].host}"\n'
     )
 
     def scan(*extra: str) -> Awaitable[tuple[int, str, str]]:
@@ -303,6 +304,11 @@ async def test_a_camera_not_audited_is_never_clean(lab_fleet: LabFactory, tmp_pa
     assert "AUTH-04" in rows["cam-b"]
     assert "UNREACHABLE" in rows["gone"]
     assert "(not answering)" in rows["gone"]
+
+    code, out, _err = await scan("--json", "--camera", "nocred")
+    [nocred] = msgspec.convert(json.loads(out)["cameras"], list[Camera])
+    assert nocred.audit == "login_failed"  # no vault entry: only the banner was read
+    assert "no vault credential" in str(nocred.audit_reason)
 
     code, out, _err = await scan("--camera", "gone")
     assert code == 3  # nothing failed, but nothing was audited either
