@@ -56,7 +56,14 @@ from agent.inventory.discover import Host, Scope, merge
 from agent.results import AuditResult
 from agent.scope import OutOfScope, admit, confined, site_scope
 from agent.state import atomic_write
-from agent.vendors.base import Adapter, AdapterConfig, CameraError, Timeout, Unreachable
+from agent.vendors.base import (
+    Adapter,
+    AdapterConfig,
+    AuthFailed,
+    CameraError,
+    Timeout,
+    Unreachable,
+)
 from agent.vendors.models import Credential, DeviceIdentity, Interface, Target
 from protocol.messages import AuditState, Camera, EvidenceValue, Finding, Identity
 from protocol.text import clean_text
@@ -168,6 +175,17 @@ _STOPPED: Final[dict[str, AuditState]] = {
 }
 
 
+# framework findings of a check that applies but could not judge the camera
+_UNJUDGED: Final = frozenset({"check.camera_error", "check.timeout", "check.internal_error"})
+_REFUSED: Final = frozenset({"auth_failed", "locked_out"})  # CameraError codes of a refused login
+_LISTED: Final = 6  # checks named in a reason, then "and N more"
+
+
+def _listed(names: Sequence[str]) -> str:
+    more = len(names) - _LISTED
+    return ", ".join(names[:_LISTED]) + (f" and {more} more" if more > 0 else "")
+
+
 @dataclass(slots=True)
 class _Progress:
     """What one camera's audit learnt so far; kept when its time limit cuts it short."""
@@ -181,6 +199,20 @@ class _Progress:
 
     def stop(self, state: AuditState, reason: str) -> None:
         self.state, self.reason = state, reason
+
+    def settle(self) -> None:
+        """After every check ran: "audited" only when each check that applies judged the
+        camera. A check left without a result by the camera's refusal of our login makes the
+        camera login_failed; by any other failure (transport, time limit, bug) partial."""
+        if self.state != "audited":
+            return
+        unjudged = [f for f in self.findings if f.code in _UNJUDGED]
+        refused = sorted({f.check for f in unjudged if f.evidence.get("error") in _REFUSED})
+        if refused:
+            self.stop("login_failed", f"the camera refused the agent's login in {_listed(refused)}")
+        elif unjudged:
+            checks = sorted({f.check for f in unjudged})
+            self.stop("partial", f"no result from {_listed(checks)}")
 
 
 class Auditor:
@@ -214,6 +246,12 @@ class Auditor:
             guess_timeout_s=audit.guess_timeout_s,
         )
         self._guessing = audit.guess_default_credentials if guessing is None else guessing
+        # a camera's own switch wins over the site's, unless the caller forbids guessing
+        self._guessing_per_camera = {
+            c.id: c.guess_default_credentials
+            for c in config.cameras
+            if c.guess_default_credentials is not None and guessing is not False
+        }
 
     def checks(self) -> tuple[Check, ...]:
         from agent.checks import build_checks  # noqa: PLC0415
@@ -233,6 +271,7 @@ class Auditor:
             approved_accounts=approved,
             inventory=self._targets,
             guessing=self._guessing,
+            guessing_per_camera=self._guessing_per_camera,
             guess_budget=audit.guess_budget,
             guess_limits=GuessLimits(
                 threshold=assumed.threshold,
@@ -479,13 +518,18 @@ class Auditor:
             context = "" if isinstance(exc, OutOfScope) else "identification failed: "
             state.stop(_STOPPED.get(exc.code, "partial"), f"{context}{exc}")
             logger.info("%s: identification failed (%s)", target.camera_id, exc.code)
+            refused = dataclasses.replace(base, login_refused=isinstance(exc, AuthFailed))
             for check in checks:
                 if down or check.requires:
                     state.findings.append(camera_error_finding(check, base, exc, context))
                 else:
-                    state.findings.extend(await self._check(check, base, tls_gate))
+                    state.findings.extend(await self._check(check, refused, tls_gate))
             return
         state.identity = found.identity
+        if found.adapter is None and base.credential is None:
+            state.stop("login_failed", "no vault credential for this camera: only its banner read")
+        elif found.adapter is None:
+            state.stop("unsupported", f"no vendor API or ONVIF answered ({found.identity.source})")
         companions: dict[Credential | None, Adapter] = {}
         ctx = CheckContext(
             target,
@@ -502,6 +546,7 @@ class Auditor:
         try:
             for check in checks:
                 state.findings.extend(await self._check(check, ctx, tls_gate))
+            state.settle()
         finally:
             for adapter in [*companions.values(), found.adapter]:
                 if adapter is not None:

@@ -5,6 +5,11 @@ vault, check-config.
 and returns 1 (``scan``: 2, so that 1 keeps meaning "high or critical findings"; 2 as well for
 an invalid config in ``check-config``). Under systemd the log goes to the journal with
 structured fields (``service.systemd``), else to stderr.
+
+``scan --once`` exit codes: 0 every camera audited and no high or critical finding failed;
+1 a high or critical finding failed (on any camera, or the agent host); 2 usage, config or vault
+error; 3 no high or critical finding, but some camera was not fully audited (partial, login
+failed, unreachable, unsupported): its row says so and nothing about it is clean.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from agent.identity import enroll, keygen, load_key
 from agent.state import exclusive
 from protocol.configfile import ConfigError, dumps
 from protocol.keys import public_jwk
-from protocol.messages import Camera, Finding
+from protocol.messages import AuditState, Camera, Finding
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     with_config(p)
     p = sub.add_parser("run", help="run the agent loop (hello, heartbeats, reports)")
     with_config(p)
-    p = sub.add_parser("scan", help="audit the cameras now and print the findings")
+    p = sub.add_parser(
+        "scan",
+        help="audit the cameras now and print the findings",
+        description="Audit the cameras now and print the findings.",
+        epilog=SCAN_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--once", action="store_true", required=True, help="one audit, then exit")
     p.add_argument("--camera", action="append", metavar="ID", help="only this camera (repeatable)")
     p.add_argument("--json", action="store_true", help="JSON: cameras and host findings")
@@ -146,6 +157,21 @@ def _signed(args: argparse.Namespace, config: AgentConfig) -> int:
 
 SEVERITIES = ("critical", "high", "medium", "low")
 BLOCKING = frozenset({"critical", "high"})  # scan exits 1 when a failed finding has one
+SCAN_EXIT_CODES = """exit codes:
+  0  every camera audited, no high or critical finding failed
+  1  a high or critical finding failed (whatever else happened)
+  2  usage, config or vault error: nothing was audited
+  3  no high or critical finding, but some camera was not fully audited
+     (PARTIAL, LOGIN FAILED, UNREACHABLE, UNSUPPORTED): nothing about it is clean"""
+# the AUDIT column of the scan table (protocol AuditState)
+AUDIT_WORDS: dict[AuditState, str] = {
+    "audited": "audited",
+    "partial": "PARTIAL",
+    "login_failed": "LOGIN FAILED",
+    "unreachable": "UNREACHABLE",
+    "unsupported": "UNSUPPORTED",
+    "not_audited": "NOT AUDITED",
+}
 
 
 def _scan(config: AgentConfig, *, cameras: list[str] | None, as_json: bool) -> int:
@@ -183,8 +209,16 @@ def _scan(config: AgentConfig, *, cameras: list[str] | None, as_json: bool) -> i
         print(msgspec.json.format(msgspec.json.encode(document)).decode())
     else:
         print(_table(result.cameras, result.host_findings))
-    failed = [f for c in result.cameras for f in c.findings] + list(result.host_findings)
-    return 1 if any(f.status == "fail" and f.severity in BLOCKING for f in failed) else 0
+    return scan_exit_code(result.cameras, result.host_findings)
+
+
+def scan_exit_code(cameras: Sequence[Camera], host: Sequence[Finding]) -> int:
+    """1 for a failed high or critical finding (it is never hidden behind 3), else 3 when a
+    camera was not fully audited, else 0 (``SCAN_EXIT_CODES``)."""
+    failed = [f for c in cameras for f in c.findings] + list(host)
+    if any(f.status == "fail" and f.severity in BLOCKING for f in failed):
+        return 1
+    return 3 if any(c.audit != "audited" for c in cameras) else 0
 
 
 def _progress_bar(camera: Camera, done: int, total: int) -> None:
@@ -208,16 +242,22 @@ def _failed_controls(findings: Sequence[Finding]) -> str:
 
 
 def _table(cameras: Sequence[Camera], host: Sequence[Finding]) -> str:
-    rows = [("CAMERA", "ADDRESS", "VENDOR / MODEL / FIRMWARE", "FAILED CONTROLS")]
+    """One row per camera; a camera not fully audited says so in AUDIT and, after its failed
+    controls, why (its failed controls are what was found, never a clean bill)."""
+    rows = [("CAMERA", "ADDRESS", "VENDOR / MODEL / FIRMWARE", "AUDIT", "FAILED CONTROLS")]
     for camera in cameras:
         who = camera.identity
         device = " / ".join(v or "?" for v in (who.vendor, who.model, who.firmware))
         if not camera.reachable:
             device = "(not answering)"
-        rows.append((camera.camera_id, camera.address, device, _failed_controls(camera.findings)))
-    rows.append(("(agent host)", "", "", _failed_controls(host)))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(row[i].ljust(widths[i]) for i in range(3)) + "  " + row[3] for row in rows]
+        failed = _failed_controls(camera.findings)
+        if camera.audit != "audited":
+            failed += f" ({camera.audit_reason or 'no reason given'})"
+        word = AUDIT_WORDS[camera.audit]
+        rows.append((camera.camera_id, camera.address, device, word, failed))
+    rows.append(("(agent host)", "", "", "", _failed_controls(host)))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(row[i].ljust(widths[i]) for i in range(4)) + "  " + row[4] for row in rows]
     return "\n".join(lines)
 
 

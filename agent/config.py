@@ -84,7 +84,7 @@ class AuditConfig(_Section, frozen=True, kw_only=True):
     guess_timeout_s: Seconds = 900.0
     request_timeout_s: Seconds = 10.0
     max_response_bytes: Annotated[int, msgspec.Meta(ge=4096)] = 1024 * 1024
-    guess_default_credentials: bool = False
+    guess_default_credentials: bool = True  # docs/adr/0018-default-credentials-on.md
     guess_budget: Annotated[int, msgspec.Meta(ge=1, le=100)] = 12
     assumed_lockout: Lockout = Lockout()
     approved_accounts: tuple[str, ...] = ()
@@ -121,6 +121,7 @@ class CameraConfig(_Section, frozen=True, kw_only=True):
     vendor: str | None = None
     credentials_ref: str | None = None  # a name in the credential store, never a password
     approved_accounts: tuple[str, ...] | None = None  # None: [audit] approved_accounts
+    guess_default_credentials: bool | None = None  # None: [audit] guess_default_credentials
 
 
 class FirmwareConfig(_Section, frozen=True, kw_only=True):

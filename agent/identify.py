@@ -15,8 +15,9 @@ Outcomes::
                                           plain HTTP was closed or redirected to HTTPS)
     only an HTTP banner answers        -> Identification(None, DeviceIdentity(source="banner:..."))
     no connection / no answer in time  -> Unreachable / Timeout, at the first adapter that saw it
-    nothing usable                     -> the most telling error seen: AuthFailed (the camera
-                                          refused our credential), else BadResponse, else
+    an API refused our credential      -> AuthFailed, even when an HTTP banner answers (the
+                                          camera is then not audited: login failed)
+    nothing usable                     -> the most telling error seen: BadResponse, else
                                           Unsupported
 """
 
@@ -88,6 +89,9 @@ async def identify(
     for cls in rest:
         if found := await _attempt(cls, target, config, credential, errors):
             return found
+    refused = [exc for exc in errors if isinstance(exc, AuthFailed)]
+    if refused and credential is not None:  # the banner would hide that our login failed
+        raise refused[0]
     banner = await _banner(target, config)
     if banner is not None:
         return Identification(None, DeviceIdentity(source=f"banner:{banner}"))

@@ -103,6 +103,7 @@ heartbeat_s = 30
 report_s = 60
 [audit]
 interval_s = 86400
+guess_default_credentials = false
 [network]
 port_offset = {port_offset}
 [firmware]

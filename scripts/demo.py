@@ -115,6 +115,7 @@ def _run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:
         lab=load_lab(args.lab),
         settings=(
             "[intervals]\nheartbeat_s = 10\nreport_s = 30\n[audit]\ninterval_s = 300\n"
+            "guess_default_credentials = false\n"
             f'[network]\ncamera_subnets = ["{subnet}"]\n'
             f"port_offset = {load_lab(args.lab).lab.port_shift}"
         ),

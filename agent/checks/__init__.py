@@ -35,6 +35,7 @@ def build_checks(
     approved_accounts: Mapping[str, Collection[str]] | None = None,
     inventory: Collection[Target] = (),
     guessing: bool = True,
+    guessing_per_camera: Mapping[str, bool] | None = None,
     guess_budget: int = DEFAULT_BUDGET,
     guess_limits: GuessLimits | None = None,
 ) -> tuple[Check, ...]:
@@ -65,7 +66,11 @@ def build_checks(
         UpnpCheck(net),
         RouterMappingCheck(net),
         DefaultCredentialCheck(
-            inventory, enabled=guessing, budget=guess_budget, limits=guess_limits
+            inventory,
+            enabled=guessing,
+            per_camera=guessing_per_camera,
+            budget=guess_budget,
+            limits=guess_limits,
         ),
     )
 

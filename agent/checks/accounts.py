@@ -5,7 +5,9 @@
 * AUTH-05 lockout policy: ``Adapter.lockout_policy()``. Fail when disabled, or weaker than the
   Decision 724 default of 5 failures in 30 s locking for 5 min (a higher threshold, a shorter
   lock, or a shorter counting window when the camera states one). A field the camera does not
-  report is named in the evidence; without threshold or lock time the result is inconclusive.
+  report is named in the evidence; without threshold or lock time the result is inconclusive,
+  and so is a camera whose API does not expose the policy (Axis, generic ONVIF; it is a setting
+  every camera has, so never "not applicable").
   Never measured by failing logins on purpose (baseline §5).
 * AUTH-12 accounts: ``Adapter.accounts()`` with the configured credential, against the approved
   account list of the camera. An account not on the list fails (high when it is an
@@ -15,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from agent.checks.base import Check, CheckContext
@@ -68,22 +71,29 @@ def lockout_weaknesses(policy: LockoutPolicy) -> list[str]:
 
 
 class LockoutPolicyCheck(Check):
+    """Every camera has a lockout policy (or none, which fails): one the API does not expose is
+    *unknown*, inconclusive with the reason, never not applicable."""
+
     id = "lockout-policy"
     controls = ("AUTH-05",)
-    requires = frozenset({Capability.LOCKOUT_POLICY})
+    requires = frozenset({Capability.IDENTITY})
 
     async def run(self, ctx: CheckContext) -> list[Finding]:
         adapter = adapter_of(ctx)
-        try:
-            policy = await adapter.lockout_policy()
-        except Unsupported:  # this firmware has no such setting (404)
+        policy: LockoutPolicy | None = None
+        unread = f"the {adapter.vendor} API the agent speaks exposes no lockout policy"
+        if adapter.supports(Capability.LOCKOUT_POLICY):
+            unread = "the firmware does not report a lockout policy"
+            with contextlib.suppress(Unsupported):  # no such setting on this firmware (404)
+                policy = await adapter.lockout_policy()
+        if policy is None:
             return [
                 self.finding(
                     ctx,
                     "auth.lockout_unknown",
-                    "not_applicable",
+                    "inconclusive",
                     "info",
-                    reason="the firmware does not report a lockout policy",
+                    reason=unread,
                     evidence={"vendor": adapter.vendor},
                 )
             ]

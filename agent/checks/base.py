@@ -91,6 +91,8 @@ class CheckContext:
     # TCP port states this camera's network checks saw in this audit (``NetCheck.scan``), kept
     # by the audit per camera; None: every check connects for itself
     port_states: dict[int, PortState] | None = None
+    # the camera refused the agent's credential (identification failed with AuthFailed)
+    login_refused: bool = False
 
     @property
     def capabilities(self) -> frozenset[Capability]:

@@ -44,6 +44,10 @@ CODES: Final[dict[str, str]] = {
         "strength score {score} of 4."
     ),
     "auth.password_unknown": "The agent holds no password for this camera.",
+    "auth.credential_rejected": (
+        "The camera refused the credential of vault entry '{vault_entry}': the vault holds "
+        "a wrong password, so the camera could not be audited. Update the vault entry."
+    ),
     # INV-01 (agent.checks.identity); INV-02 is judged by the collector from this identity
     "inv.identified": (
         "Identified as {vendor} {model}, firmware {firmware}, serial {serial} (from {source})."
@@ -57,13 +61,17 @@ CODES: Final[dict[str, str]] = {
         "None of {tried} default credentials was accepted on {interfaces} ({attempts} attempts)."
     ),
     "auth.guessing_stopped": (
-        "Default-credential testing stopped ({stop_reason}) after {attempts} attempts; "
-        "{untried} of {planned} planned attempts were not made."
+        "Default credentials were not tested on {untested} ({stop_reason}): {attempts} attempts "
+        "made, {untried} of {planned} planned attempts were not."
+    ),
+    "auth.login_not_enforced": (
+        "{interface} accepted a wrong password as well: it checks no login at all, so no default "
+        "password can be proven there (see AUTH-10 for ONVIF, AUTH-08 for RTSP)."
     ),
     "auth.guessing_not_authorised": (
         "Default credentials are only tried on cameras of the configured inventory."
     ),
-    "auth.guessing_disabled": "Default-credential testing is not enabled for this site.",
+    "auth.guessing_disabled": "Default-credential testing is turned off for this {switch}.",
     "auth.no_login_interface": "No interface of the camera answered a login attempt.",
     # AUTH-02 (agent.checks.accounts)
     "auth.activated": "The camera is activated (its first password has been set).",
@@ -163,6 +171,10 @@ CODES: Final[dict[str, str]] = {
     "auth.rtsp_no_stream": "No RTSP stream at any tried path on port {port} ({path_source}).",
     "auth.rtsp_closed": "Nothing listens for RTSP on port {port}.",
     # SVC-01 / COM-06 / SVC-02 / SVC-03 / COM-05 / SVC-04 (agent.checks.services)
+    "svc.ports_vendor_unknown": (
+        "Ports {undetermined} are open; the camera is not identified, so whether its vendor "
+        "documents them is unknown."
+    ),
     "svc.unexpected_ports": (
         "Open TCP ports {unexpected} are neither documented for {vendor} ({documented}) nor "
         "allowed by the site."

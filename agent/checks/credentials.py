@@ -14,11 +14,14 @@ authorisation; §5 limits scanning to enrolled cameras): the check is built with
    first, then generic ones; one attempt per credential per interface; failures counted across
    interfaces and never more than ``threshold - 2`` inside a lockout window (spacing beyond the
    window plus a margin); a lock signal or two errors in a row end it; a per-run budget caps it.
-   The vendor API and ONVIF are planned first; RTSP (whose accounts are the web's on most
-   cameras) gets the candidates only when they found none, with what is left of the budget;
+   The vendor API, ONVIF and RTSP share one plan: each candidate goes to every interface before
+   the next candidate, so a default kept on RTSP alone is found, and RTSP failures count toward
+   the camera's lockout like any other;
 4. an accepted login is confirmed by a real authenticated call before it counts as a hit:
-   ``identify()`` with it on a fresh adapter, or on RTSP a second authenticated DESCRIBE that
-   returns the stream's SDP;
+   ``identify()`` with it on a fresh adapter, or on RTSP a second authenticated DESCRIBE whose
+   SDP describes media (an ``m=`` line); then the same interface must refuse a wrong password
+   (one more paced attempt). An interface that takes the wrong password too checks no login:
+   ``auth.login_not_enforced``, never a default password (AUTH-10 / AUTH-08 report it);
 5. after a hit, the same credential is tried once on each other interface, so a camera on a
    default password is reported on every interface it answers.
 
@@ -34,17 +37,18 @@ vendor SDK ports (Hikvision 8000, Dahua 37777) speak proprietary binary protocol
 tried.
 
 Findings: ``auth.default_credential`` fail, critical, one per interface that accepted a default;
-``auth.no_default_credential`` pass when the plan ran out of candidates (or only generic ones
-were cut by the budget); ``auth.guessing_stopped`` inconclusive otherwise. Evidence names the
-catalogue entry, the interface and the account; the account is the entry id when the username
-equals the password (admin/admin), and passwords never appear.
+``auth.no_default_credential`` pass naming only the interfaces where every candidate was sent
+(or only generic ones were cut by the budget); ``auth.guessing_stopped`` inconclusive naming
+the interfaces that were not tested and why: no interface passes with zero attempts. Evidence
+names the catalogue entry, the interface and the account; the account is the entry id when the
+username equals the password (admin/admin), and passwords never appear.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -53,6 +57,7 @@ from agent.checks.interfaces import ONVIF, adapter_of, login_interface, onvif_ad
 from agent.checks.rtsp import first_stream, stream_paths
 from agent.credentials.catalogue import DefaultCredential, candidates, load_catalogue
 from agent.credentials.planner import (
+    CONTROL_ID,
     Attempt,
     Confirm,
     Done,
@@ -61,7 +66,7 @@ from agent.credentials.planner import (
     Outcome,
 )
 from agent.probes import rtsp
-from agent.vendors.base import Adapter, AuthFailed, CameraError, LockedOut, Unsupported
+from agent.vendors.base import Adapter, AuthFailed, CameraError, LockedOut
 from agent.vendors.models import Capability, Credential, Interface, LockoutPolicy, Target
 from protocol.messages import EvidenceValue, Finding
 
@@ -157,7 +162,7 @@ class _RtspLogin:
             reply = await self._describe(credential.username, credential.password)
         except CameraError:
             return False
-        return reply.authenticated and reply.status == 200 and reply.sdp.startswith(b"v=0")
+        return reply.authenticated and reply.status == 200 and reply.describes_media
 
 
 @dataclass
@@ -168,6 +173,8 @@ class _Run:
     deadline: float
     history: list[tuple[float, Interface, str, Outcome]] = field(default_factory=list)
     hits: list[Confirm] = field(default_factory=list)
+    unreliable: set[Interface] = field(default_factory=set)  # a login there did not hold
+    open: set[Interface] = field(default_factory=set)  # took a wrong password: no login checked
     stopped: str | None = None  # why a plan ended early: "time", or a planner reason
 
 
@@ -181,6 +188,7 @@ class DefaultCredentialCheck(Check):
         inventory: Collection[Target] = (),
         *,
         enabled: bool = True,
+        per_camera: Mapping[str, bool] | None = None,
         catalogue: Sequence[DefaultCredential] | None = None,
         budget: int = DEFAULT_BUDGET,
         limits: GuessLimits | None = None,
@@ -188,7 +196,8 @@ class DefaultCredentialCheck(Check):
         monotonic: Monotonic = time.monotonic,
     ) -> None:
         self.inventory = tuple(inventory)
-        self.enabled = enabled  # the site's owner allows guessing (audit.guess_default_credentials)
+        self.enabled = enabled  # the site's switch (audit.guess_default_credentials)
+        self.per_camera = dict(per_camera or {})  # a camera's own switch, by camera id
         self.catalogue = tuple(catalogue) if catalogue is not None else load_catalogue()
         self.budget = budget
         self.limits = limits or GuessLimits()
@@ -196,17 +205,20 @@ class DefaultCredentialCheck(Check):
         self.monotonic = monotonic
 
     async def run(self, ctx: CheckContext) -> list[Finding]:
-        adapter = adapter_of(ctx)
-        if not self.enabled:
+        camera_id = ctx.target.camera_id
+        if not self.per_camera.get(camera_id, self.enabled):
+            where = "camera" if camera_id in self.per_camera else "site"
             return [
                 self.finding(
                     ctx,
                     "auth.guessing_disabled",
                     "not_applicable",
                     "info",
-                    reason="default-credential testing is not enabled for this site",
+                    reason=f"default-credential testing is turned off for this {where}",
+                    evidence={"switch": where},
                 )
             ]
+        adapter = adapter_of(ctx)
         if ctx.target not in self.inventory or adapter.target != ctx.target:
             return [
                 self.finding(
@@ -231,30 +243,13 @@ class DefaultCredentialCheck(Check):
                 logins[Interface.RTSP] = stream
             tried = candidates(self.catalogue, _vendor(ctx, adapter))
             run = _Run(logins, deadline - _DEADLINE_SLACK_S)
-            apis = [i for i in logins if i is not Interface.RTSP]
-            plan = GuessPlan(tried, apis, policy, self.budget, start, self.limits)
+            # one plan, one budget and one failure count for every interface, RTSP included
+            # (its account may differ from the web's, and its failures lock the same camera)
+            plan = GuessPlan(tried, list(logins), policy, self.budget, start, self.limits)
             done = await self._drive(plan, run)
             if done is not None and done.hit is not None:
                 await self._everywhere(done.hit, policy, run)
-            elif done is not None and stream is not None and run.stopped is None:
-                await self._rtsp_after(tried, policy, run)
         return self._findings(ctx, run, done, tried, policy)
-
-    async def _rtsp_after(
-        self, tried: Sequence[DefaultCredential], policy: LockoutPolicy | None, run: _Run
-    ) -> None:
-        """No default on the APIs: the candidates on RTSP, with what is left of the budget and
-        the failures counted so far (an RTSP account may differ from the web's)."""
-        plan = GuessPlan(
-            tried,
-            [Interface.RTSP],
-            policy,
-            self.budget,
-            self.monotonic(),
-            self.limits,
-            attempts=list(run.history),
-        )
-        await self._drive(plan, run)
 
     def timeout_s(self, limits: CheckLimits) -> float:
         return limits.guess_timeout_s or limits.check_timeout_s
@@ -268,7 +263,7 @@ class DefaultCredentialCheck(Check):
                 [hit.credential],
                 [interface],
                 policy,
-                len(run.history) + 1,
+                len(run.history) + 2,  # the credential and its control attempt
                 self.monotonic(),
                 self.limits,
                 attempts=list(run.history),
@@ -282,8 +277,6 @@ class DefaultCredentialCheck(Check):
                 if isinstance(step, Confirm):
                     ok = await run.logins[step.interface].confirm(step.credential)
                     plan.confirmed(step, ok)
-                    if ok:
-                        run.hits.append(step)
                     continue
                 if step.not_before > run.deadline:
                     run.stopped = "time"
@@ -297,6 +290,10 @@ class DefaultCredentialCheck(Check):
                 plan.record(step, outcome, self.monotonic())
         finally:
             run.history = list(plan.attempts)
+            run.unreliable |= plan.unreliable
+            run.open |= plan.open
+        if step.hit is not None:
+            run.hits.append(step.hit)
         if step.reason in ("locked_out", "unreachable", "threshold_too_low"):
             run.stopped = step.reason
         return step
@@ -309,6 +306,8 @@ class DefaultCredentialCheck(Check):
         tried: Sequence[DefaultCredential],
         policy: LockoutPolicy | None,
     ) -> list[Finding]:
+        """A hit per interface that proved one; else, per interface, a pass only where the
+        candidates were really sent, and inconclusive (with the reason) where they were not."""
         attempts = len(run.history)
         per_interface = {
             f"attempts_{i.value}": sum(1 for _at, j, *_ in run.history if j is i)
@@ -321,8 +320,20 @@ class DefaultCredentialCheck(Check):
             "policy_read": policy is not None,
             "lock_threshold": policy.threshold if policy else None,
         }
+        findings = [
+            self.finding(
+                ctx,
+                "auth.login_not_enforced",
+                "not_applicable",
+                "info",
+                reason=f"{i.value} took a wrong password: no login to guess (AUTH-10, AUTH-08)",
+                evidence={**base, "interface": i.value},
+            )
+            for i in run.logins
+            if i in run.open
+        ]
         if run.hits:
-            return [
+            return findings + [
                 self.finding(
                     ctx,
                     "auth.default_credential",
@@ -339,39 +350,57 @@ class DefaultCredentialCheck(Check):
                 )
                 for hit in run.hits
             ]
-        planned = len(tried) * len(run.logins)
-        sent = {entry for _at, _i, entry, _o in run.history}
         vendor = _vendor(ctx, ctx.adapter) if ctx.adapter is not None else None
-        own_all_sent = all(c.id in sent for c in tried if vendor in c.vendors)
-        covered = done is not None and (
-            done.reason == "exhausted" or (done.reason == "budget" and own_all_sent)
-        )
-        if run.stopped is None and covered:
-            return [
+        own = {c.id for c in tried if vendor in c.vendors}
+        every = {c.id for c in tried}
+        judged = [i for i in run.logins if i not in run.open]
+        covered = []
+        for interface in judged:
+            sent = {e for _at, j, e, _o in run.history if j is interface and e != CONTROL_ID}
+            # every candidate sent there, or the budget ran out after the vendor's own ones (a
+            # camera of unknown vendor has none: a cut there leaves the interface untested)
+            cut = done is not None and done.reason == "budget"
+            enough = every <= sent or (cut and bool(own) and own <= sent)
+            if sent and enough and interface not in run.unreliable:
+                covered.append(interface)
+        untested = [i for i in judged if i not in covered]
+        if covered:
+            sent_ids = {e for _at, j, e, _o in run.history if j in covered and e != CONTROL_ID}
+            findings.append(
                 self.finding(
                     ctx,
                     "auth.no_default_credential",
                     "pass",
                     "info",
-                    evidence={**base, "tried": len(sent)},
+                    evidence={
+                        **base,
+                        "interfaces": ",".join(i.value for i in covered),
+                        "tried": len(sent_ids),
+                    },
                 )
-            ]
-        reason = run.stopped or (done.reason if done is not None else "time")
-        return [
-            self.finding(
-                ctx,
-                "auth.guessing_stopped",
-                "inconclusive",
-                "info",
-                reason=f"stopped: {reason}",
-                evidence={
-                    **base,
-                    "stop_reason": reason,
-                    "planned": planned,
-                    "untried": max(planned - attempts, 0),
-                },
             )
-        ]
+        if untested:
+            reason = run.stopped or (done.reason if done is not None else "time")
+            if run.stopped is None and done is not None and done.reason == "exhausted":
+                reason = "a login there did not hold"  # unreliable: it accepted, then failed
+            planned = len(tried) * len(judged)
+            findings.append(
+                self.finding(
+                    ctx,
+                    "auth.guessing_stopped",
+                    "inconclusive",
+                    "info",
+                    reason=f"not tested on {','.join(i.value for i in untested)}: {reason}",
+                    evidence={
+                        **base,
+                        "stop_reason": reason,
+                        "untested": ",".join(i.value for i in untested),
+                        "planned": planned,
+                        "untried": max(planned - attempts, 0),
+                    },
+                )
+            )
+        return findings
 
 
 def _vendor(ctx: CheckContext, adapter: Adapter) -> str | None:
@@ -391,12 +420,13 @@ def _account(credential: DefaultCredential) -> str:
 
 
 async def _lockout_policy(adapter: Adapter) -> LockoutPolicy | None:
-    """The camera's configured policy, or None (the planner then assumes a strict one)."""
+    """The camera's configured policy, or None when it cannot be read (not exposed, or a bad
+    answer): the planner then assumes a strict one."""
     if not adapter.supports(Capability.LOCKOUT_POLICY):
         return None
     try:
         return await adapter.lockout_policy()
-    except Unsupported:
+    except CameraError:
         return None
 
 

@@ -2,8 +2,9 @@
 
 ONVIF Core lets only the PRE_AUTH operations (GetSystemDateAndTime, GetServices,
 GetServiceCapabilities, GetCapabilities, GetHostname, GetWsdlUrl, GetEndpointReference) answer
-anonymously. The adapter's ``unauthenticated_operations()`` probes protected ones (GetProfiles,
-GetStreamUri, GetNetworkInterfaces, GetUsers) with no credential at all, so nothing counts
+anonymously. The adapter's ``unauthenticated_operations()`` probes protected ones
+(GetDeviceInformation, GetProfiles, GetStreamUri, GetNetworkInterfaces, GetUsers) with no
+credential at all, so nothing counts
 towards a lockout. A camera identified by its vendor API is probed through its ONVIF interface.
 
 Findings: ``onvif.anonymous_access`` fail, critical, naming the operations; ``onvif.anonymous_

@@ -4,7 +4,9 @@ The check needs no camera call: it assesses the credential from the vault. Evide
 length, which classes are present, the zxcvbn score and, when a site key is configured, the
 keyed fingerprint the collector compares across cameras (AUTH-03 is decided there). The score
 comes from the vault when the vendor and model cannot change it (no zxcvbn in the audit; see
-``agent.credentials.passwords``).
+``agent.credentials.passwords``). When the camera refused that credential, the vault holds a
+wrong password: ``auth.credential_rejected`` fails (the operator must fix the vault entry) and
+the policy is not judged.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ class PasswordPolicyCheck(Check):
                     "not_applicable",
                     "info",
                     reason="no credential for this camera in the vault",
+                )
+            ]
+        if ctx.login_refused:  # the vault's password is not the camera's: nothing to judge
+            return [
+                self.finding(
+                    ctx,
+                    "auth.credential_rejected",
+                    "fail",
+                    "medium",
+                    reason="the camera refused the vault's credential: update the vault entry",
+                    evidence={"vault_entry": ctx.target.credential_ref or ""},
                 )
             ]
         identity = ctx.identity

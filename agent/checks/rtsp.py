@@ -2,7 +2,8 @@
 
 Paths: the adapter's ONVIF ``GetStreamUri`` answers when it has the STREAMS capability, else the
 vendor's default path, else a generic list; the first path that exists (200 or 401) decides.
-OPTIONS + DESCRIBE go out without credentials. A 200 with SDP fails AUTH-08; a 401 passes it,
+OPTIONS + DESCRIBE go out without credentials. A 200 with an SDP that describes media (an
+``m=`` line) fails AUTH-08 (a 200 without one is inconclusive); a 401 passes it,
 and its ``WWW-Authenticate`` schemes decide AUTH-09 (Basic offered = fail). With the agent's own
 credential and a Digest challenge, one Digest DESCRIBE confirms the path serves a stream
 (evidence only); the credential is never sent with Basic.
@@ -103,14 +104,14 @@ class RtspAuthCheck(NetCheck):
             "path_source": source,
         }
         if reply.status == 200:
-            if not reply.sdp.startswith(b"v=0"):
+            if not reply.describes_media:
                 return [
                     self.finding(
                         ctx,
                         "auth.rtsp_unclear",
                         "inconclusive",
                         "info",
-                        reason="DESCRIBE answered 200 without an SDP description",
+                        reason="DESCRIBE answered 200 without a description of any media",
                         evidence={**evidence, "content_type": reply.content_type},
                     )
                 ]

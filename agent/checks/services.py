@@ -60,6 +60,24 @@ class OpenPortsCheck(NetCheck):
                 )
             ]
         unexpected = [p for p in open_ports if p not in allowed]
+        if ctx.identity is None and vendor == "generic":
+            # not identified (login refused, no answer): a port some vendor documents may be
+            # this camera's own, so only a port no vendor documents can fail
+            anyone = frozenset().union(*VENDOR_PORTS.values()) | s.site_allowed_ports
+            unsure = [p for p in unexpected if p in anyone]
+            unexpected = [p for p in unexpected if p not in anyone]
+            if unsure and not unexpected:
+                evidence["undetermined"] = _ports_text(unsure)
+                return [
+                    self.finding(
+                        ctx,
+                        "svc.ports_vendor_unknown",
+                        "inconclusive",
+                        "info",
+                        reason="the camera is not identified: its vendor's ports are unknown",
+                        evidence=evidence,
+                    )
+                ]
         if unexpected:
             evidence["unexpected"] = _ports_text(unexpected)
             return [self.finding(ctx, "svc.unexpected_ports", "fail", "high", evidence=evidence)]

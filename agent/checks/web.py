@@ -1,6 +1,7 @@
 """Web interface checks without credentials: AUTH-07, AUTH-11, COM-01.
 
-* ``http_auth`` (AUTH-07): an anonymous GET of a protected vendor URL on plain HTTP; the
+* ``http_auth`` (AUTH-07): an anonymous GET of a protected vendor URL on plain HTTP (on a
+  camera of unknown vendor, every vendor's and then ``GENERIC_PROTECTED_URLS``); the
   ``WWW-Authenticate`` schemes decide. Basic offered = fail; Digest only = pass (the algorithm is
   evidence). No challenge on any known URL = inconclusive (an ONVIF-only camera authenticates
   inside SOAP, which this check cannot see without sending credentials).
@@ -28,6 +29,16 @@ PROTECTED_URLS: Final[Mapping[str, str]] = {
     "dahua": "/cgi-bin/magicBox.cgi?action=getDeviceType",
     "axis": "/axis-cgi/param.cgi?action=list&group=Properties",
 }
+# Asked on a camera of unknown vendor after the vendors' own (AUTH-07): the CGI of the HiSilicon
+# Hi3510 boards many unbranded cameras run, common snapshot CGIs, and the root page, all of which
+# such cameras put behind HTTP authentication.
+GENERIC_PROTECTED_URLS: Final = (
+    "/cgi-bin/hi3510/param.cgi?cmd=getserverinfo",
+    "/web/cgi-bin/hi3510/param.cgi?cmd=getserverinfo",
+    "/cgi-bin/snapshot.cgi",
+    "/snapshot.cgi",
+    "/",
+)
 SNAPSHOT_URLS: Final[Mapping[str, str]] = {
     "hikvision": "/ISAPI/Streaming/channels/101/picture",
     "dahua": "/cgi-bin/snapshot.cgi",
@@ -36,10 +47,15 @@ SNAPSHOT_URLS: Final[Mapping[str, str]] = {
 _SMALL: Final = 64 * 1024
 
 
-def _candidates(ctx: CheckContext, table: Mapping[str, str]) -> list[str]:
-    """The vendor's URL if the vendor is known, else every vendor's (all anonymous GETs)."""
+def _candidates(
+    ctx: CheckContext, table: Mapping[str, str], generic: tuple[str, ...] = ()
+) -> list[str]:
+    """The vendor's URL if the vendor is known, else every vendor's, then ``generic`` (all
+    anonymous GETs)."""
     vendor = vendor_of(ctx)
-    return [table[vendor]] if vendor is not None and vendor in table else list(table.values())
+    if vendor is not None and vendor in table:
+        return [table[vendor]]
+    return [*table.values(), *generic]
 
 
 async def _closed(host: str, port: int, timeout_s: float) -> bool:
@@ -55,7 +71,7 @@ class HttpAuthCheck(NetCheck):
     async def probe(self, ctx: CheckContext) -> list[Finding]:
         port = self.settings.port(ctx, "http")
         base = f"http://{ctx.target.address}:{port}"
-        tried = _candidates(ctx, PROTECTED_URLS)
+        tried = _candidates(ctx, PROTECTED_URLS, GENERIC_PROTECTED_URLS)
         for path in tried:
             try:
                 reply = await web.request(

@@ -19,16 +19,21 @@ Rules (baseline §5):
   Decision 724 default of 5 in 30 s. A threshold below 3 leaves no safe attempt: nothing is tried;
 * an error (timeout, unreachable) counts as a failure, two in a row end the plan;
 * the first sign of a lock ends the plan for good (the caller reports ``LockedOut``);
-* an accepted login is only a hit once a real authenticated call with it succeeds (``Confirm``):
-  some cameras answer 200 to anything on one interface, which then is not used again;
+* an accepted login is only a hit once a real authenticated call with it succeeds (``Confirm``)
+  and then the same interface and operation refuses a wrong password (a control attempt, paced
+  and counted like any other): some cameras answer 200 to anything on one interface, which then
+  is not used again; an interface that takes the wrong password too checks no login at all
+  (``open``: reported by AUTH-10 / AUTH-08, never as a default password);
 * the first confirmed hit ends the plan: the finding is made, more guessing adds only risk;
-* the per-run ``budget`` caps the number of attempts. It is what protects cameras whose counter
+* the per-run ``budget`` caps the number of attempts, control attempts included (one is kept
+  free for it: at most ``budget - 1`` guesses). It is what protects cameras whose counter
   never decays (it only resets on a successful login or a reboot): keep it below their threshold.
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -55,11 +60,20 @@ class GuessLimits:
     max_consecutive_errors: int = 2
 
 
+CONTROL_ID = "wrong-password"  # the entry id of control attempts in ``GuessPlan.attempts``
+
+
+def wrong_password(credential: DefaultCredential) -> DefaultCredential:
+    """``credential``'s username with a random password no camera ships with."""
+    return DefaultCredential(CONTROL_ID, credential.username, f"cw-{secrets.token_urlsafe(12)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     interface: Interface
     credential: DefaultCredential
     not_before: float  # earliest time (caller's monotonic clock) the attempt may be sent
+    control: bool = False  # a wrong password that must be refused for a hit to count
 
     @property
     def username(self) -> str:
@@ -121,7 +135,10 @@ class GuessPlan:
     _queue: list[tuple[DefaultCredential, Interface]] = field(init=False)
     _pending: Attempt | Confirm | None = field(default=None, init=False)
     _done: Done | None = field(default=None, init=False)
-    _unreliable: set[Interface] = field(default_factory=set, init=False)
+    # interfaces that accepted a login which did not hold, and those that took a wrong password
+    unreliable: set[Interface] = field(default_factory=set, init=False)
+    open: set[Interface] = field(default_factory=set, init=False)
+    _proving: Confirm | None = field(default=None, init=False)
     _errors: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -145,10 +162,10 @@ class GuessPlan:
             return self._done
         if self._pending is not None:
             return self._pending
-        self._queue = [(c, i) for c, i in self._queue if i not in self._unreliable]
+        self._queue = [(c, i) for c, i in self._queue if i not in self.unreliable]
         if not self._queue:
             self._done = Done("exhausted")
-        elif len(self.attempts) >= self.budget:
+        elif len(self.attempts) + 1 >= self.budget:  # one kept for a hit's control attempt
             self._done = Done("budget")
         else:
             credential, interface = self._queue.pop(0)
@@ -165,10 +182,17 @@ class GuessPlan:
         self.attempts.append((at, attempt.interface, attempt.credential.id, outcome))
         self._pending = None
         self._errors = self._errors + 1 if outcome is Outcome.ERROR else 0
+        proving, self._proving = self._proving, None
         if outcome is Outcome.LOCKED:
             self._done = Done("locked_out")
         elif self._errors >= self.limits.max_consecutive_errors:
             self._done = Done("unreachable")
+        elif proving is not None and outcome is Outcome.REJECTED:
+            self._done = Done("hit", proving)
+        elif proving is not None:  # the wrong password got in too, or no answer: no proof
+            self.unreliable.add(attempt.interface)
+            if outcome is Outcome.ACCEPTED:
+                self.open.add(attempt.interface)
         elif outcome is Outcome.ACCEPTED:
             self._pending = Confirm(attempt.interface, attempt.credential)
 
@@ -177,7 +201,9 @@ class GuessPlan:
         if step is not self._pending:
             raise ValueError("confirmed() must answer the pending confirmation")
         self._pending = None
-        if ok:
-            self._done = Done("hit", step)
+        if ok:  # proven only once the same interface refuses a wrong password
+            self._proving = step
+            control = wrong_password(step.credential)
+            self._pending = Attempt(step.interface, control, self._earliest(), control=True)
         else:
-            self._unreliable.add(step.interface)
+            self.unreliable.add(step.interface)

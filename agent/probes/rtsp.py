@@ -71,6 +71,15 @@ class RtspReply:
     def schemes(self) -> tuple[str, ...]:
         return tuple(sorted({c.scheme for c in self.challenges}))
 
+    @property
+    def describes_media(self) -> bool:
+        """The answer is a session description with at least one media line (RFC 8866
+        ``m=``): only then is a stream open. An SDP without one describes nothing to play."""
+        lines = self.sdp.splitlines()
+        return (
+            bool(lines) and lines[0].strip() == b"v=0" and any(x.startswith(b"m=") for x in lines)
+        )
+
 
 def parse_challenges(values: list[str]) -> tuple[Challenge, ...]:
     """``WWW-Authenticate`` header values as challenges (one value may hold several)."""

@@ -16,7 +16,9 @@ from protocol.messages import Camera, Finding
 PORT_SHIFT = 10000  # lab.config.LabSettings.port_shift default
 # The lab's lockout windows are 1 s; the agent is told to assume as much for cameras whose
 # policy it cannot read, so that spaced guessing finishes in seconds (the spacing rule is the
-# same as with the 30 s default).
+# same as with the 30 s default). One budget serves HTTP, ONVIF and RTSP together: 40 lets every
+# catalogue candidate reach each interface of a camera of unknown vendor (the default 12 covers
+# the vendor's own defaults everywhere, and says "not tested" for the rest).
 AUDIT = """
 [audit]
 concurrency = 12
@@ -25,6 +27,7 @@ guess_timeout_s = 120
 camera_timeout_s = 240
 request_timeout_s = 1.5
 guess_default_credentials = true
+guess_budget = 40
 assumed_lockout = { threshold = 3, window_s = 1, lock_s = 300, margin_s = 0.2 }
 """
 

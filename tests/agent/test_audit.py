@@ -7,15 +7,20 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from agent.audit import Auditor
+from agent.checks.base import CheckContext, CheckLimits, SystemClock
 from agent.checks.credentials import DefaultCredentialCheck
 from agent.checks.netprobe import NetCheck
+from agent.cli import main as agent_main
 from agent.config import load_config
+from agent.vault import Vault, load_vault_key
+from agent.vendors.base import CameraError
 from lab.testing import LabFactory
 from protocol.messages import Camera, Finding
 from tests.agent.audit_lab import AUDIT, audit, prepare, write_config
@@ -40,6 +45,27 @@ id = "rogue"
 persona = "dahua"
 """
 NO_GUESSING = AUDIT.replace("guess_default_credentials = true", "guess_default_credentials = false")
+
+
+async def scan_once(config: Path, *extra: str) -> tuple[int, str, str]:
+    """``camwarden-agent scan --once`` in its own process: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent",
+        "--log-level",
+        "WARNING",
+        "scan",
+        "--once",
+        "--config",
+        str(config),
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 def inv04(camera: Camera) -> list[Finding]:
@@ -130,29 +156,57 @@ def test_checks_are_built_from_the_config(tmp_path: Path) -> None:
     assert type(checks[-1]) is DefaultCredentialCheck  # guessing last
 
 
+async def test_default_credential_testing_is_on_unless_turned_off(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ADR 0018: on by default; a site or a single camera turns it off (or a camera back on),
+    the finding names which switch; a scan beside the running daemon never guesses."""
+    path = tmp_path / "agent.toml"
+    head = 'agent_id = "a"\nsite = "s"\n[network]\ncamera_subnets = ["192.0.2.0/24"]\n'
+    cameras = (
+        '[[cameras]]\nid = "on"\naddress = "192.0.2.10"\n'
+        '[[cameras]]\nid = "off"\naddress = "192.0.2.11"\nguess_default_credentials = false\n'
+    )
+    path.write_text(head + cameras)
+    config = load_config(path)
+    assert config.audit.guess_default_credentials is True
+
+    async def verdict(auditor: Auditor, camera: str) -> list[tuple[str, object]]:
+        [guess] = [c for c in auditor.checks() if isinstance(c, DefaultCredentialCheck)]
+        [target] = [t for t in guess.inventory if t.camera_id == camera]
+        ctx = CheckContext(target, None, None, CheckLimits(), SystemClock())
+        try:
+            findings = await guess.run(ctx)
+        except CameraError:  # got past the switch: it asks for the camera's adapter
+            return []
+        return [(f.code, f.evidence.get("switch")) for f in findings]
+
+    auditor = Auditor(config, credentials={}, site_key=None)
+    assert await verdict(auditor, "on") == []
+    assert await verdict(auditor, "off") == [("auth.guessing_disabled", "camera")]
+    busy = Auditor(config, credentials={}, site_key=None, guessing=False)
+    assert await verdict(busy, "on") == [("auth.guessing_disabled", "site")]
+
+    path.write_text(
+        head.replace("[network]", "[audit]\nguess_default_credentials = false\n[network]")
+        + cameras.replace("false", "true")
+    )
+    site_off = Auditor(load_config(path), credentials={}, site_key=None)
+    assert await verdict(site_off, "on") == [("auth.guessing_disabled", "site")]
+    assert await verdict(site_off, "off") == []  # the camera's own switch wins
+
+    path.write_text(head + cameras.replace("false", '"no"'))
+    assert agent_main(["check-config", "--config", str(path)]) == 2
+    assert "guess_default_credentials" in capsys.readouterr().err
+
+
 async def test_scan_once_json(lab_fleet: LabFactory, tmp_path: Path) -> None:
     fleet = await lab_fleet(LAB)
     config = write_config(fleet, tmp_path, discovery=False)
     prepare(fleet, tmp_path, discovery=False)
 
-    async def scan(*extra: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "agent",
-            "--log-level",
-            "WARNING",
-            "scan",
-            "--once",
-            "--config",
-            str(config),
-            *extra,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+    def scan(*extra: str) -> Awaitable[tuple[int, str, str]]:
+        return scan_once(config, *extra)
 
     code, out, err = await scan("--json", "--camera", "rogue")
     assert code == 1, err  # the rogue camera is on its factory password: critical
@@ -203,3 +257,59 @@ async def test_each_audit_looks_at_the_camera_afresh(lab_fleet: LabFactory, tmp_
     # once by identification's https_only for all three adapters, once by COM-01
     assert asked == [2, 2]
     assert findings[0] == findings[1]
+
+
+async def test_a_camera_not_audited_is_never_clean(lab_fleet: LabFactory, tmp_path: Path) -> None:
+    """A wrong password in the vault and a configured camera that does not answer: each row says
+    so (LOGIN FAILED, UNREACHABLE), the JSON carries the state and its reason, the password
+    policy is not passed on a password the camera refused, and ``scan`` exits 3 when nothing else
+    is wrong."""
+    fleet = await lab_fleet(LAB)
+    config = write_config(fleet, tmp_path, audit=NO_GUESSING, discovery=False)
+    gone = str(fleet["cam-a"].host).rsplit(".", 1)[0] + ".250"  # in the subnet, nothing there
+    loaded = prepare(fleet, tmp_path, audit=NO_GUESSING, discovery=False)
+    vault = Vault(loaded.state_path, load_vault_key(loaded.vault_key_path))
+    vault.set("cam-b", "root", "Wrong-but-Strong-7!")  # the camera's password is STRONG
+    config.write_text(
+        config.read_text()
+        + f'[[cameras]]\nid = "gone"\naddress = "{gone}"\ncredentials_ref = "cam-a"\n'
+        + f'[[cameras]]\nid = "nocred"\naddress = "{fleet["cam-a"].host}"\n'
+    )
+
+    def scan(*extra: str) -> Awaitable[tuple[int, str, str]]:
+        return scan_once(config, *extra)
+
+    code, out, err = await scan("--json", "--camera", "cam-b", "--camera", "gone")
+    assert code == 1, err  # cam-b has no HTTPS (high): a finding is never hidden behind 3
+    cameras = {c.camera_id: c for c in msgspec.convert(json.loads(out)["cameras"], list[Camera])}
+    wrong, down = cameras["cam-b"], cameras["gone"]
+    assert (wrong.audit, down.audit) == ("login_failed", "unreachable")
+    assert wrong.audit_reason
+    assert wrong.audit_reason.startswith("identification failed")
+    assert down.audit_reason
+    [rejected] = [f for f in wrong.findings if "AUTH-04" in f.controls]
+    assert (rejected.code, rejected.status) == ("auth.credential_rejected", "fail")
+    assert rejected.evidence == {"vault_entry": "cam-b"}
+    # what needs the login is left undecided with the reason; network probes still judge
+    needs_login = [f for f in wrong.findings if f.code == "check.camera_error"]
+    assert needs_login
+    assert {f.evidence["error"] for f in needs_login} == {"auth_failed"}
+
+    code, out, _err = await scan("--camera", "cam-b", "--camera", "gone")
+    assert code == 1
+    rows = {line.split()[0]: line for line in out.splitlines()}
+    assert rows["CAMERA"].split()[:2] == ["CAMERA", "ADDRESS"]
+    assert "AUDIT" in rows["CAMERA"]
+    assert "LOGIN FAILED" in rows["cam-b"]
+    assert "AUTH-04" in rows["cam-b"]
+    assert "UNREACHABLE" in rows["gone"]
+    assert "(not answering)" in rows["gone"]
+
+    code, out, _err = await scan("--json", "--camera", "nocred")
+    [nocred] = msgspec.convert(json.loads(out)["cameras"], list[Camera])
+    assert nocred.audit == "login_failed"  # no vault entry: only the banner was read
+    assert "no vault credential" in str(nocred.audit_reason)
+
+    code, out, _err = await scan("--camera", "gone")
+    assert code == 3  # nothing failed, but nothing was audited either
+    assert "UNREACHABLE" in out.splitlines()[1]

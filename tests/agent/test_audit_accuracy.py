@@ -1,4 +1,4 @@
-"""The whole audit against 46 lab cameras of all four personas (configs/lab/accuracy-40.toml):
+"""The whole audit against 48 lab cameras of all four personas (configs/lab/accuracy-40.toml):
 per camera, the failed control IDs equal the lab's seeded weaknesses (``node.weaknesses``, the
 same truth ``camwarden-lab truth`` prints), with the differences below, each deliberate:
 
@@ -7,9 +7,10 @@ same truth ``camwarden-lab truth`` prints), with the differences below, each del
 * AUTH-04 judges the password the vault holds. A hidden account's weak password (truth) cannot
   be seen: the agent never learns its password.
 * AUTH-05 with the lab's 1 s failure window: weaker than Decision 724's 30 s and in the truth,
-  but Hikvision's illegalLoginLock exposes the threshold and lock time, not the window.
-* AUTH-05 and AUTH-02 are readable from Hikvision's ISAPI only; SVC-06 is not readable from a
-  generic ONVIF camera: there the audit says not_applicable, never pass or fail. A camera that
+  but Hikvision's illegalLoginLock and Dahua's General table expose the threshold and lock
+  time, not the window.
+* AUTH-02 is readable from Hikvision's ISAPI only; SVC-06 is not readable from a generic ONVIF
+  camera: there the audit says not_applicable, never pass or fail. A camera that
   offers only Basic over plain HTTP (``basic_over_http``) is audited over ONVIF, because the
   agent never sends a password in clear: its vendor-API readings are not_applicable too.
 * FW-02 (not the latest firmware) fails beside FW-01 where the lab seeds an old build; the truth
@@ -20,6 +21,18 @@ same truth ``camwarden-lab truth`` prints), with the differences below, each del
   camera truncates its HTTP bodies: reads whose answer does not parse are inconclusive with the
   reason, and what it does answer properly (digest login, RTSP, ports) is judged; it may miss
   seeded weaknesses, but nothing it reports as failed is outside its truth.
+
+AUTH-05 is read from Hikvision's ISAPI and Dahua's ``General`` table (no counting window
+there): on Axis and generic ONVIF cameras it is inconclusive with the reason (every camera
+has a lockout policy; one the API does not expose is unknown, not "not applicable").
+
+Traps: ``trap-open-onvif`` answers every ONVIF operation without a login: AUTH-10 fails and no
+default password is reported (its ONVIF login takes a wrong password too). ``trap-wrong-vault``
+gets a wrong password in the vault: LOGIN FAILED with its own finding (``auth.credential_
+rejected``), nothing that needs the login passes, and it is never locked. ``trap-gone`` is a
+configured address in the subnet where nothing answers: UNREACHABLE. Every camera carries its
+audit state: the lab's ordinary cameras are audited, or partial with the reason when a loaded
+machine made a check time out (never silently absent); the misbehaving ones are never audited.
 
 Default credentials are tried over HTTP (vendor API, digest), ONVIF and RTSP (Digest, or
 Basic where the stream offers only Basic); the SDK ports speak proprietary binary protocols (the
@@ -39,12 +52,21 @@ import msgspec
 import pytest
 
 from agent.checks.codes import CODES
+from agent.config import load_config
+from agent.vault import Vault, load_vault_key
 from lab.config import parse_config
-from lab.fleet import CameraNode
+from lab.fleet import CameraNode, Fleet
 from lab.testing import LabFactory
 from lab.truth import weak_password
 from protocol.messages import Camera
-from tests.agent.audit_lab import audit, by_control, failed_controls, never_locked, prepare
+from tests.agent.audit_lab import (
+    audit,
+    by_control,
+    failed_controls,
+    never_locked,
+    prepare,
+    subnet,
+)
 from tests.agent.support import lockout_window_only
 
 pytestmark = [
@@ -57,12 +79,21 @@ LAB = Path(__file__).resolve().parents[2] / "configs" / "lab" / "accuracy-40.tom
 SILENT = frozenset({"fault-hang", "fault-drop"})
 GARBAGE = "fault-garbage"
 FAULTS = SILENT | {GARBAGE}
-READABLE_ONLY_FROM_HIKVISION = frozenset({"AUTH-02", "AUTH-05"})
+READABLE_ONLY_FROM_HIKVISION = frozenset({"AUTH-02"})
+OPEN_ONVIF, WRONG_VAULT, GONE = "trap-open-onvif", "trap-wrong-vault", "trap-gone"
+TRAPS = frozenset({OPEN_ONVIF, WRONG_VAULT})  # lab cameras; GONE is only in the agent config
+STRONG = "Kq7!vR2#mZ9x"
 PERSONAS = frozenset({"Hikvision", "Dahua", "Axis", "Generic"})
 
 
 def isapi(node: CameraNode) -> bool:
     return node.spec.persona.vendor == "Hikvision" and not node.spec.basic_over_http
+
+
+def reads_lockout(node: CameraNode) -> bool:
+    """AUTH-05 is read from Hikvision's ISAPI and Dahua's General config table."""
+    vendor = node.spec.persona.vendor
+    return vendor in ("Hikvision", "Dahua") and not node.spec.basic_over_http
 
 
 def expected_failures(node: CameraNode) -> set[str]:
@@ -71,6 +102,8 @@ def expected_failures(node: CameraNode) -> set[str]:
     vendor = spec.persona.vendor
     if not isapi(node):
         expected -= READABLE_ONLY_FROM_HIKVISION
+    if not reads_lockout(node):
+        expected.discard("AUTH-05")
     if vendor == "Generic":
         expected.discard("AUTH-07")
     if lockout_window_only(truth.get("AUTH-05", [])):
@@ -88,10 +121,15 @@ def expected_failures(node: CameraNode) -> set[str]:
 
 
 def not_applicable(node: CameraNode) -> set[str]:
-    out = set() if isapi(node) else set(READABLE_ONLY_FROM_HIKVISION)
+    out = set() if isapi(node) else {"AUTH-02"}
     if node.spec.persona.vendor == "Generic":
         out.add("SVC-06")
     return out
+
+
+def inconclusive(node: CameraNode) -> set[str]:
+    """Controls the agent cannot read on this camera and must say so (not not_applicable)."""
+    return set() if reads_lockout(node) else {"AUTH-05"}
 
 
 async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_path: Path) -> None:
@@ -100,23 +138,39 @@ async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_pa
     assert {c.persona.vendor for c in lab.cameras} == PERSONAS
     fleet = await lab_fleet(lab)
     config = prepare(fleet, tmp_path)
+    gone = str(subnet(fleet).network_address + 250)  # in the subnet, nothing listens there
+    assert gone not in {n.host for n in fleet.cameras.values()}
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        path.read_text()
+        + f'[[cameras]]\nid = "{GONE}"\naddress = "{gone}"\ncredentials_ref = "{GONE}"\n'
+    )
+    config = load_config(path)
+    vault = Vault(config.state_path, load_vault_key(config.vault_key_path))
+    vault.set(WRONG_VAULT, "admin", "Not-The-Camera's-9")
+    vault.set(GONE, "admin", STRONG)
     result = await audit(config)
     cameras = {c.camera_id: c for c in result.cameras}
-    assert set(cameras) == set(fleet.cameras)  # the sweep found no host outside the config
+    assert set(cameras) == {*fleet.cameras, GONE}  # the sweep found no host outside the config
 
     mismatches = {}
     for cid, node in fleet.cameras.items():
         camera = cameras[cid]
         for finding in camera.findings:
             CODES[finding.code].format(**finding.evidence)  # every placeholder is evidence
-        if cid in FAULTS:
+        if cid in FAULTS | TRAPS:
             continue
+        audited_or_slow(camera)
         got, want = failed_controls(camera), expected_failures(node)
         if got != want:
             mismatches[cid] = {"extra": sorted(got - want), "missed": sorted(want - got)}
         for control in not_applicable(node):
             statuses = {f.status for f in by_control(camera, control)}
             assert statuses == {"not_applicable"}, (cid, control, statuses)
+        for control in inconclusive(node):
+            undecided = by_control(camera, control)
+            assert {f.status for f in undecided} == {"inconclusive"}, (cid, control)
+            assert all(f.reason for f in undecided), (cid, control)
     assert mismatches == {}
     [generic_basic] = [n for n in fleet.cameras.values() if n.id == "gen-weakpw"]
     assert {f.status for f in by_control(cameras["gen-weakpw"], "AUTH-07")} == {"inconclusive"}
@@ -132,6 +186,46 @@ async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_pa
     assert unparsed, garbage.findings
     assert all(f.status == "inconclusive" and f.reason for f in unparsed)
     no_password_anywhere(fleet.cameras.values(), result.cameras)
+    traps(fleet, cameras)
+
+
+def audited_or_slow(camera: Camera) -> None:
+    """Audited; or, on a loaded machine, partial with the reason: each check that could not
+    judge says why (a timeout, a dropped answer), none is silently absent."""
+    assert camera.audit in ("audited", "partial"), (camera.camera_id, camera.audit)
+    if camera.audit == "partial":
+        assert camera.audit_reason, camera.camera_id
+        unjudged = [f for f in camera.findings if f.code.startswith("check.")]
+        assert unjudged, camera.camera_id
+        assert all(f.status in ("inconclusive", "not_applicable") and f.reason for f in unjudged)
+
+
+def traps(fleet: Fleet, cameras: dict[str, Camera]) -> None:
+    open_onvif = cameras[OPEN_ONVIF]
+    assert "AUTH-10" in failed_controls(open_onvif)
+    assert "AUTH-01" not in failed_controls(open_onvif)  # no login is not a default password
+    assert failed_controls(open_onvif) <= set(fleet[OPEN_ONVIF].weaknesses) | {"SVC-01"}
+
+    wrong = cameras[WRONG_VAULT]
+    assert wrong.audit == "login_failed"
+    assert wrong.audit_reason
+    [rejected] = by_control(wrong, "AUTH-04")
+    assert (rejected.code, rejected.status) == ("auth.credential_rejected", "fail")
+    needs_login = [f for f in wrong.findings if f.code == "check.camera_error"]
+    assert needs_login
+    assert {f.evidence["error"] for f in needs_login} == {"auth_failed"}
+    assert not any(f.status == "pass" for c in ("AUTH-01", "AUTH-10") for f in by_control(wrong, c))
+    assert failed_controls(wrong) - {"AUTH-04"} <= set(fleet[WRONG_VAULT].weaknesses)
+
+    gone = cameras[GONE]
+    assert (gone.audit, gone.reachable) == ("unreachable", False)
+    assert gone.audit_reason
+    judged = [f for f in gone.findings if f.controls != ["AUTH-04"]]
+    assert {f.status for f in judged} <= {"inconclusive", "not_applicable"}
+
+    for cid in FAULTS:  # never audited, always with the reason
+        assert cameras[cid].audit != "audited", cid
+        assert cameras[cid].audit_reason, cid
 
 
 def default_password_on_every_interface(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
@@ -9,12 +10,19 @@ from urllib.parse import quote
 from agent.vendors.base import BadResponse, Unsupported
 from agent.vendors.dahua import const, parsers
 from agent.vendors.http import FileBody, HttpAdapter
-from agent.vendors.models import Account, Capability, DeviceIdentity, ServiceState, TimeInfo
+from agent.vendors.models import (
+    Account,
+    Capability,
+    DeviceIdentity,
+    LockoutPolicy,
+    ServiceState,
+    TimeInfo,
+)
 
 
 class DahuaAdapter(HttpAdapter):
-    """No lockout-policy read: Dahua's ``LoginFailureAlarm`` only raises an alarm, and the lock
-    settings have no documented CGI name (baseline AUTH-05)."""
+    """The lockout policy is read from the ``General`` config table (``const.GENERAL``); it has
+    no counting window. ``LoginFailureAlarm`` only raises an alarm and is not read."""
 
     vendor = const.VENDOR
     server_banners = const.SERVER_BANNERS
@@ -22,6 +30,7 @@ class DahuaAdapter(HttpAdapter):
         {
             Capability.IDENTITY,
             Capability.ACCOUNTS,
+            Capability.LOCKOUT_POLICY,
             Capability.SERVICES,
             Capability.TIME,
             Capability.LOGIN,
@@ -60,6 +69,9 @@ class DahuaAdapter(HttpAdapter):
             ddns=parsers.config_flag(await self._config(const.DDNS), const.DDNS),
         )
 
+    async def _lockout_policy(self) -> LockoutPolicy:
+        return lockout_policy(await self._config(const.GENERAL))
+
     async def _time(self) -> TimeInfo:
         clock = await self._text(const.CURRENT_TIME)
         try:
@@ -97,3 +109,25 @@ class DahuaAdapter(HttpAdapter):
         )
         if reply.body.strip() != b"OK":
             raise BadResponse("dahua: modifyPassword did not answer OK")
+
+
+def lockout_policy(table: Mapping[str, str]) -> LockoutPolicy:
+    """The login lock of a ``General`` table; ``Unsupported`` when it holds none of its keys
+    (older firmware), so the check says the policy is unknown. A value that is not a number
+    or a flag is a bad answer, not "off"."""
+    keys = (const.LOCK_ENABLE, const.LOCK_TIMES, const.LOCK_TIME_S)
+    if not any(k in table for k in keys):
+        raise Unsupported("lockout_policy")
+    enabled = table.get(const.LOCK_ENABLE)
+    if enabled is not None and enabled.lower() not in ("true", "false"):
+        raise BadResponse(f"LockLoginEnable is {enabled[:20]!r}")
+    try:
+        times = table.get(const.LOCK_TIMES)
+        lock = table.get(const.LOCK_TIME_S)
+        return LockoutPolicy(
+            enabled=None if enabled is None else enabled.lower() == "true",
+            threshold=None if times is None else int(times),
+            lock_s=None if lock is None else float(int(lock)),
+        )
+    except ValueError as exc:
+        raise BadResponse("a General lock setting is not a whole number") from exc

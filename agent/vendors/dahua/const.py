@@ -18,6 +18,14 @@ P2P: Final = "T2UServer"  # † Easy4ip / DMSS cloud relay
 SSHD: Final = "SSHD"  # †
 DDNS: Final = "DDNS"  # †
 NTP: Final = "NTP"  # †
+# † The login lock lives in the General table: LockLoginEnable (true/false), LockLoginTimes
+# (failures before the lock) and LoginFailLockTime (seconds), as read by a public Intelbras
+# (Dahua OEM) DVR/NVR client that states it confirmed them on three live recorders
+# (github.com/bggcreate/gerador-de-relatorio, 2026). LoginFailureAlarm only raises an alarm.
+GENERAL: Final = "General"
+LOCK_ENABLE: Final = "table.General.LockLoginEnable"
+LOCK_TIMES: Final = "table.General.LockLoginTimes"
+LOCK_TIME_S: Final = "table.General.LoginFailLockTime"
 
 # IPC-HFW/HDW firmware 2.800 answers "text/plain;charset=utf-8"; some 2.6xx builds answer with
 # no content type at all [unverified]. Only text/plain is accepted until one is recorded.

@@ -149,6 +149,7 @@ class OnvifAdapter(Adapter):
             device = await self.client.anonymous()
             media = await self.client.anonymous_media()
             calls: dict[str, Any] = {
+                "GetDeviceInformation": device.authless_GetDeviceInformation,
                 "GetProfiles": media.authless_GetProfiles,
                 "GetStreamUri": lambda: media.authless_GetStreamUri(
                     _stream_request(const.PLACEHOLDER_PROFILE)
@@ -158,7 +159,12 @@ class OnvifAdapter(Adapter):
             }
             return {op: await _answered(calls[op]) for op in const.PROTECTED_PROBES}
 
-        return await self._call(Capability.IDENTITY, "unauthenticated_operations", probe)
+        # one request timeout per operation probed: a loaded camera answering each in time must
+        # not turn the whole probe into a timeout
+        limit = self.config.timeout_s * len(const.PROTECTED_PROBES)
+        return await self._call(
+            Capability.IDENTITY, "unauthenticated_operations", probe, timeout_s=limit
+        )
 
 
 async def _optional(call: Callable[[], Awaitable[Any]]) -> Any:

@@ -14,7 +14,13 @@ DEVICE_WSDL: Final = "devicemgmt.wsdl"
 MEDIA_WSDL: Final = "media.wsdl"
 
 # AUTH-10: operations that must refuse an anonymous caller (not PRE_AUTH in ONVIF Core).
-PROTECTED_PROBES: Final = ("GetProfiles", "GetStreamUri", "GetNetworkInterfaces", "GetUsers")
+PROTECTED_PROBES: Final = (
+    "GetDeviceInformation",
+    "GetProfiles",
+    "GetStreamUri",
+    "GetNetworkInterfaces",
+    "GetUsers",
+)
 # GetStreamUri needs a token even when GetProfiles is refused. A camera enforcing auth refuses
 # before it looks at the token; one that does not answers a URI or a ter:NoProfile fault, and
 # either answer shows the operation ran without credentials.

@@ -161,8 +161,48 @@ def test_hit_needs_confirmation() -> None:
         hit = plan.next_step()
         assert isinstance(hit, Confirm)
         plan.confirmed(hit, ok=True)
+        control = plan.next_step()
+        assert isinstance(control, Attempt)
+        assert control.control
+        plan.record(control, Outcome.REJECTED, at=control.not_before)
     assert rest == [(Interface.RTSP, "dc-000")]
     assert step == Done("hit", Confirm(Interface.RTSP, CREDS[0]))
+    assert plan.unreliable == {Interface.HTTP}
+    assert plan.open == set()
+
+
+def test_a_hit_counts_only_when_a_wrong_password_is_refused() -> None:
+    """The control attempt: same interface and username, a password no camera ships with,
+    paced like any failure; a camera that takes it checks no login (``open``), no hit."""
+    plan = GuessPlan(CREDS[:2], [Interface.ONVIF, Interface.RTSP], None, budget=50, start=0.0)
+    first = plan.next_step()
+    assert isinstance(first, Attempt)
+    assert first.interface is Interface.ONVIF
+    plan.record(first, Outcome.ACCEPTED, at=0.0)
+    confirm = plan.next_step()
+    assert isinstance(confirm, Confirm)
+    plan.confirmed(confirm, ok=True)  # identify() answers too: an open ONVIF does
+    control = plan.next_step()
+    assert isinstance(control, Attempt)
+    assert control.control
+    assert control.interface is Interface.ONVIF
+    assert control.username == CREDS[0].username
+    assert control.password != CREDS[0].password
+    assert control.credential.id == "wrong-password"
+    assert control.not_before >= 0.0 + plan.effective.window_s  # a failure like any other
+    plan.record(control, Outcome.ACCEPTED, at=control.not_before)
+    assert plan.open == {Interface.ONVIF}
+    step = plan.next_step()
+    assert isinstance(step, Attempt)
+    assert step.interface is Interface.RTSP
+    plan.record(step, Outcome.REJECTED, at=step.not_before)
+    while isinstance(step := plan.next_step(), Attempt):
+        plan.record(step, Outcome.REJECTED, at=step.not_before)
+    assert step == Done("exhausted")
+    assert [e for _at, i, e, _o in plan.attempts if i is Interface.ONVIF] == [
+        "dc-000",
+        "wrong-password",
+    ]
 
 
 def test_errors_end_the_plan() -> None:

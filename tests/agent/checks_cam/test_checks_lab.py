@@ -6,8 +6,9 @@ planner's real-time spacing runs in seconds. Lock safety is asserted on the lab'
 (``camera.locked``) and on the timestamps of the failed logins the lab recorded.
 
 One documented difference: a 1 s failure window is weaker than Decision 724's 30 s, and the lab's
-truth says so (AUTH-05), but Hikvision's illegalLoginLock exposes the threshold and lock time,
-not the window, so the agent reads those and cannot see it (``WINDOW_NOT_EXPOSED``).
+truth says so (AUTH-05), but Hikvision's illegalLoginLock and Dahua's General table expose the
+threshold and lock time, not the window, so the agent reads those and cannot see it
+(``WINDOW_NOT_EXPOSED``).
 """
 
 from __future__ import annotations
@@ -134,14 +135,16 @@ CONFIG = AdapterConfig(timeout_s=1.5, max_response_bytes=256 * 1024)
 GUESS = GuessLimits(threshold=3, window_s=1.0, lock_s=300.0, margin_s=0.2)
 ASSUMED_THRESHOLD = 3
 LIMITS = CheckLimits(check_timeout_s=60.0)
-# Controls these checks decide, and where a vendor exposes no reading (not_applicable).
+# Controls these checks decide, and where a vendor exposes no reading (not_applicable), or no
+# reading of a setting every camera has (the lockout policy: inconclusive, with the reason).
 CONTROLS = ("AUTH-01", "AUTH-02", "AUTH-05", "AUTH-10", "AUTH-12", "SVC-06", "SVC-07", "LOG-01")
 NOT_EXPOSED = {
     "Hikvision": set(),
-    "Dahua": {"AUTH-02", "AUTH-05"},
-    "Axis": {"AUTH-02", "AUTH-05"},
-    "Generic": {"AUTH-02", "AUTH-05", "SVC-06"},
+    "Dahua": {"AUTH-02"},
+    "Axis": {"AUTH-02"},
+    "Generic": {"AUTH-02", "SVC-06"},
 }
+UNREADABLE = {"Hikvision": set(), "Dahua": set(), "Axis": {"AUTH-05"}, "Generic": {"AUTH-05"}}
 FAILED_LOGIN = ("digest", "basic", "wsse-digest", "wsse-text")
 
 
@@ -266,6 +269,8 @@ def findings_match_the_seeded_weaknesses(audits: dict[str, Audit]) -> None:
             statuses = result.statuses(control)
             if control in gaps:
                 assert statuses == {"not_applicable"}, (cam, control, statuses)
+            elif control in UNREADABLE[result.node.spec.persona.vendor]:
+                assert statuses == {"inconclusive"}, (cam, control, statuses)
             elif control == "AUTH-05" and lockout_window_only(truth.get(control, [])):
                 assert statuses == {"pass"}, (cam, control, statuses)  # WINDOW_NOT_EXPOSED
             elif control in truth:

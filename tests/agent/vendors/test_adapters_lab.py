@@ -161,6 +161,7 @@ async def test_unauthenticated_onvif_operations(adapters: dict[str, Adapter]) ->
     gen = adapters["onvif-gen"]
     assert isinstance(gen, OnvifAdapter)
     assert await gen.unauthenticated_operations() == {
+        "GetDeviceInformation": False,
         "GetProfiles": False,
         "GetStreamUri": True,  # seeded weakness of this camera
         "GetNetworkInterfaces": False,
