@@ -94,6 +94,7 @@ async def _handshake(
 
 def parse_certificate(der: bytes) -> Certificate:
     from cryptography import x509  # noqa: PLC0415  # ~5 MB, only when a scan runs
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
     from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa  # noqa: PLC0415
     from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
         Encoding,
@@ -103,7 +104,8 @@ def parse_certificate(der: bytes) -> Certificate:
     try:
         cert = x509.load_der_x509_certificate(der)
         key = cert.public_key()
-    except ValueError as exc:
+        algorithm = cert.signature_hash_algorithm
+    except (ValueError, UnsupportedAlgorithm) as exc:  # e.g. a curve OpenSSL does not know
         raise BadResponse(f"unparsable certificate: {exc}") from exc
     if isinstance(key, rsa.RSAPublicKey):
         key_type, bits = "RSA", key.key_size
@@ -114,7 +116,6 @@ def parse_certificate(der: bytes) -> Certificate:
     else:
         key_type, bits = type(key).__name__, 0
     spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    algorithm = cert.signature_hash_algorithm
     return Certificate(
         subject=cert.subject.rfc4514_string()[:200],
         issuer=cert.issuer.rfc4514_string()[:200],
