@@ -105,7 +105,8 @@ def parse_certificate(der: bytes) -> Certificate:
         cert = x509.load_der_x509_certificate(der)
         key = cert.public_key()
         algorithm = cert.signature_hash_algorithm
-    except (ValueError, UnsupportedAlgorithm) as exc:  # e.g. a curve OpenSSL does not know
+    # a curve OpenSSL does not know (UnsupportedAlgorithm), a version other than 1 or 3
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise BadResponse(f"unparsable certificate: {exc}") from exc
     if isinstance(key, rsa.RSAPublicKey):
         key_type, bits = "RSA", key.key_size

@@ -26,7 +26,7 @@ from pathlib import Path
 from hypothesis import strategies as st
 from joserfc.jwk import OKPKey
 
-from agent.probes import _xml, banners, rtsp, snmp, ssdp, tls, wsdiscovery
+from agent.probes import _xml, banners, igd, rtsp, snmp, ssdp, tls, wsdiscovery
 from agent.vendors.axis import parsers as axis
 from agent.vendors.base import CameraError, translate
 from agent.vendors.dahua import parsers as dahua
@@ -35,8 +35,10 @@ from agent.vendors.models import Credential
 from lab.camera import Camera
 from lab.config import load_config
 from lab.render import render
+from lab.services import igd as lab_igd
 from lab.services import snmp as lab_snmp
 from lab.services import ssdp as lab_ssdp
+from lab.services._http import HttpRequest
 from lab.services.wsdiscovery import Responder
 from protocol.envelope import verify
 from protocol.errors import ProtocolError, UnknownKey
@@ -253,6 +255,15 @@ def _snmp_replies() -> tuple[bytes, ...]:
     return tuple(out)
 
 
+def _igd_replies() -> tuple[bytes, ...]:
+    gateway = lab_igd.Gateway([(8080, "192.168.1.10", 80), (554, "192.168.1.11", 554)], "")
+    out = []
+    for index in (0, 1, 2):  # two entries, then the end-of-table fault
+        request = HttpRequest("POST", "/ctl", {}, igd._envelope(igd.WAN_SERVICES[0], index))
+        out.append(gateway.control(request).body)
+    return tuple(out)
+
+
 @cache
 def certificates() -> tuple[bytes, ...]:
     from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
@@ -454,6 +465,7 @@ def targets(rtsp_peer: RtspPeer | None = None) -> Registry:
             camera_error,
         ),
         Target("probes.banners", BANNERS, banners.classify, camera_error),
+        Target("probes.igd_mapping", _igd_replies(), igd.parse_mapping, camera_error),
         Target(
             "probes.rtsp_challenges",
             CHALLENGES,

@@ -27,6 +27,7 @@ CI = settings(
     database=None,
 )
 
+V3 = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT Version v3, DER
 P256 = b"\x2a\x86\x48\xce\x3d\x03\x01\x07"  # the OID 1.2.840.10045.3.1.7, DER
 
 # inputs that crashed a target once: (target, input)
@@ -38,11 +39,18 @@ REGRESSIONS: list[tuple[str, bytes]] = [
         + ANSWERS
         + b"RTSP/1.0 200 OK\r\nCSeq: 2\r\nContent-Length: \xc2\xb2\r\n\r\n",
     ),
+    # the same in a router's port mapping
+    (
+        "probes.igd_mapping",
+        b"<r><NewExternalPort>\xc2\xb2</NewExternalPort><NewInternalPort>1</NewInternalPort></r>",
+    ),
     # an EC key on a curve OID OpenSSL does not know: UnsupportedAlgorithm from public_key()
     (
         "probes.tls_certificate",
         certificates()[1].replace(P256, b"\x2a\x86\x48\x1c\x3d\x03\x01\x07"),
     ),
+    # X.509 version 2 (INTEGER 1): cryptography's InvalidVersion, not a ValueError
+    ("probes.tls_certificate", certificates()[0].replace(V3, b"\xa0\x03\x02\x01\x01", 1)),
 ]
 
 
