@@ -32,9 +32,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from server.broker_roles import BrokerRoles, BrokerRolesError, grant, mqtt_transport
 from server.certs import AgentCertificates
-from server.config import MqttConfig
+from server.collector import background_jobs
+from server.config import AlertsConfig, MqttConfig, RetentionConfig, ServerConfig
 from server.pki import CertificateAuthority, Issued, write_pem
+from server.storage import Repository
 from tests.agent.support import wait_for
+from tests.server.conftest import enroll
+from tests.support.agents import SimAgent
 from tests.support.mosquitto import free_port, wait_port
 
 pytestmark = pytest.mark.integration
@@ -534,3 +538,29 @@ def test_an_unreachable_broker_is_a_typed_error_and_approval_still_succeeds(
         roles.sync(["agent-n"])
     roles.on_status("agent-n", "approved")  # a status listener: logs, never raises
     assert "retries within" in caplog.text
+
+
+def test_the_collectors_sync_job_brings_a_pre_approved_agent_to_the_broker(
+    fresh: Broker, tmp_path: Path
+) -> None:
+    """Enrolling with a pre-approved token changes no status, so no listener runs; the job
+    ``camwarden-server run`` starts (collector.background_jobs) gives the agent its role."""
+    config = ServerConfig(
+        state_dir=str(tmp_path / "collector"),
+        mqtt=fresh.collector(),
+        alerts=AlertsConfig(enabled=False),
+        retention=RetentionConfig(enabled=False),
+    )
+    repo = Repository.open_migrated(config)
+    try:
+        enroll(repo, SimAgent("agent-n", site="site1"), approved=True)
+        [job] = background_jobs(config, repo)
+        assert job.name == "camwarden-broker-roles"
+        job.start()
+        try:
+            with peer(fresh, "agent-n") as n:
+                wait_for(lambda: not n.publish(topic("agent-n", "report")).is_failure)
+        finally:
+            job.stop()
+    finally:
+        repo.close()
