@@ -130,13 +130,15 @@ class BrokerRoles:
         else:
             log.info("broker rights of agent %s: %s", agent_id, status)
 
-    def sync(self, approved: Collection[str]) -> int:
-        """Bring the plugin in line with ``approved``; returns how many commands it took."""
+    def sync(self, approved: Callable[[], Collection[str]]) -> int:
+        """Bring the plugin in line with the ``approved`` agents; returns how many commands
+        it took. The plugin is listed first and the agents read after, so an approval or a
+        revocation applied in between is repeated (harmless), never undone."""
         listed = self.apply([{"command": "listRoles"}, {"command": "listClients"}])
         roles, clients = (
             _names(r, key) for r, key in zip(listed, ("roles", "clients"), strict=True)
         )
-        commands = plan(approved, roles, clients)
+        commands = plan(approved(), roles, clients)
         self.apply(commands)
         if commands:
             log.info("broker rights synchronised: %d command(s)", len(commands))

@@ -122,7 +122,7 @@ def background_jobs(config: ServerConfig, repo: Repository) -> list[Periodic]:
                 "camwarden-broker-roles",
                 broker_roles.SYNC_INTERVAL_S,
                 lambda now: roles.sync(
-                    [a.agent_id for a in repo.agents() if a.status == "approved"]
+                    lambda: [a.agent_id for a in repo.agents() if a.status == "approved"]
                 ),
             )
         )

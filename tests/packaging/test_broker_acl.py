@@ -129,7 +129,7 @@ def run_broker(broker: Broker, approved: Collection[str] = ()) -> subprocess.Pop
     proc = subprocess.Popen([binary, "-c", str(broker.config)], stderr=subprocess.PIPE)
     wait_port(HOST, broker.port)
     if approved:
-        broker.roles().sync(approved)
+        broker.roles().sync(lambda: approved)
     return proc
 
 
@@ -513,8 +513,10 @@ def test_sync_repairs_what_the_broker_missed_and_is_idempotent(fresh: Broker) ->
     collector's periodic sync makes the plugin hold exactly the approved agents."""
     roles = fresh.roles()
     roles.apply([*grant("agent-gone"), grant("agent-half")[0]])  # revoked since; role, no client
-    assert roles.sync(["agent-n", "agent-half"]) == 5  # n: role, client; half: client; gone: 2
-    assert roles.sync(["agent-n", "agent-half"]) == 0
+    assert (
+        roles.sync(lambda: ["agent-n", "agent-half"]) == 5
+    )  # n: role, client; half: client; gone: 2
+    assert roles.sync(lambda: ["agent-n", "agent-half"]) == 0
     listed = roles.apply([{"command": "listRoles"}, {"command": "listClients"}])
     assert sorted(listed[0]["data"]["roles"]) == [
         "camwarden-agent-agent-half",
@@ -535,7 +537,7 @@ def test_an_unreachable_broker_is_a_typed_error_and_approval_still_succeeds(
     gone = configure_broker(tmp_path, pki)  # never started: nothing listens on its port
     roles = BrokerRoles(mqtt_transport(gone.collector(), timeout_s=2))
     with pytest.raises(BrokerRolesError):
-        roles.sync(["agent-n"])
+        roles.sync(lambda: ["agent-n"])
     roles.on_status("agent-n", "approved")  # a status listener: logs, never raises
     assert "retries within" in caplog.text
 

@@ -83,3 +83,23 @@ def test_a_status_listener_ignores_other_statuses() -> None:
     assert sent == []
     roles.on_status("a", "revoked")
     assert [c["command"] for c in sent[0]] == ["deleteClient", "deleteRole"]
+
+
+def test_sync_reads_the_agents_after_listing_the_plugin() -> None:
+    """An approval that lands between the listing and the reading is kept, not undone."""
+    calls: list[list[str]] = []
+
+    def transport(commands: list[Command]) -> list[Command]:
+        calls.append([c["command"] for c in commands])
+        listed = {
+            "listRoles": {"roles": ["camwarden-agent-x", "camwarden-collector"]},
+            "listClients": {"clients": ["x", "camwarden-collector"]},
+        }
+        return [{"command": c["command"], "data": listed.get(c["command"], {})} for c in commands]
+
+    def approved() -> list[str]:
+        calls.append(["read the agents"])
+        return ["x"]
+
+    assert BrokerRoles(transport).sync(approved) == 0
+    assert calls == [["listRoles", "listClients"], ["read the agents"]]
