@@ -105,6 +105,9 @@ def parse_certificate(der: bytes) -> Certificate:
         cert = x509.load_der_x509_certificate(der)
         key = cert.public_key()
         algorithm = cert.signature_hash_algorithm
+        subject = cert.subject.rfc4514_string()[:200]  # a name that does not decode: ValueError
+        issuer = cert.issuer.rfc4514_string()[:200]
+        self_signed = cert.issuer == cert.subject
     # a curve OpenSSL does not know (UnsupportedAlgorithm), a version other than 1 or 3
     except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise BadResponse(f"unparsable certificate: {exc}") from exc
@@ -118,13 +121,13 @@ def parse_certificate(der: bytes) -> Certificate:
         key_type, bits = type(key).__name__, 0
     spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     return Certificate(
-        subject=cert.subject.rfc4514_string()[:200],
-        issuer=cert.issuer.rfc4514_string()[:200],
+        subject=subject,
+        issuer=issuer,
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         key_type=key_type,
         key_bits=bits,
-        self_signed=cert.issuer == cert.subject,
+        self_signed=self_signed,
         spki_sha256=hashlib.sha256(spki).hexdigest(),
         signature_hash=algorithm.name if algorithm is not None else None,
     )

@@ -49,6 +49,11 @@ REGRESSIONS: list[tuple[str, bytes]] = [
         "probes.tls_certificate",
         certificates()[1].replace(P256, b"\x2a\x86\x48\x1c\x3d\x03\x01\x07"),
     ),
+    # a name whose UTF8String does not decode: ValueError from rfc4514_string()
+    ("probes.tls_certificate", certificates()[0].replace(b"\x13camwarden", b"\x13\xa2amwarden")),
+    # an XML declaration naming an encoding Python does not know: LookupError from expat
+    ("probes.xml", b'<?xml version="1.0" encoding="UT8"?><a/>'),
+    ("probes.wsdiscovery", b'<?xml version="1.0" encoding="UTFtrue-8"?><a/>'),
     # X.509 version 2 (INTEGER 1): cryptography's InvalidVersion, not a ValueError
     ("probes.tls_certificate", certificates()[0].replace(V3, b"\xa0\x03\x02\x01\x01", 1)),
 ]
