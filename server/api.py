@@ -36,7 +36,7 @@ from protocol import (
     public_jwk,
 )
 from protocol.envelope import verify
-from server import advisories
+from server import advisories, broker_roles
 from server.certs import AgentCertificates, BadPublicKey, parse_public_key
 from server.config import ServerConfig
 from server.firmware import api as firmware
@@ -160,8 +160,9 @@ def create_app(
     tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))
 
     certs = AgentCertificates(Path(config.pki.ca_dir)) if config.pki.ca_dir else None
-    if certs is not None:
-        repo.status_listeners.append(certs.on_status)
+    # approving issues the agent's MQTT certificate and gives it its role on the broker
+    repo.status_listeners += [certs.on_status] if certs else []
+    repo.status_listeners += broker_roles.listeners(config.mqtt)
     challenges: dict[str, tuple[str, float]] = {}  # challenge -> (agent_id, expiry)
 
     def issued(agent_id: str) -> CertificateResponse | None:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import NoResultFound
 
 from protocol import MalformedMessage, import_public_jwk
 from protocol.configfile import ConfigError, dumps
-from server import __version__, advisories
+from server import __version__, advisories, broker_roles
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.firmware import cli as firmware_cli
@@ -294,6 +294,7 @@ def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfi
     elif args.command == "agents":
         if config.pki.ca_dir:  # approving issues the agent's MQTT certificate
             repo.status_listeners.append(AgentCertificates(Path(config.pki.ca_dir)).on_status)
+        repo.status_listeners += broker_roles.listeners(config.mqtt)  # and its broker role
         return agents_command(repo, args.action, getattr(args, "agent_id", None))
     elif args.command == "fleet":
         print(fleet_summary(repo.engine).text(utcnow()))

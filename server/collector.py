@@ -16,6 +16,7 @@ from types import FrameType
 
 import uvicorn
 
+from server import broker_roles
 from server.alerts.worker import AlertWorker, Periodic
 from server.api import create_app
 from server.config import ServerConfig
@@ -124,8 +125,18 @@ def run(config: ServerConfig) -> int:
 
 
 def background_jobs(config: ServerConfig, repo: Repository) -> list[Periodic]:
-    """The alert worker and the retention job, as configured."""
+    """The broker roles' sync, the alert worker and the retention job, as configured."""
     jobs = []
+    if (roles := broker_roles.from_config(config.mqtt)) is not None:
+        jobs.append(
+            Periodic(
+                "camwarden-broker-roles",
+                broker_roles.SYNC_INTERVAL_S,
+                lambda now: roles.sync(
+                    lambda: [a.agent_id for a in repo.agents() if a.status == "approved"]
+                ),
+            )
+        )
     if config.alerts.enabled:
         worker = AlertWorker(config.alerts, repo.engine)
         jobs.append(Periodic("camwarden-alerts", config.alerts.interval_s, worker.run_once))

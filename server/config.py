@@ -49,6 +49,9 @@ class MqttConfig(_Section, frozen=True, kw_only=True):
     ca_file: str = ""
     cert_file: str = ""
     key_file: str = ""
+    # the broker's dynamic-security plugin (packaging/mosquitto): give each agent its role on
+    # approval, remove it on revocation, and keep the plugin in line with the agents' status
+    dynamic_security: bool = False
 
 
 class HttpConfig(_Section, frozen=True, kw_only=True):

@@ -60,5 +60,5 @@ def parse(data: bytes, *, max_bytes: int = 256 * 1024) -> ET.Element:
     refuse_dtd(data)
     try:
         return ET.fromstring(data)  # noqa: S314  # see module doc
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError) as exc:  # LookupError: an unknown encoding
         raise BadResponse(f"malformed XML: {exc}") from exc

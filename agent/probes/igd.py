@@ -77,9 +77,22 @@ def _envelope(service: str, index: int) -> bytes:
 
 
 def _int(text: str, what: str) -> int:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # "²".isdigit() is true, int() refuses it
         raise BadResponse(f"IGD mapping: {what} {text[:20]!r} is not a number")
     return int(text)
+
+
+def parse_mapping(body: bytes) -> PortMapping:
+    """A ``GetGenericPortMappingEntry`` answer (``BadResponse`` if it is not one)."""
+    root = parse(body, max_bytes=64 * 1024)
+    return PortMapping(
+        external_port=_int(_field(root, "NewExternalPort"), "external port"),
+        protocol=_field(root, "NewProtocol").upper()[:8],
+        internal_client=_field(root, "NewInternalClient")[:64],
+        internal_port=_int(_field(root, "NewInternalPort"), "internal port"),
+        enabled=_field(root, "NewEnabled") in ("1", "true"),
+        description=_field(root, "NewPortMappingDescription")[:80],
+    )
 
 
 async def port_mappings(
@@ -108,15 +121,5 @@ async def port_mappings(
             raise BadResponse(f"IGD fault at entry {index}: {reply.body[:120]!r}")
         if reply.status != 200:
             raise BadResponse(f"IGD: HTTP {reply.status} at entry {index}")
-        root = parse(reply.body, max_bytes=64 * 1024)
-        mappings.append(
-            PortMapping(
-                external_port=_int(_field(root, "NewExternalPort"), "external port"),
-                protocol=_field(root, "NewProtocol").upper()[:8],
-                internal_client=_field(root, "NewInternalClient")[:64],
-                internal_port=_int(_field(root, "NewInternalPort"), "internal port"),
-                enabled=_field(root, "NewEnabled") in ("1", "true"),
-                description=_field(root, "NewPortMappingDescription")[:80],
-            )
-        )
+        mappings.append(parse_mapping(reply.body))
     return mappings  # the table is longer than max_entries; the first ones are reported

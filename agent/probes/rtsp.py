@@ -126,7 +126,7 @@ class _Session:
                 raise BadResponse(f"malformed RTSP header: {line[:60]!r}")
             headers.setdefault(name.strip().lower(), []).append(value.strip())
         length_text = (headers.get("content-length") or ["0"])[0]
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):  # "²".isdigit() is true
             raise BadResponse(f"bad Content-Length {length_text[:20]!r}")
         length = int(length_text)
         if length > self.max_bytes:

@@ -94,6 +94,7 @@ async def _handshake(
 
 def parse_certificate(der: bytes) -> Certificate:
     from cryptography import x509  # noqa: PLC0415  # ~5 MB, only when a scan runs
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
     from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa  # noqa: PLC0415
     from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
         Encoding,
@@ -103,7 +104,12 @@ def parse_certificate(der: bytes) -> Certificate:
     try:
         cert = x509.load_der_x509_certificate(der)
         key = cert.public_key()
-    except ValueError as exc:
+        algorithm = cert.signature_hash_algorithm
+        subject = cert.subject.rfc4514_string()[:200]  # a name that does not decode: ValueError
+        issuer = cert.issuer.rfc4514_string()[:200]
+        self_signed = cert.issuer == cert.subject
+    # a curve OpenSSL does not know (UnsupportedAlgorithm), a version other than 1 or 3
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise BadResponse(f"unparsable certificate: {exc}") from exc
     if isinstance(key, rsa.RSAPublicKey):
         key_type, bits = "RSA", key.key_size
@@ -114,15 +120,14 @@ def parse_certificate(der: bytes) -> Certificate:
     else:
         key_type, bits = type(key).__name__, 0
     spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    algorithm = cert.signature_hash_algorithm
     return Certificate(
-        subject=cert.subject.rfc4514_string()[:200],
-        issuer=cert.issuer.rfc4514_string()[:200],
+        subject=subject,
+        issuer=issuer,
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         key_type=key_type,
         key_bits=bits,
-        self_signed=cert.issuer == cert.subject,
+        self_signed=self_signed,
         spki_sha256=hashlib.sha256(spki).hexdigest(),
         signature_hash=algorithm.name if algorithm is not None else None,
     )

@@ -384,7 +384,7 @@ def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path, *,
         for example in sorted((HERE / "systemd" / "camwarden-agent.service.d").glob("*.example")):
             put(example, examples / "camwarden-agent.service.d" / example.name)
     else:
-        for name in ("camwarden.conf", "camwarden.acl", "README.md"):
+        for name in ("camwarden.conf", "dynamic-security.json", "README.md"):
             put(HERE / "mosquitto" / name, examples / "mosquitto" / name)
         for unit in ("camwarden-broker-crl.path", "camwarden-broker-crl.service"):
             put(HERE / "systemd" / unit, stage / "lib/systemd/system" / unit)  # not enabled

@@ -377,3 +377,65 @@ class Subscriber:
                 log.warning("storing a batch of %d failed, retrying: %s", size, exc.detail)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+
+def control_request(
+    config: MqttConfig,
+    request: tuple[str, bytes],
+    response_topic: str,
+    answers: Callable[[bytes], bool],
+    timeout_s: float,
+) -> bytes:
+    """One request to the broker's control API (``$CONTROL/...``) on a connection of its own.
+
+    Connects with the collector's identity (client id ``<client_id>-control``, clean start),
+    subscribes to ``response_topic``, publishes ``request`` (topic, payload) once the broker
+    granted that subscription, and returns the first response payload for which ``answers`` is
+    true (other collectors' answers share the topic). Raises ``OSError`` when the broker cannot
+    be reached or refuses, ``TimeoutError`` when no answer comes within ``timeout_s``.
+    """
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"{config.client_id}-control", protocol=mqtt.MQTTv5
+    )
+    if config.tls:
+        client.tls_set(ca_certs=config.ca_file, certfile=config.cert_file, keyfile=config.key_file)
+    subscribed = threading.Event()
+    refused: list[str] = []
+    answer: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+
+    def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            refused.append(f"connection refused: {reason}")
+            subscribed.set()
+        else:
+            c.subscribe(response_topic, qos=1)
+
+    def on_subscribe(_c: mqtt.Client, _u: Any, _mid: int, reasons: Any, _p: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            refused.append(f"subscription to {response_topic} refused: {reasons[0]}")
+        subscribed.set()
+
+    def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        payload = bytes(msg.payload)
+        if answers(payload):
+            answer.put(payload)
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    deadline = time.monotonic() + timeout_s
+    client.connect(config.host, config.port, keepalive=config.keepalive_s)
+    client.loop_start()
+    try:
+        if not subscribed.wait(timeout_s):
+            raise TimeoutError(f"the broker at {config.host}:{config.port} did not answer")
+        if refused:
+            raise PermissionError(refused[0])
+        client.publish(*request, qos=1)
+        try:
+            return answer.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError(f"no answer on {response_topic} in {timeout_s:g} s") from None
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -1,12 +1,12 @@
 """The broker locked down end to end, on a real Mosquitto with the shipped mTLS config.
 
 Enroll two agents (each makes its MQTT TLS key and sends only the public half), approve them
-with the CLI (which issues their certificates from the collector's CA), fetch the certificates
-by signed challenge, and run: the collector connects as camwarden-collector, agent a1's
-messages are stored, and agent b1 publishing as a1 gets PUBACK 135 "Not authorized". With a
-misconfigured broker that has no ACL, the collector still rejects the spoofed message by its
-signature: b1's own message on a1's topic is misaddressed, a1's name signed by b1's key
-is unknown_key.
+with the CLI (which issues their certificates from the collector's CA and gives them their
+roles in the broker's dynamic-security plugin), fetch the certificates by signed challenge, and
+run: the collector connects as camwarden-collector, agent a1's messages are stored, and agent
+b1 publishing as a1 gets PUBACK 135 "Not authorized". With a misconfigured broker that has no
+access control, the collector still rejects the spoofed message by its signature: b1's own
+message on a1's topic is misaddressed, a1's name signed by b1's key is unknown_key.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Site]:
         f"[mqtt]\nport = {broker.port}\ntls = true\n"
         f'ca_file = "{pki / "ca.crt"}"\ncert_file = "{pki / "collector.crt"}"\n'
         f'key_file = "{pki / "collector.key"}"\n'
+        f"dynamic_security = {'true' if request.param else 'false'}\n"
         f'[http]\nport = {http_port}\n[pki]\nca_dir = "{pki}"\n'
         "[ingest]\nbatch_latency_s = 0.05\n"
     )

@@ -1,7 +1,9 @@
-"""packaging/mosquitto on a real Mosquitto: mutual TLS, CN as username, per-agent ACLs.
+"""packaging/mosquitto on a real Mosquitto: mutual TLS, CN as username, per-agent roles.
 
-The shipped config is rendered to temp paths (only paths and the port change) and the test's
-PKI comes from server.pki, so the files an operator deploys are the files under test.
+The shipped config and dynamic-security file are rendered to temp paths (only paths and the port
+change), the test's PKI comes from server.pki and the agents' roles from server.broker_roles
+talking to the plugin as the collector, so the files an operator deploys and the code the
+collector runs are what is under test.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +30,24 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from protocol import collector_subscriptions
+from server.broker_roles import BrokerRoles, BrokerRolesError, grant, mqtt_transport
 from server.certs import AgentCertificates
+from server.collector import background_jobs
+from server.config import AlertsConfig, MqttConfig, RetentionConfig, ServerConfig
 from server.pki import CertificateAuthority, Issued, write_pem
+from server.storage import Repository
 from tests.agent.support import wait_for
+from tests.server.conftest import enroll
+from tests.support.agents import SimAgent
 from tests.support.mosquitto import free_port, wait_port
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "packaging" / "mosquitto" / "camwarden.conf"
-ACL = ROOT / "packaging" / "mosquitto" / "camwarden.acl"
+DYNSEC = ROOT / "packaging" / "mosquitto" / "dynamic-security.json"
+PACKAGED_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"
+PACKAGED_STATE = "/var/lib/mosquitto/camwarden-dynamic-security.json"
 NOT_AUTHORIZED = 135
 REVOKED = "SSLV3_ALERT_CERTIFICATE_REVOKED"  # TLS alert 44, as OpenSSL names it
 HOST = "127.0.0.1"
@@ -52,29 +61,56 @@ class Broker:
     log: Path
     config: Path
 
+    def collector(self) -> MqttConfig:
+        """The collector's [mqtt] section for this broker."""
+        return MqttConfig(
+            port=self.port,
+            client_id=f"collector-{time.monotonic_ns()}",
+            tls=True,
+            ca_file=str(self.pki / "ca.crt"),
+            cert_file=str(self.pki / "collector.crt"),
+            key_file=str(self.pki / "collector.key"),
+            dynamic_security=True,
+        )
 
-def render(conf: str, pki: Path, acl: Path, port: int) -> str:
+    def roles(self) -> BrokerRoles:
+        """The agents' roles on this broker, as the collector keeps them."""
+        return BrokerRoles(mqtt_transport(self.collector()))
+
+
+def plugin() -> str:
+    """The dynamic-security plugin of this machine's mosquitto package (the shipped config names
+    amd64's)."""
+    found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+    if not found:
+        pytest.skip("mosquitto's dynamic-security plugin is not installed")
+    return str(found[0])
+
+
+def render(conf: str, pki: Path, state: Path, port: int) -> str:
     """The shipped config with its deployment paths replaced by the test's."""
     replaced = (
         conf.replace("/etc/mosquitto/certs/camwarden/", f"{pki}/")
-        .replace("/etc/mosquitto/camwarden.acl", str(acl))
+        .replace(PACKAGED_STATE, str(state))
+        .replace(PACKAGED_PLUGIN, plugin())
         .replace("listener 8883\n", f"listener {port} {HOST}\n")
     )
     assert replaced.count(str(pki)) == 4
-    assert f"acl_file {acl}" in replaced
+    assert f"plugin_opt_config_file {state}\n" in replaced
     assert f"listener {port} {HOST}" in replaced
     return replaced
 
 
 def configure_broker(work: Path, pki: Path, *, acl: bool = True) -> Broker:
     """The shipped config, PKI from ``pki``, on a free loopback port, in ``work``; with
-    ``acl=False`` the misconfiguration of certificates required but every topic open to all."""
-    acl_file = work / "camwarden.acl"
-    shutil.copy(ACL, acl_file)
+    ``acl=False`` the misconfiguration of certificates required but every topic open to all
+    (no dynamic-security plugin)."""
+    state = work / "dynamic-security.json"
+    shutil.copy(DYNSEC, state)
     port = free_port(HOST)
-    conf = render(CONF.read_text(), pki, acl_file, port)
+    conf = render(CONF.read_text(), pki, state, port)
     if not acl:
-        conf = conf.replace(f"acl_file {acl_file}\n", "")
+        conf = "\n".join(line for line in conf.split("\n") if not line.startswith("plugin"))
     log = work / "mosquitto.log"
     extra = [f"persistence_location {work}/", f"log_dest file {log}", "log_type all"]
     if os.geteuid() == 0:
@@ -84,13 +120,16 @@ def configure_broker(work: Path, pki: Path, *, acl: bool = True) -> Broker:
     return Broker(port, pki, log, config)
 
 
-def run_broker(broker: Broker) -> subprocess.Popen[bytes]:
-    """Start (or restart, after :func:`stop_broker`) the configured broker."""
+def run_broker(broker: Broker, approved: Collection[str] = ()) -> subprocess.Popen[bytes]:
+    """Start (or restart, after :func:`stop_broker`) the configured broker, with the roles of
+    the ``approved`` agents (what the collector's sync gives them)."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         pytest.skip("mosquitto is not installed (scripts/install-system-deps.sh)")
     proc = subprocess.Popen([binary, "-c", str(broker.config)], stderr=subprocess.PIPE)
     wait_port(HOST, broker.port)
+    if approved:
+        broker.roles().sync(lambda: approved)
     return proc
 
 
@@ -125,7 +164,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     write_pem(stranger.issue_agent_certificate("agent-a"), pki / "stranger-agent-a")
     write_pem(stranger.issue_collector_certificate(), pki / "stranger-collector")
     configured = configure_broker(work, pki)
-    proc = run_broker(configured)
+    proc = run_broker(configured, ["agent-a", "agent-b", "camwarden-collector.evil"])
     try:
         yield configured
     finally:
@@ -138,6 +177,7 @@ class Peer:
 
     client: mqtt.Client
     connected: threading.Event = field(default_factory=threading.Event)
+    disconnected: threading.Event = field(default_factory=threading.Event)
     acks: dict[int, ReasonCode] = field(default_factory=dict)
     subacks: dict[int, list[ReasonCode]] = field(default_factory=dict)
     received: list[tuple[str, bytes]] = field(default_factory=list)
@@ -205,7 +245,11 @@ def peer(broker: Broker, name: str) -> Iterator[Peer]:
             p.received.append((msg.topic, bytes(msg.payload)))
             p.changed.notify_all()
 
+    def on_disconnect(c: mqtt.Client, u: object, f: object, rc: ReasonCode, pr: object) -> None:
+        p.disconnected.set()
+
     p.client.on_connect = on_connect
+    p.client.on_disconnect = on_disconnect
     p.client.on_publish = on_publish
     p.client.on_subscribe = on_subscribe
     p.client.on_message = on_message
@@ -289,14 +333,15 @@ def test_agent_cannot_publish_as_another_agent(broker: Broker) -> None:
 
 
 def test_agent_cannot_read_another_agents_commands(broker: Broker) -> None:
-    """Mosquitto 2.0's acl_file does not check SUBSCRIBE (SUBACK grants it); it checks read
-    access on every delivery, so a foreign subscription stays empty."""
+    """The dynamic-security plugin checks SUBSCRIBE: a foreign filter gets SUBACK 135."""
     spying = [
         topic("agent-b", "cmd"),
         "camwarden/v1/+/+/cmd",
         "camwarden/#",
         "#",
         "$share/g/camwarden/v1/+/+/report",
+        "$SYS/#",
+        "$CONTROL/dynamic-security/v1/response",
     ]
     with (
         peer(broker, "collector") as collector,
@@ -304,7 +349,7 @@ def test_agent_cannot_read_another_agents_commands(broker: Broker) -> None:
         peer(broker, "agent-b") as b,
     ):
         for pattern in spying:
-            a.subscribe(pattern)
+            assert [rc.value for rc in a.subscribe(pattern)] == [NOT_AUTHORIZED], pattern
         assert [rc.value for rc in b.subscribe(topic("agent-b", "cmd"))] == [1]
         assert not collector.publish(topic("agent-b", "cmd"), b"for b").is_failure
         assert not b.publish(topic("agent-b", "report"), b"b's report").is_failure
@@ -312,43 +357,33 @@ def test_agent_cannot_read_another_agents_commands(broker: Broker) -> None:
         assert a.messages(settle=0) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Mosquitto 2.0 acl_file cannot refuse a SUBSCRIBE: an agent that joins the "
-    "collectors' share group takes its turn of the round robin, and the broker then drops "
-    "those messages at the read check (see docs/adr/0004, broker section)",
+@pytest.mark.parametrize(
+    "group",
+    [
+        "$share/collectors/camwarden/v1/+/+/report",
+        "$share/+/camwarden/v1/+/+/report",
+        "$share/collectors/#",
+        "$share/collectors/camwarden/v1/site1/agent-b/report",
+    ],
 )
-def test_agent_cannot_divert_the_collectors_shared_subscription(broker: Broker) -> None:
-    group = "$share/collectors/camwarden/v1/+/+/report"
+def test_agent_cannot_divert_the_collectors_shared_subscription(broker: Broker, group: str) -> None:
+    """Mosquitto 2.0's acl_file granted this SUBSCRIBE, and the agent took every other report
+    of the round robin (5 of 10 lost); the plugin refuses it, the collector gets all."""
+    shared = "$share/collectors/camwarden/v1/+/+/report"
     with (
         peer(broker, "collector") as collector,
         peer(broker, "agent-a") as a,
         peer(broker, "agent-b") as b,
     ):
-        collector.subscribe(group)
-        a.subscribe(group)
+        assert [rc.value for rc in collector.subscribe(shared)] == [1]
+        assert [rc.value for rc in a.subscribe(group)] == [NOT_AUTHORIZED]
         for i in range(10):
             assert not b.publish(topic("agent-b", "report"), str(i).encode()).is_failure
+        wait_for(lambda: len(collector.messages(settle=0)) >= 10)
         assert a.messages() == []
-        assert len(collector.messages(settle=0)) == 10
-
-
-def test_a_share_group_of_the_fleets_own_keeps_agents_out_of_the_round_robin(
-    broker: Broker,
-) -> None:
-    # the mitigation while the broker grants every SUBSCRIBE: [mqtt] share_group
-    [own] = [s for s in collector_subscriptions("ops-7f3a") if s.endswith("/report")]
-    with (
-        peer(broker, "collector") as collector,
-        peer(broker, "agent-a") as a,
-        peer(broker, "agent-b") as b,
-    ):
-        collector.subscribe(own)
-        a.subscribe("$share/collectors/camwarden/v1/+/+/report")
-        for i in range(10):
-            assert not b.publish(topic("agent-b", "report"), str(i).encode()).is_failure
-        assert len(collector.messages()) == 10
-        assert a.messages(settle=0) == []
+        assert sorted(p for _, p in collector.messages(settle=0)) == [
+            str(i).encode() for i in range(10)
+        ]
 
 
 def test_collector_reads_through_the_shared_subscription(broker: Broker) -> None:
@@ -405,7 +440,7 @@ def test_revoked_agent_is_refused_after_the_broker_reloads(tmp_path: Path) -> No
     certificate of the agent on the CRL; Mosquitto 2.0.11 rereads ``crlfile`` on SIGHUP and then
     refuses them, while other agents get in. A connection made before stays up."""
     broker, certs = revocable(tmp_path)
-    proc = run_broker(broker)
+    proc = run_broker(broker, ["agent-r", "agent-s"])
     try:
         assert [tls_alert(broker, n) for n in ("agent-r", "agent-r-old", "agent-s")] == [""] * 3
         with peer(broker, "agent-r") as live:
@@ -433,3 +468,101 @@ def test_revoked_agent_is_refused_after_the_broker_reloads(tmp_path: Path) -> No
         ]
     finally:
         stop_broker(proc)
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of its own, whose plugin knows no agent yet; agent-n has a certificate."""
+    pki = tmp_path / "pki"
+    ca = make_pki(pki)
+    write_pem(ca.issue_agent_certificate("agent-n"), pki / "agent-n")
+    configured = configure_broker(tmp_path, pki)
+    proc = run_broker(configured)
+    try:
+        yield configured
+    finally:
+        stop_broker(proc)
+
+
+def test_approval_gives_the_agent_its_role_and_revocation_takes_it_and_the_connection(
+    fresh: Broker,
+) -> None:
+    """``on_status`` is the listener the CLI, the operator API and the dashboard share."""
+    roles = fresh.roles()
+    own = topic("agent-n", "report")
+    with peer(fresh, "agent-n") as n:  # a valid certificate, but the plugin does not know it
+        assert n.publish(own).value == NOT_AUTHORIZED
+        assert [rc.value for rc in n.subscribe(topic("agent-n", "cmd"))] == [NOT_AUTHORIZED]
+    roles.on_status("agent-n", "approved")
+    with peer(fresh, "collector") as collector, peer(fresh, "agent-n") as n:
+        collector.subscribe("$share/collectors/camwarden/v1/+/+/report")
+        assert [rc.value for rc in n.subscribe(topic("agent-n", "cmd"))] == [1]
+        assert not n.publish(own, b"approved").is_failure
+        assert n.publish(topic("agent-m", "report")).value == NOT_AUTHORIZED
+        assert not collector.publish(topic("agent-n", "cmd"), b"do").is_failure
+        wait_for(lambda: n.messages(settle=0) == [(topic("agent-n", "cmd"), b"do")])
+        assert collector.messages() == [(own, b"approved")]
+        roles.on_status("agent-n", "revoked")
+        assert n.disconnected.wait(5), "the plugin did not disconnect the revoked agent"
+        assert n.publish(own, b"revoked").value == NOT_AUTHORIZED  # paho reconnected
+        assert collector.messages() == [(own, b"approved")]
+
+
+def test_sync_repairs_what_the_broker_missed_and_is_idempotent(fresh: Broker) -> None:
+    """An approval made while the broker was down, a revocation it never heard of: the
+    collector's periodic sync makes the plugin hold exactly the approved agents."""
+    roles = fresh.roles()
+    roles.apply([*grant("agent-gone"), grant("agent-half")[0]])  # revoked since; role, no client
+    assert (
+        roles.sync(lambda: ["agent-n", "agent-half"]) == 5
+    )  # n: role, client; half: client; gone: 2
+    assert roles.sync(lambda: ["agent-n", "agent-half"]) == 0
+    listed = roles.apply([{"command": "listRoles"}, {"command": "listClients"}])
+    assert sorted(listed[0]["data"]["roles"]) == [
+        "camwarden-agent-agent-half",
+        "camwarden-agent-agent-n",
+        "camwarden-broker-admin",
+        "camwarden-collector",
+    ]
+    assert sorted(listed[1]["data"]["clients"]) == ["agent-half", "agent-n", "camwarden-collector"]
+    with peer(fresh, "agent-n") as n:
+        assert not n.publish(topic("agent-n", "heartbeat")).is_failure
+
+
+def test_an_unreachable_broker_is_a_typed_error_and_approval_still_succeeds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pki = tmp_path / "pki"
+    make_pki(pki)
+    gone = configure_broker(tmp_path, pki)  # never started: nothing listens on its port
+    roles = BrokerRoles(mqtt_transport(gone.collector(), timeout_s=2))
+    with pytest.raises(BrokerRolesError):
+        roles.sync(lambda: ["agent-n"])
+    roles.on_status("agent-n", "approved")  # a status listener: logs, never raises
+    assert "retries within" in caplog.text
+
+
+def test_the_collectors_sync_job_brings_a_pre_approved_agent_to_the_broker(
+    fresh: Broker, tmp_path: Path
+) -> None:
+    """Enrolling with a pre-approved token changes no status, so no listener runs; the job
+    ``camwarden-server run`` starts (collector.background_jobs) gives the agent its role."""
+    config = ServerConfig(
+        state_dir=str(tmp_path / "collector"),
+        mqtt=fresh.collector(),
+        alerts=AlertsConfig(enabled=False),
+        retention=RetentionConfig(enabled=False),
+    )
+    repo = Repository.open_migrated(config)
+    try:
+        enroll(repo, SimAgent("agent-n", site="site1"), approved=True)
+        [job] = background_jobs(config, repo)
+        assert job.name == "camwarden-broker-roles"
+        job.start()
+        try:
+            with peer(fresh, "agent-n") as n:
+                wait_for(lambda: not n.publish(topic("agent-n", "report")).is_failure)
+        finally:
+            job.stop()
+    finally:
+        repo.close()
