@@ -21,7 +21,7 @@ from server.web.deps import (
     Web,
     session_principal,
 )
-from server.web.scope import FindingFilters, Invalid, ModelIn
+from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn
 from server.web.security import new_secret, same
 
 STATUSES = ("fail", "inconclusive", "not_applicable", "pass")
@@ -180,6 +180,25 @@ def router() -> APIRouter:
             orgs=s.org_tree(),
             severities=SEVERITIES,
             statuses=STATUSES,
+        )
+
+    @pages.get("/cameras")
+    def cameras(
+        request: Request,
+        web: Web,
+        s: PageScope,
+        *,
+        audit: str = "",
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    ) -> Response:
+        state = audit if audit in CAMERA_FILTERS else None
+        return web.render(
+            request,
+            s.p,
+            "cameras.html",
+            result=s.cameras(state, page, web.config.page_size),
+            audit=state or "",
+            states=CAMERA_FILTERS,
         )
 
     @pages.get("/cameras/{agent_id}/{camera_id}")

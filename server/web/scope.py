@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args
 
 from sqlalchemy import (
     ColumnElement,
@@ -31,13 +31,18 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal,
     literal_column,
+    null,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
+from protocol import AuditState
 from server.queries import SEVERITIES
 from server.storage import Repository, read_then_write
 from server.storage.models import Agent, Camera, Finding, Message
@@ -67,6 +72,14 @@ from server.web.security import hash_password, new_secret, secret_hash
 Role = Literal["viewer", "operator", "admin"]
 AgentState = Literal["online", "silent", "pending", "revoked"]
 HISTORY = 20  # reports shown in a camera's history
+AUDIT_STATES: Final[tuple[str, ...]] = get_args(AuditState)
+NOT_AUDITED_ANY: Final = "not_audited_any"  # a camera list filter: any state but "audited"
+CAMERA_FILTERS: Final = (*AUDIT_STATES, NOT_AUDITED_ANY)
+# the collector's own AUTH-03 finding: this camera's password is also used on other cameras
+REUSE_CODE: Final = "auth.password_reused"
+REUSE_CHECK: Final = "password-reuse"
+REUSE_CONTROLS: Final = ("AUTH-03",)
+REUSE_SEVERITY: Final = "high"
 
 
 class ScopeError(Exception):
@@ -128,9 +141,24 @@ class SecurityRecord:
 
 @dataclass(frozen=True, slots=True)
 class Counts:
+    """Cameras of a part of the tree. A camera is compliant only when its audit completed and no
+    check failed; one whose audit did not complete is counted as not audited, never as compliant,
+    and the part is compliant only when every camera of it is."""
+
     cameras: int = 0
     cameras_failing: int = 0
     failing: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    cameras_not_audited: int = 0
+    cameras_compliant: int = 0
+    compliant: bool = False  # every camera audited with no failed check (and at least one)
+
+
+def _counts(
+    cameras: int, failing_cams: int, failing: dict[str, int], not_audited: int, clean: int
+) -> Counts:
+    return Counts(
+        cameras, failing_cams, failing, not_audited, clean, cameras > 0 and clean == cameras
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +189,9 @@ class Fleet:
     cameras: int
     reachable: int
     cameras_failing: int
+    cameras_not_audited: int  # counted apart: never among the compliant ones
+    cameras_compliant: int  # audited, and no check failed
+    audit: dict[str, int]  # cameras per audit state (AUDIT_STATES)
     agents: dict[str, int]  # online, silent, pending, revoked
     failing: dict[str, int]
     overdue_systems: int
@@ -197,16 +228,24 @@ class FindingRow:
     evidence: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class FindingPage:
-    items: list[FindingRow]
+class _Paged:
+    """``pages`` of a paged list: at least one, so that an empty list shows page 1 of 1."""
+
+    __slots__ = ()
     total: int
-    page: int
     per_page: int
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True, slots=True)
+class FindingPage(_Paged):
+    items: list[FindingRow]
+    total: int
+    page: int
+    per_page: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +269,13 @@ class ReportLine:
 
 
 @dataclass(frozen=True, slots=True)
+class CameraRef:
+    agent_id: str
+    camera_id: str
+    site: str
+
+
+@dataclass(frozen=True, slots=True)
 class CameraView:
     agent_id: str
     camera_id: str
@@ -242,6 +288,33 @@ class CameraView:
     report_seq: int
     findings: list[FindingRow]
     history: list[ReportLine]
+    audit: str  # AuditState: only "audited" may count as clean
+    audit_reason: str | None
+    # the other cameras the caller may see that use this camera's password (AUTH-03)
+    password_reused_on: list[CameraRef]
+
+
+@dataclass(frozen=True, slots=True)
+class CameraLine:
+    agent_id: str
+    camera_id: str
+    site: str
+    address: str
+    reachable: bool
+    vendor: str | None
+    model: str | None
+    audit: str
+    audit_reason: str | None
+    audited_at: datetime | None
+    failing: int  # failed checks
+
+
+@dataclass(frozen=True, slots=True)
+class CameraPage(_Paged):
+    items: list[CameraLine]
+    total: int
+    page: int
+    per_page: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +361,45 @@ class Retention:
 class _Act:
     org_unit_id: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _audit_sums() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """Per group of cameras: how many were not fully audited, and how many are compliant
+    (audited, and no check failed). Sums over the ``cameras`` table in the query's FROM."""
+    audited = Camera.audit == "audited"
+    failing = (
+        select(Finding.id)
+        .where(
+            Finding.agent_id == Camera.agent_id,
+            Finding.camera_id == Camera.camera_id,
+            Finding.status == "fail",
+        )
+        .exists()
+    )
+    return (
+        func.coalesce(func.sum(case((audited, 0), else_=1)), 0),
+        func.coalesce(func.sum(case((and_(audited, ~failing), 1), else_=0)), 0),
+    )
+
+
+def _rank_of(severity: Any) -> ColumnElement[int]:
+    """The findings list's order over a column that is not ``findings.severity`` itself."""
+    return case(*((severity == sev, rank) for rank, sev in enumerate(SEVERITIES)), else_=99)
+
+
+def _is_camera(agent_id: str, camera_id: str) -> ColumnElement[bool]:
+    # applies to both parts of ``Scoped._finding_rows``, whose FROMs both hold ``cameras``
+    return and_(Camera.agent_id == agent_id, Camera.camera_id == camera_id)
+
+
+def _finding_row(r: Sequence[Any]) -> FindingRow:
+    """A row of ``Scoped._finding_rows``; the collector's AUTH-03 rows get their controls and
+    the count of other cameras as evidence."""
+    fields = list(r[:13])
+    reuse = r[13] if len(r) > 13 else None
+    if reuse is not None:
+        fields[10], fields[12] = list(REUSE_CONTROLS), {"cameras": int(reuse)}
+    return FindingRow(*fields)
 
 
 def _severity_rank() -> ColumnElement[int]:
@@ -567,8 +679,23 @@ class Scoped:
             select(distinct.c.site, func.count()).group_by(distinct.c.site)
         ):
             failing_cams[site] = n
+        not_audited: dict[str, int] = {}
+        clean: dict[str, int] = {}
+        for site, n_not_audited, n_clean in conn.execute(
+            select(Agent.site, *_audit_sums())
+            .join(Camera, Camera.agent_id == Agent.agent_id)
+            .where(visible)
+            .group_by(Agent.site)
+        ):
+            not_audited[site], clean[site] = int(n_not_audited), int(n_clean)
         return {
-            site: Counts(cameras.get(site, 0), failing_cams.get(site, 0), dict(by_sev[site]))
+            site: _counts(
+                cameras.get(site, 0),
+                failing_cams.get(site, 0),
+                dict(by_sev[site]),
+                not_audited.get(site, 0),
+                clean.get(site, 0),
+            )
             for site in cameras.keys() | by_sev.keys()
         }
 
@@ -578,7 +705,13 @@ class Scoped:
         for c in parts:
             for sev, n in c.failing.items():
                 failing[sev] = failing.get(sev, 0) + n
-        return Counts(sum(c.cameras for c in parts), sum(c.cameras_failing for c in parts), failing)
+        return _counts(
+            sum(c.cameras for c in parts),
+            sum(c.cameras_failing for c in parts),
+            failing,
+            sum(c.cameras_not_audited for c in parts),
+            sum(c.cameras_compliant for c in parts),
+        )
 
     def compliance(self) -> Compliance:
         with self.engine.connect() as conn:
@@ -652,12 +785,20 @@ class Scoped:
         visible = self._agent_visible()
         silent_before = self.now - self.silent_after
         with self.engine.connect() as conn:
-            cams = conn.execute(
+            cams: Sequence[Any] = conn.execute(
                 select(
                     func.count(),
                     func.coalesce(func.sum(case((Camera.reachable, 1), else_=0)), 0),
+                    *_audit_sums(),
                 ).where(self._agent_visible(Camera.agent_id))
             ).one()
+            audit = dict.fromkeys(AUDIT_STATES, 0)
+            for state_, n in conn.execute(
+                select(Camera.audit, func.count())
+                .where(self._agent_visible(Camera.agent_id))
+                .group_by(Camera.audit)
+            ):
+                audit[state_] = n
             states = dict.fromkeys(("online", "silent", "pending", "revoked"), 0)
             state = case(
                 (Agent.status == "pending", "pending"),
@@ -689,7 +830,17 @@ class Scoped:
                 .join(OrgUnit, OrgUnit.id == InformationSystem.org_unit_id)
                 .where(self._org_visible(), InformationSystem.next_check_due < self.today)
             ).scalar_one()
-        return Fleet(cams[0], int(cams[1]), cameras_failing, states, failing, overdue)
+        return Fleet(
+            cams[0],
+            int(cams[1]),
+            cameras_failing,
+            int(cams[2] or 0),
+            int(cams[3] or 0),
+            audit,
+            states,
+            failing,
+            overdue,
+        )
 
     # -- agents ----------------------------------------------------------------------------
 
@@ -792,30 +943,107 @@ class Scoped:
         if f.control:
             # control ids match ^[A-Z]{2,5}-[0-9]{2}$ (checked by the routes): no LIKE wildcards
             q = q.where(cast(Finding.controls, String).like(f'%"{f.control}"%'))
+        return self._camera_filters(q, f)
+
+    def _camera_filters(self, q: Select[Any], f: FindingFilters) -> Select[Any]:
+        """The filters on the camera a finding is about (``cameras`` is in ``q``'s FROM)."""
         if f.vendor:
-            q = q.where(vendor == f.vendor)
+            q = q.where(Camera.identity["vendor"].as_string() == f.vendor)
         if f.model:
-            q = q.where(model == f.model)
+            q = q.where(Camera.identity["model"].as_string() == f.model)
         if f.org is not None:
             with self.engine.connect() as conn:
                 org = self._org(conn, f.org)
             q = q.where(
-                Finding.agent_id.in_(
+                Camera.agent_id.in_(
                     select(Agent.agent_id).where(Agent.site.in_(self._sites_under(org.path)))
                 )
             )
         return q
 
+    def _reuse_counts(self) -> Select[str, str, int]:
+        """(agent_id, camera_id, n) for each camera in scope whose password is also used on n
+        other cameras in scope (same fingerprint under the same key: docs/adr/0019). Cameras
+        outside the caller's scope are neither listed nor counted."""
+        other = aliased(Camera, name="other")
+        return (
+            select(Camera.agent_id, Camera.camera_id, func.count().label("n"))
+            .join(
+                other,
+                and_(
+                    other.password_key_id == Camera.password_key_id,
+                    other.password_fingerprint == Camera.password_fingerprint,
+                    (other.agent_id != Camera.agent_id) | (other.camera_id != Camera.camera_id),
+                ),
+            )
+            .where(
+                Camera.password_fingerprint.is_not(None),
+                self._agent_visible(Camera.agent_id),
+                self._agent_visible(other.agent_id),
+            )
+            .group_by(Camera.agent_id, Camera.camera_id)
+        )
+
+    def _reuse_findings(self, f: FindingFilters) -> Select[Any] | None:
+        """The collector's AUTH-03 findings, shaped as ``_finding_query`` rows plus the count;
+        None when the filters exclude them."""
+        if (
+            f.severity not in (None, REUSE_SEVERITY)
+            or f.status not in (None, "fail")
+            or f.control not in (None, *REUSE_CONTROLS)
+        ):
+            return None
+        counts = self._reuse_counts().subquery()
+        vendor = Camera.identity["vendor"].as_string()
+        model = Camera.identity["model"].as_string()
+        q = select(
+            literal(0).label("id"),
+            Camera.agent_id,
+            Camera.camera_id,
+            Camera.site,
+            vendor,
+            model,
+            literal(REUSE_CODE).label("code"),
+            literal(REUSE_CHECK).label("check"),
+            literal("fail").label("status"),
+            literal(REUSE_SEVERITY).label("severity"),
+            cast(null(), Finding.controls.type).label("controls"),
+            cast(null(), String).label("reason"),
+            cast(null(), Finding.evidence.type).label("evidence"),
+            counts.c.n.label("reuse"),
+        ).join(
+            counts,
+            and_(counts.c.agent_id == Camera.agent_id, counts.c.camera_id == Camera.camera_id),
+        )
+        return self._camera_filters(q, f)
+
+    def _finding_rows(
+        self, f: FindingFilters, where: ColumnElement[bool] | None = None
+    ) -> tuple[Select[Any], bool]:
+        """The agents' findings and the collector's AUTH-03 ones as one query (the latter have
+        id 0 and a count in ``reuse``); False when there are no AUTH-03 rows to add."""
+        where = true() if where is None else where
+        stored = self._finding_query(f).where(where)
+        reuse = self._reuse_findings(f)
+        if reuse is None:
+            return stored, False
+        both = union_all(
+            stored.add_columns(cast(null(), Integer).label("reuse")), reuse.where(where)
+        ).subquery()
+        return select(both), True
+
     def findings(self, f: FindingFilters, page: int = 1, per_page: int = 50) -> FindingPage:
-        q = self._finding_query(f)
+        q, combined = self._finding_rows(f)
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-            rows = conn.execute(
-                q.order_by(_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
-                .limit(per_page)
-                .offset((page - 1) * per_page)
-            )
-            return FindingPage([FindingRow(*r) for r in rows], total, page, per_page)
+            order: tuple[Any, ...]
+            if combined:
+                c = q.selected_columns
+                order = (_rank_of(c.severity), c.agent_id, c.camera_id, c.id)
+            else:
+                order = (_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
+            rows = conn.execute(q.order_by(*order).limit(per_page).offset((page - 1) * per_page))
+            return FindingPage([_finding_row(r) for r in rows], total, page, per_page)
 
     def facets(self) -> dict[str, list[str]]:
         """Vendors and models present in scope, for the filter drop-downs."""
@@ -830,6 +1058,50 @@ class Scoped:
                 select(model).where(visible, model.is_not(None)).distinct().order_by(model)
             ).scalars()
             return {"vendors": [v for v in vendors if v], "models": [m for m in models if m]}
+
+    def cameras(self, audit: str | None = None, page: int = 1, per_page: int = 50) -> CameraPage:
+        """The cameras in scope with their audit state, those not fully audited first."""
+        failing = (
+            select(Finding.agent_id, Finding.camera_id, func.count().label("n"))
+            .where(Finding.status == "fail")
+            .group_by(Finding.agent_id, Finding.camera_id)
+            .subquery()
+        )
+        q = (
+            select(
+                Camera.agent_id,
+                Camera.camera_id,
+                Camera.site,
+                Camera.address,
+                Camera.reachable,
+                Camera.identity["vendor"].as_string(),
+                Camera.identity["model"].as_string(),
+                Camera.audit,
+                Camera.audit_reason,
+                Camera.audited_at,
+                func.coalesce(failing.c.n, 0),
+            )
+            .outerjoin(
+                failing,
+                and_(
+                    failing.c.agent_id == Camera.agent_id, failing.c.camera_id == Camera.camera_id
+                ),
+            )
+            .where(self._agent_visible(Camera.agent_id))
+        )
+        if audit == NOT_AUDITED_ANY:
+            q = q.where(Camera.audit != "audited")
+        elif audit is not None:
+            q = q.where(Camera.audit == audit)
+        first = case((Camera.audit == "audited", 1), else_=0)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            rows = conn.execute(
+                q.order_by(first, Camera.agent_id, Camera.camera_id)
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            )
+            return CameraPage([CameraLine(*r) for r in rows], total, page, per_page)
 
     def camera(self, agent_id: str, camera_id: str) -> CameraView:
         with self.engine.connect() as conn:
@@ -850,6 +1122,7 @@ class Scoped:
             ).all()
         findings = self._camera_findings(agent_id, camera_id)
         history = [self._history_line(camera_id, *r) for r in reports]
+        shared = self._password_shared(cam.password_key_id, cam.password_fingerprint)
         return CameraView(
             cam.agent_id,
             cam.camera_id,
@@ -862,14 +1135,34 @@ class Scoped:
             cam.report_seq,
             findings,
             history,
+            cam.audit,
+            cam.audit_reason,
+            [c for c in shared if (c.agent_id, c.camera_id) != (agent_id, camera_id)],
         )
 
-    def _camera_findings(self, agent_id: str, camera_id: str) -> list[FindingRow]:
-        q = self._finding_query(FindingFilters()).where(
-            Finding.agent_id == agent_id, Finding.camera_id == camera_id
-        )
+    def _password_shared(self, key_id: str | None, fingerprint: str | None) -> list[CameraRef]:
+        """The cameras in scope whose password has this fingerprint under this key."""
+        if key_id is None or fingerprint is None:
+            return []
         with self.engine.connect() as conn:
-            return [FindingRow(*r) for r in conn.execute(q.order_by(_severity_rank(), Finding.id))]
+            return [
+                CameraRef(*r)
+                for r in conn.execute(
+                    select(Camera.agent_id, Camera.camera_id, Camera.site)
+                    .where(
+                        Camera.password_key_id == key_id,
+                        Camera.password_fingerprint == fingerprint,
+                        self._agent_visible(Camera.agent_id),
+                    )
+                    .order_by(Camera.agent_id, Camera.camera_id)
+                )
+            ]
+
+    def _camera_findings(self, agent_id: str, camera_id: str) -> list[FindingRow]:
+        q, _ = self._finding_rows(FindingFilters(), _is_camera(agent_id, camera_id))
+        c = q.selected_columns
+        with self.engine.connect() as conn:
+            return [_finding_row(r) for r in conn.execute(q.order_by(_rank_of(c.severity), c.id))]
 
     @staticmethod
     def _history_line(
@@ -1224,7 +1517,7 @@ class Scoped:
         with self._action("alert_route.create", "alert_route", name) as act:
             self._require("admin")
             if channel not in ROUTE_CHANNELS or not kinds or set(kinds) - set(ALERT_KINDS):
-                raise Invalid("channel is webhook or email; kinds are finding and/or silent")
+                raise Invalid("channel is webhook or email; kinds are finding, silent, audit")
             with read_then_write(self.engine) as conn:
                 if org_unit_id is None:
                     self._require_whole_fleet()
@@ -1365,7 +1658,8 @@ class Scoped:
             cameras = conn.execute(
                 select(
                     Camera.agent_id, Camera.camera_id, Camera.site, Camera.identity,
-                    Camera.audited_at,
+                    Camera.audited_at, Camera.audit, Camera.password_key_id,
+                    Camera.password_fingerprint,
                 ).where(Camera.agent_id.in_(select(Agent.agent_id).where(in_org)))
             ).all()  # fmt: skip
             episodes = [
@@ -1381,11 +1675,21 @@ class Scoped:
                 )
             ]
         matcher = ModelMatcher(self.model_register())
+        # AUTH-03 within the report's subtree: one password (fingerprint under one key) on
+        # more than one of its cameras
+        passwords = Counter(
+            (c.password_key_id, c.password_fingerprint)
+            for c in cameras
+            if c.password_fingerprint is not None
+        )
         devices = [
             ReportDevice(
                 c.site,
-                c.agent_id in reporting
-                or (c.audited_at is not None and begin <= c.audited_at < stop),
+                c.audit == "audited"
+                and (
+                    c.agent_id in reporting
+                    or (c.audited_at is not None and begin <= c.audited_at < stop)
+                ),
                 (c.agent_id, c.camera_id) in kev,
                 inv02_status(
                     matcher.match(
@@ -1394,6 +1698,8 @@ class Scoped:
                         c.identity.get("hardware_id"),
                     )
                 ),
+                c.audit,
+                passwords[(c.password_key_id, c.password_fingerprint)] > 1,
             )
             for c in cameras
         ]
@@ -1579,9 +1885,11 @@ class ReportNode:
 @dataclass(frozen=True, slots=True)
 class ReportDevice:
     site: str
-    checked: bool  # audited, or its agent reported, within the period
+    checked: bool  # fully audited now, and audited or reported by its agent within the period
     kev: bool  # a failing known-exploited finding now
     inv02: Inv02
+    audit: str  # AuditState now
+    password_reused: bool  # its password is used on another camera of the report's subtree
 
 
 @dataclass(frozen=True, slots=True)
