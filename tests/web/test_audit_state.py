@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -50,7 +51,7 @@ def clean_site(repo: Repository, world: World) -> SimAgent:
     return sim
 
 
-def system_c(server: httpx.Client, world: World, username: str) -> dict[str, object]:
+def system_c(server: httpx.Client, world: World, username: str) -> dict[str, Any]:
     systems = server.get("/api/v1/compliance", headers=bearer(world, username)).json()["systems"]
     (found,) = [s for s in systems if s["name"] == "System C"]
     return found  # type: ignore[no-any-return]
