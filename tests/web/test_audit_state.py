@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ import pytest
 
 from protocol import Finding
 from server.alerts.tracker import sync
+from server.cli import main
 from server.reports import compliance as reports
 from server.storage import Repository
 from server.web.i18n import Catalogue
@@ -229,3 +231,16 @@ def test_every_state_short_of_audited_is_not_compliant(
     process(repo, db_url, [report_with(sim, [camera("door", [PASSED], audit=state)])])  # type: ignore[arg-type]
     counts = system_c(server, world, "admin-a")["counts"]
     assert (counts["cameras_not_audited"], counts["compliant"]) == (1, False)
+
+
+def test_the_fleet_command_counts_not_audited_cameras_apart(
+    repo: Repository, db_url: str, world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = clean_site(repo, world)
+    process(repo, db_url, [report_with(sim, [camera("door", [], audit="login_failed")])])
+    assert main(["--set", f"database.url={db_url}", "--set", f"state_dir={tmp_path}",
+                 "fleet"]) == 0  # fmt: skip
+    last = capsys.readouterr().out.splitlines()[-1]
+    # the world's six cameras carry a failed critical check; each agent's cam-2 did not answer
+    assert last.startswith("7 cameras, 6 with failed checks")
+    assert last.endswith(", 3 not fully audited")
