@@ -266,6 +266,7 @@ class ReportLine:
     present: bool  # the report mentioned this camera
     reachable: bool | None
     failing: int
+    audit: str | None  # AuditState in that report (reports before it was sent: not_audited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1174,8 +1175,17 @@ class Scoped:
         for cam in report.get("cameras", []):
             if cam.get("camera_id") == camera_id:
                 fails = sum(1 for f in cam.get("findings", []) if f.get("status") == "fail")
-                return ReportLine(seq, issued, received, True, cam.get("reachable"), fails)
-        return ReportLine(seq, issued, received, False, None, 0)
+                audit = cam.get("audit", "not_audited")
+                return ReportLine(
+                    seq,
+                    issued,
+                    received,
+                    True,
+                    cam.get("reachable"),
+                    fails,
+                    audit if audit in AUDIT_STATES else "not_audited",
+                )
+        return ReportLine(seq, issued, received, False, None, 0, None)
 
     # -- users and tokens ------------------------------------------------------------------
 

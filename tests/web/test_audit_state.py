@@ -118,6 +118,12 @@ def test_a_camera_whose_login_failed_makes_its_system_not_compliant(
     assert 'id="audit-state">login failed<' in page
     assert "correct it in the agent&#39;s vault" in page
     assert "never as compliant" in page
+    # the history says how far each report's audit got
+    history = page.split('id="history"')[1]
+    assert history.index("<td>login failed</td>") < history.index("<td>audited</td>")
+    # a findings list with the not-audited cameras' findings missing says so
+    findings = server.get("/findings").text
+    assert "2 cameras were not fully audited: their findings may be missing" in findings
 
 
 def test_the_camera_list_api_filters_by_state_within_scope(
