@@ -965,24 +965,33 @@ class Scoped:
     def _reuse_counts(self) -> Select[str, str, int]:
         """(agent_id, camera_id, n) for each camera in scope whose password is also used on n
         other cameras in scope (same fingerprint under the same key: docs/adr/0019). Cameras
-        outside the caller's scope are neither listed nor counted."""
-        other = aliased(Camera, name="other")
-        return (
-            select(Camera.agent_id, Camera.camera_id, func.count().label("n"))
-            .join(
-                other,
-                and_(
-                    other.password_key_id == Camera.password_key_id,
-                    other.password_fingerprint == Camera.password_fingerprint,
-                    (other.agent_id != Camera.agent_id) | (other.camera_id != Camera.camera_id),
-                ),
+        outside the caller's scope are neither listed nor counted. One pass groups the cameras
+        by password, a second joins each camera to its group: linear in cameras, not in pairs."""
+        grouped = aliased(Camera, name="grouped")
+        sets = (
+            select(
+                grouped.password_key_id,
+                grouped.password_fingerprint,
+                func.count().label("n"),
             )
             .where(
-                Camera.password_fingerprint.is_not(None),
-                self._agent_visible(Camera.agent_id),
-                self._agent_visible(other.agent_id),
+                grouped.password_fingerprint.is_not(None),
+                self._agent_visible(grouped.agent_id),
             )
-            .group_by(Camera.agent_id, Camera.camera_id)
+            .group_by(grouped.password_key_id, grouped.password_fingerprint)
+            .having(func.count() > 1)
+            .subquery()
+        )
+        return (
+            select(Camera.agent_id, Camera.camera_id, (sets.c.n - 1).label("n"))
+            .join(
+                sets,
+                and_(
+                    sets.c.password_key_id == Camera.password_key_id,
+                    sets.c.password_fingerprint == Camera.password_fingerprint,
+                ),
+            )
+            .where(self._agent_visible(Camera.agent_id))
         )
 
     def _reuse_findings(self, f: FindingFilters) -> Select[Any] | None:
@@ -1062,47 +1071,55 @@ class Scoped:
 
     def cameras(self, audit: str | None = None, page: int = 1, per_page: int = 50) -> CameraPage:
         """The cameras in scope with their audit state, those not fully audited first."""
-        failing = (
-            select(Finding.agent_id, Finding.camera_id, func.count().label("n"))
-            .where(Finding.status == "fail")
-            .group_by(Finding.agent_id, Finding.camera_id)
-            .subquery()
-        )
-        q = (
-            select(
-                Camera.agent_id,
-                Camera.camera_id,
-                Camera.site,
-                Camera.address,
-                Camera.reachable,
-                Camera.identity["vendor"].as_string(),
-                Camera.identity["model"].as_string(),
-                Camera.audit,
-                Camera.audit_reason,
-                Camera.audited_at,
-                func.coalesce(failing.c.n, 0),
-            )
-            .outerjoin(
-                failing,
-                and_(
-                    failing.c.agent_id == Camera.agent_id, failing.c.camera_id == Camera.camera_id
-                ),
-            )
-            .where(self._agent_visible(Camera.agent_id))
-        )
+        where = [self._agent_visible(Camera.agent_id)]
         if audit == NOT_AUDITED_ANY:
-            q = q.where(Camera.audit != "audited")
+            where.append(Camera.audit != "audited")
         elif audit is not None:
-            q = q.where(Camera.audit == audit)
+            where.append(Camera.audit == audit)
+        failing = (  # per listed camera, by index (ix_findings_camera)
+            select(func.count())
+            .where(
+                Finding.agent_id == Camera.agent_id,
+                Finding.camera_id == Camera.camera_id,
+                Finding.status == "fail",
+            )
+            .scalar_subquery()
+        )
+        q = select(
+            Camera.agent_id,
+            Camera.camera_id,
+            Camera.site,
+            Camera.address,
+            Camera.reachable,
+            Camera.identity["vendor"].as_string(),
+            Camera.identity["model"].as_string(),
+            Camera.audit,
+            Camera.audit_reason,
+            Camera.audited_at,
+            failing,
+        ).where(*where)
         first = case((Camera.audit == "audited", 1), else_=0)
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            total = self._count_cameras(conn, *where)
             rows = conn.execute(
                 q.order_by(first, Camera.agent_id, Camera.camera_id)
                 .limit(per_page)
                 .offset((page - 1) * per_page)
             )
             return CameraPage([CameraLine(*r) for r in rows], total, page, per_page)
+
+    @staticmethod
+    def _count_cameras(conn: Connection, *where: ColumnElement[bool]) -> int:
+        return int(
+            conn.execute(select(func.count()).select_from(Camera).where(*where)).scalar_one()
+        )
+
+    def cameras_not_audited(self) -> int:
+        """Cameras in scope whose audit did not complete."""
+        with self.engine.connect() as conn:
+            return self._count_cameras(
+                conn, self._agent_visible(Camera.agent_id), Camera.audit != "audited"
+            )
 
     def camera(self, agent_id: str, camera_id: str) -> CameraView:
         with self.engine.connect() as conn:
