@@ -36,6 +36,7 @@ from sqlalchemy import (
     null,
     select,
     true,
+    tuple_,
     union_all,
     update,
 )
@@ -383,24 +384,31 @@ def _audit_sums() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     )
 
 
-def _rank_of(severity: Any) -> ColumnElement[int]:
-    """The findings list's order over a column that is not ``findings.severity`` itself."""
-    return case(*((severity == sev, rank) for rank, sev in enumerate(SEVERITIES)), else_=99)
+def _reuse_row(
+    agent_id: str, camera_id: str, site: str, identity: dict[str, Any], n: int
+) -> FindingRow:
+    """The collector's AUTH-03 finding of a camera whose password ``n`` other cameras use."""
+    return FindingRow(
+        0,
+        agent_id,
+        camera_id,
+        site,
+        identity.get("vendor"),
+        identity.get("model"),
+        REUSE_CODE,
+        REUSE_CHECK,
+        "fail",
+        REUSE_SEVERITY,
+        list(REUSE_CONTROLS),
+        None,
+        {"cameras": n},
+    )
 
 
-def _is_camera(agent_id: str, camera_id: str) -> ColumnElement[bool]:
-    # applies to both parts of ``Scoped._finding_rows``, whose FROMs both hold ``cameras``
-    return and_(Camera.agent_id == agent_id, Camera.camera_id == camera_id)
-
-
-def _finding_row(r: Sequence[Any]) -> FindingRow:
-    """A row of ``Scoped._finding_rows``; the collector's AUTH-03 rows get their controls and
-    the count of other cameras as evidence."""
-    fields = list(r[:13])
-    reuse = r[13] if len(r) > 13 else None
-    if reuse is not None:
-        fields[10], fields[12] = list(REUSE_CONTROLS), {"cameras": int(reuse)}
-    return FindingRow(*fields)
+def _list_order(row: FindingRow) -> tuple[int, int]:
+    """``_severity_rank`` then id, in Python (a camera's own findings)."""
+    rank = SEVERITIES.index(row.severity) if row.severity in SEVERITIES else 99
+    return rank, row.id
 
 
 def _severity_rank() -> ColumnElement[int]:
@@ -995,8 +1003,8 @@ class Scoped:
         )
 
     def _reuse_findings(self, f: FindingFilters) -> Select[Any] | None:
-        """The collector's AUTH-03 findings, shaped as ``_finding_query`` rows plus the count;
-        None when the filters exclude them."""
+        """(agent_id, camera_id, id 0, reuse: the count) of the collector's AUTH-03 findings the
+        filters keep; None when they exclude AUTH-03."""
         if (
             f.severity not in (None, REUSE_SEVERITY)
             or f.status not in (None, "fail")
@@ -1004,56 +1012,78 @@ class Scoped:
         ):
             return None
         counts = self._reuse_counts().subquery()
-        vendor = Camera.identity["vendor"].as_string()
-        model = Camera.identity["model"].as_string()
         q = select(
-            literal(0).label("id"),
-            Camera.agent_id,
-            Camera.camera_id,
-            Camera.site,
-            vendor,
-            model,
-            literal(REUSE_CODE).label("code"),
-            literal(REUSE_CHECK).label("check"),
-            literal("fail").label("status"),
-            literal(REUSE_SEVERITY).label("severity"),
-            cast(null(), Finding.controls.type).label("controls"),
-            cast(null(), String).label("reason"),
-            cast(null(), Finding.evidence.type).label("evidence"),
-            counts.c.n.label("reuse"),
+            counts.c.agent_id, counts.c.camera_id, literal(0).label("id"), counts.c.n.label("reuse")
         ).join(
-            counts,
+            Camera,
             and_(counts.c.agent_id == Camera.agent_id, counts.c.camera_id == Camera.camera_id),
         )
         return self._camera_filters(q, f)
 
-    def _finding_rows(
-        self, f: FindingFilters, where: ColumnElement[bool] | None = None
-    ) -> tuple[Select[Any], bool]:
-        """The agents' findings and the collector's AUTH-03 ones as one query (the latter have
-        id 0 and a count in ``reuse``); False when there are no AUTH-03 rows to add."""
-        where = true() if where is None else where
-        stored = self._finding_query(f).where(where)
-        reuse = self._reuse_findings(f)
-        if reuse is None:
-            return stored, False
-        both = union_all(
-            stored.add_columns(cast(null(), Integer).label("reuse")), reuse.where(where)
-        ).subquery()
-        return select(both), True
-
     def findings(self, f: FindingFilters, page: int = 1, per_page: int = 50) -> FindingPage:
-        q, combined = self._finding_rows(f)
+        stored = self._finding_query(f)
+        reuse = self._reuse_findings(f)
+        offset = (page - 1) * per_page
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
-            order: tuple[Any, ...]
-            if combined:
-                c = q.selected_columns
-                order = (_rank_of(c.severity), c.agent_id, c.camera_id, c.id)
+            if reuse is not None:
+                total, items = self._with_reuse(conn, stored, reuse, per_page, offset)
+                return FindingPage(items, total, page, per_page)
+            total = conn.execute(select(func.count()).select_from(stored.subquery())).scalar_one()
+            rows = conn.execute(
+                stored.order_by(_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
+                .limit(per_page)
+                .offset(offset)
+            )
+            return FindingPage([FindingRow(*r) for r in rows], total, page, per_page)
+
+    def _with_reuse(
+        self, conn: Connection, stored: Select[Any], reuse: Select[Any], limit: int, offset: int
+    ) -> tuple[int, list[FindingRow]]:
+        """The agents' findings and the collector's AUTH-03 ones: counted, ordered and paged on
+        narrow keys (AUTH-03 rows have id 0 and their count in ``reuse``), then the page's
+        rows are read in full."""
+        keys = union_all(
+            stored.with_only_columns(
+                _severity_rank().label("rank"),
+                Finding.agent_id.label("agent_id"),
+                Finding.camera_id.label("camera_id"),
+                Finding.id.label("id"),
+                cast(null(), Integer).label("reuse"),
+            ),
+            reuse.with_only_columns(
+                literal(SEVERITIES.index(REUSE_SEVERITY)).label("rank"),
+                *reuse.selected_columns,
+            ),
+        ).subquery()
+        total = conn.execute(select(func.count()).select_from(keys)).scalar_one()
+        page = conn.execute(
+            select(keys.c.agent_id, keys.c.camera_id, keys.c.id, keys.c.reuse)
+            .order_by(keys.c.rank, keys.c.agent_id, keys.c.camera_id, keys.c.id)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+        ids = [k.id for k in page if k.reuse is None]
+        full = {
+            r.id: FindingRow(*r)
+            for r in conn.execute(self._finding_query(FindingFilters()).where(Finding.id.in_(ids)))
+        }
+        reused = [(k.agent_id, k.camera_id) for k in page if k.reuse is not None]
+        cameras = {
+            (c.agent_id, c.camera_id): c
+            for c in conn.execute(
+                select(Camera.agent_id, Camera.camera_id, Camera.site, Camera.identity).where(
+                    tuple_(Camera.agent_id, Camera.camera_id).in_(reused)
+                )
+            )
+        }
+        items = []
+        for k in page:
+            if k.reuse is None:
+                items.append(full[k.id])
             else:
-                order = (_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
-            rows = conn.execute(q.order_by(*order).limit(per_page).offset((page - 1) * per_page))
-            return FindingPage([_finding_row(r) for r in rows], total, page, per_page)
+                c = cameras[(k.agent_id, k.camera_id)]
+                items.append(_reuse_row(k.agent_id, k.camera_id, c.site, c.identity, k.reuse))
+        return total, items
 
     def facets(self) -> dict[str, list[str]]:
         """Vendors and models present in scope, for the filter drop-downs."""
@@ -1141,6 +1171,10 @@ class Scoped:
         findings = self._camera_findings(agent_id, camera_id)
         history = [self._history_line(camera_id, *r) for r in reports]
         shared = self._password_shared(cam.password_key_id, cam.password_fingerprint)
+        others = [c for c in shared if (c.agent_id, c.camera_id) != (agent_id, camera_id)]
+        if others:
+            reuse = _reuse_row(agent_id, camera_id, cam.site, cam.identity, len(others))
+            findings = sorted([reuse, *findings], key=_list_order)
         return CameraView(
             cam.agent_id,
             cam.camera_id,
@@ -1155,7 +1189,7 @@ class Scoped:
             history,
             cam.audit,
             cam.audit_reason,
-            [c for c in shared if (c.agent_id, c.camera_id) != (agent_id, camera_id)],
+            others,
         )
 
     def _password_shared(self, key_id: str | None, fingerprint: str | None) -> list[CameraRef]:
@@ -1177,10 +1211,11 @@ class Scoped:
             ]
 
     def _camera_findings(self, agent_id: str, camera_id: str) -> list[FindingRow]:
-        q, _ = self._finding_rows(FindingFilters(), _is_camera(agent_id, camera_id))
-        c = q.selected_columns
+        q = self._finding_query(FindingFilters()).where(
+            Finding.agent_id == agent_id, Finding.camera_id == camera_id
+        )
         with self.engine.connect() as conn:
-            return [_finding_row(r) for r in conn.execute(q.order_by(_rank_of(c.severity), c.id))]
+            return [FindingRow(*r) for r in conn.execute(q.order_by(_severity_rank(), Finding.id))]
 
     @staticmethod
     def _history_line(
