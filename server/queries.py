@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 
 from server.storage.models import Agent, Camera, Finding
 
@@ -58,7 +58,8 @@ def fleet_summary(engine: Engine) -> FleetSummary:
                 select(
                     Camera.agent_id,
                     func.count().label("cameras"),
-                    func.sum(Camera.reachable.cast(Camera.report_seq.type)).label("reachable"),
+                    # PostgreSQL cannot cast a boolean to bigint: count the true ones
+                    func.sum(case((Camera.reachable, 1), else_=0)).label("reachable"),
                 ).group_by(Camera.agent_id)
             )
         }
