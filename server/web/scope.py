@@ -13,7 +13,7 @@ import base64
 import contextlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final, Literal, get_args
@@ -31,13 +31,9 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     literal_column,
-    null,
     select,
     true,
-    tuple_,
-    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -403,6 +399,15 @@ def _reuse_row(
         None,
         {"cameras": n},
     )
+
+
+def _stored_row(r: Sequence[Any]) -> FindingRow:
+    return FindingRow(*r)
+
+
+def _reuse_of(r: Sequence[Any]) -> FindingRow:
+    """A row of ``Scoped._reuse_findings``."""
+    return _reuse_row(r[0], r[1], r[2], r[3], int(r[4]))
 
 
 def _list_order(row: FindingRow) -> tuple[int, int]:
@@ -1003,7 +1008,7 @@ class Scoped:
         )
 
     def _reuse_findings(self, f: FindingFilters) -> Select[Any] | None:
-        """(agent_id, camera_id, id 0, reuse: the count) of the collector's AUTH-03 findings the
+        """(agent_id, camera_id, site, identity, count) of the collector's AUTH-03 findings the
         filters keep; None when they exclude AUTH-03."""
         if (
             f.severity not in (None, REUSE_SEVERITY)
@@ -1013,7 +1018,7 @@ class Scoped:
             return None
         counts = self._reuse_counts().subquery()
         q = select(
-            counts.c.agent_id, counts.c.camera_id, literal(0).label("id"), counts.c.n.label("reuse")
+            counts.c.agent_id, counts.c.camera_id, Camera.site, Camera.identity, counts.c.n
         ).join(
             Camera,
             and_(counts.c.agent_id == Camera.agent_id, counts.c.camera_id == Camera.camera_id),
@@ -1039,51 +1044,36 @@ class Scoped:
     def _with_reuse(
         self, conn: Connection, stored: Select[Any], reuse: Select[Any], limit: int, offset: int
     ) -> tuple[int, list[FindingRow]]:
-        """The agents' findings and the collector's AUTH-03 ones: counted, ordered and paged on
-        narrow keys (AUTH-03 rows have id 0 and their count in ``reuse``), then the page's
-        rows are read in full."""
-        keys = union_all(
-            stored.with_only_columns(
-                _severity_rank().label("rank"),
-                Finding.agent_id.label("agent_id"),
-                Finding.camera_id.label("camera_id"),
-                Finding.id.label("id"),
-                cast(null(), Integer).label("reuse"),
-            ),
-            reuse.with_only_columns(
-                literal(SEVERITIES.index(REUSE_SEVERITY)).label("rank"),
-                *reuse.selected_columns,
-            ),
-        ).subquery()
-        total = conn.execute(select(func.count()).select_from(keys)).scalar_one()
-        page = conn.execute(
-            select(keys.c.agent_id, keys.c.camera_id, keys.c.id, keys.c.reuse)
-            .order_by(keys.c.rank, keys.c.agent_id, keys.c.camera_id, keys.c.id)
-            .limit(limit)
-            .offset(offset)
-        ).all()
-        ids = [k.id for k in page if k.reuse is None]
-        full = {
-            r.id: FindingRow(*r)
-            for r in conn.execute(self._finding_query(FindingFilters()).where(Finding.id.in_(ids)))
-        }
-        reused = [(k.agent_id, k.camera_id) for k in page if k.reuse is not None]
-        cameras = {
-            (c.agent_id, c.camera_id): c
-            for c in conn.execute(
-                select(Camera.agent_id, Camera.camera_id, Camera.site, Camera.identity).where(
-                    tuple_(Camera.agent_id, Camera.camera_id).in_(reused)
-                )
-            )
-        }
-        items = []
-        for k in page:
-            if k.reuse is None:
-                items.append(full[k.id])
-            else:
-                c = cameras[(k.agent_id, k.camera_id)]
-                items.append(_reuse_row(k.agent_id, k.camera_id, c.site, c.identity, k.reuse))
-        return total, items
+        """The agents' findings and the collector's AUTH-03 ones (severity high) in one list:
+        the agents' critical and high findings, then the AUTH-03 block by camera, then the
+        rest. Each part is counted and read in its own order (the agents' findings in the
+        index order of the findings list), and the page is cut across the parts."""
+
+        def count(q: Select[Any]) -> int:
+            return int(conn.execute(select(func.count()).select_from(q.subquery())).scalar_one())
+
+        head = count(
+            stored.where(Finding.severity.in_(SEVERITIES[: SEVERITIES.index(REUSE_SEVERITY) + 1]))
+        )
+        reused, total_stored = count(reuse), count(stored)
+        order = (_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
+        ordered = stored.order_by(*order)
+        by_camera = reuse.order_by(*reuse.selected_columns[:2])
+        # each part: its first position in the list, its end, its query, the query's row at
+        # the part's start, and how a row becomes a finding
+        parts: tuple[tuple[int, int, Select[Any], int, Callable[[Sequence[Any]], FindingRow]], ...]
+        parts = (
+            (0, head, ordered, 0, _stored_row),
+            (head, head + reused, by_camera, 0, _reuse_of),
+            (head + reused, reused + total_stored, ordered, head, _stored_row),
+        )
+        items: list[FindingRow] = []
+        for first, end, query, base, make in parts:
+            lo, hi = max(offset, first), min(offset + limit, end)
+            if lo < hi:
+                rows = conn.execute(query.limit(hi - lo).offset(base + lo - first))
+                items += [make(r) for r in rows]
+        return reused + total_stored, items
 
     def facets(self) -> dict[str, list[str]]:
         """Vendors and models present in scope, for the filter drop-downs."""

@@ -170,3 +170,31 @@ def test_a_changed_password_leaves_the_set(
     assert reuse_rows(server, root) == {}
     x1 = server.get("/api/v1/cameras/agent-a3/x1", headers=root).json()
     assert x1["password_reused_on"] == []
+
+
+def test_the_findings_list_pages_through_agent_and_collector_findings_once_each(
+    server: httpx.Client, repo: Repository, db_url: str, world: World
+) -> None:
+    seed(repo, db_url)
+    root = bearer(world, "root")
+
+    def key(r: dict[str, object]) -> tuple[object, ...]:
+        return r["agent_id"], r["camera_id"], r["code"], r["id"]
+
+    whole = server.get("/api/v1/findings?per_page=500", headers=root).json()
+    assert whole["total"] == len(whole["items"])
+    paged: list[tuple[object, ...]] = []
+    for number in range(1, -(-whole["total"] // 3) + 1):
+        got = server.get(f"/api/v1/findings?per_page=3&page={number}", headers=root).json()
+        assert got["total"] == whole["total"]
+        paged += [key(r) for r in got["items"]]
+    assert paged == [key(r) for r in whole["items"]]
+    assert len(set(paged)) == len(paged)
+    # most severe first: the agents' critical findings, then the high ones with the AUTH-03
+    # block after them, then the rest
+    severities = [r["severity"] for r in whole["items"]]
+    assert severities.index("high") > severities.index("critical")
+    reuse_at = [i for i, r in enumerate(whole["items"]) if r["code"] == "auth.password_reused"]
+    assert reuse_at == list(range(reuse_at[0], reuse_at[0] + 3))
+    assert all(s in ("critical", "high") for s in severities[: reuse_at[0]])
+    assert all(s not in ("critical",) for s in severities[reuse_at[-1] :])
