@@ -5,12 +5,16 @@ tables) under a province of 10 agencies, 20 information systems and 100 sites, t
 collector's app on a loopback port and times full page requests (the server renders them; the
 loopback round trip is included, so the figures are upper bounds). Target: median <= 300 ms.
 Runs on SQLite, and on PostgreSQL when CAMWARDEN_TEST_PG (or the default local server) answers.
+One camera in ten did not answer and one in ten refused its login (not audited); each agency's
+cameras carry password fingerprints under the agency's key, four passwords per site, so every
+camera shares its password with about 24 others (AUTH-03 sets, docs/adr/0019).
 
     python bench/dashboard.py [ROUNDS]
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import statistics
 import sys
@@ -49,6 +53,14 @@ PAGES = {
     "findings page 50": "/findings?page=50",
     "known exploited (KEV)": "/kev",
     "certified models": "/models",
+    "findings AUTH-03": "/findings?control=AUTH-03",
+    "cameras not audited": "/cameras?audit=not_audited_any",
+    "camera page (reuse set)": "/cameras/agent-000-0/cam-0",
+    "compliance": "/compliance",
+}
+AUDIT = {
+    7: ("unreachable", "identification failed: no answer"),
+    3: ("login_failed", "identification failed: the camera refused the stored password"),
 }
 
 
@@ -84,12 +96,17 @@ def seed(repo: Repository) -> None:
             )  # fmt: skip
             for c in range(CAMERAS_PER_AGENT):
                 vendor, model = VENDORS[(i + c) % len(VENDORS)]
+                audit, reason = AUDIT.get(c, ("audited", None))
+                print_ = hashlib.sha256(f"{site}/{(j + c) % 4}".encode()).hexdigest()
+                agency_key = f"{int(site.split('-')[1]):016x}"  # one key per agency
                 cameras.append(
                     {
                         "agent_id": agent_id, "camera_id": f"cam-{c}", "site": site,
                         "report_seq": 1, "address": f"10.{i % 250}.{j}.{c}", "reachable": c != 7,
                         "identity": {"vendor": vendor, "model": model, "firmware": "V5.5.0"},
-                        "audited_at": now, "updated_at": now,
+                        "audited_at": now, "updated_at": now, "audit": audit,
+                        "audit_reason": reason, "password_key_id": agency_key,
+                        "password_fingerprint": print_,
                     }
                 )  # fmt: skip
                 for f in range(FINDINGS_PER_CAMERA):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, case, func, select
 
 from server.storage.models import Agent, Camera, Finding
 
@@ -31,6 +31,8 @@ class FleetSummary:
     agents: tuple[AgentLine, ...]
     failing_by_severity: dict[str, int]  # open (status fail) findings per severity
     cameras_failing: int  # cameras with at least one failed check
+    # cameras whose audit did not complete (login failed, unreachable, ...): never clean
+    cameras_not_audited: int
 
     def text(self, now: datetime) -> str:
         lines = [f"{'agent':<20} {'site':<14} {'status':<9} {'cameras':>8}  last seen"]
@@ -43,6 +45,7 @@ class FleetSummary:
         lines.append(
             f"{total} cameras, {self.cameras_failing} with failed checks"
             + (f" ({counts} findings)" if counts else "")
+            + f", {self.cameras_not_audited} not fully audited"
         )
         return "\n".join(lines)
 
@@ -55,7 +58,8 @@ def fleet_summary(engine: Engine) -> FleetSummary:
                 select(
                     Camera.agent_id,
                     func.count().label("cameras"),
-                    func.sum(Camera.reachable.cast(Camera.report_seq.type)).label("reachable"),
+                    # PostgreSQL cannot cast a boolean to bigint: count the true ones
+                    func.sum(case((Camera.reachable, 1), else_=0)).label("reachable"),
                 ).group_by(Camera.agent_id)
             )
         }
@@ -85,4 +89,7 @@ def fleet_summary(engine: Engine) -> FleetSummary:
                 select(Finding.agent_id, Finding.camera_id).where(failing).distinct().subquery()
             )
         ).scalar_one()
-    return FleetSummary(agents, by_severity, cameras_failing)
+        not_audited = conn.execute(
+            select(func.count()).select_from(Camera).where(Camera.audit != "audited")
+        ).scalar_one()
+    return FleetSummary(agents, by_severity, cameras_failing, not_audited)

@@ -1,7 +1,9 @@
 """From the current state to alert events and deliveries, and the daily trend snapshot.
 
-An event is an episode: a critical finding failing on a camera (key: agent, camera, code) or an
-approved agent silent for longer than the threshold (key: agent). ``sync`` opens an event when
+An event is an episode: a critical finding failing on a camera (key: agent, camera, code), a
+camera whose audit did not complete (key: agent, camera, audit state: a camera whose login
+failed and then stopped answering ends one episode and starts another) or an approved agent
+silent for longer than the threshold (key: agent). ``sync`` opens an event when
 an episode starts and closes it when it ends; while it is open nothing new is created, which is
 what deduplicates alerts. Each new event gets one pending delivery per enabled route whose org
 node is the event's site or an ancestor of it (whole-fleet routes get every event).
@@ -26,6 +28,9 @@ from server.storage.org_models import (
 )
 
 ALERT_SEVERITY = "critical"
+# a camera that could not be audited: its verdicts are unknown, so it is alerted like a high
+# finding; "partial" still has verdicts for part of the checks
+AUDIT_SEVERITY = {"partial": "medium"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +43,11 @@ class SyncResult:
 def sync(engine: Engine, now: datetime, silent_after: timedelta) -> SyncResult:
     with read_then_write(engine) as conn:
         new_ids, closed = _sync_findings(conn, now)
+        audit_ids, audited = _sync_audit(conn, now)
         silent_ids, back = _sync_silent(conn, now, silent_after)
-        deliveries = _route(conn, [*new_ids, *silent_ids], now)
-    return SyncResult(len(new_ids) + len(silent_ids), closed + back, deliveries)
+        deliveries = _route(conn, [*new_ids, *audit_ids, *silent_ids], now)
+    opened = len(new_ids) + len(audit_ids) + len(silent_ids)
+    return SyncResult(opened, closed + audited + back, deliveries)
 
 
 def _open(conn: Connection, kind: str) -> dict[tuple[str, str, str], int]:
@@ -67,9 +74,37 @@ def _insert(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     ]
 
 
+def _episodes(
+    conn: Connection, kind: str, current: dict[tuple[str, str, str], dict[str, Any]], now: datetime
+) -> tuple[list[int], int]:
+    """Close the open events of ``kind`` whose (agent, camera, code) is no longer current, open
+    one for each current key without an open event; ``current`` maps keys to site, severity
+    and detail."""
+    opened = _open(conn, kind)
+    closed = _close(conn, [i for key, i in opened.items() if key not in current], now)
+    rows = [
+        {
+            "kind": kind,
+            "agent_id": agent_id,
+            "camera_id": camera_id,
+            "code": code,
+            **fields,
+            "opened_at": now,
+            "closed_at": None,
+        }
+        for (agent_id, camera_id, code), fields in sorted(current.items())
+        if (agent_id, camera_id, code) not in opened
+    ]
+    return _insert(conn, rows), closed
+
+
 def _sync_findings(conn: Connection, now: datetime) -> tuple[list[int], int]:
     current = {
-        (r.agent_id, r.camera_id, r.code): r
+        (r.agent_id, r.camera_id, r.code): {
+            "site": r.site,
+            "severity": r.severity,
+            "detail": {"evidence": r.evidence, "identity": r.identity},
+        }
         for r in conn.execute(
             select(
                 Finding.agent_id,
@@ -87,24 +122,29 @@ def _sync_findings(conn: Connection, now: datetime) -> tuple[list[int], int]:
             .where(Finding.status == "fail", Finding.severity == ALERT_SEVERITY)
         )
     }
-    opened = _open(conn, "finding")
-    closed = _close(conn, [i for key, i in opened.items() if key not in current], now)
-    rows = [
-        {
-            "kind": "finding",
-            "agent_id": r.agent_id,
-            "camera_id": r.camera_id,
-            "code": r.code,
+    return _episodes(conn, "finding", current, now)
+
+
+def _sync_audit(conn: Connection, now: datetime) -> tuple[list[int], int]:
+    """A camera whose audit did not complete; its code is the audit state."""
+    current = {
+        (r.agent_id, r.camera_id, r.audit): {
             "site": r.site,
-            "severity": r.severity,
-            "detail": {"evidence": r.evidence, "identity": r.identity},
-            "opened_at": now,
-            "closed_at": None,
+            "severity": AUDIT_SEVERITY.get(r.audit, "high"),
+            "detail": {"reason": r.audit_reason, "identity": r.identity},
         }
-        for key, r in sorted(current.items())
-        if key not in opened
-    ]
-    return _insert(conn, rows), closed
+        for r in conn.execute(
+            select(
+                Camera.agent_id,
+                Camera.camera_id,
+                Camera.audit,
+                Camera.audit_reason,
+                Camera.site,
+                Camera.identity,
+            ).where(Camera.audit != "audited")
+        )
+    }
+    return _episodes(conn, "audit", current, now)
 
 
 def _sync_silent(conn: Connection, now: datetime, silent_after: timedelta) -> tuple[list[int], int]:

@@ -30,7 +30,10 @@ SUBJECTS = {
     "finding": "[camwarden] Critical finding / Phát hiện nghiêm trọng: "
     "{code} on {agent_id}/{camera_id}",
     "silent": "[camwarden] Agent silent / Tác tử mất liên lạc: {agent_id} ({site})",
+    "audit": "[camwarden] Camera not audited / Camera chưa được kiểm tra: "
+    "{agent_id}/{camera_id} ({code})",
 }
+EVENTS = {"finding": "finding.opened", "silent": "agent.silent", "audit": "camera.not_audited"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +141,7 @@ def _org_names(path: str | None, names: dict[int, str]) -> list[str]:
 
 def _payload(d: Any, org: list[str]) -> dict[str, Any]:
     return {
-        "event": "finding.opened" if d.kind == "finding" else "agent.silent",
+        "event": EVENTS[d.kind],
         "alert_id": d.event_id,
         "kind": d.kind,
         "agent_id": d.agent_id,

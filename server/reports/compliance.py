@@ -2,9 +2,12 @@
 
 One row per direct child of the chosen organisation unit, then its total: information systems
 in scope, approved (a decision number on record) by level, protection plans fully or partly
-implemented, cameras checked in the period, critical findings opened and closed in the period
-(and still open at its end), cameras with a known-exploited (CISA KEV) finding, and cameras of
-models that are not certified (QCVN 135:2024) or are flagged by the authorities.
+implemented, cameras checked in the period (only a camera whose audit completed counts as
+checked), cameras that could not be fully audited (login failed, unreachable, partial,
+unsupported or not audited yet: counted apart, never as checked), critical findings opened and
+closed in the period (and still open at its end), cameras with a known-exploited (CISA KEV)
+finding, cameras of models that are not certified (QCVN 135:2024) or are flagged by the
+authorities, and cameras sharing their password with another camera of the subtree (AUTH-03).
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ COLUMNS: Final = (
     "plan_partial",
     "devices",
     "checked",
+    "not_audited",
     "critical_opened",
     "critical_closed",
     "critical_open",
     "kev",
     "uncertified",
+    "password_reused",
 )
 
 
@@ -53,12 +58,15 @@ class Figures:
     plan_partial: int
     devices: int
     checked: int
+    not_audited: int  # cameras whose audit did not complete, whatever else they show
     critical_opened: int
     critical_closed: int
     critical_open: int  # still open at the end of the period
     kev: int
     uncertified: int  # not INV-02 compliant: uncertified or flagged models
     flagged: int
+    password_reused: int  # cameras sharing a password with another camera (AUTH-03)
+    not_audited_by_state: dict[str, int]
 
     def levels(self) -> str:
         return ", ".join(f"L{lvl}: {n}" for lvl, n in sorted(self.by_level.items(), reverse=True))
@@ -90,6 +98,7 @@ def _figures(data: ReportData, under: ReportNode) -> Figures:
         plan_partial=sum(r.plan_status == "partial" for r in records),
         devices=len(devices),
         checked=sum(d.checked for d in devices),
+        not_audited=sum(d.audit != "audited" for d in devices),
         critical_opened=sum(begin <= e.opened_at < stop for e in episodes),
         critical_closed=sum(
             e.closed_at is not None and begin <= e.closed_at < stop for e in episodes
@@ -98,6 +107,8 @@ def _figures(data: ReportData, under: ReportNode) -> Figures:
         kev=sum(d.kev for d in devices),
         uncertified=sum(d.inv02 != "certified" for d in devices),
         flagged=sum(d.inv02 == "flagged" for d in devices),
+        password_reused=sum(d.password_reused for d in devices),
+        not_audited_by_state=dict(Counter(d.audit for d in devices if d.audit != "audited")),
     )
 
 
@@ -120,6 +131,16 @@ def summary(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
             lang, "report.s_plans", full=t.plan_full, partial=t.plan_partial, systems=t.systems
         ),
         catalogue.t(lang, "report.s_checked", checked=t.checked, devices=t.devices),
+        catalogue.t(lang, "report.s_not_audited", not_audited=t.not_audited)
+        + (
+            ": "
+            + ", ".join(
+                f"{n} {catalogue.t(lang, 'audit.' + state)}"
+                for state, n in sorted(t.not_audited_by_state.items())
+            )
+            if t.not_audited
+            else ""
+        ),
         catalogue.t(
             lang,
             "report.s_critical",
@@ -129,6 +150,7 @@ def summary(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
         ),
         catalogue.t(lang, "report.s_kev", kev=t.kev),
         catalogue.t(lang, "report.s_uncertified", uncertified=t.uncertified, flagged=t.flagged),
+        catalogue.t(lang, "report.s_password_reused", cameras=t.password_reused),
     ]
 
 
@@ -142,11 +164,13 @@ def _cells(f: Figures) -> list[str]:
         str(f.plan_partial),
         str(f.devices),
         str(f.checked),
+        str(f.not_audited),
         str(f.critical_opened),
         str(f.critical_closed),
         str(f.critical_open),
         str(f.kev),
         str(f.uncertified),
+        str(f.password_reused),
     ]
 
 
@@ -241,7 +265,7 @@ def to_pdf(report: Report, catalogue: Catalogue, lang: str) -> bytes:
     headings = [catalogue.t(lang, "report.col.org")] + [
         catalogue.t(lang, f"report.col.{c}") for c in COLUMNS
     ]
-    widths = (46, 17, 18, 26, 18, 18, 18, 18, 19, 19, 19, 18, 23)
+    widths = (38, 14, 15, 22, 15, 15, 15, 16, 17, 17, 17, 14, 20, 21, 21)
     pdf.set_font("DejaVu", "", 7.5)
     rows = [_cells(r) for r in report.rows]
     total = _cells(report.total)

@@ -95,9 +95,16 @@ class Message(Base):
 
 
 class Camera(Base):
-    """Current state per camera: the newest report (highest seq) that mentioned it wins."""
+    """Current state per camera: the newest report (highest seq) that mentioned it wins.
+
+    ``audit`` is how far the camera's audit got (``protocol.AuditState``): only "audited" ever
+    counts a camera as clean. ``password_key_id`` and ``password_fingerprint`` are the keyed
+    fingerprint of the camera's stored password (AUTH-03, docs/adr/0019-password-reuse.md):
+    cameras with both equal share one password; the password itself never leaves the site.
+    """
 
     __tablename__ = "cameras"
+    __table_args__ = (Index("ix_cameras_password", "password_key_id", "password_fingerprint"),)
 
     agent_id: Mapped[str] = mapped_column(
         String(64), ForeignKey("agents.agent_id"), primary_key=True
@@ -110,6 +117,10 @@ class Camera(Base):
     identity: Mapped[dict[str, Any]] = mapped_column(JSON)
     audited_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    audit: Mapped[str] = mapped_column(String(16), server_default="not_audited")
+    audit_reason: Mapped[str | None] = mapped_column(String(512))
+    password_key_id: Mapped[str | None] = mapped_column(String(16))
+    password_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class Finding(Base):

@@ -158,7 +158,9 @@ class RetentionPolicy(Base):
 
 # -- migration 0003: model register, alerts, daily trend, retention stubs -------------------------
 
-ALERT_KINDS: Final = ("finding", "silent")
+# finding: a critical finding fails; silent: an agent stopped reporting; audit: a camera could not
+# be fully audited (login failed, unreachable, partial, unsupported, not audited)
+ALERT_KINDS: Final = ("finding", "silent", "audit")
 # the findings list's order (most severe first). Migration 0003 indexes this expression with
 # agent, camera and id on PostgreSQL (``ix_findings_list``); it is not declared on the model,
 # since SQLite can neither use it much nor reflect it.
@@ -202,7 +204,8 @@ class ModelEntry(Base):
 
 
 class AlertEvent(Base):
-    """An alertable episode: a critical finding failing on a camera, or an agent gone silent.
+    """An alertable episode: a critical finding failing on a camera, a camera that could not be
+    fully audited (``code`` is its audit state), or an agent gone silent.
 
     Open while ``closed_at`` is None; at most one open event per (kind, agent, camera, code),
     which is what deduplicates alerts. Closed critical findings stay as the findings history the
@@ -216,7 +219,7 @@ class AlertEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))  # finding | silent
+    kind: Mapped[str] = mapped_column(String(16))  # finding | silent | audit
     agent_id: Mapped[str] = mapped_column(String(64))
     camera_id: Mapped[str] = mapped_column(String(64))  # "" for silent agents
     code: Mapped[str] = mapped_column(String(80))  # "" for silent agents

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -92,6 +93,27 @@ _RECORD = (
     Agent.enrolled_at,
     Agent.last_seen,
 )
+
+
+# the keyed password fingerprint (AUTH-03) in the evidence of the agent's password check:
+# HMAC-SHA256 hex under the key whose id (16 hex digits) tells which fingerprints compare
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+_FINGERPRINT_KEY_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def password_columns(cam: CameraReport) -> dict[str, str | None]:
+    """The key id and fingerprint of the camera's stored password, when the agent sent a
+    well-formed one; anything else (no site key, a value of another shape) is no fingerprint."""
+    for f in cam.findings:
+        key_id, value = f.evidence.get("fingerprint_key_id"), f.evidence.get("fingerprint")
+        if (
+            isinstance(key_id, str)
+            and isinstance(value, str)
+            and _FINGERPRINT_KEY_ID.match(key_id)
+            and _FINGERPRINT.match(value)
+        ):
+            return {"password_key_id": key_id, "password_fingerprint": value}
+    return {"password_key_id": None, "password_fingerprint": None}
 
 
 def token_hash(token: str) -> str:
@@ -351,6 +373,9 @@ class Repository:
                 },
                 "audited_at": cam.audited_at,
                 "updated_at": report.issued_at,
+                "audit": cam.audit,
+                "audit_reason": cam.audit_reason,
+                **password_columns(cam),
             }
             # rows in key order: concurrent collectors lock them in the same order
             for report, cam in (by_camera[key] for key in sorted(by_camera))

@@ -20,9 +20,11 @@ from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, RO
 from server.web.deps import ApiScope as Scope
 from server.web.deps import web_state
 from server.web.scope import (
+    CAMERA_FILTERS,
     AgentView,
     AlertView,
     AuditView,
+    CameraPage,
     CameraView,
     Compliance,
     DeviceView,
@@ -128,9 +130,9 @@ class RouteIn(BaseModel):
     channel: Literal["webhook", "email"]
     # a http(s) URL, or comma-separated e-mail addresses
     target: Annotated[str, Field(min_length=3, max_length=512, pattern=r"^[^\x00-\x20\x7f]+$")]
-    kinds: Annotated[list[Literal["finding", "silent"]], Field(min_length=1, max_length=2)] = list(
-        ALERT_KINDS
-    )
+    kinds: Annotated[
+        list[Literal["finding", "silent", "audit"]], Field(min_length=1, max_length=3)
+    ] = list(ALERT_KINDS)
 
 
 class RouteCreated(BaseModel):
@@ -206,9 +208,7 @@ def router(config: WebConfig) -> APIRouter:
         filters = FindingFilters(severity, control, vendor, model, org, status)
         return s.findings(filters, page, per_page)
 
-    @api.get("/cameras/{agent_id}/{camera_id}")
-    def camera(s: Scope, agent_id: AgentId, camera_id: CameraId) -> CameraView:
-        return s.camera(agent_id, camera_id)
+    _camera_routes(api, config)
 
     @api.get("/agents")
     def agents(s: Scope) -> list[AgentView]:
@@ -347,6 +347,24 @@ def router(config: WebConfig) -> APIRouter:
         return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
 
     return api
+
+
+def _camera_routes(api: APIRouter, config: WebConfig) -> None:
+    @api.get("/cameras")
+    def cameras(
+        s: Scope,
+        *,
+        audit: Annotated[str | None, Query(pattern=_choice(CAMERA_FILTERS))] = None,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        per_page: Annotated[int, Query(ge=1, le=500)] = config.page_size,
+    ) -> CameraPage:
+        """Cameras in scope with their audit state; ``audit=not_audited_any``: every camera
+        whose audit did not complete."""
+        return s.cameras(audit, page, per_page)
+
+    @api.get("/cameras/{agent_id}/{camera_id}")
+    def camera(s: Scope, agent_id: AgentId, camera_id: CameraId) -> CameraView:
+        return s.camera(agent_id, camera_id)
 
 
 MAX_PERIOD = timedelta(days=3660)

@@ -21,7 +21,7 @@ from server.web.deps import (
     Web,
     session_principal,
 )
-from server.web.scope import FindingFilters, Invalid, ModelIn
+from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn
 from server.web.security import new_secret, same
 from server.web.throttle import Throttled
 
@@ -110,6 +110,27 @@ def router() -> APIRouter:
             orgs=s.org_tree(),
             severities=SEVERITIES,
             statuses=STATUSES,
+            # their findings may be missing: the list alone must not look clean
+            not_audited=s.cameras_not_audited(),
+        )
+
+    @pages.get("/cameras")
+    def cameras(
+        request: Request,
+        web: Web,
+        s: PageScope,
+        *,
+        audit: str = "",
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    ) -> Response:
+        state = audit if audit in CAMERA_FILTERS else None
+        return web.render(
+            request,
+            s.p,
+            "cameras.html",
+            result=s.cameras(state, page, web.config.page_size),
+            audit=state or "",
+            states=CAMERA_FILTERS,
         )
 
     @pages.get("/cameras/{agent_id}/{camera_id}")

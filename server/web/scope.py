@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections import defaultdict
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Final, Literal, get_args
 
 from sqlalchemy import (
     ColumnElement,
@@ -37,7 +37,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
+from protocol import AuditState
 from server.queries import SEVERITIES
 from server.storage import Repository, read_then_write
 from server.storage.models import Agent, Camera, Finding, Message
@@ -68,6 +70,14 @@ from server.web.throttle import Lock, SignInThrottle
 Role = Literal["viewer", "operator", "admin"]
 AgentState = Literal["online", "silent", "pending", "revoked"]
 HISTORY = 20  # reports shown in a camera's history
+AUDIT_STATES: Final[tuple[str, ...]] = get_args(AuditState)
+NOT_AUDITED_ANY: Final = "not_audited_any"  # a camera list filter: any state but "audited"
+CAMERA_FILTERS: Final = (*AUDIT_STATES, NOT_AUDITED_ANY)
+# the collector's own AUTH-03 finding: this camera's password is also used on other cameras
+REUSE_CODE: Final = "auth.password_reused"
+REUSE_CHECK: Final = "password-reuse"
+REUSE_CONTROLS: Final = ("AUTH-03",)
+REUSE_SEVERITY: Final = "high"
 
 
 class ScopeError(Exception):
@@ -129,9 +139,24 @@ class SecurityRecord:
 
 @dataclass(frozen=True, slots=True)
 class Counts:
+    """Cameras of a part of the tree. A camera is compliant only when its audit completed and no
+    check failed; one whose audit did not complete is counted as not audited, never as compliant,
+    and the part is compliant only when every camera of it is."""
+
     cameras: int = 0
     cameras_failing: int = 0
     failing: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    cameras_not_audited: int = 0
+    cameras_compliant: int = 0
+    compliant: bool = False  # every camera audited with no failed check (and at least one)
+
+
+def _counts(
+    cameras: int, failing_cams: int, failing: dict[str, int], not_audited: int, clean: int
+) -> Counts:
+    return Counts(
+        cameras, failing_cams, failing, not_audited, clean, cameras > 0 and clean == cameras
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +187,9 @@ class Fleet:
     cameras: int
     reachable: int
     cameras_failing: int
+    cameras_not_audited: int  # counted apart: never among the compliant ones
+    cameras_compliant: int  # audited, and no check failed
+    audit: dict[str, int]  # cameras per audit state (AUDIT_STATES)
     agents: dict[str, int]  # online, silent, pending, revoked
     failing: dict[str, int]
     overdue_systems: int
@@ -198,16 +226,24 @@ class FindingRow:
     evidence: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class FindingPage:
-    items: list[FindingRow]
+class _Paged:
+    """``pages`` of a paged list: at least one, so that an empty list shows page 1 of 1."""
+
+    __slots__ = ()
     total: int
-    page: int
     per_page: int
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.per_page))
+
+
+@dataclass(frozen=True, slots=True)
+class FindingPage(_Paged):
+    items: list[FindingRow]
+    total: int
+    page: int
+    per_page: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +264,14 @@ class ReportLine:
     present: bool  # the report mentioned this camera
     reachable: bool | None
     failing: int
+    audit: str | None  # AuditState in that report (reports before it was sent: not_audited)
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRef:
+    agent_id: str
+    camera_id: str
+    site: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +287,33 @@ class CameraView:
     report_seq: int
     findings: list[FindingRow]
     history: list[ReportLine]
+    audit: str  # AuditState: only "audited" may count as clean
+    audit_reason: str | None
+    # the other cameras the caller may see that use this camera's password (AUTH-03)
+    password_reused_on: list[CameraRef]
+
+
+@dataclass(frozen=True, slots=True)
+class CameraLine:
+    agent_id: str
+    camera_id: str
+    site: str
+    address: str
+    reachable: bool
+    vendor: str | None
+    model: str | None
+    audit: str
+    audit_reason: str | None
+    audited_at: datetime | None
+    failing: int  # failed checks
+
+
+@dataclass(frozen=True, slots=True)
+class CameraPage(_Paged):
+    items: list[CameraLine]
+    total: int
+    page: int
+    per_page: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +360,61 @@ class Retention:
 class _Act:
     org_unit_id: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _audit_sums() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """Per group of cameras: how many were not fully audited, and how many are compliant
+    (audited, and no check failed). Sums over the ``cameras`` table in the query's FROM."""
+    audited = Camera.audit == "audited"
+    failing = (
+        select(Finding.id)
+        .where(
+            Finding.agent_id == Camera.agent_id,
+            Finding.camera_id == Camera.camera_id,
+            Finding.status == "fail",
+        )
+        .exists()
+    )
+    return (
+        func.coalesce(func.sum(case((audited, 0), else_=1)), 0),
+        func.coalesce(func.sum(case((and_(audited, ~failing), 1), else_=0)), 0),
+    )
+
+
+def _reuse_row(
+    agent_id: str, camera_id: str, site: str, identity: dict[str, Any], n: int
+) -> FindingRow:
+    """The collector's AUTH-03 finding of a camera whose password ``n`` other cameras use."""
+    return FindingRow(
+        0,
+        agent_id,
+        camera_id,
+        site,
+        identity.get("vendor"),
+        identity.get("model"),
+        REUSE_CODE,
+        REUSE_CHECK,
+        "fail",
+        REUSE_SEVERITY,
+        list(REUSE_CONTROLS),
+        None,
+        {"cameras": n},
+    )
+
+
+def _stored_row(r: Sequence[Any]) -> FindingRow:
+    return FindingRow(*r)
+
+
+def _reuse_of(r: Sequence[Any]) -> FindingRow:
+    """A row of ``Scoped._reuse_findings``."""
+    return _reuse_row(r[0], r[1], r[2], r[3], int(r[4]))
+
+
+def _list_order(row: FindingRow) -> tuple[int, int]:
+    """``_severity_rank`` then id, in Python (a camera's own findings)."""
+    rank = SEVERITIES.index(row.severity) if row.severity in SEVERITIES else 99
+    return rank, row.id
 
 
 def _severity_rank() -> ColumnElement[int]:
@@ -568,8 +694,23 @@ class Scoped:
             select(distinct.c.site, func.count()).group_by(distinct.c.site)
         ):
             failing_cams[site] = n
+        not_audited: dict[str, int] = {}
+        clean: dict[str, int] = {}
+        for site, n_not_audited, n_clean in conn.execute(
+            select(Agent.site, *_audit_sums())
+            .join(Camera, Camera.agent_id == Agent.agent_id)
+            .where(visible)
+            .group_by(Agent.site)
+        ):
+            not_audited[site], clean[site] = int(n_not_audited), int(n_clean)
         return {
-            site: Counts(cameras.get(site, 0), failing_cams.get(site, 0), dict(by_sev[site]))
+            site: _counts(
+                cameras.get(site, 0),
+                failing_cams.get(site, 0),
+                dict(by_sev[site]),
+                not_audited.get(site, 0),
+                clean.get(site, 0),
+            )
             for site in cameras.keys() | by_sev.keys()
         }
 
@@ -579,7 +720,13 @@ class Scoped:
         for c in parts:
             for sev, n in c.failing.items():
                 failing[sev] = failing.get(sev, 0) + n
-        return Counts(sum(c.cameras for c in parts), sum(c.cameras_failing for c in parts), failing)
+        return _counts(
+            sum(c.cameras for c in parts),
+            sum(c.cameras_failing for c in parts),
+            failing,
+            sum(c.cameras_not_audited for c in parts),
+            sum(c.cameras_compliant for c in parts),
+        )
 
     def compliance(self) -> Compliance:
         with self.engine.connect() as conn:
@@ -653,12 +800,20 @@ class Scoped:
         visible = self._agent_visible()
         silent_before = self.now - self.silent_after
         with self.engine.connect() as conn:
-            cams = conn.execute(
+            cams: Sequence[Any] = conn.execute(
                 select(
                     func.count(),
                     func.coalesce(func.sum(case((Camera.reachable, 1), else_=0)), 0),
+                    *_audit_sums(),
                 ).where(self._agent_visible(Camera.agent_id))
             ).one()
+            audit = dict.fromkeys(AUDIT_STATES, 0)
+            for state_, n in conn.execute(
+                select(Camera.audit, func.count())
+                .where(self._agent_visible(Camera.agent_id))
+                .group_by(Camera.audit)
+            ):
+                audit[state_] = n
             states = dict.fromkeys(("online", "silent", "pending", "revoked"), 0)
             state = case(
                 (Agent.status == "pending", "pending"),
@@ -690,7 +845,17 @@ class Scoped:
                 .join(OrgUnit, OrgUnit.id == InformationSystem.org_unit_id)
                 .where(self._org_visible(), InformationSystem.next_check_due < self.today)
             ).scalar_one()
-        return Fleet(cams[0], int(cams[1]), cameras_failing, states, failing, overdue)
+        return Fleet(
+            cams[0],
+            int(cams[1]),
+            cameras_failing,
+            int(cams[2] or 0),
+            int(cams[3] or 0),
+            audit,
+            states,
+            failing,
+            overdue,
+        )
 
     # -- agents ----------------------------------------------------------------------------
 
@@ -793,30 +958,123 @@ class Scoped:
         if f.control:
             # control ids match ^[A-Z]{2,5}-[0-9]{2}$ (checked by the routes): no LIKE wildcards
             q = q.where(cast(Finding.controls, String).like(f'%"{f.control}"%'))
+        return self._camera_filters(q, f)
+
+    def _camera_filters(self, q: Select[Any], f: FindingFilters) -> Select[Any]:
+        """The filters on the camera a finding is about (``cameras`` is in ``q``'s FROM)."""
         if f.vendor:
-            q = q.where(vendor == f.vendor)
+            q = q.where(Camera.identity["vendor"].as_string() == f.vendor)
         if f.model:
-            q = q.where(model == f.model)
+            q = q.where(Camera.identity["model"].as_string() == f.model)
         if f.org is not None:
             with self.engine.connect() as conn:
                 org = self._org(conn, f.org)
             q = q.where(
-                Finding.agent_id.in_(
+                Camera.agent_id.in_(
                     select(Agent.agent_id).where(Agent.site.in_(self._sites_under(org.path)))
                 )
             )
         return q
 
+    def _reuse_counts(self) -> Select[str, str, int]:
+        """(agent_id, camera_id, n) for each camera in scope whose password is also used on n
+        other cameras in scope (same fingerprint under the same key: docs/adr/0019). Cameras
+        outside the caller's scope are neither listed nor counted. One pass groups the cameras
+        by password, a second joins each camera to its group: linear in cameras, not in pairs."""
+        grouped = aliased(Camera, name="grouped")
+        sets = (
+            select(
+                grouped.password_key_id,
+                grouped.password_fingerprint,
+                func.count().label("n"),
+            )
+            .where(
+                grouped.password_fingerprint.is_not(None),
+                self._agent_visible(grouped.agent_id),
+            )
+            .group_by(grouped.password_key_id, grouped.password_fingerprint)
+            .having(func.count() > 1)
+            .subquery()
+        )
+        return (
+            select(Camera.agent_id, Camera.camera_id, (sets.c.n - 1).label("n"))
+            .join(
+                sets,
+                and_(
+                    sets.c.password_key_id == Camera.password_key_id,
+                    sets.c.password_fingerprint == Camera.password_fingerprint,
+                ),
+            )
+            .where(self._agent_visible(Camera.agent_id))
+        )
+
+    def _reuse_findings(self, f: FindingFilters) -> Select[Any] | None:
+        """(agent_id, camera_id, site, identity, count) of the collector's AUTH-03 findings the
+        filters keep; None when they exclude AUTH-03."""
+        if (
+            f.severity not in (None, REUSE_SEVERITY)
+            or f.status not in (None, "fail")
+            or f.control not in (None, *REUSE_CONTROLS)
+        ):
+            return None
+        counts = self._reuse_counts().subquery()
+        q = select(
+            counts.c.agent_id, counts.c.camera_id, Camera.site, Camera.identity, counts.c.n
+        ).join(
+            Camera,
+            and_(counts.c.agent_id == Camera.agent_id, counts.c.camera_id == Camera.camera_id),
+        )
+        return self._camera_filters(q, f)
+
     def findings(self, f: FindingFilters, page: int = 1, per_page: int = 50) -> FindingPage:
-        q = self._finding_query(f)
+        stored = self._finding_query(f)
+        reuse = self._reuse_findings(f)
+        offset = (page - 1) * per_page
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(q.subquery())).scalar_one()
+            if reuse is not None:
+                total, items = self._with_reuse(conn, stored, reuse, per_page, offset)
+                return FindingPage(items, total, page, per_page)
+            total = conn.execute(select(func.count()).select_from(stored.subquery())).scalar_one()
             rows = conn.execute(
-                q.order_by(_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
+                stored.order_by(_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
                 .limit(per_page)
-                .offset((page - 1) * per_page)
+                .offset(offset)
             )
             return FindingPage([FindingRow(*r) for r in rows], total, page, per_page)
+
+    def _with_reuse(
+        self, conn: Connection, stored: Select[Any], reuse: Select[Any], limit: int, offset: int
+    ) -> tuple[int, list[FindingRow]]:
+        """The agents' findings and the collector's AUTH-03 ones (severity high) in one list:
+        the agents' critical and high findings, then the AUTH-03 block by camera, then the
+        rest. Each part is counted and read in its own order (the agents' findings in the
+        index order of the findings list), and the page is cut across the parts."""
+
+        def count(q: Select[Any]) -> int:
+            return int(conn.execute(select(func.count()).select_from(q.subquery())).scalar_one())
+
+        head = count(
+            stored.where(Finding.severity.in_(SEVERITIES[: SEVERITIES.index(REUSE_SEVERITY) + 1]))
+        )
+        reused, total_stored = count(reuse), count(stored)
+        order = (_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
+        ordered = stored.order_by(*order)
+        by_camera = reuse.order_by(*reuse.selected_columns[:2])
+        # each part: its first position in the list, its end, its query, the query's row at
+        # the part's start, and how a row becomes a finding
+        parts: tuple[tuple[int, int, Select[Any], int, Callable[[Sequence[Any]], FindingRow]], ...]
+        parts = (
+            (0, head, ordered, 0, _stored_row),
+            (head, head + reused, by_camera, 0, _reuse_of),
+            (head + reused, reused + total_stored, ordered, head, _stored_row),
+        )
+        items: list[FindingRow] = []
+        for first, end, query, base, make in parts:
+            lo, hi = max(offset, first), min(offset + limit, end)
+            if lo < hi:
+                rows = conn.execute(query.limit(hi - lo).offset(base + lo - first))
+                items += [make(r) for r in rows]
+        return reused + total_stored, items
 
     def facets(self) -> dict[str, list[str]]:
         """Vendors and models present in scope, for the filter drop-downs."""
@@ -831,6 +1089,58 @@ class Scoped:
                 select(model).where(visible, model.is_not(None)).distinct().order_by(model)
             ).scalars()
             return {"vendors": [v for v in vendors if v], "models": [m for m in models if m]}
+
+    def cameras(self, audit: str | None = None, page: int = 1, per_page: int = 50) -> CameraPage:
+        """The cameras in scope with their audit state, those not fully audited first."""
+        where = [self._agent_visible(Camera.agent_id)]
+        if audit == NOT_AUDITED_ANY:
+            where.append(Camera.audit != "audited")
+        elif audit is not None:
+            where.append(Camera.audit == audit)
+        failing = (  # per listed camera, by index (ix_findings_camera)
+            select(func.count())
+            .where(
+                Finding.agent_id == Camera.agent_id,
+                Finding.camera_id == Camera.camera_id,
+                Finding.status == "fail",
+            )
+            .scalar_subquery()
+        )
+        q = select(
+            Camera.agent_id,
+            Camera.camera_id,
+            Camera.site,
+            Camera.address,
+            Camera.reachable,
+            Camera.identity["vendor"].as_string(),
+            Camera.identity["model"].as_string(),
+            Camera.audit,
+            Camera.audit_reason,
+            Camera.audited_at,
+            failing,
+        ).where(*where)
+        first = case((Camera.audit == "audited", 1), else_=0)
+        with self.engine.connect() as conn:
+            total = self._count_cameras(conn, *where)
+            rows = conn.execute(
+                q.order_by(first, Camera.agent_id, Camera.camera_id)
+                .limit(per_page)
+                .offset((page - 1) * per_page)
+            )
+            return CameraPage([CameraLine(*r) for r in rows], total, page, per_page)
+
+    @staticmethod
+    def _count_cameras(conn: Connection, *where: ColumnElement[bool]) -> int:
+        return int(
+            conn.execute(select(func.count()).select_from(Camera).where(*where)).scalar_one()
+        )
+
+    def cameras_not_audited(self) -> int:
+        """Cameras in scope whose audit did not complete."""
+        with self.engine.connect() as conn:
+            return self._count_cameras(
+                conn, self._agent_visible(Camera.agent_id), Camera.audit != "audited"
+            )
 
     def camera(self, agent_id: str, camera_id: str) -> CameraView:
         with self.engine.connect() as conn:
@@ -851,6 +1161,11 @@ class Scoped:
             ).all()
         findings = self._camera_findings(agent_id, camera_id)
         history = [self._history_line(camera_id, *r) for r in reports]
+        shared = self._password_shared(cam.password_key_id, cam.password_fingerprint)
+        others = [c for c in shared if (c.agent_id, c.camera_id) != (agent_id, camera_id)]
+        if others:
+            reuse = _reuse_row(agent_id, camera_id, cam.site, cam.identity, len(others))
+            findings = sorted([reuse, *findings], key=_list_order)
         return CameraView(
             cam.agent_id,
             cam.camera_id,
@@ -863,7 +1178,28 @@ class Scoped:
             cam.report_seq,
             findings,
             history,
+            cam.audit,
+            cam.audit_reason,
+            others,
         )
+
+    def _password_shared(self, key_id: str | None, fingerprint: str | None) -> list[CameraRef]:
+        """The cameras in scope whose password has this fingerprint under this key."""
+        if key_id is None or fingerprint is None:
+            return []
+        with self.engine.connect() as conn:
+            return [
+                CameraRef(*r)
+                for r in conn.execute(
+                    select(Camera.agent_id, Camera.camera_id, Camera.site)
+                    .where(
+                        Camera.password_key_id == key_id,
+                        Camera.password_fingerprint == fingerprint,
+                        self._agent_visible(Camera.agent_id),
+                    )
+                    .order_by(Camera.agent_id, Camera.camera_id)
+                )
+            ]
 
     def _camera_findings(self, agent_id: str, camera_id: str) -> list[FindingRow]:
         q = self._finding_query(FindingFilters()).where(
@@ -882,8 +1218,17 @@ class Scoped:
         for cam in report.get("cameras", []):
             if cam.get("camera_id") == camera_id:
                 fails = sum(1 for f in cam.get("findings", []) if f.get("status") == "fail")
-                return ReportLine(seq, issued, received, True, cam.get("reachable"), fails)
-        return ReportLine(seq, issued, received, False, None, 0)
+                audit = cam.get("audit", "not_audited")
+                return ReportLine(
+                    seq,
+                    issued,
+                    received,
+                    True,
+                    cam.get("reachable"),
+                    fails,
+                    audit if audit in AUDIT_STATES else "not_audited",
+                )
+        return ReportLine(seq, issued, received, False, None, 0, None)
 
     # -- users and tokens ------------------------------------------------------------------
 
@@ -1253,7 +1598,7 @@ class Scoped:
         with self._action("alert_route.create", "alert_route", name) as act:
             self._require("admin")
             if channel not in ROUTE_CHANNELS or not kinds or set(kinds) - set(ALERT_KINDS):
-                raise Invalid("channel is webhook or email; kinds are finding and/or silent")
+                raise Invalid("channel is webhook or email; kinds are finding, silent, audit")
             with read_then_write(self.engine) as conn:
                 if org_unit_id is None:
                     self._require_whole_fleet()
@@ -1394,7 +1739,8 @@ class Scoped:
             cameras = conn.execute(
                 select(
                     Camera.agent_id, Camera.camera_id, Camera.site, Camera.identity,
-                    Camera.audited_at,
+                    Camera.audited_at, Camera.audit, Camera.password_key_id,
+                    Camera.password_fingerprint,
                 ).where(Camera.agent_id.in_(select(Agent.agent_id).where(in_org)))
             ).all()  # fmt: skip
             episodes = [
@@ -1410,11 +1756,21 @@ class Scoped:
                 )
             ]
         matcher = ModelMatcher(self.model_register())
+        # AUTH-03 within the report's subtree: one password (fingerprint under one key) on
+        # more than one of its cameras
+        passwords = Counter(
+            (c.password_key_id, c.password_fingerprint)
+            for c in cameras
+            if c.password_fingerprint is not None
+        )
         devices = [
             ReportDevice(
                 c.site,
-                c.agent_id in reporting
-                or (c.audited_at is not None and begin <= c.audited_at < stop),
+                c.audit == "audited"
+                and (
+                    c.agent_id in reporting
+                    or (c.audited_at is not None and begin <= c.audited_at < stop)
+                ),
                 (c.agent_id, c.camera_id) in kev,
                 inv02_status(
                     matcher.match(
@@ -1423,6 +1779,8 @@ class Scoped:
                         c.identity.get("hardware_id"),
                     )
                 ),
+                c.audit,
+                passwords[(c.password_key_id, c.password_fingerprint)] > 1,
             )
             for c in cameras
         ]
@@ -1608,9 +1966,11 @@ class ReportNode:
 @dataclass(frozen=True, slots=True)
 class ReportDevice:
     site: str
-    checked: bool  # audited, or its agent reported, within the period
+    checked: bool  # fully audited now, and audited or reported by its agent within the period
     kev: bool  # a failing known-exploited finding now
     inv02: Inv02
+    audit: str  # AuditState now
+    password_reused: bool  # its password is used on another camera of the report's subtree
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,9 @@ class SimAgent:
                     ),
                 ],
                 audited_at=when,
+                # as the agent reports it: a camera that did not answer was not audited
+                audit="audited" if n % 3 != 2 else "unreachable",
+                audit_reason=None if n % 3 != 2 else "identification failed: no answer",
             )
             for n in range(cameras)
         ]

@@ -14,6 +14,7 @@ from joserfc.jwk import OKPKey
 
 from protocol import (
     AgentInfo,
+    AuditState,
     Camera,
     Finding,
     HostHealth,
@@ -242,7 +243,13 @@ def report_with(sim: SimAgent, cameras: list[Camera]) -> tuple[str, bytes]:
 
 
 def camera(
-    camera_id: str, findings: list[Finding], vendor: str = "Hikvision", model: str = "X"
+    camera_id: str,
+    findings: list[Finding],
+    vendor: str = "Hikvision",
+    model: str = "X",
+    *,
+    audit: AuditState = "audited",
+    reason: str | None = None,
 ) -> Camera:
     return Camera(
         camera_id=camera_id,
@@ -251,6 +258,8 @@ def camera(
         identity=Identity(vendor=vendor, model=model, firmware="V5.4.0"),
         findings=findings,
         audited_at=datetime.now(UTC),
+        audit=audit,
+        audit_reason=reason,
     )
 
 

@@ -270,3 +270,34 @@ def test_failed_deliveries_are_retried_with_backoff_then_marked_failed(
     (delivery,) = [d for d in alert.deliveries if d.route == "flaky"]
     assert (delivery.state, delivery.attempts) == ("failed", 3)
     assert delivery.last_error == "HTTP 503 from the webhook"
+
+
+def test_a_camera_that_could_not_be_audited_is_alerted(
+    repo: Repository, db_url: str, world: World, receiver: Receiver
+) -> None:
+    root = scoped_as(repo, CLI)
+    root.delete_alert_route(world.route_b)  # only the route under test
+    root.create_alert_route(
+        org_unit_id=world.agency_a, name="vault keepers", channel="webhook",
+        target=receiver.url, kinds=["audit"],
+    )  # fmt: skip
+    sim = SimAgent("agent-a3", "site-a")
+    enroll(repo, sim)
+    refused = "identification failed: the camera refused the stored password"
+    process(repo, db_url, [report_with(sim, [
+        camera("cam-9", [], audit="login_failed", reason=refused),
+        camera("cam-10", []),
+    ])])  # fmt: skip
+    worker = AlertWorker(AlertsConfig(), repo.engine)
+    first = worker.run_once(datetime.now(UTC))
+    assert (first.opened, first.sent, first.failed) == (1, 1, 0)
+    (request,) = receiver.requests
+    payload = json.loads(request.body)
+    assert payload["event"] == "camera.not_audited"
+    assert (payload["agent_id"], payload["camera_id"], payload["code"]) == (
+        "agent-a3",
+        "cam-9",
+        "login_failed",
+    )
+    assert payload["severity"] == "high"
+    assert payload["detail"]["reason"] == refused

@@ -179,6 +179,7 @@ LISTS = {
     ("GET", "/api/v1/compliance"),
     ("GET", "/api/v1/systems"),
     ("GET", "/api/v1/findings"),
+    ("GET", "/api/v1/cameras"),
     ("GET", "/api/v1/agents"),
     ("GET", "/api/v1/users"),
     ("GET", "/api/v1/tokens"),
@@ -330,7 +331,8 @@ def test_pages_hide_other_agencies(server: httpx.Client, world: World) -> None:
     assert server.get("/cameras/agent-b1/cam-0").status_code == 404
     assert server.post("/agents/agent-b2/approve", data={"csrf": token}).status_code == 404
     pages = ("/", "/compliance", "/findings", "/agents", "/findings?status=", "/models", "/kev",
-             "/alerts", "/orgs", "/users", "/audit", "/tokens", "/reports")  # fmt: skip
+             "/alerts", "/orgs", "/users", "/audit", "/tokens", "/reports", "/cameras",
+             "/cameras?audit=unreachable")  # fmt: skip
     for path in pages:
         body = server.get(path).text
         assert [m for m in FOREIGN_MARKERS if m in body] == [], path

@@ -57,7 +57,9 @@ def test_report_figures_csv_and_pdf(repo: Repository, db_url: str, world: World)
     assert [r.name for r in report.rows] == ["Agency A", "Agency B"]
     t = report.total
     assert (t.systems, t.approved, t.by_level, t.plan_full, t.plan_partial) == (2, 1, {3: 1}, 1, 1)
-    assert (t.devices, t.checked) == (6, 6)
+    # cam-2 of each agent did not answer: not audited, so not checked, whatever its agent sent
+    assert (t.devices, t.checked, t.not_audited) == (6, 4, 2)
+    assert t.not_audited_by_state == {"unreachable": 2}
     assert (t.critical_opened, t.critical_closed, t.critical_open) == (6, 0, 6)
     assert (t.kev, t.uncertified) == (0, 0)  # the world's model is certified
     catalogue = Catalogue.load()
