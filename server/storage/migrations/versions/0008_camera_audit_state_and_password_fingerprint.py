@@ -1,8 +1,8 @@
 """cameras: audit state and reason; keyed password fingerprint, indexed (AUTH-03 reuse sets);
 alert routes that carried critical findings also carry cameras that could not be audited
 
-Revision ID: 0006_camera_audit_state
-Revises: 0005_results_by_seq
+Revision ID: 0008_camera_audit_state
+Revises: 0007_login_throttle
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_camera_audit_state"
-down_revision = "0005_results_by_seq"
+revision = "0008_camera_audit_state"
+down_revision = "0007_login_throttle"
 branch_labels = None
 depends_on = None
 
