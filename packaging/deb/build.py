@@ -35,6 +35,14 @@ MAINTAINER = "camwarden developers <dev@camwarden.invalid>"
 # Architectures where PyPI lacks CPython 3.11 wheels of some C extensions: those are cross-compiled
 # from their sdists with Debian's cross compiler against a debootstrapped sysroot (ADR 0004).
 CROSS = {"armhf": "arm-linux-gnueabihf"}
+# Debian's multiarch directory per architecture: where mosquitto's dynamic-security plugin lies
+MULTIARCH = {
+    "amd64": "x86_64-linux-gnu",
+    "arm64": "aarch64-linux-gnu",
+    "armhf": "arm-linux-gnueabihf",
+}
+# the plugin path written in packaging/mosquitto/camwarden.conf (amd64's), replaced per package
+PLUGIN_DIR = "/usr/lib/x86_64-linux-gnu/"
 # the sdists' build backends and what they import at build time (cffi: argon2-cffi-bindings'
 # FFI builder; pybind11: Pillow's parallel compile; cython: SQLAlchemy's C extension)
 CROSS_TOOLS = ("setuptools>=80", "setuptools-scm>=8", "wheel", "cffi>=2", "pybind11", "cython>=3.1")
@@ -338,6 +346,14 @@ def credential_snippet(part: Part) -> str:
 \tfi"""
 
 
+def broker_conf(arch: str) -> str:
+    """The broker config example of ``arch``: the plugin path in that architecture's lib dir."""
+    conf = (HERE / "mosquitto" / "camwarden.conf").read_text(encoding="utf-8")
+    if PLUGIN_DIR not in conf:
+        raise ValueError(f"camwarden.conf names no plugin under {PLUGIN_DIR}")
+    return conf.replace(PLUGIN_DIR, f"/usr/lib/{MULTIARCH[arch]}/")
+
+
 def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path, *, work: Path) -> str:
     """Fill ``stage`` with the package tree; return the libc6 dependency."""
     opt = f"/opt/camwarden/{part.name}"
@@ -384,7 +400,8 @@ def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path, *,
         for example in sorted((HERE / "systemd" / "camwarden-agent.service.d").glob("*.example")):
             put(example, examples / "camwarden-agent.service.d" / example.name)
     else:
-        for name in ("camwarden.conf", "dynamic-security.json", "README.md"):
+        put(broker_conf(arch), examples / "mosquitto" / "camwarden.conf")
+        for name in ("dynamic-security.json", "README.md"):
             put(HERE / "mosquitto" / name, examples / "mosquitto" / name)
         for unit in ("camwarden-broker-crl.path", "camwarden-broker-crl.service"):
             put(HERE / "systemd" / unit, stage / "lib/systemd/system" / unit)  # not enabled

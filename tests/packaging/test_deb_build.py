@@ -59,3 +59,22 @@ def test_armhf_depends_on_the_debian_libraries_its_extensions_link(build: Module
     assert "libffi8" in build.depends(agent, "armhf", "libc6 (>= 2.36)")
     amd64 = build.depends(server, "amd64", "libc6 (>= 2.34)")
     assert not {"libpq5", "libjpeg62-turbo", "libffi8"} & set(amd64)
+
+
+@pytest.mark.parametrize(
+    ("arch", "libdir"),
+    [
+        ("amd64", "/usr/lib/x86_64-linux-gnu/"),
+        ("arm64", "/usr/lib/aarch64-linux-gnu/"),
+        ("armhf", "/usr/lib/arm-linux-gnueabihf/"),
+    ],
+)
+def test_broker_example_names_the_plugin_of_its_architecture(
+    build: ModuleType, arch: str, libdir: str
+) -> None:
+    plugins = [
+        line.split(maxsplit=1)[1]
+        for line in build.broker_conf(arch).splitlines()
+        if line.startswith("plugin ")
+    ]
+    assert plugins == [f"{libdir}mosquitto_dynamic_security.so"]
