@@ -97,7 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     v = vault.add_parser("delete", help="remove a credential")
     v.add_argument("ref")
     with_config(v)
-    v = vault.add_parser("import-site-key", help="the site's fingerprint key, hex, from stdin")
+    v = vault.add_parser(
+        "import-site-key",
+        help="the organisation's password fingerprint key (one for all its agents), hex, on stdin",
+    )
     with_config(v)
     p = sub.add_parser("report", help="air-gapped sites: write pending messages to a file")
     p.add_argument("--once", action="store_true", required=True, help="one report, then exit")

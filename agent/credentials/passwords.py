@@ -14,12 +14,13 @@ with l33t substitutions), so when neither word can occur in the password (``_may
 superset of zxcvbn's matching), the stored score is the score zxcvbn would compute, and zxcvbn is
 never imported. Otherwise (a word may occur, or no stored score) zxcvbn runs as before.
 
-Fingerprints: ``HMAC-SHA256(site_key, password)``. The site key is a per-site random secret of
-at least 32 bytes kept in the agent's vault and never sent; agents of one site share it, so the
-collector can spot one password used on several cameras of that site by comparing fingerprints,
+Fingerprints: ``HMAC-SHA256(site_key, password)``. The fingerprint key (called the site key
+here) is a random secret of at least 32 bytes kept in the agent's vault and never sent; an
+organisation imports one key on all its agents (``vault import-site-key``, ADR 0019), so the
+collector can spot one password used on several cameras of its sites by comparing fingerprints,
 and cannot guess passwords offline from them. ``key_id`` (a hash of the key, not the key) tells the
-collector which fingerprints are comparable: only those with the same key id, within one site or
-organisation. Rotating the site key makes old fingerprints incomparable, by design.
+collector which fingerprints are comparable: only those with the same key id. Rotating the key
+makes old fingerprints incomparable, by design.
 """
 
 from __future__ import annotations
