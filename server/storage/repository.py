@@ -502,6 +502,10 @@ class Repository:
                 )
         record = self.agent(agent_id)
         assert record is not None  # just written
+        if not existing and spent.pre_approved:
+            # approved by its token: its certificate and broker role follow as on approval
+            for listener in self.status_listeners:
+                listener(agent_id, APPROVED)
         return record
 
     def agents(self) -> list[AgentRecord]:

@@ -195,6 +195,18 @@ def test_generated_key_is_unknown_until_enrolled(repo: Repository, ingestor: Ing
     assert reasons(ingestor.process([incoming(msg)])) == ["accepted"]
 
 
+def test_an_agent_approved_by_its_token_is_announced_once(repo: Repository) -> None:
+    """Its broker role and certificate follow as on approval, without waiting for a sync."""
+    heard: list[tuple[str, str]] = []
+    repo.status_listeners.append(lambda agent_id, status: heard.append((agent_id, status)))
+    agent = SimAgent("pi-1")
+    enroll(repo, agent)
+    enroll(repo, SimAgent("pi-2"), approved=False)
+    assert heard == [("pi-1", "approved")]
+    enroll(repo, agent)  # enrolling again with the same key: nothing new to announce
+    assert heard == [("pi-1", "approved")]
+
+
 def projection(repo: Repository) -> tuple[list[tuple[str, str, int]], list[tuple[str, str, int]]]:
     with repo.engine.connect() as conn:
         cams = conn.execute(select(Camera.agent_id, Camera.camera_id, Camera.report_seq)).all()
