@@ -49,7 +49,7 @@ def refuse_dtd(data: bytes) -> None:
         return
     except expat.ExpatError as exc:
         raise BadResponse(f"malformed XML: {expat.errors.messages[exc.code]}") from None
-    except ValueError as exc:  # an encoding expat cannot read ("multi-byte encodings ...")
+    except (ValueError, LookupError) as exc:  # multi-byte encodings expat cannot read; unknown
         raise BadResponse(f"XML in an encoding that cannot be checked: {exc}") from None
     raise BadResponse("XML without a root element")
 

@@ -115,6 +115,11 @@ def test_an_encoding_the_check_cannot_read_is_refused(codec: str) -> None:
         parse('<?xml version="1.0" encoding="UTF-32"?><a/>'.encode(codec))
 
 
+def test_an_unknown_declared_encoding_is_a_bad_answer() -> None:
+    with pytest.raises(BadResponse, match="cannot be checked"):
+        parse(b'<?xml version="1.0" encoding="UT8"?><a/>')  # expat: LookupError, found by fuzzing
+
+
 def test_an_entity_declared_outside_a_doctype_is_refused_and_utf16_still_parses() -> None:
     assert parse('<?xml version="1.0" encoding="UTF-16"?><a>x</a>'.encode("utf-16")).text == "x"
     with pytest.raises(BadResponse):
