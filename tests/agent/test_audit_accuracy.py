@@ -8,7 +8,7 @@ same truth ``camwarden-lab truth`` prints), with the differences below, each del
   be seen: the agent never learns its password.
 * AUTH-05 with the lab's 1 s failure window: weaker than Decision 724's 30 s and in the truth,
   but Hikvision's illegalLoginLock and Dahua's General table expose the threshold and lock
-  time, not the window.
+  time, not the window (Axis's brute-force blocking names its interval: it fails there).
 * AUTH-02 is readable from Hikvision's ISAPI only; SVC-06 is not readable from a generic ONVIF
   camera: there the audit says not_applicable, never pass or fail. A camera that
   offers only Basic over plain HTTP (``basic_over_http``) is audited over ONVIF, because the
@@ -23,8 +23,9 @@ same truth ``camwarden-lab truth`` prints), with the differences below, each del
   seeded weaknesses, but nothing it reports as failed is outside its truth.
 
 AUTH-05 is read from Hikvision's ISAPI and Dahua's ``General`` table (no counting window
-there): on Axis and generic ONVIF cameras it is inconclusive with the reason (every camera
-has a lockout policy; one the API does not expose is unknown, not "not applicable").
+there) and from Axis's brute-force blocking (``System.PreventDoSAttack``): on generic ONVIF
+cameras it is inconclusive with the reason (every camera has a lockout policy; one the API does
+not expose is unknown, not "not applicable").
 
 Traps: ``trap-open-onvif`` answers every ONVIF operation without a login: AUTH-10 fails and no
 default password is reported (its ONVIF login takes a wrong password too). ``trap-wrong-vault``
@@ -104,9 +105,10 @@ def isapi(node: CameraNode) -> bool:
 
 
 def reads_lockout(node: CameraNode) -> bool:
-    """AUTH-05 is read from Hikvision's ISAPI and Dahua's General config table."""
+    """AUTH-05 is read from Hikvision's ISAPI, Dahua's General config table and Axis's
+    brute-force blocking (param.cgi)."""
     vendor = node.spec.persona.vendor
-    return vendor in ("Hikvision", "Dahua") and not node.spec.basic_over_http
+    return vendor in ("Hikvision", "Dahua", "Axis") and not node.spec.basic_over_http
 
 
 def expected_failures(node: CameraNode) -> set[str]:
@@ -119,7 +121,7 @@ def expected_failures(node: CameraNode) -> set[str]:
         expected.discard("AUTH-05")
     if vendor == "Generic":
         expected.discard("AUTH-07")
-    if lockout_window_only(truth.get("AUTH-05", [])):
+    if lockout_window_only(truth.get("AUTH-05", []), vendor):
         expected.discard("AUTH-05")  # the 1 s lab window: not exposed by the vendor API
     if "FW-01" in truth:
         expected.add("FW-02")
