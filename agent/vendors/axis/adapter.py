@@ -8,17 +8,11 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
 
+from agent.vendors import models
 from agent.vendors.axis import const, parsers
 from agent.vendors.base import BadResponse, Unsupported
 from agent.vendors.http import JSON_TYPES, FileBody, HttpAdapter
-from agent.vendors.models import (
-    Account,
-    Capability,
-    DeviceIdentity,
-    LockoutPolicy,
-    ServiceState,
-    TimeInfo,
-)
+from agent.vendors.models import Account, Capability, DeviceIdentity, ServiceState, TimeInfo
 
 
 class AxisAdapter(HttpAdapter):
@@ -59,7 +53,7 @@ class AxisAdapter(HttpAdapter):
             return parsers.parse_brand_properties(brand.body, properties.body)
         return parsers.parse_basic_device_info(reply.body, method)
 
-    async def _lockout_policy(self) -> LockoutPolicy:
+    async def _lockout_policy(self) -> models.LockoutPolicy:
         reply = await self.get(const.PARAM + const.BRUTE_FORCE, const.TEXT_TYPES)
         return parsers.parse_lockout(reply.body)
 
