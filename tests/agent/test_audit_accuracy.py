@@ -1,4 +1,4 @@
-"""The whole audit against 48 lab cameras of all four personas (configs/lab/accuracy-40.toml):
+"""The whole audit against 52 lab cameras of all four personas (configs/lab/accuracy-40.toml):
 per camera, the failed control IDs equal the lab's seeded weaknesses (``node.weaknesses``, the
 same truth ``camwarden-lab truth`` prints), with the differences below, each deliberate:
 
