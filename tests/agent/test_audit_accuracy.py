@@ -280,6 +280,10 @@ def partial_audit(node: CameraNode, camera: Camera) -> None:
     false finding; a control a loaded machine left unjudged is inconclusive, never absent."""
     assert camera.audit == "partial", camera.audit
     assert camera.audit_reason
+    assert "clock" in camera.audit_reason  # the check that asks GetNTP
+    hung = by_control(camera, "LOG-01")
+    assert hung
+    assert all(f.status == "inconclusive" and f.reason for f in hung), hung
     unjudged = [f for f in camera.findings if f.code.startswith("check.")]
     assert unjudged
     assert all(f.status == "inconclusive" and f.reason for f in unjudged), unjudged
