@@ -273,6 +273,7 @@ class Camera:
             "lockout": Flag(lock is not None),
             "lock_threshold": lock.threshold if lock else 0,
             "lock_s": int(lock.lock_s) if lock else 0,
+            "lock_window_s": max(1, round(lock.window_s)) if lock else 1,
             "admins": holders("admin"),
             "operators": holders("admin", "operator"),
             "viewers": holders("admin", "operator", "user"),

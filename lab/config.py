@@ -54,6 +54,7 @@ FLAGS = (
     "hidden_admin",
     "not_activated",
     "http_redirect",
+    "rtsp_no_media",
 )
 TCP_SERVICES = ("telnet", "ftp", "ssh")  # besides the persona's ports
 DEFAULT_SUBNET = ipaddress.IPv4Network("10.99.0.0/24")
@@ -115,6 +116,8 @@ class CameraSpec:
     users: tuple[User, ...]
     rtsp_users: tuple[User, ...] = ()  # RTSP's own accounts (empty: the same as ``users``)
     anonymous_rtsp: bool = False
+    # DESCRIBE answers 200 with an SDP that describes no media (no ``m=`` line): no stream
+    rtsp_no_media: bool = False
     rtsp_auth: RtspAuth = "digest"
     onvif_noauth_ops: frozenset[str] = frozenset()
     anonymous_snapshot: bool = False

@@ -24,6 +24,7 @@ class Flag:
         "yesno": ("yes", "no"),
         "10": ("1", "0"),
         "TF": ("True", "False"),
+        "OnOff": ("On", "Off"),
     }
 
     def __init__(self, value: bool) -> None:

@@ -41,6 +41,10 @@ __all__ = ["RtspFront"]
 MAX_HEAD: Final = 16 * 1024
 MAX_BODY: Final = 64 * 1024
 INTERLEAVED: Final = b"$"
+# ``rtsp_no_media``: a session description with no media section (RFC 8866 ``m=``)
+NO_MEDIA_SDP: Final = (
+    b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=Media Presentation\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n"
+)
 Connect = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 
@@ -179,6 +183,11 @@ class _Session:
             cam.record(RequestRecord("rtsp", method, target, scheme, name, 200))
             await self.answer(request, 200, "OK", [("Public", persona.rtsp.public)])
             return True
+        if method == "DESCRIBE" and cam.spec.rtsp_no_media:
+            cam.record(RequestRecord("rtsp", method, target, scheme, name, 200))
+            sdp = [("Content-Type", "application/sdp"), ("Content-Base", url.rstrip("/") + "/")]
+            await self.answer(request, 200, "OK", sdp, NO_MEDIA_SDP)
+            return True
         self.pending.append((method, target, scheme, name))
         request.headers = request.without("Authorization")
         await self.forward_raw(request.encode())
@@ -209,16 +218,23 @@ class _Session:
         return [("WWW-Authenticate", value)]
 
     async def answer(
-        self, request: Message | None, status: int, reason: str, extra: list[tuple[str, str]]
+        self,
+        request: Message | None,
+        status: int,
+        reason: str,
+        extra: list[tuple[str, str]],
+        body: bytes = b"",
     ) -> None:
         """An answer the front gives itself, with the vendor's headers."""
         headers = [("CSeq", request.header("CSeq") or "0")] if request is not None else []
         headers.extend(extra)
+        if body:
+            headers.append(("Content-Length", str(len(body))))
         headers.append(("Date", email.utils.formatdate(usegmt=True)))
         server = self.camera.persona.rtsp.server
         if server:
             headers.append(("Server", server))
-        self.writer.write(Message(f"RTSP/1.0 {status} {reason}", headers, b"").encode())
+        self.writer.write(Message(f"RTSP/1.0 {status} {reason}", headers, body).encode())
         await self.writer.drain()
 
     async def forward_raw(self, data: bytes) -> None:

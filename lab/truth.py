@@ -91,7 +91,7 @@ def _accounts(spec: CameraSpec) -> list[tuple[str, str]]:
             )
             if weak
         )
-    if spec.rtsp_auth == "none":
+    if spec.rtsp_auth == "none" and not spec.rtsp_no_media:  # no media described: no stream
         out.append(("AUTH-08", "RTSP stream without authentication"))
     elif spec.rtsp_auth == "basic":
         out.append(("AUTH-09", "RTSP uses Basic authentication"))

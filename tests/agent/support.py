@@ -113,7 +113,9 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> float:
     return time.monotonic() - start
 
 
-def lockout_window_only(reasons: list[str]) -> bool:
-    """True when the lab's only AUTH-05 reason is a failure window shorter than 30 s: Hikvision
-    exposes the threshold and lock time but not the window, so the agent cannot see it."""
-    return bool(reasons) and all("counts failures over" in reason for reason in reasons)
+def lockout_window_only(reasons: list[str], vendor: str) -> bool:
+    """True when the lab's only AUTH-05 reason is a failure window shorter than 30 s and the
+    vendor's API hides the window: Hikvision and Dahua expose the threshold and lock time only,
+    so the agent cannot see it; Axis's brute-force blocking names its interval."""
+    window_hidden = vendor != "Axis"
+    return window_hidden and bool(reasons) and all("counts failures over" in r for r in reasons)

@@ -1,4 +1,4 @@
-"""The whole audit against 48 lab cameras of all four personas (configs/lab/accuracy-40.toml):
+"""The whole audit against 52 lab cameras of all four personas (configs/lab/accuracy-40.toml):
 per camera, the failed control IDs equal the lab's seeded weaknesses (``node.weaknesses``, the
 same truth ``camwarden-lab truth`` prints), with the differences below, each deliberate:
 
@@ -8,7 +8,7 @@ same truth ``camwarden-lab truth`` prints), with the differences below, each del
   be seen: the agent never learns its password.
 * AUTH-05 with the lab's 1 s failure window: weaker than Decision 724's 30 s and in the truth,
   but Hikvision's illegalLoginLock and Dahua's General table expose the threshold and lock
-  time, not the window.
+  time, not the window (Axis's brute-force blocking names its interval: it fails there).
 * AUTH-02 is readable from Hikvision's ISAPI only; SVC-06 is not readable from a generic ONVIF
   camera: there the audit says not_applicable, never pass or fail. A camera that
   offers only Basic over plain HTTP (``basic_over_http``) is audited over ONVIF, because the
@@ -23,8 +23,9 @@ same truth ``camwarden-lab truth`` prints), with the differences below, each del
   seeded weaknesses, but nothing it reports as failed is outside its truth.
 
 AUTH-05 is read from Hikvision's ISAPI and Dahua's ``General`` table (no counting window
-there): on Axis and generic ONVIF cameras it is inconclusive with the reason (every camera
-has a lockout policy; one the API does not expose is unknown, not "not applicable").
+there) and from Axis's brute-force blocking (``System.PreventDoSAttack``): on generic ONVIF
+cameras it is inconclusive with the reason (every camera has a lockout policy; one the API does
+not expose is unknown, not "not applicable").
 
 Traps: ``trap-open-onvif`` answers every ONVIF operation without a login: AUTH-10 fails and no
 default password is reported (its ONVIF login takes a wrong password too). ``trap-wrong-vault``
@@ -33,6 +34,13 @@ rejected``), nothing that needs the login passes, and it is never locked. ``trap
 configured address in the subnet where nothing answers: UNREACHABLE. Every camera carries its
 audit state: the lab's ordinary cameras are audited, or partial with the reason when a loaded
 machine made a check time out (never silently absent); the misbehaving ones are never audited.
+``trap-rtsp-default`` keeps the vendor default on its RTSP account alone: AUTH-01 fails on RTSP
+and on nothing else. ``trap-sdp-no-media`` streams without a login but its DESCRIBE describes no
+media: AUTH-08 does not fail (inconclusive with the reason). ``trap-partial`` never answers
+ONVIF GetNTP: PARTIAL with the reason, every other verdict as for any camera, never audited.
+``trap-out-of-scope`` is configured but outside ``camera_subnets``: NOT AUDITED with the reason.
+The lab's request log (JSON lines, ``camwarden-lab log``) proves over the whole run that no
+camera was locked and that the camera outside the subnets received nothing.
 
 Default credentials are tried over HTTP (vendor API, digest), ONVIF and RTSP (Digest, or
 Basic where the stream offers only Basic); the SDK ports speak proprietary binary protocols (the
@@ -45,6 +53,7 @@ judges it).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
@@ -56,6 +65,7 @@ from agent.config import load_config
 from agent.vault import Vault, load_vault_key
 from lab.config import parse_config
 from lab.fleet import CameraNode, Fleet
+from lab.requestlog import read_log
 from lab.testing import LabFactory
 from lab.truth import weak_password
 from protocol.messages import Camera
@@ -81,7 +91,11 @@ GARBAGE = "fault-garbage"
 FAULTS = SILENT | {GARBAGE}
 READABLE_ONLY_FROM_HIKVISION = frozenset({"AUTH-02"})
 OPEN_ONVIF, WRONG_VAULT, GONE = "trap-open-onvif", "trap-wrong-vault", "trap-gone"
-TRAPS = frozenset({OPEN_ONVIF, WRONG_VAULT})  # lab cameras; GONE is only in the agent config
+RTSP_DEFAULT, NO_MEDIA = "trap-rtsp-default", "trap-sdp-no-media"
+PARTIAL, OUTSIDE = "trap-partial", "trap-out-of-scope"
+# lab cameras judged apart; GONE is only in the agent config (the other traps are judged like
+# any camera besides their own assertions)
+TRAPS = frozenset({OPEN_ONVIF, WRONG_VAULT, PARTIAL, OUTSIDE})
 STRONG = "Kq7!vR2#mZ9x"
 PERSONAS = frozenset({"Hikvision", "Dahua", "Axis", "Generic"})
 
@@ -91,9 +105,10 @@ def isapi(node: CameraNode) -> bool:
 
 
 def reads_lockout(node: CameraNode) -> bool:
-    """AUTH-05 is read from Hikvision's ISAPI and Dahua's General config table."""
+    """AUTH-05 is read from Hikvision's ISAPI, Dahua's General config table and Axis's
+    brute-force blocking (param.cgi)."""
     vendor = node.spec.persona.vendor
-    return vendor in ("Hikvision", "Dahua") and not node.spec.basic_over_http
+    return vendor in ("Hikvision", "Dahua", "Axis") and not node.spec.basic_over_http
 
 
 def expected_failures(node: CameraNode) -> set[str]:
@@ -106,7 +121,7 @@ def expected_failures(node: CameraNode) -> set[str]:
         expected.discard("AUTH-05")
     if vendor == "Generic":
         expected.discard("AUTH-07")
-    if lockout_window_only(truth.get("AUTH-05", [])):
+    if lockout_window_only(truth.get("AUTH-05", []), vendor):
         expected.discard("AUTH-05")  # the 1 s lab window: not exposed by the vendor API
     if "FW-01" in truth:
         expected.add("FW-02")
@@ -133,7 +148,9 @@ def inconclusive(node: CameraNode) -> set[str]:
 
 
 async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_path: Path) -> None:
-    lab = parse_config(LAB.read_text(encoding="utf-8"))
+    log = tmp_path / "requests.jsonl"
+    text = LAB.read_text(encoding="utf-8")
+    lab = parse_config(text.replace("[lab]\n", f'[lab]\nrequest_log = "{log}"\n', 1))
     assert len(lab.cameras) >= 40
     assert {c.persona.vendor for c in lab.cameras} == PERSONAS
     fleet = await lab_fleet(lab)
@@ -141,9 +158,14 @@ async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_pa
     gone = str(subnet(fleet).network_address + 250)  # in the subnet, nothing listens there
     assert gone not in {n.host for n in fleet.cameras.values()}
     path = tmp_path / "agent.toml"
+    outside = ipaddress.IPv4Network(fleet[OUTSIDE].host)
+    subnets = ", ".join(f'"{n}"' for n in sorted(subnet(fleet).address_exclude(outside)))
+    text = path.read_text().replace(
+        f'camera_subnets = ["{subnet(fleet)}"]', f"camera_subnets = [{subnets}]"
+    )
+    assert f'"{subnet(fleet)}"' not in text  # the camera outside the subnets is really outside
     path.write_text(
-        path.read_text()
-        + f'[[cameras]]\nid = "{GONE}"\naddress = "{gone}"\ncredentials_ref = "{GONE}"\n'
+        text + f'[[cameras]]\nid = "{GONE}"\naddress = "{gone}"\ncredentials_ref = "{GONE}"\n'
     )
     config = load_config(path)
     vault = Vault(config.state_path, load_vault_key(config.vault_key_path))
@@ -187,6 +209,10 @@ async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_pa
     assert all(f.status == "inconclusive" and f.reason for f in unparsed)
     no_password_anywhere(fleet.cameras.values(), result.cameras)
     traps(fleet, cameras)
+    entries = list(read_log(log))
+    assert {e["camera"] for e in entries} >= set(fleet.cameras) - {OUTSIDE, *SILENT}
+    assert [e for e in entries if e["camera"] == OUTSIDE] == []  # nothing out of scope
+    assert [e for e in entries if e["event"] == "lock"] == []  # no lockout, on any interface
 
 
 def audited_or_slow(camera: Camera) -> None:
@@ -223,9 +249,49 @@ def traps(fleet: Fleet, cameras: dict[str, Camera]) -> None:
     judged = [f for f in gone.findings if f.controls != ["AUTH-04"]]
     assert {f.status for f in judged} <= {"inconclusive", "not_applicable"}
 
+    rtsp_default = by_control(cameras[RTSP_DEFAULT], "AUTH-01")
+    assert {str(f.evidence["interface"]) for f in rtsp_default if f.status == "fail"} == {"rtsp"}
+    assert any(r.interface == "rtsp" and r.status == 200 for r in fleet[RTSP_DEFAULT].camera.log)
+
+    no_media = by_control(cameras[NO_MEDIA], "AUTH-08")
+    assert no_media, NO_MEDIA  # judged or said why, never silently absent
+    assert all(f.status == "inconclusive" and f.reason for f in no_media), no_media
+    assert "AUTH-08" not in fleet[NO_MEDIA].weaknesses
+
+    partial_audit(fleet[PARTIAL], cameras[PARTIAL])
+
+    outside = cameras[OUTSIDE]
+    assert outside.audit == "not_audited"
+    assert outside.audit_reason
+    assert "subnet" in outside.audit_reason
+    judged = [f for f in outside.findings if f.controls != ["AUTH-04"]]
+    assert judged
+    assert {f.status for f in judged} <= {"inconclusive", "not_applicable"}
+    assert fleet[OUTSIDE].camera.log == []
+
     for cid in FAULTS:  # never audited, always with the reason
         assert cameras[cid].audit != "audited", cid
         assert cameras[cid].audit_reason, cid
+
+
+def partial_audit(node: CameraNode, camera: Camera) -> None:
+    """ONVIF GetNTP hangs: the check that needs it says so (inconclusive, with the reason), the
+    camera is partial with the reason, and every other verdict is the one any camera gets: no
+    false finding; a control a loaded machine left unjudged is inconclusive, never absent."""
+    assert camera.audit == "partial", camera.audit
+    assert camera.audit_reason
+    assert "clock" in camera.audit_reason  # the check that asks GetNTP
+    hung = by_control(camera, "LOG-01")
+    assert hung
+    assert all(f.status == "inconclusive" and f.reason for f in hung), hung
+    unjudged = [f for f in camera.findings if f.code.startswith("check.")]
+    assert unjudged
+    assert all(f.status == "inconclusive" and f.reason for f in unjudged), unjudged
+    got, want = failed_controls(camera), expected_failures(node)
+    assert got <= want, sorted(got - want)
+    for control in want - got:
+        assert by_control(camera, control), control
+        assert all(f.status == "inconclusive" for f in by_control(camera, control)), control
 
 
 def default_password_on_every_interface(
@@ -238,11 +304,14 @@ def default_password_on_every_interface(
             for f in by_control(cameras[cid], "AUTH-01")
             if f.status == "fail"
         )
-        if cid in SILENT or "AUTH-01" not in node.weaknesses:
+        if cid in SILENT | {OUTSIDE} or "AUTH-01" not in node.weaknesses:
             assert hits == [], cid
             continue
         want = {"rtsp"} if node.spec.rtsp_auth != "none" else set()
-        if cid == GARBAGE:  # its ONVIF and RTSP answers are garbage too: only HTTP confirms
+        defaults = node.spec.persona.default_credentials
+        if not any((u.name, u.password) in defaults for u in node.spec.all_users):
+            pass  # the default is on RTSP's own account alone
+        elif cid == GARBAGE:  # its ONVIF and RTSP answers are garbage too: only HTTP confirms
             want = {"http"}
         elif node.spec.persona.vendor == "Generic" or node.spec.basic_over_http:
             want.add("onvif")

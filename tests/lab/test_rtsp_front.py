@@ -46,6 +46,11 @@ persona = "hikvision"
 lockout = {threshold = 3, window_s = 30, lock_s = 2}
 users = [{name = "admin", password = "Web-Pass-7x"}]
 rtsp_users = [{name = "viewer", password = "Rtsp-Pass-9y"}]
+[[camera]]
+id = "nomedia"
+persona = "onvif-generic"
+anonymous_rtsp = true
+rtsp_no_media = true
 """
 
 
@@ -214,3 +219,31 @@ def test_the_request_log_is_bounded(tmp_path: Path) -> None:
     fresh = RequestLog(path)  # a new lab run starts afresh
     fresh.close()
     assert path.stat().st_size == 0
+
+
+async def test_a_describe_without_media_is_no_stream(fleet: Fleet) -> None:
+    """``rtsp_no_media``: DESCRIBE answers 200 with an SDP that has no ``m=`` line; no client
+    finds a stream there, and the lab's truth seeds no open stream (AUTH-08)."""
+    node = fleet["nomedia"]
+    url = f"rtsp://{node.host}:{node.ports['rtsp']}/stream1"
+    reader, writer = await asyncio.open_connection(node.host, node.ports["rtsp"])
+    try:
+        writer.write(
+            f"DESCRIBE {url} RTSP/1.0\r\nCSeq: 3\r\nAccept: application/sdp\r\n\r\n".encode()
+        )
+        await writer.drain()
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode("latin-1")
+        length = int(head.split("Content-Length: ", 1)[1].split("\r\n", 1)[0])
+        body = (await asyncio.wait_for(reader.readexactly(length), 10)).decode("latin-1")
+    finally:
+        writer.close()
+    assert head.startswith("RTSP/1.0 200 OK\r\nCSeq: 3\r\n")
+    assert "Content-Type: application/sdp" in head
+    assert body.startswith("v=0\r\n")
+    assert "m=" not in body
+    assert not stream_ok(await ffprobe(url))
+    assert "AUTH-08" not in node.weaknesses
+    assert "AUTH-08" in fleet["open"].weaknesses
+    assert any(
+        r.method == "DESCRIBE" and r.status == 200 and r.auth == "none" for r in node.camera.log
+    )

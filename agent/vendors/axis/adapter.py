@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
 
+from agent.vendors import models
 from agent.vendors.axis import const, parsers
 from agent.vendors.base import BadResponse, Unsupported
 from agent.vendors.http import JSON_TYPES, FileBody, HttpAdapter
@@ -15,7 +16,7 @@ from agent.vendors.models import Account, Capability, DeviceIdentity, ServiceSta
 
 
 class AxisAdapter(HttpAdapter):
-    """Brute-force blocking is not read: its VAPIX parameter names are unverified (AUTH-05)."""
+    """AUTH-05 is AXIS OS's brute-force blocking (``const.BRUTE_FORCE``), read from param.cgi."""
 
     vendor = const.VENDOR
     server_banners = const.SERVER_BANNERS
@@ -26,6 +27,7 @@ class AxisAdapter(HttpAdapter):
             Capability.SERVICES,
             Capability.TIME,
             Capability.LOGIN,
+            Capability.LOCKOUT_POLICY,
             Capability.FIRMWARE_UPGRADE,
             Capability.SET_PASSWORD,
         }
@@ -50,6 +52,10 @@ class AxisAdapter(HttpAdapter):
             properties = await self.get(const.PARAM + const.PROPERTIES, const.TEXT_TYPES)
             return parsers.parse_brand_properties(brand.body, properties.body)
         return parsers.parse_basic_device_info(reply.body, method)
+
+    async def _lockout_policy(self) -> models.LockoutPolicy:
+        reply = await self.get(const.PARAM + const.BRUTE_FORCE, const.TEXT_TYPES)
+        return parsers.parse_lockout(reply.body)
 
     async def _accounts(self) -> tuple[Account, ...]:
         return parsers.parse_pwdgrp((await self.get(const.PWDGRP, const.TEXT_TYPES)).body)

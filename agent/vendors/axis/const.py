@@ -16,6 +16,17 @@ SSH: Final = "Network.SSH"
 UPNP: Final = "Network.UPnP"
 REMOTE_SERVICE: Final = "RemoteService"  # O3C / AVHS one-click cloud connection
 TIME: Final = "Time"
+# AXIS OS 7.30+ "Prevent brute-force attacks" (Plain config > System; on by default since 11.5:
+# 20 failures in 1 s block the client for 10 s). Sources: the AXIS OS knowledge base, "Brute
+# force delay protection" (help.axis.com/en-us/axis-os-knowledge-base), which names the
+# settings DOSBlockingPeriod, DOSPageCount, DOSPageInterval, DOSSiteCount, DOSSiteInterval
+# and "Activate Password Throttling"; a device's parameter tree lists them in this group as
+# ActivatePasswordThrottling=On, DoSBlockingPeriod=10 and so on (spelling read case-blind).
+BRUTE_FORCE: Final = "System.PreventDoSAttack"
+THROTTLING: Final = "activatepasswordthrottling"
+BLOCK_S: Final = "dosblockingperiod"
+PAGE_COUNT: Final = "dospagecount"  # failures per page (URI) per DOSPageInterval
+PAGE_INTERVAL_S: Final = "dospageinterval"
 
 # AXIS OS 10-11 answers param.cgi as "text/plain"; basicdeviceinfo as "application/json".
 TEXT_TYPES: Final = frozenset({"text/plain"})

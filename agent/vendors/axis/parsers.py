@@ -14,8 +14,10 @@ import json
 from datetime import date, datetime
 from typing import Any
 
+from agent.vendors.axis import const
 from agent.vendors.axis.const import GROUPS, VENDOR
-from agent.vendors.models import Account, DeviceIdentity, TimeInfo, ntp_servers
+from agent.vendors.base import Unsupported
+from agent.vendors.models import Account, DeviceIdentity, LockoutPolicy, TimeInfo, ntp_servers
 
 
 def _properties(body: bytes, method: str) -> dict[str, Any]:
@@ -173,4 +175,24 @@ def parse_time(body: bytes) -> TimeInfo:
     return TimeInfo(
         ntp=None if source is None else source.upper() == "NTP",
         ntp_servers=ntp_servers(params.get("NTP.Server")),
+    )
+
+
+def parse_lockout(body: bytes) -> LockoutPolicy:
+    """The brute-force blocking of ``System.PreventDoSAttack`` (``const.BRUTE_FORCE``): the
+    client is blocked for DOSBlockingPeriod s after DOSPageCount failures in DOSPageInterval s.
+    ``Unsupported`` when the firmware has no such group (before AXIS OS 7.30 param.cgi answers
+    "# Error: ..."), so the check says the policy is unknown; a value that is not a number or a
+    flag is a bad answer (``ValueError``), never "off"."""
+    if decode(body).lstrip().startswith("# Error"):
+        raise Unsupported(f"param.cgi has no group {const.BRUTE_FORCE}")
+    params = {k.lower(): v for k, v in parse_params(body, const.BRUTE_FORCE).items()}
+    count, interval, block = (
+        params.get(k) for k in (const.PAGE_COUNT, const.PAGE_INTERVAL_S, const.BLOCK_S)
+    )
+    return LockoutPolicy(
+        enabled=param_flag(params, const.THROTTLING),
+        threshold=None if count is None else int(count),
+        window_s=None if interval is None else float(int(interval)),
+        lock_s=None if block is None else float(int(block)),
     )

@@ -8,7 +8,7 @@ planner's real-time spacing runs in seconds. Lock safety is asserted on the lab'
 One documented difference: a 1 s failure window is weaker than Decision 724's 30 s, and the lab's
 truth says so (AUTH-05), but Hikvision's illegalLoginLock and Dahua's General table expose the
 threshold and lock time, not the window, so the agent reads those and cannot see it
-(``WINDOW_NOT_EXPOSED``).
+(``WINDOW_NOT_EXPOSED``). Axis's brute-force blocking names its interval: AUTH-05 fails there.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ NOT_EXPOSED = {
     "Axis": {"AUTH-02"},
     "Generic": {"AUTH-02", "SVC-06"},
 }
-UNREADABLE = {"Hikvision": set(), "Dahua": set(), "Axis": {"AUTH-05"}, "Generic": {"AUTH-05"}}
+UNREADABLE = {"Hikvision": set(), "Dahua": set(), "Axis": set(), "Generic": {"AUTH-05"}}
 FAILED_LOGIN = ("digest", "basic", "wsse-digest", "wsse-text")
 
 
@@ -271,7 +271,9 @@ def findings_match_the_seeded_weaknesses(audits: dict[str, Audit]) -> None:
                 assert statuses == {"not_applicable"}, (cam, control, statuses)
             elif control in UNREADABLE[result.node.spec.persona.vendor]:
                 assert statuses == {"inconclusive"}, (cam, control, statuses)
-            elif control == "AUTH-05" and lockout_window_only(truth.get(control, [])):
+            elif control == "AUTH-05" and lockout_window_only(
+                truth.get(control, []), result.node.spec.persona.vendor
+            ):
                 assert statuses == {"pass"}, (cam, control, statuses)  # WINDOW_NOT_EXPOSED
             elif control in truth:
                 assert "fail" in statuses, (cam, control, statuses, truth[control])

@@ -149,6 +149,8 @@ async def test_reads_match_the_lab(fleet: Fleet, adapters: dict[str, Adapter]) -
     assert [a.name for a in await hik.accounts()] == ["admin"]
     assert (await adapters["dahua"].services()).p2p is True
     assert (await adapters["axis"].services()).upnp is True
+    # brute-force blocking off: a lab camera without a lockout
+    assert (await adapters["axis"].lockout_policy()).enabled is False
     assert (await adapters["onvif-gen"].services()).ddns is True
     streams = await adapters["onvif-gen"].streams()
     assert [s.rtsp_uri.rsplit("/", 1)[1] for s in streams] == ["stream1", "stream2"]

@@ -19,6 +19,7 @@ from onvif.settings import DEFAULT_SETTINGS
 from onvif.transport import ASYNC_TRANSPORT
 
 from agent.vendors.axis import parsers as axis
+from agent.vendors.base import Unsupported
 from agent.vendors.dahua import parsers as dahua
 from agent.vendors.hikvision import parsers as hik
 from agent.vendors.models import Account, DeviceIdentity, LockoutPolicy, ServiceState, TimeInfo
@@ -322,6 +323,29 @@ def test_bodies_in_iso_8859_1() -> None:
 )
 def test_axis_flags_beyond_yes_no(value: str, expected: bool) -> None:
     assert axis.param_flag({"Enabled": value}, "Enabled") is expected
+
+
+# AXIS OS 11.5+ factory setting, as the AXIS OS knowledge base ("Brute force delay protection")
+# gives it: 20 failures in 1 s block the client for 10 s
+AXIS_BRUTE_FORCE = b"""root.System.PreventDoSAttack.ActivatePasswordThrottling=On
+root.System.PreventDoSAttack.DoSBlockingPeriod=10
+root.System.PreventDoSAttack.DoSPageCount=20
+root.System.PreventDoSAttack.DoSPageInterval=1
+root.System.PreventDoSAttack.DoSSiteCount=20
+root.System.PreventDoSAttack.DoSSiteInterval=1
+"""
+
+
+def test_axis_brute_force_blocking() -> None:
+    assert axis.parse_lockout(AXIS_BRUTE_FORCE) == LockoutPolicy(True, 20, 1.0, 10.0)
+    spelled = AXIS_BRUTE_FORCE.replace(b".DoS", b".DOS").replace(b"=On", b"=off")
+    assert axis.parse_lockout(spelled) == LockoutPolicy(False, 20, 1.0, 10.0)
+    # firmware before AXIS OS 7.30 has no such group: unknown, never a bad answer or "off"
+    missing = b"# Error: Error -1 getting param in group 'System.PreventDoSAttack'\n"
+    with pytest.raises(Unsupported):
+        axis.parse_lockout(missing)
+    with pytest.raises(ValueError):  # noqa: PT011  # the base adapter maps it to BadResponse
+        axis.parse_lockout(AXIS_BRUTE_FORCE.replace(b"Count=20", b"Count=lots"))
 
 
 def test_axis_flag_that_is_no_flag() -> None:
