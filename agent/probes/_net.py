@@ -8,7 +8,14 @@ import ssl
 from collections.abc import AsyncIterator
 
 from agent import scope
-from agent.vendors.base import BadResponse, CameraError, Timeout, Unreachable, translate
+from agent.vendors.base import (
+    BadResponse,
+    CameraError,
+    Timeout,
+    Unreachable,
+    describe,
+    translate,
+)
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -21,7 +28,7 @@ def camera_error(exc: BaseException) -> CameraError:
         return BadResponse(f"TLS error: {exc.reason or exc}")
     if isinstance(exc, ConnectionRefusedError):
         return Unreachable("connection refused")
-    return translate(exc) or BadResponse(f"{type(exc).__name__}: {str(exc)[:160]}")
+    return translate(exc) or BadResponse(describe(exc))
 
 
 @contextlib.asynccontextmanager

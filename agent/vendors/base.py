@@ -110,8 +110,14 @@ def _soap_transport(exc: BaseException) -> CameraError:
     return BadResponse(f"SOAP transport error, HTTP {status}")
 
 
+def describe(exc: BaseException) -> str:
+    """A foreign exception in a few words: its class, and its message when it has one."""
+    text = str(exc)[:160]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _as(kind: type[CameraError]) -> Callable[[BaseException], CameraError]:
-    return lambda exc: kind(f"{type(exc).__name__}: {str(exc)[:160]}")
+    return lambda exc: kind(describe(exc))
 
 
 # Foreign exception class ("module.QualName") -> translation. Looked up along the MRO, most
