@@ -34,7 +34,7 @@ from agent.daemon import setup_logging
 from agent.errors import AgentBusy, AgentError
 from agent.identity import enroll, keygen, load_key
 from agent.state import exclusive
-from protocol.configfile import ConfigError, dumps
+from protocol.configfile import ConfigError, dumps, layer_paths, read_layers
 from protocol.keys import public_jwk
 from protocol.messages import AuditState, Camera, Finding
 
@@ -109,18 +109,27 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "check-config", help="print the effective config, secrets redacted; exit 2 if invalid"
     )
+    p.add_argument("--offline", action="store_true", help="do not try to connect to the collector")
     with_config(p)
     return parser
 
 
-def check_config(path: Path | None) -> int:
+def check_config(path: Path | None, *, offline: bool = False) -> int:
+    """The effective config on stdout, then each problem on stderr; 2 if any is an error (or
+    the config does not load), 0 with warnings only."""
+    from agent.configcheck import COLLECTOR_TIMEOUT_S, problems  # noqa: PLC0415  # only here
+
     try:
         config = load_config(path)
+        _merged, origins = read_layers(layer_paths(path or DEFAULT_PATH))
     except ConfigError as exc:
         print(f"camwarden-agent: invalid config: {exc}", file=sys.stderr)
         return 2
     print(dumps(config), end="")
-    return 0
+    found = problems(config, origins, collector_timeout_s=None if offline else COLLECTOR_TIMEOUT_S)
+    for problem in found:
+        print(f"camwarden-agent: {problem}", file=sys.stderr)
+    return 2 if any(problem.level == "error" for problem in found) else 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -132,7 +141,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(public_jwk(load_key(args.key)), sort_keys=True))
         return 0
     if args.command == "check-config":
-        return check_config(args.config)
+        return check_config(args.config, offline=args.offline)
     config: AgentConfig = load_config(args.config)
     if args.command == "scan":
         return _scan(config, cameras=args.camera, as_json=args.json)

@@ -242,5 +242,5 @@ def test_install_into_clean_bookworm(chroot: Path, agent_deb: Path, with_systemd
     in_root(chroot, "dpkg", "--purge", PACKAGE)
     assert not state.exists()
     assert not config.exists()
-    assert not cred.exists()
+    assert not vault_key.exists()
     assert "camwarden:" in (chroot / "etc/passwd").read_text()
