@@ -3,7 +3,8 @@ vault, check-config.
 
 ``main(argv) -> int`` never raises for an operator error: it prints one clear line to stderr
 and returns 1 (``scan``: 2, so that 1 keeps meaning "high or critical findings"; 2 as well for
-an invalid config in ``check-config``). Under systemd the log goes to the journal with
+an invalid config or an error ``agent.configcheck`` finds in ``check-config``; warnings alone
+leave 0). Under systemd the log goes to the journal with
 structured fields (``service.systemd``), else to stderr.
 
 ``scan --once`` exit codes: 0 every camera audited and no high or critical finding failed;
@@ -136,7 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="file of JWS lines, seq order")
     with_config(p)
     p = sub.add_parser(
-        "check-config", help="print the effective config, secrets redacted; exit 2 if invalid"
+        "check-config",
+        help="print the effective config (secrets redacted) and every problem; 2 on an error",
     )
     p.add_argument("--offline", action="store_true", help="do not try to connect to the collector")
     with_config(p)
