@@ -35,10 +35,10 @@ from agent.daemon import setup_logging
 from agent.errors import AgentBusy, AgentError
 from agent.identity import enroll, keygen, load_key
 from agent.state import exclusive
+from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps, layer_paths, read_layers
 from protocol.keys import public_jwk
 from protocol.messages import AuditState, Camera, Finding
-from service.cliparse import document, quiet_libraries
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from lab.errors import LabError
 from lab.fleet import Fleet
 from lab.requestlog import read_log
 from lab.truth import lab_truth
-from service.cliparse import document
+from protocol.cliparse import document
 
 __all__ = ["entrypoint", "main"]
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy.exc import NoResultFound
 
 from protocol import MalformedMessage, import_public_jwk
+from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps
 from server import __version__, advisories, broker_roles
 from server.certs import AgentCertificates
@@ -38,7 +39,6 @@ from server.retention import ChainBroken, prune_now, verify_chain
 from server.storage import Repository
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
 from server.web.cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
-from service.cliparse import document, quiet_libraries
 from service.systemd import log_handler
 
 log = logging.getLogger(__name__)

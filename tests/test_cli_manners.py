@@ -17,8 +17,8 @@ import pytest
 
 from agent.cli import _parser as agent_parser
 from lab.cli import _parser as lab_parser
+from protocol.cliparse import subcommands
 from server.cli import parser as server_parser
-from service.cliparse import subcommands
 from tests.agent.support import AGENT, make_home
 from tests.support.mosquitto import free_port
 

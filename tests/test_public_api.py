@@ -6,7 +6,7 @@ import protocol
 def test_protocol_all_is_exact() -> None:
     public = {name for name in dir(protocol) if not name.startswith("_")}
     submodules = {
-        "commands", "configfile", "envelope", "errors", "keys", "messages", "rules", "text",
+        "cliparse", "commands", "configfile", "envelope", "errors", "keys", "messages", "rules", "text",
         "topics",
     }  # fmt: skip
     assert set(protocol.__all__) == public - submodules
