@@ -336,8 +336,13 @@ def credential_snippet(part: Part) -> str:
 \t# that root's `camwarden-agent vault set` and the unit (LoadCredential=vault.key:...)
 \t# use the same key; the agent reads it as $CREDENTIALS_DIRECTORY/vault.key
 \tkey=/etc/camwarden/vault.key
+\told=/etc/camwarden/credstore/vault.key.cred
 \tif [ ! -e "$key" ]; then
-\t\t(umask 077; head -c 32 /dev/urandom > "$key.new")
+\t\t# an upgrade keeps the key sealed by earlier packages (the vault stays readable)
+\t\tif ! { [ -e "$old" ] && command -v systemd-creds >/dev/null 2>&1 &&
+\t\t\t(umask 077; systemd-creds decrypt --name=vault.key "$old" "$key.new"); }; then
+\t\t\t(umask 077; head -c 32 /dev/urandom > "$key.new")
+\t\tfi
 \t\tchown root:@USER@ "$key.new"
 \t\tchmod 0640 "$key.new"
 \t\tmv "$key.new" "$key"
