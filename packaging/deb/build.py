@@ -377,7 +377,9 @@ def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path, *,
         "LIBDIR": f"{opt}/lib",
         "MODULE": module,
         "FUNCTION": function,
-        "PURGE": "/etc/camwarden/vault.key" if part.name == "agent" else "",
+        "PURGE": "/etc/camwarden/vault.key /etc/camwarden/credstore"
+        if part.name == "agent"
+        else "",
     }
     subst["CREDENTIAL"] = credential_snippet(part).replace("@PACKAGE@", part.package)
     put(HERE / "deb" / "launcher.in", stage / "usr/bin" / part.package, 0o755, subst)
