@@ -119,3 +119,12 @@ def test_no_key_file_names_what_to_set(site: Path) -> None:
     done = _agent("vault", "list", "--config", str(config))
     assert done.returncode == 1
     assert 'vault_key_file = "/etc/camwarden/vault.key"' in done.stderr
+
+
+def test_a_key_the_service_cannot_read_says_what_to_do(site: Path) -> None:
+    state, key, config = _setup(site, 0o600)  # root's alone: the service account is shut out
+    done = _agent("vault", "set", "lobby", "--config", str(config), stdin="Hard-To-Guess-9431\n")
+    assert done.returncode == 0, done.stderr
+    answer = _read_as_service(state, key)
+    assert answer.startswith(f"error: cannot open the vault key {key}: Permission denied")
+    assert "give the file mode 0640, owner root, group the service's" in answer
