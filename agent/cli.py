@@ -3,7 +3,8 @@ vault, check-config.
 
 ``main(argv) -> int`` never raises for an operator error: it prints one clear line to stderr
 and returns 1 (``scan``: 2, so that 1 keeps meaning "high or critical findings"; 2 as well for
-an invalid config in ``check-config``). Under systemd the log goes to the journal with
+an invalid config or an error ``agent.configcheck`` finds in ``check-config``; warnings alone
+leave 0). Under systemd the log goes to the journal with
 structured fields (``service.systemd``), else to stderr.
 
 ``scan --once`` exit codes: 0 every camera audited and no high or critical finding failed;
@@ -34,18 +35,47 @@ from agent.daemon import setup_logging
 from agent.errors import AgentBusy, AgentError
 from agent.identity import enroll, keygen, load_key
 from agent.state import exclusive
-from protocol.configfile import ConfigError, dumps
+from protocol.cliparse import document, quiet_libraries
+from protocol.configfile import ConfigError, dumps, layer_paths, read_layers
 from protocol.keys import public_jwk
 from protocol.messages import AuditState, Camera, Finding
 
 log = logging.getLogger(__name__)
 
 
+DESCRIPTION = """camwarden agent: audits the IP cameras of a site and reports to the collector.
+
+exit codes: 0 success, 1 an error (scan: a high or critical finding), 2 an invalid config
+(scan: usage, config or vault error), 3 (scan) some camera not fully audited."""
+EXAMPLES = {
+    "keygen": "camwarden-agent keygen --key /var/lib/camwarden/agent.key",
+    "pubkey": "camwarden-agent pubkey --key /var/lib/camwarden/agent.key",
+    "enroll": "camwarden-agent enroll --token TOKEN --wait",
+    "certificate": "camwarden-agent certificate",
+    "run": "camwarden-agent run --config /etc/camwarden/agent.toml",
+    "scan": "camwarden-agent scan --once --camera lobby-door",
+    "vault": "camwarden-agent vault list",
+    "vault set": "camwarden-agent vault set lobby-door --username admin",
+    "vault list": "camwarden-agent vault list",
+    "vault delete": "camwarden-agent vault delete lobby-door",
+    "vault import-site-key": "camwarden-agent vault import-site-key < site-key.hex",
+    "report": "camwarden-agent report --once --out /media/usb/site-report.jws",
+    "check-config": "camwarden-agent check-config --config /etc/camwarden/agent.toml",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="camwarden-agent", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="camwarden-agent",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log everything, libraries included"
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -60,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keygen", help="create the agent's Ed25519 private key")
     p.add_argument("--key", type=Path, required=True, help="where to write the key (mode 0600)")
     p = sub.add_parser("pubkey", help="print the public JWK of a private key")
-    p.add_argument("--key", type=Path, required=True)
+    p.add_argument("--key", type=Path, required=True, help="the private key file")
     p = sub.add_parser("enroll", help="register the agent's public key with the collector")
     p.add_argument("--server", help="collector base URL (default: collector_url of the config)")
     p.add_argument("--token", required=True, help="one-time enrollment token")
@@ -95,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     v = vault.add_parser("list", help="references and usernames (never passwords)")
     with_config(v)
     v = vault.add_parser("delete", help="remove a credential")
-    v.add_argument("ref")
+    v.add_argument("ref", help="the name cameras use in credentials_ref")
     with_config(v)
     v = vault.add_parser(
         "import-site-key",
@@ -107,20 +137,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="file of JWS lines, seq order")
     with_config(p)
     p = sub.add_parser(
-        "check-config", help="print the effective config, secrets redacted; exit 2 if invalid"
+        "check-config",
+        help="print the effective config (secrets redacted) and every problem; 2 on an error",
     )
+    p.add_argument("--offline", action="store_true", help="do not try to connect to the collector")
     with_config(p)
-    return parser
+    return document(parser, EXAMPLES)
 
 
-def check_config(path: Path | None) -> int:
+def check_config(path: Path | None, *, offline: bool = False) -> int:
+    """The effective config on stdout, then each problem on stderr; 2 if any is an error (or
+    the config does not load), 0 with warnings only."""
+    from agent.configcheck import COLLECTOR_TIMEOUT_S, problems  # noqa: PLC0415  # only here
+
     try:
         config = load_config(path)
+        _merged, origins = read_layers(layer_paths(path or DEFAULT_PATH))
     except ConfigError as exc:
         print(f"camwarden-agent: invalid config: {exc}", file=sys.stderr)
         return 2
     print(dumps(config), end="")
-    return 0
+    found = problems(config, origins, collector_timeout_s=None if offline else COLLECTOR_TIMEOUT_S)
+    for problem in found:
+        print(f"camwarden-agent: {problem}", file=sys.stderr)
+    return 2 if any(problem.level == "error" for problem in found) else 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -132,7 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(public_jwk(load_key(args.key)), sort_keys=True))
         return 0
     if args.command == "check-config":
-        return check_config(args.config)
+        return check_config(args.config, offline=args.offline)
     config: AgentConfig = load_config(args.config)
     if args.command == "scan":
         return _scan(config, cameras=args.camera, as_json=args.json)
@@ -184,7 +224,7 @@ def _scan(config: AgentConfig, *, cameras: list[str] | None, as_json: bool) -> i
     if unknown:
         raise AgentError(f"no camera {', '.join(unknown)} in the config")
     credentials, site_key = vault_secrets(config)
-    bar = sys.stdout.isatty() and not as_json
+    bar = sys.stderr.isatty()  # progress on the terminal only, never into a pipe or file
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(exclusive(config.state_path))
@@ -201,7 +241,7 @@ def _scan(config: AgentConfig, *, cameras: list[str] | None, as_json: bool) -> i
         )
         result = asyncio.run(auditor.run(cameras, progress=_progress_bar if bar else None))
     if bar:
-        print("\r\033[K", end="", flush=True)
+        print("\r\033[K", end="", flush=True, file=sys.stderr)
     if as_json:
         document = {
             "cameras": result.cameras,
@@ -225,10 +265,11 @@ def scan_exit_code(cameras: Sequence[Camera], host: Sequence[Finding]) -> int:
 
 
 def _progress_bar(camera: Camera, done: int, total: int) -> None:
+    """``[#####.....] 3/10 cameras  lobby-door`` on stderr, rewritten in place."""
     width = 30
     filled = width * done // max(total, 1)
-    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {camera.camera_id}"
-    print(f"\r\033[K{line[:100]}", end="", flush=True)
+    bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} cameras  {camera.camera_id}"
+    print(f"\r\033[K{bar[:100]}", end="", flush=True, file=sys.stderr)
 
 
 def _failed_controls(findings: Sequence[Finding]) -> str:
@@ -343,7 +384,8 @@ def enroll_command(args: argparse.Namespace, config: AgentConfig, key: OKPKey) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging("DEBUG" if args.verbose else args.log_level)
+    quiet_libraries(args.verbose)
     try:
         return _dispatch(args)
     except (AgentError, ConfigError) as exc:

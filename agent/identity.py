@@ -53,9 +53,10 @@ def keygen(path: Path) -> OKPKey:
     return key
 
 
-def load_key(path: Path) -> OKPKey:
-    """The agent's private key; refused if other users can read it (``agent.secrets``)."""
-    check_private_file(path, "private key")
+def load_key(path: Path, owner: int | None = None) -> OKPKey:
+    """The agent's private key; refused if other users can read it or it is not ``owner``'s
+    (default: this user's; ``agent.secrets``)."""
+    check_private_file(path, "private key", owner)
     try:
         return load_private_key(path)
     except OSError as exc:

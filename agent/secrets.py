@@ -19,8 +19,10 @@ class InsecureSecret(AgentError):
     """A secret file is open to other users."""
 
 
-def check_private_file(path: Path, what: str) -> None:
-    """Raise InsecureSecret unless ``path`` is a regular file of this user, mode 0600 or less."""
+def check_private_file(path: Path, what: str, owner: int | None = None) -> None:
+    """Raise InsecureSecret unless ``path`` is a regular file of ``owner`` (default: this
+    user), mode 0600 or less."""
+    uid = os.geteuid() if owner is None else owner
     try:
         st = path.stat()
     except OSError as exc:
@@ -32,8 +34,8 @@ def check_private_file(path: Path, what: str) -> None:
         raise InsecureSecret(
             f"the {what} {path} is open to other users (mode {mode:04o}); run: chmod 600 {path}"
         )
-    if st.st_uid != os.geteuid():
+    if st.st_uid != uid:
         raise InsecureSecret(
             f"the {what} {path} belongs to uid {st.st_uid}, not to this service "
-            f"(uid {os.geteuid()}); run: chown {os.geteuid()} {path}"
+            f"(uid {uid}); run: chown {uid} {path}"
         )

@@ -35,12 +35,17 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` atomically and durably; raise StorageError on failure."""
+def atomic_write(
+    path: Path, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None
+) -> None:
+    """Replace ``path`` with ``data`` atomically and durably (owned by ``owner``, uid and gid,
+    when given); raise StorageError on failure."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f".{path.name}")
     try:
         try:
             os.fchmod(fd, mode)
+            if owner is not None:
+                os.fchown(fd, *owner)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]

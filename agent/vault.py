@@ -17,9 +17,12 @@ its 32-byte key for each, and has no associated data; GCM gives a 256-bit key, o
 The 32-byte key comes from, in order:
 
 1. the systemd credential ``$CREDENTIALS_DIRECTORY/vault.key`` (the packaged unit loads it with
-   ``LoadCredentialEncrypted=``: encrypted on disk with the host's TPM or host key);
-2. ``vault_key_file`` from the config: a root-owned file that group and others cannot read (a
-   readable key file is refused, not used).
+   ``LoadCredential=vault.key:/etc/camwarden/vault.key``);
+2. ``vault_key_file`` from the config: the same file, ``/etc/camwarden/vault.key`` as packaged,
+   so that ``vault set`` from a root shell uses the unit's key. Mode 0640 owned by root (root
+   and the service's group read it) or 0600 owned by the user running; a key others can read
+   or the group can write is refused, not used. Root writing the vault gives ``vault.bin`` and
+   ``vault.lock`` to the owner of the state directory (the service account).
 
 A key file holds the 32 key bytes raw, or as 64 hex digits (whitespace around them ignored).
 Every write goes through ``agent.state.atomic_write`` (temporary file, fsync, rename, directory
@@ -57,6 +60,7 @@ __all__ = [
 ]
 
 KEY_BYTES: Final = 32
+DEFAULT_KEY_FILE: Final = "/etc/camwarden/vault.key"  # 0640 root:camwarden, LoadCredential=
 CREDENTIAL_NAME: Final = "vault.key"  # LoadCredentialEncrypted=vault.key:... in the unit
 HEADER: Final = b"CWVAULT1"
 _NONCE: Final = 12
@@ -97,6 +101,17 @@ def _parse_key(raw: bytes, source: str) -> bytes:
     )
 
 
+def _check_key_file(key_file: Path, info: os.stat_result) -> None:
+    """Owner-only (0600), or 0640 when root owns it: root and the service's group read it."""
+    mode = stat.S_IMODE(info.st_mode)
+    fix = f"run: chown root:camwarden {key_file} && chmod 0640 {key_file}"
+    if info.st_uid not in (0, os.geteuid()):
+        raise VaultError(f"the vault key {key_file} belongs to another user; {fix}")
+    allowed = 0o040 if info.st_uid == 0 else 0
+    if mode & 0o077 & ~allowed:
+        raise VaultError(f"the vault key {key_file} is open to others (mode {mode:04o}); {fix}")
+
+
 def load_vault_key(key_file: Path | None, environ: dict[str, str] | None = None) -> bytes:
     """The vault key: the systemd credential first, else ``key_file`` (owner-only)."""
     env = os.environ if environ is None else environ
@@ -107,23 +122,22 @@ def load_vault_key(key_file: Path | None, environ: dict[str, str] | None = None)
             return _parse_key(credential.read_bytes(), f"systemd credential {CREDENTIAL_NAME}")
     if key_file is None:
         raise VaultError(
-            f"no vault key: neither the systemd credential {CREDENTIAL_NAME} nor vault_key_file"
+            f"no vault key: neither the systemd credential {CREDENTIAL_NAME} nor vault_key_file;"
+            f' set vault_key_file = "{DEFAULT_KEY_FILE}" in the config (the file the unit'
+            " loads)"
         )
     try:
         fd = os.open(key_file, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
-        raise VaultError(f"cannot open the vault key {key_file}: {exc.strerror}") from exc
+        raise VaultError(
+            f"cannot open the vault key {key_file}: {exc.strerror}; run as root or as the"
+            f" service user, and give the file mode 0640, owner root, group the service's"
+        ) from exc
     with os.fdopen(fd, "rb") as fh:
         info = os.fstat(fh.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise VaultError(f"the vault key {key_file} is not a regular file")
-        if info.st_mode & 0o077:
-            raise VaultError(
-                f"the vault key {key_file} is readable by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o}); chmod 0600 it"
-            )
-        if info.st_uid not in (0, os.geteuid()):
-            raise VaultError(f"the vault key {key_file} belongs to another user")
+        _check_key_file(key_file, info)
         return _parse_key(fh.read(KEY_BYTES * 4), str(key_file))
 
 
@@ -205,6 +219,9 @@ class Vault:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
+            owner = self._service_owner()
+            if owner is not None:
+                os.fchown(fd, *owner)
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
@@ -215,7 +232,15 @@ class Vault:
 
         nonce = os.urandom(_NONCE)
         sealed = AESGCM(self._key).encrypt(nonce, msgspec.json.encode(contents), HEADER)
-        atomic_write(self.path, HEADER + nonce + sealed)
+        atomic_write(self.path, HEADER + nonce + sealed, owner=self._service_owner())
+
+    def _service_owner(self) -> tuple[int, int] | None:
+        """Root writing from a shell gives the file to the state directory's owner (the
+        service account), so the daemon can read what root wrote; None for anyone else."""
+        if os.geteuid() != 0:
+            return None
+        info = self.path.parent.stat()
+        return (info.st_uid, info.st_gid)
 
     def _fresh(self) -> _Contents:
         return _Contents(site_key=base64.b64encode(os.urandom(MIN_SITE_KEY_BYTES)).decode())

@@ -32,6 +32,7 @@ from lab.errors import LabError
 from lab.fleet import Fleet
 from lab.requestlog import read_log
 from lab.truth import lab_truth
+from protocol.cliparse import document
 
 __all__ = ["entrypoint", "main"]
 
@@ -45,8 +46,19 @@ def default_state() -> Path:
     return Path(runtime) / "camwarden-lab.json"
 
 
+EXAMPLES = {
+    "up": "camwarden-lab up --config configs/lab/demo.toml",
+    "down": "camwarden-lab down",
+    "truth": "camwarden-lab truth --config configs/lab/demo.toml",
+    "log": "camwarden-lab log --camera cam-01",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="camwarden-lab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="camwarden-lab",
+        description="camwarden lab: simulated IP cameras on loopback, to test the agent.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the lab and run until Ctrl-C / SIGTERM")
@@ -61,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--camera", default=None, help="only this camera's entries")
     show.add_argument("--state", type=Path, default=None)
     show.add_argument("--file", type=Path, default=None, help="the log file (default: the lab's)")
-    return parser
+    return document(parser, EXAMPLES)
 
 
 def _request_log_path(state: Path) -> Path:

@@ -87,7 +87,8 @@ def _record(
             _record(sub, origins, where, lines, f"{dotted}.")
 
 
-def _locate(dotted: str, origins: Mapping[str, Origin]) -> Origin | None:
+def locate(dotted: str, origins: Mapping[str, Origin]) -> Origin | None:
+    """Where ``dotted`` (or its nearest parent key) was set: file and line."""
     parts = dotted.split(".")
     while parts:
         found = origins.get(".".join(parts))
@@ -142,7 +143,7 @@ def build(cls: type[T], merged: Mapping[str, Any], origins: Mapping[str, Origin]
             text = "unknown key"
         else:
             text = _PATH.sub("", message).rstrip(" -")
-        where = _locate(dotted, origins) if dotted else None
+        where = locate(dotted, origins) if dotted else None
         prefix = f"{where}: " if where else ""
         raise ConfigError(f"{prefix}{dotted or '(top level)'}: {text}") from exc
 

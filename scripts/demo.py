@@ -3,7 +3,9 @@
 Starts, in order: a Mosquitto broker on a free loopback port (generated config), the collector on
 SQLite, the demo camera lab (``configs/lab/demo.toml``) and one agent enrolled with a pre-approved
 token. It prints where to look and a fleet summary now and then; Ctrl-C stops everything it
-started, in reverse order. Everything it writes stays in one work directory it names.
+started, in reverse order. Everything it writes stays in one work directory it names; a
+temporary one (no ``--workdir``) is removed on exit. The commands it prints are the ones a user
+types (``camwarden-server ...``, from the project's virtual environment).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import argparse
 import ipaddress
 import os
 import secrets
+import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -74,6 +78,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     with ExitStack() as stack:
+        if args.workdir is None:  # registered first: removed after everything has stopped
+            stack.callback(_remove, work)
         try:
             return _run(args, work, stack)
         except Stop as why:
@@ -81,6 +87,16 @@ def main() -> int:
             return 0
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the clean-up finish
+
+
+def _remove(work: Path) -> None:
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"removed {work}", flush=True)
+
+
+def typed(program: str, *args: str | Path) -> str:
+    """The command line a user types: the installed command, not the interpreter running it."""
+    return shlex.join([program, *(str(arg) for arg in args)])
 
 
 def _run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:
@@ -125,19 +141,22 @@ def _run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:
     agent_proc = start([*AGENT, "run", "--config", str(agent_cfg)], log)
     stack.callback(stop, agent_proc)
     print(f"  agent      demo-agent-1 at site demo-site  (log {log})", flush=True)
-    server = " ".join(collector.argv)
+    server = ("camwarden-server", "--config", collector.config)
+    report = typed("camwarden-agent", "report", "--once", "--out", "FILE", "--config", agent_cfg)
     print(
         "\nWhere to look:\n"
         f"  {collector.url}/  dashboard, user admin, password {password}\n"
         f"  {collector.url}/api/docs  the API\n"
-        f"  {server} fleet        the fleet as the collector sees it\n"
-        f"  {server} agents list  enrolled agents and their keys\n"
-        f"  {collector.url}/metrics       ingest counters, rejections by reason\n"
-        f"  {' '.join(AGENT)} report --once --out FILE --config {agent_cfg}\n"
+        f"  {collector.url}/metrics  ingest counters, rejections by reason\n"
+        "Commands (after `. .venv/bin/activate` in the project directory):\n"
+        f"  {typed(*server, 'fleet')}\n"
+        f"  {typed(*server, 'agents', 'list')}\n"
+        f"  {report}\n"
         "Ctrl-C stops everything.\n",
         flush=True,
     )
-    assert collector.proc is not None
+    if collector.proc is None:
+        raise RuntimeError("the collector did not start")
     while True:
         time.sleep(args.summary_every)
         for proc, name in ((collector.proc, "collector"), (lab, "lab"), (agent_proc, "agent")):

@@ -24,6 +24,7 @@ from pathlib import Path
 from sqlalchemy.exc import NoResultFound
 
 from protocol import MalformedMessage, import_public_jwk
+from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps
 from server import __version__, advisories, broker_roles
 from server.certs import AgentCertificates
@@ -37,7 +38,7 @@ from server.queries import fleet_summary
 from server.retention import ChainBroken, prune_now, verify_chain
 from server.storage import Repository
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
-from server.web.cli import WEB_COMMANDS, run_web_command, web_commands
+from server.web.cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
 from service.systemd import log_handler
 
 log = logging.getLogger(__name__)
@@ -52,14 +53,126 @@ def duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
+DESCRIPTION = """camwarden collector: stores the agents' signed reports, serves the dashboard
+and manages agents, users and the organisation tree.
+
+exit codes: 0 success, 1 failure (invalid report, rejected lines, refused action), 2 usage or
+configuration error."""
+ORG = '"Tỉnh X/Sở Y"'
+EXAMPLES = {
+    "run": "camwarden-server run",
+    "check-config": "camwarden-server --config /etc/camwarden/server.toml check-config",
+    "migrate": "camwarden-server migrate",
+    "tokens": "camwarden-server tokens create --site lobby --ttl 24h",
+    "tokens create": "camwarden-server tokens create --site lobby --ttl 24h --uses 1",
+    "agents": "camwarden-server agents list",
+    "agents list": "camwarden-server agents list",
+    "agents approve": "camwarden-server agents approve pi-lobby-01",
+    "agents revoke": "camwarden-server agents revoke pi-lobby-01",
+    "verify-report": "camwarden-server verify-report --pubkey agent.jwk site-report.jws",
+    "fleet": "camwarden-server fleet",
+    "users": "camwarden-server users list",
+    "users create": f"camwarden-server users create nguyen.an --role viewer --org {ORG}",
+    "users list": "camwarden-server users list",
+    "users passwd": "camwarden-server users passwd nguyen.an",
+    "users disable": "camwarden-server users disable nguyen.an",
+    "users enable": "camwarden-server users enable nguyen.an",
+    "users locked": "camwarden-server users locked",
+    "users unlock": "camwarden-server users unlock nguyen.an",
+    "orgs": "camwarden-server orgs list",
+    "orgs add": 'camwarden-server orgs add --kind agency --name "Sở Y" --parent "Tỉnh X"',
+    "orgs list": "camwarden-server orgs list",
+    "orgs map-site": 'camwarden-server orgs map-site lobby --system "Tỉnh X/Sở Y/Camera"',
+    "systems": "camwarden-server systems list",
+    "systems list": "camwarden-server systems list",
+    "systems set": (
+        'camwarden-server systems set "Tỉnh X/Sở Y/Camera" --framework ND85_TT12_TCVN11930'
+        " --level 3 --plan full"
+    ),
+    "retention": "camwarden-server retention --level 3 --days 365",
+    "firmware": "camwarden-server firmware status",
+    "firmware keygen": "camwarden-server firmware keygen root-1.key",
+    "firmware init": (
+        "camwarden-server firmware init --root-key root-1.pub --root-threshold 1"
+        " --targets-key targets-1.pub"
+    ),
+    "firmware rotate-root": (
+        "camwarden-server firmware rotate-root --root-key root-2.pub --root-threshold 1"
+        " --targets-key targets-1.pub"
+    ),
+    "firmware upload": (
+        "camwarden-server firmware upload image.dav --vendor hikvision --model DS-2CD2043G2-I"
+        " --version 5.7.3"
+    ),
+    "firmware list": "camwarden-server firmware list",
+    "firmware retire": "camwarden-server firmware retire 4",
+    "firmware export-bundle": "camwarden-server firmware export-bundle next.bundle",
+    "firmware sign": "camwarden-server firmware sign --key root-1.key next.bundle",
+    "firmware import-signed": "camwarden-server firmware import-signed next.bundle",
+    "firmware status": "camwarden-server firmware status",
+    "rollout": "camwarden-server rollout list",
+    "rollout create": (
+        f"camwarden-server rollout create --name spring --image 4 --org {ORG} --canary 2"
+    ),
+    "rollout list": "camwarden-server rollout list",
+    "rollout status": "camwarden-server rollout status 7",
+    "rollout promote": "camwarden-server rollout promote 7",
+    "rollout halt": "camwarden-server rollout halt 7",
+    "rollout resume": "camwarden-server rollout resume 7",
+    "password": "camwarden-server password rotate pi-lobby-01 door --username admin ...",
+    "password rotate": (
+        "camwarden-server password rotate pi-lobby-01 door --username admin --escrow-key escrow.jwk"
+    ),
+    "import": "camwarden-server import /media/usb/site-report.jws",
+    "report": (
+        f"camwarden-server report --org {ORG} --from 2026-01-01 --to 2026-03-31"
+        " --format pdf --out q1.pdf"
+    ),
+    "prune": "camwarden-server prune",
+    "verify-chain": "camwarden-server verify-chain pi-lobby-01",
+    "alerts-once": "camwarden-server alerts-once",
+    "advisories": "camwarden-server advisories status",
+    "advisories publish": "camwarden-server advisories publish feed.jws",
+    "advisories status": "camwarden-server advisories status",
+}
+HELPS = {
+    "tokens": "enrollment tokens for new agents",
+    "agents": "enrolled agents: list, approve, revoke",
+    "agents list": "every agent, its site, state and last contact",
+    "agents approve": "let an enrolled agent report (issues its broker certificate)",
+    "agents revoke": "stop accepting an agent's reports",
+    "users list": "every dashboard user, role and organisation",
+    "users passwd": "set a user's password (ends their sessions)",
+    "users disable": "stop a user from signing in",
+    "users enable": "let a disabled user sign in again",
+    "orgs list": "the organisation tree with ids and sites",
+    "systems list": "information systems, their security level and next check",
+    "firmware list": "the images in the catalogue",
+    "firmware retire": "withdraw an image from the catalogue",
+    "rollout create": "plan a staged firmware rollout (canary first)",
+    "rollout list": "every rollout and its progress",
+    "rollout status": "the stages and cameras of a rollout",
+    "rollout promote": "move a rollout past its canary stage",
+    "rollout halt": "stop a rollout where it is",
+    "rollout resume": "continue a halted rollout",
+    "prune": "delete raw reports past their retention now",
+}
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="camwarden-server", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="camwarden-server",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--config", type=Path, default=DEFAULT_PATH, help="main config file")
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log everything, libraries included"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, then ingest from MQTT and serve the HTTP API")
     sub.add_parser(
@@ -85,13 +198,13 @@ def parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
     imp.add_argument("file", type=Path)
     report = sub.add_parser("report", help="compliance report of an org subtree (CSV or PDF)")
-    report.add_argument("--org", type=int, required=True, help="org unit id")
+    report.add_argument("--org", required=True, help=ORG_HELP)
     report.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
     report.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
     report.add_argument("--format", choices=("csv", "pdf"), default="pdf")
     report.add_argument("--lang", choices=("vi", "en"), default="vi")
     report.add_argument("--out", type=Path, required=True)
-    sub.add_parser("prune", help="delete raw reports past their retention now (ADR 0009)")
+    sub.add_parser("prune")
     chain = sub.add_parser("verify-chain", help="verify an agent's stored chain across pruning")
     chain.add_argument("agent_id")
     sub.add_parser("alerts-once", help="one round of the alert worker (sync and deliver)")
@@ -101,7 +214,7 @@ def parser() -> argparse.ArgumentParser:
         "file", type=Path
     )
     feed.add_parser("status", help="the feed served now")
-    return p
+    return document(p, EXAMPLES, HELPS)
 
 
 def report_command(args: argparse.Namespace, repo: Repository) -> int:
@@ -111,8 +224,8 @@ def report_command(args: argparse.Namespace, repo: Repository) -> int:
 
     s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:
-        built = reports.build(s.report_data(args.org, args.start, args.end))
-    except ScopeError as exc:
+        built = reports.build(s.report_data(resolve_org(s, args.org), args.start, args.end))
+    except (ScopeError, ValueError) as exc:
         print(f"camwarden-server: {exc}", file=sys.stderr)
         return 1
     args.out.write_bytes(reports.render(built, Catalogue.load(), args.lang, args.format))
@@ -240,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         handlers=[log_handler("camwarden-server", os.environ, sys.stderr)],
     )
+    quiet_libraries(args.verbose)
     try:
         config = load_config(args.config, parse_overrides(args.set))
     except (ConfigError, ValueError) as exc:

@@ -198,6 +198,12 @@ def canonical_vendor(name: str | None) -> str | None:
     return normal
 
 
+def known_vendors() -> frozenset[str]:
+    """The canonical vendor keys this agent recognises (a ``[[cameras]] vendor`` outside them is
+    a typing error: nothing would use it)."""
+    return frozenset(_VENDOR_ALIASES)
+
+
 def scheme_for(vendor: str | None) -> str:
     key = canonical_vendor(vendor)
     key = _OEM_SCHEMES.get(key or "", key)

@@ -332,17 +332,20 @@ def put(
 def credential_snippet(part: Part) -> str:
     if part.name != "agent":
         return ""
-    return """\t# key of the camera-credential vault: 32 random bytes, sealed by systemd-creds with
-\t# the TPM2 if there is one, else the host key; the unit passes it to the agent as
-\t# $CREDENTIALS_DIRECTORY/vault.key
-\tcred=/etc/camwarden/credstore/vault.key.cred
-\tif [ ! -e "$cred" ] && command -v systemd-creds >/dev/null 2>&1; then
-\t\tinstall -d -m 0700 /etc/camwarden/credstore
-\t\tif ! (umask 077; head -c 32 /dev/urandom |
-\t\t\tsystemd-creds encrypt --name=vault.key - "$cred"); then
-\t\t\trm -f "$cred"
-\t\t\techo "@PACKAGE@: could not create $cred; see README.Debian" >&2
+    return """\t# key of the camera-credential vault: 32 random bytes, mode 0640 root:@USER@, so
+\t# that root's `camwarden-agent vault set` and the unit (LoadCredential=vault.key:...)
+\t# use the same key; the agent reads it as $CREDENTIALS_DIRECTORY/vault.key
+\tkey=/etc/camwarden/vault.key
+\told=/etc/camwarden/credstore/vault.key.cred
+\tif [ ! -e "$key" ]; then
+\t\t# an upgrade keeps the key sealed by earlier packages (the vault stays readable)
+\t\tif ! { [ -e "$old" ] && command -v systemd-creds >/dev/null 2>&1 &&
+\t\t\t(umask 077; systemd-creds decrypt --name=vault.key "$old" "$key.new"); }; then
+\t\t\t(umask 077; head -c 32 /dev/urandom > "$key.new")
 \t\tfi
+\t\tchown root:@USER@ "$key.new"
+\t\tchmod 0640 "$key.new"
+\t\tmv "$key.new" "$key"
 \tfi"""
 
 
@@ -374,7 +377,9 @@ def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path, *,
         "LIBDIR": f"{opt}/lib",
         "MODULE": module,
         "FUNCTION": function,
-        "PURGE": "/etc/camwarden/credstore/vault.key.cred" if part.name == "agent" else "",
+        "PURGE": "/etc/camwarden/vault.key /etc/camwarden/credstore"
+        if part.name == "agent"
+        else "",
     }
     subst["CREDENTIAL"] = credential_snippet(part).replace("@PACKAGE@", part.package)
     put(HERE / "deb" / "launcher.in", stage / "usr/bin" / part.package, 0o755, subst)

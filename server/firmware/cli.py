@@ -34,6 +34,7 @@ from server.firmware.tuf_repo import (
     public_path,
     sign_bundle,
 )
+from server.web.cli import ORG_HELP, optional_org
 
 if TYPE_CHECKING:
     from server.firmware.service import FirmwareScoped
@@ -96,7 +97,7 @@ def _rollout_commands(sub: Any) -> None:
     create = r.add_parser("create")
     create.add_argument("--name", required=True)
     create.add_argument("--image", type=int, required=True)
-    create.add_argument("--org", type=int, help="org unit: province, agency, system or site")
+    create.add_argument("--org", help=f"only this {ORG_HELP}")
     create.add_argument("--site")
     create.add_argument("--model")
     create.add_argument("--firmware", help="only cameras on this firmware now")
@@ -251,7 +252,7 @@ def _rollout(args: argparse.Namespace, s: FirmwareScoped) -> int:
         d = s.create_rollout(
             name=args.name,
             image_id=args.image,
-            selector=Selector(args.org, args.site, args.model, args.firmware),
+            selector=Selector(optional_org(s, args.org), args.site, args.model, args.firmware),
             canary_count=args.canary,
             canary_percent=args.canary_percent,
             batch_size=args.batch_size,

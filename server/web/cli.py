@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -17,7 +19,7 @@ from server.storage.org_models import FRAMEWORKS, KINDS, PLAN_STATUSES, ROLES
 
 if TYPE_CHECKING:
     from server.storage import Repository
-    from server.web.scope import Scoped
+    from server.web.scope import OrgNode, Scoped
 
 WEB_COMMANDS: Final = ("users", "orgs", "systems", "retention")
 
@@ -29,7 +31,7 @@ def web_commands(sub: Any) -> None:
     create = users.add_parser("create", help="create a user (password read from the terminal)")
     create.add_argument("username")
     create.add_argument("--role", choices=ROLES, required=True)
-    create.add_argument("--org", type=int, help="org unit id; omitted: the whole fleet")
+    create.add_argument("--org", help=f"{ORG_HELP}; omitted: the whole fleet")
     users.add_parser("list")
     for action in ("passwd", "disable", "enable"):
         users.add_parser(action).add_argument("username")
@@ -44,18 +46,18 @@ def web_commands(sub: Any) -> None:
     add = orgs.add_parser("add", help="add a province, ministry, agency or information system")
     add.add_argument("--kind", choices=[k for k in KINDS if k != "site"], required=True)
     add.add_argument("--name", required=True)
-    add.add_argument("--parent", type=int)
+    add.add_argument("--parent", help=f"parent {ORG_HELP}; omitted: a top-level unit")
     orgs.add_parser("list")
     site = orgs.add_parser("map-site", help="attach the agents' site to an information system")
     site.add_argument("site")
-    site.add_argument("--system", type=int, required=True)
+    site.add_argument("--system", required=True, help=f"information system: {ORG_REF}")
     site.add_argument("--name")
     systems = sub.add_parser("systems", help="security-level records").add_subparsers(
         dest="action", required=True
     )
     systems.add_parser("list")
     record = systems.add_parser("set", help="set an information system's security-level record")
-    record.add_argument("system", type=int)
+    record.add_argument("system", help=f"information system: {ORG_REF}")
     record.add_argument("--framework", choices=FRAMEWORKS, required=True)
     record.add_argument("--level", type=int, choices=range(1, 6), required=True)
     record.add_argument("--plan", choices=PLAN_STATUSES, required=True)
@@ -76,6 +78,57 @@ def _password() -> str:
             raise ScopeError("the passwords differ")
         return first
     return sys.stdin.readline().rstrip("\n")
+
+
+ORG_REF = 'its name, its path ("Tỉnh X/Sở Y") or its id (orgs list)'
+ORG_HELP = f"organisation: {ORG_REF}"
+
+
+def _folded(name: str) -> str:
+    return unicodedata.normalize("NFC", name).strip().casefold()
+
+
+def resolve_org(s: Scoped, ref: str) -> int:
+    """The id of the organisation unit that ``ref`` names: a number is an id; else a path of
+    names separated by ``/`` whose last parts name exactly one unit (``"Sở Y"`` if it is the
+    only one, ``"Tỉnh X/Sở Y"`` otherwise). Names compare without case, in Unicode NFC."""
+    if ref.strip().isdigit():
+        return int(ref)
+    wanted = tuple(_folded(part) for part in ref.split("/") if part.strip())
+    if not wanted:
+        raise ValueError(f"no organisation named {ref!r}")
+    nodes = s.org_tree()
+    by_id = {node.id: node for node in nodes}
+    chains = {node.id: _chain(node, by_id) for node in nodes}
+    found = [
+        node
+        for node in nodes
+        if tuple(_folded(n.name) for n in chains[node.id])[-len(wanted) :] == wanted
+    ]
+    if not found:
+        raise ValueError(f"no organisation named {ref!r}: see `camwarden-server orgs list`")
+    if len(found) > 1:
+        example = "/".join(n.name for n in chains[found[0].id])
+        raise ValueError(
+            f'{len(found)} organisations are named {ref!r}: give the path, e.g. "{example}"'
+        )
+    return found[0].id
+
+
+def optional_org(s: Scoped, ref: str | None) -> int | None:
+    """``resolve_org`` for an option that may be left out."""
+    return None if ref is None else resolve_org(s, ref)
+
+
+def _chain(node: OrgNode, by_id: Mapping[int, OrgNode]) -> list[OrgNode]:
+    """``node`` and its parents, the root first (bounded by the tree's size)."""
+    chain = [node]
+    while len(chain) <= len(by_id):
+        parent = by_id.get(chain[-1].parent_id or -1)
+        if parent is None:
+            break
+        chain.append(parent)
+    return chain[::-1]
 
 
 def _user_id(s: Scoped, username: str) -> int:
@@ -113,7 +166,7 @@ def _locks(args: argparse.Namespace, s: Scoped) -> None:
 def _dispatch(args: argparse.Namespace, s: Scoped) -> int:  # noqa: PLR0912
     if args.command == "users":
         if args.action == "create":
-            user = s.create_user(args.username, _password(), args.role, args.org)
+            user = s.create_user(args.username, _password(), args.role, optional_org(s, args.org))
             print(f"user {user.username} ({user.role}) created with id {user.id}")
         elif args.action == "list":
             for u in s.users():
@@ -129,10 +182,12 @@ def _dispatch(args: argparse.Namespace, s: Scoped) -> int:  # noqa: PLR0912
             print(f"user {args.username} {args.action}d")
     elif args.command == "orgs":
         if args.action == "add":
-            node = s.create_org(parent_id=args.parent, kind=args.kind, name=args.name)
+            node = s.create_org(
+                parent_id=optional_org(s, args.parent), kind=args.kind, name=args.name
+            )
             print(f"{node.kind} {node.name} added with id {node.id}")
         elif args.action == "map-site":
-            node = s.map_site(args.site, args.system, args.name)
+            node = s.map_site(args.site, resolve_org(s, args.system), args.name)
             print(f"site {args.site} attached to information system {args.system} (id {node.id})")
         else:
             for o in s.org_tree():
@@ -146,7 +201,7 @@ def _dispatch(args: argparse.Namespace, s: Scoped) -> int:  # noqa: PLR0912
                 args.framework, args.level, args.decision, args.decision_date, args.plan,
                 args.next_check,
             )  # fmt: skip
-            view = s.set_security_record(args.system, record)
+            view = s.set_security_record(resolve_org(s, args.system), record)
             print(f"{view.name}: level {args.level} under {args.framework}")
         else:
             for v in s.systems():

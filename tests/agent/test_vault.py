@@ -56,9 +56,10 @@ def test_wrong_key_and_damage_are_refused(tmp_path: Path) -> None:
 
 
 def test_key_sources(tmp_path: Path) -> None:
-    readable = key_file(tmp_path, 0o640)
-    with pytest.raises(VaultError, match="readable by group or others"):
-        load_vault_key(readable, {})
+    for mode in (0o644, 0o660):  # others read, or the group writes: refused
+        readable = key_file(tmp_path, mode)
+        with pytest.raises(VaultError, match="open to others"):
+            load_vault_key(readable, {})
     with pytest.raises(VaultError, match="no vault key"):
         load_vault_key(None, {})
     hexed = key_file(tmp_path, 0o600, os.urandom(KEY_BYTES).hex().encode() + b"\n")

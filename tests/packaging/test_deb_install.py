@@ -205,13 +205,11 @@ def test_install_into_clean_bookworm(chroot: Path, agent_deb: Path, with_systemd
     conffiles = in_root(chroot, "dpkg-query", "-W", "-f=${Conffiles}", PACKAGE).stdout
     assert "/etc/camwarden/agent.toml" in conffiles
 
-    # the vault key credential, where systemd-creds exists
-    cred = chroot / "etc/camwarden/credstore/vault.key.cred"
-    if with_systemd:
-        assert mode(cred) == 0o600
-        assert mode(cred.parent) == 0o700
-    else:
-        assert not cred.exists()
+    # the vault key: root and the service's group read it (the unit and a root shell)
+    vault_key = chroot / "etc/camwarden/vault.key"
+    assert mode(vault_key) == 0o640
+    assert (vault_key.stat().st_uid, vault_key.stat().st_size) == (0, 32)
+    assert vault_key.stat().st_gid == state.stat().st_gid
 
     # the unit passes systemd's offline verification against the installed tree
     analyze = shutil.which("systemd-analyze")
@@ -244,5 +242,5 @@ def test_install_into_clean_bookworm(chroot: Path, agent_deb: Path, with_systemd
     in_root(chroot, "dpkg", "--purge", PACKAGE)
     assert not state.exists()
     assert not config.exists()
-    assert not cred.exists()
+    assert not vault_key.exists()
     assert "camwarden:" in (chroot / "etc/passwd").read_text()

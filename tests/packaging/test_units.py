@@ -83,7 +83,7 @@ COMMON = {
                 "StateDirectory": ["camwarden"],
                 "MemoryMax": ["160M"],
                 "RestrictAddressFamilies": ["AF_UNIX AF_INET AF_INET6 AF_NETLINK"],
-                "LoadCredentialEncrypted": ["vault.key:/etc/camwarden/credstore/vault.key.cred"],
+                "LoadCredential": ["vault.key:/etc/camwarden/vault.key"],
             },
         ),
         (

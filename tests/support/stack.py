@@ -185,13 +185,17 @@ def write_agent_config(
         settings,
     ]
     users = {spec.id: spec.users[0] for spec in lab.cameras}
+    # a camera whose first account has an empty password gets no vault entry (the vault
+    # refuses one): the agent audits it without a credential
+    stored = [camera_id for camera_id in cameras if users[camera_id].password]
     for camera_id, cam in cameras.items():
+        ref = f'\ncredentials_ref = "{camera_id}"' if camera_id in stored else ""
         lines.append(
             f'[[cameras]]\nid = "{camera_id}"\naddress = "{cam["address"]}"\n'
-            f'vendor = "{str(cam["vendor"]).lower()}"\ncredentials_ref = "{camera_id}"'
+            f'vendor = "{str(cam["vendor"]).lower()}"{ref}'
         )
     vault = Vault(home, load_vault_key(key))
-    for camera_id in cameras:
+    for camera_id in stored:
         vault.set(camera_id, users[camera_id].name, users[camera_id].password)
     path = home / "agent.toml"
     path.write_text("\n".join(lines) + "\n")
