@@ -111,7 +111,8 @@ class Catalogue:
         if entry is None:
             return FindingText(reason or code, None, False)
         unknown = self.t(lang if own is not None else FALLBACK, UNKNOWN_KEY)
-        key = f"advice_{vendor.strip().lower()}" if vendor else "advice"
+        words = vendor.lower().split() if vendor else []
+        key = f"advice_{words[0]}" if words else "advice"  # "HIKVISION", "Axis Communications"
         advice = entry.get(key) or entry.get("advice")
         why = entry.get("why")
         return FindingText(

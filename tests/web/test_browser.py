@@ -60,7 +60,7 @@ def test_operator_walkthrough(browser: Browser, server: httpx.Client, world: Wor
     # Vietnamese, remembered for the user
     page.get_by_role("button", name="VI").click()
     expect(page.get_by_role("heading", name="Phát hiện")).to_be_visible()
-    expect(page.locator("#findings")).to_contain_text("tài khoản mặc định")
+    expect(page.locator("#findings")).to_contain_text("mật khẩu mặc định")
     page.goto("/")
     expect(page.get_by_role("heading", name="Tổng quan hệ thống camera")).to_be_visible()
     expect(page.locator("#cameras")).to_have_text("3")  # agency A's cameras only
