@@ -14,6 +14,7 @@ marked as such; a code missing everywhere shows the agent's own reason.
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 from dataclasses import dataclass
@@ -34,6 +35,16 @@ class _Keep(dict[str, Any]):
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}" if self._missing is None else self._missing
+
+
+def is_one(template: str, values: dict[str, Any]) -> bool:
+    """True when the text's first counted placeholder (an integer value) is 1: the text's
+    singular form (``<key>.one`` in [ui], ``<field>_one`` in a finding) is then shown."""
+    for name in re.findall(r"\{(\w+)\}", template):
+        value = values.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value == 1
+    return False
 
 
 def fill(template: str, values: dict[str, Any], missing: str | None = None) -> str:
@@ -88,7 +99,10 @@ class Catalogue:
 
     def t(self, lang: str, key: str, **values: Any) -> str:
         text = self._ui.get(lang, {}).get(key) or self._ui[FALLBACK].get(key) or key
-        return fill(text, values) if values else text
+        if not values:
+            return text
+        one = self._ui.get(lang, {}).get(key + ".one")
+        return fill(one if one and is_one(text, values) else text, values)
 
     def evidence_label(self, lang: str, key: str) -> str:
         """The name of an evidence key; an undescribed key is shown as sent."""
@@ -112,12 +126,15 @@ class Catalogue:
             return FindingText(reason or code, None, False)
         unknown = self.t(lang if own is not None else FALLBACK, UNKNOWN_KEY)
         words = vendor.lower().split() if vendor else []
-        key = f"advice_{words[0]}" if words else "advice"  # "HIKVISION", "Axis Communications"
-        advice = entry.get(key) or entry.get("advice")
-        why = entry.get("why")
-        return FindingText(
-            fill(entry["title"], evidence, unknown),
-            fill(advice, evidence, unknown) if advice else None,
-            own is not None,
-            fill(why, evidence, unknown) if why else None,
-        )
+        vendor_advice = f"advice_{words[0]}" if words else ""  # "HIKVISION", "Axis Communications"
+
+        def text(field: str) -> str | None:
+            if field not in entry:
+                return None
+            one = entry.get(field + "_one")
+            return fill(
+                one if one and is_one(entry[field], evidence) else entry[field], evidence, unknown
+            )
+
+        advice = text(vendor_advice) if vendor_advice in entry else text("advice")
+        return FindingText(text("title") or code, advice, own is not None, text("why"))

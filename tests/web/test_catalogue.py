@@ -18,7 +18,8 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "server" / "web" / "templates"
 
 def test_interface_is_complete_in_both_languages() -> None:
     c = Catalogue.load()
-    assert c.ui_keys("vi") == c.ui_keys("en")
+    # English alone has singular forms (".one"); Vietnamese nouns have no plural
+    assert c.ui_keys("vi") == {k for k in c.ui_keys("en") if not k.endswith(".one")}
     used = set()
     for template in TEMPLATES.glob("*.html"):
         used |= set(
