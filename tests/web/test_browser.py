@@ -82,7 +82,7 @@ def test_operator_walkthrough(browser: Browser, server: httpx.Client, world: Wor
     # a camera: identity, findings with control ids, evidence, report history
     page.get_by_role("link", name="agent-a1/cam-1").first.click()
     expect(page.locator("#camera-findings")).to_contain_text("AUTH-01, AUTH-02")
-    expect(page.locator("#camera-findings")).to_contain_text("username=admin")
+    expect(page.locator("#camera-findings")).to_contain_text("Tài khoản: admin")
     expect(page.locator("#history tbody tr")).to_have_count(2)
     shot(page, "4-camera")
 
