@@ -227,3 +227,14 @@ def test_english_counts_of_one_take_the_singular() -> None:
     assert one == "The camera's TLS key is also used by 1 other camera of this site"
     three = c.finding("en", "com.tls_key_shared", {"peers": 3, "spki_sha256": "ab"}).title
     assert three == "The camera's TLS key is also used by 3 other cameras of this site"
+
+
+def test_finding_fields_are_ones_the_renderer_reads() -> None:
+    """A misspelt field (``advice_hikvison``) would never be shown: only known fields exist."""
+    known = {"title", "title_one", "why", "advice"} | {
+        f"advice_{vendor.split()[0].lower()}" for vendor in VENDORS if vendor
+    }
+    c = Catalogue.load()
+    for lang in LANGS:
+        for code in ALL_CODES:
+            assert set(c.finding_entry(lang, code)) <= known, (lang, code)
