@@ -29,12 +29,12 @@ UNKNOWN_KEY: Final = "value.unknown"  # the word shown for a placeholder without
 class _Keep(dict[str, Any]):
     """Placeholders without a value become ``missing`` instead of failing."""
 
-    def __init__(self, values: dict[str, Any], missing: str | None) -> None:
+    def __init__(self, values: dict[str, Any], missing: str) -> None:
         super().__init__(values)
         self._missing = missing
 
     def __missing__(self, key: str) -> str:
-        return "{" + key + "}" if self._missing is None else self._missing
+        return self._missing
 
 
 def is_one(template: str, values: dict[str, Any]) -> bool:
@@ -47,9 +47,8 @@ def is_one(template: str, values: dict[str, Any]) -> bool:
     return False
 
 
-def fill(template: str, values: dict[str, Any], missing: str | None = None) -> str:
-    """``template`` with ``{name}`` filled from ``values``; an absent name becomes ``missing``
-    (or stays ``{name}`` when ``missing`` is None)."""
+def fill(template: str, values: dict[str, Any], missing: str) -> str:
+    """``template`` with ``{name}`` filled from ``values``; an absent name becomes ``missing``."""
     return string.Formatter().vformat(template, (), _Keep(values, missing))
 
 
@@ -102,7 +101,8 @@ class Catalogue:
         if not values:
             return text
         one = self._ui.get(lang, {}).get(key + ".one")
-        return fill(one if one and is_one(text, values) else text, values)
+        unknown = self.t(lang, UNKNOWN_KEY)
+        return fill(one if one and is_one(text, values) else text, values, unknown)
 
     def evidence_label(self, lang: str, key: str) -> str:
         """The name of an evidence key; an undescribed key is shown as sent."""

@@ -132,6 +132,10 @@ def test_a_missing_evidence_value_is_shown_as_unknown_never_as_a_placeholder() -
     assert en.advice is not None
     assert en.advice.startswith("Update the firmware now (unknown);")
     assert en.title == "Firmware V5.5.0 has a known exploited vulnerability: CVE-2021-36260"
+    # an interface text too
+    assert c.t("vi", "camera.password_reused", other=1) == (
+        "Mật khẩu này cũng được dùng trên không rõ camera khác:"
+    )
     # a code no catalogue describes shows the agent's reason, or the bare code without one
     assert c.finding("vi", "new.code", {}, reason="agent says so").title == "agent says so"
 
