@@ -44,7 +44,7 @@ AGENTS_PER_SITE, CAMERAS_PER_AGENT, FINDINGS_PER_CAMERA = 10, 10, 10
 PASSWORD = "bench password 1"  # noqa: S105 - a throwaway user in a temporary database
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("fail", "fail", "pass", "inconclusive")
-CODES = ("auth.default_credentials", "auth.weak_password", "fw.vulnerable", "fw.known_exploited")
+CODES = ("auth.default_credential", "auth.weak_password", "fw.vulnerable", "fw.known_exploited")
 VENDORS = (("Hikvision", "DS-2CD2143G2-I"), ("Dahua", "IPC-HFW2431S"), ("Axis", "P3245-LVE"))
 PAGES = {
     "overview": "/",

@@ -60,7 +60,7 @@ class _Base(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
 class Finding(_Base, kw_only=True, frozen=True):
     """The result of one check on one subject. Evidence never holds a password or secret."""
 
-    # stable finding code, the key of the message catalogue (e.g. "auth.default_credentials")
+    # stable finding code, the key of the message catalogue (e.g. "auth.default_credential")
     code: Code
     check: Code  # id of the check that produced it
     status: Status

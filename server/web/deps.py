@@ -86,8 +86,17 @@ class WebState:
         def t(key: str, **values: Any) -> str:
             return self.catalogue.t(lang, key, **values)
 
-        def finding(code: str, evidence: dict[str, Any], reason: str | None = None) -> Any:
-            return self.catalogue.finding(lang, code, evidence, reason)
+        def finding(
+            code: str, evidence: dict[str, Any], reason: str | None = None, vendor: Any = None
+        ) -> Any:
+            shown = vendor if isinstance(vendor, str) else None
+            return self.catalogue.finding(lang, code, evidence, reason, shown)
+
+        def evidence_label(key: str) -> str:
+            return self.catalogue.evidence_label(lang, key)
+
+        def detail_label(key: str) -> str:
+            return self.catalogue.detail_label(lang, key)
 
         html = self.templates.get_template(template).render(
             request=request,
@@ -96,6 +105,8 @@ class WebState:
             langs=LANGS,
             t=t,
             finding=finding,
+            evidence_label=evidence_label,
+            detail_label=detail_label,
             csrf=csrf or (principal.csrf if principal else request.cookies.get(LOGIN_COOKIE, "")),
             **context,
         )

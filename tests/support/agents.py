@@ -58,12 +58,16 @@ class SimAgent:
                 identity=Identity(vendor="Hikvision", model="DS-2CD2143G2-I", firmware="V5.5.0"),
                 findings=[
                     Finding(
-                        code="auth.default_credentials",
+                        code="auth.default_credential",
                         check="default-credentials",
                         status="fail",
                         severity="critical",
                         controls=["AUTH-01", "AUTH-02"],
-                        evidence={"interface": "onvif", "username": "admin"},
+                        evidence={
+                            "entry": "hikvision-12345",
+                            "account": "admin",
+                            "interface": "onvif",
+                        },
                     ),
                     Finding(
                         code="tls.disabled",

@@ -178,12 +178,12 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
     sim = SimAgent("agent-a3", "site-a")
     enroll(repo, sim)
     critical = Finding(
-        code="auth.default_credentials",
+        code="auth.default_credential",
         check="default-credentials",
         status="fail",
         severity="critical",
         controls=["AUTH-01"],
-        evidence={"interface": "http", "username": "admin"},
+        evidence={"entry": "hikvision-12345", "account": "admin", "interface": "http"},
     )
     process(repo, db_url, [report_with(sim, [camera("cam-9", [critical])])])
     worker = AlertWorker(AlertsConfig(smtp=smtp_config, backoff_s=0.01), repo.engine)
@@ -202,7 +202,7 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
     assert (payload["agent_id"], payload["camera_id"], payload["code"]) == (
         "agent-a3",
         "cam-9",
-        "auth.default_credentials",
+        "auth.default_credential",
     )
     assert payload["org"] == ["Province P", "Agency A", "System A", "site-a"]
 

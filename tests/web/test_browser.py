@@ -60,7 +60,7 @@ def test_operator_walkthrough(browser: Browser, server: httpx.Client, world: Wor
     # Vietnamese, remembered for the user
     page.get_by_role("button", name="VI").click()
     expect(page.get_by_role("heading", name="Phát hiện")).to_be_visible()
-    expect(page.locator("#findings")).to_contain_text("tài khoản mặc định")
+    expect(page.locator("#findings")).to_contain_text("mật khẩu mặc định")
     page.goto("/")
     expect(page.get_by_role("heading", name="Tổng quan hệ thống camera")).to_be_visible()
     expect(page.locator("#cameras")).to_have_text("3")  # agency A's cameras only
@@ -82,7 +82,7 @@ def test_operator_walkthrough(browser: Browser, server: httpx.Client, world: Wor
     # a camera: identity, findings with control ids, evidence, report history
     page.get_by_role("link", name="agent-a1/cam-1").first.click()
     expect(page.locator("#camera-findings")).to_contain_text("AUTH-01, AUTH-02")
-    expect(page.locator("#camera-findings")).to_contain_text("username=admin")
+    expect(page.locator("#camera-findings")).to_contain_text("Tài khoản: admin")
     expect(page.locator("#history tbody tr")).to_have_count(2)
     shot(page, "4-camera")
 

@@ -83,7 +83,7 @@ def store(repo: Repository, db_url: str, world: World) -> list[str]:
                         agent_id=AGENT,
                         camera_id=camera_id,
                         report_seq=1,
-                        code=fit(Finding.code, value) if n else "auth.default_credentials",
+                        code=fit(Finding.code, value) if n else "auth.default_credential",
                         check=fit(Finding.check, value),
                         status=status,
                         severity="critical",

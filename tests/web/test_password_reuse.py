@@ -117,9 +117,10 @@ def test_reuse_sets_span_the_subtree_and_stop_at_what_the_reader_may_see(
     login(server, "admin-a")
     server.cookies.set("cw_lang", "en")
     page = server.get("/cameras/agent-a3/x1").text
-    assert "This password is also used on 1 other cameras:" in page
+    assert "This password is also used on 1 other camera:" in page
     assert 'href="/cameras/agent-a3/x2"' in page
-    assert "This camera&#39;s password is also used on 1 other cameras" in page
+    assert "This camera&#39;s password is also used on 1 other camera" in page
+    assert "1 other cameras" not in page  # the singular
     assert [m for m in FOREIGN_MARKERS if m in page] == []
     findings = server.get("/findings?control=AUTH-03").text
     assert 'href="/cameras/agent-a3/x1"' in findings
