@@ -21,32 +21,10 @@ import time
 from pathlib import Path
 
 from bench.audit import PORT_SHIFT, agent_config, measured
+from tests.support.onvif_answers import CLOCK, INFO, envelope
 
 BIN = Path(sys.executable).parent
 FLOOD_BYTES = 1024**3
-NS = (
-    'xmlns:env="http://www.w3.org/2003/05/soap-envelope" '
-    'xmlns:tds="http://www.onvif.org/ver10/device/wsdl" '
-    'xmlns:tt="http://www.onvif.org/ver10/schema"'
-)
-CLOCK = (
-    "<tds:SystemDateAndTime><tt:DateTimeType>NTP</tt:DateTimeType>"
-    "<tt:DaylightSavings>false</tt:DaylightSavings><tt:UTCDateTime><tt:Time><tt:Hour>1</tt:Hour>"
-    "<tt:Minute>2</tt:Minute><tt:Second>3</tt:Second></tt:Time><tt:Date><tt:Year>2026</tt:Year>"
-    "<tt:Month>12</tt:Month><tt:Day>7</tt:Day></tt:Date></tt:UTCDateTime></tds:SystemDateAndTime>"
-)
-INFO = (
-    "<tds:Manufacturer>ACME</tds:Manufacturer><tds:Model>M-1</tds:Model>"
-    "<tds:FirmwareVersion>V5.7.3</tds:FirmwareVersion><tds:SerialNumber>SN1</tds:SerialNumber>"
-    "<tds:HardwareId>HW1</tds:HardwareId>"
-)
-
-
-def _envelope(op: str, inner: str) -> bytes:
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?><env:Envelope {NS}><env:Body>'
-        f"<tds:{op}Response>{inner}</tds:{op}Response></env:Body></env:Envelope>"
-    ).encode()
 
 
 async def _serve(host: str, port: int, *, flood: bool) -> None:
@@ -57,17 +35,19 @@ async def _serve(host: str, port: int, *, flood: bool) -> None:
         op = found.group(1).decode() if found else ""
         kind = "application/soap+xml"
         if op == "GetSystemDateAndTime":
-            return web.Response(body=_envelope(op, CLOCK), content_type=kind)
+            return web.Response(body=envelope(op, CLOCK).encode(), content_type=kind)
         if op != "GetDeviceInformation":
             return web.Response(status=400)
         if not flood:
-            return web.Response(body=_envelope(op, INFO), content_type=kind)
+            return web.Response(
+                body=envelope(op, INFO.format(model="M-1")).encode(), content_type=kind
+            )
         response = web.StreamResponse(headers={"Content-Type": kind})
         await response.prepare(request)
         chunk = b"A" * (1024 * 1024)
         sent = 0
         try:
-            await response.write(_envelope(op, "<tds:Model>").split(b"</tds:Model>")[0])
+            await response.write(envelope(op, "<tds:Model>").encode().split(b"</tds:Model>")[0])
             for _ in range(FLOOD_BYTES // len(chunk)):
                 await response.write(chunk)
                 sent += len(chunk)
