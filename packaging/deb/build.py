@@ -316,13 +316,18 @@ def compile_pyc(stage: Path, lib: Path) -> None:
     )
 
 
+def fill(text: str, subst: dict[str, str]) -> str:
+    """``text`` with every ``@KEY@`` of ``subst`` replaced."""
+    for key, value in subst.items():
+        text = text.replace(f"@{key}@", value)
+    return text
+
+
 def put(
     src: Path | str, dest: Path, mode: int = 0o644, subst: dict[str, str] | None = None
 ) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    text = src if isinstance(src, str) else src.read_text(encoding="utf-8")
-    for key, value in (subst or {}).items():
-        text = text.replace(f"@{key}@", value)
+    text = fill(src if isinstance(src, str) else src.read_text(encoding="utf-8"), subst or {})
     if "@" in text and re.search(r"@[A-Z]+@", text):
         raise ValueError(f"unfilled placeholder in {dest}: {re.findall(r'@[A-Z]+@', text)}")
     dest.write_text(text, encoding="utf-8")
@@ -381,7 +386,7 @@ def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path, *,
         if part.name == "agent"
         else "",
     }
-    subst["CREDENTIAL"] = credential_snippet(part).replace("@PACKAGE@", part.package)
+    subst["CREDENTIAL"] = fill(credential_snippet(part), subst)  # it names @USER@ and @PACKAGE@
     put(HERE / "deb" / "launcher.in", stage / "usr/bin" / part.package, 0o755, subst)
     put(
         HERE / "systemd" / f"{part.package}.service",
