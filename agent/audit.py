@@ -492,7 +492,7 @@ class Auditor:
             findings=findings,
             audited_at=self.clock.now(),
             audit=state.state,
-            audit_reason=None if state.reason is None else clean_text(state.reason),
+            audit_reason=_text(state.reason),
         )
         return _Outcome(camera, state.seen)
 

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_MAX_REASON = 512
 _SECRET_WORDS = frozenset(
     {"pass", "passwd", "pwd", "passphrase", "pin", "psk", "cookie", "credential", "credentials"}
 )
@@ -186,7 +185,7 @@ def make_finding(
         status=status,
         severity=severity,
         controls=list(controls),
-        reason=None if reason is None else clean_text(reason, _MAX_REASON),
+        reason=None if reason is None else clean_text(reason),  # the wire's text limit
         evidence={
             key: clean_text(value) if isinstance(value, str) else value
             for key, value in check_evidence(evidence or {}, secrets).items()
