@@ -29,6 +29,7 @@ from protocol.configfile import ConfigError, dumps
 from server import __version__, advisories, broker_roles
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
+from server.domain.reports import Reports
 from server.firmware import cli as firmware_cli
 from server.ingest.ingestor import Ingestor, utcnow
 from server.ingest.pipeline import Incoming
@@ -218,13 +219,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def report_command(args: argparse.Namespace, repo: Repository) -> int:
-    from server.domain.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
+    from server.domain.scope import CLI, Scope, ScopeError  # noqa: PLC0415
     from server.reports import compliance as reports  # noqa: PLC0415  # fpdf2: only here
     from server.web.i18n import Catalogue  # noqa: PLC0415
 
-    s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+    s = Scope(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:
-        built = reports.build(s.report_data(resolve_org(s, args.org), args.start, args.end))
+        built = reports.build(
+            Reports(s).report_data(resolve_org(s, args.org), args.start, args.end)
+        )
     except (ScopeError, ValueError) as exc:
         print(f"camwarden-server: {exc}", file=sys.stderr)
         return 1

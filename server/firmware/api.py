@@ -23,7 +23,7 @@ from jinja2 import Environment
 from pydantic import BaseModel, Field
 
 from server.config import ServerConfig
-from server.domain.scope import Invalid, Scoped
+from server.domain.scope import Invalid, Scope
 from server.firmware import campaign
 from server.firmware.service import (
     NOTES_PATTERN,
@@ -101,7 +101,7 @@ def _state(request: Request) -> FirmwareState:
     return state
 
 
-def scoped(request: Request, s: Scoped) -> FirmwareScoped:
+def scoped(request: Request, s: Scope) -> FirmwareScoped:
     fw = _state(request)
     return FirmwareScoped(s, fw.tuf, command_ttl=fw.command_ttl)
 
@@ -156,8 +156,8 @@ def api_router() -> APIRouter:
         release_notes: Annotated[str, Form(max_length=20_000, pattern=NOTES_PATTERN)] = "",
     ) -> ImageView:
         """Upload an image (multipart). ``models``: comma-separated models it fits."""
-        s._require("admin")  # before reading a large body into the repository
-        s._require_whole_fleet()
+        s.s.require("admin")  # before reading a large body into the repository
+        s.s.require_whole_fleet()
         fw = _state(request)
         received = receive(fw.tuf, file.file, fw.max_image_bytes)
         return s.upload(

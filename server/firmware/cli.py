@@ -149,13 +149,13 @@ def offline(args: argparse.Namespace) -> int | None:
 
 def run_command(args: argparse.Namespace, repo: Repository, config: ServerConfig) -> int:
     # the scoped layer (dashboard queries, password hashing): only when a command runs
-    from server.domain.scope import Principal, Scoped, ScopeError  # noqa: PLC0415
+    from server.domain.scope import Principal, Scope, ScopeError  # noqa: PLC0415
     from server.firmware.service import FirmwareScoped  # noqa: PLC0415
 
     now = datetime.now(UTC)
     tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))
     principal = Principal(0, args.by, "admin", None, None, None)
-    base = Scoped(repo, principal, silent_after=timedelta(minutes=15), now=now)
+    base = Scope(repo, principal, silent_after=timedelta(minutes=15), now=now)
     s = FirmwareScoped(base, tuf, command_ttl=timedelta(seconds=config.firmware.command_ttl_s))
     try:
         if args.command == "firmware":
@@ -189,7 +189,7 @@ def _firmware(  # noqa: PLR0911  # one branch per subcommand
 ) -> int:
     from server.firmware.service import catalogue_targets, receive  # noqa: PLC0415
 
-    tuf, now = s.tuf, s.now
+    tuf, now = s.tuf, s.s.now
     if args.action in ("init", "rotate-root"):
         exists = tuf.root_version() > 0
         if exists != (args.action == "rotate-root"):
@@ -252,7 +252,7 @@ def _rollout(args: argparse.Namespace, s: FirmwareScoped) -> int:
         d = s.create_rollout(
             name=args.name,
             image_id=args.image,
-            selector=Selector(optional_org(s, args.org), args.site, args.model, args.firmware),
+            selector=Selector(optional_org(s.s, args.org), args.site, args.model, args.firmware),
             canary_count=args.canary,
             canary_percent=args.canary_percent,
             batch_size=args.batch_size,

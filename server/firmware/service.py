@@ -1,6 +1,6 @@
 """Firmware catalogue, campaigns and commands through the scoped layer (tenancy, roles, audit).
 
-``FirmwareScoped`` extends ``server.domain.scope.Scoped`` and uses its predicates: cameras are
+``FirmwareScoped`` is an area of ``server.domain.scope`` and uses its predicates: cameras are
 selected only inside the principal's organisation subtree, every action checks the role first
 and is written to the audit log with its outcome. The catalogue and the TUF repository are
 fleet-wide (one signed repository serves every tenant), so changing them takes an administrator
@@ -25,7 +25,8 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import ColumnElement, Connection, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
-from server.domain.scope import Invalid, NotVisible, Scoped
+from server.domain.cameras import Cameras
+from server.domain.scope import Area, Invalid, NotVisible, Scope
 from server.firmware import campaign, store
 from server.firmware.commands import PASSWORD_ROTATE, new_command
 from server.firmware.scheduler import queue
@@ -200,15 +201,19 @@ def escrow_key(jwk: dict[str, Any]) -> OKPKey:
         raise Invalid(f"the escrow key is not a valid JWK: {exc}") from exc
 
 
-class FirmwareScoped(Scoped):
+class FirmwareScoped(Area):
+    """The firmware catalogue, campaigns and commands of a scope."""
+
+    __slots__ = ("command_ttl", "tuf")
+
     def __init__(
         self,
-        scoped: Scoped,
+        s: Scope,
         tuf: TufRepository,
         *,
         command_ttl: timedelta = timedelta(hours=2),
     ) -> None:
-        super().__init__(scoped.repo, scoped.p, silent_after=scoped.silent_after, now=scoped.now)
+        super().__init__(s)
         self.tuf = tuf
         self.command_ttl = command_ttl
 
@@ -219,7 +224,7 @@ class FirmwareScoped(Scoped):
         q = select(FirmwareImage.__table__).order_by(FirmwareImage.id.desc())
         if image_id is not None:
             q = q.where(FirmwareImage.id == image_id)
-        with self.engine.connect() as conn:
+        with self.s.engine.connect() as conn:
             rows = conn.execute(q).all()
         return [
             ImageView(
@@ -253,10 +258,10 @@ class FirmwareScoped(Scoped):
         """Add a received image; the vendor's published SHA-256, when given, must match."""
         target = f"{vendor.lower()}/{version}/{filename}"
         try:
-            with self._action("firmware.upload", "firmware", target) as act:
+            with self.s.action("firmware.upload", "firmware", target) as act:
                 act.detail = {"sha256": upload.sha256, "length": upload.length, "models": models}
-                self._require("admin")
-                self._require_whole_fleet()
+                self.s.require("admin")
+                self.s.require_whole_fleet()
                 if not valid_target_path(target):
                     raise Invalid(f"vendor, version and file name must be plain names: {target}")
                 if not models:
@@ -270,7 +275,7 @@ class FirmwareScoped(Scoped):
                         raise Invalid("the image's SHA-256 differs from the vendor's published one")
                 stored = self.tuf.stored_path(target, upload.sha256)
                 stored.parent.mkdir(parents=True, exist_ok=True)
-                with self.engine.begin() as conn:
+                with self.s.engine.begin() as conn:
                     try:
                         new_id = conn.execute(
                             insert(FirmwareImage)
@@ -284,8 +289,8 @@ class FirmwareScoped(Scoped):
                                 length=upload.length,
                                 vendor_sha256=vendor_sha256,
                                 release_notes=release_notes,
-                                uploaded_at=self.now,
-                                uploaded_by=self.p.username,
+                                uploaded_at=self.s.now,
+                                uploaded_by=self.s.p.username,
                             )
                             .returning(FirmwareImage.id)
                         ).scalar_one()
@@ -297,14 +302,14 @@ class FirmwareScoped(Scoped):
         return self.image(new_id)
 
     def retire(self, image_id: int) -> ImageView:
-        with self._action("firmware.retire", "firmware", image_id) as act:
-            self._require("admin")
-            self._require_whole_fleet()
-            with self.engine.begin() as conn:
+        with self.s.action("firmware.retire", "firmware", image_id) as act:
+            self.s.require("admin")
+            self.s.require_whole_fleet()
+            with self.s.engine.begin() as conn:
                 done = conn.execute(
                     update(FirmwareImage)
                     .where(FirmwareImage.id == image_id, FirmwareImage.retired_at.is_(None))
-                    .values(retired_at=self.now, retired_by=self.p.username)
+                    .values(retired_at=self.s.now, retired_by=self.s.p.username)
                 ).rowcount
             if not done:
                 raise Invalid(f"image {image_id} is unknown or already retired")
@@ -314,9 +319,9 @@ class FirmwareScoped(Scoped):
     # -- campaigns -------------------------------------------------------------------------
 
     def _rollout_visible(self) -> ColumnElement[bool]:
-        if self.p.org_path is None:
+        if self.s.p.org_path is None:
             return true()
-        return Rollout.org_unit_id.in_(select(OrgUnit.id).where(self._org_visible()))
+        return Rollout.org_unit_id.in_(select(OrgUnit.id).where(self.s.org_visible()))
 
     def rollouts(self, rollout_id: int | None = None) -> list[RolloutView]:
         q = (
@@ -327,7 +332,7 @@ class FirmwareScoped(Scoped):
         )
         if rollout_id is not None:
             q = q.where(Rollout.id == rollout_id)
-        with self.engine.connect() as conn:
+        with self.s.engine.connect() as conn:
             rows = conn.execute(q).all()
             tallies: dict[int, Counter[str]] = {r.id: Counter() for r in rows}
             stages: dict[int, int] = {}
@@ -354,7 +359,7 @@ class FirmwareScoped(Scoped):
         found = self.rollouts(rollout_id)
         if not found:
             raise NotVisible(f"rollout {rollout_id}")
-        with self.engine.connect() as conn:
+        with self.s.engine.connect() as conn:
             row = conn.execute(select(Rollout.__table__).where(Rollout.id == rollout_id)).one()
             targets = [
                 TargetView(
@@ -380,9 +385,9 @@ class FirmwareScoped(Scoped):
     def _require_site_visible(self, conn: Connection, site: str) -> None:
         """A site outside the caller's subtree is not found, like any object of another agency
         (not "no camera matches", which would confirm that it exists)."""
-        if self.p.org_path is None:
+        if self.s.p.org_path is None:
             return  # the whole fleet, unmapped sites included
-        if conn.execute(self._sites_under(self.p.org_path).where(OrgUnit.site == site)).first():
+        if conn.execute(self.s.sites_under(self.s.p.org_path).where(OrgUnit.site == site)).first():
             return
         raise NotVisible(f"site {site}")
 
@@ -393,12 +398,12 @@ class FirmwareScoped(Scoped):
         q = (
             select(Camera.agent_id, Camera.camera_id, Agent.site, Camera.identity)
             .join(Agent, Agent.agent_id == Camera.agent_id)
-            .where(self._agent_visible(Camera.agent_id), Agent.status == "approved")
+            .where(self.s.agent_visible(Camera.agent_id), Agent.status == "approved")
             .order_by(Camera.agent_id, Camera.camera_id)
         )
         if sel.org_id is not None:
-            org = self._org(conn, sel.org_id)
-            q = q.where(Agent.site.in_(self._sites_under(org.path)))
+            org = self.s.org_row(conn, sel.org_id)
+            q = q.where(Agent.site.in_(self.s.sites_under(org.path)))
         if sel.site is not None:
             q = q.where(Agent.site == sel.site)
         fits = {m.lower() for m in image.models}
@@ -430,22 +435,22 @@ class FirmwareScoped(Scoped):
         windows: dict[str, campaign.Window],
         allow_downgrade: bool = False,
     ) -> RolloutDetail:
-        with self._action("rollout.create", "rollout", name) as act:
-            self._require("operator")
+        with self.s.action("rollout.create", "rollout", name) as act:
+            self.s.require("operator")
             if allow_downgrade:
-                self._require("admin")
+                self.s.require("admin")
             image = self.image(image_id)
             act.detail = {"image_id": image_id, "version": image.version, "downgrade": False}
             if image.retired_at is not None or not image.published:
                 raise Invalid("only published images that are not retired can be rolled out")
-            with read_then_write(self.engine) as conn:
+            with read_then_write(self.s.engine) as conn:
                 if selector.org_id is not None:
-                    act.org_unit_id = self._org(conn, selector.org_id).id
+                    act.org_unit_id = self.s.org_row(conn, selector.org_id).id
                 elif selector.site is not None:
                     self._require_site_visible(conn, selector.site)
-                    act.org_unit_id = self._site_org(conn, selector.site)
+                    act.org_unit_id = self.s.site_unit(conn, selector.site)
                 else:
-                    act.org_unit_id = self.p.org_unit_id
+                    act.org_unit_id = self.s.p.org_unit_id
                 row = conn.execute(
                     select(FirmwareImage.__table__).where(FirmwareImage.id == image_id)
                 ).one()
@@ -475,7 +480,7 @@ class FirmwareScoped(Scoped):
                 except ValueError as exc:
                     raise Invalid(str(exc)) from exc
                 plan = campaign.plan([c[:3] for c in chosen], policy)
-                approver = self.p.username if downgrades else None
+                approver = self.s.p.username if downgrades else None
                 act.detail["downgrade"] = bool(downgrades)
                 rollout_id = conn.execute(
                     insert(Rollout)
@@ -495,9 +500,9 @@ class FirmwareScoped(Scoped):
                         failures=0,
                         resume_to=None,
                         downgrade_approved_by=approver,
-                        created_by=self.p.username,
-                        created_at=self.now,
-                        updated_at=self.now,
+                        created_by=self.s.p.username,
+                        created_at=self.s.now,
+                        updated_at=self.s.now,
                     )
                     .returning(Rollout.id)
                 ).scalar_one()
@@ -514,7 +519,7 @@ class FirmwareScoped(Scoped):
                             "stage": t.stage,
                             "state": t.state,
                             "from_version": versions[t.key],
-                            "updated_at": self.now,
+                            "updated_at": self.s.now,
                         }
                         for i, t in enumerate(plan.targets)
                     ],
@@ -528,36 +533,36 @@ class FirmwareScoped(Scoped):
                 store.record(
                     conn,
                     rollout_id,
-                    (campaign.Event("create", self.p.username, detail),),
-                    self.now,
+                    (campaign.Event("create", self.s.p.username, detail),),
+                    self.s.now,
                 )
                 if approver:
                     store.record(
                         conn,
                         rollout_id,
                         (campaign.Event("approve_downgrade", approver, {"n": downgrades}),),
-                        self.now,
+                        self.s.now,
                     )
                 act.detail.update(detail, rollout_id=rollout_id)
         return self.rollout(rollout_id)
 
     def act(self, rollout_id: int, action: Literal["promote", "halt", "resume"]) -> RolloutDetail:
-        with self._action(f"rollout.{action}", "rollout", rollout_id) as act:
-            self._require("operator")
+        with self.s.action(f"rollout.{action}", "rollout", rollout_id) as act:
+            self.s.require("operator")
             view = self.rollout(rollout_id)
-            with self.engine.connect() as conn:
+            with self.s.engine.connect() as conn:
                 act.org_unit_id = conn.execute(
                     select(Rollout.org_unit_id).where(Rollout.id == rollout_id)
                 ).scalar()
             act.detail = {"from": view.rollout.phase}
-            with store.LOCK, read_then_write(self.engine) as conn:
+            with store.LOCK, read_then_write(self.s.engine) as conn:
                 loaded = store.load(conn, rollout_id)
                 assert loaded is not None  # visible above
                 try:
-                    step = _OPERATIONS[action](loaded.campaign, self.p.username)
+                    step = _OPERATIONS[action](loaded.campaign, self.s.p.username)
                 except campaign.NotAllowed as exc:
                     raise Invalid(str(exc)) from exc
-                store.save(conn, rollout_id, loaded.campaign, step, self.now)
+                store.save(conn, rollout_id, loaded.campaign, step, self.s.now)
             act.detail["to"] = step.campaign.phase
         return self.rollout(rollout_id)
 
@@ -567,12 +572,12 @@ class FirmwareScoped(Scoped):
         self, agent_id: str, camera_id: str, escrow_jwk: dict[str, Any], username: str
     ) -> str:
         """Queue a signed ``password.rotate`` command; returns its command id."""
-        with self._action("camera.password_rotate", "camera", f"{agent_id}/{camera_id}") as act:
-            self._require("operator")
-            cam = self.camera(agent_id, camera_id)
+        with self.s.action("camera.password_rotate", "camera", f"{agent_id}/{camera_id}") as act:
+            self.s.require("operator")
+            cam = Cameras(self.s).camera(agent_id, camera_id)
             escrow = escrow_key(escrow_jwk)
-            with read_then_write(self.engine) as conn:
-                act.org_unit_id = self._site_org(conn, cam.site)
+            with read_then_write(self.s.engine) as conn:
+                act.org_unit_id = self.s.site_unit(conn, cam.site)
                 cmd = new_command(
                     PASSWORD_ROTATE,
                     agent_id=agent_id,
@@ -584,19 +589,19 @@ class FirmwareScoped(Scoped):
                         "username": username,
                         "min_length": 20,
                     },
-                    now=self.now,
+                    now=self.s.now,
                     ttl=self.command_ttl,
                 )
-                queue(conn, cmd, issued_by=self.p.username, rollout_id=None, now=self.now)
+                queue(conn, cmd, issued_by=self.s.p.username, rollout_id=None, now=self.s.now)
             act.detail = {"command_id": cmd.command_id, "escrow_kid": escrow.thumbprint()}
         return cmd.command_id
 
     def command(self, command_id: str) -> dict[str, Any]:
-        with self.engine.connect() as conn:
+        with self.s.engine.connect() as conn:
             row = conn.execute(
                 select(CommandRecord.__table__).where(
                     CommandRecord.command_id == command_id,
-                    self._agent_visible(CommandRecord.agent_id),
+                    self.s.agent_visible(CommandRecord.agent_id),
                 )
             ).one_or_none()
         if row is None:

@@ -11,6 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from protocol import import_public_jwk, public_jwk
+from server.domain.agents import Agents
+from server.domain.overview import Overview
 from server.domain.scope import Forbidden, Invalid, Principal
 from server.firmware.scheduler import Scheduler
 from server.firmware.service import FirmwareScoped, Selector
@@ -32,7 +34,10 @@ def fleet_agents(collector: Collector, publisher: Publisher, repo: Repository) -
         enroll(repo, a)
         publisher.publish(*a.report(cameras=2))
     wait_until(
-        lambda: len(scope(repo, ADMIN).agents()) == 6 and scope(repo, ADMIN).fleet().cameras == 12
+        lambda: (
+            len(Agents(scope(repo, ADMIN)).agents()) == 6
+            and Overview(scope(repo, ADMIN)).fleet().cameras == 12
+        )
     )
     return agents
 

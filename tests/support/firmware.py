@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lab.firmware import make_image
-from server.domain.scope import Principal, Scoped
+from server.domain.scope import Principal, Scope
 from server.firmware.service import FirmwareScoped, ImageView, catalogue_targets, receive
 from server.firmware.tuf_repo import TufRepository, generate_key, load_signer, sign_bundle
 from server.storage import Repository
@@ -21,8 +21,8 @@ ADMIN = Principal(1, "alice", "admin", None, None, None)
 MODEL = "DS-2CD2143G2-I"  # the model tests.support.agents.SimAgent reports for every camera
 
 
-def scope(repo: Repository, p: Principal) -> Scoped:
-    return Scoped(repo, p, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+def scope(repo: Repository, p: Principal) -> Scope:
+    return Scope(repo, p, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
 
 
 def published_repo(

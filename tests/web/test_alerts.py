@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 from protocol import Finding
 from server.alerts.worker import AlertWorker
 from server.config import AlertsConfig, SmtpConfig
+from server.domain.alerts import Alerts
 from server.domain.scope import CLI
 from server.storage import Repository
 from tests.server.conftest import enroll
@@ -159,7 +160,7 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
 ) -> None:
     mailbox, smtp_config = smtp
     root = scoped_as(repo, CLI)
-    hook, secret = root.create_alert_route(
+    hook, secret = Alerts(root).create_alert_route(
         org_unit_id=world.agency_a,
         name="Agency A SOC",
         channel="webhook",
@@ -167,7 +168,7 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
         kinds=["finding"],
     )
     assert secret is not None
-    root.create_alert_route(
+    Alerts(root).create_alert_route(
         org_unit_id=world.province,
         name="Province CERT",
         channel="email",
@@ -239,8 +240,8 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
 
     # agency A's administrator sees its own alerts and routes only
     admin_a = scoped_as(repo, principal_of(repo, "admin-a"))
-    assert {a.site for a in admin_a.alerts()} == {"site-a"}
-    assert [r.name for r in admin_a.alert_routes()] == ["Agency A SOC"]
+    assert {a.site for a in Alerts(admin_a).alerts()} == {"site-a"}
+    assert [r.name for r in Alerts(admin_a).alert_routes()] == ["Agency A SOC"]
     assert hook.org_unit_id == world.agency_a
 
 
@@ -248,8 +249,8 @@ def test_failed_deliveries_are_retried_with_backoff_then_marked_failed(
     repo: Repository, world: World, receiver: Receiver
 ) -> None:
     root = scoped_as(repo, CLI)
-    root.delete_alert_route(world.route_b)  # only the route under test
-    root.create_alert_route(
+    Alerts(root).delete_alert_route(world.route_b)  # only the route under test
+    Alerts(root).create_alert_route(
         org_unit_id=world.agency_a, name="flaky", channel="webhook", target=receiver.url,
         kinds=["silent"],
     )  # fmt: skip
@@ -265,7 +266,9 @@ def test_failed_deliveries_are_retried_with_backoff_then_marked_failed(
     assert worker.run_once(now + timedelta(days=1)).failed == 0
     assert len(receiver.requests) == 3
     (alert,) = [
-        a for a in scoped_as(repo, CLI).alerts() if a.kind == "silent" and a.site == "site-a"
+        a
+        for a in Alerts(scoped_as(repo, CLI)).alerts()
+        if a.kind == "silent" and a.site == "site-a"
     ]
     (delivery,) = [d for d in alert.deliveries if d.route == "flaky"]
     assert (delivery.state, delivery.attempts) == ("failed", 3)
@@ -276,8 +279,8 @@ def test_a_camera_that_could_not_be_audited_is_alerted(
     repo: Repository, db_url: str, world: World, receiver: Receiver
 ) -> None:
     root = scoped_as(repo, CLI)
-    root.delete_alert_route(world.route_b)  # only the route under test
-    root.create_alert_route(
+    Alerts(root).delete_alert_route(world.route_b)  # only the route under test
+    Alerts(root).create_alert_route(
         org_unit_id=world.agency_a, name="vault keepers", channel="webhook",
         target=receiver.url, kinds=["audit"],
     )  # fmt: skip
