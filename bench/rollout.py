@@ -46,7 +46,7 @@ from lab.config import load_config
 from lab.firmware import make_image
 from lab.testing import private_base
 from protocol import CommandResult, decode_agent_message, load_private_key, thumbprint, verify
-from server.firmware.service import FirmwareScoped, RolloutDetail
+from server.domain.firmware import FirmwareScoped, RolloutDetail
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.storage.firmware_models import CommandRecord

@@ -39,6 +39,7 @@ from protocol.envelope import verify
 from server import advisories, broker_roles
 from server.certs import AgentCertificates, BadPublicKey, parse_public_key
 from server.config import ServerConfig
+from server.domain.throttle import RateLimiter
 from server.firmware import api as firmware
 from server.firmware import lifetimes
 from server.firmware.tuf_repo import TufRepository
@@ -46,7 +47,6 @@ from server.metrics import Metrics
 from server.storage import AgentConflict, Repository, TokenRejected
 from server.verify import InvalidReport, verify_file
 from server.web import app as web
-from server.web.throttle import RateLimiter
 
 NamePattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NamePattern)]

@@ -27,8 +27,8 @@ from server.ingest.ingestor import Ingestor, utcnow
 from server.ingest.subscriber import Subscriber
 from server.keys import load_or_create
 from server.metrics import Metrics
-from server.retention import prune_now
 from server.storage import Repository
+from server.storage.retention import prune_now
 from service.systemd import Notifier
 
 log = logging.getLogger(__name__)

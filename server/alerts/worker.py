@@ -1,6 +1,6 @@
 """The alert worker: a thread inside ``camwarden-server run``.
 
-Each round: ``tracker.sync`` (open/close events, create deliveries), the daily trend snapshot
+Each round: ``alert_events.sync`` (open/close events, create deliveries), the daily trend snapshot
 (at most every few minutes), then every due delivery is attempted once. A failed attempt is
 retried after ``backoff_s * 2**(attempts-1)`` until ``max_attempts``; then the delivery is
 ``failed``. Errors are kept on the delivery (the dashboard's alerts page) and logged.
@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from server.alerts import tracker
 from server.alerts.channels import DeliveryFailed, send_email, send_webhook
 from server.config import AlertsConfig
+from server.storage import alert_events
 from server.storage.org_models import AlertDelivery, AlertEvent, AlertRoute, OrgUnit
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,9 @@ class AlertWorker:
         self._snapshot_at: datetime | None = None
 
     def run_once(self, now: datetime) -> Round:
-        synced = tracker.sync(self.engine, now, timedelta(seconds=self.config.silent_after_s))
+        synced = alert_events.sync(self.engine, now, timedelta(seconds=self.config.silent_after_s))
         if self._snapshot_at is None or now - self._snapshot_at >= SNAPSHOT_EVERY:
-            tracker.snapshot(self.engine, now.astimezone(UTC).date())
+            alert_events.snapshot(self.engine, now.astimezone(UTC).date())
             self._snapshot_at = now
         sent, failed = self.deliver_due(now)
         return Round(synced.opened, synced.closed, sent, failed)

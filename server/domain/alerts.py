@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, insert, select, true
 
 from server.domain.scope import Area, Invalid, NotVisible
+from server.domain.security import new_secret
 from server.storage import read_then_write
 from server.storage.org_models import (
     ALERT_KINDS,
@@ -18,7 +19,6 @@ from server.storage.org_models import (
     AlertRoute,
     OrgUnit,
 )
-from server.web.security import new_secret
 
 
 @dataclass(frozen=True, slots=True)

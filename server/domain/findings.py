@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from server.domain.scope import Area, Paged
-from server.queries import SEVERITIES
+from server.domain.summary import SEVERITIES
 from server.storage.models import Agent, Camera, Finding
 from server.storage.org_models import SEVERITY_RANK_SQL
 

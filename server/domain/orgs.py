@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, and_, case, func, insert, select, update
 
 from server.domain.scope import Area, Invalid, NotVisible
-from server.queries import SEVERITIES
+from server.domain.summary import SEVERITIES
 from server.storage import read_then_write
 from server.storage.models import Agent, Camera, Finding
 from server.storage.org_models import PARENT_KINDS, InformationSystem, OrgUnit

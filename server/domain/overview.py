@@ -12,7 +12,7 @@ from sqlalchemy import and_, case, func, select
 from server.domain.cameras import AUDIT_STATES
 from server.domain.orgs import audit_sums
 from server.domain.scope import Area
-from server.queries import SEVERITIES
+from server.domain.summary import SEVERITIES
 from server.storage.models import Agent, Camera, Finding
 from server.storage.org_models import DailySnapshot, InformationSystem, OrgUnit
 

@@ -10,10 +10,10 @@ from sqlalchemy import ColumnElement, Connection, delete, insert, select, true, 
 from sqlalchemy.exc import IntegrityError
 
 from server.domain.scope import Area, Invalid, NotVisible
+from server.domain.security import hash_password, new_secret, secret_hash
+from server.domain.throttle import Lock, SignInThrottle
 from server.storage import read_then_write
 from server.storage.org_models import ROLES, ApiToken, OrgUnit, User, WebSession
-from server.web.security import hash_password, new_secret, secret_hash
-from server.web.throttle import Lock, SignInThrottle
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ class Users(Area):
                 _end_sessions(conn, user_id)
 
     def sign_in_locks(self) -> list[Lock]:
-        """Accounts and source addresses locked after failed sign-ins (server.web.throttle):
+        """Accounts and source addresses locked after failed sign-ins (server.domain.throttle):
         all for the whole fleet's admins; an agency's admins see their own users' accounts."""
         self.s.require("admin")
         with self.s.engine.connect() as conn:

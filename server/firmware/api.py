@@ -23,9 +23,7 @@ from jinja2 import Environment
 from pydantic import BaseModel, Field
 
 from server.config import ServerConfig
-from server.domain.scope import Invalid, Scope
-from server.firmware import campaign
-from server.firmware.service import (
+from server.domain.firmware import (
     NOTES_PATTERN,
     FirmwareScoped,
     ImageView,
@@ -34,6 +32,8 @@ from server.firmware.service import (
     Selector,
     receive,
 )
+from server.domain.scope import Invalid, Scope
+from server.firmware import campaign
 from server.firmware.tuf_repo import NotInitialised, RoleStatus, TufRepository
 from server.web.deps import ApiScope, FormScope, PageScope, Web, WebState
 from server.web.display import environment

@@ -37,7 +37,7 @@ from server.firmware.tuf_repo import (
 from server.web.cli import ORG_HELP, optional_org
 
 if TYPE_CHECKING:
-    from server.firmware.service import FirmwareScoped
+    from server.domain.firmware import FirmwareScoped
     from server.storage import Repository
 
 FIRMWARE_COMMANDS: Final = ("firmware", "rollout", "password")
@@ -149,8 +149,8 @@ def offline(args: argparse.Namespace) -> int | None:
 
 def run_command(args: argparse.Namespace, repo: Repository, config: ServerConfig) -> int:
     # the scoped layer (dashboard queries, password hashing): only when a command runs
+    from server.domain.firmware import FirmwareScoped  # noqa: PLC0415
     from server.domain.scope import Principal, Scope, ScopeError  # noqa: PLC0415
-    from server.firmware.service import FirmwareScoped  # noqa: PLC0415
 
     now = datetime.now(UTC)
     tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))
@@ -187,7 +187,7 @@ def _json(path: Path) -> dict[str, Any]:
 def _firmware(  # noqa: PLR0911  # one branch per subcommand
     args: argparse.Namespace, s: FirmwareScoped, repo: Repository, config: ServerConfig
 ) -> int:
-    from server.firmware.service import catalogue_targets, receive  # noqa: PLC0415
+    from server.domain.firmware import catalogue_targets, receive  # noqa: PLC0415
 
     tuf, now = s.tuf, s.s.now
     if args.action in ("init", "rotate-root"):
@@ -246,7 +246,7 @@ def _firmware(  # noqa: PLR0911  # one branch per subcommand
 
 
 def _rollout(args: argparse.Namespace, s: FirmwareScoped) -> int:
-    from server.firmware.service import Selector  # noqa: PLC0415
+    from server.domain.firmware import Selector  # noqa: PLC0415
 
     if args.action == "create":
         d = s.create_rollout(

@@ -23,10 +23,10 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import Connection, func, insert, select, update
 
 from protocol import Command, CommandResult, ProtocolError, decode_agent_message, topic
-from server.firmware import campaign, store
+from server.firmware import campaign
 from server.firmware.commands import FIRMWARE_APPLY, firmware_params, new_command, outcome, signed
 from server.firmware.tuf_repo import RepositoryError, TufRepository
-from server.storage import Repository, read_then_write
+from server.storage import Repository, campaigns, read_then_write
 from server.storage.firmware_models import (
     CommandRecord,
     FirmwareImage,
@@ -120,7 +120,7 @@ class Scheduler:
         ``cmd-result`` messages after the oldest such command's last applied seq (the
         ``(agent_id, seq)`` index). Seqs, not the table's ids, order them: ids are handed out
         when a transaction inserts, so with several collectors they commit out of order."""
-        with store.LOCK, read_then_write(self._engine) as conn:
+        with campaigns.LOCK, read_then_write(self._engine) as conn:
             agents = conn.execute(
                 select(CommandRecord.agent_id, func.min(CommandRecord.last_seq))
                 .where(CommandRecord.status.in_(_OPEN))
@@ -180,16 +180,16 @@ class Scheduler:
         final = outcome(result, cmd.params)
         if final is None:
             return
-        loaded = store.load(conn, cmd.rollout_id)
+        loaded = campaigns.load(conn, cmd.rollout_id)
         assert loaded is not None  # commands reference existing rollouts
         step = campaign.record_result(loaded.campaign, (agent_id, cmd.camera_id), *final)
-        store.save(conn, cmd.rollout_id, loaded.campaign, step, now)
+        campaigns.save(conn, cmd.rollout_id, loaded.campaign, step, now)
 
     # -- campaigns -------------------------------------------------------------------------
 
     def drive(self, rollout_id: int, now: datetime) -> None:
-        with store.LOCK, read_then_write(self._engine) as conn:
-            loaded = store.load(conn, rollout_id)
+        with campaigns.LOCK, read_then_write(self._engine) as conn:
+            loaded = campaigns.load(conn, rollout_id)
             if loaded is None or loaded.campaign.phase == "completed":
                 return
             image = conn.execute(
@@ -198,8 +198,8 @@ class Scheduler:
             c = loaded.campaign
             if image.retired_at is not None and c.phase != "halted":
                 step = campaign.halt(c, campaign.SYSTEM)
-                store.save(conn, rollout_id, c, step, now)
-                store.record(
+                campaigns.save(conn, rollout_id, c, step, now)
+                campaigns.record(
                     conn,
                     rollout_id,
                     (campaign.Event("image_retired", campaign.SYSTEM, {"image": image.id}),),
@@ -228,7 +228,7 @@ class Scheduler:
                 queue(conn, cmd, issued_by=campaign.SYSTEM, rollout_id=rollout_id, now=now)
                 commands[t.key] = cmd.command_id
             if step.campaign != c or step.events:
-                store.save(conn, rollout_id, c, step, now, commands=commands)
+                campaigns.save(conn, rollout_id, c, step, now, commands=commands)
 
     # -- the outbox ------------------------------------------------------------------------
 

@@ -25,8 +25,8 @@ from server.domain.overview import Fleet, Overview, TrendPoint
 from server.domain.reports import Reports
 from server.domain.retention import Retention, RetentionPolicies
 from server.domain.scope import Invalid
+from server.domain.summary import SEVERITIES
 from server.domain.users import TokenView, Users, UserView
-from server.queries import SEVERITIES
 from server.reports import compliance as reports
 from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
 from server.web.deps import ApiScope as Scope

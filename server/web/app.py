@@ -7,9 +7,9 @@ from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.config import ServerConfig
+from server.domain.auth import Authenticator
 from server.storage import Repository
 from server.web import api, docs, pages
-from server.web.auth import Authenticator
 from server.web.deps import WebState, install_handlers
 from server.web.display import environment
 from server.web.headers import SecurityHeaders

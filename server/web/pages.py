@@ -19,8 +19,10 @@ from server.domain.model_register import ModelIn, ModelRegister
 from server.domain.orgs import Orgs
 from server.domain.overview import Overview
 from server.domain.scope import Invalid
+from server.domain.security import new_secret, same
+from server.domain.summary import SEVERITIES
+from server.domain.throttle import Throttled
 from server.domain.users import Users
-from server.queries import SEVERITIES
 from server.storage.org_models import ROLES
 from server.web.api import report_response
 from server.web.deps import (
@@ -31,8 +33,6 @@ from server.web.deps import (
     Web,
     session_principal,
 )
-from server.web.security import new_secret, same
-from server.web.throttle import Throttled
 
 STATUSES = ("fail", "inconclusive", "not_applicable", "pass")
 INV02 = ("certified", "flagged", "uncertified")
@@ -394,7 +394,7 @@ def _admin_pages(pages: APIRouter) -> None:
 
 
 def _session_pages(pages: APIRouter) -> None:
-    """Sign-in (throttled: server.web.throttle), sign-out and the language choice."""
+    """Sign-in (throttled: server.domain.throttle), sign-out and the language choice."""
 
     @pages.get("/login")
     def login_form(request: Request, web: Web, next: str = "/") -> Response:

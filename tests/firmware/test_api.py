@@ -13,9 +13,9 @@ import pytest
 from protocol import generate_private_key
 from server.api import create_app
 from server.config import DatabaseConfig, ServerConfig
+from server.domain.firmware import FirmwareScoped, receive
 from server.domain.scope import Invalid, Principal, Scope
 from server.domain.users import Users
-from server.firmware.service import FirmwareScoped, receive
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from tests.firmware.conftest import Site

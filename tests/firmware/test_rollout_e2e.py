@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from protocol import import_public_jwk, public_jwk
 from server.domain.agents import Agents
+from server.domain.firmware import FirmwareScoped, Selector
 from server.domain.overview import Overview
 from server.domain.scope import Forbidden, Invalid, Principal
 from server.firmware.scheduler import Scheduler
-from server.firmware.service import FirmwareScoped, Selector
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.storage.firmware_models import CommandRecord

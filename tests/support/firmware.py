@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lab.firmware import make_image
+from server.domain.firmware import FirmwareScoped, ImageView, catalogue_targets, receive
 from server.domain.scope import Principal, Scope
-from server.firmware.service import FirmwareScoped, ImageView, catalogue_targets, receive
 from server.firmware.tuf_repo import TufRepository, generate_key, load_signer, sign_bundle
 from server.storage import Repository
 

@@ -26,21 +26,21 @@ from protocol import (
     topic,
 )
 from protocol.keys import generate_private_key
-from server.alerts.tracker import snapshot, sync
 from server.api import create_app
 from server.config import WebConfig
 from server.domain.alerts import Alerts
+from server.domain.auth import Authenticator
+from server.domain.firmware import FirmwareScoped, Selector
 from server.domain.model_register import ModelIn, ModelRegister
 from server.domain.orgs import Orgs, SecurityRecord
 from server.domain.scope import CLI, Principal, Scope
 from server.domain.users import Users
-from server.firmware.service import FirmwareScoped, Selector
 from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor
 from server.ingest.pipeline import Incoming
 from server.metrics import Metrics
 from server.storage import Repository
-from server.web.auth import Authenticator
+from server.storage.alert_events import snapshot, sync
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
 from tests.support.firmware import published_repo

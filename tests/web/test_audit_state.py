@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from protocol import Finding
-from server.alerts.tracker import sync
 from server.cli import main
 from server.domain.alerts import Alerts
 from server.domain.orgs import Orgs
@@ -22,6 +21,7 @@ from server.domain.reports import Reports
 from server.domain.scope import CLI
 from server.reports import compliance as reports
 from server.storage import Repository
+from server.storage.alert_events import sync
 from server.web.i18n import Catalogue
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent

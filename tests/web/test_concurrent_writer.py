@@ -8,16 +8,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from server.alerts.tracker import snapshot, sync
 from server.domain.agents import Agents
 from server.domain.audit_log import AuditLog
+from server.domain.firmware import FirmwareScoped
 from server.domain.orgs import Orgs, SecurityRecord
 from server.domain.retention import RetentionPolicies
 from server.domain.scope import CLI
 from server.domain.users import Users
-from server.firmware.service import FirmwareScoped
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
+from server.storage.alert_events import snapshot, sync
 from tests.support.sqlite import another_writer
 from tests.web.conftest import PASSWORD, World, escrow_jwk, scoped_as
 

@@ -27,11 +27,11 @@ from sqlalchemy.exc import IntegrityError
 
 from server.domain.cameras import Cameras
 from server.domain.scope import Area, Invalid, NotVisible, Scope
-from server.firmware import campaign, store
+from server.firmware import campaign
 from server.firmware.commands import PASSWORD_ROTATE, new_command
 from server.firmware.scheduler import queue
 from server.firmware.tuf_repo import TargetSpec, TufRepository, valid_target_path
-from server.storage import Repository, read_then_write
+from server.storage import Repository, campaigns, read_then_write
 from server.storage.firmware_models import (
     CommandRecord,
     FirmwareImage,
@@ -494,7 +494,7 @@ class FirmwareScoped(Area):
                             "model": selector.model,
                             "firmware": selector.firmware,
                         },
-                        policy=store.policy_to_json(policy),
+                        policy=campaigns.policy_to_json(policy),
                         phase=plan.phase,
                         stage=plan.stage,
                         failures=0,
@@ -530,14 +530,14 @@ class FirmwareScoped(Area):
                     "stages": plan.last_stage + 1,
                     "downgrades": downgrades,
                 }
-                store.record(
+                campaigns.record(
                     conn,
                     rollout_id,
                     (campaign.Event("create", self.s.p.username, detail),),
                     self.s.now,
                 )
                 if approver:
-                    store.record(
+                    campaigns.record(
                         conn,
                         rollout_id,
                         (campaign.Event("approve_downgrade", approver, {"n": downgrades}),),
@@ -555,14 +555,14 @@ class FirmwareScoped(Area):
                     select(Rollout.org_unit_id).where(Rollout.id == rollout_id)
                 ).scalar()
             act.detail = {"from": view.rollout.phase}
-            with store.LOCK, read_then_write(self.s.engine) as conn:
-                loaded = store.load(conn, rollout_id)
+            with campaigns.LOCK, read_then_write(self.s.engine) as conn:
+                loaded = campaigns.load(conn, rollout_id)
                 assert loaded is not None  # visible above
                 try:
                     step = _OPERATIONS[action](loaded.campaign, self.s.p.username)
                 except campaign.NotAllowed as exc:
                     raise Invalid(str(exc)) from exc
-                store.save(conn, rollout_id, loaded.campaign, step, self.s.now)
+                campaigns.save(conn, rollout_id, loaded.campaign, step, self.s.now)
             act.detail["to"] = step.campaign.phase
         return self.rollout(rollout_id)
 
