@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy.exc import NoResultFound
-
 from protocol import MalformedMessage, import_public_jwk
 from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps
@@ -37,7 +35,7 @@ from server.ingest.pipeline import Incoming
 from server.keys import CommandKeyError, load_or_create
 from server.metrics import Metrics
 from server.storage import Repository
-from server.storage.retention import ChainBroken, prune_now, verify_chain
+from server.storage.retention import ChainBroken, UnknownAgent, prune_now, verify_chain
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
 from server.web.cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
 from service.systemd import log_handler
@@ -239,7 +237,7 @@ def report_command(args: argparse.Namespace, repo: Repository) -> int:
 def verify_chain_command(repo: Repository, agent_id: str) -> int:
     try:
         check = verify_chain(repo.engine, agent_id)
-    except NoResultFound:
+    except UnknownAgent:
         print(f"camwarden-server: agent {agent_id} is not enrolled", file=sys.stderr)
         return 1
     except ChainBroken as exc:
@@ -258,7 +256,7 @@ def housekeeping_command(command: str, repo: Repository, config: ServerConfig) -
     else:
         from server.alerts.worker import AlertWorker  # noqa: PLC0415  # httpx, smtplib
 
-        done = AlertWorker(config.alerts, repo.engine).run_once(utcnow())
+        done = AlertWorker(config.alerts, repo).run_once(utcnow())
         print(f"opened {done.opened}, closed {done.closed}, sent {done.sent}, failed {done.failed}")
     return 0
 

@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
-
 from server.alerts.channels import DeliveryFailed, send_email, send_webhook
 from server.config import AlertsConfig
-from server.storage import alert_events
-from server.storage.org_models import AlertDelivery, AlertEvent, AlertRoute, OrgUnit
+from server.storage import Repository, alert_events
 
 log = logging.getLogger(__name__)
 SNAPSHOT_EVERY = timedelta(minutes=5)
@@ -45,9 +42,9 @@ class Round:
 
 
 class AlertWorker:
-    def __init__(self, config: AlertsConfig, engine: Engine) -> None:
+    def __init__(self, config: AlertsConfig, repo: Repository) -> None:
         self.config = config
-        self.engine = engine
+        self.engine = repo.engine
         self._snapshot_at: datetime | None = None
 
     def run_once(self, now: datetime) -> Round:
@@ -59,37 +56,10 @@ class AlertWorker:
         return Round(synced.opened, synced.closed, sent, failed)
 
     def deliver_due(self, now: datetime) -> tuple[int, int]:
-        with self.engine.connect() as conn:
-            due = conn.execute(
-                select(
-                    AlertDelivery.id.label("delivery_id"),
-                    AlertDelivery.attempts,
-                    AlertRoute.channel,
-                    AlertRoute.target,
-                    AlertRoute.secret,
-                    AlertRoute.name,
-                    AlertEvent.id.label("event_id"),
-                    AlertEvent.kind,
-                    AlertEvent.agent_id,
-                    AlertEvent.camera_id,
-                    AlertEvent.code,
-                    AlertEvent.site,
-                    AlertEvent.severity,
-                    AlertEvent.detail,
-                    AlertEvent.opened_at,
-                )
-                .join(AlertRoute, AlertRoute.id == AlertDelivery.route_id)
-                .join(AlertEvent, AlertEvent.id == AlertDelivery.event_id)
-                .where(AlertDelivery.state == "pending", AlertDelivery.next_attempt_at <= now)
-                .order_by(AlertDelivery.id)
-            ).all()
-            orgs = dict(
-                conn.execute(select(OrgUnit.site, OrgUnit.path).where(OrgUnit.kind == "site")).all()
-            )
-            names = dict(conn.execute(select(OrgUnit.id, OrgUnit.name)).all())
+        due = alert_events.due_deliveries(self.engine, now)
         sent = failed = 0
-        for d in due:
-            payload = _payload(d, _org_names(orgs.get(d.site), names))
+        for d in due.deliveries:
+            payload = _payload(d, due.org_names(d.site))
             try:
                 if d.channel == "webhook":
                     send_webhook(d.target, d.secret or "", payload, now, self.config.timeout_s)
@@ -109,34 +79,20 @@ class AlertWorker:
                 )
                 continue
             sent += 1
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(AlertDelivery)
-                    .where(AlertDelivery.id == d.delivery_id)
-                    .values(state="sent", attempts=d.attempts + 1, sent_at=now, last_error=None)
-                )
+            alert_events.delivery_sent(self.engine, d.delivery_id, d.attempts + 1, now)
         return sent, failed
 
     def _failed(self, delivery_id: int, attempts: int, error: str, now: datetime) -> None:
         final = attempts >= self.config.max_attempts
         delay = timedelta(seconds=self.config.backoff_s * 2 ** (attempts - 1))
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(AlertDelivery)
-                .where(AlertDelivery.id == delivery_id)
-                .values(
-                    state="failed" if final else "pending",
-                    attempts=attempts,
-                    last_error=error[:_ERROR_LIMIT],
-                    next_attempt_at=now if final else now + delay,
-                )
-            )
-
-
-def _org_names(path: str | None, names: dict[int, str]) -> list[str]:
-    if path is None:
-        return []
-    return [names[int(part)] for part in path.strip("/").split("/") if int(part) in names]
+        alert_events.delivery_failed(
+            self.engine,
+            delivery_id,
+            attempts=attempts,
+            error=error[:_ERROR_LIMIT],
+            final=final,
+            retry_at=now if final else now + delay,
+        )
 
 
 def _payload(d: Any, org: list[str]) -> dict[str, Any]:

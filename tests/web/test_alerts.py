@@ -187,7 +187,7 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
         evidence={"entry": "hikvision-12345", "account": "admin", "interface": "http"},
     )
     process(repo, db_url, [report_with(sim, [camera("cam-9", [critical])])])
-    worker = AlertWorker(AlertsConfig(smtp=smtp_config, backoff_s=0.01), repo.engine)
+    worker = AlertWorker(AlertsConfig(smtp=smtp_config, backoff_s=0.01), repo)
     now = datetime.now(UTC)
     first = worker.run_once(now)
     # 1 new event; B's world route (a closed port) fails for B's three open findings
@@ -256,7 +256,7 @@ def test_failed_deliveries_are_retried_with_backoff_then_marked_failed(
     )  # fmt: skip
     receiver.status = 503
     config = AlertsConfig(max_attempts=3, backoff_s=60)
-    worker = AlertWorker(config, repo.engine)
+    worker = AlertWorker(config, repo)
     now = datetime.now(UTC) + timedelta(hours=1)  # agent-a1 is silent by then
     assert worker.run_once(now).failed == 1
     assert worker.run_once(now + timedelta(seconds=30)).failed == 0  # backing off (60 s)
@@ -291,7 +291,7 @@ def test_a_camera_that_could_not_be_audited_is_alerted(
         camera("cam-9", [], audit="login_failed", reason=refused),
         camera("cam-10", []),
     ])])  # fmt: skip
-    worker = AlertWorker(AlertsConfig(), repo.engine)
+    worker = AlertWorker(AlertsConfig(), repo)
     first = worker.run_once(datetime.now(UTC))
     assert (first.opened, first.sent, first.failed) == (1, 1, 0)
     (request,) = receiver.requests
