@@ -302,7 +302,9 @@ def advisories_command(config: ServerConfig, action: str, file: Path | None) -> 
     try:
         keys = advisories.pinned_keys(Path(keys_file)) if keys_file else None
         if action == "publish":
-            assert file is not None  # argparse requires it for publish
+            if file is None:
+                print("camwarden-server: advisories publish needs a feed file", file=sys.stderr)
+                return 2
             info = advisories.publish(config.state_dir, file.read_bytes(), keys)
         else:
             served = advisories.feed_path(config.state_dir)
@@ -331,7 +333,9 @@ def agents_command(repo: Repository, action: str, agent_id: str | None) -> int:
             seen = a.last_seen.isoformat(timespec="seconds") if a.last_seen else "never"
             print(f"{a.agent_id}\t{a.site}\t{a.status}\t{a.kid}\tlast seen {seen}")
         return 0
-    assert agent_id is not None  # argparse requires it for approve/revoke
+    if agent_id is None:
+        print(f"camwarden-server: agents {action} needs an agent id", file=sys.stderr)
+        return 2
     target = {"approve": "approved", "revoke": "revoked"}[action]
     if not repo.set_status(agent_id, target, datetime.now(UTC)):
         current = repo.agent(agent_id)

@@ -556,8 +556,7 @@ class FirmwareScoped(Area):
                 ).scalar()
             act.detail = {"from": view.rollout.phase}
             with campaigns.LOCK, read_then_write(self.s.engine) as conn:
-                loaded = campaigns.load(conn, rollout_id)
-                assert loaded is not None  # visible above
+                loaded = campaigns.load_existing(conn, rollout_id)  # visible above
                 try:
                     step = _OPERATIONS[action](loaded.campaign, self.s.p.username)
                 except campaign.NotAllowed as exc:

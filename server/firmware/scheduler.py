@@ -180,8 +180,7 @@ class Scheduler:
         final = outcome(result, cmd.params)
         if final is None:
             return
-        loaded = campaigns.load(conn, cmd.rollout_id)
-        assert loaded is not None  # commands reference existing rollouts
+        loaded = campaigns.load_existing(conn, cmd.rollout_id)  # commands name stored rollouts
         step = campaign.record_result(loaded.campaign, (agent_id, cmd.camera_id), *final)
         campaigns.save(conn, cmd.rollout_id, loaded.campaign, step, now)
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
-from server.storage import read_then_write
 from server.storage.models import Agent, Camera, Finding
 from server.storage.org_models import (
     AlertDelivery,
@@ -27,6 +26,7 @@ from server.storage.org_models import (
     DailySnapshot,
     OrgUnit,
 )
+from server.storage.repository import read_then_write
 
 ALERT_SEVERITY = "critical"
 # a camera that could not be audited: its verdicts are unknown, so it is alerted like a high
@@ -287,7 +287,7 @@ def due_deliveries(engine: Engine, now: datetime) -> Due:
         ).all()
         sites = conn.execute(select(OrgUnit.site, OrgUnit.path).where(OrgUnit.kind == "site"))
         site_paths = {site: path for site, path in sites if site is not None}
-        names = dict(conn.execute(select(OrgUnit.id, OrgUnit.name)).tuples().all())
+        names = dict(conn.execute(select(OrgUnit.id, OrgUnit.name)).all())
     return Due(due, site_paths, names)
 
 
