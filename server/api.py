@@ -40,13 +40,13 @@ from server import advisories, broker_roles
 from server.certs import AgentCertificates, BadPublicKey, parse_public_key
 from server.config import ServerConfig
 from server.domain.throttle import RateLimiter
-from server.firmware import api as firmware
 from server.firmware import lifetimes
 from server.firmware.tuf_repo import TufRepository
 from server.metrics import Metrics
 from server.storage import AgentConflict, Repository, TokenRejected
 from server.verify import InvalidReport, verify_file
 from server.web import app as web
+from server.web import firmware
 
 NamePattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NamePattern)]

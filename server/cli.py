@@ -27,6 +27,7 @@ from protocol.configfile import ConfigError, dumps
 from server import __version__, advisories, broker_roles
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
+from server.dashboard_cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
 from server.domain.reports import Reports
 from server.domain.summary import fleet_summary
 from server.firmware import cli as firmware_cli
@@ -37,7 +38,6 @@ from server.metrics import Metrics
 from server.storage import Repository
 from server.storage.retention import ChainBroken, UnknownAgent, prune_now, verify_chain
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
-from server.web.cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
 from service.systemd import log_handler
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from server.config import ServerConfig
+from server.dashboard_cli import ORG_HELP, optional_org
 from server.firmware import campaign, lifetimes
 from server.firmware.tuf_repo import (
     RepositoryError,
@@ -34,7 +35,6 @@ from server.firmware.tuf_repo import (
     public_path,
     sign_bundle,
 )
-from server.web.cli import ORG_HELP, optional_org
 
 if TYPE_CHECKING:
     from server.domain.firmware import FirmwareScoped
