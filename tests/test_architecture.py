@@ -126,8 +126,6 @@ def test_firmware_rollout_and_alert_code_never_imports_web(part: tuple[str, ...]
         f"{path} imports {name}"
         for path, name in _server_imports(*part)
         if _under(name, "server.web")
-        # the firmware routes are web code of their own audience (server.firmware.api)
-        and not path.endswith("firmware/api.py")
     ]
     assert bad == []
 

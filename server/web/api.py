@@ -195,6 +195,7 @@ def router(config: WebConfig) -> APIRouter:
         return Findings(s).findings(filters, page, per_page)
 
     _camera_routes(api, config)
+    _report_routes(api)
 
     @api.get("/agents")
     def agents(s: Scope) -> list[AgentView]:
@@ -314,24 +315,6 @@ def router(config: WebConfig) -> APIRouter:
     def delete_alert_route(s: Scope, route_id: DbId) -> None:
         Alerts(s).delete_alert_route(route_id)
 
-    @api.get(
-        "/reports/compliance",
-        response_class=Response,
-        responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
-    )
-    def compliance_report(
-        request: Request,
-        s: Scope,
-        *,
-        org: Annotated[int, Query(ge=1, le=2**31 - 1)],
-        start: Annotated[date, Query(alias="from")],
-        end: Annotated[date, Query(alias="to")],
-        format: Literal["csv", "pdf"] = "pdf",
-        lang: Literal["vi", "en"] = "vi",
-    ) -> Response:
-        """The compliance report of an organisation unit's subtree for a period (UTC days)."""
-        return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
-
     return api
 
 
@@ -356,25 +339,32 @@ def _camera_routes(api: APIRouter, config: WebConfig) -> None:
 MAX_PERIOD = timedelta(days=3660)
 
 
-def report_response(
-    request: Request,
-    s: Scope,
-    *,
-    org: int,
-    start: date,
-    end: date,
-    fmt: reports.Format,
-    lang: str,
-) -> Response:
-    """Shared by the API and the dashboard's download links."""
-    if end - start > MAX_PERIOD:
-        raise Invalid("the period is longer than ten years")
-    report = reports.build(Reports(s).report_data(org, start, end))
-    body = reports.render(report, web_state(request).catalogue, lang, fmt)
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/pdf"
-    name = reports.filename(report, fmt)
-    return Response(
-        body,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+def _report_routes(api: APIRouter) -> None:
+    @api.get(
+        "/reports/compliance",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
     )
+    def compliance_report(
+        request: Request,
+        s: Scope,
+        *,
+        org: Annotated[int, Query(ge=1, le=2**31 - 1)],
+        start: Annotated[date, Query(alias="from")],
+        end: Annotated[date, Query(alias="to")],
+        format: Literal["csv", "pdf"] = "pdf",
+        lang: Literal["vi", "en"] = "vi",
+    ) -> Response:
+        """The compliance report of an organisation unit's subtree for a period (UTC days); also
+        the dashboard's download form (a session cookie is enough for a GET)."""
+        if end - start > MAX_PERIOD:
+            raise Invalid("the period is longer than ten years")
+        report = reports.build(Reports(s).report_data(org, start, end))
+        body = reports.render(report, web_state(request).catalogue, lang, format)
+        media = "text/csv; charset=utf-8" if format == "csv" else "application/pdf"
+        name = reports.filename(report, format)
+        return Response(
+            body,
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )

@@ -1,7 +1,7 @@
-"""HTTP surface of firmware distribution, mounted by ``server.api.create_app``.
+"""The operators' firmware routes, mounted with the dashboard by ``server.web.app.mount``.
 
-* ``/tuf/metadata/<name>`` and ``/tuf/targets/<path>``: the TUF repository, unauthenticated
-  (everything is signed; agents verify with ngclient from the root given at enrollment).
+(The agents fetch the signed TUF repository from ``server.api``.)
+
 * ``/api/v1/firmware/...`` and ``/api/v1/rollouts/...``: the operator API, through the scoped
   layer (``FirmwareScoped``) like every other ``/api/v1`` route.
 * ``/rollouts`` and ``/rollouts/<id>``: dashboard pages with progress bars, refreshed every
@@ -16,9 +16,9 @@ from datetime import date, time, timedelta
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, Form, Path, Request, UploadFile
 from fastapi import status as http
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment
 from pydantic import BaseModel, Field
 
@@ -111,28 +111,6 @@ def _api_scope(request: Request, s: ApiScope) -> FirmwareScoped:
 
 
 Fw = Annotated[FirmwareScoped, Depends(_api_scope)]
-
-
-def tuf_router(tuf: TufRepository) -> APIRouter:
-    router = APIRouter(prefix="/tuf", include_in_schema=False)
-
-    @router.get("/metadata/{name}")
-    def metadata(name: str) -> Response:
-        path = tuf.metadata_file(name)
-        if path is None:
-            raise HTTPException(http.HTTP_404_NOT_FOUND)
-        return FileResponse(
-            path, media_type="application/json", headers={"Cache-Control": "no-store"}
-        )
-
-    @router.get("/targets/{target:path}")
-    def target(target: str) -> Response:
-        path = tuf.target_file(target)
-        if path is None:
-            raise HTTPException(http.HTTP_404_NOT_FOUND)
-        return FileResponse(path, media_type="application/octet-stream")
-
-    return router
 
 
 def api_router() -> APIRouter:
@@ -265,12 +243,11 @@ def pages_router(templates: Environment) -> APIRouter:
 
 
 def mount(app: FastAPI, config: ServerConfig, tuf: TufRepository) -> None:
-    """Called by ``server.api.create_app`` after the dashboard is mounted."""
+    """Called by ``server.web.app.mount`` after the dashboard's own routes."""
     app.state.firmware = FirmwareState(
         tuf, config.firmware.max_image_bytes, timedelta(seconds=config.firmware.command_ttl_s)
     )
     templates = environment("server.firmware", "server.web")
-    app.include_router(tuf_router(tuf))
     app.include_router(api_router())
     app.include_router(pages_router(templates))
     app.add_exception_handler(NotInitialised, _not_initialised)

@@ -24,7 +24,6 @@ from server.domain.summary import SEVERITIES
 from server.domain.throttle import Throttled
 from server.domain.users import Users
 from server.storage.org_models import ROLES
-from server.web.api import report_response
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -292,19 +291,6 @@ def _more_pages(pages: APIRouter) -> None:
             start=today.replace(day=1).isoformat(),
             end=today.isoformat(),
         )
-
-    @pages.get("/reports/compliance")
-    def report_download(
-        request: Request,
-        s: PageScope,
-        *,
-        org: Annotated[int, Query(ge=1, le=2**31 - 1)],
-        start: Annotated[date, Query(alias="from")],
-        end: Annotated[date, Query(alias="to")],
-        format: Literal["csv", "pdf"] = "pdf",
-        lang: Literal["vi", "en"] = "vi",
-    ) -> Response:
-        return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
 
     @pages.get("/orgs")
     def orgs(request: Request, web: Web, s: PageScope) -> Response:
