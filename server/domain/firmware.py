@@ -29,9 +29,9 @@ from server.domain.cameras import Cameras
 from server.domain.scope import Area, Invalid, NotVisible, Scope
 from server.firmware import campaign
 from server.firmware.commands import PASSWORD_ROTATE, new_command
-from server.firmware.scheduler import queue
 from server.firmware.tuf_repo import TargetSpec, TufRepository, valid_target_path
 from server.storage import Repository, campaigns, read_then_write
+from server.storage.commands import queue
 from server.storage.firmware_models import (
     CommandRecord,
     FirmwareImage,
