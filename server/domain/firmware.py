@@ -23,7 +23,6 @@ from typing import Any, BinaryIO, Final, Literal
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 from sqlalchemy import ColumnElement, Connection, insert, select, true, update
-from sqlalchemy.exc import IntegrityError
 
 from server.domain.cameras import Cameras
 from server.domain.scope import Area, Invalid, NotVisible, Scope
@@ -32,6 +31,7 @@ from server.firmware.commands import PASSWORD_ROTATE, new_command
 from server.firmware.tuf_repo import TargetSpec, TufRepository, valid_target_path
 from server.storage import Repository, campaigns, read_then_write
 from server.storage.commands import queue
+from server.storage.errors import Conflict, translate
 from server.storage.firmware_models import (
     CommandRecord,
     FirmwareImage,
@@ -277,24 +277,25 @@ class FirmwareScoped(Area):
                 stored.parent.mkdir(parents=True, exist_ok=True)
                 with self.s.engine.begin() as conn:
                     try:
-                        new_id = conn.execute(
-                            insert(FirmwareImage)
-                            .values(
-                                target_path=target,
-                                vendor=vendor,
-                                models=sorted(set(models)),
-                                version=version,
-                                build_date=build_date,
-                                sha256=upload.sha256,
-                                length=upload.length,
-                                vendor_sha256=vendor_sha256,
-                                release_notes=release_notes,
-                                uploaded_at=self.s.now,
-                                uploaded_by=self.s.p.username,
-                            )
-                            .returning(FirmwareImage.id)
-                        ).scalar_one()
-                    except IntegrityError as exc:
+                        with translate():
+                            new_id = conn.execute(
+                                insert(FirmwareImage)
+                                .values(
+                                    target_path=target,
+                                    vendor=vendor,
+                                    models=sorted(set(models)),
+                                    version=version,
+                                    build_date=build_date,
+                                    sha256=upload.sha256,
+                                    length=upload.length,
+                                    vendor_sha256=vendor_sha256,
+                                    release_notes=release_notes,
+                                    uploaded_at=self.s.now,
+                                    uploaded_by=self.s.p.username,
+                                )
+                                .returning(FirmwareImage.id)
+                            ).scalar_one()
+                    except Conflict as exc:
                         raise Invalid(f"{target} is already in the catalogue") from exc
                     os.replace(upload.path, stored)
         finally:

@@ -7,10 +7,10 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Row, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from server.domain.scope import Area, Invalid, NotVisible
 from server.storage import read_then_write
+from server.storage.errors import Conflict, translate
 from server.storage.models import Camera
 from server.storage.org_models import ModelEntry
 
@@ -158,7 +158,7 @@ class ModelRegister(Area):
                 if k in ("vendor", "model", "hardware_id", "certificate_number", "flagged")
             }
             try:
-                with read_then_write(self.s.engine) as conn:
+                with translate(), read_then_write(self.s.engine) as conn:
                     if model_id is None:
                         model_id = conn.execute(
                             insert(ModelEntry).values(values).returning(ModelEntry.id)
@@ -167,7 +167,7 @@ class ModelRegister(Area):
                         update(ModelEntry).where(ModelEntry.id == model_id).values(values)
                     ).rowcount:
                         raise NotVisible(f"register entry {model_id}")
-            except IntegrityError as exc:
+            except Conflict as exc:
                 raise Invalid("this vendor, model and hardware id are already registered") from exc
         return next(m for m in self.model_register() if m.id == model_id)
 

@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import ColumnElement, Connection, delete, insert, select, true, update
-from sqlalchemy.exc import IntegrityError
 
 from server.domain.scope import Area, Invalid, NotVisible
 from server.domain.security import hash_password, new_secret, secret_hash
 from server.domain.throttle import Lock, SignInThrottle
 from server.storage import read_then_write
+from server.storage.errors import Conflict, translate
 from server.storage.org_models import ROLES, ApiToken, OrgUnit, User, WebSession
 
 
@@ -81,20 +81,21 @@ class Users(Area):
                 act.org_unit_id = org_unit_id
                 act.detail = {"role": role, "org_unit_id": org_unit_id}
                 try:
-                    new_id = conn.execute(
-                        insert(User)
-                        .values(
-                            username=username,
-                            password_hash=hash_password(password),
-                            role=role,
-                            org_unit_id=org_unit_id,
-                            disabled=False,
-                            created_at=self.s.now,
-                            password_changed_at=self.s.now,
-                        )
-                        .returning(User.id)
-                    ).scalar_one()
-                except IntegrityError as exc:
+                    with translate():
+                        new_id = conn.execute(
+                            insert(User)
+                            .values(
+                                username=username,
+                                password_hash=hash_password(password),
+                                role=role,
+                                org_unit_id=org_unit_id,
+                                disabled=False,
+                                created_at=self.s.now,
+                                password_changed_at=self.s.now,
+                            )
+                            .returning(User.id)
+                        ).scalar_one()
+                except Conflict as exc:
                     raise Invalid(f"user {username} exists") from exc
         return self.user(new_id)
 
