@@ -10,7 +10,7 @@
 Each step is written to the journal before its work starts; on start ``resume()`` hands every
 unfinished entry back to its action, which knows per step whether to resume (e.g. a download
 continues where it stopped) or to stop cleanly (``failed``, reason ``interrupted``). Results go
-through ``agent.issuer.Issuer`` (signed, chained, outbox first); the publisher sends them.
+through ``agent.messaging.issuer.Issuer`` (signed, chained, outbox first); the publisher sends them.
 One command per camera at a time. Actions are the explicit table ``ACTIONS``.
 """
 
@@ -30,7 +30,7 @@ from agent.commands.journal import Entry, Journal
 from agent.commands.replay import NonceStore
 from agent.commands.verify import verify_command
 from agent.config import AgentConfig, CameraConfig
-from agent.issuer import Header, Issued, utc_now
+from agent.messaging.issuer import Header, Issued, utc_now
 from agent.vendors.base import AuthFailed, CameraError, Timeout, Unreachable
 from agent.vendors.models import Credential
 from protocol.commands import FIRMWARE_APPLY, PASSWORD_ROTATE
@@ -51,7 +51,7 @@ Details = dict[str, EvidenceValue]
 
 
 class CredentialStore(Protocol):
-    """The camera credentials (``agent.vault.Vault`` has this shape)."""
+    """The camera credentials (``agent.trust.vault.Vault`` has this shape)."""
 
     def credential(self, ref: str) -> Credential | None: ...
 
@@ -224,7 +224,7 @@ class Executor:
         reason: str | None = None
         details: Details = {}
         try:
-            from agent.identify import prepare  # noqa: PLC0415  # zeep: only when acting
+            from agent.audit.identify import prepare  # noqa: PLC0415  # zeep: only when acting
 
             await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
             details = await action(run)
@@ -292,13 +292,13 @@ def _command_id(token: bytes, key: OKPKey) -> str | None:
 
 
 async def _firmware(run: Run) -> Details:
-    from agent.firmware.apply import apply_firmware  # noqa: PLC0415  # tuf: ~25 MB, on use
+    from agent.commands.firmware_apply import apply_firmware  # noqa: PLC0415  # tuf: ~25 MB, on use
 
     return await apply_firmware(run)
 
 
 async def _rotate(run: Run) -> Details:
-    from agent.rotation import rotate_password  # noqa: PLC0415  # zxcvbn: ~14 MB, on use
+    from agent.commands.password_rotate import rotate_password  # noqa: PLC0415  # zxcvbn: ~14 MB, on use
 
     return await rotate_password(run)
 

@@ -5,7 +5,7 @@
     inventory   static cameras of the config + WS-Discovery / SSDP / sweep when switched on,
                 only inside [network] camera_subnets (agent.inventory refuses anything else)
     per camera  (at most [audit] concurrency at once, each within camera_timeout_s)
-                identify (agent.identify, with the vault's credential)
+                identify (agent.audit.identify, with the vault's credential)
                 -> CheckContext (credential, advisory feed, site key, limits)
                 -> the checks of ``build_checks`` one after another (one camera is never hit
                    in parallel); TLS scans hold one of tls_concurrency slots
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from agent.audit.results import AuditResult
 from agent.checks.base import (
     Check,
     CheckContext,
@@ -53,7 +54,6 @@ from agent.config import AgentConfig
 from agent.errors import StorageError
 from agent.inventory.diff import InventoryDiff, diff, key
 from agent.inventory.discover import Host, Scope, merge
-from agent.results import AuditResult
 from agent.scope import OutOfScope, admit, confined, site_scope
 from agent.state import atomic_write
 from agent.vendors.base import (
@@ -110,7 +110,7 @@ def targets(config: AgentConfig) -> list[Target]:
 def vault_secrets(config: AgentConfig) -> tuple[dict[str, Credential], SiteKey | None]:
     """The vault's credentials and site key. Without a vault key this is an error only when a
     camera names a credential (``VaultError``); a missing entry is logged and left out."""
-    from agent.vault import VaultError, open_vault  # noqa: PLC0415  # cryptography
+    from agent.trust.vault import VaultError, open_vault  # noqa: PLC0415  # cryptography
 
     refs = {c.credentials_ref for c in config.cameras if c.credentials_ref}
     vault = open_vault(config.state_path, config.vault_key_path)
@@ -318,7 +318,7 @@ class Auditor:
             return outcome
 
         if everything:
-            from agent.identify import prepare  # noqa: PLC0415  # zeep: only when auditing
+            from agent.audit.identify import prepare  # noqa: PLC0415  # zeep: only when auditing
 
             await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
         outcomes = await asyncio.gather(*(one(t) for t in everything))
@@ -503,7 +503,7 @@ class Auditor:
         tls_gate: asyncio.Semaphore,
         state: _Progress,
     ) -> None:
-        from agent.identify import identify  # noqa: PLC0415  # httpx: only when auditing
+        from agent.audit.identify import identify  # noqa: PLC0415  # httpx: only when auditing
 
         target = base.target
         # this camera's adapters (identification's, the checks' ONVIF companions) share what
