@@ -35,7 +35,8 @@ from joserfc.jwk import OKPKey
 from agent import __version__
 from agent.audit.results import AuditResult
 from agent.audit.worker import AuditSkipped, WorkerFailed, audit_in_worker, failed_result
-from agent.commands.executor import CredentialStore, Executor
+from agent.commands.context import CredentialStore
+from agent.commands.executor import Executor
 from agent.config import AgentConfig
 from agent.daemon import Service, reloadable, status_line
 from agent.errors import AgentError, OutboxFull, StorageError

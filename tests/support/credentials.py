@@ -1,4 +1,4 @@
-"""A file-backed credential store for tests (``agent.commands.executor.CredentialStore``):
+"""A file-backed credential store for tests (``agent.commands.context.CredentialStore``):
 the vault (agent/trust/vault.py) is not on this branch yet. JSON, mode 0600, atomic rewrites."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 from joserfc import jwe
 from joserfc.jwk import OKPKey
 
-from agent.commands.password_rotate import RotationSchedule
+from agent.commands.schedule import RotationSchedule
 from agent.config import RotationConfig
 from agent.credentials.passwords import assess_password
 from lab.testing import LabFactory
