@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, insert, select, true
+from sqlalchemy import delete, insert, select
 
 from server.domain.scope import Area, Invalid, NotVisible
 from server.domain.security import new_secret
@@ -17,7 +17,6 @@ from server.storage.org_models import (
     AlertDelivery,
     AlertEvent,
     AlertRoute,
-    OrgUnit,
 )
 
 
@@ -60,11 +59,6 @@ class Alerts(Area):
 
     __slots__ = ()
 
-    def _route_visible(self) -> ColumnElement[bool]:
-        if self.s.p.org_path is None:
-            return true()
-        return AlertRoute.org_unit_id.in_(select(OrgUnit.id).where(self.s.org_visible()))
-
     def alert_routes(self) -> list[RouteView]:
         self.s.require("operator")
         with self.s.engine.connect() as conn:
@@ -72,7 +66,7 @@ class Alerts(Area):
                 RouteView(r.id, r.org_unit_id, r.name, r.channel, r.target, r.kinds, r.enabled)
                 for r in conn.execute(
                     select(AlertRoute.__table__)
-                    .where(self._route_visible())
+                    .where(self.s.unit_visible(AlertRoute.org_unit_id))
                     .order_by(AlertRoute.id)
                 ).all()
             ]
@@ -116,7 +110,9 @@ class Alerts(Area):
             read_then_write(self.s.engine) as conn,
         ):
             route = conn.execute(
-                select(AlertRoute.__table__).where(AlertRoute.id == route_id, self._route_visible())
+                select(AlertRoute.__table__).where(
+                    AlertRoute.id == route_id, self.s.unit_visible(AlertRoute.org_unit_id)
+                )
             ).one_or_none()
             if route is None:
                 raise NotVisible(f"alert route {route_id}")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from server.domain.scope import Area
-from server.storage.org_models import AuditEntry, OrgUnit
+from server.storage.org_models import AuditEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +32,7 @@ class AuditLog(Area):
     def audit(self, limit: int = 200) -> list[AuditView]:
         self.s.require("admin")
         q = select(AuditEntry.__table__).order_by(AuditEntry.id.desc()).limit(limit)
-        if self.s.p.org_path is not None:
-            orgs = select(OrgUnit.id).where(self.s.org_visible())
-            q = q.where(AuditEntry.org_unit_id.in_(orgs))
+        q = q.where(self.s.unit_visible(AuditEntry.org_unit_id))
         with self.s.engine.connect() as conn:
             return [
                 AuditView(

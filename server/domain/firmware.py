@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Final, Literal
 
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
-from sqlalchemy import ColumnElement, Connection, insert, select, true, update
+from sqlalchemy import Connection, insert, select, update
 
 from server.domain.cameras import Cameras
 from server.domain.scope import Area, Invalid, NotVisible, Scope
@@ -319,16 +319,11 @@ class FirmwareScoped(Area):
 
     # -- campaigns -------------------------------------------------------------------------
 
-    def _rollout_visible(self) -> ColumnElement[bool]:
-        if self.s.p.org_path is None:
-            return true()
-        return Rollout.org_unit_id.in_(select(OrgUnit.id).where(self.s.org_visible()))
-
     def rollouts(self, rollout_id: int | None = None) -> list[RolloutView]:
         q = (
             select(Rollout.__table__, FirmwareImage.version, FirmwareImage.target_path)
             .join(FirmwareImage, FirmwareImage.id == Rollout.image_id)
-            .where(self._rollout_visible())
+            .where(self.s.unit_visible(Rollout.org_unit_id))
             .order_by(Rollout.id.desc())
         )
         if rollout_id is not None:

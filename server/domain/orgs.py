@@ -176,26 +176,38 @@ class Orgs(Area):
                     and conn.execute(select(OrgUnit.id).where(OrgUnit.site == site)).first()
                 ):
                     raise Invalid(f"site {site} is already in the tree")
-                new_id = conn.execute(
-                    insert(OrgUnit)
-                    .values(
-                        parent_id=parent_id,
-                        kind=kind,
-                        name=name,
-                        path=parent_path,  # completed below once the id is known
-                        site=site,
-                        created_at=self.s.now,
-                    )
-                    .returning(OrgUnit.id)
-                ).scalar_one()
-                conn.execute(
-                    update(OrgUnit)
-                    .where(OrgUnit.id == new_id)
-                    .values(path=f"{parent_path}{new_id}/")
-                )
+                new_id = self._insert_unit(conn, parent_id, parent_path, kind, name, site)
             act.org_unit_id = new_id
             act.detail = {"parent_id": parent_id, "kind": kind, "name": name, "site": site}
         return self.org(new_id)
+
+    def _insert_unit(  # noqa: PLR0917  # the unit's own columns
+        self,
+        conn: Connection,
+        parent_id: int | None,
+        parent_path: str,
+        kind: str,
+        name: str,
+        site: str | None,
+    ) -> int:
+        """A new unit under ``parent_path``; its own path needs its id, so it is completed after
+        the insert, in the same transaction."""
+        new_id: int = conn.execute(
+            insert(OrgUnit)
+            .values(
+                parent_id=parent_id,
+                kind=kind,
+                name=name,
+                path=parent_path,
+                site=site,
+                created_at=self.s.now,
+            )
+            .returning(OrgUnit.id)
+        ).scalar_one()
+        conn.execute(
+            update(OrgUnit).where(OrgUnit.id == new_id).values(path=f"{parent_path}{new_id}/")
+        )
+        return new_id
 
     def map_site(self, site: str, system_id: int, name: str | None = None) -> OrgNode:
         """Attach the agents' ``site`` under an information system (creating or moving it)."""
@@ -231,22 +243,8 @@ class Orgs(Area):
                     ):
                         # agents of an unmapped site are visible to whole-fleet users only
                         self.s.require_whole_fleet()
-                    site_id = conn.execute(
-                        insert(OrgUnit)
-                        .values(
-                            parent_id=unit.id,
-                            kind="site",
-                            name=name or site,
-                            path=unit.path,
-                            site=site,
-                            created_at=self.s.now,
-                        )
-                        .returning(OrgUnit.id)
-                    ).scalar_one()
-                    conn.execute(
-                        update(OrgUnit)
-                        .where(OrgUnit.id == site_id)
-                        .values(path=f"{unit.path}{site_id}/")
+                    site_id = self._insert_unit(
+                        conn, unit.id, unit.path, "site", name or site, site
                     )
                     act.detail = {"system_id": system_id}
         return self.org(site_id)

@@ -119,6 +119,13 @@ class Scope:
             return true()
         return column.in_(self.sites_under(self.p.org_path))  # type: ignore[no-any-return]
 
+    def unit_visible(self, column: Any) -> ColumnElement[bool]:
+        """Rows whose organisation unit (``column``) is in scope; rows without one (whole-fleet
+        users, routes, rollouts) only for whole-fleet principals."""
+        if self.p.org_path is None:
+            return true()
+        return column.in_(select(OrgUnit.id).where(self.org_visible()))  # type: ignore[no-any-return]
+
     def org_row(self, conn: Connection, org_id: int) -> Row[Any]:
         """The organisation unit ``org_id``, or ``NotVisible`` when it is not in scope."""
         org = conn.execute(

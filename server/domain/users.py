@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import ColumnElement, Connection, delete, insert, select, true, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from server.domain.scope import Area, Invalid, NotVisible
 from server.domain.security import hash_password, new_secret, secret_hash
 from server.domain.throttle import Lock, SignInThrottle
 from server.storage import read_then_write
 from server.storage.errors import Conflict, translate
-from server.storage.org_models import ROLES, ApiToken, OrgUnit, User, WebSession
+from server.storage.org_models import ROLES, ApiToken, User, WebSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,18 +45,15 @@ class Users(Area):
 
     __slots__ = ()
 
-    def _user_visible(self) -> ColumnElement[bool]:
-        if self.s.p.org_path is None:
-            return true()
-        return User.org_unit_id.in_(select(OrgUnit.id).where(self.s.org_visible()))
-
     def users(self) -> list[UserView]:
         self.s.require("admin")
         with self.s.engine.connect() as conn:
             return [
                 UserView(u.id, u.username, u.role, u.org_unit_id, u.disabled, u.created_at)
                 for u in conn.execute(
-                    select(User.__table__).where(self._user_visible()).order_by(User.username)
+                    select(User.__table__)
+                    .where(self.s.unit_visible(User.org_unit_id))
+                    .order_by(User.username)
                 ).all()
             ]
 
