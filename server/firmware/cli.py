@@ -37,7 +37,8 @@ from server.firmware.tuf_repo import (
 )
 
 if TYPE_CHECKING:
-    from server.domain.firmware import FirmwareScoped
+    from server.domain.firmware import FirmwareImages
+    from server.domain.rollouts import Rollouts
     from server.storage import Repository
 
 FIRMWARE_COMMANDS: Final = ("firmware", "rollout", "password")
@@ -149,17 +150,18 @@ def offline(args: argparse.Namespace) -> int | None:
 
 def run_command(args: argparse.Namespace, repo: Repository, config: ServerConfig) -> int:
     # the scoped layer (dashboard queries, password hashing): only when a command runs
-    from server.domain.firmware import FirmwareScoped  # noqa: PLC0415
+    from server.domain.firmware import FirmwareImages  # noqa: PLC0415
+    from server.domain.rollouts import Rollouts  # noqa: PLC0415
     from server.domain.scope import Principal, Scope, ScopeError  # noqa: PLC0415
 
     now = datetime.now(UTC)
     tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))
     principal = Principal(0, args.by, "admin", None, None, None)
     base = Scope(repo, principal, silent_after=timedelta(minutes=15), now=now)
-    s = FirmwareScoped(base, tuf, command_ttl=timedelta(seconds=config.firmware.command_ttl_s))
+    s = Rollouts(base, tuf, command_ttl=timedelta(seconds=config.firmware.command_ttl_s))
     try:
         if args.command == "firmware":
-            return _firmware(args, s, repo, config)
+            return _firmware(args, FirmwareImages(base, tuf), repo, config)
         if args.command == "rollout":
             return _rollout(args, s)
         s.rotate_password(
@@ -185,7 +187,7 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _firmware(  # noqa: PLR0911  # one branch per subcommand
-    args: argparse.Namespace, s: FirmwareScoped, repo: Repository, config: ServerConfig
+    args: argparse.Namespace, s: FirmwareImages, repo: Repository, config: ServerConfig
 ) -> int:
     from server.domain.firmware import catalogue_targets, receive  # noqa: PLC0415
 
@@ -245,8 +247,8 @@ def _firmware(  # noqa: PLR0911  # one branch per subcommand
     return 0
 
 
-def _rollout(args: argparse.Namespace, s: FirmwareScoped) -> int:
-    from server.domain.firmware import Selector  # noqa: PLC0415
+def _rollout(args: argparse.Namespace, s: Rollouts) -> int:
+    from server.domain.rollouts import Selector  # noqa: PLC0415
 
     if args.action == "create":
         d = s.create_rollout(

@@ -13,7 +13,7 @@ import pytest
 from protocol import generate_private_key
 from server.api import create_app
 from server.config import DatabaseConfig, ServerConfig
-from server.domain.firmware import FirmwareScoped, receive
+from server.domain.firmware import FirmwareImages, receive
 from server.domain.scope import Invalid, Principal, Scope
 from server.domain.users import Users
 from server.firmware.tuf_repo import TufRepository
@@ -112,7 +112,7 @@ def test_release_notes_refuse_control_characters(
         assert made.json()["release_notes"] == good["release_notes"]
     # the same rule below the API, for the CLI's `firmware upload --notes`
     tuf = TufRepository.under(tmp_path)
-    s = FirmwareScoped(Scope(repo, CLI, silent_after=timedelta(1), now=datetime.now(UTC)), tuf)
+    s = FirmwareImages(Scope(repo, CLI, silent_after=timedelta(1), now=datetime.now(UTC)), tuf)
     with pytest.raises(Invalid, match="control characters"):
         s.upload(
             receive(tuf, io.BytesIO(b"\x02" * 300), 10**6),

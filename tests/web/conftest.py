@@ -30,9 +30,9 @@ from server.api import create_app
 from server.config import WebConfig
 from server.domain.alerts import Alerts
 from server.domain.auth import Authenticator
-from server.domain.firmware import FirmwareScoped, Selector
 from server.domain.model_register import ModelIn, ModelRegister
 from server.domain.orgs import Orgs, SecurityRecord
+from server.domain.rollouts import Rollouts, Selector
 from server.domain.scope import CLI, Principal, Scope
 from server.domain.users import Users
 from server.firmware.tuf_repo import TufRepository
@@ -189,7 +189,7 @@ def seed_firmware(repo: Repository, state_dir: Path) -> Firmware:
     tuf = TufRepository.under(state_dir)
     rollouts: dict[str, int] = {}
     for user, site in (("operator-a", "site-a"), ("admin-b", "site-b")):
-        fw = FirmwareScoped(scoped_as(repo, principal_of(repo, user)), tuf)
+        fw = Rollouts(scoped_as(repo, principal_of(repo, user)), tuf)
         made = fw.create_rollout(
             name=f"{site} canary",
             image_id=image_id,
@@ -202,7 +202,7 @@ def seed_firmware(repo: Repository, state_dir: Path) -> Firmware:
             windows={},
         )
         rollouts[site] = made.rollout.id
-    as_b = FirmwareScoped(scoped_as(repo, principal_of(repo, "admin-b")), tuf)
+    as_b = Rollouts(scoped_as(repo, principal_of(repo, "admin-b")), tuf)
     command_b = as_b.rotate_password("agent-b1", "cam-0", escrow_jwk(), "admin")
     return Firmware(state_dir, image_id, rollouts["site-a"], rollouts["site-b"], command_b)
 

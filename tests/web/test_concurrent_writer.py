@@ -10,9 +10,9 @@ import pytest
 
 from server.domain.agents import Agents
 from server.domain.audit_log import AuditLog
-from server.domain.firmware import FirmwareScoped
 from server.domain.orgs import Orgs, SecurityRecord
 from server.domain.retention import RetentionPolicies
+from server.domain.rollouts import Rollouts
 from server.domain.scope import CLI
 from server.domain.users import Users
 from server.firmware.tuf_repo import TufRepository
@@ -62,7 +62,7 @@ def test_operator_actions_wait_for_a_concurrent_writer(
 def test_password_rotation_queues_beside_a_concurrent_writer(
     sqlite_url: str, repo: Repository, world: World
 ) -> None:
-    fw = FirmwareScoped(scoped_as(repo, CLI), TufRepository.under(world.firmware.state_dir))
+    fw = Rollouts(scoped_as(repo, CLI), TufRepository.under(world.firmware.state_dir))
     with another_writer(sqlite_url):
         command_id = fw.rotate_password("agent-a1", "cam-0", escrow_jwk(), "admin")
     assert command_id
