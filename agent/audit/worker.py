@@ -92,8 +92,10 @@ async def audit_in_worker(
     proc = await asyncio.create_subprocess_exec(
         *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
+    if proc.stdin is None or proc.stdout is None:  # both are pipes, as asked above
+        proc.kill()
+        await proc.wait()
+        raise WorkerFailed("the audit worker was started without pipes")
     try:
         async with asyncio.timeout(timeout_s):
             with contextlib.suppress(ConnectionError):  # it died at once: judged by its exit
