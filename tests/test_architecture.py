@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -83,6 +83,16 @@ def test_checks_use_the_vendor_neutral_interface_only() -> None:
 # -- the agent's rooms ------------------------------------------------------------------------
 
 
+def _imports_where(package: str, wrong: Callable[[Path, str], bool]) -> list[str]:
+    """``path imports name`` for each import of ``package`` for which ``wrong(path, name)``."""
+    return [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path, names in modules(package)
+        for name in names
+        if wrong(path, name)
+    ]
+
+
 def _room(path: Path) -> str:
     """``agent/firmware/updater.py`` -> ``agent.firmware``; top-level modules are their own."""
     parts = path.relative_to(ROOT).with_suffix("").parts
@@ -101,14 +111,11 @@ AGENT_ROOMS_APART = {
 @pytest.mark.parametrize("room", sorted(AGENT_ROOMS_APART))
 def test_agent_rooms_stay_apart(room: str) -> None:
     banned = AGENT_ROOMS_APART[room]
-    bad = [
-        f"{path.relative_to(ROOT)} imports {name}"
-        for path, names in modules("agent")
-        if _room(path) == room
-        for name in names
-        if any(name == b or name.startswith(f"{b}.") for b in banned)
-    ]
-    assert bad == []
+
+    def wrong(path: Path, name: str) -> bool:
+        return _room(path) == room and any(name == b or name.startswith(f"{b}.") for b in banned)
+
+    assert _imports_where("agent", wrong) == []
 
 
 # third-party library -> the only agent rooms (a module or a package) that may import it
@@ -123,13 +130,11 @@ AGENT_LIBRARY_HOMES = {
 @pytest.mark.parametrize("library", sorted(AGENT_LIBRARY_HOMES))
 def test_agent_library_has_one_home(library: str) -> None:
     homes = AGENT_LIBRARY_HOMES[library]
-    bad = [
-        f"{path.relative_to(ROOT)} imports {name}"
-        for path, names in modules("agent")
-        for name in names
-        if top(name) == library and not str(path.relative_to(ROOT)).startswith(homes)
-    ]
-    assert bad == []
+
+    def wrong(path: Path, name: str) -> bool:
+        return top(name) == library and not str(path.relative_to(ROOT)).startswith(homes)
+
+    assert _imports_where("agent", wrong) == []
 
 
 def _module_name(path: Path) -> str:
