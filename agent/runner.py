@@ -228,7 +228,10 @@ class Agent:
         """Commands the journal holds (cut short by a stop); rotations among them settled."""
         finished = await executor.resume()
         if self._rotation is not None:
-            await asyncio.to_thread(self._rotation.settle, finished, datetime.now(UTC))
+            try:
+                await asyncio.to_thread(self._rotation.settle, finished, datetime.now(UTC))
+            except StorageError as exc:
+                log.warning("scheduled password rotation: %s", exc)
 
     async def _rotate_due(self) -> None:
         """Scheduled rotation of the cameras that are due (agent.commands.schedule)."""

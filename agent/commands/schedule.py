@@ -29,6 +29,7 @@ import msgspec
 
 from agent.commands.errors import StepFailed
 from agent.commands.executor import Executor
+from agent.errors import StorageError
 from agent.state import atomic_write
 from protocol.commands import PASSWORD_ROTATE
 from protocol.messages import Command
@@ -60,6 +61,8 @@ class RotationSchedule:
             return msgspec.json.decode(self.path.read_bytes(), type=_State)
         except FileNotFoundError:
             return _State()
+        except (OSError, msgspec.DecodeError) as exc:  # never guess: rotating twice is worse
+            raise StorageError(f"{self.path} is unreadable: {exc}") from exc
 
     def _save(self, state: _State) -> None:
         atomic_write(self.path, msgspec.json.encode(state))

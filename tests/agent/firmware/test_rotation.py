@@ -18,6 +18,7 @@ from joserfc.jwk import OKPKey
 from agent.commands.schedule import RotationSchedule
 from agent.config import RotationConfig
 from agent.credentials.passwords import assess_password
+from agent.errors import StorageError
 from lab.testing import LabFactory
 from protocol.commands import PASSWORD_ROTATE
 from tests.agent.firmware.conftest import Collector
@@ -163,3 +164,13 @@ async def test_a_scheduled_rotation_cut_short_is_finished_once_after_a_restart(
     stored = w.credentials.credential("hik")
     assert stored is not None
     assert w.node.camera.users["admin"].password == stored.password != PASSWORD
+
+
+async def test_an_unreadable_schedule_state_rotates_nothing(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    w, _ = await scheduled_world(lab_fleet, collector_tuf, tmp_path)
+    (w.state / "rotation.json").write_text('{"rotated": ')
+    with pytest.raises(StorageError, match=r"rotation\.json is unreadable"):
+        await RotationSchedule(w.executor()).run_due(datetime.now(UTC))
+    assert w.node.camera.users["admin"].password == PASSWORD
