@@ -17,7 +17,6 @@ the outbox and one fresh report to a file instead of a broker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import platform
@@ -33,8 +32,9 @@ import msgspec
 from joserfc.jwk import OKPKey
 
 from agent import __version__
+from agent.audit.reachability import probe_cameras
 from agent.audit.results import AuditResult
-from agent.audit.worker import AuditSkipped, WorkerFailed, audit_in_worker, failed_result
+from agent.audit.worker import scheduled_audit
 from agent.commands.context import CredentialStore
 from agent.commands.executor import Executor
 from agent.commands.schedule import RotationSchedule
@@ -54,7 +54,6 @@ from protocol.messages import (
     Finding,
     Heartbeat,
     Hello,
-    Identity,
     StatusReport,
 )
 from service.systemd import Notifier
@@ -70,31 +69,6 @@ def agent_info() -> AgentInfo:
         hostname=socket.gethostname(),
         platform=f"{platform.system()} {platform.release()} {platform.machine()}",
     )
-
-
-async def reachable(host: str, port: int, wait_s: float) -> bool:
-    """A quick TCP connect to the camera's HTTP port."""
-    try:
-        async with asyncio.timeout(wait_s):
-            _, writer = await asyncio.open_connection(host, port)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
-async def probe_cameras(config: AgentConfig) -> list[Camera]:
-    """Reachability only: what reports carry until the first audit has finished."""
-    cameras, wait_s = config.cameras, config.intervals.camera_connect_timeout_s
-    results = await asyncio.gather(
-        *(reachable(c.address, config.http_port(c), wait_s) for c in cameras)
-    )
-    return [
-        Camera(camera_id=c.id, address=c.address, reachable=ok, identity=Identity())
-        for c, ok in zip(cameras, results, strict=True)
-    ]
 
 
 def _open(config: AgentConfig, key: OKPKey) -> tuple[Outbox, Issuer]:
@@ -377,26 +351,9 @@ class Agent:
 
     async def _audit_now(self) -> None:
         """One scheduled audit, in a worker process; its findings go out at once in a report."""
-        started_at, started = datetime.now(UTC), time.monotonic()
-        try:
-            result = await audit_in_worker(
-                self.config, timeout_s=self.config.audit.worker_timeout_s
-            )
-        except AuditSkipped as exc:
-            log.error("audit skipped: %s", exc)
+        result = await scheduled_audit(self.config)
+        if result is None:
             return
-        except WorkerFailed as exc:
-            log.error("audit failed: %s; its cameras are reported inconclusive", exc)
-            cameras = await probe_cameras(self.config)
-            result = failed_result(cameras, exc, started_at, time.monotonic() - started)
-        else:
-            failed = sum(1 for c in result.cameras for f in c.findings if f.status == "fail")
-            log.info(
-                "audit of %d cameras finished in %.1f s: %d failed findings",
-                len(result.cameras),
-                result.duration_s,
-                failed,
-            )
         self._audit = result
         self._last_audit = time.monotonic()
         self._reachable = {c.camera_id: c.reachable for c in result.cameras}
