@@ -23,7 +23,7 @@ from lab.fleet import CameraNode
 from lab.testing import LabFactory
 from protocol import CommandResult, decode_agent_message, generate_private_key, verify
 from protocol.keys import write_private_key
-from tests.agent.firmware.world import LAB, PASSWORD
+from tests.agent.commands.world import LAB, PASSWORD
 from tests.agent.support import start_agent, state_seq, wait_for
 from tests.support.mosquitto import Mosquitto
 

@@ -21,8 +21,8 @@ from agent.credentials.passwords import assess_password
 from agent.errors import StorageError
 from lab.testing import LabFactory
 from protocol.commands import PASSWORD_ROTATE
-from tests.agent.firmware.conftest import Collector
-from tests.agent.firmware.world import LAB, PASSWORD, World, writes
+from tests.agent.commands.world import LAB, PASSWORD, World, writes
+from tests.agent.conftest import Collector
 
 pytestmark = pytest.mark.integration
 
