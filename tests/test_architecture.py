@@ -190,3 +190,14 @@ def test_no_import_cycles(package: str) -> None:
         targets.intersection_update(graph)
         targets.discard(_module_name(path))
     assert _cycles(graph) == []
+
+
+def test_agent_code_checks_for_real() -> None:
+    """No ``assert`` in the agent: ``python -O`` drops them, so a check must be a real one."""
+    bad = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sorted((ROOT / "agent").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        if isinstance(node, ast.Assert)
+    ]
+    assert bad == []
