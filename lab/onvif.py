@@ -111,7 +111,7 @@ def _datetime(when: dt.datetime) -> str:
 
 def _system_date_and_time(call: _Call) -> str:
     now = call.camera.now()
-    kind = "Manual" if call.camera.spec.manual_time else "NTP"
+    kind = "NTP" if call.camera.settings["ntp"] else "Manual"
     return (
         f"<tds:SystemDateAndTime>{_t('DateTimeType', kind)}{_t('DaylightSavings', 'false')}"
         f"<tt:TimeZone>{_t('TZ', 'UTC0')}</tt:TimeZone>"
@@ -236,11 +236,9 @@ def _arg_in(element: etree._Element, name: str) -> str:
 
 
 def _ntp(call: _Call) -> str:
-    manual = (
-        ""
-        if call.camera.spec.manual_time
-        else (f"<tt:NTPManual>{_t('Type', 'DNS')}{_t('DNSname', 'pool.ntp.org')}</tt:NTPManual>")
-    )
+    settings = call.camera.settings
+    server = _t("DNSname", settings["ntp_server"])
+    manual = f"<tt:NTPManual>{_t('Type', 'DNS')}{server}</tt:NTPManual>" if settings["ntp"] else ""
     return f"<tds:NTPInformation>{_t('FromDHCP', 'false')}{manual}</tds:NTPInformation>"
 
 
@@ -264,7 +262,7 @@ def scopes(camera: Camera) -> list[str]:
 
 
 def _dynamic_dns(call: _Call) -> str:
-    if not call.camera.spec.ddns:
+    if not call.camera.settings["ddns"]:
         return f"<tds:DynamicDNSInformation>{_t('Type', 'NoUpdate')}</tds:DynamicDNSInformation>"
     name = f"{call.camera.serial.lower()}.ddns.invalid"
     return (
