@@ -118,7 +118,6 @@ class Camera:
             "ntp_server": "" if spec.manual_time else "pool.ntp.org",
         }
         self.write_faults: WriteFaults = spec.write_faults
-        self._writes = 0  # setting writes accepted, for ``write_faults.fail_after``
 
     @property
     def id(self) -> str:
@@ -218,13 +217,14 @@ class Camera:
             parsed.append((name, value))
         if not parsed:
             return False
-        faults = self.write_faults
         for name, value in parsed:
-            if faults.fail_after is not None and self._writes == faults.fail_after:
-                self.write_faults = replace(faults, fail_after=None)
-                log.info("camera %s: setting write of %s failed half-way", self.id, name)
-                return False
-            self._writes += 1
+            faults = self.write_faults
+            if faults.fail_after is not None:  # counts down to the write that fails
+                left = faults.fail_after - 1
+                self.write_faults = replace(faults, fail_after=left if left >= 0 else None)
+                if left < 0:
+                    log.info("camera %s: setting write of %s failed half-way", self.id, name)
+                    return False
             if name in faults.ignore:
                 continue
             self.settings[name] = faults.clamp.get(name, value)

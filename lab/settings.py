@@ -9,8 +9,8 @@ time) to:
 ===========  ==================================================================================
 ignore       answer "OK" to a write of these settings and keep the old value
 clamp        answer "OK" and store the given value instead of the one asked for
-fail_after   apply this many setting writes, then refuse the next one (once): a change of
-             several settings stops half-way with the first ones applied
+fail_after   apply this many more setting writes, then refuse the next one (once): a change
+             of several settings stops half-way with the first ones applied
 ===========  ==================================================================================
 """
 
