@@ -31,6 +31,7 @@ telnet = true
 ssh = true
 upnp = true
 p2p = true
+ddns = true
 manual_time = true
 users = [{{name = "admin", password = "{PASSWORD}", role = "admin"}}]
 firmware_upgrade = {{ reboot_s = 0.2 }}

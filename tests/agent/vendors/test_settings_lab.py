@@ -18,30 +18,15 @@ from agent.vendors.models import Credential, Interface, Setting, SettingValue, T
 from lab.fleet import Fleet
 from lab.settings import WriteFaults
 from lab.testing import LabFactory
+from tests.lab.test_settings_writes import LAB, PASSWORD
 
 pytestmark = pytest.mark.integration
 
-PASSWORD = "Adm1n!pass"
 KINDS: dict[str, type[Adapter]] = {
     "hikvision": HikvisionAdapter,
     "dahua": DahuaAdapter,
     "axis": AxisAdapter,
 }
-LAB = "".join(
-    f"""
-[[camera]]
-id = "{persona}"
-persona = "{persona}"
-telnet = true
-ssh = true
-upnp = true
-p2p = true
-ddns = true
-manual_time = true
-users = [{{name = "admin", password = "{PASSWORD}", role = "admin"}}]
-"""
-    for persona in KINDS
-)
 CONFIG = AdapterConfig(timeout_s=10.0)
 BEFORE: dict[str, dict[Setting, SettingValue]] = {
     "hikvision": {
