@@ -116,6 +116,7 @@ class Camera:
             "ddns": spec.ddns,
             "ntp": not spec.manual_time,
             "ntp_server": "" if spec.manual_time else "pool.ntp.org",
+            "discoverable": spec.discoverable,
         }
         self.write_faults: WriteFaults = spec.write_faults
 

@@ -269,7 +269,7 @@ class CameraNode:
                 server_banner=cam.persona.banners["http"],
             )
             self._listeners.append(ssdp)
-        if spec.discoverable:
+        if cam.settings["discoverable"]:
             wsd = await start_wsdiscovery(
                 self.binder.udp(cam.host, cam.ports["wsd"]),
                 uuid=cam.uuid,

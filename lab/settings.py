@@ -31,10 +31,10 @@ __all__ = [
     "setting_name",
 ]
 
-SettingName = Literal["telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "ntp_server"]
+SettingName = Literal["telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "ntp_server", "discoverable"]
 SettingValue = bool | str
 SETTING_NAMES: Final[tuple[SettingName, ...]] = get_args(SettingName)
-BOOL_SETTINGS: Final = frozenset({"telnet", "ssh", "upnp", "p2p", "ddns", "ntp"})
+BOOL_SETTINGS: Final = frozenset({"telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "discoverable"})
 MAX_TEXT: Final = 255  # longest text value a camera stores (a host name)
 _TRUE: Final = frozenset({"true", "yes", "1", "on"})
 _FALSE: Final = frozenset({"false", "no", "0", "off"})

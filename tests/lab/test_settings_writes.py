@@ -7,10 +7,13 @@ write that fails half-way leaves the settings before it applied."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 
 import httpx
+import onvif
 import pytest
+from zeep.exceptions import Fault
 
 from lab.config import parse_config
 from lab.errors import ConfigError
@@ -62,6 +65,7 @@ AXIS_KEYS: dict[SettingName, str] = {
     "ntp_server": "Time.NTP.Server",
 }
 NTP = "127.0.0.123"
+WSDL = os.path.join(os.path.dirname(onvif.__file__), "wsdl")
 
 
 def _spell(persona: str, name: SettingName, value: SettingValue) -> str:
@@ -199,6 +203,31 @@ async def test_a_write_that_fails_half_way_keeps_what_came_before(
         again = await write(http, node, {"upnp": False})  # the fault strikes once
         assert ok(persona, again[0])
         assert await read(http, node, "upnp") is False
+
+
+async def test_onvif_set_operations_write_the_same_settings(fleet: Fleet) -> None:
+    node = fleet["hikvision"]
+    node.camera.write_faults = WriteFaults(fail_after=0)
+    cam = onvif.ONVIFCamera(node.host, node.ports["http"], "admin", PASSWORD, wsdl_dir=WSDL)
+    try:
+        device = await cam.create_devicemgmt_service()
+        with pytest.raises(Fault, match="Setting refused"):  # the seeded failure, once
+            await device.SetDynamicDNS({"Type": "NoUpdate"})
+        assert (await device.GetDynamicDNS()).Type == "ClientUpdates"
+        manual = [{"Type": "IPv4", "IPv4Address": NTP}]
+        await device.SetNTP({"FromDHCP": False, "NTPManual": manual})
+        await device.SetDynamicDNS({"Type": "NoUpdate"})
+        await device.SetDiscoveryMode({"DiscoveryMode": "NonDiscoverable"})
+        ntp = await device.GetNTP()
+        assert ntp.NTPManual[0].IPv4Address == NTP
+        assert (await device.GetDynamicDNS()).Type == "NoUpdate"
+        assert await device.GetDiscoveryMode() == "NonDiscoverable"
+        await device.SetNTP({"FromDHCP": False})
+        assert not (await device.GetNTP()).NTPManual
+    finally:
+        await cam.close()
+    settings = node.camera.settings
+    assert (settings["ntp"], settings["ddns"], settings["discoverable"]) == (False, False, False)
 
 
 async def test_a_value_the_camera_cannot_take_changes_nothing(fleet: Fleet) -> None:
