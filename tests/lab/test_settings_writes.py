@@ -18,6 +18,7 @@ from zeep.exceptions import Fault
 from lab.config import parse_config
 from lab.errors import ConfigError
 from lab.fleet import CameraNode, Fleet
+from lab.persona import _persona, _raw, load_persona
 from lab.settings import SettingName, SettingValue, WriteFaults, parse_value
 from lab.testing import LabFactory
 
@@ -260,3 +261,13 @@ def test_write_faults_come_from_lab_config_with_clear_errors() -> None:
         text = f'[[camera]]\nid = "c"\npersona = "axis"\n[camera.write_faults]\n{bad}\n'
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_config(text)
+
+
+def test_a_persona_may_carry_write_faults_that_its_cameras_take() -> None:
+    raw = _raw("axis", ())
+    raw["write_faults"] = {"ignore": ["p2p"]}
+    persona = _persona("axis", raw)
+    assert persona.write_faults == WriteFaults(frozenset({"p2p"}))
+    assert load_persona("axis").write_faults == WriteFaults()  # the shipped ones obey
+    spec = parse_config('[[camera]]\nid = "c"\npersona = "axis"\n').camera("c")
+    assert spec.write_faults == load_persona("axis").write_faults
