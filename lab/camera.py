@@ -24,6 +24,7 @@ from lab.config import CameraSpec, Faults, User
 from lab.firmware import ImageInfo, parse_image
 from lab.persona import Persona
 from lab.render import Flag, render
+from lab.settings import BOOL_SETTINGS, SettingName, SettingValue, WriteFaults, parse_value
 
 __all__ = ["AuthScheme", "Camera", "Interface", "LockEvent", "RequestRecord", "Sink"]
 
@@ -106,6 +107,18 @@ class Camera:
         self._tokens: dict[str, tuple[str, float]] = {}  # session token -> (user, expiry)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: tuple[str, dt.date] | None = None
+        # what a client may change (``lab.settings``); kept across reboots
+        self.settings: dict[SettingName, SettingValue] = {
+            "telnet": spec.telnet,
+            "ssh": spec.ssh,
+            "upnp": spec.upnp,
+            "p2p": spec.p2p,
+            "ddns": spec.ddns,
+            "ntp": not spec.manual_time,
+            "ntp_server": "" if spec.manual_time else "pool.ntp.org",
+            "discoverable": spec.discoverable,
+        }
+        self.write_faults: WriteFaults = spec.write_faults
 
     @property
     def id(self) -> str:
@@ -193,6 +206,31 @@ class Camera:
         self.users[username] = replace(user, password=password, role=role or user.role)  # type: ignore[arg-type]
         return True
 
+    def write_settings(self, writes: list[tuple[SettingName, str]]) -> bool:
+        """Apply ``writes`` (raw vendor values) in order, as the seeded ``write_faults`` let
+        it; False when the camera refuses: a value it cannot parse (nothing applied) or the
+        ``fail_after`` fault (the writes before it stay applied)."""
+        parsed: list[tuple[SettingName, SettingValue]] = []
+        for name, raw in writes:
+            value = parse_value(name, raw)
+            if value is None:
+                return False
+            parsed.append((name, value))
+        if not parsed:
+            return False
+        for name, value in parsed:
+            faults = self.write_faults
+            if faults.fail_after is not None:  # counts down to the write that fails
+                left = faults.fail_after - 1
+                self.write_faults = replace(faults, fail_after=left if left >= 0 else None)
+                if left < 0:
+                    log.info("camera %s: setting write of %s failed half-way", self.id, name)
+                    return False
+            if name in faults.ignore:
+                continue
+            self.settings[name] = faults.clamp.get(name, value)
+        return True
+
     def record(self, entry: RequestRecord) -> None:
         self.log.append(entry)
         if self.sink is not None:
@@ -244,6 +282,7 @@ class Camera:
         spec = self.spec
         users = list(self.users.values())
         lock = spec.lockout
+        settings = self.settings
 
         def holders(*allowed: str) -> str:
             return ",".join(u.name for u in users if u.role in allowed)
@@ -260,15 +299,10 @@ class Camera:
             "hostname": spec.id,
             "host": self.host,
             "now": self.now(),
-            "telnet": Flag(spec.telnet),
-            "ssh": Flag(spec.ssh),
-            "upnp": Flag(spec.upnp),
-            "p2p": Flag(spec.p2p),
-            "ddns": Flag(spec.ddns),
-            "ntp": Flag(not spec.manual_time),
-            "time_source": "None" if spec.manual_time else "NTP",
-            "time_mode": "manual" if spec.manual_time else "NTP",
-            "ntp_server": "" if spec.manual_time else "pool.ntp.org",
+            **{name: Flag(bool(on)) for name, on in settings.items() if name in BOOL_SETTINGS},
+            "time_source": "NTP" if settings["ntp"] else "None",
+            "time_mode": "NTP" if settings["ntp"] else "manual",
+            "ntp_server": settings["ntp_server"],
             "activated": Flag(not spec.not_activated),
             "lockout": Flag(lock is not None),
             "lock_threshold": lock.threshold if lock else 0,

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, cast, get_args
 
 from lab.errors import ConfigError
 from lab.persona import ROLES, Persona, Role, load_persona
+from lab.settings import WriteFaults, parse_write_faults
 
 __all__ = [
     "CameraSpec",
@@ -143,6 +144,7 @@ class CameraSpec:
     onvif_faults: dict[str, Faults] = field(default_factory=dict)  # ONVIF operation -> faults
     silent_ports: frozenset[str] = frozenset()  # services that accept TCP and never answer
     firmware_upgrade: FirmwareUpgrade = field(default_factory=FirmwareUpgrade)
+    write_faults: WriteFaults = field(default_factory=WriteFaults)  # see ``lab.settings``
 
     @property
     def all_users(self) -> tuple[User, ...]:
@@ -266,6 +268,12 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
     for name in sorted(silent_ports - tcp_services):
         t.fail("silent_ports", f"{name!r} is not a TCP service of {persona_name!r}")
     upgrade = _upgrade(t.table("firmware_upgrade")) if "firmware_upgrade" in t.raw else None
+    write_faults = persona.write_faults
+    if "write_faults" in t.raw:
+        try:
+            write_faults = parse_write_faults(t.get("write_faults", dict))
+        except ValueError as exc:
+            t.fail("write_faults", str(exc))
     skew = t.get("clock_skew_s", float, 0.0)
     discoverable = t.get("discoverable", bool, True)
     onvif_user_management = t.get("onvif_user_management", bool, True)
@@ -294,6 +302,7 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
             onvif_faults=onvif_faults,
             silent_ports=silent_ports,
             firmware_upgrade=upgrade or FirmwareUpgrade(),
+            write_faults=write_faults,
             **flags,
         )
         for n, cam_id in enumerate(ids)

@@ -244,8 +244,9 @@ class CameraNode:
                 sock = self.binder.tcp(cam.host, cam.ports[extra])
                 loop = asyncio.get_running_loop()
                 self._listeners.append(_Plain(await loop.create_server(_HoldOpen, sock=sock)))
+        running = {"telnet": cam.settings["telnet"], "ftp": spec.ftp, "ssh": cam.settings["ssh"]}
         for kind in ("telnet", "ftp", "ssh"):
-            if getattr(spec, kind) and not await self._silent(kind):
+            if running[kind] and not await self._silent(kind):
                 sock = self.binder.tcp(cam.host, cam.ports[kind])
                 banner = cam.persona.banners[kind]
                 self._listeners.append(await start_banner(sock, kind, banner, self._faults))
@@ -257,7 +258,7 @@ class CameraNode:
             self._listeners.append(
                 await start_snmp(sock, frozenset({"public"}), banner, sys_name=spec.id)
             )
-        if spec.upnp:
+        if cam.settings["upnp"]:
             ssdp = await start_ssdp(
                 self.binder.udp(cam.host, cam.ports["ssdp"]),
                 self.binder.tcp(cam.host, cam.ports["upnp_http"]),
@@ -268,7 +269,7 @@ class CameraNode:
                 server_banner=cam.persona.banners["http"],
             )
             self._listeners.append(ssdp)
-        if spec.discoverable:
+        if cam.settings["discoverable"]:
             wsd = await start_wsdiscovery(
                 self.binder.udp(cam.host, cam.ports["wsd"]),
                 uuid=cam.uuid,

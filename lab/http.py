@@ -195,6 +195,14 @@ class HttpFrontend:
             context["account"] = account or ""
             if account is None:
                 status, template = route.error_status, route.error_body
+        elif route.kind == "set_settings":
+            carried = (
+                (name, _source_value(cam, source, request.path, query, payload))
+                for name, source in route.settings
+            )
+            writes = [(name, value) for name, value in carried if value is not None]
+            if not cam.write_settings(writes):
+                status, template = route.error_status, route.error_body
         elif route.kind == "firmware_upload":
             if self._fails_mid_upgrade():
                 return None

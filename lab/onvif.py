@@ -13,6 +13,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from lxml import etree
 from lab.camera import AuthScheme, Camera
 from lab.config import User
 from lab.errors import BadImage
+from lab.settings import SettingName
 
 __all__ = [
     "ACCESS",
@@ -111,7 +113,7 @@ def _datetime(when: dt.datetime) -> str:
 
 def _system_date_and_time(call: _Call) -> str:
     now = call.camera.now()
-    kind = "Manual" if call.camera.spec.manual_time else "NTP"
+    kind = "NTP" if call.camera.settings["ntp"] else "Manual"
     return (
         f"<tds:SystemDateAndTime>{_t('DateTimeType', kind)}{_t('DaylightSavings', 'false')}"
         f"<tt:TimeZone>{_t('TZ', 'UTC0')}</tt:TimeZone>"
@@ -236,12 +238,41 @@ def _arg_in(element: etree._Element, name: str) -> str:
 
 
 def _ntp(call: _Call) -> str:
-    manual = (
-        ""
-        if call.camera.spec.manual_time
-        else (f"<tt:NTPManual>{_t('Type', 'DNS')}{_t('DNSname', 'pool.ntp.org')}</tt:NTPManual>")
-    )
+    settings = call.camera.settings
+    name = str(settings["ntp_server"])
+    try:
+        ipaddress.IPv4Address(name)
+        server = _t("Type", "IPv4") + _t("IPv4Address", name)
+    except ValueError:
+        server = _t("Type", "DNS") + _t("DNSname", name)
+    manual = f"<tt:NTPManual>{server}</tt:NTPManual>" if settings["ntp"] else ""
     return f"<tds:NTPInformation>{_t('FromDHCP', 'false')}{manual}</tds:NTPInformation>"
+
+
+def _write(call: _Call, writes: list[tuple[SettingName, str]]) -> str:
+    """Setting writes of a Set operation (``Camera.write_settings``); a refusal is a fault."""
+    if not call.camera.write_settings(writes):
+        raise _Fault("Sender", "ter:InvalidArgVal", "ter:SettingsInvalid", "Setting refused")
+    return ""
+
+
+def _set_ntp(call: _Call) -> str:
+    """SetNTP: NTPManual with a DNSname or IPv4Address turns NTP on with that server; no
+    NTPManual and FromDHCP false turns it off (the clock is set by hand)."""
+    manual = call.request.find("{*}NTPManual")
+    if manual is None:
+        on = _arg(call, "FromDHCP").lower() == "true"
+        return _write(call, [("ntp", str(on))])
+    server = _arg_in(manual, "DNSname") or _arg_in(manual, "IPv4Address")
+    return _write(call, [("ntp", "true"), ("ntp_server", server)])
+
+
+def _set_dynamic_dns(call: _Call) -> str:
+    return _write(call, [("ddns", str(_arg(call, "Type") != "NoUpdate"))])
+
+
+def _set_discovery_mode(call: _Call) -> str:
+    return _write(call, [("discoverable", str(_arg(call, "DiscoveryMode") == "Discoverable"))])
 
 
 def _scopes(call: _Call) -> str:
@@ -264,7 +295,7 @@ def scopes(camera: Camera) -> list[str]:
 
 
 def _dynamic_dns(call: _Call) -> str:
-    if not call.camera.spec.ddns:
+    if not call.camera.settings["ddns"]:
         return f"<tds:DynamicDNSInformation>{_t('Type', 'NoUpdate')}</tds:DynamicDNSInformation>"
     name = f"{call.camera.serial.lower()}.ddns.invalid"
     return (
@@ -355,7 +386,7 @@ OPERATIONS: dict[str, tuple[str, Access, Handler]] = {
         "read_system",
         lambda c: (
             "<tds:DiscoveryMode>"
-            f"{'Discoverable' if c.camera.spec.discoverable else 'NonDiscoverable'}"
+            f"{'Discoverable' if c.camera.settings['discoverable'] else 'NonDiscoverable'}"
             "</tds:DiscoveryMode>"
         ),
     ),
@@ -363,6 +394,9 @@ OPERATIONS: dict[str, tuple[str, Access, Handler]] = {
     "GetDynamicDNS": ("tds", "read_system", _dynamic_dns),
     "GetUsers": ("tds", "read_secret", _users),
     "SetUser": ("tds", "write_system", _set_user),
+    "SetNTP": ("tds", "write_system", _set_ntp),
+    "SetDynamicDNS": ("tds", "write_system", _set_dynamic_dns),
+    "SetDiscoveryMode": ("tds", "write_system", _set_discovery_mode),
     "StartFirmwareUpgrade": ("tds", "unrecoverable", _start_upgrade),
     "GetProfiles": ("trt", "read_media", _profiles),
     "GetStreamUri": ("trt", "read_media", _stream_uri),

@@ -23,6 +23,7 @@ from typing import Any, Literal, get_args
 
 from lab.errors import ConfigError
 from lab.render import render
+from lab.settings import SettingName, WriteFaults, parse_write_faults, setting_name
 
 __all__ = [
     "ApiRoute",
@@ -40,11 +41,15 @@ __all__ = [
 Role = Literal["admin", "operator", "user"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "user")
 RouteAuth = Literal["none", "user", "admin"]
-RouteKind = Literal["template", "snapshot", "firmware_upload", "set_password", "token_login"]
+RouteKind = Literal[
+    "template", "snapshot", "firmware_upload", "set_password", "token_login", "set_settings"
+]
 ROUTE_KINDS: tuple[RouteKind, ...] = get_args(RouteKind)
 # Where a set_password or token_login route finds a value: "query:<key>", "xml:<tag>" (of the
 # request body), "json:<a.b.c>" (of the body's object, or of its first one if it is a list) or
 # "path" (the segment a request path ending in "/*" matched: a 1-based user id).
+# A set_settings route names in ``settings`` where each setting it changes is ("query:..." or
+# "xml:..."): a request changes those it carries, in the table's order (``lab.settings``).
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class ApiRoute:
     password_from: str = ""
     old_from: str = ""
     old_is_callers: bool = False
+    settings: tuple[tuple[SettingName, str], ...] = ()  # set_settings: setting -> source
 
     @property
     def secret_query_keys(self) -> frozenset[str]:
@@ -200,6 +206,7 @@ class Persona:
     rtsp: RtspServer = RtspServer()
     http_errors: dict[str, ErrorPage] = field(default_factory=dict)
     token_auth: TokenAuth | None = None
+    write_faults: WriteFaults = field(default_factory=WriteFaults)  # LAB.toml may override
 
     def error_page(self, status: int) -> ErrorPage:
         return self.http_errors.get(str(status)) or self.http_errors.get("default") or ErrorPage()
@@ -301,6 +308,7 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
         rtsp=RtspServer(**raw.get("rtsp", {})),
         http_errors={k: ErrorPage(**v) for k, v in raw.get("http_errors", {}).items()},
         token_auth=_token_auth(raw, tuple(_route(r) for r in raw.get("api", []))),
+        write_faults=parse_write_faults(raw.get("write_faults", {})),
     )
 
 
@@ -330,6 +338,8 @@ def _route(raw: dict[str, Any]) -> ApiRoute:
     kind = raw.get("kind", "template")
     if auth not in ("none", "user", "admin") or kind not in ROUTE_KINDS:
         raise ValueError(f"api {raw['request']!r}: auth={auth!r} kind={kind!r}")
+    if (kind == "set_settings") != bool(raw.get("settings")):
+        raise ValueError(f"api {raw['request']!r}: settings go with kind = 'set_settings'")
     return ApiRoute(
         method=method,
         path=path,
@@ -349,6 +359,7 @@ def _route(raw: dict[str, Any]) -> ApiRoute:
         password_from=raw.get("password_from", ""),
         old_from=raw.get("old_from", ""),
         old_is_callers=bool(raw.get("old_is_callers", False)),
+        settings=tuple((setting_name(k), v) for k, v in raw.get("settings", {}).items()),
     )
 
 

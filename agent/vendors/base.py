@@ -41,9 +41,13 @@ from agent.vendors.models import (
     Landing,
     LockoutPolicy,
     ServiceState,
+    Setting,
+    SettingValue,
+    SettingValues,
     StreamInfo,
     Target,
     TimeInfo,
+    check_setting,
 )
 
 logger = logging.getLogger(__name__)
@@ -194,6 +198,7 @@ class Adapter(ABC):
 
     vendor: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    settable: ClassVar[frozenset[Setting]] = frozenset()  # with Capability.SETTINGS
 
     def __init__(
         self, target: Target, config: AdapterConfig, credential: Credential | None = None
@@ -335,6 +340,33 @@ class Adapter(ABC):
         """What a change must leave alone: addresses, prefixes, DHCP, MAC, ports (as text)."""
         return await self._call(Capability.NETWORK, "network_settings", self._network_settings)
 
+    async def read_settings(self) -> SettingValues:
+        """The ``settable`` settings as the camera reports them now (a remediation's snapshot
+        and its read-back): what ``services`` and ``time`` read, unknowns left out."""
+
+        async def read() -> SettingValues:
+            services = await self._services() if self.supports(Capability.SERVICES) else None
+            time = await self._time() if self.supports(Capability.TIME) else None
+            found = SettingValues.of(services, time).values
+            return SettingValues({k: v for k, v in found.items() if k in self.settable})
+
+        return await self._call(Capability.SETTINGS, "read_settings", read)
+
+    async def write_settings(self, changes: Mapping[Setting, SettingValue]) -> None:
+        """Ask the camera to apply ``changes``, in order. A refusal raises ``BadResponse``
+        (earlier changes may stay applied: the camera failed half-way). An answer of "OK"
+        proves nothing: cameras ignore and clamp values, so read back with ``read_settings``.
+        A setting not ``settable`` raises ``Unsupported``, a bad value ``ValueError``, both
+        before anything is sent."""
+        for setting, value in changes.items():
+            if setting not in self.settable:
+                raise Unsupported(f"{self.vendor} adapter cannot set {setting.value}")
+            check_setting(setting, value)
+        if changes:
+            await self._call(
+                Capability.SETTINGS, "write_settings", lambda: self._write_settings(dict(changes))
+            )
+
     # Vendor hooks. Each one is reached only through the public method above, and only when the
     # capability is declared; the defaults make an undeclared capability impossible to reach.
 
@@ -367,3 +399,6 @@ class Adapter(ABC):
 
     async def _network_settings(self) -> tuple[str, ...]:
         raise Unsupported("network")
+
+    async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
+        raise Unsupported("settings")

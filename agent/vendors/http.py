@@ -48,6 +48,7 @@ from collections.abc import AsyncIterable, Callable, Collection, Mapping, Sequen
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Final
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp.abc import AbstractStreamWriter
@@ -457,6 +458,16 @@ class HttpAdapter(Adapter):
         return await self._request(
             "PUT", path, accept, content=body, headers={"Content-Type": content_type}
         )
+
+    async def set_by_query(
+        self, path: str, params: Mapping[str, str], accept: Collection[str]
+    ) -> None:
+        """A CGI write carrying ``key=value`` pairs in the query after ``path`` (Dahua
+        configManager setConfig, Axis param.cgi update); anything but "OK" is a refusal."""
+        query = "&".join(f"{quote(k, safe='.[]')}={quote(v, safe='')}" for k, v in params.items())
+        reply = await self.get(f"{path}&{query}", accept)
+        if reply.body.strip() != b"OK":
+            raise BadResponse(f"{self.vendor}: {path} did not answer OK")
 
     async def post_json(self, path: str, payload: object, *, anonymous: bool = False) -> Reply:
         auth = NO_AUTH if anonymous else None

@@ -26,6 +26,7 @@ class Capability(enum.Enum):
     FIRMWARE_UPGRADE = "firmware_upgrade"
     SET_PASSWORD = "set_password"  # noqa: S105 (a capability name, not a password)
     NETWORK = "network"  # network_settings(): what a firmware update must not change
+    SETTINGS = "settings"  # read_settings() / write_settings(): remediation of ``Setting``s
 
 
 class Interface(enum.Enum):
@@ -137,3 +138,62 @@ class TimeInfo:
 class StreamInfo:
     rtsp_uri: str
     profile: str | None = None
+
+
+class Setting(enum.Enum):
+    """A camera setting a remediation may change (baseline SVC-02..07, LOG-01 time source)."""
+
+    TELNET = "telnet"
+    SSH = "ssh"
+    UPNP = "upnp"
+    P2P = "p2p"
+    DDNS = "ddns"
+    NTP = "ntp"  # True: the clock follows NTP; False: set by hand
+    NTP_SERVER = "ntp_server"  # the first NTP server (host name or address)
+
+
+SettingValue = bool | str
+TEXT_SETTINGS: frozenset[Setting] = frozenset({Setting.NTP_SERVER})
+MAX_SETTING_TEXT = 255  # longest text value written (a host name)
+
+
+@dataclass(frozen=True, slots=True)
+class SettingValues:
+    """Values of settings as the camera reported them; a setting left out was not reported."""
+
+    values: Mapping[Setting, SettingValue] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, services: ServiceState | None, time: TimeInfo | None) -> SettingValues:
+        """What the audit reads (services, time) as setting values; unknowns left out."""
+        found: dict[Setting, SettingValue | None] = {}
+        if services is not None:
+            found.update(
+                {
+                    Setting.TELNET: services.telnet,
+                    Setting.SSH: services.ssh,
+                    Setting.UPNP: services.upnp,
+                    Setting.P2P: services.p2p,
+                    Setting.DDNS: services.ddns,
+                }
+            )
+        if time is not None:
+            found[Setting.NTP] = time.ntp
+            found[Setting.NTP_SERVER] = time.ntp_servers[0] if time.ntp_servers else None
+        return cls({k: v for k, v in found.items() if v is not None})
+
+
+def check_setting(setting: Setting, value: SettingValue) -> None:
+    """ValueError unless ``value`` can be written to ``setting`` (a flag; a bounded host name)."""
+    if setting not in TEXT_SETTINGS:
+        if not isinstance(value, bool):
+            raise ValueError(f"{setting.value} takes true or false, not {value!r}")
+        return
+    valid = (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_SETTING_TEXT
+        and value.isprintable()
+        and not any(c in value for c in " &=<>\"'#")
+    )
+    if not valid:
+        raise ValueError(f"{setting.value}: {str(value)[:40]!r} is not a host name or address")

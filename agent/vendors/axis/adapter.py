@@ -12,7 +12,15 @@ from agent.vendors import models
 from agent.vendors.axis import const, parsers
 from agent.vendors.base import BadResponse, Unsupported
 from agent.vendors.http import JSON_TYPES, FileBody, HttpAdapter
-from agent.vendors.models import Account, Capability, DeviceIdentity, ServiceState, TimeInfo
+from agent.vendors.models import (
+    Account,
+    Capability,
+    DeviceIdentity,
+    ServiceState,
+    Setting,
+    SettingValue,
+    TimeInfo,
+)
 
 
 class AxisAdapter(HttpAdapter):
@@ -30,8 +38,10 @@ class AxisAdapter(HttpAdapter):
             Capability.LOCKOUT_POLICY,
             Capability.FIRMWARE_UPGRADE,
             Capability.SET_PASSWORD,
+            Capability.SETTINGS,
         }
     )
+    settable: ClassVar[frozenset[Setting]] = frozenset(const.SETTING_PARAMS)
 
     async def _params(self, group: str) -> dict[str, str]:
         reply = await self.get(const.PARAM + group, const.TEXT_TYPES)
@@ -105,3 +115,13 @@ class AxisAdapter(HttpAdapter):
         )
         if not reply.body.strip().startswith(f"Modified account {username}".encode()):
             raise BadResponse("axis: pwdgrp update did not answer 'Modified account'")
+
+    async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
+        """All changes in one request; the camera applies them in order and answers "OK"."""
+        params = {}
+        for setting, value in changes.items():
+            words = const.SYNC_SOURCES if setting is Setting.NTP else const.FLAG_WORDS
+            params[const.SETTING_PARAMS[setting]] = (
+                value if isinstance(value, str) else words[not value]
+            )
+        await self.set_by_query(const.PARAM_UPDATE, params, const.TEXT_TYPES)

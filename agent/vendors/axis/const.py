@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from agent.vendors.models import Setting
+
 VENDOR: Final = "axis"
 SERVER_BANNERS: Final = frozenset({"apache"})  # AXIS OS 10-11 (Apache httpd, as the lab persona)
 BASIC_DEVICE_INFO: Final = "/axis-cgi/basicdeviceinfo.cgi"
@@ -37,3 +39,16 @@ FIRMWARE_MANAGEMENT: Final = "/axis-cgi/firmwaremanagement.cgi"
 FIRMWARE_API_VERSION: Final = "1.4"
 # + user (query) and pwd (secret query parameter); answers "Modified account <user>."
 PWDGRP_UPDATE: Final = "/axis-cgi/pwdgrp.cgi?action=update"
+
+# Settings a remediation writes, in one param.cgi update: setting -> parameter ("yes"/"no" for
+# flags; the time source is "NTP" or "None").
+PARAM_UPDATE: Final = "/axis-cgi/param.cgi?action=update"
+SETTING_PARAMS: Final = {
+    Setting.SSH: f"{SSH}.Enabled",
+    Setting.UPNP: f"{UPNP}.Enabled",
+    Setting.P2P: f"{REMOTE_SERVICE}.Enabled",
+    Setting.NTP: f"{TIME}.SyncSource",
+    Setting.NTP_SERVER: f"{TIME}.NTP.Server",
+}
+FLAG_WORDS: Final = ("yes", "no")
+SYNC_SOURCES: Final = ("NTP", "None")

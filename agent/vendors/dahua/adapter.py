@@ -16,6 +16,8 @@ from agent.vendors.models import (
     DeviceIdentity,
     LockoutPolicy,
     ServiceState,
+    Setting,
+    SettingValue,
     TimeInfo,
 )
 
@@ -36,8 +38,10 @@ class DahuaAdapter(HttpAdapter):
             Capability.LOGIN,
             Capability.FIRMWARE_UPGRADE,
             Capability.SET_PASSWORD,
+            Capability.SETTINGS,
         }
     )
+    settable: ClassVar[frozenset[Setting]] = frozenset(const.SETTING_KEYS)
 
     async def _text(self, path: str) -> bytes:
         return (await self.get(path, const.TEXT_TYPES)).body
@@ -109,6 +113,16 @@ class DahuaAdapter(HttpAdapter):
         )
         if reply.body.strip() != b"OK":
             raise BadResponse("dahua: modifyPassword did not answer OK")
+
+    async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
+        """All changes in one request; the camera applies them in order and answers "OK"."""
+        params = {
+            const.SETTING_KEYS[setting]: (
+                value if isinstance(value, str) else const.FLAG_WORDS[not value]
+            )
+            for setting, value in changes.items()
+        }
+        await self.set_by_query(const.SET_CONFIG, params, const.TEXT_TYPES)
 
 
 def lockout_policy(table: Mapping[str, str]) -> LockoutPolicy:

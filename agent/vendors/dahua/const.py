@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from agent.vendors.models import Setting
+
 VENDOR: Final = "dahua"
 SERVER_BANNERS: Final = frozenset({"webs"})  # the Server header of the lab's Dahua persona
 SOFTWARE_VERSION: Final = "/cgi-bin/magicBox.cgi?action=getSoftwareVersion"
@@ -36,3 +38,16 @@ ROLES: Final = {"admin": "administrator", "user": "user"}
 UPLOAD_FIRMWARE: Final = "/cgi-bin/upgrader.cgi?action=uploadFirmware"
 # + name (query), pwd and pwdOld (secret query parameters); answers "OK"
 MODIFY_PASSWORD: Final = "/cgi-bin/userManager.cgi?action=modifyPassword"  # noqa: S105 (a URL)
+
+# Settings a remediation writes, in one setConfig request: setting -> config key (the tables
+# the audit reads above; "true"/"false" for flags).
+SET_CONFIG: Final = "/cgi-bin/configManager.cgi?action=setConfig"
+SETTING_KEYS: Final = {
+    Setting.SSH: "SSHD.Enable",
+    Setting.UPNP: "UPnP.Enable",
+    Setting.P2P: "T2UServer.Enable",
+    Setting.DDNS: "DDNS[0].Enable",
+    Setting.NTP: "NTP.Enable",
+    Setting.NTP_SERVER: "NTP.Address",
+}
+FLAG_WORDS: Final = ("true", "false")

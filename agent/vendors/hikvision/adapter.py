@@ -14,6 +14,8 @@ from agent.vendors.models import (
     DeviceIdentity,
     LockoutPolicy,
     ServiceState,
+    Setting,
+    SettingValue,
     TimeInfo,
 )
 
@@ -31,8 +33,10 @@ class HikvisionAdapter(HttpAdapter):
             Capability.LOGIN,
             Capability.FIRMWARE_UPGRADE,
             Capability.SET_PASSWORD,
+            Capability.SETTINGS,
         }
     )
+    settable: ClassVar[frozenset[Setting]] = frozenset(const.SETTING_RESOURCES)
 
     def detect_lock(self, reply: Reply) -> CameraError | None:
         signal = parsers.lock_signal(reply.body)
@@ -110,3 +114,17 @@ class HikvisionAdapter(HttpAdapter):
         reply = await self.put(const.USER + user, document, "application/xml", const.XML_TYPES)
         if not parsers.status_ok(reply.body):
             raise BadResponse("hikvision: the password change was not answered OK")
+
+    async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
+        """One resource at a time: GET its document, change the element, PUT it back; the
+        camera answers a ResponseStatus (a refusal is an HTTP error or a statusCode not OK)."""
+        for setting, value in changes.items():
+            path, root, element = const.SETTING_RESOURCES[setting]
+            if isinstance(value, str):
+                text = value
+            else:
+                text = const.TIME_MODES[not value] if setting is Setting.NTP else str(value).lower()
+            document = parsers.with_text(await self._xml(path), root, element, text)
+            reply = await self.put(path, document, "application/xml", const.XML_TYPES)
+            if not parsers.status_ok(reply.body):
+                raise BadResponse(f"hikvision: the {setting.value} change was not answered OK")

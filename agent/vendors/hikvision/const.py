@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from agent.vendors.models import Setting
+
 VENDOR: Final = "hikvision"
 # Server headers: "webserver" (DS-2CD2xx3G2, 5.5+ firmware, as the lab persona), "App-webs/"
 # (older IP cameras), "DNVRS-Webs" (DVR/NVR web servers)
@@ -28,3 +30,15 @@ ROLES: Final = {"administrator": "administrator", "operator": "operator", "viewe
 UPDATE_FIRMWARE: Final = "/ISAPI/System/updateFirmware"
 USER: Final = "/ISAPI/Security/users/"  # + the id from USERS: PUT a User document
 NAMESPACE: Final = "http://www.hikvision.com/ver20/XMLSchema"
+
+# Settings a remediation writes: GET the resource, change one element, PUT the document back
+# (resource, document element, element changed).
+SETTING_RESOURCES: Final = {
+    Setting.TELNET: (TELNETD, "Telnetd", "enabled"),
+    Setting.SSH: (SSH, "SSH", "enabled"),
+    Setting.UPNP: (UPNP, "UPnP", "enabled"),
+    Setting.P2P: (EZVIZ, "EZVIZ", "enabled"),
+    Setting.NTP: (TIME, "Time", "timeMode"),
+    Setting.NTP_SERVER: (NTP_SERVERS, "NTPServerList", "hostName"),
+}
+TIME_MODES: Final = ("NTP", "manual")  # timeMode for True, False

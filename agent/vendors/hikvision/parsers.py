@@ -215,3 +215,19 @@ def lock_signal(body: bytes) -> str | None:
     if (_text(check, "lockStatus") or "").lower() != "lock":
         return None
     return f"account locked, unlockTime={_text(check, 'unlockTime') or '?'} s"
+
+
+def with_text(body: bytes, root: str, name: str, text: str) -> bytes:
+    """The ``root`` document ``body`` with its first ``name`` element set to ``text``, to PUT
+    back (the namespace kept as the camera's default one)."""
+    document = parse_xml(body, root)
+    element = next((e for e in document.iter() if _local(e.tag) == name), None)
+    if element is None:
+        raise ValueError(f"<{root}> has no <{name}>")
+    element.text = text
+    namespace = document.tag[1:].partition("}")[0] if document.tag.startswith("{") else ""
+    for each in document.iter():  # written back as the camera wrote it: a default namespace
+        each.tag = _local(each.tag)
+    if namespace:
+        document.set("xmlns", namespace)
+    return bytes(ET.tostring(document, encoding="utf-8", xml_declaration=True))

@@ -1,0 +1,94 @@
+"""The settings a camera lets a client change (services, cloud, time), and how it misbehaves.
+
+A persona's ``set_settings`` routes (``lab.persona``) map each setting to where the request
+carries it; the camera keeps the values (``Camera.settings``) across reboots and every read
+route answers from them. Real cameras do not always do what they are told, so a camera can be
+seeded (``[write_faults]`` in its persona or in LAB.toml, or ``Camera.write_faults`` at run
+time) to:
+
+===========  ==================================================================================
+ignore       answer "OK" to a write of these settings and keep the old value
+clamp        answer "OK" and store the given value instead of the one asked for
+fail_after   apply this many more setting writes, then refuse the next one (once): a change
+             of several settings stops half-way with the first ones applied
+===========  ==================================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, get_args
+
+__all__ = [
+    "BOOL_SETTINGS",
+    "SETTING_NAMES",
+    "SettingName",
+    "SettingValue",
+    "WriteFaults",
+    "WriteOutcome",
+    "parse_value",
+    "parse_write_faults",
+    "setting_name",
+]
+
+SettingName = Literal["telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "ntp_server", "discoverable"]
+SettingValue = bool | str
+SETTING_NAMES: Final[tuple[SettingName, ...]] = get_args(SettingName)
+BOOL_SETTINGS: Final = frozenset({"telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "discoverable"})
+MAX_TEXT: Final = 255  # longest text value a camera stores (a host name)
+_TRUE: Final = frozenset({"true", "yes", "1", "on"})
+_FALSE: Final = frozenset({"false", "no", "0", "off"})
+# the time source as vendors name it too (Hikvision timeMode, Axis Time.SyncSource)
+_WORDS: Final = {"ntp": (_TRUE | {"ntp"}, _FALSE | {"manual", "none"})}
+
+
+def parse_value(name: SettingName, raw: str) -> SettingValue | None:
+    """``raw`` as the value of ``name`` (vendor spellings of booleans), or None if invalid."""
+    if name in BOOL_SETTINGS:
+        word = raw.strip().lower()
+        on, off = _WORDS.get(name, (_TRUE, _FALSE))
+        return True if word in on else False if word in off else None
+    text = raw.strip()
+    valid = len(text) <= MAX_TEXT and text.isprintable() and " " not in text
+    return text if valid else None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteFaults:
+    """How a camera mishandles setting writes (see the module's table)."""
+
+    ignore: frozenset[SettingName] = frozenset()
+    clamp: dict[SettingName, SettingValue] = field(default_factory=dict)
+    fail_after: int | None = None
+
+
+WriteOutcome = Literal["applied", "refused"]
+
+
+def setting_name(name: object) -> SettingName:
+    """``name`` as a setting name; ValueError naming the known ones."""
+    if name not in SETTING_NAMES:
+        raise ValueError(f"unknown setting {name!r}; known: {', '.join(SETTING_NAMES)}")
+    return name
+
+
+def parse_write_faults(raw: dict[str, Any]) -> WriteFaults:
+    """A ``[write_faults]`` table (``ignore``, ``clamp``, ``fail_after``); ValueError if bad."""
+    unknown = sorted(set(raw) - {"ignore", "clamp", "fail_after"})
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r}")
+    ignore = raw.get("ignore", [])
+    clamp = raw.get("clamp", {})
+    fail_after = raw.get("fail_after")
+    if not isinstance(ignore, list) or not isinstance(clamp, dict):
+        raise ValueError("ignore is a list of setting names, clamp a table of them")
+    if fail_after is not None and (type(fail_after) is not int or fail_after < 0):
+        raise ValueError(f"fail_after: expected a count >= 0, got {fail_after!r}")
+    clamped: dict[SettingName, SettingValue] = {}
+    for key, value in clamp.items():
+        name = setting_name(key)
+        parsed = parse_value(name, str(value).lower() if type(value) is bool else str(value))
+        if parsed is None or type(value) is not type(parsed):
+            raise ValueError(f"clamp.{key}: {value!r} is not a value of this setting")
+        clamped[name] = parsed
+    return WriteFaults(frozenset(setting_name(n) for n in ignore), clamped, fail_after)

@@ -1,0 +1,126 @@
+"""The vendor adapters read and write the remediable settings of the lab's cameras (Hikvision
+ISAPI read-modify-write, Dahua configManager setConfig, Axis param.cgi update): a write the
+camera applies reads back, an ignored or clamped one reads back what the camera kept, a refusal
+half-way raises ``BadResponse`` with the earlier change kept, and a bad value or a setting the
+vendor cannot take is refused before anything is sent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agent.vendors.axis.adapter import AxisAdapter
+from agent.vendors.base import Adapter, AdapterConfig, BadResponse, Unsupported
+from agent.vendors.dahua.adapter import DahuaAdapter
+from agent.vendors.hikvision.adapter import HikvisionAdapter
+from agent.vendors.models import Credential, Interface, Setting, SettingValue, Target
+from lab.fleet import Fleet
+from lab.settings import WriteFaults
+from lab.testing import LabFactory
+from tests.lab.test_settings_writes import LAB, PASSWORD
+
+pytestmark = pytest.mark.integration
+
+KINDS: dict[str, type[Adapter]] = {
+    "hikvision": HikvisionAdapter,
+    "dahua": DahuaAdapter,
+    "axis": AxisAdapter,
+}
+CONFIG = AdapterConfig(timeout_s=10.0)
+BEFORE: dict[str, dict[Setting, SettingValue]] = {
+    "hikvision": {
+        Setting.TELNET: True,
+        Setting.SSH: True,
+        Setting.UPNP: True,
+        Setting.P2P: True,
+        Setting.NTP: False,
+    },
+    "dahua": {
+        Setting.SSH: True,
+        Setting.UPNP: True,
+        Setting.P2P: True,
+        Setting.DDNS: True,
+        Setting.NTP: False,
+    },
+    "axis": {Setting.SSH: True, Setting.UPNP: True, Setting.P2P: True, Setting.NTP: False},
+}
+FIX: dict[Setting, SettingValue] = {
+    Setting.SSH: False,
+    Setting.UPNP: False,
+    Setting.P2P: False,
+    Setting.NTP: True,
+    Setting.NTP_SERVER: "127.0.0.123",
+}
+
+
+@pytest.fixture
+async def adapters(lab_fleet: LabFactory) -> AsyncIterator[tuple[Fleet, dict[str, Adapter]]]:
+    fleet = await lab_fleet(LAB)
+    made = {
+        name: kind(
+            Target(name, fleet[name].host, {Interface.HTTP: fleet[name].ports["http"]}),
+            CONFIG,
+            Credential("admin", PASSWORD),
+        )
+        for name, kind in KINDS.items()
+    }
+    yield fleet, made
+    for adapter in made.values():
+        await adapter.close()
+
+
+@pytest.mark.parametrize("persona", KINDS)
+async def test_read_write_read_back(
+    adapters: tuple[Fleet, dict[str, Adapter]], persona: str
+) -> None:
+    fleet, made = adapters
+    adapter = made[persona]
+    before = (await adapter.read_settings()).values
+    assert before == BEFORE[persona]  # a manual clock names no NTP server: left out
+    changes = {Setting.TELNET: False, **FIX} if persona == "hikvision" else dict(FIX)
+    if persona == "dahua":
+        changes[Setting.DDNS] = False
+    await adapter.write_settings(changes)
+    after = (await adapter.read_settings()).values
+    assert after == changes
+    camera = fleet[persona].camera
+    assert {s.value: camera.settings[s.value] for s in changes} == {
+        s.value: v for s, v in changes.items()
+    }
+
+
+@pytest.mark.parametrize("persona", KINDS)
+async def test_ignored_clamped_and_half_way(
+    adapters: tuple[Fleet, dict[str, Adapter]], persona: str
+) -> None:
+    fleet, made = adapters
+    adapter, camera = made[persona], fleet[persona].camera
+    camera.write_faults = WriteFaults(ignore=frozenset({"upnp"}), clamp={"ntp_server": "127.0.0.1"})
+    await adapter.write_settings({Setting.UPNP: False, Setting.NTP_SERVER: "127.0.0.123"})
+    values = (await adapter.read_settings()).values
+    assert (values[Setting.UPNP], values[Setting.NTP_SERVER]) == (True, "127.0.0.1")
+
+    camera.write_faults = WriteFaults(fail_after=0)
+    with pytest.raises(BadResponse):
+        await adapter.write_settings({Setting.SSH: False, Setting.P2P: False})
+    assert (await adapter.read_settings()).values[Setting.SSH] is True  # nothing applied
+
+    camera.write_faults = WriteFaults(fail_after=1)
+    with pytest.raises(BadResponse):
+        await adapter.write_settings({Setting.SSH: False, Setting.P2P: False})
+    values = (await adapter.read_settings()).values
+    assert (values[Setting.SSH], values[Setting.P2P]) == (False, True)  # failed half-way
+
+
+async def test_refused_before_anything_is_sent(adapters: tuple[Fleet, dict[str, Adapter]]) -> None:
+    fleet, made = adapters
+    camera = fleet["axis"].camera
+    sent = len(camera.log)
+    with pytest.raises(Unsupported, match="cannot set telnet"):
+        await made["axis"].write_settings({Setting.TELNET: False})
+    with pytest.raises(ValueError, match="ntp_server"):
+        await made["axis"].write_settings({Setting.NTP_SERVER: "pool.ntp.org&Network.SSH=yes"})
+    with pytest.raises(ValueError, match="true or false"):
+        await made["axis"].write_settings({Setting.SSH: "no"})
+    assert len(camera.log) == sent
