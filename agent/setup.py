@@ -316,8 +316,9 @@ def _enroll(run: AgentSetup, config: AgentConfig) -> None:
                  progress=_progress(run), say=run.say)  # fmt: skip
 
 
-def setup(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def setup(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Every step; 0 when done, 1 with one clear line when a step cannot go on."""
+    out = out or sys.stdout
     try:
         run = AgentSetup(args, out)
         data = run.config_values()

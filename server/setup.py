@@ -416,8 +416,9 @@ def _web_certificate(
     return f"{stem}.crt", f"{stem}.key"
 
 
-def setup(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def setup(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run every step; 0 when done, 1 with one clear line when a step cannot go on."""
+    out = out or sys.stdout
     run = ServerSetup(args, out)
     try:
         s = run.settings()

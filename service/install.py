@@ -192,6 +192,7 @@ class Asker:
 
     def confirm(self, question: str, default: bool = True) -> bool:
         if self.yes:
+            self.out.write(f"{question} {'yes' if default else 'no'} (--yes)\n")
             return default
         answer = self._line(f"{question} [{'Y/n' if default else 'y/N'}]: ").lower()
         return default if not answer else answer in ("y", "yes")
