@@ -297,20 +297,18 @@ def _enroll(run: AgentSetup, config: AgentConfig) -> None:
     from agent.cli import enroll_agent  # noqa: PLC0415  # one enrollment path for both commands
 
     files = config.mqtt_tls
-    enrolled = (config.state_path / ENROLLMENT_FILE).exists()
-    if enrolled and (files is None or files.cert.exists()):
+    token = None
+    if (config.state_path / ENROLLMENT_FILE).exists():
         run.say("enrollment: done before, kept")
-        return
+        if files is None or files.cert.exists():
+            return
+    elif run.args.token_file is not None:
+        token = read_secret_file(run.args.token_file, "--token-file")
+    else:
+        token = run.ask.secret("enrollment token", "--token-file")
     key = load_key(config.key_path)
     server = config.collector_url
     assert server is not None  # config_values() always sets it
-    if not enrolled:
-        if run.args.token_file is not None:
-            token = read_secret_file(run.args.token_file, "--token-file")
-        else:
-            token = run.ask.secret("enrollment token", "--token-file")
-    else:
-        token = None
     wait_s = min(max(run.args.wait_s, 0.0), MAX_WAIT_S)
     enroll_agent(config, key, server, token, poll_s=run.args.poll_s, wait_s=wait_s,
                  progress=_progress(run), say=run.say)  # fmt: skip
