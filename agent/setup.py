@@ -33,16 +33,7 @@ from agent.errors import AgentError
 from agent.identity import ENROLLMENT_FILE, keygen, load_key
 from agent.inventory.discover import Host, Scope, sweep
 from protocol.configfile import ConfigError
-from service.install import (
-    Asker,
-    Entry,
-    SetupError,
-    enable_service,
-    hand_over,
-    read_secret_file,
-    render_toml,
-    write_file,
-)
+from service import install
 
 __all__ = ["add_arguments", "setup"]
 
@@ -119,14 +110,16 @@ class AgentSetup:
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
         self.args = args
         self.out = out
-        self.ask = Asker(args.yes, out=out)
+        self.ask = install.Asker(args.yes, out=out)
         self.path: Path = args.config
         self.current: dict[str, Any] = {}
         if self.path.exists():
             try:
                 self.current = tomllib.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-                raise SetupError(f"{self.path}: cannot read it ({exc}): fix or remove it") from exc
+                raise install.SetupError(
+                    f"{self.path}: cannot read it ({exc}): fix or remove it"
+                ) from exc
 
     def say(self, text: str) -> None:
         self.out.write(f"{text}\n")
@@ -183,20 +176,30 @@ def _render(data: dict[str, Any]) -> str:
         "camera_subnets": "The ONLY addresses an audit sends a packet to (baseline §5).",
         "id": "",
     }
-    top = [Entry(k, v, notes.get(k, "")) for k, v in data.items() if not isinstance(v, dict | list)
-           or (isinstance(v, list) and not all(isinstance(i, dict) for i in v))]  # fmt: skip
-    tables: list[tuple[str, list[Entry]]] = [("", top)]
+    top = [
+        install.Entry(k, v, notes.get(k, ""))
+        for k, v in data.items()
+        if not isinstance(v, dict) and not (isinstance(v, list) and _tables(v))
+    ]
+    tables: list[tuple[str, list[install.Entry]]] = [("", top)]
     for key, value in data.items():
         if isinstance(value, dict):
             tables.append(_table(f"[{key}]", value, notes))
-        elif isinstance(value, list) and value and all(isinstance(i, dict) for i in value):
+        elif isinstance(value, list) and _tables(value):
             tables.extend(_table(f"[[{key}]]", item, notes) for item in value)
-    return render_toml(HEADER, tables)
+    return install.render_toml(HEADER, tables)
 
 
-def _table(title: str, values: dict[str, Any], notes: dict[str, str]) -> tuple[str, list[Entry]]:
+def _tables(value: list[Any]) -> bool:
+    """An array of tables (``[[cameras]]``), not an array of values."""
+    return bool(value) and all(isinstance(item, dict) for item in value)
+
+
+def _table(
+    title: str, values: dict[str, Any], notes: dict[str, str]
+) -> tuple[str, list[install.Entry]]:
     """One table; its own sub-tables (``assumed_lockout``) are written inline."""
-    return title, [Entry(k, v, notes.get(k, "")) for k, v in values.items()]
+    return title, [install.Entry(k, v, notes.get(k, "")) for k, v in values.items()]
 
 
 def _keys(run: AgentSetup, config: AgentConfig) -> None:
@@ -217,7 +220,9 @@ def _keys(run: AgentSetup, config: AgentConfig) -> None:
     if vault_key.exists():
         run.say(f"vault key: {vault_key} kept")
     else:
-        write_file(vault_key, secrets.token_bytes(32), 0o640 if os.geteuid() == 0 else 0o600, USER)
+        install.write_file(
+            vault_key, secrets.token_bytes(32), 0o640 if os.geteuid() == 0 else 0o600, USER
+        )
         run.say(f"vault key: {vault_key} created")
 
 
@@ -238,7 +243,9 @@ def _cameras(run: AgentSetup, config: AgentConfig, data: dict[str, Any]) -> list
     for item in run.args.camera or []:
         ident, sep, address = item.partition("=")
         if not sep or _name(ident) or not address:
-            raise SetupError(f"--camera {item!r}: give ID=ADDRESS, e.g. lobby-door=192.0.2.10")
+            raise install.SetupError(
+                f"--camera {item!r}: give ID=ADDRESS, e.g. lobby-door=192.0.2.10"
+            )
         wanted.append((ident, address))
     discover = run.args.discover or (
         not run.args.yes and run.ask.confirm("look for cameras on the camera subnets?")
@@ -258,7 +265,7 @@ def _cameras(run: AgentSetup, config: AgentConfig, data: dict[str, Any]) -> list
         if ident in known or address in known:
             continue
         if not Scope(config.network.subnets).contains(address):
-            raise SetupError(f"camera {ident} ({address}) is outside the camera subnets")
+            raise install.SetupError(f"camera {ident} ({address}) is outside the camera subnets")
         cameras.append({"id": ident, "address": address, "credentials_ref": ident})
         known |= {ident, address}
         added.append(ident)
@@ -275,7 +282,7 @@ def _credentials(run: AgentSetup, config: AgentConfig, added: Sequence[str]) -> 
     username = run.ask.value("the cameras' user name", "--camera-username",
                              a.camera_username, "admin")  # fmt: skip
     if a.camera_password_file is not None:
-        password = read_secret_file(a.camera_password_file, "--camera-password-file")
+        password = install.read_secret_file(a.camera_password_file, "--camera-password-file")
     else:
         question = f"password of {username} on the cameras"
         password = run.ask.secret(question, "--camera-password-file")
@@ -303,7 +310,7 @@ def _enroll(run: AgentSetup, config: AgentConfig) -> None:
         if files is None or files.cert.exists():
             return
     elif run.args.token_file is not None:
-        token = read_secret_file(run.args.token_file, "--token-file")
+        token = install.read_secret_file(run.args.token_file, "--token-file")
     else:
         token = run.ask.secret("enrollment token", "--token-file")
     key = load_key(config.key_path)
@@ -321,19 +328,19 @@ def setup(args: argparse.Namespace, out: TextIO | None = None) -> int:
         run = AgentSetup(args, out)
         data = run.config_values()
         run.path.parent.mkdir(parents=True, exist_ok=True)
-        write_file(run.path, _render(data).encode(), 0o640, USER)
+        install.write_file(run.path, _render(data).encode(), 0o640, USER)
         config = load_config(run.path)
         _keys(run, config)
         added = _cameras(run, config, data)
         if added:
-            write_file(run.path, _render(data).encode(), 0o640, USER)
+            install.write_file(run.path, _render(data).encode(), 0o640, USER)
             config = load_config(run.path)
         run.say(f"config: {run.path} ({len(config.cameras)} camera(s))")
         _credentials(run, config, added)
         _enroll(run, config)
-        hand_over(config.state_path, USER)
-        enable_service(UNIT, not args.no_enable, out)
-    except (SetupError, AgentError, ConfigError, OSError) as exc:
+        install.hand_over(config.state_path, USER)
+        install.enable_service(UNIT, not args.no_enable, out)
+    except (install.SetupError, AgentError, ConfigError, OSError) as exc:
         print(f"camwarden-agent: setup: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -36,16 +36,7 @@ from server.keys import load_or_create
 from server.orgcsv import OrgCsvError, Step, Stored, parse, plan
 from server.pki import CertificateAuthority, write_pem
 from server.storage import Repository
-from service.install import (
-    Asker,
-    Entry,
-    SetupError,
-    enable_service,
-    hand_over,
-    read_secret_file,
-    render_toml,
-    write_file,
-)
+from service import install
 
 __all__ = ["add_arguments", "setup"]
 
@@ -155,7 +146,7 @@ def _database_url(answer: str, state_dir: str) -> str:
         return f"sqlite:///{Path(state_dir) / 'collector.db'}"
     if "://" in answer:
         if not answer.startswith(("sqlite:///", "postgresql")):
-            raise SetupError("--database: a SQLite path, or a postgresql+psycopg:// URL")
+            raise install.SetupError("--database: a SQLite path, or a postgresql+psycopg:// URL")
         return answer
     return f"sqlite:///{Path(answer).resolve()}"
 
@@ -164,7 +155,7 @@ class ServerSetup:
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
         self.args = args
         self.out = out
-        self.ask = Asker(args.yes, out=out)
+        self.ask = install.Asker(args.yes, out=out)
         self.drop_in = args.config.with_name(f"{args.config.stem}.d") / DROP_IN
         self.current: dict[str, Any] = {}
         if self.drop_in.exists():
@@ -224,28 +215,29 @@ class ServerSetup:
 
     def write_settings(self, s: dict[str, Any], web: tuple[str, str]) -> None:
         pki = str(Path(s["state_dir"]) / "pki")
-        tables: list[tuple[str, list[Entry]]] = [
-            ("", [Entry("state_dir", s["state_dir"], "The collector's state: keys, PKI, SQLite.")]),
-            ("[database]", [Entry("url", s["database"], "SQLAlchemy URL of the database.")]),
+        E = install.Entry  # noqa: N806  # one letter: the table below reads as the file
+        tables: list[tuple[str, list[install.Entry]]] = [
+            ("", [E("state_dir", s["state_dir"], "The collector's state: keys, PKI, SQLite.")]),
+            ("[database]", [E("url", s["database"], "SQLAlchemy URL of the database.")]),
             ("[mqtt]", [
-                Entry("host", s["brokers"][0], "The broker, over mutual TLS (Mosquitto)."),
-                Entry("port", s["broker_port"]),
-                Entry("tls", True),
-                Entry("ca_file", f"{pki}/ca.crt"),
-                Entry("cert_file", f"{pki}/collector.crt", "CN camwarden-collector"),
-                Entry("key_file", f"{pki}/collector.key"),
-                Entry("dynamic_security", True, "Agents get their broker role on approval."),
+                E("host", s["brokers"][0], "The broker, over mutual TLS (Mosquitto)."),
+                E("port", s["broker_port"]),
+                E("tls", True),
+                E("ca_file", f"{pki}/ca.crt"),
+                E("cert_file", f"{pki}/collector.crt", "CN camwarden-collector"),
+                E("key_file", f"{pki}/collector.key"),
+                E("dynamic_security", True, "Agents get their broker role on approval."),
             ]),
             ("[http]", [
-                Entry("bind", s["bind"], "HTTPS for the dashboard, the API and the agents."),
-                Entry("port", s["web_port"]),
-                Entry("tls_cert_file", web[0]),
-                Entry("tls_key_file", web[1]),
+                E("bind", s["bind"], "HTTPS for the dashboard, the API and the agents."),
+                E("port", s["web_port"]),
+                E("tls_cert_file", web[0]),
+                E("tls_key_file", web[1]),
             ]),
-            ("[pki]", [Entry("ca_dir", pki, "The broker CA: agents' certificates on approval.")]),
+            ("[pki]", [E("ca_dir", pki, "The broker CA: agents' certificates on approval.")]),
         ]  # fmt: skip
-        text = render_toml(HEADER, tables)
-        write_file(self.drop_in, text.encode(), 0o640, USER)
+        text = install.render_toml(HEADER, tables)
+        install.write_file(self.drop_in, text.encode(), 0o640, USER)
         self.say(f"settings: {self.drop_in}")
 
     def config(self) -> ServerConfig:
@@ -254,7 +246,7 @@ class ServerSetup:
 
 def _admin_password(args: argparse.Namespace) -> str | None:
     if args.admin_password_file is not None:
-        return read_secret_file(args.admin_password_file, "--admin-password-file")
+        return install.read_secret_file(args.admin_password_file, "--admin-password-file")
     from_env = os.environ.get(PASSWORD_ENV)
     if from_env:
         return from_env
@@ -280,7 +272,7 @@ def _admin(run: ServerSetup, repo: Repository) -> None:
             password = run.ask.secret(f"password of {name}", "--admin-password-file")
         s.create_user(name, password, "admin", None)
     except ScopeError as exc:
-        raise SetupError(f"administrator {name}: {exc}") from exc
+        raise install.SetupError(f"administrator {name}: {exc}") from exc
     run.say(f"administrator {name}: created")
 
 
@@ -295,9 +287,9 @@ def _orgs(run: ServerSetup, repo: Repository, path: Path) -> None:
         tree = [Stored(n.id, n.parent_id, n.kind, n.name, n.site) for n in s.org_tree()]
         steps = plan(rows, tree)
     except OSError as exc:
-        raise SetupError(f"--orgs: cannot read {path}: {exc.strerror}") from exc
+        raise install.SetupError(f"--orgs: cannot read {path}: {exc.strerror}") from exc
     except OrgCsvError as exc:
-        raise SetupError(f"{path}: the organisation tree is refused:\n{exc}") from exc
+        raise install.SetupError(f"{path}: the organisation tree is refused:\n{exc}") from exc
     new = [step for step in steps if step.action == "add"]
     run.say(f"organisation tree from {path}: {len(new)} to add, {len(steps) - len(new)} stored")
     for step in steps:
@@ -307,7 +299,7 @@ def _orgs(run: ServerSetup, repo: Repository, path: Path) -> None:
     try:
         _apply(s, new, tree)
     except ScopeError as exc:
-        raise SetupError(f"{path}: {exc}") from exc
+        raise install.SetupError(f"{path}: {exc}") from exc
     run.say(f"organisation tree: {len(new)} added")
 
 
@@ -359,11 +351,11 @@ def _broker_files(run: ServerSetup, pki: Path, port: int) -> None:
     etc, state = run.args.mosquitto_dir, run.args.mosquitto_state_dir
     source = next((d for d in PACKAGED if (d / BROKER_CONF).exists()), None)
     if source is None:
-        raise SetupError(f"no {BROKER_CONF} in {' or '.join(map(str, PACKAGED))}")
+        raise install.SetupError(f"no {BROKER_CONF} in {' or '.join(map(str, PACKAGED))}")
     certs = etc / "certs" / "camwarden"
     for name, mode in (("ca.crt", 0o644), ("server.crt", 0o644), ("crl.pem", 0o644),
                        ("server.key", 0o640)):  # fmt: skip
-        write_file(certs / name, (pki / name).read_bytes(), mode, "mosquitto")
+        install.write_file(certs / name, (pki / name).read_bytes(), mode, "mosquitto")
     os.chmod(certs, 0o750)  # noqa: S103  # root and the mosquitto group only
     conf = (source / BROKER_CONF).read_text(encoding="utf-8")
     conf = conf.replace("/etc/mosquitto/", f"{etc}/").replace("/var/lib/mosquitto/", f"{state}/")
@@ -377,10 +369,10 @@ def _broker_files(run: ServerSetup, pki: Path, port: int) -> None:
             )
             + "\n"
         )
-    write_file(etc / "conf.d" / BROKER_CONF, conf.encode(), 0o644)
+    install.write_file(etc / "conf.d" / BROKER_CONF, conf.encode(), 0o644)
     dynsec = state / "camwarden-dynamic-security.json"
     if not dynsec.exists():  # the plugin rewrites it: installed once
-        write_file(dynsec, (source / DYNSEC).read_bytes(), 0o600)
+        install.write_file(dynsec, (source / DYNSEC).read_bytes(), 0o600)
         if os.geteuid() == 0 and shutil.which("mosquitto"):
             shutil.chown(dynsec, "mosquitto", "mosquitto")
     run.say(f"broker config: {etc / 'conf.d' / BROKER_CONF} (restart mosquitto to load it)")
@@ -391,14 +383,16 @@ def _web_certificate(
 ) -> tuple[str, str]:
     a = run.args
     if (a.web_cert is None) != (a.web_key is None):
-        raise SetupError("--web-cert and --web-key go together")
+        raise install.SetupError("--web-cert and --web-key go together")
     if a.web_cert is not None:
         try:
             ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
                 a.web_cert, a.web_key
             )
         except (OSError, ssl.SSLError) as exc:
-            raise SetupError(f"--web-cert/--web-key: not a certificate and its key: {exc}") from exc
+            raise install.SetupError(
+                f"--web-cert/--web-key: not a certificate and its key: {exc}"
+            ) from exc
         run.say(f"HTTPS certificate: {a.web_cert} (yours)")
         return str(a.web_cert.resolve()), str(a.web_key.resolve())
     stem = Path(s["state_dir"]) / "pki" / "web"
@@ -438,9 +432,9 @@ def setup(args: argparse.Namespace, out: TextIO | None = None) -> int:
         finally:
             repo.close()
         _broker_files(run, state / "pki", s["broker_port"])
-        hand_over(state, USER)
-        enable_service(UNIT, not args.no_enable, out)
-    except SetupError as exc:
+        install.hand_over(state, USER)
+        install.enable_service(UNIT, not args.no_enable, out)
+    except install.SetupError as exc:
         print(f"camwarden-server: setup: {exc}", file=sys.stderr)
         return 1
     run.say("next: camwarden-server tokens create --site SITE, then each agent's setup")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import getpass
 import grp
-import json
 import os
 import pwd
 import shutil
@@ -23,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from protocol.configfile import scalar
 
 __all__ = [
     "Asker",
@@ -52,20 +53,6 @@ class Entry:
     comment: str = ""
 
 
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # a TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_scalar(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
 def render_toml(header: str, tables: Sequence[tuple[str, Sequence[Entry]]]) -> str:
     """A TOML document: ``header`` as comment lines, then each table (``""`` for the top level,
     ``"[mqtt]"``, ``"[[cameras]]"``) with its entries, each after its comment."""
@@ -75,13 +62,14 @@ def render_toml(header: str, tables: Sequence[tuple[str, Sequence[Entry]]]) -> s
             out.extend(["", title])
         for entry in entries:
             out.extend(f"# {line}".rstrip() for line in entry.comment.splitlines())
-            out.append(f"{entry.key} = {_scalar(entry.value)}")
+            out.append(f"{entry.key} = {scalar(entry.value)}")
     return "\n".join(out) + "\n"
 
 
 def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> None:
-    """Replace ``path`` atomically with ``data``, mode set before a byte is written; as root,
-    owned by root and ``group`` (the service's group) when that group exists."""
+    """Replace ``path`` with ``data``: a reader sees the old file or the new one, never a part,
+    and the new one survives a crash once this returns. ``mode`` is set before any byte is
+    written (keys); as root, owned by root and ``group`` (the service's) when it exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -96,6 +84,11 @@ def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _gid(group: str) -> int:
