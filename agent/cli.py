@@ -21,9 +21,8 @@ import contextlib
 import getpass
 import json
 import logging
-import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -32,8 +31,9 @@ from joserfc.jwk import OKPKey
 from agent import __version__, certificate, setup
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import setup_logging
+from agent.enrollment import enroll_agent, trust_collector
 from agent.errors import AgentBusy, AgentError
-from agent.identity import enroll, keygen, load_key
+from agent.identity import keygen, load_key
 from agent.state import exclusive
 from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps, layer_paths, read_layers
@@ -205,6 +205,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             else check_config(args.config, offline=args.offline)
         )
     config: AgentConfig = load_config(args.config)
+    trust_collector(config)
     if args.command == "scan":
         return _scan(config, cameras=args.camera, as_json=args.json)
     if args.command == "vault":
@@ -396,43 +397,6 @@ def enroll_command(args: argparse.Namespace, config: AgentConfig, key: OKPKey) -
     if files is not None and not files.cert.exists():
         print("MQTT certificate: not yet (enroll --wait)")
     return 0
-
-
-def enroll_agent(
-    config: AgentConfig,
-    key: OKPKey,
-    server: str,
-    token: str | None,
-    *,
-    poll_s: float,
-    wait_s: float,
-    say: Callable[[str], object],
-    progress: Callable[[float], None] | None = None,
-) -> None:
-    """Enroll with ``token`` (None: enrolled before), with the MQTT TLS public key when
-    ``[mqtt] tls``; then, if ``wait_s``, wait that long for approval and the certificate."""
-    files = config.mqtt_tls
-    if token is not None:
-        answer = enroll(
-            server,
-            token,
-            agent_id=config.agent_id,
-            site=config.site,
-            key=key,
-            hostname=socket.gethostname(),
-            state_dir=config.state_path,
-            mqtt_public_key=certificate.tls_key(files.key) if files else None,
-        )
-        say(f"enrolled {config.agent_id} at site {config.site}: {answer['status']}")
-        if files is not None and answer.get("mqtt_certificate"):
-            certificate.store(files, answer["mqtt_certificate"], answer["mqtt_ca"])
-    if files is not None and not files.cert.exists() and wait_s > 0:
-        say("waiting for approval and the MQTT certificate")
-        certificate.wait(
-            server, config, key, files, poll_s=poll_s, limit_s=wait_s, progress=progress
-        )
-    if files is not None and files.cert.exists():
-        say(f"MQTT certificate: {files.cert}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

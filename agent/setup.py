@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
+from agent.enrollment import enroll_agent, trust_collector
 from agent.errors import AgentError
 from agent.identity import ENROLLMENT_FILE, keygen, load_key
 from agent.inventory.discover import Host, Scope, sweep
@@ -54,6 +55,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent-id", help="this agent's name (letters, digits, _.-)")
     p.add_argument("--site", help="the site's name, as the collector's organisation tree has it")
     p.add_argument("--collector-url", help="the collector, e.g. https://collector.tinh-x.vn:8443")
+    p.add_argument(
+        "--collector-ca",
+        type=Path,
+        help="the CA of the collector's HTTPS certificate (its pki/ca.crt), when generated",
+    )
     p.add_argument("--broker", help="the broker as HOST:PORT (mutual TLS; default port 8883)")
     p.add_argument("--camera-subnet", action="append", help="a camera subnet, CIDR (repeatable)")
     p.add_argument("--port-offset", type=int, help="added to every camera port (a test lab)")
@@ -142,6 +148,8 @@ class AgentSetup:
                                    ("state_dir", a.state_dir, "/var/lib/camwarden"),
                                    ("vault_key_file", a.vault_key_file, VAULT_KEY)):  # fmt: skip
             data[key] = flag or cur.get(key) or default
+        if a.collector_ca is not None:
+            data["collector_ca_file"] = str(self.path.parent / "collector-ca.crt")
         mqtt = dict(cur.get("mqtt", {}))
         now = f"{mqtt['host']}:{mqtt.get('port', 8883)}" if "host" in mqtt else None
         broker = ask.value("broker HOST:PORT", "--broker", a.broker, now, _broker)
@@ -301,8 +309,6 @@ def _progress(run: AgentSetup) -> Callable[[float], None]:
 
 
 def _enroll(run: AgentSetup, config: AgentConfig) -> None:
-    from agent.cli import enroll_agent  # noqa: PLC0415  # one enrollment path for both commands
-
     files = config.mqtt_tls
     token = None
     if (config.state_path / ENROLLMENT_FILE).exists():
@@ -321,6 +327,18 @@ def _enroll(run: AgentSetup, config: AgentConfig) -> None:
                  progress=_progress(run), say=run.say)  # fmt: skip
 
 
+def _collector_ca(run: AgentSetup, source: Path, target: Path) -> None:
+    from cryptography import x509  # noqa: PLC0415
+
+    try:
+        pem = source.read_bytes()[: 64 * 1024]
+        x509.load_pem_x509_certificate(pem)
+    except (OSError, ValueError) as exc:
+        raise install.SetupError(f"--collector-ca: {source} is not a PEM certificate") from exc
+    install.write_file(target, pem, 0o644)
+    run.say(f"collector CA: {target} (HTTPS to the collector trusts it only)")
+
+
 def setup(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Every step; 0 when done, 1 with one clear line when a step cannot go on."""
     out = out or sys.stdout
@@ -328,8 +346,11 @@ def setup(args: argparse.Namespace, out: TextIO | None = None) -> int:
         run = AgentSetup(args, out)
         data = run.config_values()
         run.path.parent.mkdir(parents=True, exist_ok=True)
+        if args.collector_ca is not None:
+            _collector_ca(run, args.collector_ca, Path(data["collector_ca_file"]))
         install.write_file(run.path, _render(data).encode(), 0o640, USER)
         config = load_config(run.path)
+        trust_collector(config)
         _keys(run, config)
         added = _cameras(run, config, data)
         if added:

@@ -375,7 +375,7 @@ def _broker_files(run: ServerSetup, pki: Path, port: int) -> None:
         install.write_file(dynsec, (source / DYNSEC).read_bytes(), 0o600)
         if os.geteuid() == 0 and shutil.which("mosquitto"):
             shutil.chown(dynsec, "mosquitto", "mosquitto")
-    run.say(f"broker config: {etc / 'conf.d' / BROKER_CONF} (restart mosquitto to load it)")
+    run.say(f"broker config: {etc / 'conf.d' / BROKER_CONF}")
 
 
 def _web_certificate(
@@ -433,6 +433,7 @@ def setup(args: argparse.Namespace, out: TextIO | None = None) -> int:
             repo.close()
         _broker_files(run, state / "pki", s["broker_port"])
         install.hand_over(state, USER)
+        install.enable_service("mosquitto.service", not args.no_enable, out, restart=True)
         install.enable_service(UNIT, not args.no_enable, out)
     except install.SetupError as exc:
         print(f"camwarden-server: setup: {exc}", file=sys.stderr)

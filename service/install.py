@@ -202,13 +202,13 @@ class Asker:
         return self._line(f"{question}: ")
 
 
-def enable_service(unit: str, enable: bool, out: TextIO) -> None:
-    """``systemctl enable --now unit`` where systemd runs and ``enable``; else print what to
-    run (a container, a chroot, or ``--no-enable``)."""
-    command = ["systemctl", "enable", "--now", unit]
+def enable_service(unit: str, enable: bool, out: TextIO, *, restart: bool = False) -> None:
+    """``systemctl enable --now unit`` (``restart``: ``systemctl restart unit``) where systemd
+    runs and ``enable``; else print what to run (a container, a chroot, or ``--no-enable``)."""
+    command = ["systemctl", "restart", unit] if restart else ["systemctl", "enable", "--now", unit]
     systemctl = shutil.which("systemctl")
     if not enable or systemctl is None or not Path("/run/systemd/system").is_dir():
-        out.write(f"start the service with: {' '.join(command)}\n")
+        out.write(f"then run: {' '.join(command)}\n")
         return
     try:
         subprocess.run(  # noqa: S603  # fixed argv, no shell
@@ -219,4 +219,4 @@ def enable_service(unit: str, enable: bool, out: TextIO) -> None:
         raise SetupError(f"{' '.join(command)} failed: {reason}") from exc
     except subprocess.TimeoutExpired as exc:
         raise SetupError(f"{' '.join(command)} took over {SYSTEMCTL_TIMEOUT_S:.0f} s") from exc
-    out.write(f"service {unit} enabled and started\n")
+    out.write(f"service {unit} {'restarted' if restart else 'enabled and started'}\n")

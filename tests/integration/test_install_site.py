@@ -73,7 +73,7 @@ def collector(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[di
     assert server_main(argv) == 0
     first = capsys.readouterr().out
     assert "organisation tree: 4 added" in first
-    assert "start the service with: systemctl enable --now camwarden-server" in first
+    assert "then run: systemctl enable --now camwarden-server" in first
     assert server_main(argv) == 0  # again: nothing new
     again = capsys.readouterr().out
     assert "0 to add, 4 stored" in again
@@ -132,12 +132,13 @@ def test_install_site(
     server = ["--config", f"{collector['etc']}/server.toml"]
     assert server_main([*server, "tokens", "create", "--site", "hq", "--approved"]) == 0
     token = secret(tmp_path / "token", capsys.readouterr().out.strip())
-    monkeypatch.setenv("SSL_CERT_FILE", collector["ca"])  # the guide's update-ca-certificates
+    # setup's --collector-ca sets it in this process too: restored after the test
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent")
     site = tmp_path / "site"
     config = site / "agent.toml"
     argv = [
         "setup", "--config", str(config), "--yes", "--agent-id", "pi-lobby-01", "--site", "hq",
-        "--collector-url", collector["url"],
+        "--collector-url", collector["url"], "--collector-ca", collector["ca"],
         "--broker", collector["broker"], "--camera-subnet", f"{base}/24",
         "--port-offset", "10000", "--discover", "--camera-username", "admin",
         "--camera-password-file", str(secret(tmp_path / "camera-pw", PASSWORD)),
