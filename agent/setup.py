@@ -33,7 +33,7 @@ from agent.enrollment import enroll_agent, trust_collector
 from agent.errors import AgentError
 from agent.identity import ENROLLMENT_FILE, keygen, load_key
 from agent.inventory.discover import Host, Scope, sweep
-from protocol.configfile import ConfigError
+from protocol.configfile import ConfigError, Entry, render
 from service import install
 
 __all__ = ["add_arguments", "setup"]
@@ -185,17 +185,17 @@ def _render(data: dict[str, Any]) -> str:
         "id": "",
     }
     top = [
-        install.Entry(k, v, notes.get(k, ""))
+        Entry(k, v, notes.get(k, ""))
         for k, v in data.items()
         if not isinstance(v, dict) and not (isinstance(v, list) and _tables(v))
     ]
-    tables: list[tuple[str, list[install.Entry]]] = [("", top)]
+    tables: list[tuple[str, list[Entry]]] = [("", top)]
     for key, value in data.items():
         if isinstance(value, dict):
             tables.append(_table(f"[{key}]", value, notes))
         elif isinstance(value, list) and _tables(value):
             tables.extend(_table(f"[[{key}]]", item, notes) for item in value)
-    return install.render_toml(HEADER, tables)
+    return render(HEADER, tables)
 
 
 def _tables(value: list[Any]) -> bool:
@@ -203,11 +203,9 @@ def _tables(value: list[Any]) -> bool:
     return bool(value) and all(isinstance(item, dict) for item in value)
 
 
-def _table(
-    title: str, values: dict[str, Any], notes: dict[str, str]
-) -> tuple[str, list[install.Entry]]:
+def _table(title: str, values: dict[str, Any], notes: dict[str, str]) -> tuple[str, list[Entry]]:
     """One table; its own sub-tables (``assumed_lockout``) are written inline."""
-    return title, [install.Entry(k, v, notes.get(k, "")) for k, v in values.items()]
+    return title, [Entry(k, v, notes.get(k, "")) for k, v in values.items()]
 
 
 def _keys(run: AgentSetup, config: AgentConfig) -> None:

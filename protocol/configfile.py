@@ -224,3 +224,25 @@ def dumps(config: Any) -> str:
     out: list[str] = []
     _table(redact(msgspec.to_builtins(config)), "", out)
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ``key = value`` line of a written config, after its comment lines."""
+
+    key: str
+    value: Any
+    comment: str = ""
+
+
+def render(header: str, tables: Sequence[tuple[str, Sequence[Entry]]]) -> str:
+    """A TOML document: ``header`` as comment lines, then each table (``""`` for the top level,
+    ``"[mqtt]"``, ``"[[cameras]]"``) with its entries, each after its comment."""
+    out = [f"# {line}".rstrip() for line in header.splitlines()]
+    for title, entries in tables:
+        if title:
+            out.extend(["", title])
+        for entry in entries:
+            out.extend(f"# {line}".rstrip() for line in entry.comment.splitlines())
+            out.append(f"{entry.key} = {scalar(entry.value)}")
+    return "\n".join(out) + "\n"

@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from protocol.configfile import Entry, render
 from server.config import ServerConfig, load_config
 from server.keys import load_or_create
 from server.orgcsv import OrgCsvError, Step, Stored, parse, plan
@@ -215,28 +216,29 @@ class ServerSetup:
 
     def write_settings(self, s: dict[str, Any], web: tuple[str, str]) -> None:
         pki = str(Path(s["state_dir"]) / "pki")
-        E = install.Entry  # noqa: N806  # one letter: the table below reads as the file
-        tables: list[tuple[str, list[install.Entry]]] = [
-            ("", [E("state_dir", s["state_dir"], "The collector's state: keys, PKI, SQLite.")]),
-            ("[database]", [E("url", s["database"], "SQLAlchemy URL of the database.")]),
-            ("[mqtt]", [
-                E("host", s["brokers"][0], "The broker, over mutual TLS (Mosquitto)."),
-                E("port", s["broker_port"]),
-                E("tls", True),
-                E("ca_file", f"{pki}/ca.crt"),
-                E("cert_file", f"{pki}/collector.crt", "CN camwarden-collector"),
-                E("key_file", f"{pki}/collector.key"),
-                E("dynamic_security", True, "Agents get their broker role on approval."),
-            ]),
-            ("[http]", [
-                E("bind", s["bind"], "HTTPS for the dashboard, the API and the agents."),
-                E("port", s["web_port"]),
-                E("tls_cert_file", web[0]),
-                E("tls_key_file", web[1]),
-            ]),
-            ("[pki]", [E("ca_dir", pki, "The broker CA: agents' certificates on approval.")]),
-        ]  # fmt: skip
-        text = install.render_toml(HEADER, tables)
+        mqtt = [
+            Entry("host", s["brokers"][0], "The broker, over mutual TLS (Mosquitto)."),
+            Entry("port", s["broker_port"]),
+            Entry("tls", True),
+            Entry("ca_file", f"{pki}/ca.crt"),
+            Entry("cert_file", f"{pki}/collector.crt", "CN camwarden-collector"),
+            Entry("key_file", f"{pki}/collector.key"),
+            Entry("dynamic_security", True, "Agents get their broker role on approval."),
+        ]
+        http = [
+            Entry("bind", s["bind"], "HTTPS: the dashboard, the API and the agents."),
+            Entry("port", s["web_port"]),
+            Entry("tls_cert_file", web[0]),
+            Entry("tls_key_file", web[1]),
+        ]
+        tables = [
+            ("", [Entry("state_dir", s["state_dir"], "Keys, PKI and the SQLite database.")]),
+            ("[database]", [Entry("url", s["database"], "SQLAlchemy URL of the database.")]),
+            ("[mqtt]", mqtt),
+            ("[http]", http),
+            ("[pki]", [Entry("ca_dir", pki, "The broker CA: agents' certificates on approval.")]),
+        ]
+        text = render(HEADER, tables)
         install.write_file(self.drop_in, text.encode(), 0o640, USER)
         self.say(f"settings: {self.drop_in}")
 

@@ -1,6 +1,7 @@
 """What ``camwarden-agent setup`` and ``camwarden-server setup`` share: questions asked on the
-terminal (or answered by flags with ``--yes``), a commented TOML file written atomically, files
-handed to the service account, and the unit enabled where systemd runs.
+terminal (or answered by flags with ``--yes``), files written atomically and handed to the
+service account, and the unit enabled where systemd runs (their config files are rendered by
+``protocol.configfile.render``).
 
 Errors::
 
@@ -18,21 +19,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
-
-from protocol.configfile import scalar
+from typing import TextIO
 
 __all__ = [
     "Asker",
-    "Entry",
     "SetupError",
     "enable_service",
     "hand_over",
     "read_secret_file",
-    "render_toml",
     "write_file",
 ]
 
@@ -42,28 +39,6 @@ SYSTEMCTL_TIMEOUT_S = 120.0
 
 class SetupError(Exception):
     """A setup step cannot go on; the message names the flag, file or command to fix."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One ``key = value`` line of a written config, after its comment lines."""
-
-    key: str
-    value: Any
-    comment: str = ""
-
-
-def render_toml(header: str, tables: Sequence[tuple[str, Sequence[Entry]]]) -> str:
-    """A TOML document: ``header`` as comment lines, then each table (``""`` for the top level,
-    ``"[mqtt]"``, ``"[[cameras]]"``) with its entries, each after its comment."""
-    out = [f"# {line}".rstrip() for line in header.splitlines()]
-    for title, entries in tables:
-        if title:
-            out.extend(["", title])
-        for entry in entries:
-            out.extend(f"# {line}".rstrip() for line in entry.comment.splitlines())
-            out.append(f"{entry.key} = {scalar(entry.value)}")
-    return "\n".join(out) + "\n"
 
 
 def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> None:
