@@ -29,7 +29,7 @@ from agent.identity import load_key
 from agent.vendors.versions import canonical_vendor, known_vendors
 from protocol.configfile import Origin, locate
 
-__all__ = ["Problem", "problems"]
+__all__ = ["Problem", "problems", "service_uid"]
 
 # RFC 1123 host name: labels of letters, digits and inner hyphens, not all-numeric at the end
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -141,7 +141,7 @@ def _vendor_problem(camera: CameraConfig) -> str | None:
 def _file_problems(config: AgentConfig) -> Iterator[Problem]:
     from agent.vault import VaultError, load_vault_key  # noqa: PLC0415  # cryptography
 
-    owner = _service_uid(config.state_path)
+    owner = service_uid(config.state_path)
     try:
         load_key(config.key_path, owner)
     except AgentError as exc:
@@ -171,7 +171,7 @@ def _file_problems(config: AgentConfig) -> Iterator[Problem]:
             yield Problem("error", key, text)
 
 
-def _service_uid(state_dir: Path) -> int | None:
+def service_uid(state_dir: Path) -> int | None:
     """Root checks the service's files: their owner is the state directory's (None: this user)."""
     if os.geteuid() != 0:
         return None

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
+from agent.configcheck import service_uid
 from agent.enrollment import enroll_agent, trust_collector
 from agent.errors import AgentError
 from agent.identity import ENROLLMENT_FILE, keygen, load_key
@@ -215,7 +216,7 @@ def _keys(run: AgentSetup, config: AgentConfig) -> None:
         (config.state_path / ENROLLMENT_FILE).unlink(missing_ok=True)
         run.say(f"agent key: {key_path} removed (--new-key): enrolling again")
     if key_path.exists():
-        load_key(key_path)  # refuses a key others can read
+        load_key(key_path, service_uid(config.state_path))  # refuses a key others can read
         run.say(f"agent key: {key_path} kept")
     else:
         config.state_path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -317,7 +318,7 @@ def _enroll(run: AgentSetup, config: AgentConfig) -> None:
         token = install.read_secret_file(run.args.token_file, "--token-file")
     else:
         token = run.ask.secret("enrollment token", "--token-file")
-    key = load_key(config.key_path)
+    key = load_key(config.key_path, service_uid(config.state_path))
     server = config.collector_url
     assert server is not None  # config_values() always sets it
     wait_s = min(max(run.args.wait_s, 0.0), MAX_WAIT_S)

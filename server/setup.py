@@ -19,6 +19,7 @@ Steps, each skipped when already done and not asked for again:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import ipaddress
 import os
@@ -375,8 +376,9 @@ def _broker_files(run: ServerSetup, pki: Path, port: int) -> None:
     dynsec = state / "camwarden-dynamic-security.json"
     if not dynsec.exists():  # the plugin rewrites it: installed once
         install.write_file(dynsec, (source / DYNSEC).read_bytes(), 0o600)
-        if os.geteuid() == 0 and shutil.which("mosquitto"):
-            shutil.chown(dynsec, "mosquitto", "mosquitto")
+        if os.geteuid() == 0:
+            with contextlib.suppress(LookupError):  # no mosquitto user: not installed yet
+                shutil.chown(dynsec, "mosquitto", "mosquitto")
     run.say(f"broker config: {etc / 'conf.d' / BROKER_CONF}")
 
 
