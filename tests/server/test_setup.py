@@ -13,6 +13,7 @@ import pytest
 
 from server.cli import main
 from server.orgcsv import OrgCsvError, Stored, parse, plan
+from server.pki import CertificateAuthority, write_pem
 from server.storage import Repository
 from server.web.scope import CLI, Scoped
 
@@ -152,3 +153,25 @@ def test_yes_without_a_password_fails_clearly(
     monkeypatch.setenv("CAMWARDEN_ADMIN_PASSWORD", "a long admin pass 42")
     assert main(argv[: argv.index("--admin-password-file")]) == 0
     assert "administrator admin: created" in capsys.readouterr().out
+
+
+def test_given_certificate_is_checked_and_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--web-cert/--web-key: a pair that does not belong together is refused before anything
+    is written; a good one is what [http] names, instead of a generated one."""
+    ca = CertificateAuthority.create("the organisation's CA")
+    cert, key = write_pem(ca.issue_server_certificate(["camera.tinh-x.vn"], []), tmp_path / "web")
+    other = write_pem(ca.issue_server_certificate(["other.tinh-x.vn"], []), tmp_path / "other")
+    assert key is not None
+    assert other[1] is not None
+    monkeypatch.setenv("CAMWARDEN_ADMIN_PASSWORD", "a long admin pass 42")
+    base = _argv(tmp_path, "--yes", "--state-dir", str(tmp_path / "state"))
+    assert main([*base, "--web-cert", str(cert), "--web-key", str(other[1])]) == 1
+    assert "--web-cert/--web-key: not a certificate and its key" in capsys.readouterr().err
+    assert not (tmp_path / "etc" / "server.d" / "50-setup.toml").exists()
+    assert main([*base, "--web-cert", str(cert), "--web-key", str(key)]) == 0
+    assert f"HTTPS certificate: {cert} (yours)" in capsys.readouterr().out
+    settings = tomllib.loads((tmp_path / "etc" / "server.d" / "50-setup.toml").read_text())
+    assert settings["http"]["tls_cert_file"] == str(cert)
+    assert not (tmp_path / "state" / "pki" / "web.crt").exists()
