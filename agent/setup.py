@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import json
 import os
 import secrets
 import socket
@@ -310,7 +311,8 @@ def _progress(run: AgentSetup) -> Callable[[float], None]:
 def _enroll(run: AgentSetup, config: AgentConfig) -> None:
     files = config.mqtt_tls
     token = None
-    if (config.state_path / ENROLLMENT_FILE).exists():
+    enrollment = config.state_path / ENROLLMENT_FILE
+    if enrollment.exists():
         run.say("enrollment: done before, kept")
         if files is None or files.cert.exists():
             return
@@ -324,6 +326,28 @@ def _enroll(run: AgentSetup, config: AgentConfig) -> None:
     wait_s = min(max(run.args.wait_s, 0.0), MAX_WAIT_S)
     enroll_agent(config, key, server, token, poll_s=run.args.poll_s, wait_s=wait_s,
                  progress=_progress(run), say=run.say)  # fmt: skip
+    if files is not None and not files.cert.exists():
+        raise install.SetupError(
+            "no broker certificate yet: once the agent is approved, run camwarden-agent setup"
+            " again (it fetches the certificate, then enables the service)"
+        )
+
+
+def _same_identity(data: dict[str, Any], new_key: bool) -> None:
+    """Refuse, before any file changes, to rename an enrolled agent or move it to another site:
+    the collector knows it by both (``--new-key`` enrolls again under the new ones)."""
+    enrollment = Path(data["state_dir"]) / ENROLLMENT_FILE
+    if new_key or not enrollment.exists():
+        return
+    try:
+        before = json.loads(enrollment.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise install.SetupError(f"{enrollment}: unreadable ({exc})") from exc
+    if (before.get("agent_id"), before.get("site")) != (data["agent_id"], data["site"]):
+        raise install.SetupError(
+            f"this agent is enrolled as {before.get('agent_id')} at site {before.get('site')}:"
+            " to enroll under a new name or site, add --new-key"
+        )
 
 
 def _collector_ca(run: AgentSetup, source: Path, target: Path) -> None:
@@ -344,6 +368,7 @@ def setup(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         run = AgentSetup(args, out)
         data = run.config_values()
+        _same_identity(data, args.new_key)
         run.path.parent.mkdir(parents=True, exist_ok=True)
         if args.collector_ca is not None:
             _collector_ca(run, args.collector_ca, Path(data["collector_ca_file"]))

@@ -148,6 +148,10 @@ class Asker:
         if self.yes:
             if default is None:
                 raise SetupError(f"{question}: give {flag} (--yes asks nothing)")
+            problem = check(default) if check else None
+            if problem:
+                raise SetupError(f"{question}: the default {default!r} will not do ({problem}):"
+                                 f" give {flag}")  # fmt: skip
             return default
         for _attempt in range(5):
             shown = f" [{default}]" if default else ""

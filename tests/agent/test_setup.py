@@ -45,14 +45,17 @@ def test_answers_on_stdin_then_nothing_changes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every value asked in turn (a wrong one asked again), the token read from stdin; the
-    agent is enrolled with the collector. A second run with --yes keeps keys and enrollment."""
+    agent is enrolled (the collector has no broker CA, so setup ends saying the certificate is
+    missing). A second run with --yes keeps keys and enrollment, and changes only what it
+    names; it never moves an enrolled agent to another site."""
     token = collector.token("hq")
     answers = ["pi-01", "bad site!", "hq", collector.url, "127.0.0.1:8883", "10.0.0.0/8",
                "192.0.2.0/28", "n", token]  # fmt: skip
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(answers) + "\n"))
     argv = ["setup", *_paths(tmp_path), "--wait-s", "0"]
-    assert main(argv) == 0, capsys.readouterr().err
-    out = capsys.readouterr().out
+    assert main(argv) == 1  # this collector has no broker CA: approved, but no certificate
+    out, err = capsys.readouterr()
+    assert "no broker certificate yet: once the agent is approved, run" in err
     assert "site: " in out
     assert "letters, digits and '_.-'" in out  # "bad site!" refused, asked again
     assert "10.0.0.0/8 has more than 4096 addresses" in out
@@ -68,13 +71,16 @@ def test_answers_on_stdin_then_nothing_changes(
     keys = {name: (site / name).read_bytes() for name in ("agent.key", "vault.key")}
 
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    assert main([*argv, "--yes", "--camera-subnet", "192.0.2.0/27"]) == 0
+    assert main([*argv, "--yes", "--camera-subnet", "192.0.2.0/27"]) == 1
     again = capsys.readouterr().out
     assert "enrollment: done before, kept" in again
     assert {name: (site / name).read_bytes() for name in keys} == keys
     written = tomllib.loads((site / "agent.toml").read_text())
     assert written["network"]["camera_subnets"] == ["192.0.2.0/27"]  # only what was asked
     assert (written["agent_id"], written["site"]) == ("pi-01", "hq")
+    assert main([*argv, "--yes", "--site", "hq2"]) == 1  # enrolled at hq: not silently moved
+    assert "enrolled as pi-01 at site hq: to enroll under a new name" in capsys.readouterr().err
+    assert tomllib.loads((site / "agent.toml").read_text())["site"] == "hq"  # nothing written
 
 
 def test_yes_names_the_missing_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
