@@ -215,6 +215,8 @@ def _keys(run: AgentSetup, config: AgentConfig) -> None:
     if run.args.new_key and key_path.exists():
         key_path.unlink()
         (config.state_path / ENROLLMENT_FILE).unlink(missing_ok=True)
+        if config.mqtt_tls is not None:  # issued to the old key's enrollment
+            config.mqtt_tls.cert.unlink(missing_ok=True)
         run.say(f"agent key: {key_path} removed (--new-key): enrolling again")
     if key_path.exists():
         load_key(key_path, service_uid(config.state_path))  # refuses a key others can read
