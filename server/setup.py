@@ -340,7 +340,7 @@ def _pki(run: ServerSetup, s: dict[str, Any]) -> CertificateAuthority:
         ca = CertificateAuthority.create()
         ca.save(pki)
         run.say(f"broker CA: {pki / 'ca.crt'} created")
-    if run.args.new_certs or not (pki / "server.crt").exists():
+    if run.args.new_certs or set(_names(pki / "server.crt")) != set(s["brokers"]):
         write_pem(ca.issue_server_certificate(*_addresses(s["brokers"])), pki / "server")
         run.say(f"broker certificate for {', '.join(s['brokers'])}: {pki / 'server.crt'}")
     if not (pki / "collector.crt").exists():
@@ -404,7 +404,7 @@ def _web_certificate(
     if current and current != f"{stem}.crt" and not a.new_certs:
         run.say(f"HTTPS certificate: {current} kept")
         return current, _setting(run.current, "http.tls_key_file")
-    if a.new_certs or not stem.with_suffix(".crt").exists():
+    if a.new_certs or set(_names(stem.with_suffix(".crt"))) != set(s["web_hosts"]):
         write_pem(ca.issue_server_certificate(*_addresses(s["web_hosts"])), stem)
         run.say(f"HTTPS certificate for {', '.join(s['web_hosts'])}: {stem}.crt (generated)")
     run.say(

@@ -98,7 +98,11 @@ def test_setup_with_flags_twice(
     assert main(argv) == 0
     assert "organisation tree: 4 added" in capsys.readouterr().out
     assert main(argv) == 0
-    assert "0 to add, 4 stored" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "0 to add, 4 stored" in again
+    assert "broker certificate" not in again  # same names: kept
+    assert main([*argv, "--broker-host", "mqtt.tinh-x.vn"]) == 0
+    assert "broker certificate for 127.0.0.1, mqtt.tinh-x.vn" in capsys.readouterr().out
     tree, admins = _tree_and_admins(db_url)
     assert tree == [
         ("province", "Tỉnh X", None),
