@@ -31,7 +31,7 @@ from agent.trust.identity import load_key
 from agent.vendors.versions import canonical_vendor, known_vendors
 from protocol.configfile import Origin, locate
 
-__all__ = ["Problem", "problems"]
+__all__ = ["Problem", "problems", "service_uid"]
 
 # RFC 1123 host name: labels of letters, digits and inner hyphens, not all-numeric at the end
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -143,7 +143,7 @@ def _vendor_problem(camera: CameraConfig) -> str | None:
 def _file_problems(config: AgentConfig) -> Iterator[Problem]:
     from agent.trust.vault import VaultError, load_vault_key  # noqa: PLC0415  # cryptography
 
-    owner = _service_uid(config.state_path)
+    owner = service_uid(config.state_path)
     try:
         load_key(config.key_path, owner)
     except AgentError as exc:
@@ -161,6 +161,7 @@ def _file_problems(config: AgentConfig) -> Iterator[Problem]:
         files += [("mqtt.ca_file", tls.ca), ("mqtt.cert_file", tls.cert)]
         files.append(("mqtt.key_file", tls.key))
     for key, value in (
+        ("collector_ca_file", config.collector_ca_file),
         ("rotation.escrow_jwk_file", config.rotation.escrow_jwk_file),
         ("advisories.feed_keys_file", config.advisories.feed_keys_file),
     ):
@@ -182,7 +183,7 @@ def _rotation_problems(config: AgentConfig) -> Iterator[Problem]:
         )
 
 
-def _service_uid(state_dir: Path) -> int | None:
+def service_uid(state_dir: Path) -> int | None:
     """Root checks the service's files: their owner is the state directory's (None: this user)."""
     if os.geteuid() != 0:
         return None

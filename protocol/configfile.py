@@ -183,15 +183,18 @@ def redact(value: Any, key: str = "") -> Any:
     return value
 
 
-def _scalar(value: Any) -> str:
+def scalar(value: Any) -> str:
+    """A TOML value: boolean, number, string, array (list or tuple) or inline table."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value)  # ASCII JSON strings are TOML basic strings
-    if isinstance(value, list):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(scalar(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {scalar(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
@@ -204,7 +207,7 @@ def _table(data: Mapping[str, Any], name: str, out: list[str]) -> None:
         if value is None:
             out.append(f"# {key}: not set")
         elif not isinstance(value, dict) and not _is_tables(value):
-            out.append(f"{key} = {_scalar(value)}")
+            out.append(f"{key} = {scalar(value)}")
     for key, value in data.items():
         dotted = f"{name}.{key}" if name else key
         if isinstance(value, dict):
@@ -221,3 +224,25 @@ def dumps(config: Any) -> str:
     out: list[str] = []
     _table(redact(msgspec.to_builtins(config)), "", out)
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ``key = value`` line of a written config, after its comment lines."""
+
+    key: str
+    value: Any
+    comment: str = ""
+
+
+def render(header: str, tables: Sequence[tuple[str, Sequence[Entry]]]) -> str:
+    """A TOML document: ``header`` as comment lines, then each table (``""`` for the top level,
+    ``"[mqtt]"``, ``"[[cameras]]"``) with its entries, each after its comment."""
+    out = [f"# {line}".rstrip() for line in header.splitlines()]
+    for title, entries in tables:
+        if title:
+            out.extend(["", title])
+        for entry in entries:
+            out.extend(f"# {line}".rstrip() for line in entry.comment.splitlines())
+            out.append(f"{entry.key} = {scalar(entry.value)}")
+    return "\n".join(out) + "\n"
