@@ -30,7 +30,7 @@ def test_fresh_root_reports(
         t0 = time.monotonic()
         debootstrap.apt_install(root, debs["agent"], debs["server"])
         installed = time.monotonic() - t0
-        for part in ("agent", "server"):
+        for part in debootstrap.PARTS:
             assert debootstrap.version(root, f"camwarden-{part}").endswith(
                 "+deb13" if release == "trixie" else "+deb12"
             )

@@ -31,6 +31,7 @@ from lab.broker import wait_port
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "packaging" / "deb" / "build.py"
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+PARTS = ("agent", "server")
 # the collector's database inside a root with the packaged configuration
 DATABASE = "var/lib/camwarden-server/collector.db"
 
@@ -149,12 +150,17 @@ def unpacked(tarball: Path, where: Path) -> Iterator[Path]:
 
 
 def in_root(
-    root: Path, *args: str, check: bool = True, user: str | None = None
+    root: Path, *args: str, check: bool = True, user: str | None = None, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """``args`` run inside ``root`` (as ``user``, else root)."""
+    """``args`` run inside ``root`` (as ``user``, else root), ``stdin`` on standard input."""
     spec = [f"--userspec={user}:{user}"] if user else []
     proc = subprocess.run(
-        ["chroot", *spec, str(root), *args], capture_output=True, text=True, check=False, env=ENV
+        ["chroot", *spec, str(root), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=ENV,
     )
     if check:
         assert proc.returncode == 0, f"{args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -175,7 +181,7 @@ def build_debs(out: Path, release: str, *, source: Path = ROOT) -> dict[str, Pat
     if "--release" in help_text:  # packages from before 0.2.0 were built for bookworm only
         args += ["--release", release]
     checked([*args, "--out", str(out), "--work", str(out / "work")])
-    debs = {part: next(out.glob(f"camwarden-{part}_*_amd64.deb")) for part in ("agent", "server")}
+    debs = {part: next(out.glob(f"camwarden-{part}_*_amd64.deb")) for part in PARTS}
     shutil.rmtree(out / "work")
     return debs
 

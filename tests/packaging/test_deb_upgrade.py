@@ -1,0 +1,116 @@
+"""Upgrade from the previous release's packages (0.1.0, bookworm only) to this tree's: the
+configuration, the keys, the vault, the enrolment and the database rows stay, the schema is
+migrated to this tree's head, and once the units run again the site keeps reporting.
+
+The old packages are built from the 0.1.0 commit's own tree (``git archive``) and cached beside
+the debootstrapped roots (they never change). No systemd runs in the root, so the test stops
+and starts the units' ``ExecStart=`` around the upgrade where the maintainer scripts would
+``systemctl restart`` them (prerm/postinst; packaging/deb/maintscripts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from tests.packaging.conftest import Packages
+from tests.support import debootstrap
+from tests.support.debootstrap import PARTS
+from tests.support.mosquitto import Mosquitto, free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1800)]
+
+CONFIG = ("--config", "/etc/camwarden/agent.toml")
+PREVIOUS = "650ba0675d057acb8c96d25c3d68347ef6f3683d"  # v0.1.0
+# what must survive the upgrade byte for byte (the configs were edited by the operator)
+KEPT = (
+    "etc/camwarden/agent.toml",
+    "etc/camwarden/server.toml",
+    "etc/camwarden/vault.key",
+    "var/lib/camwarden/agent.key",
+    "var/lib/camwarden/enrollment.json",
+)
+
+
+def previous_debs(factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The 0.1.0 amd64 packages, built once from that commit and kept in the roots' cache."""
+    debootstrap.skip_unless_possible()
+    cache = debootstrap.cache_dir(factory) / f"debs-{PREVIOUS[:12]}"
+    found = {
+        part: list(cache.glob(f"camwarden-{part}_*_amd64.deb")) for part in ("agent", "server")
+    }
+    if all(found.values()):
+        return {part: debs[0] for part, debs in found.items()}
+    archive = subprocess.run(
+        ["git", "-C", str(debootstrap.ROOT), "archive", "--format=tar", PREVIOUS],
+        capture_output=True,
+        check=False,
+    )
+    if archive.returncode != 0:
+        pytest.skip(f"commit {PREVIOUS[:12]} (v0.1.0) is not in this checkout")
+    work = factory.mktemp("previous")
+    source = work / "src"
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(source, filter="data")
+    partial = work / "debs"
+    debs = debootstrap.build_debs(partial, "bookworm", source=source)
+    shutil.rmtree(cache, ignore_errors=True)
+    partial.replace(cache)
+    shutil.rmtree(work, ignore_errors=True)
+    return {part: cache / deb.name for part, deb in debs.items()}
+
+
+def digests(root: Path) -> dict[str, str]:
+    return {path: hashlib.sha256((root / path).read_bytes()).hexdigest() for path in KEPT}
+
+
+def test_upgrade_from_previous_release_keeps_the_site_reporting(
+    packages: Packages,
+    mosquitto: Mosquitto,
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> None:
+    old, new = previous_debs(tmp_path_factory), packages("bookworm")
+    tarball = debootstrap.root_tarball(tmp_path_factory, "bookworm")
+    head = ScriptDirectory(str(debootstrap.ROOT / "server/storage/migrations")).get_current_head()
+    with debootstrap.unpacked(tarball, tmp_path) as root:
+        debootstrap.apt_install(root, old["agent"], old["server"])
+        before = {p: debootstrap.version(root, f"camwarden-{p}") for p in PARTS}
+        assert before == {"agent": "0.1.0-1", "server": "0.1.0-1"}
+        site = debootstrap.Site(root, mosquitto.port, free_port())
+        site.configure()
+        try:
+            site.start_collector()
+            site.enroll()
+            vault = ("vault", "set", "lobby", "--username", "admin", *CONFIG)
+            debootstrap.in_root(root, "camwarden-agent", *vault, stdin="s3cret-Pass\n")
+            site.agent.start()
+            reports = site.wait_report()
+            site.stop()  # prerm upgrade: the units keep running until postinst restarts them
+            kept = digests(root)
+            rows = debootstrap.stored(root, "site-agent")
+
+            debootstrap.apt_install(root, new["agent"], new["server"])
+            for part in PARTS:
+                after = debootstrap.version(root, f"camwarden-{part}")
+                assert after.endswith("+deb12")
+                compare = ["dpkg", "--compare-versions", before[part], "lt", after]
+                assert debootstrap.in_root(root, *compare, check=False).returncode == 0
+            assert digests(root) == kept
+            assert debootstrap.stored(root, "site-agent") == rows  # nothing lost or added
+
+            site.start_collector()  # `run` migrates first, as systemctl restart would run it
+            site.agent.start()
+            site.wait_report(more_than=reports)
+            assert debootstrap.schema_revision(root) == head
+            listed = debootstrap.in_root(root, "camwarden-agent", "vault", "list", *CONFIG)
+            assert "lobby" in listed.stdout  # from a root shell, with the key the unit uses
+        finally:
+            site.stop()
