@@ -60,6 +60,15 @@ CROSS_CONFIG = ("platform-guessing=disable",)
 # binding, which loads Debian's libpq5 with ctypes
 SYSTEM_LIBPQ = frozenset({"armhf"})
 MIRROR = "http://deb.debian.org/debian"
+# what wheels carry for building against them or for type checkers, never read at run time
+BUILD_ONLY = ("*.c", "*.h", "*.pyx", "*.pxd", "*.pyi")
+# binutils that strip each architecture's shared objects, as dh_strip does (wheels' extensions
+# often keep their symbol tables: cryptography's Rust library sheds 2.8 MiB on amd64)
+STRIP = {
+    "amd64": "x86_64-linux-gnu-strip",
+    "arm64": "aarch64-linux-gnu-strip",
+    "armhf": "arm-linux-gnueabihf-strip",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,8 +340,22 @@ def install_lib(
         shutil.rmtree(lib / name, ignore_errors=True)
     for cache in lib.rglob("__pycache__"):
         shutil.rmtree(cache)
+    for pattern in BUILD_ONLY:
+        for path in lib.rglob(pattern):
+            path.unlink()
+    strip(arch, lib)
     if arch in CROSS:
         check_imports(part, arch, release, work, lib)
+
+
+def strip(arch: str, lib: Path) -> None:
+    """Strip the symbols no loader needs from every shared object (``--strip-unneeded``)."""
+    tool = shutil.which(STRIP[arch])
+    if tool is None:
+        raise Blocked(f"{STRIP[arch]} is missing: scripts/install-system-deps.sh deb")
+    objects = sorted(str(path) for path in lib.rglob("*.so*") if path.is_file())
+    if objects:
+        run([tool, "--strip-unneeded", "--remove-section=.comment", *objects])
 
 
 def glibc_needed(lib: Path, release: Release) -> tuple[int, int]:
