@@ -257,19 +257,28 @@ def wait_http(unit: Unit, port: int) -> None:
         raise AssertionError(f"{unit.name} did not listen:\n{unit.output()}") from None
 
 
-def stored(root: Path, agent_id: str) -> dict[str, int]:
-    """How many messages of each type the collector in ``root`` stored from ``agent_id``."""
+def query(root: Path, sql: str, *params: str) -> list[tuple[str, int]]:
+    """Rows of the collector's database in ``root`` (read-only); none before its migration."""
     path = root / DATABASE
     if not path.exists():
-        return {}
+        return []
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
         try:
-            rows = db.execute(
-                "SELECT type, count(*) FROM messages WHERE agent_id = ? GROUP BY type", (agent_id,)
-            ).fetchall()
-        except sqlite3.OperationalError:  # not migrated yet
-            return {}
-    return {str(kind): int(n) for kind, n in rows}
+            return [(str(key), int(n)) for key, n in db.execute(sql, params).fetchall()]
+        except sqlite3.OperationalError:  # no messages table yet
+            return []
+
+
+def stored(root: Path, agent_id: str) -> dict[str, int]:
+    """How many messages of each type the collector in ``root`` stored from ``agent_id``."""
+    sql = "SELECT type, count(*) FROM messages WHERE agent_id = ? GROUP BY type"
+    return dict(query(root, sql, agent_id))
+
+
+def stored_reports(root: Path) -> dict[str, int]:
+    """How many reports the collector in ``root`` stored, by agent."""
+    sql = "SELECT agent_id, count(*) FROM messages WHERE type = ? GROUP BY agent_id"
+    return dict(query(root, sql, "report"))
 
 
 def schema_revision(root: Path) -> str:
