@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -95,13 +96,24 @@ def fetch(server: str, agent_id: str, key: OKPKey, timeout: float = 10.0) -> tup
 
 
 def wait(
-    server: str, config: AgentConfig, key: OKPKey, files: TlsFiles, *, poll_s: float, limit_s: float
+    server: str,
+    config: AgentConfig,
+    key: OKPKey,
+    files: TlsFiles,
+    *,
+    poll_s: float,
+    limit_s: float,
+    progress: Callable[[float], None] | None = None,
 ) -> None:
-    """Poll until the certificate is issued (the agent approved), then store it."""
-    deadline = time.monotonic() + limit_s
+    """Poll until the certificate is issued (the agent approved), then store it;
+    ``progress`` is told the seconds waited after each unanswered ask."""
+    start = time.monotonic()
     while (found := fetch(server, config.agent_id, key)) is None:
-        if time.monotonic() > deadline:
+        waited = time.monotonic() - start
+        if waited > limit_s:
             raise EnrollmentError(f"no certificate after {limit_s:.0f} s: is the agent approved?")
+        if progress is not None:
+            progress(waited)
         time.sleep(poll_s)
     store(files, *found)
 

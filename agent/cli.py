@@ -21,7 +21,6 @@ import contextlib
 import getpass
 import json
 import logging
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,11 +28,12 @@ from pathlib import Path
 import msgspec
 from joserfc.jwk import OKPKey
 
-from agent import __version__, certificate
+from agent import __version__, certificate, setup
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import setup_logging
+from agent.enrollment import enroll_agent, trust_collector
 from agent.errors import AgentBusy, AgentError
-from agent.identity import enroll, keygen, load_key
+from agent.identity import keygen, load_key
 from agent.state import exclusive
 from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps, layer_paths, read_layers
@@ -61,6 +61,11 @@ EXAMPLES = {
     "vault import-site-key": "camwarden-agent vault import-site-key < site-key.hex",
     "report": "camwarden-agent report --once --out /media/usb/site-report.jws",
     "check-config": "camwarden-agent check-config --config /etc/camwarden/agent.toml",
+    "setup": (
+        "camwarden-agent setup --agent-id pi-lobby-01 --site hq --collector-url"
+        " https://collector.tinh-x.vn:8443 --broker collector.tinh-x.vn:8883"
+        " --camera-subnet 192.168.10.0/24 --discover --token-file token"
+    ),
 }
 
 
@@ -142,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--offline", action="store_true", help="do not try to connect to the collector")
     with_config(p)
+    setup.add_arguments(
+        sub.add_parser(
+            "setup",
+            help="set up this agent: config, keys, cameras, vault, enrollment, service",
+        )
+    )
     return document(parser, EXAMPLES)
 
 
@@ -154,13 +165,29 @@ def check_config(path: Path | None, *, offline: bool = False) -> int:
         config = load_config(path)
         _merged, origins = read_layers(layer_paths(path or DEFAULT_PATH))
     except ConfigError as exc:
-        print(f"camwarden-agent: invalid config: {exc}", file=sys.stderr)
+        print(f"camwarden-agent: invalid config: {_unset(path, exc)}", file=sys.stderr)
         return 2
     print(dumps(config), end="")
     found = problems(config, origins, collector_timeout_s=None if offline else COLLECTOR_TIMEOUT_S)
     for problem in found:
         print(f"camwarden-agent: {problem}", file=sys.stderr)
     return 2 if any(problem.level == "error" for problem in found) else 0
+
+
+def _unset(path: Path | None, error: ConfigError) -> str:
+    """What to do when the required keys are not set (the packaged template), else ``error``."""
+    main = path or DEFAULT_PATH
+    try:
+        merged, _origins = read_layers(layer_paths(main))
+    except ConfigError:
+        return str(error)
+    missing = [key for key in ("agent_id", "site") if key not in merged]
+    if not missing:
+        return str(error)
+    return (
+        f"{main}: {' and '.join(missing)} not set: run `camwarden-agent setup` (it asks for"
+        " each value), or set them in the file (its comments show how)"
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -171,9 +198,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "pubkey":
         print(json.dumps(public_jwk(load_key(args.key)), sort_keys=True))
         return 0
-    if args.command == "check-config":
-        return check_config(args.config, offline=args.offline)
+    if args.command in ("check-config", "setup"):  # setup writes the config it then loads
+        return (
+            setup.setup(args)
+            if args.command == "setup"
+            else check_config(args.config, offline=args.offline)
+        )
     config: AgentConfig = load_config(args.config)
+    trust_collector(config)
     if args.command == "scan":
         return _scan(config, cameras=args.camera, as_json=args.json)
     if args.command == "vault":
@@ -360,25 +392,10 @@ def enroll_command(args: argparse.Namespace, config: AgentConfig, key: OKPKey) -
         certificate.store(files, *found)
         print(f"stored {files.cert}")
         return 0
-    answer = enroll(
-        server,
-        args.token,
-        agent_id=config.agent_id,
-        site=config.site,
-        key=key,
-        hostname=socket.gethostname(),
-        state_dir=config.state_path,
-        mqtt_public_key=certificate.tls_key(files.key) if files else None,
-    )
-    print(f"enrolled {config.agent_id} at site {config.site}: {answer['status']}")
-    if files is not None and answer.get("mqtt_certificate"):
-        certificate.store(files, answer["mqtt_certificate"], answer["mqtt_ca"])
-    elif files is not None and args.wait:
-        print("waiting for approval and the MQTT certificate")
-        certificate.wait(server, config, key, files, poll_s=args.poll_s, limit_s=args.wait_s)
-    if files is not None:
-        done = files.cert.exists()
-        print(f"MQTT certificate: {files.cert if done else 'not yet (enroll --wait)'}")
+    enroll_agent(config, key, server, args.token, poll_s=args.poll_s,
+                 wait_s=args.wait_s if args.wait else 0.0, say=print)  # fmt: skip
+    if files is not None and not files.cert.exists():
+        print("MQTT certificate: not yet (enroll --wait)")
     return 0
 
 

@@ -166,6 +166,7 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     state_dir: str = "/var/lib/camwarden"
     collector_url: str | None = None
     collector_key_file: str | None = None  # the collector's public JWK; default: enrollment.json
+    collector_ca_file: str | None = None  # the CA the collector's HTTPS is checked with
     vault_key_file: str | None = None  # when no systemd credential vault.key is given
     mqtt: MqttConfig = MqttConfig()
     intervals: Intervals = Intervals()

@@ -159,6 +159,7 @@ def _file_problems(config: AgentConfig) -> Iterator[Problem]:
         files += [("mqtt.ca_file", tls.ca), ("mqtt.cert_file", tls.cert)]
         files.append(("mqtt.key_file", tls.key))
     for key, value in (
+        ("collector_ca_file", config.collector_ca_file),
         ("rotation.escrow_jwk_file", config.rotation.escrow_jwk_file),
         ("advisories.feed_keys_file", config.advisories.feed_keys_file),
     ):

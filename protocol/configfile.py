@@ -183,15 +183,18 @@ def redact(value: Any, key: str = "") -> Any:
     return value
 
 
-def _scalar(value: Any) -> str:
+def scalar(value: Any) -> str:
+    """A TOML value: boolean, number, string, array (list or tuple) or inline table."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
         return json.dumps(value)  # ASCII JSON strings are TOML basic strings
-    if isinstance(value, list):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(scalar(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {scalar(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
@@ -204,7 +207,7 @@ def _table(data: Mapping[str, Any], name: str, out: list[str]) -> None:
         if value is None:
             out.append(f"# {key}: not set")
         elif not isinstance(value, dict) and not _is_tables(value):
-            out.append(f"{key} = {_scalar(value)}")
+            out.append(f"{key} = {scalar(value)}")
     for key, value in data.items():
         dotted = f"{name}.{key}" if name else key
         if isinstance(value, dict):

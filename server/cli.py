@@ -26,7 +26,7 @@ from sqlalchemy.exc import NoResultFound
 from protocol import MalformedMessage, import_public_jwk
 from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps
-from server import __version__, advisories, broker_roles
+from server import __version__, advisories, broker_roles, setup
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.firmware import cli as firmware_cli
@@ -61,6 +61,10 @@ configuration error."""
 ORG = '"Tỉnh X/Sở Y"'
 EXAMPLES = {
     "run": "camwarden-server run",
+    "setup": (
+        "camwarden-server setup --yes --admin-password-file /root/admin-password"
+        " --orgs orgs.csv --broker-host mqtt.tinh-x.vn --web-host camera.tinh-x.vn"
+    ),
     "check-config": "camwarden-server --config /etc/camwarden/server.toml check-config",
     "migrate": "camwarden-server migrate",
     "tokens": "camwarden-server tokens create --site lobby --ttl 24h",
@@ -175,6 +179,12 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="migrate, then ingest from MQTT and serve the HTTP API")
+    setup.add_arguments(
+        sub.add_parser(
+            "setup",
+            help="set up the first collector: database, admin, organisations, broker, HTTPS",
+        )
+    )
     sub.add_parser(
         "check-config", help="print the effective config, secrets redacted; exit 2 if invalid"
     )
@@ -354,11 +364,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         handlers=[log_handler("camwarden-server", os.environ, sys.stderr)],
     )
     quiet_libraries(args.verbose)
+    if args.command == "setup":  # before the config: setup writes it
+        return setup.setup(args)
     try:
         config = load_config(args.config, parse_overrides(args.set))
     except (ConfigError, ValueError) as exc:
         print(f"camwarden-server: {exc}", file=sys.stderr)
         return 2
+    return configured(args, config)
+
+
+def configured(args: argparse.Namespace, config: ServerConfig) -> int:
     if args.command == "check-config":
         print(dumps(config), end="")
         return 0

@@ -62,6 +62,8 @@ def run(config: ServerConfig) -> int:
             lifespan="off",
             # forwarded headers are believed only from http.trusted_proxies (server.api)
             proxy_headers=False,
+            ssl_certfile=config.http.tls_cert_file or None,
+            ssl_keyfile=config.http.tls_key_file or None,
         )
     )
     scheduler = Scheduler(

@@ -63,8 +63,13 @@ class HttpConfig(_Section, frozen=True, kw_only=True):
     # requests per source address and minute to the anonymous API (enroll, certificate
     # challenge and fetch, verify-report), with bursts of as many
     anonymous_per_minute: Positive = 30
+    # HTTPS: the certificate chain and its key (PEM); both empty: plain HTTP (behind a proxy)
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
     def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("http: tls_cert_file and tls_key_file go together")
         for entry in self.trusted_proxies:
             try:
                 ipaddress.ip_network(entry, strict=False)

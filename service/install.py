@@ -1,0 +1,222 @@
+"""What ``camwarden-agent setup`` and ``camwarden-server setup`` share: questions asked on the
+terminal (or answered by flags with ``--yes``), a commented TOML file written atomically, files
+handed to the service account, and the unit enabled where systemd runs.
+
+Errors::
+
+    SetupError      a required value is missing in non-interactive mode, or a step failed;
+                    the message says which flag or file to fix
+"""
+
+from __future__ import annotations
+
+import getpass
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from protocol.configfile import scalar
+
+__all__ = [
+    "Asker",
+    "Entry",
+    "SetupError",
+    "enable_service",
+    "hand_over",
+    "read_secret_file",
+    "render_toml",
+    "write_file",
+]
+
+MAX_SECRET_BYTES = 4096  # a password or token file larger than this is refused
+SYSTEMCTL_TIMEOUT_S = 120.0
+
+
+class SetupError(Exception):
+    """A setup step cannot go on; the message names the flag, file or command to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ``key = value`` line of a written config, after its comment lines."""
+
+    key: str
+    value: Any
+    comment: str = ""
+
+
+def render_toml(header: str, tables: Sequence[tuple[str, Sequence[Entry]]]) -> str:
+    """A TOML document: ``header`` as comment lines, then each table (``""`` for the top level,
+    ``"[mqtt]"``, ``"[[cameras]]"``) with its entries, each after its comment."""
+    out = [f"# {line}".rstrip() for line in header.splitlines()]
+    for title, entries in tables:
+        if title:
+            out.extend(["", title])
+        for entry in entries:
+            out.extend(f"# {line}".rstrip() for line in entry.comment.splitlines())
+            out.append(f"{entry.key} = {scalar(entry.value)}")
+    return "\n".join(out) + "\n"
+
+
+def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> None:
+    """Replace ``path`` with ``data``: a reader sees the old file or the new one, never a part,
+    and the new one survives a crash once this returns. ``mode`` is set before any byte is
+    written (keys); as root, owned by root and ``group`` (the service's) when it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        if group and os.geteuid() == 0:
+            os.fchown(fd, 0, _gid(group))
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _gid(group: str) -> int:
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        return 0  # no such group (a source install): root keeps it
+
+
+def hand_over(directory: Path, user: str) -> None:
+    """As root, give ``directory`` and everything in it to the service account ``user`` (the
+    one the package's sysusers.d file makes), so that the service can read what setup wrote as
+    root. Nothing happens when not root or when the account does not exist."""
+    if os.geteuid() != 0:
+        return
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return
+    for root, dirs, files in os.walk(directory):
+        for name in [root, *(os.path.join(root, d) for d in dirs)]:
+            os.chown(name, entry.pw_uid, entry.pw_gid)
+        for name in files:
+            os.chown(os.path.join(root, name), entry.pw_uid, entry.pw_gid)
+
+
+def read_secret_file(path: Path, what: str) -> str:
+    """The first line of a password or token file, which must not be readable by others."""
+    try:
+        info = path.stat()
+        if info.st_mode & 0o004:
+            raise SetupError(f"{path} is readable by everyone: chmod 0600 {path}")
+        with path.open("rb") as f:
+            data = f.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise SetupError(f"{what}: cannot read {path}: {exc.strerror}") from exc
+    if len(data) > MAX_SECRET_BYTES:
+        raise SetupError(f"{what}: {path} is larger than {MAX_SECRET_BYTES} bytes")
+    try:
+        text = data.decode("utf-8").splitlines()[0].strip() if data.strip() else ""
+    except UnicodeDecodeError as exc:
+        raise SetupError(f"{what}: {path} is not UTF-8 text") from exc
+    if not text:
+        raise SetupError(f"{what}: {path} is empty")
+    return text
+
+
+@dataclass
+class Asker:
+    """Questions for the values not given as flags. Interactive: each is asked on the
+    terminal (or read, one line each, from standard input when it is not a terminal), the
+    current value as default. With ``yes``: a value without a default is an error naming its
+    flag, and yes/no questions take their default."""
+
+    yes: bool
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+
+    def _line(self, prompt: str) -> str:
+        self.out.write(prompt)
+        self.out.flush()
+        line = self.stdin.readline()
+        if not line:
+            raise SetupError(f"no answer to {prompt.strip()!r} (end of input)")
+        return line.rstrip("\r\n").strip()
+
+    def value(
+        self,
+        question: str,
+        flag: str,
+        given: str | None,
+        default: str | None = None,
+        check: Callable[[str], str | None] | None = None,
+    ) -> str:
+        """``given`` if not None, else the answer (``default`` on an empty one). ``check``
+        returns what is wrong with a value, or None; asked again when interactive."""
+        if given is not None:
+            problem = check(given) if check else None
+            if problem:
+                raise SetupError(f"{flag}: {problem}")
+            return given
+        if self.yes:
+            if default is None:
+                raise SetupError(f"{question}: give {flag} (--yes asks nothing)")
+            return default
+        for _attempt in range(5):
+            shown = f" [{default}]" if default else ""
+            answer = self._line(f"{question}{shown}: ") or (default or "")
+            problem = check(answer) if check else ("a value is needed" if not answer else None)
+            if answer and not problem:
+                return answer
+            self.out.write(f"  {problem or 'a value is needed'}\n")
+        raise SetupError(f"{question}: no valid answer after 5 tries")
+
+    def confirm(self, question: str, default: bool = True) -> bool:
+        if self.yes:
+            self.out.write(f"{question} {'yes' if default else 'no'} (--yes)\n")
+            return default
+        answer = self._line(f"{question} [{'Y/n' if default else 'y/N'}]: ").lower()
+        return default if not answer else answer in ("y", "yes")
+
+    def secret(self, question: str, flag: str) -> str:
+        """A password: from the terminal without echo (twice), else one line of stdin."""
+        if self.yes:
+            raise SetupError(f"{question}: give {flag} (--yes asks nothing)")
+        if self.stdin.isatty():
+            first = getpass.getpass(f"{question}: ")
+            if getpass.getpass("again: ") != first:
+                raise SetupError("the passwords differ")
+            return first
+        return self._line(f"{question}: ")
+
+
+def enable_service(unit: str, enable: bool, out: TextIO, *, restart: bool = False) -> None:
+    """``systemctl enable --now unit`` (``restart``: ``systemctl restart unit``) where systemd
+    runs and ``enable``; else print what to run (a container, a chroot, or ``--no-enable``)."""
+    command = ["systemctl", "restart", unit] if restart else ["systemctl", "enable", "--now", unit]
+    systemctl = shutil.which("systemctl")
+    if not enable or systemctl is None or not Path("/run/systemd/system").is_dir():
+        out.write(f"then run: {' '.join(command)}\n")
+        return
+    try:
+        subprocess.run(  # noqa: S603  # fixed argv, no shell
+            [systemctl, *command[1:]], check=True, timeout=SYSTEMCTL_TIMEOUT_S, capture_output=True
+        )
+    except subprocess.CalledProcessError as exc:
+        reason = exc.stderr.decode(errors="replace").strip()[:300]
+        raise SetupError(f"{' '.join(command)} failed: {reason}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise SetupError(f"{' '.join(command)} took over {SYSTEMCTL_TIMEOUT_S:.0f} s") from exc
+    out.write(f"service {unit} {'restarted' if restart else 'enabled and started'}\n")
