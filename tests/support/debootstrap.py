@@ -187,14 +187,17 @@ def build_debs(out: Path, release: str, *, source: Path = ROOT) -> dict[str, Pat
 
 
 def apt_install(root: Path, *debs: Path) -> None:
-    """Install local packages with apt, which fetches their dependencies from the mirror."""
+    """Install local packages with apt, which fetches their dependencies from the mirror; a
+    configuration file the operator changed is kept where the package's changed too (dpkg's
+    default answer, which noninteractive apt cannot give)."""
     names = []
     for deb in debs:
         shutil.copy(deb, root / "tmp" / deb.name)
         names.append(f"/tmp/{deb.name}")
     if not (root / "var/lib/apt/lists/lock").exists():
         in_root(root, "apt-get", "update", "-qq")
-    in_root(root, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *names)
+    keep = ("-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold")
+    in_root(root, "apt-get", "install", "-y", "-qq", "--no-install-recommends", *keep, *names)
 
 
 def version(root: Path, package: str) -> str:
