@@ -570,7 +570,14 @@ def write_control(
 
 
 def build(
-    part: Part, arch: str, release: Release, wheel: Path, *, work: Path, out: Path
+    part: Part,
+    arch: str,
+    release: Release,
+    wheel: Path,
+    *,
+    work: Path,
+    out: Path,
+    compression: str = "xz",
 ) -> tuple[Path, int]:
     version = f"{project()['version']}-1{release.suffix}"
     stage = work / f"{part.package}_{release.codename}_{arch}"
@@ -584,7 +591,7 @@ def build(
     deb = out / f"{part.package}_{version}_{arch}.deb"
     env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
     run(
-        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(stage), str(deb)],
+        ["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(stage), str(deb)],
         stdout=subprocess.DEVNULL,
         env=env,
     )
@@ -598,6 +605,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", action="append", choices=sorted(PARTS))
     parser.add_argument("--out", type=Path, default=ROOT / "dist" / "deb")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "deb")
+    parser.add_argument(
+        "--uncompressed",
+        action="store_true",
+        help="dpkg-deb -Znone: for packages installed right away (tests); xz takes minutes",
+    )
     args = parser.parse_args(argv)
     if shutil.which("dpkg-deb") is None:
         print("dpkg-deb is missing (Debian package dpkg)", file=sys.stderr)
@@ -618,7 +630,15 @@ def main(argv: list[str] | None = None) -> int:
                 row = f"{part.package:<18} {codename:<9} {arch:<6}"
                 t0 = time.monotonic()
                 try:
-                    deb, size = build(part, arch, release, wheel, work=work, out=args.out)
+                    deb, size = build(
+                        part,
+                        arch,
+                        release,
+                        wheel,
+                        work=work,
+                        out=args.out,
+                        compression="none" if args.uncompressed else "xz",
+                    )
                 except Blocked as exc:
                     failed += 1
                     print(f"{row} BLOCKED: {exc}")

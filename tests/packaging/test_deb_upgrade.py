@@ -3,9 +3,9 @@ configuration, the keys, the vault, the enrolment and the database rows stay, th
 migrated to this tree's head, and once the units run again the site keeps reporting.
 
 The old packages are built from the 0.1.0 commit's own tree (``git archive``) and cached beside
-the debootstrapped roots (they never change). No systemd runs in the root, so the test stops
-and starts the units' ``ExecStart=`` around the upgrade where the maintainer scripts would
-``systemctl restart`` them (prerm/postinst; packaging/deb/maintscripts).
+the debootstrapped roots (they never change). The units run under the systemctl stand-in
+(tests/support/systemctl.py; no systemd as PID 1 in a chroot), so the new postinst's
+``systemctl restart`` of an active unit is what restarts them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tests.support.mosquitto import Mosquitto, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1800)]
 
+UNITS = ("camwarden-server.service", "camwarden-agent.service")
 CONFIG = ("--config", "/etc/camwarden/agent.toml")
 PREVIOUS = "650ba0675d057acb8c96d25c3d68347ef6f3683d"  # v0.1.0
 # what must survive the upgrade byte for byte (the configs were edited by the operator)
@@ -86,31 +87,24 @@ def test_upgrade_from_previous_release_keeps_the_site_reporting(
         assert before == {"agent": "0.1.0-1", "server": "0.1.0-1"}
         site = debootstrap.Site(root, mosquitto.port, free_port())
         site.configure()
-        try:
-            site.start_collector()
-            site.enroll()
-            vault = ("vault", "set", "lobby", "--username", "admin", *CONFIG)
-            debootstrap.in_root(root, "camwarden-agent", *vault, stdin="s3cret-Pass\n")
-            site.agent.start()
-            reports = site.wait_report()
-            site.stop()  # prerm upgrade: the units keep running until postinst restarts them
-            kept = digests(root)
-            rows = debootstrap.stored(root, "site-agent")
+        site.start()
+        vault = ("vault", "set", "lobby", "--username", "admin", *CONFIG)
+        debootstrap.in_root(root, "camwarden-agent", *vault, stdin="s3cret-Pass\n")
+        reports = site.wait_report()
+        kept = digests(root)
+        pids = {unit: debootstrap.unit_pid(root, unit) for unit in UNITS}
 
-            debootstrap.apt_install(root, new["agent"], new["server"])
-            for part in PARTS:
-                after = debootstrap.version(root, f"camwarden-{part}")
-                assert after.endswith("+deb12")
-                compare = ["dpkg", "--compare-versions", before[part], "lt", after]
-                assert debootstrap.in_root(root, *compare, check=False).returncode == 0
-            assert digests(root) == kept
-            assert debootstrap.stored(root, "site-agent") == rows  # nothing lost or added
-
-            site.start_collector()  # `run` migrates first, as systemctl restart would run it
-            site.agent.start()
-            site.wait_report(more_than=reports)
-            assert debootstrap.schema_revision(root) == head
-            listed = debootstrap.in_root(root, "camwarden-agent", "vault", "list", *CONFIG)
-            assert "lobby" in listed.stdout  # from a root shell, with the key the unit uses
-        finally:
-            site.stop()
+        # the new packages' postinst finds the units active and restarts them
+        debootstrap.apt_install(root, new["agent"], new["server"])
+        for part in PARTS:
+            after = debootstrap.version(root, f"camwarden-{part}")
+            assert after.endswith("+deb12")
+            compare = ["dpkg", "--compare-versions", before[part], "lt", after]
+            assert debootstrap.in_root(root, *compare, check=False).returncode == 0
+        for unit, pid in pids.items():
+            assert debootstrap.unit_pid(root, unit) not in (None, pid), unit  # restarted
+        assert digests(root) == kept
+        site.wait_report(more_than=reports)  # the restarted collector migrated at its start
+        assert debootstrap.schema_revision(root) == head
+        listed = debootstrap.in_root(root, "camwarden-agent", "vault", "list", *CONFIG)
+        assert "lobby" in listed.stdout  # from a root shell, with the key the unit uses

@@ -16,10 +16,8 @@ scripts call it as they would call systemd's.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -78,17 +76,6 @@ def up_links(path: str) -> str:
     return done.stdout
 
 
-def stop_units(root: Path) -> None:
-    """What the systemctl stand-in started: SIGTERM, then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid_file in (root / "run/test-units").glob("*.pid"):
-            try:
-                os.killpg(int(pid_file.read_text()), sig)
-            except (ProcessLookupError, ValueError):
-                continue
-        time.sleep(2)
-
-
 def test_install_guide_from_fresh_trixie_root_to_first_report(
     packages: Packages,
     netns: str,
@@ -118,11 +105,7 @@ def test_install_guide_from_fresh_trixie_root_to_first_report(
             site = root / "root"
             for deb in debs.values():
                 shutil.copy(deb, site / deb.name)
-            shim = root / "usr/local/sbin/systemctl"
-            shim.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(debootstrap.ROOT / "tests/support/systemctl.py", shim)
-            shim.chmod(0o755)
-            (root / "run/systemd/system").mkdir(parents=True)
+            debootstrap.install_systemctl(root)
             # apt's cache, filled from the mirror before the namespace cuts it off
             debootstrap.in_root(root, "apt-get", "update", "-qq")
             names = [f"/root/{deb.name}" for deb in debs.values()]
@@ -130,12 +113,7 @@ def test_install_guide_from_fresh_trixie_root_to_first_report(
                                 *names, "mosquitto")  # fmt: skip
             (site / "guide.sh").write_text(f"set -eu\ncd /root\n{script}\n")
             commands = sum(1 for line in script.splitlines() if line.strip() and line[0] != "#")
-            env = {
-                **debootstrap.ENV,
-                "PATH": "/usr/local/sbin:" + debootstrap.ENV["PATH"],
-                "CAMERA_PASSWORD": PASSWORD,
-                "HOME": "/root",
-            }
+            env = {**debootstrap.ENV, "CAMERA_PASSWORD": PASSWORD, "HOME": "/root"}
             t0 = time.monotonic()
             done = subprocess.run(
                 [*in_ns, "chroot", str(root), "/bin/bash", "/root/guide.sh"],
@@ -145,10 +123,7 @@ def test_install_guide_from_fresh_trixie_root_to_first_report(
                 env=env,
                 timeout=900,
             )
-            logs = "\n".join(
-                f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}"
-                for log in (root / "run/test-units").glob("*.log")
-            )
+            logs = debootstrap.unit_logs(root)
             output = f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{logs}"
             assert done.returncode == 0, f"the guide failed:\n{output}"
             deadline = time.monotonic() + 120
@@ -157,6 +132,5 @@ def test_install_guide_from_fresh_trixie_root_to_first_report(
                 time.sleep(1)
             took = time.monotonic() - t0
         finally:
-            stop_units(root)
             stop(lab)
     print(f"\nguide: {commands} command lines, first report stored {took:.0f} s after the first")

@@ -4,8 +4,9 @@ Each release's root is debootstrapped once (minbase, from the mirror this machin
 and kept as a tarball in pytest's own temp area, which outlives a run: deleting
 ``<basetemp>/../camwarden-debootstrap-cache`` drops it, and a fresh machine makes it again. Each
 test unpacks a fresh copy, mounts ``/proc`` and removes both at the end. The roots run no
-systemd (a chroot has no PID 1 of its own), so :func:`start_unit` starts a unit's ``ExecStart=``
-as its ``User=`` with what the unit's ``LoadCredential=`` would hand it, the way systemd would.
+systemd (a chroot has no PID 1 of its own): :func:`install_systemctl` puts a stand-in for
+``systemctl`` in a root (tests/support/systemctl.py), which starts a unit's ``ExecStart=`` as
+its ``User=`` with what its ``LoadCredential=`` would hand it and waits for its READY=1.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import contextlib
 import fcntl
 import os
 import re
-import shlex
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -26,11 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.broker import wait_port
-
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "packaging" / "deb" / "build.py"
-ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+# root's PATH in Debian: /usr/local/sbin first, where install_systemctl puts its systemctl
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ENV = {"PATH": PATH, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
 PARTS = ("agent", "server")
 # the collector's database inside a root with the packaged configuration
 DATABASE = "var/lib/camwarden-server/collector.db"
@@ -145,6 +146,7 @@ def unpacked(tarball: Path, where: Path) -> Iterator[Path]:
         checked(["mount", "-t", "proc", "proc", str(target / "proc")])
         yield target
     finally:
+        stop_units(target)
         unmount_below(target)
         shutil.rmtree(target, ignore_errors=True)
 
@@ -180,6 +182,8 @@ def build_debs(out: Path, release: str, *, source: Path = ROOT) -> dict[str, Pat
     help_text = checked([*args, "--help"]).stdout
     if "--release" in help_text:  # packages from before 0.2.0 were built for bookworm only
         args += ["--release", release]
+    if "--uncompressed" in help_text:  # installed right away: xz would take minutes of CPU
+        args.append("--uncompressed")
     checked([*args, "--out", str(out), "--work", str(out / "work")])
     debs = {part: next(out.glob(f"camwarden-{part}_*_amd64.deb")) for part in PARTS}
     shutil.rmtree(out / "work")
@@ -204,60 +208,43 @@ def version(root: Path, package: str) -> str:
     return in_root(root, "dpkg-query", "-W", "-f=${Version}", package).stdout
 
 
-class Unit:
-    """An installed unit's ``ExecStart=``, started as systemd would without PID 1 here."""
-
-    def __init__(self, root: Path, name: str) -> None:
-        text = (root / "lib/systemd/system" / name).read_text()
-        fields: dict[str, list[str]] = {}
-        for line in text.splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not line.startswith("#"):
-                fields.setdefault(key.strip(), []).append(value.strip())
-        self.root, self.name = root, name
-        (self.exec_start,) = fields["ExecStart"]
-        (self.user,) = fields["User"]
-        self.credentials = [c.split(":", 1) for c in fields.get("LoadCredential", [])]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = root.parent / f"{name}.log"
-
-    def start(self) -> None:
-        """``ExecStart=`` as ``User=``; ``LoadCredential=`` files copied into a credentials
-        directory readable by the service only, named in $CREDENTIALS_DIRECTORY."""
-        env = dict(ENV)
-        if self.credentials:
-            creds = Path("/run/credentials") / self.name
-            inside = self.root / creds.relative_to("/")
-            inside.mkdir(parents=True, exist_ok=True)
-            for name, source in self.credentials:
-                shutil.copy(self.root / source.lstrip("/"), inside / name)
-            in_root(self.root, "chown", "-R", f"{self.user}:{self.user}", str(creds))
-            env["CREDENTIALS_DIRECTORY"] = str(creds)
-        argv = ["chroot", f"--userspec={self.user}:{self.user}", str(self.root)]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*argv, *shlex.split(self.exec_start)], stdout=log, stderr=log, env=env
-            )
-
-    def stop(self) -> None:
-        """SIGTERM as systemd sends it; SIGKILL after 30 s (TimeoutStopSec=)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
+def install_systemctl(root: Path) -> None:
+    """tests/support/systemctl.py as ``root``'s systemctl (in /usr/local/sbin, first on PATH)
+    and /run/systemd/system, so that setups and maintainer scripts call it as they would call
+    systemd's: units start from their ``ExecStart=`` as their users (no systemd as PID 1 in a
+    chroot)."""
+    shim = root / "usr/local/sbin/systemctl"
+    shim.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "tests/support/systemctl.py", shim)
+    shim.chmod(0o755)
+    (root / "run/systemd/system").mkdir(parents=True, exist_ok=True)
 
 
-def wait_http(unit: Unit, port: int) -> None:
+def unit_pid(root: Path, unit: str) -> int | None:
+    """The main process of ``unit`` as the systemctl stand-in started it, if it runs."""
+    path = root / "run/test-units" / f"{unit}.pid"
     try:
-        wait_port("127.0.0.1", port, timeout=180)
-    except TimeoutError:
-        raise AssertionError(f"{unit.name} did not listen:\n{unit.output()}") from None
+        pid = int(path.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def unit_logs(root: Path) -> str:
+    return "\n".join(
+        f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+        for log in sorted((root / "run/test-units").glob("*.log"))
+    )
+
+
+def stop_units(root: Path) -> None:
+    """Everything the systemctl stand-in started in ``root``: SIGTERM, then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid_file in (root / "run/test-units").glob("*.pid"):
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.killpg(int(pid_file.read_text()), sig)
+        time.sleep(1)
 
 
 def query(root: Path, sql: str, *params: str) -> list[tuple[str, int]]:
@@ -291,15 +278,18 @@ def schema_revision(root: Path) -> str:
     return str(revision)
 
 
-def wait_report(root: Path, agent_id: str, more_than: int, units: list[Unit]) -> int:
-    """Wait until the collector stored more than ``more_than`` reports of ``agent_id``."""
+def wait_report(root: Path, agent_id: str, more_than: int = 0) -> int:
+    """Wait until the collector in ``root`` stored more than ``more_than`` reports of
+    ``agent_id``; how many it stored."""
     deadline = time.monotonic() + 180
     while (count := stored(root, agent_id).get("report", 0)) <= more_than:
-        dead = [u for u in units if u.proc is not None and u.proc.poll() is not None]
+        units = ("camwarden-server.service", "camwarden-agent.service")
+        dead = [unit for unit in units if unit_pid(root, unit) is None]
         if dead or time.monotonic() > deadline:
-            logs = "\n".join(f"--- {u.name}\n{u.output()}" for u in units)
+            found = stored(root, agent_id)
             raise AssertionError(
-                f"no report from {agent_id} stored: {stored(root, agent_id)}\n{logs}"
+                f"no report from {agent_id} stored: {found}, not running: {dead}\n"
+                + unit_logs(root)
             )
         time.sleep(0.5)
     return count
@@ -308,12 +298,14 @@ def wait_report(root: Path, agent_id: str, more_than: int, units: list[Unit]) ->
 class Site:
     """A collector and an agent installed from the packages into one root, configured by
     appending to the packaged configuration files as an operator would, the agent enrolled
-    with an approved token; the broker is a loopback Mosquitto outside the root."""
+    with an approved token, both started with ``systemctl``; the broker is a loopback
+    Mosquitto outside the root."""
+
+    AGENT = "site-agent"
 
     def __init__(self, root: Path, broker_port: int, http_port: int) -> None:
         self.root, self.broker_port, self.http_port = root, broker_port, http_port
-        self.collector = Unit(root, "camwarden-server.service")
-        self.agent = Unit(root, "camwarden-agent.service")
+        install_systemctl(root)
 
     def configure(self) -> None:
         with (self.root / "etc/camwarden/server.toml").open("a") as conf:
@@ -323,33 +315,32 @@ class Site:
             )
         with (self.root / "etc/camwarden/agent.toml").open("a") as conf:
             conf.write(
-                'agent_id = "site-agent"\nsite = "s1"\n'
+                f'agent_id = "{self.AGENT}"\nsite = "s1"\n'
                 f'collector_url = "http://127.0.0.1:{self.http_port}"\n'
                 f'[mqtt]\nhost = "127.0.0.1"\nport = {self.broker_port}\nreconnect_max_s = 2\n'
                 "[intervals]\nreport_s = 2\nheartbeat_s = 2\n"
             )
 
+    def systemctl(self, *args: str) -> None:
+        done = in_root(self.root, "systemctl", *args, check=False)
+        assert done.returncode == 0, f"systemctl {args}: {done.stderr}\n{unit_logs(self.root)}"
+
     def server_cli(self, *args: str) -> str:
         command = ["camwarden-server", "--config", "/etc/camwarden/server.toml", *args]
-        return in_root(self.root, *command, user=self.collector.user).stdout
+        return in_root(self.root, *command, user="camwarden-server").stdout
 
     def agent_cli(self, *args: str) -> str:
-        return in_root(self.root, "camwarden-agent", *args, user=self.agent.user).stdout
+        return in_root(self.root, "camwarden-agent", *args, user="camwarden").stdout
 
-    def start_collector(self) -> None:
-        self.collector.start()
-        wait_http(self.collector, self.http_port)
-
-    def enroll(self) -> None:
+    def start(self) -> None:
+        """The collector (it migrates, then answers READY=1), the agent enrolled, the agent."""
+        self.systemctl("start", "camwarden-server.service")
         token = self.server_cli("tokens", "create", "--site", "s1", "--approved").split()[-1]
         self.agent_cli("keygen", "--key", "/var/lib/camwarden/agent.key")
         url = f"http://127.0.0.1:{self.http_port}"
         self.agent_cli("enroll", "--server", url, "--token", token, "--config",
                        "/etc/camwarden/agent.toml")  # fmt: skip
+        self.systemctl("start", "camwarden-agent.service")
 
     def wait_report(self, more_than: int = 0) -> int:
-        return wait_report(self.root, "site-agent", more_than, [self.collector, self.agent])
-
-    def stop(self) -> None:
-        self.agent.stop()
-        self.collector.stop()
+        return wait_report(self.root, self.AGENT, more_than)
