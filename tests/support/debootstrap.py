@@ -103,36 +103,71 @@ def cache_dir(factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
-def root_tarball(factory: pytest.TempPathFactory, release: str) -> Path:
-    """The cached tarball of a minbase ``release`` root (amd64), made on first use; a lock
-    keeps parallel test runs from bootstrapping the same release twice."""
+# qemu-user emulators of the foreign architectures; binfmt_misc is not mounted here, so PRoot
+# runs every program of a foreign root under its emulator (``proot -q``)
+QEMU = {"arm64": "qemu-aarch64-static", "armhf": "qemu-arm-static"}
+_foreign: dict[Path, str] = {}  # unpacked roots of a foreign architecture
+
+
+def runner(root: Path, user: str | None = None) -> list[str]:
+    """The command prefix that runs a program inside ``root`` (as ``user``): chroot for an
+    amd64 root, PRoot with qemu-user for a foreign one."""
+    arch = _foreign.get(root)
+    if arch is None:
+        return ["chroot", *([f"--userspec={user}:{user}"] if user else []), str(root)]
+    binds = [arg for path in ("/proc", "/dev", "/sys") for arg in ("-b", path)]
+    proot = ["proot", "-q", QEMU[arch], "-r", str(root), "-w", "/", *binds]
+    return [*proot, *(["runuser", "-u", user, "--"] if user else [])]
+
+
+def foreign_requirements(arch: str) -> str | None:
+    """Why ``arch``'s roots cannot run here, or None; they run only when asked for."""
+    if arch not in os.environ.get("CAMWARDEN_FOREIGN_ARCH", "").split(","):
+        return f"{arch} under qemu-user is opt-in: CAMWARDEN_FOREIGN_ARCH={arch}"
+    for tool in ("proot", QEMU[arch]):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return requirements()
+
+
+def root_tarball(factory: pytest.TempPathFactory, release: str, arch: str = "amd64") -> Path:
+    """The cached tarball of a minbase ``release`` root of ``arch``, made on first use (a
+    foreign one in two stages, the second under qemu-user); a lock keeps parallel test runs
+    from bootstrapping the same root twice."""
     skip_unless_possible()
     cache = cache_dir(factory)
-    tarball = cache / f"{release}-minbase-amd64.tar"
-    with (cache / f"{release}.lock").open("w") as lock:
+    tarball = cache / f"{release}-minbase-{arch}.tar"
+    with (cache / f"{release}-{arch}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if tarball.exists():
             return tarball
-        work = factory.mktemp(f"debootstrap-{release}")
+        work = factory.mktemp(f"debootstrap-{release}-{arch}")
         target = work / "root"
         try:
             mirror = host_mirror()
             assert mirror
-            checked(["debootstrap", "--variant=minbase", release, str(target), mirror])
+            stage = ["--foreign"] if arch in QEMU else []
+            checked(["debootstrap", f"--arch={arch}", *stage, "--variant=minbase", release,
+                     str(target), mirror])  # fmt: skip
+            if arch in QEMU:
+                _foreign[target] = arch
+                checked([*runner(target), "/debootstrap/debootstrap", "--second-stage"])
             partial = tarball.with_suffix(f".{os.getpid()}.partial")
             with tarfile.open(partial, "w") as tar:
                 tar.add(target, arcname=".")
             partial.replace(tarball)
         finally:
+            _foreign.pop(target, None)
             unmount_below(target)
             shutil.rmtree(work, ignore_errors=True)
     return tarball
 
 
 @contextlib.contextmanager
-def unpacked(tarball: Path, where: Path) -> Iterator[Path]:
-    """A fresh root from ``tarball`` at ``where/root`` with /proc mounted and no service
-    starts by package scripts (policy-rc.d); unmounted and removed afterwards."""
+def unpacked(tarball: Path, where: Path, arch: str = "amd64") -> Iterator[Path]:
+    """A fresh root of ``arch`` from ``tarball`` at ``where/root`` (amd64: with /proc
+    mounted) and no service starts by package scripts (policy-rc.d); unmounted and removed
+    afterwards."""
     target = where / "root"
     target.mkdir(parents=True)
     try:
@@ -143,10 +178,14 @@ def unpacked(tarball: Path, where: Path) -> Iterator[Path]:
         policy = target / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
-        checked(["mount", "-t", "proc", "proc", str(target / "proc")])
+        if arch in QEMU:
+            _foreign[target] = arch
+        else:
+            checked(["mount", "-t", "proc", "proc", str(target / "proc")])
         yield target
     finally:
         stop_units(target)
+        _foreign.pop(target, None)
         unmount_below(target)
         shutil.rmtree(target, ignore_errors=True)
 
@@ -155,14 +194,15 @@ def in_root(
     root: Path, *args: str, check: bool = True, user: str | None = None, stdin: str = ""
 ) -> subprocess.CompletedProcess[str]:
     """``args`` run inside ``root`` (as ``user``, else root), ``stdin`` on standard input."""
-    spec = [f"--userspec={user}:{user}"] if user else []
+    # under emulation a start takes minutes: the systemctl stand-in waits for READY=1 longer
+    env = {**ENV, "TEST_UNITS_START_S": "900"} if root in _foreign else ENV
     proc = subprocess.run(
-        ["chroot", *spec, str(root), *args],
+        [*runner(root, user), *args],
         input=stdin,
         capture_output=True,
         text=True,
         check=False,
-        env=ENV,
+        env=env,
     )
     if check:
         assert proc.returncode == 0, f"{args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -175,17 +215,19 @@ def codename(root: Path) -> str:
     return str(re.findall(r"^VERSION_CODENAME=(\w+)", text, re.MULTILINE)[0])
 
 
-def build_debs(out: Path, release: str, *, source: Path = ROOT) -> dict[str, Path]:
-    """The amd64 agent and collector packages of ``release`` built from ``source`` (a
+def build_debs(
+    out: Path, release: str, *, source: Path = ROOT, arch: str = "amd64"
+) -> dict[str, Path]:
+    """The agent and collector packages of ``release`` and ``arch`` built from ``source`` (a
     checkout: this tree or an earlier release's) into ``out``; by part name."""
-    args = [sys.executable, str(source / "packaging/deb/build.py"), "--arch", "amd64"]
+    args = [sys.executable, str(source / "packaging/deb/build.py"), "--arch", arch]
     help_text = checked([*args, "--help"]).stdout
     if "--release" in help_text:  # packages from before 0.2.0 were built for bookworm only
         args += ["--release", release]
     if "--uncompressed" in help_text:  # installed right away: xz would take minutes of CPU
         args.append("--uncompressed")
     checked([*args, "--out", str(out), "--work", str(out / "work")])
-    debs = {part: next(out.glob(f"camwarden-{part}_*_amd64.deb")) for part in PARTS}
+    debs = {part: next(out.glob(f"camwarden-{part}_*_{arch}.deb")) for part in PARTS}
     shutil.rmtree(out / "work")
     return debs
 
@@ -281,7 +323,7 @@ def schema_revision(root: Path) -> str:
 def wait_report(root: Path, agent_id: str, more_than: int = 0) -> int:
     """Wait until the collector in ``root`` stored more than ``more_than`` reports of
     ``agent_id``; how many it stored."""
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + (900 if root in _foreign else 180)
     while (count := stored(root, agent_id).get("report", 0)) <= more_than:
         units = ("camwarden-server.service", "camwarden-agent.service")
         dead = [unit for unit in units if unit_pid(root, unit) is None]
