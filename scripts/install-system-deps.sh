@@ -4,7 +4,8 @@
 # deb: what `make deb` needs; for armhf, Debian's cross compiler builds the C extensions PyPI
 # has no armv7l wheel for against an armhf sysroot made by debootstrap, and qemu-user-static
 # imports them once built (docs/adr/0004-debian-packaging.md). No foreign dpkg architecture.
-# Each architecture's binutils strip the shared objects. The trixie packages also need a
+# Each architecture's binutils strip the shared objects; proot runs the opt-in arm64/armhf
+# install tests' roots under qemu-user (no binfmt_misc needed). The trixie packages also need a
 # CPython 3.13 on the build machine (python3.13 on PATH, or pyenv's), which bookworm does not
 # package: this script says so when it is missing.
 set -euo pipefail
@@ -17,7 +18,7 @@ pkgs_test=("${pkgs_demo[@]}" nmap ffmpeg curl chromium postgresql postgresql-cli
            libsystemd-dev pkg-config python3-systemd debootstrap dpkg-dev fakeroot
            systemd nftables snmp poppler-utils)
 pkgs_deb=(dpkg-dev fakeroot python3-venv debootstrap crossbuild-essential-armhf qemu-user-static
-          binutils binutils-aarch64-linux-gnu)
+          binutils binutils-aarch64-linux-gnu proot)
 
 case "$profile" in
   demo) want=("${pkgs_demo[@]}") ;;
