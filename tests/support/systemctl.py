@@ -6,10 +6,10 @@ root's own python3 (standard library only). ``start``, ``restart`` and ``enable 
 the unit's ``ExecStartPre=`` and ``ExecStart=`` as its ``User=``/``Group=`` with its
 ``Environment=``, ``LoadCredential=`` files in $CREDENTIALS_DIRECTORY and, for
 ``Type=notify``, a notify socket on which it waits for READY=1 (``TimeoutStartSec=``, at most
-180 s, or $TEST_UNITS_START_S under emulation). The process runs detached; its pid goes to
-/run/test-units/<unit>.pid for ``stop`` and for the test's clean-up, its output to
-/run/test-units/<unit>.log. Drop-ins, cgroups and the sandboxing directives are not applied;
-commands not listed here fail loudly.
+180 s; longer where $TEST_UNITS_START_S says so: a loaded or emulating test machine). The
+process runs detached; its pid goes to /run/test-units/<unit>.pid for ``stop`` and for the
+test's clean-up, its output to /run/test-units/<unit>.log. Drop-ins, cgroups and the
+sandboxing directives are not applied; commands not listed here fail loudly.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def start(name: str) -> None:
     if notify is None:
         return
     timeout = min(180.0, float(spec.get("TimeoutStartSec", ["90s"])[-1].rstrip("s")))
-    timeout = max(timeout, float(os.environ.get("TEST_UNITS_START_S", "0")))  # under qemu
+    timeout = max(timeout, float(os.environ.get("TEST_UNITS_START_S", "0")))
     notify.settimeout(1.0)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
