@@ -158,7 +158,8 @@ def root_tarball(factory: pytest.TempPathFactory, release: str, arch: str = "amd
                      str(target), mirror])  # fmt: skip
             if arch in QEMU:
                 _foreign[target] = arch
-                checked([*runner(target), "/debootstrap/debootstrap", "--second-stage"])
+                second = [*runner(target), "/debootstrap/debootstrap", "--second-stage"]
+                checked(second, env={**ENV, "DEBOOTSTRAP_DIR": "/debootstrap"})
             partial = tarball.with_suffix(f".{os.getpid()}.partial")
             with tarfile.open(partial, "w") as tar:
                 tar.add(target, arcname=".")
