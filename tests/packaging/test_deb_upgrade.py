@@ -28,6 +28,12 @@ from tests.support.mosquitto import Mosquitto, free_port
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1800)]
 
 UNITS = ("camwarden-server.service", "camwarden-agent.service")
+# 0.1.0's collector unit put --config after `run`, which refuses it: a 0.1.0 site ran the
+# collector with this drop-in (systemctl edit camwarden-server), which stays valid after 0.2.0
+OVERRIDE = """[Service]
+ExecStart=
+ExecStart=/usr/bin/camwarden-server --config /etc/camwarden/server.toml run
+"""
 CONFIG = ("--config", "/etc/camwarden/agent.toml")
 PREVIOUS = "650ba0675d057acb8c96d25c3d68347ef6f3683d"  # v0.1.0
 # what must survive the upgrade byte for byte (the configs were edited by the operator)
@@ -87,6 +93,9 @@ def test_upgrade_from_previous_release_keeps_the_site_reporting(
         assert before == {"agent": "0.1.0-1", "server": "0.1.0-1"}
         site = debootstrap.Site(root, mosquitto.port, free_port())
         site.configure()
+        override = root / "etc/systemd/system/camwarden-server.service.d/exec-start.conf"
+        override.parent.mkdir(parents=True)
+        override.write_text(OVERRIDE)
         site.start()
         vault = ("vault", "set", "lobby", "--username", "admin", *CONFIG)
         debootstrap.in_root(root, "camwarden-agent", *vault, stdin="s3cret-Pass\n")

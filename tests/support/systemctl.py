@@ -8,8 +8,8 @@ the unit's ``ExecStartPre=`` and ``ExecStart=`` as its ``User=``/``Group=`` with
 ``Type=notify``, a notify socket on which it waits for READY=1 (``TimeoutStartSec=``, at most
 180 s; longer where $TEST_UNITS_START_S says so: a loaded or emulating test machine). The
 process runs detached; its pid goes to /run/test-units/<unit>.pid for ``stop`` and for the
-test's clean-up, its output to /run/test-units/<unit>.log. Drop-ins, cgroups and the
-sandboxing directives are not applied; commands not listed here fail loudly.
+test's clean-up, its output to /run/test-units/<unit>.log. Drop-ins in /etc/systemd/system
+apply; cgroups and the sandboxing directives do not; commands not listed here fail loudly.
 """
 
 from __future__ import annotations
@@ -50,6 +50,18 @@ def fields(path: Path) -> dict[str, list[str]]:
     return found
 
 
+def settings(name: str) -> dict[str, list[str]]:
+    """The unit's settings with its drop-ins (``<unit>.d/*.conf`` in /etc/systemd/system) laid
+    over them in name order; an empty value resets a list, as ``ExecStart=`` does."""
+    path = unit_file(name)
+    found = fields(path)
+    for conf in sorted(Path("/etc/systemd/system", f"{path.name}.d").glob("*.conf")):
+        for key, values in fields(conf).items():
+            for value in values:
+                found[key] = [*found.get(key, []), value] if value else []
+    return found
+
+
 def pid_of(name: str) -> int | None:
     try:
         pid = int((RUN / f"{name}.pid").read_text())
@@ -79,7 +91,7 @@ def command(line: str) -> list[str]:
 
 
 def start(name: str) -> None:
-    spec = fields(unit_file(name))
+    spec = settings(name)
     stop(name)
     RUN.mkdir(parents=True, exist_ok=True)
     user = spec.get("User", ["root"])[-1]
