@@ -39,10 +39,11 @@ PREVIOUS = "650ba0675d057acb8c96d25c3d68347ef6f3683d"  # v0.1.0
 # what must survive the upgrade byte for byte (the configs were edited by the operator)
 KEPT = (
     "etc/camwarden/agent.toml",
-    "etc/camwarden/server.toml",
+    "etc/camwarden/server.d/60-site.toml",
     "etc/camwarden/vault.key",
     "var/lib/camwarden/agent.key",
     "var/lib/camwarden/enrollment.json",
+    "var/lib/camwarden-server/collector.key",
 )
 
 

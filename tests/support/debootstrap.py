@@ -358,11 +358,17 @@ class Site:
         install_systemctl(root)
 
     def configure(self) -> None:
-        with (self.root / "etc/camwarden/server.toml").open("a") as conf:
-            conf.write(
-                f'\n[mqtt]\nhost = "127.0.0.1"\nport = {self.broker_port}\n'
-                f'[http]\nbind = "127.0.0.1"\nport = {self.http_port}\n'
-            )
+        """The collector's settings in a drop-in (server.d), the agent's appended to its
+        packaged template."""
+        drop_in = self.root / "etc/camwarden/server.d/60-site.toml"
+        drop_in.parent.mkdir(exist_ok=True)
+        drop_in.write_text(
+            f'state_dir = "/var/lib/camwarden-server"\n'
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.broker_port}\n'
+            f'[http]\nbind = "127.0.0.1"\nport = {self.http_port}\n'
+        )
+        in_root(self.root, "chown", "-R", "root:camwarden-server", "/etc/camwarden/server.d")
+        in_root(self.root, "chmod", "-R", "u=rwX,g=rX,o=", "/etc/camwarden/server.d")
         with (self.root / "etc/camwarden/agent.toml").open("a") as conf:
             conf.write(
                 f'agent_id = "{self.AGENT}"\nsite = "s1"\n'
