@@ -128,10 +128,10 @@ def runner(root: Path, user: str | None = None) -> list[str]:
 
 
 def foreign_requirements(arch: str) -> str | None:
-    """Why ``arch``'s roots cannot run here, or None; they run only when asked for."""
+    """Why the opt-in site test of ``arch`` does not run here, or None."""
     if arch not in os.environ.get("CAMWARDEN_FOREIGN_ARCH", "").split(","):
         return f"{arch} under qemu-user is opt-in: CAMWARDEN_FOREIGN_ARCH={arch}"
-    for tool in ("proot", QEMU[arch]):
+    for tool in ("proot", QEMU[arch]) if arch in QEMU else ():
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     return requirements()
