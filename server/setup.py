@@ -357,6 +357,8 @@ def _broker_files(run: ServerSetup, pki: Path, port: int) -> None:
                        ("server.key", 0o640)):  # fmt: skip
         install.write_file(certs / name, (pki / name).read_bytes(), mode, "mosquitto")
     os.chmod(certs, 0o750)  # noqa: S103  # root and the mosquitto group only
+    if os.geteuid() == 0:  # the broker reads them after dropping to user mosquitto
+        os.chown(certs, 0, install.group_id("mosquitto"))
     conf = (source / BROKER_CONF).read_text(encoding="utf-8")
     conf = conf.replace("/etc/mosquitto/", f"{etc}/").replace("/var/lib/mosquitto/", f"{state}/")
     conf = conf.replace("listener 8883\n", f"listener {port}\n")

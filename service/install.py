@@ -75,7 +75,7 @@ def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> 
     try:
         os.fchmod(fd, mode)
         if group and os.geteuid() == 0:
-            os.fchown(fd, 0, _gid(group))
+            os.fchown(fd, 0, group_id(group))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -91,7 +91,8 @@ def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> 
         os.close(dir_fd)
 
 
-def _gid(group: str) -> int:
+def group_id(group: str) -> int:
+    """The id of ``group``; root's (0) where it does not exist (a source install)."""
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
