@@ -45,9 +45,9 @@ def test_fresh_root_reports(
         debootstrap.apt_install(root, debs["agent"], debs["server"])
         installed = time.monotonic() - t0
         assert debootstrap.in_root(root, "uname", "-m").stdout.strip() == MACHINE[arch]
-        suffix = {"bookworm": "+deb12", "trixie": "+deb13"}[release]
         for part in debootstrap.PARTS:
-            assert debootstrap.version(root, f"camwarden-{part}").endswith(suffix)
+            version = debootstrap.version(root, f"camwarden-{part}")
+            assert version.endswith(debootstrap.SUFFIX[release])
         site = debootstrap.Site(root, mosquitto.port, free_port())
         site.configure()
         site.start()

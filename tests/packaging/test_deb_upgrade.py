@@ -108,7 +108,7 @@ def test_upgrade_from_previous_release_keeps_the_site_reporting(
         debootstrap.apt_install(root, new["agent"], new["server"])
         for part in PARTS:
             after = debootstrap.version(root, f"camwarden-{part}")
-            assert after.endswith("+deb12")
+            assert after.endswith(debootstrap.SUFFIX["bookworm"])
             compare = ["dpkg", "--compare-versions", before[part], "lt", after]
             assert debootstrap.in_root(root, *compare, check=False).returncode == 0
         for unit, pid in pids.items():

@@ -40,6 +40,7 @@ ENV = {
     "TEST_UNITS_START_S": "600",
 }
 PARTS = ("agent", "server")
+SUFFIX = {"bookworm": "+deb12", "trixie": "+deb13"}  # of each release's package versions
 # the collector's database inside a root with the packaged configuration
 DATABASE = "var/lib/camwarden-server/collector.db"
 
