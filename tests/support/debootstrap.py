@@ -29,8 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "packaging" / "deb" / "build.py"
-# root's PATH in Debian: /usr/local/sbin first, where install_systemctl puts its systemctl
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # root's, in Debian
 # TEST_UNITS_START_S: how long the systemctl stand-in waits for a unit's READY=1, longer than
 # its TimeoutStartSec=: on a loaded test machine a slow start is not a failed one
 ENV = {
@@ -260,11 +259,11 @@ def version(root: Path, package: str) -> str:
 
 
 def install_systemctl(root: Path) -> None:
-    """tests/support/systemctl.py as ``root``'s systemctl (in /usr/local/sbin, first on PATH)
-    and /run/systemd/system, so that setups and maintainer scripts call it as they would call
-    systemd's: units start from their ``ExecStart=`` as their users (no systemd as PID 1 in a
-    chroot)."""
-    shim = root / "usr/local/sbin/systemctl"
+    """tests/support/systemctl.py as ``root``'s /usr/bin/systemctl (where systemd's lies: dpkg
+    runs maintainer scripts with a PATH of its own) and /run/systemd/system, so that setups and
+    maintainer scripts call it as they would call systemd's: units start from their
+    ``ExecStart=`` as their users (no systemd as PID 1 in a chroot)."""
+    shim = root / "usr/bin/systemctl"
     shim.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "tests/support/systemctl.py", shim)
     shim.chmod(0o755)
