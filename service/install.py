@@ -91,6 +91,14 @@ def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> 
         os.close(dir_fd)
 
 
+def share_directory(path: Path, mode: int, group: str) -> None:
+    """``path``, a directory, with ``mode``; as root, owned by root and ``group`` (a service's):
+    what root's umask (077 in a hardened shell) made of it must not hide it from the service."""
+    os.chmod(path, mode)
+    if os.geteuid() == 0:
+        os.chown(path, 0, group_id(group))
+
+
 def group_id(group: str) -> int:
     """The id of ``group``; root's (0) where it does not exist (a source install)."""
     try:
