@@ -259,14 +259,16 @@ def version(root: Path, package: str) -> str:
 
 
 def install_systemctl(root: Path) -> None:
-    """tests/support/systemctl.py as ``root``'s /usr/bin/systemctl (where systemd's lies: dpkg
-    runs maintainer scripts with a PATH of its own) and /run/systemd/system, so that setups and
-    maintainer scripts call it as they would call systemd's: units start from their
-    ``ExecStart=`` as their users (no systemd as PID 1 in a chroot)."""
-    shim = root / "usr/bin/systemctl"
-    shim.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "tests/support/systemctl.py", shim)
-    shim.chmod(0o755)
+    """tests/support/systemctl.py as ``root``'s systemctl and /run/systemd/system, so that
+    setups and maintainer scripts call it as they would call systemd's: units start from their
+    ``ExecStart=`` as their users (no systemd as PID 1 in a chroot). It lies in /usr/local/sbin,
+    first on a shell's PATH even when a package pulls in systemd, and in /usr/bin, where
+    maintainer scripts find it (dpkg runs them with a PATH of its own) while systemd is absent."""
+    for place in ("usr/local/sbin", "usr/bin"):
+        shim = root / place / "systemctl"
+        shim.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "tests/support/systemctl.py", shim)
+        shim.chmod(0o755)
     (root / "run/systemd/system").mkdir(parents=True, exist_ok=True)
 
 

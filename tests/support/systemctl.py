@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """``systemctl`` for a chroot without systemd as PID 1: what the install guide asks of it.
 
-Copied into a test root as /usr/bin/systemctl (a minbase root has no systemd), run by the
+Copied into a test root as /usr/local/sbin/systemctl and /usr/bin/systemctl, run by the
 root's own python3 (standard library only). ``start``, ``restart`` and ``enable --now`` run
 the unit's ``ExecStartPre=`` and ``ExecStart=`` as its ``User=``/``Group=`` with its
 ``Environment=``, ``LoadCredential=`` files in $CREDENTIALS_DIRECTORY and, for
