@@ -94,6 +94,7 @@ def start(name: str) -> None:
     spec = settings(name)
     stop(name)
     RUN.mkdir(parents=True, exist_ok=True)
+    RUN.chmod(0o755)  # whatever the caller's umask: the services reach their credentials
     user = spec.get("User", ["root"])[-1]
     account = pwd.getpwnam(user)
     gid = account.pw_gid
