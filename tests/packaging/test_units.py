@@ -82,7 +82,7 @@ COMMON = {
             SERVER,
             "camwarden-server",
             {
-                "ExecStart": ["/usr/bin/camwarden-server run --config /etc/camwarden/server.toml"],
+                "ExecStart": ["/usr/bin/camwarden-server --config /etc/camwarden/server.toml run"],
                 "StateDirectory": ["camwarden-server"],
                 "ExecReload": [],
             },
