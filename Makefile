@@ -50,7 +50,8 @@ unit: venv
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-# Debian packages (agent and collector) for amd64, arm64 and armhf into dist/deb (docs/adr/0004); DEB_ARGS="--arch amd64"
+# Debian packages (agent and collector) for bookworm and trixie on amd64, arm64 and armhf into dist/deb
+# (docs/adr/0004); DEB_ARGS="--release trixie --arch amd64"
 deb: sysdeps-deb venv
 	$(BIN)/python packaging/deb/build.py $(DEB_ARGS)
 

@@ -4,6 +4,10 @@
 # deb: what `make deb` needs; for armhf, Debian's cross compiler builds the C extensions PyPI
 # has no armv7l wheel for against an armhf sysroot made by debootstrap, and qemu-user-static
 # imports them once built (docs/adr/0004-debian-packaging.md). No foreign dpkg architecture.
+# Each architecture's binutils strip the shared objects; proot runs the opt-in arm64/armhf
+# install tests' roots under qemu-user (no binfmt_misc needed). The trixie packages also need a
+# CPython 3.13 on the build machine (python3.13 on PATH, or pyenv's), which bookworm does not
+# package: this script says so when it is missing.
 set -euo pipefail
 profile="${1:-test}"
 
@@ -13,7 +17,8 @@ pkgs_demo=(mosquitto mosquitto-clients python3-venv openssl iproute2
 pkgs_test=("${pkgs_demo[@]}" nmap ffmpeg curl chromium postgresql postgresql-client
            libsystemd-dev pkg-config python3-systemd debootstrap dpkg-dev fakeroot
            systemd nftables snmp poppler-utils)
-pkgs_deb=(dpkg-dev fakeroot python3-venv debootstrap crossbuild-essential-armhf qemu-user-static)
+pkgs_deb=(dpkg-dev fakeroot python3-venv debootstrap crossbuild-essential-armhf qemu-user-static
+          binutils binutils-aarch64-linux-gnu proot)
 
 case "$profile" in
   demo) want=("${pkgs_demo[@]}") ;;
@@ -22,6 +27,10 @@ case "$profile" in
   *) echo "usage: $0 [demo|test|deb]" >&2; exit 2 ;;
 esac
 
+if [ "$profile" = deb ] && ! command -v python3.13 >/dev/null && ! { command -v pyenv >/dev/null &&
+    [ -x "$(pyenv prefix 3.13 2>/dev/null)/bin/python3.13" ]; }; then
+  echo "note: the trixie packages need a CPython 3.13 (python3.13 on PATH or pyenv's)" >&2
+fi
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -244,6 +244,7 @@ class ServerSetup:
         ]
         text = render(HEADER, tables)
         install.write_file(self.drop_in, text.encode(), 0o640, USER)
+        install.share_directory(self.drop_in.parent, 0o750, USER)  # the service lists it
         self.say(f"settings: {self.drop_in}")
 
     def config(self) -> ServerConfig:
@@ -363,7 +364,8 @@ def _broker_files(run: ServerSetup, pki: Path, port: int) -> None:
     for name, mode in (("ca.crt", 0o644), ("server.crt", 0o644), ("crl.pem", 0o644),
                        ("server.key", 0o640)):  # fmt: skip
         install.write_file(certs / name, (pki / name).read_bytes(), mode, "mosquitto")
-    os.chmod(certs, 0o750)  # noqa: S103  # root and the mosquitto group only
+    # root and the mosquitto group only: the broker reads them after dropping to user mosquitto
+    install.share_directory(certs, 0o750, "mosquitto")
     conf = (source / BROKER_CONF).read_text(encoding="utf-8")
     conf = conf.replace("/etc/mosquitto/", f"{etc}/").replace("/var/lib/mosquitto/", f"{state}/")
     conf = conf.replace("listener 8883\n", f"listener {port}\n")

@@ -50,7 +50,7 @@ def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> 
     try:
         os.fchmod(fd, mode)
         if group and os.geteuid() == 0:
-            os.fchown(fd, 0, _gid(group))
+            os.fchown(fd, 0, group_id(group))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -66,7 +66,16 @@ def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> 
         os.close(dir_fd)
 
 
-def _gid(group: str) -> int:
+def share_directory(path: Path, mode: int, group: str) -> None:
+    """``path``, a directory, with ``mode``; as root, owned by root and ``group`` (a service's):
+    what root's umask (077 in a hardened shell) made of it must not hide it from the service."""
+    os.chmod(path, mode)
+    if os.geteuid() == 0:
+        os.chown(path, 0, group_id(group))
+
+
+def group_id(group: str) -> int:
+    """The id of ``group``; root's (0) where it does not exist (a source install)."""
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:

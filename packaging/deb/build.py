@@ -1,19 +1,25 @@
-"""Build the camwarden-agent and camwarden-server .deb packages, one per Debian architecture.
+"""Build the camwarden-agent and camwarden-server .deb packages, one per Debian release and
+architecture.
 
-Each package carries its Python dependencies as PyPI wheels for that architecture in a private
-tree (``/opt/camwarden/<part>/lib``), run by Debian's ``/usr/bin/python3`` (3.11 in bookworm);
-see docs/adr/0004-debian-packaging.md for why. No debhelper: the tree is staged here and packed
-with ``dpkg-deb --root-owner-group``.
+Each package carries its Python dependencies as PyPI wheels for that architecture and that
+release's Python (3.11 in bookworm, 3.13 in trixie) in a private tree
+(``/opt/camwarden/<part>/lib``), run by Debian's ``/usr/bin/python3``; its version ends in the
+release's suffix (``+deb12``, ``+deb13``); see docs/adr/0004-debian-packaging.md for why. No
+debhelper: the tree is staged here and packed with ``dpkg-deb --root-owner-group``.
 
-Usage: python3 packaging/deb/build.py [--arch amd64 ...] [--part agent|server] [--out DIR]
-armhf cross-compiles the C extensions PyPI has no armv7l wheel of and needs
-`scripts/install-system-deps.sh deb` (cross compiler, debootstrap, qemu).
+Usage: python3 packaging/deb/build.py [--release trixie ...] [--arch amd64 ...]
+       [--part agent|server] [--out DIR]
+The build machine needs each target release's CPython (``python3.11``, ``python3.13``) on PATH:
+it resolves the wheels and byte-compiles for exactly that version. armhf cross-compiles the C
+extensions PyPI has no armv7l wheel of and needs `scripts/install-system-deps.sh deb` (cross
+compiler, debootstrap, qemu).
 Exit status: 0 if every requested package was built, 1 if any could not be (reason printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import hashlib
 import os
@@ -28,8 +34,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = ROOT / "packaging"
-PY = "3.11"  # Debian bookworm's python3; wheels and .pyc files are made for exactly this
-GLIBC = (2, 36)  # bookworm's glibc: the newest manylinux tag the target can load
 MACHINE = {"amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l"}
 MAINTAINER = "camwarden developers <dev@camwarden.invalid>"
 # Architectures where PyPI lacks CPython 3.11 wheels of some C extensions: those are cross-compiled
@@ -56,12 +60,40 @@ CROSS_CONFIG = ("platform-guessing=disable",)
 # binding, which loads Debian's libpq5 with ctypes
 SYSTEM_LIBPQ = frozenset({"armhf"})
 MIRROR = "http://deb.debian.org/debian"
-# the sysroot: headers and libraries the cross builds link against (Python, libffi for cffi,
-# zlib and libjpeg for Pillow) and libpq5, which the collector's import check loads
-SYSROOT = (
-    *(f"libpython{PY}-dev", "libffi-dev", f"python{PY}-minimal"),
-    *("zlib1g-dev", "libjpeg62-turbo-dev", "libpq5"),
-)
+# what wheels carry for building against them or for type checkers, never read at run time
+BUILD_ONLY = ("*.c", "*.h", "*.pyx", "*.pxd", "*.pyi")
+# binutils that strip each architecture's shared objects, as dh_strip does (wheels' extensions
+# often keep their symbol tables: cryptography's Rust library sheds 2.8 MiB on amd64)
+STRIP = {
+    "amd64": "x86_64-linux-gnu-strip",
+    "arm64": "aarch64-linux-gnu-strip",
+    "armhf": "arm-linux-gnueabihf-strip",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A Debian release the packages are built for: its python3 decides the wheels' ABI."""
+
+    codename: str
+    suffix: str  # of the Debian revision: 0.2.0-1+deb13 sorts after 0.2.0-1+deb12
+    python: str  # the release's python3 minor version: wheels and .pyc files are for exactly it
+    glibc: tuple[int, int]  # the release's glibc: the newest manylinux tag the target can load
+
+    @property
+    def sysroot(self) -> tuple[str, ...]:
+        """The cross builds' sysroot: headers and libraries they link against (Python, libffi
+        for cffi, zlib and libjpeg for Pillow) and libpq5, which the collector's check loads."""
+        return (
+            *(f"libpython{self.python}-dev", "libffi-dev", f"python{self.python}-minimal"),
+            *("zlib1g-dev", "libjpeg62-turbo-dev", "libpq5"),
+        )
+
+
+RELEASES = {
+    "bookworm": Release("bookworm", "+deb12", "3.11", (2, 36)),
+    "trixie": Release("trixie", "+deb13", "3.13", (2, 41)),  # also Raspberry Pi OS since 2025
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +171,33 @@ def project() -> dict[str, object]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]  # type: ignore[no-any-return]
 
 
-def platforms(arch: str) -> list[str]:
+def platforms(arch: str, release: Release) -> list[str]:
     """manylinux tags the target's glibc accepts, newest first (pip does not expand them)."""
     m = MACHINE[arch]
-    tags = [f"manylinux_2_{minor}_{m}" for minor in range(GLIBC[1], 16, -1)]
+    tags = [f"manylinux_2_{minor}_{m}" for minor in range(release.glibc[1], 16, -1)]
     return [*tags, f"manylinux2014_{m}"]
+
+
+@functools.cache
+def interpreter(version: str) -> str:
+    """A CPython ``version`` (e.g. "3.13") on the build machine: this one, ``python3.13`` on
+    PATH, or pyenv's; it resolves the target's wheels (markers for that version) and
+    byte-compiles the tree for it."""
+    candidates = [sys.executable, shutil.which(f"python{version}")]
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        prefix = subprocess.run(  # noqa: S603
+            [pyenv, "prefix", version], capture_output=True, text=True, check=False
+        )
+        candidates.append(f"{prefix.stdout.strip()}/bin/python{version}")
+    probe = "import sys; print('%d.%d' % sys.version_info[:2])"
+    for python in filter(None, candidates):
+        found = subprocess.run(  # noqa: S603
+            [python, "-c", probe], capture_output=True, text=True, check=False
+        )
+        if found.returncode == 0 and found.stdout.strip() == version:
+            return python
+    raise Blocked(f"the build needs a CPython {version} (python{version} on PATH or pyenv's)")
 
 
 def our_wheel(work: Path) -> Path:
@@ -155,11 +209,12 @@ def our_wheel(work: Path) -> Path:
     return wheel
 
 
-def sysroot(arch: str, work: Path) -> Path:
-    """A bookworm tree of ``arch`` with :data:`SYSROOT` unpacked, never run (``debootstrap
-    --foreign`` plus the packages it only downloads); made again when that list changes."""
-    root = work / f"sysroot-{arch}"
-    include = ",".join(SYSROOT)
+def sysroot(arch: str, release: Release, work: Path) -> Path:
+    """A tree of the release for ``arch`` with :attr:`Release.sysroot` unpacked, never run
+    (``debootstrap --foreign`` plus the packages it only downloads); made again when that list
+    changes."""
+    root = work / f"sysroot-{release.codename}-{arch}"
+    include = ",".join(release.sysroot)
     stamp = root / "debootstrap-include"
     if stamp.exists() and stamp.read_text() == include:
         return root
@@ -169,7 +224,7 @@ def sysroot(arch: str, work: Path) -> Path:
     run(
         [
             *("debootstrap", f"--arch={arch}", "--foreign", "--variant=minbase"),
-            *(f"--include={include}", "bookworm", str(root), MIRROR),
+            *(f"--include={include}", release.codename, str(root), MIRROR),
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -189,24 +244,26 @@ def wheel_name(requirement: str) -> str:
     return re.split(r"[<>=!~;\[ ]", requirement)[0].replace("-", "_").lower()
 
 
-def cross_wheels(arch: str, work: Path, names: tuple[str, ...]) -> Path:
+def cross_wheels(arch: str, release: Release, work: Path, names: tuple[str, ...]) -> Path:
     """Wheels of ``names`` for ``arch``, cross-compiled from PyPI's sdists: the build
-    runs on this machine's CPython 3.11 with the target's sysconfig data (extension suffix,
-    flags), the target's headers and Debian's cross compiler, as Debian's own cross builds do."""
-    root = sysroot(arch, work)
-    house = work / f"wheels-{arch}"
+    runs on this machine's CPython of the release's version with the target's sysconfig data
+    (extension suffix, flags), the target's headers and Debian's cross compiler, as Debian's own
+    cross builds do."""
+    py = release.python
+    root = sysroot(arch, release, work)
+    house = work / f"wheels-{release.codename}-{arch}"
     missing = [n for n in names if not any(house.glob(f"{wheel_name(n)}-*.whl"))]
     if not missing:
         return house
-    tools = work / "cross-venv"
+    tools = work / f"cross-venv-{py}"
     if not (tools / "bin/python").exists():
-        run([sys.executable, "-m", "venv", str(tools)])
+        run([interpreter(py), "-m", "venv", str(tools)])
     run([str(tools / "bin/python"), "-m", "pip", "install", "-q", *CROSS_TOOLS])
     triplet = CROSS[arch]
     data = f"_sysconfigdata__linux_{triplet}"
-    config = work / f"sysconfig-{arch}"
+    config = work / f"sysconfig-{release.codename}-{arch}"
     config.mkdir(exist_ok=True)
-    shutil.copy(root / f"usr/lib/python{PY}/{data}.py", config)
+    shutil.copy(root / f"usr/lib/python{py}/{data}.py", config)
     cc = f"{triplet}-gcc --sysroot={root}"
     include = root / "usr/include"
     env = {
@@ -217,7 +274,7 @@ def cross_wheels(arch: str, work: Path, names: tuple[str, ...]) -> Path:
         "PYTHONPATH": str(config),
         "CC": cc,
         "LDSHARED": f"{cc} -shared",
-        "CFLAGS": f"-I{include}/python{PY} -I{include}/{triplet}/python{PY}",
+        "CFLAGS": f"-I{include}/python{py} -I{include}/{triplet}/python{py}",
         "PKG_CONFIG_LIBDIR": str(root / "usr/lib" / triplet / "pkgconfig"),
         "PKG_CONFIG_SYSROOT_DIR": str(root),
     }
@@ -228,12 +285,12 @@ def cross_wheels(arch: str, work: Path, names: tuple[str, ...]) -> Path:
     return house
 
 
-def check_imports(part: Part, arch: str, work: Path, lib: Path) -> None:
-    """Import the compiled dependencies with the target's python3.11 under qemu-user."""
+def check_imports(part: Part, arch: str, release: Release, work: Path, lib: Path) -> None:
+    """Import the compiled dependencies with the target's python3 under qemu-user."""
     qemu = shutil.which("qemu-arm-static")
     if qemu is None:
         raise Blocked("qemu-arm-static is missing, so the armhf build cannot be checked")
-    root = work / f"sysroot-{arch}"
+    root = sysroot(arch, release, work)
     code = (
         f"import sys; sys.path.insert(0, {str(lib)!r}); "
         "import msgspec, _cffi_backend; "
@@ -241,7 +298,8 @@ def check_imports(part: Part, arch: str, work: Path, lib: Path) -> None:
         "ed25519.Ed25519PrivateKey.generate().sign(b'x'); "
         f"msgspec.json.decode(b'[1]'); {part.imports}"
     )
-    run([qemu, "-L", str(root), str(root / "usr/bin" / f"python{PY}"), "-I", "-c", code])
+    python = root / "usr/bin" / f"python{release.python}"
+    run([qemu, "-L", str(root), str(python), "-I", "-c", code])
 
 
 def requirements(part: Part, arch: str) -> list[str]:
@@ -255,13 +313,18 @@ def requirements(part: Part, arch: str) -> list[str]:
     return reqs
 
 
-def install_lib(part: Part, arch: str, wheel: Path, lib: Path, work: Path) -> None:
-    args = [sys.executable, "-m", "pip", "install", "-q", "--no-compile", "--target", str(lib)]
-    args += ["--only-binary=:all:", "--python-version", PY, "--implementation", "cp"]
-    for tag in platforms(arch):
+def install_lib(
+    part: Part, arch: str, release: Release, wheel: Path, *, lib: Path, work: Path
+) -> None:
+    py = release.python
+    # the target's CPython runs pip, so that markers (python_version) are decided for it
+    args = [interpreter(py), "-m", "pip", "install", "-q", "--no-compile", "--target", str(lib)]
+    args += ["--disable-pip-version-check", "--only-binary=:all:"]
+    args += ["--python-version", py, "--implementation", "cp"]
+    for tag in platforms(arch, release):
         args += ["--platform", tag]
     if arch in CROSS:
-        args += ["--find-links", str(cross_wheels(arch, work, part.cross_built))]
+        args += ["--find-links", str(cross_wheels(arch, release, work, part.cross_built))]
         args += ["--platform", f"linux_{MACHINE[arch]}"]
     proc = subprocess.run(  # noqa: S603
         [*args, str(wheel), *requirements(part, arch)], capture_output=True, text=True, check=False
@@ -269,7 +332,7 @@ def install_lib(part: Part, arch: str, wheel: Path, lib: Path, work: Path) -> No
     if proc.returncode != 0:
         missing = sorted(set(re.findall(r"No matching distribution found for (\S+)", proc.stderr)))
         raise Blocked(
-            f"no {MACHINE[arch]} wheel for CPython {PY} on PyPI: {', '.join(missing) or '?'}\n"
+            f"no {MACHINE[arch]} wheel for CPython {py} on PyPI: {', '.join(missing) or '?'}\n"
             + proc.stderr.strip().splitlines()[-1]
         )
     shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts with the build's shebang
@@ -277,29 +340,40 @@ def install_lib(part: Part, arch: str, wheel: Path, lib: Path, work: Path) -> No
         shutil.rmtree(lib / name, ignore_errors=True)
     for cache in lib.rglob("__pycache__"):
         shutil.rmtree(cache)
+    for pattern in BUILD_ONLY:
+        for path in lib.rglob(pattern):
+            path.unlink()
+    strip(arch, lib)
     if arch in CROSS:
-        check_imports(part, arch, work, lib)
+        check_imports(part, arch, release, work, lib)
 
 
-def glibc_needed(lib: Path) -> tuple[int, int]:
+def strip(arch: str, lib: Path) -> None:
+    """Strip the symbols no loader needs from every shared object (``--strip-unneeded``)."""
+    tool = shutil.which(STRIP[arch])
+    if tool is None:
+        raise Blocked(f"{STRIP[arch]} is missing: scripts/install-system-deps.sh deb")
+    objects = sorted(str(path) for path in lib.rglob("*.so*") if path.is_file())
+    if objects:
+        run([tool, "--strip-unneeded", "--remove-section=.comment", *objects])
+
+
+def glibc_needed(lib: Path, release: Release) -> tuple[int, int]:
     newest = (2, 17)
     for wheel_file in lib.glob("*.dist-info/WHEEL"):
         text = wheel_file.read_text()
         for major, minor in re.findall(r"manylinux_(\d+)_(\d+)_", text):
             newest = max(newest, (int(major), int(minor)))
-        if re.search(r"^Tag: .*-linux_", text, re.MULTILINE):  # built here, against bookworm
-            newest = max(newest, GLIBC)
+        if re.search(r"^Tag: .*-linux_", text, re.MULTILINE):  # built here, against the release
+            newest = max(newest, release.glibc)
     return newest
 
 
-def compile_pyc(stage: Path, lib: Path) -> None:
+def compile_pyc(stage: Path, lib: Path, release: Release) -> None:
     """Byte-compile for the target: .pyc is architecture-independent for one CPython minor."""
-    python = sys.executable if sys.version_info[:2] == (3, 11) else shutil.which("python3.11")
-    if python is None:
-        raise Blocked("byte-compiling for the target needs a CPython 3.11 on the build machine")
     run(
         [
-            python,
+            interpreter(release.python),
             "-m",
             "compileall",
             "-q",
@@ -362,12 +436,14 @@ def broker_conf(arch: str) -> str:
     return conf.replace(PLUGIN_DIR, f"/usr/lib/{MULTIARCH[arch]}/")
 
 
-def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path, *, work: Path) -> str:
+def stage_part(
+    part: Part, arch: str, release: Release, version: str, wheel: Path, *, stage: Path, work: Path
+) -> str:
     """Fill ``stage`` with the package tree; return the libc6 dependency."""
     opt = f"/opt/camwarden/{part.name}"
     lib = stage / opt.lstrip("/") / "lib"
-    install_lib(part, arch, wheel, lib, work)
-    compile_pyc(stage, lib)
+    install_lib(part, arch, release, wheel, lib=lib, work=work)
+    compile_pyc(stage, lib, release)
     scripts = project()["scripts"]
     assert isinstance(scripts, dict)
     module, function = str(scripts[part.package]).split(":")
@@ -427,7 +503,7 @@ def stage_part(part: Part, arch: str, version: str, wheel: Path, stage: Path, *,
     for script in ("postinst", "prerm", "postrm"):
         put(HERE / "deb" / "maintscripts" / script, debian / script, 0o755, subst)
     put(f"/etc/camwarden/{part.name}.toml\n", debian / "conffiles")
-    major, minor = glibc_needed(lib)
+    major, minor = glibc_needed(lib, release)
     return f"libc6 (>= {major}.{minor})"
 
 
@@ -450,9 +526,13 @@ def libpq(part: Part, arch: str) -> bool:
     )
 
 
-def depends(part: Part, arch: str, libc: str) -> list[str]:
-    # procps: /bin/kill of ExecReload=; passwd: useradd when there is no systemd-sysusers
-    found = ["python3 (>= 3.11~)", "python3 (<< 3.12)", "python3-systemd", libc, "passwd", "procps"]
+def depends(part: Part, arch: str, release: Release, libc: str) -> list[str]:
+    """What the package needs: the one python3 minor its wheels and .pyc files are for (any
+    system with it, whatever its name), the libc its wheels were linked for, and for procps
+    /bin/kill of ExecReload=, passwd for useradd when there is no systemd-sysusers."""
+    major, minor = release.python.split(".")
+    python = [f"python3 (>= {major}.{minor}~)", f"python3 (<< {major}.{int(minor) + 1})"]
+    found = [*python, "python3-systemd", libc, "passwd", "procps"]
     if arch in CROSS:
         found += part.cross_depends.split(", ")
     if libpq(part, arch):
@@ -460,7 +540,9 @@ def depends(part: Part, arch: str, libc: str) -> list[str]:
     return found
 
 
-def write_control(part: Part, arch: str, version: str, libc: str, stage: Path) -> int:
+def write_control(
+    part: Part, arch: str, release: Release, *, version: str, libc: str, stage: Path
+) -> int:
     md5 = []
     for path in sorted(stage.rglob("*")):
         rel = path.relative_to(stage)
@@ -474,7 +556,7 @@ def write_control(part: Part, arch: str, version: str, libc: str, stage: Path) -
         "Architecture": arch,
         "Maintainer": MAINTAINER,
         "Installed-Size": str(size),
-        "Depends": ", ".join(depends(part, arch, libc)),
+        "Depends": ", ".join(depends(part, arch, release, libc)),
         "Recommends": part.recommends,
         "Suggests": part.suggests,
         "Section": part.section,
@@ -487,20 +569,29 @@ def write_control(part: Part, arch: str, version: str, libc: str, stage: Path) -
     return size
 
 
-def build(part: Part, arch: str, wheel: Path, work: Path, out: Path) -> tuple[Path, int]:
-    version = f"{project()['version']}-1"
-    stage = work / f"{part.package}_{arch}"
+def build(
+    part: Part,
+    arch: str,
+    release: Release,
+    wheel: Path,
+    *,
+    work: Path,
+    out: Path,
+    compression: str = "xz",
+) -> tuple[Path, int]:
+    version = f"{project()['version']}-1{release.suffix}"
+    stage = work / f"{part.package}_{release.codename}_{arch}"
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
     stage.chmod(0o755)  # the root directory of the package tree
-    libc = stage_part(part, arch, version, wheel, stage, work=work)
-    size = write_control(part, arch, version, libc, stage)
+    libc = stage_part(part, arch, release, version, wheel, stage=stage, work=work)
+    size = write_control(part, arch, release, version=version, libc=libc, stage=stage)
     out.mkdir(parents=True, exist_ok=True)
     deb = out / f"{part.package}_{version}_{arch}.deb"
     env = {**os.environ, "SOURCE_DATE_EPOCH": "0"}
     run(
-        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(stage), str(deb)],
+        ["dpkg-deb", "--root-owner-group", f"-Z{compression}", "--build", str(stage), str(deb)],
         stdout=subprocess.DEVNULL,
         env=env,
     )
@@ -509,10 +600,16 @@ def build(part: Part, arch: str, wheel: Path, work: Path, out: Path) -> tuple[Pa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--release", action="append", choices=sorted(RELEASES))
     parser.add_argument("--arch", action="append", choices=sorted(MACHINE))
     parser.add_argument("--part", action="append", choices=sorted(PARTS))
     parser.add_argument("--out", type=Path, default=ROOT / "dist" / "deb")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "deb")
+    parser.add_argument(
+        "--uncompressed",
+        action="store_true",
+        help="dpkg-deb -Znone: for packages installed right away (tests); xz takes minutes",
+    )
     args = parser.parse_args(argv)
     if shutil.which("dpkg-deb") is None:
         print("dpkg-deb is missing (Debian package dpkg)", file=sys.stderr)
@@ -523,20 +620,32 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     wheel = our_wheel(work)
     failed = 0
-    print(f"{'package':<18} {'arch':<6} {'.deb KiB':>9} {'installed KiB':>14} {'seconds':>8}")
-    for arch in args.arch or ["amd64", "arm64", "armhf"]:
-        for name in args.part or ["agent", "server"]:
-            part = PARTS[name]
-            t0 = time.monotonic()
-            try:
-                deb, size = build(part, arch, wheel, work, args.out)
-            except Blocked as exc:
-                failed += 1
-                print(f"{part.package:<18} {arch:<6} BLOCKED: {exc}")
-                continue
-            took = time.monotonic() - t0
-            kib = deb.stat().st_size // 1024
-            print(f"{part.package:<18} {arch:<6} {kib:>9} {size:>14} {took:>8.1f}  {deb}")
+    head = f"{'package':<18} {'release':<9} {'arch':<6} {'.deb KiB':>9} {'installed KiB':>14}"
+    print(f"{head} {'seconds':>8}")
+    for codename in args.release or list(RELEASES):
+        release = RELEASES[codename]
+        for arch in args.arch or ["amd64", "arm64", "armhf"]:
+            for name in args.part or ["agent", "server"]:
+                part = PARTS[name]
+                row = f"{part.package:<18} {codename:<9} {arch:<6}"
+                t0 = time.monotonic()
+                try:
+                    deb, size = build(
+                        part,
+                        arch,
+                        release,
+                        wheel,
+                        work=work,
+                        out=args.out,
+                        compression="none" if args.uncompressed else "xz",
+                    )
+                except Blocked as exc:
+                    failed += 1
+                    print(f"{row} BLOCKED: {exc}")
+                    continue
+                took = time.monotonic() - t0
+                kib = deb.stat().st_size // 1024
+                print(f"{row} {kib:>9} {size:>14} {took:>8.1f}  {deb}")
     print(f"total {time.monotonic() - started:.1f} s")
     return 1 if failed else 0
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -52,13 +55,51 @@ def test_cross_built_names_match_wheel_files(build: ModuleType) -> None:
         assert "cffi" in part.cross_built  # cryptography's dependency, no armv7l wheel
 
 
-def test_armhf_depends_on_the_debian_libraries_its_extensions_link(build: ModuleType) -> None:
+@pytest.mark.parametrize("release", ["bookworm", "trixie"])
+def test_armhf_depends_on_the_debian_libraries_its_extensions_link(
+    build: ModuleType, release: str
+) -> None:
     server, agent = build.PARTS["server"], build.PARTS["agent"]
-    armhf = build.depends(server, "armhf", "libc6 (>= 2.36)")
+    deb = build.RELEASES[release]
+    armhf = build.depends(server, "armhf", deb, "libc6 (>= 2.36)")
     assert {"libpq5", "libjpeg62-turbo", "libffi8", "libc6 (>= 2.36)"} <= set(armhf)
-    assert "libffi8" in build.depends(agent, "armhf", "libc6 (>= 2.36)")
-    amd64 = build.depends(server, "amd64", "libc6 (>= 2.34)")
+    assert "libffi8" in build.depends(agent, "armhf", deb, "libc6 (>= 2.36)")
+    amd64 = build.depends(server, "amd64", deb, "libc6 (>= 2.34)")
     assert not {"libpq5", "libjpeg62-turbo", "libffi8"} & set(amd64)
+
+
+@pytest.mark.parametrize(
+    ("release", "python"),
+    [
+        ("bookworm", ["python3 (>= 3.11~)", "python3 (<< 3.12)"]),
+        ("trixie", ["python3 (>= 3.13~)", "python3 (<< 3.14)"]),
+    ],
+)
+def test_each_release_needs_exactly_its_python(
+    build: ModuleType, release: str, python: list[str]
+) -> None:
+    """apt refuses a package only where its wheels' ABI and .pyc files cannot load."""
+    for arch in build.MACHINE:
+        found = build.depends(build.PARTS["agent"], arch, build.RELEASES[release], "libc6")
+        assert [dep for dep in found if dep.startswith("python3 ")] == python
+
+
+@pytest.mark.skipif(shutil.which("dpkg") is None, reason="dpkg compares Debian versions")
+def test_release_suffixes_sort_upgrades_forward() -> None:
+    """0.1.0-1 (bookworm only) < 0.2.0-1+deb12 < 0.2.0-1+deb13: a dist-upgrade from bookworm
+    to trixie replaces the +deb12 package with the +deb13 one."""
+    chain = ["0.1.0-1", "0.1.0-1+deb12", "0.1.0-1+deb13", "0.2.0-1+deb12", "0.2.0-1+deb13"]
+    for older, newer in itertools.pairwise(chain):
+        done = subprocess.run(["dpkg", "--compare-versions", older, "lt", newer], check=False)
+        assert done.returncode == 0, (older, newer)
+
+
+def test_manylinux_tags_stop_at_the_release_glibc(build: ModuleType) -> None:
+    bookworm = build.platforms("arm64", build.RELEASES["bookworm"])
+    trixie = build.platforms("arm64", build.RELEASES["trixie"])
+    assert bookworm[0] == "manylinux_2_36_aarch64"
+    assert trixie[0] == "manylinux_2_41_aarch64"
+    assert bookworm[-1] == trixie[-1] == "manylinux2014_aarch64"
 
 
 @pytest.mark.parametrize(

@@ -1,165 +1,52 @@
-"""Build the amd64 agent package and install it into a clean Debian bookworm (debootstrap).
+"""The amd64 agent package installed into a clean root of each release (debootstrap): files,
+modes, the service user with and without systemd, the vault key, the unit's offline check,
+the private tree's imports under the release's python3, and purge.
 
-Needs root, debootstrap, dpkg-deb and the Debian mirror this machine's apt uses. The
-bootstrapped root is cached as a tarball in pytest's own temp area (reused across runs) and
-unpacked fresh for each run; mounts and the unpacked root are removed afterwards.
+Needs root, debootstrap, dpkg-deb and the Debian mirror this machine's apt uses; the roots are
+cached as tarballs (tests/support/debootstrap.py).
 """
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import stat
 import subprocess
-import sys
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.packaging.conftest import Packages
+from tests.support.debootstrap import ROOT, codename, in_root, root_tarball, unpacked
+
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1200)]
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "camwarden-agent"
-
-
-def host_mirror() -> str | None:
-    """The Debian mirror this machine's apt uses for bookworm (deb822 or one-line format)."""
-    apt = Path("/etc/apt")
-    files = [apt / "sources.list", *sorted((apt / "sources.list.d").glob("*"))]
-    for path in files:
-        if not path.is_file():
-            continue
-        text = path.read_text(errors="replace")
-        for block in re.split(r"\n\s*\n", text):
-            uris = re.findall(r"^URIs:\s*(\S+)", block, re.MULTILINE)
-            suites = re.findall(r"^Suites:\s*(.+)$", block, re.MULTILINE)
-            if uris and suites and "bookworm" in suites[0].split():
-                return str(uris[0])
-        for uri in re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+bookworm\s", text, re.MULTILINE):
-            return str(uri)
-    return None
-
-
-def requirements() -> str | None:
-    if sys.platform != "linux" or os.geteuid() != 0:
-        return "needs root (chroot, mount)"
-    for tool in ("debootstrap", "dpkg-deb", "chroot", "mount"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (scripts/install-system-deps.sh test)"
-    arch = subprocess.run(
-        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=False
-    )
-    if arch.stdout.strip() != "amd64":
-        return "the install test runs the amd64 package, natively"
-    if host_mirror() is None:
-        return "no bookworm mirror configured in /etc/apt"
-    return None
-
-
-def _checked(args: list[str]) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"{args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def unmount_below(path: Path) -> None:
-    """Unmount everything mounted at or under ``path``, deepest first."""
-    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    real = str(path.resolve())
-    for target in sorted(
-        (m for m in mounts if m == real or m.startswith(real + "/")), reverse=True
-    ):
-        if subprocess.run(["umount", target], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", target], check=False)
-
-
-@pytest.fixture(scope="session")
-def bookworm_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    reason = requirements()
-    if reason:
-        pytest.skip(reason)
-    # pytest's temp area outlives a run (it keeps the last few); the cache lives next to them
-    cache = tmp_path_factory.getbasetemp().parent / "camwarden-debootstrap-cache"
-    cache.mkdir(exist_ok=True)
-    tarball = cache / "bookworm-minbase-amd64.tar"
-    if tarball.exists():
-        return tarball
-    work = tmp_path_factory.mktemp("debootstrap")
-    target = work / "root"
-    try:
-        mirror = host_mirror()
-        assert mirror
-        _checked(["debootstrap", "--variant=minbase", "bookworm", str(target), mirror])
-        partial = tarball.with_suffix(".partial")
-        with tarfile.open(partial, "w") as tar:
-            tar.add(target, arcname=".")
-        partial.replace(tarball)
-    finally:
-        unmount_below(target)
-        shutil.rmtree(work, ignore_errors=True)
-    return tarball
-
-
-@pytest.fixture(scope="session")
-def agent_deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if requirements():
-        pytest.skip(str(requirements()))
-    out = tmp_path_factory.mktemp("deb")
-    _checked(
-        [
-            sys.executable,
-            str(ROOT / "packaging/deb/build.py"),
-            *("--arch", "amd64", "--part", "agent"),
-            *("--out", str(out), "--work", str(out / "work")),
-        ]
-    )
-    (deb,) = out.glob(f"{PACKAGE}_*_amd64.deb")
-    return deb
+PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
 
 
 @pytest.fixture
-def chroot(bookworm_tarball: Path, tmp_path: Path) -> Iterator[Path]:
-    target = tmp_path / "root"
-    target.mkdir()
-    try:
-        with tarfile.open(bookworm_tarball) as tar:
-            # our own tarball of a debootstrap: device nodes and absolute links are intended
-            tar.extractall(target, filter="fully_trusted")  # noqa: S202
-        shutil.copy("/etc/resolv.conf", target / "etc/resolv.conf")
-        policy = target / "usr/sbin/policy-rc.d"  # no service starts inside the chroot
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-        _checked(["mount", "-t", "proc", "proc", str(target / "proc")])
-        yield target
-    finally:
-        unmount_below(target)
-        shutil.rmtree(target, ignore_errors=True)
-
-
-def in_root(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-        "DEBIAN_FRONTEND": "noninteractive",
-        "LC_ALL": "C",
-    }
-    proc = subprocess.run(
-        ["chroot", str(root), *args], capture_output=True, text=True, check=False, env=env
-    )
-    if check:
-        assert proc.returncode == 0, f"{args}: {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
+def chroot(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> Iterator[Path]:
+    with unpacked(root_tarball(tmp_path_factory, request.param), tmp_path) as root:
+        yield root
 
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
-@pytest.mark.parametrize("with_systemd", [True, False], ids=["systemd", "no-systemd"])
-def test_install_into_clean_bookworm(chroot: Path, agent_deb: Path, with_systemd: bool) -> None:
+@pytest.mark.parametrize(
+    ("chroot", "with_systemd"),
+    [("bookworm", False), ("trixie", True)],
+    ids=["bookworm-no-systemd", "trixie-systemd"],
+    indirect=["chroot"],
+)
+def test_install_into_clean_root(chroot: Path, packages: Packages, with_systemd: bool) -> None:
     """A Pi / NVR box has systemd (sysusers, tmpfiles, creds); a container may not."""
+    release = codename(chroot)
+    agent_deb = packages(release)["agent"]
     shutil.copy(agent_deb, chroot / "tmp" / agent_deb.name)
     in_root(chroot, "apt-get", "update", "-qq")
     if with_systemd:
@@ -229,7 +116,7 @@ def test_install_into_clean_bookworm(chroot: Path, agent_deb: Path, with_systemd
         "cryptography.hazmat.primitives.asymmetric.ed25519 as e, systemd.daemon; "
         "e.Ed25519PrivateKey.generate(); print(sys.version.split()[0])"
     )
-    assert in_root(chroot, "/usr/bin/python3", "-I", "-c", smoke).stdout.startswith("3.11")
+    assert in_root(chroot, "/usr/bin/python3", "-I", "-c", smoke).stdout.startswith(PYTHON[release])
     if (ROOT / "agent" / "cli.py").exists():
         version = in_root(chroot, "camwarden-agent", "--version").stdout
         assert "0." in version

@@ -10,24 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli import _parser as agent_parser
+from server.cli import parser as server_parser
+from tests.support.systemctl import command, fields
+
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "packaging" / "systemd"
 AGENT = SYSTEMD / "camwarden-agent.service"
 SERVER = SYSTEMD / "camwarden-server.service"
 RAW_SCAN = SYSTEMD / "camwarden-agent.service.d" / "raw-scan.conf.example"
 _OVERALL = re.compile(r"Overall exposure level for \S+: (\d+\.\d+)")
-
-
-def settings(unit: Path) -> dict[str, list[str]]:
-    """Every ``Key=value`` of a unit file; keys may repeat, as systemd allows."""
-    found: dict[str, list[str]] = {}
-    for raw in unit.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _, value = line.partition("=")
-        found.setdefault(key.strip(), []).append(value.strip())
-    return found
 
 
 def exposure(unit_name: str, root: Path | None = None, unit: Path | None = None) -> float:
@@ -90,7 +82,7 @@ COMMON = {
             SERVER,
             "camwarden-server",
             {
-                "ExecStart": ["/usr/bin/camwarden-server run --config /etc/camwarden/server.toml"],
+                "ExecStart": ["/usr/bin/camwarden-server --config /etc/camwarden/server.toml run"],
                 "StateDirectory": ["camwarden-server"],
                 "ExecReload": [],
             },
@@ -98,7 +90,7 @@ COMMON = {
     ],
 )
 def test_unit_declares_the_hardening(unit: Path, user: str, specific: dict[str, list[str]]) -> None:
-    found = settings(unit)
+    found = fields(unit)
     for key, value in (COMMON | specific).items():
         assert found.get(key, []) == value, key
     assert found["User"] == [user]
@@ -138,7 +130,7 @@ def test_raw_scan_drop_in_adds_only_cap_net_raw(tmp_path: Path) -> None:
     dropins.mkdir(parents=True)
     shutil.copy(AGENT, system / AGENT.name)
     shutil.copy(RAW_SCAN, dropins / "raw-scan.conf")
-    found = settings(RAW_SCAN)
+    found = fields(RAW_SCAN)
     assert found["CapabilityBoundingSet"] == ["CAP_NET_RAW"]
     assert found["AmbientCapabilities"] == ["CAP_NET_RAW"]
     with_raw = exposure(AGENT.name, root=tmp_path)
@@ -148,9 +140,9 @@ def test_raw_scan_drop_in_adds_only_cap_net_raw(tmp_path: Path) -> None:
 
 def test_crl_units_agree_with_the_broker_config() -> None:
     """The path unit watches the file the service copies; the copy is the broker's crlfile."""
-    path = settings(SYSTEMD / "camwarden-broker-crl.path")
+    path = fields(SYSTEMD / "camwarden-broker-crl.path")
     service = SYSTEMD / "camwarden-broker-crl.service"
-    found = settings(service)
+    found = fields(service)
     env = dict(value.split("=", 1) for value in found["Environment"])
     assert path["PathChanged"] == [env["CRL"]]
     assert path["Unit"] == [service.name]
@@ -158,3 +150,14 @@ def test_crl_units_agree_with_the_broker_config() -> None:
     assert f"crlfile {env['DEST']}\n" in conf
     assert found["ExecStart"][-1] == "/bin/systemctl try-reload-or-restart mosquitto.service"
     print(f"exposure: camwarden-broker-crl.service {exposure(service.name, unit=service)}")
+
+
+@pytest.mark.parametrize("unit", [AGENT, SERVER], ids=lambda unit: unit.stem)
+def test_exec_start_is_a_command_line_its_program_accepts(unit: Path) -> None:
+    """The collector's unit once put --config after ``run``, which only accepts it first."""
+    (line,) = fields(unit)["ExecStart"]
+    program, *args = command(line)
+    assert program == f"/usr/bin/{unit.stem}"
+    parsed = (server_parser() if unit == SERVER else agent_parser()).parse_args(args)
+    assert parsed.command == "run"
+    assert str(parsed.config) == f"/etc/camwarden/{unit.stem.removeprefix('camwarden-')}.toml"
