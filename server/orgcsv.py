@@ -12,7 +12,7 @@ One row per unit, parents before children::
 is the agents' site name, on ``site`` rows only. :func:`parse` checks the file (every error with
 its line number, all of them at once) without touching the database; :func:`plan` compares it
 with the tree already stored, so that importing the same file again adds nothing; the caller
-applies the plan through the scoped layer (``Scoped.create_org`` and ``Scoped.map_site``), which
+applies the plan through the domain layer (``Orgs.create_org`` and ``Orgs.map_site``), which
 checks and audits each unit like the dashboard does. Names compare without case, in NFC.
 """
 
