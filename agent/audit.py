@@ -53,6 +53,7 @@ from agent.config import AgentConfig
 from agent.errors import StorageError
 from agent.inventory.diff import InventoryDiff, diff, key
 from agent.inventory.discover import Host, Scope, merge
+from agent.probes.vendordiscovery import normal_mac
 from agent.results import AuditResult
 from agent.scope import OutOfScope, admit, confined, site_scope
 from agent.state import atomic_write
@@ -340,6 +341,7 @@ class Auditor:
         from agent.inventory.discover import (  # noqa: PLC0415
             ssdp_hosts,
             sweep,
+            vendor_hosts,
             ws_discovery_hosts,
         )
 
@@ -381,6 +383,17 @@ class Auditor:
                     self._scope, window_s=net.udp_window_s, unicast=unicast, multicast=net.multicast
                 ),
             )
+        if net.vendor_discovery:
+            for protocol in ("sadp", "dhdiscover"):
+                found = functools.partial(
+                    vendor_hosts,
+                    protocol,
+                    self._scope,
+                    window_s=net.udp_window_s,
+                    unicast=unicast,
+                    multicast=net.multicast,
+                )
+                await attempt(protocol, found)
         if net.sweep:
             for network in self._scope.subnets:
                 swept = functools.partial(
@@ -418,7 +431,12 @@ class Auditor:
         self, cameras: list[Camera], outcomes: Sequence[_Outcome], discovered: Iterable[Host]
     ) -> tuple[list[Camera], list[Finding]]:
         seen_static = [
-            Host(o.camera.address, frozenset({"static"}))
+            Host(
+                o.camera.address,
+                frozenset({"static"}),
+                serial=o.camera.identity.serial,
+                mac=normal_mac(o.camera.identity.mac),
+            )
             for o in outcomes
             if o.seen and not o.camera.camera_id.startswith(DISCOVERED_PREFIX)
         ]
@@ -572,6 +590,24 @@ def _inv04(
     }
     is_new = any(key(h) == key(host) for h in change.new)
     moved = [fields for before, after, fields in change.changed if key(after) == key(host)]
+    swaps = [before for before, after in change.swapped if key(after) == key(host)]
+    if swaps:  # another device answers at a known address: reported whether configured or not
+        return [
+            make_finding(
+                check="inventory",
+                code="inv.swapped",
+                status="fail",
+                severity="high",
+                controls=("INV-04",),
+                evidence={
+                    **evidence,
+                    "serial_before": swaps[0].serial or swaps[0].endpoint,
+                    "mac_before": swaps[0].mac,
+                    "serial": host.serial or host.endpoint,
+                    "mac": host.mac,
+                },
+            )
+        ]
     if not registered:
         return [
             make_finding(

@@ -224,5 +224,9 @@ CODES: Final[dict[str, str]] = {
     ),
     "inv.changed": "Camera {address} changed since the last inventory: {changed}.",
     "inv.vanished": "Host {address} of the last inventory ({sources}) no longer answers.",
+    "inv.swapped": (
+        "Another device answers at {address}: serial {serial}, MAC {mac}, where the last "
+        "inventory had serial {serial_before}, MAC {mac_before}."
+    ),
     "inv.discovery_failed": "Discovery by {method} failed ({error}); the inventory may be short.",
 }
