@@ -147,6 +147,14 @@ def _text(value: str | None) -> str | None:
     return None if value is None else clean_text(value)
 
 
+def _str(value: EvidenceValue) -> str | None:
+    return None if value is None else str(value)
+
+
+# a recorder's word for a channel's protocol -> the vendor hint of the camera on it
+_PROTOCOL_VENDORS: Final = {"hikvision": "Hikvision", "dahua": "Dahua", "private": "Dahua"}
+
+
 def _load_feed(clock: Clock, config: AgentConfig) -> AdvisoryFeed | None:
     from agent.advisories.feed import FeedError, newest_feed, pinned_feed_keys  # noqa: PLC0415
 
@@ -238,6 +246,7 @@ class Auditor:
         self._settings = net_settings(config)
         self._scope = Scope(self._settings.camera_subnets, port_offset=config.network.port_offset)
         self._targets = targets(config)
+        self._seated: dict[str, str] = {}  # address -> camera id of a camera on a recorder
         self._adapter_config = AdapterConfig(
             timeout_s=audit.request_timeout_s, max_response_bytes=audit.max_response_bytes
         )
@@ -297,6 +306,7 @@ class Auditor:
         self, camera_ids: Collection[str] | None, progress: Progress | None
     ) -> AuditResult:
         started_at, started = self.clock.now(), time.monotonic()
+        self._seated = {}
         wanted = [t for t in self._targets if camera_ids is None or t.camera_id in camera_ids]
         partial = camera_ids is not None
         discovered, discovery_findings = ([], []) if partial else await self._discover()
@@ -323,6 +333,9 @@ class Auditor:
 
             await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
         outcomes = await asyncio.gather(*(one(t) for t in everything))
+        seated, offline = self._channel_cameras(outcomes, {t.address for t in everything})
+        everything += seated
+        outcomes = [*outcomes, *offline, *await asyncio.gather(*(one(t) for t in seated))]
         cameras = _shared_tls_keys([o.camera for o in outcomes])
         host = [*discovery_findings]
         if not partial:
@@ -383,36 +396,94 @@ class Auditor:
                     self._scope, window_s=net.udp_window_s, unicast=unicast, multicast=net.multicast
                 ),
             )
-        if net.vendor_discovery:
-            for protocol in ("sadp", "dhdiscover"):
-                found = functools.partial(
-                    vendor_hosts,
-                    protocol,
-                    self._scope,
-                    window_s=net.udp_window_s,
-                    unicast=unicast,
-                    multicast=net.multicast,
-                )
-                await attempt(protocol, found)
         if net.sweep:
             for network in self._scope.subnets:
                 swept = functools.partial(
                     sweep, network, self._scope, timeout_s=net.sweep_timeout_s
                 )
                 await attempt(f"sweep {network}", swept)
+        if net.vendor_discovery:  # last: also asks every address the others found
+            known = sorted({*unicast, *(h.address for group in groups for h in group)})
+            for protocol in ("sadp", "dhdiscover"):
+                found = functools.partial(
+                    vendor_hosts,
+                    protocol,
+                    self._scope,
+                    window_s=net.udp_window_s,
+                    unicast=known,
+                    multicast=net.multicast,
+                )
+                await attempt(protocol, found)
         return list(merge(*groups).values()), problems
 
     def _discovered_target(self, host: Host) -> Target:
+        return self._target(f"{DISCOVERED_PREFIX}{host.address}", host.address, host.vendor_hint)
+
+    def _target(self, camera_id: str, address: str, vendor_hint: str | None) -> Target:
         offset = self.config.network.port_offset
         return Target(
-            camera_id=f"{DISCOVERED_PREFIX}{host.address}",
-            address=host.address,
+            camera_id=camera_id,
+            address=address,
             ports={
                 Interface.HTTP: 80 + offset,
                 Interface.HTTPS: 443 + offset,
                 Interface.RTSP: 554 + offset,
             },
-            vendor_hint=host.vendor_hint,
+            vendor_hint=vendor_hint,
+        )
+
+    # the cameras on recorders' channels
+
+    def _channel_cameras(
+        self, outcomes: Iterable[_Outcome], audited: set[str]
+    ) -> tuple[list[Target], list[_Outcome]]:
+        """The cameras the recorders list (``rec.channel`` findings) that this audit has not
+        reached yet: a channel online at an address inside the camera subnets is audited
+        directly (``<recorder>-chNN``, no vault credential), one the recorder lists offline
+        is reported unreachable with the recorder's word for it; anything else is left to the
+        recorder's own findings (outside the subnets: never contacted)."""
+        targets, offline = [], []
+        for outcome in outcomes:
+            for finding in outcome.camera.findings:
+                evidence = finding.evidence
+                address = str(evidence.get("address") or "")
+                if finding.code != "rec.channel" or address in audited:
+                    continue
+                camera_id = f"{outcome.camera.camera_id}-ch{evidence['channel']:02}"[:64]
+                audited.add(address)
+                self._seated[address] = camera_id
+                if evidence.get("state") == "offline":
+                    offline.append(_Outcome(self._offline(camera_id, outcome, finding), False))
+                elif self._scope.contains(address):
+                    hint = _PROTOCOL_VENDORS.get(str(evidence.get("protocol") or "").lower())
+                    targets.append(self._target(camera_id, address, hint))
+        return targets, offline
+
+    def _offline(self, camera_id: str, recorder: _Outcome, channel: Finding) -> Camera:
+        evidence = channel.evidence
+        said = f"the recorder {recorder.camera.camera_id} lists channel {evidence['channel']}"
+        gone = next(
+            (
+                f
+                for f in recorder.camera.findings
+                if f.code == "rec.channel_offline" and f.evidence == evidence
+            ),
+            channel,
+        )
+        return Camera(
+            camera_id=camera_id,
+            address=str(evidence["address"]),
+            reachable=False,
+            identity=Identity(
+                model=_text(_str(evidence.get("model"))),
+                serial=_text(_str(evidence.get("serial"))),
+                firmware=_text(_str(evidence.get("firmware"))),
+                source="recorder",
+            ),
+            findings=[gone],
+            audited_at=self.clock.now(),
+            audit="unreachable",
+            audit_reason=f"{said} offline",
         )
 
     def _inventory_path(self) -> Path:
@@ -448,7 +519,8 @@ class Auditor:
                 atomic_write(self._inventory_path(), msgspec.json.encode(list(current.values())))
             except StorageError as exc:
                 logger.warning("%s; INV-04 compares with an older inventory next time", exc)
-        configured = {t.address for t in self._targets}
+        # a camera on a recorder's channel is registered through its recorder
+        configured = {t.address for t in self._targets} | set(self._seated)
         out = []
         for camera in cameras:
             host = current.get(camera.address)
@@ -608,7 +680,9 @@ def _inv04(
                 },
             )
         ]
-    if not registered:
+    # a device the last inventory knew by its MAC/serial, at another address now: it moved
+    known_elsewhere = any("address" in fields for fields in moved)
+    if not registered and not known_elsewhere:
         return [
             make_finding(
                 check="inventory",

@@ -14,7 +14,8 @@ firmware, ...). Evidence strings never contain passwords. Decisions that follow 
 * Recorders: REC-01 fails on a recorder whose channel list hands out its cameras' stored
   passwords (Dahua ``RemoteDevice``) while a camera is seated on it; REC-02 when a router maps
   a port to the recorder's SDK/DVRIP port (Hikvision 8000, Dahua 37777); REC-03 on a channel
-  camera its recorder lists offline (and nothing else is claimed about that camera: it is down).
+  camera its recorder lists offline, and on the recorder for that channel (nothing else is
+  claimed about that camera: it is down).
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ def _recorder(spec: CameraSpec, config: LabConfig | None) -> list[tuple[str, str
     seated = config.channels(spec.id)
     if hands_out and seated:
         out.append(("REC-01", f"channel list shows the passwords of {len(seated)} camera(s)"))
+    out.extend(("REC-03", f"channel {c.channel} offline") for c in seated if c.channel_offline)
     sdk = {spec.persona.ports.get(k) for k in ("sdk", "tcp")} - {None}
     out.extend(
         ("REC-02", f"router {router.id} forwards {m.external_port} -> SDK port {m.internal_port}")

@@ -38,6 +38,7 @@ __all__ = [
 
 _T = TypeVar("_T")
 MAX_SWEEP_HOSTS: Final = 4096
+UNICAST_AT_ONCE: Final = 32  # unicast discovery datagrams in flight (each waits its window)
 SWEEP_PORTS: Final = (80, 443, 554, 8000, 37777)  # baseline INV-04
 _VENDOR_WORDS: Final = (("hikvision", "Hikvision"), ("dahua", "Dahua"), ("axis", "Axis"))
 
@@ -100,19 +101,27 @@ async def _ask(
     skip_errors: bool = True,
 ) -> list[_T]:
     """Answers to ``ask(group, True)`` when ``multicast``, then to ``ask(address, False)`` for
-    each of ``unicast`` (all inside the scope; a camera error skips that address unless
-    ``skip_errors`` is off)."""
-    out: list[_T] = []
-    if multicast:
-        out += await ask(MULTICAST_GROUP, True)
+    each of ``unicast`` (all inside the scope, at most ``UNICAST_AT_ONCE`` at a time; a camera
+    error skips that address unless ``skip_errors`` is off)."""
     for address in unicast:
         if not scope.contains(address):
             raise OutOfScope(f"{address} is outside the camera subnets")
-        try:
-            out += await ask(address, False)
-        except CameraError:
-            if not skip_errors:
-                raise
+    out: list[_T] = []
+    if multicast:
+        out += await ask(MULTICAST_GROUP, True)
+    gate = asyncio.Semaphore(UNICAST_AT_ONCE)
+
+    async def one(address: str) -> list[_T]:
+        async with gate:
+            try:
+                return await ask(address, False)
+            except CameraError:
+                if not skip_errors:
+                    raise
+                return []
+
+    for answers in await asyncio.gather(*(one(a) for a in unicast)):
+        out += answers
     return out
 
 

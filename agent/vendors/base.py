@@ -40,6 +40,7 @@ from agent.vendors.models import (
     Interface,
     Landing,
     LockoutPolicy,
+    RecorderChannel,
     ServiceState,
     StreamInfo,
     Target,
@@ -331,6 +332,10 @@ class Adapter(ABC):
             lambda: self._set_password(username, password, current),
         )
 
+    async def channels(self) -> tuple[RecorderChannel, ...]:
+        """A recorder's IP channels; ``Unsupported`` on a device that has none (a camera)."""
+        return await self._call(Capability.CHANNELS, "channels", self._channels)
+
     async def network_settings(self) -> tuple[str, ...]:
         """What a change must leave alone: addresses, prefixes, DHCP, MAC, ports (as text)."""
         return await self._call(Capability.NETWORK, "network_settings", self._network_settings)
@@ -367,3 +372,6 @@ class Adapter(ABC):
 
     async def _network_settings(self) -> tuple[str, ...]:
         raise Unsupported("network")
+
+    async def _channels(self) -> tuple[RecorderChannel, ...]:
+        raise Unsupported("channels")

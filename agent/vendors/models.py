@@ -26,6 +26,7 @@ class Capability(enum.Enum):
     FIRMWARE_UPGRADE = "firmware_upgrade"
     SET_PASSWORD = "set_password"  # noqa: S105 (a capability name, not a password)
     NETWORK = "network"  # network_settings(): what a firmware update must not change
+    CHANNELS = "channels"  # channels(): a recorder's IP channels and the cameras on them
 
 
 class Interface(enum.Enum):
@@ -137,3 +138,22 @@ class TimeInfo:
 class StreamInfo:
     rtsp_uri: str
     profile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderChannel:
+    """One IP channel of an NVR/DVR as the recorder lists it: the camera it logs in to and
+    whether it reaches it. ``password_shown``: the recorder handed out the stored password of
+    that camera in the answer (the password itself is never kept)."""
+
+    number: int  # 1-based, as the recorder's interface shows it
+    address: str | None
+    port: int | None  # the port the recorder connects to (SDK/DVRIP, HTTP)
+    protocol: str | None  # "HIKVISION", "Dahua", "ONVIF", ...
+    username: str | None
+    model: str | None = None
+    serial: str | None = None
+    mac: str | None = None
+    firmware: str | None = None
+    online: bool | None = None  # None: the recorder did not say
+    password_shown: bool = False

@@ -15,6 +15,7 @@ from agent.vendors.models import (
     Capability,
     DeviceIdentity,
     LockoutPolicy,
+    RecorderChannel,
     ServiceState,
     TimeInfo,
 )
@@ -36,6 +37,7 @@ class DahuaAdapter(HttpAdapter):
             Capability.LOGIN,
             Capability.FIRMWARE_UPGRADE,
             Capability.SET_PASSWORD,
+            Capability.CHANNELS,
         }
     )
 
@@ -68,6 +70,18 @@ class DahuaAdapter(HttpAdapter):
             ssh=parsers.config_flag(await self._config(const.SSHD), const.SSHD),
             ddns=parsers.config_flag(await self._config(const.DDNS), const.DDNS),
         )
+
+    async def _channels(self) -> tuple[RecorderChannel, ...]:
+        table = await self._config(const.REMOTE_DEVICE)
+        if not any(key.startswith("table.RemoteDevice.") for key in table):
+            raise Unsupported("no remote devices: not a recorder")
+        try:
+            states: Mapping[str, str] | None = parsers.parse_kv(
+                await self._text(const.CAMERA_STATE)
+            )
+        except Unsupported:
+            states = None
+        return parsers.parse_remote_devices(table, states)
 
     async def _lockout_policy(self) -> LockoutPolicy:
         return lockout_policy(await self._config(const.GENERAL))

@@ -36,3 +36,7 @@ ROLES: Final = {"admin": "administrator", "user": "user"}
 UPLOAD_FIRMWARE: Final = "/cgi-bin/upgrader.cgi?action=uploadFirmware"
 # + name (query), pwd and pwdOld (secret query parameters); answers "OK"
 MODIFY_PASSWORD: Final = "/cgi-bin/userManager.cgi?action=modifyPassword"  # noqa: S105 (a URL)
+# recorders (NVR/DVR): the remote devices (IP cameras) with their stored logins, and the
+# connection state per channel (public Dahua HTTP API)
+REMOTE_DEVICE: Final = "RemoteDevice"
+CAMERA_STATE: Final = "/cgi-bin/LogicDeviceManager.cgi?action=getCameraState&uniqueChannels[0]=-1"

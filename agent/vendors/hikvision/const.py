@@ -28,3 +28,6 @@ ROLES: Final = {"administrator": "administrator", "operator": "operator", "viewe
 UPDATE_FIRMWARE: Final = "/ISAPI/System/updateFirmware"
 USER: Final = "/ISAPI/Security/users/"  # + the id from USERS: PUT a User document
 NAMESPACE: Final = "http://www.hikvision.com/ver20/XMLSchema"
+# recorders (NVR/DVR): the IP channels and their connection state (ContentMgmt InputProxy)
+INPUT_PROXY: Final = "/ISAPI/ContentMgmt/InputProxy/channels"
+INPUT_PROXY_STATUS: Final = "/ISAPI/ContentMgmt/InputProxy/channels/status"
