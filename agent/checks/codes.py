@@ -238,7 +238,7 @@ CODES: Final[dict[str, str]] = {
         "{internal_port} of this recorder or camera: its binary management protocol is open to "
         "the Internet."
     ),
-    # INV-04 (agent.audit): the inventory against the configuration and the last inventory
+    # INV-04 (agent.checks.inventory): the inventory against the configuration and the last one
     "inv.registered": "Camera {address} is in the configured inventory ({change}).",
     "inv.unregistered": (
         "Host {address} answers on the camera segment ({sources}; ports {open_ports}) but is "
