@@ -22,7 +22,7 @@ from lab.testing import LabFactory
 from protocol.messages import Camera
 from tests.agent.audit_lab import AUDIT, audit, failed_controls, prepare
 
-RECORDERS = Path(__file__).parents[2] / "configs" / "lab" / "recorders.toml"
+RECORDERS = Path(__file__).parents[3] / "configs" / "lab" / "recorders.toml"
 OFFLINE = frozenset({"hik-ch16", "kb-ch08"})
 # Deviations the main accuracy test explains (tests/agent/test_audit_accuracy.py)
 EXTRA = {"SVC-01": "telnet", "SVC-05": "REC-02"}
