@@ -17,7 +17,7 @@ from agent.checks.base import make_finding
 from agent.checks.site import Site, SiteCheck, SiteFindings, SiteInventory
 from agent.inventory.diff import key
 from agent.inventory.discover import Host
-from protocol.messages import Camera, EvidenceValue, Finding
+from protocol.messages import Camera, EvidenceValue, Finding, Severity, Status
 
 __all__ = ["InventoryCheck"]
 
@@ -51,67 +51,41 @@ def _camera(camera: Camera, inventory: SiteInventory) -> list[Finding]:
     moved = [fields for before, after, fields in change.changed if key(after) == key(host)]
     swaps = [before for before, after in change.swapped if key(after) == key(host)]
     if swaps:
-        return [
-            make_finding(
-                check="inventory",
-                code="inv.swapped",
-                status="fail",
-                severity="high",
-                controls=("INV-04",),
-                evidence={
-                    **evidence,
-                    "serial_before": swaps[0].serial or swaps[0].endpoint,
-                    "mac_before": swaps[0].mac,
-                    "serial": host.serial or host.endpoint,
-                    "mac": host.mac,
-                },
-            )
-        ]
+        swapped = {
+            "serial_before": swaps[0].serial or swaps[0].endpoint,
+            "mac_before": swaps[0].mac,
+            "serial": host.serial or host.endpoint,
+            "mac": host.mac,
+        }
+        return [_inv04("inv.swapped", "fail", "high", {**evidence, **swapped})]
     known_elsewhere = any("address" in fields for fields in moved)
     if camera.address not in inventory.registered and not known_elsewhere:
-        return [
-            make_finding(
-                check="inventory",
-                code="inv.unregistered",
-                status="fail",
-                severity="high",
-                controls=("INV-04",),
-                evidence={**evidence, "new": is_new, "vendor_hint": host.vendor_hint},
-            )
-        ]
+        unregistered = {"new": is_new, "vendor_hint": host.vendor_hint}
+        return [_inv04("inv.unregistered", "fail", "high", {**evidence, **unregistered})]
     if moved:
-        return [
-            make_finding(
-                check="inventory",
-                code="inv.changed",
-                status="fail",
-                severity="medium",
-                controls=("INV-04",),
-                evidence={**evidence, "changed": ",".join(moved[0])},
-            )
-        ]
-    return [
-        make_finding(
-            check="inventory",
-            code="inv.registered",
-            status="pass",
-            severity="info",
-            controls=("INV-04",),
-            evidence={**evidence, "change": "new" if is_new else "unchanged"},
-        )
-    ]
+        changed = {"changed": ",".join(moved[0])}
+        return [_inv04("inv.changed", "fail", "medium", {**evidence, **changed})]
+    registered = {"change": "new" if is_new else "unchanged"}
+    return [_inv04("inv.registered", "pass", "info", {**evidence, **registered})]
+
+
+def _inv04(
+    code: str, status: Status, severity: Severity, evidence: dict[str, EvidenceValue]
+) -> Finding:
+    return make_finding(
+        check="inventory",
+        code=code,
+        status=status,
+        severity=severity,
+        controls=("INV-04",),
+        evidence=evidence,
+    )
 
 
 def _vanished(host: Host) -> Finding:
-    return make_finding(
-        check="inventory",
-        code="inv.vanished",
-        status="fail",
-        severity="medium",
-        controls=("INV-04",),
-        evidence={
-            "address": host.address,
-            "sources": ",".join(sorted(host.sources)),
-            "endpoint": host.endpoint,
-        },
-    )
+    evidence: dict[str, EvidenceValue] = {
+        "address": host.address,
+        "sources": ",".join(sorted(host.sources)),
+        "endpoint": host.endpoint,
+    }
+    return _inv04("inv.vanished", "fail", "medium", evidence)
