@@ -137,6 +137,16 @@ def router() -> APIRouter:
     def camera(request: Request, web: Web, s: PageScope, agent_id: str, camera_id: str) -> Response:
         return web.render(request, s.p, "camera.html", cam=s.camera(agent_id, camera_id))
 
+    @pages.get("/recorders")
+    def recorders(request: Request, web: Web, s: PageScope) -> Response:
+        return web.render(request, s.p, "recorders.html", recorders=s.recorders())
+
+    @pages.get("/recorders/{agent_id}/{camera_id}")
+    def recorder(
+        request: Request, web: Web, s: PageScope, agent_id: str, camera_id: str
+    ) -> Response:
+        return web.render(request, s.p, "recorder.html", rec=s.recorder(agent_id, camera_id))
+
     @pages.get("/agents")
     def agents(request: Request, web: Web, s: PageScope, changed: str = "") -> Response:
         rows = s.agents()

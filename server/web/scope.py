@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from protocol import AuditState
+from server.domain import recorders as recorder_rows
 from server.queries import SEVERITIES
 from server.storage import Repository, read_then_write
 from server.storage.models import Agent, Camera, Finding, Message
@@ -1141,6 +1142,20 @@ class Scoped:
             return self._count_cameras(
                 conn, self._agent_visible(Camera.agent_id), Camera.audit != "audited"
             )
+
+    def recorders(self) -> list[recorder_rows.RecorderLine]:
+        """The recorders in scope with their channel counts (``server.domain.recorders``)."""
+        with self.engine.connect() as conn:
+            return recorder_rows.recorders(conn, self._agent_visible(Finding.agent_id))
+
+    def recorder(self, agent_id: str, camera_id: str) -> recorder_rows.RecorderView:
+        with self.engine.connect() as conn:
+            view = recorder_rows.recorder(
+                conn, self._agent_visible(Finding.agent_id), agent_id, camera_id
+            )
+        if view is None:
+            raise NotVisible(f"recorder {agent_id}/{camera_id}")
+        return view
 
     def camera(self, agent_id: str, camera_id: str) -> CameraView:
         with self.engine.connect() as conn:
