@@ -218,6 +218,7 @@ CODES: Final[dict[str, str]] = {
     "host.system": "The agent runs on {os} {kernel} ({machine}), Python {python}.",
     # INV-01 / REC-01 / REC-03 (agent.checks.recorder): a recorder's channels
     "rec.not_recorder": "The device lists no IP channels: it is not a recorder.",
+    "rec.no_ip_channels": "The recorder has no IP channel in use (analog inputs only, or none).",
     "rec.channel": (
         "Channel {channel}: {model} at {address} (serial {serial}), {state}, as the recorder "
         "lists it."

@@ -61,6 +61,8 @@ class RecorderCheck(Check):
                     reason="the device lists no IP channels",
                 )
             ]
+        if not channels:  # a DVR's analog inputs, or an NVR with no camera added yet
+            return [self.finding(ctx, "rec.no_ip_channels", "not_applicable", "info")]
         out = [
             self.finding(ctx, "rec.channel", "pass", "info", evidence=channel_evidence(c))
             for c in channels
@@ -89,7 +91,7 @@ class RecorderCheck(Check):
                     evidence={"count": len(shown), "channels": len(channels)},
                 )
             )
-        elif channels:
+        else:
             out.append(
                 self.finding(
                     ctx,

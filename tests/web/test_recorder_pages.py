@@ -67,6 +67,8 @@ def test_a_recorder_page_lists_its_channels_and_links_their_cameras(
         listing = shown(server.get("/recorders").text)
         assert "agent-a7/nvr" in listing
         assert "agent-a7/nvr-ch01" not in listing  # a camera is no recorder
+        summary = catalogue.t(lang, "recorders.summary", recorders=1, channels=2, offline=1)
+        assert summary in listing
         page = server.get("/recorders/agent-a7/nvr")
         assert page.status_code == 200
         rows = page.text.split('id="channels"')[1].split("</table>")[0]

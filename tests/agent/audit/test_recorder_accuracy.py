@@ -71,6 +71,10 @@ async def test_every_recorder_weakness_found_and_nothing_false(
         assert (record.address, record.identity.serial) == (node.host, node.camera.serial)
         assert (record.reachable, record.audit) == (False, "unreachable")
         assert failed_controls(record) == {"REC-03"}
+    # the DVR's inputs are analog: nothing to list, not a camera either
+    assert [f.code for f in cameras["dvr-hik"].findings if f.check == "recorder"] == [
+        "rec.no_ip_channels"
+    ]
     assert not any(c.camera_id.startswith("found-") for c in result.cameras)
     assert all(f.code != "inv.unregistered" for c in result.cameras for f in c.findings)
 
