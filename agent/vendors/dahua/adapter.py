@@ -72,7 +72,12 @@ class DahuaAdapter(HttpAdapter):
         )
 
     async def _channels(self) -> tuple[RecorderChannel, ...]:
-        table = await self._config(const.REMOTE_DEVICE)
+        """A camera has no RemoteDevice table: it answers 404, or refuses the unknown name (an
+        HTTP error that is not a login refusal), or an empty table: not a recorder."""
+        try:
+            table = await self._config(const.REMOTE_DEVICE)
+        except BadResponse as exc:
+            raise Unsupported(f"no RemoteDevice table ({exc.detail}): not a recorder") from exc
         if not any(key.startswith("table.RemoteDevice.") for key in table):
             raise Unsupported("no remote devices: not a recorder")
         try:
