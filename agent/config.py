@@ -103,6 +103,7 @@ class NetworkConfig(_Section, frozen=True, kw_only=True):
     snmp_communities: tuple[str, ...] = ("public", "private")
     ws_discovery: bool = False
     ssdp: bool = False
+    vendor_discovery: bool = False  # Hikvision SADP and Dahua DHDiscover
     sweep: bool = False
     multicast: bool = False
     sweep_timeout_s: Seconds = 1.0

@@ -26,7 +26,15 @@ from lab.persona import Persona
 from lab.render import Flag, render
 from lab.settings import BOOL_SETTINGS, SettingName, SettingValue, WriteFaults, parse_value
 
-__all__ = ["AuthScheme", "Camera", "Interface", "LockEvent", "RequestRecord", "Sink"]
+__all__ = [
+    "AuthScheme",
+    "Camera",
+    "Channel",
+    "Interface",
+    "LockEvent",
+    "RequestRecord",
+    "Sink",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +66,38 @@ class LockEvent:
 
 
 Sink = Callable[[str, float, RequestRecord | LockEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A camera seated on a recorder's channel, as the recorder lists it: where it is, who it
+    says it is, the credential the recorder logs in with (its first account), and whether the
+    recorder reaches it."""
+
+    number: int
+    camera: Camera
+
+    def context(self) -> dict[str, object]:
+        cam = self.camera
+        user = next(iter(cam.spec.users))
+        online = not cam.spec.channel_offline
+        return {
+            "channel": self.number,
+            "channel0": self.number - 1,
+            "ip": cam.host,
+            "http_port": cam.ports["http"],
+            "sdk_port": cam.ports.get("sdk", cam.ports.get("tcp", 0)),
+            "model": cam.spec.model,
+            "serial": cam.serial,
+            "mac": cam.mac,
+            "version": cam.version,
+            "build": cam.persona.build_string(cam.build),
+            "user": user.name,
+            "password": user.password,
+            "online": Flag(online),
+            "state": "Connected" if online else "Unconnect",
+            "detect": "connect" if online else "offline",
+        }
 
 
 class Camera:
@@ -119,6 +159,7 @@ class Camera:
             "discoverable": spec.discoverable,
         }
         self.write_faults: WriteFaults = spec.write_faults
+        self.channels: tuple[Channel, ...] = ()  # a recorder's seated cameras (set by the fleet)
 
     @property
     def id(self) -> str:
@@ -296,6 +337,8 @@ class Camera:
             "build": self.persona.build_string(self.build),
             "device_name": f"{self.persona.vendor} {spec.model}",
             "device_id": self.uuid,
+            "device_type": self.persona.device_type,
+            "channel_count": self.persona.channels,
             "hostname": spec.id,
             "host": self.host,
             "now": self.now(),
@@ -313,7 +356,13 @@ class Camera:
             "viewers": holders("admin", "operator", "user"),
         }
 
-    def user_rows(self, row: str) -> str:
+    def rows(self, kind: str, row: str) -> str:
+        """``row`` rendered once per user or (a recorder) once per seated channel camera."""
+        if kind == "channels":
+            return "".join(render(row, channel.context()) for channel in self.channels)
+        return self._user_rows(row)
+
+    def _user_rows(self, row: str) -> str:
         return "".join(
             render(
                 row,

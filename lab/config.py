@@ -3,6 +3,11 @@
 Built once into frozen dataclasses. Unknown keys and bad values raise ``ConfigError`` naming
 the key, the file and the line. ``[[camera]]`` entries with ``count = N`` expand into N cameras
 ``<id>-1`` .. ``<id>-N``. Anything a persona defines (model, firmware, users) is the default.
+
+A camera with ``recorder = "<id>"`` sits on that recorder's next free channel (or ``channel``);
+``offline = true`` keeps it down (no listeners) and the recorder lists it offline. ``host``
+picks the lab address slot (default: the camera's position), so a camera can move address or
+another device can take its slot while serial and MAC follow the camera's id and position.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import datetime as dt
 import ipaddress
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args
 
@@ -145,6 +150,15 @@ class CameraSpec:
     silent_ports: frozenset[str] = frozenset()  # services that accept TCP and never answer
     firmware_upgrade: FirmwareUpgrade = field(default_factory=FirmwareUpgrade)
     write_faults: WriteFaults = field(default_factory=WriteFaults)  # see ``lab.settings``
+    recorder: str | None = None  # the recorder this camera is seated on
+    channel: int = 0  # its channel on that recorder (1-based; 0: not seated)
+    channel_offline: bool = False  # down: no listeners; the recorder lists it offline
+    host_number: int = 0  # lab address slot (1-based; 0: ordinal + 1)
+
+    @property
+    def slot(self) -> int:
+        """The 0-based lab address slot."""
+        return (self.host_number or self.ordinal + 1) - 1
 
     @property
     def all_users(self) -> tuple[User, ...]:
@@ -186,6 +200,11 @@ class LabConfig:
     cameras: tuple[CameraSpec, ...]
     routers: tuple[RouterSpec, ...] = ()
 
+    def channels(self, recorder_id: str) -> tuple[CameraSpec, ...]:
+        """The cameras seated on ``recorder_id``, by channel."""
+        seated = (c for c in self.cameras if c.recorder == recorder_id)
+        return tuple(sorted(seated, key=lambda c: c.channel))
+
     def camera(self, camera_id: str) -> CameraSpec:
         for cam in self.cameras:
             if cam.id == camera_id:
@@ -213,9 +232,13 @@ def parse_config(text: str, *, source: str = "LAB.toml") -> LabConfig:
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
         raise ConfigError(f"{source}: duplicate camera ids: {', '.join(dupes)}")
+    cameras = _seat(cameras, source)
     routers = tuple(
         _router(entry, len(cameras) + n, set(ids)) for n, entry in enumerate(doc.tables("router"))
     )
+    clash = sorted(c.id for c in cameras if c.slot in {r.ordinal for r in routers})
+    if clash:
+        raise ConfigError(f"{source}: host of {', '.join(clash)} is a router's lab address")
     doc.done()
     return LabConfig(lab, tuple(cameras), routers)
 
@@ -277,6 +300,16 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
     skew = t.get("clock_skew_s", float, 0.0)
     discoverable = t.get("discoverable", bool, True)
     onvif_user_management = t.get("onvif_user_management", bool, True)
+    recorder = t.get("recorder", str, "") or None
+    channel = t.get("channel", int, 0)
+    offline = t.get("offline", bool, False)
+    host_number = t.get("host", int, 0)
+    if (channel or offline) and recorder is None:
+        t.fail("channel" if channel else "offline", "only a camera on a recorder has a channel")
+    if (channel or host_number) and count:
+        t.fail("channel" if channel else "host", "not with count (one camera per channel/host)")
+    if channel < 0 or host_number < 0:
+        t.fail("channel" if channel < 0 else "host", "must be positive")
     if flags["http_redirect"] and not flags["https"]:
         t.fail("http_redirect", "needs https = true (there is nothing to redirect to)")
     t.done()
@@ -303,10 +336,48 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
             silent_ports=silent_ports,
             firmware_upgrade=upgrade or FirmwareUpgrade(),
             write_faults=write_faults,
+            recorder=recorder,
+            channel=channel,
+            channel_offline=offline,
+            host_number=host_number,
             **flags,
         )
         for n, cam_id in enumerate(ids)
     ]
+
+
+def _seat(cameras: list[CameraSpec], source: str) -> list[CameraSpec]:
+    """Channels given to the cameras on recorders (next free one, in order) and checked: the
+    recorder exists and is one, no channel twice or beyond its capacity, no address slot twice."""
+    by_id = {c.id: c for c in cameras}
+    taken: dict[str, set[int]] = {}
+    for cam in cameras:
+        if cam.recorder is not None and cam.channel:
+            taken.setdefault(cam.recorder, set())
+            if cam.channel in taken[cam.recorder]:
+                raise ConfigError(f"{source}: {cam.recorder} channel {cam.channel} twice")
+            taken[cam.recorder].add(cam.channel)
+    out = []
+    for spec in cameras:
+        cam = spec
+        if cam.recorder is not None:
+            recorder = by_id.get(cam.recorder)
+            if recorder is None or not recorder.persona.recorder:
+                raise ConfigError(f"{source}: {cam.id}: recorder {cam.recorder!r} is no recorder")
+            used = taken.setdefault(cam.recorder, set())
+            channel = cam.channel or next(n for n in range(1, len(used) + 2) if n not in used)
+            used.add(channel)
+            if channel > recorder.persona.channels:
+                raise ConfigError(
+                    f"{source}: {cam.id}: {cam.recorder} has {recorder.persona.channels} channels"
+                )
+            cam = replace(cam, channel=channel)
+        out.append(cam)
+    slots = [c.slot for c in out]
+    twice = sorted({c.id for c in out if slots.count(c.slot) > 1})
+    if twice:
+        raise ConfigError(f"{source}: cameras share a lab address (host): {', '.join(twice)}")
+    return out
 
 
 def _user(t: _Table) -> User:

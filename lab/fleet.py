@@ -27,7 +27,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from lab import netns, onvif
 from lab.binder import Binder, LoopbackBinder
-from lab.camera import Camera
+from lab.camera import Camera, Channel
 from lab.config import CameraSpec, Faults, LabConfig, RouterSpec
 from lab.errors import LabError
 from lab.faults import FaultGate
@@ -40,6 +40,13 @@ from lab.services.igd import start_igd
 from lab.services.rtsp import RtspFleet, RtspStream
 from lab.services.snmp import start_snmp
 from lab.services.ssdp import start_ssdp
+from lab.services.vendordiscovery import (
+    DHDISCOVER_PORT,
+    SADP_PORT,
+    DeviceFacts,
+    start_dhdiscover,
+    start_sadp,
+)
 from lab.services.wsdiscovery import start_wsdiscovery
 from lab.tls import TlsFactory
 from lab.truth import camera_findings
@@ -49,7 +56,16 @@ __all__ = ["CameraNode", "Fleet", "RouterNode"]
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 0.2
-STANDARD_PORTS = {"telnet": 23, "ftp": 21, "ssh": 22, "snmp": 161, "ssdp": 1900, "wsd": 3702}
+STANDARD_PORTS = {
+    "telnet": 23,
+    "ftp": 21,
+    "ssh": 22,
+    "snmp": 161,
+    "ssdp": 1900,
+    "wsd": 3702,
+    "sadp": SADP_PORT,
+    "dhdiscover": DHDISCOVER_PORT,
+}
 ROUTER_PORTS = {"ssdp": 1900, "igd_http": 5000}
 BACKSTAGE_HOST = "127.0.0.1"  # where GStreamer listens, behind the RTSP fronts (in netns mode:
 # the camera namespace's own loopback, which nothing outside that namespace can reach)
@@ -277,6 +293,31 @@ class CameraNode:
                 scopes=onvif.scopes(cam),
             )
             self._listeners.append(wsd)
+        await self._vendor_discovery()
+
+    async def _vendor_discovery(self) -> None:
+        """The family's own discovery responder: SADP (Hikvision), DHDiscover (Dahua)."""
+        cam = self.camera
+        starts = {"Hikvision": ("sadp", start_sadp), "Dahua": ("dhdiscover", start_dhdiscover)}
+        if cam.persona.family not in starts:
+            return
+        kind, start = starts[cam.persona.family]
+        persona = cam.persona
+        facts = DeviceFacts(
+            vendor=persona.vendor,
+            model=self.spec.model,
+            serial=cam.serial,
+            mac=cam.mac,
+            host=cam.host,
+            http_port=cam.ports["http"],
+            sdk_port=cam.ports.get("sdk", cam.ports.get("tcp", 0)),
+            version=cam.version,
+            build=persona.build_string(cam.build),
+            device_class=persona.device_type if persona.recorder else "IPC",
+            channels=persona.channels,
+            activated=not self.spec.not_activated,
+        )
+        self._listeners.append(await start(self.binder.udp(cam.host, cam.ports[kind]), facts))
 
     async def close(self) -> None:
         listeners, self._listeners = self._listeners, []
@@ -411,13 +452,15 @@ class Fleet:
 
         return connect
 
-    def address(self, ordinal: int) -> str:
+    def address(self, slot: int) -> str:
+        """The address of lab slot ``slot`` (0-based: a camera's ``spec.slot``, a router's
+        ordinal)."""
         lab = self.config.lab
         if lab.mode == "loopback":
-            return str(lab.loopback_base + ordinal + 1)
-        host = lab.subnet.network_address + 11 + ordinal
+            return str(lab.loopback_base + slot + 1)
+        host = lab.subnet.network_address + 11 + slot
         if host not in lab.subnet or host == lab.subnet.broadcast_address:
-            raise LabError(f"subnet {lab.subnet} has no room for lab host number {ordinal + 1}")
+            raise LabError(f"subnet {lab.subnet} has no room for lab host number {slot + 1}")
         return str(host)
 
     def port(self, standard: int) -> int:
@@ -437,7 +480,7 @@ class Fleet:
             self.request_log = RequestLog(self.config.lab.request_log)
         for spec in self.config.cameras:
             ports = {k: self.port(v) for k, v in {**spec.persona.ports, **STANDARD_PORTS}.items()}
-            camera = Camera(spec, self.address(spec.ordinal), ports)
+            camera = Camera(spec, self.address(spec.slot), ports)
             namespace = self.netlab.namespace_of(camera.host) if self.netlab else None
             connect = self._connector(namespace)
             node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp, connect)
@@ -446,7 +489,14 @@ class Fleet:
             if self.request_log is not None:
                 camera.sink = self.request_log.write
             self.cameras[spec.id] = node
-            await node.open()
+        for spec in self.config.cameras:
+            seated = self.config.channels(spec.id)
+            self.cameras[spec.id].camera.channels = tuple(
+                Channel(c.channel, self.cameras[c.id].camera) for c in seated
+            )
+        for node in self.cameras.values():
+            if not node.spec.channel_offline:  # a camera its recorder lists offline is down
+                await node.open()
         await self._start_rtsp()
         for router in self.config.routers:
             await self._start_router(router)
@@ -455,8 +505,8 @@ class Fleet:
     async def _create_netlab(self) -> None:
         lab = self.config.lab
         cameras, routers = self.config.cameras, self.config.routers
-        ordinals = [c.ordinal for c in cameras] + [r.ordinal for r in routers]
-        hosts = [self.address(n) for n in ordinals]
+        slots = [c.slot for c in cameras] + [r.ordinal for r in routers]
+        hosts = [self.address(n) for n in slots]
         try:
             self.netlab = netns.NetnsLab(hosts, subnet=str(lab.subnet))
         except ValueError as exc:

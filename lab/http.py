@@ -185,7 +185,7 @@ class HttpFrontend:
             return Reply(200, SNAPSHOT, route.content_type, target, scheme, name)
         context = cam.context()
         if route.rows:
-            context["rows"] = cam.user_rows(route.row)
+            context["rows"] = cam.rows(route.rows, route.row)
         status, template = route.status, route.body
         if route.kind == "set_password":
             assert user is not None  # set_password routes are never open

@@ -8,7 +8,12 @@ response templates. Adding a camera model or vendor means adding data here, not 
 A rebrand (an OEM selling a Hikvision or Dahua camera under its own name) is a persona file with
 ``base = "<persona>"``: it names the brand's own strings (vendor, manufacturer, models,
 firmware, banners) and takes everything else from the base persona. Its ``family`` is the base's
-vendor: the API it really speaks.
+vendor: the API it really speaks. A rebrand's own ``[[api]]`` routes come before its base's (a
+recorder persona adds its channel endpoints to the camera API of its family).
+
+A recorder (NVR or DVR) is a persona with ``channels`` > 0: its ``rows = "channels"`` routes
+render one ``row`` per camera seated on it (``lab.camera.Channel``), and ``device_type`` is
+the vendor's word for the device class in its identity answers ("IPCamera", "NVR", "DVR").
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
 Role = Literal["admin", "operator", "user"]
 ROLES: tuple[Role, ...] = ("admin", "operator", "user")
 RouteAuth = Literal["none", "user", "admin"]
+RowSet = Literal["users", "channels"]
 RouteKind = Literal[
     "template", "snapshot", "firmware_upload", "set_password", "token_login", "set_settings"
 ]
@@ -66,7 +72,7 @@ class ApiRoute:
     content_type: str
     status: int
     body: str
-    rows: str | None  # "users": ``row`` is rendered once per user into ``{rows}``
+    rows: RowSet | None  # ``row`` is rendered once per user or channel into ``{rows}``
     row: str
     error_status: int  # firmware uploads: an image that is not valid; set_password: refused
     error_body: str
@@ -202,11 +208,17 @@ class Persona:
     image_extension: str
     cves: tuple[CveRule, ...]
     api: tuple[ApiRoute, ...]
+    device_type: str = "IPCamera"  # the vendor's word for the device class (templates)
+    channels: int = 0  # a recorder's channel capacity (0: a camera)
     auth_locked: AuthLocked | None = None
     rtsp: RtspServer = RtspServer()
     http_errors: dict[str, ErrorPage] = field(default_factory=dict)
     token_auth: TokenAuth | None = None
     write_faults: WriteFaults = field(default_factory=WriteFaults)  # LAB.toml may override
+
+    @property
+    def recorder(self) -> bool:
+        return self.channels > 0
 
     def error_page(self, status: int) -> ErrorPage:
         return self.http_errors.get(str(status)) or self.http_errors.get("default") or ErrorPage()
@@ -256,7 +268,9 @@ def _raw(name: str, seen: tuple[str, ...]) -> dict[str, Any]:
         return raw
     base = _raw(base_name, (*seen, name))
     for key, value in raw.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if key == "api":
+            base[key] = [*value, *base.get(key, [])]
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key] = {**base[key], **value}
         else:
             base[key] = value
@@ -304,6 +318,8 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
             for c in raw.get("cve", [])
         ),
         api=tuple(_route(r) for r in raw.get("api", [])),
+        device_type=raw.get("device_type", "IPCamera"),
+        channels=int(raw.get("channels", 0)),
         auth_locked=_auth_locked(raw["auth_locked"]) if "auth_locked" in raw else None,
         rtsp=RtspServer(**raw.get("rtsp", {})),
         http_errors={k: ErrorPage(**v) for k, v in raw.get("http_errors", {}).items()},
@@ -336,10 +352,13 @@ def _route(raw: dict[str, Any]) -> ApiRoute:
     query = tuple(_pair(item) for item in qs.split("&") if item)
     auth = raw.get("auth", "user")
     kind = raw.get("kind", "template")
+    rows = raw.get("rows")
     if auth not in ("none", "user", "admin") or kind not in ROUTE_KINDS:
         raise ValueError(f"api {raw['request']!r}: auth={auth!r} kind={kind!r}")
     if (kind == "set_settings") != bool(raw.get("settings")):
         raise ValueError(f"api {raw['request']!r}: settings go with kind = 'set_settings'")
+    if rows not in (None, *get_args(RowSet)):
+        raise ValueError(f"api {raw['request']!r}: rows={rows!r}")
     return ApiRoute(
         method=method,
         path=path,
@@ -351,7 +370,7 @@ def _route(raw: dict[str, Any]) -> ApiRoute:
         content_type=raw.get("content_type", "text/plain"),
         status=int(raw.get("status", 200)),
         body=raw.get("body", ""),
-        rows=raw.get("rows"),
+        rows=rows,
         row=raw.get("row", ""),
         error_status=int(raw.get("error_status", 400)),
         error_body=raw.get("error_body", ""),

@@ -11,6 +11,11 @@ firmware, ...). Evidence strings never contain passwords. Decisions that follow 
 * AUTH-05 fails without a lockout and with one weaker than Decision 724's 5 failures counted
   over 30 s locking for 5 min (a higher threshold, a shorter window or a shorter lock).
 * SVC-08 (low) fails while the camera is discoverable (the default).
+* Recorders: REC-01 fails on a recorder whose channel list hands out its cameras' stored
+  passwords (Dahua ``RemoteDevice``) while a camera is seated on it; REC-02 when a router maps
+  a port to the recorder's SDK/DVRIP port (Hikvision 8000, Dahua 37777); REC-03 on a channel
+  camera its recorder lists offline, and on the recorder for that channel (nothing else is
+  claimed about that camera: it is down).
 """
 
 from __future__ import annotations
@@ -58,8 +63,11 @@ FLAG_FINDINGS: tuple[tuple[str, str, str], ...] = (
 
 
 def camera_findings(spec: CameraSpec, config: LabConfig | None = None) -> dict[str, list[str]]:
+    if spec.channel_offline:
+        return {"REC-03": [f"{spec.recorder} lists channel {spec.channel} offline"]}
     found: dict[str, list[str]] = {}
     for control, evidence in (
+        *_recorder(spec, config),
         *_accounts(spec),
         *((control, text) for flag, control, text in FLAG_FINDINGS if getattr(spec, flag)),
         *_transport(spec, config),
@@ -145,6 +153,25 @@ def _transport(spec: CameraSpec, config: LabConfig | None) -> list[tuple[str, st
     return out
 
 
+def _recorder(spec: CameraSpec, config: LabConfig | None) -> list[tuple[str, str]]:
+    if not spec.persona.recorder or config is None:
+        return []
+    out = []
+    hands_out = any(r.rows == "channels" and "${password}" in r.row for r in spec.persona.api)
+    seated = config.channels(spec.id)
+    if hands_out and seated:
+        out.append(("REC-01", f"channel list shows the passwords of {len(seated)} camera(s)"))
+    out.extend(("REC-03", f"channel {c.channel} offline") for c in seated if c.channel_offline)
+    sdk = {spec.persona.ports.get(k) for k in ("sdk", "tcp")} - {None}
+    out.extend(
+        ("REC-02", f"router {router.id} forwards {m.external_port} -> SDK port {m.internal_port}")
+        for router in config.routers
+        for m in router.port_mappings
+        if m.camera == spec.id and m.internal_port in sdk
+    )
+    return out
+
+
 def _firmware(spec: CameraSpec) -> list[tuple[str, str]]:
     return [
         ("FW-01", f"{rule.cve}{' (KEV)' if rule.kev else ''}")
@@ -167,6 +194,7 @@ def lab_truth(config: LabConfig, addresses: dict[str, str] | None = None) -> dic
                 **({"address": addresses[spec.id]} if addresses else {}),
                 # whether a login to a locked account answers differently from a wrong password
                 "lock_signalled": spec.persona.auth_locked is not None,
+                **({"recorder": spec.recorder, "channel": spec.channel} if spec.recorder else {}),
                 "findings": camera_findings(spec, config),
             }
             for spec in config.cameras

@@ -56,6 +56,7 @@ from agent.config import AgentConfig
 from agent.errors import StorageError
 from agent.inventory.diff import diff
 from agent.inventory.discover import Host, Scope, merge
+from agent.probes.vendordiscovery import normal_mac
 from agent.scope import OutOfScope, admit, confined, site_scope
 from agent.state import atomic_write
 from agent.vendors.base import (
@@ -67,7 +68,7 @@ from agent.vendors.base import (
     Unreachable,
 )
 from agent.vendors.models import Credential, DeviceIdentity, Interface, Target
-from protocol.messages import AuditState, Camera, Finding, Identity
+from protocol.messages import AuditState, Camera, EvidenceValue, Finding, Identity
 from protocol.text import clean_text
 
 if TYPE_CHECKING:
@@ -146,6 +147,14 @@ def _identity(found: DeviceIdentity | None) -> Identity:
 
 def _text(value: str | None) -> str | None:
     return None if value is None else clean_text(value)
+
+
+def _str(value: EvidenceValue) -> str | None:
+    return None if value is None else str(value)
+
+
+# a recorder's word for a channel's protocol -> the vendor hint of the camera on it
+_PROTOCOL_VENDORS: Final = {"hikvision": "Hikvision", "dahua": "Dahua", "private": "Dahua"}
 
 
 def _load_feed(clock: Clock, config: AgentConfig) -> AdvisoryFeed | None:
@@ -239,6 +248,7 @@ class Auditor:
         self._settings = net_settings(config)
         self._scope = Scope(self._settings.camera_subnets, port_offset=config.network.port_offset)
         self._targets = targets(config)
+        self._seated: dict[str, str] = {}  # address -> camera id of a camera on a recorder
         self._adapter_config = AdapterConfig(
             timeout_s=audit.request_timeout_s, max_response_bytes=audit.max_response_bytes
         )
@@ -298,6 +308,7 @@ class Auditor:
         self, camera_ids: Collection[str] | None, progress: Progress | None
     ) -> AuditResult:
         started_at, started = self.clock.now(), time.monotonic()
+        self._seated = {}
         wanted = [t for t in self._targets if camera_ids is None or t.camera_id in camera_ids]
         partial = camera_ids is not None
         discovered, discovery_findings = ([], []) if partial else await self._discover()
@@ -324,6 +335,9 @@ class Auditor:
 
             await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
         outcomes = await asyncio.gather(*(one(t) for t in everything))
+        seated, offline = self._channel_cameras(outcomes, {t.address for t in everything})
+        everything += seated
+        outcomes = [*outcomes, *offline, *await asyncio.gather(*(one(t) for t in seated))]
         inventory = None if partial else self._inventory(outcomes, discovered)
         cameras, site_findings = _site_checks([o.camera for o in outcomes], inventory)
         host = [*discovery_findings, *site_findings]
@@ -340,6 +354,7 @@ class Auditor:
         from agent.inventory.discover import (  # noqa: PLC0415
             ssdp_hosts,
             sweep,
+            vendor_hosts,
             ws_discovery_hosts,
         )
 
@@ -387,19 +402,88 @@ class Auditor:
                     sweep, network, self._scope, timeout_s=net.sweep_timeout_s
                 )
                 await attempt(f"sweep {network}", swept)
+        if net.vendor_discovery:  # last: also asks every address the others found
+            known = sorted({*unicast, *(h.address for group in groups for h in group)})
+            for protocol in ("sadp", "dhdiscover"):
+                found = functools.partial(
+                    vendor_hosts,
+                    protocol,
+                    self._scope,
+                    window_s=net.udp_window_s,
+                    unicast=known,
+                    multicast=net.multicast,
+                )
+                await attempt(protocol, found)
         return list(merge(*groups).values()), problems
 
     def _discovered_target(self, host: Host) -> Target:
+        return self._target(f"{DISCOVERED_PREFIX}{host.address}", host.address, host.vendor_hint)
+
+    def _target(self, camera_id: str, address: str, vendor_hint: str | None) -> Target:
         offset = self.config.network.port_offset
         return Target(
-            camera_id=f"{DISCOVERED_PREFIX}{host.address}",
-            address=host.address,
+            camera_id=camera_id,
+            address=address,
             ports={
                 Interface.HTTP: 80 + offset,
                 Interface.HTTPS: 443 + offset,
                 Interface.RTSP: 554 + offset,
             },
-            vendor_hint=host.vendor_hint,
+            vendor_hint=vendor_hint,
+        )
+
+    # the cameras on recorders' channels
+
+    def _channel_cameras(
+        self, outcomes: Iterable[_Outcome], audited: set[str]
+    ) -> tuple[list[Target], list[_Outcome]]:
+        """The cameras the recorders list (``rec.channel`` findings) that this audit has not
+        reached yet: a channel online at an address inside the camera subnets is audited
+        directly (``<recorder>-chNN``, no vault credential), one the recorder lists offline
+        is reported unreachable with the recorder's word for it; anything else is left to the
+        recorder's own findings (outside the subnets: never contacted)."""
+        targets, offline = [], []
+        for outcome in outcomes:
+            for finding in outcome.camera.findings:
+                evidence = finding.evidence
+                address = str(evidence.get("address") or "")
+                if finding.code != "rec.channel" or address in audited:
+                    continue
+                camera_id = f"{outcome.camera.camera_id}-ch{evidence['channel']:02}"[:64]
+                audited.add(address)
+                self._seated[address] = camera_id
+                if evidence.get("state") == "offline":
+                    offline.append(_Outcome(self._offline(camera_id, outcome, finding), False))
+                elif self._scope.contains(address):
+                    hint = _PROTOCOL_VENDORS.get(str(evidence.get("protocol") or "").lower())
+                    targets.append(self._target(camera_id, address, hint))
+        return targets, offline
+
+    def _offline(self, camera_id: str, recorder: _Outcome, channel: Finding) -> Camera:
+        evidence = channel.evidence
+        said = f"the recorder {recorder.camera.camera_id} lists channel {evidence['channel']}"
+        gone = next(
+            (
+                f
+                for f in recorder.camera.findings
+                if f.code == "rec.channel_offline" and f.evidence == evidence
+            ),
+            channel,
+        )
+        return Camera(
+            camera_id=camera_id,
+            address=str(evidence["address"]),
+            reachable=False,
+            identity=Identity(
+                model=_text(_str(evidence.get("model"))),
+                serial=_text(_str(evidence.get("serial"))),
+                firmware=_text(_str(evidence.get("firmware"))),
+                source="recorder",
+            ),
+            findings=[gone],
+            audited_at=self.clock.now(),
+            audit="unreachable",
+            audit_reason=f"{said} offline",
         )
 
     def _inventory_path(self) -> Path:
@@ -418,7 +502,12 @@ class Auditor:
         """What answered this time against the last inventory; this one is stored for the
         next audit."""
         seen_static = [
-            Host(o.camera.address, frozenset({"static"}))
+            Host(
+                o.camera.address,
+                frozenset({"static"}),
+                serial=o.camera.identity.serial,
+                mac=normal_mac(o.camera.identity.mac),
+            )
             for o in outcomes
             if o.seen and not o.camera.camera_id.startswith(DISCOVERED_PREFIX)
         ]
@@ -430,7 +519,9 @@ class Auditor:
                 atomic_write(self._inventory_path(), msgspec.json.encode(list(current.values())))
             except StorageError as exc:
                 logger.warning("%s; INV-04 compares with an older inventory next time", exc)
-        return SiteInventory(current, change, frozenset(t.address for t in self._targets))
+        # a camera on a recorder's channel is registered through its recorder
+        registered = frozenset({*(t.address for t in self._targets), *self._seated})
+        return SiteInventory(current, change, registered)
 
     # one camera
 

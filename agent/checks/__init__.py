@@ -17,6 +17,7 @@ from agent.checks.inventory import InventoryCheck
 from agent.checks.netprobe import NetSettings
 from agent.checks.onvif_access import AnonymousOnvifCheck
 from agent.checks.passwords import PasswordPolicyCheck
+from agent.checks.recorder import RecorderCheck
 from agent.checks.rtsp import RtspAuthCheck
 from agent.checks.services import (
     CleartextCheck,
@@ -54,6 +55,7 @@ def build_checks(
         ActivationCheck(),
         LockoutPolicyCheck(),
         AccountsCheck(approved_accounts),
+        RecorderCheck(),
         AnonymousOnvifCheck(),
         RemoteServicesCheck(),
         ClockCheck(),

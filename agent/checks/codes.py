@@ -216,6 +216,29 @@ CODES: Final[dict[str, str]] = {
     "host.disk_low": "Only {free_bytes} bytes ({free_percent} %) are free under {path}.",
     "host.disk_ok": "{free_bytes} bytes ({free_percent} %) are free under {path}.",
     "host.system": "The agent runs on {os} {kernel} ({machine}), Python {python}.",
+    # INV-01 / REC-01 / REC-03 (agent.checks.recorder): a recorder's channels
+    "rec.not_recorder": "The device lists no IP channels: it is not a recorder.",
+    "rec.no_ip_channels": "The recorder has no IP channel in use (analog inputs only, or none).",
+    "rec.channel": (
+        "Channel {channel}: {model} at {address} (serial {serial}), {state}, as the recorder "
+        "lists it."
+    ),
+    "rec.channel_offline": (
+        "The recorder cannot reach the camera of channel {channel} ({model} at {address})."
+    ),
+    "rec.passwords_exposed": (
+        "The recorder's channel list shows the stored passwords of {count} of its {channels} "
+        "camera(s) to any account that can read its configuration."
+    ),
+    "rec.passwords_withheld": (
+        "The recorder's list of {channels} channel(s) shows no camera password."
+    ),
+    # REC-02 (agent.checks.exposure)
+    "exp.sdk_port_forward": (
+        "Router {router} forwards external port {external_port} to the vendor SDK/DVRIP port "
+        "{internal_port} of this recorder or camera: its binary management protocol is open to "
+        "the Internet."
+    ),
     # INV-04 (agent.checks.inventory): the inventory against the configuration and the last one
     "inv.registered": "Camera {address} is in the configured inventory ({change}).",
     "inv.unregistered": (
@@ -224,5 +247,9 @@ CODES: Final[dict[str, str]] = {
     ),
     "inv.changed": "Camera {address} changed since the last inventory: {changed}.",
     "inv.vanished": "Host {address} of the last inventory ({sources}) no longer answers.",
+    "inv.swapped": (
+        "Another device answers at {address}: serial {serial}, MAC {mac}, where the last "
+        "inventory had serial {serial_before}, MAC {mac_before}."
+    ),
     "inv.discovery_failed": "Discovery by {method} failed ({error}); the inventory may be short.",
 }

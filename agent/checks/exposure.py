@@ -1,4 +1,5 @@
-"""SVC-05: the site router forwards no port to a camera (UPnP-IGD mappings).
+"""SVC-05: the site router forwards no port to a camera (UPnP-IGD mappings); REC-02: above
+all not the vendor SDK/DVRIP port of a recorder or camera (Hikvision 8000, Dahua 37777).
 
 A site-level fact attached to the camera it concerns: the routers in ``NetSettings.routers``
 are asked once per ``CACHE_S`` for their mapping tables (not once per camera), and each camera
@@ -21,6 +22,7 @@ from protocol.messages import EvidenceValue, Finding
 __all__ = ["RouterMappingCheck"]
 
 CACHE_S: Final = 60.0
+SDK_PORTS: Final = frozenset({8000, 37777})  # Hikvision SDK, Dahua DVRIP (standard numbers)
 
 
 class RouterMappingCheck(NetCheck):
@@ -86,6 +88,23 @@ class RouterMappingCheck(NetCheck):
                     },
                 )
                 for m in mine
+            ]
+            sdk = {self.settings.shifted(p) for p in SDK_PORTS}
+            findings += [
+                self.finding(
+                    ctx,
+                    "exp.sdk_port_forward",
+                    "fail",
+                    "critical",
+                    controls=("REC-02",),
+                    evidence={
+                        "router": router,
+                        "external_port": m.external_port,
+                        "internal_port": m.internal_port,
+                    },
+                )
+                for m in mine
+                if m.internal_port in sdk
             ]
             if not mine:
                 evidence: dict[str, EvidenceValue] = {"router": router, "count": len(mappings)}

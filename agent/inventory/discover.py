@@ -1,19 +1,24 @@
-"""Finding cameras: static list, WS-Discovery, SSDP and a TCP connect sweep.
+"""Finding cameras: static list, WS-Discovery, SSDP, the vendors' SADP and DHDiscover, and a
+TCP connect sweep.
 
-Multicast (WS-Discovery Probe, SSDP M-SEARCH) is used when ``multicast`` is set: on the camera
-segment itself. Otherwise each known address is asked by unicast (a loopback lab, or a segment
-where multicast is filtered).
+Multicast (WS-Discovery Probe, SSDP M-SEARCH, SADP inquiry) is used when ``multicast`` is set:
+on the camera segment itself. Otherwise each known address is asked by unicast (a loopback lab,
+or a segment where multicast is filtered). DHDiscover is asked by unicast only.
+
+SADP and DHDiscover answers carry the device's serial number and MAC, and say whether it is a
+recorder; ``merge`` keeps them with the address's other facts, and the inventory diff keys a
+device by them (``agent.inventory.diff``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Final, TypeVar
 
-from agent.probes import ports, ssdp, wsdiscovery
+from agent.probes import ports, ssdp, vendordiscovery, wsdiscovery
 from agent.probes._udp import MULTICAST_GROUP
 from agent.scope import OutOfScope
 from agent.vendors.base import CameraError
@@ -27,10 +32,13 @@ __all__ = [
     "ssdp_hosts",
     "static_hosts",
     "sweep",
+    "vendor_hosts",
     "ws_discovery_hosts",
 ]
 
+_T = TypeVar("_T")
 MAX_SWEEP_HOSTS: Final = 4096
+UNICAST_AT_ONCE: Final = 32  # unicast discovery datagrams in flight (each waits its window)
 SWEEP_PORTS: Final = (80, 443, 554, 8000, 37777)  # baseline INV-04
 _VENDOR_WORDS: Final = (("hikvision", "Hikvision"), ("dahua", "Dahua"), ("axis", "Axis"))
 
@@ -63,6 +71,10 @@ class Host:
     vendor_hint: str | None = None
     open_ports: tuple[int, ...] = ()  # standard numbers
     xaddrs: tuple[str, ...] = field(default_factory=tuple)
+    serial: str | None = None
+    mac: str | None = None  # aa:bb:cc:dd:ee:ff
+    model: str | None = None
+    recorder: bool = False  # an NVR or DVR (by its own discovery answer)
 
 
 def _vendor(text: str) -> str | None:
@@ -80,25 +92,50 @@ def static_hosts(addresses: Iterable[str], scope: Scope) -> list[Host]:
     return out
 
 
+async def _ask(
+    ask: Callable[[str, bool], Awaitable[list[_T]]],
+    scope: Scope,
+    unicast: Sequence[str],
+    *,
+    multicast: bool,
+    skip_errors: bool = True,
+) -> list[_T]:
+    """Answers to ``ask(group, True)`` when ``multicast``, then to ``ask(address, False)`` for
+    each of ``unicast`` (all inside the scope, at most ``UNICAST_AT_ONCE`` at a time; a camera
+    error skips that address unless ``skip_errors`` is off)."""
+    for address in unicast:
+        if not scope.contains(address):
+            raise OutOfScope(f"{address} is outside the camera subnets")
+    out: list[_T] = []
+    if multicast:
+        out += await ask(MULTICAST_GROUP, True)
+    gate = asyncio.Semaphore(UNICAST_AT_ONCE)
+
+    async def one(address: str) -> list[_T]:
+        async with gate:
+            try:
+                return await ask(address, False)
+            except CameraError:
+                if not skip_errors:
+                    raise
+                return []
+
+    for answers in await asyncio.gather(*(one(a) for a in unicast)):
+        out += answers
+    return out
+
+
 async def ws_discovery_hosts(
     scope: Scope, *, window_s: float, unicast: Sequence[str] = (), multicast: bool = False
 ) -> list[Host]:
     """NetworkVideoTransmitters answering a Probe (multicast, or unicast to ``unicast``)."""
     port = wsdiscovery.PORT + scope.port_offset
-    batches: list[list[wsdiscovery.ProbeMatch]] = []
-    if multicast:
-        batches.append(
-            await wsdiscovery.probe(MULTICAST_GROUP, port, window_s=window_s, multicast=True)
-        )
-    for address in unicast:
-        if not scope.contains(address):
-            raise OutOfScope(f"{address} is outside the camera subnets")
-        try:
-            batches.append(await wsdiscovery.probe(address, port, window_s=window_s))
-        except CameraError:
-            continue
+
+    async def ask(host: str, group: bool) -> list[wsdiscovery.ProbeMatch]:
+        return await wsdiscovery.probe(host, port, window_s=window_s, multicast=group)
+
     hosts = []
-    for match in (m for batch in batches for m in batch):
+    for match in await _ask(ask, scope, unicast, multicast=multicast):
         if not scope.contains(match.sender):
             continue
         names = " ".join(s for s in match.scopes if "/name/" in s or "/hardware/" in s)
@@ -119,15 +156,12 @@ async def ssdp_hosts(
 ) -> list[Host]:
     """UPnP devices answering M-SEARCH ssdp:all (multicast, or unicast to ``unicast``)."""
     port = ssdp.PORT + scope.port_offset
-    replies: list[ssdp.SsdpReply] = []
-    if multicast:
-        replies += await ssdp.search(MULTICAST_GROUP, port, window_s=window_s, multicast=True)
-    for address in unicast:
-        if not scope.contains(address):
-            raise OutOfScope(f"{address} is outside the camera subnets")
-        replies += await ssdp.search(address, port, window_s=window_s)
+
+    async def ask(host: str, group: bool) -> list[ssdp.SsdpReply]:
+        return await ssdp.search(host, port, window_s=window_s, multicast=group)
+
     hosts = []
-    for reply in replies:
+    for reply in await _ask(ask, scope, unicast, multicast=multicast, skip_errors=False):
         if not scope.contains(reply.sender):
             continue
         udn = reply.usn.split("::")[0] or None
@@ -135,6 +169,41 @@ async def ssdp_hosts(
             Host(reply.sender, frozenset({"ssdp"}), endpoint=udn, vendor_hint=_vendor(reply.server))
         )
     return hosts
+
+
+async def vendor_hosts(
+    protocol: str,
+    scope: Scope,
+    *,
+    window_s: float,
+    unicast: Sequence[str] = (),
+    multicast: bool = False,
+) -> list[Host]:
+    """Devices answering the vendor discovery ``protocol`` ("sadp", "dhdiscover"; multicast is
+    SADP's only), with their serial, MAC, model and whether they are recorders. A device is
+    taken at the address it answered from; one claiming another address is noted as is."""
+    standard = {"sadp": vendordiscovery.SADP_PORT, "dhdiscover": vendordiscovery.DHDISCOVER_PORT}
+    port = standard[protocol] + scope.port_offset
+
+    async def ask(host: str, group: bool) -> list[vendordiscovery.Announcement]:
+        return await vendordiscovery.search(
+            protocol, host, port, window_s=window_s, multicast=group
+        )
+
+    found = await _ask(ask, scope, unicast, multicast=multicast and protocol == "sadp")
+    return [
+        Host(
+            a.sender,
+            frozenset({protocol}),
+            vendor_hint=a.family.capitalize(),
+            serial=a.serial,
+            mac=a.mac,
+            model=a.model,
+            recorder=a.device_class == "recorder",
+        )
+        for a in found
+        if scope.contains(a.sender)
+    ]
 
 
 async def sweep(
@@ -181,5 +250,9 @@ def merge(*groups: Iterable[Host]) -> dict[str, Host]:
             vendor_hint=seen.vendor_hint or host.vendor_hint,
             open_ports=tuple(sorted(set(seen.open_ports) | set(host.open_ports))),
             xaddrs=seen.xaddrs or host.xaddrs,
+            serial=seen.serial or host.serial,
+            mac=seen.mac or host.mac,
+            model=seen.model or host.model,
+            recorder=seen.recorder or host.recorder,
         )
     return out

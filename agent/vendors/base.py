@@ -40,6 +40,7 @@ from agent.vendors.models import (
     Interface,
     Landing,
     LockoutPolicy,
+    RecorderChannel,
     ServiceState,
     Setting,
     SettingValue,
@@ -336,6 +337,10 @@ class Adapter(ABC):
             lambda: self._set_password(username, password, current),
         )
 
+    async def channels(self) -> tuple[RecorderChannel, ...]:
+        """A recorder's IP channels; ``Unsupported`` on a device that has none (a camera)."""
+        return await self._call(Capability.CHANNELS, "channels", self._channels)
+
     async def network_settings(self) -> tuple[str, ...]:
         """What a change must leave alone: addresses, prefixes, DHCP, MAC, ports (as text)."""
         return await self._call(Capability.NETWORK, "network_settings", self._network_settings)
@@ -402,3 +407,6 @@ class Adapter(ABC):
 
     async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
         raise Unsupported("settings")
+
+    async def _channels(self) -> tuple[RecorderChannel, ...]:
+        raise Unsupported("channels")

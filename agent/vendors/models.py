@@ -27,6 +27,7 @@ class Capability(enum.Enum):
     SET_PASSWORD = "set_password"  # noqa: S105 (a capability name, not a password)
     NETWORK = "network"  # network_settings(): what a firmware update must not change
     SETTINGS = "settings"  # read_settings() / write_settings(): remediation of ``Setting``s
+    CHANNELS = "channels"  # channels(): a recorder's IP channels and the cameras on them
 
 
 class Interface(enum.Enum):
@@ -197,3 +198,22 @@ def check_setting(setting: Setting, value: SettingValue) -> None:
     )
     if not valid:
         raise ValueError(f"{setting.value}: {str(value)[:40]!r} is not a host name or address")
+
+
+@dataclass(frozen=True, slots=True)
+class RecorderChannel:
+    """One IP channel of an NVR/DVR as the recorder lists it: the camera it logs in to and
+    whether it reaches it. ``password_shown``: the recorder handed out the stored password of
+    that camera in the answer (the password itself is never kept)."""
+
+    number: int  # 1-based, as the recorder's interface shows it
+    address: str | None
+    port: int | None  # the port the recorder connects to (SDK/DVRIP, HTTP)
+    protocol: str | None  # "HIKVISION", "Dahua", "ONVIF", ...
+    username: str | None
+    model: str | None = None
+    serial: str | None = None
+    mac: str | None = None
+    firmware: str | None = None
+    online: bool | None = None  # None: the recorder did not say
+    password_shown: bool = False

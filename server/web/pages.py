@@ -18,6 +18,7 @@ from server.domain.findings import FindingFilters, Findings
 from server.domain.model_register import ModelIn, ModelRegister
 from server.domain.orgs import Orgs
 from server.domain.overview import Overview
+from server.domain.recorders import Recorders
 from server.domain.scope import Invalid
 from server.domain.security import new_secret, same
 from server.domain.summary import SEVERITIES
@@ -146,6 +147,18 @@ def router() -> APIRouter:
     @pages.get("/cameras/{agent_id}/{camera_id}")
     def camera(request: Request, web: Web, s: PageScope, agent_id: str, camera_id: str) -> Response:
         return web.render(request, s.p, "camera.html", cam=Cameras(s).camera(agent_id, camera_id))
+
+    @pages.get("/recorders")
+    def recorders(request: Request, web: Web, s: PageScope) -> Response:
+        return web.render(request, s.p, "recorders.html", recorders=Recorders(s).recorders())
+
+    @pages.get("/recorders/{agent_id}/{camera_id}")
+    def recorder(
+        request: Request, web: Web, s: PageScope, agent_id: str, camera_id: str
+    ) -> Response:
+        return web.render(
+            request, s.p, "recorder.html", rec=Recorders(s).recorder(agent_id, camera_id)
+        )
 
     @pages.get("/agents")
     def agents(request: Request, web: Web, s: PageScope, changed: str = "") -> Response:

@@ -43,6 +43,7 @@ def write_config(
     *,
     audit: str = AUDIT,
     discovery: bool = True,
+    vendor_discovery: bool = False,
     skip: frozenset[str] = frozenset(),
 ) -> Path:
     """``agent.toml`` for ``fleet`` (cameras in ``skip`` left out) and a 0600 vault key."""
@@ -71,6 +72,7 @@ def write_config(
         f"ws_discovery = {switch}",
         f"ssdp = {switch}",
         f"sweep = {switch}",
+        f"vendor_discovery = {'true' if vendor_discovery else 'false'}",
     ]
     for node in fleet.cameras.values():
         if node.id in skip:

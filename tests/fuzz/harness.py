@@ -207,7 +207,7 @@ def lab_bodies() -> dict[str, tuple[bytes, ...]]:
                 continue
             context = camera.context()
             if route.rows:
-                context["rows"] = camera.user_rows(route.row)
+                context["rows"] = camera.rows(route.rows, route.row)
             body = render(route.body, context).encode()
             if body not in out.setdefault(camera.persona.vendor, []):
                 out[camera.persona.vendor].append(body)

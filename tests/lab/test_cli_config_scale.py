@@ -27,9 +27,15 @@ def test_personas_load() -> None:
     assert persona_names() == [
         "axis",
         "dahua",
+        "dahua-nvr",
+        "ezviz",
         "hikvision",
+        "hikvision-dvr",
+        "hikvision-nvr",
         "hilook",
+        "imou",
         "kbvision",
+        "kbvision-nvr",
         "onvif-generic",
         "reolink",
     ]

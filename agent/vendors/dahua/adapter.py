@@ -15,6 +15,7 @@ from agent.vendors.models import (
     Capability,
     DeviceIdentity,
     LockoutPolicy,
+    RecorderChannel,
     ServiceState,
     Setting,
     SettingValue,
@@ -39,6 +40,7 @@ class DahuaAdapter(HttpAdapter):
             Capability.FIRMWARE_UPGRADE,
             Capability.SET_PASSWORD,
             Capability.SETTINGS,
+            Capability.CHANNELS,
         }
     )
     settable: ClassVar[frozenset[Setting]] = frozenset(const.SETTING_KEYS)
@@ -72,6 +74,23 @@ class DahuaAdapter(HttpAdapter):
             ssh=parsers.config_flag(await self._config(const.SSHD), const.SSHD),
             ddns=parsers.config_flag(await self._config(const.DDNS), const.DDNS),
         )
+
+    async def _channels(self) -> tuple[RecorderChannel, ...]:
+        """A camera has no RemoteDevice table: it answers 404, or refuses the unknown name (an
+        HTTP error that is not a login refusal), or an empty table: not a recorder."""
+        try:
+            table = await self._config(const.REMOTE_DEVICE)
+        except BadResponse as exc:
+            raise Unsupported(f"no RemoteDevice table ({exc.detail}): not a recorder") from exc
+        if not any(key.startswith("table.RemoteDevice.") for key in table):
+            raise Unsupported("no remote devices: not a recorder")
+        try:
+            states: Mapping[str, str] | None = parsers.parse_kv(
+                await self._text(const.CAMERA_STATE)
+            )
+        except Unsupported:
+            states = None
+        return parsers.parse_remote_devices(table, states)
 
     async def _lockout_policy(self) -> LockoutPolicy:
         return lockout_policy(await self._config(const.GENERAL))

@@ -51,3 +51,7 @@ SETTING_KEYS: Final = {
     Setting.NTP_SERVER: "NTP.Address",
 }
 FLAG_WORDS: Final = ("true", "false")
+# recorders (NVR/DVR): the remote devices (IP cameras) with their stored logins, and the
+# connection state per channel (public Dahua HTTP API)
+REMOTE_DEVICE: Final = "RemoteDevice"
+CAMERA_STATE: Final = "/cgi-bin/LogicDeviceManager.cgi?action=getCameraState&uniqueChannels[0]=-1"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 
 from agent.vendors.dahua.const import ROLES, VENDOR
-from agent.vendors.models import Account, DeviceIdentity, TimeInfo, ntp_servers
+from agent.vendors.models import Account, DeviceIdentity, RecorderChannel, TimeInfo, ntp_servers
 from agent.vendors.versions import is_placeholder
 
 _VERSION = re.compile(
@@ -19,6 +19,8 @@ _VERSION = re.compile(
     re.IGNORECASE,
 )
 _USER = re.compile(r"users\[(\d+)\]\.(\w+)")
+_STATE = re.compile(r"states\[(\d+)\]\.(\w+)")
+_BLOCK_NUMBER = re.compile(r"_(\d+)$")
 
 
 def parse_kv(body: bytes) -> dict[str, str]:
@@ -148,3 +150,51 @@ def parse_time(time_body: bytes, ntp_body: bytes | None) -> TimeInfo:
         ntp=config_flag(ntp, "NTP") if ntp else None,
         ntp_servers=ntp_servers(ntp.get("table.NTP.Address")),
     )
+
+
+def parse_remote_devices(
+    table: Mapping[str, str], states: Mapping[str, str] | None
+) -> tuple[RecorderChannel, ...]:
+    """A recorder's ``RemoteDevice`` table (``table.RemoteDevice.<uuid>.<Field>``): one IP
+    camera per block, its channel the block's trailing number + 1 (``..._INFO_0``: channel 1)
+    or else its position; ``online`` from ``getCameraState`` (``states[n].channel`` 0-based,
+    ``connectionState`` Connected / Unconnect) when given. A non-empty ``Password`` is noted,
+    never kept."""
+    blocks: dict[str, dict[str, str]] = {}
+    for key, value in table.items():
+        parts = key.split(".", 3)
+        if len(parts) == 4 and parts[:2] == ["table", "RemoteDevice"]:
+            blocks.setdefault(parts[2], {})[parts[3]] = value
+    rows: dict[int, dict[str, str]] = {}
+    for key, value in (states or {}).items():
+        match = _STATE.fullmatch(key)
+        if match:
+            rows.setdefault(int(match.group(1)), {})[match.group(2)] = value
+    online = {
+        int(row["channel"]): row.get("connectionState", "").lower() == "connected"
+        for row in rows.values()
+        if row.get("channel", "").isdigit()
+    }
+    out = []
+    for position, (uuid, fields) in enumerate(blocks.items()):
+        if fields.get("Enable", "true").lower() != "true":
+            continue
+        number = _BLOCK_NUMBER.search(uuid)
+        index = int(number.group(1)) if number else position
+        port = fields.get("Port", "")
+        out.append(
+            RecorderChannel(
+                number=index + 1,
+                address=fields.get("Address") or None,
+                port=int(port) if port.isdigit() else None,
+                protocol=fields.get("ProtocolType") or None,
+                username=fields.get("UserName") or None,
+                model=fields.get("DeviceType") or None,
+                serial=fields.get("SerialNo") or None,
+                mac=fields.get("Mac") or None,
+                firmware=fields.get("Version") or None,
+                online=online.get(index),
+                password_shown=bool(fields.get("Password")),
+            )
+        )
+    return tuple(sorted(out, key=lambda c: c.number))

@@ -13,6 +13,7 @@ from agent.vendors.models import (
     Capability,
     DeviceIdentity,
     LockoutPolicy,
+    RecorderChannel,
     ServiceState,
     Setting,
     SettingValue,
@@ -34,6 +35,7 @@ class HikvisionAdapter(HttpAdapter):
             Capability.FIRMWARE_UPGRADE,
             Capability.SET_PASSWORD,
             Capability.SETTINGS,
+            Capability.CHANNELS,
         }
     )
     settable: ClassVar[frozenset[Setting]] = frozenset(const.SETTING_RESOURCES)
@@ -76,6 +78,14 @@ class HikvisionAdapter(HttpAdapter):
             upnp=await self._service_flag(const.UPNP, "UPnP"),
             p2p=await self._service_flag(const.EZVIZ, "EZVIZ"),
         )
+
+    async def _channels(self) -> tuple[RecorderChannel, ...]:
+        listing = await self._xml(const.INPUT_PROXY)  # Unsupported (404) on a camera
+        try:
+            status: bytes | None = await self._xml(const.INPUT_PROXY_STATUS)
+        except Unsupported:  # older recorders: the list only, online unknown
+            status = None
+        return parsers.parse_input_proxy(listing, status)
 
     async def _lockout_policy(self) -> LockoutPolicy:
         return parsers.parse_lockout(await self._xml(const.ILLEGAL_LOGIN_LOCK))

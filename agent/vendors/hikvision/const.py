@@ -42,3 +42,6 @@ SETTING_RESOURCES: Final = {
     Setting.NTP_SERVER: (NTP_SERVERS, "NTPServerList", "hostName"),
 }
 TIME_MODES: Final = ("NTP", "manual")  # timeMode for True, False
+# recorders (NVR/DVR): the IP channels and their connection state (ContentMgmt InputProxy)
+INPUT_PROXY: Final = "/ISAPI/ContentMgmt/InputProxy/channels"
+INPUT_PROXY_STATUS: Final = "/ISAPI/ContentMgmt/InputProxy/channels/status"

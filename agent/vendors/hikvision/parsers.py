@@ -15,7 +15,14 @@ from xml.sax.saxutils import escape
 from agent.probes._xml import refuse_dtd
 from agent.vendors.base import BadResponse
 from agent.vendors.hikvision.const import NAMESPACE, ROLES, VENDOR
-from agent.vendors.models import Account, DeviceIdentity, LockoutPolicy, TimeInfo, ntp_servers
+from agent.vendors.models import (
+    Account,
+    DeviceIdentity,
+    LockoutPolicy,
+    RecorderChannel,
+    TimeInfo,
+    ntp_servers,
+)
 
 # firmwareReleasedDate shapes: "build 221114" (5.5+), "221114" (older, and bootReleasedDate),
 # "build 20221114" and "2022-11-14" (OEM builds, access-control terminals).
@@ -231,3 +238,41 @@ def with_text(body: bytes, root: str, name: str, text: str) -> bytes:
     if namespace:
         document.set("xmlns", namespace)
     return bytes(ET.tostring(document, encoding="utf-8", xml_declaration=True))
+
+
+def _child(element: ET.Element, name: str) -> ET.Element | None:
+    return next((c for c in element if _local(c.tag) == name), None)
+
+
+def parse_input_proxy(channels: bytes, status: bytes | None) -> tuple[RecorderChannel, ...]:
+    """An NVR's ``InputProxyChannelList`` (what each IP channel connects to, as the camera told
+    the recorder) with ``online`` from its ``InputProxyChannelStatusList`` when given. ISAPI
+    leaves the stored password out of GET answers; a firmware that includes it is noted."""
+    online: dict[int, bool | None] = {}
+    if status is not None:
+        for item in parse_xml(status, "InputProxyChannelStatusList"):
+            number = _int(item, "id")
+            if number is not None:
+                online[number] = _flag(item, "online")
+    out = []
+    for item in parse_xml(channels, "InputProxyChannelList"):
+        number = _int(item, "id")
+        source = _child(item, "sourceInputPortDescriptor")
+        if number is None or source is None:
+            raise ValueError("InputProxyChannel without id or sourceInputPortDescriptor")
+        port = _int(source, "managePortNo")
+        out.append(
+            RecorderChannel(
+                number=number,
+                address=_text(source, "ipAddress") or _text(source, "hostName"),
+                port=port,
+                protocol=_text(source, "proxyProtocol"),
+                username=_text(source, "userName"),
+                model=_text(source, "model"),
+                serial=_text(source, "serialNumber"),
+                firmware=_text(source, "firmwareVersion"),
+                online=online.get(number),
+                password_shown=_text(source, "password") is not None,
+            )
+        )
+    return tuple(out)

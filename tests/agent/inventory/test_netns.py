@@ -4,6 +4,7 @@ namespace; nothing here touches the caller's network."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 
@@ -13,6 +14,7 @@ from lab import netns
 from lab.services import Service
 from lab.services.banners import start_banner
 from lab.services.ssdp import start_ssdp
+from lab.services.vendordiscovery import DeviceFacts, start_dhdiscover, start_sadp
 from lab.services.wsdiscovery import start_wsdiscovery
 
 pytestmark = pytest.mark.skipif(
@@ -69,3 +71,54 @@ async def test_multicast_discovery_and_sweep_in_namespaces() -> None:
         "ssdp": ["10.99.0.12"],
         "sweep": [["10.99.0.12", [554]]],
     }
+
+
+VENDOR_AGENT = """
+import asyncio, ipaddress, json
+from agent.inventory.discover import Scope, vendor_hosts
+scope = Scope((ipaddress.IPv4Network("10.99.0.0/24"),))
+async def main():
+    sadp = await vendor_hosts("sadp", scope, window_s=1.0, multicast=True)
+    dh = await vendor_hosts("dhdiscover", scope, window_s=1.0, unicast=["10.99.0.12"])
+    print(json.dumps(sorted([h.address, h.serial, h.mac, h.recorder] for h in [*sadp, *dh])))
+asyncio.run(main())
+"""
+
+
+async def test_sadp_multicast_and_dhdiscover_in_namespaces() -> None:
+    nvr = DeviceFacts(
+        vendor="Hikvision",
+        model="DS-7616NI-K2",
+        serial="DS-7616NI-K220220518CCRRK00000001WCVU",
+        mac="44:19:b6:00:00:11",
+        host="10.99.0.11",
+        http_port=80,
+        sdk_port=8000,
+        version="V4.62.210",
+        build="build 220518",
+        device_class="NVR",
+        channels=16,
+        activated=True,
+    )
+    cam = dataclasses.replace(
+        nvr, vendor="KBVision", model="KX-A2111N2", serial="KB0000002PAZ", channels=0
+    )
+    cam = dataclasses.replace(cam, mac="9c:14:63:00:00:12", host="10.99.0.12", device_class="IPC")
+    async with netns.NetnsLab(list(CAMERAS)) as lab:
+        binder = lab.binder()
+        services: list[Service] = [
+            await start_sadp(binder.udp("10.99.0.11", 37020), nvr),
+            await start_dhdiscover(binder.udp("10.99.0.12", 37810), cam),
+        ]
+        try:
+            async with asyncio.timeout(60):
+                argv = [sys.executable, "-c", VENDOR_AGENT]
+                done = await netns.arun_in(lab.agent.namespace, argv)
+        finally:
+            for service in services:
+                await service.close()
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        ["10.99.0.11", nvr.serial, nvr.mac, True],
+        ["10.99.0.12", cam.serial, cam.mac, False],
+    ]

@@ -1,0 +1,172 @@
+"""Recorders in the lab: channel cameras seated on NVRs, the channel endpoints rendered from
+them, an offline channel, the vendors' own discovery responders (SADP, DHDiscover) and the
+recorder controls of the ground truth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+from lxml import etree
+
+from lab.config import parse_config
+from lab.errors import ConfigError
+from lab.fleet import CameraNode, Fleet
+from lab.services.vendordiscovery import dhip_body, dhip_frame
+from lab.testing import LabFactory
+from lab.truth import lab_truth
+
+RECORDERS = Path(__file__).parents[2] / "configs" / "lab" / "recorders.toml"
+LAB = """
+[lab]
+rtsp = false
+[[camera]]
+id = "nvr"
+persona = "hikvision-nvr"
+users = [{ name = "admin", password = "Nvr-2026!x" }]
+[[camera]]
+id = "dnvr"
+persona = "dahua-nvr"
+users = [{ name = "admin", password = "Dnvr-2026!x" }]
+[[camera]]
+id = "c1"
+persona = "hilook"
+recorder = "nvr"
+users = [{ name = "admin", password = "C1-2026!xx" }]
+[[camera]]
+id = "c2"
+persona = "ezviz"
+recorder = "nvr"
+channel = 5
+offline = true
+[[camera]]
+id = "d1"
+persona = "imou"
+recorder = "dnvr"
+users = [{ name = "admin", password = "D1-2026!xx" }]
+"""
+NS = {"h": "http://www.hikvision.com/ver20/XMLSchema"}
+SADP_INQUIRY = (
+    b'<?xml version="1.0" encoding="utf-8"?><Probe><Uuid>0F1E2D3C</Uuid>'
+    b"<Types>inquiry</Types></Probe>"
+)
+DH_SEARCH = dhip_frame(b'{"method":"DHDiscover.search","params":{"mac":"","uni":1}}\n')
+
+
+@pytest.fixture
+async def fleet(lab_fleet: LabFactory) -> Fleet:
+    return await lab_fleet(LAB)
+
+
+async def get(node: CameraNode, path: str, password: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await client.get(node.url(path), auth=httpx.DigestAuth("admin", password))
+
+
+async def ask_udp(host: str, port: int, datagram: bytes) -> bytes | None:
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        await loop.sock_sendto(sock, datagram, (host, port))
+        try:
+            async with asyncio.timeout(2):
+                return await loop.sock_recv(sock, 8192)
+        except TimeoutError:
+            return None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[[camera]]\nid = "x"\npersona = "hikvision"\nchannel = 2\n', "only a camera on a"),
+        ('[[camera]]\nid = "x"\npersona = "hikvision"\nrecorder = "c1"\n', "is no recorder"),
+        ('[[camera]]\nid = "x"\npersona = "hikvision"\nrecorder = "nvr"\nchannel = 5\n', "twice"),
+        ('[[camera]]\nid = "x"\npersona = "hikvision"\nrecorder = "nvr"\nchannel = 17\n', "16"),
+        ('[[camera]]\nid = "x"\npersona = "hikvision"\nhost = 1\n', "share a lab address"),
+    ],
+)
+def test_bad_seating_is_refused_with_the_reason(extra: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(LAB + extra)
+
+
+def test_cameras_take_the_next_free_channel() -> None:
+    config = parse_config(LAB)
+    assert [(c.id, c.channel) for c in config.channels("nvr")] == [("c1", 1), ("c2", 5)]
+    assert [c.id for c in config.channels("dnvr")] == ["d1"]
+
+
+async def test_the_hikvision_channel_list_names_each_seated_camera(fleet: Fleet) -> None:
+    nvr, c1, c2 = fleet["nvr"], fleet["c1"], fleet["c2"]
+    info = etree.fromstring((await get(nvr, "/ISAPI/System/deviceInfo", "Nvr-2026!x")).content)
+    assert info.findtext("h:deviceType", namespaces=NS) == "NVR"
+    listing = await get(nvr, "/ISAPI/ContentMgmt/InputProxy/channels", "Nvr-2026!x")
+    channels = etree.fromstring(listing.content).findall("h:InputProxyChannel", NS)
+    seen = {
+        ch.findtext("h:id", namespaces=NS): (
+            ch.findtext("h:sourceInputPortDescriptor/h:ipAddress", namespaces=NS),
+            ch.findtext("h:sourceInputPortDescriptor/h:serialNumber", namespaces=NS),
+        )
+        for ch in channels
+    }
+    assert seen == {"1": (c1.host, c1.camera.serial), "5": (c2.host, c2.camera.serial)}
+    assert b"C1-2026" not in listing.content  # ISAPI never returns the stored password
+    status = await get(nvr, "/ISAPI/ContentMgmt/InputProxy/channels/status", "Nvr-2026!x")
+    online = {
+        s.findtext("h:id", namespaces=NS): s.findtext("h:online", namespaces=NS)
+        for s in etree.fromstring(status.content).findall("h:InputProxyChannelStatus", NS)
+    }
+    assert online == {"1": "true", "5": "false"}
+    with pytest.raises(httpx.ConnectError):  # the offline channel camera is down
+        await get(c2, "/ISAPI/System/deviceInfo", "12345")
+
+
+async def test_the_dahua_remote_device_table_hands_out_the_password(fleet: Fleet) -> None:
+    dnvr, d1 = fleet["dnvr"], fleet["d1"]
+    path = "/cgi-bin/configManager.cgi?action=getConfig&name=RemoteDevice"
+    lines = (await get(dnvr, path, "Dnvr-2026!x")).text.splitlines()
+    block = "table.RemoteDevice.uuid:System_CONFIG_NETCAMERA_INFO_0."
+    assert f"{block}Address={d1.host}" in lines
+    assert f"{block}Password=D1-2026!xx" in lines
+    assert f"{block}SerialNo={d1.camera.serial}" in lines
+    state = "/cgi-bin/LogicDeviceManager.cgi?action=getCameraState&uniqueChannels[0]=-1"
+    assert "states[0].connectionState=Connected" in (await get(dnvr, state, "Dnvr-2026!x")).text
+    assert (await get(dnvr, path, "wrong")).status_code == 401
+
+
+async def test_sadp_and_dhdiscover_answer_with_serial_and_mac(fleet: Fleet) -> None:
+    nvr, d1 = fleet["nvr"], fleet["d1"]
+    answer = await ask_udp(nvr.host, nvr.ports["sadp"], SADP_INQUIRY)
+    assert answer is not None
+    match = etree.fromstring(answer)
+    assert match.tag == "ProbeMatch"
+    assert match.findtext("Uuid") == "0F1E2D3C"
+    assert match.findtext("DeviceSN") == nvr.camera.serial
+    assert match.findtext("MAC") == nvr.camera.mac.replace(":", "-")
+    assert match.findtext("DigitalChannelNum") == "16"
+    assert await ask_udp(nvr.host, nvr.ports["sadp"], b"<Probe><Types>x</Types></Probe>") is None
+    reply = await ask_udp(d1.host, d1.ports["dhdiscover"], DH_SEARCH)
+    body = dhip_body(reply or b"")
+    assert body is not None
+    info = json.loads(body)
+    assert info["mac"] == d1.camera.mac
+    assert info["params"]["deviceInfo"]["SerialNo"] == d1.camera.serial
+    assert info["params"]["deviceInfo"]["Vendor"] == "Imou"
+    assert await ask_udp(d1.host, d1.ports["dhdiscover"], b"\xff") is None
+    # each family answers its own protocol only
+    assert await ask_udp(nvr.host, nvr.ports["dhdiscover"], DH_SEARCH) is None
+
+
+def test_the_accuracy_lab_truth_names_the_recorder_controls() -> None:
+    truth = lab_truth(parse_config(RECORDERS.read_text()))["cameras"]
+    assert len([c for c in truth.values() if c.get("recorder") == "nvr-hik"]) == 16
+    assert "REC-01" in truth["nvr-kb"]["findings"]
+    assert "REC-01" not in truth["nvr-hik"]["findings"]  # ISAPI keeps the passwords
+    assert truth["nvr-kb"]["findings"]["REC-02"] == ["router gw forwards 37777 -> SDK port 37777"]
+    assert truth["hik-ch16"]["findings"] == {"REC-03": ["nvr-hik lists channel 16 offline"]}
+    assert "AUTH-01" in truth["hik-ch03"]["findings"]
+    assert "AUTH-01" in truth["kb-ch02"]["findings"]
