@@ -43,7 +43,7 @@ from agent.identity import collector_key
 from agent.issuer import Header, Issued, Issuer
 from agent.publish.outbox import Outbox
 from agent.results import AuditResult
-from agent.state import StateStore, exclusive, fsync_dir
+from agent.state import StateStore, exclusive
 from agent.worker import AuditSkipped, WorkerFailed, audit_in_worker, failed_result
 from protocol.configfile import ConfigError
 from protocol.messages import (
@@ -55,6 +55,7 @@ from protocol.messages import (
     Identity,
     StatusReport,
 )
+from service.files import fsync_dir
 from service.systemd import Notifier
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ import inspect
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -275,10 +274,3 @@ def json_schema(kind: str) -> dict[str, object]:
         if isinstance(definition.get("description"), str):
             definition["description"] = inspect.cleandoc(definition["description"])
     return schema
-
-
-def write_schemas(directory: Path) -> None:
-    """Regenerate ``protocol/schemas/*.json``: ``python -m protocol``."""
-    for kind in MESSAGE_TYPES:
-        text = json.dumps(json_schema(kind), indent=2, sort_keys=True) + "\n"
-        (directory / f"{kind}.json").write_text(text, encoding="utf-8")

@@ -22,7 +22,7 @@ from joserfc.jwk import OKPKey
 
 from protocol import MalformedMessage, ProtocolError, UnknownKey, import_public_jwk
 from protocol.envelope import read_header, verify
-from server.files import atomic_write
+from service.files import atomic_write
 
 FEED_TYP: Final = "camwarden-feed+jws"
 MAX_FEED_BYTES: Final = 4 * 1024 * 1024  # the agents' limit

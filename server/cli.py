@@ -23,14 +23,14 @@ from pathlib import Path
 
 from sqlalchemy.exc import NoResultFound
 
-from protocol import MalformedMessage, import_public_jwk
+from protocol import MalformedMessage, import_public_jwk, utc_now
 from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps
 from server import __version__, advisories, broker_roles
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.firmware import cli as firmware_cli
-from server.ingest.ingestor import Ingestor, utcnow
+from server.ingest.ingestor import Ingestor
 from server.ingest.pipeline import Incoming
 from server.keys import CommandKeyError, load_or_create
 from server.metrics import Metrics
@@ -248,14 +248,14 @@ def verify_chain_command(repo: Repository, agent_id: str) -> int:
 
 def housekeeping_command(command: str, repo: Repository, config: ServerConfig) -> int:
     if command == "prune":
-        result = prune_now(config, repo.engine, utcnow())
+        result = prune_now(config, repo.engine, utc_now())
         print(f"pruned {result.messages} messages of {result.agents} agents")
         for path in result.archives:
             print(f"archive: {path}")
     else:
         from server.alerts.worker import AlertWorker  # noqa: PLC0415  # httpx, smtplib
 
-        done = AlertWorker(config.alerts, repo.engine).run_once(utcnow())
+        done = AlertWorker(config.alerts, repo.engine).run_once(utc_now())
         print(f"opened {done.opened}, closed {done.closed}, sent {done.sent}, failed {done.failed}")
     return 0
 
@@ -268,7 +268,7 @@ def import_file(config: ServerConfig, path: Path) -> int:
         lines = [line for _, line in report_lines(path.read_bytes())]
         size = config.ingest.batch_size
         for start in range(0, len(lines), size):
-            batch = [Incoming(topic_for(t), t, utcnow()) for t in lines[start : start + size]]
+            batch = [Incoming(topic_for(t), t, utc_now()) for t in lines[start : start + size]]
             for item in ingestor.process(batch):
                 counts[getattr(getattr(item, "error", None), "reason", "accepted")] += 1
     finally:
@@ -402,7 +402,7 @@ def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfi
         return housekeeping_command(args.command, repo, config)
     if args.command == "tokens":
         token = repo.create_token(
-            args.site, approved=args.approved, ttl=args.ttl, uses=args.uses, now=utcnow()
+            args.site, approved=args.approved, ttl=args.ttl, uses=args.uses, now=utc_now()
         )
         print(token)
     elif args.command == "agents":
@@ -411,7 +411,7 @@ def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfi
         repo.status_listeners += broker_roles.listeners(config.mqtt)  # and its broker role
         return agents_command(repo, args.action, getattr(args, "agent_id", None))
     elif args.command == "fleet":
-        print(fleet_summary(repo.engine).text(utcnow()))
+        print(fleet_summary(repo.engine).text(utc_now()))
     return 0
 
 

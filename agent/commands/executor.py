@@ -30,7 +30,7 @@ from agent.commands.journal import Entry, Journal
 from agent.commands.replay import NonceStore
 from agent.commands.verify import verify_command
 from agent.config import AgentConfig, CameraConfig
-from agent.issuer import Header, Issued, utc_now
+from agent.issuer import Header, Issued
 from agent.vendors.base import AuthFailed, CameraError, Timeout, Unreachable
 from agent.vendors.models import Credential
 from protocol.commands import FIRMWARE_APPLY, PASSWORD_ROTATE
@@ -43,6 +43,7 @@ from protocol.messages import (
     EvidenceValue,
     decode_collector_message,
 )
+from protocol.rules import utc_now
 
 log = logging.getLogger(__name__)
 

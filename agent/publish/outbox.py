@@ -39,6 +39,7 @@ from typing import Final, Literal, get_args
 from agent.errors import OutboxFull, StorageError
 from agent.state import atomic_write
 from protocol.topics import Channel
+from service.files import TEMP_PREFIX
 
 Kind = Literal["hello", "report", "heartbeat", "cmd-result"]
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
@@ -89,7 +90,7 @@ class Outbox:
         for name in names:
             path = directory / name
             match = _NAME.match(name)
-            if name.startswith(".tmp-"):
+            if name.startswith(TEMP_PREFIX):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()  # an interrupted write: never renamed, so never issued
             elif match and match.group(2) in KINDS:

@@ -21,8 +21,9 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 
+from protocol import utc_now
 from server.config import ServerConfig
 from server.ingest.pipeline import Checked, Incoming, Pipeline, RefusedByDatabase, Rejected
 from server.metrics import Metrics
@@ -33,10 +34,6 @@ log = logging.getLogger(__name__)
 # messages per verify task: small enough to spread a batch over the threads and start storing
 # soon, large enough that the task overhead stays negligible
 CHUNK = 50
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 Outcomes = list[Checked | Rejected]
@@ -85,7 +82,7 @@ class Ingestor:
         config: ServerConfig,
         repo: Repository,
         metrics: Metrics,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._config = config.ingest
         self._repo = repo
