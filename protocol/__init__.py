@@ -48,9 +48,10 @@ from protocol.messages import (
     to_ranges,
 )
 from protocol.rules import Freshness, check_chain_start, check_issued_at, check_link, utc_now
-from protocol.topics import SHARE_GROUP, Topic, collector_subscriptions, parse, topic
+from protocol.topics import CHANNEL_OF, SHARE_GROUP, Topic, collector_subscriptions, parse, topic
 
 __all__ = [
+    "CHANNEL_OF",
     "DEFAULT_MAX_BYTES",
     "GENESIS",
     "REASONS",

@@ -176,6 +176,13 @@ class Ack(_Base, tag_field="type", tag="ack", kw_only=True, frozen=True):
     issued_at: UtcTime
     v: Literal["camwarden/v1"] = VERSION
 
+    def __post_init__(self) -> None:
+        last = -1
+        for low, high in self.ranges:
+            if not last < low <= high:
+                raise ValueError("ack ranges must be inclusive, sorted and disjoint")
+            last = high
+
 
 AgentMessage = Hello | StatusReport | Heartbeat | CommandResult
 CollectorMessage = Command | Ack

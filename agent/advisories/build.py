@@ -29,11 +29,10 @@ from typing import Any, Final
 import msgspec
 from joserfc.jwk import OKPKey
 
-from agent.advisories.feed import FEED_TYP
 from agent.advisories.match import compile_rule
 from agent.advisories.model import Advisory, Feed, FeedSource, Kev, encode
 from agent.vendors.versions import canonical_vendor
-from protocol.envelope import sign
+from protocol.envelope import FEED_TYP, sign
 from protocol.keys import generate_private_key, import_private_pem, private_pem, public_jwk
 from service.files import write_private
 

@@ -14,7 +14,7 @@ from joserfc.jwk import OKPKey
 
 from agent.commands.errors import CommandRefused
 from protocol.commands import CMD_TYP, FIRMWARE_APPLY, PASSWORD_ROTATE
-from protocol.envelope import DEFAULT_MAX_BYTES, read_header, verify
+from protocol.envelope import DEFAULT_MAX_BYTES, verify
 from protocol.errors import ProtocolError, UnknownKey
 from protocol.messages import Command, EvidenceValue, decode_collector_message
 
@@ -48,9 +48,10 @@ def verify_command(
 
     try:
         verified = verify(token, resolve, min(DEFAULT_MAX_BYTES, MAX_COMMAND_BYTES))
-        typ = read_header(token).get("typ")
-        if typ != CMD_TYP:
-            raise CommandRefused("wrong_typ", f"typ {typ!r} is not {CMD_TYP}", answer=False)
+        if verified.typ != CMD_TYP:
+            raise CommandRefused(
+                "wrong_typ", f"typ {verified.typ!r} is not {CMD_TYP}", answer=False
+            )
         message = decode_collector_message(verified.payload)
     except ProtocolError as exc:
         raise CommandRefused(exc.reason, exc.detail, answer=False) from exc

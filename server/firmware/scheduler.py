@@ -13,7 +13,6 @@ their seq is newer than the last applied one, so re-reading messages is harmless
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import Connection, func, insert, select, update
 
 from protocol import Command, CommandResult, ProtocolError, decode_agent_message, topic
+from protocol.envelope import unverified_payload
 from server.firmware import campaign, store
 from server.firmware.commands import FIRMWARE_APPLY, firmware_params, new_command, outcome, signed
 from server.firmware.tuf_repo import RepositoryError, TufRepository
@@ -41,11 +41,6 @@ Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
 # a command in these states may still get results; queued ones are not published yet
 _OPEN = ("sent", "accepted", "in_progress")
 _UNFINISHED = ("canary", "awaiting_promotion", "rolling", "paused", "halted")
-
-
-def _payload(jws: str) -> bytes:
-    part = jws.split(".")[1]
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 class Scheduler:
@@ -138,7 +133,7 @@ class Scheduler:
                 ).all()
                 for row in rows:
                     try:
-                        message = decode_agent_message(_payload(row.jws))
+                        message = decode_agent_message(unverified_payload(row.jws.encode("ascii")))
                     except (ProtocolError, ValueError):
                         continue  # stored by ingest, so well-formed; a decoder change is no crash
                     if isinstance(message, CommandResult):

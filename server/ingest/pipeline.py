@@ -18,6 +18,7 @@ from datetime import datetime
 from joserfc.jwk import OKPKey
 
 from protocol import (
+    CHANNEL_OF,
     AgentMessage,
     BrokenChain,
     DuplicateMessage,
@@ -111,14 +112,6 @@ class StoredView:
     # agent_id -> its reports, for the agents with a report in the batch that starts a chain
     chains: dict[str, ChainStart] = field(default_factory=dict)
 
-
-# the topic channel each message type travels on (hellos share the report channel)
-CHANNEL_OF: Mapping[str, str] = {
-    "hello": "report",
-    "report": "report",
-    "heartbeat": "heartbeat",
-    "cmd-result": "cmd-result",
-}
 
 KeyLookup = Callable[[str], AgentKey | None]
 
