@@ -22,9 +22,10 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import Connection, func, insert, select, update
 
 from protocol import Command, CommandResult, ProtocolError, decode_agent_message, topic
+from protocol.commands import FIRMWARE_APPLY, FirmwareParams
 from protocol.envelope import unverified_payload
 from server.firmware import campaign, store
-from server.firmware.commands import FIRMWARE_APPLY, firmware_params, new_command, outcome, signed
+from server.firmware.commands import new_command, outcome, signed
 from server.firmware.tuf_repo import RepositoryError, TufRepository
 from server.storage import Repository, read_then_write
 from server.storage.firmware_models import (
@@ -209,14 +210,14 @@ class Scheduler:
                     agent_id=t.agent_id,
                     site=t.site,
                     camera_id=t.camera_id,
-                    params=firmware_params(
+                    params=FirmwareParams(
                         target=image.target_path,
                         version=image.version,
                         sha256=image.sha256,
                         length=image.length,
                         rollout_id=rollout_id,
                         downgrade_approved_by=loaded.row.downgrade_approved_by,
-                    ),
+                    ).to_params(),
                     now=now,
                     ttl=c.policy.command_ttl,
                 )

@@ -25,6 +25,7 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import ColumnElement, Connection, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
+from protocol.commands import RotateParams
 from server.firmware import campaign, store
 from server.firmware.commands import PASSWORD_ROTATE, new_command
 from server.firmware.scheduler import queue
@@ -578,12 +579,12 @@ class FirmwareScoped(Scoped):
                     agent_id=agent_id,
                     site=cam.site,
                     camera_id=camera_id,
-                    params={
-                        "escrow_kid": escrow.thumbprint(),
-                        "escrow_jwk": json.dumps(escrow.as_dict(private=False), sort_keys=True),
-                        "username": username,
-                        "min_length": 20,
-                    },
+                    params=RotateParams(
+                        escrow_kid=escrow.thumbprint(),
+                        escrow_jwk=json.dumps(escrow.as_dict(private=False), sort_keys=True),
+                        username=username,
+                        min_length=20,
+                    ).to_params(),
                     now=self.now,
                     ttl=self.command_ttl,
                 )
