@@ -31,12 +31,12 @@ from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.firmware import cli as firmware_cli
 from server.ingest.ingestor import Ingestor
-from server.ingest.pipeline import Incoming
 from server.keys import CommandKeyError, load_or_create
 from server.metrics import Metrics
 from server.queries import fleet_summary
 from server.retention import ChainBroken, prune_now, verify_chain
 from server.storage import Repository
+from server.storage.records import Incoming
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
 from server.web.cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
 from service.systemd import log_handler

@@ -19,7 +19,7 @@ from joserfc.jwk import OKPKey
 
 from protocol import Ack, DuplicateMessage, encode, sign, to_ranges, topic
 from protocol.envelope import ACK_TYP
-from server.ingest.pipeline import Checked, Rejected
+from server.storage.records import Checked, Rejected
 
 Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
 

@@ -40,8 +40,8 @@ from protocol import collector_subscriptions, utc_now
 from server.config import MqttConfig
 from server.ingest.acks import AckSender
 from server.ingest.ingestor import Ingestor, Verifying
-from server.ingest.pipeline import Checked, Incoming, Rejected
 from server.storage import DatabaseUnavailable
+from server.storage.records import Checked, Incoming, Rejected
 
 log = logging.getLogger(__name__)
 

@@ -32,9 +32,9 @@ from server.config import WebConfig
 from server.firmware.service import FirmwareScoped, Selector
 from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor
-from server.ingest.pipeline import Incoming
 from server.metrics import Metrics
 from server.storage import Repository
+from server.storage.records import Incoming
 from server.web.auth import Authenticator
 from server.web.scope import CLI, ModelIn, Principal, Scoped, SecurityRecord
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
