@@ -31,7 +31,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.identity import keygen
+from agent.trust.identity import keygen
 from bench.audit import ROOT, agent_config, start_lab
 from lab.broker import Mosquitto
 

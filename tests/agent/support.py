@@ -13,7 +13,7 @@ from pathlib import Path
 
 from joserfc.jwk import OKPKey
 
-from agent.identity import keygen
+from agent.trust.identity import keygen
 from protocol.envelope import digest, verify
 from protocol.messages import GENESIS, AgentMessage, StatusReport, decode_agent_message
 

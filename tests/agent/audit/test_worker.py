@@ -1,4 +1,4 @@
-"""Scheduled audits in a worker process (agent.worker): real worker processes that hang, crash
+"""Scheduled audits in a worker process (agent.audit.worker): real worker processes that hang, crash
 or answer garbage, and ``camwarden-agent run`` auditing lab cameras through its worker."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from agent.audit.worker import WorkerFailed, audit_in_worker, failed_result
 from agent.checks import CHECKS
 from agent.config import AgentConfig, CameraConfig
-from agent.identity import keygen
-from agent.worker import WorkerFailed, audit_in_worker, failed_result
+from agent.trust.identity import keygen
 from lab.testing import LabFactory
 from protocol.messages import Camera, Identity, StatusReport
 from tests.agent.audit_lab import prepare
