@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from server.domain.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn
 from server.queries import SEVERITIES
 from server.storage.org_models import ROLES
 from server.web.api import report_response
@@ -21,7 +22,6 @@ from server.web.deps import (
     Web,
     session_principal,
 )
-from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn
 from server.web.security import new_secret, same
 from server.web.throttle import Throttled
 
