@@ -30,11 +30,14 @@ import httpx
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.exc import OperationalError
 
+from server.domain.orgs import Orgs
+from server.domain.users import Users
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from protocol.keys import generate_private_key
 from server.api import create_app
-from server.domain.scope import CLI, Scoped
+from server.domain.scope import CLI, Scope
 from server.storage import Repository
 from server.storage.models import Agent, Camera, Finding
 from tests.server.conftest import make_config, serve
@@ -66,21 +69,23 @@ AUDIT = {
 
 def seed(repo: Repository) -> None:
     now = datetime.now(UTC)
-    root = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=now)
-    province = root.create_org(parent_id=None, kind="province", name="Province").id
+    root = Scope(repo, CLI, silent_after=timedelta(minutes=15), now=now)
+    province = Orgs(root).create_org(parent_id=None, kind="province", name="Province").id
     sites: list[str] = []
     first_agency = 0
     for a in range(AGENCIES):
-        agency = root.create_org(parent_id=province, kind="agency", name=f"Agency {a}").id
+        agency = Orgs(root).create_org(parent_id=province, kind="agency", name=f"Agency {a}").id
         first_agency = first_agency or agency
         for s in range(SYSTEMS_PER_AGENCY):
-            system = root.create_org(parent_id=agency, kind="system", name=f"System {a}.{s}").id
+            system = (
+                Orgs(root).create_org(parent_id=agency, kind="system", name=f"System {a}.{s}").id
+            )
             for n in range(SITES_PER_SYSTEM):
                 site = f"site-{a}-{s}-{n}"
-                root.map_site(site, system)
+                Orgs(root).map_site(site, system)
                 sites.append(site)
-    root.create_user("fleet", PASSWORD, "viewer", None)
-    root.create_user("agency", PASSWORD, "viewer", first_agency)
+    Users(root).create_user("fleet", PASSWORD, "viewer", None)
+    Users(root).create_user("agency", PASSWORD, "viewer", first_agency)
     agents, cameras, findings = [], [], []
     for i, site in enumerate(sites):
         for j in range(AGENTS_PER_SITE):

@@ -46,7 +46,7 @@ from lab.config import load_config
 from lab.firmware import make_image
 from lab.testing import private_base
 from protocol import CommandResult, decode_agent_message, import_private_pem, thumbprint, verify
-from server.firmware.service import FirmwareScoped, RolloutDetail
+from server.domain.rollouts import RolloutDetail, Rollouts
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.storage.firmware_models import CommandRecord
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:  # noqa:
             "--max-parallel", str(args.max_parallel), "--failure-threshold", "3",
         )  # fmt: skip
         rollouts[int(out.split()[1])] = v.persona
-    fw = FirmwareScoped(scope(repo, ADMIN), TufRepository.under(collector.home))
+    fw = Rollouts(scope(repo, ADMIN), TufRepository.under(collector.home))
     promoted: set[int] = set()
     while True:
         phases = {rid: fw.rollout(rid).rollout.phase for rid in rollouts}

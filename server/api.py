@@ -1,13 +1,16 @@
-"""The collector's HTTP API: enrollment, agent certificates, offline report verification,
-metrics and health.
+"""The collector's HTTP routes for agents: enrollment, agent certificates, the signed TUF
+repository and advisory feed they download, offline report verification, metrics and health.
 
 Agent certificates (``server.certs``): ``POST /api/v1/agents/{id}/challenge`` returns a random
 challenge, valid once for ``CHALLENGE_TTL_S``; ``POST /api/v1/agents/{id}/certificate`` with
 ``{"jws": ...}``, the challenge signed by the agent's enrolled Ed25519 key, returns the agent's
 MQTT certificate and the broker CA (409 while the agent is pending or has no certificate yet).
 
-``create_app`` is the one factory; the dashboard and operator API (``server.web``) are mounted
-on it, and later issues (rollouts) add routers to it.
+The TUF repository (``/tuf/metadata/<name>``, ``/tuf/targets/<path>``) is unauthenticated:
+everything in it is signed, and agents verify it with ngclient from the root given at enrollment.
+
+``create_app`` is the one factory. Routes by audience: agents here; operators (dashboard pages,
+the ``/api/v1`` JSON API, firmware and rollouts) in ``server.web``, mounted on the same app.
 """
 
 from __future__ import annotations
@@ -39,14 +42,13 @@ from protocol.envelope import verify
 from server import advisories, broker_roles
 from server.certs import AgentCertificates, BadPublicKey, parse_public_key
 from server.config import ServerConfig
-from server.firmware import api as firmware
+from server.domain.throttle import RateLimiter
 from server.firmware import lifetimes
 from server.firmware.tuf_repo import TufRepository
 from server.metrics import Metrics
 from server.storage import AgentConflict, Repository, TokenRejected
 from server.verify import InvalidReport, verify_file
 from server.web import app as web
-from server.web.throttle import RateLimiter
 
 NamePattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Name = Annotated[str, Field(pattern=NamePattern)]
@@ -221,8 +223,8 @@ def create_app(
         return VerifyResponse(valid=True, summary=summary.text())
 
     app.include_router(api)
-    web.mount(app, config, repo)
-    firmware.mount(app, config, tuf)
+    app.include_router(tuf_router(tuf))
+    web.mount(app, config, repo, tuf)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_page(request: Request) -> Response:
@@ -249,6 +251,28 @@ def create_app(
         )
 
     return app
+
+
+def tuf_router(tuf: TufRepository) -> APIRouter:
+    router = APIRouter(prefix="/tuf", include_in_schema=False)
+
+    @router.get("/metadata/{name}")
+    def metadata(name: str) -> Response:
+        path = tuf.metadata_file(name)
+        if path is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND)
+        return FileResponse(
+            path, media_type="application/json", headers={"Cache-Control": "no-store"}
+        )
+
+    @router.get("/targets/{target:path}")
+    def target(target: str) -> Response:
+        path = tuf.target_file(target)
+        if path is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND)
+        return FileResponse(path, media_type="application/octet-stream")
+
+    return router
 
 
 def certificate_routes(

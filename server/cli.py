@@ -21,24 +21,23 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy.exc import NoResultFound
-
 from protocol import MalformedMessage, import_public_jwk, utc_now
 from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps
 from server import __version__, advisories, broker_roles
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
+from server.dashboard_cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
+from server.domain.reports import Reports
+from server.domain.summary import fleet_summary
 from server.firmware import cli as firmware_cli
 from server.ingest.ingestor import Ingestor
 from server.keys import CommandKeyError, load_or_create
 from server.metrics import Metrics
-from server.queries import fleet_summary
-from server.retention import ChainBroken, prune_now, verify_chain
 from server.storage import Repository
 from server.storage.records import Incoming
+from server.storage.retention import ChainBroken, UnknownAgent, prune_now, verify_chain
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
-from server.web.cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
 from service.systemd import log_handler
 
 log = logging.getLogger(__name__)
@@ -218,13 +217,15 @@ def parser() -> argparse.ArgumentParser:
 
 
 def report_command(args: argparse.Namespace, repo: Repository) -> int:
-    from server.domain.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
+    from server.domain.scope import CLI, Scope, ScopeError  # noqa: PLC0415
     from server.reports import compliance as reports  # noqa: PLC0415  # fpdf2: only here
     from server.web.i18n import Catalogue  # noqa: PLC0415
 
-    s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+    s = Scope(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:
-        built = reports.build(s.report_data(resolve_org(s, args.org), args.start, args.end))
+        built = reports.build(
+            Reports(s).report_data(resolve_org(s, args.org), args.start, args.end)
+        )
     except (ScopeError, ValueError) as exc:
         print(f"camwarden-server: {exc}", file=sys.stderr)
         return 1
@@ -236,7 +237,7 @@ def report_command(args: argparse.Namespace, repo: Repository) -> int:
 def verify_chain_command(repo: Repository, agent_id: str) -> int:
     try:
         check = verify_chain(repo.engine, agent_id)
-    except NoResultFound:
+    except UnknownAgent:
         print(f"camwarden-server: agent {agent_id} is not enrolled", file=sys.stderr)
         return 1
     except ChainBroken as exc:
@@ -255,7 +256,7 @@ def housekeeping_command(command: str, repo: Repository, config: ServerConfig) -
     else:
         from server.alerts.worker import AlertWorker  # noqa: PLC0415  # httpx, smtplib
 
-        done = AlertWorker(config.alerts, repo.engine).run_once(utc_now())
+        done = AlertWorker(config.alerts, repo).run_once(utc_now())
         print(f"opened {done.opened}, closed {done.closed}, sent {done.sent}, failed {done.failed}")
     return 0
 
@@ -301,7 +302,9 @@ def advisories_command(config: ServerConfig, action: str, file: Path | None) -> 
     try:
         keys = advisories.pinned_keys(Path(keys_file)) if keys_file else None
         if action == "publish":
-            assert file is not None  # argparse requires it for publish
+            if file is None:
+                print("camwarden-server: advisories publish needs a feed file", file=sys.stderr)
+                return 2
             info = advisories.publish(config.state_dir, file.read_bytes(), keys)
         else:
             served = advisories.feed_path(config.state_dir)
@@ -330,7 +333,9 @@ def agents_command(repo: Repository, action: str, agent_id: str | None) -> int:
             seen = a.last_seen.isoformat(timespec="seconds") if a.last_seen else "never"
             print(f"{a.agent_id}\t{a.site}\t{a.status}\t{a.kid}\tlast seen {seen}")
         return 0
-    assert agent_id is not None  # argparse requires it for approve/revoke
+    if agent_id is None:
+        print(f"camwarden-server: agents {action} needs an agent id", file=sys.stderr)
+        return 2
     target = {"approve": "approved", "revoke": "revoked"}[action]
     if not repo.set_status(agent_id, target, datetime.now(UTC)):
         current = repo.agent(agent_id)

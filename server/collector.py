@@ -28,8 +28,8 @@ from server.ingest.ingestor import Ingestor
 from server.ingest.subscriber import Subscriber
 from server.keys import load_or_create
 from server.metrics import Metrics
-from server.retention import prune_now
 from server.storage import Repository
+from server.storage.retention import prune_now
 from service.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def background_jobs(config: ServerConfig, repo: Repository) -> list[Periodic]:
             )
         )
     if config.alerts.enabled:
-        worker = AlertWorker(config.alerts, repo.engine)
+        worker = AlertWorker(config.alerts, repo)
         jobs.append(Periodic("camwarden-alerts", config.alerts.interval_s, worker.run_once))
     if config.retention.enabled:
         jobs.append(

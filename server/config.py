@@ -105,7 +105,7 @@ class WebConfig(_Section, frozen=True, kw_only=True):
     default_lang: Literal["vi", "en"] = "vi"
     silent_after_s: Positive = 900  # an agent unseen this long is shown as silent
     page_size: Annotated[int, msgspec.Meta(ge=10, le=500)] = 50
-    # sign-in throttling (server.web.throttle): after this many failures an account, or a source
+    # sign-in throttling (server.domain.throttle): after this many failures an account, or a source
     # address, is locked for login_lock_s, doubled with each further failure up to
     # login_lock_max_s; failures older than login_forget_s no longer count
     login_free_failures: Positive = 5

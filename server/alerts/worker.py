@@ -1,6 +1,6 @@
 """The alert worker: a thread inside ``camwarden-server run``.
 
-Each round: ``tracker.sync`` (open/close events, create deliveries), the daily trend snapshot
+Each round: ``alert_events.sync`` (open/close events, create deliveries), the daily trend snapshot
 (at most every few minutes), then every due delivery is attempted once. A failed attempt is
 retried after ``backoff_s * 2**(attempts-1)`` until ``max_attempts``; then the delivery is
 ``failed``. Errors are kept on the delivery (the dashboard's alerts page) and logged.
@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
-
-from server.alerts import tracker
 from server.alerts.channels import DeliveryFailed, send_email, send_webhook
 from server.config import AlertsConfig
-from server.storage.org_models import AlertDelivery, AlertEvent, AlertRoute, OrgUnit
+from server.storage import Repository, alert_events
 
 log = logging.getLogger(__name__)
 SNAPSHOT_EVERY = timedelta(minutes=5)
@@ -45,51 +42,24 @@ class Round:
 
 
 class AlertWorker:
-    def __init__(self, config: AlertsConfig, engine: Engine) -> None:
+    def __init__(self, config: AlertsConfig, repo: Repository) -> None:
         self.config = config
-        self.engine = engine
+        self.engine = repo.engine
         self._snapshot_at: datetime | None = None
 
     def run_once(self, now: datetime) -> Round:
-        synced = tracker.sync(self.engine, now, timedelta(seconds=self.config.silent_after_s))
+        synced = alert_events.sync(self.engine, now, timedelta(seconds=self.config.silent_after_s))
         if self._snapshot_at is None or now - self._snapshot_at >= SNAPSHOT_EVERY:
-            tracker.snapshot(self.engine, now.astimezone(UTC).date())
+            alert_events.snapshot(self.engine, now.astimezone(UTC).date())
             self._snapshot_at = now
         sent, failed = self.deliver_due(now)
         return Round(synced.opened, synced.closed, sent, failed)
 
     def deliver_due(self, now: datetime) -> tuple[int, int]:
-        with self.engine.connect() as conn:
-            due = conn.execute(
-                select(
-                    AlertDelivery.id.label("delivery_id"),
-                    AlertDelivery.attempts,
-                    AlertRoute.channel,
-                    AlertRoute.target,
-                    AlertRoute.secret,
-                    AlertRoute.name,
-                    AlertEvent.id.label("event_id"),
-                    AlertEvent.kind,
-                    AlertEvent.agent_id,
-                    AlertEvent.camera_id,
-                    AlertEvent.code,
-                    AlertEvent.site,
-                    AlertEvent.severity,
-                    AlertEvent.detail,
-                    AlertEvent.opened_at,
-                )
-                .join(AlertRoute, AlertRoute.id == AlertDelivery.route_id)
-                .join(AlertEvent, AlertEvent.id == AlertDelivery.event_id)
-                .where(AlertDelivery.state == "pending", AlertDelivery.next_attempt_at <= now)
-                .order_by(AlertDelivery.id)
-            ).all()
-            orgs = dict(
-                conn.execute(select(OrgUnit.site, OrgUnit.path).where(OrgUnit.kind == "site")).all()
-            )
-            names = dict(conn.execute(select(OrgUnit.id, OrgUnit.name)).all())
+        due = alert_events.due_deliveries(self.engine, now)
         sent = failed = 0
-        for d in due:
-            payload = _payload(d, _org_names(orgs.get(d.site), names))
+        for d in due.deliveries:
+            payload = _payload(d, due.org_names(d.site))
             try:
                 if d.channel == "webhook":
                     send_webhook(d.target, d.secret or "", payload, now, self.config.timeout_s)
@@ -109,34 +79,20 @@ class AlertWorker:
                 )
                 continue
             sent += 1
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(AlertDelivery)
-                    .where(AlertDelivery.id == d.delivery_id)
-                    .values(state="sent", attempts=d.attempts + 1, sent_at=now, last_error=None)
-                )
+            alert_events.delivery_sent(self.engine, d.delivery_id, d.attempts + 1, now)
         return sent, failed
 
     def _failed(self, delivery_id: int, attempts: int, error: str, now: datetime) -> None:
         final = attempts >= self.config.max_attempts
         delay = timedelta(seconds=self.config.backoff_s * 2 ** (attempts - 1))
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(AlertDelivery)
-                .where(AlertDelivery.id == delivery_id)
-                .values(
-                    state="failed" if final else "pending",
-                    attempts=attempts,
-                    last_error=error[:_ERROR_LIMIT],
-                    next_attempt_at=now if final else now + delay,
-                )
-            )
-
-
-def _org_names(path: str | None, names: dict[int, str]) -> list[str]:
-    if path is None:
-        return []
-    return [names[int(part)] for part in path.strip("/").split("/") if int(part) in names]
+        alert_events.delivery_failed(
+            self.engine,
+            delivery_id,
+            attempts=attempts,
+            error=error[:_ERROR_LIMIT],
+            final=final,
+            retry_at=now if final else now + delay,
+        )
 
 
 def _payload(d: Any, org: list[str]) -> dict[str, Any]:

@@ -140,17 +140,16 @@ def canary_size(total: int, count: int | None = None, percent: float | None = No
     """How many cameras the canary stage holds: a count, or a percentage rounded up; >= 1."""
     if total < 1:
         raise ValueError("a campaign needs at least one target")
-    if (count is None) == (percent is None):
-        raise ValueError("give the canary as a count or as a percentage, not both")
-    if percent is not None:
+    if percent is not None and count is None:
         if not 0 < percent <= 100:
             raise ValueError("the canary percentage is in (0, 100]")
         wanted = math.ceil(total * percent / 100)
-    else:
-        assert count is not None  # one of the two is set
+    elif count is not None and percent is None:
         if count < 1:
             raise ValueError("the canary holds at least one camera")
         wanted = count
+    else:
+        raise ValueError("give the canary as a count or as a percentage, not both")
     return min(max(wanted, 1), total)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from server.config import ServerConfig
+from server.dashboard_cli import ORG_HELP, optional_org
 from server.firmware import campaign, lifetimes
 from server.firmware.tuf_repo import (
     RepositoryError,
@@ -34,10 +35,10 @@ from server.firmware.tuf_repo import (
     public_path,
     sign_bundle,
 )
-from server.web.cli import ORG_HELP, optional_org
 
 if TYPE_CHECKING:
-    from server.firmware.service import FirmwareScoped
+    from server.domain.firmware import FirmwareImages
+    from server.domain.rollouts import Rollouts
     from server.storage import Repository
 
 FIRMWARE_COMMANDS: Final = ("firmware", "rollout", "password")
@@ -149,17 +150,18 @@ def offline(args: argparse.Namespace) -> int | None:
 
 def run_command(args: argparse.Namespace, repo: Repository, config: ServerConfig) -> int:
     # the scoped layer (dashboard queries, password hashing): only when a command runs
-    from server.domain.scope import Principal, Scoped, ScopeError  # noqa: PLC0415
-    from server.firmware.service import FirmwareScoped  # noqa: PLC0415
+    from server.domain.firmware import FirmwareImages  # noqa: PLC0415
+    from server.domain.rollouts import Rollouts  # noqa: PLC0415
+    from server.domain.scope import Principal, Scope, ScopeError  # noqa: PLC0415
 
     now = datetime.now(UTC)
     tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))
     principal = Principal(0, args.by, "admin", None, None, None)
-    base = Scoped(repo, principal, silent_after=timedelta(minutes=15), now=now)
-    s = FirmwareScoped(base, tuf, command_ttl=timedelta(seconds=config.firmware.command_ttl_s))
+    base = Scope(repo, principal, silent_after=timedelta(minutes=15), now=now)
+    s = Rollouts(base, tuf, command_ttl=timedelta(seconds=config.firmware.command_ttl_s))
     try:
         if args.command == "firmware":
-            return _firmware(args, s, repo, config)
+            return _firmware(args, FirmwareImages(base, tuf), repo, config)
         if args.command == "rollout":
             return _rollout(args, s)
         s.rotate_password(
@@ -185,11 +187,11 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _firmware(  # noqa: PLR0911  # one branch per subcommand
-    args: argparse.Namespace, s: FirmwareScoped, repo: Repository, config: ServerConfig
+    args: argparse.Namespace, s: FirmwareImages, repo: Repository, config: ServerConfig
 ) -> int:
-    from server.firmware.service import catalogue_targets, receive  # noqa: PLC0415
+    from server.domain.firmware import catalogue_targets, receive  # noqa: PLC0415
 
-    tuf, now = s.tuf, s.now
+    tuf, now = s.tuf, s.s.now
     if args.action in ("init", "rotate-root"):
         exists = tuf.root_version() > 0
         if exists != (args.action == "rotate-root"):
@@ -245,14 +247,14 @@ def _firmware(  # noqa: PLR0911  # one branch per subcommand
     return 0
 
 
-def _rollout(args: argparse.Namespace, s: FirmwareScoped) -> int:
-    from server.firmware.service import Selector  # noqa: PLC0415
+def _rollout(args: argparse.Namespace, s: Rollouts) -> int:
+    from server.domain.rollouts import Selector  # noqa: PLC0415
 
     if args.action == "create":
         d = s.create_rollout(
             name=args.name,
             image_id=args.image,
-            selector=Selector(optional_org(s, args.org), args.site, args.model, args.firmware),
+            selector=Selector(optional_org(s.s, args.org), args.site, args.model, args.firmware),
             canary_count=args.canary,
             canary_percent=args.canary_percent,
             batch_size=args.batch_size,

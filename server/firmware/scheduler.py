@@ -19,29 +19,18 @@ from collections.abc import Callable
 from datetime import datetime
 
 from joserfc.jwk import OKPKey
-from sqlalchemy import Connection, func, insert, select, update
 
 from protocol import Command, CommandResult, ProtocolError, decode_agent_message, topic
 from protocol.commands import FIRMWARE_APPLY, FirmwareParams
 from protocol.envelope import unverified_payload
-from server.firmware import campaign, store
+from server.firmware import campaign
 from server.firmware.commands import new_command, outcome, signed
 from server.firmware.tuf_repo import RepositoryError, TufRepository
-from server.storage import Repository, read_then_write
-from server.storage.firmware_models import (
-    CommandRecord,
-    FirmwareImage,
-    Rollout,
-    RolloutTarget,
-)
-from server.storage.models import Message
+from server.storage import Connection, Repository, campaigns, commands, read_then_write
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
-# a command in these states may still get results; queued ones are not published yet
-_OPEN = ("sent", "accepted", "in_progress")
-_UNFINISHED = ("canary", "awaiting_promotion", "rolling", "paused", "halted")
 
 
 class Scheduler:
@@ -88,22 +77,8 @@ class Scheduler:
             log.warning("cannot refresh TUF metadata: %s", exc)
         # a plain read first: the steps below write, and on SQLite their transactions take the
         # database's one write lock, which an idle tick every second should leave to the ingest
-        with self._engine.connect() as conn:
-            waiting = set(
-                conn.execute(
-                    select(CommandRecord.status)
-                    .where(CommandRecord.status.in_((*_OPEN, "queued")))
-                    .distinct()
-                ).scalars()
-            )
-            active = (
-                conn.execute(
-                    select(Rollout.id).where(Rollout.phase.in_(_UNFINISHED)).order_by(Rollout.id)
-                )
-                .scalars()
-                .all()
-            )
-        if not waiting.isdisjoint(_OPEN):
+        waiting, active = commands.pending_work(self._engine)
+        if not waiting.isdisjoint(commands.OPEN):
             self.consume_results()
         for rollout_id in active:
             self.drive(rollout_id, now)
@@ -116,23 +91,9 @@ class Scheduler:
         ``cmd-result`` messages after the oldest such command's last applied seq (the
         ``(agent_id, seq)`` index). Seqs, not the table's ids, order them: ids are handed out
         when a transaction inserts, so with several collectors they commit out of order."""
-        with store.LOCK, read_then_write(self._engine) as conn:
-            agents = conn.execute(
-                select(CommandRecord.agent_id, func.min(CommandRecord.last_seq))
-                .where(CommandRecord.status.in_(_OPEN))
-                .group_by(CommandRecord.agent_id)
-            ).all()
-            for agent_id, since in agents:
-                rows = conn.execute(
-                    select(Message.seq, Message.jws)
-                    .where(
-                        Message.agent_id == agent_id,
-                        Message.seq > since,
-                        Message.type == "cmd-result",
-                    )
-                    .order_by(Message.seq)
-                ).all()
-                for row in rows:
+        with campaigns.LOCK, read_then_write(self._engine) as conn:
+            for agent_id, since in commands.open_agents(conn):
+                for row in commands.results_after(conn, agent_id, since):
                     try:
                         message = decode_agent_message(unverified_payload(row.jws.encode("ascii")))
                     except (ProtocolError, ValueError):
@@ -141,61 +102,30 @@ class Scheduler:
                         self._apply(conn, agent_id, row.seq, message)
 
     def _apply(self, conn: Connection, agent_id: str, seq: int, result: CommandResult) -> None:
-        cmd = conn.execute(
-            select(CommandRecord.__table__).where(
-                CommandRecord.command_id == result.command_id,
-                CommandRecord.agent_id == agent_id,
-                CommandRecord.last_seq < seq,
-            )
-        ).one_or_none()
-        if cmd is None:
-            return  # unknown, someone else's, or already applied
         now = self._clock()
-        conn.execute(
-            update(CommandRecord)
-            .where(CommandRecord.command_id == cmd.command_id)
-            .values(
-                status=result.status,
-                step=result.step,
-                reason=result.reason,
-                details=dict(result.details),
-                last_seq=seq,
-                updated_at=now,
-            )
-        )
-        if cmd.rollout_id is None or cmd.camera_id is None:
+        cmd = commands.apply_result(conn, agent_id, seq, result, now)
+        if cmd is None or cmd.rollout_id is None or cmd.camera_id is None:
             return
-        conn.execute(
-            update(RolloutTarget)
-            .where(
-                RolloutTarget.rollout_id == cmd.rollout_id,
-                RolloutTarget.command_id == cmd.command_id,
-            )
-            .values(step=result.step or result.status, updated_at=now)
-        )
         final = outcome(result, cmd.params)
         if final is None:
             return
-        loaded = store.load(conn, cmd.rollout_id)
-        assert loaded is not None  # commands reference existing rollouts
+        loaded = campaigns.load_existing(conn, cmd.rollout_id)  # commands name stored rollouts
         step = campaign.record_result(loaded.campaign, (agent_id, cmd.camera_id), *final)
-        store.save(conn, cmd.rollout_id, loaded.campaign, step, now)
+        campaigns.save(conn, cmd.rollout_id, loaded.campaign, step, now)
 
     # -- campaigns -------------------------------------------------------------------------
 
     def drive(self, rollout_id: int, now: datetime) -> None:
-        with store.LOCK, read_then_write(self._engine) as conn:
-            loaded = store.load(conn, rollout_id)
+        with campaigns.LOCK, read_then_write(self._engine) as conn:
+            loaded = campaigns.load(conn, rollout_id)
             if loaded is None or loaded.campaign.phase == "completed":
                 return
-            image = conn.execute(
-                select(FirmwareImage.__table__).where(FirmwareImage.id == loaded.row.image_id)
-            ).one()
+            image = commands.image(conn, loaded.row.image_id)
             c = loaded.campaign
             if image.retired_at is not None and c.phase != "halted":
                 step = campaign.halt(c, campaign.SYSTEM)
-                store.save(conn, rollout_id, c, step, now)
-                store.record(
+                campaigns.save(conn, rollout_id, c, step, now)
+                campaigns.record(
                     conn,
                     rollout_id,
                     (campaign.Event("image_retired", campaign.SYSTEM, {"image": image.id}),),
@@ -203,7 +133,7 @@ class Scheduler:
                 )
                 return
             step = campaign.tick(c, now)
-            commands: dict[tuple[str, str], str] = {}
+            dispatched: dict[tuple[str, str], str] = {}
             for t in step.dispatched:
                 cmd = new_command(
                     FIRMWARE_APPLY,
@@ -221,22 +151,17 @@ class Scheduler:
                     now=now,
                     ttl=c.policy.command_ttl,
                 )
-                queue(conn, cmd, issued_by=campaign.SYSTEM, rollout_id=rollout_id, now=now)
-                commands[t.key] = cmd.command_id
+                commands.queue(conn, cmd, issued_by=campaign.SYSTEM, rollout_id=rollout_id, now=now)
+                dispatched[t.key] = cmd.command_id
             if step.campaign != c or step.events:
-                store.save(conn, rollout_id, c, step, now, commands=commands)
+                campaigns.save(conn, rollout_id, c, step, now, commands=dispatched)
 
     # -- the outbox ------------------------------------------------------------------------
 
     def publish_queued(self, now: datetime) -> int:
         with read_then_write(self._engine) as conn:
-            rows = conn.execute(
-                select(CommandRecord.__table__)
-                .where(CommandRecord.status == "queued")
-                .order_by(CommandRecord.issued_at)
-            ).all()
             sent = 0
-            for r in rows:
+            for r in commands.queued(conn):
                 if r.expires_at <= now:
                     status = "expired"
                 else:
@@ -253,41 +178,7 @@ class Scheduler:
                     )
                     self._publish(topic(r.site, r.agent_id, "cmd"), signed(command, self._key))
                     status, sent = "sent", sent + 1
-                conn.execute(
-                    update(CommandRecord)
-                    .where(CommandRecord.command_id == r.command_id)
-                    .values(status=status, updated_at=now)
-                )
+                commands.set_status(conn, r.command_id, status, now)
         if sent:
             log.info("published %d signed command(s)", sent)
         return sent
-
-
-def queue(
-    conn: Connection, cmd: Command, *, issued_by: str, rollout_id: int | None, now: datetime
-) -> None:
-    """Put a command in the outbox; the running collector signs and publishes it."""
-    conn.execute(
-        insert(CommandRecord).values(
-            command_id=cmd.command_id,
-            agent_id=cmd.agent_id,
-            site=cmd.site,
-            camera_id=cmd.camera_id,
-            action=cmd.action,
-            nonce=cmd.nonce,
-            params=dict(cmd.params),
-            issued_at=cmd.issued_at,
-            expires_at=cmd.expires_at,
-            issued_by=issued_by,
-            rollout_id=rollout_id,
-            status="queued",
-            step=None,
-            reason=None,
-            details={},
-            # results come after the agent received the command: later than its newest message
-            last_seq=select(func.coalesce(func.max(Message.seq), 0))
-            .where(Message.agent_id == cmd.agent_id)
-            .scalar_subquery(),
-            updated_at=now,
-        )
-    )

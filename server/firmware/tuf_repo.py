@@ -123,7 +123,8 @@ def generate_key(path: Path) -> SSlibKey:
     signer = CryptoSigner.generate_ed25519()
     write_private(path, signer.private_bytes)
     public = signer.public_key
-    assert isinstance(public, SSlibKey)  # CryptoSigner always holds an SSlibKey
+    if not isinstance(public, SSlibKey):  # CryptoSigner holds an SSlibKey: never seen otherwise
+        raise RepositoryError(f"the new key is a {type(public).__name__}, not an SSlibKey")
     public_path(path).write_text(json.dumps(public.to_dict() | {"keyid": public.keyid}, indent=2))
     return public
 
@@ -307,10 +308,12 @@ class TufRepository:
             raise NotInitialised("the repository has not been initialised and signed yet")
         snap_version = timestamp.signed.snapshot_meta.version
         snapshot = self._load(f"{snap_version}.snapshot.json")
-        assert snapshot is not None  # written before the timestamp that names it
+        if snapshot is None:  # written before the timestamp that names it
+            raise RepositoryError(f"{snap_version}.snapshot.json named by timestamp is missing")
         targets_version = snapshot.signed.meta["targets.json"].version
         targets = self._load(f"{targets_version}.targets.json")
-        assert targets is not None  # written before the snapshot that names it
+        if targets is None:  # written before the snapshot that names it
+            raise RepositoryError(f"{targets_version}.targets.json named by snapshot is missing")
         return timestamp, snapshot, targets
 
     def published_targets(self) -> dict[str, TargetFile]:

@@ -24,7 +24,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
-from server.domain.scope import ReportData, ReportNode
+from server.domain.reports import ReportData, ReportNode
 from server.web.display import shown_text
 from server.web.i18n import Catalogue
 

@@ -7,9 +7,11 @@ StorageError                  the database did not store what it was given; noth
  |                            failure that says nothing about the data: the same work may succeed
  |                            later, so the caller retries it
  +-- RecordRefused            the database refused the data itself (a value it cannot hold, such
-                              as a NUL in PostgreSQL text, a value too long for its column, a
-                              constraint): the same rows will never be stored, so the caller
-                              isolates and quarantines them instead of retrying
+      |                       as a NUL in PostgreSQL text, a value too long for its column, a
+      |                       constraint): the same rows will never be stored, so the caller
+      |                       isolates and quarantines them instead of retrying
+      +-- Conflict            a uniqueness or reference constraint: the row clashes with one
+                              already stored (a name taken twice)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 
 from protocol.text import clean_text
 
-__all__ = ["DatabaseUnavailable", "RecordRefused", "StorageError", "translate"]
+__all__ = ["Conflict", "DatabaseUnavailable", "RecordRefused", "StorageError", "translate"]
 
 _DETAIL_MAX = 512
 
@@ -43,6 +45,10 @@ class RecordRefused(StorageError):
     """The database refused the data itself: storing the same rows again cannot succeed."""
 
 
+class Conflict(RecordRefused):
+    """A constraint refused the row: it clashes with one already stored."""
+
+
 def _reason(exc: SQLAlchemyError) -> str:
     # the driver's message, without the SQL statement and its parameters SQLAlchemy appends
     cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
@@ -55,7 +61,9 @@ def translate() -> Iterator[None]:
     """Run a database operation; its SQLAlchemy errors leave as ``StorageError``."""
     try:
         yield
-    except (IntegrityError, DataError) as exc:
+    except IntegrityError as exc:
+        raise Conflict(_reason(exc)) from exc
+    except DataError as exc:
         raise RecordRefused(_reason(exc)) from exc
     except StatementError as exc:
         if isinstance(exc, DBAPIError):  # the server or the driver failed, not our values

@@ -101,7 +101,7 @@ class WebSession(Base):
 
 class LoginThrottle(Base):
     """Failed sign-ins counted per account (``account:NAME``) and per source address
-    (``source:ADDRESS``); a key locked until a future time is refused (server.web.throttle)."""
+    (``source:ADDRESS``); a key locked until a future time is refused (server.domain.throttle)."""
 
     __tablename__ = "login_throttle"
 

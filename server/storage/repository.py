@@ -34,8 +34,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from protocol import Camera as CameraReport
 from protocol import StatusReport, import_public_jwk
 from protocol.text import clean_text
-from server.storage import migrate
-from server.storage.errors import translate
+from server.storage.errors import DatabaseUnavailable, translate
+from server.storage.migrate import upgrade
 from server.storage.models import (
     Agent,
     Camera,
@@ -402,7 +402,7 @@ class Repository:
         return repo
 
     def migrate(self) -> None:
-        migrate.upgrade(self.engine)
+        upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -513,7 +513,8 @@ class Repository:
                     )
                 )
         record = self.agent(agent_id)
-        assert record is not None  # just written
+        if record is None:  # written above: only a concurrent removal gets here
+            raise DatabaseUnavailable(f"agent {agent_id} is gone right after its enrollment")
         if not existing and spent.pre_approved:
             # approved by its token: its certificate and broker role follow as on approval
             for listener in self.status_listeners:

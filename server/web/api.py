@@ -14,33 +14,19 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from server.config import WebConfig
-from server.domain.scope import (
-    CAMERA_FILTERS,
-    AgentView,
-    AlertView,
-    AuditView,
-    CameraPage,
-    CameraView,
-    Compliance,
-    DeviceView,
-    FindingFilters,
-    FindingPage,
-    Fleet,
-    Invalid,
-    KevGroup,
-    ModelIn,
-    ModelView,
-    OrgNode,
-    Retention,
-    RouteView,
-    Scoped,
-    SecurityRecord,
-    SystemView,
-    TokenView,
-    TrendPoint,
-    UserView,
-)
-from server.queries import SEVERITIES
+from server.domain.agents import Agents, AgentView
+from server.domain.alerts import Alerts, AlertView, RouteView
+from server.domain.audit_log import AuditLog, AuditView
+from server.domain.cameras import CAMERA_FILTERS, CameraPage, Cameras, CameraView
+from server.domain.findings import FindingFilters, FindingPage, Findings, KevGroup
+from server.domain.model_register import DeviceView, ModelIn, ModelRegister, ModelView
+from server.domain.orgs import Compliance, OrgNode, Orgs, SecurityRecord, SystemView
+from server.domain.overview import Fleet, Overview, TrendPoint
+from server.domain.reports import Reports
+from server.domain.retention import Retention, RetentionPolicies
+from server.domain.scope import Invalid
+from server.domain.summary import SEVERITIES
+from server.domain.users import TokenView, Users, UserView
 from server.reports import compliance as reports
 from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
 from server.web.deps import ApiScope as Scope
@@ -156,39 +142,39 @@ def router(config: WebConfig) -> APIRouter:
 
     @api.get("/fleet")
     def fleet(s: Scope) -> Fleet:
-        return s.fleet()
+        return Overview(s).fleet()
 
     @api.get("/orgs")
     def orgs(s: Scope) -> list[OrgNode]:
-        return s.org_tree()
+        return Orgs(s).org_tree()
 
     @api.get("/orgs/{org_id}")
     def org(s: Scope, org_id: DbId) -> OrgNode:
-        return s.org(org_id)
+        return Orgs(s).org(org_id)
 
     @api.post("/orgs", status_code=created)
     def create_org(s: Scope, body: OrgCreate) -> OrgNode:
-        return s.create_org(parent_id=body.parent_id, kind=body.kind, name=body.name)
+        return Orgs(s).create_org(parent_id=body.parent_id, kind=body.kind, name=body.name)
 
     @api.put("/sites/{site}")
     def map_site(s: Scope, site: Annotated[str, Path(pattern=NAME)], body: SiteMap) -> OrgNode:
-        return s.map_site(site, body.system_id, body.name)
+        return Orgs(s).map_site(site, body.system_id, body.name)
 
     @api.get("/compliance")
     def compliance(s: Scope) -> Compliance:
-        return s.compliance()
+        return Orgs(s).compliance()
 
     @api.get("/systems")
     def systems(s: Scope) -> list[SystemView]:
-        return s.systems()
+        return Orgs(s).systems()
 
     @api.get("/systems/{system_id}")
     def system(s: Scope, system_id: DbId) -> SystemView:
-        return s.system(system_id)
+        return Orgs(s).system(system_id)
 
     @api.put("/systems/{system_id}/security")
     def set_security(s: Scope, system_id: DbId, body: SecurityRecordIn) -> SystemView:
-        return s.set_security_record(system_id, SecurityRecord(**body.model_dump()))
+        return Orgs(s).set_security_record(system_id, SecurityRecord(**body.model_dump()))
 
     @api.get("/findings")
     def findings(
@@ -206,116 +192,117 @@ def router(config: WebConfig) -> APIRouter:
         per_page: Annotated[int, Query(ge=1, le=500)] = config.page_size,
     ) -> FindingPage:
         filters = FindingFilters(severity, control, vendor, model, org, status)
-        return s.findings(filters, page, per_page)
+        return Findings(s).findings(filters, page, per_page)
 
     _camera_routes(api, config)
+    _report_routes(api)
 
     @api.get("/agents")
     def agents(s: Scope) -> list[AgentView]:
-        return s.agents()
+        return Agents(s).agents()
 
     @api.get("/agents/{agent_id}")
     def agent(s: Scope, agent_id: AgentId) -> AgentView:
-        return s.agent(agent_id)
+        return Agents(s).agent(agent_id)
 
     @api.post("/agents/{agent_id}/approve")
     def approve(s: Scope, agent_id: AgentId) -> AgentView:
-        return s.set_agent_status(agent_id, "approve")
+        return Agents(s).set_agent_status(agent_id, "approve")
 
     @api.post("/agents/{agent_id}/revoke")
     def revoke(s: Scope, agent_id: AgentId) -> AgentView:
-        return s.set_agent_status(agent_id, "revoke")
+        return Agents(s).set_agent_status(agent_id, "revoke")
 
     @api.get("/users")
     def users(s: Scope) -> list[UserView]:
-        return s.users()
+        return Users(s).users()
 
     @api.post("/users", status_code=created)
     def create_user(s: Scope, body: UserCreate) -> UserView:
-        return s.create_user(body.username, body.password, body.role, body.org_unit_id)
+        return Users(s).create_user(body.username, body.password, body.role, body.org_unit_id)
 
     @api.get("/users/{user_id}")
     def user(s: Scope, user_id: DbId) -> UserView:
-        return s.user(user_id)
+        return Users(s).user(user_id)
 
     @api.post("/users/{user_id}/disable")
     def disable_user(s: Scope, user_id: DbId) -> UserView:
-        return s.set_user_disabled(user_id, True)
+        return Users(s).set_user_disabled(user_id, True)
 
     @api.post("/users/{user_id}/enable")
     def enable_user(s: Scope, user_id: DbId) -> UserView:
-        return s.set_user_disabled(user_id, False)
+        return Users(s).set_user_disabled(user_id, False)
 
     @api.put("/users/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
     def set_password(s: Scope, user_id: DbId, body: PasswordChange) -> None:
-        s.set_password(user_id, body.password)
+        Users(s).set_password(user_id, body.password)
 
     @api.get("/tokens")
     def tokens(s: Scope) -> list[TokenView]:
-        return s.tokens()
+        return Users(s).tokens()
 
     @api.post("/tokens", status_code=created)
     def create_token(s: Scope, body: TokenCreate) -> TokenCreated:
-        info, secret = s.create_token(body.name)
+        info, secret = Users(s).create_token(body.name)
         return TokenCreated(token=secret, info=info)
 
     @api.delete("/tokens/{token_id}")
     def revoke_token(s: Scope, token_id: DbId) -> TokenView:
-        return s.revoke_token(token_id)
+        return Users(s).revoke_token(token_id)
 
     @api.get("/audit")
     def audit(s: Scope, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AuditView]:
-        return s.audit(limit)
+        return AuditLog(s).audit(limit)
 
     @api.get("/retention")
     def retention(s: Scope) -> list[Retention]:
-        return s.retention()
+        return RetentionPolicies(s).retention()
 
     @api.put("/retention/{level}")
     def set_retention(
         s: Scope, level: Annotated[int, Path(ge=1, le=5)], body: RetentionIn
     ) -> Retention:
-        return s.set_retention(level, body.raw_reports_days)
+        return RetentionPolicies(s).set_retention(level, body.raw_reports_days)
 
     @api.get("/models")
     def models(s: Scope) -> list[ModelView]:
-        return s.model_register()
+        return ModelRegister(s).model_register()
 
     @api.post("/models", status_code=created)
     def create_model(s: Scope, body: ModelEntryIn) -> ModelView:
-        return s.save_model(ModelIn(**body.model_dump()))
+        return ModelRegister(s).save_model(ModelIn(**body.model_dump()))
 
     @api.put("/models/{model_id}")
     def update_model(s: Scope, model_id: DbId, body: ModelEntryIn) -> ModelView:
-        return s.save_model(ModelIn(**body.model_dump()), model_id)
+        return ModelRegister(s).save_model(ModelIn(**body.model_dump()), model_id)
 
     @api.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
     def delete_model(s: Scope, model_id: DbId) -> None:
-        s.delete_model(model_id)
+        ModelRegister(s).delete_model(model_id)
 
     @api.get("/devices")
     def devices(s: Scope) -> list[DeviceView]:
-        return s.devices()
+        return ModelRegister(s).devices()
 
     @api.get("/kev")
     def kev(s: Scope) -> list[KevGroup]:
-        return s.kev()
+        return Findings(s).kev()
 
     @api.get("/trend")
     def trend(s: Scope, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[TrendPoint]:
-        return s.trend(days)
+        return Overview(s).trend(days)
 
     @api.get("/alerts")
     def alerts(s: Scope, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AlertView]:
-        return s.alerts(limit)
+        return Alerts(s).alerts(limit)
 
     @api.get("/alert-routes")
     def alert_routes(s: Scope) -> list[RouteView]:
-        return s.alert_routes()
+        return Alerts(s).alert_routes()
 
     @api.post("/alert-routes", status_code=created)
     def create_alert_route(s: Scope, body: RouteIn) -> RouteCreated:
-        info, secret = s.create_alert_route(
+        info, secret = Alerts(s).create_alert_route(
             org_unit_id=body.org_unit_id,
             name=body.name,
             channel=body.channel,
@@ -326,25 +313,7 @@ def router(config: WebConfig) -> APIRouter:
 
     @api.delete("/alert-routes/{route_id}", status_code=status.HTTP_204_NO_CONTENT)
     def delete_alert_route(s: Scope, route_id: DbId) -> None:
-        s.delete_alert_route(route_id)
-
-    @api.get(
-        "/reports/compliance",
-        response_class=Response,
-        responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
-    )
-    def compliance_report(
-        request: Request,
-        s: Scope,
-        *,
-        org: Annotated[int, Query(ge=1, le=2**31 - 1)],
-        start: Annotated[date, Query(alias="from")],
-        end: Annotated[date, Query(alias="to")],
-        format: Literal["csv", "pdf"] = "pdf",
-        lang: Literal["vi", "en"] = "vi",
-    ) -> Response:
-        """The compliance report of an organisation unit's subtree for a period (UTC days)."""
-        return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
+        Alerts(s).delete_alert_route(route_id)
 
     return api
 
@@ -360,35 +329,42 @@ def _camera_routes(api: APIRouter, config: WebConfig) -> None:
     ) -> CameraPage:
         """Cameras in scope with their audit state; ``audit=not_audited_any``: every camera
         whose audit did not complete."""
-        return s.cameras(audit, page, per_page)
+        return Cameras(s).cameras(audit, page, per_page)
 
     @api.get("/cameras/{agent_id}/{camera_id}")
     def camera(s: Scope, agent_id: AgentId, camera_id: CameraId) -> CameraView:
-        return s.camera(agent_id, camera_id)
+        return Cameras(s).camera(agent_id, camera_id)
 
 
 MAX_PERIOD = timedelta(days=3660)
 
 
-def report_response(
-    request: Request,
-    s: Scoped,
-    *,
-    org: int,
-    start: date,
-    end: date,
-    fmt: reports.Format,
-    lang: str,
-) -> Response:
-    """Shared by the API and the dashboard's download links."""
-    if end - start > MAX_PERIOD:
-        raise Invalid("the period is longer than ten years")
-    report = reports.build(s.report_data(org, start, end))
-    body = reports.render(report, web_state(request).catalogue, lang, fmt)
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/pdf"
-    name = reports.filename(report, fmt)
-    return Response(
-        body,
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+def _report_routes(api: APIRouter) -> None:
+    @api.get(
+        "/reports/compliance",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
     )
+    def compliance_report(
+        request: Request,
+        s: Scope,
+        *,
+        org: Annotated[int, Query(ge=1, le=2**31 - 1)],
+        start: Annotated[date, Query(alias="from")],
+        end: Annotated[date, Query(alias="to")],
+        format: Literal["csv", "pdf"] = "pdf",
+        lang: Literal["vi", "en"] = "vi",
+    ) -> Response:
+        """The compliance report of an organisation unit's subtree for a period (UTC days); also
+        the dashboard's download form (a session cookie is enough for a GET)."""
+        if end - start > MAX_PERIOD:
+            raise Invalid("the period is longer than ten years")
+        report = reports.build(Reports(s).report_data(org, start, end))
+        body = reports.render(report, web_state(request).catalogue, lang, format)
+        media = "text/csv; charset=utf-8" if format == "csv" else "application/pdf"
+        name = reports.filename(report, format)
+        return Response(
+            body,
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )

@@ -7,17 +7,19 @@ from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from server.config import ServerConfig
+from server.domain.auth import Authenticator
+from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
-from server.web import api, docs, pages
-from server.web.auth import Authenticator
+from server.web import api, docs, firmware, pages
 from server.web.deps import WebState, install_handlers
 from server.web.display import environment
 from server.web.headers import SecurityHeaders
 from server.web.i18n import Catalogue
 
 
-def mount(app: FastAPI, config: ServerConfig, repo: Repository) -> None:
-    """Called by ``server.api.create_app``: routes, static files, error handlers."""
+def mount(app: FastAPI, config: ServerConfig, repo: Repository, tuf: TufRepository) -> None:
+    """Called by ``server.api.create_app``: the operators' routes (pages, JSON API, firmware and
+    rollouts), static files, error handlers."""
     templates = environment("server.web")
     app.state.web = WebState(
         repo, config.web, Authenticator(repo, config.web), Catalogue.load(), templates
@@ -30,3 +32,4 @@ def mount(app: FastAPI, config: ServerConfig, repo: Repository) -> None:
     app.include_router(pages.router())
     app.mount("/static", StaticFiles(packages=[("server.web", "static")]), name="static")
     docs.mount(app)
+    firmware.mount(app, config, tuf)

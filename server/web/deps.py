@@ -1,6 +1,6 @@
 """Request state, dependencies and error handlers of the dashboard and operator API.
 
-The dependencies here turn a request into a ``Scoped`` (the one enforcement layer); routes in
+The dependencies here turn a request into a ``Scope`` (the one enforcement layer); routes in
 ``server.web.api`` and ``server.web.pages`` receive nothing else.
 """
 
@@ -17,11 +17,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from jinja2 import Environment
 
 from server.config import WebConfig
-from server.domain.scope import Forbidden, Invalid, NotVisible, Principal, Scoped
+from server.domain.auth import Authenticator
+from server.domain.scope import Forbidden, Invalid, NotVisible, Principal, Scope
+from server.domain.security import same
 from server.storage import Repository
-from server.web.auth import Authenticator
 from server.web.i18n import LANGS, Catalogue
-from server.web.security import same
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LANG_COOKIE = "cw_lang"
@@ -53,8 +53,8 @@ class WebState:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def scoped(self, principal: Principal, now: datetime) -> Scoped:
-        return Scoped(
+    def scoped(self, principal: Principal, now: datetime) -> Scope:
+        return Scope(
             self.repo,
             principal,
             silent_after=timedelta(seconds=self.config.silent_after_s),
@@ -135,7 +135,7 @@ def api_scope(
     web: Web,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     csrf: Annotated[str | None, Security(_csrf_header)],
-) -> Scoped:
+) -> Scope:
     """An API token, or the session cookie (plus the CSRF header on writes)."""
     now = web.now()
     if bearer is not None:
@@ -161,14 +161,14 @@ def session_principal(request: Request, web: WebState) -> Principal | None:
     return web.auth.from_session(session, web.now()) if session else None
 
 
-def page_scope(request: Request, web: Web) -> Scoped:
+def page_scope(request: Request, web: Web) -> Scope:
     principal = session_principal(request, web)
     if principal is None:
         raise LoginRequired(request.url.path)
     return web.scoped(principal, web.now())
 
 
-async def form_scope(request: Request, web: Web) -> Scoped:
+async def form_scope(request: Request, web: Web) -> Scope:
     """A page POST: logged in, and the form's ``csrf`` field matches the session's token."""
     scoped = page_scope(request, web)
     form = await request.form()
@@ -178,9 +178,9 @@ async def form_scope(request: Request, web: Web) -> Scoped:
     return scoped
 
 
-ApiScope = Annotated[Scoped, Depends(api_scope)]
-PageScope = Annotated[Scoped, Depends(page_scope)]
-FormScope = Annotated[Scoped, Depends(form_scope)]
+ApiScope = Annotated[Scope, Depends(api_scope)]
+PageScope = Annotated[Scope, Depends(page_scope)]
+FormScope = Annotated[Scope, Depends(form_scope)]
 
 _STATUS: dict[type[Exception], int] = {NotVisible: 404, Forbidden: 403, Invalid: 422}
 _MESSAGE: dict[type[Exception], str] = {

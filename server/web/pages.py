@@ -10,10 +10,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from server.domain.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn
-from server.queries import SEVERITIES
+from server.domain.agents import Agents
+from server.domain.alerts import Alerts
+from server.domain.audit_log import AuditLog
+from server.domain.cameras import CAMERA_FILTERS, Cameras
+from server.domain.findings import FindingFilters, Findings
+from server.domain.model_register import ModelIn, ModelRegister
+from server.domain.orgs import Orgs
+from server.domain.overview import Overview
+from server.domain.scope import Invalid
+from server.domain.security import new_secret, same
+from server.domain.summary import SEVERITIES
+from server.domain.throttle import Throttled
+from server.domain.users import Users
 from server.storage.org_models import ROLES
-from server.web.api import report_response
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -22,8 +32,6 @@ from server.web.deps import (
     Web,
     session_principal,
 )
-from server.web.security import new_secret, same
-from server.web.throttle import Throttled
 
 STATUSES = ("fail", "inconclusive", "not_applicable", "pass")
 INV02 = ("certified", "flagged", "uncertified")
@@ -49,9 +57,9 @@ def router() -> APIRouter:
 
     @pages.get("/")
     def overview(request: Request, web: Web, s: PageScope) -> Response:
-        fleet = s.fleet()
+        fleet = Overview(s).fleet()
         peak = max([1, *fleet.failing.values()])
-        trend = s.trend(TREND_DAYS)
+        trend = Overview(s).trend(TREND_DAYS)
         trend_peak = max([1, *(p.open_findings[v] for p in trend for v in ("critical", "high"))])
         return web.render(
             request,
@@ -66,7 +74,9 @@ def router() -> APIRouter:
 
     @pages.get("/compliance")
     def compliance(request: Request, web: Web, s: PageScope) -> Response:
-        return web.render(request, s.p, "compliance.html", c=s.compliance(), severities=SEVERITIES)
+        return web.render(
+            request, s.p, "compliance.html", c=Orgs(s).compliance(), severities=SEVERITIES
+        )
 
     @pages.get("/findings")
     def findings(
@@ -90,7 +100,7 @@ def router() -> APIRouter:
             org=int(org) if org.isdigit() and int(org) < 2**31 else None,
             status=status if status in STATUSES else None,
         )
-        result = s.findings(filters, page, web.config.page_size)
+        result = Findings(s).findings(filters, page, web.config.page_size)
         query = {
             "severity": severity,
             "control": control,
@@ -106,12 +116,12 @@ def router() -> APIRouter:
             result=result,
             f=filters,
             query=query,
-            facets=s.facets(),
-            orgs=s.org_tree(),
+            facets=Findings(s).facets(),
+            orgs=Orgs(s).org_tree(),
             severities=SEVERITIES,
             statuses=STATUSES,
             # their findings may be missing: the list alone must not look clean
-            not_audited=s.cameras_not_audited(),
+            not_audited=Cameras(s).cameras_not_audited(),
         )
 
     @pages.get("/cameras")
@@ -128,18 +138,18 @@ def router() -> APIRouter:
             request,
             s.p,
             "cameras.html",
-            result=s.cameras(state, page, web.config.page_size),
+            result=Cameras(s).cameras(state, page, web.config.page_size),
             audit=state or "",
             states=CAMERA_FILTERS,
         )
 
     @pages.get("/cameras/{agent_id}/{camera_id}")
     def camera(request: Request, web: Web, s: PageScope, agent_id: str, camera_id: str) -> Response:
-        return web.render(request, s.p, "camera.html", cam=s.camera(agent_id, camera_id))
+        return web.render(request, s.p, "camera.html", cam=Cameras(s).camera(agent_id, camera_id))
 
     @pages.get("/agents")
     def agents(request: Request, web: Web, s: PageScope, changed: str = "") -> Response:
-        rows = s.agents()
+        rows = Agents(s).agents()
         done = next((a for a in rows if a.agent_id == changed), None)
         return web.render(request, s.p, "agents.html", agents=rows, done=done)
 
@@ -147,7 +157,7 @@ def router() -> APIRouter:
     def agent_action(s: FormScope, agent_id: str, action: str) -> Response:
         if action not in ("approve", "revoke"):
             raise Invalid(f"unknown action {action}")
-        s.set_agent_status(agent_id, "approve" if action == "approve" else "revoke")
+        Agents(s).set_agent_status(agent_id, "approve" if action == "approve" else "revoke")
         return _see(f"/agents?changed={agent_id}")
 
     _more_pages(pages)
@@ -166,7 +176,7 @@ def _org_id(text: str) -> int | None:
 def _more_pages(pages: APIRouter) -> None:
     @pages.get("/models")
     def models(request: Request, web: Web, s: PageScope) -> Response:
-        devices = s.devices()
+        devices = ModelRegister(s).devices()
         counts = {k: sum(d.inv02 == k for d in devices) for k in INV02}
         # one line per model as reported (the API lists every camera)
         per_model = Counter((d.vendor, d.model, d.hardware_id, d.inv02) for d in devices)
@@ -175,7 +185,7 @@ def _more_pages(pages: APIRouter) -> None:
             request,
             s.p,
             "models.html",
-            register=s.model_register(),
+            register=ModelRegister(s).model_register(),
             total=len(devices),
             per_model=sorted(per_model.items(), key=lambda kv: (INV02.index(kv[0][3]), -kv[1])),
             counts=counts,
@@ -199,7 +209,7 @@ def _more_pages(pages: APIRouter) -> None:
             cert_date = date.fromisoformat(certificate_date) if certificate_date else None
         except ValueError as exc:
             raise Invalid("the certificate date is not a date") from exc
-        s.save_model(
+        ModelRegister(s).save_model(
             ModelIn(
                 vendor.strip(),
                 model.strip(),
@@ -215,24 +225,24 @@ def _more_pages(pages: APIRouter) -> None:
 
     @pages.post("/models/{model_id}/delete")
     def delete_model(s: FormScope, model_id: int) -> Response:
-        s.delete_model(model_id)
+        ModelRegister(s).delete_model(model_id)
         return _see("/models")
 
     @pages.get("/kev")
     def kev(request: Request, web: Web, s: PageScope) -> Response:
-        groups = s.kev()
+        groups = Findings(s).kev()
         devices = len({(d.agent_id, d.camera_id) for g in groups for d in g.devices})
         return web.render(request, s.p, "kev.html", groups=groups, devices=devices, shown=KEV_SHOWN)
 
     @pages.get("/alerts")
     def alerts(request: Request, web: Web, s: PageScope) -> Response:
-        routes = s.alert_routes() if s.p.has("operator") else None
-        orgs = s.org_tree()
+        routes = Alerts(s).alert_routes() if s.p.has("operator") else None
+        orgs = Orgs(s).org_tree()
         return web.render(
             request,
             s.p,
             "alerts.html",
-            alerts=s.alerts(),
+            alerts=Alerts(s).alerts(),
             routes=routes,
             orgs=orgs,
             org_names={o.id: o.name for o in orgs},
@@ -246,7 +256,7 @@ def _more_pages(pages: APIRouter) -> None:
         fields = {k: str(form.get(k, ""))[:512] for k in ("name", "org", "channel", "target")}
         if not fields["name"] or not fields["target"]:
             raise Invalid("a route needs a name and a target")
-        _, secret = s.create_alert_route(
+        _, secret = Alerts(s).create_alert_route(
             org_unit_id=_org_id(fields["org"]),
             name=fields["name"][:64],
             channel=fields["channel"],
@@ -258,16 +268,16 @@ def _more_pages(pages: APIRouter) -> None:
             request,
             s.p,
             "alerts.html",
-            alerts=s.alerts(),
-            routes=s.alert_routes(),
-            orgs=s.org_tree(),
-            org_names={o.id: o.name for o in s.org_tree()},
+            alerts=Alerts(s).alerts(),
+            routes=Alerts(s).alert_routes(),
+            orgs=Orgs(s).org_tree(),
+            org_names={o.id: o.name for o in Orgs(s).org_tree()},
             secret=secret,
         )
 
     @pages.post("/alert-routes/{route_id}/delete")
     def delete_route(s: FormScope, route_id: int) -> Response:
-        s.delete_alert_route(route_id)
+        Alerts(s).delete_alert_route(route_id)
         return _see("/alerts")
 
     @pages.get("/reports")
@@ -277,27 +287,14 @@ def _more_pages(pages: APIRouter) -> None:
             request,
             s.p,
             "reports.html",
-            orgs=[o for o in s.org_tree() if o.kind != "site"],
+            orgs=[o for o in Orgs(s).org_tree() if o.kind != "site"],
             start=today.replace(day=1).isoformat(),
             end=today.isoformat(),
         )
 
-    @pages.get("/reports/compliance")
-    def report_download(
-        request: Request,
-        s: PageScope,
-        *,
-        org: Annotated[int, Query(ge=1, le=2**31 - 1)],
-        start: Annotated[date, Query(alias="from")],
-        end: Annotated[date, Query(alias="to")],
-        format: Literal["csv", "pdf"] = "pdf",
-        lang: Literal["vi", "en"] = "vi",
-    ) -> Response:
-        return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
-
     @pages.get("/orgs")
     def orgs(request: Request, web: Web, s: PageScope) -> Response:
-        return web.render(request, s.p, "orgs.html", orgs=s.org_tree())
+        return web.render(request, s.p, "orgs.html", orgs=Orgs(s).org_tree())
 
     @pages.post("/orgs")
     def add_org(
@@ -307,7 +304,7 @@ def _more_pages(pages: APIRouter) -> None:
         kind: Annotated[str, Form(pattern="^(province|ministry|agency|system)$")],
         parent: Annotated[str, Form(max_length=12)] = "",
     ) -> Response:
-        s.create_org(parent_id=_org_id(parent), kind=kind, name=name.strip())
+        Orgs(s).create_org(parent_id=_org_id(parent), kind=kind, name=name.strip())
         return _see("/orgs")
 
 
@@ -316,8 +313,8 @@ def _admin_pages(pages: APIRouter) -> None:
 
     @pages.get("/users")
     def users(request: Request, web: Web, s: PageScope) -> Response:
-        listed = s.users()
-        orgs = s.org_tree()
+        listed = Users(s).users()
+        orgs = Orgs(s).org_tree()
         return web.render(
             request,
             s.p,
@@ -326,7 +323,7 @@ def _admin_pages(pages: APIRouter) -> None:
             orgs=[o for o in orgs if o.kind != "site"],
             org_names={o.id: o.name for o in orgs},
             roles=ROLES,
-            locks=s.sign_in_locks(),
+            locks=Users(s).sign_in_locks(),
         )
 
     @pages.post("/users")
@@ -338,7 +335,7 @@ def _admin_pages(pages: APIRouter) -> None:
         role: Annotated[str, Form(pattern="^(viewer|operator|admin)$")],
         org: Annotated[str, Form(max_length=12)] = "",
     ) -> Response:
-        s.create_user(username, password, role, _org_id(org))
+        Users(s).create_user(username, password, role, _org_id(org))
         return _see("/users")
 
     @pages.post("/sign-in-locks/unlock")
@@ -348,19 +345,19 @@ def _admin_pages(pages: APIRouter) -> None:
         kind: Annotated[Literal["account", "source"], Form()],
         name: Annotated[str, Form(min_length=1, max_length=64)],
     ) -> Response:
-        s.unlock_sign_in(kind, name)
+        Users(s).unlock_sign_in(kind, name)
         return _see("/users")
 
     @pages.post("/users/{user_id}/{action}")
     def user_action(s: FormScope, user_id: int, action: str) -> Response:
         if action not in ("disable", "enable"):
             raise Invalid(f"unknown action {action}")
-        s.set_user_disabled(user_id, action == "disable")
+        Users(s).set_user_disabled(user_id, action == "disable")
         return _see("/users")
 
     @pages.get("/tokens")
     def tokens(request: Request, web: Web, s: PageScope) -> Response:
-        return web.render(request, s.p, "tokens.html", tokens=s.tokens(), secret=None)
+        return web.render(request, s.p, "tokens.html", tokens=Users(s).tokens(), secret=None)
 
     @pages.post("/tokens")
     def add_token(
@@ -369,21 +366,21 @@ def _admin_pages(pages: APIRouter) -> None:
         s: FormScope,
         name: Annotated[str, Form(min_length=1, max_length=64)],
     ) -> Response:
-        _, secret = s.create_token(name.strip())
-        return web.render(request, s.p, "tokens.html", tokens=s.tokens(), secret=secret)
+        _, secret = Users(s).create_token(name.strip())
+        return web.render(request, s.p, "tokens.html", tokens=Users(s).tokens(), secret=secret)
 
     @pages.post("/tokens/{token_id}/revoke")
     def revoke_token(s: FormScope, token_id: int) -> Response:
-        s.revoke_token(token_id)
+        Users(s).revoke_token(token_id)
         return _see("/tokens")
 
     @pages.get("/audit")
     def audit(request: Request, web: Web, s: PageScope) -> Response:
-        return web.render(request, s.p, "audit.html", entries=s.audit())
+        return web.render(request, s.p, "audit.html", entries=AuditLog(s).audit())
 
 
 def _session_pages(pages: APIRouter) -> None:
-    """Sign-in (throttled: server.web.throttle), sign-out and the language choice."""
+    """Sign-in (throttled: server.domain.throttle), sign-out and the language choice."""
 
     @pages.get("/login")
     def login_form(request: Request, web: Web, next: str = "/") -> Response:
@@ -466,7 +463,7 @@ def _session_pages(pages: APIRouter) -> None:
         if not (expected and same(csrf, expected)):
             raise Invalid("stale form")
         if principal is not None:
-            web.scoped(principal, web.now()).set_language(lang)
+            Users(web.scoped(principal, web.now())).set_language(lang)
         response = _see(_local(next))
         response.set_cookie(
             LANG_COOKIE, lang, samesite="lax", max_age=365 * 86400, secure=web.secure(request)

@@ -13,8 +13,9 @@ import pytest
 from protocol import generate_private_key
 from server.api import create_app
 from server.config import DatabaseConfig, ServerConfig
-from server.domain.scope import Invalid, Principal, Scoped
-from server.firmware.service import FirmwareScoped, receive
+from server.domain.firmware import FirmwareImages, receive
+from server.domain.scope import Invalid, Principal, Scope
+from server.domain.users import Users
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from tests.firmware.conftest import Site
@@ -29,15 +30,15 @@ def token(site: Site, username: str, role: str) -> dict[str, str]:
 
 
 def token_in(repo: Repository, username: str, role: str) -> dict[str, str]:
-    s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
-    user = s.create_user(username, "a long password 1", role, None)
-    mine = Scoped(
+    s = Scope(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+    user = Users(s).create_user(username, "a long password 1", role, None)
+    mine = Scope(
         repo,
         Principal(user.id, username, role, None, None, None),
         silent_after=timedelta(minutes=15),
         now=datetime.now(UTC),
     )
-    _, secret = mine.create_token("t")
+    _, secret = Users(mine).create_token("t")
     return {"Authorization": f"Bearer {secret}"}
 
 
@@ -74,8 +75,8 @@ def test_upload_roles_and_listing(
 
 def test_rollout_pages_render(signed_site: tuple[Site, dict[str, Path]]) -> None:
     site, _ = signed_site
-    s = Scoped(site.repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
-    s.create_user("opal", "a long password 1", "operator", None)
+    s = Scope(site.repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+    Users(s).create_user("opal", "a long password 1", "operator", None)
     form = site.http.get("/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
     assert csrf is not None
@@ -111,7 +112,7 @@ def test_release_notes_refuse_control_characters(
         assert made.json()["release_notes"] == good["release_notes"]
     # the same rule below the API, for the CLI's `firmware upload --notes`
     tuf = TufRepository.under(tmp_path)
-    s = FirmwareScoped(Scoped(repo, CLI, silent_after=timedelta(1), now=datetime.now(UTC)), tuf)
+    s = FirmwareImages(Scope(repo, CLI, silent_after=timedelta(1), now=datetime.now(UTC)), tuf)
     with pytest.raises(Invalid, match="control characters"):
         s.upload(
             receive(tuf, io.BytesIO(b"\x02" * 300), 10**6),

@@ -16,9 +16,10 @@ from sqlalchemy import insert, select, update
 
 from protocol import Command, CommandResult, encode, generate_private_key, sign, topic
 from server.firmware.commands import new_command
-from server.firmware.scheduler import Publish, Scheduler, queue
+from server.firmware.scheduler import Publish, Scheduler
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
+from server.storage.commands import queue
 from server.storage.firmware_models import CommandRecord
 from server.storage.models import Message
 

@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import select
 
 from protocol import import_public_jwk, public_jwk
+from server.domain.agents import Agents
+from server.domain.overview import Overview
+from server.domain.rollouts import Rollouts, Selector
 from server.domain.scope import Forbidden, Invalid, Principal
 from server.firmware.scheduler import Scheduler
-from server.firmware.service import FirmwareScoped, Selector
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.storage.firmware_models import CommandRecord
@@ -32,7 +34,10 @@ def fleet_agents(collector: Collector, publisher: Publisher, repo: Repository) -
         enroll(repo, a)
         publisher.publish(*a.report(cameras=2))
     wait_until(
-        lambda: len(scope(repo, ADMIN).agents()) == 6 and scope(repo, ADMIN).fleet().cameras == 12
+        lambda: (
+            len(Agents(scope(repo, ADMIN)).agents()) == 6
+            and Overview(scope(repo, ADMIN)).fleet().cameras == 12
+        )
     )
     return agents
 
@@ -52,9 +57,7 @@ def run_scheduler(repo: Repository, state: Path, collector: Collector) -> Schedu
 
 def phase(repo: Repository, state: Path, rollout_id: int) -> str:
     return (
-        FirmwareScoped(scope(repo, ADMIN), TufRepository.under(state))
-        .rollout(rollout_id)
-        .rollout.phase
+        Rollouts(scope(repo, ADMIN), TufRepository.under(state)).rollout(rollout_id).rollout.phase
     )
 
 
@@ -68,7 +71,7 @@ def test_campaign_canary_promotion_batches_completed(
     image_id = published_repo(tmp_path, repo)
     key = import_public_jwk(public_jwk(collector.command_key))
     fleet = SimFleet(mosquitto.port, fleet_agents, key)
-    fw = FirmwareScoped(scope(repo, ADMIN), TufRepository.under(tmp_path))
+    fw = Rollouts(scope(repo, ADMIN), TufRepository.under(tmp_path))
     created = fw.create_rollout(
         name="hik 5.7.3",
         image_id=image_id,
@@ -86,7 +89,7 @@ def test_campaign_canary_promotion_batches_completed(
     try:
         wait_until(lambda: phase(repo, tmp_path, rid) == "awaiting_promotion", 30)
         assert len(fleet.commands) == 2
-        FirmwareScoped(scope(repo, Principal(2, "bob", "operator", None, None, None)), fw.tuf).act(
+        Rollouts(scope(repo, Principal(2, "bob", "operator", None, None, None)), fw.tuf).act(
             rid, "promote"
         )
         wait_until(lambda: phase(repo, tmp_path, rid) == "completed", 60)
@@ -126,7 +129,7 @@ def test_failures_pause_the_campaign_until_resumed(
         key,
         fail=lambda agent, _cam: agent in ("agent-0", "agent-1"),
     )
-    fw = FirmwareScoped(scope(repo, ADMIN), TufRepository.under(tmp_path))
+    fw = Rollouts(scope(repo, ADMIN), TufRepository.under(tmp_path))
     rid = fw.create_rollout(
         name="pause",
         image_id=image_id,
@@ -148,7 +151,7 @@ def test_failures_pause_the_campaign_until_resumed(
     d = fw.rollout(rid)
     assert d.events[-1].action == "auto_pause"
     assert {t.reason for t in d.targets if t.state == "failed"} == {"camera_refused"}
-    viewer = FirmwareScoped(scope(repo, Principal(3, "vic", "viewer", None, None, None)), fw.tuf)
+    viewer = Rollouts(scope(repo, Principal(3, "vic", "viewer", None, None, None)), fw.tuf)
     with pytest.raises(Forbidden, match="operator"):
         viewer.act(rid, "resume")
     with pytest.raises(Invalid):
@@ -165,7 +168,7 @@ def test_operator_actions_wait_for_a_concurrent_writer(
     if not db_url.startswith("sqlite"):
         pytest.skip("SQLite's single writer")
     image_id = published_repo(tmp_path, repo)
-    fw = FirmwareScoped(scope(repo, ADMIN), TufRepository.under(tmp_path))
+    fw = Rollouts(scope(repo, ADMIN), TufRepository.under(tmp_path))
     with another_writer(db_url):
         created = fw.create_rollout(
             name="busy",

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lab.firmware import make_image
-from server.domain.scope import Principal, Scoped
-from server.firmware.service import FirmwareScoped, ImageView, catalogue_targets, receive
+from server.domain.firmware import FirmwareImages, ImageView, catalogue_targets, receive
+from server.domain.scope import Principal, Scope
 from server.firmware.tuf_repo import TufRepository, generate_key, load_signer, sign_bundle
 from server.storage import Repository
 
@@ -21,8 +21,8 @@ ADMIN = Principal(1, "alice", "admin", None, None, None)
 MODEL = "DS-2CD2143G2-I"  # the model tests.support.agents.SimAgent reports for every camera
 
 
-def scope(repo: Repository, p: Principal) -> Scoped:
-    return Scoped(repo, p, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+def scope(repo: Repository, p: Principal) -> Scope:
+    return Scope(repo, p, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
 
 
 def published_repo(
@@ -33,7 +33,7 @@ def published_repo(
     now = datetime.now(UTC)
     keys = {n: generate_key(state / f"{n}.key") for n in ("root", "targets")}
     tuf.prepare_root([keys["root"]], 1, [keys["targets"]], 1, now)
-    s = FirmwareScoped(scope(repo, uploader), tuf)
+    s = FirmwareImages(scope(repo, uploader), tuf)
     image = make_image("hikvision", version, dt.date(2024, 5, 1), 4096, model=MODEL)
     got = s.upload(
         receive(tuf, io.BytesIO(image), 10**6),
@@ -67,7 +67,7 @@ def publish_image(
     version signed with its targets key (root unchanged)."""
     tuf = TufRepository.under(state)
     when = now or datetime.now(UTC)
-    got = FirmwareScoped(scope(repo, uploader), tuf).upload(
+    got = FirmwareImages(scope(repo, uploader), tuf).upload(
         receive(tuf, io.BytesIO(image), 2**31),
         filename=f"fw-{version}.bin",
         vendor=vendor,

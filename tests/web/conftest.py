@@ -26,17 +26,21 @@ from protocol import (
     topic,
 )
 from protocol.keys import generate_private_key
-from server.alerts.tracker import snapshot, sync
 from server.api import create_app
 from server.config import WebConfig
-from server.domain.scope import CLI, ModelIn, Principal, Scoped, SecurityRecord
-from server.firmware.service import FirmwareScoped, Selector
+from server.domain.alerts import Alerts
+from server.domain.auth import Authenticator
+from server.domain.model_register import ModelIn, ModelRegister
+from server.domain.orgs import Orgs, SecurityRecord
+from server.domain.rollouts import Rollouts, Selector
+from server.domain.scope import CLI, Principal, Scope
+from server.domain.users import Users
 from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor
 from server.metrics import Metrics
 from server.storage import Repository
+from server.storage.alert_events import snapshot, sync
 from server.storage.records import Incoming
-from server.web.auth import Authenticator
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
 from tests.support.firmware import published_repo
@@ -79,8 +83,8 @@ def escrow_jwk() -> dict[str, str]:
     return {k: str(v) for k, v in public.items()}
 
 
-def scoped_as(repo: Repository, principal: Principal) -> Scoped:
-    return Scoped(repo, principal, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+def scoped_as(repo: Repository, principal: Principal) -> Scope:
+    return Scope(repo, principal, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
 
 
 def principal_of(repo: Repository, username: str) -> Principal:
@@ -107,19 +111,19 @@ def ingest(repo: Repository, db: str, agents: list[SimAgent], cameras: int = 3) 
 @pytest.fixture
 def world(repo: Repository, db_url: str, tmp_path: Path) -> World:
     root = scoped_as(repo, CLI)
-    province = root.create_org(parent_id=None, kind="province", name="Province P").id
-    agency_a = root.create_org(parent_id=province, kind="agency", name="Agency A").id
-    agency_b = root.create_org(parent_id=province, kind="agency", name="Agency B").id
-    system_a = root.create_org(parent_id=agency_a, kind="system", name="System A").id
-    system_b = root.create_org(parent_id=agency_b, kind="system", name="System B").id
-    root.map_site("site-a", system_a)
-    root.map_site("site-b", system_b)
-    root.set_security_record(
+    province = Orgs(root).create_org(parent_id=None, kind="province", name="Province P").id
+    agency_a = Orgs(root).create_org(parent_id=province, kind="agency", name="Agency A").id
+    agency_b = Orgs(root).create_org(parent_id=province, kind="agency", name="Agency B").id
+    system_a = Orgs(root).create_org(parent_id=agency_a, kind="system", name="System A").id
+    system_b = Orgs(root).create_org(parent_id=agency_b, kind="system", name="System B").id
+    Orgs(root).map_site("site-a", system_a)
+    Orgs(root).map_site("site-b", system_b)
+    Orgs(root).set_security_record(
         system_a,
         SecurityRecord("ND331_TCVN14423", 3, "123/QD-A", date(2024, 5, 1), "partial",
                        date(2020, 1, 1)),
     )  # fmt: skip
-    root.set_security_record(
+    Orgs(root).set_security_record(
         system_b, SecurityRecord("ND85_TT12_TCVN11930", 2, None, None, "full", None)
     )
     sims = {
@@ -139,20 +143,24 @@ def world(repo: Repository, db_url: str, tmp_path: Path) -> World:
         ("viewer-a", "viewer", agency_a),
         ("admin-b", "admin", agency_b),
     ):
-        users[username] = root.create_user(username, PASSWORD, role, org).id
+        users[username] = Users(root).create_user(username, PASSWORD, role, org).id
     tokens: dict[str, str] = {}
     token_ids: dict[str, int] = {}
     for username in users:
-        info, secret = scoped_as(repo, principal_of(repo, username)).create_token("tests")
+        info, secret = Users(scoped_as(repo, principal_of(repo, username))).create_token("tests")
         tokens[username], token_ids[username] = secret, info.id
-    route_b = root.create_alert_route(
-        org_unit_id=agency_b,
-        name="Agency B hook",
-        channel="webhook",
-        target="http://127.0.0.1:9/agency-b",
-        kinds=["finding", "silent"],
-    )[0].id
-    model = root.save_model(
+    route_b = (
+        Alerts(root)
+        .create_alert_route(
+            org_unit_id=agency_b,
+            name="Agency B hook",
+            channel="webhook",
+            target="http://127.0.0.1:9/agency-b",
+            kinds=["finding", "silent"],
+        )[0]
+        .id
+    )
+    model = ModelRegister(root).save_model(
         ModelIn("Hikvision", "DS-2CD2143G2-I", None, "QCVN-135/2024/0042", "Cuc Vien thong",
                 date(2024, 11, 4))
     ).id  # fmt: skip
@@ -181,7 +189,7 @@ def seed_firmware(repo: Repository, state_dir: Path) -> Firmware:
     tuf = TufRepository.under(state_dir)
     rollouts: dict[str, int] = {}
     for user, site in (("operator-a", "site-a"), ("admin-b", "site-b")):
-        fw = FirmwareScoped(scoped_as(repo, principal_of(repo, user)), tuf)
+        fw = Rollouts(scoped_as(repo, principal_of(repo, user)), tuf)
         made = fw.create_rollout(
             name=f"{site} canary",
             image_id=image_id,
@@ -194,7 +202,7 @@ def seed_firmware(repo: Repository, state_dir: Path) -> Firmware:
             windows={},
         )
         rollouts[site] = made.rollout.id
-    as_b = FirmwareScoped(scoped_as(repo, principal_of(repo, "admin-b")), tuf)
+    as_b = Rollouts(scoped_as(repo, principal_of(repo, "admin-b")), tuf)
     command_b = as_b.rotate_password("agent-b1", "cam-0", escrow_jwk(), "admin")
     return Firmware(state_dir, image_id, rollouts["site-a"], rollouts["site-b"], command_b)
 

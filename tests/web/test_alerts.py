@@ -26,6 +26,7 @@ from cryptography.x509.oid import NameOID
 from protocol import Finding
 from server.alerts.worker import AlertWorker
 from server.config import AlertsConfig, SmtpConfig
+from server.domain.alerts import Alerts
 from server.domain.scope import CLI
 from server.storage import Repository
 from tests.server.conftest import enroll
@@ -159,7 +160,7 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
 ) -> None:
     mailbox, smtp_config = smtp
     root = scoped_as(repo, CLI)
-    hook, secret = root.create_alert_route(
+    hook, secret = Alerts(root).create_alert_route(
         org_unit_id=world.agency_a,
         name="Agency A SOC",
         channel="webhook",
@@ -167,7 +168,7 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
         kinds=["finding"],
     )
     assert secret is not None
-    root.create_alert_route(
+    Alerts(root).create_alert_route(
         org_unit_id=world.province,
         name="Province CERT",
         channel="email",
@@ -186,7 +187,7 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
         evidence={"entry": "hikvision-12345", "account": "admin", "interface": "http"},
     )
     process(repo, db_url, [report_with(sim, [camera("cam-9", [critical])])])
-    worker = AlertWorker(AlertsConfig(smtp=smtp_config, backoff_s=0.01), repo.engine)
+    worker = AlertWorker(AlertsConfig(smtp=smtp_config, backoff_s=0.01), repo)
     now = datetime.now(UTC)
     first = worker.run_once(now)
     # 1 new event; B's world route (a closed port) fails for B's three open findings
@@ -239,8 +240,8 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
 
     # agency A's administrator sees its own alerts and routes only
     admin_a = scoped_as(repo, principal_of(repo, "admin-a"))
-    assert {a.site for a in admin_a.alerts()} == {"site-a"}
-    assert [r.name for r in admin_a.alert_routes()] == ["Agency A SOC"]
+    assert {a.site for a in Alerts(admin_a).alerts()} == {"site-a"}
+    assert [r.name for r in Alerts(admin_a).alert_routes()] == ["Agency A SOC"]
     assert hook.org_unit_id == world.agency_a
 
 
@@ -248,14 +249,14 @@ def test_failed_deliveries_are_retried_with_backoff_then_marked_failed(
     repo: Repository, world: World, receiver: Receiver
 ) -> None:
     root = scoped_as(repo, CLI)
-    root.delete_alert_route(world.route_b)  # only the route under test
-    root.create_alert_route(
+    Alerts(root).delete_alert_route(world.route_b)  # only the route under test
+    Alerts(root).create_alert_route(
         org_unit_id=world.agency_a, name="flaky", channel="webhook", target=receiver.url,
         kinds=["silent"],
     )  # fmt: skip
     receiver.status = 503
     config = AlertsConfig(max_attempts=3, backoff_s=60)
-    worker = AlertWorker(config, repo.engine)
+    worker = AlertWorker(config, repo)
     now = datetime.now(UTC) + timedelta(hours=1)  # agent-a1 is silent by then
     assert worker.run_once(now).failed == 1
     assert worker.run_once(now + timedelta(seconds=30)).failed == 0  # backing off (60 s)
@@ -265,7 +266,9 @@ def test_failed_deliveries_are_retried_with_backoff_then_marked_failed(
     assert worker.run_once(now + timedelta(days=1)).failed == 0
     assert len(receiver.requests) == 3
     (alert,) = [
-        a for a in scoped_as(repo, CLI).alerts() if a.kind == "silent" and a.site == "site-a"
+        a
+        for a in Alerts(scoped_as(repo, CLI)).alerts()
+        if a.kind == "silent" and a.site == "site-a"
     ]
     (delivery,) = [d for d in alert.deliveries if d.route == "flaky"]
     assert (delivery.state, delivery.attempts) == ("failed", 3)
@@ -276,8 +279,8 @@ def test_a_camera_that_could_not_be_audited_is_alerted(
     repo: Repository, db_url: str, world: World, receiver: Receiver
 ) -> None:
     root = scoped_as(repo, CLI)
-    root.delete_alert_route(world.route_b)  # only the route under test
-    root.create_alert_route(
+    Alerts(root).delete_alert_route(world.route_b)  # only the route under test
+    Alerts(root).create_alert_route(
         org_unit_id=world.agency_a, name="vault keepers", channel="webhook",
         target=receiver.url, kinds=["audit"],
     )  # fmt: skip
@@ -288,7 +291,7 @@ def test_a_camera_that_could_not_be_audited_is_alerted(
         camera("cam-9", [], audit="login_failed", reason=refused),
         camera("cam-10", []),
     ])])  # fmt: skip
-    worker = AlertWorker(AlertsConfig(), repo.engine)
+    worker = AlertWorker(AlertsConfig(), repo)
     first = worker.run_once(datetime.now(UTC))
     assert (first.opened, first.sent, first.failed) == (1, 1, 0)
     (request,) = receiver.requests

@@ -14,11 +14,14 @@ import httpx
 import pytest
 
 from protocol import Finding
-from server.alerts.tracker import sync
 from server.cli import main
+from server.domain.alerts import Alerts
+from server.domain.orgs import Orgs
+from server.domain.reports import Reports
 from server.domain.scope import CLI
 from server.reports import compliance as reports
 from server.storage import Repository
+from server.storage.alert_events import sync
 from server.web.i18n import Catalogue
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent
@@ -46,8 +49,8 @@ PASSED = Finding(
 def clean_site(repo: Repository, world: World) -> SimAgent:
     """System C of agency A with one site whose only camera is audited and passes."""
     root = scoped_as(repo, CLI)
-    system_c = root.create_org(parent_id=world.agency_a, kind="system", name="System C").id
-    root.map_site("site-c", system_c)
+    system_c = Orgs(root).create_org(parent_id=world.agency_a, kind="system", name="System C").id
+    Orgs(root).map_site("site-c", system_c)
     sim = SimAgent("agent-c1", "site-c")
     enroll(repo, sim)
     return sim
@@ -165,7 +168,7 @@ def test_cameras_that_could_not_be_audited_raise_alerts_per_state(
     def audit_alerts() -> list[tuple[str | None, str | None, bool]]:
         return sorted(
             (a.camera_id, a.code, a.closed_at is None)
-            for a in admin_a.alerts()
+            for a in Alerts(admin_a).alerts()
             if a.kind == "audit"
         )
 
@@ -211,7 +214,9 @@ def test_the_compliance_export_counts_not_audited_cameras_apart(
         camera("yard", [PASSED]),
     ])])  # fmt: skip
     today = datetime.now(UTC).date()
-    data = scoped_as(repo, CLI).report_data(world.agency_a, today - timedelta(days=7), today)
+    data = Reports(scoped_as(repo, CLI)).report_data(
+        world.agency_a, today - timedelta(days=7), today
+    )
     report = reports.build(data)
     row_c = next(r for r in report.rows if r.name == "System C")
     assert (row_c.devices, row_c.checked, row_c.not_audited) == (2, 1, 1)

@@ -8,11 +8,16 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from server.alerts.tracker import snapshot, sync
-from server.domain.scope import CLI, SecurityRecord
-from server.firmware.service import FirmwareScoped
+from server.domain.agents import Agents
+from server.domain.audit_log import AuditLog
+from server.domain.orgs import Orgs, SecurityRecord
+from server.domain.retention import RetentionPolicies
+from server.domain.rollouts import Rollouts
+from server.domain.scope import CLI
+from server.domain.users import Users
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
+from server.storage.alert_events import snapshot, sync
 from tests.support.sqlite import another_writer
 from tests.web.conftest import PASSWORD, World, escrow_jwk, scoped_as
 
@@ -29,27 +34,27 @@ def test_operator_actions_wait_for_a_concurrent_writer(
 ) -> None:
     root = scoped_as(repo, CLI)
     with another_writer(sqlite_url):
-        system = root.create_org(parent_id=world.agency_a, kind="system", name="System C")
+        system = Orgs(root).create_org(parent_id=world.agency_a, kind="system", name="System C")
     with another_writer(sqlite_url):
-        site = root.map_site("site-c", system.id)
+        site = Orgs(root).map_site("site-c", system.id)
     assert site.site == "site-c"
     with another_writer(sqlite_url):
-        root.set_security_record(
+        Orgs(root).set_security_record(
             system.id, SecurityRecord("ND85_TT12_TCVN11930", 2, None, None, "full", None)
         )
     with another_writer(sqlite_url):
-        user = root.create_user("operator-c", PASSWORD, "operator", world.agency_a)
+        user = Users(root).create_user("operator-c", PASSWORD, "operator", world.agency_a)
     with another_writer(sqlite_url):
-        assert root.set_user_disabled(user.id, True).disabled
+        assert Users(root).set_user_disabled(user.id, True).disabled
     with another_writer(sqlite_url):
-        info, _secret = root.create_token("ops")
+        info, _secret = Users(root).create_token("ops")
     with another_writer(sqlite_url):
-        root.revoke_token(info.id)
+        Users(root).revoke_token(info.id)
     with another_writer(sqlite_url):
-        assert root.set_retention(2, 400).raw_reports_days == 400
+        assert RetentionPolicies(root).set_retention(2, 400).raw_reports_days == 400
     with another_writer(sqlite_url):
-        assert root.set_agent_status("agent-a2", "approve").status == "approved"
-    titles = [e.action for e in root.audit()]
+        assert Agents(root).set_agent_status("agent-a2", "approve").status == "approved"
+    titles = [e.action for e in AuditLog(root).audit()]
     assert "org.create" in titles
     assert "agent.approve" in titles
 
@@ -57,7 +62,7 @@ def test_operator_actions_wait_for_a_concurrent_writer(
 def test_password_rotation_queues_beside_a_concurrent_writer(
     sqlite_url: str, repo: Repository, world: World
 ) -> None:
-    fw = FirmwareScoped(scoped_as(repo, CLI), TufRepository.under(world.firmware.state_dir))
+    fw = Rollouts(scoped_as(repo, CLI), TufRepository.under(world.firmware.state_dir))
     with another_writer(sqlite_url):
         command_id = fw.rotate_password("agent-a1", "cam-0", escrow_jwk(), "admin")
     assert command_id

@@ -18,7 +18,7 @@ import pytest
 
 from agent.checks.codes import CODES
 from protocol import AuditState
-from server.domain.scope import REUSE_CODE
+from server.domain.findings import REUSE_CODE
 from server.web.i18n import LANGS, Catalogue
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ import re
 import httpx
 
 from protocol import Finding
+from server.domain.orgs import Orgs
 from server.domain.scope import CLI
 from server.storage import Repository
 from server.web.i18n import Catalogue
@@ -82,7 +83,7 @@ def test_pages_show_titles_and_fixes_not_codes(
 def test_the_audit_log_shows_labelled_details_in_the_readers_language(
     repo: Repository, world: World, server: httpx.Client
 ) -> None:
-    scoped_as(repo, CLI).create_org(
+    Orgs(scoped_as(repo, CLI)).create_org(
         parent_id=world.agency_a, kind="system", name="Hệ thống Đà Nẵng"
     )
     login(server, "root")

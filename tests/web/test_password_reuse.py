@@ -13,6 +13,7 @@ import httpx
 
 from agent.credentials.passwords import SiteKey, fingerprint
 from protocol import Finding
+from server.domain.reports import Reports
 from server.domain.scope import CLI
 from server.reports import compliance as reports
 from server.storage import Repository
@@ -136,12 +137,16 @@ def test_the_compliance_export_counts_shared_passwords_inside_its_subtree(
     seed(repo, db_url)
     today = datetime.now(UTC).date()
     root = scoped_as(repo, CLI)
-    province = reports.build(root.report_data(world.province, today - timedelta(days=7), today))
+    province = reports.build(
+        Reports(root).report_data(world.province, today - timedelta(days=7), today)
+    )
     assert province.total.password_reused == 3  # x1, x2, y1
     by_agency = {r.name: r.password_reused for r in province.rows}
     assert by_agency == {"Agency A": 2, "Agency B": 1}
     # agency A's own report: y1 is outside it, so only x1 and x2 share
-    agency_a = reports.build(root.report_data(world.agency_a, today - timedelta(days=7), today))
+    agency_a = reports.build(
+        Reports(root).report_data(world.agency_a, today - timedelta(days=7), today)
+    )
     assert agency_a.total.password_reused == 2
     catalogue = Catalogue.load()
     assert "2 cameras share their password with another camera (AUTH-03)" in reports.summary(
@@ -153,7 +158,9 @@ def test_the_compliance_export_counts_shared_passwords_inside_its_subtree(
     total = dict(zip(header, next(r for r in rows if r and r[0] == "Tổng cộng"), strict=True))
     assert total["Trùng mật khẩu"] == "2"
     # agency B's report sees one camera with P and nobody else: no reuse there
-    agency_b = reports.build(root.report_data(world.agency_b, today - timedelta(days=7), today))
+    agency_b = reports.build(
+        Reports(root).report_data(world.agency_b, today - timedelta(days=7), today)
+    )
     assert agency_b.total.password_reused == 0
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.web.throttle import RateLimiter
+from server.domain.throttle import RateLimiter
 
 
 class Clock:

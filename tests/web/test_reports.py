@@ -13,11 +13,12 @@ import httpx
 import pytest
 
 from protocol import Finding
-from server.alerts.tracker import sync
 from server.cli import main
+from server.domain.reports import Reports
 from server.domain.scope import CLI
 from server.reports import compliance as reports
 from server.storage import Repository
+from server.storage.alert_events import sync
 from server.web.i18n import Catalogue
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent
@@ -50,7 +51,7 @@ def add_kev_camera(repo: Repository, db_url: str) -> None:
 def test_report_figures_csv_and_pdf(repo: Repository, db_url: str, world: World) -> None:
     root = scoped_as(repo, CLI)
     start, end = period()
-    data = root.report_data(
+    data = Reports(root).report_data(
         world.province, datetime.fromisoformat(start).date(), datetime.fromisoformat(end).date()
     )
     report = reports.build(data)

@@ -10,10 +10,10 @@ from sqlalchemy import select, update
 
 from protocol import import_public_jwk
 from server.cli import main
-from server.retention import ChainBroken, export_kept, prune, retention_days, verify_chain
 from server.storage import Repository
 from server.storage.models import Agent, Message
 from server.storage.org_models import PrunedMessage
+from server.storage.retention import ChainBroken, export_kept, prune, retention_days, verify_chain
 from server.verify import verify_file
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent

@@ -14,10 +14,10 @@ from sqlalchemy import delete, insert, select, update
 
 from server.config import WebConfig
 from server.domain.scope import Principal
+from server.domain.security import needs_rehash, new_secret, rehash, secret_hash, verify_password
+from server.domain.throttle import SignInThrottle, Throttled
 from server.storage import Repository
 from server.storage.org_models import ApiToken, AuditEntry, OrgUnit, User, WebSession
-from server.web.security import needs_rehash, new_secret, rehash, secret_hash, verify_password
-from server.web.throttle import SignInThrottle, Throttled
 
 
 class Authenticator:
@@ -43,7 +43,7 @@ class Authenticator:
         """A new session id (for the cookie) and its principal, or None; audited either way.
 
         Raises ``Throttled`` (audited, the password unchecked) while the account or the source
-        address is locked after repeated failures (``server.web.throttle``).
+        address is locked after repeated failures (``server.domain.throttle``).
         """
         with self.engine.connect() as conn:
             user = conn.execute(

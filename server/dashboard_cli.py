@@ -15,10 +15,14 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+from server.domain.orgs import Orgs
+from server.domain.retention import RetentionPolicies
+from server.domain.users import Users
 from server.storage.org_models import FRAMEWORKS, KINDS, PLAN_STATUSES, ROLES
 
 if TYPE_CHECKING:
-    from server.domain.scope import OrgNode, Scoped
+    from server.domain.orgs import OrgNode
+    from server.domain.scope import Scope
     from server.storage import Repository
 
 WEB_COMMANDS: Final = ("users", "orgs", "systems", "retention")
@@ -88,7 +92,7 @@ def _folded(name: str) -> str:
     return unicodedata.normalize("NFC", name).strip().casefold()
 
 
-def resolve_org(s: Scoped, ref: str) -> int:
+def resolve_org(s: Scope, ref: str) -> int:
     """The id of the organisation unit that ``ref`` names: a number is an id; else a path of
     names separated by ``/`` whose last parts name exactly one unit (``"Sở Y"`` if it is the
     only one, ``"Tỉnh X/Sở Y"`` otherwise). Names compare without case, in Unicode NFC."""
@@ -97,7 +101,7 @@ def resolve_org(s: Scoped, ref: str) -> int:
     wanted = tuple(_folded(part) for part in ref.split("/") if part.strip())
     if not wanted:
         raise ValueError(f"no organisation named {ref!r}")
-    nodes = s.org_tree()
+    nodes = Orgs(s).org_tree()
     by_id = {node.id: node for node in nodes}
     chains = {node.id: _chain(node, by_id) for node in nodes}
     found = [
@@ -115,7 +119,7 @@ def resolve_org(s: Scoped, ref: str) -> int:
     return found[0].id
 
 
-def optional_org(s: Scoped, ref: str | None) -> int | None:
+def optional_org(s: Scope, ref: str | None) -> int | None:
     """``resolve_org`` for an option that may be left out."""
     return None if ref is None else resolve_org(s, ref)
 
@@ -131,8 +135,8 @@ def _chain(node: OrgNode, by_id: Mapping[int, OrgNode]) -> list[OrgNode]:
     return chain[::-1]
 
 
-def _user_id(s: Scoped, username: str) -> int:
-    for user in s.users():
+def _user_id(s: Scope, username: str) -> int:
+    for user in Users(s).users():
         if user.username == username:
             return user.id
     raise ValueError(f"no user {username}")
@@ -140,9 +144,9 @@ def _user_id(s: Scoped, username: str) -> int:
 
 def run_web_command(args: argparse.Namespace, repo: Repository) -> int:
     # the scoped layer pulls in the dashboard's queries and password hashing: only when run
-    from server.domain.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
+    from server.domain.scope import CLI, Scope, ScopeError  # noqa: PLC0415
 
-    s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
+    s = Scope(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:
         return _dispatch(args, s)
     except (ScopeError, ValueError) as exc:
@@ -150,61 +154,63 @@ def run_web_command(args: argparse.Namespace, repo: Repository) -> int:
         return 1
 
 
-def _locks(args: argparse.Namespace, s: Scoped) -> None:
+def _locks(args: argparse.Namespace, s: Scope) -> None:
     if args.action == "locked":
-        for lock in s.sign_in_locks():
+        for lock in Users(s).sign_in_locks():
             until = lock.locked_until.isoformat(timespec="seconds")
             print(f"{lock.kind}\t{lock.name}\t{lock.failures} failures\tlocked until {until}")
     elif args.source:
-        s.unlock_sign_in("source", args.source)
+        Users(s).unlock_sign_in("source", args.source)
         print(f"address {args.source} unlocked")
     else:
-        s.unlock_sign_in("account", args.username)
+        Users(s).unlock_sign_in("account", args.username)
         print(f"account {args.username} unlocked")
 
 
-def _dispatch(args: argparse.Namespace, s: Scoped) -> int:  # noqa: PLR0912
+def _dispatch(args: argparse.Namespace, s: Scope) -> int:  # noqa: PLR0912
     if args.command == "users":
         if args.action == "create":
-            user = s.create_user(args.username, _password(), args.role, optional_org(s, args.org))
+            user = Users(s).create_user(
+                args.username, _password(), args.role, optional_org(s, args.org)
+            )
             print(f"user {user.username} ({user.role}) created with id {user.id}")
         elif args.action == "list":
-            for u in s.users():
+            for u in Users(s).users():
                 state = "disabled" if u.disabled else "active"
                 print(f"{u.id}\t{u.username}\t{u.role}\torg {u.org_unit_id or 'all'}\t{state}")
         elif args.action in ("locked", "unlock"):
             _locks(args, s)
         elif args.action == "passwd":
-            s.set_password(_user_id(s, args.username), _password())
+            Users(s).set_password(_user_id(s, args.username), _password())
             print(f"password of {args.username} changed; their sessions ended")
         else:
-            s.set_user_disabled(_user_id(s, args.username), args.action == "disable")
+            Users(s).set_user_disabled(_user_id(s, args.username), args.action == "disable")
             print(f"user {args.username} {args.action}d")
     elif args.command == "orgs":
         if args.action == "add":
-            node = s.create_org(
+            node = Orgs(s).create_org(
                 parent_id=optional_org(s, args.parent), kind=args.kind, name=args.name
             )
             print(f"{node.kind} {node.name} added with id {node.id}")
         elif args.action == "map-site":
-            node = s.map_site(args.site, resolve_org(s, args.system), args.name)
+            node = Orgs(s).map_site(args.site, resolve_org(s, args.system), args.name)
             print(f"site {args.site} attached to information system {args.system} (id {node.id})")
         else:
-            for o in s.org_tree():
+            for o in Orgs(s).org_tree():
                 site = f" [site {o.site}]" if o.site else ""
                 print(f"{'  ' * o.depth}{o.id}\t{o.kind}\t{o.name}{site}")
     elif args.command == "systems":
         if args.action == "set":
-            from server.domain.scope import SecurityRecord  # noqa: PLC0415
+            from server.domain.orgs import SecurityRecord  # noqa: PLC0415
 
             record = SecurityRecord(
                 args.framework, args.level, args.decision, args.decision_date, args.plan,
                 args.next_check,
             )  # fmt: skip
-            view = s.set_security_record(resolve_org(s, args.system), record)
+            view = Orgs(s).set_security_record(resolve_org(s, args.system), record)
             print(f"{view.name}: level {args.level} under {args.framework}")
         else:
-            for v in s.systems():
+            for v in Orgs(s).systems():
                 r = v.record
                 due = r.next_check_due.isoformat() if r and r.next_check_due else "-"
                 level = f"level {r.level} {r.framework} plan {r.plan_status}" if r else "no record"
@@ -212,7 +218,7 @@ def _dispatch(args: argparse.Namespace, s: Scoped) -> int:  # noqa: PLR0912
                       + ("\tOVERDUE" if v.overdue else ""))  # fmt: skip
     else:
         if args.level is not None and args.days is not None:
-            s.set_retention(args.level, args.days)
-        for policy in s.retention():
+            RetentionPolicies(s).set_retention(args.level, args.days)
+        for policy in RetentionPolicies(s).retention():
             print(f"level {policy.level}: raw reports kept {policy.raw_reports_days} days")
     return 0

@@ -11,13 +11,13 @@ node is the event's site or an ancestor of it (whole-fleet routes get every even
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
-from server.storage import read_then_write
 from server.storage.models import Agent, Camera, Finding
 from server.storage.org_models import (
     AlertDelivery,
@@ -26,6 +26,7 @@ from server.storage.org_models import (
     DailySnapshot,
     OrgUnit,
 )
+from server.storage.repository import read_then_write
 
 ALERT_SEVERITY = "critical"
 # a camera that could not be audited: its verdicts are unknown, so it is alerted like a high
@@ -240,3 +241,77 @@ def snapshot(engine: Engine, day: date) -> int:
         if rows:
             conn.execute(insert(DailySnapshot), rows)
     return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """The deliveries due now, with what their payloads name: each site's org path and names."""
+
+    deliveries: Sequence[Any]  # rows: delivery, route and event columns
+    site_paths: dict[str, str]
+    names: dict[int, str]
+
+    def org_names(self, site: str) -> list[str]:
+        """The names of the org units from the top down to ``site`` (none when unmapped)."""
+        path = self.site_paths.get(site)
+        if path is None:
+            return []
+        ids = [int(part) for part in path.strip("/").split("/")]
+        return [self.names[i] for i in ids if i in self.names]
+
+
+def due_deliveries(engine: Engine, now: datetime) -> Due:
+    with engine.connect() as conn:
+        due = conn.execute(
+            select(
+                AlertDelivery.id.label("delivery_id"),
+                AlertDelivery.attempts,
+                AlertRoute.channel,
+                AlertRoute.target,
+                AlertRoute.secret,
+                AlertRoute.name,
+                AlertEvent.id.label("event_id"),
+                AlertEvent.kind,
+                AlertEvent.agent_id,
+                AlertEvent.camera_id,
+                AlertEvent.code,
+                AlertEvent.site,
+                AlertEvent.severity,
+                AlertEvent.detail,
+                AlertEvent.opened_at,
+            )
+            .join(AlertRoute, AlertRoute.id == AlertDelivery.route_id)
+            .join(AlertEvent, AlertEvent.id == AlertDelivery.event_id)
+            .where(AlertDelivery.state == "pending", AlertDelivery.next_attempt_at <= now)
+            .order_by(AlertDelivery.id)
+        ).all()
+        sites = conn.execute(select(OrgUnit.site, OrgUnit.path).where(OrgUnit.kind == "site"))
+        site_paths = {site: path for site, path in sites if site is not None}
+        names = dict(conn.execute(select(OrgUnit.id, OrgUnit.name)).all())
+    return Due(due, site_paths, names)
+
+
+def delivery_sent(engine: Engine, delivery_id: int, attempts: int, now: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(AlertDelivery)
+            .where(AlertDelivery.id == delivery_id)
+            .values(state="sent", attempts=attempts, sent_at=now, last_error=None)
+        )
+
+
+def delivery_failed(
+    engine: Engine, delivery_id: int, *, attempts: int, error: str, final: bool, retry_at: datetime
+) -> None:
+    """A failed attempt: ``failed`` for good when ``final``, else pending until ``retry_at``."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(AlertDelivery)
+            .where(AlertDelivery.id == delivery_id)
+            .values(
+                state="failed" if final else "pending",
+                attempts=attempts,
+                last_error=error,
+                next_attempt_at=retry_at,
+            )
+        )

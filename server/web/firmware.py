@@ -1,9 +1,9 @@
-"""HTTP surface of firmware distribution, mounted by ``server.api.create_app``.
+"""The operators' firmware routes, mounted with the dashboard by ``server.web.app.mount``.
 
-* ``/tuf/metadata/<name>`` and ``/tuf/targets/<path>``: the TUF repository, unauthenticated
-  (everything is signed; agents verify with ngclient from the root given at enrollment).
+(The agents fetch the signed TUF repository from ``server.api``.)
+
 * ``/api/v1/firmware/...`` and ``/api/v1/rollouts/...``: the operator API, through the scoped
-  layer (``FirmwareScoped``) like every other ``/api/v1`` route.
+  layer (``FirmwareImages``, ``Rollouts``) like every other ``/api/v1`` route.
 * ``/rollouts`` and ``/rollouts/<id>``: dashboard pages with progress bars, refreshed every
   few seconds by a ``<meta http-equiv=refresh>`` (the CSP allows no script).
 """
@@ -16,24 +16,17 @@ from datetime import date, time, timedelta
 from importlib.resources import files
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, Form, Path, Request, UploadFile
 from fastapi import status as http
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment
 from pydantic import BaseModel, Field
 
 from server.config import ServerConfig
-from server.domain.scope import Invalid, Scoped
+from server.domain.firmware import NOTES_PATTERN, FirmwareImages, ImageView, receive
+from server.domain.rollouts import RolloutDetail, Rollouts, RolloutView, Selector
+from server.domain.scope import Invalid, Scope
 from server.firmware import campaign
-from server.firmware.service import (
-    NOTES_PATTERN,
-    FirmwareScoped,
-    ImageView,
-    RolloutDetail,
-    RolloutView,
-    Selector,
-    receive,
-)
 from server.firmware.tuf_repo import NotInitialised, RoleStatus, TufRepository
 from server.web.deps import ApiScope, FormScope, PageScope, Web, WebState
 from server.web.display import environment
@@ -101,51 +94,34 @@ def _state(request: Request) -> FirmwareState:
     return state
 
 
-def scoped(request: Request, s: Scoped) -> FirmwareScoped:
+def rollouts_of(request: Request, s: Scope) -> Rollouts:
     fw = _state(request)
-    return FirmwareScoped(s, fw.tuf, command_ttl=fw.command_ttl)
+    return Rollouts(s, fw.tuf, command_ttl=fw.command_ttl)
 
 
-def _api_scope(request: Request, s: ApiScope) -> FirmwareScoped:
-    return scoped(request, s)
+def _api_rollouts(request: Request, s: ApiScope) -> Rollouts:
+    return rollouts_of(request, s)
 
 
-Fw = Annotated[FirmwareScoped, Depends(_api_scope)]
+def _api_images(request: Request, s: ApiScope) -> FirmwareImages:
+    return FirmwareImages(s, _state(request).tuf)
 
 
-def tuf_router(tuf: TufRepository) -> APIRouter:
-    router = APIRouter(prefix="/tuf", include_in_schema=False)
-
-    @router.get("/metadata/{name}")
-    def metadata(name: str) -> Response:
-        path = tuf.metadata_file(name)
-        if path is None:
-            raise HTTPException(http.HTTP_404_NOT_FOUND)
-        return FileResponse(
-            path, media_type="application/json", headers={"Cache-Control": "no-store"}
-        )
-
-    @router.get("/targets/{target:path}")
-    def target(target: str) -> Response:
-        path = tuf.target_file(target)
-        if path is None:
-            raise HTTPException(http.HTTP_404_NOT_FOUND)
-        return FileResponse(path, media_type="application/octet-stream")
-
-    return router
+Images = Annotated[FirmwareImages, Depends(_api_images)]
+Fw = Annotated[Rollouts, Depends(_api_rollouts)]
 
 
 def api_router() -> APIRouter:
     api = APIRouter(prefix="/api/v1", tags=["firmware"])
 
     @api.get("/firmware")
-    def images(s: Fw) -> list[ImageView]:
+    def images(s: Images) -> list[ImageView]:
         return s.images()
 
     @api.post("/firmware", status_code=http.HTTP_201_CREATED)
     def upload(
         request: Request,
-        s: Fw,
+        s: Images,
         file: UploadFile,
         *,
         vendor: Annotated[str, Form(pattern=NAME)],
@@ -156,8 +132,8 @@ def api_router() -> APIRouter:
         release_notes: Annotated[str, Form(max_length=20_000, pattern=NOTES_PATTERN)] = "",
     ) -> ImageView:
         """Upload an image (multipart). ``models``: comma-separated models it fits."""
-        s._require("admin")  # before reading a large body into the repository
-        s._require_whole_fleet()
+        s.s.require("admin")  # before reading a large body into the repository
+        s.s.require_whole_fleet()
         fw = _state(request)
         received = receive(fw.tuf, file.file, fw.max_image_bytes)
         return s.upload(
@@ -172,15 +148,15 @@ def api_router() -> APIRouter:
         )
 
     @api.get("/firmware/tuf")
-    def tuf_status(s: Fw) -> list[RoleStatus]:
+    def tuf_status(s: Images) -> list[RoleStatus]:
         return s.tuf.status()
 
     @api.get("/firmware/{image_id}")
-    def image(s: Fw, image_id: DbId) -> ImageView:
+    def image(s: Images, image_id: DbId) -> ImageView:
         return s.image(image_id)
 
     @api.post("/firmware/{image_id}/retire")
-    def retire(s: Fw, image_id: DbId) -> ImageView:
+    def retire(s: Images, image_id: DbId) -> ImageView:
         return s.retire(image_id)
 
     @api.get("/rollouts")
@@ -242,14 +218,14 @@ def pages_router(templates: Environment) -> APIRouter:
 
     @pages.get("/rollouts")
     def rollouts(request: Request, web: Web, s: PageScope) -> Response:
-        fw = scoped(request, s)
+        fw = rollouts_of(request, s)
         return web_of(web).render(
             request, s.p, "rollouts.html", rollouts=fw.rollouts(), refresh=REFRESH_S
         )
 
     @pages.get("/rollouts/{rollout_id}")
     def rollout(request: Request, web: Web, s: PageScope, rollout_id: DbId) -> Response:
-        fw = scoped(request, s)
+        fw = rollouts_of(request, s)
         return web_of(web).render(
             request, s.p, "rollout.html", d=fw.rollout(rollout_id), refresh=REFRESH_S
         )
@@ -258,19 +234,18 @@ def pages_router(templates: Environment) -> APIRouter:
     def act(request: Request, s: FormScope, rollout_id: DbId, action: str) -> Response:
         if action not in ("promote", "halt", "resume"):
             raise Invalid(f"unknown action {action}")
-        scoped(request, s).act(rollout_id, action)  # type: ignore[arg-type]  # checked above
+        rollouts_of(request, s).act(rollout_id, action)  # type: ignore[arg-type]  # checked above
         return RedirectResponse(f"/rollouts/{rollout_id}", http.HTTP_303_SEE_OTHER)
 
     return pages
 
 
 def mount(app: FastAPI, config: ServerConfig, tuf: TufRepository) -> None:
-    """Called by ``server.api.create_app`` after the dashboard is mounted."""
+    """Called by ``server.web.app.mount`` after the dashboard's own routes."""
     app.state.firmware = FirmwareState(
         tuf, config.firmware.max_image_bytes, timedelta(seconds=config.firmware.command_ttl_s)
     )
     templates = environment("server.firmware", "server.web")
-    app.include_router(tuf_router(tuf))
     app.include_router(api_router())
     app.include_router(pages_router(templates))
     app.add_exception_handler(NotInitialised, _not_initialised)

@@ -60,6 +60,18 @@ def policy_from_json(d: dict[str, Any]) -> Policy:
     )
 
 
+class UnknownRollout(LookupError):
+    """No rollout of this id (a command or an action named one that is not stored)."""
+
+
+def load_existing(conn: Connection, rollout_id: int) -> Loaded:
+    """``load`` of a rollout that must exist; ``UnknownRollout`` otherwise."""
+    loaded = load(conn, rollout_id)
+    if loaded is None:
+        raise UnknownRollout(f"rollout {rollout_id}")
+    return loaded
+
+
 def load(conn: Connection, rollout_id: int) -> Loaded | None:
     row = conn.execute(
         select(Rollout.__table__).where(Rollout.id == rollout_id).with_for_update()

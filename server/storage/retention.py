@@ -185,6 +185,10 @@ class ChainCheck:
         )
 
 
+class UnknownAgent(LookupError):
+    """No agent of this id is enrolled."""
+
+
 class ChainBroken(Exception):
     def __init__(self, seq: int, error: ProtocolError) -> None:
         super().__init__(f"seq {seq}: {error.reason}: {error.detail}")
@@ -199,7 +203,9 @@ def verify_chain(engine: Engine, agent_id: str, key: OKPKey | None = None) -> Ch
         if key is None:
             jwk = conn.execute(
                 select(Agent.public_jwk).where(Agent.agent_id == agent_id)
-            ).scalar_one()
+            ).scalar_one_or_none()
+            if jwk is None:
+                raise UnknownAgent(agent_id)
             key = import_public_jwk(jwk)
         kept = conn.execute(
             select(Message.seq, Message.type, Message.digest, Message.prev, Message.prev_seq,
