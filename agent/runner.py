@@ -44,7 +44,7 @@ from agent.errors import AgentError, OutboxFull, StorageError
 from agent.health import host_health
 from agent.messaging.issuer import Header, Issued, Issuer
 from agent.messaging.outbox import Outbox
-from agent.state import StateStore, exclusive, fsync_dir
+from agent.state import StateStore, exclusive
 from agent.trust.certificate import tls_files
 from agent.trust.identity import collector_key
 from protocol.configfile import ConfigError
@@ -56,6 +56,7 @@ from protocol.messages import (
     Hello,
     StatusReport,
 )
+from service.files import fsync_dir
 from service.systemd import Notifier
 
 log = logging.getLogger(__name__)

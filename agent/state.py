@@ -15,7 +15,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,40 +22,18 @@ import msgspec
 
 from agent.errors import AgentBusy, StorageError
 from protocol.messages import GENESIS
+from service import files
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_write(
     path: Path, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None
 ) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (owned by ``owner``, uid and gid,
-    when given); raise StorageError on failure."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f".{path.name}")
+    """``service.files.atomic_write``; raise StorageError on failure."""
     try:
-        try:
-            os.fchmod(fd, mode)
-            if owner is not None:
-                os.fchown(fd, *owner)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        files.atomic_write(path, data, mode, owner)
     except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
         if exc.errno in _FULL:
             raise StorageError(f"cannot write {path}: no space left on the device") from exc
         raise StorageError(f"cannot write {path}: {exc.strerror}") from exc

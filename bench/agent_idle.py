@@ -31,9 +31,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agent.trust.identity import keygen
 from bench.audit import ROOT, agent_config, start_lab
 from lab.broker import Mosquitto
-from protocol.keys import generate_private_key, write_private_key
 
 LAB = ROOT / "configs" / "lab" / "mixed-50.toml"
 WORKER_PEAK = re.compile(rb"audit worker: peak RSS ([0-9.]+) MiB")
@@ -66,7 +66,7 @@ def main() -> int:
         stack.callback(lab.wait, 30)
         stack.callback(lab.terminate)
         key = home / "agent.key"
-        write_private_key(key, generate_private_key())
+        keygen(key)
         path = agent_config(
             home / "agent",
             hosts,

@@ -45,7 +45,7 @@ from lab.broker import Mosquitto
 from lab.config import load_config
 from lab.firmware import make_image
 from lab.testing import private_base
-from protocol import CommandResult, decode_agent_message, load_private_key, thumbprint, verify
+from protocol import CommandResult, decode_agent_message, import_private_pem, thumbprint, verify
 from server.domain.rollouts import RolloutDetail, Rollouts
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
@@ -269,7 +269,10 @@ Step = tuple[str, float, float]  # name, start, end (seconds after the first cre
 def timeline(repo: Repository, work: Path, agents: set[str], origin: datetime) -> list[Step]:
     """Every step of every firmware.apply, from the signed results the collector stored
     (verified with each agent's key), plus ``delivery``: signed by the collector -> accepted."""
-    keys = {thumbprint(k): k for k in (load_private_key(work / a / "agent.key") for a in agents)}
+    keys = {
+        thumbprint(k): k
+        for k in (import_private_pem((work / a / "agent.key").read_bytes()) for a in agents)
+    }
     with repo.engine.connect() as conn:
         issued = {
             r.command_id: r.issued_at

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast, get_args
@@ -23,6 +21,8 @@ from typing import Any, Literal, TypeVar, cast, get_args
 from lab.errors import ConfigError
 from lab.persona import ROLES, Persona, Role, load_persona
 from lab.settings import WriteFaults, parse_write_faults
+from protocol import configfile
+from protocol.configfile import nearest, parse_toml
 
 __all__ = [
     "CameraSpec",
@@ -219,10 +219,10 @@ def load_config(path: str | Path) -> LabConfig:
 
 def parse_config(text: str, *, source: str = "LAB.toml") -> LabConfig:
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: {exc}") from exc
-    doc = _Table(raw, _Where(source, text.splitlines()), "", 0)
+        raw, lines = parse_toml(text, source)
+    except configfile.ConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    doc = _Table(raw, _Source(source, lines), "", "")
     lab = _lab(doc.table("lab"))
     cameras: list[CameraSpec] = []
     key_groups: dict[str, tuple[bool, str]] = {}
@@ -470,40 +470,25 @@ def _router(t: _Table, ordinal: int, camera_ids: set[str]) -> RouterSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class _Where:
-    source: str
-    lines: list[str]
-
-    def header_line(self, name: str, index: int) -> int:
-        """1-based line of the ``index``-th ``[name]`` or ``[[name]]`` header (0 if absent)."""
-        pattern = re.compile(rf"^\s*\[\[?\s*{re.escape(name)}\s*\]\]?\s*(#.*)?$")
-        hits = [n for n, line in enumerate(self.lines, 1) if pattern.match(line)]
-        return hits[index] if index < len(hits) else 0
-
-    def key_line(self, start: int, key: str) -> int:
-        pattern = re.compile(rf"^\s*{re.escape(key)}\s*=|[{{,]\s*{re.escape(key)}\s*=")
-        for n in range(start, len(self.lines) + 1):
-            line = self.lines[n - 1] if n else ""
-            if n > start and line.lstrip().startswith("["):
-                break
-            if pattern.search(line):
-                return n
-        return start
+class _Source:
+    name: str
+    lines: dict[str, int]  # dotted key -> line (``protocol.configfile.parse_toml``)
 
 
 class _Table:
-    """A TOML table being consumed: typed getters, and unknown keys reported at ``done()``."""
+    """A TOML table being consumed: typed getters, and unknown keys reported at ``done()``.
+    ``path`` names it in messages (``camera[0].``), ``dotted`` finds its lines (``camera.0.``)."""
 
-    def __init__(self, raw: dict[str, Any], where: _Where, path: str, line: int) -> None:
+    def __init__(self, raw: dict[str, Any], source: _Source, path: str, dotted: str) -> None:
         self.raw = raw
-        self.where = where
+        self.source = source
         self.path = path
-        self.line = line
+        self.dotted = dotted
         self.seen: set[str] = set()
 
     def fail(self, key: str, message: str) -> Any:
-        line = self.where.key_line(self.line, key) if key in self.raw else self.line
-        raise ConfigError(f"{self.where.source}:{line}: {self.path}{key}: {message}")
+        line = nearest(f"{self.dotted}{key}", self.source.lines) or 0
+        raise ConfigError(f"{self.source.name}:{line}: {self.path}{key}: {message}")
 
     def get(self, key: str, kind: type[T], default: T | None = None) -> T:
         self.seen.add(key)
@@ -533,10 +518,7 @@ class _Table:
 
     def table(self, key: str) -> _Table:
         value = self.get(key, dict, {})
-        start = (
-            self.where.header_line(key, 0) if not self.path else self.where.key_line(self.line, key)
-        )
-        return _Table(value, self.where, f"{self.path}{key}.", start or self.line)
+        return _Table(value, self.source, f"{self.path}{key}.", f"{self.dotted}{key}.")
 
     def tables(self, key: str) -> list[_Table]:
         items = self.get(key, list, [])
@@ -544,11 +526,9 @@ class _Table:
         for n, item in enumerate(items):
             if not isinstance(item, dict):
                 self.fail(key, f"entry {n + 1} is not a table")
-            if self.path:
-                line = self.where.key_line(self.line, key)
-            else:
-                line = self.where.header_line(key, n)
-            out.append(_Table(item, self.where, f"{self.path}{key}[{n}].", line))
+            out.append(
+                _Table(item, self.source, f"{self.path}{key}[{n}].", f"{self.dotted}{key}.{n}.")
+            )
         return out
 
     def done(self) -> None:

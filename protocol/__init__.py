@@ -18,11 +18,11 @@ from protocol.errors import (
 )
 from protocol.keys import (
     generate_private_key,
+    import_private_pem,
     import_public_jwk,
-    load_private_key,
+    private_pem,
     public_jwk,
     thumbprint,
-    write_private_key,
 )
 from protocol.messages import (
     GENESIS,
@@ -47,10 +47,11 @@ from protocol.messages import (
     in_ranges,
     to_ranges,
 )
-from protocol.rules import Freshness, check_chain_start, check_issued_at, check_link
-from protocol.topics import SHARE_GROUP, Topic, collector_subscriptions, parse, topic
+from protocol.rules import Freshness, check_chain_start, check_issued_at, check_link, utc_now
+from protocol.topics import CHANNEL_OF, SHARE_GROUP, Topic, collector_subscriptions, parse, topic
 
 __all__ = [
+    "CHANNEL_OF",
     "DEFAULT_MAX_BYTES",
     "GENESIS",
     "REASONS",
@@ -94,16 +95,17 @@ __all__ = [
     "digest",
     "encode",
     "generate_private_key",
+    "import_private_pem",
     "import_public_jwk",
     "in_ranges",
-    "load_private_key",
     "parse",
+    "private_pem",
     "public_jwk",
     "read_header",
     "sign",
     "thumbprint",
     "to_ranges",
     "topic",
+    "utc_now",
     "verify",
-    "write_private_key",
 ]

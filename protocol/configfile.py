@@ -40,17 +40,51 @@ class Origin:
 
 
 def _key_lines(text: str) -> dict[str, int]:
-    """Map dotted keys to the line that sets them (tables and plain ``key = value`` lines)."""
+    """Map dotted keys to the line that sets them (tables and plain ``key = value`` lines). The
+    entries of an array of tables are numbered from 0: ``camera.1.id`` is the ``id`` of the
+    second ``[[camera]]``, and ``camera`` is the line of the first."""
     lines: dict[str, int] = {}
+    counts: dict[str, int] = {}  # array of tables (its dotted path) -> entries so far
     table = ""
     for number, raw in enumerate(text.splitlines(), start=1):
         if m := _TABLE.match(raw):
-            table = m.group(1).replace('"', "").replace("'", "").replace(" ", "")
+            header = m.group(1).replace('"', "").replace("'", "").replace(" ", "")
+            *parents, name = header.split(".")
+            table = ""
+            for part in parents:  # inside an array of tables: its current (last) entry
+                table = f"{table}.{part}" if table else part
+                table = f"{table}.{counts[table] - 1}" if table in counts else table
+            table = f"{table}.{name}" if table else name
+            if raw.lstrip().startswith("[["):
+                lines.setdefault(table, number)
+                counts[table] = counts.get(table, 0) + 1
+                table = f"{table}.{counts[table] - 1}"
             lines.setdefault(table, number)
         elif m := _KEY.match(raw):
             key = m.group(1).replace('"', "").replace("'", "")
             lines.setdefault(f"{table}.{key}" if table else key, number)
     return lines
+
+
+def parse_toml(text: str, source: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """The TOML ``text`` and the line of each of its dotted keys; ``ConfigError`` naming
+    ``source`` when it is not TOML."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    return data, _key_lines(text)
+
+
+def nearest(dotted: str, found: Mapping[str, T]) -> T | None:
+    """What ``found`` holds for ``dotted``, or for its nearest parent key that it holds."""
+    parts = dotted.split(".")
+    while parts:
+        value = found.get(".".join(parts))
+        if value:
+            return value
+        parts.pop()
+    return None
 
 
 def _merge(
@@ -89,13 +123,7 @@ def _record(
 
 def locate(dotted: str, origins: Mapping[str, Origin]) -> Origin | None:
     """Where ``dotted`` (or its nearest parent key) was set: file and line."""
-    parts = dotted.split(".")
-    while parts:
-        found = origins.get(".".join(parts))
-        if found:
-            return found
-        parts.pop()
-    return None
+    return nearest(dotted, origins)
 
 
 def read_layers(paths: Sequence[Path]) -> tuple[dict[str, Any], dict[str, Origin]]:
@@ -108,11 +136,8 @@ def read_layers(paths: Sequence[Path]) -> tuple[dict[str, Any], dict[str, Origin
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 text") from exc
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
-        _merge(merged, data, origins, Origin(str(path), None), _key_lines(text))
+        data, lines = parse_toml(text, str(path))
+        _merge(merged, data, origins, Origin(str(path), None), lines)
     return merged, origins
 
 

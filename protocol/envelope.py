@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from joserfc import jws
 from joserfc.errors import JoseError
@@ -25,6 +25,11 @@ from protocol.errors import BadSignature, MalformedMessage, OversizedMessage
 from protocol.messages import unique_object
 
 ALG = "EdDSA"
+# the protected header ``typ`` of each kind of signed token (``CMD_TYP``: ``protocol.commands``)
+MESSAGE_TYP: Final = "camwarden+jws"  # an agent's messages
+ACK_TYP: Final = "camwarden-ack+jws"  # the collector's acknowledgements
+FEED_TYP: Final = "camwarden-feed+jws"  # an advisory feed
+MAX_FEED_BYTES: Final = 4 * 1024 * 1024  # the largest advisory feed an agent takes
 DEFAULT_MAX_BYTES = 1024 * 1024
 _MAX_HEADER_BYTES = 512
 _ALLOWED_HEADER = frozenset({"alg", "kid", "typ"})
@@ -59,8 +64,8 @@ _CACHE_MAX = 4096
 # kid again and again (the collector caches them)
 _KEYS: dict[int, tuple[OKPKey, str]] = {}
 # exact protected header segments that joserfc parsed and accepted and our policy allowed, with
-# the kid they name: an agent sends the same header bytes with every message
-_HEADERS: dict[bytes, str] = {}
+# the kid and typ they name: an agent sends the same header bytes with every message
+_HEADERS: dict[bytes, tuple[str, str]] = {}
 
 
 def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
@@ -85,14 +90,16 @@ def _checked_thumbprint(key: OKPKey) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Verified:
-    """A JWS whose signature held: the kid it was checked against, the payload and its hash."""
+    """A JWS whose signature held: the kid it was checked against, the payload and its hash,
+    and the ``typ`` its protected header names (empty when it names none)."""
 
     kid: str
     payload: bytes
     digest: str  # SHA-256 hex of the exact JWS bytes, the link in the report hash chain
+    typ: str = ""
 
 
-def sign(payload: bytes, key: OKPKey, typ: str = "camwarden+jws") -> str:
+def sign(payload: bytes, key: OKPKey, typ: str = MESSAGE_TYP) -> str:
     header = {"alg": ALG, "kid": key.thumbprint(), "typ": typ}
     return jws.serialize_compact(header, payload, key, registry=_REGISTRY)
 
@@ -158,6 +165,16 @@ def read_header(token: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, s
     return {str(k): str(v) for k, v in header.items()}
 
 
+def unverified_payload(token: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The payload of ``token`` without checking its signature: for a token verified before it
+    was stored (the collector's stored messages), or one inspected before it is signed off.
+    Size, shape and header checks as ``verify``; never trust the result otherwise."""
+    _check_shape(token, max_bytes)
+    compact = _extract(token)
+    _check_header(compact.headers())
+    return compact.payload
+
+
 def verify(token: bytes, resolve: KeyResolver, max_bytes: int = DEFAULT_MAX_BYTES) -> Verified:
     """Verify ``token`` against the key ``resolve(kid)`` returns; return the signed payload.
 
@@ -168,10 +185,12 @@ def verify(token: bytes, resolve: KeyResolver, max_bytes: int = DEFAULT_MAX_BYTE
     """
     _check_shape(token, max_bytes)
     header_segment, payload_segment, signature_segment = token.split(b".")
-    kid = _HEADERS.get(header_segment)
-    if kid is None:
-        kid = _check_header(_extract(token).headers())
-        _remember(_HEADERS, header_segment, kid)
+    known = _HEADERS.get(header_segment)
+    if known is None:
+        header = _extract(token).headers()
+        known = _check_header(header), str(header.get("typ", ""))
+        _remember(_HEADERS, header_segment, known)
+    kid, typ = known
     try:
         _REGISTRY.validate_compact_value_size(token)
         _REGISTRY.validate_payload_size(payload_segment)
@@ -188,4 +207,4 @@ def verify(token: bytes, resolve: KeyResolver, max_bytes: int = DEFAULT_MAX_BYTE
         raise BadSignature(f"signature check failed: {exc}") from exc
     if not valid:
         raise BadSignature("signature does not verify")
-    return Verified(kid=kid, payload=payload, digest=digest(token))
+    return Verified(kid=kid, payload=payload, digest=digest(token), typ=typ)

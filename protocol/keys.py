@@ -1,10 +1,9 @@
-"""Ed25519 keys as JWKs: generation, PEM storage, public JWK and RFC 7638 thumbprint."""
+"""Ed25519 keys as JWKs: generation, PEM form, public JWK and RFC 7638 thumbprint. Pure: the
+sides read and write their key files (``service.files.write_private``)."""
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -21,27 +20,21 @@ def generate_private_key() -> OKPKey:
     return OKPKey.generate_key("Ed25519")
 
 
-def write_private_key(path: Path, key: OKPKey) -> None:
-    """Write ``key`` as PKCS#8 PEM, mode 0600; refuse to overwrite an existing file."""
+def private_pem(key: OKPKey) -> bytes:
+    """``key`` as unencrypted PKCS#8 PEM, the form each side stores in its key file."""
     raw = key.private_key
     if not isinstance(raw, Ed25519PrivateKey):
         raise TypeError("only Ed25519 private keys are supported")
-    pem = raw.private_bytes(
+    return raw.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
-def load_private_key(path: Path) -> OKPKey:
-    return OKPKey.import_key(path.read_bytes())
+def import_private_pem(pem: bytes) -> OKPKey:
+    """The key of a PKCS#8 PEM as ``private_pem`` writes it; ``ValueError`` otherwise."""
+    return OKPKey.import_key(pem)
 
 
 def public_jwk(key: OKPKey) -> PublicJWK:

@@ -18,7 +18,6 @@ import inspect
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -177,6 +176,13 @@ class Ack(_Base, tag_field="type", tag="ack", kw_only=True, frozen=True):
     issued_at: UtcTime
     v: Literal["camwarden/v1"] = VERSION
 
+    def __post_init__(self) -> None:
+        last = -1
+        for low, high in self.ranges:
+            if not last < low <= high:
+                raise ValueError("ack ranges must be inclusive, sorted and disjoint")
+            last = high
+
 
 AgentMessage = Hello | StatusReport | Heartbeat | CommandResult
 CollectorMessage = Command | Ack
@@ -275,10 +281,3 @@ def json_schema(kind: str) -> dict[str, object]:
         if isinstance(definition.get("description"), str):
             definition["description"] = inspect.cleandoc(definition["description"])
     return schema
-
-
-def write_schemas(directory: Path) -> None:
-    """Regenerate ``protocol/schemas/*.json``: ``python -m protocol``."""
-    for kind in MESSAGE_TYPES:
-        text = json.dumps(json_schema(kind), indent=2, sort_keys=True) + "\n"
-        (directory / f"{kind}.json").write_text(text, encoding="utf-8")

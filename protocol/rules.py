@@ -15,10 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from protocol.errors import BrokenChain, StaleMessage
 from protocol.messages import GENESIS
+
+
+def utc_now() -> datetime:
+    """The clock both sides default to (wire times are UTC); tests inject their own."""
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Final, Literal, get_args
 
 from protocol.errors import MisaddressedMessage
@@ -12,6 +14,10 @@ PREFIX: Final = "camwarden/v1"
 Channel = Literal["report", "heartbeat", "cmd", "cmd-result"]
 CHANNELS: Final[tuple[str, ...]] = get_args(Channel)
 AGENT_CHANNELS: Final[tuple[Channel, ...]] = ("report", "heartbeat", "cmd-result")
+# the channel each agent message type (its ``type`` tag) travels on; hellos share the report one
+CHANNEL_OF: Final[Mapping[str, Channel]] = MappingProxyType(
+    {"hello": "report", "report": "report", "heartbeat": "heartbeat", "cmd-result": "cmd-result"}
+)
 SHARE_GROUP: Final = "collectors"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -11,7 +11,6 @@ delivery only.
 
 from __future__ import annotations
 
-import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +20,9 @@ from typing import Final
 from joserfc.jwk import OKPKey
 
 from protocol import MalformedMessage, ProtocolError, UnknownKey, import_public_jwk
-from protocol.envelope import read_header, verify
-from server.files import atomic_write
+from protocol.envelope import FEED_TYP, MAX_FEED_BYTES, read_header, unverified_payload, verify
+from service.files import atomic_write
 
-FEED_TYP: Final = "camwarden-feed+jws"
-MAX_FEED_BYTES: Final = 4 * 1024 * 1024  # the agents' limit
 FEED_FILE: Final = "advisories.jws"
 MEDIA_TYPE: Final = "application/jose"
 
@@ -74,8 +71,7 @@ def inspect_feed(token: bytes, keys: dict[str, OKPKey] | None) -> FeedInfo:
         if keys is not None:
             payload = verify(token, resolve, max_bytes=MAX_FEED_BYTES).payload
         else:
-            segment = token.split(b".")[1]
-            payload = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+            payload = unverified_payload(token, MAX_FEED_BYTES)
         body = json.loads(payload)
         return FeedInfo(
             version=int(body["version"]),

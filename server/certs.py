@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from server.pki import CRL_FILE, CertificateAuthority, write_pem
+from service.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,7 @@ class AgentCertificates:
         pem = public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        path = self._dir / f"{agent_id}.pub.pem"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pem)
-        tmp.replace(path)
+        atomic_write(self._dir / f"{agent_id}.pub.pem", pem, 0o644)
 
     def issue(self, agent_id: str) -> bool:
         """Issue the certificate for a requested key; False if the agent sent none."""

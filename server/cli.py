@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from protocol import MalformedMessage, import_public_jwk
+from protocol import MalformedMessage, import_public_jwk, utc_now
 from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps
 from server import __version__, advisories, broker_roles, setup
@@ -31,11 +31,11 @@ from server.dashboard_cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_co
 from server.domain.reports import Reports
 from server.domain.summary import fleet_summary
 from server.firmware import cli as firmware_cli
-from server.ingest.ingestor import Ingestor, utcnow
-from server.ingest.pipeline import Incoming
+from server.ingest.ingestor import Ingestor
 from server.keys import CommandKeyError, load_or_create
 from server.metrics import Metrics
 from server.storage import Repository
+from server.storage.records import Incoming
 from server.storage.retention import ChainBroken, UnknownAgent, prune_now, verify_chain
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
 from service.systemd import log_handler
@@ -259,14 +259,14 @@ def verify_chain_command(repo: Repository, agent_id: str) -> int:
 
 def housekeeping_command(command: str, repo: Repository, config: ServerConfig) -> int:
     if command == "prune":
-        result = prune_now(config, repo.engine, utcnow())
+        result = prune_now(config, repo.engine, utc_now())
         print(f"pruned {result.messages} messages of {result.agents} agents")
         for path in result.archives:
             print(f"archive: {path}")
     else:
         from server.alerts.worker import AlertWorker  # noqa: PLC0415  # httpx, smtplib
 
-        done = AlertWorker(config.alerts, repo).run_once(utcnow())
+        done = AlertWorker(config.alerts, repo).run_once(utc_now())
         print(f"opened {done.opened}, closed {done.closed}, sent {done.sent}, failed {done.failed}")
     return 0
 
@@ -279,7 +279,7 @@ def import_file(config: ServerConfig, path: Path) -> int:
         lines = [line for _, line in report_lines(path.read_bytes())]
         size = config.ingest.batch_size
         for start in range(0, len(lines), size):
-            batch = [Incoming(topic_for(t), t, utcnow()) for t in lines[start : start + size]]
+            batch = [Incoming(topic_for(t), t, utc_now()) for t in lines[start : start + size]]
             for item in ingestor.process(batch):
                 counts[getattr(getattr(item, "error", None), "reason", "accepted")] += 1
     finally:
@@ -423,7 +423,7 @@ def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfi
         return housekeeping_command(args.command, repo, config)
     if args.command == "tokens":
         token = repo.create_token(
-            args.site, approved=args.approved, ttl=args.ttl, uses=args.uses, now=utcnow()
+            args.site, approved=args.approved, ttl=args.ttl, uses=args.uses, now=utc_now()
         )
         print(token)
     elif args.command == "agents":
@@ -432,7 +432,7 @@ def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfi
         repo.status_listeners += broker_roles.listeners(config.mqtt)  # and its broker role
         return agents_command(repo, args.action, getattr(args, "agent_id", None))
     elif args.command == "fleet":
-        print(fleet_summary(repo.engine).text(utcnow()))
+        print(fleet_summary(repo.engine).text(utc_now()))
     return 0
 
 

@@ -16,6 +16,7 @@ from types import FrameType
 
 import uvicorn
 
+from protocol import utc_now
 from server import broker_roles
 from server.alerts.worker import AlertWorker, Periodic
 from server.api import create_app
@@ -23,7 +24,7 @@ from server.config import ServerConfig
 from server.firmware import lifetimes
 from server.firmware.scheduler import Scheduler
 from server.firmware.tuf_repo import TufRepository
-from server.ingest.ingestor import Ingestor, utcnow
+from server.ingest.ingestor import Ingestor
 from server.ingest.subscriber import Subscriber
 from server.keys import load_or_create
 from server.metrics import Metrics
@@ -71,7 +72,7 @@ def run(config: ServerConfig) -> int:
         TufRepository.under(config.state_dir, lifetimes(config.firmware)),
         key,
         subscriber.publish,
-        clock=utcnow,
+        clock=utc_now,
         interval_s=config.firmware.scheduler_interval_s,
     )
     stop = threading.Event()

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from joserfc.jwk import OKPKey
 
-from protocol import generate_private_key, load_private_key, write_private_key
+from protocol import generate_private_key, import_private_pem, private_pem
+from service.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def load_or_create(state_dir: str | Path) -> OKPKey:
     if not path.exists():
         key = generate_private_key()
         try:
-            write_private_key(path, key)
+            write_private(path, private_pem(key))
         except FileExistsError:
             pass  # another collector process created it meanwhile: use theirs
         except OSError as exc:
@@ -44,7 +45,7 @@ def load_or_create(state_dir: str | Path) -> OKPKey:
             log.info("created the collector's command key %s (kid %s)", path, key.thumbprint())
             return key
     try:
-        return load_private_key(path)
+        return import_private_pem(path.read_bytes())
     except OSError as exc:
         raise CommandKeyError(f"cannot read the command key {path}: {exc.strerror}") from exc
     except ValueError as exc:

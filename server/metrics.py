@@ -7,8 +7,9 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from protocol import REASONS
-from server.ingest.pipeline import CHANNEL_OF, Checked, RefusedByDatabase, Rejected
+from protocol import CHANNEL_OF, REASONS
+from server.ingest.pipeline import RefusedByDatabase
+from server.storage.records import Checked, Rejected
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from server.files import atomic_write
+from service.files import atomic_write
 
 __all__ = [
     "AGENT_VALIDITY",

@@ -9,8 +9,6 @@ a report that starts a chain (``prev_seq`` 0) must be the agent's first (the col
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -18,6 +16,7 @@ import msgspec
 from joserfc.jwk import OKPKey
 
 from protocol import (
+    CHANNEL_OF,
     DEFAULT_MAX_BYTES,
     BrokenChain,
     DuplicateMessage,
@@ -32,7 +31,7 @@ from protocol import (
     topic,
     verify,
 )
-from server.ingest.pipeline import CHANNEL_OF
+from protocol.envelope import unverified_payload
 
 
 class InvalidReport(Exception):
@@ -148,9 +147,7 @@ def topic_for(token: bytes) -> str:
     Only routing: the pipeline then verifies the signature and checks the payload against it.
     """
     try:
-        segment = token.split(b".")[1]
-        where = _address.decode(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))
-        channel = CHANNEL_OF.get(where.type, "report")
-        return topic(where.site, where.agent_id, channel)  # type: ignore[arg-type]
-    except (IndexError, ValueError, binascii.Error, msgspec.MsgspecError):
+        where = _address.decode(unverified_payload(token, max(len(token), DEFAULT_MAX_BYTES)))
+        return topic(where.site, where.agent_id, CHANNEL_OF.get(where.type, "report"))
+    except (ProtocolError, ValueError, msgspec.MsgspecError):
         return "camwarden/v1/unknown/unknown/report"

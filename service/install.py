@@ -18,11 +18,12 @@ import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+
+from service.files import atomic_write
 
 __all__ = [
     "Asker",
@@ -42,28 +43,10 @@ class SetupError(Exception):
 
 
 def write_file(path: Path, data: bytes, mode: int, group: str | None = None) -> None:
-    """Replace ``path`` with ``data``: a reader sees the old file or the new one, never a part,
-    and the new one survives a crash once this returns. ``mode`` is set before any byte is
-    written (keys); as root, owned by root and ``group`` (the service's) when it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        if group and os.geteuid() == 0:
-            os.fchown(fd, 0, group_id(group))
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """Replace ``path`` with ``data`` atomically and durably (``service.files.atomic_write``);
+    as root, owned by root and ``group`` (the service's) when it exists."""
+    owner = (0, group_id(group)) if group and os.geteuid() == 0 else None
+    atomic_write(path, data, mode, owner)
 
 
 def share_directory(path: Path, mode: int, group: str) -> None:

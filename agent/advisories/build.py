@@ -29,12 +29,12 @@ from typing import Any, Final
 import msgspec
 from joserfc.jwk import OKPKey
 
-from agent.advisories.feed import FEED_TYP
 from agent.advisories.match import compile_rule
 from agent.advisories.model import Advisory, Feed, FeedSource, Kev, encode
 from agent.vendors.versions import canonical_vendor
-from protocol.envelope import sign
-from protocol.keys import generate_private_key, load_private_key, public_jwk, write_private_key
+from protocol.envelope import FEED_TYP, sign
+from protocol.keys import generate_private_key, import_private_pem, private_pem, public_jwk
+from service.files import write_private
 
 # KEV vendorProject -> product pattern (None: every product of that vendor is a camera/NVR).
 KEV_CAMERA_MAKERS: Final[Mapping[str, re.Pattern[str] | None]] = {
@@ -154,11 +154,11 @@ def sign_feed(feed: Feed, key: OKPKey) -> str:
 
 def _load_or_create_key(path: Path, create: bool) -> OKPKey:
     if path.exists():
-        return load_private_key(path)
+        return import_private_pem(path.read_bytes())
     if not create:
         raise BuildError(f"no feed key at {path} (pass --generate-key to create one)")
     key = generate_private_key()
-    write_private_key(path, key)
+    write_private(path, private_pem(key))
     return key
 
 

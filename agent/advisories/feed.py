@@ -51,14 +51,12 @@ from agent.advisories.model import Feed, decode
 from agent.errors import StorageError
 from agent.state import atomic_write
 from agent.vendors.models import DeviceIdentity
-from protocol.envelope import read_header, verify
+from protocol.envelope import FEED_TYP, MAX_FEED_BYTES, read_header, verify
 from protocol.errors import MalformedMessage, ProtocolError, UnknownKey
 from protocol.keys import import_public_jwk
 
 logger = logging.getLogger(__name__)
 
-FEED_TYP = "camwarden-feed+jws"
-MAX_FEED_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_SKEW = timedelta(minutes=5)
 FEED_STATE_FILE: Final = "advisory-feed.json"
 INSTALLED_FEED_FILE: Final = "advisories.jws"

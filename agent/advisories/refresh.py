@@ -15,13 +15,13 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.advisories.feed import (
-    MAX_FEED_BYTES,
     FeedError,
     FeedSignatureError,
     install_feed,
     pinned_feed_keys,
 )
 from agent.config import AgentConfig
+from protocol.envelope import MAX_FEED_BYTES
 
 TIMEOUT_S = 30.0
 

@@ -31,7 +31,7 @@ from agent.commands.journal import Entry, Journal
 from agent.commands.replay import NonceStore
 from agent.commands.verify import verify_command
 from agent.config import AgentConfig, CameraConfig
-from agent.messaging.issuer import Header, Issued, utc_now
+from agent.messaging.issuer import Header, Issued
 from agent.vendors.base import AuthFailed, CameraError, Timeout, Unreachable
 from protocol.commands import FIRMWARE_APPLY, PASSWORD_ROTATE
 from protocol.envelope import verify
@@ -42,6 +42,7 @@ from protocol.messages import (
     CommandResult,
     decode_collector_message,
 )
+from protocol.rules import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from joserfc.jwk import OKPKey
@@ -23,6 +23,7 @@ from agent.messaging.outbox import DROPPABLE, Kind, Outbox
 from agent.state import ChainState, StateStore
 from protocol.envelope import digest, sign
 from protocol.messages import AgentMessage, CommandResult, Heartbeat, Hello, StatusReport, encode
+from protocol.rules import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ KIND_OF: Final[dict[type[AgentMessage], Kind]] = {
     Heartbeat: "heartbeat",
     CommandResult: "cmd-result",
 }
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,8 +47,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import MqttConfig, TlsFiles
 from agent.messaging.outbox import Entry, Outbox
-from protocol.envelope import DEFAULT_MAX_BYTES, verify
-from protocol.errors import MisaddressedMessage, ProtocolError, UnknownKey
+from protocol.envelope import ACK_TYP, DEFAULT_MAX_BYTES, verify
+from protocol.errors import MalformedMessage, MisaddressedMessage, ProtocolError, UnknownKey
 from protocol.messages import Ack, decode_collector_message
 from protocol.topics import topic
 
@@ -217,6 +217,8 @@ class Publisher:
             message = decode_collector_message(verified.payload)
             if (message.agent_id, message.site) != (self._agent_id, self._site):
                 raise MisaddressedMessage(f"{message.site}/{message.agent_id} is not this agent")
+            if isinstance(message, Ack) and verified.typ != ACK_TYP:
+                raise MalformedMessage(f"an ack's typ is {ACK_TYP}, not {verified.typ!r}")
         except ProtocolError as exc:
             self.ignored += 1
             log.warning("ignored a message on %s: %s: %s", self._cmd_topic, exc.reason, exc)

@@ -38,17 +38,12 @@ from typing import Final, Literal, get_args
 
 from agent.errors import OutboxFull, StorageError
 from agent.state import atomic_write
-from protocol.topics import Channel
+from protocol.topics import CHANNEL_OF, Channel
+from service.files import TEMP_PREFIX
 
 Kind = Literal["hello", "report", "heartbeat", "cmd-result"]
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 DROPPABLE: Final[frozenset[str]] = frozenset({"heartbeat"})
-CHANNELS: Final[dict[Kind, Channel]] = {
-    "hello": "report",
-    "report": "report",
-    "heartbeat": "heartbeat",
-    "cmd-result": "cmd-result",
-}
 _NAME = re.compile(r"^(\d{16})-([a-z-]+)\.jws$")
 
 
@@ -61,7 +56,7 @@ class Entry:
 
     @property
     def channel(self) -> Channel:
-        return CHANNELS[self.kind]
+        return CHANNEL_OF[self.kind]
 
 
 def entry_name(seq: int, kind: Kind) -> str:
@@ -89,7 +84,7 @@ class Outbox:
         for name in names:
             path = directory / name
             match = _NAME.match(name)
-            if name.startswith(".tmp-"):
+            if name.startswith(TEMP_PREFIX):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()  # an interrupted write: never renamed, so never issued
             elif match and match.group(2) in KINDS:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ from agent.errors import AgentError, EnrollmentError
 from agent.state import atomic_write
 from agent.trust.keyfiles import check_private_file
 from protocol.envelope import sign
+from service.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,7 @@ def tls_key(path: Path) -> str:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_private(path, pem, dir_mode=0o700)
         log.info("created the MQTT TLS key %s", path)
     check_private_file(path, "MQTT TLS key")
     try:

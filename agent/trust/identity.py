@@ -22,11 +22,12 @@ from agent.trust.keyfiles import check_private_file
 from protocol.errors import MalformedMessage
 from protocol.keys import (
     generate_private_key,
+    import_private_pem,
     import_public_jwk,
-    load_private_key,
+    private_pem,
     public_jwk,
-    write_private_key,
 )
+from service.files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def keygen(path: Path) -> OKPKey:
         raise KeyFileExists(f"{path} already exists; refusing to overwrite a private key")
     key = generate_private_key()
     try:
-        write_private_key(path, key)
+        write_private(path, private_pem(key))
     except FileExistsError as exc:
         raise KeyFileExists(f"{path} already exists; refusing to overwrite a private key") from exc
     except OSError as exc:
@@ -58,7 +59,7 @@ def load_key(path: Path, owner: int | None = None) -> OKPKey:
     (default: this user's; ``agent.trust.keyfiles``)."""
     check_private_file(path, "private key", owner)
     try:
-        return load_private_key(path)
+        return import_private_pem(path.read_bytes())
     except OSError as exc:
         raise AgentError(f"cannot read the private key {path}: {exc.strerror}") from exc
     except ValueError as exc:

@@ -18,6 +18,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 from sqlalchemy import Connection, insert, select
 
+from protocol.commands import RotateParams
 from server.domain.cameras import Cameras
 from server.domain.firmware import FirmwareImages, version_key
 from server.domain.scope import Area, Invalid, NotVisible, Scope
@@ -382,12 +383,12 @@ class Rollouts(Area):
                     agent_id=agent_id,
                     site=cam.site,
                     camera_id=camera_id,
-                    params={
-                        "escrow_kid": escrow.thumbprint(),
-                        "escrow_jwk": json.dumps(escrow.as_dict(private=False), sort_keys=True),
-                        "username": username,
-                        "min_length": 20,
-                    },
+                    params=RotateParams(
+                        escrow_kid=escrow.thumbprint(),
+                        escrow_jwk=json.dumps(escrow.as_dict(private=False), sort_keys=True),
+                        username=username,
+                        min_length=20,
+                    ).to_params(),
                     now=self.s.now,
                     ttl=self.command_ttl,
                 )

@@ -10,22 +10,8 @@ that ``agent_id``/``site`` are their own, ``issued_at <= now < expires_at`` and 
 ``nonce`` was never seen before expiry (replay), and answer with ``CommandResult`` messages on
 their ``cmd-result`` channel carrying the same ``command_id``.
 
-Actions (params are flat scalars, ``protocol.EvidenceValue``):
-
-``firmware.apply`` (``camera_id`` set)
-    ``target``   TUF target path to fetch with ngclient (``/tuf/metadata/``, ``/tuf/targets/``)
-    ``version``  the version the camera must report afterwards
-    ``sha256``, ``length``   what the signed targets metadata says (informational; TUF decides)
-    ``rollout_id``   the campaign
-    ``downgrade_approved_by``   the administrator who approved installing an older version;
-                 absent otherwise, and an agent refuses a downgrade without it
-
-``password.rotate`` (``camera_id`` set)
-    ``escrow_kid``  RFC 7638 thumbprint of the escrow public key
-    ``escrow_jwk``  the escrow public key (X25519 OKP JWK as compact JSON text); the agent seals
-                    the new password to it (JWE ECDH-ES) and returns only the sealed text
-    ``username``    the camera account to rotate
-    ``min_length``  the length of the generated password
+The params of each action are defined once, with the agent, in ``protocol.commands``
+(``FirmwareParams``, ``RotateParams``): built here with ``to_params``, read there with ``parse``.
 
 Results: ``status`` ``accepted`` (first, after the checks above), then ``in_progress`` with
 ``step`` one of ``STEPS[action]`` in order, then ``succeeded`` or ``failed`` (``reason`` a stable
@@ -55,7 +41,6 @@ __all__ = [
     "FIRMWARE_APPLY",
     "PASSWORD_ROTATE",
     "STEPS",
-    "firmware_params",
     "new_command",
     "outcome",
     "signed",
@@ -83,27 +68,6 @@ def new_command(
         camera_id=camera_id,
         params=params,
     )
-
-
-def firmware_params(
-    *,
-    target: str,
-    version: str,
-    sha256: str,
-    length: int,
-    rollout_id: int,
-    downgrade_approved_by: str | None,
-) -> dict[str, EvidenceValue]:
-    params: dict[str, EvidenceValue] = {
-        "target": target,
-        "version": version,
-        "sha256": sha256,
-        "length": length,
-        "rollout_id": rollout_id,
-    }
-    if downgrade_approved_by:
-        params["downgrade_approved_by"] = downgrade_approved_by
-    return params
 
 
 def signed(command: Command, key: OKPKey) -> bytes:

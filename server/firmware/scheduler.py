@@ -13,7 +13,6 @@ their seq is newer than the last applied one, so re-reading messages is harmless
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 from collections.abc import Callable
@@ -22,19 +21,16 @@ from datetime import datetime
 from joserfc.jwk import OKPKey
 
 from protocol import Command, CommandResult, ProtocolError, decode_agent_message, topic
+from protocol.commands import FIRMWARE_APPLY, FirmwareParams
+from protocol.envelope import unverified_payload
 from server.firmware import campaign
-from server.firmware.commands import FIRMWARE_APPLY, firmware_params, new_command, outcome, signed
+from server.firmware.commands import new_command, outcome, signed
 from server.firmware.tuf_repo import RepositoryError, TufRepository
 from server.storage import Connection, Repository, campaigns, commands, read_then_write
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
-
-
-def _payload(jws: str) -> bytes:
-    part = jws.split(".")[1]
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 class Scheduler:
@@ -99,7 +95,7 @@ class Scheduler:
             for agent_id, since in commands.open_agents(conn):
                 for row in commands.results_after(conn, agent_id, since):
                     try:
-                        message = decode_agent_message(_payload(row.jws))
+                        message = decode_agent_message(unverified_payload(row.jws.encode("ascii")))
                     except (ProtocolError, ValueError):
                         continue  # stored by ingest, so well-formed; a decoder change is no crash
                     if isinstance(message, CommandResult):
@@ -144,14 +140,14 @@ class Scheduler:
                     agent_id=t.agent_id,
                     site=t.site,
                     camera_id=t.camera_id,
-                    params=firmware_params(
+                    params=FirmwareParams(
                         target=image.target_path,
                         version=image.version,
                         sha256=image.sha256,
                         length=image.length,
                         rollout_id=rollout_id,
                         downgrade_approved_by=loaded.row.downgrade_approved_by,
-                    ),
+                    ).to_params(),
                     now=now,
                     ttl=c.policy.command_ttl,
                 )

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization import DeserializationError
 from tuf.api.serialization.json import JSONSerializer
 
-from server.files import atomic_write
+from service.files import atomic_write, write_private
 
 BUNDLE_FORMAT: Final = "camwarden-tuf-bundle/1"
 ONLINE_ROLES: Final = (Snapshot.type, Timestamp.type)
@@ -122,9 +121,7 @@ def due(expires: datetime, lifetime: timedelta, now: datetime) -> bool:
 def generate_key(path: Path) -> SSlibKey:
     """A new Ed25519 key: private PEM at ``path`` (0600, never overwritten), public at .pub."""
     signer = CryptoSigner.generate_ed25519()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(signer.private_bytes)
+    write_private(path, signer.private_bytes)
     public = signer.public_key
     if not isinstance(public, SSlibKey):  # CryptoSigner holds an SSlibKey: never seen otherwise
         raise RepositoryError(f"the new key is a {type(public).__name__}, not an SSlibKey")

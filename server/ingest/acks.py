@@ -18,9 +18,8 @@ from datetime import datetime
 from joserfc.jwk import OKPKey
 
 from protocol import Ack, DuplicateMessage, encode, sign, to_ranges, topic
-from server.ingest.pipeline import Checked, Rejected
-
-ACK_TYP = "camwarden-ack+jws"
+from protocol.envelope import ACK_TYP
+from server.storage.records import Checked, Rejected
 
 Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
 

@@ -21,22 +21,20 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 
+from protocol import utc_now
 from server.config import ServerConfig
-from server.ingest.pipeline import Checked, Incoming, Pipeline, RefusedByDatabase, Rejected
+from server.ingest.pipeline import Pipeline, RefusedByDatabase, needed_keys, sequence
 from server.metrics import Metrics
 from server.storage import DatabaseUnavailable, RecordRefused, Repository
+from server.storage.records import Checked, Incoming, Rejected
 
 log = logging.getLogger(__name__)
 
 # messages per verify task: small enough to spread a batch over the threads and start storing
 # soon, large enough that the task overhead stays negligible
 CHUNK = 50
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 Outcomes = list[Checked | Rejected]
@@ -85,7 +83,7 @@ class Ingestor:
         config: ServerConfig,
         repo: Repository,
         metrics: Metrics,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._config = config.ingest
         self._repo = repo
@@ -128,11 +126,15 @@ class Ingestor:
         return verifying.stored
 
     def _commit(self, part: Sequence[Checked | Rejected]) -> Outcomes:
-        return self._repo.commit_batch(
-            part,
-            quarantine_size=self._config.quarantine_size,
-            sample_bytes=self._config.quarantine_sample_bytes,
-        )
+        """Stage 2 and storage of ``part`` in one transaction; returns the final outcomes."""
+        with self._repo.ingest_batch() as batch:
+            results = sequence(part, batch.view(*needed_keys(part)))
+            batch.write(
+                results,
+                quarantine_size=self._config.quarantine_size,
+                sample_bytes=self._config.quarantine_sample_bytes,
+            )
+        return results
 
     def _refuse(self, item: Checked | Rejected, exc: RecordRefused) -> Outcomes:
         """Quarantine the one message the database refused, with the database's reason."""

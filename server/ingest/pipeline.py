@@ -12,13 +12,12 @@ that starts a chain (``prev_seq`` 0) must be its agent's first (``check_chain_st
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from joserfc.jwk import OKPKey
 
 from protocol import (
-    AgentMessage,
+    CHANNEL_OF,
     BrokenChain,
     DuplicateMessage,
     Freshness,
@@ -34,38 +33,16 @@ from protocol import (
     parse,
     verify,
 )
-
-Status = str  # "pending" | "approved" | "revoked"
-PENDING, APPROVED, REVOKED = "pending", "approved", "revoked"
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    topic: str
-    payload: bytes
-    received_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AgentKey:
-    agent_id: str
-    site: str
-    status: Status
-    key: OKPKey
-
-
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """Passed stage 1: the signature holds and the payload is a well-formed, fresh message."""
-
-    incoming: Incoming
-    message: AgentMessage
-    kid: str
-    digest: str
-
-    @property
-    def type(self) -> str:
-        return type(self.message).__struct_config__.tag  # type: ignore[return-value]
+from server.storage.records import (
+    AgentKey,
+    AgentStatus,
+    ChainStart,
+    Checked,
+    Incoming,
+    Rejected,
+    StoredRef,
+    StoredView,
+)
 
 
 class RefusedByDatabase(ProtocolError):
@@ -75,50 +52,6 @@ class RefusedByDatabase(ProtocolError):
 
     reason = "refused"
 
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    incoming: Incoming
-    error: ProtocolError
-    message: AgentMessage | None = None  # set when stage 2 rejected a verified message
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRef:
-    seq: int
-    type: str
-    digest: str
-    prev: str
-    prev_seq: int
-
-
-@dataclass(slots=True)
-class ChainStart:
-    """For an agent with a report starting a chain in the batch: its other known reports."""
-
-    earliest: int | None = None  # the lowest seq of its stored (and accepted) reports
-    starts: set[int] = field(default_factory=set)  # those of them with prev_seq 0
-
-
-@dataclass(slots=True)
-class StoredView:
-    """What stage 2 needs from the database, read inside the batch transaction."""
-
-    agents: dict[str, tuple[str, Status]] = field(default_factory=dict)  # id -> (kid, status)
-    messages: dict[tuple[str, int], StoredRef] = field(default_factory=dict)
-    # (agent_id, seq) -> stored reports whose prev_seq is seq
-    successors: dict[tuple[str, int], list[StoredRef]] = field(default_factory=dict)
-    # agent_id -> its reports, for the agents with a report in the batch that starts a chain
-    chains: dict[str, ChainStart] = field(default_factory=dict)
-
-
-# the topic channel each message type travels on (hellos share the report channel)
-CHANNEL_OF: Mapping[str, str] = {
-    "hello": "report",
-    "report": "report",
-    "heartbeat": "heartbeat",
-    "cmd-result": "cmd-result",
-}
 
 KeyLookup = Callable[[str], AgentKey | None]
 
@@ -142,7 +75,7 @@ class Pipeline:
         entry = self._lookup(kid)
         if entry is None:
             raise UnknownKey(f"no enrolled agent has key {kid}")
-        if entry.status == REVOKED:
+        if entry.status == AgentStatus.REVOKED:
             raise RevokedKey(f"the key of agent {entry.agent_id} is revoked")
         return entry.key
 
@@ -180,11 +113,11 @@ def _ref(item: Checked) -> StoredRef:
 
 def _admit(item: Checked, view: StoredView) -> None:
     m = item.message
-    kid, status = view.agents.get(m.agent_id, ("", ""))
-    if status == REVOKED:
+    kid, status = view.agents.get(m.agent_id, ("", None))
+    if status == AgentStatus.REVOKED:
         raise RevokedKey(f"the key of agent {m.agent_id} is revoked")
-    if status != APPROVED or kid != item.kid:
-        detail = "is pending approval" if status == PENDING else "has no approved key"
+    if status != AgentStatus.APPROVED or kid != item.kid:
+        detail = "is pending approval" if status == AgentStatus.PENDING else "has no approved key"
         raise UnknownKey(f"agent {m.agent_id} {detail}")
     stored = view.messages.get((m.agent_id, m.seq))
     if stored is not None:

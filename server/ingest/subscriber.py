@@ -36,12 +36,12 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from protocol import collector_subscriptions
+from protocol import collector_subscriptions, utc_now
 from server.config import MqttConfig
 from server.ingest.acks import AckSender
-from server.ingest.ingestor import Ingestor, Verifying, utcnow
-from server.ingest.pipeline import Checked, Incoming, Rejected
+from server.ingest.ingestor import Ingestor, Verifying
 from server.storage import DatabaseUnavailable
+from server.storage.records import Checked, Incoming, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class Subscriber:
                 ca_certs=config.ca_file, certfile=config.cert_file, keyfile=config.key_file
             )
         self._acks = AckSender(
-            command_key, lambda name, payload: self._client.publish(name, payload, qos=1), utcnow
+            command_key, lambda name, payload: self._client.publish(name, payload, qos=1), utc_now
         )
 
     # -- paho callbacks (network thread) ---------------------------------------------------
@@ -266,7 +266,7 @@ class Subscriber:
             log.warning("MQTT connection lost: %s", reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        incoming = Incoming(msg.topic, bytes(msg.payload), utcnow())
+        incoming = Incoming(msg.topic, bytes(msg.payload), utc_now())
         self._received.append(_Delivery(msg.mid, msg.qos, self._generation, incoming))
 
     def _hand_over(self) -> None:

@@ -1,4 +1,6 @@
-"""The repository: the only code that talks SQL. One transaction per ingest batch."""
+"""The repository: the only code that talks SQL. One transaction per ingest batch
+(``ingest_batch``), in which the ingest pipeline reads, decides and writes; storage never calls
+back into the pipeline."""
 
 from __future__ import annotations
 
@@ -32,19 +34,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from protocol import Camera as CameraReport
 from protocol import StatusReport, import_public_jwk
 from protocol.text import clean_text
-from server.ingest.pipeline import (
-    APPROVED,
-    PENDING,
-    REVOKED,
-    AgentKey,
-    ChainStart,
-    Checked,
-    Rejected,
-    StoredRef,
-    StoredView,
-    needed_keys,
-    sequence,
-)
 from server.storage.errors import DatabaseUnavailable, translate
 from server.storage.migrate import upgrade
 from server.storage.models import (
@@ -55,6 +44,15 @@ from server.storage.models import (
     Message,
     Quarantine,
     UtcDateTime,
+)
+from server.storage.records import (
+    AgentKey,
+    AgentStatus,
+    ChainStart,
+    Checked,
+    Rejected,
+    StoredRef,
+    StoredView,
 )
 
 if TYPE_CHECKING:
@@ -185,75 +183,26 @@ class _Statements:
         self.finding = insert(Finding)
 
 
-class Repository:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self._keys: dict[str, AgentKey] = {}
-        # called with (agent_id, status) after a status change commits (agent certificates)
-        self.status_listeners: list[Callable[[str, str], None]] = []
-        self._sql = _Statements(engine.dialect.name)
+class IngestBatch:
+    """One ingest batch's transaction (``Repository.ingest_batch``): the reads of stage 2 and the
+    writes of its outcome on one connection, in one snapshot."""
 
-    @classmethod
-    def open(cls, url: str) -> Repository:
-        engine = create_engine(url, pool_pre_ping=True)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
-            event.listen(engine, "begin", _sqlite_begin)
-            # executemany INSERTs as multi-row INSERTs (SQLAlchemy's "insertmanyvalues", which
-            # the SQLite dialect otherwise applies only with RETURNING): sqlite3 steps an
-            # executemany once per row and releases the GIL at every step, so storing a batch
-            # of 500 messages handed the GIL to the verify threads and took it back 500 times;
-            # now once per statement (docs/adr/0008-ingest-throughput.md)
-            engine.dialect.use_insertmanyvalues_wo_returning = True
-        return cls(engine)
+    def __init__(self, conn: Connection, sql: _Statements) -> None:
+        self._conn = conn
+        self._sql = sql
 
-    @classmethod
-    def open_migrated(cls, config: ServerConfig) -> Repository:
-        """The collector's database as ``config`` names it, its schema brought up to date (the
-        default SQLite file is created under ``state_dir``)."""
-        if not config.database.url:
-            Path(config.state_dir).mkdir(parents=True, exist_ok=True)
-        repo = cls.open(config.database_url)
-        repo.migrate()
-        return repo
-
-    def migrate(self) -> None:
-        upgrade(self.engine)
-
-    def close(self) -> None:
-        self.engine.dispose()
-
-    # -- keys -----------------------------------------------------------------------------
-
-    def key_for(self, kid: str) -> AgentKey | None:
-        """The agent that enrolled ``kid``, cached; pending entries are re-read each time.
-        Raises ``DatabaseUnavailable`` when it cannot be read."""
-        cached = self._keys.get(kid)
-        if cached is not None and cached.status != PENDING:
-            return cached
-        with translate(), self.engine.connect() as conn:
-            row = conn.execute(
-                select(Agent.agent_id, Agent.site, Agent.status, Agent.public_jwk).where(
-                    Agent.kid == kid
-                )
-            ).one_or_none()
-        if row is None:
-            return None
-        entry = AgentKey(row.agent_id, row.site, row.status, import_public_jwk(row.public_jwk))
-        self._keys[kid] = entry
-        return entry
-
-    # -- ingest ---------------------------------------------------------------------------
-
-    def _view(self, conn: Connection, batch: Sequence[Checked | Rejected]) -> StoredView:
-        agents, pairs, starting = needed_keys(batch)
+    def view(self, agents: set[str], pairs: set[tuple[str, int]], starting: set[str]) -> StoredView:
+        """What stage 2 needs: the ``agents``' key status, their stored messages at the
+        (agent_id, seq) ``pairs`` and the reports naming them as predecessors, and the chains of
+        the ``starting`` agents (those with a report in the batch that starts a chain)."""
+        conn = self._conn
         view = StoredView()
         if not agents:
             return view
         for agent in conn.execute(
             select(Agent.agent_id, Agent.kid, Agent.status).where(Agent.agent_id.in_(agents))
         ):
-            view.agents[agent.agent_id] = (agent.kid, agent.status)
+            view.agents[agent.agent_id] = (agent.kid, AgentStatus(agent.status))
         # two superset lookups with expanding parameters (cheap to compile), filtered here
         cols = (Message.seq, Message.type, Message.digest, Message.prev, Message.prev_seq)
         seqs = {seq for _, seq in pairs}
@@ -293,28 +242,17 @@ class Repository:
         ):
             view.chains[agent].starts.add(seq)
 
-    def commit_batch(
-        self,
-        batch: Sequence[Checked | Rejected],
-        *,
-        quarantine_size: int,
-        sample_bytes: int,
-    ) -> list[Checked | Rejected]:
-        """Run stage 2 and store the outcome in one transaction; return the final outcomes.
-
-        Raises ``DatabaseUnavailable`` or ``RecordRefused`` with nothing stored: the caller
-        retries the batch in the first case (the retry sees any concurrent collector's commit as
-        duplicates or replays) and isolates the refused messages in the second.
-        """
-        with translate(), read_then_write(self.engine) as conn:
-            results = sequence(batch, self._view(conn, batch))
-            accepted = [r for r in results if isinstance(r, Checked)]
-            rejected = [r for r in results if isinstance(r, Rejected)]
-            if accepted:
-                self._store(conn, accepted)
-            if rejected:
-                self._quarantine(conn, rejected, quarantine_size, sample_bytes)
-        return results
+    def write(
+        self, results: Sequence[Checked | Rejected], *, quarantine_size: int, sample_bytes: int
+    ) -> None:
+        """Store the accepted messages and quarantine the rejected ones (the newest
+        ``quarantine_size`` quarantine rows are kept, each with ``sample_bytes`` of its bytes)."""
+        accepted = [r for r in results if isinstance(r, Checked)]
+        rejected = [r for r in results if isinstance(r, Rejected)]
+        if accepted:
+            self._store(self._conn, accepted)
+        if rejected:
+            self._quarantine(self._conn, rejected, quarantine_size, sample_bytes)
 
     def _store(self, conn: Connection, accepted: Sequence[Checked]) -> None:
         conn.execute(
@@ -430,6 +368,80 @@ class Repository:
         if cutoff is not None:
             conn.execute(delete(Quarantine).where(Quarantine.id < cutoff))
 
+
+class Repository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._keys: dict[str, AgentKey] = {}
+        # called with (agent_id, status) after a status change commits (agent certificates)
+        self.status_listeners: list[Callable[[str, str], None]] = []
+        self._sql = _Statements(engine.dialect.name)
+
+    @classmethod
+    def open(cls, url: str) -> Repository:
+        engine = create_engine(url, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
+            # executemany INSERTs as multi-row INSERTs (SQLAlchemy's "insertmanyvalues", which
+            # the SQLite dialect otherwise applies only with RETURNING): sqlite3 steps an
+            # executemany once per row and releases the GIL at every step, so storing a batch
+            # of 500 messages handed the GIL to the verify threads and took it back 500 times;
+            # now once per statement (docs/adr/0008-ingest-throughput.md)
+            engine.dialect.use_insertmanyvalues_wo_returning = True
+        return cls(engine)
+
+    @classmethod
+    def open_migrated(cls, config: ServerConfig) -> Repository:
+        """The collector's database as ``config`` names it, its schema brought up to date (the
+        default SQLite file is created under ``state_dir``)."""
+        if not config.database.url:
+            Path(config.state_dir).mkdir(parents=True, exist_ok=True)
+        repo = cls.open(config.database_url)
+        repo.migrate()
+        return repo
+
+    def migrate(self) -> None:
+        upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def key_for(self, kid: str) -> AgentKey | None:
+        """The agent that enrolled ``kid``, cached; pending entries are re-read each time.
+        Raises ``DatabaseUnavailable`` when it cannot be read."""
+        cached = self._keys.get(kid)
+        if cached is not None and cached.status != AgentStatus.PENDING:
+            return cached
+        with translate(), self.engine.connect() as conn:
+            row = conn.execute(
+                select(Agent.agent_id, Agent.site, Agent.status, Agent.public_jwk).where(
+                    Agent.kid == kid
+                )
+            ).one_or_none()
+        if row is None:
+            return None
+        status = AgentStatus(row.status)
+        entry = AgentKey(row.agent_id, row.site, status, import_public_jwk(row.public_jwk))
+        self._keys[kid] = entry
+        return entry
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    @contextmanager
+    def ingest_batch(self) -> Iterator[IngestBatch]:
+        """The transaction of one ingest batch: ``view`` reads what stage 2 needs, ``write``
+        stores its outcome, and both are kept or neither.
+
+        Raises ``DatabaseUnavailable`` or ``RecordRefused`` with nothing stored: the caller
+        retries the batch in the first case (the retry sees any concurrent collector's commit as
+        duplicates or replays) and isolates the refused messages in the second.
+        """
+        with translate(), read_then_write(self.engine) as conn:
+            yield IngestBatch(conn, self._sql)
+
     # -- enrollment -----------------------------------------------------------------------
 
     def create_token(
@@ -495,7 +507,7 @@ class Repository:
                         kid=kid,
                         public_jwk=jwk,
                         hostname=hostname,
-                        status=APPROVED if spent.pre_approved else PENDING,
+                        status=AgentStatus.APPROVED if spent.pre_approved else AgentStatus.PENDING,
                         enrolled_at=now,
                         updated_at=now,
                     )
@@ -506,7 +518,7 @@ class Repository:
         if not existing and spent.pre_approved:
             # approved by its token: its certificate and broker role follow as on approval
             for listener in self.status_listeners:
-                listener(agent_id, APPROVED)
+                listener(agent_id, AgentStatus.APPROVED)
         return record
 
     def agents(self) -> list[AgentRecord]:
@@ -521,7 +533,10 @@ class Repository:
 
     def set_status(self, agent_id: str, status: str, now: datetime) -> bool:
         """approve: pending -> approved; revoke: any -> revoked (final). False if not allowed."""
-        allowed = {APPROVED: (PENDING,), REVOKED: (PENDING, APPROVED)}[status]
+        allowed = {
+            AgentStatus.APPROVED: (AgentStatus.PENDING,),
+            AgentStatus.REVOKED: (AgentStatus.PENDING, AgentStatus.APPROVED),
+        }[AgentStatus(status)]
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(Agent)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from joserfc.jwk import OKPKey
 
+from agent.trust.identity import keygen
 from protocol.envelope import digest, verify
-from protocol.keys import generate_private_key, write_private_key
 from protocol.messages import GENESIS, AgentMessage, StatusReport, decode_agent_message
 
 AGENT = [sys.executable, "-m", "agent"]
@@ -33,7 +33,7 @@ def make_home(
     ``mqtt`` adds keys to the ``[mqtt]`` table, ``intervals`` to ``[intervals]``."""
     key = tmp_path / "agent.key"
     if not key.exists():
-        write_private_key(key, generate_private_key())
+        keygen(key)
     timers = {"heartbeat_s": 0.2, "report_s": 1.0, "shutdown_grace_s": 3.0} | intervals
     lines = [
         'agent_id = "a1"',

@@ -7,7 +7,6 @@ An idle tick only reads, so it never waits for the ingest's write lock.
 
 from __future__ import annotations
 
-import base64
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select, update
 
-from protocol import Command, CommandResult, encode, generate_private_key, topic
+from protocol import Command, CommandResult, encode, generate_private_key, sign, topic
 from server.firmware.commands import new_command
 from server.firmware.scheduler import Publish, Scheduler
 from server.firmware.tuf_repo import TufRepository
@@ -26,6 +25,7 @@ from server.storage.models import Message
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PREV = "0" * 64
+AGENT_KEY = generate_private_key()
 
 
 def store_message(repo: Repository, *, row_id: int, seq: int, jws: str, kind: str) -> None:
@@ -59,7 +59,7 @@ def result_jws(command_id: str, seq: int, status: str) -> str:
             status=status,  # type: ignore[arg-type]  # the literal is checked by msgspec
         )
     )
-    return "e30." + base64.urlsafe_b64encode(payload).rstrip(b"=").decode() + ".sig"
+    return sign(payload, AGENT_KEY)
 
 
 def command_state(repo: Repository, command_id: str) -> tuple[str, int]:

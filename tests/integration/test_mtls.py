@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from agent.cli import main as agent_main
 from agent.trust.certificate import PURPOSE
 from protocol.envelope import sign
-from protocol.keys import load_private_key
+from protocol.keys import import_private_pem
 from server.cli import main as server_main
 from server.storage import Repository
 from server.storage.models import Message
@@ -182,7 +182,7 @@ def test_enrolled_and_approved_agents_on_the_locked_broker(
     pki = site.broker.pki
     shutil.copy(b_state / "mqtt.crt", pki / "b1.crt")
     shutil.copy(b_state / "mqtt.key", pki / "b1.key")
-    b_key = load_private_key(b1.parent / "agent.key")
+    b_key = import_private_pem((b1.parent / "agent.key").read_bytes())
     resent = SimAgent("b1", site="s1", key=b_key)  # b1's own message, sent on a1's topic
     forged = SimAgent("a1", site="s1", key=b_key)  # a1's name, b1's signature
     before = stored(site, "a1")
@@ -214,8 +214,8 @@ def certificate_requests_are_bound_to_the_agent_key(site: Site) -> None:
     """Only a1's enrolled key, over a fresh single-use challenge for a1 and this purpose,
     fetches a1's certificate."""
     base = f"{site.url()}/api/v1/agents/a1"
-    a_key = load_private_key(site.tmp / "a1" / "agent.key")
-    b_key = load_private_key(site.tmp / "b1" / "agent.key")
+    a_key = import_private_pem((site.tmp / "a1" / "agent.key").read_bytes())
+    b_key = import_private_pem((site.tmp / "b1" / "agent.key").read_bytes())
 
     def ask(key: OKPKey, purpose: str = PURPOSE, challenge: str | None = None) -> httpx.Response:
         value = challenge or httpx.post(f"{base}/challenge").json()["challenge"]

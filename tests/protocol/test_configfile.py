@@ -5,7 +5,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from protocol.configfile import ConfigError, layer_paths, load
+from protocol.configfile import ConfigError, layer_paths, load, nearest, parse_toml
 
 
 class Mqtt(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -71,3 +71,17 @@ def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
     main = write(tmp_path, "agent.toml", "site = \n")
     with pytest.raises(ConfigError, match=r"agent\.toml: .*line 1"):
         load(Config, [main])
+
+
+def test_each_entry_of_an_array_of_tables_has_its_own_lines() -> None:
+    text = (
+        '[[camera]]\nid = "a"\n[[camera.users]]\nname = "x"\n'
+        '[[camera]]\nid = "b"\ntls = {versions = ["TLSv1"]}\n[camera.faults]\nhang = true\n'
+    )
+    _, lines = parse_toml(text, "LAB.toml")
+    assert [nearest(key, lines) for key in ("camera.0.id", "camera.0.users.0.name")] == [2, 4]
+    assert [nearest(key, lines) for key in ("camera.1.id", "camera.1.tls.versions")] == [6, 7]
+    assert (nearest("camera.1.faults.hang", lines), nearest("camera.1.missing", lines)) == (9, 5)
+    assert nearest("camera", lines) == 1
+    with pytest.raises(ConfigError, match=r"^LAB\.toml: "):
+        parse_toml("[[camera]\n", "LAB.toml")

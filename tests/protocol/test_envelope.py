@@ -26,6 +26,7 @@ from protocol import (
     sign,
     verify,
 )
+from protocol.envelope import ACK_TYP, MESSAGE_TYP, unverified_payload
 from protocol.errors import MalformedMessage
 from tests.vectors import make_vectors
 
@@ -211,3 +212,23 @@ def test_a_header_naming_a_key_twice_is_malformed_before_any_key_lookup() -> Non
 
     with pytest.raises(MalformedMessage, match="appears twice"):
         verify(forged, never)
+
+
+def test_verified_carries_the_header_typ() -> None:
+    key = generate_private_key()
+    token = sign(b'{"a":1}', key, typ=ACK_TYP).encode()
+    assert verify(token, lambda _: key).typ == ACK_TYP
+    assert verify(token, lambda _: key).typ == ACK_TYP  # from the header cache too
+    assert verify(sign(b"{}", key).encode(), lambda _: key).typ == MESSAGE_TYP
+
+
+def test_unverified_payload_reads_a_stored_token_and_checks_its_shape_only() -> None:
+    key = generate_private_key()
+    token = sign(b'{"a":1}', key).encode()
+    assert unverified_payload(token) == b'{"a":1}'
+    forged = token[: -len(token.split(b".")[2])] + b"A" * 86  # another signature: not checked
+    assert unverified_payload(forged) == b'{"a":1}'
+    with pytest.raises(MalformedMessage):
+        unverified_payload(b"e30." + token.split(b".", 1)[1])  # a header without alg
+    with pytest.raises(OversizedMessage):
+        unverified_payload(token, max_bytes=len(token) - 1)

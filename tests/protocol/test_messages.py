@@ -108,6 +108,17 @@ def test_ack_ranges_round_trip() -> None:
         decode_collector_message(encode(ack).replace(b"[1,3]", b"[0,3]"))
 
 
+@pytest.mark.parametrize(
+    "ranges", [b"[[3,1]]", b"[[5,6],[1,2]]", b"[[1,3],[3,4]]", b"[[1,1],[1,1]]"]
+)
+def test_ack_ranges_must_be_inclusive_sorted_and_disjoint(ranges: bytes) -> None:
+    ack = Ack(agent_id="a", site="s", ranges=[(1, 1)], issued_at=datetime(2026, 1, 1, tzinfo=UTC))
+    with pytest.raises(SchemaViolation, match="sorted and disjoint"):
+        decode_collector_message(encode(ack).replace(b"[[1,1]]", ranges))
+    with pytest.raises(ValueError, match="sorted and disjoint"):
+        Ack(agent_id="a", site="s", ranges=[(3, 1)], issued_at=ack.issued_at)
+
+
 def test_a_key_named_twice_is_a_schema_violation_at_any_depth() -> None:
     canonical = encode(hb())
     assert decode_agent_message(canonical) == hb()

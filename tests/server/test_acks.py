@@ -12,8 +12,8 @@ import pytest
 from protocol import (
     Ack,
     decode_collector_message,
+    import_private_pem,
     import_public_jwk,
-    load_private_key,
     read_header,
     verify,
 )
@@ -97,8 +97,8 @@ def test_migrate_creates_the_command_key_once(tmp_path: Path) -> None:
     assert main([*state, "migrate"]) == 0
     path = tmp_path / "collector.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    kid = load_private_key(path).thumbprint()
+    kid = import_private_pem(path.read_bytes()).thumbprint()
     assert main([*state, "migrate"]) == 0
-    assert load_private_key(path).thumbprint() == kid  # kept, never regenerated
+    assert import_private_pem(path.read_bytes()).thumbprint() == kid  # kept, never regenerated
     path.write_text("not a key")
     assert main([*state, "migrate"]) == 1

@@ -16,6 +16,7 @@ from server.api import create_app
 from server.cli import main
 from server.storage import DatabaseUnavailable, Repository
 from server.storage.models import Message, Quarantine
+from server.storage.repository import IngestBatch
 from tests.server.conftest import Collector, Publisher, enroll, make_config, serve, wait_until
 from tests.support.agents import SimAgent
 from tests.support.mosquitto import Mosquitto
@@ -139,13 +140,13 @@ def test_deliveries_of_one_read_are_split_into_batches_of_the_configured_size(
     agent = SimAgent("pi-1")
     enroll(repo, agent)
     sizes: list[int] = []
-    commit_batch = Repository.commit_batch
+    write = IngestBatch.write
 
-    def recording(self: Repository, batch: Any, **kwargs: Any) -> Any:
-        sizes.append(len(batch))
-        return commit_batch(self, batch, **kwargs)
+    def recording(self: IngestBatch, results: Any, **kwargs: Any) -> None:
+        sizes.append(len(results))
+        write(self, results, **kwargs)
 
-    monkeypatch.setattr(Repository, "commit_batch", recording)
+    monkeypatch.setattr(IngestBatch, "write", recording)
     collector = Collector(make_config(db_url, mosquitto.port, batch_size=20), repo)
     collector.subscriber.start()
     try:
@@ -170,20 +171,20 @@ def test_nothing_is_acknowledged_before_its_batch_is_committed(
     enroll(repo, agent)
     config = make_config(db_url, mosquitto.port, batch_size=20)
     attempts: list[int] = []
-    commit_batch = Repository.commit_batch
+    ingest_batch = Repository.ingest_batch
 
-    def database_down(self: Repository, *args: Any, **kwargs: Any) -> Any:
+    def database_down(self: Repository) -> Any:
         attempts.append(1)
         raise DatabaseUnavailable("database is down")
 
-    monkeypatch.setattr(Repository, "commit_batch", database_down)
+    monkeypatch.setattr(Repository, "ingest_batch", database_down)
     first = Collector(config, repo)
     first.subscriber.start()
     assert first.subscriber.connected.wait(10)
     publisher.publish_all([agent.report() for _ in range(70)])  # several batches in flight
     wait_until(lambda: len(attempts) >= 3)
     first.subscriber.stop()  # verified, never committed: nothing may have been acknowledged
-    monkeypatch.setattr(Repository, "commit_batch", commit_batch)
+    monkeypatch.setattr(Repository, "ingest_batch", ingest_batch)
     assert repo.count(Message) == 0
     second = Collector(config, repo)  # the same client id: the broker kept the session
     second.subscriber.start()

@@ -10,10 +10,10 @@ from sqlalchemy import event, select
 
 from protocol import GENESIS, REASONS, generate_private_key, sign, topic
 from server.ingest.ingestor import Ingestor
-from server.ingest.pipeline import Checked, Incoming, Rejected
 from server.metrics import Metrics
 from server.storage import Repository
 from server.storage.models import Camera, Finding, Message, Quarantine
+from server.storage.records import Checked, Incoming, Rejected
 from tests.server.conftest import enroll, make_config
 from tests.support.agents import SimAgent
 

@@ -18,12 +18,12 @@ from sqlalchemy import create_engine, event, select, text
 from protocol import StatusReport
 from server.api import create_app
 from server.ingest.ingestor import Ingestor, Verifying
-from server.ingest.pipeline import Checked, Incoming, Rejected
 from server.ingest.subscriber import Progress
 from server.metrics import Metrics
 from server.storage import DatabaseUnavailable, RecordRefused, Repository
 from server.storage.errors import translate
 from server.storage.models import Message, Quarantine
+from server.storage.records import Checked, Incoming, Rejected
 from tests.server.conftest import Collector, Publisher, enroll, make_config, serve, wait_until
 from tests.support.agents import SimAgent
 from tests.support.mosquitto import Mosquitto, free_port

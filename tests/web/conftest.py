@@ -37,10 +37,10 @@ from server.domain.scope import CLI, Principal, Scope
 from server.domain.users import Users
 from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor
-from server.ingest.pipeline import Incoming
 from server.metrics import Metrics
 from server.storage import Repository
 from server.storage.alert_events import snapshot, sync
+from server.storage.records import Incoming
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
 from tests.support.firmware import published_repo

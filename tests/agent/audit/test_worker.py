@@ -16,8 +16,8 @@ import pytest
 from agent.audit.worker import WorkerFailed, audit_in_worker, failed_result
 from agent.checks import CHECKS
 from agent.config import AgentConfig, CameraConfig
+from agent.trust.identity import keygen
 from lab.testing import LabFactory
-from protocol.keys import generate_private_key, write_private_key
 from protocol.messages import Camera, Identity, StatusReport
 from tests.agent.audit_lab import prepare
 from tests.agent.support import agent_key, decode_all, make_home, start_agent, stop, wait_for
@@ -121,7 +121,7 @@ async def test_daemon_memory_stays_low_after_an_audit(
         '[[camera]]\nid = "hik"\npersona = "hikvision"\n'
         '[[camera]]\nid = "onvif"\npersona = "onvif-generic"\n'
     )
-    write_private_key(tmp_path / "agent.key", generate_private_key())
+    keygen(tmp_path / "agent.key")
     # guessing off: its lockout pacing (minutes) is not what this measures
     audit = (
         f"[mqtt]\nport = {mosquitto.port}\n[audit]\nrequest_timeout_s = 2\n"

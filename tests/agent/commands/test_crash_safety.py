@@ -19,7 +19,8 @@ import pytest
 
 from lab.firmware import make_image
 from lab.testing import LabFactory
-from protocol import write_private_key
+from protocol import private_pem
+from service.files import write_private
 from tests.agent.commands.world import MODEL, World, lab_config, writes
 from tests.agent.conftest import Collector
 from tests.support.firmware import publish_image
@@ -65,7 +66,7 @@ class AgentProcess:
         self.config_path.write_bytes(msgspec.json.encode(config))
         self.key_path = tmp / "agent.key"
         if not self.key_path.exists():
-            write_private_key(self.key_path, w.agent_key)
+            write_private(self.key_path, private_pem(w.agent_key))
         self.log = tmp / "agent.log"
 
     async def start(self, command: bytes | None = None) -> asyncio.subprocess.Process:

@@ -18,11 +18,11 @@ from joserfc import jwe
 from joserfc.jwk import OKPKey
 
 from agent.messaging.outbox import Outbox
+from agent.trust.identity import keygen
 from agent.trust.vault import KEY_BYTES, Vault
 from lab.fleet import CameraNode
 from lab.testing import LabFactory
 from protocol import CommandResult, decode_agent_message, generate_private_key, verify
-from protocol.keys import write_private_key
 from tests.agent.commands.world import LAB, PASSWORD
 from tests.agent.support import start_agent, state_seq, wait_for
 from tests.support.mosquitto import Mosquitto
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 def home(tmp_path: Path, port: int, node: CameraNode, org: OKPKey) -> Path:
     """Agent key, pinned collector key, vault with the camera's credential, escrow key, config."""
     key = tmp_path / "agent.key"
-    write_private_key(key, generate_private_key())
+    keygen(key)
     collector = tmp_path / "collector.jwk"
     collector.write_text(json.dumps(generate_private_key().as_dict(private=False)))
     escrow = tmp_path / "org-escrow.jwk"

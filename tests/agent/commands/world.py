@@ -19,8 +19,8 @@ from agent.vendors.versions import canonical_vendor
 from lab.camera import RequestRecord
 from lab.fleet import CameraNode
 from protocol import Command, CommandResult, decode_agent_message, generate_private_key, verify
-from protocol.commands import FIRMWARE_APPLY
-from server.firmware.commands import firmware_params, new_command, signed
+from protocol.commands import FIRMWARE_APPLY, FirmwareParams
+from server.firmware.commands import new_command, signed
 from server.firmware.tuf_repo import TufRepository
 from tests.support.credentials import FileCredentials
 
@@ -152,14 +152,14 @@ class World:
         self, target: str = TARGET, version: str = "V5.7.3", approved: str | None = None
     ) -> dict[str, object]:
         return dict(
-            firmware_params(
+            FirmwareParams(
                 target=target,
                 version=version,
                 sha256="0" * 64,
                 length=1,
                 rollout_id=1,
                 downgrade_approved_by=approved,
-            )
+            ).to_params()
         )
 
     def sign(self, command: Command, key: OKPKey | None = None) -> bytes:

@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.config import MqttConfig
 from agent.messaging.mqtt import Publisher
 from agent.messaging.outbox import Outbox
-from protocol.envelope import sign
+from protocol.envelope import ACK_TYP, MESSAGE_TYP, sign
 from protocol.keys import generate_private_key, import_public_jwk, public_jwk
 from protocol.messages import Ack, Command, encode, to_ranges
 from protocol.topics import topic
@@ -37,10 +37,21 @@ PINNED = import_public_jwk(public_jwk(COLLECTOR))  # what the agent holds: the p
 
 
 def ack(
-    seqs: Iterable[int], *, key: OKPKey = COLLECTOR, agent_id: str = "a1", site: str = "s1"
+    seqs: Iterable[int],
+    *,
+    key: OKPKey = COLLECTOR,
+    agent_id: str = "a1",
+    site: str = "s1",
+    typ: str = ACK_TYP,
 ) -> bytes:
     message = Ack(agent_id=agent_id, site=site, ranges=to_ranges(seqs), issued_at=datetime.now(UTC))
-    return sign(encode(message), key, typ="camwarden-ack+jws").encode()
+    return sign(encode(message), key, typ=typ).encode()
+
+
+def ack_with_ranges(ranges: str) -> bytes:
+    """A signed ack whose ranges are written by hand (``Ack`` refuses bad ones)."""
+    payload = encode(Ack(agent_id="a1", site="s1", ranges=[(1, 1)], issued_at=datetime.now(UTC)))
+    return sign(payload.replace(b"[[1,1]]", ranges.encode()), COLLECTOR, typ=ACK_TYP).encode()
 
 
 class CollectorSide:
@@ -178,6 +189,10 @@ async def test_forged_misaddressed_and_garbage_cmd_messages_are_ignored_and_coun
         ack([1, 2, 3], key=generate_private_key()),  # forged: another key
         ack([1, 2, 3], agent_id="a2"),  # for another agent
         ack([1, 2, 3], site="s2"),  # for the same agent id at another site
+        ack([1, 2, 3], typ=MESSAGE_TYP),  # signed by the collector, but not as an ack
+        ack_with_ranges("[[3,1]]"),  # a range that ends before it starts
+        ack_with_ranges("[[2,3],[1,1]]"),  # ranges out of order
+        ack_with_ranges("[[1,2],[2,3]]"),  # ranges that overlap
         b"not a JWS at all",
         sign(b'{"type":"ack","agent_id":"a1"}', COLLECTOR).encode(),  # signed, bad schema
         b"A" * (2 * 1024 * 1024),  # over the size limit

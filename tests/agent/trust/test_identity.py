@@ -16,8 +16,8 @@ from agent.errors import AgentError
 from agent.trust.identity import collector_key
 from protocol.keys import (
     generate_private_key,
+    import_private_pem,
     import_public_jwk,
-    load_private_key,
     public_jwk,
     thumbprint,
 )
@@ -46,7 +46,7 @@ def test_pubkey_prints_the_public_jwk_with_thumbprint_kid(
     out = capsys.readouterr().out
     jwk = json.loads(out)
     assert set(jwk) == {"kty", "crv", "x", "kid"}
-    assert jwk["kid"] == thumbprint(load_private_key(key))
+    assert jwk["kid"] == thumbprint(import_private_pem(key.read_bytes()))
     assert import_public_jwk(jwk).thumbprint() == jwk["kid"]
     assert "PRIVATE" not in out
     assert '"d"' not in out
@@ -124,7 +124,9 @@ def test_enroll_posts_the_public_jwk_and_saves_the_answer(
     body = request["body"]
     assert body["token"] == "t0k3n"
     assert (body["agent_id"], body["site"]) == ("a1", "s1")
-    assert body["jwk"]["kid"] == thumbprint(load_private_key(tmp_path / "agent.key"))
+    assert body["jwk"]["kid"] == thumbprint(
+        import_private_pem((tmp_path / "agent.key").read_bytes())
+    )
     assert "d" not in body["jwk"]
     saved = tmp_path / "st" / "enrollment.json"
     assert json.loads(saved.read_text()) == {"agent_id": "a1", "site": "s1", "status": "pending"}
