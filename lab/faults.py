@@ -70,7 +70,8 @@ class FaultGate(asyncio.Protocol):
         self._early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        if not isinstance(transport, asyncio.Transport):
+            raise TypeError(f"a TLS gate needs a stream transport, not {type(transport).__name__}")
         transport.pause_reading()  # the ClientHello waits in the kernel until the gate opens
         task = asyncio.get_running_loop().create_task(self._open(transport))
         self._tasks.add(task)

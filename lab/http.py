@@ -188,7 +188,6 @@ class HttpFrontend:
             context["rows"] = cam.rows(route.rows, route.row)
         status, template = route.status, route.body
         if route.kind == "set_password":
-            assert user is not None  # set_password routes are never open
             account = _set_password(
                 cam, route, path=request.path, query=query, body=payload, caller=user
             )
@@ -366,11 +365,14 @@ def _set_password(
     path: str,
     query: dict[str, str],
     body: bytes,
-    caller: User,
+    caller: User | None,
 ) -> str | None:
     """The vendor's password change: the account, the new password and, where the vendor asks
     for it, proof of the current one (the account's old password or the caller's own).
-    Returns the account changed, or None when the camera refuses."""
+    Returns the account changed, or None when the camera refuses (or no one logged in: a
+    set_password route is never open)."""
+    if caller is None:
+        return None
 
     def value(source: str) -> str | None:
         return _source_value(cam, source, path, query, body)

@@ -126,8 +126,8 @@ async def arun(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         process.kill()
         await asyncio.shield(process.wait())
         raise
-    assert process.returncode is not None
-    return subprocess.CompletedProcess(list(argv), process.returncode, out.decode(), err.decode())
+    returncode = process.returncode if process.returncode is not None else await process.wait()
+    return subprocess.CompletedProcess(list(argv), returncode, out.decode(), err.decode())
 
 
 @functools.cache

@@ -32,7 +32,8 @@ class TcpService:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        assert task is not None  # a stream callback always runs inside its own task
+        if task is None:  # a stream callback always runs inside its own task
+            raise RuntimeError("a connection handler ran outside a task")
         self._tasks.add(task)
         try:
             await self._handler(reader, writer)

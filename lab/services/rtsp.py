@@ -90,8 +90,9 @@ class RtspFleet:
         try:
             hello = await self._reply()
         except RtspWorkerError as exc:
-            assert self._process.stderr is not None
-            lines = (await self._process.stderr.read()).decode(errors="replace").splitlines()
+            stderr = self._process.stderr
+            text = b"" if stderr is None else await stderr.read()
+            lines = text.decode(errors="replace").splitlines()
             self._process = None
             raise GstreamerMissing(self._python, lines[-1] if lines else str(exc)) from exc
         self.encoder = str(hello["encoder"])
@@ -100,8 +101,8 @@ class RtspFleet:
 
     async def _relay_stderr(self) -> None:
         """Pass the worker's own diagnostics on to our log (GStreamer warnings, tracebacks)."""
-        assert self._process is not None
-        assert self._process.stderr is not None
+        if self._process is None or self._process.stderr is None:
+            return  # stopped before its diagnostics were read
         async for line in self._process.stderr:
             log.warning("RTSP worker: %s", line.decode(errors="replace").rstrip())
 
@@ -119,10 +120,10 @@ class RtspFleet:
             process, self._process = self._process, None
             if process is None:
                 return
-            assert process.stdin is not None
             with contextlib.suppress(ConnectionError):
-                process.stdin.write(b'{"op": "quit"}\n')
-                process.stdin.close()
+                if process.stdin is not None:  # always a pipe (started with stdin=PIPE)
+                    process.stdin.write(b'{"op": "quit"}\n')
+                    process.stdin.close()
             try:
                 await asyncio.wait_for(process.wait(), QUIT_TIMEOUT)
             except TimeoutError:
@@ -144,8 +145,8 @@ class RtspFleet:
         return reply
 
     async def _reply(self) -> dict[str, Any]:
-        assert self._process is not None
-        assert self._process.stdout is not None
+        if self._process is None or self._process.stdout is None:
+            raise RtspWorkerError("the RTSP worker is not running")
         line = await asyncio.wait_for(self._process.stdout.readline(), REPLY_TIMEOUT)
         if not line:
             raise RtspWorkerError(f"the RTSP worker exited ({await self._process.wait()})")
