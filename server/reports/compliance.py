@@ -24,6 +24,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
+from server.domain.compliance import Approval, approval
 from server.web.display import shown_text
 from server.web.i18n import Catalogue
 from server.web.scope import ReportData, ReportNode
@@ -83,7 +84,7 @@ def _figures(data: ReportData, under: ReportNode) -> Figures:
     nodes = [n for n in data.nodes if n.path.startswith(under.path)]
     systems = [n.id for n in nodes if n.kind == "system"]
     records = [data.records[s] for s in systems if s in data.records]
-    approved = [r for r in records if r.decision_number]
+    levels = approval(data.records.get(s) for s in systems)
     sites = {n.site for n in nodes if n.site}
     devices = [d for d in data.devices if d.site in sites]
     stop = datetime.combine(data.end + timedelta(days=1), datetime.min.time(), UTC)
@@ -91,9 +92,9 @@ def _figures(data: ReportData, under: ReportNode) -> Figures:
     episodes = [e for e in data.critical if e.site in sites]
     return Figures(
         name=under.name,
-        systems=len(systems),
-        approved=len(approved),
-        by_level=dict(Counter(r.level for r in approved)),
+        systems=levels.systems,
+        approved=levels.approved,
+        by_level=levels.by_level,
         plan_full=sum(r.plan_status == "full" for r in records),
         plan_partial=sum(r.plan_status == "partial" for r in records),
         devices=len(devices),
@@ -117,16 +118,20 @@ def build(data: ReportData) -> Report:
     return Report(data, [_figures(data, c) for c in children], _figures(data, data.org))
 
 
-def summary(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
-    """The sentences of a progress report, e.g. "41/41 systems approved, 3 at level 3, ..."."""
-    t = report.total
+def approval_sentence(a: Approval, catalogue: Catalogue, lang: str) -> str:
+    """The headline provinces report: "41/41 systems approved; 3 at level 3, 38 at level 2"."""
     levels = ", ".join(
-        catalogue.t(lang, "report.at_level", n=n, level=lvl)
-        for lvl, n in sorted(t.by_level.items(), reverse=True)
+        catalogue.t(lang, "report.at_level", n=n, level=lvl) for lvl, n in a.levels()
     )
+    head = catalogue.t(lang, "report.s_approved", approved=a.approved, systems=a.systems)
+    return f"{head}; {levels}" if levels else head
+
+
+def summary(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
+    """The sentences of a progress report, e.g. "41/41 systems approved; 3 at level 3, ..."."""
+    t = report.total
     return [
-        catalogue.t(lang, "report.s_approved", approved=t.approved, systems=t.systems)
-        + (f", {levels}" if levels else ""),
+        approval_sentence(Approval(t.systems, t.approved, t.by_level), catalogue, lang),
         catalogue.t(
             lang, "report.s_plans", full=t.plan_full, partial=t.plan_partial, systems=t.systems
         ),

@@ -10,8 +10,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from server.domain.compliance import approval, overall, progress
 from server.queries import SEVERITIES
-from server.storage.org_models import ROLES
+from server.reports import compliance as reports
+from server.storage.org_models import FRAMEWORKS, LEVELS, PLAN_STATUSES, ROLES
 from server.web.api import report_response
 from server.web.deps import (
     LANG_COOKIE,
@@ -21,7 +23,7 @@ from server.web.deps import (
     Web,
     session_principal,
 )
-from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn
+from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn, SecurityRecord
 from server.web.security import new_secret, same
 from server.web.throttle import Throttled
 
@@ -65,8 +67,53 @@ def router() -> APIRouter:
         )
 
     @pages.get("/compliance")
-    def compliance(request: Request, web: Web, s: PageScope) -> Response:
-        return web.render(request, s.p, "compliance.html", c=s.compliance(), severities=SEVERITIES)
+    def compliance(request: Request, web: Web, s: PageScope, saved: str = "") -> Response:
+        c = s.compliance()
+        lang = web.lang(request, s.p)
+        return web.render(
+            request,
+            s.p,
+            "compliance.html",
+            c=c,
+            severities=SEVERITIES,
+            headline=reports.approval_sentence(
+                approval(v.record for v in c.systems), web.catalogue, lang
+            ),
+            progress=progress(c.orgs),
+            overdue=[v for v in c.systems if v.overdue],
+            total=overall(
+                [o.counts for o in c.orgs if o.node.depth == 0]
+                + ([c.unassigned] if c.unassigned else [])
+            ),
+            editable=s.p.has("admin"),
+            frameworks=FRAMEWORKS,
+            plans=PLAN_STATUSES,
+            levels=LEVELS,
+            saved=_org_id(saved),
+        )
+
+    @pages.post("/systems/{system_id}/security")
+    def set_security(
+        s: FormScope,
+        system_id: int,
+        *,
+        framework: Annotated[str, Form(pattern=_choice(FRAMEWORKS))],
+        level: Annotated[int, Form(ge=1, le=5)],
+        plan_status: Annotated[str, Form(pattern=_choice(PLAN_STATUSES))],
+        decision_number: Annotated[str, Form(max_length=64)] = "",
+        decision_date: Annotated[str, Form(max_length=10)] = "",
+        next_check_due: Annotated[str, Form(max_length=10)] = "",
+    ) -> Response:
+        record = SecurityRecord(
+            framework,
+            level,
+            _opt(decision_number),
+            _day(decision_date, "the decision date"),
+            plan_status,
+            _day(next_check_due, "the next check date"),
+        )
+        s.set_security_record(system_id, record)
+        return _see(f"/compliance?saved={system_id}#system-{system_id}")
 
     @pages.get("/findings")
     def findings(
@@ -159,6 +206,18 @@ def _opt(text: str) -> str | None:
     return text.strip() or None
 
 
+def _choice(values: tuple[str, ...]) -> str:
+    return "^(" + "|".join(values) + ")$"
+
+
+def _day(text: str, what: str) -> date | None:
+    """A form's ``yyyy-mm-dd`` date (what a date input sends), or None when left empty."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError as exc:
+        raise Invalid(f"{what} is not a date") from exc
+
+
 def _org_id(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
 
@@ -195,10 +254,7 @@ def _more_pages(pages: APIRouter) -> None:
         flagged: Annotated[str, Form(max_length=1)] = "",
         flag_reason: Annotated[str, Form(max_length=512)] = "",
     ) -> Response:
-        try:
-            cert_date = date.fromisoformat(certificate_date) if certificate_date else None
-        except ValueError as exc:
-            raise Invalid("the certificate date is not a date") from exc
+        cert_date = _day(certificate_date, "the certificate date")
         s.save_model(
             ModelIn(
                 vendor.strip(),

@@ -64,9 +64,9 @@ def test_report_figures_csv_and_pdf(repo: Repository, db_url: str, world: World)
     assert (t.kev, t.uncertified) == (0, 0)  # the world's model is certified
     catalogue = Catalogue.load()
     lines = reports.summary(report, catalogue, "en")
-    assert lines[0] == "1/2 information systems approved, 1 at level 3"
+    assert lines[0] == "1/2 information systems approved; 1 at level 3"
     vi = reports.summary(report, catalogue, "vi")
-    assert vi[0] == "1/2 hệ thống thông tin đã được phê duyệt cấp độ, 1 hệ thống cấp độ 3"
+    assert vi[0] == "1/2 hệ thống thông tin đã được phê duyệt cấp độ; 1 hệ thống cấp độ 3"
 
     body = reports.to_csv(report, catalogue, "vi")
     assert body.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for spreadsheet tools
@@ -95,7 +95,7 @@ def test_pdf_renders_vietnamese_and_the_api_serves_it(
         ["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True
     ).stdout
     assert "Báo cáo tuân thủ an toàn thông tin camera" in text
-    assert "1/2 hệ thống thông tin đã được phê duyệt cấp độ, 1 hệ thống cấp độ 3" in text
+    assert "1/2 hệ thống thông tin đã được phê duyệt cấp độ; 1 hệ thống cấp độ 3" in text
     assert "1 camera bị ảnh hưởng bởi lỗ hổng đã bị khai thác (CISA KEV)" in text
     assert "Agency A" in text
     assert "Agency B" in text
