@@ -201,8 +201,17 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("--org", required=True, help=ORG_HELP)
     report.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
     report.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
-    report.add_argument("--format", choices=("csv", "pdf"), default="pdf")
+    report.add_argument("--format", choices=("pdf", "docx", "csv", "csv-summary"), default="pdf")
     report.add_argument("--lang", choices=("vi", "en"), default="vi")
+    head = report.add_argument_group("the document's letterhead (left out: dots to fill in)")
+    head.add_argument("--issuer", help="issuing body (default: the organisation unit)")
+    head.add_argument("--governing", help="its governing body (default: the unit above)")
+    head.add_argument("--number", help='number and symbol, e.g. "125/BC-CAT"')
+    head.add_argument("--place", help="place of issue")
+    head.add_argument("--addressee", help="to whom (Kính gửi)")
+    head.add_argument("--recipient", action="append", default=[], help="Nơi nhận (repeat)")
+    head.add_argument("--signer-title")
+    head.add_argument("--signer-name")
     report.add_argument("--out", type=Path, required=True)
     sub.add_parser("prune")
     chain = sub.add_parser("verify-chain", help="verify an agent's stored chain across pruning")
@@ -218,17 +227,31 @@ def parser() -> argparse.ArgumentParser:
 
 
 def report_command(args: argparse.Namespace, repo: Repository) -> int:
-    from server.reports import compliance as reports  # noqa: PLC0415  # fpdf2: only here
+    # fpdf2, python-docx and Pillow: only here
+    from server.reports import compliance as reports  # noqa: PLC0415
+    from server.reports import document  # noqa: PLC0415
     from server.web.i18n import Catalogue  # noqa: PLC0415
     from server.web.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
 
     s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:
+        head = document.Letterhead(
+            args.issuer,
+            args.governing,
+            args.number,
+            args.place,
+            args.addressee,
+            tuple(args.recipient),
+            args.signer_title,
+            args.signer_name,
+        )
         built = reports.build(s.report_data(resolve_org(s, args.org), args.start, args.end))
+        systems = s.systems() if args.format in ("pdf", "docx") else []
     except (ScopeError, ValueError) as exc:
         print(f"camwarden-server: {exc}", file=sys.stderr)
         return 1
-    args.out.write_bytes(reports.render(built, Catalogue.load(), args.lang, args.format))
+    body = document.render(built, systems, head, Catalogue.load(), lang=args.lang, fmt=args.format)
+    args.out.write_bytes(body)
     print(f"{args.out}: {built.total.systems} systems, {built.total.devices} cameras")
     return 0
 

@@ -7,15 +7,17 @@ missing, 404 unknown or outside the caller's organisation subtree, 422 invalid r
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from server.config import WebConfig
 from server.queries import SEVERITIES
 from server.reports import compliance as reports
+from server.reports import document as documents
 from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
 from server.web.deps import ApiScope as Scope
 from server.web.deps import web_state
@@ -331,20 +333,26 @@ def router(config: WebConfig) -> APIRouter:
     @api.get(
         "/reports/compliance",
         response_class=Response,
-        responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
+        responses={200: {"content": {m.split(";")[0]: {} for m in documents.MEDIA.values()}}},
     )
     def compliance_report(
         request: Request,
         s: Scope,
+        head: Head,
         *,
         org: Annotated[int, Query(ge=1, le=2**31 - 1)],
         start: Annotated[date, Query(alias="from")],
         end: Annotated[date, Query(alias="to")],
-        format: Literal["csv", "pdf"] = "pdf",
+        format: reports.Format = "pdf",
         lang: Literal["vi", "en"] = "vi",
     ) -> Response:
-        """The compliance report of an organisation unit's subtree for a period (UTC days)."""
-        return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
+        """The compliance report of an organisation unit's subtree for a period (UTC days): the
+        document sent upward (``pdf``, or ``docx`` to edit before signing; the letterhead from
+        the optional parameters, dots where left out), or machine-readable CSV (``csv``: one
+        row per unit; ``csv-summary``: the totals as key, value)."""
+        return report_response(
+            request, s, org=org, start=start, end=end, fmt=format, lang=lang, head=head
+        )
 
     return api
 
@@ -368,6 +376,44 @@ def _camera_routes(api: APIRouter, config: WebConfig) -> None:
 
 
 MAX_PERIOD = timedelta(days=3660)
+# a form sends a field left empty as "": that is left out too
+_Field = Annotated[str, Query(max_length=documents.FIELD_MAX, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+def letterhead(
+    *,
+    issuer: _Field | None = None,
+    governing: _Field | None = None,
+    number: _Field | None = None,
+    place: _Field | None = None,
+    addressee: _Field | None = None,
+    recipient: Annotated[list[str] | None, Query()] = None,
+    signer_title: _Field | None = None,
+    signer_name: _Field | None = None,
+) -> documents.Letterhead:
+    """The document's letterhead from the request (what is left out stays dots to fill in)."""
+    recipients = tuple(r.strip() for r in recipient or () if r.strip())
+    if len(recipients) > documents.RECIPIENTS_MAX:
+        raise Invalid(f"at most {documents.RECIPIENTS_MAX} recipients")
+    if any(len(r) > documents.FIELD_MAX or not re.match(TEXT, r) for r in recipients):
+        raise Invalid("a recipient has control characters or is too long")
+    return documents.Letterhead(
+        issuing_body=_given(issuer),
+        governing_body=_given(governing),
+        number=_given(number),
+        place=_given(place),
+        addressee=_given(addressee),
+        recipients=recipients,
+        signer_title=_given(signer_title),
+        signer_name=_given(signer_name),
+    )
+
+
+def _given(text: str | None) -> str | None:
+    return text.strip() or None if text is not None else None
+
+
+Head = Annotated[documents.Letterhead, Depends(letterhead)]
 
 
 def report_response(
@@ -379,16 +425,18 @@ def report_response(
     end: date,
     fmt: reports.Format,
     lang: str,
+    head: documents.Letterhead,
 ) -> Response:
     """Shared by the API and the dashboard's download links."""
     if end - start > MAX_PERIOD:
         raise Invalid("the period is longer than ten years")
     report = reports.build(s.report_data(org, start, end))
-    body = reports.render(report, web_state(request).catalogue, lang, fmt)
-    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/pdf"
+    systems = s.systems() if fmt in ("pdf", "docx") else []
+    catalogue = web_state(request).catalogue
+    body = documents.render(report, systems, head, catalogue, lang=lang, fmt=fmt)
     name = reports.filename(report, fmt)
     return Response(
         body,
-        media_type=media,
+        media_type=documents.MEDIA[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

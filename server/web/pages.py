@@ -14,7 +14,7 @@ from server.domain.compliance import approval, overall, progress
 from server.queries import SEVERITIES
 from server.reports import compliance as reports
 from server.storage.org_models import FRAMEWORKS, LEVELS, PLAN_STATUSES, ROLES
-from server.web.api import report_response
+from server.web.api import Head, report_response
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -342,14 +342,17 @@ def _more_pages(pages: APIRouter) -> None:
     def report_download(
         request: Request,
         s: PageScope,
+        head: Head,
         *,
         org: Annotated[int, Query(ge=1, le=2**31 - 1)],
         start: Annotated[date, Query(alias="from")],
         end: Annotated[date, Query(alias="to")],
-        format: Literal["csv", "pdf"] = "pdf",
+        format: reports.Format = "pdf",
         lang: Literal["vi", "en"] = "vi",
     ) -> Response:
-        return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
+        return report_response(
+            request, s, org=org, start=start, end=end, fmt=format, lang=lang, head=head
+        )
 
     @pages.get("/orgs")
     def orgs(request: Request, web: Web, s: PageScope) -> Response:
