@@ -132,6 +132,7 @@ class Table:
     headings: list[str]
     rows: list[list[str]]
     widths: tuple[int, ...]  # relative widths of the columns
+    texts: int  # the first columns hold text (left-aligned); the others figures
     total_last: bool  # the last row is a total (bold)
 
 
@@ -255,6 +256,7 @@ def _systems_table(rows: list[AnnexRow], t: _T) -> Table:
             for i, r in enumerate(rows, 1)
         ],
         (8, 40, 34, 12, 34, 16, 18, 18, 18, 16),
+        texts=3,
         total_last=False,
     )
 
@@ -274,6 +276,7 @@ def _orgs_table(report: Report, t: _T) -> Table:
         [t("report.col.org"), *(t(f"report.col.{c}") for c in COLUMNS)],
         [*(cells(r) for r in report.rows), [t("report.total"), *total[1:]]],
         (38, 14, 15, 22, 15, 15, 15, 16, 17, 17, 17, 14, 20, 21, 21),
+        texts=1,
         total_last=True,
     )
 
@@ -377,7 +380,7 @@ def to_pdf(text: Text, title: str, generated: datetime) -> bytes:
     return bytes(pdf.output())
 
 
-_LEFT_W: Final = 70.0  # mm: the issuing body's column, and the recipients'
+_LEFT_W: Final = 62.0  # mm: the issuing body's column, and the recipients'
 _RIGHT_X: Final = 95.0  # mm from the page's edge: the motto's column, and the signature's
 
 
@@ -393,7 +396,7 @@ def _pdf_letterhead(pdf: _Pdf, text: Text) -> None:
     pdf.multi_cell(_LEFT_W, 6, text.number, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     bottom_left = pdf.get_y()
     pdf.set_xy(_RIGHT_X, top)
-    pdf.set_font("Serif", "B", 12)
+    pdf.set_font("Serif", "B", 11)  # DejaVu is wider than the decree's Times: one line still
     pdf.cell(100, 5.5, text.motto[0], align="C", new_x=XPos.LEFT, new_y=YPos.NEXT)
     pdf.set_font("Serif", "B", 13)
     pdf.cell(100, 6, text.motto[1], align="C", new_x=XPos.LEFT, new_y=YPos.NEXT)
@@ -427,7 +430,7 @@ def _pdf_table(pdf: _Pdf, table: Table) -> None:
     scale = pdf.epw / sum(table.widths)
     with pdf.table(
         col_widths=tuple(w * scale for w in table.widths),
-        text_align=("LEFT", "LEFT", *["RIGHT"] * (len(table.widths) - 2)),
+        text_align=(*["LEFT"] * table.texts, *["RIGHT"] * (len(table.widths) - table.texts)),
         line_height=4.5,
         first_row_as_headings=True,
     ) as out:
