@@ -64,7 +64,13 @@ AUDIT = {
 }
 
 
-def seed(repo: Repository) -> None:
+def seed(
+    repo: Repository,
+    *,
+    systems_per_agency: int = SYSTEMS_PER_AGENCY,
+    sites_per_system: int = SITES_PER_SYSTEM,
+    agents_per_site: int = AGENTS_PER_SITE,
+) -> None:
     now = datetime.now(UTC)
     root = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=now)
     province = root.create_org(parent_id=None, kind="province", name="Province").id
@@ -73,9 +79,9 @@ def seed(repo: Repository) -> None:
     for a in range(AGENCIES):
         agency = root.create_org(parent_id=province, kind="agency", name=f"Agency {a}").id
         first_agency = first_agency or agency
-        for s in range(SYSTEMS_PER_AGENCY):
+        for s in range(systems_per_agency):
             system = root.create_org(parent_id=agency, kind="system", name=f"System {a}.{s}").id
-            for n in range(SITES_PER_SYSTEM):
+            for n in range(sites_per_system):
                 site = f"site-{a}-{s}-{n}"
                 root.map_site(site, system)
                 sites.append(site)
@@ -83,7 +89,7 @@ def seed(repo: Repository) -> None:
     root.create_user("agency", PASSWORD, "viewer", first_agency)
     agents, cameras, findings = [], [], []
     for i, site in enumerate(sites):
-        for j in range(AGENTS_PER_SITE):
+        for j in range(agents_per_site):
             agent_id = f"agent-{i:03d}-{j}"
             agents.append(
                 {
