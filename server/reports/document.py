@@ -205,7 +205,7 @@ def compose(
         place_date=dated(catalogue, lang, shown_text(head.place or BLANK), issued),
         kind=t("doc.kind"),
         abstract=t("doc.abstract", **period),
-        addressee=t("doc.addressee", to=shown_text(head.addressee or BLANK)),
+        addressee=t("doc.addressee", addressee=shown_text(head.addressee or BLANK)),
         body=body,
         recipients_label=t("doc.recipients"),
         recipients=[f"- {shown_text(r)};" for r in head.recipients] + [f"- {t('doc.archive')}."],

@@ -7,14 +7,18 @@ missing, 404 unknown or outside the caller's organisation subtree, 422 invalid r
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, UploadFile, status
 from pydantic import BaseModel, Field
 
 from server.config import WebConfig
+from server.domain import register
+from server.domain.register import REGULATIONS, ModelIn, ModelView
+from server.domain.register_import import InvalidFile, RegisterImport
 from server.queries import SEVERITIES
 from server.reports import compliance as reports
 from server.reports import document as documents
@@ -35,8 +39,6 @@ from server.web.scope import (
     Fleet,
     Invalid,
     KevGroup,
-    ModelIn,
-    ModelView,
     OrgNode,
     Retention,
     RouteView,
@@ -124,6 +126,37 @@ class ModelEntryIn(BaseModel):
     flagged: bool = False
     flag_reason: Annotated[str, Field(max_length=512, pattern=TEXT)] | None = None
     flag_reference: Annotated[str, Field(max_length=200, pattern=TEXT)] | None = None
+    firmware: Annotated[str, Field(max_length=128, pattern=TEXT)] | None = None
+    regulation: Annotated[str, Field(pattern=_choice(REGULATIONS))] | None = None
+
+
+class LineErrorOut(BaseModel):
+    line: int  # 1: the header
+    code: str  # the message catalogue's register.e.<code>
+    params: dict[str, str | int]
+
+
+class ImportOut(BaseModel):
+    sha256: str
+    errors: list[LineErrorOut] = []
+    applied: bool = False
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+    @classmethod
+    def refused(cls, digest: str, errors: list[register.LineError]) -> ImportOut:
+        found = [LineErrorOut(line=e.line, code=e.code, params=e.params) for e in errors]
+        return cls(sha256=digest, errors=found)
+
+
+def read_upload(file: UploadFile, limit: int) -> bytes:
+    """An uploaded file's bytes, refused past ``limit``."""
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise Invalid(f"the file is larger than {limit // 1024} KiB")
+    return data
 
 
 class RouteIn(BaseModel):
@@ -279,21 +312,7 @@ def router(config: WebConfig) -> APIRouter:
     ) -> Retention:
         return s.set_retention(level, body.raw_reports_days)
 
-    @api.get("/models")
-    def models(s: Scope) -> list[ModelView]:
-        return s.model_register()
-
-    @api.post("/models", status_code=created)
-    def create_model(s: Scope, body: ModelEntryIn) -> ModelView:
-        return s.save_model(ModelIn(**body.model_dump()))
-
-    @api.put("/models/{model_id}")
-    def update_model(s: Scope, model_id: DbId, body: ModelEntryIn) -> ModelView:
-        return s.save_model(ModelIn(**body.model_dump()), model_id)
-
-    @api.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
-    def delete_model(s: Scope, model_id: DbId) -> None:
-        s.delete_model(model_id)
+    _model_routes(api)
 
     @api.get("/devices")
     def devices(s: Scope) -> list[DeviceView]:
@@ -373,6 +392,69 @@ def _camera_routes(api: APIRouter, config: WebConfig) -> None:
     @api.get("/cameras/{agent_id}/{camera_id}")
     def camera(s: Scope, agent_id: AgentId, camera_id: CameraId) -> CameraView:
         return s.camera(agent_id, camera_id)
+
+
+def _model_routes(api: APIRouter) -> None:
+    """The certified-model register: national reference data, every user reads it."""
+    created = status.HTTP_201_CREATED
+
+    @api.get("/models")
+    def models(s: Scope) -> list[ModelView]:
+        return s.model_register()
+
+    @api.post("/models", status_code=created)
+    def create_model(s: Scope, body: ModelEntryIn) -> ModelView:
+        return s.save_model(ModelIn(**body.model_dump()))
+
+    @api.put("/models/{model_id}")
+    def update_model(s: Scope, model_id: DbId, body: ModelEntryIn) -> ModelView:
+        return s.save_model(ModelIn(**body.model_dump()), model_id)
+
+    @api.get(
+        "/models/export",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    def export_models(s: Scope) -> Response:
+        """The register as CSV, in the columns the import reads."""
+        return Response(
+            register.to_csv(s.model_register()),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="model-register.csv"'},
+        )
+
+    @api.post("/models/import")
+    def import_models(
+        s: Scope, file: UploadFile, *, apply: bool = False, replace: bool = False
+    ) -> ImportOut:
+        """Check a register CSV and say what it would change (line-numbered errors, if any);
+        with ``apply=true`` write it in one transaction (``replace=true``: entries not in the
+        file are removed). Whole-fleet administrators only."""
+        importer = RegisterImport(s)
+        data = read_upload(file, register.CSV_MAX_BYTES)
+        digest = hashlib.sha256(data).hexdigest()
+        if apply:
+            try:
+                done = importer.apply(data, replace=replace)
+            except InvalidFile as exc:
+                return ImportOut.refused(digest, exc.errors)
+        else:
+            preview = importer.preview(data)
+            if preview.plan is None:
+                return ImportOut.refused(digest, preview.errors)
+            done = preview.plan
+        return ImportOut(
+            sha256=digest,
+            applied=apply,
+            added=done.count("add"),
+            replaced=done.count("replace"),
+            unchanged=done.count("same"),
+            removed=len(done.removed) if replace else 0,
+        )
+
+    @api.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+    def delete_model(s: Scope, model_id: DbId) -> None:
+        s.delete_model(model_id)
 
 
 MAX_PERIOD = timedelta(days=3660)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections import Counter
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request, status
+from fastapi import APIRouter, Form, Query, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from server.domain import register
 from server.domain.compliance import approval, overall, progress
+from server.domain.register import ModelIn
+from server.domain.register_import import RegisterImport
 from server.queries import SEVERITIES
 from server.reports import compliance as reports
 from server.storage.org_models import FRAMEWORKS, LEVELS, PLAN_STATUSES, ROLES
-from server.web.api import Head, report_response
+from server.web.api import Head, read_upload, report_response
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -23,7 +28,7 @@ from server.web.deps import (
     Web,
     session_principal,
 )
-from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn, SecurityRecord
+from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, SecurityRecord
 from server.web.security import new_secret, same
 from server.web.throttle import Throttled
 
@@ -206,6 +211,12 @@ def _opt(text: str) -> str | None:
     return text.strip() or None
 
 
+def _regulation(text: str) -> str | None:
+    if text and text not in register.REGULATIONS:
+        raise Invalid(f"unknown regulation {text!r}")
+    return text or None
+
+
 def _choice(values: tuple[str, ...]) -> str:
     return "^(" + "|".join(values) + ")$"
 
@@ -224,7 +235,7 @@ def _org_id(text: str) -> int | None:
 
 def _more_pages(pages: APIRouter) -> None:
     @pages.get("/models")
-    def models(request: Request, web: Web, s: PageScope) -> Response:
+    def models(request: Request, web: Web, s: PageScope, imported: str = "") -> Response:
         devices = s.devices()
         counts = {k: sum(d.inv02 == k for d in devices) for k in INV02}
         # one line per model as reported (the API lists every camera)
@@ -239,6 +250,8 @@ def _more_pages(pages: APIRouter) -> None:
             per_model=sorted(per_model.items(), key=lambda kv: (INV02.index(kv[0][3]), -kv[1])),
             counts=counts,
             editable=editable,
+            regulations=register.REGULATIONS,
+            imported=int(imported) if imported.isdigit() and len(imported) < 7 else None,
         )
 
     @pages.post("/models")
@@ -253,6 +266,8 @@ def _more_pages(pages: APIRouter) -> None:
         certificate_date: Annotated[str, Form(max_length=10)] = "",
         flagged: Annotated[str, Form(max_length=1)] = "",
         flag_reason: Annotated[str, Form(max_length=512)] = "",
+        firmware: Annotated[str, Form(max_length=128)] = "",
+        regulation: Annotated[str, Form(max_length=64)] = "",
     ) -> Response:
         cert_date = _day(certificate_date, "the certificate date")
         s.save_model(
@@ -265,9 +280,49 @@ def _more_pages(pages: APIRouter) -> None:
                 cert_date,
                 flagged == "1",
                 _opt(flag_reason),
+                firmware=_opt(firmware),
+                regulation=_regulation(regulation),
             )
         )
         return _see("/models")
+
+    @pages.get("/models/register.csv")
+    def export_models(s: PageScope) -> Response:
+        return Response(
+            register.to_csv(s.model_register()),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="model-register.csv"'},
+        )
+
+    @pages.post("/models/import")
+    def preview_import(request: Request, web: Web, s: FormScope, file: UploadFile) -> Response:
+        data = read_upload(file, register.CSV_MAX_BYTES)
+        preview = RegisterImport(s).preview(data)
+        return web.render(
+            request,
+            s.p,
+            "models_import.html",
+            preview=preview,
+            content=base64.b64encode(data).decode("ascii") if preview.plan else "",
+            filename=file.filename or "",
+        )
+
+    @pages.post("/models/import/apply")
+    def apply_import(
+        s: FormScope,
+        *,
+        content: Annotated[str, Form(max_length=register.CSV_MAX_BYTES * 4 // 3 + 4)],
+        sha256: Annotated[str, Form(pattern=r"^[0-9a-f]{64}$")],
+        replace: Annotated[str, Form(max_length=1)] = "",
+    ) -> Response:
+        try:
+            data = base64.b64decode(content, validate=True)
+        except ValueError as exc:
+            raise Invalid("the previewed file did not come back whole") from exc
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise Invalid("the file differs from the one previewed")
+        done = RegisterImport(s).apply(data, replace=replace == "1")
+        return _see(f"/models?imported={len(done.changes)}")
 
     @pages.post("/models/{model_id}/delete")
     def delete_model(s: FormScope, model_id: int) -> Response:

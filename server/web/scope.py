@@ -40,6 +40,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from protocol import AuditState
+from server.domain.register import Inv02, ModelIn, ModelMatcher, ModelView, inv02_status
+from server.domain.register import key as model_key
 from server.queries import SEVERITIES
 from server.storage import Repository, read_then_write
 from server.storage.models import Agent, Camera, Finding, Message
@@ -1435,7 +1437,10 @@ class Scoped:
                 _model_view(r)
                 for r in conn.execute(
                     select(ModelEntry.__table__).order_by(
-                        ModelEntry.vendor_key, ModelEntry.model_key, ModelEntry.hardware_key
+                        ModelEntry.vendor_key,
+                        ModelEntry.model_key,
+                        ModelEntry.hardware_key,
+                        ModelEntry.firmware_key,
                     )
                 ).all()
             ]
@@ -1454,6 +1459,9 @@ class Scoped:
                 "vendor_key": model_key(entry.vendor),
                 "model_key": model_key(entry.model),
                 "hardware_key": model_key(entry.hardware_id),
+                "firmware": entry.firmware or None,
+                "firmware_key": model_key(entry.firmware),
+                "regulation": entry.regulation,
                 "certificate_number": entry.certificate_number,
                 "certificate_issuer": entry.certificate_issuer,
                 "certificate_date": entry.certificate_date,
@@ -1466,7 +1474,16 @@ class Scoped:
             act.detail = {
                 k: v.isoformat() if isinstance(v, date) else v
                 for k, v in values.items()
-                if k in ("vendor", "model", "hardware_id", "certificate_number", "flagged")
+                if k
+                in (
+                    "vendor",
+                    "model",
+                    "hardware_id",
+                    "firmware",
+                    "regulation",
+                    "certificate_number",
+                    "flagged",
+                )
             }
             try:
                 with read_then_write(self.engine) as conn:
@@ -1479,7 +1496,9 @@ class Scoped:
                     ).rowcount:
                         raise NotVisible(f"register entry {model_id}")
             except IntegrityError as exc:
-                raise Invalid("this vendor, model and hardware id are already registered") from exc
+                raise Invalid(
+                    "this vendor, model, hardware id and firmware are already registered"
+                ) from exc
         return next(m for m in self.model_register() if m.id == model_id)
 
     def delete_model(self, model_id: int) -> None:
@@ -1502,7 +1521,9 @@ class Scoped:
         result = []
         for r in rows:
             vendor, model = r.identity.get("vendor"), r.identity.get("model")
-            entry = matcher.match(vendor, model, r.identity.get("hardware_id"))
+            entry = matcher.match(
+                vendor, model, r.identity.get("hardware_id"), r.identity.get("firmware")
+            )
             result.append(
                 DeviceView(
                     r.agent_id,
@@ -1777,6 +1798,7 @@ class Scoped:
                         c.identity.get("vendor"),
                         c.identity.get("model"),
                         c.identity.get("hardware_id"),
+                        c.identity.get("firmware"),
                     )
                 ),
                 c.audit,
@@ -1798,43 +1820,6 @@ def _text(value: object) -> str | None:
     return str(value)[:_TEXT_LIMIT] if value is not None else None
 
 
-def model_key(text: str | None) -> str:
-    return " ".join((text or "").lower().split())
-
-
-@dataclass(frozen=True, slots=True)
-class ModelIn:
-    vendor: str
-    model: str
-    hardware_id: str | None = None
-    certificate_number: str | None = None
-    certificate_issuer: str | None = None
-    certificate_date: date | None = None
-    flagged: bool = False
-    flag_reason: str | None = None
-    flag_reference: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ModelView:
-    id: int
-    vendor: str
-    model: str
-    hardware_id: str | None
-    certificate_number: str | None
-    certificate_issuer: str | None
-    certificate_date: date | None
-    flagged: bool
-    flag_reason: str | None
-    flag_reference: str | None
-    updated_at: datetime
-    updated_by: str | None
-
-    @property
-    def certified(self) -> bool:
-        return self.certificate_number is not None
-
-
 def _model_view(r: Row[Any]) -> ModelView:
     return ModelView(
         r.id,
@@ -1849,37 +1834,9 @@ def _model_view(r: Row[Any]) -> ModelView:
         r.flag_reference,
         r.updated_at,
         r.updated_by,
+        r.firmware,
+        r.regulation,
     )
-
-
-Inv02 = Literal["certified", "flagged", "uncertified"]
-
-
-def inv02_status(entry: ModelView | None) -> Inv02:
-    """INV-02: compliant only when the model is certified and not flagged by the authorities."""
-    if entry is not None and entry.flagged:
-        return "flagged"
-    if entry is not None and entry.certified:
-        return "certified"
-    return "uncertified"
-
-
-class ModelMatcher:
-    """Vendor + model (+ hardware id) lookups; an entry with the camera's hardware id wins."""
-
-    def __init__(self, entries: list[ModelView]) -> None:
-        self._by_key = {
-            (model_key(e.vendor), model_key(e.model), model_key(e.hardware_id)): e for e in entries
-        }
-
-    def match(
-        self, vendor: str | None, model: str | None, hardware: str | None
-    ) -> ModelView | None:
-        v, m = model_key(vendor), model_key(model)
-        if not v or not m:
-            return None
-        specific = self._by_key.get((v, m, model_key(hardware))) if hardware else None
-        return specific or self._by_key.get((v, m, ""))
 
 
 @dataclass(frozen=True, slots=True)
