@@ -157,7 +157,7 @@ class Text:
     annex_abstract: str
     tables: list[Table]
     chart_title: str
-    chart: bytes  # PNG
+    charts: list[bytes]  # PNG, one per ``CHART_BARS`` systems (a page each)
     footer: str
 
 
@@ -197,6 +197,11 @@ def compose(
         ("para", t("doc.closing", issuer=issuer)),
     ]
     issued = d.generated_at.date()
+    legend = (
+        t("compliance.cameras_compliant"),
+        t("compliance.cameras_failing"),
+        t("compliance.cameras_not_audited"),
+    )
     return Text(
         governing=shown_text(governing).upper(),
         issuer=issuer.upper(),
@@ -217,14 +222,13 @@ def compose(
         ),
         tables=[_systems_table(rows, t), _orgs_table(report, t)],
         chart_title=t("doc.chart"),
-        chart=chart_png(
-            [Progress(0, r.system, r.cameras, r.compliant, r.not_audited) for r in rows],
-            (
-                t("compliance.cameras_compliant"),
-                t("compliance.cameras_failing"),
-                t("compliance.cameras_not_audited"),
-            ),
-        ),
+        charts=[
+            chart_png(
+                [Progress(0, r.system, r.cameras, r.compliant, r.not_audited) for r in part],
+                legend,
+            )
+            for part in (rows[i : i + CHART_BARS] for i in range(0, len(rows), CHART_BARS))
+        ],
         footer=f"{issuer} · {number}",
     )
 
@@ -285,6 +289,7 @@ def _orgs_table(report: Report, t: _T) -> Table:
 
 _COLOURS: Final = ((6, 118, 71), (217, 45, 32), (152, 162, 179))
 _BAR_ROW: Final = 28  # pixels per system
+CHART_BARS: Final = 20  # systems per chart: one fits a landscape page
 _LABEL_W: Final = 340
 _BAR_W: Final = 560
 
@@ -315,7 +320,8 @@ def chart_png(bars: list[Progress], legend: tuple[str, str, str]) -> bytes:
         draw.text((_LABEL_W + _BAR_W + 8, y + 2), f"{bar.compliant}/{bar.cameras}", fill="black",
                   font=font)  # fmt: skip
     out = io.BytesIO()
-    image.save(out, "PNG", optimize=True)
+    # a few colours: a small palette image, quick to write and for the PDF to embed
+    image.convert("P", palette=Image.Palette.ADAPTIVE, colors=32).save(out, "PNG")
     return out.getvalue()
 
 
@@ -374,9 +380,11 @@ def to_pdf(text: Text, title: str, generated: datetime) -> bytes:
     pdf.cell(0, 6, text.annex_abstract, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     for table in text.tables:
         _pdf_table(pdf, table)
-    pdf.set_font("Serif", "B", 11)
-    pdf.cell(0, 7, text.chart_title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.image(io.BytesIO(text.chart), w=min(pdf.epw, 240))
+    for chart in text.charts:
+        pdf.add_page(orientation="L")
+        pdf.set_font("Serif", "B", 11)
+        pdf.cell(0, 7, text.chart_title, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.image(io.BytesIO(chart), w=min(pdf.epw, 240))
     return bytes(pdf.output())
 
 
@@ -488,7 +496,8 @@ def to_docx(text: Text, title: str) -> bytes:
     for table in text.tables:
         _docx_table(doc, table)
     _para(doc, text.chart_title, bold=True, size=11, centre=False)
-    doc.add_picture(io.BytesIO(text.chart), width=Mm(230))
+    for chart in text.charts:
+        doc.add_picture(io.BytesIO(chart), width=Mm(230))
     out = io.BytesIO()
     doc.save(out)
     return out.getvalue()
