@@ -8,8 +8,9 @@ implemented, cameras checked in the period (only a camera whose audit completed 
 checked), cameras that could not be fully audited (login failed, unreachable, partial,
 unsupported or not audited yet: counted apart, never as checked), critical findings opened and
 closed in the period (and still open at its end), cameras with a known-exploited (CISA KEV)
-finding, cameras of models that are not certified (QCVN 135:2024) or are flagged by the
-authorities, and cameras sharing their password with another camera of the subtree (AUTH-03).
+finding, cameras no certificate covers (QCVN 11:2026/BCA, or QCVN 135:2024/BTTTT before it) or
+flagged by the authorities, and cameras sharing their password with another camera of the
+subtree (AUTH-03).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, UploadFi
 from pydantic import BaseModel, Field
 
 from server.config import WebConfig
-from server.domain import register
+from server.domain import controls, register
 from server.domain.register import REGULATIONS, ModelIn, ModelView
 from server.domain.register_import import InvalidFile, RegisterImport
 from server.queries import SEVERITIES
@@ -313,6 +313,12 @@ def router(config: WebConfig) -> APIRouter:
         return s.set_retention(level, body.raw_reports_days)
 
     _model_routes(api)
+
+    @api.get("/controls")
+    def control_catalogue(s: Scope) -> controls.Catalogue:
+        """Every control with its requirement group in QCVN 11:2026/BCA (the regulation in
+        force) and in QCVN 135:2024/BTTTT (replaced), and the public sources of each mapping."""
+        return controls.CATALOGUE
 
     @api.get("/devices")
     def devices(s: Scope) -> list[DeviceView]:

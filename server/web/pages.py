@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from server.domain import register
+from server.domain import controls, register
 from server.domain.compliance import approval, overall, progress
 from server.domain.register import ModelIn
 from server.domain.register_import import RegisterImport
@@ -95,6 +95,7 @@ def router() -> APIRouter:
             plans=PLAN_STATUSES,
             levels=LEVELS,
             saved=_org_id(saved),
+            catalogue=controls.CATALOGUE,
         )
 
     @pages.post("/systems/{system_id}/security")

@@ -1423,7 +1423,7 @@ class Scoped:
                 )
         return next(r for r in self.retention() if r.level == level)
 
-    # -- certified-model register (QCVN 135:2024) and INV-02 -------------------------------
+    # -- certified-model register (QCVN 11:2026/BCA; QCVN 135:2024/BTTTT kept) and INV-02 -----
 
     def _site_visible(self, column: Any) -> ColumnElement[bool]:
         if self.p.org_path is None:

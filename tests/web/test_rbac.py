@@ -192,6 +192,7 @@ LISTS = {
     ("POST", "/api/v1/tokens"),  # creates a token for the caller only
     ("GET", "/api/v1/models"),  # the national register: the same for everybody
     ("GET", "/api/v1/models/export"),
+    ("GET", "/api/v1/controls"),  # the control catalogue: reference data
     ("GET", "/api/v1/devices"),
     ("GET", "/api/v1/kev"),
     ("GET", "/api/v1/trend"),
