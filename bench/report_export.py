@@ -21,11 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.dashboard import postgres_schema, seed
+from server.domain.scope import CLI, Scoped, SecurityRecord
 from server.reports import compliance as reports
 from server.reports import document
 from server.storage import Repository
 from server.web.i18n import Catalogue
-from server.web.scope import CLI, Scoped, SecurityRecord
 
 FORMATS: tuple[reports.Format, ...] = ("pdf", "docx", "csv", "csv-summary")
 HEAD = document.Letterhead(

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, insert, update
 
 from server.domain.register import LineError, Plan, key, parse, plan
+from server.domain.scope import Invalid, Scoped
 from server.storage import read_then_write
 from server.storage.org_models import ModelEntry
-from server.web.scope import Invalid, Scoped
 
 
 class InvalidFile(Invalid):

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Final, Literal
 
 from server.domain.compliance import Approval, approval
+from server.domain.scope import ReportData, ReportNode
 from server.storage.org_models import LEVELS
 from server.web.display import shown_text
 from server.web.i18n import Catalogue
-from server.web.scope import ReportData, ReportNode
 
 Format = Literal["pdf", "docx", "csv", "csv-summary"]
 FONT_DIR: Final = Path("/usr/share/fonts/truetype/dejavu")

@@ -33,6 +33,7 @@ from fpdf.fonts import FontFace
 from PIL import Image, ImageDraw, ImageFont
 
 from server.domain.compliance import Progress
+from server.domain.scope import SystemView
 from server.reports.compliance import (
     COLUMNS,
     FONT_DIR,
@@ -45,7 +46,6 @@ from server.reports.compliance import (
 )
 from server.web.display import shown_text
 from server.web.i18n import Catalogue
-from server.web.scope import SystemView
 
 Kind = Literal["heading", "para", "item"]
 _T = Callable[..., str]  # the catalogue bound to the document's language

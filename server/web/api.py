@@ -19,13 +19,7 @@ from server.config import WebConfig
 from server.domain import controls, register
 from server.domain.register import REGULATIONS, ModelIn, ModelView
 from server.domain.register_import import InvalidFile, RegisterImport
-from server.queries import SEVERITIES
-from server.reports import compliance as reports
-from server.reports import document as documents
-from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
-from server.web.deps import ApiScope as Scope
-from server.web.deps import web_state
-from server.web.scope import (
+from server.domain.scope import (
     CAMERA_FILTERS,
     AgentView,
     AlertView,
@@ -49,6 +43,12 @@ from server.web.scope import (
     TrendPoint,
     UserView,
 )
+from server.queries import SEVERITIES
+from server.reports import compliance as reports
+from server.reports import document as documents
+from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
+from server.web.deps import ApiScope as Scope
+from server.web.deps import web_state
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 CONTROL = r"^[A-Z]{2,5}-[0-9]{2}$"

@@ -16,6 +16,7 @@ from server.domain import controls, register
 from server.domain.compliance import approval, overall, progress
 from server.domain.register import ModelIn
 from server.domain.register_import import RegisterImport
+from server.domain.scope import CAMERA_FILTERS, FindingFilters, Invalid, SecurityRecord
 from server.queries import SEVERITIES
 from server.reports import compliance as reports
 from server.storage.org_models import FRAMEWORKS, LEVELS, PLAN_STATUSES, ROLES
@@ -28,7 +29,6 @@ from server.web.deps import (
     Web,
     session_principal,
 )
-from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, SecurityRecord
 from server.web.security import new_secret, same
 from server.web.throttle import Throttled
 

@@ -7,8 +7,8 @@ import httpx
 
 from agent.checks import SITE_CHECKS, build_checks
 from server.domain.controls import CONTROLS, GROUPS, SOURCES
+from server.domain.scope import REUSE_CONTROLS
 from server.web.i18n import LANGS, Catalogue
-from server.web.scope import REUSE_CONTROLS
 from tests.web.conftest import World, bearer
 
 
