@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,17 +196,21 @@ def run(url: str, rounds: int) -> None:
         repo.close()
 
 
-def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+def on_both_databases(bench: Callable[[str, int], None], rounds: int) -> None:
+    """``bench(url, rounds)`` on a temporary SQLite file, then on PostgreSQL if it answers."""
     with tempfile.TemporaryDirectory() as tmp:
         print("SQLite")
-        run(f"sqlite:///{Path(tmp) / 'bench.db'}", rounds)
+        bench(f"sqlite:///{Path(tmp) / 'bench.db'}", rounds)
     with postgres_schema() as pg:
         if pg is None:
             print("PostgreSQL: not reachable, skipped")
         else:
             print("PostgreSQL")
-            run(pg, rounds)
+            bench(pg, rounds)
+
+
+def main() -> None:
+    on_both_databases(run, int(sys.argv[1]) if len(sys.argv) > 1 else 15)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.dashboard import postgres_schema, seed
+from bench.dashboard import on_both_databases, seed
 from server.domain.scope import CLI, Scoped, SecurityRecord
 from server.reports import compliance as reports
 from server.reports import document
@@ -71,16 +70,7 @@ def run(url: str, rounds: int) -> None:
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    with tempfile.TemporaryDirectory() as tmp:
-        print("SQLite")
-        run(f"sqlite:///{Path(tmp) / 'bench.db'}", rounds)
-    with postgres_schema() as pg:
-        if pg is None:
-            print("PostgreSQL: not reachable, skipped")
-        else:
-            print("PostgreSQL")
-            run(pg, rounds)
+    on_both_databases(run, int(sys.argv[1]) if len(sys.argv) > 1 else 5)
 
 
 if __name__ == "__main__":

@@ -151,6 +151,15 @@ class ImportOut(BaseModel):
         return cls(sha256=digest, errors=found)
 
 
+def register_csv(s: Scoped) -> Response:
+    """The certified-model register as a CSV download (the API's and the dashboard's)."""
+    return Response(
+        register.to_csv(s.model_register()),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="model-register.csv"'},
+    )
+
+
 def read_upload(file: UploadFile, limit: int) -> bytes:
     """An uploaded file's bytes, refused past ``limit``."""
     data = file.file.read(limit + 1)
@@ -423,11 +432,7 @@ def _model_routes(api: APIRouter) -> None:
     )
     def export_models(s: Scope) -> Response:
         """The register as CSV, in the columns the import reads."""
-        return Response(
-            register.to_csv(s.model_register()),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="model-register.csv"'},
-        )
+        return register_csv(s)
 
     @api.post("/models/import")
     def import_models(

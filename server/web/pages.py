@@ -20,7 +20,7 @@ from server.domain.scope import CAMERA_FILTERS, FindingFilters, Invalid, Securit
 from server.queries import SEVERITIES
 from server.reports import compliance as reports
 from server.storage.org_models import FRAMEWORKS, LEVELS, PLAN_STATUSES, ROLES
-from server.web.api import Head, read_upload, report_response
+from server.web.api import Head, read_upload, register_csv, report_response
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -289,11 +289,7 @@ def _more_pages(pages: APIRouter) -> None:
 
     @pages.get("/models/register.csv")
     def export_models(s: PageScope) -> Response:
-        return Response(
-            register.to_csv(s.model_register()),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="model-register.csv"'},
-        )
+        return register_csv(s)
 
     @pages.post("/models/import")
     def preview_import(request: Request, web: Web, s: FormScope, file: UploadFile) -> Response:

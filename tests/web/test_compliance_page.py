@@ -39,6 +39,13 @@ def test_headline_bars_overdue_and_not_audited_in_both_languages(
     assert "1/2 information systems approved; 1 at level 3" in en
     assert "Progress per agency" in en
     assert "Cameras not fully audited" in en
+    assert "<title>Compliance" in en
+    # the controls against the regulation in force, with the sources of the mapping
+    regulation = en.split('id="regulation"')[1]
+    assert "QCVN 11:2026/BCA, the regulation in force since 1 July 2026" in regulation
+    auth01 = regulation.split("<td>AUTH-01</td>")[1].split("</tr>")[0]
+    assert auth01.count("Unique password initialisation") == 2  # in force, and replaced
+    assert "bdconsultant.com.vn" in regulation
 
 
 def test_an_admin_edits_a_record_of_its_agency_only(
