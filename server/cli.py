@@ -90,6 +90,9 @@ EXAMPLES = {
         " --level 3 --plan full"
     ),
     "retention": "camwarden-server retention --level 3 --days 365",
+    "models": "camwarden-server models export --out register.csv",
+    "models export": "camwarden-server models export --out register.csv",
+    "models import": "camwarden-server models import register.csv --apply",
     "firmware": "camwarden-server firmware status",
     "firmware keygen": "camwarden-server firmware keygen root-1.key",
     "firmware init": (
@@ -197,7 +200,7 @@ def parser() -> argparse.ArgumentParser:
     firmware_cli.add_commands(sub)
     imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
     imp.add_argument("file", type=Path)
-    report = sub.add_parser("report", help="compliance report of an org subtree (CSV or PDF)")
+    report = sub.add_parser("report", help="compliance report of an org subtree: PDF, Word or CSV")
     report.add_argument("--org", required=True, help=ORG_HELP)
     report.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
     report.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
