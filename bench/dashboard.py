@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,7 +67,13 @@ AUDIT = {
 }
 
 
-def seed(repo: Repository) -> None:
+def seed(
+    repo: Repository,
+    *,
+    systems_per_agency: int = SYSTEMS_PER_AGENCY,
+    sites_per_system: int = SITES_PER_SYSTEM,
+    agents_per_site: int = AGENTS_PER_SITE,
+) -> None:
     now = datetime.now(UTC)
     root = Scope(repo, CLI, silent_after=timedelta(minutes=15), now=now)
     province = Orgs(root).create_org(parent_id=None, kind="province", name="Province").id
@@ -76,11 +82,11 @@ def seed(repo: Repository) -> None:
     for a in range(AGENCIES):
         agency = Orgs(root).create_org(parent_id=province, kind="agency", name=f"Agency {a}").id
         first_agency = first_agency or agency
-        for s in range(SYSTEMS_PER_AGENCY):
+        for s in range(systems_per_agency):
             system = (
                 Orgs(root).create_org(parent_id=agency, kind="system", name=f"System {a}.{s}").id
             )
-            for n in range(SITES_PER_SYSTEM):
+            for n in range(sites_per_system):
                 site = f"site-{a}-{s}-{n}"
                 Orgs(root).map_site(site, system)
                 sites.append(site)
@@ -88,7 +94,7 @@ def seed(repo: Repository) -> None:
     Users(root).create_user("agency", PASSWORD, "viewer", first_agency)
     agents, cameras, findings = [], [], []
     for i, site in enumerate(sites):
-        for j in range(AGENTS_PER_SITE):
+        for j in range(agents_per_site):
             agent_id = f"agent-{i:03d}-{j}"
             agents.append(
                 {
@@ -195,17 +201,21 @@ def run(url: str, rounds: int) -> None:
         repo.close()
 
 
-def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+def on_both_databases(bench: Callable[[str, int], None], rounds: int) -> None:
+    """``bench(url, rounds)`` on a temporary SQLite file, then on PostgreSQL if it answers."""
     with tempfile.TemporaryDirectory() as tmp:
         print("SQLite")
-        run(f"sqlite:///{Path(tmp) / 'bench.db'}", rounds)
+        bench(f"sqlite:///{Path(tmp) / 'bench.db'}", rounds)
     with postgres_schema() as pg:
         if pg is None:
             print("PostgreSQL: not reachable, skipped")
         else:
             print("PostgreSQL")
-            run(pg, rounds)
+            bench(pg, rounds)
+
+
+def main() -> None:
+    on_both_databases(run, int(sys.argv[1]) if len(sys.argv) > 1 else 15)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from protocol import MalformedMessage, import_public_jwk, utc_now
 from protocol.cliparse import document, quiet_libraries
@@ -28,6 +29,7 @@ from server import __version__, advisories, broker_roles, setup
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.dashboard_cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
+from server.domain.orgs import Orgs
 from server.domain.reports import Reports
 from server.domain.summary import fleet_summary
 from server.firmware import cli as firmware_cli
@@ -93,6 +95,9 @@ EXAMPLES = {
         " --level 3 --plan full"
     ),
     "retention": "camwarden-server retention --level 3 --days 365",
+    "models": "camwarden-server models export --out register.csv",
+    "models export": "camwarden-server models export --out register.csv",
+    "models import": "camwarden-server models import register.csv --apply",
     "firmware": "camwarden-server firmware status",
     "firmware keygen": "camwarden-server firmware keygen root-1.key",
     "firmware init": (
@@ -206,13 +211,7 @@ def parser() -> argparse.ArgumentParser:
     firmware_cli.add_commands(sub)
     imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
     imp.add_argument("file", type=Path)
-    report = sub.add_parser("report", help="compliance report of an org subtree (CSV or PDF)")
-    report.add_argument("--org", required=True, help=ORG_HELP)
-    report.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
-    report.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
-    report.add_argument("--format", choices=("csv", "pdf"), default="pdf")
-    report.add_argument("--lang", choices=("vi", "en"), default="vi")
-    report.add_argument("--out", type=Path, required=True)
+    report_arguments(sub)
     sub.add_parser("prune")
     chain = sub.add_parser("verify-chain", help="verify an agent's stored chain across pruning")
     chain.add_argument("agent_id")
@@ -226,20 +225,54 @@ def parser() -> argparse.ArgumentParser:
     return document(p, EXAMPLES, HELPS)
 
 
+def report_arguments(sub: Any) -> None:
+    """``report``: the org, the period, the format and the document's letterhead."""
+    report = sub.add_parser("report", help="compliance report of an org subtree: PDF, Word or CSV")
+    report.add_argument("--org", required=True, help=ORG_HELP)
+    report.add_argument("--from", dest="start", type=date.fromisoformat, required=True)
+    report.add_argument("--to", dest="end", type=date.fromisoformat, required=True)
+    report.add_argument("--format", choices=("pdf", "docx", "csv", "csv-summary"), default="pdf")
+    report.add_argument("--lang", choices=("vi", "en"), default="vi")
+    head = report.add_argument_group("the document's letterhead (left out: dots to fill in)")
+    head.add_argument("--issuer", help="issuing body (default: the organisation unit)")
+    head.add_argument("--governing", help="its governing body (default: the unit above)")
+    head.add_argument("--number", help='number and symbol, e.g. "125/BC-CAT"')
+    head.add_argument("--place", help="place of issue")
+    head.add_argument("--addressee", help="to whom (Kính gửi)")
+    head.add_argument("--recipient", action="append", default=[], help="Nơi nhận (repeat)")
+    head.add_argument("--signer-title")
+    head.add_argument("--signer-name")
+    report.add_argument("--out", type=Path, required=True)
+
+
 def report_command(args: argparse.Namespace, repo: Repository) -> int:
+    # fpdf2, python-docx and Pillow: only here
     from server.domain.scope import CLI, Scope, ScopeError  # noqa: PLC0415
-    from server.reports import compliance as reports  # noqa: PLC0415  # fpdf2: only here
+    from server.reports import compliance as reports  # noqa: PLC0415
+    from server.reports import document  # noqa: PLC0415
     from server.web.i18n import Catalogue  # noqa: PLC0415
 
     s = Scope(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:
+        head = document.Letterhead(
+            args.issuer,
+            args.governing,
+            args.number,
+            args.place,
+            args.addressee,
+            tuple(args.recipient),
+            args.signer_title,
+            args.signer_name,
+        )
         built = reports.build(
             Reports(s).report_data(resolve_org(s, args.org), args.start, args.end)
         )
+        systems = Orgs(s).systems() if args.format in ("pdf", "docx") else []
     except (ScopeError, ValueError) as exc:
         print(f"camwarden-server: {exc}", file=sys.stderr)
         return 1
-    args.out.write_bytes(reports.render(built, Catalogue.load(), args.lang, args.format))
+    body = document.render(built, systems, head, Catalogue.load(), lang=args.lang, fmt=args.format)
+    args.out.write_bytes(body)
     print(f"{args.out}: {built.total.systems} systems, {built.total.devices} cameras")
     return 0
 

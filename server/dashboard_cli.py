@@ -13,6 +13,7 @@ import sys
 import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from server.domain.orgs import Orgs
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from server.domain.scope import Scope
     from server.storage import Repository
 
-WEB_COMMANDS: Final = ("users", "orgs", "systems", "retention")
+WEB_COMMANDS: Final = ("users", "orgs", "systems", "retention", "models")
 
 
 def web_commands(sub: Any) -> None:
@@ -68,6 +69,17 @@ def web_commands(sub: Any) -> None:
     record.add_argument("--decision")
     record.add_argument("--decision-date", type=date.fromisoformat)
     record.add_argument("--next-check", type=date.fromisoformat)
+    models = sub.add_parser("models", help="the certified-model register as CSV")
+    register = models.add_subparsers(dest="action", required=True)
+    register.add_parser("export", help="write the register").add_argument(
+        "--out", type=Path, required=True
+    )
+    load = register.add_parser(
+        "import", help="check a CSV and show what it would change (--apply writes it)"
+    )
+    load.add_argument("file", type=Path)
+    load.add_argument("--apply", action="store_true", help="write it, in one transaction")
+    load.add_argument("--replace", action="store_true", help="remove entries not in the file")
     retention = sub.add_parser("retention", help="raw report retention per security level")
     retention.add_argument("--level", type=int, choices=range(1, 6))
     retention.add_argument("--days", type=int)
@@ -167,6 +179,38 @@ def _locks(args: argparse.Namespace, s: Scope) -> None:
         print(f"account {args.username} unlocked")
 
 
+def _models(args: argparse.Namespace, s: Scope) -> int:
+    """Export, or import with a preview first (nothing written without ``--apply``)."""
+    from server.domain import register  # noqa: PLC0415
+    from server.domain.register_import import RegisterImport  # noqa: PLC0415
+    from server.web.i18n import Catalogue  # noqa: PLC0415
+
+    if args.action == "export":
+        entries = RegisterImport(s).model_register()
+        args.out.write_bytes(register.to_csv(entries))
+        print(f"{args.out}: {len(entries)} register entries")
+        return 0
+    data = args.file.read_bytes()
+    importer = RegisterImport(s)
+    preview = importer.preview(data)
+    catalogue = Catalogue.load()
+    for error in preview.errors:
+        text = catalogue.t("en", f"register.e.{error.code}", **error.params)
+        print(f"{args.file}:{error.line}: {text}", file=sys.stderr)
+    if preview.plan is None:
+        return 1
+    found = preview.plan
+    removed = len(found.removed) if args.replace else 0
+    print(f"{found.count('add')} to add, {found.count('replace')} to replace, "
+          f"{found.count('same')} unchanged, {removed} to remove")  # fmt: skip
+    if args.apply:
+        importer.apply(data, replace=args.replace)
+        print("applied")
+    else:
+        print("nothing written: run again with --apply to write it")
+    return 0
+
+
 def _dispatch(args: argparse.Namespace, s: Scope) -> int:  # noqa: PLR0912
     if args.command == "users":
         if args.action == "create":
@@ -216,6 +260,8 @@ def _dispatch(args: argparse.Namespace, s: Scope) -> int:  # noqa: PLR0912
                 level = f"level {r.level} {r.framework} plan {r.plan_status}" if r else "no record"
                 print(f"{v.id}\t{v.name}\t{v.agency}\t{level}\tnext check {due}"
                       + ("\tOVERDUE" if v.overdue else ""))  # fmt: skip
+    elif args.command == "models":
+        return _models(args, s)
     else:
         if args.level is not None and args.days is not None:
             RetentionPolicies(s).set_retention(args.level, args.days)

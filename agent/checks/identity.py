@@ -4,8 +4,9 @@ Pass when vendor, model and firmware version are known; inconclusive otherwise, 
 missing (a banner-only camera, or no identity at all). The evidence carries every identity field
 the camera gave, plus the address and which adapter or method answered.
 
-INV-02 (the model is on the approved list, with a QCVN 135 certificate) is decided by the
-collector from this identity against the list ops maintain; the agent emits nothing for it.
+INV-02 (a QCVN 11:2026/BCA certificate, or one under QCVN 135:2024/BTTTT before it, covers the
+model and its firmware) is decided by the collector from this identity against the register ops
+maintain; the agent emits nothing for it.
 """
 
 from __future__ import annotations

@@ -1,55 +1,21 @@
-"""The register of certified camera models (QCVN 135:2024) and each camera's INV-02 verdict."""
+"""The register of certified camera models (QCVN 11:2026/BCA; QCVN 135:2024/BTTTT kept) and each
+camera's INV-02 verdict; the entries and matching themselves are in ``server.domain.register``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import date
+from typing import Any
 
 from sqlalchemy import Row, delete, insert, select, update
 
+from server.domain.register import Inv02, ModelIn, ModelMatcher, ModelView, inv02_status
+from server.domain.register import key as model_key
 from server.domain.scope import Area, Invalid, NotVisible
 from server.storage import read_then_write
 from server.storage.errors import Conflict, translate
 from server.storage.models import Camera
 from server.storage.org_models import ModelEntry
-
-
-def model_key(text: str | None) -> str:
-    return " ".join((text or "").lower().split())
-
-
-@dataclass(frozen=True, slots=True)
-class ModelIn:
-    vendor: str
-    model: str
-    hardware_id: str | None = None
-    certificate_number: str | None = None
-    certificate_issuer: str | None = None
-    certificate_date: date | None = None
-    flagged: bool = False
-    flag_reason: str | None = None
-    flag_reference: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ModelView:
-    id: int
-    vendor: str
-    model: str
-    hardware_id: str | None
-    certificate_number: str | None
-    certificate_issuer: str | None
-    certificate_date: date | None
-    flagged: bool
-    flag_reason: str | None
-    flag_reference: str | None
-    updated_at: datetime
-    updated_by: str | None
-
-    @property
-    def certified(self) -> bool:
-        return self.certificate_number is not None
 
 
 def _model_view(r: Row[Any]) -> ModelView:
@@ -66,37 +32,9 @@ def _model_view(r: Row[Any]) -> ModelView:
         r.flag_reference,
         r.updated_at,
         r.updated_by,
+        r.firmware,
+        r.regulation,
     )
-
-
-Inv02 = Literal["certified", "flagged", "uncertified"]
-
-
-def inv02_status(entry: ModelView | None) -> Inv02:
-    """INV-02: compliant only when the model is certified and not flagged by the authorities."""
-    if entry is not None and entry.flagged:
-        return "flagged"
-    if entry is not None and entry.certified:
-        return "certified"
-    return "uncertified"
-
-
-class ModelMatcher:
-    """Vendor + model (+ hardware id) lookups; an entry with the camera's hardware id wins."""
-
-    def __init__(self, entries: list[ModelView]) -> None:
-        self._by_key = {
-            (model_key(e.vendor), model_key(e.model), model_key(e.hardware_id)): e for e in entries
-        }
-
-    def match(
-        self, vendor: str | None, model: str | None, hardware: str | None
-    ) -> ModelView | None:
-        v, m = model_key(vendor), model_key(model)
-        if not v or not m:
-            return None
-        specific = self._by_key.get((v, m, model_key(hardware))) if hardware else None
-        return specific or self._by_key.get((v, m, ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +62,10 @@ class ModelRegister(Area):
                 _model_view(r)
                 for r in conn.execute(
                     select(ModelEntry.__table__).order_by(
-                        ModelEntry.vendor_key, ModelEntry.model_key, ModelEntry.hardware_key
+                        ModelEntry.vendor_key,
+                        ModelEntry.model_key,
+                        ModelEntry.hardware_key,
+                        ModelEntry.firmware_key,
                     )
                 ).all()
             ]
@@ -143,6 +84,9 @@ class ModelRegister(Area):
                 "vendor_key": model_key(entry.vendor),
                 "model_key": model_key(entry.model),
                 "hardware_key": model_key(entry.hardware_id),
+                "firmware": entry.firmware or None,
+                "firmware_key": model_key(entry.firmware),
+                "regulation": entry.regulation,
                 "certificate_number": entry.certificate_number,
                 "certificate_issuer": entry.certificate_issuer,
                 "certificate_date": entry.certificate_date,
@@ -155,7 +99,16 @@ class ModelRegister(Area):
             act.detail = {
                 k: v.isoformat() if isinstance(v, date) else v
                 for k, v in values.items()
-                if k in ("vendor", "model", "hardware_id", "certificate_number", "flagged")
+                if k
+                in (
+                    "vendor",
+                    "model",
+                    "hardware_id",
+                    "firmware",
+                    "regulation",
+                    "certificate_number",
+                    "flagged",
+                )
             }
             try:
                 with translate(), read_then_write(self.s.engine) as conn:
@@ -168,7 +121,9 @@ class ModelRegister(Area):
                     ).rowcount:
                         raise NotVisible(f"register entry {model_id}")
             except Conflict as exc:
-                raise Invalid("this vendor, model and hardware id are already registered") from exc
+                raise Invalid(
+                    "this vendor, model, hardware id and firmware are already registered"
+                ) from exc
         return next(m for m in self.model_register() if m.id == model_id)
 
     def delete_model(self, model_id: int) -> None:
@@ -191,7 +146,9 @@ class ModelRegister(Area):
         result = []
         for r in rows:
             vendor, model = r.identity.get("vendor"), r.identity.get("model")
-            entry = matcher.match(vendor, model, r.identity.get("hardware_id"))
+            entry = matcher.match(
+                vendor, model, r.identity.get("hardware_id"), r.identity.get("firmware")
+            )
             result.append(
                 DeviceView(
                     r.agent_id,

@@ -9,8 +9,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 
 from server.domain.findings import KEV_CODE
-from server.domain.model_register import Inv02, ModelMatcher, ModelRegister, inv02_status
+from server.domain.model_register import ModelRegister
 from server.domain.orgs import SecurityRecord, security_record
+from server.domain.register import Inv02, ModelMatcher, inv02_status
 from server.domain.scope import Area, Invalid
 from server.storage.models import Agent, Camera, Finding, Message
 from server.storage.org_models import AlertEvent, InformationSystem, OrgUnit, PrunedMessage
@@ -156,6 +157,7 @@ class Reports(Area):
                         c.identity.get("vendor"),
                         c.identity.get("model"),
                         c.identity.get("hardware_id"),
+                        c.identity.get("firmware"),
                     )
                 ),
                 c.audit,

@@ -1,4 +1,6 @@
-"""Aggregating a ``ReportData`` into per-organisation figures, and writing it as CSV or PDF.
+"""Aggregating a ``ReportData`` into per-organisation figures, and writing them as CSV.
+
+(The report as a document, PDF or Word, is ``server.reports.document``.)
 
 One row per direct child of the chosen organisation unit, then its total: information systems
 in scope, approved (a decision number on record) by level, protection plans fully or partly
@@ -6,8 +8,9 @@ implemented, cameras checked in the period (only a camera whose audit completed 
 checked), cameras that could not be fully audited (login failed, unreachable, partial,
 unsupported or not audited yet: counted apart, never as checked), critical findings opened and
 closed in the period (and still open at its end), cameras with a known-exploited (CISA KEV)
-finding, cameras of models that are not certified (QCVN 135:2024) or are flagged by the
-authorities, and cameras sharing their password with another camera of the subtree (AUTH-03).
+finding, cameras no certificate covers (QCVN 11:2026/BCA, or QCVN 135:2024/BTTTT before it) or
+flagged by the authorities, and cameras sharing their password with another camera of the
+subtree (AUTH-03).
 """
 
 from __future__ import annotations
@@ -20,15 +23,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
-from fpdf.fonts import FontFace
-
+from server.domain.compliance import Approval, approval
 from server.domain.reports import ReportData, ReportNode
+from server.storage.org_models import LEVELS
 from server.web.display import shown_text
 from server.web.i18n import Catalogue
 
-Format = Literal["csv", "pdf"]
+Format = Literal["pdf", "docx", "csv", "csv-summary"]
 FONT_DIR: Final = Path("/usr/share/fonts/truetype/dejavu")
 COLUMNS: Final = (
     "systems",
@@ -50,7 +51,9 @@ COLUMNS: Final = (
 
 @dataclass(frozen=True, slots=True)
 class Figures:
+    org_id: int
     name: str
+    kind: str
     systems: int
     approved: int
     by_level: dict[int, int]  # approved systems per security level
@@ -83,17 +86,19 @@ def _figures(data: ReportData, under: ReportNode) -> Figures:
     nodes = [n for n in data.nodes if n.path.startswith(under.path)]
     systems = [n.id for n in nodes if n.kind == "system"]
     records = [data.records[s] for s in systems if s in data.records]
-    approved = [r for r in records if r.decision_number]
+    levels = approval(data.records.get(s) for s in systems)
     sites = {n.site for n in nodes if n.site}
     devices = [d for d in data.devices if d.site in sites]
     stop = datetime.combine(data.end + timedelta(days=1), datetime.min.time(), UTC)
     begin = datetime.combine(data.start, datetime.min.time(), UTC)
     episodes = [e for e in data.critical if e.site in sites]
     return Figures(
+        org_id=under.id,
         name=under.name,
-        systems=len(systems),
-        approved=len(approved),
-        by_level=dict(Counter(r.level for r in approved)),
+        kind=under.kind,
+        systems=levels.systems,
+        approved=levels.approved,
+        by_level=levels.by_level,
         plan_full=sum(r.plan_status == "full" for r in records),
         plan_partial=sum(r.plan_status == "partial" for r in records),
         devices=len(devices),
@@ -117,16 +122,20 @@ def build(data: ReportData) -> Report:
     return Report(data, [_figures(data, c) for c in children], _figures(data, data.org))
 
 
-def summary(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
-    """The sentences of a progress report, e.g. "41/41 systems approved, 3 at level 3, ..."."""
-    t = report.total
+def approval_sentence(a: Approval, catalogue: Catalogue, lang: str) -> str:
+    """The headline provinces report: "41/41 systems approved; 3 at level 3, 38 at level 2"."""
     levels = ", ".join(
-        catalogue.t(lang, "report.at_level", n=n, level=lvl)
-        for lvl, n in sorted(t.by_level.items(), reverse=True)
+        catalogue.t(lang, "report.at_level", n=n, level=lvl) for lvl, n in a.levels()
     )
+    head = catalogue.t(lang, "report.s_approved", approved=a.approved, systems=a.systems)
+    return f"{head}; {levels}" if levels else head
+
+
+def summary(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
+    """The sentences of a progress report, e.g. "41/41 systems approved; 3 at level 3, ..."."""
+    t = report.total
     return [
-        catalogue.t(lang, "report.s_approved", approved=t.approved, systems=t.systems)
-        + (f", {levels}" if levels else ""),
+        approval_sentence(Approval(t.systems, t.approved, t.by_level), catalogue, lang),
         catalogue.t(
             lang, "report.s_plans", full=t.plan_full, partial=t.plan_partial, systems=t.systems
         ),
@@ -154,7 +163,7 @@ def summary(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
     ]
 
 
-def _cells(f: Figures) -> list[str]:
+def cells(f: Figures) -> list[str]:
     return [
         shown_text(f.name),
         str(f.systems),
@@ -171,21 +180,6 @@ def _cells(f: Figures) -> list[str]:
         str(f.kev),
         str(f.uncertified),
         str(f.password_reused),
-    ]
-
-
-def _head(report: Report, catalogue: Catalogue, lang: str) -> list[str]:
-    d = report.data
-    return [
-        catalogue.t(lang, "report.title"),
-        f"{catalogue.t(lang, 'report.org')}: {shown_text(d.org.name)}",
-        catalogue.t(lang, "report.period", start=d.start.isoformat(), end=d.end.isoformat()),
-        catalogue.t(
-            lang,
-            "report.generated",
-            at=d.generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            by=d.generated_by,
-        ),
     ]
 
 
@@ -208,88 +202,69 @@ class _Cells:
         self._writer.writerow([_csv_cell(cell) for cell in row])
 
 
-def to_csv(report: Report, catalogue: Catalogue, lang: str) -> bytes:
+LEVEL_COLUMNS: Final = tuple(f"level_{lvl}" for lvl in LEVELS)
+CSV_COLUMNS: Final = (
+    "row",
+    "org_id",
+    "org_name",
+    "org_kind",
+    "systems",
+    "approved",
+    *LEVEL_COLUMNS,
+    *(c for c in COLUMNS if c not in ("systems", "approved", "levels")),
+    "flagged",
+)
+
+
+def _values(f: Figures) -> dict[str, str]:
+    """The figures of one unit under their CSV column names."""
+    plain = {
+        c: str(getattr(f, c))
+        for c in CSV_COLUMNS
+        if c not in ("row", "org_id", "org_name", "org_kind") and c not in LEVEL_COLUMNS
+    }
+    levels = {f"level_{lvl}": str(f.by_level.get(lvl, 0)) for lvl in LEVELS}
+    return {"org_id": str(f.org_id), "org_name": f.name, "org_kind": f.kind, **plain, **levels}
+
+
+def _csv(rows: list[list[str]]) -> bytes:
     """UTF-8 with a byte-order mark, so spreadsheet tools pick the encoding. Names come from
     the organisation tree: a cell never starts a formula (=, +, -, @, tab, CR)."""
     out = io.StringIO()
     w = _Cells(out)
-    for line in _head(report, catalogue, lang):
-        w.writerow([line])
-    for line in summary(report, catalogue, lang):
-        w.writerow([line])
-    w.writerow([])
-    w.writerow(
-        [catalogue.t(lang, "report.col.org")]
-        + [catalogue.t(lang, f"report.col.{c}") for c in COLUMNS]
-    )
-    for row in report.rows:
-        w.writerow(_cells(row))
-    total = _cells(report.total)
-    w.writerow([catalogue.t(lang, "report.total"), *total[1:]])
+    for row in rows:
+        w.writerow(row)
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-class _Pdf(FPDF):
-    def __init__(self, footer_text: str) -> None:
-        super().__init__(orientation="L", unit="mm", format="A4")
-        self.footer_text = footer_text
-        self.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
-        self.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
-        self.set_auto_page_break(auto=True, margin=15)
-
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font("DejaVu", "", 8)
-        self.cell(0, 8, f"{self.footer_text} · {self.page_no()}/{{nb}}", align="R")
+def to_csv(report: Report) -> bytes:
+    """One header row of stable column names, then one row per unit directly under the report's
+    unit (``row`` = ``unit``) and that unit's own total (``row`` = ``total``); no prose."""
+    lines = [[*CSV_COLUMNS]]
+    for kind, f in [*(("unit", r) for r in report.rows), ("total", report.total)]:
+        values = {**_values(f), "row": kind}
+        lines.append([values[c] for c in CSV_COLUMNS])
+    return _csv(lines)
 
 
-def to_pdf(report: Report, catalogue: Catalogue, lang: str) -> bytes:
-    head = _head(report, catalogue, lang)
-    pdf = _Pdf(f"camwarden · {shown_text(report.data.org.name)}")
-    pdf.set_title(head[0])
-    pdf.set_creator("camwarden")
-    pdf.set_creation_date(report.data.generated_at)
-    pdf.add_page()
-    pdf.set_font("DejaVu", "B", 15)
-    pdf.cell(0, 9, head[0], new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("DejaVu", "", 10)
-    for line in head[1:]:
-        pdf.cell(0, 6, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(3)
-    pdf.set_font("DejaVu", "B", 11)
-    pdf.cell(0, 7, catalogue.t(lang, "report.summary"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.set_font("DejaVu", "", 10)
-    for line in summary(report, catalogue, lang):
-        pdf.multi_cell(0, 6, f"• {line}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.ln(4)
-    headings = [catalogue.t(lang, "report.col.org")] + [
-        catalogue.t(lang, f"report.col.{c}") for c in COLUMNS
-    ]
-    widths = (38, 14, 15, 22, 15, 15, 15, 16, 17, 17, 17, 14, 20, 21, 21)
-    pdf.set_font("DejaVu", "", 7.5)
-    rows = [_cells(r) for r in report.rows]
-    total = _cells(report.total)
-    rows.append([catalogue.t(lang, "report.total"), *total[1:]])
-    with pdf.table(
-        col_widths=widths,
-        text_align=("LEFT", *["RIGHT"] * (len(widths) - 1)),
-        line_height=4.5,
-        first_row_as_headings=True,
-    ) as table:
-        table.row(headings)
-        for cells in rows[:-1]:
-            table.row(cells)
-        table.row(rows[-1], style=FontFace(emphasis="BOLD"))
-    pdf.ln(3)
-    pdf.set_font("DejaVu", "", 8)
-    pdf.multi_cell(0, 4.5, catalogue.t(lang, "report.notes"))
-    return bytes(pdf.output())
-
-
-def render(report: Report, catalogue: Catalogue, lang: str, fmt: Format) -> bytes:
-    return to_csv(report, catalogue, lang) if fmt == "csv" else to_pdf(report, catalogue, lang)
+def to_summary_csv(report: Report) -> bytes:
+    """The report's summary as ``key,value`` rows: what was reported, for which period, by whom,
+    and the totals of the unit (the same names as the figures' columns)."""
+    d = report.data
+    about = {
+        "org_id": str(d.org.id),
+        "org_name": d.org.name,
+        "period_start": d.start.isoformat(),
+        "period_end": d.end.isoformat(),
+        "generated_at": d.generated_at.astimezone(UTC).isoformat(timespec="seconds"),
+        "generated_by": d.generated_by,
+    }
+    totals = _values(report.total)
+    figures = {k: v for k, v in totals.items() if k not in ("org_id", "org_name", "org_kind")}
+    return _csv([["key", "value"], *([k, v] for k, v in {**about, **figures}.items())])
 
 
 def filename(report: Report, fmt: Format) -> str:
     d = report.data
-    return f"compliance-{d.org.id}-{d.start.isoformat()}-{d.end.isoformat()}.{fmt}"
+    ext = {"csv-summary": "summary.csv"}.get(fmt, fmt)
+    return f"compliance-{d.org.id}-{d.start.isoformat()}-{d.end.isoformat()}.{ext}"

@@ -174,15 +174,19 @@ DELIVERY_STATES: Final = ("pending", "sent", "failed")
 
 
 class ModelEntry(Base):
-    """A camera model of the register: its QCVN 135:2024 certificate and/or an authority's flag.
+    """A camera model of the register: its certificate (the regulation it was issued under, and
+    the firmware it covers) and/or an authority's flag.
 
-    Cameras match an entry by vendor and model (case-insensitive); an entry with a hardware id
-    matches only cameras reporting that hardware id, and wins over one without.
+    Cameras match an entry by vendor, model, hardware version and firmware (case-insensitive;
+    ``server.domain.register``): an entry with a hardware id or a firmware matches only cameras
+    reporting them, and the most specific entry wins.
     """
 
     __tablename__ = "model_register"
     __table_args__ = (
-        UniqueConstraint("vendor_key", "model_key", "hardware_key", name="uq_model_register"),
+        UniqueConstraint(
+            "vendor_key", "model_key", "hardware_key", "firmware_key", name="uq_model_register"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -193,6 +197,9 @@ class ModelEntry(Base):
     vendor_key: Mapped[str] = mapped_column(String(128))
     model_key: Mapped[str] = mapped_column(String(128))
     hardware_key: Mapped[str] = mapped_column(String(128))
+    firmware: Mapped[str | None] = mapped_column(String(128))  # the certified firmware
+    firmware_key: Mapped[str] = mapped_column(String(128), server_default="")
+    regulation: Mapped[str | None] = mapped_column(String(64))  # e.g. "QCVN 11:2026/BCA"
     certificate_number: Mapped[str | None] = mapped_column(String(64))
     certificate_issuer: Mapped[str | None] = mapped_column(String(200))
     certificate_date: Mapped[date | None] = mapped_column(Date)

@@ -7,27 +7,33 @@ missing, 404 unknown or outside the caller's organisation subtree, 422 invalid r
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, UploadFile, status
 from pydantic import BaseModel, Field
 
 from server.config import WebConfig
+from server.domain import controls, register
 from server.domain.agents import Agents, AgentView
 from server.domain.alerts import Alerts, AlertView, RouteView
 from server.domain.audit_log import AuditLog, AuditView
 from server.domain.cameras import CAMERA_FILTERS, CameraPage, Cameras, CameraView
 from server.domain.findings import FindingFilters, FindingPage, Findings, KevGroup
-from server.domain.model_register import DeviceView, ModelIn, ModelRegister, ModelView
+from server.domain.model_register import DeviceView, ModelRegister
 from server.domain.orgs import Compliance, OrgNode, Orgs, SecurityRecord, SystemView
 from server.domain.overview import Fleet, Overview, TrendPoint
+from server.domain.register import REGULATIONS, ModelIn, ModelView
+from server.domain.register_import import InvalidFile, RegisterImport
 from server.domain.reports import Reports
 from server.domain.retention import Retention, RetentionPolicies
 from server.domain.scope import Invalid
 from server.domain.summary import SEVERITIES
 from server.domain.users import TokenView, Users, UserView
 from server.reports import compliance as reports
+from server.reports import document as documents
 from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
 from server.web.deps import ApiScope as Scope
 from server.web.deps import web_state
@@ -108,6 +114,37 @@ class ModelEntryIn(BaseModel):
     flagged: bool = False
     flag_reason: Annotated[str, Field(max_length=512, pattern=TEXT)] | None = None
     flag_reference: Annotated[str, Field(max_length=200, pattern=TEXT)] | None = None
+    firmware: Annotated[str, Field(max_length=128, pattern=TEXT)] | None = None
+    regulation: Annotated[str, Field(pattern=_choice(REGULATIONS))] | None = None
+
+
+class LineErrorOut(BaseModel):
+    line: int  # 1: the header
+    code: str  # the message catalogue's register.e.<code>
+    params: dict[str, str | int]
+
+
+class ImportOut(BaseModel):
+    sha256: str
+    errors: list[LineErrorOut] = []
+    applied: bool = False
+    added: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+    @classmethod
+    def refused(cls, digest: str, errors: list[register.LineError]) -> ImportOut:
+        found = [LineErrorOut(line=e.line, code=e.code, params=e.params) for e in errors]
+        return cls(sha256=digest, errors=found)
+
+
+def read_upload(file: UploadFile, limit: int) -> bytes:
+    """An uploaded file's bytes, refused past ``limit``."""
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise Invalid(f"the file is larger than {limit // 1024} KiB")
+    return data
 
 
 class RouteIn(BaseModel):
@@ -264,21 +301,13 @@ def router(config: WebConfig) -> APIRouter:
     ) -> Retention:
         return RetentionPolicies(s).set_retention(level, body.raw_reports_days)
 
-    @api.get("/models")
-    def models(s: Scope) -> list[ModelView]:
-        return ModelRegister(s).model_register()
+    _model_routes(api)
 
-    @api.post("/models", status_code=created)
-    def create_model(s: Scope, body: ModelEntryIn) -> ModelView:
-        return ModelRegister(s).save_model(ModelIn(**body.model_dump()))
-
-    @api.put("/models/{model_id}")
-    def update_model(s: Scope, model_id: DbId, body: ModelEntryIn) -> ModelView:
-        return ModelRegister(s).save_model(ModelIn(**body.model_dump()), model_id)
-
-    @api.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
-    def delete_model(s: Scope, model_id: DbId) -> None:
-        ModelRegister(s).delete_model(model_id)
+    @api.get("/controls")
+    def control_catalogue(s: Scope) -> controls.Catalogue:
+        """Every control with its requirement group in QCVN 11:2026/BCA (the regulation in
+        force) and in QCVN 135:2024/BTTTT (replaced), and the public sources of each mapping."""
+        return controls.CATALOGUE
 
     @api.get("/devices")
     def devices(s: Scope) -> list[DeviceView]:
@@ -336,35 +365,142 @@ def _camera_routes(api: APIRouter, config: WebConfig) -> None:
         return Cameras(s).camera(agent_id, camera_id)
 
 
+def _model_routes(api: APIRouter) -> None:
+    """The certified-model register: national reference data, every user reads it."""
+    created = status.HTTP_201_CREATED
+
+    @api.get("/models")
+    def models(s: Scope) -> list[ModelView]:
+        return ModelRegister(s).model_register()
+
+    @api.post("/models", status_code=created)
+    def create_model(s: Scope, body: ModelEntryIn) -> ModelView:
+        return ModelRegister(s).save_model(ModelIn(**body.model_dump()))
+
+    @api.put("/models/{model_id}")
+    def update_model(s: Scope, model_id: DbId, body: ModelEntryIn) -> ModelView:
+        return ModelRegister(s).save_model(ModelIn(**body.model_dump()), model_id)
+
+    @api.get(
+        "/models/export",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    def export_models(s: Scope) -> Response:
+        """The register as CSV, in the columns the import reads; also the dashboard's download
+        link (a session cookie is enough for a GET)."""
+        return Response(
+            register.to_csv(ModelRegister(s).model_register()),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="model-register.csv"'},
+        )
+
+    @api.post("/models/import")
+    def import_models(
+        s: Scope, file: UploadFile, *, apply: bool = False, replace: bool = False
+    ) -> ImportOut:
+        """Check a register CSV and say what it would change (line-numbered errors, if any);
+        with ``apply=true`` write it in one transaction (``replace=true``: entries not in the
+        file are removed). Whole-fleet administrators only."""
+        importer = RegisterImport(s)
+        data = read_upload(file, register.CSV_MAX_BYTES)
+        digest = hashlib.sha256(data).hexdigest()
+        if apply:
+            try:
+                done = importer.apply(data, replace=replace)
+            except InvalidFile as exc:
+                return ImportOut.refused(digest, exc.errors)
+        else:
+            preview = importer.preview(data)
+            if preview.plan is None:
+                return ImportOut.refused(digest, preview.errors)
+            done = preview.plan
+        return ImportOut(
+            sha256=digest,
+            applied=apply,
+            added=done.count("add"),
+            replaced=done.count("replace"),
+            unchanged=done.count("same"),
+            removed=len(done.removed) if replace else 0,
+        )
+
+    @api.delete("/models/{model_id}", status_code=status.HTTP_204_NO_CONTENT)
+    def delete_model(s: Scope, model_id: DbId) -> None:
+        ModelRegister(s).delete_model(model_id)
+
+
 MAX_PERIOD = timedelta(days=3660)
+# a form sends a field left empty as "": that is left out too
+_Field = Annotated[str, Query(max_length=documents.FIELD_MAX, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+def letterhead(
+    *,
+    issuer: _Field | None = None,
+    governing: _Field | None = None,
+    number: _Field | None = None,
+    place: _Field | None = None,
+    addressee: _Field | None = None,
+    recipient: Annotated[list[str] | None, Query()] = None,
+    signer_title: _Field | None = None,
+    signer_name: _Field | None = None,
+) -> documents.Letterhead:
+    """The document's letterhead from the request (what is left out stays dots to fill in)."""
+    recipients = tuple(r.strip() for r in recipient or () if r.strip())
+    if len(recipients) > documents.RECIPIENTS_MAX:
+        raise Invalid(f"at most {documents.RECIPIENTS_MAX} recipients")
+    if any(len(r) > documents.FIELD_MAX or not re.match(TEXT, r) for r in recipients):
+        raise Invalid("a recipient has control characters or is too long")
+    return documents.Letterhead(
+        issuing_body=_given(issuer),
+        governing_body=_given(governing),
+        number=_given(number),
+        place=_given(place),
+        addressee=_given(addressee),
+        recipients=recipients,
+        signer_title=_given(signer_title),
+        signer_name=_given(signer_name),
+    )
+
+
+def _given(text: str | None) -> str | None:
+    return text.strip() or None if text is not None else None
+
+
+Head = Annotated[documents.Letterhead, Depends(letterhead)]
 
 
 def _report_routes(api: APIRouter) -> None:
     @api.get(
         "/reports/compliance",
         response_class=Response,
-        responses={200: {"content": {"text/csv": {}, "application/pdf": {}}}},
+        responses={200: {"content": {m.split(";")[0]: {} for m in documents.MEDIA.values()}}},
     )
     def compliance_report(
         request: Request,
         s: Scope,
+        head: Head,
         *,
         org: Annotated[int, Query(ge=1, le=2**31 - 1)],
         start: Annotated[date, Query(alias="from")],
         end: Annotated[date, Query(alias="to")],
-        format: Literal["csv", "pdf"] = "pdf",
+        format: reports.Format = "pdf",
         lang: Literal["vi", "en"] = "vi",
     ) -> Response:
-        """The compliance report of an organisation unit's subtree for a period (UTC days); also
-        the dashboard's download form (a session cookie is enough for a GET)."""
+        """The compliance report of an organisation unit's subtree for a period (UTC days): the
+        document sent upward (``pdf``, or ``docx`` to edit before signing; the letterhead from
+        the optional parameters, dots where left out), or machine-readable CSV (``csv``: one
+        row per unit; ``csv-summary``: the totals as key, value); also the dashboard's download
+        form (a session cookie is enough for a GET)."""
         if end - start > MAX_PERIOD:
             raise Invalid("the period is longer than ten years")
         report = reports.build(Reports(s).report_data(org, start, end))
-        body = reports.render(report, web_state(request).catalogue, lang, format)
-        media = "text/csv; charset=utf-8" if format == "csv" else "application/pdf"
+        systems = Orgs(s).systems() if format in ("pdf", "docx") else []
+        catalogue = web_state(request).catalogue
+        body = documents.render(report, systems, head, catalogue, lang=lang, fmt=format)
         name = reports.filename(report, format)
         return Response(
             body,
-            media_type=media,
+            media_type=documents.MEDIA[format],
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )

@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections import Counter
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Query, Request, status
+from fastapi import APIRouter, Form, Query, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from server.domain import controls, register
 from server.domain.agents import Agents
 from server.domain.alerts import Alerts
 from server.domain.audit_log import AuditLog
 from server.domain.cameras import CAMERA_FILTERS, Cameras
+from server.domain.compliance import approval, overall, progress
 from server.domain.findings import FindingFilters, Findings
-from server.domain.model_register import ModelIn, ModelRegister
-from server.domain.orgs import Orgs
+from server.domain.model_register import ModelRegister
+from server.domain.orgs import Orgs, SecurityRecord
 from server.domain.overview import Overview
 from server.domain.recorders import Recorders
+from server.domain.register import ModelIn
+from server.domain.register_import import RegisterImport
 from server.domain.scope import Invalid
 from server.domain.security import new_secret, same
 from server.domain.summary import SEVERITIES
 from server.domain.throttle import Throttled
 from server.domain.users import Users
-from server.storage.org_models import ROLES
+from server.reports import compliance as reports
+from server.storage.org_models import FRAMEWORKS, LEVELS, PLAN_STATUSES, ROLES
+from server.web.api import read_upload
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -74,10 +82,54 @@ def router() -> APIRouter:
         )
 
     @pages.get("/compliance")
-    def compliance(request: Request, web: Web, s: PageScope) -> Response:
+    def compliance(request: Request, web: Web, s: PageScope, saved: str = "") -> Response:
+        c = Orgs(s).compliance()
+        lang = web.lang(request, s.p)
         return web.render(
-            request, s.p, "compliance.html", c=Orgs(s).compliance(), severities=SEVERITIES
+            request,
+            s.p,
+            "compliance.html",
+            c=c,
+            severities=SEVERITIES,
+            headline=reports.approval_sentence(
+                approval(v.record for v in c.systems), web.catalogue, lang
+            ),
+            progress=progress(c.orgs),
+            overdue=[v for v in c.systems if v.overdue],
+            total=overall(
+                [o.counts for o in c.orgs if o.node.depth == 0]
+                + ([c.unassigned] if c.unassigned else [])
+            ),
+            editable=s.p.has("admin"),
+            frameworks=FRAMEWORKS,
+            plans=PLAN_STATUSES,
+            levels=LEVELS,
+            saved=_org_id(saved),
+            catalogue=controls.CATALOGUE,
         )
+
+    @pages.post("/systems/{system_id}/security")
+    def set_security(
+        s: FormScope,
+        system_id: int,
+        *,
+        framework: Annotated[str, Form(pattern=_choice(FRAMEWORKS))],
+        level: Annotated[int, Form(ge=1, le=5)],
+        plan_status: Annotated[str, Form(pattern=_choice(PLAN_STATUSES))],
+        decision_number: Annotated[str, Form(max_length=64)] = "",
+        decision_date: Annotated[str, Form(max_length=10)] = "",
+        next_check_due: Annotated[str, Form(max_length=10)] = "",
+    ) -> Response:
+        record = SecurityRecord(
+            framework,
+            level,
+            _opt(decision_number),
+            _day(decision_date, "the decision date"),
+            plan_status,
+            _day(next_check_due, "the next check date"),
+        )
+        Orgs(s).set_security_record(system_id, record)
+        return _see(f"/compliance?saved={system_id}#system-{system_id}")
 
     @pages.get("/findings")
     def findings(
@@ -182,13 +234,31 @@ def _opt(text: str) -> str | None:
     return text.strip() or None
 
 
+def _regulation(text: str) -> str | None:
+    if text and text not in register.REGULATIONS:
+        raise Invalid(f"unknown regulation {text!r}")
+    return text or None
+
+
+def _choice(values: tuple[str, ...]) -> str:
+    return "^(" + "|".join(values) + ")$"
+
+
+def _day(text: str, what: str) -> date | None:
+    """A form's ``yyyy-mm-dd`` date (what a date input sends), or None when left empty."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError as exc:
+        raise Invalid(f"{what} is not a date") from exc
+
+
 def _org_id(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
 
 
 def _more_pages(pages: APIRouter) -> None:
     @pages.get("/models")
-    def models(request: Request, web: Web, s: PageScope) -> Response:
+    def models(request: Request, web: Web, s: PageScope, imported: str = "") -> Response:
         devices = ModelRegister(s).devices()
         counts = {k: sum(d.inv02 == k for d in devices) for k in INV02}
         # one line per model as reported (the API lists every camera)
@@ -203,6 +273,8 @@ def _more_pages(pages: APIRouter) -> None:
             per_model=sorted(per_model.items(), key=lambda kv: (INV02.index(kv[0][3]), -kv[1])),
             counts=counts,
             editable=editable,
+            regulations=register.REGULATIONS,
+            imported=int(imported) if imported.isdigit() and len(imported) < 7 else None,
         )
 
     @pages.post("/models")
@@ -217,11 +289,10 @@ def _more_pages(pages: APIRouter) -> None:
         certificate_date: Annotated[str, Form(max_length=10)] = "",
         flagged: Annotated[str, Form(max_length=1)] = "",
         flag_reason: Annotated[str, Form(max_length=512)] = "",
+        firmware: Annotated[str, Form(max_length=128)] = "",
+        regulation: Annotated[str, Form(max_length=64)] = "",
     ) -> Response:
-        try:
-            cert_date = date.fromisoformat(certificate_date) if certificate_date else None
-        except ValueError as exc:
-            raise Invalid("the certificate date is not a date") from exc
+        cert_date = _day(certificate_date, "the certificate date")
         ModelRegister(s).save_model(
             ModelIn(
                 vendor.strip(),
@@ -232,9 +303,41 @@ def _more_pages(pages: APIRouter) -> None:
                 cert_date,
                 flagged == "1",
                 _opt(flag_reason),
+                firmware=_opt(firmware),
+                regulation=_regulation(regulation),
             )
         )
         return _see("/models")
+
+    @pages.post("/models/import")
+    def preview_import(request: Request, web: Web, s: FormScope, file: UploadFile) -> Response:
+        data = read_upload(file, register.CSV_MAX_BYTES)
+        preview = RegisterImport(s).preview(data)
+        return web.render(
+            request,
+            s.p,
+            "models_import.html",
+            preview=preview,
+            content=base64.b64encode(data).decode("ascii") if preview.plan else "",
+            filename=file.filename or "",
+        )
+
+    @pages.post("/models/import/apply")
+    def apply_import(
+        s: FormScope,
+        *,
+        content: Annotated[str, Form(max_length=register.CSV_MAX_BYTES * 4 // 3 + 4)],
+        sha256: Annotated[str, Form(pattern=r"^[0-9a-f]{64}$")],
+        replace: Annotated[str, Form(max_length=1)] = "",
+    ) -> Response:
+        try:
+            data = base64.b64decode(content, validate=True)
+        except ValueError as exc:
+            raise Invalid("the previewed file did not come back whole") from exc
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise Invalid("the file differs from the one previewed")
+        done = RegisterImport(s).apply(data, replace=replace == "1")
+        return _see(f"/models?imported={len(done.changes)}")
 
     @pages.post("/models/{model_id}/delete")
     def delete_model(s: FormScope, model_id: int) -> Response:

@@ -30,8 +30,9 @@ from server.api import create_app
 from server.config import WebConfig
 from server.domain.alerts import Alerts
 from server.domain.auth import Authenticator
-from server.domain.model_register import ModelIn, ModelRegister
+from server.domain.model_register import ModelRegister
 from server.domain.orgs import Orgs, SecurityRecord
+from server.domain.register import ModelIn
 from server.domain.rollouts import Rollouts, Selector
 from server.domain.scope import CLI, Principal, Scope
 from server.domain.users import Users

@@ -106,6 +106,10 @@ def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, Body]]:
             {"vendor": "Hikvision", "model": "DS-2CD2143G2-I", "flagged": True},
         ),
         ("DELETE", "/api/v1/models/{model_id}"): (f"/api/v1/models/{w.model}", None),
+        ("POST", "/api/v1/models/import"): (
+            "/api/v1/models/import?apply=true&replace=true",
+            Multipart({}, {"file": ("r.csv", b"vendor,model\nAcme,X1\n", "text/csv")}),
+        ),
         ("POST", "/api/v1/alert-routes"): (
             "/api/v1/alert-routes",
             {
@@ -187,6 +191,8 @@ LISTS = {
     ("GET", "/api/v1/retention"),
     ("POST", "/api/v1/tokens"),  # creates a token for the caller only
     ("GET", "/api/v1/models"),  # the national register: the same for everybody
+    ("GET", "/api/v1/models/export"),
+    ("GET", "/api/v1/controls"),  # the control catalogue: reference data
     ("GET", "/api/v1/devices"),
     ("GET", "/api/v1/kev"),
     ("GET", "/api/v1/trend"),
@@ -336,6 +342,15 @@ def test_pages_hide_other_agencies(server: httpx.Client, world: World) -> None:
     for path in pages:
         body = server.get(path).text
         assert [m for m in FOREIGN_MARKERS if m in body] == [], path
+    # the compliance page's and the register's forms, and the report's documents
+    record = {"csrf": token, "framework": "ND331_TCVN14423", "level": "1", "plan_status": "none"}
+    assert server.post(f"/systems/{world.system_b}/security", data=record).status_code == 404
+    upload = {"file": ("r.csv", b"vendor,model\nAcme,X1\n", "text/csv")}
+    assert server.post("/models/import", data={"csrf": token}, files=upload).status_code == 403
+    assert "Agency B" not in server.get("/api/v1/models/export").text
+    for fmt in ("pdf", "docx", "csv", "csv-summary"):
+        query = f"org={world.agency_b}&from=2026-01-01&to=2026-12-31&format={fmt}"
+        assert server.get(f"/api/v1/reports/compliance?{query}").status_code == 404, fmt
 
 
 @pytest.mark.parametrize("username", ["admin-a", "operator-a", "viewer-a"])
