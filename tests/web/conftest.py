@@ -106,6 +106,12 @@ def ingest(repo: Repository, db: str, agents: list[SimAgent], cameras: int = 3) 
 
 @pytest.fixture
 def world(repo: Repository, db_url: str, tmp_path: Path) -> World:
+    return seed_world(repo, db_url, tmp_path / "state")
+
+
+def seed_world(repo: Repository, db_url: str, state_dir: Path) -> World:
+    """The two agencies, their agents, users, tokens, an alert route, a register entry and the
+    firmware of ``Firmware`` (its signed repository under ``state_dir``)."""
     root = scoped_as(repo, CLI)
     province = root.create_org(parent_id=None, kind="province", name="Province P").id
     agency_a = root.create_org(parent_id=province, kind="agency", name="Agency A").id
@@ -158,7 +164,7 @@ def world(repo: Repository, db_url: str, tmp_path: Path) -> World:
     ).id  # fmt: skip
     sync(repo.engine, datetime.now(UTC), timedelta(minutes=15))
     snapshot(repo.engine, datetime.now(UTC).date())
-    firmware = seed_firmware(repo, tmp_path / "state")
+    firmware = seed_firmware(repo, state_dir)
     return World(
         province,
         agency_a,
