@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, or_, select, update
 
 from server.alerts import tracker
 from server.alerts.channels import DeliveryFailed, send_email, send_webhook
@@ -80,7 +80,12 @@ class AlertWorker:
                 )
                 .join(AlertRoute, AlertRoute.id == AlertDelivery.route_id)
                 .join(AlertEvent, AlertEvent.id == AlertDelivery.event_id)
-                .where(AlertDelivery.state == "pending", AlertDelivery.next_attempt_at <= now)
+                .where(
+                    AlertDelivery.state == "pending",
+                    AlertDelivery.next_attempt_at <= now,
+                    # a silenced alert waits (server.domain.alert_workflow)
+                    or_(AlertEvent.silenced_until.is_(None), AlertEvent.silenced_until <= now),
+                )
                 .order_by(AlertDelivery.id)
             ).all()
             orgs = dict(

@@ -34,7 +34,7 @@ from server.firmware.service import (
     receive,
 )
 from server.firmware.tuf_repo import NotInitialised, RoleStatus, TufRepository
-from server.web.deps import ApiScope, FormScope, PageScope, Web, WebState
+from server.web.deps import ApiScope, DbId, FormScope, PageScope, Web, WebState
 from server.web.display import environment
 from server.web.i18n import LANGS, Catalogue
 from server.web.scope import Invalid, Scoped
@@ -42,7 +42,6 @@ from server.web.scope import Invalid, Scoped
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 TEXT = r"^[^\x00-\x1f\x7f]+$"
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Action = Literal["promote", "halt", "resume"]
 REFRESH_S = 5
 

@@ -10,18 +10,21 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from server.domain.alert_workflow import SILENCE_HOURS, AlertWorkflow
 from server.queries import SEVERITIES
 from server.storage.org_models import ROLES
 from server.web.api import report_response
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
+    DbId,
     FormScope,
     PageScope,
     Web,
+    WebState,
     session_principal,
 )
-from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn
+from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn, Scoped
 from server.web.security import new_secret, same
 from server.web.throttle import Throttled
 
@@ -163,6 +166,26 @@ def _org_id(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
 
 
+def _alerts_page(request: Request, web: WebState, s: Scoped, secret: str | None) -> Response:
+    """The alerts with who acknowledged, silenced or owns each; routes for operators."""
+    shown = s.alerts()
+    orgs = s.org_tree()
+    flow = AlertWorkflow(s)
+    return web.render(
+        request,
+        s.p,
+        "alerts.html",
+        alerts=shown,
+        states=flow.states([a.id for a in shown]),
+        people=flow.assignable() if s.p.has("operator") else [],
+        silence_hours=SILENCE_HOURS,
+        routes=s.alert_routes() if s.p.has("operator") else None,
+        orgs=orgs,
+        org_names={o.id: o.name for o in orgs},
+        secret=secret,  # shown only on the answer to the POST that made it, never from a URL
+    )
+
+
 def _more_pages(pages: APIRouter) -> None:
     @pages.get("/models")
     def models(request: Request, web: Web, s: PageScope) -> Response:
@@ -226,18 +249,29 @@ def _more_pages(pages: APIRouter) -> None:
 
     @pages.get("/alerts")
     def alerts(request: Request, web: Web, s: PageScope) -> Response:
-        routes = s.alert_routes() if s.p.has("operator") else None
-        orgs = s.org_tree()
-        return web.render(
-            request,
-            s.p,
-            "alerts.html",
-            alerts=s.alerts(),
-            routes=routes,
-            orgs=orgs,
-            org_names={o.id: o.name for o in orgs},
-            secret=None,  # shown only on the answer to the POST that made it, never from a URL
-        )
+        return _alerts_page(request, web, s, secret=None)
+
+    @pages.post("/alerts/{event_id}/{action}")
+    def alert_action(
+        s: FormScope,
+        event_id: DbId,
+        action: str,
+        *,
+        hours: Annotated[int, Form(ge=1, le=max(SILENCE_HOURS))] = SILENCE_HOURS[0],
+        assignee: Annotated[str, Form(max_length=12)] = "",
+    ) -> Response:
+        flow = AlertWorkflow(s)
+        if action == "ack":
+            flow.acknowledge(event_id)
+        elif action == "silence":
+            flow.silence(event_id, hours)
+        elif action == "unsilence":
+            flow.unsilence(event_id)
+        elif action == "assign":
+            flow.assign(event_id, _org_id(assignee))
+        else:
+            raise Invalid(f"unknown action {action}")
+        return _see(f"/alerts#alert-{event_id}")
 
     @pages.post("/alert-routes")
     async def add_route(request: Request, web: Web, s: FormScope) -> Response:
@@ -254,16 +288,7 @@ def _more_pages(pages: APIRouter) -> None:
             kinds=kinds,
         )
         # shown once on the page that follows, as with API tokens
-        return web.render(
-            request,
-            s.p,
-            "alerts.html",
-            alerts=s.alerts(),
-            routes=s.alert_routes(),
-            orgs=s.org_tree(),
-            org_names={o.id: o.name for o in s.org_tree()},
-            secret=secret,
-        )
+        return _alerts_page(request, web, s, secret=secret)
 
     @pages.post("/alert-routes/{route_id}/delete")
     def delete_route(s: FormScope, route_id: int) -> Response:

@@ -59,14 +59,18 @@ def catalogue_keys() -> frozenset[str]:
 
 
 _KEYS = catalogue_keys()
-_PREFIXES = frozenset(k.split(".", 1)[0] for k in _KEYS)
+_FAMILIES = frozenset(c.split(".", 1)[0] for c in Catalogue.load().finding_codes("en"))
 
 
 def raw_codes(text: str) -> list[str]:
-    """Dotted words in ``text`` that are catalogue keys, or look like one of their families
-    (``svc.telnet_open``, ``status.fail``, ``nav.something_new``)."""
+    """Dotted words in ``text`` that are catalogue keys (``status.fail``), or codes of a finding
+    family (``svc.telnet_new``; a file name such as ``fw.bin`` is not one)."""
     return sorted(
-        {w for w in _WORDISH.findall(text) if w in _KEYS or w.split(".", 1)[0] in _PREFIXES}
+        {
+            w
+            for w in _WORDISH.findall(text)
+            if w in _KEYS or ("_" in w and w.split(".", 1)[0] in _FAMILIES)
+        }
     )
 
 
@@ -84,8 +88,10 @@ def looks_finished(page: Page) -> None:
     )
     assert overflow <= 0, f"{page.url}: {overflow} px of horizontal scroll"
     text = page.locator("body").inner_text()
-    assert raw_codes(text) == [], f"{page.url}: raw codes on screen"
-    assert _PLACEHOLDER.findall(text) == [], f"{page.url}: placeholders on screen"
+    codes = raw_codes(text)
+    assert codes == [], f"{page.url}: raw codes on screen: {codes}"
+    holes = _PLACEHOLDER.findall(text)
+    assert holes == [], f"{page.url}: placeholders on screen: {holes}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,13 @@ from tests.web.browser.conftest import Site, looks_finished, raw_codes, shot
 
 
 def test_raw_code_pattern() -> None:
-    assert raw_codes("svc.telnet_open and status.fail") == ["status.fail", "svc.telnet_open"]
-    assert raw_codes("10.99.0.50 on style.css, version 1.2.3, Tài khoản: admin") == []
+    text = "svc.telnet_open, status.fail and svc.telnet_new"
+    assert raw_codes(text) == ["status.fail", "svc.telnet_new", "svc.telnet_open"]
+    assert raw_codes("10.99.0.50, fw.bin, style.css, version 1.2.3, Tài khoản: admin") == []
 
 
 def test_a_page_in_each_language_and_width(site: Site) -> None:
-    for lang, width in (("vi", "desktop"), ("en", "desktop")):
+    for lang, width in (("vi", "phone"), ("en", "desktop")):
         page = site.open("operator-a", lang, width)
         page.goto("/")
         looks_finished(page)
