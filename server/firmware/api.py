@@ -34,6 +34,7 @@ from server.firmware.service import (
     receive,
 )
 from server.firmware.tuf_repo import NotInitialised, RoleStatus, TufRepository
+from server.web.confirm import CONFIRMED, Confirm, ask
 from server.web.deps import ApiScope, DbId, FormScope, PageScope, Web, WebState
 from server.web.display import environment
 from server.web.i18n import LANGS, Catalogue
@@ -254,9 +255,21 @@ def pages_router(templates: Environment) -> APIRouter:
         )
 
     @pages.post("/rollouts/{rollout_id}/{action}")
-    def act(request: Request, s: FormScope, rollout_id: DbId, action: str) -> Response:
+    def act(
+        request: Request,
+        web: Web,
+        s: FormScope,
+        rollout_id: DbId,
+        action: str,
+        *,
+        confirm: Confirm = "",
+    ) -> Response:
         if action not in ("promote", "halt", "resume"):
             raise Invalid(f"unknown action {action}")
+        if action == "halt" and confirm != CONFIRMED:
+            name = scoped(request, s).rollout(rollout_id).rollout.name
+            back = f"/rollouts/{rollout_id}"
+            return ask(request, web_of(web), s, back, "confirm.halt_rollout", rollout=name)
         scoped(request, s).act(rollout_id, action)  # type: ignore[arg-type]  # checked above
         return RedirectResponse(f"/rollouts/{rollout_id}", http.HTTP_303_SEE_OTHER)
 

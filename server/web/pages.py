@@ -14,6 +14,7 @@ from server.domain.alert_workflow import SILENCE_HOURS, AlertWorkflow
 from server.queries import SEVERITIES
 from server.storage.org_models import ROLES
 from server.web.api import report_response
+from server.web.confirm import CONFIRMED, Confirm, ask
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -24,7 +25,7 @@ from server.web.deps import (
     WebState,
     session_principal,
 )
-from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn, Scoped
+from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn, NotVisible, Scoped
 from server.web.security import new_secret, same
 from server.web.throttle import Throttled
 
@@ -147,13 +148,25 @@ def router() -> APIRouter:
         return web.render(request, s.p, "agents.html", agents=rows, done=done)
 
     @pages.post("/agents/{agent_id}/{action}")
-    def agent_action(s: FormScope, agent_id: str, action: str) -> Response:
+    def agent_action(
+        request: Request,
+        web: Web,
+        s: FormScope,
+        agent_id: str,
+        action: str,
+        *,
+        confirm: Confirm = "",
+    ) -> Response:
         if action not in ("approve", "revoke"):
             raise Invalid(f"unknown action {action}")
+        if action == "revoke" and confirm != CONFIRMED:
+            agent = s.agent(agent_id).agent_id  # a foreign agent: not found, not a question
+            return ask(request, web, s, "/agents", "confirm.revoke_agent", agent=agent)
         s.set_agent_status(agent_id, "approve" if action == "approve" else "revoke")
         return _see(f"/agents?changed={agent_id}")
 
     _more_pages(pages)
+    _alert_pages(pages)
     _admin_pages(pages)
     return pages
 
@@ -184,6 +197,65 @@ def _alerts_page(request: Request, web: WebState, s: Scoped, secret: str | None)
         org_names={o.id: o.name for o in orgs},
         secret=secret,  # shown only on the answer to the POST that made it, never from a URL
     )
+
+
+def _alert_pages(pages: APIRouter) -> None:
+    """Alerts, what people do with them, and the routes they are sent through."""
+
+    @pages.get("/alerts")
+    def alerts(request: Request, web: Web, s: PageScope) -> Response:
+        return _alerts_page(request, web, s, secret=None)
+
+    @pages.post("/alerts/{event_id}/{action}")
+    def alert_action(
+        s: FormScope,
+        event_id: DbId,
+        action: str,
+        *,
+        hours: Annotated[int, Form(ge=1, le=max(SILENCE_HOURS))] = SILENCE_HOURS[0],
+        assignee: Annotated[str, Form(max_length=12)] = "",
+    ) -> Response:
+        flow = AlertWorkflow(s)
+        if action == "ack":
+            flow.acknowledge(event_id)
+        elif action == "silence":
+            flow.silence(event_id, hours)
+        elif action == "unsilence":
+            flow.unsilence(event_id)
+        elif action == "assign":
+            flow.assign(event_id, _org_id(assignee))
+        else:
+            raise Invalid(f"unknown action {action}")
+        return _see(f"/alerts#alert-{event_id}")
+
+    @pages.post("/alert-routes")
+    async def add_route(request: Request, web: Web, s: FormScope) -> Response:
+        form = await request.form()
+        kinds = [k for k in form.getlist("kinds") if isinstance(k, str)]
+        fields = {k: str(form.get(k, ""))[:512] for k in ("name", "org", "channel", "target")}
+        if not fields["name"] or not fields["target"]:
+            raise Invalid("a route needs a name and a target")
+        _, secret = s.create_alert_route(
+            org_unit_id=_org_id(fields["org"]),
+            name=fields["name"][:64],
+            channel=fields["channel"],
+            target=fields["target"],
+            kinds=kinds,
+        )
+        # shown once on the page that follows, as with API tokens
+        return _alerts_page(request, web, s, secret=secret)
+
+    @pages.post("/alert-routes/{route_id}/delete")
+    def delete_route(
+        request: Request, web: Web, s: FormScope, route_id: DbId, confirm: Confirm = ""
+    ) -> Response:
+        if confirm != CONFIRMED:
+            route = next((r for r in s.alert_routes() if r.id == route_id), None)
+            if route is None:
+                raise NotVisible(f"alert route {route_id}")
+            return ask(request, web, s, "/alerts", "confirm.delete_route", route=route.name)
+        s.delete_alert_route(route_id)
+        return _see("/alerts")
 
 
 def _more_pages(pages: APIRouter) -> None:
@@ -237,7 +309,21 @@ def _more_pages(pages: APIRouter) -> None:
         return _see("/models")
 
     @pages.post("/models/{model_id}/delete")
-    def delete_model(s: FormScope, model_id: int) -> Response:
+    def delete_model(
+        request: Request, web: Web, s: FormScope, model_id: DbId, confirm: Confirm = ""
+    ) -> Response:
+        if confirm != CONFIRMED:
+            entry = next((m for m in s.model_register() if m.id == model_id), None)
+            if entry is None:
+                raise NotVisible(f"register entry {model_id}")
+            return ask(
+                request,
+                web,
+                s,
+                "/models",
+                "confirm.delete_model",
+                model=f"{entry.vendor} {entry.model}",
+            )
         s.delete_model(model_id)
         return _see("/models")
 
@@ -246,54 +332,6 @@ def _more_pages(pages: APIRouter) -> None:
         groups = s.kev()
         devices = len({(d.agent_id, d.camera_id) for g in groups for d in g.devices})
         return web.render(request, s.p, "kev.html", groups=groups, devices=devices, shown=KEV_SHOWN)
-
-    @pages.get("/alerts")
-    def alerts(request: Request, web: Web, s: PageScope) -> Response:
-        return _alerts_page(request, web, s, secret=None)
-
-    @pages.post("/alerts/{event_id}/{action}")
-    def alert_action(
-        s: FormScope,
-        event_id: DbId,
-        action: str,
-        *,
-        hours: Annotated[int, Form(ge=1, le=max(SILENCE_HOURS))] = SILENCE_HOURS[0],
-        assignee: Annotated[str, Form(max_length=12)] = "",
-    ) -> Response:
-        flow = AlertWorkflow(s)
-        if action == "ack":
-            flow.acknowledge(event_id)
-        elif action == "silence":
-            flow.silence(event_id, hours)
-        elif action == "unsilence":
-            flow.unsilence(event_id)
-        elif action == "assign":
-            flow.assign(event_id, _org_id(assignee))
-        else:
-            raise Invalid(f"unknown action {action}")
-        return _see(f"/alerts#alert-{event_id}")
-
-    @pages.post("/alert-routes")
-    async def add_route(request: Request, web: Web, s: FormScope) -> Response:
-        form = await request.form()
-        kinds = [k for k in form.getlist("kinds") if isinstance(k, str)]
-        fields = {k: str(form.get(k, ""))[:512] for k in ("name", "org", "channel", "target")}
-        if not fields["name"] or not fields["target"]:
-            raise Invalid("a route needs a name and a target")
-        _, secret = s.create_alert_route(
-            org_unit_id=_org_id(fields["org"]),
-            name=fields["name"][:64],
-            channel=fields["channel"],
-            target=fields["target"],
-            kinds=kinds,
-        )
-        # shown once on the page that follows, as with API tokens
-        return _alerts_page(request, web, s, secret=secret)
-
-    @pages.post("/alert-routes/{route_id}/delete")
-    def delete_route(s: FormScope, route_id: int) -> Response:
-        s.delete_alert_route(route_id)
-        return _see("/alerts")
 
     @pages.get("/reports")
     def reports_page(request: Request, web: Web, s: PageScope) -> Response:
@@ -377,9 +415,21 @@ def _admin_pages(pages: APIRouter) -> None:
         return _see("/users")
 
     @pages.post("/users/{user_id}/{action}")
-    def user_action(s: FormScope, user_id: int, action: str) -> Response:
+    def user_action(
+        request: Request,
+        web: Web,
+        s: FormScope,
+        user_id: DbId,
+        action: str,
+        *,
+        confirm: Confirm = "",
+    ) -> Response:
         if action not in ("disable", "enable"):
             raise Invalid(f"unknown action {action}")
+        if action == "disable" and confirm != CONFIRMED:
+            return ask(
+                request, web, s, "/users", "confirm.disable_user", user=s.user(user_id).username
+            )
         s.set_user_disabled(user_id, action == "disable")
         return _see("/users")
 
@@ -398,7 +448,14 @@ def _admin_pages(pages: APIRouter) -> None:
         return web.render(request, s.p, "tokens.html", tokens=s.tokens(), secret=secret)
 
     @pages.post("/tokens/{token_id}/revoke")
-    def revoke_token(s: FormScope, token_id: int) -> Response:
+    def revoke_token(
+        request: Request, web: Web, s: FormScope, token_id: DbId, confirm: Confirm = ""
+    ) -> Response:
+        if confirm != CONFIRMED:
+            token = next((k for k in s.tokens() if k.id == token_id), None)
+            if token is None:
+                raise NotVisible(f"token {token_id}")
+            return ask(request, web, s, "/tokens", "confirm.revoke_token", token=token.name)
         s.revoke_token(token_id)
         return _see("/tokens")
 
