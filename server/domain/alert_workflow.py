@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -40,6 +40,19 @@ class AlertState:
     silenced_until: datetime | None  # None, or a time still ahead
     assignee: str | None
     history: list[ActionView]
+    evidence: dict[str, Any]  # of the finding that opened it, to name it in full
+    vendor: str | None
+
+
+def _detail(detail: object) -> tuple[dict[str, Any], str | None]:
+    """The evidence and the camera's vendor an alert was opened with (``server.alerts``)."""
+    if not isinstance(detail, dict):
+        return {}, None
+    evidence, identity = detail.get("evidence"), detail.get("identity")
+    vendor = identity.get("vendor") if isinstance(identity, dict) else None
+    return (evidence if isinstance(evidence, dict) else {}), (
+        vendor if isinstance(vendor, str) else None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +74,7 @@ class AlertWorkflow(Scoped):
                     AlertEvent.acknowledged_at,
                     AlertEvent.acknowledged_by,
                     AlertEvent.silenced_until,
+                    AlertEvent.detail,
                     User.username,
                 )
                 .outerjoin(User, User.id == AlertEvent.assignee_id)
@@ -82,6 +96,7 @@ class AlertWorkflow(Scoped):
                 r.silenced_until if r.silenced_until and r.silenced_until > self.now else None,
                 r.username,
                 history[r.id],
+                *_detail(r.detail),
             )
             for r in rows
         }

@@ -11,12 +11,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from datetime import date, time, timedelta
 from importlib.resources import files
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Path, Request, UploadFile
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Form,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    UploadFile,
+)
 from fastapi import status as http
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment
@@ -246,6 +258,66 @@ def pages_router(templates: Environment) -> APIRouter:
         return web_of(web).render(
             request, s.p, "rollouts.html", rollouts=fw.rollouts(), refresh=REFRESH_S
         )
+
+    @pages.get("/rollouts/new")
+    def new_rollout(
+        request: Request,
+        web: Web,
+        s: PageScope,
+        site: Annotated[str, Query(max_length=64)] = "",
+        model: Annotated[str, Query(max_length=128)] = "",
+    ) -> Response:
+        fw = scoped(request, s)
+        images = [i for i in fw.images() if i.published and i.retired_at is None]
+        sites = [o.site for o in s.org_tree() if o.site]
+        return web_of(web).render(
+            request, s.p, "rollout_new.html", images=images, sites=sites, site=site, model=model
+        )
+
+    @pages.post("/rollouts")
+    def create_rollout(
+        request: Request,
+        s: FormScope,
+        *,
+        name: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT)],
+        image_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
+        site: Annotated[str, Form(max_length=64)] = "",
+        model: Annotated[str, Form(max_length=128)] = "",
+        canary_count: Annotated[int, Form(ge=1, le=100_000)] = 1,
+        batch_size: Annotated[int, Form(ge=1, le=100_000)] = 10,
+    ) -> Response:
+        made = scoped(request, s).create_rollout(
+            name=name.strip(),
+            image_id=image_id,
+            selector=Selector(site=site or None, model=model.strip() or None),
+            canary_count=canary_count,
+            canary_percent=None,
+            batch_size=batch_size,
+            max_parallel_per_site=2,
+            failure_threshold=1,
+            windows={},
+        )
+        return RedirectResponse(f"/rollouts/{made.rollout.id}", http.HTTP_303_SEE_OTHER)
+
+    @pages.post("/cameras/{agent_id}/{camera_id}/rotate-password")
+    def rotate_password(
+        request: Request,
+        s: FormScope,
+        agent_id: Annotated[str, Path(pattern=NAME)],
+        camera_id: Annotated[str, Path(pattern=NAME)],
+        *,
+        username: Annotated[str, Form(min_length=1, max_length=64, pattern=TEXT)],
+        escrow_jwk: Annotated[str, Form(min_length=2, max_length=2000)],
+    ) -> Response:
+        try:
+            jwk = json.loads(escrow_jwk)
+        except ValueError as exc:
+            raise Invalid("the escrow key is not a JWK (JSON)") from exc
+        if not isinstance(jwk, dict) or not all(isinstance(v, str) for v in jwk.values()):
+            raise Invalid("the escrow key is not a JWK (a JSON object of strings)")
+        cid = scoped(request, s).rotate_password(agent_id, camera_id, jwk, username)
+        target = f"/cameras/{quote(agent_id)}/{quote(camera_id)}?queued={quote(cid)}"
+        return RedirectResponse(target, http.HTTP_303_SEE_OTHER)
 
     @pages.get("/rollouts/{rollout_id}")
     def rollout(request: Request, web: Web, s: PageScope, rollout_id: DbId) -> Response:

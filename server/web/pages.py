@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server.domain.alert_workflow import SILENCE_HOURS, AlertWorkflow
+from server.domain.camera_page import summarise
 from server.queries import SEVERITIES
 from server.storage.org_models import ROLES
 from server.web.api import report_response
@@ -138,8 +139,13 @@ def router() -> APIRouter:
         )
 
     @pages.get("/cameras/{agent_id}/{camera_id}")
-    def camera(request: Request, web: Web, s: PageScope, agent_id: str, camera_id: str) -> Response:
-        return web.render(request, s.p, "camera.html", cam=s.camera(agent_id, camera_id))
+    def camera(
+        request: Request, web: Web, s: PageScope, agent_id: str, camera_id: str, *, queued: str = ""
+    ) -> Response:
+        cam = s.camera(agent_id, camera_id)
+        return web.render(
+            request, s.p, "camera.html", cam=cam, summary=summarise(cam), queued=queued[:64]
+        )
 
     @pages.get("/agents")
     def agents(request: Request, web: Web, s: PageScope, changed: str = "") -> Response:

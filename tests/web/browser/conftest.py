@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from protocol.keys import generate_private_key
 from server.api import create_app
+from server.firmware.api import catalogue as firmware_catalogue
 from server.storage import Repository
 from server.web.i18n import LANGS, Catalogue
 from tests.server.conftest import make_config, serve
@@ -51,10 +52,10 @@ pytestmark = [
 
 def catalogue_keys() -> frozenset[str]:
     """Every key a page could show raw: interface keys, finding codes and evidence keys."""
-    cat = Catalogue.load()
     keys: set[str] = set()
-    for lang in LANGS:
-        keys |= cat.ui_keys(lang) | cat.finding_codes(lang) | cat.evidence_keys(lang)
+    for cat in (Catalogue.load(), firmware_catalogue()):
+        for lang in LANGS:
+            keys |= cat.ui_keys(lang) | cat.finding_codes(lang) | cat.evidence_keys(lang)
     return frozenset(k for k in keys if "." in k)
 
 

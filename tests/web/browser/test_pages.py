@@ -17,6 +17,7 @@ PAGES = (
     "/compliance",
     "/reports",
     "/rollouts",
+    "/rollouts/new",
     "/agents",
     "/models",
     "/orgs",
