@@ -29,12 +29,13 @@ from pathlib import Path
 import msgspec
 from joserfc.jwk import OKPKey
 
-from agent import __version__, certificate
+from agent import __version__
 from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import setup_logging
 from agent.errors import AgentBusy, AgentError
-from agent.identity import enroll, keygen, load_key
 from agent.state import exclusive
+from agent.trust import certificate
+from agent.trust.identity import enroll, keygen, load_key
 from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps, layer_paths, read_layers
 from protocol.keys import public_jwk
@@ -188,7 +189,7 @@ def _signed(args: argparse.Namespace, config: AgentConfig) -> int:
         return enroll_command(args, config, key)
     if args.command == "run":
         from agent.runner import Agent  # noqa: PLC0415  # keeps keygen/pubkey light
-        from agent.vault import open_vault  # noqa: PLC0415  # cryptography
+        from agent.trust.vault import open_vault  # noqa: PLC0415  # cryptography
 
         vault = open_vault(config.state_path, config.vault_key_path)
         agent = Agent(config, key, credentials=vault, reload=lambda: load_config(args.config))
@@ -218,7 +219,7 @@ AUDIT_WORDS: dict[AuditState, str] = {
 
 
 def _scan(config: AgentConfig, *, cameras: list[str] | None, as_json: bool) -> int:
-    from agent.audit import Auditor, vault_secrets  # noqa: PLC0415  # heavy: only for scans
+    from agent.audit.auditor import Auditor, vault_secrets  # noqa: PLC0415  # heavy: only for scans
 
     unknown = sorted(set(cameras or ()) - {c.id for c in config.cameras})
     if unknown:
@@ -315,7 +316,7 @@ def _read_password() -> str:
 
 
 def _vault(config: AgentConfig, args: argparse.Namespace) -> int:
-    from agent.vault import Vault, load_vault_key  # noqa: PLC0415  # cryptography
+    from agent.trust.vault import Vault, load_vault_key  # noqa: PLC0415  # cryptography
 
     vault = Vault(config.state_path, load_vault_key(config.vault_key_path))
     if args.vault_command == "list":

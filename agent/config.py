@@ -139,7 +139,7 @@ class FirmwareConfig(_Section, frozen=True, kw_only=True):
 
 
 class RotationConfig(_Section, frozen=True, kw_only=True):
-    """``[rotation]``: camera password rotation (see agent.rotation)."""
+    """``[rotation]``: camera password rotation (see agent.commands.password_rotate)."""
 
     # RFC 7638 thumbprint of the organisation's X25519 escrow key: a password.rotate command
     # sealing to any other key is refused. Unset: any key whose thumbprint is escrow_kid.

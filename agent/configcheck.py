@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from agent.config import AgentConfig, CameraConfig
 from agent.errors import AgentError
-from agent.identity import load_key
+from agent.trust.identity import load_key
 from agent.vendors.versions import canonical_vendor, known_vendors
 from protocol.configfile import Origin, locate
 
@@ -139,7 +139,7 @@ def _vendor_problem(camera: CameraConfig) -> str | None:
 
 
 def _file_problems(config: AgentConfig) -> Iterator[Problem]:
-    from agent.vault import VaultError, load_vault_key  # noqa: PLC0415  # cryptography
+    from agent.trust.vault import VaultError, load_vault_key  # noqa: PLC0415  # cryptography
 
     owner = _service_uid(config.state_path)
     try:

@@ -1,17 +1,17 @@
 """The basic agent loop: hello on start, heartbeats, audits and status reports on timers.
 
-Audits (``agent.audit``) run every ``[audit] interval_s`` (the first at start), each in a
-short-lived worker process (``agent.worker``); each finished audit is sent at once in a status
+Audits (``agent.audit.auditor``) run every ``[audit] interval_s`` (the first at start), each in a
+short-lived worker process (``agent.audit.worker``); each finished audit is sent at once in a status
 report (cameras with identity and findings, host findings), and later reports repeat the last
 audit until the next one. Before the first audit finishes, reports carry the cameras' TCP
 reachability only.
 
-Everything issued goes through ``agent.issuer`` into the outbox (fsync, off the event loop in a
-worker thread), and the publisher drains the outbox to the broker; entries leave it when the
-collector acknowledges them (``agent.publish.mqtt``). SIGTERM/SIGINT stop the loop, give the
-publisher ``intervals.shutdown_grace_s`` to flush (publish, collect acks), and exit; whatever
-is left stays in the outbox for the next start. ``report_once`` is the air-gapped variant: it
-writes the outbox and one fresh report to a file instead of a broker.
+Everything issued goes through ``agent.messaging.issuer`` into the outbox (fsync, off the event loop
+in a worker thread), and the publisher drains the outbox to the broker; entries leave it when the
+collector acknowledges them (``agent.messaging.mqtt``). SIGTERM/SIGINT stop the loop, give the
+publisher ``intervals.shutdown_grace_s`` to flush (publish, collect acks), and exit; whatever is
+left stays in the outbox for the next start. ``report_once`` is the air-gapped variant: it writes
+the outbox and one fresh report to a file instead of a broker.
 """
 
 from __future__ import annotations
@@ -33,18 +33,19 @@ import msgspec
 from joserfc.jwk import OKPKey
 
 from agent import __version__
-from agent.certificate import tls_files
-from agent.commands.executor import CredentialStore, Executor
+from agent.audit.results import AuditResult
+from agent.audit.worker import AuditSkipped, WorkerFailed, audit_in_worker, failed_result
+from agent.commands.context import CredentialStore
+from agent.commands.executor import Executor
 from agent.config import AgentConfig
 from agent.daemon import Service, reloadable, status_line
 from agent.errors import AgentError, OutboxFull, StorageError
 from agent.health import host_health
-from agent.identity import collector_key
-from agent.issuer import Header, Issued, Issuer
-from agent.publish.outbox import Outbox
-from agent.results import AuditResult
+from agent.messaging.issuer import Header, Issued, Issuer
+from agent.messaging.outbox import Outbox
 from agent.state import StateStore, exclusive, fsync_dir
-from agent.worker import AuditSkipped, WorkerFailed, audit_in_worker, failed_result
+from agent.trust.certificate import tls_files
+from agent.trust.identity import collector_key
 from protocol.configfile import ConfigError
 from protocol.messages import (
     AgentInfo,
@@ -144,7 +145,7 @@ class Agent:
         self._audit: AuditResult | None = None  # the last finished audit
 
     async def run(self) -> int:
-        from agent.publish.mqtt import Publisher  # noqa: PLC0415  # paho only where it is used
+        from agent.messaging.mqtt import Publisher  # noqa: PLC0415  # paho only where it is used
 
         collector = collector_key(self.config.state_path, self.config.collector_key_path)
         with exclusive(self.config.state_path):

@@ -3,9 +3,9 @@
 Every write is atomic: a temporary file in the same directory is written and fsynced, renamed
 over the target, and the directory is fsynced so the rename itself survives a power cut.
 
-Crash-safety ordering when a message is issued (see ``agent.issuer``): sign, write the outbox
-entry (fsync), update this state (fsync), then publish. On start the agent recovers the state as
-the maximum of this file and the newest outbox entry, so a seq is never reused even when the
+Crash-safety ordering when a message is issued (see ``agent.messaging.issuer``): sign, write the
+outbox entry (fsync), update this state (fsync), then publish. On start the agent recovers the state
+as the maximum of this file and the newest outbox entry, so a seq is never reused even when the
 process dies between the two writes.
 """
 

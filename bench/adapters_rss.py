@@ -67,7 +67,7 @@ def start_lab(workdir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
 
 
 async def identify_all(hosts: dict[str, str]) -> dict[str, int]:
-    from agent.identify import identify
+    from agent.audit.identify import identify
     from agent.vendors.base import AdapterConfig, CameraError
     from agent.vendors.models import Credential, Interface, Target
 
@@ -129,7 +129,7 @@ def main() -> int:
     import agent.vendors.axis.adapter
 
     last = report("axis adapter", last)
-    import agent.identify  # noqa: F401  # registry: the ONVIF adapter module, not onvif itself
+    import agent.audit.identify  # noqa: F401  # registry: the ONVIF adapter module, not onvif itself
 
     last = report("registry + identify (onvif library not loaded yet)", last)
     import onvif  # noqa: F401

@@ -3,11 +3,12 @@ TCP ports on the same addresses, and the auditing process's peak RSS.
 
 Three processes: the lab (``camwarden-lab up``), the audit and nmap. The audit runs twice per
 concurrency: ``camwarden-agent scan --once --json`` (what an operator runs, in-process) and the
-audit worker of ``camwarden-agent run`` (``agent.worker``, given the config on stdin as the daemon
-gives it); peak RSS is read with ``wait4``, so only the auditing process counts. Default-credential
-guessing is off: it is lockout-safe by spacing (with the default assumed policy, one failed guess
-per camera every 32 s), so its wall time is set by the spacing, not by the agent; every other check
-runs with the config defaults. Prints figures; exits 0 (the targets are reported, not enforced).
+audit worker of ``camwarden-agent run`` (``agent.audit.worker``, given the config on stdin as the
+daemon gives it); peak RSS is read with ``wait4``, so only the auditing process counts.
+Default-credential guessing is off: it is lockout-safe by spacing (with the default assumed policy,
+one failed guess per camera every 32 s), so its wall time is set by the spacing, not by the agent;
+every other check runs with the config defaults. Prints figures; exits 0 (the targets are reported,
+not enforced).
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from typing import Any
 
 import msgspec
 
+from agent.audit.worker import WORKER, AuditRequest
 from agent.checks.netprobe import STANDARD_PORTS
 from agent.config import load_config
 from agent.probes.ports import CAMERA_PORTS
-from agent.vault import Vault
-from agent.worker import WORKER, AuditRequest
+from agent.trust.vault import Vault
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = ROOT / "configs" / "lab" / "mixed-100.toml"
@@ -137,7 +138,7 @@ def scan(config: Path) -> tuple[float, float, list[dict[str, Any]]]:
 
 
 def worker(config: Path) -> tuple[float, float, list[dict[str, Any]]]:
-    """The audit worker of ``camwarden-agent run`` (agent.worker), given the config as the
+    """The audit worker of ``camwarden-agent run`` (agent.audit.worker), given the config as the
     daemon gives it."""
     request = AuditRequest(load_config(config), logging.ERROR)
     wall, peak, output, _cpu = measured(list(WORKER), msgspec.json.encode(request) + b"\n")

@@ -2,7 +2,7 @@
 
 The lab (configs/lab/mixed-50.toml) runs in this process, in a thread of its own, so that its
 request log can be read; the audit runs as the daemon of ``camwarden-agent run`` runs it: the
-audit worker (``agent.worker``) given the config on stdin, with the config of
+audit worker (``agent.audit.worker``) given the config on stdin, with the config of
 bench/agent_idle.py (concurrency 8, 5-minute interval, guessing off). Per run it prints the
 worker's CPU seconds (``wait4``: user + system), wall time and a digest of its findings
 (camera, check, code, status: equal digests, same findings) and, when a run's findings differ
@@ -40,8 +40,8 @@ from aiohttp import web_protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agent.audit.worker import WORKER, AuditRequest
 from agent.config import load_config
-from agent.worker import WORKER, AuditRequest
 from bench.agent_idle import LAB
 from bench.audit import agent_config, measured
 from lab.config import load_config as load_lab

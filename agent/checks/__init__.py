@@ -1,4 +1,5 @@
-"""Checks, one module per control family. ``CHECKS`` is the explicit list of what runs."""
+"""Checks, one module per control family. ``CHECKS`` is the explicit list of what runs on each
+camera, ``SITE_CHECKS`` of what runs over the whole site after them (``agent.checks.site``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from agent.checks.credentials import DEFAULT_BUDGET, DefaultCredentialCheck
 from agent.checks.exposure import RouterMappingCheck
 from agent.checks.firmware import FirmwareCheck
 from agent.checks.identity import IdentityCheck
+from agent.checks.inventory import InventoryCheck
 from agent.checks.netprobe import NetSettings
 from agent.checks.onvif_access import AnonymousOnvifCheck
 from agent.checks.passwords import PasswordPolicyCheck
@@ -23,7 +25,8 @@ from agent.checks.services import (
     SshCheck,
     UpnpCheck,
 )
-from agent.checks.tls import TlsCheck
+from agent.checks.site import SiteCheck
+from agent.checks.tls import SharedTlsKeyCheck, TlsCheck
 from agent.checks.web import HttpAuthCheck, HttpsCheck, SnapshotCheck
 from agent.credentials.planner import GuessLimits
 from agent.vendors.models import Target
@@ -79,3 +82,6 @@ def build_checks(
 # approves only the agent's account, and the network probes have no camera subnets and send
 # nothing: the audit builds its own with ``build_checks`` from the site's configuration.
 CHECKS: tuple[Check, ...] = build_checks()
+
+# Over the whole site, in this order: COM-03 on every audit, INV-04 on a full one.
+SITE_CHECKS: tuple[SiteCheck, ...] = (SharedTlsKeyCheck(), InventoryCheck())

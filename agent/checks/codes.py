@@ -216,7 +216,7 @@ CODES: Final[dict[str, str]] = {
     "host.disk_low": "Only {free_bytes} bytes ({free_percent} %) are free under {path}.",
     "host.disk_ok": "{free_bytes} bytes ({free_percent} %) are free under {path}.",
     "host.system": "The agent runs on {os} {kernel} ({machine}), Python {python}.",
-    # INV-04 (agent.audit): the inventory against the configuration and the last inventory
+    # INV-04 (agent.checks.inventory): the inventory against the configuration and the last one
     "inv.registered": "Camera {address} is in the configured inventory ({change}).",
     "inv.unregistered": (
         "Host {address} answers on the camera segment ({sources}; ports {open_ports}) but is "

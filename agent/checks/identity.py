@@ -1,4 +1,4 @@
-"""INV-01: the camera's identity as identification found it (``agent.identify``).
+"""INV-01: the camera's identity as identification found it (``agent.audit.identify``).
 
 Pass when vendor, model and firmware version are known; inconclusive otherwise, naming what is
 missing (a banner-only camera, or no identity at all). The evidence carries every identity field

@@ -6,20 +6,23 @@ COM-02 fails on TLS 1.0/1.1 accepted, an expired or not-yet-valid certificate, a
 is recorded, not failed (cameras ship them; the baseline does not forbid it).
 
 COM-03 cannot be decided on one camera: the finding carries the SPKI hash and says that the
-collector compares it across the fleet (the same key on two devices is the failure).
+collector compares it across the fleet (the same key on two devices is the failure). Within
+the site, ``SharedTlsKeyCheck`` (a site check) fails every camera whose key another audited
+camera presents too; a key unique here stays inconclusive.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from agent.checks.base import CheckContext
+from agent.checks.base import CheckContext, make_finding
 from agent.checks.netprobe import NetCheck
+from agent.checks.site import Site, SiteCheck, SiteFindings
 from agent.probes import ports, tls
 from agent.vendors.base import Unreachable
-from protocol.messages import EvidenceValue, Finding
+from protocol.messages import Camera, EvidenceValue, Finding
 
-__all__ = ["TlsCheck"]
+__all__ = ["SharedTlsKeyCheck", "TlsCheck"]
 
 OLD_VERSIONS: Final = ("TLSv1", "TLSv1.1")
 WEAK_CIPHER_WORDS: Final = ("NULL", "EXP", "RC4", "3DES", "DES-CBC", "ANON")
@@ -107,3 +110,41 @@ class TlsCheck(NetCheck):
             controls=("COM-03",),
         )
         return [com02, com03]
+
+
+class SharedTlsKeyCheck(SiteCheck):
+    """COM-03 within this site: a TLS key that more than one audited camera presents fails."""
+
+    id = "tls_shared_key"
+    controls = ("COM-03",)
+
+    def run(self, site: Site) -> SiteFindings:
+        holders: dict[str, list[str]] = {}
+        for camera in site.cameras:
+            for spki, _ in _fingerprints(camera):
+                holders.setdefault(spki, []).append(camera.camera_id)
+        shared: dict[str, list[Finding]] = {}
+        for camera in site.cameras:
+            for spki, check in _fingerprints(camera):
+                peers = [c for c in holders[spki] if c != camera.camera_id]
+                if peers:
+                    shared.setdefault(camera.camera_id, []).append(
+                        make_finding(
+                            check=check,
+                            code="com.tls_key_shared",
+                            status="fail",
+                            severity="high",
+                            controls=("COM-03",),
+                            evidence={"spki_sha256": spki, "peers": len(peers)},
+                        )
+                    )
+        return SiteFindings(shared)
+
+
+def _fingerprints(camera: Camera) -> list[tuple[str, str]]:
+    """(SPKI SHA-256, check id) of each key fingerprint the camera's findings carry."""
+    return [
+        (str(f.evidence["spki_sha256"]), f.check)
+        for f in camera.findings
+        if f.code == "com.tls_key_fingerprint"
+    ]

@@ -10,7 +10,7 @@
 Each step is written to the journal before its work starts; on start ``resume()`` hands every
 unfinished entry back to its action, which knows per step whether to resume (e.g. a download
 continues where it stopped) or to stop cleanly (``failed``, reason ``interrupted``). Results go
-through ``agent.issuer.Issuer`` (signed, chained, outbox first); the publisher sends them.
+through ``agent.messaging.issuer.Issuer`` (signed, chained, outbox first); the publisher sends them.
 One command per camera at a time. Actions are the explicit table ``ACTIONS``.
 """
 
@@ -18,21 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from joserfc.jwk import OKPKey
 
+from agent.commands.context import Action, ActionContext, CredentialStore, Details, Run
 from agent.commands.errors import CommandRefused, StepFailed
 from agent.commands.journal import Entry, Journal
 from agent.commands.replay import NonceStore
 from agent.commands.verify import verify_command
 from agent.config import AgentConfig, CameraConfig
-from agent.issuer import Header, Issued, utc_now
+from agent.messaging.issuer import Header, Issued, utc_now
 from agent.vendors.base import AuthFailed, CameraError, Timeout, Unreachable
-from agent.vendors.models import Credential
 from protocol.commands import FIRMWARE_APPLY, PASSWORD_ROTATE
 from protocol.envelope import verify
 from protocol.errors import ProtocolError, UnknownKey
@@ -40,55 +40,16 @@ from protocol.messages import (
     AgentMessage,
     Command,
     CommandResult,
-    EvidenceValue,
     decode_collector_message,
 )
 
 log = logging.getLogger(__name__)
 
 Status = Literal["accepted", "rejected", "in_progress", "succeeded", "failed"]
-Details = dict[str, EvidenceValue]
-
-
-class CredentialStore(Protocol):
-    """The camera credentials (``agent.vault.Vault`` has this shape)."""
-
-    def credential(self, ref: str) -> Credential | None: ...
-
-    def set(self, ref: str, username: str, password: str) -> None: ...
-
-    def delete(self, ref: str) -> bool: ...
 
 
 class ResultIssuer(Protocol):
     def issue(self, build: Callable[[Header], AgentMessage]) -> Issued | None: ...
-
-
-@dataclass(slots=True)
-class Run:
-    """One command being carried out: what actions see."""
-
-    command: Command
-    camera: CameraConfig
-    entry: Entry
-    executor: Executor
-
-    async def step(self, name: str, **data: str) -> None:
-        self.entry.step = name
-        self.entry.status = "in_progress"
-        self.entry.data.update(data)
-        # the announcement reaches the outbox first: killed between the two, the agent resumes
-        # at the step before, which every action can repeat; the other order lost the step
-        log.info("command %s: %s", self.command.command_id, name)
-        await self.executor.answer(self.command.command_id, "in_progress", step=name)
-        await asyncio.to_thread(self.executor.journal.save, self.entry)
-
-    async def note(self, **data: str) -> None:
-        self.entry.data.update(data)
-        await asyncio.to_thread(self.executor.journal.save, self.entry)
-
-
-Action = Callable[[Run], Awaitable[Details]]
 
 
 @dataclass
@@ -106,6 +67,9 @@ class Executor:
         base = self.config.state_path / "commands"
         self.nonces = NonceStore(base / "nonces.json")
         self.journal = Journal(base / "journal")
+        self.context = ActionContext(
+            self.config, self.credentials, self.journal, self.clock, self._announce
+        )
 
     @property
     def cameras(self) -> dict[str, CameraConfig]:
@@ -132,6 +96,9 @@ class Executor:
 
         await asyncio.to_thread(self.issuer.issue, build)
         self.wake()
+
+    async def _announce(self, command_id: str, step: str) -> None:
+        await self.answer(command_id, "in_progress", step=step)
 
     def _refuse(self, exc: CommandRefused, token_hint: str) -> None:
         self.refused[exc.reason] = self.refused.get(exc.reason, 0) + 1
@@ -217,14 +184,14 @@ class Executor:
     async def _run(self, command: Command, entry: Entry) -> str:
         assert command.camera_id is not None
         camera = self.cameras[command.camera_id]
-        run = Run(command, camera, entry, self)
+        run = Run(command, camera, entry, self.context)
         action = ACTIONS[command.action]
         self._busy.add(camera.id)
         status: Status
         reason: str | None = None
         details: Details = {}
         try:
-            from agent.identify import prepare  # noqa: PLC0415  # zeep: only when acting
+            from agent.audit.identify import prepare  # noqa: PLC0415  # zeep: only when acting
 
             await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
             details = await action(run)
@@ -248,14 +215,6 @@ class Executor:
         await asyncio.to_thread(self.journal.remove, command.command_id)
         log.info("command %s %s%s", command.command_id, status, f" ({reason})" if reason else "")
         return status if reason is None else f"{status}:{reason}"
-
-    def credential(self, camera: CameraConfig) -> Credential:
-        if camera.credentials_ref is None:
-            raise StepFailed("preflight_failed", f"camera {camera.id} has no credentials_ref")
-        found = self.credentials.credential(camera.credentials_ref)
-        if found is None:
-            raise StepFailed("preflight_failed", f"no credential {camera.credentials_ref!r}")
-        return found
 
 
 def _camera_reason(exc: CameraError) -> str:
@@ -292,13 +251,13 @@ def _command_id(token: bytes, key: OKPKey) -> str | None:
 
 
 async def _firmware(run: Run) -> Details:
-    from agent.firmware.apply import apply_firmware  # noqa: PLC0415  # tuf: ~25 MB, on use
+    from agent.commands.firmware_apply import apply_firmware  # noqa: PLC0415  # tuf: ~25 MB, on use
 
     return await apply_firmware(run)
 
 
 async def _rotate(run: Run) -> Details:
-    from agent.rotation import rotate_password  # noqa: PLC0415  # zxcvbn: ~14 MB, on use
+    from agent.commands.password_rotate import rotate_password  # noqa: PLC0415  # zxcvbn: ~14 MB, on use
 
     return await rotate_password(run)
 

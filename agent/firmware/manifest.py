@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agent.commands.errors import StepFailed
+from agent.firmware.errors import FirmwareError
 from agent.vendors.versions import UnparsableVersion, canonical_vendor, parse_firmware
 
 __all__ = ["ImageFacts", "check_camera", "check_image", "image_facts"]
@@ -28,7 +28,7 @@ class ImageFacts:
 
 def image_facts(path: str, length: int, hashes: Mapping[str, str], custom: object) -> ImageFacts:
     if not isinstance(custom, Mapping):
-        raise StepFailed("download_rejected", f"{path}: no custom metadata")
+        raise FirmwareError("download_rejected", f"{path}: no custom metadata")
     vendor, models, version = custom.get("vendor"), custom.get("models"), custom.get("version")
     if (
         not isinstance(vendor, str)
@@ -36,19 +36,19 @@ def image_facts(path: str, length: int, hashes: Mapping[str, str], custom: objec
         or not isinstance(models, list)
         or not all(isinstance(m, str) for m in models)
     ):
-        raise StepFailed("download_rejected", f"{path}: no vendor/models/version metadata")
+        raise FirmwareError("download_rejected", f"{path}: no vendor/models/version metadata")
     return ImageFacts(path, length, hashes.get("sha256", ""), vendor, tuple(models), version)
 
 
 def check_image(facts: ImageFacts, *, command_version: str, max_bytes: int) -> None:
     """The signed metadata says what the command says, and the image fits the limit."""
     if facts.version != command_version:
-        raise StepFailed(
+        raise FirmwareError(
             "wrong_version",
             f"signed metadata says {facts.version!r}, the command {command_version!r}",
         )
     if facts.length > max_bytes:
-        raise StepFailed(
+        raise FirmwareError(
             "download_rejected", f"image of {facts.length} bytes exceeds the {max_bytes} limit"
         )
 
@@ -57,7 +57,7 @@ def _numbers(vendor: str, text: str) -> tuple[int, ...]:
     try:
         return parse_firmware(vendor, text).numbers
     except UnparsableVersion as exc:
-        raise StepFailed("preflight_failed", str(exc)) from exc
+        raise FirmwareError("preflight_failed", str(exc)) from exc
 
 
 def check_camera(
@@ -70,24 +70,24 @@ def check_camera(
 ) -> int:
     """Compare with what the camera reports: -1 downgrade (approved), 0 same, 1 upgrade.
 
-    Raises ``StepFailed``: ``wrong_model`` (vendor or model not listed in the signed metadata),
+    Raises ``FirmwareError``: ``wrong_model`` (vendor or model not listed in the signed metadata),
     ``preflight_failed`` (the camera does not tell its model or version), and
     ``downgrade_not_approved`` (status ``rejected``) for an older version without approval.
     """
     if camera_vendor is not None and canonical_vendor(facts.vendor) != canonical_vendor(
         camera_vendor
     ):
-        raise StepFailed("wrong_model", f"image for {facts.vendor}, camera is {camera_vendor}")
+        raise FirmwareError("wrong_model", f"image for {facts.vendor}, camera is {camera_vendor}")
     if model is None or current is None:
-        raise StepFailed("preflight_failed", "the camera does not report its model and version")
+        raise FirmwareError("preflight_failed", "the camera does not report its model and version")
     if model not in facts.models:
-        raise StepFailed("wrong_model", f"image for {list(facts.models)}, camera is {model}")
+        raise FirmwareError("wrong_model", f"image for {list(facts.models)}, camera is {model}")
     width = 8
     new = _numbers(facts.vendor, facts.version) + (0,) * width
     old = _numbers(facts.vendor, current) + (0,) * width
     order = (new[:width] > old[:width]) - (new[:width] < old[:width])
     if order < 0 and not downgrade_approved_by:
-        raise StepFailed(
+        raise FirmwareError(
             "downgrade_not_approved",
             f"{facts.version} is older than the camera's {current}",
             status="rejected",

@@ -3,7 +3,7 @@
 Trust: ``<cache>/metadata/root.json`` once ngclient has stored one (it follows root rotation and
 keeps the newest root it verified); before that, the ``tuf_root`` of the enrollment answer
 (``<state_dir>/enrollment.json``, trust on first use like ``collector_jwk``). Every ngclient
-failure is translated here, at one edge, into ``StepFailed``:
+failure is translated here, at one edge, into ``FirmwareError``:
 
 * ``metadata_rejected``: expired (freeze), older version (rollback), mixed snapshot/targets,
   bad signatures, metadata too large;
@@ -26,7 +26,7 @@ from tuf.api import exceptions
 from tuf.api.metadata import Metadata, Root, TargetFile
 from tuf.ngclient import Updater, UpdaterConfig
 
-from agent.commands.errors import StepFailed
+from agent.firmware.errors import FirmwareError
 from agent.firmware.fetcher import ResumableFetcher
 from agent.firmware.manifest import ImageFacts, image_facts
 
@@ -77,7 +77,7 @@ class FirmwareUpdater:
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
         local = (self.metadata_dir / "root.json").exists()
         if not local and self._bootstrap is None:
-            raise StepFailed("metadata_rejected", "no trusted TUF root (not enrolled?)")
+            raise FirmwareError("metadata_rejected", "no trusted TUF root (not enrolled?)")
         return Updater(
             str(self.metadata_dir),
             self.metadata_url,
@@ -96,14 +96,14 @@ class FirmwareUpdater:
             info = updater.get_targetinfo(target)
         except exceptions.DownloadError as exc:
             if isinstance(exc, exceptions.DownloadLengthMismatchError):
-                raise StepFailed("metadata_rejected", f"metadata too large: {exc}") from exc
-            raise StepFailed("download_failed", f"metadata: {exc}") from exc
+                raise FirmwareError("metadata_rejected", f"metadata too large: {exc}") from exc
+            raise FirmwareError("download_failed", f"metadata: {exc}") from exc
         except exceptions.RepositoryError as exc:
-            raise StepFailed("metadata_rejected", f"{type(exc).__name__}: {exc}") from exc
+            raise FirmwareError("metadata_rejected", f"{type(exc).__name__}: {exc}") from exc
         except (ValueError, OSError) as exc:
-            raise StepFailed("metadata_rejected", f"{type(exc).__name__}: {exc}") from exc
+            raise FirmwareError("metadata_rejected", f"{type(exc).__name__}: {exc}") from exc
         if info is None:
-            raise StepFailed("target_unknown", f"{target} is not in the signed targets")
+            raise FirmwareError("target_unknown", f"{target} is not in the signed targets")
         self._info = info
         return image_facts(info.path, info.length, info.hashes, info.custom)
 
@@ -136,15 +136,15 @@ class FirmwareUpdater:
             except exceptions.DownloadError as exc:
                 if isinstance(exc, exceptions.DownloadLengthMismatchError):
                     self._discard(facts)
-                    raise StepFailed("download_rejected", str(exc)) from exc
-                raise StepFailed("download_failed", str(exc)) from exc
+                    raise FirmwareError("download_rejected", str(exc)) from exc
+                raise FirmwareError("download_failed", str(exc)) from exc
             except exceptions.RepositoryError as exc:  # LengthOrHashMismatchError
                 resumed = self.fetcher.resumed_from
                 self._discard(facts)
                 if resumed and attempt == 1:
                     log.warning("resumed download of %s did not verify; restarting", facts.path)
                     continue
-                raise StepFailed("download_rejected", f"{type(exc).__name__}: {exc}") from exc
+                raise FirmwareError("download_rejected", f"{type(exc).__name__}: {exc}") from exc
             break
         verified.replace(dest)
         return Downloaded(dest, facts, self.fetcher.resumed_from)

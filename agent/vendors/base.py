@@ -206,7 +206,7 @@ class Adapter(ABC):
     def https(self) -> bool:
         """True once the adapter found plain HTTP closed or redirecting and moved to HTTPS
         (hardened cameras). The certificate is not verified for these reads
-        (``agent.vendors.http.TLS_VERIFY_REASON``); ``agent.identify`` records that."""
+        (``agent.vendors.http.TLS_VERIFY_REASON``); ``agent.audit.identify`` records that."""
         return False
 
     @classmethod  # noqa: B027  # a real default: most adapters load nothing
@@ -217,7 +217,7 @@ class Adapter(ABC):
     @classmethod
     def recognises(cls, landing: Landing) -> bool:
         """Whether the camera's answer to ``GET /`` without credentials names this adapter's
-        vendor (its ``Server`` header): ``agent.identify`` tries such adapters first. Only an
+        vendor (its ``Server`` header): ``agent.audit.identify`` tries such adapters first. Only an
         order: an adapter not recognised is still tried."""
         return False
 

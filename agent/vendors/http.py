@@ -33,7 +33,7 @@ Requests without credentials that need no session (``landing``, the web checks' 
 through ``anonymous_session``: a new connection closed after the answer, the same limits.
 
 TLS: cameras ship self-signed certificates, so the HTTPS client does not verify the chain
-(``TLS_VERIFY_REASON``); ``agent.identify`` records it in the identity's source. The adapters
+(``TLS_VERIFY_REASON``); ``agent.audit.identify`` records it in the identity's source. The adapters
 only read configuration through it; the TLS facts of a camera (versions, ciphers, certificate,
 shared keys: COM-02/COM-03) are collected by a separate handshake scan and never inferred from a
 connection that succeeded here.

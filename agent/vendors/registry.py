@@ -2,7 +2,7 @@
 code listed here. An adapter is added by importing its class and appending it to the tuple;
 nothing registers itself by import side effect.
 
-Order is preference: vendor APIs first (richest answers), then ONVIF. ``agent.identify`` tries
+Order is preference: vendor APIs first (richest answers), then ONVIF. ``agent.audit.identify`` tries
 them in this order.
 """
 

@@ -7,9 +7,9 @@ import ipaddress
 import os
 from pathlib import Path
 
-from agent.audit import Auditor, AuditResult, vault_secrets
+from agent.audit.auditor import Auditor, AuditResult, vault_secrets
 from agent.config import AgentConfig, load_config
-from agent.vault import Vault, load_vault_key
+from agent.trust.vault import Vault, load_vault_key
 from lab.fleet import CameraNode, Fleet
 from protocol.messages import Camera, Finding
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from agent.audit.worker import Finished, Reply
 from agent.config import load_config
-from agent.worker import Finished, Reply
 from lab.config import parse_config
 from lab.testing import LabFactory, private_base
 from protocol.text import CUT_MARKER, TEXT_MAX

@@ -25,8 +25,8 @@ import pytest
 from joserfc.jwk import OKPKey
 from sqlalchemy import func, select
 
-from agent.certificate import PURPOSE
 from agent.cli import main as agent_main
+from agent.trust.certificate import PURPOSE
 from protocol.envelope import sign
 from protocol.keys import load_private_key
 from server.cli import main as server_main

@@ -1,5 +1,5 @@
-"""A file-backed credential store for tests (``agent.commands.executor.CredentialStore``):
-the vault (agent/vault.py) is not on this branch yet. JSON, mode 0600, atomic rewrites."""
+"""A file-backed credential store for tests (``agent.commands.context.CredentialStore``):
+the vault (agent/trust/vault.py) is not on this branch yet. JSON, mode 0600, atomic rewrites."""
 
 from __future__ import annotations
 

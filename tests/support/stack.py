@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from agent.vault import Vault, load_vault_key
+from agent.trust.vault import Vault, load_vault_key
 from lab.broker import free_port, wait_port
 from lab.config import LabConfig
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from agent.audit.identify import identify, prepare
 from agent.checks.accounts import AccountsCheck, ActivationCheck, LockoutPolicyCheck
 from agent.checks.base import Check, CheckContext, CheckLimits, SystemClock, run_checks
 from agent.checks.clock import ClockCheck
@@ -30,7 +31,6 @@ from agent.checks.identity import IdentityCheck
 from agent.checks.onvif_access import AnonymousOnvifCheck
 from agent.checks.passwords import PasswordPolicyCheck
 from agent.credentials.planner import GuessLimits
-from agent.identify import identify, prepare
 from agent.vendors.axis.adapter import AxisAdapter
 from agent.vendors.base import Adapter, AdapterConfig
 from agent.vendors.dahua.adapter import DahuaAdapter

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from agent.audit.identify import identify, prepare
 from agent.checks.base import CheckContext, SystemClock, run_checks
 from agent.checks.credentials import DefaultCredentialCheck
-from agent.identify import identify, prepare
 from agent.vendors.models import Credential, Interface, Target
 from lab import httpauth
 from lab.testing import LabFactory

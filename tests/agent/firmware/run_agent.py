@@ -13,10 +13,10 @@ import msgspec
 
 from agent.commands.executor import Executor
 from agent.config import AgentConfig
-from agent.identity import collector_key, load_key
-from agent.issuer import Issuer
-from agent.publish.outbox import Outbox
+from agent.messaging.issuer import Issuer
+from agent.messaging.outbox import Outbox
 from agent.state import StateStore
+from agent.trust.identity import collector_key, load_key
 from tests.support.credentials import FileCredentials
 
 

@@ -14,8 +14,8 @@ import pytest
 from tuf.api import exceptions
 from tuf.api.metadata import TargetFile
 
-from agent.commands.errors import StepFailed
 from agent.firmware import fetcher
+from agent.firmware.errors import FirmwareError
 from agent.firmware.updater import FirmwareUpdater
 from server.firmware.tuf_repo import TufRepository
 from tests.agent.firmware.conftest import Collector
@@ -82,7 +82,7 @@ def test_a_partial_file_longer_than_signed_is_rejected_and_deleted(
     up = _updater(collector_tuf, tmp_path)
     facts = up.find(TARGET)
     part = _keep(up, collector_tuf, data + b"\0")
-    with pytest.raises(StepFailed) as refused:
+    with pytest.raises(FirmwareError) as refused:
         up.download(facts)
     assert refused.value.reason == "download_rejected"
     assert not part.exists()

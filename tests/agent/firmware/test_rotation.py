@@ -13,9 +13,9 @@ import pytest
 from joserfc import jwe
 from joserfc.jwk import OKPKey
 
+from agent.commands.schedule import RotationSchedule
 from agent.config import RotationConfig
 from agent.credentials.passwords import assess_password
-from agent.rotation import RotationSchedule
 from lab.testing import LabFactory
 from protocol.commands import PASSWORD_ROTATE
 from tests.agent.firmware.conftest import Collector

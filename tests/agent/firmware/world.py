@@ -12,8 +12,8 @@ from joserfc.jwk import OKPKey
 
 from agent.commands.executor import Executor
 from agent.config import AgentConfig, CameraConfig, FirmwareConfig, RotationConfig
-from agent.issuer import Issuer
-from agent.publish.outbox import Outbox
+from agent.messaging.issuer import Issuer
+from agent.messaging.outbox import Outbox
 from agent.state import StateStore
 from agent.vendors.versions import canonical_vendor
 from lab.camera import RequestRecord

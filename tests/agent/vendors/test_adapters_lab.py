@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.identify import identify
+from agent.audit.identify import identify
 from agent.vendors.axis.adapter import AxisAdapter
 from agent.vendors.base import (
     Adapter,

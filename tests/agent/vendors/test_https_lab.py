@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from agent.identify import UNVERIFIED_HTTPS, identify
+from agent.audit.identify import UNVERIFIED_HTTPS, identify
 from agent.vendors.base import AdapterConfig
 from agent.vendors.http import https_only
 from agent.vendors.models import Credential, Interface, Landing, Target

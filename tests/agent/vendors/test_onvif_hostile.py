@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from agent.audit import Auditor
+from agent.audit.auditor import Auditor
 from agent.config import load_config
 from agent.scope import ForeignUrl
 from agent.vendors.base import AdapterConfig, BadResponse

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent.identify import identify
+from agent.audit.identify import identify
 from agent.vendors.axis.adapter import AxisAdapter
 from agent.vendors.base import Adapter, AdapterConfig, AuthFailed
 from agent.vendors.dahua.adapter import DahuaAdapter

@@ -13,7 +13,7 @@ from joserfc.jwk import OKPKey
 
 from agent.cli import main
 from agent.errors import AgentError
-from agent.identity import collector_key
+from agent.trust.identity import collector_key
 from protocol.keys import (
     generate_private_key,
     import_public_jwk,

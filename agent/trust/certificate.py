@@ -27,8 +27,8 @@ from joserfc.jwk import OKPKey
 
 from agent.config import AgentConfig, TlsFiles
 from agent.errors import AgentError, EnrollmentError
-from agent.secrets import check_private_file
 from agent.state import atomic_write
+from agent.trust.keyfiles import check_private_file
 from protocol.envelope import sign
 
 log = logging.getLogger(__name__)

@@ -62,7 +62,7 @@ import pytest
 
 from agent.checks.codes import CODES
 from agent.config import load_config
-from agent.vault import Vault, load_vault_key
+from agent.trust.vault import Vault, load_vault_key
 from lab.config import parse_config
 from lab.fleet import CameraNode, Fleet
 from lab.requestlog import read_log
@@ -85,7 +85,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning"),
 ]
 
-LAB = Path(__file__).resolve().parents[2] / "configs" / "lab" / "accuracy-40.toml"
+LAB = Path(__file__).resolve().parents[3] / "configs" / "lab" / "accuracy-40.toml"
 SILENT = frozenset({"fault-hang", "fault-drop"})
 GARBAGE = "fault-garbage"
 FAULTS = SILENT | {GARBAGE}

@@ -7,8 +7,8 @@ bookkeeping below happens on the event loop thread.
 * MQTT v5, ``clean_start=False`` with a session expiry interval (a persistent session), QoS 1.
 * Entries are published in seq order, at most ``max_inflight`` waiting for a PUBACK at a time.
 * End-to-end acknowledgement (when the collector's command key is pinned, see
-  ``agent.identity.collector_key``): a PUBACK with a success reason code only marks an entry as
-  *sent* (in memory, with the time its ack is due). The entry leaves the outbox when the
+  ``agent.trust.identity.collector_key``): a PUBACK with a success reason code only marks an
+  entry as *sent* (in memory, with the time its ack is due). The entry leaves the outbox when the
   collector, after storing it, says so in a signed ``Ack`` on this agent's ``cmd`` topic (QoS 1
   subscription in the persistent session). A sent entry not acknowledged within
   ``ack_timeout_s`` is published again, and its wait doubles per attempt up to
@@ -46,7 +46,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import MqttConfig, TlsFiles
-from agent.publish.outbox import Entry, Outbox
+from agent.messaging.outbox import Entry, Outbox
 from protocol.envelope import DEFAULT_MAX_BYTES, verify
 from protocol.errors import MisaddressedMessage, ProtocolError, UnknownKey
 from protocol.messages import Ack, decode_collector_message

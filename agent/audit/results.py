@@ -1,6 +1,7 @@
-"""What one audit found: built by ``agent.audit``, carried from the audit worker to the daemon
-as JSON (``agent.worker``), sent in status reports. Kept apart from ``agent.audit`` so that the
-daemon can read a worker's result without importing the audit."""
+"""What one audit found: built by ``agent.audit.auditor``, carried from the audit worker to the
+daemon as JSON (``agent.audit.worker``), sent in status reports. Kept apart from
+``agent.audit.auditor`` so that the daemon can read a worker's result without importing the
+audit."""
 
 from __future__ import annotations
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from agent.audit import Auditor
+from agent.audit.auditor import Auditor
 from agent.checks.base import CheckContext, CheckLimits, SystemClock
 from agent.checks.credentials import DefaultCredentialCheck
 from agent.checks.netprobe import NetCheck
 from agent.cli import main as agent_main
 from agent.config import load_config
-from agent.vault import Vault, load_vault_key
+from agent.trust.vault import Vault, load_vault_key
 from agent.vendors.base import CameraError
 from lab.testing import LabFactory
 from protocol.messages import Camera, Finding

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.vault import open_vault
+from agent.trust.vault import open_vault
 
 SERVICE = 65534  # nobody:nogroup stands for camwarden:camwarden
 

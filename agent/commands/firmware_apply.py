@@ -31,10 +31,11 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from agent.commands.context import Details, Run
 from agent.commands.errors import StepFailed
 from agent.commands.verify import FirmwareParams, firmware_params
+from agent.firmware.errors import FirmwareError
 from agent.firmware.manifest import ImageFacts, check_camera, check_image
 from agent.firmware.updater import FirmwareUpdater, enrollment_root
 from agent.probes.rtsp import describe
@@ -43,9 +44,6 @@ from agent.vendors.models import Credential, DeviceIdentity
 from agent.vendors.onvif.adapter import OnvifAdapter
 from agent.vendors.registry import adapter_pair
 from agent.vendors.versions import UnparsableVersion, parse_firmware
-
-if TYPE_CHECKING:
-    from agent.commands.executor import Details, Run
 
 log = logging.getLogger(__name__)
 
@@ -88,20 +86,28 @@ def _facts(data: dict[str, str]) -> ImageFacts:
 
 
 async def apply_firmware(run: Run) -> Details:
+    """The action; the firmware package's errors become the command's here, at one edge."""
+    try:
+        return await _apply(run)
+    except FirmwareError as exc:
+        raise StepFailed(exc.reason, exc.detail, status=exc.status) from exc
+
+
+async def _apply(run: Run) -> Details:
     params = firmware_params(run.command.params)
-    ex, camera, entry = run.executor, run.camera, run.entry
-    fw = ex.config.firmware
-    credential = ex.credential(camera)
-    if ex.config.collector_url is None:
+    config, camera, entry = run.context.config, run.camera, run.entry
+    fw = config.firmware
+    credential = run.credential()
+    if config.collector_url is None:
         raise StepFailed("preflight_failed", "collector_url is not configured")
     updater = FirmwareUpdater(
-        ex.config.state_path / "firmware",
-        ex.config.collector_url,
-        enrollment_root(ex.config.state_path),
+        config.state_path / "firmware",
+        config.collector_url,
+        enrollment_root(config.state_path),
         timeout_s=fw.download_timeout_s,
     )
     async with AsyncExitStack() as stack:
-        vendor, onvif = adapter_pair(ex.config.target(camera), credential, fw.camera_timeout_s)
+        vendor, onvif = adapter_pair(config.target(camera), credential, fw.camera_timeout_s)
         stack.push_async_callback(vendor.close)
         if onvif is not vendor:
             stack.push_async_callback(onvif.close)
@@ -145,13 +151,13 @@ async def _preflight(
     onvif: OnvifAdapter,
 ) -> tuple[ImageFacts | None, str | None]:
     """The facts of the image to install, or (None, version) when it is installed already."""
-    ex, camera = run.executor, run.camera
-    fw = ex.config.firmware
+    config, camera = run.context.config, run.camera
+    fw = config.firmware
     await run.step("preflight")
     async with _metadata_lock(updater.metadata_dir):
         facts = await asyncio.to_thread(updater.find, params.target)
     check_image(facts, command_version=params.version, max_bytes=fw.max_image_bytes)
-    free = shutil.disk_usage(ex.config.state_path).free
+    free = shutil.disk_usage(config.state_path).free
     if free - facts.length < fw.min_free_bytes:
         raise StepFailed("preflight_failed", f"{free} bytes free, image {facts.length}")
     try:
@@ -226,13 +232,13 @@ async def _sharing(path: Path) -> AsyncIterator[_Shared]:
 
 
 async def _download(run: Run, updater: FirmwareUpdater, facts: ImageFacts) -> None:
-    fw = run.executor.config.firmware
+    fw = run.context.config.firmware
     image = None
     for attempt in range(1, fw.download_attempts + 1):
         try:
             image = await asyncio.to_thread(updater.download, facts)
             break
-        except StepFailed as exc:
+        except FirmwareError as exc:
             if exc.reason != "download_failed" or attempt == fw.download_attempts:
                 raise
             log.info("download attempt %d failed (%s); resuming", attempt, exc.detail)
@@ -245,7 +251,7 @@ async def _download(run: Run, updater: FirmwareUpdater, facts: ImageFacts) -> No
 
 async def _upload(run: Run, updater: FirmwareUpdater, facts: ImageFacts, vendor: Adapter) -> None:
     await run.step("uploading")
-    timeout_s = run.executor.config.firmware.upload_timeout_s
+    timeout_s = run.context.config.firmware.upload_timeout_s
     try:
         await vendor.upload_firmware(updater.image_path(facts), facts.length, timeout_s=timeout_s)
     except CameraError as exc:
@@ -258,7 +264,7 @@ async def _upload(run: Run, updater: FirmwareUpdater, facts: ImageFacts, vendor:
 
 async def _wait_back(vendor: Adapter, run: Run, *, went_away: bool) -> DeviceIdentity:
     """Poll the camera until it answers after its reboot (see module doc)."""
-    fw = run.executor.config.firmware
+    fw = run.context.config.firmware
     facts = _facts(run.entry.data)
     deadline = time.monotonic() + fw.reboot_timeout_s
     while time.monotonic() < deadline:
@@ -300,7 +306,7 @@ async def _verify(
         if uri.hostname != camera.address:
             raise StepFailed("verify_failed", "the stream URI is not on the camera")
         path = uri.path + (f"?{uri.query}" if uri.query else "")
-        fw = run.executor.config.firmware
+        fw = run.context.config.firmware
         deadline = time.monotonic() + fw.reboot_timeout_s
         while True:  # a camera's RTSP server may come up after its web server
             try:

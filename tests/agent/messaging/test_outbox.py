@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import OutboxFull
-from agent.issuer import Header, Issuer
-from agent.publish.outbox import Outbox
+from agent.messaging.issuer import Header, Issuer
+from agent.messaging.outbox import Outbox
 from agent.state import StateStore
 from protocol.envelope import digest
 from protocol.keys import generate_private_key
@@ -174,7 +174,7 @@ ENOSPC_SCRIPT = """
 import sys
 from pathlib import Path
 from agent.errors import StorageError
-from tests.agent.test_outbox import make, report
+from tests.agent.messaging.test_outbox import make, report
 root = Path(sys.argv[1])
 issuer = make(root)
 filler = root / "filler"
@@ -221,7 +221,7 @@ def test_full_disk_is_a_clear_error_and_recovers(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     assert result.returncode == 0, result.stderr
     assert "ERR cannot write" in result.stdout

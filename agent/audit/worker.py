@@ -30,26 +30,27 @@ from pathlib import Path
 
 import msgspec
 
+from agent.audit.results import AuditResult
 from agent.config import AgentConfig
 from agent.daemon import setup_logging
 from agent.errors import AgentError
-from agent.results import AuditResult
 from protocol.messages import Camera
 
 log = logging.getLogger(__name__)
 
 # isolated (-I: no PYTHON* variables, no user site-packages, no current directory), with the
 # directory this package was imported from first on sys.path: the Debian package keeps it in a
-# private tree that its launcher adds, so ``-m agent.worker`` alone would not find it
+# private tree that its launcher adds, so ``-m agent.audit.worker`` alone would not find it
 _BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); import agent.worker as w; sys.exit(w.main())"
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "import agent.audit.worker as w; sys.exit(w.main())"
 )
 WORKER: tuple[str, ...] = (
     sys.executable,
     "-I",
     "-c",
     _BOOTSTRAP,
-    str(Path(__file__).resolve().parents[1]),
+    str(Path(__file__).resolve().parents[2]),
 )
 
 
@@ -144,7 +145,7 @@ def failed_result(
 
 
 async def _audit(config: AgentConfig) -> Reply:
-    from agent.audit import Auditor, vault_secrets  # noqa: PLC0415  # after logging is set up
+    from agent.audit.auditor import Auditor, vault_secrets  # noqa: PLC0415  # after logging is set up
 
     try:
         credentials, site_key = vault_secrets(config)

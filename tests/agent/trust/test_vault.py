@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.vault import HEADER, KEY_BYTES, Vault, VaultError, load_vault_key
+from agent.trust.vault import HEADER, KEY_BYTES, Vault, VaultError, load_vault_key
 
 SECRET = "Vault#Secret-2024!"
 

@@ -5,13 +5,14 @@
     inventory   static cameras of the config + WS-Discovery / SSDP / sweep when switched on,
                 only inside [network] camera_subnets (agent.inventory refuses anything else)
     per camera  (at most [audit] concurrency at once, each within camera_timeout_s)
-                identify (agent.identify, with the vault's credential)
+                identify (agent.audit.identify, with the vault's credential)
                 -> CheckContext (credential, advisory feed, site key, limits)
                 -> the checks of ``build_checks`` one after another (one camera is never hit
                    in parallel); TLS scans hold one of tls_concurrency slots
-    the site    COM-03 keys shared between cameras of this audit, INV-04 from the inventory diff
-                against the last inventory (<state_dir>/inventory.json, written atomically),
-                host findings about the agent's own box
+    the site    the site checks (``agent.checks.SITE_CHECKS``: COM-03 keys shared between
+                cameras of this audit, INV-04 from the inventory diff against the last
+                inventory, <state_dir>/inventory.json, written atomically here), host findings
+                about the agent's own box
 
 A camera that hangs, resets or answers garbage never stops the audit: identification errors
 become inconclusive findings naming the error, each check has its time limit, and a camera
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from agent.audit.results import AuditResult
 from agent.checks.base import (
     Check,
     CheckContext,
@@ -48,12 +50,12 @@ from agent.checks.base import (
 )
 from agent.checks.host import HostSettings, host_findings
 from agent.checks.netprobe import NetSettings
+from agent.checks.site import Site, SiteInventory
 from agent.checks.tls import TlsCheck
 from agent.config import AgentConfig
 from agent.errors import StorageError
-from agent.inventory.diff import InventoryDiff, diff, key
+from agent.inventory.diff import diff
 from agent.inventory.discover import Host, Scope, merge
-from agent.results import AuditResult
 from agent.scope import OutOfScope, admit, confined, site_scope
 from agent.state import atomic_write
 from agent.vendors.base import (
@@ -65,7 +67,7 @@ from agent.vendors.base import (
     Unreachable,
 )
 from agent.vendors.models import Credential, DeviceIdentity, Interface, Target
-from protocol.messages import AuditState, Camera, EvidenceValue, Finding, Identity
+from protocol.messages import AuditState, Camera, Finding, Identity
 from protocol.text import clean_text
 
 if TYPE_CHECKING:
@@ -110,7 +112,7 @@ def targets(config: AgentConfig) -> list[Target]:
 def vault_secrets(config: AgentConfig) -> tuple[dict[str, Credential], SiteKey | None]:
     """The vault's credentials and site key. Without a vault key this is an error only when a
     camera names a credential (``VaultError``); a missing entry is logged and left out."""
-    from agent.vault import VaultError, open_vault  # noqa: PLC0415  # cryptography
+    from agent.trust.vault import VaultError, open_vault  # noqa: PLC0415  # cryptography
 
     refs = {c.credentials_ref for c in config.cameras if c.credentials_ref}
     vault = open_vault(config.state_path, config.vault_key_path)
@@ -318,15 +320,13 @@ class Auditor:
             return outcome
 
         if everything:
-            from agent.identify import prepare  # noqa: PLC0415  # zeep: only when auditing
+            from agent.audit.identify import prepare  # noqa: PLC0415  # zeep: only when auditing
 
             await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
         outcomes = await asyncio.gather(*(one(t) for t in everything))
-        cameras = _shared_tls_keys([o.camera for o in outcomes])
-        host = [*discovery_findings]
-        if not partial:
-            cameras, inventory_findings = self._inventory(cameras, outcomes, discovered)
-            host += inventory_findings
+        inventory = None if partial else self._inventory(outcomes, discovered)
+        cameras, site_findings = _site_checks([o.camera for o in outcomes], inventory)
+        host = [*discovery_findings, *site_findings]
         host += await asyncio.to_thread(
             host_findings,
             self.config.state_path,
@@ -414,9 +414,9 @@ class Auditor:
             logger.warning("the last inventory is unreadable (%s); every host counts as new", exc)
             return []
 
-    def _inventory(
-        self, cameras: list[Camera], outcomes: Sequence[_Outcome], discovered: Iterable[Host]
-    ) -> tuple[list[Camera], list[Finding]]:
+    def _inventory(self, outcomes: Sequence[_Outcome], discovered: Iterable[Host]) -> SiteInventory:
+        """What answered this time against the last inventory; this one is stored for the
+        next audit."""
         seen_static = [
             Host(o.camera.address, frozenset({"static"}))
             for o in outcomes
@@ -430,14 +430,7 @@ class Auditor:
                 atomic_write(self._inventory_path(), msgspec.json.encode(list(current.values())))
             except StorageError as exc:
                 logger.warning("%s; INV-04 compares with an older inventory next time", exc)
-        configured = {t.address for t in self._targets}
-        out = []
-        for camera in cameras:
-            host = current.get(camera.address)
-            extra = _inv04(camera, host, change, registered=camera.address in configured)
-            out.append(msgspec.structs.replace(camera, findings=[*camera.findings, *extra]))
-        vanished = [_vanished(h) for h in change.vanished if h.address not in current]
-        return out, vanished
+        return SiteInventory(current, change, frozenset(t.address for t in self._targets))
 
     # one camera
 
@@ -503,7 +496,7 @@ class Auditor:
         tls_gate: asyncio.Semaphore,
         state: _Progress,
     ) -> None:
-        from agent.identify import identify  # noqa: PLC0415  # httpx: only when auditing
+        from agent.audit.identify import identify  # noqa: PLC0415  # httpx: only when auditing
 
         target = base.target
         # this camera's adapters (identification's, the checks' ONVIF companions) share what
@@ -560,96 +553,20 @@ class Auditor:
         return await run_check(check, ctx)
 
 
-def _inv04(
-    camera: Camera, host: Host | None, change: InventoryDiff, *, registered: bool
-) -> list[Finding]:
-    if host is None:  # a configured camera that did not answer: judged by its other findings
-        return []
-    evidence: dict[str, EvidenceValue] = {
-        "address": camera.address,
-        "sources": ",".join(sorted(host.sources)),
-        "open_ports": ",".join(str(p) for p in host.open_ports) or "none",
-    }
-    is_new = any(key(h) == key(host) for h in change.new)
-    moved = [fields for before, after, fields in change.changed if key(after) == key(host)]
-    if not registered:
-        return [
-            make_finding(
-                check="inventory",
-                code="inv.unregistered",
-                status="fail",
-                severity="high",
-                controls=("INV-04",),
-                evidence={**evidence, "new": is_new, "vendor_hint": host.vendor_hint},
-            )
+def _site_checks(
+    cameras: list[Camera], inventory: SiteInventory | None
+) -> tuple[list[Camera], list[Finding]]:
+    """The site checks in their order, each seeing the cameras with the findings before it."""
+    from agent.checks import SITE_CHECKS  # noqa: PLC0415  # with the checks, when auditing
+
+    site: list[Finding] = []
+    for check in SITE_CHECKS:
+        found = check.run(Site(cameras, inventory))
+        cameras = [
+            msgspec.structs.replace(c, findings=[*c.findings, *found.cameras[c.camera_id]])
+            if found.cameras.get(c.camera_id)
+            else c
+            for c in cameras
         ]
-    if moved:
-        return [
-            make_finding(
-                check="inventory",
-                code="inv.changed",
-                status="fail",
-                severity="medium",
-                controls=("INV-04",),
-                evidence={**evidence, "changed": ",".join(moved[0])},
-            )
-        ]
-    return [
-        make_finding(
-            check="inventory",
-            code="inv.registered",
-            status="pass",
-            severity="info",
-            controls=("INV-04",),
-            evidence={**evidence, "change": "new" if is_new else "unchanged"},
-        )
-    ]
-
-
-def _vanished(host: Host) -> Finding:
-    return make_finding(
-        check="inventory",
-        code="inv.vanished",
-        status="fail",
-        severity="medium",
-        controls=("INV-04",),
-        evidence={
-            "address": host.address,
-            "sources": ",".join(sorted(host.sources)),
-            "endpoint": host.endpoint,
-        },
-    )
-
-
-def _shared_tls_keys(cameras: list[Camera]) -> list[Camera]:
-    """COM-03 within this site: a TLS key that more than one audited camera presents fails.
-
-    A key unique here stays inconclusive: the collector compares keys across sites."""
-    holders: dict[str, list[str]] = {}
-    for camera in cameras:
-        for finding in camera.findings:
-            if finding.code == "com.tls_key_fingerprint":
-                holders.setdefault(str(finding.evidence["spki_sha256"]), []).append(
-                    camera.camera_id
-                )
-    out = []
-    for camera in cameras:
-        extra = []
-        for finding in camera.findings:
-            if finding.code != "com.tls_key_fingerprint":
-                continue
-            spki = str(finding.evidence["spki_sha256"])
-            peers = [c for c in holders[spki] if c != camera.camera_id]
-            if peers:
-                extra.append(
-                    make_finding(
-                        check=finding.check,
-                        code="com.tls_key_shared",
-                        status="fail",
-                        severity="high",
-                        controls=("COM-03",),
-                        evidence={"spki_sha256": spki, "peers": len(peers)},
-                    )
-                )
-        out.append(msgspec.structs.replace(camera, findings=[*camera.findings, *extra]))
-    return out
+        site += found.site
+    return cameras, site

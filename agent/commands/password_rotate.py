@@ -1,4 +1,5 @@
-"""The ``password.rotate`` action, the escrow seal, the NVR hook and scheduled rotation.
+"""The ``password.rotate`` action, the escrow seal and the NVR hook (scheduled runs:
+``agent.commands.schedule``).
 
 ::
 
@@ -38,28 +39,19 @@ import logging
 import secrets
 import string
 from contextlib import AsyncExitStack
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-import msgspec
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
+from agent.commands.context import Details, Run
 from agent.commands.errors import StepFailed
 from agent.commands.verify import RotateParams, rotate_params
 from agent.credentials.passwords import assess_password
-from agent.state import atomic_write
 from agent.vendors.base import Adapter, CameraError, LockedOut, Timeout, Unreachable
 from agent.vendors.models import Credential, Interface
 from agent.vendors.onvif.adapter import OnvifAdapter
 from agent.vendors.registry import adapter_pair
-from protocol.commands import PASSWORD_ROTATE
-from protocol.messages import Command
-
-if TYPE_CHECKING:
-    from agent.commands.executor import Details, Executor, Run
 
 log = logging.getLogger(__name__)
 
@@ -162,18 +154,19 @@ async def _answers(adapter: Adapter, interface: Interface, username: str, passwo
 
 async def rotate_password(run: Run) -> Details:
     params = rotate_params(run.command.params)
-    ex, camera, entry = run.executor, run.camera, run.entry
-    rot = ex.config.rotation
-    ref = camera.credentials_ref
+    ctx, camera, entry = run.context, run.camera, run.entry
+    rot = ctx.config.rotation
     if entry.step in _EARLY:
         await run.step("preflight")
     key = escrow_key(params, rot.escrow_kid)
-    current = ex.credential(camera)
-    assert ref is not None  # ex.credential checked it
+    current = run.credential()
+    ref = camera.credentials_ref
+    if ref is None:  # run.credential() refused this already
+        raise StepFailed("preflight_failed", f"camera {camera.id} has no credentials_ref")
     target_ref = ref if params.username == current.username else f"{ref}/{params.username}"
     pending_ref = f"{target_ref}.pending"
-    old = ex.credentials.credential(target_ref)
-    pair = adapter_pair(ex.config.target(camera), current, ex.config.firmware.camera_timeout_s)
+    old = ctx.credentials.credential(target_ref)
+    pair = adapter_pair(ctx.config.target(camera), current, ctx.config.firmware.camera_timeout_s)
     async with AsyncExitStack() as stack:
         for adapter in dict.fromkeys(pair):  # one object for an ONVIF-only camera
             stack.push_async_callback(adapter.close)
@@ -184,12 +177,12 @@ async def rotate_password(run: Run) -> Details:
             new = await asyncio.to_thread(generate_password, length, inputs)
             if old is not None and new == old.password:  # cannot happen; checked anyway
                 raise StepFailed("internal", "generated password equals the current one")
-            await asyncio.to_thread(ex.credentials.set, pending_ref, params.username, new)
+            await asyncio.to_thread(ctx.credentials.set, pending_ref, params.username, new)
             await run.step("applying")
             via = await _apply(run, pair, params.username, (new, old), pending_ref)
             await run.step("verifying", via=via)
         elif entry.step in ("applying", "verifying"):
-            pending = ex.credentials.credential(pending_ref)
+            pending = ctx.credentials.credential(pending_ref)
             if pending is None:
                 raise StepFailed("interrupted", "stopped before the camera took the password")
             new = pending.password
@@ -246,7 +239,7 @@ async def _apply(
                 break
         else:
             return adapter.vendor
-    await asyncio.to_thread(run.executor.credentials.delete, pending_ref)
+    await asyncio.to_thread(run.context.credentials.delete, pending_ref)
     raise StepFailed("camera_refused", "; ".join(refusals))
 
 
@@ -256,19 +249,20 @@ async def _taken(
     """After an interruption: the API whose login takes the pending password (vendor first).
     Refused everywhere: the camera kept the old one, failed cleanly. A camera that does not
     answer raises and the pending password stays in the vault."""
-    pending = run.executor.credentials.credential(pending_ref)
+    pending = run.context.credentials.credential(pending_ref)
     if pending is not None:
         for adapter in dict.fromkeys(pair):
             via = adapter.vendor
             if await _answers(*_channel(pair, via), username, pending.password):
                 return via
-    await asyncio.to_thread(run.executor.credentials.delete, pending_ref)
+    await asyncio.to_thread(run.context.credentials.delete, pending_ref)
     raise StepFailed("interrupted", f"{why}; the camera kept the old password")
 
 
 async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) -> Details:
-    ex, rot = run.executor, run.executor.config.rotation
-    stored = ex.credentials.credential(target_ref)
+    ctx = run.context
+    rot = ctx.config.rotation
+    stored = ctx.credentials.credential(target_ref)
     if stored is None:
         raise StepFailed("vault_failed", f"{target_ref} missing after the rotation")
     payload = {
@@ -276,7 +270,7 @@ async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) 
         "username": stored.username,
         "password": stored.password,
         "command_id": run.command.command_id,
-        "rotated_at": ex.clock().isoformat(),
+        "rotated_at": ctx.clock().isoformat(),
     }
     details: Details = {
         "sealed": seal(key, payload),
@@ -302,7 +296,7 @@ async def _confirm(
     """New accepted, old refused, on every interface checked; then the vault takes the new one
     and the pending goes."""
     new, old = passwords
-    store = run.executor.credentials
+    store = run.context.credentials
     checked = _checked_on(pair, run.entry.data)
     for via in checked:
         channel = _channel(pair, via)
@@ -316,68 +310,3 @@ async def _confirm(
         raise StepFailed("vault_failed", f"{type(exc).__name__}") from exc
     await asyncio.to_thread(store.delete, f"{target_ref}.pending")
     await run.step("sealing", verified=",".join(checked))
-
-
-class _Last(msgspec.Struct, forbid_unknown_fields=True):
-    rotated: dict[str, datetime] = {}
-
-
-class RotationSchedule:
-    """Scheduled rotation (``[rotation] interval_days``): the agent rotates each camera's own
-    credential when due, sealing to the organisation's pinned escrow key, through the same
-    executor and journal as a collector's command (a local command, no signature)."""
-
-    def __init__(self, executor: Executor) -> None:
-        self.executor = executor
-        self.path = executor.config.state_path / "rotation.json"
-
-    def _load(self) -> _Last:
-        try:
-            return msgspec.json.decode(self.path.read_bytes(), type=_Last)
-        except FileNotFoundError:
-            return _Last()
-
-    def escrow_jwk(self) -> str:
-        rot = self.executor.config.rotation
-        if rot.escrow_jwk_file is None or rot.escrow_kid is None:
-            raise StepFailed("escrow_key_not_pinned", "no [rotation] escrow_jwk_file/escrow_kid")
-        return Path(rot.escrow_jwk_file).read_text(encoding="utf-8").strip()
-
-    async def run_due(self, now: datetime) -> list[str]:
-        rot = self.executor.config.rotation
-        if rot.interval_days is None:
-            return []
-        interval = timedelta(days=rot.interval_days)
-        last = self._load()
-        out = []
-        for camera in self.executor.config.cameras:
-            if camera.credentials_ref is None:
-                continue
-            when = last.rotated.get(camera.id)
-            if when is not None and now - when < interval:
-                continue
-            credential = self.executor.credentials.credential(camera.credentials_ref)
-            if credential is None:
-                continue
-            command = Command(
-                command_id=f"rot-{camera.id[:40]}-{int(now.timestamp())}",
-                agent_id=self.executor.config.agent_id,
-                site=self.executor.config.site,
-                action=PASSWORD_ROTATE,
-                issued_at=now,
-                expires_at=now + timedelta(hours=1),
-                nonce=secrets.token_urlsafe(24),
-                camera_id=camera.id,
-                params={
-                    "escrow_kid": rot.escrow_kid,
-                    "escrow_jwk": self.escrow_jwk(),
-                    "username": credential.username,
-                    "min_length": rot.min_length,
-                },
-            )
-            status = await self.executor.run_local(command)
-            out.append(status)
-            if status == "succeeded":
-                last.rotated[camera.id] = now
-                atomic_write(self.path, msgspec.json.encode(last))
-        return out

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from agent.config import MqttConfig
-from agent.publish.mqtt import Publisher
-from agent.publish.outbox import Outbox
+from agent.messaging.mqtt import Publisher
+from agent.messaging.outbox import Outbox
+from tests.agent.messaging.test_outbox import KEY, heartbeat, hello, make, report
 from tests.agent.support import check_chain, decode_all, wait_for
-from tests.agent.test_outbox import KEY, heartbeat, hello, make, report
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import Subscriber
 

@@ -1,4 +1,4 @@
-"""Scheduled audits in a worker process (agent.worker): real worker processes that hang, crash
+"""Scheduled audits in a worker process (agent.audit.worker): real worker processes that hang, crash
 or answer garbage, and ``camwarden-agent run`` auditing lab cameras through its worker."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from agent.audit.worker import WorkerFailed, audit_in_worker, failed_result
 from agent.checks import CHECKS
 from agent.config import AgentConfig, CameraConfig
-from agent.worker import WorkerFailed, audit_in_worker, failed_result
 from lab.testing import LabFactory
 from protocol.keys import generate_private_key, write_private_key
 from protocol.messages import Camera, Identity, StatusReport

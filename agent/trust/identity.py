@@ -17,8 +17,8 @@ from typing import Any
 from joserfc.jwk import OKPKey
 
 from agent.errors import AgentError, EnrollmentError, KeyFileExists
-from agent.secrets import check_private_file
 from agent.state import atomic_write
+from agent.trust.keyfiles import check_private_file
 from protocol.errors import MalformedMessage
 from protocol.keys import (
     generate_private_key,
@@ -55,7 +55,7 @@ def keygen(path: Path) -> OKPKey:
 
 def load_key(path: Path, owner: int | None = None) -> OKPKey:
     """The agent's private key; refused if other users can read it or it is not ``owner``'s
-    (default: this user's; ``agent.secrets``)."""
+    (default: this user's; ``agent.trust.keyfiles``)."""
     check_private_file(path, "private key", owner)
     try:
         return load_private_key(path)

@@ -19,7 +19,7 @@ from joserfc.jwk import OKPKey
 from msgspec.structs import replace
 
 from agent.errors import OutboxFull
-from agent.publish.outbox import DROPPABLE, Kind, Outbox
+from agent.messaging.outbox import DROPPABLE, Kind, Outbox
 from agent.state import ChainState, StateStore
 from protocol.envelope import digest, sign
 from protocol.messages import AgentMessage, CommandResult, Heartbeat, Hello, StatusReport, encode

@@ -6,7 +6,7 @@ holds exactly the JWS bytes that are published. Files are written atomically (te
 fsync, rename, fsync of the directory); leftover temporary files from a crash are removed when the
 outbox is opened. An entry is removed only after the collector acknowledged it end to end (a
 signed ``Ack``; without a pinned collector key, the broker's PUBACK: see
-``agent.publish.mqtt``) or after ``report --once`` wrote it to a file. Removal does not fsync
+``agent.messaging.mqtt``) or after ``report --once`` wrote it to a file. Removal does not fsync
 the directory: a removal lost in a power cut only causes a duplicate delivery, which the
 collector discards by (agent_id, seq). Entries sent but not yet acknowledged count against the
 caps like any other.

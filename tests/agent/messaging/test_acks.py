@@ -19,14 +19,14 @@ from joserfc.jwk import OKPKey
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import MqttConfig
-from agent.publish.mqtt import Publisher
-from agent.publish.outbox import Outbox
+from agent.messaging.mqtt import Publisher
+from agent.messaging.outbox import Outbox
 from protocol.envelope import sign
 from protocol.keys import generate_private_key, import_public_jwk, public_jwk
 from protocol.messages import Ack, Command, encode, to_ranges
 from protocol.topics import topic
+from tests.agent.messaging.test_outbox import KEY, heartbeat, hello, make, report
 from tests.agent.support import decode_all, wait_for
-from tests.agent.test_outbox import KEY, heartbeat, hello, make, report
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt import Subscriber
 

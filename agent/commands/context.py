@@ -1,0 +1,85 @@
+"""What an action sees: its command, camera and journal entry, and a narrow context.
+
+An action (``firmware_apply``, ``password_rotate``) is ``async (Run) -> Details``. It reads the
+config, the camera credentials and the clock from ``Run.context``; it reports progress with
+``Run.step`` (journal first, then an ``in_progress`` result) and keeps resume data with
+``Run.note``. It never sees the executor, so actions and executor do not import each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from agent.commands.errors import StepFailed
+from agent.commands.journal import Entry, Journal
+from agent.config import AgentConfig, CameraConfig
+from agent.vendors.models import Credential
+from protocol.messages import Command, EvidenceValue
+
+log = logging.getLogger(__name__)
+
+Details = dict[str, EvidenceValue]
+
+
+class CredentialStore(Protocol):
+    """The camera credentials (``agent.trust.vault.Vault`` has this shape)."""
+
+    def credential(self, ref: str) -> Credential | None: ...
+
+    def set(self, ref: str, username: str, password: str) -> None: ...
+
+    def delete(self, ref: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    """The executor's services an action may use, and nothing else."""
+
+    config: AgentConfig
+    credentials: CredentialStore
+    journal: Journal
+    clock: Callable[[], datetime]
+    # an ``in_progress`` result naming the step: (command_id, step)
+    announce: Callable[[str, str], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Run:
+    """One command being carried out: what actions see."""
+
+    command: Command
+    camera: CameraConfig
+    entry: Entry
+    context: ActionContext
+
+    async def step(self, name: str, **data: str) -> None:
+        self.entry.step = name
+        self.entry.status = "in_progress"
+        self.entry.data.update(data)
+        # the announcement reaches the outbox first: killed between the two, the agent resumes
+        # at the step before, which every action can repeat; the other order lost the step
+        log.info("command %s: %s", self.command.command_id, name)
+        await self.context.announce(self.command.command_id, name)
+        await asyncio.to_thread(self.context.journal.save, self.entry)
+
+    async def note(self, **data: str) -> None:
+        self.entry.data.update(data)
+        await asyncio.to_thread(self.context.journal.save, self.entry)
+
+    def credential(self) -> Credential:
+        """The camera's own credential from the store; a refusal in preflight without one."""
+        ref = self.camera.credentials_ref
+        if ref is None:
+            raise StepFailed("preflight_failed", f"camera {self.camera.id} has no credentials_ref")
+        found = self.context.credentials.credential(ref)
+        if found is None:
+            raise StepFailed("preflight_failed", f"no credential {ref!r}")
+        return found
+
+
+Action = Callable[[Run], Awaitable[Details]]
