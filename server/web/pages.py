@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Form, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -177,6 +178,22 @@ def router() -> APIRouter:
     return pages
 
 
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+_Row = TypeVar("_Row", bound=_HasId)
+
+
+def _named(rows: Iterable[_Row], row_id: int, what: str) -> _Row:
+    """The row ``row_id`` of what the caller sees (a confirmation names it), else not found."""
+    found = next((r for r in rows if r.id == row_id), None)
+    if found is None:
+        raise NotVisible(f"{what} {row_id}")
+    return found
+
+
 def _opt(text: str) -> str | None:
     return text.strip() or None
 
@@ -256,9 +273,7 @@ def _alert_pages(pages: APIRouter) -> None:
         request: Request, web: Web, s: FormScope, route_id: DbId, confirm: Confirm = ""
     ) -> Response:
         if confirm != CONFIRMED:
-            route = next((r for r in s.alert_routes() if r.id == route_id), None)
-            if route is None:
-                raise NotVisible(f"alert route {route_id}")
+            route = _named(s.alert_routes(), route_id, "alert route")
             return ask(request, web, s, "/alerts", "confirm.delete_route", route=route.name)
         s.delete_alert_route(route_id)
         return _see("/alerts")
@@ -319,9 +334,7 @@ def _more_pages(pages: APIRouter) -> None:
         request: Request, web: Web, s: FormScope, model_id: DbId, confirm: Confirm = ""
     ) -> Response:
         if confirm != CONFIRMED:
-            entry = next((m for m in s.model_register() if m.id == model_id), None)
-            if entry is None:
-                raise NotVisible(f"register entry {model_id}")
+            entry = _named(s.model_register(), model_id, "register entry")
             return ask(
                 request,
                 web,
@@ -458,9 +471,7 @@ def _admin_pages(pages: APIRouter) -> None:
         request: Request, web: Web, s: FormScope, token_id: DbId, confirm: Confirm = ""
     ) -> Response:
         if confirm != CONFIRMED:
-            token = next((k for k in s.tokens() if k.id == token_id), None)
-            if token is None:
-                raise NotVisible(f"token {token_id}")
+            token = _named(s.tokens(), token_id, "token")
             return ask(request, web, s, "/tokens", "confirm.revoke_token", token=token.name)
         s.revoke_token(token_id)
         return _see("/tokens")
