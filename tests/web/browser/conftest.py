@@ -44,10 +44,16 @@ HEIGHT = {"desktop": 800, "phone": 844}
 _WORDISH = re.compile(r"\b[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+\b")
 _PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|\\u[0-9a-fA-F]{4}|\bNone\b|\bnan\b")
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed"),
-]
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here needs the browser: marked integration, skipped without Chromium."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(
+                pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed")
+            )
 
 
 def catalogue_keys() -> frozenset[str]:
