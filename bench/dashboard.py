@@ -39,10 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from protocol.keys import generate_private_key
 from server.api import create_app
+from server.domain.scope import CLI, Scoped
 from server.storage import Repository
 from server.storage.models import Agent, Camera, Finding
 from server.storage.org_models import AlertEvent
-from server.web.scope import CLI, Scoped
 from tests.server.conftest import make_config, serve
 
 AGENCIES, SYSTEMS_PER_AGENCY, SITES_PER_SYSTEM = 10, 2, 5

@@ -218,9 +218,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def report_command(args: argparse.Namespace, repo: Repository) -> int:
+    from server.domain.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
     from server.reports import compliance as reports  # noqa: PLC0415  # fpdf2: only here
     from server.web.i18n import Catalogue  # noqa: PLC0415
-    from server.web.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
 
     s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:

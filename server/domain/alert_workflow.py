@@ -18,8 +18,8 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select, update
 
+from server.domain.scope import Invalid, NotVisible, Scoped
 from server.storage.org_models import AlertAction, AlertEvent, User
-from server.web.scope import Invalid, NotVisible, Scoped
 
 SILENCE_HOURS: Final = (1, 4, 24, 72, 168)  # the periods offered, up to a week
 

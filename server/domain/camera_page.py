@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from server.web.scope import CameraView, FindingRow, ReportLine
+from server.domain.scope import CameraView, FindingRow, ReportLine
 
 STATUSES: Final = ("fail", "pass", "not_applicable", "inconclusive")
 FAMILIES: Final = ("INV", "AUTH", "COM", "SVC", "FW", "LOG", "NET", "DATA")

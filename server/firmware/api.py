@@ -35,6 +35,7 @@ from jinja2 import Environment
 from pydantic import BaseModel, Field
 
 from server.config import ServerConfig
+from server.domain.scope import Invalid, Scoped
 from server.firmware import campaign
 from server.firmware.service import (
     NOTES_PATTERN,
@@ -50,7 +51,6 @@ from server.web.confirm import CONFIRMED, Confirm, ask
 from server.web.deps import ApiScope, DbId, FormScope, PageScope, Web, WebState
 from server.web.display import environment
 from server.web.i18n import LANGS, Catalogue
-from server.web.scope import Invalid, Scoped
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 TEXT = r"^[^\x00-\x1f\x7f]+$"

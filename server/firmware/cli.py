@@ -149,8 +149,8 @@ def offline(args: argparse.Namespace) -> int | None:
 
 def run_command(args: argparse.Namespace, repo: Repository, config: ServerConfig) -> int:
     # the scoped layer (dashboard queries, password hashing): only when a command runs
+    from server.domain.scope import Principal, Scoped, ScopeError  # noqa: PLC0415
     from server.firmware.service import FirmwareScoped  # noqa: PLC0415
-    from server.web.scope import Principal, Scoped, ScopeError  # noqa: PLC0415
 
     now = datetime.now(UTC)
     tuf = TufRepository.under(config.state_dir, lifetimes(config.firmware))

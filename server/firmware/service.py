@@ -1,6 +1,6 @@
 """Firmware catalogue, campaigns and commands through the scoped layer (tenancy, roles, audit).
 
-``FirmwareScoped`` extends ``server.web.scope.Scoped`` and uses its predicates: cameras are
+``FirmwareScoped`` extends ``server.domain.scope.Scoped`` and uses its predicates: cameras are
 selected only inside the principal's organisation subtree, every action checks the role first
 and is written to the audit log with its outcome. The catalogue and the TUF repository are
 fleet-wide (one signed repository serves every tenant), so changing them takes an administrator
@@ -25,6 +25,7 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import ColumnElement, Connection, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
+from server.domain.scope import Invalid, NotVisible, Scoped
 from server.firmware import campaign, store
 from server.firmware.commands import PASSWORD_ROTATE, new_command
 from server.firmware.scheduler import queue
@@ -39,7 +40,6 @@ from server.storage.firmware_models import (
 )
 from server.storage.models import Agent, Camera
 from server.storage.org_models import OrgUnit
-from server.web.scope import Invalid, NotVisible, Scoped
 
 CHUNK: Final = 1 << 20
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -24,9 +24,9 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
 
+from server.domain.scope import ReportData, ReportNode
 from server.web.display import shown_text
 from server.web.i18n import Catalogue
-from server.web.scope import ReportData, ReportNode
 
 Format = Literal["csv", "pdf"]
 FONT_DIR: Final = Path("/usr/share/fonts/truetype/dejavu")

@@ -14,12 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from server.config import WebConfig
-from server.queries import SEVERITIES
-from server.reports import compliance as reports
-from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
-from server.web.deps import ApiScope as Scope
-from server.web.deps import web_state
-from server.web.scope import (
+from server.domain.scope import (
     CAMERA_FILTERS,
     AgentView,
     AlertView,
@@ -45,6 +40,11 @@ from server.web.scope import (
     TrendPoint,
     UserView,
 )
+from server.queries import SEVERITIES
+from server.reports import compliance as reports
+from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
+from server.web.deps import ApiScope as Scope
+from server.web.deps import web_state
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 CONTROL = r"^[A-Z]{2,5}-[0-9]{2}$"

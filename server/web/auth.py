@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 
 from server.config import WebConfig
+from server.domain.scope import Principal
 from server.storage import Repository
 from server.storage.org_models import ApiToken, AuditEntry, OrgUnit, User, WebSession
-from server.web.scope import Principal
 from server.web.security import needs_rehash, new_secret, rehash, secret_hash, verify_password
 from server.web.throttle import SignInThrottle, Throttled
 

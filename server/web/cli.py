@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Final
 from server.storage.org_models import FRAMEWORKS, KINDS, PLAN_STATUSES, ROLES
 
 if TYPE_CHECKING:
+    from server.domain.scope import OrgNode, Scoped
     from server.storage import Repository
-    from server.web.scope import OrgNode, Scoped
 
 WEB_COMMANDS: Final = ("users", "orgs", "systems", "retention")
 
@@ -70,7 +70,7 @@ def web_commands(sub: Any) -> None:
 
 
 def _password() -> str:
-    from server.web.scope import ScopeError  # noqa: PLC0415  # see run_web_command
+    from server.domain.scope import ScopeError  # noqa: PLC0415  # see run_web_command
 
     if sys.stdin.isatty():
         first = getpass.getpass("password: ")
@@ -140,7 +140,7 @@ def _user_id(s: Scoped, username: str) -> int:
 
 def run_web_command(args: argparse.Namespace, repo: Repository) -> int:
     # the scoped layer pulls in the dashboard's queries and password hashing: only when run
-    from server.web.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
+    from server.domain.scope import CLI, Scoped, ScopeError  # noqa: PLC0415
 
     s = Scoped(repo, CLI, silent_after=timedelta(minutes=15), now=datetime.now(UTC))
     try:
@@ -195,7 +195,7 @@ def _dispatch(args: argparse.Namespace, s: Scoped) -> int:  # noqa: PLR0912
                 print(f"{'  ' * o.depth}{o.id}\t{o.kind}\t{o.name}{site}")
     elif args.command == "systems":
         if args.action == "set":
-            from server.web.scope import SecurityRecord  # noqa: PLC0415
+            from server.domain.scope import SecurityRecord  # noqa: PLC0415
 
             record = SecurityRecord(
                 args.framework, args.level, args.decision, args.decision_date, args.plan,

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Final
 from fastapi import Form, Request
 from fastapi.responses import Response
 
+from server.domain.scope import Scoped
 from server.web.deps import WebState
-from server.web.scope import Scoped
 
 CONFIRMED: Final = "yes"
 Confirm = Annotated[str, Form(max_length=3)]  # the form field a confirmation page sends

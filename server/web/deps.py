@@ -17,11 +17,11 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from jinja2 import Environment
 
 from server.config import WebConfig
+from server.domain.scope import Forbidden, Invalid, NotVisible, Principal, Scoped
 from server.storage import Repository
 from server.web.auth import Authenticator
 from server.web.display import utc_offset, when
 from server.web.i18n import LANGS, Catalogue
-from server.web.scope import Forbidden, Invalid, NotVisible, Principal, Scoped
 from server.web.security import same
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

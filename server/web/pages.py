@@ -13,6 +13,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server.domain.alert_workflow import SILENCE_HOURS, AlertWorkflow
 from server.domain.camera_page import summarise
+from server.domain.scope import (
+    CAMERA_FILTERS,
+    FindingFilters,
+    Invalid,
+    ModelIn,
+    NotVisible,
+    Scoped,
+)
 from server.queries import SEVERITIES
 from server.storage.org_models import ROLES
 from server.web.api import report_response
@@ -27,7 +35,6 @@ from server.web.deps import (
     WebState,
     session_principal,
 )
-from server.web.scope import CAMERA_FILTERS, FindingFilters, Invalid, ModelIn, NotVisible, Scoped
 from server.web.security import new_secret, same
 from server.web.throttle import Throttled
 

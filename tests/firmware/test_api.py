@@ -13,10 +13,10 @@ import pytest
 from protocol import generate_private_key
 from server.api import create_app
 from server.config import DatabaseConfig, ServerConfig
+from server.domain.scope import Invalid, Principal, Scoped
 from server.firmware.service import FirmwareScoped, receive
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
-from server.web.scope import Invalid, Principal, Scoped
 from tests.firmware.conftest import Site
 from tests.server.conftest import serve
 from tests.support.firmware import published_repo

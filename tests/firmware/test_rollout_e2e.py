@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from protocol import import_public_jwk, public_jwk
+from server.domain.scope import Forbidden, Invalid, Principal
 from server.firmware.scheduler import Scheduler
 from server.firmware.service import FirmwareScoped, Selector
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.storage.firmware_models import CommandRecord
-from server.web.scope import Forbidden, Invalid, Principal
 from tests.firmware.fleet import SimFleet
 from tests.server.conftest import Collector, Publisher, enroll, wait_until
 from tests.support.agents import SimAgent

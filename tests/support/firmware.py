@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lab.firmware import make_image
+from server.domain.scope import Principal, Scoped
 from server.firmware.service import FirmwareScoped, ImageView, catalogue_targets, receive
 from server.firmware.tuf_repo import TufRepository, generate_key, load_signer, sign_bundle
 from server.storage import Repository
-from server.web.scope import Principal, Scoped
 
 ADMIN = Principal(1, "alice", "admin", None, None, None)
 MODEL = "DS-2CD2143G2-I"  # the model tests.support.agents.SimAgent reports for every camera

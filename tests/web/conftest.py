@@ -29,6 +29,7 @@ from protocol.keys import generate_private_key
 from server.alerts.tracker import snapshot, sync
 from server.api import create_app
 from server.config import WebConfig
+from server.domain.scope import CLI, ModelIn, Principal, Scoped, SecurityRecord
 from server.firmware.service import FirmwareScoped, Selector
 from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor
@@ -36,7 +37,6 @@ from server.ingest.pipeline import Incoming
 from server.metrics import Metrics
 from server.storage import Repository
 from server.web.auth import Authenticator
-from server.web.scope import CLI, ModelIn, Principal, Scoped, SecurityRecord
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
 from tests.support.firmware import published_repo

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from server.alerts.worker import AlertWorker
 from server.config import AlertsConfig
 from server.domain.alert_workflow import AlertWorkflow
+from server.domain.scope import Forbidden, Invalid, NotVisible
 from server.storage import Repository
 from server.storage.org_models import AlertDelivery, AlertEvent, AuditEntry
-from server.web.scope import Forbidden, Invalid, NotVisible
 from tests.web.conftest import World, principal_of, scoped_as
 
 

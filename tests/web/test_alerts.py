@@ -27,8 +27,8 @@ from cryptography.x509.oid import NameOID
 from protocol import Finding
 from server.alerts.worker import AlertWorker
 from server.config import AlertsConfig, SmtpConfig
+from server.domain.scope import CLI
 from server.storage import Repository
-from server.web.scope import CLI
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent
 from tests.support.mosquitto import free_port

@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from server.alerts.tracker import snapshot, sync
+from server.domain.scope import CLI, SecurityRecord
 from server.firmware.service import FirmwareScoped
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
-from server.web.scope import CLI, SecurityRecord
 from tests.support.sqlite import another_writer
 from tests.web.conftest import PASSWORD, World, escrow_jwk, scoped_as
 

@@ -18,15 +18,15 @@ import pytest
 
 from agent.checks.codes import CODES
 from protocol import AuditState
+from server.domain.scope import REUSE_CODE
 from server.web.i18n import LANGS, Catalogue
-from server.web.scope import REUSE_CODE
 
 ROOT = Path(__file__).resolve().parents[2]
 I18N = ROOT / "server" / "web" / "i18n"
 GLOSSARY: dict[str, dict[str, Any]] = tomllib.loads((I18N / "glossary.toml").read_text("utf-8"))[
     "terms"
 ]
-# the collector's own code, with its placeholder (server.web.scope.REUSE_CODE)
+# the collector's own code, with its placeholder (server.domain.scope.REUSE_CODE)
 COLLECTOR_CODES = {REUSE_CODE: "This camera's password is also used on {cameras} other cameras."}
 ALL_CODES = {**CODES, **COLLECTOR_CODES}
 VENDORS = (None, "HIKVISION", "Dahua", "AXIS", "Uniview")

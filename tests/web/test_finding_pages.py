@@ -11,9 +11,9 @@ import re
 import httpx
 
 from protocol import Finding
+from server.domain.scope import CLI
 from server.storage import Repository
 from server.web.i18n import Catalogue
-from server.web.scope import CLI
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent
 from tests.web.conftest import World, camera, process, report_with, scoped_as

@@ -13,10 +13,10 @@ import httpx
 
 from agent.credentials.passwords import SiteKey, fingerprint
 from protocol import Finding
+from server.domain.scope import CLI
 from server.reports import compliance as reports
 from server.storage import Repository
 from server.web.i18n import Catalogue
-from server.web.scope import CLI
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent
 from tests.web.conftest import World, bearer, camera, process, report_with, scoped_as

@@ -15,10 +15,10 @@ import pytest
 from protocol import Finding
 from server.alerts.tracker import sync
 from server.cli import main
+from server.domain.scope import CLI
 from server.reports import compliance as reports
 from server.storage import Repository
 from server.web.i18n import Catalogue
-from server.web.scope import CLI
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent
 from tests.web.conftest import World, bearer, camera, process, report_with, scoped_as
