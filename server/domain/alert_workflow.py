@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from sqlalchemy import Connection, insert, select, update
 
@@ -22,6 +22,7 @@ from server.domain.scope import Invalid, NotVisible, Scoped
 from server.storage.org_models import AlertAction, AlertEvent, User
 
 SILENCE_HOURS: Final = (1, 4, 24, 72, 168)  # the periods offered, up to a week
+Action = Literal["ack", "silence", "unsilence", "assign"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,22 @@ class AlertWorkflow(Scoped):
                     .order_by(User.username)
                 )
             ]
+
+    def act(
+        self, event_id: int, action: str, *, hours: int | None = None, assignee: int | None = None
+    ) -> AlertState:
+        """One of the actions by name (a page's or the API's), then the alert's state."""
+        if action == "ack":
+            self.acknowledge(event_id)
+        elif action == "silence":
+            self.silence(event_id, hours or SILENCE_HOURS[0])
+        elif action == "unsilence":
+            self.unsilence(event_id)
+        elif action == "assign":
+            self.assign(event_id, assignee)
+        else:
+            raise Invalid(f"unknown action {action}")
+        return self.states([event_id])[event_id]
 
     def acknowledge(self, event_id: int) -> None:
         with self._change(event_id, "ack") as conn:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from server.config import WebConfig
+from server.domain.alert_workflow import SILENCE_HOURS, Action, AlertState, AlertWorkflow
 from server.domain.scope import (
     CAMERA_FILTERS,
     AgentView,
@@ -44,12 +45,11 @@ from server.queries import SEVERITIES
 from server.reports import compliance as reports
 from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
 from server.web.deps import ApiScope as Scope
-from server.web.deps import web_state
+from server.web.deps import DbId, web_state
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 CONTROL = r"^[A-Z]{2,5}-[0-9]{2}$"
 TEXT = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters (PostgreSQL refuses NUL)
-DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 AgentId = Annotated[str, Path(pattern=NAME)]
 CameraId = Annotated[str, Path(pattern=NAME)]
 Label = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT)]
@@ -122,6 +122,11 @@ class ModelEntryIn(BaseModel):
     flagged: bool = False
     flag_reason: Annotated[str, Field(max_length=512, pattern=TEXT)] | None = None
     flag_reference: Annotated[str, Field(max_length=200, pattern=TEXT)] | None = None
+
+
+class AlertActionIn(BaseModel):
+    hours: Annotated[int, Field(ge=1, le=max(SILENCE_HOURS))] | None = None  # silence
+    assignee_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None  # assign
 
 
 class RouteIn(BaseModel):
@@ -209,6 +214,7 @@ def router(config: WebConfig) -> APIRouter:
         return s.findings(filters, page, per_page)
 
     _camera_routes(api, config)
+    _alert_routes(api)
 
     @api.get("/agents")
     def agents(s: Scope) -> list[AgentView]:
@@ -305,29 +311,6 @@ def router(config: WebConfig) -> APIRouter:
     def trend(s: Scope, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[TrendPoint]:
         return s.trend(days)
 
-    @api.get("/alerts")
-    def alerts(s: Scope, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AlertView]:
-        return s.alerts(limit)
-
-    @api.get("/alert-routes")
-    def alert_routes(s: Scope) -> list[RouteView]:
-        return s.alert_routes()
-
-    @api.post("/alert-routes", status_code=created)
-    def create_alert_route(s: Scope, body: RouteIn) -> RouteCreated:
-        info, secret = s.create_alert_route(
-            org_unit_id=body.org_unit_id,
-            name=body.name,
-            channel=body.channel,
-            target=body.target,
-            kinds=list(body.kinds),
-        )
-        return RouteCreated(secret=secret, info=info)
-
-    @api.delete("/alert-routes/{route_id}", status_code=status.HTTP_204_NO_CONTENT)
-    def delete_alert_route(s: Scope, route_id: DbId) -> None:
-        s.delete_alert_route(route_id)
-
     @api.get(
         "/reports/compliance",
         response_class=Response,
@@ -347,6 +330,43 @@ def router(config: WebConfig) -> APIRouter:
         return report_response(request, s, org=org, start=start, end=end, fmt=format, lang=lang)
 
     return api
+
+
+def _alert_routes(api: APIRouter) -> None:
+    """Alerts, their handling, and the routes they are sent through."""
+    created = status.HTTP_201_CREATED
+
+    @api.get("/alerts")
+    def alerts(s: Scope, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AlertView]:
+        return s.alerts(limit)
+
+    @api.post("/alerts/{event_id}/{action}")
+    def alert_action(
+        s: Scope, event_id: DbId, action: Action, body: AlertActionIn | None = None
+    ) -> AlertState:
+        """Acknowledge, silence (``hours``), end the silence, or assign (``assignee_id``, none:
+        nobody); answers the alert's handling with its history."""
+        given = body or AlertActionIn()
+        return AlertWorkflow(s).act(event_id, action, hours=given.hours, assignee=given.assignee_id)
+
+    @api.get("/alert-routes")
+    def alert_routes(s: Scope) -> list[RouteView]:
+        return s.alert_routes()
+
+    @api.post("/alert-routes", status_code=created)
+    def create_alert_route(s: Scope, body: RouteIn) -> RouteCreated:
+        info, secret = s.create_alert_route(
+            org_unit_id=body.org_unit_id,
+            name=body.name,
+            channel=body.channel,
+            target=body.target,
+            kinds=list(body.kinds),
+        )
+        return RouteCreated(secret=secret, info=info)
+
+    @api.delete("/alert-routes/{route_id}", status_code=status.HTTP_204_NO_CONTENT)
+    def delete_alert_route(s: Scope, route_id: DbId) -> None:
+        s.delete_alert_route(route_id)
 
 
 def _camera_routes(api: APIRouter, config: WebConfig) -> None:

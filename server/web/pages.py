@@ -245,17 +245,7 @@ def _alert_pages(pages: APIRouter) -> None:
         hours: Annotated[int, Form(ge=1, le=max(SILENCE_HOURS))] = SILENCE_HOURS[0],
         assignee: Annotated[str, Form(max_length=12)] = "",
     ) -> Response:
-        flow = AlertWorkflow(s)
-        if action == "ack":
-            flow.acknowledge(event_id)
-        elif action == "silence":
-            flow.silence(event_id, hours)
-        elif action == "unsilence":
-            flow.unsilence(event_id)
-        elif action == "assign":
-            flow.assign(event_id, _org_id(assignee))
-        else:
-            raise Invalid(f"unknown action {action}")
+        AlertWorkflow(s).act(event_id, action, hours=hours, assignee=_org_id(assignee))
         return _see(f"/alerts#alert-{event_id}")
 
     @pages.post("/alert-routes")

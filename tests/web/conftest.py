@@ -11,6 +11,7 @@ import httpx
 import msgspec
 import pytest
 from joserfc.jwk import OKPKey
+from sqlalchemy import func, select
 
 from protocol import (
     AgentInfo,
@@ -36,6 +37,7 @@ from server.ingest.ingestor import Ingestor
 from server.ingest.pipeline import Incoming
 from server.metrics import Metrics
 from server.storage import Repository
+from server.storage.org_models import AlertEvent
 from server.web.auth import Authenticator
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
@@ -59,6 +61,7 @@ class World:
     route_b: int  # an alert route of agency B
     model: int  # a register entry
     firmware: Firmware
+    alert_b: int  # an open alert of agency B
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,10 @@ def seed_world(repo: Repository, db_url: str, state_dir: Path) -> World:
     sync(repo.engine, datetime.now(UTC), timedelta(minutes=15))
     snapshot(repo.engine, datetime.now(UTC).date())
     firmware = seed_firmware(repo, state_dir)
+    with repo.engine.connect() as conn:
+        alert_b = conn.execute(
+            select(func.min(AlertEvent.id)).where(AlertEvent.site == "site-b")
+        ).scalar_one()
     return World(
         province,
         agency_a,
@@ -177,6 +184,7 @@ def seed_world(repo: Repository, db_url: str, state_dir: Path) -> World:
         route_b,
         model,
         firmware,
+        alert_b,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -15,7 +16,7 @@ from server.domain.alert_workflow import AlertWorkflow
 from server.domain.scope import Forbidden, Invalid, NotVisible
 from server.storage import Repository
 from server.storage.org_models import AlertDelivery, AlertEvent, AuditEntry
-from tests.web.conftest import World, principal_of, scoped_as
+from tests.web.conftest import World, bearer, principal_of, scoped_as
 
 
 def flow(repo: Repository, username: str, now: datetime | None = None) -> AlertWorkflow:
@@ -109,3 +110,22 @@ def test_a_silenced_alert_waits_for_the_end_of_its_silence(repo: Repository, wor
     assert all(n == 1 for e, n in during.items() if e != silenced)
     worker.deliver_due(now + timedelta(hours=2))  # silence over (and every retry due)
     assert attempts()[silenced] == 1
+
+
+def test_the_api_acts_and_answers_the_handling(
+    server: httpx.Client, repo: Repository, world: World
+) -> None:
+    alert = events(repo, "site-a")[0]
+    url = f"/api/v1/alerts/{alert}"
+    given = {"assignee_id": world.users["operator-a"]}
+    answer = server.post(f"{url}/assign", json=given, headers=bearer(world, "operator-a"))
+    assert answer.status_code == 200, answer.text
+    handling = answer.json()
+    assert handling["assignee"] == "operator-a"
+    assert [(h["action"], h["assignee"]) for h in handling["history"]] == [("assign", "operator-a")]
+    silenced = server.post(f"{url}/silence", json={"hours": 24}, headers=bearer(world, "admin-a"))
+    assert silenced.json()["silenced_until"] is not None
+    assert server.post(f"{url}/ack", headers=bearer(world, "viewer-a")).status_code == 403
+    assert server.post(f"{url}/close", headers=bearer(world, "admin-a")).status_code == 422
+    odd = server.post(f"{url}/silence", json={"hours": 5}, headers=bearer(world, "admin-a"))
+    assert odd.status_code == 422

@@ -117,6 +117,10 @@ def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, Body]]:
             },
         ),
         ("DELETE", "/api/v1/alert-routes/{route_id}"): (f"/api/v1/alert-routes/{w.route_b}", None),
+        ("POST", "/api/v1/alerts/{event_id}/{action}"): (
+            f"/api/v1/alerts/{w.alert_b}/silence",
+            {"hours": 4},
+        ),
         ("GET", "/api/v1/reports/compliance"): (
             f"/api/v1/reports/compliance?org={w.agency_b}&from=2025-01-01&to=2025-12-31&format=csv",
             None,
