@@ -2,10 +2,12 @@
 
 Errors: a camera address that is neither an IPv4/IPv6 address nor a host name
 (``127.77.0.300``), a vendor the agent does not know (a misspelt one would be ignored), a camera
-outside ``[network] camera_subnets`` (the scope gate would refuse it), and a key or certificate
-file that is missing, unreadable or open to others. Warning: a collector URL that does not
-accept a TCP connection within a short timeout (the agent queues and retries, so it is not an
-error). Nothing here resolves a host name, and only the collector is connected to.
+outside ``[network] camera_subnets`` (the scope gate would refuse it), a key or certificate
+file that is missing, unreadable or open to others, and scheduled rotation
+(``[rotation] interval_days``) without the organisation's escrow key to seal to. Warning: a
+collector URL that does not accept a TCP connection within a short timeout (the agent queues
+and retries, so it is not an error). Nothing here resolves a host name, and only the
+collector is connected to.
 
 Each problem names its config key and, when the loader knows it, the file and line.
 """
@@ -58,7 +60,7 @@ def problems(
 ) -> list[Problem]:
     """Every problem found, errors and warnings, in config order; the collector is not tried
     when ``collector_timeout_s`` is None (``check-config --offline``)."""
-    found = [*_camera_problems(config), *_file_problems(config)]
+    found = [*_camera_problems(config), *_file_problems(config), *_rotation_problems(config)]
     if collector_timeout_s is not None:
         found += _collector_problems(config.collector_url, collector_timeout_s)
     return [_placed(problem, origins) for problem in found]
@@ -168,6 +170,16 @@ def _file_problems(config: AgentConfig) -> Iterator[Problem]:
         text = _unreadable(path)
         if text:
             yield Problem("error", key, text)
+
+
+def _rotation_problems(config: AgentConfig) -> Iterator[Problem]:
+    rot = config.rotation
+    if rot.interval_days is not None and (rot.escrow_kid is None or rot.escrow_jwk_file is None):
+        yield Problem(
+            "error",
+            "rotation.interval_days",
+            "scheduled rotation needs escrow_kid and escrow_jwk_file (the organisation's key)",
+        )
 
 
 def _service_uid(state_dir: Path) -> int | None:

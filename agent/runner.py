@@ -17,7 +17,6 @@ the outbox and one fresh report to a file instead of a broker.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import platform
@@ -33,10 +32,12 @@ import msgspec
 from joserfc.jwk import OKPKey
 
 from agent import __version__
+from agent.audit.reachability import probe_cameras
 from agent.audit.results import AuditResult
-from agent.audit.worker import AuditSkipped, WorkerFailed, audit_in_worker, failed_result
+from agent.audit.worker import scheduled_audit
 from agent.commands.context import CredentialStore
 from agent.commands.executor import Executor
+from agent.commands.schedule import RotationSchedule
 from agent.config import AgentConfig
 from agent.daemon import Service, reloadable, status_line
 from agent.errors import AgentError, OutboxFull, StorageError
@@ -53,12 +54,13 @@ from protocol.messages import (
     Finding,
     Heartbeat,
     Hello,
-    Identity,
     StatusReport,
 )
 from service.systemd import Notifier
 
 log = logging.getLogger(__name__)
+
+ROTATION_CHECK_S = 3600.0  # how often scheduled rotation looks for cameras that are due
 
 
 def agent_info() -> AgentInfo:
@@ -67,31 +69,6 @@ def agent_info() -> AgentInfo:
         hostname=socket.gethostname(),
         platform=f"{platform.system()} {platform.release()} {platform.machine()}",
     )
-
-
-async def reachable(host: str, port: int, wait_s: float) -> bool:
-    """A quick TCP connect to the camera's HTTP port."""
-    try:
-        async with asyncio.timeout(wait_s):
-            _, writer = await asyncio.open_connection(host, port)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
-async def probe_cameras(config: AgentConfig) -> list[Camera]:
-    """Reachability only: what reports carry until the first audit has finished."""
-    cameras, wait_s = config.cameras, config.intervals.camera_connect_timeout_s
-    results = await asyncio.gather(
-        *(reachable(c.address, config.http_port(c), wait_s) for c in cameras)
-    )
-    return [
-        Camera(camera_id=c.id, address=c.address, reachable=ok, identity=Identity())
-        for c, ok in zip(cameras, results, strict=True)
-    ]
 
 
 def _open(config: AgentConfig, key: OKPKey) -> tuple[Outbox, Issuer]:
@@ -143,6 +120,7 @@ class Agent:
         self._full = False  # an "outbox full" episode is under way (logged once)
         self._storage_failing = False  # a "cannot write" episode is under way (logged once)
         self._audit: AuditResult | None = None  # the last finished audit
+        self._rotation: RotationSchedule | None = None  # scheduled rotation, when configured
 
     async def run(self) -> int:
         from agent.messaging.mqtt import Publisher  # noqa: PLC0415  # paho only where it is used
@@ -174,8 +152,9 @@ class Agent:
                 len(outbox),
             )
             publishing = asyncio.create_task(self._publisher.run())
+            self._rotation = self._schedule(executor)
             if executor is not None:
-                self._spawn(executor.resume())
+                self._spawn(self._resume(executor))
             await self._issue(lambda h: Hello(**h.fields(), agent=self._info))
             self._start_timers()
             self._service.ready()
@@ -208,6 +187,38 @@ class Agent:
         wake = lambda: self._publisher.wake()  # noqa: E731, PLW0108
         return Executor(self.config, issuer, collector, self._credentials, wake=wake)
 
+    def _schedule(self, executor: Executor | None) -> RotationSchedule | None:
+        if self.config.rotation.interval_days is None:
+            return None
+        if executor is None:
+            log.warning(
+                "[rotation] interval_days is set, but commands are off (no vault or no pinned "
+                "collector key): no scheduled rotation"
+            )
+            return None
+        return RotationSchedule(executor)
+
+    async def _resume(self, executor: Executor) -> None:
+        """Commands the journal holds (cut short by a stop); rotations among them settled."""
+        finished = await executor.resume()
+        if self._rotation is not None:
+            try:
+                await asyncio.to_thread(self._rotation.settle, finished, datetime.now(UTC))
+            except StorageError as exc:
+                log.warning("scheduled password rotation: %s", exc)
+
+    async def _rotate_due(self) -> None:
+        """Scheduled rotation of the cameras that are due (agent.commands.schedule)."""
+        if self._rotation is None:
+            return
+        try:
+            statuses = await self._rotation.run_due(datetime.now(UTC))
+        except AgentError as exc:  # StepFailed (no escrow key), StorageError, CommandRefused
+            log.warning("scheduled password rotation not run: %s", exc)
+            return
+        if statuses:
+            log.info("scheduled password rotation: %s", ", ".join(statuses))
+
     def _spawn(self, work: Awaitable[object]) -> None:
         async def run() -> object:
             return await work
@@ -234,6 +245,10 @@ class Agent:
         if self.config.audit.enabled:
             audits = self._every(self.config.audit.interval_s, self._audit_now, first=first)
             self._timers.append(asyncio.create_task(audits))
+        if self._rotation is not None and self._rotation.interval_s is not None:
+            check_s = min(self._rotation.interval_s, ROTATION_CHECK_S)
+            rotations = self._every(check_s, self._rotate_due, first=first)
+            self._timers.append(asyncio.create_task(rotations))
 
     def _status_line(self) -> str:
         return status_line(
@@ -247,14 +262,13 @@ class Agent:
     def _on_sighup(self) -> None:
         if self._load is None or (self._reloading and not self._reloading.done()):
             return
-        self._reloading = asyncio.create_task(self._reload())
+        self._reloading = asyncio.create_task(self._reload(self._load))
 
-    async def _reload(self) -> None:
+    async def _reload(self, load: Callable[[], AgentConfig]) -> None:
         """The new config replaces the old only if it loads and validates."""
-        assert self._load is not None
         self._service.reloading()
         try:
-            new = await asyncio.to_thread(self._load)
+            new = await asyncio.to_thread(load)
         except ConfigError as exc:
             log.error("reload failed, still running with the previous config: %s", exc)
         else:
@@ -337,26 +351,9 @@ class Agent:
 
     async def _audit_now(self) -> None:
         """One scheduled audit, in a worker process; its findings go out at once in a report."""
-        started_at, started = datetime.now(UTC), time.monotonic()
-        try:
-            result = await audit_in_worker(
-                self.config, timeout_s=self.config.audit.worker_timeout_s
-            )
-        except AuditSkipped as exc:
-            log.error("audit skipped: %s", exc)
+        result = await scheduled_audit(self.config)
+        if result is None:
             return
-        except WorkerFailed as exc:
-            log.error("audit failed: %s; its cameras are reported inconclusive", exc)
-            cameras = await probe_cameras(self.config)
-            result = failed_result(cameras, exc, started_at, time.monotonic() - started)
-        else:
-            failed = sum(1 for c in result.cameras for f in c.findings if f.status == "fail")
-            log.info(
-                "audit of %d cameras finished in %.1f s: %d failed findings",
-                len(result.cameras),
-                result.duration_s,
-                failed,
-            )
         self._audit = result
         self._last_audit = time.monotonic()
         self._reachable = {c.camera_id: c.reachable for c in result.cameras}

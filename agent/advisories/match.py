@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from agent.advisories.model import Advisory
@@ -105,9 +106,8 @@ def _in_range(rule: Rule, version: FirmwareVersion) -> bool:
     )
 
 
-def _built_in_range(rule: Rule, version: FirmwareVersion) -> bool:
-    build, first, before = version.build, rule.advisory.built_from, rule.advisory.built_before
-    assert build is not None  # callers check needs_build first
+def _built_in_range(rule: Rule, build: date) -> bool:
+    first, before = rule.advisory.built_from, rule.advisory.built_before
     return (first is None or build >= first) and (before is None or build < before)
 
 
@@ -119,9 +119,11 @@ def _decide(rule: Rule, version: FirmwareVersion | None) -> bool | Missing:
         return "version"
     if rule.needs_version and not _in_range(rule, version):
         return False
-    if rule.needs_build and version.build is None:
+    if not rule.needs_build:
+        return True
+    if version.build is None:
         return "build_date"
-    return not rule.needs_build or _built_in_range(rule, version)
+    return _built_in_range(rule, version.build)
 
 
 def _evaluate(

@@ -24,12 +24,14 @@ import resource
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 
+from agent.audit.reachability import probe_cameras
 from agent.audit.results import AuditResult
 from agent.config import AgentConfig
 from agent.daemon import setup_logging
@@ -92,8 +94,10 @@ async def audit_in_worker(
     proc = await asyncio.create_subprocess_exec(
         *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
+    if proc.stdin is None or proc.stdout is None:  # both are pipes, as asked above
+        proc.kill()
+        await proc.wait()
+        raise WorkerFailed("the audit worker was started without pipes")
     try:
         async with asyncio.timeout(timeout_s):
             with contextlib.suppress(ConnectionError):  # it died at once: judged by its exit
@@ -172,3 +176,27 @@ def main() -> int:
     with answer:
         answer.write(msgspec.json.encode(reply))
     return 0
+
+
+async def scheduled_audit(config: AgentConfig) -> AuditResult | None:
+    """One scheduled audit of the daemon, in a worker process; None when it was skipped (the
+    operator must act: logged). A worker that failed gives the cameras' reachability with
+    every check inconclusive."""
+    started_at, started = datetime.now(UTC), time.monotonic()
+    try:
+        result = await audit_in_worker(config, timeout_s=config.audit.worker_timeout_s)
+    except AuditSkipped as exc:
+        log.error("audit skipped: %s", exc)
+        return None
+    except WorkerFailed as exc:
+        log.error("audit failed: %s; its cameras are reported inconclusive", exc)
+        cameras = await probe_cameras(config)
+        return failed_result(cameras, exc, started_at, time.monotonic() - started)
+    failed = sum(1 for c in result.cameras for f in c.findings if f.status == "fail")
+    log.info(
+        "audit of %d cameras finished in %.1f s: %d failed findings",
+        len(result.cameras),
+        result.duration_s,
+        failed,
+    )
+    return result

@@ -1,5 +1,10 @@
 """Signed commands from the collector: verification, replay store, journal and execution.
 
+``verify`` (pure) -> ``replay`` (nonce claimed) -> ``journal`` -> ``executor``, which hands each
+action a ``context.Run`` and nothing more. One module per action: ``firmware_apply``
+(``firmware.apply``), ``password_rotate`` (``password.rotate``); ``schedule`` makes the agent's
+own scheduled rotations and runs them through the same executor.
+
 Errors::
 
     AgentError

@@ -137,15 +137,15 @@ class Executor:
         except CommandRefused as exc:
             self._refuse(exc, command.command_id)
             return exc.reason
-        assert command.camera_id is not None  # verify_command checked it
-        if command.camera_id in self._busy:
+        camera = self._camera(command)
+        if camera.id in self._busy:
             self._refuse(CommandRefused("busy", "camera busy"), command.command_id)
             await self.answer(command.command_id, "rejected", reason="busy")
             return "busy"
         entry = Entry(command_id=command.command_id, token=token.decode("ascii"))
         await asyncio.to_thread(self.journal.save, entry)
         await self.answer(command.command_id, "accepted")
-        return await self._run(command, entry)
+        return await self._run(command, camera, entry)
 
     def _claim_raw(self, token: bytes, now: datetime) -> None:
         command = _decode(token, self.collector_key)
@@ -154,21 +154,27 @@ class Executor:
             self.nonces.claim(command.nonce, command.command_id, expires, now)
 
     async def run_local(self, command: Command) -> str:
-        """A command the agent made itself (scheduled rotation): journaled, answered alike."""
+        """A command the agent made itself (scheduled rotation): journaled, answered alike.
+        A camera busy with another command is left alone (``busy``; the schedule retries)."""
         from protocol.messages import encode  # noqa: PLC0415
 
+        camera = self._camera(command)
+        if camera.id in self._busy:
+            log.info("command %s: camera %s busy; not now", command.command_id, camera.id)
+            return "busy"
         entry = Entry(
             command_id=command.command_id, token=encode(command).decode("utf-8"), local=True
         )
         await asyncio.to_thread(self.journal.save, entry)
-        return await self._run(command, entry)
+        return await self._run(command, camera, entry)
 
     async def resume(self) -> list[tuple[str, str]]:
         """Finish every command the journal holds (after a crash); returns (id, status)."""
         out = []
         for entry in await asyncio.to_thread(self.journal.pending):
             command = _decode(entry.token.encode(), self.collector_key, local=entry.local)
-            if command is None or command.camera_id not in self.cameras:
+            camera = self.cameras.get(command.camera_id or "") if command is not None else None
+            if command is None or camera is None:
                 log.warning("journal entry %s unusable; dropped", entry.command_id)
                 self.journal.remove(entry.command_id)
                 continue
@@ -178,12 +184,17 @@ class Executor:
                 out.append((entry.command_id, entry.status))
                 continue
             log.info("resuming command %s at step %s", entry.command_id, entry.step)
-            out.append((entry.command_id, await self._run(command, entry)))
+            out.append((entry.command_id, await self._run(command, camera, entry)))
         return out
 
-    async def _run(self, command: Command, entry: Entry) -> str:
-        assert command.camera_id is not None
-        camera = self.cameras[command.camera_id]
+    def _camera(self, command: Command) -> CameraConfig:
+        """The command's camera (``verify_command`` refuses commands for any other)."""
+        camera = self.cameras.get(command.camera_id or "")
+        if camera is None:
+            raise CommandRefused("unknown_camera", f"camera {command.camera_id!r} is not ours")
+        return camera
+
+    async def _run(self, command: Command, camera: CameraConfig, entry: Entry) -> str:
         run = Run(command, camera, entry, self.context)
         action = ACTIONS[command.action]
         self._busy.add(camera.id)

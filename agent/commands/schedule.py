@@ -1,14 +1,27 @@
 """Scheduled password rotation (``[rotation] interval_days``).
 
 The agent rotates each camera's own credential when due, sealing the new password to the
-organisation's pinned escrow key, through the same executor and journal as a collector's
-command (a local command, no signature). ``<state_dir>/rotation.json`` (written atomically)
-keeps when each camera was last rotated, so a restart does not rotate again.
+organisation's pinned escrow key (``[rotation] escrow_kid`` and ``escrow_jwk_file``), through
+the same executor and journal as a collector's command (a local command, no signature); the
+result goes to the collector like any command's.
+
+``<state_dir>/rotation.json`` (rewritten atomically) keeps when each camera was last rotated and
+which local rotations are under way::
+
+    due         no rotation yet, or the last one ``interval_days`` ago
+    started     the command id is written to ``running`` before the camera is touched
+    finished    succeeded: ``rotated[camera]`` = the time it was due; otherwise it is due again
+                at the next check (``run_due``), the camera's password unchanged
+    restart     a rotation cut short is finished by ``Executor.resume``, whose results are
+                handed to ``settle``; until then its camera is skipped. A restart never rotates
+                a camera again that was rotated within the interval.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,13 +29,19 @@ import msgspec
 
 from agent.commands.errors import StepFailed
 from agent.commands.executor import Executor
+from agent.errors import StorageError
 from agent.state import atomic_write
 from protocol.commands import PASSWORD_ROTATE
 from protocol.messages import Command
 
+log = logging.getLogger(__name__)
 
-class _Last(msgspec.Struct, forbid_unknown_fields=True):
-    rotated: dict[str, datetime] = {}
+SUCCEEDED = "succeeded"
+
+
+class _State(msgspec.Struct, forbid_unknown_fields=True):
+    rotated: dict[str, datetime] = {}  # camera id -> when its last rotation was due
+    running: dict[str, str] = {}  # command id -> camera id, for rotations under way
 
 
 class RotationSchedule:
@@ -32,53 +51,96 @@ class RotationSchedule:
         self.executor = executor
         self.path = executor.config.state_path / "rotation.json"
 
-    def _load(self) -> _Last:
+    @property
+    def interval_s(self) -> float | None:
+        days = self.executor.config.rotation.interval_days
+        return None if days is None else days * 86400.0
+
+    def _load(self) -> _State:
         try:
-            return msgspec.json.decode(self.path.read_bytes(), type=_Last)
+            return msgspec.json.decode(self.path.read_bytes(), type=_State)
         except FileNotFoundError:
-            return _Last()
+            return _State()
+        except (OSError, msgspec.DecodeError) as exc:  # never guess: rotating twice is worse
+            raise StorageError(f"{self.path} is unreadable: {exc}") from exc
+
+    def _save(self, state: _State) -> None:
+        atomic_write(self.path, msgspec.json.encode(state))
 
     def escrow_jwk(self) -> str:
         rot = self.executor.config.rotation
         if rot.escrow_jwk_file is None or rot.escrow_kid is None:
             raise StepFailed("escrow_key_not_pinned", "no [rotation] escrow_jwk_file/escrow_kid")
-        return Path(rot.escrow_jwk_file).read_text(encoding="utf-8").strip()
+        try:
+            return Path(rot.escrow_jwk_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise StepFailed("escrow_key_not_pinned", f"{rot.escrow_jwk_file}: {exc}") from exc
+
+    def settle(self, finished: Iterable[tuple[str, str]], now: datetime) -> None:
+        """Record the rotations among ``finished`` (command id, status) that
+        ``Executor.resume`` completed after a restart."""
+        state = self._load()
+        done = [(cid, status) for cid, status in finished if cid in state.running]
+        for command_id, status in done:
+            camera_id = state.running.pop(command_id)
+            if status == SUCCEEDED:
+                state.rotated[camera_id] = now
+        if done:
+            self._save(state)
 
     async def run_due(self, now: datetime) -> list[str]:
-        rot = self.executor.config.rotation
+        """Rotate the cameras that are due, one after another; their statuses.
+
+        Raises ``StepFailed`` (``escrow_key_not_pinned``) before any camera is touched when
+        the organisation's escrow key is not configured or cannot be read."""
+        ex = self.executor
+        rot = ex.config.rotation
         if rot.interval_days is None:
             return []
         interval = timedelta(days=rot.interval_days)
-        last = self._load()
-        out = []
-        for camera in self.executor.config.cameras:
-            if camera.credentials_ref is None:
+        state = self._load()
+        for command_id in [c for c in state.running if ex.journal.load(c) is None]:
+            # its journal entry is gone without a result for us (dropped as unusable): due again
+            state.running.pop(command_id)
+        busy = set(state.running.values())
+        due = []
+        for camera in ex.config.cameras:
+            when = state.rotated.get(camera.id)
+            if camera.credentials_ref is None or camera.id in busy:
                 continue
-            when = last.rotated.get(camera.id)
             if when is not None and now - when < interval:
                 continue
-            credential = self.executor.credentials.credential(camera.credentials_ref)
-            if credential is None:
-                continue
+            credential = ex.credentials.credential(camera.credentials_ref)
+            if credential is not None:
+                due.append((camera.id, credential.username))
+        if not due:
+            return []
+        escrow_jwk = self.escrow_jwk()
+        out = []
+        for camera_id, username in due:
             command = Command(
-                command_id=f"rot-{camera.id[:40]}-{int(now.timestamp())}",
-                agent_id=self.executor.config.agent_id,
-                site=self.executor.config.site,
+                command_id=f"rot-{camera_id[:40]}-{int(now.timestamp())}",
+                agent_id=ex.config.agent_id,
+                site=ex.config.site,
                 action=PASSWORD_ROTATE,
                 issued_at=now,
                 expires_at=now + timedelta(hours=1),
                 nonce=secrets.token_urlsafe(24),
-                camera_id=camera.id,
+                camera_id=camera_id,
                 params={
                     "escrow_kid": rot.escrow_kid,
-                    "escrow_jwk": self.escrow_jwk(),
-                    "username": credential.username,
+                    "escrow_jwk": escrow_jwk,
+                    "username": username,
                     "min_length": rot.min_length,
                 },
             )
-            status = await self.executor.run_local(command)
+            state.running[command.command_id] = camera_id
+            self._save(state)
+            log.info("camera %s: scheduled password rotation", camera_id)
+            status = await ex.run_local(command)
             out.append(status)
-            if status == "succeeded":
-                last.rotated[camera.id] = now
-                atomic_write(self.path, msgspec.json.encode(last))
+            state.running.pop(command.command_id, None)
+            if status == SUCCEEDED:
+                state.rotated[camera_id] = now
+            self._save(state)
         return out

@@ -1,5 +1,5 @@
 """Messages in and out: the issuer (number, chain, sign), the disk outbox and the MQTT client.
 
-Received commands are handed as bytes to an injected callable (the command executor's
-``receive``): messaging never imports ``agent.commands``.
+A received command goes, as bytes, to an injected callable (the runner hands it to the command
+executor): messaging never imports ``agent.commands``.
 """

@@ -110,7 +110,8 @@ class Publisher:
     # -- paho's network thread: hand everything to the event loop ------------------------------
 
     def _call(self, handler: Any, *args: Any) -> None:
-        assert self._loop is not None
+        if self._loop is None:  # paho's thread is started by run(), which sets the loop first
+            raise RuntimeError("MQTT callback before the publisher runs")
         self._loop.call_soon_threadsafe(handler, *args)
 
     def _paho_connect(
@@ -204,7 +205,8 @@ class Publisher:
         self._wake.set()
 
     def _resolve(self, kid: str) -> OKPKey:
-        assert self._collector_key is not None  # no subscription without it
+        if self._collector_key is None:  # no subscription without it
+            raise UnknownKey(f"key {kid}: no collector key is pinned")
         if kid != self._collector_key.thumbprint():
             raise UnknownKey(f"key {kid} is not the pinned collector key")
         return self._collector_key

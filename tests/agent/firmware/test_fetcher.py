@@ -18,8 +18,8 @@ from agent.firmware import fetcher
 from agent.firmware.errors import FirmwareError
 from agent.firmware.updater import FirmwareUpdater
 from server.firmware.tuf_repo import TufRepository
-from tests.agent.firmware.conftest import Collector
-from tests.agent.firmware.world import TARGET
+from tests.agent.commands.world import TARGET
+from tests.agent.conftest import Collector
 
 pytestmark = pytest.mark.integration
 

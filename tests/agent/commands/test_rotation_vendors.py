@@ -19,9 +19,9 @@ from agent.vendors.models import Credential
 from lab.fleet import CameraNode
 from lab.testing import LabFactory
 from protocol.commands import PASSWORD_ROTATE
-from tests.agent.firmware.conftest import Collector
-from tests.agent.firmware.test_rotation import escrow
-from tests.agent.firmware.world import PASSWORD, World
+from tests.agent.commands.test_rotation import escrow
+from tests.agent.commands.world import PASSWORD, World
+from tests.agent.conftest import Collector
 
 pytestmark = pytest.mark.integration
 

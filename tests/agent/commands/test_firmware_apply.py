@@ -12,8 +12,8 @@ import pytest
 
 from lab.firmware import make_image
 from lab.testing import LabFactory
-from tests.agent.firmware.conftest import Collector
-from tests.agent.firmware.world import LAB, MODEL, World, writes
+from tests.agent.commands.world import LAB, MODEL, World, writes
+from tests.agent.conftest import Collector
 from tests.support.firmware import publish_image
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ import pytest
 from lab.firmware import make_image
 from lab.testing import LabFactory
 from protocol import write_private_key
-from tests.agent.firmware.conftest import Collector
-from tests.agent.firmware.world import MODEL, World, lab_config, writes
+from tests.agent.commands.world import MODEL, World, lab_config, writes
+from tests.agent.conftest import Collector
 from tests.support.firmware import publish_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -75,7 +75,7 @@ class AgentProcess:
             args.append(str(self.config_path.parent / "command.jws"))
         with self.log.open("ab") as log:
             return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.agent.firmware.run_agent", *args,
+                sys.executable, "-m", "tests.agent.commands.run_agent", *args,
                 cwd=ROOT, stdout=log, stderr=log, env={**os.environ, "PYTHONPATH": str(ROOT)},
             )  # fmt: skip
 

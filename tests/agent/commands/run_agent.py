@@ -1,5 +1,5 @@
 """The agent's command executor in its own process, for the kill -9 tests:
-``python -m tests.agent.firmware.run_agent CONFIG.json KEY VAULT.json [COMMAND.jws]``.
+``python -m tests.agent.commands.run_agent CONFIG.json KEY VAULT.json [COMMAND.jws]``.
 Resumes what the journal holds, then carries out the command if one is given."""
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ refused before the camera is touched."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime
@@ -16,10 +18,11 @@ from joserfc.jwk import OKPKey
 from agent.commands.schedule import RotationSchedule
 from agent.config import RotationConfig
 from agent.credentials.passwords import assess_password
+from agent.errors import StorageError
 from lab.testing import LabFactory
 from protocol.commands import PASSWORD_ROTATE
-from tests.agent.firmware.conftest import Collector
-from tests.agent.firmware.world import LAB, PASSWORD, World, writes
+from tests.agent.commands.world import LAB, PASSWORD, World, writes
+from tests.agent.conftest import Collector
 
 pytestmark = pytest.mark.integration
 
@@ -105,19 +108,27 @@ async def test_foreign_escrow_keys_are_refused_before_the_camera(
     assert w.node.camera.users["admin"].password == PASSWORD
 
 
-async def test_scheduled_rotation_seals_to_the_pinned_key(
-    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
-) -> None:
+async def scheduled_world(
+    lab_fleet: LabFactory, collector: Collector, tmp_path: Path
+) -> tuple[World, OKPKey]:
+    """One lab camera and an agent rotating every 30 days, sealing to the organisation's key."""
     org, _ = escrow()
     jwk_file = tmp_path / "org-escrow.jwk"
     jwk_file.write_text(json.dumps(org.as_dict(private=False)))
     fleet = await lab_fleet(LAB)
     w = World.make(
-        tmp_path, collector_tuf.state, collector_tuf.base_url, fleet["hik"],
+        tmp_path, collector.state, collector.base_url, fleet["hik"],
         rotation=RotationConfig(
             escrow_kid=org.thumbprint(), escrow_jwk_file=str(jwk_file), interval_days=30
         ),
     )  # fmt: skip
+    return w, org
+
+
+async def test_scheduled_rotation_seals_to_the_pinned_key(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    w, org = await scheduled_world(lab_fleet, collector_tuf, tmp_path)
     schedule = RotationSchedule(w.executor())
     now = datetime.now(UTC)
     assert await schedule.run_due(now) == ["succeeded"]
@@ -127,3 +138,39 @@ async def test_scheduled_rotation_seals_to_the_pinned_key(
     new = json.loads(jwe.decrypt_compact(sealed, org).plaintext or b"")["password"]
     assert w.node.camera.users["admin"].password == new
     assert [r for r in writes(w.log) if r.target == "/ISAPI/Security/users/1"]  # ISAPI first
+
+
+async def test_a_scheduled_rotation_cut_short_is_finished_once_after_a_restart(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    w, _ = await scheduled_world(lab_fleet, collector_tuf, tmp_path)
+    now = datetime.now(UTC)
+    running = asyncio.create_task(RotationSchedule(w.executor()).run_due(now))
+    journal = w.state / "commands" / "journal"
+    async with asyncio.timeout(30):
+        while not list(journal.glob("rot-*.json")):  # noqa: ASYNC110  # written in a thread
+            await asyncio.sleep(0.01)
+    running.cancel()  # the agent stopped: the command stays in the journal
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+
+    executor = w.executor()  # the next start
+    schedule = RotationSchedule(executor)
+    assert await schedule.run_due(now) == []  # the journal holds the camera's rotation
+    finished = await executor.resume()
+    assert [status for _, status in finished] == ["succeeded"]
+    schedule.settle(finished, now)
+    assert await schedule.run_due(now) == []  # rotated: not due for 30 days
+    stored = w.credentials.credential("hik")
+    assert stored is not None
+    assert w.node.camera.users["admin"].password == stored.password != PASSWORD
+
+
+async def test_an_unreadable_schedule_state_rotates_nothing(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    w, _ = await scheduled_world(lab_fleet, collector_tuf, tmp_path)
+    (w.state / "rotation.json").write_text('{"rotated": ')
+    with pytest.raises(StorageError, match=r"rotation\.json is unreadable"):
+        await RotationSchedule(w.executor()).run_due(datetime.now(UTC))
+    assert w.node.camera.users["admin"].password == PASSWORD
