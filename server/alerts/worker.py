@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from server.alerts.channels import DeliveryFailed, send_email, send_webhook
 from server.config import AlertsConfig, WebConfig
 from server.storage import Repository, alert_events
-from server.web.display import utc_offset, when
+from server.times import utc_offset, when
 
 log = logging.getLogger(__name__)
 SNAPSHOT_EVERY = timedelta(minutes=5)

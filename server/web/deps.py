@@ -21,7 +21,7 @@ from server.domain.auth import Authenticator
 from server.domain.scope import Forbidden, Invalid, NotVisible, Principal, Scope
 from server.domain.security import same
 from server.storage import Repository
-from server.web.display import utc_offset, when
+from server.times import utc_offset, when
 from server.web.i18n import LANGS, Catalogue
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

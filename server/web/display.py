@@ -7,17 +7,13 @@ control characters go, bidirectional overrides and isolates (U+202A..U+202E, U+2
 as in ``"\u202egnp.exe"``) become a visible U+FFFD, and text longer than ``SHOWN_MAX`` is cut with
 ``protocol.text.CUT_MARKER`` (the API gives the whole stored value).
 
-Times are shown by ``when`` alone: in the organisation's zone, ``dd/mm/yyyy HH:MM`` in
-Vietnamese and ``7 Dec 2026 09:30`` in English (month names spelt out by us, not by the
-process's locale). Machine-readable output (CSV, the API) keeps ISO 8601 with the offset.
+Times are shown by ``server.times.when`` alone (pages, reports and alert e-mails).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from jinja2 import BaseLoader, ChoiceLoader, Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -50,39 +46,3 @@ def environment(*packages: str) -> Environment:
         lstrip_blocks=True,
         finalize=shown,
     )
-
-
-_MONTHS: Final = [
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-]
-
-
-def when(value: datetime | date | None, lang: str, zone: ZoneInfo) -> str:
-    """``value`` as people read it in ``lang``: a time in ``zone`` (a naive one is taken as
-    UTC, as storage keeps it), a date as it is; nothing for no value."""
-    if value is None:
-        return ""
-    clock = ""
-    if isinstance(value, datetime):
-        local = (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
-        value, clock = local.date(), f" {local:%H:%M}"
-    if lang == "vi":
-        return f"{value:%d/%m/%Y}{clock}"
-    return f"{value.day} {_MONTHS[value.month - 1]} {value.year}{clock}"
-
-
-def utc_offset(zone: ZoneInfo, at: datetime) -> str:
-    """``UTC+07:00``: the zone's offset at ``at``, to name the zone beside the times shown."""
-    offset = at.astimezone(zone).strftime("%z")
-    return f"UTC{offset[:3]}:{offset[3:]}"

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from server.config import WebConfig
-from server.web.display import utc_offset, when
+from server.times import utc_offset, when
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 
