@@ -9,7 +9,12 @@ One camera in ten did not answer and one in ten refused its login (not audited);
 cameras carry password fingerprints under the agency's key, four passwords per site, so every
 camera shares its password with about 24 others (AUTH-03 sets, docs/adr/0019).
 
-    python bench/dashboard.py [ROUNDS]
+With ``ministry`` (PostgreSQL only) the fleet is a ministry's: 50 agencies, 500 sites, 5,000
+agents, 100,000 cameras and 1,000,000 findings (target: median <= 500 ms). Every page of the
+dashboard is timed: the daily views as a whole-fleet and an agency viewer, the administration
+pages as a whole-fleet administrator; 2,000 open alerts are seeded with the findings.
+
+    python bench/dashboard.py [ROUNDS] [ministry]
 """
 
 from __future__ import annotations
@@ -40,10 +45,13 @@ from server.api import create_app
 from server.domain.scope import CLI, Scope
 from server.storage import Repository
 from server.storage.models import Agent, Camera, Finding
+from server.storage.org_models import AlertEvent
 from tests.server.conftest import make_config, serve
 
 AGENCIES, SYSTEMS_PER_AGENCY, SITES_PER_SYSTEM = 10, 2, 5
 AGENTS_PER_SITE, CAMERAS_PER_AGENT, FINDINGS_PER_CAMERA = 10, 10, 10
+MINISTRY = {"AGENCIES": 50, "CAMERAS_PER_AGENT": 20}  # 5,000 agents, 100,000 cameras
+ALERTS = 2000
 PASSWORD = "bench password 1"  # noqa: S105 - a throwaway user in a temporary database
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("fail", "fail", "pass", "inconclusive")
@@ -60,7 +68,14 @@ PAGES = {
     "cameras not audited": "/cameras?audit=not_audited_any",
     "camera page (reuse set)": "/cameras/agent-000-0/cam-0",
     "compliance": "/compliance",
+    "cameras": "/cameras",
+    "agents": "/agents",
+    "alerts": "/alerts",
+    "reports": "/reports",
+    "organisations": "/orgs",
+    "API tokens": "/tokens",
 }
+ADMIN_PAGES = {"users": "/users", "audit log": "/audit", "rollouts": "/rollouts"}
 AUDIT = {
     7: ("unreachable", "identification failed: no answer"),
     3: ("login_failed", "identification failed: the camera refused the stored password"),
@@ -92,6 +107,7 @@ def seed(
                 sites.append(site)
     Users(root).create_user("fleet", PASSWORD, "viewer", None)
     Users(root).create_user("agency", PASSWORD, "viewer", first_agency)
+    Users(root).create_user("admin", PASSWORD, "admin", None)
     agents, cameras, findings = [], [], []
     for i, site in enumerate(sites):
         for j in range(agents_per_site):
@@ -131,8 +147,22 @@ def seed(
                             "evidence": {"username": "admin", "firmware": "V5.5.0"},
                         }
                     )  # fmt: skip
+    alerts = [
+        {
+            "kind": "finding", "agent_id": f["agent_id"], "camera_id": f["camera_id"],
+            "code": f["code"], "site": sites[n % len(sites)], "severity": "critical",
+            "detail": {"evidence": f["evidence"], "identity": {"vendor": "Hikvision"}},
+            "opened_at": now, "closed_at": None,
+        }
+        for n, f in enumerate(findings[: ALERTS * 10 : 10])
+    ]  # fmt: skip
     with repo.engine.begin() as conn:
-        for table, rows in ((Agent, agents), (Camera, cameras), (Finding, findings)):
+        for table, rows in (
+            (Agent, agents),
+            (Camera, cameras),
+            (Finding, findings),
+            (AlertEvent, alerts),
+        ):
             for start in range(0, len(rows), 5000):
                 conn.execute(insert(table), rows[start : start + 5000])
         if conn.dialect.name == "postgresql":
@@ -147,23 +177,33 @@ def login(client: httpx.Client, username: str) -> None:
     assert r.status_code == 303, r.text
 
 
-def measure(repo: Repository, url: str, rounds: int) -> None:
+def measure(repo: Repository, url: str, rounds: int, target: float) -> None:
     with serve(create_app(make_config(url), repo, command_key=generate_private_key())) as client:
-        for username in ("fleet", "agency"):
+        for username, pages in (("fleet", PAGES), ("agency", PAGES), ("admin", ADMIN_PAGES)):
             login(client, username)
-            for name, path in PAGES.items():
-                client.get(path).raise_for_status()  # warm-up
-                times = []
-                for _ in range(rounds):
-                    start = time.perf_counter()
-                    client.get(path).raise_for_status()
-                    times.append((time.perf_counter() - start) * 1000)
+            for name, path in pages.items():
+                try:
+                    times = timed(client, path, rounds)
+                except httpx.TimeoutException:
+                    print(f"  {username:<7} {name:<26} over the client's 10 s: OVER TARGET")
+                    continue
                 median = statistics.median(times)
-                verdict = "ok" if median <= 300 else "OVER TARGET"
+                verdict = "ok" if median <= target else "OVER TARGET"
                 print(
                     f"  {username:<7} {name:<26} median {median:7.1f} ms"
                     f"  max {max(times):7.1f} ms  {verdict}"
                 )
+
+
+def timed(client: httpx.Client, path: str, rounds: int) -> list[float]:
+    """Milliseconds of ``rounds`` requests of ``path``, after one to warm up."""
+    client.get(path).raise_for_status()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        client.get(path).raise_for_status()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
 
 
 @contextmanager
@@ -189,14 +229,14 @@ def postgres_schema() -> Iterator[str | None]:
         admin.dispose()
 
 
-def run(url: str, rounds: int) -> None:
+def run(url: str, rounds: int, target: float = 300) -> None:
     repo = Repository.open(url)
     try:
         repo.migrate()
         started = time.perf_counter()
         seed(repo)
         print(f"  seeding took {time.perf_counter() - started:.1f} s")
-        measure(repo, url, rounds)
+        measure(repo, url, rounds, target)
     finally:
         repo.close()
 
@@ -215,7 +255,15 @@ def on_both_databases(bench: Callable[[str, int], None], rounds: int) -> None:
 
 
 def main() -> None:
-    on_both_databases(run, int(sys.argv[1]) if len(sys.argv) > 1 else 15)
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    if "ministry" in sys.argv[2:]:
+        globals().update(MINISTRY)
+        with postgres_schema() as pg:
+            print("PostgreSQL, a ministry's fleet" if pg else "PostgreSQL: not reachable")
+            if pg is not None:
+                run(pg, rounds, target=500)
+        return
+    on_both_databases(run, rounds)
 
 
 if __name__ == "__main__":

@@ -299,7 +299,7 @@ def housekeeping_command(command: str, repo: Repository, config: ServerConfig) -
     else:
         from server.alerts.worker import AlertWorker  # noqa: PLC0415  # httpx, smtplib
 
-        done = AlertWorker(config.alerts, repo).run_once(utc_now())
+        done = AlertWorker(config.alerts, repo, config.web.zone()).run_once(utc_now())
         print(f"opened {done.opened}, closed {done.closed}, sent {done.sent}, failed {done.failed}")
     return 0
 

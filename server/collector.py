@@ -141,7 +141,7 @@ def background_jobs(config: ServerConfig, repo: Repository) -> list[Periodic]:
             )
         )
     if config.alerts.enabled:
-        worker = AlertWorker(config.alerts, repo)
+        worker = AlertWorker(config.alerts, repo, config.web.zone())
         jobs.append(Periodic("camwarden-alerts", config.alerts.interval_s, worker.run_once))
     if config.retention.enabled:
         jobs.append(

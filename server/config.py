@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -108,6 +109,9 @@ class WebConfig(_Section, frozen=True, kw_only=True):
     # proxy's X-Forwarded-Proto), and always when this is true
     cookie_secure: bool = False
     default_lang: Literal["vi", "en"] = "vi"
+    # the zone pages, exports and alert e-mails show times in (an IANA name); CSV keeps ISO 8601
+    # with the offset
+    timezone: str = "Asia/Ho_Chi_Minh"
     silent_after_s: Positive = 900  # an agent unseen this long is shown as silent
     page_size: Annotated[int, msgspec.Meta(ge=10, le=500)] = 50
     # sign-in throttling (server.domain.throttle): after this many failures an account, or a source
@@ -118,6 +122,15 @@ class WebConfig(_Section, frozen=True, kw_only=True):
     login_lock_s: Seconds = 30.0
     login_lock_max_s: Seconds = 900.0
     login_forget_s: Seconds = 3600.0
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ValueError, ZoneInfoNotFoundError) as exc:
+            raise ValueError(f"timezone: {self.timezone!r} is no IANA time zone") from exc
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class SmtpConfig(_Section, frozen=True, kw_only=True):

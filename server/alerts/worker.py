@@ -14,14 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from server.alerts.channels import DeliveryFailed, send_email, send_webhook
-from server.config import AlertsConfig
+from server.config import AlertsConfig, WebConfig
 from server.storage import Repository, alert_events
+from server.times import utc_offset, when
 
 log = logging.getLogger(__name__)
 SNAPSHOT_EVERY = timedelta(minutes=5)
 _ERROR_LIMIT = 512
+DEFAULT_ZONE = WebConfig().zone()
 
 SUBJECTS = {
     "finding": "[camwarden] Critical finding / Phát hiện nghiêm trọng: "
@@ -42,9 +45,12 @@ class Round:
 
 
 class AlertWorker:
-    def __init__(self, config: AlertsConfig, repo: Repository) -> None:
+    def __init__(
+        self, config: AlertsConfig, repo: Repository, zone: ZoneInfo = DEFAULT_ZONE
+    ) -> None:
         self.config = config
         self.engine = repo.engine
+        self.zone = zone  # of the times e-mails show (web.timezone); webhooks send ISO 8601
         self._snapshot_at: datetime | None = None
 
     def run_once(self, now: datetime) -> Round:
@@ -66,7 +72,8 @@ class AlertWorker:
                 else:
                     recipients = [a.strip() for a in d.target.split(",") if a.strip()]
                     subject = SUBJECTS[d.kind].format(**payload)
-                    send_email(self.config.smtp, recipients, subject, _text(payload))
+                    text = _text(payload, d.opened_at, self.zone)
+                    send_email(self.config.smtp, recipients, subject, text)
             except DeliveryFailed as exc:
                 failed += 1
                 self._failed(d.delivery_id, d.attempts + 1, str(exc), now)
@@ -111,9 +118,12 @@ def _payload(d: Any, org: list[str]) -> dict[str, Any]:
     }
 
 
-def _text(payload: dict[str, Any]) -> str:
-    lines = [f"{k}: {v}" for k, v in payload.items() if k != "detail" and v not in (None, [])]
-    return "\n".join([*lines, "", "detail: " + repr(payload["detail"])])
+def _text(payload: dict[str, Any], opened_at: datetime, zone: ZoneInfo) -> str:
+    """The e-mail body: the payload's fields, the opening time in ``zone`` as people read it."""
+    shown = {k: v for k, v in payload.items() if k not in ("detail", "opened_at")}
+    lines = [f"{k}: {v}" for k, v in shown.items() if v not in (None, [])]
+    opened = f"opened_at: {when(opened_at, 'vi', zone)} ({zone.key}, {utc_offset(zone, opened_at)})"
+    return "\n".join([*lines, opened, "", "detail: " + repr(payload["detail"])])
 
 
 class Periodic(threading.Thread):

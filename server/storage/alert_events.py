@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
 from server.storage.models import Agent, Camera, Finding
 from server.storage.org_models import (
@@ -282,7 +282,12 @@ def due_deliveries(engine: Engine, now: datetime) -> Due:
             )
             .join(AlertRoute, AlertRoute.id == AlertDelivery.route_id)
             .join(AlertEvent, AlertEvent.id == AlertDelivery.event_id)
-            .where(AlertDelivery.state == "pending", AlertDelivery.next_attempt_at <= now)
+            .where(
+                AlertDelivery.state == "pending",
+                AlertDelivery.next_attempt_at <= now,
+                # a silenced alert waits (server.domain.alert_workflow)
+                or_(AlertEvent.silenced_until.is_(None), AlertEvent.silenced_until <= now),
+            )
             .order_by(AlertDelivery.id)
         ).all()
         sites = conn.execute(select(OrgUnit.site, OrgUnit.path).where(OrgUnit.kind == "site"))

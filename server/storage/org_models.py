@@ -235,6 +235,12 @@ class AlertEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # the people's side (server.domain.alert_workflow): who saw it, who owns it, and until when
+    # no delivery is sent for it; every change is an AlertAction row and an audit-log entry
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    silenced_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
 class AlertRoute(Base):
@@ -251,6 +257,23 @@ class AlertRoute(Base):
     kinds: Mapped[list[str]] = mapped_column(JSON)  # subset of ALERT_KINDS
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+ALERT_ACTIONS: Final = ("ack", "silence", "unsilence", "assign")
+
+
+class AlertAction(Base):
+    """What a user did to an alert event: its history, oldest first."""
+
+    __tablename__ = "alert_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("alert_events.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    username: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # one of ALERT_ACTIONS
+    until: Mapped[datetime | None] = mapped_column(UtcDateTime)  # silence
+    assignee: Mapped[str | None] = mapped_column(String(64))  # assign (None: unassigned)
 
 
 class AlertDelivery(Base):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from server.config import WebConfig
 from server.domain import controls, register
 from server.domain.agents import Agents, AgentView
+from server.domain.alert_workflow import SILENCE_HOURS, Action, AlertState, AlertWorkflow
 from server.domain.alerts import Alerts, AlertView, RouteView
 from server.domain.audit_log import AuditLog, AuditView
 from server.domain.cameras import CAMERA_FILTERS, CameraPage, Cameras, CameraView
@@ -36,12 +37,11 @@ from server.reports import compliance as reports
 from server.reports import document as documents
 from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
 from server.web.deps import ApiScope as Scope
-from server.web.deps import web_state
+from server.web.deps import DbId, web_state
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 CONTROL = r"^[A-Z]{2,5}-[0-9]{2}$"
 TEXT = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters (PostgreSQL refuses NUL)
-DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 AgentId = Annotated[str, Path(pattern=NAME)]
 CameraId = Annotated[str, Path(pattern=NAME)]
 Label = Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT)]
@@ -147,6 +147,11 @@ def read_upload(file: UploadFile, limit: int) -> bytes:
     return data
 
 
+class AlertActionIn(BaseModel):
+    hours: Annotated[int, Field(ge=1, le=max(SILENCE_HOURS))] | None = None  # silence
+    assignee_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None  # assign
+
+
 class RouteIn(BaseModel):
     org_unit_id: Annotated[int, Field(ge=1, le=2**31 - 1)] | None
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=TEXT)]
@@ -233,6 +238,7 @@ def router(config: WebConfig) -> APIRouter:
 
     _camera_routes(api, config)
     _report_routes(api)
+    _alert_routes(api)
 
     @api.get("/agents")
     def agents(s: Scope) -> list[AgentView]:
@@ -321,9 +327,25 @@ def router(config: WebConfig) -> APIRouter:
     def trend(s: Scope, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[TrendPoint]:
         return Overview(s).trend(days)
 
+    return api
+
+
+def _alert_routes(api: APIRouter) -> None:
+    """Alerts, their handling, and the routes they are sent through."""
+    created = status.HTTP_201_CREATED
+
     @api.get("/alerts")
     def alerts(s: Scope, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[AlertView]:
         return Alerts(s).alerts(limit)
+
+    @api.post("/alerts/{event_id}/{action}")
+    def alert_action(
+        s: Scope, event_id: DbId, action: Action, body: AlertActionIn | None = None
+    ) -> AlertState:
+        """Acknowledge, silence (``hours``), end the silence, or assign (``assignee_id``, none:
+        nobody); answers the alert's handling with its history."""
+        given = body or AlertActionIn()
+        return AlertWorkflow(s).act(event_id, action, hours=given.hours, assignee=given.assignee_id)
 
     @api.get("/alert-routes")
     def alert_routes(s: Scope) -> list[RouteView]:
@@ -343,8 +365,6 @@ def router(config: WebConfig) -> APIRouter:
     @api.delete("/alert-routes/{route_id}", status_code=status.HTTP_204_NO_CONTENT)
     def delete_alert_route(s: Scope, route_id: DbId) -> None:
         Alerts(s).delete_alert_route(route_id)
-
-    return api
 
 
 def _camera_routes(api: APIRouter, config: WebConfig) -> None:

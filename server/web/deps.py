@@ -7,11 +7,11 @@ The dependencies here turn a request into a ``Scope`` (the one enforcement layer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Security, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Security, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment
@@ -21,6 +21,7 @@ from server.domain.auth import Authenticator
 from server.domain.scope import Forbidden, Invalid, NotVisible, Principal, Scope
 from server.domain.security import same
 from server.storage import Repository
+from server.times import utc_offset, when
 from server.web.i18n import LANGS, Catalogue
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -98,6 +99,11 @@ class WebState:
         def detail_label(key: str) -> str:
             return self.catalogue.detail_label(lang, key)
 
+        zone = self.config.zone()
+
+        def shown_when(value: datetime | date | None) -> str:
+            return when(value, lang, zone)
+
         html = self.templates.get_template(template).render(
             request=request,
             principal=principal,
@@ -107,6 +113,8 @@ class WebState:
             finding=finding,
             evidence_label=evidence_label,
             detail_label=detail_label,
+            when=shown_when,
+            zone=f"{zone.key} ({utc_offset(zone, self.now())})",
             csrf=csrf or (principal.csrf if principal else request.cookies.get(LOGIN_COOKIE, "")),
             **context,
         )
@@ -179,6 +187,7 @@ async def form_scope(request: Request, web: Web) -> Scope:
 
 
 ApiScope = Annotated[Scope, Depends(api_scope)]
+DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # a row id in a URL
 PageScope = Annotated[Scope, Depends(page_scope)]
 FormScope = Annotated[Scope, Depends(form_scope)]
 

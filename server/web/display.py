@@ -6,6 +6,8 @@ inert; ``shown`` also keeps a value from hiding or reordering the text around it
 control characters go, bidirectional overrides and isolates (U+202A..U+202E, U+2066..U+2069,
 as in ``"\u202egnp.exe"``) become a visible U+FFFD, and text longer than ``SHOWN_MAX`` is cut with
 ``protocol.text.CUT_MARKER`` (the API gives the whole stored value).
+
+Times are shown by ``server.times.when`` alone (pages, reports and alert e-mails).
 """
 
 from __future__ import annotations

@@ -11,12 +11,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from datetime import date, time, timedelta
 from importlib.resources import files
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Path, Request, UploadFile
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    Form,
+    Path,
+    Query,
+    Request,
+    UploadFile,
+)
 from fastapi import status as http
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment
@@ -24,18 +35,19 @@ from pydantic import BaseModel, Field
 
 from server.config import ServerConfig
 from server.domain.firmware import NOTES_PATTERN, FirmwareImages, ImageView, receive
+from server.domain.orgs import Orgs
 from server.domain.rollouts import RolloutDetail, Rollouts, RolloutView, Selector
 from server.domain.scope import Invalid, Scope
 from server.firmware import campaign
 from server.firmware.tuf_repo import NotInitialised, RoleStatus, TufRepository
-from server.web.deps import ApiScope, FormScope, PageScope, Web, WebState
+from server.web.confirm import CONFIRMED, Confirm, ask
+from server.web.deps import ApiScope, DbId, FormScope, PageScope, Web, WebState
 from server.web.display import environment
 from server.web.i18n import LANGS, Catalogue
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 TEXT = r"^[^\x00-\x1f\x7f]+$"
 HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Action = Literal["promote", "halt", "resume"]
 REFRESH_S = 5
 
@@ -103,8 +115,12 @@ def _api_rollouts(request: Request, s: ApiScope) -> Rollouts:
     return rollouts_of(request, s)
 
 
-def _api_images(request: Request, s: ApiScope) -> FirmwareImages:
+def images_of(request: Request, s: Scope) -> FirmwareImages:
     return FirmwareImages(s, _state(request).tuf)
+
+
+def _api_images(request: Request, s: ApiScope) -> FirmwareImages:
+    return images_of(request, s)
 
 
 Images = Annotated[FirmwareImages, Depends(_api_images)]
@@ -223,6 +239,65 @@ def pages_router(templates: Environment) -> APIRouter:
             request, s.p, "rollouts.html", rollouts=fw.rollouts(), refresh=REFRESH_S
         )
 
+    @pages.get("/rollouts/new")
+    def new_rollout(
+        request: Request,
+        web: Web,
+        s: PageScope,
+        site: Annotated[str, Query(max_length=64)] = "",
+        model: Annotated[str, Query(max_length=128)] = "",
+    ) -> Response:
+        images = [i for i in images_of(request, s).images() if i.published and i.retired_at is None]
+        sites = [o.site for o in Orgs(s).org_tree() if o.site]
+        return web_of(web).render(
+            request, s.p, "rollout_new.html", images=images, sites=sites, site=site, model=model
+        )
+
+    @pages.post("/rollouts")
+    def create_rollout(
+        request: Request,
+        s: FormScope,
+        *,
+        name: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT)],
+        image_id: Annotated[int, Form(ge=1, le=2**31 - 1)],
+        site: Annotated[str, Form(max_length=64)] = "",
+        model: Annotated[str, Form(max_length=128)] = "",
+        canary_count: Annotated[int, Form(ge=1, le=100_000)] = 1,
+        batch_size: Annotated[int, Form(ge=1, le=100_000)] = 10,
+    ) -> Response:
+        made = rollouts_of(request, s).create_rollout(
+            name=name.strip(),
+            image_id=image_id,
+            selector=Selector(site=site or None, model=model.strip() or None),
+            canary_count=canary_count,
+            canary_percent=None,
+            batch_size=batch_size,
+            max_parallel_per_site=2,
+            failure_threshold=1,
+            windows={},
+        )
+        return RedirectResponse(f"/rollouts/{made.rollout.id}", http.HTTP_303_SEE_OTHER)
+
+    @pages.post("/cameras/{agent_id}/{camera_id}/rotate-password")
+    def rotate_password(
+        request: Request,
+        s: FormScope,
+        agent_id: Annotated[str, Path(pattern=NAME)],
+        camera_id: Annotated[str, Path(pattern=NAME)],
+        *,
+        username: Annotated[str, Form(min_length=1, max_length=64, pattern=TEXT)],
+        escrow_jwk: Annotated[str, Form(min_length=2, max_length=2000)],
+    ) -> Response:
+        try:
+            jwk = json.loads(escrow_jwk)
+        except ValueError as exc:
+            raise Invalid("the escrow key is not a JWK (JSON)") from exc
+        if not isinstance(jwk, dict) or not all(isinstance(v, str) for v in jwk.values()):
+            raise Invalid("the escrow key is not a JWK (a JSON object of strings)")
+        cid = rollouts_of(request, s).rotate_password(agent_id, camera_id, jwk, username)
+        target = f"/cameras/{quote(agent_id)}/{quote(camera_id)}?queued={quote(cid)}"
+        return RedirectResponse(target, http.HTTP_303_SEE_OTHER)
+
     @pages.get("/rollouts/{rollout_id}")
     def rollout(request: Request, web: Web, s: PageScope, rollout_id: DbId) -> Response:
         fw = rollouts_of(request, s)
@@ -231,9 +306,21 @@ def pages_router(templates: Environment) -> APIRouter:
         )
 
     @pages.post("/rollouts/{rollout_id}/{action}")
-    def act(request: Request, s: FormScope, rollout_id: DbId, action: str) -> Response:
+    def act(
+        request: Request,
+        web: Web,
+        s: FormScope,
+        rollout_id: DbId,
+        action: str,
+        *,
+        confirm: Confirm = "",
+    ) -> Response:
         if action not in ("promote", "halt", "resume"):
             raise Invalid(f"unknown action {action}")
+        if action == "halt" and confirm != CONFIRMED:
+            name = rollouts_of(request, s).rollout(rollout_id).rollout.name
+            back = f"/rollouts/{rollout_id}"
+            return ask(request, web_of(web), s, back, "confirm.halt_rollout", rollout=name)
         rollouts_of(request, s).act(rollout_id, action)  # type: ignore[arg-type]  # checked above
         return RedirectResponse(f"/rollouts/{rollout_id}", http.HTTP_303_SEE_OTHER)
 

@@ -6,16 +6,19 @@ import base64
 import hashlib
 import re
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Form, Query, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from server.domain import controls, register
 from server.domain.agents import Agents
+from server.domain.alert_workflow import SILENCE_HOURS, AlertWorkflow
 from server.domain.alerts import Alerts
 from server.domain.audit_log import AuditLog
+from server.domain.camera_page import summarise
 from server.domain.cameras import CAMERA_FILTERS, Cameras
 from server.domain.compliance import approval, overall, progress
 from server.domain.findings import FindingFilters, Findings
@@ -25,7 +28,7 @@ from server.domain.overview import Overview
 from server.domain.recorders import Recorders
 from server.domain.register import ModelIn
 from server.domain.register_import import RegisterImport
-from server.domain.scope import Invalid
+from server.domain.scope import Invalid, NotVisible, Scope
 from server.domain.security import new_secret, same
 from server.domain.summary import SEVERITIES
 from server.domain.throttle import Throttled
@@ -33,12 +36,15 @@ from server.domain.users import Users
 from server.reports import compliance as reports
 from server.storage.org_models import FRAMEWORKS, LEVELS, PLAN_STATUSES, ROLES
 from server.web.api import read_upload
+from server.web.confirm import CONFIRMED, Confirm, ask
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
+    DbId,
     FormScope,
     PageScope,
     Web,
+    WebState,
     session_principal,
 )
 
@@ -197,8 +203,13 @@ def router() -> APIRouter:
         )
 
     @pages.get("/cameras/{agent_id}/{camera_id}")
-    def camera(request: Request, web: Web, s: PageScope, agent_id: str, camera_id: str) -> Response:
-        return web.render(request, s.p, "camera.html", cam=Cameras(s).camera(agent_id, camera_id))
+    def camera(
+        request: Request, web: Web, s: PageScope, agent_id: str, camera_id: str, *, queued: str = ""
+    ) -> Response:
+        cam = Cameras(s).camera(agent_id, camera_id)
+        return web.render(
+            request, s.p, "camera.html", cam=cam, summary=summarise(cam), queued=queued[:64]
+        )
 
     @pages.get("/recorders")
     def recorders(request: Request, web: Web, s: PageScope) -> Response:
@@ -219,15 +230,43 @@ def router() -> APIRouter:
         return web.render(request, s.p, "agents.html", agents=rows, done=done)
 
     @pages.post("/agents/{agent_id}/{action}")
-    def agent_action(s: FormScope, agent_id: str, action: str) -> Response:
+    def agent_action(
+        request: Request,
+        web: Web,
+        s: FormScope,
+        agent_id: str,
+        action: str,
+        *,
+        confirm: Confirm = "",
+    ) -> Response:
         if action not in ("approve", "revoke"):
             raise Invalid(f"unknown action {action}")
+        if action == "revoke" and confirm != CONFIRMED:
+            agent = Agents(s).agent(agent_id).agent_id  # a foreign agent: not found, not a question
+            return ask(request, web, s, "/agents", "confirm.revoke_agent", agent=agent)
         Agents(s).set_agent_status(agent_id, "approve" if action == "approve" else "revoke")
         return _see(f"/agents?changed={agent_id}")
 
     _more_pages(pages)
+    _alert_pages(pages)
     _admin_pages(pages)
     return pages
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+_Row = TypeVar("_Row", bound=_HasId)
+
+
+def _named(rows: Iterable[_Row], row_id: int, what: str) -> _Row:
+    """The row ``row_id`` of what the caller sees (a confirmation names it), else not found."""
+    found = next((r for r in rows if r.id == row_id), None)
+    if found is None:
+        raise NotVisible(f"{what} {row_id}")
+    return found
 
 
 def _opt(text: str) -> str | None:
@@ -254,6 +293,73 @@ def _day(text: str, what: str) -> date | None:
 
 def _org_id(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None
+
+
+def _alerts_page(request: Request, web: WebState, s: Scope, secret: str | None) -> Response:
+    """The alerts with who acknowledged, silenced or owns each; routes for operators."""
+    shown = Alerts(s).alerts()
+    orgs = Orgs(s).org_tree()
+    flow = AlertWorkflow(s)
+    return web.render(
+        request,
+        s.p,
+        "alerts.html",
+        alerts=shown,
+        states=flow.states([a.id for a in shown]),
+        people=flow.assignable() if s.p.has("operator") else [],
+        silence_hours=SILENCE_HOURS,
+        routes=Alerts(s).alert_routes() if s.p.has("operator") else None,
+        orgs=orgs,
+        org_names={o.id: o.name for o in orgs},
+        secret=secret,  # shown only on the answer to the POST that made it, never from a URL
+    )
+
+
+def _alert_pages(pages: APIRouter) -> None:
+    """Alerts, what people do with them, and the routes they are sent through."""
+
+    @pages.get("/alerts")
+    def alerts(request: Request, web: Web, s: PageScope) -> Response:
+        return _alerts_page(request, web, s, secret=None)
+
+    @pages.post("/alerts/{event_id}/{action}")
+    def alert_action(
+        s: FormScope,
+        event_id: DbId,
+        action: str,
+        *,
+        hours: Annotated[int, Form(ge=1, le=max(SILENCE_HOURS))] = SILENCE_HOURS[0],
+        assignee: Annotated[str, Form(max_length=12)] = "",
+    ) -> Response:
+        AlertWorkflow(s).act(event_id, action, hours=hours, assignee=_org_id(assignee))
+        return _see(f"/alerts#alert-{event_id}")
+
+    @pages.post("/alert-routes")
+    async def add_route(request: Request, web: Web, s: FormScope) -> Response:
+        form = await request.form()
+        kinds = [k for k in form.getlist("kinds") if isinstance(k, str)]
+        fields = {k: str(form.get(k, ""))[:512] for k in ("name", "org", "channel", "target")}
+        if not fields["name"] or not fields["target"]:
+            raise Invalid("a route needs a name and a target")
+        _, secret = Alerts(s).create_alert_route(
+            org_unit_id=_org_id(fields["org"]),
+            name=fields["name"][:64],
+            channel=fields["channel"],
+            target=fields["target"],
+            kinds=kinds,
+        )
+        # shown once on the page that follows, as with API tokens
+        return _alerts_page(request, web, s, secret=secret)
+
+    @pages.post("/alert-routes/{route_id}/delete")
+    def delete_route(
+        request: Request, web: Web, s: FormScope, route_id: DbId, confirm: Confirm = ""
+    ) -> Response:
+        if confirm != CONFIRMED:
+            route = _named(Alerts(s).alert_routes(), route_id, "alert route")
+            return ask(request, web, s, "/alerts", "confirm.delete_route", route=route.name)
+        Alerts(s).delete_alert_route(route_id)
+        return _see("/alerts")
 
 
 def _more_pages(pages: APIRouter) -> None:
@@ -340,7 +446,19 @@ def _more_pages(pages: APIRouter) -> None:
         return _see(f"/models?imported={len(done.changes)}")
 
     @pages.post("/models/{model_id}/delete")
-    def delete_model(s: FormScope, model_id: int) -> Response:
+    def delete_model(
+        request: Request, web: Web, s: FormScope, model_id: DbId, confirm: Confirm = ""
+    ) -> Response:
+        if confirm != CONFIRMED:
+            entry = _named(ModelRegister(s).model_register(), model_id, "register entry")
+            return ask(
+                request,
+                web,
+                s,
+                "/models",
+                "confirm.delete_model",
+                model=f"{entry.vendor} {entry.model}",
+            )
         ModelRegister(s).delete_model(model_id)
         return _see("/models")
 
@@ -349,52 +467,6 @@ def _more_pages(pages: APIRouter) -> None:
         groups = Findings(s).kev()
         devices = len({(d.agent_id, d.camera_id) for g in groups for d in g.devices})
         return web.render(request, s.p, "kev.html", groups=groups, devices=devices, shown=KEV_SHOWN)
-
-    @pages.get("/alerts")
-    def alerts(request: Request, web: Web, s: PageScope) -> Response:
-        routes = Alerts(s).alert_routes() if s.p.has("operator") else None
-        orgs = Orgs(s).org_tree()
-        return web.render(
-            request,
-            s.p,
-            "alerts.html",
-            alerts=Alerts(s).alerts(),
-            routes=routes,
-            orgs=orgs,
-            org_names={o.id: o.name for o in orgs},
-            secret=None,  # shown only on the answer to the POST that made it, never from a URL
-        )
-
-    @pages.post("/alert-routes")
-    async def add_route(request: Request, web: Web, s: FormScope) -> Response:
-        form = await request.form()
-        kinds = [k for k in form.getlist("kinds") if isinstance(k, str)]
-        fields = {k: str(form.get(k, ""))[:512] for k in ("name", "org", "channel", "target")}
-        if not fields["name"] or not fields["target"]:
-            raise Invalid("a route needs a name and a target")
-        _, secret = Alerts(s).create_alert_route(
-            org_unit_id=_org_id(fields["org"]),
-            name=fields["name"][:64],
-            channel=fields["channel"],
-            target=fields["target"],
-            kinds=kinds,
-        )
-        # shown once on the page that follows, as with API tokens
-        return web.render(
-            request,
-            s.p,
-            "alerts.html",
-            alerts=Alerts(s).alerts(),
-            routes=Alerts(s).alert_routes(),
-            orgs=Orgs(s).org_tree(),
-            org_names={o.id: o.name for o in Orgs(s).org_tree()},
-            secret=secret,
-        )
-
-    @pages.post("/alert-routes/{route_id}/delete")
-    def delete_route(s: FormScope, route_id: int) -> Response:
-        Alerts(s).delete_alert_route(route_id)
-        return _see("/alerts")
 
     @pages.get("/reports")
     def reports_page(request: Request, web: Web, s: PageScope) -> Response:
@@ -465,9 +537,26 @@ def _admin_pages(pages: APIRouter) -> None:
         return _see("/users")
 
     @pages.post("/users/{user_id}/{action}")
-    def user_action(s: FormScope, user_id: int, action: str) -> Response:
+    def user_action(
+        request: Request,
+        web: Web,
+        s: FormScope,
+        user_id: DbId,
+        action: str,
+        *,
+        confirm: Confirm = "",
+    ) -> Response:
         if action not in ("disable", "enable"):
             raise Invalid(f"unknown action {action}")
+        if action == "disable" and confirm != CONFIRMED:
+            return ask(
+                request,
+                web,
+                s,
+                "/users",
+                "confirm.disable_user",
+                user=Users(s).user(user_id).username,
+            )
         Users(s).set_user_disabled(user_id, action == "disable")
         return _see("/users")
 
@@ -486,7 +575,12 @@ def _admin_pages(pages: APIRouter) -> None:
         return web.render(request, s.p, "tokens.html", tokens=Users(s).tokens(), secret=secret)
 
     @pages.post("/tokens/{token_id}/revoke")
-    def revoke_token(s: FormScope, token_id: int) -> Response:
+    def revoke_token(
+        request: Request, web: Web, s: FormScope, token_id: DbId, confirm: Confirm = ""
+    ) -> Response:
+        if confirm != CONFIRMED:
+            token = _named(Users(s).tokens(), token_id, "token")
+            return ask(request, web, s, "/tokens", "confirm.revoke_token", token=token.name)
         Users(s).revoke_token(token_id)
         return _see("/tokens")
 

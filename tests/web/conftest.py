@@ -11,6 +11,7 @@ import httpx
 import msgspec
 import pytest
 from joserfc.jwk import OKPKey
+from sqlalchemy import func, select
 
 from protocol import (
     AgentInfo,
@@ -41,6 +42,7 @@ from server.ingest.ingestor import Ingestor
 from server.metrics import Metrics
 from server.storage import Repository
 from server.storage.alert_events import snapshot, sync
+from server.storage.org_models import AlertEvent
 from server.storage.records import Incoming
 from tests.server.conftest import db_url, enroll, make_config, repo, serve
 from tests.support.agents import SimAgent
@@ -64,6 +66,7 @@ class World:
     route_b: int  # an alert route of agency B
     model: int  # a register entry
     firmware: Firmware
+    alert_b: int  # an open alert of agency B
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,12 @@ def ingest(repo: Repository, db: str, agents: list[SimAgent], cameras: int = 3) 
 
 @pytest.fixture
 def world(repo: Repository, db_url: str, tmp_path: Path) -> World:
+    return seed_world(repo, db_url, tmp_path / "state")
+
+
+def seed_world(repo: Repository, db_url: str, state_dir: Path) -> World:
+    """The two agencies, their agents, users, tokens, an alert route, a register entry and the
+    firmware of ``Firmware`` (its signed repository under ``state_dir``)."""
     root = scoped_as(repo, CLI)
     province = Orgs(root).create_org(parent_id=None, kind="province", name="Province P").id
     agency_a = Orgs(root).create_org(parent_id=province, kind="agency", name="Agency A").id
@@ -167,7 +176,11 @@ def world(repo: Repository, db_url: str, tmp_path: Path) -> World:
     ).id  # fmt: skip
     sync(repo.engine, datetime.now(UTC), timedelta(minutes=15))
     snapshot(repo.engine, datetime.now(UTC).date())
-    firmware = seed_firmware(repo, tmp_path / "state")
+    firmware = seed_firmware(repo, state_dir)
+    with repo.engine.connect() as conn:
+        alert_b = conn.execute(
+            select(func.min(AlertEvent.id)).where(AlertEvent.site == "site-b")
+        ).scalar_one()
     return World(
         province,
         agency_a,
@@ -180,6 +193,7 @@ def world(repo: Repository, db_url: str, tmp_path: Path) -> World:
         route_b,
         model,
         firmware,
+        alert_b,
     )
 
 

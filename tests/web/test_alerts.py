@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import ssl
 import threading
 from collections.abc import Iterator
@@ -213,6 +214,12 @@ def test_alerts_are_signed_routed_down_the_tree_and_deduplicated(
     assert isinstance(mail.content, bytes)
     parsed = message_from_bytes(mail.content)
     assert "agent-a3/cam-9" in str(parsed["Subject"])
+    raw = parsed.get_payload(decode=True)
+    assert isinstance(raw, bytes)
+    body = raw.decode()
+    # the opening time as people read it, in the organisation's zone (the webhook keeps ISO)
+    assert re.search(r"opened_at: \d\d/\d\d/\d{4} \d\d:\d\d \(Asia/Ho_Chi_Minh, UTC\+07:00\)", body)
+    assert datetime.fromisoformat(payload["opened_at"]).tzinfo is not None
 
     # the same finding in the next report: no second alert
     process(repo, db_url, [report_with(sim, [camera("cam-9", [critical])])])

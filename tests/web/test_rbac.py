@@ -19,6 +19,7 @@ from server.storage import Repository
 from server.storage.firmware_models import CommandRecord, FirmwareImage, Rollout, RolloutTarget
 from server.storage.models import Agent
 from server.storage.org_models import (
+    AlertEvent,
     AlertRoute,
     ApiToken,
     InformationSystem,
@@ -120,6 +121,10 @@ def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, Body]]:
             },
         ),
         ("DELETE", "/api/v1/alert-routes/{route_id}"): (f"/api/v1/alert-routes/{w.route_b}", None),
+        ("POST", "/api/v1/alerts/{event_id}/{action}"): (
+            f"/api/v1/alerts/{w.alert_b}/silence",
+            {"hours": 4},
+        ),
         ("GET", "/api/v1/reports/compliance"): (
             f"/api/v1/reports/compliance?org={w.agency_b}&from=2025-01-01&to=2025-12-31&format=csv",
             None,
@@ -437,3 +442,36 @@ def test_rollouts_in_the_navigation(
 ) -> None:
     login(server, username)
     assert ('href="/rollouts"' in server.get("/").text) is shown
+
+
+def test_alert_actions_and_confirmations_stay_inside_the_agency(
+    server: httpx.Client, repo: Repository, world: World
+) -> None:
+    with repo.engine.connect() as conn:
+        alert = dict(conn.execute(select(AlertEvent.site, AlertEvent.id)).all())  # one per site
+    mine, foreign = alert["site-a"], alert["site-b"]
+    token = login(server, "operator-a")
+    actions: tuple[tuple[str, dict[str, str]], ...] = (
+        ("ack", {}),
+        ("silence", {"hours": "4"}),
+        ("unsilence", {}),
+        ("assign", {"assignee": str(world.users["operator-a"])}),
+    )
+    for action, extra in actions:
+        form = {"csrf": token, **extra}
+        assert server.post(f"/alerts/{foreign}/{action}", data=form).status_code == 404, action
+        assert server.post(f"/alerts/{mine}/{action}", data=form).status_code == 303, action
+    other_agency = {"csrf": token, "assignee": str(world.users["admin-b"])}
+    assert server.post(f"/alerts/{mine}/assign", data=other_agency).status_code == 422
+    page = server.get("/alerts").text
+    assert [m for m in FOREIGN_MARKERS if m in page] == []
+    assert "admin-b" not in page  # not offered as an assignee
+    # a confirmation page is never one for another agency's objects
+    ask = {"csrf": token}
+    assert server.post("/agents/agent-b1/revoke", data=ask).status_code == 404
+    assert server.post(f"/rollouts/{world.firmware.rollout_b}/halt", data=ask).status_code == 404
+    assert server.post(f"/alert-routes/{world.route_b}/delete", data=ask).status_code == 404
+    assert server.post(f"/tokens/{world.token_ids['admin-b']}/revoke", data=ask).status_code == 404
+    login(server, "viewer-a")
+    viewer = server.get("/agents").text.split('name="csrf" value="')[1].split('"')[0]
+    assert server.post(f"/alerts/{mine}/ack", data={"csrf": viewer}).status_code == 403

@@ -2,7 +2,7 @@
 covers (a certificate covers a firmware, not only a model); the unique key gains the firmware
 
 Revision ID: 0010_register_firmware
-Revises: 0008_camera_audit_state
+Revises: 0009_alert_workflow
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_register_firmware"
-down_revision = "0008_camera_audit_state"
+down_revision = "0009_alert_workflow"
 branch_labels = None
 depends_on = None
 

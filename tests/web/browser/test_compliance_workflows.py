@@ -6,10 +6,11 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
+from tests.web.browser.conftest import shot
+from tests.web.browser.test_walkthrough import browser
 from tests.web.conftest import PASSWORD, World
-from tests.web.test_browser import browser, pytestmark, shot
 
-__all__ = ["browser", "pytestmark"]  # the browser fixture and the suite's marks, shared
+__all__ = ["browser"]  # the walkthrough's fixture (a page per test), shared
 
 REGISTER = (
     b"vendor,model,hardware_id,firmware,regulation,certificate_number,certificate_date,flagged\n"

@@ -1,48 +1,20 @@
-"""The dashboard in real headless Chromium (the distribution's browser, driven by Playwright)."""
+"""The operator's walkthrough and /api/docs offline, each on its own seeded server (both
+databases), in the session's headless Chromium."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Route, expect
 
+from tests.web.browser.conftest import ARTIFACTS, shot
 from tests.web.conftest import PASSWORD, World
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="chromium is not installed"),
-]
 
 
 @pytest.fixture
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+def browser(chromium: Browser) -> Browser:
+    """The session's browser (tests/web/browser/conftest.py), on this test's own server."""
+    return chromium
 
 
 def test_operator_walkthrough(browser: Browser, server: httpx.Client, world: World) -> None:
