@@ -224,6 +224,7 @@ def _keys(run: AgentSetup, config: AgentConfig) -> None:
     else:
         config.state_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = keygen(key_path)
+        install.hand_over(config.state_path, USER)  # the service's key, as the unit reads it
         run.say(f"agent key: {key_path} created (kid {key.thumbprint()})")
     vault_key = config.vault_key_path
     if vault_key is None:  # config_values() always sets it; a hand-edited file may not

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -147,12 +148,16 @@ asyncio.run(main())
 """
 
 
+SEARCH_PATH = f"{ROOT}{os.pathsep}{sysconfig.get_paths()['purelib']}"  # lab and its packages
+
+
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is missing")
 def test_rootless_scenario_as_nobody() -> None:
     drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
     if subprocess.run([*drop, *netns.UNSHARE, "true"], capture_output=True, check=False).returncode:
         pytest.skip("unprivileged user namespaces are not permitted on this kernel")
-    # The scenario needs only the standard library and lab; use an interpreter nobody may run.
+    # The scenario needs lab and the packages it imports (this environment's, readable by
+    # everyone); use an interpreter nobody may run.
     python = sys.executable
     probe = [*drop, *netns.UNSHARE, python, "-c", ""]
     if subprocess.run(probe, capture_output=True, check=False).returncode:
@@ -163,7 +168,7 @@ def test_rootless_scenario_as_nobody() -> None:
         text=True,
         timeout=60,
         check=False,
-        env={"PATH": os.environ["PATH"], "HOME": "/tmp", "PYTHONPATH": str(ROOT)},
+        env={"PATH": os.environ["PATH"], "HOME": "/tmp", "PYTHONPATH": SEARCH_PATH},
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
