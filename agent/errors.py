@@ -6,11 +6,15 @@ AgentError                    every failure the agent reports to its operator
  +-- OutboxFull               the outbox cap is reached by messages that may not be dropped
  +-- StorageError             the state directory cannot be written (e.g. the disk is full)
  +-- AgentBusy                another agent process holds the state directory
+ +-- StepError                a step of a command or of its firmware failed: a stable
+                              ``reason``, a ``detail`` and ``failed`` or ``rejected``
 
 Config errors are ``protocol.configfile.ConfigError``; they name file, line and key.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 
 class AgentError(Exception):
@@ -35,3 +39,13 @@ class StorageError(AgentError):
 
 class AgentBusy(AgentError):
     pass
+
+
+class StepError(AgentError):
+    def __init__(
+        self, reason: str, detail: str, *, status: Literal["failed", "rejected"] = "failed"
+    ) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.status = status

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from agent.errors import AgentError
+from agent.errors import AgentError, StepError
 
 
 class CommandRefused(AgentError):
@@ -15,11 +13,5 @@ class CommandRefused(AgentError):
         self.answer = answer
 
 
-class StepFailed(AgentError):
-    def __init__(
-        self, reason: str, detail: str, *, status: Literal["failed", "rejected"] = "failed"
-    ) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.status = status
+class StepFailed(StepError):
+    pass

@@ -3,7 +3,8 @@
 ::
 
     AgentError
-     +-- FirmwareError   an image or its signed metadata failed a check, or could not be
+     +-- StepError (agent.errors)
+          +-- FirmwareError   an image or its signed metadata failed a check, or could not be
                          fetched; ``reason`` is a stable code of ``protocol.commands.REASONS``,
                          ``status`` is ``rejected`` for a refusal (an unapproved downgrade)
                          and ``failed`` otherwise
@@ -11,16 +12,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from agent.errors import AgentError
+from agent.errors import StepError
 
 
-class FirmwareError(AgentError):
-    def __init__(
-        self, reason: str, detail: str, *, status: Literal["failed", "rejected"] = "failed"
-    ) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.status = status
+class FirmwareError(StepError):
+    pass
