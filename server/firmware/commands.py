@@ -27,7 +27,9 @@ checked, comma-separated).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any, Final
 
 from joserfc.jwk import OKPKey
 
@@ -40,11 +42,19 @@ __all__ = [
     "FINAL",
     "FIRMWARE_APPLY",
     "PASSWORD_ROTATE",
+    "REMEDIATE",
+    "RESTORE",
     "STEPS",
     "new_command",
     "outcome",
+    "setting_results",
     "signed",
 ]
+
+# TODO(contract-23): the settings actions and their details come from protocol.commands
+REMEDIATE: Final = "settings.apply"
+RESTORE: Final = "settings.restore"
+SETTING_OUTCOMES: Final = frozenset({"applied", "clamped", "ignored", "rolled_back", "unsupported"})
 
 
 def new_command(
@@ -85,3 +95,19 @@ def outcome(result: CommandResult, params: dict[str, object]) -> tuple[bool, str
     if expected is not None and result.details.get("version") != expected:
         return False, "version_mismatch"
     return True, None
+
+
+def setting_results(details: Mapping[str, EvidenceValue]) -> tuple[dict[str, Any], str | None]:
+    """From a settings command's result details: per setting ``{outcome, asked, got}`` (the
+    outcome one of ``SETTING_OUTCOMES``, anything else dropped) and the sealed snapshot."""
+    found: dict[str, Any] = {}
+    for key, value in details.items():
+        name = key.removeprefix("setting.")
+        if name != key and isinstance(value, str) and value in SETTING_OUTCOMES:
+            found[name] = {
+                "outcome": value,
+                "asked": details.get(f"asked.{name}"),
+                "got": details.get(f"got.{name}"),
+            }
+    sealed = details.get("sealed")
+    return found, sealed if isinstance(sealed, str) else None
