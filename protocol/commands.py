@@ -6,7 +6,8 @@ The collector signs a ``protocol.Command`` with its command key, protected heade
 ``reason`` of a ``failed``/``rejected`` result is one of ``REASONS`` (a stable code, the key of
 the message catalogue; the detail text is only for logs). The params of each action are the
 fields of its class in ``PARAMS``: the collector builds them with ``to_params``, the agent reads
-them with ``parse``. See ``docs/adr/0010-firmware-distribution.md``.
+them with ``parse``. See ``docs/adr/0010-firmware-distribution.md``; the survey action's
+params and result messages are in ``protocol.survey`` (``docs/adr/0034-isp-survey.md``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Self
 
-from protocol.errors import SchemaViolation
+from protocol.errors import BadParams
 from protocol.messages import EvidenceValue
+from protocol.survey import SURVEY, SurveyParams
 
 __all__ = [
     "ACTIONS",
+    "CAMERALESS",
     "CMD_TYP",
     "FINAL",
     "FIRMWARE_APPLY",
@@ -27,30 +30,29 @@ __all__ = [
     "PASSWORD_ROTATE",
     "REASONS",
     "STEPS",
+    "SURVEY",
     "BadParams",
     "FirmwareParams",
     "Params",
     "RotateParams",
+    "SurveyParams",
 ]
 
 CMD_TYP: Final = "camwarden-cmd+jws"
 FIRMWARE_APPLY: Final = "firmware.apply"
 PASSWORD_ROTATE: Final = "password.rotate"  # noqa: S105  # an action name, not a secret
-ACTIONS: Final = (FIRMWARE_APPLY, PASSWORD_ROTATE)
+ACTIONS: Final = (FIRMWARE_APPLY, PASSWORD_ROTATE, SURVEY)
+# actions that name no camera (``camera_id`` absent): the survey sweeps addresses, not cameras
+CAMERALESS: Final = frozenset({SURVEY})
 STEPS: Final[dict[str, tuple[str, ...]]] = {
     FIRMWARE_APPLY: ("preflight", "downloading", "uploading", "rebooting", "verifying"),
     PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "sealing"),
+    SURVEY: ("preflight", "sweeping", "reporting"),
 }
 FINAL: Final = frozenset({"succeeded", "failed", "rejected"})
 _MAX_TEXT = 4096  # the longest string param
 
 Params = dict[str, EvidenceValue]
-
-
-class BadParams(SchemaViolation):
-    """A command's params are missing or of the wrong type for its action."""
-
-    reason = "bad_params"
 
 
 def _str(params: Mapping[str, EvidenceValue], name: str) -> str:
@@ -149,9 +151,10 @@ class RotateParams:
         )
 
 
-PARAMS: Final[Mapping[str, type[FirmwareParams | RotateParams]]] = {
+PARAMS: Final[Mapping[str, type[FirmwareParams | RotateParams | SurveyParams]]] = {
     FIRMWARE_APPLY: FirmwareParams,
     PASSWORD_ROTATE: RotateParams,
+    SURVEY: SurveyParams,
 }
 
 # Reason codes of ``rejected`` (never started) and ``failed`` (started, stopped cleanly).
@@ -166,7 +169,8 @@ REASONS: Final = frozenset(
         "downgrade_not_approved",  # older than the camera's version, no downgrade_approved_by
         "escrow_key_mismatch",  # escrow_jwk's thumbprint is not escrow_kid
         "escrow_key_not_pinned",  # escrow key is not the organisation's pinned escrow key
-        "busy",  # another command is running on the same camera
+        "busy",  # another command is running on the same camera (or another survey runs)
+        "prefix_not_allowed",  # a survey prefix lies outside the agent's configured range
         # failed: the work stopped cleanly
         "metadata_rejected",  # TUF refused the repository metadata (expired, rollback, mix)
         "target_unknown",  # the signed targets metadata does not list the target
@@ -181,6 +185,7 @@ REASONS: Final = frozenset(
         "version_mismatch",  # the camera reports another version after the reboot
         "verify_failed",  # stream, credentials or network settings wrong after the change
         "interrupted",  # the agent stopped at a step that cannot be resumed safely
+        "deadline",  # a survey's deadline_s ended the sweep (its summary says incomplete)
         "vault_failed",  # the new credential could not be stored
         "internal",
     }
