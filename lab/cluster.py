@@ -28,6 +28,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from lab.broker import free_port, wait_port
 
@@ -77,7 +78,7 @@ class NatsNode:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def varz(self, path: str = "varz") -> dict[str, object]:
+    def varz(self, path: str = "varz") -> dict[str, Any]:
         """The node's monitoring endpoint ``path`` (``varz``, ``jsz``, ``healthz``, ...)."""
         url = f"http://{self.host}:{self.http_port}/{path}"
         with urllib.request.urlopen(url, timeout=2.0) as answer:  # loopback monitoring port

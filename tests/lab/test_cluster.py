@@ -26,7 +26,7 @@ def test_three_nodes_form_one_jetstream_cluster_and_survive_a_kill(tmp_path: Pat
         assert cluster.nodes[0].varz("routez")["num_routes"] >= 2
 
         cluster.kill(1)
-        assert not cluster.nodes[1].running
+        assert cluster.nodes[1].proc is None
         cluster.start_node(1)
         assert cluster.nodes[1].running
         cluster.nodes[1].varz("healthz?js-enabled-only=true")
