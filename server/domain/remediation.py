@@ -21,6 +21,15 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, insert, select
 
+from protocol.commands import (
+    SAFE_VALUES,
+    BadParams,
+    RemediateParams,
+    RestoreParams,
+    SettingName,
+    SettingValue,
+    check_setting_value,
+)
 from server.domain.rollouts import (
     RolloutDetail,
     RolloutView,
@@ -32,28 +41,34 @@ from server.domain.rollouts import (
 )
 from server.domain.scope import Area, Invalid, NotVisible, Scope
 from server.firmware import campaign
-from server.firmware.commands import REMEDIATE, RESTORE, new_command
+from server.firmware.commands import SETTINGS_APPLY, SETTINGS_RESTORE, new_command
 from server.storage import campaigns, read_then_write, remediation
 from server.storage.commands import queue
 from server.storage.firmware_models import Rollout, RolloutTarget
 from server.storage.models import Agent, Camera, Finding
 from server.storage.remediation_models import RemediationItem
 
-SettingValue = bool | str
-FROM_PLAN: Final = "<from the plan>"  # the value is the plan's option of that name
-
-# TODO(contract-23): the closed vocabulary of settings and the finding -> settings map come
-# from protocol once the agent side's contract lands; this table mirrors the agent's adapters.
-REMEDIES: Final[Mapping[str, Mapping[str, SettingValue]]] = {
-    "svc.telnet_open": {"telnet": False},
-    "svc.ssh_open": {"ssh": False},
-    "svc.ftp_open": {"ftp": False},
-    "svc.upnp_answers": {"upnp": False},
-    "svc.p2p_enabled": {"p2p": False},
-    "svc.ddns_enabled": {"ddns": False},
-    "com.snmp_community": {"snmp": False},
-    "log.time_manual": {"ntp": True, "ntp_server": FROM_PLAN},
+# The settings that close each remediable finding (protocol's vocabulary; a flag takes its safe
+# value, ``SAFE_VALUES``). A finding is closed by all of its settings or left alone.
+REMEDIES: Final[Mapping[str, tuple[SettingName, ...]]] = {
+    "svc.telnet_open": ("telnet",),
+    "svc.ssh_open": ("ssh",),
+    "svc.ftp_open": ("ftp",),
+    "svc.upnp_answers": ("upnp",),
+    "svc.p2p_enabled": ("p2p",),
+    "svc.ddns_enabled": ("ddns",),
+    "svc.discoverable": ("discoverable",),
+    "com.snmp_community": ("snmp",),
+    "log.time_manual": ("ntp", "ntp_server"),
+    "auth.http_basic": ("http_digest_only",),
+    "auth.rtsp_anonymous": ("rtsp_auth",),
+    "auth.rtsp_basic": ("rtsp_digest_only",),
+    "onvif.anonymous_access": ("onvif_auth",),
 }
+# fixed only when the selection names it: a site may rely on it (discovery by its recorder)
+ON_REQUEST: Final = frozenset({"svc.discoverable"})
+# The settings each vendor's adapter writes (its API first, ONVIF where that covers it). A
+# forecast for the plan: the agent checks again and refuses what its adapter cannot write.
 VENDOR_SETTINGS: Final[Mapping[str, frozenset[str]]] = {
     "hikvision": frozenset({"telnet", "ssh", "upnp", "p2p", "ntp", "ntp_server"}),
     "dahua": frozenset({"ssh", "upnp", "p2p", "ddns", "ntp", "ntp_server"}),
@@ -66,7 +81,7 @@ CAMERA_REASONS: Final = (
     "not_audited_recently",
     "nothing_settable",
 )
-SETTING_REASONS: Final = ("not_settable", "needs_value", "not_remediable")
+SETTING_REASONS: Final = ("not_settable", "needs_value", "not_remediable", "on_request")
 MAX_CAMERAS: Final = 5000  # cameras one plan may reach
 MAX_SKIPPED: Final = 50  # lines of "left out" kept per camera
 
@@ -107,7 +122,7 @@ class PlanItem:
     site: str
     vendor: str | None
     model: str | None
-    changes: dict[str, SettingValue]
+    changes: dict[SettingName, SettingValue]
     findings: list[str]
     controls: list[str]
     skipped: list[Skip] = field(default_factory=list)
@@ -149,14 +164,20 @@ class ItemView:
     controls: list[str]
     outcome: str | None
     outcome_reason: str | None
-    results: dict[str, Any]
+    results: dict[str, Any]  # setting -> {outcome, asked, got}
+    reaudit: dict[str, Any]  # pass | fail | inconclusive -> controls
     sealed: bool  # the sealed snapshot of the settings before is on record
     rollback_status: str | None
+    rollback_reason: str | None
+    rollback_results: dict[str, Any]
     rollback_by: str | None
 
     @property
     def can_roll_back(self) -> bool:
-        return self.sealed and self.outcome == "succeeded" and self.rollback_status is None
+        """Once, where the camera holds changed settings: a success, or a failure that left
+        the applied ones in place (``not_applied``; a failed step was rolled back already)."""
+        changed = self.outcome == "succeeded" or self.outcome_reason == "not_applied"
+        return self.sealed and changed and self.rollback_status is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,24 +198,24 @@ class Staging:
 
 
 def settings_params(
-    plan_id: int, changes: Mapping[str, SettingValue], controls: Sequence[str], escrow: Any
+    plan_id: int, changes: Mapping[SettingName, SettingValue], controls: Sequence[str], escrow: Any
 ) -> dict[str, Any]:
-    """The settings command's params (TODO(contract-23): ``protocol.commands``' class)."""
-    return {
-        "plan_id": plan_id,
-        "controls": ",".join(controls),
-        "escrow_kid": escrow.thumbprint(),
-        "escrow_jwk": json.dumps(escrow.as_dict(private=False), sort_keys=True),
-        **{f"set.{k}": v for k, v in sorted(changes.items())},
-    }
+    """The ``settings.apply`` params of one camera of a plan."""
+    return RemediateParams(
+        changes=changes,
+        escrow_kid=escrow.thumbprint(),
+        escrow_jwk=json.dumps(escrow.as_dict(private=False), sort_keys=True),
+        plan_id=plan_id,
+        controls=tuple(controls),
+    ).to_params()
 
 
 def _camera_changes(
-    codes: Sequence[tuple[str, list[str]]], vendor: str | None, options: Options
-) -> tuple[dict[str, SettingValue], list[str], list[str], list[Skip]]:
+    codes: Sequence[tuple[str, list[str]]], vendor: str | None, sel: Selection, options: Options
+) -> tuple[dict[SettingName, SettingValue], list[str], list[str], list[Skip]]:
     """(changes, findings closed, their controls, left out) for one camera's failing findings."""
     settable = VENDOR_SETTINGS.get((vendor or "").lower(), frozenset())
-    changes: dict[str, SettingValue] = {}
+    changes: dict[SettingName, SettingValue] = {}
     closed: list[str] = []
     controls: set[str] = set()
     skipped: list[Skip] = []
@@ -203,21 +224,35 @@ def _camera_changes(
         if remedy is None:
             skipped.append(Skip(code, None, "not_remediable"))
             continue
-        wanted: dict[str, SettingValue] = {}
+        if code in ON_REQUEST and sel.code != code and sel.control not in ctrls:
+            skipped.append(Skip(code, None, "on_request"))
+            continue
+        wanted: dict[SettingName, SettingValue] = {}
         missing = []
-        for setting, value in remedy.items():
+        for setting in remedy:
+            value = SAFE_VALUES.get(setting, getattr(options, setting, None))
             if setting not in settable:
                 missing.append(Skip(code, setting, "not_settable"))
-            elif value == FROM_PLAN and not getattr(options, setting, None):
+            elif value is None:
                 missing.append(Skip(code, setting, "needs_value"))
             else:
-                wanted[setting] = getattr(options, setting) if value == FROM_PLAN else value
+                wanted[setting] = value
         skipped += missing
         if not missing:  # a finding is closed by all of its settings or not touched
             changes |= wanted
             closed.append(code)
             controls.update(ctrls)
     return changes, closed, sorted(controls), skipped[:MAX_SKIPPED]
+
+
+def _checked(options: Options) -> Options:
+    """``options`` whose values are valid settings values (``Invalid`` otherwise)."""
+    if options.ntp_server is not None:
+        try:
+            check_setting_value("ntp_server", options.ntp_server)
+        except BadParams as exc:
+            raise Invalid(str(exc)) from exc
+    return options
 
 
 class Remediations(Area):
@@ -234,7 +269,7 @@ class Remediations(Area):
     def preview(self, selection: Selection, options: Options) -> Plan:
         """What a plan over ``selection`` would change, camera by camera; writes nothing."""
         with self.s.engine.connect() as conn:
-            return self._plan(conn, selection, options)
+            return self._plan(conn, selection, _checked(options))
 
     def _plan(self, conn: Connection, sel: Selection, options: Options) -> Plan:
         q = (
@@ -285,7 +320,7 @@ class Remediations(Area):
             if key not in cameras and len(cameras) >= MAX_CAMERAS:
                 raise Invalid(f"the selection reaches more than {MAX_CAMERAS} cameras: narrow it")
             cameras.setdefault(key, []).append(r)
-        items = [self._item(rows, options) for rows in cameras.values()]
+        items = [self._item(rows, sel, options) for rows in cameras.values()]
         return Plan(sel, items)
 
     def _require_agent_visible(self, conn: Connection, agent_id: str) -> None:
@@ -298,12 +333,12 @@ class Remediations(Area):
         if found is None:
             raise NotVisible(f"agent {agent_id}")
 
-    def _item(self, rows: list[Any], options: Options) -> PlanItem:
+    def _item(self, rows: list[Any], sel: Selection, options: Options) -> PlanItem:
         r = rows[0]
         vendor = str(r.identity.get("vendor") or "") or None
         model = str(r.identity.get("model") or "") or None
         codes = [(x.code, list(x.controls or [])) for x in rows]
-        changes, closed, controls, skipped = _camera_changes(codes, vendor, options)
+        changes, closed, controls, skipped = _camera_changes(codes, vendor, sel, options)
         online = r.last_seen is not None and r.last_seen >= self.s.now - self.s.silent_after
         recent = (
             r.audit == "audited"
@@ -344,7 +379,7 @@ class Remediations(Area):
             self.s.require("operator")
             escrow = escrow_key(escrow_jwk)
             with read_then_write(self.s.engine) as conn:
-                plan = self._plan(conn, selection, options)
+                plan = self._plan(conn, selection, _checked(options))
                 planned = plan.planned
                 if not planned:
                     raise Invalid("nothing in the selection can be fixed (see the dry run)")
@@ -370,7 +405,7 @@ class Remediations(Area):
                     insert(Rollout)
                     .values(
                         name=name,
-                        action=REMEDIATE,
+                        action=SETTINGS_APPLY,
                         image_id=None,
                         org_unit_id=act.org_unit_id,
                         selector=selection.as_json()
@@ -439,6 +474,8 @@ class Remediations(Area):
             "findings": list(i.findings),
             "controls": list(i.controls),
             "results": {},
+            "reaudit": {},
+            "rollback_results": {},
             "updated_at": self.s.now,
         }
 
@@ -476,13 +513,14 @@ class Remediations(Area):
                         RolloutTarget.camera_id == camera_id,
                     )
                 ).scalar_one()
-                # TODO(contract-23): the restore params class of protocol.commands
+                if original is None:  # a change that succeeded was sent: a broken record
+                    raise Invalid("the change of this camera has no command on record")
                 cmd = new_command(
-                    RESTORE,
+                    SETTINGS_RESTORE,
                     agent_id=agent_id,
                     site=item.site,
                     camera_id=camera_id,
-                    params={"command_id": original, "plan_id": plan_id},
+                    params=RestoreParams(original=original, plan_id=plan_id).to_params(),
                     now=self.s.now,
                     ttl=self.command_ttl,
                 )
@@ -501,10 +539,10 @@ class Remediations(Area):
     # -- reading -----------------------------------------------------------------------------
 
     def plans(self) -> list[RolloutView]:
-        return rollout_views(self.s, REMEDIATE)
+        return rollout_views(self.s, SETTINGS_APPLY)
 
     def plan(self, plan_id: int) -> PlanDetail:
-        detail = rollout_detail(self.s, REMEDIATE, plan_id)
+        detail = rollout_detail(self.s, SETTINGS_APPLY, plan_id)
         with self.s.engine.connect() as conn:
             rows = conn.execute(
                 select(RemediationItem.__table__)
@@ -519,7 +557,8 @@ class Remediations(Area):
             ItemView(
                 r.agent_id, r.camera_id, r.site, r.vendor, r.model, r.state, r.reason,
                 r.changes, r.skipped, r.findings, r.controls, r.outcome, r.outcome_reason,
-                r.results, r.sealed is not None, r.rollback_status, r.rollback_by,
+                r.results, r.reaudit, r.sealed is not None, r.rollback_status,
+                r.rollback_reason, r.rollback_results, r.rollback_by,
             )
             for r in rows
         ]  # fmt: skip

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -37,6 +38,7 @@ from server.firmware.tuf_repo import (
 )
 
 if TYPE_CHECKING:
+    from protocol.commands import SettingName
     from server.domain.firmware import FirmwareImages
     from server.domain.remediation import Plan, PlanDetail, Remediations
     from server.domain.rollouts import Rollouts
@@ -367,7 +369,7 @@ def _remediate(args: argparse.Namespace, s: Remediations) -> int:
     return 0
 
 
-def _changes(changes: dict[str, Any]) -> str:
+def _changes(changes: Mapping[SettingName, object] | Mapping[str, object]) -> str:
     return ", ".join(
         f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in changes.items()
     )

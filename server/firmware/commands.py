@@ -28,13 +28,23 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from joserfc.jwk import OKPKey
 
 from protocol import Command, CommandResult, encode, sign
-from protocol.commands import CMD_TYP, FINAL, FIRMWARE_APPLY, PASSWORD_ROTATE, STEPS
+from protocol.commands import (
+    CMD_TYP,
+    FINAL,
+    FIRMWARE_APPLY,
+    OUTCOMES,
+    PASSWORD_ROTATE,
+    SETTINGS_APPLY,
+    SETTINGS_RESTORE,
+    STEPS,
+)
 from protocol.messages import EvidenceValue
 
 __all__ = [
@@ -42,19 +52,15 @@ __all__ = [
     "FINAL",
     "FIRMWARE_APPLY",
     "PASSWORD_ROTATE",
-    "REMEDIATE",
-    "RESTORE",
+    "SETTINGS_APPLY",
+    "SETTINGS_RESTORE",
     "STEPS",
     "new_command",
     "outcome",
     "setting_results",
     "signed",
 ]
-
-# TODO(contract-23): the settings actions and their details come from protocol.commands
-REMEDIATE: Final = "settings.apply"
-RESTORE: Final = "settings.restore"
-SETTING_OUTCOMES: Final = frozenset({"applied", "clamped", "ignored", "rolled_back", "unsupported"})
+REAUDIT: Final = ("pass", "fail", "inconclusive")  # details ``reaudit.<verdict>``
 
 
 def new_command(
@@ -97,17 +103,32 @@ def outcome(result: CommandResult, params: dict[str, object]) -> tuple[bool, str
     return True, None
 
 
-def setting_results(details: Mapping[str, EvidenceValue]) -> tuple[dict[str, Any], str | None]:
-    """From a settings command's result details: per setting ``{outcome, asked, got}`` (the
-    outcome one of ``SETTING_OUTCOMES``, anything else dropped) and the sealed snapshot."""
-    found: dict[str, Any] = {}
+@dataclass(frozen=True, slots=True)
+class SettingResults:
+    """What a ``settings.apply`` or ``settings.restore`` result reports (``RemediateParams``):
+    per setting ``{outcome, asked, got}``, the controls by re-audit verdict, the sealed
+    snapshot (JWE compact) when it carries one."""
+
+    settings: dict[str, dict[str, Any]]
+    reaudit: dict[str, list[str]]
+    sealed: str | None
+
+
+def setting_results(details: Mapping[str, EvidenceValue]) -> SettingResults:
+    """The settings results of a result's details; an outcome outside ``OUTCOMES`` is dropped."""
+    found: dict[str, dict[str, Any]] = {}
     for key, value in details.items():
-        name = key.removeprefix("setting.")
-        if name != key and isinstance(value, str) and value in SETTING_OUTCOMES:
+        name = key.removeprefix("outcome.")
+        if name != key and isinstance(value, str) and value in OUTCOMES:
             found[name] = {
                 "outcome": value,
                 "asked": details.get(f"asked.{name}"),
                 "got": details.get(f"got.{name}"),
             }
+    reaudit = {}
+    for verdict in REAUDIT:
+        controls = details.get(f"reaudit.{verdict}")
+        if isinstance(controls, str) and controls:
+            reaudit[verdict] = controls.split(",")
     sealed = details.get("sealed")
-    return found, sealed if isinstance(sealed, str) else None
+    return SettingResults(found, reaudit, sealed if isinstance(sealed, str) else None)

@@ -24,7 +24,14 @@ from protocol import Command, CommandResult, ProtocolError, decode_agent_message
 from protocol.commands import FirmwareParams
 from protocol.envelope import unverified_payload
 from server.firmware import campaign
-from server.firmware.commands import new_command, outcome, setting_results, signed
+from server.firmware.commands import (
+    SETTINGS_APPLY,
+    SETTINGS_RESTORE,
+    new_command,
+    outcome,
+    setting_results,
+    signed,
+)
 from server.firmware.tuf_repo import RepositoryError, TufRepository
 from server.storage import (
     Connection,
@@ -113,11 +120,10 @@ class Scheduler:
         cmd = commands.apply_result(conn, agent_id, seq, result, now)
         if cmd is None:
             return
+        if cmd.action in (SETTINGS_APPLY, SETTINGS_RESTORE):
+            remediation.record_result(conn, cmd, result, setting_results(result.details), now)
         final = outcome(result, cmd.params)
-        if final is None:
-            return
-        remediation.record_result(conn, cmd, result, setting_results(result.details), now)
-        if cmd.rollout_id is None or cmd.camera_id is None:
+        if final is None or cmd.rollout_id is None or cmd.camera_id is None:
             return
         loaded = campaigns.load_existing(conn, cmd.rollout_id)  # commands name stored rollouts
         step = campaign.record_result(loaded.campaign, (agent_id, cmd.camera_id), *final)

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, insert, update
 
 from protocol import CommandResult
+from protocol.commands import FINAL
+from server.firmware.commands import SettingResults
 from server.storage.remediation_models import RemediationItem
 
 
@@ -24,17 +26,24 @@ def add_items(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def record_result(
-    conn: Connection,
-    cmd: Any,
-    result: CommandResult,
-    settings: tuple[Mapping[str, Any], str | None],
-    now: datetime,
+    conn: Connection, cmd: Any, result: CommandResult, found: SettingResults, now: datetime
 ) -> None:
-    """A final result on the item it concerns: ``cmd`` (the ``commands`` row) is a plan's
-    settings command for its camera, or the restore command of an item; nothing otherwise.
-    ``settings``: the per-setting results and the sealed snapshot the result carries."""
-    results, sealed = settings
+    """A result on the item it concerns: ``cmd`` (the ``commands`` row) is a plan's settings
+    command for its camera, or the restore command of an item; nothing otherwise. The sealed
+    snapshot is kept from whichever result carries it (the agent sends it before any write);
+    the outcome, per-setting results and re-audit from the final result."""
+    final = result.status in FINAL
     if cmd.rollout_id is not None:
+        values: dict[str, Any] = {"updated_at": now}
+        if found.sealed is not None:
+            values["sealed"] = found.sealed
+        if final:
+            values |= {
+                "outcome": result.status,
+                "outcome_reason": result.reason,
+                "results": found.settings,
+                "reaudit": found.reaudit,
+            }
         conn.execute(
             update(RemediationItem)
             .where(
@@ -42,19 +51,19 @@ def record_result(
                 RemediationItem.agent_id == cmd.agent_id,
                 RemediationItem.camera_id == cmd.camera_id,
             )
+            .values(**values)
+        )
+    elif final:
+        conn.execute(
+            update(RemediationItem)
+            .where(RemediationItem.rollback_command_id == result.command_id)
             .values(
-                outcome=result.status,
-                outcome_reason=result.reason,
-                results=dict(results),
-                sealed=sealed,
+                rollback_status=result.status,
+                rollback_reason=result.reason,
+                rollback_results=found.settings,
                 updated_at=now,
             )
         )
-    conn.execute(
-        update(RemediationItem)
-        .where(RemediationItem.rollback_command_id == result.command_id)
-        .values(rollback_status=result.status, updated_at=now)
-    )
 
 
 def set_rollback(

@@ -38,8 +38,11 @@ class RemediationItem(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))  # the command's final status
     outcome_reason: Mapped[str | None] = mapped_column(String(80))
     results: Mapped[dict[str, Any]] = mapped_column(JSON)  # setting -> {outcome, asked, got}
+    reaudit: Mapped[dict[str, Any]] = mapped_column(JSON)  # verdict -> controls, after the change
     sealed: Mapped[str | None] = mapped_column(Text)  # JWE compact: the snapshot before
     rollback_command_id: Mapped[str | None] = mapped_column(String(64))
     rollback_status: Mapped[str | None] = mapped_column(String(16))
+    rollback_reason: Mapped[str | None] = mapped_column(String(80))
+    rollback_results: Mapped[dict[str, Any]] = mapped_column(JSON)
     rollback_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -8,6 +8,7 @@ publishes the commands and applies the results.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,11 +27,13 @@ from protocol import (
 )
 from protocol.envelope import unverified_payload
 from protocol.keys import generate_private_key
+from protocol.messages import EvidenceValue
+from server.cli import main
 from server.domain.orgs import Orgs
 from server.domain.remediation import Options, Remediations, Selection, Staging
 from server.domain.scope import CLI, Forbidden, Invalid, NotVisible, Principal, Scope
 from server.domain.users import Users
-from server.firmware.commands import REMEDIATE, RESTORE
+from server.firmware.commands import SETTINGS_APPLY, SETTINGS_RESTORE
 from server.firmware.scheduler import Scheduler
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
@@ -49,6 +52,7 @@ FTP = fail("svc.ftp_open", ["COM-06"])
 MANUAL_CLOCK = fail("log.time_manual", ["LOG-01"])
 DEFAULT_PASSWORD = fail("auth.default_credential", ["AUTH-01"])
 P2P = fail("svc.p2p_enabled", ["SVC-06"])
+DISCOVERABLE = fail("svc.discoverable", ["SVC-08"])
 
 
 def scope(
@@ -77,7 +81,7 @@ def fleet(repo: Repository, db_url: str) -> dict[str, SimAgent]:
             report_with(
                 sims["a"],
                 [
-                    camera("hik", [TELNET, FTP, MANUAL_CLOCK, DEFAULT_PASSWORD]),
+                    camera("hik", [TELNET, FTP, MANUAL_CLOCK, DEFAULT_PASSWORD, DISCOVERABLE]),
                     camera("dahua", [TELNET], vendor="Dahua"),
                     camera("acme", [P2P], vendor="Acme"),
                     camera("partial", [P2P], audit="partial", reason="timeout"),
@@ -104,7 +108,14 @@ def test_the_dry_run_lists_changes_and_what_cannot_be_done(
         ("auth.default_credential", None, "not_remediable"),
         ("svc.ftp_open", "ftp", "not_settable"),
         ("log.time_manual", "ntp_server", "needs_value"),
+        ("svc.discoverable", None, "on_request"),  # only when the plan names it
     }
+    asked = Remediations(scope(repo)).preview(Selection(code="svc.discoverable"), Options())
+    assert [(k.setting, k.reason) for k in asked.items[0].skipped] == [
+        ("discoverable", "not_settable")
+    ]
+    with pytest.raises(Invalid, match="not a valid host"):
+        Remediations(scope(repo)).preview(Selection(), Options(ntp_server="bad host!"))
     assert by_camera["dahua"].reason == "nothing_settable"  # Dahua's API has no telnet switch
     assert by_camera["acme"].reason == "vendor_not_supported"
     assert by_camera["partial"].reason == "not_audited_recently"
@@ -203,15 +214,15 @@ def test_an_approved_plan_rolls_out_and_reports_per_setting_results(
     assert tick.run_once() == 1  # the canary
     canary = sent[0]
     assert canary.camera_id is not None
-    assert canary.action == REMEDIATE
+    assert canary.action == SETTINGS_APPLY
     assert canary.params["set.telnet"] is False
     assert canary.params["plan_id"] == plan_id
     sim = fleet["a"] if canary.agent_id == "agent-a" else fleet["b"]
-    details = {
-        "setting.telnet": "applied",
-        "asked.telnet": False,
-        "got.telnet": False,
+    details: dict[str, EvidenceValue] = {
+        "outcome.telnet": "applied",
         "sealed": "eyJhbGciOiJFQ0RILUVTIn0..x.y.z",
+        "escrow_kid": canary.params["escrow_kid"],
+        "reaudit.pass": "COM-06,SVC-02",
     }
     process(repo, db_url, [result(sim, canary, "succeeded", details)])
     tick.run_once()
@@ -219,13 +230,14 @@ def test_an_approved_plan_rolls_out_and_reports_per_setting_results(
     assert d.rollout.rollout.phase == "awaiting_promotion"
     item = next(i for i in d.items if i.camera_id == canary.camera_id)
     assert (item.outcome, item.sealed) == ("succeeded", True)
-    assert item.results == {"telnet": {"outcome": "applied", "asked": False, "got": False}}
+    assert item.results == {"telnet": {"outcome": "applied", "asked": None, "got": None}}
+    assert item.reaudit == {"pass": ["COM-06", "SVC-02"]}
     # roll the camera back: a signed restore naming the original command
     restore_id = Remediations(scope(repo)).rollback(plan_id, canary.agent_id, canary.camera_id)
     assert tick.run_once() == 1
     restore = sent[-1]
-    assert (restore.command_id, restore.action) == (restore_id, RESTORE)
-    assert restore.params["command_id"] == canary.command_id
+    assert (restore.command_id, restore.action) == (restore_id, SETTINGS_RESTORE)
+    assert restore.params["original"] == canary.command_id
     with pytest.raises(Invalid, match="once"):
         Remediations(scope(repo)).rollback(plan_id, canary.agent_id, canary.camera_id)
     process(repo, db_url, [result(sim, restore, "succeeded", {})])
@@ -240,7 +252,7 @@ def test_an_approved_plan_rolls_out_and_reports_per_setting_results(
 
 
 def result(
-    sim: SimAgent, cmd: Command, status: str, details: dict[str, object]
+    sim: SimAgent, cmd: Command, status: str, details: dict[str, EvidenceValue]
 ) -> tuple[str, bytes]:
     sim.seq += 1
     message = CommandResult(
@@ -252,8 +264,47 @@ def result(
         prev_seq=sim.prev_seq,
         command_id=cmd.command_id,
         status=status,  # type: ignore[arg-type]  # one of CommandStatus
-        details=details,  # type: ignore[arg-type]  # evidence values
+        details=details,
     )
     token = sign(encode(message), sim.key).encode()
     sim.prev, sim.prev_seq = digest(token), sim.seq
     return topic(sim.site, sim.agent_id, "cmd-result"), token
+
+
+def test_the_cli_plans_stores_approves_and_reports(
+    repo: Repository,
+    db_url: str,
+    fleet: dict[str, SimAgent],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def cli(*argv: str) -> int:
+        base = ["--set", f'database.url="{db_url}"', "--set", f'state_dir="{tmp_path}"']
+        return main([*base, "remediate", "--by", "ann", *argv])
+
+    assert cli("plan", "--site", "site-a", "--ntp-server", "ntp.gov.vn") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 camera(s) to change, 3 left out")
+    hik = "agent-a/hik (site-a, Hikvision X): set ntp=true, ntp_server=ntp.gov.vn, telnet=false"
+    assert f"{hik} [closes log.time_manual, svc.telnet_open]" in out
+    assert "agent-a/acme (site-a, Acme X): not done: vendor_not_supported" in out
+    assert "left out: svc.ftp_open ftp: not_settable" in out
+    assert cli("plan", "--ntp-server", "bad host!") == 1
+    assert "not a valid host" in capsys.readouterr().err
+    assert cli("plan", "--site", "site-a", "--create") == 1  # no escrow key
+    key = tmp_path / "escrow.jwk"
+    key.write_text(json.dumps(escrow_jwk()))
+    assert cli("plan", "--site", "site-a", "--create", "--name", "a", "--escrow-key", str(key)) == 0
+    assert "awaiting approval" in capsys.readouterr().out
+    plan_id = Remediations(scope(repo)).plans()[0].id
+    assert cli("approve", str(plan_id)) == 0
+    assert f"plan {plan_id} a: canary" in capsys.readouterr().out
+    assert cli("status", str(plan_id)) == 0
+    out = capsys.readouterr().out
+    assert "agent-a/hik: telnet=false: waiting" in out
+    assert "agent-a/dahua: left out: nothing_settable" in out
+    assert cli("rollback", str(plan_id), "agent-a", "hik") == 1  # nothing applied yet
+    assert "only a camera whose change succeeded" in capsys.readouterr().err
+    with repo.engine.connect() as conn:
+        who = set(conn.execute(select(AuditEntry.username)).scalars())
+    assert "ann" in who
