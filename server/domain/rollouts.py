@@ -391,6 +391,7 @@ class Rollouts(Area):
         return self.rollout(rollout_id)
 
     def act(self, rollout_id: int, action: Literal["promote", "halt", "resume"]) -> RolloutDetail:
+        self.rollout(rollout_id)  # a firmware rollout (a remediation plan has its own routes)
         operate(self.s, "rollout", rollout_id, action)
         return self.rollout(rollout_id)
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request
 from fastapi import status as http
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from server.domain.remediation import (
     Options,
@@ -27,7 +27,7 @@ from server.domain.remediation import (
     Staging,
 )
 from server.domain.rollouts import RolloutView
-from server.domain.scope import Scope
+from server.domain.scope import Invalid, Scope
 from server.web.confirm import CONFIRMED, Confirm, ask
 from server.web.deps import ApiScope, DbId, FormScope, PageScope, Web, WebState
 from server.web.display import environment
@@ -43,6 +43,7 @@ from server.web.firmware import (
 )
 from server.web.i18n import Catalogue
 
+M = TypeVar("M", bound=BaseModel)
 CODE = r"^[a-z0-9][a-z0-9_.-]{0,79}$"
 CONTROL = r"^[A-Z]{2,5}-[0-9]{2}$"
 HOST = r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$"
@@ -85,6 +86,15 @@ class PlanCreate(SelectionIn):
             self.canary_count, self.batch_size, self.max_parallel_per_site,
             self.failure_threshold, windows_of(self.windows),
         )  # fmt: skip
+
+
+def _validated(model: type[M], fields: dict[str, Any]) -> M:
+    """A page's query or form fields (empty ones left out) as ``model``; ``Invalid`` if not."""
+    try:
+        return model.model_validate({k: v for k, v in fields.items() if v != ""})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise Invalid(problems) from exc
 
 
 def remediations_of(request: Request, s: Scope) -> Remediations:
@@ -159,6 +169,7 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         web: Web,
         s: PageScope,
         *,
+        org_id: Opt = "",
         site: Opt = "",
         agent_id: Opt = "",
         camera_id: Opt = "",
@@ -168,10 +179,10 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         ntp_server: Opt = "",
     ) -> Response:
         given = {
-            "site": site, "agent_id": agent_id, "camera_id": camera_id, "code": code,
-            "control": control, "vendor": vendor, "ntp_server": ntp_server,
+            "org_id": org_id, "site": site, "agent_id": agent_id, "camera_id": camera_id,
+            "code": code, "control": control, "vendor": vendor, "ntp_server": ntp_server,
         }  # fmt: skip
-        body = SelectionIn.model_validate({k: v for k, v in given.items() if v})
+        body = _validated(SelectionIn, given)
         plan = remediations_of(request, s).preview(body.selection(), body.options())
         return web_of(web).render(request, s.p, "remediation_new.html", plan=plan, given=given)
 
@@ -182,6 +193,7 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         *,
         name: Annotated[str, Form(min_length=1, max_length=200, pattern=TEXT)],
         escrow_jwk: Annotated[str, Form(min_length=2, max_length=2000)],
+        org_id: Annotated[str, Form(max_length=12)] = "",
         site: Annotated[str, Form(max_length=64)] = "",
         agent_id: Annotated[str, Form(max_length=64)] = "",
         camera_id: Annotated[str, Form(max_length=64)] = "",
@@ -193,17 +205,18 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         batch_size: Annotated[int, Form(ge=1, le=100_000)] = 10,
     ) -> Response:
         given = {
-            "site": site, "agent_id": agent_id, "camera_id": camera_id, "code": code,
-            "control": control, "vendor": vendor, "ntp_server": ntp_server,
+            "org_id": org_id, "site": site, "agent_id": agent_id, "camera_id": camera_id,
+            "code": code, "control": control, "vendor": vendor, "ntp_server": ntp_server,
         }  # fmt: skip
-        body = PlanCreate.model_validate(
-            {k: v for k, v in given.items() if v}
+        body = _validated(
+            PlanCreate,
+            given
             | {
                 "name": name.strip(),
                 "escrow_jwk": escrow_of_form(escrow_jwk),
                 "canary_count": canary_count,
                 "batch_size": batch_size,
-            }
+            },
         )
         made = remediations_of(request, s).create(
             name=body.name,

@@ -65,6 +65,11 @@ def test_results_rollback_and_both_languages(
     )  # fmt: skip
     plan = remediation_plan(repo, db_url, world, "agent-a1", "operator-a")
     token = login(server, "operator-a")
+    listed = server.get("/findings?control=SVC-02").text
+    assert 'id="fix-all" href="/remediation/new?control=SVC-02' in listed
+    assert server.get("/remediation/new?control=SVC-2").status_code == 422  # not a crash
+    every = server.get("/remediation/new?control=SVC-02&org_id=").text
+    assert "agent-a1/cam-fix" in every
     asked = server.post(f"/remediation/{plan}/approve", data={"csrf": token})
     assert "Phê duyệt kế hoạch site-a telnet? 1 camera" in asked.text  # the user's language
     server.post(f"/remediation/{plan}/approve", data={"csrf": token, "confirm": "yes"})
