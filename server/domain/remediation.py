@@ -95,8 +95,20 @@ class Selection:
     agent_id: str | None = None
     camera_id: str | None = None
     code: str | None = None  # a finding code
-    control: str | None = None  # a baseline control (SVC-02, ...)
+    control: str | None = None  # controls or families, comma-separated: "SVC-02", "SVC,COM"
     vendor: str | None = None
+
+    def wanted(self, controls: Sequence[str]) -> bool:
+        """Whether a finding of ``controls`` is selected by ``control`` (any when unset)."""
+        if self.control is None:
+            return True
+        return any(
+            c == t or c.startswith(f"{t}-") for t in self.control.split(",") for c in controls
+        )
+
+    def names(self, controls: Sequence[str]) -> bool:
+        """Whether ``control`` names one of ``controls`` itself (not only its family)."""
+        return self.control is not None and not set(self.control.split(",")).isdisjoint(controls)
 
     def as_json(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if getattr(self, k) is not None}
@@ -224,7 +236,7 @@ def _camera_changes(
         if remedy is None:
             skipped.append(Skip(code, None, "not_remediable"))
             continue
-        if code in ON_REQUEST and sel.code != code and sel.control not in ctrls:
+        if code in ON_REQUEST and sel.code != code and not sel.names(ctrls):
             skipped.append(Skip(code, None, "on_request"))
             continue
         wanted: dict[SettingName, SettingValue] = {}
@@ -311,7 +323,7 @@ class Remediations(Area):
             q = q.where(Finding.code == sel.code)
         cameras: dict[tuple[str, str], list[Any]] = {}
         for r in conn.execute(q):
-            if sel.control is not None and sel.control not in (r.controls or []):
+            if not sel.wanted(r.controls or []):
                 continue
             vendor = str(r.identity.get("vendor") or "") or None
             if sel.vendor is not None and (vendor or "").lower() != sel.vendor.lower():

@@ -146,7 +146,9 @@ def _remediate_commands(sub: Any) -> None:
     plan.add_argument("--agent")
     plan.add_argument("--camera")
     plan.add_argument("--code", help="only this finding code (svc.telnet_open, ...)")
-    plan.add_argument("--control", help="only findings of this control (SVC-02, ...)")
+    plan.add_argument(
+        "--control", help="only findings of these controls or families (SVC-02 or SVC,COM)"
+    )
     plan.add_argument("--vendor")
     plan.add_argument("--ntp-server", help="the time source that fixes a manual clock")
     plan.add_argument("--audited-within-days", type=int, default=7)

@@ -45,7 +45,7 @@ from server.web.i18n import Catalogue
 
 M = TypeVar("M", bound=BaseModel)
 CODE = r"^[a-z0-9][a-z0-9_.-]{0,79}$"
-CONTROL = r"^[A-Z]{2,5}-[0-9]{2}$"
+CONTROL = r"^[A-Z]{2,5}(-[0-9]{2})?(,[A-Z]{2,5}(-[0-9]{2})?){0,19}$"  # controls or families
 HOST = r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$"
 Action = Literal["approve", "promote", "halt", "resume"]
 CONFIRM_FIRST = {"approve": "confirm.approve_plan", "halt": "confirm.halt_plan"}
@@ -198,7 +198,7 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         agent_id: Annotated[str, Form(max_length=64)] = "",
         camera_id: Annotated[str, Form(max_length=64)] = "",
         code: Annotated[str, Form(max_length=80)] = "",
-        control: Annotated[str, Form(max_length=16)] = "",
+        control: Annotated[str, Form(max_length=200)] = "",
         vendor: Annotated[str, Form(max_length=64)] = "",
         ntp_server: Annotated[str, Form(max_length=255)] = "",
         canary_count: Annotated[int, Form(ge=1, le=100_000)] = 1,

@@ -130,6 +130,10 @@ def test_the_dry_run_lists_changes_and_what_cannot_be_done(
     assert {i.camera_id for i in by_code.items} == {"hik", "dahua", "hik-b"}
     by_control = Remediations(scope(repo)).preview(Selection(control="SVC-06"), Options())
     assert {i.camera_id for i in by_control.items} == {"acme", "partial"}
+    families = Remediations(scope(repo)).preview(Selection(control="LOG,SVC-06"), Options())
+    assert {i.camera_id for i in families.items} == {"hik", "acme", "partial"}
+    hik_log = next(i for i in families.items if i.camera_id == "hik")
+    assert (hik_log.findings, hik_log.reason) == (["log.time_manual"], "nothing_settable")
     by_vendor = Remediations(scope(repo)).preview(Selection(vendor="dahua"), Options())
     assert [i.camera_id for i in by_vendor.items] == ["dahua"]
     # an hour later nobody has reported: every camera's agent is offline
