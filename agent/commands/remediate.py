@@ -2,8 +2,9 @@
 
 ::
 
-    preflight     escrow key checked (``agent.commands.escrow``); the camera's vendor adapter
-                  can write every setting asked for, else ``rejected: unsupported_setting``
+    preflight     escrow key checked (``agent.commands.escrow``); the camera's adapter, found
+                  with the agent's credential as the audit finds it (``identify``), can write
+                  every setting asked for, else ``rejected: unsupported_setting``
                   with ``outcome.<setting> = unsupported`` (nothing sent to the camera)
     snapshot      the settings to change, read from the camera (a flag it does not report
                   cannot be restored: ``failed: snapshot_failed``; a text setting it does
@@ -42,9 +43,8 @@ from agent.commands.context import Details, Run
 from agent.commands.errors import StepFailed
 from agent.commands.escrow import escrow_key, seal
 from agent.commands.verify import remediate_params, restore_params
-from agent.vendors.base import Adapter, CameraError
+from agent.vendors.base import Adapter, AdapterConfig, CameraError
 from agent.vendors.models import TEXT_SETTINGS, Setting, SettingValue
-from agent.vendors.registry import adapter_pair
 from protocol.commands import ROLLING_BACK, SETTING_CONTROLS, Outcome
 from protocol.messages import Camera
 
@@ -75,13 +75,20 @@ def _settings(names: Iterable[str]) -> list[Setting]:
     return [known[n] for n in names]
 
 
-def _writer(run: Run) -> tuple[Adapter, ...]:
-    """The camera's adapters (vendor first, then ONVIF; one for an ONVIF-only camera)."""
+async def _writer(run: Run) -> Adapter:
+    """The camera's adapter, found as the audit finds it (the configured vendor first, then
+    the others; ONVIF last) with the agent's credential. Preflight fails without one."""
+    from agent.audit.identify import identify  # noqa: PLC0415  # the vendor APIs: when used
+
     ctx = run.context
-    pair = adapter_pair(
-        ctx.config.target(run.camera), run.credential(), ctx.config.firmware.camera_timeout_s
-    )
-    return tuple(dict.fromkeys(pair))
+    config = AdapterConfig(timeout_s=ctx.config.firmware.camera_timeout_s)
+    try:
+        found = await identify(ctx.config.target(run.camera), config, run.credential())
+    except CameraError as exc:
+        raise StepFailed("preflight_failed", f"camera: {exc.code}") from exc
+    if found.adapter is None:
+        raise StepFailed("preflight_failed", "no vendor API or ONVIF answered")
+    return found.adapter
 
 
 def _check_settable(adapter: Adapter, wanted: Iterable[Setting]) -> None:
@@ -225,12 +232,12 @@ async def apply_settings(run: Run) -> Details:
     ctx, entry = run.context, run.entry
     key = escrow_key(params.escrow_kid, params.escrow_jwk, ctx.config.rotation.escrow_kid)
     asked = dict(zip(_settings(params.changes), params.changes.values(), strict=True))
-    adapters = _writer(run)
-    adapter = adapters[0]
     fresh = entry.step in _EARLY
+    if fresh:
+        await run.step("preflight")
+    adapter = await _writer(run)
     try:
         if fresh:
-            await run.step("preflight")
             _check_settable(adapter, asked)
             await run.step("snapshot")
             try:
@@ -265,8 +272,7 @@ async def apply_settings(run: Run) -> Details:
         await run.step("reaudit")
         details = sealed | outcomes | await _reaudit(run, asked, params.controls)
     finally:
-        for each in adapters:
-            await each.close()
+        await adapter.close()
     if not taken:
         raise StepFailed("not_applied", "the camera ignored or clamped a setting", details=details)
     return details
@@ -291,10 +297,9 @@ async def restore_settings(run: Run) -> Details:
             f"no snapshot of {params.original} for camera {run.camera.id}",
             status="rejected",
         )
-    adapters = _writer(run)
-    adapter = adapters[0]
+    await run.step("preflight")
+    adapter = await _writer(run)
     try:
-        await run.step("preflight")
         _check_settable(adapter, snapshot)
         before = await _read(adapter, snapshot)
         await run.step("applying")
@@ -305,8 +310,7 @@ async def restore_settings(run: Run) -> Details:
         await run.step("reaudit")
         details = outcomes | await _reaudit(run, snapshot, ())
     finally:
-        for each in adapters:
-            await each.close()
+        await adapter.close()
     if not taken:
         raise StepFailed("not_applied", "the camera ignored or clamped a setting", details=details)
     return details
