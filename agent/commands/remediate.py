@@ -3,8 +3,10 @@
 ::
 
     preflight     escrow key checked (``agent.commands.escrow``); the camera's adapter, found
-                  with the agent's credential as the audit finds it (``identify``), can write
-                  every setting asked for, else ``rejected: unsupported_setting``
+                  with the agent's credential as the audit finds it (``identify``), with
+                  ONVIF beside it, can write every setting asked for (each setting through
+                  the vendor's API when it can, else ONVIF: SetDiscoveryMode, SetDynamicDNS),
+                  else ``rejected: unsupported_setting``
                   with ``outcome.<setting> = unsupported`` (nothing sent to the camera)
     snapshot      the settings to change, read from the camera (a flag it does not report
                   cannot be restored: ``failed: snapshot_failed``; a text setting it does
@@ -35,6 +37,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from joserfc.jwk import OKPKey
@@ -75,31 +78,73 @@ def _settings(names: Iterable[str]) -> list[Setting]:
     return [known[n] for n in names]
 
 
-async def _writer(run: Run) -> Adapter:
+@dataclass(frozen=True, slots=True)
+class _Writers:
+    """The camera's adapters in order of preference (its vendor's API, then ONVIF) and which
+    one writes each setting: the first that can."""
+
+    adapters: tuple[Adapter, ...]
+
+    def owner(self, setting: Setting) -> Adapter | None:
+        return next((a for a in self.adapters if setting in a.settable), None)
+
+    def check(self, wanted: Iterable[Setting]) -> None:
+        """``unsupported_setting`` (before any write) for a setting no adapter writes."""
+        missing = [s.value for s in wanted if self.owner(s) is None]
+        if missing:
+            names = "+".join(a.vendor for a in self.adapters)
+            raise StepFailed(
+                "unsupported_setting",
+                f"{names} cannot set {', '.join(missing)}",
+                status="rejected",
+                details={f"outcome.{n}": "unsupported" for n in missing},
+            )
+
+    def _split(self, settings: Iterable[Setting]) -> dict[Adapter, list[Setting]]:
+        split: dict[Adapter, list[Setting]] = {a: [] for a in self.adapters}
+        for setting in settings:
+            owner = self.owner(setting)
+            if owner is not None:
+                split[owner].append(setting)
+        return {a: owned for a, owned in split.items() if owned}
+
+    async def read(self, wanted: Iterable[Setting]) -> Values:
+        """What the camera reports of ``wanted``, each from the adapter that writes it."""
+        values: Values = {}
+        for adapter, owned in self._split(wanted).items():
+            found = (await adapter.read_settings()).values
+            values.update({s: found[s] for s in owned if s in found})
+        return values
+
+    async def write(self, changes: Mapping[Setting, SettingValue]) -> None:
+        """``changes`` in their order within each adapter, the vendor's API first."""
+        for adapter, owned in self._split(changes).items():
+            await adapter.write_settings({s: changes[s] for s in owned})
+
+    async def close(self) -> None:
+        for adapter in self.adapters:
+            await adapter.close()
+
+
+async def _writers(run: Run) -> _Writers:
     """The camera's adapter, found as the audit finds it (the configured vendor first, then
-    the others; ONVIF last) with the agent's credential. Preflight fails without one."""
+    the others; ONVIF last) with the agent's credential, and ONVIF beside a vendor's API.
+    Preflight fails when none answers."""
     from agent.audit.identify import identify  # noqa: PLC0415  # the vendor APIs: when used
+    from agent.vendors.onvif.adapter import OnvifAdapter  # noqa: PLC0415
 
     ctx = run.context
     config = AdapterConfig(timeout_s=ctx.config.firmware.camera_timeout_s)
+    target, credential = ctx.config.target(run.camera), run.credential()
     try:
-        found = await identify(ctx.config.target(run.camera), config, run.credential())
+        found = await identify(target, config, credential)
     except CameraError as exc:
         raise StepFailed("preflight_failed", f"camera: {exc.code}") from exc
     if found.adapter is None:
         raise StepFailed("preflight_failed", "no vendor API or ONVIF answered")
-    return found.adapter
-
-
-def _check_settable(adapter: Adapter, wanted: Iterable[Setting]) -> None:
-    missing = [s.value for s in wanted if s not in adapter.settable]
-    if missing:
-        raise StepFailed(
-            "unsupported_setting",
-            f"{adapter.vendor} cannot set {', '.join(missing)}",
-            status="rejected",
-            details={f"outcome.{n}": "unsupported" for n in missing},
-        )
+    if isinstance(found.adapter, OnvifAdapter):
+        return _Writers((found.adapter,))
+    return _Writers((found.adapter, OnvifAdapter(target, config, credential)))
 
 
 # the snapshots kept on the agent: one record per camera, command id -> settings (newest last)
@@ -130,15 +175,6 @@ def _snapshot_of(run: Run, command_id: str) -> Values | None:
 
 
 # the steps
-
-
-async def _read(adapter: Adapter, wanted: Iterable[Setting]) -> Values:
-    values = (await adapter.read_settings()).values
-    return {s: values[s] for s in wanted if s in values}
-
-
-async def _write(adapter: Adapter, changes: Mapping[Setting, SettingValue]) -> None:
-    await adapter.write_settings(changes)
 
 
 def _outcomes(asked: Values, before: Values, got: Values) -> tuple[Details, bool]:
@@ -198,7 +234,7 @@ def _summary(camera: Camera, controls: Iterable[str]) -> Details:
 
 
 async def _roll_back(
-    run: Run, adapter: Adapter, snapshot: Values, touched: Iterable[Setting], why: str
+    run: Run, camera: _Writers, snapshot: Values, touched: Iterable[Setting], why: str
 ) -> StepFailed:
     """Write the snapshot back and read ``touched`` again: the failure to report. A text
     setting the snapshot lacks (no NTP server configured) cannot be emptied: restored only
@@ -207,8 +243,8 @@ async def _roll_back(
     log.warning("camera %s: %s; rolling back to the snapshot", run.camera.id, why)
     got: Values = {}
     try:
-        await _write(adapter, snapshot)
-        got = await _read(adapter, touched)
+        await camera.write(snapshot)
+        got = await camera.read(touched)
     except CameraError as exc:
         why = f"{why}; rollback: {exc.code}"
     details: Details = {}
@@ -235,13 +271,13 @@ async def apply_settings(run: Run) -> Details:
     fresh = entry.step in _EARLY
     if fresh:
         await run.step("preflight")
-    adapter = await _writer(run)
+    camera = await _writers(run)
     try:
         if fresh:
-            _check_settable(adapter, asked)
+            camera.check(asked)
             await run.step("snapshot")
             try:
-                before = await _read(adapter, asked)
+                before = await camera.read(asked)
             except CameraError as exc:
                 raise StepFailed("snapshot_failed", f"camera: {exc.code}") from exc
             unread = [s.value for s in asked if s not in before and s not in TEXT_SETTINGS]
@@ -257,22 +293,22 @@ async def apply_settings(run: Run) -> Details:
         if fresh:
             await run.step("applying", sealed)
             try:
-                await _write(adapter, {s: v for s, v in asked.items() if before.get(s) != v})
+                await camera.write({s: v for s, v in asked.items() if before.get(s) != v})
                 await run.step("reading_back")
-                got = await _read(adapter, asked)
+                got = await camera.read(asked)
             except CameraError as exc:
                 why = f"camera: {exc.code}"
-                raise (await _roll_back(run, adapter, before, asked, why)) from exc
+                raise (await _roll_back(run, camera, before, asked, why)) from exc
         elif entry.step in _CHANGING:  # stopped in the middle: back to the snapshot
             why = f"interrupted at {entry.step}"
-            raise await _roll_back(run, adapter, before, asked, why)
+            raise await _roll_back(run, camera, before, asked, why)
         else:  # at reaudit: the read-back is done, the settings are as the camera keeps them
-            got = await _read(adapter, asked)
+            got = await camera.read(asked)
         outcomes, taken = _outcomes(asked, before, got)
         await run.step("reaudit")
         details = sealed | outcomes | await _reaudit(run, asked, params.controls)
     finally:
-        await adapter.close()
+        await camera.close()
     if not taken:
         raise StepFailed("not_applied", "the camera ignored or clamped a setting", details=details)
     return details
@@ -298,19 +334,19 @@ async def restore_settings(run: Run) -> Details:
             status="rejected",
         )
     await run.step("preflight")
-    adapter = await _writer(run)
+    camera = await _writers(run)
     try:
-        _check_settable(adapter, snapshot)
-        before = await _read(adapter, snapshot)
+        camera.check(snapshot)
+        before = await camera.read(snapshot)
         await run.step("applying")
-        await _write(adapter, {s: v for s, v in snapshot.items() if before.get(s) != v})
+        await camera.write({s: v for s, v in snapshot.items() if before.get(s) != v})
         await run.step("reading_back")
-        got = await _read(adapter, snapshot)
+        got = await camera.read(snapshot)
         outcomes, taken = _outcomes(snapshot, before, got)
         await run.step("reaudit")
         details = outcomes | await _reaudit(run, snapshot, ())
     finally:
-        await adapter.close()
+        await camera.close()
     if not taken:
         raise StepFailed("not_applied", "the camera ignored or clamped a setting", details=details)
     return details
