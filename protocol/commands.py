@@ -7,7 +7,8 @@ The collector signs a ``protocol.Command`` with its command key, protected heade
 the message catalogue; the detail text is only for logs). The params of each action are the
 fields of its class in ``PARAMS``: the collector builds them with ``to_params``, the agent reads
 them with ``parse``. See ``docs/adr/0010-firmware-distribution.md``; remediation
-(``settings.apply``, ``settings.restore``): ``docs/adr/0033-remediation.md``.
+(``settings.apply``, ``settings.restore``): ``docs/adr/0033-remediation.md``; the survey action's
+params and result messages are in ``protocol.survey`` (``docs/adr/0034-isp-survey.md``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal, Self, cast
 
-from protocol.errors import SchemaViolation
+from protocol.errors import BadParams
 from protocol.messages import EvidenceValue
+from protocol.survey import SURVEY, SurveyParams
 
 __all__ = [
     "ACTIONS",
+    "CAMERALESS",
     "CMD_TYP",
     "FINAL",
     "FIRMWARE_APPLY",
@@ -37,6 +40,7 @@ __all__ = [
     "SETTING_CONTROLS",
     "SETTING_KINDS",
     "STEPS",
+    "SURVEY",
     "BadParams",
     "FirmwareParams",
     "Outcome",
@@ -46,6 +50,7 @@ __all__ = [
     "RotateParams",
     "SettingName",
     "SettingValue",
+    "SurveyParams",
     "check_setting_value",
 ]
 
@@ -54,7 +59,9 @@ FIRMWARE_APPLY: Final = "firmware.apply"
 PASSWORD_ROTATE: Final = "password.rotate"  # noqa: S105  # an action name, not a secret
 SETTINGS_APPLY: Final = "settings.apply"
 SETTINGS_RESTORE: Final = "settings.restore"
-ACTIONS: Final = (FIRMWARE_APPLY, PASSWORD_ROTATE, SETTINGS_APPLY, SETTINGS_RESTORE)
+ACTIONS: Final = (FIRMWARE_APPLY, PASSWORD_ROTATE, SETTINGS_APPLY, SETTINGS_RESTORE, SURVEY)
+# actions that name no camera (``camera_id`` absent): the survey sweeps addresses, not cameras
+CAMERALESS: Final = frozenset({SURVEY})
 # ``rolling_back`` is the one step out of order: after a step of ``settings.apply`` failed
 # (a write refused, the camera lost half-way), the agent writes the snapshot back; the final
 # result is then ``failed`` with reason ``rolled_back`` (or ``rollback_failed``).
@@ -64,17 +71,12 @@ STEPS: Final[dict[str, tuple[str, ...]]] = {
     PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "sealing"),
     SETTINGS_APPLY: ("preflight", "snapshot", "applying", "reading_back", "reaudit"),
     SETTINGS_RESTORE: ("preflight", "applying", "reading_back", "reaudit"),
+    SURVEY: ("preflight", "sweeping", "reporting"),
 }
 FINAL: Final = frozenset({"succeeded", "failed", "rejected"})
 _MAX_TEXT = 4096  # the longest string param
 
 Params = dict[str, EvidenceValue]
-
-
-class BadParams(SchemaViolation):
-    """A command's params are missing or of the wrong type for its action."""
-
-    reason = "bad_params"
 
 
 def _str(params: Mapping[str, EvidenceValue], name: str) -> str:
@@ -397,13 +399,13 @@ class RestoreParams:
         return cls(original=original, plan_id=_int(params, "plan_id", 0, 2**53))
 
 
-PARAMS: Final[
-    Mapping[str, type[FirmwareParams | RotateParams | RemediateParams | RestoreParams]]
-] = {
+AnyParams = FirmwareParams | RotateParams | RemediateParams | RestoreParams | SurveyParams
+PARAMS: Final[Mapping[str, type[AnyParams]]] = {
     FIRMWARE_APPLY: FirmwareParams,
     PASSWORD_ROTATE: RotateParams,
     SETTINGS_APPLY: RemediateParams,
     SETTINGS_RESTORE: RestoreParams,
+    SURVEY: SurveyParams,
 }
 
 # Reason codes of ``rejected`` (never started) and ``failed`` (started, stopped cleanly).
@@ -418,7 +420,8 @@ REASONS: Final = frozenset(
         "downgrade_not_approved",  # older than the camera's version, no downgrade_approved_by
         "escrow_key_mismatch",  # escrow_jwk's thumbprint is not escrow_kid
         "escrow_key_not_pinned",  # escrow key is not the organisation's pinned escrow key
-        "busy",  # another command is running on the same camera
+        "busy",  # another command is running on the same camera (or another survey runs)
+        "prefix_not_allowed",  # a survey prefix lies outside the agent's configured range
         # failed: the work stopped cleanly
         "metadata_rejected",  # TUF refused the repository metadata (expired, rollback, mix)
         "target_unknown",  # the signed targets metadata does not list the target
@@ -433,6 +436,7 @@ REASONS: Final = frozenset(
         "version_mismatch",  # the camera reports another version after the reboot
         "verify_failed",  # stream, credentials or network settings wrong after the change
         "interrupted",  # the agent stopped at a step that cannot be resumed safely
+        "deadline",  # a survey's deadline_s ended the sweep (its summary says incomplete)
         "vault_failed",  # the new credential could not be stored
         "internal",
         # settings.apply / settings.restore
