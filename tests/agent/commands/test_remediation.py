@@ -14,6 +14,7 @@ import pytest
 from joserfc import jwe
 from joserfc.jwk import OKPKey
 
+from agent.commands.journal import Entry
 from agent.config import NetworkConfig
 from lab.settings import SettingValue
 from lab.testing import LabFactory
@@ -256,3 +257,25 @@ async def test_refusals_come_before_any_write(
     identification = "/axis-cgi/basicdeviceinfo.cgi"  # a JSON read, POSTed
     assert [r for r in writes(w.log) if r.target != identification] == []
     assert w.node.camera.settings["ssh"] is True
+
+
+async def test_a_restart_in_the_middle_of_a_change_rolls_back(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """The agent stopped between the writes and the read-back (the journal says
+    ``reading_back``): on start it writes the kept snapshot back and says so."""
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab("hikvision"))
+    camera = w.node.camera
+    before = dict(camera.settings)
+    _org, params = remediate({"telnet": False, "upnp": False})
+    command = w.command(SETTINGS_APPLY, params=params)
+    token = w.sign(command)
+    assert await w.executor().submit(token) == "succeeded"  # keeps the snapshot, changes
+    assert (camera.settings["telnet"], camera.settings["upnp"]) == (False, False)
+    ex = w.executor()
+    ex.journal.save(Entry(command_id=command.command_id, token=token.decode(), step="reading_back"))
+    assert await ex.resume() == [(command.command_id, "failed:rolled_back")]
+    assert camera.settings == before
+    assert w.trail(command.command_id)[-2:] == ["rolling_back", "failed:rolled_back"]
+    assert await banner_of(w, "telnet")
+    assert list(ex.journal.pending()) == []
