@@ -38,7 +38,14 @@ APPLY_TRAIL = ["accepted", "preflight", "snapshot", "applying", "reading_back", 
 # what the vendor API cannot (WS-Discovery; Hikvision's DDNS)
 VENDOR_FIXES: dict[str, dict[str, SettingValue]] = {
     "hikvision": {"telnet": False, "ssh": False, "upnp": False, "p2p": False, "ntp": True},
-    "dahua": {"ssh": False, "upnp": False, "p2p": False, "ddns": False, "ntp": True},
+    "dahua": {
+        "telnet": False,
+        "ssh": False,
+        "upnp": False,
+        "p2p": False,
+        "ddns": False,
+        "ntp": True,
+    },
     "axis": {"ssh": False, "upnp": False, "p2p": False, "ntp": True},
 }
 FIXES: dict[str, dict[str, SettingValue]] = {
