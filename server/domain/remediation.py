@@ -67,13 +67,16 @@ REMEDIES: Final[Mapping[str, tuple[SettingName, ...]]] = {
 }
 # fixed only when the selection names it: a site may rely on it (discovery by its recorder)
 ON_REQUEST: Final = frozenset({"svc.discoverable"})
-# The settings each vendor's adapter writes (its API first, ONVIF where that covers it). A
-# forecast for the plan: the agent checks again and refuses what its adapter cannot write.
+# The settings each vendor's adapter writes through its own API, and those any camera's ONVIF
+# service writes beside it (``agent/vendors/*/const.py``, ``agent/commands/remediate.py``). A
+# forecast for the plan: the agent checks again and refuses what it cannot write
+# (``unsupported_setting``, before touching the camera).
 VENDOR_SETTINGS: Final[Mapping[str, frozenset[str]]] = {
     "hikvision": frozenset({"telnet", "ssh", "upnp", "p2p", "ntp", "ntp_server"}),
-    "dahua": frozenset({"ssh", "upnp", "p2p", "ddns", "ntp", "ntp_server"}),
+    "dahua": frozenset({"telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "ntp_server"}),
     "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server"}),
 }
+ONVIF_SETTINGS: Final = frozenset({"discoverable", "ddns"})
 # why a camera gets nothing, and why a finding's setting is left out (catalogue codes)
 CAMERA_REASONS: Final = (
     "agent_offline",
@@ -226,7 +229,7 @@ def _camera_changes(
     codes: Sequence[tuple[str, list[str]]], vendor: str | None, sel: Selection, options: Options
 ) -> tuple[dict[SettingName, SettingValue], list[str], list[str], list[Skip]]:
     """(changes, findings closed, their controls, left out) for one camera's failing findings."""
-    settable = VENDOR_SETTINGS.get((vendor or "").lower(), frozenset())
+    settable = VENDOR_SETTINGS.get((vendor or "").lower(), frozenset()) | ONVIF_SETTINGS
     changes: dict[SettingName, SettingValue] = {}
     closed: list[str] = []
     controls: set[str] = set()
@@ -360,10 +363,10 @@ class Remediations(Area):
         reason = None
         if not online:
             reason = "agent_offline"
-        elif (vendor or "").lower() not in VENDOR_SETTINGS:
-            reason = "vendor_not_supported"
         elif not recent:
             reason = "not_audited_recently"
+        elif not changes and (vendor or "").lower() not in VENDOR_SETTINGS:
+            reason = "vendor_not_supported"  # and ONVIF alone closes none of its findings
         elif not changes:
             reason = "nothing_settable"
         if reason is not None:

@@ -82,7 +82,7 @@ def fleet(repo: Repository, db_url: str) -> dict[str, SimAgent]:
                 sims["a"],
                 [
                     camera("hik", [TELNET, FTP, MANUAL_CLOCK, DEFAULT_PASSWORD, DISCOVERABLE]),
-                    camera("dahua", [TELNET], vendor="Dahua"),
+                    camera("dahua", [FTP], vendor="Dahua"),
                     camera("acme", [P2P], vendor="Acme"),
                     camera("partial", [P2P], audit="partial", reason="timeout"),
                 ],
@@ -111,12 +111,10 @@ def test_the_dry_run_lists_changes_and_what_cannot_be_done(
         ("svc.discoverable", None, "on_request"),  # only when the plan names it
     }
     asked = Remediations(scope(repo)).preview(Selection(code="svc.discoverable"), Options())
-    assert [(k.setting, k.reason) for k in asked.items[0].skipped] == [
-        ("discoverable", "not_settable")
-    ]
+    assert asked.items[0].changes == {"discoverable": False}  # through ONVIF
     with pytest.raises(Invalid, match="not a valid host"):
         Remediations(scope(repo)).preview(Selection(), Options(ntp_server="bad host!"))
-    assert by_camera["dahua"].reason == "nothing_settable"  # Dahua's API has no telnet switch
+    assert by_camera["dahua"].reason == "nothing_settable"  # Dahua's API has no FTP switch
     assert by_camera["acme"].reason == "vendor_not_supported"
     assert by_camera["partial"].reason == "not_audited_recently"
     assert "hik-b" not in by_camera
@@ -127,7 +125,7 @@ def test_the_dry_run_lists_changes_and_what_cannot_be_done(
     assert timed.items[0].changes == {"telnet": False, "ntp": True, "ntp_server": "ntp.gov.vn"}
     # narrowed by finding code, control and vendor
     by_code = Remediations(scope(repo)).preview(Selection(code="svc.telnet_open"), Options())
-    assert {i.camera_id for i in by_code.items} == {"hik", "dahua", "hik-b"}
+    assert {i.camera_id for i in by_code.items} == {"hik", "hik-b"}
     by_control = Remediations(scope(repo)).preview(Selection(control="SVC-06"), Options())
     assert {i.camera_id for i in by_control.items} == {"acme", "partial"}
     families = Remediations(scope(repo)).preview(Selection(control="LOG,SVC-06"), Options())
@@ -211,7 +209,6 @@ def test_an_approved_plan_rolls_out_and_reports_per_setting_results(
     assert [(i.camera_id, i.state) for i in plan.items] == [
         ("hik", "planned"),
         ("hik-b", "planned"),
-        ("dahua", "excluded"),
     ]
     assert tick.run_once() == 0  # nothing is sent before approval
     Remediations(scope(repo)).act(plan_id, "approve")
