@@ -492,7 +492,7 @@ class Fleet:
         for spec in self.config.cameras:
             seated = self.config.channels(spec.id)
             self.cameras[spec.id].camera.channels = tuple(
-                Channel(c.channel, self.cameras[c.id].camera) for c in seated
+                Channel.seat(c.channel, self.cameras[c.id].camera) for c in seated
             )
         for node in self.cameras.values():
             if not node.spec.channel_offline:  # a camera its recorder lists offline is down

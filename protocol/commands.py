@@ -39,7 +39,8 @@ PASSWORD_ROTATE: Final = "password.rotate"  # noqa: S105  # an action name, not 
 ACTIONS: Final = (FIRMWARE_APPLY, PASSWORD_ROTATE)
 STEPS: Final[dict[str, tuple[str, ...]]] = {
     FIRMWARE_APPLY: ("preflight", "downloading", "uploading", "rebooting", "verifying"),
-    PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "sealing"),
+    # "recorder": only for a camera whose recorder logs in with the rotated account
+    PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "recorder", "sealing"),
 }
 FINAL: Final = frozenset({"succeeded", "failed", "rejected"})
 _MAX_TEXT = 4096  # the longest string param
@@ -167,6 +168,12 @@ REASONS: Final = frozenset(
         "escrow_key_mismatch",  # escrow_jwk's thumbprint is not escrow_kid
         "escrow_key_not_pinned",  # escrow key is not the organisation's pinned escrow key
         "busy",  # another command is running on the same camera
+        # rejected (a rotation the camera's recorder would not follow; nothing changed) or
+        # failed (the recorder stopped answering between preflight and its update)
+        "recorder_no_credential",  # the camera's recorder is not configured or has no login
+        "recorder_unreachable",  # the camera's recorder does not answer
+        "recorder_refused",  # the recorder refuses to list or store its channel logins
+        "recorder_channel_unknown",  # the recorder lists no channel for the camera
         # failed: the work stopped cleanly
         "metadata_rejected",  # TUF refused the repository metadata (expired, rollback, mix)
         "target_unknown",  # the signed targets metadata does not list the target
@@ -182,6 +189,8 @@ REASONS: Final = frozenset(
         "verify_failed",  # stream, credentials or network settings wrong after the change
         "interrupted",  # the agent stopped at a step that cannot be resumed safely
         "vault_failed",  # the new credential could not be stored
+        "recorder_update_failed",  # the recorder did not follow: the camera's old password back
+        "recorder_out_of_sync",  # neither: the camera keeps the new password (sealed, returned)
         "internal",
     }
 )

@@ -209,7 +209,7 @@ class Executor:
             details = await action(run)
             status = "succeeded"
         except StepFailed as exc:
-            status, reason = exc.status, exc.reason
+            status, reason, details = exc.status, exc.reason, exc.details
             log.warning(
                 "command %s %s at %s: %s", command.command_id, status, entry.step, exc.detail
             )

@@ -138,6 +138,56 @@ async def test_the_dahua_remote_device_table_hands_out_the_password(fleet: Fleet
     assert (await get(dnvr, path, "wrong")).status_code == 401
 
 
+async def test_a_channel_follows_its_stored_login(fleet: Fleet) -> None:
+    """The recorder reaches a channel camera only with the password it stores: a camera whose
+    password changed drops offline until the recorder is given the new one (ISAPI PUT of the
+    channel, Dahua setConfig of RemoteDevice.<block>.Password), and the request log keeps no
+    password."""
+    nvr, dnvr, c1, d1 = fleet["nvr"], fleet["dnvr"], fleet["c1"], fleet["d1"]
+    status = "/ISAPI/ContentMgmt/InputProxy/channels/status"
+    state = "/cgi-bin/LogicDeviceManager.cgi?action=getCameraState&uniqueChannels[0]=-1"
+
+    async def online() -> tuple[str, str]:
+        hik = etree.fromstring((await get(nvr, status, "Nvr-2026!x")).content)
+        dahua = (await get(dnvr, state, "Dnvr-2026!x")).text
+        return (
+            hik.findtext("h:InputProxyChannelStatus/h:online", namespaces=NS) or "",
+            "Connected" if "states[0].connectionState=Connected" in dahua else "Unconnect",
+        )
+
+    assert await online() == ("true", "Connected")
+    assert c1.camera.set_password("admin", "C1-new-2026!x")
+    assert d1.camera.set_password("admin", "D1-new-2026!x")
+    assert await online() == ("false", "Unconnect")
+    document = (
+        '<InputProxyChannel xmlns="http://www.hikvision.com/ver20/XMLSchema"><id>1</id>'
+        "<sourceInputPortDescriptor><userName>admin</userName><password>C1-new-2026!x</password>"
+        "</sourceInputPortDescriptor></InputProxyChannel>"
+    )
+    async with httpx.AsyncClient(timeout=10) as client:
+        put = await client.put(
+            nvr.url("/ISAPI/ContentMgmt/InputProxy/channels/1"),
+            content=document,
+            auth=httpx.DigestAuth("admin", "Nvr-2026!x"),
+        )
+        missing = await client.put(
+            nvr.url("/ISAPI/ContentMgmt/InputProxy/channels/9"),
+            content=document,
+            auth=httpx.DigestAuth("admin", "Nvr-2026!x"),
+        )
+        key = "RemoteDevice.uuid:System_CONFIG_NETCAMERA_INFO_0.Password"
+        dahua = await client.get(
+            dnvr.url("/cgi-bin/configManager.cgi"),
+            params={"action": "setConfig", key: "D1-new-2026!x"},
+            auth=httpx.DigestAuth("admin", "Dnvr-2026!x"),
+        )
+    assert (put.status_code, missing.status_code, dahua.text) == (200, 400, "OK\r\n")
+    assert await online() == ("true", "Connected")
+    logged = "\n".join(r.target for r in (*nvr.camera.log, *dnvr.camera.log))
+    assert "new-2026" not in logged
+    assert "action=setConfig" in logged
+
+
 async def test_sadp_and_dhdiscover_answer_with_serial_and_mac(fleet: Fleet) -> None:
     nvr, d1 = fleet["nvr"], fleet["d1"]
     answer = await ask_udp(nvr.host, nvr.ports["sadp"], SADP_INQUIRY)
