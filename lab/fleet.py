@@ -316,6 +316,7 @@ class CameraNode:
             device_class=persona.device_type if persona.recorder else "IPC",
             channels=persona.channels,
             activated=not self.spec.not_activated,
+            booted=cam.now().strftime("%Y-%m-%d %H:%M:%S"),
         )
         self._listeners.append(await start(self.binder.udp(cam.host, cam.ports[kind]), facts))
 

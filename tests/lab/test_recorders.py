@@ -16,11 +16,23 @@ from lxml import etree
 from lab.config import parse_config
 from lab.errors import ConfigError
 from lab.fleet import CameraNode, Fleet
-from lab.services.vendordiscovery import dhip_body, dhip_frame
+from lab.services.vendordiscovery import (
+    DeviceFacts,
+    dhdiscover_answer,
+    dhip_body,
+    dhip_frame,
+    sadp_answer,
+)
 from lab.testing import LabFactory
 from lab.truth import lab_truth
 
 RECORDERS = Path(__file__).parents[2] / "configs" / "lab" / "recorders.toml"
+REAL = Path(__file__).parents[1] / "fixtures" / "real"
+FACTS = DeviceFacts(
+    vendor="Dahua", model="IPC-HDW1431T1-S4", serial="6C01E93PAG69A7D", mac="08:ed:ed:87:42:7a",
+    host="127.0.0.1", http_port=80, sdk_port=37777, version="2.800.0000000.13.R",
+    build="build 220101", device_class="IPC", channels=0, activated=True,
+)  # fmt: skip
 LAB = """
 [lab]
 rtsp = false
@@ -220,3 +232,27 @@ def test_the_accuracy_lab_truth_names_the_recorder_controls() -> None:
     assert truth["hik-ch16"]["findings"] == {"REC-03": ["nvr-hik lists channel 16 offline"]}
     assert "AUTH-01" in truth["hik-ch03"]["findings"]
     assert "AUTH-01" in truth["kb-ch02"]["findings"]
+
+
+def test_the_discovery_answers_have_the_shape_of_the_recorded_ones() -> None:
+    """The lab's SADP ProbeMatch names the elements of a real one in the same order, its
+    DHDiscover deviceInfo the keys of a real camera's, and its RemoteDevice rows carry every
+    field a real recorder's table does (``tests/fixtures/real``)."""
+    real_sadp = etree.fromstring((REAL / "hikvision/sadp-ProbeMatch-DS-KH6210-L.xml").read_bytes())
+    inquiry = (
+        b'<?xml version="1.0" encoding="utf-8"?><Probe><Uuid>X</Uuid><Types>inquiry</Types></Probe>'
+    )
+    lab_sadp = etree.fromstring(sadp_answer(FACTS, inquiry) or b"")
+    assert [e.tag for e in lab_sadp] == [e.tag for e in real_sadp]
+    real_dh = json.loads((REAL / "dahua/dhdiscover-IPC-HDW1431T1-S4.json").read_bytes())
+    search = dhip_frame(b'{"method":"DHDiscover.search","params":{"mac":"","uni":1}}')
+    lab_dh = json.loads(dhip_body(dhdiscover_answer(FACTS, search) or b"") or b"")
+    assert set(lab_dh) == set(real_dh)
+    real_info, lab_info = real_dh["params"]["deviceInfo"], lab_dh["params"]["deviceInfo"]
+    assert set(lab_info) == set(real_info)
+    assert lab_info["IPv6Address"] == real_info["IPv6Address"]  # derived from the same MAC
+    real_table = (REAL / "dahua/RemoteDevice-DeviceType-lorex-nvr.txt").read_text()
+    fields = {line.split("=")[0].rsplit(".", 1)[1] for line in real_table.splitlines()}
+    persona = parse_config(LAB).cameras[1].persona
+    (route,) = [r for r in persona.api if r.path.endswith("configManager.cgi") and r.rows]
+    assert all(f".{field}=" in route.row for field in fields)
