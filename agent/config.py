@@ -127,6 +127,9 @@ class CameraConfig(_Section, frozen=True, kw_only=True):
     # one the recorder lists at the camera's address); a password rotation updates its login
     recorder: Name | None = None
     channel: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    # a recorder's virtual host: the port of its channel 1 camera's web interface (channel n:
+    # + n - 1); a channel camera outside the camera subnets is audited through it
+    virtual_host_port: Port | None = None
 
 
 class FirmwareConfig(_Section, frozen=True, kw_only=True):

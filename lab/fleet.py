@@ -36,6 +36,7 @@ from lab.persona import Persona
 from lab.requestlog import RequestLog
 from lab.rtsp import RtspFront
 from lab.services.banners import start_banner
+from lab.services.forward import start_forward
 from lab.services.igd import start_igd
 from lab.services.rtsp import RtspFleet, RtspStream
 from lab.services.snmp import start_snmp
@@ -294,6 +295,24 @@ class CameraNode:
             )
             self._listeners.append(wsd)
         await self._vendor_discovery()
+        await self._virtual_host()
+
+    def virtual_host_port(self, channel: int) -> int:
+        """The recorder's port of the camera on ``channel`` (``Persona.virtual_host``); on
+        loopback shifted down by the lab's port shift (up would leave the port range)."""
+        lab = self.config.lab
+        shift = lab.port_shift if lab.mode == "loopback" else 0
+        return self.camera.persona.virtual_host - shift + channel - 1
+
+    async def _virtual_host(self) -> None:
+        """A recorder's virtual host: each seated camera's web interface on a port of its own."""
+        cam = self.camera
+        if not cam.persona.virtual_host:
+            return
+        for channel in cam.channels:
+            sock = self.binder.tcp(cam.host, self.virtual_host_port(channel.number))
+            target = (channel.camera.host, channel.camera.ports["http"])
+            self._listeners.append(await start_forward(sock, self.connect, target))
 
     async def _vendor_discovery(self) -> None:
         """The family's own discovery responder: SADP (Hikvision), DHDiscover (Dahua)."""

@@ -14,6 +14,8 @@ recorder persona adds its channel endpoints to the camera API of its family).
 A recorder (NVR or DVR) is a persona with ``channels`` > 0: its ``rows = "channels"`` routes
 render one ``row`` per camera seated on it (``lab.camera.Channel``), and ``device_type`` is
 the vendor's word for the device class in its identity answers ("IPCamera", "NVR", "DVR").
+``virtual_host`` (a port) forwards the web interface of the camera on channel n to port
+``virtual_host + n - 1`` of the recorder (``lab.services.forward``).
 """
 
 from __future__ import annotations
@@ -226,6 +228,7 @@ class Persona:
     api: tuple[ApiRoute, ...]
     device_type: str = "IPCamera"  # the vendor's word for the device class (templates)
     channels: int = 0  # a recorder's channel capacity (0: a camera)
+    virtual_host: int = 0  # a recorder's port of channel 1's camera web (channel n: + n - 1)
     auth_locked: AuthLocked | None = None
     rtsp: RtspServer = RtspServer()
     http_errors: dict[str, ErrorPage] = field(default_factory=dict)
@@ -336,6 +339,7 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
         api=tuple(_route(r) for r in raw.get("api", [])),
         device_type=raw.get("device_type", "IPCamera"),
         channels=int(raw.get("channels", 0)),
+        virtual_host=int(raw.get("virtual_host", 0)),
         auth_locked=_auth_locked(raw["auth_locked"]) if "auth_locked" in raw else None,
         rtsp=RtspServer(**raw.get("rtsp", {})),
         http_errors={k: ErrorPage(**v) for k, v in raw.get("http_errors", {}).items()},

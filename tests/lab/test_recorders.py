@@ -256,3 +256,21 @@ def test_the_discovery_answers_have_the_shape_of_the_recorded_ones() -> None:
     persona = parse_config(LAB).cameras[1].persona
     (route,) = [r for r in persona.api if r.path.endswith("configManager.cgi") and r.rows]
     assert all(f".{field}=" in route.row for field in fields)
+
+
+async def test_the_hikvision_nvr_forwards_each_channel_cameras_web_interface(fleet: Fleet) -> None:
+    """Virtual host: the camera of channel 1 answers, as itself, on a port of the NVR; the
+    offline channel's port closes the connection."""
+    nvr, c1, c2 = fleet["nvr"], fleet["c1"], fleet["c2"]
+    port = nvr.virtual_host_port(1)
+    async with httpx.AsyncClient(timeout=10) as client:
+        reply = await client.get(
+            f"http://{nvr.host}:{port}/ISAPI/System/deviceInfo",
+            auth=httpx.DigestAuth("admin", "C1-2026!xx"),
+        )
+        info = etree.fromstring(reply.content)
+        assert info.findtext("h:serialNumber", namespaces=NS) == c1.camera.serial
+        with pytest.raises(httpx.TransportError):
+            await client.get(f"http://{nvr.host}:{nvr.virtual_host_port(c2.spec.channel)}/")
+    assert [r.target for r in c1.camera.log] == ["/ISAPI/System/deviceInfo"] * 2
+    assert not nvr.camera.log  # the NVR relays; its own web interface saw nothing

@@ -188,3 +188,44 @@ async def test_a_moved_camera_keeps_its_identity_and_a_replaced_one_is_a_swap(
         if f.code in ("inv.swapped", "inv.unregistered") and c.camera_id != SWAPPED
     ]
     assert others == []
+
+
+async def test_the_hikvision_nvr_channels_through_its_virtual_host(
+    lab_fleet: LabFactory, tmp_path: Path
+) -> None:
+    """The same lab with the channel cameras on the recorders' own networks: the camera subnets
+    hold the recorders alone and the site names the Hikvision NVR's virtual host. Every online
+    camera of that NVR is audited, as itself at its own address, through the NVR's port for its
+    channel; the KBVision NVR has no virtual host, so its cameras are not contacted."""
+    fleet = await lab_fleet(RECORDERS.read_text())
+    seated = {n.id for n in fleet.cameras.values() if n.spec.recorder}
+    no_guessing = AUDIT.replace(
+        "guess_default_credentials = true", "guess_default_credentials = false"
+    )
+    config = prepare(fleet, tmp_path, skip=frozenset(seated), discovery=False, audit=no_guessing)
+    hik = fleet["nvr-hik"]
+    recorders = tuple(f"{fleet[r].host}/32" for r in ("nvr-hik", "nvr-kb", "dvr-hik"))
+    config = msgspec.structs.replace(
+        config,
+        network=msgspec.structs.replace(config.network, camera_subnets=recorders),
+        cameras=tuple(
+            msgspec.structs.replace(c, virtual_host_port=hik.virtual_host_port(1))
+            if c.id == "nvr-hik"
+            else c
+            for c in config.cameras
+        ),
+    )
+    cameras = {c.camera_id: c for c in (await audit(config)).cameras}
+    for camera_id in seated:
+        node = fleet[camera_id]
+        record = cameras.get(f"{node.spec.recorder}-ch{node.spec.channel:02}")
+        if node.spec.channel_offline:
+            assert record is not None
+            assert failed_controls(record) == {"REC-03"}
+        elif node.spec.recorder == "nvr-kb":
+            assert record is None, camera_id  # outside the subnets, no virtual host
+        else:
+            assert record is not None, camera_id
+            assert (record.address, record.reachable) == (node.host, True)
+            assert "nvr-hik's virtual host" in (record.audit_reason or "")
+            assert node.camera.log, camera_id
