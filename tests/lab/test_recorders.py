@@ -13,6 +13,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from agent.vendors.hikvision.parsers import parse_input_proxy
 from lab.config import parse_config
 from lab.errors import ConfigError
 from lab.fleet import CameraNode, Fleet
@@ -256,6 +257,22 @@ def test_the_discovery_answers_have_the_shape_of_the_recorded_ones() -> None:
     persona = parse_config(LAB).cameras[1].persona
     (route,) = [r for r in persona.api if r.path.endswith("configManager.cgi") and r.rows]
     assert all(f".{field}=" in route.row for field in fields)
+
+
+async def test_the_channel_list_describes_a_channel_as_a_real_nvr_does(fleet: Fleet) -> None:
+    """Each channel's ``sourceInputPortDescriptor`` names the elements, in the order, of the
+    ones recorded from real NVRs (``hikvision/nvr-channel-*.json``), and our parser reads it."""
+    real = json.loads(
+        (REAL / "hikvision/nvr-channel-DS-2CD2386G2-IU-V5.7.15-build-240201.json").read_text()
+    )
+    listing = await get(fleet["nvr"], "/ISAPI/ContentMgmt/InputProxy/channels", "Nvr-2026!x")
+    source = etree.fromstring(listing.content).find(
+        "h:InputProxyChannel/h:sourceInputPortDescriptor", NS
+    )
+    assert source is not None
+    assert [etree.QName(e).localname for e in source] == list(real["sourceInputPortDescriptor"])
+    first = parse_input_proxy(listing.content, None)[0]
+    assert (first.number, first.serial) == (1, fleet["c1"].camera.serial)
 
 
 async def test_the_hikvision_nvr_forwards_each_channel_cameras_web_interface(fleet: Fleet) -> None:
