@@ -31,6 +31,7 @@ from protocol.commands import (
     check_setting_value,
 )
 from server.domain.rollouts import (
+    Operation,
     RolloutDetail,
     RolloutView,
     escrow_key,
@@ -494,12 +495,10 @@ class Remediations(Area):
             "updated_at": self.s.now,
         }
 
-    def act(self, plan_id: int, action: str) -> PlanDetail:
+    def act(self, plan_id: int, action: Operation) -> PlanDetail:
         """approve (starts the canary), promote, halt (also: reject a plan), resume."""
-        if action not in ("approve", "promote", "halt", "resume"):
-            raise Invalid(f"unknown action {action}")
         self.plan(plan_id)  # visible, and a remediation plan
-        operate(self.s, "remediation", plan_id, action)  # type: ignore[arg-type]  # checked
+        operate(self.s, "remediation", plan_id, action)
         return self.plan(plan_id)
 
     def rollback(self, plan_id: int, agent_id: str, camera_id: str) -> str:
