@@ -261,6 +261,12 @@ def _camera_changes(
     return changes, closed, sorted(controls), skipped[:MAX_SKIPPED]
 
 
+def _cut(text: str | None, column: Any) -> str | None:
+    """``text`` cut to a text column's length: an identity is what the camera said, of any
+    length in rows older collectors stored."""
+    return None if text is None else text[: column.type.length]
+
+
 def _checked(options: Options) -> Options:
     """``options`` whose values are valid settings values (``Invalid`` otherwise)."""
     if options.ntp_server is not None:
@@ -479,8 +485,8 @@ class Remediations(Area):
             "agent_id": i.agent_id,
             "camera_id": i.camera_id,
             "site": i.site,
-            "vendor": i.vendor,
-            "model": i.model,
+            "vendor": _cut(i.vendor, RemediationItem.vendor),
+            "model": _cut(i.model, RemediationItem.model),
             "state": "excluded" if i.reason else "planned",
             "reason": i.reason,
             "changes": dict(i.changes),
