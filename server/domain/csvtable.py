@@ -4,7 +4,7 @@ subscriber map share it).
 One header row of known columns (any order; UTF-8, a byte-order mark allowed); each row gets its
 line number (line 1 is the header), the cell count, required cells, lengths and control
 characters checked here; what a cell means is checked by the importer's ``build``. Nothing is
-half-read: a file with any error yields no rows. The texts of the codes are ``register.e.<code>``
+half-read: a file with any error is not applied. The texts of the codes are ``register.e.<code>``
 for the ones checked here.
 """
 
@@ -48,8 +48,10 @@ def read(
     build: Callable[[int, dict[str, str]], tuple[T | None, list[LineError]]],
     identity: Callable[[T], Hashable] | None = None,
 ) -> tuple[list[tuple[int, T]], list[LineError]]:
-    """(line, row) of every row, or the errors of every line; ``build`` turns a row's stripped
-    cells into a row or errors; rows of the same ``identity`` are duplicates of the first."""
+    """(line, row) of every good row and the errors of every line (a caller applies the rows
+    only when there is no error: it may check the good rows further first); ``build`` turns a
+    row's stripped cells into a row or errors; rows of the same ``identity`` are duplicates of
+    the first."""
     if len(data) > table.max_bytes:
         return [], [LineError(0, "too_big", {"limit": table.max_bytes // 1024})]
     try:
@@ -97,7 +99,7 @@ def read(
             rows.append((line, row))
     except csv.Error:
         errors.append(LineError(reader.line_num, "malformed", {}))
-    return ([] if errors else rows), errors
+    return rows, errors
 
 
 def _checked(line: int, values: dict[str, str], table: Table) -> list[LineError]:

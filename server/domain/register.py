@@ -171,7 +171,7 @@ def to_csv(entries: list[ModelView]) -> bytes:
 def parse(data: bytes) -> Parsed:
     """Every line checked; entries only when no line has an error."""
     entries, errors = csvtable.read(data, TABLE, _entry, ModelIn.keys)
-    return Parsed(entries, errors)
+    return Parsed([] if errors else entries, errors)
 
 
 def _entry(line: int, values: dict[str, str]) -> tuple[ModelIn | None, list[LineError]]:
