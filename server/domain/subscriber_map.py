@@ -35,7 +35,9 @@ LIMITS: Final[dict[str, int]] = {
 }
 COLUMNS: Final = tuple(LIMITS)
 REQUIRED: Final = ("prefix", "subscriber_id", "valid_from")
-TABLE: Final = csvtable.Table(LIMITS, REQUIRED, max_bytes=2 * 1024 * 1024, max_rows=50_000)
+# its base64 rides in the preview page's form (1 MiB a field): larger maps go in several files
+TABLE: Final = csvtable.Table(LIMITS, REQUIRED, max_bytes=600 * 1024, max_rows=10_000)
+MAP_CODES: Final = ("prefix", "outside", "period", "period_overlap")  # survey.e.<code>
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,10 @@ class SurveyInvalid(Invalid):
         self.code = code
         self.params = params
 
+    @property
+    def key(self) -> str:
+        return f"survey.e.{self.code}"
+
 
 # -- the stand-in for the agent's result message (replaced by the protocol's once it lands) -----
 
@@ -384,10 +388,10 @@ class Surveys(Area):
             org_id = conn.execute(
                 select(Survey.org_unit_id).where(Survey.id == shard.survey_id)
             ).scalar_one()
-            holdings = _holdings(conn, org_id)
+            mapped = holdings(conn, org_id)
             blocks = [ipaddress.ip_network(b) for b in shard.blocks]
             for e in report.exposures[:MAX_EXPOSURES]:
-                _expose(conn, shard, e, blocks=blocks, holdings=holdings, at=report.observed_at)
+                _expose(conn, shard, e, blocks=blocks, holdings=mapped, at=report.observed_at)
             state = ("failed" if report.failed else "done") if report.final else "running"
             conn.execute(
                 update(SurveyShard)
@@ -562,7 +566,8 @@ class Surveys(Area):
         return found[0]
 
 
-def _holdings(conn: Connection, org_id: int) -> list[tuple[int, Holding]]:
+def holdings(conn: Connection, org_id: int) -> list[tuple[int, Holding]]:
+    """The provider's subscriber map: (row id, line) of every line."""
     return [
         (
             r.id,
