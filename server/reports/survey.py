@@ -94,7 +94,10 @@ def compose(report: SurveyReport, head: Letterhead, catalogue: Catalogue, lang: 
             _count_table(
                 t("survey.doc.by_kind"),
                 t("survey.col.kind"),
-                {catalogue.finding(lang, k, {}).title: v for k, v in report.kinds.items()},
+                {
+                    catalogue.finding(lang, k, _common(report, k)).title: v
+                    for k, v in report.kinds.items()
+                },
                 t,
             ),
             _evidence_table(report, t),
@@ -131,6 +134,12 @@ def _areas_table(report: SurveyReport, t: _T) -> Table:
         texts=3,
         total_last=True,
     )
+
+
+def _common(report: SurveyReport, code: str) -> dict[str, object]:
+    """The evidence (and port) every exposure of a kind shares: what its title may say."""
+    rows = [{**r.evidence, "port": r.port} for r in report.evidence if r.code == code]
+    return {k: v for k, v in rows[0].items() if all(r.get(k) == v for r in rows)} if rows else {}
 
 
 def _count_table(title: str, heading: str, counts: dict[str, int], t: _T) -> Table:
