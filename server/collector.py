@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from datetime import timedelta
 from types import FrameType
 
 import uvicorn
@@ -74,6 +75,7 @@ def run(config: ServerConfig) -> int:
         subscriber.publish,
         clock=utc_now,
         interval_s=config.firmware.scheduler_interval_s,
+        silent_after=timedelta(seconds=config.web.silent_after_s),
     )
     stop = threading.Event()
     jobs = background_jobs(config, repo)

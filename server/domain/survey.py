@@ -20,12 +20,16 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+import msgspec
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from protocol import SurveyResult
+from protocol.messages import SurveyHost
+from protocol.survey import MAX_ADDRESSES, SURVEY, SurveyParams
 from server.domain import survey_plan
 from server.domain.notices import close_survey
 from server.domain.scope import Area, Invalid, NotVisible
@@ -34,6 +38,7 @@ from server.domain.survey_plan import DEFAULT_SHARD_MAX, Network, PrefixRejected
 from server.firmware.commands import new_command
 from server.storage import read_then_write
 from server.storage.commands import queue
+from server.storage.firmware_models import CommandRecord
 from server.storage.models import Agent
 from server.storage.org_models import OrgUnit
 from server.storage.survey_models import (
@@ -44,13 +49,13 @@ from server.storage.survey_models import (
     SurveySchedule,
     SurveyShard,
 )
+from server.storage.survey_models import (
+    SurveyHost as HostRecord,
+)
 
-# the stand-in for the agent side's action name and params until the wire contract lands
-SURVEY_ACTION: Final = "survey.sweep"
 COMMAND_TTL: Final = timedelta(hours=24)
 SCHEDULE_DAYS: Final = (1, 365)
 MAX_PREFIXES: Final = 256  # of one provider
-MAX_EXPOSURES: Final = 1000  # of one shard report
 OPEN_SHARDS: Final = ("queued", "sent", "running")
 
 
@@ -67,28 +72,18 @@ class SurveyInvalid(Invalid):
         return f"survey.e.{self.code}"
 
 
-# -- the stand-in for the agent's result message (replaced by the protocol's once it lands) -----
-
-
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    address: str
-    port: int
-    code: str  # a finding code of the catalogue
-    severity: str
-    vendor: str | None = None
-    model: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ShardReport:
-    command_id: str
-    done: int  # addresses of the shard probed so far
-    final: bool  # the shard is finished (``failed``: without probing all of it)
-    observed_at: datetime
-    exposures: tuple[Exposure, ...] = ()
-    failed: bool = False
+# how grave each exposure of ``protocol.survey.EXPOSURES`` is (the report and the notices)
+SEVERITY: Final = {
+    "survey.kev_firmware": "critical",
+    "survey.stream_no_auth": "critical",
+    "survey.snapshot_no_auth": "high",
+    "survey.onvif_no_auth": "high",
+    "survey.telnet_open": "high",
+    "survey.sdk_port_open": "medium",
+    "survey.dvrip_port_open": "medium",
+    "survey.upnp_exposed": "medium",
+}
+ENDED: Final = ("failed", "rejected", "expired")  # a command that will bring no more parts
 
 
 # -- views ---------------------------------------------------------------------------------------
@@ -309,7 +304,7 @@ class Surveys(Area):
             declared = [ipaddress.ip_network(p.prefix) for p in self.prefixes(org_id)]
             if not declared:
                 raise SurveyInvalid("no_prefixes")
-            shards = survey_plan.split(declared, shard_max)
+            shards = survey_plan.split(declared, min(shard_max, MAX_ADDRESSES))
             owners = survey_plan.assign([s.addresses for s in shards], chosen, {})
             with read_then_write(self.s.engine) as conn:
                 sites = dict(
@@ -345,15 +340,11 @@ class Surveys(Area):
         self, conn: Connection, survey_id: int, shard: Shard, agent_id: str, site: str
     ) -> None:
         cmd = new_command(
-            SURVEY_ACTION,
+            SURVEY,
             agent_id=agent_id,
             site=site,
             camera_id=None,
-            params={
-                "survey_id": survey_id,
-                "shard": shard.position,
-                "prefixes": ",".join(str(b) for b in shard.blocks),
-            },
+            params=SurveyParams(str(survey_id), shard.position, shard.blocks).to_params(),
             now=self.s.now,
             ttl=COMMAND_TTL,
         )
@@ -368,62 +359,33 @@ class Surveys(Area):
                 command_id=cmd.command_id,
                 state="queued",
                 done=0,
+                parts=[],
+                summary=None,
                 updated_at=self.s.now,
             )
         )
 
-    def record(self, agent_id: str, report: ShardReport) -> bool:
-        """Merge an agent's report on its shard; False when it is not for an open shard of
-        that agent (unknown, someone else's, re-issued, or already finished)."""
+    def record(self, agent_id: str, result: SurveyResult) -> bool:
+        """``record_part`` in a transaction of its own."""
         with read_then_write(self.s.engine) as conn:
-            shard = conn.execute(
-                select(SurveyShard.__table__).where(
-                    SurveyShard.command_id == report.command_id,
-                    SurveyShard.agent_id == agent_id,
-                    SurveyShard.state.in_(OPEN_SHARDS),
-                )
-            ).one_or_none()
-            if shard is None:
-                return False
-            org_id = conn.execute(
-                select(Survey.org_unit_id).where(Survey.id == shard.survey_id)
-            ).scalar_one()
-            mapped = holdings(conn, org_id)
-            blocks = [ipaddress.ip_network(b) for b in shard.blocks]
-            for e in report.exposures[:MAX_EXPOSURES]:
-                _expose(conn, shard, e, blocks=blocks, holdings=mapped, at=report.observed_at)
-            state = ("failed" if report.failed else "done") if report.final else "running"
-            conn.execute(
-                update(SurveyShard)
-                .where(SurveyShard.id == shard.id)
-                .values(
-                    state=state,
-                    done=max(0, min(shard.addresses, report.done)),
-                    updated_at=self.s.now,
-                )
-            )
-            left = conn.execute(
-                select(SurveyShard.id).where(
-                    SurveyShard.survey_id == shard.survey_id,
-                    SurveyShard.state.in_((*OPEN_SHARDS, "failed")),
-                )
-            ).first()
-            if left is None:
-                conn.execute(
-                    update(Survey)
-                    .where(Survey.id == shard.survey_id)
-                    .values(state="done", finished_at=self.s.now)
-                )
-                close_survey(conn, shard.survey_id, org_id, self.s.now)
-        return True
+            return record_part(conn, agent_id, result, self.s.now)
 
     def reissue(self, silent_after: timedelta) -> int:
-        """Give the open shards of agents silent for ``silent_after``, and the failed shards, to
-        the live agent with the least left to do; how many were given again."""
+        """Give the open shards of agents silent for ``silent_after``, and the failed shards
+        (and those whose command failed, was rejected or expired), to the live agent with the
+        least left to do; how many were given again."""
+        with self.s.engine.connect() as conn:  # a plain read first: idle, no write lock is taken
+            if conn.execute(select(Survey.id).where(Survey.state == "running")).first() is None:
+                return 0
         with read_then_write(self.s.engine) as conn:
             rows = conn.execute(
-                select(SurveyShard.__table__, Survey.org_unit_id)
+                select(
+                    SurveyShard.__table__,
+                    Survey.org_unit_id,
+                    CommandRecord.status.label("command_status"),
+                )
                 .join(Survey, Survey.id == SurveyShard.survey_id)
+                .join(CommandRecord, CommandRecord.command_id == SurveyShard.command_id)
                 .where(Survey.state == "running", self.s.unit_visible(Survey.org_unit_id))
                 .where(SurveyShard.state.in_((*OPEN_SHARDS, "failed")))
                 .order_by(SurveyShard.survey_id, SurveyShard.position)
@@ -446,7 +408,8 @@ class Surveys(Area):
                 load[r.survey_id][r.agent_id] += r.addresses - r.done
             moved = 0
             for r in rows:
-                if r.state != "failed" and live(r.agent_id):
+                ended = r.state == "failed" or r.command_status in ENDED
+                if not ended and live(r.agent_id):
                     continue
                 agents = [a for a in load[r.survey_id] if live(a) and a != r.agent_id]
                 agents += [a for a in self._surveying(conn, r.org_unit_id) if live(a)]
@@ -588,45 +551,108 @@ def holdings(conn: Connection, org_id: int) -> list[tuple[int, Holding]]:
     ]
 
 
-def _expose(
+def record_part(conn: Connection, agent_id: str, result: SurveyResult, now: datetime) -> bool:
+    """Merge one part of an agent's results on its shard (the scheduler calls it for every
+    stored ``survey-result`` message; reading one again changes nothing). False when it is not
+    for an open shard of that agent (unknown, someone else's, re-issued, or finished).
+
+    Hosts outside the shard's blocks are dropped; each host and exposure is attributed to the
+    line of the subscriber map that held its address at the time. The shard is done when its
+    last part and every part before it are in: ``done`` is then what the summary says was
+    probed, and a summary that is not complete makes the shard ``failed`` (given again)."""
+    shard = conn.execute(
+        select(SurveyShard.__table__).where(
+            SurveyShard.command_id == result.command_id,
+            SurveyShard.agent_id == agent_id,
+            SurveyShard.state.in_(OPEN_SHARDS),
+        )
+    ).one_or_none()
+    if shard is None or result.part in shard.parts:
+        return False
+    org_id = conn.execute(
+        select(Survey.org_unit_id).where(Survey.id == shard.survey_id)
+    ).scalar_one()
+    mapped = holdings(conn, org_id)
+    blocks = [ipaddress.ip_network(b) for b in shard.blocks]
+    for host in result.hosts:
+        _host(conn, shard, host, blocks=blocks, holdings=mapped, at=result.issued_at)
+    parts = sorted({*shard.parts, result.part})
+    summary = shard.summary
+    if result.summary is not None:
+        summary = msgspec.to_builtins(result.summary)
+    values: dict[str, Any] = {"parts": parts, "summary": summary, "state": "running"}
+    if summary is not None and parts == list(range(1, summary["parts"] + 1)):
+        touched = summary["probed"] + summary["excluded"] + summary["opted_out"]
+        values["done"] = min(shard.addresses, touched)
+        values["state"] = "done" if summary["complete"] else "failed"
+    conn.execute(
+        update(SurveyShard).where(SurveyShard.id == shard.id).values(updated_at=now, **values)
+    )
+    if values["state"] == "done":
+        _finish_if_complete(conn, shard.survey_id, org_id, now)
+    return True
+
+
+def _finish_if_complete(conn: Connection, survey_id: int, org_id: int, now: datetime) -> None:
+    left = conn.execute(
+        select(SurveyShard.id).where(
+            SurveyShard.survey_id == survey_id,
+            SurveyShard.state.in_((*OPEN_SHARDS, "failed")),
+        )
+    ).first()
+    if left is None:
+        conn.execute(
+            update(Survey).where(Survey.id == survey_id).values(state="done", finished_at=now)
+        )
+        close_survey(conn, survey_id, org_id, now)
+
+
+def _host(
     conn: Connection,
     shard: Any,
-    e: Exposure,
+    host: SurveyHost,
     *,
     blocks: list[Network],
     holdings: list[tuple[int, Holding]],
     at: datetime,
 ) -> None:
     try:
-        address = ipaddress.ip_address(e.address)
+        address = ipaddress.ip_address(host.address)
     except ValueError:
         return
     if not any(address.version == b.version and address in b for b in blocks):
         return  # never outside the shard the command named
     found = holder(address, at, [h for _, h in holdings])
     holding_id = next((i for i, h in holdings if h is found), None)
-    exists = conn.execute(
-        select(SurveyExposure.id).where(
-            SurveyExposure.survey_id == shard.survey_id,
-            SurveyExposure.address == str(address),
-            SurveyExposure.port == e.port,
-            SurveyExposure.code == e.code,
-        )
-    ).first()
-    if exists is not None:
-        return
+    key = {"survey_id": shard.survey_id, "address": str(address)}
+    if conn.execute(select(HostRecord.id).filter_by(**key)).first() is not None:
+        return  # a re-issued shard's second answer: the first one stands
+    ident = host.identity
     conn.execute(
-        insert(SurveyExposure).values(
-            survey_id=shard.survey_id,
+        insert(HostRecord).values(
             shard_id=shard.id,
-            address=str(address),
-            port=e.port,
-            vendor=(e.vendor or None) and e.vendor[:128],
-            model=(e.model or None) and e.model[:128],
-            code=e.code[:80],
-            severity=e.severity[:16],
-            evidence=e.evidence,
+            ports=list(host.ports),
+            vendor=ident.vendor,
+            model=ident.model,
+            firmware=ident.firmware,
+            complete=host.complete,
             observed_at=at,
             holding_id=holding_id,
+            **key,
         )
     )
+    for e in host.exposures:
+        conn.execute(
+            insert(SurveyExposure).values(
+                shard_id=shard.id,
+                port=e.port or 0,
+                vendor=ident.vendor,
+                model=ident.model,
+                code=e.code,
+                severity=SEVERITY.get(e.code, "medium"),
+                evidence=dict(e.evidence),
+                observed_at=at,
+                holding_id=holding_id,
+                **key,
+            )
+        )

@@ -1,9 +1,10 @@
 """What a provider reports to the provincial Department after a survey (Directive 23/CT-TTg).
 
 Per province and district (of the subscriber who held the address; addresses nobody held are
-counted apart as unattributed): devices found (distinct addresses with an exposure), insecure
+counted apart as unattributed): insecure devices (distinct addresses with an exposure), their
 findings by kind, subscribers notified, and notices of the earlier surveys this one found fixed;
-the whole by vendor and by kind; and every exposure with its evidence, kept for the Department.
+the hosts that answered by vendor, the findings by kind; and every exposure with its evidence,
+kept for the Department.
 The document itself is laid out by ``server.reports.survey``.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 from server.domain.scope import Area
 from server.domain.survey import Surveys, SurveyView, holdings
 from server.storage.survey_models import SurveyExposure, SurveyNotice
+from server.storage.survey_models import SurveyHost as HostRecord
 
 UNATTRIBUTED: Final = ("", "")  # (province, district) of addresses nobody held
 
@@ -53,7 +55,7 @@ class SurveyReport:
     survey: SurveyView
     generated_at: datetime
     areas: list[AreaRow]
-    vendors: Counter[str]  # devices by vendor ("" unknown)
+    vendors: Counter[str]  # hosts that answered, by vendor ("" unknown)
     kinds: Counter[str]  # findings by code
     notices: int
     evidence: list[EvidenceRow]
@@ -86,6 +88,10 @@ class SurveyReports(Area):
                     | (SurveyNotice.fixed_by_survey == survey_id)
                 )
             ).all()
+            answered = conn.execute(
+                select(HostRecord.vendor).where(HostRecord.survey_id == survey_id)
+            ).scalars()
+            vendors = Counter(v or "" for v in answered)
             total_notices = conn.execute(
                 select(func.count()).where(SurveyNotice.survey_id == survey_id)
             ).scalar_one()
@@ -105,12 +111,10 @@ class SurveyReports(Area):
         }
         devices: dict[tuple[str, str], set[str]] = defaultdict(set)
         findings: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-        vendor_of: dict[str, str] = {}
         for r in evidence:
             where = (r.province, r.district)
             devices[where].add(r.address)
             findings[where][r.code] += 1
-            vendor_of[r.address] = vendor_of.get(r.address) or r.vendor or ""
         notified: Counter[tuple[str, str]] = Counter()
         fixed: Counter[tuple[str, str]] = Counter()
         for n in notice_rows:
@@ -128,7 +132,7 @@ class SurveyReports(Area):
             survey,
             self.s.now,
             areas,
-            Counter(vendor_of.values()),
+            vendors,
             Counter(r.code for r in evidence),
             total_notices,
             evidence,

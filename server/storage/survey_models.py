@@ -12,7 +12,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.storage.models import Base, UtcDateTime
@@ -75,8 +84,29 @@ class SurveyShard(Base):
     agent_id: Mapped[str] = mapped_column(String(64))
     command_id: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))  # one of SHARD_STATES
-    done: Mapped[int] = mapped_column(BigInteger)  # addresses probed so far
+    done: Mapped[int] = mapped_column(BigInteger)  # addresses probed (the last part's summary)
+    parts: Mapped[list[int]] = mapped_column(JSON)  # SurveyResult parts received
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the last part's, as sent
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SurveyHost(Base):
+    """An address that answered a survey, with what it shows anyone (its identity)."""
+
+    __tablename__ = "survey_hosts"
+    __table_args__ = (UniqueConstraint("survey_id", "address", name="uq_survey_hosts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys.id"), index=True)
+    shard_id: Mapped[int] = mapped_column(ForeignKey("survey_shards.id"))
+    address: Mapped[str] = mapped_column(String(45))
+    ports: Mapped[list[int]] = mapped_column(JSON)
+    vendor: Mapped[str | None] = mapped_column(String(128))
+    model: Mapped[str | None] = mapped_column(String(128))
+    firmware: Mapped[str | None] = mapped_column(String(128))
+    complete: Mapped[bool] = mapped_column(Boolean)
+    observed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    holding_id: Mapped[int | None] = mapped_column(ForeignKey("subscriber_holdings.id"))
 
 
 class SurveyExposure(Base):

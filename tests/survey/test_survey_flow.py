@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from protocol.survey import SURVEY
 from server.domain.notices import Notices
 from server.domain.register_import import InvalidFile
 from server.domain.scope import CLI, Forbidden, NotVisible
-from server.domain.survey import SURVEY_ACTION, Exposure, ShardReport, SurveyInvalid, Surveys
+from server.domain.survey import SurveyInvalid, Surveys
 from server.storage import Repository, read_then_write
 from server.storage.firmware_models import CommandRecord
 from server.storage.models import Agent
 from server.storage.org_models import AuditEntry
-from tests.survey.conftest import Providers, as_user, scoped
+from tests.survey.conftest import Providers, as_user, host, part, scoped
 
 MAP = (
     "prefix,subscriber_id,name,contact,province,district,valid_from,valid_to\r\n"
@@ -39,7 +40,7 @@ def commands_of(repo: Repository) -> list[Any]:
         return list(
             conn.execute(
                 select(CommandRecord.__table__)
-                .where(CommandRecord.action == SURVEY_ACTION)
+                .where(CommandRecord.action == SURVEY)
                 .order_by(CommandRecord.issued_at, CommandRecord.command_id)
             )
         )
@@ -134,7 +135,7 @@ def test_two_agents_share_a_survey_a_silent_one_is_replaced_and_notices_follow(
     assert {c.agent_id for c in cmds} == {"survey-x1", "survey-x2"}
     by_agent: dict[str, set[int]] = {}
     for c in cmds:
-        assert c.params["survey_id"] == survey_id
+        assert c.params["survey_id"] == str(survey_id)
         assert c.status == "queued"
         got = addresses(c.params["prefixes"])
         assert not got & by_agent.get(c.agent_id, set())
@@ -156,32 +157,35 @@ def test_two_agents_share_a_survey_a_silent_one_is_replaced_and_notices_follow(
     progress = {a.agent_id: a for a in collector.survey(survey_id).agents}
     assert progress["survey-x1"].shards == 4
     assert "survey-x2" not in progress
-    x2_commands = [c.command_id for c in commands_of(repo) if c.agent_id == "survey-x2"]
-    late = ShardReport(x2_commands[0], 96, final=True, observed_at=later)
+    x2_commands = [c for c in commands_of(repo) if c.agent_id == "survey-x2"]
+    late = part("survey-x2", x2_commands[0], [], at=later)
     assert not collector.record("survey-x2", late)  # a re-issued shard takes no more results
 
     open_shards = [c for c in commands_of(repo) if c.agent_id == "survey-x1"]
     found = {
-        "198.51.100.5": Exposure("198.51.100.5", 554, "survey.rtsp_open", "high", "Hikvision"),
-        "198.51.100.66": Exposure("198.51.100.66", 23, "survey.telnet", "critical", "Dahua"),
-        "198.51.100.70": Exposure("198.51.100.70", 80, "survey.kev_firmware", "critical"),
-        "203.0.113.9": Exposure("203.0.113.9", 37777, "survey.dvrip", "high", "Dahua"),
-        "192.0.2.1": Exposure("192.0.2.1", 80, "survey.telnet", "high"),  # not in the shard
+        "198.51.100.5": host("198.51.100.5", ("survey.stream_no_auth", 554), vendor="Hikvision"),
+        "198.51.100.66": host("198.51.100.66", ("survey.telnet_open", 23), vendor="Dahua"),
+        "198.51.100.70": host("198.51.100.70", ("survey.kev_firmware", 80)),
+        "203.0.113.9": host("203.0.113.9", ("survey.dvrip_port_open", 37777), vendor="Dahua"),
+        "192.0.2.1": host("192.0.2.1", ("survey.telnet_open", 23)),  # not in any shard
     }
     for i, c in enumerate(open_shards):
-        mine = tuple(
-            e
-            for a, e in found.items()
+        mine = [
+            h for a, h in found.items()
             if int(ipaddress.ip_address(a)) in addresses(c.params["prefixes"])
-        )
+        ]  # fmt: skip
         if i == 0:
-            mine += (found["192.0.2.1"],)
-        half = ShardReport(c.command_id, 48, final=False, observed_at=later)
-        assert collector.record("survey-x1", half)
-        assert collector.record("survey-x1", ShardReport(c.command_id, 96, True, later, mine))
+            mine.append(found["192.0.2.1"])
+        last = part("survey-x1", c, mine, at=later, number=2, of=2)
+        assert collector.record("survey-x1", last)  # the last part first: not done yet
+        assert not collector.record("survey-x1", last)  # read again: nothing changes
         if i == 0:
             view = collector.survey(survey_id)
-            assert view.state == "running"
+            assert (view.state, view.done, view.eta) == ("running", 0, None)
+        assert collector.record("survey-x1", part("survey-x1", c, [], at=later, of=None))
+        if i == 0:
+            view = collector.survey(survey_id)
+            assert (view.state, view.done) == ("running", 96)
             assert view.eta is not None
     view = Surveys(as_user(repo, "viewer-x")).survey(survey_id)
     assert (view.state, view.done, view.percent, view.exposures) == ("done", 384, 100, 4)
@@ -192,7 +196,7 @@ def test_two_agents_share_a_survey_a_silent_one_is_replaced_and_notices_follow(
     # 203.0.113.9 is in no line of the map: unattributed
     assert sorted(listed) == ["SUB-B", "SUB-C", "SUB-D"]
     assert [(e.address, e.code) for e in listed["SUB-D"].exposures] == [
-        ("198.51.100.66", "survey.telnet")
+        ("198.51.100.66", "survey.telnet_open")
     ]
     assert listed["SUB-B"].contact == "b@example.vn"
     assert {n.state for n in listed.values()} == {"open"}
@@ -211,10 +215,18 @@ def test_two_agents_share_a_survey_a_silent_one_is_replaced_and_notices_follow(
         conn.execute(update(Agent).values(last_seen=after))
     second = Surveys(as_user(repo, "operator-x", after)).start(providers.isp_x, ["survey-x2"])
     collector = Surveys(scoped(repo, CLI, after))
-    for c in commands_of(repo):
-        if c.params["survey_id"] == second:
-            mine = (found["198.51.100.66"],) if "198.51.100.0/" in c.params["prefixes"] else ()
-            assert collector.record("survey-x2", ShardReport(c.command_id, 384, True, after, mine))
+    (first_try,) = [c for c in commands_of(repo) if c.params["survey_id"] == str(second)]
+    cut_short = part("survey-x2", first_try, [], at=after, complete=False)  # deadline reached
+    assert collector.record("survey-x2", cut_short)
+    assert collector.survey(second).state == "running"  # what was not probed is not surveyed
+    assert collector.reissue(timedelta(minutes=15)) == 1
+    (again,) = [
+        c for c in commands_of(repo)
+        if c.params["survey_id"] == str(second) and c.command_id != first_try.command_id
+    ]  # fmt: skip
+    result = part(again.agent_id, again, [found["198.51.100.66"]], at=after)
+    assert collector.record(again.agent_id, result)
+    assert collector.survey(second).state == "done"
     states = {n.subscriber_id: (n.state, n.fixed_by_survey) for n in notices.notices(survey_id)}
     assert states == {"SUB-B": ("fixed", second), "SUB-C": ("fixed", second),
                       "SUB-D": ("open", None)}  # fmt: skip

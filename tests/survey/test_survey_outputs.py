@@ -19,12 +19,12 @@ from protocol.keys import generate_private_key
 from server.api import create_app
 from server.cli import main
 from server.domain.scope import CLI
-from server.domain.survey import Exposure, ShardReport, Surveys
+from server.domain.survey import Surveys
 from server.storage import Repository
 from server.storage.firmware_models import CommandRecord
 from server.web.i18n import Catalogue
 from tests.server.conftest import make_config, serve
-from tests.survey.conftest import Providers, scoped
+from tests.survey.conftest import Providers, host, part, scoped
 from tests.web.test_rbac import login
 
 MAP = (
@@ -32,25 +32,23 @@ MAP = (
     "198.51.100.0/26,SUB-A,Nguyễn Văn A,a@example.vn,Bắc Ninh,Từ Sơn,2026-01-01\r\n"
     "198.51.100.64/26,SUB-B,Trần Thị B,b@example.vn,Bắc Ninh,Tiên Du,2026-01-01\r\n"
 ).encode()
-FOUND = (
-    Exposure("198.51.100.5", 23, "svc.telnet_open", "high", "Dahua", "IPC-HFW1230S"),
-    Exposure("198.51.100.5", 554, "auth.rtsp_anonymous", "critical", "Dahua", "IPC-HFW1230S"),
-    Exposure("198.51.100.70", 80, "onvif.anonymous_access", "high", "Hikvision"),
-    Exposure("198.51.100.200", 37777, "svc.unexpected_ports", "medium", None),  # nobody's
-)
+FOUND = [
+    host("198.51.100.5", ("survey.telnet_open", 23), ("survey.stream_no_auth", 554),
+         vendor="Dahua", model="IPC-HFW1230S"),
+    host("198.51.100.70", ("survey.onvif_no_auth", 80), vendor="Hikvision"),
+    host("198.51.100.200", ("survey.dvrip_port_open", 37777)),  # nobody's
+]  # fmt: skip
 
 
 def finish(repo: Repository, survey_id: int) -> None:
     """The survey agent's results for every shard of the survey (as it would send them)."""
     with repo.engine.connect() as conn:
-        commands = conn.execute(
-            select(CommandRecord.command_id, CommandRecord.agent_id, CommandRecord.params)
-        ).all()
+        commands = conn.execute(select(CommandRecord.__table__)).all()
     collector = Surveys(scoped(repo, CLI))
-    for command_id, agent_id, params in commands:
-        if params["survey_id"] == survey_id:
-            report = ShardReport(command_id, 256, True, datetime.now(UTC), FOUND)
-            assert collector.record(agent_id, report)
+    for command in commands:
+        if command.params["survey_id"] == str(survey_id):
+            result = part(command.agent_id, command, FOUND, at=datetime.now(UTC))
+            assert collector.record(command.agent_id, result)
 
 
 def test_the_command_line_runs_a_survey_to_its_report(
@@ -82,7 +80,7 @@ def test_the_command_line_runs_a_survey_to_its_report(
     assert main([*base, "notice", notices[0][0], "--state", "sent"]) == 0
     assert main([*base, "notice", notices[0][0], "--text", "--lang", "vi"]) == 0
     text = capsys.readouterr().out
-    telnet = Catalogue.load().finding("vi", "svc.telnet_open", {"port": 23}, vendor="Dahua")
+    telnet = Catalogue.load().finding("vi", "survey.telnet_open", {"port": 23}, vendor="Dahua")
     assert "Kính gửi Nguyễn Văn A," in text
     assert f"- 198.51.100.5 cổng 23: {telnet.title}" in text
     assert telnet.advice is not None
@@ -108,7 +106,7 @@ def test_the_command_line_runs_a_survey_to_its_report(
     ]
     assert sorted(by_vendor[1:]) == [["Dahua", "1"], ["Hikvision", "1"], ["không rõ", "1"]]
     assert [telnet.title, "1"] in by_kind
-    assert evidence[1][:5] == ["198.51.100.200", "37777", "svc.unexpected_ports", "",
+    assert evidence[1][:5] == ["198.51.100.200", "37777", "survey.dvrip_port_open", "",
                                "Chưa xác định thuê bao"]  # fmt: skip
 
     out = tmp_path / "evidence.csv"

@@ -69,6 +69,8 @@ def upgrade() -> None:
         sa.Column("command_id", sa.String(length=64), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("done", sa.BigInteger(), nullable=False),
+        sa.Column("parts", sa.JSON(), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=True),
         _time("updated_at"),
     )
     op.create_index("ix_survey_shards_survey_id", "survey_shards", ["survey_id"])
@@ -110,6 +112,24 @@ def upgrade() -> None:
     )
     op.create_index("ix_survey_exposures_survey_id", "survey_exposures", ["survey_id"])
     op.create_table(
+        "survey_hosts",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("survey_id", sa.Integer(), sa.ForeignKey("surveys.id"), nullable=False),
+        sa.Column("shard_id", sa.Integer(), sa.ForeignKey("survey_shards.id"), nullable=False),
+        sa.Column("address", sa.String(length=45), nullable=False),
+        sa.Column("ports", sa.JSON(), nullable=False),
+        sa.Column("vendor", sa.String(length=128), nullable=True),
+        sa.Column("model", sa.String(length=128), nullable=True),
+        sa.Column("firmware", sa.String(length=128), nullable=True),
+        sa.Column("complete", sa.Boolean(), nullable=False),
+        _time("observed_at"),
+        sa.Column(
+            "holding_id", sa.Integer(), sa.ForeignKey("subscriber_holdings.id"), nullable=True
+        ),
+        sa.UniqueConstraint("survey_id", "address", name="uq_survey_hosts"),
+    )
+    op.create_index("ix_survey_hosts_survey_id", "survey_hosts", ["survey_id"])
+    op.create_table(
         "survey_notices",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("survey_id", sa.Integer(), sa.ForeignKey("surveys.id"), nullable=False),
@@ -129,6 +149,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "survey_notices",
+        "survey_hosts",
         "survey_exposures",
         "subscriber_holdings",
         "survey_shards",
