@@ -227,13 +227,16 @@ class Surveys(Area):
             raise SurveyInvalid("no_agents")
         return chosen
 
-    def schedule(self, org_id: int) -> ScheduleView | None:
+    def schedules(self) -> list[ScheduleView]:
         with self.s.engine.connect() as conn:
-            self.s.org_row(conn, org_id)
-            r = conn.execute(
-                select(SurveySchedule.__table__).where(SurveySchedule.org_unit_id == org_id)
-            ).one_or_none()
-        return None if r is None else ScheduleView(r.org_unit_id, r.every_days, r.agents, r.next_at)
+            return [
+                ScheduleView(r.org_unit_id, r.every_days, r.agents, r.next_at)
+                for r in conn.execute(
+                    select(SurveySchedule.__table__)
+                    .where(self.s.unit_visible(SurveySchedule.org_unit_id))
+                    .order_by(SurveySchedule.org_unit_id)
+                )
+            ]
 
     def set_schedule(
         self, org_id: int, every_days: int, agents: Sequence[str] | None = None

@@ -17,7 +17,7 @@ from server.domain.notices import MOVES, Notices
 from server.domain.orgs import Orgs
 from server.domain.scope import Invalid
 from server.domain.subscriber_map import MAP_CODES, TABLE
-from server.domain.survey import Surveys
+from server.domain.survey import SCHEDULE_DAYS, Surveys
 from server.domain.survey_report import SurveyReports
 from server.reports.document import MEDIA
 from server.reports.survey import SurveyFormat, notice_text, render
@@ -46,6 +46,7 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
             "surveys.html",
             surveys=Surveys(s).surveys(),
             prefixes=Surveys(s).prefixes(),
+            schedules=Surveys(s).schedules(),
             orgs=orgs,
             names={o.id: o.name for o in orgs},
         )
@@ -58,6 +59,16 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
     @pages.post("/surveys/prefixes/{prefix_id}/delete")
     def remove_prefix(s: FormScope, prefix_id: DbId) -> Response:
         Surveys(s).remove_prefix(prefix_id)
+        return _see("/surveys")
+
+    @pages.post("/surveys/schedule")
+    def schedule(
+        s: FormScope,
+        *,
+        org: Annotated[int, Form(ge=1)],
+        every_days: Annotated[int, Form(ge=SCHEDULE_DAYS[0], le=SCHEDULE_DAYS[1])],
+    ) -> Response:
+        Surveys(s).set_schedule(org, every_days)
         return _see("/surveys")
 
     @pages.post("/surveys/start")

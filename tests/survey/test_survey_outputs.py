@@ -172,3 +172,12 @@ def test_the_pages_show_a_survey_inside_the_provider_only(
                                                       "prefix": "127.0.0.0/8"})  # fmt: skip
         assert bad.status_code == 422
         assert "loopback" in bad.text
+    with serve(app) as server:
+        csrf = login(server, "admin-x")
+        form = {"csrf": csrf, "org": providers.isp_x, "every_days": 7}
+        assert server.post("/surveys/schedule", data=form).status_code == 303
+        assert "survey-x1, survey-x2" in server.get("/surveys").text
+    # the collector's scheduler starts what is due, once: a survey of the provider is running
+    (started,) = Surveys(scoped(repo, CLI)).start_due()
+    assert Surveys(scoped(repo, CLI)).start_due() == []
+    assert Surveys(scoped(repo, CLI)).survey(started).state == "running"
