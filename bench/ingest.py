@@ -232,6 +232,25 @@ def transport_ceiling(work: Path, messages: Messages) -> float:
         return len(messages) / (time.perf_counter() - start)
 
 
+def start_collector(
+    run_dir: Path, client_id: str, db_url: str, mqtt_port: int, mqtt_host: str = "127.0.0.1"
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``camwarden-server run`` on ``db_url`` and the broker; (process, its HTTP port)."""
+    http_port = free_port()
+    config = run_dir / f"{client_id}.toml"
+    config.write_text(
+        f'state_dir = "{run_dir}"\n[database]\nurl = "{db_url}"\n'
+        f'[mqtt]\nhost = "{mqtt_host}"\nport = {mqtt_port}\nclient_id = "{client_id}"\n'
+        f"[http]\nport = {http_port}\n[ingest]\nbatch_size = 500\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--config", str(config), "run"],
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, http_port
+
+
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -272,20 +291,7 @@ def collectors(
             create_sessions(b.port, ids)
             publish(b.port, messages)
             load = load1()
-            for cid in ids:
-                config = run_dir / f"{cid}.toml"
-                config.write_text(
-                    f'state_dir = "{run_dir}"\n[database]\nurl = "{db_url}"\n'
-                    f'[mqtt]\nport = {b.port}\nclient_id = "{cid}"\n'
-                    f"[http]\nport = {free_port()}\n[ingest]\nbatch_size = 500\n",
-                    encoding="utf-8",
-                )
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "server", "--config", str(config), "run"],
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
+            procs.extend(start_collector(run_dir, cid, db_url, b.port)[0] for cid in ids)
             assert b.proc is not None
             deadline = time.monotonic() + START_TIMEOUT_S
             while (first := stored(repo)) == 0:
