@@ -17,9 +17,9 @@ and republishes what is still unacknowledged, in seq order, after a reconnection
 - lost: messages issued and not in the database at the end (the database is counted, not the
   acks), and rejected: messages the collector quarantined (both must be 0);
 - CPU microseconds per stored message of the broker processes, the collectors, the PostgreSQL
-  server processes (every ``postgres`` process on the machine: shared servers count others'
-  work too) and this simulator, read from /proc/<pid>/stat before and after, with how busy the
-  whole machine was and its load.
+  server processes serving the collectors' connections (found by their application_name; the
+  server's background writers are not counted) and this simulator, read from /proc/<pid>/stat
+  before, every second and after, with how busy the whole machine was and its load.
 
 ``--broker cluster`` runs the clustered broker of ``lab.cluster`` first and then a single
 Mosquitto with the same options, and prints both side by side; ``--kill-node-at S`` kills one
@@ -49,7 +49,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Protocol
 
 import aiomqtt
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -66,7 +66,6 @@ from bench.ingest import (
     database,
     load1,
     machine_ticks,
-    postgres_pids,
     process_cpu,
     start_collector,
     stop_all,
@@ -206,6 +205,7 @@ class Stats:
     reconnects: int = 0
     behind_s: float = 0.0  # how far the sender fell behind its schedule, at worst
     latencies: list[float] = field(default_factory=list)  # seconds, issued to acked
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # every issued one acked
 
 
 @dataclass(slots=True)
@@ -282,6 +282,8 @@ class FleetAgent:
                 if sent is not None:
                     self.stats.acked += 1
                     self.stats.latencies.append(now - sent.issued)
+        if self.stats.acked == self.stats.issued:
+            self.stats.settled.set()
 
     async def _republish(self, only_due: bool = False) -> None:
         """Publish again, in seq order, everything unacknowledged (or only what is due): as the
@@ -317,6 +319,7 @@ class FleetAgent:
         due = time.monotonic() + self.ack_timeout_s
         self.pending[self.sim.seq] = Entry(name, token, when.timestamp(), due)
         self.stats.issued += 1
+        self.stats.settled.clear()
         await self._publish(name, token)
 
 
@@ -381,41 +384,62 @@ def raise_fd_limit(agents: int) -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+Pids = Callable[[], list[int]]
+
+
 class Meter:
-    """CPU seconds of the measured processes and of the whole machine, between two points."""
+    """CPU seconds of groups of processes, and how busy the whole machine was, between the start
+    and ``stop``. Processes come and go (a restarted broker node, a new database connection):
+    ``poll`` every second keeps the last reading of every pid seen, and a pid first seen after
+    the start counts from zero."""
 
-    def __init__(self, target: BrokerTarget, collectors: list[int], postgres: bool) -> None:
-        self._target = target
-        self._collectors = collectors
-        self._postgres = postgres
-        self._brokers_seen: dict[int, float] = {}
-        self._start = self._sample()
-
-    def _sample(self) -> tuple[float, float, float, float, tuple[int, int]]:
-        # a killed and restarted node is a new pid: keep the last reading of every pid seen
-        for pid in self._target.pids():
-            self._brokers_seen[pid] = process_cpu(pid)
-        pg = sum(process_cpu(p) for p in postgres_pids()) if self._postgres else 0.0
-        return (
-            sum(self._brokers_seen.values()),
-            sum(process_cpu(p) for p in self._collectors),
-            pg,
-            process_cpu(os.getpid()),
-            machine_ticks(),
-        )
+    def __init__(self, groups: dict[str, Pids]) -> None:
+        self._groups = groups
+        self._first: dict[int, float] = {}
+        self._last: dict[str, dict[int, float]] = {name: {} for name in groups}
+        self.poll()
+        self._first = {pid: cpu for seen in self._last.values() for pid, cpu in seen.items()}
+        self._ticks = machine_ticks()
 
     def poll(self) -> None:
-        for pid in self._target.pids():
-            self._brokers_seen[pid] = process_cpu(pid)
+        for name, pids in self._groups.items():
+            for pid in pids():
+                cpu = process_cpu(pid)
+                if cpu:
+                    self._last[name][pid] = cpu
 
-    def stop(self, stored: int) -> tuple[float, float, float, float, float]:
-        end = self._sample()
-        per = [
-            1e6 * (e - s) / max(1, stored) for e, s in zip(end[:4], self._start[:4], strict=True)
-        ]
-        ticks = end[4][1] - self._start[4][1]
-        busy = (end[4][0] - self._start[4][0]) / max(1, ticks) * CORES
-        return per[0], per[1], per[2], per[3], busy
+    def stop(self, stored: int) -> tuple[dict[str, float], float]:
+        """CPU microseconds per stored message of every group; busy cores of the machine."""
+        self.poll()
+        ticks = machine_ticks()
+        busy = (ticks[0] - self._ticks[0]) / max(1, ticks[1] - self._ticks[1]) * CORES
+        per = {
+            name: 1e6
+            * sum(cpu - self._first.get(pid, 0.0) for pid, cpu in seen.items())
+            / max(1, stored)
+            for name, seen in self._last.items()
+        }
+        return per, busy
+
+
+async def keep_polling(meter: Meter) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        meter.poll()
+
+
+def backends(repo: Repository, application: str) -> Pids:
+    """The PostgreSQL server processes serving the connections named ``application``."""
+
+    def pids() -> list[int]:
+        with repo.engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :app"),
+                {"app": application},
+            )
+            return [int(pid) for (pid,) in rows]
+
+    return pids
 
 
 async def connect_all(
@@ -434,7 +458,7 @@ async def connect_all(
 
 
 async def drive(
-    fleet: list[FleetAgent], options: Options, target: BrokerTarget, meter: Meter, stats: Stats
+    fleet: list[FleetAgent], options: Options, target: BrokerTarget, stats: Stats
 ) -> tuple[float, str]:
     """Issue at the configured rate for the duration; (achieved rate, what the kill did)."""
     loop = asyncio.get_running_loop()
@@ -459,8 +483,6 @@ async def drive(
         task = asyncio.create_task(fleet[i % len(fleet)].send(report, options.cameras))
         sends.add(task)
         task.add_done_callback(sends.discard)
-        if i % 1000 == 0:
-            meter.poll()
     elapsed = time.monotonic() - start
     if sends:
         await asyncio.wait(sends)
@@ -468,11 +490,10 @@ async def drive(
     return total / elapsed if elapsed > 0 else 0.0, event
 
 
-async def wait_drained(fleet: list[FleetAgent], drain_s: float, meter: Meter) -> None:
-    deadline = time.monotonic() + drain_s
-    while time.monotonic() < deadline and any(a.pending for a in fleet):
-        meter.poll()
-        await asyncio.sleep(0.2)
+async def wait_drained(stats: Stats, drain_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(drain_s):
+            await stats.settled.wait()
 
 
 async def retry_late(fleet: list[FleetAgent]) -> None:
@@ -496,7 +517,7 @@ async def simulate(
     sims: list[SimAgent],
     target: BrokerTarget,
     repo: Repository,
-    collectors: list[int],
+    groups: dict[str, Pids],
 ) -> Figures:
     stats = Stats()
     fleet = [FleetAgent(s, stats, options.ack_timeout) for s in sims]
@@ -506,12 +527,13 @@ async def simulate(
         if connected < len(fleet):
             raise RuntimeError(f"only {connected} of {len(fleet)} agents connected")
         load_start = load1()
-        meter = Meter(target, collectors, postgres=bool(options.pg_url))
-        rate, event = await drive(fleet, options, target, meter, stats)
-        await wait_drained(fleet, options.drain, meter)
+        meter = Meter(groups)
+        tasks.append(asyncio.create_task(keep_polling(meter)))
+        rate, event = await drive(fleet, options, target, stats)
+        await wait_drained(stats, options.drain)
         # acks can lag the commit: the database is the judge of what was stored
         stored = count(repo, Message)
-        broker_us, collector_us, pg_us, sim_us, busy = meter.stop(stored)
+        cpu, busy = meter.stop(stored)
     finally:
         for t in tasks:
             t.cancel()
@@ -532,10 +554,10 @@ async def simulate(
         p50_ms=1e3 * percentile(lat, 50),
         p99_ms=1e3 * percentile(lat, 99),
         max_ms=1e3 * (lat[-1] if lat else float("nan")),
-        broker_us=broker_us,
-        collector_us=collector_us,
-        postgres_us=pg_us,
-        simulator_us=sim_us,
+        broker_us=cpu["broker"],
+        collector_us=cpu["collectors"],
+        postgres_us=cpu.get("postgres", 0.0),
+        simulator_us=cpu["simulator"],
         machine_busy=busy,
         load_start=load_start,
         load_end=load1(),
@@ -576,8 +598,18 @@ def run_once(kind: str, options: Options, work: Path) -> Figures:
             ]
             register(repo, sims)
             endpoints = target.endpoints()
-            with collector_processes(run_dir, url, endpoints, options.collectors) as procs:
-                figures = asyncio.run(simulate(options, sims, target, repo, [p.pid for p in procs]))
+            groups: dict[str, Pids] = {"broker": target.pids, "simulator": lambda: [os.getpid()]}
+            collector_url = url
+            if options.pg_url:
+                # the collectors' connections by name: the server may serve others' work too
+                application = f"camwarden-fleet-{uuid.uuid4().hex[:8]}"
+                collector_url = f"{url}&application_name={application}"
+                groups["postgres"] = backends(repo, application)
+            with collector_processes(
+                run_dir, collector_url, endpoints, options.collectors
+            ) as procs:
+                groups["collectors"] = lambda: [p.pid for p in procs]
+                figures = asyncio.run(simulate(options, sims, target, repo, groups))
         finally:
             target.stop()
             repo.close()
@@ -594,7 +626,7 @@ ROWS: list[tuple[str, str]] = [
     ("latency issued->acked p50 / p99 / max", "{p50_ms:.0f} / {p99_ms:.0f} / {max_ms:.0f} ms"),
     ("CPU us/msg broker", "{broker_us:.0f}"),
     ("CPU us/msg collectors", "{collector_us:.0f}"),
-    ("CPU us/msg postgres (all on machine)", "{postgres_us:.0f}"),
+    ("CPU us/msg postgres (collectors' backends)", "{postgres_us:.0f}"),
     ("CPU us/msg simulator", "{simulator_us:.0f}"),
     ("machine busy (cores), load start->end",
      "{machine_busy:.2f}/{cores}, {load_start:.1f}->{load_end:.1f}"),
