@@ -84,6 +84,9 @@ COLLECTOR_START_S = 120.0
 REGISTER_CHUNK = 1000
 FD_MARGIN = 256  # descriptors besides one per agent: database, logs, the loop's own
 KEEPALIVE_S = 60
+# an agent with its default intervals (agent.config.Intervals) sends a heartbeat every 60 s and
+# a report every 900 s: one report in 16 messages, 1/60 + 1/900 = 0.0178 messages/s per agent
+REPORT_SHARE = 1 / 16
 ACK_TIMEOUT_MAX_S = 900.0  # agent.config: ack_timeout_max_s
 
 
@@ -172,6 +175,23 @@ def register(repo: Repository, agents: Sequence[SimAgent]) -> None:
 def count(repo: Repository, table: type[Message] | type[Quarantine]) -> int:
     with repo.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def database_bytes(repo: Repository) -> int:
+    """The collector database's size on disk: tables, their indexes and TOAST."""
+    with repo.engine.connect() as conn:
+        if repo.engine.dialect.name == "sqlite":
+            pages = conn.execute(text("PRAGMA page_count")).scalar_one()
+            return int(pages) * int(conn.execute(text("PRAGMA page_size")).scalar_one())
+        return int(
+            conn.execute(
+                text(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                )
+            ).scalar_one()
+        )
 
 
 def wait_healthy(procs: Sequence[subprocess.Popen[bytes]], http_ports: Sequence[int]) -> None:
@@ -337,6 +357,7 @@ class Options:
     kill_at: float | None
     outage: float
     drain: float
+    idle: float
     ack_timeout: float
     pg_url: str
 
@@ -357,11 +378,9 @@ class Figures:
     p50_ms: float
     p99_ms: float
     max_ms: float
-    broker_us: float
-    collector_us: float
-    postgres_us: float
-    simulator_us: float
-    machine_busy: float
+    usage: Usage  # while sending and draining
+    idle: Usage  # before, every agent connected and silent
+    db_bytes_per_msg: float
     load_start: float
     load_end: float
     event: str
@@ -385,6 +404,7 @@ def raise_fd_limit(agents: int) -> int:
 
 
 Pids = Callable[[], list[int]]
+GROUPS = ("broker", "collectors", "postgres", "simulator")
 
 
 class Meter:
@@ -400,6 +420,7 @@ class Meter:
         self.poll()
         self._first = {pid: cpu for seen in self._last.values() for pid, cpu in seen.items()}
         self._ticks = machine_ticks()
+        self._started = time.monotonic()
 
     def poll(self) -> None:
         for name, pids in self._groups.items():
@@ -408,18 +429,32 @@ class Meter:
                 if cpu:
                     self._last[name][pid] = cpu
 
-    def stop(self, stored: int) -> tuple[dict[str, float], float]:
-        """CPU microseconds per stored message of every group; busy cores of the machine."""
+    def stop(self) -> Usage:
         self.poll()
         ticks = machine_ticks()
         busy = (ticks[0] - self._ticks[0]) / max(1, ticks[1] - self._ticks[1]) * CORES
-        per = {
-            name: 1e6
-            * sum(cpu - self._first.get(pid, 0.0) for pid, cpu in seen.items())
-            / max(1, stored)
+        cpu = {
+            name: sum(cpu - self._first.get(pid, 0.0) for pid, cpu in seen.items())
             for name, seen in self._last.items()
         }
-        return per, busy
+        return Usage(cpu, time.monotonic() - self._started, busy)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    cpu: dict[str, float]  # CPU seconds per group of processes
+    elapsed: float  # seconds
+    busy: float  # busy cores of the whole machine
+
+    def cores(self, group: str) -> float:
+        return self.cpu.get(group, 0.0) / max(1e-9, self.elapsed)
+
+    def per_message(self, group: str, stored: int, idle: Usage | None = None) -> float:
+        """CPU microseconds per stored message; less what the group spends idle, if given."""
+        spent = self.cpu.get(group, 0.0)
+        if idle is not None:
+            spent -= idle.cores(group) * self.elapsed
+        return 1e6 * spent / max(1, stored)
 
 
 async def keep_polling(meter: Meter) -> None:
@@ -526,14 +561,19 @@ async def simulate(
     try:
         if connected < len(fleet):
             raise RuntimeError(f"only {connected} of {len(fleet)} agents connected")
+        idle_meter = Meter(groups)
+        await asyncio.sleep(options.idle)
+        idle = idle_meter.stop()
         load_start = load1()
         meter = Meter(groups)
+        size_before = database_bytes(repo)
         tasks.append(asyncio.create_task(keep_polling(meter)))
         rate, event = await drive(fleet, options, target, stats)
         await wait_drained(stats, options.drain)
         # acks can lag the commit: the database is the judge of what was stored
         stored = count(repo, Message)
-        cpu, busy = meter.stop(stored)
+        usage = meter.stop()
+        grown = database_bytes(repo) - size_before
     finally:
         for t in tasks:
             t.cancel()
@@ -554,11 +594,9 @@ async def simulate(
         p50_ms=1e3 * percentile(lat, 50),
         p99_ms=1e3 * percentile(lat, 99),
         max_ms=1e3 * (lat[-1] if lat else float("nan")),
-        broker_us=cpu["broker"],
-        collector_us=cpu["collectors"],
-        postgres_us=cpu.get("postgres", 0.0),
-        simulator_us=cpu["simulator"],
-        machine_busy=busy,
+        usage=usage,
+        idle=idle,
+        db_bytes_per_msg=grown / max(1, stored),
         load_start=load_start,
         load_end=load1(),
         event=event,
@@ -624,12 +662,14 @@ ROWS: list[tuple[str, str]] = [
     ("stored / lost / rejected", "{stored} / {lost} / {rejected}"),
     ("acked, republished, reconnects", "{acked}, {republished}, {reconnects}"),
     ("latency issued->acked p50 / p99 / max", "{p50_ms:.0f} / {p99_ms:.0f} / {max_ms:.0f} ms"),
-    ("CPU us/msg broker", "{broker_us:.0f}"),
-    ("CPU us/msg collectors", "{collector_us:.0f}"),
-    ("CPU us/msg postgres (collectors' backends)", "{postgres_us:.0f}"),
-    ("CPU us/msg simulator", "{simulator_us:.0f}"),
+    *(
+        (f"CPU us/msg {group} (above idle)", f"{{{group}_us:.0f}} ({{{group}_above:.0f}})")
+        for group in GROUPS
+    ),
+    *((f"CPU idle, cores: {group}", f"{{{group}_idle:.3f}}") for group in GROUPS[:3]),
+    ("database growth per message", "{db_bytes_per_msg:.0f} bytes"),
     ("machine busy (cores), load start->end",
-     "{machine_busy:.2f}/{cores}, {load_start:.1f}->{load_end:.1f}"),
+     "{busy:.2f}/{cores}, {load_start:.1f}->{load_end:.1f}"),
 ]  # fmt: skip
 
 
@@ -640,7 +680,11 @@ def report(results: list[Figures]) -> None:
         cells = []
         for r in results:
             values = {f: getattr(r, f) for f in Figures.__dataclass_fields__}
-            cells.append(fmt.format(**values, lost=r.lost, cores=CORES))
+            for g in GROUPS:
+                values[f"{g}_us"] = r.usage.per_message(g, r.stored)
+                values[f"{g}_above"] = r.usage.per_message(g, r.stored, r.idle)
+                values[f"{g}_idle"] = r.idle.cores(g)
+            cells.append(fmt.format(**values, lost=r.lost, cores=CORES, busy=r.usage.busy))
         print(f"{label:{width}s}" + "".join(f"{c:>32s}" for c in cells))
     for r in results:
         if r.event:
@@ -660,7 +704,10 @@ def parse(argv: Sequence[str] | None = None) -> tuple[str, Options]:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of sending")
     parser.add_argument("--cameras-per-report", type=int, default=20, dest="cameras")
     parser.add_argument(
-        "--report-share", type=float, default=0.5, help="share of reports (rest: heartbeats)"
+        "--report-share",
+        type=float,
+        default=REPORT_SHARE,
+        help="share of reports, the rest heartbeats (default: the agent's intervals)",
     )
     parser.add_argument("--collectors", type=int, default=1, help="collector processes")
     parser.add_argument("--broker", choices=["mosquitto", "cluster"], default="mosquitto")
@@ -672,6 +719,9 @@ def parse(argv: Sequence[str] | None = None) -> tuple[str, Options]:
     )
     parser.add_argument(
         "--drain", type=float, default=120.0, help="seconds to wait for the last acks"
+    )
+    parser.add_argument(
+        "--idle", type=float, default=10.0, help="seconds measured with every agent silent"
     )
     parser.add_argument(
         "--ack-timeout", type=float, default=60.0, help="seconds before an agent republishes"
@@ -697,6 +747,7 @@ def parse(argv: Sequence[str] | None = None) -> tuple[str, Options]:
         kill_at=args.kill_at,
         outage=args.outage,
         drain=args.drain,
+        idle=args.idle,
         ack_timeout=args.ack_timeout,
         pg_url="" if args.sqlite else args.pg,
     )
@@ -712,7 +763,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     beat_size = len(probe.heartbeat()[1])
     print(
         f"fleet: {options.agents} agents, {options.rate:g} msg/s for {options.duration:g} s "
-        f"({options.report_share:.0%} reports of {options.cameras} cameras, {report_size} bytes;"
+        f"({options.report_share:.1%} reports of {options.cameras} cameras, {report_size} bytes;"
         f" heartbeats {beat_size} bytes); {options.collectors} collector(s) on "
         f"{'PostgreSQL' if options.pg_url else 'SQLite'}; {CORES} cores; open files {limit};"
         f" load {load1():.1f} at start"

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_twenty_agents_lose_nothing_and_the_figures_print() -> None:
     command = [sys.executable, "-m", "bench.fleet", "--agents", "20", "--rate", "30"]
-    command += ["--duration", "3", "--cameras-per-report", "20", "--sqlite", "--drain", "90"]
+    command += ["--duration", "3", "--cameras-per-report", "20", "--report-share", "0.5"]
+    command += ["--sqlite", "--drain", "90", "--idle", "1"]
     run = subprocess.run(
         command, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False
     )
@@ -37,4 +38,6 @@ def test_twenty_agents_lose_nothing_and_the_figures_print() -> None:
     p50, p99, worst = (int(v) for v in latency.groups())
     assert 0 <= p50 <= p99 <= worst
     for row in ("broker", "collectors", "simulator"):
-        assert re.search(rf"^CPU us/msg {row}\s+\d+$", out, re.M), out
+        assert re.search(rf"^CPU us/msg {row} \(above idle\)\s+\d+ \(-?\d+\)$", out, re.M), out
+    for row in ("broker", "collectors"):
+        assert re.search(rf"^CPU idle, cores: {row}\s+\d+\.\d+$", out, re.M), out
