@@ -71,6 +71,7 @@ from bench.ingest import (
     stop_all,
 )
 from lab.broker import Mosquitto
+from lab.cluster import NatsCluster
 from protocol import Ack, decode_collector_message, topic
 from protocol.envelope import unverified_payload
 from server.storage import Repository
@@ -84,6 +85,7 @@ COLLECTOR_START_S = 120.0
 REGISTER_CHUNK = 1000
 FD_MARGIN = 256  # descriptors besides one per agent: database, logs, the loop's own
 KEEPALIVE_S = 60
+CLUSTER_NODES = 3
 # an agent with its default intervals (agent.config.Intervals) sends a heartbeat every 60 s and
 # a report every 900 s: one report in 16 messages, 1/60 + 1/900 = 0.0178 messages/s per agent
 REPORT_SHARE = 1 / 16
@@ -98,6 +100,10 @@ class BrokerTarget(Protocol):
 
     def endpoints(self) -> list[tuple[str, int]]:
         """Where agents and collectors connect, node by node."""
+        ...
+
+    def collector_broker(self, name: str, index: int) -> str:
+        """The broker sections of collector ``index``'s config (TOML)."""
         ...
 
     def pids(self) -> list[int]: ...
@@ -121,6 +127,10 @@ class SingleMosquitto:
     def endpoints(self) -> list[tuple[str, int]]:
         return [(self._broker.host, self._broker.port)]
 
+    def collector_broker(self, name: str, index: int) -> str:
+        host, port = self._broker.host, self._broker.port
+        return f'[mqtt]\nhost = "{host}"\nport = {port}\nclient_id = "{name}"\n'
+
     def pids(self) -> list[int]:
         return [self._broker.proc.pid] if self._broker.proc is not None else []
 
@@ -139,13 +149,46 @@ class SingleMosquitto:
         self._broker.stop()
 
 
+class Cluster:
+    """A NATS cluster with JetStream (docs/adr/0032): agents spread over its nodes' MQTT
+    listeners, collectors on its NATS ports; the node killed is one the collectors are not
+    connected to first."""
+
+    name = f"nats, {CLUSTER_NODES} nodes"
+
+    def __init__(self, workdir: Path) -> None:
+        self._cluster = NatsCluster(workdir, size=CLUSTER_NODES, max_file_store="8G")
+        self._cluster.start()
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        return [(node.host, node.mqtt_port) for node in self._cluster.nodes]
+
+    def collector_broker(self, name: str, index: int) -> str:
+        urls = self._cluster.urls
+        ordered = urls[index % len(urls) :] + urls[: index % len(urls)]
+        listed = ", ".join(f'"{u}"' for u in ordered)
+        return f'[broker]\nkind = "nats"\nurls = [{listed}]\n[mqtt]\nclient_id = "{name}"\n'
+
+    def pids(self) -> list[int]:
+        return [n.proc.pid for n in self._cluster.nodes if n.proc is not None]
+
+    def kill_node(self, outage_s: float) -> str:
+        victim = len(self._cluster.nodes) - 1
+        self._cluster.kill(victim)
+        time.sleep(outage_s)
+        started = time.monotonic()
+        self._cluster.start_node(victim)
+        return (
+            f"node {victim} of {len(self._cluster.nodes)} killed (SIGKILL), started again after"
+            f" {outage_s:.0f} s, healthy {time.monotonic() - started:.1f} s later"
+        )
+
+    def stop(self) -> None:
+        self._cluster.stop()
+
+
 def open_target(kind: str, workdir: Path) -> BrokerTarget:
-    if kind == "mosquitto":
-        return SingleMosquitto(workdir)
-    raise SystemExit(
-        "--broker cluster needs the clustered broker launcher (lab.cluster), which this tree "
-        "does not have yet"
-    )
+    return SingleMosquitto(workdir) if kind == "mosquitto" else Cluster(workdir)
 
 
 # -- the collector's database -----------------------------------------------------------------
@@ -194,14 +237,17 @@ def database_bytes(repo: Repository) -> int:
         )
 
 
-def wait_healthy(procs: Sequence[subprocess.Popen[bytes]], http_ports: Sequence[int]) -> None:
+def wait_healthy(
+    procs: Sequence[subprocess.Popen[bytes]], http_ports: Sequence[int], run_dir: Path
+) -> None:
     """Until every collector's /healthz answers 200 (connected to the broker, subscribed)."""
     deadline = time.monotonic() + COLLECTOR_START_S
     pending = list(zip(procs, http_ports, strict=True))
     while pending:
         proc, port = pending[0]
         if proc.poll() is not None:
-            raise RuntimeError(f"a collector exited with {proc.returncode} while starting")
+            logs = "".join(p.read_text()[-2000:] for p in sorted(run_dir.glob("*.log")))
+            raise RuntimeError(f"a collector exited with {proc.returncode} while starting\n{logs}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
                 if r.status == 200:
@@ -605,17 +651,17 @@ async def simulate(
 
 @contextmanager
 def collector_processes(
-    run_dir: Path, db_url: str, endpoints: list[tuple[str, int]], n: int
+    run_dir: Path, db_url: str, target: BrokerTarget, n: int
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
     ports = []
     try:
         for i in range(n):
-            host, port = endpoints[i % len(endpoints)]
-            proc, http = start_collector(run_dir, f"fleet-collector-{i}", db_url, port, host)
+            name = f"fleet-collector-{i}"
+            proc, http = start_collector(run_dir, name, db_url, target.collector_broker(name, i))
             procs.append(proc)
             ports.append(http)
-        wait_healthy(procs, ports)
+        wait_healthy(procs, ports, run_dir)
         yield procs
     finally:
         stop_all(procs)
@@ -635,7 +681,6 @@ def run_once(kind: str, options: Options, work: Path) -> Figures:
                 for i in range(options.agents)
             ]
             register(repo, sims)
-            endpoints = target.endpoints()
             groups: dict[str, Pids] = {"broker": target.pids, "simulator": lambda: [os.getpid()]}
             collector_url = url
             if options.pg_url:
@@ -643,9 +688,7 @@ def run_once(kind: str, options: Options, work: Path) -> Figures:
                 application = f"camwarden-fleet-{uuid.uuid4().hex[:8]}"
                 collector_url = f"{url}&application_name={application}"
                 groups["postgres"] = backends(repo, application)
-            with collector_processes(
-                run_dir, collector_url, endpoints, options.collectors
-            ) as procs:
+            with collector_processes(run_dir, collector_url, target, options.collectors) as procs:
                 groups["collectors"] = lambda: [p.pid for p in procs]
                 figures = asyncio.run(simulate(options, sims, target, repo, groups))
         finally:

@@ -233,21 +233,23 @@ def transport_ceiling(work: Path, messages: Messages) -> float:
 
 
 def start_collector(
-    run_dir: Path, client_id: str, db_url: str, mqtt_port: int, mqtt_host: str = "127.0.0.1"
+    run_dir: Path, name: str, db_url: str, broker: str
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """``camwarden-server run`` on ``db_url`` and the broker; (process, its HTTP port)."""
+    """``camwarden-server run`` on ``db_url``; ``broker``: the TOML of its broker sections.
+    (process, its HTTP port); its log is ``<name>.log`` in ``run_dir``."""
     http_port = free_port()
-    config = run_dir / f"{client_id}.toml"
+    config = run_dir / f"{name}.toml"
     config.write_text(
-        f'state_dir = "{run_dir}"\n[database]\nurl = "{db_url}"\n'
-        f'[mqtt]\nhost = "{mqtt_host}"\nport = {mqtt_port}\nclient_id = "{client_id}"\n'
+        f'state_dir = "{run_dir}"\n[database]\nurl = "{db_url}"\n{broker}'
         f"[http]\nport = {http_port}\n[ingest]\nbatch_size = 500\n",
         encoding="utf-8",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--config", str(config), "run"],
-        stderr=subprocess.DEVNULL,
-    )
+    with (run_dir / f"{name}.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "--config", str(config), "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     return proc, http_port
 
 
@@ -291,7 +293,9 @@ def collectors(
             create_sessions(b.port, ids)
             publish(b.port, messages)
             load = load1()
-            procs.extend(start_collector(run_dir, cid, db_url, b.port)[0] for cid in ids)
+            for cid in ids:
+                broker_toml = f'[mqtt]\nport = {b.port}\nclient_id = "{cid}"\n'
+                procs.append(start_collector(run_dir, cid, db_url, broker_toml)[0])
             assert b.proc is not None
             deadline = time.monotonic() + START_TIMEOUT_S
             while (first := stored(repo)) == 0:
