@@ -15,7 +15,9 @@ and republishes what is still unacknowledged, in seq order, after a reconnection
   collector's ``Ack`` reached the agent). The collector acks after its commit, so this is
   issued-to-stored plus the ack's trip back: an upper bound of the time to the database;
 - lost: messages issued and not in the database at the end (the database is counted, not the
-  acks), and rejected: messages the collector quarantined (both must be 0);
+  acks), and refused: messages the collector quarantined for any reason but being a duplicate
+  (both must be 0; a message republished after its ack was lost is a duplicate, acknowledged
+  and counted apart);
 - CPU microseconds per stored message of the broker processes, the collectors, the PostgreSQL
   server processes serving the collectors' connections (found by their application_name; the
   server's background writers are not counted) and this simulator, read from /proc/<pid>/stat
@@ -72,7 +74,7 @@ from bench.ingest import (
 )
 from lab.broker import Mosquitto
 from lab.cluster import NatsCluster
-from protocol import Ack, decode_collector_message, topic
+from protocol import Ack, DuplicateMessage, decode_collector_message, topic
 from protocol.envelope import unverified_payload
 from server.storage import Repository
 from server.storage.models import Agent, Message, Quarantine
@@ -215,9 +217,16 @@ def register(repo: Repository, agents: Sequence[SimAgent]) -> None:
             conn.execute(insert(Agent), rows[start : start + REGISTER_CHUNK])
 
 
-def count(repo: Repository, table: type[Message] | type[Quarantine]) -> int:
+def stored_count(repo: Repository) -> int:
     with repo.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(Message)).scalar_one())
+
+
+def quarantined(repo: Repository) -> dict[str, int]:
+    """Quarantined messages by reason (a republished message already stored is a duplicate)."""
+    with repo.engine.connect() as conn:
+        rows = conn.execute(select(Quarantine.reason, func.count()).group_by(Quarantine.reason))
+        return {str(reason): int(n) for reason, n in rows}
 
 
 def database_bytes(repo: Repository) -> int:
@@ -415,7 +424,7 @@ class Figures:
     connect_s: float
     issued: int
     stored: int
-    rejected: int
+    quarantined: dict[str, int]
     acked: int
     republished: int
     reconnects: int
@@ -425,8 +434,9 @@ class Figures:
     p99_ms: float
     max_ms: float
     usage: Usage  # while sending and draining
-    idle: Usage  # before, every agent connected and silent
+    idle: Usage  # afterwards, every agent connected and silent
     db_bytes_per_msg: float
+    broker_rss_mib: float  # at the end, all nodes
     load_start: float
     load_end: float
     event: str
@@ -434,6 +444,15 @@ class Figures:
     @property
     def lost(self) -> int:
         return self.issued - self.stored
+
+    @property
+    def duplicates(self) -> int:
+        return self.quarantined.get(DuplicateMessage.reason, 0)
+
+    @property
+    def refused(self) -> int:
+        """Quarantined for any reason but being a duplicate (must be 0)."""
+        return sum(self.quarantined.values()) - self.duplicates
 
 
 def raise_fd_limit(agents: int) -> int:
@@ -507,6 +526,14 @@ async def keep_polling(meter: Meter) -> None:
     while True:
         await asyncio.sleep(1.0)
         meter.poll()
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/statm").read_text().split()
+    except OSError:
+        return 0
+    return int(fields[1]) * resource.getpagesize()
 
 
 def backends(repo: Repository, application: str) -> Pids:
@@ -607,9 +634,6 @@ async def simulate(
     try:
         if connected < len(fleet):
             raise RuntimeError(f"only {connected} of {len(fleet)} agents connected")
-        idle_meter = Meter(groups)
-        await asyncio.sleep(options.idle)
-        idle = idle_meter.stop()
         load_start = load1()
         meter = Meter(groups)
         size_before = database_bytes(repo)
@@ -617,9 +641,15 @@ async def simulate(
         rate, event = await drive(fleet, options, target, stats)
         await wait_drained(stats, options.drain)
         # acks can lag the commit: the database is the judge of what was stored
-        stored = count(repo, Message)
+        stored = stored_count(repo)
         usage = meter.stop()
+        # idle afterwards, in the steady state (a collector just started is still busy with
+        # its first background jobs): every agent still connected, nothing sent
+        idle_meter = Meter(groups)
+        await asyncio.sleep(options.idle)
+        idle = idle_meter.stop()
         grown = database_bytes(repo) - size_before
+        rss = sum(rss_bytes(pid) for pid in target.pids()) / 2**20
     finally:
         for t in tasks:
             t.cancel()
@@ -631,7 +661,7 @@ async def simulate(
         connect_s=connect_s,
         issued=stats.issued,
         stored=stored,
-        rejected=count(repo, Quarantine),
+        quarantined=quarantined(repo),
         acked=stats.acked,
         republished=stats.republished,
         reconnects=stats.reconnects,
@@ -643,6 +673,7 @@ async def simulate(
         usage=usage,
         idle=idle,
         db_bytes_per_msg=grown / max(1, stored),
+        broker_rss_mib=rss,
         load_start=load_start,
         load_end=load1(),
         event=event,
@@ -702,7 +733,7 @@ def run_once(kind: str, options: Options, work: Path) -> Figures:
 ROWS: list[tuple[str, str]] = [
     ("agents connected (time to connect)", "{connected} ({connect_s:.1f} s)"),
     ("issued, achieved rate", "{issued} ({achieved_rate:.1f} msg/s, behind {behind_s:.1f} s)"),
-    ("stored / lost / rejected", "{stored} / {lost} / {rejected}"),
+    ("stored / lost / refused / duplicates", "{stored} / {lost} / {refused} / {duplicates}"),
     ("acked, republished, reconnects", "{acked}, {republished}, {reconnects}"),
     ("latency issued->acked p50 / p99 / max", "{p50_ms:.0f} / {p99_ms:.0f} / {max_ms:.0f} ms"),
     *(
@@ -711,6 +742,7 @@ ROWS: list[tuple[str, str]] = [
     ),
     *((f"CPU idle, cores: {group}", f"{{{group}_idle:.3f}}") for group in GROUPS[:3]),
     ("database growth per message", "{db_bytes_per_msg:.0f} bytes"),
+    ("broker memory (RSS, all nodes) at the end", "{broker_rss_mib:.0f} MiB"),
     ("machine busy (cores), load start->end",
      "{busy:.2f}/{cores}, {load_start:.1f}->{load_end:.1f}"),
 ]  # fmt: skip
@@ -727,12 +759,14 @@ def report(results: list[Figures]) -> None:
                 values[f"{g}_us"] = r.usage.per_message(g, r.stored)
                 values[f"{g}_above"] = r.usage.per_message(g, r.stored, r.idle)
                 values[f"{g}_idle"] = r.idle.cores(g)
-            cells.append(fmt.format(**values, lost=r.lost, cores=CORES, busy=r.usage.busy))
+            values.update(lost=r.lost, refused=r.refused, duplicates=r.duplicates)
+            cells.append(fmt.format(**values, cores=CORES, busy=r.usage.busy))
         print(f"{label:{width}s}" + "".join(f"{c:>32s}" for c in cells))
     for r in results:
         if r.event:
             print(f"{r.broker}: {r.event}")
-        print(f"{r.broker}: lost {r.lost}, rejected {r.rejected}")
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r.quarantined.items())) or "none"
+        print(f"{r.broker}: lost {r.lost}, refused {r.refused} (quarantined: {reasons})")
 
 
 def _interrupted(signum: int, _frame: object) -> None:

@@ -29,8 +29,8 @@ def test_twenty_agents_lose_nothing_and_the_figures_print() -> None:
     out = run.stdout
     assert "agents connected (time to connect)" in out
     assert re.search(r"^agents connected .* 20 \(", out, re.M), out
-    assert re.search(r"^stored / lost / rejected\s+90 / 0 / 0$", out, re.M), out
-    assert "mosquitto: lost 0, rejected 0" in out
+    assert re.search(r"^stored / lost / refused / duplicates\s+90 / 0 / 0 / 0$", out, re.M), out
+    assert "mosquitto: lost 0, refused 0 (quarantined: none)" in out
     latency = re.search(
         r"^latency issued->acked p50 / p99 / max\s+(\d+) / (\d+) / (\d+) ms$", out, re.M
     )
