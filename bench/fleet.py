@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import resource
 import signal
@@ -56,7 +57,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiomqtt
 from sqlalchemy import func, insert, select, text
@@ -620,6 +621,14 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+def _closed_socket_quiet(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """While thousands of connections close at once, paho may ask the loop to watch a socket
+    it has just closed (EBADF): nothing to report then; anything else still is."""
+    error = context.get("exception")
+    if not (isinstance(error, OSError) and error.errno == errno.EBADF):
+        loop.default_exception_handler(context)
+
+
 async def simulate(
     options: Options,
     sims: list[SimAgent],
@@ -651,6 +660,7 @@ async def simulate(
         grown = database_bytes(repo) - size_before
         rss = sum(rss_bytes(pid) for pid in target.pids()) / 2**20
     finally:
+        asyncio.get_running_loop().set_exception_handler(_closed_socket_quiet)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
