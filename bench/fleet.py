@@ -9,7 +9,9 @@ messages per second (round-robin over the agents) for ``--duration`` seconds, th
 last acknowledgements.
 
 Like a real agent, a simulated one keeps every message until the collector's ack names its seq,
-and republishes what is still unacknowledged, in seq order, after a reconnection. Measured:
+and republishes what is still unacknowledged, in seq order, after a reconnection and when an ack
+is ``--ack-timeout`` seconds late (the wait doubling per attempt). The ack's signature is not
+checked (a real agent checks it), to leave the CPU to the parts measured. Measured:
 
 - latency, issued (the message's ``issued_at``, just before signing) to acknowledged (the
   collector's ``Ack`` reached the agent). The collector acks after its commit, so this is
@@ -21,9 +23,12 @@ and republishes what is still unacknowledged, in seq order, after a reconnection
 - CPU microseconds per stored message of the broker processes, the collectors, the PostgreSQL
   server processes serving the collectors' connections (found by their application_name; the
   server's background writers are not counted) and this simulator, read from /proc/<pid>/stat
-  before, every second and after, with how busy the whole machine was and its load.
+  before, every second and after, with how busy the whole machine was and its load; the same
+  groups' CPU over ``--idle`` seconds after the last ack, every agent connected and silent;
+- the database's growth per stored message, and the broker's memory at the end.
 
-``--broker cluster`` runs the clustered broker of ``lab.cluster`` first and then a single
+``--broker cluster`` runs the 3-node NATS cluster of ``lab.cluster`` (docs/adr/0032; the
+collectors take ``[broker] kind = "nats"``) first and then a single
 Mosquitto with the same options, and prints both side by side; ``--kill-node-at S`` kills one
 broker node ``S`` seconds into the run (with a single Mosquitto: SIGKILL and a restart on the
 same port after ``--outage`` seconds, its persistence as last saved).
@@ -822,6 +827,8 @@ def parse(argv: Sequence[str] | None = None) -> tuple[str, Options]:
     args = parser.parse_args(argv)
     if args.agents < 1 or args.rate <= 0 or args.duration <= 0 or args.cameras < 0:
         parser.error("--agents, --rate and --duration must be positive")
+    if args.idle < 1:
+        parser.error("--idle is at least 1 second")
     if not 0.0 <= args.report_share <= 1.0:
         parser.error("--report-share is between 0 and 1")
     return args.broker, Options(
