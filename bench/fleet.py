@@ -175,7 +175,7 @@ class Cluster:
         urls = self._cluster.urls
         ordered = urls[index % len(urls) :] + urls[: index % len(urls)]
         listed = ", ".join(f'"{u}"' for u in ordered)
-        return f'[broker]\nkind = "nats"\nurls = [{listed}]\n[mqtt]\nclient_id = "{name}"\n'
+        return f'[broker]\nkind = "nats"\nservers = [{listed}]\n[mqtt]\nclient_id = "{name}"\n'
 
     def pids(self) -> list[int]:
         return [n.proc.pid for n in self._cluster.nodes if n.proc is not None]
