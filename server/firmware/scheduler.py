@@ -30,7 +30,8 @@ from server.storage import Connection, Repository, campaigns, commands, read_the
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
+# (topic, payload), QoS 1; OSError when the broker did not take it (the command stays queued)
+Publish = Callable[[str, bytes], object]
 
 
 class Scheduler:
@@ -176,7 +177,11 @@ class Scheduler:
                         camera_id=r.camera_id,
                         params=r.params,
                     )
-                    self._publish(topic(r.site, r.agent_id, "cmd"), signed(command, self._key))
+                    try:
+                        self._publish(topic(r.site, r.agent_id, "cmd"), signed(command, self._key))
+                    except OSError as exc:  # the broker did not take it: queued for next tick
+                        log.warning("command %s not published: %s", r.command_id, exc)
+                        break
                     status, sent = "sent", sent + 1
                 commands.set_status(conn, r.command_id, status, now)
         if sent:

@@ -104,11 +104,15 @@ def image(conn: Connection, image_id: int) -> Row[Any]:
 
 
 def queued(conn: Connection) -> Sequence[Row[Any]]:
-    """The commands waiting to be published, oldest first."""
+    """The commands waiting to be published, oldest first, claimed for this transaction:
+    on PostgreSQL their rows stay locked until it ends and rows another collector claimed are
+    skipped (``FOR UPDATE SKIP LOCKED``), so each command is published by one collector. On
+    SQLite the transaction holds the database's write lock (``read_then_write``)."""
     return conn.execute(
         select(CommandRecord.__table__)
         .where(CommandRecord.status == "queued")
         .order_by(CommandRecord.issued_at)
+        .with_for_update(skip_locked=True)
     ).all()
 
 
