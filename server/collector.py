@@ -73,6 +73,7 @@ def run(config: ServerConfig) -> int:
         subscriber.publish,
         clock=utc_now,
         interval_s=config.firmware.scheduler_interval_s,
+        resend_after_s=config.firmware.resend_after_s,
     )
     stop = threading.Event()
     jobs = background_jobs(config, repo)

@@ -214,6 +214,10 @@ class FirmwareConfig(_Section, frozen=True, kw_only=True):
     root_expiry_s: Positive = 365 * 24 * 3600
     command_ttl_s: Positive = 2 * 3600
     scheduler_interval_s: Seconds = 2.0
+    # a sent command the agent has not answered is published again after this long (the agent
+    # refuses a command it has seen without answering): a broker that lost it, or an agent
+    # that was away from a broker that keeps no session for it (docs/adr/0032)
+    resend_after_s: Seconds = 120.0
 
 
 class PkiConfig(_Section, frozen=True, kw_only=True):

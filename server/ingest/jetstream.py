@@ -10,11 +10,14 @@ quarantined) is committed. A collector that dies mid-batch leaves its messages u
 and the cluster gives them to another after ``ack_wait_s``: the replay rule turns such a
 redelivery into a harmless duplicate, acknowledged again.
 
-Acks and commands go to an agent as a JetStream publish on ``$MQTT.msgs.<subject of its cmd
-topic>``, the stream the MQTT listener keeps QoS 1 messages in: the agent's persistent session
-gets them at QoS 1 even if it is away when they are sent, and the PubAck says a quorum stored
-them. ``publish`` (commands from the scheduler) waits for that PubAck and raises otherwise, so an
-unsent command stays queued; acks are sent without waiting (a lost ack costs a republish).
+Acks and commands go to an agent as a plain NATS publish on the subject of its ``cmd`` topic:
+the node the agent is connected to hands it over (as MQTT QoS 0), and nothing is kept for an
+agent that is away. Delivery does not rest on the broker: a report not acknowledged is
+published again by the agent, and a command not answered is published again by the scheduler
+(``[firmware] resend_after_s``; the agent refuses, silently, a command it has already seen).
+(Handing them to the MQTT listener's QoS 1 stream, ``$MQTT.msgs.<subject>``, was tried: on
+nats-server 2.9.10 a 3-node cluster delivered nothing from it to sessions whose consumer leader
+sat on another node than the client, in about half of the runs; docs/adr/0032.)
 
 One thread runs an asyncio loop: fetch a batch, verify it (the verify threads), commit it (a
 worker thread, retrying while the database is down: ``batches.Committer``), acknowledge it,
@@ -50,8 +53,6 @@ from server.storage.records import Incoming
 
 log = logging.getLogger(__name__)
 
-# where the NATS MQTT listener keeps QoS 1 messages for its sessions (stream $MQTT_msgs)
-MQTT_MESSAGES: Final = "$MQTT.msgs."
 PUBLISH_TIMEOUT_S: Final = 10.0
 _RETRY_S: Final = 1.0
 _API_TIMEOUT_S: Final = 10.0
@@ -132,7 +133,6 @@ class NatsSubscriber:
         )
         self._main: Future[None] | None = None
         self._nc: Client | None = None
-        self._js: JetStreamContext | None = None
         self._pending: set[asyncio.Task[None]] = set()  # acks on their way
         self._acks = AckSender(command_key, self._send_ack, utc_now)
 
@@ -146,8 +146,8 @@ class NatsSubscriber:
         return self._committer.stalled()
 
     def publish(self, name: str, payload: bytes) -> None:
-        """Publish on an agent's MQTT topic ``name`` (its ``cmd``) and wait until the cluster
-        stored it for the agent's session; raises ``OSError`` if it did not in time."""
+        """Publish on an agent's MQTT topic ``name`` (its ``cmd``) and wait until the node has
+        it; raises ``OSError`` when not connected or the node did not answer in time."""
         future = self._submit(self._publish(name, payload))
         try:
             future.result(PUBLISH_TIMEOUT_S + 1.0)
@@ -183,9 +183,10 @@ class NatsSubscriber:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     async def _publish(self, name: str, payload: bytes) -> None:
-        if self._js is None:
+        if self._nc is None or not self._nc.is_connected:
             raise nats.errors.ConnectionClosedError
-        await self._js.publish(MQTT_MESSAGES + subject(name), payload, timeout=PUBLISH_TIMEOUT_S)
+        await self._nc.publish(subject(name), payload)
+        await self._nc.flush(timeout=int(PUBLISH_TIMEOUT_S))
 
     def _send_ack(self, name: str, payload: bytes) -> None:
         task = self._loop.create_task(self._ack(name, payload))
@@ -247,20 +248,19 @@ class NatsSubscriber:
             except (nats.errors.Error, TimeoutError) as exc:
                 if self._stop.is_set():
                     raise
-                log.warning("JetStream not ready for the collector (%r); retrying", exc)
+                log.warning("JetStream not ready for the collector (%s); retrying", exc)
                 await asyncio.sleep(_RETRY_S)
 
     async def _run(self) -> None:
         try:
             self._nc = await self._connect()
-            self._js = self._nc.jetstream(timeout=_API_TIMEOUT_S)
-            pull = await self._bind(self._js)
+            pull = await self._bind(self._nc.jetstream(timeout=_API_TIMEOUT_S))
             self.connected.set()
             log.info(
                 "reading stream %s as %s on NATS %s",
                 self._config.stream,
                 self._config.consumer,
-                self._nc.connected_url,
+                self._nc.connected_url.netloc if self._nc.connected_url else "",
             )
             while not self._stop.is_set():
                 await self._batch(pull)
