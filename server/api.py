@@ -243,7 +243,7 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> Response:
-        problem = health()  # None, "mqtt disconnected" or "ingest stalled"
+        problem = health()  # None, "mqtt disconnected", "nats disconnected" or "ingest stalled"
         return Response(
             json.dumps({"status": problem or "ok"}),
             status_code=200 if problem is None else 503,
