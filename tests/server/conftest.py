@@ -36,13 +36,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     if not PG_URL:
         pytest.skip("CAMWARDEN_TEST_PG is not set (make test exports it)")
+    with pg_schema() as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """A throwaway schema in CAMWARDEN_TEST_PG: the URL that works in it, and its name."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in PG_URL else "?"
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}", schema
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
