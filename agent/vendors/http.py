@@ -96,8 +96,9 @@ _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _POOL: Final = 2  # connections per adapter session
 _KEEPALIVE_S: Final = 5.0
 JSON_TYPES: Final = frozenset({"application/json"})
-# Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only).
-SECRET_QUERY_KEYS: Final = frozenset({"pwd", "pwdOld"})
+# Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only):
+# account passwords, and Dahua's SNMP read community (a remediation sets it).
+SECRET_QUERY_KEYS: Final = frozenset({"pwd", "pwdOld", "SNMP.GetCommunity"})
 NO_AUTH: Final[Sequence[ClientMiddlewareType]] = ()  # for pre-auth endpoints: sent as it is
 
 
@@ -463,9 +464,12 @@ class HttpAdapter(Adapter):
         self, path: str, params: Mapping[str, str], accept: Collection[str]
     ) -> None:
         """A CGI write carrying ``key=value`` pairs in the query after ``path`` (Dahua
-        configManager setConfig, Axis param.cgi update); anything but "OK" is a refusal."""
-        query = "&".join(f"{quote(k, safe='.[]')}={quote(v, safe='')}" for k, v in params.items())
-        reply = await self.get(f"{path}&{query}", accept)
+        configManager setConfig, Axis param.cgi update); anything but "OK" is a refusal.
+        Pairs of ``SECRET_QUERY_KEYS`` go last, as ``secret_params`` (never in an error)."""
+        shown = {k: v for k, v in params.items() if k not in SECRET_QUERY_KEYS}
+        secret = {k: v for k, v in params.items() if k in SECRET_QUERY_KEYS}
+        query = "&".join(f"{quote(k, safe='.[]')}={quote(v, safe='')}" for k, v in shown.items())
+        reply = await self.get(f"{path}&{query}" if query else path, accept, secret_params=secret)
         if reply.body.strip() != b"OK":
             raise BadResponse(f"{self.vendor}: {path} did not answer OK")
 

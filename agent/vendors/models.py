@@ -102,6 +102,8 @@ class ServiceState:
     snmp: bool | None = None
     ftp: bool | None = None
     discoverable: bool | None = None  # answers WS-Discovery probes (SVC-08)
+    # the v1/v2c read community: read for a remediation's snapshot only, never in evidence
+    snmp_community: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +155,12 @@ class Setting(enum.Enum):
     NTP = "ntp"  # True: the clock follows NTP; False: set by hand
     NTP_SERVER = "ntp_server"  # the first NTP server (host name or address)
     DISCOVERABLE = "discoverable"  # answers WS-Discovery probes (SVC-08)
+    SNMP = "snmp"  # the SNMP v1/v2c agent runs (COM-05)
+    SNMP_COMMUNITY = "snmp_community"  # its read community (a secret: never in a result)
 
 
 SettingValue = bool | str
-TEXT_SETTINGS: frozenset[Setting] = frozenset({Setting.NTP_SERVER})
+TEXT_SETTINGS: frozenset[Setting] = frozenset({Setting.NTP_SERVER, Setting.SNMP_COMMUNITY})
 MAX_SETTING_TEXT = 255  # longest text value written (a host name)
 
 
@@ -179,6 +183,8 @@ class SettingValues:
                     Setting.P2P: services.p2p,
                     Setting.DDNS: services.ddns,
                     Setting.DISCOVERABLE: services.discoverable,
+                    Setting.SNMP: services.snmp,
+                    Setting.SNMP_COMMUNITY: services.snmp_community,
                 }
             )
         if time is not None:

@@ -286,3 +286,28 @@ async def test_a_restart_in_the_middle_of_a_change_rolls_back(
     assert w.trail(command.command_id)[-2:] == ["rolling_back", "failed:rolled_back"]
     assert await banner_of(w, "telnet")
     assert list(ex.journal.pending()) == []
+
+
+@pytest.mark.parametrize("persona", ["hikvision", "dahua"])
+async def test_the_snmp_community_changes_and_stays_secret(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path, persona: str
+) -> None:
+    """COM-05: the well-known community replaced (ISAPI SNMPv2c, Dahua's SNMP table); the new
+    one is in no result, only the old one in the sealed snapshot; then SNMP off altogether."""
+    config = lab(persona).replace("ddns = true", "ddns = true\nsnmp_public = true")
+    w = await world(lab_fleet, collector_tuf, tmp_path, config)
+    community = "Str0ng-Comm.1"
+    org, params = remediate({"snmp_community": community})
+    command = w.command(SETTINGS_APPLY, params=params)
+    ex = w.executor()
+    assert await ex.submit(w.sign(command)) == "succeeded"
+    details = final(w).details
+    assert details["outcome.snmp_community"] == "applied"
+    assert details["reaudit.pass"] == "COM-05"
+    assert opened(org, details["sealed"])["settings"] == {"snmp_community": "public"}
+    assert w.node.camera.settings["snmp_community"] == community
+    assert not [r for r in w.results() if community in json.dumps(r.details)]
+    _org, params = remediate({"snmp": False})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "succeeded"
+    assert (w.node.camera.settings["snmp"], final(w).details["reaudit.pass"]) == (False, "COM-05")
