@@ -15,7 +15,7 @@ from joserfc import jwe
 from joserfc.jwk import OKPKey
 
 from agent.commands.journal import Entry
-from agent.config import NetworkConfig
+from agent.config import NetworkConfig, RotationConfig
 from lab.settings import SettingValue
 from lab.testing import LabFactory
 from protocol.commands import (
@@ -311,3 +311,28 @@ async def test_the_snmp_community_changes_and_stays_secret(
     command = w.command(SETTINGS_APPLY, params=params)
     assert await ex.submit(w.sign(command)) == "succeeded"
     assert (w.node.camera.settings["snmp"], final(w).details["reaudit.pass"]) == (False, "COM-05")
+
+
+async def test_a_snapshot_is_sealed_only_to_the_organisations_key(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """``[rotation] escrow_kid`` pins the organisation's key for remediation too: another key,
+    or a JWK that is not the one named, is refused before the camera is asked anything."""
+    fleet = await lab_fleet(lab("dahua"))
+    pinned = OKPKey.generate_key("X25519").thumbprint()
+    w = World.make(
+        tmp_path,
+        collector_tuf.state,
+        collector_tuf.base_url,
+        fleet["cam"],
+        rotation=RotationConfig(escrow_kid=pinned),
+    )
+    ex = w.executor()
+    _org, params = remediate({"ssh": False})
+    foreign = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(foreign)) == "rejected:escrow_key_not_pinned"
+    params["escrow_kid"] = pinned
+    mismatch = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(mismatch)) == "rejected:escrow_key_mismatch"
+    assert w.log == []
+    assert w.node.camera.settings["ssh"] is True
