@@ -161,6 +161,7 @@ class Camera:
             "discoverable": spec.discoverable,
             "snmp": spec.snmp_public,  # the v1/v2c agent, answering its read community
             "snmp_community": "public",
+            "time_zone": "UTC",  # an IANA name, as AXIS OS keeps it
         }
         self.write_faults: WriteFaults = spec.write_faults
         self.channels: tuple[Channel, ...] = ()  # a recorder's seated cameras (set by the fleet)
@@ -360,6 +361,7 @@ class Camera:
             "time_mode": "NTP" if settings["ntp"] else "manual",
             "ntp_server": settings["ntp_server"],
             "snmp_community": settings["snmp_community"],
+            "time_zone": settings["time_zone"],
             "activated": Flag(not spec.not_activated),
             "lockout": Flag(lock is not None),
             "lock_threshold": lock.threshold if lock else 0,

@@ -1,5 +1,5 @@
 """The settings a camera lets a client change (services, cloud, time, SNMP v1/v2c and its
-read community), and how it misbehaves.
+read community, the time zone), and how it misbehaves.
 
 A persona's ``set_settings`` routes (``lab.persona``) map each setting to where the request
 carries it; the camera keeps the values (``Camera.settings``) across reboots and every read
@@ -43,6 +43,7 @@ SettingName = Literal[
     "discoverable",
     "snmp",
     "snmp_community",
+    "time_zone",
 ]
 SettingValue = bool | str
 SETTING_NAMES: Final[tuple[SettingName, ...]] = get_args(SettingName)

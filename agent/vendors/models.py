@@ -135,6 +135,7 @@ class TimeInfo:
     camera_utc: datetime | None = None
     ntp: bool | None = None  # True: NTP, False: set manually
     ntp_servers: tuple[str, ...] = ()
+    zone: str | None = None  # the camera's time zone (IANA name) when its API tells
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +158,13 @@ class Setting(enum.Enum):
     DISCOVERABLE = "discoverable"  # answers WS-Discovery probes (SVC-08)
     SNMP = "snmp"  # the SNMP v1/v2c agent runs (COM-05)
     SNMP_COMMUNITY = "snmp_community"  # its read community (a secret: never in a result)
+    TIME_ZONE = "time_zone"  # an IANA name (LOG-01: local times in the right zone)
 
 
 SettingValue = bool | str
-TEXT_SETTINGS: frozenset[Setting] = frozenset({Setting.NTP_SERVER, Setting.SNMP_COMMUNITY})
+TEXT_SETTINGS: frozenset[Setting] = frozenset(
+    {Setting.NTP_SERVER, Setting.SNMP_COMMUNITY, Setting.TIME_ZONE}
+)
 MAX_SETTING_TEXT = 255  # longest text value written (a host name)
 
 
@@ -190,6 +194,7 @@ class SettingValues:
         if time is not None:
             found[Setting.NTP] = time.ntp
             found[Setting.NTP_SERVER] = time.ntp_servers[0] if time.ntp_servers else None
+            found[Setting.TIME_ZONE] = time.zone
         return cls({k: v for k, v in found.items() if v is not None})
 
 

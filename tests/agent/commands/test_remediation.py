@@ -51,7 +51,8 @@ VENDOR_FIXES: dict[str, dict[str, SettingValue]] = {
 FIXES: dict[str, dict[str, SettingValue]] = {
     "hikvision": VENDOR_FIXES["hikvision"] | {"ntp_server": NTP, "ddns": False},
     "dahua": VENDOR_FIXES["dahua"] | {"ntp_server": NTP, "discoverable": False},
-    "axis": VENDOR_FIXES["axis"] | {"ntp_server": NTP, "discoverable": False},
+    "axis": VENDOR_FIXES["axis"]
+    | {"ntp_server": NTP, "time_zone": "Asia/Ho_Chi_Minh", "discoverable": False},
     "onvif-generic": {"discoverable": False, "ddns": False},
 }
 

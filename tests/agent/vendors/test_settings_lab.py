@@ -48,7 +48,13 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.SNMP: False,
         Setting.SNMP_COMMUNITY: "public",
     },
-    "axis": {Setting.SSH: True, Setting.UPNP: True, Setting.P2P: True, Setting.NTP: False},
+    "axis": {
+        Setting.SSH: True,
+        Setting.UPNP: True,
+        Setting.P2P: True,
+        Setting.NTP: False,
+        Setting.TIME_ZONE: "UTC",
+    },
 }
 FIX: dict[Setting, SettingValue] = {
     Setting.SSH: False,
