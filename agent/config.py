@@ -151,8 +151,9 @@ class FirmwareConfig(_Section, frozen=True, kw_only=True):
 class RotationConfig(_Section, frozen=True, kw_only=True):
     """``[rotation]``: camera password rotation (see agent.commands.password_rotate)."""
 
-    # RFC 7638 thumbprint of the organisation's X25519 escrow key: a password.rotate command
-    # sealing to any other key is refused. Unset: any key whose thumbprint is escrow_kid.
+    # RFC 7638 thumbprint of the organisation's X25519 escrow key: a password.rotate or
+    # settings.apply command sealing to any other key is refused. Unset: any key whose
+    # thumbprint is escrow_kid.
     escrow_kid: str | None = None
     escrow_jwk_file: str | None = None  # the organisation's public escrow JWK (scheduled runs)
     interval_days: Annotated[float, msgspec.Meta(gt=0)] | None = None  # scheduled; off if unset
