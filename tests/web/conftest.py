@@ -180,6 +180,7 @@ def copy_rows(repo: Repository, template: Template) -> None:
     try:
         cur = raw.cursor()
         if template.sqlite_file is not None:
+            enforced = cur.execute("PRAGMA foreign_keys").fetchone()[0]
             cur.execute("PRAGMA foreign_keys=OFF")  # outside a transaction, or it is ignored
             cur.execute("ATTACH DATABASE ? AS tpl", (str(template.sqlite_file),))
             cur.execute("BEGIN")
@@ -205,7 +206,7 @@ def copy_rows(repo: Repository, template: Template) -> None:
         raw.commit()
         if template.sqlite_file is not None:
             cur.execute("DETACH DATABASE tpl")
-            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA foreign_keys={int(enforced)}")
     finally:
         raw.close()
 
