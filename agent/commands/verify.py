@@ -13,7 +13,16 @@ from typing import TypeVar
 from joserfc.jwk import OKPKey
 
 from agent.commands.errors import CommandRefused
-from protocol.commands import CMD_TYP, PARAMS, BadParams, FirmwareParams, Params, RotateParams
+from protocol.commands import (
+    CAMERALESS,
+    CMD_TYP,
+    PARAMS,
+    BadParams,
+    FirmwareParams,
+    Params,
+    RotateParams,
+    SurveyParams,
+)
 from protocol.envelope import DEFAULT_MAX_BYTES, verify
 from protocol.errors import ProtocolError, UnknownKey
 from protocol.messages import Command, decode_collector_message
@@ -21,8 +30,10 @@ from protocol.messages import Command, decode_collector_message
 __all__ = [
     "FirmwareParams",
     "RotateParams",
+    "SurveyParams",
     "firmware_params",
     "rotate_params",
+    "survey_params",
     "verify_command",
 ]
 
@@ -69,7 +80,10 @@ def verify_command(
     action = PARAMS.get(message.action)
     if action is None:
         raise CommandRefused("unknown_action", f"action {message.action!r} is not supported")
-    if message.camera_id is None or message.camera_id not in cameras:
+    if message.action in CAMERALESS:
+        if message.camera_id is not None:
+            raise CommandRefused("bad_params", f"{message.action} names no camera")
+    elif message.camera_id is None or message.camera_id not in cameras:
         raise CommandRefused("unknown_camera", f"camera {message.camera_id!r} is not ours")
     _params(action.parse, message.params)
     return message
@@ -88,3 +102,7 @@ def firmware_params(params: Params) -> FirmwareParams:
 
 def rotate_params(params: Params) -> RotateParams:
     return _params(RotateParams.parse, params)
+
+
+def survey_params(params: Params) -> SurveyParams:
+    return _params(SurveyParams.parse, params)

@@ -18,13 +18,22 @@ from datetime import datetime
 import msgspec
 
 from agent import scope
+from agent.advisories.feed import AdvisoryFeed
+from agent.config import SurveyConfig
 from agent.survey.probe import Facts, Plan, judge_firmware, probe_host
 from agent.survey.rate import Rate
 from protocol.messages import SurveyHost, SurveySummary
 from protocol.rules import utc_now
-from protocol.survey import PART_MAX_BYTES, PART_MAX_HOSTS, Address, Network, Scope
+from protocol.survey import (
+    PART_MAX_BYTES,
+    PART_MAX_HOSTS,
+    Address,
+    Network,
+    Scope,
+    SurveyParams,
+)
 
-__all__ = ["OutsideScope", "Shard", "parts", "sweep"]
+__all__ = ["OutsideScope", "Shard", "parts", "probe_in_scope", "run_shard", "sweep"]
 
 log = logging.getLogger(__name__)
 _PART_OVERHEAD = 4096  # the message's own fields and the summary, encoded, at most
@@ -161,6 +170,40 @@ async def sweep(
         "" if complete else f", stopped: {reason}",
     )
     return shard
+
+
+async def run_shard(
+    params: SurveyParams,
+    settings: SurveyConfig,
+    *,
+    offset: int = 0,
+    feed: AdvisoryFeed | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> Shard:
+    """The shard ``params`` name, with this agent's limits: the rates lowered to its caps, its
+    own opt-outs added to the command's."""
+    plan = Plan(
+        ports=params.ports,
+        udp_ports=params.udp_ports,
+        offset=offset,
+        timeout_s=min(settings.connect_timeout_s, params.host_deadline_s),
+        max_bytes=settings.max_answer_bytes,
+        feed=feed,
+        udp_window_s=settings.udp_window_s,
+    )
+    return await sweep(
+        params.prefixes,
+        exclude=params.exclude,
+        opt_out=params.opt_out + settings.opted_out(),
+        plan=plan,
+        rate=Rate.of(
+            min(params.rate_pps, settings.max_rate_pps), min(params.rate_cps, settings.max_rate_cps)
+        ),
+        host_deadline_s=params.host_deadline_s,
+        deadline_s=params.deadline_s,
+        concurrency=settings.concurrency,
+        clock=clock,
+    )
 
 
 def parts(hosts: tuple[SurveyHost, ...]) -> Iterator[list[SurveyHost]]:
