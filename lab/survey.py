@@ -8,11 +8,11 @@ lo``) and is reached from an *agent* namespace over a veth pair, through which t
 every packet, in the range or not, has to pass::
 
     <id>-agent  eth0 10.76.0.2/30, default route via 10.76.0.1   (the survey, nmap run here)
-    <id>-range  eth0 10.76.0.1/30, local PREFIX on lo, forwarding off
+    <id>-range  eth0 10.76.0.1/30, local PREFIX on lo, forwarding off, nftables counters
 
 A packet the agent sends to an address outside the prefix reaches the range namespace and is
-counted there by the kernel (``Ip: InAddrErrors``, ``outside_packets``); a dropping host is a
-``blackhole`` rule for its address (its SYNs vanish). In loopback mode a dropping host accepts
+counted (and dropped) there by an nftables counter (``outside_packets``); a dropping host is an
+nftables ``drop`` for its address (its SYNs vanish). In loopback mode a dropping host accepts
 and never answers, and *sentinel* hosts serve just outside the prefix and on the excluded and
 opted-out addresses: their log must stay empty.
 
@@ -34,6 +34,7 @@ import secrets
 import socket
 import ssl
 import struct
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ LOGIN_PORTS: Final = frozenset({23, 8000, 37777})  # any byte sent there could b
 HIK_FIRMWARE: Final = "V5.4.5 build 170123"  # built before June 2021: CVE-2021-36260 (KEV)
 HIK_MODEL: Final = "DS-2CD2042WD-I"
 SNAPSHOT: Final = (Path(__file__).with_name("snapshot.jpg")).read_bytes()
+NFT_TABLE: Final = "survey_lab"
 AGENT_LINK: Final = ("10.76.0.2", "10.76.0.1")  # netns mode: agent and range ends of the veth
 MAX_REQUEST: Final = 64 * 1024
 HOLD_S: Final = 30.0  # how long a silent or dropping service keeps a connection
@@ -319,11 +321,13 @@ class SurveyLab:
             "link set eth0 up",
             f"route add local {self.network} dev lo",
         ]
-        drops = [h.address for h in self.hosts if h.kind == "dropping"]
-        # the local table is looked up first (rule 0): move it behind the blackhole rules
-        batch += [f"rule add to {a}/32 blackhole pref 10" for a in drops]
-        batch += ["rule add pref 100 lookup local", "rule del pref 0"]
         netns._ip("-n", self.range_namespace, batch=batch)
+        done = subprocess.run(  # noqa: S603  # fixed program, rules built here
+            netns.netns_argv(self.range_namespace, ["nft", "-f", "-"]),
+            input=self._rules(), capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise netns.NetnsError(f"nft: {done.stderr.strip()}")
         netns._ip(
             "-n", self.agent_namespace,
             batch=[
@@ -332,14 +336,38 @@ class SurveyLab:
             ],
         )  # fmt: skip
 
+    def _rules(self) -> str:
+        """The range's nftables: count (and drop) every packet for an address outside the
+        prefix (multicast and broadcast aside: the agent's own kernel sends those), drop every
+        packet for a dropping host."""
+        drops = ", ".join(h.address for h in self.hosts if h.kind == "dropping")
+        return "\n".join(
+            [
+                f"table inet {NFT_TABLE} {{",
+                "  counter outside { }",
+                "  chain pre {",
+                "    type filter hook prerouting priority raw; policy accept;",
+                f"    meta nfproto ipv4 ip daddr != {{ {self.network}, 224.0.0.0/4,"
+                " 255.255.255.255 } counter name outside drop",
+                "    meta nfproto ipv6 ip6 daddr != { fe80::/10, ff00::/8 }"
+                " counter name outside drop",
+                f"    ip daddr {{ {drops} }} drop" if drops else "",
+                "  }",
+                "}",
+                "",
+            ]
+        )
+
     def outside_packets(self) -> int:
-        """Netns mode: packets the range namespace received for an address it does not hold
-        (the agent sent them outside the prefix; the kernel's ``InAddrErrors``)."""
-        done = netns.run_in(self.range_namespace, ["cat", "/proc/net/snmp"])
-        header, values = [
-            line.split() for line in done.stdout.splitlines() if line.startswith("Ip:")
-        ][:2]
-        return int(values[header.index("InAddrErrors")])
+        """Netns mode: packets the agent sent to an address outside the prefix (the range's
+        ``outside`` counter: they all pass the range namespace, the agent's only way out)."""
+        done = netns.run_in(
+            self.range_namespace, ["nft", "-j", "list", "counter", "inet", NFT_TABLE, "outside"]
+        )
+        for item in json.loads(done.stdout)["nftables"]:
+            if "counter" in item:
+                return int(item["counter"]["packets"])
+        raise netns.NetnsError(f"no outside counter: {done.stderr.strip()}")
 
     def _handler(
         self, host: HostSpec, port: int

@@ -44,6 +44,7 @@ __all__ = [
     "PART_MAX_HOSTS",
     "SURVEY",
     "UDP_PORTS",
+    "Address",
     "Network",
     "Scope",
     "SurveyParams",
@@ -172,7 +173,7 @@ class SurveyParams:
     opt_out: tuple[Network, ...] = ()
     rate_pps: int = 200
     rate_cps: int = 50
-    host_deadline_s: int = 10
+    host_deadline_s: int = 30
     deadline_s: int = 3600
 
     def __post_init__(self) -> None:
@@ -229,7 +230,7 @@ class SurveyParams:
             opt_out=parse_networks(_get_text(params, "opt_out", ""), "opt_out"),
             rate_pps=_get_int(params, "rate_pps", 1, 10000, 200),
             rate_cps=_get_int(params, "rate_cps", 1, 2000, 50),
-            host_deadline_s=_get_int(params, "host_deadline_s", 1, 120, 10),
+            host_deadline_s=_get_int(params, "host_deadline_s", 1, 120, 30),
             deadline_s=_get_int(params, "deadline_s", 10, 86400, 3600),
         )
 

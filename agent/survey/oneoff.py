@@ -65,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opt-out-file", type=Path, help="opted-out addresses or prefixes, one a line")
     p.add_argument("--rate-pps", type=int, default=200, help="packets per second, at most")
     p.add_argument("--rate-cps", type=int, default=50, help="new connections per second, at most")
-    p.add_argument("--host-deadline-s", type=int, default=10, help="time one host may take")
+    p.add_argument("--host-deadline-s", type=int, default=30, help="time one host may take")
     p.add_argument("--deadline-s", type=int, default=3600, help="time the whole survey may take")
     p.add_argument("--port-offset", type=int, default=0, help="labs: every port shifted by this")
     p.add_argument("--survey-id", default="local", help="a name for the result file")

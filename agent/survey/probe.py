@@ -119,7 +119,7 @@ class Facts:
     exposures: dict[tuple[str, int | None], dict[str, EvidenceValue]] = field(default_factory=dict)
 
     def expose(self, code: str, port: int | None, /, **evidence: EvidenceValue) -> None:
-        self.exposures.setdefault((code, port), evidence)
+        self.exposures.setdefault((code, port), {}).update(evidence)
 
     def learn(self, source: str, vendor: str | None = None, **more: str | None) -> None:
         if vendor and not self.vendor:
@@ -346,8 +346,8 @@ async def _telnet(facts: Facts, plan: Plan, rate: Rate) -> None:
             facts.address, TELNET_PORT + plan.offset, timeout_s=plan.timeout_s, max_bytes=1024
         )
     )
-    text = banner.text if isinstance(banner, banners.Banner) else ""
-    facts.expose("survey.telnet_open", TELNET_PORT, banner=text)
+    if isinstance(banner, banners.Banner):
+        facts.expose("survey.telnet_open", TELNET_PORT, banner=banner.text)
 
 
 def judge_firmware(facts: Facts, feed: AdvisoryFeed | None) -> None:
@@ -368,27 +368,37 @@ def judge_firmware(facts: Facts, feed: AdvisoryFeed | None) -> None:
             )  # fmt: skip
 
 
+async def _web(facts: Facts, plan: Plan, rate: Rate) -> None:
+    web_ports = [p for p in WEB_PORTS if p in facts.open]
+    await asyncio.gather(*(_landing(facts, plan, rate, port) for port in web_ports))
+    if SDK_PORT in facts.open and SDK_PORT not in facts.web:  # open, and no web server
+        facts.expose("survey.sdk_port_open", SDK_PORT, port=SDK_PORT)
+    answering = [p for p in web_ports if p in facts.web]
+    if not answering:
+        return
+    await _onvif(facts, plan, rate, answering[0])
+    for port in (p for p in answering if p in TLS_PORTS):
+        await _certificate(facts, plan, rate, port)
+    if facts.vendor or facts.onvif or RTSP_PORT in facts.open:
+        await _snapshot(facts, plan, rate, answering[0])
+
+
 async def probe_host(address: str, plan: Plan, rate: Rate, facts: Facts | None = None) -> Facts:
     """Probe ``address``; fills and returns ``facts`` (give one to keep what was learnt when the
     caller's deadline cancels the probes)."""
     facts = facts or Facts(address)
     await asyncio.gather(_connect_scan(facts, plan, rate), _upnp(facts, plan, rate))
-    web_ports = [p for p in WEB_PORTS if p in facts.open]
-    for port in web_ports:
-        await _landing(facts, plan, rate, port)
-    answering = [p for p in web_ports if p in facts.web]
-    if answering:
-        await _onvif(facts, plan, rate, answering[0])
-    for port in (p for p in answering if p in TLS_PORTS):
-        await _certificate(facts, plan, rate, port)
-    if RTSP_PORT in facts.open:
-        await _stream(facts, plan, rate)
-    if answering and (facts.vendor or facts.onvif or RTSP_PORT in facts.open):
-        await _snapshot(facts, plan, rate, answering[0])
+    # what the open ports alone show, before any slower probe
     if TELNET_PORT in facts.open:
-        await _telnet(facts, plan, rate)
-    if SDK_PORT in facts.open and SDK_PORT not in facts.web:
-        facts.expose("survey.sdk_port_open", SDK_PORT, port=SDK_PORT)
+        facts.expose("survey.telnet_open", TELNET_PORT, banner="")
     if DVRIP_PORT in facts.open:
         facts.expose("survey.dvrip_port_open", DVRIP_PORT, port=DVRIP_PORT)
+    # three chains at once: one slow service (a silent SDK port asked for a web page, a
+    # tarpit) does not hold up the others within the host's deadline
+    steps = [_web(facts, plan, rate)]
+    if RTSP_PORT in facts.open:
+        steps.append(_stream(facts, plan, rate))
+    if TELNET_PORT in facts.open:
+        steps.append(_telnet(facts, plan, rate))
+    await asyncio.gather(*steps)
     return facts
