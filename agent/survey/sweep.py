@@ -36,6 +36,9 @@ from protocol.survey import (
 __all__ = ["OutsideScope", "Shard", "parts", "probe_in_scope", "run_shard", "sweep"]
 
 log = logging.getLogger(__name__)
+# one host in flight per 4 connections per second of the rate: a host makes about 14
+# connections, so each waits about 3.5 s for the pacer, well inside its deadline
+CPS_PER_HOST = 4
 _PART_OVERHEAD = 4096  # the message's own fields and the summary, encoded, at most
 
 
@@ -181,7 +184,9 @@ async def run_shard(
     clock: Callable[[], datetime] = utc_now,
 ) -> Shard:
     """The shard ``params`` name, with this agent's limits: the rates lowered to its caps, its
-    own opt-outs added to the command's."""
+    own opt-outs added to the command's. Hosts in flight are bounded by the connection rate
+    too (``CPS_PER_HOST``): more hosts than the rate serves in a few seconds would only wait
+    for the pacer inside their own deadlines."""
     plan = Plan(
         ports=params.ports,
         udp_ports=params.udp_ports,
@@ -191,17 +196,16 @@ async def run_shard(
         feed=feed,
         udp_window_s=settings.udp_window_s,
     )
+    cps = min(params.rate_cps, settings.max_rate_cps)
     return await sweep(
         params.prefixes,
         exclude=params.exclude,
         opt_out=params.opt_out + settings.opted_out(),
         plan=plan,
-        rate=Rate.of(
-            min(params.rate_pps, settings.max_rate_pps), min(params.rate_cps, settings.max_rate_cps)
-        ),
+        rate=Rate.of(min(params.rate_pps, settings.max_rate_pps), cps),
         host_deadline_s=params.host_deadline_s,
         deadline_s=params.deadline_s,
-        concurrency=settings.concurrency,
+        concurrency=min(settings.concurrency, max(4, cps // CPS_PER_HOST)),
         clock=clock,
     )
 
