@@ -20,6 +20,8 @@ from protocol.commands import (
     BadParams,
     FirmwareParams,
     Params,
+    RemediateParams,
+    RestoreParams,
     RotateParams,
     SurveyParams,
 )
@@ -29,9 +31,13 @@ from protocol.messages import Command, decode_collector_message
 
 __all__ = [
     "FirmwareParams",
+    "RemediateParams",
+    "RestoreParams",
     "RotateParams",
     "SurveyParams",
     "firmware_params",
+    "remediate_params",
+    "restore_params",
     "rotate_params",
     "survey_params",
     "verify_command",
@@ -102,6 +108,14 @@ def firmware_params(params: Params) -> FirmwareParams:
 
 def rotate_params(params: Params) -> RotateParams:
     return _params(RotateParams.parse, params)
+
+
+def remediate_params(params: Params) -> RemediateParams:
+    return _params(RemediateParams.parse, params)
+
+
+def restore_params(params: Params) -> RestoreParams:
+    return _params(RestoreParams.parse, params)
 
 
 def survey_params(params: Params) -> SurveyParams:
