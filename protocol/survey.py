@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "DEFAULT_UDP_PORTS",
     "EXPOSURES",
+    "HOST_MAX_EXPOSURES",
     "MAX_ADDRESSES",
     "MAX_LIST_TEXT",
     "MAX_PORTS",

@@ -43,6 +43,7 @@ from agent.vendors.models import DeviceIdentity
 from agent.vendors.onvif.parsers import parse_device_information
 from agent.vendors.versions import canonical_vendor
 from protocol.messages import EvidenceValue, Identity, SurveyExposure, SurveyHost
+from protocol.survey import HOST_MAX_EXPOSURES
 from protocol.text import clean_text
 
 __all__ = [
@@ -145,7 +146,7 @@ class Facts:
             for (code, port), ev in sorted(
                 self.exposures.items(), key=lambda x: (x[0][0], x[0][1] or 0)
             )
-        ][:16]
+        ][:HOST_MAX_EXPOSURES]
         return SurveyHost(
             address=self.address,
             ports=sorted(self.open),
