@@ -7,7 +7,7 @@ send passes the range's nftables counter, which must stay at zero outside the pr
 namespaces here, a /24 on loopback stands in and masscan is skipped (it needs an interface).
 nmap and masscan are installed from Debian when missing. Only the lab's addresses are scanned.
 
-    python -m bench.survey [--skip-default] [--nmap-host-timeout-s 60]
+    python -m bench.survey [--skip-default] [--no-compare] [--nmap-host-timeout-s 60]
 """
 
 from __future__ import annotations
@@ -139,13 +139,14 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-default", action="store_true", help="not the default-rate run")
     parser.add_argument("--nmap-host-timeout-s", type=int, default=60)
+    parser.add_argument("--no-compare", action="store_true", help="neither nmap nor masscan")
     args = parser.parse_args()
     mode: Literal["loopback", "netns"] = (
         "netns" if netns.available() and shutil.which("nft") else "loopback"
     )
     network = NETWORK if mode == "netns" else f"{private_base()}/24"
-    have_nmap = ensure("nmap")
-    have_masscan = mode == "netns" and ensure("masscan")
+    have_nmap = not args.no_compare and ensure("nmap")
+    have_masscan = not args.no_compare and mode == "netns" and ensure("masscan")
     load = os.getloadavg()
     print(f"mode {mode}, range {network}, ports {DEFAULT_PORTS}; load {load[0]:.1f} at start")
     with tempfile.TemporaryDirectory(prefix="camwarden-survey-bench-") as tmp:
@@ -159,7 +160,7 @@ async def main() -> int:
                 await survey(lab, work / f"survey{number}.json", rate)
             if have_nmap:
                 await nmap(lab, work / "nmap.xml", args.nmap_host_timeout_s)
-            else:
+            elif not args.no_compare:
                 print("  nmap: not installed and not installable here")
             if have_masscan:
                 await masscan(lab)
