@@ -125,6 +125,13 @@ class CameraConfig(_Section, frozen=True, kw_only=True):
     credentials_ref: str | None = None  # a name in the credential store, never a password
     approved_accounts: tuple[str, ...] | None = None  # None: [audit] approved_accounts
     guess_default_credentials: bool | None = None  # None: [audit] guess_default_credentials
+    # the configured recorder (NVR/DVR) this camera is a channel of, and the channel (None: the
+    # one the recorder lists at the camera's address); a password rotation updates its login
+    recorder: Name | None = None
+    channel: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    # a recorder's virtual host: the port of its channel 1 camera's web interface (channel n:
+    # + n - 1); a channel camera outside the camera subnets is audited through it
+    virtual_host_port: Port | None = None
 
 
 class FirmwareConfig(_Section, frozen=True, kw_only=True):
@@ -152,6 +159,10 @@ class RotationConfig(_Section, frozen=True, kw_only=True):
     min_length: Annotated[int, msgspec.Meta(ge=12, le=128)] = 20
     hook: tuple[str, ...] = ()  # argv of a program given the new credential on stdin (JSON)
     hook_timeout_s: Seconds = 30.0
+    # after a channel camera's password changed: how long its recorder may take to list the
+    # channel online again with the new login, and how often it is asked
+    recorder_wait_s: Seconds = 120.0
+    recorder_poll_s: Seconds = 3.0
 
 
 class AdvisoriesConfig(_Section, frozen=True, kw_only=True):
@@ -242,6 +253,9 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     def vault_key_path(self) -> Path | None:
         return Path(self.vault_key_file) if self.vault_key_file else None
 
+    def camera(self, camera_id: str) -> CameraConfig | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)
+
     def http_port(self, camera: CameraConfig) -> int:
         return camera.http_port or 80 + self.network.port_offset
 
@@ -288,6 +302,13 @@ def load_config(path: Path | None = None) -> AgentConfig:
     ids = [camera.id for camera in config.cameras]
     if len(ids) != len(set(ids)):
         raise ConfigError(f"{main}: cameras: duplicate camera id")
+    for camera in config.cameras:
+        if camera.recorder is not None and camera.recorder not in set(ids) - {camera.id}:
+            raise ConfigError(
+                f"{main}: cameras: {camera.id}: recorder {camera.recorder!r} is no other camera"
+            )
+        if camera.channel is not None and camera.recorder is None:
+            raise ConfigError(f"{main}: cameras: {camera.id}: a channel needs its recorder")
     try:
         config.network.subnets  # noqa: B018  # validated once here, used later
     except ValueError as exc:

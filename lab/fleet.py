@@ -36,6 +36,7 @@ from lab.persona import Persona
 from lab.requestlog import RequestLog
 from lab.rtsp import RtspFront
 from lab.services.banners import start_banner
+from lab.services.forward import start_forward
 from lab.services.igd import start_igd
 from lab.services.rtsp import RtspFleet, RtspStream
 from lab.services.snmp import start_snmp
@@ -281,6 +282,7 @@ class CameraNode:
                 await start_snmp(sock, frozenset({"public"}), banner, sys_name=spec.id)
             )
         await self._vendor_discovery()
+        await self._virtual_host()
 
     async def _start_switched(self, kind: SwitchedService) -> Service:
         cam, spec = self.camera, self.spec
@@ -319,6 +321,23 @@ class CameraNode:
                     del self._switched[kind]
                     await running.close()
 
+    def virtual_host_port(self, channel: int) -> int:
+        """The recorder's port of the camera on ``channel`` (``Persona.virtual_host``); on
+        loopback shifted down by the lab's port shift (up would leave the port range)."""
+        lab = self.config.lab
+        shift = lab.port_shift if lab.mode == "loopback" else 0
+        return self.camera.persona.virtual_host - shift + channel - 1
+
+    async def _virtual_host(self) -> None:
+        """A recorder's virtual host: each seated camera's web interface on a port of its own."""
+        cam = self.camera
+        if not cam.persona.virtual_host:
+            return
+        for channel in cam.channels:
+            sock = self.binder.tcp(cam.host, self.virtual_host_port(channel.number))
+            target = (channel.camera.host, channel.camera.ports["http"])
+            self._listeners.append(await start_forward(sock, self.connect, target))
+
     async def _vendor_discovery(self) -> None:
         """The family's own discovery responder: SADP (Hikvision), DHDiscover (Dahua)."""
         cam = self.camera
@@ -340,6 +359,7 @@ class CameraNode:
             device_class=persona.device_type if persona.recorder else "IPC",
             channels=persona.channels,
             activated=not self.spec.not_activated,
+            booted=cam.now().strftime("%Y-%m-%d %H:%M:%S"),
         )
         self._listeners.append(await start(self.binder.udp(cam.host, cam.ports[kind]), facts))
 
@@ -518,7 +538,7 @@ class Fleet:
         for spec in self.config.cameras:
             seated = self.config.channels(spec.id)
             self.cameras[spec.id].camera.channels = tuple(
-                Channel(c.channel, self.cameras[c.id].camera) for c in seated
+                Channel.seat(c.channel, self.cameras[c.id].camera) for c in seated
             )
         for node in self.cameras.values():
             if not node.spec.channel_offline:  # a camera its recorder lists offline is down

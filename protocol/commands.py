@@ -68,7 +68,8 @@ CAMERALESS: Final = frozenset({SURVEY})
 ROLLING_BACK: Final = "rolling_back"
 STEPS: Final[dict[str, tuple[str, ...]]] = {
     FIRMWARE_APPLY: ("preflight", "downloading", "uploading", "rebooting", "verifying"),
-    PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "sealing"),
+    # "recorder": only for a camera whose recorder logs in with the rotated account
+    PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "recorder", "sealing"),
     SETTINGS_APPLY: ("preflight", "snapshot", "applying", "reading_back", "reaudit"),
     SETTINGS_RESTORE: ("preflight", "applying", "reading_back", "reaudit"),
     SURVEY: ("preflight", "sweeping", "reporting"),
@@ -422,6 +423,12 @@ REASONS: Final = frozenset(
         "escrow_key_not_pinned",  # escrow key is not the organisation's pinned escrow key
         "busy",  # another command is running on the same camera (or another survey runs)
         "prefix_not_allowed",  # a survey prefix lies outside the agent's configured range
+        # rejected (a rotation the camera's recorder would not follow; nothing changed) or
+        # failed (the recorder stopped answering between preflight and its update)
+        "recorder_no_credential",  # the camera's recorder is not configured or has no login
+        "recorder_unreachable",  # the camera's recorder does not answer
+        "recorder_refused",  # the recorder refuses to list or store its channel logins
+        "recorder_channel_unknown",  # the recorder lists no channel for the camera
         # failed: the work stopped cleanly
         "metadata_rejected",  # TUF refused the repository metadata (expired, rollback, mix)
         "target_unknown",  # the signed targets metadata does not list the target
@@ -438,6 +445,8 @@ REASONS: Final = frozenset(
         "interrupted",  # the agent stopped at a step that cannot be resumed safely
         "deadline",  # a survey's deadline_s ended the sweep (its summary says incomplete)
         "vault_failed",  # the new credential could not be stored
+        "recorder_update_failed",  # the recorder did not follow: the camera's old password back
+        "recorder_out_of_sync",  # neither: the camera keeps the new password (sealed, returned)
         "internal",
         # settings.apply / settings.restore
         "unsupported_setting",  # rejected: this camera's APIs cannot write a setting asked for

@@ -42,6 +42,7 @@ connection that succeeded here.
 from __future__ import annotations
 
 import functools
+import re
 import ssl
 from abc import abstractmethod
 from collections.abc import AsyncIterable, Callable, Collection, Mapping, Sequence
@@ -96,8 +97,10 @@ _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _POOL: Final = 2  # connections per adapter session
 _KEEPALIVE_S: Final = 5.0
 JSON_TYPES: Final = frozenset({"application/json"})
-# Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only).
+# Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only):
+# these, and a Dahua recorder's stored channel login (``RemoteDevice.<block>.Password``).
 SECRET_QUERY_KEYS: Final = frozenset({"pwd", "pwdOld"})
+_CHANNEL_PASSWORD: Final = re.compile(r"RemoteDevice\.[^.&=]+\.Password")
 NO_AUTH: Final[Sequence[ClientMiddlewareType]] = ()  # for pre-auth endpoints: sent as it is
 
 
@@ -304,7 +307,9 @@ async def fetch(
     (keys in ``SECRET_QUERY_KEYS``) join the query of the request sent and nothing else: errors
     name ``url`` as given. ``timeout_s`` replaces the session's timeout (uploads).
     """
-    if secret_params and not SECRET_QUERY_KEYS.issuperset(secret_params):
+    if secret_params and not all(
+        k in SECRET_QUERY_KEYS or _CHANNEL_PASSWORD.fullmatch(k) for k in secret_params
+    ):
         raise TypeError(f"not a password parameter: {sorted(secret_params)}")  # a bug
     extra: dict[str, Any] = {} if timeout_s is None else {"timeout": _timeout(timeout_s)}
     try:

@@ -220,3 +220,4 @@ class RecorderChannel:
     firmware: str | None = None
     online: bool | None = None  # None: the recorder did not say
     password_shown: bool = False
+    key: str = ""  # the recorder's own name of the channel (ISAPI id, Dahua RemoteDevice block)

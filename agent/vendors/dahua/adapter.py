@@ -93,6 +93,21 @@ class DahuaAdapter(HttpAdapter):
             states = None
         return parsers.parse_remote_devices(table, states)
 
+    async def _set_channel_login(
+        self, channel: RecorderChannel, username: str, password: str
+    ) -> None:
+        """``configManager.cgi?action=setConfig&RemoteDevice.<block>.UserName=..&...Password=..``
+        (the block as the RemoteDevice table names it); the password as a secret parameter."""
+        block = f"{const.REMOTE_DEVICE}.{channel.key}"
+        reply = await self.get(
+            f"{const.SET_CONFIG}&{quote(block + '.UserName', safe='.[]:')}"
+            f"={quote(username, safe='')}",
+            const.TEXT_TYPES,
+            secret_params={f"{block}.Password": password},
+        )
+        if reply.body.strip() != b"OK":
+            raise BadResponse("dahua: the channel login change was not answered OK")
+
     async def _lockout_policy(self) -> LockoutPolicy:
         return lockout_policy(await self._config(const.GENERAL))
 

@@ -149,6 +149,26 @@ def user_document(user: str, username: str, password: str, login_password: str) 
     ).encode()
 
 
+def channel_document(channels: bytes, key: str, username: str, password: str) -> bytes:
+    """The ``InputProxyChannel`` of channel ``key`` from the recorder's own list, with the
+    camera login it stores set to ``username``/``password`` (``sourceInputPortDescriptor``):
+    what ``PUT .../InputProxy/channels/<id>`` takes. Everything else goes back as listed."""
+    for item in parse_xml(channels, "InputProxyChannelList"):
+        source = _child(item, "sourceInputPortDescriptor")
+        if _text(item, "id") != key or source is None:
+            continue
+        for name, value in (("userName", username), ("password", password)):
+            field = _child(source, name)
+            if field is None:
+                field = ET.SubElement(source, name)
+            field.text = value
+        for element in item.iter():  # written back as sent: one default namespace
+            element.tag = _local(element.tag)
+        item.set("xmlns", NAMESPACE)
+        return bytes(ET.tostring(item, encoding="utf-8", xml_declaration=True))
+    raise ValueError(f"the recorder lists no IP channel {key}")
+
+
 def status_ok(body: bytes) -> bool:
     """A ``ResponseStatus`` with statusCode 1 (OK) or 7 (Reboot Required)."""
     return _text(parse_xml(body, "ResponseStatus"), "statusCode") in ("1", "7")
@@ -273,6 +293,7 @@ def parse_input_proxy(channels: bytes, status: bytes | None) -> tuple[RecorderCh
                 firmware=_text(source, "firmwareVersion"),
                 online=online.get(number),
                 password_shown=_text(source, "password") is not None,
+                key=str(number),
             )
         )
     return tuple(out)
