@@ -319,7 +319,7 @@ async def _roll_back(
     if new is None:
         raise StepFailed("vault_failed", f"{target_ref} missing at the rollback")
     agent_login = run.credential()  # after the rotation of its own account: the new password
-    target = ctx.config.target(run.camera)
+    target = ctx.config.target(run.target)
     pair = adapter_pair(target, agent_login, ctx.config.firmware.camera_timeout_s)
     failure = "no old password in the vault"
     async with AsyncExitStack() as stack:
@@ -338,6 +338,6 @@ async def _roll_back(
                 failure = "the camera refuses its old password after setting it back"
             except CameraError as exc:
                 failure = f"the camera was not set back: {exc.code}"
-    log.error("camera %s: %s; %s", run.camera.id, why, failure)
+    log.error("camera %s: %s; %s", run.target.id, why, failure)
     details = await _seal_and_hand_over(run, *escrow, target_ref)
     raise StepFailed("recorder_out_of_sync", f"{why}; {failure}", details=details)
