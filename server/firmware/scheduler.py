@@ -5,7 +5,9 @@ ingest pipeline stored (already verified there; decoded here, never re-trusted f
 their own command) and apply them to their command and campaign; (3) tick every unfinished
 campaign and queue a command per dispatched target, in the same transaction as the campaign's
 new state; (4) sign and publish queued commands (the ``commands`` table is the outbox, so a
-command queued by the CLI or the API is published by the running collector).
+command queued by the CLI or the API is published by the running collector), and publish again
+those sent ``resend_after_s`` ago and not answered yet. With several collectors each command is
+published by one of them at a time (``commands.to_publish`` claims its rows).
 
 Results are matched to a command by ``command_id`` AND the sending agent, and applied only when
 their seq is newer than the last applied one, so re-reading messages is harmless.
@@ -16,13 +18,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 from joserfc.jwk import OKPKey
 
-from protocol import Command, CommandResult, ProtocolError, decode_agent_message, topic
+from protocol import (
+    Command,
+    CommandResult,
+    ProtocolError,
+    SurveyResult,
+    decode_agent_message,
+    topic,
+)
 from protocol.commands import FirmwareParams
 from protocol.envelope import unverified_payload
+from server.domain import survey
+from server.domain.scope import Principal, Scope
 from server.firmware import campaign
 from server.firmware.commands import (
     SETTINGS_APPLY,
@@ -44,7 +56,10 @@ from server.storage import (
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
+# (topic, payload), QoS 1; OSError when the broker did not take it (the command stays queued)
+Publish = Callable[[str, bytes], object]
+SURVEY_EVERY: Final = timedelta(minutes=1)  # how often due surveys and silent agents are looked at
+COLLECTOR: Final = Principal(0, "collector", "admin", None, None, None)
 
 
 class Scheduler:
@@ -57,13 +72,19 @@ class Scheduler:
         *,
         clock: Callable[[], datetime],
         interval_s: float = 1.0,
+        resend_after_s: float = 120.0,
+        silent_after: timedelta = timedelta(minutes=15),
     ) -> None:
+        self._repo = repo
+        self._silent_after = silent_after
+        self._surveyed_at: datetime | None = None
         self._engine = repo.engine
         self._tuf = tuf
         self._key = key
         self._publish = publish
         self._clock = clock
         self._interval = interval_s
+        self._resend_after = timedelta(seconds=resend_after_s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="camwarden-firmware", daemon=True)
 
@@ -94,9 +115,13 @@ class Scheduler:
         waiting, active = commands.pending_work(self._engine)
         if not waiting.isdisjoint(commands.OPEN):
             self.consume_results()
+        if self._surveyed_at is None or now - self._surveyed_at >= SURVEY_EVERY:
+            self._surveyed_at = now
+            self.surveys(now)
+            waiting, active = commands.pending_work(self._engine)
         for rollout_id in active:
             self.drive(rollout_id, now)
-        return self.publish_queued(now) if active or "queued" in waiting else 0
+        return self.publish_queued(now) if active or {"queued", "sent"} & waiting else 0
 
     # -- results ---------------------------------------------------------------------------
 
@@ -114,6 +139,8 @@ class Scheduler:
                         continue  # stored by ingest, so well-formed; a decoder change is no crash
                     if isinstance(message, CommandResult):
                         self._apply(conn, agent_id, row.seq, message)
+                    elif isinstance(message, SurveyResult):
+                        survey.record_part(conn, agent_id, message, self._clock())
 
     def _apply(self, conn: Connection, agent_id: str, seq: int, result: CommandResult) -> None:
         now = self._clock()
@@ -128,6 +155,17 @@ class Scheduler:
         loaded = campaigns.load_existing(conn, cmd.rollout_id)  # commands name stored rollouts
         step = campaign.record_result(loaded.campaign, (agent_id, cmd.camera_id), *final)
         campaigns.save(conn, cmd.rollout_id, loaded.campaign, step, now)
+
+    # -- surveys ---------------------------------------------------------------------------
+
+    def surveys(self, now: datetime) -> None:
+        """Start the surveys whose schedule is due and give the shards of silent agents (and
+        of failed commands) to live ones, as the collector (audited as such)."""
+        scope = Scope(self._repo, COLLECTOR, silent_after=self._silent_after, now=now)
+        started = survey.Surveys(scope).start_due()
+        moved = survey.Surveys(scope).reissue(self._silent_after)
+        if started or moved:
+            log.info("surveys: %d started, %d shard(s) given again", len(started), moved)
 
     # -- campaigns -------------------------------------------------------------------------
 
@@ -185,7 +223,9 @@ class Scheduler:
     def publish_queued(self, now: datetime) -> int:
         with read_then_write(self._engine) as conn:
             sent = 0
-            for r in commands.queued(conn):
+            for r in commands.to_publish(conn, now - self._resend_after):
+                if r.expires_at <= now and r.status == "sent":
+                    continue  # past its expiry the agent refuses it; the campaign times it out
                 if r.expires_at <= now:
                     status = "expired"
                 else:
@@ -200,7 +240,11 @@ class Scheduler:
                         camera_id=r.camera_id,
                         params=r.params,
                     )
-                    self._publish(topic(r.site, r.agent_id, "cmd"), signed(command, self._key))
+                    try:
+                        self._publish(topic(r.site, r.agent_id, "cmd"), signed(command, self._key))
+                    except OSError as exc:  # the broker did not take it: queued for next tick
+                        log.warning("command %s not published: %s", r.command_id, exc)
+                        break
                     status, sent = "sent", sent + 1
                 commands.set_status(conn, r.command_id, status, now)
         if sent:

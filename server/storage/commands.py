@@ -16,11 +16,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 
 from protocol import Command, CommandResult
+from protocol.topics import CHANNEL_OF
 from server.storage.firmware_models import CommandRecord, FirmwareImage, Rollout, RolloutTarget
 from server.storage.models import Message
 
 # a command in these states may still get results; queued ones are not published yet
 OPEN = ("sent", "accepted", "in_progress")
+# the message types of the cmd-result channel: command results and survey result parts
+RESULT_TYPES = tuple(t for t, channel in CHANNEL_OF.items() if channel == "cmd-result")
 UNFINISHED = ("canary", "awaiting_promotion", "rolling", "paused", "halted")
 
 
@@ -52,10 +55,15 @@ def open_agents(conn: Connection) -> list[tuple[str, int]]:
 
 
 def results_after(conn: Connection, agent_id: str, since: int) -> Sequence[Row[int, str]]:
-    """The agent's stored ``cmd-result`` messages (seq, jws) after ``since``, by seq."""
+    """The agent's stored messages of the ``cmd-result`` channel (command results and survey
+    result parts) as (seq, jws) after ``since``, by seq."""
     return conn.execute(
         select(Message.seq, Message.jws)
-        .where(Message.agent_id == agent_id, Message.seq > since, Message.type == "cmd-result")
+        .where(
+            Message.agent_id == agent_id,
+            Message.seq > since,
+            Message.type.in_(RESULT_TYPES),
+        )
         .order_by(Message.seq)
     ).all()
 
@@ -103,12 +111,20 @@ def image(conn: Connection, image_id: int) -> Row[Any]:
     return conn.execute(select(FirmwareImage.__table__).where(FirmwareImage.id == image_id)).one()
 
 
-def queued(conn: Connection) -> Sequence[Row[Any]]:
-    """The commands waiting to be published, oldest first."""
+def to_publish(conn: Connection, unanswered_since: datetime) -> Sequence[Row[Any]]:
+    """The commands to publish now, oldest first: queued ones, and those sent at or before
+    ``unanswered_since`` without an answer. They are claimed for this transaction: on
+    PostgreSQL their rows stay locked until it ends and rows another collector claimed are
+    skipped (``FOR UPDATE SKIP LOCKED``), so each is published by one collector at a time. On
+    SQLite the transaction holds the database's write lock (``read_then_write``)."""
     return conn.execute(
         select(CommandRecord.__table__)
-        .where(CommandRecord.status == "queued")
+        .where(
+            (CommandRecord.status == "queued")
+            | ((CommandRecord.status == "sent") & (CommandRecord.updated_at <= unanswered_since))
+        )
         .order_by(CommandRecord.issued_at)
+        .with_for_update(skip_locked=True)
     ).all()
 
 

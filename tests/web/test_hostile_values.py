@@ -126,6 +126,10 @@ def route_params(world: World, camera_ids: list[str], plan: int) -> dict[str, li
         "plan_id": [str(plan)],
         "name": ["timestamp.json"],
         "target": ["missing.bin"],
+        # no survey in this world: the survey pages answer 404, never 500
+        "survey_id": ["1"],
+        "notice_id": ["1"],
+        "prefix_id": ["1"],
     }
 
 
