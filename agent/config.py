@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -39,6 +39,8 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 class MqttConfig(_Section, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Port = 1883
+    # MQTT 5, or 3.1.1 for brokers without 5 (a NATS cluster's MQTT listener, docs/adr/0032)
+    protocol: Literal["5", "3.1.1"] = "5"
     keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=65535)] = 60
     session_expiry_s: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 7 * 24 * 3600
     max_inflight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
@@ -149,8 +151,9 @@ class FirmwareConfig(_Section, frozen=True, kw_only=True):
 class RotationConfig(_Section, frozen=True, kw_only=True):
     """``[rotation]``: camera password rotation (see agent.commands.password_rotate)."""
 
-    # RFC 7638 thumbprint of the organisation's X25519 escrow key: a password.rotate command
-    # sealing to any other key is refused. Unset: any key whose thumbprint is escrow_kid.
+    # RFC 7638 thumbprint of the organisation's X25519 escrow key: a password.rotate or
+    # settings.apply command sealing to any other key is refused. Unset: any key whose
+    # thumbprint is escrow_kid.
     escrow_kid: str | None = None
     escrow_jwk_file: str | None = None  # the organisation's public escrow JWK (scheduled runs)
     interval_days: Annotated[float, msgspec.Meta(gt=0)] | None = None  # scheduled; off if unset

@@ -180,6 +180,9 @@ class Camera:
             "ntp": not spec.manual_time,
             "ntp_server": "" if spec.manual_time else "pool.ntp.org",
             "discoverable": spec.discoverable,
+            "snmp": spec.snmp_public,  # the v1/v2c agent, answering its read community
+            "snmp_community": "public",
+            "time_zone": "UTC",  # an IANA name, as AXIS OS keeps it
         }
         self.write_faults: WriteFaults = spec.write_faults
         self.channels: tuple[Channel, ...] = ()  # a recorder's seated cameras (set by the fleet)
@@ -389,6 +392,8 @@ class Camera:
             "time_source": "NTP" if settings["ntp"] else "None",
             "time_mode": "NTP" if settings["ntp"] else "manual",
             "ntp_server": settings["ntp_server"],
+            "snmp_community": settings["snmp_community"],
+            "time_zone": settings["time_zone"],
             "activated": Flag(not spec.not_activated),
             "lockout": Flag(lock is not None),
             "lock_threshold": lock.threshold if lock else 0,

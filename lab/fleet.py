@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 0.2
 # services a setting write turns on and off while the camera runs (``CameraNode.follow_settings``)
-SwitchedService = Literal["telnet", "ssh", "upnp", "discoverable"]
+SwitchedService = Literal["telnet", "ssh", "upnp", "discoverable", "snmp"]
 SWITCHED: tuple[SwitchedService, ...] = get_args(SwitchedService)
 STANDARD_PORTS = {
     "telnet": 23,
@@ -211,7 +211,8 @@ class CameraNode:
     backstage: tuple[str, int] | None = None  # where GStreamer serves this camera's streams
     netns: str | None = None  # the camera's namespace (netns mode)
     _listeners: list[Service] = field(default_factory=list)
-    _switched: dict[SwitchedService, Service] = field(default_factory=dict)  # see SWITCHED
+    # the running switched services (see SWITCHED), with the settings they were started with
+    _switched: dict[SwitchedService, tuple[Service, object]] = field(default_factory=dict)
     _following: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -272,15 +273,9 @@ class CameraNode:
             self._listeners.append(await start_banner(sock, "ftp", banner, self._faults))
         for kind in SWITCHED:
             if cam.settings[kind] and not await self._silent(kind):
-                self._switched[kind] = await self._start_switched(kind)
+                self._switched[kind] = (await self._start_switched(kind), self._started_with(kind))
         if self.rtsp is not None and not await self._silent("rtsp"):
             await self._rtsp_front()
-        if spec.snmp_public:
-            sock = self.binder.udp(cam.host, cam.ports["snmp"])
-            banner = cam.persona.banners["snmp"]
-            self._listeners.append(
-                await start_snmp(sock, frozenset({"public"}), banner, sys_name=spec.id)
-            )
         await self._vendor_discovery()
         await self._virtual_host()
 
@@ -289,6 +284,10 @@ class CameraNode:
         if kind in ("telnet", "ssh"):
             sock = self.binder.tcp(cam.host, cam.ports[kind])
             return await start_banner(sock, kind, cam.persona.banners[kind], self._faults)
+        if kind == "snmp":
+            sock = self.binder.udp(cam.host, cam.ports["snmp"])
+            community = frozenset({str(cam.settings["snmp_community"])})
+            return await start_snmp(sock, community, cam.persona.banners["snmp"], sys_name=spec.id)
         if kind == "upnp":
             return await start_ssdp(
                 self.binder.udp(cam.host, cam.ports["ssdp"]),
@@ -308,18 +307,27 @@ class CameraNode:
 
     async def follow_settings(self) -> None:
         """After a setting write (the camera's settings hook): a service turned off closes its
-        listeners at once, one turned on opens them, as a real camera restarts its daemons."""
+        listeners at once, one turned on opens them, one whose settings changed (the SNMP
+        community) restarts, as a real camera restarts its daemons."""
         async with self._following:
             if not self.camera.online:
                 return  # a reboot opens what the settings say
             for kind in SWITCHED:
-                running = self._switched.get(kind)
-                if self.camera.settings[kind] and running is None:
-                    if not await self._silent(kind):
-                        self._switched[kind] = await self._start_switched(kind)
-                elif not self.camera.settings[kind] and running is not None:
+                running, started_with = self._switched.get(kind, (None, None))
+                wanted = self.camera.settings[kind]
+                if running is not None and (not wanted or started_with != self._started_with(kind)):
                     del self._switched[kind]
                     await running.close()
+                    running = None
+                if wanted and running is None and not await self._silent(kind):
+                    self._switched[kind] = (
+                        await self._start_switched(kind),
+                        self._started_with(kind),
+                    )
+
+    def _started_with(self, kind: SwitchedService) -> object:
+        """What a running service depends on besides its switch (SNMP: its community)."""
+        return self.camera.settings["snmp_community"] if kind == "snmp" else None
 
     def virtual_host_port(self, channel: int) -> int:
         """The recorder's port of the camera on ``channel`` (``Persona.virtual_host``); on
@@ -364,7 +372,8 @@ class CameraNode:
         self._listeners.append(await start(self.binder.udp(cam.host, cam.ports[kind]), facts))
 
     async def close(self) -> None:
-        listeners, self._listeners = [*self._listeners, *self._switched.values()], []
+        switched = [service for service, _with in self._switched.values()]
+        listeners, self._listeners = [*self._listeners, *switched], []
         self._switched = {}
         await asyncio.gather(*(item.close() for item in listeners))
 

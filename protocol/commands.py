@@ -256,7 +256,7 @@ SAFE_VALUES: Final[Mapping[SettingName, bool]] = {
 }
 WEAK_COMMUNITIES: Final = frozenset({"public", "private"})
 _HOST = re.compile(r"^[A-Za-z0-9_.:%-]{1,255}$")  # a DNS name, IPv4 or IPv6 address
-_COMMUNITY = re.compile(r"^[A-Za-z0-9_.!@#%+=-]{8,32}$")
+_COMMUNITY = re.compile(r"^[A-Za-z0-9_.!@-]{8,32}$")  # safe in a query string and XML
 _ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]{0,29}(/[A-Za-z0-9_+-]{1,30}){0,2}$")
 _CONTROL = re.compile(r"^[A-Z]{2,5}-[0-9]{2}$")
 _COMMAND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # protocol.messages.Name
@@ -337,6 +337,7 @@ class RemediateParams:
         outcome.<setting>   one of OUTCOMES
         asked.<setting>     for clamped/ignored/not_restored: what was asked
         got.<setting>       for clamped/ignored/not_restored: what the camera reports
+                            (never for ``snmp_community``: a secret, only in ``sealed``)
         reaudit.pass        controls whose re-run checks all pass (comma-separated)
         reaudit.fail        controls a re-run check still fails
         reaudit.inconclusive  controls the re-run could not judge

@@ -57,6 +57,16 @@ KEPT_SNAPSHOTS: Final = 16  # per camera, the newest; a restore of an older one 
 _EARLY = (None, "preflight", "snapshot")
 _CHANGING = ("applying", "reading_back", ROLLING_BACK)
 Values = dict[Setting, SettingValue]
+SECRET: Final = frozenset({Setting.SNMP_COMMUNITY})  # its value only in the sealed snapshot
+
+
+def _shown(details: Details, setting: Setting, asked: SettingValue | None, got: Values) -> None:
+    """``asked``/``got`` of a setting the camera did not take, unless its value is secret."""
+    if setting in SECRET:
+        return
+    details[f"asked.{setting.value}"] = "" if asked is None else _text(asked)
+    if setting in got:
+        details[f"got.{setting.value}"] = _text(got[setting])
 
 
 def _text(value: SettingValue) -> str:
@@ -191,8 +201,7 @@ def _outcomes(asked: Values, before: Values, got: Values) -> tuple[Details, bool
             outcome = "unchanged" if before.get(setting) == value else "applied"
         else:
             outcome = "ignored" if got[setting] == before.get(setting) else "clamped"
-            details[f"asked.{name}"] = _text(value)
-            details[f"got.{name}"] = _text(got[setting])
+            _shown(details, setting, value, got)
             taken = False
         details[f"outcome.{name}"] = outcome
     return details, taken
@@ -256,9 +265,7 @@ async def _roll_back(
             continue
         restored = False
         details[f"outcome.{setting.value}"] = "not_restored"
-        details[f"asked.{setting.value}"] = "" if value is None else _text(value)
-        if setting in got:
-            details[f"got.{setting.value}"] = _text(got[setting])
+        _shown(details, setting, value, got)
     reason = "rolled_back" if restored else "rollback_failed"
     return StepFailed(reason, why, details=details)
 

@@ -68,7 +68,13 @@ class DahuaAdapter(HttpAdapter):
         return parsers.parse_users(await self._text(const.USERS))
 
     async def _services(self) -> ServiceState:
+        try:
+            snmp: Mapping[str, str] = await self._config(const.SNMP)
+        except (Unsupported, BadResponse):  # no SNMP table on this firmware: unknown
+            snmp = {}
         return ServiceState(
+            snmp=parsers.config_flag(snmp, const.SNMP),
+            snmp_community=snmp.get(f"table.{const.SNMP}.GetCommunity"),
             upnp=parsers.config_flag(await self._config(const.UPNP), const.UPNP),
             p2p=parsers.config_flag(await self._config(const.P2P), const.P2P),
             ssh=parsers.config_flag(await self._config(const.SSHD), const.SSHD),

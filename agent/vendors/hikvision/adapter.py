@@ -73,11 +73,17 @@ class HikvisionAdapter(HttpAdapter):
             return None
 
     async def _services(self) -> ServiceState:
+        try:
+            snmp, community = parsers.parse_snmp(await self._xml(const.SNMP_V2C))
+        except Unsupported:  # no SNMP resource (404): unknown
+            snmp, community = None, None
         return ServiceState(
             telnet=await self._service_flag(const.TELNETD, "Telnetd"),
             ssh=await self._service_flag(const.SSH, "SSH"),
             upnp=await self._service_flag(const.UPNP, "UPnP"),
             p2p=await self._service_flag(const.EZVIZ, "EZVIZ"),
+            snmp=snmp,
+            snmp_community=community,
         )
 
     async def _channels(self) -> tuple[RecorderChannel, ...]:

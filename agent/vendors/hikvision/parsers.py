@@ -191,6 +191,12 @@ def parse_enabled(body: bytes, root: str) -> bool | None:
 _LOCK_SECONDS = ("lockTime", "maxIllegalLoginLockTime")
 
 
+def parse_snmp(body: bytes) -> tuple[bool | None, str | None]:
+    """``SNMPv2c``: whether the v1/v2c agent runs, and its read community."""
+    root = parse_xml(body, "SNMPv2c")
+    return _flag(root, "enabled"), _text(root, "readCommunity")
+
+
 def parse_lockout(body: bytes) -> LockoutPolicy:
     lock = parse_xml(body, "IllegalLoginLock")
     seconds = next((s for s in (_int(lock, name) for name in _LOCK_SECONDS) if s is not None), None)
