@@ -77,6 +77,10 @@ class HikvisionAdapter(HttpAdapter):
             snmp, community = parsers.parse_snmp(await self._xml(const.SNMP_V2C))
         except Unsupported:  # no SNMP resource (404): unknown
             snmp, community = None, None
+        try:
+            digest_only = parsers.parse_rtsp_digest_only(await self._xml(const.RTSP_CERTIFICATE))
+        except Unsupported:  # older firmware: no such resource (404), unknown
+            digest_only = None
         return ServiceState(
             telnet=await self._service_flag(const.TELNETD, "Telnetd"),
             ssh=await self._service_flag(const.SSH, "SSH"),
@@ -84,6 +88,7 @@ class HikvisionAdapter(HttpAdapter):
             p2p=await self._service_flag(const.EZVIZ, "EZVIZ"),
             snmp=snmp,
             snmp_community=community,
+            rtsp_digest_only=digest_only,
         )
 
     async def _channels(self) -> tuple[RecorderChannel, ...]:
@@ -152,8 +157,12 @@ class HikvisionAdapter(HttpAdapter):
             path, root, element = const.SETTING_RESOURCES[setting]
             if isinstance(value, str):
                 text = value
+            elif setting is Setting.NTP:
+                text = const.TIME_MODES[not value]
+            elif setting is Setting.RTSP_DIGEST_ONLY:
+                text = const.RTSP_CERTIFICATE_TYPES[not value]
             else:
-                text = const.TIME_MODES[not value] if setting is Setting.NTP else str(value).lower()
+                text = str(value).lower()
             document = parsers.with_text(await self._xml(path), root, element, text)
             reply = await self.put(path, document, "application/xml", const.XML_TYPES)
             if not parsers.status_ok(reply.body):

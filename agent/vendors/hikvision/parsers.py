@@ -191,6 +191,13 @@ def parse_enabled(body: bytes, root: str) -> bool | None:
 _LOCK_SECONDS = ("lockTime", "maxIllegalLoginLockTime")
 
 
+def parse_rtsp_digest_only(body: bytes) -> bool | None:
+    """``RTSPCertificate``: True for "digest" (Basic refused), False for "digest/basic";
+    None when absent or another type."""
+    kind = _text(parse_xml(body, "RTSPCertificate"), "certificateType")
+    return {"digest": True, "digest/basic": False}.get((kind or "").lower())
+
+
 def parse_snmp(body: bytes) -> tuple[bool | None, str | None]:
     """``SNMPv2c``: whether the v1/v2c agent runs, and its read community."""
     root = parse_xml(body, "SNMPv2c")

@@ -6,6 +6,7 @@ half-way rolled back to the exact snapshot, a later restore, and refusals before
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ from protocol.messages import Camera, CommandResult
 from tests.agent.audit_lab import PORT_SHIFT, subnet
 from tests.agent.commands.world import PASSWORD, World, writes
 from tests.agent.conftest import Collector
+from tests.lab.test_rtsp_front import HIK, rtsp
 
 pytestmark = pytest.mark.integration
 
@@ -337,3 +339,40 @@ async def test_a_snapshot_is_sealed_only_to_the_organisations_key(
     assert await ex.submit(w.sign(mismatch)) == "rejected:escrow_key_mismatch"
     assert w.log == []
     assert w.node.camera.settings["ssh"] is True
+
+
+async def test_rtsp_digest_only_closes_auth09_and_the_camera_refuses_basic(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-09: a Hikvision camera taking Digest and Basic on RTSP (RTSPCertificate
+    "digest/basic") set to Digest only; the re-audit passes and Basic is refused for real."""
+    config = lab("hikvision").replace("rtsp = false", "rtsp = true")
+    config = config.replace("ddns = true", 'ddns = true\nrtsp_auth = "basic"')
+    w = await world(lab_fleet, collector_tuf, tmp_path, config)
+    node = w.node
+    basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    describe = (
+        f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{HIK} RTSP/1.0\r\nCSeq: 2\r\n"
+        f"Authorization: Basic {basic}\r\n\r\n"
+    )
+    anonymous = describe.replace(f"Authorization: Basic {basic}\r\n", "")
+    offered = await rtsp(node.host, node.ports["rtsp"], anonymous)
+    assert "WWW-Authenticate: Basic" in offered
+    assert "WWW-Authenticate: Digest" in offered
+    taken = await rtsp(node.host, node.ports["rtsp"], describe)
+    assert taken.startswith("RTSP/1.0 200 OK\r\n")  # Basic taken before the change
+    org, params = remediate({"rtsp_digest_only": True})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await w.executor().submit(w.sign(command)) == "succeeded"
+    details = final(w).details
+    assert details["outcome.rtsp_digest_only"] == "applied"
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("AUTH-09", "")
+    assert opened(org, details["sealed"])["settings"] == {"rtsp_digest_only": False}
+    assert node.camera.settings["rtsp_digest_only"] is True
+    challenge = await rtsp(node.host, node.ports["rtsp"], anonymous)
+    assert "WWW-Authenticate: Digest" in challenge
+    assert "Basic" not in challenge
+    refused = await rtsp(node.host, node.ports["rtsp"], describe)
+    assert refused.startswith("RTSP/1.0 401 Unauthorized\r\n")
+    assert node.camera.log[-1].auth == "basic"
+    assert node.camera.log[-1].status == 401
