@@ -191,11 +191,12 @@ def parse_enabled(body: bytes, root: str) -> bool | None:
 _LOCK_SECONDS = ("lockTime", "maxIllegalLoginLockTime")
 
 
-def parse_rtsp_digest_only(body: bytes) -> bool | None:
-    """``RTSPCertificate``: True for "digest" (Basic refused), False for "digest/basic";
-    None when absent or another type."""
-    kind = _text(parse_xml(body, "RTSPCertificate"), "certificateType")
-    return {"digest": True, "digest/basic": False}.get((kind or "").lower())
+def parse_digest_only(body: bytes, root: str) -> bool | None:
+    """``RTSPCertificate`` / ``WebCertificate``: True for certificateType "digest" (Basic
+    refused), False for "digest/basic" (or "basic"); None when absent or another type."""
+    document = parse_xml(body, root)
+    kind = _text(document, "certificateType") or _text(document, "CertificateType")
+    return {"digest": True, "digest/basic": False, "basic": False}.get((kind or "").lower())
 
 
 def parse_snmp(body: bytes) -> tuple[bool | None, str | None]:

@@ -38,6 +38,7 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.SNMP: False,
         Setting.SNMP_COMMUNITY: "public",
         Setting.RTSP_DIGEST_ONLY: True,
+        Setting.HTTP_DIGEST_ONLY: True,
     },
     "dahua": {
         Setting.TELNET: True,
