@@ -16,6 +16,8 @@ import msgspec
 
 from agent.vendors.models import Interface, Target
 from protocol.configfile import ConfigError, layer_paths, load
+from protocol.errors import BadParams
+from protocol.survey import Network, parse_networks
 
 DEFAULT_PATH = Path("/etc/camwarden/agent.toml")
 
@@ -174,6 +176,40 @@ class AdvisoriesConfig(_Section, frozen=True, kw_only=True):
     feed_keys_file: str | None = None  # the organisation's feed keys (JWK Set), beside the shipped
 
 
+class SurveyConfig(_Section, frozen=True, kw_only=True):
+    """``[survey]``: the provider survey (``agent.survey``, ``docs/adr/0034-isp-survey.md``).
+
+    A signed survey command is refused unless every prefix it names lies inside
+    ``allowed_prefixes`` (empty: every survey command is refused); its rates are lowered to the
+    caps here; ``opt_out`` addresses are never surveyed, whatever a command says."""
+
+    allowed_prefixes: tuple[str, ...] = ()
+    opt_out: tuple[str, ...] = ()
+    max_rate_pps: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 1000
+    max_rate_cps: Annotated[int, msgspec.Meta(ge=1, le=2000)] = 200
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64  # hosts probed at once
+    connect_timeout_s: Seconds = 2.0  # per connection and per read
+    max_answer_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 64 * 1024
+    udp_window_s: Seconds = 1.0  # how long an SSDP answer is waited for
+
+    def __post_init__(self) -> None:
+        self.allowed()  # a prefix that does not parse is a config error, named at load
+        self.opted_out()
+
+    def allowed(self) -> tuple[Network, ...]:
+        return _networks(self.allowed_prefixes, "allowed_prefixes")
+
+    def opted_out(self) -> tuple[Network, ...]:
+        return _networks(self.opt_out, "opt_out")
+
+
+def _networks(items: tuple[str, ...], name: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(",".join(items), f"survey.{name}")
+    except BadParams as exc:
+        raise ValueError(exc.detail) from None
+
+
 class AgentConfig(_Section, frozen=True, kw_only=True):
     agent_id: Name
     site: Name
@@ -192,6 +228,7 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     firmware: FirmwareConfig = FirmwareConfig()
     rotation: RotationConfig = RotationConfig()
     advisories: AdvisoriesConfig = AdvisoriesConfig()
+    survey: SurveyConfig = SurveyConfig()
 
     @property
     def feed_url(self) -> str | None:

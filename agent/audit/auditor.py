@@ -158,12 +158,10 @@ _PROTOCOL_VENDORS: Final = {"hikvision": "Hikvision", "dahua": "Dahua", "private
 
 
 def _load_feed(clock: Clock, config: AgentConfig) -> AdvisoryFeed | None:
-    from agent.advisories.feed import FeedError, newest_feed, pinned_feed_keys  # noqa: PLC0415
+    from agent.advisories.feed import FeedError, configured_feed  # noqa: PLC0415
 
-    keys_file = config.advisories.feed_keys_file
     try:
-        trusted = pinned_feed_keys(Path(keys_file) if keys_file else None)
-        return newest_feed(config.state_path, trusted, now=clock.now())
+        return configured_feed(config.state_path, config.advisories.feed_keys_file, now=clock.now())
     except FeedError as exc:
         logger.warning("advisory feed rejected (%s): FW-01 findings are inconclusive", exc.reason)
         return None

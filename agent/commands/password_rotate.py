@@ -134,7 +134,7 @@ async def _answers(adapter: Adapter, interface: Interface, username: str, passwo
 
 async def rotate_password(run: Run) -> Details:
     params = rotate_params(run.command.params)
-    ctx, camera, entry = run.context, run.camera, run.entry
+    ctx, camera, entry = run.context, run.target, run.entry
     rot = ctx.config.rotation
     if entry.step in _EARLY:
         await run.step("preflight")
@@ -200,7 +200,7 @@ async def _preflight(
         except CameraError:  # no ONVIF on this camera: the vendor API alone is checked
             on_onvif = False
     await run.note(onvif="yes" if on_onvif else "")
-    return [w for w in (ident.vendor, ident.model, username, run.camera.id) if w]
+    return [w for w in (ident.vendor, ident.model, username, run.target.id) if w]
 
 
 async def _apply(
@@ -221,7 +221,7 @@ async def _apply(
             return await _taken(run, pair, username, pending_ref, f"{adapter.vendor}: {exc.code}")
         except CameraError as exc:
             refusals.append(f"{adapter.vendor}: {exc.code}")
-            log.info("camera %s: %s refused the password change", run.camera.id, refusals[-1])
+            log.info("camera %s: %s refused the password change", run.target.id, refusals[-1])
             if isinstance(exc, LockedOut):
                 break
         else:
@@ -253,7 +253,7 @@ async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) 
     if stored is None:
         raise StepFailed("vault_failed", f"{target_ref} missing after the rotation")
     payload = {
-        "camera_id": run.camera.id,
+        "camera_id": run.target.id,
         "username": stored.username,
         "password": stored.password,
         "command_id": run.command.command_id,
@@ -273,7 +273,7 @@ async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) 
         details["hook"] = (
             "ok" if await run_hook(rot.hook, payload, rot.hook_timeout_s) else "failed"
         )
-    log.info("camera %s: password of %s rotated", run.camera.id, stored.username)
+    log.info("camera %s: password of %s rotated", run.target.id, stored.username)
     return details
 
 
@@ -319,7 +319,7 @@ async def _roll_back(
     if new is None:
         raise StepFailed("vault_failed", f"{target_ref} missing at the rollback")
     agent_login = run.credential()  # after the rotation of its own account: the new password
-    target = ctx.config.target(run.camera)
+    target = ctx.config.target(run.target)
     pair = adapter_pair(target, agent_login, ctx.config.firmware.camera_timeout_s)
     failure = "no old password in the vault"
     async with AsyncExitStack() as stack:
@@ -338,6 +338,6 @@ async def _roll_back(
                 failure = "the camera refuses its old password after setting it back"
             except CameraError as exc:
                 failure = f"the camera was not set back: {exc.code}"
-    log.error("camera %s: %s; %s", run.camera.id, why, failure)
+    log.error("camera %s: %s; %s", run.target.id, why, failure)
     details = await _seal_and_hand_over(run, *escrow, target_ref)
     raise StepFailed("recorder_out_of_sync", f"{why}; {failure}", details=details)

@@ -56,7 +56,7 @@ async def _recorder(
     run: Run, status: Literal["failed", "rejected"]
 ) -> AsyncIterator[tuple[CameraConfig, Adapter]]:
     """The recorder's configuration and its vendor adapter, logged in with its credential."""
-    ctx, camera = run.context, run.camera
+    ctx, camera = run.context, run.target
     recorder = ctx.config.camera(camera.recorder) if camera.recorder else None
     ref = recorder.credentials_ref if recorder else None
     credential = ctx.credentials.credential(ref) if ref else None
@@ -93,9 +93,9 @@ async def _channel(
         ) from exc
     except CameraError as exc:
         raise StepFailed("recorder_refused", f"{recorder.id}: {exc.code}", status=status) from exc
-    seat = _seat(channels, run.camera)
+    seat = _seat(channels, run.target)
     if seat is None:
-        where = run.camera.channel or run.camera.address
+        where = run.target.channel or run.target.address
         raise StepFailed(
             "recorder_channel_unknown", f"{recorder.id} lists no channel {where}", status=status
         )
@@ -105,14 +105,14 @@ async def _channel(
 async def recorder_preflight(run: Run, username: str) -> None:
     """Refuses (before the camera is touched) a rotation its recorder would not follow; notes
     the recorder when it logs in to the camera with ``username``."""
-    if run.camera.recorder is None:
+    if run.target.recorder is None:
         return
     async with _recorder(run, "rejected") as (recorder, adapter):
         seat = await _channel(run, recorder, adapter, "rejected")
     if seat.username not in (None, username):
         log.info(
             "camera %s: recorder %s logs in as another account: left as it is",
-            run.camera.id,
+            run.target.id,
             recorder.id,
         )
         return
@@ -136,7 +136,7 @@ async def update_recorder(run: Run, username: str, target_ref: str, roll_back: R
                 await _back_online(run, recorder, adapter, seat)
         except (StepFailed, CameraError) as exc:
             why = exc.reason if isinstance(exc, StepFailed) else f"{recorder.id}: {exc.code}"
-            log.warning("camera %s: recorder %s not updated: %s", run.camera.id, recorder.id, why)
+            log.warning("camera %s: recorder %s not updated: %s", run.target.id, recorder.id, why)
             if seat is not None and previous is not None:
                 await _restore(adapter, seat, username, previous.password)
             await roll_back(why)
