@@ -19,12 +19,20 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from lab.config import CameraSpec, Faults, User
 from lab.firmware import ImageInfo, parse_image
 from lab.persona import Persona
 from lab.render import Flag, render
-from lab.settings import BOOL_SETTINGS, SettingName, SettingValue, WriteFaults, parse_value
+from lab.settings import (
+    BOOL_SETTINGS,
+    SettingName,
+    SettingValue,
+    WriteFaults,
+    parse_value,
+    posix_zone,
+)
 
 __all__ = [
     "AuthScheme",
@@ -380,6 +388,7 @@ class Camera:
         users = list(self.users.values())
         lock = spec.lockout
         settings = self.settings
+        now = self.now()
 
         def holders(*allowed: str) -> str:
             return ",".join(u.name for u in users if u.role in allowed)
@@ -397,13 +406,17 @@ class Camera:
             "channel_count": self.persona.channels,
             "hostname": spec.id,
             "host": self.host,
-            "now": self.now(),
+            "now": now,
             **{name: Flag(bool(on)) for name, on in settings.items() if name in BOOL_SETTINGS},
             "time_source": "NTP" if settings["ntp"] else "None",
             "time_mode": "NTP" if settings["ntp"] else "manual",
             "ntp_server": settings["ntp_server"],
             "snmp_community": settings["snmp_community"],
             "time_zone": settings["time_zone"],
+            "posix_zone": posix_zone(str(settings["time_zone"]), now),
+            "local_time": now.astimezone(ZoneInfo(str(settings["time_zone"]))).isoformat(
+                timespec="seconds"
+            ),
             "rtsp_certificate": "digest" if settings["rtsp_digest_only"] else "digest/basic",
             "web_certificate": "digest" if settings["http_digest_only"] else "digest/basic",
             "activated": Flag(not spec.not_activated),

@@ -17,8 +17,11 @@ fail_after   apply this many more setting writes, then refuse the next one (once
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Literal, get_args
+from zoneinfo import ZoneInfo
 
 __all__ = [
     "BOOL_SETTINGS",
@@ -29,6 +32,7 @@ __all__ = [
     "WriteOutcome",
     "parse_value",
     "parse_write_faults",
+    "posix_zone",
     "setting_name",
 ]
 
@@ -76,13 +80,25 @@ _WORDS: Final = {
 }
 
 
+# Hikvision's timeZone: a POSIX name and offset west of UTC, "CST-7:00:00" being UTC+7 (the
+# name is not kept). The lab keeps whole hours only, as the IANA fixed-offset zone.
+_POSIX_ZONE: Final = re.compile(r"[A-Za-z]{3,6}([+-]?)([0-9]{1,2}):00(?::00)?")
+
+
 def parse_value(name: SettingName, raw: str) -> SettingValue | None:
-    """``raw`` as the value of ``name`` (vendor spellings of booleans), or None if invalid."""
+    """``raw`` as the value of ``name`` (vendor spellings of booleans and time zones), or
+    None if invalid."""
     if name in BOOL_SETTINGS:
         word = raw.strip().lower()
         on, off = _WORDS.get(name, (_TRUE, _FALSE))
         return True if word in on else False if word in off else None
     text = raw.strip()
+    if name == "time_zone" and ":" in text:
+        match = _POSIX_ZONE.fullmatch(text)
+        if match is None or int(match[2]) > 14:
+            return None
+        west = int(match[2]) * (-1 if match[1] == "-" else 1)
+        return "UTC" if west == 0 else f"Etc/GMT{west:+d}"
     valid = len(text) <= MAX_TEXT and text.isprintable() and " " not in text
     return text if valid else None
 
@@ -126,3 +142,11 @@ def parse_write_faults(raw: dict[str, Any]) -> WriteFaults:
             raise ValueError(f"clamp.{key}: {value!r} is not a value of this setting")
         clamped[name] = parsed
     return WriteFaults(frozenset(setting_name(n) for n in ignore), clamped, fail_after)
+
+
+def posix_zone(name: str, when: datetime) -> str:
+    """IANA zone ``name`` as Hikvision spells it, its offset at ``when`` ("CST-7:00:00")."""
+    offset = datetime.fromtimestamp(when.timestamp(), ZoneInfo(name)).utcoffset()
+    minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
+    sign = "-" if minutes > 0 else "+"
+    return f"CST{sign}{abs(minutes) // 60}:{abs(minutes) % 60:02d}:00"

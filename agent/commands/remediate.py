@@ -118,6 +118,28 @@ class _Writers:
                 split[owner].append(setting)
         return {a: owned for a, owned in split.items() if owned}
 
+    def checked(self, asked: Mapping[Setting, SettingValue]) -> Values:
+        """``asked`` as the writing adapters keep and report the values; ``unsupported_setting``
+        (before any write) for a setting no adapter writes or a value the camera cannot
+        express."""
+        self.check(asked)
+        stored: Values = {}
+        refused: dict[str, str] = {}
+        for setting, value in asked.items():
+            owner = self.owner(setting)
+            try:
+                stored[setting] = owner.as_stored(setting, value) if owner else value
+            except ValueError as exc:
+                refused[setting.value] = str(exc)
+        if refused:
+            raise StepFailed(
+                "unsupported_setting",
+                "; ".join(refused.values())[:300],
+                status="rejected",
+                details={f"outcome.{name}": "unsupported" for name in refused},
+            )
+        return stored
+
     async def read(self, wanted: Iterable[Setting]) -> Values:
         """What the camera reports of ``wanted``, each from the adapter that writes it."""
         values: Values = {}
@@ -280,8 +302,8 @@ async def apply_settings(run: Run) -> Details:
         await run.step("preflight")
     camera = await _writers(run)
     try:
+        asked = camera.checked(asked)
         if fresh:
-            camera.check(asked)
             await run.step("snapshot")
             try:
                 before = await camera.read(asked)

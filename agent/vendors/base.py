@@ -369,6 +369,11 @@ class Adapter(ABC):
 
         return await self._call(Capability.SETTINGS, "read_settings", read)
 
+    def as_stored(self, setting: Setting, value: SettingValue) -> SettingValue:
+        """``value`` as this camera stores and reports it back (a time zone as the fixed
+        offset it keeps); ValueError when the camera cannot express it. The default: as is."""
+        return value
+
     async def write_settings(self, changes: Mapping[Setting, SettingValue]) -> None:
         """Ask the camera to apply ``changes``, in order. A refusal raises ``BadResponse``
         (earlier changes may stay applied: the camera failed half-way). An answer of "OK"

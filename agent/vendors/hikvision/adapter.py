@@ -155,12 +155,21 @@ class HikvisionAdapter(HttpAdapter):
         if not parsers.status_ok(reply.body):
             raise BadResponse("hikvision: the password change was not answered OK")
 
+    def as_stored(self, setting: Setting, value: SettingValue) -> SettingValue:
+        """A time zone as the fixed offset the camera keeps ("Asia/Ho_Chi_Minh" is read back
+        as "Etc/GMT-7"); ValueError for one it cannot keep (summer time, half hours)."""
+        if setting is Setting.TIME_ZONE and isinstance(value, str):
+            return parsers.zone_name(parsers.posix_zone(value)) or value
+        return value
+
     async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
         """One resource at a time: GET its document, change the element, PUT it back; the
         camera answers a ResponseStatus (a refusal is an HTTP error or a statusCode not OK)."""
         for setting, value in changes.items():
             path, root, element = const.SETTING_RESOURCES[setting]
-            if isinstance(value, str):
+            if setting is Setting.TIME_ZONE and isinstance(value, str):
+                text = parsers.posix_zone(value)
+            elif isinstance(value, str):
                 text = value
             elif setting is Setting.NTP:
                 text = const.TIME_MODES[not value]

@@ -46,6 +46,7 @@ SETTING_RESOURCES: Final = {
     Setting.P2P: (EZVIZ, "EZVIZ", "enabled"),
     Setting.NTP: (TIME, "Time", "timeMode"),
     Setting.NTP_SERVER: (NTP_SERVERS, "NTPServerList", "hostName"),
+    Setting.TIME_ZONE: (TIME, "Time", "timeZone"),  # a POSIX offset, "CST-7:00:00" is UTC+7
     Setting.SNMP: (SNMP_V2C, "SNMPv2c", "enabled"),
     Setting.SNMP_COMMUNITY: (SNMP_V2C, "SNMPv2c", "readCommunity"),
     Setting.RTSP_DIGEST_ONLY: (RTSP_CERTIFICATE, "RTSPCertificate", "certificateType"),

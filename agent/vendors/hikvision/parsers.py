@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.probes._xml import refuse_dtd
 from agent.vendors.base import BadResponse
@@ -237,7 +238,44 @@ def parse_time(time_body: bytes, ntp_body: bytes | None) -> TimeInfo:
         camera_utc=camera_utc,
         ntp=mode == "ntp" if mode else None,
         ntp_servers=ntp_servers(*servers),
+        zone=zone_name(_text(clock, "timeZone") or ""),
     )
+
+
+# timeZone as Hikvision writes it: a POSIX TZ name and offset west of UTC ("CST-7:00:00" is
+# UTC+7); the name is not read. Summer time is a separate setting (not written here).
+_POSIX_ZONE = re.compile(r"^[A-Za-z]{3,6}([+-]?)([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?$")
+
+
+def zone_name(posix: str) -> str | None:
+    """A ``timeZone`` as the IANA name of its fixed offset ("UTC", "Etc/GMT-7" for UTC+7);
+    None when absent, malformed or not whole hours (no IANA name to report)."""
+    match = _POSIX_ZONE.fullmatch(posix.strip())
+    if match is None or match[3] != "00" or (match[4] or "00") != "00":
+        return None
+    west = int(match[2]) * (-1 if match[1] == "-" else 1)
+    if not -14 <= west <= 12:
+        return None
+    return "UTC" if west == 0 else f"Etc/GMT{west:+d}"
+
+
+def posix_zone(name: str) -> str:
+    """The ``timeZone`` text for IANA zone ``name`` (``zoneinfo``); ValueError for an unknown
+    zone, one with summer time or an offset not in whole hours (the camera could not report it
+    back as a zone)."""
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name[:40]!r}") from exc
+    year = datetime.now(UTC).year
+    offsets = {zone.utcoffset(datetime(year, month, 1)) for month in (1, 7)}
+    if len(offsets) != 1:
+        raise ValueError(f"time zone {name!r} has summer time: not written as a fixed offset")
+    offset = offsets.pop() or timedelta()
+    hours, rest = divmod(int(offset.total_seconds()), 3600)
+    if rest:
+        raise ValueError(f"time zone {name!r} is not a whole number of hours from UTC")
+    return f"CST{'-' if hours > 0 else '+'}{abs(hours)}:00:00"
 
 
 def lock_signal(body: bytes) -> str | None:

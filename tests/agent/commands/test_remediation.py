@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -397,3 +398,34 @@ async def test_digest_only_closes_auth07_auth09_and_the_camera_refuses_basic(
         assert (await client.get(web, auth=("admin", PASSWORD))).status_code == 401
         digest = httpx.DigestAuth("admin", PASSWORD)
         assert (await client.get(web, auth=digest)).status_code == 200
+
+
+async def test_a_hikvision_time_zone_is_written_as_its_fixed_offset(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """LOG-01: Asia/Ho_Chi_Minh goes to ISAPI Time as "CST-7:00:00" and is read back as the
+    fixed offset the camera keeps ("Etc/GMT-7"); the camera's local clock moves to UTC+7 and
+    the re-audit still finds it right. A zone with summer time is refused before any write."""
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab("hikvision"))
+    ex = w.executor()
+    _org, params = remediate({"time_zone": "Europe/Paris"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == (
+        "rejected:unsupported_setting"
+    )
+    assert final(w).details == {"outcome.time_zone": "unsupported"}
+    assert writes(w.log) == []
+    org, params = remediate({"ntp": True, "time_zone": "Asia/Ho_Chi_Minh"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == "succeeded"
+    details = final(w).details
+    assert (details["outcome.ntp"], details["outcome.time_zone"]) == ("applied", "applied")
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("LOG-01", "")
+    assert opened(org, details["sealed"])["settings"] == {"ntp": False, "time_zone": "UTC"}
+    camera = w.node.camera
+    assert camera.settings["time_zone"] == "Etc/GMT-7"
+    url = f"http://{w.node.host}:{w.node.ports['http']}/ISAPI/System/time"
+    async with httpx.AsyncClient(timeout=10) as client:
+        answer = await client.get(url, auth=httpx.DigestAuth("admin", PASSWORD))
+    assert "<timeZone>CST-7:00:00</timeZone>" in answer.text
+    local = answer.text.split("<localTime>")[1].split("</localTime>")[0]
+    assert local.endswith("+07:00")
+    assert abs((datetime.fromisoformat(local) - camera.now()).total_seconds()) < 60

@@ -39,6 +39,7 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.SNMP_COMMUNITY: "public",
         Setting.RTSP_DIGEST_ONLY: True,
         Setting.HTTP_DIGEST_ONLY: True,
+        Setting.TIME_ZONE: "UTC",  # timeZone "CST+0:00:00"
     },
     "dahua": {
         Setting.TELNET: True,
