@@ -196,6 +196,8 @@ class Camera:
             "rtsp_digest_only": spec.rtsp_auth != "basic",
             # the web takes Digest only; false: Basic too (Basic only if seeded basic_over_http)
             "http_digest_only": not (spec.basic_over_http or spec.http_basic_and_digest),
+            # ONVIF asks every caller for credentials; false: the seeded onvif_noauth_ops answer
+            "onvif_auth": not spec.onvif_noauth_ops,
         }
         self.write_faults: WriteFaults = spec.write_faults
         self.channels: tuple[Channel, ...] = ()  # a recorder's seated cameras (set by the fleet)

@@ -2,7 +2,8 @@
 
 Authentication is WS-UsernameToken (PasswordDigest checked against the camera's clock, ±5 min,
 nonces single-use) or HTTP Digest. Operations carry the access class of the ONVIF Core spec;
-anything not PRE_AUTH (or seeded into ``onvif_noauth_ops``) needs a user whose role the class
+anything not PRE_AUTH (or seeded into ``onvif_noauth_ops``, until the camera's ``onvif_auth``
+setting is turned on) needs a user whose role the class
 allows. Response bodies are shaped to the ONVIF WSDLs so that real clients parse them.
 """
 
@@ -488,7 +489,9 @@ def handle_soap(
         status = 400 if code == "Sender" else 500
         return OnvifReply(status, fault.xml(), op, scheme, user.name if user else None)
     prefix, access, build = OPERATIONS[op]
-    open_op = access == "pre_auth" or op in camera.spec.onvif_noauth_ops
+    open_op = access == "pre_auth" or (
+        op in camera.spec.onvif_noauth_ops and not camera.settings["onvif_auth"]
+    )
     if not open_op and (user is None or user.role not in ALLOWED_ROLES[access]):
         locked = camera.persona.auth_locked
         if user is None and locked is not None and name is not None and camera.locked(name):

@@ -49,6 +49,7 @@ SettingName = Literal[
     "snmp_community",
     "time_zone",
     "rtsp_digest_only",
+    "onvif_auth",
     "http_digest_only",
 ]
 SettingValue = bool | str
@@ -65,6 +66,7 @@ BOOL_SETTINGS: Final = frozenset(
         "snmp",
         "rtsp_digest_only",
         "http_digest_only",
+        "onvif_auth",
     }
 )
 MAX_TEXT: Final = 255  # longest text value a camera stores (a host name)

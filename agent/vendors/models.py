@@ -103,6 +103,7 @@ class ServiceState:
     ftp: bool | None = None
     discoverable: bool | None = None  # answers WS-Discovery probes (SVC-08)
     rtsp_digest_only: bool | None = None  # RTSP refuses Basic authentication (AUTH-09)
+    onvif_auth: bool | None = None  # ONVIF asks every caller for credentials (AUTH-10)
     http_digest_only: bool | None = None  # the web/API refuses Basic authentication (AUTH-07)
     # the v1/v2c read community: read for a remediation's snapshot only, never in evidence
     snmp_community: str | None = field(default=None, repr=False)
@@ -163,6 +164,7 @@ class Setting(enum.Enum):
     TIME_ZONE = "time_zone"  # an IANA name (LOG-01: local times in the right zone)
     RTSP_DIGEST_ONLY = "rtsp_digest_only"  # RTSP refuses Basic authentication (AUTH-09)
     HTTP_DIGEST_ONLY = "http_digest_only"  # the web/API refuses Basic authentication (AUTH-07)
+    ONVIF_AUTH = "onvif_auth"  # ONVIF asks every caller for credentials (AUTH-10)
 
 
 SettingValue = bool | str
@@ -195,6 +197,7 @@ class SettingValues:
                     Setting.SNMP_COMMUNITY: services.snmp_community,
                     Setting.RTSP_DIGEST_ONLY: services.rtsp_digest_only,
                     Setting.HTTP_DIGEST_ONLY: services.http_digest_only,
+                    Setting.ONVIF_AUTH: services.onvif_auth,
                 }
             )
         if time is not None:

@@ -72,7 +72,13 @@ class DahuaAdapter(HttpAdapter):
             snmp: Mapping[str, str] = await self._config(const.SNMP)
         except (Unsupported, BadResponse):  # no SNMP table on this firmware: unknown
             snmp = {}
+        try:
+            user_global: Mapping[str, str] = await self._config(const.USER_GLOBAL)
+        except (Unsupported, BadResponse):  # no such table on this firmware: unknown
+            user_global = {}
+        onvif_key = f"table.{const.SETTING_KEYS[Setting.ONVIF_AUTH]}"
         return ServiceState(
+            onvif_auth=parsers.config_value_flag(user_global, onvif_key),
             snmp=parsers.config_flag(snmp, const.SNMP),
             snmp_community=snmp.get(f"table.{const.SNMP}.GetCommunity"),
             upnp=parsers.config_flag(await self._config(const.UPNP), const.UPNP),

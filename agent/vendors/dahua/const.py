@@ -22,6 +22,8 @@ TELNET: Final = "Telnet"  # † Telnet.Enable
 SNMP: Final = "SNMP"  # † SNMP.Enable (the v1/v2c agent), SNMP.GetCommunity (read community)
 DDNS: Final = "DDNS"  # †
 NTP: Final = "NTP"  # †
+# UserGlobal.OnvifLoginCheck: ONVIF asks for credentials (false: anonymous callers answered)
+USER_GLOBAL: Final = "UserGlobal"  # †
 # † The login lock lives in the General table: LockLoginEnable (true/false), LockLoginTimes
 # (failures before the lock) and LoginFailLockTime (seconds), as read by a public Intelbras
 # (Dahua OEM) DVR/NVR client that states it confirmed them on three live recorders
@@ -54,6 +56,7 @@ SETTING_KEYS: Final = {
     Setting.NTP_SERVER: "NTP.Address",
     Setting.SNMP: "SNMP.Enable",
     Setting.SNMP_COMMUNITY: "SNMP.GetCommunity",
+    Setting.ONVIF_AUTH: f"{USER_GLOBAL}.OnvifLoginCheck",
 }
 FLAG_WORDS: Final = ("true", "false")
 # recorders (NVR/DVR): the remote devices (IP cameras) with their stored logins, and the

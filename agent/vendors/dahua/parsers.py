@@ -123,6 +123,11 @@ def _flag(value: str | None) -> bool | None:
     return value.lower() == "true"
 
 
+def config_value_flag(pairs: Mapping[str, str], key: str) -> bool | None:
+    """The flag at ``key`` ("table.UserGlobal.OnvifLoginCheck"); None when absent."""
+    return _flag(pairs.get(key))
+
+
 def config_flag(pairs: Mapping[str, str], name: str) -> bool | None:
     """``table.<name>.Enable``; for list configs (``DDNS[0]``...) True if any entry is on."""
     single = pairs.get(f"table.{name}.Enable")

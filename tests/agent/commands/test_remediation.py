@@ -429,3 +429,34 @@ async def test_a_hikvision_time_zone_is_written_as_its_fixed_offset(
     local = answer.text.split("<localTime>")[1].split("</localTime>")[0]
     assert local.endswith("+07:00")
     assert abs((datetime.fromisoformat(local) - camera.now()).total_seconds()) < 60
+
+
+async def test_dahua_onvif_login_check_closes_auth10(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-10: a Dahua camera answering ONVIF GetUsers without credentials is set to ask for
+    them (configManager UserGlobal.OnvifLoginCheck); the re-audit passes and an anonymous
+    GetUsers is refused for real."""
+    config = lab("dahua").replace("ddns = true", 'ddns = true\nonvif_noauth_ops = ["GetUsers"]')
+    w = await world(lab_fleet, collector_tuf, tmp_path, config)
+    node = w.node
+    url = f"http://{node.host}:{node.ports['http']}/onvif/device_service"
+    envelope = (
+        '<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"><s:Body>'
+        '<GetUsers xmlns="http://www.onvif.org/ver10/device/wsdl"/></s:Body></s:Envelope>'
+    )
+    headers = {"Content-Type": "application/soap+xml"}
+    async with httpx.AsyncClient(timeout=10) as client:
+        answered = await client.post(url, content=envelope, headers=headers)
+        assert answered.status_code == 200  # anonymous before the change
+        org, params = remediate({"onvif_auth": True})
+        command = w.command(SETTINGS_APPLY, params=params)
+        assert await w.executor().submit(w.sign(command)) == "succeeded"
+        details = final(w).details
+        assert details["outcome.onvif_auth"] == "applied"
+        assert (details["reaudit.pass"], details["reaudit.fail"]) == ("AUTH-10", "")
+        assert opened(org, details["sealed"])["settings"] == {"onvif_auth": False}
+        assert node.camera.settings["onvif_auth"] is True
+        refused = await client.post(url, content=envelope, headers=headers)
+    assert refused.status_code in (400, 401)
+    assert "NotAuthorized" in refused.text

@@ -50,6 +50,7 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.NTP: False,
         Setting.SNMP: False,
         Setting.SNMP_COMMUNITY: "public",
+        Setting.ONVIF_AUTH: True,
     },
     "axis": {
         Setting.SSH: True,
