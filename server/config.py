@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from protocol import DEFAULT_MAX_BYTES, SHARE_GROUP, Freshness
 from protocol.configfile import layer_paths, load
 from protocol.messages import Name
+from server.times import checked_zone
 
 DEFAULT_PATH = Path("/etc/camwarden/server.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/camwarden")
@@ -124,10 +125,7 @@ class WebConfig(_Section, frozen=True, kw_only=True):
     login_forget_s: Seconds = 3600.0
 
     def __post_init__(self) -> None:
-        try:
-            ZoneInfo(self.timezone)
-        except (ValueError, ZoneInfoNotFoundError) as exc:
-            raise ValueError(f"timezone: {self.timezone!r} is no IANA time zone") from exc
+        checked_zone(self.timezone)
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
