@@ -12,6 +12,7 @@ ProtocolError                 every rejection of a message; ``reason`` is a stab
  +-- StaleMessage             issued_at outside the allowed window, or the message expired
  +-- BrokenChain              ``prev`` does not match the hash of the previous report
  +-- SchemaViolation          signed JSON that does not match the message schema
+ |    +-- BadParams           a command's params are missing, of the wrong type or out of bounds
  +-- MisaddressedMessage      fields disagree with the topic, or a command is for someone else
 """
 
@@ -66,6 +67,12 @@ class BrokenChain(ProtocolError):
 
 class SchemaViolation(ProtocolError):
     reason = "schema"
+
+
+class BadParams(SchemaViolation):
+    """A command's params are missing, of the wrong type or beyond the bounds of its action."""
+
+    reason = "bad_params"
 
 
 class MisaddressedMessage(ProtocolError):

@@ -145,6 +145,71 @@ class CommandResult(_AgentMessage, tag="cmd-result", kw_only=True, frozen=True):
     details: dict[Key, EvidenceValue] = {}
 
 
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Evidence = Annotated[dict[Key, EvidenceValue], msgspec.Meta(max_length=16)]
+
+
+class SurveyExposure(_Base, kw_only=True, frozen=True):
+    """One weakness a surveyed host shows without any credential (``protocol.survey.EXPOSURES``
+    names the codes and what their evidence holds)."""
+
+    code: Code
+    port: Port | None = None
+    evidence: Evidence = {}
+
+
+class SurveyHost(_Base, kw_only=True, frozen=True):
+    """One address of a survey that answered on at least one port. ``identity`` is only what
+    the device shows to anyone (banners, login pages, pre-auth ONVIF, certificates, RTSP);
+    ``complete`` false: the host's deadline ended the probes early (what is listed holds, what
+    is missing was not checked)."""
+
+    address: Annotated[str, msgspec.Meta(max_length=45, pattern=r"^[0-9A-Fa-f.:]{2,45}$")]
+    ports: Annotated[list[Port], msgspec.Meta(max_length=64)]
+    udp_ports: Annotated[list[Port], msgspec.Meta(max_length=8)] = []
+    identity: Identity = Identity()
+    exposures: Annotated[list[SurveyExposure], msgspec.Meta(max_length=16)] = []
+    complete: bool = True
+
+
+class SurveySummary(_Base, kw_only=True, frozen=True):
+    """The shard as a whole, on its last part. ``addresses``: in the command's prefixes;
+    ``excluded``/``opted_out``: of those, never touched; ``probed``: touched; ``answered``:
+    listed hosts; ``parts``: SurveyResult parts sent for the shard (this one included);
+    ``complete`` false: stopped before every address was probed (``reason`` says why: a stable
+    code, ``deadline`` or ``interrupted``), the rest is not surveyed."""
+
+    addresses: Annotated[int, msgspec.Meta(ge=0)]
+    excluded: Annotated[int, msgspec.Meta(ge=0)]
+    opted_out: Annotated[int, msgspec.Meta(ge=0)]
+    probed: Annotated[int, msgspec.Meta(ge=0)]
+    answered: Annotated[int, msgspec.Meta(ge=0)]
+    parts: Annotated[int, msgspec.Meta(ge=1)]
+    started_at: UtcTime
+    finished_at: UtcTime
+    complete: bool
+    reason: Code | None = None
+
+
+class SurveyResult(_AgentMessage, tag="survey-result", kw_only=True, frozen=True):
+    """One part of a survey shard's findings (``protocol.survey``): sent on the ``cmd-result``
+    channel while the ``survey.sweep`` command ``command_id`` runs."""
+
+    command_id: Name
+    survey_id: Name
+    shard: Annotated[int, msgspec.Meta(ge=0, le=65535)]
+    part: Annotated[int, msgspec.Meta(ge=1, le=100000)]
+    last: bool
+    hosts: Annotated[list[SurveyHost], msgspec.Meta(max_length=256)]
+    summary: SurveySummary | None = None  # set on the last part only
+
+    def __post_init__(self) -> None:
+        if self.last != (self.summary is not None):
+            raise ValueError("the last part, and only it, carries the summary")
+        if self.summary is not None and self.summary.parts != self.part:
+            raise ValueError("the last part's number is the summary's parts")
+
+
 class Command(_Base, tag_field="type", tag="command", kw_only=True, frozen=True):
     """Collector to agent. Signed with the collector's command key pinned at enrollment."""
 
@@ -184,7 +249,7 @@ class Ack(_Base, tag_field="type", tag="ack", kw_only=True, frozen=True):
             last = high
 
 
-AgentMessage = Hello | StatusReport | Heartbeat | CommandResult
+AgentMessage = Hello | StatusReport | Heartbeat | CommandResult | SurveyResult
 CollectorMessage = Command | Ack
 Message = AgentMessage | CollectorMessage
 
@@ -193,6 +258,7 @@ MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
     "report": StatusReport,
     "heartbeat": Heartbeat,
     "cmd-result": CommandResult,
+    "survey-result": SurveyResult,
     "command": Command,
     "ack": Ack,
 }

@@ -16,7 +16,13 @@ CHANNELS: Final[tuple[str, ...]] = get_args(Channel)
 AGENT_CHANNELS: Final[tuple[Channel, ...]] = ("report", "heartbeat", "cmd-result")
 # the channel each agent message type (its ``type`` tag) travels on; hellos share the report one
 CHANNEL_OF: Final[Mapping[str, Channel]] = MappingProxyType(
-    {"hello": "report", "report": "report", "heartbeat": "heartbeat", "cmd-result": "cmd-result"}
+    {
+        "hello": "report",
+        "report": "report",
+        "heartbeat": "heartbeat",
+        "cmd-result": "cmd-result",
+        "survey-result": "cmd-result",  # the parts of a survey command's findings
+    }
 )
 SHARE_GROUP: Final = "collectors"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -16,7 +16,7 @@ pkgs_demo=(mosquitto mosquitto-clients python3-venv openssl iproute2
            gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly gstreamer1.0-rtsp fonts-dejavu-core)
 pkgs_test=("${pkgs_demo[@]}" nmap ffmpeg curl chromium postgresql postgresql-client
            libsystemd-dev pkg-config python3-systemd debootstrap dpkg-dev fakeroot
-           systemd nftables snmp poppler-utils)
+           systemd nftables snmp poppler-utils nats-server)
 pkgs_deb=(dpkg-dev fakeroot python3-venv debootstrap crossbuild-essential-armhf qemu-user-static
           binutils binutils-aarch64-linux-gnu proot)
 

@@ -6,7 +6,22 @@ import dataclasses
 
 import pytest
 
-from protocol.commands import ACTIONS, PARAMS, BadParams, FirmwareParams, RotateParams
+from protocol.commands import (
+    ACTIONS,
+    OUTCOMES,
+    PARAMS,
+    REASONS,
+    SAFE_VALUES,
+    SETTING_CONTROLS,
+    SETTING_KINDS,
+    SETTINGS,
+    STEPS,
+    BadParams,
+    FirmwareParams,
+    RemediateParams,
+    RestoreParams,
+    RotateParams,
+)
 from protocol.messages import EvidenceValue
 
 FIRMWARE = FirmwareParams(
@@ -70,3 +85,82 @@ def test_rotate_min_length_is_bounded(min_length: int, fits: bool) -> None:
     else:
         with pytest.raises(BadParams, match="'min_length' must be an integer in \\[8, 128\\]"):
             RotateParams.parse(params)
+
+
+REMEDIATE = RemediateParams(
+    changes={"telnet": False, "ntp_server": "ntp.example.vn", "time_zone": "Asia/Ho_Chi_Minh"},
+    escrow_kid="k" * 43,
+    escrow_jwk='{"kty":"OKP"}',
+    plan_id=12,
+    controls=("COM-06", "SVC-02", "LOG-01"),
+)
+RESTORE = RestoreParams(original="cmd-1.a_b", plan_id=12)
+
+
+@pytest.mark.parametrize("params", [REMEDIATE, RESTORE])
+def test_remediation_params_travel_unchanged(params: RemediateParams | RestoreParams) -> None:
+    assert type(params).parse(params.to_params()) == params
+
+
+def test_the_settings_vocabulary_is_closed_and_every_setting_closes_a_control() -> None:
+    assert set(SETTING_KINDS) == set(SETTING_CONTROLS) == set(SETTINGS)
+    assert set(SAFE_VALUES) == {n for n, kind in SETTING_KINDS.items() if kind == "flag"}
+    assert all(SETTING_CONTROLS[name] for name in SETTINGS)
+    assert set(STEPS) == set(ACTIONS)
+
+
+def test_changes_travel_in_order_as_set_params() -> None:
+    params = REMEDIATE.to_params()
+    assert [k for k in params if k.startswith("set.")] == [
+        "set.telnet",
+        "set.ntp_server",
+        "set.time_zone",
+    ]
+    assert list(RemediateParams.parse(params).changes) == ["telnet", "ntp_server", "time_zone"]
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"set.bluetooth": True}, "unknown setting 'bluetooth'"),
+        ({"set.telnet": "off"}, "'telnet' takes true or false"),
+        ({"set.telnet": 0}, "'telnet' takes true or false"),
+        ({"set.ntp_server": "a b"}, "'ntp_server'.*not a valid host"),
+        ({"set.ntp_server": "x" * 256}, "'ntp_server'.*not a valid host"),
+        ({"set.ntp_server": "<x>"}, "'ntp_server'.*not a valid host"),
+        ({"set.ntp_server": True}, "'ntp_server' takes text"),
+        ({"set.snmp_community": "public"}, "'snmp_community'.*not a valid community"),
+        ({"set.snmp_community": "Private"}, "'snmp_community'.*not a valid community"),
+        ({"set.snmp_community": "short"}, "'snmp_community'.*not a valid community"),
+        ({"set.time_zone": "../etc/passwd"}, "'time_zone'.*not a valid zone"),
+        ({"set.time_zone": "UTC+7 "}, "'time_zone'.*not a valid zone"),
+        ({"controls": "SVC-2"}, "'controls' must be"),
+        ({"controls": 5}, "'controls' must be"),
+        ({"plan_id": -1}, "'plan_id' must be an integer"),
+        ({"escrow_kid": ""}, "'escrow_kid' must be a non-empty string"),
+    ],
+)
+def test_remediation_params_that_do_not_fit_are_refused(
+    change: dict[str, EvidenceValue], detail: str
+) -> None:
+    with pytest.raises(BadParams, match=detail) as caught:
+        RemediateParams.parse(REMEDIATE.to_params() | change)
+    assert caught.value.reason == "bad_params"
+
+
+def test_a_remediation_changes_at_least_one_setting() -> None:
+    params = {k: v for k, v in REMEDIATE.to_params().items() if not k.startswith("set.")}
+    with pytest.raises(BadParams, match="no setting to change"):
+        RemediateParams.parse(params)
+
+
+@pytest.mark.parametrize("original", ["", "../x", "a" * 65, "-x"])
+def test_a_restore_names_a_command_id(original: str) -> None:
+    with pytest.raises(BadParams):
+        RestoreParams.parse({"original": original, "plan_id": 1})
+
+
+def test_remediation_reasons_and_outcomes_are_codes() -> None:
+    new = {"unsupported_setting", "snapshot_failed", "snapshot_unknown", "not_applied"}
+    assert new | {"rolled_back", "rollback_failed"} <= REASONS
+    assert {"applied", "clamped", "ignored", "rolled_back", "unsupported"} <= OUTCOMES
