@@ -337,18 +337,19 @@ class Findings(Area):
             return FindingPage([FindingRow(*r) for r in rows], total, page, per_page, more)
 
     def facets(self) -> dict[str, list[str]]:
-        """Vendors and models present in scope, for the filter drop-downs."""
+        """Vendors and models present in scope, for the filter drop-downs (one pass)."""
         vendor = Camera.identity["vendor"].as_string()
         model = Camera.identity["model"].as_string()
-        visible = self.s.agent_visible(Camera.agent_id)
         with self.s.engine.connect() as conn:
-            vendors = conn.execute(
-                select(vendor).where(visible, vendor.is_not(None)).distinct().order_by(vendor)
-            ).scalars()
-            models = conn.execute(
-                select(model).where(visible, model.is_not(None)).distinct().order_by(model)
-            ).scalars()
-            return {"vendors": [v for v in vendors if v], "models": [m for m in models if m]}
+            pairs = conn.execute(
+                select(vendor, model)
+                .where(self.s.agent_visible(Camera.agent_id))
+                .group_by(vendor, model)
+            ).all()
+        return {
+            "vendors": sorted({v for v, _ in pairs if v}),
+            "models": sorted({m for _, m in pairs if m}),
+        }
 
     def camera_findings(self, agent_id: str, camera_id: str) -> list[FindingRow]:
         q = self._finding_query(FindingFilters()).where(
@@ -360,50 +361,53 @@ class Findings(Area):
     def kev(self, shown: int | None = None) -> list[KevGroup]:
         """Cameras with a failing known-exploited finding, grouped by CVE (newest KEV first);
         with ``shown``, only the first ``shown`` cameras of each group are read (``cameras``
-        still counts them all)."""
-        q = self._finding_query(FindingFilters()).where(kev_failing())
+        still counts them all): each group walks ``ix_findings_kev`` in camera order and stops
+        there."""
         cve = func.coalesce(Finding.evidence["cve"].as_string(), "?")
         added = Finding.evidence["kev_date_added"].as_string()
+        failing = (kev_failing(), self.s.agent_visible(Finding.agent_id))
+        listed = (
+            self._finding_query(FindingFilters())
+            .add_columns(cve)
+            .where(kev_failing())
+            .order_by(Finding.agent_id, Finding.camera_id)
+        )
         groups: dict[str, KevGroup] = {}
         with self.s.engine.connect() as conn:
-            counted = q.with_only_columns(cve, func.max(added), func.count()).group_by(cve)
+            counted = select(cve, func.max(added), func.count()).where(*failing).group_by(cve)
             for name, date_added, n in conn.execute(counted):
                 groups[name] = KevGroup(name, date_added or None, [], n)
-            # numbered on the slim rows; the whole rows read for those shown only
-            ranked = q.with_only_columns(
-                Finding.id,
-                cve.label("cve"),
-                func.row_number()
-                .over(partition_by=cve, order_by=(Finding.agent_id, Finding.camera_id))
-                .label("n"),
-            )
-            if shown is not None:
-                ranked = select(ranked.subquery()).where(literal_column("n") <= shown)
-            numbered = ranked.subquery()
-            listed = (
-                self._finding_query(FindingFilters())
-                .add_columns(numbered.c.cve)
-                .join(numbered, numbered.c.id == Finding.id)
-                .order_by(numbered.c.cve, numbered.c.n)
-            )
-            for *r, name in conn.execute(listed):
-                f = FindingRow(*r)
-                groups[name].devices.append(
-                    KevDevice(
-                        f.agent_id,
-                        f.camera_id,
-                        f.site,
-                        f.vendor,
-                        f.model,
-                        _text(f.evidence.get("firmware")),
-                        _text(f.evidence.get("remedy")),
-                    )
+            if shown is None:
+                rows = list(conn.execute(listed))
+            else:
+                rows = [
+                    r
+                    for name in groups
+                    for r in conn.execute(listed.where(cve == name).limit(shown))
+                ]
+        for *r, name in rows:
+            f = FindingRow(*r)
+            groups[name].devices.append(
+                KevDevice(
+                    f.agent_id,
+                    f.camera_id,
+                    f.site,
+                    f.vendor,
+                    f.model,
+                    _text(f.evidence.get("firmware")),
+                    _text(f.evidence.get("remedy")),
                 )
+            )
         return sorted(groups.values(), key=lambda g: (g.kev_date_added or "", g.cve), reverse=True)
 
     def kev_cameras(self) -> int:
-        """Cameras with at least one failing known-exploited finding."""
-        q = self._finding_query(FindingFilters()).where(kev_failing())
-        cams = q.with_only_columns(Finding.agent_id, Finding.camera_id).distinct().subquery()
+        """Cameras with at least one failing known-exploited finding (``ix_findings_kev``
+        alone: a finding's camera is always stored)."""
+        cams = (
+            select(Finding.agent_id, Finding.camera_id)
+            .where(kev_failing(), self.s.agent_visible(Finding.agent_id))
+            .distinct()
+            .subquery()
+        )
         with self.s.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(cams)).scalar_one())

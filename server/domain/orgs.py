@@ -3,6 +3,7 @@ counts of each part of the tree."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -362,12 +363,16 @@ class Orgs(Area):
         base = 0 if self.s.p.org_path is None else self.s.p.org_path.count("/") - 2
         site_paths = [(path, site) for _, _, kind, _, site, path in orgs if kind == "site"]
         names = {oid: name for oid, _, _, name, _, _ in orgs}
+        # each site's counts under every unit of its path (itself included)
+        under: dict[int, list[Counts]] = defaultdict(list)
+        for path, site in site_paths:
+            if site in per_site:
+                for part in path.strip("/").split("/"):
+                    under[int(part)].append(per_site[site])
         result: list[OrgCompliance] = []
         systems: list[SystemView] = []
         for oid, parent, kind, name, site, path in orgs:
-            counts = _sum(
-                [per_site[n] for p, n in site_paths if p.startswith(path) and n in per_site]
-            )
+            counts = _sum(under.get(oid, []))
             node = OrgNode(oid, parent, kind, name, site, path.count("/") - 2 - base)
             result.append(OrgCompliance(node, counts))
             if kind == "system":

@@ -224,10 +224,16 @@ def router() -> APIRouter:
         )
 
     @pages.get("/agents")
-    def agents(request: Request, web: Web, s: PageScope, changed: str = "") -> Response:
-        rows = Agents(s).agents()
-        done = next((a for a in rows if a.agent_id == changed), None)
-        return web.render(request, s.p, "agents.html", agents=rows, done=done)
+    def agents(
+        request: Request,
+        web: Web,
+        s: PageScope,
+        changed: Annotated[str, Query(max_length=64)] = "",
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    ) -> Response:
+        result = Agents(s).agent_page(page, web.config.page_size)
+        done = next(iter(Agents(s).agents(changed)), None) if changed else None
+        return web.render(request, s.p, "agents.html", result=result, done=done)
 
     @pages.post("/agents/{agent_id}/{action}")
     def agent_action(

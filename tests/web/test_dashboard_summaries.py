@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, func, insert, select
 from protocol import Finding as ReportedFinding
 from protocol.messages import Severity, Status
 from server.domain import findings as findings_area
+from server.domain.agents import Agents
 from server.domain.orgs import Orgs
 from server.domain.overview import Overview
 from server.domain.scope import CLI
@@ -21,7 +22,7 @@ from server.storage.migrate import upgrade
 from server.storage.models import FAIL_COLUMNS, Agent, Camera, Finding
 from tests.server.conftest import enroll
 from tests.support.agents import SimAgent
-from tests.web.conftest import World, camera, process, report_with, scoped_as
+from tests.web.conftest import World, camera, principal_of, process, report_with, scoped_as
 from tests.web.test_rbac import login
 
 
@@ -138,3 +139,48 @@ def test_a_count_the_summaries_cannot_answer_stops_at_the_cap(
     assert capped.split('id="total">')[1].startswith("2+ ")
     # the default list (failing findings) is counted exactly from the summaries
     assert "+" not in server.get("/findings").text.split('id="total">')[1].split("<")[0]
+
+
+def _kev(cve: str, added: str) -> ReportedFinding:
+    return ReportedFinding(
+        code="fw.known_exploited", check=f"kev-{cve.lower()}", status="fail", severity="critical",
+        controls=["FW-02"], evidence={"cve": cve, "kev_date_added": added, "firmware": "V5.5.0"},
+    )  # fmt: skip
+
+
+def test_the_known_exploited_groups_read_only_the_cameras_shown(
+    repo: Repository, db_url: str, world: World
+) -> None:
+    sim = SimAgent("agent-a9", "site-a")
+    enroll(repo, sim)
+    old, new = _kev("CVE-2017-7921", "2021-11-03"), _kev("CVE-2021-36260", "2022-01-10")
+    cams = [camera(f"cam-{n}", [new] + ([old] if n < 2 else [])) for n in range(3)]
+    process(repo, db_url, [report_with(sim, cams)])
+    area = findings_area.Findings(scoped_as(repo, CLI))
+    shown = area.kev(shown=1)
+    assert [(g.cve, g.kev_date_added, g.cameras, len(g.devices)) for g in shown] == [
+        ("CVE-2021-36260", "2022-01-10", 3, 1),
+        ("CVE-2017-7921", "2021-11-03", 2, 1),
+    ]
+    assert [d.camera_id for d in shown[0].devices] == ["cam-0"]  # camera order
+    whole = area.kev()
+    assert [[d.camera_id for d in g.devices] for g in whole] == [
+        ["cam-0", "cam-1", "cam-2"],
+        ["cam-0", "cam-1"],
+    ]
+    assert area.kev_cameras() == 3
+    # agency B's reader sees none of them
+    b = findings_area.Findings(scoped_as(repo, principal_of(repo, "admin-b")))
+    assert b.kev() == []
+    assert b.kev_cameras() == 0
+
+
+def test_the_agents_list_is_paged(repo: Repository, world: World) -> None:
+    area = Agents(scoped_as(repo, CLI))
+    every = area.agents()
+    assert len(every) > 3
+    first = area.agent_page(1, 3)
+    assert (first.total, first.pages) == (len(every), -(-len(every) // 3))
+    paged = [a for n in range(1, first.pages + 1) for a in area.agent_page(n, 3).items]
+    assert paged == every
+    assert all(len(area.agent_page(n, 3).items) == 3 for n in range(1, first.pages))
