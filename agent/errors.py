@@ -14,6 +14,7 @@ Config errors are ``protocol.configfile.ConfigError``; they name file, line and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 
@@ -42,10 +43,19 @@ class AgentBusy(AgentError):
 
 
 class StepError(AgentError):
+    """A step stopped cleanly: ``reason`` a stable code, ``detail`` for logs, ``details`` what
+    the final result carries besides (e.g. a remediation's per-setting outcomes)."""
+
     def __init__(
-        self, reason: str, detail: str, *, status: Literal["failed", "rejected"] = "failed"
+        self,
+        reason: str,
+        detail: str,
+        *,
+        status: Literal["failed", "rejected"] = "failed",
+        details: Mapping[str, str | int | float | bool | None] | None = None,
     ) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
         self.status = status
+        self.details = dict(details or {})

@@ -17,6 +17,7 @@ the outbox and one fresh report to a file instead of a broker.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import platform
@@ -186,7 +187,14 @@ class Agent:
             return None
         # the publisher is built after the executor: look it up when a result is issued
         wake = lambda: self._publisher.wake()  # noqa: E731, PLW0108
-        return Executor(self.config, issuer, collector, self._credentials, wake=wake)
+        return Executor(
+            self.config,
+            issuer,
+            collector,
+            self._credentials,
+            wake=wake,
+            reaudited=self._reaudited,
+        )
 
     def _schedule(self, executor: Executor | None) -> RotationSchedule | None:
         if self.config.rotation.interval_days is None:
@@ -358,6 +366,23 @@ class Agent:
         self._audit = result
         self._last_audit = time.monotonic()
         self._reachable = {c.camera_id: c.reachable for c in result.cameras}
+        await self._status()
+
+    async def _reaudited(self, camera: Camera) -> None:
+        """A remediation re-ran some checks on ``camera``: their findings replace those of the
+        same checks in the last audit, and a report goes out at once."""
+        if self._audit is None:  # no audit yet: the next one reports the camera in full
+            return
+        rerun = {f.check for f in camera.findings}
+
+        def merged(old: Camera) -> Camera:
+            if old.camera_id != camera.camera_id:
+                return old
+            kept = [f for f in old.findings if f.check not in rerun]
+            return msgspec.structs.replace(old, findings=[*kept, *camera.findings])
+
+        cameras = tuple(merged(c) for c in self._audit.cameras)
+        self._audit = dataclasses.replace(self._audit, cameras=cameras)
         await self._status()
 
     async def _issue(self, build: Callable[[Header], Hello | Heartbeat | StatusReport]) -> None:

@@ -16,9 +16,9 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from lab.config import CameraSpec, Faults, User
 from lab.firmware import ImageInfo, parse_image
@@ -137,6 +137,8 @@ class Camera:
             self.persona.realm, {"serial": self.serial, "serial_tail": self.serial[-5:]}
         )
         self.reboot_hook: Callable[[float], Awaitable[None]] | None = None
+        # runs after every accepted setting write: the fleet opens and closes listeners
+        self.settings_hook: Callable[[], Coroutine[Any, Any, None]] | None = None
         self.sink: Sink | None = None
         self.reboots = 0
         self.upload_opens_at = 0.0  # time.monotonic() after which ONVIF accepts an upload
@@ -266,11 +268,20 @@ class Camera:
                 self.write_faults = replace(faults, fail_after=left if left >= 0 else None)
                 if left < 0:
                     log.info("camera %s: setting write of %s failed half-way", self.id, name)
+                    self._follow_settings()
                     return False
             if name in faults.ignore:
                 continue
             self.settings[name] = faults.clamp.get(name, value)
+        self._follow_settings()
         return True
+
+    def _follow_settings(self) -> None:
+        """The settings hook, started now and run before the next request is read."""
+        if self.settings_hook is not None:
+            task = asyncio.get_running_loop().create_task(self.settings_hook())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def record(self, entry: RequestRecord) -> None:
         self.log.append(entry)

@@ -20,7 +20,7 @@ import ssl
 import subprocess
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Literal, Protocol, cast, get_args
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -56,6 +56,9 @@ __all__ = ["CameraNode", "Fleet", "RouterNode"]
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 0.2
+# services a setting write turns on and off while the camera runs (``CameraNode.follow_settings``)
+SwitchedService = Literal["telnet", "ssh", "upnp", "discoverable"]
+SWITCHED: tuple[SwitchedService, ...] = get_args(SwitchedService)
 STANDARD_PORTS = {
     "telnet": 23,
     "ftp": 21,
@@ -207,6 +210,8 @@ class CameraNode:
     backstage: tuple[str, int] | None = None  # where GStreamer serves this camera's streams
     netns: str | None = None  # the camera's namespace (netns mode)
     _listeners: list[Service] = field(default_factory=list)
+    _switched: dict[SwitchedService, Service] = field(default_factory=dict)  # see SWITCHED
+    _following: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def spec(self) -> CameraSpec:
@@ -260,12 +265,13 @@ class CameraNode:
                 sock = self.binder.tcp(cam.host, cam.ports[extra])
                 loop = asyncio.get_running_loop()
                 self._listeners.append(_Plain(await loop.create_server(_HoldOpen, sock=sock)))
-        running = {"telnet": cam.settings["telnet"], "ftp": spec.ftp, "ssh": cam.settings["ssh"]}
-        for kind in ("telnet", "ftp", "ssh"):
-            if running[kind] and not await self._silent(kind):
-                sock = self.binder.tcp(cam.host, cam.ports[kind])
-                banner = cam.persona.banners[kind]
-                self._listeners.append(await start_banner(sock, kind, banner, self._faults))
+        if spec.ftp and not await self._silent("ftp"):
+            sock = self.binder.tcp(cam.host, cam.ports["ftp"])
+            banner = cam.persona.banners["ftp"]
+            self._listeners.append(await start_banner(sock, "ftp", banner, self._faults))
+        for kind in SWITCHED:
+            if cam.settings[kind] and not await self._silent(kind):
+                self._switched[kind] = await self._start_switched(kind)
         if self.rtsp is not None and not await self._silent("rtsp"):
             await self._rtsp_front()
         if spec.snmp_public:
@@ -274,8 +280,15 @@ class CameraNode:
             self._listeners.append(
                 await start_snmp(sock, frozenset({"public"}), banner, sys_name=spec.id)
             )
-        if cam.settings["upnp"]:
-            ssdp = await start_ssdp(
+        await self._vendor_discovery()
+
+    async def _start_switched(self, kind: SwitchedService) -> Service:
+        cam, spec = self.camera, self.spec
+        if kind in ("telnet", "ssh"):
+            sock = self.binder.tcp(cam.host, cam.ports[kind])
+            return await start_banner(sock, kind, cam.persona.banners[kind], self._faults)
+        if kind == "upnp":
+            return await start_ssdp(
                 self.binder.udp(cam.host, cam.ports["ssdp"]),
                 self.binder.tcp(cam.host, cam.ports["upnp_http"]),
                 friendly_name=f"{cam.persona.vendor} {spec.model}",
@@ -284,16 +297,27 @@ class CameraNode:
                 uuid=cam.uuid,
                 server_banner=cam.persona.banners["http"],
             )
-            self._listeners.append(ssdp)
-        if cam.settings["discoverable"]:
-            wsd = await start_wsdiscovery(
-                self.binder.udp(cam.host, cam.ports["wsd"]),
-                uuid=cam.uuid,
-                xaddrs=[self.onvif_url],
-                scopes=onvif.scopes(cam),
-            )
-            self._listeners.append(wsd)
-        await self._vendor_discovery()
+        return await start_wsdiscovery(
+            self.binder.udp(cam.host, cam.ports["wsd"]),
+            uuid=cam.uuid,
+            xaddrs=[self.onvif_url],
+            scopes=onvif.scopes(cam),
+        )
+
+    async def follow_settings(self) -> None:
+        """After a setting write (the camera's settings hook): a service turned off closes its
+        listeners at once, one turned on opens them, as a real camera restarts its daemons."""
+        async with self._following:
+            if not self.camera.online:
+                return  # a reboot opens what the settings say
+            for kind in SWITCHED:
+                running = self._switched.get(kind)
+                if self.camera.settings[kind] and running is None:
+                    if not await self._silent(kind):
+                        self._switched[kind] = await self._start_switched(kind)
+                elif not self.camera.settings[kind] and running is not None:
+                    del self._switched[kind]
+                    await running.close()
 
     async def _vendor_discovery(self) -> None:
         """The family's own discovery responder: SADP (Hikvision), DHDiscover (Dahua)."""
@@ -320,7 +344,8 @@ class CameraNode:
         self._listeners.append(await start(self.binder.udp(cam.host, cam.ports[kind]), facts))
 
     async def close(self) -> None:
-        listeners, self._listeners = self._listeners, []
+        listeners, self._listeners = [*self._listeners, *self._switched.values()], []
+        self._switched = {}
         await asyncio.gather(*(item.close() for item in listeners))
 
     async def reboot(self, seconds: float) -> None:
@@ -486,6 +511,7 @@ class Fleet:
             node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp, connect)
             node.netns = namespace
             camera.reboot_hook = node.reboot
+            camera.settings_hook = node.follow_settings
             if self.request_log is not None:
                 camera.sink = self.request_log.write
             self.cameras[spec.id] = node

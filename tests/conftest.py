@@ -6,11 +6,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
+from server.domain import security
 from tests.support.mosquitto import Mosquitto
 from tests.support.notify import NotifySocket
 
 pytest_plugins = ["lab.testing"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id at its smallest cost in this process: the collector's default (64 MiB, three
+    passes) takes about a second a hash on a loaded 2-core machine, and the dashboard tests make
+    and verify dozens of passwords. Collectors started as processes keep the real cost."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(security, "_hasher", cheap)
+        patch.setattr(security, "_DUMMY", cheap.hash("not a password"))
+        yield
 
 
 @pytest.fixture

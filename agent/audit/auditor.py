@@ -304,6 +304,21 @@ class Auditor:
         with confined(await site_scope(self.config.network.subnets, configured)):
             return await self._run(camera_ids, progress)
 
+    async def recheck(self, camera_id: str, controls: Collection[str]) -> Camera:
+        """Run again, on one configured camera, the checks that answer any of ``controls``
+        (after a remediation): the camera with those checks' findings only."""
+        target = next(t for t in self._targets if t.camera_id == camera_id)
+        wanted = set(controls)
+        checks = [c for c in self.checks() if wanted.intersection(c.controls)]
+        feed = _load_feed(self.clock, self.config)
+        tls_gate = asyncio.Semaphore(self.config.audit.tls_concurrency)
+        configured = [camera.address for camera in self.config.cameras]
+        with confined(await site_scope(self.config.network.subnets, configured)):
+            from agent.audit.identify import prepare  # noqa: PLC0415  # zeep: only when auditing
+
+            await prepare()
+            return (await self._camera(target, checks, feed, tls_gate)).camera
+
     async def _run(
         self, camera_ids: Collection[str] | None, progress: Progress | None
     ) -> AuditResult:

@@ -19,7 +19,7 @@ from agent.commands.errors import StepFailed
 from agent.commands.journal import Entry, Journal
 from agent.config import AgentConfig, CameraConfig
 from agent.vendors.models import Credential
-from protocol.messages import Command, EvidenceValue
+from protocol.messages import Camera, Command, EvidenceValue
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +27,18 @@ Details = dict[str, EvidenceValue]
 
 
 class CredentialStore(Protocol):
-    """The camera credentials (``agent.trust.vault.Vault`` has this shape)."""
+    """The camera credentials and small sealed records beside them (a remediation's settings
+    snapshots), encrypted at rest (``agent.trust.vault.Vault`` has this shape)."""
 
     def credential(self, ref: str) -> Credential | None: ...
 
     def set(self, ref: str, username: str, password: str) -> None: ...
 
     def delete(self, ref: str) -> bool: ...
+
+    def record(self, ref: str) -> str | None: ...
+
+    def set_record(self, ref: str, text: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +49,10 @@ class ActionContext:
     credentials: CredentialStore
     journal: Journal
     clock: Callable[[], datetime]
-    # an ``in_progress`` result naming the step: (command_id, step)
-    announce: Callable[[str, str], Awaitable[None]]
+    # an ``in_progress`` result naming the step: (command_id, step, details)
+    announce: Callable[[str, str, Details], Awaitable[None]]
+    # a remediation re-audited its camera: the daemon reports these findings as usual
+    reaudited: Callable[[Camera], Awaitable[None]] | None = None
 
 
 @dataclass(slots=True)
@@ -57,14 +64,15 @@ class Run:
     entry: Entry
     context: ActionContext
 
-    async def step(self, name: str, **data: str) -> None:
+    async def step(self, name: str, details: Details | None = None, **data: str) -> None:
+        """Enter step ``name``: journal ``data``, announce it (with ``details``, if any)."""
         self.entry.step = name
         self.entry.status = "in_progress"
         self.entry.data.update(data)
         # the announcement reaches the outbox first: killed between the two, the agent resumes
         # at the step before, which every action can repeat; the other order lost the step
         log.info("command %s: %s", self.command.command_id, name)
-        await self.context.announce(self.command.command_id, name)
+        await self.context.announce(self.command.command_id, name, details or {})
         await asyncio.to_thread(self.context.journal.save, self.entry)
 
     async def note(self, **data: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -33,11 +33,12 @@ from agent.commands.verify import verify_command
 from agent.config import AgentConfig, CameraConfig
 from agent.messaging.issuer import Header, Issued
 from agent.vendors.base import AuthFailed, CameraError, Timeout, Unreachable
-from protocol.commands import FIRMWARE_APPLY, PASSWORD_ROTATE
+from protocol.commands import FIRMWARE_APPLY, PASSWORD_ROTATE, SETTINGS_APPLY, SETTINGS_RESTORE
 from protocol.envelope import verify
 from protocol.errors import ProtocolError, UnknownKey
 from protocol.messages import (
     AgentMessage,
+    Camera,
     Command,
     CommandResult,
     decode_collector_message,
@@ -61,6 +62,8 @@ class Executor:
     credentials: CredentialStore
     clock: Callable[[], datetime] = utc_now
     wake: Callable[[], None] = lambda: None
+    # the daemon's hook for a remediation's re-audit (reported as usual); None: not reported
+    reaudited: Callable[[Camera], Awaitable[None]] | None = None
     refused: dict[str, int] = field(default_factory=dict)  # reason -> count (metrics, tests)
     _busy: set[str] = field(default_factory=set)
 
@@ -69,7 +72,12 @@ class Executor:
         self.nonces = NonceStore(base / "nonces.json")
         self.journal = Journal(base / "journal")
         self.context = ActionContext(
-            self.config, self.credentials, self.journal, self.clock, self._announce
+            self.config,
+            self.credentials,
+            self.journal,
+            self.clock,
+            self._announce,
+            self.reaudited,
         )
 
     @property
@@ -98,8 +106,8 @@ class Executor:
         await asyncio.to_thread(self.issuer.issue, build)
         self.wake()
 
-    async def _announce(self, command_id: str, step: str) -> None:
-        await self.answer(command_id, "in_progress", step=step)
+    async def _announce(self, command_id: str, step: str, details: Details) -> None:
+        await self.answer(command_id, "in_progress", step=step, details=details)
 
     def _refuse(self, exc: CommandRefused, token_hint: str) -> None:
         self.refused[exc.reason] = self.refused.get(exc.reason, 0) + 1
@@ -209,7 +217,7 @@ class Executor:
             details = await action(run)
             status = "succeeded"
         except StepFailed as exc:
-            status, reason = exc.status, exc.reason
+            status, reason, details = exc.status, exc.reason, dict(exc.details)
             log.warning(
                 "command %s %s at %s: %s", command.command_id, status, entry.step, exc.detail
             )
@@ -274,4 +282,21 @@ async def _rotate(run: Run) -> Details:
     return await rotate_password(run)
 
 
-ACTIONS: dict[str, Action] = {FIRMWARE_APPLY: _firmware, PASSWORD_ROTATE: _rotate}
+async def _remediate(run: Run) -> Details:
+    from agent.commands.remediate import apply_settings  # noqa: PLC0415  # the auditor, on use
+
+    return await apply_settings(run)
+
+
+async def _restore(run: Run) -> Details:
+    from agent.commands.remediate import restore_settings  # noqa: PLC0415  # the auditor, on use
+
+    return await restore_settings(run)
+
+
+ACTIONS: dict[str, Action] = {
+    FIRMWARE_APPLY: _firmware,
+    PASSWORD_ROTATE: _rotate,
+    SETTINGS_APPLY: _remediate,
+    SETTINGS_RESTORE: _restore,
+}

@@ -40,13 +40,12 @@ import secrets
 import string
 from contextlib import AsyncExitStack
 
-from joserfc import jwe
-from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
 from agent.commands.context import Details, Run
 from agent.commands.errors import StepFailed
-from agent.commands.verify import RotateParams, rotate_params
+from agent.commands.escrow import escrow_key, seal
+from agent.commands.verify import rotate_params
 from agent.credentials.passwords import assess_password
 from agent.vendors.base import Adapter, CameraError, LockedOut, Timeout, Unreachable
 from agent.vendors.models import Credential, Interface
@@ -55,37 +54,11 @@ from agent.vendors.registry import adapter_pair
 
 log = logging.getLogger(__name__)
 
-ALG, ENC = "ECDH-ES+A256KW", "A256GCM"
 # no quotes, backslash, angle brackets, ampersand or space: vendor web UIs and XML stacks of
 # some cameras mangle them; 74 symbols still give > 6 bits per character
 _SPECIALS = "!#%+-.:=?@_~^*"
 _ALPHABET = string.ascii_letters + string.digits + _SPECIALS
 _EARLY = (None, "preflight", "generating")
-
-
-def escrow_key(params: RotateParams, pinned_kid: str | None) -> OKPKey:
-    """The escrow public key of the command, checked (pure; see module doc)."""
-    try:
-        key = OKPKey.import_key(json.loads(params.escrow_jwk))
-    except (ValueError, JoseError, TypeError) as exc:
-        raise StepFailed(
-            "escrow_key_mismatch", "escrow_jwk is not a JWK", status="rejected"
-        ) from exc
-    if key.as_dict().get("crv") != "X25519" or key.is_private:
-        raise StepFailed(
-            "escrow_key_mismatch", "escrow_jwk is not an X25519 public key", status="rejected"
-        )
-    if key.thumbprint() != params.escrow_kid:
-        raise StepFailed(
-            "escrow_key_mismatch", "escrow_jwk's thumbprint is not escrow_kid", status="rejected"
-        )
-    if pinned_kid is not None and params.escrow_kid != pinned_kid:
-        raise StepFailed(
-            "escrow_key_not_pinned",
-            f"escrow key {params.escrow_kid} is not the organisation's {pinned_kid}",
-            status="rejected",
-        )
-    return key
 
 
 def generate_password(length: int, user_inputs: list[str]) -> str:
@@ -95,11 +68,6 @@ def generate_password(length: int, user_inputs: list[str]) -> str:
         verdict = assess_password(password, user_inputs=user_inputs)
         if verdict.meets_724 and verdict.score >= 4 and verdict.length >= length:
             return password
-
-
-def seal(key: OKPKey, payload: dict[str, str]) -> str:
-    header = {"alg": ALG, "enc": ENC, "kid": key.thumbprint(), "cty": "camwarden-credential"}
-    return jwe.encrypt_compact(header, json.dumps(payload).encode(), key)
 
 
 async def run_hook(argv: tuple[str, ...], payload: dict[str, str], timeout_s: float) -> bool:
@@ -158,7 +126,7 @@ async def rotate_password(run: Run) -> Details:
     rot = ctx.config.rotation
     if entry.step in _EARLY:
         await run.step("preflight")
-    key = escrow_key(params, rot.escrow_kid)
+    key = escrow_key(params.escrow_kid, params.escrow_jwk, rot.escrow_kid)
     current = run.credential()
     ref = camera.credentials_ref
     if ref is None:  # run.credential() refused this already
@@ -273,7 +241,7 @@ async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) 
         "rotated_at": ctx.clock().isoformat(),
     }
     details: Details = {
-        "sealed": seal(key, payload),
+        "sealed": seal(key, payload, "camwarden-credential"),
         "escrow_kid": kid,
         "via": run.entry.data.get("via", ""),
         "verified": run.entry.data.get("verified", ""),

@@ -13,15 +13,28 @@ from typing import TypeVar
 from joserfc.jwk import OKPKey
 
 from agent.commands.errors import CommandRefused
-from protocol.commands import CMD_TYP, PARAMS, BadParams, FirmwareParams, Params, RotateParams
+from protocol.commands import (
+    CMD_TYP,
+    PARAMS,
+    BadParams,
+    FirmwareParams,
+    Params,
+    RemediateParams,
+    RestoreParams,
+    RotateParams,
+)
 from protocol.envelope import DEFAULT_MAX_BYTES, verify
 from protocol.errors import ProtocolError, UnknownKey
 from protocol.messages import Command, decode_collector_message
 
 __all__ = [
     "FirmwareParams",
+    "RemediateParams",
+    "RestoreParams",
     "RotateParams",
     "firmware_params",
+    "remediate_params",
+    "restore_params",
     "rotate_params",
     "verify_command",
 ]
@@ -88,3 +101,11 @@ def firmware_params(params: Params) -> FirmwareParams:
 
 def rotate_params(params: Params) -> RotateParams:
     return _params(RotateParams.parse, params)
+
+
+def remediate_params(params: Params) -> RemediateParams:
+    return _params(RemediateParams.parse, params)
+
+
+def restore_params(params: Params) -> RestoreParams:
+    return _params(RestoreParams.parse, params)

@@ -65,6 +65,7 @@ CREDENTIAL_NAME: Final = "vault.key"  # LoadCredentialEncrypted=vault.key:... in
 HEADER: Final = b"CWVAULT1"
 _NONCE: Final = 12
 _MAX_VAULT_BYTES: Final = 4 * 1024 * 1024
+MAX_RECORD: Final = 64 * 1024
 
 
 class VaultError(AgentError):
@@ -87,6 +88,8 @@ class _Contents(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     version: int = 1
     site_key: str  # base64 of the per-site fingerprint key
     entries: dict[str, Entry] = {}
+    # small records kept as secret as the credentials: a remediation's settings snapshots
+    records: dict[str, str] = {}
 
 
 def _parse_key(raw: bytes, source: str) -> bytes:
@@ -267,6 +270,19 @@ class Vault:
             entries = {k: v for k, v in contents.entries.items() if k != ref}
             self._write(msgspec.structs.replace(contents, entries=entries))
         return True
+
+    def record(self, ref: str) -> str | None:
+        contents = self._read()
+        return None if contents is None else contents.records.get(ref)
+
+    def set_record(self, ref: str, text: str) -> None:
+        """Keep ``text`` under ``ref`` (at most ``MAX_RECORD`` characters)."""
+        if not ref or len(text) > MAX_RECORD:
+            raise VaultError(f"a vault record needs a reference and at most {MAX_RECORD} chars")
+        with self._locked():
+            contents = self._read() or self._fresh()
+            records = {**contents.records, ref: text}
+            self._write(msgspec.structs.replace(contents, records=records))
 
     def set_site_key(self, secret: bytes) -> None:
         """Replace the site key (agents of one site share it, so fingerprints compare)."""

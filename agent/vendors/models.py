@@ -142,7 +142,8 @@ class StreamInfo:
 
 
 class Setting(enum.Enum):
-    """A camera setting a remediation may change (baseline SVC-02..07, LOG-01 time source)."""
+    """A camera setting a remediation may change (baseline SVC-02..08, LOG-01 time source);
+    the values are names of ``protocol.commands.SETTINGS``."""
 
     TELNET = "telnet"
     SSH = "ssh"
@@ -151,6 +152,7 @@ class Setting(enum.Enum):
     DDNS = "ddns"
     NTP = "ntp"  # True: the clock follows NTP; False: set by hand
     NTP_SERVER = "ntp_server"  # the first NTP server (host name or address)
+    DISCOVERABLE = "discoverable"  # answers WS-Discovery probes (SVC-08)
 
 
 SettingValue = bool | str
@@ -176,6 +178,7 @@ class SettingValues:
                     Setting.UPNP: services.upnp,
                     Setting.P2P: services.p2p,
                     Setting.DDNS: services.ddns,
+                    Setting.DISCOVERABLE: services.discoverable,
                 }
             )
         if time is not None:

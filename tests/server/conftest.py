@@ -185,7 +185,7 @@ def serve(app: FastAPI) -> Iterator[httpx.Client]:
     thread.start()
     wait_port("127.0.0.1", port)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             yield client
     finally:
         server.should_exit = True

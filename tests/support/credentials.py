@@ -14,7 +14,7 @@ class FileCredentials:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _read(self) -> dict[str, list[str]]:
+    def _read(self) -> dict[str, list[str]]:  # ref -> [username, password] or [record]
         try:
             data: dict[str, list[str]] = json.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -36,3 +36,12 @@ class FileCredentials:
             return False
         atomic_write(self.path, json.dumps(data).encode())
         return True
+
+    def record(self, ref: str) -> str | None:
+        found = self._read().get(f"record:{ref}")
+        return found[0] if found else None
+
+    def set_record(self, ref: str, text: str) -> None:
+        data = self._read()
+        data[f"record:{ref}"] = [text]
+        atomic_write(self.path, json.dumps(data).encode())

@@ -39,7 +39,7 @@ def collector(repo: Repository, db_url: str, world: World) -> Iterator[httpx.Cli
 def from_address(client: httpx.Client, address: str) -> httpx.Client:
     """A client whose connections leave from another loopback address."""
     transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=client.base_url, transport=transport, timeout=10)
+    return httpx.Client(base_url=client.base_url, transport=transport, timeout=60)
 
 
 def challenge(client: httpx.Client, agent_id: str, forwarded: str | None = None) -> int:

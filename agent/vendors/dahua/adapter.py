@@ -72,6 +72,7 @@ class DahuaAdapter(HttpAdapter):
             upnp=parsers.config_flag(await self._config(const.UPNP), const.UPNP),
             p2p=parsers.config_flag(await self._config(const.P2P), const.P2P),
             ssh=parsers.config_flag(await self._config(const.SSHD), const.SSHD),
+            telnet=parsers.config_flag(await self._config(const.TELNET), const.TELNET),
             ddns=parsers.config_flag(await self._config(const.DDNS), const.DDNS),
         )
 

@@ -18,6 +18,7 @@ CONFIG: Final = "/cgi-bin/configManager.cgi?action=getConfig&name="
 UPNP: Final = "UPnP"
 P2P: Final = "T2UServer"  # † Easy4ip / DMSS cloud relay
 SSHD: Final = "SSHD"  # †
+TELNET: Final = "Telnet"  # † Telnet.Enable
 DDNS: Final = "DDNS"  # †
 NTP: Final = "NTP"  # †
 # † The login lock lives in the General table: LockLoginEnable (true/false), LockLoginTimes
@@ -43,6 +44,7 @@ MODIFY_PASSWORD: Final = "/cgi-bin/userManager.cgi?action=modifyPassword"  # noq
 # the audit reads above; "true"/"false" for flags).
 SET_CONFIG: Final = "/cgi-bin/configManager.cgi?action=setConfig"
 SETTING_KEYS: Final = {
+    Setting.TELNET: "Telnet.Enable",
     Setting.SSH: "SSHD.Enable",
     Setting.UPNP: "UPnP.Enable",
     Setting.P2P: "T2UServer.Enable",

@@ -22,6 +22,8 @@ from agent.vendors.models import (
     DeviceIdentity,
     Interface,
     ServiceState,
+    Setting,
+    SettingValue,
     StreamInfo,
     Target,
     TimeInfo,
@@ -43,8 +45,11 @@ class OnvifAdapter(Adapter):
             Capability.FIRMWARE_UPGRADE,
             Capability.SET_PASSWORD,
             Capability.NETWORK,
+            Capability.SETTINGS,
         }
     )
+    # ONVIF Core SetDiscoveryMode and SetDynamicDNS (the vendor APIs write the rest)
+    settable: ClassVar[frozenset[Setting]] = frozenset({Setting.DISCOVERABLE, Setting.DDNS})
 
     def __init__(
         self, target: Target, config: AdapterConfig, credential: Credential | None = None
@@ -131,6 +136,17 @@ class OnvifAdapter(Adapter):
         await device.SetUser(
             {"User": [{"Username": username, "Password": password, "UserLevel": level}]}
         )
+
+    async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
+        """``SetDiscoveryMode`` (Discoverable/NonDiscoverable), ``SetDynamicDNS``
+        (ClientUpdates/NoUpdate); a refusal is a SOAP fault."""
+        device = await self.client.device()
+        for setting, value in changes.items():
+            if setting is Setting.DISCOVERABLE:
+                mode = "Discoverable" if value else "NonDiscoverable"
+                await device.SetDiscoveryMode({"DiscoveryMode": mode})
+            else:
+                await device.SetDynamicDNS({"Type": "ClientUpdates" if value else "NoUpdate"})
 
     async def _network_settings(self) -> tuple[str, ...]:
         device = await self.client.device()

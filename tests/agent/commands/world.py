@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,14 +11,27 @@ from pathlib import Path
 from joserfc.jwk import OKPKey
 
 from agent.commands.executor import Executor
-from agent.config import AgentConfig, CameraConfig, FirmwareConfig, RotationConfig
+from agent.config import (
+    AgentConfig,
+    CameraConfig,
+    FirmwareConfig,
+    NetworkConfig,
+    RotationConfig,
+)
 from agent.messaging.issuer import Issuer
 from agent.messaging.outbox import Outbox
 from agent.state import StateStore
 from agent.vendors.versions import canonical_vendor
 from lab.camera import RequestRecord
 from lab.fleet import CameraNode
-from protocol import Command, CommandResult, decode_agent_message, generate_private_key, verify
+from protocol import (
+    Camera,
+    Command,
+    CommandResult,
+    decode_agent_message,
+    generate_private_key,
+    verify,
+)
 from protocol.commands import FIRMWARE_APPLY, FirmwareParams
 from server.firmware.commands import new_command, signed
 from server.firmware.tuf_repo import TufRepository
@@ -76,6 +89,7 @@ class World:
         *,
         rotation: RotationConfig | None = None,
         others: Sequence[CameraNode] = (),
+        network: NetworkConfig | None = None,
     ) -> World:
         """The agent's config lists ``node`` and ``others``, all with the same credential."""
         state = tmp / "agent"
@@ -114,6 +128,7 @@ class World:
                 poll_interval_s=0.2, reboot_timeout_s=20.0, camera_timeout_s=5.0
             ),
             rotation=rotation or RotationConfig(),
+            network=network or NetworkConfig(),
         )
         credentials = FileCredentials(tmp / "vault.json")
         for camera in cameras:
@@ -123,10 +138,12 @@ class World:
             credentials,
         )  # fmt: skip
 
-    def executor(self) -> Executor:
+    def executor(self, reaudited: Callable[[Camera], Awaitable[None]] | None = None) -> Executor:
         outbox = Outbox(self.state / "outbox", 64 * 1024 * 1024, 20_000)
         issuer = Issuer(AGENT, SITE, self.agent_key, StateStore(self.state), outbox)
-        return Executor(self.config, issuer, self.command_key, self.credentials)
+        return Executor(
+            self.config, issuer, self.command_key, self.credentials, reaudited=reaudited
+        )
 
     def command(
         self,

@@ -46,6 +46,21 @@ def test_entries_are_encrypted_and_round_trip(tmp_path: Path) -> None:
     assert vault.site_key() == site_key  # the site key survives every rewrite
 
 
+def test_records_are_kept_encrypted_beside_the_credentials(tmp_path: Path) -> None:
+    """A remediation's settings snapshot: sealed in the same file, bounded, credentials kept."""
+    vault = Vault(tmp_path, load_vault_key(key_file(tmp_path), {}))
+    vault.set("lobby", "admin", SECRET)
+    vault.set_record("settings-snapshots/lobby", '{"cmd-1": {"snmp_community": "Str0ng-c0mm"}}')
+    assert b"Str0ng-c0mm" not in (tmp_path / "vault.bin").read_bytes()
+    assert vault.record("settings-snapshots/lobby") == (
+        '{"cmd-1": {"snmp_community": "Str0ng-c0mm"}}'
+    )
+    assert vault.record("settings-snapshots/gate") is None
+    assert vault.credential("lobby") is not None
+    with pytest.raises(VaultError, match="at most"):
+        vault.set_record("big", "x" * (64 * 1024 + 1))
+
+
 def test_wrong_key_and_damage_are_refused(tmp_path: Path) -> None:
     Vault(tmp_path, os.urandom(KEY_BYTES)).set("lobby", "admin", SECRET)
     with pytest.raises(VaultError, match="wrong vault key"):

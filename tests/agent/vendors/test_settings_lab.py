@@ -37,6 +37,7 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.NTP: False,
     },
     "dahua": {
+        Setting.TELNET: True,
         Setting.SSH: True,
         Setting.UPNP: True,
         Setting.P2P: True,
@@ -78,7 +79,7 @@ async def test_read_write_read_back(
     adapter = made[persona]
     before = (await adapter.read_settings()).values
     assert before == BEFORE[persona]  # a manual clock names no NTP server: left out
-    changes = {Setting.TELNET: False, **FIX} if persona == "hikvision" else dict(FIX)
+    changes = {Setting.TELNET: False, **FIX} if persona != "axis" else dict(FIX)
     if persona == "dahua":
         changes[Setting.DDNS] = False
     await adapter.write_settings(changes)

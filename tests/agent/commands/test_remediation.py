@@ -1,0 +1,288 @@
+"""settings.apply and settings.restore through the executor (signed commands) against lab
+cameras of each vendor: applied and verified (read back, re-audited clean, the listeners of a
+disabled service gone), ignored and clamped settings reported as such, a write that fails
+half-way rolled back to the exact snapshot, a later restore, and refusals before any write."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from joserfc import jwe
+from joserfc.jwk import OKPKey
+
+from agent.commands.journal import Entry
+from agent.config import NetworkConfig
+from lab.settings import SettingValue
+from lab.testing import LabFactory
+from protocol.commands import (
+    SETTING_CONTROLS,
+    SETTINGS_APPLY,
+    SETTINGS_RESTORE,
+    RemediateParams,
+    RestoreParams,
+)
+from protocol.messages import Camera, CommandResult
+from tests.agent.audit_lab import PORT_SHIFT, subnet
+from tests.agent.commands.world import PASSWORD, World, writes
+from tests.agent.conftest import Collector
+
+pytestmark = pytest.mark.integration
+
+NTP = "127.0.0.123"
+APPLY_TRAIL = ["accepted", "preflight", "snapshot", "applying", "reading_back", "reaudit"]
+# per persona: what its vendor API writes (Axis has no telnet to turn off), and through ONVIF
+# what the vendor API cannot (WS-Discovery; Hikvision's DDNS)
+VENDOR_FIXES: dict[str, dict[str, SettingValue]] = {
+    "hikvision": {"telnet": False, "ssh": False, "upnp": False, "p2p": False, "ntp": True},
+    "dahua": {
+        "telnet": False,
+        "ssh": False,
+        "upnp": False,
+        "p2p": False,
+        "ddns": False,
+        "ntp": True,
+    },
+    "axis": {"ssh": False, "upnp": False, "p2p": False, "ntp": True},
+}
+FIXES: dict[str, dict[str, SettingValue]] = {
+    "hikvision": VENDOR_FIXES["hikvision"] | {"ntp_server": NTP, "ddns": False},
+    "dahua": VENDOR_FIXES["dahua"] | {"ntp_server": NTP, "discoverable": False},
+    "axis": VENDOR_FIXES["axis"] | {"ntp_server": NTP, "discoverable": False},
+    "onvif-generic": {"discoverable": False, "ddns": False},
+}
+
+
+def lab(persona: str, faults: str = "") -> str:
+    """One camera of ``persona`` running every service; ``faults``: its [write_faults] lines."""
+    return f"""
+[lab]
+rtsp = false
+
+[[camera]]
+id = "cam"
+persona = "{persona}"
+telnet = true
+ssh = true
+upnp = true
+p2p = true
+ddns = true
+manual_time = true
+users = [{{name = "admin", password = "{PASSWORD}", role = "admin"}}]
+
+[camera.write_faults]
+{faults}
+"""
+
+
+def remediate(changes: Mapping[str, SettingValue]) -> tuple[OKPKey, dict[str, object]]:
+    org = OKPKey.generate_key("X25519")
+    params = RemediateParams(
+        changes=changes,  # type: ignore[arg-type]
+        escrow_kid=org.thumbprint(),
+        escrow_jwk=json.dumps(org.as_dict(private=False)),
+        plan_id=1,
+    )
+    return org, dict(params.to_params())
+
+
+def final(w: World) -> CommandResult:
+    return w.results()[-1]
+
+
+def opened(org: OKPKey, sealed: object) -> dict[str, object]:
+    assert isinstance(sealed, str)
+    payload: dict[str, object] = json.loads(jwe.decrypt_compact(sealed, org).plaintext or b"")
+    return payload
+
+
+async def world(lab_fleet: LabFactory, collector: Collector, tmp_path: Path, config: str) -> World:
+    """The agent audits the lab's subnet (network checks too) at the lab's shifted ports."""
+    fleet = await lab_fleet(config)
+    network = NetworkConfig(
+        camera_subnets=(str(subnet(fleet)),),
+        port_offset=PORT_SHIFT,
+        probe_timeout_s=2.0,
+        udp_window_s=0.3,
+    )
+    return World.make(tmp_path, collector.state, collector.base_url, fleet["cam"], network=network)
+
+
+@pytest.mark.parametrize("persona", FIXES)
+async def test_applied_read_back_and_reaudited_clean(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path, persona: str
+) -> None:
+    changes = FIXES[persona]
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab(persona))
+    before = dict(w.node.camera.settings)
+    reports: list[Camera] = []
+
+    async def reaudited(camera: Camera) -> None:
+        reports.append(camera)
+
+    ex = w.executor(reaudited)
+    org, params = remediate(changes)
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "succeeded"
+    assert w.trail(command.command_id) == [*APPLY_TRAIL, "succeeded"]
+    camera = w.node.camera
+    assert {k: camera.settings[k] for k in changes} == changes  # type: ignore[index]
+    details = final(w).details
+    assert {k: v for k, v in details.items() if k.startswith("outcome.")} == {
+        f"outcome.{k}": "applied" for k in changes
+    }
+    # the snapshot was sealed before the first write and is what the camera had
+    applying = next(r for r in w.results() if r.step == "applying")
+    assert applying.details["sealed"] == details["sealed"]
+    snapshot = opened(org, details["sealed"])
+    # (a manual clock has no NTP server: nothing to keep of it)
+    assert snapshot["settings"] == {k: before[k] for k in changes if before[k] != ""}  # type: ignore[index]
+    assert snapshot["command_id"] == command.command_id
+    # re-audited: the affected controls pass, and the findings went to the daemon's report
+    assert details["reaudit.fail"] == ""
+    closed = {c for name in changes for c in SETTING_CONTROLS[name]}  # type: ignore[index]
+    assert set(str(details["reaudit.pass"]).split(",")) == closed
+    assert len(reports) == 1
+    failing = {c for f in reports[0].findings if f.status == "fail" for c in f.controls}
+    assert not failing & closed
+
+
+async def test_ignored_and_clamped_settings_are_reported(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    faults = 'ignore = ["ssh"]\nclamp = {ntp_server = "pool.ntp.org"}'
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab("dahua", faults))
+    _org, params = remediate({"ssh": False, "upnp": False, "ntp": True, "ntp_server": NTP})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await w.executor().submit(w.sign(command)) == "failed:not_applied"
+    assert w.trail(command.command_id) == [*APPLY_TRAIL, "failed:not_applied"]
+    details = final(w).details
+    assert {k: v for k, v in details.items() if k.split(".")[0] in ("outcome", "asked", "got")} == {
+        "outcome.ssh": "ignored",
+        "asked.ssh": "false",
+        "got.ssh": "true",
+        "outcome.upnp": "applied",
+        "outcome.ntp": "applied",
+        "outcome.ntp_server": "clamped",
+        "asked.ntp_server": NTP,
+        "got.ntp_server": "pool.ntp.org",
+    }
+    camera = w.node.camera
+    assert (camera.settings["ssh"], camera.settings["upnp"]) == (True, False)  # no rollback
+    assert details["reaudit.fail"] == "SVC-03"  # the SSH banner still answers
+    assert "SVC-04" in str(details["reaudit.pass"]).split(",")
+
+
+@pytest.mark.parametrize("persona", VENDOR_FIXES)
+async def test_a_write_failing_half_way_rolls_back_to_the_exact_snapshot(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path, persona: str
+) -> None:
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab(persona, "fail_after = 2"))
+    camera = w.node.camera
+    before = dict(camera.settings)
+    _org, params = remediate(FIXES[persona])
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await w.executor().submit(w.sign(command)) == "failed:rolled_back"
+    trail = w.trail(command.command_id)
+    assert trail[-3:] == ["applying", "rolling_back", "failed:rolled_back"]
+    assert camera.settings == before
+    details = final(w).details
+    assert {k for k, v in details.items() if v == "rolled_back"} == {
+        f"outcome.{k}" for k in FIXES[persona]
+    }
+    assert "sealed" in next(r for r in w.results() if r.step == "applying").details
+    ssh = await banner_of(w, "ssh")
+    assert ssh  # the SSH daemon runs again, as before
+
+
+async def banner_of(w: World, kind: str) -> bytes:
+    """The first bytes a lab service sends (b"" when nothing listens)."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(w.node.host, w.node.ports[kind]), 10.0
+        )
+    except OSError:
+        return b""
+    try:
+        return await asyncio.wait_for(reader.read(64), 10.0)
+    finally:
+        writer.close()
+
+
+async def test_a_later_restore_puts_the_snapshot_back(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab("hikvision"))
+    camera = w.node.camera
+    before = dict(camera.settings)
+    _org, params = remediate({"telnet": False, "ssh": False})
+    applied = w.command(SETTINGS_APPLY, params=params)
+    ex = w.executor()
+    assert await ex.submit(w.sign(applied)) == "succeeded"
+    assert (await banner_of(w, "telnet"), camera.settings["telnet"]) == (b"", False)
+    restore = RestoreParams(original=applied.command_id, plan_id=1).to_params()
+    command = w.command(SETTINGS_RESTORE, params=dict(restore))
+    assert await ex.submit(w.sign(command)) == "succeeded"
+    assert w.trail(command.command_id) == [
+        "accepted",
+        "preflight",
+        "applying",
+        "reading_back",
+        "reaudit",
+        "succeeded",
+    ]
+    assert camera.settings == before
+    details = final(w).details
+    assert (details["outcome.telnet"], details["outcome.ssh"]) == ("applied", "applied")
+    assert await banner_of(w, "telnet")  # telnet answers again
+    assert "SVC-02" in str(details["reaudit.fail"]).split(",")
+
+
+async def test_refusals_come_before_any_write(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """A camera outside the agent's inventory, a setting the vendor API cannot write, and a
+    restore of a snapshot this agent does not keep: refused, the camera untouched."""
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab("axis"))
+    ex = w.executor()
+    _org, params = remediate({"ssh": False})
+    foreign = w.command(SETTINGS_APPLY, params=params, camera_id="not-ours")
+    assert await ex.submit(w.sign(foreign)) == "unknown_camera"
+    _org, params = remediate({"telnet": False, "ssh": False})
+    unsupported = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(unsupported)) == "rejected:unsupported_setting"
+    assert final(w).details == {"outcome.telnet": "unsupported"}
+    _org, params = remediate({"snmp": False})  # in the vocabulary, no adapter writes it yet
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "rejected:unsupported_setting"
+    restore = RestoreParams(original=unsupported.command_id, plan_id=1).to_params()
+    command = w.command(SETTINGS_RESTORE, params=dict(restore))
+    assert await ex.submit(w.sign(command)) == "rejected:snapshot_unknown"
+    identification = "/axis-cgi/basicdeviceinfo.cgi"  # a JSON read, POSTed
+    assert [r for r in writes(w.log) if r.target != identification] == []
+    assert w.node.camera.settings["ssh"] is True
+
+
+async def test_a_restart_in_the_middle_of_a_change_rolls_back(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """The agent stopped between the writes and the read-back (the journal says
+    ``reading_back``): on start it writes the kept snapshot back and says so."""
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab("hikvision"))
+    camera = w.node.camera
+    before = dict(camera.settings)
+    _org, params = remediate({"telnet": False, "upnp": False})
+    command = w.command(SETTINGS_APPLY, params=params)
+    token = w.sign(command)
+    assert await w.executor().submit(token) == "succeeded"  # keeps the snapshot, changes
+    assert (camera.settings["telnet"], camera.settings["upnp"]) == (False, False)
+    ex = w.executor()
+    ex.journal.save(Entry(command_id=command.command_id, token=token.decode(), step="reading_back"))
+    assert await ex.resume() == [(command.command_id, "failed:rolled_back")]
+    assert camera.settings == before
+    assert w.trail(command.command_id)[-2:] == ["rolling_back", "failed:rolled_back"]
+    assert await banner_of(w, "telnet")
+    assert list(ex.journal.pending()) == []
