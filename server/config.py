@@ -110,8 +110,8 @@ class WebConfig(_Section, frozen=True, kw_only=True):
     # proxy's X-Forwarded-Proto), and always when this is true
     cookie_secure: bool = False
     default_lang: Literal["vi", "en"] = "vi"
-    # the zone pages, exports and alert e-mails show times in (an IANA name); CSV keeps ISO 8601
-    # with the offset
+    # the zone pages, exports and alert e-mails show times in (an IANA name), unless a unit of
+    # the organisation tree sets its own (inherited below it); CSV keeps ISO 8601 with the offset
     timezone: str = "Asia/Ho_Chi_Minh"
     silent_after_s: Positive = 900  # an agent unseen this long is shown as silent
     page_size: Annotated[int, msgspec.Meta(ge=10, le=500)] = 50
