@@ -1,5 +1,5 @@
 """``camwarden-agent``: keygen, pubkey, enroll, certificate, run, report --once, scan --once,
-vault, check-config.
+vault, check-config, survey (``agent.survey.oneoff``).
 
 ``main(argv) -> int`` never raises for an operator error: it prints one clear line to stderr
 and returns 1 (``scan``: 2, so that 1 keeps meaning "high or critical findings"; 2 as well for
@@ -33,6 +33,9 @@ from agent.config import DEFAULT_PATH, AgentConfig, load_config
 from agent.daemon import setup_logging
 from agent.errors import AgentBusy, AgentError
 from agent.state import exclusive
+from agent.survey.oneoff import EXIT_CODES as SURVEY_EXIT_CODES
+from agent.survey.oneoff import add_arguments as add_survey_arguments
+from agent.survey.oneoff import survey_command
 from agent.trust import certificate
 from agent.trust.enrollment import enroll_agent, trust_collector
 from agent.trust.identity import keygen, load_key
@@ -62,6 +65,7 @@ EXAMPLES = {
     "vault import-site-key": "camwarden-agent vault import-site-key < site-key.hex",
     "report": "camwarden-agent report --once --out /media/usb/site-report.jws",
     "check-config": "camwarden-agent check-config --config /etc/camwarden/agent.toml",
+    "survey": "camwarden-agent survey --prefix 203.0.113.0/24 --rate-cps 50 --out survey.json",
     "setup": (
         "camwarden-agent setup --agent-id pi-lobby-01 --site hq --collector-url"
         " https://collector.tinh-x.vn:8443 --broker collector.tinh-x.vn:8883"
@@ -122,6 +126,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--camera", action="append", metavar="ID", help="only this camera (repeatable)")
     p.add_argument("--json", action="store_true", help="JSON: cameras and host findings")
     with_config(p)
+    add_survey_arguments(
+        sub.add_parser(
+            "survey",
+            help="providers: survey prefixes for exposed cameras, without any credential",
+            description="Survey the given prefixes for cameras and what they expose to anyone "
+            "(no credential is ever sent; nothing outside the prefixes is touched).",
+            epilog=SURVEY_EXIT_CODES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     p = sub.add_parser("vault", help="camera credentials in the encrypted vault")
     vault = p.add_subparsers(dest="vault_command", required=True)
     v = vault.add_parser("set", help="store a credential (password from the terminal or stdin)")
@@ -199,12 +213,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "pubkey":
         print(json.dumps(public_jwk(load_key(args.key)), sort_keys=True))
         return 0
-    if args.command in ("check-config", "setup"):  # setup writes the config it then loads
-        return (
-            setup.setup(args)
-            if args.command == "setup"
-            else check_config(args.config, offline=args.offline)
-        )
+    if args.command in ("check-config", "setup", "survey"):  # each loads a config, or none
+        return _without_loaded_config(args)
     config: AgentConfig = load_config(args.config)
     trust_collector(config)
     if args.command == "scan":
@@ -212,6 +222,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "vault":
         return _vault(config, args)
     return _signed(args, config)
+
+
+def _without_loaded_config(args: argparse.Namespace) -> int:
+    if args.command == "setup":  # writes the config it then loads
+        return setup.setup(args)
+    if args.command == "survey":  # a config only when given
+        return survey_command(args)
+    return check_config(args.config, offline=args.offline)
 
 
 def _signed(args: argparse.Namespace, config: AgentConfig) -> int:
@@ -408,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except (AgentError, ConfigError) as exc:
         print(f"camwarden-agent: error: {exc}", file=sys.stderr)
-        return 2 if args.command == "scan" else 1
+        return 2 if args.command in ("scan", "survey") else 1
 
 
 def entrypoint() -> None:

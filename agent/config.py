@@ -10,12 +10,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from agent.vendors.models import Interface, Target
 from protocol.configfile import ConfigError, layer_paths, load
+from protocol.errors import BadParams
+from protocol.survey import Network, parse_networks
 
 DEFAULT_PATH = Path("/etc/camwarden/agent.toml")
 
@@ -39,6 +41,8 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 class MqttConfig(_Section, frozen=True, kw_only=True):
     host: str = "127.0.0.1"
     port: Port = 1883
+    # MQTT 5, or 3.1.1 for brokers without 5 (a NATS cluster's MQTT listener, docs/adr/0032)
+    protocol: Literal["5", "3.1.1"] = "5"
     keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=65535)] = 60
     session_expiry_s: Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)] = 7 * 24 * 3600
     max_inflight: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
@@ -123,6 +127,13 @@ class CameraConfig(_Section, frozen=True, kw_only=True):
     credentials_ref: str | None = None  # a name in the credential store, never a password
     approved_accounts: tuple[str, ...] | None = None  # None: [audit] approved_accounts
     guess_default_credentials: bool | None = None  # None: [audit] guess_default_credentials
+    # the configured recorder (NVR/DVR) this camera is a channel of, and the channel (None: the
+    # one the recorder lists at the camera's address); a password rotation updates its login
+    recorder: Name | None = None
+    channel: Annotated[int, msgspec.Meta(ge=1, le=1024)] | None = None
+    # a recorder's virtual host: the port of its channel 1 camera's web interface (channel n:
+    # + n - 1); a channel camera outside the camera subnets is audited through it
+    virtual_host_port: Port | None = None
 
 
 class FirmwareConfig(_Section, frozen=True, kw_only=True):
@@ -142,14 +153,19 @@ class FirmwareConfig(_Section, frozen=True, kw_only=True):
 class RotationConfig(_Section, frozen=True, kw_only=True):
     """``[rotation]``: camera password rotation (see agent.commands.password_rotate)."""
 
-    # RFC 7638 thumbprint of the organisation's X25519 escrow key: a password.rotate command
-    # sealing to any other key is refused. Unset: any key whose thumbprint is escrow_kid.
+    # RFC 7638 thumbprint of the organisation's X25519 escrow key: a password.rotate or
+    # settings.apply command sealing to any other key is refused. Unset: any key whose
+    # thumbprint is escrow_kid.
     escrow_kid: str | None = None
     escrow_jwk_file: str | None = None  # the organisation's public escrow JWK (scheduled runs)
     interval_days: Annotated[float, msgspec.Meta(gt=0)] | None = None  # scheduled; off if unset
     min_length: Annotated[int, msgspec.Meta(ge=12, le=128)] = 20
     hook: tuple[str, ...] = ()  # argv of a program given the new credential on stdin (JSON)
     hook_timeout_s: Seconds = 30.0
+    # after a channel camera's password changed: how long its recorder may take to list the
+    # channel online again with the new login, and how often it is asked
+    recorder_wait_s: Seconds = 120.0
+    recorder_poll_s: Seconds = 3.0
 
 
 class AdvisoriesConfig(_Section, frozen=True, kw_only=True):
@@ -158,6 +174,40 @@ class AdvisoriesConfig(_Section, frozen=True, kw_only=True):
     feed_url: Annotated[str, msgspec.Meta(pattern=r"^https?://")] | None = None
     refresh_s: Seconds = 6 * 3600.0
     feed_keys_file: str | None = None  # the organisation's feed keys (JWK Set), beside the shipped
+
+
+class SurveyConfig(_Section, frozen=True, kw_only=True):
+    """``[survey]``: the provider survey (``agent.survey``, ``docs/adr/0034-isp-survey.md``).
+
+    A signed survey command is refused unless every prefix it names lies inside
+    ``allowed_prefixes`` (empty: every survey command is refused); its rates are lowered to the
+    caps here; ``opt_out`` addresses are never surveyed, whatever a command says."""
+
+    allowed_prefixes: tuple[str, ...] = ()
+    opt_out: tuple[str, ...] = ()
+    max_rate_pps: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 1000
+    max_rate_cps: Annotated[int, msgspec.Meta(ge=1, le=2000)] = 200
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64  # hosts probed at once
+    connect_timeout_s: Seconds = 2.0  # per connection and per read
+    max_answer_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1024 * 1024)] = 64 * 1024
+    udp_window_s: Seconds = 1.0  # how long an SSDP answer is waited for
+
+    def __post_init__(self) -> None:
+        self.allowed()  # a prefix that does not parse is a config error, named at load
+        self.opted_out()
+
+    def allowed(self) -> tuple[Network, ...]:
+        return _networks(self.allowed_prefixes, "allowed_prefixes")
+
+    def opted_out(self) -> tuple[Network, ...]:
+        return _networks(self.opt_out, "opt_out")
+
+
+def _networks(items: tuple[str, ...], name: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(",".join(items), f"survey.{name}")
+    except BadParams as exc:
+        raise ValueError(exc.detail) from None
 
 
 class AgentConfig(_Section, frozen=True, kw_only=True):
@@ -178,6 +228,7 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     firmware: FirmwareConfig = FirmwareConfig()
     rotation: RotationConfig = RotationConfig()
     advisories: AdvisoriesConfig = AdvisoriesConfig()
+    survey: SurveyConfig = SurveyConfig()
 
     @property
     def feed_url(self) -> str | None:
@@ -204,6 +255,9 @@ class AgentConfig(_Section, frozen=True, kw_only=True):
     @property
     def vault_key_path(self) -> Path | None:
         return Path(self.vault_key_file) if self.vault_key_file else None
+
+    def camera(self, camera_id: str) -> CameraConfig | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)
 
     def http_port(self, camera: CameraConfig) -> int:
         return camera.http_port or 80 + self.network.port_offset
@@ -251,6 +305,13 @@ def load_config(path: Path | None = None) -> AgentConfig:
     ids = [camera.id for camera in config.cameras]
     if len(ids) != len(set(ids)):
         raise ConfigError(f"{main}: cameras: duplicate camera id")
+    for camera in config.cameras:
+        if camera.recorder is not None and camera.recorder not in set(ids) - {camera.id}:
+            raise ConfigError(
+                f"{main}: cameras: {camera.id}: recorder {camera.recorder!r} is no other camera"
+            )
+        if camera.channel is not None and camera.recorder is None:
+            raise ConfigError(f"{main}: cameras: {camera.id}: a channel needs its recorder")
     try:
         config.network.subnets  # noqa: B018  # validated once here, used later
     except ValueError as exc:

@@ -232,6 +232,27 @@ def transport_ceiling(work: Path, messages: Messages) -> float:
         return len(messages) / (time.perf_counter() - start)
 
 
+def start_collector(
+    run_dir: Path, name: str, db_url: str, broker: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``camwarden-server run`` on ``db_url``; ``broker``: the TOML of its broker sections.
+    (process, its HTTP port); its log is ``<name>.log`` in ``run_dir``."""
+    http_port = free_port()
+    config = run_dir / f"{name}.toml"
+    config.write_text(
+        f'state_dir = "{run_dir}"\n[database]\nurl = "{db_url}"\n{broker}'
+        f"[http]\nport = {http_port}\n[ingest]\nbatch_size = 500\n",
+        encoding="utf-8",
+    )
+    with (run_dir / f"{name}.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "--config", str(config), "run"],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    return proc, http_port
+
+
 def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
     for p in procs:
         if p.poll() is None:
@@ -273,19 +294,8 @@ def collectors(
             publish(b.port, messages)
             load = load1()
             for cid in ids:
-                config = run_dir / f"{cid}.toml"
-                config.write_text(
-                    f'state_dir = "{run_dir}"\n[database]\nurl = "{db_url}"\n'
-                    f'[mqtt]\nport = {b.port}\nclient_id = "{cid}"\n'
-                    f"[http]\nport = {free_port()}\n[ingest]\nbatch_size = 500\n",
-                    encoding="utf-8",
-                )
-                procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "server", "--config", str(config), "run"],
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
+                broker_toml = f'[mqtt]\nport = {b.port}\nclient_id = "{cid}"\n'
+                procs.append(start_collector(run_dir, cid, db_url, broker_toml)[0])
             assert b.proc is not None
             deadline = time.monotonic() + START_TIMEOUT_S
             while (first := stored(repo)) == 0:

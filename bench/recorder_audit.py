@@ -1,11 +1,14 @@
 """Audit of one 16-channel NVR and its cameras: wall time and requests per camera.
 
-Two ways a site can audit the same lab (a Hikvision DS-7616NI-K2 with 16 Hikvision-family
+Three ways a site can audit the same lab (a Hikvision DS-7616NI-K2 with 16 Hikvision-family
 cameras on its channels, loopback, no RTSP):
 
 * through the recorder: only the NVR is configured (with its vault credential); the audit lists
   its channels and audits each channel camera it reaches directly inside the camera subnets,
   without a credential of its own (the site gave none);
+* through its virtual host: the same, but the camera subnets hold the NVR alone (the cameras
+  sit on its PoE network): each channel camera is audited through the NVR's port for it
+  (``virtual_host_port``), its own ports not probed;
 * directly: the NVR and the 16 cameras are configured, each with its vault credential.
 
 Requests are counted from the lab's request log (every HTTP request, ONVIF operation and RTSP
@@ -53,8 +56,9 @@ def lab_text(log: Path) -> str:
     return "\n".join(lines)
 
 
-def agent_text(workdir: Path, fleet: Fleet, *, direct: bool) -> str:
+def agent_text(workdir: Path, fleet: Fleet, *, direct: bool, relayed: bool) -> str:
     nvr = fleet["nvr"]
+    subnet = f"{nvr.host}/32" if relayed else f"{nvr.host.rsplit('.', 1)[0]}.0/24"
     lines = [
         'agent_id = "bench"',
         'site = "bench"',
@@ -65,7 +69,7 @@ def agent_text(workdir: Path, fleet: Fleet, *, direct: bool) -> str:
         "concurrency = 8",
         "guess_default_credentials = false",
         "[network]",
-        f'camera_subnets = ["{nvr.host.rsplit(".", 1)[0]}.0/24"]',
+        f'camera_subnets = ["{subnet}"]',
         f"port_offset = {PORT_SHIFT}",
         "udp_window_s = 0.3",
     ]
@@ -73,16 +77,22 @@ def agent_text(workdir: Path, fleet: Fleet, *, direct: bool) -> str:
         if node.id == "nvr" or direct:
             lines += ["[[cameras]]", f'id = "{node.id}"', f'address = "{node.host}"']
             lines.append(f'credentials_ref = "{node.id}"')
+            if node.id == "nvr" and relayed:
+                lines.append(f"virtual_host_port = {nvr.virtual_host_port(1)}")
     return "\n".join(lines) + "\n"
 
 
-async def one_way(fleet: Fleet, log: Path, *, direct: bool) -> tuple[float, Counter[str], int]:
+async def one_way(
+    fleet: Fleet, log: Path, *, direct: bool = False, relayed: bool = False
+) -> tuple[float, Counter[str], int]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         key = workdir / "vault.key"
         key.write_bytes(os.urandom(32))
         key.chmod(0o600)
-        (workdir / "agent.toml").write_text(agent_text(workdir, fleet, direct=direct))
+        (workdir / "agent.toml").write_text(
+            agent_text(workdir, fleet, direct=direct, relayed=relayed)
+        )
         config = load_config(workdir / "agent.toml")
         vault = Vault(config.state_path, load_vault_key(config.vault_key_path))
         for node in fleet.cameras.values():
@@ -104,7 +114,8 @@ async def main() -> None:
         fleet = await Fleet.start(parse_config(lab_text(log)))
         try:
             figures = {
-                "through the recorder": await one_way(fleet, log, direct=False),
+                "through the recorder": await one_way(fleet, log),
+                "through its virtual host": await one_way(fleet, log, relayed=True),
                 "directly": await one_way(fleet, log, direct=True),
             }
         finally:
@@ -114,7 +125,7 @@ async def main() -> None:
     for name, (wall, requests, audited) in figures.items():
         cams = [requests[f"cam{n:02d}"] for n in range(1, CHANNELS + 1)]
         print(
-            f"  {name:22} {wall:6.1f} s wall, {audited} devices reported; requests per camera: "
+            f"  {name:24} {wall:6.1f} s wall, {audited} devices reported; requests per camera: "
             f"median {statistics.median(cams):.0f} (min {min(cams)}, max {max(cams)}); "
             f"NVR {requests['nvr']}"
         )

@@ -71,16 +71,37 @@ Sink = Callable[[str, float, RequestRecord | LockEvent], None]
 @dataclass(frozen=True, slots=True)
 class Channel:
     """A camera seated on a recorder's channel, as the recorder lists it: where it is, who it
-    says it is, the credential the recorder logs in with (its first account), and whether the
-    recorder reaches it."""
+    says it is, the credential the recorder logs in with (its first account, with the password
+    the recorder stores: ``password``, changed by a client through ``Camera.set_channel``), and
+    whether the recorder reaches it: the camera is up and takes that stored password."""
 
     number: int
     camera: Camera
+    password: str
+
+    @classmethod
+    def seat(cls, number: int, camera: Camera) -> Channel:
+        """The channel as installed: the recorder stores the camera's password of the day."""
+        return cls(number, camera, next(iter(camera.spec.users)).password)
+
+    @property
+    def user(self) -> str:
+        return next(iter(self.camera.spec.users)).name
+
+    @property
+    def online(self) -> bool:
+        cam = self.camera
+        account = cam.users.get(self.user)
+        return (
+            not cam.spec.channel_offline
+            and cam.online
+            and account is not None
+            and account.password == self.password
+        )
 
     def context(self) -> dict[str, object]:
         cam = self.camera
-        user = next(iter(cam.spec.users))
-        online = not cam.spec.channel_offline
+        online = self.online
         return {
             "channel": self.number,
             "channel0": self.number - 1,
@@ -92,8 +113,8 @@ class Channel:
             "mac": cam.mac,
             "version": cam.version,
             "build": cam.persona.build_string(cam.build),
-            "user": user.name,
-            "password": user.password,
+            "user": self.user,
+            "password": self.password,
             "online": Flag(online),
             "state": "Connected" if online else "Unconnect",
             "detect": "connect" if online else "offline",
@@ -159,6 +180,9 @@ class Camera:
             "ntp": not spec.manual_time,
             "ntp_server": "" if spec.manual_time else "pool.ntp.org",
             "discoverable": spec.discoverable,
+            "snmp": spec.snmp_public,  # the v1/v2c agent, answering its read community
+            "snmp_community": "public",
+            "time_zone": "UTC",  # an IANA name, as AXIS OS keeps it
         }
         self.write_faults: WriteFaults = spec.write_faults
         self.channels: tuple[Channel, ...] = ()  # a recorder's seated cameras (set by the fleet)
@@ -247,6 +271,17 @@ class Camera:
         if user is None:
             return False
         self.users[username] = replace(user, password=password, role=role or user.role)  # type: ignore[arg-type]
+        return True
+
+    def set_channel(self, number: int, password: str) -> bool:
+        """A recorder stores a new password for the camera of channel ``number``; False when no
+        camera sits there (the channel goes offline at once if the camera does not take it)."""
+        seated = [c for c in self.channels if c.number == number]
+        if not seated or not password:
+            return False
+        self.channels = tuple(
+            replace(c, password=password) if c.number == number else c for c in self.channels
+        )
         return True
 
     def write_settings(self, writes: list[tuple[SettingName, str]]) -> bool:
@@ -357,6 +392,8 @@ class Camera:
             "time_source": "NTP" if settings["ntp"] else "None",
             "time_mode": "NTP" if settings["ntp"] else "manual",
             "ntp_server": settings["ntp_server"],
+            "snmp_community": settings["snmp_community"],
+            "time_zone": settings["time_zone"],
             "activated": Flag(not spec.not_activated),
             "lockout": Flag(lock is not None),
             "lock_threshold": lock.threshold if lock else 0,

@@ -97,7 +97,7 @@ class NatsCluster:
         size: int = 3,
         *,
         host: str = "127.0.0.1",
-        max_file_store: str = "1G",
+        max_file_store: str = "8G",
         max_memory_store: str = "64M",
         extra: str = "",
         mqtt_extra: str = "",
@@ -141,11 +141,17 @@ class NatsCluster:
                 f"  max_file_store: {max_file_store}",
                 f"  max_memory_store: {max_memory_store}",
                 "}",
-                "cluster {",
-                f"  name: {CLUSTER_NAME}",
-                f"  listen: {host}:{node.cluster_port}",
-                f"  routes: [{routes}]" if size > 1 else "",
-                "}",
+                *(
+                    [
+                        "cluster {",
+                        f"  name: {CLUSTER_NAME}",
+                        f"  listen: {host}:{node.cluster_port}",
+                        f"  routes: [{routes}]",
+                        "}",
+                    ]
+                    if size > 1
+                    else []  # one node: JetStream stand-alone
+                ),
                 "mqtt {",
                 f"  listen: {host}:{node.mqtt_port}",
                 "  ack_wait: 30s",

@@ -36,6 +36,7 @@ from lab.persona import Persona
 from lab.requestlog import RequestLog
 from lab.rtsp import RtspFront
 from lab.services.banners import start_banner
+from lab.services.forward import start_forward
 from lab.services.igd import start_igd
 from lab.services.rtsp import RtspFleet, RtspStream
 from lab.services.snmp import start_snmp
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 0.2
 # services a setting write turns on and off while the camera runs (``CameraNode.follow_settings``)
-SwitchedService = Literal["telnet", "ssh", "upnp", "discoverable"]
+SwitchedService = Literal["telnet", "ssh", "upnp", "discoverable", "snmp"]
 SWITCHED: tuple[SwitchedService, ...] = get_args(SwitchedService)
 STANDARD_PORTS = {
     "telnet": 23,
@@ -210,7 +211,8 @@ class CameraNode:
     backstage: tuple[str, int] | None = None  # where GStreamer serves this camera's streams
     netns: str | None = None  # the camera's namespace (netns mode)
     _listeners: list[Service] = field(default_factory=list)
-    _switched: dict[SwitchedService, Service] = field(default_factory=dict)  # see SWITCHED
+    # the running switched services (see SWITCHED), with the settings they were started with
+    _switched: dict[SwitchedService, tuple[Service, object]] = field(default_factory=dict)
     _following: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -271,22 +273,21 @@ class CameraNode:
             self._listeners.append(await start_banner(sock, "ftp", banner, self._faults))
         for kind in SWITCHED:
             if cam.settings[kind] and not await self._silent(kind):
-                self._switched[kind] = await self._start_switched(kind)
+                self._switched[kind] = (await self._start_switched(kind), self._started_with(kind))
         if self.rtsp is not None and not await self._silent("rtsp"):
             await self._rtsp_front()
-        if spec.snmp_public:
-            sock = self.binder.udp(cam.host, cam.ports["snmp"])
-            banner = cam.persona.banners["snmp"]
-            self._listeners.append(
-                await start_snmp(sock, frozenset({"public"}), banner, sys_name=spec.id)
-            )
         await self._vendor_discovery()
+        await self._virtual_host()
 
     async def _start_switched(self, kind: SwitchedService) -> Service:
         cam, spec = self.camera, self.spec
         if kind in ("telnet", "ssh"):
             sock = self.binder.tcp(cam.host, cam.ports[kind])
             return await start_banner(sock, kind, cam.persona.banners[kind], self._faults)
+        if kind == "snmp":
+            sock = self.binder.udp(cam.host, cam.ports["snmp"])
+            community = frozenset({str(cam.settings["snmp_community"])})
+            return await start_snmp(sock, community, cam.persona.banners["snmp"], sys_name=spec.id)
         if kind == "upnp":
             return await start_ssdp(
                 self.binder.udp(cam.host, cam.ports["ssdp"]),
@@ -306,18 +307,44 @@ class CameraNode:
 
     async def follow_settings(self) -> None:
         """After a setting write (the camera's settings hook): a service turned off closes its
-        listeners at once, one turned on opens them, as a real camera restarts its daemons."""
+        listeners at once, one turned on opens them, one whose settings changed (the SNMP
+        community) restarts, as a real camera restarts its daemons."""
         async with self._following:
             if not self.camera.online:
                 return  # a reboot opens what the settings say
             for kind in SWITCHED:
-                running = self._switched.get(kind)
-                if self.camera.settings[kind] and running is None:
-                    if not await self._silent(kind):
-                        self._switched[kind] = await self._start_switched(kind)
-                elif not self.camera.settings[kind] and running is not None:
+                running, started_with = self._switched.get(kind, (None, None))
+                wanted = self.camera.settings[kind]
+                if running is not None and (not wanted or started_with != self._started_with(kind)):
                     del self._switched[kind]
                     await running.close()
+                    running = None
+                if wanted and running is None and not await self._silent(kind):
+                    self._switched[kind] = (
+                        await self._start_switched(kind),
+                        self._started_with(kind),
+                    )
+
+    def _started_with(self, kind: SwitchedService) -> object:
+        """What a running service depends on besides its switch (SNMP: its community)."""
+        return self.camera.settings["snmp_community"] if kind == "snmp" else None
+
+    def virtual_host_port(self, channel: int) -> int:
+        """The recorder's port of the camera on ``channel`` (``Persona.virtual_host``); on
+        loopback shifted down by the lab's port shift (up would leave the port range)."""
+        lab = self.config.lab
+        shift = lab.port_shift if lab.mode == "loopback" else 0
+        return self.camera.persona.virtual_host - shift + channel - 1
+
+    async def _virtual_host(self) -> None:
+        """A recorder's virtual host: each seated camera's web interface on a port of its own."""
+        cam = self.camera
+        if not cam.persona.virtual_host:
+            return
+        for channel in cam.channels:
+            sock = self.binder.tcp(cam.host, self.virtual_host_port(channel.number))
+            target = (channel.camera.host, channel.camera.ports["http"])
+            self._listeners.append(await start_forward(sock, self.connect, target))
 
     async def _vendor_discovery(self) -> None:
         """The family's own discovery responder: SADP (Hikvision), DHDiscover (Dahua)."""
@@ -340,11 +367,13 @@ class CameraNode:
             device_class=persona.device_type if persona.recorder else "IPC",
             channels=persona.channels,
             activated=not self.spec.not_activated,
+            booted=cam.now().strftime("%Y-%m-%d %H:%M:%S"),
         )
         self._listeners.append(await start(self.binder.udp(cam.host, cam.ports[kind]), facts))
 
     async def close(self) -> None:
-        listeners, self._listeners = [*self._listeners, *self._switched.values()], []
+        switched = [service for service, _with in self._switched.values()]
+        listeners, self._listeners = [*self._listeners, *switched], []
         self._switched = {}
         await asyncio.gather(*(item.close() for item in listeners))
 
@@ -518,7 +547,7 @@ class Fleet:
         for spec in self.config.cameras:
             seated = self.config.channels(spec.id)
             self.cameras[spec.id].camera.channels = tuple(
-                Channel(c.channel, self.cameras[c.id].camera) for c in seated
+                Channel.seat(c.channel, self.cameras[c.id].camera) for c in seated
             )
         for node in self.cameras.values():
             if not node.spec.channel_offline:  # a camera its recorder lists offline is down

@@ -13,7 +13,9 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 from dataclasses import dataclass, field, replace
+from fnmatch import fnmatchcase
 from importlib import resources
 from urllib.parse import parse_qsl
 
@@ -187,20 +189,17 @@ class HttpFrontend:
         if route.rows:
             context["rows"] = cam.rows(route.rows, route.row)
         status, template = route.status, route.body
-        if route.kind == "set_password":
-            account = _set_password(
-                cam, route, path=request.path, query=query, body=payload, caller=user
+        if route.kind in ("set_password", "set_channel", "set_settings"):
+            written = _write(
+                cam,
+                route,
+                path=request.path,
+                query=query,
+                body=payload,
+                caller=user,
+                context=context,
             )
-            context["account"] = account or ""
-            if account is None:
-                status, template = route.error_status, route.error_body
-        elif route.kind == "set_settings":
-            carried = (
-                (name, _source_value(cam, source, request.path, query, payload))
-                for name, source in route.settings
-            )
-            writes = [(name, value) for name, value in carried if value is not None]
-            if not cam.write_settings(writes):
+            if not written:
                 status, template = route.error_status, route.error_body
         elif route.kind == "firmware_upload":
             if self._fails_mid_upgrade():
@@ -354,7 +353,8 @@ def _logged_target(request: web.BaseRequest, secret: frozenset[str]) -> str:
     if not secret or not request.query_string:
         return request.path_qs
     pairs = parse_qsl(request.query_string, keep_blank_values=True)
-    query = "&".join(f"{k}={v}" for k, v in pairs if k not in secret)
+    kept = (f"{k}={v}" for k, v in pairs if not any(fnmatchcase(k, s) for s in secret))
+    query = "&".join(kept)
     return f"{request.path}?{query}" if query else request.path
 
 
@@ -386,6 +386,47 @@ def _set_password(
         if value(route.old_from) != expected:
             return None
     return account.name if cam.set_password(account.name, new) else None
+
+
+def _write(
+    cam: Camera,
+    route: ApiRoute,
+    *,
+    path: str,
+    query: dict[str, str],
+    body: bytes,
+    caller: User | None,
+    context: dict[str, object],
+) -> bool:
+    """A write route (password, channel login, settings): False when the camera refuses it."""
+    if route.kind == "set_password":
+        account = _set_password(cam, route, path=path, query=query, body=body, caller=caller)
+        context["account"] = account or ""
+        return account is not None
+    if route.kind == "set_channel":
+        return _set_channel(cam, route, path=path, query=query, body=body)
+    carried = (
+        (name, _source_value(cam, source, path, query, body)) for name, source in route.settings
+    )
+    return cam.write_settings([(name, value) for name, value in carried if value is not None])
+
+
+def _set_channel(
+    cam: Camera, route: ApiRoute, *, path: str, query: dict[str, str], body: bytes
+) -> bool:
+    """A recorder stores a new password for one channel's camera (``lab.persona``: where the
+    channel and the password are). False: no such channel, no password, or not a recorder."""
+    kind, _, glob = route.channel_from.partition(":")
+    if kind == "path":
+        segment = path.rsplit("/", 1)[-1]
+        number = int(segment) if segment.isdigit() else 0
+        password = _source_value(cam, route.password_from, path, query, body)
+    else:
+        found = next(((k, v) for k, v in query.items() if fnmatchcase(k, glob)), None)
+        digits = re.findall(r"\d+", found[0]) if found else []
+        number = int(digits[-1]) + 1 if digits else 0
+        password = found[1] if found else None
+    return password is not None and cam.set_channel(number, password)
 
 
 def _source_value(

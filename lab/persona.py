@@ -14,6 +14,8 @@ recorder persona adds its channel endpoints to the camera API of its family).
 A recorder (NVR or DVR) is a persona with ``channels`` > 0: its ``rows = "channels"`` routes
 render one ``row`` per camera seated on it (``lab.camera.Channel``), and ``device_type`` is
 the vendor's word for the device class in its identity answers ("IPCamera", "NVR", "DVR").
+``virtual_host`` (a port) forwards the web interface of the camera on channel n to port
+``virtual_host + n - 1`` of the recorder (``lab.services.forward``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import tomllib
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from functools import cache
 from http import HTTPStatus
 from importlib import resources
@@ -48,12 +51,23 @@ ROLES: tuple[Role, ...] = ("admin", "operator", "user")
 RouteAuth = Literal["none", "user", "admin"]
 RowSet = Literal["users", "channels"]
 RouteKind = Literal[
-    "template", "snapshot", "firmware_upload", "set_password", "token_login", "set_settings"
+    "template",
+    "snapshot",
+    "firmware_upload",
+    "set_password",
+    "token_login",
+    "set_settings",
+    "set_channel",
 ]
 ROUTE_KINDS: tuple[RouteKind, ...] = get_args(RouteKind)
 # Where a set_password or token_login route finds a value: "query:<key>", "xml:<tag>" (of the
 # request body), "json:<a.b.c>" (of the body's object, or of its first one if it is a list) or
 # "path" (the segment a request path ending in "/*" matched: a 1-based user id).
+# A set_channel route (a recorder storing a new password for a channel's camera) finds the
+# channel in ``channel_from``: "path" (the last path segment, the 1-based channel number) or
+# "query:<glob>" (a query key matching the glob, e.g. "RemoteDevice.*.Password", whose last
+# number is the 0-based channel and whose value is the password); the password elsewhere in
+# ``password_from``. ``query_has`` (a glob) makes a route match only a request carrying such a key.
 # A set_settings route names in ``settings`` where each setting it changes is ("query:..." or
 # "xml:..."): a request changes those it carries, in the table's order (``lab.settings``).
 
@@ -83,11 +97,14 @@ class ApiRoute:
     old_from: str = ""
     old_is_callers: bool = False
     settings: tuple[tuple[SettingName, str], ...] = ()  # set_settings: setting -> source
+    channel_from: str = ""  # set_channel: where the channel is ("path" or "query:<glob>")
+    query_has: str = ""  # a glob: the route matches only a query with a key matching it
 
     @property
     def secret_query_keys(self) -> frozenset[str]:
-        """Query parameters carrying passwords: never written to the request log."""
-        sources = (self.password_from, self.old_from)
+        """Query parameters (or globs of them) carrying passwords: never written to the
+        request log."""
+        sources = (self.password_from, self.old_from, self.channel_from)
         return frozenset(s.removeprefix("query:") for s in sources if s.startswith("query:"))
 
     def matches(
@@ -104,6 +121,7 @@ class ApiRoute:
             and same_path
             and all(query.get(k) == v for k, v in self.query)
             and (self.json_method is None or self.json_method == json_method)
+            and (not self.query_has or any(fnmatchcase(k, self.query_has) for k in query))
         )
 
 
@@ -210,6 +228,7 @@ class Persona:
     api: tuple[ApiRoute, ...]
     device_type: str = "IPCamera"  # the vendor's word for the device class (templates)
     channels: int = 0  # a recorder's channel capacity (0: a camera)
+    virtual_host: int = 0  # a recorder's port of channel 1's camera web (channel n: + n - 1)
     auth_locked: AuthLocked | None = None
     rtsp: RtspServer = RtspServer()
     http_errors: dict[str, ErrorPage] = field(default_factory=dict)
@@ -320,6 +339,7 @@ def _persona(name: str, raw: dict[str, Any]) -> Persona:
         api=tuple(_route(r) for r in raw.get("api", [])),
         device_type=raw.get("device_type", "IPCamera"),
         channels=int(raw.get("channels", 0)),
+        virtual_host=int(raw.get("virtual_host", 0)),
         auth_locked=_auth_locked(raw["auth_locked"]) if "auth_locked" in raw else None,
         rtsp=RtspServer(**raw.get("rtsp", {})),
         http_errors={k: ErrorPage(**v) for k, v in raw.get("http_errors", {}).items()},
@@ -357,6 +377,8 @@ def _route(raw: dict[str, Any]) -> ApiRoute:
         raise ValueError(f"api {raw['request']!r}: auth={auth!r} kind={kind!r}")
     if (kind == "set_settings") != bool(raw.get("settings")):
         raise ValueError(f"api {raw['request']!r}: settings go with kind = 'set_settings'")
+    if (kind == "set_channel") != bool(raw.get("channel_from")):
+        raise ValueError(f"api {raw['request']!r}: channel_from goes with kind = 'set_channel'")
     if rows not in (None, *get_args(RowSet)):
         raise ValueError(f"api {raw['request']!r}: rows={rows!r}")
     return ApiRoute(
@@ -379,6 +401,8 @@ def _route(raw: dict[str, Any]) -> ApiRoute:
         old_from=raw.get("old_from", ""),
         old_is_callers=bool(raw.get("old_is_callers", False)),
         settings=tuple((setting_name(k), v) for k, v in raw.get("settings", {}).items()),
+        channel_from=raw.get("channel_from", ""),
+        query_has=raw.get("query_has", ""),
     )
 
 

@@ -1,4 +1,5 @@
-"""The settings a camera lets a client change (services, cloud, time), and how it misbehaves.
+"""The settings a camera lets a client change (services, cloud, time, SNMP v1/v2c and its
+read community, the time zone), and how it misbehaves.
 
 A persona's ``set_settings`` routes (``lab.persona``) map each setting to where the request
 carries it; the camera keeps the values (``Camera.settings``) across reboots and every read
@@ -31,10 +32,24 @@ __all__ = [
     "setting_name",
 ]
 
-SettingName = Literal["telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "ntp_server", "discoverable"]
+SettingName = Literal[
+    "telnet",
+    "ssh",
+    "upnp",
+    "p2p",
+    "ddns",
+    "ntp",
+    "ntp_server",
+    "discoverable",
+    "snmp",
+    "snmp_community",
+    "time_zone",
+]
 SettingValue = bool | str
 SETTING_NAMES: Final[tuple[SettingName, ...]] = get_args(SettingName)
-BOOL_SETTINGS: Final = frozenset({"telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "discoverable"})
+BOOL_SETTINGS: Final = frozenset(
+    {"telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "discoverable", "snmp"}
+)
 MAX_TEXT: Final = 255  # longest text value a camera stores (a host name)
 _TRUE: Final = frozenset({"true", "yes", "1", "on"})
 _FALSE: Final = frozenset({"false", "no", "0", "off"})

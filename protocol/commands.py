@@ -68,7 +68,8 @@ CAMERALESS: Final = frozenset({SURVEY})
 ROLLING_BACK: Final = "rolling_back"
 STEPS: Final[dict[str, tuple[str, ...]]] = {
     FIRMWARE_APPLY: ("preflight", "downloading", "uploading", "rebooting", "verifying"),
-    PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "sealing"),
+    # "recorder": only for a camera whose recorder logs in with the rotated account
+    PASSWORD_ROTATE: ("preflight", "generating", "applying", "verifying", "recorder", "sealing"),
     SETTINGS_APPLY: ("preflight", "snapshot", "applying", "reading_back", "reaudit"),
     SETTINGS_RESTORE: ("preflight", "applying", "reading_back", "reaudit"),
     SURVEY: ("preflight", "sweeping", "reporting"),
@@ -255,7 +256,7 @@ SAFE_VALUES: Final[Mapping[SettingName, bool]] = {
 }
 WEAK_COMMUNITIES: Final = frozenset({"public", "private"})
 _HOST = re.compile(r"^[A-Za-z0-9_.:%-]{1,255}$")  # a DNS name, IPv4 or IPv6 address
-_COMMUNITY = re.compile(r"^[A-Za-z0-9_.!@#%+=-]{8,32}$")
+_COMMUNITY = re.compile(r"^[A-Za-z0-9_.!@-]{8,32}$")  # safe in a query string and XML
 _ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]{0,29}(/[A-Za-z0-9_+-]{1,30}){0,2}$")
 _CONTROL = re.compile(r"^[A-Z]{2,5}-[0-9]{2}$")
 _COMMAND_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # protocol.messages.Name
@@ -336,6 +337,7 @@ class RemediateParams:
         outcome.<setting>   one of OUTCOMES
         asked.<setting>     for clamped/ignored/not_restored: what was asked
         got.<setting>       for clamped/ignored/not_restored: what the camera reports
+                            (never for ``snmp_community``: a secret, only in ``sealed``)
         reaudit.pass        controls whose re-run checks all pass (comma-separated)
         reaudit.fail        controls a re-run check still fails
         reaudit.inconclusive  controls the re-run could not judge
@@ -422,6 +424,12 @@ REASONS: Final = frozenset(
         "escrow_key_not_pinned",  # escrow key is not the organisation's pinned escrow key
         "busy",  # another command is running on the same camera (or another survey runs)
         "prefix_not_allowed",  # a survey prefix lies outside the agent's configured range
+        # rejected (a rotation the camera's recorder would not follow; nothing changed) or
+        # failed (the recorder stopped answering between preflight and its update)
+        "recorder_no_credential",  # the camera's recorder is not configured or has no login
+        "recorder_unreachable",  # the camera's recorder does not answer
+        "recorder_refused",  # the recorder refuses to list or store its channel logins
+        "recorder_channel_unknown",  # the recorder lists no channel for the camera
         # failed: the work stopped cleanly
         "metadata_rejected",  # TUF refused the repository metadata (expired, rollback, mix)
         "target_unknown",  # the signed targets metadata does not list the target
@@ -438,6 +446,8 @@ REASONS: Final = frozenset(
         "interrupted",  # the agent stopped at a step that cannot be resumed safely
         "deadline",  # a survey's deadline_s ended the sweep (its summary says incomplete)
         "vault_failed",  # the new credential could not be stored
+        "recorder_update_failed",  # the recorder did not follow: the camera's old password back
+        "recorder_out_of_sync",  # neither: the camera keeps the new password (sealed, returned)
         "internal",
         # settings.apply / settings.restore
         "unsupported_setting",  # rejected: this camera's APIs cannot write a setting asked for

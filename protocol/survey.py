@@ -37,6 +37,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "DEFAULT_UDP_PORTS",
     "EXPOSURES",
+    "HOST_MAX_EXPOSURES",
     "MAX_ADDRESSES",
     "MAX_LIST_TEXT",
     "MAX_PORTS",
@@ -44,6 +45,7 @@ __all__ = [
     "PART_MAX_HOSTS",
     "SURVEY",
     "UDP_PORTS",
+    "Address",
     "Network",
     "Scope",
     "SurveyParams",
@@ -172,7 +174,7 @@ class SurveyParams:
     opt_out: tuple[Network, ...] = ()
     rate_pps: int = 200
     rate_cps: int = 50
-    host_deadline_s: int = 10
+    host_deadline_s: int = 30
     deadline_s: int = 3600
 
     def __post_init__(self) -> None:
@@ -229,7 +231,7 @@ class SurveyParams:
             opt_out=parse_networks(_get_text(params, "opt_out", ""), "opt_out"),
             rate_pps=_get_int(params, "rate_pps", 1, 10000, 200),
             rate_cps=_get_int(params, "rate_cps", 1, 2000, 50),
-            host_deadline_s=_get_int(params, "host_deadline_s", 1, 120, 10),
+            host_deadline_s=_get_int(params, "host_deadline_s", 1, 120, 30),
             deadline_s=_get_int(params, "deadline_s", 10, 86400, 3600),
         )
 

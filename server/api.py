@@ -164,7 +164,7 @@ def create_app(
     certs = AgentCertificates(Path(config.pki.ca_dir)) if config.pki.ca_dir else None
     # approving issues the agent's MQTT certificate and gives it its role on the broker
     repo.status_listeners += [certs.on_status] if certs else []
-    repo.status_listeners += broker_roles.listeners(config.mqtt)
+    repo.status_listeners += broker_roles.listeners(config, broker_roles.approved_agents(repo))
     challenges: dict[str, tuple[str, float]] = {}  # challenge -> (agent_id, expiry)
 
     def issued(agent_id: str) -> CertificateResponse | None:
@@ -243,7 +243,7 @@ def create_app(
 
     @app.get("/healthz")
     def healthz() -> Response:
-        problem = health()  # None, "mqtt disconnected" or "ingest stalled"
+        problem = health()  # None, "mqtt disconnected", "nats disconnected" or "ingest stalled"
         return Response(
             json.dumps({"status": problem or "ok"}),
             status_code=200 if problem is None else 503,

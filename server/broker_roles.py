@@ -16,6 +16,14 @@ API and the dashboard (``Repository.status_listeners``: ``on_status``); if the b
 reached then, the collector's ``sync`` (at start and every ``SYNC_INTERVAL_S``) brings the
 plugin in line with the agents' status, so a missed approval only delays the agent.
 
+On a NATS cluster (``[broker] kind = "nats"``, docs/adr/0032) the same two calls keep
+``NatsUsers``: every approved agent is a user of the shared authorization file the nodes
+include, named after its certificate (``CN=<agent_id>``, the nodes' ``verify_and_map``), that
+may publish its own status subjects and subscribe to its own ``cmd`` only; the collector's
+certificate gets every right. A change rewrites the file and runs each node's reload command:
+a user no longer listed is disconnected by every node that reloads, and a node that was down
+reads the file when it starts.
+
 Errors::
 
     BrokerRolesError      the broker could not be reached, did not answer, or refused a command
@@ -26,12 +34,17 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Collection, Iterable
-from typing import Any, Final
+import subprocess
+from collections.abc import Callable, Collection, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final, Protocol
 
 from protocol.topics import AGENT_CHANNELS, topic
-from server.config import MqttConfig
+from server.config import MqttConfig, ServerConfig
 from server.ingest.subscriber import control_request
+from server.pki import COLLECTOR_IDENTITY
+from server.storage import Repository
+from service.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -207,24 +220,171 @@ def _responses(answer: bytes, token: str) -> list[Command] | None:
     return responses
 
 
-def from_config(config: MqttConfig) -> BrokerRoles | None:
-    """The broker's agent roles, if ``[mqtt] dynamic_security`` is on."""
-    return BrokerRoles(mqtt_transport(config)) if config.dynamic_security else None
+# -- a NATS cluster ----------------------------------------------------------------------------
+
+RELOAD_TIMEOUT_S: Final = 10.0
+# what the MQTT listener itself subscribes for a QoS 1 subscription (the delivery subject of its
+# JetStream consumer); MQTT clients cannot name it: the listener refuses topics under $MQTT
+_MQTT_DELIVERY: Final = "$MQTT.sub.>"
 
 
-def listeners(config: MqttConfig) -> list[Callable[[str, str], None]]:
-    """For ``Repository.status_listeners``: the broker roles' ``on_status``, if configured."""
-    roles = from_config(config)
-    return [roles.on_status] if roles is not None else []
+def _subject_of(name: str) -> str:
+    return name.replace("/", ".")
+
+
+def nats_user(agent_id: str) -> dict[str, Any]:
+    """The agent's user: its certificate's subject, its own subjects only."""
+    own = [
+        _subject_of(topic("site", agent_id, ch)).replace(".site.", ".*.", 1)
+        for ch in AGENT_CHANNELS
+    ]
+    commands = _subject_of(topic("site", agent_id, "cmd")).replace(".site.", ".*.", 1)
+    return {
+        "user": f"CN={agent_id}",
+        "permissions": {
+            "publish": {"allow": own},
+            "subscribe": {"allow": [commands, _MQTT_DELIVERY]},
+        },
+    }
+
+
+def nats_authorization(approved: Iterable[str]) -> str:
+    """The authorization file of a NATS cluster: the collector and each approved agent. An
+    agent id with a ``.`` cannot be one subject token, so it gets no user (logged)."""
+    users: list[dict[str, Any]] = [{"user": f"CN={COLLECTOR_IDENTITY}"}]
+    for agent_id in sorted(set(approved)):
+        if "." in agent_id:
+            log.warning("agent %s gets no user on the NATS cluster: its id has a '.'", agent_id)
+            continue
+        users.append(nats_user(agent_id))
+    # NATS config accepts JSON values; one user per line keeps the file easy to read and diff
+    lines = ",\n    ".join(json.dumps(u, sort_keys=True) for u in users)
+    return (
+        "# written by camwarden-server (server/broker_roles.py): the collector and every\n"
+        "# approved agent; rewritten at each approval and revocation, do not edit\n"
+        f"authorization {{\n  users: [\n    {lines}\n  ]\n}}\n"
+    )
+
+
+class NatsUsers:
+    """The agents' users on a NATS cluster, in ``auth_file``, reloaded by ``reload_commands``
+    (one per node). ``approved`` reads the approved agents (``on_status`` rewrites the whole
+    file, the status already committed)."""
+
+    def __init__(
+        self,
+        auth_file: Path,
+        reload_commands: Sequence[Sequence[str]],
+        approved: Callable[[], Collection[str]],
+    ) -> None:
+        self._file = auth_file
+        self._commands = reload_commands
+        self._approved = approved
+        self._reloaded: str | None = None  # the text every node took, when all reloads worked
+
+    def on_status(self, agent_id: str, status: str) -> None:
+        """``Repository.status_listeners``: never raises; a miss is repaired by ``sync``."""
+        if status not in ("approved", "revoked"):
+            return
+        try:
+            self.sync(self._approved)
+        except BrokerRolesError as exc:
+            log.warning(
+                "the NATS cluster did not take the %s of agent %s (%s); the collector retries "
+                "within %.0f s",
+                status,
+                agent_id,
+                exc,
+                SYNC_INTERVAL_S,
+            )
+        else:
+            log.info("NATS user of agent %s: %s", agent_id, status)
+
+    def sync(self, approved: Callable[[], Collection[str]]) -> int:
+        """Write the file if it changed and reload every node unless all took this text
+        already; returns how many nodes were reloaded. BrokerRolesError if one failed (the
+        others kept the new file; the next sync tries again)."""
+        text = nats_authorization(approved())
+        if text == self._reloaded:
+            return 0
+        try:
+            current = self._file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = None
+        if current != text:
+            atomic_write(self._file, text.encode(), 0o640)
+        failed = [" ".join(c) for c in self._commands if not _run(c)]
+        if failed:
+            self._reloaded = None
+            raise BrokerRolesError(f"reload failed: {'; '.join(failed)}")
+        self._reloaded = text
+        log.info("NATS users synchronised: %d node(s) reloaded", len(self._commands))
+        return len(self._commands)
+
+
+def _run(command: Sequence[str]) -> bool:
+    try:
+        done = subprocess.run(  # noqa: S603  # the operator's configured command, no shell
+            list(command), capture_output=True, timeout=RELOAD_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.warning("reload command %s: %s", command[0], exc)
+        return False
+    if done.returncode != 0:
+        log.warning(
+            "reload command %s exited %d: %s",
+            command[0],
+            done.returncode,
+            done.stderr[-500:].decode(errors="replace").strip(),
+        )
+    return done.returncode == 0
+
+
+def approved_agents(repo: Repository) -> Callable[[], list[str]]:
+    """What ``sync`` and ``NatsUsers`` read: the ids of the approved agents, now."""
+    return lambda: [a.agent_id for a in repo.agents() if a.status == "approved"]
+
+
+class AgentRights(Protocol):
+    """What the collector keeps on the broker for each agent, whichever broker it is."""
+
+    def on_status(self, agent_id: str, status: str) -> None: ...
+
+    def sync(self, approved: Callable[[], Collection[str]]) -> int: ...
+
+
+def from_config(
+    config: ServerConfig, approved: Callable[[], Collection[str]]
+) -> AgentRights | None:
+    """The agents' rights on the configured broker: Mosquitto's roles if ``[mqtt]
+    dynamic_security``, a NATS cluster's users if ``[broker] auth_file``; else None."""
+    if config.broker.kind == "nats":
+        if not config.broker.auth_file:
+            return None
+        return NatsUsers(Path(config.broker.auth_file), config.broker.reload_commands, approved)
+    return BrokerRoles(mqtt_transport(config.mqtt)) if config.mqtt.dynamic_security else None
+
+
+def listeners(
+    config: ServerConfig, approved: Callable[[], Collection[str]]
+) -> list[Callable[[str, str], None]]:
+    """For ``Repository.status_listeners``: the broker rights' ``on_status``, if configured."""
+    rights = from_config(config, approved)
+    return [rights.on_status] if rights is not None else []
 
 
 __all__ = [
+    "AgentRights",
     "BrokerRoles",
     "BrokerRolesError",
     "Command",
+    "NatsUsers",
+    "approved_agents",
     "from_config",
     "grant",
     "listeners",
+    "nats_authorization",
+    "nats_user",
     "plan",
     "withdraw",
 ]

@@ -467,7 +467,9 @@ def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfi
     elif args.command == "agents":
         if config.pki.ca_dir:  # approving issues the agent's MQTT certificate
             repo.status_listeners.append(AgentCertificates(Path(config.pki.ca_dir)).on_status)
-        repo.status_listeners += broker_roles.listeners(config.mqtt)  # and its broker role
+        repo.status_listeners += broker_roles.listeners(
+            config, broker_roles.approved_agents(repo)
+        )  # and its broker role
         return agents_command(repo, args.action, getattr(args, "agent_id", None))
     elif args.command == "fleet":
         print(fleet_summary(repo.engine).text(utc_now()))

@@ -1,8 +1,9 @@
 """``camwarden-server run``: the long-running collector.
 
-MQTT ingest (``Subscriber``), the HTTP API and dashboard (uvicorn), the firmware scheduler and
-the background jobs (alert worker, retention) in one process, with systemd notification. Kept
-apart from the command line so that short commands do not import the web stack.
+The ingest (``Subscriber`` on an MQTT broker, ``NatsSubscriber`` on a NATS cluster), the HTTP
+API and dashboard (uvicorn), the firmware scheduler and the background jobs (broker rights,
+alert worker, retention) in one process, with systemd notification. Kept apart from the command
+line so that short commands do not import the web stack.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
+from joserfc.jwk import OKPKey
 
 from protocol import utc_now
 from server import broker_roles
@@ -32,6 +35,9 @@ from server.storage import Repository
 from server.storage.retention import prune_now
 from service.systemd import Notifier
 
+if TYPE_CHECKING:
+    from server.ingest.jetstream import NatsSubscriber
+
 log = logging.getLogger(__name__)
 
 
@@ -39,14 +45,7 @@ def run(config: ServerConfig) -> int:
     key = load_or_create(config.state_dir)
     repo = Repository.open_migrated(config)
     ingestor = Ingestor(config, repo, Metrics())
-    subscriber = Subscriber(
-        config.mqtt,
-        ingestor,
-        config.ingest.batch_size,
-        config.ingest.batch_latency_s,
-        key,
-        stall_after_s=config.ingest.stall_after_s,
-    )
+    subscriber = broker_client(config, ingestor, key)
     app = create_app(
         config,
         repo,
@@ -74,6 +73,7 @@ def run(config: ServerConfig) -> int:
         subscriber.publish,
         clock=utc_now,
         interval_s=config.firmware.scheduler_interval_s,
+        resend_after_s=config.firmware.resend_after_s,
     )
     stop = threading.Event()
     jobs = background_jobs(config, repo)
@@ -127,17 +127,34 @@ def run(config: ServerConfig) -> int:
             signal.signal(sig, handler)
 
 
+def broker_client(
+    config: ServerConfig, ingestor: Ingestor, key: OKPKey
+) -> Subscriber | NatsSubscriber:
+    """The MQTT subscriber, or the NATS cluster's consumer (``[broker] kind``)."""
+    if config.broker.kind == "nats":
+        from server.ingest.jetstream import NatsSubscriber  # noqa: PLC0415  # nats-py if used
+
+        return NatsSubscriber(config, ingestor, key)
+    return Subscriber(
+        config.mqtt,
+        ingestor,
+        config.ingest.batch_size,
+        config.ingest.batch_latency_s,
+        key,
+        stall_after_s=config.ingest.stall_after_s,
+    )
+
+
 def background_jobs(config: ServerConfig, repo: Repository) -> list[Periodic]:
     """The broker roles' sync, the alert worker and the retention job, as configured."""
     jobs = []
-    if (roles := broker_roles.from_config(config.mqtt)) is not None:
+    approved = broker_roles.approved_agents(repo)
+    if (rights := broker_roles.from_config(config, approved)) is not None:
         jobs.append(
             Periodic(
                 "camwarden-broker-roles",
                 broker_roles.SYNC_INTERVAL_S,
-                lambda now: roles.sync(
-                    lambda: [a.agent_id for a in repo.agents() if a.status == "approved"]
-                ),
+                lambda now: rights.sync(approved),
             )
         )
     if config.alerts.enabled:

@@ -56,6 +56,42 @@ class MqttConfig(_Section, frozen=True, kw_only=True):
     dynamic_security: bool = False
 
 
+# a JetStream stream or consumer name: no ".", "*", ">" or spaces
+StreamName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class BrokerConfig(_Section, frozen=True, kw_only=True):
+    """Which broker the collector reads (docs/adr/0032). ``mosquitto``: any MQTT 5 broker, with
+    ``[mqtt]``. ``nats``: a NATS cluster with JetStream; ``[mqtt]`` still gives the client name
+    and the TLS files (the collector's certificate names it)."""
+
+    kind: Literal["mosquitto", "nats"] = "mosquitto"
+    servers: list[str] = msgspec.field(  # every node, nats:// or tls://
+        default_factory=lambda: ["nats://127.0.0.1:4222"]
+    )
+    stream: StreamName = "CAMWARDEN"
+    consumer: StreamName = "collectors"  # shared by every collector of the fleet
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 3
+    max_bytes: Positive = 1 << 30  # the stream's size cap; agents resend what it drops
+    max_age_s: Positive = 7 * 24 * 3600
+    # a message not acknowledged this long (a collector died mid-batch) goes to another one
+    ack_wait_s: Positive = 30
+    max_ack_pending: Positive = 20_000
+    # the agents' users on every node: the authorization file the nodes include (empty: the
+    # collector leaves it alone), and one command per node that makes it reread the file
+    auth_file: str = ""
+    reload_commands: list[list[str]] = []
+
+    def __post_init__(self) -> None:
+        if self.kind == "nats" and not self.servers:
+            raise ValueError("broker: kind nats needs servers")
+        for url in self.servers:
+            if not url.startswith(("nats://", "tls://")):
+                raise ValueError(f"broker: servers: {url!r} is no nats:// or tls:// URL")
+        if any(not command for command in self.reload_commands):
+            raise ValueError("broker: reload_commands: an empty command")
+
+
 class HttpConfig(_Section, frozen=True, kw_only=True):
     bind: str = "127.0.0.1"
     port: Port = 8080
@@ -176,6 +212,10 @@ class FirmwareConfig(_Section, frozen=True, kw_only=True):
     root_expiry_s: Positive = 365 * 24 * 3600
     command_ttl_s: Positive = 2 * 3600
     scheduler_interval_s: Seconds = 2.0
+    # a sent command the agent has not answered is published again after this long (the agent
+    # refuses a command it has seen without answering): a broker that lost it, or an agent
+    # that was away from a broker that keeps no session for it (docs/adr/0032)
+    resend_after_s: Seconds = 120.0
 
 
 class PkiConfig(_Section, frozen=True, kw_only=True):
@@ -197,6 +237,7 @@ class ServerConfig(_Section, frozen=True, kw_only=True):
     state_dir: str = str(DEFAULT_STATE_DIR)
     database: DatabaseConfig = DatabaseConfig()
     mqtt: MqttConfig = MqttConfig()
+    broker: BrokerConfig = BrokerConfig()
     http: HttpConfig = HttpConfig()
     freshness: FreshnessConfig = FreshnessConfig()
     ingest: IngestConfig = IngestConfig()

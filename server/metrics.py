@@ -35,7 +35,7 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
-        # set by the subscriber (server.ingest.subscriber.Progress)
+        # set by the broker client (server.ingest.batches.Progress)
         self.waiting = Gauge(
             "camwarden_ingest_waiting_messages",
             "Agent messages received from the broker and not committed yet",

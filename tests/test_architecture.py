@@ -178,6 +178,7 @@ LIBRARY_HOMES = {
     "zeep": ("agent/vendors/onvif/",),
     "onvif": ("agent/vendors/onvif/",),
     "tuf": ("agent/firmware/", "server/firmware/tuf_repo.py"),
+    "nats": ("server/ingest/jetstream.py",),  # the collector on a NATS cluster (ADR 0032)
 }
 
 

@@ -264,6 +264,13 @@ def newest_feed(state_dir: Path, trusted: Mapping[str, OKPKey], *, now: datetime
     return feed
 
 
+def configured_feed(state_dir: Path, keys_file: str | None, *, now: datetime) -> AdvisoryFeed:
+    """The feed audits and surveys judge firmware with: ``newest_feed`` under the pinned keys
+    (the shipped ones and ``[advisories] feed_keys_file``); a ``FeedError`` when none verifies."""
+    trusted = pinned_feed_keys(Path(keys_file) if keys_file else None)
+    return newest_feed(state_dir, trusted, now=now)
+
+
 def install_feed(
     token: bytes, state_dir: Path, trusted: Mapping[str, OKPKey], *, now: datetime
 ) -> tuple[AdvisoryFeed, bool]:

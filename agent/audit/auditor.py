@@ -49,10 +49,10 @@ from agent.checks.base import (
     timeout_finding,
 )
 from agent.checks.host import HostSettings, host_findings
-from agent.checks.netprobe import NetSettings
+from agent.checks.netprobe import NetCheck, NetSettings
 from agent.checks.site import Site, SiteInventory
 from agent.checks.tls import TlsCheck
-from agent.config import AgentConfig
+from agent.config import AgentConfig, CameraConfig
 from agent.errors import StorageError
 from agent.inventory.diff import diff
 from agent.inventory.discover import Host, Scope, merge
@@ -158,12 +158,10 @@ _PROTOCOL_VENDORS: Final = {"hikvision": "Hikvision", "dahua": "Dahua", "private
 
 
 def _load_feed(clock: Clock, config: AgentConfig) -> AdvisoryFeed | None:
-    from agent.advisories.feed import FeedError, newest_feed, pinned_feed_keys  # noqa: PLC0415
+    from agent.advisories.feed import FeedError, configured_feed  # noqa: PLC0415
 
-    keys_file = config.advisories.feed_keys_file
     try:
-        trusted = pinned_feed_keys(Path(keys_file) if keys_file else None)
-        return newest_feed(config.state_path, trusted, now=clock.now())
+        return configured_feed(config.state_path, config.advisories.feed_keys_file, now=clock.now())
     except FeedError as exc:
         logger.warning("advisory feed rejected (%s): FW-01 findings are inconclusive", exc.reason)
         return None
@@ -249,6 +247,9 @@ class Auditor:
         self._scope = Scope(self._settings.camera_subnets, port_offset=config.network.port_offset)
         self._targets = targets(config)
         self._seated: dict[str, str] = {}  # address -> camera id of a camera on a recorder
+        # camera id -> (its own address, how it was reached) of a camera audited through its
+        # recorder's virtual host
+        self._relayed: dict[str, tuple[str, str]] = {}
         self._adapter_config = AdapterConfig(
             timeout_s=audit.request_timeout_s, max_response_bytes=audit.max_response_bytes
         )
@@ -324,7 +325,12 @@ class Auditor:
     ) -> AuditResult:
         started_at, started = self.clock.now(), time.monotonic()
         self._seated = {}
-        wanted = [t for t in self._targets if camera_ids is None or t.camera_id in camera_ids]
+        self._relayed = {}
+        wanted = [
+            self._relay_configured(t)
+            for t in self._targets
+            if camera_ids is None or t.camera_id in camera_ids
+        ]
         partial = camera_ids is not None
         discovered, discovery_findings = ([], []) if partial else await self._discover()
         configured = {t.address for t in self._targets}
@@ -337,9 +343,14 @@ class Auditor:
         everything = [*wanted, *found_targets]
         done: list[_Outcome] = []
 
+        # through a recorder's virtual host only the camera's web interface is reachable: the
+        # checks that probe the address's ports would reach the recorder's
+        relayed = [c for c in checks if not isinstance(c, NetCheck)]
+
         async def one(target: Target) -> _Outcome:
+            mine = relayed if target.camera_id in self._relayed else checks
             async with gate:
-                outcome = await self._camera(target, checks, feed, tls_gate)
+                outcome = await self._camera(target, mine, feed, tls_gate)
             done.append(outcome)
             if progress is not None:
                 progress(outcome.camera, len(done), len(everything))
@@ -350,9 +361,11 @@ class Auditor:
 
             await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
         outcomes = await asyncio.gather(*(one(t) for t in everything))
-        seated, offline = self._channel_cameras(outcomes, {t.address for t in everything})
+        reached = {t.address for t in everything} | {a for a, _ in self._relayed.values()}
+        seated, offline = self._channel_cameras(outcomes, reached)
         everything += seated
         outcomes = [*outcomes, *offline, *await asyncio.gather(*(one(t) for t in seated))]
+        outcomes = [self._own_address(o) for o in outcomes]
         inventory = None if partial else self._inventory(outcomes, discovered)
         cameras, site_findings = _site_checks([o.camera for o in outcomes], inventory)
         host = [*discovery_findings, *site_findings]
@@ -454,9 +467,10 @@ class Auditor:
     ) -> tuple[list[Target], list[_Outcome]]:
         """The cameras the recorders list (``rec.channel`` findings) that this audit has not
         reached yet: a channel online at an address inside the camera subnets is audited
-        directly (``<recorder>-chNN``, no vault credential), one the recorder lists offline
-        is reported unreachable with the recorder's word for it; anything else is left to the
-        recorder's own findings (outside the subnets: never contacted)."""
+        directly (``<recorder>-chNN``, no vault credential), one outside them through its
+        recorder's virtual host when the site configured one (``virtual_host_port``), one the
+        recorder lists offline is reported unreachable with the recorder's word for it;
+        anything else is left to the recorder's own findings (never contacted)."""
         targets, offline = [], []
         for outcome in outcomes:
             for finding in outcome.camera.findings:
@@ -469,10 +483,69 @@ class Auditor:
                 self._seated[address] = camera_id
                 if evidence.get("state") == "offline":
                     offline.append(_Outcome(self._offline(camera_id, outcome, finding), False))
-                elif self._scope.contains(address):
-                    hint = _PROTOCOL_VENDORS.get(str(evidence.get("protocol") or "").lower())
+                    continue
+                hint = _PROTOCOL_VENDORS.get(str(evidence.get("protocol") or "").lower())
+                if self._scope.contains(address):
                     targets.append(self._target(camera_id, address, hint))
+                elif (host := self._virtual_host(outcome.camera.camera_id, evidence)) is not None:
+                    targets.append(self._relay(Target(camera_id, address, {}, None, hint), *host))
         return targets, offline
+
+    def _virtual_host(
+        self, recorder_id: str, channel: Mapping[str, EvidenceValue]
+    ) -> tuple[CameraConfig, int] | None:
+        """The configured recorder and its port where the camera of ``channel`` answers
+        (``virtual_host_port``, the recorder inside the subnets), or None."""
+        recorder = self.config.camera(recorder_id)
+        number = channel.get("channel")
+        if recorder is None or recorder.virtual_host_port is None or not isinstance(number, int):
+            return None
+        port = recorder.virtual_host_port + number - 1
+        if not 0 < port <= 65535 or not self._scope.contains(recorder.address):
+            return None
+        return recorder, port
+
+    def _relay_configured(self, target: Target) -> Target:
+        """A configured camera outside the subnets whose ``recorder`` and ``channel`` the site
+        named: through the recorder's virtual host when it has one; else as it is."""
+        camera = self.config.camera(target.camera_id)
+        if camera is None or camera.recorder is None or camera.channel is None:
+            return target
+        host = self._virtual_host(camera.recorder, {"channel": camera.channel})
+        if host is None or self._scope.contains(target.address):
+            return target
+        return self._relay(target, *host)
+
+    def _relay(self, target: Target, recorder: CameraConfig, port: int) -> Target:
+        """``target`` reached at ``port`` of its recorder. The recorder relays the connection
+        to the camera: what is sent there (its vault credential, a default-credential guess)
+        reaches that camera alone, as if sent to its own address, which the agent cannot route
+        to. Only the web interface is relayed: HTTPS is asked there too (and found absent)
+        rather than at the recorder's own port, and no port of the address is probed."""
+        via = f"{recorder.id}'s virtual host (port {port})"
+        self._relayed[target.camera_id] = (target.address, via)
+        ports = {Interface.HTTP: port, Interface.HTTPS: port}
+        return Target(
+            target.camera_id, recorder.address, ports, target.credential_ref, target.vendor_hint
+        )
+
+    def _own_address(self, outcome: _Outcome) -> _Outcome:
+        """A camera audited through its recorder is reported at its own address, and as
+        partly audited (its ports were not probed)."""
+        relayed = self._relayed.get(outcome.camera.camera_id)
+        if relayed is None:
+            return outcome
+        address, via = relayed
+        camera = outcome.camera
+        done = camera.audit == "audited"
+        reason = f"reached through {via}: its own ports not probed"
+        camera = msgspec.structs.replace(
+            camera,
+            address=address,
+            audit="partial" if done else camera.audit,
+            audit_reason=_text(reason if done else f"{camera.audit_reason}; {reason}"),
+        )
+        return _Outcome(camera, outcome.seen)
 
     def _offline(self, camera_id: str, recorder: _Outcome, channel: Finding) -> Camera:
         evidence = channel.evidence

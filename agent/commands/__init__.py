@@ -2,8 +2,10 @@
 
 ``verify`` (pure) -> ``replay`` (nonce claimed) -> ``journal`` -> ``executor``, which hands each
 action a ``context.Run`` and nothing more. One module per action: ``firmware_apply``
-(``firmware.apply``), ``password_rotate`` (``password.rotate``); ``schedule`` makes the agent's
-own scheduled rotations and runs them through the same executor.
+(``firmware.apply``), ``password_rotate`` (``password.rotate``), ``remediate``
+(``settings.apply`` and ``settings.restore``); ``escrow`` checks the organisation's escrow key
+and seals to it; ``schedule`` makes the agent's own scheduled rotations and runs them through
+the same executor.
 
 Errors::
 

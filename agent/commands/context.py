@@ -1,9 +1,12 @@
 """What an action sees: its command, camera and journal entry, and a narrow context.
 
-An action (``firmware_apply``, ``password_rotate``) is ``async (Run) -> Details``. It reads the
-config, the camera credentials and the clock from ``Run.context``; it reports progress with
-``Run.step`` (journal first, then an ``in_progress`` result) and keeps resume data with
-``Run.note``. It never sees the executor, so actions and executor do not import each other.
+An action (``firmware_apply``, ``password_rotate``, ``survey``) is ``async (Run) -> Details``. It
+reads the config, the camera credentials and the clock from ``Run.context``; it reports progress
+with ``Run.step`` (journal first, then an ``in_progress`` result), keeps resume data with
+``Run.note`` and sends the messages an action produces besides its results (a survey's parts)
+with ``ActionContext.issue``. A camera-less action (``protocol.commands.CAMERALESS``) has no
+``Run.camera``; the others reach theirs as ``Run.target``. It never sees the executor, so
+actions and executor do not import each other.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Protocol
 from agent.commands.errors import StepFailed
 from agent.commands.journal import Entry, Journal
 from agent.config import AgentConfig, CameraConfig
+from agent.messaging.issuer import Header
 from agent.vendors.models import Credential
-from protocol.messages import Camera, Command, EvidenceValue
+from protocol.messages import AgentMessage, Camera, Command, EvidenceValue
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,9 @@ class ActionContext:
     clock: Callable[[], datetime]
     # an ``in_progress`` result naming the step: (command_id, step, details)
     announce: Callable[[str, str, Details], Awaitable[None]]
+    # sign, chain and queue one more agent message built on the issuer's header (a survey's
+    # parts)
+    issue: Callable[[Callable[[Header], AgentMessage]], Awaitable[None]]
     # a remediation re-audited its camera: the daemon reports these findings as usual
     reaudited: Callable[[Camera], Awaitable[None]] | None = None
 
@@ -60,7 +67,7 @@ class Run:
     """One command being carried out: what actions see."""
 
     command: Command
-    camera: CameraConfig
+    camera: CameraConfig | None  # None for a camera-less action
     entry: Entry
     context: ActionContext
 
@@ -79,11 +86,19 @@ class Run:
         self.entry.data.update(data)
         await asyncio.to_thread(self.context.journal.save, self.entry)
 
+    @property
+    def target(self) -> CameraConfig:
+        """The command's camera (``agent.commands.verify`` lets through no command of a camera
+        action without one)."""
+        if self.camera is None:
+            raise StepFailed("internal", f"{self.command.action} needs a camera")
+        return self.camera
+
     def credential(self) -> Credential:
         """The camera's own credential from the store; a refusal in preflight without one."""
-        ref = self.camera.credentials_ref
+        ref = self.target.credentials_ref
         if ref is None:
-            raise StepFailed("preflight_failed", f"camera {self.camera.id} has no credentials_ref")
+            raise StepFailed("preflight_failed", f"camera {self.target.id} has no credentials_ref")
         found = self.context.credentials.credential(ref)
         if found is None:
             raise StepFailed("preflight_failed", f"no credential {ref!r}")

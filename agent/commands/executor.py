@@ -11,7 +11,7 @@ Each step is written to the journal before its work starts; on start ``resume()`
 unfinished entry back to its action, which knows per step whether to resume (e.g. a download
 continues where it stopped) or to stop cleanly (``failed``, reason ``interrupted``). Results go
 through ``agent.messaging.issuer.Issuer`` (signed, chained, outbox first); the publisher sends them.
-One command per camera at a time. Actions are the explicit table ``ACTIONS``.
+One command per camera at a time, and one survey. Actions are the explicit table ``ACTIONS``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,14 @@ from agent.commands.verify import verify_command
 from agent.config import AgentConfig, CameraConfig
 from agent.messaging.issuer import Header, Issued
 from agent.vendors.base import AuthFailed, CameraError, Timeout, Unreachable
-from protocol.commands import FIRMWARE_APPLY, PASSWORD_ROTATE, SETTINGS_APPLY, SETTINGS_RESTORE
+from protocol.commands import (
+    CAMERALESS,
+    FIRMWARE_APPLY,
+    PASSWORD_ROTATE,
+    SETTINGS_APPLY,
+    SETTINGS_RESTORE,
+    SURVEY,
+)
 from protocol.envelope import verify
 from protocol.errors import ProtocolError, UnknownKey
 from protocol.messages import (
@@ -77,6 +84,7 @@ class Executor:
             self.journal,
             self.clock,
             self._announce,
+            self._issue,
             self.reaudited,
         )
 
@@ -103,6 +111,10 @@ class Executor:
                 details=details or {},
             )
 
+        await asyncio.to_thread(self.issuer.issue, build)
+        self.wake()
+
+    async def _issue(self, build: Callable[[Header], AgentMessage]) -> None:
         await asyncio.to_thread(self.issuer.issue, build)
         self.wake()
 
@@ -147,7 +159,7 @@ class Executor:
             self._refuse(exc, command.command_id)
             return exc.reason
         camera = self._camera(command)
-        if camera.id in self._busy:
+        if _slot(command, camera) in self._busy:
             self._refuse(CommandRefused("busy", "camera busy"), command.command_id)
             await self.answer(command.command_id, "rejected", reason="busy")
             return "busy"
@@ -168,8 +180,8 @@ class Executor:
         from protocol.messages import encode  # noqa: PLC0415
 
         camera = self._camera(command)
-        if camera.id in self._busy:
-            log.info("command %s: camera %s busy; not now", command.command_id, camera.id)
+        if _slot(command, camera) in self._busy:
+            log.info("command %s: %s busy; not now", command.command_id, _slot(command, camera))
             return "busy"
         entry = Entry(
             command_id=command.command_id, token=encode(command).decode("utf-8"), local=True
@@ -183,7 +195,7 @@ class Executor:
         for entry in await asyncio.to_thread(self.journal.pending):
             command = _decode(entry.token.encode(), self.collector_key, local=entry.local)
             camera = self.cameras.get(command.camera_id or "") if command is not None else None
-            if command is None or camera is None:
+            if command is None or (camera is None and command.action not in CAMERALESS):
                 log.warning("journal entry %s unusable; dropped", entry.command_id)
                 self.journal.remove(entry.command_id)
                 continue
@@ -196,24 +208,29 @@ class Executor:
             out.append((entry.command_id, await self._run(command, camera, entry)))
         return out
 
-    def _camera(self, command: Command) -> CameraConfig:
-        """The command's camera (``verify_command`` refuses commands for any other)."""
+    def _camera(self, command: Command) -> CameraConfig | None:
+        """The command's camera (``verify_command`` refuses commands for any other); None for
+        a camera-less action."""
+        if command.action in CAMERALESS:
+            return None
         camera = self.cameras.get(command.camera_id or "")
         if camera is None:
             raise CommandRefused("unknown_camera", f"camera {command.camera_id!r} is not ours")
         return camera
 
-    async def _run(self, command: Command, camera: CameraConfig, entry: Entry) -> str:
+    async def _run(self, command: Command, camera: CameraConfig | None, entry: Entry) -> str:
         run = Run(command, camera, entry, self.context)
         action = ACTIONS[command.action]
-        self._busy.add(camera.id)
+        slot = _slot(command, camera)
+        self._busy.add(slot)
         status: Status
         reason: str | None = None
         details: Details = {}
         try:
-            from agent.audit.identify import prepare  # noqa: PLC0415  # zeep: only when acting
+            if camera is not None:
+                from agent.audit.identify import prepare  # noqa: PLC0415  # zeep: when acting
 
-            await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
+                await prepare()  # the ONVIF WSDL documents, outside every camera's time limit
             details = await action(run)
             status = "succeeded"
         except StepFailed as exc:
@@ -228,13 +245,18 @@ class Executor:
             log.exception("command %s failed at %s", command.command_id, entry.step)
             status, reason = "failed", "internal"
         finally:
-            self._busy.discard(camera.id)
+            self._busy.discard(slot)
         entry.status, entry.reason = status, reason
         await asyncio.to_thread(self.journal.save, entry)
         await self.answer(command.command_id, status, reason=reason, details=details)
         await asyncio.to_thread(self.journal.remove, command.command_id)
         log.info("command %s %s%s", command.command_id, status, f" ({reason})" if reason else "")
         return status if reason is None else f"{status}:{reason}"
+
+
+def _slot(command: Command, camera: CameraConfig | None) -> str:
+    """What a command keeps busy: its camera, or its action (one survey at a time)."""
+    return camera.id if camera is not None else f"action:{command.action}"
 
 
 def _camera_reason(exc: CameraError) -> str:
@@ -282,6 +304,12 @@ async def _rotate(run: Run) -> Details:
     return await rotate_password(run)
 
 
+async def _survey(run: Run) -> Details:
+    from agent.commands.survey import survey  # noqa: PLC0415  # the survey engine, on use
+
+    return await survey(run)
+
+
 async def _remediate(run: Run) -> Details:
     from agent.commands.remediate import apply_settings  # noqa: PLC0415  # the auditor, on use
 
@@ -299,4 +327,5 @@ ACTIONS: dict[str, Action] = {
     PASSWORD_ROTATE: _rotate,
     SETTINGS_APPLY: _remediate,
     SETTINGS_RESTORE: _restore,
+    SURVEY: _survey,
 }

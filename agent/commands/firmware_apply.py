@@ -95,7 +95,7 @@ async def apply_firmware(run: Run) -> Details:
 
 async def _apply(run: Run) -> Details:
     params = firmware_params(run.command.params)
-    config, camera, entry = run.context.config, run.camera, run.entry
+    config, camera, entry = run.context.config, run.target, run.entry
     fw = config.firmware
     credential = run.credential()
     if config.collector_url is None:
@@ -151,7 +151,7 @@ async def _preflight(
     onvif: OnvifAdapter,
 ) -> tuple[ImageFacts | None, str | None]:
     """The facts of the image to install, or (None, version) when it is installed already."""
-    config, camera = run.context.config, run.camera
+    config, camera = run.context.config, run.target
     fw = config.firmware
     await run.step("preflight")
     async with _metadata_lock(updater.metadata_dir):
@@ -259,7 +259,7 @@ async def _upload(run: Run, updater: FirmwareUpdater, facts: ImageFacts, vendor:
         # connection may mean the camera took it and rebooted: the reboot wait finds out
         if exc.code not in ("unreachable", "timeout"):
             raise StepFailed("camera_refused", f"{exc.code}: {exc}") from exc
-        log.warning("upload to %s interrupted (%s); waiting for it", run.camera.id, exc.code)
+        log.warning("upload to %s interrupted (%s); waiting for it", run.target.id, exc.code)
 
 
 async def _wait_back(vendor: Adapter, run: Run, *, went_away: bool) -> DeviceIdentity:
@@ -288,7 +288,7 @@ async def _verify(
     ident: DeviceIdentity,
     credential: Credential,
 ) -> Details:
-    data, camera = run.entry.data, run.camera
+    data, camera = run.entry.data, run.target
     onvif = pair[1]
     if not same_version(facts.vendor, ident.firmware, facts.version):
         raise StepFailed(

@@ -18,6 +18,10 @@
     verifying   through the API that took it, and ONVIF when the account logged in there in
                 preflight: the new password is accepted and the old one refused (one attempt
                 each); then the vault entry is replaced and the pending one removed
+    recorder    only for a camera on a configured recorder that logs in with this account
+                (``agent.commands.recorder_login``; its refusals are part of preflight): the
+                recorder stores the new password and lists the channel online again, or the
+                camera's old password is set back
     sealing     JWE (ECDH-ES+A256KW, A256GCM) of ``{camera_id, username, password, ...}`` to
                 the escrow key, returned as ``details.sealed``; then the hook, if configured,
                 gets the same JSON on stdin (never in argv or the environment)
@@ -45,6 +49,14 @@ from joserfc.jwk import OKPKey
 from agent.commands.context import Details, Run
 from agent.commands.errors import StepFailed
 from agent.commands.escrow import escrow_key, seal
+from agent.commands.recorder_login import (
+    STEP as RECORDER,
+)
+from agent.commands.recorder_login import (
+    previous_ref,
+    recorder_preflight,
+    update_recorder,
+)
 from agent.commands.verify import rotate_params
 from agent.credentials.passwords import assess_password
 from agent.vendors.base import Adapter, CameraError, LockedOut, Timeout, Unreachable
@@ -122,7 +134,7 @@ async def _answers(adapter: Adapter, interface: Interface, username: str, passwo
 
 async def rotate_password(run: Run) -> Details:
     params = rotate_params(run.command.params)
-    ctx, camera, entry = run.context, run.camera, run.entry
+    ctx, camera, entry = run.context, run.target, run.entry
     rot = ctx.config.rotation
     if entry.step in _EARLY:
         await run.step("preflight")
@@ -140,6 +152,7 @@ async def rotate_password(run: Run) -> Details:
             stack.push_async_callback(adapter.close)
         if entry.step in _EARLY:
             inputs = await _preflight(run, pair, params.username, old)
+            await recorder_preflight(run, params.username)
             await run.step("generating")
             length = max(params.min_length, rot.min_length)
             new = await asyncio.to_thread(generate_password, length, inputs)
@@ -159,6 +172,12 @@ async def rotate_password(run: Run) -> Details:
                 await run.step("verifying", via=via)
         if entry.step == "verifying":
             await _confirm(run, pair, params.username, (new, old), target_ref)
+    if entry.step == RECORDER:
+
+        async def roll_back(why: str) -> None:
+            await _roll_back(run, params.username, target_ref, (key, params.escrow_kid), why)
+
+        await update_recorder(run, params.username, target_ref, roll_back)
     return await _seal_and_hand_over(run, key, params.escrow_kid, target_ref)
 
 
@@ -181,7 +200,7 @@ async def _preflight(
         except CameraError:  # no ONVIF on this camera: the vendor API alone is checked
             on_onvif = False
     await run.note(onvif="yes" if on_onvif else "")
-    return [w for w in (ident.vendor, ident.model, username, run.camera.id) if w]
+    return [w for w in (ident.vendor, ident.model, username, run.target.id) if w]
 
 
 async def _apply(
@@ -202,7 +221,7 @@ async def _apply(
             return await _taken(run, pair, username, pending_ref, f"{adapter.vendor}: {exc.code}")
         except CameraError as exc:
             refusals.append(f"{adapter.vendor}: {exc.code}")
-            log.info("camera %s: %s refused the password change", run.camera.id, refusals[-1])
+            log.info("camera %s: %s refused the password change", run.target.id, refusals[-1])
             if isinstance(exc, LockedOut):
                 break
         else:
@@ -234,23 +253,27 @@ async def _seal_and_hand_over(run: Run, key: OKPKey, kid: str, target_ref: str) 
     if stored is None:
         raise StepFailed("vault_failed", f"{target_ref} missing after the rotation")
     payload = {
-        "camera_id": run.camera.id,
+        "camera_id": run.target.id,
         "username": stored.username,
         "password": stored.password,
         "command_id": run.command.command_id,
         "rotated_at": ctx.clock().isoformat(),
     }
+    data = run.entry.data
     details: Details = {
         "sealed": seal(key, payload, "camwarden-credential"),
         "escrow_kid": kid,
-        "via": run.entry.data.get("via", ""),
-        "verified": run.entry.data.get("verified", ""),
+        "via": data.get("via", ""),
+        "verified": data.get("verified", ""),
     }
+    if data.get("recorder_channel"):  # the recorder stores the new password (and reaches it)
+        details["recorder"] = data.get("recorder", "")
+        details["recorder_channel"] = int(data["recorder_channel"])
     if rot.hook:
         details["hook"] = (
             "ok" if await run_hook(rot.hook, payload, rot.hook_timeout_s) else "failed"
         )
-    log.info("camera %s: password of %s rotated", run.camera.id, stored.username)
+    log.info("camera %s: password of %s rotated", run.target.id, stored.username)
     return details
 
 
@@ -272,9 +295,49 @@ async def _confirm(
             raise StepFailed("verify_failed", f"{via} refuses the new password")
         if old is not None and await _answers(*channel, username, old.password):
             raise StepFailed("verify_failed", f"{via} still accepts the old password")
+    recorder = bool(run.entry.data.get("recorder"))
     try:
+        if recorder and old is not None:  # kept until the recorder follows (or is set back)
+            await asyncio.to_thread(store.set, previous_ref(target_ref), username, old.password)
         await asyncio.to_thread(store.set, target_ref, username, new)
     except Exception as exc:
         raise StepFailed("vault_failed", f"{type(exc).__name__}") from exc
     await asyncio.to_thread(store.delete, f"{target_ref}.pending")
-    await run.step("sealing", verified=",".join(checked))
+    await run.step(RECORDER if recorder else "sealing", verified=",".join(checked))
+
+
+async def _roll_back(
+    run: Run, username: str, target_ref: str, escrow: tuple[OKPKey, str], why: str
+) -> None:
+    """The recorder did not follow: the camera gets its old password back through the API that
+    took the new one, and the vault with it (``recorder_update_failed``). A camera that cannot
+    be set back keeps the new password: sealed and handed over, and the failure says so
+    (``recorder_out_of_sync``)."""
+    ctx = run.context
+    store = ctx.credentials
+    new, previous = store.credential(target_ref), store.credential(previous_ref(target_ref))
+    if new is None:
+        raise StepFailed("vault_failed", f"{target_ref} missing at the rollback")
+    agent_login = run.credential()  # after the rotation of its own account: the new password
+    target = ctx.config.target(run.target)
+    pair = adapter_pair(target, agent_login, ctx.config.firmware.camera_timeout_s)
+    failure = "no old password in the vault"
+    async with AsyncExitStack() as stack:
+        for adapter in dict.fromkeys(pair):
+            stack.push_async_callback(adapter.close)
+        adapter, interface = _channel(pair, run.entry.data.get("via", pair[1].vendor))
+        if previous is not None:
+            try:
+                await adapter.set_password(username, previous.password, current=new.password)
+                if await _answers(adapter, interface, username, previous.password):
+                    await asyncio.to_thread(store.set, target_ref, username, previous.password)
+                    await asyncio.to_thread(store.delete, previous_ref(target_ref))
+                    raise StepFailed(
+                        "recorder_update_failed", f"{why}; the camera's old password is back"
+                    )
+                failure = "the camera refuses its old password after setting it back"
+            except CameraError as exc:
+                failure = f"the camera was not set back: {exc.code}"
+    log.error("camera %s: %s; %s", run.target.id, why, failure)
+    details = await _seal_and_hand_over(run, *escrow, target_ref)
+    raise StepFailed("recorder_out_of_sync", f"{why}; {failure}", details=details)

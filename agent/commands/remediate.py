@@ -57,6 +57,16 @@ KEPT_SNAPSHOTS: Final = 16  # per camera, the newest; a restore of an older one 
 _EARLY = (None, "preflight", "snapshot")
 _CHANGING = ("applying", "reading_back", ROLLING_BACK)
 Values = dict[Setting, SettingValue]
+SECRET: Final = frozenset({Setting.SNMP_COMMUNITY})  # its value only in the sealed snapshot
+
+
+def _shown(details: Details, setting: Setting, asked: SettingValue | None, got: Values) -> None:
+    """``asked``/``got`` of a setting the camera did not take, unless its value is secret."""
+    if setting in SECRET:
+        return
+    details[f"asked.{setting.value}"] = "" if asked is None else _text(asked)
+    if setting in got:
+        details[f"got.{setting.value}"] = _text(got[setting])
 
 
 def _text(value: SettingValue) -> str:
@@ -135,7 +145,7 @@ async def _writers(run: Run) -> _Writers:
 
     ctx = run.context
     config = AdapterConfig(timeout_s=ctx.config.firmware.camera_timeout_s)
-    target, credential = ctx.config.target(run.camera), run.credential()
+    target, credential = ctx.config.target(run.target), run.credential()
     try:
         found = await identify(target, config, credential)
     except CameraError as exc:
@@ -155,7 +165,7 @@ def _record_ref(camera_id: str) -> str:
 
 
 def _kept(run: Run) -> dict[str, dict[str, SettingValue]]:
-    text = run.context.credentials.record(_record_ref(run.camera.id))
+    text = run.context.credentials.record(_record_ref(run.target.id))
     kept: dict[str, dict[str, SettingValue]] = json.loads(text) if text else {}
     return kept
 
@@ -166,7 +176,7 @@ async def _keep(run: Run, values: Values) -> None:
     kept[run.command.command_id] = {s.value: v for s, v in values.items()}
     newest = dict(list(kept.items())[-KEPT_SNAPSHOTS:])
     text = json.dumps(newest)
-    await asyncio.to_thread(run.context.credentials.set_record, _record_ref(run.camera.id), text)
+    await asyncio.to_thread(run.context.credentials.set_record, _record_ref(run.target.id), text)
 
 
 def _snapshot_of(run: Run, command_id: str) -> Values | None:
@@ -191,8 +201,7 @@ def _outcomes(asked: Values, before: Values, got: Values) -> tuple[Details, bool
             outcome = "unchanged" if before.get(setting) == value else "applied"
         else:
             outcome = "ignored" if got[setting] == before.get(setting) else "clamped"
-            details[f"asked.{name}"] = _text(value)
-            details[f"got.{name}"] = _text(got[setting])
+            _shown(details, setting, value, got)
             taken = False
         details[f"outcome.{name}"] = outcome
     return details, taken
@@ -206,11 +215,11 @@ async def _reaudit(run: Run, settings: Iterable[Setting], controls: Iterable[str
     for setting in settings:
         wanted.update(SETTING_CONTROLS[setting.value])
     ctx = run.context
-    ref = run.camera.credentials_ref or ""
+    ref = run.target.credentials_ref or ""
     auditor = Auditor(
         ctx.config, credentials={ref: run.credential()}, site_key=None, persist_inventory=False
     )
-    camera = await auditor.recheck(run.camera.id, wanted)
+    camera = await auditor.recheck(run.target.id, wanted)
     if ctx.reaudited is not None:
         await ctx.reaudited(camera)
     return _summary(camera, wanted)
@@ -240,7 +249,7 @@ async def _roll_back(
     setting the snapshot lacks (no NTP server configured) cannot be emptied: restored only
     if the camera reports none again."""
     await run.step(ROLLING_BACK)
-    log.warning("camera %s: %s; rolling back to the snapshot", run.camera.id, why)
+    log.warning("camera %s: %s; rolling back to the snapshot", run.target.id, why)
     got: Values = {}
     try:
         await camera.write(snapshot)
@@ -256,9 +265,7 @@ async def _roll_back(
             continue
         restored = False
         details[f"outcome.{setting.value}"] = "not_restored"
-        details[f"asked.{setting.value}"] = "" if value is None else _text(value)
-        if setting in got:
-            details[f"got.{setting.value}"] = _text(got[setting])
+        _shown(details, setting, value, got)
     reason = "rolled_back" if restored else "rollback_failed"
     return StepFailed(reason, why, details=details)
 
@@ -316,7 +323,7 @@ async def apply_settings(run: Run) -> Details:
 
 def _sealed(run: Run, key: OKPKey, before: Values) -> Details:
     payload = {
-        "camera_id": run.camera.id,
+        "camera_id": run.target.id,
         "command_id": run.command.command_id,
         "taken_at": run.context.clock().isoformat(),
         "settings": {s.value: v for s, v in before.items()},
@@ -330,7 +337,7 @@ async def restore_settings(run: Run) -> Details:
     if snapshot is None:
         raise StepFailed(
             "snapshot_unknown",
-            f"no snapshot of {params.original} for camera {run.camera.id}",
+            f"no snapshot of {params.original} for camera {run.target.id}",
             status="rejected",
         )
     await run.step("preflight")

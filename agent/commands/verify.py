@@ -14,6 +14,7 @@ from joserfc.jwk import OKPKey
 
 from agent.commands.errors import CommandRefused
 from protocol.commands import (
+    CAMERALESS,
     CMD_TYP,
     PARAMS,
     BadParams,
@@ -22,6 +23,7 @@ from protocol.commands import (
     RemediateParams,
     RestoreParams,
     RotateParams,
+    SurveyParams,
 )
 from protocol.envelope import DEFAULT_MAX_BYTES, verify
 from protocol.errors import ProtocolError, UnknownKey
@@ -32,10 +34,12 @@ __all__ = [
     "RemediateParams",
     "RestoreParams",
     "RotateParams",
+    "SurveyParams",
     "firmware_params",
     "remediate_params",
     "restore_params",
     "rotate_params",
+    "survey_params",
     "verify_command",
 ]
 
@@ -82,7 +86,10 @@ def verify_command(
     action = PARAMS.get(message.action)
     if action is None:
         raise CommandRefused("unknown_action", f"action {message.action!r} is not supported")
-    if message.camera_id is None or message.camera_id not in cameras:
+    if message.action in CAMERALESS:
+        if message.camera_id is not None:
+            raise CommandRefused("bad_params", f"{message.action} names no camera")
+    elif message.camera_id is None or message.camera_id not in cameras:
         raise CommandRefused("unknown_camera", f"camera {message.camera_id!r} is not ours")
     _params(action.parse, message.params)
     return message
@@ -109,3 +116,7 @@ def remediate_params(params: Params) -> RemediateParams:
 
 def restore_params(params: Params) -> RestoreParams:
     return _params(RestoreParams.parse, params)
+
+
+def survey_params(params: Params) -> SurveyParams:
+    return _params(SurveyParams.parse, params)

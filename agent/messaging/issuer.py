@@ -22,7 +22,15 @@ from agent.errors import OutboxFull
 from agent.messaging.outbox import DROPPABLE, Kind, Outbox
 from agent.state import ChainState, StateStore
 from protocol.envelope import digest, sign
-from protocol.messages import AgentMessage, CommandResult, Heartbeat, Hello, StatusReport, encode
+from protocol.messages import (
+    AgentMessage,
+    CommandResult,
+    Heartbeat,
+    Hello,
+    StatusReport,
+    SurveyResult,
+    encode,
+)
 from protocol.rules import utc_now
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,7 @@ KIND_OF: Final[dict[type[AgentMessage], Kind]] = {
     StatusReport: "report",
     Heartbeat: "heartbeat",
     CommandResult: "cmd-result",
+    SurveyResult: "survey-result",
 }
 
 

@@ -5,6 +5,11 @@ backoff; its callbacks hand events to the asyncio loop with ``call_soon_threadsa
 bookkeeping below happens on the event loop thread.
 
 * MQTT v5, ``clean_start=False`` with a session expiry interval (a persistent session), QoS 1.
+  With ``[mqtt] protocol = "3.1.1"`` (brokers without 5, such as a NATS cluster's MQTT listener,
+  docs/adr/0032): ``clean_session=False`` instead, and no properties at all (the broker keeps
+  the session by its own rules, there is no session expiry to ask for). A 3.1.1 PUBACK carries
+  no reason code, so a refused publish looks delivered; the entry still waits for the
+  collector's signed Ack and is published again until it comes, so no guarantee is lost.
 * Entries are published in seq order, at most ``max_inflight`` waiting for a PUBACK at a time.
 * End-to-end acknowledgement (when the collector's command key is pinned, see
   ``agent.trust.identity.collector_key``): a PUBACK with a success reason code only marks an
@@ -90,7 +95,14 @@ class Publisher:
         self.refused = 0  # PUBACKs with a failure code
         self.republished = 0  # sent entries published again for want of an ack
         self.ignored = 0  # messages on the cmd topic dropped unverified or misaddressed
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=agent_id, protocol=mqtt.MQTTv5)
+        self._v5 = config.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=agent_id,
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            # 3.1.1: a persistent session (v5 asks for it in connect_async below)
+            clean_session=None if self._v5 else False,
+        )
         client.max_inflight_messages_set(config.max_inflight)
         client.reconnect_delay_set(config.reconnect_min_s, config.reconnect_max_s)
         client.on_connect = self._paho_connect
@@ -303,15 +315,20 @@ class Publisher:
     async def run(self) -> None:
         """Connect and drain until cancelled; then disconnect and stop paho's thread."""
         self._loop = asyncio.get_running_loop()
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self._config.session_expiry_s
-        self._client.connect_async(
-            self._config.host,
-            self._config.port,
-            keepalive=self._config.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self._config.session_expiry_s
+            self._client.connect_async(
+                self._config.host,
+                self._config.port,
+                keepalive=self._config.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:  # 3.1.1: no properties, the session kept by clean_session=False
+            self._client.connect_async(
+                self._config.host, self._config.port, keepalive=self._config.keepalive_s
+            )
         self._client.loop_start()
         try:
             while True:

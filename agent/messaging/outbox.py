@@ -41,7 +41,7 @@ from agent.state import atomic_write
 from protocol.topics import CHANNEL_OF, Channel
 from service.files import TEMP_PREFIX
 
-Kind = Literal["hello", "report", "heartbeat", "cmd-result"]
+Kind = Literal["hello", "report", "heartbeat", "cmd-result", "survey-result"]
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 DROPPABLE: Final[frozenset[str]] = frozenset({"heartbeat"})
 _NAME = re.compile(r"^(\d{16})-([a-z-]+)\.jws$")

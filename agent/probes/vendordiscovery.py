@@ -129,7 +129,8 @@ def parse_sadp(sender: str, datagram: bytes, token: str) -> Announcement | None:
         return _text(root.findtext(tag))
 
     digital, analog = _int(get("DigitalChannelNum")) or 0, _int(get("AnalogChannelNum")) or 0
-    recorder = analog > 0 or digital > 1
+    # a camera or an intercom names one channel (digital or analog: real answers show both)
+    recorder = analog > 1 or digital > 1
     activated = get("Activated")
     return Announcement(
         sender=sender,
@@ -168,10 +169,10 @@ def parse_dhdiscover(sender: str, datagram: bytes) -> Announcement | None:
         raise BadResponse("client.notifyDevInfo without deviceInfo")
     ipv4 = info.get("IPv4Address")
     kind = (_text(info.get("DeviceClass")) or "").upper()
-    recorder = any(word in kind for word in ("NVR", "DVR", "XVR", "HCVR"))
-    channels = (_int(info.get("RemoteVideoInputChannels")) or 0) + (
-        _int(info.get("VideoInputChannels")) or 0
-    )
+    remote = _int(info.get("RemoteVideoInputChannels")) or 0
+    # IP channels make a recorder whatever its class word (an Intelbras DVR says "MHDX")
+    recorder = remote > 0 or any(word in kind for word in ("NVR", "DVR", "XVR", "HCVR"))
+    channels = remote + (_int(info.get("VideoInputChannels")) or 0)
     return Announcement(
         sender=sender,
         protocol="dhdiscover",

@@ -341,6 +341,18 @@ class Adapter(ABC):
         """A recorder's IP channels; ``Unsupported`` on a device that has none (a camera)."""
         return await self._call(Capability.CHANNELS, "channels", self._channels)
 
+    async def set_channel_login(
+        self, channel: RecorderChannel, username: str, password: str
+    ) -> None:
+        """A recorder stores ``username``/``password`` as the login of ``channel``'s camera (as
+        ``channels()`` listed it). A refusal raises ``BadResponse`` or ``AuthFailed``; the
+        password is never logged or put in an error."""
+        await self._call(
+            Capability.CHANNELS,
+            "set_channel_login",
+            lambda: self._set_channel_login(channel, username, password),
+        )
+
     async def network_settings(self) -> tuple[str, ...]:
         """What a change must leave alone: addresses, prefixes, DHCP, MAC, ports (as text)."""
         return await self._call(Capability.NETWORK, "network_settings", self._network_settings)
@@ -410,3 +422,8 @@ class Adapter(ABC):
 
     async def _channels(self) -> tuple[RecorderChannel, ...]:
         raise Unsupported("channels")
+
+    async def _set_channel_login(
+        self, channel: RecorderChannel, username: str, password: str
+    ) -> None:
+        raise Unsupported("set_channel_login")

@@ -42,6 +42,7 @@ connection that succeeded here.
 from __future__ import annotations
 
 import functools
+import re
 import ssl
 from abc import abstractmethod
 from collections.abc import AsyncIterable, Callable, Collection, Mapping, Sequence
@@ -96,9 +97,17 @@ _REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 _POOL: Final = 2  # connections per adapter session
 _KEEPALIVE_S: Final = 5.0
 JSON_TYPES: Final = frozenset({"application/json"})
-# Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only).
-SECRET_QUERY_KEYS: Final = frozenset({"pwd", "pwdOld"})
+# Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only):
+# these, Dahua's SNMP read community (a remediation sets it), and a Dahua recorder's stored
+# channel login (``RemoteDevice.<block>.Password``).
+SECRET_QUERY_KEYS: Final = frozenset({"pwd", "pwdOld", "SNMP.GetCommunity"})
+_CHANNEL_PASSWORD: Final = re.compile(r"RemoteDevice\.[^.&=]+\.Password")
 NO_AUTH: Final[Sequence[ClientMiddlewareType]] = ()  # for pre-auth endpoints: sent as it is
+
+
+def _secret_key(key: str) -> bool:
+    """A query parameter that carries a secret: sent, never named in an error."""
+    return key in SECRET_QUERY_KEYS or _CHANNEL_PASSWORD.fullmatch(key) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +313,7 @@ async def fetch(
     (keys in ``SECRET_QUERY_KEYS``) join the query of the request sent and nothing else: errors
     name ``url`` as given. ``timeout_s`` replaces the session's timeout (uploads).
     """
-    if secret_params and not SECRET_QUERY_KEYS.issuperset(secret_params):
+    if secret_params and not all(_secret_key(k) for k in secret_params):
         raise TypeError(f"not a password parameter: {sorted(secret_params)}")  # a bug
     extra: dict[str, Any] = {} if timeout_s is None else {"timeout": _timeout(timeout_s)}
     try:
@@ -463,9 +472,12 @@ class HttpAdapter(Adapter):
         self, path: str, params: Mapping[str, str], accept: Collection[str]
     ) -> None:
         """A CGI write carrying ``key=value`` pairs in the query after ``path`` (Dahua
-        configManager setConfig, Axis param.cgi update); anything but "OK" is a refusal."""
-        query = "&".join(f"{quote(k, safe='.[]')}={quote(v, safe='')}" for k, v in params.items())
-        reply = await self.get(f"{path}&{query}", accept)
+        configManager setConfig, Axis param.cgi update); anything but "OK" is a refusal.
+        Secret pairs (``SECRET_QUERY_KEYS``) go last, as ``secret_params`` (never in an error)."""
+        shown = {k: v for k, v in params.items() if not _secret_key(k)}
+        secret = {k: v for k, v in params.items() if _secret_key(k)}
+        query = "&".join(f"{quote(k, safe='.[]')}={quote(v, safe='')}" for k, v in shown.items())
+        reply = await self.get(f"{path}&{query}" if query else path, accept, secret_params=secret)
         if reply.body.strip() != b"OK":
             raise BadResponse(f"{self.vendor}: {path} did not answer OK")
 

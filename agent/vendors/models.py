@@ -102,6 +102,8 @@ class ServiceState:
     snmp: bool | None = None
     ftp: bool | None = None
     discoverable: bool | None = None  # answers WS-Discovery probes (SVC-08)
+    # the v1/v2c read community: read for a remediation's snapshot only, never in evidence
+    snmp_community: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ class TimeInfo:
     camera_utc: datetime | None = None
     ntp: bool | None = None  # True: NTP, False: set manually
     ntp_servers: tuple[str, ...] = ()
+    zone: str | None = None  # the camera's time zone (IANA name) when its API tells
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +156,15 @@ class Setting(enum.Enum):
     NTP = "ntp"  # True: the clock follows NTP; False: set by hand
     NTP_SERVER = "ntp_server"  # the first NTP server (host name or address)
     DISCOVERABLE = "discoverable"  # answers WS-Discovery probes (SVC-08)
+    SNMP = "snmp"  # the SNMP v1/v2c agent runs (COM-05)
+    SNMP_COMMUNITY = "snmp_community"  # its read community (a secret: never in a result)
+    TIME_ZONE = "time_zone"  # an IANA name (LOG-01: local times in the right zone)
 
 
 SettingValue = bool | str
-TEXT_SETTINGS: frozenset[Setting] = frozenset({Setting.NTP_SERVER})
+TEXT_SETTINGS: frozenset[Setting] = frozenset(
+    {Setting.NTP_SERVER, Setting.SNMP_COMMUNITY, Setting.TIME_ZONE}
+)
 MAX_SETTING_TEXT = 255  # longest text value written (a host name)
 
 
@@ -179,11 +187,14 @@ class SettingValues:
                     Setting.P2P: services.p2p,
                     Setting.DDNS: services.ddns,
                     Setting.DISCOVERABLE: services.discoverable,
+                    Setting.SNMP: services.snmp,
+                    Setting.SNMP_COMMUNITY: services.snmp_community,
                 }
             )
         if time is not None:
             found[Setting.NTP] = time.ntp
             found[Setting.NTP_SERVER] = time.ntp_servers[0] if time.ntp_servers else None
+            found[Setting.TIME_ZONE] = time.zone
         return cls({k: v for k, v in found.items() if v is not None})
 
 
@@ -220,3 +231,4 @@ class RecorderChannel:
     firmware: str | None = None
     online: bool | None = None  # None: the recorder did not say
     password_shown: bool = False
+    key: str = ""  # the recorder's own name of the channel (ISAPI id, Dahua RemoteDevice block)

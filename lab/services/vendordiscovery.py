@@ -5,7 +5,8 @@ SADP: an XML ``<Probe>`` with ``<Types>inquiry</Types>`` is answered with a ``<P
 that echoes its ``Uuid`` and carries the device's model, serial (``DeviceSN``), MAC (dashes,
 lower case), address, ports, firmware (``V5.7.3build 221114``: no space before ``build``),
 channel counts and activation state. The element set and spellings follow answers recorded from
-real devices (see ``tests/fixtures/real/INDEX.json``, endpoint "SADP inquiry").
+real devices (see ``tests/fixtures/real/INDEX.json``, endpoint "SADP inquiry"), down to the
+device lock flag of newer firmware.
 
 DHDiscover: a 32-byte DHIP header (``0x20 00 00 00 "DHIP"``, a zero session, the body length
 as little-endian 32-bit at offsets 16 and 24) and the JSON ``{"method": "DHDiscover.search"}``
@@ -55,6 +56,7 @@ class DeviceFacts:
     device_class: str  # "IPC", "NVR", "DVR"
     channels: int
     activated: bool
+    booted: str = "2026-01-01 00:00:00"  # the device's clock at boot (SADP BootTime)
 
 
 def dhip_frame(body: bytes) -> bytes:
@@ -98,8 +100,12 @@ def sadp_answer(facts: DeviceFacts, datagram: bytes) -> bytes | None:
         "AnalogChannelNum": str(facts.channels if facts.device_class == "DVR" else 0),
         "DigitalChannelNum": str(facts.channels if facts.device_class == "NVR" else 1),
         "SoftwareVersion": f"{facts.version}{facts.build}",
+        "DSPVersion": f"V1.0, {facts.build}",
+        "BootTime": facts.booted,
+        "OEMInfo": "N/A",
         "Activated": "true" if facts.activated else "false",
         "PasswordResetAbility": "true",
+        "DeviceLock": "false",
     }
     items = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items())
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<ProbeMatch>{items}</ProbeMatch>'.encode()
@@ -118,7 +124,10 @@ def dhdiscover_answer(facts: DeviceFacts, datagram: bytes) -> bytes | None:
         "AlarmInputChannels": 0,
         "AlarmOutputChannels": 0,
         "DeviceClass": facts.device_class,
+        "DeviceID": "",
         "DeviceType": facts.model,
+        "Find": "BC",
+        "FindVersion": 1,
         "HttpPort": facts.http_port,
         "IPv4Address": {
             "DefaultGateway": NO_GATEWAY,
@@ -126,11 +135,19 @@ def dhdiscover_answer(facts: DeviceFacts, datagram: bytes) -> bytes | None:
             "IPAddress": facts.host,
             "SubnetMask": "255.255.255.0",
         },
+        "IPv6Address": {
+            "DefaultGateway": None,
+            "DhcpEnable": False,
+            "IPAddress": "/0",
+            "LinkLocalAddress": f"{_link_local(facts.mac)}/64",
+        },
+        "Init": 2714,
         "MachineName": facts.serial,
         "Manufacturer": facts.vendor,
         "Port": facts.sdk_port,
         "RemoteVideoInputChannels": facts.channels if facts.device_class == "NVR" else 0,
         "SerialNo": facts.serial,
+        "UnLoginFuncMask": 1,
         "Vendor": facts.vendor,
         "Version": facts.version,
         "VideoInputChannels": facts.channels if facts.device_class == "DVR" else 1,
@@ -139,6 +156,15 @@ def dhdiscover_answer(facts: DeviceFacts, datagram: bytes) -> bytes | None:
     params = {"deviceInfo": info}
     answer = {"mac": facts.mac.lower(), "method": "client.notifyDevInfo", "params": params}
     return dhip_frame(json.dumps(answer).encode())
+
+
+def _link_local(mac: str) -> str:
+    """The IPv6 link-local address a device derives from its MAC (modified EUI-64)."""
+    octets = [int(part, 16) for part in mac.split(":")]
+    octets[0] ^= 0x02
+    eui = [*octets[:3], 0xFF, 0xFE, *octets[3:]]
+    groups = ":".join(f"{eui[i]:02x}{eui[i + 1]:02x}" for i in range(0, 8, 2))
+    return f"fe80::{groups}"
 
 
 async def start_sadp(sock: socket.socket, facts: DeviceFacts) -> UdpService:

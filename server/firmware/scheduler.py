@@ -5,7 +5,9 @@ ingest pipeline stored (already verified there; decoded here, never re-trusted f
 their own command) and apply them to their command and campaign; (3) tick every unfinished
 campaign and queue a command per dispatched target, in the same transaction as the campaign's
 new state; (4) sign and publish queued commands (the ``commands`` table is the outbox, so a
-command queued by the CLI or the API is published by the running collector).
+command queued by the CLI or the API is published by the running collector), and publish again
+those sent ``resend_after_s`` ago and not answered yet. With several collectors each command is
+published by one of them at a time (``commands.to_publish`` claims its rows).
 
 Results are matched to a command by ``command_id`` AND the sending agent, and applied only when
 their seq is newer than the last applied one, so re-reading messages is harmless.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from joserfc.jwk import OKPKey
 
@@ -30,7 +32,8 @@ from server.storage import Connection, Repository, campaigns, commands, read_the
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, bytes], object]  # (topic, payload), QoS 1
+# (topic, payload), QoS 1; OSError when the broker did not take it (the command stays queued)
+Publish = Callable[[str, bytes], object]
 
 
 class Scheduler:
@@ -43,6 +46,7 @@ class Scheduler:
         *,
         clock: Callable[[], datetime],
         interval_s: float = 1.0,
+        resend_after_s: float = 120.0,
     ) -> None:
         self._engine = repo.engine
         self._tuf = tuf
@@ -50,6 +54,7 @@ class Scheduler:
         self._publish = publish
         self._clock = clock
         self._interval = interval_s
+        self._resend_after = timedelta(seconds=resend_after_s)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="camwarden-firmware", daemon=True)
 
@@ -82,7 +87,7 @@ class Scheduler:
             self.consume_results()
         for rollout_id in active:
             self.drive(rollout_id, now)
-        return self.publish_queued(now) if active or "queued" in waiting else 0
+        return self.publish_queued(now) if active or {"queued", "sent"} & waiting else 0
 
     # -- results ---------------------------------------------------------------------------
 
@@ -161,7 +166,9 @@ class Scheduler:
     def publish_queued(self, now: datetime) -> int:
         with read_then_write(self._engine) as conn:
             sent = 0
-            for r in commands.queued(conn):
+            for r in commands.to_publish(conn, now - self._resend_after):
+                if r.expires_at <= now and r.status == "sent":
+                    continue  # past its expiry the agent refuses it; the campaign times it out
                 if r.expires_at <= now:
                     status = "expired"
                 else:
@@ -176,7 +183,11 @@ class Scheduler:
                         camera_id=r.camera_id,
                         params=r.params,
                     )
-                    self._publish(topic(r.site, r.agent_id, "cmd"), signed(command, self._key))
+                    try:
+                        self._publish(topic(r.site, r.agent_id, "cmd"), signed(command, self._key))
+                    except OSError as exc:  # the broker did not take it: queued for next tick
+                        log.warning("command %s not published: %s", r.command_id, exc)
+                        break
                     status, sent = "sent", sent + 1
                 commands.set_status(conn, r.command_id, status, now)
         if sent:

@@ -39,13 +39,12 @@ from paho.mqtt.properties import Properties
 from protocol import collector_subscriptions, utc_now
 from server.config import MqttConfig
 from server.ingest.acks import AckSender
+from server.ingest.batches import Committer
 from server.ingest.ingestor import Ingestor, Verifying
-from server.storage import DatabaseUnavailable
-from server.storage.records import Checked, Incoming, Rejected
+from server.storage.records import Incoming
 
 log = logging.getLogger(__name__)
 
-_MAX_BACKOFF_S = 5.0
 _PUBACK = struct.Struct("!BBH")  # fixed header (type, remaining length 2), packet identifier
 # batches verified (or being verified) and waiting for the store thread
 _DEPTH = 2
@@ -144,37 +143,6 @@ class _BufferedClient(mqtt.Client):
             self._packet_queue(mqtt.PUBACK, packets, 0, 0)
 
 
-class Progress:
-    """Messages received and not committed yet, and since when the ingest has not moved:
-    the last commit, or the moment messages began to wait after none did. Thread safe."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._since = clock()
-
-    def received(self, count: int) -> None:
-        with self._lock:
-            if not self._waiting:
-                self._since = self._clock()
-            self._waiting += count
-
-    def committed(self, count: int) -> None:
-        with self._lock:
-            self._waiting -= count
-            self._since = self._clock()
-
-    @property
-    def waiting(self) -> int:
-        return self._waiting
-
-    def stalled_for(self) -> float:
-        """Seconds without a commit while messages wait; 0 when none wait."""
-        with self._lock:
-            return self._clock() - self._since if self._waiting else 0.0
-
-
 @dataclass(frozen=True, slots=True)
 class _Delivery:
     mid: int
@@ -199,12 +167,9 @@ class Subscriber:
         (process-wide; the collector's ``run`` wants it, an embedding process such as the test
         suite may not)."""
         self._config = config
-        self._stall_after_s = stall_after_s
-        self.progress = Progress()
-        metrics = ingestor.metrics
-        metrics.waiting.set_function(lambda: self.progress.waiting)
-        metrics.stalled.set_function(self.progress.stalled_for)
-        metrics.stalled_flag.set_function(lambda: float(self.stalled()))
+        self._stop = threading.Event()
+        self._committer = Committer(ingestor, stall_after_s, self._stop)
+        self.progress = self._committer.progress
         self._tune_gc = tune_process_gc
         self._ingestor = ingestor
         self._batch_size = batch_size
@@ -215,7 +180,6 @@ class Subscriber:
         self._queue: queue.SimpleQueue[list[_Delivery]] = queue.SimpleQueue()
         self._carry: list[_Delivery] = []  # ingest thread only: received beyond a full batch
         self._verified: queue.Queue[tuple[list[_Delivery], Verifying] | None] = queue.Queue(_DEPTH)
-        self._stop = threading.Event()
         self._generation = 0
         self.connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="camwarden-ingest", daemon=True)
@@ -277,14 +241,10 @@ class Subscriber:
 
     def health(self) -> str | None:
         """None when healthy; else what is wrong, for ``/healthz``."""
-        if not self.connected.is_set():
-            return "mqtt disconnected"
-        if self.stalled():
-            return "ingest stalled"
-        return None
+        return self._committer.health("mqtt", self.connected.is_set())
 
     def stalled(self) -> bool:
-        return self.progress.stalled_for() > self._stall_after_s
+        return self._committer.stalled()
 
     def publish(self, name: str, payload: bytes) -> None:
         """Publish QoS 1 through this client (signed commands from ``server.firmware``)."""
@@ -354,9 +314,8 @@ class Subscriber:
     def _store(self) -> None:
         while (item := self._verified.get()) is not None:
             batch, verifying = item
-            results = self._commit(verifying, len(batch))
+            results = self._committer.commit(verifying, len(batch))
             if results is not None:
-                self.progress.committed(len(batch))
                 generation = self._generation
                 self._client.ack_all(
                     [d.mid for d in batch if d.qos == 1 and d.generation == generation]
@@ -365,18 +324,6 @@ class Subscriber:
                     if d.qos == 2 and d.generation == generation:  # not subscribed at QoS 2
                         self._client.ack(d.mid, d.qos)
                 self._acks.send(results)
-
-    def _commit(self, verifying: Verifying, size: int) -> list[Checked | Rejected] | None:
-        backoff = 0.1
-        while True:
-            try:
-                return self._ingestor.store(verifying)
-            except DatabaseUnavailable as exc:
-                if self._stop.is_set():
-                    return None  # not acknowledged: the broker redelivers to the session
-                log.warning("storing a batch of %d failed, retrying: %s", size, exc.detail)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
 
 def control_request(

@@ -103,12 +103,20 @@ def image(conn: Connection, image_id: int) -> Row[Any]:
     return conn.execute(select(FirmwareImage.__table__).where(FirmwareImage.id == image_id)).one()
 
 
-def queued(conn: Connection) -> Sequence[Row[Any]]:
-    """The commands waiting to be published, oldest first."""
+def to_publish(conn: Connection, unanswered_since: datetime) -> Sequence[Row[Any]]:
+    """The commands to publish now, oldest first: queued ones, and those sent at or before
+    ``unanswered_since`` without an answer. They are claimed for this transaction: on
+    PostgreSQL their rows stay locked until it ends and rows another collector claimed are
+    skipped (``FOR UPDATE SKIP LOCKED``), so each is published by one collector at a time. On
+    SQLite the transaction holds the database's write lock (``read_then_write``)."""
     return conn.execute(
         select(CommandRecord.__table__)
-        .where(CommandRecord.status == "queued")
+        .where(
+            (CommandRecord.status == "queued")
+            | ((CommandRecord.status == "sent") & (CommandRecord.updated_at <= unanswered_since))
+        )
         .order_by(CommandRecord.issued_at)
+        .with_for_update(skip_locked=True)
     ).all()
 
 

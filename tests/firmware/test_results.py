@@ -178,3 +178,57 @@ def test_an_idle_tick_only_reads_and_a_busy_one_still_publishes_and_applies(
         assert command_state(repo, cmd.command_id) == ("accepted", 3)
     finally:
         repo.close()
+
+
+def test_a_sent_command_without_an_answer_is_sent_again_until_answered_or_expired(
+    tmp_path: Path,
+) -> None:
+    """A broker that keeps nothing for an absent agent (a NATS cluster, docs/adr/0032) or one
+    that lost the command: the scheduler publishes it again every ``resend_after_s`` until the
+    agent answers (the agent refuses a command it has seen without answering)."""
+    repo = Repository.open(f"sqlite:///{tmp_path / 'c.db'}")
+    repo.migrate()
+    published: list[str] = []
+    now = [NOW]
+    sched = Scheduler(
+        repo,
+        TufRepository.under(tmp_path),
+        generate_private_key(),
+        lambda name, _payload: published.append(name),
+        clock=lambda: now[0],
+        resend_after_s=60.0,
+    )
+    try:
+        cmd = queue_command(repo)  # expires an hour after NOW
+        assert sched.run_once() == 1
+        now[0] = NOW + timedelta(seconds=59)
+        assert sched.run_once() == 0
+        now[0] = NOW + timedelta(seconds=61)
+        assert sched.run_once() == 1  # unanswered for a minute: again
+        assert sched.run_once() == 0  # and the minute starts over
+        now[0] = NOW + timedelta(minutes=61)
+        assert sched.run_once() == 0  # expired: the agent would refuse it
+        assert command_state(repo, cmd.command_id) == ("sent", 0)
+
+        with repo.engine.begin() as conn:  # the campaign timed it out meanwhile
+            conn.execute(
+                update(CommandRecord)
+                .where(CommandRecord.command_id == cmd.command_id)
+                .values(status="failed")
+            )
+        answered = queue_command(repo)
+        now[0] = NOW
+        assert sched.run_once() == 1
+        store_message(
+            repo,
+            row_id=1,
+            seq=3,
+            jws=result_jws(answered.command_id, 3, "accepted"),
+            kind="cmd-result",
+        )
+        now[0] = NOW + timedelta(minutes=5)
+        assert sched.run_once() == 0  # answered: never again
+        assert command_state(repo, answered.command_id) == ("accepted", 3)
+        assert published == [topic("site-1", "agent-a", "cmd")] * 3
+    finally:
+        repo.close()

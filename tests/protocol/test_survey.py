@@ -59,7 +59,7 @@ def test_defaults_fill_what_is_left_out() -> None:
     parsed = SurveyParams.parse({"survey_id": "s", "prefixes": "10.0.0.0/30"})
     assert parsed.ports == (23, 80, 443, 554, 8000, 8080, 8443, 37777)
     assert parsed.udp_ports == (1900,)
-    assert (parsed.rate_pps, parsed.rate_cps, parsed.host_deadline_s) == (200, 50, 10)
+    assert (parsed.rate_pps, parsed.rate_cps, parsed.host_deadline_s) == (200, 50, 30)
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ from sqlalchemy import create_engine, event, select, text
 
 from protocol import StatusReport
 from server.api import create_app
+from server.ingest.batches import Progress
 from server.ingest.ingestor import Ingestor, Verifying
-from server.ingest.subscriber import Progress
 from server.metrics import Metrics
 from server.storage import DatabaseUnavailable, RecordRefused, Repository
 from server.storage.errors import translate

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -11,7 +14,7 @@ import httpx
 import msgspec
 import pytest
 from joserfc.jwk import OKPKey
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from protocol import (
     AgentInfo,
@@ -44,7 +47,7 @@ from server.storage import Repository
 from server.storage.alert_events import snapshot, sync
 from server.storage.org_models import AlertEvent
 from server.storage.records import Incoming
-from tests.server.conftest import db_url, enroll, make_config, repo, serve
+from tests.server.conftest import db_url, enroll, make_config, pg_schema, repo, serve
 from tests.support.agents import SimAgent
 from tests.support.firmware import published_repo
 
@@ -112,9 +115,100 @@ def ingest(repo: Repository, db: str, agents: list[SimAgent], cameras: int = 3) 
         ingestor.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A world seeded once: its database (a SQLite file, or a PostgreSQL schema) and state."""
+
+    world: World
+    sqlite_file: Path | None
+    pg_schema: str | None
+
+
+class Templates:
+    """One seeded world per database kind for a test module, copied into each test's own fresh
+    database: seeding takes seconds (ingest, TUF signing), a copy a fraction of one."""
+
+    def __init__(self, root: Path, stack: contextlib.ExitStack) -> None:
+        self.root, self.stack = root, stack
+        self.made: dict[str, Template] = {}
+
+    def get(self, db_url: str) -> Template:
+        kind = "sqlite" if db_url.startswith("sqlite") else "postgresql"
+        if kind not in self.made:
+            if kind == "sqlite":
+                file, schema = self.root / "template.db", None
+                url = f"sqlite:///{file}"
+            else:
+                url, file = self.stack.enter_context(pg_schema()), None
+            repo = Repository.open(url)
+            repo.migrate()
+            try:
+                world = seed_world(repo, url, self.root / f"{kind}-state")
+                if file is None:
+                    with repo.engine.connect() as conn:
+                        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+            finally:
+                repo.close()
+            self.made[kind] = Template(world, file, schema)
+        return self.made[kind]
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    with contextlib.ExitStack() as stack:
+        yield Templates(tmp_path_factory.mktemp("world"), stack)
+
+
 @pytest.fixture
-def world(repo: Repository, db_url: str, tmp_path: Path) -> World:
-    return seed_world(repo, db_url, tmp_path / "state")
+def world(repo: Repository, db_url: str, tmp_path: Path, templates: Templates) -> World:
+    """The module's seeded world, copied into this test's database and state directory."""
+    template = templates.get(db_url)
+    copy_rows(repo, template)
+    state_dir = tmp_path / "state"
+    shutil.copytree(template.world.firmware.state_dir, state_dir)
+    firmware = dataclasses.replace(template.world.firmware, state_dir=state_dir)
+    return dataclasses.replace(template.world, firmware=firmware)
+
+
+def copy_rows(repo: Repository, template: Template) -> None:
+    """Every row of the template's tables into ``repo``'s (same schema: both migrated to head),
+    foreign keys unchecked while copying, PostgreSQL's sequences moved past the copied ids.
+    Table and column names come from the database's own catalogue."""
+    with repo.engine.connect() as conn:
+        tables = [t for t in inspect(conn).get_table_names() if t != "alembic_version"]
+    raw = repo.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        if template.sqlite_file is not None:
+            enforced = cur.execute("PRAGMA foreign_keys").fetchone()[0]
+            cur.execute("PRAGMA foreign_keys=OFF")  # outside a transaction, or it is ignored
+            cur.execute("ATTACH DATABASE ? AS tpl", (str(template.sqlite_file),))
+            cur.execute("BEGIN")
+            source = "tpl"
+        else:
+            cur.execute("SET session_replication_role = replica")
+            source = f'"{template.pg_schema}"'
+        for table in tables:
+            cur.execute(f'DELETE FROM "{table}"')  # noqa: S608
+            cur.execute(f'INSERT INTO "{table}" SELECT * FROM {source}."{table}"')  # noqa: S608
+        if template.pg_schema is not None:
+            cur.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() "
+                "AND (column_default LIKE 'nextval%%' OR is_identity = 'YES')"
+            )
+            for table, column in cur.fetchall():
+                cur.execute(
+                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', '{column}'), "  # noqa: S608
+                    f'COALESCE(MAX("{column}"), 0) + 1, false) FROM "{table}"'
+                )
+            cur.execute("SET session_replication_role = DEFAULT")
+        raw.commit()
+        if template.sqlite_file is not None:
+            cur.execute("DETACH DATABASE tpl")
+            cur.execute(f"PRAGMA foreign_keys={int(enforced)}")
+    finally:
+        raw.close()
 
 
 def seed_world(repo: Repository, db_url: str, state_dir: Path) -> World:

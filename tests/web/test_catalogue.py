@@ -8,6 +8,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from protocol.commands import REASONS
 from server.storage import Repository
 from server.storage.models import Base
 from server.storage.org_models import OrgUnit
@@ -59,3 +60,18 @@ def test_migrations_match_the_models(repo: Repository) -> None:
         context = MigrationContext.configure(conn, opts={"include_object": include})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []
+
+
+def test_recorder_refusals_of_a_rotation_in_both_languages() -> None:
+    """Every reason code of a rotation the camera's recorder stopped has its text in both
+    languages (the Vietnamese one with its diacritics, not the English one)."""
+    c = Catalogue.load()
+    codes = sorted(r for r in REASONS if r.startswith("recorder_"))
+    assert len(codes) == 6
+    for code in codes:
+        key = f"command.reason.{code}"
+        vi, en = c.t("vi", key), c.t("en", key)
+        assert key not in (vi, en)
+        assert vi != en
+        assert "đầu ghi" in vi.lower()
+        assert "recorder" in en.lower()

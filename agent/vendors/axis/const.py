@@ -49,6 +49,7 @@ SETTING_PARAMS: Final = {
     Setting.P2P: f"{REMOTE_SERVICE}.Enabled",
     Setting.NTP: f"{TIME}.SyncSource",
     Setting.NTP_SERVER: f"{TIME}.NTP.Server",
+    Setting.TIME_ZONE: f"{TIME}.TimeZone",
 }
 FLAG_WORDS: Final = ("yes", "no")
 SYNC_SOURCES: Final = ("NTP", "None")

@@ -168,13 +168,15 @@ def parse_pwdgrp(body: bytes) -> tuple[Account, ...]:
 
 
 def parse_time(body: bytes) -> TimeInfo:
-    """The ``Time`` group: sync source and NTP server; the clock itself is not in it.
+    """The ``Time`` group: sync source, NTP server and time zone (``TimeZone``, an IANA name
+    on AXIS OS); the clock itself is not in it.
     ``NTP.Server=0.0.0.0`` (M1065-LW 9.x, NTP from DHCP) names no server."""
     params = parse_params(body, "Time")
     source = params.get("SyncSource")
     return TimeInfo(
         ntp=None if source is None else source.upper() == "NTP",
         ntp_servers=ntp_servers(params.get("NTP.Server")),
+        zone=params.get("TimeZone") or None,
     )
 
 

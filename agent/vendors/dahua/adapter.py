@@ -68,7 +68,13 @@ class DahuaAdapter(HttpAdapter):
         return parsers.parse_users(await self._text(const.USERS))
 
     async def _services(self) -> ServiceState:
+        try:
+            snmp: Mapping[str, str] = await self._config(const.SNMP)
+        except (Unsupported, BadResponse):  # no SNMP table on this firmware: unknown
+            snmp = {}
         return ServiceState(
+            snmp=parsers.config_flag(snmp, const.SNMP),
+            snmp_community=snmp.get(f"table.{const.SNMP}.GetCommunity"),
             upnp=parsers.config_flag(await self._config(const.UPNP), const.UPNP),
             p2p=parsers.config_flag(await self._config(const.P2P), const.P2P),
             ssh=parsers.config_flag(await self._config(const.SSHD), const.SSHD),
@@ -92,6 +98,21 @@ class DahuaAdapter(HttpAdapter):
         except Unsupported:
             states = None
         return parsers.parse_remote_devices(table, states)
+
+    async def _set_channel_login(
+        self, channel: RecorderChannel, username: str, password: str
+    ) -> None:
+        """``configManager.cgi?action=setConfig&RemoteDevice.<block>.UserName=..&...Password=..``
+        (the block as the RemoteDevice table names it); the password as a secret parameter."""
+        block = f"{const.REMOTE_DEVICE}.{channel.key}"
+        reply = await self.get(
+            f"{const.SET_CONFIG}&{quote(block + '.UserName', safe='.[]:')}"
+            f"={quote(username, safe='')}",
+            const.TEXT_TYPES,
+            secret_params={f"{block}.Password": password},
+        )
+        if reply.body.strip() != b"OK":
+            raise BadResponse("dahua: the channel login change was not answered OK")
 
     async def _lockout_policy(self) -> LockoutPolicy:
         return lockout_policy(await self._config(const.GENERAL))

@@ -19,6 +19,7 @@ UPNP: Final = "UPnP"
 P2P: Final = "T2UServer"  # † Easy4ip / DMSS cloud relay
 SSHD: Final = "SSHD"  # †
 TELNET: Final = "Telnet"  # † Telnet.Enable
+SNMP: Final = "SNMP"  # † SNMP.Enable (the v1/v2c agent), SNMP.GetCommunity (read community)
 DDNS: Final = "DDNS"  # †
 NTP: Final = "NTP"  # †
 # † The login lock lives in the General table: LockLoginEnable (true/false), LockLoginTimes
@@ -51,6 +52,8 @@ SETTING_KEYS: Final = {
     Setting.DDNS: "DDNS[0].Enable",
     Setting.NTP: "NTP.Enable",
     Setting.NTP_SERVER: "NTP.Address",
+    Setting.SNMP: "SNMP.Enable",
+    Setting.SNMP_COMMUNITY: "SNMP.GetCommunity",
 }
 FLAG_WORDS: Final = ("true", "false")
 # recorders (NVR/DVR): the remote devices (IP cameras) with their stored logins, and the

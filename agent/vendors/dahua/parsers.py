@@ -195,6 +195,7 @@ def parse_remote_devices(
                 firmware=fields.get("Version") or None,
                 online=online.get(index),
                 password_shown=bool(fields.get("Password")),
+                key=uuid,
             )
         )
     return tuple(sorted(out, key=lambda c: c.number))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import quote
 
 from agent.vendors.base import AuthFailed, BadResponse, CameraError, LockedOut, Unsupported
 from agent.vendors.hikvision import const, parsers
@@ -72,11 +73,17 @@ class HikvisionAdapter(HttpAdapter):
             return None
 
     async def _services(self) -> ServiceState:
+        try:
+            snmp, community = parsers.parse_snmp(await self._xml(const.SNMP_V2C))
+        except Unsupported:  # no SNMP resource (404): unknown
+            snmp, community = None, None
         return ServiceState(
             telnet=await self._service_flag(const.TELNETD, "Telnetd"),
             ssh=await self._service_flag(const.SSH, "SSH"),
             upnp=await self._service_flag(const.UPNP, "UPnP"),
             p2p=await self._service_flag(const.EZVIZ, "EZVIZ"),
+            snmp=snmp,
+            snmp_community=community,
         )
 
     async def _channels(self) -> tuple[RecorderChannel, ...]:
@@ -86,6 +93,19 @@ class HikvisionAdapter(HttpAdapter):
         except Unsupported:  # older recorders: the list only, online unknown
             status = None
         return parsers.parse_input_proxy(listing, status)
+
+    async def _set_channel_login(
+        self, channel: RecorderChannel, username: str, password: str
+    ) -> None:
+        """``PUT /ISAPI/ContentMgmt/InputProxy/channels/<id>`` with the channel's own
+        ``InputProxyChannel`` (read from the list) carrying the new login; a ResponseStatus."""
+        document = parsers.channel_document(
+            await self._xml(const.INPUT_PROXY), channel.key, username, password
+        )
+        path = f"{const.INPUT_PROXY}/{quote(channel.key, safe='')}"
+        reply = await self.put(path, document, "application/xml", const.XML_TYPES)
+        if not parsers.status_ok(reply.body):
+            raise BadResponse("hikvision: the channel login change was not answered OK")
 
     async def _lockout_policy(self) -> LockoutPolicy:
         return parsers.parse_lockout(await self._xml(const.ILLEGAL_LOGIN_LOCK))

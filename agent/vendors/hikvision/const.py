@@ -17,6 +17,7 @@ TELNETD: Final = "/ISAPI/System/Network/telnetd"  # †
 SSH: Final = "/ISAPI/System/Network/ssh"  # †
 UPNP: Final = "/ISAPI/System/Network/UPnP"  # †
 EZVIZ: Final = "/ISAPI/System/Network/EZVIZ"  # † Hik-Connect / EZVIZ cloud relay
+SNMP_V2C: Final = "/ISAPI/System/Network/SNMP/V2c"  # † SNMPv2c: enabled, readCommunity
 ILLEGAL_LOGIN_LOCK: Final = "/ISAPI/Security/illegalLoginLock"
 TIME: Final = "/ISAPI/System/time"
 NTP_SERVERS: Final = "/ISAPI/System/time/ntpServers"
@@ -40,6 +41,8 @@ SETTING_RESOURCES: Final = {
     Setting.P2P: (EZVIZ, "EZVIZ", "enabled"),
     Setting.NTP: (TIME, "Time", "timeMode"),
     Setting.NTP_SERVER: (NTP_SERVERS, "NTPServerList", "hostName"),
+    Setting.SNMP: (SNMP_V2C, "SNMPv2c", "enabled"),
+    Setting.SNMP_COMMUNITY: (SNMP_V2C, "SNMPv2c", "readCommunity"),
 }
 TIME_MODES: Final = ("NTP", "manual")  # timeMode for True, False
 # recorders (NVR/DVR): the IP channels and their connection state (ContentMgmt InputProxy)

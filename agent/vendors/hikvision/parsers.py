@@ -149,6 +149,26 @@ def user_document(user: str, username: str, password: str, login_password: str) 
     ).encode()
 
 
+def channel_document(channels: bytes, key: str, username: str, password: str) -> bytes:
+    """The ``InputProxyChannel`` of channel ``key`` from the recorder's own list, with the
+    camera login it stores set to ``username``/``password`` (``sourceInputPortDescriptor``):
+    what ``PUT .../InputProxy/channels/<id>`` takes. Everything else goes back as listed."""
+    for item in parse_xml(channels, "InputProxyChannelList"):
+        source = _child(item, "sourceInputPortDescriptor")
+        if _text(item, "id") != key or source is None:
+            continue
+        for name, value in (("userName", username), ("password", password)):
+            field = _child(source, name)
+            if field is None:
+                field = ET.SubElement(source, name)
+            field.text = value
+        for element in item.iter():  # written back as sent: one default namespace
+            element.tag = _local(element.tag)
+        item.set("xmlns", NAMESPACE)
+        return bytes(ET.tostring(item, encoding="utf-8", xml_declaration=True))
+    raise ValueError(f"the recorder lists no IP channel {key}")
+
+
 def status_ok(body: bytes) -> bool:
     """A ``ResponseStatus`` with statusCode 1 (OK) or 7 (Reboot Required)."""
     return _text(parse_xml(body, "ResponseStatus"), "statusCode") in ("1", "7")
@@ -169,6 +189,12 @@ def parse_enabled(body: bytes, root: str) -> bool | None:
 # IllegalLoginLock's lock duration in seconds, by element name: "lockTime" (the lab's persona,
 # client code), "maxIllegalLoginLockTime" (recorded from a 5.x camera, 1800 = the 30 min default).
 _LOCK_SECONDS = ("lockTime", "maxIllegalLoginLockTime")
+
+
+def parse_snmp(body: bytes) -> tuple[bool | None, str | None]:
+    """``SNMPv2c``: whether the v1/v2c agent runs, and its read community."""
+    root = parse_xml(body, "SNMPv2c")
+    return _flag(root, "enabled"), _text(root, "readCommunity")
 
 
 def parse_lockout(body: bytes) -> LockoutPolicy:
@@ -273,6 +299,7 @@ def parse_input_proxy(channels: bytes, status: bytes | None) -> tuple[RecorderCh
                 firmware=_text(source, "firmwareVersion"),
                 online=online.get(number),
                 password_shown=_text(source, "password") is not None,
+                key=str(number),
             )
         )
     return tuple(out)

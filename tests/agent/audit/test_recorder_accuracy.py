@@ -6,9 +6,12 @@ The site configures the recorders and the online channel cameras (vault credenti
 the offline channel cameras are not configured: the audit learns them from their recorders.
 Per device, the failed controls equal the lab's truth, with the differences of the main
 accuracy test (SVC-01 beside a seeded telnet; FW-02 beside FW-01) and SVC-05 beside REC-02
-(a forwarded SDK port is a forwarded port). Then a second audit after one camera moved to
-another address and another camera was replaced by a different device at its address: the
-moved camera keeps its identity (changed, not vanished + new), the replaced one is a swap.
+(a forwarded SDK port is a forwarded port). Before that audit, the first camera of each NVR
+has its password rotated through its recorder: the audit finds every channel as before (the
+recorders reach the rotated cameras with their new passwords). Then a second audit after one
+camera moved to another address and another camera was replaced by a different device at its
+address: the moved camera keeps its identity (changed, not vanished + new), the replaced one is
+a swap.
 """
 
 from __future__ import annotations
@@ -16,16 +19,64 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import msgspec
+
+from agent.trust.vault import Vault, load_vault_key
+from agent.vendors.versions import canonical_vendor
 from lab.config import parse_config
 from lab.fleet import Fleet
 from lab.testing import LabFactory
+from protocol.commands import PASSWORD_ROTATE
 from protocol.messages import Camera
 from tests.agent.audit_lab import AUDIT, audit, failed_controls, prepare
+from tests.agent.commands.test_rotation import escrow
+from tests.agent.commands.world import World
+from tests.agent.conftest import Collector
 
 RECORDERS = Path(__file__).parents[3] / "configs" / "lab" / "recorders.toml"
 OFFLINE = frozenset({"hik-ch16", "kb-ch08"})
 # Deviations the main accuracy test explains (tests/agent/test_audit_accuracy.py)
 EXTRA = {"SVC-01": "telnet", "SVC-05": "REC-02"}
+
+
+ROTATED = {"hik-ch01": "nvr-hik", "kb-ch01": "nvr-kb"}  # camera -> its recorder
+
+
+async def rotate_through_recorders(
+    fleet: Fleet, tmp_path: Path, collector: Collector
+) -> dict[str, str]:
+    """``password.rotate`` of each camera of ``ROTATED`` (the site configures its recorder);
+    returns the new passwords."""
+    nodes = [n for n in fleet.cameras.values() if n.id not in OFFLINE]
+    (tmp_path / "rotation").mkdir()
+    w = World.make(
+        tmp_path / "rotation", collector.state, collector.base_url, nodes[0], others=nodes[1:]
+    )
+    w.config = msgspec.structs.replace(
+        w.config,
+        cameras=tuple(
+            msgspec.structs.replace(
+                c,
+                recorder=ROTATED.get(c.id),
+                https_port=fleet[c.id].ports.get("https"),
+                vendor=canonical_vendor(fleet[c.id].spec.persona.family),  # the API it speaks
+            )
+            for c in w.config.cameras
+        ),
+    )
+    for node in nodes:
+        w.credentials.set(node.id, node.spec.users[0].name, node.spec.users[0].password)
+    new = {}
+    for camera_id in ROTATED:
+        _org, params = escrow()
+        params["username"] = fleet[camera_id].spec.users[0].name
+        command = w.command(PASSWORD_ROTATE, params=params, camera_id=camera_id)
+        assert await w.executor().submit(w.sign(command)) == "succeeded", camera_id
+        assert "recorder" in w.trail(command.command_id)
+        stored = w.credentials.credential(camera_id)
+        assert stored is not None
+        new[camera_id] = stored.password
+    return new
 
 
 def expected(fleet: Fleet, camera_id: str) -> set[str]:
@@ -42,10 +93,14 @@ def found(cameras: dict[str, Camera], camera_id: str) -> set[str]:
 
 
 async def test_every_recorder_weakness_found_and_nothing_false(
-    lab_fleet: LabFactory, tmp_path: Path
+    lab_fleet: LabFactory, tmp_path: Path, collector_tuf: Collector
 ) -> None:
     fleet = await lab_fleet(RECORDERS.read_text())
+    rotated = await rotate_through_recorders(fleet, tmp_path, collector_tuf)
     config = prepare(fleet, tmp_path, skip=OFFLINE)
+    vault = Vault(config.state_path, load_vault_key(config.vault_key_path))
+    for camera_id, password in rotated.items():  # the site's vault after the rotations
+        vault.set(camera_id, fleet[camera_id].spec.users[0].name, password)
     result = await audit(config)
     cameras = {c.camera_id: c for c in result.cameras}
     for node in fleet.cameras.values():
@@ -133,3 +188,44 @@ async def test_a_moved_camera_keeps_its_identity_and_a_replaced_one_is_a_swap(
         if f.code in ("inv.swapped", "inv.unregistered") and c.camera_id != SWAPPED
     ]
     assert others == []
+
+
+async def test_the_hikvision_nvr_channels_through_its_virtual_host(
+    lab_fleet: LabFactory, tmp_path: Path
+) -> None:
+    """The same lab with the channel cameras on the recorders' own networks: the camera subnets
+    hold the recorders alone and the site names the Hikvision NVR's virtual host. Every online
+    camera of that NVR is audited, as itself at its own address, through the NVR's port for its
+    channel; the KBVision NVR has no virtual host, so its cameras are not contacted."""
+    fleet = await lab_fleet(RECORDERS.read_text())
+    seated = {n.id for n in fleet.cameras.values() if n.spec.recorder}
+    no_guessing = AUDIT.replace(
+        "guess_default_credentials = true", "guess_default_credentials = false"
+    )
+    config = prepare(fleet, tmp_path, skip=frozenset(seated), discovery=False, audit=no_guessing)
+    hik = fleet["nvr-hik"]
+    recorders = tuple(f"{fleet[r].host}/32" for r in ("nvr-hik", "nvr-kb", "dvr-hik"))
+    config = msgspec.structs.replace(
+        config,
+        network=msgspec.structs.replace(config.network, camera_subnets=recorders),
+        cameras=tuple(
+            msgspec.structs.replace(c, virtual_host_port=hik.virtual_host_port(1))
+            if c.id == "nvr-hik"
+            else c
+            for c in config.cameras
+        ),
+    )
+    cameras = {c.camera_id: c for c in (await audit(config)).cameras}
+    for camera_id in seated:
+        node = fleet[camera_id]
+        record = cameras.get(f"{node.spec.recorder}-ch{node.spec.channel:02}")
+        if node.spec.channel_offline:
+            assert record is not None
+            assert failed_controls(record) == {"REC-03"}
+        elif node.spec.recorder == "nvr-kb":
+            assert record is None, camera_id  # outside the subnets, no virtual host
+        else:
+            assert record is not None, camera_id
+            assert (record.address, record.reachable) == (node.host, True)
+            assert "nvr-hik's virtual host" in (record.audit_reason or "")
+            assert node.camera.log, camera_id

@@ -15,7 +15,7 @@ from joserfc import jwe
 from joserfc.jwk import OKPKey
 
 from agent.commands.journal import Entry
-from agent.config import NetworkConfig
+from agent.config import NetworkConfig, RotationConfig
 from lab.settings import SettingValue
 from lab.testing import LabFactory
 from protocol.commands import (
@@ -51,7 +51,8 @@ VENDOR_FIXES: dict[str, dict[str, SettingValue]] = {
 FIXES: dict[str, dict[str, SettingValue]] = {
     "hikvision": VENDOR_FIXES["hikvision"] | {"ntp_server": NTP, "ddns": False},
     "dahua": VENDOR_FIXES["dahua"] | {"ntp_server": NTP, "discoverable": False},
-    "axis": VENDOR_FIXES["axis"] | {"ntp_server": NTP, "discoverable": False},
+    "axis": VENDOR_FIXES["axis"]
+    | {"ntp_server": NTP, "time_zone": "Asia/Ho_Chi_Minh", "discoverable": False},
     "onvif-generic": {"discoverable": False, "ddns": False},
 }
 
@@ -286,3 +287,53 @@ async def test_a_restart_in_the_middle_of_a_change_rolls_back(
     assert w.trail(command.command_id)[-2:] == ["rolling_back", "failed:rolled_back"]
     assert await banner_of(w, "telnet")
     assert list(ex.journal.pending()) == []
+
+
+@pytest.mark.parametrize("persona", ["hikvision", "dahua"])
+async def test_the_snmp_community_changes_and_stays_secret(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path, persona: str
+) -> None:
+    """COM-05: the well-known community replaced (ISAPI SNMPv2c, Dahua's SNMP table); the new
+    one is in no result, only the old one in the sealed snapshot; then SNMP off altogether."""
+    config = lab(persona).replace("ddns = true", "ddns = true\nsnmp_public = true")
+    w = await world(lab_fleet, collector_tuf, tmp_path, config)
+    community = "Str0ng-Comm.1"
+    org, params = remediate({"snmp_community": community})
+    command = w.command(SETTINGS_APPLY, params=params)
+    ex = w.executor()
+    assert await ex.submit(w.sign(command)) == "succeeded"
+    details = final(w).details
+    assert details["outcome.snmp_community"] == "applied"
+    assert details["reaudit.pass"] == "COM-05"
+    assert opened(org, details["sealed"])["settings"] == {"snmp_community": "public"}
+    assert w.node.camera.settings["snmp_community"] == community
+    assert not [r for r in w.results() if community in json.dumps(r.details)]
+    _org, params = remediate({"snmp": False})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "succeeded"
+    assert (w.node.camera.settings["snmp"], final(w).details["reaudit.pass"]) == (False, "COM-05")
+
+
+async def test_a_snapshot_is_sealed_only_to_the_organisations_key(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """``[rotation] escrow_kid`` pins the organisation's key for remediation too: another key,
+    or a JWK that is not the one named, is refused before the camera is asked anything."""
+    fleet = await lab_fleet(lab("dahua"))
+    pinned = OKPKey.generate_key("X25519").thumbprint()
+    w = World.make(
+        tmp_path,
+        collector_tuf.state,
+        collector_tuf.base_url,
+        fleet["cam"],
+        rotation=RotationConfig(escrow_kid=pinned),
+    )
+    ex = w.executor()
+    _org, params = remediate({"ssh": False})
+    foreign = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(foreign)) == "rejected:escrow_key_not_pinned"
+    params["escrow_kid"] = pinned
+    mismatch = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(mismatch)) == "rejected:escrow_key_mismatch"
+    assert w.log == []
+    assert w.node.camera.settings["ssh"] is True

@@ -232,3 +232,35 @@ async def test_without_a_collector_key_the_puback_removes_the_entry(
     assert len(outbox) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert [w for w in warnings if "only broker-acknowledged" in w] == [warnings[0]]
+
+
+async def test_mqtt_311_keeps_its_session_without_properties(tmp_path: Path) -> None:
+    """``[mqtt] protocol = "3.1.1"`` (a NATS cluster's listener, docs/adr/0032): the agent
+    connects as 3.1.1 with clean_session false, so an ack sent while it is away reaches it
+    when it is back, and entries leave the outbox on that ack only."""
+    broker = Mosquitto(tmp_path / "broker", extra="log_type notice")
+    broker.start()
+    issuer = make(tmp_path)
+    for build in (hello, heartbeat, report):
+        issuer.issue(build)
+    outbox = issuer._outbox
+    sub, col = TimedSubscriber(broker.port), CollectorSide(broker.port)
+    try:
+        v311 = {"protocol": "3.1.1", "ack_timeout_s": 600}
+        async with running(publisher_for(outbox, broker.port, **v311)) as pub:
+            await until(lambda: all(sub.count(seq) for seq in (1, 2, 3)))
+            await until(lambda: len(pub._sent) == 3)  # PUBACKed, waiting for the collector
+        assert len(outbox) == 3
+        col.send(ack([1, 2, 3]))  # the agent is away: its session keeps the ack
+        async with running(publisher_for(outbox, broker.port, **v311)) as pub:
+            async with asyncio.timeout(30):
+                await pub.wait_drained()
+            assert pub.acked == 3
+    finally:
+        sub.close()
+        col.close()
+        broker.stop()
+    # mosquitto logs the protocol of each connection: p2 is MQTT 3.1.1 (5 would be p5)
+    connects = [line for line in broker.log.read_text().splitlines() if " as a1 " in line]
+    assert len(connects) == 2
+    assert all("(p2, c0," in line for line in connects)

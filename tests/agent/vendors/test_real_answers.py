@@ -8,6 +8,7 @@ were written by the same hands as the parsers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from lxml import etree
 from onvif.settings import DEFAULT_SETTINGS
 from onvif.transport import ASYNC_TRANSPORT
 
+from agent.probes import vendordiscovery as discovery
 from agent.vendors.axis import parsers as axis
 from agent.vendors.base import translate
 from agent.vendors.dahua import parsers as dahua
@@ -229,7 +231,21 @@ PARSERS: dict[str, Callable[[Answer], dict[str, Any]]] = {
     "versions.firmware": _firmware,
     "ntp.servers": lambda a: {"ntp_servers": list(ntp_servers(_field(a)))},
     "identity.catalog": _catalog,
+    "sadp": lambda a: _announcement(discovery.parse_sadp("sender", a.body(), a.args["token"])),
+    "dhdiscover": lambda a: _announcement(
+        discovery.parse_dhdiscover("sender", discovery.dhip_frame(a.body()))
+    ),
+    "dahua.remote_devices": lambda a: {
+        "channels": [
+            [c.number, c.model] for c in dahua.parse_remote_devices(dahua.parse_kv(a.body()), None)
+        ]
+    },
 }
+
+
+def _announcement(found: discovery.Announcement | None) -> dict[str, Any]:
+    assert found is not None
+    return dataclasses.asdict(found)
 
 
 def _observed(answer: Answer) -> dict[str, Any]:

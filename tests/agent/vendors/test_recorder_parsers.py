@@ -5,11 +5,12 @@ a stored password is only ever noted, never kept."""
 from __future__ import annotations
 
 import dataclasses
+import xml.etree.ElementTree as ET
 
 import pytest
 
 from agent.vendors.dahua.parsers import parse_kv, parse_remote_devices
-from agent.vendors.hikvision.parsers import parse_input_proxy
+from agent.vendors.hikvision.parsers import channel_document, parse_input_proxy
 
 NS = 'xmlns="http://www.hikvision.com/ver20/XMLSchema"'
 CHANNEL = """<InputProxyChannel><id>{n}</id><sourceInputPortDescriptor>
@@ -45,6 +46,7 @@ def test_hikvision_channels_with_their_state() -> None:
         "V5.7.15 build 240201",
         True,
         False,
+        "1",
     )
     assert (second.online, second.password_shown) == (False, False)
     assert parse_input_proxy(body, None)[0].online is None  # no status list: unknown
@@ -101,3 +103,23 @@ def test_dahua_remote_devices_note_the_password_and_drop_disabled_blocks() -> No
     assert (fourth.number, fourth.online, fourth.password_shown) == (4, False, False)
     assert parse_remote_devices(parse_kv(REMOTE), None)[0].online is None
     assert parse_remote_devices({"table.General.MachineName": "x"}, None) == ()
+
+
+def test_the_hikvision_channel_document_carries_the_new_login_and_nothing_else_changes() -> None:
+    """``PUT .../InputProxy/channels/<id>`` gets the channel as the recorder listed it, with
+    ``userName`` and ``password`` (escaped) set in its ``sourceInputPortDescriptor``."""
+    body = listing(CHANNEL.format(n=1, extra=""), CHANNEL.format(n=2, extra=""))
+    document = channel_document(body, "2", "admin", "N3w&<pass>")
+    root = ET.fromstring(document)  # noqa: S314  # our own output
+    assert root.tag == "{http://www.hikvision.com/ver20/XMLSchema}InputProxyChannel"
+    ns = {"h": "http://www.hikvision.com/ver20/XMLSchema"}
+    source = root.find("h:sourceInputPortDescriptor", ns)
+    assert source is not None
+    assert root.findtext("h:id", namespaces=ns) == "2"
+    assert source.findtext("h:password", namespaces=ns) == "N3w&<pass>"
+    assert source.findtext("h:userName", namespaces=ns) == "admin"
+    assert source.findtext("h:ipAddress", namespaces=ns) == "192.168.254.2"
+    (again,) = parse_input_proxy(listing(document.split(b"?>", 1)[1].decode()), None)
+    assert (again.number, again.model, again.password_shown) == (2, "DS-2CD2386G2-IU", True)
+    with pytest.raises(ValueError, match="no IP channel 9"):
+        channel_document(body, "9", "admin", "x")

@@ -35,6 +35,8 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.UPNP: True,
         Setting.P2P: True,
         Setting.NTP: False,
+        Setting.SNMP: False,
+        Setting.SNMP_COMMUNITY: "public",
     },
     "dahua": {
         Setting.TELNET: True,
@@ -43,8 +45,16 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.P2P: True,
         Setting.DDNS: True,
         Setting.NTP: False,
+        Setting.SNMP: False,
+        Setting.SNMP_COMMUNITY: "public",
     },
-    "axis": {Setting.SSH: True, Setting.UPNP: True, Setting.P2P: True, Setting.NTP: False},
+    "axis": {
+        Setting.SSH: True,
+        Setting.UPNP: True,
+        Setting.P2P: True,
+        Setting.NTP: False,
+        Setting.TIME_ZONE: "UTC",
+    },
 }
 FIX: dict[Setting, SettingValue] = {
     Setting.SSH: False,
@@ -84,7 +94,10 @@ async def test_read_write_read_back(
         changes[Setting.DDNS] = False
     await adapter.write_settings(changes)
     after = (await adapter.read_settings()).values
-    assert after == changes
+    assert {s: after[s] for s in changes} == changes
+    assert {s: v for s, v in after.items() if s not in changes} == {
+        s: v for s, v in before.items() if s not in changes
+    }
     camera = fleet[persona].camera
     assert {s.value: camera.settings[s.value] for s in changes} == {
         s.value: v for s, v in changes.items()
