@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from protocol import MalformedMessage, import_public_jwk, utc_now
 from protocol.cliparse import document, quiet_libraries
 from protocol.configfile import ConfigError, dumps
-from server import __version__, advisories, broker_roles, setup
+from server import __version__, advisories, broker_roles, setup, survey_cli
 from server.certs import AgentCertificates
 from server.config import DEFAULT_PATH, ServerConfig, load_config, parse_overrides
 from server.dashboard_cli import ORG_HELP, WEB_COMMANDS, resolve_org, run_web_command, web_commands
@@ -211,6 +211,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("fleet", help="summary of agents, cameras and open findings")
     web_commands(sub)
     firmware_cli.add_commands(sub)
+    survey_cli.add_commands(sub, duration)
     imp = sub.add_parser("import", help="ingest a report file through the MQTT pipeline's checks")
     imp.add_argument("file", type=Path)
     report_arguments(sub)
@@ -224,7 +225,7 @@ def parser() -> argparse.ArgumentParser:
         "file", type=Path
     )
     feed.add_parser("status", help="the feed served now")
-    return document(p, EXAMPLES, HELPS)
+    return document(p, EXAMPLES | survey_cli.EXAMPLES, HELPS | survey_cli.HELPS)
 
 
 def report_arguments(sub: Any) -> None:
@@ -426,7 +427,7 @@ def configured(args: argparse.Namespace, config: ServerConfig) -> int:
     return dispatch(args, config)
 
 
-def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
+def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:  # noqa: PLR0911  # per command
     try:
         if args.command == "run":
             from server.collector import run  # noqa: PLC0415  # the web stack: only to serve
@@ -445,6 +446,8 @@ def dispatch(args: argparse.Namespace, config: ServerConfig) -> int:
     try:
         if args.command in firmware_cli.FIRMWARE_COMMANDS:
             return firmware_cli.run_command(args, repo, config)
+        if args.command == survey_cli.SURVEY_COMMAND:
+            return survey_cli.run_command(args, repo)
         return repo_command(args, repo, config)
     finally:
         repo.close()

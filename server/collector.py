@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -74,6 +75,7 @@ def run(config: ServerConfig) -> int:
         clock=utc_now,
         interval_s=config.firmware.scheduler_interval_s,
         resend_after_s=config.firmware.resend_after_s,
+        silent_after=timedelta(seconds=config.web.silent_after_s),
     )
     stop = threading.Event()
     jobs = background_jobs(config, repo)

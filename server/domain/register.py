@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Final, Literal
+
+from server.domain import csvtable
+from server.domain.csvtable import LineError
 
 REGULATION_IN_FORCE: Final = "QCVN 11:2026/BCA"
 REGULATIONS: Final = (REGULATION_IN_FORCE, "QCVN 135:2024/BTTTT")
@@ -45,7 +47,7 @@ COLUMNS: Final = tuple(LIMITS)
 REQUIRED: Final = ("vendor", "model")
 _TRUE: Final = ("1", "true", "yes", "x")
 _FALSE: Final = ("", "0", "false", "no")
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+TABLE: Final = csvtable.Table(LIMITS, REQUIRED, CSV_MAX_BYTES, CSV_MAX_ROWS)
 
 
 def key(text: str | None) -> str:
@@ -141,16 +143,6 @@ class ModelMatcher:
 
 
 @dataclass(frozen=True, slots=True)
-class LineError:
-    """What is wrong on one line of the file (line 1 is the header); the text is looked up by
-    ``code`` (``register.e.<code>``) with ``params``."""
-
-    line: int
-    code: str
-    params: dict[str, str | int]
-
-
-@dataclass(frozen=True, slots=True)
 class Parsed:
     entries: list[tuple[int, ModelIn]]  # (line, entry)
     errors: list[LineError]
@@ -178,55 +170,12 @@ def to_csv(entries: list[ModelView]) -> bytes:
 
 def parse(data: bytes) -> Parsed:
     """Every line checked; entries only when no line has an error."""
-    if len(data) > CSV_MAX_BYTES:
-        return Parsed([], [LineError(0, "too_big", {"limit": CSV_MAX_BYTES // 1024})])
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return Parsed([], [LineError(0, "encoding", {})])
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        return Parsed([], [LineError(1, "no_header", {})])
-    except csv.Error:
-        return Parsed([], [LineError(1, "malformed", {})])
-    errors = [LineError(1, "unknown_column", {"column": h}) for h in header if h not in COLUMNS]
-    errors += [LineError(1, "missing_column", {"column": c}) for c in REQUIRED if c not in header]
-    if errors:
-        return Parsed([], errors)
-    entries: list[tuple[int, ModelIn]] = []
-    seen: dict[tuple[str, str, str, str], int] = {}
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(entries) + len(errors) >= CSV_MAX_ROWS:
-                errors.append(LineError(line, "too_many_rows", {"limit": CSV_MAX_ROWS}))
-                break
-            entry, problems = _entry(line, header, row)
-            errors += problems
-            if entry is None:
-                continue
-            if (first := seen.setdefault(entry.keys(), line)) != line:
-                errors.append(LineError(line, "duplicate", {"first": first}))
-            entries.append((line, entry))
-    except csv.Error:
-        errors.append(LineError(reader.line_num, "malformed", {}))
+    entries, errors = csvtable.read(data, TABLE, _entry, ModelIn.keys)
     return Parsed([] if errors else entries, errors)
 
 
-def _entry(line: int, header: list[str], row: list[str]) -> tuple[ModelIn | None, list[LineError]]:
-    if len(row) != len(header):
-        return None, [LineError(line, "cells", {"found": len(row), "expected": len(header)})]
-    values = {h: cell.strip() for h, cell in zip(header, row, strict=True)}
-    errors = [LineError(line, "required", {"column": c}) for c in REQUIRED if not values[c]]
-    for column, value in values.items():
-        if len(value) > LIMITS[column]:
-            errors.append(LineError(line, "too_long", {"column": column, "limit": LIMITS[column]}))
-        elif _CONTROL.search(value):
-            errors.append(LineError(line, "control", {"column": column}))
+def _entry(line: int, values: dict[str, str]) -> tuple[ModelIn | None, list[LineError]]:
+    errors = []
     day = None
     if text := values.get("certificate_date", ""):
         try:

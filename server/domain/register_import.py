@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, update
 
+from server.domain.csvtable import LineError
 from server.domain.model_register import ModelRegister
-from server.domain.register import LineError, Plan, key, parse, plan
+from server.domain.register import Plan, key, parse, plan
 from server.domain.scope import Invalid
 from server.storage import read_then_write
 from server.storage.org_models import ModelEntry

@@ -52,7 +52,7 @@ def new_command(
     *,
     agent_id: str,
     site: str,
-    camera_id: str,
+    camera_id: str | None,
     params: dict[str, EvidenceValue],
     now: datetime,
     ttl: timedelta,

@@ -19,12 +19,22 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Final
 
 from joserfc.jwk import OKPKey
 
-from protocol import Command, CommandResult, ProtocolError, decode_agent_message, topic
+from protocol import (
+    Command,
+    CommandResult,
+    ProtocolError,
+    SurveyResult,
+    decode_agent_message,
+    topic,
+)
 from protocol.commands import FIRMWARE_APPLY, FirmwareParams
 from protocol.envelope import unverified_payload
+from server.domain import survey
+from server.domain.scope import Principal, Scope
 from server.firmware import campaign
 from server.firmware.commands import new_command, outcome, signed
 from server.firmware.tuf_repo import RepositoryError, TufRepository
@@ -34,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # (topic, payload), QoS 1; OSError when the broker did not take it (the command stays queued)
 Publish = Callable[[str, bytes], object]
+SURVEY_EVERY: Final = timedelta(minutes=1)  # how often due surveys and silent agents are looked at
+COLLECTOR: Final = Principal(0, "collector", "admin", None, None, None)
 
 
 class Scheduler:
@@ -47,7 +59,11 @@ class Scheduler:
         clock: Callable[[], datetime],
         interval_s: float = 1.0,
         resend_after_s: float = 120.0,
+        silent_after: timedelta = timedelta(minutes=15),
     ) -> None:
+        self._repo = repo
+        self._silent_after = silent_after
+        self._surveyed_at: datetime | None = None
         self._engine = repo.engine
         self._tuf = tuf
         self._key = key
@@ -85,6 +101,10 @@ class Scheduler:
         waiting, active = commands.pending_work(self._engine)
         if not waiting.isdisjoint(commands.OPEN):
             self.consume_results()
+        if self._surveyed_at is None or now - self._surveyed_at >= SURVEY_EVERY:
+            self._surveyed_at = now
+            self.surveys(now)
+            waiting, active = commands.pending_work(self._engine)
         for rollout_id in active:
             self.drive(rollout_id, now)
         return self.publish_queued(now) if active or {"queued", "sent"} & waiting else 0
@@ -105,6 +125,8 @@ class Scheduler:
                         continue  # stored by ingest, so well-formed; a decoder change is no crash
                     if isinstance(message, CommandResult):
                         self._apply(conn, agent_id, row.seq, message)
+                    elif isinstance(message, SurveyResult):
+                        survey.record_part(conn, agent_id, message, self._clock())
 
     def _apply(self, conn: Connection, agent_id: str, seq: int, result: CommandResult) -> None:
         now = self._clock()
@@ -117,6 +139,17 @@ class Scheduler:
         loaded = campaigns.load_existing(conn, cmd.rollout_id)  # commands name stored rollouts
         step = campaign.record_result(loaded.campaign, (agent_id, cmd.camera_id), *final)
         campaigns.save(conn, cmd.rollout_id, loaded.campaign, step, now)
+
+    # -- surveys ---------------------------------------------------------------------------
+
+    def surveys(self, now: datetime) -> None:
+        """Start the surveys whose schedule is due and give the shards of silent agents (and
+        of failed commands) to live ones, as the collector (audited as such)."""
+        scope = Scope(self._repo, COLLECTOR, silent_after=self._silent_after, now=now)
+        started = survey.Surveys(scope).start_due()
+        moved = survey.Surveys(scope).reissue(self._silent_after)
+        if started or moved:
+            log.info("surveys: %d started, %d shard(s) given again", len(started), moved)
 
     # -- campaigns -------------------------------------------------------------------------
 

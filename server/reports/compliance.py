@@ -227,7 +227,7 @@ def _values(f: Figures) -> dict[str, str]:
     return {"org_id": str(f.org_id), "org_name": f.name, "org_kind": f.kind, **plain, **levels}
 
 
-def _csv(rows: list[list[str]]) -> bytes:
+def csv_bytes(rows: list[list[str]]) -> bytes:
     """UTF-8 with a byte-order mark, so spreadsheet tools pick the encoding. Names come from
     the organisation tree: a cell never starts a formula (=, +, -, @, tab, CR)."""
     out = io.StringIO()
@@ -244,7 +244,7 @@ def to_csv(report: Report) -> bytes:
     for kind, f in [*(("unit", r) for r in report.rows), ("total", report.total)]:
         values = {**_values(f), "row": kind}
         lines.append([values[c] for c in CSV_COLUMNS])
-    return _csv(lines)
+    return csv_bytes(lines)
 
 
 def to_summary_csv(report: Report) -> bytes:
@@ -261,7 +261,7 @@ def to_summary_csv(report: Report) -> bytes:
     }
     totals = _values(report.total)
     figures = {k: v for k, v in totals.items() if k not in ("org_id", "org_name", "org_kind")}
-    return _csv([["key", "value"], *([k, v] for k, v in {**about, **figures}.items())])
+    return csv_bytes([["key", "value"], *([k, v] for k, v in {**about, **figures}.items())])
 
 
 def filename(report: Report, fmt: Format) -> str:

@@ -16,11 +16,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, func, insert, select, update
 
 from protocol import Command, CommandResult
+from protocol.topics import CHANNEL_OF
 from server.storage.firmware_models import CommandRecord, FirmwareImage, Rollout, RolloutTarget
 from server.storage.models import Message
 
 # a command in these states may still get results; queued ones are not published yet
 OPEN = ("sent", "accepted", "in_progress")
+# the message types of the cmd-result channel: command results and survey result parts
+RESULT_TYPES = tuple(t for t, channel in CHANNEL_OF.items() if channel == "cmd-result")
 UNFINISHED = ("canary", "awaiting_promotion", "rolling", "paused", "halted")
 
 
@@ -52,10 +55,15 @@ def open_agents(conn: Connection) -> list[tuple[str, int]]:
 
 
 def results_after(conn: Connection, agent_id: str, since: int) -> Sequence[Row[int, str]]:
-    """The agent's stored ``cmd-result`` messages (seq, jws) after ``since``, by seq."""
+    """The agent's stored messages of the ``cmd-result`` channel (command results and survey
+    result parts) as (seq, jws) after ``since``, by seq."""
     return conn.execute(
         select(Message.seq, Message.jws)
-        .where(Message.agent_id == agent_id, Message.seq > since, Message.type == "cmd-result")
+        .where(
+            Message.agent_id == agent_id,
+            Message.seq > since,
+            Message.type.in_(RESULT_TYPES),
+        )
         .order_by(Message.seq)
     ).all()
 

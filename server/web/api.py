@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, UploadFi
 from pydantic import BaseModel, Field
 
 from server.config import WebConfig
-from server.domain import controls, register
+from server.domain import controls, csvtable, register
 from server.domain.agents import Agents, AgentView
 from server.domain.alert_workflow import SILENCE_HOURS, Action, AlertState, AlertWorkflow
 from server.domain.alerts import Alerts, AlertView, RouteView
@@ -135,7 +135,7 @@ class ImportOut(BaseModel):
     removed: int = 0
 
     @classmethod
-    def refused(cls, digest: str, errors: list[register.LineError]) -> ImportOut:
+    def refused(cls, digest: str, errors: list[csvtable.LineError]) -> ImportOut:
         found = [LineErrorOut(line=e.line, code=e.code, params=e.params) for e in errors]
         return cls(sha256=digest, errors=found)
 

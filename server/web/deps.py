@@ -213,13 +213,17 @@ def _is_api(request: Request) -> bool:
 
 def install_handlers(app: FastAPI) -> None:
     async def scope_error(request: Request, exc: Exception) -> Response:
-        kind = type(exc)
+        kind = next(k for k in _STATUS if isinstance(exc, k))  # Invalid has subclasses
         code = _STATUS[kind]
         if _is_api(request):
             return JSONResponse({"detail": str(exc)}, code)
         web = web_state(request)
         principal = session_principal(request, web)
-        message = web.catalogue.t(web.lang(request, principal), _MESSAGE[kind], detail=str(exc))
+        lang = web.lang(request, principal)
+        key = getattr(exc, "key", None)  # an error with its own text in the catalogue
+        params = getattr(exc, "params", {})
+        detail = web.catalogue.t(lang, key, **params) if isinstance(key, str) else str(exc)
+        message = web.catalogue.t(lang, _MESSAGE[kind], detail=detail)
         return web.render(request, principal, "error.html", code, message=message)
 
     async def login_required(request: Request, exc: Exception) -> Response:

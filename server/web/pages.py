@@ -47,6 +47,7 @@ from server.web.deps import (
     WebState,
     session_principal,
 )
+from server.web.survey_pages import survey_pages
 
 STATUSES = ("fail", "inconclusive", "not_applicable", "pass")
 INV02 = ("certified", "flagged", "uncertified")
@@ -254,6 +255,7 @@ def router() -> APIRouter:
         return _see(f"/agents?changed={agent_id}")
 
     _more_pages(pages)
+    survey_pages(pages)
     _alert_pages(pages)
     _admin_pages(pages)
     return pages

@@ -28,7 +28,19 @@ GLOSSARY: dict[str, dict[str, Any]] = tomllib.loads((I18N / "glossary.toml").rea
 ]
 # the collector's own code, with its placeholder (server.domain.scope.REUSE_CODE)
 COLLECTOR_CODES = {REUSE_CODE: "This camera's password is also used on {cameras} other cameras."}
-ALL_CODES = {**CODES, **COLLECTOR_CODES}
+# what survey agents report (protocol.survey.EXPOSURES), with the evidence each carries and the
+# port the collector adds (server.reports.survey)
+SURVEY_CODES = {
+    "survey.kev_firmware": "{port} {advisory} {cve}",
+    "survey.stream_no_auth": "{port} {url}",
+    "survey.snapshot_no_auth": "{port} {url}",
+    "survey.onvif_no_auth": "{port} {url} {operation}",
+    "survey.telnet_open": "{port} {banner}",
+    "survey.sdk_port_open": "{port}",
+    "survey.dvrip_port_open": "{port}",
+    "survey.upnp_exposed": "{port} {server} {location}",
+}
+ALL_CODES = {**CODES, **COLLECTOR_CODES, **SURVEY_CODES}
 VENDORS = (None, "HIKVISION", "Dahua", "AXIS", "Uniview")
 # words that only an English sentence carries; Vietnamese text quotes menu names, never these
 ENGLISH = re.compile(
