@@ -129,6 +129,18 @@ EXAMPLES = {
     "rollout promote": "camwarden-server rollout promote 7",
     "rollout halt": "camwarden-server rollout halt 7",
     "rollout resume": "camwarden-server rollout resume 7",
+    "remediate": "camwarden-server remediate plan --code svc.telnet_open",
+    "remediate plan": (
+        f"camwarden-server remediate plan --org {ORG} --control SVC-02"
+        " --create --name telnet --escrow-key escrow.jwk"
+    ),
+    "remediate list": "camwarden-server remediate list",
+    "remediate status": "camwarden-server remediate status 9",
+    "remediate approve": "camwarden-server remediate approve 9",
+    "remediate promote": "camwarden-server remediate promote 9",
+    "remediate halt": "camwarden-server remediate halt 9",
+    "remediate resume": "camwarden-server remediate resume 9",
+    "remediate rollback": "camwarden-server remediate rollback 9 pi-lobby-01 door",
     "password": "camwarden-server password rotate pi-lobby-01 door --username admin ...",
     "password rotate": (
         "camwarden-server password rotate pi-lobby-01 door --username admin --escrow-key escrow.jwk"
@@ -165,6 +177,14 @@ HELPS = {
     "rollout promote": "move a rollout past its canary stage",
     "rollout halt": "stop a rollout where it is",
     "rollout resume": "continue a halted rollout",
+    "remediate plan": "list what fixing the selected findings would change (--create stores it)",
+    "remediate list": "every remediation plan and its progress",
+    "remediate status": "the cameras of a plan, their changes and results",
+    "remediate approve": "approve a stored plan: its canary starts",
+    "remediate promote": "move a plan past its canary stage",
+    "remediate halt": "stop a plan where it is (or reject it before approval)",
+    "remediate resume": "continue a halted plan",
+    "remediate rollback": "restore one camera of a plan to its settings before the change",
     "prune": "delete raw reports past their retention now",
 }
 

@@ -20,6 +20,7 @@ from jinja2 import Environment
 from server.config import WebConfig
 from server.domain.auth import Authenticator
 from server.domain.orgs import zone_name
+from server.domain.remediation import REMEDIES
 from server.domain.scope import Forbidden, Invalid, NotVisible, Principal, Scope
 from server.domain.security import same
 from server.storage import Repository
@@ -122,6 +123,7 @@ class WebState:
             evidence_label=evidence_label,
             detail_label=detail_label,
             when=shown_when,
+            remediable=REMEDIES,  # finding codes a plan can fix ("Fix" links)
             zone=f"{zone.key} ({utc_offset(zone, self.now())})",
             csrf=csrf or (principal.csrf if principal else request.cookies.get(LOGIN_COOKIE, "")),
             **context,
