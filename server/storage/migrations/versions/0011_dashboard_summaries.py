@@ -4,7 +4,7 @@ known-exploited findings;
 the time zone of an organisation unit (docs/adr/0035)
 
 Revision ID: 0011_dashboard_summaries
-Revises: 0012_remediation
+Revises: 0010_register_firmware
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_dashboard_summaries"
-down_revision = "0012_remediation"
+down_revision = "0010_register_firmware"
 branch_labels = None
 depends_on = None
 
