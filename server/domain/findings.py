@@ -363,31 +363,39 @@ class Findings(Area):
         with ``shown``, only the first ``shown`` cameras of each group are read (``cameras``
         still counts them all): each group walks ``ix_findings_kev`` in camera order and stops
         there."""
-        cve = func.coalesce(Finding.evidence["cve"].as_string(), "?")
-        added = Finding.evidence["kev_date_added"].as_string()
+        cve = func.coalesce(Finding.cve, "?")
         failing = (kev_failing(), self.s.agent_visible(Finding.agent_id))
         listed = (
             self._finding_query(FindingFilters())
             .add_columns(cve)
             .where(kev_failing())
-            .order_by(Finding.agent_id, Finding.camera_id)
+            .order_by(Finding.cve, Finding.agent_id, Finding.camera_id)
         )
-        groups: dict[str, KevGroup] = {}
         with self.s.engine.connect() as conn:
-            counted = select(cve, func.max(added), func.count()).where(*failing).group_by(cve)
-            for name, date_added, n in conn.execute(counted):
-                groups[name] = KevGroup(name, date_added or None, [], n)
+            # ix_findings_kev_cve alone: the CVE is a column, no finding's evidence is read
+            counted = select(cve, func.count()).where(*failing).group_by(cve)
+            counts: dict[str, int] = dict(conn.execute(counted).all())
             if shown is None:
                 rows = list(conn.execute(listed))
             else:
                 rows = [
                     r
-                    for name in groups
-                    for r in conn.execute(listed.where(cve == name).limit(shown))
+                    for name in counts
+                    for r in conn.execute(
+                        listed.where(
+                            Finding.cve.is_(None) if name == "?" else Finding.cve == name
+                        ).limit(max(shown, 1))
+                    )
                 ]
+        groups: dict[str, KevGroup] = {}
         for *r, name in rows:
             f = FindingRow(*r)
-            groups[name].devices.append(
+            # the catalogue's date of the CVE, the same in each of its findings
+            added = _text(f.evidence.get("kev_date_added")) or None
+            group = groups.setdefault(name, KevGroup(name, added, [], counts[name]))
+            if shown is not None and len(group.devices) >= shown:
+                continue
+            group.devices.append(
                 KevDevice(
                     f.agent_id,
                     f.camera_id,

@@ -3,6 +3,8 @@ module; these models describe it for queries and for ``alembic revision --autoge
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -157,6 +159,14 @@ def fail_total() -> ColumnElement[int]:
 KEV_CODE: Final = "fw.known_exploited"
 # the rows of ``ix_findings_kev`` (queries select them with ``kev_failing``)
 KEV_FAILING: Final = f"code = '{KEV_CODE}' AND status = 'fail'"
+CVE_MAX: Final = 32
+_CVE = re.compile(r"CVE-[0-9]{4}-[0-9]{4,20}")
+
+
+def finding_cve(evidence: Mapping[str, Any]) -> str | None:
+    """``findings.cve``: the CVE id the finding's evidence names, None when it names none."""
+    cve = evidence.get("cve")
+    return cve if isinstance(cve, str) and _CVE.fullmatch(cve) else None
 
 
 class Finding(Base):
@@ -168,6 +178,15 @@ class Finding(Base):
         # the known-exploited page and the report's KEV set, in the page's camera order
         Index(
             "ix_findings_kev",
+            "agent_id",
+            "camera_id",
+            sqlite_where=text(KEV_FAILING),
+            postgresql_where=text(KEV_FAILING),
+        ),
+        # the known-exploited page: the cameras of each CVE, counted and listed in camera order
+        Index(
+            "ix_findings_kev_cve",
+            "cve",
             "agent_id",
             "camera_id",
             sqlite_where=text(KEV_FAILING),
@@ -188,6 +207,8 @@ class Finding(Base):
     controls: Mapped[list[str]] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(String(512))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # the evidence's CVE when it is one (``finding_cve``), written by ingest with the finding
+    cve: Mapped[str | None] = mapped_column(String(CVE_MAX))
 
 
 class Quarantine(Base):

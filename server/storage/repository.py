@@ -46,6 +46,7 @@ from server.storage.models import (
     Message,
     Quarantine,
     UtcDateTime,
+    finding_cve,
 )
 from server.storage.records import (
     AgentKey,
@@ -345,6 +346,7 @@ class IngestBatch:
                 "controls": list(f.controls),
                 "reason": f.reason,
                 "evidence": dict(f.evidence),
+                "cve": finding_cve(f.evidence),
             }
             for report, cam in (by_camera[key] for key in won)
             for f in cam.findings

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, insert, select
+from sqlalchemy import JSON, column, create_engine, func, insert, select, table
 
 from protocol import Finding as ReportedFinding
 from protocol.messages import Severity, Status
@@ -127,6 +127,36 @@ def test_the_migration_computes_the_summaries_of_stored_findings(db_url: str) ->
         engine.dispose()
 
 
+def test_the_migration_fills_the_cve_of_stored_findings(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        upgrade(engine, "0013_survey")
+        findings = table(
+            "findings", *(column(c) for c in ("agent_id", "camera_id", "report_seq", "code")),
+            *(column(c) for c in ("check", "status", "severity")),
+            column("controls", JSON), column("evidence", JSON),
+        )  # fmt: skip
+        evidences = [{"cve": "CVE-2021-36260"}, {}, {"cve": "not one"}, {"cve": 7}]
+        with engine.begin() as conn:
+            conn.execute(
+                findings.insert(),
+                [
+                    {"agent_id": "a", "camera_id": "c", "report_seq": 1, "code": f"x.{n}",
+                     "check": "x", "status": "fail", "severity": "high", "controls": [],
+                     "evidence": evidence}
+                    for n, evidence in enumerate(evidences)
+                ],
+            )  # fmt: skip
+        upgrade(engine)
+        with engine.connect() as conn:
+            got = conn.execute(select(Finding.code, Finding.cve).order_by(Finding.code)).all()
+        assert [tuple(r) for r in got] == [
+            ("x.0", "CVE-2021-36260"), ("x.1", None), ("x.2", None), ("x.3", None),
+        ]  # fmt: skip
+    finally:
+        engine.dispose()
+
+
 def test_a_count_the_summaries_cannot_answer_stops_at_the_cap(
     server: httpx.Client, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -169,6 +199,15 @@ def test_the_known_exploited_groups_read_only_the_cameras_shown(
         ["cam-0", "cam-1"],
     ]
     assert area.kev_cameras() == 3
+    # ingest wrote each finding's CVE with it (the page reads no evidence to group them)
+    with repo.engine.connect() as conn:
+        cves = conn.execute(
+            select(Finding.camera_id, Finding.cve).where(Finding.agent_id == "agent-a9")
+        ).all()
+    assert sorted(cves) == sorted(
+        [(f"cam-{n}", "CVE-2021-36260") for n in range(3)]
+        + [(f"cam-{n}", "CVE-2017-7921") for n in range(2)]
+    )
     # agency B's reader sees none of them
     b = findings_area.Findings(scoped_as(repo, principal_of(repo, "admin-b")))
     assert b.kev() == []
