@@ -51,7 +51,7 @@ from protocol.keys import generate_private_key
 from server.api import create_app
 from server.domain.scope import CLI, Scope
 from server.storage import Repository
-from server.storage.models import FAIL_COLUMNS, Agent, Camera, Finding
+from server.storage.models import FAIL_COLUMNS, KEV_CODE, Agent, Camera, Finding, finding_cve
 from server.storage.org_models import AlertEvent
 from tests.server.conftest import make_config, serve
 
@@ -63,6 +63,7 @@ PASSWORD = "bench password 1"  # noqa: S105 - a throwaway user in a temporary da
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("fail", "fail", "pass", "inconclusive")
 CODES = ("auth.default_credential", "auth.weak_password", "fw.vulnerable", "fw.known_exploited")
+KEV_CVES = ("CVE-2017-7921", "CVE-2021-36260", "CVE-2021-33044", "CVE-2023-6895")
 VENDORS = (("Hikvision", "DS-2CD2143G2-I"), ("Dahua", "IPC-HFW2431S"), ("Axis", "P3245-LVE"))
 PAGES = {
     "overview": "/",
@@ -150,10 +151,14 @@ def seed(
                         "status": STATUSES[(c + f) % len(STATUSES)],
                         "severity": SEVERITIES[(j + f) % len(SEVERITIES)],
                         "controls": [f"AUTH-0{f % 4 + 1}", "FW-01"], "reason": None,
-                        "evidence": {"username": "admin", "firmware": "V5.5.0"},
+                        "evidence": {"username": "admin", "firmware": "V5.5.0"}
+                        | ({"cve": KEV_CVES[(i + c) % 4], "kev_date_added": "2022-01-10"}
+                           if CODES[f % len(CODES)] == KEV_CODE else {}),
                     }
                     for f in range(FINDINGS_PER_CAMERA)
                 ]  # fmt: skip
+                for finding in own:  # the CVE column, as ingest writes it
+                    finding["cve"] = finding_cve(finding["evidence"])
                 # the summary columns, as ingest keeps them (server.storage.repository)
                 failed = Counter(f["severity"] for f in own if f["status"] == "fail")
                 cameras[-1].update({col.key: failed[sev] for sev, col in FAIL_COLUMNS.items()})
