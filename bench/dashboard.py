@@ -90,6 +90,12 @@ AUDIT = {
 }
 
 
+def evidence(code: str, n: int) -> dict[str, str]:
+    """A finding's evidence; a known-exploited one names one of ``KEV_CVES``."""
+    kev = {"cve": KEV_CVES[n % len(KEV_CVES)], "kev_date_added": "2022-01-10"}
+    return {"username": "admin", "firmware": "V5.5.0"} | (kev if code == KEV_CODE else {})
+
+
 def seed(
     repo: Repository,
     *,
@@ -151,14 +157,11 @@ def seed(
                         "status": STATUSES[(c + f) % len(STATUSES)],
                         "severity": SEVERITIES[(j + f) % len(SEVERITIES)],
                         "controls": [f"AUTH-0{f % 4 + 1}", "FW-01"], "reason": None,
-                        "evidence": {"username": "admin", "firmware": "V5.5.0"}
-                        | ({"cve": KEV_CVES[(i + c) % 4], "kev_date_added": "2022-01-10"}
-                           if CODES[f % len(CODES)] == KEV_CODE else {}),
+                        "evidence": (ev := evidence(CODES[f % len(CODES)], i + c)),
+                        "cve": finding_cve(ev),  # as ingest writes it
                     }
                     for f in range(FINDINGS_PER_CAMERA)
                 ]  # fmt: skip
-                for finding in own:  # the CVE column, as ingest writes it
-                    finding["cve"] = finding_cve(finding["evidence"])
                 # the summary columns, as ingest keeps them (server.storage.repository)
                 failed = Counter(f["severity"] for f in own if f["status"] == "fail")
                 cameras[-1].update({col.key: failed[sev] for sev, col in FAIL_COLUMNS.items()})
