@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from protocol.keys import generate_private_key
+from server.api import create_app
 from server.cli import main
 from server.domain.scope import CLI, Forbidden, NotVisible
 from server.domain.survey import SurveyInvalid, Surveys
@@ -20,8 +22,10 @@ from server.storage import Repository, read_then_write
 from server.storage.models import Agent
 from server.storage.org_models import AuditEntry
 from server.web.i18n import LANGS, Catalogue
+from tests.server.conftest import make_config, serve
 from tests.survey.conftest import Providers, as_user, host, part, scoped
 from tests.survey.test_survey_flow import commands_of
+from tests.web.test_rbac import login
 
 
 def test_entries_are_checked_kept_per_provider_and_audited(
@@ -140,6 +144,32 @@ def test_the_command_line_keeps_the_lists(
     assert [e.kind for e in Surveys(scoped(repo, CLI)).list_entries()] == ["exclude"]
 
 
+def test_the_page_keeps_the_lists_inside_the_provider(
+    repo: Repository, providers: Providers, db_url: str
+) -> None:
+    Surveys(scoped(repo, CLI)).declare_prefix(providers.isp_x, "198.51.100.0/24")
+    app = create_app(make_config(db_url), repo, command_key=generate_private_key())
+    with serve(app) as server:
+        csrf = login(server, "admin-x")
+        form = {"csrf": csrf, "org": providers.isp_x, "kind": "opt_out", "prefix": "198.51.100.9"}
+        assert server.post("/surveys/lists", data=form).status_code == 303
+        refused = server.post("/surveys/lists", data=form | {"prefix": "203.0.113.9"})
+        assert refused.status_code in (400, 422)
+        page = server.get("/surveys").text
+        assert "<td>198.51.100.9/32</td>" in page
+        assert "Từ chối (theo yêu cầu của thuê bao)" in page
+    with serve(app) as server:
+        csrf = login(server, "operator-x")
+        form = {"csrf": csrf, "org": providers.isp_x, "kind": "exclude", "prefix": "198.51.100.1"}
+        assert server.post("/surveys/lists", data=form).status_code == 403
+    with serve(app) as server:
+        csrf = login(server, "admin-y")
+        assert "198.51.100.9/32" not in server.get("/surveys").text
+        entry = Surveys(scoped(repo, CLI)).list_entries()[0].id
+        assert server.post(f"/surveys/lists/{entry}/delete", data={"csrf": csrf}).status_code == 404
+    assert [e.prefix for e in Surveys(scoped(repo, CLI)).list_entries()] == ["198.51.100.9/32"]
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_the_new_texts_render(lang: str) -> None:
     catalogue = Catalogue.load()
@@ -148,6 +178,12 @@ def test_the_new_texts_render(lang: str) -> None:
         ("survey.e.list_full", {"limit": 512}),
         ("action.survey.list.add", {}),
         ("action.survey.list.remove", {}),
+        ("survey.lists", {}),
+        ("survey.lists_intro", {}),
+        ("survey.list", {}),
+        ("survey.list.exclude", {}),
+        ("survey.list.opt_out", {}),
+        ("survey.list_add", {}),
     ):
         text = catalogue.t(lang, key, **values)
         assert text not in ("", key)
