@@ -158,6 +158,7 @@ class Camera:
             self.persona.realm, {"serial": self.serial, "serial_tail": self.serial[-5:]}
         )
         self.reboot_hook: Callable[[float], Awaitable[None]] | None = None
+        self._rebooting: asyncio.Task[None] | None = None
         # runs after every accepted setting write: the fleet opens and closes listeners
         self.settings_hook: Callable[[], Coroutine[Any, Any, None]] | None = None
         self.sink: Sink | None = None
@@ -335,8 +336,13 @@ class Camera:
         return info
 
     def schedule_reboot(self, seconds: float) -> None:
-        """Reboot shortly after the current answer is sent."""
+        """Reboot shortly after the current answer is sent; a camera already going down ignores
+        another request (a second upload that reached it in the moment before it stopped
+        answering), as one reboot cannot start inside another."""
+        if self._rebooting is not None and not self._rebooting.done():
+            return
         task = asyncio.get_running_loop().create_task(self._reboot(seconds))
+        self._rebooting = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

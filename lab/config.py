@@ -8,6 +8,8 @@ A camera with ``recorder = "<id>"`` sits on that recorder's next free channel (o
 ``offline = true`` keeps it down (no listeners) and the recorder lists it offline. ``host``
 picks the lab address slot (default: the camera's position), so a camera can move address or
 another device can take its slot while serial and MAC follow the camera's id and position.
+``poe = true`` (netns mode) puts a seated camera on its recorder's PoE network instead of the
+lab's: an internal address only the recorder reaches (``lab.netns``).
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ class CameraSpec:
     channel: int = 0  # its channel on that recorder (1-based; 0: not seated)
     channel_offline: bool = False  # down: no listeners; the recorder lists it offline
     host_number: int = 0  # lab address slot (1-based; 0: ordinal + 1)
+    poe: bool = False  # on its recorder's internal PoE network (netns mode)
 
     @property
     def slot(self) -> int:
@@ -233,6 +236,8 @@ def parse_config(text: str, *, source: str = "LAB.toml") -> LabConfig:
     if dupes:
         raise ConfigError(f"{source}: duplicate camera ids: {', '.join(dupes)}")
     cameras = _seat(cameras, source)
+    if lab.mode != "netns" and (poe := [c.id for c in cameras if c.poe]):
+        raise ConfigError(f'{source}: poe of {", ".join(poe)} needs [lab] mode = "netns"')
     routers = tuple(
         _router(entry, len(cameras) + n, set(ids)) for n, entry in enumerate(doc.tables("router"))
     )
@@ -303,9 +308,11 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
     recorder = t.get("recorder", str, "") or None
     channel = t.get("channel", int, 0)
     offline = t.get("offline", bool, False)
+    poe = t.get("poe", bool, False)
     host_number = t.get("host", int, 0)
-    if (channel or offline) and recorder is None:
-        t.fail("channel" if channel else "offline", "only a camera on a recorder has a channel")
+    if (channel or offline or poe) and recorder is None:
+        key = "channel" if channel else "offline" if offline else "poe"
+        t.fail(key, "only a camera on a recorder has a channel")
     if (channel or host_number) and count:
         t.fail("channel" if channel else "host", "not with count (one camera per channel/host)")
     if channel < 0 or host_number < 0:
@@ -340,6 +347,7 @@ def _cameras(t: _Table, first: int, key_groups: dict[str, tuple[bool, str]]) -> 
             channel=channel,
             channel_offline=offline,
             host_number=host_number,
+            poe=poe,
             **flags,
         )
         for n, cam_id in enumerate(ids)

@@ -517,6 +517,13 @@ class Fleet:
             raise LabError(f"subnet {lab.subnet} has no room for lab host number {slot + 1}")
         return str(host)
 
+    def host(self, spec: CameraSpec) -> str:
+        """A camera's address: its lab slot's, or (``poe``) the same host number on its
+        recorder's internal PoE network."""
+        if spec.poe:
+            return str(netns.POE_SUBNET.network_address + 11 + spec.slot)
+        return self.address(spec.slot)
+
     def port(self, standard: int) -> int:
         lab = self.config.lab
         port = standard + lab.port_shift if lab.mode == "loopback" else standard
@@ -534,7 +541,7 @@ class Fleet:
             self.request_log = RequestLog(self.config.lab.request_log)
         for spec in self.config.cameras:
             ports = {k: self.port(v) for k, v in {**spec.persona.ports, **STANDARD_PORTS}.items()}
-            camera = Camera(spec, self.address(spec.slot), ports)
+            camera = Camera(spec, self.host(spec), ports)
             namespace = self.netlab.namespace_of(camera.host) if self.netlab else None
             connect = self._connector(namespace)
             node = CameraNode(camera, self.config, self.binder, self.tls, self.rtsp, connect)
@@ -560,10 +567,15 @@ class Fleet:
     async def _create_netlab(self) -> None:
         lab = self.config.lab
         cameras, routers = self.config.cameras, self.config.routers
-        slots = [c.slot for c in cameras] + [r.ordinal for r in routers]
+        slots = [c.slot for c in cameras if not c.poe] + [r.ordinal for r in routers]
         hosts = [self.address(n) for n in slots]
+        poe: dict[str, list[str]] = {}
+        for cam in cameras:
+            if cam.poe and cam.recorder is not None:
+                recorder = self.config.camera(cam.recorder)
+                poe.setdefault(self.host(recorder), []).append(self.host(cam))
         try:
-            self.netlab = netns.NetnsLab(hosts, subnet=str(lab.subnet))
+            self.netlab = netns.NetnsLab(hosts, subnet=str(lab.subnet), poe=poe)
         except ValueError as exc:
             raise LabError(f"[lab] subnet {lab.subnet}: {exc}") from exc
         try:

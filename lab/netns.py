@@ -5,6 +5,11 @@ Layout (the "switch namespace" design, nothing is added to the caller's namespac
     <id>-sw      bridge br0 (no address), one veth port p<n> per host
     <id>-agent   eth0 10.99.0.2/24: where the software under test runs
     <id>-<ip>    eth0 10.99.0.11/24, ... one per camera
+    <id>-poe-<ip>  eth0 192.168.254.2/24, ... one per camera on a recorder's PoE ports (``poe``)
+
+A recorder with PoE cameras gets a second bridge ``poe0`` in its own namespace, holding the
+recorder's internal address 192.168.254.1/24 (Hikvision NVRs' default PoE network) and one veth
+port per PoE camera: only the recorder reaches them; the agent namespace has no route there.
 
 Each host namespace has ``lo`` up and a 224.0.0.0/4 route on eth0, so multicast (SSDP,
 WS-Discovery) stays on the lab bridge. ``<id>`` is unique per run so parallel runs do not
@@ -32,7 +37,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +51,8 @@ BRIDGE: Final = "br0"
 LAB_IFACE: Final = "eth0"
 MULTICAST: Final = "224.0.0.0/4"
 DEFAULT_SUBNET: Final = "10.99.0.0/24"
+POE_SUBNET: Final = ipaddress.IPv4Network("192.168.254.0/24")
+POE_BRIDGE: Final = "poe0"
 IP_TIMEOUT: Final = 30.0
 UNSHARE: Final = ("unshare", "--user", "--map-root-user", "--net", "--mount", "--pid", "--fork")
 INSIDE_FLAG: Final = "--inside-userns"
@@ -187,7 +194,10 @@ class NetnsLab:
         subnet: str = DEFAULT_SUBNET,
         agent_address: str | None = None,
         run_id: str | None = None,
+        poe: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """``poe``: recorder address (one of ``cameras``) -> the addresses (in ``POE_SUBNET``) of
+        the cameras on its PoE ports."""
         net = ipaddress.IPv4Network(subnet)
         agent_ip = ipaddress.IPv4Address(agent_address) if agent_address else net[2]
         addresses = [agent_ip, *(ipaddress.IPv4Address(a) for a in cameras)]
@@ -204,6 +214,21 @@ class NetnsLab:
             str(ip): LabHost(f"{self.prefix}-{str(ip).replace('.', '-')}", str(ip), f"p{n}")
             for n, ip in enumerate(addresses[1:], start=1)
         }
+        self.poe: dict[str, list[LabHost]] = {}
+        inside = [ipaddress.IPv4Address(a) for seated in (poe or {}).values() for a in seated]
+        reserved = {POE_SUBNET[0], POE_SUBNET[1], POE_SUBNET[-1]}  # network, recorder, broadcast
+        for address in inside:
+            if address not in POE_SUBNET or address in reserved:
+                raise ValueError(f"{address} is not a PoE camera address of {POE_SUBNET}")
+        if len(set(inside)) != len(inside):
+            raise ValueError("PoE camera addresses must be unique")
+        for recorder, seated in (poe or {}).items():
+            if recorder not in self.cameras:
+                raise ValueError(f"{recorder} (a recorder with PoE cameras) is not a lab host")
+            self.poe[recorder] = [
+                LabHost(f"{self.prefix}-poe-{ip.replace('.', '-')}", ip, f"q{n}")
+                for n, ip in enumerate(seated, start=1)
+            ]
         self._created: list[str] = []
 
     @property
@@ -211,16 +236,22 @@ class NetnsLab:
         return [self.agent, *self.cameras.values()]
 
     @property
+    def poe_hosts(self) -> list[LabHost]:
+        return [host for seated in self.poe.values() for host in seated]
+
+    @property
     def namespaces(self) -> list[str]:
-        return [self.switch, *(h.namespace for h in self.hosts)]
+        return [self.switch, *(h.namespace for h in (*self.hosts, *self.poe_hosts))]
 
     def namespace_of(self, address: str) -> str:
         if address == self.agent.address:
             return self.agent.namespace
-        try:
+        if address in self.cameras:
             return self.cameras[address].namespace
-        except KeyError:
-            raise ValueError(f"{address} is not an address of lab {self.prefix}") from None
+        found = next((h.namespace for h in self.poe_hosts if h.address == address), None)
+        if found is None:
+            raise ValueError(f"{address} is not an address of lab {self.prefix}")
+        return found
 
     def binder(self) -> NetnsBinder:
         return NetnsBinder(self)
@@ -252,11 +283,38 @@ class NetnsLab:
                         f"route add {MULTICAST} dev {LAB_IFACE}",
                     ],
                 )
+            for recorder, seated in self.poe.items():
+                self._wire_poe(self.cameras[recorder].namespace, seated)
         except BaseException:
             self.close()
             raise
         log.info("lab %s up: %d cameras", self.prefix, len(self.cameras))
         return self
+
+    def _wire_poe(self, recorder: str, seated: Sequence[LabHost]) -> None:
+        """The recorder's PoE bridge and, on it, its cameras (namespaces already added)."""
+        bridge = [
+            f"link add {POE_BRIDGE} type bridge",
+            f"link set {POE_BRIDGE} up",
+            f"addr add {POE_SUBNET[1]}/{POE_SUBNET.prefixlen} dev {POE_BRIDGE}",
+        ]
+        for host in seated:
+            bridge += [
+                f"link add {host.port} type veth peer name {LAB_IFACE} netns {host.namespace}",
+                f"link set {host.port} master {POE_BRIDGE} up",
+            ]
+        _ip("-n", recorder, batch=bridge)
+        for host in seated:
+            _ip(
+                "-n",
+                host.namespace,
+                batch=[
+                    "link set lo up",
+                    f"addr add {host.address}/{POE_SUBNET.prefixlen} dev {LAB_IFACE}",
+                    f"link set {LAB_IFACE} up",
+                    f"route add {MULTICAST} dev {LAB_IFACE}",  # on the PoE network only
+                ],
+            )
 
     def close(self) -> None:
         """Remove everything this lab created; safe to call twice or after a failed create."""

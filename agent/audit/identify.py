@@ -1,12 +1,13 @@
 """Which adapter fits a camera: the richest one that answers.
 
-Preference: a vendor API (Hikvision ISAPI, Dahua CGI, Axis VAPIX) > ONVIF > the HTTP banner.
-The vendor named by discovery (``Target.vendor_hint``) is asked first; then the camera's answer
-to ``GET /`` without credentials (``agent.vendors.http.landing``, which the vendor adapters ask
-anyway to learn the transport) orders the rest: an adapter that recognises its ``Server``
-header goes first, the others keep registry order, so a camera gets no requests on the API paths
-of vendors it is not (an order only: every adapter is still tried until one answers). Only the
-agent's own credential is used, once per adapter: identification never guesses credentials.
+Preference: a vendor API (Hikvision ISAPI, Dahua CGI, Axis VAPIX) > ONVIF > the HTTP banner. The
+vendor named by discovery (``Target.vendor_hint``; for an OEM brand, its maker) is asked first;
+then the camera's answer to ``GET /`` without credentials (``agent.vendors.http.landing``, which
+the vendor adapters ask anyway to learn the transport) orders the rest: an adapter that recognises
+its ``Server`` header goes first, the others keep registry order, so a camera gets no requests on
+the API paths of vendors it is not (an order only: every adapter is still tried until one answers).
+Only the agent's own credential is used, once per adapter: identification never guesses
+credentials.
 
 Outcomes::
 
@@ -42,7 +43,7 @@ from agent.vendors.base import (
 from agent.vendors.http import landing
 from agent.vendors.models import Credential, DeviceIdentity, Landing, Target
 from agent.vendors.registry import VENDORS
-from agent.vendors.versions import canonical_vendor
+from agent.vendors.versions import api_vendor
 
 __all__ = ["UNVERIFIED_HTTPS", "Identification", "identify", "prepare"]
 
@@ -77,7 +78,7 @@ async def identify(
     if config.web_answers is None:  # the adapters tried on this camera share what they learn
         config = replace(config, web_answers={})
     errors: list[CameraError] = []
-    hint = canonical_vendor(target.vendor_hint)
+    hint = api_vendor(target.vendor_hint)
     hinted = [cls for cls in registry if cls.vendor == hint]
     rest = [cls for cls in registry if cls not in hinted]
     for cls in hinted:

@@ -14,6 +14,7 @@ from agent.vendors.dahua.adapter import DahuaAdapter
 from agent.vendors.hikvision.adapter import HikvisionAdapter
 from agent.vendors.models import Credential, Target
 from agent.vendors.onvif.adapter import OnvifAdapter
+from agent.vendors.versions import api_vendor
 
 __all__ = ["VENDORS", "adapter_for", "adapter_pair"]
 
@@ -21,8 +22,11 @@ VENDORS: tuple[type[Adapter], ...] = (HikvisionAdapter, DahuaAdapter, AxisAdapte
 
 
 def adapter_for(vendor: str, registry: tuple[type[Adapter], ...] = VENDORS) -> type[Adapter] | None:
-    """The registered adapter class for a canonical vendor key (``hikvision``, ``dahua``, ...)."""
-    return next((cls for cls in registry if cls.vendor == vendor), None)
+    """The registered adapter class for a vendor or brand name (``hikvision``, ``Dahua``; an OEM
+    brand gets its maker's: ``kbvision`` and ``imou`` the Dahua adapter, ``ezviz`` and
+    ``hilook`` the Hikvision one)."""
+    key = api_vendor(vendor) or vendor  # "onvif" names no maker (a placeholder) but an adapter
+    return next((cls for cls in registry if cls.vendor == key), None)
 
 
 def adapter_pair(

@@ -116,6 +116,9 @@ _VENDOR_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "amcrest": ("amcrest",),
     "kbvision": ("kbvision", "kb vision"),
     "hiwatch": ("hiwatch", "hi watch"),
+    "hilook": ("hilook", "hi look"),
+    "ezviz": ("ezviz",),
+    "annke": ("annke",),
     "imou": ("imou", "lechange"),
     "lorex": ("lorex",),
     "uniview": ("uniview", "zhejiang uniview", "unv"),
@@ -132,8 +135,10 @@ _VENDOR_ALIASES: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-# OEM brands whose firmware is the parent's build: the parent's version scheme reads it.
-_OEM_SCHEMES: Final[dict[str, str]] = {
+# OEM brands whose firmware is the parent's build: the parent's version scheme reads it and the
+# parent's adapter speaks to it (a KBVision recorder answers the Dahua HTTP API, a HiLook camera
+# ISAPI).
+_OEM_PARENTS: Final[dict[str, str]] = {
     "amcrest": "dahua",
     "kbvision": "dahua",
     "imou": "dahua",
@@ -204,9 +209,15 @@ def known_vendors() -> frozenset[str]:
     return frozenset(_VENDOR_ALIASES)
 
 
+def api_vendor(name: str | None) -> str | None:
+    """The vendor whose firmware a device of this brand runs: ``"KBVision"`` -> ``"dahua"``,
+    ``"EZVIZ"`` -> ``"hikvision"``, ``"Axis"`` -> ``"axis"``; placeholders -> None."""
+    key = canonical_vendor(name)
+    return _OEM_PARENTS.get(key, key) if key is not None else None
+
+
 def scheme_for(vendor: str | None) -> str:
-    key = canonical_vendor(vendor)
-    key = _OEM_SCHEMES.get(key or "", key)
+    key = api_vendor(vendor)
     return key if key in _SCHEMES else "generic"
 
 

@@ -100,6 +100,8 @@ async def ask_udp(host: str, port: int, datagram: bytes) -> bytes | None:
         ('[[camera]]\nid = "x"\npersona = "hikvision"\nrecorder = "nvr"\nchannel = 5\n', "twice"),
         ('[[camera]]\nid = "x"\npersona = "hikvision"\nrecorder = "nvr"\nchannel = 17\n', "16"),
         ('[[camera]]\nid = "x"\npersona = "hikvision"\nhost = 1\n', "share a lab address"),
+        ('[[camera]]\nid = "x"\npersona = "hikvision"\npoe = true\n', "only a camera on a"),
+        ('[[camera]]\nid = "x"\npersona = "hikvision"\nrecorder = "nvr"\npoe = true\n', "netns"),
     ],
 )
 def test_bad_seating_is_refused_with_the_reason(extra: str, message: str) -> None:

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from joserfc import jwe
 
-from agent.vendors.versions import canonical_vendor
+from agent.vendors.versions import api_vendor, canonical_vendor
 from lab.camera import Channel
 from lab.fleet import CameraNode
 from lab.testing import LabFactory
@@ -34,6 +34,8 @@ TRAIL = [
 RECORDERS = {
     "hikvision-nvr": ("hikvision", ("PUT", "/ISAPI/ContentMgmt/InputProxy/channels/1")),
     "dahua-nvr": ("dahua", ("GET", "/cgi-bin/configManager.cgi?action=setConfig")),
+    # an OEM brand configured as such: the maker's API (Dahua's) stores the login
+    "kbvision-nvr": ("kbvision", ("GET", "/cgi-bin/configManager.cgi?action=setConfig")),
 }
 
 
@@ -58,10 +60,15 @@ users = [{{name = "admin", password = "{PASSWORD}", role = "admin"}}]
 def world(
     tmp_path: Path, collector: Collector, cam: CameraNode, nvr: CameraNode, *, with_login: bool
 ) -> World:
-    """The agent knows the camera on the recorder and (``with_login``) the recorder's login."""
+    """The agent knows the camera on the recorder and (``with_login``) the recorder's login;
+    both are configured with their brand (``kbvision``, not ``dahua``)."""
     w = World.make(tmp_path, collector.state, collector.base_url, cam, others=[nvr])
+    brands = {node.id: canonical_vendor(node.vendor) for node in (cam, nvr)}
     cameras = tuple(
-        msgspec.structs.replace(c, recorder="nvr") if c.id == "cam" else c for c in w.config.cameras
+        msgspec.structs.replace(
+            c, vendor=brands[c.id], recorder="nvr" if c.id == "cam" else c.recorder
+        )
+        for c in w.config.cameras
     )
     w.config = msgspec.structs.replace(
         w.config,
@@ -70,7 +77,7 @@ def world(
     )
     if not with_login:
         w.credentials.delete("nvr")
-    assert canonical_vendor(nvr.vendor) in ("hikvision", "dahua")
+    assert api_vendor(nvr.vendor) in ("hikvision", "dahua")
     return w
 
 
