@@ -184,6 +184,10 @@ class Camera:
             "snmp": spec.snmp_public,  # the v1/v2c agent, answering its read community
             "snmp_community": "public",
             "time_zone": "UTC",  # an IANA name, as AXIS OS keeps it
+            # RTSP takes Digest only; false: Digest and Basic (a camera seeded "basic")
+            "rtsp_digest_only": spec.rtsp_auth != "basic",
+            # the web takes Digest only; false: Basic too (Basic only if seeded basic_over_http)
+            "http_digest_only": not (spec.basic_over_http or spec.http_basic_and_digest),
         }
         self.write_faults: WriteFaults = spec.write_faults
         self.channels: tuple[Channel, ...] = ()  # a recorder's seated cameras (set by the fleet)
@@ -400,6 +404,8 @@ class Camera:
             "ntp_server": settings["ntp_server"],
             "snmp_community": settings["snmp_community"],
             "time_zone": settings["time_zone"],
+            "rtsp_certificate": "digest" if settings["rtsp_digest_only"] else "digest/basic",
+            "web_certificate": "digest" if settings["http_digest_only"] else "digest/basic",
             "activated": Flag(not spec.not_activated),
             "lockout": Flag(lock is not None),
             "lock_threshold": lock.threshold if lock else 0,

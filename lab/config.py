@@ -50,6 +50,7 @@ FLAGS = (
     "anonymous_rtsp",
     "anonymous_snapshot",
     "basic_over_http",
+    "http_basic_and_digest",
     "telnet",
     "ftp",
     "ssh",
@@ -129,7 +130,9 @@ class CameraSpec:
     rtsp_auth: RtspAuth = "digest"
     onvif_noauth_ops: frozenset[str] = frozenset()
     anonymous_snapshot: bool = False
-    basic_over_http: bool = False
+    basic_over_http: bool = False  # the web offers Basic only, and takes it
+    # the web offers Digest and Basic, and takes both (Hikvision webCertificate "digest/basic")
+    http_basic_and_digest: bool = False
     telnet: bool = False
     ftp: bool = False
     ssh: bool = False

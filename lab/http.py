@@ -50,7 +50,7 @@ class Reply:
     target: str
     auth: AuthScheme = "none"
     user: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
     operation: str | None = None  # the ONVIF operation answered
 
 
@@ -96,7 +96,7 @@ class HttpFrontend:
             content_type = "text/html"
         elif faults.garbage == "huge":
             body = body + b" " * HUGE_BODY
-        headers = CIMultiDict(reply.headers)
+        headers = reply.headers.copy()
         headers["Server"] = self.camera.persona.banners["http"]
         headers["Content-Type"] = content_type
         return web.Response(status=reply.status, body=body, headers=headers)
@@ -119,30 +119,37 @@ class HttpFrontend:
         presented = httpauth.parse(header, request.method, cam.realm, cam.secret, cam.clock())
         if presented is None:
             return Login("none", None, None)
-        if presented.scheme == "basic" and not cam.spec.basic_over_http:
-            return Login("basic", None, None)  # Basic is refused unless seeded to be accepted
+        if presented.scheme == "basic" and cam.settings["http_digest_only"]:
+            return Login("basic", None, None)  # Basic is refused unless set to be accepted
         user = cam.login(presented.username, presented.check)
         return Login(presented.scheme, user, presented.username)
 
-    def _challenge(self) -> dict[str, str]:
+    def _challenge(self) -> CIMultiDict[str]:
+        """Digest only, Digest and Basic, or Basic only (old firmware seeded
+        ``basic_over_http``), as the camera's ``http_digest_only`` setting and seed say."""
         cam = self.camera
-        value = httpauth.challenge(
-            cam.realm, cam.secret, cam.clock(), basic=cam.spec.basic_over_http
+        if cam.settings["http_digest_only"]:
+            schemes: tuple[bool, ...] = (False,)
+        else:
+            schemes = (True,) if cam.spec.basic_over_http else (False, True)
+        realm, now = cam.realm, cam.clock()
+        return CIMultiDict(
+            ("WWW-Authenticate", httpauth.challenge(realm, cam.secret, now, basic=basic))
+            for basic in schemes
         )
-        return {"WWW-Authenticate": value}
 
     async def _dispatch(self, request: web.BaseRequest) -> Reply | None:
         path = request.path
         cam = self.camera
         if not self.secure and cam.spec.http_redirect:
             location = f"https://{cam.host}:{cam.ports['https']}{request.path_qs}"
-            return Reply(301, b"", "text/html", path, headers={"Location": location})
+            return Reply(301, b"", "text/html", path, headers=CIMultiDict(Location=location))
         if path in ONVIF_PATHS and request.method == "POST" and self.serves_onvif:
             body = await request.content.read(MAX_BODY)
             answer = onvif.handle_soap(
                 self.camera, body, self.base, lambda: self._http_login(request)
             )
-            headers = self._challenge() if answer.challenge else {}
+            headers = self._challenge() if answer.challenge else CIMultiDict()
             return Reply(
                 answer.status,
                 answer.body,
@@ -240,10 +247,10 @@ class HttpFrontend:
         if locked is not None and name is not None and cam.locked(name):
             body = render(locked.body, cam.lock_context(name)).encode()
             refusal = Reply(locked.status, body, locked.content_type, target, scheme, None)
-            refusal.headers.update(self._challenge() if locked.status == 401 else {})
+            refusal.headers.extend(self._challenge() if locked.status == 401 else CIMultiDict())
             return scheme, None, refusal
         refusal = self._error(401, request.path, target, scheme)
-        refusal.headers.update(self._challenge())
+        refusal.headers.extend(self._challenge())
         return scheme, None, refusal
 
     def _query_login(

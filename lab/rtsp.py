@@ -7,9 +7,10 @@ way the persona's real RTSP server answers (``[rtsp]`` of the persona file):
 * the seeded faults first (``lab.faults.gate``), per connection;
 * ``OPTIONS`` with the vendor's ``Public`` list and ``Server`` header (none when the vendor sends
   none), behind a login where the vendor asks for one (Dahua);
-* logins (basic or digest, as seeded) on the persona's stream paths, checked against the
-  camera's RTSP accounts through ``Camera.login``: a wrong password counts toward the camera's
-  one lockout, like a failure on the web or ONVIF, and a locked account is refused;
+* logins (Digest, and Basic too unless the camera's ``rtsp_digest_only`` setting, seeded
+  from ``rtsp_auth``, refuses it) on the persona's stream paths, checked against the
+  camera's RTSP accounts through ``Camera.login``: a wrong password counts toward the
+  camera's one lockout, like a failure on the web or ONVIF, and a locked account is refused;
 * anything that is not an RTSP/1.0 request gets ``400 Bad Request`` and the connection closes;
 * the rest goes to GStreamer without the ``Authorization`` header, and its answers come back with
   the ``Server`` header replaced; interleaved media (``$`` frames) passes through untouched.
@@ -206,16 +207,21 @@ class _Session:
         presented = httpauth.parse(header, method, self.front.realm, cam.secret, cam.clock())
         if presented is None:
             return "none", None, None
-        if presented.scheme != cam.spec.rtsp_auth:
+        if presented.scheme == "basic" and cam.settings["rtsp_digest_only"]:
             return presented.scheme, None, presented.username
         user = cam.login(presented.username, presented.check, "rtsp")
         return presented.scheme, user, presented.username
 
     def _challenge(self) -> list[tuple[str, str]]:
+        """Digest, and Basic too unless the camera is set to Digest only (a client that never
+        sends Basic still logs in to a camera taking both)."""
         cam = self.camera
-        basic = cam.spec.rtsp_auth == "basic"
-        value = httpauth.challenge(self.front.realm, cam.secret, cam.clock(), basic=basic)
-        return [("WWW-Authenticate", value)]
+        schemes = (False,) if cam.settings["rtsp_digest_only"] else (False, True)
+        realm, now = self.front.realm, cam.clock()
+        return [
+            ("WWW-Authenticate", httpauth.challenge(realm, cam.secret, now, basic=basic))
+            for basic in schemes
+        ]
 
     async def answer(
         self,

@@ -1,5 +1,5 @@
 """The settings a camera lets a client change (services, cloud, time, SNMP v1/v2c and its
-read community, the time zone), and how it misbehaves.
+read community, the time zone, whether RTSP and the web refuse Basic), and how it misbehaves.
 
 A persona's ``set_settings`` routes (``lab.persona``) map each setting to where the request
 carries it; the camera keeps the values (``Camera.settings``) across reboots and every read
@@ -44,17 +44,36 @@ SettingName = Literal[
     "snmp",
     "snmp_community",
     "time_zone",
+    "rtsp_digest_only",
+    "http_digest_only",
 ]
 SettingValue = bool | str
 SETTING_NAMES: Final[tuple[SettingName, ...]] = get_args(SettingName)
 BOOL_SETTINGS: Final = frozenset(
-    {"telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "discoverable", "snmp"}
+    {
+        "telnet",
+        "ssh",
+        "upnp",
+        "p2p",
+        "ddns",
+        "ntp",
+        "discoverable",
+        "snmp",
+        "rtsp_digest_only",
+        "http_digest_only",
+    }
 )
 MAX_TEXT: Final = 255  # longest text value a camera stores (a host name)
 _TRUE: Final = frozenset({"true", "yes", "1", "on"})
 _FALSE: Final = frozenset({"false", "no", "0", "off"})
-# the time source as vendors name it too (Hikvision timeMode, Axis Time.SyncSource)
-_WORDS: Final = {"ntp": (_TRUE | {"ntp"}, _FALSE | {"manual", "none"})}
+# the time source as vendors name it too (Hikvision timeMode, Axis Time.SyncSource); RTSP
+# and web authentication as Hikvision names them (RTSPCertificate and webCertificate
+# certificateType: "digest" refuses Basic)
+_WORDS: Final = {
+    "ntp": (_TRUE | {"ntp"}, _FALSE | {"manual", "none"}),
+    "rtsp_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic"}),
+    "http_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic"}),  # webCertificate
+}
 
 
 def parse_value(name: SettingName, raw: str) -> SettingValue | None:

@@ -48,6 +48,7 @@ def weak_password(password: str) -> bool:
 FLAG_FINDINGS: tuple[tuple[str, str, str], ...] = (
     ("not_activated", "AUTH-02", "device not activated"),
     ("basic_over_http", "AUTH-07", "HTTP Basic accepted over plain HTTP"),
+    ("http_basic_and_digest", "AUTH-07", "HTTP Basic accepted besides Digest over plain HTTP"),
     ("hidden_admin", "AUTH-12", "hidden admin account"),
     ("snmp_public", "COM-05", "SNMP community public"),
     ("telnet", "COM-06", "telnet open on 23"),

@@ -102,6 +102,8 @@ class ServiceState:
     snmp: bool | None = None
     ftp: bool | None = None
     discoverable: bool | None = None  # answers WS-Discovery probes (SVC-08)
+    rtsp_digest_only: bool | None = None  # RTSP refuses Basic authentication (AUTH-09)
+    http_digest_only: bool | None = None  # the web/API refuses Basic authentication (AUTH-07)
     # the v1/v2c read community: read for a remediation's snapshot only, never in evidence
     snmp_community: str | None = field(default=None, repr=False)
 
@@ -159,6 +161,8 @@ class Setting(enum.Enum):
     SNMP = "snmp"  # the SNMP v1/v2c agent runs (COM-05)
     SNMP_COMMUNITY = "snmp_community"  # its read community (a secret: never in a result)
     TIME_ZONE = "time_zone"  # an IANA name (LOG-01: local times in the right zone)
+    RTSP_DIGEST_ONLY = "rtsp_digest_only"  # RTSP refuses Basic authentication (AUTH-09)
+    HTTP_DIGEST_ONLY = "http_digest_only"  # the web/API refuses Basic authentication (AUTH-07)
 
 
 SettingValue = bool | str
@@ -189,6 +193,8 @@ class SettingValues:
                     Setting.DISCOVERABLE: services.discoverable,
                     Setting.SNMP: services.snmp,
                     Setting.SNMP_COMMUNITY: services.snmp_community,
+                    Setting.RTSP_DIGEST_ONLY: services.rtsp_digest_only,
+                    Setting.HTTP_DIGEST_ONLY: services.http_digest_only,
                 }
             )
         if time is not None:

@@ -23,7 +23,7 @@ from server.domain.cameras import Cameras
 from server.domain.firmware import FirmwareImages, version_key
 from server.domain.scope import Area, Invalid, NotVisible, Scope
 from server.firmware import campaign
-from server.firmware.commands import PASSWORD_ROTATE, new_command
+from server.firmware.commands import FIRMWARE_APPLY, PASSWORD_ROTATE, new_command
 from server.firmware.tuf_repo import TufRepository
 from server.storage import campaigns, read_then_write
 from server.storage.commands import queue
@@ -37,7 +37,13 @@ from server.storage.firmware_models import (
 from server.storage.models import Agent, Camera
 from server.storage.org_models import OrgUnit
 
-_OPERATIONS: Final = {"promote": campaign.promote, "halt": campaign.halt, "resume": campaign.resume}
+Operation = Literal["approve", "promote", "halt", "resume"]
+_OPERATIONS: Final = {
+    "approve": campaign.approve,
+    "promote": campaign.promote,
+    "halt": campaign.halt,
+    "resume": campaign.resume,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +58,9 @@ class Selector:
 class RolloutView:
     id: int
     name: str
-    image_id: int
-    version: str
-    target_path: str
+    image_id: int | None  # None: a rollout of another action than firmware
+    version: str | None
+    target_path: str | None
     phase: str
     stage: int
     stages: int
@@ -114,6 +120,103 @@ def escrow_key(jwk: dict[str, Any]) -> OKPKey:
         raise Invalid(f"the escrow key is not a valid JWK: {exc}") from exc
 
 
+def rollout_views(s: Scope, action: str, rollout_id: int | None = None) -> list[RolloutView]:
+    """The visible rollouts of one command action, newest first, with their targets' tallies."""
+    q = (
+        select(Rollout.__table__, FirmwareImage.version, FirmwareImage.target_path)
+        .outerjoin(FirmwareImage, FirmwareImage.id == Rollout.image_id)
+        .where(s.unit_visible(Rollout.org_unit_id), Rollout.action == action)
+        .order_by(Rollout.id.desc())
+    )
+    if rollout_id is not None:
+        q = q.where(Rollout.id == rollout_id)
+    with s.engine.connect() as conn:
+        rows = conn.execute(q).all()
+        tallies: dict[int, Counter[str]] = {r.id: Counter() for r in rows}
+        stages: dict[int, int] = {}
+        if rows:
+            for t in conn.execute(
+                select(RolloutTarget.rollout_id, RolloutTarget.state, RolloutTarget.stage).where(
+                    RolloutTarget.rollout_id.in_(list(tallies))
+                )
+            ):
+                tallies[t.rollout_id][t.state] += 1
+                stages[t.rollout_id] = max(stages.get(t.rollout_id, 0), t.stage)
+    return [
+        RolloutView(
+            r.id, r.name, r.image_id, r.version, r.target_path, r.phase, r.stage,
+            stages.get(r.id, 0) + 1, r.failures, r.policy["failure_threshold"],
+            sum(tallies[r.id].values()), tallies[r.id]["pending"],
+            tallies[r.id]["in_flight"], tallies[r.id]["succeeded"], tallies[r.id]["failed"],
+            r.downgrade_approved_by, r.created_by, r.created_at,
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+def rollout_detail(s: Scope, action: str, rollout_id: int) -> RolloutDetail:
+    found = rollout_views(s, action, rollout_id)
+    if not found:
+        raise NotVisible(f"rollout {rollout_id}")
+    with s.engine.connect() as conn:
+        row = conn.execute(select(Rollout.__table__).where(Rollout.id == rollout_id)).one()
+        targets = [
+            TargetView(
+                t.agent_id, t.camera_id, t.site, t.stage, t.state, t.step,
+                t.from_version, t.command_id, t.reason,
+            )
+            for t in conn.execute(
+                select(RolloutTarget.__table__)
+                .where(RolloutTarget.rollout_id == rollout_id)
+                .order_by(RolloutTarget.position)
+            )
+        ]  # fmt: skip
+        events = [
+            EventView(e.at, e.actor, e.action, e.detail)
+            for e in conn.execute(
+                select(RolloutEvent.__table__)
+                .where(RolloutEvent.rollout_id == rollout_id)
+                .order_by(RolloutEvent.id)
+            )
+        ]
+    return RolloutDetail(found[0], row.policy, row.selector, targets, events)
+
+
+def require_site_visible(s: Scope, conn: Connection, site: str) -> None:
+    """A site outside the caller's subtree is not found, like any object of another agency
+    (not "no camera matches", which would confirm that it exists)."""
+    if s.p.org_path is None:
+        return  # the whole fleet, unmapped sites included
+    if conn.execute(s.sites_under(s.p.org_path).where(OrgUnit.site == site)).first():
+        return
+    raise NotVisible(f"site {site}")
+
+
+def operate(s: Scope, noun: str, rollout_id: int, action: Operation) -> None:
+    """An operator's step on a visible rollout of any action (approve a plan, promote the
+    canary, halt, resume), through the campaign state machine, audited as ``<noun>.<action>``."""
+    with s.action(f"{noun}.{action}", noun, rollout_id) as act:
+        s.require("operator")
+        with s.engine.connect() as conn:
+            row = conn.execute(
+                select(Rollout.org_unit_id, Rollout.phase).where(
+                    Rollout.id == rollout_id, s.unit_visible(Rollout.org_unit_id)
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotVisible(f"{noun} {rollout_id}")
+        act.org_unit_id = row.org_unit_id
+        act.detail = {"from": row.phase}
+        with campaigns.LOCK, read_then_write(s.engine) as conn:
+            loaded = campaigns.load_existing(conn, rollout_id)  # visible above
+            try:
+                step = _OPERATIONS[action](loaded.campaign, s.p.username)
+            except campaign.NotAllowed as exc:
+                raise Invalid(str(exc)) from exc
+            campaigns.save(conn, rollout_id, loaded.campaign, step, s.now)
+        act.detail["to"] = step.campaign.phase
+
+
 class Rollouts(Area):
     """The firmware campaigns and signed commands of a scope."""
 
@@ -127,72 +230,10 @@ class Rollouts(Area):
         self.command_ttl = command_ttl
 
     def rollouts(self, rollout_id: int | None = None) -> list[RolloutView]:
-        q = (
-            select(Rollout.__table__, FirmwareImage.version, FirmwareImage.target_path)
-            .join(FirmwareImage, FirmwareImage.id == Rollout.image_id)
-            .where(self.s.unit_visible(Rollout.org_unit_id))
-            .order_by(Rollout.id.desc())
-        )
-        if rollout_id is not None:
-            q = q.where(Rollout.id == rollout_id)
-        with self.s.engine.connect() as conn:
-            rows = conn.execute(q).all()
-            tallies: dict[int, Counter[str]] = {r.id: Counter() for r in rows}
-            stages: dict[int, int] = {}
-            if rows:
-                for t in conn.execute(
-                    select(
-                        RolloutTarget.rollout_id, RolloutTarget.state, RolloutTarget.stage
-                    ).where(RolloutTarget.rollout_id.in_(list(tallies)))
-                ):
-                    tallies[t.rollout_id][t.state] += 1
-                    stages[t.rollout_id] = max(stages.get(t.rollout_id, 0), t.stage)
-        return [
-            RolloutView(
-                r.id, r.name, r.image_id, r.version, r.target_path, r.phase, r.stage,
-                stages.get(r.id, 0) + 1, r.failures, r.policy["failure_threshold"],
-                sum(tallies[r.id].values()), tallies[r.id]["pending"],
-                tallies[r.id]["in_flight"], tallies[r.id]["succeeded"], tallies[r.id]["failed"],
-                r.downgrade_approved_by, r.created_by, r.created_at,
-            )
-            for r in rows
-        ]  # fmt: skip
+        return rollout_views(self.s, FIRMWARE_APPLY, rollout_id)
 
     def rollout(self, rollout_id: int) -> RolloutDetail:
-        found = self.rollouts(rollout_id)
-        if not found:
-            raise NotVisible(f"rollout {rollout_id}")
-        with self.s.engine.connect() as conn:
-            row = conn.execute(select(Rollout.__table__).where(Rollout.id == rollout_id)).one()
-            targets = [
-                TargetView(
-                    t.agent_id, t.camera_id, t.site, t.stage, t.state, t.step,
-                    t.from_version, t.command_id, t.reason,
-                )
-                for t in conn.execute(
-                    select(RolloutTarget.__table__)
-                    .where(RolloutTarget.rollout_id == rollout_id)
-                    .order_by(RolloutTarget.position)
-                )
-            ]  # fmt: skip
-            events = [
-                EventView(e.at, e.actor, e.action, e.detail)
-                for e in conn.execute(
-                    select(RolloutEvent.__table__)
-                    .where(RolloutEvent.rollout_id == rollout_id)
-                    .order_by(RolloutEvent.id)
-                )
-            ]
-        return RolloutDetail(found[0], row.policy, row.selector, targets, events)
-
-    def _require_site_visible(self, conn: Connection, site: str) -> None:
-        """A site outside the caller's subtree is not found, like any object of another agency
-        (not "no camera matches", which would confirm that it exists)."""
-        if self.s.p.org_path is None:
-            return  # the whole fleet, unmapped sites included
-        if conn.execute(self.s.sites_under(self.s.p.org_path).where(OrgUnit.site == site)).first():
-            return
-        raise NotVisible(f"site {site}")
+        return rollout_detail(self.s, FIRMWARE_APPLY, rollout_id)
 
     def _candidates(
         self, conn: Connection, image: Any, sel: Selector
@@ -250,7 +291,7 @@ class Rollouts(Area):
                 if selector.org_id is not None:
                     act.org_unit_id = self.s.org_row(conn, selector.org_id).id
                 elif selector.site is not None:
-                    self._require_site_visible(conn, selector.site)
+                    require_site_visible(self.s, conn, selector.site)
                     act.org_unit_id = self.s.site_unit(conn, selector.site)
                 else:
                     act.org_unit_id = self.s.p.org_unit_id
@@ -350,22 +391,8 @@ class Rollouts(Area):
         return self.rollout(rollout_id)
 
     def act(self, rollout_id: int, action: Literal["promote", "halt", "resume"]) -> RolloutDetail:
-        with self.s.action(f"rollout.{action}", "rollout", rollout_id) as act:
-            self.s.require("operator")
-            view = self.rollout(rollout_id)
-            with self.s.engine.connect() as conn:
-                act.org_unit_id = conn.execute(
-                    select(Rollout.org_unit_id).where(Rollout.id == rollout_id)
-                ).scalar()
-            act.detail = {"from": view.rollout.phase}
-            with campaigns.LOCK, read_then_write(self.s.engine) as conn:
-                loaded = campaigns.load_existing(conn, rollout_id)  # visible above
-                try:
-                    step = _OPERATIONS[action](loaded.campaign, self.s.p.username)
-                except campaign.NotAllowed as exc:
-                    raise Invalid(str(exc)) from exc
-                campaigns.save(conn, rollout_id, loaded.campaign, step, self.s.now)
-            act.detail["to"] = step.campaign.phase
+        self.rollout(rollout_id)  # a firmware rollout (a remediation plan has its own routes)
+        operate(self.s, "rollout", rollout_id, action)
         return self.rollout(rollout_id)
 
     def rotate_password(

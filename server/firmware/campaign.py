@@ -2,10 +2,12 @@
 
 Phases::
 
+    awaiting_approval --approve--> canary                  (a planned rollout, e.g. a remediation)
     canary --(canary targets all finished)--> awaiting_promotion --promote--> rolling
     rolling --(batch finished)--> rolling (next batch) ... --(last batch finished)--> completed
     canary | rolling --(failures since start/resume >= threshold)--> paused      (actor: system)
-    canary | awaiting_promotion | rolling | paused --halt--> halted              (an operator)
+    awaiting_approval | canary | awaiting_promotion | rolling | paused --halt--> halted
+                                                                                 (an operator)
     paused | halted --resume--> the phase they interrupted (failure count reset)
 
 Targets go ``pending -> in_flight -> succeeded | failed`` exactly once (a timeout past the
@@ -25,9 +27,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final, Literal
 
-Phase = Literal["canary", "awaiting_promotion", "rolling", "paused", "halted", "completed"]
+Phase = Literal[
+    "awaiting_approval", "canary", "awaiting_promotion", "rolling", "paused", "halted", "completed"
+]
 TargetState = Literal["pending", "in_flight", "succeeded", "failed"]
 PHASES: Final[tuple[Phase, ...]] = (
+    "awaiting_approval",
     "canary",
     "awaiting_promotion",
     "rolling",
@@ -153,9 +158,12 @@ def canary_size(total: int, count: int | None = None, percent: float | None = No
     return min(max(wanted, 1), total)
 
 
-def plan(cameras: Sequence[tuple[str, str, str]], policy: Policy) -> Campaign:
+def plan(
+    cameras: Sequence[tuple[str, str, str]], policy: Policy, *, approved: bool = True
+) -> Campaign:
     """Order ``(agent_id, camera_id, site)`` round-robin across sites (the canary then spans
-    sites), put the first ``policy.canary`` into stage 0 and the rest in batches 1..n."""
+    sites), put the first ``policy.canary`` into stage 0 and the rest in batches 1..n. A plan
+    that is not ``approved`` waits in ``awaiting_approval`` and sends nothing until ``approve``."""
     if not cameras:
         raise ValueError("a campaign needs at least one target")
     by_site: dict[str, list[tuple[str, str, str]]] = {}
@@ -170,7 +178,7 @@ def plan(cameras: Sequence[tuple[str, str, str]], policy: Policy) -> Campaign:
         Target(a, c, s, 0 if i < canary else 1 + (i - canary) // policy.batch_size)
         for i, (a, c, s) in enumerate(ordered)
     )
-    return Campaign("canary", 0, targets, policy)
+    return Campaign("canary" if approved else "awaiting_approval", 0, targets, policy)
 
 
 def _replace_target(c: Campaign, target: Target) -> Campaign:
@@ -242,6 +250,13 @@ def record_result(
         c = replace(c, failures=c.failures + 1)
     c, events = _evaluate(c)
     return Transition(c, (), tuple(events))
+
+
+def approve(c: Campaign, actor: str) -> Transition:
+    """The plan is approved: its canary starts at the next tick."""
+    if c.phase != "awaiting_approval":
+        raise NotAllowed(f"only a plan awaiting approval can be approved (it is {c.phase})")
+    return Transition(replace(c, phase="canary"), (), (Event("approve", actor),))
 
 
 def promote(c: Campaign, actor: str) -> Transition:

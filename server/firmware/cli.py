@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -37,11 +38,13 @@ from server.firmware.tuf_repo import (
 )
 
 if TYPE_CHECKING:
+    from protocol.commands import SettingName
     from server.domain.firmware import FirmwareImages
+    from server.domain.remediation import Plan, PlanDetail, Remediations
     from server.domain.rollouts import Rollouts
     from server.storage import Repository
 
-FIRMWARE_COMMANDS: Final = ("firmware", "rollout", "password")
+FIRMWARE_COMMANDS: Final = ("firmware", "rollout", "password", "remediate")
 _WINDOW = re.compile(r"^([^=]+)=(\d\d:\d\d)-(\d\d:\d\d)(?:@([+-]?\d+))?$")
 
 
@@ -114,6 +117,7 @@ def _rollout_commands(sub: Any) -> None:
     for action in ("status", "promote", "halt", "resume"):
         r.add_parser(action).add_argument("rollout", type=int)
 
+    _remediate_commands(sub)
     pw = sub.add_parser("password", help="camera password rotation")
     pw.add_argument("--by", default="cli")
     p = pw.add_subparsers(dest="action", required=True)
@@ -122,6 +126,43 @@ def _rollout_commands(sub: Any) -> None:
     rot.add_argument("camera_id")
     rot.add_argument("--username", required=True)
     rot.add_argument("--escrow-key", type=Path, required=True, help="X25519 public JWK file")
+
+
+def _staging(p: Any) -> None:
+    p.add_argument("--canary", type=int, default=1, help="cameras in the canary stage")
+    p.add_argument("--batch-size", type=int, default=10)
+    p.add_argument("--max-parallel", type=int, default=2, help="per site")
+    p.add_argument("--failure-threshold", type=int, default=1)
+    p.add_argument("--window", type=window, action="append", default=[])
+
+
+def _remediate_commands(sub: Any) -> None:
+    rem = sub.add_parser("remediate", help="fix findings: plan, approve, follow, roll back")
+    rem.add_argument("--by", default="cli", help="who takes the action (audit)")
+    r = rem.add_subparsers(dest="action", required=True)
+    plan = r.add_parser("plan")
+    plan.add_argument("--org", help=f"only this {ORG_HELP}")
+    plan.add_argument("--site")
+    plan.add_argument("--agent")
+    plan.add_argument("--camera")
+    plan.add_argument("--code", help="only this finding code (svc.telnet_open, ...)")
+    plan.add_argument(
+        "--control", help="only findings of these controls or families (SVC-02 or SVC,COM)"
+    )
+    plan.add_argument("--vendor")
+    plan.add_argument("--ntp-server", help="the time source that fixes a manual clock")
+    plan.add_argument("--audited-within-days", type=int, default=7)
+    plan.add_argument("--create", action="store_true", help="store the plan for approval")
+    plan.add_argument("--name", default="remediation")
+    plan.add_argument("--escrow-key", type=Path, help="X25519 public JWK file (with --create)")
+    _staging(plan)
+    r.add_parser("list")
+    for action in ("status", "approve", "promote", "halt", "resume"):
+        r.add_parser(action).add_argument("plan", type=int)
+    back = r.add_parser("rollback")
+    back.add_argument("plan", type=int)
+    back.add_argument("agent_id")
+    back.add_argument("camera_id")
 
 
 def offline(args: argparse.Namespace) -> int | None:
@@ -164,6 +205,10 @@ def run_command(args: argparse.Namespace, repo: Repository, config: ServerConfig
             return _firmware(args, FirmwareImages(base, tuf), repo, config)
         if args.command == "rollout":
             return _rollout(args, s)
+        if args.command == "remediate":
+            from server.domain.remediation import Remediations  # noqa: PLC0415
+
+            return _remediate(args, Remediations(base, command_ttl=s.command_ttl))
         s.rotate_password(
             args.agent_id,
             args.camera_id,
@@ -282,3 +327,91 @@ def _rollout(args: argparse.Namespace, s: Rollouts) -> int:
     for e in d.events[-10:]:
         print(f"  {e.at.isoformat(timespec='seconds')}  {e.actor}  {e.action}  {e.detail}")
     return 0
+
+
+def _remediate(args: argparse.Namespace, s: Remediations) -> int:
+    from server.domain.remediation import Options, Selection, Staging  # noqa: PLC0415
+
+    if args.action == "plan":
+        selection = Selection(
+            optional_org(s.s, args.org), args.site, args.agent, args.camera,
+            args.code, args.control, args.vendor,
+        )  # fmt: skip
+        options = Options(args.ntp_server, timedelta(days=args.audited_within_days))
+        if not args.create:
+            _print_plan(s.preview(selection, options))
+            return 0
+        if args.escrow_key is None:
+            raise ValueError("--create needs --escrow-key (the organisation's escrow public JWK)")
+        staging = Staging(
+            args.canary, args.batch_size, args.max_parallel, args.failure_threshold,
+            dict(args.window),
+        )  # fmt: skip
+        d = s.create(
+            name=args.name,
+            selection=selection,
+            options=options,
+            escrow_jwk=_json(args.escrow_key),
+            staging=staging,
+        )
+        r = d.rollout.rollout
+        print(f"plan {r.id} stored: {r.total} cameras in {r.stages} stages, awaiting approval")
+        return 0
+    if args.action == "list":
+        for r in s.plans():
+            print(f"{r.id}\t{r.name}\t{r.phase}\t{r.total} cameras\t{r.percent_done}%")
+        return 0
+    if args.action == "rollback":
+        cid = s.rollback(args.plan, args.agent_id, args.camera_id)
+        print(f"restore {cid} queued; the running collector signs and sends it")
+        return 0
+    if args.action != "status":
+        s.act(args.plan, args.action)
+    _print_status(s.plan(args.plan))
+    return 0
+
+
+def _changes(changes: Mapping[SettingName, object] | Mapping[str, object]) -> str:
+    return ", ".join(
+        f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in changes.items()
+    )
+
+
+def _print_plan(plan: Plan) -> None:
+    print(f"{len(plan.planned)} camera(s) to change, {len(plan.excluded)} left out")
+    for i in plan.items:
+        where = f"{i.agent_id}/{i.camera_id} ({i.site}, {i.vendor or '?'} {i.model or ''})"
+        if i.reason:
+            print(f"  {where}: not done: {i.reason} [{', '.join(i.findings)}]")
+        else:
+            print(f"  {where}: set {_changes(i.changes)} [closes {', '.join(i.findings)}]")
+        for k in i.skipped:
+            print(f"      left out: {k.code} {k.setting or ''}: {k.reason}")
+
+
+def _print_status(d: PlanDetail) -> None:
+    r = d.rollout.rollout
+    print(f"plan {r.id} {r.name}: {r.phase}, stage {r.stage} of {r.stages - 1}")
+    print(
+        f"  {r.succeeded} succeeded, {r.failed} failed, {r.in_flight} in progress, "
+        f"{r.pending} waiting of {r.total}; failures {r.failures}/{r.failure_threshold}"
+    )
+    for i in d.items:
+        where = f"{i.agent_id}/{i.camera_id}"
+        if i.state == "excluded":
+            print(f"  {where}: left out: {i.reason}")
+            continue
+        outcome = i.outcome or "waiting"
+        if i.outcome_reason:
+            outcome += f" ({i.outcome_reason})"
+        results = ", ".join(
+            f"{k} {v.get('outcome')}" + (f" (asked {v.get('asked')}, got {v.get('got')})"
+            if v.get("outcome") == "clamped" else "")
+            for k, v in i.results.items()
+        )  # fmt: skip
+        back = f"; rollback {i.rollback_status} by {i.rollback_by}" if i.rollback_status else ""
+        print(
+            f"  {where}: {_changes(i.changes)}: {outcome}{'; ' + results if results else ''}{back}"
+        )
+    for e in d.rollout.events[-10:]:
+        print(f"  {e.at.isoformat(timespec='seconds')}  {e.actor}  {e.action}  {e.detail}")

@@ -27,12 +27,24 @@ checked, comma-separated).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Final
 
 from joserfc.jwk import OKPKey
 
 from protocol import Command, CommandResult, encode, sign
-from protocol.commands import CMD_TYP, FINAL, FIRMWARE_APPLY, PASSWORD_ROTATE, STEPS
+from protocol.commands import (
+    CMD_TYP,
+    FINAL,
+    FIRMWARE_APPLY,
+    OUTCOMES,
+    PASSWORD_ROTATE,
+    SETTINGS_APPLY,
+    SETTINGS_RESTORE,
+    STEPS,
+)
 from protocol.messages import EvidenceValue
 
 __all__ = [
@@ -40,11 +52,15 @@ __all__ = [
     "FINAL",
     "FIRMWARE_APPLY",
     "PASSWORD_ROTATE",
+    "SETTINGS_APPLY",
+    "SETTINGS_RESTORE",
     "STEPS",
     "new_command",
     "outcome",
+    "setting_results",
     "signed",
 ]
+REAUDIT: Final = ("pass", "fail", "inconclusive")  # details ``reaudit.<verdict>``
 
 
 def new_command(
@@ -85,3 +101,34 @@ def outcome(result: CommandResult, params: dict[str, object]) -> tuple[bool, str
     if expected is not None and result.details.get("version") != expected:
         return False, "version_mismatch"
     return True, None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingResults:
+    """What a ``settings.apply`` or ``settings.restore`` result reports (``RemediateParams``):
+    per setting ``{outcome, asked, got}``, the controls by re-audit verdict, the sealed
+    snapshot (JWE compact) when it carries one."""
+
+    settings: dict[str, dict[str, Any]]
+    reaudit: dict[str, list[str]]
+    sealed: str | None
+
+
+def setting_results(details: Mapping[str, EvidenceValue]) -> SettingResults:
+    """The settings results of a result's details; an outcome outside ``OUTCOMES`` is dropped."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, value in details.items():
+        name = key.removeprefix("outcome.")
+        if name != key and isinstance(value, str) and value in OUTCOMES:
+            found[name] = {
+                "outcome": value,
+                "asked": details.get(f"asked.{name}"),
+                "got": details.get(f"got.{name}"),
+            }
+    reaudit = {}
+    for verdict in REAUDIT:
+        controls = details.get(f"reaudit.{verdict}")
+        if isinstance(controls, str) and controls:
+            reaudit[verdict] = controls.split(",")
+    sealed = details.get("sealed")
+    return SettingResults(found, reaudit, sealed if isinstance(sealed, str) else None)

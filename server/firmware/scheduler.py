@@ -31,14 +31,28 @@ from protocol import (
     decode_agent_message,
     topic,
 )
-from protocol.commands import FIRMWARE_APPLY, FirmwareParams
+from protocol.commands import FirmwareParams
 from protocol.envelope import unverified_payload
 from server.domain import survey
 from server.domain.scope import Principal, Scope
 from server.firmware import campaign
-from server.firmware.commands import new_command, outcome, signed
+from server.firmware.commands import (
+    SETTINGS_APPLY,
+    SETTINGS_RESTORE,
+    new_command,
+    outcome,
+    setting_results,
+    signed,
+)
 from server.firmware.tuf_repo import RepositoryError, TufRepository
-from server.storage import Connection, Repository, campaigns, commands, read_then_write
+from server.storage import (
+    Connection,
+    Repository,
+    campaigns,
+    commands,
+    read_then_write,
+    remediation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +145,12 @@ class Scheduler:
     def _apply(self, conn: Connection, agent_id: str, seq: int, result: CommandResult) -> None:
         now = self._clock()
         cmd = commands.apply_result(conn, agent_id, seq, result, now)
-        if cmd is None or cmd.rollout_id is None or cmd.camera_id is None:
+        if cmd is None:
             return
+        if cmd.action in (SETTINGS_APPLY, SETTINGS_RESTORE):
+            remediation.record_result(conn, cmd, result, setting_results(result.details), now)
         final = outcome(result, cmd.params)
-        if final is None:
+        if final is None or cmd.rollout_id is None or cmd.camera_id is None:
             return
         loaded = campaigns.load_existing(conn, cmd.rollout_id)  # commands name stored rollouts
         step = campaign.record_result(loaded.campaign, (agent_id, cmd.camera_id), *final)
@@ -158,9 +174,9 @@ class Scheduler:
             loaded = campaigns.load(conn, rollout_id)
             if loaded is None or loaded.campaign.phase == "completed":
                 return
-            image = commands.image(conn, loaded.row.image_id)
-            c = loaded.campaign
-            if image.retired_at is not None and c.phase != "halted":
+            row, c = loaded.row, loaded.campaign
+            image = None if row.image_id is None else commands.image(conn, row.image_id)
+            if image is not None and image.retired_at is not None and c.phase != "halted":
                 step = campaign.halt(c, campaign.SYSTEM)
                 campaigns.save(conn, rollout_id, c, step, now)
                 campaigns.record(
@@ -171,20 +187,28 @@ class Scheduler:
                 )
                 return
             step = campaign.tick(c, now)
+            # a firmware rollout builds each command from its image, any other from the target
+            own = (
+                {}
+                if image is not None or not step.dispatched
+                else campaigns.params(conn, rollout_id)
+            )
             dispatched: dict[tuple[str, str], str] = {}
             for t in step.dispatched:
                 cmd = new_command(
-                    FIRMWARE_APPLY,
+                    row.action,
                     agent_id=t.agent_id,
                     site=t.site,
                     camera_id=t.camera_id,
-                    params=FirmwareParams(
+                    params=own[t.key]
+                    if image is None
+                    else FirmwareParams(
                         target=image.target_path,
                         version=image.version,
                         sha256=image.sha256,
                         length=image.length,
                         rollout_id=rollout_id,
-                        downgrade_approved_by=loaded.row.downgrade_approved_by,
+                        downgrade_approved_by=row.downgrade_approved_by,
                     ).to_params(),
                     now=now,
                     ttl=c.policy.command_ttl,

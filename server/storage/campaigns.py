@@ -97,6 +97,18 @@ def load(conn: Connection, rollout_id: int) -> Loaded | None:
     return Loaded(row, campaign)
 
 
+def params(conn: Connection, rollout_id: int) -> dict[tuple[str, str], dict[str, Any]]:
+    """The command params each target of a rollout of any other action than firmware carries."""
+    return {
+        (t.agent_id, t.camera_id): t.params or {}
+        for t in conn.execute(
+            select(RolloutTarget.agent_id, RolloutTarget.camera_id, RolloutTarget.params).where(
+                RolloutTarget.rollout_id == rollout_id
+            )
+        )
+    }
+
+
 def save(
     conn: Connection,
     rollout_id: int,

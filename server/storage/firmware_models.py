@@ -36,13 +36,17 @@ class FirmwareImage(Base):
 
 
 class Rollout(Base):
-    """A campaign; ``phase``/``stage``/``failures``/``resume_to`` mirror ``campaign.Campaign``."""
+    """A campaign; ``phase``/``stage``/``failures``/``resume_to`` mirror ``campaign.Campaign``.
+
+    ``action`` is the signed command each target gets: ``firmware.apply`` (built from the image)
+    or any other action whose params each target carries (``RolloutTarget.params``)."""
 
     __tablename__ = "rollouts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
-    image_id: Mapped[int] = mapped_column(ForeignKey("firmware_images.id"), index=True)
+    action: Mapped[str] = mapped_column(String(80), server_default="firmware.apply")
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("firmware_images.id"), index=True)
     # the org unit the targets were selected under (visibility); None: whole fleet
     org_unit_id: Mapped[int | None] = mapped_column(Integer, index=True)
     selector: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -69,6 +73,7 @@ class RolloutTarget(Base):
     stage: Mapped[int] = mapped_column(Integer)  # 0: canary, then batches 1..n
     state: Mapped[str] = mapped_column(String(16))  # pending | in_flight | succeeded | failed
     from_version: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the command's, if not firmware
     command_id: Mapped[str | None] = mapped_column(String(64))
     step: Mapped[str | None] = mapped_column(String(80))
     reason: Mapped[str | None] = mapped_column(String(512))

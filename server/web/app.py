@@ -10,7 +10,7 @@ from server.config import ServerConfig
 from server.domain.auth import Authenticator
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
-from server.web import api, docs, firmware, pages
+from server.web import api, docs, firmware, pages, remediation
 from server.web.deps import WebState, install_handlers
 from server.web.display import environment
 from server.web.headers import SecurityHeaders
@@ -33,3 +33,4 @@ def mount(app: FastAPI, config: ServerConfig, repo: Repository, tuf: TufReposito
     app.mount("/static", StaticFiles(packages=[("server.web", "static")]), name="static")
     docs.mount(app)
     firmware.mount(app, config, tuf)
+    remediation.mount(app)

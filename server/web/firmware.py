@@ -92,13 +92,24 @@ class FirmwareState:
     command_ttl: timedelta
 
 
-def windows_of(body: RolloutCreate) -> dict[str, campaign.Window]:
+def windows_of(windows: dict[str, WindowIn]) -> dict[str, campaign.Window]:
     return {
         site: campaign.Window(
             time.fromisoformat(w.start), time.fromisoformat(w.end), w.utc_offset_min
         )
-        for site, w in body.windows.items()
+        for site, w in windows.items()
     }
+
+
+def escrow_of_form(text: str) -> dict[str, Any]:
+    """The escrow public JWK pasted in a form (checked further by ``rollouts.escrow_key``)."""
+    try:
+        jwk = json.loads(text)
+    except ValueError as exc:
+        raise Invalid("the escrow key is not a JWK (JSON)") from exc
+    if not isinstance(jwk, dict) or not all(isinstance(v, str) for v in jwk.values()):
+        raise Invalid("the escrow key is not a JWK (a JSON object of strings)")
+    return jwk
 
 
 def _state(request: Request) -> FirmwareState:
@@ -190,7 +201,7 @@ def api_router() -> APIRouter:
             batch_size=body.batch_size,
             max_parallel_per_site=body.max_parallel_per_site,
             failure_threshold=body.failure_threshold,
-            windows=windows_of(body),
+            windows=windows_of(body.windows),
             allow_downgrade=body.allow_downgrade,
         )
 
@@ -288,12 +299,7 @@ def pages_router(templates: Environment) -> APIRouter:
         username: Annotated[str, Form(min_length=1, max_length=64, pattern=TEXT)],
         escrow_jwk: Annotated[str, Form(min_length=2, max_length=2000)],
     ) -> Response:
-        try:
-            jwk = json.loads(escrow_jwk)
-        except ValueError as exc:
-            raise Invalid("the escrow key is not a JWK (JSON)") from exc
-        if not isinstance(jwk, dict) or not all(isinstance(v, str) for v in jwk.values()):
-            raise Invalid("the escrow key is not a JWK (a JSON object of strings)")
+        jwk = escrow_of_form(escrow_jwk)
         cid = rollouts_of(request, s).rotate_password(agent_id, camera_id, jwk, username)
         target = f"/cameras/{quote(agent_id)}/{quote(camera_id)}?queued={quote(cid)}"
         return RedirectResponse(target, http.HTTP_303_SEE_OTHER)
@@ -335,6 +341,7 @@ def mount(app: FastAPI, config: ServerConfig, tuf: TufRepository) -> None:
     templates = environment("server.firmware", "server.web")
     app.include_router(api_router())
     app.include_router(pages_router(templates))
+
     app.add_exception_handler(NotInitialised, _not_initialised)
 
 

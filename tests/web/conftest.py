@@ -37,6 +37,7 @@ from server.domain.auth import Authenticator
 from server.domain.model_register import ModelRegister
 from server.domain.orgs import Orgs, SecurityRecord
 from server.domain.register import ModelIn
+from server.domain.remediation import Options, Remediations, Selection, Staging
 from server.domain.rollouts import Rollouts, Selector
 from server.domain.scope import CLI, Principal, Scope
 from server.domain.users import Users
@@ -70,6 +71,7 @@ class World:
     model: int  # a register entry
     firmware: Firmware
     alert_b: int  # an open alert of agency B
+    sims: dict[str, SimAgent]  # the agents, to send more reports as them
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +290,7 @@ def seed_world(repo: Repository, db_url: str, state_dir: Path) -> World:
         model,
         firmware,
         alert_b,
+        sims,
     )
 
 
@@ -332,6 +335,30 @@ def server_before_firmware_init(
     config = msgspec.structs.replace(make_config(db_url), state_dir=str(tmp_path / "bare"))
     with serve(create_app(config, repo, command_key=generate_private_key())) as client:
         yield client
+
+
+TELNET_OPEN = Finding(
+    code="svc.telnet_open",
+    check="svc.cleartext",
+    status="fail",
+    severity="critical",
+    controls=["COM-06", "SVC-02"],
+)
+
+
+def remediation_plan(repo: Repository, db: str, world: World, agent_id: str, user: str) -> int:
+    """A new camera ``cam-fix`` of ``agent_id`` with Telnet open, and a remediation plan over
+    the agent's site stored by ``user`` (awaiting approval); returns the plan's id."""
+    sim = world.sims[agent_id]
+    process(repo, db, [report_with(sim, [camera("cam-fix", [TELNET_OPEN])])])
+    plan = Remediations(scoped_as(repo, principal_of(repo, user))).create(
+        name=f"{sim.site} telnet",
+        selection=Selection(site=sim.site),
+        options=Options(),
+        escrow_jwk=escrow_jwk(),
+        staging=Staging(),
+    )
+    return plan.rollout.rollout.id
 
 
 def bearer(world: World, username: str) -> dict[str, str]:

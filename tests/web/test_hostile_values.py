@@ -27,7 +27,7 @@ from server.storage.migrate import upgrade
 from server.storage.models import Agent, Camera, Finding
 from server.storage.org_models import OrgUnit
 from tests.server.conftest import make_config
-from tests.web.conftest import PASSWORD, World, bearer
+from tests.web.conftest import PASSWORD, World, bearer, remediation_plan
 
 pytestmark = pytest.mark.integration
 
@@ -105,8 +105,9 @@ def store(repo: Repository, db_url: str, world: World) -> list[str]:
     return ids
 
 
-def route_params(world: World, camera_ids: list[str]) -> dict[str, list[str]]:
-    """Values for every path parameter the app has (read from the seeded world)."""
+def route_params(world: World, camera_ids: list[str], plan: int) -> dict[str, list[str]]:
+    """Values for every path parameter the app has (read from the seeded world; ``plan``: a
+    remediation plan whose items include the hostile cameras)."""
     fw = world.firmware
     return {
         "agent_id": [AGENT],
@@ -122,6 +123,7 @@ def route_params(world: World, camera_ids: list[str]) -> dict[str, list[str]]:
         "image_id": [str(fw.image_id)],
         "rollout_id": [str(fw.rollout_a)],
         "command_id": [fw.command_b],
+        "plan_id": [str(plan)],
         "name": ["timestamp.json"],
         "target": ["missing.bin"],
         # no survey in this world: the survey pages answer 404, never 500
@@ -134,10 +136,10 @@ def route_params(world: World, camera_ids: list[str]) -> dict[str, list[str]]:
 QUERY = {"org": None, "from": "2020-01-01", "to": date.today().isoformat()}
 
 
-def requests(repo: Repository, world: World, camera_ids: list[str]) -> Iterator[str]:
+def requests(repo: Repository, world: World, camera_ids: list[str], plan: int) -> Iterator[str]:
     """Every GET route of the app with its path parameters filled: URLs to request."""
     app = create_app(make_config("sqlite://"), repo, command_key=generate_private_key())
-    params = route_params(world, camera_ids)
+    params = route_params(world, camera_ids, plan)
     query = {**QUERY, "org": str(world.agency_a)}
     for route in iter_route_contexts(app.routes):
         if "GET" not in (route.methods or ()) or route.path is None:
@@ -199,10 +201,11 @@ def test_every_route_survives_hostile_values(
     repo: Repository, db_url: str, world: World, server: httpx.Client, username: str
 ) -> None:
     camera_ids = store(repo, db_url, world)
+    plan = remediation_plan(repo, db_url, world, AGENT, "operator-a")
     login(server, username)
     problems: list[str] = []
     seen: dict[int, int] = {}
-    urls = list(requests(repo, world, camera_ids))
+    urls = list(requests(repo, world, camera_ids, plan))
     for url in urls:
         for headers in ({}, bearer(world, username)):
             response = server.get(url, headers=headers)

@@ -28,8 +28,9 @@ from server.storage.org_models import (
     RetentionPolicy,
     User,
 )
+from server.storage.remediation_models import RemediationItem
 from tests.server.conftest import make_config
-from tests.web.conftest import PASSWORD, World, bearer, escrow_jwk
+from tests.web.conftest import PASSWORD, World, bearer, escrow_jwk, remediation_plan
 
 # agent-facing: authenticated by the enrollment token or the agent's enrolled key, not by users
 # (the certificate routes' refusals are tested in tests/integration/test_mtls.py)
@@ -61,8 +62,9 @@ def send(
     return server.request(method, path, headers=headers, json=body)
 
 
-def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, Body]]:
-    """Each route with B's ids in the path (or body): (concrete path, body)."""
+def foreign_cases(w: World, plan_b: int = 1) -> dict[tuple[str, str], tuple[str, Body]]:
+    """Each route with B's ids in the path (or body): (concrete path, body); ``plan_b``: a
+    remediation plan of agency B (``remediation_plan``)."""
     new_user = {"username": "intruder", "password": PASSWORD, "role": "admin"}
     record = {"framework": "ND331_TCVN14423", "level": 1, "plan_status": "none"}
     return {
@@ -130,6 +132,27 @@ def foreign_cases(w: World) -> dict[tuple[str, str], tuple[str, Body]]:
             None,
         ),
         **firmware_cases(w),
+        **remediation_cases(plan_b),
+    }
+
+
+def remediation_cases(plan_b: int) -> dict[tuple[str, str], tuple[str, Body]]:
+    """Remediation: a plan belongs to the agency whose cameras it selected; a selection naming
+    another agency's site or agent is not found (not "nothing to fix")."""
+    base = f"/api/v1/remediation/{plan_b}"
+    planted = {"name": "planted", "site": "site-b", "escrow_jwk": escrow_jwk()}
+    return {
+        ("POST", "/api/v1/remediation"): ("/api/v1/remediation", planted),
+        ("POST", "/api/v1/remediation/preview"): (
+            "/api/v1/remediation/preview",
+            {"agent_id": "agent-b1"},
+        ),
+        ("GET", "/api/v1/remediation/{plan_id}"): (base, None),
+        ("POST", "/api/v1/remediation/{plan_id}/{action}"): (f"{base}/approve", None),
+        ("POST", "/api/v1/remediation/{plan_id}/cameras/{agent_id}/{camera_id}/rollback"): (
+            f"{base}/cameras/agent-b1/cam-fix/rollback",
+            None,
+        ),
     }
 
 
@@ -208,6 +231,7 @@ LISTS = {
     ("GET", "/api/v1/firmware"),
     ("GET", "/api/v1/firmware/tuf"),
     ("GET", "/api/v1/rollouts"),  # the caller's agency's campaigns only
+    ("GET", "/api/v1/remediation"),  # the caller's agency's plans only
 }
 
 
@@ -240,6 +264,7 @@ def firmware_snapshot(conn: Connection) -> dict[str, Any]:
         "rollouts": Rollout,
         "rollout_targets": RolloutTarget,
         "commands": CommandRecord,
+        "remediation_items": RemediationItem,
     }
     return {name: conn.execute(select(t.__table__)).all() for name, t in tables.items()}
 
@@ -260,9 +285,14 @@ def test_every_api_route_is_classified(repo: Repository, world: World) -> None:
     assert api_routes(repo) == PUBLIC | LISTS | set(fleet_wide_reads(world)) | set(cases)
 
 
+@pytest.fixture
+def plan_b(repo: Repository, db_url: str, world: World) -> int:
+    return remediation_plan(repo, db_url, world, "agent-b1", "admin-b")
+
+
 @pytest.mark.parametrize("username", ["admin-a", "operator-a", "viewer-a"])
 def test_no_route_reaches_another_agency(
-    server: httpx.Client, repo: Repository, world: World, username: str
+    server: httpx.Client, repo: Repository, world: World, username: str, plan_b: int
 ) -> None:
     headers = bearer(world, username)
     for method, path in sorted(LISTS):
@@ -272,7 +302,7 @@ def test_no_route_reaches_another_agency(
         leaked = [m for m in FOREIGN_MARKERS if m in r.text]
         assert leaked == [], (method, path, leaked)
     before = snapshot(repo)
-    for (method, template), (path, payload) in sorted(foreign_cases(world).items()):
+    for (method, template), (path, payload) in sorted(foreign_cases(world, plan_b).items()):
         r = send(server, method, path, headers, payload)
         assert r.status_code in (403, 404), (method, template, r.status_code, r.text)
         # what the request itself names (B's ids in the path or body) may be echoed back
@@ -434,6 +464,34 @@ def test_rollout_pages_hide_other_agencies(server: httpx.Client, world: World) -
     halt = server.post(f"/rollouts/{fw.rollout_b}/halt", data={"csrf": token})
     assert halt.status_code == 404
     assert server.get(f"/rollouts/{fw.rollout_a}").status_code == 200
+
+
+def test_remediation_inside_and_across_agencies(
+    server: httpx.Client, repo: Repository, db_url: str, world: World, plan_b: int
+) -> None:
+    """B's admin reads and acts on B's plan with the requests refused to A above; A's operator
+    sees only A's plans, on the pages too."""
+    admin_b = bearer(world, "admin-b")
+    body = {"agent_id": "agent-b1"}
+    preview = server.post("/api/v1/remediation/preview", headers=admin_b, json=body)
+    assert preview.status_code == 200, preview.text
+    assert [i["camera_id"] for i in preview.json()["items"] if i["reason"] is None] == ["cam-fix"]
+    got = server.get(f"/api/v1/remediation/{plan_b}", headers=admin_b)
+    assert got.json()["rollout"]["rollout"]["phase"] == "awaiting_approval"
+    approved = server.post(f"/api/v1/remediation/{plan_b}/approve", headers=admin_b)
+    assert approved.json()["rollout"]["rollout"]["phase"] == "canary", approved.text
+    plan_a = remediation_plan(repo, db_url, world, "agent-a1", "operator-a")
+    token = login(server, "operator-a")
+    page = server.get("/remediation").text
+    assert f'href="/remediation/{plan_a}"' in page
+    assert f'href="/remediation/{plan_b}"' not in page
+    assert [m for m in FOREIGN_MARKERS if m in page] == []
+    assert server.get(f"/remediation/{plan_b}").status_code == 404
+    assert server.post(f"/remediation/{plan_b}/approve", data={"csrf": token}).status_code == 404
+    rollback = f"/remediation/{plan_b}/cameras/agent-b1/cam-fix/rollback"
+    assert server.post(rollback, data={"csrf": token}).status_code == 404
+    assert server.get("/remediation/new?site=site-b").status_code == 404
+    assert server.get(f"/remediation/{plan_a}").status_code == 200
 
 
 @pytest.mark.parametrize(("username", "shown"), [("operator-a", True), ("viewer-a", False)])

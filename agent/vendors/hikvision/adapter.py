@@ -72,11 +72,19 @@ class HikvisionAdapter(HttpAdapter):
         except Unsupported:  # the firmware has no such service (404): unknown, not off
             return None
 
+    async def _digest_only(self, path: str, root: str) -> bool | None:
+        try:
+            return parsers.parse_digest_only(await self._xml(path), root)
+        except Unsupported:  # older firmware: no such resource (404), unknown
+            return None
+
     async def _services(self) -> ServiceState:
         try:
             snmp, community = parsers.parse_snmp(await self._xml(const.SNMP_V2C))
         except Unsupported:  # no SNMP resource (404): unknown
             snmp, community = None, None
+        rtsp_digest = await self._digest_only(const.RTSP_CERTIFICATE, "RTSPCertificate")
+        web_digest = await self._digest_only(const.WEB_CERTIFICATE, "WebCertificate")
         return ServiceState(
             telnet=await self._service_flag(const.TELNETD, "Telnetd"),
             ssh=await self._service_flag(const.SSH, "SSH"),
@@ -84,6 +92,8 @@ class HikvisionAdapter(HttpAdapter):
             p2p=await self._service_flag(const.EZVIZ, "EZVIZ"),
             snmp=snmp,
             snmp_community=community,
+            rtsp_digest_only=rtsp_digest,
+            http_digest_only=web_digest,
         )
 
     async def _channels(self) -> tuple[RecorderChannel, ...]:
@@ -152,8 +162,12 @@ class HikvisionAdapter(HttpAdapter):
             path, root, element = const.SETTING_RESOURCES[setting]
             if isinstance(value, str):
                 text = value
+            elif setting is Setting.NTP:
+                text = const.TIME_MODES[not value]
+            elif setting in (Setting.RTSP_DIGEST_ONLY, Setting.HTTP_DIGEST_ONLY):
+                text = const.CERTIFICATE_TYPES[not value]
             else:
-                text = const.TIME_MODES[not value] if setting is Setting.NTP else str(value).lower()
+                text = str(value).lower()
             document = parsers.with_text(await self._xml(path), root, element, text)
             reply = await self.put(path, document, "application/xml", const.XML_TYPES)
             if not parsers.status_ok(reply.body):

@@ -21,6 +21,11 @@ SNMP_V2C: Final = "/ISAPI/System/Network/SNMP/V2c"  # † SNMPv2c: enabled, read
 ILLEGAL_LOGIN_LOCK: Final = "/ISAPI/Security/illegalLoginLock"
 TIME: Final = "/ISAPI/System/time"
 NTP_SERVERS: Final = "/ISAPI/System/time/ntpServers"
+# RTSP and web authentication: certificateType / CertificateType "digest" (Basic refused) or
+# "digest/basic" (both)
+RTSP_CERTIFICATE: Final = "/ISAPI/Security/RTSPCertificate"
+WEB_CERTIFICATE: Final = "/ISAPI/Security/webCertificate"
+CERTIFICATE_TYPES: Final = ("digest", "digest/basic")  # for digest-only True, False
 
 # DS-2CD2xx3G2 firmware 5.5+ answers XML as "application/xml"; older 5.4 firmware (DS-2CD2x32)
 # sends "text/xml". Both are accepted.
@@ -43,6 +48,8 @@ SETTING_RESOURCES: Final = {
     Setting.NTP_SERVER: (NTP_SERVERS, "NTPServerList", "hostName"),
     Setting.SNMP: (SNMP_V2C, "SNMPv2c", "enabled"),
     Setting.SNMP_COMMUNITY: (SNMP_V2C, "SNMPv2c", "readCommunity"),
+    Setting.RTSP_DIGEST_ONLY: (RTSP_CERTIFICATE, "RTSPCertificate", "certificateType"),
+    Setting.HTTP_DIGEST_ONLY: (WEB_CERTIFICATE, "WebCertificate", "CertificateType"),
 }
 TIME_MODES: Final = ("NTP", "manual")  # timeMode for True, False
 # recorders (NVR/DVR): the IP channels and their connection state (ContentMgmt InputProxy)

@@ -191,6 +191,14 @@ def parse_enabled(body: bytes, root: str) -> bool | None:
 _LOCK_SECONDS = ("lockTime", "maxIllegalLoginLockTime")
 
 
+def parse_digest_only(body: bytes, root: str) -> bool | None:
+    """``RTSPCertificate`` / ``WebCertificate``: True for certificateType "digest" (Basic
+    refused), False for "digest/basic" (or "basic"); None when absent or another type."""
+    document = parse_xml(body, root)
+    kind = _text(document, "certificateType") or _text(document, "CertificateType")
+    return {"digest": True, "digest/basic": False, "basic": False}.get((kind or "").lower())
+
+
 def parse_snmp(body: bytes) -> tuple[bool | None, str | None]:
     """``SNMPv2c``: whether the v1/v2c agent runs, and its read community."""
     root = parse_xml(body, "SNMPv2c")

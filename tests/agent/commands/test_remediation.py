@@ -6,10 +6,12 @@ half-way rolled back to the exact snapshot, a later restore, and refusals before
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 from joserfc import jwe
 from joserfc.jwk import OKPKey
@@ -29,6 +31,7 @@ from protocol.messages import Camera, CommandResult
 from tests.agent.audit_lab import PORT_SHIFT, subnet
 from tests.agent.commands.world import PASSWORD, World, writes
 from tests.agent.conftest import Collector
+from tests.lab.test_rtsp_front import HIK, rtsp
 
 pytestmark = pytest.mark.integration
 
@@ -337,3 +340,60 @@ async def test_a_snapshot_is_sealed_only_to_the_organisations_key(
     assert await ex.submit(w.sign(mismatch)) == "rejected:escrow_key_mismatch"
     assert w.log == []
     assert w.node.camera.settings["ssh"] is True
+
+
+async def test_digest_only_closes_auth07_auth09_and_the_camera_refuses_basic(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-07, AUTH-09: a Hikvision camera taking Digest and Basic on its web interface and on
+    RTSP (webCertificate and RTSPCertificate "digest/basic"; the agent logs in with Digest) set
+    to Digest only; the re-audit passes and Basic is refused for real on both."""
+    config = lab("hikvision").replace("rtsp = false", "rtsp = true")
+    seeded = 'rtsp_auth = "basic"\nhttp_basic_and_digest = true'
+    w = await world(
+        lab_fleet, collector_tuf, tmp_path, config.replace("ddns = true", f"ddns = true\n{seeded}")
+    )
+    node = w.node
+    basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    describe = (
+        f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{HIK} RTSP/1.0\r\nCSeq: 2\r\n"
+        f"Authorization: Basic {basic}\r\n\r\n"
+    )
+    anonymous = describe.replace(f"Authorization: Basic {basic}\r\n", "")
+    web = f"http://{node.host}:{node.ports['http']}/ISAPI/System/deviceInfo"
+    async with httpx.AsyncClient(timeout=10) as client:
+        offered = await rtsp(node.host, node.ports["rtsp"], anonymous)
+        assert "WWW-Authenticate: Basic" in offered
+        assert "WWW-Authenticate: Digest" in offered
+        taken = await rtsp(node.host, node.ports["rtsp"], describe)
+        assert taken.startswith("RTSP/1.0 200 OK\r\n")  # Basic taken before the change
+        challenged = await client.get(web)
+        assert sorted(v.split()[0] for v in challenged.headers.get_list("WWW-Authenticate")) == [
+            "Basic",
+            "Digest",
+        ]
+        assert (await client.get(web, auth=("admin", PASSWORD))).status_code == 200
+        org, params = remediate({"http_digest_only": True, "rtsp_digest_only": True})
+        command = w.command(SETTINGS_APPLY, params=params)
+        assert await w.executor().submit(w.sign(command)) == "succeeded"
+        details = final(w).details
+        assert details["outcome.http_digest_only"] == "applied"
+        assert details["outcome.rtsp_digest_only"] == "applied"
+        assert set(str(details["reaudit.pass"]).split(",")) == {"AUTH-07", "AUTH-09"}
+        assert details["reaudit.fail"] == ""
+        assert opened(org, details["sealed"])["settings"] == {
+            "http_digest_only": False,
+            "rtsp_digest_only": False,
+        }
+        challenge = await rtsp(node.host, node.ports["rtsp"], anonymous)
+        assert "WWW-Authenticate: Digest" in challenge
+        assert "Basic" not in challenge
+        refused = await rtsp(node.host, node.ports["rtsp"], describe)
+        assert refused.startswith("RTSP/1.0 401 Unauthorized\r\n")
+        assert (node.camera.log[-1].auth, node.camera.log[-1].status) == ("basic", 401)
+        challenged = await client.get(web)
+        assert challenged.headers.get_list("WWW-Authenticate")[0].startswith("Digest ")
+        assert len(challenged.headers.get_list("WWW-Authenticate")) == 1
+        assert (await client.get(web, auth=("admin", PASSWORD))).status_code == 401
+        digest = httpx.DigestAuth("admin", PASSWORD)
+        assert (await client.get(web, auth=digest)).status_code == 200

@@ -37,6 +37,8 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.NTP: False,
         Setting.SNMP: False,
         Setting.SNMP_COMMUNITY: "public",
+        Setting.RTSP_DIGEST_ONLY: True,
+        Setting.HTTP_DIGEST_ONLY: True,
     },
     "dahua": {
         Setting.TELNET: True,
