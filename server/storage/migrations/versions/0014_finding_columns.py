@@ -3,7 +3,7 @@ computed here for the findings stored before; an index of the failing known-expl
 by CVE in camera order (docs/adr/0035)
 
 Revision ID: 0014_finding_columns
-Revises: 0013_survey
+Revises: 0014_survey_lists
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_finding_columns"
-down_revision = "0013_survey"
+down_revision = "0014_survey_lists"
 branch_labels = None
 depends_on = None
 
