@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.dashboard import on_both_databases, seed
+from server.config import WebConfig
 from server.domain.orgs import Orgs, SecurityRecord
 from server.domain.reports import Reports
 from server.domain.scope import CLI, Scope
@@ -27,6 +28,8 @@ from server.reports import compliance as reports
 from server.reports import document
 from server.storage import Repository
 from server.web.i18n import Catalogue
+
+ZONE = WebConfig().zone()  # the collector's default, as the seeded units set none
 
 FORMATS: tuple[reports.Format, ...] = ("pdf", "docx", "csv", "csv-summary")
 HEAD = document.Letterhead(
@@ -65,7 +68,9 @@ def run(url: str, rounds: int) -> None:
                     Reports(s).report_data(province, today - timedelta(days=90), today)
                 )
                 listed = orgs.systems() if fmt in ("pdf", "docx") else []
-                body = document.render(report, listed, HEAD, catalogue, lang="vi", fmt=fmt)
+                body = document.render(
+                    report, listed, HEAD, catalogue, lang="vi", fmt=fmt, zone=ZONE
+                )
                 times.append((time.perf_counter() - started) * 1000)
                 size = len(body)
             print(f"  {fmt:<12} median {statistics.median(times):7.1f} ms  max {max(times):7.1f} ms"

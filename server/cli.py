@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from protocol import MalformedMessage, import_public_jwk, utc_now
 from protocol.cliparse import document, quiet_libraries
@@ -39,6 +40,7 @@ from server.metrics import Metrics
 from server.storage import Repository
 from server.storage.records import Incoming
 from server.storage.retention import ChainBroken, UnknownAgent, prune_now, verify_chain
+from server.times import zone_or
 from server.verify import InvalidReport, report_lines, topic_for, verify_file
 from service.systemd import log_handler
 
@@ -266,7 +268,7 @@ def report_arguments(sub: Any) -> None:
     report.add_argument("--out", type=Path, required=True)
 
 
-def report_command(args: argparse.Namespace, repo: Repository) -> int:
+def report_command(args: argparse.Namespace, repo: Repository, default_zone: ZoneInfo) -> int:
     # fpdf2, python-docx and Pillow: only here
     from server.domain.scope import CLI, Scope, ScopeError  # noqa: PLC0415
     from server.reports import compliance as reports  # noqa: PLC0415
@@ -292,7 +294,10 @@ def report_command(args: argparse.Namespace, repo: Repository) -> int:
     except (ScopeError, ValueError) as exc:
         print(f"camwarden-server: {exc}", file=sys.stderr)
         return 1
-    body = document.render(built, systems, head, Catalogue.load(), lang=args.lang, fmt=args.format)
+    zone = zone_or(built.data.zone, default_zone)
+    body = document.render(
+        built, systems, head, Catalogue.load(), lang=args.lang, fmt=args.format, zone=zone
+    )
     args.out.write_bytes(body)
     print(f"{args.out}: {built.total.systems} systems, {built.total.devices} cameras")
     return 0
@@ -472,7 +477,7 @@ def repo_command(args: argparse.Namespace, repo: Repository, config: ServerConfi
     if args.command in WEB_COMMANDS:
         return run_web_command(args, repo)
     if args.command == "report":
-        return report_command(args, repo)
+        return report_command(args, repo, config.web.zone())
     if args.command == "verify-chain":
         return verify_chain_command(repo, args.agent_id)
     if args.command in ("prune", "alerts-once"):

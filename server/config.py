@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import msgspec
 
 from protocol import DEFAULT_MAX_BYTES, SHARE_GROUP, Freshness
 from protocol.configfile import layer_paths, load
 from protocol.messages import Name
+from server.times import checked_zone
 
 DEFAULT_PATH = Path("/etc/camwarden/server.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/camwarden")
@@ -145,8 +146,8 @@ class WebConfig(_Section, frozen=True, kw_only=True):
     # proxy's X-Forwarded-Proto), and always when this is true
     cookie_secure: bool = False
     default_lang: Literal["vi", "en"] = "vi"
-    # the zone pages, exports and alert e-mails show times in (an IANA name); CSV keeps ISO 8601
-    # with the offset
+    # the zone pages, exports and alert e-mails show times in (an IANA name), unless a unit of
+    # the organisation tree sets its own (inherited below it); CSV keeps ISO 8601 with the offset
     timezone: str = "Asia/Ho_Chi_Minh"
     silent_after_s: Positive = 900  # an agent unseen this long is shown as silent
     page_size: Annotated[int, msgspec.Meta(ge=10, le=500)] = 50
@@ -160,10 +161,7 @@ class WebConfig(_Section, frozen=True, kw_only=True):
     login_forget_s: Seconds = 3600.0
 
     def __post_init__(self) -> None:
-        try:
-            ZoneInfo(self.timezone)
-        except (ValueError, ZoneInfoNotFoundError) as exc:
-            raise ValueError(f"timezone: {self.timezone!r} is no IANA time zone") from exc
+        checked_zone(self.timezone)
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)

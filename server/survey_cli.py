@@ -2,6 +2,8 @@
 
     survey prefix add --org ISP 198.51.100.0/24       declare a prefix the provider holds
     survey prefix list [--org ISP] | prefix remove ID
+    survey exclude|opt-out add --org ISP 198.51.100.9 left alone by every survey
+    survey exclude|opt-out list [--org ISP] | exclude|opt-out remove ID
     survey schedule --org ISP --every-days 7 [--agent A ...]
     survey start --org ISP [--agent A ...] [--shard-size N]
     survey list [--org ISP] | show ID                 progress per agent, time left
@@ -44,6 +46,14 @@ EXAMPLES: Final = {
     "survey prefix add": f'{_P} prefix add --org "ISP X" 198.51.100.0/24',
     "survey prefix list": f'{_P} prefix list --org "ISP X"',
     "survey prefix remove": f"{_P} prefix remove 3",
+    "survey exclude": f'{_P} exclude add --org "ISP X" 198.51.100.0/29',
+    "survey exclude add": f'{_P} exclude add --org "ISP X" 198.51.100.0/29',
+    "survey exclude list": f'{_P} exclude list --org "ISP X"',
+    "survey exclude remove": f"{_P} exclude remove 4",
+    "survey opt-out": f'{_P} opt-out add --org "ISP X" 198.51.100.77',
+    "survey opt-out add": f'{_P} opt-out add --org "ISP X" 198.51.100.77',
+    "survey opt-out list": f'{_P} opt-out list --org "ISP X"',
+    "survey opt-out remove": f"{_P} opt-out remove 5",
     "survey schedule": f'{_P} schedule --org "ISP X" --every-days 7',
     "survey start": f'{_P} start --org "ISP X" --agent survey-1 --agent survey-2',
     "survey list": f'{_P} list --org "ISP X"',
@@ -58,6 +68,12 @@ HELPS: Final = {
     "survey prefix add": "declare a prefix the provider holds",
     "survey prefix list": "the declared prefixes",
     "survey prefix remove": "withdraw a declared prefix",
+    "survey exclude add": "leave the provider's own equipment out of every survey",
+    "survey exclude list": "the provider's exclusion list",
+    "survey exclude remove": "take an entry off the exclusion list",
+    "survey opt-out add": "leave a subscriber who asked so out of every survey",
+    "survey opt-out list": "the subscribers' opt-out list",
+    "survey opt-out remove": "take an entry off the opt-out list",
     "survey list": "surveys with their progress",
     "survey show": "a survey's progress per survey agent and the time left",
     "survey notices": "the notices of a survey, per subscriber",
@@ -75,6 +91,14 @@ def add_commands(sub: Any, duration: Any) -> None:
     add.add_argument("prefix")
     p.add_parser("list").add_argument("--org", help=ORG_HELP)
     p.add_parser("remove").add_argument("prefix_id", type=int)
+    for kind, what in (("exclude", "the provider's own equipment"), ("opt-out", "subscribers")):
+        lst = s.add_parser(kind, help=f"addresses surveys leave alone: {what}")
+        ls = lst.add_subparsers(dest="list_action", required=True)
+        ladd = ls.add_parser("add")
+        ladd.add_argument("--org", required=True, help=ORG_HELP)
+        ladd.add_argument("prefix", help="an address or CIDR inside the provider's prefixes")
+        ls.add_parser("list").add_argument("--org", help=ORG_HELP)
+        ls.add_parser("remove").add_argument("entry_id", type=int)
     sched = s.add_parser("schedule", help="survey the provider's prefixes every N days")
     sched.add_argument("--org", required=True, help=ORG_HELP)
     sched.add_argument("--every-days", type=int, required=True)
@@ -184,6 +208,20 @@ def _report(args: argparse.Namespace, scope: Scope) -> int:
     return 0
 
 
+def _leave_alone(args: argparse.Namespace, scope: Scope) -> int:
+    surveys, kind = Surveys(scope), args.action.replace("-", "_")
+    if args.list_action == "add":
+        e = surveys.add_to_list(resolve_org(scope, args.org), kind, args.prefix)
+        print(f"{e.id}\t{e.prefix}")
+    elif args.list_action == "list":
+        for e in surveys.list_entries(optional_org(scope, args.org)):
+            if e.kind == kind:
+                print(f"{e.id}\t{e.org_unit_id}\t{e.prefix}\t{e.created_by}")
+    else:
+        surveys.remove_from_list(args.entry_id)
+    return 0
+
+
 def _prefix(args: argparse.Namespace, scope: Scope) -> int:
     surveys = Surveys(scope)
     if args.prefix_action == "add":
@@ -213,6 +251,8 @@ def _subscribers(args: argparse.Namespace, scope: Scope) -> int:
 
 _ACTIONS: Final[dict[str, Callable[[argparse.Namespace, Scope], int]]] = {
     "prefix": _prefix,
+    "exclude": _leave_alone,
+    "opt-out": _leave_alone,
     "schedule": _schedule,
     "start": _start,
     "list": _list,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from typing import Final
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _MONTHS: Final = [
     "Jan",
@@ -45,3 +45,16 @@ def utc_offset(zone: ZoneInfo, at: datetime) -> str:
     """``UTC+07:00``: the zone's offset at ``at``, to name the zone beside the times shown."""
     offset = at.astimezone(zone).strftime("%z")
     return f"UTC{offset[:3]}:{offset[3:]}"
+
+
+def checked_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name``; ValueError naming it when it is none (or no name at all)."""
+    try:
+        return ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError) as exc:
+        raise ValueError(f"timezone: {name!r} is no IANA time zone") from exc
+
+
+def zone_or(name: str | None, default: ZoneInfo) -> ZoneInfo:
+    """The zone an organisation set (``name``), or ``default`` (the collector's) when none."""
+    return ZoneInfo(name) if name else default

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from server.alerts.channels import DeliveryFailed, send_email, send_webhook
 from server.config import AlertsConfig, WebConfig
 from server.storage import Repository, alert_events
-from server.times import utc_offset, when
+from server.times import utc_offset, when, zone_or
 
 log = logging.getLogger(__name__)
 SNAPSHOT_EVERY = timedelta(minutes=5)
@@ -50,7 +50,9 @@ class AlertWorker:
     ) -> None:
         self.config = config
         self.engine = repo.engine
-        self.zone = zone  # of the times e-mails show (web.timezone); webhooks send ISO 8601
+        # e-mails show times in the zone of the alert's unit, else this one (web.timezone);
+        # webhooks send ISO 8601
+        self.zone = zone
         self._snapshot_at: datetime | None = None
 
     def run_once(self, now: datetime) -> Round:
@@ -72,7 +74,8 @@ class AlertWorker:
                 else:
                     recipients = [a.strip() for a in d.target.split(",") if a.strip()]
                     subject = SUBJECTS[d.kind].format(**payload)
-                    text = _text(payload, d.opened_at, self.zone)
+                    zone = zone_or(due.zone_name(d.site), self.zone)
+                    text = _text(payload, d.opened_at, zone)
                     send_email(self.config.smtp, recipients, subject, text)
             except DeliveryFailed as exc:
                 failed += 1

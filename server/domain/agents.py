@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Select, func, select
 
-from server.domain.scope import Area, Invalid, NotVisible
+from server.domain.scope import Area, Invalid, NotVisible, Paged
 from server.storage.models import Agent, Camera
 from server.storage.org_models import OrgUnit
 
@@ -29,6 +29,14 @@ class AgentView:
     cameras: int
 
 
+@dataclass(frozen=True, slots=True)
+class AgentPage(Paged):
+    items: list[AgentView]
+    total: int
+    page: int
+    per_page: int
+
+
 class Agents(Area):
     """The agents of a scope."""
 
@@ -41,42 +49,57 @@ class Agents(Area):
             return "online"
         return "silent"
 
-    def agents(self, agent_id: str | None = None) -> list[AgentView]:
-        cameras = (
-            select(Camera.agent_id, func.count().label("n")).group_by(Camera.agent_id).subquery()
-        )
+    def _query(self) -> Select[Any]:
         system = OrgUnit.__table__.alias("system")
         site = OrgUnit.__table__.alias("site_node")
-        q = (
-            select(
-                Agent.__table__,
-                func.coalesce(cameras.c.n, 0).label("n"),
-                system.c.name.label("system_name"),
-            )
-            .outerjoin(cameras, cameras.c.agent_id == Agent.agent_id)
+        return (
+            select(Agent.__table__, system.c.name.label("system_name"))
             .outerjoin(site, site.c.site == Agent.site)
             .outerjoin(system, system.c.id == site.c.parent_id)
             .where(self.s.agent_visible())
-            .order_by(Agent.site, Agent.agent_id)
         )
+
+    def _views(self, conn: Connection, q: Select[Any]) -> list[AgentView]:
+        """The agents of ``q``, with their cameras counted for them alone."""
+        rows = conn.execute(q).all()
+        counted = (
+            select(Camera.agent_id, func.count())
+            .where(Camera.agent_id.in_([a.agent_id for a in rows]))
+            .group_by(Camera.agent_id)
+        )
+        cameras = {str(agent): int(n) for agent, n in conn.execute(counted)}
+        return [
+            AgentView(
+                a.agent_id,
+                a.site,
+                a.system_name,
+                a.hostname,
+                a.status,
+                self._agent_state(a.status, a.last_seen),
+                a.kid,
+                a.enrolled_at,
+                a.last_seen,
+                cameras.get(a.agent_id, 0),
+            )
+            for a in rows
+        ]
+
+    def agents(self, agent_id: str | None = None) -> list[AgentView]:
+        q = self._query().order_by(Agent.site, Agent.agent_id)
         if agent_id is not None:
             q = q.where(Agent.agent_id == agent_id)
         with self.s.engine.connect() as conn:
-            return [
-                AgentView(
-                    a.agent_id,
-                    a.site,
-                    a.system_name,
-                    a.hostname,
-                    a.status,
-                    self._agent_state(a.status, a.last_seen),
-                    a.kid,
-                    a.enrolled_at,
-                    a.last_seen,
-                    a.n,
-                )
-                for a in conn.execute(q)
-            ]
+            return self._views(conn, q)
+
+    def agent_page(self, page: int, per_page: int) -> AgentPage:
+        """One page of the agents, in site order (the dashboard's list)."""
+        with self.s.engine.connect() as conn:
+            total = conn.execute(
+                select(func.count()).select_from(Agent).where(self.s.agent_visible())
+            ).scalar_one()
+            q = self._query().order_by(Agent.site, Agent.agent_id)
+            items = self._views(conn, q.limit(per_page).offset((page - 1) * per_page))
+        return AgentPage(items, total, page, per_page)
 
     def agent(self, agent_id: str) -> AgentView:
         found = self.agents(agent_id)

@@ -3,7 +3,6 @@ used on several cameras), the known-exploited groups and the daily trend."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,6 +16,7 @@ from sqlalchemy import (
     and_,
     cast,
     func,
+    literal,
     literal_column,
     select,
 )
@@ -24,7 +24,7 @@ from sqlalchemy.orm import aliased
 
 from server.domain.scope import Area, Paged
 from server.domain.summary import SEVERITIES
-from server.storage.models import Agent, Camera, Finding
+from server.storage.models import FAIL_COLUMNS, Agent, Camera, Finding, kev_failing
 from server.storage.org_models import SEVERITY_RANK_SQL
 
 # the collector's own AUTH-03 finding: this camera's password is also used on other cameras
@@ -57,6 +57,7 @@ class FindingPage(Paged):
     total: int
     page: int
     per_page: int
+    more: bool = False  # ``total`` is a lower bound: counting stopped at ``COUNT_CAP``
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,6 @@ def _severity_rank() -> ColumnElement[int]:
     return literal_column(SEVERITY_RANK_SQL.replace("severity", "findings.severity"), Integer)
 
 
-KEV_CODE = "fw.known_exploited"
 _TEXT_LIMIT = 512
 
 
@@ -133,24 +133,37 @@ class KevDevice:
 class KevGroup:
     cve: str
     kev_date_added: str | None
-    devices: list[KevDevice]
+    devices: list[KevDevice]  # in camera order; the first ones only when the page asked so
+    cameras: int  # failing cameras of the CVE, listed or not
 
 
-def _with_reuse(
-    conn: Connection, stored: Select[Any], reuse: Select[Any], *, limit: int, offset: int
+# a count the summary columns cannot answer (a control, another status) stops here: the list
+# shows "10000+" rather than counting a million findings to render fifty
+COUNT_CAP: Final = 10_000
+
+
+def _count(conn: Connection, q: Select[Any]) -> int:
+    """The rows of ``q``, up to ``COUNT_CAP + 1``."""
+    capped = q.limit(COUNT_CAP + 1).subquery()
+    return int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
+
+
+def _with_reuse(  # the two parts and their counts
+    conn: Connection,
+    stored: Select[Any],
+    reuse: Select[Any],
+    head: int,
+    total_stored: int,
+    *,
+    limit: int,
+    offset: int,
 ) -> tuple[int, list[FindingRow]]:
     """The agents' findings and the collector's AUTH-03 ones (severity high) in one list:
-    the agents' critical and high findings, then the AUTH-03 block by camera, then the
-    rest. Each part is counted and read in its own order (the agents' findings in the
-    index order of the findings list), and the page is cut across the parts."""
-
-    def count(q: Select[Any]) -> int:
-        return int(conn.execute(select(func.count()).select_from(q.subquery())).scalar_one())
-
-    head = count(
-        stored.where(Finding.severity.in_(SEVERITIES[: SEVERITIES.index(REUSE_SEVERITY) + 1]))
-    )
-    reused, total_stored = count(reuse), count(stored)
+    the agents' critical and high findings (``head`` of them), then the AUTH-03 block by
+    camera, then the rest (``total_stored`` agents' findings in all). Each part is read in its
+    own order (the agents' findings in the index order of the findings list), and the page is
+    cut across the parts."""
+    reused = _count(conn, reuse)
     order = (_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
     ordered = stored.order_by(*order)
     by_camera = reuse.order_by(*reuse.selected_columns[:2])
@@ -276,35 +289,67 @@ class Findings(Area):
         )
         return self._camera_filters(q, f)
 
+    def _failed_sum(self, f: FindingFilters, severities: Sequence[str]) -> Select[Any] | None:
+        """The failed findings of ``severities`` that the filters keep, summed from the
+        cameras' summary columns; None when the filters reach into the findings themselves
+        (a control, a status other than fail)."""
+        if f.status != "fail" or f.control is not None:
+            return None
+        total: ColumnElement[int] = literal(0)
+        for sev in severities:
+            if f.severity in (None, sev):
+                total += FAIL_COLUMNS[sev]
+        q = select(func.coalesce(func.sum(total), 0)).where(self.s.agent_visible(Camera.agent_id))
+        return self._camera_filters(q, f)
+
+    def _stored_count(
+        self, conn: Connection, f: FindingFilters, stored: Select[Any], severities: Sequence[str]
+    ) -> tuple[int, bool]:
+        """The agents' findings of ``severities`` the filters keep, and whether that is only a
+        lower bound (counted up to ``COUNT_CAP``)."""
+        summed = self._failed_sum(f, severities)
+        if summed is not None:
+            return int(conn.execute(summed).scalar_one()), False
+        if len(severities) < len(SEVERITIES):
+            stored = stored.where(Finding.severity.in_(severities))
+        n = _count(conn, stored)
+        return min(n, COUNT_CAP), n > COUNT_CAP
+
     def findings(self, f: FindingFilters, page: int = 1, per_page: int = 50) -> FindingPage:
         stored = self._finding_query(f)
         reuse = self._reuse_findings(f)
         offset = (page - 1) * per_page
         with self.s.engine.connect() as conn:
+            total, more = self._stored_count(conn, f, stored, SEVERITIES)
             if reuse is not None:
-                total, items = _with_reuse(conn, stored, reuse, limit=per_page, offset=offset)
-                return FindingPage(items, total, page, per_page)
-            total = conn.execute(select(func.count()).select_from(stored.subquery())).scalar_one()
+                head, _ = self._stored_count(
+                    conn, f, stored, SEVERITIES[: SEVERITIES.index(REUSE_SEVERITY) + 1]
+                )
+                total, items = _with_reuse(
+                    conn, stored, reuse, head, total, limit=per_page, offset=offset
+                )
+                return FindingPage(items, total, page, per_page, more)
             rows = conn.execute(
                 stored.order_by(_severity_rank(), Finding.agent_id, Finding.camera_id, Finding.id)
                 .limit(per_page)
                 .offset(offset)
             )
-            return FindingPage([FindingRow(*r) for r in rows], total, page, per_page)
+            return FindingPage([FindingRow(*r) for r in rows], total, page, per_page, more)
 
     def facets(self) -> dict[str, list[str]]:
-        """Vendors and models present in scope, for the filter drop-downs."""
+        """Vendors and models present in scope, for the filter drop-downs (one pass)."""
         vendor = Camera.identity["vendor"].as_string()
         model = Camera.identity["model"].as_string()
-        visible = self.s.agent_visible(Camera.agent_id)
         with self.s.engine.connect() as conn:
-            vendors = conn.execute(
-                select(vendor).where(visible, vendor.is_not(None)).distinct().order_by(vendor)
-            ).scalars()
-            models = conn.execute(
-                select(model).where(visible, model.is_not(None)).distinct().order_by(model)
-            ).scalars()
-            return {"vendors": [v for v in vendors if v], "models": [m for m in models if m]}
+            pairs = conn.execute(
+                select(vendor, model)
+                .where(self.s.agent_visible(Camera.agent_id))
+                .group_by(vendor, model)
+            ).all()
+        return {
+            "vendors": sorted({v for v, _ in pairs if v}),
+            "models": sorted({m for _, m in pairs if m}),
+        }
 
     def camera_findings(self, agent_id: str, camera_id: str) -> list[FindingRow]:
         q = self._finding_query(FindingFilters()).where(
@@ -313,34 +358,64 @@ class Findings(Area):
         with self.s.engine.connect() as conn:
             return [FindingRow(*r) for r in conn.execute(q.order_by(_severity_rank(), Finding.id))]
 
-    def kev(self) -> list[KevGroup]:
-        """Cameras with a failing known-exploited finding, grouped by CVE (newest KEV first)."""
-        q = self._finding_query(FindingFilters(status="fail")).where(Finding.code == KEV_CODE)
-        groups: dict[str, list[FindingRow]] = defaultdict(list)
-        with self.s.engine.connect() as conn:
-            for r in conn.execute(q.order_by(Finding.agent_id, Finding.camera_id)):
-                row = FindingRow(*r)
-                groups[str(row.evidence.get("cve", "?"))].append(row)
-        return sorted(
-            (
-                KevGroup(
-                    cve,
-                    str(rows[0].evidence.get("kev_date_added", "")) or None,
-                    [
-                        KevDevice(
-                            f.agent_id,
-                            f.camera_id,
-                            f.site,
-                            f.vendor,
-                            f.model,
-                            _text(f.evidence.get("firmware")),
-                            _text(f.evidence.get("remedy")),
-                        )
-                        for f in rows
-                    ],
-                )
-                for cve, rows in groups.items()
-            ),
-            key=lambda g: (g.kev_date_added or "", g.cve),
-            reverse=True,
+    def kev(self, shown: int | None = None) -> list[KevGroup]:
+        """Cameras with a failing known-exploited finding, grouped by CVE (newest KEV first);
+        with ``shown``, only the first ``shown`` cameras of each group are read (``cameras``
+        still counts them all): each group walks ``ix_findings_kev`` in camera order and stops
+        there."""
+        cve = func.coalesce(Finding.cve, "?")
+        failing = (kev_failing(), self.s.agent_visible(Finding.agent_id))
+        listed = (
+            self._finding_query(FindingFilters())
+            .add_columns(cve)
+            .where(kev_failing())
+            .order_by(Finding.cve, Finding.agent_id, Finding.camera_id)
         )
+        with self.s.engine.connect() as conn:
+            # ix_findings_kev_cve alone: the CVE is a column, no finding's evidence is read
+            counted = select(cve, func.count()).where(*failing).group_by(cve)
+            counts: dict[str, int] = dict(conn.execute(counted).all())
+            if shown is None:
+                rows = list(conn.execute(listed))
+            else:
+                rows = [
+                    r
+                    for name in counts
+                    for r in conn.execute(
+                        listed.where(
+                            Finding.cve.is_(None) if name == "?" else Finding.cve == name
+                        ).limit(max(shown, 1))
+                    )
+                ]
+        groups: dict[str, KevGroup] = {}
+        for *r, name in rows:
+            f = FindingRow(*r)
+            # the catalogue's date of the CVE, the same in each of its findings
+            added = _text(f.evidence.get("kev_date_added")) or None
+            group = groups.setdefault(name, KevGroup(name, added, [], counts[name]))
+            if shown is not None and len(group.devices) >= shown:
+                continue
+            group.devices.append(
+                KevDevice(
+                    f.agent_id,
+                    f.camera_id,
+                    f.site,
+                    f.vendor,
+                    f.model,
+                    _text(f.evidence.get("firmware")),
+                    _text(f.evidence.get("remedy")),
+                )
+            )
+        return sorted(groups.values(), key=lambda g: (g.kev_date_added or "", g.cve), reverse=True)
+
+    def kev_cameras(self) -> int:
+        """Cameras with at least one failing known-exploited finding (``ix_findings_kev``
+        alone: a finding's camera is always stored)."""
+        cams = (
+            select(Finding.agent_id, Finding.camera_id)
+            .where(kev_failing(), self.s.agent_visible(Finding.agent_id))
+            .distinct()
+            .subquery()
+        )
+        with self.s.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(cams)).scalar_one())

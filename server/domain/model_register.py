@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 
 from server.domain.register import Inv02, ModelIn, ModelMatcher, ModelView, inv02_status
 from server.domain.register import key as model_key
@@ -48,6 +48,24 @@ class DeviceView:
     firmware: str | None
     register_id: int | None
     inv02: Inv02
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCount:
+    """The cameras in scope that report one identity (vendor, model, hardware, firmware)."""
+
+    vendor: str | None
+    model: str | None
+    hardware_id: str | None
+    firmware: str | None
+    inv02: Inv02
+    cameras: int
+
+
+def _identity() -> tuple[Any, ...]:
+    return tuple(
+        Camera.identity[k].as_string() for k in ("vendor", "model", "hardware_id", "firmware")
+    )
 
 
 class ModelRegister(Area):
@@ -133,6 +151,19 @@ class ModelRegister(Area):
             with read_then_write(self.s.engine) as conn:
                 if not conn.execute(delete(ModelEntry).where(ModelEntry.id == model_id)).rowcount:
                     raise NotVisible(f"register entry {model_id}")
+
+    def model_counts(self) -> list[ModelCount]:
+        """Cameras in scope per reported identity, each identity matched once against the
+        register (the page's summary: a few hundred identities, not every camera)."""
+        matcher = ModelMatcher(self.model_register())
+        identity = _identity()
+        with self.s.engine.connect() as conn:
+            rows = conn.execute(
+                select(*identity, func.count())
+                .where(self.s.agent_visible(Camera.agent_id))
+                .group_by(*identity)
+            ).all()
+        return [ModelCount(*r[:4], inv02_status(matcher.match(*r[:4])), r[4]) for r in rows]
 
     def devices(self) -> list[DeviceView]:
         """Every camera in scope with its register match and INV-02 verdict."""

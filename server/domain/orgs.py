@@ -8,13 +8,31 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, case, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from server.domain.scope import Area, Invalid, NotVisible
 from server.domain.summary import SEVERITIES
 from server.storage import read_then_write
-from server.storage.models import Agent, Camera, Finding
-from server.storage.org_models import PARENT_KINDS, InformationSystem, OrgUnit
+from server.storage.models import FAIL_COLUMNS, Agent, Camera, fail_total
+from server.storage.org_models import (
+    PARENT_KINDS,
+    InformationSystem,
+    OrgUnit,
+    nearest_zone,
+    unit_zones,
+)
+from server.times import checked_zone
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +43,8 @@ class OrgNode:
     name: str
     site: str | None
     depth: int
+    timezone: str | None = None  # set on this unit (None: inherited)
+    zone: str | None = None  # what its times are shown in (None: the collector's zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +106,28 @@ def audit_sums() -> tuple[ColumnElement[Any], ColumnElement[Any]]:
     """Per group of cameras: how many were not fully audited, and how many are compliant
     (audited, and no check failed). Sums over the ``cameras`` table in the query's FROM."""
     audited = Camera.audit == "audited"
-    failing = (
-        select(Finding.id)
-        .where(
-            Finding.agent_id == Camera.agent_id,
-            Finding.camera_id == Camera.camera_id,
-            Finding.status == "fail",
-        )
-        .exists()
-    )
     return (
         func.coalesce(func.sum(case((audited, 0), else_=1)), 0),
-        func.coalesce(func.sum(case((and_(audited, ~failing), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((and_(audited, fail_total() == 0), 1), else_=0)), 0),
     )
+
+
+def failing_sums() -> tuple[ColumnElement[Any], ...]:
+    """Per group of cameras: how many have a failed check, then their failed findings of each
+    severity (``SEVERITIES`` order). Sums of the summary columns ingest keeps on ``cameras``."""
+    return (
+        func.coalesce(func.sum(case((fail_total() > 0, 1), else_=0)), 0),
+        *(func.coalesce(func.sum(FAIL_COLUMNS[sev]), 0) for sev in SEVERITIES),
+    )
+
+
+def zone_name(engine: Engine, path: str | None) -> str | None:
+    """The zone times of the unit at ``path`` are shown in (its own or inherited); None: the
+    collector's (also for whole-fleet users, ``path`` None)."""
+    if path is None:
+        return None
+    with engine.connect() as conn:
+        return nearest_zone(path, unit_zones(conn))
 
 
 def _sum(parts: list[Counts]) -> Counts:
@@ -135,22 +164,42 @@ class Orgs(Area):
 
     __slots__ = ()
 
-    def org_tree(self) -> list[OrgNode]:
+    def _node(self, o: Row[Any], zones: dict[int, str]) -> OrgNode:
         base = 0 if self.s.p.org_path is None else self.s.p.org_path.count("/") - 2
+        depth = o.path.count("/") - 2 - base
+        zone = nearest_zone(o.path, zones)
+        return OrgNode(o.id, o.parent_id, o.kind, o.name, o.site, depth, o.timezone, zone)
+
+    def org_tree(self) -> list[OrgNode]:
         with self.s.engine.connect() as conn:
             rows = conn.execute(
                 select(OrgUnit.__table__).where(self.s.org_visible()).order_by(OrgUnit.path)
             ).all()
-            return [
-                OrgNode(o.id, o.parent_id, o.kind, o.name, o.site, o.path.count("/") - 2 - base)
-                for o in rows
-            ]
+            zones = unit_zones(conn)
+        return [self._node(o, zones) for o in rows]
 
     def org(self, org_id: int) -> OrgNode:
         with self.s.engine.connect() as conn:
             o = self.s.org_row(conn, org_id)
-        base = 0 if self.s.p.org_path is None else self.s.p.org_path.count("/") - 2
-        return OrgNode(o.id, o.parent_id, o.kind, o.name, o.site, o.path.count("/") - 2 - base)
+            zones = unit_zones(conn)
+        return self._node(o, zones)
+
+    def set_timezone(self, org_id: int, name: str | None) -> OrgNode:
+        """Set the zone the unit's part of the tree shows times in (an IANA name), or clear it
+        (None: inherited from above, at the top the collector's ``[web] timezone``)."""
+        with self.s.action("org.timezone", "org", org_id) as act:
+            self.s.require("admin")
+            if name is not None:
+                try:
+                    checked_zone(name)
+                except ValueError as exc:
+                    raise Invalid(str(exc)) from None
+            with read_then_write(self.s.engine) as conn:
+                unit = self.s.org_row(conn, org_id)
+                act.org_unit_id = unit.id
+                conn.execute(update(OrgUnit).where(OrgUnit.id == org_id).values(timezone=name))
+            act.detail = {"timezone": name, "before": unit.timezone}
+        return self.org(org_id)
 
     def create_org(
         self, *, parent_id: int | None, kind: str, name: str, site: str | None = None
@@ -281,53 +330,20 @@ class Orgs(Area):
         return self.system(system_id)
 
     def _site_counts(self, conn: Connection) -> dict[str, Counts]:
-        """Cameras, failing cameras and failing findings per severity, per site in scope."""
-        cameras: dict[str, int] = {}
-        failing_cams: dict[str, int] = {}
-        by_sev: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SEVERITIES, 0))
-        visible = self.s.agent_visible()
-        for site, n in conn.execute(
-            select(Agent.site, func.count())
+        """Cameras, failing cameras and failing findings per severity, per site in scope: one
+        pass over the cameras and the summary columns ingest keeps on them."""
+        result: dict[str, Counts] = {}
+        for site, cameras, not_audited, clean, failing_cams, *by_sev in conn.execute(
+            select(Agent.site, func.count(), *audit_sums(), *failing_sums())
             .join(Camera, Camera.agent_id == Agent.agent_id)
-            .where(visible)
+            .where(self.s.agent_visible())
             .group_by(Agent.site)
         ):
-            cameras[site] = n
-        fails = (
-            select(Agent.site, Finding.agent_id, Finding.camera_id, Finding.severity)
-            .join(Agent, Agent.agent_id == Finding.agent_id)
-            .where(Finding.status == "fail", visible)
-        ).subquery()
-        for site, sev, n in conn.execute(
-            select(fails.c.site, fails.c.severity, func.count()).group_by(
-                fails.c.site, fails.c.severity
+            failing = {sev: int(n) for sev, n in zip(SEVERITIES, by_sev, strict=True)}
+            result[site] = _counts(
+                cameras, int(failing_cams), failing, int(not_audited), int(clean)
             )
-        ):
-            by_sev[site][sev] = n
-        distinct = select(fails.c.site, fails.c.agent_id, fails.c.camera_id).distinct().subquery()
-        for site, n in conn.execute(
-            select(distinct.c.site, func.count()).group_by(distinct.c.site)
-        ):
-            failing_cams[site] = n
-        not_audited: dict[str, int] = {}
-        clean: dict[str, int] = {}
-        for site, n_not_audited, n_clean in conn.execute(
-            select(Agent.site, *audit_sums())
-            .join(Camera, Camera.agent_id == Agent.agent_id)
-            .where(visible)
-            .group_by(Agent.site)
-        ):
-            not_audited[site], clean[site] = int(n_not_audited), int(n_clean)
-        return {
-            site: _counts(
-                cameras.get(site, 0),
-                failing_cams.get(site, 0),
-                dict(by_sev[site]),
-                not_audited.get(site, 0),
-                clean.get(site, 0),
-            )
-            for site in cameras.keys() | by_sev.keys()
-        }
+        return result
 
     def compliance(self) -> Compliance:
         with self.s.engine.connect() as conn:
@@ -347,12 +363,16 @@ class Orgs(Area):
         base = 0 if self.s.p.org_path is None else self.s.p.org_path.count("/") - 2
         site_paths = [(path, site) for _, _, kind, _, site, path in orgs if kind == "site"]
         names = {oid: name for oid, _, _, name, _, _ in orgs}
+        # each site's counts under every unit of its path (itself included)
+        under: dict[int, list[Counts]] = defaultdict(list)
+        for path, site in site_paths:
+            if site in per_site:
+                for part in path.strip("/").split("/"):
+                    under[int(part)].append(per_site[site])
         result: list[OrgCompliance] = []
         systems: list[SystemView] = []
         for oid, parent, kind, name, site, path in orgs:
-            counts = _sum(
-                [per_site[n] for p, n in site_paths if p.startswith(path) and n in per_site]
-            )
+            counts = _sum(under.get(oid, []))
             node = OrgNode(oid, parent, kind, name, site, path.count("/") - 2 - base)
             result.append(OrgCompliance(node, counts))
             if kind == "system":

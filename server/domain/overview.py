@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 
 from server.domain.cameras import AUDIT_STATES
-from server.domain.orgs import audit_sums
+from server.domain.orgs import audit_sums, failing_sums
 from server.domain.scope import Area
 from server.domain.summary import SEVERITIES
-from server.storage.models import Agent, Camera, Finding
+from server.storage.models import Agent, Camera
 from server.storage.org_models import DailySnapshot, InformationSystem, OrgUnit
 
 
@@ -50,6 +50,7 @@ class Overview(Area):
                     func.count(),
                     func.coalesce(func.sum(case((Camera.reachable, 1), else_=0)), 0),
                     *audit_sums(),
+                    *failing_sums(),
                 ).where(self.s.agent_visible(Camera.agent_id))
             ).one()
             audit = dict.fromkeys(AUDIT_STATES, 0)
@@ -68,22 +69,8 @@ class Overview(Area):
             )
             for name, n in conn.execute(select(state, func.count()).where(visible).group_by(state)):
                 states[name] = n
-            failing = dict.fromkeys(SEVERITIES, 0)
-            open_findings = and_(Finding.status == "fail", self.s.agent_visible(Finding.agent_id))
-            for sev, n in conn.execute(
-                select(Finding.severity, func.count())
-                .where(open_findings)
-                .group_by(Finding.severity)
-            ):
-                failing[sev] = n
-            cameras_failing = conn.execute(
-                select(func.count()).select_from(
-                    select(Finding.agent_id, Finding.camera_id)
-                    .where(open_findings)
-                    .distinct()
-                    .subquery()
-                )
-            ).scalar_one()
+            cameras_failing = int(cams[4])
+            failing = {sev: int(n) for sev, n in zip(SEVERITIES, cams[5:], strict=True)}
             overdue = conn.execute(
                 select(func.count())
                 .select_from(InformationSystem)

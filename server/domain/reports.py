@@ -8,13 +8,19 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
-from server.domain.findings import KEV_CODE
 from server.domain.model_register import ModelRegister
 from server.domain.orgs import SecurityRecord, security_record
 from server.domain.register import Inv02, ModelMatcher, inv02_status
 from server.domain.scope import Area, Invalid
-from server.storage.models import Agent, Camera, Finding, Message
-from server.storage.org_models import AlertEvent, InformationSystem, OrgUnit, PrunedMessage
+from server.storage.models import Agent, Camera, Finding, Message, kev_failing
+from server.storage.org_models import (
+    AlertEvent,
+    InformationSystem,
+    OrgUnit,
+    PrunedMessage,
+    nearest_zone,
+    unit_zones,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,7 @@ class ReportData:
     records: dict[int, SecurityRecord]  # by system org unit id
     devices: list[ReportDevice]
     critical: list[ReportEpisode]  # critical-finding episodes touching the period
+    zone: str | None  # the org's time zone, own or inherited (None: the collector's)
 
 
 class Reports(Area):
@@ -71,6 +78,7 @@ class Reports(Area):
         stop = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
         with self.s.engine.connect() as conn:
             root = self.s.org_row(conn, org_id)
+            zone = nearest_zone(root.path, unit_zones(conn))
             nodes = [
                 ReportNode(o.id, o.parent_id, o.kind, o.name, o.path, o.site)
                 for o in conn.execute(
@@ -112,7 +120,8 @@ class Reports(Area):
             kev = set(
                 conn.execute(
                     select(Finding.agent_id, Finding.camera_id).where(
-                        Finding.code == KEV_CODE, Finding.status == "fail"
+                        kev_failing(),
+                        Finding.agent_id.in_(select(Agent.agent_id).where(in_org)),
                     )
                 ).all()
             )
@@ -167,5 +176,5 @@ class Reports(Area):
         ]
         org = next(n for n in nodes if n.id == root.id)
         return ReportData(
-            org, start, end, self.s.now, self.s.p.username, nodes, records, devices, episodes
+            org, start, end, self.s.now, self.s.p.username, nodes, records, devices, episodes, zone
         )

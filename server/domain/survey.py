@@ -42,9 +42,11 @@ from server.storage.firmware_models import CommandRecord
 from server.storage.models import Agent
 from server.storage.org_models import OrgUnit
 from server.storage.survey_models import (
+    LIST_KINDS,
     SubscriberHolding,
     Survey,
     SurveyExposure,
+    SurveyListEntry,
     SurveyPrefix,
     SurveySchedule,
     SurveyShard,
@@ -56,6 +58,9 @@ from server.storage.survey_models import (
 COMMAND_TTL: Final = timedelta(hours=24)
 SCHEDULE_DAYS: Final = (1, 365)
 MAX_PREFIXES: Final = 256  # of one provider
+# entries of one list of one provider: 512 prefixes of at most 43 characters and a comma stay
+# within a command's ``MAX_LIST_TEXT`` even if one shard takes them all
+MAX_LIST_ENTRIES: Final = 512
 OPEN_SHARDS: Final = ("queued", "sent", "running")
 
 
@@ -93,6 +98,16 @@ ENDED: Final = ("failed", "rejected", "expired")  # a command that will bring no
 class PrefixView:
     id: int
     org_unit_id: int
+    prefix: str
+    created_at: datetime
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListEntryView:
+    id: int
+    org_unit_id: int
+    kind: str  # one of LIST_KINDS
     prefix: str
     created_at: datetime
     created_by: str
@@ -200,6 +215,77 @@ class Surveys(Area):
                 conn.execute(delete(SurveyPrefix).where(SurveyPrefix.id == prefix_id))
 
     # -- agents and schedule -----------------------------------------------------------------
+
+    # -- exclusion and opt-out lists ---------------------------------------------------------
+
+    def list_entries(self, org_id: int | None = None) -> list[ListEntryView]:
+        q = (
+            select(SurveyListEntry.__table__)
+            .where(self.s.unit_visible(SurveyListEntry.org_unit_id))
+            .order_by(SurveyListEntry.org_unit_id, SurveyListEntry.kind, SurveyListEntry.id)
+        )
+        if org_id is not None:
+            q = q.where(SurveyListEntry.org_unit_id == org_id)
+        with self.s.engine.connect() as conn:
+            return [
+                ListEntryView(r.id, r.org_unit_id, r.kind, r.prefix, r.created_at, r.created_by)
+                for r in conn.execute(q)
+            ]
+
+    def add_to_list(self, org_id: int, kind: str, text: str) -> ListEntryView:
+        """Leave ``text`` (an address or a CIDR inside the provider's prefixes) alone in every
+        survey: ``exclude`` (the provider's own equipment) or ``opt_out`` (a subscriber's wish).
+        """
+        if kind not in LIST_KINDS:
+            raise ValueError(f"unknown list {kind!r}")
+        with self.s.action("survey.list.add", "org", org_id) as act:
+            act.org_unit_id = org_id
+            act.detail = {"list": kind, "prefix": text[: survey_plan.MAX_PREFIX_TEXT]}
+            self.s.require("admin")
+            try:
+                net = ipaddress.ip_network(text.strip(), strict=True)
+            except ValueError as exc:
+                raise SurveyInvalid("prefix", value=text[: survey_plan.MAX_PREFIX_TEXT]) from exc
+            with read_then_write(self.s.engine) as conn:
+                self.s.org_row(conn, org_id)
+                held = conn.scalars(
+                    select(SurveyPrefix.prefix).where(SurveyPrefix.org_unit_id == org_id)
+                ).all()
+                if not any(_inside(net, ipaddress.ip_network(p)) for p in held):
+                    raise SurveyInvalid("outside", value=str(net))
+                listed = conn.scalars(
+                    select(SurveyListEntry.prefix)
+                    .where(SurveyListEntry.org_unit_id == org_id, SurveyListEntry.kind == kind)
+                    .with_for_update()
+                ).all()
+                if str(net) in listed:
+                    raise SurveyInvalid("listed_already", value=str(net))
+                if len(listed) >= MAX_LIST_ENTRIES:
+                    raise SurveyInvalid("list_full", limit=MAX_LIST_ENTRIES)
+                entry_id = conn.execute(
+                    insert(SurveyListEntry)
+                    .values(
+                        org_unit_id=org_id,
+                        kind=kind,
+                        prefix=str(net),
+                        created_at=self.s.now,
+                        created_by=self.s.p.username,
+                    )
+                    .returning(SurveyListEntry.id)
+                ).scalar_one()
+            act.detail = {"list": kind, "prefix": str(net)}
+        return ListEntryView(entry_id, org_id, kind, str(net), self.s.now, self.s.p.username)
+
+    def remove_from_list(self, entry_id: int) -> None:
+        with self.s.action("survey.list.remove", "list_entry", entry_id) as act:
+            found = next((e for e in self.list_entries() if e.id == entry_id), None)
+            if found is None:
+                raise NotVisible(f"list entry {entry_id}")
+            act.org_unit_id = found.org_unit_id
+            act.detail = {"list": found.kind, "prefix": found.prefix}
+            self.s.require("admin")
+            with read_then_write(self.s.engine) as conn:
+                conn.execute(delete(SurveyListEntry).where(SurveyListEntry.id == entry_id))
 
     def survey_agents(self, org_id: int) -> list[str]:
         """Approved agents enrolled on sites under the provider, that the principal sees."""
@@ -330,7 +416,7 @@ class Surveys(Area):
                 ).scalar_one()
                 for shard in shards:
                     agent = owners[shard.position]
-                    self._issue(conn, survey_id, shard, agent, sites[agent])
+                    self._issue(conn, org_id, survey_id, shard, agent=agent, site=sites[agent])
             act.detail = {
                 "survey": survey_id,
                 "prefixes": len(declared),
@@ -340,14 +426,39 @@ class Surveys(Area):
         return survey_id
 
     def _issue(
-        self, conn: Connection, survey_id: int, shard: Shard, agent_id: str, site: str
+        self,
+        conn: Connection,
+        org_id: int,
+        survey_id: int,
+        shard: Shard,
+        *,
+        agent: str,
+        site: str,
     ) -> None:
+        """Queue the shard's signed command, with the provider's exclusions and opt-outs (as
+        they are now) that touch the shard."""
+        lists: dict[str, list[Network]] = {kind: [] for kind in LIST_KINDS}
+        for kind, text in conn.execute(
+            select(SurveyListEntry.kind, SurveyListEntry.prefix)
+            .where(SurveyListEntry.org_unit_id == org_id)
+            .order_by(SurveyListEntry.id)
+        ):
+            net = ipaddress.ip_network(text)
+            if survey_plan.overlapping(net, shard.blocks):
+                lists[kind].append(net)
+        params = SurveyParams(
+            str(survey_id),
+            shard.position,
+            shard.blocks,
+            exclude=tuple(lists["exclude"]),
+            opt_out=tuple(lists["opt_out"]),
+        )
         cmd = new_command(
             SURVEY,
-            agent_id=agent_id,
+            agent_id=agent,
             site=site,
             camera_id=None,
-            params=SurveyParams(str(survey_id), shard.position, shard.blocks).to_params(),
+            params=params.to_params(),
             now=self.s.now,
             ttl=COMMAND_TTL,
         )
@@ -358,7 +469,7 @@ class Surveys(Area):
                 position=shard.position,
                 blocks=[str(b) for b in shard.blocks],
                 addresses=shard.addresses,
-                agent_id=agent_id,
+                agent_id=agent,
                 command_id=cmd.command_id,
                 state="queued",
                 done=0,
@@ -429,8 +540,8 @@ class Surveys(Area):
                 )
                 blocks = tuple(ipaddress.ip_network(b) for b in r.blocks)
                 self._issue(
-                    conn, r.survey_id, Shard(r.position, blocks, r.addresses), target,
-                    seen[target][1],
+                    conn, r.org_unit_id, r.survey_id, Shard(r.position, blocks, r.addresses),
+                    agent=target, site=seen[target][1],
                 )  # fmt: skip
                 load[r.survey_id][target] += r.addresses
                 load[r.survey_id][r.agent_id] -= r.addresses - r.done
@@ -532,6 +643,10 @@ class Surveys(Area):
         return found[0]
 
 
+def _inside(net: Network, held: Network) -> bool:
+    return net.version == held.version and net.subnet_of(held)  # type: ignore[arg-type]
+
+
 def holdings(conn: Connection, org_id: int) -> list[tuple[int, Holding]]:
     """The provider's subscriber map: (row id, line) of every line."""
     return [
@@ -559,7 +674,8 @@ def record_part(conn: Connection, agent_id: str, result: SurveyResult, now: date
     stored ``survey-result`` message; reading one again changes nothing). False when it is not
     for an open shard of that agent (unknown, someone else's, re-issued, or finished).
 
-    Hosts outside the shard's blocks are dropped; each host and exposure is attributed to the
+    Hosts outside the shard's blocks, or excluded or opted out in its command, are dropped
+    (never reported even if an agent sent them); each host and exposure is attributed to the
     line of the subscriber map that held its address at the time. The shard is done when its
     last part and every part before it are in: ``done`` is then what the summary says was
     probed, and a summary that is not complete makes the shard ``failed`` (given again)."""
@@ -576,9 +692,13 @@ def record_part(conn: Connection, agent_id: str, result: SurveyResult, now: date
         select(Survey.org_unit_id).where(Survey.id == shard.survey_id)
     ).scalar_one()
     mapped = holdings(conn, org_id)
-    blocks = [ipaddress.ip_network(b) for b in shard.blocks]
+    sent = conn.execute(
+        select(CommandRecord.params).where(CommandRecord.command_id == result.command_id)
+    ).scalar_one()
+    scope = SurveyParams.parse(sent).scope()  # the collector's own params: they parse
     for host in result.hosts:
-        _host(conn, shard, host, blocks=blocks, holdings=mapped, at=result.issued_at)
+        if scope.allows(host.address):
+            _host(conn, shard, host, holdings=mapped, at=result.issued_at)
     parts = sorted({*shard.parts, result.part})
     summary = shard.summary
     if result.summary is not None:
@@ -615,16 +735,11 @@ def _host(
     shard: Any,
     host: SurveyHost,
     *,
-    blocks: list[Network],
     holdings: list[tuple[int, Holding]],
     at: datetime,
 ) -> None:
-    try:
-        address = ipaddress.ip_address(host.address)
-    except ValueError:
-        return
-    if not any(address.version == b.version and address in b for b in blocks):
-        return  # never outside the shard the command named
+    """Store a host the shard's scope allows (a valid address inside the shard's blocks)."""
+    address = ipaddress.ip_address(host.address)
     found = holder(address, at, [h for _, h in holdings])
     holding_id = next((i for i, h in holdings if h is found), None)
     key = {"survey_id": shard.survey_id, "address": str(address)}

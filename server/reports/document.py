@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final, Literal
+from zoneinfo import ZoneInfo
 
 import docx
 from docx.document import Document as DocxDocument
@@ -176,8 +177,13 @@ def dated(catalogue: Catalogue, lang: str, place: str, day: date) -> str:
     )
 
 
-def compose(
-    report: Report, rows: list[AnnexRow], head: Letterhead, catalogue: Catalogue, lang: str
+def compose(  # noqa: PLR0917  # the report and how to write it
+    report: Report,
+    rows: list[AnnexRow],
+    head: Letterhead,
+    catalogue: Catalogue,
+    lang: str,
+    zone: ZoneInfo,
 ) -> Text:
     def t(key: str, **values: object) -> str:
         return catalogue.t(lang, key, **values)
@@ -196,7 +202,7 @@ def compose(
         ("para", t("report.notes")),
         ("para", t("doc.closing", issuer=issuer)),
     ]
-    issued = d.generated_at.date()
+    issued = d.generated_at.astimezone(zone).date()
     legend = (
         t("compliance.cameras_compliant"),
         t("compliance.cameras_failing"),
@@ -543,13 +549,15 @@ def render(
     *,
     lang: str,
     fmt: Format,
+    zone: ZoneInfo,
 ) -> bytes:
-    """The report in ``fmt``: the document (pdf, docx) or the machine-readable CSV files."""
+    """The report in ``fmt``: the document (pdf, docx) or the machine-readable CSV files;
+    the document is dated in ``zone`` (the organisation's)."""
     if fmt == "csv":
         return to_csv(report)
     if fmt == "csv-summary":
         return to_summary_csv(report)
-    text = compose(report, annex(report, systems), head, catalogue, lang)
+    text = compose(report, annex(report, systems), head, catalogue, lang, zone)
     title = f"{text.kind} {text.abstract}"
     if fmt == "docx":
         return to_docx(text, title)

@@ -25,6 +25,8 @@ from server.storage.org_models import (
     AlertRoute,
     DailySnapshot,
     OrgUnit,
+    nearest_zone,
+    unit_zones,
 )
 from server.storage.repository import read_then_write
 
@@ -245,11 +247,18 @@ def snapshot(engine: Engine, day: date) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Due:
-    """The deliveries due now, with what their payloads name: each site's org path and names."""
+    """The deliveries due now, with what their payloads name: each site's org path and names,
+    and the time zones units set (e-mails show times in the zone of the alert's site)."""
 
     deliveries: Sequence[Any]  # rows: delivery, route and event columns
     site_paths: dict[str, str]
     names: dict[int, str]
+    zones: dict[int, str]
+
+    def zone_name(self, site: str) -> str | None:
+        """The zone of ``site``'s unit, own or inherited; None: the collector's."""
+        path = self.site_paths.get(site)
+        return None if path is None else nearest_zone(path, self.zones)
 
     def org_names(self, site: str) -> list[str]:
         """The names of the org units from the top down to ``site`` (none when unmapped)."""
@@ -293,7 +302,8 @@ def due_deliveries(engine: Engine, now: datetime) -> Due:
         sites = conn.execute(select(OrgUnit.site, OrgUnit.path).where(OrgUnit.kind == "site"))
         site_paths = {site: path for site, path in sites if site is not None}
         names = dict(conn.execute(select(OrgUnit.id, OrgUnit.name)).all())
-    return Due(due, site_paths, names)
+        zones = unit_zones(conn)
+    return Due(due, site_paths, names, zones)
 
 
 def delivery_sent(engine: Engine, delivery_id: int, attempts: int, now: datetime) -> None:

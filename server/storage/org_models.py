@@ -18,12 +18,14 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Connection,
     Date,
     ForeignKey,
     Index,
     Integer,
     String,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,6 +59,22 @@ class OrgUnit(Base):
     path: Mapped[str] = mapped_column(String(512), index=True)
     site: Mapped[str | None] = mapped_column(String(64), unique=True)  # kind "site" only
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # the IANA zone times of this part of the tree are shown in; None: the parent's (at the top:
+    # the collector's ``[web] timezone``)
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+
+def unit_zones(conn: Connection) -> dict[int, str]:
+    """The units that set a time zone (a handful), by id."""
+    rows = conn.execute(select(OrgUnit.id, OrgUnit.timezone).where(OrgUnit.timezone.is_not(None)))
+    return {oid: name for oid, name in rows if name}
+
+
+def nearest_zone(path: str, zones: dict[int, str]) -> str | None:
+    """The zone the unit of ``path`` (``/1/4/9/``) shows times in: its own, else its nearest
+    ancestor's, from ``zones`` (the units that set one); None when none of them did."""
+    ids = [int(part) for part in path.strip("/").split("/")]
+    return next((zones[i] for i in reversed(ids) if i in zones), None)
 
 
 class InformationSystem(Base):

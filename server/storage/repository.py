@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from protocol.text import clean_text
 from server.storage.errors import DatabaseUnavailable, translate
 from server.storage.migrate import upgrade
 from server.storage.models import (
+    FAIL_COLUMNS,
     Agent,
     Camera,
     EnrollmentToken,
@@ -44,6 +46,7 @@ from server.storage.models import (
     Message,
     Quarantine,
     UtcDateTime,
+    finding_cve,
 )
 from server.storage.records import (
     AgentKey,
@@ -112,6 +115,12 @@ def password_columns(cam: CameraReport) -> dict[str, str | None]:
         ):
             return {"password_key_id": key_id, "password_fingerprint": value}
     return {"password_key_id": None, "password_fingerprint": None}
+
+
+def fail_counts(cam: CameraReport) -> dict[str, int]:
+    """The camera's ``fail_<severity>`` summary columns: its report's failed findings."""
+    counts = Counter[str](f.severity for f in cam.findings if f.status == "fail")
+    return {column.key: counts[severity] for severity, column in FAIL_COLUMNS.items()}
 
 
 def token_hash(token: str) -> str:
@@ -314,6 +323,7 @@ class IngestBatch:
                 "audit": cam.audit,
                 "audit_reason": cam.audit_reason,
                 **password_columns(cam),
+                **fail_counts(cam),
             }
             # rows in key order: concurrent collectors lock them in the same order
             for report, cam in (by_camera[key] for key in sorted(by_camera))
@@ -336,6 +346,7 @@ class IngestBatch:
                 "controls": list(f.controls),
                 "reason": f.reason,
                 "evidence": dict(f.evidence),
+                "cve": finding_cve(f.evidence),
             }
             for report, cam in (by_camera[key] for key in won)
             for f in cam.findings

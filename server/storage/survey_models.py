@@ -2,7 +2,8 @@
 its schedule, each survey and its shards, what the survey agents found, the subscriber map and
 the notices sent to subscribers.
 
-Registered on the same ``Base`` as the ingest tables; the schema is owned by migration 0013.
+Registered on the same ``Base`` as the ingest tables; the schema is owned by migrations 0013
+and 0014.
 Everything belongs to the organisation unit of the provider (``org_unit_id``), which is what
 tenancy filters on.
 """
@@ -30,6 +31,7 @@ SURVEY_STATES: Final = ("running", "done", "cancelled")
 # queued: waiting for the scheduler; sent..: the command's; reissued: given to another agent
 SHARD_STATES: Final = ("queued", "sent", "running", "done", "failed", "reissued")
 NOTICE_STATES: Final = ("open", "sent", "acknowledged", "fixed")
+LIST_KINDS: Final = ("exclude", "opt_out")
 
 
 class SurveyPrefix(Base):
@@ -40,6 +42,21 @@ class SurveyPrefix(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), index=True)
     prefix: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+
+class SurveyListEntry(Base):
+    """A prefix inside a provider's own prefixes that its surveys leave alone: ``exclude`` (the
+    provider's own equipment) or ``opt_out`` (a subscriber who asked not to be surveyed)."""
+
+    __tablename__ = "survey_list_entries"
+    __table_args__ = (UniqueConstraint("org_unit_id", "kind", "prefix"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_unit_id: Mapped[int] = mapped_column(ForeignKey("org_units.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # one of LIST_KINDS
+    prefix: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     created_by: Mapped[str] = mapped_column(String(64))
 

@@ -36,6 +36,7 @@ from server.domain.users import TokenView, Users, UserView
 from server.reports import compliance as reports
 from server.reports import document as documents
 from server.storage.org_models import ALERT_KINDS, FRAMEWORKS, PLAN_STATUSES, ROLES
+from server.times import zone_or
 from server.web.deps import ApiScope as Scope
 from server.web.deps import DbId, web_state
 
@@ -517,7 +518,8 @@ def _report_routes(api: APIRouter) -> None:
         report = reports.build(Reports(s).report_data(org, start, end))
         systems = Orgs(s).systems() if format in ("pdf", "docx") else []
         catalogue = web_state(request).catalogue
-        body = documents.render(report, systems, head, catalogue, lang=lang, fmt=format)
+        zone = zone_or(report.data.zone, web_state(request).config.zone())
+        body = documents.render(report, systems, head, catalogue, lang=lang, fmt=format, zone=zone)
         name = reports.filename(report, format)
         return Response(
             body,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Security, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -18,11 +19,12 @@ from jinja2 import Environment
 
 from server.config import WebConfig
 from server.domain.auth import Authenticator
+from server.domain.orgs import zone_name
 from server.domain.remediation import REMEDIES
 from server.domain.scope import Forbidden, Invalid, NotVisible, Principal, Scope
 from server.domain.security import same
 from server.storage import Repository
-from server.times import utc_offset, when
+from server.times import utc_offset, when, zone_or
 from server.web.i18n import LANGS, Catalogue
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -63,6 +65,12 @@ class WebState:
             now=now,
         )
 
+    def zone(self, principal: Principal | None) -> ZoneInfo:
+        """The zone pages show times in: that of the principal's organisation unit (its own or
+        inherited), the collector's for whole-fleet users and before sign-in."""
+        path = principal.org_path if principal else None
+        return zone_or(zone_name(self.repo.engine, path), self.config.zone())
+
     def secure(self, request: Request) -> bool:
         """Whether cookies get ``Secure``: the request came over TLS (the scheme a trusted proxy
         forwarded counts, see ``http.trusted_proxies``), or the config says so."""
@@ -100,7 +108,7 @@ class WebState:
         def detail_label(key: str) -> str:
             return self.catalogue.detail_label(lang, key)
 
-        zone = self.config.zone()
+        zone = self.zone(principal)
 
         def shown_when(value: datetime | date | None) -> str:
             return when(value, lang, zone)

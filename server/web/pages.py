@@ -225,10 +225,16 @@ def router() -> APIRouter:
         )
 
     @pages.get("/agents")
-    def agents(request: Request, web: Web, s: PageScope, changed: str = "") -> Response:
-        rows = Agents(s).agents()
-        done = next((a for a in rows if a.agent_id == changed), None)
-        return web.render(request, s.p, "agents.html", agents=rows, done=done)
+    def agents(
+        request: Request,
+        web: Web,
+        s: PageScope,
+        changed: Annotated[str, Query(max_length=64)] = "",
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    ) -> Response:
+        result = Agents(s).agent_page(page, web.config.page_size)
+        done = next(iter(Agents(s).agents(changed)), None) if changed else None
+        return web.render(request, s.p, "agents.html", result=result, done=done)
 
     @pages.post("/agents/{agent_id}/{action}")
     def agent_action(
@@ -367,17 +373,19 @@ def _alert_pages(pages: APIRouter) -> None:
 def _more_pages(pages: APIRouter) -> None:
     @pages.get("/models")
     def models(request: Request, web: Web, s: PageScope, imported: str = "") -> Response:
-        devices = ModelRegister(s).devices()
-        counts = {k: sum(d.inv02 == k for d in devices) for k in INV02}
+        identities = ModelRegister(s).model_counts()
+        counts = {k: sum(m.cameras for m in identities if m.inv02 == k) for k in INV02}
         # one line per model as reported (the API lists every camera)
-        per_model = Counter((d.vendor, d.model, d.hardware_id, d.inv02) for d in devices)
+        per_model = Counter[tuple[str | None, str | None, str | None, str]]()
+        for m in identities:
+            per_model[m.vendor, m.model, m.hardware_id, m.inv02] += m.cameras
         editable = s.p.has("admin") and s.p.org_path is None
         return web.render(
             request,
             s.p,
             "models.html",
             register=ModelRegister(s).model_register(),
-            total=len(devices),
+            total=sum(counts.values()),
             per_model=sorted(per_model.items(), key=lambda kv: (INV02.index(kv[0][3]), -kv[1])),
             counts=counts,
             editable=editable,
@@ -466,9 +474,9 @@ def _more_pages(pages: APIRouter) -> None:
 
     @pages.get("/kev")
     def kev(request: Request, web: Web, s: PageScope) -> Response:
-        groups = Findings(s).kev()
-        devices = len({(d.agent_id, d.camera_id) for g in groups for d in g.devices})
-        return web.render(request, s.p, "kev.html", groups=groups, devices=devices, shown=KEV_SHOWN)
+        groups = Findings(s).kev(KEV_SHOWN)
+        devices = Findings(s).kev_cameras()
+        return web.render(request, s.p, "kev.html", groups=groups, devices=devices)
 
     @pages.get("/reports")
     def reports_page(request: Request, web: Web, s: PageScope) -> Response:
@@ -484,7 +492,16 @@ def _more_pages(pages: APIRouter) -> None:
 
     @pages.get("/orgs")
     def orgs(request: Request, web: Web, s: PageScope) -> Response:
-        return web.render(request, s.p, "orgs.html", orgs=Orgs(s).org_tree())
+        return web.render(
+            request, s.p, "orgs.html", orgs=Orgs(s).org_tree(), default_zone=web.config.timezone
+        )
+
+    @pages.post("/orgs/{org_id}/timezone")
+    def set_org_timezone(
+        s: FormScope, org_id: DbId, timezone: Annotated[str, Form(max_length=64)] = ""
+    ) -> Response:
+        Orgs(s).set_timezone(org_id, timezone.strip() or None)
+        return _see(f"/orgs#org-{org_id}")
 
     @pages.post("/orgs")
     def add_org(

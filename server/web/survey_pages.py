@@ -46,6 +46,7 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
             "surveys.html",
             surveys=Surveys(s).surveys(),
             prefixes=Surveys(s).prefixes(),
+            lists=Surveys(s).list_entries(),
             schedules=Surveys(s).schedules(),
             orgs=orgs,
             names={o.id: o.name for o in orgs},
@@ -59,6 +60,22 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
     @pages.post("/surveys/prefixes/{prefix_id}/delete")
     def remove_prefix(s: FormScope, prefix_id: DbId) -> Response:
         Surveys(s).remove_prefix(prefix_id)
+        return _see("/surveys")
+
+    @pages.post("/surveys/lists")
+    def add_to_list(
+        s: FormScope,
+        *,
+        org: Annotated[int, Form(ge=1)],
+        kind: Annotated[Literal["exclude", "opt_out"], Form()],
+        prefix: _Prefix,
+    ) -> Response:
+        Surveys(s).add_to_list(org, kind, prefix)
+        return _see("/surveys")
+
+    @pages.post("/surveys/lists/{entry_id}/delete")
+    def remove_from_list(s: FormScope, entry_id: DbId) -> Response:
+        Surveys(s).remove_from_list(entry_id)
         return _see("/surveys")
 
     @pages.post("/surveys/schedule")

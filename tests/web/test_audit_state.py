@@ -15,6 +15,7 @@ import pytest
 
 from protocol import Finding
 from server.cli import main
+from server.config import WebConfig
 from server.domain.alerts import Alerts
 from server.domain.orgs import Orgs
 from server.domain.reports import Reports
@@ -230,7 +231,9 @@ def test_the_compliance_export_counts_not_audited_cameras_apart(
     rows = csv.DictReader(io.StringIO(reports.to_csv(report).decode("utf-8-sig")))
     total = next(r for r in rows if r["row"] == "total")
     assert (total["checked"], total["not_audited"]) == ("3", "2")
-    pdf = document.render(report, [], document.Letterhead(), catalogue, lang="vi", fmt="pdf")
+    pdf = document.render(
+        report, [], document.Letterhead(), catalogue, lang="vi", fmt="pdf", zone=WebConfig().zone()
+    )
     assert pdf.startswith(b"%PDF-")
 
 

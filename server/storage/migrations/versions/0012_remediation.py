@@ -2,7 +2,7 @@
 needed) and the per-camera items of a remediation plan (changes, sealed snapshot, results)
 
 Revision ID: 0012_remediation
-Revises: 0013_survey (main had taken 0013 after 0010 first; databases that ran it go on here)
+Revises: 0011_dashboard_summaries
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_remediation"
-down_revision = "0013_survey"
+down_revision = "0011_dashboard_summaries"
 branch_labels = None
 depends_on = None
 

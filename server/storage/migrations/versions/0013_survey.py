@@ -2,7 +2,7 @@
 their shards, exposures found, the subscriber map and the notices to subscribers
 
 Revision ID: 0013_survey
-Revises: 0010_register_firmware
+Revises: 0012_remediation
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_survey"
-down_revision = "0010_register_firmware"
+down_revision = "0012_remediation"
 branch_labels = None
 depends_on = None
 
