@@ -73,9 +73,36 @@ ON_REQUEST: Final = frozenset({"svc.discoverable"})
 # forecast for the plan: the agent checks again and refuses what it cannot write
 # (``unsupported_setting``, before touching the camera).
 VENDOR_SETTINGS: Final[Mapping[str, frozenset[str]]] = {
-    "hikvision": frozenset({"telnet", "ssh", "upnp", "p2p", "ntp", "ntp_server"}),
-    "dahua": frozenset({"telnet", "ssh", "upnp", "p2p", "ddns", "ntp", "ntp_server"}),
-    "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server"}),
+    "hikvision": frozenset(
+        {
+            "telnet",
+            "ssh",
+            "upnp",
+            "p2p",
+            "ntp",
+            "ntp_server",
+            "time_zone",
+            "snmp",
+            "snmp_community",
+            "http_digest_only",
+            "rtsp_digest_only",
+        }
+    ),
+    "dahua": frozenset(
+        {
+            "telnet",
+            "ssh",
+            "upnp",
+            "p2p",
+            "ddns",
+            "ntp",
+            "ntp_server",
+            "snmp",
+            "snmp_community",
+            "onvif_auth",
+        }
+    ),
+    "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server", "time_zone"}),
 }
 ONVIF_SETTINGS: Final = frozenset({"discoverable", "ddns"})
 # why a camera gets nothing, and why a finding's setting is left out (catalogue codes)
