@@ -130,7 +130,7 @@ def test_the_migration_computes_the_summaries_of_stored_findings(db_url: str) ->
 def test_the_migration_fills_the_cve_of_stored_findings(db_url: str) -> None:
     engine = create_engine(db_url)
     try:
-        upgrade(engine, "0014_survey_lists")  # the revision before 0014_finding_columns
+        upgrade(engine, "0014_survey_lists")  # the revision before 0015_finding_columns
         findings = table(
             "findings", *(column(c) for c in ("agent_id", "camera_id", "report_seq", "code")),
             *(column(c) for c in ("check", "status", "severity")),

@@ -2,7 +2,7 @@
 computed here for the findings stored before; an index of the failing known-exploited findings
 by CVE in camera order (docs/adr/0035)
 
-Revision ID: 0014_finding_columns
+Revision ID: 0015_finding_columns
 Revises: 0014_survey_lists
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_finding_columns"
+revision = "0015_finding_columns"
 down_revision = "0014_survey_lists"
 branch_labels = None
 depends_on = None
