@@ -1,5 +1,6 @@
 """A plan's page after the agent answered: per-setting results (clamped: asked and got), the
-re-audit, the rollback asked for on a confirmation page and then queued, in both languages."""
+re-audit, the rollback asked for on a confirmation page, queued, then its per-setting results,
+in both languages."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def login(server: httpx.Client, username: str) -> str:
 
 
 def answer(world: World, cmd: Command, details: dict[str, EvidenceValue]) -> tuple[str, bytes]:
-    """agent-a1's final result for ``cmd``: failed, one setting clamped (``not_applied``)."""
+    """agent-a1's final result for ``cmd``: failed (``not_applied``), as ``details`` tell."""
     sim = world.sims["agent-a1"]
     sim.seq += 1
     message = CommandResult(
@@ -106,8 +107,16 @@ def test_results_rollback_and_both_languages(
     done = server.get(done.headers["location"])
     assert "rollback: queued (by operator-a)" in done.text
     assert f'action="{rollback}"' not in done.text  # offered once
+    tick.run_once()
+    [restore] = [c for c in sent if c.action == "settings.restore"]
+    process(repo, db_url, [answer(world, restore, {"outcome.telnet": "not_restored"})])
+    tick.run_once()
+    page = server.get(f"/remediation/{plan}").text
+    assert "rollback: failed (by operator-a) (not_applied)" in page
+    assert "Telnet: not restored" in page.split('class="rollback-results"')[1]
     server.post("/lang", data={"lang": "vi", "csrf": token, "next": "/"})
     page = server.get(f"/remediation/{plan}").text
     assert "Telnet: camera đã giới hạn giá trị (yêu cầu false, nhận được true)" in page
-    assert "hoàn tác: đang chờ gửi (bởi operator-a)" in page
+    assert "hoàn tác: thất bại (bởi operator-a) (not_applied)" in page
+    assert "Telnet: chưa khôi phục được" in page.split('class="rollback-results"')[1]
     assert raw_codes(page.replace("not_applied", "")) == []
