@@ -21,10 +21,8 @@ the planned cameras after their next report, and the machine's load.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import re
 import sys
 import tempfile
 import time
@@ -35,32 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from joserfc.jwk import OKPKey
-from sqlalchemy import func, select
-
-from lab.broker import Mosquitto
-from lab.config import load_config
-from lab.testing import private_base
-from server.domain.remediation import (
-    REMEDIES,
-    Options,
-    PlanDetail,
-    PlanItem,
-    Remediations,
-    Selection,
-)
-from server.storage import Repository
-from server.storage.models import Camera, Finding
-from tests.support.firmware import ADMIN, scope
-from tests.support.stack import (
-    AGENT,
-    Collector,
-    enroll_agent,
-    start,
-    start_lab,
-    stop,
-    write_agent_config,
-)
+from server.domain.remediation import Options, PlanDetail, PlanItem, Selection
+from tests.support.remediation import RolloutLab, rollout_lab
 
 LAB = Path(__file__).resolve().parents[1] / "configs" / "lab" / "mixed-100.toml"
 SITE, CONTROLS = "site-1", "SVC,COM,SVC-08"  # SVC-08 named: the site asks for discovery off
@@ -78,27 +52,6 @@ port_offset = {port_offset}
 def load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
-
-
-def audited(repo: Repository) -> int:
-    with repo.engine.connect() as conn:
-        return conn.scalar(select(func.count()).where(Camera.audited_at.is_not(None))) or 0
-
-
-def failing(repo: Repository, cameras: set[tuple[str, str]]) -> Counter[str]:
-    """The remediable SVC/COM findings still failing on ``cameras``, by code."""
-    with repo.engine.connect() as conn:
-        rows = conn.execute(
-            select(Finding.agent_id, Finding.camera_id, Finding.code, Finding.controls).where(
-                Finding.status == "fail", Finding.code.in_(list(REMEDIES))
-            )
-        ).all()
-    return Counter(
-        r.code
-        for r in rows
-        if (r.agent_id, r.camera_id) in cameras
-        and any(c.split("-")[0] in CONTROLS.split(",") for c in r.controls)
-    )
 
 
 def main() -> int:
@@ -119,89 +72,47 @@ def main() -> int:
         return run(args, work, stack)
 
 
-def run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:  # noqa: PLR0915
+def run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:
     started = time.monotonic()
-    broker = Mosquitto(work / "broker")
-    broker.start()
-    stack.callback(broker.stop)
-    collector = Collector(
-        work / "collector", broker.port, settings="[firmware]\nscheduler_interval_s = 0.5"
-    )
-    collector.cli("migrate")
-    collector.organisation([SITE])
-    collector.start()
-    stack.callback(collector.stop)
-    lab_file = work / "lab.toml"
-    lab_file.write_text(
-        re.sub(r'(?m)^loopback_base = ".*"$', f'loopback_base = "{private_base()}"',
-               LAB.read_text())
-    )  # fmt: skip
-    lab_proc, cameras = start_lab(lab_file, work)
-    stack.callback(stop, lab_proc)
-    lab = load_config(lab_file)
-    home = work / "agent"
-    config = write_agent_config(
-        home,
-        agent_id="agent-1",
-        site=SITE,
-        broker=(broker.host, broker.port),
-        collector_url=collector.url,
-        cameras=cameras,
-        lab=lab,
-        settings=AGENT_SETTINGS.format(port_offset=lab.lab.port_shift),
-    )
-    enroll_agent(config, collector, SITE)
-    agent = start([*AGENT, "run", "--config", str(config)], home / "log")
-    stack.callback(stop, agent)
-    repo = Repository.open(f"sqlite:///{collector.home / 'collector.db'}")
-    stack.callback(repo.close)
-    deadline = time.monotonic() + args.timeout_s
-    while audited(repo) < len(cameras):
-        if time.monotonic() > deadline:
-            print(f"only {audited(repo)} cameras audited in time", file=sys.stderr)
-            return 1
-        time.sleep(1)
-    print(f"set-up: {len(cameras)} lab cameras audited by one agent in "
+    deadline = started + args.timeout_s
+    try:
+        lab = stack.enter_context(rollout_lab(work, LAB, SITE, AGENT_SETTINGS, deadline))
+    except AssertionError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(f"set-up: {len(lab.cameras)} lab cameras audited by one agent in "
           f"{time.monotonic() - started:.1f} s; {load()}")  # fmt: skip
-
     t = time.monotonic()
-    dry = collector.cli("remediate", "plan", "--control", CONTROLS)
+    dry = lab.collector.cli("remediate", "plan", "--control", CONTROLS)
     print(f"dry run ({time.monotonic() - t:.2f} s): {dry.splitlines()[0]}")
-    rem = Remediations(scope(repo, ADMIN))
+    rem = lab.remediations()
     describe(rem.preview(Selection(control=CONTROLS), Options()).items)
-    escrow = work / "escrow.jwk"
-    escrow.write_text(json.dumps(OKPKey.generate_key("X25519").as_dict(private=False)))
     t = time.monotonic()
-    out = collector.cli(
-        "remediate", "plan", "--control", CONTROLS, "--create", "--name", "svc-com",
-        "--escrow-key", str(escrow), "--canary", str(args.canary),
-        "--batch-size", str(args.batch_size), "--max-parallel", str(args.max_parallel),
-        "--failure-threshold", str(len(cameras)),
+    plan_id = lab.create_plan(
+        CONTROLS, "svc-com", "--canary", str(args.canary), "--batch-size", str(args.batch_size),
+        "--max-parallel", str(args.max_parallel), "--failure-threshold", str(len(lab.cameras)),
     )  # fmt: skip
-    plan_id = int(out.split()[1])
-    print(f"stored ({time.monotonic() - t:.2f} s): {out.strip()}")
+    print(f"stored ({time.monotonic() - t:.2f} s): plan {plan_id}")
     t0 = time.monotonic()
-    collector.cli("remediate", "--by", "operator", "approve", str(plan_id))
-    phase = ""
-    while time.monotonic() < deadline:
-        phase = rem.plan(plan_id).rollout.rollout.phase
-        if phase == "awaiting_promotion":
-            collector.cli("remediate", "--by", "operator", "promote", str(plan_id))
-        elif phase in ("completed", "paused", "halted"):
-            break
-        time.sleep(0.25)
+    phase = lab.run_plan(plan_id, deadline)
     wall = time.monotonic() - t0
     d = rem.plan(plan_id)
     planned = {(i.agent_id, i.camera_id) for i in d.items if i.state == "planned"}
     report(d, wall, phase)
-    # the agent's ordinary report after the re-audit carries the findings: wait for it
-    while failing(repo, planned) and time.monotonic() < deadline + 120:
-        time.sleep(2)
-    left = failing(repo, planned)
+    left = settled(lab, planned, deadline + 120)
     print(f"SVC/COM findings still failing on the planned cameras: {sum(left.values())} "
           f"{dict(left) if left else ''}")  # fmt: skip
     print(f"{load()}; measured at {datetime.now(UTC).isoformat(timespec='seconds')}")
     return 0 if phase == "completed" and not left else 1
+
+
+def settled(lab: RolloutLab, planned: set[tuple[str, str]], until: float) -> Counter[str]:
+    """The findings still failing once the agent's ordinary report after the re-audit came
+    (or ``until``, monotonic)."""
+    families = {"SVC", "COM"}
+    while (left := lab.failing(planned, families)) and time.monotonic() < until:
+        time.sleep(2)
+    return left
 
 
 def describe(items: list[PlanItem]) -> None:
