@@ -21,6 +21,7 @@ and while its site has fewer than ``max_parallel_per_site`` targets in flight. T
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -67,6 +68,19 @@ class Window:
         if self.start < self.end:
             return self.start <= local < self.end
         return local >= self.start or local < self.end
+
+
+_WINDOW: Final = re.compile(r"^([^=]+)=(\d\d:\d\d)-(\d\d:\d\d)(?:@([+-]?\d{1,4}))?$")
+
+
+def parse_window(text: str) -> tuple[str, Window]:
+    """``SITE=HH:MM-HH:MM[@offset minutes]``, local time of the site (default UTC+7): the
+    command line's and the plan form's notation. ``ValueError`` if it is not one."""
+    m = _WINDOW.match(text.strip())
+    if not m:
+        raise ValueError(f"expected SITE=HH:MM-HH:MM[@MINUTES], got {text[:80]!r}")
+    start, end = time.fromisoformat(m.group(2)), time.fromisoformat(m.group(3))
+    return m.group(1), Window(start, end, int(m.group(4) or 420))
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,9 @@ administrator through the scoped layer and audited; ``--by`` names the person ap
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -45,19 +44,14 @@ if TYPE_CHECKING:
     from server.storage import Repository
 
 FIRMWARE_COMMANDS: Final = ("firmware", "rollout", "password", "remediate")
-_WINDOW = re.compile(r"^([^=]+)=(\d\d:\d\d)-(\d\d:\d\d)(?:@([+-]?\d+))?$")
 
 
 def window(text: str) -> tuple[str, campaign.Window]:
     """``SITE=HH:MM-HH:MM[@offset minutes]``, local time of the site (default UTC+7)."""
-    m = _WINDOW.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"expected SITE=HH:MM-HH:MM[@MINUTES], got {text!r}")
     try:
-        start, end = time.fromisoformat(m.group(2)), time.fromisoformat(m.group(3))
+        return campaign.parse_window(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
-    return m.group(1), campaign.Window(start, end, int(m.group(4) or 420))
 
 
 def add_commands(sub: Any) -> None:

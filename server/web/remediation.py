@@ -28,6 +28,7 @@ from server.domain.remediation import (
 )
 from server.domain.rollouts import RolloutView
 from server.domain.scope import Invalid, Scope
+from server.firmware import campaign
 from server.web.confirm import CONFIRMED, Confirm, ask
 from server.web.deps import ApiScope, DbId, FormScope, PageScope, Web, WebState
 from server.web.display import environment
@@ -47,6 +48,7 @@ M = TypeVar("M", bound=BaseModel)
 CODE = r"^[a-z0-9][a-z0-9_.-]{0,79}$"
 CONTROL = r"^[A-Z]{2,5}(-[0-9]{2})?(,[A-Z]{2,5}(-[0-9]{2})?){0,19}$"  # controls or families
 HOST = r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$"
+MAX_WINDOWS = 100  # sites with a window in one plan form
 Action = Literal["approve", "promote", "halt", "resume"]
 CONFIRM_FIRST = {"approve": "confirm.approve_plan", "halt": "confirm.halt_plan"}
 
@@ -107,6 +109,26 @@ def _api(request: Request, s: ApiScope) -> Remediations:
 
 Rem = Annotated[Remediations, Depends(_api)]
 Agent = Annotated[str, Path(pattern=NAME)]
+
+
+def windows_of_form(text: str) -> dict[str, dict[str, object]]:
+    """Maintenance windows typed in the plan form, one ``SITE=HH:MM-HH:MM[@MINUTES]`` a line
+    as on the command line (checked further as the API's ``windows``)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > MAX_WINDOWS:
+        raise Invalid(f"at most {MAX_WINDOWS} maintenance windows")
+    windows: dict[str, dict[str, object]] = {}
+    for line in lines:
+        try:
+            site, w = campaign.parse_window(line)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from exc
+        windows[site] = {
+            "start": w.start.strftime("%H:%M"),
+            "end": w.end.strftime("%H:%M"),
+            "utc_offset_min": w.utc_offset_min,
+        }
+    return windows
 
 
 def api_router() -> APIRouter:
@@ -203,6 +225,7 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         ntp_server: Annotated[str, Form(max_length=255)] = "",
         canary_count: Annotated[int, Form(ge=1, le=100_000)] = 1,
         batch_size: Annotated[int, Form(ge=1, le=100_000)] = 10,
+        windows: Annotated[str, Form(max_length=4000)] = "",
     ) -> Response:
         given = {
             "org_id": org_id, "site": site, "agent_id": agent_id, "camera_id": camera_id,
@@ -216,6 +239,7 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
                 "escrow_jwk": escrow_of_form(escrow_jwk),
                 "canary_count": canary_count,
                 "batch_size": batch_size,
+                "windows": windows_of_form(windows),
             },
         )
         made = remediations_of(request, s).create(

@@ -4,6 +4,7 @@ in both languages."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,9 +18,18 @@ from protocol.messages import EvidenceValue
 from server.firmware.scheduler import Scheduler
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
-from server.storage.firmware_models import CommandRecord
+from server.storage.firmware_models import CommandRecord, Rollout
 from tests.web.browser.conftest import raw_codes
-from tests.web.conftest import PASSWORD, World, process, remediation_plan
+from tests.web.conftest import (
+    PASSWORD,
+    TELNET_OPEN,
+    World,
+    camera,
+    escrow_jwk,
+    process,
+    remediation_plan,
+    report_with,
+)
 
 
 def login(server: httpx.Client, username: str) -> str:
@@ -120,3 +130,34 @@ def test_results_rollback_and_both_languages(
     assert "hoàn tác: thất bại (bởi operator-a) (not_applied)" in page
     assert "Telnet: chưa khôi phục được" in page.split('class="rollback-results"')[1]
     assert raw_codes(page.replace("not_applied", "")) == []
+
+
+def test_plan_form_takes_maintenance_windows(
+    server: httpx.Client, repo: Repository, db_url: str, world: World
+) -> None:
+    """The plan form's maintenance windows, one ``SITE=HH:MM-HH:MM[@MINUTES]`` a line as on
+    the command line; a wrong one refused, nothing stored."""
+    process(repo, db_url, [report_with(world.sims["agent-a1"], [camera("cam-fix", [TELNET_OPEN])])])
+    token = login(server, "operator-a")
+    form = {"csrf": token, "name": "nightly", "site": "site-a", "control": "SVC",
+            "escrow_jwk": json.dumps(escrow_jwk())}  # fmt: skip
+    new = "/remediation/new?site=site-a&control=SVC"
+    assert 'name="windows"' in server.get(new).text
+    assert "Khung giờ bảo trì, mỗi dòng một địa điểm" in server.get(new).text
+    server.post("/lang", data={"lang": "en", "csrf": token, "next": "/"})
+    assert "Maintenance windows, one site a line" in server.get(new).text
+    for wrong in ("site-a=25:00-05:00", "site-a=22:00", "site-a=22:00-05:00@9000"):
+        refused = server.post("/remediation", data=form | {"windows": wrong})
+        assert refused.status_code in (400, 422), (wrong, refused.status_code)
+    with repo.engine.connect() as conn:
+        assert conn.scalars(select(Rollout.id).where(Rollout.name == "nightly")).all() == []
+    made = server.post(
+        "/remediation", data=form | {"windows": "site-a=22:00-05:00\n\nsite-b=23:30-04:00@0\n"}
+    )
+    assert made.status_code == 303, made.text
+    with repo.engine.connect() as conn:
+        [policy] = conn.scalars(select(Rollout.policy).where(Rollout.name == "nightly")).all()
+    assert policy["windows"] == {
+        "site-a": {"start": "22:00", "end": "05:00", "utc_offset_min": 420},
+        "site-b": {"start": "23:30", "end": "04:00", "utc_offset_min": 0},
+    }
