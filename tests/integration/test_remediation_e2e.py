@@ -7,38 +7,22 @@ and rolled back later by the operator."""
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from joserfc.jwk import OKPKey
 from sqlalchemy import select
 
-from lab.broker import Mosquitto
-from lab.config import load_config
-from lab.testing import private_base
-from server.domain.remediation import PlanDetail, Remediations
+from server.domain.remediation import PlanDetail
 from server.storage import Repository
-from server.storage.models import Camera, Finding
-from tests.support.firmware import ADMIN, scope
-from tests.support.stack import (
-    AGENT,
-    Collector,
-    enroll_agent,
-    start,
-    start_lab,
-    stop,
-    write_agent_config,
-)
+from server.storage.models import Finding
+from tests.support.remediation import rollout_lab, wait
 
 pytestmark = pytest.mark.integration
 
 LAB = """[lab]
 mode = "loopback"
-loopback_base = "{base}"
+loopback_base = "127.0.0.0"
 
 [[camera]]
 id = "hik"
@@ -50,7 +34,7 @@ upnp = true
 id = "dahua"
 persona = "dahua"
 telnet = true
-write_faults = {{ ignore = ["telnet"] }}
+write_faults = { ignore = ["telnet"] }
 """
 AGENT_SETTINGS = """[intervals]
 heartbeat_s = 5
@@ -67,14 +51,6 @@ udp_window_s = 0.3
 TIMEOUT_S = 240.0
 
 
-def wait(what: str, check: Callable[[], bool], timeout: float = TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-
-
 def failing(repo: Repository, camera: str) -> set[str]:
     with repo.engine.connect() as conn:
         return set(
@@ -87,67 +63,18 @@ def failing(repo: Repository, camera: str) -> set[str]:
 
 
 def test_plan_approve_rollout_results_and_rollback(tmp_path: Path) -> None:
-    broker = Mosquitto(tmp_path / "broker")
-    broker.start()
-    collector = Collector(
-        tmp_path / "collector", broker.port, settings="[firmware]\nscheduler_interval_s = 0.5"
-    )
-    procs = []
-    repo: Repository | None = None
-    try:
-        collector.cli("migrate")
-        collector.organisation(["site-1"])
-        collector.start()
-        lab_file = tmp_path / "lab.toml"
-        base = private_base()
-        lab_file.write_text(LAB.format(base=base))
-        lab_proc, cameras = start_lab(lab_file, tmp_path)
-        procs.append(lab_proc)
-        lab = load_config(lab_file)
-        config = write_agent_config(
-            tmp_path / "agent",
-            agent_id="agent-1",
-            site="site-1",
-            broker=(broker.host, broker.port),
-            collector_url=collector.url,
-            cameras=cameras,
-            lab=lab,
-            settings=AGENT_SETTINGS.format(
-                port_offset=lab.lab.port_shift,
-                subnet=ipaddress.IPv4Network(f"{base}/24", strict=False),
-            ),
-        )
-        enroll_agent(config, collector, "site-1")
-        procs.append(start([*AGENT, "run", "--config", str(config)], tmp_path / "agent.log"))
-        repo = Repository.open(f"sqlite:///{collector.home / 'collector.db'}")
-
-        def audited() -> bool:
-            with repo.engine.connect() as conn:
-                done = select(Camera.camera_id).where(Camera.audited_at.is_not(None))
-                return len(conn.scalars(done).all()) == len(cameras)
-
-        wait("the first audit", audited)
+    deadline = time.monotonic() + TIMEOUT_S
+    lab_file = tmp_path / "lab-config.toml"
+    lab_file.write_text(LAB)
+    with rollout_lab(tmp_path, lab_file, "site-1", AGENT_SETTINGS, deadline) as lab:
+        repo, collector = lab.repo, lab.collector
         found = failing(repo, "hik")
         assert {"svc.telnet_open", "svc.upnp_answers"} <= found, found
         dry = collector.cli("remediate", "plan", "--control", "SVC,COM")
         assert dry.startswith("2 camera(s) to change, 0 left out"), dry
-        escrow = tmp_path / "escrow.jwk"
-        escrow.write_text(json.dumps(OKPKey.generate_key("X25519").as_dict(private=False)))
-        made = collector.cli(
-            "remediate", "plan", "--control", "SVC,COM", "--create", "--name", "e2e",
-            "--escrow-key", str(escrow), "--canary", "1", "--failure-threshold", "5",
-        )  # fmt: skip
-        plan_id = int(made.split()[1])
-        collector.cli("remediate", "--by", "op", "approve", str(plan_id))
-        rem = Remediations(scope(repo, ADMIN))
-
-        def phase() -> str:
-            return rem.plan(plan_id).rollout.rollout.phase
-
-        wait("the canary", lambda: phase() in ("awaiting_promotion", "paused", "completed"))
-        if phase() == "awaiting_promotion":
-            collector.cli("remediate", "--by", "op", "promote", str(plan_id))
-        wait("the rollout's end", lambda: phase() in ("completed", "paused"))
+        plan_id = lab.create_plan("SVC,COM", "e2e", "--canary", "1", "--failure-threshold", "5")
+        lab.run_plan(plan_id, deadline)  # the Dahua's failure is within the threshold
+        rem = lab.remediations()
         d: PlanDetail = rem.plan(plan_id)
         items = {i.camera_id.split("-")[0]: i for i in d.items}
         hik, dahua = items["hik"], items["dahua"]
@@ -159,7 +86,11 @@ def test_plan_approve_rollout_results_and_rollback(tmp_path: Path) -> None:
         assert (dahua.outcome, dahua.outcome_reason) == ("failed", "not_applied"), dahua
         assert dahua.results["telnet"]["outcome"] == "ignored"
         # the agent's next report carries the re-audit: the Hikvision's findings are closed
-        wait("the re-audit's report", lambda: not {"svc.telnet_open"} & failing(repo, "hik"))
+        wait(
+            "the re-audit's report",
+            lambda: not {"svc.telnet_open"} & failing(repo, "hik"),
+            deadline,
+        )
         status = collector.cli("remediate", "status", str(plan_id))
         assert "telnet applied" in status, status
         # the operator rolls the Hikvision back to its snapshot
@@ -170,14 +101,7 @@ def test_plan_approve_rollout_results_and_rollback(tmp_path: Path) -> None:
             item = next(i for i in rem.plan(plan_id).items if i.camera_id == hik.camera_id)
             return item.rollback_status in ("succeeded", "failed", "rejected")
 
-        wait("the rollback", restored)
+        wait("the rollback", restored, deadline)
         item = next(i for i in rem.plan(plan_id).items if i.camera_id == hik.camera_id)
         assert item.rollback_status == "succeeded", item
-        wait("telnet open again", lambda: "svc.telnet_open" in failing(repo, "hik"))
-    finally:
-        if repo is not None:
-            repo.close()
-        for proc in reversed(procs):
-            stop(proc)
-        collector.stop()
-        broker.stop()
+        wait("telnet open again", lambda: "svc.telnet_open" in failing(repo, "hik"), deadline)
