@@ -194,6 +194,8 @@ class Camera:
             "time_zone": "UTC",  # an IANA name, as AXIS OS keeps it
             # RTSP takes Digest only; false: Digest and Basic (a camera seeded "basic")
             "rtsp_digest_only": spec.rtsp_auth != "basic",
+            # RTSP asks for credentials; false: the seeded anonymous streams (rtsp_auth "none")
+            "rtsp_auth": spec.rtsp_auth != "none",
             # the web takes Digest only; false: Basic too (Basic only if seeded basic_over_http)
             "http_digest_only": not (spec.basic_over_http or spec.http_basic_and_digest),
             # ONVIF asks every caller for credentials; false: the seeded onvif_noauth_ops answer
@@ -421,6 +423,13 @@ class Camera:
             ),
             "rtsp_certificate": "digest" if settings["rtsp_digest_only"] else "digest/basic",
             "web_certificate": "digest" if settings["http_digest_only"] else "digest/basic",
+            "rtsp_auth_type": (
+                "disable"
+                if not settings["rtsp_auth"]
+                else "digest"
+                if settings["rtsp_digest_only"]
+                else "basic"
+            ),
             "activated": Flag(not spec.not_activated),
             "lockout": Flag(lock is not None),
             "lock_threshold": lock.threshold if lock else 0,

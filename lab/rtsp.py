@@ -172,7 +172,7 @@ class _Session:
         # OPTIONS (any path) as the vendor does; else the persona's streams only (an unknown
         # path gets GStreamer's 404 before any login)
         protected = persona.rtsp.options_auth if method == "OPTIONS" else self._known(split.path)
-        if cam.spec.rtsp_auth != "none" and protected:
+        if cam.settings["rtsp_auth"] and protected:
             scheme, user, name = self._login(request, method)
             if user is None:
                 cam.record(RequestRecord("rtsp", method, target, scheme, None, 401))

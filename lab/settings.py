@@ -49,6 +49,7 @@ SettingName = Literal[
     "snmp_community",
     "time_zone",
     "rtsp_digest_only",
+    "rtsp_auth",
     "onvif_auth",
     "http_digest_only",
 ]
@@ -67,6 +68,7 @@ BOOL_SETTINGS: Final = frozenset(
         "rtsp_digest_only",
         "http_digest_only",
         "onvif_auth",
+        "rtsp_auth",
     }
 )
 MAX_TEXT: Final = 255  # longest text value a camera stores (a host name)
@@ -79,6 +81,7 @@ _WORDS: Final = {
     "ntp": (_TRUE | {"ntp"}, _FALSE | {"manual", "none"}),
     "rtsp_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic"}),
     "http_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic"}),  # webCertificate
+    "rtsp_auth": (_TRUE | {"digest", "basic"}, _FALSE | {"disable"}),  # Dahua RTSP.AuthType
 }
 
 

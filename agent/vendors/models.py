@@ -103,6 +103,7 @@ class ServiceState:
     ftp: bool | None = None
     discoverable: bool | None = None  # answers WS-Discovery probes (SVC-08)
     rtsp_digest_only: bool | None = None  # RTSP refuses Basic authentication (AUTH-09)
+    rtsp_auth: bool | None = None  # RTSP asks for credentials before any stream (AUTH-08)
     onvif_auth: bool | None = None  # ONVIF asks every caller for credentials (AUTH-10)
     http_digest_only: bool | None = None  # the web/API refuses Basic authentication (AUTH-07)
     # the v1/v2c read community: read for a remediation's snapshot only, never in evidence
@@ -163,6 +164,7 @@ class Setting(enum.Enum):
     SNMP_COMMUNITY = "snmp_community"  # its read community (a secret: never in a result)
     TIME_ZONE = "time_zone"  # an IANA name (LOG-01: local times in the right zone)
     RTSP_DIGEST_ONLY = "rtsp_digest_only"  # RTSP refuses Basic authentication (AUTH-09)
+    RTSP_AUTH = "rtsp_auth"  # RTSP asks for credentials before any stream (AUTH-08)
     HTTP_DIGEST_ONLY = "http_digest_only"  # the web/API refuses Basic authentication (AUTH-07)
     ONVIF_AUTH = "onvif_auth"  # ONVIF asks every caller for credentials (AUTH-10)
 
@@ -196,6 +198,7 @@ class SettingValues:
                     Setting.SNMP: services.snmp,
                     Setting.SNMP_COMMUNITY: services.snmp_community,
                     Setting.RTSP_DIGEST_ONLY: services.rtsp_digest_only,
+                    Setting.RTSP_AUTH: services.rtsp_auth,
                     Setting.HTTP_DIGEST_ONLY: services.http_digest_only,
                     Setting.ONVIF_AUTH: services.onvif_auth,
                 }

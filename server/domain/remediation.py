@@ -100,6 +100,7 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[str]]] = {
             "snmp",
             "snmp_community",
             "onvif_auth",
+            "rtsp_auth",
         }
     ),
     "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server", "time_zone"}),

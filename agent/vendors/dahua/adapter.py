@@ -76,8 +76,13 @@ class DahuaAdapter(HttpAdapter):
             user_global: Mapping[str, str] = await self._config(const.USER_GLOBAL)
         except (Unsupported, BadResponse):  # no such table on this firmware: unknown
             user_global = {}
+        try:
+            rtsp: Mapping[str, str] = await self._config(const.RTSP)
+        except (Unsupported, BadResponse):  # no RTSP table on this firmware: unknown
+            rtsp = {}
         onvif_key = f"table.{const.SETTING_KEYS[Setting.ONVIF_AUTH]}"
         return ServiceState(
+            rtsp_auth=parsers.rtsp_auth(rtsp.get(f"table.{const.SETTING_KEYS[Setting.RTSP_AUTH]}")),
             onvif_auth=parsers.config_value_flag(user_global, onvif_key),
             snmp=parsers.config_flag(snmp, const.SNMP),
             snmp_community=snmp.get(f"table.{const.SNMP}.GetCommunity"),
@@ -165,7 +170,9 @@ class DahuaAdapter(HttpAdapter):
         """All changes in one request; the camera applies them in order and answers "OK"."""
         params = {
             const.SETTING_KEYS[setting]: (
-                value if isinstance(value, str) else const.FLAG_WORDS[not value]
+                value
+                if isinstance(value, str)
+                else const.SETTING_WORDS.get(setting, const.FLAG_WORDS)[not value]
             )
             for setting, value in changes.items()
         }

@@ -24,6 +24,10 @@ DDNS: Final = "DDNS"  # †
 NTP: Final = "NTP"  # †
 # UserGlobal.OnvifLoginCheck: ONVIF asks for credentials (false: anonymous callers answered)
 USER_GLOBAL: Final = "UserGlobal"  # †
+# RTSP.AuthType: digest, basic or disable (disable: streams without credentials), the key
+# public Dahua client code sets with setConfig (deemnz/dahua_change_settings on GitHub,
+# dahua_api/camera_rtsp.py: "RTSP.AuthType=digest / basic / disable")
+RTSP: Final = "RTSP"
 # † The login lock lives in the General table: LockLoginEnable (true/false), LockLoginTimes
 # (failures before the lock) and LoginFailLockTime (seconds), as read by a public Intelbras
 # (Dahua OEM) DVR/NVR client that states it confirmed them on three live recorders
@@ -57,8 +61,11 @@ SETTING_KEYS: Final = {
     Setting.SNMP: "SNMP.Enable",
     Setting.SNMP_COMMUNITY: "SNMP.GetCommunity",
     Setting.ONVIF_AUTH: f"{USER_GLOBAL}.OnvifLoginCheck",
+    Setting.RTSP_AUTH: f"{RTSP}.AuthType",
 }
 FLAG_WORDS: Final = ("true", "false")
+# flags the camera spells otherwise: (on, off); RTSP authentication on is written as Digest
+SETTING_WORDS: Final = {Setting.RTSP_AUTH: ("digest", "disable")}
 # recorders (NVR/DVR): the remote devices (IP cameras) with their stored logins, and the
 # connection state per channel (public Dahua HTTP API)
 REMOTE_DEVICE: Final = "RemoteDevice"

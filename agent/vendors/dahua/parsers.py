@@ -128,6 +128,15 @@ def config_value_flag(pairs: Mapping[str, str], key: str) -> bool | None:
     return _flag(pairs.get(key))
 
 
+def rtsp_auth(auth_type: str | None) -> bool | None:
+    """``RTSP.AuthType``: False for "disable" (streams without credentials), True for a login
+    scheme ("digest", "basic"); None when absent or another word."""
+    if auth_type is None:
+        return None
+    word = auth_type.strip().lower()
+    return False if word == "disable" else True if word in ("digest", "basic") else None
+
+
 def config_flag(pairs: Mapping[str, str], name: str) -> bool | None:
     """``table.<name>.Enable``; for list configs (``DDNS[0]``...) True if any entry is on."""
     single = pairs.get(f"table.{name}.Enable")

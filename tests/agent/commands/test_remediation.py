@@ -32,7 +32,7 @@ from protocol.messages import Camera, CommandResult
 from tests.agent.audit_lab import PORT_SHIFT, subnet
 from tests.agent.commands.world import PASSWORD, World, writes
 from tests.agent.conftest import Collector
-from tests.lab.test_rtsp_front import HIK, rtsp
+from tests.lab.test_rtsp_front import DAHUA, HIK, rtsp
 
 pytestmark = pytest.mark.integration
 
@@ -460,3 +460,35 @@ async def test_dahua_onvif_login_check_closes_auth10(
         refused = await client.post(url, content=envelope, headers=headers)
     assert refused.status_code in (400, 401)
     assert "NotAuthorized" in refused.text
+
+
+async def test_dahua_rtsp_authentication_closes_auth08(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-08: a Dahua camera streaming without credentials (configManager RTSP.AuthType
+    "disable") is set to ask for them (Digest); the re-audit passes and an anonymous DESCRIBE
+    is refused for real."""
+    config = lab("dahua").replace("rtsp = false", "rtsp = true")
+    w = await world(
+        lab_fleet,
+        collector_tuf,
+        tmp_path,
+        config.replace("ddns = true", 'ddns = true\nrtsp_auth = "none"'),
+    )
+    node = w.node
+    anonymous = (
+        f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{DAHUA} RTSP/1.0\r\nCSeq: 2\r\n\r\n"
+    )
+    streamed = await rtsp(node.host, node.ports["rtsp"], anonymous)
+    assert streamed.startswith("RTSP/1.0 200 OK\r\n")  # anonymous before the change
+    org, params = remediate({"rtsp_auth": True})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await w.executor().submit(w.sign(command)) == "succeeded"
+    details = final(w).details
+    assert details["outcome.rtsp_auth"] == "applied"
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("AUTH-08", "")
+    assert opened(org, details["sealed"])["settings"] == {"rtsp_auth": False}
+    assert node.camera.settings["rtsp_auth"] is True
+    refused = await rtsp(node.host, node.ports["rtsp"], anonymous)
+    assert refused.startswith("RTSP/1.0 401 Unauthorized\r\n")
+    assert "WWW-Authenticate: Digest" in refused

@@ -51,6 +51,7 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.SNMP: False,
         Setting.SNMP_COMMUNITY: "public",
         Setting.ONVIF_AUTH: True,
+        Setting.RTSP_AUTH: True,
     },
     "axis": {
         Setting.SSH: True,
