@@ -45,7 +45,7 @@ from server.firmware import campaign
 from server.firmware.commands import SETTINGS_APPLY, SETTINGS_RESTORE, new_command
 from server.storage import campaigns, read_then_write, remediation
 from server.storage.commands import queue
-from server.storage.firmware_models import Rollout, RolloutTarget
+from server.storage.firmware_models import RolloutTarget
 from server.storage.models import Agent, Camera, Finding
 from server.storage.remediation_models import RemediationItem
 
@@ -451,27 +451,19 @@ class Remediations(Area):
                 except ValueError as exc:
                     raise Invalid(str(exc)) from exc
                 c = campaign.plan([(*i.key, i.site) for i in planned], policy, approved=False)
-                plan_id = conn.execute(
-                    insert(Rollout)
-                    .values(
-                        name=name,
-                        action=SETTINGS_APPLY,
-                        image_id=None,
-                        org_unit_id=act.org_unit_id,
-                        selector=selection.as_json()
-                        | ({"ntp_server": options.ntp_server} if options.ntp_server else {}),
-                        policy=campaigns.policy_to_json(policy),
-                        phase=c.phase,
-                        stage=c.stage,
-                        failures=0,
-                        resume_to=None,
-                        downgrade_approved_by=None,
-                        created_by=self.s.p.username,
-                        created_at=self.s.now,
-                        updated_at=self.s.now,
-                    )
-                    .returning(Rollout.id)
-                ).scalar_one()
+                plan_id = campaigns.insert_rollout(
+                    conn,
+                    name=name,
+                    action=SETTINGS_APPLY,
+                    image_id=None,
+                    org_unit_id=act.org_unit_id,
+                    selector=selection.as_json()
+                    | ({"ntp_server": options.ntp_server} if options.ntp_server else {}),
+                    policy=policy,
+                    campaign=c,
+                    created_by=self.s.p.username,
+                    now=self.s.now,
+                )
                 by_key = {i.key: i for i in planned}
                 conn.execute(
                     insert(RolloutTarget),

@@ -326,30 +326,24 @@ class Rollouts(Area):
                 plan = campaign.plan([c[:3] for c in chosen], policy)
                 approver = self.s.p.username if downgrades else None
                 act.detail["downgrade"] = bool(downgrades)
-                rollout_id = conn.execute(
-                    insert(Rollout)
-                    .values(
-                        name=name,
-                        image_id=image_id,
-                        org_unit_id=act.org_unit_id,
-                        selector={
-                            "org_id": selector.org_id,
-                            "site": selector.site,
-                            "model": selector.model,
-                            "firmware": selector.firmware,
-                        },
-                        policy=campaigns.policy_to_json(policy),
-                        phase=plan.phase,
-                        stage=plan.stage,
-                        failures=0,
-                        resume_to=None,
-                        downgrade_approved_by=approver,
-                        created_by=self.s.p.username,
-                        created_at=self.s.now,
-                        updated_at=self.s.now,
-                    )
-                    .returning(Rollout.id)
-                ).scalar_one()
+                rollout_id = campaigns.insert_rollout(
+                    conn,
+                    name=name,
+                    action=FIRMWARE_APPLY,
+                    image_id=image_id,
+                    org_unit_id=act.org_unit_id,
+                    selector={
+                        "org_id": selector.org_id,
+                        "site": selector.site,
+                        "model": selector.model,
+                        "firmware": selector.firmware,
+                    },
+                    policy=policy,
+                    campaign=plan,
+                    created_by=self.s.p.username,
+                    now=self.s.now,
+                    downgrade_approved_by=approver,
+                )
                 versions = {(c[0], c[1]): c[3] for c in chosen}
                 conn.execute(
                     insert(RolloutTarget),

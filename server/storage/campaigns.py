@@ -64,6 +64,43 @@ class UnknownRollout(LookupError):
     """No rollout of this id (a command or an action named one that is not stored)."""
 
 
+def insert_rollout(
+    conn: Connection,
+    *,
+    name: str,
+    action: str,
+    image_id: int | None,
+    org_unit_id: int | None,
+    selector: dict[str, Any],
+    policy: Policy,
+    campaign: Campaign,
+    created_by: str,
+    now: datetime,
+    downgrade_approved_by: str | None = None,
+) -> int:
+    """A new rollout row in ``campaign``'s phase and stage; its id."""
+    return conn.execute(
+        insert(Rollout)
+        .values(
+            name=name,
+            action=action,
+            image_id=image_id,
+            org_unit_id=org_unit_id,
+            selector=selector,
+            policy=policy_to_json(policy),
+            phase=campaign.phase,
+            stage=campaign.stage,
+            failures=0,
+            resume_to=None,
+            downgrade_approved_by=downgrade_approved_by,
+            created_by=created_by,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(Rollout.id)
+    ).scalar_one()
+
+
 def load_existing(conn: Connection, rollout_id: int) -> Loaded:
     """``load`` of a rollout that must exist; ``UnknownRollout`` otherwise."""
     loaded = load(conn, rollout_id)
