@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from protocol.remediation import ONVIF_SETTINGS, VENDOR_SETTINGS
+
 
 class Capability(enum.Enum):
     """What an adapter can do for a check. A check declares the capabilities it requires."""
@@ -167,6 +169,13 @@ class Setting(enum.Enum):
     RTSP_AUTH = "rtsp_auth"  # RTSP asks for credentials before any stream (AUTH-08)
     HTTP_DIGEST_ONLY = "http_digest_only"  # the web/API refuses Basic authentication (AUTH-07)
     ONVIF_AUTH = "onvif_auth"  # ONVIF asks every caller for credentials (AUTH-10)
+
+
+def vendor_settings(vendor: str) -> frozenset[Setting]:
+    """The settings ``vendor``'s own API writes, as the contract lists them
+    (``protocol.remediation.VENDOR_SETTINGS``; ``"onvif"``: any camera's ONVIF service)."""
+    names = ONVIF_SETTINGS if vendor == "onvif" else VENDOR_SETTINGS[vendor]
+    return frozenset(Setting(n) for n in names)
 
 
 SettingValue = bool | str

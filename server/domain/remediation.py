@@ -2,8 +2,8 @@
 (a dry run), approved, then run as a staged rollout of signed settings commands.
 
 A plan is computed from the visible cameras' failing findings: each remediable finding code names
-the settings that close it (``REMEDIES``), each vendor the settings its API can write
-(``VENDOR_SETTINGS``). What cannot be done is listed with a reason code (the catalogue's
+the settings that close it, each vendor the settings its API can write (both in
+``protocol.remediation``). What cannot be done is listed with a reason code (the catalogue's
 ``remediation.reason.*``): the camera's agent is not online, its vendor is not supported, it was
 not audited recently, a setting is not settable through that vendor's API, a setting needs a value
 the plan does not give, a finding is not remediable. Creating a plan stores it as a rollout
@@ -30,6 +30,7 @@ from protocol.commands import (
     SettingValue,
     check_setting_value,
 )
+from protocol.remediation import ON_REQUEST, ONVIF_SETTINGS, REMEDIES, VENDOR_SETTINGS
 from server.domain.rollouts import (
     Operation,
     RolloutDetail,
@@ -49,63 +50,6 @@ from server.storage.firmware_models import RolloutTarget
 from server.storage.models import Agent, Camera, Finding
 from server.storage.remediation_models import RemediationItem
 
-# The settings that close each remediable finding (protocol's vocabulary; a flag takes its safe
-# value, ``SAFE_VALUES``). A finding is closed by all of its settings or left alone.
-REMEDIES: Final[Mapping[str, tuple[SettingName, ...]]] = {
-    "svc.telnet_open": ("telnet",),
-    "svc.ssh_open": ("ssh",),
-    "svc.ftp_open": ("ftp",),
-    "svc.upnp_answers": ("upnp",),
-    "svc.p2p_enabled": ("p2p",),
-    "svc.ddns_enabled": ("ddns",),
-    "svc.discoverable": ("discoverable",),
-    "com.snmp_community": ("snmp",),
-    "log.time_manual": ("ntp", "ntp_server"),
-    "auth.http_basic": ("http_digest_only",),
-    "auth.rtsp_anonymous": ("rtsp_auth",),
-    "auth.rtsp_basic": ("rtsp_digest_only",),
-    "onvif.anonymous_access": ("onvif_auth",),
-}
-# fixed only when the selection names it: a site may rely on it (discovery by its recorder)
-ON_REQUEST: Final = frozenset({"svc.discoverable"})
-# The settings each vendor's adapter writes through its own API, and those any camera's ONVIF
-# service writes beside it (``agent/vendors/*/const.py``, ``agent/commands/remediate.py``). A
-# forecast for the plan: the agent checks again and refuses what it cannot write
-# (``unsupported_setting``, before touching the camera).
-VENDOR_SETTINGS: Final[Mapping[str, frozenset[str]]] = {
-    "hikvision": frozenset(
-        {
-            "telnet",
-            "ssh",
-            "upnp",
-            "p2p",
-            "ntp",
-            "ntp_server",
-            "time_zone",
-            "snmp",
-            "snmp_community",
-            "http_digest_only",
-            "rtsp_digest_only",
-        }
-    ),
-    "dahua": frozenset(
-        {
-            "telnet",
-            "ssh",
-            "upnp",
-            "p2p",
-            "ddns",
-            "ntp",
-            "ntp_server",
-            "snmp",
-            "snmp_community",
-            "onvif_auth",
-            "rtsp_auth",
-        }
-    ),
-    "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server", "time_zone"}),
-}
-ONVIF_SETTINGS: Final = frozenset({"discoverable", "ddns"})
 # why a camera gets nothing, and why a finding's setting is left out (catalogue codes)
 CAMERA_REASONS: Final = (
     "agent_offline",

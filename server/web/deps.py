@@ -17,10 +17,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment
 
+from protocol.remediation import REMEDIES
 from server.config import WebConfig
 from server.domain.auth import Authenticator
 from server.domain.orgs import zone_name
-from server.domain.remediation import REMEDIES
 from server.domain.scope import Forbidden, Invalid, NotVisible, Principal, Scope
 from server.domain.security import same
 from server.storage import Repository

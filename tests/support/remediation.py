@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 from lab.broker import Mosquitto
 from lab.config import load_config
 from lab.testing import private_base
-from server.domain.remediation import REMEDIES, Remediations
+from protocol.remediation import REMEDIES
+from server.domain.remediation import Remediations
 from server.storage import Repository
 from server.storage.models import Camera, Finding
 from tests.support.firmware import ADMIN, scope

@@ -20,6 +20,7 @@ from agent.vendors.models import (
     Setting,
     SettingValue,
     TimeInfo,
+    vendor_settings,
 )
 
 
@@ -41,7 +42,7 @@ class AxisAdapter(HttpAdapter):
             Capability.SETTINGS,
         }
     )
-    settable: ClassVar[frozenset[Setting]] = frozenset(const.SETTING_PARAMS)
+    settable: ClassVar[frozenset[Setting]] = vendor_settings("axis")
 
     async def _params(self, group: str) -> dict[str, str]:
         reply = await self.get(const.PARAM + group, const.TEXT_TYPES)

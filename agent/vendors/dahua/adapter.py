@@ -20,6 +20,7 @@ from agent.vendors.models import (
     Setting,
     SettingValue,
     TimeInfo,
+    vendor_settings,
 )
 
 
@@ -43,7 +44,7 @@ class DahuaAdapter(HttpAdapter):
             Capability.CHANNELS,
         }
     )
-    settable: ClassVar[frozenset[Setting]] = frozenset(const.SETTING_KEYS)
+    settable: ClassVar[frozenset[Setting]] = vendor_settings("dahua")
 
     async def _text(self, path: str) -> bytes:
         return (await self.get(path, const.TEXT_TYPES)).body

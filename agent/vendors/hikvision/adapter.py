@@ -19,6 +19,7 @@ from agent.vendors.models import (
     Setting,
     SettingValue,
     TimeInfo,
+    vendor_settings,
 )
 
 
@@ -39,7 +40,7 @@ class HikvisionAdapter(HttpAdapter):
             Capability.CHANNELS,
         }
     )
-    settable: ClassVar[frozenset[Setting]] = frozenset(const.SETTING_RESOURCES)
+    settable: ClassVar[frozenset[Setting]] = vendor_settings("hikvision")
 
     def detect_lock(self, reply: Reply) -> CameraError | None:
         signal = parsers.lock_signal(reply.body)

@@ -27,6 +27,7 @@ from agent.vendors.models import (
     StreamInfo,
     Target,
     TimeInfo,
+    vendor_settings,
 )
 from agent.vendors.onvif import const, parsers
 from agent.vendors.onvif.client import OnvifClient, load_documents
@@ -49,7 +50,7 @@ class OnvifAdapter(Adapter):
         }
     )
     # ONVIF Core SetDiscoveryMode and SetDynamicDNS (the vendor APIs write the rest)
-    settable: ClassVar[frozenset[Setting]] = frozenset({Setting.DISCOVERABLE, Setting.DDNS})
+    settable: ClassVar[frozenset[Setting]] = vendor_settings("onvif")
 
     def __init__(
         self, target: Target, config: AdapterConfig, credential: Credential | None = None

@@ -10,14 +10,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from agent.vendors.axis import const as axis_const
 from agent.vendors.axis.adapter import AxisAdapter
 from agent.vendors.base import Adapter, AdapterConfig, BadResponse, Unsupported
+from agent.vendors.dahua import const as dahua_const
 from agent.vendors.dahua.adapter import DahuaAdapter
+from agent.vendors.hikvision import const as hik_const
 from agent.vendors.hikvision.adapter import HikvisionAdapter
 from agent.vendors.models import Credential, Interface, Setting, SettingValue, Target
 from lab.fleet import Fleet
 from lab.settings import WriteFaults
 from lab.testing import LabFactory
+from protocol.remediation import VENDOR_SETTINGS
 from tests.lab.test_settings_writes import LAB, PASSWORD
 
 pytestmark = pytest.mark.integration
@@ -143,3 +147,20 @@ async def test_refused_before_anything_is_sent(adapters: tuple[Fleet, dict[str, 
     with pytest.raises(ValueError, match="true or false"):
         await made["axis"].write_settings({Setting.SSH: "no"})
     assert len(camera.log) == sent
+
+
+@pytest.mark.parametrize(
+    ("vendor", "fields"),
+    [
+        ("hikvision", hik_const.SETTING_RESOURCES),
+        ("dahua", dahua_const.SETTING_KEYS),
+        ("axis", axis_const.SETTING_PARAMS),
+    ],
+)
+def test_each_adapter_writes_what_the_contract_lists(vendor: str, fields: object) -> None:
+    """The collector plans from ``protocol.remediation.VENDOR_SETTINGS``; each adapter takes
+    its row as ``settable`` and holds a field of its API for every setting of it."""
+    adapter = KINDS[vendor]
+    assert {s.value for s in adapter.settable} == set(VENDOR_SETTINGS[vendor])
+    assert isinstance(fields, dict)
+    assert adapter.settable <= set(fields), adapter.settable - set(fields)
