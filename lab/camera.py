@@ -183,6 +183,7 @@ class Camera:
         self.settings: dict[SettingName, SettingValue] = {
             "telnet": spec.telnet,
             "ssh": spec.ssh,
+            "ftp": spec.ftp,  # the camera's own FTP server (port 21)
             "upnp": spec.upnp,
             "p2p": spec.p2p,
             "ddns": spec.ddns,

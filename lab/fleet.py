@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 0.2
 # services a setting write turns on and off while the camera runs (``CameraNode.follow_settings``)
-SwitchedService = Literal["telnet", "ssh", "upnp", "discoverable", "snmp"]
+SwitchedService = Literal["telnet", "ssh", "ftp", "upnp", "discoverable", "snmp"]
 SWITCHED: tuple[SwitchedService, ...] = get_args(SwitchedService)
 STANDARD_PORTS = {
     "telnet": 23,
@@ -267,10 +267,6 @@ class CameraNode:
                 sock = self.binder.tcp(cam.host, cam.ports[extra])
                 loop = asyncio.get_running_loop()
                 self._listeners.append(_Plain(await loop.create_server(_HoldOpen, sock=sock)))
-        if spec.ftp and not await self._silent("ftp"):
-            sock = self.binder.tcp(cam.host, cam.ports["ftp"])
-            banner = cam.persona.banners["ftp"]
-            self._listeners.append(await start_banner(sock, "ftp", banner, self._faults))
         for kind in SWITCHED:
             if cam.settings[kind] and not await self._silent(kind):
                 self._switched[kind] = (await self._start_switched(kind), self._started_with(kind))
@@ -281,7 +277,7 @@ class CameraNode:
 
     async def _start_switched(self, kind: SwitchedService) -> Service:
         cam, spec = self.camera, self.spec
-        if kind in ("telnet", "ssh"):
+        if kind in ("telnet", "ssh", "ftp"):
             sock = self.binder.tcp(cam.host, cam.ports[kind])
             return await start_banner(sock, kind, cam.persona.banners[kind], self._faults)
         if kind == "snmp":

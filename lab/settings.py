@@ -20,8 +20,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
+
+from protocol.commands import SETTING_KINDS, SETTINGS, SettingName, SettingValue
 
 __all__ = [
     "BOOL_SETTINGS",
@@ -36,41 +38,10 @@ __all__ = [
     "setting_name",
 ]
 
-SettingName = Literal[
-    "telnet",
-    "ssh",
-    "upnp",
-    "p2p",
-    "ddns",
-    "ntp",
-    "ntp_server",
-    "discoverable",
-    "snmp",
-    "snmp_community",
-    "time_zone",
-    "rtsp_digest_only",
-    "rtsp_auth",
-    "onvif_auth",
-    "http_digest_only",
-]
-SettingValue = bool | str
-SETTING_NAMES: Final[tuple[SettingName, ...]] = get_args(SettingName)
-BOOL_SETTINGS: Final = frozenset(
-    {
-        "telnet",
-        "ssh",
-        "upnp",
-        "p2p",
-        "ddns",
-        "ntp",
-        "discoverable",
-        "snmp",
-        "rtsp_digest_only",
-        "http_digest_only",
-        "onvif_auth",
-        "rtsp_auth",
-    }
-)
+# One vocabulary with the wire contract: the setting names are protocol's, the flags those
+# of kind "flag" (a service's switch, true = it runs).
+SETTING_NAMES: Final[tuple[SettingName, ...]] = SETTINGS
+BOOL_SETTINGS: Final = frozenset(n for n, kind in SETTING_KINDS.items() if kind == "flag")
 MAX_TEXT: Final = 255  # longest text value a camera stores (a host name)
 _TRUE: Final = frozenset({"true", "yes", "1", "on"})
 _FALSE: Final = frozenset({"false", "no", "0", "off"})

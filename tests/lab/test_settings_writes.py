@@ -33,6 +33,7 @@ id = "{persona}"
 persona = "{persona}"
 telnet = true
 ssh = true
+ftp = true
 upnp = true
 p2p = true
 ddns = true
@@ -60,6 +61,7 @@ DAHUA_KEYS: dict[SettingName, tuple[str, str]] = {  # table, key
 }
 AXIS_KEYS: dict[SettingName, str] = {
     "ssh": "Network.SSH.Enabled",
+    "ftp": "Network.FTP.Enabled",
     "upnp": "Network.UPnP.Enabled",
     "p2p": "RemoteService.Enabled",
     "ntp": "Time.SyncSource",
@@ -118,7 +120,12 @@ async def read(client: httpx.AsyncClient, node: CameraNode, name: SettingName) -
         text = (await client.get(url, params={"action": "getConfig", "name": table})).text
         found = re.search(f"table\\.{re.escape(key)}=([^\\r\\n]*)", text)
     else:
-        group = {"ssh": "Network.SSH", "upnp": "Network.UPnP", "p2p": "RemoteService"}
+        group = {
+            "ssh": "Network.SSH",
+            "ftp": "Network.FTP",
+            "upnp": "Network.UPnP",
+            "p2p": "RemoteService",
+        }
         url = node.url("/axis-cgi/param.cgi")
         params = {"action": "list", "group": group.get(name, "Time")}
         text = (await client.get(url, params=params)).text
@@ -204,6 +211,38 @@ async def test_a_write_that_fails_half_way_keeps_what_came_before(
         again = await write(http, node, {"upnp": False})  # the fault strikes once
         assert ok(persona, again[0])
         assert await read(http, node, "upnp") is False
+
+
+async def _ftp_answers(node: CameraNode) -> bytes | None:
+    """The first line of the camera's FTP server, or None when its port refuses."""
+    try:
+        reader, writer = await asyncio.open_connection(node.host, node.ports["ftp"])
+    except ConnectionRefusedError:
+        return None
+    try:
+        return await asyncio.wait_for(reader.readline(), 30)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_the_axis_ftp_server_follows_its_switch(fleet: Fleet) -> None:
+    """``Network.FTP.Enabled=no`` closes the built-in FTP server's port at once (the audit's
+    probe finds it closed), ``yes`` opens it again; an ignored write leaves it answering."""
+    node = fleet["axis"]
+    assert (await _ftp_answers(node) or b"").startswith(b"220 ")
+    async with client() as http:
+        node.camera.write_faults = WriteFaults(ignore=frozenset({"ftp"}))
+        assert ok("axis", (await write(http, node, {"ftp": False}))[0])
+        assert await read(http, node, "ftp") is True
+        assert await _ftp_answers(node) is not None
+        node.camera.write_faults = WriteFaults()
+        assert ok("axis", (await write(http, node, {"ftp": False}))[0])
+        assert await read(http, node, "ftp") is False
+        assert await _ftp_answers(node) is None
+        assert ok("axis", (await write(http, node, {"ftp": True}))[0])
+        assert await read(http, node, "ftp") is True
+        assert (await _ftp_answers(node) or b"").startswith(b"220 ")
 
 
 async def test_onvif_set_operations_write_the_same_settings(fleet: Fleet) -> None:
