@@ -66,7 +66,7 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
             "rtsp_auth",
         }
     ),
-    "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server", "time_zone"}),
+    "axis": frozenset({"ssh", "ftp", "upnp", "p2p", "ntp", "ntp_server", "time_zone"}),
 }
 # the settings any camera's ONVIF service writes, beside its vendor's API
 ONVIF_SETTINGS: Final[frozenset[SettingName]] = frozenset({"discoverable", "ddns"})

@@ -156,6 +156,7 @@ class Setting(enum.Enum):
 
     TELNET = "telnet"
     SSH = "ssh"
+    FTP = "ftp"  # the camera's own FTP server (COM-06)
     UPNP = "upnp"
     P2P = "p2p"
     DDNS = "ddns"
@@ -200,6 +201,7 @@ class SettingValues:
                 {
                     Setting.TELNET: services.telnet,
                     Setting.SSH: services.ssh,
+                    Setting.FTP: services.ftp,
                     Setting.UPNP: services.upnp,
                     Setting.P2P: services.p2p,
                     Setting.DDNS: services.ddns,

@@ -74,6 +74,11 @@ class AxisAdapter(HttpAdapter):
     async def _services(self) -> ServiceState:
         return ServiceState(
             ssh=parsers.param_flag(await self._params(const.SSH), "Enabled"),
+            ftp=parsers.optional_flag(
+                (await self.get(const.PARAM + const.FTP, const.TEXT_TYPES)).body,
+                const.FTP,
+                "Enabled",
+            ),
             upnp=parsers.param_flag(await self._params(const.UPNP), "Enabled"),
             p2p=parsers.param_flag(await self._params(const.REMOTE_SERVICE), "Enabled"),
         )

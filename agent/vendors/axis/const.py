@@ -15,6 +15,9 @@ PWDGRP: Final = "/axis-cgi/pwdgrp.cgi?action=get"
 BRAND: Final = "Brand"  # readable by any user: the cheap protected URL for try_login
 PROPERTIES: Final = "Properties"  # Firmware.Version, System.SerialNumber (all firmware)
 SSH: Final = "Network.SSH"
+# the built-in FTP server: Enabled=yes|no (recorded parameter lists of AXIS M1065-LW 9.10.1,
+# github.com/Kane610/axis tests/parameters/test_param_cgi.py, and P5534 5.40)
+FTP: Final = "Network.FTP"
 UPNP: Final = "Network.UPnP"
 REMOTE_SERVICE: Final = "RemoteService"  # O3C / AVHS one-click cloud connection
 TIME: Final = "Time"
@@ -45,6 +48,7 @@ PWDGRP_UPDATE: Final = "/axis-cgi/pwdgrp.cgi?action=update"
 PARAM_UPDATE: Final = "/axis-cgi/param.cgi?action=update"
 SETTING_PARAMS: Final = {
     Setting.SSH: f"{SSH}.Enabled",
+    Setting.FTP: f"{FTP}.Enabled",
     Setting.UPNP: f"{UPNP}.Enabled",
     Setting.P2P: f"{REMOTE_SERVICE}.Enabled",
     Setting.NTP: f"{TIME}.SyncSource",

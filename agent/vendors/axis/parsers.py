@@ -115,6 +115,14 @@ def param_flag(params: dict[str, str], name: str) -> bool | None:
     raise ValueError(f"param {name} is {value[:32]!r}, not a known on/off value")
 
 
+def optional_flag(body: bytes, group: str, name: str) -> bool | None:
+    """The flag ``name`` of a group some firmware lacks (``Network.FTP``): None (unknown, the
+    audit's port probe decides) when param.cgi answers "# Error: ..." for the group."""
+    if decode(body).lstrip().startswith("# Error"):
+        return None
+    return param_flag(parse_params(body, group), name)
+
+
 def parse_brand_properties(brand: bytes, properties: bytes) -> DeviceIdentity:
     """Identity from ``param.cgi`` groups ``Brand`` and ``Properties``: firmware without
     ``basicdeviceinfo`` (5.x to 8.x, e.g. M3024-L 5.51, M7001 5.20)."""

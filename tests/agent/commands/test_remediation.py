@@ -19,7 +19,7 @@ from joserfc.jwk import OKPKey
 
 from agent.commands.journal import Entry
 from agent.config import NetworkConfig, RotationConfig
-from lab.settings import SettingValue
+from lab.settings import SettingValue, WriteFaults
 from lab.testing import LabFactory
 from protocol.commands import (
     SETTING_CONTROLS,
@@ -215,6 +215,44 @@ async def banner_of(w: World, kind: str) -> bytes:
         return await asyncio.wait_for(reader.read(64), 10.0)
     finally:
         writer.close()
+
+
+async def test_the_axis_ftp_server_is_turned_off_and_com06_closes(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """``Network.FTP.Enabled``: ignored and reported, refused half-way and rolled back (the
+    FTP server answers again), then applied: its port closes and COM-06 passes."""
+    config = lab("axis", 'ignore = ["ftp"]').replace("telnet = true", "telnet = false\nftp = true")
+    w = await world(lab_fleet, collector_tuf, tmp_path, config)
+    camera, ex = w.node.camera, w.executor()
+    before = dict(camera.settings)
+    assert (await banner_of(w, "ftp")).startswith(b"220 ")
+    _org, params = remediate({"ftp": False})
+    ignored = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(ignored)) == "failed:not_applied"
+    details = final(w).details
+    assert (details["outcome.ftp"], details["asked.ftp"], details["got.ftp"]) == (
+        "ignored",
+        "false",
+        "true",
+    )
+    assert details["reaudit.fail"] == "COM-06"  # the FTP server still answers
+
+    camera.write_faults = WriteFaults(fail_after=1)  # FTP applied, then UPnP refused
+    _org, params = remediate({"ftp": False, "upnp": False})
+    half_way = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(half_way)) == "failed:rolled_back"
+    assert camera.settings == before
+    assert (await banner_of(w, "ftp")).startswith(b"220 ")
+
+    camera.write_faults = WriteFaults()
+    _org, params = remediate({"ftp": False})
+    applied = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(applied)) == "succeeded"
+    details = final(w).details
+    assert details["outcome.ftp"] == "applied"
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("COM-06", "")
+    assert (camera.settings["ftp"], await banner_of(w, "ftp")) == (False, b"")
 
 
 async def test_a_later_restore_puts_the_snapshot_back(

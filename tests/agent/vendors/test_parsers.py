@@ -348,6 +348,18 @@ def test_axis_brute_force_blocking() -> None:
         axis.parse_lockout(AXIS_BRUTE_FORCE.replace(b"Count=20", b"Count=lots"))
 
 
+def test_axis_ftp_server_switch() -> None:
+    """``Network.FTP.Enabled``; firmware without the group answers "# Error": unknown (the
+    port probe decides), never "off"."""
+    off = b"root.Network.FTP.Enabled=no\n"  # as recorded (tests/fixtures/real/axis)
+    assert axis.optional_flag(off, "Network.FTP", "Enabled") is False
+    assert axis.optional_flag(b"root.Network.FTP.Enabled=yes\n", "Network.FTP", "Enabled")
+    missing = b"# Error: Error -1 getting param in group 'Network.FTP'\n"
+    assert axis.optional_flag(missing, "Network.FTP", "Enabled") is None
+    with pytest.raises(ValueError, match=r"outside root\.Network\.FTP"):
+        axis.optional_flag(b"root.Network.SSH.Enabled=no\n", "Network.FTP", "Enabled")
+
+
 def test_axis_flag_that_is_no_flag() -> None:
     with pytest.raises(ValueError, match="not a known on/off value"):
         axis.param_flag({"Enabled": "maybe"}, "Enabled")

@@ -59,6 +59,7 @@ async def test_axis_firmware_without_basicdeviceinfo() -> None:
             _param("Brand", "param-Brand-M1065-LW.txt"),
             _param("Properties", "param-Properties-M1065-LW-9.10.1.txt"),
             _param("Network.SSH", "param-Network.SSH-M1065-LW.txt"),
+            _param("Network.FTP", "param-Network.FTP-M1065-LW.txt"),
             _param("Network.UPnP", "param-Network.UPnP-M1065-LW.txt"),
             _param("RemoteService", "param-RemoteService-M1065-LW.txt"),
             _param("Time", "param-Time-M1065-LW.txt"),
@@ -77,6 +78,7 @@ async def test_axis_firmware_without_basicdeviceinfo() -> None:
     assert identity.source == "axis/param.Brand+Properties"
     assert accounts == (Account("root", "administrator"), Account("John", "operator"))
     assert (services.ssh, services.upnp, services.p2p) == (False, True, True)
+    assert services.ftp is False  # the built-in FTP server's switch, root.Network.FTP.Enabled
     assert clock == TimeInfo(ntp=True, ntp_servers=())
     assert ("POST", "/axis-cgi/basicdeviceinfo.cgi", "") in server.requests
 

@@ -60,6 +60,7 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
     },
     "axis": {
         Setting.SSH: True,
+        Setting.FTP: True,  # root.Network.FTP.Enabled: the built-in FTP server
         Setting.UPNP: True,
         Setting.P2P: True,
         Setting.NTP: False,
@@ -99,7 +100,7 @@ async def test_read_write_read_back(
     adapter = made[persona]
     before = (await adapter.read_settings()).values
     assert before == BEFORE[persona]  # a manual clock names no NTP server: left out
-    changes = {Setting.TELNET: False, **FIX} if persona != "axis" else dict(FIX)
+    changes = {Setting.TELNET: False, **FIX} if persona != "axis" else {Setting.FTP: False, **FIX}
     if persona == "dahua":
         changes[Setting.DDNS] = False
     await adapter.write_settings(changes)
@@ -135,6 +136,21 @@ async def test_ignored_clamped_and_half_way(
         await adapter.write_settings({Setting.SSH: False, Setting.P2P: False})
     values = (await adapter.read_settings()).values
     assert (values[Setting.SSH], values[Setting.P2P]) == (False, True)  # failed half-way
+
+
+async def test_axis_ftp_ignored_and_half_way(adapters: tuple[Fleet, dict[str, Adapter]]) -> None:
+    """The FTP server's switch as the other flags: an ignored write reads back on, a change
+    refused after its first setting keeps that one."""
+    fleet, made = adapters
+    adapter, camera = made["axis"], fleet["axis"].camera
+    camera.write_faults = WriteFaults(ignore=frozenset({"ftp"}))
+    await adapter.write_settings({Setting.FTP: False})
+    assert (await adapter.read_settings()).values[Setting.FTP] is True
+    camera.write_faults = WriteFaults(fail_after=1)
+    with pytest.raises(BadResponse):
+        await adapter.write_settings({Setting.FTP: False, Setting.UPNP: False})
+    values = (await adapter.read_settings()).values  # the camera applies FTP, then refuses
+    assert (values[Setting.FTP], values[Setting.UPNP]) == (False, True)
 
 
 async def test_refused_before_anything_is_sent(adapters: tuple[Fleet, dict[str, Adapter]]) -> None:
