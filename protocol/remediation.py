@@ -14,7 +14,7 @@ from typing import Final
 
 from protocol.commands import SettingName
 
-__all__ = ["ONVIF_SETTINGS", "ON_REQUEST", "REMEDIES", "VENDOR_SETTINGS"]
+__all__ = ["NO_SWITCH", "ONVIF_SETTINGS", "ON_REQUEST", "REMEDIES", "VENDOR_SETTINGS"]
 
 # finding code -> the settings that close it
 REMEDIES: Final[Mapping[str, tuple[SettingName, ...]]] = {
@@ -70,3 +70,13 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
 }
 # the settings any camera's ONVIF service writes, beside its vendor's API
 ONVIF_SETTINGS: Final[frozenset[SettingName]] = frozenset({"discoverable", "ddns"})
+# The settings whose service no public document of the vendor's API switches: the camera may
+# run it (an open port the audit finds), but no request turns it off, so a plan says the port
+# must be closed another way (a firmware without it, a network filter) instead of "the API
+# cannot change this setting". FTP: Hikvision's ISAPI /ISAPI/System/Network/ftp and Dahua's
+# configManager NAS (Protocol FTP) configure the server the camera uploads to, a client; no
+# ISAPI or Dahua HTTP API document names a switch for an FTP server on the camera.
+NO_SWITCH: Final[Mapping[str, frozenset[SettingName]]] = {
+    "hikvision": frozenset({"ftp"}),
+    "dahua": frozenset({"ftp"}),
+}

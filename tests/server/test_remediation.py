@@ -106,7 +106,7 @@ def test_the_dry_run_lists_changes_and_what_cannot_be_done(
     left_out = {(k.code, k.setting, k.reason) for k in hik.skipped}
     assert left_out == {
         ("auth.default_credential", None, "not_remediable"),
-        ("svc.ftp_open", "ftp", "not_settable"),
+        ("svc.ftp_open", "ftp", "no_switch"),  # ISAPI has no FTP-server switch
         ("log.time_manual", "ntp_server", "needs_value"),
         ("svc.discoverable", None, "on_request"),  # only when the plan names it
     }
@@ -115,6 +115,7 @@ def test_the_dry_run_lists_changes_and_what_cannot_be_done(
     with pytest.raises(Invalid, match="not a valid host"):
         Remediations(scope(repo)).preview(Selection(), Options(ntp_server="bad host!"))
     assert by_camera["dahua"].reason == "nothing_settable"  # Dahua's API has no FTP switch
+    assert [(k.setting, k.reason) for k in by_camera["dahua"].skipped] == [("ftp", "no_switch")]
     assert by_camera["acme"].reason == "vendor_not_supported"
     assert by_camera["partial"].reason == "not_audited_recently"
     assert "hik-b" not in by_camera
@@ -137,6 +138,22 @@ def test_the_dry_run_lists_changes_and_what_cannot_be_done(
     # an hour later nobody has reported: every camera's agent is offline
     late = Remediations(scope(repo, later=timedelta(hours=1))).preview(Selection(), Options())
     assert {i.reason for i in late.items} == {"agent_offline"}
+
+
+def test_an_axis_ftp_server_is_planned_off_and_other_settings_stay_not_settable(
+    repo: Repository, db_url: str, fleet: dict[str, SimAgent]
+) -> None:
+    """Axis's param.cgi switches the built-in FTP server (``Network.FTP.Enabled``); a setting
+    the API cannot write at all is still ``not_settable`` (Axis has no telnet switch)."""
+    sim = SimAgent("agent-c", "site-a")
+    enroll(repo, sim)
+    process(repo, db_url, [report_with(sim, [camera("axis", [FTP, TELNET], vendor="Axis")])])
+    plan = Remediations(scope(repo)).preview(Selection(camera_id="axis"), Options())
+    [axis] = plan.items
+    assert (axis.changes, axis.findings) == ({"ftp": False}, ["svc.ftp_open"])
+    assert [(k.code, k.setting, k.reason) for k in axis.skipped] == [
+        ("svc.telnet_open", "telnet", "not_settable")
+    ]
 
 
 def test_a_scoped_operator_plans_only_inside_its_subtree(
@@ -289,7 +306,7 @@ def test_the_cli_plans_stores_approves_and_reports(
     hik = "agent-a/hik (site-a, Hikvision X): set ntp=true, ntp_server=ntp.gov.vn, telnet=false"
     assert f"{hik} [closes log.time_manual, svc.telnet_open]" in out
     assert "agent-a/acme (site-a, Acme X): not done: vendor_not_supported" in out
-    assert "left out: svc.ftp_open ftp: not_settable" in out
+    assert "left out: svc.ftp_open ftp: no_switch" in out
     assert cli("plan", "--ntp-server", "bad host!") == 1
     assert "not a valid host" in capsys.readouterr().err
     assert cli("plan", "--site", "site-a", "--create") == 1  # no escrow key

@@ -11,7 +11,16 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from protocol import Command, CommandResult, decode_collector_message, digest, encode, sign, topic
+from protocol import (
+    Command,
+    CommandResult,
+    Finding,
+    decode_collector_message,
+    digest,
+    encode,
+    sign,
+    topic,
+)
 from protocol.envelope import unverified_payload
 from protocol.keys import generate_private_key
 from protocol.messages import EvidenceValue
@@ -161,3 +170,27 @@ def test_plan_form_takes_maintenance_windows(
         "site-a": {"start": "22:00", "end": "05:00", "utc_offset_min": 420},
         "site-b": {"start": "23:30", "end": "04:00", "utc_offset_min": 0},
     }
+
+
+def test_the_dry_run_says_how_an_ftp_server_without_a_switch_is_closed(
+    server: httpx.Client, repo: Repository, db_url: str, world: World
+) -> None:
+    """Hikvision's ISAPI has no switch for an FTP server on the camera: the dry run says the
+    port must be closed another way, not only that the API cannot change it."""
+    ftp = Finding(
+        code="svc.ftp_open",
+        check="svc.ftp_open",
+        status="fail",
+        severity="high",
+        controls=["COM-06"],
+    )
+    process(repo, db_url, [report_with(world.sims["agent-a1"], [camera("cam-ftp", [ftp])])])
+    token = login(server, "operator-a")
+    new = "/remediation/new?camera_id=cam-ftp"
+    page = server.get(new).text
+    assert "API của hãng không có công tắc để tắt dịch vụ này: cần đóng cổng theo cách khác" in page
+    assert raw_codes(page) == []
+    server.post("/lang", data={"lang": "en", "csrf": token, "next": "/"})
+    page = server.get(new).text
+    assert "API has no switch to turn this service off: close its port another way" in page
+    assert raw_codes(page) == []
