@@ -73,9 +73,12 @@ ONVIF_SETTINGS: Final[frozenset[SettingName]] = frozenset({"discoverable", "ddns
 # The settings whose service no public document of the vendor's API switches: the camera may
 # run it (an open port the audit finds), but no request turns it off, so a plan says the port
 # must be closed another way (a firmware without it, a network filter) instead of "the API
-# cannot change this setting". FTP: Hikvision's ISAPI /ISAPI/System/Network/ftp and Dahua's
-# configManager NAS (Protocol FTP) configure the server the camera uploads to, a client; no
-# ISAPI or Dahua HTTP API document names a switch for an FTP server on the camera.
+# cannot change this setting". FTP: Hikvision's ISAPI /ISAPI/System/Network/ftp (FTPNotification:
+# the address, port, user and upload path of the server the camera uploads to, as
+# open.hikvision.com/hardware/XMLs/DEVICE_ABILITY_FTPNotificationList.html describes it; the
+# SDK's NET_DVR_FTPCFG is "FTP upload parameters") and Dahua's configManager NAS (the remote
+# FTP/SMB storage it uploads to) configure a client; no ISAPI or Dahua HTTP API document
+# found names a switch for an FTP server on the camera.
 NO_SWITCH: Final[Mapping[str, frozenset[SettingName]]] = {
     "hikvision": frozenset({"ftp"}),
     "dahua": frozenset({"ftp"}),
