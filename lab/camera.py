@@ -30,6 +30,7 @@ from lab.settings import (
     SettingName,
     SettingValue,
     WriteFaults,
+    dahua_zone,
     parse_value,
     posix_zone,
 )
@@ -418,6 +419,8 @@ class Camera:
             "snmp_community": settings["snmp_community"],
             "time_zone": settings["time_zone"],
             "posix_zone": posix_zone(str(settings["time_zone"]), now),
+            "dahua_zone": dahua_zone(str(settings["time_zone"]), now),
+            "local_now": now.astimezone(ZoneInfo(str(settings["time_zone"]))),
             "local_time": now.astimezone(ZoneInfo(str(settings["time_zone"]))).isoformat(
                 timespec="seconds"
             ),

@@ -60,6 +60,7 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
             "ddns",
             "ntp",
             "ntp_server",
+            "time_zone",
             "snmp",
             "snmp_community",
             "onvif_auth",

@@ -167,11 +167,21 @@ class DahuaAdapter(HttpAdapter):
         if reply.body.strip() != b"OK":
             raise BadResponse("dahua: modifyPassword did not answer OK")
 
+    def as_stored(self, setting: Setting, value: SettingValue) -> SettingValue:
+        """A time zone as the fixed offset the camera keeps ("Asia/Ho_Chi_Minh" is read back as
+        "Etc/GMT-7"); ValueError for one it cannot keep (summer time, half hours)."""
+        if setting is Setting.TIME_ZONE and isinstance(value, str):
+            return parsers.zone_name(parsers.zone_index(value)) or value
+        return value
+
     async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
-        """All changes in one request; the camera applies them in order and answers "OK"."""
+        """All changes in one request; the camera applies them in order and answers "OK". A
+        time zone goes as its index in the camera's table of offsets (``const.TIME_ZONES``)."""
         params = {
             const.SETTING_KEYS[setting]: (
-                value
+                parsers.zone_index(value)
+                if setting is Setting.TIME_ZONE and isinstance(value, str)
+                else value
                 if isinstance(value, str)
                 else const.SETTING_WORDS.get(setting, const.FLAG_WORDS)[not value]
             )

@@ -22,6 +22,29 @@ TELNET: Final = "Telnet"  # † Telnet.Enable
 SNMP: Final = "SNMP"  # † SNMP.Enable (the v1/v2c agent), SNMP.GetCommunity (read community)
 DDNS: Final = "DDNS"  # †
 NTP: Final = "NTP"  # †
+# NTP.TimeZone: the camera's zone as an index into a table of fixed offsets (NTP.TimeZoneDesc, a
+# label beside it on newer firmware, is not read or written). The table, in minutes east of
+# UTC: Dahua NetSDK's EM_CFG_TIME_ZONE_TYPE, "time zone definition (NTP)", 0 "GMT+00:00" ...
+# 32 "GMT-12:00" (the NetSDK Java binding in github.com/brucejiao/NFCProject,
+# app/src/main/java/com/company/NetSDK/EM_CFG_TIME_ZONE_TYPE.java). Recorded answers agree:
+# 25 with TimeZoneDesc "Easterntime" (UTC-5) on a DH-NVR608H, 22 "Brasilia" (UTC-3), 3
+# "Moscow" (UTC+3). Summer time is a separate setting (Locales.DSTEnable), not read here.
+TIME_ZONES: Final = (
+    *(h * 60 for h in (0, 1, 2, 3)),
+    3 * 60 + 30,
+    4 * 60,
+    4 * 60 + 30,
+    5 * 60,
+    5 * 60 + 30,
+    5 * 60 + 45,
+    6 * 60,
+    6 * 60 + 30,
+    *(h * 60 for h in (7, 8, 9)),
+    9 * 60 + 30,
+    *(h * 60 for h in (10, 11, 12, 13, -1, -2, -3)),
+    -(3 * 60 + 30),
+    *(h * 60 for h in (-4, -5, -6, -7, -8, -9, -10, -11, -12)),
+)
 # UserGlobal.OnvifLoginCheck: ONVIF asks for credentials (false: anonymous callers answered)
 USER_GLOBAL: Final = "UserGlobal"  # †
 # RTSP.AuthType: digest, basic or disable (disable: streams without credentials), the key
@@ -58,6 +81,7 @@ SETTING_KEYS: Final = {
     Setting.DDNS: "DDNS[0].Enable",
     Setting.NTP: "NTP.Enable",
     Setting.NTP_SERVER: "NTP.Address",
+    Setting.TIME_ZONE: f"{NTP}.TimeZone",  # the index of TIME_ZONES
     Setting.SNMP: "SNMP.Enable",
     Setting.SNMP_COMMUNITY: "SNMP.GetCommunity",
     Setting.ONVIF_AUTH: f"{USER_GLOBAL}.OnvifLoginCheck",

@@ -19,7 +19,7 @@ from joserfc.jwk import OKPKey
 
 from agent.commands.journal import Entry
 from agent.config import NetworkConfig, RotationConfig
-from lab.settings import SettingValue
+from lab.settings import SettingValue, WriteFaults
 from lab.testing import LabFactory
 from protocol.commands import (
     SETTING_CONTROLS,
@@ -429,6 +429,76 @@ async def test_a_hikvision_time_zone_is_written_as_its_fixed_offset(
     local = answer.text.split("<localTime>")[1].split("</localTime>")[0]
     assert local.endswith("+07:00")
     assert abs((datetime.fromisoformat(local) - camera.now()).total_seconds()) < 60
+
+
+async def test_a_dahua_time_zone_is_written_as_its_table_index(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """LOG-01: Asia/Ho_Chi_Minh goes to configManager as NTP.TimeZone=12 (GMT+07:00 in
+    Dahua's table) and is read back as "Etc/GMT-7"; the camera's clock, answered in its own
+    zone, moves to UTC+7 and the re-audit still finds it right. A zone with summer time is
+    refused before any write."""
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab("dahua"))
+    ex = w.executor()
+    _org, params = remediate({"time_zone": "Europe/Paris"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == (
+        "rejected:unsupported_setting"
+    )
+    assert final(w).details == {"outcome.time_zone": "unsupported"}
+    assert writes(w.log) == []
+    org, params = remediate({"ntp": True, "time_zone": "Asia/Ho_Chi_Minh"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == "succeeded"
+    details = final(w).details
+    assert (details["outcome.ntp"], details["outcome.time_zone"]) == ("applied", "applied")
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("LOG-01", "")
+    assert opened(org, details["sealed"])["settings"] == {"ntp": False, "time_zone": "UTC"}
+    camera = w.node.camera
+    assert camera.settings["time_zone"] == "Etc/GMT-7"
+    base = f"http://{w.node.host}:{w.node.ports['http']}/cgi-bin"
+    async with httpx.AsyncClient(timeout=10) as client:
+        auth = httpx.DigestAuth("admin", PASSWORD)
+        ntp = await client.get(f"{base}/configManager.cgi?action=getConfig&name=NTP", auth=auth)
+        clock = await client.get(f"{base}/global.cgi?action=getCurrentTime", auth=auth)
+    assert "table.NTP.TimeZone=12\r\n" in ntp.text
+    local = datetime.strptime(clock.text.strip().removeprefix("result="), "%Y-%m-%d %H:%M:%S")
+    utc_now = camera.now().replace(tzinfo=None)
+    assert abs((local - utc_now).total_seconds() - 7 * 3600) < 60
+
+
+async def test_a_dahua_time_zone_ignored_clamped_or_failing_half_way(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """A Dahua camera that keeps its old zone, or another one, is reported with what it kept;
+    one that refuses the zone after taking NTP is rolled back to the exact snapshot."""
+    config = lab("dahua", 'ignore = ["time_zone"]')
+    w = await world(lab_fleet, collector_tuf, tmp_path, config)
+    camera = w.node.camera
+    before = dict(camera.settings)
+    ex = w.executor()
+    _org, params = remediate({"time_zone": "Asia/Ho_Chi_Minh"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == (
+        "failed:not_applied"
+    )
+    details = final(w).details
+    assert (details["outcome.time_zone"], details["got.time_zone"]) == ("ignored", "UTC")
+    assert details["asked.time_zone"] == "Etc/GMT-7"  # as the camera would keep it
+
+    camera.write_faults = WriteFaults(clamp={"time_zone": "Etc/GMT-8"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == (
+        "failed:not_applied"
+    )
+    details = final(w).details
+    assert (details["outcome.time_zone"], details["got.time_zone"]) == ("clamped", "Etc/GMT-8")
+
+    camera.write_faults = WriteFaults(fail_after=1)
+    camera.settings["time_zone"] = "UTC"
+    _org, params = remediate({"ntp": True, "time_zone": "Asia/Ho_Chi_Minh"})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "failed:rolled_back"
+    assert w.trail(command.command_id)[-3:] == ["applying", "rolling_back", "failed:rolled_back"]
+    details = final(w).details
+    assert (details["outcome.ntp"], details["outcome.time_zone"]) == ("rolled_back", "rolled_back")
+    assert camera.settings == before
 
 
 async def test_dahua_onvif_login_check_closes_auth10(
