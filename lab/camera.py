@@ -27,6 +27,7 @@ from lab.persona import Persona
 from lab.render import Flag, render
 from lab.settings import (
     BOOL_SETTINGS,
+    LEAVES,
     SettingName,
     SettingValue,
     WriteFaults,
@@ -308,6 +309,8 @@ class Camera:
         ``fail_after`` fault (the writes before it stay applied)."""
         parsed: list[tuple[SettingName, SettingValue]] = []
         for name, raw in writes:
+            if raw.strip().lower() in LEAVES.get(name, ()):
+                continue
             value = parse_value(name, raw)
             if value is None:
                 return False

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "BOOL_SETTINGS",
+    "LEAVES",
     "SETTING_NAMES",
     "SettingName",
     "SettingValue",
@@ -80,10 +81,16 @@ _FALSE: Final = frozenset({"false", "no", "0", "off"})
 # certificateType: "digest" refuses Basic)
 _WORDS: Final = {
     "ntp": (_TRUE | {"ntp"}, _FALSE | {"manual", "none"}),
-    "rtsp_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic"}),
+    # Hikvision RTSPCertificate ("digest/basic"); Dahua RTSP.AuthType ("basic")
+    "rtsp_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic", "basic"}),
     "http_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic"}),  # webCertificate
     "rtsp_auth": (_TRUE | {"digest", "basic"}, _FALSE | {"disable"}),  # Dahua RTSP.AuthType
 }
+
+
+# Words that change another setting sharing the key and leave this one as it is: Dahua's
+# RTSP.AuthType=disable turns RTSP logins off (rtsp_auth), the scheme kept for when they return.
+LEAVES: Final[dict[SettingName, frozenset[str]]] = {"rtsp_digest_only": frozenset({"disable"})}
 
 
 # Hikvision's timeZone: a POSIX name and offset west of UTC, "CST-7:00:00" being UTC+7 (the

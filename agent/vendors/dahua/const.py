@@ -49,8 +49,11 @@ TIME_ZONES: Final = (
 USER_GLOBAL: Final = "UserGlobal"  # †
 # RTSP.AuthType: digest, basic or disable (disable: streams without credentials), the key
 # public Dahua client code sets with setConfig (deemnz/dahua_change_settings on GitHub,
-# dahua_api/camera_rtsp.py: "RTSP.AuthType=digest / basic / disable")
+# dahua_api/camera_rtsp.py: "RTSP.AuthType=digest / basic / disable"). One key holds two
+# settings: RTSP authentication (disable: off) and Digest only (digest: on, basic: off; read
+# from the words' names [no vendor document found]).
 RTSP: Final = "RTSP"
+RTSP_AUTH_TYPE: Final = f"{RTSP}.AuthType"
 # † The login lock lives in the General table: LockLoginEnable (true/false), LockLoginTimes
 # (failures before the lock) and LoginFailLockTime (seconds), as read by a public Intelbras
 # (Dahua OEM) DVR/NVR client that states it confirmed them on three live recorders
@@ -85,11 +88,15 @@ SETTING_KEYS: Final = {
     Setting.SNMP: "SNMP.Enable",
     Setting.SNMP_COMMUNITY: "SNMP.GetCommunity",
     Setting.ONVIF_AUTH: f"{USER_GLOBAL}.OnvifLoginCheck",
-    Setting.RTSP_AUTH: f"{RTSP}.AuthType",
+    Setting.RTSP_AUTH: RTSP_AUTH_TYPE,
+    Setting.RTSP_DIGEST_ONLY: RTSP_AUTH_TYPE,
 }
 FLAG_WORDS: Final = ("true", "false")
-# flags the camera spells otherwise: (on, off); RTSP authentication on is written as Digest
-SETTING_WORDS: Final = {Setting.RTSP_AUTH: ("digest", "disable")}
+# RTSP.AuthType for the two settings it holds (``parsers.rtsp_auth_type``)
+RTSP_OFF: Final = "disable"
+RTSP_DIGEST: Final = "digest"
+RTSP_BASIC: Final = "basic"
+RTSP_SETTINGS: Final = frozenset({Setting.RTSP_AUTH, Setting.RTSP_DIGEST_ONLY})
 # recorders (NVR/DVR): the remote devices (IP cameras) with their stored logins, and the
 # connection state per channel (public Dahua HTTP API)
 REMOTE_DEVICE: Final = "RemoteDevice"

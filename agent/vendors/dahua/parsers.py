@@ -10,7 +10,14 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from agent.vendors.dahua.const import ROLES, TIME_ZONES, VENDOR
+from agent.vendors.dahua.const import (
+    ROLES,
+    RTSP_BASIC,
+    RTSP_DIGEST,
+    RTSP_OFF,
+    TIME_ZONES,
+    VENDOR,
+)
 from agent.vendors.models import Account, DeviceIdentity, RecorderChannel, TimeInfo, ntp_servers
 from agent.vendors.versions import is_placeholder
 from agent.vendors.zones import fixed_offset, offset_zone
@@ -132,10 +139,24 @@ def config_value_flag(pairs: Mapping[str, str], key: str) -> bool | None:
 def rtsp_auth(auth_type: str | None) -> bool | None:
     """``RTSP.AuthType``: False for "disable" (streams without credentials), True for a login
     scheme ("digest", "basic"); None when absent or another word."""
-    if auth_type is None:
-        return None
-    word = auth_type.strip().lower()
-    return False if word == "disable" else True if word in ("digest", "basic") else None
+    word = (auth_type or "").strip().lower()
+    return False if word == RTSP_OFF else True if word in (RTSP_DIGEST, RTSP_BASIC) else None
+
+
+def rtsp_digest_only(auth_type: str | None) -> bool | None:
+    """``RTSP.AuthType``: True for "digest" (Basic refused), False for "basic"; None for
+    "disable" (no login is asked at all, so no scheme is refused), absent or another word."""
+    word = (auth_type or "").strip().lower()
+    return True if word == RTSP_DIGEST else False if word == RTSP_BASIC else None
+
+
+def rtsp_auth_type(auth: bool | None, digest_only: bool | None) -> str:
+    """The ``RTSP.AuthType`` word for RTSP authentication and Digest only as asked (None: not
+    asked): off is "disable"; on, or only Digest asked, "digest" unless Digest only is asked
+    off ("basic"). Authentication turned on goes Digest only: the safer of the two."""
+    if auth is False:
+        return RTSP_OFF
+    return RTSP_BASIC if digest_only is False else RTSP_DIGEST
 
 
 def config_flag(pairs: Mapping[str, str], name: str) -> bool | None:

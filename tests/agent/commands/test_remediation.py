@@ -562,3 +562,47 @@ async def test_dahua_rtsp_authentication_closes_auth08(
     refused = await rtsp(node.host, node.ports["rtsp"], anonymous)
     assert refused.startswith("RTSP/1.0 401 Unauthorized\r\n")
     assert "WWW-Authenticate: Digest" in refused
+
+
+async def test_dahua_digest_only_rtsp_closes_auth09_or_rolls_back(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-09: a Dahua camera offering Basic on RTSP (configManager RTSP.AuthType "basic") is
+    set to Digest only ("digest"); the re-audit passes and a DESCRIBE is challenged with Digest
+    alone. A change that fails half-way goes back to the exact snapshot, Basic offered again."""
+    config = lab("dahua", "fail_after = 1").replace("rtsp = false", "rtsp = true")
+    w = await world(
+        lab_fleet,
+        collector_tuf,
+        tmp_path,
+        config.replace("ddns = true", 'ddns = true\nrtsp_auth = "basic"'),
+    )
+    node, camera = w.node, w.node.camera
+    before = dict(camera.settings)
+    describe = (
+        f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{DAHUA} RTSP/1.0\r\nCSeq: 2\r\n\r\n"
+    )
+    challenged = await rtsp(node.host, node.ports["rtsp"], describe)
+    assert "WWW-Authenticate: Basic" in challenged  # Basic offered before the change
+    ex = w.executor()
+    _org, params = remediate({"ssh": False, "rtsp_digest_only": True})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "failed:rolled_back"
+    details = final(w).details
+    assert (details["outcome.ssh"], details["outcome.rtsp_digest_only"]) == (
+        "rolled_back",
+        "rolled_back",
+    )
+    assert camera.settings == before
+    org, params = remediate({"rtsp_digest_only": True})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "succeeded"
+    details = final(w).details
+    assert details["outcome.rtsp_digest_only"] == "applied"
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("AUTH-09", "")
+    assert opened(org, details["sealed"])["settings"] == {"rtsp_digest_only": False}
+    assert (camera.settings["rtsp_digest_only"], camera.settings["rtsp_auth"]) == (True, True)
+    challenged = await rtsp(node.host, node.ports["rtsp"], describe)
+    assert challenged.startswith("RTSP/1.0 401 Unauthorized\r\n")
+    assert "WWW-Authenticate: Digest" in challenged
+    assert "WWW-Authenticate: Basic" not in challenged
