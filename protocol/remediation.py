@@ -49,6 +49,7 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
             "snmp_community",
             "http_digest_only",
             "rtsp_digest_only",
+            "rtsp_auth",
         }
     ),
     "dahua": frozenset(
