@@ -72,10 +72,11 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
 # Settings a vendor's API reaches only through a change no plan makes on its own, with the
 # reason a plan shows (the catalogue's ``remediation.reason.<reason>``; otherwise a setting
 # missing from the vendor's row is ``not_settable``). Hikvision: ONVIF's only switches are
-# <ONVIF><enable> and the accepted login schemes (ISAPI /ISAPI/System/Network/Integrate; the
-# manuals' "Enable ONVIF", ONVIF users, "Authentication: digest&ws-username token"); none
-# makes the camera refuse an anonymous caller, and turning ONVIF off cuts off the recorders and
-# video management software that use it.
+# ONVIF on or off, its users and the login schemes it accepts (ISAPI Integrate, <ONVIF><enable>
+# and <certificateType>, as public client code writes it; the manuals' "Enable ONVIF" and ONVIF
+# users, e.g. http://38.142.81.21:8001/manual/hikvision/ds-2xm6726g0-is-nd-2mm/user-manual-
+# english/page-83.html); none makes the camera refuse an anonymous caller, and turning ONVIF
+# off cuts off the recorders and video management software that use it.
 WITHHELD: Final[Mapping[str, Mapping[SettingName, str]]] = {
     "hikvision": {"onvif_auth": "onvif_off_only"},
 }
