@@ -32,9 +32,10 @@ CERTIFICATE_TYPES: Final = ("digest", "digest/basic")  # for digest-only True, F
 # 101; the manuals' "RTSP Authentication: basic or disable ... if you disable the RTSP
 # authentication, anyone can access the video stream" (DS-2CD833 operation manual, section 10.2,
 # http://38.142.81.21:8001/manual/hikvision/ds-2cd833-ei3/operation-manual-english/page-83.html).
-# Recorded "true" on DS-2CD2xx6G2 cameras, firmware 5.5-5.7 (github.com/maciej-or/hikvision_next,
-# tests/fixtures/devices/*.json, Streaming/channels/101). Newer firmware offers only digest or
-# digest/basic in its web page: such a camera may refuse "false", never needed here.
+# Recorded "true" on cameras of firmware 5.2 to 5.7, e.g. DS-2CD2532F-IWS and DS-2CD2386G2-IU
+# (github.com/maciej-or/hikvision_next, tests/fixtures/devices/*.json, Streaming/channels/101);
+# absent on an NVR's channel (unknown). Newer firmware's page offers only digest or digest/basic:
+# such a camera is not found with it off, and may refuse "false".
 STREAMING_CHANNEL: Final = "/ISAPI/Streaming/channels/101"
 RTSP_AUTH_ELEMENT: Final = "Transport/Security/enabled"
 
