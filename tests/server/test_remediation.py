@@ -57,6 +57,10 @@ RTSP_ANONYMOUS = fail("auth.rtsp_anonymous", ["AUTH-08"])
 ONVIF_ANONYMOUS = fail("onvif.anonymous_access", ["AUTH-10"])
 
 
+RTSP_BASIC = fail("auth.rtsp_basic", ["AUTH-09"])
+HTTP_BASIC = fail("auth.http_basic", ["AUTH-07"])
+
+
 def scope(
     repo: Repository, principal: Principal = CLI, *, later: timedelta = timedelta(0)
 ) -> Scope:
@@ -161,6 +165,27 @@ def test_anonymous_rtsp_and_onvif_on_a_hikvision_camera(
     process(repo, db_url, [dahua])  # Dahua's API has the switch
     plan = Remediations(scope(repo)).preview(Selection(camera_id="ipc"), Options())
     assert plan.items[0].changes == {"rtsp_auth": True, "onvif_auth": True}
+
+
+def test_the_dry_run_plans_dahua_digest_only_rtsp_not_its_web(
+    repo: Repository, db_url: str
+) -> None:
+    """Dahua's API sets RTSP to Digest only (RTSP.AuthType); no public Dahua document names a
+    switch that refuses Basic on its web interface, so AUTH-07 stays not settable."""
+    orgs = Orgs(scope(repo))
+    province = orgs.create_org(parent_id=None, kind="province", name="Province C").id
+    agency = orgs.create_org(parent_id=province, kind="agency", name="Agency C").id
+    orgs.map_site("site-c", orgs.create_org(parent_id=agency, kind="system", name="C").id)
+    sim = SimAgent("agent-c", "site-c")
+    enroll(repo, sim)
+    process(repo, db_url, [report_with(sim, [camera("dh", [RTSP_BASIC, HTTP_BASIC], "Dahua")])])
+    plan = Remediations(scope(repo)).preview(Selection(site="site-c"), Options())
+    (item,) = plan.items
+    assert (item.camera_id, item.reason) == ("dh", None)
+    assert item.changes == {"rtsp_digest_only": True}
+    assert (item.findings, item.controls) == (["auth.rtsp_basic"], ["AUTH-09"])
+    left_out = {(k.code, k.setting, k.reason) for k in item.skipped}
+    assert left_out == {("auth.http_basic", "http_digest_only", "not_settable")}
 
 
 def test_a_scoped_operator_plans_only_inside_its_subtree(
