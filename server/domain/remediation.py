@@ -5,9 +5,10 @@ A plan is computed from the visible cameras' failing findings: each remediable f
 the settings that close it, each vendor the settings its API can write (both in
 ``protocol.remediation``). What cannot be done is listed with a reason code (the catalogue's
 ``remediation.reason.*``): the camera's agent is not online, its vendor is not supported, it was
-not audited recently, a setting is not settable through that vendor's API (or that API has no
-switch at all for the service: ``no_switch``, its port must be closed another way), a setting
-needs a value the plan does not give, a finding is not remediable. Creating a plan stores it as
+not audited recently, a setting is not settable through that vendor's API (or is withheld with
+a reason of its own, ``protocol.remediation.WITHHELD``: ``no_switch`` when that API switches
+no such service at all and its port must be closed another way), a setting needs a value the
+plan does not give, a finding is not remediable. Creating a plan stores it as
 a rollout awaiting approval (``server.domain.rollouts``: canary, batches, failure threshold,
 windows), with one item per camera; approving it starts the canary. Every step is in the audit
 log.
@@ -32,7 +33,7 @@ from protocol.commands import (
     SettingValue,
     check_setting_value,
 )
-from protocol.remediation import NO_SWITCH, ON_REQUEST, ONVIF_SETTINGS, REMEDIES, VENDOR_SETTINGS
+from protocol.remediation import ON_REQUEST, ONVIF_SETTINGS, REMEDIES, VENDOR_SETTINGS, WITHHELD
 from server.domain.rollouts import (
     Operation,
     RolloutDetail,
@@ -61,10 +62,10 @@ CAMERA_REASONS: Final = (
 )
 SETTING_REASONS: Final = (
     "not_settable",
-    "no_switch",
     "needs_value",
     "not_remediable",
     "on_request",
+    *sorted({r for withheld in WITHHELD.values() for r in withheld.values()}),
 )
 MAX_CAMERAS: Final = 5000  # cameras one plan may reach
 MAX_SKIPPED: Final = 50  # lines of "left out" kept per camera
@@ -211,7 +212,7 @@ def _camera_changes(
 ) -> tuple[dict[SettingName, SettingValue], list[str], list[str], list[Skip]]:
     """(changes, findings closed, their controls, left out) for one camera's failing findings."""
     settable = VENDOR_SETTINGS.get((vendor or "").lower(), frozenset()) | ONVIF_SETTINGS
-    switchless = NO_SWITCH.get((vendor or "").lower(), frozenset())
+    withheld = WITHHELD.get((vendor or "").lower(), {})
     changes: dict[SettingName, SettingValue] = {}
     closed: list[str] = []
     controls: set[str] = set()
@@ -229,8 +230,7 @@ def _camera_changes(
         for setting in remedy:
             value = SAFE_VALUES.get(setting, getattr(options, setting, None))
             if setting not in settable:
-                reason = "no_switch" if setting in switchless else "not_settable"
-                missing.append(Skip(code, setting, reason))
+                missing.append(Skip(code, setting, withheld.get(setting, "not_settable")))
             elif value is None:
                 missing.append(Skip(code, setting, "needs_value"))
             else:
