@@ -18,7 +18,7 @@ Every change by a person goes to the audit log; ``record`` and ``reissue`` run a
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -144,10 +144,44 @@ class SurveyView:
     eta: timedelta | None
     agents: list[AgentProgress]
     exposures: int
+    shards: int = 0  # shards of the survey (a re-issued shard counts once)
+    shards_done: int = 0
+    probed: int = 0  # addresses the finished shards' agents probed (their summaries)
 
     @property
     def percent(self) -> int:
         return 100 if not self.addresses else self.done * 100 // self.addresses
+
+
+@dataclass(frozen=True, slots=True)
+class ShardView:
+    """One shard as it stands: ``parts`` the result parts held; ``probed`` from its summary
+    (None until the summary is in); ``complete`` false: the agent stopped before the end."""
+
+    position: int
+    blocks: list[str]
+    addresses: int
+    agent_id: str
+    command_id: str
+    state: str
+    done: int
+    parts: list[int]
+    probed: int | None
+    answered: int | None
+    complete: bool | None
+    reason: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyDetail:
+    """A survey with its shards and what it found: exposures by kind (code), hosts that
+    answered by vendor ("" when the host did not say)."""
+
+    survey: SurveyView
+    shards: list[ShardView]
+    kinds: dict[str, int]
+    vendors: dict[str, int]
 
 
 class Surveys(Area):
@@ -598,6 +632,7 @@ class Surveys(Area):
             for sh in by_survey[r.id]:
                 per_agent[sh.agent_id].append(sh)
             done = sum(sh.done for sh in by_survey[r.id])
+            finished = [sh for sh in by_survey[r.id] if sh.state == "done"]
             agents = [
                 AgentProgress(
                     a,
@@ -626,6 +661,9 @@ class Surveys(Area):
                     else None,
                     agents,
                     exposures.get(r.id, 0),
+                    len(by_survey[r.id]),
+                    len(finished),
+                    sum((sh.summary or {}).get("probed", 0) for sh in finished),
                 )
             )
         return result
@@ -641,6 +679,46 @@ class Surveys(Area):
         if not found:
             raise NotVisible(f"survey {survey_id}")
         return found[0]
+
+    def detail(self, survey_id: int) -> SurveyDetail:
+        """The survey (``NotVisible`` outside the scope), its shards in order (the re-issued
+        commands left out: their shard is listed once, with its current agent), the exposures
+        by kind and the answering hosts by vendor."""
+        survey = self.survey(survey_id)
+        with self.s.engine.connect() as conn:
+            shards = conn.execute(
+                select(SurveyShard.__table__)
+                .where(SurveyShard.survey_id == survey_id, SurveyShard.state != "reissued")
+                .order_by(SurveyShard.position)
+            ).all()
+            kinds = conn.execute(
+                select(SurveyExposure.code, func.count())
+                .where(SurveyExposure.survey_id == survey_id)
+                .group_by(SurveyExposure.code)
+                .order_by(SurveyExposure.code)
+            ).all()
+            vendors: Counter[str] = Counter()
+            for vendor, n in conn.execute(
+                select(HostRecord.vendor, func.count())
+                .where(HostRecord.survey_id == survey_id)
+                .group_by(HostRecord.vendor)
+            ):
+                vendors[vendor or ""] += n
+        return SurveyDetail(
+            survey,
+            [_shard_view(sh) for sh in shards],
+            {str(code): int(n) for code, n in kinds},
+            dict(sorted(vendors.items())),
+        )
+
+
+def _shard_view(sh: Any) -> ShardView:
+    summary: dict[str, Any] = sh.summary or {}
+    return ShardView(
+        sh.position, list(sh.blocks), sh.addresses, sh.agent_id, sh.command_id, sh.state,
+        sh.done, list(sh.parts), summary.get("probed"), summary.get("answered"),
+        summary.get("complete"), summary.get("reason"), sh.updated_at,
+    )  # fmt: skip
 
 
 def _inside(net: Network, held: Network) -> bool:
