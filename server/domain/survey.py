@@ -616,6 +616,7 @@ class Surveys(Area):
                 .order_by(SurveyShard.position)
             ).all()
             last_seen = dict(conn.execute(select(Agent.agent_id, Agent.last_seen)).all())
+            sweeping = _sweeping(conn, [sh.command_id for sh in shards if sh.state in OPEN_SHARDS])
             exposures = dict(
                 conn.execute(
                     select(SurveyExposure.survey_id, func.count())
@@ -626,19 +627,23 @@ class Surveys(Area):
         by_survey: dict[int, list[Any]] = defaultdict(list)
         for sh in shards:
             by_survey[sh.survey_id].append(sh)
+
+        def done_of(sh: Any) -> int:
+            return _done(sh, sweeping.get(sh.command_id))
+
         result = []
         for r in rows:
             per_agent: dict[str, list[Any]] = defaultdict(list)
             for sh in by_survey[r.id]:
                 per_agent[sh.agent_id].append(sh)
-            done = sum(sh.done for sh in by_survey[r.id])
+            done = sum(done_of(sh) for sh in by_survey[r.id])
             finished = [sh for sh in by_survey[r.id] if sh.state == "done"]
             agents = [
                 AgentProgress(
                     a,
                     len(mine),
                     sum(sh.addresses for sh in mine),
-                    sum(sh.done for sh in mine),
+                    sum(done_of(sh) for sh in mine),
                     r.state == "running"
                     and any(sh.state in OPEN_SHARDS for sh in mine)
                     and survey_plan.silent(last_seen.get(a), self.s.now, after),
@@ -691,6 +696,7 @@ class Surveys(Area):
                 .where(SurveyShard.survey_id == survey_id, SurveyShard.state != "reissued")
                 .order_by(SurveyShard.position)
             ).all()
+            sweeping = _sweeping(conn, [sh.command_id for sh in shards if sh.state in OPEN_SHARDS])
             kinds = conn.execute(
                 select(SurveyExposure.code, func.count())
                 .where(SurveyExposure.survey_id == survey_id)
@@ -706,19 +712,48 @@ class Surveys(Area):
                 vendors[vendor or ""] += n
         return SurveyDetail(
             survey,
-            [_shard_view(sh) for sh in shards],
+            [_shard_view(sh, sweeping.get(sh.command_id)) for sh in shards],
             {str(code): int(n) for code, n in kinds},
             dict(sorted(vendors.items())),
         )
 
 
-def _shard_view(sh: Any) -> ShardView:
+def _shard_view(sh: Any, so_far: int | None) -> ShardView:
     summary: dict[str, Any] = sh.summary or {}
+    probed = summary.get("probed", so_far)
+    done = _done(sh, so_far)
     return ShardView(
         sh.position, list(sh.blocks), sh.addresses, sh.agent_id, sh.command_id, sh.state,
-        sh.done, list(sh.parts), summary.get("probed"), summary.get("answered"),
+        done, list(sh.parts), probed, summary.get("answered"),
         summary.get("complete"), summary.get("reason"), sh.updated_at,
     )  # fmt: skip
+
+
+def _done(sh: Any, so_far: int | None) -> int:
+    """A shard's addresses done: its summary's once finished; while it sweeps, what its agent
+    said it probed so far (``_sweeping``)."""
+    return max(int(sh.done), min(int(sh.addresses), so_far or 0))
+
+
+def _sweeping(conn: Connection, command_ids: Sequence[str]) -> dict[str, int]:
+    """Addresses probed so far by the shards whose command runs: the ``probed`` detail the agent
+    sends with its ``sweeping`` step while the shard runs, and with ``reporting`` (a shard's
+    parts come only after its sweep, and only the last part's summary counts what was probed;
+    excluded and opted-out addresses count once the summary is in)."""
+    if not command_ids:
+        return {}
+    found = {}
+    for command_id, details in conn.execute(
+        select(CommandRecord.command_id, CommandRecord.details).where(
+            CommandRecord.command_id.in_(command_ids),
+            CommandRecord.status == "in_progress",
+            CommandRecord.step.in_(("sweeping", "reporting")),
+        )
+    ):
+        probed = (details or {}).get("probed")
+        if isinstance(probed, int) and not isinstance(probed, bool) and probed > 0:
+            found[command_id] = probed
+    return found
 
 
 def _inside(net: Network, held: Network) -> bool:

@@ -6,13 +6,14 @@ reachable by the other, and the agents picked on the start form (or the API) run
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from protocol import CommandResult
 from protocol.keys import generate_private_key
 from protocol.survey import SURVEY
 from server.api import create_app
@@ -20,7 +21,8 @@ from server.domain.notices import Notices
 from server.domain.scope import CLI
 from server.domain.survey import Surveys
 from server.domain.users import Users
-from server.storage import Repository
+from server.storage import Repository, read_then_write
+from server.storage.commands import apply_result
 from server.storage.firmware_models import CommandRecord
 from tests.server.conftest import make_config, serve
 from tests.survey.conftest import Providers, as_user, host, part, scoped
@@ -199,3 +201,47 @@ def test_the_start_form_runs_the_survey_on_the_agents_ticked(
     assert "survey-y1" in refused.text
     login(server, "viewer-x")
     assert 'name="agents"' not in server.get("/surveys").text  # nothing to start or schedule
+
+
+def test_progress_moves_while_a_shard_sweeps(
+    server: httpx.Client, repo: Repository, providers: Providers
+) -> None:
+    """The agent tells how many addresses it has probed with its sweeping step (a shard's
+    parts come only after its sweep): the survey's progress and time left move with it, never
+    past the shard, and the last part's summary settles it."""
+    Surveys(scoped(repo, CLI)).declare_prefix(providers.isp_x, "198.51.96.0/19")
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    survey_id = Surveys(as_user(repo, "operator-x", start)).start(providers.isp_x)
+    one, two = survey_commands(repo, survey_id)
+    seq = iter(range(1000, 2000))
+
+    def tell(command: Any, step: str, probed: int | str) -> None:
+        told = CommandResult(
+            agent_id=command.agent_id, site="isp-x", seq=next(seq), issued_at=start,
+            prev="0" * 64, prev_seq=0, command_id=command.command_id, status="in_progress",
+            step=step, details={"probed": probed},
+        )  # fmt: skip
+        with read_then_write(repo.engine) as conn:
+            assert apply_result(conn, command.agent_id, told.seq, told, datetime.now(UTC))
+
+    viewer = bearer(repo, "viewer-x")
+    before = server.get(f"/api/v1/surveys/{survey_id}", headers=viewer).json()
+    assert (before["survey"]["done"], before["survey"]["eta_s"]) == (0, None)
+    tell(one, "sweeping", 1024)
+    tell(two, "sweeping", "many")  # not a count: nothing
+    now = server.get(f"/api/v1/surveys/{survey_id}", headers=viewer).json()
+    assert (now["survey"]["state"], now["survey"]["done"], now["survey"]["shards_done"]) == (
+        "running", 1024, 0,
+    )  # fmt: skip
+    assert now["survey"]["eta_s"] is not None
+    assert now["survey"]["eta_s"] > 0
+    shards = {s["command_id"]: (s["probed"], s["done"]) for s in now["shards"]}
+    assert shards == {one.command_id: (1024, 1024), two.command_id: (None, 0)}
+    progress = {a.agent_id: a.done for a in Surveys(scoped(repo, CLI)).survey(survey_id).agents}
+    assert progress == {one.agent_id: 1024, two.agent_id: 0}
+    tell(two, "reporting", 9999)  # more than the shard holds: the shard, no more
+    assert Surveys(scoped(repo, CLI)).survey(survey_id).done == 1024 + 4096
+    last = part(one.agent_id, one, [], at=datetime.now(UTC))
+    assert Surveys(scoped(repo, CLI)).record(one.agent_id, last)
+    settled = Surveys(scoped(repo, CLI)).survey(survey_id)
+    assert (settled.done, settled.shards_done, settled.probed) == (8192, 1, 4096)
