@@ -60,10 +60,12 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
             "ddns",
             "ntp",
             "ntp_server",
+            "time_zone",
             "snmp",
             "snmp_community",
             "onvif_auth",
             "rtsp_auth",
+            "rtsp_digest_only",
         }
     ),
     "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server", "time_zone"}),

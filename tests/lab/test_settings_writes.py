@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from datetime import datetime
 
 import httpx
 import onvif
@@ -244,6 +245,28 @@ async def test_a_value_the_camera_cannot_take_changes_nothing(fleet: Fleet) -> N
             refused = await stranger.get(url, params={"action": "setConfig", "SSHD.Enable": "0"})
         assert refused.status_code == 401
     assert node.camera.settings["ssh"] is True
+
+
+async def test_a_dahua_time_zone_is_an_index_and_moves_the_clock(fleet: Fleet) -> None:
+    """NTP.TimeZone=12 (GMT+07:00 in Dahua's table) is kept as the fixed-offset zone, read back
+    as 12, and getCurrentTime answers the wall clock of that zone; a half-hour index (8,
+    GMT+05:30) or one beyond the table is refused and changes nothing."""
+    node = fleet["dahua"]
+    url = node.url("/cgi-bin/configManager.cgi")
+    async with client() as http:
+        for refused in ("8", "33", "UTC+7"):
+            answer = await http.get(url, params={"action": "setConfig", "NTP.TimeZone": refused})
+            assert answer.status_code == 400, refused
+        assert node.camera.settings["time_zone"] == "UTC"
+        answer = await http.get(url, params={"action": "setConfig", "NTP.TimeZone": "12"})
+        assert ok("dahua", answer)
+        assert node.camera.settings["time_zone"] == "Etc/GMT-7"
+        ntp = await http.get(url, params={"action": "getConfig", "name": "NTP"})
+        assert "table.NTP.TimeZone=12\r\n" in ntp.text
+        clock = await http.get(node.url("/cgi-bin/global.cgi"), params={"action": "getCurrentTime"})
+    local = datetime.strptime(clock.text.strip().removeprefix("result="), "%Y-%m-%d %H:%M:%S")
+    ahead = (local - node.camera.now().replace(tzinfo=None)).total_seconds()
+    assert abs(ahead - 7 * 3600) < 60
 
 
 def test_write_faults_come_from_lab_config_with_clear_errors() -> None:

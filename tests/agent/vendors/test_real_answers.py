@@ -98,6 +98,7 @@ def _time(info: TimeInfo) -> dict[str, Any]:
         "camera_utc": _iso(info.camera_utc),
         "ntp": info.ntp,
         "ntp_servers": list(info.ntp_servers),
+        "zone": info.zone,
     }
 
 
@@ -228,6 +229,7 @@ PARSERS: dict[str, Callable[[Answer], dict[str, Any]]] = {
     "dahua.software_version": _software_version,
     "dahua.config": lambda a: {"flag": dahua.config_flag(dahua.parse_kv(a.body()), a.args["name"])},
     "dahua.users": lambda a: _accounts(dahua.parse_users(a.body())),
+    "dahua.time": lambda a: _time(dahua.parse_time(a.companion(0), a.body())),
     "versions.firmware": _firmware,
     "ntp.servers": lambda a: {"ntp_servers": list(ntp_servers(_field(a)))},
     "identity.catalog": _catalog,
