@@ -155,8 +155,9 @@ class SurveyView:
 
 @dataclass(frozen=True, slots=True)
 class ShardView:
-    """One shard as it stands: ``parts`` the result parts held; ``probed`` from its summary
-    (None until the summary is in); ``complete`` false: the agent stopped before the end."""
+    """One shard as it stands: ``parts`` the result parts held; ``probed`` from its summary,
+    or while it runs what its agent said it probed so far (None before either);
+    ``complete`` false: the agent stopped before the end (None until the summary is in)."""
 
     position: int
     blocks: list[str]

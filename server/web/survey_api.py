@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from server.domain.notices import Notices, NoticeView
+from server.domain.orgs import Orgs
 from server.domain.survey import (
     SCHEDULE_DAYS,
     AgentProgress,
@@ -38,7 +39,8 @@ Agents = Annotated[list[Annotated[str, Field(pattern=NAME)]], Field(max_length=2
 class SurveyOut(BaseModel):
     """A survey and its progress: ``done`` addresses surveyed (probed, excluded or opted out)
     of ``addresses``, ``probed`` of them probed, ``shards_done`` of ``shards`` finished;
-    ``eta_s`` the estimated seconds left while it runs (none until a shard is done)."""
+    ``eta_s`` the estimated seconds left while it runs (none until an address is done; the
+    shards still sweeping count what their agents said they probed so far)."""
 
     id: int
     org_unit_id: int
@@ -152,7 +154,10 @@ def router() -> APIRouter:
     def surveys(
         s: Scope, org: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None
     ) -> list[SurveyOut]:
-        """The surveys in the caller's organisation (the newest 200), with their progress."""
+        """The surveys in the caller's organisation (the newest 200), with their progress;
+        ``org``: of that provider only (not found outside the caller's organisation)."""
+        if org is not None:
+            Orgs(s).org(org)
         return [SurveyOut.of(v) for v in Surveys(s).surveys(org)]
 
     @api.post("", status_code=created)

@@ -159,6 +159,9 @@ def test_each_route_for_its_role_and_inside_the_provider(
     listed_surveys = server.get("/api/v1/surveys", headers=viewer).json()
     assert [s["id"] for s in listed_surveys] == [survey_id]
     assert server.get("/api/v1/surveys", headers=other).json() == []
+    mine = server.get("/api/v1/surveys", headers=viewer, params={"org": x}).json()
+    assert [s["id"] for s in mine] == [survey_id]
+    assert server.get("/api/v1/surveys", headers=other, params={"org": x}).status_code == 404
 
     # notices: read by everybody of the provider, moved by operators, never backwards
     notices = server.get(f"/api/v1/surveys/{survey_id}/notices", headers=viewer).json()

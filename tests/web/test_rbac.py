@@ -374,8 +374,9 @@ def test_no_route_reaches_another_agency(
         leaked = [m for m in FOREIGN_MARKERS if m in r.text and m not in f"{path} {payload!r}"]
         assert leaked == [], (method, template, leaked)
     # a filter naming B's organisation is refused too
-    r = server.get(f"/api/v1/findings?org={world.agency_b}", headers=headers)
-    assert r.status_code == 404
+    for listing in ("findings", "surveys"):
+        r = server.get(f"/api/v1/{listing}?org={world.agency_b}", headers=headers)
+        assert r.status_code == 404, listing
     after = snapshot(repo)
     assert after == before
 
