@@ -207,6 +207,44 @@ async def test_a_write_that_fails_half_way_keeps_what_came_before(
         assert await read(http, node, "upnp") is False
 
 
+async def test_hikvision_rtsp_authentication_is_the_channels_security_switch(
+    fleet: Fleet,
+) -> None:
+    """RTSP authentication is Transport/Security/enabled of the main stream's channel: a PUT of
+    the channel's document changes it (the channel's own <enabled> is another switch), the
+    channel answers it back, and the seeded faults strike it as any other setting."""
+    node = fleet["hikvision"]
+    channel, xml = node.url("/ISAPI/Streaming/channels/101"), {"Content-Type": "application/xml"}
+
+    def rtsp_auth() -> SettingValue:
+        return node.camera.settings["rtsp_auth"]
+
+    on, off = "<Security>\n<enabled>true<", "<Security>\n<enabled>false<"
+    async with client() as http:
+        document = (await http.get(channel)).text
+        assert on in document
+        assert ok(
+            "hikvision", await http.put(channel, content=document.replace(on, off), headers=xml)
+        )
+        assert rtsp_auth() is False
+        assert off in (await http.get(channel)).text
+        # the channel itself switched off, its Security on: RTSP authentication on
+        channel_off = document.replace(
+            "<enabled>true</enabled>\n<Transport>", "<enabled>false</enabled>\n<Transport>"
+        )
+        assert channel_off != document
+        assert ok("hikvision", await http.put(channel, content=channel_off, headers=xml))
+        assert rtsp_auth() is True
+        node.camera.write_faults = WriteFaults(ignore=frozenset({"rtsp_auth"}))
+        answer = await http.put(channel, content=document.replace(on, off), headers=xml)
+        assert ok("hikvision", answer)  # OK, and nothing changed
+        assert on in (await http.get(channel)).text
+        node.camera.write_faults = WriteFaults(fail_after=0)
+        refused = await http.put(channel, content=document.replace(on, off), headers=xml)
+        assert (refused.status_code, "<statusCode>6<" in refused.text) == (400, True)
+    assert rtsp_auth() is True
+
+
 async def test_onvif_set_operations_write_the_same_settings(fleet: Fleet) -> None:
     node = fleet["hikvision"]
     node.camera.write_faults = WriteFaults(fail_after=0)

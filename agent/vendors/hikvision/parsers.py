@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.probes._xml import refuse_dtd
 from agent.vendors.base import BadResponse
@@ -24,6 +23,7 @@ from agent.vendors.models import (
     TimeInfo,
     ntp_servers,
 )
+from agent.vendors.zones import fixed_offset, offset_zone
 
 # firmwareReleasedDate shapes: "build 221114" (5.5+), "221114" (older, and bootReleasedDate),
 # "build 20221114" and "2022-11-14" (OEM builds, access-control terminals).
@@ -200,6 +200,14 @@ def parse_digest_only(body: bytes, root: str) -> bool | None:
     return {"digest": True, "digest/basic": False, "basic": False}.get((kind or "").lower())
 
 
+def parse_rtsp_auth(body: bytes) -> bool | None:
+    """``StreamingChannel`` (``/ISAPI/Streaming/channels/101``): whether RTSP asks for
+    credentials, ``Transport/Security/enabled`` (false: streams to anyone); None when the
+    channel carries no such element. The channel's own ``<enabled>`` is another thing."""
+    security = _path(parse_xml(body, "StreamingChannel"), ("Transport", "Security"))
+    return None if security is None else _flag(security, "enabled")
+
+
 def parse_snmp(body: bytes) -> tuple[bool | None, str | None]:
     """``SNMPv2c``: whether the v1/v2c agent runs, and its read community."""
     root = parse_xml(body, "SNMPv2c")
@@ -254,25 +262,14 @@ def zone_name(posix: str) -> str | None:
     if match is None or match[3] != "00" or (match[4] or "00") != "00":
         return None
     west = int(match[2]) * (-1 if match[1] == "-" else 1)
-    if not -14 <= west <= 12:
-        return None
-    return "UTC" if west == 0 else f"Etc/GMT{west:+d}"
+    return offset_zone(-60 * west)
 
 
 def posix_zone(name: str) -> str:
     """The ``timeZone`` text for IANA zone ``name`` (``zoneinfo``); ValueError for an unknown
     zone, one with summer time or an offset not in whole hours (the camera could not report it
     back as a zone)."""
-    try:
-        zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name[:40]!r}") from exc
-    year = datetime.now(UTC).year
-    offsets = {zone.utcoffset(datetime(year, month, 1)) for month in (1, 7)}
-    if len(offsets) != 1:
-        raise ValueError(f"time zone {name!r} has summer time: not written as a fixed offset")
-    offset = offsets.pop() or timedelta()
-    hours, rest = divmod(int(offset.total_seconds()), 3600)
+    hours, rest = divmod(fixed_offset(name), 60)
     if rest:
         raise ValueError(f"time zone {name!r} is not a whole number of hours from UTC")
     return f"CST{'-' if hours > 0 else '+'}{abs(hours)}:00:00"
@@ -298,9 +295,15 @@ def lock_signal(body: bytes) -> str | None:
 
 def with_text(body: bytes, root: str, name: str, text: str) -> bytes:
     """The ``root`` document ``body`` with its first ``name`` element set to ``text``, to PUT
-    back (the namespace kept as the camera's default one)."""
+    back (the namespace kept as the camera's default one). A ``name`` with slashes is a path
+    from the document element ("Transport/Security/enabled"): that element and no other."""
     document = parse_xml(body, root)
-    element = next((e for e in document.iter() if _local(e.tag) == name), None)
+    if "/" in name:
+        *parents, last = name.split("/")
+        parent = _path(document, tuple(parents))
+        element = None if parent is None else _child(parent, last)
+    else:
+        element = next((e for e in document.iter() if _local(e.tag) == name), None)
     if element is None:
         raise ValueError(f"<{root}> has no <{name}>")
     element.text = text
@@ -314,6 +317,14 @@ def with_text(body: bytes, root: str, name: str, text: str) -> bytes:
 
 def _child(element: ET.Element, name: str) -> ET.Element | None:
     return next((c for c in element if _local(c.tag) == name), None)
+
+
+def _path(element: ET.Element, names: tuple[str, ...]) -> ET.Element | None:
+    """The element reached from ``element`` through children ``names``, or None."""
+    found: ET.Element | None = element
+    for name in names:
+        found = None if found is None else _child(found, name)
+    return found
 
 
 def parse_input_proxy(channels: bytes, status: bytes | None) -> tuple[RecorderChannel, ...]:

@@ -564,6 +564,74 @@ async def test_dahua_rtsp_authentication_closes_auth08(
     assert "WWW-Authenticate: Digest" in refused
 
 
+def hik_anonymous_rtsp() -> str:
+    """A Hikvision camera streaming without credentials (its main stream channel's
+    Transport/Security/enabled false), RTSP served."""
+    config = lab("hikvision").replace("rtsp = false", "rtsp = true")
+    return config.replace("ddns = true", 'ddns = true\nrtsp_auth = "none"')
+
+
+async def test_hikvision_rtsp_authentication_closes_auth08(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-08: a Hikvision camera streaming without credentials is set to ask for them
+    (ISAPI Streaming/channels/101 Transport/Security/enabled); the re-audit passes and an
+    anonymous DESCRIBE is refused for real."""
+    w = await world(lab_fleet, collector_tuf, tmp_path, hik_anonymous_rtsp())
+    node = w.node
+    anonymous = f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{HIK} RTSP/1.0\r\nCSeq: 2\r\n\r\n"
+    streamed = await rtsp(node.host, node.ports["rtsp"], anonymous)
+    assert streamed.startswith("RTSP/1.0 200 OK\r\n")  # anonymous before the change
+    org, params = remediate({"rtsp_auth": True})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await w.executor().submit(w.sign(command)) == "succeeded"
+    details = final(w).details
+    assert details["outcome.rtsp_auth"] == "applied"
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("AUTH-08", "")
+    assert opened(org, details["sealed"])["settings"] == {"rtsp_auth": False}
+    assert node.camera.settings["rtsp_auth"] is True
+    refused = await rtsp(node.host, node.ports["rtsp"], anonymous)
+    assert refused.startswith("RTSP/1.0 401 Unauthorized\r\n")
+    assert "WWW-Authenticate: Digest" in refused
+
+
+@pytest.mark.parametrize("fault", ["ignore", "fail_half_way"])
+async def test_hikvision_rtsp_authentication_ignored_or_failing_half_way(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path, fault: str
+) -> None:
+    """A camera that answers OK and keeps streaming to anyone is reported (ignored, AUTH-08
+    still failing); one that refuses the next write after RTSP authentication was switched on
+    is rolled back to its exact snapshot, anonymous streams and all."""
+    faults = 'ignore = ["rtsp_auth"]' if fault == "ignore" else "fail_after = 1"
+    config = hik_anonymous_rtsp().replace(
+        "[camera.write_faults]\n", f"[camera.write_faults]\n{faults}"
+    )
+    w = await world(lab_fleet, collector_tuf, tmp_path, config)
+    node, camera = w.node, w.node.camera
+    before = dict(camera.settings)
+    _org, params = remediate({"rtsp_auth": True, "telnet": False})
+    command = w.command(SETTINGS_APPLY, params=params)
+    details: Mapping[str, object]
+    if fault == "ignore":
+        assert await w.executor().submit(w.sign(command)) == "failed:not_applied"
+        details = final(w).details
+        assert (details["outcome.rtsp_auth"], details["outcome.telnet"]) == ("ignored", "applied")
+        assert (details["asked.rtsp_auth"], details["got.rtsp_auth"]) == ("true", "false")
+        assert details["reaudit.fail"] == "AUTH-08"  # still streaming to anyone
+        assert camera.settings["rtsp_auth"] is False
+    else:
+        assert await w.executor().submit(w.sign(command)) == "failed:rolled_back"
+        assert w.trail(command.command_id)[-2:] == ["rolling_back", "failed:rolled_back"]
+        details = final(w).details
+        assert (details["outcome.rtsp_auth"], details["outcome.telnet"]) == (
+            "rolled_back",
+            "rolled_back",
+        )
+        assert camera.settings == before  # RTSP authentication off again, as it was
+    anonymous = f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{HIK} RTSP/1.0\r\nCSeq: 2\r\n\r\n"
+    assert (await rtsp(node.host, node.ports["rtsp"], anonymous)).startswith("RTSP/1.0 200 OK\r\n")
+
+
 async def test_dahua_digest_only_rtsp_closes_auth09_or_rolls_back(
     lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
 ) -> None:

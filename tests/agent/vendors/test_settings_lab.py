@@ -44,6 +44,7 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.SNMP_COMMUNITY: "public",
         Setting.RTSP_DIGEST_ONLY: True,
         Setting.HTTP_DIGEST_ONLY: True,
+        Setting.RTSP_AUTH: True,  # the main stream's Transport/Security/enabled
         Setting.TIME_ZONE: "UTC",  # timeZone "CST+0:00:00"
     },
     "dahua": {
@@ -137,6 +138,31 @@ async def test_ignored_clamped_and_half_way(
         await adapter.write_settings({Setting.SSH: False, Setting.P2P: False})
     values = (await adapter.read_settings()).values
     assert (values[Setting.SSH], values[Setting.P2P]) == (False, True)  # failed half-way
+
+
+async def test_hikvision_rtsp_authentication_through_the_main_streams_channel(
+    adapters: tuple[Fleet, dict[str, Adapter]],
+) -> None:
+    """Read from and written to ``Transport/Security/enabled`` of channel 101 (GET the channel's
+    document, change that element, PUT it back); ignored and half-way writes read back what the
+    camera kept."""
+    fleet, made = adapters
+    adapter, camera = made["hikvision"], fleet["hikvision"].camera
+    assert camera.write_settings([("rtsp_auth", "false")])  # streams without credentials
+    assert (await adapter.read_settings()).values[Setting.RTSP_AUTH] is False
+    await adapter.write_settings({Setting.RTSP_AUTH: True})
+    assert camera.settings["rtsp_auth"] is True
+    assert (await adapter.read_settings()).values[Setting.RTSP_AUTH] is True
+
+    camera.write_faults = WriteFaults(ignore=frozenset({"rtsp_auth"}))
+    await adapter.write_settings({Setting.RTSP_AUTH: False})
+    assert (await adapter.read_settings()).values[Setting.RTSP_AUTH] is True  # kept
+
+    camera.write_faults = WriteFaults(fail_after=1)
+    with pytest.raises(BadResponse):
+        await adapter.write_settings({Setting.RTSP_AUTH: False, Setting.TELNET: False})
+    values = (await adapter.read_settings()).values
+    assert (values[Setting.RTSP_AUTH], values[Setting.TELNET]) == (False, True)
 
 
 async def test_dahua_time_zone_is_an_index_of_fixed_offsets(
