@@ -66,7 +66,21 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
             "rtsp_auth",
         }
     ),
-    "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server", "time_zone"}),
+    "axis": frozenset(
+        {
+            "ssh",
+            "upnp",
+            "p2p",
+            "ntp",
+            "ntp_server",
+            "time_zone",
+            "snmp",
+            "snmp_community",
+            "http_digest_only",
+            "rtsp_digest_only",
+            "rtsp_auth",
+        }
+    ),
 }
 # the settings any camera's ONVIF service writes, beside its vendor's API
 ONVIF_SETTINGS: Final[frozenset[SettingName]] = frozenset({"discoverable", "ddns"})
