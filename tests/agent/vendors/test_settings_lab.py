@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from agent.commands.password_rotate import SPECIALS
 from agent.vendors.axis import const as axis_const
 from agent.vendors.axis.adapter import AxisAdapter
 from agent.vendors.base import Adapter, AdapterConfig, BadResponse, Unsupported
@@ -225,3 +226,17 @@ def test_each_adapter_writes_what_the_contract_lists(vendor: str, fields: object
     assert {s.value for s in adapter.settable} == set(VENDOR_SETTINGS[vendor])
     assert isinstance(fields, dict)
     assert adapter.settable <= set(fields), adapter.settable - set(fields)
+
+
+@pytest.mark.parametrize("vendor", ["dahua", "axis"])
+async def test_a_password_of_every_generated_symbol_survives_the_query(
+    adapters: tuple[Fleet, dict[str, Adapter]], vendor: str
+) -> None:
+    """Dahua and Axis take a new password in the query string: every symbol a rotation may
+    generate, and "%" before two hex digits, reach the camera as they are (the camera decodes
+    the query once; "%41" is not "A")."""
+    fleet, made = adapters
+    password = f"Xy9%41{SPECIALS}%zz"
+    await made[vendor].set_password("admin", password, current=PASSWORD)
+    assert fleet[vendor].camera.users["admin"].password == password
+    assert await made[vendor].try_login(Interface.HTTP, "admin", password)
