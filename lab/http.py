@@ -472,7 +472,8 @@ def _xml_text(body: bytes, tag: str) -> str | None:
         root = etree.fromstring(body, onvif.PARSER)
     except etree.XMLSyntaxError:
         return None
-    found = root.find(f".//{{*}}{tag}") if root is not None else None
+    path = "/".join(f"{{*}}{step}" for step in tag.split("/"))  # "Transport/Security/enabled"
+    found = root.find(f".//{path}") if root is not None else None
     return found.text if found is not None else None
 
 
