@@ -103,7 +103,8 @@ def test_the_dry_run_plans_axis_authentication_and_snmp(
     repo: Repository, db_url: str, fleet: dict[str, SimAgent]
 ) -> None:
     """Axis writes Digest-only (web and RTSP: one parameter), RTSP viewers' password and SNMP
-    off through param.cgi; anonymous ONVIF it cannot close (no VAPIX switch is named)."""
+    off through param.cgi; anonymous ONVIF it cannot close: no VAPIX switch is named, only an
+    ONVIF account would (the plan says so)."""
     found = [
         fail("auth.http_basic", ["AUTH-07"]),
         fail("auth.rtsp_anonymous", ["AUTH-08"]),
@@ -123,7 +124,7 @@ def test_the_dry_run_plans_axis_authentication_and_snmp(
     }
     assert sorted(axis.controls) == ["AUTH-07", "AUTH-08", "AUTH-09", "COM-05"]
     left_out = {(k.code, k.setting, k.reason) for k in axis.skipped}
-    assert left_out == {("onvif.anonymous_access", "onvif_auth", "not_settable")}
+    assert left_out == {("onvif.anonymous_access", "onvif_auth", "onvif_user_only")}
 
 
 def test_the_dry_run_lists_changes_and_what_cannot_be_done(
