@@ -92,9 +92,7 @@ class WebState:
         **context: Any,
     ) -> HTMLResponse:
         lang = self.lang(request, principal)
-
-        def t(key: str, **values: Any) -> str:
-            return self.catalogue.t(lang, key, **values)
+        t = self.catalogue.bound(lang)
 
         def finding(
             code: str, evidence: dict[str, Any], reason: str | None = None, vendor: Any = None

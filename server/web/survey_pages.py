@@ -7,7 +7,6 @@ No script: every action is a form POST with CSRF; the tenancy and the roles are 
 from __future__ import annotations
 
 import base64
-import hashlib
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request, UploadFile, status
@@ -15,13 +14,12 @@ from fastapi.responses import RedirectResponse, Response
 
 from server.domain.notices import MOVES, Notices
 from server.domain.orgs import Orgs
-from server.domain.scope import Invalid
 from server.domain.subscriber_map import MAP_CODES, TABLE
 from server.domain.survey import SCHEDULE_DAYS, Surveys
 from server.domain.survey_report import SurveyReports
 from server.reports.document import MEDIA
 from server.reports.survey import SurveyFormat, notice_text, render
-from server.web.api import Head, read_upload
+from server.web.api import Head, previewed, read_upload
 from server.web.deps import DbId, FormScope, PageScope, Web
 
 _Prefix = Annotated[str, Form(min_length=1, max_length=64)]
@@ -168,11 +166,5 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
         content: Annotated[str, Form(max_length=TABLE.max_bytes * 4 // 3 + 4)],
         sha256: Annotated[str, Form(pattern=r"^[0-9a-f]{64}$")],
     ) -> Response:
-        try:
-            data = base64.b64decode(content, validate=True)
-        except ValueError as exc:
-            raise Invalid("the previewed file did not come back whole") from exc
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise Invalid("the file differs from the one previewed")
-        Notices(s).apply_map(org, data)
+        Notices(s).apply_map(org, previewed(content, sha256))
         return _see("/surveys")
