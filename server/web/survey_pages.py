@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request, UploadFile, status
 from fastapi.responses import RedirectResponse, Response
+from pydantic import Field
 
 from server.domain.notices import MOVES, Notices
 from server.domain.orgs import Orgs
@@ -23,6 +24,8 @@ from server.web.api import Head, previewed, read_upload
 from server.web.deps import DbId, FormScope, PageScope, Web
 
 _Prefix = Annotated[str, Form(min_length=1, max_length=64)]
+# the survey agents ticked on a form (none: all of the provider's)
+_Agents = Annotated[list[Annotated[str, Field(max_length=64)]] | None, Form(max_length=256)]
 
 
 def _see(url: str) -> RedirectResponse:
@@ -38,11 +41,18 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
     @pages.get("/surveys")
     def surveys(request: Request, web: Web, s: PageScope) -> Response:
         orgs = [o for o in Orgs(s).org_tree() if o.kind not in ("site", "system")]
+        # the survey agents the forms offer, each under the deepest provider it serves (the
+        # tree lists a unit before the units under it)
+        offered: dict[str, str] = {}
+        if s.p.has("operator"):
+            for o in orgs:
+                offered.update(dict.fromkeys(Surveys(s).survey_agents(o.id), o.name))
         return web.render(
             request,
             s.p,
             "surveys.html",
             surveys=Surveys(s).surveys(),
+            survey_agents=sorted(offered.items()),
             prefixes=Surveys(s).prefixes(),
             lists=Surveys(s).list_entries(),
             schedules=Surveys(s).schedules(),
@@ -82,13 +92,15 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
         *,
         org: Annotated[int, Form(ge=1)],
         every_days: Annotated[int, Form(ge=SCHEDULE_DAYS[0], le=SCHEDULE_DAYS[1])],
+        agents: _Agents = None,
     ) -> Response:
-        Surveys(s).set_schedule(org, every_days)
+        Surveys(s).set_schedule(org, every_days, agents or None)
         return _see("/surveys")
 
     @pages.post("/surveys/start")
-    def start(s: FormScope, *, org: Annotated[int, Form(ge=1)]) -> Response:
-        return _see(f"/surveys/{Surveys(s).start(org)}")
+    def start(s: FormScope, *, org: Annotated[int, Form(ge=1)], agents: _Agents = None) -> Response:
+        """None ticked: every approved survey agent of the provider, as on the command line."""
+        return _see(f"/surveys/{Surveys(s).start(org, agents or None)}")
 
     @pages.get("/surveys/{survey_id}")
     def survey(request: Request, web: Web, s: PageScope, survey_id: DbId) -> Response:
