@@ -27,9 +27,11 @@ from lab.persona import Persona
 from lab.render import Flag, render
 from lab.settings import (
     BOOL_SETTINGS,
+    LEAVES,
     SettingName,
     SettingValue,
     WriteFaults,
+    dahua_zone,
     parse_value,
     posix_zone,
 )
@@ -307,6 +309,8 @@ class Camera:
         ``fail_after`` fault (the writes before it stay applied)."""
         parsed: list[tuple[SettingName, SettingValue]] = []
         for name, raw in writes:
+            if raw.strip().lower() in LEAVES.get(name, ()):
+                continue
             value = parse_value(name, raw)
             if value is None:
                 return False
@@ -418,6 +422,8 @@ class Camera:
             "snmp_community": settings["snmp_community"],
             "time_zone": settings["time_zone"],
             "posix_zone": posix_zone(str(settings["time_zone"]), now),
+            "dahua_zone": dahua_zone(str(settings["time_zone"]), now),
+            "local_now": now.astimezone(ZoneInfo(str(settings["time_zone"]))),
             "local_time": now.astimezone(ZoneInfo(str(settings["time_zone"]))).isoformat(
                 timespec="seconds"
             ),

@@ -173,7 +173,7 @@ class HttpFrontend:
 
     async def _vendor(self, request: web.BaseRequest) -> Reply | None:
         cam = self.camera
-        query = dict(parse_qsl(request.query_string, keep_blank_values=True))
+        query = dict(parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True))
         json_method, payload = await self._read(request)
         route = (  # a port of ONVIF only has no vendor API
             cam.persona.find_route(request.method, request.path, query, json_method)
@@ -359,7 +359,7 @@ def _logged_target(request: web.BaseRequest, secret: frozenset[str]) -> str:
     """``path?query`` as the request log keeps it: password parameters left out."""
     if not secret or not request.query_string:
         return request.path_qs
-    pairs = parse_qsl(request.query_string, keep_blank_values=True)
+    pairs = parse_qsl(request.rel_url.raw_query_string, keep_blank_values=True)
     kept = (f"{k}={v}" for k, v in pairs if not any(fnmatchcase(k, s) for s in secret))
     query = "&".join(kept)
     return f"{request.path}?{query}" if query else request.path
@@ -472,7 +472,8 @@ def _xml_text(body: bytes, tag: str) -> str | None:
         root = etree.fromstring(body, onvif.PARSER)
     except etree.XMLSyntaxError:
         return None
-    found = root.find(f".//{{*}}{tag}") if root is not None else None
+    path = "/".join(f"{{*}}{step}" for step in tag.split("/"))  # "Transport/Security/enabled"
+    found = root.find(f".//{path}") if root is not None else None
     return found.text if found is not None else None
 
 

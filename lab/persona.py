@@ -61,8 +61,9 @@ RouteKind = Literal[
 ]
 ROUTE_KINDS: tuple[RouteKind, ...] = get_args(RouteKind)
 # Where a set_password or token_login route finds a value: "query:<key>", "xml:<tag>" (of the
-# request body), "json:<a.b.c>" (of the body's object, or of its first one if it is a list) or
-# "path" (the segment a request path ending in "/*" matched: a 1-based user id).
+# request body; "xml:<a>/<b>/<tag>" the <tag> under <a><b>, not any other), "json:<a.b.c>" (of
+# the body's object, or of its first one if it is a list) or "path" (the segment a request path
+# ending in "/*" matched: a 1-based user id).
 # A set_channel route (a recorder storing a new password for a channel's camera) finds the
 # channel in ``channel_from``: "path" (the last path segment, the 1-based channel number) or
 # "query:<glob>" (a query key matching the glob, e.g. "RemoteDevice.*.Password", whose last

@@ -21,15 +21,17 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, get_args
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "BOOL_SETTINGS",
+    "LEAVES",
     "SETTING_NAMES",
     "SettingName",
     "SettingValue",
     "WriteFaults",
     "WriteOutcome",
+    "dahua_zone",
     "parse_value",
     "parse_write_faults",
     "posix_zone",
@@ -79,15 +81,38 @@ _FALSE: Final = frozenset({"false", "no", "0", "off"})
 # certificateType: "digest" refuses Basic)
 _WORDS: Final = {
     "ntp": (_TRUE | {"ntp"}, _FALSE | {"manual", "none"}),
-    "rtsp_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic"}),
+    # Hikvision RTSPCertificate ("digest/basic"); Dahua RTSP.AuthType ("basic")
+    "rtsp_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic", "basic"}),
     "http_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic"}),  # webCertificate
     "rtsp_auth": (_TRUE | {"digest", "basic"}, _FALSE | {"disable"}),  # Dahua RTSP.AuthType
 }
 
 
+# Words that change another setting sharing the key and leave this one as it is: Dahua's
+# RTSP.AuthType=disable turns RTSP logins off (rtsp_auth), the scheme kept for when they return.
+LEAVES: Final[dict[SettingName, frozenset[str]]] = {"rtsp_digest_only": frozenset({"disable"})}
+
+
 # Hikvision's timeZone: a POSIX name and offset west of UTC, "CST-7:00:00" being UTC+7 (the
 # name is not kept). The lab keeps whole hours only, as the IANA fixed-offset zone.
 _POSIX_ZONE: Final = re.compile(r"[A-Za-z]{3,6}([+-]?)([0-9]{1,2}):00(?::00)?")
+
+
+# Dahua's NTP.TimeZone: an index into a table of offsets, in minutes east of UTC (Dahua NetSDK's
+# EM_CFG_TIME_ZONE_TYPE, 0 "GMT+00:00" ... 32 "GMT-12:00"; its Java binding in
+# github.com/brucejiao/NFCProject, app/src/main/java/com/company/NetSDK/EM_CFG_TIME_ZONE_TYPE.java).
+# The lab keeps the whole-hour ones only; a half-hour index is refused.
+_DAHUA_ZONES: Final = (
+    0, 60, 120, 180, 210, 240, 270, 300, 330, 345, 360, 390, 420, 480, 540, 570, 600, 660,
+    720, 780, -60, -120, -180, -210, -240, -300, -360, -420, -480, -540, -600, -660, -720,
+)  # fmt: skip
+
+
+def _fixed_zone(minutes: int) -> str | None:
+    hours, rest = divmod(minutes, 60)
+    if rest:
+        return None
+    return "UTC" if hours == 0 else f"Etc/GMT{-hours:+d}"
 
 
 def parse_value(name: SettingName, raw: str) -> SettingValue | None:
@@ -98,6 +123,9 @@ def parse_value(name: SettingName, raw: str) -> SettingValue | None:
         on, off = _WORDS.get(name, (_TRUE, _FALSE))
         return True if word in on else False if word in off else None
     text = raw.strip()
+    if name == "time_zone" and text.isdigit():  # Dahua's NTP.TimeZone index
+        index = int(text)
+        return _fixed_zone(_DAHUA_ZONES[index]) if index < len(_DAHUA_ZONES) else None
     if name == "time_zone" and ":" in text:
         match = _POSIX_ZONE.fullmatch(text)
         if match is None or int(match[2]) > 14:
@@ -105,6 +133,11 @@ def parse_value(name: SettingName, raw: str) -> SettingValue | None:
         west = int(match[2]) * (-1 if match[1] == "-" else 1)
         return "UTC" if west == 0 else f"Etc/GMT{west:+d}"
     valid = len(text) <= MAX_TEXT and text.isprintable() and " " not in text
+    if valid and name == "time_zone":  # an IANA name (AXIS OS): one the camera knows
+        try:
+            ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
     return text if valid else None
 
 
@@ -155,3 +188,11 @@ def posix_zone(name: str, when: datetime) -> str:
     minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
     sign = "-" if minutes > 0 else "+"
     return f"CST{sign}{abs(minutes) // 60}:{abs(minutes) % 60:02d}:00"
+
+
+def dahua_zone(name: str, when: datetime) -> str:
+    """IANA zone ``name`` as Dahua's NTP.TimeZone index, its offset at ``when``; "0" (UTC) for
+    an offset the table lacks (a zone never written through Dahua's API)."""
+    offset = datetime.fromtimestamp(when.timestamp(), ZoneInfo(name)).utcoffset()
+    minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
+    return str(_DAHUA_ZONES.index(minutes)) if minutes in _DAHUA_ZONES else "0"

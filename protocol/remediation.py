@@ -14,7 +14,7 @@ from typing import Final
 
 from protocol.commands import SettingName
 
-__all__ = ["ONVIF_SETTINGS", "ON_REQUEST", "REMEDIES", "VENDOR_SETTINGS"]
+__all__ = ["ONVIF_SETTINGS", "ON_REQUEST", "REMEDIES", "VENDOR_SETTINGS", "WITHHELD"]
 
 # finding code -> the settings that close it
 REMEDIES: Final[Mapping[str, tuple[SettingName, ...]]] = {
@@ -49,6 +49,7 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
             "snmp_community",
             "http_digest_only",
             "rtsp_digest_only",
+            "rtsp_auth",
         }
     ),
     "dahua": frozenset(
@@ -60,13 +61,26 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
             "ddns",
             "ntp",
             "ntp_server",
+            "time_zone",
             "snmp",
             "snmp_community",
             "onvif_auth",
             "rtsp_auth",
+            "rtsp_digest_only",
         }
     ),
     "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server", "time_zone"}),
+}
+# Settings a vendor's API reaches only through a change no plan makes on its own, with the
+# reason a plan shows (the catalogue's ``remediation.reason.<reason>``; otherwise a setting
+# missing from the vendor's row is ``not_settable``). Hikvision: ONVIF's only switches are
+# ONVIF on or off, its users and the login schemes it accepts (ISAPI Integrate, <ONVIF><enable>
+# and <certificateType>, as public client code writes it; the manuals' "Enable ONVIF" and ONVIF
+# users, e.g. http://38.142.81.21:8001/manual/hikvision/ds-2xm6726g0-is-nd-2mm/user-manual-
+# english/page-83.html); none makes the camera refuse an anonymous caller, and turning ONVIF
+# off cuts off the recorders and video management software that use it.
+WITHHELD: Final[Mapping[str, Mapping[SettingName, str]]] = {
+    "hikvision": {"onvif_auth": "onvif_off_only"},
 }
 # the settings any camera's ONVIF service writes, beside its vendor's API
 ONVIF_SETTINGS: Final[frozenset[SettingName]] = frozenset({"discoverable", "ddns"})

@@ -68,8 +68,8 @@ log = logging.getLogger(__name__)
 
 # no quotes, backslash, angle brackets, ampersand or space: vendor web UIs and XML stacks of
 # some cameras mangle them; 74 symbols still give > 6 bits per character
-_SPECIALS = "!#%+-.:=?@_~^*"
-_ALPHABET = string.ascii_letters + string.digits + _SPECIALS
+SPECIALS = "!#%+-.:=?@_~^*"
+_ALPHABET = string.ascii_letters + string.digits + SPECIALS
 _EARLY = (None, "preflight", "generating")
 
 

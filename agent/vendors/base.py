@@ -378,12 +378,13 @@ class Adapter(ABC):
         """Ask the camera to apply ``changes``, in order. A refusal raises ``BadResponse``
         (earlier changes may stay applied: the camera failed half-way). An answer of "OK"
         proves nothing: cameras ignore and clamp values, so read back with ``read_settings``.
-        A setting not ``settable`` raises ``Unsupported``, a bad value ``ValueError``, both
-        before anything is sent."""
+        A setting not ``settable`` raises ``Unsupported``, a bad value or one the camera
+        cannot keep (``as_stored``) ``ValueError``, both before anything is sent."""
         for setting, value in changes.items():
             if setting not in self.settable:
                 raise Unsupported(f"{self.vendor} adapter cannot set {setting.value}")
             check_setting(setting, value)
+            self.as_stored(setting, value)
         if changes:
             await self._call(
                 Capability.SETTINGS, "write_settings", lambda: self._write_settings(dict(changes))

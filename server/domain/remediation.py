@@ -30,7 +30,7 @@ from protocol.commands import (
     SettingValue,
     check_setting_value,
 )
-from protocol.remediation import ON_REQUEST, ONVIF_SETTINGS, REMEDIES, VENDOR_SETTINGS
+from protocol.remediation import ON_REQUEST, ONVIF_SETTINGS, REMEDIES, VENDOR_SETTINGS, WITHHELD
 from server.domain.rollouts import (
     Operation,
     RolloutDetail,
@@ -57,7 +57,13 @@ CAMERA_REASONS: Final = (
     "not_audited_recently",
     "nothing_settable",
 )
-SETTING_REASONS: Final = ("not_settable", "needs_value", "not_remediable", "on_request")
+SETTING_REASONS: Final = (
+    "not_settable",
+    "needs_value",
+    "not_remediable",
+    "on_request",
+    *sorted({r for withheld in WITHHELD.values() for r in withheld.values()}),
+)
 MAX_CAMERAS: Final = 5000  # cameras one plan may reach
 MAX_SKIPPED: Final = 50  # lines of "left out" kept per camera
 
@@ -203,6 +209,7 @@ def _camera_changes(
 ) -> tuple[dict[SettingName, SettingValue], list[str], list[str], list[Skip]]:
     """(changes, findings closed, their controls, left out) for one camera's failing findings."""
     settable = VENDOR_SETTINGS.get((vendor or "").lower(), frozenset()) | ONVIF_SETTINGS
+    withheld = WITHHELD.get((vendor or "").lower(), {})
     changes: dict[SettingName, SettingValue] = {}
     closed: list[str] = []
     controls: set[str] = set()
@@ -220,7 +227,7 @@ def _camera_changes(
         for setting in remedy:
             value = SAFE_VALUES.get(setting, getattr(options, setting, None))
             if setting not in settable:
-                missing.append(Skip(code, setting, "not_settable"))
+                missing.append(Skip(code, setting, withheld.get(setting, "not_settable")))
             elif value is None:
                 missing.append(Skip(code, setting, "needs_value"))
             else:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from server.domain.scope import Area, Invalid, NotVisible
+from server.domain.scope import CLI, Area, Invalid, NotVisible
 from server.domain.security import hash_password, new_secret, secret_hash
 from server.domain.throttle import Lock, SignInThrottle
 from server.storage import read_then_write
@@ -166,7 +166,10 @@ class Users(Area):
             ]
 
     def create_token(self, name: str) -> tuple[TokenView, str]:
-        """A new API token for the principal itself; the secret is returned once, never stored."""
+        """A new API token for the principal itself; the secret is returned once, never stored.
+        The command line is no account: a token it made would act as no one."""
+        if self.s.p.user_id == CLI.user_id:
+            raise Invalid("a token acts as its user: sign in as the user who will hold it")
         with self.s.action("token.create", "token", name) as act:
             act.org_unit_id = self.s.p.org_unit_id
             secret = "cwt_" + new_secret()

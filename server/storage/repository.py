@@ -136,6 +136,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # SQLite enforces foreign keys only when asked, per connection: as PostgreSQL does
+    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
     # transactions are begun explicitly (``_sqlite_begin``), not by the driver before the first
     # write, so that the reads of a batch and its writes see one snapshot

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from datetime import datetime
 
 import httpx
 import onvif
@@ -206,6 +207,44 @@ async def test_a_write_that_fails_half_way_keeps_what_came_before(
         assert await read(http, node, "upnp") is False
 
 
+async def test_hikvision_rtsp_authentication_is_the_channels_security_switch(
+    fleet: Fleet,
+) -> None:
+    """RTSP authentication is Transport/Security/enabled of the main stream's channel: a PUT of
+    the channel's document changes it (the channel's own <enabled> is another switch), the
+    channel answers it back, and the seeded faults strike it as any other setting."""
+    node = fleet["hikvision"]
+    channel, xml = node.url("/ISAPI/Streaming/channels/101"), {"Content-Type": "application/xml"}
+
+    def rtsp_auth() -> SettingValue:
+        return node.camera.settings["rtsp_auth"]
+
+    on, off = "<Security>\n<enabled>true<", "<Security>\n<enabled>false<"
+    async with client() as http:
+        document = (await http.get(channel)).text
+        assert on in document
+        assert ok(
+            "hikvision", await http.put(channel, content=document.replace(on, off), headers=xml)
+        )
+        assert rtsp_auth() is False
+        assert off in (await http.get(channel)).text
+        # the channel itself switched off, its Security on: RTSP authentication on
+        channel_off = document.replace(
+            "<enabled>true</enabled>\n<Transport>", "<enabled>false</enabled>\n<Transport>"
+        )
+        assert channel_off != document
+        assert ok("hikvision", await http.put(channel, content=channel_off, headers=xml))
+        assert rtsp_auth() is True
+        node.camera.write_faults = WriteFaults(ignore=frozenset({"rtsp_auth"}))
+        answer = await http.put(channel, content=document.replace(on, off), headers=xml)
+        assert ok("hikvision", answer)  # OK, and nothing changed
+        assert on in (await http.get(channel)).text
+        node.camera.write_faults = WriteFaults(fail_after=0)
+        refused = await http.put(channel, content=document.replace(on, off), headers=xml)
+        assert (refused.status_code, "<statusCode>6<" in refused.text) == (400, True)
+    assert rtsp_auth() is True
+
+
 async def test_onvif_set_operations_write_the_same_settings(fleet: Fleet) -> None:
     node = fleet["hikvision"]
     node.camera.write_faults = WriteFaults(fail_after=0)
@@ -244,6 +283,28 @@ async def test_a_value_the_camera_cannot_take_changes_nothing(fleet: Fleet) -> N
             refused = await stranger.get(url, params={"action": "setConfig", "SSHD.Enable": "0"})
         assert refused.status_code == 401
     assert node.camera.settings["ssh"] is True
+
+
+async def test_a_dahua_time_zone_is_an_index_and_moves_the_clock(fleet: Fleet) -> None:
+    """NTP.TimeZone=12 (GMT+07:00 in Dahua's table) is kept as the fixed-offset zone, read back
+    as 12, and getCurrentTime answers the wall clock of that zone; a half-hour index (8,
+    GMT+05:30) or one beyond the table is refused and changes nothing."""
+    node = fleet["dahua"]
+    url = node.url("/cgi-bin/configManager.cgi")
+    async with client() as http:
+        for refused in ("8", "33", "UTC+7"):
+            answer = await http.get(url, params={"action": "setConfig", "NTP.TimeZone": refused})
+            assert answer.status_code == 400, refused
+        assert node.camera.settings["time_zone"] == "UTC"
+        answer = await http.get(url, params={"action": "setConfig", "NTP.TimeZone": "12"})
+        assert ok("dahua", answer)
+        assert node.camera.settings["time_zone"] == "Etc/GMT-7"
+        ntp = await http.get(url, params={"action": "getConfig", "name": "NTP"})
+        assert "table.NTP.TimeZone=12\r\n" in ntp.text
+        clock = await http.get(node.url("/cgi-bin/global.cgi"), params={"action": "getCurrentTime"})
+    local = datetime.strptime(clock.text.strip().removeprefix("result="), "%Y-%m-%d %H:%M:%S")
+    ahead = (local - node.camera.now().replace(tzinfo=None)).total_seconds()
+    assert abs(ahead - 7 * 3600) < 60
 
 
 def test_write_faults_come_from_lab_config_with_clear_errors() -> None:

@@ -53,6 +53,12 @@ MANUAL_CLOCK = fail("log.time_manual", ["LOG-01"])
 DEFAULT_PASSWORD = fail("auth.default_credential", ["AUTH-01"])
 P2P = fail("svc.p2p_enabled", ["SVC-06"])
 DISCOVERABLE = fail("svc.discoverable", ["SVC-08"])
+RTSP_ANONYMOUS = fail("auth.rtsp_anonymous", ["AUTH-08"])
+ONVIF_ANONYMOUS = fail("onvif.anonymous_access", ["AUTH-10"])
+
+
+RTSP_BASIC = fail("auth.rtsp_basic", ["AUTH-09"])
+HTTP_BASIC = fail("auth.http_basic", ["AUTH-07"])
 
 
 def scope(
@@ -137,6 +143,49 @@ def test_the_dry_run_lists_changes_and_what_cannot_be_done(
     # an hour later nobody has reported: every camera's agent is offline
     late = Remediations(scope(repo, later=timedelta(hours=1))).preview(Selection(), Options())
     assert {i.reason for i in late.items} == {"agent_offline"}
+
+
+def test_anonymous_rtsp_and_onvif_on_a_hikvision_camera(
+    repo: Repository, db_url: str, fleet: dict[str, SimAgent]
+) -> None:
+    """RTSP authentication is planned through Hikvision's API; anonymous ONVIF is left out with
+    its own reason: no switch refuses anonymous callers, and turning ONVIF off is not done."""
+    both = [RTSP_ANONYMOUS, ONVIF_ANONYMOUS]
+    process(
+        repo, db_url, [report_with(fleet["b"], [camera("hik-b", [TELNET]), camera("ipc", both)])]
+    )
+    plan = Remediations(scope(repo)).preview(Selection(camera_id="ipc"), Options())
+    (item,) = plan.items
+    assert (item.reason, item.changes) == (None, {"rtsp_auth": True})
+    assert (item.findings, item.controls) == (["auth.rtsp_anonymous"], ["AUTH-08"])
+    assert {(k.code, k.setting, k.reason) for k in item.skipped} == {
+        ("onvif.anonymous_access", "onvif_auth", "onvif_off_only")
+    }
+    dahua = report_with(fleet["b"], [camera("ipc", both, vendor="Dahua")])
+    process(repo, db_url, [dahua])  # Dahua's API has the switch
+    plan = Remediations(scope(repo)).preview(Selection(camera_id="ipc"), Options())
+    assert plan.items[0].changes == {"rtsp_auth": True, "onvif_auth": True}
+
+
+def test_the_dry_run_plans_dahua_digest_only_rtsp_not_its_web(
+    repo: Repository, db_url: str
+) -> None:
+    """Dahua's API sets RTSP to Digest only (RTSP.AuthType); no public Dahua document names a
+    switch that refuses Basic on its web interface, so AUTH-07 stays not settable."""
+    orgs = Orgs(scope(repo))
+    province = orgs.create_org(parent_id=None, kind="province", name="Province C").id
+    agency = orgs.create_org(parent_id=province, kind="agency", name="Agency C").id
+    orgs.map_site("site-c", orgs.create_org(parent_id=agency, kind="system", name="C").id)
+    sim = SimAgent("agent-c", "site-c")
+    enroll(repo, sim)
+    process(repo, db_url, [report_with(sim, [camera("dh", [RTSP_BASIC, HTTP_BASIC], "Dahua")])])
+    plan = Remediations(scope(repo)).preview(Selection(site="site-c"), Options())
+    (item,) = plan.items
+    assert (item.camera_id, item.reason) == ("dh", None)
+    assert item.changes == {"rtsp_digest_only": True}
+    assert (item.findings, item.controls) == (["auth.rtsp_basic"], ["AUTH-09"])
+    left_out = {(k.code, k.setting, k.reason) for k in item.skipped}
+    assert left_out == {("auth.http_basic", "http_digest_only", "not_settable")}
 
 
 def test_a_scoped_operator_plans_only_inside_its_subtree(

@@ -13,13 +13,13 @@ from server.domain.audit_log import AuditLog
 from server.domain.orgs import Orgs, SecurityRecord
 from server.domain.retention import RetentionPolicies
 from server.domain.rollouts import Rollouts
-from server.domain.scope import CLI
+from server.domain.scope import CLI, Invalid
 from server.domain.users import Users
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
 from server.storage.alert_events import snapshot, sync
 from tests.support.sqlite import another_writer
-from tests.web.conftest import PASSWORD, World, escrow_jwk, scoped_as
+from tests.web.conftest import PASSWORD, World, escrow_jwk, principal_of, scoped_as
 
 
 @pytest.fixture
@@ -46,10 +46,11 @@ def test_operator_actions_wait_for_a_concurrent_writer(
         user = Users(root).create_user("operator-c", PASSWORD, "operator", world.agency_a)
     with another_writer(sqlite_url):
         assert Users(root).set_user_disabled(user.id, True).disabled
+    admin = Users(scoped_as(repo, principal_of(repo, "root")))  # a token is a user's
     with another_writer(sqlite_url):
-        info, _secret = Users(root).create_token("ops")
+        info, _secret = admin.create_token("ops")
     with another_writer(sqlite_url):
-        Users(root).revoke_token(info.id)
+        admin.revoke_token(info.id)
     with another_writer(sqlite_url):
         assert RetentionPolicies(root).set_retention(2, 400).raw_reports_days == 400
     with another_writer(sqlite_url):
@@ -75,3 +76,10 @@ def test_alert_jobs_wait_for_a_concurrent_writer(
         sync(repo.engine, datetime.now(UTC), timedelta(minutes=15))
     with another_writer(sqlite_url):
         snapshot(repo.engine, date.today())
+
+
+def test_the_command_line_holds_no_token(repo: Repository) -> None:
+    """A token acts as its user; the command line is no account (on SQLite as on PostgreSQL, a
+    row naming no user is refused by the foreign key too)."""
+    with pytest.raises(Invalid, match="acts as its user"):
+        Users(scoped_as(repo, CLI)).create_token("ops")

@@ -11,7 +11,16 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from protocol import Command, CommandResult, decode_collector_message, digest, encode, sign, topic
+from protocol import (
+    Command,
+    CommandResult,
+    Finding,
+    decode_collector_message,
+    digest,
+    encode,
+    sign,
+    topic,
+)
 from protocol.envelope import unverified_payload
 from protocol.keys import generate_private_key
 from protocol.messages import EvidenceValue
@@ -161,3 +170,30 @@ def test_plan_form_takes_maintenance_windows(
         "site-a": {"start": "22:00", "end": "05:00", "utc_offset_min": 420},
         "site-b": {"start": "23:30", "end": "04:00", "utc_offset_min": 0},
     }
+
+
+def test_the_dry_run_says_why_anonymous_onvif_is_left_alone(
+    server: httpx.Client, repo: Repository, db_url: str, world: World
+) -> None:
+    """A Hikvision camera answering RTSP and ONVIF to anyone: RTSP authentication is planned,
+    ONVIF left out with its own reason (no switch but ONVIF off), in both languages."""
+    findings = [
+        Finding(code=code, check=code, status="fail", severity="critical", controls=[control])
+        for code, control in (
+            ("auth.rtsp_anonymous", "AUTH-08"),
+            ("onvif.anonymous_access", "AUTH-10"),
+        )
+    ]
+    process(repo, db_url, [report_with(world.sims["agent-a1"], [camera("cam-anon", findings)])])
+    token = login(server, "operator-a")
+    new = "/remediation/new?site=site-a&control=AUTH"
+    page = server.get(new).text
+    assert "agent-a1/cam-anon" in page
+    assert "chỉ có cách tắt hẳn ONVIF" in page
+    assert raw_codes(page) == []
+    server.post("/lang", data={"lang": "en", "csrf": token, "next": "/"})
+    page = server.get(new).text
+    assert "RTSP: sign-in required" in page  # planned
+    assert "ONVIF: sign-in required): the camera has no setting that refuses ONVIF" in page
+    assert "only turning ONVIF off would" in page
+    assert raw_codes(page) == []

@@ -82,8 +82,10 @@ class DahuaAdapter(HttpAdapter):
         except (Unsupported, BadResponse):  # no RTSP table on this firmware: unknown
             rtsp = {}
         onvif_key = f"table.{const.SETTING_KEYS[Setting.ONVIF_AUTH]}"
+        auth_type = rtsp.get(f"table.{const.RTSP_AUTH_TYPE}")
         return ServiceState(
-            rtsp_auth=parsers.rtsp_auth(rtsp.get(f"table.{const.SETTING_KEYS[Setting.RTSP_AUTH]}")),
+            rtsp_auth=parsers.rtsp_auth(auth_type),
+            rtsp_digest_only=parsers.rtsp_digest_only(auth_type),
             onvif_auth=parsers.config_value_flag(user_global, onvif_key),
             snmp=parsers.config_flag(snmp, const.SNMP),
             snmp_community=snmp.get(f"table.{const.SNMP}.GetCommunity"),
@@ -167,16 +169,29 @@ class DahuaAdapter(HttpAdapter):
         if reply.body.strip() != b"OK":
             raise BadResponse("dahua: modifyPassword did not answer OK")
 
+    def as_stored(self, setting: Setting, value: SettingValue) -> SettingValue:
+        """A time zone as the fixed offset the camera keeps ("Asia/Ho_Chi_Minh" is read back as
+        "Etc/GMT-7"); ValueError for one it cannot keep (summer time, half hours)."""
+        if setting is Setting.TIME_ZONE and isinstance(value, str):
+            return parsers.zone_name(parsers.zone_index(value)) or value
+        return value
+
     async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
-        """All changes in one request; the camera applies them in order and answers "OK"."""
-        params = {
-            const.SETTING_KEYS[setting]: (
-                value
-                if isinstance(value, str)
-                else const.SETTING_WORDS.get(setting, const.FLAG_WORDS)[not value]
-            )
-            for setting, value in changes.items()
-        }
+        """All changes in one request; the camera applies them in order and answers "OK". A
+        time zone goes as its index in the camera's table of offsets (``const.TIME_ZONES``);
+        RTSP authentication and Digest only as the one ``RTSP.AuthType`` word they make."""
+        params: dict[str, str] = {}
+        for setting, value in changes.items():
+            key = const.SETTING_KEYS[setting]
+            if setting in const.RTSP_SETTINGS:
+                auth, digest = changes.get(Setting.RTSP_AUTH), changes.get(Setting.RTSP_DIGEST_ONLY)
+                params[key] = parsers.rtsp_auth_type(
+                    None if auth is None else bool(auth), None if digest is None else bool(digest)
+                )
+            elif setting is Setting.TIME_ZONE and isinstance(value, str):
+                params[key] = parsers.zone_index(value)
+            else:
+                params[key] = value if isinstance(value, str) else const.FLAG_WORDS[not value]
         await self.set_by_query(const.SET_CONFIG, params, const.TEXT_TYPES)
 
 

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
-from agent.vendors.dahua.const import ROLES, VENDOR
+from agent.vendors.dahua.const import (
+    ROLES,
+    RTSP_BASIC,
+    RTSP_DIGEST,
+    RTSP_OFF,
+    TIME_ZONES,
+    VENDOR,
+)
 from agent.vendors.models import Account, DeviceIdentity, RecorderChannel, TimeInfo, ntp_servers
 from agent.vendors.versions import is_placeholder
+from agent.vendors.zones import fixed_offset, offset_zone
 
 _VERSION = re.compile(
     r"(?P<version>[^,]+?)\s*,\s*build(?:\s*date)?\s*:\s*(?P<build>\d{4}-\d{2}-\d{2})",
@@ -131,10 +139,24 @@ def config_value_flag(pairs: Mapping[str, str], key: str) -> bool | None:
 def rtsp_auth(auth_type: str | None) -> bool | None:
     """``RTSP.AuthType``: False for "disable" (streams without credentials), True for a login
     scheme ("digest", "basic"); None when absent or another word."""
-    if auth_type is None:
-        return None
-    word = auth_type.strip().lower()
-    return False if word == "disable" else True if word in ("digest", "basic") else None
+    word = (auth_type or "").strip().lower()
+    return False if word == RTSP_OFF else True if word in (RTSP_DIGEST, RTSP_BASIC) else None
+
+
+def rtsp_digest_only(auth_type: str | None) -> bool | None:
+    """``RTSP.AuthType``: True for "digest" (Basic refused), False for "basic"; None for
+    "disable" (no login is asked at all, so no scheme is refused), absent or another word."""
+    word = (auth_type or "").strip().lower()
+    return True if word == RTSP_DIGEST else False if word == RTSP_BASIC else None
+
+
+def rtsp_auth_type(auth: bool | None, digest_only: bool | None) -> str:
+    """The ``RTSP.AuthType`` word for RTSP authentication and Digest only as asked (None: not
+    asked): off is "disable"; on, or only Digest asked, "digest" unless Digest only is asked
+    off ("basic"). Authentication turned on goes Digest only: the safer of the two."""
+    if auth is False:
+        return RTSP_OFF
+    return RTSP_BASIC if digest_only is False else RTSP_DIGEST
 
 
 def config_flag(pairs: Mapping[str, str], name: str) -> bool | None:
@@ -150,19 +172,50 @@ def config_flag(pairs: Mapping[str, str], name: str) -> bool | None:
     return any(entries) if entries else None
 
 
+def zone_offset(index: str | None) -> int | None:
+    """``NTP.TimeZone`` as minutes east of UTC (``TIME_ZONES``); None when absent or not an
+    index of the table."""
+    text = (index or "").strip()
+    if not text.isdigit() or int(text) >= len(TIME_ZONES):
+        return None
+    return TIME_ZONES[int(text)]
+
+
+def zone_name(index: str | None) -> str | None:
+    """``NTP.TimeZone`` as the IANA name of its fixed offset ("12" is "Etc/GMT-7"); None when
+    absent, unknown or not whole hours."""
+    minutes = zone_offset(index)
+    return None if minutes is None else offset_zone(minutes)
+
+
+def zone_index(name: str) -> str:
+    """The ``NTP.TimeZone`` index for IANA zone ``name``; ValueError for an unknown zone, one
+    with summer time, or an offset the camera could not report back as a zone name (half
+    hours: the table has them, but no fixed-offset IANA name reads them back)."""
+    minutes = fixed_offset(name)
+    if offset_zone(minutes) is None or minutes not in TIME_ZONES:
+        raise ValueError(f"time zone {name!r}: the camera keeps no such whole-hour offset")
+    return str(TIME_ZONES.index(minutes))
+
+
 def parse_time(time_body: bytes, ntp_body: bytes | None) -> TimeInfo:
     """``result=YYYY-MM-DD HH:MM:SS`` plus the NTP config.
 
-    Quirk (IPC-HFW/HDW 2.800): getCurrentTime answers the wall clock of the camera's own time
-    zone, without naming it. It is read as UTC, which is right for cameras kept on UTC (the
-    lab's); a camera set to a local zone shows a whole-hour skew [unverified zone decoding].
+    getCurrentTime answers the wall clock of the camera's own zone without naming it (a
+    DH-NVR608H set to index 25 "Easterntime" answers Eastern time, recorded in
+    github.com/Key-Information-Solutions/DVRtool). It is read in the fixed offset of the NTP
+    table's ``TimeZone`` index, and as UTC when the camera names none. Summer time
+    (Locales.DSTEnable) is not read: a camera keeping it shows a one-hour skew in summer.
     """
     local = datetime.strptime(_one(time_body, "result"), "%Y-%m-%d %H:%M:%S")
     ntp = parse_kv(ntp_body) if ntp_body is not None else {}
+    minutes = zone_offset(ntp.get("table.NTP.TimeZone"))
+    offset = timezone(timedelta(minutes=minutes)) if minutes is not None else UTC
     return TimeInfo(
-        camera_utc=local.replace(tzinfo=UTC),
+        camera_utc=local.replace(tzinfo=offset).astimezone(UTC),
         ntp=config_flag(ntp, "NTP") if ntp else None,
         ntp_servers=ntp_servers(ntp.get("table.NTP.Address")),
+        zone=zone_name(ntp.get("table.NTP.TimeZone")),
     )
 
 

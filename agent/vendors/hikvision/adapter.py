@@ -84,6 +84,10 @@ class HikvisionAdapter(HttpAdapter):
             snmp, community = parsers.parse_snmp(await self._xml(const.SNMP_V2C))
         except Unsupported:  # no SNMP resource (404): unknown
             snmp, community = None, None
+        try:
+            rtsp_auth = parsers.parse_rtsp_auth(await self._xml(const.STREAMING_CHANNEL))
+        except Unsupported:  # no such channel (404): unknown
+            rtsp_auth = None
         rtsp_digest = await self._digest_only(const.RTSP_CERTIFICATE, "RTSPCertificate")
         web_digest = await self._digest_only(const.WEB_CERTIFICATE, "WebCertificate")
         return ServiceState(
@@ -93,6 +97,7 @@ class HikvisionAdapter(HttpAdapter):
             p2p=await self._service_flag(const.EZVIZ, "EZVIZ"),
             snmp=snmp,
             snmp_community=community,
+            rtsp_auth=rtsp_auth,
             rtsp_digest_only=rtsp_digest,
             http_digest_only=web_digest,
         )

@@ -26,6 +26,18 @@ NTP_SERVERS: Final = "/ISAPI/System/time/ntpServers"
 RTSP_CERTIFICATE: Final = "/ISAPI/Security/RTSPCertificate"
 WEB_CERTIFICATE: Final = "/ISAPI/Security/webCertificate"
 CERTIFICATE_TYPES: Final = ("digest", "digest/basic")  # for digest-only True, False
+# RTSP authentication on or off: the main stream's StreamingChannel, Transport/Security/enabled
+# (false: streams to anyone without credentials; the channel's own <enabled> is another thing).
+# The element the older web pages' "RTSP Authentication" setting reads and writes on channel
+# 101; the manuals' "RTSP Authentication: basic or disable ... if you disable the RTSP
+# authentication, anyone can access the video stream" (DS-2CD833 operation manual, section 10.2,
+# http://38.142.81.21:8001/manual/hikvision/ds-2cd833-ei3/operation-manual-english/page-83.html).
+# Recorded "true" on cameras of firmware 5.2 to 5.7, e.g. DS-2CD2532F-IWS and DS-2CD2386G2-IU
+# (github.com/maciej-or/hikvision_next, tests/fixtures/devices/*.json, Streaming/channels/101);
+# absent on an NVR's channel (unknown). Newer firmware's page offers only digest or digest/basic:
+# such a camera is not found with it off, and may refuse "false".
+STREAMING_CHANNEL: Final = "/ISAPI/Streaming/channels/101"
+RTSP_AUTH_ELEMENT: Final = "Transport/Security/enabled"
 
 # DS-2CD2xx3G2 firmware 5.5+ answers XML as "application/xml"; older 5.4 firmware (DS-2CD2x32)
 # sends "text/xml". Both are accepted.
@@ -51,6 +63,7 @@ SETTING_RESOURCES: Final = {
     Setting.SNMP_COMMUNITY: (SNMP_V2C, "SNMPv2c", "readCommunity"),
     Setting.RTSP_DIGEST_ONLY: (RTSP_CERTIFICATE, "RTSPCertificate", "certificateType"),
     Setting.HTTP_DIGEST_ONLY: (WEB_CERTIFICATE, "WebCertificate", "CertificateType"),
+    Setting.RTSP_AUTH: (STREAMING_CHANNEL, "StreamingChannel", RTSP_AUTH_ELEMENT),
 }
 TIME_MODES: Final = ("NTP", "manual")  # timeMode for True, False
 # recorders (NVR/DVR): the IP channels and their connection state (ContentMgmt InputProxy)

@@ -200,6 +200,14 @@ def parse_digest_only(body: bytes, root: str) -> bool | None:
     return {"digest": True, "digest/basic": False, "basic": False}.get((kind or "").lower())
 
 
+def parse_rtsp_auth(body: bytes) -> bool | None:
+    """``StreamingChannel`` (``/ISAPI/Streaming/channels/101``): whether RTSP asks for
+    credentials, ``Transport/Security/enabled`` (false: streams to anyone); None when the
+    channel carries no such element. The channel's own ``<enabled>`` is another thing."""
+    security = _path(parse_xml(body, "StreamingChannel"), ("Transport", "Security"))
+    return None if security is None else _flag(security, "enabled")
+
+
 def parse_snmp(body: bytes) -> tuple[bool | None, str | None]:
     """``SNMPv2c``: whether the v1/v2c agent runs, and its read community."""
     root = parse_xml(body, "SNMPv2c")
@@ -298,9 +306,15 @@ def lock_signal(body: bytes) -> str | None:
 
 def with_text(body: bytes, root: str, name: str, text: str) -> bytes:
     """The ``root`` document ``body`` with its first ``name`` element set to ``text``, to PUT
-    back (the namespace kept as the camera's default one)."""
+    back (the namespace kept as the camera's default one). A ``name`` with slashes is a path
+    from the document element ("Transport/Security/enabled"): that element and no other."""
     document = parse_xml(body, root)
-    element = next((e for e in document.iter() if _local(e.tag) == name), None)
+    if "/" in name:
+        *parents, last = name.split("/")
+        parent = _path(document, tuple(parents))
+        element = None if parent is None else _child(parent, last)
+    else:
+        element = next((e for e in document.iter() if _local(e.tag) == name), None)
     if element is None:
         raise ValueError(f"<{root}> has no <{name}>")
     element.text = text
@@ -314,6 +328,14 @@ def with_text(body: bytes, root: str, name: str, text: str) -> bytes:
 
 def _child(element: ET.Element, name: str) -> ET.Element | None:
     return next((c for c in element if _local(c.tag) == name), None)
+
+
+def _path(element: ET.Element, names: tuple[str, ...]) -> ET.Element | None:
+    """The element reached from ``element`` through children ``names``, or None."""
+    found: ET.Element | None = element
+    for name in names:
+        found = None if found is None else _child(found, name)
+    return found
 
 
 def parse_input_proxy(channels: bytes, status: bytes | None) -> tuple[RecorderChannel, ...]:

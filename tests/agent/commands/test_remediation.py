@@ -19,7 +19,7 @@ from joserfc.jwk import OKPKey
 
 from agent.commands.journal import Entry
 from agent.config import NetworkConfig, RotationConfig
-from lab.settings import SettingValue
+from lab.settings import SettingValue, WriteFaults
 from lab.testing import LabFactory
 from protocol.commands import (
     SETTING_CONTROLS,
@@ -431,6 +431,76 @@ async def test_a_hikvision_time_zone_is_written_as_its_fixed_offset(
     assert abs((datetime.fromisoformat(local) - camera.now()).total_seconds()) < 60
 
 
+async def test_a_dahua_time_zone_is_written_as_its_table_index(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """LOG-01: Asia/Ho_Chi_Minh goes to configManager as NTP.TimeZone=12 (GMT+07:00 in
+    Dahua's table) and is read back as "Etc/GMT-7"; the camera's clock, answered in its own
+    zone, moves to UTC+7 and the re-audit still finds it right. A zone with summer time is
+    refused before any write."""
+    w = await world(lab_fleet, collector_tuf, tmp_path, lab("dahua"))
+    ex = w.executor()
+    _org, params = remediate({"time_zone": "Europe/Paris"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == (
+        "rejected:unsupported_setting"
+    )
+    assert final(w).details == {"outcome.time_zone": "unsupported"}
+    assert writes(w.log) == []
+    org, params = remediate({"ntp": True, "time_zone": "Asia/Ho_Chi_Minh"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == "succeeded"
+    details = final(w).details
+    assert (details["outcome.ntp"], details["outcome.time_zone"]) == ("applied", "applied")
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("LOG-01", "")
+    assert opened(org, details["sealed"])["settings"] == {"ntp": False, "time_zone": "UTC"}
+    camera = w.node.camera
+    assert camera.settings["time_zone"] == "Etc/GMT-7"
+    base = f"http://{w.node.host}:{w.node.ports['http']}/cgi-bin"
+    async with httpx.AsyncClient(timeout=10) as client:
+        auth = httpx.DigestAuth("admin", PASSWORD)
+        ntp = await client.get(f"{base}/configManager.cgi?action=getConfig&name=NTP", auth=auth)
+        clock = await client.get(f"{base}/global.cgi?action=getCurrentTime", auth=auth)
+    assert "table.NTP.TimeZone=12\r\n" in ntp.text
+    local = datetime.strptime(clock.text.strip().removeprefix("result="), "%Y-%m-%d %H:%M:%S")
+    utc_now = camera.now().replace(tzinfo=None)
+    assert abs((local - utc_now).total_seconds() - 7 * 3600) < 60
+
+
+async def test_a_dahua_time_zone_ignored_clamped_or_failing_half_way(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """A Dahua camera that keeps its old zone, or another one, is reported with what it kept;
+    one that refuses the zone after taking NTP is rolled back to the exact snapshot."""
+    config = lab("dahua", 'ignore = ["time_zone"]')
+    w = await world(lab_fleet, collector_tuf, tmp_path, config)
+    camera = w.node.camera
+    before = dict(camera.settings)
+    ex = w.executor()
+    _org, params = remediate({"time_zone": "Asia/Ho_Chi_Minh"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == (
+        "failed:not_applied"
+    )
+    details = final(w).details
+    assert (details["outcome.time_zone"], details["got.time_zone"]) == ("ignored", "UTC")
+    assert details["asked.time_zone"] == "Etc/GMT-7"  # as the camera would keep it
+
+    camera.write_faults = WriteFaults(clamp={"time_zone": "Etc/GMT-8"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == (
+        "failed:not_applied"
+    )
+    details = final(w).details
+    assert (details["outcome.time_zone"], details["got.time_zone"]) == ("clamped", "Etc/GMT-8")
+
+    camera.write_faults = WriteFaults(fail_after=1)
+    camera.settings["time_zone"] = "UTC"
+    _org, params = remediate({"ntp": True, "time_zone": "Asia/Ho_Chi_Minh"})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "failed:rolled_back"
+    assert w.trail(command.command_id)[-3:] == ["applying", "rolling_back", "failed:rolled_back"]
+    details = final(w).details
+    assert (details["outcome.ntp"], details["outcome.time_zone"]) == ("rolled_back", "rolled_back")
+    assert camera.settings == before
+
+
 async def test_dahua_onvif_login_check_closes_auth10(
     lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
 ) -> None:
@@ -492,3 +562,115 @@ async def test_dahua_rtsp_authentication_closes_auth08(
     refused = await rtsp(node.host, node.ports["rtsp"], anonymous)
     assert refused.startswith("RTSP/1.0 401 Unauthorized\r\n")
     assert "WWW-Authenticate: Digest" in refused
+
+
+def hik_anonymous_rtsp() -> str:
+    """A Hikvision camera streaming without credentials (its main stream channel's
+    Transport/Security/enabled false), RTSP served."""
+    config = lab("hikvision").replace("rtsp = false", "rtsp = true")
+    return config.replace("ddns = true", 'ddns = true\nrtsp_auth = "none"')
+
+
+async def test_hikvision_rtsp_authentication_closes_auth08(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-08: a Hikvision camera streaming without credentials is set to ask for them
+    (ISAPI Streaming/channels/101 Transport/Security/enabled); the re-audit passes and an
+    anonymous DESCRIBE is refused for real."""
+    w = await world(lab_fleet, collector_tuf, tmp_path, hik_anonymous_rtsp())
+    node = w.node
+    anonymous = f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{HIK} RTSP/1.0\r\nCSeq: 2\r\n\r\n"
+    streamed = await rtsp(node.host, node.ports["rtsp"], anonymous)
+    assert streamed.startswith("RTSP/1.0 200 OK\r\n")  # anonymous before the change
+    org, params = remediate({"rtsp_auth": True})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await w.executor().submit(w.sign(command)) == "succeeded"
+    details = final(w).details
+    assert details["outcome.rtsp_auth"] == "applied"
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("AUTH-08", "")
+    assert opened(org, details["sealed"])["settings"] == {"rtsp_auth": False}
+    assert node.camera.settings["rtsp_auth"] is True
+    refused = await rtsp(node.host, node.ports["rtsp"], anonymous)
+    assert refused.startswith("RTSP/1.0 401 Unauthorized\r\n")
+    assert "WWW-Authenticate: Digest" in refused
+
+
+@pytest.mark.parametrize("fault", ["ignore", "fail_half_way"])
+async def test_hikvision_rtsp_authentication_ignored_or_failing_half_way(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path, fault: str
+) -> None:
+    """A camera that answers OK and keeps streaming to anyone is reported (ignored, AUTH-08
+    still failing); one that refuses the next write after RTSP authentication was switched on
+    is rolled back to its exact snapshot, anonymous streams and all."""
+    faults = 'ignore = ["rtsp_auth"]' if fault == "ignore" else "fail_after = 1"
+    config = hik_anonymous_rtsp().replace(
+        "[camera.write_faults]\n", f"[camera.write_faults]\n{faults}"
+    )
+    w = await world(lab_fleet, collector_tuf, tmp_path, config)
+    node, camera = w.node, w.node.camera
+    before = dict(camera.settings)
+    _org, params = remediate({"rtsp_auth": True, "telnet": False})
+    command = w.command(SETTINGS_APPLY, params=params)
+    details: Mapping[str, object]
+    if fault == "ignore":
+        assert await w.executor().submit(w.sign(command)) == "failed:not_applied"
+        details = final(w).details
+        assert (details["outcome.rtsp_auth"], details["outcome.telnet"]) == ("ignored", "applied")
+        assert (details["asked.rtsp_auth"], details["got.rtsp_auth"]) == ("true", "false")
+        assert details["reaudit.fail"] == "AUTH-08"  # still streaming to anyone
+        assert camera.settings["rtsp_auth"] is False
+    else:
+        assert await w.executor().submit(w.sign(command)) == "failed:rolled_back"
+        assert w.trail(command.command_id)[-2:] == ["rolling_back", "failed:rolled_back"]
+        details = final(w).details
+        assert (details["outcome.rtsp_auth"], details["outcome.telnet"]) == (
+            "rolled_back",
+            "rolled_back",
+        )
+        assert camera.settings == before  # RTSP authentication off again, as it was
+    anonymous = f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{HIK} RTSP/1.0\r\nCSeq: 2\r\n\r\n"
+    assert (await rtsp(node.host, node.ports["rtsp"], anonymous)).startswith("RTSP/1.0 200 OK\r\n")
+
+
+async def test_dahua_digest_only_rtsp_closes_auth09_or_rolls_back(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-09: a Dahua camera offering Basic on RTSP (configManager RTSP.AuthType "basic") is
+    set to Digest only ("digest"); the re-audit passes and a DESCRIBE is challenged with Digest
+    alone. A change that fails half-way goes back to the exact snapshot, Basic offered again."""
+    config = lab("dahua", "fail_after = 1").replace("rtsp = false", "rtsp = true")
+    w = await world(
+        lab_fleet,
+        collector_tuf,
+        tmp_path,
+        config.replace("ddns = true", 'ddns = true\nrtsp_auth = "basic"'),
+    )
+    node, camera = w.node, w.node.camera
+    before = dict(camera.settings)
+    describe = (
+        f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{DAHUA} RTSP/1.0\r\nCSeq: 2\r\n\r\n"
+    )
+    challenged = await rtsp(node.host, node.ports["rtsp"], describe)
+    assert "WWW-Authenticate: Basic" in challenged  # Basic offered before the change
+    ex = w.executor()
+    _org, params = remediate({"ssh": False, "rtsp_digest_only": True})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "failed:rolled_back"
+    details = final(w).details
+    assert (details["outcome.ssh"], details["outcome.rtsp_digest_only"]) == (
+        "rolled_back",
+        "rolled_back",
+    )
+    assert camera.settings == before
+    org, params = remediate({"rtsp_digest_only": True})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "succeeded"
+    details = final(w).details
+    assert details["outcome.rtsp_digest_only"] == "applied"
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("AUTH-09", "")
+    assert opened(org, details["sealed"])["settings"] == {"rtsp_digest_only": False}
+    assert (camera.settings["rtsp_digest_only"], camera.settings["rtsp_auth"]) == (True, True)
+    challenged = await rtsp(node.host, node.ports["rtsp"], describe)
+    assert challenged.startswith("RTSP/1.0 401 Unauthorized\r\n")
+    assert "WWW-Authenticate: Digest" in challenged
+    assert "WWW-Authenticate: Basic" not in challenged

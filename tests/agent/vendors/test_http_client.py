@@ -1,6 +1,6 @@
 """The vendor HTTP client's own guarantees, against raw answers no camera lab persona gives:
-a password passed as a query parameter never reaches an error, and a digest challenge whose
-body was not read is released before the request is sent again."""
+a password passed as a query parameter reaches the camera as it is and never an error, and a
+digest challenge whose body was not read is released before the request is sent again."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import gc
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -81,6 +82,47 @@ async def test_a_secret_query_parameter_never_reaches_the_error(malformed: Targe
     assert SECRET not in str(refused.value)
     assert refused.value.__cause__ is None
     assert refused.value.__suppress_context__
+
+
+@pytest.fixture
+async def echo_query() -> AsyncIterator[tuple[Target, list[bytes]]]:
+    """Keeps each request's target (path and query, as sent) and answers OK."""
+    seen: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append((await _read_head(reader)).split(b" ")[1])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nOK")
+        await writer.drain()
+        writer.close()
+
+    async for target in _serve(answer):
+        yield target, seen
+
+
+@pytest.mark.parametrize("password", ["Ab1%cd-x", "Ab1%41+x", "a#b?c=d&e f", "Mật-khẩu%zz"])
+async def test_a_secret_query_parameter_reaches_the_camera_as_it_is(
+    echo_query: tuple[Target, list[bytes]], password: str
+) -> None:
+    """On the wire, each secret value is percent-encoded whole after the query already there:
+    "%" before two hex digits, "+", "#", "&" and non-ASCII letters reach the camera, which
+    decodes the query once, as they are."""
+    target, seen = echo_query
+    async with make_session(target, CONFIG, None) as session:
+        await fetch(
+            session,
+            "GET",
+            "/cgi-bin/userManager.cgi?action=modifyPassword&name=admin",
+            max_bytes=1024,
+            accept={"text/plain"},
+            secret_params={"pwdOld": "old%20", "pwd": password},
+        )
+    query = dict(parse_qsl(urlsplit(seen[0].decode("ascii")).query, keep_blank_values=True))
+    assert query == {
+        "action": "modifyPassword",
+        "name": "admin",
+        "pwdOld": "old%20",
+        "pwd": password,
+    }
 
 
 async def test_an_unread_challenge_is_released_before_the_retry(big_challenges: Target) -> None:

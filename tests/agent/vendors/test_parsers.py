@@ -378,3 +378,48 @@ def test_hikvision_ntp_server_in_use(kind: str, expected: tuple[str, ...]) -> No
     ).encode()
     clock = b"<Time><timeMode>NTP</timeMode></Time>"
     assert hik.parse_time(clock, ntp).ntp_servers == expected
+
+
+@pytest.mark.parametrize(
+    ("index", "zone"),
+    [
+        ("0", "UTC"),
+        ("3", "Etc/GMT-3"),  # recorded beside TimeZoneDesc "Moscow"
+        ("12", "Etc/GMT-7"),  # GMT+07:00: Hanoi, Bangkok
+        ("13", "Etc/GMT-8"),  # GMT+08:00: Beijing
+        ("22", "Etc/GMT+3"),  # recorded beside TimeZoneDesc "Brasilia"
+        ("25", "Etc/GMT+5"),  # recorded beside TimeZoneDesc "Easterntime"
+        ("32", "Etc/GMT+12"),
+        ("8", None),  # GMT+05:30: no fixed-offset IANA name
+        ("33", None),  # beyond the table
+        ("", None),
+        ("GMT+7", None),
+    ],
+)
+def test_dahua_time_zone_index(index: str, zone: str | None) -> None:
+    assert dahua.zone_name(index) == zone
+
+
+def test_dahua_time_zone_written_as_index_or_refused() -> None:
+    assert dahua.zone_index("Asia/Ho_Chi_Minh") == "12"
+    assert dahua.zone_index("Etc/GMT-7") == "12"
+    assert dahua.zone_index("UTC") == "0"
+    assert dahua.zone_index("America/Bogota") == "25"
+    for zone, why in [
+        ("Europe/Paris", "summer time"),
+        ("Asia/Kolkata", "whole-hour"),  # in the table (8), but read back as no zone name
+        ("Pacific/Kiritimati", "whole-hour"),  # UTC+14: not in the table
+        ("Nowhere/Town", "unknown"),
+    ]:
+        with pytest.raises(ValueError, match=why):
+            dahua.zone_index(zone)
+
+
+def test_dahua_clock_is_read_in_the_zone_of_its_index() -> None:
+    clock = b"result=2026-12-07 19:00:00\r\n"
+    info = dahua.parse_time(clock, b"table.NTP.Enable=true\r\ntable.NTP.TimeZone=12\r\n")
+    assert (info.camera_utc, info.zone) == (datetime(2026, 12, 7, 12, tzinfo=UTC), "Etc/GMT-7")
+    half = dahua.parse_time(clock, b"table.NTP.TimeZone=8\r\n")  # GMT+05:30: no name
+    assert (half.camera_utc, half.zone) == (datetime(2026, 12, 7, 13, 30, tzinfo=UTC), None)
+    unnamed = dahua.parse_time(clock, None)  # no NTP table: read as UTC
+    assert (unnamed.camera_utc, unnamed.zone) == (datetime(2026, 12, 7, 19, tzinfo=UTC), None)

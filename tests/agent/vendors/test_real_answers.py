@@ -30,6 +30,7 @@ from agent.vendors.axis import parsers as axis
 from agent.vendors.base import translate
 from agent.vendors.dahua import parsers as dahua
 from agent.vendors.hikvision import parsers as hik
+from agent.vendors.hikvision.const import RTSP_AUTH_ELEMENT
 from agent.vendors.models import Account, DeviceIdentity, TimeInfo, ntp_servers
 from agent.vendors.onvif import const as onvif_const
 from agent.vendors.onvif import parsers as onvif_parsers
@@ -98,6 +99,7 @@ def _time(info: TimeInfo) -> dict[str, Any]:
         "camera_utc": _iso(info.camera_utc),
         "ntp": info.ntp,
         "ntp_servers": list(info.ntp_servers),
+        "zone": info.zone,
     }
 
 
@@ -177,6 +179,22 @@ def _fault(answer: Answer) -> dict[str, Any]:
     return {"error": None}
 
 
+def _rtsp_auth(answer: Answer) -> dict[str, Any]:
+    """RTSP authentication as read, then as read back from the document the adapter would PUT
+    to turn it off: only ``Transport/Security/enabled`` changes, never the channel's own."""
+    body = answer.body()
+    try:
+        off: bytes | None = hik.with_text(body, "StreamingChannel", RTSP_AUTH_ELEMENT, "false")
+    except ValueError:  # no Transport/Security: nothing to write
+        off = None
+    channel = None if off is None else etree.fromstring(off).find("{*}enabled")
+    return {
+        "rtsp_auth": hik.parse_rtsp_auth(body),
+        "written_off": None if off is None else hik.parse_rtsp_auth(off),
+        "channel_enabled": None if channel is None else channel.text,
+    }
+
+
 ONVIF: dict[str, Callable[[Any], dict[str, Any]]] = {
     "GetDeviceInformation": lambda r: _identity(onvif_parsers.parse_device_information(r)),
     "GetUsers": lambda r: _accounts(onvif_parsers.parse_users(r)),
@@ -222,12 +240,14 @@ PARSERS: dict[str, Callable[[Answer], dict[str, Any]]] = {
         hik.parse_time(b"<Time><timeMode>NTP</timeMode></Time>", a.body())
     ),
     "hikvision.lock_signal": lambda a: {"lock": hik.lock_signal(a.body())},
+    "hikvision.rtsp_auth": _rtsp_auth,
     "dahua.kv": lambda a: {"values": dahua.parse_kv(a.body())},
     "dahua.model": lambda a: {"model": dahua.parse_model(a.body(), a.companion(0))},
     "dahua.system_model": lambda a: {"model": dahua.parse_model(a.companion(0), a.body())},
     "dahua.software_version": _software_version,
     "dahua.config": lambda a: {"flag": dahua.config_flag(dahua.parse_kv(a.body()), a.args["name"])},
     "dahua.users": lambda a: _accounts(dahua.parse_users(a.body())),
+    "dahua.time": lambda a: _time(dahua.parse_time(a.companion(0), a.body())),
     "versions.firmware": _firmware,
     "ntp.servers": lambda a: {"ntp_servers": list(ntp_servers(_field(a)))},
     "identity.catalog": _catalog,

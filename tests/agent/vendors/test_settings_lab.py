@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from agent.commands.password_rotate import SPECIALS
 from agent.vendors.axis import const as axis_const
 from agent.vendors.axis.adapter import AxisAdapter
 from agent.vendors.base import Adapter, AdapterConfig, BadResponse, Unsupported
@@ -43,6 +44,7 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.SNMP_COMMUNITY: "public",
         Setting.RTSP_DIGEST_ONLY: True,
         Setting.HTTP_DIGEST_ONLY: True,
+        Setting.RTSP_AUTH: True,  # the main stream's Transport/Security/enabled
         Setting.TIME_ZONE: "UTC",  # timeZone "CST+0:00:00"
     },
     "dahua": {
@@ -56,6 +58,8 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.SNMP_COMMUNITY: "public",
         Setting.ONVIF_AUTH: True,
         Setting.RTSP_AUTH: True,
+        Setting.RTSP_DIGEST_ONLY: True,  # RTSP.AuthType digest
+        Setting.TIME_ZONE: "UTC",  # NTP.TimeZone 0
     },
     "axis": {
         Setting.SSH: True,
@@ -136,6 +140,99 @@ async def test_ignored_clamped_and_half_way(
     assert (values[Setting.SSH], values[Setting.P2P]) == (False, True)  # failed half-way
 
 
+async def test_hikvision_rtsp_authentication_through_the_main_streams_channel(
+    adapters: tuple[Fleet, dict[str, Adapter]],
+) -> None:
+    """Read from and written to ``Transport/Security/enabled`` of channel 101 (GET the channel's
+    document, change that element, PUT it back); ignored and half-way writes read back what the
+    camera kept."""
+    fleet, made = adapters
+    adapter, camera = made["hikvision"], fleet["hikvision"].camera
+    assert camera.write_settings([("rtsp_auth", "false")])  # streams without credentials
+    assert (await adapter.read_settings()).values[Setting.RTSP_AUTH] is False
+    await adapter.write_settings({Setting.RTSP_AUTH: True})
+    assert camera.settings["rtsp_auth"] is True
+    assert (await adapter.read_settings()).values[Setting.RTSP_AUTH] is True
+
+    camera.write_faults = WriteFaults(ignore=frozenset({"rtsp_auth"}))
+    await adapter.write_settings({Setting.RTSP_AUTH: False})
+    assert (await adapter.read_settings()).values[Setting.RTSP_AUTH] is True  # kept
+
+    camera.write_faults = WriteFaults(fail_after=1)
+    with pytest.raises(BadResponse):
+        await adapter.write_settings({Setting.RTSP_AUTH: False, Setting.TELNET: False})
+    values = (await adapter.read_settings()).values
+    assert (values[Setting.RTSP_AUTH], values[Setting.TELNET]) == (False, True)
+
+
+async def test_dahua_time_zone_is_an_index_of_fixed_offsets(
+    adapters: tuple[Fleet, dict[str, Adapter]],
+) -> None:
+    """LOG-01 on Dahua: Asia/Ho_Chi_Minh goes as NTP.TimeZone=12 (GMT+07:00) and reads back
+    as "Etc/GMT-7"; the clock, answered in the camera's zone, still reads as the right UTC
+    instant. Ignored and clamped zones read back as the camera kept them; a zone with summer
+    time or half hours is refused before anything is sent."""
+    fleet, made = adapters
+    adapter, camera = made["dahua"], fleet["dahua"].camera
+    assert adapter.as_stored(Setting.TIME_ZONE, "Asia/Ho_Chi_Minh") == "Etc/GMT-7"
+    sent = len(camera.log)
+    for zone in ("Europe/Paris", "Asia/Kolkata", "Mars/Olympus"):
+        with pytest.raises(ValueError, match="time zone"):
+            adapter.as_stored(Setting.TIME_ZONE, zone)
+        with pytest.raises(ValueError, match="time zone"):
+            await adapter.write_settings({Setting.TIME_ZONE: zone})
+    assert len(camera.log) == sent
+    await adapter.write_settings({Setting.TIME_ZONE: "Asia/Ho_Chi_Minh"})
+    assert [r.target for r in camera.log[sent:]][-1].endswith("NTP.TimeZone=12")
+    assert camera.settings["time_zone"] == "Etc/GMT-7"
+    assert (await adapter.read_settings()).values[Setting.TIME_ZONE] == "Etc/GMT-7"
+    clock = await adapter.time()
+    assert clock.camera_utc is not None
+    assert abs((clock.camera_utc - camera.now()).total_seconds()) < 60
+
+    camera.write_faults = WriteFaults(ignore=frozenset({"time_zone"}))
+    await adapter.write_settings({Setting.TIME_ZONE: "UTC"})
+    assert (await adapter.read_settings()).values[Setting.TIME_ZONE] == "Etc/GMT-7"
+    camera.write_faults = WriteFaults(clamp={"time_zone": "Etc/GMT-8"})
+    await adapter.write_settings({Setting.TIME_ZONE: "UTC"})
+    assert (await adapter.read_settings()).values[Setting.TIME_ZONE] == "Etc/GMT-8"
+
+
+async def test_dahua_rtsp_authentication_and_digest_only_share_one_key(
+    adapters: tuple[Fleet, dict[str, Adapter]],
+) -> None:
+    """RTSP.AuthType holds both settings: Digest only off is "basic", on is "digest",
+    authentication off is "disable" (Digest only then unknown: no login is asked); an ignored
+    write reads back the old word, and a refusal half-way keeps the earlier change."""
+    fleet, made = adapters
+    adapter, camera = made["dahua"], fleet["dahua"].camera
+
+    async def rtsp() -> tuple[SettingValue | None, SettingValue | None]:
+        values = (await adapter.read_settings()).values
+        return values.get(Setting.RTSP_AUTH), values.get(Setting.RTSP_DIGEST_ONLY)
+
+    await adapter.write_settings({Setting.RTSP_DIGEST_ONLY: False})
+    assert camera.log[-1].target.endswith("RTSP.AuthType=basic")
+    assert await rtsp() == (True, False)
+    await adapter.write_settings({Setting.RTSP_AUTH: False})
+    assert await rtsp() == (False, None)
+    assert camera.settings["rtsp_digest_only"] is False  # kept for when logins return
+    await adapter.write_settings({Setting.RTSP_AUTH: True, Setting.RTSP_DIGEST_ONLY: False})
+    assert await rtsp() == (True, False)
+    await adapter.write_settings({Setting.RTSP_DIGEST_ONLY: True})
+    assert await rtsp() == (True, True)
+
+    camera.write_faults = WriteFaults(ignore=frozenset({"rtsp_digest_only"}))
+    await adapter.write_settings({Setting.RTSP_DIGEST_ONLY: False})
+    assert await rtsp() == (True, True)  # ignored: still "digest"
+
+    camera.write_faults = WriteFaults(fail_after=1)
+    with pytest.raises(BadResponse):
+        await adapter.write_settings({Setting.SSH: False, Setting.RTSP_DIGEST_ONLY: False})
+    values = (await adapter.read_settings()).values
+    assert (values[Setting.SSH], values[Setting.RTSP_DIGEST_ONLY]) == (False, True)
+
+
 async def test_refused_before_anything_is_sent(adapters: tuple[Fleet, dict[str, Adapter]]) -> None:
     fleet, made = adapters
     camera = fleet["axis"].camera
@@ -164,3 +261,17 @@ def test_each_adapter_writes_what_the_contract_lists(vendor: str, fields: object
     assert {s.value for s in adapter.settable} == set(VENDOR_SETTINGS[vendor])
     assert isinstance(fields, dict)
     assert adapter.settable <= set(fields), adapter.settable - set(fields)
+
+
+@pytest.mark.parametrize("vendor", ["dahua", "axis"])
+async def test_a_password_of_every_generated_symbol_survives_the_query(
+    adapters: tuple[Fleet, dict[str, Adapter]], vendor: str
+) -> None:
+    """Dahua and Axis take a new password in the query string: every symbol a rotation may
+    generate, and "%" before two hex digits, reach the camera as they are (the camera decodes
+    the query once; "%41" is not "A")."""
+    fleet, made = adapters
+    password = f"Xy9%41{SPECIALS}%zz"
+    await made[vendor].set_password("admin", password, current=PASSWORD)
+    assert fleet[vendor].camera.users["admin"].password == password
+    assert await made[vendor].try_login(Interface.HTTP, "admin", password)
