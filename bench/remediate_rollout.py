@@ -21,10 +21,7 @@ the planned cameras after their next report, and the machine's load.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -33,25 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import end_to_end
+from bench.end_to_end import AGENT_SETTINGS, load
 from server.domain.remediation import Options, PlanDetail, PlanItem, Selection
 from tests.support.remediation import RolloutLab, rollout_lab
 
 LAB = Path(__file__).resolve().parents[1] / "configs" / "lab" / "mixed-100.toml"
 SITE, CONTROLS = "site-1", "SVC,COM,SVC-08"  # SVC-08 named: the site asks for discovery off
-AGENT_SETTINGS = """[intervals]
-heartbeat_s = 30
-report_s = 60
-[audit]
-interval_s = 86400
-guess_default_credentials = false
-[network]
-port_offset = {port_offset}
-"""
-
-
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def main() -> int:
@@ -59,17 +44,7 @@ def main() -> int:
     parser.add_argument("--canary", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=25)
     parser.add_argument("--max-parallel", type=int, default=10, help="per site")
-    parser.add_argument("--timeout-s", type=float, default=900.0)
-    parser.add_argument("--workdir", type=Path, help="default: a temporary directory")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with ExitStack() as stack:
-        if args.workdir is None:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="remediate-")))
-        else:
-            work = args.workdir
-            work.mkdir(parents=True)
-        return run(args, work, stack)
+    return end_to_end.main(parser, run, timeout_s=900.0, prefix="remediate-")
 
 
 def run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:

@@ -24,12 +24,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import logging
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from contextlib import ExitStack
@@ -41,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select
 
+from bench import end_to_end
+from bench.end_to_end import load
 from lab.broker import Mosquitto
 from lab.config import load_config
 from lab.firmware import make_image
@@ -98,19 +97,14 @@ def lab_toml(reboot_s: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-AGENT_SETTINGS = """[intervals]
-heartbeat_s = 30
-report_s = 60
-[audit]
-interval_s = 86400
-guess_default_credentials = false
-[network]
-port_offset = {port_offset}
-[firmware]
+AGENT_SETTINGS = (
+    end_to_end.AGENT_SETTINGS
+    + """[firmware]
 poll_interval_s = 0.5
 reboot_timeout_s = 120
 camera_timeout_s = 10
 """
+)
 
 
 def publish_firmware(collector: Collector, offline: Path, image_bytes: int) -> dict[str, int]:
@@ -155,11 +149,6 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def load() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-mb", type=float, default=4.0, help="size of each image")
@@ -167,17 +156,7 @@ def main() -> int:
     parser.add_argument("--canary", type=int, default=2, help="canary cameras per rollout")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--max-parallel", type=int, default=2, help="per site and rollout")
-    parser.add_argument("--timeout-s", type=float, default=600.0)
-    parser.add_argument("--workdir", type=Path, help="default: a temporary directory")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with ExitStack() as stack:
-        if args.workdir is None:
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rollout-")))
-        else:
-            work = args.workdir
-            work.mkdir(parents=True)
-        return run(args, work, stack)
+    return end_to_end.main(parser, run, timeout_s=600.0, prefix="rollout-")
 
 
 def run(args: argparse.Namespace, work: Path, stack: ExitStack) -> int:  # noqa: PLR0915

@@ -10,7 +10,9 @@ from __future__ import annotations
 import socket
 from typing import Protocol
 
-__all__ = ["Binder", "LoopbackBinder"]
+__all__ = ["Binder", "LoopbackBinder", "bound"]
+
+BACKLOG = 128
 
 
 class Binder(Protocol):
@@ -19,30 +21,28 @@ class Binder(Protocol):
     def udp(self, host: str, port: int) -> socket.socket: ...  # bound, non-blocking
 
 
+def bound(sock: socket.socket, address: tuple[str, int], *, reuse: bool = True) -> socket.socket:
+    """``sock``, new (made wherever the binder makes it), bound to ``address`` with
+    ``SO_REUSEADDR`` unless not ``reuse``, listening if it is TCP, non-blocking; closed if any
+    of that fails."""
+    try:
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        if sock.type == socket.SOCK_STREAM:
+            sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class LoopbackBinder:
     """Binds directly on 127.x addresses (every one of them is local on Linux)."""
 
-    backlog = 128
-
     def tcp(self, host: str, port: int) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(self.backlog)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return bound(socket.socket(socket.AF_INET, socket.SOCK_STREAM), (host, port))
 
     def udp(self, host: str, port: int) -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return bound(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), (host, port))

@@ -436,6 +436,13 @@ class Camera:
                 if settings["rtsp_digest_only"]
                 else "basic"
             ),
+            # Axis: one AuthenticationPolicy for web and RTSP; RTSP's anonymous viewers
+            "auth_policy": (
+                "digest"
+                if settings["http_digest_only"] and settings["rtsp_digest_only"]
+                else "basic_digest"
+            ),
+            "rtsp_viewer": "password" if settings["rtsp_auth"] else "anonymous",
             "activated": Flag(not spec.not_activated),
             "lockout": Flag(lock is not None),
             "lock_threshold": lock.threshold if lock else 0,

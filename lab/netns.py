@@ -43,6 +43,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+from lab.binder import bound
+
 log = logging.getLogger(__name__)
 
 CLONE_NEWNET: Final = 0x40000000
@@ -364,26 +366,13 @@ class NetnsBinder:
     def tcp(self, host: str, port: int) -> socket.socket:
         with entered(self._lab.namespace_of(host)):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(128)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        return bound(sock, (host, port))
 
     def udp(self, host: str, port: int) -> socket.socket:
         with entered(self._lab.namespace_of(host)):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.bind(("0.0.0.0", port))  # noqa: S104  # the namespace's only address is host's
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        # the namespace's only address is host's
+        return bound(sock, ("0.0.0.0", port), reuse=False)  # noqa: S104
 
 
 def main(argv: Sequence[str]) -> int:

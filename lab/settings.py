@@ -78,13 +78,16 @@ _TRUE: Final = frozenset({"true", "yes", "1", "on"})
 _FALSE: Final = frozenset({"false", "no", "0", "off"})
 # the time source as vendors name it too (Hikvision timeMode, Axis Time.SyncSource); RTSP
 # and web authentication as Hikvision names them (RTSPCertificate and webCertificate
-# certificateType: "digest" refuses Basic)
+# certificateType: "digest" refuses Basic) and Axis (Network.HTTP.AuthenticationPolicy, one
+# for both: "basic_digest" takes Basic too); RTSP viewers as Dahua (RTSP.AuthType) and Axis
+# (Network.RTSP.ProtViewer: "password" or "anonymous") name them
 _WORDS: Final = {
     "ntp": (_TRUE | {"ntp"}, _FALSE | {"manual", "none"}),
-    # Hikvision RTSPCertificate ("digest/basic"); Dahua RTSP.AuthType ("basic")
-    "rtsp_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic", "basic"}),
-    "http_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic"}),  # webCertificate
-    "rtsp_auth": (_TRUE | {"digest", "basic"}, _FALSE | {"disable"}),  # Dahua RTSP.AuthType
+    # Hikvision RTSPCertificate ("digest/basic"); Dahua RTSP.AuthType ("basic"); Axis
+    # AuthenticationPolicy ("basic_digest")
+    "rtsp_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic", "basic", "basic_digest"}),
+    "http_digest_only": (_TRUE | {"digest"}, _FALSE | {"digest/basic", "basic_digest"}),
+    "rtsp_auth": (_TRUE | {"digest", "basic", "password"}, _FALSE | {"disable", "anonymous"}),
 }
 
 

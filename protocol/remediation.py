@@ -69,7 +69,21 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
             "rtsp_digest_only",
         }
     ),
-    "axis": frozenset({"ssh", "upnp", "p2p", "ntp", "ntp_server", "time_zone"}),
+    "axis": frozenset(
+        {
+            "ssh",
+            "upnp",
+            "p2p",
+            "ntp",
+            "ntp_server",
+            "time_zone",
+            "snmp",
+            "snmp_community",
+            "http_digest_only",
+            "rtsp_digest_only",
+            "rtsp_auth",
+        }
+    ),
 }
 # Settings a vendor's API reaches only through a change no plan makes on its own, with the
 # reason a plan shows (the catalogue's ``remediation.reason.<reason>``; otherwise a setting
@@ -78,9 +92,15 @@ VENDOR_SETTINGS: Final[Mapping[str, frozenset[SettingName]]] = {
 # and <certificateType>, as public client code writes it; the manuals' "Enable ONVIF" and ONVIF
 # users, e.g. http://38.142.81.21:8001/manual/hikvision/ds-2xm6726g0-is-nd-2mm/user-manual-
 # english/page-83.html); none makes the camera refuse an anonymous caller, and turning ONVIF
-# off cuts off the recorders and video management software that use it.
+# off cuts off the recorders and video management software that use it. Axis: no public source
+# names a VAPIX parameter for anonymous ONVIF callers; the device answers them until an ONVIF
+# user exists ("By creating a user you automatically enable ONVIF communication. Use the
+# username and password with all ONVIF communication", the product manuals, e.g. AXIS P3915-R
+# Mk II; "anonymous ONVIF calls" in the factory default state, the AXIS OS knowledge base,
+# https://help.axis.com/en-us/axis-os-knowledge-base#device-access): an account, not a setting.
 WITHHELD: Final[Mapping[str, Mapping[SettingName, str]]] = {
     "hikvision": {"onvif_auth": "onvif_off_only"},
+    "axis": {"onvif_auth": "onvif_user_only"},
 }
 # the settings any camera's ONVIF service writes, beside its vendor's API
 ONVIF_SETTINGS: Final[frozenset[SettingName]] = frozenset({"discoverable", "ddns"})

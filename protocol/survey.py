@@ -10,7 +10,9 @@ refuses a command whose prefixes are not all inside the prefixes its own config 
 prefixes, nor to an excluded or opted-out one.
 
 The agent answers like any command (``accepted``, ``in_progress`` at each of
-``STEPS[SURVEY]``, then ``succeeded``/``failed``), and between them sends the findings as
+``STEPS[SURVEY]``, then ``succeeded``/``failed``); ``sweeping`` is announced again as the sweep
+goes, and ``reporting`` once, with the detail ``probed`` (addresses probed so far: the
+collector's progress while a shard runs). Between them it sends the findings as
 ``protocol.messages.SurveyResult`` messages on the ``cmd-result`` channel: the shard's answering
 hosts in numbered parts (``part`` 1, 2, ...), each at most ``PART_MAX_BYTES`` encoded and
 ``PART_MAX_HOSTS`` hosts. The last part has ``last`` true and carries the shard's

@@ -119,6 +119,29 @@ def plan(approved: Collection[str], roles: Iterable[str], clients: Iterable[str]
     return commands
 
 
+def _take_status(
+    agent_id: str, status: str, change: Callable[[], object], *, broker: str, rights: str
+) -> None:
+    """An approval or a revocation (other statuses are no business of the broker) passed on by
+    ``change``; a ``BrokerRolesError`` is logged for the operator, never raised, and the next
+    ``sync`` repairs it."""
+    if status not in ("approved", "revoked"):
+        return
+    try:
+        change()
+    except BrokerRolesError as exc:
+        log.warning(
+            "%s did not take the %s of agent %s (%s); the collector retries within %.0f s",
+            broker,
+            status,
+            agent_id,
+            exc,
+            SYNC_INTERVAL_S,
+        )
+    else:
+        log.info("%s of agent %s: %s", rights, agent_id, status)
+
+
 class BrokerRoles:
     """Applies agents' status changes to the broker through ``transport``."""
 
@@ -127,21 +150,13 @@ class BrokerRoles:
 
     def on_status(self, agent_id: str, status: str) -> None:
         """``Repository.status_listeners``: never raises; a miss is repaired by ``sync``."""
-        if status not in ("approved", "revoked"):
-            return
-        try:
-            self.apply(grant(agent_id) if status == "approved" else withdraw(agent_id))
-        except BrokerRolesError as exc:
-            log.warning(
-                "the broker did not take the %s of agent %s (%s); the collector retries "
-                "within %.0f s",
-                status,
-                agent_id,
-                exc,
-                SYNC_INTERVAL_S,
-            )
-        else:
-            log.info("broker rights of agent %s: %s", agent_id, status)
+        _take_status(
+            agent_id,
+            status,
+            lambda: self.apply(grant(agent_id) if status == "approved" else withdraw(agent_id)),
+            broker="the broker",
+            rights="broker rights",
+        )
 
     def sync(self, approved: Callable[[], Collection[str]]) -> int:
         """Bring the plugin in line with the ``approved`` agents; returns how many commands
@@ -284,21 +299,13 @@ class NatsUsers:
 
     def on_status(self, agent_id: str, status: str) -> None:
         """``Repository.status_listeners``: never raises; a miss is repaired by ``sync``."""
-        if status not in ("approved", "revoked"):
-            return
-        try:
-            self.sync(self._approved)
-        except BrokerRolesError as exc:
-            log.warning(
-                "the NATS cluster did not take the %s of agent %s (%s); the collector retries "
-                "within %.0f s",
-                status,
-                agent_id,
-                exc,
-                SYNC_INTERVAL_S,
-            )
-        else:
-            log.info("NATS user of agent %s: %s", agent_id, status)
+        _take_status(
+            agent_id,
+            status,
+            lambda: self.sync(self._approved),
+            broker="the NATS cluster",
+            rights="NATS user",
+        )
 
     def sync(self, approved: Callable[[], Collection[str]]) -> int:
         """Write the file if it changed and reload every node unless all took this text

@@ -5,10 +5,13 @@
     preflight   params read; every prefix inside [survey] allowed_prefixes, else rejected
                 (prefix_not_allowed); a survey interrupted by a restart is not resumed
                 (failed: interrupted; the collector sends the shard again)
-    sweeping    the shard probed (no credential sent, nothing outside its prefixes)
-    reporting   the findings as SurveyResult parts, the last with the summary; then the
-                command's own result: succeeded, or failed (deadline) when the shard's deadline
-                stopped it (the parts are sent all the same)
+    sweeping    the shard probed (no credential sent, nothing outside its prefixes); announced
+                again with the detail ``probed`` (addresses probed so far) every
+                ``PROGRESS_EVERY`` addresses, so the collector's progress moves while it runs
+    reporting   announced with ``probed``, the whole count (the collector's progress stays put
+                until the parts are in); the findings as SurveyResult parts, the last with the
+                summary; then the command's own result: succeeded, or failed (deadline) when
+                the shard's deadline stopped it (the parts are sent all the same)
 """
 
 from __future__ import annotations
@@ -55,11 +58,24 @@ async def survey(run: Run) -> Details:
         log.warning("survey %s: no advisory feed, firmware not judged: %s", params.survey_id, exc)
         feed = None
     await run.step("sweeping")
-    shard = await run_shard(
-        params, config.survey, offset=config.network.port_offset, feed=feed,
-        clock=run.context.clock,
-    )  # fmt: skip
-    await run.step("reporting")
+    counts: asyncio.Queue[int | None] = asyncio.Queue()
+
+    async def tell() -> None:  # one at a time, in the order counted
+        while (probed := await counts.get()) is not None:
+            await run.step("sweeping", {"probed": probed})
+
+    teller = asyncio.create_task(tell())
+    try:
+        shard = await run_shard(
+            params, config.survey, offset=config.network.port_offset, feed=feed,
+            clock=run.context.clock, progress=counts.put_nowait,
+        )  # fmt: skip
+    except BaseException:
+        teller.cancel()
+        raise
+    counts.put_nowait(None)
+    await teller
+    await run.step("reporting", {"probed": shard.probed})
     cut = list(parts(shard.hosts))
     for number, hosts in enumerate(cut, start=1):
         last = number == len(cut)

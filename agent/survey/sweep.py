@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 # connections, so each waits about 3.5 s for the pacer, well inside its deadline
 CPS_PER_HOST = 4
 _PART_OVERHEAD = 4096  # the message's own fields and the summary, encoded, at most
+# while a shard runs, its progress is told every so many addresses probed (a /20: 15 times)
+PROGRESS_EVERY = 256
 
 
 class OutsideScope(ValueError):
@@ -128,9 +130,15 @@ async def sweep(
     deadline_s: float,
     concurrency: int = 64,
     clock: Callable[[], datetime] = utc_now,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int | None = None,
 ) -> Shard:
     """Probe every address of ``prefixes`` but the excluded and opted-out ones, ``concurrency``
-    at a time; stop at ``deadline_s`` (then ``complete`` is false, reason ``deadline``)."""
+    at a time; stop at ``deadline_s`` (then ``complete`` is false, reason ``deadline``).
+    ``progress`` is called with the count of addresses probed so far at each multiple of
+    ``progress_every`` (default ``PROGRESS_EVERY``) below the last (the summary tells the end),
+    in increasing order."""
+    every = progress_every or PROGRESS_EVERY
     started = clock()
     survey = Scope(prefixes, exclude + opt_out)
     found: list[SurveyHost] = []
@@ -141,10 +149,13 @@ async def sweep(
         nonlocal probed
         async with gate:
             probed += 1
+            if progress is not None and probed % every == 0 and probed < total:
+                progress(probed)
             host = await probe_in_scope(address, survey, plan, rate, host_deadline_s)
         if host is not None:
             found.append(host)
 
+    total = sum(1 for _ in survey.addresses()) if progress is not None else 0
     complete, reason = True, None
     with scope.confined(prefixes):
         try:
@@ -182,6 +193,7 @@ async def run_shard(
     offset: int = 0,
     feed: AdvisoryFeed | None = None,
     clock: Callable[[], datetime] = utc_now,
+    progress: Callable[[int], None] | None = None,
 ) -> Shard:
     """The shard ``params`` name, with this agent's limits: the rates lowered to its caps, its
     own opt-outs added to the command's. Hosts in flight are bounded by the connection rate
@@ -207,6 +219,7 @@ async def run_shard(
         deadline_s=params.deadline_s,
         concurrency=min(settings.concurrency, max(4, cps // CPS_PER_HOST)),
         clock=clock,
+        progress=progress,
     )
 
 

@@ -374,6 +374,11 @@ class Adapter(ABC):
         offset it keeps); ValueError when the camera cannot express it. The default: as is."""
         return value
 
+    def check_changes(self, changes: Mapping[Setting, SettingValue]) -> None:
+        """ValueError when this camera cannot take ``changes`` together (two settings that
+        are one field of its API, asked for different values). The default: it can."""
+        return
+
     async def write_settings(self, changes: Mapping[Setting, SettingValue]) -> None:
         """Ask the camera to apply ``changes``, in order. A refusal raises ``BadResponse``
         (earlier changes may stay applied: the camera failed half-way). An answer of "OK"
@@ -385,6 +390,7 @@ class Adapter(ABC):
                 raise Unsupported(f"{self.vendor} adapter cannot set {setting.value}")
             check_setting(setting, value)
             self.as_stored(setting, value)
+        self.check_changes(changes)
         if changes:
             await self._call(
                 Capability.SETTINGS, "write_settings", lambda: self._write_settings(dict(changes))

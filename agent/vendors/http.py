@@ -100,7 +100,9 @@ JSON_TYPES: Final = frozenset({"application/json"})
 # Query parameters that carry passwords in the vendor APIs we call (``secret_params`` only):
 # these, Dahua's SNMP read community (a remediation sets it), and a Dahua recorder's stored
 # channel login (``RemoteDevice.<block>.Password``).
-SECRET_QUERY_KEYS: Final = frozenset({"pwd", "pwdOld", "SNMP.GetCommunity"})
+SECRET_QUERY_KEYS: Final = frozenset(
+    {"pwd", "pwdOld", "SNMP.GetCommunity", "SNMP.V1ReadCommunity"}  # Dahua, Axis communities
+)
 _CHANNEL_PASSWORD: Final = re.compile(r"RemoteDevice\.[^.&=]+\.Password")
 NO_AUTH: Final[Sequence[ClientMiddlewareType]] = ()  # for pre-auth endpoints: sent as it is
 

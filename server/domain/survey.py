@@ -18,7 +18,7 @@ Every change by a person goes to the audit log; ``record`` and ``reissue`` run a
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -144,10 +144,45 @@ class SurveyView:
     eta: timedelta | None
     agents: list[AgentProgress]
     exposures: int
+    shards: int = 0  # shards of the survey (a re-issued shard counts once)
+    shards_done: int = 0
+    probed: int = 0  # addresses the finished shards' agents probed (their summaries)
 
     @property
     def percent(self) -> int:
         return 100 if not self.addresses else self.done * 100 // self.addresses
+
+
+@dataclass(frozen=True, slots=True)
+class ShardView:
+    """One shard as it stands: ``parts`` the result parts held; ``probed`` from its summary,
+    or while it runs what its agent said it probed so far (None before either);
+    ``complete`` false: the agent stopped before the end (None until the summary is in)."""
+
+    position: int
+    blocks: list[str]
+    addresses: int
+    agent_id: str
+    command_id: str
+    state: str
+    done: int
+    parts: list[int]
+    probed: int | None
+    answered: int | None
+    complete: bool | None
+    reason: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyDetail:
+    """A survey with its shards and what it found: exposures by kind (code), hosts that
+    answered by vendor ("" when the host did not say)."""
+
+    survey: SurveyView
+    shards: list[ShardView]
+    kinds: dict[str, int]
+    vendors: dict[str, int]
 
 
 class Surveys(Area):
@@ -582,6 +617,7 @@ class Surveys(Area):
                 .order_by(SurveyShard.position)
             ).all()
             last_seen = dict(conn.execute(select(Agent.agent_id, Agent.last_seen)).all())
+            sweeping = _sweeping(conn, [sh.command_id for sh in shards if sh.state in OPEN_SHARDS])
             exposures = dict(
                 conn.execute(
                     select(SurveyExposure.survey_id, func.count())
@@ -592,18 +628,23 @@ class Surveys(Area):
         by_survey: dict[int, list[Any]] = defaultdict(list)
         for sh in shards:
             by_survey[sh.survey_id].append(sh)
+
+        def done_of(sh: Any) -> int:
+            return _done(sh, sweeping.get(sh.command_id))
+
         result = []
         for r in rows:
             per_agent: dict[str, list[Any]] = defaultdict(list)
             for sh in by_survey[r.id]:
                 per_agent[sh.agent_id].append(sh)
-            done = sum(sh.done for sh in by_survey[r.id])
+            done = sum(done_of(sh) for sh in by_survey[r.id])
+            finished = [sh for sh in by_survey[r.id] if sh.state == "done"]
             agents = [
                 AgentProgress(
                     a,
                     len(mine),
                     sum(sh.addresses for sh in mine),
-                    sum(sh.done for sh in mine),
+                    sum(done_of(sh) for sh in mine),
                     r.state == "running"
                     and any(sh.state in OPEN_SHARDS for sh in mine)
                     and survey_plan.silent(last_seen.get(a), self.s.now, after),
@@ -626,6 +667,9 @@ class Surveys(Area):
                     else None,
                     agents,
                     exposures.get(r.id, 0),
+                    len(by_survey[r.id]),
+                    len(finished),
+                    sum((sh.summary or {}).get("probed", 0) for sh in finished),
                 )
             )
         return result
@@ -641,6 +685,76 @@ class Surveys(Area):
         if not found:
             raise NotVisible(f"survey {survey_id}")
         return found[0]
+
+    def detail(self, survey_id: int) -> SurveyDetail:
+        """The survey (``NotVisible`` outside the scope), its shards in order (the re-issued
+        commands left out: their shard is listed once, with its current agent), the exposures
+        by kind and the answering hosts by vendor."""
+        survey = self.survey(survey_id)
+        with self.s.engine.connect() as conn:
+            shards = conn.execute(
+                select(SurveyShard.__table__)
+                .where(SurveyShard.survey_id == survey_id, SurveyShard.state != "reissued")
+                .order_by(SurveyShard.position)
+            ).all()
+            sweeping = _sweeping(conn, [sh.command_id for sh in shards if sh.state in OPEN_SHARDS])
+            kinds = conn.execute(
+                select(SurveyExposure.code, func.count())
+                .where(SurveyExposure.survey_id == survey_id)
+                .group_by(SurveyExposure.code)
+                .order_by(SurveyExposure.code)
+            ).all()
+            vendors: Counter[str] = Counter()
+            for vendor, n in conn.execute(
+                select(HostRecord.vendor, func.count())
+                .where(HostRecord.survey_id == survey_id)
+                .group_by(HostRecord.vendor)
+            ):
+                vendors[vendor or ""] += n
+        return SurveyDetail(
+            survey,
+            [_shard_view(sh, sweeping.get(sh.command_id)) for sh in shards],
+            {str(code): int(n) for code, n in kinds},
+            dict(sorted(vendors.items())),
+        )
+
+
+def _shard_view(sh: Any, so_far: int | None) -> ShardView:
+    summary: dict[str, Any] = sh.summary or {}
+    probed = summary.get("probed", so_far)
+    done = _done(sh, so_far)
+    return ShardView(
+        sh.position, list(sh.blocks), sh.addresses, sh.agent_id, sh.command_id, sh.state,
+        done, list(sh.parts), probed, summary.get("answered"),
+        summary.get("complete"), summary.get("reason"), sh.updated_at,
+    )  # fmt: skip
+
+
+def _done(sh: Any, so_far: int | None) -> int:
+    """A shard's addresses done: its summary's once finished; while it sweeps, what its agent
+    said it probed so far (``_sweeping``)."""
+    return max(int(sh.done), min(int(sh.addresses), so_far or 0))
+
+
+def _sweeping(conn: Connection, command_ids: Sequence[str]) -> dict[str, int]:
+    """Addresses probed so far by the shards whose command runs: the ``probed`` detail the agent
+    sends with its ``sweeping`` step while the shard runs, and with ``reporting`` (a shard's
+    parts come only after its sweep, and only the last part's summary counts what was probed;
+    excluded and opted-out addresses count once the summary is in)."""
+    if not command_ids:
+        return {}
+    found = {}
+    for command_id, details in conn.execute(
+        select(CommandRecord.command_id, CommandRecord.details).where(
+            CommandRecord.command_id.in_(command_ids),
+            CommandRecord.status == "in_progress",
+            CommandRecord.step.in_(("sweeping", "reporting")),
+        )
+    ):
+        probed = (details or {}).get("probed")
+        if isinstance(probed, int) and not isinstance(probed, bool) and probed > 0:
+            found[command_id] = probed
+    return found
 
 
 def _inside(net: Network, held: Network) -> bool:

@@ -174,6 +174,17 @@ def _meets(delegator: Root, role: str, md: Metadata[Any]) -> None:
         raise BadBundle(f"{role} version {md.signed.version}: {exc}") from exc
 
 
+def _bundle(bundle: bytes) -> dict[str, Any]:
+    """The bundle's JSON object; BadBundle if it is not one of ours."""
+    try:
+        data = json.loads(bundle)
+    except ValueError as exc:
+        raise BadBundle("not a bundle (JSON)") from exc
+    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
+        raise BadBundle(f"not a {BUNDLE_FORMAT} bundle")
+    return data
+
+
 def sign_bundle(bundle: bytes, signer: Signer) -> tuple[bytes, list[str]]:
     """Add ``signer``'s signature to every role of the bundle it may sign (pure, offline).
 
@@ -181,12 +192,7 @@ def sign_bundle(bundle: bytes, signer: Signer) -> tuple[bytes, list[str]]:
     targets key signs the targets metadata when the effective root (next if any, else current)
     lists it for targets. Returns the new bundle and the roles signed.
     """
-    try:
-        data = json.loads(bundle)
-    except ValueError as exc:
-        raise BadBundle("not a bundle (JSON)") from exc
-    if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
-        raise BadBundle(f"not a {BUNDLE_FORMAT} bundle")
+    data = _bundle(bundle)
     keyid = signer.public_key.keyid
     current = _parse(data["current_root"], Root.type).signed if data.get("current_root") else None
     nxt = _parse(data["root"], Root.type) if data.get("root") else None
@@ -417,12 +423,7 @@ class TufRepository:
         Refuses a bundle whose versions are not the next ones (stale or replayed bundles).
         Returns what was published, e.g. ``["root v2", "targets v3"]``.
         """
-        try:
-            data = json.loads(bundle)
-        except ValueError as exc:
-            raise BadBundle("not a bundle (JSON)") from exc
-        if not isinstance(data, dict) or data.get("format") != BUNDLE_FORMAT:
-            raise BadBundle(f"not a {BUNDLE_FORMAT} bundle")
+        data = _bundle(bundle)
         with self._locked():
             current = self._root()
             published: list[str] = []

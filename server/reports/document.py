@@ -15,7 +15,7 @@ What the letterhead leaves out is left as dots to fill in, never invented.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Final, Literal
@@ -46,10 +46,9 @@ from server.reports.compliance import (
     to_summary_csv,
 )
 from server.web.display import shown_text
-from server.web.i18n import Catalogue
+from server.web.i18n import Bound, Catalogue
 
 Kind = Literal["heading", "para", "item"]
-_T = Callable[..., str]  # the catalogue bound to the document's language
 BLANK: Final = "…………"  # a part of the letterhead left for the officer to fill in
 FIELD_MAX: Final = 200  # characters of each letterhead field
 RECIPIENTS_MAX: Final = 12
@@ -185,15 +184,12 @@ def compose(  # noqa: PLR0917  # the report and how to write it
     lang: str,
     zone: ZoneInfo,
 ) -> Text:
-    def t(key: str, **values: object) -> str:
-        return catalogue.t(lang, key, **values)
-
+    t = catalogue.bound(lang)
     d = report.data
     parent = next((n for n in d.nodes if n.id == d.org.parent_id), None)
     issuer = shown_text(head.issuing_body or d.org.name)
     governing = head.governing_body or (parent.name if parent else "")
-    number = t("doc.number", number=head.number or BLANK)
-    period = {"start": _day(catalogue, lang, d.start), "end": _day(catalogue, lang, d.end)}
+    period = {"start": day_text(catalogue, lang, d.start), "end": day_text(catalogue, lang, d.end)}
     body: list[tuple[Kind, str]] = [
         ("para", t("doc.intro", issuer=issuer, org=shown_text(d.org.name), **period)),
         ("heading", t("doc.results")),
@@ -208,24 +204,16 @@ def compose(  # noqa: PLR0917  # the report and how to write it
         t("compliance.cameras_failing"),
         t("compliance.cameras_not_audited"),
     )
-    return Text(
-        governing=shown_text(governing).upper(),
-        issuer=issuer.upper(),
-        number=number,
-        motto=(t("doc.motto"), t("doc.motto2")),
-        place_date=dated(catalogue, lang, shown_text(head.place or BLANK), issued),
-        kind=t("doc.kind"),
+    return letter(
+        head,
+        catalogue,
+        lang,
+        issuer=issuer,
+        governing=governing,
+        issued=issued,
         abstract=t("doc.abstract", **period),
-        addressee=t("doc.addressee", addressee=shown_text(head.addressee or BLANK)),
+        annex_date=day_text(catalogue, lang, issued),
         body=body,
-        recipients_label=t("doc.recipients"),
-        recipients=[f"- {shown_text(r)};" for r in head.recipients] + [f"- {t('doc.archive')}."],
-        signer_title=shown_text(head.signer_title or BLANK).upper(),
-        signer_name=shown_text(head.signer_name or BLANK),
-        annex_title=t("doc.annex"),
-        annex_abstract=t(
-            "doc.annex_of", number=head.number or BLANK, date=_day(catalogue, lang, issued)
-        ),
         tables=[_systems_table(rows, t), _orgs_table(report, t)],
         chart_title=t("doc.chart"),
         charts=[
@@ -235,16 +223,59 @@ def compose(  # noqa: PLR0917  # the report and how to write it
             )
             for part in (rows[i : i + CHART_BARS] for i in range(0, len(rows), CHART_BARS))
         ],
+    )
+
+
+def letter(  # the parts that differ from one document to another
+    head: Letterhead,
+    catalogue: Catalogue,
+    lang: str,
+    *,
+    issuer: str,
+    governing: str,
+    issued: date,
+    abstract: str,
+    annex_date: str,
+    body: list[tuple[Kind, str]],
+    tables: list[Table],
+    chart_title: str = "",
+    charts: Sequence[bytes] = (),
+) -> Text:
+    """An administrative document around its own parts: the letterhead as the decree lays it out
+    (what ``head`` leaves out left as dots to fill in), ``issuer`` (as shown) and ``governing``
+    at its head and in the footer with the number, dated ``issued``."""
+    t = catalogue.bound(lang)
+    number = t("doc.number", number=head.number or BLANK)
+    return Text(
+        governing=shown_text(governing).upper(),
+        issuer=issuer.upper(),
+        number=number,
+        motto=(t("doc.motto"), t("doc.motto2")),
+        place_date=dated(catalogue, lang, shown_text(head.place or BLANK), issued),
+        kind=t("doc.kind"),
+        abstract=abstract,
+        addressee=t("doc.addressee", addressee=shown_text(head.addressee or BLANK)),
+        body=body,
+        recipients_label=t("doc.recipients"),
+        recipients=[f"- {shown_text(r)};" for r in head.recipients] + [f"- {t('doc.archive')}."],
+        signer_title=shown_text(head.signer_title or BLANK).upper(),
+        signer_name=shown_text(head.signer_name or BLANK),
+        annex_title=t("doc.annex"),
+        annex_abstract=t("doc.annex_of", number=head.number or BLANK, date=annex_date),
+        tables=tables,
+        chart_title=chart_title,
+        charts=list(charts),
         footer=f"{issuer} · {number}",
     )
 
 
-def _day(catalogue: Catalogue, lang: str, day: date) -> str:
+def day_text(catalogue: Catalogue, lang: str, day: date) -> str:
+    """A date in the running text: "ngày 07 tháng 12 năm 2026", both figures on two digits."""
     return catalogue.t(lang, "doc.date", day=f"{day.day:02d}", month=f"{day.month:02d}",
                        year=str(day.year))  # fmt: skip
 
 
-def _systems_table(rows: list[AnnexRow], t: _T) -> Table:
+def _systems_table(rows: list[AnnexRow], t: Bound) -> Table:
     keys = ("no", "system", "agency", "level", "decision", "cameras", "compliant",
             "not_audited", "critical", "high")  # fmt: skip
     return Table(
@@ -279,7 +310,7 @@ def _decision(r: AnnexRow) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def _orgs_table(report: Report, t: _T) -> Table:
+def _orgs_table(report: Report, t: Bound) -> Table:
     total = cells(report.total)
     return Table(
         t("doc.annex_orgs"),

@@ -11,26 +11,24 @@ of the finding catalogue.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Final, Literal
 
 from server.domain.notices import NoticeView
 from server.domain.survey_report import SurveyReport
 from server.reports.compliance import csv_bytes
 from server.reports.document import (
-    BLANK,
     Letterhead,
     Table,
     Text,
-    dated,
+    day_text,
+    letter,
     to_docx,
     to_pdf,
 )
 from server.web.display import shown_text
-from server.web.i18n import Catalogue
+from server.web.i18n import Bound, Catalogue
 
 SurveyFormat = Literal["pdf", "docx", "csv"]
-_T = Callable[..., str]  # the catalogue bound to the document's language
 EVIDENCE_ROWS: Final = 300
 EVIDENCE_COLUMNS: Final = (
     "address", "port", "code", "severity", "vendor", "model", "subscriber_id", "province",
@@ -39,14 +37,10 @@ EVIDENCE_COLUMNS: Final = (
 
 
 def compose(report: SurveyReport, head: Letterhead, catalogue: Catalogue, lang: str) -> Text:
-    def t(key: str, **values: object) -> str:
-        return catalogue.t(lang, key, **values)
-
+    t = catalogue.bound(lang)
     s = report.survey
     issuer = shown_text(head.issuing_body or s.org_name)
-    number = t("doc.number", number=head.number or BLANK)
-    day = t("doc.date", day=f"{s.started_at.day:02d}", month=f"{s.started_at.month:02d}",
-            year=str(s.started_at.year))  # fmt: skip
+    day = day_text(catalogue, lang, s.started_at)
     fixed = sum(a.fixed for a in report.areas)
     notified = sum(a.notified for a in report.areas)
     unattributed = sum(a.devices for a in report.areas if not a.province and not a.district)
@@ -65,24 +59,16 @@ def compose(report: SurveyReport, head: Letterhead, catalogue: Catalogue, lang: 
         ("para", t("survey.doc.method")),
         ("para", t("doc.closing", issuer=issuer)),
     ]
-    return Text(
-        governing=shown_text(head.governing_body or "").upper(),
-        issuer=issuer.upper(),
-        number=number,
-        motto=(t("doc.motto"), t("doc.motto2")),
-        place_date=dated(
-            catalogue, lang, shown_text(head.place or BLANK), report.generated_at.date()
-        ),
-        kind=t("doc.kind"),
+    return letter(
+        head,
+        catalogue,
+        lang,
+        issuer=issuer,
+        governing=head.governing_body or "",
+        issued=report.generated_at.date(),
         abstract=t("survey.doc.abstract", date=day),
-        addressee=t("doc.addressee", addressee=shown_text(head.addressee or BLANK)),
+        annex_date=day,
         body=body,
-        recipients_label=t("doc.recipients"),
-        recipients=[f"- {shown_text(r)};" for r in head.recipients] + [f"- {t('doc.archive')}."],
-        signer_title=shown_text(head.signer_title or BLANK).upper(),
-        signer_name=shown_text(head.signer_name or BLANK),
-        annex_title=t("doc.annex"),
-        annex_abstract=t("doc.annex_of", number=head.number or BLANK, date=day),
         tables=[
             _areas_table(report, t),
             _count_table(
@@ -102,13 +88,10 @@ def compose(report: SurveyReport, head: Letterhead, catalogue: Catalogue, lang: 
             ),
             _evidence_table(report, t),
         ],
-        chart_title="",
-        charts=[],
-        footer=f"{issuer} · {number}",
     )
 
 
-def _areas_table(report: SurveyReport, t: _T) -> Table:
+def _areas_table(report: SurveyReport, t: Bound) -> Table:
     rows = [
         [
             str(i),
@@ -142,13 +125,13 @@ def _common(report: SurveyReport, code: str) -> dict[str, object]:
     return {k: v for k, v in rows[0].items() if all(r.get(k) == v for r in rows)} if rows else {}
 
 
-def _count_table(title: str, heading: str, counts: dict[str, int], t: _T) -> Table:
+def _count_table(title: str, heading: str, counts: dict[str, int], t: Bound) -> Table:
     rows = [[shown_text(k), str(v)] for k, v in sorted(counts.items(), key=lambda kv: -kv[1])]
     return Table(title, [heading, t("survey.col.count")], rows, (80, 20), texts=1,
                  total_last=False)  # fmt: skip
 
 
-def _evidence_table(report: SurveyReport, t: _T) -> Table:
+def _evidence_table(report: SurveyReport, t: Bound) -> Table:
     keys = ("address", "port", "code", "vendor", "subscriber", "observed_at")
     rows = [
         [

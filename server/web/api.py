@@ -7,6 +7,7 @@ missing, 404 unknown or outside the caller's organisation subtree, 422 invalid r
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from datetime import date, timedelta
@@ -145,6 +146,18 @@ def read_upload(file: UploadFile, limit: int) -> bytes:
     data = file.file.read(limit + 1)
     if len(data) > limit:
         raise Invalid(f"the file is larger than {limit // 1024} KiB")
+    return data
+
+
+def previewed(content: str, sha256: str) -> bytes:
+    """The file a preview page sends back with its confirmation (base64 in a hidden field),
+    refused unless it is whole and the very file previewed (``sha256``, hex)."""
+    try:
+        data = base64.b64decode(content, validate=True)
+    except ValueError as exc:
+        raise Invalid("the previewed file did not come back whole") from exc
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise Invalid("the file differs from the one previewed")
     return data
 
 

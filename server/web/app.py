@@ -10,7 +10,7 @@ from server.config import ServerConfig
 from server.domain.auth import Authenticator
 from server.firmware.tuf_repo import TufRepository
 from server.storage import Repository
-from server.web import api, docs, firmware, pages, remediation
+from server.web import api, docs, firmware, pages, remediation, survey_api
 from server.web.deps import WebState, install_handlers
 from server.web.display import environment
 from server.web.headers import SecurityHeaders
@@ -29,6 +29,7 @@ def mount(app: FastAPI, config: ServerConfig, repo: Repository, tuf: TufReposito
     if config.http.trusted_proxies:  # added last, so it runs first: before anything reads the peer
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=config.http.trusted_proxies)
     app.include_router(api.router(config.web))
+    app.include_router(survey_api.router())
     app.include_router(pages.router())
     app.mount("/static", StaticFiles(packages=[("server.web", "static")]), name="static")
     docs.mount(app)

@@ -92,9 +92,7 @@ class WebState:
         **context: Any,
     ) -> HTMLResponse:
         lang = self.lang(request, principal)
-
-        def t(key: str, **values: Any) -> str:
-            return self.catalogue.t(lang, key, **values)
+        t = self.catalogue.bound(lang)
 
         def finding(
             code: str, evidence: dict[str, Any], reason: str | None = None, vendor: Any = None
@@ -217,14 +215,16 @@ def install_handlers(app: FastAPI) -> None:
     async def scope_error(request: Request, exc: Exception) -> Response:
         kind = next(k for k in _STATUS if isinstance(exc, k))  # Invalid has subclasses
         code = _STATUS[kind]
-        if _is_api(request):
-            return JSONResponse({"detail": str(exc)}, code)
         web = web_state(request)
         principal = session_principal(request, web)
         lang = web.lang(request, principal)
         key = getattr(exc, "key", None)  # an error with its own text in the catalogue
         params = getattr(exc, "params", {})
         detail = web.catalogue.t(lang, key, **params) if isinstance(key, str) else str(exc)
+        if _is_api(request):
+            if isinstance(key, str):  # the text, and the stable code with its values
+                return JSONResponse({"detail": detail, "code": key, "params": params}, code)
+            return JSONResponse({"detail": str(exc)}, code)
         message = web.catalogue.t(lang, _MESSAGE[kind], detail=detail)
         return web.render(request, principal, "error.html", code, message=message)
 

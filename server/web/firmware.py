@@ -40,7 +40,7 @@ from server.domain.rollouts import RolloutDetail, Rollouts, RolloutView, Selecto
 from server.domain.scope import Invalid, Scope
 from server.firmware import campaign
 from server.firmware.tuf_repo import NotInitialised, RoleStatus, TufRepository
-from server.web.confirm import CONFIRMED, Confirm, ask
+from server.web.confirm import Confirm, confirm_then
 from server.web.deps import ApiScope, DbId, FormScope, PageScope, Web, WebState
 from server.web.display import environment
 from server.web.i18n import LANGS, Catalogue
@@ -90,6 +90,8 @@ class FirmwareState:
     tuf: TufRepository
     max_image_bytes: int
     command_ttl: timedelta
+    templates: Environment  # the firmware and remediation pages' (with the dashboard's)
+    texts: Catalogue  # the dashboard's with the firmware and remediation pages' added
 
 
 def windows_of(windows: dict[str, WindowIn]) -> dict[str, campaign.Window]:
@@ -115,6 +117,15 @@ def escrow_of_form(text: str) -> dict[str, Any]:
 def _state(request: Request) -> FirmwareState:
     state: FirmwareState = request.app.state.firmware
     return state
+
+
+def _page_web(request: Request, web: Web) -> WebState:
+    """The dashboard's web state with the firmware and remediation pages' templates and texts."""
+    fw = _state(request)
+    return dataclasses.replace(web, templates=fw.templates, catalogue=fw.texts)
+
+
+FwWeb = Annotated[WebState, Depends(_page_web)]
 
 
 def rollouts_of(request: Request, s: Scope) -> Rollouts:
@@ -236,31 +247,25 @@ def catalogue() -> Catalogue:
     return Catalogue(data)
 
 
-def pages_router(templates: Environment) -> APIRouter:
+def pages_router() -> APIRouter:
     pages = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
-    texts = catalogue()
-
-    def web_of(web: WebState) -> WebState:
-        return dataclasses.replace(web, templates=templates, catalogue=texts)
 
     @pages.get("/rollouts")
-    def rollouts(request: Request, web: Web, s: PageScope) -> Response:
+    def rollouts(request: Request, web: FwWeb, s: PageScope) -> Response:
         fw = rollouts_of(request, s)
-        return web_of(web).render(
-            request, s.p, "rollouts.html", rollouts=fw.rollouts(), refresh=REFRESH_S
-        )
+        return web.render(request, s.p, "rollouts.html", rollouts=fw.rollouts(), refresh=REFRESH_S)
 
     @pages.get("/rollouts/new")
     def new_rollout(
         request: Request,
-        web: Web,
+        web: FwWeb,
         s: PageScope,
         site: Annotated[str, Query(max_length=64)] = "",
         model: Annotated[str, Query(max_length=128)] = "",
     ) -> Response:
         images = [i for i in images_of(request, s).images() if i.published and i.retired_at is None]
         sites = [o.site for o in Orgs(s).org_tree() if o.site]
-        return web_of(web).render(
+        return web.render(
             request, s.p, "rollout_new.html", images=images, sites=sites, site=site, model=model
         )
 
@@ -305,16 +310,14 @@ def pages_router(templates: Environment) -> APIRouter:
         return RedirectResponse(target, http.HTTP_303_SEE_OTHER)
 
     @pages.get("/rollouts/{rollout_id}")
-    def rollout(request: Request, web: Web, s: PageScope, rollout_id: DbId) -> Response:
+    def rollout(request: Request, web: FwWeb, s: PageScope, rollout_id: DbId) -> Response:
         fw = rollouts_of(request, s)
-        return web_of(web).render(
-            request, s.p, "rollout.html", d=fw.rollout(rollout_id), refresh=REFRESH_S
-        )
+        return web.render(request, s.p, "rollout.html", d=fw.rollout(rollout_id), refresh=REFRESH_S)
 
     @pages.post("/rollouts/{rollout_id}/{action}")
     def act(
         request: Request,
-        web: Web,
+        web: FwWeb,
         s: FormScope,
         rollout_id: DbId,
         action: str,
@@ -323,12 +326,17 @@ def pages_router(templates: Environment) -> APIRouter:
     ) -> Response:
         if action not in ("promote", "halt", "resume"):
             raise Invalid(f"unknown action {action}")
-        if action == "halt" and confirm != CONFIRMED:
-            name = rollouts_of(request, s).rollout(rollout_id).rollout.name
-            back = f"/rollouts/{rollout_id}"
-            return ask(request, web_of(web), s, back, "confirm.halt_rollout", rollout=name)
-        rollouts_of(request, s).act(rollout_id, action)  # type: ignore[arg-type]  # checked above
-        return RedirectResponse(f"/rollouts/{rollout_id}", http.HTTP_303_SEE_OTHER)
+        fw = rollouts_of(request, s)
+        return confirm_then(
+            request,
+            web,
+            s,
+            confirm,
+            question="confirm.halt_rollout" if action == "halt" else None,
+            named=lambda: {"rollout": fw.rollout(rollout_id).rollout.name},
+            act=lambda: fw.act(rollout_id, action),  # type: ignore[arg-type]  # checked above
+            back=f"/rollouts/{rollout_id}",
+        )
 
     return pages
 
@@ -336,11 +344,14 @@ def pages_router(templates: Environment) -> APIRouter:
 def mount(app: FastAPI, config: ServerConfig, tuf: TufRepository) -> None:
     """Called by ``server.web.app.mount`` after the dashboard's own routes."""
     app.state.firmware = FirmwareState(
-        tuf, config.firmware.max_image_bytes, timedelta(seconds=config.firmware.command_ttl_s)
+        tuf,
+        config.firmware.max_image_bytes,
+        timedelta(seconds=config.firmware.command_ttl_s),
+        environment("server.firmware", "server.web"),
+        catalogue(),
     )
-    templates = environment("server.firmware", "server.web")
     app.include_router(api_router())
-    app.include_router(pages_router(templates))
+    app.include_router(pages_router())
 
     app.add_exception_handler(NotInitialised, _not_initialised)
 

@@ -17,13 +17,16 @@ from __future__ import annotations
 import re
 import string
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from importlib.resources import files
 from typing import Any, Final
 
 LANGS: Final = ("vi", "en")
 FALLBACK: Final = "en"
 UNKNOWN_KEY: Final = "value.unknown"  # the word shown for a placeholder without evidence
+Bound = Callable[..., str]  # ``Catalogue.t`` in one language: ``t(key, **values)``
 
 
 class _Keep(dict[str, Any]):
@@ -95,6 +98,10 @@ class Catalogue:
 
     def detail_keys(self, lang: str) -> set[str]:
         return set(self._detail[lang])
+
+    def bound(self, lang: str) -> Bound:
+        """``t`` in one language: what a page or a document looks its texts up with."""
+        return partial(self.t, lang)
 
     def t(self, lang: str, key: str, **values: Any) -> str:
         text = self._ui.get(lang, {}).get(key) or self._ui[FALLBACK].get(key) or key

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -35,8 +34,8 @@ from server.domain.throttle import Throttled
 from server.domain.users import Users
 from server.reports import compliance as reports
 from server.storage.org_models import FRAMEWORKS, LEVELS, PLAN_STATUSES, ROLES
-from server.web.api import read_upload
-from server.web.confirm import CONFIRMED, Confirm, ask
+from server.web.api import previewed, read_upload
+from server.web.confirm import Confirm, confirm_then
 from server.web.deps import (
     LANG_COOKIE,
     LOGIN_COOKIE,
@@ -248,11 +247,20 @@ def router() -> APIRouter:
     ) -> Response:
         if action not in ("approve", "revoke"):
             raise Invalid(f"unknown action {action}")
-        if action == "revoke" and confirm != CONFIRMED:
-            agent = Agents(s).agent(agent_id).agent_id  # a foreign agent: not found, not a question
-            return ask(request, web, s, "/agents", "confirm.revoke_agent", agent=agent)
-        Agents(s).set_agent_status(agent_id, "approve" if action == "approve" else "revoke")
-        return _see(f"/agents?changed={agent_id}")
+        return confirm_then(
+            request,
+            web,
+            s,
+            confirm,
+            question="confirm.revoke_agent" if action == "revoke" else None,
+            # a foreign agent: not found, not a question
+            named=lambda: {"agent": Agents(s).agent(agent_id).agent_id},
+            act=lambda: Agents(s).set_agent_status(
+                agent_id, "approve" if action == "approve" else "revoke"
+            ),
+            back="/agents",
+            done=f"/agents?changed={agent_id}",
+        )
 
     _more_pages(pages)
     survey_pages(pages)
@@ -363,11 +371,16 @@ def _alert_pages(pages: APIRouter) -> None:
     def delete_route(
         request: Request, web: Web, s: FormScope, route_id: DbId, confirm: Confirm = ""
     ) -> Response:
-        if confirm != CONFIRMED:
-            route = _named(Alerts(s).alert_routes(), route_id, "alert route")
-            return ask(request, web, s, "/alerts", "confirm.delete_route", route=route.name)
-        Alerts(s).delete_alert_route(route_id)
-        return _see("/alerts")
+        return confirm_then(
+            request,
+            web,
+            s,
+            confirm,
+            question="confirm.delete_route",
+            named=lambda: {"route": _named(Alerts(s).alert_routes(), route_id, "alert route").name},
+            act=lambda: Alerts(s).delete_alert_route(route_id),
+            back="/alerts",
+        )
 
 
 def _more_pages(pages: APIRouter) -> None:
@@ -446,31 +459,28 @@ def _more_pages(pages: APIRouter) -> None:
         sha256: Annotated[str, Form(pattern=r"^[0-9a-f]{64}$")],
         replace: Annotated[str, Form(max_length=1)] = "",
     ) -> Response:
-        try:
-            data = base64.b64decode(content, validate=True)
-        except ValueError as exc:
-            raise Invalid("the previewed file did not come back whole") from exc
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise Invalid("the file differs from the one previewed")
-        done = RegisterImport(s).apply(data, replace=replace == "1")
+        done = RegisterImport(s).apply(previewed(content, sha256), replace=replace == "1")
         return _see(f"/models?imported={len(done.changes)}")
 
     @pages.post("/models/{model_id}/delete")
     def delete_model(
         request: Request, web: Web, s: FormScope, model_id: DbId, confirm: Confirm = ""
     ) -> Response:
-        if confirm != CONFIRMED:
+
+        def named() -> dict[str, str]:
             entry = _named(ModelRegister(s).model_register(), model_id, "register entry")
-            return ask(
-                request,
-                web,
-                s,
-                "/models",
-                "confirm.delete_model",
-                model=f"{entry.vendor} {entry.model}",
-            )
-        ModelRegister(s).delete_model(model_id)
-        return _see("/models")
+            return {"model": f"{entry.vendor} {entry.model}"}
+
+        return confirm_then(
+            request,
+            web,
+            s,
+            confirm,
+            question="confirm.delete_model",
+            named=named,
+            act=lambda: ModelRegister(s).delete_model(model_id),
+            back="/models",
+        )
 
     @pages.get("/kev")
     def kev(request: Request, web: Web, s: PageScope) -> Response:
@@ -567,17 +577,16 @@ def _admin_pages(pages: APIRouter) -> None:
     ) -> Response:
         if action not in ("disable", "enable"):
             raise Invalid(f"unknown action {action}")
-        if action == "disable" and confirm != CONFIRMED:
-            return ask(
-                request,
-                web,
-                s,
-                "/users",
-                "confirm.disable_user",
-                user=Users(s).user(user_id).username,
-            )
-        Users(s).set_user_disabled(user_id, action == "disable")
-        return _see("/users")
+        return confirm_then(
+            request,
+            web,
+            s,
+            confirm,
+            question="confirm.disable_user" if action == "disable" else None,
+            named=lambda: {"user": Users(s).user(user_id).username},
+            act=lambda: Users(s).set_user_disabled(user_id, action == "disable"),
+            back="/users",
+        )
 
     @pages.get("/tokens")
     def tokens(request: Request, web: Web, s: PageScope) -> Response:
@@ -597,11 +606,16 @@ def _admin_pages(pages: APIRouter) -> None:
     def revoke_token(
         request: Request, web: Web, s: FormScope, token_id: DbId, confirm: Confirm = ""
     ) -> Response:
-        if confirm != CONFIRMED:
-            token = _named(Users(s).tokens(), token_id, "token")
-            return ask(request, web, s, "/tokens", "confirm.revoke_token", token=token.name)
-        Users(s).revoke_token(token_id)
-        return _see("/tokens")
+        return confirm_then(
+            request,
+            web,
+            s,
+            confirm,
+            question="confirm.revoke_token",
+            named=lambda: {"token": _named(Users(s).tokens(), token_id, "token").name},
+            act=lambda: Users(s).revoke_token(token_id),
+            back="/tokens",
+        )
 
     @pages.get("/audit")
     def audit(request: Request, web: Web, s: PageScope) -> Response:

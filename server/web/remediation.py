@@ -8,14 +8,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Path, Query, Request
 from fastapi import status as http
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from jinja2 import Environment
 from pydantic import BaseModel, Field, ValidationError
 
 from server.domain.remediation import (
@@ -29,20 +27,18 @@ from server.domain.remediation import (
 from server.domain.rollouts import RolloutView
 from server.domain.scope import Invalid, Scope
 from server.firmware import campaign
-from server.web.confirm import CONFIRMED, Confirm, ask
-from server.web.deps import ApiScope, DbId, FormScope, PageScope, Web, WebState
-from server.web.display import environment
+from server.web.confirm import Confirm, confirm_then
+from server.web.deps import ApiScope, DbId, FormScope, PageScope
 from server.web.firmware import (
     NAME,
     REFRESH_S,
     TEXT,
+    FwWeb,
     Queued,
     WindowIn,
-    catalogue,
     escrow_of_form,
     windows_of,
 )
-from server.web.i18n import Catalogue
 
 M = TypeVar("M", bound=BaseModel)
 CODE = r"^[a-z0-9][a-z0-9_.-]{0,79}$"
@@ -172,23 +168,18 @@ def api_router() -> APIRouter:
 Opt = Annotated[str, Query(max_length=255)]
 
 
-def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
+def pages_router() -> APIRouter:
     pages = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 
-    def web_of(web: WebState) -> WebState:
-        return dataclasses.replace(web, templates=templates, catalogue=texts)
-
     @pages.get("/remediation")
-    def plans(request: Request, web: Web, s: PageScope) -> Response:
+    def plans(request: Request, web: FwWeb, s: PageScope) -> Response:
         rem = remediations_of(request, s)
-        return web_of(web).render(
-            request, s.p, "remediations.html", plans=rem.plans(), refresh=REFRESH_S
-        )
+        return web.render(request, s.p, "remediations.html", plans=rem.plans(), refresh=REFRESH_S)
 
     @pages.get("/remediation/new")
     def new_plan(
         request: Request,
-        web: Web,
+        web: FwWeb,
         s: PageScope,
         *,
         org_id: Opt = "",
@@ -206,7 +197,7 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         }  # fmt: skip
         body = _validated(SelectionIn, given)
         plan = remediations_of(request, s).preview(body.selection(), body.options())
-        return web_of(web).render(request, s.p, "remediation_new.html", plan=plan, given=given)
+        return web.render(request, s.p, "remediation_new.html", plan=plan, given=given)
 
     @pages.post("/remediation")
     def create(
@@ -252,14 +243,14 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         return RedirectResponse(f"/remediation/{made.rollout.rollout.id}", http.HTTP_303_SEE_OTHER)
 
     @pages.get("/remediation/{plan_id}")
-    def plan(request: Request, web: Web, s: PageScope, plan_id: DbId) -> Response:
+    def plan(request: Request, web: FwWeb, s: PageScope, plan_id: DbId) -> Response:
         d = remediations_of(request, s).plan(plan_id)
-        return web_of(web).render(request, s.p, "remediation.html", d=d, refresh=REFRESH_S)
+        return web.render(request, s.p, "remediation.html", d=d, refresh=REFRESH_S)
 
     @pages.post("/remediation/{plan_id}/cameras/{agent_id}/{camera_id}/rollback")
     def rollback(
         request: Request,
-        web: Web,
+        web: FwWeb,
         s: FormScope,
         *,
         plan_id: DbId,
@@ -268,18 +259,26 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         confirm: Confirm = "",
     ) -> Response:
         rem = remediations_of(request, s)
-        back = f"/remediation/{plan_id}"
-        if confirm != CONFIRMED:
+
+        def named() -> dict[str, str]:
             rem.plan(plan_id)  # visible: the question names nothing the caller may not see
-            camera = f"{agent_id}/{camera_id}"
-            return ask(request, web_of(web), s, back, "confirm.rollback_camera", camera=camera)
-        rem.rollback(plan_id, agent_id, camera_id)
-        return RedirectResponse(back, http.HTTP_303_SEE_OTHER)
+            return {"camera": f"{agent_id}/{camera_id}"}
+
+        return confirm_then(
+            request,
+            web,
+            s,
+            confirm,
+            question="confirm.rollback_camera",
+            named=named,
+            act=lambda: rem.rollback(plan_id, agent_id, camera_id),
+            back=f"/remediation/{plan_id}",
+        )
 
     @pages.post("/remediation/{plan_id}/{action}")
     def act(
         request: Request,
-        web: Web,
+        web: FwWeb,
         s: FormScope,
         plan_id: DbId,
         action: Action,
@@ -287,15 +286,22 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
         confirm: Confirm = "",
     ) -> Response:
         rem = remediations_of(request, s)
-        back = f"/remediation/{plan_id}"
-        if action in CONFIRM_FIRST and confirm != CONFIRMED:
+
+        def named() -> dict[str, object]:
             d = rem.plan(plan_id)
-            r = d.rollout.rollout
             planned = sum(1 for i in d.items if i.state == "planned")
-            question = CONFIRM_FIRST[action]
-            return ask(request, web_of(web), s, back, question, plan=r.name, cameras=planned)
-        rem.act(plan_id, action)
-        return RedirectResponse(back, http.HTTP_303_SEE_OTHER)
+            return {"plan": d.rollout.rollout.name, "cameras": planned}
+
+        return confirm_then(
+            request,
+            web,
+            s,
+            confirm,
+            question=CONFIRM_FIRST.get(action),
+            named=named,
+            act=lambda: rem.act(plan_id, action),
+            back=f"/remediation/{plan_id}",
+        )
 
     return pages
 
@@ -303,4 +309,4 @@ def pages_router(templates: Environment, texts: Catalogue) -> APIRouter:
 def mount(app: FastAPI) -> None:
     """Called by ``server.web.app.mount`` after the firmware routes (whose state it shares)."""
     app.include_router(api_router())
-    app.include_router(pages_router(environment("server.firmware", "server.web"), catalogue()))
+    app.include_router(pages_router())

@@ -7,24 +7,25 @@ No script: every action is a form POST with CSRF; the tenancy and the roles are 
 from __future__ import annotations
 
 import base64
-import hashlib
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Request, UploadFile, status
 from fastapi.responses import RedirectResponse, Response
+from pydantic import Field
 
 from server.domain.notices import MOVES, Notices
 from server.domain.orgs import Orgs
-from server.domain.scope import Invalid
 from server.domain.subscriber_map import MAP_CODES, TABLE
 from server.domain.survey import SCHEDULE_DAYS, Surveys
 from server.domain.survey_report import SurveyReports
 from server.reports.document import MEDIA
 from server.reports.survey import SurveyFormat, notice_text, render
-from server.web.api import Head, read_upload
+from server.web.api import Head, previewed, read_upload
 from server.web.deps import DbId, FormScope, PageScope, Web
 
 _Prefix = Annotated[str, Form(min_length=1, max_length=64)]
+# the survey agents ticked on a form (none: all of the provider's)
+_Agents = Annotated[list[Annotated[str, Field(max_length=64)]] | None, Form(max_length=256)]
 
 
 def _see(url: str) -> RedirectResponse:
@@ -40,11 +41,18 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
     @pages.get("/surveys")
     def surveys(request: Request, web: Web, s: PageScope) -> Response:
         orgs = [o for o in Orgs(s).org_tree() if o.kind not in ("site", "system")]
+        # the survey agents the forms offer, each under the deepest provider it serves (the
+        # tree lists a unit before the units under it)
+        offered: dict[str, str] = {}
+        if s.p.has("operator"):
+            for o in orgs:
+                offered.update(dict.fromkeys(Surveys(s).survey_agents(o.id), o.name))
         return web.render(
             request,
             s.p,
             "surveys.html",
             surveys=Surveys(s).surveys(),
+            survey_agents=sorted(offered.items()),
             prefixes=Surveys(s).prefixes(),
             lists=Surveys(s).list_entries(),
             schedules=Surveys(s).schedules(),
@@ -84,13 +92,15 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
         *,
         org: Annotated[int, Form(ge=1)],
         every_days: Annotated[int, Form(ge=SCHEDULE_DAYS[0], le=SCHEDULE_DAYS[1])],
+        agents: _Agents = None,
     ) -> Response:
-        Surveys(s).set_schedule(org, every_days)
+        Surveys(s).set_schedule(org, every_days, agents or None)
         return _see("/surveys")
 
     @pages.post("/surveys/start")
-    def start(s: FormScope, *, org: Annotated[int, Form(ge=1)]) -> Response:
-        return _see(f"/surveys/{Surveys(s).start(org)}")
+    def start(s: FormScope, *, org: Annotated[int, Form(ge=1)], agents: _Agents = None) -> Response:
+        """None ticked: every approved survey agent of the provider, as on the command line."""
+        return _see(f"/surveys/{Surveys(s).start(org, agents or None)}")
 
     @pages.get("/surveys/{survey_id}")
     def survey(request: Request, web: Web, s: PageScope, survey_id: DbId) -> Response:
@@ -168,11 +178,5 @@ def survey_pages(pages: APIRouter) -> None:  # one function per route
         content: Annotated[str, Form(max_length=TABLE.max_bytes * 4 // 3 + 4)],
         sha256: Annotated[str, Form(pattern=r"^[0-9a-f]{64}$")],
     ) -> Response:
-        try:
-            data = base64.b64decode(content, validate=True)
-        except ValueError as exc:
-            raise Invalid("the previewed file did not come back whole") from exc
-        if hashlib.sha256(data).hexdigest() != sha256:
-            raise Invalid("the file differs from the one previewed")
-        Notices(s).apply_map(org, data)
+        Notices(s).apply_map(org, previewed(content, sha256))
         return _see("/surveys")

@@ -307,6 +307,43 @@ async def test_a_dahua_time_zone_is_an_index_and_moves_the_clock(fleet: Fleet) -
     assert abs(ahead - 7 * 3600) < 60
 
 
+async def test_axis_authentication_and_snmp_parameters(fleet: Fleet) -> None:
+    """Axis param.cgi: one AuthenticationPolicy sets web and RTSP Digest-only alike, ProtViewer
+    RTSP's anonymous viewers, SNMP.V2c the v1/v2c agent and V1ReadCommunity its community;
+    each group answers back what the camera keeps, and a word the camera does not know
+    changes nothing."""
+    node = fleet["axis"]
+    url = node.url("/axis-cgi/param.cgi")
+    update = {
+        "action": "update",
+        "Network.HTTP.AuthenticationPolicy": "basic_digest",
+        "Network.RTSP.ProtViewer": "anonymous",
+        "SNMP.V1": "yes",
+        "SNMP.V2c": "yes",
+        "SNMP.V1ReadCommunity": "site-c0mm",
+    }
+    async with client() as http:
+        assert (await http.get(url, params=update)).text == "OK\n"
+        settings = node.camera.settings
+        assert (settings["http_digest_only"], settings["rtsp_digest_only"]) == (False, False)
+        assert (settings["rtsp_auth"], settings["snmp"]) == (False, True)
+        assert settings["snmp_community"] == "site-c0mm"
+
+        async def group(name: str) -> str:
+            return (await http.get(url, params={"action": "list", "group": name})).text
+
+        assert "root.Network.HTTP.AuthenticationPolicy=basic_digest\n" in await group(
+            "Network.HTTP"
+        )
+        assert "root.Network.RTSP.ProtViewer=anonymous\n" in await group("Network.RTSP")
+        snmp = await group("SNMP")
+        assert "root.SNMP.V2c=yes\n" in snmp
+        assert "root.SNMP.V1ReadCommunity=site-c0mm\n" in snmp
+        bad = {"action": "update", "Network.HTTP.AuthenticationPolicy": "ntlm"}
+        assert (await http.get(url, params=bad)).text.startswith("# Error")
+        assert settings["http_digest_only"] is False
+
+
 def test_write_faults_come_from_lab_config_with_clear_errors() -> None:
     config = parse_config(
         '[[camera]]\nid = "c"\npersona = "axis"\n'

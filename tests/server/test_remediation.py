@@ -99,6 +99,34 @@ def fleet(repo: Repository, db_url: str) -> dict[str, SimAgent]:
     return sims
 
 
+def test_the_dry_run_plans_axis_authentication_and_snmp(
+    repo: Repository, db_url: str, fleet: dict[str, SimAgent]
+) -> None:
+    """Axis writes Digest-only (web and RTSP: one parameter), RTSP viewers' password and SNMP
+    off through param.cgi; anonymous ONVIF it cannot close: no VAPIX switch is named, only an
+    ONVIF account would (the plan says so)."""
+    found = [
+        fail("auth.http_basic", ["AUTH-07"]),
+        fail("auth.rtsp_anonymous", ["AUTH-08"]),
+        fail("auth.rtsp_basic", ["AUTH-09"]),
+        fail("com.snmp_community", ["COM-05"]),
+        fail("onvif.anonymous_access", ["AUTH-10"]),
+    ]
+    process(repo, db_url, [report_with(fleet["b"], [camera("axis-b", found, vendor="Axis")])])
+    plan = Remediations(scope(repo)).preview(Selection(camera_id="axis-b"), Options())
+    (axis,) = plan.items
+    assert axis.reason is None
+    assert axis.changes == {
+        "http_digest_only": True,
+        "rtsp_auth": True,
+        "rtsp_digest_only": True,
+        "snmp": False,
+    }
+    assert sorted(axis.controls) == ["AUTH-07", "AUTH-08", "AUTH-09", "COM-05"]
+    left_out = {(k.code, k.setting, k.reason) for k in axis.skipped}
+    assert left_out == {("onvif.anonymous_access", "onvif_auth", "onvif_user_only")}
+
+
 def test_the_dry_run_lists_changes_and_what_cannot_be_done(
     repo: Repository, fleet: dict[str, SimAgent]
 ) -> None:

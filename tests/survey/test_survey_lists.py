@@ -158,6 +158,12 @@ def test_the_page_keeps_the_lists_inside_the_provider(
         page = server.get("/surveys").text
         assert "<td>198.51.100.9/32</td>" in page
         assert "Từ chối (theo yêu cầu của thuê bao)" in page
+        bad_map = server.post(  # a subscriber file with an error links back to the surveys
+            "/surveys/subscribers",
+            data={"csrf": csrf, "org": providers.isp_x},
+            files={"file": ("map.csv", b"nonsense\n", "text/csv")},
+        ).text
+        assert '<a href="/surveys">Quay lại trang khảo sát</a>' in bad_map
     with serve(app) as server:
         csrf = login(server, "operator-x")
         form = {"csrf": csrf, "org": providers.isp_x, "kind": "exclude", "prefix": "198.51.100.1"}

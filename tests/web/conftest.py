@@ -24,28 +24,34 @@ from protocol import (
     HostHealth,
     Identity,
     StatusReport,
+    SurveyResult,
     digest,
     encode,
     sign,
     topic,
 )
 from protocol.keys import generate_private_key
+from protocol.messages import SurveyExposure, SurveyHost, SurveySummary
+from protocol.survey import SURVEY
 from server.api import create_app
 from server.config import WebConfig
 from server.domain.alerts import Alerts
 from server.domain.auth import Authenticator
 from server.domain.model_register import ModelRegister
+from server.domain.notices import Notices
 from server.domain.orgs import Orgs, SecurityRecord
 from server.domain.register import ModelIn
 from server.domain.remediation import Options, Remediations, Selection, Staging
 from server.domain.rollouts import Rollouts, Selector
 from server.domain.scope import CLI, Principal, Scope
+from server.domain.survey import Surveys
 from server.domain.users import Users
 from server.firmware.tuf_repo import TufRepository
 from server.ingest.ingestor import Ingestor
 from server.metrics import Metrics
 from server.storage import Repository
 from server.storage.alert_events import snapshot, sync
+from server.storage.firmware_models import CommandRecord
 from server.storage.org_models import AlertEvent
 from server.storage.records import Incoming
 from tests.server.conftest import db_url, enroll, make_config, pg_schema, repo, serve
@@ -359,6 +365,52 @@ def remediation_plan(repo: Repository, db: str, world: World, agent_id: str, use
         staging=Staging(),
     )
     return plan.rollout.rollout.id
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyIds:
+    survey: int
+    prefix: int
+    notice: int
+
+
+SURVEY_MAP = (
+    b"prefix,subscriber_id,name,contact,province,district,valid_from\r\n"
+    b"198.51.100.0/28,SUB-1,Subscriber one,one@example.vn,P,D,2026-01-01\r\n"
+)
+
+
+def survey_of(repo: Repository, world: World, org_id: int, agent_id: str, user: str) -> SurveyIds:
+    """A finished survey of ``org_id`` as a provider (prefix 198.51.100.0/28, run on
+    ``agent_id``, started by ``user``) that found one host of a mapped subscriber: its ids."""
+    person = scoped_as(repo, principal_of(repo, user))
+    prefix = Surveys(person).declare_prefix(org_id, "198.51.100.0/28").id
+    Notices(person).apply_map(org_id, SURVEY_MAP)
+    survey_id = Surveys(person).start(org_id, [agent_id])
+    with repo.engine.connect() as conn:
+        command = conn.execute(
+            select(CommandRecord.command_id, CommandRecord.params).where(
+                CommandRecord.action == SURVEY, CommandRecord.agent_id == agent_id
+            )
+        ).one()
+    now = datetime.now(UTC)
+    summary = SurveySummary(
+        addresses=16, excluded=0, opted_out=0, probed=16, answered=1, parts=1,
+        started_at=now, finished_at=now, complete=True,
+    )  # fmt: skip
+    found = SurveyHost(
+        address="198.51.100.3",
+        ports=[23],
+        exposures=[SurveyExposure(code="survey.telnet_open", port=23)],
+    )
+    result = SurveyResult(
+        agent_id=agent_id, site=world.sims[agent_id].site, seq=1, issued_at=now,
+        prev="0" * 64, prev_seq=0, command_id=command.command_id, survey_id=str(survey_id),
+        shard=command.params["shard"], part=1, last=True, hosts=[found], summary=summary,
+    )  # fmt: skip
+    assert Surveys(scoped_as(repo, CLI)).record(agent_id, result)
+    (notice,) = Notices(person).notices(survey_id)
+    return SurveyIds(survey_id, prefix, notice.id)
 
 
 def bearer(world: World, username: str) -> dict[str, str]:

@@ -29,8 +29,23 @@ from server.storage.org_models import (
     User,
 )
 from server.storage.remediation_models import RemediationItem
+from server.storage.survey_models import (
+    Survey,
+    SurveyNotice,
+    SurveyPrefix,
+    SurveySchedule,
+    SurveyShard,
+)
 from tests.server.conftest import make_config
-from tests.web.conftest import PASSWORD, World, bearer, escrow_jwk, remediation_plan
+from tests.web.conftest import (
+    PASSWORD,
+    SurveyIds,
+    World,
+    bearer,
+    escrow_jwk,
+    remediation_plan,
+    survey_of,
+)
 
 # agent-facing: authenticated by the enrollment token or the agent's enrolled key, not by users
 # (the certificate routes' refusals are tested in tests/integration/test_mtls.py)
@@ -62,9 +77,12 @@ def send(
     return server.request(method, path, headers=headers, json=body)
 
 
-def foreign_cases(w: World, plan_b: int = 1) -> dict[tuple[str, str], tuple[str, Body]]:
+def foreign_cases(
+    w: World, plan_b: int = 1, survey_b: SurveyIds | None = None
+) -> dict[tuple[str, str], tuple[str, Body]]:
     """Each route with B's ids in the path (or body): (concrete path, body); ``plan_b``: a
-    remediation plan of agency B (``remediation_plan``)."""
+    remediation plan of agency B (``remediation_plan``); ``survey_b``: agency B's survey as a
+    provider, with its prefix and notice (``survey_of``)."""
     new_user = {"username": "intruder", "password": PASSWORD, "role": "admin"}
     record = {"framework": "ND331_TCVN14423", "level": 1, "plan_status": "none"}
     return {
@@ -133,6 +151,33 @@ def foreign_cases(w: World, plan_b: int = 1) -> dict[tuple[str, str], tuple[str,
         ),
         **firmware_cases(w),
         **remediation_cases(plan_b),
+        **survey_cases(w, survey_b or SurveyIds(1, 1, 1)),
+    }
+
+
+def survey_cases(w: World, b: SurveyIds) -> dict[tuple[str, str], tuple[str, Body]]:
+    """Surveys: a survey, its notices, prefixes and schedule belong to the provider (agency B
+    here); starting a survey, declaring a prefix or scheduling for B is not found."""
+    base = "/api/v1/surveys"
+    return {
+        ("POST", base): (base, {"org_id": w.agency_b}),
+        ("GET", f"{base}/{{survey_id}}"): (f"{base}/{b.survey}", None),
+        ("GET", f"{base}/{{survey_id}}/notices"): (f"{base}/{b.survey}/notices", None),
+        ("GET", f"{base}/notices/{{notice_id}}"): (f"{base}/notices/{b.notice}", None),
+        ("POST", f"{base}/notices/{{notice_id}}"): (
+            f"{base}/notices/{b.notice}",
+            {"state": "sent"},
+        ),
+        ("POST", f"{base}/prefixes"): (
+            f"{base}/prefixes",
+            {"org_id": w.agency_b, "prefix": "203.0.113.0/24"},
+        ),
+        ("DELETE", f"{base}/prefixes/{{prefix_id}}"): (f"{base}/prefixes/{b.prefix}", None),
+        ("PUT", f"{base}/schedules/{{org_id}}"): (
+            f"{base}/schedules/{w.agency_b}",
+            {"every_days": 7, "agents": ["agent-b1"]},
+        ),
+        ("GET", f"{base}/agents"): (f"{base}/agents?org={w.agency_b}", None),
     }
 
 
@@ -232,6 +277,9 @@ LISTS = {
     ("GET", "/api/v1/firmware/tuf"),
     ("GET", "/api/v1/rollouts"),  # the caller's agency's campaigns only
     ("GET", "/api/v1/remediation"),  # the caller's agency's plans only
+    ("GET", "/api/v1/surveys"),  # the surveys, prefixes and schedules of the caller's agency
+    ("GET", "/api/v1/surveys/prefixes"),
+    ("GET", "/api/v1/surveys/schedules"),
 }
 
 
@@ -265,6 +313,11 @@ def firmware_snapshot(conn: Connection) -> dict[str, Any]:
         "rollout_targets": RolloutTarget,
         "commands": CommandRecord,
         "remediation_items": RemediationItem,
+        "surveys": Survey,
+        "survey_shards": SurveyShard,
+        "survey_prefixes": SurveyPrefix,
+        "survey_schedules": SurveySchedule,
+        "survey_notices": SurveyNotice,
     }
     return {name: conn.execute(select(t.__table__)).all() for name, t in tables.items()}
 
@@ -290,9 +343,20 @@ def plan_b(repo: Repository, db_url: str, world: World) -> int:
     return remediation_plan(repo, db_url, world, "agent-b1", "admin-b")
 
 
+@pytest.fixture
+def survey_b(repo: Repository, world: World) -> SurveyIds:
+    return survey_of(repo, world, world.agency_b, "agent-b1", "admin-b")
+
+
 @pytest.mark.parametrize("username", ["admin-a", "operator-a", "viewer-a"])
 def test_no_route_reaches_another_agency(
-    server: httpx.Client, repo: Repository, world: World, username: str, plan_b: int
+    server: httpx.Client,
+    repo: Repository,
+    world: World,
+    *,
+    username: str,
+    plan_b: int,
+    survey_b: SurveyIds,
 ) -> None:
     headers = bearer(world, username)
     for method, path in sorted(LISTS):
@@ -302,15 +366,17 @@ def test_no_route_reaches_another_agency(
         leaked = [m for m in FOREIGN_MARKERS if m in r.text]
         assert leaked == [], (method, path, leaked)
     before = snapshot(repo)
-    for (method, template), (path, payload) in sorted(foreign_cases(world, plan_b).items()):
+    cases = foreign_cases(world, plan_b, survey_b)
+    for (method, template), (path, payload) in sorted(cases.items()):
         r = send(server, method, path, headers, payload)
         assert r.status_code in (403, 404), (method, template, r.status_code, r.text)
         # what the request itself names (B's ids in the path or body) may be echoed back
         leaked = [m for m in FOREIGN_MARKERS if m in r.text and m not in f"{path} {payload!r}"]
         assert leaked == [], (method, template, leaked)
     # a filter naming B's organisation is refused too
-    r = server.get(f"/api/v1/findings?org={world.agency_b}", headers=headers)
-    assert r.status_code == 404
+    for listing in ("findings", "surveys"):
+        r = server.get(f"/api/v1/{listing}?org={world.agency_b}", headers=headers)
+        assert r.status_code == 404, listing
     after = snapshot(repo)
     assert after == before
 
@@ -328,6 +394,23 @@ def test_the_same_requests_work_inside_the_agency(server: httpx.Client, world: W
     assert put.status_code == 200
     agents = server.get("/api/v1/agents", headers=headers).json()
     assert {a["agent_id"] for a in agents} == {"agent-b1", "agent-b2"}
+
+
+def test_survey_requests_work_inside_the_agency(
+    server: httpx.Client, world: World, survey_b: SurveyIds
+) -> None:
+    """The survey cases fail for tenancy, not because they are malformed: B's admin succeeds
+    with the same requests (the prefix removed last: the survey started before needs it)."""
+    cases, admin_b = survey_cases(world, survey_b), bearer(world, "admin-b")
+    remove = ("DELETE", "/api/v1/surveys/prefixes/{prefix_id}")
+    for route in [*sorted(set(cases) - {remove}), remove]:
+        path, body = cases[route]
+        r = send(server, route[0], path, admin_b, body)
+        assert r.status_code in (200, 201, 204), (route, r.status_code, r.text)
+    listed = server.get("/api/v1/surveys", headers=admin_b).json()
+    assert len(listed) == 2
+    assert {s["org_name"] for s in listed} == {"Agency B"}
+    assert server.get("/api/v1/surveys", headers=bearer(world, "admin-a")).json() == []
 
 
 def test_roles(server: httpx.Client, world: World) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
@@ -71,11 +72,24 @@ class AxisAdapter(HttpAdapter):
     async def _accounts(self) -> tuple[Account, ...]:
         return parsers.parse_pwdgrp((await self.get(const.PWDGRP, const.TEXT_TYPES)).body)
 
+    async def _group(self, group: str) -> dict[str, str]:
+        """A group some firmware lacks: ``{}`` then."""
+        reply = await self.get(const.PARAM + group, const.TEXT_TYPES)
+        return parsers.parse_group(reply.body, group)
+
     async def _services(self) -> ServiceState:
+        # one parameter for the web and RTSP servers (const.AUTH_POLICY)
+        digest_only = parsers.parse_auth_policy(await self._group(const.HTTP))
+        snmp, community = parsers.parse_snmp(await self._group(const.SNMP))
         return ServiceState(
             ssh=parsers.param_flag(await self._params(const.SSH), "Enabled"),
             upnp=parsers.param_flag(await self._params(const.UPNP), "Enabled"),
             p2p=parsers.param_flag(await self._params(const.REMOTE_SERVICE), "Enabled"),
+            snmp=snmp,
+            snmp_community=community,
+            http_digest_only=digest_only,
+            rtsp_digest_only=digest_only,
+            rtsp_auth=parsers.parse_rtsp_viewer(await self._group(const.RTSP)),
         )
 
     async def _time(self) -> TimeInfo:
@@ -117,12 +131,30 @@ class AxisAdapter(HttpAdapter):
         if not reply.body.strip().startswith(f"Modified account {username}".encode()):
             raise BadResponse("axis: pwdgrp update did not answer 'Modified account'")
 
-    async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
-        """All changes in one request; the camera applies them in order and answers "OK"."""
-        params = {}
-        for setting, value in changes.items():
-            words = const.SYNC_SOURCES if setting is Setting.NTP else const.FLAG_WORDS
-            params[const.SETTING_PARAMS[setting]] = (
-                value if isinstance(value, str) else words[not value]
+    def check_changes(self, changes: Mapping[Setting, SettingValue]) -> None:
+        """Web and RTSP Digest-only are one parameter: asked for different values, refused."""
+        if len({v for s, v in changes.items() if s in _DIGEST_SETTINGS}) > 1:
+            raise ValueError(
+                "http_digest_only and rtsp_digest_only are one Axis parameter "
+                f"({const.SETTING_PARAMS[Setting.HTTP_DIGEST_ONLY]}): asked for both values"
             )
+
+    async def _write_settings(self, changes: dict[Setting, SettingValue]) -> None:
+        """All changes in one request; the camera applies them in order and answers "OK".
+        SNMP v1/v2c is two parameters (``V1``, ``V2c``) written alike, with the agent itself
+        (``Enabled``) switched on when they are."""
+        params: dict[str, str] = {}
+        for setting, value in changes.items():
+            if isinstance(value, str):
+                params[const.SETTING_PARAMS[setting]] = value
+                continue
+            word = const.SETTING_WORDS.get(setting, const.FLAG_WORDS)[not value]
+            params[const.SETTING_PARAMS[setting]] = word
+            if setting is Setting.SNMP:
+                params[const.SNMP_ALSO] = word
+                if value:
+                    params[const.SNMP_ON] = "yes"
         await self.set_by_query(const.PARAM_UPDATE, params, const.TEXT_TYPES)
+
+
+_DIGEST_SETTINGS = frozenset({Setting.HTTP_DIGEST_ONLY, Setting.RTSP_DIGEST_ONLY})

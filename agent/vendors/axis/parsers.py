@@ -115,6 +115,71 @@ def param_flag(params: dict[str, str], name: str) -> bool | None:
     raise ValueError(f"param {name} is {value[:32]!r}, not a known on/off value")
 
 
+def parse_group(body: bytes, group: str) -> dict[str, str]:
+    """``parse_params`` for a group some firmware lacks: ``{}`` (all its values unknown) when
+    the camera answers "# Error" for it."""
+    if decode(body).lstrip().startswith("# Error"):
+        return {}
+    return parse_params(body, group)
+
+
+def _masked(value: str) -> bool:
+    """A value the camera lists masked: "******" (M1065-LW 9.x lists Network.RTSP.ProtViewer
+    and System.BoaProtViewer so)."""
+    return bool(value) and set(value) == {"*"}
+
+
+def param_choice(
+    params: dict[str, str], name: str, on: frozenset[str], off: frozenset[str]
+) -> bool | None:
+    """A parameter whose words mean on or off (``const.SETTING_WORDS``), read case-blind: None
+    when absent, empty or masked; ``ValueError`` for any other word."""
+    value = params.get(name)
+    if value is None or not value.strip() or _masked(value):
+        return None
+    word = value.strip().lower()
+    if word in on:
+        return True
+    if word in off:
+        return False
+    raise ValueError(f"param {name} is {value[:32]!r}, not one of {sorted(on | off)}")
+
+
+# Network.HTTP.AuthenticationPolicy: Digest only, or Basic accepted too ("basic_digest"; a
+# policy naming Basic alone accepts it all the same, never seen in a recorded answer)
+_DIGEST_ONLY = frozenset({"digest"})
+_BASIC_TOO = frozenset({"basic_digest", "basic"})
+# Network.RTSP.ProtViewer: viewers need a password, or anonymous viewers are let in
+_PASSWORD = frozenset({"password"})
+_ANONYMOUS = frozenset({"anonymous"})
+
+
+def parse_auth_policy(params: dict[str, str]) -> bool | None:
+    """``Network.HTTP``: whether the web and RTSP servers refuse Basic (True: Digest only)."""
+    return param_choice(params, const.AUTH_POLICY, _DIGEST_ONLY, _BASIC_TOO)
+
+
+def parse_rtsp_viewer(params: dict[str, str]) -> bool | None:
+    """``Network.RTSP``: whether RTSP asks every viewer for credentials."""
+    return param_choice(params, const.PROT_VIEWER, _PASSWORD, _ANONYMOUS)
+
+
+def parse_snmp(params: dict[str, str]) -> tuple[bool | None, str | None]:
+    """``SNMP``: whether the v1/v2c agent answers (``Enabled`` and ``V1`` or ``V2c``) and its
+    read community (``V1ReadCommunity``, also v2c's). Unknown when the flags are missing."""
+    enabled = param_flag(params, "Enabled")
+    versions = [param_flag(params, v) for v in const.SNMP_VERSIONS]
+    running: bool | None
+    if enabled is False or versions == [False, False]:
+        running = False
+    elif enabled and any(versions):
+        running = True
+    else:
+        running = None
+    community = params.get("V1ReadCommunity")
+    return running, None if not community or _masked(community) else community
+
+
 def parse_brand_properties(brand: bytes, properties: bytes) -> DeviceIdentity:
     """Identity from ``param.cgi`` groups ``Brand`` and ``Properties``: firmware without
     ``basicdeviceinfo`` (5.x to 8.x, e.g. M3024-L 5.51, M7001 5.20)."""

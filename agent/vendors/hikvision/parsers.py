@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agent.probes._xml import refuse_dtd
 from agent.vendors.base import BadResponse
@@ -24,6 +23,7 @@ from agent.vendors.models import (
     TimeInfo,
     ntp_servers,
 )
+from agent.vendors.zones import fixed_offset, offset_zone
 
 # firmwareReleasedDate shapes: "build 221114" (5.5+), "221114" (older, and bootReleasedDate),
 # "build 20221114" and "2022-11-14" (OEM builds, access-control terminals).
@@ -262,25 +262,14 @@ def zone_name(posix: str) -> str | None:
     if match is None or match[3] != "00" or (match[4] or "00") != "00":
         return None
     west = int(match[2]) * (-1 if match[1] == "-" else 1)
-    if not -14 <= west <= 12:
-        return None
-    return "UTC" if west == 0 else f"Etc/GMT{west:+d}"
+    return offset_zone(-60 * west)
 
 
 def posix_zone(name: str) -> str:
     """The ``timeZone`` text for IANA zone ``name`` (``zoneinfo``); ValueError for an unknown
     zone, one with summer time or an offset not in whole hours (the camera could not report it
     back as a zone)."""
-    try:
-        zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name[:40]!r}") from exc
-    year = datetime.now(UTC).year
-    offsets = {zone.utcoffset(datetime(year, month, 1)) for month in (1, 7)}
-    if len(offsets) != 1:
-        raise ValueError(f"time zone {name!r} has summer time: not written as a fixed offset")
-    offset = offsets.pop() or timedelta()
-    hours, rest = divmod(int(offset.total_seconds()), 3600)
+    hours, rest = divmod(fixed_offset(name), 60)
     if rest:
         raise ValueError(f"time zone {name!r} is not a whole number of hours from UTC")
     return f"CST{'-' if hours > 0 else '+'}{abs(hours)}:00:00"

@@ -34,6 +34,8 @@ from tests.agent.commands.world import PASSWORD, World, writes
 from tests.agent.conftest import Collector
 from tests.lab.test_rtsp_front import DAHUA, HIK, rtsp
 
+AXIS = "/axis-media/media.amp"  # the persona's stream path
+
 pytestmark = pytest.mark.integration
 
 NTP = "127.0.0.123"
@@ -260,7 +262,8 @@ async def test_refusals_come_before_any_write(
     unsupported = w.command(SETTINGS_APPLY, params=params)
     assert await ex.submit(w.sign(unsupported)) == "rejected:unsupported_setting"
     assert final(w).details == {"outcome.telnet": "unsupported"}
-    _org, params = remediate({"snmp": False})  # in the vocabulary, no adapter writes it yet
+    # in the vocabulary; Axis's APIs name no switch for anonymous ONVIF callers
+    _org, params = remediate({"onvif_auth": True})
     command = w.command(SETTINGS_APPLY, params=params)
     assert await ex.submit(w.sign(command)) == "rejected:unsupported_setting"
     restore = RestoreParams(original=unsupported.command_id, plan_id=1).to_params()
@@ -293,11 +296,12 @@ async def test_a_restart_in_the_middle_of_a_change_rolls_back(
     assert list(ex.journal.pending()) == []
 
 
-@pytest.mark.parametrize("persona", ["hikvision", "dahua"])
+@pytest.mark.parametrize("persona", ["hikvision", "dahua", "axis"])
 async def test_the_snmp_community_changes_and_stays_secret(
     lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path, persona: str
 ) -> None:
-    """COM-05: the well-known community replaced (ISAPI SNMPv2c, Dahua's SNMP table); the new
+    """COM-05: the well-known community replaced (ISAPI SNMPv2c, Dahua's SNMP table, Axis
+    SNMP.V1ReadCommunity); the new
     one is in no result, only the old one in the sealed snapshot; then SNMP off altogether."""
     config = lab(persona).replace("ddns = true", "ddns = true\nsnmp_public = true")
     w = await world(lab_fleet, collector_tuf, tmp_path, config)
@@ -674,3 +678,112 @@ async def test_dahua_digest_only_rtsp_closes_auth09_or_rolls_back(
     assert challenged.startswith("RTSP/1.0 401 Unauthorized\r\n")
     assert "WWW-Authenticate: Digest" in challenged
     assert "WWW-Authenticate: Basic" not in challenged
+
+
+def axis_seeded(seeds: str, faults: str = "") -> str:
+    """One Axis camera with RTSP, seeded with ``seeds`` (camera keys)."""
+    config = lab("axis", faults).replace("rtsp = false", "rtsp = true")
+    return config.replace("ddns = true", f"ddns = true\n{seeds}")
+
+
+async def test_axis_digest_only_and_snmp_off_close_auth07_auth09_com05(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-07, AUTH-09, COM-05 on Axis: a camera taking Basic on its web and RTSP servers
+    (Network.HTTP.AuthenticationPolicy "basic_digest", one parameter for both) with SNMP v1/v2c
+    answering "public" is set to Digest only and SNMP off in one param.cgi update; the re-audit
+    passes, Basic is refused for real; a restore puts the snapshot back."""
+    seeds = 'rtsp_auth = "basic"\nhttp_basic_and_digest = true\nsnmp_public = true'
+    w = await world(lab_fleet, collector_tuf, tmp_path, axis_seeded(seeds))
+    node, camera = w.node, w.node.camera
+    before = dict(camera.settings)
+    basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    describe = (
+        f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{AXIS} RTSP/1.0\r\nCSeq: 2\r\n"
+        f"Authorization: Basic {basic}\r\n\r\n"
+    )
+    web = f"http://{node.host}:{node.ports['http']}/axis-cgi/param.cgi?action=list&group=Brand"
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await rtsp(node.host, node.ports["rtsp"], describe)).startswith("RTSP/1.0 200 OK")
+        assert (await client.get(web, auth=("admin", PASSWORD))).status_code == 200
+        changes = {"http_digest_only": True, "rtsp_digest_only": True, "snmp": False}
+        org, params = remediate(changes)
+        applied = w.command(SETTINGS_APPLY, params=params)
+        ex = w.executor()
+        assert await ex.submit(w.sign(applied)) == "succeeded"
+        details = final(w).details
+        assert {k: details[f"outcome.{k}"] for k in changes} == dict.fromkeys(changes, "applied")
+        assert set(str(details["reaudit.pass"]).split(",")) == {"AUTH-07", "AUTH-09", "COM-05"}
+        assert details["reaudit.fail"] == ""
+        assert opened(org, details["sealed"])["settings"] == {
+            "http_digest_only": False,
+            "rtsp_digest_only": False,
+            "snmp": True,
+        }
+        refused = await rtsp(node.host, node.ports["rtsp"], describe)
+        assert refused.startswith("RTSP/1.0 401 Unauthorized\r\n")
+        assert "Basic" not in refused
+        assert (await client.get(web, auth=("admin", PASSWORD))).status_code == 401
+        assert (await client.get(web, auth=httpx.DigestAuth("admin", PASSWORD))).status_code == 200
+        restore = RestoreParams(original=applied.command_id, plan_id=1).to_params()
+        assert await ex.submit(w.sign(w.command(SETTINGS_RESTORE, params=dict(restore)))) == (
+            "succeeded"
+        )
+        assert camera.settings == before
+        assert (await client.get(web, auth=("admin", PASSWORD))).status_code == 200
+
+
+async def test_axis_rtsp_viewers_asked_for_a_password_closes_auth08(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """AUTH-08 on Axis: anonymous RTSP viewers (Network.RTSP.ProtViewer "anonymous") are asked
+    for a password; the re-audit passes and an anonymous DESCRIBE is refused for real."""
+    w = await world(lab_fleet, collector_tuf, tmp_path, axis_seeded('rtsp_auth = "none"'))
+    node = w.node
+    anonymous = (
+        f"DESCRIBE rtsp://{node.host}:{node.ports['rtsp']}{AXIS} RTSP/1.0\r\nCSeq: 2\r\n\r\n"
+    )
+    assert (await rtsp(node.host, node.ports["rtsp"], anonymous)).startswith("RTSP/1.0 200 OK")
+    org, params = remediate({"rtsp_auth": True})
+    assert await w.executor().submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == (
+        "succeeded"
+    )
+    details = final(w).details
+    assert details["outcome.rtsp_auth"] == "applied"
+    assert (details["reaudit.pass"], details["reaudit.fail"]) == ("AUTH-08", "")
+    assert opened(org, details["sealed"])["settings"] == {"rtsp_auth": False}
+    refused = await rtsp(node.host, node.ports["rtsp"], anonymous)
+    assert refused.startswith("RTSP/1.0 401 Unauthorized\r\n")
+
+
+async def test_axis_ignored_clamped_and_half_way_are_reported_and_rolled_back(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """Axis: a ProtViewer write answered OK and not kept is ``ignored``, a community stored as
+    another is ``clamped`` (what it became never in the result); a write refused half-way
+    (the camera seeded to fail) is rolled back to the exact snapshot."""
+    seeds = 'rtsp_auth = "none"\nsnmp_public = true'
+    faults = 'ignore = ["rtsp_auth"]\nclamp = {snmp_community = "clamped-c0mm1"}'
+    w = await world(lab_fleet, collector_tuf, tmp_path, axis_seeded(seeds, faults))
+    camera = w.node.camera
+    ex = w.executor()
+    _org, params = remediate({"rtsp_auth": True, "snmp_community": "Str0ng-Comm.1"})
+    assert await ex.submit(w.sign(w.command(SETTINGS_APPLY, params=params))) == (
+        "failed:not_applied"
+    )
+    details = final(w).details
+    assert (details["outcome.rtsp_auth"], details["got.rtsp_auth"]) == ("ignored", "false")
+    assert details["outcome.snmp_community"] == "clamped"
+    assert "got.snmp_community" not in details
+    assert not [r for r in w.results() if "clamped-c0mm1" in json.dumps(r.details)]
+    assert "AUTH-08" in str(details["reaudit.fail"]).split(",")
+
+    camera.write_faults = WriteFaults(fail_after=1)
+    before = dict(camera.settings)
+    _org, params = remediate({"rtsp_auth": True, "snmp": False})
+    command = w.command(SETTINGS_APPLY, params=params)
+    assert await ex.submit(w.sign(command)) == "failed:rolled_back"
+    assert w.trail(command.command_id)[-2:] == ["rolling_back", "failed:rolled_back"]
+    assert camera.settings == before
+    details = final(w).details
+    assert (details["outcome.rtsp_auth"], details["outcome.snmp"]) == ("rolled_back", "rolled_back")

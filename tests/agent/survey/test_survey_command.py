@@ -18,6 +18,7 @@ from agent.config import AgentConfig, NetworkConfig, SurveyConfig
 from agent.messaging.issuer import Issuer
 from agent.messaging.outbox import Outbox
 from agent.state import StateStore
+from agent.survey import sweep
 from lab.survey import SEEDED, SurveyLab, read_events
 from lab.testing import private_base
 from protocol import Command, CommandResult, SurveyResult, decode_agent_message, verify
@@ -106,7 +107,14 @@ async def test_a_command_without_allowed_prefixes_is_refused(
     assert list(read_events(lab.log_path)) == []
 
 
-async def test_a_command_inside_sends_its_findings_in_parts(lab: SurveyLab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("every", [None, 16])
+async def test_a_command_inside_sends_its_findings_in_parts(
+    lab: SurveyLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, every: int | None
+) -> None:
+    """``every``: how often the sweep tells its progress (None: the default, more than the
+    shard holds); 16: three times in the 63 addresses probed, each count once, in order."""
+    if every is not None:
+        monkeypatch.setattr(sweep, "PROGRESS_EVERY", every)
     agent = Agent(tmp_path, str(lab.network))
     # the /26 holding the most seeded cameras: a short survey that still finds some
     quarter = max(
@@ -123,7 +131,14 @@ async def test_a_command_inside_sends_its_findings_in_parts(lab: SurveyLab, tmp_
     assert await agent.executor.submit(token) == "succeeded"
     messages = agent.messages()
     trail = [m.step or m.status for m in messages if isinstance(m, CommandResult)]
-    assert trail == ["accepted", "preflight", "sweeping", "reporting", "succeeded"]
+    again = [] if every is None else ["sweeping"] * 3
+    assert trail == ["accepted", "preflight", "sweeping", *again, "reporting", "succeeded"]
+    told = [
+        m.details["probed"]
+        for m in messages
+        if isinstance(m, CommandResult) and m.status == "in_progress" and m.details
+    ]
+    assert told == [*([] if every is None else [16, 32, 48]), 63]  # reporting: the whole count
     survey = [m for m in messages if isinstance(m, SurveyResult)]
     assert [m.part for m in survey] == list(range(1, len(survey) + 1))
     assert [m.last for m in survey] == [False] * (len(survey) - 1) + [True]

@@ -200,6 +200,8 @@ BROKEN: list[tuple[str, Callable[[], object]]] = [
         lambda: axis.parse_params(b"# Error: Error -1 getting param in group 'X'\n", "X"),
     ),
     ("axis pwdgrp garbage", lambda: axis.parse_pwdgrp(b"<html>\n")),
+    ("axis unknown auth policy", lambda: axis.parse_auth_policy({"AuthenticationPolicy": "ntlm"})),
+    ("axis unknown viewer word", lambda: axis.parse_rtsp_viewer({"ProtViewer": "maybe"})),
 ]
 
 
@@ -423,3 +425,31 @@ def test_dahua_clock_is_read_in_the_zone_of_its_index() -> None:
     assert (half.camera_utc, half.zone) == (datetime(2026, 12, 7, 13, 30, tzinfo=UTC), None)
     unnamed = dahua.parse_time(clock, None)  # no NTP table: read as UTC
     assert (unnamed.camera_utc, unnamed.zone) == (datetime(2026, 12, 7, 19, tzinfo=UTC), None)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"Enabled": "yes", "V1": "no", "V2c": "yes", "V1ReadCommunity": "c0mm"}, (True, "c0mm")),
+        ({"Enabled": "no", "V1": "yes", "V2c": "yes"}, (False, None)),  # the agent is off
+        ({"Enabled": "yes", "V1": "no", "V2c": "no", "V3": "yes"}, (False, None)),  # v3 only
+        ({"V1": "yes", "V2c": "yes"}, (None, None)),  # no Enabled: unknown
+        ({"Enabled": "yes", "V1": "no"}, (None, None)),  # no V2c: unknown
+        ({"Enabled": "yes", "V2c": "yes", "V1ReadCommunity": "******"}, (True, None)),
+    ],
+)
+def test_axis_snmp(params: dict[str, str], expected: tuple[bool | None, str | None]) -> None:
+    assert axis.parse_snmp(params) == expected
+
+
+def test_axis_authentication_words() -> None:
+    """AuthenticationPolicy and ProtViewer as cameras spell them; absent, empty or masked
+    ("******") is unknown, never on or off."""
+    assert axis.parse_auth_policy({"AuthenticationPolicy": "digest"}) is True
+    assert axis.parse_auth_policy({"AuthenticationPolicy": "basic_digest"}) is False
+    assert axis.parse_auth_policy({}) is None
+    assert axis.parse_auth_policy({"AuthenticationPolicy": ""}) is None
+    assert axis.parse_rtsp_viewer({"ProtViewer": "password"}) is True
+    assert axis.parse_rtsp_viewer({"ProtViewer": "anonymous"}) is False
+    assert axis.parse_rtsp_viewer({"ProtViewer": "******"}) is None
+    assert axis.parse_group(b"# Error: Error -1 getting param in group 'SNMP'\n", "SNMP") == {}

@@ -220,6 +220,17 @@ PARSERS: dict[str, Callable[[Answer], dict[str, Any]]] = {
     "axis.pwdgrp": lambda a: _accounts(axis.parse_pwdgrp(a.body())),
     "axis.params": _params,
     "axis.time": lambda a: _time(axis.parse_time(a.body())),
+    "axis.auth_policy": lambda a: {
+        "digest_only": axis.parse_auth_policy(axis.parse_params(a.body(), "Network.HTTP"))
+    },
+    "axis.rtsp_viewer": lambda a: {
+        "rtsp_auth": axis.parse_rtsp_viewer(axis.parse_params(a.body(), "Network.RTSP"))
+    },
+    "axis.snmp": lambda a: dict(
+        zip(
+            ("snmp", "community"), axis.parse_snmp(axis.parse_params(a.body(), "SNMP")), strict=True
+        )
+    ),
     "axis.basicdeviceinfo": lambda a: _identity(
         axis.parse_basic_device_info(a.body(), a.args["method"])
     ),

@@ -53,7 +53,8 @@ def _param(group: str, file: str) -> tuple[str, Recorded]:
 
 async def test_axis_firmware_without_basicdeviceinfo() -> None:
     """M1065-LW answers: no basicdeviceinfo.cgi (404), so Brand + Properties identify it; the
-    AXIS OS group dump's logins are the digest users; ``oneclick`` is on; NTP 0.0.0.0 is none."""
+    AXIS OS group dump's logins are the digest users; ``oneclick`` is on; NTP 0.0.0.0 is none;
+    Digest only, SNMP off, RTSP's viewer protection masked (unknown)."""
     paths = dict(
         [
             _param("Brand", "param-Brand-M1065-LW.txt"),
@@ -62,6 +63,9 @@ async def test_axis_firmware_without_basicdeviceinfo() -> None:
             _param("Network.UPnP", "param-Network.UPnP-M1065-LW.txt"),
             _param("RemoteService", "param-RemoteService-M1065-LW.txt"),
             _param("Time", "param-Time-M1065-LW.txt"),
+            _param("Network.HTTP", "param-Network.HTTP-M1065-LW.txt"),
+            _param("Network.RTSP", "param-Network.RTSP-M1065-LW.txt"),
+            _param("SNMP", "param-SNMP-M1065-LW.txt"),
             (
                 "GET /axis-cgi/pwdgrp.cgi?action=get",
                 Recorded("axis/pwdgrp-axis-os-root-and-operator-with-ptz.txt"),
@@ -77,6 +81,9 @@ async def test_axis_firmware_without_basicdeviceinfo() -> None:
     assert identity.source == "axis/param.Brand+Properties"
     assert accounts == (Account("root", "administrator"), Account("John", "operator"))
     assert (services.ssh, services.upnp, services.p2p) == (False, True, True)
+    assert (services.http_digest_only, services.rtsp_digest_only) == (True, True)
+    assert services.rtsp_auth is None  # ProtViewer listed as "******"
+    assert (services.snmp, services.snmp_community) == (False, "public")
     assert clock == TimeInfo(ntp=True, ntp_servers=())
     assert ("POST", "/axis-cgi/basicdeviceinfo.cgi", "") in server.requests
 

@@ -67,6 +67,11 @@ BEFORE: dict[str, dict[Setting, SettingValue]] = {
         Setting.P2P: True,
         Setting.NTP: False,
         Setting.TIME_ZONE: "UTC",
+        Setting.SNMP: False,
+        Setting.SNMP_COMMUNITY: "public",
+        Setting.HTTP_DIGEST_ONLY: True,
+        Setting.RTSP_DIGEST_ONLY: True,  # the same AuthenticationPolicy
+        Setting.RTSP_AUTH: True,
     },
 }
 FIX: dict[Setting, SettingValue] = {
@@ -244,6 +249,62 @@ async def test_refused_before_anything_is_sent(adapters: tuple[Fleet, dict[str, 
     with pytest.raises(ValueError, match="true or false"):
         await made["axis"].write_settings({Setting.SSH: "no"})
     assert len(camera.log) == sent
+
+
+def _last_update(fleet: Fleet) -> str:
+    """The query of the Axis camera's last param.cgi update (as its request log keeps it)."""
+    return next(r.target for r in reversed(fleet["axis"].camera.log) if "update" in r.target)
+
+
+async def test_axis_authentication_and_snmp(adapters: tuple[Fleet, dict[str, Adapter]]) -> None:
+    """Axis: Digest-only (one AuthenticationPolicy for web and RTSP), RTSP's anonymous viewers
+    (ProtViewer) and SNMP v1/v2c (V1 and V2c alike, the agent switched on, the community in
+    V1ReadCommunity): written in one param.cgi update and read back; an ignored, a clamped and
+    a half-way write read back what the camera kept; the two Digest-only settings asked apart
+    are refused before anything is sent."""
+    fleet, made = adapters
+    adapter, camera = made["axis"], fleet["axis"].camera
+    opened: dict[Setting, SettingValue] = {
+        Setting.HTTP_DIGEST_ONLY: False,
+        Setting.RTSP_DIGEST_ONLY: False,
+        Setting.RTSP_AUTH: False,
+        Setting.SNMP: True,
+        Setting.SNMP_COMMUNITY: "site-c0mmunity",
+    }
+    await adapter.write_settings(opened)
+    values = (await adapter.read_settings()).values
+    assert {s: values[s] for s in opened} == opened
+    sent = _last_update(fleet)
+    for pair in ("SNMP.V1=yes", "SNMP.V2c=yes", "SNMP.Enabled=yes"):
+        assert pair in sent
+    assert "AuthenticationPolicy=basic_digest" in sent
+    assert "ProtViewer=anonymous" in sent
+
+    await adapter.write_settings({Setting.HTTP_DIGEST_ONLY: True, Setting.SNMP: False})
+    values = (await adapter.read_settings()).values
+    assert (values[Setting.RTSP_DIGEST_ONLY], values[Setting.SNMP]) == (True, False)
+    assert "SNMP.V1=no" in _last_update(fleet)
+    assert "SNMP.Enabled" not in _last_update(fleet)  # v3's switch too: left alone
+
+    camera.write_faults = WriteFaults(
+        ignore=frozenset({"rtsp_auth"}), clamp={"snmp_community": "clamped-c0mm"}
+    )
+    await adapter.write_settings({Setting.RTSP_AUTH: True, Setting.SNMP_COMMUNITY: "another-c0mm"})
+    values = (await adapter.read_settings()).values
+    assert (values[Setting.RTSP_AUTH], values[Setting.SNMP_COMMUNITY]) == (False, "clamped-c0mm")
+
+    camera.write_faults = WriteFaults(fail_after=1)
+    with pytest.raises(BadResponse):
+        await adapter.write_settings({Setting.RTSP_AUTH: True, Setting.SNMP: True})
+    values = (await adapter.read_settings()).values
+    assert (values[Setting.RTSP_AUTH], values[Setting.SNMP]) == (True, False)
+
+    sent_before = len(camera.log)
+    with pytest.raises(ValueError, match="one Axis parameter"):
+        await adapter.write_settings(
+            {Setting.HTTP_DIGEST_ONLY: True, Setting.RTSP_DIGEST_ONLY: False}
+        )
+    assert len(camera.log) == sent_before
 
 
 @pytest.mark.parametrize(
