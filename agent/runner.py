@@ -123,6 +123,8 @@ class Agent:
         self._storage_failing = False  # a "cannot write" episode is under way (logged once)
         self._audit: AuditResult | None = None  # the last finished audit
         self._rotation: RotationSchedule | None = None  # scheduled rotation, when configured
+        # set once the journal's commands are resumed and settled: the schedule waits for it
+        self._resumed = asyncio.Event()
 
     async def run(self) -> int:
         from agent.messaging.mqtt import Publisher  # noqa: PLC0415  # paho only where it is used
@@ -157,6 +159,8 @@ class Agent:
             self._rotation = self._schedule(executor)
             if executor is not None:
                 self._spawn(self._resume(executor))
+            else:
+                self._resumed.set()
             await self._issue(lambda h: Hello(**h.fields(), agent=self._info))
             self._start_timers()
             self._service.ready()
@@ -208,18 +212,24 @@ class Agent:
         return RotationSchedule(executor)
 
     async def _resume(self, executor: Executor) -> None:
-        """Commands the journal holds (cut short by a stop); rotations among them settled."""
-        finished = await executor.resume()
-        if self._rotation is not None:
-            try:
-                await asyncio.to_thread(self._rotation.settle, finished, datetime.now(UTC))
-            except StorageError as exc:
-                log.warning("scheduled password rotation: %s", exc)
+        """Commands the journal holds (cut short by a stop); rotations among them settled.
+        The scheduled rotation starts after this: a rotation cut short is settled before the
+        schedule reads which cameras are due, and the schedule's state is not written by both."""
+        try:
+            finished = await executor.resume()
+            if self._rotation is not None:
+                try:
+                    await asyncio.to_thread(self._rotation.settle, finished, datetime.now(UTC))
+                except StorageError as exc:
+                    log.warning("scheduled password rotation: %s", exc)
+        finally:
+            self._resumed.set()
 
     async def _rotate_due(self) -> None:
         """Scheduled rotation of the cameras that are due (agent.commands.schedule)."""
         if self._rotation is None:
             return
+        await self._resumed.wait()
         try:
             statuses = await self._rotation.run_due(datetime.now(UTC))
         except AgentError as exc:  # StepFailed (no escrow key), StorageError, CommandRefused

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from agent.audit.reachability import reachable
 from agent.audit.results import AuditResult
 from agent.checks.base import (
     Check,
@@ -176,7 +177,6 @@ class _Outcome:
 # the audit state of a camera whose identification failed, by the adapter's error code
 _STOPPED: Final[dict[str, AuditState]] = {
     "unreachable": "unreachable",
-    "timeout": "unreachable",
     "auth_failed": "login_failed",
     "locked_out": "login_failed",
     "unsupported": "unsupported",
@@ -688,7 +688,16 @@ class Auditor:
             down = isinstance(exc, Unreachable | Timeout | OutOfScope)
             state.seen = not down
             context = "" if isinstance(exc, OutOfScope) else "identification failed: "
-            state.stop(_STOPPED.get(exc.code, "partial"), f"{context}{exc}")
+            if isinstance(exc, Timeout):
+                # no complete answer in time is no verdict: a slow camera, or a loaded agent
+                # machine. Unreachable is what refuses or has no route (``Unreachable``); this
+                # camera is partly audited (nothing judged, each check says why), and reachable
+                # if it takes a TCP connection.
+                state.seen = await self._takes_connections(target)
+                limit = self._adapter_config.timeout_s
+                state.stop("partial", f"identification had no complete answer within {limit} s")
+            else:
+                state.stop(_STOPPED.get(exc.code, "partial"), f"{context}{exc}")
             logger.info("%s: identification failed (%s)", target.camera_id, exc.code)
             refused = dataclasses.replace(base, login_refused=isinstance(exc, AuthFailed))
             for check in checks:
@@ -723,6 +732,13 @@ class Auditor:
             for adapter in [*companions.values(), found.adapter]:
                 if adapter is not None:
                     await adapter.close()
+
+    async def _takes_connections(self, target: Target) -> bool:
+        """Whether the camera's web port takes a TCP connection (``Camera.reachable``)."""
+        port = target.ports.get(Interface.HTTP) or target.ports.get(Interface.HTTPS)
+        if port is None:
+            return False
+        return await reachable(target.address, port, self.config.intervals.camera_connect_timeout_s)
 
     @staticmethod
     async def _check(check: Check, ctx: CheckContext, tls_gate: asyncio.Semaphore) -> list[Finding]:

@@ -66,7 +66,7 @@ from agent.credentials.planner import (
     Outcome,
 )
 from agent.probes import rtsp
-from agent.vendors.base import Adapter, AuthFailed, CameraError, LockedOut
+from agent.vendors.base import Adapter, AuthFailed, CameraError, LockedOut, Timeout
 from agent.vendors.models import Capability, Credential, Interface, LockoutPolicy, Target
 from protocol.messages import EvidenceValue, Finding
 
@@ -176,6 +176,8 @@ class _Run:
     unreliable: set[Interface] = field(default_factory=set)  # a login there did not hold
     open: set[Interface] = field(default_factory=set)  # took a wrong password: no login checked
     stopped: str | None = None  # why a plan ended early: "time", or a planner reason
+    # interfaces whose first answer did not come in time: not tested, never taken as absent
+    slow: list[Interface] = field(default_factory=list)
 
 
 class DefaultCredentialCheck(Check):
@@ -234,15 +236,24 @@ class DefaultCredentialCheck(Check):
         policy = await _lockout_policy(adapter)
         async with onvif_adapter(ctx, None) as onvif:
             logins: dict[Interface, _Login] = {login_interface(adapter): _AdapterLogin(adapter)}
-            if onvif is not None and Interface.ONVIF not in logins and await _answers(onvif):
-                logins[Interface.ONVIF] = _AdapterLogin(onvif)
+            slow = []
+            if onvif is not None and Interface.ONVIF not in logins:
+                answers = await _answers(onvif)
+                if answers:
+                    logins[Interface.ONVIF] = _AdapterLogin(onvif)
+                elif answers is None:
+                    slow.append(Interface.ONVIF)
             # OPTIONS, DESCRIBE and the authenticated DESCRIBE (after which the camera prepares
             # the stream for its SDP) share one exchange: one request timeout for each
-            stream = await _rtsp_login(ctx, 3 * adapter.config.timeout_s)
+            try:
+                stream = await _rtsp_login(ctx, 3 * adapter.config.timeout_s)
+            except Timeout:
+                stream = None
+                slow.append(Interface.RTSP)
             if stream is not None:
                 logins[Interface.RTSP] = stream
             tried = candidates(self.catalogue, _vendor(ctx, adapter))
-            run = _Run(logins, deadline - _DEADLINE_SLACK_S)
+            run = _Run(logins, deadline - _DEADLINE_SLACK_S, slow=slow)
             # one plan, one budget and one failure count for every interface, RTSP included
             # (its account may differ from the web's, and its failures lock the same camera)
             plan = GuessPlan(tried, list(logins), policy, self.budget, start, self.limits)
@@ -298,6 +309,31 @@ class DefaultCredentialCheck(Check):
             run.stopped = step.reason
         return step
 
+    def _untested(
+        self,
+        ctx: CheckContext,
+        base: Mapping[str, EvidenceValue],
+        interfaces: Sequence[Interface],
+        why: str,
+        candidates: int,
+    ) -> Finding:
+        """Inconclusive: default credentials were not tested on ``interfaces`` (``why``)."""
+        names = ",".join(i.value for i in interfaces)
+        return self.finding(
+            ctx,
+            "auth.guessing_stopped",
+            "inconclusive",
+            "info",
+            reason=f"not tested on {names}: {why}",
+            evidence={
+                **base,
+                "stop_reason": why,
+                "untested": names,
+                "planned": candidates * len(interfaces),
+                "untried": candidates * len(interfaces),
+            },
+        )
+
     def _findings(
         self,
         ctx: CheckContext,
@@ -332,6 +368,22 @@ class DefaultCredentialCheck(Check):
             for i in run.logins
             if i in run.open
         ]
+        # never a pass for an interface that did not answer in time; after a hit, an interface
+        # where the proven credential got no answer (neither a hit nor a refusal) says so too
+        if run.hits:
+            proven = {h.credential.id for h in run.hits}
+            answered = {h.interface for h in run.hits} | {
+                j for _at, j, e, o in run.history if e in proven and o is Outcome.REJECTED
+            }
+            unanswered = [i for i in run.logins if i not in answered and i not in run.open]
+        else:
+            unanswered = []
+        for untested, why in (
+            (run.slow, "no answer in time"),
+            (unanswered, run.stopped or "no answer to the proven credential"),
+        ):
+            if untested:
+                findings.append(self._untested(ctx, base, untested, why, len(tried)))
         if run.hits:
             return findings + [
                 self.finding(
@@ -430,12 +482,15 @@ async def _lockout_policy(adapter: Adapter) -> LockoutPolicy | None:
         return None
 
 
-async def _answers(onvif: Adapter) -> bool:
-    """True if the camera answers ONVIF: its pre-auth clock, or a refusal of it (AXIS OS)."""
+async def _answers(onvif: Adapter) -> bool | None:
+    """True if the camera answers ONVIF: its pre-auth clock, or a refusal of it (AXIS OS);
+    None if no answer came in time (a slow camera or a loaded agent: untested, not absent)."""
     try:
         await onvif.time()
     except AuthFailed:
         return True
+    except Timeout:
+        return None
     except CameraError:
         return False
     return True
@@ -444,13 +499,16 @@ async def _answers(onvif: Adapter) -> bool:
 async def _rtsp_login(ctx: CheckContext, timeout_s: float) -> _RtspLogin | None:
     """RTSP as a login interface: the first existing stream path, if it asks for Digest or
     Basic credentials. None without an RTSP port, with an anonymous stream (AUTH-08 judges
-    that; no credential can be confirmed there) or when RTSP does not answer."""
+    that; no credential can be confirmed there) or when RTSP does not answer; ``Timeout`` when
+    its answer did not come in time."""
     port = ctx.target.ports.get(Interface.RTSP)
     if port is None:
         return None
     paths, _source = await stream_paths(ctx)
     try:
         found = await first_stream(ctx.target.address, port, paths, timeout_s=timeout_s)
+    except Timeout:
+        raise  # no answer in time: untested (``_Run.slow``), not "no RTSP login"
     except CameraError:
         return None
     if found is None or found[1].status != 401:

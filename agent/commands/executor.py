@@ -17,8 +17,9 @@ One command per camera at a time, and one survey. Actions are the explicit table
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -73,6 +74,9 @@ class Executor:
     reaudited: Callable[[Camera], Awaitable[None]] | None = None
     refused: dict[str, int] = field(default_factory=dict)  # reason -> count (metrics, tests)
     _busy: set[str] = field(default_factory=set)
+    # ids of the commands this process runs now, from before their journal entry is written
+    # to after it is removed: ``resume`` never runs one of them a second time
+    _active: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         base = self.config.state_path / "commands"
@@ -159,14 +163,15 @@ class Executor:
             self._refuse(exc, command.command_id)
             return exc.reason
         camera = self._camera(command)
-        if _slot(command, camera) in self._busy:
+        if _slot(command, camera) in self._busy or command.command_id in self._active:
             self._refuse(CommandRefused("busy", "camera busy"), command.command_id)
             await self.answer(command.command_id, "rejected", reason="busy")
             return "busy"
         entry = Entry(command_id=command.command_id, token=token.decode("ascii"))
-        await asyncio.to_thread(self.journal.save, entry)
-        await self.answer(command.command_id, "accepted")
-        return await self._run(command, camera, entry)
+        async with self._running(command.command_id):
+            await asyncio.to_thread(self.journal.save, entry)
+            await self.answer(command.command_id, "accepted")
+            return await self._run(command, camera, entry)
 
     def _claim_raw(self, token: bytes, now: datetime) -> None:
         command = _decode(token, self.collector_key)
@@ -180,19 +185,37 @@ class Executor:
         from protocol.messages import encode  # noqa: PLC0415
 
         camera = self._camera(command)
-        if _slot(command, camera) in self._busy:
+        if _slot(command, camera) in self._busy or command.command_id in self._active:
             log.info("command %s: %s busy; not now", command.command_id, _slot(command, camera))
             return "busy"
         entry = Entry(
             command_id=command.command_id, token=encode(command).decode("utf-8"), local=True
         )
-        await asyncio.to_thread(self.journal.save, entry)
-        return await self._run(command, camera, entry)
+        async with self._running(command.command_id):
+            await asyncio.to_thread(self.journal.save, entry)
+            return await self._run(command, camera, entry)
+
+    @contextlib.asynccontextmanager
+    async def _running(self, command_id: str) -> AsyncIterator[None]:
+        """``command_id`` is run by this process (see ``_active``); the callers check first that
+        it is not run already."""
+        self._active.add(command_id)
+        try:
+            yield
+        finally:
+            self._active.discard(command_id)
 
     async def resume(self) -> list[tuple[str, str]]:
-        """Finish every command the journal holds (after a crash); returns (id, status)."""
+        """Finish every command the journal holds (after a crash); returns (id, status).
+
+        A command this process runs now (a scheduled rotation, or a command that arrived
+        since the start) has its journal entry too; it is not one cut short and is left to
+        its run: the journal is read in a thread, and on a loaded machine that read can come
+        after such a command wrote its entry."""
         out = []
         for entry in await asyncio.to_thread(self.journal.pending):
+            if entry.command_id in self._active:
+                continue
             command = _decode(entry.token.encode(), self.collector_key, local=entry.local)
             camera = self.cameras.get(command.camera_id or "") if command is not None else None
             if command is None or (camera is None and command.action not in CAMERALESS):
@@ -205,7 +228,8 @@ class Executor:
                 out.append((entry.command_id, entry.status))
                 continue
             log.info("resuming command %s at step %s", entry.command_id, entry.step)
-            out.append((entry.command_id, await self._run(command, camera, entry)))
+            async with self._running(entry.command_id):
+                out.append((entry.command_id, await self._run(command, camera, entry)))
         return out
 
     def _camera(self, command: Command) -> CameraConfig | None:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class RotationSchedule:
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
         self.path = executor.config.state_path / "rotation.json"
+        self._lock = threading.Lock()
 
     @property
     def interval_s(self) -> float | None:
@@ -67,6 +69,36 @@ class RotationSchedule:
     def _save(self, state: _State) -> None:
         atomic_write(self.path, msgspec.json.encode(state))
 
+    def _update(self, change: Callable[[_State], bool]) -> None:
+        """Read, change and write (when ``change`` says it changed something) the state as one
+        step: ``settle`` runs in a thread, and a rotation takes a while; a copy of the state
+        kept across it would write back what changed meanwhile."""
+        with self._lock:
+            state = self._load()
+            if change(state):
+                self._save(state)
+
+    def _started(self, command_id: str, camera_id: str) -> None:
+        def change(state: _State) -> bool:
+            state.running[command_id] = camera_id
+            return True
+
+        self._update(change)
+
+    def _finished(self, done: list[tuple[str, str]], now: datetime) -> None:
+        """``done``: (command id, status) of rotations no longer under way."""
+
+        def change(state: _State) -> bool:
+            changed = False
+            for command_id, status in done:
+                camera_id = state.running.pop(command_id, None)
+                changed |= camera_id is not None
+                if camera_id is not None and status == SUCCEEDED:
+                    state.rotated[camera_id] = now
+            return changed
+
+        self._update(change)
+
     def escrow_jwk(self) -> str:
         rot = self.executor.config.rotation
         if rot.escrow_jwk_file is None or rot.escrow_kid is None:
@@ -79,14 +111,7 @@ class RotationSchedule:
     def settle(self, finished: Iterable[tuple[str, str]], now: datetime) -> None:
         """Record the rotations among ``finished`` (command id, status) that
         ``Executor.resume`` completed after a restart."""
-        state = self._load()
-        done = [(cid, status) for cid, status in finished if cid in state.running]
-        for command_id, status in done:
-            camera_id = state.running.pop(command_id)
-            if status == SUCCEEDED:
-                state.rotated[camera_id] = now
-        if done:
-            self._save(state)
+        self._finished(list(finished), now)
 
     async def run_due(self, now: datetime) -> list[str]:
         """Rotate the cameras that are due, one after another; their statuses.
@@ -99,7 +124,8 @@ class RotationSchedule:
             return []
         interval = timedelta(days=rot.interval_days)
         state = self._load()
-        for command_id in [c for c in state.running if ex.journal.load(c) is None]:
+        gone = [c for c in state.running if ex.journal.load(c) is None]
+        for command_id in gone:
             # its journal entry is gone without a result for us (dropped as unusable): due again
             state.running.pop(command_id)
         busy = set(state.running.values())
@@ -116,6 +142,7 @@ class RotationSchedule:
         if not due:
             return []
         escrow_jwk = self.escrow_jwk()
+        self._finished([(c, "dropped") for c in gone], now)
         out = []
         for camera_id, username in due:
             command = Command(
@@ -134,13 +161,9 @@ class RotationSchedule:
                     "min_length": rot.min_length,
                 },
             )
-            state.running[command.command_id] = camera_id
-            self._save(state)
+            self._started(command.command_id, camera_id)
             log.info("camera %s: scheduled password rotation", camera_id)
             status = await ex.run_local(command)
             out.append(status)
-            state.running.pop(command.command_id, None)
-            if status == SUCCEEDED:
-                state.rotated[camera_id] = now
-            self._save(state)
+            self._finished([(command.command_id, status)], now)
         return out

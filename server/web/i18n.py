@@ -75,6 +75,11 @@ class Catalogue:
         self._detail: dict[str, dict[str, str]] = {
             lang: data[lang].get("detail", {}) for lang in data
         }
+        # evidence values that are the agent's words ("locked_out", "offline"): evidence key ->
+        # value -> text; a value not listed is shown as the agent sent it
+        self._values: dict[str, dict[str, dict[str, str]]] = {
+            lang: data[lang].get("values", {}) for lang in data
+        }
 
     @classmethod
     def load(cls) -> Catalogue:
@@ -131,7 +136,13 @@ class Catalogue:
         entry = own if own is not None else self._findings[FALLBACK].get(code)
         if entry is None:
             return FindingText(reason or code, None, False)
-        unknown = self.t(lang if own is not None else FALLBACK, UNKNOWN_KEY)
+        used = lang if own is not None else FALLBACK
+        unknown = self.t(used, UNKNOWN_KEY)
+        said = self._values.get(used, {})
+        evidence = {
+            k: said[k].get(v, v) if k in said and isinstance(v, str) else v
+            for k, v in evidence.items()
+        }
         words = vendor.lower().split() if vendor else []
         vendor_advice = f"advice_{words[0]}" if words else ""  # "HIKVISION", "Axis Communications"
 

@@ -67,7 +67,10 @@ def start_agent(config: Path, *args: str) -> subprocess.Popen[bytes]:
         )
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0, step: float = 0.05) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, step: float = 0.05) -> None:
+    """Poll ``condition`` until true. The default bound is wide: an agent process that starts
+    on a loaded 2-core machine may take tens of seconds to import and connect; only a failing
+    test ever waits it out."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from server.ingest.subscriber import Subscriber
 from server.metrics import Metrics
 from server.storage import Repository
 from tests.support.agents import SimAgent
-from tests.support.mosquitto import Mosquitto, free_port, wait_port
+from tests.support.mosquitto import Mosquitto, wait_port
 
 PG_URL = os.environ.get("CAMWARDEN_TEST_PG", "")
 
@@ -176,8 +177,16 @@ def wait_until(predicate: object, timeout: float = 15.0) -> None:
 
 @contextlib.contextmanager
 def serve(app: FastAPI) -> Iterator[httpx.Client]:
-    """``app`` on a real uvicorn server on a free loopback port, and a client for it."""
-    port = free_port()
+    """``app`` on a real uvicorn server on a free loopback port, and a client for it.
+
+    The port is bound here and the socket handed to uvicorn: a port number found free and
+    bound later by the server thread could be taken in between (on a loaded machine the gap
+    is long, and every other test's connections draw from the same ephemeral ports); the
+    server would then fail to bind and the client would talk to whatever holds the port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -188,12 +197,13 @@ def serve(app: FastAPI) -> Iterator[httpx.Client]:
             proxy_headers=False,  # as the collector runs it: only http.trusted_proxies count
         )
     )
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    wait_port("127.0.0.1", port)
     try:
+        wait_port("127.0.0.1", port)  # refused until the server listens on the socket
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             yield client
     finally:
         server.should_exit = True
         thread.join(10)
+        sock.close()

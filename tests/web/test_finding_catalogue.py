@@ -17,6 +17,8 @@ from typing import Any, get_args
 import pytest
 
 from agent.checks.codes import CODES
+from agent.credentials.planner import DoneReason
+from agent.probes.ports import PortState
 from protocol import AuditState
 from server.domain.findings import REUSE_CODE
 from server.web.i18n import LANGS, Catalogue
@@ -254,3 +256,29 @@ def test_finding_fields_are_ones_the_renderer_reads() -> None:
     for lang in LANGS:
         for code in ALL_CODES:
             assert set(c.finding_entry(lang, code)) <= known, (lang, code)
+
+
+# the words the agent puts in evidence values shown inside finding texts
+AGENT_WORDS = {
+    "stop_reason": (
+        *get_args(DoneReason),
+        "time",
+        "no answer in time",
+        "no answer to the proven credential",
+        "a login there did not hold",
+    ),
+    "state": ("online", "offline", "unknown", *get_args(PortState)),
+}
+
+
+@pytest.mark.parametrize(("key", "value"), [(k, v) for k, vs in AGENT_WORDS.items() for v in vs])
+def test_the_agents_words_inside_a_finding_are_translated(key: str, value: str) -> None:
+    """ "locked_out" or "offline" inside a Vietnamese title is English on screen."""
+    catalogue = Catalogue.load()
+    code = "auth.guessing_stopped" if key == "stop_reason" else "rec.channel"
+    evidence = evidence_for(code) | {key: value}
+    for lang in LANGS:
+        text = catalogue.finding(lang, code, evidence)
+        shown = f"{text.title} {text.why}"
+        assert value not in shown or lang == "en", (lang, shown)
+        assert problems(lang, shown) == [], (lang, shown)

@@ -313,3 +313,24 @@ async def test_a_camera_not_audited_is_never_clean(lab_fleet: LabFactory, tmp_pa
     code, out, _err = await scan("--camera", "gone")
     assert code == 3  # nothing failed, but nothing was audited either
     assert "UNREACHABLE" in out.splitlines()[1]
+
+
+async def test_an_identification_that_times_out_is_no_verdict(
+    lab_fleet: LabFactory, tmp_path: Path
+) -> None:
+    """A camera that takes the connection but answers after the request time limit (a slow
+    camera, or a loaded agent machine) is partly audited with the reason and reachable; never
+    reported unreachable, and nothing on it is judged."""
+    fleet = await lab_fleet(
+        LAB.split('[[camera]]\nid = "cam-b"', maxsplit=1)[0]
+        + '[[camera]]\nid = "slow"\npersona = "hikvision"\nfaults = {slow_ms = 4000}\n'
+    )
+    config = prepare(fleet, tmp_path, audit=NO_GUESSING, discovery=False)
+    result = await audit(config)
+    slow = {c.camera_id: c for c in result.cameras}["slow"]
+    assert (slow.audit, slow.reachable) == ("partial", True)
+    assert "identification" in str(slow.audit_reason)
+    judged = [f for f in slow.findings if f.controls != ["INV-04"]]
+    assert judged
+    assert {f.status for f in judged} <= {"inconclusive", "not_applicable"}
+    assert all(f.reason for f in judged if f.status == "inconclusive")

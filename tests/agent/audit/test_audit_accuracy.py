@@ -70,6 +70,7 @@ from lab.testing import LabFactory
 from lab.truth import weak_password
 from protocol.messages import Camera
 from tests.agent.audit_lab import (
+    AUDIT,
     audit,
     by_control,
     failed_controls,
@@ -97,6 +98,13 @@ PARTIAL, OUTSIDE = "trap-partial", "trap-out-of-scope"
 # any camera besides their own assertions)
 TRAPS = frozenset({OPEN_ONVIF, WRONG_VAULT, PARTIAL, OUTSIDE})
 STRONG = "Kq7!vR2#mZ9x"
+# The lab's 52 cameras answer from this test's own event loop, which runs 12 camera audits at
+# once besides: a camera's answer waits for every other coroutine's turn, so on a loaded machine
+# (load 18 on 2 cores) an identification (several round trips, and ONVIF's clients built) ran
+# past the shared lab setting of 1.5 s. In the field each camera answers from its own CPU and the
+# product's default (10 s) stays. A request that still runs out is inconclusive (partial, with
+# the reason), never a verdict; the comparison below holds either way.
+REQUEST_TIMEOUT = ("request_timeout_s = 1.5", "request_timeout_s = 5")
 PERSONAS = frozenset({"Hikvision", "Dahua", "Axis", "Generic"})
 
 
@@ -154,7 +162,8 @@ async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_pa
     assert len(lab.cameras) >= 40
     assert {c.persona.vendor for c in lab.cameras} == PERSONAS
     fleet = await lab_fleet(lab)
-    config = prepare(fleet, tmp_path)
+    assert REQUEST_TIMEOUT[0] in AUDIT
+    config = prepare(fleet, tmp_path, audit=AUDIT.replace(*REQUEST_TIMEOUT))
     gone = str(subnet(fleet).network_address + 250)  # in the subnet, nothing listens there
     assert gone not in {n.host for n in fleet.cameras.values()}
     path = tmp_path / "agent.toml"
@@ -183,17 +192,19 @@ async def test_audit_matches_the_seeded_weaknesses(lab_fleet: LabFactory, tmp_pa
         if cid in FAULTS | TRAPS:
             continue
         audited_or_slow(camera)
-        got, want = failed_controls(camera), expected_failures(node)
-        if got != want:
-            mismatches[cid] = {"extra": sorted(got - want), "missed": sorted(want - got)}
+        if wrong := wrong_verdicts(camera, expected_failures(node)):
+            mismatches[cid] = wrong
         for control in not_applicable(node):
             statuses = {f.status for f in by_control(camera, control)}
-            assert statuses == {"not_applicable"}, (cid, control, statuses)
+            assert statuses == {"not_applicable"} or unjudged(camera, control), (cid, control)
         for control in inconclusive(node):
             undecided = by_control(camera, control)
             assert {f.status for f in undecided} == {"inconclusive"}, (cid, control)
             assert all(f.reason for f in undecided), (cid, control)
     assert mismatches == {}
+    # the comparison is not empty: every persona has cameras audited in full
+    full = {fleet[c].spec.persona.vendor for c in fleet.cameras if cameras[c].audit == "audited"}
+    assert full == PERSONAS
     [generic_basic] = [n for n in fleet.cameras.values() if n.id == "gen-weakpw"]
     assert {f.status for f in by_control(cameras["gen-weakpw"], "AUTH-07")} == {"inconclusive"}
     assert "AUTH-07" in generic_basic.weaknesses
@@ -224,6 +235,45 @@ def audited_or_slow(camera: Camera) -> None:
         unjudged = [f for f in camera.findings if f.code.startswith("check.")]
         assert unjudged, camera.camera_id
         assert all(f.status in ("inconclusive", "not_applicable") and f.reason for f in unjudged)
+
+
+def unjudged(camera: Camera, control: str) -> bool:
+    """``control`` was left unjudged on a partly audited camera: each finding inconclusive,
+    with the reason (a check that timed out on a loaded machine, or the identification)."""
+    findings = by_control(camera, control)
+    return (
+        camera.audit == "partial"
+        and bool(findings)
+        and all(f.status == "inconclusive" and f.reason for f in findings)
+    )
+
+
+def untested(camera: Camera) -> set[str]:
+    """The interfaces AUTH-01 names as not tested (inconclusive, with the reason)."""
+    return {
+        name
+        for f in by_control(camera, "AUTH-01")
+        if f.status == "inconclusive" and f.reason
+        for name in str(f.evidence.get("untested", "")).split(",")
+        if name
+    }
+
+
+def wrong_verdicts(camera: Camera, want: set[str]) -> dict[str, object]:
+    """What differs from the seeded truth (empty: nothing). A camera audited in full fails
+    exactly ``want``; a partly audited one fails nothing outside it, and each seeded weakness
+    it does not report is unjudged (inconclusive, with the reason), never passed."""
+    got = failed_controls(camera)
+    missed = {c for c in want - got if not unjudged(camera, c)}
+    if not (got - want or missed):
+        return {}
+    return {
+        "audit": f"{camera.audit} ({camera.audit_reason})",
+        "extra": sorted(got - want),
+        "missed": {
+            c: [(f.code, f.status, f.reason) for f in by_control(camera, c)] for c in sorted(missed)
+        },
+    }
 
 
 def traps(fleet: Fleet, cameras: dict[str, Camera]) -> None:
@@ -320,8 +370,13 @@ def default_password_on_every_interface(
             want.add("onvif")
         else:  # a hardened camera's vendor API answers on HTTPS only
             want |= {"https" if node.spec.http_redirect else "http", "onvif"}
-        assert hits == sorted(want), cid
         rtsp_interfaces += "rtsp" in want
+        if unjudged(cameras[cid], "AUTH-01"):  # a loaded machine left it unjudged: no verdict
+            continue
+        # each interface with the default is a hit, or named untested with the reason (it did
+        # not answer in time); never silently absent
+        assert set(hits) <= want, (cid, hits, want)
+        assert want - set(hits) <= untested(cameras[cid]), (cid, hits, want)
     assert rtsp_interfaces >= 4  # RTSP is really covered, Basic-only streams among them
 
 

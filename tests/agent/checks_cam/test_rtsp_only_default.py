@@ -6,6 +6,7 @@ proven by a refused wrong password; no interface passes with zero attempts."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -82,3 +83,47 @@ async def test_a_default_on_rtsp_alone_is_found(lab_fleet: LabFactory) -> None:
     assert int(str(hit.evidence["attempts_rtsp"])) >= 2  # the default, then a wrong password
     assert stream.failures  # the control attempt was refused: the hit is proven
     assert not any(node.camera.locked(name) for name in node.camera.users)
+
+
+async def test_an_rtsp_port_that_answers_late_is_untested_not_absent(
+    lab_fleet: LabFactory,
+) -> None:
+    """RTSP takes the connection and says nothing within the time limit (a slow camera, or a
+    loaded agent machine): AUTH-01 names RTSP as not tested, with the reason; it never drops
+    the interface and passes on what is left."""
+    fleet = await lab_fleet(LAB)
+    node = fleet["dahua-rtsp-default"]
+    connected = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    server = await asyncio.start_server(silent, node.host, 0)
+    port = server.sockets[0].getsockname()[1]
+    await prepare()
+    try:
+        target = Target(
+            node.id, node.host, {Interface.HTTP: node.ports["http"], Interface.RTSP: port}
+        )
+        vault = Credential("admin", STRONG)
+        found = await identify(target, CONFIG, vault)
+        assert found.adapter is not None
+        ctx = CheckContext(
+            target, found.adapter, found.identity, LIMITS, SystemClock(), None, vault
+        )
+        try:
+            findings = await run_checks([DefaultCredentialCheck([target], limits=GUESS)], ctx)
+        finally:
+            await found.adapter.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert connected.is_set()
+    assert not [f for f in findings if f.status == "fail"]
+    untested = [f for f in findings if f.code == "auth.guessing_stopped"]
+    assert [f.evidence["untested"] for f in untested if "rtsp" in str(f.evidence["untested"])]
+    assert all(f.status == "inconclusive" and f.reason for f in untested)
+    passed = [f for f in findings if f.status == "pass"]
+    assert all("rtsp" not in str(f.evidence["interfaces"]).split(",") for f in passed)

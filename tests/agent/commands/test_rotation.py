@@ -174,3 +174,25 @@ async def test_an_unreadable_schedule_state_rotates_nothing(
     with pytest.raises(StorageError, match=r"rotation\.json is unreadable"):
         await RotationSchedule(w.executor()).run_due(datetime.now(UTC))
     assert w.node.camera.users["admin"].password == PASSWORD
+
+
+async def test_resume_leaves_a_rotation_under_way_alone(
+    lab_fleet: LabFactory, collector_tuf: Collector, tmp_path: Path
+) -> None:
+    """At start the daemon resumes the journal while the schedule may already have journaled
+    its rotation: resume must not run that command a second time (it did when the journal was
+    read after the schedule wrote to it, on a loaded machine)."""
+    w, _ = await scheduled_world(lab_fleet, collector_tuf, tmp_path)
+    executor = w.executor()
+    now = datetime.now(UTC)
+    running = asyncio.create_task(RotationSchedule(executor).run_due(now))
+    journal = w.state / "commands" / "journal"
+    async with asyncio.timeout(30):
+        while not list(journal.glob("rot-*.json")):  # noqa: ASYNC110  # written in a thread
+            await asyncio.sleep(0.01)
+    assert await executor.resume() == []  # under way here, not cut short
+    assert await running == ["succeeded"]
+    assert [r.status for r in w.results() if r.status != "in_progress"] == ["succeeded"]
+    stored = w.credentials.credential("hik")
+    assert stored is not None
+    assert w.node.camera.users["admin"].password == stored.password != PASSWORD
