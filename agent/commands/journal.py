@@ -17,6 +17,7 @@ import msgspec
 
 from agent.errors import StorageError
 from agent.state import atomic_write
+from service.files import TEMP_PREFIX
 
 
 class Entry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -53,8 +54,12 @@ class Journal:
             return []
         out = []
         for path in sorted(self.directory.glob("*.json")):
+            if path.name.startswith(TEMP_PREFIX):  # a save under way (or cut by a crash)
+                continue
             try:
                 out.append(msgspec.json.decode(path.read_bytes(), type=Entry))
+            except FileNotFoundError:  # finished and removed since the listing
+                continue
             except (OSError, msgspec.DecodeError) as exc:
                 raise StorageError(f"journal entry {path.name} unreadable: {exc}") from exc
         return out
