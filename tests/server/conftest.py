@@ -183,7 +183,9 @@ def serve(app: FastAPI) -> Iterator[httpx.Client]:
     bound later by the server thread could be taken in between (on a loaded machine the gap
     is long, and every other test's connections draw from the same ephemeral ports); the
     server would then fail to bind and the client would talk to whatever holds the port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and an
+    # accepted socket inherits it (with proto 0 each answer waited 40 ms for a delayed ACK)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
