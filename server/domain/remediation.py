@@ -43,6 +43,7 @@ from server.domain.rollouts import (
     require_site_visible,
     rollout_detail,
     rollout_views,
+    staged_policy,
 )
 from server.domain.scope import Area, Invalid, NotVisible, Scope
 from server.firmware import campaign
@@ -393,17 +394,16 @@ class Remediations(Area):
                     act.org_unit_id = self.s.site_unit(conn, selection.site)
                 else:
                     act.org_unit_id = self.s.p.org_unit_id
-                try:
-                    policy = campaign.Policy(
-                        canary=campaign.canary_size(len(planned), staging.canary_count, None),
-                        batch_size=staging.batch_size,
-                        max_parallel_per_site=staging.max_parallel_per_site,
-                        failure_threshold=staging.failure_threshold,
-                        command_ttl=self.command_ttl,
-                        windows=dict(staging.windows),
-                    )
-                except ValueError as exc:
-                    raise Invalid(str(exc)) from exc
+                policy = staged_policy(
+                    len(planned),
+                    canary_count=staging.canary_count,
+                    canary_percent=None,
+                    batch_size=staging.batch_size,
+                    max_parallel_per_site=staging.max_parallel_per_site,
+                    failure_threshold=staging.failure_threshold,
+                    command_ttl=self.command_ttl,
+                    windows=dict(staging.windows),
+                )
                 c = campaign.plan([(*i.key, i.site) for i in planned], policy, approved=False)
                 plan_id = campaigns.insert_rollout(
                     conn,

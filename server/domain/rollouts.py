@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
@@ -182,6 +183,32 @@ def rollout_detail(s: Scope, action: str, rollout_id: int) -> RolloutDetail:
     return RolloutDetail(found[0], row.policy, row.selector, targets, events)
 
 
+def staged_policy(
+    targets: int,
+    *,
+    canary_count: int | None,
+    canary_percent: float | None,
+    batch_size: int,
+    max_parallel_per_site: int,
+    failure_threshold: int,
+    command_ttl: timedelta,
+    windows: Mapping[str, campaign.Window],
+) -> campaign.Policy:
+    """The staging of a rollout over ``targets`` cameras (firmware or a remediation plan);
+    ``Invalid`` for a value the campaign refuses."""
+    try:
+        return campaign.Policy(
+            canary=campaign.canary_size(targets, canary_count, canary_percent),
+            batch_size=batch_size,
+            max_parallel_per_site=max_parallel_per_site,
+            failure_threshold=failure_threshold,
+            command_ttl=command_ttl,
+            windows=windows,
+        )
+    except ValueError as exc:
+        raise Invalid(str(exc)) from exc
+
+
 def require_site_visible(s: Scope, conn: Connection, site: str) -> None:
     """A site outside the caller's subtree is not found, like any object of another agency
     (not "no camera matches", which would confirm that it exists)."""
@@ -312,17 +339,16 @@ class Rollouts(Area):
                     chosen.append(cam)
                 if not chosen:
                     raise Invalid("no camera in scope matches the selection and needs this image")
-                try:
-                    policy = campaign.Policy(
-                        canary=campaign.canary_size(len(chosen), canary_count, canary_percent),
-                        batch_size=batch_size,
-                        max_parallel_per_site=max_parallel_per_site,
-                        failure_threshold=failure_threshold,
-                        command_ttl=self.command_ttl,
-                        windows=windows,
-                    )
-                except ValueError as exc:
-                    raise Invalid(str(exc)) from exc
+                policy = staged_policy(
+                    len(chosen),
+                    canary_count=canary_count,
+                    canary_percent=canary_percent,
+                    batch_size=batch_size,
+                    max_parallel_per_site=max_parallel_per_site,
+                    failure_threshold=failure_threshold,
+                    command_ttl=self.command_ttl,
+                    windows=windows,
+                )
                 plan = campaign.plan([c[:3] for c in chosen], policy)
                 approver = self.s.p.username if downgrades else None
                 act.detail["downgrade"] = bool(downgrades)
