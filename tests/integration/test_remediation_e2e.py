@@ -16,7 +16,7 @@ from sqlalchemy import select
 from server.domain.remediation import PlanDetail
 from server.storage import Repository
 from server.storage.models import Finding
-from tests.support.remediation import rollout_lab, wait
+from tests.support.remediation import FAST_AGENT, rollout_lab, wait
 
 pytestmark = pytest.mark.integration
 
@@ -36,18 +36,6 @@ persona = "dahua"
 telnet = true
 write_faults = { ignore = ["telnet"] }
 """
-AGENT_SETTINGS = """[intervals]
-heartbeat_s = 5
-report_s = 10
-[audit]
-interval_s = 86400
-guess_default_credentials = false
-[network]
-port_offset = {port_offset}
-camera_subnets = ["{subnet}"]
-probe_timeout_s = 2.0
-udp_window_s = 0.3
-"""
 TIMEOUT_S = 240.0
 
 
@@ -66,7 +54,7 @@ def test_plan_approve_rollout_results_and_rollback(tmp_path: Path) -> None:
     deadline = time.monotonic() + TIMEOUT_S
     lab_file = tmp_path / "lab-config.toml"
     lab_file.write_text(LAB)
-    with rollout_lab(tmp_path, lab_file, "site-1", AGENT_SETTINGS, deadline) as lab:
+    with rollout_lab(tmp_path, lab_file, "site-1", FAST_AGENT, deadline) as lab:
         repo, collector = lab.repo, lab.collector
         found = failing(repo, "hik")
         assert {"svc.telnet_open", "svc.upnp_answers"} <= found, found

@@ -13,31 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.remediation import rollout_lab, wait
+from tests.support.remediation import FAST_AGENT, rollout_lab, wait
 
 pytestmark = pytest.mark.integration
 
 LAB = Path(__file__).resolve().parents[1] / "fixtures" / "lab" / "remediate-50.toml"
 STUCK = "dahua-stuck"  # ignores the telnet write
 CONTROLS = "SVC,COM,SVC-08"  # SVC-08 named: the site asks for discovery off
-AGENT_SETTINGS = """[intervals]
-heartbeat_s = 5
-report_s = 10
-[audit]
-interval_s = 86400
-guess_default_credentials = false
-[network]
-port_offset = {port_offset}
-camera_subnets = ["{subnet}"]
-probe_timeout_s = 2.0
-udp_window_s = 0.3
-"""
 TIMEOUT_S = 420.0  # generous for a loaded machine; about a minute at low load
 
 
 def test_plan_over_fifty_cameras_canary_then_batches(tmp_path: Path) -> None:
     deadline = time.monotonic() + TIMEOUT_S
-    with rollout_lab(tmp_path, LAB, "site-1", AGENT_SETTINGS, deadline) as lab:
+    with rollout_lab(tmp_path, LAB, "site-1", FAST_AGENT, deadline) as lab:
         assert len(lab.cameras) == 50
         plan_id = lab.create_plan(
             CONTROLS, "fifty", "--canary", "2", "--batch-size", "30", "--max-parallel", "25",

@@ -106,6 +106,21 @@ def wait(what: str, check: Callable[[], bool], deadline: float, every: float = 0
         time.sleep(every)
 
 
+# the agent of the remediation tests: quick reports, no guessing, probes bounded for the lab
+FAST_AGENT = """[intervals]
+heartbeat_s = 5
+report_s = 10
+[audit]
+interval_s = 86400
+guess_default_credentials = false
+[network]
+port_offset = {port_offset}
+camera_subnets = ["{subnet}"]
+probe_timeout_s = 2.0
+udp_window_s = 0.3
+"""
+
+
 @contextmanager
 def rollout_lab(
     work: Path, lab_config: Path, site: str, agent_settings: str, deadline: float
